@@ -1,0 +1,270 @@
+"""Thin ctypes binding to the system OpenSSL 3 (``libcrypto.so.3``) for SM2.
+
+Only what SM2 needs is bound: building an ``EVP_PKEY`` of type SM2 from raw key bytes,
+scalar multiplication of the base point (public key from private key), point decoding
+with on-curve checks, and the SM2 provider's raw sign/verify (on a precomputed
+``e = SM3(Z || M)``) and encrypt/decrypt.  OpenSSL is Debian-maintained (``libssl3``);
+we measured it faster at verification than the alternatives (``docs/crypto.md``).
+
+Nothing here is public API: :mod:`chain.crypto.sm2` wraps it with validation and
+clear errors.  Every OpenSSL object is freed by its Python owner; the OpenSSL error queue
+is drained after each failed call so that errors never leak between calls.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import threading
+from ctypes import POINTER, byref, c_char_p, c_int, c_size_t, c_uint, c_ulong, c_void_p
+
+from chain.crypto.errors import BackendError
+
+NID_SM2 = 1172
+_POINT_CONVERSION_UNCOMPRESSED = 4
+_OSSL_PARAM_UNSIGNED_INTEGER = 2
+_OSSL_PARAM_UTF8_STRING = 4
+_OSSL_PARAM_OCTET_STRING = 5
+_EVP_PKEY_KEYPAIR = 0x87
+_EVP_PKEY_PUBLIC_KEY = 0x86
+
+
+class _OsslParam(ctypes.Structure):
+    _fields_ = [
+        ("key", c_char_p),
+        ("data_type", c_uint),
+        ("data", c_void_p),
+        ("data_size", c_size_t),
+        ("return_size", c_size_t),
+    ]
+
+
+def _load() -> ctypes.CDLL:
+    names = ["libcrypto.so.3", ctypes.util.find_library("crypto") or ""]
+    last: OSError | None = None
+    for name in names:
+        if not name:
+            continue
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError as exc:
+            last = exc
+            continue
+        lib.OpenSSL_version_num.restype = c_ulong
+        if lib.OpenSSL_version_num() >> 28 < 3:
+            continue
+        return lib
+    raise BackendError(
+        "OpenSSL 3 (libcrypto.so.3) is required for SM2 but was not found; on Debian run "
+        f"'apt-get install libssl3' ({last})"
+    )
+
+
+_lib = _load()
+
+
+def _bind(name: str, restype: object, *argtypes: object) -> None:
+    fn = getattr(_lib, name)
+    fn.restype = restype
+    fn.argtypes = list(argtypes)
+
+
+_bind("ERR_get_error", c_ulong)
+_bind("ERR_error_string_n", None, c_ulong, c_char_p, c_size_t)
+_bind("ERR_clear_error", None)
+_bind("BN_bin2bn", c_void_p, c_char_p, c_int, c_void_p)
+_bind("BN_free", None, c_void_p)
+_bind("BN_clear_free", None, c_void_p)
+_bind("EC_GROUP_new_by_curve_name", c_void_p, c_int)
+_bind("EC_POINT_new", c_void_p, c_void_p)
+_bind("EC_POINT_free", None, c_void_p)
+_bind("EC_POINT_mul", c_int, c_void_p, c_void_p, c_void_p, c_void_p, c_void_p, c_void_p)
+_bind("EC_POINT_oct2point", c_int, c_void_p, c_void_p, c_char_p, c_size_t, c_void_p)
+_bind("EC_POINT_point2oct", c_size_t, c_void_p, c_void_p, c_int, c_char_p, c_size_t, c_void_p)
+_bind("EC_POINT_is_at_infinity", c_int, c_void_p, c_void_p)
+_bind("EC_POINT_is_on_curve", c_int, c_void_p, c_void_p, c_void_p)
+_bind("EVP_PKEY_CTX_new_from_name", c_void_p, c_void_p, c_char_p, c_char_p)
+_bind("EVP_PKEY_CTX_new_from_pkey", c_void_p, c_void_p, c_void_p, c_char_p)
+_bind("EVP_PKEY_CTX_free", None, c_void_p)
+_bind("EVP_PKEY_fromdata_init", c_int, c_void_p)
+_bind("EVP_PKEY_fromdata", c_int, c_void_p, POINTER(c_void_p), c_int, POINTER(_OsslParam))
+_bind("EVP_PKEY_free", None, c_void_p)
+_bind("EVP_PKEY_sign_init", c_int, c_void_p)
+_bind("EVP_PKEY_sign", c_int, c_void_p, c_char_p, POINTER(c_size_t), c_char_p, c_size_t)
+_bind("EVP_PKEY_verify_init", c_int, c_void_p)
+_bind("EVP_PKEY_verify", c_int, c_void_p, c_char_p, c_size_t, c_char_p, c_size_t)
+_bind("EVP_PKEY_encrypt_init", c_int, c_void_p)
+_bind("EVP_PKEY_encrypt", c_int, c_void_p, c_char_p, POINTER(c_size_t), c_char_p, c_size_t)
+_bind("EVP_PKEY_decrypt_init", c_int, c_void_p)
+_bind("EVP_PKEY_decrypt", c_int, c_void_p, c_char_p, POINTER(c_size_t), c_char_p, c_size_t)
+
+_GROUP = _lib.EC_GROUP_new_by_curve_name(NID_SM2)
+if not _GROUP:
+    raise BackendError("the system OpenSSL was built without the SM2 curve")
+_GROUP_LOCK = threading.Lock()
+
+
+def openssl_error() -> str:
+    """Drain the OpenSSL error queue and return its messages joined by '; '."""
+    msgs = []
+    buf = ctypes.create_string_buffer(256)
+    while True:
+        code = _lib.ERR_get_error()
+        if not code:
+            break
+        _lib.ERR_error_string_n(code, buf, len(buf))
+        msgs.append(buf.value.decode(errors="replace"))
+    return "; ".join(msgs) or "unknown OpenSSL error"
+
+
+def clear_errors() -> None:
+    """Discard pending OpenSSL errors."""
+    _lib.ERR_clear_error()
+
+
+def decode_point(encoded: bytes) -> bytes | None:
+    """Decode an SM2 point (compressed or uncompressed) and return it uncompressed.
+
+    Returns ``None`` when the bytes are not a valid point on the curve, or encode the
+    point at infinity.
+    """
+    point = _lib.EC_POINT_new(_GROUP)
+    try:
+        if _lib.EC_POINT_oct2point(_GROUP, point, encoded, len(encoded), None) != 1:
+            clear_errors()
+            return None
+        if _lib.EC_POINT_is_at_infinity(_GROUP, point) or not _lib.EC_POINT_is_on_curve(
+            _GROUP, point, None
+        ):
+            clear_errors()
+            return None
+        out = ctypes.create_string_buffer(65)
+        n = _lib.EC_POINT_point2oct(_GROUP, point, _POINT_CONVERSION_UNCOMPRESSED, out, 65, None)
+        if n != 65:
+            raise BackendError(f"EC_POINT_point2oct failed: {openssl_error()}")
+        return out.raw
+    finally:
+        _lib.EC_POINT_free(point)
+
+
+def base_mul(scalar: bytes) -> bytes:
+    """Return ``scalar * G`` on the SM2 curve, uncompressed (65 bytes)."""
+    bn = _lib.BN_bin2bn(scalar, len(scalar), None)
+    point = _lib.EC_POINT_new(_GROUP)
+    try:
+        if not bn or not point or _lib.EC_POINT_mul(_GROUP, point, bn, None, None, None) != 1:
+            raise BackendError(f"EC_POINT_mul failed: {openssl_error()}")
+        out = ctypes.create_string_buffer(65)
+        n = _lib.EC_POINT_point2oct(_GROUP, point, _POINT_CONVERSION_UNCOMPRESSED, out, 65, None)
+        if n != 65:
+            raise BackendError(f"EC_POINT_point2oct failed: {openssl_error()}")
+        return out.raw
+    finally:
+        _lib.BN_clear_free(bn)
+        _lib.EC_POINT_free(point)
+
+
+class PKey:
+    """Owner of one OpenSSL ``EVP_PKEY`` of type SM2 (freed on garbage collection)."""
+
+    __slots__ = ("_ptr", "__weakref__")
+
+    def __init__(self, public: bytes, private: bytes | None = None) -> None:
+        self._ptr = c_void_p()
+        ctx = _lib.EVP_PKEY_CTX_new_from_name(None, b"SM2", None)
+        if not ctx:
+            raise BackendError(f"OpenSSL has no SM2 key manager: {openssl_error()}")
+        group = ctypes.create_string_buffer(b"SM2")
+        pub = ctypes.create_string_buffer(public, len(public))
+        params = (_OsslParam * 4)()
+        params[0] = _OsslParam(b"group", _OSSL_PARAM_UTF8_STRING, ctypes.cast(group, c_void_p), 3, 0)
+        params[1] = _OsslParam(b"pub", _OSSL_PARAM_OCTET_STRING, ctypes.cast(pub, c_void_p), len(public), 0)
+        selection = _EVP_PKEY_PUBLIC_KEY
+        priv = None
+        if private is not None:
+            # OSSL_PARAM integers are native-endian (little-endian on every platform we run).
+            priv = ctypes.create_string_buffer(private[::-1], len(private))
+            params[2] = _OsslParam(
+                b"priv", _OSSL_PARAM_UNSIGNED_INTEGER, ctypes.cast(priv, c_void_p), len(private), 0
+            )
+            selection = _EVP_PKEY_KEYPAIR
+        try:
+            if _lib.EVP_PKEY_fromdata_init(ctx) != 1 or _lib.EVP_PKEY_fromdata(
+                ctx, byref(self._ptr), selection, params
+            ) != 1:
+                raise BackendError(f"EVP_PKEY_fromdata failed: {openssl_error()}")
+        finally:
+            if priv is not None:
+                ctypes.memset(priv, 0, len(private or b""))
+            _lib.EVP_PKEY_CTX_free(ctx)
+
+    def __del__(self) -> None:
+        ptr = getattr(self, "_ptr", None)
+        if ptr is not None and ptr.value:
+            _lib.EVP_PKEY_free(ptr)
+            self._ptr = c_void_p()
+
+    def _ctx(self) -> int:
+        ctx = _lib.EVP_PKEY_CTX_new_from_pkey(None, self._ptr, None)
+        if not ctx:
+            raise BackendError(f"EVP_PKEY_CTX_new_from_pkey failed: {openssl_error()}")
+        return int(ctx)
+
+    def sign_digest(self, e: bytes) -> bytes:
+        """Sign the 32-byte ``e`` (already SM3(Z || M)); returns a DER signature."""
+        ctx = self._ctx()
+        try:
+            out = ctypes.create_string_buffer(80)
+            n = c_size_t(len(out))
+            if _lib.EVP_PKEY_sign_init(ctx) != 1 or _lib.EVP_PKEY_sign(ctx, out, byref(n), e, len(e)) != 1:
+                raise BackendError(f"SM2 signing failed: {openssl_error()}")
+            return out.raw[: n.value]
+        finally:
+            _lib.EVP_PKEY_CTX_free(ctx)
+
+    def verify_digest(self, e: bytes, der_sig: bytes) -> bool:
+        """Verify a DER signature over the 32-byte ``e``. Never raises on a bad signature."""
+        ctx = self._ctx()
+        try:
+            if _lib.EVP_PKEY_verify_init(ctx) != 1:
+                raise BackendError(f"SM2 verify init failed: {openssl_error()}")
+            ok = _lib.EVP_PKEY_verify(ctx, der_sig, len(der_sig), e, len(e)) == 1
+            if not ok:
+                clear_errors()
+            return ok
+        finally:
+            _lib.EVP_PKEY_CTX_free(ctx)
+
+    def encrypt(self, plaintext: bytes) -> bytes:
+        """SM2-encrypt (SM3 digest); returns OpenSSL's ASN.1 ``SM2Cipher`` DER."""
+        ctx = self._ctx()
+        try:
+            n = c_size_t(0)
+            if _lib.EVP_PKEY_encrypt_init(ctx) != 1 or _lib.EVP_PKEY_encrypt(
+                ctx, None, byref(n), plaintext, len(plaintext)
+            ) != 1:
+                raise BackendError(f"SM2 encryption failed: {openssl_error()}")
+            out = ctypes.create_string_buffer(n.value)
+            if _lib.EVP_PKEY_encrypt(ctx, out, byref(n), plaintext, len(plaintext)) != 1:
+                raise BackendError(f"SM2 encryption failed: {openssl_error()}")
+            return out.raw[: n.value]
+        finally:
+            _lib.EVP_PKEY_CTX_free(ctx)
+
+    def decrypt(self, der_ciphertext: bytes) -> bytes | None:
+        """Decrypt an ASN.1 ``SM2Cipher``; ``None`` when OpenSSL rejects it."""
+        ctx = self._ctx()
+        try:
+            n = c_size_t(0)
+            if _lib.EVP_PKEY_decrypt_init(ctx) != 1:
+                raise BackendError(f"SM2 decrypt init failed: {openssl_error()}")
+            if _lib.EVP_PKEY_decrypt(ctx, None, byref(n), der_ciphertext, len(der_ciphertext)) != 1:
+                clear_errors()
+                return None
+            out = ctypes.create_string_buffer(max(n.value, 1))
+            if _lib.EVP_PKEY_decrypt(ctx, out, byref(n), der_ciphertext, len(der_ciphertext)) != 1:
+                clear_errors()
+                return None
+            return out.raw[: n.value]
+        finally:
+            _lib.EVP_PKEY_CTX_free(ctx)
