@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import threading
 from ctypes import POINTER, byref, c_char_p, c_int, c_size_t, c_uint, c_ulong, c_void_p
 
 from chain.crypto.errors import BackendError
@@ -101,7 +100,6 @@ _bind("EVP_PKEY_decrypt", c_int, c_void_p, c_char_p, POINTER(c_size_t), c_char_p
 _GROUP = _lib.EC_GROUP_new_by_curve_name(NID_SM2)
 if not _GROUP:
     raise BackendError("the system OpenSSL was built without the SM2 curve")
-_GROUP_LOCK = threading.Lock()
 
 
 def openssl_error() -> str:
@@ -133,9 +131,7 @@ def decode_point(encoded: bytes) -> bytes | None:
         if _lib.EC_POINT_oct2point(_GROUP, point, encoded, len(encoded), None) != 1:
             clear_errors()
             return None
-        if _lib.EC_POINT_is_at_infinity(_GROUP, point) or not _lib.EC_POINT_is_on_curve(
-            _GROUP, point, None
-        ):
+        if _lib.EC_POINT_is_at_infinity(_GROUP, point) or not _lib.EC_POINT_is_on_curve(_GROUP, point, None):
             clear_errors()
             return None
         out = ctypes.create_string_buffer(65)
@@ -167,7 +163,7 @@ def base_mul(scalar: bytes) -> bytes:
 class PKey:
     """Owner of one OpenSSL ``EVP_PKEY`` of type SM2 (freed on garbage collection)."""
 
-    __slots__ = ("_ptr", "__weakref__")
+    __slots__ = ("__weakref__", "_ptr")
 
     def __init__(self, public: bytes, private: bytes | None = None) -> None:
         self._ptr = c_void_p()
@@ -189,9 +185,10 @@ class PKey:
             )
             selection = _EVP_PKEY_KEYPAIR
         try:
-            if _lib.EVP_PKEY_fromdata_init(ctx) != 1 or _lib.EVP_PKEY_fromdata(
-                ctx, byref(self._ptr), selection, params
-            ) != 1:
+            if (
+                _lib.EVP_PKEY_fromdata_init(ctx) != 1
+                or _lib.EVP_PKEY_fromdata(ctx, byref(self._ptr), selection, params) != 1
+            ):
                 raise BackendError(f"EVP_PKEY_fromdata failed: {openssl_error()}")
         finally:
             if priv is not None:
@@ -228,7 +225,7 @@ class PKey:
         try:
             if _lib.EVP_PKEY_verify_init(ctx) != 1:
                 raise BackendError(f"SM2 verify init failed: {openssl_error()}")
-            ok = _lib.EVP_PKEY_verify(ctx, der_sig, len(der_sig), e, len(e)) == 1
+            ok = bool(_lib.EVP_PKEY_verify(ctx, der_sig, len(der_sig), e, len(e)) == 1)
             if not ok:
                 clear_errors()
             return ok
@@ -240,9 +237,10 @@ class PKey:
         ctx = self._ctx()
         try:
             n = c_size_t(0)
-            if _lib.EVP_PKEY_encrypt_init(ctx) != 1 or _lib.EVP_PKEY_encrypt(
-                ctx, None, byref(n), plaintext, len(plaintext)
-            ) != 1:
+            if (
+                _lib.EVP_PKEY_encrypt_init(ctx) != 1
+                or _lib.EVP_PKEY_encrypt(ctx, None, byref(n), plaintext, len(plaintext)) != 1
+            ):
                 raise BackendError(f"SM2 encryption failed: {openssl_error()}")
             out = ctypes.create_string_buffer(n.value)
             if _lib.EVP_PKEY_encrypt(ctx, out, byref(n), plaintext, len(plaintext)) != 1:

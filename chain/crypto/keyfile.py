@@ -121,7 +121,9 @@ def decrypt_private_key(blob: bytes | str, password: str | bytes) -> PrivateKey:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise KeyFileError(f"not a Rongxin key file: 'format' is not {FORMAT!r}")
     if doc.get("version") != VERSION:
-        raise KeyFileError(f"unsupported key file version {doc.get('version')!r} (this build reads {VERSION})")
+        raise KeyFileError(
+            f"unsupported key file version {doc.get('version')!r} (this build reads {VERSION})"
+        )
     try:
         kdf = doc["kdf"]
         if kdf["name"] != "scrypt" or doc["cipher"] != "SM4-GCM":

@@ -201,7 +201,7 @@ class PublicKey:
     >>> pub.verify(b"hello", key.sign(b"hello"))
     """
 
-    __slots__ = ("_point", "_pkey", "_z_cache")
+    __slots__ = ("_pkey", "_point", "_z_cache")
 
     def __init__(self, point: bytes, *, _pkey: _openssl.PKey | None = None) -> None:
         self._point = point
@@ -304,7 +304,7 @@ class PublicKey:
         """``e = SM3(Z_A || M)``, the value that is actually signed."""
         if not isinstance(message, (bytes, bytearray, memoryview)):
             raise CryptoError(f"SM2 signs bytes, not {type(message).__name__}")
-        return SM3(self.z(user_id)).update(message).digest()
+        return SM3(self.z(user_id)).update(bytes(message)).digest()
 
     def hasher(self, user_id: bytes = DEFAULT_USER_ID) -> SM3:
         """An SM3 hasher pre-fed with ``Z_A``: feed a large message, then pass
@@ -331,9 +331,7 @@ class PublicKey:
         if not self._pkey.verify_digest(bytes(e), der):
             raise InvalidSignature("SM2 signature does not match this message, key and user ID")
 
-    def is_valid_signature(
-        self, message: bytes, signature: bytes, user_id: bytes = DEFAULT_USER_ID
-    ) -> bool:
+    def is_valid_signature(self, message: bytes, signature: bytes, user_id: bytes = DEFAULT_USER_ID) -> bool:
         """Like :meth:`verify` but returns ``False`` for any invalid or malformed signature."""
         try:
             self.verify(message, signature, user_id)
@@ -462,14 +460,12 @@ class PrivateKey:
         return f"PrivateKey(public={self.public_key.key_id()[:16]}…)"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, PrivateKey) and secrets.compare_digest(
-            other.to_bytes(), self.to_bytes()
-        )
+        return isinstance(other, PrivateKey) and secrets.compare_digest(other.to_bytes(), self.to_bytes())
 
     def __hash__(self) -> int:
         return hash(self.public_key)
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str | tuple[object, ...]:
         raise TypeError("SM2 private keys are not picklable; save them with chain.crypto.keyfile")
 
     def sign(self, message: bytes, user_id: bytes = DEFAULT_USER_ID) -> bytes:
@@ -497,8 +493,7 @@ class PrivateKey:
         ct = bytes(ciphertext)
         if len(ct) < C1_SIZE + C3_SIZE + 1:
             raise CiphertextFormatError(
-                f"an SM2 ciphertext is at least {C1_SIZE + C3_SIZE + 1} bytes (C1 || C3 || C2), "
-                f"got {len(ct)}"
+                f"an SM2 ciphertext is at least {C1_SIZE + C3_SIZE + 1} bytes (C1 || C3 || C2), got {len(ct)}"
             )
         if ct[0] != 4:
             raise CiphertextFormatError(
@@ -518,9 +513,7 @@ class PrivateKey:
         )
         plain = self._pkey.decrypt(der)
         if plain is None:
-            raise DecryptionError(
-                "SM2 decryption failed: the ciphertext was modified or is for another key"
-            )
+            raise DecryptionError("SM2 decryption failed: the ciphertext was modified or is for another key")
         return plain
 
 
@@ -535,9 +528,7 @@ def sign(private_key: PrivateKey, message: bytes, user_id: bytes = DEFAULT_USER_
     return private_key.sign(message, user_id)
 
 
-def verify(
-    public_key: PublicKey, message: bytes, signature: bytes, user_id: bytes = DEFAULT_USER_ID
-) -> None:
+def verify(public_key: PublicKey, message: bytes, signature: bytes, user_id: bytes = DEFAULT_USER_ID) -> None:
     """Verify or raise :class:`InvalidSignature`; see :meth:`PublicKey.verify`."""
     _need(public_key, PublicKey, "verification")
     public_key.verify(message, signature, user_id)

@@ -24,7 +24,7 @@ _CHUNK = 1 << 20
 
 
 class _HashObject(Protocol):
-    def update(self, data: bytes, /) -> None: ...
+    def update(self, data: bytes | bytearray | memoryview, /) -> None: ...
     def digest(self) -> bytes: ...
     def copy(self) -> _HashObject: ...
 
@@ -47,7 +47,7 @@ class _CryptographySM3:
     def __init__(self, ctx: hashes.Hash | None = None) -> None:
         self._ctx = ctx if ctx is not None else hashes.Hash(hashes.SM3())
 
-    def update(self, data: bytes, /) -> None:
+    def update(self, data: bytes | bytearray | memoryview, /) -> None:
         self._ctx.update(data)
 
     def digest(self) -> bytes:
@@ -83,7 +83,7 @@ class SM3:
 
     __slots__ = ("_h",)
 
-    def __init__(self, data: bytes = b"") -> None:
+    def __init__(self, data: bytes | bytearray | memoryview = b"") -> None:
         self._h = _new()
         if data:
             self.update(data)
@@ -92,7 +92,7 @@ class SM3:
         """Feed more bytes; returns ``self`` so calls can be chained."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise CryptoError(f"SM3 hashes bytes, not {type(data).__name__}")
-        self._h.update(bytes(data) if isinstance(data, memoryview) and not HASHLIB_SM3 else data)  # type: ignore[arg-type]
+        self._h.update(data)
         return self
 
     def digest(self) -> bytes:
@@ -142,7 +142,7 @@ def sm3_stream(stream: BinaryIO, chunk_size: int = _CHUNK) -> bytes:
         n = stream.readinto(view)  # type: ignore[attr-defined]
         if not n:
             break
-        h.update(view[:n] if HASHLIB_SM3 else bytes(view[:n]))  # type: ignore[arg-type]
+        h.update(view[:n])
     return h.digest()
 
 

@@ -21,9 +21,11 @@ Stream layout (all integers big-endian)::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import tempfile
+from collections.abc import Callable
 from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
@@ -185,9 +187,7 @@ def _read_full(stream: BinaryIO, size: int) -> bytes:
     return b"".join(parts)
 
 
-def encrypt_stream(
-    key: bytes, src: BinaryIO, dst: BinaryIO, chunk_size: int = DEFAULT_CHUNK_SIZE
-) -> int:
+def encrypt_stream(key: bytes, src: BinaryIO, dst: BinaryIO, chunk_size: int = DEFAULT_CHUNK_SIZE) -> int:
     """Encrypt ``src`` into ``dst`` chunk by chunk in constant memory.
 
     Returns
@@ -292,22 +292,31 @@ def encrypt_file(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> int:
     """Encrypt the file ``src`` to ``dst`` (written atomically). Returns plaintext bytes."""
-    return _atomic(src, dst, lambda i, o: encrypt_stream(key, i, o, chunk_size))
+    return transform_file(src, dst, lambda i, o: encrypt_stream(key, i, o, chunk_size))
 
 
 def decrypt_file(key: bytes, src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> int:
     """Decrypt ``src`` to ``dst``; ``dst`` appears only if the whole file verified."""
-    return _atomic(src, dst, lambda i, o: decrypt_stream(key, i, o))
+    return transform_file(src, dst, lambda i, o: decrypt_stream(key, i, o))
 
 
-def _atomic(src: str | os.PathLike[str], dst: str | os.PathLike[str], fn) -> int:  # type: ignore[no-untyped-def]
+def transform_file(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    fn: Callable[[BinaryIO, BinaryIO], int],
+) -> int:
+    """Run ``fn(input, output)`` from ``src`` into ``dst`` atomically.
+
+    The output goes to a temporary file in ``dst``'s directory that is fsynced and renamed
+    over ``dst`` only when ``fn`` returns; on any error it is removed, so a failed
+    decryption never leaves unauthenticated plaintext behind.
+    """
     dst_dir = os.path.dirname(os.path.abspath(dst))
-    try:
-        fin = open(src, "rb")
-    except OSError as exc:
-        raise CryptoError(f"cannot open {os.fspath(src)!r}: {exc.strerror}") from exc
-    with fin:
-        fd, tmp = tempfile.mkstemp(prefix=".rx-sm4-", dir=dst_dir)
+    with _open_input(src) as fin:
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".rx-sm4-", dir=dst_dir)
+        except OSError as exc:
+            raise CryptoError(f"cannot write into {dst_dir!r}: {exc.strerror}") from exc
         try:
             with os.fdopen(fd, "wb") as fout:
                 n = int(fn(fin, fout))
@@ -316,8 +325,13 @@ def _atomic(src: str | os.PathLike[str], dst: str | os.PathLike[str], fn) -> int
             os.replace(tmp, dst)
             return n
         except BaseException:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            except FileNotFoundError:
-                pass
             raise
+
+
+def _open_input(src: str | os.PathLike[str]) -> BinaryIO:
+    try:
+        return open(src, "rb")
+    except OSError as exc:
+        raise CryptoError(f"cannot open {os.fspath(src)!r}: {exc.strerror}") from exc

@@ -17,7 +17,7 @@ from chain.crypto.errors import (
     SignatureFormatError,
     WrongKeyTypeError,
 )
-from chain.crypto.sm2 import N, SM2_CURVE, Curve, PrivateKey, PublicKey, z_value
+from chain.crypto.sm2 import SM2_CURVE, Curve, N, PrivateKey, PublicKey, z_value
 from chain.crypto.sm3 import sm3
 
 from . import sm2_reference as ref
@@ -359,7 +359,16 @@ def test_openssl_cli_signature_verifies_with_default_id(tmp_path) -> None:
     (tmp_path / "k.pem").write_text(KEY.to_pem())
     (tmp_path / "msg").write_bytes(b"signed by the openssl CLI")
     der = _openssl(
-        "pkeyutl", "-sign", "-rawin", "-digest", "sm3", "-inkey", str(tmp_path / "k.pem"),
-        "-pkeyopt", "distid:1234567812345678", "-in", str(tmp_path / "msg"),
+        "pkeyutl",
+        "-sign",
+        "-rawin",
+        "-digest",
+        "sm3",
+        "-inkey",
+        str(tmp_path / "k.pem"),
+        "-pkeyopt",
+        "distid:1234567812345678",
+        "-in",
+        str(tmp_path / "msg"),
     )
     KEY.public_key.verify(b"signed by the openssl CLI", sm2.signature_from_der(der))

@@ -1,3 +1,4 @@
+import importlib
 import io
 import os
 
@@ -6,8 +7,7 @@ from gmssl import sm3 as gm_sm3
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chain.crypto import CryptoError, SM3, hmac_sm3, hmac_sm3_verify, sm3, sm3_file, sm3_kdf, sm3_stream
-import importlib
+from chain.crypto import SM3, CryptoError, hmac_sm3, hmac_sm3_verify, sm3, sm3_file, sm3_kdf, sm3_stream
 
 sm3_module = importlib.import_module("chain.crypto.sm3")
 
@@ -99,3 +99,13 @@ def test_one_gib_file_in_constant_memory(tmp_path) -> None:
     assert sm3_file(p) == ref.digest()
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert after - before < 64 * 1024  # KiB: far below the 1 GiB file
+
+
+def test_fallback_backend_gives_same_results(monkeypatch) -> None:
+    monkeypatch.setattr(sm3_module, "HASHLIB_SM3", False)
+    assert sm3_module.sm3(b"abc").hex() == ABC
+    assert sm3_module.sm3_stream(io.BytesIO(b"abcd" * 16), chunk_size=5).hex() == ABCD16
+    assert sm3_module.SM3(memoryview(b"abc")).hexdigest() == ABC
+    fallback = sm3_module.hmac_sm3(b"key", b"data")
+    monkeypatch.setattr(sm3_module, "HASHLIB_SM3", True)
+    assert fallback == sm3_module.hmac_sm3(b"key", b"data")

@@ -1,0 +1,203 @@
+"""The ``rongxin`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from chain import crypto
+from chain.crypto import envelope, keyfile
+from chain.errors import ChainError
+from rongxin import __version__
+from rongxin.errors import RongxinError
+
+app = typer.Typer(
+    help="Rongxin (融信): forensics, privacy, ZK transfers on a 国密 consortium ledger.", no_args_is_help=True
+)
+crypto_app = typer.Typer(
+    help="National crypto (SM2/SM3/SM4): hash, keys, sign, verify, encrypt.", no_args_is_help=True
+)
+app.add_typer(crypto_app, name="crypto")
+
+console = Console()
+err_console = Console(stderr=True)
+PASSWORD_ENV = "RONGXIN_KEY_PASSWORD"
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _password(password_file: Path | None, confirm: bool = False) -> str:
+    if password_file is not None:
+        try:
+            return password_file.read_text(encoding="utf-8").rstrip("\n")
+        except OSError as exc:
+            raise _fail(f"cannot read password file {password_file}: {exc.strerror}") from None
+    env = os.environ.get(PASSWORD_ENV)
+    if env:
+        return env
+    return str(typer.prompt("Key password", hide_input=True, confirmation_prompt=confirm))
+
+
+def _public_key(spec: str) -> crypto.PublicKey:
+    """A public key from a PEM file, a Rongxin key file (public part) or hex."""
+    path = Path(spec)
+    if path.is_file():
+        data = path.read_bytes()
+        if b"BEGIN PUBLIC KEY" in data:
+            return crypto.PublicKey.from_pem(data)
+        if b"rongxin-sm2-private-key" in data:
+            return crypto.PublicKey.from_bytes(bytes.fromhex(keyfile.read_public_key_hex(path)))
+        spec = data.decode(errors="replace").strip()
+    try:
+        return crypto.PublicKey.from_bytes(bytes.fromhex(spec))
+    except ValueError:
+        raise _fail(f"{spec!r} is neither a PEM/key file nor a hex SM2 public key") from None
+
+
+PasswordFile = Annotated[
+    Path | None,
+    typer.Option(help=f"Read the key password from this file (else ${PASSWORD_ENV}, else a prompt)."),
+]
+
+
+@app.command()
+def version() -> None:
+    """Print the version and the crypto backends in use."""
+    from chain.crypto.sm3 import HASHLIB_SM3
+
+    console.print(f"rongxin {__version__}")
+    console.print(
+        f"SM3: {'hashlib (OpenSSL)' if HASHLIB_SM3 else 'cryptography (OpenSSL)'}; "
+        "SM4: cryptography (OpenSSL); SM2: system OpenSSL 3 (libcrypto.so.3)"
+    )
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Directory for the demo's files.")] = Path("demo-out"),
+) -> None:
+    """Run the end-to-end demo on embedded defaults."""
+    from rongxin.demo import run_demo
+
+    console.rule("[bold]Rongxin 融信 demo")
+    try:
+        report = run_demo(out, console)
+    except (ChainError, RongxinError) as exc:
+        raise _fail(str(exc)) from None
+    if not report.ok:
+        raise _fail("the demo did not complete: see the failed steps above")
+    console.print("[bold green]demo complete[/]")
+
+
+@crypto_app.command("hash")
+def hash_cmd(files: Annotated[list[Path], typer.Argument(help="Files to hash.")]) -> None:
+    """Print the SM3 digest of each file (constant memory, any size)."""
+    for f in files:
+        try:
+            typer.echo(f"{crypto.sm3_file(f).hex()}  {f}")
+        except ChainError as exc:
+            raise _fail(str(exc)) from None
+
+
+@crypto_app.command()
+def keygen(
+    out: Annotated[Path, typer.Argument(help="Key file to create (SM4-encrypted, mode 0600).")],
+    password_file: PasswordFile = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Generate an SM2 key pair and save it password-protected."""
+    if out.exists() and not force:
+        raise _fail(f"{out} exists; pass --force to overwrite it")
+    key = crypto.PrivateKey.generate()
+    keyfile.save_private_key(key, out, _password(password_file, confirm=True))
+    out.with_suffix(out.suffix + ".pub.pem").write_text(key.public_key.to_pem())
+    console.print(f"key {key.public_key.key_id()[:16]}… written to {out} (public key: {out}.pub.pem)")
+
+
+@crypto_app.command()
+def sign(
+    file: Annotated[Path, typer.Argument(help="File to sign.")],
+    key: Annotated[Path, typer.Option(help="Rongxin key file.")],
+    user_id: Annotated[str, typer.Option(help="SM2 user ID.")] = crypto.DEFAULT_USER_ID.decode(),
+    password_file: PasswordFile = None,
+) -> None:
+    """Sign a file (SM2 with SM3 and Z); prints the 64-byte signature as hex."""
+    try:
+        private = keyfile.load_private_key(key, _password(password_file))
+        h = private.public_key.hasher(user_id.encode())
+        with open(file, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        typer.echo(private.sign_digest(h.digest()).hex())
+    except OSError as exc:
+        raise _fail(f"cannot read {file}: {exc.strerror}") from None
+    except ChainError as exc:
+        raise _fail(str(exc)) from None
+
+
+@crypto_app.command()
+def verify(
+    file: Annotated[Path, typer.Argument(help="Signed file.")],
+    signature: Annotated[str, typer.Argument(help="Signature as hex (128 digits) or a file holding it.")],
+    pubkey: Annotated[str, typer.Option(help="Public key: PEM file, key file, or hex.")],
+    user_id: Annotated[str, typer.Option(help="SM2 user ID.")] = crypto.DEFAULT_USER_ID.decode(),
+) -> None:
+    """Verify a file's SM2 signature; exit status 0 only when it is valid."""
+    sig_text = Path(signature).read_text().strip() if Path(signature).is_file() else signature.strip()
+    try:
+        sig = bytes.fromhex(sig_text)
+    except ValueError:
+        raise _fail("the signature is not hex") from None
+    pub = _public_key(pubkey)
+    try:
+        h = pub.hasher(user_id.encode())
+        with open(file, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        pub.verify_digest(h.digest(), sig)
+    except OSError as exc:
+        raise _fail(f"cannot read {file}: {exc.strerror}") from None
+    except ChainError as exc:
+        raise _fail(f"INVALID: {exc}") from None
+    console.print(f"[green]valid[/] signature by {pub.key_id()[:16]}…")
+
+
+@crypto_app.command()
+def encrypt(
+    file: Annotated[Path, typer.Argument(help="File to encrypt.")],
+    to: Annotated[str, typer.Option(help="Recipient public key: PEM file, key file, or hex.")],
+    out: Annotated[Path, typer.Option(help="Encrypted output file.")],
+) -> None:
+    """Encrypt a file to an SM2 public key (SM2 envelope + streaming SM4-GCM)."""
+    try:
+        n = envelope.seal_file(_public_key(to), file, out)
+    except ChainError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"encrypted {n} bytes to {out}")
+
+
+@crypto_app.command()
+def decrypt(
+    file: Annotated[Path, typer.Argument(help="Encrypted file.")],
+    key: Annotated[Path, typer.Option(help="Rongxin key file of the recipient.")],
+    out: Annotated[Path, typer.Option(help="Decrypted output (written only if authentic).")],
+    password_file: PasswordFile = None,
+) -> None:
+    """Decrypt a file made by ``rongxin crypto encrypt``."""
+    try:
+        n = envelope.open_file(keyfile.load_private_key(key, _password(password_file)), file, out)
+    except ChainError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"decrypted {n} bytes to {out}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

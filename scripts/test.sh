@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Lint, type-check and test.  Extra arguments go to pytest.  pytest's own exit code is
+# also written to .pytest-rc so that .ci/run can tell "no tests collected" (5) apart.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+rm -f .pytest-rc
+.venv/bin/ruff check . || exit 1
+.venv/bin/mypy || exit 1
+.venv/bin/pytest "$@"
+rc=$?
+echo "$rc" > .pytest-rc
+exit "$rc"

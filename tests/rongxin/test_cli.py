@@ -1,0 +1,98 @@
+import pytest
+from typer.testing import CliRunner
+
+from chain import crypto
+from chain.crypto import keyfile
+from rongxin.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def keypath(tmp_path, monkeypatch):
+    monkeypatch.setenv("RONGXIN_KEY_PASSWORD", "pw")
+    key = crypto.PrivateKey.generate()
+    path = tmp_path / "k.key"
+    keyfile.save_private_key(key, path, "pw", scrypt_n=1 << 10)
+    (tmp_path / "k.pub.pem").write_text(key.public_key.to_pem())
+    return path
+
+
+def test_hash(tmp_path) -> None:
+    f = tmp_path / "abc.txt"
+    f.write_bytes(b"abc")
+    result = runner.invoke(app, ["crypto", "hash", str(f)])
+    assert result.exit_code == 0
+    assert result.stdout.startswith("66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0")
+    missing = runner.invoke(app, ["crypto", "hash", str(tmp_path / "none")])
+    assert missing.exit_code == 1
+    assert "cannot read" in missing.stderr
+
+
+def test_sign_verify_cycle(tmp_path, keypath) -> None:
+    doc = tmp_path / "doc.txt"
+    doc.write_bytes(b"report" * 1000)
+    signed = runner.invoke(app, ["crypto", "sign", str(doc), "--key", str(keypath)])
+    assert signed.exit_code == 0, signed.output
+    sig = signed.stdout.strip()
+    assert len(sig) == 128
+    pem = str(tmp_path / "k.pub.pem")
+    ok = runner.invoke(app, ["crypto", "verify", str(doc), sig, "--pubkey", pem])
+    assert ok.exit_code == 0 and "valid" in ok.stdout
+    by_keyfile = runner.invoke(app, ["crypto", "verify", str(doc), sig, "--pubkey", str(keypath)])
+    assert by_keyfile.exit_code == 0
+    doc.write_bytes(b"report" * 999)
+    bad = runner.invoke(app, ["crypto", "verify", str(doc), sig, "--pubkey", pem])
+    assert bad.exit_code == 1 and "INVALID" in bad.stderr
+    short = runner.invoke(app, ["crypto", "verify", str(doc), sig[:-2], "--pubkey", pem])
+    assert short.exit_code == 1 and "64 bytes" in short.stderr
+    nothex = runner.invoke(app, ["crypto", "verify", str(doc), "zz", "--pubkey", pem])
+    assert nothex.exit_code == 1
+
+
+def test_wrong_password(tmp_path, keypath, monkeypatch) -> None:
+    monkeypatch.setenv("RONGXIN_KEY_PASSWORD", "nope")
+    doc = tmp_path / "doc.txt"
+    doc.write_bytes(b"x")
+    result = runner.invoke(app, ["crypto", "sign", str(doc), "--key", str(keypath)])
+    assert result.exit_code == 1
+    assert "wrong password" in result.stderr
+
+
+def test_encrypt_decrypt_cycle(tmp_path, keypath) -> None:
+    src = tmp_path / "in.bin"
+    src.write_bytes(b"\x00\x01" * 50_000)
+    enc = tmp_path / "in.rxe"
+    r1 = runner.invoke(
+        app, ["crypto", "encrypt", str(src), "--to", str(tmp_path / "k.pub.pem"), "--out", str(enc)]
+    )
+    assert r1.exit_code == 0, r1.output
+    out = tmp_path / "out.bin"
+    r2 = runner.invoke(app, ["crypto", "decrypt", str(enc), "--key", str(keypath), "--out", str(out)])
+    assert r2.exit_code == 0, r2.output
+    assert out.read_bytes() == src.read_bytes()
+    enc.write_bytes(enc.read_bytes()[:-5])
+    r3 = runner.invoke(
+        app, ["crypto", "decrypt", str(enc), "--key", str(keypath), "--out", str(tmp_path / "x")]
+    )
+    assert r3.exit_code == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_keygen_refuses_overwrite(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("RONGXIN_KEY_PASSWORD", "pw")
+    monkeypatch.setattr(keyfile, "DEFAULT_SCRYPT_N", 1 << 10)
+    target = tmp_path / "new.key"
+    target.write_text("keep me")
+    result = runner.invoke(app, ["crypto", "keygen", str(target)])
+    assert result.exit_code == 1 and "exists" in result.stderr
+    assert target.read_text() == "keep me"
+
+
+def test_version_and_bad_pubkey(tmp_path) -> None:
+    v = runner.invoke(app, ["version"])
+    assert v.exit_code == 0 and "OpenSSL" in v.stdout
+    f = tmp_path / "f"
+    f.write_bytes(b"x")
+    r = runner.invoke(app, ["crypto", "encrypt", str(f), "--to", "not-a-key", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "neither" in r.stderr
