@@ -1,0 +1,1 @@
+"""Crawlers: frontier, fetching, robots, extraction and court-grade capture (to come)."""

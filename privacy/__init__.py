@@ -1,0 +1,1 @@
+"""Privacy computing: Paillier and MPC aggregate queries across agencies (to come)."""

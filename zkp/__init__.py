@@ -1,0 +1,1 @@
+"""Zero knowledge: confidential copyright transfers verified by the ledger (to come)."""
