@@ -148,7 +148,9 @@ def main() -> None:
     verify = results["rongxin"]["SM2 verify/s (1 core)"]
     sm3_speed = results["rongxin"]["SM3 MB/s"]
     print()
-    print(f"target SM2 verify >= 2,000/s per core: {'met' if verify >= 2000 else 'NOT met'} ({verify:,.0f}/s)")
+    print(
+        f"target SM2 verify >= 2,000/s per core: {'met' if verify >= 2000 else 'NOT met'} ({verify:,.0f}/s)"
+    )
     print(f"target SM3 >= 300 MB/s: {'met' if sm3_speed >= 300 else 'NOT met'} ({sm3_speed:,.0f} MB/s)")
 
 
