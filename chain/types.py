@@ -1,0 +1,356 @@
+"""Ledger data model: roles, certificates, transactions and the genesis document.
+
+Every object has a canonical byte form (:mod:`chain.codec`) from which its identifier
+(SM3) and its signature are computed, so a value has exactly one encoding and one id.
+
+* :class:`Certificate` — issued by the consortium's supervisory root key: binds a subject
+  (organization, user or node) and its roles to an SM2 public key.
+* :class:`Transaction` — ``type`` names a contract, ``payload`` is that contract's data; the
+  sender is identified by certificate id, replay is prevented by a per-sender ``nonce``.
+* :class:`Genesis` — consortium name, chain id, supervisory root public key, the initial
+  certificates (nodes and members) and the chain parameters.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from chain import codec
+from chain.crypto import InvalidSignature, PrivateKey, PublicKey
+from chain.crypto.errors import CryptoError
+from chain.crypto.sm3 import sm3
+from chain.errors import ChainError
+
+MAX_TX_BYTES = 64 * 1024
+
+
+class ValidationError(ChainError):
+    """A ledger object is malformed, badly signed or not permitted."""
+
+
+class Role(enum.StrEnum):
+    """What a certificate holder may do (a certificate may carry several roles)."""
+
+    SUPERVISOR = "supervisor"
+    CONSENSUS_NODE = "consensus_node"
+    OBSERVER_NODE = "observer_node"
+    MEDIA_CENTER = "media_center"
+    COPYRIGHT_CENTER = "copyright_center"
+    LEGAL_CENTER = "legal_center"
+    REGULATOR = "regulator"
+    AUDITOR = "auditor"
+
+
+NODE_ROLES = frozenset({Role.CONSENSUS_NODE, Role.OBSERVER_NODE})
+
+
+def _roles(values: Any) -> tuple[Role, ...]:
+    try:
+        roles = tuple(sorted({Role(v) for v in values}))
+    except (ValueError, TypeError):
+        raise ValidationError(f"unknown role in {values!r}; roles are {[r.value for r in Role]}") from None
+    if not roles:
+        raise ValidationError("a certificate needs at least one role")
+    return roles
+
+
+def _field(doc: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    value = doc.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        raise ValidationError(f"field {name!r} is missing or not {kind}")
+    return value
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """A member or node certificate signed by the supervisory root key.
+
+    Examples
+    --------
+    >>> root = PrivateKey.generate(); member = PrivateKey.generate()
+    >>> cert = Certificate.issue(root, "Example County Media Center", "org-1",
+    ...                          [Role.MEDIA_CENTER], member.public_key, not_before_ms=0)
+    >>> cert.verify(root.public_key)
+    """
+
+    subject: str
+    organization: str
+    roles: tuple[Role, ...]
+    public_key: bytes
+    not_before_ms: int
+    not_after_ms: int | None = None
+    signature: bytes = b""
+
+    def body(self) -> dict[str, Any]:
+        """The signed fields."""
+        return {
+            "subject": self.subject,
+            "organization": self.organization,
+            "roles": [r.value for r in self.roles],
+            "public_key": self.public_key,
+            "not_before_ms": self.not_before_ms,
+            "not_after_ms": self.not_after_ms,
+        }
+
+    @property
+    def cert_id(self) -> bytes:
+        """SM3 of the signed fields: the id transactions use to name their sender."""
+        return sm3(codec.encode(self.body()))
+
+    @classmethod
+    def issue(
+        cls,
+        issuer: PrivateKey,
+        subject: str,
+        organization: str,
+        roles: list[Role] | tuple[Role, ...],
+        public_key: PublicKey,
+        not_before_ms: int,
+        not_after_ms: int | None = None,
+    ) -> Certificate:
+        """Create and sign a certificate with the supervisory root key ``issuer``."""
+        unsigned = cls(
+            subject, organization, _roles(roles), public_key.to_bytes(), not_before_ms, not_after_ms
+        )
+        return replace(unsigned, signature=issuer.sign(codec.encode(unsigned.body())))
+
+    def verify(self, root: PublicKey) -> None:
+        """Check the root's signature; raises :class:`ValidationError`."""
+        try:
+            root.verify(codec.encode(self.body()), self.signature)
+            PublicKey.from_bytes(self.public_key)
+        except (InvalidSignature, CryptoError) as exc:
+            raise ValidationError(f"certificate for {self.subject!r} is not valid: {exc}") from None
+
+    def key(self) -> PublicKey:
+        """The certified public key."""
+        return PublicKey.from_bytes(self.public_key)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Canonical-encodable form (signed fields and signature)."""
+        return {**self.body(), "signature": self.signature}
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> Certificate:
+        """Inverse of :meth:`to_dict`, validating types."""
+        if not isinstance(doc, dict):
+            raise ValidationError("a certificate is a map")
+        nab = doc.get("not_after_ms")
+        if nab is not None and not isinstance(nab, int):
+            raise ValidationError("field 'not_after_ms' must be an integer or null")
+        return cls(
+            subject=_field(doc, "subject", str),
+            organization=_field(doc, "organization", str),
+            roles=_roles(_field(doc, "roles", list)),
+            public_key=_field(doc, "public_key", bytes),
+            not_before_ms=_field(doc, "not_before_ms", int),
+            not_after_ms=nab,
+            signature=_field(doc, "signature", bytes),
+        )
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """A signed request to a contract.
+
+    Examples
+    --------
+    >>> key = PrivateKey.generate()
+    >>> tx = Transaction.create(key, b"\\x01" * 32, "anchor", {"digest": b"\\x02" * 32}, nonce=1, timestamp_ms=0)
+    >>> tx.verify_signature(key.public_key)
+    >>> Transaction.from_bytes(tx.to_bytes()) == tx
+    True
+    """
+
+    type: str
+    payload: dict[str, Any]
+    sender: bytes
+    nonce: int
+    timestamp_ms: int
+    signature: bytes = b""
+
+    def body(self) -> dict[str, Any]:
+        """The signed fields."""
+        return {
+            "type": self.type,
+            "payload": self.payload,
+            "sender": self.sender,
+            "nonce": self.nonce,
+            "timestamp_ms": self.timestamp_ms,
+        }
+
+    def signing_bytes(self, chain_id: str = "") -> bytes:
+        """Bytes that are signed: the body, bound to the chain id against cross-chain replay."""
+        return codec.encode({"chain_id": chain_id, "tx": self.body()})
+
+    @classmethod
+    def create(
+        cls,
+        key: PrivateKey,
+        sender: bytes,
+        type: str,
+        payload: dict[str, Any],
+        nonce: int,
+        timestamp_ms: int,
+        chain_id: str = "",
+    ) -> Transaction:
+        """Build and sign a transaction."""
+        tx = cls(type, payload, sender, nonce, timestamp_ms)
+        return replace(tx, signature=key.sign(tx.signing_bytes(chain_id)))
+
+    def verify_signature(self, key: PublicKey, chain_id: str = "") -> None:
+        """Check the sender's signature; raises :class:`ValidationError`."""
+        try:
+            key.verify(self.signing_bytes(chain_id), self.signature)
+        except InvalidSignature as exc:
+            raise ValidationError(f"transaction signature is not valid: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Canonical-encodable form."""
+        return {**self.body(), "signature": self.signature}
+
+    def to_bytes(self) -> bytes:
+        """Canonical bytes (what goes into blocks and Merkle leaves)."""
+        return codec.encode(self.to_dict())
+
+    @property
+    def tx_id(self) -> bytes:
+        """SM3 of the canonical bytes."""
+        return sm3(self.to_bytes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Transaction:
+        """Decode canonical bytes, refusing oversized or malformed input."""
+        if len(data) > MAX_TX_BYTES:
+            raise ValidationError(f"transaction of {len(data)} bytes exceeds {MAX_TX_BYTES}")
+        try:
+            doc = codec.decode(data)
+        except codec.CodecError as exc:
+            raise ValidationError(f"transaction is not canonically encoded: {exc}") from None
+        if not isinstance(doc, dict) or set(doc) != {
+            "type",
+            "payload",
+            "sender",
+            "nonce",
+            "timestamp_ms",
+            "signature",
+        }:
+            raise ValidationError("transaction has missing or unknown fields")
+        return cls(
+            type=_field(doc, "type", str),
+            payload=_field(doc, "payload", dict),
+            sender=_field(doc, "sender", bytes),
+            nonce=_field(doc, "nonce", int),
+            timestamp_ms=_field(doc, "timestamp_ms", int),
+            signature=_field(doc, "signature", bytes),
+        )
+
+
+@dataclass(frozen=True)
+class ChainParams:
+    """Chain parameters fixed at genesis."""
+
+    block_interval_ms: int = 0
+    max_block_txs: int = 1000
+    max_block_bytes: int = 4 * 1024 * 1024
+    round_timeout_ms: int = 2000
+    empty_blocks: bool = False
+    membership_by_vote: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "block_interval_ms": self.block_interval_ms,
+            "max_block_txs": self.max_block_txs,
+            "max_block_bytes": self.max_block_bytes,
+            "round_timeout_ms": self.round_timeout_ms,
+            "empty_blocks": self.empty_blocks,
+            "membership_by_vote": self.membership_by_vote,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> ChainParams:
+        if not isinstance(doc, dict):
+            raise ValidationError("params is a map")
+        try:
+            params = cls(**doc)
+        except TypeError as exc:
+            raise ValidationError(f"bad chain parameters: {exc}") from None
+        if params.block_interval_ms < 0 or params.max_block_txs < 1 or params.max_block_bytes < 1024:
+            raise ValidationError("chain parameters out of range")
+        if params.round_timeout_ms < 1:
+            raise ValidationError("round_timeout_ms must be positive")
+        return params
+
+
+@dataclass(frozen=True)
+class Genesis:
+    """The consortium's founding document: everyone who verifies anything holds it.
+
+    Examples
+    --------
+    >>> root = PrivateKey.generate()
+    >>> g = Genesis("Demo consortium", "rongxin-demo", root.public_key.to_bytes(), ())
+    >>> Genesis.from_bytes(g.to_bytes()) == g
+    True
+    """
+
+    consortium: str
+    chain_id: str
+    root_public_key: bytes
+    certificates: tuple[Certificate, ...]
+    params: ChainParams = field(default_factory=ChainParams)
+    timestamp_ms: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "consortium": self.consortium,
+            "chain_id": self.chain_id,
+            "root_public_key": self.root_public_key,
+            "certificates": [c.to_dict() for c in self.certificates],
+            "params": self.params.to_dict(),
+            "timestamp_ms": self.timestamp_ms,
+        }
+
+    def to_bytes(self) -> bytes:
+        return codec.encode(self.to_dict())
+
+    @property
+    def hash(self) -> bytes:
+        """SM3 of the canonical genesis: the root of trust for receipts."""
+        return sm3(self.to_bytes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Genesis:
+        try:
+            doc = codec.decode(data)
+        except codec.CodecError as exc:
+            raise ValidationError(f"genesis is not canonically encoded: {exc}") from None
+        if not isinstance(doc, dict):
+            raise ValidationError("genesis is a map")
+        return cls(
+            consortium=_field(doc, "consortium", str),
+            chain_id=_field(doc, "chain_id", str),
+            root_public_key=_field(doc, "root_public_key", bytes),
+            certificates=tuple(Certificate.from_dict(c) for c in _field(doc, "certificates", list)),
+            params=ChainParams.from_dict(doc.get("params")),
+            timestamp_ms=_field(doc, "timestamp_ms", int),
+        )
+
+    def root_key(self) -> PublicKey:
+        """The supervisory root public key."""
+        return PublicKey.from_bytes(self.root_public_key)
+
+    def validate(self) -> None:
+        """Check every certificate against the root and the consensus-node count."""
+        root = self.root_key()
+        for cert in self.certificates:
+            cert.verify(root)
+        ids = [c.cert_id for c in self.certificates]
+        if len(set(ids)) != len(ids):
+            raise ValidationError("genesis lists a certificate twice")
+
+    def validators(self) -> list[bytes]:
+        """Certificate ids of the initial voting nodes, sorted."""
+        return sorted(c.cert_id for c in self.certificates if Role.CONSENSUS_NODE in c.roles)

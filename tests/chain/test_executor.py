@@ -1,0 +1,120 @@
+import pytest
+
+from chain import codec
+from chain.contracts.anchor import anchor_key
+from chain.contracts.membership import revoked_from, validator_set
+from chain.executor import Executor, genesis_state
+from chain.state import State
+from chain.types import Role, ValidationError
+
+from .ledger_fixtures import consortium
+
+
+def _setup():
+    c = consortium()
+    return c, Executor(c.genesis), genesis_state(c.genesis)
+
+
+def _commit(state: State, execution) -> None:
+    state.apply(execution.changes)
+    assert state.root == execution.state_root
+
+
+def test_anchor_and_duplicate_returns_original() -> None:
+    c, ex, state = _setup()
+    digest = b"\x07" * 32
+    first = ex.execute(state, [c.media.tx("anchor", {"digest": digest, "kind": "image"}).to_bytes()], 1, 10)
+    _commit(state, first)
+    assert first.results[0]["status"] == "anchored"
+    original_tx = first.results[0]["tx_id"]
+    again = ex.execute(
+        state, [c.regulator.tx("anchor", {"digest": digest, "kind": "image"}).to_bytes()], 2, 20
+    )
+    assert again.results[0] == {"status": "already_anchored", "tx_id": original_tx, "height": 1}
+    record = codec.decode(state.get(anchor_key(digest)))
+    assert record["sender"] == c.media.cert.cert_id
+
+
+def test_invalid_transactions_make_the_block_invalid() -> None:
+    c, ex, state = _setup()
+    good = c.media.tx("anchor", {"digest": b"\x01" * 32, "kind": "w"}).to_bytes()
+    cases = {
+        "replay": [good, good],
+        "unknown contract": [c.media.tx("nope", {}).to_bytes()],
+        "bad payload": [c.media.tx("anchor", {"digest": b"short", "kind": "w"}).to_bytes()],
+        "extra field": [c.media.tx("anchor", {"digest": b"\x02" * 32, "kind": "w", "x": 1}).to_bytes()],
+        "wrong chain": [c.media.tx("anchor", {"digest": b"\x03" * 32, "kind": "w"}, chain_id="x").to_bytes()],
+        "role": [
+            c.media.tx("member.revoke", {"cert_id": c.regulator.cert.cert_id, "reason": "r"}).to_bytes()
+        ],
+        "observer": [],
+    }
+    outsider = c.new_member("outsider", [Role.MEDIA_CENTER])
+    cases["unregistered sender"] = [outsider.tx("anchor", {"digest": b"\x04" * 32, "kind": "w"}).to_bytes()]
+    forged = bytearray(c.media.tx("anchor", {"digest": b"\x05" * 32, "kind": "w"}).to_bytes())
+    forged[-5] ^= 1
+    cases["forged signature"] = [bytes(forged)]
+    for name, txs in cases.items():
+        if not txs:
+            continue
+        root_before = state.root
+        with pytest.raises(ValidationError):
+            ex.execute(state, txs, 1, 10)
+        assert state.root == root_before, name
+
+
+def test_revocation_applies_from_next_height_and_changes_validators() -> None:
+    c, ex, state = _setup()
+    node = c.nodes[0]
+    assert node.cert.cert_id in validator_set(state, 1)
+    revoke = c.supervisor.tx(
+        "member.revoke", {"cert_id": c.media.cert.cert_id, "reason": "licence withdrawn"}
+    )
+    revoke_node = c.supervisor.tx("member.revoke", {"cert_id": node.cert.cert_id, "reason": "equivocation"})
+    same_block = c.media.tx("anchor", {"digest": b"\x09" * 32, "kind": "w"})
+    ex_h5 = ex.execute(state, [revoke.to_bytes(), revoke_node.to_bytes(), same_block.to_bytes()], 5, 50)
+    _commit(state, ex_h5)
+    assert revoked_from(state, c.media.cert.cert_id) == 6
+    # Validator set changes at the height boundary.
+    assert node.cert.cert_id in validator_set(state, 5)
+    assert node.cert.cert_id not in validator_set(state, 6)
+    later = c.media.tx("anchor", {"digest": b"\x0a" * 32, "kind": "w"})
+    with pytest.raises(ValidationError, match="revoked from height 6"):
+        ex.execute(state, [later.to_bytes()], 6, 60)
+    with pytest.raises(ValidationError, match="already revoked"):
+        ex.execute(
+            state,
+            [c.supervisor.tx("member.revoke", {"cert_id": c.media.cert.cert_id, "reason": "x"}).to_bytes()],
+            6,
+            60,
+        )
+
+
+def test_add_member_requires_root_signed_certificate_and_supervisor() -> None:
+    c, ex, state = _setup()
+    newcomer = c.new_member("New copyright center", [Role.COPYRIGHT_CENTER])
+    add = c.supervisor.tx("member.add", {"certificate": newcomer.cert.to_dict()})
+    _commit(state, ex.execute(state, [add.to_bytes()], 1, 10))
+    ok = newcomer.tx("anchor", {"digest": b"\x0b" * 32, "kind": "w"})
+    ex.execute(state, [ok.to_bytes()], 2, 20)
+    from chain.crypto import PrivateKey
+    from chain.types import Certificate
+
+    rogue = Certificate.issue(
+        PrivateKey.generate(), "rogue", "r", [Role.SUPERVISOR], PrivateKey.generate().public_key, 0
+    )
+    with pytest.raises(ValidationError, match="not valid"):
+        ex.execute(state, [c.supervisor.tx("member.add", {"certificate": rogue.to_dict()}).to_bytes()], 2, 20)
+    other = c.new_member("x", [Role.MEDIA_CENTER])
+    with pytest.raises(ValidationError, match="may not send"):
+        ex.execute(state, [c.media.tx("member.add", {"certificate": other.cert.to_dict()}).to_bytes()], 2, 20)
+
+
+def test_select_skips_invalid_and_respects_limits() -> None:
+    c, ex, state = _setup()
+    good = [c.media.tx("anchor", {"digest": bytes([i]) * 32, "kind": "w"}).to_bytes() for i in range(5)]
+    bad = c.media.tx("anchor", {"digest": b"x", "kind": "w"}).to_bytes()
+    chosen, rejected = ex.select(state, [good[0], bad, *good[1:]], 1, 10, max_txs=3, max_bytes=1 << 20)
+    assert chosen == good[:3]
+    assert len(rejected) == 1 and "digest" in rejected[0][1]
+    ex.execute(state, chosen, 1, 10)
