@@ -58,7 +58,7 @@ def _roles(values: Any) -> tuple[Role, ...]:
 
 def _field(doc: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
     value = doc.get(name)
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
         raise ValidationError(f"field {name!r} is missing or not {kind}")
     return value
 
@@ -158,7 +158,8 @@ class Transaction:
     Examples
     --------
     >>> key = PrivateKey.generate()
-    >>> tx = Transaction.create(key, b"\\x01" * 32, "anchor", {"digest": b"\\x02" * 32}, nonce=1, timestamp_ms=0)
+    >>> payload = {"digest": b"\\x02" * 32}
+    >>> tx = Transaction.create(key, b"\\x01" * 32, "anchor", payload, nonce=1, timestamp_ms=0)
     >>> tx.verify_signature(key.public_key)
     >>> Transaction.from_bytes(tx.to_bytes()) == tx
     True

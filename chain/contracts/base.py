@@ -88,7 +88,7 @@ def require(payload: dict[str, Any], name: str, kind: type, *, size: int | None 
     value = payload.get(name)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ValidationError(f"payload field {name!r} is missing or not {kind.__name__}")
-    if size is not None and len(value) != size:
+    if size is not None and isinstance(value, (bytes, str, list)) and len(value) != size:
         raise ValidationError(f"payload field {name!r} must be {size} bytes")
     return value
 

@@ -73,7 +73,8 @@ class SM3:
 
     Examples
     --------
-    >>> h = SM3(b"a"); h.update(b"bc"); h.hexdigest()[:16]
+    >>> h = SM3(b"a").update(b"bc")
+    >>> h.hexdigest()[:16]
     '66c7f0f462eeedd9'
     """
 
