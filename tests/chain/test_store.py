@@ -1,0 +1,116 @@
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from chain.crypto.sm3 import sm3
+from chain.state import state_root
+from chain.store import LedgerStore, StoreError
+
+G = b"\x00" * 32
+
+
+def _block(h: int, parent: bytes) -> dict:
+    changes = {f"k{h % 7}".encode(): f"v{h}".encode(), f"n{h}".encode(): b"x"}
+    return {
+        "height": h,
+        "block_hash": sm3(b"block%d" % h),
+        "parent_hash": parent,
+        "state_root": b"r" * 32,
+        "block": b"block-bytes-%d" % h,
+        "commit_proof": b"qc-%d" % h,
+        "txs": [(sm3(b"tx%d-%d" % (h, i)), b"tx-%d-%d" % (h, i)) for i in range(3)],
+        "changes": changes,
+    }
+
+
+def _fill(store: LedgerStore, n: int) -> None:
+    parent = store.head_hash()
+    for h in range(store.head_height() + 1, store.head_height() + n + 1):
+        b = _block(h, parent)
+        store.commit_block(**b)
+        parent = b["block_hash"]
+
+
+def test_reopen_yields_exactly_the_committed_chain(tmp_path) -> None:
+    path = tmp_path / "ledger.db"
+    s = LedgerStore(path, G)
+    _fill(s, 20)
+    state = s.load_state().entries()
+    blocks = list(s.blocks())
+    s.close()
+    s2 = LedgerStore(path, G)
+    assert s2.head_height() == 20
+    assert list(s2.blocks()) == blocks
+    assert s2.load_state().entries() == state
+    assert s2.transactions(5) == [b"tx-5-0", b"tx-5-1", b"tx-5-2"]
+    assert s2.tx_location(sm3(b"tx5-2")) == (5, 2)
+    assert s2.block(21) is None
+
+
+def test_rules_are_enforced(tmp_path) -> None:
+    s = LedgerStore(tmp_path / "l.db", G)
+    _fill(s, 2)
+    with pytest.raises(StoreError, match="does not follow"):
+        s.commit_block(**_block(5, s.head_hash()))
+    with pytest.raises(StoreError, match="does not extend"):
+        s.commit_block(**_block(3, b"\x01" * 32))
+    dup_tx = _block(3, s.head_hash())
+    dup_tx["txs"] = [(sm3(b"tx1-0"), b"again")]
+    with pytest.raises(StoreError, match="conflicts"):
+        s.commit_block(**dup_tx)
+    # Nothing of the refused block was written.
+    assert s.head_height() == 2 and s.transactions(3) == []
+    s.close()
+    with pytest.raises(StoreError, match="another chain"):
+        LedgerStore(tmp_path / "l.db", b"\x09" * 32)
+
+
+def test_corrupt_file_is_refused(tmp_path) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot open"):
+        LedgerStore(bad, G)
+
+
+def test_kill_9_leaves_a_complete_prefix(tmp_path) -> None:
+    path = tmp_path / "crash.db"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {os.getcwd()!r})
+        from tests.chain.test_store import _block
+        from chain.store import LedgerStore
+        s = LedgerStore({str(path)!r}, {G!r})
+        parent = s.head_hash()
+        for h in range(1, 100000):
+            b = _block(h, parent)
+            s.commit_block(**b)
+            parent = b["block_hash"]
+            print(h, flush=True)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    last = 0
+    for line in proc.stdout:
+        last = int(line)
+        if last >= 150:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    s = LedgerStore(path, G)
+    head = s.head_height()
+    assert head >= last  # every block reported committed survived
+    parent = G
+    expected_state: dict[bytes, bytes] = {}
+    for b in s.blocks():
+        assert b.parent_hash == parent
+        assert len(s.transactions(b.height)) == 3  # complete blocks only
+        expected_state.update(_block(b.height, parent)["changes"])
+        parent = b.hash
+    assert s.load_state().entries() == expected_state
+    assert state_root(s.load_state().entries()) == state_root(expected_state)
