@@ -76,6 +76,9 @@ class LedgerStore:
         Database file (created if missing; ``":memory:"`` for tests).
     genesis_hash : bytes
         Hash of the chain's genesis; a store created for another chain is refused.
+    initial_state : mapping, optional
+        The genesis state (e.g. :func:`chain.executor.genesis_state`), written once when
+        the store is created, in the same transaction as the genesis hash.
 
     Examples
     --------
@@ -86,7 +89,12 @@ class LedgerStore:
     (1, b'v')
     """
 
-    def __init__(self, path: str | os.PathLike[str], genesis_hash: bytes) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        genesis_hash: bytes,
+        initial_state: Mapping[bytes, bytes] | None = None,
+    ) -> None:
         try:
             self._db = sqlite3.connect(os.fspath(path), isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -98,7 +106,10 @@ class LedgerStore:
         self._lock = threading.Lock()
         row = self._db.execute("SELECT value FROM meta WHERE key = 'genesis'").fetchone()
         if row is None:
+            self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("INSERT INTO meta VALUES ('genesis', ?)", (genesis_hash,))
+            self._db.executemany("INSERT INTO state VALUES (?, ?)", sorted((initial_state or {}).items()))
+            self._db.execute("COMMIT")
         elif bytes(row[0]) != genesis_hash:
             raise StoreError("this ledger store belongs to another chain (genesis hash differs)")
         self.genesis_hash = genesis_hash

@@ -114,3 +114,13 @@ def test_kill_9_leaves_a_complete_prefix(tmp_path) -> None:
         parent = b.hash
     assert s.load_state().entries() == expected_state
     assert state_root(s.load_state().entries()) == state_root(expected_state)
+
+
+def test_initial_state_is_written_once(tmp_path) -> None:
+    path = tmp_path / "g.db"
+    s = LedgerStore(path, G, initial_state={b"cert/a": b"A"})
+    _fill(s, 1)
+    s.close()
+    s2 = LedgerStore(path, G, initial_state={b"cert/other": b"B"})
+    entries = s2.load_state().entries()
+    assert entries[b"cert/a"] == b"A" and b"cert/other" not in entries

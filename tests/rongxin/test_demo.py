@@ -15,7 +15,9 @@ def test_demo_runs_end_to_end(tmp_path) -> None:
         "consortium identity",
         "sign / verify",
         "encrypt / decrypt file",
+        "ledger (single node)",
     ]
+    assert (tmp_path / "ledger.db").exists() and (tmp_path / "genesis.cbor").exists()
     key = keyfile.load_private_key(tmp_path / "supervisor.key", "rongxin-demo")
     cert = json.loads((tmp_path / "supervisor.cert.json").read_text())
     assert verify_placeholder_certificate(cert) == key.public_key
