@@ -410,6 +410,12 @@ def verify_inclusion(
         Malformed input ("index out of range", a hash of the wrong length, ...), "proof has
         wrong length for this index and size", or "root mismatch".
 
+    Notes
+    -----
+    The hashes bind the leaves, not ``size``: where leaf ``index`` has an audit path of the
+    same shape in two sizes, one proof checks for both.  Take ``size`` and ``root`` together
+    from a trusted (signed) tree head, never from the prover.
+
     Examples
     --------
     >>> tree = MerkleTree.from_entries([b"a", b"b"])
@@ -500,6 +506,12 @@ def verify_consistency(
         Malformed input (sizes out of order, an old size of 0, a hash of the wrong length,
         ...), "proof has wrong length for these sizes", "old root mismatch" or "new root
         mismatch".
+
+    Notes
+    -----
+    As for :func:`verify_inclusion`, the hashes do not bind the sizes: take each size with
+    its root from a trusted (signed) tree head.  Consistency from the empty tree is not a
+    proof (there is nothing to check) and is refused rather than silently accepted.
 
     Examples
     --------
