@@ -1,0 +1,892 @@
+"""I/O-free, deterministic 2-chain HotStuff (DiemBFT v4 / Jolteon) consensus core.
+
+A :class:`ConsensusCore` is driven by three entry points -- :meth:`ConsensusCore.start`,
+:meth:`ConsensusCore.on_message` and :meth:`ConsensusCore.on_timer` -- each returning a list
+of :data:`Action` for the host (network, timers, commit notifications).  All safety data is
+written to the :class:`SafetyStore` *before* the action that sends a vote, timeout or
+proposal is returned, so a node restarted from its stores never equivocates.
+
+See ``docs/consensus.md`` for the rules and the safety/liveness argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from chain.consensus.crypto import Signer, Verifier
+from chain.consensus.messages import (
+    ZERO_HASH,
+    Block,
+    CommitProof,
+    ConsensusError,
+    Evidence,
+    EvidenceMsg,
+    Message,
+    Proposal,
+    QuorumCertificate,
+    SyncRequest,
+    SyncResponse,
+    Timeout,
+    TimeoutCertificate,
+    Vote,
+    decode_message,
+    encode_message,
+    genesis_block,
+    genesis_qc,
+    proposal_signing_bytes,
+    timeout_signing_bytes,
+    vote_signing_bytes,
+)
+
+__all__ = [
+    "Action",
+    "Application",
+    "BlockStore",
+    "Broadcast",
+    "Committed",
+    "ConsensusConfig",
+    "ConsensusCore",
+    "ConsensusError",
+    "MemoryBlockStore",
+    "MemorySafetyStore",
+    "SafetyData",
+    "SafetyStore",
+    "Send",
+    "SetTimer",
+    "quorum_size",
+]
+
+MAX_EVIDENCE_PER_BLOCK = 8
+
+
+# --------------------------------------------------------------------------- actions
+@dataclass(frozen=True)
+class Send:
+    """Send ``msg`` to validator ``to``."""
+
+    to: str
+    msg: Message
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    """Send ``msg`` to every other validator."""
+
+    msg: Message
+
+
+@dataclass(frozen=True)
+class SetTimer:
+    """Call :meth:`ConsensusCore.on_timer` with ``timer_id`` at ``at_ms`` (replaces the same id)."""
+
+    timer_id: str
+    at_ms: int
+
+
+@dataclass(frozen=True)
+class Committed:
+    """``block`` is final; ``proof`` is its commit proof (or that of a descendant committed with it)."""
+
+    block: Block
+    proof: CommitProof | None
+
+
+Action = Send | Broadcast | SetTimer | Committed
+
+
+# --------------------------------------------------------------------------- storage
+@dataclass(frozen=True)
+class SafetyData:
+    """Everything a validator must remember across crashes to stay safe."""
+
+    highest_voted_round: int = 0
+    highest_qc_round: int = 0
+    highest_proposed_round: int = 0
+    high_qc: QuorumCertificate | None = None
+    last_tc: TimeoutCertificate | None = None
+    last_vote: Vote | None = None
+    last_timeout: Timeout | None = None
+
+
+class SafetyStore(Protocol):
+    """Durable storage of :class:`SafetyData` (``save`` must be durable when it returns)."""
+
+    def load(self) -> SafetyData | None: ...
+
+    def save(self, data: SafetyData) -> None: ...
+
+
+class MemorySafetyStore:
+    """In-memory :class:`SafetyStore`; the simulator keeps it across simulated crashes."""
+
+    def __init__(self) -> None:
+        self._data: SafetyData | None = None
+        self.saves = 0
+
+    def load(self) -> SafetyData | None:
+        return self._data
+
+    def save(self, data: SafetyData) -> None:
+        self._data = data
+        self.saves += 1
+
+
+class BlockStore(Protocol):
+    """Durable store of committed blocks, indexed by height and hash."""
+
+    def tip_height(self) -> int: ...
+
+    def get_by_height(self, height: int) -> Block | None: ...
+
+    def get(self, block_hash: bytes) -> Block | None: ...
+
+    def proof(self, height: int) -> CommitProof | None: ...
+
+    def append(self, block: Block, proof: CommitProof | None) -> None: ...
+
+
+class MemoryBlockStore:
+    """In-memory :class:`BlockStore` (survives simulated crashes)."""
+
+    def __init__(self) -> None:
+        self.blocks: list[Block] = []
+        self._by_hash: dict[bytes, Block] = {}
+        self._proofs: dict[int, CommitProof] = {}
+
+    def tip_height(self) -> int:
+        return len(self.blocks) - 1
+
+    def get_by_height(self, height: int) -> Block | None:
+        return self.blocks[height] if 0 <= height < len(self.blocks) else None
+
+    def get(self, block_hash: bytes) -> Block | None:
+        return self._by_hash.get(block_hash)
+
+    def proof(self, height: int) -> CommitProof | None:
+        return self._proofs.get(height)
+
+    def append(self, block: Block, proof: CommitProof | None) -> None:
+        if block.height != len(self.blocks):
+            raise ConsensusError(f"block store expects height {len(self.blocks)}, got {block.height}")
+        if self.blocks and block.parent_hash != self.blocks[-1].hash:
+            raise ConsensusError("committed block does not extend the committed tip")
+        self.blocks.append(block)
+        self._by_hash[block.hash] = block
+        if proof is not None:
+            self._proofs[block.height] = proof
+
+
+class Application(Protocol):
+    """The state machine replicated by consensus."""
+
+    def build_payload(self, max_txs: int, max_bytes: int) -> list[bytes]: ...
+
+    def validate_payload(self, payload: Sequence[bytes]) -> bool: ...
+
+    def execute(self, parent_state_root: bytes, payload: Sequence[bytes]) -> bytes: ...
+
+    def tx_root(self, payload: Sequence[bytes]) -> bytes: ...
+
+    def on_commit(self, block: Block) -> None: ...
+
+
+@dataclass(frozen=True)
+class ConsensusConfig:
+    """Tunables; every validator of a chain must use the same ``chain_id`` and genesis."""
+
+    chain_id: str = "rongxin"
+    genesis_state_root: bytes = ZERO_HASH
+    block_interval_ms: int = 0
+    empty_blocks: bool = True
+    round_timeout_ms: int = 1000
+    max_round_timeout_ms: int = 8000
+    max_txs: int = 500
+    max_bytes: int = 1 << 20
+    max_clock_drift_ms: int = 2000
+    idle_poll_ms: int = 50
+    sync_batch: int = 256
+
+
+def quorum_size(n: int) -> int:
+    """Votes needed among ``n`` validators: ``floor((n + f) / 2) + 1`` with ``f = (n - 1) // 3``.
+
+    Equals ``2f + 1`` when ``n = 3f + 1``; for other ``n`` it keeps two quorums intersecting
+    in at least ``f + 1`` validators (one honest), which plain ``2f + 1`` would not (n = 5).
+    """
+    f = (n - 1) // 3
+    return (n + f) // 2 + 1
+
+
+# --------------------------------------------------------------------------- core
+@dataclass
+class _Pending:
+    proposals: list[tuple[str, Proposal]] = field(default_factory=list)
+    qcs: list[QuorumCertificate] = field(default_factory=list)
+
+
+class ConsensusCore:
+    """One validator's consensus state machine (see module docstring)."""
+
+    #: Tests only: skip the voting safety rules (shows the simulator's checker has teeth).
+    unsafe_skip_vote_rules: bool = False
+    #: Tests only: commit a block as soon as it is certified (a 1-chain rule, unsafe).
+    unsafe_one_chain_commit: bool = False
+
+    def __init__(
+        self,
+        node_id: str,
+        validators: Sequence[str],
+        signer: Signer,
+        verifier: Verifier,
+        safety_store: SafetyStore,
+        block_store: BlockStore,
+        app: Application,
+        config: ConsensusConfig | None = None,
+    ) -> None:
+        if signer.node_id != node_id:
+            raise ConsensusError("signer does not belong to this node")
+        self.validators: tuple[str, ...] = tuple(sorted(set(validators)))
+        if node_id not in self.validators:
+            raise ConsensusError(f"{node_id!r} is not a validator")
+        self.node_id = node_id
+        self.n = len(self.validators)
+        self.f = (self.n - 1) // 3
+        self.quorum = quorum_size(self.n)
+        self.signer = signer
+        self.verifier = verifier
+        self.safety_store = safety_store
+        self.block_store = block_store
+        self.app = app
+        self.config = config or ConsensusConfig()
+        self.genesis = genesis_block(self.config.chain_id, self.config.genesis_state_root)
+        self._genesis_qc = genesis_qc(self.genesis)
+        self._vset = frozenset(self.validators)
+        # volatile state, rebuilt by start()
+        self.safety = SafetyData()
+        self.round = 0
+        self.high_qc = self._genesis_qc
+        self.last_tc: TimeoutCertificate | None = None
+        self.committed: Block = self.genesis
+        self.blocks: dict[bytes, Block] = {}
+        self._qc_ok: set[QuorumCertificate] = set()
+        self._tc_ok: set[TimeoutCertificate] = set()
+        self._votes: dict[tuple[int, bytes], dict[str, bytes]] = {}
+        self._qc_formed: set[int] = set()
+        self._timeouts: dict[int, dict[str, Timeout]] = {}
+        self._seen_vote: dict[tuple[str, int], Vote] = {}
+        self._seen_timeout: dict[tuple[str, int], Timeout] = {}
+        self._seen_proposal: dict[tuple[str, int], Proposal] = {}
+        self._pending: dict[bytes, _Pending] = {}
+        self._requested: dict[bytes, int] = {}
+        self._backoff = 0
+        self.pending_evidence: dict[tuple[str, str, int], Evidence] = {}
+        self.onchain_evidence: set[tuple[str, str, int]] = set()
+        self.evidence_found: list[tuple[int, Evidence]] = []
+        self.conflicts: list[str] = []
+        self.started = False
+
+    # ------------------------------------------------------------------ helpers
+    def leader(self, round: int) -> str:
+        """Leader of ``round``: round-robin over the sorted validator ids."""
+        return self.validators[round % self.n]
+
+    def get_block(self, block_hash: bytes) -> Block | None:
+        """A known block: pending tree first, then the committed store."""
+        b = self.blocks.get(block_hash)
+        return b if b is not None else self.block_store.get(block_hash)
+
+    def _save(self, **changes: object) -> None:
+        self.safety = replace(self.safety, high_qc=self.high_qc, last_tc=self.last_tc, **changes)  # type: ignore[arg-type]
+        self.safety_store.save(self.safety)
+
+    def verify_qc(self, qc: QuorumCertificate) -> bool:
+        """Check a QC: genesis convention, or >= quorum distinct validators, each signature valid."""
+        if qc in self._qc_ok:
+            return True
+        if qc.is_genesis():
+            return qc.block_hash == self.genesis.hash
+        authors = [a for a, _ in qc.signatures]
+        if len(set(authors)) != len(authors) or len(authors) < self.quorum:
+            return False
+        if not self._vset.issuperset(authors):
+            return False
+        msg = vote_signing_bytes(self.config.chain_id, qc.round, qc.block_hash)
+        if not all(self.verifier.verify(a, msg, s) for a, s in qc.signatures):
+            return False
+        self._qc_ok.add(qc)
+        return True
+
+    def verify_tc(self, tc: TimeoutCertificate) -> bool:
+        """Check a TC: >= quorum distinct validators, each timeout signature valid."""
+        if tc in self._tc_ok:
+            return True
+        authors = [e[0] for e in tc.entries]
+        if len(set(authors)) != len(authors) or len(authors) < self.quorum:
+            return False
+        if not self._vset.issuperset(authors):
+            return False
+        for author, hqc_round, sig in tc.entries:
+            if hqc_round >= tc.round:
+                return False
+            if not self.verifier.verify(
+                author, timeout_signing_bytes(self.config.chain_id, tc.round, hqc_round), sig
+            ):
+                return False
+        self._tc_ok.add(tc)
+        return True
+
+    def verify_evidence(self, ev: Evidence) -> bool:
+        """Both messages decode, are of ``ev.kind`` by ``ev.author`` in ``ev.round``, differ in
+        signed content, and carry valid signatures."""
+        if ev.first >= ev.second or ev.author not in self._vset:
+            return False
+        try:
+            a, b = decode_message(ev.first), decode_message(ev.second)
+        except ConsensusError:
+            return False
+        cid = self.config.chain_id
+        if ev.kind == "proposal" and isinstance(a, Proposal) and isinstance(b, Proposal):
+            ok = all(
+                p.block.proposer == ev.author
+                and p.block.round == ev.round
+                and self.verifier.verify(ev.author, proposal_signing_bytes(cid, p.block.hash), p.signature)
+                for p in (a, b)
+            )
+            return ok and a.block.hash != b.block.hash
+        if ev.kind == "vote" and isinstance(a, Vote) and isinstance(b, Vote):
+            ok = all(
+                v.author == ev.author
+                and v.round == ev.round
+                and self.verifier.verify(
+                    ev.author, vote_signing_bytes(cid, v.round, v.block_hash), v.signature
+                )
+                for v in (a, b)
+            )
+            return ok and a.block_hash != b.block_hash
+        if ev.kind == "timeout" and isinstance(a, Timeout) and isinstance(b, Timeout):
+            ok = all(
+                t.author == ev.author
+                and t.round == ev.round
+                and self.verifier.verify(
+                    ev.author, timeout_signing_bytes(cid, t.round, t.high_qc.round), t.signature
+                )
+                for t in (a, b)
+            )
+            return ok and a.high_qc.round != b.high_qc.round
+        return False
+
+    def _timeout_duration(self) -> int:
+        c = self.config
+        return min(
+            c.round_timeout_ms << min(self._backoff, 16), max(c.max_round_timeout_ms, c.round_timeout_ms)
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, now_ms: int) -> list[Action]:
+        """(Re)build state from the stores and enter the current round."""
+        actions: list[Action] = []
+        if self.block_store.tip_height() < 0:
+            self.block_store.append(self.genesis, None)
+        tip_h = self.block_store.tip_height()
+        tip = self.block_store.get_by_height(tip_h)
+        assert tip is not None
+        if self.block_store.get_by_height(0) != self.genesis:
+            raise ConsensusError("block store holds another chain's genesis")
+        self.committed = tip
+        for h in range(1, tip_h + 1):
+            b = self.block_store.get_by_height(h)
+            assert b is not None
+            self.onchain_evidence.update(e.key for e in b.evidence)
+        self.safety = self.safety_store.load() or SafetyData()
+        if self.safety.high_qc is not None and self.verify_qc(self.safety.high_qc):
+            self.high_qc = self.safety.high_qc
+        self.last_tc = self.safety.last_tc
+        proof = self.block_store.proof(tip_h)
+        if proof is not None and proof.qc.round > self.high_qc.round:
+            self.blocks[proof.child.hash] = proof.child
+            self.high_qc = proof.qc
+        self.started = True
+        start_round = max(self.high_qc.round, self.last_tc.round if self.last_tc else 0) + 1
+        # ask peers for anything committed while we were away
+        for peer in self.validators:
+            if peer != self.node_id:
+                actions.append(Send(peer, SyncRequest(self.committed.height + 1)))
+        self._enter_round(start_round, now_ms, actions, by_qc=True)
+        return actions
+
+    def on_timer(self, timer_id: str, now_ms: int) -> list[Action]:
+        """Handle a timer set by a :class:`SetTimer` action."""
+        actions: list[Action] = []
+        kind, _, arg = timer_id.partition(":")
+        if kind == "round" and int(arg) == self.round:
+            self._backoff += 1
+            self._local_timeout(now_ms, actions)
+            actions.append(SetTimer(f"round:{self.round}", now_ms + self._timeout_duration()))
+        elif kind == "propose" and int(arg) == self.round:
+            self._try_propose(now_ms, actions)
+        elif kind == "sync":
+            for h, t in list(self._requested.items()):
+                if now_ms - t >= self.config.round_timeout_ms:
+                    del self._requested[h]
+        return actions
+
+    def on_message(self, sender: str, msg: Message, now_ms: int) -> list[Action]:
+        """Handle one message from validator ``sender``; bad messages are dropped."""
+        actions: list[Action] = []
+        if sender not in self._vset:
+            return actions
+        if isinstance(msg, Proposal):
+            self._on_proposal(sender, msg, now_ms, actions)
+        elif isinstance(msg, Vote):
+            self._on_vote(msg, now_ms, actions)
+        elif isinstance(msg, Timeout):
+            self._on_timeout(msg, now_ms, actions)
+        elif isinstance(msg, SyncRequest):
+            self._on_sync_request(sender, msg, actions)
+        elif isinstance(msg, SyncResponse):
+            self._on_sync_response(sender, msg, now_ms, actions)
+        elif isinstance(msg, EvidenceMsg):
+            for ev in msg.evidence[:MAX_EVIDENCE_PER_BLOCK]:
+                self._add_evidence(ev, now_ms, verified=False)
+        return actions
+
+    # ------------------------------------------------------------------ pacemaker
+    def _enter_round(self, r: int, now: int, actions: list[Action], by_qc: bool) -> None:
+        if r <= self.round:
+            return
+        self.round = r
+        if by_qc:
+            self._backoff = 0
+        for old in [k for k in self._votes if k[0] < r - 2]:
+            del self._votes[old]
+        for old_r in [k for k in self._timeouts if k < r - 1]:
+            del self._timeouts[old_r]
+        self._qc_formed = {x for x in self._qc_formed if x >= r - 2}
+        if r % 16 == 0:
+            for seen in (self._seen_vote, self._seen_timeout, self._seen_proposal):
+                for key in [k for k in seen if k[1] < r - 16]:
+                    del seen[key]
+        actions.append(SetTimer(f"round:{r}", now + self._timeout_duration()))
+        ldr = self.leader(r)
+        if ldr == self.node_id:
+            self._try_propose(now, actions)
+        else:
+            pending = self._unrecorded_evidence()
+            if pending:
+                actions.append(Send(ldr, EvidenceMsg(tuple(pending))))
+
+    def _process_qc(self, qc: QuorumCertificate, now: int, actions: list[Action]) -> None:
+        """Record a verified QC: update high QC, apply the commit rule, advance the round."""
+        if qc.round > self.high_qc.round:
+            self.high_qc = qc
+        block = self.get_block(qc.block_hash)
+        if block is None:
+            self._pending.setdefault(qc.block_hash, _Pending()).qcs.append(qc)
+            self._request(qc.block_hash, None, now, actions)
+        elif self.unsafe_one_chain_commit:
+            if block.height > self.committed.height:
+                self._commit(block, CommitProof(block, qc), actions)
+        elif block.qc is not None and block.qc.round + 1 == block.round:
+            parent = self.get_block(block.parent_hash)
+            if parent is not None and parent.height > self.committed.height:
+                self._commit(parent, CommitProof(block, qc), actions)
+        self._enter_round(qc.round + 1, now, actions, by_qc=True)
+
+    def _process_tc(self, tc: TimeoutCertificate, now: int, actions: list[Action]) -> None:
+        if self.last_tc is None or tc.round > self.last_tc.round:
+            self.last_tc = tc
+        self._enter_round(tc.round + 1, now, actions, by_qc=False)
+
+    # ------------------------------------------------------------------ commit
+    def _commit(self, block: Block, proof: CommitProof, actions: list[Action]) -> None:
+        chain: list[Block] = []
+        cur: Block | None = block
+        while cur is not None and cur.height > self.committed.height:
+            chain.append(cur)
+            cur = self.get_block(cur.parent_hash)
+        if cur is None or cur.hash != self.committed.hash:
+            self.conflicts.append(f"commit of {block.hash.hex()[:16]} does not extend committed tip")
+            return
+        for b in reversed(chain):
+            top = b is block
+            self.block_store.append(b, proof if top else None)
+            self.committed = b
+            self.onchain_evidence.update(e.key for e in b.evidence)
+            for e in b.evidence:
+                self.pending_evidence.pop(e.key, None)
+            self.app.on_commit(b)
+            actions.append(Committed(b, proof))
+        for h in [h for h, b in self.blocks.items() if b.height <= self.committed.height]:
+            del self.blocks[h]
+
+    # ------------------------------------------------------------------ proposing
+    def _uncommitted_chain(self, tip: Block) -> list[Block]:
+        out: list[Block] = []
+        cur: Block | None = tip
+        while cur is not None and cur.height > self.committed.height:
+            out.append(cur)
+            cur = self.blocks.get(cur.parent_hash)
+        return out
+
+    def _unrecorded_evidence(self, chain: Sequence[Block] = ()) -> list[Evidence]:
+        in_chain = {e.key for b in chain for e in b.evidence}
+        return [
+            e
+            for k, e in sorted(self.pending_evidence.items())
+            if k not in self.onchain_evidence and k not in in_chain
+        ][:MAX_EVIDENCE_PER_BLOCK]
+
+    def _try_propose(self, now: int, actions: list[Action]) -> None:
+        r = self.round
+        if self.leader(r) != self.node_id or self.safety.highest_proposed_round >= r:
+            return
+        tc: TimeoutCertificate | None = None
+        if self.high_qc.round + 1 != r:
+            if self.last_tc is None or self.last_tc.round + 1 != r:
+                return
+            tc = self.last_tc
+        parent = self.get_block(self.high_qc.block_hash)
+        if parent is None:
+            self._request(self.high_qc.block_hash, None, now, actions)
+            actions.append(SetTimer(f"propose:{r}", now + self.config.idle_poll_ms))
+            return
+        if parent.height < self.committed.height:
+            return
+        cfg = self.config
+        if cfg.block_interval_ms and now < parent.timestamp_ms + cfg.block_interval_ms:
+            actions.append(SetTimer(f"propose:{r}", parent.timestamp_ms + cfg.block_interval_ms))
+            return
+        chain = self._uncommitted_chain(parent)
+        in_flight = {tx for b in chain for tx in b.payload}
+        payload = [tx for tx in self.app.build_payload(cfg.max_txs, cfg.max_bytes) if tx not in in_flight]
+        evidence = self._unrecorded_evidence(chain)
+        if not cfg.empty_blocks and not payload and not evidence:
+            needs_commit = any(b.payload or b.evidence for b in chain)
+            if not needs_commit:
+                actions.append(SetTimer(f"propose:{r}", now + cfg.idle_poll_ms))
+                return
+        block = Block(
+            chain_id=cfg.chain_id,
+            height=parent.height + 1,
+            round=r,
+            parent_hash=parent.hash,
+            payload=tuple(payload),
+            tx_root=self.app.tx_root(payload),
+            state_root=self.app.execute(parent.state_root, payload),
+            timestamp_ms=max(now, parent.timestamp_ms),
+            proposer=self.node_id,
+            qc=self.high_qc,
+            tc=tc,
+            evidence=tuple(evidence),
+        )
+        self._save(highest_proposed_round=r)  # persisted before the proposal leaves
+        proposal = Proposal(block, self.signer.sign(proposal_signing_bytes(cfg.chain_id, block.hash)))
+        actions.append(Broadcast(proposal))
+        self._on_proposal(self.node_id, proposal, now, actions)
+
+    # ------------------------------------------------------------------ proposals
+    def _check_equivocation(
+        self,
+        seen: dict[tuple[str, int], object],
+        key: tuple[str, int],
+        msg: Proposal | Vote | Timeout,
+        kind: str,
+        now: int,
+    ) -> None:
+        prev = seen.get(key)
+        if prev is None:
+            seen[key] = msg
+            return
+        assert isinstance(prev, (Proposal, Vote, Timeout))
+        if isinstance(msg, Proposal) and isinstance(prev, Proposal):
+            differ = msg.block.hash != prev.block.hash
+        elif isinstance(msg, Vote) and isinstance(prev, Vote):
+            differ = msg.block_hash != prev.block_hash
+        elif isinstance(msg, Timeout) and isinstance(prev, Timeout):
+            differ = msg.high_qc.round != prev.high_qc.round
+        else:  # pragma: no cover
+            differ = False
+        if not differ:
+            return
+        a, b = sorted([_wire(prev), _wire(msg)])
+        self._add_evidence(Evidence(kind, key[0], key[1], a, b), now, verified=True)
+
+    def _add_evidence(self, ev: Evidence, now: int, verified: bool) -> None:
+        if ev.key in self.pending_evidence or ev.key in self.onchain_evidence:
+            return
+        if not verified and not self.verify_evidence(ev):
+            return
+        self.pending_evidence[ev.key] = ev
+        self.evidence_found.append((now, ev))
+
+    def _on_proposal(self, sender: str, p: Proposal, now: int, actions: list[Action]) -> None:
+        b = p.block
+        cfg = self.config
+        if b.chain_id != cfg.chain_id or b.qc is None or b.proposer != self.leader(b.round):
+            return
+        if not self.verifier.verify(b.proposer, proposal_signing_bytes(cfg.chain_id, b.hash), p.signature):
+            return
+        self._check_equivocation(self._seen_proposal, (b.proposer, b.round), p, "proposal", now)  # type: ignore[arg-type]
+        if not self.verify_qc(b.qc) or (b.tc is not None and not self.verify_tc(b.tc)):
+            return
+        self._process_qc(b.qc, now, actions)
+        if b.tc is not None:
+            self._process_tc(b.tc, now, actions)
+        if b.hash in self.blocks or b.height <= self.committed.height:
+            return
+        parent = self.get_block(b.parent_hash)
+        if parent is None:
+            self._pending.setdefault(b.parent_hash, _Pending()).proposals.append((sender, p))
+            self._request(b.parent_hash, sender, now, actions)
+            return
+        if not self._valid_block(b, parent, now):
+            return
+        self._insert(b, now, actions)
+        self._maybe_vote(b, now, actions)
+
+    def _valid_block(self, b: Block, parent: Block, now: int | None) -> bool:
+        cfg = self.config
+        qc = b.qc
+        if (
+            qc is None
+            or b.parent_hash != qc.block_hash
+            or qc.round != parent.round
+            or b.round <= parent.round
+        ):
+            return False
+        if b.height != parent.height + 1 or b.timestamp_ms < parent.timestamp_ms:
+            return False
+        if now is not None and b.timestamp_ms > now + cfg.max_clock_drift_ms:
+            return False
+        if b.tc is not None and b.tc.round + 1 != b.round:
+            return False
+        if len(b.payload) > cfg.max_txs or sum(len(t) for t in b.payload) > cfg.max_bytes:
+            return False
+        if len(b.evidence) > MAX_EVIDENCE_PER_BLOCK:
+            return False
+        chain = self._uncommitted_chain(parent)
+        seen = {e.key for c in chain for e in c.evidence} | self.onchain_evidence
+        for e in b.evidence:
+            if e.key in seen or not self.verify_evidence(e):
+                return False
+            seen.add(e.key)
+        if b.tx_root != self.app.tx_root(b.payload) or not self.app.validate_payload(b.payload):
+            return False
+        return b.state_root == self.app.execute(parent.state_root, b.payload)
+
+    def _insert(self, b: Block, now: int, actions: list[Action]) -> None:
+        self.blocks[b.hash] = b
+        pend = self._pending.pop(b.hash, None)
+        self._requested.pop(b.hash, None)
+        if pend is None:
+            return
+        for qc in pend.qcs:
+            self._process_qc(qc, now, actions)
+        for sender, p in pend.proposals:
+            self._on_proposal(sender, p, now, actions)
+
+    def safe_to_vote(self, b: Block) -> bool:
+        """DiemBFT v4 voting rule for block ``b`` in round ``b.round``."""
+        assert b.qc is not None
+        if self.unsafe_skip_vote_rules:
+            return True
+        if b.round <= max(self.safety.highest_voted_round, b.qc.round):
+            return False
+        if b.qc.round + 1 == b.round:
+            return True
+        tc = b.tc
+        return tc is not None and tc.round + 1 == b.round and b.qc.round >= tc.max_high_qc_round
+
+    def _maybe_vote(self, b: Block, now: int, actions: list[Action]) -> None:
+        if b.round != self.round or not self.safe_to_vote(b):
+            return
+        assert b.qc is not None
+        vote = Vote(
+            self.node_id,
+            b.round,
+            b.hash,
+            self.signer.sign(vote_signing_bytes(self.config.chain_id, b.round, b.hash)),
+        )
+        self._save(
+            highest_voted_round=max(b.round, self.safety.highest_voted_round),
+            highest_qc_round=max(b.qc.round, self.safety.highest_qc_round),
+            last_vote=vote,
+        )  # persisted before the vote leaves
+        nxt = self.leader(b.round + 1)
+        if nxt == self.node_id:
+            self._on_vote(vote, now, actions)
+        else:
+            actions.append(Send(nxt, vote))
+
+    # ------------------------------------------------------------------ votes
+    def _on_vote(self, v: Vote, now: int, actions: list[Action]) -> None:
+        if v.author not in self._vset:
+            return
+        msg = vote_signing_bytes(self.config.chain_id, v.round, v.block_hash)
+        if not self.verifier.verify(v.author, msg, v.signature):
+            return
+        self._check_equivocation(self._seen_vote, (v.author, v.round), v, "vote", now)  # type: ignore[arg-type]
+        if self.leader(v.round + 1) != self.node_id or v.round < self.round - 1 or v.round in self._qc_formed:
+            return
+        votes = self._votes.setdefault((v.round, v.block_hash), {})
+        votes[v.author] = v.signature
+        if len(votes) >= self.quorum:
+            self._qc_formed.add(v.round)
+            qc = QuorumCertificate(v.round, v.block_hash, tuple(sorted(votes.items())))
+            self._qc_ok.add(qc)
+            self._process_qc(qc, now, actions)
+
+    # ------------------------------------------------------------------ timeouts
+    def safe_to_timeout(self, r: int) -> bool:
+        """DiemBFT v4 timeout rule for round ``r`` with the current high QC and last TC."""
+        qc_round = self.high_qc.round
+        if qc_round < self.safety.highest_qc_round or r <= max(self.safety.highest_voted_round - 1, qc_round):
+            return False
+        return qc_round + 1 == r or (self.last_tc is not None and self.last_tc.round + 1 == r)
+
+    def _local_timeout(self, now: int, actions: list[Action]) -> None:
+        r = self.round
+        last = self.safety.last_timeout
+        if last is not None and last.round == r:
+            t = last
+        else:
+            if not self.safe_to_timeout(r):
+                return
+            sig = self.signer.sign(timeout_signing_bytes(self.config.chain_id, r, self.high_qc.round))
+            tc = self.last_tc if self.last_tc is not None and self.last_tc.round + 1 == r else None
+            t = Timeout(self.node_id, r, self.high_qc, sig, tc)
+            self._save(highest_voted_round=max(r, self.safety.highest_voted_round), last_timeout=t)
+        actions.append(Broadcast(t))  # persisted above, before it leaves
+        self._on_timeout(t, now, actions)
+
+    def _on_timeout(self, t: Timeout, now: int, actions: list[Action]) -> None:
+        if t.author not in self._vset or t.high_qc.round >= t.round:
+            return
+        msg = timeout_signing_bytes(self.config.chain_id, t.round, t.high_qc.round)
+        if not self.verifier.verify(t.author, msg, t.signature) or not self.verify_qc(t.high_qc):
+            return
+        self._check_equivocation(self._seen_timeout, (t.author, t.round), t, "timeout", now)  # type: ignore[arg-type]
+        self._process_qc(t.high_qc, now, actions)
+        if t.last_tc is not None and t.last_tc.round + 1 == t.round and self.verify_tc(t.last_tc):
+            self._process_tc(t.last_tc, now, actions)
+        if t.round < self.round:
+            return
+        bucket = self._timeouts.setdefault(t.round, {})
+        if t.author in bucket:
+            return
+        bucket[t.author] = t
+        if (
+            len(bucket) == self.f + 1
+            and t.round == self.round
+            and self.node_id not in bucket
+            and not (self.safety.last_timeout is not None and self.safety.last_timeout.round == t.round)
+        ):
+            self._local_timeout(now, actions)  # Bracha-style join: f+1 timeouts mean the round is stuck
+            return
+        if len(bucket) >= self.quorum and (self.last_tc is None or self.last_tc.round < t.round):
+            entries = tuple(sorted((a, x.high_qc.round, x.signature) for a, x in bucket.items()))
+            tc = TimeoutCertificate(t.round, entries)
+            self._tc_ok.add(tc)
+            self._process_tc(tc, now, actions)
+
+    # ------------------------------------------------------------------ sync
+    def _request(self, block_hash: bytes, to: str | None, now: int, actions: list[Action]) -> None:
+        if block_hash in self._requested:
+            return
+        self._requested[block_hash] = now
+        req = SyncRequest(self.committed.height + 1, block_hash)
+        if to is not None and to != self.node_id:
+            actions.append(Send(to, req))
+        else:
+            actions.append(Broadcast(req))
+        actions.append(SetTimer("sync", now + self.config.round_timeout_ms))
+
+    def _on_sync_request(self, sender: str, req: SyncRequest, actions: list[Action]) -> None:
+        batch = self.config.sync_batch
+        if req.block_hash is not None:
+            chain: list[Block] = []
+            b = self.get_block(req.block_hash)
+            while b is not None and b.height >= max(req.from_height, 1) and len(chain) < batch:
+                chain.append(b)
+                b = self.get_block(b.parent_hash)
+            if chain:
+                actions.append(Send(sender, SyncResponse(tuple(reversed(chain)), None, req.block_hash)))
+            return
+        tip = self.committed.height
+        if req.from_height > tip:
+            return
+        blocks: list[Block] = []
+        proof: CommitProof | None = None
+        for h in range(req.from_height, tip + 1):
+            b = self.block_store.get_by_height(h)
+            if b is None:
+                return
+            blocks.append(b)
+            proof = self.block_store.proof(h)
+            if proof is not None and len(blocks) >= batch:
+                break
+        if proof is not None:
+            actions.append(Send(sender, SyncResponse(tuple(blocks), proof)))
+
+    def _on_sync_response(self, sender: str, resp: SyncResponse, now: int, actions: list[Action]) -> None:
+        blocks = resp.blocks
+        if not blocks or any(blocks[i].parent_hash != blocks[i - 1].hash for i in range(1, len(blocks))):
+            return
+        if resp.proof is not None:
+            self._on_committed_sync(blocks, resp.proof, now, actions)
+            return
+        if resp.requested_hash is None or resp.requested_hash not in self._requested:
+            return
+        if blocks[-1].hash != resp.requested_hash:
+            return
+        # blocks are authentic: they hash-link to a hash taken from a verified QC/proposal
+        self._requested.pop(resp.requested_hash, None)
+        first = next((i for i, b in enumerate(blocks) if self.get_block(b.parent_hash) is not None), None)
+        if first is None:
+            return  # does not reach a known block; a later request will ask again
+        for b in blocks[first:]:
+            if self.get_block(b.hash) is not None:
+                continue
+            parent = self.get_block(b.parent_hash)
+            if parent is None or b.qc is None or not self.verify_qc(b.qc):
+                return
+            if b.tc is not None and not self.verify_tc(b.tc):
+                return
+            if b.height <= self.committed.height or not self._valid_block(b, parent, None):
+                return
+            self._insert(b, now, actions)
+            self._process_qc(b.qc, now, actions)
+
+    def _on_committed_sync(
+        self, blocks: Sequence[Block], proof: CommitProof, now: int, actions: list[Action]
+    ) -> None:
+        last = blocks[-1]
+        child, qc = proof.child, proof.qc
+        if child.parent_hash != last.hash or child.qc is None or child.qc.block_hash != last.hash:
+            return
+        if child.qc.round + 1 != child.round or child.qc.round != last.round or qc.block_hash != child.hash:
+            return
+        if not self.verify_qc(qc) or not self.verify_qc(child.qc):
+            return
+        todo = [b for b in blocks if b.height > self.committed.height]
+        if not todo or todo[0].parent_hash != self.committed.hash:
+            return
+        parent = self.committed
+        for b in todo:
+            if not self._valid_block(b, parent, None):
+                return
+            parent = b
+        for b in todo:
+            self.blocks[b.hash] = b
+        self._commit(last, proof, actions)
+        if child.hash not in self.blocks:
+            self._insert(child, now, actions)
+        self._process_qc(qc, now, actions)
+
+
+def _wire(msg: Proposal | Vote | Timeout) -> bytes:
+    if isinstance(msg, Timeout):
+        msg = replace(msg, last_tc=None)
+    return encode_message(msg)
