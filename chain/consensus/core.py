@@ -520,6 +520,11 @@ class ConsensusCore:
             actions.append(Committed(b, proof))
         for h in [h for h, b in self.blocks.items() if b.height <= self.committed.height]:
             del self.blocks[h]
+        for h, pend in list(self._pending.items()):
+            pend.proposals = [(s, p) for s, p in pend.proposals if p.block.height > self.committed.height + 1]
+            pend.qcs = [q for q in pend.qcs if q.round > self.committed.round]
+            if not pend.proposals and not pend.qcs:
+                del self._pending[h]
 
     # ------------------------------------------------------------------ proposing
     def _uncommitted_chain(self, tip: Block) -> list[Block]:

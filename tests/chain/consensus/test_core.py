@@ -17,6 +17,7 @@ from chain.consensus.core import (
     MemoryBlockStore,
     MemorySafetyStore,
     Send,
+    SetTimer,
     quorum_size,
 )
 from chain.consensus.crypto import SimPki, Sm2Signer, Sm2Verifier
@@ -368,3 +369,22 @@ def test_sm2_signer_and_verifier() -> None:
     assert not ver.verify("v1", b"m", sig)
     assert not ver.verify("v9", b"m", sig)
     assert not ver.verify("v0", b"m2", sig)
+
+
+def test_block_interval_and_idle_leader() -> None:
+    pki = SimPki(IDS)
+    cfg = ConsensusConfig(chain_id="test", empty_blocks=False, block_interval_ms=500)
+    core = ConsensusCore(
+        "v1", IDS, pki.signer("v1"), pki.verifier(), MemorySafetyStore(), MemoryBlockStore(), App(), cfg
+    )
+    acts = core.start(100)  # v1 leads round 1: genesis timestamp 0 + interval 500 -> wait
+    assert SetTimer("propose:1", 500) in acts
+    assert not [a for a in acts if isinstance(a, Broadcast)]
+    acts = core.on_timer("propose:1", 500)  # nothing to propose, empty_blocks off: poll again
+    assert not [a for a in acts if isinstance(a, Broadcast)]
+    assert SetTimer("propose:1", 500 + cfg.idle_poll_ms) in acts
+    eager = ConsensusCore(
+        "v1", IDS, pki.signer("v1"), pki.verifier(), MemorySafetyStore(), MemoryBlockStore(), App(), CFG
+    )
+    props = [a.msg for a in eager.start(100) if isinstance(a, Broadcast) and isinstance(a.msg, Proposal)]
+    assert len(props) == 1 and props[0].block.round == 1 and props[0].block.payload == ()

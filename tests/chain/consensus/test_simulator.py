@@ -32,6 +32,11 @@ def test_twins_seeds() -> None:
     _check(range(10_000, 10_060), twins=True)
 
 
+def test_twins_equivocation_reaches_the_chain() -> None:
+    results = [run_seed(s, twins=True) for s in range(10_000, 10_020)]
+    assert sum(r.evidence_on_chain > 0 for r in results) >= 10
+
+
 def test_replay_is_deterministic() -> None:
     a, b = run_seed(4), run_seed(4)
     assert (a.heights, a.events, a.violations) == (b.heights, b.events, b.violations)
