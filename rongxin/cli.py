@@ -131,11 +131,9 @@ def sign(
     """Sign a file (SM2 with SM3 and Z); prints the 64-byte signature as hex."""
     try:
         private = keyfile.load_private_key(key, _password(password_file))
-        h = private.public_key.hasher(user_id.encode())
         with open(file, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        typer.echo(private.sign_digest(h.digest()).hex())
+            e = private.public_key.hasher(user_id.encode()).update_stream(fh).digest()
+        typer.echo(private.sign_digest(e).hex())
     except OSError as exc:
         raise _fail(f"cannot read {file}: {exc.strerror}") from None
     except ChainError as exc:
@@ -157,11 +155,9 @@ def verify(
         raise _fail("the signature is not hex") from None
     pub = _public_key(pubkey)
     try:
-        h = pub.hasher(user_id.encode())
         with open(file, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        pub.verify_digest(h.digest(), sig)
+            e = pub.hasher(user_id.encode()).update_stream(fh).digest()
+        pub.verify_digest(e, sig)
     except OSError as exc:
         raise _fail(f"cannot read {file}: {exc.strerror}") from None
     except ChainError as exc:

@@ -238,11 +238,12 @@ def _ledger_step(
     works = [f"work-{i}.jpg".encode() for i in range(8)]
     digests = [crypto.sm3(w) for w in works]
     root_digest, proofs = merkle.batch_proofs(digests)
+    batch_payload = {"digest": root_digest, "kind": "work-batch", "count": len(digests)}
     anchor = Transaction.create(
         media_key,
         media.cert_id,
         "anchor",
-        {"digest": root_digest, "kind": "work-batch", "count": len(digests)},
+        batch_payload,
         1,
         now,
         genesis.chain_id,
@@ -274,7 +275,7 @@ def _ledger_step(
         media_key,
         media.cert_id,
         "anchor",
-        {"digest": root_digest, "kind": "work-batch", "count": len(digests)},
+        batch_payload,
         2,
         now,
         genesis.chain_id,

@@ -96,6 +96,13 @@ class SM3:
         self._h.update(data)
         return self
 
+    def update_stream(self, stream: BinaryIO, chunk_size: int = _CHUNK) -> SM3:
+        """Feed everything left in a binary stream, ``chunk_size`` bytes at a time."""
+        view = memoryview(bytearray(chunk_size))
+        while n := stream.readinto(view):  # type: ignore[attr-defined]
+            self._h.update(view[:n])
+        return self
+
     def digest(self) -> bytes:
         """Return the 32-byte digest of everything fed so far (the hasher stays usable)."""
         return self._h.digest()
@@ -136,15 +143,7 @@ def sm3_concat(parts: Iterable[bytes]) -> bytes:
 
 def sm3_stream(stream: BinaryIO, chunk_size: int = _CHUNK) -> bytes:
     """Hash a binary stream in constant memory (``chunk_size`` bytes at a time)."""
-    h = _new()
-    buf = bytearray(chunk_size)
-    view = memoryview(buf)
-    while True:
-        n = stream.readinto(view)  # type: ignore[attr-defined]
-        if not n:
-            break
-        h.update(view[:n])
-    return h.digest()
+    return SM3().update_stream(stream, chunk_size).digest()
 
 
 def sm3_file(path: str | os.PathLike[str], chunk_size: int = _CHUNK) -> bytes:
