@@ -106,6 +106,15 @@ class Overlay:
         """Every write and delete since the overlay was made."""
         return dict(self._changes)
 
+    def rebase(self, base: State | Overlay) -> None:
+        """Read through ``base`` from now on (it must hold what the old base held)."""
+        self._base = base
+
+    @property
+    def base(self) -> State | Overlay:
+        """The view this overlay reads through to."""
+        return self._base
+
     def child(self) -> Overlay:
         """A nested overlay (one per transaction, dropped if it fails)."""
         return Overlay(self)

@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS txs (
     tx_id BLOB PRIMARY KEY,
     height INTEGER NOT NULL REFERENCES blocks(height),
     idx INTEGER NOT NULL,
-    tx BLOB NOT NULL
+    tx BLOB NOT NULL,
+    result BLOB
 );
 CREATE TABLE IF NOT EXISTS state (key BLOB PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS state_log (
@@ -138,8 +139,12 @@ class LedgerStore:
         commit_proof: bytes,
         txs: list[tuple[bytes, bytes]],
         changes: Mapping[bytes, bytes | None],
+        results: list[bytes] | None = None,
     ) -> None:
         """Write one block with its ``(tx_id, tx)`` list and state changes atomically.
+
+        ``results`` (optional, one per transaction) are the encoded execution results that
+        :meth:`tx_result` returns later.
 
         Raises
         ------
@@ -158,9 +163,14 @@ class LedgerStore:
                     "INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
                     (height, block_hash, parent_hash, state_root, block, commit_proof),
                 )
+                if results is not None and len(results) != len(txs):
+                    raise StoreError("one result per transaction is required")
                 self._db.executemany(
-                    "INSERT INTO txs VALUES (?, ?, ?, ?)",
-                    [(tx_id, height, i, tx) for i, (tx_id, tx) in enumerate(txs)],
+                    "INSERT INTO txs VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (tx_id, height, i, tx, None if results is None else results[i])
+                        for i, (tx_id, tx) in enumerate(txs)
+                    ],
                 )
                 for key, value in changes.items():
                     if value is None:
@@ -187,6 +197,11 @@ class LedgerStore:
         for row in self._db.execute("SELECT * FROM blocks WHERE height >= ? ORDER BY height", (start,)):
             yield StoredBlock(row[0], *(bytes(v) for v in row[1:]))
 
+    def block_by_hash(self, block_hash: bytes) -> StoredBlock | None:
+        """The committed block with ``block_hash``, or ``None``."""
+        row = self._db.execute("SELECT * FROM blocks WHERE hash = ?", (block_hash,)).fetchone()
+        return None if row is None else StoredBlock(row[0], *(bytes(v) for v in row[1:]))
+
     def transactions(self, height: int) -> list[bytes]:
         """Transactions of the block at ``height`` in order."""
         rows = self._db.execute("SELECT tx FROM txs WHERE height = ? ORDER BY idx", (height,))
@@ -196,6 +211,16 @@ class LedgerStore:
         """``(height, index)`` of a committed transaction."""
         row = self._db.execute("SELECT height, idx FROM txs WHERE tx_id = ?", (tx_id,)).fetchone()
         return None if row is None else (int(row[0]), int(row[1]))
+
+    def tx_result(self, tx_id: bytes) -> bytes | None:
+        """The encoded execution result recorded with a committed transaction."""
+        row = self._db.execute("SELECT result FROM txs WHERE tx_id = ?", (tx_id,)).fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
+
+    def get_state(self, key: bytes) -> bytes | None:
+        """One state entry as of the head block."""
+        row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
 
     def load_state(self) -> State:
         """The current state (as of the head block)."""

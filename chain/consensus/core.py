@@ -179,13 +179,23 @@ class MemoryBlockStore:
 
 
 class Application(Protocol):
-    """The state machine replicated by consensus."""
+    """The state machine replicated by consensus.
 
-    def build_payload(self, max_txs: int, max_bytes: int) -> list[bytes]: ...
+    ``build_payload`` and ``execute`` receive the parent block, so an application can run
+    transactions against the (possibly uncommitted) state the block builds on, at the
+    block's height ``parent.height + 1`` and timestamp. ``execute`` must be deterministic and
+    return ``None`` when the payload is not valid on top of ``parent`` (the block is then
+    rejected). ``on_commit`` is called once per committed block, in height order, after the
+    block store has made the block durable.
+    """
+
+    def build_payload(
+        self, parent: Block, timestamp_ms: int, max_txs: int, max_bytes: int
+    ) -> list[bytes]: ...
 
     def validate_payload(self, payload: Sequence[bytes]) -> bool: ...
 
-    def execute(self, parent_state_root: bytes, payload: Sequence[bytes]) -> bytes: ...
+    def execute(self, parent: Block, timestamp_ms: int, payload: Sequence[bytes]) -> bytes | None: ...
 
     def tx_root(self, payload: Sequence[bytes]) -> bytes: ...
 
@@ -198,6 +208,7 @@ class ConsensusConfig:
 
     chain_id: str = "rongxin"
     genesis_state_root: bytes = ZERO_HASH
+    genesis_hash: bytes = ZERO_HASH
     block_interval_ms: int = 0
     empty_blocks: bool = True
     round_timeout_ms: int = 1000
@@ -260,7 +271,9 @@ class ConsensusCore:
         self.block_store = block_store
         self.app = app
         self.config = config or ConsensusConfig()
-        self.genesis = genesis_block(self.config.chain_id, self.config.genesis_state_root)
+        self.genesis = genesis_block(
+            self.config.chain_id, self.config.genesis_state_root, self.config.genesis_hash
+        )
         self._genesis_qc = genesis_qc(self.genesis)
         self._vset = frozenset(self.validators)
         # volatile state, rebuilt by start()
@@ -565,13 +578,20 @@ class ConsensusCore:
             return
         chain = self._uncommitted_chain(parent)
         in_flight = {tx for b in chain for tx in b.payload}
-        payload = [tx for tx in self.app.build_payload(cfg.max_txs, cfg.max_bytes) if tx not in in_flight]
+        timestamp = max(now, parent.timestamp_ms)
+        candidates = self.app.build_payload(parent, timestamp, cfg.max_txs, cfg.max_bytes)
+        payload = [tx for tx in candidates if tx not in in_flight]
         evidence = self._unrecorded_evidence(chain)
         if not cfg.empty_blocks and not payload and not evidence:
             needs_commit = any(b.payload or b.evidence for b in chain)
             if not needs_commit:
                 actions.append(SetTimer(f"propose:{r}", now + cfg.idle_poll_ms))
                 return
+        state_root = self.app.execute(parent, timestamp, payload)
+        if state_root is None:  # the application built a payload it cannot execute: skip it
+            payload, state_root = [], self.app.execute(parent, timestamp, [])
+            if state_root is None:
+                raise ConsensusError("the application cannot execute an empty block")
         block = Block(
             chain_id=cfg.chain_id,
             height=parent.height + 1,
@@ -579,8 +599,8 @@ class ConsensusCore:
             parent_hash=parent.hash,
             payload=tuple(payload),
             tx_root=self.app.tx_root(payload),
-            state_root=self.app.execute(parent.state_root, payload),
-            timestamp_ms=max(now, parent.timestamp_ms),
+            state_root=state_root,
+            timestamp_ms=timestamp,
             proposer=self.node_id,
             qc=self.high_qc,
             tc=tc,
@@ -679,7 +699,7 @@ class ConsensusCore:
             seen.add(e.key)
         if b.tx_root != self.app.tx_root(b.payload) or not self.app.validate_payload(b.payload):
             return False
-        return b.state_root == self.app.execute(parent.state_root, b.payload)
+        return b.state_root == self.app.execute(parent, b.timestamp_ms, b.payload)
 
     def _insert(self, b: Block, now: int, actions: list[Action]) -> None:
         self.blocks[b.hash] = b

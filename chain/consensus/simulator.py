@@ -95,7 +95,7 @@ class SimApp:
         if tx not in self.committed_txs and self.members.tx_valid(tx):
             self.mempool[tx] = None
 
-    def build_payload(self, max_txs: int, max_bytes: int) -> list[bytes]:
+    def build_payload(self, parent: Block, timestamp_ms: int, max_txs: int, max_bytes: int) -> list[bytes]:
         out: list[bytes] = []
         size = 0
         for tx in self.mempool:
@@ -108,8 +108,8 @@ class SimApp:
     def validate_payload(self, payload: Sequence[bytes]) -> bool:
         return all(self.members.tx_valid(tx) for tx in payload)
 
-    def execute(self, parent_state_root: bytes, payload: Sequence[bytes]) -> bytes:
-        return sm3(parent_state_root + self.tx_root(payload))
+    def execute(self, parent: Block, timestamp_ms: int, payload: Sequence[bytes]) -> bytes | None:
+        return sm3(parent.state_root + self.tx_root(payload))
 
     def tx_root(self, payload: Sequence[bytes]) -> bytes:
         return sm3(encode(list(payload)))

@@ -46,14 +46,14 @@ CFG = ConsensusConfig(chain_id="test")
 
 
 class App:
-    def build_payload(self, max_txs: int, max_bytes: int) -> list[bytes]:
+    def build_payload(self, parent: Block, timestamp_ms: int, max_txs: int, max_bytes: int) -> list[bytes]:
         return []
 
     def validate_payload(self, payload: Sequence[bytes]) -> bool:
         return all(not tx.startswith(b"bad") for tx in payload)
 
-    def execute(self, parent_state_root: bytes, payload: Sequence[bytes]) -> bytes:
-        return sm3(parent_state_root + self.tx_root(payload))
+    def execute(self, parent: Block, timestamp_ms: int, payload: Sequence[bytes]) -> bytes | None:
+        return sm3(parent.state_root + self.tx_root(payload))
 
     def tx_root(self, payload: Sequence[bytes]) -> bytes:
         return sm3(b"".join(payload))
@@ -101,6 +101,8 @@ class Net:
         ts: int = 0,
     ) -> Block:
         app = App()
+        state_root = app.execute(parent, max(ts, parent.timestamp_ms), payload)
+        assert state_root is not None
         return Block(
             "test",
             parent.height + 1,
@@ -108,7 +110,7 @@ class Net:
             parent.hash,
             payload,
             app.tx_root(payload),
-            app.execute(parent.state_root, payload),
+            state_root,
             max(ts, parent.timestamp_ms),
             IDS[round % 4],
             qc,

@@ -1,0 +1,428 @@
+"""A ledger replica: the consensus core wired to the executor, the Merkle tree and SQLite.
+
+This is where the pure pieces meet storage:
+
+* :class:`LedgerApp` is the consensus :class:`~chain.consensus.core.Application`. It runs
+  transactions with the :class:`~chain.executor.Executor` on top of the state of the
+  block being extended (committed, or a speculative overlay for an uncommitted parent),
+  puts the RFC 6962 SM3 root of the transactions in ``tx_root`` and the state root in
+  ``state_root``, and keeps a mempool.
+* :class:`LedgerBlockStore` stores committed blocks in a :class:`~chain.store.LedgerStore`:
+  a block, its transactions, their results and its state changes in **one** SQLite
+  transaction, fsynced before the core learns the block is durable.
+* :class:`SqliteSafetyStore` keeps the consensus safety data (last vote, last timeout,
+  locks) in the same database; every ``save`` is its own fsynced transaction and the core
+  saves before it returns the action that sends a vote, timeout or proposal.
+* :class:`Replica` builds all of the above for one node from the genesis document.
+
+Examples
+--------
+See :mod:`chain.localnet`, which runs several replicas in one process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chain import codec
+from chain.consensus.core import (
+    Action,
+    ConsensusConfig,
+    ConsensusCore,
+    SafetyData,
+)
+from chain.consensus.crypto import Sm2Signer, Sm2Verifier
+from chain.consensus.messages import (
+    Block,
+    CommitProof,
+    ConsensusError,
+    QuorumCertificate,
+    Timeout,
+    TimeoutCertificate,
+    Vote,
+    genesis_block,
+)
+from chain.contracts.base import ContractRegistry
+from chain.crypto import PrivateKey
+from chain.executor import BlockExecution, Executor, genesis_state
+from chain.merkle import merkle_root
+from chain.state import Overlay, State
+from chain.store import LedgerStore, StoreError
+from chain.types import Genesis, Role, Transaction, ValidationError
+
+SAFETY_KEY = "consensus/safety"
+MEMPOOL_LIMIT = 100_000
+
+
+def node_id(cert_id: bytes) -> str:
+    """The consensus identity of a node: the hex of its certificate id."""
+    return cert_id.hex()
+
+
+def consensus_config(genesis: Genesis, **overrides: Any) -> ConsensusConfig:
+    """Consensus parameters from the genesis document (every node derives the same ones)."""
+    p = genesis.params
+    fields: dict[str, Any] = {
+        "chain_id": genesis.chain_id,
+        "genesis_state_root": genesis_state(genesis).root,
+        "genesis_hash": genesis.hash,
+        "block_interval_ms": p.block_interval_ms,
+        "empty_blocks": p.empty_blocks,
+        "round_timeout_ms": p.round_timeout_ms,
+        "max_round_timeout_ms": max(8 * p.round_timeout_ms, p.round_timeout_ms),
+        "max_txs": p.max_block_txs,
+        "max_bytes": p.max_block_bytes,
+    }
+    fields.update(overrides)
+    return ConsensusConfig(**fields)
+
+
+def chain_genesis_block(genesis: Genesis) -> Block:
+    """Height-0 block of the chain: binds the genesis document hash and genesis state root."""
+    return genesis_block(genesis.chain_id, genesis_state(genesis).root, genesis.hash)
+
+
+def tx_root(payload: Sequence[bytes]) -> bytes:
+    """RFC 6962 SM3 Merkle root over a block's raw transactions (leaf = whole tx bytes)."""
+    return merkle_root(list(payload))
+
+
+def validator_keys(genesis: Genesis) -> dict[str, Any]:
+    """``node id -> PublicKey`` of the genesis consensus nodes."""
+    return {node_id(c.cert_id): c.key() for c in genesis.certificates if Role.CONSENSUS_NODE in c.roles}
+
+
+# --------------------------------------------------------------------------- safety store
+def encode_safety(data: SafetyData) -> bytes:
+    """Canonical bytes of a node's safety data."""
+
+    def obj(x: QuorumCertificate | TimeoutCertificate | Vote | Timeout | None) -> Any:
+        return None if x is None else x.to_obj()
+
+    return codec.encode(
+        [
+            data.highest_voted_round,
+            data.highest_qc_round,
+            data.highest_proposed_round,
+            obj(data.high_qc),
+            obj(data.last_tc),
+            obj(data.last_vote),
+            obj(data.last_timeout),
+        ]
+    )
+
+
+def decode_safety(raw: bytes) -> SafetyData:
+    """Inverse of :func:`encode_safety`; :class:`ConsensusError` when corrupt."""
+    try:
+        hv, hq, hp, qc, tc, vote, timeout = codec.decode(raw)
+        return SafetyData(
+            int(hv),
+            int(hq),
+            int(hp),
+            None if qc is None else QuorumCertificate.from_obj(qc),
+            None if tc is None else TimeoutCertificate.from_obj(tc),
+            None if vote is None else Vote.from_obj(vote),
+            None if timeout is None else Timeout.from_obj(timeout),
+        )
+    except (ValueError, TypeError, codec.CodecError) as exc:
+        raise ConsensusError(f"stored consensus safety data is corrupt: {exc}") from None
+
+
+class SqliteSafetyStore:
+    """:class:`~chain.consensus.core.SafetyStore` in the node's ledger database."""
+
+    def __init__(self, store: LedgerStore) -> None:
+        self._store = store
+
+    def load(self) -> SafetyData | None:
+        raw = self._store.get_meta(SAFETY_KEY)
+        return None if raw is None else decode_safety(raw)
+
+    def save(self, data: SafetyData) -> None:
+        self._store.set_meta(SAFETY_KEY, encode_safety(data))  # autocommit + synchronous=FULL
+
+
+# --------------------------------------------------------------------------- application
+@dataclass
+class _Speculative:
+    height: int
+    overlay: Overlay
+    execution: BlockExecution
+
+
+class LedgerApp:
+    """The replicated state machine: executor + mempool + speculative states.
+
+    Parameters
+    ----------
+    genesis : Genesis
+        The chain's founding document.
+    store : LedgerStore
+        The node's committed chain; its state is loaded and checked against the head.
+    registry : ContractRegistry, optional
+        Contracts beyond the defaults (built by :func:`chain.executor.default_registry`).
+    """
+
+    def __init__(
+        self, genesis: Genesis, store: LedgerStore, registry: ContractRegistry | None = None
+    ) -> None:
+        self.genesis = genesis
+        self.store = store
+        self.executor = Executor(genesis, registry)
+        self.state: State = store.load_state()
+        head = store.block(store.head_height())
+        self.head_hash = head.hash if head is not None else chain_genesis_block(genesis).hash
+        expected = head.state_root if head is not None else genesis_state(genesis).root
+        if self.state.root != expected:
+            raise StoreError(
+                "the stored state does not match the head block's state root; the store is damaged"
+            )
+        self._spec: dict[tuple[bytes, int, bytes], _Speculative] = {}
+        self.mempool: OrderedDict[bytes, bytes] = OrderedDict()
+
+    # ---------------------------------------------------------------- mempool
+    def submit(self, raw: bytes, timestamp_ms: int | None = None) -> bytes:
+        """Check a transaction against the committed state and queue it; return its id.
+
+        Raises
+        ------
+        ValidationError
+            With the reason when the transaction could never be included as it stands.
+        """
+        tx = Transaction.from_bytes(raw)
+        if self.store.tx_location(tx.tx_id) is not None:
+            raise ValidationError("transaction is already committed")
+        if tx.tx_id in self.mempool:
+            return tx.tx_id
+        if len(self.mempool) >= MEMPOOL_LIMIT:
+            raise ValidationError("the mempool is full; retry later")
+        ts = tx.timestamp_ms if timestamp_ms is None else timestamp_ms
+        _, rejected = self.executor.select(self.state, [raw], self.store.head_height() + 1, ts, 1, len(raw))
+        if rejected:
+            raise ValidationError(rejected[0][1])
+        self.mempool[tx.tx_id] = raw
+        return tx.tx_id
+
+    # ---------------------------------------------------------------- Application
+    def _base(self, parent: Block) -> State | Overlay | None:
+        if parent.hash == self.head_hash:
+            return self.state
+        spec = self._spec.get((parent.parent_hash, parent.timestamp_ms, parent.tx_root))
+        if spec is None and parent.parent_hash == self.head_hash:
+            # e.g. after a restart: the parent extends the head but was never executed here
+            try:
+                execution = self.executor.execute(
+                    self.state, list(parent.payload), parent.height, parent.timestamp_ms
+                )
+            except ValidationError:
+                return None
+            key = (parent.parent_hash, parent.timestamp_ms, parent.tx_root)
+            spec = self._remember(key, parent.height, self.state, execution)
+        if spec is None or spec.execution.state_root != parent.state_root:
+            return None
+        return spec.overlay
+
+    def _remember(
+        self, key: tuple[bytes, int, bytes], height: int, base: State | Overlay, execution: BlockExecution
+    ) -> _Speculative:
+        overlay = Overlay(base)
+        for k, v in execution.changes.items():
+            if v is None:
+                overlay.delete(k)
+            else:
+                overlay.set(k, v)
+        spec = _Speculative(height, overlay, execution)
+        self._spec[key] = spec
+        return spec
+
+    def build_payload(self, parent: Block, timestamp_ms: int, max_txs: int, max_bytes: int) -> list[bytes]:
+        base = self._base(parent)
+        if base is None:
+            return []
+        chosen, _ = self.executor.select(
+            base, list(self.mempool.values()), parent.height + 1, timestamp_ms, max_txs, max_bytes
+        )
+        return chosen
+
+    def validate_payload(self, payload: Sequence[bytes]) -> bool:
+        try:
+            for raw in payload:
+                Transaction.from_bytes(raw)
+        except ValidationError:
+            return False
+        return True
+
+    def tx_root(self, payload: Sequence[bytes]) -> bytes:
+        return tx_root(payload)
+
+    def execute(self, parent: Block, timestamp_ms: int, payload: Sequence[bytes]) -> bytes | None:
+        key = (parent.hash, timestamp_ms, tx_root(payload))
+        spec = self._spec.get(key)
+        if spec is not None:
+            return spec.execution.state_root
+        base = self._base(parent)
+        if base is None:
+            return None
+        try:
+            execution = self.executor.execute(base, list(payload), parent.height + 1, timestamp_ms)
+        except ValidationError:
+            return None
+        self._remember(key, parent.height + 1, base, execution)
+        return execution.state_root
+
+    def execution_for(self, block: Block) -> BlockExecution:
+        """The execution of ``block`` (which extends the committed head), recomputed if needed."""
+        spec = self._spec.get((block.parent_hash, block.timestamp_ms, block.tx_root))
+        if spec is not None and spec.execution.state_root == block.state_root:
+            return spec.execution
+        if block.parent_hash != self.head_hash:
+            raise ConsensusError("block to store does not extend the committed head")
+        execution = self.executor.execute(self.state, list(block.payload), block.height, block.timestamp_ms)
+        if execution.state_root != block.state_root:
+            raise ConsensusError("block's state root does not match its execution")
+        return execution
+
+    def on_commit(self, block: Block) -> None:
+        key = (block.parent_hash, block.timestamp_ms, block.tx_root)
+        committed = self._spec.get(key)
+        if committed is not None:
+            self.state.apply(committed.execution.changes)
+            for spec in self._spec.values():
+                if spec.overlay.base is committed.overlay:
+                    spec.overlay.rebase(self.state)
+        else:  # stored without local speculation: the store has the state
+            self.state = self.store.load_state()
+            self._spec.clear()
+        self.head_hash = block.hash
+        for k in [k for k, s in self._spec.items() if s.height <= block.height]:
+            del self._spec[k]
+        for raw in block.payload:
+            self.mempool.pop(Transaction.from_bytes(raw).tx_id, None)
+
+
+# --------------------------------------------------------------------------- block store
+class LedgerBlockStore:
+    """:class:`~chain.consensus.core.BlockStore` over a :class:`LedgerStore`."""
+
+    def __init__(self, store: LedgerStore, genesis: Block, app: LedgerApp) -> None:
+        self.store = store
+        self.genesis = genesis
+        self.app = app
+
+    def tip_height(self) -> int:
+        return self.store.head_height()
+
+    def _load(self, row: Any) -> Block:
+        obj = codec.decode(row.block)
+        obj[-1] = self.store.transactions(row.height)
+        return Block.from_obj(obj)
+
+    def get_by_height(self, height: int) -> Block | None:
+        if height == 0:
+            return self.genesis
+        row = self.store.block(height)
+        return None if row is None else self._load(row)
+
+    def get(self, block_hash: bytes) -> Block | None:
+        if block_hash == self.genesis.hash:
+            return self.genesis
+        row = self.store.block_by_hash(block_hash)
+        return None if row is None else self._load(row)
+
+    def proof(self, height: int) -> CommitProof | None:
+        row = self.store.block(height)
+        if row is None or not row.commit_proof:
+            return None
+        return CommitProof.from_obj(codec.decode(row.commit_proof))
+
+    def append(self, block: Block, proof: CommitProof | None) -> None:
+        if block.height == 0:
+            if block != self.genesis:
+                raise ConsensusError("genesis block differs from the chain's genesis")
+            return
+        execution = self.app.execution_for(block)
+        obj = block.to_obj()
+        obj[-1] = []  # transactions live in their own table
+        self.store.commit_block(
+            block.height,
+            block.hash,
+            block.parent_hash,
+            block.state_root,
+            codec.encode(obj),
+            b"" if proof is None else codec.encode(proof.to_obj()),
+            [(Transaction.from_bytes(raw).tx_id, raw) for raw in block.payload],
+            execution.changes,
+            [codec.encode(r) for r in execution.results],
+        )
+
+
+# --------------------------------------------------------------------------- replica
+class Replica:
+    """One node of the chain: store, application and (for voting nodes) the consensus core.
+
+    Parameters
+    ----------
+    genesis : Genesis
+        The chain's founding document.
+    path : str or PathLike
+        The node's SQLite database (created on first use).
+    key : PrivateKey, optional
+        The node's SM2 key; with it and a consensus-node certificate in the genesis, the
+        replica votes.
+    registry : ContractRegistry, optional
+        Extra contracts.
+    config : dict, optional
+        Overrides of :func:`consensus_config` (e.g. timeouts in tests).
+    """
+
+    def __init__(
+        self,
+        genesis: Genesis,
+        path: str | os.PathLike[str],
+        key: PrivateKey | None = None,
+        registry: ContractRegistry | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        genesis.validate()
+        self.genesis = genesis
+        first = chain_genesis_block(genesis)
+        self.store = LedgerStore(path, first.hash, genesis_state(genesis).entries())
+        self.app = LedgerApp(genesis, self.store, registry)
+        self.block_store = LedgerBlockStore(self.store, first, self.app)
+        self.config = consensus_config(genesis, **(config or {}))
+        keys = validator_keys(genesis)
+        if len(keys) < 1:
+            raise ValidationError("the genesis names no consensus node")
+        self.node_id: str | None = None
+        self.core: ConsensusCore | None = None
+        if key is not None:
+            mine = [
+                node_id(c.cert_id) for c in genesis.certificates if c.public_key == key.public_key.to_bytes()
+            ]
+            voting = [m for m in mine if m in keys]
+            if not voting:
+                raise ValidationError("this key belongs to no consensus node of the genesis")
+            self.node_id = voting[0]
+            self.core = ConsensusCore(
+                self.node_id,
+                sorted(keys),
+                Sm2Signer(self.node_id, key),
+                Sm2Verifier(keys),
+                SqliteSafetyStore(self.store),
+                self.block_store,
+                self.app,
+                self.config,
+            )
+
+    def start(self, now_ms: int) -> list[Action]:
+        """Start the consensus core (voting nodes) and return its first actions."""
+        return [] if self.core is None else self.core.start(now_ms)
+
+    def close(self) -> None:
+        """Close the database."""
+        self.store.close()
