@@ -56,6 +56,13 @@ def _roles(values: Any) -> tuple[Role, ...]:
     return roles
 
 
+def _exact_fields(doc: dict[str, Any], names: set[str], what: str) -> None:
+    if set(doc) != names:
+        extra = sorted(set(doc) - names)
+        missing = sorted(names - set(doc))
+        raise ValidationError(f"{what} fields differ: unexpected {extra}, missing {missing}")
+
+
 def _field(doc: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
     value = doc.get(name)
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
@@ -137,6 +144,11 @@ class Certificate:
         """Inverse of :meth:`to_dict`, validating types."""
         if not isinstance(doc, dict):
             raise ValidationError("a certificate is a map")
+        _exact_fields(
+            doc,
+            {"subject", "organization", "roles", "public_key", "not_before_ms", "not_after_ms", "signature"},
+            "certificate",
+        )
         nab = doc.get("not_after_ms")
         if nab is not None and not isinstance(nab, int):
             raise ValidationError("field 'not_after_ms' must be an integer or null")

@@ -1,0 +1,159 @@
+"""Replicas: consensus + executor + SQLite, restarts, crashes, catch-up, refusals."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from chain import codec
+from chain.consensus.core import SafetyData
+from chain.consensus.messages import ConsensusError, QuorumCertificate, Vote
+from chain.crypto import PrivateKey
+from chain.localnet import LocalConsortium, LocalNet
+from chain.merkle import merkle_root
+from chain.replica import Replica, decode_safety, encode_safety
+from chain.store import StoreError
+from chain.types import Certificate, Role, Transaction, ValidationError
+
+
+def _anchor(c: LocalConsortium, who: object, i: int) -> bytes:
+    tx = who.sign(c.genesis.chain_id, "anchor", {"digest": i.to_bytes(32, "big"), "kind": "t"}, c.net.now)  # type: ignore[attr-defined]
+    return c.net.submit(tx.to_bytes())
+
+
+def test_every_node_commits_the_same_chain_with_merkle_and_state_roots(tmp_path: Path) -> None:
+    c = LocalConsortium.create(tmp_path, nodes=5)
+    m = c.add_member("m", [Role.MEDIA_CENTER])
+    ids = [_anchor(c, m, i) for i in range(20)]
+    c.net.wait(ids[-1])
+    heads = {r.store.head_height() for r in c.replicas}
+    c.net.run_until(lambda: all(r.store.head_height() >= max(heads) for r in c.replicas))
+    top = min(r.store.head_height() for r in c.replicas)
+    for h in range(1, top + 1):
+        rows = [r.store.block(h) for r in c.replicas]
+        assert len({row.hash for row in rows if row}) == 1, f"disagreement at height {h}"
+        row = rows[0]
+        assert row is not None
+        header = codec.decode(row.block)
+        assert header[4] == merkle_root(c.replicas[0].store.transactions(h))
+    for r in c.replicas:
+        head = r.store.block(r.store.head_height())
+        assert head is not None and r.store.load_state().root == head.state_root
+        assert all(r.store.tx_location(t) is not None for t in ids)
+    c.close()
+
+
+def test_restart_from_disk_keeps_chain_and_safety_data(tmp_path: Path) -> None:
+    c = LocalConsortium.create(tmp_path, nodes=4)
+    m = c.add_member("m", [Role.MEDIA_CENTER])
+    c.net.wait(_anchor(c, m, 1))
+    before = {r.node_id: (r.store.head_height(), r.store.head_hash()) for r in c.replicas}
+    voted = {r.node_id: r.core.safety.highest_voted_round for r in c.replicas if r.core}
+    keys = [n.key for n in c.nodes]
+    c.close()
+    replicas = [Replica(c.genesis, tmp_path / f"node-{i}.db", k) for i, k in enumerate(keys)]
+    for r in replicas:
+        h, hh = before[r.node_id]
+        assert (r.store.head_height(), r.store.head_hash()) == (h, hh)
+        loaded = r.core.safety_store.load() if r.core else None
+        assert loaded is not None and loaded.highest_voted_round == voted[r.node_id]
+    net = LocalNet(replicas, start_ms=c.net.now)
+    net.start()
+    for r in replicas:  # a restarted node enters a round after every round it voted in
+        assert r.core is not None and r.core.round > voted[r.node_id] - 1
+    tx = m.sign(c.genesis.chain_id, "anchor", {"digest": b"n" * 32, "kind": "t"}, net.now)
+    net.wait(net.submit(tx.to_bytes()))
+    assert all(r.store.head_height() > before[r.node_id][0] for r in replicas)
+    for r in replicas:
+        r.close()
+
+
+def test_progress_with_f_crashed_and_catch_up_after_restart(tmp_path: Path) -> None:
+    c = LocalConsortium.create(tmp_path, nodes=5)
+    m = c.add_member("m", [Role.MEDIA_CENTER])
+    victim = c.replicas[2]
+    assert victim.node_id is not None
+    c.net.down.add(victim.node_id)
+    ids = [_anchor(c, m, i) for i in range(5)]
+    c.net.wait(ids[-1])
+    assert victim.store.tx_location(ids[-1]) is None
+    c.net.down.clear()
+    victim_core = victim.core
+    assert victim_core is not None
+    c.net._handle(victim.node_id, victim_core.start(c.net.now))  # the node comes back
+    c.net.wait(_anchor(c, m, 99))
+    assert all(victim.store.tx_location(t) is not None for t in ids)
+    assert victim.store.load_state().root == c.replicas[0].store.load_state().root
+    c.close()
+
+
+def test_submit_refuses_bad_transactions_with_reasons(tmp_path: Path) -> None:
+    c = LocalConsortium.create(tmp_path, nodes=4)
+    m = c.add_member("m", [Role.MEDIA_CENTER])
+    chain_id = c.genesis.chain_id
+    good = m.sign(chain_id, "anchor", {"digest": b"a" * 32, "kind": "t"}, 1)
+    forged = Transaction(**{**good.__dict__, "signature": bytes(64)})
+    with pytest.raises(ValidationError, match="signature"):
+        c.net.submit(forged.to_bytes())
+    stranger_key = PrivateKey.generate()
+    stranger = Certificate.issue(c.root, "s", "s", [Role.MEDIA_CENTER], stranger_key.public_key, 0)
+    tx = Transaction.create(
+        stranger_key, stranger.cert_id, "anchor", {"digest": b"b" * 32, "kind": "t"}, 1, 1, chain_id
+    )
+    with pytest.raises(ValidationError, match="not registered"):
+        c.net.submit(tx.to_bytes())
+    other_chain = m.sign("other-chain", "anchor", {"digest": b"c" * 32, "kind": "t"}, 1)
+    with pytest.raises(ValidationError):
+        c.net.submit(other_chain.to_bytes())
+    with pytest.raises(ValidationError):
+        c.net.submit(b"\x00garbage")
+    observer = c.add_member("obs", [Role.AUDITOR])
+    with pytest.raises(ValidationError, match="may not"):
+        c.net.submit(observer.sign(chain_id, "member.add", {"certificate": stranger.to_dict()}, 1).to_bytes())
+    c.net.wait(c.net.submit(good.to_bytes()))
+    with pytest.raises(ValidationError, match="already committed"):
+        c.net.submit(good.to_bytes())
+    c.close()
+
+
+def test_revocation_takes_effect_from_the_next_height(tmp_path: Path) -> None:
+    c = LocalConsortium.create(tmp_path, nodes=4)
+    m = c.add_member("m", [Role.MEDIA_CENTER])
+    c.net.wait(_anchor(c, m, 1))
+    c.submit(c.supervisor, "member.revoke", {"cert_id": m.cert.cert_id, "reason": "left the consortium"})
+    with pytest.raises(ValidationError, match="revoked"):
+        _anchor(c, m, 2)
+    c.close()
+
+
+def test_damaged_state_is_detected_on_open(tmp_path: Path) -> None:
+    c = LocalConsortium.create(tmp_path, nodes=1)
+    m = c.add_member("m", [Role.MEDIA_CENTER])
+    c.net.wait(_anchor(c, m, 1))
+    key = c.nodes[0].key
+    c.close()
+    db = sqlite3.connect(tmp_path / "node-0.db")
+    db.execute("UPDATE state SET value = x'00' WHERE rowid = (SELECT MIN(rowid) FROM state)")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="damaged"):
+        Replica(c.genesis, tmp_path / "node-0.db", key)
+
+
+def test_key_of_a_non_validator_is_refused(tmp_path: Path) -> None:
+    c = LocalConsortium.create(tmp_path, nodes=1)
+    with pytest.raises(ValidationError, match="no consensus node"):
+        Replica(c.genesis, tmp_path / "x.db", PrivateKey.generate())
+    c.close()
+
+
+def test_safety_data_round_trip_and_corruption() -> None:
+    qc = QuorumCertificate(3, b"h" * 32, (("a", b"s"),))
+    data = SafetyData(5, 3, 4, qc, None, Vote("a", 5, b"b" * 32, b"sig"), None)
+    assert decode_safety(encode_safety(data)) == data
+    with pytest.raises(ConsensusError):
+        decode_safety(b"\x00")
+    with pytest.raises(ConsensusError):
+        decode_safety(codec.encode([1, 2]))
