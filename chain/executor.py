@@ -79,9 +79,20 @@ class Executor:
         self.genesis = genesis
         self.registry = registry if registry is not None else default_registry(genesis)
         self._verified: OrderedDict[bytes, None] = OrderedDict()
+        self._decoded: OrderedDict[bytes, Transaction] = OrderedDict()
+
+    def decode(self, raw: bytes) -> Transaction:
+        """``Transaction.from_bytes`` with a bounded cache (a node decodes each tx several times)."""
+        tx = self._decoded.get(raw)
+        if tx is None:
+            tx = Transaction.from_bytes(raw)
+            self._decoded[raw] = tx
+            if len(self._decoded) > _SIG_CACHE:
+                self._decoded.popitem(last=False)
+        return tx
 
     def _apply_one(self, state: Overlay, raw: bytes, height: int, timestamp_ms: int) -> dict[str, Any]:
-        tx = Transaction.from_bytes(raw)
+        tx = self.decode(raw)
         cert = load_certificate(state, tx.sender)
         if cert is None:
             raise ValidationError("sender certificate is not registered on this chain")

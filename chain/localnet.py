@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,8 @@ class LocalNet:
         self.messages = 0
         self.bytes = 0
         self.down: set[str] = set()
+        self.cpu: dict[str, float] = dict.fromkeys(self.replicas, 0.0)
+        """Process CPU seconds spent in each node's handlers (message, timer, admission)."""
         self.on_commit: list[Callable[[str, Committed], None]] = []
 
     def start(self) -> None:
@@ -101,7 +104,10 @@ class LocalNet:
             self.bytes += len(wire)
             core = self.replicas[to].core
             assert core is not None
-            self._handle(to, core.on_message(sender, decode_message(wire), self.now))
+            t0 = time.process_time()
+            actions = core.on_message(sender, decode_message(wire), self.now)
+            self.cpu[to] += time.process_time() - t0
+            self._handle(to, actions)
             return True
         while self._timers:
             at, seq, nid, timer_id = heapq.heappop(self._timers)
@@ -113,7 +119,10 @@ class LocalNet:
                 continue
             core = self.replicas[nid].core
             assert core is not None
-            self._handle(nid, core.on_timer(timer_id, self.now))
+            t0 = time.process_time()
+            actions = core.on_timer(timer_id, self.now)
+            self.cpu[nid] += time.process_time() - t0
+            self._handle(nid, actions)
             return True
         return False
 
@@ -131,10 +140,13 @@ class LocalNet:
         for nid, r in self.replicas.items():
             if nid in self.down:
                 continue
+            t0 = time.process_time()
             try:
                 tx_id = r.app.submit(raw)
             except ValidationError as exc:
                 errors.append(str(exc))
+            finally:
+                self.cpu[nid] += time.process_time() - t0
         if errors and not tx_id:
             raise ValidationError(errors[0])
         return tx_id

@@ -52,7 +52,7 @@ from chain.executor import BlockExecution, Executor, genesis_state
 from chain.merkle import merkle_root
 from chain.state import Overlay, State
 from chain.store import LedgerStore, StoreError
-from chain.types import Genesis, Role, Transaction, ValidationError
+from chain.types import Genesis, Role, ValidationError
 
 SAFETY_KEY = "consensus/safety"
 MEMPOOL_LIMIT = 100_000
@@ -194,7 +194,7 @@ class LedgerApp:
         ValidationError
             With the reason when the transaction could never be included as it stands.
         """
-        tx = Transaction.from_bytes(raw)
+        tx = self.executor.decode(raw)
         if self.store.tx_location(tx.tx_id) is not None:
             raise ValidationError("transaction is already committed")
         if tx.tx_id in self.mempool:
@@ -252,7 +252,7 @@ class LedgerApp:
     def validate_payload(self, payload: Sequence[bytes]) -> bool:
         try:
             for raw in payload:
-                Transaction.from_bytes(raw)
+                self.executor.decode(raw)
         except ValidationError:
             return False
         return True
@@ -302,7 +302,7 @@ class LedgerApp:
         for k in [k for k, s in self._spec.items() if s.height <= block.height]:
             del self._spec[k]
         for raw in block.payload:
-            self.mempool.pop(Transaction.from_bytes(raw).tx_id, None)
+            self.mempool.pop(self.executor.decode(raw).tx_id, None)
 
 
 # --------------------------------------------------------------------------- block store
@@ -355,7 +355,7 @@ class LedgerBlockStore:
             block.state_root,
             codec.encode(obj),
             b"" if proof is None else codec.encode(proof.to_obj()),
-            [(Transaction.from_bytes(raw).tx_id, raw) for raw in block.payload],
+            [(self.app.executor.decode(raw).tx_id, raw) for raw in block.payload],
             execution.changes,
             [codec.encode(r) for r in execution.results],
         )

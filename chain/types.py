@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from chain import codec
@@ -101,7 +102,7 @@ class Certificate:
             "not_after_ms": self.not_after_ms,
         }
 
-    @property
+    @cached_property
     def cert_id(self) -> bytes:
         """SM3 of the signed fields: the id transactions use to name their sender."""
         return sm3(codec.encode(self.body()))
@@ -228,9 +229,9 @@ class Transaction:
         """Canonical bytes (what goes into blocks and Merkle leaves)."""
         return codec.encode(self.to_dict())
 
-    @property
+    @cached_property
     def tx_id(self) -> bytes:
-        """SM3 of the canonical bytes."""
+        """SM3 of the canonical bytes (computed once per object)."""
         return sm3(self.to_bytes())
 
     @classmethod
