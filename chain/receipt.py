@@ -322,3 +322,41 @@ def verify_receipt(receipt: Receipt, genesis: Genesis) -> VerifiedReceipt:
     _check_qc(child[8], hashes[-2], parent[2], genesis, "the parent's QC")
     _check_qc(receipt.qc, hashes[-1], child[2], genesis, "the receipt's QC")
     return VerifiedReceipt(tx.tx_id, tx, cert, first[1], hashes[0], first[6])
+
+
+def verify_anchored_digest(
+    receipt: Receipt, genesis: Genesis, digest: bytes, index: int, path: list[bytes] | tuple[bytes, ...]
+) -> VerifiedReceipt:
+    """Check that ``digest`` was anchored: directly, or as leaf ``index`` of an anchored batch.
+
+    Parameters
+    ----------
+    receipt : Receipt
+        The receipt of the anchor transaction.
+    genesis : Genesis
+        The chain's founding document.
+    digest : bytes
+        The digest to prove (e.g. a work's SM3).
+    index, path
+        Its position and RFC 6962 proof in the batch (``0`` and ``[]`` for a single anchor).
+
+    Raises
+    ------
+    ReceiptError
+        As :func:`verify_receipt`, or ``anchor`` when the transaction does not anchor ``digest``.
+    """
+    info = verify_receipt(receipt, genesis)
+    tx = info.transaction
+    if tx.type != "anchor":
+        raise ReceiptError("anchor", f"the receipt's transaction is a {tx.type!r}, not an anchor")
+    anchored = tx.payload.get("digest")
+    count = tx.payload.get("count")
+    if count is None:
+        if anchored != digest or index != 0 or path:
+            raise ReceiptError("anchor", "the transaction anchors another digest")
+        return info
+    try:
+        verify_inclusion(leaf_hash(digest), index, count, list(path), anchored)  # type: ignore[arg-type]
+    except MerkleError as exc:
+        raise ReceiptError("anchor", f"the digest is not in the anchored batch: {exc}") from None
+    return info

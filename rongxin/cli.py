@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -192,6 +192,58 @@ def decrypt(
     except ChainError as exc:
         raise _fail(str(exc)) from None
     console.print(f"decrypted {n} bytes to {out}")
+
+
+@app.command("verify")
+def verify_receipt_cmd(
+    receipt: Annotated[Path, typer.Argument(help="Receipt file (.cbor) from the ledger.")],
+    genesis: Annotated[Path, typer.Option(help="The chain's genesis document (genesis.cbor).")],
+    proof: Annotated[
+        Path | None, typer.Option(help="JSON {digest, index, path} proving one digest of an anchored batch.")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Verify a ledger receipt offline against the genesis; exit status 0 only when it proves commitment."""
+    import json
+
+    from chain.receipt import Receipt, ReceiptError, verify_anchored_digest, verify_receipt
+    from chain.types import Genesis, ValidationError
+
+    try:
+        g = Genesis.from_bytes(genesis.read_bytes())
+        r = Receipt.from_bytes(receipt.read_bytes())
+        if proof is not None:
+            doc = json.loads(proof.read_text())
+            info = verify_anchored_digest(
+                r, g, bytes.fromhex(doc["digest"]), int(doc["index"]), [bytes.fromhex(x) for x in doc["path"]]
+            )
+        else:
+            info = verify_receipt(r, g)
+    except OSError as exc:
+        raise _fail(f"cannot read {exc.filename}: {exc.strerror}") from None
+    except ReceiptError as exc:
+        raise _fail(f"INVALID receipt ({exc.reason}): {exc}") from None
+    except (ValidationError, ValueError, KeyError, TypeError) as exc:
+        raise _fail(f"INVALID input: {exc}") from None
+    result: dict[str, Any] = {
+        "valid": True,
+        "chain_id": g.chain_id,
+        "height": info.height,
+        "block_hash": info.block_hash.hex(),
+        "block_time_ms": info.block_timestamp_ms,
+        "tx_id": info.tx_id.hex(),
+        "type": info.transaction.type,
+        "sender": info.sender.subject,
+        "digest_proven": proof is not None,
+    }
+    if json_out:
+        console.print_json(json.dumps(result))
+    else:
+        console.print(
+            f"[green]valid[/]: {result['type']} tx {result['tx_id'][:16]}… by {result['sender']} committed "
+            f"at height {result['height']} of {g.chain_id}"
+            + (" — the digest is in the anchored batch" if proof else "")
+        )
 
 
 def main() -> None:

@@ -15,9 +15,12 @@ def test_demo_runs_end_to_end(tmp_path) -> None:
         "consortium identity",
         "sign / verify",
         "encrypt / decrypt file",
-        "ledger (single node)",
+        "consortium ledger",
+        "anchor + offline receipt",
+        "crash, restart, revocation",
     ]
-    assert (tmp_path / "ledger.db").exists() and (tmp_path / "genesis.cbor").exists()
+    assert (tmp_path / "ledger" / "node-4.db").exists() and (tmp_path / "genesis.cbor").exists()
+    assert (tmp_path / "receipt-work-batch.cbor").exists()
     key = keyfile.load_private_key(tmp_path / "supervisor.key", "rongxin-demo")
     cert = json.loads((tmp_path / "supervisor.cert.json").read_text())
     assert verify_placeholder_certificate(cert) == key.public_key
@@ -34,3 +37,32 @@ def test_placeholder_certificate_tampering() -> None:
         verify_placeholder_certificate(forged)
     with pytest.raises(RongxinError):
         verify_placeholder_certificate({k: v for k, v in cert.items() if k != "public_key"})
+
+
+def test_cli_verifies_the_demo_receipt_and_refuses_tampering(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from rongxin.cli import app
+
+    assert run_demo(tmp_path, scrypt_n=1 << 10).ok
+    runner = CliRunner()
+    receipt, genesis, proof = (
+        tmp_path / n for n in ("receipt-work-batch.cbor", "genesis.cbor", "work-3.proof.json")
+    )
+    res = runner.invoke(
+        app, ["verify", str(receipt), "--genesis", str(genesis), "--proof", str(proof), "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["digest_proven"] is True
+    doc = json.loads(proof.read_text())
+    doc["index"] = 4  # the proof of work-3 does not prove position 4
+    bad_proof = tmp_path / "bad.json"
+    bad_proof.write_text(json.dumps(doc))
+    res = runner.invoke(app, ["verify", str(receipt), "--genesis", str(genesis), "--proof", str(bad_proof)])
+    assert res.exit_code != 0 and "anchor" in res.output
+    raw = bytearray(receipt.read_bytes())
+    raw[-5] ^= 0x10
+    bad = tmp_path / "bad.cbor"
+    bad.write_bytes(bytes(raw))
+    res = runner.invoke(app, ["verify", str(bad), "--genesis", str(genesis)])
+    assert res.exit_code != 0 and "INVALID" in res.output
