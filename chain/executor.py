@@ -20,6 +20,7 @@ A block that contains any invalid transaction is invalid as a whole; a leader us
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,9 +126,18 @@ class Executor:
         return result
 
     def execute(
-        self, state: State | Overlay, txs: list[bytes], height: int, timestamp_ms: int
+        self,
+        state: State | Overlay,
+        txs: list[bytes],
+        height: int,
+        timestamp_ms: int,
+        finalize: Callable[[Overlay], None] | None = None,
     ) -> BlockExecution:
-        """Apply every transaction of a block; raise :class:`ValidationError` if any is invalid."""
+        """Apply every transaction of a block; raise :class:`ValidationError` if any is invalid.
+
+        ``finalize`` (optional) runs after the transactions, on the same overlay: the
+        ledger's end-of-block bookkeeping (evidence, missed turns, validator-set epochs).
+        """
         overlay = Overlay(state)
         results = []
         for i, raw in enumerate(txs):
@@ -137,6 +147,8 @@ class Executor:
             except ValidationError as exc:
                 raise ValidationError(f"transaction {i} of block {height}: {exc}") from None
             overlay.merge_child(child)
+        if finalize is not None:
+            finalize(overlay)
         return BlockExecution(overlay.changes(), results, overlay.root())
 
     def select(

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chain.consensus.core import Action, Broadcast, Committed, Send, SetTimer
+from chain.consensus.core import Action, Broadcast, Committed, EpochEnded, Send, SetTimer
 from chain.consensus.messages import decode_message, encode_message
 from chain.contracts.base import ContractRegistry
 from chain.crypto import PrivateKey
@@ -46,22 +46,23 @@ class LocalNetError(ChainError):
 class LocalNet:
     """Deliver messages between replicas in FIFO order; fire timers on a virtual clock.
 
+    Replicas are named by their position (``"node-0"``, ...); messages address consensus ids,
+    which change when a replica's epoch changes (an observer that joins the validator set
+    gets its certificate id). :class:`~chain.consensus.core.EpochEnded` is handled here by
+    starting the replica's next epoch.
+
     Parameters
     ----------
     replicas : sequence of Replica
-        Voting replicas (each with a consensus core).
+        Voting and observing replicas.
     start_ms : int
         Virtual time at start.
     """
 
     def __init__(self, replicas: Sequence[Replica], start_ms: int = 1) -> None:
-        self.replicas: dict[str, Replica] = {}
-        for r in replicas:
-            if r.node_id is None or r.core is None:
-                raise LocalNetError("every replica of a LocalNet must be a voting node")
-            self.replicas[r.node_id] = r
+        self.replicas: dict[str, Replica] = {f"node-{i}": r for i, r in enumerate(replicas)}
         self.now = start_ms
-        self._queue: deque[tuple[str, str, bytes]] = deque()
+        self._queue: deque[tuple[str, str, str, bytes]] = deque()
         self._timers: list[tuple[int, int, str, str]] = []
         self._timer_at: dict[tuple[str, str], int] = {}
         self._seq = 0
@@ -71,39 +72,69 @@ class LocalNet:
         self.cpu: dict[str, float] = dict.fromkeys(self.replicas, 0.0)
         """Process CPU seconds spent in each node's handlers (message, timer, admission)."""
         self.on_commit: list[Callable[[str, Committed], None]] = []
+        self.on_epoch: list[Callable[[str, EpochEnded], None]] = []
 
     def start(self) -> None:
         """Start every replica."""
-        for nid, r in self.replicas.items():
-            self._handle(nid, r.start(self.now))
+        for name, r in self.replicas.items():
+            self._handle(name, r.start(self.now))
 
-    def _handle(self, nid: str, actions: Iterable[Action]) -> None:
-        for a in actions:
+    def add(self, replica: Replica) -> str:
+        """Add and start a replica (e.g. a node that will join the validator set); its name."""
+        name = f"node-{len(self.replicas)}"
+        self.replicas[name] = replica
+        self.cpu[name] = 0.0
+        self._handle(name, replica.start(self.now))
+        return name
+
+    def name_of(self, replica: Replica) -> str:
+        """The name this network gives ``replica`` (what :attr:`down` holds)."""
+        for name, r in self.replicas.items():
+            if r is replica:
+                return name
+        raise LocalNetError("replica is not on this network")
+
+    def _by_id(self, consensus_id: str) -> str | None:
+        for name, r in self.replicas.items():
+            if r.node_id == consensus_id:
+                return name
+        return None
+
+    def _handle(self, name: str, actions: Iterable[Action]) -> None:
+        pending = list(actions)
+        while pending:
+            a = pending.pop(0)
+            sender = self.replicas[name].node_id
             if isinstance(a, Send):
-                self._queue.append((a.to, nid, encode_message(a.msg)))
+                to = self._by_id(a.to)
+                if to is not None:
+                    self._queue.append((to, name, sender, encode_message(a.msg)))
             elif isinstance(a, Broadcast):
                 wire = encode_message(a.msg)
                 for other in self.replicas:
-                    if other != nid:
-                        self._queue.append((other, nid, wire))
+                    if other != name:
+                        self._queue.append((other, name, sender, wire))
+            elif isinstance(a, EpochEnded):
+                for on_epoch in self.on_epoch:
+                    on_epoch(name, a)
+                pending.extend(self.replicas[name].next_epoch(self.now))
             elif isinstance(a, SetTimer):
                 self._seq += 1
-                self._timer_at[(nid, a.timer_id)] = self._seq
-                heapq.heappush(self._timers, (a.at_ms, self._seq, nid, a.timer_id))
+                self._timer_at[(name, a.timer_id)] = self._seq
+                heapq.heappush(self._timers, (a.at_ms, self._seq, name, a.timer_id))
             elif isinstance(a, Committed):
                 for cb in self.on_commit:
-                    cb(nid, a)
+                    cb(name, a)
 
     def step(self) -> bool:
         """Deliver one message, or fire the next timer; ``False`` when nothing is left."""
         if self._queue:
-            to, sender, wire = self._queue.popleft()
-            if to in self.down or sender in self.down:
+            to, from_name, sender, wire = self._queue.popleft()
+            if to in self.down or from_name in self.down:
                 return True
             self.messages += 1
             self.bytes += len(wire)
             core = self.replicas[to].core
-            assert core is not None
             t0 = time.process_time()
             actions = core.on_message(sender, decode_message(wire), self.now)
             self.cpu[to] += time.process_time() - t0
@@ -118,7 +149,6 @@ class LocalNet:
             if nid in self.down:
                 continue
             core = self.replicas[nid].core
-            assert core is not None
             t0 = time.process_time()
             actions = core.on_timer(timer_id, self.now)
             self.cpu[nid] += time.process_time() - t0

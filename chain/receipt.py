@@ -22,6 +22,7 @@ See :class:`chain.localnet.LocalConsortium` for a receipt made and checked end t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from chain.consensus.messages import QuorumCertificate, vote_signing_bytes
 from chain.contracts.membership import cert_key
 from chain.crypto import CryptoError, PublicKey
 from chain.crypto.sm3 import sm3
+from chain.epochs import EPOCH_PROOF_META, EpochRecord, epoch_key, genesis_epoch
 from chain.errors import ChainError
 from chain.merkle import MerkleError, MerkleTree, leaf_hash, verify_inclusion
 from chain.replica import node_id
@@ -39,7 +41,8 @@ from chain.types import Certificate, Genesis, Role, Transaction, ValidationError
 
 FORMAT = "rongxin-receipt/1"
 MAX_HEADERS = 4096
-_HEADER_FIELDS = 12
+_HEADER_FIELDS = 13
+_EPOCH, _COUNT = 11, 12
 
 
 class ReceiptError(ChainError):
@@ -74,6 +77,7 @@ class Receipt:
     headers: tuple[Any, ...]
     qc: Any
     sender_certificate: Any
+    epochs: tuple[Any, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +90,7 @@ class Receipt:
             "headers": list(self.headers),
             "qc": self.qc,
             "sender_certificate": self.sender_certificate,
+            "epochs": list(self.epochs),
         }
 
     def to_bytes(self) -> bytes:
@@ -111,6 +116,7 @@ class Receipt:
             "headers",
             "qc",
             "sender_certificate",
+            "epochs",
         }
         if set(doc) != expected:
             raise ReceiptError("malformed", f"fields must be exactly {sorted(expected)}")
@@ -123,6 +129,7 @@ class Receipt:
             "headers": list,
             "qc": list,
             "sender_certificate": dict,
+            "epochs": list,
         }
         for name, kind in types.items():
             if not isinstance(doc[name], kind) or isinstance(doc[name], bool):
@@ -136,6 +143,7 @@ class Receipt:
             tuple(doc["headers"]),
             doc["qc"],
             doc["sender_certificate"],
+            tuple(doc["epochs"]),
         )
 
     def verify(self, genesis: Genesis) -> VerifiedReceipt:
@@ -157,6 +165,44 @@ def build_receipt(store: LedgerStore, tx_id: bytes) -> Receipt:
     height, index = loc
     txs = store.transactions(height)
     tree = MerkleTree.from_entries(txs)
+    headers, qc = _commit_headers(store, height)
+    tx = Transaction.from_bytes(txs[index])
+    raw_cert = store.get_state(cert_key(tx.sender))
+    if raw_cert is None:
+        raise ReceiptError("sender-certificate", "the sender's certificate is not in the node's state")
+    epochs = []
+    for epoch in range(1, headers[0][_EPOCH] + 1):
+        raw_proof = store.get_meta(f"{EPOCH_PROOF_META}{epoch}")
+        record = store.get_state(epoch_key(epoch))
+        if raw_proof is None or record is None:
+            raise ReceiptError("not-committed", f"the store lacks the proof of epoch {epoch}")
+        proof = codec.decode(raw_proof)
+        ep_headers, ep_qc = _commit_headers(store, proof["height"])
+        epochs.append(
+            {
+                "record": record,
+                "index": proof["index"],
+                "size": proof["size"],
+                "path": proof["path"],
+                "headers": ep_headers,
+                "qc": ep_qc,
+            }
+        )
+    return Receipt(
+        store_chain_id(headers[0]),
+        txs[index],
+        index,
+        tree.size,
+        tuple(tree.inclusion_proof(index)),
+        tuple(headers),
+        qc,
+        codec.decode(raw_cert),
+        tuple(epochs),
+    )
+
+
+def _commit_headers(store: LedgerStore, height: int) -> tuple[list[Any], Any]:
+    """Headers from ``height`` up to the block whose QC proves it committed, and that QC."""
     headers: list[Any] = []
     proof_obj: Any = None
     h = height
@@ -170,23 +216,11 @@ def build_receipt(store: LedgerStore, tx_id: bytes) -> Receipt:
         if row.commit_proof:
             proof_obj = codec.decode(row.commit_proof)
         h += 1
-    child, qc = proof_obj
-    child[-1] = len(child[-1])
-    headers.append(child)
-    tx = Transaction.from_bytes(txs[index])
-    raw_cert = store.get_state(cert_key(tx.sender))
-    if raw_cert is None:
-        raise ReceiptError("sender-certificate", "the sender's certificate is not in the node's state")
-    return Receipt(
-        store_chain_id(headers[0]),
-        txs[index],
-        index,
-        tree.size,
-        tuple(tree.inclusion_proof(index)),
-        tuple(headers),
-        qc,
-        codec.decode(raw_cert),
-    )
+    child, qc, path = proof_obj
+    for block in [*path, child]:
+        block[-1] = len(block[-1])
+        headers.append(block)
+    return headers, qc
 
 
 def store_chain_id(header: Any) -> str:
@@ -221,7 +255,30 @@ def _check_header(h: Any, i: int) -> None:
             raise ReceiptError("malformed", f"header {i} field {j} has the wrong type")
 
 
-def _check_qc(qc_obj: Any, block_hash: bytes, round: int, genesis: Genesis, what: str) -> None:
+Validators = dict[str, Certificate]
+
+
+def _validators(certs: Any, genesis: Genesis, what: str) -> Validators:
+    out: Validators = {}
+    root = genesis.root_key()
+    for c in certs:
+        if Role.CONSENSUS_NODE not in c.roles:
+            raise ReceiptError("epoch", f"{what}: {c.subject!r} is not a consensus node")
+        try:
+            c.verify(root)
+        except (ValidationError, CryptoError):
+            raise ReceiptError(
+                "epoch", f"{what}: a validator certificate is not signed by the root"
+            ) from None
+        out[node_id(c.cert_id)] = c
+    if not out:
+        raise ReceiptError("epoch", f"{what}: no validators")
+    return out
+
+
+def _check_qc(
+    qc_obj: Any, block_hash: bytes, round: int, keys: Validators, chain_id: str, epoch: int, what: str
+) -> None:
     try:
         qc = QuorumCertificate.from_obj(qc_obj)
     except ChainError as exc:
@@ -230,17 +287,18 @@ def _check_qc(qc_obj: Any, block_hash: bytes, round: int, genesis: Genesis, what
         raise ReceiptError("qc-block", f"{what} certifies another block")
     if qc.round != round:
         raise ReceiptError("qc-round", f"{what} is for round {qc.round}, the block is of round {round}")
-    keys = {node_id(c.cert_id): c for c in genesis.certificates if Role.CONSENSUS_NODE in c.roles}
     authors = [a for a, _ in qc.signatures]
     if len(set(authors)) != len(authors):
         raise ReceiptError("qc-quorum", f"{what} counts a validator twice")
     unknown = [a for a in authors if a not in keys]
     if unknown:
-        raise ReceiptError("qc-signer", f"{what} is signed by {unknown[0][:16]}…, not a validator")
+        raise ReceiptError(
+            "qc-signer", f"{what} is signed by {unknown[0][:16]}…, not a validator of epoch {epoch}"
+        )
     need = quorum_size(len(keys))
     if len(authors) < need:
         raise ReceiptError("qc-quorum", f"{what} has {len(authors)} signatures, {need} are needed")
-    msg = vote_signing_bytes(genesis.chain_id, qc.round, qc.block_hash)
+    msg = vote_signing_bytes(chain_id, qc.round, qc.block_hash, epoch)
     for author, sig in qc.signatures:
         try:
             PublicKey.from_bytes(keys[author].public_key).verify(msg, sig)
@@ -248,15 +306,75 @@ def _check_qc(qc_obj: Any, block_hash: bytes, round: int, genesis: Genesis, what
             raise ReceiptError("qc-signature", f"{what}: signature of {author[:16]}… is invalid") from None
 
 
+def _check_commit(
+    headers: Sequence[Any], qc: Any, keys: Validators, genesis: Genesis, epoch: int, what: str
+) -> list[bytes]:
+    """Headers well-formed, of ``epoch``, hash-linked, committed by the 2-chain rule; their hashes."""
+    if not 2 <= len(headers) <= MAX_HEADERS:
+        raise ReceiptError("malformed", f"{what}: needs the block and a certified descendant")
+    for i, h in enumerate(headers):
+        _check_header(h, i)
+        if h[0] != genesis.chain_id:
+            raise ReceiptError("wrong-chain", f"{what}: header {i} belongs to chain {h[0]!r}")
+        if h[_EPOCH] != epoch:
+            raise ReceiptError("epoch", f"{what}: header {i} is of epoch {h[_EPOCH]}, expected {epoch}")
+    hashes = [header_hash(h) for h in headers]
+    for i in range(1, len(headers)):
+        if headers[i][3] != hashes[i - 1] or headers[i][1] != headers[i - 1][1] + 1:
+            raise ReceiptError("header-link", f"{what}: header {i} does not extend header {i - 1}")
+    child, parent = headers[-1], headers[-2]
+    if child[8] is None or child[2] != parent[2] + 1:
+        raise ReceiptError("commit-rule", f"{what}: the top block does not directly certify its parent")
+    _check_qc(child[8], hashes[-2], parent[2], keys, genesis.chain_id, epoch, f"{what}: the parent's QC")
+    _check_qc(qc, hashes[-1], child[2], keys, genesis.chain_id, epoch, f"{what}: the top QC")
+    return hashes
+
+
+def _check_epoch(ep: Any, number: int, keys: Validators, genesis: Genesis) -> Validators:
+    what = f"epoch {number} change"
+    if not isinstance(ep, dict) or set(ep) != {"record", "index", "size", "path", "headers", "qc"}:
+        raise ReceiptError("malformed", f"{what}: fields must be record, index, size, path, headers, qc")
+    if (
+        not isinstance(ep["record"], bytes)
+        or not isinstance(ep["headers"], list)
+        or not isinstance(ep["path"], list)
+    ):
+        raise ReceiptError("malformed", f"{what}: wrong field types")
+    if not isinstance(ep["index"], int) or not isinstance(ep["size"], int) or not isinstance(ep["qc"], list):
+        raise ReceiptError("malformed", f"{what}: wrong field types")
+    try:
+        record = EpochRecord.from_bytes(ep["record"])
+    except ValidationError as exc:
+        raise ReceiptError("epoch", f"{what}: {exc}") from None
+    if record.epoch != number:
+        raise ReceiptError("epoch", f"{what}: the record is of epoch {record.epoch}")
+    _check_commit(ep["headers"], ep["qc"], keys, genesis, number - 1, what)
+    ending = ep["headers"][0]
+    if ending[1] != record.height:
+        raise ReceiptError(
+            "epoch", f"{what}: the record names height {record.height}, the block is {ending[1]}"
+        )
+    leaf = leaf_hash(codec.encode([epoch_key(number), ep["record"]]))
+    try:
+        verify_inclusion(leaf, ep["index"], ep["size"], list(ep["path"]), ending[5])
+    except MerkleError as exc:
+        raise ReceiptError("epoch", f"{what}: the record is not in the block's state: {exc}") from None
+    return _validators(record.validators, genesis, what)
+
+
 def verify_receipt(receipt: Receipt, genesis: Genesis) -> VerifiedReceipt:
     """Check a receipt offline against the chain's genesis.
+
+    The validator set of the genesis signs epoch 0; each later epoch is proven by the
+    block that ended the previous one (committed under the previous set's signatures) and
+    a state inclusion proof of the new set's record under that block's state root.
 
     Parameters
     ----------
     receipt : Receipt
         From :func:`build_receipt` or :meth:`Receipt.from_bytes`.
     genesis : Genesis
-        The chain's founding document (root key and validators).
+        The chain's founding document (root key and initial validators).
 
     Returns
     -------
@@ -267,19 +385,17 @@ def verify_receipt(receipt: Receipt, genesis: Genesis) -> VerifiedReceipt:
     ReceiptError
         With ``reason`` one of ``malformed``, ``wrong-chain``, ``sender-certificate``,
         ``tx-signature``, ``inclusion``, ``header-link``, ``commit-rule``, ``qc-block``,
-        ``qc-round``, ``qc-quorum``, ``qc-signer``, ``qc-signature``.
+        ``qc-round``, ``qc-quorum``, ``qc-signer``, ``qc-signature``, ``epoch``.
     """
     if receipt.chain_id != genesis.chain_id:
         raise ReceiptError(
             "wrong-chain", f"receipt is for chain {receipt.chain_id!r}, not {genesis.chain_id!r}"
         )
-    headers = receipt.headers
-    if not 2 <= len(headers) <= MAX_HEADERS:
-        raise ReceiptError("malformed", "a receipt needs the transaction's block and a certified descendant")
-    for i, h in enumerate(headers):
-        _check_header(h, i)
-        if h[0] != genesis.chain_id:
-            raise ReceiptError("wrong-chain", f"header {i} belongs to chain {h[0]!r}")
+    keys = _validators(genesis_epoch(genesis).validators, genesis, "genesis")
+    if len(receipt.epochs) > MAX_HEADERS:
+        raise ReceiptError("malformed", "too many epochs")
+    for number, ep in enumerate(receipt.epochs, start=1):
+        keys = _check_epoch(ep, number, keys, genesis)
     # 1. the transaction and its sender
     try:
         cert = Certificate.from_dict(receipt.sender_certificate)
@@ -298,11 +414,13 @@ def verify_receipt(receipt: Receipt, genesis: Genesis) -> VerifiedReceipt:
         tx.verify_signature(cert.key(), genesis.chain_id)
     except (CryptoError, ValidationError) as exc:
         raise ReceiptError("tx-signature", f"transaction signature is invalid: {exc}") from None
-    # 2. inclusion in the first block
+    # 2.-5. the block, its commitment and the quorum
+    headers = receipt.headers
+    hashes = _check_commit(headers, receipt.qc, keys, genesis, len(receipt.epochs), "the block")
     first = headers[0]
-    if receipt.tree_size != first[11]:
+    if receipt.tree_size != first[_COUNT]:
         raise ReceiptError(
-            "inclusion", f"tree size {receipt.tree_size} ≠ the block's {first[11]} transactions"
+            "inclusion", f"tree size {receipt.tree_size} ≠ the block's {first[_COUNT]} transactions"
         )
     try:
         verify_inclusion(
@@ -310,17 +428,6 @@ def verify_receipt(receipt: Receipt, genesis: Genesis) -> VerifiedReceipt:
         )
     except MerkleError as exc:
         raise ReceiptError("inclusion", f"inclusion proof fails against the block's tx root: {exc}") from None
-    # 3. hash links
-    hashes = [header_hash(h) for h in headers]
-    for i in range(1, len(headers)):
-        if headers[i][3] != hashes[i - 1] or headers[i][1] != headers[i - 1][1] + 1:
-            raise ReceiptError("header-link", f"header {i} does not extend header {i - 1}")
-    # 4. the 2-chain commit rule at the top, 5. quorum signatures
-    child, parent = headers[-1], headers[-2]
-    if child[8] is None or child[2] != parent[2] + 1:
-        raise ReceiptError("commit-rule", "the top block does not directly certify its parent")
-    _check_qc(child[8], hashes[-2], parent[2], genesis, "the parent's QC")
-    _check_qc(receipt.qc, hashes[-1], child[2], genesis, "the receipt's QC")
     return VerifiedReceipt(tx.tx_id, tx, cert, first[1], hashes[0], first[6])
 
 

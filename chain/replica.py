@@ -23,14 +23,16 @@ See :mod:`chain.localnet`, which runs several replicas in one process.
 from __future__ import annotations
 
 import os
+import secrets
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from chain import codec
 from chain.consensus.core import (
     Action,
+    BlockDraft,
     ConsensusConfig,
     ConsensusCore,
     SafetyData,
@@ -48,8 +50,17 @@ from chain.consensus.messages import (
 )
 from chain.contracts.base import ContractRegistry
 from chain.crypto import PrivateKey
+from chain.crypto.sm3 import sm3
+from chain.epochs import (
+    CURRENT_EPOCH,
+    EPOCH_PROOF_META,
+    EpochRecord,
+    current_epoch,
+    epoch_key,
+    finalize_block,
+)
 from chain.executor import BlockExecution, Executor, genesis_state
-from chain.merkle import merkle_root
+from chain.merkle import MerkleTree, merkle_root
 from chain.state import Overlay, State
 from chain.store import LedgerStore, StoreError
 from chain.types import Genesis, Role, ValidationError
@@ -134,20 +145,39 @@ def decode_safety(raw: bytes) -> SafetyData:
 
 
 class SqliteSafetyStore:
-    """:class:`~chain.consensus.core.SafetyStore` in the node's ledger database."""
+    """:class:`~chain.consensus.core.SafetyStore` in the node's ledger database, one per epoch."""
 
-    def __init__(self, store: LedgerStore) -> None:
+    def __init__(self, store: LedgerStore, epoch: int = 0) -> None:
         self._store = store
+        self._key = f"{SAFETY_KEY}/{epoch}"
 
     def load(self) -> SafetyData | None:
-        raw = self._store.get_meta(SAFETY_KEY)
+        raw = self._store.get_meta(self._key)
         return None if raw is None else decode_safety(raw)
 
     def save(self, data: SafetyData) -> None:
-        self._store.set_meta(SAFETY_KEY, encode_safety(data))  # autocommit + synchronous=FULL
+        self._store.set_meta(self._key, encode_safety(data))  # autocommit + synchronous=FULL
 
 
 # --------------------------------------------------------------------------- application
+def _draft_key(draft: BlockDraft, root: bytes) -> bytes:
+    fields = [draft.parent.hash, draft.round, draft.timestamp_ms, root, draft.proposer, draft.epoch]
+    return sm3(codec.encode([*fields, [e.to_obj() for e in draft.evidence]]))
+
+
+def _block_key(block: Block) -> bytes:
+    fields = [block.parent_hash, block.round, block.timestamp_ms, block.tx_root, block.proposer, block.epoch]
+    return sm3(codec.encode([*fields, [e.to_obj() for e in block.evidence]]))
+
+
+def _draft_of(block: Block, parent: Block) -> BlockDraft:
+    if block.parent_hash != parent.hash:
+        raise ConsensusError("block does not extend the given parent")
+    return BlockDraft(
+        parent, block.round, block.timestamp_ms, block.proposer, block.payload, block.evidence, block.epoch
+    )
+
+
 @dataclass
 class _Speculative:
     height: int
@@ -182,7 +212,8 @@ class LedgerApp:
             raise StoreError(
                 "the stored state does not match the head block's state root; the store is damaged"
             )
-        self._spec: dict[tuple[bytes, int, bytes], _Speculative] = {}
+        self._spec: dict[bytes, _Speculative] = {}
+        self.head_block: Block = chain_genesis_block(genesis)  # the Replica loads the real head
         self.mempool: OrderedDict[bytes, bytes] = OrderedDict()
 
     # ---------------------------------------------------------------- mempool
@@ -209,26 +240,42 @@ class LedgerApp:
         return tx.tx_id
 
     # ---------------------------------------------------------------- Application
+    def _run(self, draft: BlockDraft, base: State | Overlay) -> BlockExecution:
+        """Execute ``draft`` on ``base``: transactions, then the end-of-block bookkeeping."""
+
+        def finalize(overlay: Overlay) -> None:
+            finalize_block(
+                overlay,
+                self.genesis,
+                draft.height,
+                draft.round,
+                draft.parent.round,
+                draft.proposer,
+                draft.evidence,
+            )
+
+        return self.executor.execute(base, list(draft.payload), draft.height, draft.timestamp_ms, finalize)
+
+    def _spec_of(self, block: Block) -> _Speculative | None:
+        spec = self._spec.get(_block_key(block))
+        return spec if spec is not None and spec.execution.state_root == block.state_root else None
+
     def _base(self, parent: Block) -> State | Overlay | None:
         if parent.hash == self.head_hash:
             return self.state
-        spec = self._spec.get((parent.parent_hash, parent.timestamp_ms, parent.tx_root))
+        spec = self._spec_of(parent)
         if spec is None and parent.parent_hash == self.head_hash:
             # e.g. after a restart: the parent extends the head but was never executed here
             try:
-                execution = self.executor.execute(
-                    self.state, list(parent.payload), parent.height, parent.timestamp_ms
-                )
+                execution = self._run(_draft_of(parent, self.head_block), self.state)
             except ValidationError:
                 return None
-            key = (parent.parent_hash, parent.timestamp_ms, parent.tx_root)
-            spec = self._remember(key, parent.height, self.state, execution)
-        if spec is None or spec.execution.state_root != parent.state_root:
-            return None
-        return spec.overlay
+            spec = self._remember(_block_key(parent), parent.height, self.state, execution)
+            spec = self._spec_of(parent)
+        return None if spec is None else spec.overlay
 
     def _remember(
-        self, key: tuple[bytes, int, bytes], height: int, base: State | Overlay, execution: BlockExecution
+        self, key: bytes, height: int, base: State | Overlay, execution: BlockExecution
     ) -> _Speculative:
         overlay = Overlay(base)
         for k, v in execution.changes.items():
@@ -260,36 +307,41 @@ class LedgerApp:
     def tx_root(self, payload: Sequence[bytes]) -> bytes:
         return tx_root(payload)
 
-    def execute(self, parent: Block, timestamp_ms: int, payload: Sequence[bytes]) -> bytes | None:
-        key = (parent.hash, timestamp_ms, tx_root(payload))
+    def execute(self, draft: BlockDraft) -> bytes | None:
+        key = _draft_key(draft, tx_root(draft.payload))
         spec = self._spec.get(key)
         if spec is not None:
             return spec.execution.state_root
-        base = self._base(parent)
+        base = self._base(draft.parent)
         if base is None:
             return None
         try:
-            execution = self.executor.execute(base, list(payload), parent.height + 1, timestamp_ms)
+            execution = self._run(draft, base)
         except ValidationError:
             return None
-        self._remember(key, parent.height + 1, base, execution)
+        self._remember(key, draft.height, base, execution)
         return execution.state_root
+
+    def ends_epoch(self, block: Block) -> bool:
+        spec = self._spec_of(block)
+        if spec is None:
+            return False
+        return CURRENT_EPOCH in spec.execution.changes
 
     def execution_for(self, block: Block) -> BlockExecution:
         """The execution of ``block`` (which extends the committed head), recomputed if needed."""
-        spec = self._spec.get((block.parent_hash, block.timestamp_ms, block.tx_root))
-        if spec is not None and spec.execution.state_root == block.state_root:
+        spec = self._spec_of(block)
+        if spec is not None:
             return spec.execution
         if block.parent_hash != self.head_hash:
             raise ConsensusError("block to store does not extend the committed head")
-        execution = self.executor.execute(self.state, list(block.payload), block.height, block.timestamp_ms)
+        execution = self._run(_draft_of(block, self.head_block), self.state)
         if execution.state_root != block.state_root:
             raise ConsensusError("block's state root does not match its execution")
         return execution
 
     def on_commit(self, block: Block) -> None:
-        key = (block.parent_hash, block.timestamp_ms, block.tx_root)
-        committed = self._spec.get(key)
+        committed = self._spec_of(block)
         if committed is not None:
             self.state.apply(committed.execution.changes)
             for spec in self._spec.values():
@@ -299,6 +351,7 @@ class LedgerApp:
             self.state = self.store.load_state()
             self._spec.clear()
         self.head_hash = block.hash
+        self.head_block = block
         for k in [k for k, s in self._spec.items() if s.height <= block.height]:
             del self._spec[k]
         for raw in block.payload:
@@ -346,6 +399,12 @@ class LedgerBlockStore:
                 raise ConsensusError("genesis block differs from the chain's genesis")
             return
         execution = self.app.execution_for(block)
+        meta: dict[str, bytes] = {}
+        raw_epoch = execution.changes.get(CURRENT_EPOCH)
+        if raw_epoch is not None:
+            meta[f"{EPOCH_PROOF_META}{int.from_bytes(raw_epoch, 'big')}"] = self._epoch_proof(
+                execution, int.from_bytes(raw_epoch, "big"), block.height
+            )
         obj = block.to_obj()
         obj[-1] = []  # transactions live in their own table
         self.store.commit_block(
@@ -358,6 +417,24 @@ class LedgerBlockStore:
             [(self.app.executor.decode(raw).tx_id, raw) for raw in block.payload],
             execution.changes,
             [codec.encode(r) for r in execution.results],
+            meta,
+        )
+
+    def _epoch_proof(self, execution: BlockExecution, epoch: int, height: int) -> bytes:
+        """State inclusion proof of the new epoch's record under the ending block's state root."""
+        entries = self.app.state.entries()
+        for k, v in execution.changes.items():
+            if v is None:
+                entries.pop(k, None)
+            else:
+                entries[k] = v
+        keys = sorted(entries)
+        tree = MerkleTree.from_entries([codec.encode([k, entries[k]]) for k in keys])
+        if tree.root != execution.state_root:
+            raise ConsensusError("state root mismatch while proving an epoch change")
+        index = keys.index(epoch_key(epoch))
+        return codec.encode(
+            {"height": height, "index": index, "size": tree.size, "path": tree.inclusion_proof(index)}
         )
 
 
@@ -395,33 +472,67 @@ class Replica:
         self.app = LedgerApp(genesis, self.store, registry)
         self.block_store = LedgerBlockStore(self.store, first, self.app)
         self.config = consensus_config(genesis, **(config or {}))
-        keys = validator_keys(genesis)
-        if len(keys) < 1:
+        if not validator_keys(genesis):
             raise ValidationError("the genesis names no consensus node")
-        self.node_id: str | None = None
-        self.core: ConsensusCore | None = None
-        if key is not None:
-            mine = [
-                node_id(c.cert_id) for c in genesis.certificates if c.public_key == key.public_key.to_bytes()
-            ]
-            voting = [m for m in mine if m in keys]
-            if not voting:
-                raise ValidationError("this key belongs to no consensus node of the genesis")
-            self.node_id = voting[0]
-            self.core = ConsensusCore(
-                self.node_id,
-                sorted(keys),
-                Sm2Signer(self.node_id, key),
-                Sm2Verifier(keys),
-                SqliteSafetyStore(self.store),
-                self.block_store,
-                self.app,
-                self.config,
-            )
+        self.key = key
+        head = self.block_store.get_by_height(self.store.head_height())
+        assert head is not None
+        self.app.head_block = head
+        self.core = self._make_core()
+
+    @property
+    def node_id(self) -> str:
+        """This node's consensus id in the current epoch (an ``observer-…`` id when not voting)."""
+        return self.core.node_id
+
+    @property
+    def epoch(self) -> EpochRecord:
+        """The epoch in force at the committed head."""
+        return current_epoch(self.app.state, self.genesis)
+
+    def _make_core(self) -> ConsensusCore:
+        record = self.epoch
+        keys = {node_id(c.cert_id): c.key() for c in record.validators}
+        base = self.block_store.get_by_height(record.height)
+        if base is None:
+            raise StoreError(f"the store lacks block {record.height}, where epoch {record.epoch} starts")
+        signer: Sm2Signer | None = None
+        me = f"observer-{secrets.token_hex(8)}"
+        if self.key is not None:
+            mine = self.key.public_key.to_bytes()
+            for cert in record.validators:
+                if cert.public_key == mine:
+                    me = node_id(cert.cert_id)
+                    signer = Sm2Signer(me, self.key)
+            if signer is None:
+                me = f"observer-{self.key.public_key.key_id()[:16]}"
+        return ConsensusCore(
+            me,
+            sorted(keys),
+            signer,
+            Sm2Verifier(keys),
+            SqliteSafetyStore(self.store, record.epoch),
+            self.block_store,
+            self.app,
+            replace(self.config, epoch=record.epoch),
+            base,
+        )
+
+    @property
+    def voting(self) -> bool:
+        """Whether this node votes in the current epoch."""
+        return self.core.voting
 
     def start(self, now_ms: int) -> list[Action]:
-        """Start the consensus core (voting nodes) and return its first actions."""
-        return [] if self.core is None else self.core.start(now_ms)
+        """Start the consensus core and return its first actions."""
+        return self.core.start(now_ms)
+
+    def next_epoch(self, now_ms: int) -> list[Action]:
+        """After :class:`~chain.consensus.core.EpochEnded`: start the next epoch's core."""
+        if not self.core.ended:
+            raise ConsensusError("the current epoch has not ended")
+        self.core = self._make_core()
+        return self.core.start(now_ms)
 
     def close(self) -> None:
         """Close the database."""

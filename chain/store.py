@@ -140,11 +140,12 @@ class LedgerStore:
         txs: list[tuple[bytes, bytes]],
         changes: Mapping[bytes, bytes | None],
         results: list[bytes] | None = None,
+        meta: Mapping[str, bytes] | None = None,
     ) -> None:
         """Write one block with its ``(tx_id, tx)`` list and state changes atomically.
 
         ``results`` (optional, one per transaction) are the encoded execution results that
-        :meth:`tx_result` returns later.
+        :meth:`tx_result` returns later; ``meta`` entries are written in the same transaction.
 
         Raises
         ------
@@ -178,6 +179,8 @@ class LedgerStore:
                     else:
                         self._db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
                     self._db.execute("INSERT INTO state_log VALUES (?, ?, ?)", (height, key, value))
+                for mkey, mvalue in (meta or {}).items():
+                    self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (mkey, mvalue))
                 self._db.execute("COMMIT")
             except sqlite3.IntegrityError as exc:
                 self._db.execute("ROLLBACK")

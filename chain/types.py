@@ -272,6 +272,18 @@ class ChainParams:
     round_timeout_ms: int = 2000
     empty_blocks: bool = False
     membership_by_vote: bool = False
+    max_missed_turns: int = 0
+    """Consecutive missed leader turns after which a consensus node is excluded (0: never).
+
+    Needs ``empty_blocks``: an honest leader then always proposes (a heartbeat block every
+    ``block_interval_ms``), so a skipped round is a leader that failed, not an idle chain.
+    """
+
+    def __post_init__(self) -> None:
+        if self.max_missed_turns and not self.empty_blocks:
+            raise ValidationError(
+                "max_missed_turns needs empty_blocks (heartbeat blocks) to tell idle from absent"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -281,6 +293,7 @@ class ChainParams:
             "round_timeout_ms": self.round_timeout_ms,
             "empty_blocks": self.empty_blocks,
             "membership_by_vote": self.membership_by_vote,
+            "max_missed_turns": self.max_missed_turns,
         }
 
     @classmethod
@@ -293,6 +306,8 @@ class ChainParams:
             raise ValidationError(f"bad chain parameters: {exc}") from None
         if params.block_interval_ms < 0 or params.max_block_txs < 1 or params.max_block_bytes < 1024:
             raise ValidationError("chain parameters out of range")
+        if params.max_missed_turns < 0:
+            raise ValidationError("max_missed_turns must be 0 (off) or positive")
         if params.round_timeout_ms < 1:
             raise ValidationError("round_timeout_ms must be positive")
         return params

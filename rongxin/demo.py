@@ -257,9 +257,7 @@ def _ledger_step(
     )
 
     t0 = time.perf_counter()
-    down = consortium.replicas[4]
-    assert down.node_id is not None
-    consortium.net.down.add(down.node_id)
+    consortium.net.down.add(consortium.net.name_of(consortium.replicas[4]))
     late_id = consortium.submit(
         media, "anchor", {"digest": crypto.sm3(b"while a node is down"), "kind": "work"}
     )

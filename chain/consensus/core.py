@@ -86,6 +86,16 @@ class SetTimer:
 
 
 @dataclass(frozen=True)
+class EpochEnded:
+    """``block`` changed the validator set and is committed: this core's epoch is over.
+
+    The host starts a core for the next epoch on ``block`` (its base) with the new set.
+    """
+
+    block: Block
+
+
+@dataclass(frozen=True)
 class Committed:
     """``block`` is final; ``proof`` is its commit proof (or that of a descendant committed with it)."""
 
@@ -93,7 +103,7 @@ class Committed:
     proof: CommitProof | None
 
 
-Action = Send | Broadcast | SetTimer | Committed
+Action = Send | Broadcast | SetTimer | Committed | EpochEnded
 
 
 # --------------------------------------------------------------------------- storage
@@ -178,15 +188,34 @@ class MemoryBlockStore:
             self._proofs[block.height] = proof
 
 
+@dataclass(frozen=True)
+class BlockDraft:
+    """What the application sees of a block being proposed or checked (all but the roots)."""
+
+    parent: Block
+    round: int
+    timestamp_ms: int
+    proposer: str
+    payload: tuple[bytes, ...]
+    evidence: tuple[Evidence, ...]
+    epoch: int
+
+    @property
+    def height(self) -> int:
+        return self.parent.height + 1
+
+
 class Application(Protocol):
     """The state machine replicated by consensus.
 
     ``build_payload`` and ``execute`` receive the parent block, so an application can run
     transactions against the (possibly uncommitted) state the block builds on, at the
     block's height ``parent.height + 1`` and timestamp. ``execute`` must be deterministic and
-    return ``None`` when the payload is not valid on top of ``parent`` (the block is then
-    rejected). ``on_commit`` is called once per committed block, in height order, after the
-    block store has made the block durable.
+    return ``None`` when the draft is not valid on top of ``parent`` (the block is then
+    rejected). ``ends_epoch`` tells whether an executed block changes the validator set:
+    its descendants in the same epoch carry nothing, and committing it ends the epoch.
+    ``on_commit`` is called once per committed block, in height order, after the block
+    store has made the block durable.
     """
 
     def build_payload(
@@ -195,9 +224,11 @@ class Application(Protocol):
 
     def validate_payload(self, payload: Sequence[bytes]) -> bool: ...
 
-    def execute(self, parent: Block, timestamp_ms: int, payload: Sequence[bytes]) -> bytes | None: ...
+    def execute(self, draft: BlockDraft) -> bytes | None: ...
 
     def tx_root(self, payload: Sequence[bytes]) -> bytes: ...
+
+    def ends_epoch(self, block: Block) -> bool: ...
 
     def on_commit(self, block: Block) -> None: ...
 
@@ -218,6 +249,7 @@ class ConsensusConfig:
     max_clock_drift_ms: int = 2000
     idle_poll_ms: int = 50
     sync_batch: int = 256
+    epoch: int = 0
 
 
 def quorum_size(n: int) -> int:
@@ -249,29 +281,33 @@ class ConsensusCore:
         self,
         node_id: str,
         validators: Sequence[str],
-        signer: Signer,
+        signer: Signer | None,
         verifier: Verifier,
         safety_store: SafetyStore,
         block_store: BlockStore,
         app: Application,
         config: ConsensusConfig | None = None,
+        base: Block | None = None,
     ) -> None:
-        if signer.node_id != node_id:
+        if signer is not None and signer.node_id != node_id:
             raise ConsensusError("signer does not belong to this node")
         self.validators: tuple[str, ...] = tuple(sorted(set(validators)))
-        if node_id not in self.validators:
-            raise ConsensusError(f"{node_id!r} is not a validator")
+        if not self.validators:
+            raise ConsensusError("an epoch needs at least one validator")
         self.node_id = node_id
+        #: False for an observer (no key, or not in this epoch's set): follows, never signs.
+        self.voting = signer is not None and node_id in self.validators
         self.n = len(self.validators)
         self.f = (self.n - 1) // 3
         self.quorum = quorum_size(self.n)
-        self.signer = signer
+        self._signer = signer
         self.verifier = verifier
         self.safety_store = safety_store
         self.block_store = block_store
         self.app = app
         self.config = config or ConsensusConfig()
-        self.genesis = genesis_block(
+        self.epoch = self.config.epoch
+        self.genesis = base or genesis_block(
             self.config.chain_id, self.config.genesis_state_root, self.config.genesis_hash
         )
         self._genesis_qc = genesis_qc(self.genesis)
@@ -299,8 +335,17 @@ class ConsensusCore:
         self.evidence_found: list[tuple[int, Evidence]] = []
         self.conflicts: list[str] = []
         self.started = False
+        self.ended = False
+        self._ending: SyncResponse | None = None
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def signer(self) -> Signer:
+        """This node's signer (voting nodes only)."""
+        if self._signer is None or not self.voting:
+            raise ConsensusError("an observer does not sign")
+        return self._signer
+
     def leader(self, round: int) -> str:
         """Leader of ``round``: round-robin over the sorted validator ids."""
         return self.validators[round % self.n]
@@ -319,13 +364,13 @@ class ConsensusCore:
         if qc in self._qc_ok:
             return True
         if qc.is_genesis():
-            return qc.block_hash == self.genesis.hash
+            return qc.block_hash == self.genesis.hash and qc.round == self.genesis.round
         authors = [a for a, _ in qc.signatures]
         if len(set(authors)) != len(authors) or len(authors) < self.quorum:
             return False
         if not self._vset.issuperset(authors):
             return False
-        msg = vote_signing_bytes(self.config.chain_id, qc.round, qc.block_hash)
+        msg = vote_signing_bytes(self.config.chain_id, qc.round, qc.block_hash, self.epoch)
         if not all(self.verifier.verify(a, msg, s) for a, s in qc.signatures):
             return False
         self._qc_ok.add(qc)
@@ -344,7 +389,7 @@ class ConsensusCore:
             if hqc_round >= tc.round:
                 return False
             if not self.verifier.verify(
-                author, timeout_signing_bytes(self.config.chain_id, tc.round, hqc_round), sig
+                author, timeout_signing_bytes(self.config.chain_id, tc.round, hqc_round, self.epoch), sig
             ):
                 return False
         self._tc_ok.add(tc)
@@ -364,7 +409,9 @@ class ConsensusCore:
             ok = all(
                 p.block.proposer == ev.author
                 and p.block.round == ev.round
-                and self.verifier.verify(ev.author, proposal_signing_bytes(cid, p.block.hash), p.signature)
+                and self.verifier.verify(
+                    ev.author, proposal_signing_bytes(cid, p.block.hash, self.epoch), p.signature
+                )
                 for p in (a, b)
             )
             return ok and a.block.hash != b.block.hash
@@ -373,7 +420,7 @@ class ConsensusCore:
                 v.author == ev.author
                 and v.round == ev.round
                 and self.verifier.verify(
-                    ev.author, vote_signing_bytes(cid, v.round, v.block_hash), v.signature
+                    ev.author, vote_signing_bytes(cid, v.round, v.block_hash, self.epoch), v.signature
                 )
                 for v in (a, b)
             )
@@ -383,7 +430,7 @@ class ConsensusCore:
                 t.author == ev.author
                 and t.round == ev.round
                 and self.verifier.verify(
-                    ev.author, timeout_signing_bytes(cid, t.round, t.high_qc.round), t.signature
+                    ev.author, timeout_signing_bytes(cid, t.round, t.high_qc.round, self.epoch), t.signature
                 )
                 for t in (a, b)
             )
@@ -400,13 +447,13 @@ class ConsensusCore:
     def start(self, now_ms: int) -> list[Action]:
         """(Re)build state from the stores and enter the current round."""
         actions: list[Action] = []
-        if self.block_store.tip_height() < 0:
+        if self.block_store.tip_height() < 0 and self.genesis.height == 0:
             self.block_store.append(self.genesis, None)
         tip_h = self.block_store.tip_height()
         tip = self.block_store.get_by_height(tip_h)
         assert tip is not None
-        if self.block_store.get_by_height(0) != self.genesis:
-            raise ConsensusError("block store holds another chain's genesis")
+        if self.block_store.get_by_height(self.genesis.height) != self.genesis:
+            raise ConsensusError("block store holds another chain, or lacks this epoch's base block")
         self.committed = tip
         for h in range(1, tip_h + 1):
             b = self.block_store.get_by_height(h)
@@ -417,7 +464,7 @@ class ConsensusCore:
             self.high_qc = self.safety.high_qc
         self.last_tc = self.safety.last_tc
         proof = self.block_store.proof(tip_h)
-        if proof is not None and proof.qc.round > self.high_qc.round:
+        if proof is not None and tip.epoch == self.epoch and proof.qc.round > self.high_qc.round:
             self.blocks[proof.child.hash] = proof.child
             self.high_qc = proof.qc
         self.started = True
@@ -432,6 +479,8 @@ class ConsensusCore:
     def on_timer(self, timer_id: str, now_ms: int) -> list[Action]:
         """Handle a timer set by a :class:`SetTimer` action."""
         actions: list[Action] = []
+        if self.ended:
+            return actions
         kind, _, arg = timer_id.partition(":")
         if kind == "round" and int(arg) == self.round:
             self._backoff += 1
@@ -446,8 +495,23 @@ class ConsensusCore:
         return actions
 
     def on_message(self, sender: str, msg: Message, now_ms: int) -> list[Action]:
-        """Handle one message from validator ``sender``; bad messages are dropped."""
+        """Handle one message from ``sender``; bad messages are dropped.
+
+        Anyone may ask for blocks (observers and nodes joining catch up that way) and send
+        them (responses are self-authenticating); the rest must come from a validator of
+        this epoch. After the epoch ended, only requests for blocks are answered.
+        """
         actions: list[Action] = []
+        if isinstance(msg, SyncRequest):
+            self._on_sync_request(sender, msg, actions)
+            return actions
+        if self.ended:
+            if self._ending is not None and sender in self._vset and not isinstance(msg, SyncResponse):
+                actions.append(Send(sender, self._ending))  # a straggler of this epoch: help it end
+            return actions
+        if isinstance(msg, SyncResponse):
+            self._on_sync_response(sender, msg, now_ms, actions)
+            return actions
         if sender not in self._vset:
             return actions
         if isinstance(msg, Proposal):
@@ -522,7 +586,15 @@ class ConsensusCore:
         if cur is None or cur.hash != self.committed.hash:
             self.conflicts.append(f"commit of {block.hash.hex()[:16]} does not extend committed tip")
             return
-        for b in reversed(chain):
+        ascending = list(reversed(chain))
+        cut = next((i for i, b in enumerate(ascending) if self.app.ends_epoch(b)), None)
+        if cut is not None:
+            # the epoch ends at the first block that changes the validator set; the empty blocks
+            # after it are not committed, they only join the proof that it is committed
+            proof = CommitProof(proof.child, proof.qc, (*ascending[cut + 1 :], *proof.path))
+            ascending = ascending[: cut + 1]
+            block = ascending[-1]
+        for b in ascending:
             top = b is block
             self.block_store.append(b, proof if top else None)
             self.committed = b
@@ -531,6 +603,13 @@ class ConsensusCore:
                 self.pending_evidence.pop(e.key, None)
             self.app.on_commit(b)
             actions.append(Committed(b, proof))
+        if cut is not None:
+            self.ended = True
+            # tell everyone: a node that has not seen the last QC could not finish the epoch
+            self._ending = SyncResponse((block,), proof)
+            actions.append(Broadcast(self._ending))
+            actions.append(EpochEnded(block))
+            return
         for h in [h for h, b in self.blocks.items() if b.height <= self.committed.height]:
             del self.blocks[h]
         for h, pend in list(self._pending.items()):
@@ -558,7 +637,12 @@ class ConsensusCore:
 
     def _try_propose(self, now: int, actions: list[Action]) -> None:
         r = self.round
-        if self.leader(r) != self.node_id or self.safety.highest_proposed_round >= r:
+        if (
+            not self.voting
+            or self.ended
+            or self.leader(r) != self.node_id
+            or self.safety.highest_proposed_round >= r
+        ):
             return
         tc: TimeoutCertificate | None = None
         if self.high_qc.round + 1 != r:
@@ -582,16 +666,21 @@ class ConsensusCore:
         candidates = self.app.build_payload(parent, timestamp, cfg.max_txs, cfg.max_bytes)
         payload = [tx for tx in candidates if tx not in in_flight]
         evidence = self._unrecorded_evidence(chain)
+        if any(self.app.ends_epoch(b) for b in chain):
+            payload, evidence = [], []  # the epoch is ending: only empty blocks until it commits
         if not cfg.empty_blocks and not payload and not evidence:
             needs_commit = any(b.payload or b.evidence for b in chain)
             if not needs_commit:
                 actions.append(SetTimer(f"propose:{r}", now + cfg.idle_poll_ms))
                 return
-        state_root = self.app.execute(parent, timestamp, payload)
+        draft = BlockDraft(parent, r, timestamp, self.node_id, tuple(payload), tuple(evidence), self.epoch)
+        state_root = self.app.execute(draft)
         if state_root is None:  # the application built a payload it cannot execute: skip it
-            payload, state_root = [], self.app.execute(parent, timestamp, [])
+            payload = []
+            draft = replace(draft, payload=())
+            state_root = self.app.execute(draft)
             if state_root is None:
-                raise ConsensusError("the application cannot execute an empty block")
+                raise ConsensusError("the application cannot execute a block without transactions")
         block = Block(
             chain_id=cfg.chain_id,
             height=parent.height + 1,
@@ -605,9 +694,12 @@ class ConsensusCore:
             qc=self.high_qc,
             tc=tc,
             evidence=tuple(evidence),
+            epoch=self.epoch,
         )
         self._save(highest_proposed_round=r)  # persisted before the proposal leaves
-        proposal = Proposal(block, self.signer.sign(proposal_signing_bytes(cfg.chain_id, block.hash)))
+        proposal = Proposal(
+            block, self.signer.sign(proposal_signing_bytes(cfg.chain_id, block.hash, self.epoch))
+        )
         actions.append(Broadcast(proposal))
         self._on_proposal(self.node_id, proposal, now, actions)
 
@@ -651,7 +743,9 @@ class ConsensusCore:
         cfg = self.config
         if b.chain_id != cfg.chain_id or b.qc is None or b.proposer != self.leader(b.round):
             return
-        if not self.verifier.verify(b.proposer, proposal_signing_bytes(cfg.chain_id, b.hash), p.signature):
+        if not self.verifier.verify(
+            b.proposer, proposal_signing_bytes(cfg.chain_id, b.hash, self.epoch), p.signature
+        ):
             return
         self._check_equivocation(self._seen_proposal, (b.proposer, b.round), p, "proposal", now)  # type: ignore[arg-type]
         if not self.verify_qc(b.qc) or (b.tc is not None and not self.verify_tc(b.tc)):
@@ -681,7 +775,7 @@ class ConsensusCore:
             or b.round <= parent.round
         ):
             return False
-        if b.height != parent.height + 1 or b.timestamp_ms < parent.timestamp_ms:
+        if b.height != parent.height + 1 or b.timestamp_ms < parent.timestamp_ms or b.epoch != self.epoch:
             return False
         if now is not None and b.timestamp_ms > now + cfg.max_clock_drift_ms:
             return False
@@ -697,9 +791,12 @@ class ConsensusCore:
             if e.key in seen or not self.verify_evidence(e):
                 return False
             seen.add(e.key)
+        if (b.payload or b.evidence) and any(self.app.ends_epoch(c) for c in chain):
+            return False  # nothing may ride on an epoch-ending block
         if b.tx_root != self.app.tx_root(b.payload) or not self.app.validate_payload(b.payload):
             return False
-        return b.state_root == self.app.execute(parent, b.timestamp_ms, b.payload)
+        draft = BlockDraft(parent, b.round, b.timestamp_ms, b.proposer, b.payload, b.evidence, b.epoch)
+        return b.state_root == self.app.execute(draft)
 
     def _insert(self, b: Block, now: int, actions: list[Action]) -> None:
         self.blocks[b.hash] = b
@@ -725,14 +822,14 @@ class ConsensusCore:
         return tc is not None and tc.round + 1 == b.round and b.qc.round >= tc.max_high_qc_round
 
     def _maybe_vote(self, b: Block, now: int, actions: list[Action]) -> None:
-        if b.round != self.round or not self.safe_to_vote(b):
+        if not self.voting or self.ended or b.round != self.round or not self.safe_to_vote(b):
             return
         assert b.qc is not None
         vote = Vote(
             self.node_id,
             b.round,
             b.hash,
-            self.signer.sign(vote_signing_bytes(self.config.chain_id, b.round, b.hash)),
+            self.signer.sign(vote_signing_bytes(self.config.chain_id, b.round, b.hash, self.epoch)),
         )
         self._save(
             highest_voted_round=max(b.round, self.safety.highest_voted_round),
@@ -749,7 +846,7 @@ class ConsensusCore:
     def _on_vote(self, v: Vote, now: int, actions: list[Action]) -> None:
         if v.author not in self._vset:
             return
-        msg = vote_signing_bytes(self.config.chain_id, v.round, v.block_hash)
+        msg = vote_signing_bytes(self.config.chain_id, v.round, v.block_hash, self.epoch)
         if not self.verifier.verify(v.author, msg, v.signature):
             return
         self._check_equivocation(self._seen_vote, (v.author, v.round), v, "vote", now)  # type: ignore[arg-type]
@@ -772,6 +869,8 @@ class ConsensusCore:
         return qc_round + 1 == r or (self.last_tc is not None and self.last_tc.round + 1 == r)
 
     def _local_timeout(self, now: int, actions: list[Action]) -> None:
+        if not self.voting or self.ended:
+            return
         r = self.round
         last = self.safety.last_timeout
         if last is not None and last.round == r:
@@ -779,7 +878,9 @@ class ConsensusCore:
         else:
             if not self.safe_to_timeout(r):
                 return
-            sig = self.signer.sign(timeout_signing_bytes(self.config.chain_id, r, self.high_qc.round))
+            sig = self.signer.sign(
+                timeout_signing_bytes(self.config.chain_id, r, self.high_qc.round, self.epoch)
+            )
             tc = self.last_tc if self.last_tc is not None and self.last_tc.round + 1 == r else None
             t = Timeout(self.node_id, r, self.high_qc, sig, tc)
             self._save(highest_voted_round=max(r, self.safety.highest_voted_round), last_timeout=t)
@@ -789,7 +890,7 @@ class ConsensusCore:
     def _on_timeout(self, t: Timeout, now: int, actions: list[Action]) -> None:
         if t.author not in self._vset or t.high_qc.round >= t.round:
             return
-        msg = timeout_signing_bytes(self.config.chain_id, t.round, t.high_qc.round)
+        msg = timeout_signing_bytes(self.config.chain_id, t.round, t.high_qc.round, self.epoch)
         if not self.verifier.verify(t.author, msg, t.signature) or not self.verify_qc(t.high_qc):
             return
         self._check_equivocation(self._seen_timeout, (t.author, t.round), t, "timeout", now)  # type: ignore[arg-type]
@@ -848,6 +949,8 @@ class ConsensusCore:
             b = self.block_store.get_by_height(h)
             if b is None:
                 return
+            if blocks and b.epoch != blocks[0].epoch:
+                break  # one epoch per response: its last block carries the proof its signers made
             blocks.append(b)
             proof = self.block_store.proof(h)
             if proof is not None and len(blocks) >= batch:
@@ -860,7 +963,7 @@ class ConsensusCore:
         if not blocks or any(blocks[i].parent_hash != blocks[i - 1].hash for i in range(1, len(blocks))):
             return
         if resp.proof is not None:
-            self._on_committed_sync(blocks, resp.proof, now, actions)
+            self._on_committed_sync(sender, blocks, resp.proof, now, actions)
             return
         if resp.requested_hash is None or resp.requested_hash not in self._requested:
             return
@@ -885,18 +988,30 @@ class ConsensusCore:
             self._process_qc(b.qc, now, actions)
 
     def _on_committed_sync(
-        self, blocks: Sequence[Block], proof: CommitProof, now: int, actions: list[Action]
+        self, sender: str, blocks: Sequence[Block], proof: CommitProof, now: int, actions: list[Action]
     ) -> None:
         last = blocks[-1]
         child, qc = proof.child, proof.qc
-        if child.parent_hash != last.hash or child.qc is None or child.qc.block_hash != last.hash:
+        links = [last, *proof.path, child]
+        if any(links[i + 1].parent_hash != links[i].hash for i in range(len(links) - 1)):
             return
-        if child.qc.round + 1 != child.round or child.qc.round != last.round or qc.block_hash != child.hash:
+        certified = links[-2]
+        if child.qc is None or child.qc.block_hash != certified.hash:
+            return
+        if (
+            child.qc.round + 1 != child.round
+            or child.qc.round != certified.round
+            or qc.block_hash != child.hash
+        ):
             return
         if not self.verify_qc(qc) or not self.verify_qc(child.qc):
             return
         todo = [b for b in blocks if b.height > self.committed.height]
-        if not todo or todo[0].parent_hash != self.committed.hash:
+        if not todo:
+            return
+        if todo[0].parent_hash != self.committed.hash:
+            if todo[0].height > self.committed.height + 1:  # a gap: ask this peer for what we miss
+                actions.append(Send(sender, SyncRequest(self.committed.height + 1)))
             return
         parent = self.committed
         for b in todo:
@@ -906,6 +1021,8 @@ class ConsensusCore:
         for b in todo:
             self.blocks[b.hash] = b
         self._commit(last, proof, actions)
+        if self.ended or proof.path:
+            return
         if child.hash not in self.blocks:
             self._insert(child, now, actions)
         self._process_qc(qc, now, actions)

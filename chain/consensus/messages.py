@@ -55,19 +55,27 @@ def _list(v: Any, name: str, length: int | None = None) -> list[Any]:
     return v
 
 
-def vote_signing_bytes(chain_id: str, round: int, block_hash: bytes) -> bytes:
-    """Bytes signed by a vote for ``block_hash`` in ``round``."""
-    return encode(["rongxin/vote", chain_id, round, block_hash])
+def _domain(kind: str, chain_id: str, epoch: int) -> list[Any]:
+    return [f"rongxin/{kind}", chain_id] if epoch == 0 else [f"rongxin/{kind}", chain_id, epoch]
 
 
-def timeout_signing_bytes(chain_id: str, round: int, high_qc_round: int) -> bytes:
-    """Bytes signed by a timeout of ``round`` reporting the signer's highest QC round."""
-    return encode(["rongxin/timeout", chain_id, round, high_qc_round])
+def vote_signing_bytes(chain_id: str, round: int, block_hash: bytes, epoch: int = 0) -> bytes:
+    """Bytes signed by a vote for ``block_hash`` in ``round`` of ``epoch``."""
+    return encode([*_domain("vote", chain_id, epoch), round, block_hash])
 
 
-def proposal_signing_bytes(chain_id: str, block_hash: bytes) -> bytes:
-    """Bytes signed by the proposer of a block."""
-    return encode(["rongxin/proposal", chain_id, block_hash])
+def timeout_signing_bytes(chain_id: str, round: int, high_qc_round: int, epoch: int = 0) -> bytes:
+    """Bytes signed by a timeout of ``round`` of ``epoch`` reporting the signer's highest QC round.
+
+    Rounds restart in every epoch, so the epoch is signed: a timeout of one epoch can never
+    count (or look like equivocation) in another.
+    """
+    return encode([*_domain("timeout", chain_id, epoch), round, high_qc_round])
+
+
+def proposal_signing_bytes(chain_id: str, block_hash: bytes, epoch: int = 0) -> bytes:
+    """Bytes signed by the proposer of a block of ``epoch``."""
+    return encode([*_domain("proposal", chain_id, epoch), block_hash])
 
 
 @dataclass(frozen=True)
@@ -79,8 +87,10 @@ class QuorumCertificate:
     signatures: tuple[tuple[str, bytes], ...] = ()
 
     def is_genesis(self) -> bool:
-        """True for the signature-less certificate of the genesis block."""
-        return self.round == 0 and not self.signatures
+        """True for a signature-less certificate: of the genesis block, or of an epoch's base
+        block (already committed under the previous epoch); verification accepts it only for
+        the verifier's own epoch base."""
+        return not self.signatures
 
     def to_obj(self) -> list[Any]:
         return [self.round, self.block_hash, [[a, s] for a, s in self.signatures]]
@@ -184,6 +194,7 @@ class Block:
     qc: QuorumCertificate | None
     tc: TimeoutCertificate | None = None
     evidence: tuple[Evidence, ...] = ()
+    epoch: int = 0
 
     def header_obj(self) -> list[Any]:
         """Fields covered by the block hash (the payload enters through ``tx_root``)."""
@@ -199,6 +210,7 @@ class Block:
             None if self.qc is None else self.qc.to_obj(),
             None if self.tc is None else self.tc.to_obj(),
             [e.to_obj() for e in self.evidence],
+            self.epoch,
             len(self.payload),
         ]
 
@@ -211,7 +223,7 @@ class Block:
 
     @classmethod
     def from_obj(cls, obj: Any) -> Block:
-        c, h, r, p, tr, sr, ts, pr, qc, tc, ev, pl = _list(obj, "block", 12)
+        c, h, r, p, tr, sr, ts, pr, qc, tc, ev, ep, pl = _list(obj, "block", 13)
         return cls(
             chain_id=_str(c, "chain_id"),
             height=_int(h, "height"),
@@ -225,6 +237,7 @@ class Block:
             qc=None if qc is None else QuorumCertificate.from_obj(qc),
             tc=None if tc is None else TimeoutCertificate.from_obj(tc),
             evidence=tuple(Evidence.from_obj(e) for e in _list(ev, "evidence")),
+            epoch=_int(ep, "epoch"),
         )
 
     def to_bytes(self) -> bytes:
@@ -241,8 +254,8 @@ def genesis_block(chain_id: str, state_root: bytes, tx_root: bytes = ZERO_HASH) 
 
 
 def genesis_qc(genesis: Block) -> QuorumCertificate:
-    """The signature-less round-0 certificate of ``genesis``."""
-    return QuorumCertificate(0, genesis.hash, ())
+    """The signature-less certificate of ``genesis`` (or of an epoch's base block)."""
+    return QuorumCertificate(genesis.round, genesis.hash, ())
 
 
 @dataclass(frozen=True)
@@ -334,19 +347,30 @@ class Proposal:
 
 @dataclass(frozen=True)
 class CommitProof:
-    """Proof that ``child.parent`` is committed: ``child`` directly extends its parent
-    (``child.round == parent.round + 1``) and ``qc`` certifies ``child``."""
+    """Proof that a block ``X`` is committed.
+
+    ``path`` are the blocks from ``X`` (exclusive) up to ``child``'s parent ``P`` (``P = X``
+    when ``path`` is empty); ``child`` directly extends ``P`` (``child.round == P.round + 1``,
+    ``child.qc`` certifies ``P``) and ``qc`` certifies ``child``: by the 2-chain rule ``P``
+    and all its ancestors, ``X`` among them, are committed. ``path`` is non-empty only for an
+    epoch-ending block, whose empty successors are not committed in its epoch.
+    """
 
     child: Block
     qc: QuorumCertificate
+    path: tuple[Block, ...] = ()
 
     def to_obj(self) -> list[Any]:
-        return [self.child.to_obj(), self.qc.to_obj()]
+        return [self.child.to_obj(), self.qc.to_obj(), [b.to_obj() for b in self.path]]
 
     @classmethod
     def from_obj(cls, obj: Any) -> CommitProof:
-        c, q = _list(obj, "commit_proof", 2)
-        return cls(Block.from_obj(c), QuorumCertificate.from_obj(q))
+        c, q, path = _list(obj, "commit_proof", 3)
+        return cls(
+            Block.from_obj(c),
+            QuorumCertificate.from_obj(q),
+            tuple(Block.from_obj(b) for b in _list(path, "path")),
+        )
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from typing import Any
 from chain.codec import decode, encode
 from chain.consensus.core import (
     Action,
+    BlockDraft,
     Broadcast,
     Committed,
     ConsensusConfig,
@@ -108,8 +109,11 @@ class SimApp:
     def validate_payload(self, payload: Sequence[bytes]) -> bool:
         return all(self.members.tx_valid(tx) for tx in payload)
 
-    def execute(self, parent: Block, timestamp_ms: int, payload: Sequence[bytes]) -> bytes | None:
-        return sm3(parent.state_root + self.tx_root(payload))
+    def execute(self, draft: BlockDraft) -> bytes | None:
+        return sm3(draft.parent.state_root + self.tx_root(draft.payload))
+
+    def ends_epoch(self, block: Block) -> bool:
+        return False
 
     def tx_root(self, payload: Sequence[bytes]) -> bytes:
         return sm3(encode(list(payload)))

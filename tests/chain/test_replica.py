@@ -74,15 +74,12 @@ def test_progress_with_f_crashed_and_catch_up_after_restart(tmp_path: Path) -> N
     c = LocalConsortium.create(tmp_path, nodes=5)
     m = c.add_member("m", [Role.MEDIA_CENTER])
     victim = c.replicas[2]
-    assert victim.node_id is not None
-    c.net.down.add(victim.node_id)
+    c.net.down.add(c.net.name_of(victim))
     ids = [_anchor(c, m, i) for i in range(5)]
     c.net.wait(ids[-1])
     assert victim.store.tx_location(ids[-1]) is None
     c.net.down.clear()
-    victim_core = victim.core
-    assert victim_core is not None
-    c.net._handle(victim.node_id, victim_core.start(c.net.now))  # the node comes back
+    c.net._handle(c.net.name_of(victim), victim.core.start(c.net.now))  # the node comes back
     c.net.wait(_anchor(c, m, 99))
     assert all(victim.store.tx_location(t) is not None for t in ids)
     assert victim.store.load_state().root == c.replicas[0].store.load_state().root
@@ -142,10 +139,18 @@ def test_damaged_state_is_detected_on_open(tmp_path: Path) -> None:
         Replica(c.genesis, tmp_path / "node-0.db", key)
 
 
-def test_key_of_a_non_validator_is_refused(tmp_path: Path) -> None:
-    c = LocalConsortium.create(tmp_path, nodes=1)
-    with pytest.raises(ValidationError, match="no consensus node"):
-        Replica(c.genesis, tmp_path / "x.db", PrivateKey.generate())
+def test_key_of_a_non_validator_runs_an_observer(tmp_path: Path) -> None:
+    c = LocalConsortium.create(tmp_path, nodes=4)
+    m = c.add_member("m", [Role.MEDIA_CENTER])
+    observer = Replica(c.genesis, tmp_path / "x.db", PrivateKey.generate())
+    assert not observer.voting and observer.node_id.startswith("observer-")
+    with pytest.raises(ConsensusError, match="observer"):
+        _ = observer.core.signer
+    c.net.add(observer)
+    tx_id = _anchor(c, m, 7)
+    c.net.run_until(lambda: observer.store.tx_location(tx_id) is not None)
+    assert observer.store.load_state().root == c.replicas[0].store.load_state().root
+    assert observer.core.safety_store.load() is None  # it never voted
     c.close()
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from chain.consensus.core import (
     Action,
+    BlockDraft,
     Broadcast,
     Committed,
     ConsensusConfig,
@@ -52,8 +53,11 @@ class App:
     def validate_payload(self, payload: Sequence[bytes]) -> bool:
         return all(not tx.startswith(b"bad") for tx in payload)
 
-    def execute(self, parent: Block, timestamp_ms: int, payload: Sequence[bytes]) -> bytes | None:
-        return sm3(parent.state_root + self.tx_root(payload))
+    def execute(self, draft: BlockDraft) -> bytes | None:
+        return sm3(draft.parent.state_root + self.tx_root(draft.payload))
+
+    def ends_epoch(self, block: Block) -> bool:
+        return False
 
     def tx_root(self, payload: Sequence[bytes]) -> bytes:
         return sm3(b"".join(payload))
@@ -101,7 +105,9 @@ class Net:
         ts: int = 0,
     ) -> Block:
         app = App()
-        state_root = app.execute(parent, max(ts, parent.timestamp_ms), payload)
+        state_root = app.execute(
+            BlockDraft(parent, round, max(ts, parent.timestamp_ms), IDS[round % 4], payload, (), 0)
+        )
         assert state_root is not None
         return Block(
             "test",

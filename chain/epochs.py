@@ -1,0 +1,173 @@
+"""Validator-set epochs, equivocation evidence and passive exit: end-of-block bookkeeping.
+
+After a block's transactions, :func:`finalize_block` runs on the same state overlay and
+
+1. records each piece of equivocation evidence the block carries and **excludes** its
+   author from the validator set;
+2. counts **missed leader turns** (rounds skipped between the parent's round and this
+   block's round, charged to their leaders) and excludes a node after
+   ``ChainParams.max_missed_turns`` consecutive misses (0 disables this);
+3. computes the validator set in force from the next height — consensus-node certificates
+   that are registered, not revoked and not excluded — and, when it differs from the
+   current epoch's, writes the record of the **next epoch** (``sys/epoch/<n>``).
+
+A block that writes an epoch record *ends its epoch* (see
+:meth:`chain.consensus.core.Application.ends_epoch`): the next epoch's consensus starts on
+top of it with the new set. Epoch records are part of the state, so the state root of the
+epoch-ending block commits to the new set, and a receipt proves a validator-set change with
+a state inclusion proof (:mod:`chain.receipt`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chain import codec
+from chain.consensus.messages import Evidence
+from chain.contracts.membership import load_certificate, validator_set
+from chain.crypto.sm3 import sm3
+from chain.state import Overlay, State
+from chain.types import Certificate, Genesis, Role, ValidationError
+
+EPOCH_PREFIX = b"sys/epoch/"
+CURRENT_EPOCH = b"sys/epoch-current"
+EXCLUDED = b"sys/excluded/"
+MISSED = b"sys/missed/"
+EVIDENCE = b"sys/evidence/"
+EPOCH_PROOF_META = "epoch-proof/"
+"""Store meta key prefix of the state inclusion proof of each epoch record."""
+
+
+def epoch_key(epoch: int) -> bytes:
+    """State key of epoch ``epoch``'s record."""
+    return EPOCH_PREFIX + epoch.to_bytes(8, "big")
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """An epoch: its number, the height of the block that started it, its validators."""
+
+    epoch: int
+    height: int
+    validators: tuple[Certificate, ...]
+
+    def node_ids(self) -> list[str]:
+        """Sorted consensus ids (certificate id hex) of the validators."""
+        return sorted(c.cert_id.hex() for c in self.validators)
+
+    def to_bytes(self) -> bytes:
+        return codec.encode(
+            {"epoch": self.epoch, "height": self.height, "validators": [c.to_dict() for c in self.validators]}
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> EpochRecord:
+        try:
+            doc = codec.decode(raw)
+            if not isinstance(doc, dict) or set(doc) != {"epoch", "height", "validators"}:
+                raise ValidationError("an epoch record has fields epoch, height, validators")
+            epoch, height, certs = doc["epoch"], doc["height"], doc["validators"]
+            if not isinstance(epoch, int) or not isinstance(height, int) or not isinstance(certs, list):
+                raise ValidationError("malformed epoch record")
+            return cls(epoch, height, tuple(Certificate.from_dict(c) for c in certs))
+        except codec.CodecError as exc:
+            raise ValidationError(f"epoch record is not canonical CBOR: {exc}") from None
+
+
+def genesis_epoch(genesis: Genesis) -> EpochRecord:
+    """Epoch 0: the genesis consensus nodes."""
+    certs = sorted(
+        (c for c in genesis.certificates if Role.CONSENSUS_NODE in c.roles), key=lambda c: c.cert_id
+    )
+    return EpochRecord(0, 0, tuple(certs))
+
+
+def current_epoch(state: State | Overlay, genesis: Genesis) -> EpochRecord:
+    """The epoch in force in ``state``."""
+    raw = state.get(CURRENT_EPOCH)
+    if raw is None:
+        return genesis_epoch(genesis)
+    record = state.get(epoch_key(int.from_bytes(raw, "big")))
+    if record is None:
+        raise ValidationError("state names a current epoch without its record")
+    return EpochRecord.from_bytes(record)
+
+
+def _exclude(state: Overlay, cert_id: bytes, reason: str) -> None:
+    if state.get(EXCLUDED + cert_id) is None:
+        state.set(EXCLUDED + cert_id, reason.encode())
+
+
+def finalize_block(
+    state: Overlay,
+    genesis: Genesis,
+    height: int,
+    round: int,
+    parent_round: int,
+    proposer: str,
+    evidence: Sequence[Evidence],
+) -> EpochRecord | None:
+    """End-of-block bookkeeping (see module docstring); returns the new epoch, if any.
+
+    Examples
+    --------
+    >>> from chain.crypto import PrivateKey
+    >>> root = PrivateKey.generate()
+    >>> certs = tuple(Certificate.issue(root, f"n{i}", "o", [Role.CONSENSUS_NODE],
+    ...               PrivateKey.generate().public_key, 0) for i in range(4))
+    >>> g = Genesis("c", "c", root.public_key.to_bytes(), certs)
+    >>> from chain.executor import genesis_state
+    >>> ov = Overlay(genesis_state(g))
+    >>> finalize_block(ov, g, 1, 1, 0, certs[0].cert_id.hex(), []) is None
+    True
+    """
+    record = current_epoch(state, genesis)
+    ids = record.node_ids()
+    for ev in evidence:
+        state.set(EVIDENCE + sm3(codec.encode(list(ev.key))), ev.to_bytes())
+        try:
+            author = bytes.fromhex(ev.author)
+        except ValueError:
+            continue
+        _exclude(state, author, f"equivocation: two {ev.kind}s in round {ev.round}")
+    limit = genesis.params.max_missed_turns
+    if limit and ids:
+        for r in range(parent_round + 1, round):
+            leader = bytes.fromhex(ids[r % len(ids)])
+            raw = state.get(MISSED + leader)
+            missed = (int.from_bytes(raw, "big") if raw else 0) + 1
+            state.set(MISSED + leader, missed.to_bytes(8, "big"))
+            if missed >= limit:
+                _exclude(state, leader, f"missed {missed} consecutive leader turns")
+        try:
+            if state.get(MISSED + bytes.fromhex(proposer)) is not None:
+                state.delete(MISSED + bytes.fromhex(proposer))
+        except ValueError:
+            pass
+    in_force = [c for c in validator_set(state, height + 1) if state.get(EXCLUDED + c) is None]
+    if not in_force:
+        in_force = []  # never leave the chain without validators: keep the current set
+    new_ids = sorted(c.hex() for c in in_force)
+    if not new_ids or new_ids == ids:
+        return None
+    certs: list[Certificate] = []
+    for cid in sorted(in_force):
+        cert = load_certificate(state, cid)
+        if cert is None:  # pragma: no cover - validator_set reads the same keys
+            raise ValidationError("validator certificate vanished")
+        certs.append(cert)
+    new = EpochRecord(record.epoch + 1, height, tuple(certs))
+    state.set(epoch_key(new.epoch), new.to_bytes())
+    state.set(CURRENT_EPOCH, new.epoch.to_bytes(8, "big"))
+    return new
+
+
+def epoch_info(record: EpochRecord) -> dict[str, Any]:
+    """A JSON-friendly summary of an epoch."""
+    return {
+        "epoch": record.epoch,
+        "height": record.height,
+        "validators": [{"id": c.cert_id.hex(), "subject": c.subject} for c in record.validators],
+    }
