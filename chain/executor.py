@@ -27,6 +27,7 @@ from typing import Any
 from chain import codec
 from chain.contracts.anchor import AnchorContract
 from chain.contracts.base import ContractRegistry, TxContext
+from chain.contracts.governance import MemberVote
 from chain.contracts.membership import AddMember, RevokeMember, cert_key, load_certificate, revoked_from
 from chain.state import Overlay, State
 from chain.types import Genesis, Transaction, ValidationError
@@ -49,6 +50,7 @@ def default_registry(genesis: Genesis) -> ContractRegistry:
     reg = ContractRegistry()
     reg.register(AddMember(genesis.root_key()))
     reg.register(RevokeMember())
+    reg.register(MemberVote(genesis, genesis.root_key()))
     reg.register(AnchorContract())
     return reg
 

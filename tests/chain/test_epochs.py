@@ -14,7 +14,7 @@ from chain.epochs import EVIDENCE, EXCLUDED, current_epoch
 from chain.localnet import Identity, LocalConsortium, LocalNet
 from chain.receipt import Receipt, ReceiptError
 from chain.replica import Replica, node_id
-from chain.types import Certificate, ChainParams, Role
+from chain.types import Certificate, ChainParams, Role, ValidationError
 
 
 def _anchor(c: LocalConsortium, who: Identity, tag: bytes) -> bytes:
@@ -201,3 +201,47 @@ def test_missed_turns_need_heartbeat_blocks() -> None:
         ChainParams(max_missed_turns=3)
     with pytest.raises(ValidationError, match="max_missed_turns"):
         ChainParams.from_dict({**ChainParams().to_dict(), "max_missed_turns": -1})
+
+
+def test_membership_by_consensus_node_vote(tmp_path: Path) -> None:
+    c = LocalConsortium.create(tmp_path, nodes=5, params=ChainParams(membership_by_vote=True))
+    key = PrivateKey.generate()
+    cert = Certificate.issue(c.root, "Legal center", "Legal", [Role.LEGAL_CENTER], key.public_key, 0)
+    action = {"action": "add", "certificate": cert.to_dict()}
+    need = 4  # quorum of 5
+    for i in range(need - 1):
+        c.submit(c.nodes[i], "member.vote", action)
+    member = Identity(key, cert)
+    with pytest.raises(ValidationError, match="not registered"):
+        c.net.submit(
+            member.sign(c.genesis.chain_id, "anchor", {"digest": b"q" * 32, "kind": "t"}, 1).to_bytes()
+        )
+    with pytest.raises(ValidationError, match="already voted"):
+        c.net.submit(c.nodes[0].sign(c.genesis.chain_id, "member.vote", action, 1).to_bytes())
+    with pytest.raises(ValidationError, match="may not"):  # members who are not nodes do not vote
+        c.net.submit(c.supervisor.sign(c.genesis.chain_id, "member.vote", action, 1).to_bytes())
+    c.submit(c.nodes[need - 1], "member.vote", action)
+    _anchor(c, member, b"now a member")
+    with pytest.raises(ValidationError, match="already decided"):
+        c.net.submit(c.nodes[4].sign(c.genesis.chain_id, "member.vote", action, 1).to_bytes())
+    # revoking a consensus node by vote changes the epoch
+    revoke = {"action": "revoke", "cert_id": c.nodes[4].cert.cert_id, "reason": "vote"}
+    for i in range(need):
+        c.submit(c.nodes[i], "member.vote", revoke)
+    c.net.run_until(lambda: _epochs(c) == {1})
+    c.close()
+
+
+def test_membership_vote_needs_the_genesis_switch(tmp_path: Path) -> None:
+    c = LocalConsortium.create(tmp_path, nodes=4)
+    key = PrivateKey.generate()
+    cert = Certificate.issue(c.root, "x", "x", [Role.AUDITOR], key.public_key, 0)
+    tx = c.nodes[0].sign(
+        c.genesis.chain_id, "member.vote", {"action": "add", "certificate": cert.to_dict()}, 1
+    )
+    with pytest.raises(ValidationError, match="does not allow"):
+        c.net.submit(tx.to_bytes())
+    bad = c.nodes[0].sign(c.genesis.chain_id, "member.vote", {"action": "promote", "cert_id": b"x" * 32}, 1)
+    with pytest.raises(ValidationError, match="'add' or 'revoke'"):
+        c.net.submit(bad.to_bytes())
+    c.close()
