@@ -7,7 +7,8 @@ honest nodes or for none:
 2. its sender certificate is registered and not revoked at this height (revocation
    applies from the height after the revoking transaction), and the block time is inside
    the certificate's validity window;
-3. its nonce is greater than the sender's last one (no replay);
+3. its nonce is exactly the sender's last one plus one (no replay, no reordering: a
+   transaction waits for its predecessors, so none is ever dropped for being late);
 4. its SM2 signature (bound to the chain id) verifies — each transaction is verified once
    per node and remembered;
 5. a contract handles its type and one of the sender's roles is permitted;
@@ -33,6 +34,22 @@ from chain.state import Overlay, State
 from chain.types import Genesis, Transaction, ValidationError
 
 NONCE = b"nonce/"
+
+
+class NonceGapError(ValidationError):
+    """A transaction whose nonce is ahead: it must wait for its predecessors."""
+
+    def __init__(self, message: str, expected: int) -> None:
+        super().__init__(message)
+        self.expected = expected
+
+
+def next_nonce(state: State | Overlay, sender: bytes) -> int:
+    """The nonce the sender's next transaction must carry."""
+    last = state.get(NONCE + sender)
+    return 1 if last is None else int.from_bytes(last, "big") + 1
+
+
 _SIG_CACHE = 100_000
 
 
@@ -107,8 +124,11 @@ class Executor:
         ):
             raise ValidationError("sender certificate is not valid at this block's time")
         last = state.get(NONCE + tx.sender)
-        if tx.nonce < 1 or (last is not None and tx.nonce <= int.from_bytes(last, "big")):
-            raise ValidationError("nonce already used (replayed or out-of-order transaction)")
+        expected = 1 if last is None else int.from_bytes(last, "big") + 1
+        if tx.nonce < expected:
+            raise ValidationError(f"nonce {tx.nonce} already used (replayed transaction; next is {expected})")
+        if tx.nonce > expected:
+            raise NonceGapError(f"nonce {tx.nonce} is ahead of the sender's next nonce {expected}", expected)
         tx_id = tx.tx_id
         if tx_id not in self._verified:
             tx.verify_signature(cert.key(), self.genesis.chain_id)

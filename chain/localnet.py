@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -57,9 +58,16 @@ class LocalNet:
         Voting and observing replicas.
     start_ms : int
         Virtual time at start.
+    rng : random.Random, optional
+        With it, messages are delivered in random order and dropped with probability
+        :attr:`drop_rate` (seeded chaos for tests); without it, FIFO and lossless.
     """
 
-    def __init__(self, replicas: Sequence[Replica], start_ms: int = 1) -> None:
+    def __init__(
+        self, replicas: Sequence[Replica], start_ms: int = 1, rng: random.Random | None = None
+    ) -> None:
+        self.rng = rng
+        self.drop_rate = 0.0
         self.replicas: dict[str, Replica] = {f"node-{i}": r for i, r in enumerate(replicas)}
         self.now = start_ms
         self._queue: deque[tuple[str, str, str, bytes]] = deque()
@@ -86,6 +94,12 @@ class LocalNet:
         self.cpu[name] = 0.0
         self._handle(name, replica.start(self.now))
         return name
+
+    def replace(self, name: str, replica: Replica) -> None:
+        """Swap in ``replica`` under ``name`` (a restart from disk) and start it."""
+        self.replicas[name] = replica
+        self.down.discard(name)
+        self._handle(name, replica.start(self.now))
 
     def name_of(self, replica: Replica) -> str:
         """The name this network gives ``replica`` (what :attr:`down` holds)."""
@@ -129,7 +143,13 @@ class LocalNet:
     def step(self) -> bool:
         """Deliver one message, or fire the next timer; ``False`` when nothing is left."""
         if self._queue:
-            to, from_name, sender, wire = self._queue.popleft()
+            if self.rng is None:
+                to, from_name, sender, wire = self._queue.popleft()
+            else:
+                self._queue.rotate(-self.rng.randrange(len(self._queue)))
+                to, from_name, sender, wire = self._queue.popleft()
+                if self.rng.random() < self.drop_rate:
+                    return True
             if to in self.down or from_name in self.down:
                 return True
             self.messages += 1
@@ -222,6 +242,7 @@ class LocalConsortium:
     genesis: Genesis
     net: LocalNet
     members: dict[str, Identity] = field(default_factory=dict)
+    key_factory: Callable[[], PrivateKey] = PrivateKey.generate
 
     @classmethod
     def create(
@@ -232,16 +253,21 @@ class LocalConsortium:
         chain_id: str = "rongxin-local",
         params: ChainParams | None = None,
         registry_factory: Callable[[Genesis], ContractRegistry] | None = None,
+        key_factory: Callable[[], PrivateKey] = PrivateKey.generate,
     ) -> LocalConsortium:
-        """Create keys, certificates, a genesis and ``nodes`` voting replicas."""
+        """Create keys, certificates, a genesis and ``nodes`` voting replicas.
+
+        ``key_factory`` makes every key (OS randomness by default; tests may pass a
+        deterministic one so that a seeded run replays exactly).
+        """
         if nodes < 1:
             raise LocalNetError("a consortium needs at least one consensus node")
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        root = PrivateKey.generate()
+        root = key_factory()
 
         def issue(subject: str, org: str, roles: list[Role]) -> Identity:
-            key = PrivateKey.generate()
+            key = key_factory()
             return Identity(key, Certificate.issue(root, subject, org, roles, key.public_key, 0))
 
         supervisor = issue("Supervisor", "Provincial supervisory center", [Role.SUPERVISOR])
@@ -264,7 +290,7 @@ class LocalConsortium:
         ]
         net = LocalNet(replicas)
         net.start()
-        return cls(d, root, supervisor, node_ids, genesis, net)
+        return cls(d, root, supervisor, node_ids, genesis, net, key_factory=key_factory)
 
     @property
     def replicas(self) -> list[Replica]:
@@ -280,7 +306,7 @@ class LocalConsortium:
 
     def add_member(self, subject: str, roles: Sequence[Role], organization: str | None = None) -> Identity:
         """Certify a new member and register it on chain through the supervisor."""
-        key = PrivateKey.generate()
+        key = self.key_factory()
         cert = Certificate.issue(self.root, subject, organization or subject, list(roles), key.public_key, 0)
         self.submit(self.supervisor, "member.add", {"certificate": cert.to_dict()})
         ident = Identity(key, cert)

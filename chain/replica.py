@@ -59,7 +59,7 @@ from chain.epochs import (
     epoch_key,
     finalize_block,
 )
-from chain.executor import BlockExecution, Executor, genesis_state
+from chain.executor import NONCE, BlockExecution, Executor, genesis_state, next_nonce
 from chain.merkle import MerkleTree, merkle_root
 from chain.state import Overlay, State
 from chain.store import LedgerStore, StoreError
@@ -233,7 +233,11 @@ class LedgerApp:
         if len(self.mempool) >= MEMPOOL_LIMIT:
             raise ValidationError("the mempool is full; retry later")
         ts = tx.timestamp_ms if timestamp_ms is None else timestamp_ms
-        _, rejected = self.executor.select(self.state, [raw], self.store.head_height() + 1, ts, 1, len(raw))
+        view: State | Overlay = self.state
+        if tx.nonce > next_nonce(self.state, tx.sender):  # queued behind its predecessors
+            view = Overlay(self.state)
+            view.set(NONCE + tx.sender, (tx.nonce - 1).to_bytes(8, "big"))
+        _, rejected = self.executor.select(view, [raw], self.store.head_height() + 1, ts, 1, len(raw))
         if rejected:
             raise ValidationError(rejected[0][1])
         self.mempool[tx.tx_id] = raw
@@ -291,8 +295,10 @@ class LedgerApp:
         base = self._base(parent)
         if base is None:
             return []
+        # nonce order, so a sender's transactions enter in sequence
+        candidates = sorted(self.mempool.values(), key=lambda raw: self.executor.decode(raw).nonce)
         chosen, _ = self.executor.select(
-            base, list(self.mempool.values()), parent.height + 1, timestamp_ms, max_txs, max_bytes
+            base, candidates, parent.height + 1, timestamp_ms, max_txs, max_bytes
         )
         return chosen
 
@@ -354,8 +360,16 @@ class LedgerApp:
         self.head_block = block
         for k in [k for k, s in self._spec.items() if s.height <= block.height]:
             del self._spec[k]
+        senders = set()
         for raw in block.payload:
-            self.mempool.pop(self.executor.decode(raw).tx_id, None)
+            tx = self.executor.decode(raw)
+            self.mempool.pop(tx.tx_id, None)
+            senders.add(tx.sender)
+        if senders:  # drop what can never commit now (a nonce another transaction took)
+            for tx_id, raw in list(self.mempool.items()):
+                tx = self.executor.decode(raw)
+                if tx.sender in senders and tx.nonce < next_nonce(self.state, tx.sender):
+                    del self.mempool[tx_id]
 
 
 # --------------------------------------------------------------------------- block store

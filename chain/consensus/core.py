@@ -486,6 +486,16 @@ class ConsensusCore:
             self._backoff += 1
             self._local_timeout(now_ms, actions)
             actions.append(SetTimer(f"round:{self.round}", now_ms + self._timeout_duration()))
+            # a stuck round may mean we fell behind (e.g. missed the end of an epoch): ask one
+            # peer, rotating, for committed blocks; it answers only if it has newer ones
+            peers = [v for v in self.validators if v != self.node_id]
+            if peers:
+                actions.append(
+                    Send(
+                        peers[(self.round + self._backoff) % len(peers)],
+                        SyncRequest(self.committed.height + 1),
+                    )
+                )
         elif kind == "propose" and int(arg) == self.round:
             self._try_propose(now_ms, actions)
         elif kind == "sync":

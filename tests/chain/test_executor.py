@@ -113,8 +113,27 @@ def test_add_member_requires_root_signed_certificate_and_supervisor() -> None:
 def test_select_skips_invalid_and_respects_limits() -> None:
     c, ex, state = _setup()
     good = [c.media.tx("anchor", {"digest": bytes([i]) * 32, "kind": "w"}).to_bytes() for i in range(5)]
-    bad = c.media.tx("anchor", {"digest": b"x", "kind": "w"}).to_bytes()
+    bad = c.regulator.tx("anchor", {"digest": b"x", "kind": "w"}).to_bytes()
     chosen, rejected = ex.select(state, [good[0], bad, *good[1:]], 1, 10, max_txs=3, max_bytes=1 << 20)
     assert chosen == good[:3]
     assert len(rejected) == 1 and "digest" in rejected[0][1]
     ex.execute(state, chosen, 1, 10)
+
+
+def test_nonces_are_strictly_sequential() -> None:
+    from chain.executor import NonceGapError, next_nonce
+
+    c, ex, state = _setup()
+    first = c.media.tx("anchor", {"digest": b"\x01" * 32, "kind": "w"})
+    second = c.media.tx("anchor", {"digest": b"\x02" * 32, "kind": "w"})
+    with pytest.raises(ValidationError, match="ahead"):  # the second cannot overtake the first
+        ex.execute(state, [second.to_bytes()], 1, 10)
+    with pytest.raises(NonceGapError) as e:
+        ex._apply_one(state.overlay(), second.to_bytes(), 1, 10)
+    assert e.value.expected == 1
+    chosen, rejected = ex.select(state, [second.to_bytes(), first.to_bytes()], 1, 10, 10, 1 << 20)
+    assert chosen == [first.to_bytes()] and len(rejected) == 1
+    _commit(state, ex.execute(state, [first.to_bytes(), second.to_bytes()], 1, 10))
+    assert next_nonce(state, c.media.cert.cert_id) == 3
+    with pytest.raises(ValidationError, match="already used"):
+        ex.execute(state, [first.to_bytes()], 2, 20)
