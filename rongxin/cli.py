@@ -23,6 +23,15 @@ crypto_app = typer.Typer(
 )
 app.add_typer(crypto_app, name="crypto")
 
+
+def _mount() -> None:
+    """Sub-commands of the other packages (imported here so ``rongxin --help`` lists them)."""
+    from rongxin import cli_query, cli_zkp
+
+    app.add_typer(cli_query.app, name="query", help="Regulators' encrypted cross-agency queries.")
+    app.add_typer(cli_zkp.app, name="transfer", help="Confidential copyright transfers: auditor tools.")
+
+
 console = Console()
 err_console = Console(stderr=True)
 PASSWORD_ENV = "RONGXIN_KEY_PASSWORD"
@@ -244,6 +253,9 @@ def verify_receipt_cmd(
             f"at height {result['height']} of {g.chain_id}"
             + (" — the digest is in the anchored batch" if proof else "")
         )
+
+
+_mount()
 
 
 def main() -> None:

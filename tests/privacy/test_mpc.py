@@ -1,0 +1,132 @@
+"""MPC path: parties are real processes over TCP; results equal plaintext over the union."""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from privacy import mpc
+from privacy.config import Deployment
+from privacy.errors import MPCError, PolicyRefusal, SpecError
+from privacy.query import Regulator
+from privacy.spec import parse_sql
+
+from .conftest import CATALOG, COUNTIES, agency_tables
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> tuple[Deployment, list[dict[str, np.ndarray]]]:
+    base = tmp_path_factory.mktemp("mpc")
+    tables = [agency_tables(10 + i, 250 + 40 * i) for i in range(3)]
+    agencies = []
+    for i, t in enumerate(tables):
+        d = base / f"a{i}"
+        d.mkdir()
+        with open(d / "plays.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(list(t))
+            w.writerows(zip(*(t[c].tolist() for c in t), strict=True))
+        agencies.append(
+            {
+                "name": f"agency-{i}",
+                "source": {"kind": "csv", "path": f"a{i}"},
+                "policy": {"roles": {"regulator": {"tables": {"plays": "*"}}}, "min_group_size": 2},
+            }
+        )
+    return Deployment.from_dict({"catalog": CATALOG.to_dict(), "agencies": agencies}, base), tables
+
+
+def run(dep: Deployment, text: str, **kw: object) -> list[list[object]]:
+    from privacy import paillier
+
+    reg = Regulator(
+        dep.catalog, dep.clients(), paillier.generate_keypair(2048), "reg-1", "regulator", timeout=60
+    )
+    return reg.run(parse_sql(text)).rows
+
+
+def test_order_statistics_equal_plaintext(deployment: tuple[Deployment, list[dict[str, np.ndarray]]]) -> None:
+    dep, tables = deployment
+    u = {c: np.concatenate([t[c] for t in tables]) for c in tables[0]}
+    rows = run(dep, "SELECT MEDIAN(views) FROM plays WHERE work < 30 GROUP BY county")
+    for row, c in zip(rows, COUNTIES, strict=True):
+        x = u["views"][(u["county"] == c) & (u["work"] < 30)]
+        assert row == [c, statistics.median(x.tolist())]
+    rows = run(dep, "SELECT QUANTILE(fee, 0.1, 0.5, 0.95) FROM plays")
+    cents = np.rint(u["fee"] * 100).astype(np.int64)
+    assert rows[0][1:] == [
+        float(v) / 100 for v in np.quantile(cents, [0.1, 0.5, 0.95], method="inverted_cdf")
+    ]
+    assert run(dep, "SELECT MIN(views) FROM plays")[0][1] == int(u["views"].min())
+    assert run(dep, "SELECT MAX(views) FROM plays WHERE county = 'c2'")[0][1] == int(
+        u["views"][u["county"] == "c2"].max()
+    )
+
+
+def test_topk_and_intersection_equal_plaintext(
+    deployment: tuple[Deployment, list[dict[str, np.ndarray]]],
+) -> None:
+    dep, tables = deployment
+    u = {c: np.concatenate([t[c] for t in tables]) for c in tables[0]}
+    totals = np.bincount(u["work"], weights=u["views"], minlength=40).astype(np.int64)
+    order = sorted(range(40), key=lambda k: (-totals[k], k))[:4]
+    rows = run(dep, "SELECT TOPK(views, 4, work) FROM plays")
+    assert [r[1] for r in rows] == order and [r[2] for r in rows] == [int(totals[k]) for k in order]
+    sets = [set(t["work"][t["views"] > 4000].tolist()) for t in tables]
+    assert run(dep, "SELECT INTERSECTION(work) FROM plays WHERE views > 4000") == [
+        [len(set.intersection(*sets))]
+    ]
+
+
+def test_a_party_that_fails_aborts_with_its_name(
+    deployment: tuple[Deployment, list[dict[str, np.ndarray]]], tmp_path: Path
+) -> None:
+    dep, _ = deployment
+    jobs = [c.party_job() for c in dep.clients()]
+    jobs[1] = mpc.PartyJob("agency-1", {"kind": "csv", "path": str(tmp_path / "gone")}, str(tmp_path), 2)
+    spec = parse_sql("SELECT MEDIAN(views) FROM plays").with_requester("r", "regulator")
+    plan = mpc.plan(spec, CATALOG, 3, 2)
+    with pytest.raises(MPCError, match=r"agency 'agency-1' \(MPC party 1\) failed: .*cannot read"):
+        mpc.run(spec, CATALOG, plan, jobs, timeout=60)
+
+
+def test_timeout_stops_all_parties(deployment: tuple[Deployment, list[dict[str, np.ndarray]]]) -> None:
+    dep, _ = deployment
+    jobs = [c.party_job() for c in dep.clients()]
+    spec = parse_sql("SELECT MIN(views) FROM plays").with_requester("r", "regulator")
+    plan = mpc.plan(spec, CATALOG, 3, 2)
+    with pytest.raises(MPCError, match="timed out after 0 s waiting for"):
+        mpc.run(spec, CATALOG, plan, jobs, timeout=0.3)
+
+
+def test_tampered_share_is_detected() -> None:
+    p = 2**61 - 1
+    # shares of the secret 5 on the degree-1 polynomial 5 + 7x
+    outputs = [{"pid": i, "modulus": p, "shares": [(5 + 7 * (i + 1)) % p]} for i in range(3)]
+    assert mpc.recombine(outputs) == [5]
+    outputs[2]["shares"][0] += 1
+    with pytest.raises(MPCError, match="inconsistent"):
+        mpc.recombine(outputs)
+
+
+def test_mpc_needs_three_agencies_and_policy(
+    deployment: tuple[Deployment, list[dict[str, np.ndarray]]],
+) -> None:
+    dep, _ = deployment
+    with pytest.raises(SpecError, match="at least 3 agencies"):
+        mpc.plan(parse_sql("SELECT MEDIAN(views) FROM plays"), CATALOG, 2, 1)
+    with pytest.raises(SpecError, match="more than 3 decimals"):
+        mpc.plan(parse_sql("SELECT QUANTILE(views, 0.12345) FROM plays"), CATALOG, 3, 1)
+    reg = Regulator(
+        dep.catalog,
+        dep.clients(),
+        __import__("privacy.paillier").paillier.generate_keypair(2048),
+        "x",
+        "auditor",
+    )
+    with pytest.raises(PolicyRefusal, match="role 'auditor' has no grant"):
+        reg.run(parse_sql("SELECT MEDIAN(views) FROM plays"))

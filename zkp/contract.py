@@ -1,0 +1,269 @@
+"""Ledger contracts for confidential transfers, registered through :mod:`chain`'s interface.
+
+Three transaction types (register them with :func:`register_contracts`):
+
+``zkp.auditor`` — supervisor or regulator: ``{"key": 33 B, "pop": 64 B}`` sets the auditor
+    key that every later transfer must encrypt to (``pop`` proves possession, bound to the
+    chain id). State ``zkp/auditor``.
+``zkp.register`` — media or copyright center: ``{"work": 32 B, "owner": 33 B, "pop": 64 B}``
+    creates the first ownership record ``(work, 0, owner)``. State ``zkp/own/<work>``.
+``zkp.transfer`` — media or copyright center: the payload of
+    :meth:`zkp.transfer.Transfer.to_payload`. ``apply`` verifies every proof against the
+    current record and auditor key, refuses a spent nullifier, then writes
+    ``zkp/null/<nullifier>``, the new record ``(work, seq + 1, new owner)`` and the transfer
+    record ``zkp/xfer/<work><seq>`` that the auditor reads (``rongxin transfer audit``).
+
+Every refusal raises :class:`ZkpValidationError` (a :class:`chain.types.ValidationError`
+and a :class:`zkp.errors.ZkpError`) with the reason, so the ledger refuses the block.
+Verification is deterministic: no clock, no randomness (the range proof's batching weight
+comes from the transcript).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from chain import codec
+from chain.contracts.base import ContractRegistry, TxContext, only_fields, require
+from chain.crypto.sm3 import sm3
+from chain.errors import ChainError
+from chain.state import Overlay
+from chain.types import Role, ValidationError
+from zkp.auditor import AuditorKey
+from zkp.errors import ZkpError
+from zkp.group import Point
+from zkp.transfer import (
+    OwnerKey,
+    OwnershipRecord,
+    Transfer,
+    prove_key_possession,
+    verify_key_possession,
+    verify_transfer,
+)
+
+AUDITOR_KEY = b"zkp/auditor"
+OWN = b"zkp/own/"
+NULL = b"zkp/null/"
+XFER = b"zkp/xfer/"
+_SENDERS = frozenset({Role.MEDIA_CENTER, Role.COPYRIGHT_CENTER})
+
+
+class ZkpValidationError(ValidationError, ZkpError):
+    """A zkp transaction the ledger refuses (the message says why)."""
+
+
+class StateReader(Protocol):
+    """Anything with ``get(key)`` (``chain.state.State``/``Overlay``, or a store adapter)."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+
+def load_auditor(state: StateReader) -> Point | None:
+    """The registered auditor key, or ``None``."""
+    raw = state.get(AUDITOR_KEY)
+    return None if raw is None else Point.decode(codec.decode(raw)["key"])
+
+
+def load_record(state: StateReader, work: bytes) -> OwnershipRecord | None:
+    """The current ownership record of ``work``, or ``None`` if it is not registered."""
+    raw = state.get(OWN + work)
+    if raw is None:
+        return None
+    doc = codec.decode(raw)
+    return OwnershipRecord(work, doc["seq"], Point.decode(doc["owner"]))
+
+
+@dataclass(frozen=True)
+class TransferRecord:
+    """A recorded transfer as kept in state (what the auditor opens)."""
+
+    record: OwnershipRecord
+    transfer: Transfer
+    chain_id: str
+    tx_id: bytes
+    height: int
+
+    def to_bytes(self) -> bytes:
+        """Canonical CBOR."""
+        return codec.encode(
+            {
+                "work": self.record.work,
+                "seq": self.record.seq,
+                "owner": self.record.owner.encode(),
+                "payload": self.transfer.to_payload(),
+                "chain_id": self.chain_id,
+                "tx_id": self.tx_id,
+                "height": self.height,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TransferRecord:
+        """Parse a stored or exported record (raises :class:`ZkpError` subclasses if malformed)."""
+        try:
+            doc = codec.decode(data)
+            record = OwnershipRecord(doc["work"], doc["seq"], Point.decode(doc["owner"]))
+            return cls(
+                record, Transfer.from_payload(doc["payload"]), doc["chain_id"], doc["tx_id"], doc["height"]
+            )
+        except (KeyError, TypeError, ChainError) as exc:
+            raise ZkpValidationError(f"not a transfer record: {exc}") from None
+
+
+def transfer_records(state: StateReader, work: bytes) -> Iterator[TransferRecord]:
+    """Every recorded transfer of ``work``, oldest first."""
+    seq = 0
+    while (raw := state.get(XFER + work + seq.to_bytes(8, "big"))) is not None:
+        yield TransferRecord.from_bytes(raw)
+        seq += 1
+
+
+def _reject(exc: Exception, what: str) -> ZkpValidationError:
+    return ZkpValidationError(f"{what}: {exc}")
+
+
+class AuditorContract:
+    """``zkp.auditor``: set the auditor (regulator) key."""
+
+    type_name: ClassVar[str] = "zkp.auditor"
+    permitted_roles: ClassVar[frozenset[Role]] = frozenset({Role.SUPERVISOR, Role.REGULATOR})
+
+    def check_payload(self, payload: dict[str, Any]) -> None:
+        only_fields(payload, {"key", "pop"})
+        require(payload, "key", bytes, size=33)
+        require(payload, "pop", bytes, size=64)
+
+    def authorize(self, ctx: TxContext, payload: dict[str, Any], state: Overlay) -> None:
+        return None
+
+    def apply(self, state: Overlay, ctx: TxContext, payload: dict[str, Any]) -> dict[str, Any]:
+        try:
+            key = Point.decode(payload["key"])
+            verify_key_possession(key, payload["pop"], ctx.chain_id, b"auditor", kind=AuditorKey)
+        except ZkpError as exc:
+            raise _reject(exc, "auditor key refused") from None
+        state.set(
+            AUDITOR_KEY, codec.encode({"key": payload["key"], "height": ctx.height, "tx_id": ctx.tx_id})
+        )
+        return {"status": "auditor_set", "height": ctx.height}
+
+
+class RegisterContract:
+    """``zkp.register``: the first ownership record of a work."""
+
+    type_name: ClassVar[str] = "zkp.register"
+    permitted_roles: ClassVar[frozenset[Role]] = _SENDERS
+
+    def check_payload(self, payload: dict[str, Any]) -> None:
+        only_fields(payload, {"work", "owner", "pop"})
+        require(payload, "work", bytes, size=32)
+        require(payload, "owner", bytes, size=33)
+        require(payload, "pop", bytes, size=64)
+
+    def authorize(self, ctx: TxContext, payload: dict[str, Any], state: Overlay) -> None:
+        return None
+
+    def apply(self, state: Overlay, ctx: TxContext, payload: dict[str, Any]) -> dict[str, Any]:
+        work = payload["work"]
+        if state.get(OWN + work) is not None:
+            raise ZkpValidationError("work is already registered; transfer it instead")
+        try:
+            owner = Point.decode(payload["owner"])
+            verify_key_possession(owner, payload["pop"], ctx.chain_id, work)
+        except ZkpError as exc:
+            raise _reject(exc, "owner key refused") from None
+        state.set(OWN + work, codec.encode({"owner": payload["owner"], "seq": 0, "tx_id": ctx.tx_id}))
+        return {"status": "registered", "work": work, "seq": 0}
+
+
+class TransferContract:
+    """``zkp.transfer``: verify a confidential transfer and move the ownership record."""
+
+    type_name: ClassVar[str] = "zkp.transfer"
+    permitted_roles: ClassVar[frozenset[Role]] = _SENDERS
+
+    def __init__(self, cache_size: int = 4096) -> None:
+        # Proofs already verified for exactly these inputs (a leader's select() and the
+        # block's execute() see the same transaction): verification is a pure function of
+        # (payload, chain id, record, auditor key), so remembering it stays deterministic.
+        self._verified: OrderedDict[bytes, None] = OrderedDict()
+        self._cache_size = cache_size
+
+    def _verify(
+        self,
+        transfer: Transfer,
+        payload: dict[str, Any],
+        chain_id: str,
+        record: OwnershipRecord,
+        auditor: Point,
+    ) -> None:
+        key = sm3(codec.encode([payload, chain_id, record.seq, record.owner.encode(), auditor.encode()]))
+        if key in self._verified:
+            self._verified.move_to_end(key)
+            return
+        try:
+            verify_transfer(transfer, chain_id, record, auditor)
+        except ZkpError as exc:
+            raise _reject(exc, "transfer proof refused") from None
+        self._verified[key] = None
+        if len(self._verified) > self._cache_size:
+            self._verified.popitem(last=False)
+
+    def check_payload(self, payload: dict[str, Any]) -> None:
+        try:
+            Transfer.from_payload(payload)
+        except ZkpError as exc:
+            raise _reject(exc, "malformed transfer") from None
+
+    def authorize(self, ctx: TxContext, payload: dict[str, Any], state: Overlay) -> None:
+        return None
+
+    def apply(self, state: Overlay, ctx: TxContext, payload: dict[str, Any]) -> dict[str, Any]:
+        try:
+            transfer = Transfer.from_payload(payload)
+        except ZkpError as exc:
+            raise _reject(exc, "malformed transfer") from None
+        auditor = load_auditor(state)
+        if auditor is None:
+            raise ZkpValidationError("no auditor key is registered; a regulator must send zkp.auditor first")
+        record = load_record(state, transfer.work)
+        if record is None:
+            raise ZkpValidationError("work is not registered; send zkp.register first")
+        null_key = NULL + transfer.nullifier.encode()
+        if state.get(null_key) is not None:
+            raise ZkpValidationError("double transfer: this ownership record's nullifier is already spent")
+        self._verify(transfer, payload, ctx.chain_id, record, auditor)
+        seq = record.seq + 1
+        state.set(null_key, ctx.tx_id)
+        state.set(
+            OWN + transfer.work, codec.encode({"owner": payload["new_owner"], "seq": seq, "tx_id": ctx.tx_id})
+        )
+        stored = TransferRecord(record, transfer, ctx.chain_id, ctx.tx_id, ctx.height)
+        state.set(XFER + transfer.work + record.seq.to_bytes(8, "big"), stored.to_bytes())
+        return {"status": "transferred", "work": transfer.work, "seq": seq}
+
+
+def register_contracts(registry: ContractRegistry) -> None:
+    """Add the three zkp contracts to ``registry``.
+
+    Examples
+    --------
+    >>> reg = ContractRegistry(); register_contracts(reg)
+    >>> [n for n in reg.names() if n.startswith("zkp.")]
+    ['zkp.auditor', 'zkp.register', 'zkp.transfer']
+    """
+    for contract in (AuditorContract(), RegisterContract(), TransferContract()):
+        registry.register(contract)
+
+
+def auditor_payload(key: AuditorKey, chain_id: str) -> dict[str, Any]:
+    """Payload of a ``zkp.auditor`` transaction for ``key``."""
+    return {"key": key.public.encode(), "pop": prove_key_possession(key, chain_id, b"auditor")}
+
+
+def register_payload(work: bytes, owner: OwnerKey, chain_id: str) -> dict[str, Any]:
+    """Payload of a ``zkp.register`` transaction making ``owner`` the first owner of ``work``."""
+    return {"work": work, "owner": owner.public.encode(), "pop": prove_key_possession(owner, chain_id, work)}
