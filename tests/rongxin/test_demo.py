@@ -17,6 +17,8 @@ def test_demo_runs_end_to_end(tmp_path) -> None:
         "encrypt / decrypt file",
         "consortium ledger",
         "anchor + offline receipt",
+        "confidential transfer (ZK)",
+        "encrypted cross-agency query",
         "crash, restart, revocation",
     ]
     assert (tmp_path / "ledger" / "node-4.db").exists() and (tmp_path / "genesis.cbor").exists()
