@@ -300,7 +300,11 @@ class LocalConsortium:
     def submit(self, who: Identity, type: str, payload: dict[str, Any]) -> bytes:
         """Sign, submit and commit a transaction; return its id."""
         tx = who.sign(self.genesis.chain_id, type, payload, self.net.now)
-        tx_id = self.net.submit(tx.to_bytes())
+        try:
+            tx_id = self.net.submit(tx.to_bytes())
+        except ValidationError:
+            who.nonce -= 1  # refused: the nonce stays free for the member's next transaction
+            raise
         self.net.wait(tx_id)
         return tx_id
 

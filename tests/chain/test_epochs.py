@@ -216,14 +216,18 @@ def test_membership_by_consensus_node_vote(tmp_path: Path) -> None:
         c.net.submit(
             member.sign(c.genesis.chain_id, "anchor", {"digest": b"q" * 32, "kind": "t"}, 1).to_bytes()
         )
+    member.nonce -= 1
     with pytest.raises(ValidationError, match="already voted"):
         c.net.submit(c.nodes[0].sign(c.genesis.chain_id, "member.vote", action, 1).to_bytes())
+    c.nodes[0].nonce -= 1  # refused: its nonce is still free (nonces are sequential)
     with pytest.raises(ValidationError, match="may not"):  # members who are not nodes do not vote
         c.net.submit(c.supervisor.sign(c.genesis.chain_id, "member.vote", action, 1).to_bytes())
+    c.supervisor.nonce -= 1
     c.submit(c.nodes[need - 1], "member.vote", action)
     _anchor(c, member, b"now a member")
     with pytest.raises(ValidationError, match="already decided"):
         c.net.submit(c.nodes[4].sign(c.genesis.chain_id, "member.vote", action, 1).to_bytes())
+    c.nodes[4].nonce -= 1
     # revoking a consensus node by vote changes the epoch
     revoke = {"action": "revoke", "cert_id": c.nodes[4].cert.cert_id, "reason": "vote"}
     for i in range(need):
