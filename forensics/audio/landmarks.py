@@ -1,0 +1,397 @@
+"""Spectral-peak landmarks: the audio fingerprint (after Wang 2003, with speed-tolerant hashes).
+
+Audio at 8 kHz is cut into 128 ms Hann frames every 16 ms (7.8 Hz bins: a long window
+lifts tonal components further out of broadband noise). Peaks are the local maxima of the
+log power spectrum over ±7 frames and ±12 bins that stand at least 6 dB above the mean of
+their ±30 neighbouring bins, in frames that are not silent. In each one-second block the
+:attr:`LandmarkParams.peaks_per_second` loudest are kept — picking by absolute level
+keeps the strong, low components that survive additive noise, where picking by local
+contrast would chase noise in the weak upper band. Each peak is refined to fractional
+time and frequency by parabolic interpolation.
+
+Each peak (the *anchor*) is paired with the next few peaks in a target zone ahead of it.
+A pair becomes a 19-bit hash of three quantized values:
+
+* the anchor's frequency on a log scale (half-semitone cells, 250–3500 Hz);
+* the frequency interval to the second peak, in half semitones — a ratio, so it does
+  not change when the pitch is shifted;
+* the time interval, on a log scale (5 % cells), so a tempo change of a few percent
+  moves it by at most one cell.
+
+A query that was sped up, slowed down or pitch-shifted is looked up once per candidate
+(time scale, pitch scale) pair by transforming its peaks before hashing
+(:func:`hash_peaks`): a pitch change moves only the anchor-frequency field, a tempo
+change only the time-interval field. This is the lesson of Panako and Olaf that plain
+landmark hashes break under speed changes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+__all__ = ["HASH_BITS", "LandmarkParams", "PeakExtractor", "Peaks", "extract_peaks", "hash_peaks"]
+
+FloatArray = npt.NDArray[np.float64]
+HASH_BITS = 19
+_DT_BITS = 6
+_DF_BITS = 6
+
+
+@dataclass(frozen=True)
+class LandmarkParams:
+    """Parameters of the fingerprint; an index records them and refuses others.
+
+    Attributes
+    ----------
+    sample_rate : int
+        Hz the audio is resampled to.
+    n_fft, hop : int
+        STFT frame length and step in samples (128 ms and 16 ms at 8 kHz).
+    fmin, fmax : float
+        Frequency band of peaks in Hz.
+    peak_time_radius, peak_freq_radius : int
+        Half-size of the local-maximum neighbourhood, in frames and bins.
+    whiten_bins : int
+        Width of the frequency moving average a peak must stand out of.
+
+    min_prominence_db : float
+        A peak must stand this far above the local spectral mean.
+    silence_db : float
+        Frames whose mean power is below this (dBFS) yield no peaks.
+    peaks_per_second : int
+        Density cap: the strongest peaks in each one-second block are kept.
+    fan_out : int
+        Pairs per anchor peak.
+    query_peaks_per_second, query_fan_out : int
+        The same for queries: denser, so that the registered peaks are still among the
+        query's when speech, music or noise is mixed over it (costs lookups, not index size).
+    dt_min, dt_max : float
+        Target zone in frames (time interval between the paired peaks).
+    df_max : float
+        Target zone in semitones (absolute frequency interval).
+    freq_cell : float
+        Log-frequency quantization, semitones.
+    dt_ratio : float
+        Log-time quantization: one cell per this ratio.
+    """
+
+    sample_rate: int = 8000
+    n_fft: int = 1024
+    hop: int = 128
+    fmin: float = 250.0
+    fmax: float = 3500.0
+    peak_time_radius: int = 7
+    peak_freq_radius: int = 12
+    whiten_bins: int = 61
+    min_prominence_db: float = 6.0
+    silence_db: float = -70.0
+    peaks_per_second: int = 12
+    fan_out: int = 10
+    query_peaks_per_second: int = 24
+    query_fan_out: int = 20
+    dt_min: float = 3.0
+    dt_max: float = 63.0
+    df_max: float = 12.0
+    freq_cell: float = 0.5
+    dt_ratio: float = 1.05
+
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds between frames (the time unit of peaks and index entries)."""
+        return self.hop / self.sample_rate
+
+    def to_dict(self) -> dict[str, Any]:
+        """The parameters as a JSON-serializable dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Peaks:
+    """Spectral peaks of a signal, sorted by time.
+
+    Attributes
+    ----------
+    t : numpy.ndarray
+        Fractional frame index of each peak.
+    lf : numpy.ndarray
+        Frequency in semitones above ``fmin``.
+    strength : numpy.ndarray
+        Whitened level in dB (how far the peak stands out).
+    frames : int
+        Number of frames analysed (duration = frames × hop / sample_rate).
+    """
+
+    t: FloatArray
+    lf: FloatArray
+    strength: FloatArray
+    frames: int
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+
+class PeakExtractor:
+    """Incremental peak picker: feed samples block by block, then :meth:`finish`.
+
+    Memory is bounded by the chunk size (about a minute of spectrogram) plus the peaks
+    found, whatever the length of the input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal(8000 * 4).astype(np.float32) * 0.1
+    >>> ex = PeakExtractor()
+    >>> for i in range(0, len(x), 3000):
+    ...     ex.feed(x[i:i + 3000])
+    >>> p = ex.finish()
+    >>> p.frames, bool(len(p) > 20)
+    (250, True)
+    """
+
+    def __init__(
+        self, params: LandmarkParams | None = None, chunk_seconds: float = 60.0, *, query: bool = False
+    ) -> None:
+        self.params = params or LandmarkParams()
+        p = self.params
+        self._density = p.query_peaks_per_second if query else p.peaks_per_second
+        self._window = np.hanning(p.n_fft + 1)[:-1].astype(np.float32)
+        freqs = np.arange(p.n_fft // 2 + 1) * p.sample_rate / p.n_fft
+        lo = int(np.searchsorted(freqs, p.fmin))
+        hi = int(np.searchsorted(freqs, p.fmax, side="right"))
+        # margin of bins each side so the whitening and the maximum filter see context
+        self._pad = p.peak_freq_radius + 1
+        self._lo = max(1, lo - self._pad)
+        self._hi = min(len(freqs) - 1, hi + self._pad)
+        self._band = (lo - self._lo, hi - self._lo)
+        self._bin_hz = p.sample_rate / p.n_fft
+        self._block = round(1.0 / p.frame_seconds)
+        self._chunk = max(1, round(chunk_seconds / p.frame_seconds / self._block)) * self._block
+        self._margin = p.peak_time_radius + 1
+        self._samples = np.zeros(p.n_fft - p.hop, dtype=np.float32)  # half-window of leading zeros
+        self._rows: list[npt.NDArray[np.float32]] = [self._silent_rows(self._margin)]
+        self._nrows = self._margin
+        self._done = 0  # global index of the first frame not yet peak-picked
+        self._frames = 0
+        self._out: list[tuple[FloatArray, FloatArray, FloatArray]] = []
+
+    def _silent_rows(self, n: int) -> npt.NDArray[np.float32]:
+        return np.full((n, self._hi - self._lo), np.nan, dtype=np.float32)
+
+    def feed(self, samples: npt.ArrayLike) -> None:
+        """Add mono samples at ``params.sample_rate``."""
+        x = np.asarray(samples, dtype=np.float32).ravel()
+        if x.size == 0:
+            return
+        buf = np.concatenate([self._samples, x])
+        p = self.params
+        n = 0 if len(buf) < p.n_fft else 1 + (len(buf) - p.n_fft) // p.hop
+        if n:
+            frames = np.lib.stride_tricks.sliding_window_view(buf, p.n_fft)[:: p.hop][:n]
+            spec = np.fft.rfft(frames * self._window, axis=1)[:, self._lo : self._hi]
+            power = spec.real**2 + spec.imag**2
+            rows = (10.0 * np.log10(power + 1e-12)).astype(np.float32)
+            self._rows.append(rows)
+            self._nrows += n
+            self._frames += n
+        self._samples = buf[n * p.hop :]
+        while self._nrows >= self._chunk + 2 * self._margin:
+            self._process(self._chunk)
+
+    def finish(self) -> Peaks:
+        """Flush the remaining frames and return every peak found, sorted by time."""
+        p = self.params
+        tail = len(self._samples)
+        if tail > p.n_fft - p.hop:  # cover the last samples with a zero-padded frame
+            self.feed(np.zeros(p.n_fft - tail, dtype=np.float32))
+        self._rows.append(self._silent_rows(self._margin))
+        self._nrows += self._margin
+        while self._nrows > 2 * self._margin:
+            self._process(min(self._chunk, self._nrows - 2 * self._margin))
+        if self._out:
+            t, lf, s = (np.concatenate(parts) for parts in zip(*self._out, strict=True))
+        else:
+            t = lf = s = np.zeros(0)
+        return Peaks(t=t, lf=lf, strength=s, frames=self._frames)
+
+    def _process(self, core: int) -> None:
+        rows = np.concatenate(self._rows) if len(self._rows) > 1 else self._rows[0]
+        m = self._margin
+        window = rows[: core + 2 * m]
+        self._out.append(self._pick(window, m, core, self._done))
+        keep = rows[core:]
+        self._rows = [keep]
+        self._nrows = len(keep)
+        self._done += core
+
+    def _pick(
+        self, spec: npt.NDArray[np.float32], m: int, core: int, first: int
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        p = self.params
+        valid = ~np.isnan(spec[:, 0])
+        level = np.where(valid[:, None], spec, -200.0).astype(np.float32)
+        freq_mean = ndimage.uniform_filter1d(level, p.whiten_bins, axis=1, mode="nearest")
+        loud = valid & (level.mean(axis=1) > p.silence_db)
+        size = (2 * p.peak_time_radius + 1, 2 * p.peak_freq_radius + 1)
+        local_max = level == ndimage.maximum_filter(level, size=size, mode="nearest")
+        b0, b1 = self._band
+        cand = np.zeros_like(local_max)
+        cand[m : m + core, b0:b1] = local_max[m : m + core, b0:b1]
+        cand &= level - freq_mean > p.min_prominence_db
+        cand &= loud[:, None]
+        ti, fi = np.nonzero(cand)
+        if ti.size == 0:
+            return np.zeros(0), np.zeros(0), np.zeros(0)
+        strength = level[ti, fi].astype(np.float64)
+        # density cap: strongest peaks_per_second in each one-second block
+        block = (ti - m + first) // self._block
+        order = np.lexsort((-strength, block))
+        block_sorted = block[order]
+        starts = np.searchsorted(block_sorted, block_sorted, side="left")
+        rank = np.arange(len(order)) - starts
+        keep = np.sort(order[rank < self._density])
+        ti, fi, strength = ti[keep], fi[keep], strength[keep]
+        dt = _parabolic(spec, ti, fi, axis=0)
+        df = _parabolic(spec, ti, fi, axis=1)
+        t = (ti - m + first).astype(np.float64) + dt
+        hz = (fi + self._lo + df) * self._bin_hz
+        lf = 12.0 * np.log2(np.maximum(hz, 1.0) / p.fmin)
+        order = np.argsort(t, kind="stable")
+        return t[order], lf[order], strength[order]
+
+
+def _parabolic(
+    spec: npt.NDArray[np.float32], ti: npt.NDArray[np.intp], fi: npt.NDArray[np.intp], axis: int
+) -> FloatArray:
+    """Sub-cell offset of each peak from a parabola through it and its two neighbours."""
+    n = spec.shape[axis]
+    if axis == 0:
+        a = spec[np.clip(ti - 1, 0, n - 1), fi]
+        c = spec[np.clip(ti + 1, 0, n - 1), fi]
+    else:
+        a = spec[ti, np.clip(fi - 1, 0, n - 1)]
+        c = spec[ti, np.clip(fi + 1, 0, n - 1)]
+    b = spec[ti, fi]
+    den = (a - 2.0 * b + c).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        off = np.where(den < -1e-9, 0.5 * (a - c) / den, 0.0)
+    out: FloatArray = np.clip(np.nan_to_num(off), -0.5, 0.5)
+    return out
+
+
+def extract_peaks(
+    samples: npt.ArrayLike, params: LandmarkParams | None = None, *, query: bool = False
+) -> Peaks:
+    """Spectral peaks of a whole signal (see :class:`PeakExtractor` for streams).
+
+    Parameters
+    ----------
+    samples : array_like
+        Mono samples at ``params.sample_rate``.
+    params : LandmarkParams, optional
+        Fingerprint parameters.
+    query : bool
+        Pick the denser query peaks (``query_peaks_per_second``).
+
+    Returns
+    -------
+    Peaks
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> len(extract_peaks(np.zeros(8000)))  # silence has no peaks
+    0
+    """
+    ex = PeakExtractor(params, query=query)
+    ex.feed(samples)
+    return ex.finish()
+
+
+def hash_peaks(
+    peaks: Peaks,
+    params: LandmarkParams | None = None,
+    *,
+    time_scale: float = 1.0,
+    pitch_scale: float = 1.0,
+    fan_out: int | None = None,
+) -> tuple[npt.NDArray[np.uint32], FloatArray]:
+    """Landmark hashes of ``peaks``, optionally mapped by a speed / pitch hypothesis.
+
+    Parameters
+    ----------
+    peaks : Peaks
+        From :func:`extract_peaks`.
+    params : LandmarkParams, optional
+        Fingerprint parameters (those the peaks were made with).
+    time_scale : float
+        Multiply time intervals by this before hashing: a query played 4 % fast is
+        looked up with ``time_scale=1.04``.
+    pitch_scale : float
+        Divide frequencies by this: a query pitched up by 6 % uses ``pitch_scale=1.06``.
+    fan_out : int, optional
+        Pairs per anchor; ``params.fan_out`` when omitted.
+
+    Returns
+    -------
+    hashes : numpy.ndarray of uint32
+        One ``HASH_BITS``-bit hash per landmark.
+    times : numpy.ndarray of float64
+        The anchor's time in (unscaled) frames of the input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = Peaks(t=np.array([0.0, 10.0]), lf=np.array([12.0, 19.0]), strength=np.ones(2), frames=20)
+    >>> h, t = hash_peaks(p)
+    >>> h.tolist(), t.tolist()
+    ([101208], [0.0])
+    """
+    p = params or LandmarkParams()
+    fan = p.fan_out if fan_out is None else fan_out
+    n = len(peaks)
+    t, lf = peaks.t, peaks.lf
+    shift = 12.0 * math.log2(pitch_scale)
+    max_f = int(12.0 * math.log2(p.fmax / p.fmin) / p.freq_cell) + 1
+    log_ratio = math.log(p.dt_ratio)
+    n_dt = (1 << _DT_BITS) - 1
+    n_df = (1 << _DF_BITS) - 1
+    df_half = n_df // 2
+    hashes: list[npt.NDArray[np.uint32]] = []
+    anchors: list[npt.NDArray[np.intp]] = []
+    used = np.zeros(n, dtype=np.int64)
+    for k in range(1, 4 * fan + 1):
+        if k >= n:
+            break
+        i = np.arange(n - k)
+        j = i + k
+        dt = (t[j] - t[i]) * time_scale
+        if dt.size == 0 or dt.min() > p.dt_max:
+            break
+        dlf = lf[j] - lf[i]
+        ok = (dt >= p.dt_min) & (dt <= p.dt_max) & (np.abs(dlf) <= p.df_max) & (used[i] < fan)
+        i, dt, dlf = i[ok], dt[ok], dlf[ok]
+        used[i] += 1
+        fc = np.floor((lf[i] - shift) / p.freq_cell)
+        dfc = np.rint(dlf / p.freq_cell) + df_half
+        dtc = np.floor(np.log(dt / p.dt_min) / log_ratio)
+        valid = (fc >= 0) & (fc < max_f) & (dfc >= 0) & (dfc <= n_df) & (dtc <= n_dt)
+        i = i[valid]
+        h = (
+            (fc[valid].astype(np.uint32) << (_DF_BITS + _DT_BITS))
+            | (dfc[valid].astype(np.uint32) << _DT_BITS)
+            | dtc[valid].astype(np.uint32)
+        )
+        hashes.append(h.astype(np.uint32))
+        anchors.append(i)
+    if not hashes:
+        return np.zeros(0, dtype=np.uint32), np.zeros(0)
+    h_all = np.concatenate(hashes)
+    a_all = np.concatenate(anchors)
+    return h_all, t[a_all]

@@ -1,0 +1,137 @@
+"""ffmpeg decoding: formats, video audio tracks, streaming, and refusal of bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from forensics.audio.decode import decode, iter_blocks
+from forensics.audio.errors import AudioDecodeError, AudioTooLongError, NoAudioStreamError
+from forensics.errors import MediaError, UnsupportedMediaError
+from tests.forensics.audio.conftest import ffmpeg, synth_music, write_wav
+
+
+@pytest.fixture(scope="module")
+def music() -> np.ndarray:
+    return synth_music(7, 6.0, sr=44100)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_wav_is_resampled_and_downmixed(tmp_path: Path, music: np.ndarray, channels: int) -> None:
+    p = write_wav(tmp_path / "a.wav", music, sr=44100, channels=channels)
+    x = decode(p)
+    assert x.dtype == np.float32
+    assert abs(len(x) - 6 * 8000) <= 2
+    assert 0.05 < float(np.sqrt(np.mean(x**2))) < 0.5
+
+
+@pytest.mark.parametrize(
+    ("suffix", "codec"), [(".flac", "flac"), (".mp3", "libmp3lame"), (".ogg", "libvorbis"), (".m4a", "aac")]
+)
+def test_compressed_formats_decode(tmp_path: Path, music: np.ndarray, suffix: str, codec: str) -> None:
+    src = write_wav(tmp_path / "a.wav", music, sr=44100)
+    out = tmp_path / f"a{suffix}"
+    ffmpeg("-i", str(src), "-c:a", codec, str(out))
+    x = decode(out)
+    assert abs(len(x) / 8000 - 6.0) < 0.1  # encoder padding only
+    assert float(np.max(np.abs(x))) > 0.1
+
+
+def test_audio_track_of_video(tmp_path: Path, music: np.ndarray) -> None:
+    src = write_wav(tmp_path / "a.wav", music, sr=44100)
+    video = tmp_path / "v.mp4"
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=blue:s=64x48:d=6",
+        "-i",
+        str(src),
+        "-shortest",
+        "-c:a",
+        "aac",
+        str(video),
+    )
+    assert abs(len(decode(video)) / 8000 - 6.0) < 0.2
+
+
+def test_video_without_audio_is_refused(tmp_path: Path) -> None:
+    video = tmp_path / "silent.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=c=red:s=64x48:d=2", str(video))
+    with pytest.raises(NoAudioStreamError, match="no audio stream"):
+        decode(video)
+    assert issubclass(NoAudioStreamError, UnsupportedMediaError)
+
+
+def test_blocks_stream_the_same_samples(tmp_path: Path, music: np.ndarray) -> None:
+    p = write_wav(tmp_path / "a.wav", music, sr=44100)
+    blocks = list(iter_blocks(p, block_seconds=0.5))
+    assert len(blocks) == 12
+    assert all(len(b) == 4000 for b in blocks[:-1])
+    np.testing.assert_array_equal(np.concatenate(blocks), decode(p))
+
+
+def test_too_long_is_refused_without_decoding_everything(tmp_path: Path, music: np.ndarray) -> None:
+    p = write_wav(tmp_path / "a.wav", music, sr=44100)
+    with pytest.raises(AudioTooLongError, match="longer than the maximum"):
+        decode(p, max_seconds=2.0)
+
+
+def test_not_audio(tmp_path: Path) -> None:
+    p = tmp_path / "notes.wav"
+    p.write_text("these are not samples\n" * 50)
+    with pytest.raises(AudioDecodeError, match="could not be decoded"):
+        decode(p)
+
+
+def test_empty_and_missing(tmp_path: Path) -> None:
+    empty = tmp_path / "e.wav"
+    empty.write_bytes(b"")
+    with pytest.raises(MediaError, match="empty"):
+        decode(empty)
+    with pytest.raises(MediaError, match="cannot read"):
+        decode(tmp_path / "missing.wav")
+    with pytest.raises(MediaError, match="not a regular file"):
+        decode(tmp_path)
+
+
+def test_corrupt_header(tmp_path: Path, music: np.ndarray) -> None:
+    p = write_wav(tmp_path / "a.wav", music, sr=44100)
+    data = bytearray(p.read_bytes())
+    data[0:16] = b"\x00" * 16  # RIFF/WAVE/fmt markers gone
+    p.write_bytes(bytes(data))
+    with pytest.raises(AudioDecodeError):
+        decode(p)
+
+
+def test_truncated_flac_strict_and_lenient(tmp_path: Path, music: np.ndarray) -> None:
+    src = write_wav(tmp_path / "a.wav", music, sr=44100)
+    flac = tmp_path / "a.flac"
+    ffmpeg("-i", str(src), "-c:a", "flac", str(flac))
+    data = flac.read_bytes()
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(data[: len(data) // 2])  # ends inside a frame
+    lenient = decode(cut, strict=False)
+    assert 1.5 < len(lenient) / 8000 < 4.5  # about the first half
+    with pytest.raises(AudioDecodeError, match="truncated or corrupt"):
+        decode(cut, strict=True)
+
+
+def test_truncated_m4a_without_index_is_refused(tmp_path: Path, music: np.ndarray) -> None:
+    src = write_wav(tmp_path / "a.wav", music, sr=44100)
+    m4a = tmp_path / "a.m4a"
+    ffmpeg("-i", str(src), "-c:a", "aac", str(m4a))
+    cut = tmp_path / "cut.m4a"
+    cut.write_bytes(m4a.read_bytes()[:-2000])  # the moov atom at the end is cut off
+    with pytest.raises(AudioDecodeError):
+        decode(cut, strict=False)
+
+
+def test_bad_arguments(tmp_path: Path, music: np.ndarray) -> None:
+    p = write_wav(tmp_path / "a.wav", music, sr=44100)
+    with pytest.raises(ValueError, match="sample_rate"):
+        decode(p, sample_rate=10)
+    with pytest.raises(ValueError, match="block_seconds"):
+        list(iter_blocks(p, block_seconds=0))
