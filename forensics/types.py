@@ -36,6 +36,8 @@ class Registration:
         on chain proves when this fingerprint was registered.
     metadata : dict
         The caller's metadata, stored with the work.
+    registered_at : str or None
+        When the library registered the work (UTC, RFC 3339), where recorded.
     """
 
     work_id: str
@@ -43,6 +45,7 @@ class Registration:
     content_digest: bytes
     fingerprint_digest: bytes
     metadata: dict[str, Any] = field(default_factory=dict)
+    registered_at: str | None = None
 
 
 @dataclass(frozen=True)

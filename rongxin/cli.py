@@ -26,8 +26,10 @@ app.add_typer(crypto_app, name="crypto")
 
 def _mount() -> None:
     """Sub-commands of the other packages (imported here so ``rongxin --help`` lists them)."""
-    from rongxin import cli_query, cli_zkp
+    from rongxin import cli_query, cli_works, cli_zkp
 
+    app.add_typer(cli_works.works_app, name="works", help="Register works in a forensics library.")
+    app.command("identify")(cli_works.identify)
     app.add_typer(cli_query.app, name="query", help="Regulators' encrypted cross-agency queries.")
     app.add_typer(cli_zkp.app, name="transfer", help="Confidential copyright transfers: auditor tools.")
 

@@ -1,0 +1,593 @@
+"""Image copy detection under attack: ours against imagehash pHash (256-bit) and PDQ.
+
+Run::
+
+    .venv/bin/python bench/image_robustness.py            # full run (≈ 30 min on 2 cores)
+    .venv/bin/python bench/image_robustness.py --quick    # 40 originals, 600 distractors, no 100k sweep
+
+Corpus: the originals are the image corpus's ``original`` entries (``datasets`` issue; build
+it with ``datasets.corpus.build("images")``). Unrelated images come from the corpus's
+``distractor`` entries plus four Debian packages (tuxpaint-stamps-default,
+wesnoth-1.16-data, hedgewars-data, visp-images-data), fetched with ``apt-get download``
+and unpacked (not installed). They are split *by directory* (a directory's files share
+one split) into three disjoint sets: library distractors, calibration queries and
+held-out false-positive queries. Thresholds of all three methods are chosen on the
+calibration queries against the library, at a per-pair false-positive rate of at most
+``FPR_TARGET / 10``; the false-positive rates printed are measured on the held-out
+queries, which were never used to choose anything.
+
+Every attacked query is made by ``datasets.attacks.image.apply`` with a seed derived from
+the family and the original, so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import imagehash
+import numpy as np
+import pdqhash
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from datasets.attacks.image import apply as attack
+from datasets.manifest import MANIFEST_NAME, Manifest, parse_lines
+from datasets.paths import corpus_dir, downloads_dir
+from forensics.errors import ForensicsError
+from forensics.image import features as feat
+from forensics.image.decode import load_image
+from forensics.image.index import FPR_TARGET, ImageFingerprint, ImageIndex
+from forensics.image.phash import dihedral_hashes
+
+EXTRA_PACKAGES = ("tuxpaint-stamps-default", "wesnoth-1.16-data", "hedgewars-data", "visp-images-data")
+SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".pgm", ".ppm", ".bmp"}
+MIN_SIDE = 80
+CALIBRATION_MARGIN = 10  # thresholds are set for FPR_TARGET / 10 on the calibration pairs
+
+
+def U(lo: float, hi: float) -> Callable[[random.Random], float]:
+    return lambda r: round(r.uniform(lo, hi), 3)
+
+
+# family -> list of (op, {param: value or sampler}); unspecified parameters use the datasets samplers.
+FAMILIES: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    "jpeg q10-30": [("jpeg", {"quality": lambda r: r.randint(10, 30)})],
+    "resize 0.25-4x": [("resize", {"scale": lambda r: round(2 ** r.uniform(-2, 2), 3)})],
+    "crop 50% any position": [("crop", {"area": 0.5, "x": U(0, 1), "y": U(0, 1)})],
+    "rotate any angle": [("rotate", {"angle": U(-180, 180), "crop_to_fit": False})],
+    "rotate small ±1-5°": [
+        ("rotate", {"angle": lambda r: r.choice([-1, 1]) * r.uniform(1, 5), "crop_to_fit": False})
+    ],
+    "rotate 90/180/270": [("rotate", {"angle": lambda r: r.choice([90, 180, 270]), "crop_to_fit": False})],
+    "flip": [("flip", {})],
+    "aspect ±20%": [("aspect", {"ratio": U(0.8, 1.2)})],
+    "pad/letterbox": [("pad", {})],
+    "border": [("border", {})],
+    "brightness": [("brightness", {})],
+    "contrast": [("contrast", {})],
+    "gamma": [("gamma", {})],
+    "saturation": [("saturation", {})],
+    "grayscale": [("grayscale", {})],
+    "blur": [("blur", {})],
+    "sharpen": [("sharpen", {})],
+    "noise": [("noise", {})],
+    "text overlay": [("text", {})],
+    "logo overlay": [("logo", {"scale": U(0.2, 0.6)})],
+    "screenshot ≥40%": [("embed", {"mode": "screenshot", "scale": U(0.64, 0.9)})],
+    "collage ≥40%": [("embed", {"mode": "collage", "scale": U(0.64, 0.9)})],
+}
+# Chains of two: any two families, except two that both shrink the visible share of the work
+# (a 50% crop inside a 40% screenshot is a 20% copy, outside the stated range).
+_SHRINKING = {"crop 50% any position", "screenshot ≥40%", "collage ≥40%", "pad/letterbox"}
+
+
+def chain_for(family: str, rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
+    """The concrete attack chain (sampled parameters) of one query."""
+    if family == "chain of two":
+        names = [f for f in FAMILIES]
+        while True:
+            a, b = rng.sample(names, 2)
+            if not (a in _SHRINKING and b in _SHRINKING):
+                break
+        steps = FAMILIES[a] + FAMILIES[b]
+    else:
+        steps = FAMILIES[family]
+    return [(op, {k: (v(rng) if callable(v) else v) for k, v in params.items()}) for op, params in steps]
+
+
+# ---------------------------------------------------------------------------------------------
+# corpus
+
+
+def _fetch_packages(cache: Path) -> list[Path]:
+    roots = []
+    for pkg in EXTRA_PACKAGES:
+        root = cache / "unpacked" / pkg
+        if not root.exists():
+            debs = sorted(downloads_dir().glob(f"{pkg}_*.deb")) + sorted(
+                (cache / "debs").glob(f"{pkg}_*.deb")
+            )
+            if not debs:
+                (cache / "debs").mkdir(parents=True, exist_ok=True)
+                subprocess.run(
+                    ["apt-get", "download", pkg], cwd=cache / "debs", check=True, capture_output=True
+                )
+                debs = sorted((cache / "debs").glob(f"{pkg}_*.deb"))
+            tmp = root.with_name(root.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(tmp)], check=True)
+            tmp.rename(root)
+        roots.append(root)
+    return roots
+
+
+def _usable(path: Path) -> bool:
+    try:
+        with Image.open(path) as im:
+            return min(im.size) >= MIN_SIDE
+    except (OSError, ValueError, SyntaxError):
+        return False
+
+
+# Unrelated *queries* (calibration and held-out) come only from sources whose images do not
+# share content with each other; game tiles and sprites (terrain pieces, unit animation
+# frames) do share regions, so they serve as library distractors only.
+_QUERY_SOURCES = ("corpus/", "tuxpaint-stamps-default/", "visp-images-data/", "/portraits", "/story", "/maps")
+
+
+# Letter stamps (A, Ä, outlined A, ...) share glyph shapes: true partial copies of each other.
+_LIBRARY_ONLY = ("/alphabets",)
+
+
+def _split(group: str) -> str:
+    h = int.from_bytes(hashlib.blake2b(group.encode(), digest_size=4).digest(), "big") % 100
+    if h < 60 or not any(t in group for t in _QUERY_SOURCES) or any(t in group for t in _LIBRARY_ONLY):
+        return "library"
+    return "calibration" if h < 80 else "heldout"
+
+
+def _manifest(corpus: Path) -> Manifest:
+    """The corpus manifest; while a build is still running, the entries it has finished."""
+    if (corpus / MANIFEST_NAME).exists():
+        return Manifest.open(corpus)
+    entries: dict[str, str] = {}
+    for state in sorted((corpus / ".state").glob("*.jsonl")):
+        if state.name.endswith(".rejects.jsonl"):
+            continue
+        for line in state.read_text().splitlines():
+            record = json.loads(line)
+            if "entry" in record:
+                entries.setdefault(record["entry"]["id"], json.dumps(record["entry"]))
+    return Manifest(corpus, parse_lines(list(entries.values())))
+
+
+def gather(corpus: Path, cache: Path) -> tuple[list[Path], dict[str, list[Path]]]:
+    """Originals and the three disjoint unrelated sets, near-duplicates removed.
+
+    An unrelated image is dropped when it is a near-duplicate (PDQ distance ≤ 31 under any
+    of the eight flips/rotations, PDQ's own recommended match threshold) of an original or
+    of an unrelated image kept before it, so that no "false positive" is really a copy.
+    The result is cached next to the unpacked packages.
+    """
+    listing = cache / f"splits-{hashlib.blake2b(str(corpus).encode(), digest_size=6).hexdigest()}.json"
+    if listing.exists():
+        saved = json.loads(listing.read_text())
+        return [Path(p) for p in saved["originals"]], {
+            k: [Path(p) for p in v] for k, v in saved["splits"].items()
+        }
+    manifest = _manifest(corpus)
+    originals = sorted(
+        corpus / e.path for e in manifest.entries if e.kind == "image" and e.role == "original"
+    )
+    pool: list[tuple[str, Path]] = [
+        (f"corpus/{e.package}/{Path(e.original_path).parent}", corpus / e.path)
+        for e in manifest.entries
+        if e.kind == "image" and e.role == "distractor"
+    ]
+    for root in _fetch_packages(cache):
+        for p in sorted(root.rglob("*")):
+            if p.suffix.lower() in SUFFIXES and p.is_file():
+                pool.append((str(p.parent.relative_to(root.parent)), p))
+    original_bits = np.stack([pdq256(load_image(p)) for p in originals])
+    library_bits: list[np.ndarray] = []
+    splits: dict[str, list[Path]] = {"library": [], "calibration": [], "heldout": []}
+    # Library distractors first (they need only differ from the originals), then the queries
+    # (which must differ from the originals, every library image and each other).
+    ordered = sorted(pool, key=lambda gp: _split(gp[0]) != "library")
+    for group, p in ordered:
+        split = _split(group)
+        if not _usable(p):
+            continue
+        try:
+            rgb = load_image(p)
+        except ForensicsError:
+            continue
+        variants = np.stack([_bits(v) for v in pdqhash.compute_dihedral(np.ascontiguousarray(rgb))[0]])
+        against = (
+            original_bits if split == "library" else np.concatenate([original_bits, np.stack(library_bits)])
+        )
+        if min(int((against != v[None, :]).sum(axis=1).min()) for v in variants) <= 31:
+            continue
+        library_bits.append(variants[0])
+        splits[split].append(p)
+    listing.write_text(
+        json.dumps(
+            {
+                "originals": [str(p) for p in originals],
+                "splits": {k: [str(p) for p in v] for k, v in splits.items()},
+            }
+        )
+    )
+    return originals, splits
+
+
+# ---------------------------------------------------------------------------------------------
+# baselines
+
+
+def _bits(h: Any) -> np.ndarray:
+    return np.asarray(h, dtype=bool).ravel()
+
+
+def phash256(rgb: np.ndarray) -> np.ndarray:
+    return _bits(imagehash.phash(Image.fromarray(rgb), hash_size=16).hash)
+
+
+def pdq256(rgb: np.ndarray) -> np.ndarray:
+    vector, _quality = pdqhash.compute(np.ascontiguousarray(rgb))
+    return _bits(vector)
+
+
+class HashBaseline:
+    """Exhaustive Hamming search over one 256-bit hash per registered image."""
+
+    def __init__(self, name: str, fn: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.name, self.fn = name, fn
+        self.bits: list[np.ndarray] = []
+        self.threshold = -1
+        self._matrix: np.ndarray | None = None
+
+    def add(self, rgb: np.ndarray) -> None:
+        self.bits.append(self.fn(rgb))
+
+    def distances(self, rgb: np.ndarray) -> np.ndarray:
+        if self._matrix is None:
+            self._matrix = np.stack(self.bits)
+        return (self._matrix != self.fn(rgb)[None, :]).sum(axis=1)
+
+
+def threshold_low(hist: np.ndarray, allowed: float) -> int:
+    """Largest t with #pairs at distance ≤ t at most ``allowed``."""
+    cum = np.cumsum(hist)
+    ok = np.nonzero(cum <= allowed)[0]
+    return int(ok[-1]) if len(ok) else -1
+
+
+def threshold_high(counts: np.ndarray, allowed: float) -> int:
+    """Smallest t with #pairs at value ≥ t at most ``allowed``."""
+    tail = np.cumsum(counts[::-1])[::-1]
+    ok = np.nonzero(tail <= allowed)[0]
+    return int(ok[0]) if len(ok) else len(counts)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", type=Path, default=corpus_dir("full"))
+    ap.add_argument("--originals", type=int, default=200)
+    ap.add_argument("--distractors", type=int, default=5000)
+    ap.add_argument("--heldout", type=int, default=1000)
+    ap.add_argument("--calibration", type=int, default=1000)
+    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--sweep-queries", type=int, default=300)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--seed", type=int, default=2026)
+    args = ap.parse_args()
+    if args.quick:
+        args.originals, args.distractors, args.heldout, args.calibration = 40, 600, 200, 200
+        args.sizes, args.sweep_queries = "1000", 100
+    cache = Path(os.environ.get("RONGXIN_BENCH_CACHE", Path.home() / ".cache" / "rongxin" / "bench-image"))
+    work = Path(tempfile.mkdtemp(prefix="rongxin-imgbench-"))
+    rng = random.Random(args.seed)
+
+    originals, splits = gather(args.corpus, cache)
+    rng.shuffle(originals)
+    originals = originals[: args.originals]
+    for name, limit in (
+        ("library", args.distractors),
+        ("calibration", args.calibration),
+        ("heldout", args.heldout),
+    ):
+        random.Random(f"{args.seed}-{name}").shuffle(splits[name])
+        splits[name] = splits[name][:limit]
+    print(
+        f"corpus: {len(originals)} originals, {len(splits['library'])} library distractors, "
+        f"{len(splits['calibration'])} calibration and {len(splits['heldout'])} held-out unrelated images"
+    )
+
+    # ---- registration --------------------------------------------------------------------
+    index = ImageIndex(work / "lib")
+    baselines = [HashBaseline("pHash-256 (imagehash)", phash256), HashBaseline("PDQ (pdqhash)", pdq256)]
+    ids: list[str] = []
+    fingerprints: list[ImageFingerprint] = []
+    t_ours = 0.0
+    batch: list[tuple[str, list[ImageFingerprint]]] = []
+    original_rgb: dict[str, np.ndarray] = {}
+    for i, path in enumerate(originals + splits["library"]):
+        try:
+            rgb = load_image(path)
+        except ForensicsError as exc:
+            print(f"  skipped {path.name}: {exc}")
+            continue
+        t0 = time.perf_counter()
+        fp = ImageFingerprint.of(rgb)
+        batch.append((f"w{i}", [fp]))
+        if len(batch) >= 500:
+            index.add_many(batch)
+            batch = []
+        t_ours += time.perf_counter() - t0
+        ids.append(f"w{i}")
+        fingerprints.append(fp)
+        for b in baselines:
+            b.add(rgb)
+        if i < len(originals):
+            original_rgb[f"w{i}"] = rgb
+    t0 = time.perf_counter()
+    index.add_many(batch)
+    t_ours += time.perf_counter() - t0
+    n_lib = len(ids)
+    reg_rate = n_lib / t_ours
+    print(f"registered {n_lib} images: {reg_rate:.1f} images/s (decode excluded), index {index.stats()}")
+
+    # ---- calibration (never the held-out set) -----------------------------------------------
+    def unrelated_scores(paths: list[Path]) -> dict[str, Any]:
+        lib_bits = np.unpackbits(np.stack([f.hash for f in fingerprints]), axis=1).astype(bool)
+        ours_hist = np.zeros(257, np.int64)
+        inlier_counts = np.zeros(1025, np.int64)
+        base_hist = {b.name: np.zeros(257, np.int64) for b in baselines}
+        saved = index.hash_threshold, index.inlier_threshold
+        index.hash_threshold, index.inlier_threshold = -1, 1  # hash path off, report every verification
+        n = 0
+        for p in paths:
+            try:
+                rgb = load_image(p)
+            except ForensicsError:
+                continue
+            n += 1
+            q = np.unpackbits(dihedral_hashes(rgb), axis=1).astype(bool)
+            d = np.min([(lib_bits != v[None, :]).sum(axis=1) for v in q], axis=0)
+            ours_hist += np.bincount(d, minlength=257)
+            for m in index.identify_array(rgb, feat.QUERY_FEATURES):
+                inlier_counts[min(1024, m.details["inliers"])] += 1
+                if m.details["inliers"] >= 20:
+                    print(f"  calibration pair with {m.details['inliers']} inliers: {p} ~ {m.work_id}")
+            for b in baselines:
+                base_hist[b.name] += np.bincount(b.distances(rgb), minlength=257)
+        index.hash_threshold, index.inlier_threshold = saved
+        return {"n": n, "ours_hist": ours_hist, "inliers": inlier_counts, "base": base_hist}
+
+    t0 = time.perf_counter()
+    cal = unrelated_scores(splits["calibration"])
+    pairs = cal["n"] * n_lib
+    allowed = FPR_TARGET / CALIBRATION_MARGIN * pairs
+    hash_t = threshold_low(cal["ours_hist"], allowed)
+    inlier_t = max(threshold_high(cal["inliers"], allowed), 8)
+    for b in baselines:
+        b.threshold = threshold_low(cal["base"][b.name], allowed)
+    index.hash_threshold, index.inlier_threshold = hash_t, inlier_t
+    print(
+        f"calibration on {cal['n']} unrelated images × {n_lib} works = {pairs:,} pairs "
+        f"(≤ {allowed:.0f} pairs allowed, {time.perf_counter() - t0:.0f} s): ours hash ≤ {hash_t} bits, "
+        f"inliers ≥ {inlier_t}; closest unrelated hash distance {int(np.nonzero(cal['ours_hist'])[0][0])}, "
+        f"most unrelated inliers {int(np.nonzero(cal['inliers'])[0][-1]) if cal['inliers'].any() else 0}; "
+        + ", ".join(f"{b.name} ≤ {b.threshold}" for b in baselines)
+    )
+
+    # ---- attacked queries ---------------------------------------------------------------------
+    families = [*FAMILIES, "chain of two"]
+    rows: list[tuple[str, int, float, float, float, str]] = []
+    latencies: list[float] = []
+    misses: dict[str, list[str]] = {}
+    for family in families:
+        hits = {"ours": 0, **{b.name: 0 for b in baselines}}
+        n = 0
+        for k, (wid, rgb) in enumerate(original_rgb.items()):
+            r = random.Random(f"{args.seed}|{family}|{k}")
+            chain = chain_for(family, r)
+            img, _truth = attack(rgb, chain, seed=r.randrange(2**31))
+            q = np.asarray(img.convert("RGB"))
+            n += 1
+            t0 = time.perf_counter()
+            matches = index.identify_array(q, 5)
+            latencies.append(time.perf_counter() - t0)
+            if matches and matches[0].work_id == wid:
+                hits["ours"] += 1
+            else:
+                misses.setdefault(family, []).append(f"{wid}:{[s[0] for s in chain]}")
+            target = ids.index(wid)
+            for b in baselines:
+                d = b.distances(q)
+                if d[target] <= b.threshold and d[target] == d.min():
+                    hits[b.name] += 1
+        ours_tpr = hits["ours"] / n
+        rows.append(
+            (
+                family,
+                n,
+                ours_tpr,
+                hits[baselines[0].name] / n,
+                hits[baselines[1].name] / n,
+                "" if ours_tpr >= 0.95 else "✗",
+            )
+        )
+        print(
+            f"  {family:24s} n={n:4d} ours {ours_tpr:.3f}  pHash {rows[-1][3]:.3f}  PDQ {rows[-1][4]:.3f}",
+            flush=True,
+        )
+
+    # ---- held-out false positives ---------------------------------------------------------------
+    fp_pairs = {"ours": 0, **{b.name: 0 for b in baselines}}
+    fp_queries = dict.fromkeys(fp_pairs, 0)
+    n_held = 0
+    fp_examples: list[str] = []
+    for p in splits["heldout"]:
+        try:
+            rgb = load_image(p)
+        except ForensicsError:
+            continue
+        n_held += 1
+        t0 = time.perf_counter()
+        matches = index.identify_array(rgb, 10)
+        latencies.append(time.perf_counter() - t0)
+        fp_pairs["ours"] += len(matches)
+        fp_queries["ours"] += bool(matches)
+        if matches:
+            fp_examples.append(f"{p} -> {[(m.work_id, m.details.get('path')) for m in matches]}")
+        for b in baselines:
+            c = int((b.distances(rgb) <= b.threshold).sum())
+            fp_pairs[b.name] += c
+            fp_queries[b.name] += c > 0
+    held_pairs = n_held * n_lib
+
+    print()
+    print(
+        f"## Image copy detection: {len(original_rgb)} originals + "
+        f"{n_lib - len(original_rgb)} distractors registered"
+    )
+    print()
+    print(
+        f"Thresholds (calibrated on {cal['n']} unrelated images, "
+        f"per-pair FPR ≤ {FPR_TARGET / CALIBRATION_MARGIN:g}):"
+    )
+    print(
+        f"ours hash ≤ {hash_t} bits or ≥ {inlier_t} inliers; "
+        f"pHash ≤ {baselines[0].threshold}; PDQ ≤ {baselines[1].threshold}"
+    )
+    print()
+    print("| attack family | queries | ours TPR | pHash-256 TPR | PDQ TPR | ours ≥ 0.95 |")
+    print("|---|---|---|---|---|---|")
+    for fam, n, o, ph, pq, flag in rows:
+        print(f"| {fam} | {n} | {o:.3f} | {ph:.3f} | {pq:.3f} | {'yes' if not flag else 'no'} |")
+    print()
+    print(
+        f"| held-out unrelated queries: {n_held} × {n_lib} works = {held_pairs:,} pairs "
+        "| ours | pHash-256 | PDQ |"
+    )
+    print("|---|---|---|---|")
+    names = ["ours", baselines[0].name, baselines[1].name]
+    print(
+        "| FPR per (query, work) pair | "
+        + " | ".join(f"{fp_pairs[k] / held_pairs:.2e}" for k in names)
+        + " |"
+    )
+    print("| queries with any false match | " + " | ".join(f"{fp_queries[k]}/{n_held}" for k in names) + " |")
+    print()
+    print(
+        f"registration: {reg_rate:.1f} images/s (fingerprint + index, decode excluded); "
+        f"query latency at {n_lib} works: p50 {pct(latencies, 50) * 1e3:.1f} ms, "
+        f"p99 {pct(latencies, 99) * 1e3:.1f} ms"
+    )
+    for ex in fp_examples[:10]:
+        print("  false match:", ex)
+    for fam, ms in misses.items():
+        print(f"  misses {fam}: {ms[:6]}")
+    index.close()
+
+    # ---- size sweep -----------------------------------------------------------------------------
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    print()
+    print(
+        "| library size | build s | query p50 ms | query p99 ms | TPR on sweep queries "
+        "| RSS MB per 1k works | disk KB per work |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    sweep_queries = []
+    fam_cycle = [f for f in families]
+    for k in range(args.sweep_queries):
+        wid = list(original_rgb)[k % len(original_rgb)]
+        r = random.Random(f"{args.seed}|sweep|{k}")
+        img, _ = attack(
+            original_rgb[wid], chain_for(fam_cycle[k % len(fam_cycle)], r), seed=r.randrange(2**31)
+        )
+        sweep_queries.append((wid, np.asarray(img.convert("RGB"))))
+    gen = np.random.default_rng(args.seed)
+    for size in sizes:
+        gc.collect()
+        d = work / f"sweep-{size}"
+        rss0 = rss_mb()
+        t0 = time.perf_counter()
+        idx = ImageIndex(d, hash_threshold=hash_t, inlier_threshold=inlier_t)
+        real = list(zip(ids, fingerprints, strict=True))[: min(size, n_lib)]
+        idx.add_many([(w, [f]) for w, f in real])
+        done = len(real)
+        while done < size:
+            chunk = []
+            for j in range(min(5000, size - done)):
+                src = fingerprints[int(gen.integers(len(original_rgb), n_lib))]
+                h = src.hash ^ np.packbits(gen.random(256) < 0.35)
+                desc = src.features.descriptors ^ np.packbits(
+                    gen.random(src.features.descriptors.shape[0] * 256) < 0.25
+                ).reshape(-1, 32)
+                f = feat.LocalFeatures(
+                    src.features.points, desc, src.features.width, src.features.height, src.features.scale
+                )
+                chunk.append((f"s{done + j}", [ImageFingerprint(h, f)]))
+            idx.add_many(chunk)
+            done += len(chunk)
+        build = time.perf_counter() - t0
+        lat = []
+        hits = 0
+        for wid, q in sweep_queries:
+            t0 = time.perf_counter()
+            m = idx.identify_array(q, 5)
+            lat.append(time.perf_counter() - t0)
+            hits += bool(m) and m[0].work_id == wid
+        rss = rss_mb() - rss0
+        disk = sum(p.stat().st_size for p in d.rglob("*") if p.is_file())
+        print(
+            f"| {size:,} | {build:.0f} | {pct(lat, 50) * 1e3:.1f} | {pct(lat, 99) * 1e3:.1f} | "
+            f"{hits / len(sweep_queries):.3f} | {rss / size * 1000:.1f} | {disk / size / 1024:.1f} |",
+            flush=True,
+        )
+        idx.close()
+        del idx
+        shutil.rmtree(d, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
+    print(
+        f"\nmachine: {os.cpu_count()} cores (shared with other jobs during the run); "
+        f"Python {sys.version.split()[0]}"
+    )
+
+
+if __name__ == "__main__":
+    main()

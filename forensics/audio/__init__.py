@@ -1,0 +1,1 @@
+"""Audio fingerprints: streamed decoding, spectral-peak landmarks, the persistent audio index."""

@@ -1,0 +1,1 @@
+"""Image fingerprints: decoding, 256-bit DCT hash, ORB features with RANSAC, binary indexes."""

@@ -1,0 +1,87 @@
+"""``rongxin works add|remove|stats`` and ``rongxin identify`` through typer's test runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import typer
+from typer.testing import CliRunner
+
+from rongxin.cli_works import identify, works_app
+from tests.forensics.conftest import crop, jpeg, write_image
+
+app = typer.Typer()
+app.add_typer(works_app, name="works")
+app.command("identify")(identify)
+runner = CliRunner()
+
+
+def _text(output: str) -> str:
+    """Output with rich's line wrapping undone."""
+    return " ".join(output.split())
+
+
+def _media(tmp_path: Path, photos: dict[str, np.ndarray]) -> Path:
+    d = tmp_path / "media"
+    (d / "sub").mkdir(parents=True)
+    write_image(d / "astronaut.jpg", photos["astronaut"])
+    write_image(d / "sub" / "chelsea.png", photos["chelsea"])
+    (d / "README.txt").write_text("not media")
+    return d
+
+
+def test_add_directory_identify_json_remove(tmp_path: Path, photos: dict[str, np.ndarray]) -> None:
+    media = _media(tmp_path, photos)
+    lib = tmp_path / "lib"
+    r = runner.invoke(
+        app, ["works", "add", str(media), "--library", str(lib), "--metadata", '{"owner": "A"}']
+    )
+    assert r.exit_code == 0, r.output
+    assert "2 added, 0 failed" in r.output
+    q = write_image(tmp_path / "q.jpg", jpeg(crop(photos["chelsea"], 0.5), 25))
+    r = runner.invoke(app, ["identify", str(q), "--library", str(lib), "--json"])
+    assert r.exit_code == 0, r.output
+    matches = json.loads(r.stdout)
+    assert [m["work_id"] for m in matches] == ["chelsea"]
+    assert matches[0]["score"] >= matches[0]["threshold"] and "details" in matches[0]
+    r = runner.invoke(app, ["identify", str(q), "--library", str(lib)])
+    assert "chelsea" in r.output and "false-positive rate" in _text(r.output)
+    r = runner.invoke(app, ["works", "stats", "--library", str(lib), "--json"])
+    assert json.loads(r.stdout)["works"] == 2
+    r = runner.invoke(app, ["works", "remove", "chelsea", "--library", str(lib)])
+    assert r.exit_code == 0 and "removed chelsea" in r.output
+    r = runner.invoke(app, ["identify", str(q), "--library", str(lib), "--json"])
+    assert json.loads(r.stdout) == []
+    r = runner.invoke(app, ["works", "remove", "chelsea", "--library", str(lib)])
+    assert r.exit_code == 1 and "no work" in _text(r.output)
+
+
+def test_add_single_file_with_id_and_failures(tmp_path: Path, photos: dict[str, np.ndarray]) -> None:
+    media = _media(tmp_path, photos)
+    lib = tmp_path / "lib"
+    r = runner.invoke(
+        app, ["works", "add", str(media / "astronaut.jpg"), "--library", str(lib), "--id", "A-1"]
+    )
+    assert r.exit_code == 0 and "added A-1" in r.output
+    r = runner.invoke(app, ["works", "add", str(media), "--library", str(lib), "--id", "X"])
+    assert r.exit_code == 1 and "single work" in _text(r.output)
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0" + bytes(30))
+    r = runner.invoke(app, ["works", "add", str(bad), str(media / "astronaut.jpg"), "--library", str(lib)])
+    assert r.exit_code == 1 and "1 added, 1 failed" in _text(r.output)
+    r = runner.invoke(app, ["works", "add", str(media), "--library", str(lib), "--metadata", "[1]"])
+    assert r.exit_code == 1 and "JSON object" in _text(r.output)
+
+
+def test_identify_errors(tmp_path: Path, photos: dict[str, np.ndarray]) -> None:
+    media = _media(tmp_path, photos)
+    r = runner.invoke(app, ["identify", str(media / "astronaut.jpg"), "--library", str(tmp_path / "none")])
+    assert r.exit_code == 1 and "no work library" in _text(r.output)
+    lib = tmp_path / "lib"
+    runner.invoke(app, ["works", "add", str(media / "astronaut.jpg"), "--library", str(lib)])
+    r = runner.invoke(app, ["identify", str(media / "README.txt"), "--library", str(lib)])
+    assert r.exit_code == 1 and "not a recognized" in _text(r.output)
+    r = runner.invoke(app, ["identify", str(media / "sub" / "chelsea.png"), "--library", str(lib), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout) == []
