@@ -26,7 +26,9 @@ app.add_typer(crypto_app, name="crypto")
 
 def _mount() -> None:
     """Sub-commands of the other packages (imported here so ``rongxin --help`` lists them)."""
-    from rongxin import cli_query, cli_works, cli_zkp
+    from rongxin import cli_datasets, cli_query, cli_works, cli_zkp
+
+    app.add_typer(cli_datasets.app, name="datasets", help="Build benchmark corpora and attack sets.")
 
     app.add_typer(cli_works.works_app, name="works", help="Register works in a forensics library.")
     app.command("identify")(cli_works.identify)
