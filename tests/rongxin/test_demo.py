@@ -17,6 +17,7 @@ def test_demo_runs_end_to_end(tmp_path) -> None:
         "encrypt / decrypt file",
         "consortium ledger",
         "anchor + offline receipt",
+        "register works, find copies",
         "confidential transfer (ZK)",
         "encrypted cross-agency query",
         "crash, restart, revocation",
