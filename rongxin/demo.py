@@ -474,7 +474,8 @@ def _forensics_step(
         ok,
         f"{len(photos)} real photos from Debian packages registered in {lib_dir.name}/; "
         f"{found}/{len(photos)} attacked copies (JPEG q15 + half size, 60 % crop, 90° turn, station logo, "
-        "mirror + brightness, caption) identified as the right work; {false_hits} matches for {len(strangers)} unrelated images; "
+        "mirror + brightness, caption) identified as the right work; "
+        f"{false_hits} matches for {len(strangers)} unrelated images; "
         "the fingerprint digests anchored on the ledger (receipt-fingerprints.cbor)",
         t0,
     )
