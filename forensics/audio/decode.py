@@ -8,6 +8,8 @@ Ogg/Vorbis/Opus, M4A/AAC, and the first audio stream of a video file).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
@@ -33,6 +35,7 @@ DEFAULT_SAMPLE_RATE = 8000
 """Sample rate the fingerprints work at (Hz): the telephone band survives every attack."""
 
 _BYTES_PER_SAMPLE = 4
+_PIPE_BYTES = 1 << 20
 
 
 def _ffmpeg() -> str:
@@ -162,6 +165,7 @@ def iter_blocks(
             _command(path, sample_rate), stdout=subprocess.PIPE, stderr=errfile, stdin=subprocess.DEVNULL
         )
         assert proc.stdout is not None
+        _widen_pipe(proc.stdout)
         produced = 0
         try:
             while True:
@@ -189,6 +193,12 @@ def iter_blocks(
     error = _classify(path, returncode, message, strict)
     if error is not None:
         raise error
+
+
+def _widen_pipe(stream: IO[bytes]) -> None:
+    """Let ffmpeg decode up to 1 MiB ahead while the caller computes (Linux; best effort)."""
+    with contextlib.suppress(AttributeError, OSError):
+        fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
 
 
 def _read_exactly(stream: IO[bytes], n: int) -> bytes:

@@ -5,11 +5,19 @@ Layout of the index directory::
     audio.sqlite            catalogue (WAL): works, segments, settings
     seg-<n>.keys.npy        sorted uint32 landmark hashes of one segment
     seg-<n>.vals.npy        uint32 global frame of each hash's anchor (same order)
+    seg-<n>.dir.npy         bucket directory: where the keys whose top B bits are b start
     lock                    writers take an exclusive flock on it
 
 Every work owns a range of a global frame axis (``base`` .. ``base + frames``; 16 ms
 frames, 2^32 of them ≈ 2 years of audio), so one uint32 per entry names both the work
-and the time: 8 bytes per landmark, ≈ 3.5 MB per hour of audio. ``add`` writes one new
+and the time: 8 bytes per landmark, ≈ 3 MB per hour of audio, plus the directory
+(4 bytes per 8 landmarks).
+
+A lookup is O(1) in the size of the index: the hashes are mixed so that their top bits
+are even (:func:`forensics.audio.landmarks.mix32`); the directory, with 2^B + 1 entries
+for about 8 keys per bucket, gives the bucket of each query hash, and a vectorized binary
+search inside the buckets (a few steps) finds the matching keys. Only the pages of the
+memory-mapped files that a query touches are read. ``add`` writes one new
 segment (fsync, rename) and commits its catalogue rows in one transaction, so a crash
 never leaves a returned registration unsaved and never exposes a half-written one;
 when more than :attr:`AudioIndex.max_segments` segments exist they are merged into one,
@@ -27,11 +35,12 @@ import contextlib
 import fcntl
 import json
 import logging
+import math
 import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,9 +60,12 @@ __all__ = ["DEFAULT_FPR_TARGET", "DEFAULT_THRESHOLD", "AudioIndex", "fingerprint
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-DEFAULT_THRESHOLD = 16
-"""Aligned votes a match needs (calibrated on unrelated audio, see docs/benchmarks.md)."""
+FORMAT_VERSION = 2
+DEFAULT_THRESHOLD = 10
+"""Aligned query anchors a match needs: one more than the highest score (9) that 4,500
+unrelated calibration windows of 3, 5 and 10 s reached against the benchmark's 3.15-h
+catalogue (``bench/audio_robustness.py``, docs/benchmarks.md). Recalibrate with
+:meth:`AudioIndex.calibrate` for a much larger catalogue."""
 DEFAULT_FPR_TARGET = 1e-3
 """False-positive rate per query window the default threshold was calibrated for."""
 
@@ -192,6 +204,56 @@ class _Segment:
     name: str
     keys: npt.NDArray[np.uint32]
     vals: npt.NDArray[np.uint32]
+    buckets: npt.NDArray[np.unsignedinteger[Any]]
+
+    @property
+    def shift(self) -> int:
+        return 32 - (len(self.buckets) - 1).bit_length() + 1
+
+
+_KEYS_PER_BUCKET = 8
+
+
+def bucket_directory(keys: npt.NDArray[np.uint32]) -> npt.NDArray[np.unsignedinteger[Any]]:
+    """Start of each bucket of sorted ``keys`` (bucket = top B bits), plus the end.
+
+    B is chosen for about eight keys per bucket (at least 2^4 buckets, at most 2^28).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> keys = np.array([1, 2, 0x80000000, 0xFFFFFFFF], dtype=np.uint32)
+    >>> bucket_directory(keys)[[0, 8, 15, 16]].tolist()
+    [0, 2, 3, 4]
+    """
+    n = len(keys)
+    bits = min(28, max(4, math.ceil(math.log2(max(n, 1) / _KEYS_PER_BUCKET))))
+    counts = np.bincount(keys >> np.uint32(32 - bits), minlength=1 << bits)
+    out: npt.NDArray[np.unsignedinteger[Any]] = np.zeros(
+        (1 << bits) + 1, dtype=np.uint32 if n < (1 << 32) else np.uint64
+    )
+    np.cumsum(counts, out=out[1:])
+    return out
+
+
+def _search(
+    keys: npt.NDArray[np.uint32],
+    lo: npt.NDArray[np.int64],
+    hi: npt.NDArray[np.int64],
+    x: npt.NDArray[np.uint32],
+    right: bool,
+) -> npt.NDArray[np.int64]:
+    """Vectorized binary search of each ``x[i]`` in ``keys[lo[i]:hi[i]]`` (sorted)."""
+    lo, hi = lo.copy(), hi.copy()
+    active = np.flatnonzero(lo < hi)
+    while active.size:
+        mid = (lo[active] + hi[active]) // 2
+        k = keys[mid]
+        go_right = k <= x[active] if right else k < x[active]
+        lo[active[go_right]] = mid[go_right] + 1
+        hi[active[~go_right]] = mid[~go_right]
+        active = active[lo[active] < hi[active]]
+    return lo
 
 
 class AudioIndex:
@@ -365,14 +427,25 @@ class AudioIndex:
         try:
             keys = np.load(self.directory / f"{name}.keys.npy", mmap_mode="r")
             vals = np.load(self.directory / f"{name}.vals.npy", mmap_mode="r")
+            buckets = np.load(self.directory / f"{name}.dir.npy", mmap_mode="r")
         except (OSError, ValueError) as exc:
             raise AudioIndexError(
                 f"segment {name} of {self.directory} is missing or damaged ({exc}); restore the index "
                 "directory from a backup or re-register its works"
             ) from exc
-        if keys.dtype != np.uint32 or vals.dtype != np.uint32 or keys.shape != vals.shape or keys.ndim != 1:
+        n_buckets = len(buckets) - 1 if buckets.ndim == 1 else 0
+        if (
+            keys.dtype != np.uint32
+            or vals.dtype != np.uint32
+            or keys.shape != vals.shape
+            or keys.ndim != 1
+            or buckets.dtype not in (np.uint32, np.uint64)
+            or n_buckets < 1
+            or n_buckets & (n_buckets - 1)
+            or int(buckets[-1]) != len(keys)
+        ):
             raise AudioIndexError(f"segment {name} of {self.directory} has a wrong layout; rebuild the index")
-        return _Segment(name, keys, vals)
+        return _Segment(name, keys, vals, buckets)
 
     @contextlib.contextmanager
     def _writer(self) -> Iterator[None]:
@@ -391,11 +464,12 @@ class AudioIndex:
         self._set("generation", str(int(self._get("generation") or 0) + 1))
 
     def _write_segment(self, name: str, keys: npt.NDArray[np.uint32], vals: npt.NDArray[np.uint32]) -> None:
-        for part, arr in (("keys", keys), ("vals", vals)):
+        directory = bucket_directory(keys)
+        for part, arr in (("keys", keys), ("vals", vals), ("dir", directory)):
             final = self.directory / f"{name}.{part}.npy"
             tmp = self.directory / f".{name}.{part}.npy.tmp"
             with open(tmp, "wb") as fh:
-                np.save(fh, np.ascontiguousarray(arr, dtype=np.uint32))
+                np.save(fh, np.ascontiguousarray(arr))
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, final)
@@ -575,8 +649,11 @@ class AudioIndex:
         qparts: list[npt.NDArray[np.int64]] = []
         vparts: list[npt.NDArray[np.uint32]] = []
         for seg in self._segments:
-            lo = np.searchsorted(seg.keys, hashes, side="left")
-            hi = np.searchsorted(seg.keys, hashes, side="right")
+            bucket = (hashes >> np.uint32(seg.shift)).astype(np.int64)
+            b_lo = np.asarray(seg.buckets[bucket], dtype=np.int64)
+            b_hi = np.asarray(seg.buckets[bucket + 1], dtype=np.int64)
+            lo = _search(seg.keys, b_lo, b_hi, hashes, right=False)
+            hi = _search(seg.keys, lo, b_hi, hashes, right=True)
             counts = hi - lo
             # stop-word rule: a hash far more common than average carries little evidence
             # and dominates the cost; skip it (measured: no loss of accuracy, see docs)
@@ -676,9 +753,77 @@ class AudioIndex:
         self._refresh()
 
     def _remove_files(self, name: str) -> None:
-        for part in ("keys", "vals"):
+        for part in ("keys", "vals", "dir"):
             with contextlib.suppress(FileNotFoundError):
                 (self.directory / f"{name}.{part}.npy").unlink()
+
+    def calibrate(
+        self,
+        paths: Iterable[Path | str],
+        *,
+        fpr_target: float = DEFAULT_FPR_TARGET,
+        window_seconds: float | None = None,
+    ) -> dict[str, Any]:
+        """Set the threshold from audio that holds none of the registered works.
+
+        Every file is cut into half-overlapping windows of ``window_seconds`` (the query
+        window, by default); each window is matched with no threshold and its best score
+        kept. The new threshold is one more than the highest score, so none of the
+        windows would have matched: with ``n`` windows that bounds the false-positive rate
+        per query at about ``1 / n``. Chance scores grow with the amount of registered
+        audio, so calibrate again after the catalogue has grown several-fold.
+
+        Parameters
+        ----------
+        paths : iterable of Path
+            Unrelated audio (music and speech like the expected queries, none of it
+            registered), decoded leniently.
+        fpr_target : float
+            The false-positive rate per query to reach; at least ``1 / fpr_target``
+            windows are needed.
+        window_seconds : float, optional
+            Window length; ``self.window_seconds`` when omitted.
+
+        Returns
+        -------
+        dict
+            ``windows``, ``max_score``, ``threshold`` and ``fpr_target``.
+
+        Raises
+        ------
+        AudioIndexError
+            Too few windows for ``fpr_target``, or the index is empty.
+        """
+        self._check_open()
+        if not self.work_ids():
+            raise AudioIndexError("the audio index is empty; register the works before calibrating")
+        length = (window_seconds or self.window_seconds) / self.params.frame_seconds
+        scores: list[int] = []
+        for path in paths:
+            peaks, _ = _peaks_of(
+                Path(path), self.params, max_seconds=self.max_seconds, strict=False, query=True
+            )
+            for start in np.arange(0.0, max(peaks.frames - length, 0.0) + 1.0, length / 2):
+                sel = (peaks.t >= start) & (peaks.t < start + length)
+                window = Peaks(peaks.t[sel] - start, peaks.lf[sel], peaks.strength[sel], int(length))
+                top = self.identify_peaks(window, top_k=1, threshold=0) if sel.sum() >= 4 else []
+                scores.append(int(top[0].score) if top else 0)
+        needed = math.ceil(1.0 / fpr_target)
+        if len(scores) < needed:
+            raise AudioIndexError(
+                f"calibration needs at least {needed} windows for a false-positive rate of {fpr_target:g}, "
+                f"the files gave {len(scores)}; give more unrelated audio"
+            )
+        threshold = max(scores) + 1
+        with self._writer(), self._db:
+            self._set("threshold", str(threshold))
+            self._set("fpr_target", repr(float(fpr_target)))
+        return {
+            "windows": len(scores),
+            "max_score": max(scores),
+            "threshold": threshold,
+            "fpr_target": fpr_target,
+        }
 
     def work_ids(self) -> list[str]:
         """Ids of the registered (not removed) works."""

@@ -1,4 +1,4 @@
-"""Spectral-peak landmarks: the audio fingerprint (after Wang 2003, with speed-tolerant hashes).
+"""Spectral-peak landmarks: the audio fingerprint (after Wang 2003 and Panako's triplets).
 
 Audio at 8 kHz is cut into 128 ms Hann frames every 16 ms (7.8 Hz bins: a long window
 lifts tonal components further out of broadband noise). Peaks are the local maxima of the
@@ -9,19 +9,25 @@ keeps the strong, low components that survive additive noise, where picking by l
 contrast would chase noise in the weak upper band. Each peak is refined to fractional
 time and frequency by parabolic interpolation.
 
-Each peak (the *anchor*) is paired with the next few peaks in a target zone ahead of it.
-A pair becomes a 19-bit hash of three quantized values:
+Each peak (the *anchor*) is combined with pairs of the next few peaks in a target zone
+ahead of it. A triplet becomes a 29-bit hash of five quantized values:
 
 * the anchor's frequency on a log scale (half-semitone cells, 250–3500 Hz);
-* the frequency interval to the second peak, in half semitones — a ratio, so it does
-  not change when the pitch is shifted;
-* the time interval, on a log scale (5 % cells), so a tempo change of a few percent
-  moves it by at most one cell.
+* the frequency intervals from the anchor to the second and to the third peak, in half
+  semitones — ratios, so a pitch shift leaves them alone;
+* the time span from the anchor to the third peak, on a log scale (5 % cells);
+* where the second peak falls inside that span, in sixteenths — a ratio of times, so a
+  tempo change leaves it alone.
 
-A query that was sped up, slowed down or pitch-shifted is looked up once per candidate
-(time scale, pitch scale) pair by transforming its peaks before hashing
-(:func:`hash_peaks`): a pitch change moves only the anchor-frequency field, a tempo
-change only the time-interval field. This is the lesson of Panako and Olaf that plain
+Pair hashes (anchor frequency, interval, time) carry about 19 bits: at 1,000 hours of
+audio each value would be shared by hundreds of index entries, and every lookup would
+cost that much. Triplets carry 29, so a lookup returns about one entry even then.
+
+A query that was sped up, slowed down or pitch-shifted is looked up under a grid of
+(time scale, pitch scale) hypotheses. Only two fields depend on the hypothesis — a pitch
+change moves the anchor frequency, a tempo change the time span — so
+:class:`Landmarks` quantizes the invariant fields once and :meth:`Landmarks.hashes`
+adds the other two per hypothesis. This is the lesson of Panako and Olaf that plain
 landmark hashes break under speed changes.
 """
 
@@ -33,14 +39,32 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import scipy.fft
 from scipy import ndimage
 
-__all__ = ["HASH_BITS", "LandmarkParams", "PeakExtractor", "Peaks", "extract_peaks", "hash_peaks"]
+__all__ = [
+    "HASH_BITS",
+    "LandmarkParams",
+    "Landmarks",
+    "PeakExtractor",
+    "Peaks",
+    "extract_peaks",
+    "hash_fields",
+    "hash_peaks",
+    "landmarks",
+    "mix32",
+    "unmix32",
+]
 
 FloatArray = npt.NDArray[np.float64]
-HASH_BITS = 19
-_DT_BITS = 6
-_DF_BITS = 6
+_F_BITS = 7
+_D_BITS = 6
+_T_BITS = 6
+_R_BITS = 4
+HASH_BITS = _F_BITS + 2 * _D_BITS + _T_BITS + _R_BITS
+"""Bits of information in a landmark hash (its values are spread over 32 bits by :func:`mix32`)."""
+_MIX_A = 0x21F0AAAD
+_MIX_B = 0x735A2D97
 
 
 @dataclass(frozen=True)
@@ -75,6 +99,9 @@ class LandmarkParams:
         Target zone in frames (time interval between the paired peaks).
     df_max : float
         Target zone in semitones (absolute frequency interval).
+    min_gap : float
+        Target peaks closer than this in time (frames) count as simultaneous and are
+        ordered by frequency.
     freq_cell : float
         Log-frequency quantization, semitones.
     dt_ratio : float
@@ -92,12 +119,13 @@ class LandmarkParams:
     min_prominence_db: float = 6.0
     silence_db: float = -70.0
     peaks_per_second: int = 12
-    fan_out: int = 10
+    fan_out: int = 5
     query_peaks_per_second: int = 24
-    query_fan_out: int = 20
+    query_fan_out: int = 10
     dt_min: float = 3.0
     dt_max: float = 63.0
     df_max: float = 12.0
+    min_gap: float = 1.0
     freq_cell: float = 0.5
     dt_ratio: float = 1.05
 
@@ -194,7 +222,7 @@ class PeakExtractor:
         n = 0 if len(buf) < p.n_fft else 1 + (len(buf) - p.n_fft) // p.hop
         if n:
             frames = np.lib.stride_tricks.sliding_window_view(buf, p.n_fft)[:: p.hop][:n]
-            spec = np.fft.rfft(frames * self._window, axis=1)[:, self._lo : self._hi]
+            spec = scipy.fft.rfft(frames * self._window, axis=1)[:, self._lo : self._hi]
             power = spec.real**2 + spec.imag**2
             rows = (10.0 * np.log10(power + 1e-12)).astype(np.float32)
             self._rows.append(rows)
@@ -314,6 +342,224 @@ def extract_peaks(
     return ex.finish()
 
 
+@dataclass(frozen=True)
+class Landmarks:
+    """Triplets of peaks with the fields of their hashes, before quantizing the variant ones.
+
+    The fields that a speed, tempo or pitch change leaves alone are quantized here once;
+    :meth:`hashes` adds the two that change (anchor frequency and time span) for each
+    hypothesis, so a query is hashed under every hypothesis at little extra cost.
+
+    Attributes
+    ----------
+    anchor_t : numpy.ndarray
+        Time of each triplet's anchor peak, frames.
+    anchor_lf : numpy.ndarray
+        Frequency of the anchor, semitones above ``fmin``.
+    span : numpy.ndarray
+        Time from the anchor to the third peak, frames.
+    invariant : numpy.ndarray of uint32
+        The invariant fields (both frequency intervals and the time ratio), packed.
+    """
+
+    anchor_t: FloatArray
+    anchor_lf: FloatArray
+    span: FloatArray
+    invariant: npt.NDArray[np.uint32]
+    params: LandmarkParams
+
+    def __len__(self) -> int:
+        return len(self.anchor_t)
+
+    def hashes(
+        self, time_scale: float = 1.0, pitch_scale: float = 1.0
+    ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.intp]]:
+        """Hashes under one (time scale, pitch scale) hypothesis, and which triplets they are.
+
+        Parameters
+        ----------
+        time_scale : float
+            Multiply time spans by this before quantizing (a query played 4 % fast is
+            looked up with ``time_scale=1.04``).
+        pitch_scale : float
+            Divide frequencies by this (a query pitched up by 6 % uses ``pitch_scale=1.06``).
+
+        Returns
+        -------
+        hashes : numpy.ndarray of uint32
+            Mixed ``HASH_BITS``-bit hashes (a bijection of the packed fields, so every bit
+            is evenly used).
+        which : numpy.ndarray of intp
+            Index of the triplet of each hash (triplets whose fields fall outside the
+            ranges under this hypothesis are dropped).
+        """
+        p = self.params
+        shift = 12.0 * math.log2(pitch_scale)
+        fc = np.floor((self.anchor_lf - shift) / p.freq_cell)
+        with np.errstate(divide="ignore"):
+            tc = np.floor(np.log(self.span * (time_scale / p.dt_min)) / math.log(p.dt_ratio))
+        ok = (fc >= 0) & (fc < (1 << _F_BITS)) & (tc >= 0) & (tc < (1 << _T_BITS))
+        which = np.flatnonzero(ok)
+        packed = (
+            (fc[which].astype(np.uint32) << (_D_BITS * 2 + _T_BITS + _R_BITS))
+            | (tc[which].astype(np.uint32) << _R_BITS)
+            | self.invariant[which]
+        )
+        return mix32(packed.astype(np.uint32)), which
+
+
+def mix32(x: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
+    """A bijection of 32-bit integers that spreads every input bit over all output bits.
+
+    The index buckets hashes by their top bits; mixing makes the buckets even although
+    the fields themselves are far from uniform. Being a bijection it adds no collisions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(1 << 16, dtype=np.uint32)
+    >>> len(np.unique(mix32(x))) == len(x), int(mix32(x)[:4].max() >> 28) > 0
+    (True, True)
+    """
+    h = np.asarray(x, dtype=np.uint32).copy()
+    h ^= h >> np.uint32(16)
+    h *= np.uint32(_MIX_A)
+    h ^= h >> np.uint32(15)
+    h *= np.uint32(_MIX_B)
+    h ^= h >> np.uint32(15)
+    return h
+
+
+def unmix32(h: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
+    """The inverse of :func:`mix32`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([0, 1, 2**29 - 1, 2**32 - 1], dtype=np.uint32)
+    >>> unmix32(mix32(x)).tolist() == x.tolist()
+    True
+    """
+    x = np.asarray(h, dtype=np.uint32).copy()
+    x ^= (x >> np.uint32(15)) ^ (x >> np.uint32(30))
+    x *= np.uint32(pow(_MIX_B, -1, 1 << 32))
+    x ^= (x >> np.uint32(15)) ^ (x >> np.uint32(30))
+    x *= np.uint32(pow(_MIX_A, -1, 1 << 32))
+    x ^= x >> np.uint32(16)
+    return x
+
+
+def hash_fields(h: npt.NDArray[np.uint32]) -> dict[str, npt.NDArray[np.uint32]]:
+    """The quantized fields of landmark hashes (for inspection and tests).
+
+    Returns
+    -------
+    dict
+        ``anchor`` (anchor frequency cell), ``interval2`` and ``interval3`` (frequency
+        intervals to the second and third peak, in cells, offset by 31), ``span`` (log
+        time-span cell) and ``ratio`` (where the second peak falls in the span, 0–15).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = Peaks(t=np.array([0.0, 5.0, 12.0]), lf=np.array([12.0, 15.0, 10.0]),
+    ...           strength=np.ones(3), frames=20)
+    >>> f = hash_fields(hash_peaks(p)[0])
+    >>> int(f["anchor"][0]), int(f["interval2"][0]) - 31, int(f["interval3"][0]) - 31, int(f["ratio"][0])
+    (24, 6, -4, 6)
+    """
+    x = unmix32(h)
+    mask_d = np.uint32((1 << _D_BITS) - 1)
+    return {
+        "anchor": x >> np.uint32(2 * _D_BITS + _T_BITS + _R_BITS),
+        "interval2": (x >> np.uint32(_D_BITS + _T_BITS + _R_BITS)) & mask_d,
+        "interval3": (x >> np.uint32(_T_BITS + _R_BITS)) & mask_d,
+        "span": (x >> np.uint32(_R_BITS)) & np.uint32((1 << _T_BITS) - 1),
+        "ratio": x & np.uint32((1 << _R_BITS) - 1),
+    }
+
+
+def _targets(peaks: Peaks, p: LandmarkParams, fan: int) -> npt.NDArray[np.intp]:
+    """The first ``fan`` peaks in each peak's target zone (``-1`` where there are fewer)."""
+    n = len(peaks)
+    t, lf = peaks.t, peaks.lf
+    out = np.full((n, fan), -1, dtype=np.intp)
+    used = np.zeros(n, dtype=np.intp)
+    for k in range(1, n):
+        i = np.arange(n - k)
+        dt = t[i + k] - t[i]
+        if dt.min() > p.dt_max:
+            break
+        ok = (dt >= p.dt_min) & (dt <= p.dt_max) & (np.abs(lf[i + k] - lf[i]) <= p.df_max) & (used[i] < fan)
+        i = i[ok]
+        out[i, used[i]] = i + k
+        used[i] += 1
+    return out
+
+
+def landmarks(peaks: Peaks, params: LandmarkParams | None = None, *, fan_out: int | None = None) -> Landmarks:
+    """Triplet landmarks of ``peaks`` (see the module notes for the fields).
+
+    Each peak (the anchor) is combined with every pair of the first ``fan_out`` peaks of
+    its target zone: ``fan_out * (fan_out - 1) / 2`` triplets per anchor.
+
+    Parameters
+    ----------
+    peaks : Peaks
+        From :func:`extract_peaks`.
+    params : LandmarkParams, optional
+        Fingerprint parameters (those the peaks were made with).
+    fan_out : int, optional
+        Target peaks per anchor; ``params.fan_out`` when omitted.
+
+    Returns
+    -------
+    Landmarks
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = Peaks(t=np.array([0.0, 5.0, 12.0]), lf=np.array([12.0, 15.0, 10.0]),
+    ...           strength=np.ones(3), frames=20)
+    >>> lm = landmarks(p)
+    >>> len(lm), lm.span.tolist()
+    (1, [12.0])
+    """
+    p = params or LandmarkParams()
+    fan = p.fan_out if fan_out is None else fan_out
+    if fan < 2:
+        raise ValueError(f"fan_out must be at least 2 (a triplet needs two targets), got {fan}")
+    t, lf = peaks.t, peaks.lf
+    tg = _targets(peaks, p, fan)
+    half = (1 << _D_BITS) // 2 - 1
+    r_cells = 1 << _R_BITS
+    parts: list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.intp]]] = []
+    for a in range(fan - 1):
+        for b in range(a + 1, fan):
+            i = np.flatnonzero(tg[:, b] >= 0)
+            parts.append((i, tg[i, a], tg[i, b]))
+    if not parts or not any(len(x[0]) for x in parts):
+        empty = np.zeros(0)
+        return Landmarks(empty, empty, empty, np.zeros(0, dtype=np.uint32), p)
+    i, j, k = (np.concatenate(x) for x in zip(*parts, strict=True))
+    # concurrent peaks (a chord) have no reliable time order: order them by frequency
+    close = (t[k] - t[j]) < p.min_gap
+    swap = close & (lf[k] < lf[j])
+    j, k = np.where(swap, k, j), np.where(swap, j, k)
+    span = np.maximum(t[j], t[k]) - t[i]
+    d2 = np.rint((lf[j] - lf[i]) / p.freq_cell) + half
+    d3 = np.rint((lf[k] - lf[i]) / p.freq_cell) + half
+    ratio = np.where(close, r_cells - 1, np.floor((t[j] - t[i]) / span * r_cells))
+    ratio = np.clip(ratio, 0, r_cells - 1)
+    ok = (d2 >= 0) & (d2 <= 2 * half) & (d3 >= 0) & (d3 <= 2 * half)
+    invariant = (
+        (d2[ok].astype(np.uint32) << (_D_BITS + _T_BITS + _R_BITS))
+        | (d3[ok].astype(np.uint32) << (_T_BITS + _R_BITS))
+        | ratio[ok].astype(np.uint32)
+    )
+    return Landmarks(t[i[ok]], lf[i[ok]], span[ok], invariant, p)
+
+
 def hash_peaks(
     peaks: Peaks,
     params: LandmarkParams | None = None,
@@ -330,68 +576,27 @@ def hash_peaks(
         From :func:`extract_peaks`.
     params : LandmarkParams, optional
         Fingerprint parameters (those the peaks were made with).
-    time_scale : float
-        Multiply time intervals by this before hashing: a query played 4 % fast is
-        looked up with ``time_scale=1.04``.
-    pitch_scale : float
-        Divide frequencies by this: a query pitched up by 6 % uses ``pitch_scale=1.06``.
+    time_scale, pitch_scale : float
+        The hypothesis (see :meth:`Landmarks.hashes`).
     fan_out : int, optional
-        Pairs per anchor; ``params.fan_out`` when omitted.
+        Target peaks per anchor; ``params.fan_out`` when omitted.
 
     Returns
     -------
     hashes : numpy.ndarray of uint32
-        One ``HASH_BITS``-bit hash per landmark.
+        One hash per triplet.
     times : numpy.ndarray of float64
         The anchor's time in (unscaled) frames of the input.
 
     Examples
     --------
     >>> import numpy as np
-    >>> p = Peaks(t=np.array([0.0, 10.0]), lf=np.array([12.0, 19.0]), strength=np.ones(2), frames=20)
+    >>> p = Peaks(t=np.array([0.0, 5.0, 12.0]), lf=np.array([12.0, 15.0, 10.0]),
+    ...           strength=np.ones(3), frames=20)
     >>> h, t = hash_peaks(p)
-    >>> h.tolist(), t.tolist()
-    ([101208], [0.0])
+    >>> len(h), t.tolist(), bool(h[0] != hash_peaks(p, pitch_scale=1.06)[0][0])
+    (1, [0.0], True)
     """
-    p = params or LandmarkParams()
-    fan = p.fan_out if fan_out is None else fan_out
-    n = len(peaks)
-    t, lf = peaks.t, peaks.lf
-    shift = 12.0 * math.log2(pitch_scale)
-    max_f = int(12.0 * math.log2(p.fmax / p.fmin) / p.freq_cell) + 1
-    log_ratio = math.log(p.dt_ratio)
-    n_dt = (1 << _DT_BITS) - 1
-    n_df = (1 << _DF_BITS) - 1
-    df_half = n_df // 2
-    hashes: list[npt.NDArray[np.uint32]] = []
-    anchors: list[npt.NDArray[np.intp]] = []
-    used = np.zeros(n, dtype=np.int64)
-    for k in range(1, 4 * fan + 1):
-        if k >= n:
-            break
-        i = np.arange(n - k)
-        j = i + k
-        dt = (t[j] - t[i]) * time_scale
-        if dt.size == 0 or dt.min() > p.dt_max:
-            break
-        dlf = lf[j] - lf[i]
-        ok = (dt >= p.dt_min) & (dt <= p.dt_max) & (np.abs(dlf) <= p.df_max) & (used[i] < fan)
-        i, dt, dlf = i[ok], dt[ok], dlf[ok]
-        used[i] += 1
-        fc = np.floor((lf[i] - shift) / p.freq_cell)
-        dfc = np.rint(dlf / p.freq_cell) + df_half
-        dtc = np.floor(np.log(dt / p.dt_min) / log_ratio)
-        valid = (fc >= 0) & (fc < max_f) & (dfc >= 0) & (dfc <= n_df) & (dtc <= n_dt)
-        i = i[valid]
-        h = (
-            (fc[valid].astype(np.uint32) << (_DF_BITS + _DT_BITS))
-            | (dfc[valid].astype(np.uint32) << _DT_BITS)
-            | dtc[valid].astype(np.uint32)
-        )
-        hashes.append(h.astype(np.uint32))
-        anchors.append(i)
-    if not hashes:
-        return np.zeros(0, dtype=np.uint32), np.zeros(0)
-    h_all = np.concatenate(hashes)
-    a_all = np.concatenate(anchors)
-    return h_all, t[a_all]
+    lm = landmarks(peaks, params, fan_out=fan_out)
+    hashes, which = lm.hashes(time_scale, pitch_scale)
+    return hashes, lm.anchor_t[which]

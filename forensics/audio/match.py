@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from forensics.audio.landmarks import LandmarkParams, Peaks, hash_peaks
+from forensics.audio.landmarks import LandmarkParams, Landmarks, Peaks, landmarks
 
 __all__ = ["Candidate", "Variant", "default_variants", "vote"]
 
@@ -26,7 +26,8 @@ Lookup = Callable[[npt.NDArray[np.uint32]], tuple[IntArray, npt.NDArray[np.uint3
 """``lookup(hashes) -> (query_positions, values)``: every index entry whose key equals
 ``hashes[query_positions[i]]``, with its stored value (global frame)."""
 
-_OFFSET_BIAS = 1 << 31
+_OFFSET_SHIFT = 33
+_OFFSET_BIAS = 1 << 32
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,8 @@ class Candidate:
         The same region mapped into the reference, in frames of the reference.
     residual : float
         Root-mean-square deviation of the hits from the fitted line, frames.
+    anchors : int
+        Distinct query anchor peaks among the aligned hits.
     """
 
     work: int
@@ -105,6 +108,7 @@ class Candidate:
     ref_start: float
     ref_end: float
     residual: float
+    anchors: int = 0
 
 
 def vote(
@@ -152,6 +156,7 @@ def vote(
     Examples
     --------
     >>> import numpy as np
+    >>> from forensics.audio.landmarks import hash_peaks
     >>> rng = np.random.default_rng(1)
     >>> t = np.sort(rng.uniform(0, 600, 300)); lf = rng.uniform(0, 40, 300)
     >>> ref = Peaks(t, lf, np.ones(300), 600)
@@ -169,69 +174,116 @@ def vote(
     p = params or LandmarkParams()
     fan_out = p.query_fan_out if fan_out is None else fan_out
     variants = list(variants) if variants is not None else default_variants()
-    best: dict[int, tuple[int, Variant, IntArray, IntArray, npt.NDArray[np.float64]]] = {}
-    for variant in variants:
-        hashes, qtimes = hash_peaks(
-            peaks, p, time_scale=variant.time_scale, pitch_scale=variant.pitch_scale, fan_out=fan_out
-        )
-        if hashes.size == 0:
-            continue
-        qpos, values = lookup(hashes)
-        if qpos.size == 0:
-            continue
-        vals = values.astype(np.int64)
-        work = np.maximum(np.searchsorted(bases, vals, side="right") - 1, 0)
-        if alive is not None:
-            keep = alive[work]
-            qpos, vals, work = qpos[keep], vals[keep], work[keep]
-            if qpos.size == 0:
-                continue
-        qt = qtimes[qpos]
-        local = vals - bases[work]
-        offset = local - np.rint(qt * variant.time_scale).astype(np.int64)
-        keys = (work << 32) | (offset + _OFFSET_BIAS)
-        # a hash value votes once per (work, offset): a held chord repeats the same few
-        # hashes at a steady rhythm and would otherwise pile up chance votes
-        order = np.lexsort((hashes[qpos], keys))
-        ks, hs = keys[order], hashes[qpos][order]
-        first = np.ones(len(ks), dtype=bool)
-        first[1:] = (ks[1:] != ks[:-1]) | (hs[1:] != hs[:-1])
-        uk, counts = np.unique(ks[first], return_counts=True)
-        smooth = counts.copy()
-        for d in (-1, 1):
-            nb = np.searchsorted(uk, uk + d)
-            nb_ok = nb < len(uk)
-            hit = np.zeros(len(uk), dtype=bool)
-            hit[nb_ok] = uk[nb[nb_ok]] == uk[nb_ok] + d
-            smooth[hit] += counts[nb[hit]]
-        # best offset per work
-        wk = uk >> 32
-        order = np.lexsort((-smooth, wk))
-        head = np.ones(len(order), dtype=bool)
-        head[1:] = wk[order][1:] != wk[order][:-1]
-        tops = order[head]
-        tops = tops[smooth[tops] >= max(2, min_votes)]
-        tops = tops[np.argsort(-smooth[tops], kind="stable")[:top_k]]
-        for idx in tops:
-            w, v = int(wk[idx]), int(smooth[idx])
-            if w in best and best[w][0] >= v:
-                continue
-            centre = int(uk[idx])
-            sel = np.abs(keys - centre) <= 1
-            best[w] = (v, variant, qpos[sel], local[sel], qt[sel])
-    ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[:top_k]
-    return [_candidate(w, *entry) for w, entry in ranked]
+    hits = _hits(landmarks(peaks, p, fan_out=fan_out), variants, lookup)
+    if hits is None:
+        return []
+    var, qt, vals = hits
+    scales = np.array([v.time_scale for v in variants])
+    shift = np.rint(qt * scales[var]).astype(np.int64)
+    if min_votes > 2:
+        # works own disjoint ranges of the global frame axis, so (hypothesis, global
+        # offset) already tells the cells apart: filter before resolving the works
+        sel = _dense((var << _OFFSET_SHIFT) | (vals - shift + _OFFSET_BIAS), min_votes)
+        var, qt, vals, shift = var[sel], qt[sel], vals[sel], shift[sel]
+    work = np.maximum(np.searchsorted(bases, vals, side="right") - 1, 0)
+    keep = np.ones(len(work), dtype=bool) if alive is None else alive[work]
+    var, qt, vals, shift, work = var[keep], qt[keep], vals[keep], shift[keep], work[keep]
+    if var.size == 0:
+        return []
+    local = vals - bases[work]
+    # one cell per (hypothesis, work, offset); keys are ordered by hypothesis, work, offset
+    keys = ((var * len(bases) + work) << _OFFSET_SHIFT) | (local - shift + _OFFSET_BIAS)
+    # each hit votes for its cell and the two next to it (anchor times are rounded), and
+    # a query anchor votes once per cell: one chance match of a local constellation of
+    # peaks (a held chord) gives many triplets of the same anchor at once
+    keys3 = np.concatenate([keys - 1, keys, keys + 1])
+    anchor = np.tile(np.unique(qt, return_inverse=True)[1], 3)
+    order = np.lexsort((anchor, keys3))
+    k_s, a_s = keys3[order], anchor[order]
+    first = np.ones(len(k_s), dtype=bool)
+    first[1:] = (k_s[1:] != k_s[:-1]) | (a_s[1:] != a_s[:-1])
+    uk, smooth = np.unique(k_s[first], return_counts=True)
+    # best cell per work over all hypotheses
+    wk = (uk >> _OFFSET_SHIFT) % len(bases)
+    order = np.lexsort((-smooth, wk))
+    head = np.ones(len(order), dtype=bool)
+    head[1:] = wk[order][1:] != wk[order][:-1]
+    tops = order[head]
+    tops = tops[smooth[tops] >= max(2, min_votes)]
+    tops = tops[np.argsort(-smooth[tops], kind="stable")[:top_k]]
+    out = []
+    for idx in tops:
+        sel = np.abs(keys - uk[idx]) <= 1
+        v = int(uk[idx] >> _OFFSET_SHIFT) // len(bases)
+        out.append(_candidate(int(wk[idx]), int(smooth[idx]), variants[v], local[sel], qt[sel]))
+    return out
+
+
+def _dense(keys: IntArray, min_votes: int) -> npt.NDArray[np.bool_]:
+    """Hits that may belong to a cell with ``min_votes`` votes: a linear-time filter.
+
+    Against a large index most hits are chance hits alone in their cell; sorting them all
+    would dominate a query. The hits are counted in buckets of four offsets (hashed into
+    a table, so collisions only ever over-count); a cell's ±1 window lies inside two
+    neighbouring buckets, so a hit whose bucket and neighbours hold fewer than
+    ``min_votes`` hits in all cannot be part of a cell reaching ``min_votes``.
+    """
+    coarse = (keys >> 2).astype(np.uint64)
+    bits = min(24, max(10, len(keys).bit_length() + 1))
+    shift = np.uint64(64 - bits)
+
+    def slot(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+        return (x * np.uint64(0x9E3779B97F4A7C15)) >> shift
+
+    counts = np.bincount(slot(coarse).astype(np.intp), minlength=1 << bits)
+    total = counts[slot(coarse).astype(np.intp)]
+    total += counts[slot(coarse - np.uint64(1)).astype(np.intp)]
+    total += counts[slot(coarse + np.uint64(1)).astype(np.intp)]
+    keep: npt.NDArray[np.bool_] = total >= min_votes
+    return keep
+
+
+def _hits(
+    lm: Landmarks, variants: Sequence[Variant], lookup: Lookup
+) -> tuple[IntArray, npt.NDArray[np.float64], IntArray] | None:
+    """Every index entry matching the query under any hypothesis.
+
+    Returns (hypothesis, query anchor time, stored value) per hit, or ``None``.
+    Each distinct hash is looked up once, however many hypotheses produce it.
+    """
+    hs, vs, ts = [], [], []
+    for k, variant in enumerate(variants):
+        h, which = lm.hashes(variant.time_scale, variant.pitch_scale)
+        hs.append(h)
+        vs.append(np.full(len(h), k, dtype=np.int64))
+        ts.append(lm.anchor_t[which])
+    if not hs or not sum(len(h) for h in hs):
+        return None
+    h_all, v_all, t_all = np.concatenate(hs), np.concatenate(vs), np.concatenate(ts)
+    uniq, inv = np.unique(h_all, return_inverse=True)
+    upos, values = lookup(uniq)
+    if upos.size == 0:
+        return None
+    # expand each hit of a distinct hash to every (hypothesis, anchor) that produced it
+    occ = np.argsort(inv, kind="stable")
+    n_occ = np.bincount(inv, minlength=len(uniq))
+    first_occ = np.cumsum(n_occ) - n_occ
+    reps = n_occ[upos]
+    at = occ[_ragged(first_occ[upos], reps)]
+    return v_all[at], t_all[at], np.repeat(values.astype(np.int64), reps)
+
+
+def _ragged(starts: IntArray, counts: IntArray) -> IntArray:
+    """``concatenate([arange(s, s + c) for s, c in zip(starts, counts)])``, vectorized."""
+    total = int(counts.sum())
+    offsets = np.repeat(np.cumsum(counts) - counts, counts)
+    out: IntArray = np.repeat(starts, counts) + (np.arange(total) - offsets)
+    return out
 
 
 def _candidate(
-    work: int,
-    votes: int,
-    variant: Variant,
-    qpos: IntArray,
-    local: IntArray,
-    qt: npt.NDArray[np.float64],
+    work: int, votes: int, variant: Variant, local: IntArray, qt: npt.NDArray[np.float64]
 ) -> Candidate:
-    del qpos
     ref = local.astype(np.float64)
     q0, q1 = float(qt.min()), float(qt.max())
     if q1 - q0 > 1e-6 and len(qt) >= 3:
@@ -253,4 +305,5 @@ def _candidate(
         ref_start=intercept + slope * q0,
         ref_end=intercept + slope * q1,
         residual=resid,
+        anchors=len(np.unique(qt)),
     )

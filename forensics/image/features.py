@@ -36,8 +36,9 @@ from forensics.image.phash import to_gray
 WORK_SIDE = 640
 #: Most upscaling applied to a small image before extraction.
 MAX_UPSCALE = 2.0
-#: Descriptors kept per registered image.
-REFERENCE_FEATURES = 256
+#: Descriptors kept per registered image (400: a 50% crop or a 40% share of a screenshot
+#: still keeps about 200 of them; 256 lost a tenth of such copies, see docs/forensics.md).
+REFERENCE_FEATURES = 400
 #: Descriptors extracted from a query.
 QUERY_FEATURES = 700
 #: Lowe ratio for descriptor matching during verification.

@@ -17,7 +17,7 @@ from forensics.audio.errors import (
     NoAudioStreamError,
     NoFingerprintError,
 )
-from forensics.audio.index import AudioIndex, fingerprint_file
+from forensics.audio.index import AudioIndex, _search, bucket_directory, fingerprint_file
 from forensics.audio.landmarks import LandmarkParams
 from forensics.errors import LibraryError, MediaError
 from forensics.types import MediaIndex
@@ -145,7 +145,7 @@ def test_compaction_merges_and_drops_removed(tmp_path: Path, songs: Songs, clip:
     index.compact()
     st = index.stats()
     assert st["segments"] == 1 and st["works"] == 4 and st["landmarks"] < before
-    assert len(list(d.glob("seg-*.npy"))) == 2
+    assert len(list(d.glob("seg-*.npy"))) == 3  # keys, values, bucket directory
     (m,) = index.identify(clip(synth_music(53, 12.0)[SR * 2 : SR * 8]), top_k=1)
     assert m.work_id == "w3"
     assert index.identify(clip(synth_music(51, 12.0)[SR * 2 : SR * 8]), top_k=1) == []
@@ -215,12 +215,16 @@ def test_damaged_index_directory(tmp_path: Path, song_files: dict[str, Path]) ->
         AudioIndex(f)
 
 
-def test_format_version_is_checked(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("stored", "message"),
+    [("99", "format 99"), ("1", "format 1, this code reads format 2")],  # 1: the pair-hash index
+)
+def test_format_version_is_checked(tmp_path: Path, stored: str, message: str) -> None:
     d = tmp_path / "idx"
     AudioIndex(d).close()
     with sqlite3.connect(d / "audio.sqlite") as db:
-        db.execute("UPDATE settings SET value = '99' WHERE key = 'format'")
-    with pytest.raises(AudioIndexError, match="format 99"):
+        db.execute("UPDATE settings SET value = ? WHERE key = 'format'", (stored,))
+    with pytest.raises(AudioIndexError, match=message):
         AudioIndex(d)
 
 
@@ -243,3 +247,61 @@ def test_fingerprint_digest_depends_on_content(tmp_path: Path, songs: Songs) -> 
     assert a.digest == b.digest != c.digest
     assert np.all(np.diff(a.hashes.astype(np.int64)) >= 0)
     assert a.duration == pytest.approx(40.0)
+
+
+@pytest.mark.parametrize("n", [0, 5, 1000, 200_000])
+def test_bucket_search_equals_binary_search(n: int) -> None:
+    rng = np.random.default_rng(n)
+    keys = rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32)
+    if n:
+        keys[: n // 10] = keys[0]  # a hot key filling a bucket
+    keys = np.sort(np.concatenate([keys, np.array([0, 0xFFFFFFFF], dtype=np.uint32)]))
+    directory = bucket_directory(keys)
+    bits = (len(directory) - 1).bit_length() - 1
+    assert 2**bits + 1 == len(directory) and int(directory[-1]) == len(keys)
+    assert len(keys) / 2**bits <= 16 or bits == 4
+    needles = np.concatenate(
+        [keys[:: max(1, len(keys) // 500)], rng.integers(0, 1 << 32, 500).astype(np.uint32)]
+    )
+    needles = np.concatenate([needles, np.array([0, 1, 0xFFFFFFFE, 0xFFFFFFFF], dtype=np.uint32)])
+    b = (needles >> np.uint32(32 - bits)).astype(np.int64)
+    lo_b, hi_b = directory[b].astype(np.int64), directory[b + 1].astype(np.int64)
+    lo = _search(keys, lo_b, hi_b, needles, right=False)
+    hi = _search(keys, lo, hi_b, needles, right=True)
+    np.testing.assert_array_equal(lo, np.searchsorted(keys, needles, "left"))
+    np.testing.assert_array_equal(hi, np.searchsorted(keys, needles, "right"))
+
+
+def test_damaged_bucket_directory_is_refused(tmp_path: Path, song_files: dict[str, Path]) -> None:
+    d = tmp_path / "idx"
+    with AudioIndex(d) as index:
+        index.add("a", song_files["song-0"])
+    (dir_file,) = d.glob("seg-*.dir.npy")
+    np.save(dir_file, np.zeros(6, dtype=np.uint32))  # not 2^B + 1 entries, wrong total
+    with pytest.raises(AudioIndexError, match="wrong layout"):
+        AudioIndex(d)
+    dir_file.write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(AudioIndexError, match="missing or damaged"):
+        AudioIndex(d)
+
+
+def test_calibration_sets_a_threshold_above_unrelated_audio(
+    tmp_path: Path, song_files: dict[str, Path], songs: Songs, clip: Clip
+) -> None:
+    d = tmp_path / "idx"
+    unrelated = [write_wav(tmp_path / f"u{i}.wav", synth_music(700 + i, 30.0)) for i in range(2)]
+    with AudioIndex(d, threshold=1) as index:
+        with pytest.raises(AudioIndexError, match="empty"):
+            index.calibrate(unrelated, fpr_target=0.1)
+        index.add("a", song_files["song-0"])
+        with pytest.raises(AudioIndexError, match="at least 1000 windows"):
+            index.calibrate(unrelated)
+        result = index.calibrate(unrelated, fpr_target=0.1, window_seconds=5.0)
+        assert result["windows"] >= 10 and result["threshold"] == result["max_score"] + 1
+        assert index.threshold == result["threshold"] and index.fpr_target == pytest.approx(0.1)
+        for path in unrelated:
+            assert index.identify(path, top_k=1) == []
+        (m,) = index.identify(clip(songs["song-0"][SR * 4 : SR * 9]), top_k=1)
+        assert m.work_id == "a" and m.details["fpr_target"] == pytest.approx(0.1)
+    with AudioIndex(d) as index:
+        assert index.threshold == result["threshold"]  # persisted

@@ -11,7 +11,11 @@ from forensics.audio.landmarks import (
     PeakExtractor,
     Peaks,
     extract_peaks,
+    hash_fields,
     hash_peaks,
+    landmarks,
+    mix32,
+    unmix32,
 )
 from forensics.audio.match import Variant, default_variants, vote
 from tests.forensics.audio.conftest import synth_music
@@ -61,30 +65,75 @@ def test_silence_and_tone_have_little_detail() -> None:
     assert len(np.unique(hashes)) <= 12
 
 
+def _peaks(t: list[float], lf: list[float]) -> Peaks:
+    return Peaks(t=np.array(t), lf=np.array(lf), strength=np.ones(len(t)), frames=int(max(t)) + 10)
+
+
 def test_hash_fields_and_scaling() -> None:
-    peaks = Peaks(t=np.array([0.0, 10.0]), lf=np.array([12.0, 19.0]), strength=np.ones(2), frames=20)
+    peaks = _peaks([0.0, 5.2, 12.3], [12.2, 15.1, 10.1])
     (h,), _ = hash_peaks(peaks)
-    assert h < (1 << HASH_BITS)
-    (hp,), _ = hash_peaks(peaks, pitch_scale=2 ** (1 / 12))  # one semitone = two cells of f1
-    assert (h >> 12) - (hp >> 12) == 2
-    assert (h & 0xFFF) == (hp & 0xFFF)  # interval and time fields unchanged
-    (ht,), _ = hash_peaks(peaks, time_scale=1.2)
-    assert (ht >> 6) == (h >> 6) and (ht & 63) > (h & 63)
+    f = {k: int(v[0]) for k, v in hash_fields(np.array([h], dtype=np.uint32)).items()}
+    assert int(unmix32(np.array([h], dtype=np.uint32))[0]) < (1 << HASH_BITS)
+    assert (f["anchor"], f["interval2"] - 31, f["interval3"] - 31) == (24, 6, -4)
+    assert f["ratio"] == int(5.2 / 12.3 * 16)
+    (hp,), _ = hash_peaks(peaks, pitch_scale=2 ** (1 / 12))  # one semitone = two anchor cells
+    fp = {k: int(v[0]) for k, v in hash_fields(np.array([hp], dtype=np.uint32)).items()}
+    assert fp["anchor"] == f["anchor"] - 2 and {k: fp[k] for k in fp if k != "anchor"} == {
+        k: f[k] for k in f if k != "anchor"
+    }
+    (ht,), _ = hash_peaks(peaks, time_scale=1.2)  # tempo moves only the span
+    ft = {k: int(v[0]) for k, v in hash_fields(np.array([ht], dtype=np.uint32)).items()}
+    assert ft["span"] > f["span"] and {k: ft[k] for k in ft if k != "span"} == {
+        k: f[k] for k in f if k != "span"
+    }
+
+
+def test_speed_change_is_undone_by_the_matching_hypothesis() -> None:
+    rng = np.random.default_rng(2)
+    t = np.sort(rng.uniform(0, 600, 400))
+    lf = rng.uniform(2, 40, 400)
+    ref, _ = hash_peaks(_peaks(list(t), list(lf)))
+    factor = 1.04  # played 4 % fast: times shrink, pitch rises
+    fast = _peaks(list(t / factor), list(lf + 12 * np.log2(factor)))
+    plain, _ = hash_peaks(fast)
+    undone, _ = hash_peaks(fast, time_scale=factor, pitch_scale=factor)
+    share_plain = np.isin(plain, ref).mean()
+    share_undone = np.isin(undone, ref).mean()
+    assert share_undone > 0.6 and share_plain < 0.2
+
+
+def test_chord_order_does_not_matter() -> None:
+    a = _peaks([0.0, 8.0, 8.3], [10.0, 14.0, 20.0])
+    b = _peaks([0.0, 8.0, 8.3], [10.0, 20.0, 14.0])  # the two chord notes come in the other order
+    assert hash_peaks(a)[0].tolist() == hash_peaks(b)[0].tolist()
+
+
+def test_mix_is_a_bijection() -> None:
+    x = np.arange(0, 1 << 20, dtype=np.uint32) * np.uint32(4093)
+    m = mix32(x)
+    assert len(np.unique(m)) == len(x)
+    np.testing.assert_array_equal(unmix32(m), x)
+    top = np.bincount(m >> np.uint32(28), minlength=16)  # even buckets for the index
+    assert top.min() > 0.9 * len(x) / 16
 
 
 def test_target_zone_limits() -> None:
-    far = Peaks(t=np.array([0.0, 200.0]), lf=np.array([10.0, 12.0]), strength=np.ones(2), frames=300)
-    assert len(hash_peaks(far)[0]) == 0  # beyond dt_max
-    wide = Peaks(t=np.array([0.0, 10.0]), lf=np.array([0.0, 30.0]), strength=np.ones(2), frames=20)
+    far = _peaks([0.0, 5.0, 200.0], [10.0, 12.0, 12.0])
+    assert len(hash_peaks(far)[0]) == 0  # third peak beyond dt_max
+    wide = _peaks([0.0, 5.0, 10.0], [0.0, 4.0, 30.0])
     assert len(hash_peaks(wide)[0]) == 0  # beyond df_max
     assert len(hash_peaks(Peaks(np.zeros(0), np.zeros(0), np.zeros(0), 0))[0]) == 0
+    with pytest.raises(ValueError, match="at least 2"):
+        landmarks(wide, fan_out=1)
 
 
-def test_fan_out_caps_pairs_per_anchor() -> None:
+def test_fan_out_caps_triplets_per_anchor() -> None:
     t = np.arange(30, dtype=float) * 4
     peaks = Peaks(t=t, lf=np.full(30, 20.0), strength=np.ones(30), frames=130)
     _, anchors = hash_peaks(peaks, fan_out=3)
-    assert np.bincount(anchors.astype(int)).max() == 3
+    assert np.bincount(anchors.astype(int)).max() == 3  # 3 targets: 3 pairs of them
+    _, anchors = hash_peaks(peaks, fan_out=5)
+    assert np.bincount(anchors.astype(int)).max() == 10
 
 
 def test_variants_cover_speed_tempo_pitch() -> None:
@@ -112,6 +161,6 @@ def test_vote_respects_alive_mask(music: np.ndarray) -> None:
     query = extract_peaks(music[8000 * 5 : 8000 * 10], query=True)
     bases = np.array([0, 5000], dtype=np.int64)
     best = vote(query, lookup, bases)
-    assert best[0].work == 1 and best[0].votes > 50
+    assert best[0].work == 1 and best[0].votes > 30  # distinct query anchors aligned
     assert abs(best[0].ref_start - best[0].query_start - 5 / LandmarkParams().frame_seconds) <= 2
     assert vote(query, lookup, bases, alive=np.array([True, False])) == []
