@@ -4,9 +4,15 @@ For every (time scale, pitch scale) hypothesis in :func:`default_variants`, the 
 landmarks are hashed under that hypothesis and looked up. Each hit says "reference frame
 ``r`` of work ``w`` lines up with query frame ``q``"; under the right hypothesis the true
 work collects many hits with the same offset ``r − time_scale·q``, while chance hits
-scatter. Votes are counted per (work, offset) with a ±1-frame tolerance; the best cell
-of each work, over all hypotheses, is its score. The matched hits then give, by a
-least-squares line, the speed factor and the aligned spans in both files.
+scatter. A cell (hypothesis, work, offset ± 1 frame) scores the number of distinct query
+anchors with a hit in it — not the number of hits, because one chance match of a local
+constellation of peaks (a held chord) gives many triplets of the same anchor at once. The
+best cell of each work, over all hypotheses, is its score. The matched hits then give,
+by a least-squares line, the speed factor and the aligned spans in both files.
+
+Against a large index almost every hit is a chance hit alone in its cell. When the
+decision threshold is known, :func:`vote` first drops, in linear time, the hits that
+cannot belong to a cell reaching it, so that only a few are sorted.
 """
 
 from __future__ import annotations
@@ -83,8 +89,8 @@ class Candidate:
     work : int
         Index of the work in the ``bases`` given to :func:`vote`.
     votes : int
-        Distinct hash values agreeing on the offset (±1 frame) under the best hypothesis:
-        the score.
+        Distinct query anchors whose hits agree on the offset (±1 frame) under the best
+        hypothesis: the score.
     variant : Variant
         The hypothesis that won.
     speed : float
@@ -145,7 +151,8 @@ def vote(
     fan_out : int, optional
         Pairs per anchor of the query; ``params.query_fan_out`` when omitted.
     min_votes : int
-        Works scoring less are not considered (the decision threshold, when known).
+        Works scoring less are not considered (the decision threshold, when known);
+        above 2 it also enables the linear-time filter of lone chance hits.
 
     Returns
     -------
@@ -182,7 +189,8 @@ def vote(
     shift = np.rint(qt * scales[var]).astype(np.int64)
     if min_votes > 2:
         # works own disjoint ranges of the global frame axis, so (hypothesis, global
-        # offset) already tells the cells apart: filter before resolving the works
+        # offset) already tells the cells apart (and a collision would only over-count,
+        # which the filter tolerates): filter before resolving the works
         sel = _dense((var << _OFFSET_SHIFT) | (vals - shift + _OFFSET_BIAS), min_votes)
         var, qt, vals, shift = var[sel], qt[sel], vals[sel], shift[sel]
     work = np.maximum(np.searchsorted(bases, vals, side="right") - 1, 0)
