@@ -147,10 +147,8 @@ def finalize_block(
         except ValueError:
             pass
     in_force = [c for c in validator_set(state, height + 1) if state.get(EXCLUDED + c) is None]
-    if not in_force:
-        in_force = []  # never leave the chain without validators: keep the current set
     new_ids = sorted(c.hex() for c in in_force)
-    if not new_ids or new_ids == ids:
+    if not new_ids or new_ids == ids:  # an empty set never takes over: the current one stays
         return None
     certs: list[Certificate] = []
     for cid in sorted(in_force):

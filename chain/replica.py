@@ -42,6 +42,7 @@ from chain.consensus.messages import (
     Block,
     CommitProof,
     ConsensusError,
+    Evidence,
     QuorumCertificate,
     Timeout,
     TimeoutCertificate,
@@ -58,12 +59,13 @@ from chain.epochs import (
     current_epoch,
     epoch_key,
     finalize_block,
+    genesis_epoch,
 )
 from chain.executor import NONCE, BlockExecution, Executor, genesis_state, next_nonce
 from chain.merkle import MerkleTree, merkle_root
 from chain.state import Overlay, State
 from chain.store import LedgerStore, StoreError
-from chain.types import Genesis, Role, ValidationError
+from chain.types import Genesis, ValidationError
 
 SAFETY_KEY = "consensus/safety"
 MEMPOOL_LIMIT = 100_000
@@ -100,11 +102,6 @@ def chain_genesis_block(genesis: Genesis) -> Block:
 def tx_root(payload: Sequence[bytes]) -> bytes:
     """RFC 6962 SM3 Merkle root over a block's raw transactions (leaf = whole tx bytes)."""
     return merkle_root(list(payload))
-
-
-def validator_keys(genesis: Genesis) -> dict[str, Any]:
-    """``node id -> PublicKey`` of the genesis consensus nodes."""
-    return {node_id(c.cert_id): c.key() for c in genesis.certificates if Role.CONSENSUS_NODE in c.roles}
 
 
 # --------------------------------------------------------------------------- safety store
@@ -160,14 +157,35 @@ class SqliteSafetyStore:
 
 
 # --------------------------------------------------------------------------- application
+def _execution_key(
+    parent_hash: bytes,
+    round: int,
+    ts: int,
+    root: bytes,
+    proposer: str,
+    epoch: int,
+    evidence: Sequence[Evidence],
+) -> bytes:
+    """What a block's execution depends on (everything of the block but its state root)."""
+    return sm3(codec.encode([parent_hash, round, ts, root, proposer, epoch, [e.to_obj() for e in evidence]]))
+
+
 def _draft_key(draft: BlockDraft, root: bytes) -> bytes:
-    fields = [draft.parent.hash, draft.round, draft.timestamp_ms, root, draft.proposer, draft.epoch]
-    return sm3(codec.encode([*fields, [e.to_obj() for e in draft.evidence]]))
+    return _execution_key(
+        draft.parent.hash, draft.round, draft.timestamp_ms, root, draft.proposer, draft.epoch, draft.evidence
+    )
 
 
 def _block_key(block: Block) -> bytes:
-    fields = [block.parent_hash, block.round, block.timestamp_ms, block.tx_root, block.proposer, block.epoch]
-    return sm3(codec.encode([*fields, [e.to_obj() for e in block.evidence]]))
+    return _execution_key(
+        block.parent_hash,
+        block.round,
+        block.timestamp_ms,
+        block.tx_root,
+        block.proposer,
+        block.epoch,
+        block.evidence,
+    )
 
 
 def _draft_of(block: Block, parent: Block) -> BlockDraft:
@@ -486,7 +504,7 @@ class Replica:
         self.app = LedgerApp(genesis, self.store, registry)
         self.block_store = LedgerBlockStore(self.store, first, self.app)
         self.config = consensus_config(genesis, **(config or {}))
-        if not validator_keys(genesis):
+        if not genesis_epoch(genesis).validators:
             raise ValidationError("the genesis names no consensus node")
         self.key = key
         head = self.block_store.get_by_height(self.store.head_height())

@@ -352,13 +352,10 @@ def _zk_step(
     new_record = load_record(consortium.replicas[0].app.state, work)
     try:
         again = prove_transfer(chain_id, record, seller, buyer.public, pop, auditor.public, price, shares)
-        consortium.net.submit(
-            media.sign(chain_id, "zkp.transfer", again.to_payload(), consortium.net.now).to_bytes()
-        )
+        consortium.submit(media, "zkp.transfer", again.to_payload())  # gives the nonce back when refused
         double_refused = False
     except ValidationError:
         double_refused = True
-        media.nonce -= 1  # the refused transaction did not use its nonce
     recorded = list(transfer_records(consortium.replicas[0].app.state, work))
     report = audit(recorded[-1].transfer, auditor)
     on_chain = recorded[-1].to_bytes()
