@@ -12,21 +12,25 @@ for the top-1 work:
   calibrated like ours.
 
 Both decision thresholds are calibrated on unrelated audio that is not used anywhere
-else (fretsonfire songs, codec2 speech, hedgewars music, every other fillets-ng speech
-file): windows of 3, 5 and 10 s, and each system's threshold is set so that none of them
-matches (ours: one more than the highest score; Chromaprint: just below the lowest bit
-error rate). The false-positive rate is then measured on a disjoint pool (drascula music
-and the other fillets-ng speech files). Windows are sliced from each file's peaks (ours)
+else (fretsonfire songs, codec2 speech, hedgewars music, every other Czech fillets-ng
+speech file): windows of 3, 5 and 10 s, and each system's threshold is set so that none of
+them matches (ours: one more than the highest score; Chromaprint: just below the lowest
+bit error rate). The false-positive rate is then measured on a pool that shares no
+package with it nor with the registered works (:data:`FPR_POOL`: drascula, warzone2100,
+hyperrogue, fillets-ng and asc music; English fillets-ng speech and klettres' spoken
+letters in 20 languages; about 7 h). Windows are sliced from each file's peaks (ours)
 and from its whole-file Chromaprint fingerprint, not cut with ffmpeg, so that thousands
 of them fit in the run. Also printed: index size per hour, registration speed (wall, and
 per core from the CPU time of this process and ffmpeg) and 10-s query latency.
+``--null-only`` skips the attacks: registration, calibration and false positives only.
 ``--sweep`` instead measures query latency and chance scores against synthetic indexes of
 10–1,000 h, built from real peaks re-pitched, re-timed and jittered (see
 :func:`synthetic_tracks`).
 
 Run::
 
-    .venv/bin/python bench/audio_robustness.py --n 20 --calib 1500 --null 1000   # ≈ 50 min, 2 cores
+    .venv/bin/python bench/audio_robustness.py --n 20 --calib 1500 --null 2000   # ≈ 60 min, 2 cores
+    .venv/bin/python bench/audio_robustness.py --null-only --calib 1500 --null 2000  # ≈ 20 min
     .venv/bin/python bench/audio_robustness.py --sweep 10,100,1000                # ≈ 10 min, 8 GB RAM
 
 Media come from ``~/.cache/rongxin/test-audio`` (Debian packages unpacked with
@@ -59,6 +63,7 @@ from datasets.attacks.audio import Audio, apply
 from forensics.audio.decode import decode
 from forensics.audio.index import AudioIndex
 from forensics.audio.landmarks import Peaks, extract_peaks, hash_peaks
+from forensics.audio.peakstore import encode_peaks
 from forensics.errors import MediaError
 
 CACHE = Path.home() / ".cache" / "rongxin" / "test-audio"
@@ -72,7 +77,26 @@ PACKAGES = [
     "fretsonfire-songs-sectoid",
     "codec2-examples",
     "fillets-ng-data-cs",
+    # the false-positive pool only (see FPR_POOL)
+    "warzone2100-music",
+    "hyperrogue-music",
+    "fillets-ng-data",
+    "klettres-data",
+    "asc-music",
 ]
+FPR_POOL = {
+    # package: (music globs, speech globs) under ROOT; no package here is registered or
+    # used for calibration, so the pools are disjoint by package
+    "drascula-music": (["usr/share/scummvm/drascula/audio/*.ogg"], []),
+    "warzone2100-music": (["usr/share/games/warzone2100/music/**/*.opus"], []),
+    "hyperrogue-music": (["usr/share/hyperrogue/music/**/*.ogg"], []),
+    "fillets-ng-data": (
+        ["usr/share/games/fillets-ng/music/*.ogg"],
+        ["usr/share/games/fillets-ng/sound/*/en/*.ogg"],
+    ),
+    "asc-music": (["usr/share/games/asc/music/*.mp3"], []),
+    "klettres-data": ([], ["usr/share/klettres/**/*.ogg"]),
+}
 CP_ITEM_SECONDS = 1365 / 11025  # Chromaprint: 11025 Hz, 4096-sample frames, step 1365
 
 
@@ -100,16 +124,26 @@ def corpus() -> dict[str, list[Path]]:
         + sorted((ROOT / "usr/share/codec2/wav").glob("*.wav"))
         + sorted((g / "hedgewars/Data/Music").glob("*.ogg"))
     )
-    # false positives: drascula music, odd fillets-ng speech (never used for calibration)
-    unrelated = sorted((ROOT / "usr/share/scummvm/drascula/audio").glob("*.ogg"))
-    if not refs or not calib or not unrelated or not speech:
+    # false positives: packages used nowhere else (drascula first: "under music" mixes its
+    # first 12 files); the odd Czech fillets-ng files are left out, as they share the
+    # calibration's package
+    unrelated, unrelated_speech = [], []
+    for pkg, (music_globs, speech_globs) in FPR_POOL.items():
+        music = sorted(p for g in music_globs for p in ROOT.glob(g))
+        voices = sorted(p for g in speech_globs for p in ROOT.glob(g))
+        if not music and not voices:
+            raise SystemExit(f"{pkg} missing under {ROOT}; run with --fetch (needs apt-get and dpkg-deb)")
+        unrelated += music
+        unrelated_speech += voices
+    if not refs or not calib or not speech:
         raise SystemExit(f"corpus missing under {ROOT}; run with --fetch (needs apt-get and dpkg-deb)")
+    random.Random(5).shuffle(unrelated_speech)  # languages and speakers mixed in every stream
     return {
         "refs": refs,
         "calib": calib,
         "calib_speech": speech[0::2],
         "unrelated": unrelated,
-        "unrelated_speech": speech[1::2],
+        "unrelated_speech": unrelated_speech,
         "speech": speech,
     }
 
@@ -281,7 +315,7 @@ def _decode_or_empty(path: Path) -> np.ndarray:
 
 def window_scores(
     index: AudioIndex, cp: ChromaRefs, pool: list[Stream], length: int, n: int, seed: int
-) -> tuple[list[int], list[float]]:
+) -> tuple[list[float], list[float]]:
     """Best score of ours (threshold 0) and lowest Chromaprint BER on ``n`` windows of ``length`` s.
 
     Windows start every ``length / 2`` s in every stream (a random subset when there are
@@ -301,7 +335,7 @@ def window_scores(
     if len(starts) > n:
         starts = sorted(rng.sample(starts, n))
     peaks = {}
-    ours: list[int] = []
+    ours: list[float] = []
     chroma: list[float] = []
     cp_items = int((length * 11025 - 4096) / 1365) + 1
     for k, s in starts:
@@ -314,32 +348,40 @@ def window_scores(
             continue
         window = Peaks(pk.t[sel] - f0, pk.lf[sel], pk.strength[sel], int(f1 - f0))
         top = index.identify_peaks(window, top_k=1, threshold=0)
-        ours.append(int(top[0].score) if top else 0)
+        ours.append(float(top[0].score) if top else 0.0)
         i0 = round(s / CP_ITEM_SECONDS)
         _, ber, _ = chromaprint_match(pool[k].chroma[i0 : i0 + cp_items], cp)
         chroma.append(ber)
     return ours, chroma
 
 
-def tail(scores: list[int], threshold: int) -> str:
-    """Counts of unrelated windows at each score near the threshold."""
-    h = np.bincount(np.asarray(scores, dtype=np.int64), minlength=threshold + 1)
-    return ", ".join(
-        f"{v}: {int(h[v])}" for v in range(max(0, threshold - 4), len(h)) if h[v] or v >= threshold
-    )
+def pool_size(pool: list[Stream], lengths: list[int]) -> dict[str, Any]:
+    """Hours of a pool and the windows :func:`window_scores` can start in it, per length."""
+    seconds = [len(st.samples) / 8000 for st in pool]
+    windows = {L: sum(len(np.arange(0.0, s - L, L / 2)) for s in seconds) for L in lengths}
+    return {"hours": sum(seconds) / 3600, "windows": windows}
+
+
+def tail(scores: list[float], threshold: float) -> str:
+    """Counts of unrelated windows per unit of score, in the four units below the threshold and above."""
+    top = int(threshold)
+    h = np.bincount(np.floor(np.asarray(scores, dtype=np.float64)).astype(np.int64), minlength=top + 1)
+    near = range(max(0, top - 4), len(h))
+    return ", ".join(f"[{v},{v + 1}): {int(h[v])}" for v in near if h[v] or v >= top)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=20, help="queries per family and length")
     ap.add_argument("--lengths", default="3,5,10")
-    ap.add_argument("--null", type=int, default=1000, help="unrelated windows per length (FPR)")
+    ap.add_argument("--null", type=int, default=2000, help="unrelated windows per length (FPR)")
     ap.add_argument("--calib", type=int, default=2000, help="calibration windows per length")
-    ap.add_argument("--speech-files", type=int, default=400, help="speech files per unrelated pool")
+    ap.add_argument("--speech-files", type=int, default=400, help="speech files in the calibration pool")
+    ap.add_argument("--null-only", action="store_true", help="skip the attacks: calibration and FPR only")
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--families", default="", help="comma-separated subset of attack families")
     ap.add_argument("--workdir", type=Path, default=None)
-    ap.add_argument("--threshold", type=int, default=0, help="use this threshold instead of calibrating")
+    ap.add_argument("--threshold", type=float, default=0.0, help="use this threshold instead of calibrating")
     ap.add_argument("--reuse", action="store_true", help="keep the index of an earlier run in --workdir")
     ap.add_argument("--fetch", action="store_true", help="download and unpack the corpus first")
     ap.add_argument("--sweep", default="", help="only measure latency at these synthetic index sizes (h)")
@@ -389,7 +431,7 @@ def main() -> None:
     pool = streams(c["calib"], c["calib_speech"][: args.speech_files], tmp)
     calib = {L: window_scores(index, cp, pool, L, args.calib, args.seed + 1) for L in lengths}
     worst = max(max(v[0]) for v in calib.values())
-    threshold = args.threshold or worst + 1
+    threshold = args.threshold or round(worst + 1.0, 3)
     cp_tau = {L: float(min(v[1])) - 1e-9 for L, v in calib.items()}
     results["calibration"] = {
         str(L): {
@@ -410,10 +452,12 @@ def main() -> None:
     durs = {p: duration(p) for p in c["refs"]}
     rng = random.Random(args.seed)
     speech = random.Random(7).sample(c["speech"], min(600, len(c["speech"])))
-    voices = [p for p in speech[:300] if duration(p) > 2.0]
-    tracks = mix_tracks(c["unrelated"], tmp)
+    voices = [] if args.null_only else [p for p in speech[:300] if duration(p) > 2.0]
+    tracks = [] if args.null_only else mix_tracks(c["unrelated"], tmp)
     fam = families(rng, len(voices), len(tracks))
     chosen = [f for f in fam if not args.families or f in args.families.split(",")]
+    if args.null_only:
+        chosen = []
     rows: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
     latencies: list[float] = []
     match_only: list[float] = []
@@ -476,7 +520,13 @@ def main() -> None:
     results["n"] = args.n
 
     # false positives on other unrelated audio
-    pool = streams(c["unrelated"], c["unrelated_speech"][: args.speech_files], tmp)
+    pool = streams(c["unrelated"], c["unrelated_speech"], tmp)
+    results["fpr_pool"] = pool_size(pool, lengths)
+    print(
+        f"false-positive pool: {results['fpr_pool']['hours']:.2f} h in {len(pool)} streams; windows "
+        f"available {results['fpr_pool']['windows']} (half-overlapping), {args.null} drawn per length",
+        flush=True,
+    )
     null = {L: window_scores(index, cp, pool, L, args.null, args.seed + 2) for L in lengths}
     results["fpr"] = {
         str(L): {
@@ -543,7 +593,7 @@ def print_registration(r: dict[str, Any]) -> None:
     print(f"| Chromaprint (fpcalc) | {cp_x:.0f}× | – | {cp_mb:.3f} MB |")
 
 
-def print_calibration(cal: dict[str, Any], thr: int) -> None:
+def print_calibration(cal: dict[str, Any], thr: float) -> None:
     print("calibration windows (fretsonfire songs, codec2 speech, hedgewars music, even fillets-ng speech):")
     for k, v in cal.items():
         print(
@@ -552,18 +602,19 @@ def print_calibration(cal: dict[str, Any], thr: int) -> None:
         )
 
 
-def print_tables(results: dict[str, Any], lengths: list[int], thr: int, tau: dict[int, float]) -> None:
+def print_tables(results: dict[str, Any], lengths: list[int], thr: float, tau: dict[int, float]) -> None:
     rows = results["robustness"]
     n = results["n"]
     head = " | ".join(f"{x} s ours | {x} s Chromaprint" for x in lengths)
-    print(f"\ntop-1 accuracy, {n} queries per cell\n")
-    print(f"| attack | {head} | offset ≤ 0.1 s (5 s, ours) |")
-    print("|---" * (2 * len(lengths) + 2) + "|")
+    if rows:
+        print(f"\ntop-1 accuracy, {n} queries per cell\n")
+        print(f"| attack | {head} | offset ≤ 0.1 s (5 s, ours) |")
+        print("|---" * (2 * len(lengths) + 2) + "|")
     for family, by_len in rows.items():
         cells = " | ".join(f"{by_len[x]['ours']:.0%} | {by_len[x]['chromaprint']:.0%}" for x in lengths)
         off = by_len.get(5, by_len[lengths[0]])["offset_within_0.1"]
         print(f"| {family} | {cells} | {'-' if off is None else f'{off:.0%}'} |")
-    print("\nfalse positives on unregistered audio (drascula music; odd fillets-ng speech)\n")
+    print(f"\nfalse positives on unregistered audio ({', '.join(FPR_POOL)})\n")
     print(
         "| query length | queries | ours FPR | ours max score (threshold) | windows per score "
         "| Chromaprint FPR |"
@@ -585,13 +636,14 @@ def print_tables(results: dict[str, Any], lengths: list[int], thr: int, tau: dic
 
 def synthetic_tracks(
     peaks: list[Peaks], hours: float, params: Any, seed: int
-) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+) -> Iterator[tuple[np.ndarray, np.ndarray, int, Peaks]]:
     """Landmarks of ``hours`` of synthetic music: real peaks, re-pitched, re-timed and jittered.
 
     Each track is a real track's peaks shifted by up to ±6 semitones, stretched by 0.8–1.25
     and jittered (±0.5 semitone, ±1 frame per peak), so the hash values keep the real
     distribution of intervals and spans but form new combinations. Yields (hashes,
-    anchor frames, frames) per track.
+    anchor frames, frames, peaks) per track; the peaks are stored like a registered
+    work's, so that candidates against the synthetic index are verified at full cost.
     """
     g = np.random.default_rng(seed)
     total = hours * 3600 / params.frame_seconds
@@ -606,7 +658,7 @@ def synthetic_tracks(
         order = np.argsort(t[keep])
         p = Peaks(t[keep][order], lf[keep][order], src.strength[keep][order], int(src.frames * scale) + 2)
         h, at = hash_peaks(p, params)
-        yield h, np.clip(np.rint(at), 0, None).astype(np.int64), p.frames
+        yield h, np.clip(np.rint(at), 0, None).astype(np.int64), p.frames, p
         made += p.frames
 
 
@@ -634,11 +686,13 @@ def sweep(index: AudioIndex, hours: list[float], refs: list[Path], work: Path) -
         shutil.rmtree(d, ignore_errors=True)
         syn = AudioIndex(d)
         parts: list[np.ndarray] = []
-        works = []
+        works: list[tuple[Any, ...]] = []
+        peak_rows: list[tuple[Any, ...]] = []
         base = 0
-        for hashes, frames, n_frames in synthetic_tracks(sources, h, p, int(h * 1000)):
+        for hashes, frames, n_frames, peaks in synthetic_tracks(sources, h, p, int(h * 1000)):
             parts.append((hashes.astype(np.uint64) << np.uint64(32)) | (frames + base).astype(np.uint64))
-            works.append((f"w{len(works)}", base, n_frames, len(hashes), b"", ""))
+            works.append((len(works) + 1, f"w{len(works)}", base, n_frames, len(hashes), b"", ""))
+            peak_rows.append((len(works), *encode_peaks(peaks), peaks.frames))
             base += n_frames + 1024
         packed = np.concatenate(parts)
         del parts
@@ -650,11 +704,14 @@ def sweep(index: AudioIndex, hours: list[float], refs: list[Path], work: Path) -
         with syn._db:
             syn._db.execute("INSERT INTO segments (name, entries) VALUES (?, ?)", (name, n))
             syn._db.executemany(
-                "INSERT INTO works (work_id, base, frames, hashes, digest, added) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO works (idx, work_id, base, frames, hashes, digest, added) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 works,
             )
+            syn._db.executemany("INSERT INTO peaks (idx, t, lf, frames) VALUES (?, ?, ?, ?)", peak_rows)
             syn._set("next_base", str(base))
             syn._bump()
+        del peak_rows
         times = []
         for _ in range(2):  # page the index in
             syn.identify_peaks(queries[0], top_k=5)
@@ -665,7 +722,7 @@ def sweep(index: AudioIndex, hours: list[float], refs: list[Path], work: Path) -
             times.append(time.perf_counter() - t0)
         for q in queries:  # no threshold: the best chance score, whatever it is (slower)
             m = syn.identify_peaks(q, top_k=1, threshold=0)
-            chance.append(int(m[0].score) if m else 0)
+            chance.append(float(m[0].score) if m else 0.0)
         size = sum(f.stat().st_size for f in d.glob("seg-*.npy"))
         row = {
             "hours": h,

@@ -21,7 +21,10 @@ memory-mapped files that a query touches are read. ``add`` writes one new
 segment (fsync, rename) and commits its catalogue rows in one transaction, so a crash
 never leaves a returned registration unsaved and never exposes a half-written one;
 when more than :attr:`AudioIndex.max_segments` segments exist they are merged into one,
-dropping removed works. Readers map the segments read-only and notice a writer's
+dropping removed works. The merge streams: a k-way merge of the sorted segments read in
+blocks, writing the new keys, values and bucket directory front to back, so its memory
+is bounded by ``merge_chunk`` entries, not by the size of the index (see
+:meth:`AudioIndex.compact`). Readers map the segments read-only and notice a writer's
 changes through a generation counter.
 
 Decisions are calibrated: a work is reported only when its aligned votes reach
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import json
 import logging
 import math
@@ -52,25 +56,49 @@ import numpy.typing as npt
 from chain.crypto.sm3 import SM3
 from forensics.audio.decode import iter_blocks
 from forensics.audio.errors import AudioIndexError, ClipTooShortError, NoFingerprintError
-from forensics.audio.landmarks import HASH_BITS, LandmarkParams, PeakExtractor, Peaks, hash_peaks
-from forensics.audio.match import Candidate, Variant, default_variants, vote
+from forensics.audio.landmarks import (
+    HASH_BITS,
+    LandmarkParams,
+    PeakExtractor,
+    Peaks,
+    anchor_peaks,
+    hash_peaks,
+)
+from forensics.audio.match import Candidate, Variant, Verification, default_variants, verify, vote
+from forensics.audio.peakstore import SCHEMA as _PEAK_SCHEMA
+from forensics.audio.peakstore import PeakStore
 from forensics.types import Match, MediaKind
 
-__all__ = ["DEFAULT_FPR_TARGET", "DEFAULT_THRESHOLD", "AudioIndex", "fingerprint_file"]
+__all__ = [
+    "DEFAULT_FPR_TARGET",
+    "DEFAULT_THRESHOLD",
+    "AudioIndex",
+    "Fingerprint",
+    "fingerprint_file",
+    "make_fingerprint",
+]
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
-DEFAULT_THRESHOLD = 10
-"""Aligned query anchors a match needs: one more than the highest score (9) that 4,500
-unrelated calibration windows of 3, 5 and 10 s reached against the benchmark's 3.15-h
+FORMAT_VERSION = 3
+DEFAULT_THRESHOLD = 8.0
+"""Significance a match needs (``-log10`` of the chance probability of its verified
+peaks, see :func:`forensics.audio.match.verify`): one more than the highest score that
+the unrelated calibration windows of 3, 5 and 10 s reached against the benchmark's
 catalogue (``bench/audio_robustness.py``, docs/benchmarks.md). Recalibrate with
 :meth:`AudioIndex.calibrate` for a much larger catalogue."""
 DEFAULT_FPR_TARGET = 1e-3
 """False-positive rate per query window the default threshold was calibrated for."""
 
 _GAP_FRAMES = 1024
+_CANDIDATE_VOTES = 3
+"""Aligned hash votes a candidate needs before it is verified peak by peak."""
+_VERIFY_TOP = 10
+"""Candidates verified per query window (the best by votes)."""
 _STOP_FACTOR = 8.0
+_MERGE_CHUNK = 1 << 20
+_MIN_BLOCK = 64
+_PARTS = ("keys", "vals", "dir")
 _MAX_FRAME = (1 << 32) - 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -103,12 +131,17 @@ class Fingerprint:
         Seconds of audio decoded.
     digest : bytes
         SM3 of the fingerprint's canonical bytes (parameters, then hashes and frames).
+    peaks : Peaks, optional
+        The spectral peaks the hashes came from; the index keeps them to verify candidate
+        alignments peak by peak. :func:`make_fingerprint` without peaks derives the
+        anchor peaks from the hashes (coarser: a frame and half a semitone).
     """
 
     hashes: npt.NDArray[np.uint32]
     frames: npt.NDArray[np.uint32]
     duration: float
     digest: bytes
+    peaks: Peaks | None = None
 
 
 def _peaks_of(
@@ -190,13 +223,72 @@ def fingerprint_file(
     peaks, duration = _peaks_of(path, p, max_seconds=max_seconds, strict=strict)
     hashes, times = hash_peaks(peaks, p)
     _check_content(path, peaks, hashes, duration, min_seconds)
-    frames = np.rint(times).astype(np.uint32)
-    order = np.lexsort((frames, hashes))
-    hashes, frames = hashes[order], frames[order]
+    return make_fingerprint(hashes, times, duration, p, peaks=peaks)
+
+
+def make_fingerprint(
+    hashes: npt.ArrayLike,
+    times: npt.ArrayLike,
+    duration: float,
+    params: LandmarkParams | None = None,
+    *,
+    peaks: Peaks | None = None,
+) -> Fingerprint:
+    """A :class:`Fingerprint` from landmarks computed elsewhere: sorted and digested.
+
+    Parameters
+    ----------
+    hashes : array_like of uint32
+        Landmark hashes.
+    times : array_like
+        Anchor time of each hash in frames from the start of the file (rounded).
+    duration : float
+        Seconds of audio the landmarks come from.
+    params : LandmarkParams, optional
+        The parameters they were computed with (part of the digest).
+    peaks : Peaks, optional
+        The peaks they were computed from (see :attr:`Fingerprint.peaks`; not part of
+        the digest, which names the hashes); by default the anchor peaks the hashes
+        imply (:func:`forensics.audio.landmarks.anchor_peaks`).
+
+    Returns
+    -------
+    Fingerprint
+        Sorted by hash, then frame, as :meth:`AudioIndex.add_fingerprint` needs.
+
+    Raises
+    ------
+    ValueError
+        Hashes and times differ in length, a time is negative or past ``duration``, or a
+        hash does not fit 32 bits.
+
+    Examples
+    --------
+    >>> fp = make_fingerprint([7, 3, 7], [5.2, 1.0, 2.0], 1.0)
+    >>> fp.hashes.tolist(), fp.frames.tolist(), len(fp.digest)
+    ([3, 7, 7], [1, 2, 5], 32)
+    """
+    p = params or LandmarkParams()
+    h_in, t_in = np.asarray(hashes), np.asarray(times, dtype=np.float64)
+    if h_in.ndim != 1 or h_in.shape != t_in.shape:
+        raise ValueError(f"hashes and times must be 1-D and of one length, not {h_in.shape} and {t_in.shape}")
+    if not math.isfinite(duration) or duration < 0:
+        raise ValueError(f"duration must be a finite number of seconds >= 0, not {duration}")
+    if h_in.size and (int(h_in.min()) < 0 or int(h_in.max()) > _MAX_FRAME):
+        raise ValueError("landmark hashes must fit in 32 bits (0 .. 2^32 - 1)")
+    frames = np.rint(t_in)
+    last = round(duration / p.frame_seconds)
+    if frames.size and (not np.all(np.isfinite(frames)) or frames.min() < 0 or frames.max() > last):
+        raise ValueError(f"landmark times must lie in 0 .. {last} frames ({duration:g} s)")
+    h32, f32 = h_in.astype(np.uint32), frames.astype(np.uint32)
+    order = np.lexsort((f32, h32))
+    h32, f32 = h32[order], f32[order]
     h = SM3(b"rongxin/audio-landmarks/v1\n")
     h.update(json.dumps(p.to_dict(), sort_keys=True).encode())
-    h.update(hashes.astype("<u4").tobytes()).update(frames.astype("<u4").tobytes())
-    return Fingerprint(hashes=hashes, frames=frames, duration=duration, digest=h.digest())
+    h.update(h32.astype("<u4").tobytes()).update(f32.astype("<u4").tobytes())
+    if peaks is None:
+        peaks = anchor_peaks(h32, f32, last + 1, p)
+    return Fingerprint(hashes=h32, frames=f32, duration=duration, digest=h.digest(), peaks=peaks)
 
 
 @dataclass
@@ -227,11 +319,9 @@ def bucket_directory(keys: npt.NDArray[np.uint32]) -> npt.NDArray[np.unsignedint
     [0, 2, 3, 4]
     """
     n = len(keys)
-    bits = min(28, max(4, math.ceil(math.log2(max(n, 1) / _KEYS_PER_BUCKET))))
+    bits = _bucket_bits(n)
     counts = np.bincount(keys >> np.uint32(32 - bits), minlength=1 << bits)
-    out: npt.NDArray[np.unsignedinteger[Any]] = np.zeros(
-        (1 << bits) + 1, dtype=np.uint32 if n < (1 << 32) else np.uint64
-    )
+    out: npt.NDArray[np.unsignedinteger[Any]] = np.zeros((1 << bits) + 1, dtype=_directory_dtype(n))
     np.cumsum(counts, out=out[1:])
     return out
 
@@ -256,6 +346,223 @@ def _search(
     return lo
 
 
+# -- streaming merge ---------------------------------------------------------------------------
+# A merge reads each segment front to back in blocks (plain reads, so the page cache and
+# not the process holds the files) and writes the merged keys, values and bucket
+# directory front to back; it holds about ``chunk`` entries of the inputs at once.
+
+
+def _bucket_bits(n: int) -> int:
+    return min(28, max(4, math.ceil(math.log2(max(n, 1) / _KEYS_PER_BUCKET))))
+
+
+def _directory_dtype(n: int) -> np.dtype[Any]:
+    return np.dtype("<u4") if n < (1 << 32) else np.dtype("<u8")
+
+
+class _NpyWriter:
+    """A 1-D ``.npy`` file of ``n`` items written front to back in pieces, then fsynced."""
+
+    def __init__(self, path: Path, dtype: np.dtype[Any], n: int) -> None:
+        self.path, self.dtype, self.n, self.written = path, dtype, n, 0
+        self._fh = open(path, "wb")  # noqa: SIM115 - closed by close()/abort()
+        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (n,)}
+        np.lib.format.write_array_header_1_0(self._fh, header)
+
+    def write(self, arr: npt.NDArray[Any]) -> None:
+        if self.written + len(arr) > self.n:
+            raise AudioIndexError(
+                f"{self.path.name}: more entries than the {self.n} the catalogue counts; the catalogue "
+                "and the segments disagree: restore the index from a backup or re-register its works"
+            )
+        self._fh.write(np.ascontiguousarray(arr, dtype=self.dtype).data)
+        self.written += len(arr)
+
+    def close(self) -> None:
+        if self.written != self.n:
+            raise AudioIndexError(
+                f"{self.path.name}: {self.written} entries written, the catalogue counts {self.n}; the "
+                "catalogue and the segments disagree: restore the index from a backup or re-register "
+                "its works"
+            )
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+
+    def abort(self) -> None:
+        self._fh.close()
+
+
+class _DirectoryWriter:
+    """The bucket directory of sorted keys fed in order, written as it becomes final.
+
+    Entry ``b`` (the number of keys whose top bits are below ``b``) is final once a key
+    of bucket ``b`` or above has been seen; the rest are ``n`` at the end. Writes go in
+    pieces of at most ``chunk`` entries.
+    """
+
+    def __init__(self, path: Path, n: int, chunk: int) -> None:
+        self.bits = _bucket_bits(n)
+        self.shift = np.uint32(32 - self.bits)
+        self.chunk = chunk
+        self.next = 0  # first entry not written yet
+        self.seen = 0  # keys fed so far
+        self.out = _NpyWriter(path, _directory_dtype(n), (1 << self.bits) + 1)
+
+    def feed(self, keys: npt.NDArray[np.uint32]) -> None:
+        if not len(keys):
+            return
+        buckets = keys >> self.shift
+        last = int(buckets[-1])
+        for lo in range(self.next, last + 1, self.chunk):
+            b = np.arange(lo, min(last + 1, lo + self.chunk), dtype=np.int64)
+            self.out.write(self.seen + np.searchsorted(buckets, b, side="left"))
+        self.next = max(self.next, last + 1)
+        self.seen += len(keys)
+
+    def close(self) -> None:
+        end = (1 << self.bits) + 1
+        for lo in range(self.next, end, self.chunk):
+            self.out.write(np.full(min(end, lo + self.chunk) - lo, self.seen, dtype=np.int64))
+        self.out.close()
+
+
+def _open_npy(path: Path, n: int) -> io.BufferedReader:
+    """``path`` opened at its data, after checking it holds ``n`` little-endian uint32."""
+    fh = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+    try:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    except (OSError, ValueError) as exc:
+        fh.close()
+        raise AudioIndexError(
+            f"{path.name} is damaged ({exc}); restore the index directory from a backup or re-register "
+            "its works"
+        ) from exc
+    if dtype != np.dtype("<u4") or shape != (n,):
+        fh.close()
+        raise AudioIndexError(f"{path.name} does not hold {n} uint32 entries; rebuild the index")
+    return fh
+
+
+def _read_u32(fh: io.BufferedReader, count: int, name: str) -> npt.NDArray[np.uint32]:
+    out = np.empty(count, dtype="<u4")
+    got = fh.readinto(out.data.cast("B"))
+    if got != 4 * count:
+        raise AudioIndexError(
+            f"{name} ends early ({got} of {4 * count} bytes); restore the index from a backup or "
+            "re-register its works"
+        )
+    return out
+
+
+class _SegmentReader:
+    """One segment's keys and values, buffered ``block`` entries at a time, in file order."""
+
+    def __init__(self, directory: Path, name: str, n: int, block: int) -> None:
+        self.name, self.block, self.left = name, block, n
+        self.keys = np.zeros(0, dtype=np.uint32)
+        self.vals = np.zeros(0, dtype=np.uint32)
+        self._kf = _open_npy(directory / f"{name}.keys.npy", n)
+        try:
+            self._vf = _open_npy(directory / f"{name}.vals.npy", n)
+        except BaseException:
+            self._kf.close()
+            raise
+
+    @property
+    def exhausted(self) -> bool:
+        """Every entry of the files is in the buffer (or already taken)."""
+        return self.left == 0
+
+    def top_up(self) -> None:
+        want = min(self.block - len(self.keys), self.left)
+        if want <= 0:
+            return
+        k = _read_u32(self._kf, want, f"{self.name}.keys.npy")
+        v = _read_u32(self._vf, want, f"{self.name}.vals.npy")
+        if bool(np.any(k[1:] < k[:-1])) or (len(self.keys) > 0 and k[0] < self.keys[-1]):
+            raise AudioIndexError(f"{self.name}.keys.npy is not sorted; rebuild the index")
+        self.keys = np.concatenate([self.keys, k]) if len(self.keys) else k
+        self.vals = np.concatenate([self.vals, v]) if len(self.vals) else v
+        self.left -= want
+
+    def take(self, n: int) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
+        keys, vals = self.keys[:n], self.vals[:n]
+        self.keys, self.vals = self.keys[n:], self.vals[n:]
+        return keys, vals
+
+    def close(self) -> None:
+        self._kf.close()
+        self._vf.close()
+
+
+@dataclass
+class _MergeOutput:
+    """Where merged entries go, with removed works' entries dropped on the way."""
+
+    keys: _NpyWriter
+    vals: _NpyWriter
+    directory: _DirectoryWriter
+    bases: npt.NDArray[np.int64] | None  # None: nothing to drop
+    alive: npt.NDArray[np.bool_]
+    chunks: int = 0
+    largest: int = 0
+
+    def emit(self, keys: npt.NDArray[np.uint32], vals: npt.NDArray[np.uint32], *, sort: bool) -> None:
+        if self.bases is not None and len(vals):
+            owner = np.searchsorted(self.bases, vals, side="right") - 1
+            keep = self.alive[np.maximum(owner, 0)] & (owner >= 0)
+            keys, vals = keys[keep], vals[keep]
+        if sort and len(keys) > 1:
+            order = np.argsort(keys, kind="stable")
+            keys, vals = keys[order], vals[order]
+        self.keys.write(keys)
+        self.vals.write(vals)
+        self.directory.feed(keys)
+        self.chunks += 1
+        self.largest = max(self.largest, len(keys))
+
+    def emit_parts(self, parts: list[tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32]]]) -> None:
+        """Merge pieces taken from the segments (in segment order) and write them."""
+        keys = np.concatenate([k for k, _ in parts])
+        vals = np.concatenate([v for _, v in parts])
+        self.emit(keys, vals, sort=len(parts) > 1)
+
+
+def _kway_merge(readers: list[_SegmentReader], out: _MergeOutput) -> None:
+    """Merge sorted segments; equal keys keep the order of ``readers``, then file order.
+
+    Each round tops every buffer up; ``limit`` is the smallest last buffered key of the
+    segments that have more on disk, so every entry below it is in some buffer: those are
+    merged (a stable sort of the concatenation in segment order) and written. When no
+    buffered entry is below ``limit``, that one key fills a whole buffer; its entries are
+    passed on segment by segment, already sorted.
+    """
+    while True:
+        for r in readers:
+            r.top_up()
+        live = [r for r in readers if len(r.keys)]
+        pending = [int(r.keys[-1]) for r in live if not r.exhausted]
+        if not pending:  # everything left is buffered
+            if live:
+                out.emit_parts([r.take(len(r.keys)) for r in live])
+            return
+        limit = np.uint32(min(pending))
+        parts = [r.take(int(np.searchsorted(r.keys, limit, side="left"))) for r in live]
+        if any(len(k) for k, _ in parts):
+            out.emit_parts(parts)
+            continue
+        for r in live:
+            while len(r.keys) and r.keys[0] == limit:
+                keys, vals = r.take(int(np.searchsorted(r.keys, limit, side="right")))
+                out.emit(keys, vals, sort=False)
+                r.top_up()
+
+
 class AudioIndex:
     """Audio works in a persistent landmark index; implements :class:`forensics.types.MediaIndex`.
 
@@ -277,6 +584,8 @@ class AudioIndex:
         Length of a query window (and the hop is half of it).
     max_segments : int
         Merge segments when more than this many exist.
+    merge_chunk : int
+        Entries a merge holds in memory at once (about 70 bytes each); see :meth:`compact`.
 
     Examples
     --------
@@ -304,12 +613,13 @@ class AudioIndex:
         self,
         directory: Path | str,
         *,
-        threshold: int | None = None,
+        threshold: float | None = None,
         max_seconds: float = 12 * 3600.0,
         min_seconds: float = 2.0,
         max_query_seconds: float = 3600.0,
         window_seconds: float = 10.0,
         max_segments: int = 8,
+        merge_chunk: int = _MERGE_CHUNK,
         params: LandmarkParams | None = None,
         variants: list[Variant] | None = None,
     ) -> None:
@@ -327,6 +637,9 @@ class AudioIndex:
         self.max_query_seconds = max_query_seconds
         self.window_seconds = window_seconds
         self.max_segments = max_segments
+        if merge_chunk < 1:
+            raise ValueError("merge_chunk must be at least 1 entry")
+        self.merge_chunk = merge_chunk
         self.variants = variants if variants is not None else default_variants()
         self._lock = threading.RLock()
         self._closed = False
@@ -335,10 +648,10 @@ class AudioIndex:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             with self._writer(), self._db:
-                self._db.executescript(_SCHEMA)
+                self._db.executescript(_SCHEMA + _PEAK_SCHEMA)
                 self.params = self._init_settings(params)
                 if threshold is not None:
-                    self._set("threshold", str(int(threshold)))
+                    self._set("threshold", repr(float(threshold)))
         except sqlite3.DatabaseError as exc:
             raise AudioIndexError(
                 f"{self.directory / 'audio.sqlite'} is not a usable audio index ({exc}); "
@@ -350,6 +663,8 @@ class AudioIndex:
         self._alive = np.zeros(0, dtype=bool)
         self._ids: list[str] = []
         self._frames = np.zeros(0, dtype=np.int64)
+        self._rowids = np.zeros(0, dtype=np.int64)
+        self._peaks = PeakStore(self._db)
         self._refresh()
 
     # -- settings and state ---------------------------------------------------------------
@@ -389,9 +704,9 @@ class AudioIndex:
         return existing
 
     @property
-    def threshold(self) -> int:
-        """Votes a match needs."""
-        return int(self._get("threshold") or DEFAULT_THRESHOLD)
+    def threshold(self) -> float:
+        """Significance a match needs (see :data:`DEFAULT_THRESHOLD`)."""
+        return float(self._get("threshold") or DEFAULT_THRESHOLD)
 
     @property
     def fpr_target(self) -> float:
@@ -415,6 +730,8 @@ class AudioIndex:
         self._bases = np.array([int(r[2]) for r in rows], dtype=np.int64)
         self._frames = np.array([int(r[3]) for r in rows], dtype=np.int64)
         self._alive = np.array([not r[4] for r in rows], dtype=bool)
+        self._rowids = np.array([int(r[0]) for r in rows], dtype=np.int64)
+        self._peaks.forget_cache()
         loaded = {s.name: s for s in self._segments}
         segments = []
         for name in names:
@@ -463,16 +780,25 @@ class AudioIndex:
     def _bump(self) -> None:
         self._set("generation", str(int(self._get("generation") or 0) + 1))
 
+    def _tmp(self, name: str, part: str) -> Path:
+        return self.directory / f".{name}.{part}.npy.tmp"
+
     def _write_segment(self, name: str, keys: npt.NDArray[np.uint32], vals: npt.NDArray[np.uint32]) -> None:
-        directory = bucket_directory(keys)
-        for part, arr in (("keys", keys), ("vals", vals), ("dir", directory)):
-            final = self.directory / f"{name}.{part}.npy"
-            tmp = self.directory / f".{name}.{part}.npy.tmp"
-            with open(tmp, "wb") as fh:
-                np.save(fh, np.ascontiguousarray(arr))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
+        try:
+            for part, arr in (("keys", keys), ("vals", vals), ("dir", bucket_directory(keys))):
+                with open(self._tmp(name, part), "wb") as fh:
+                    np.save(fh, np.ascontiguousarray(arr))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            self._publish(name)
+        except BaseException:
+            self._remove_files(name)
+            raise
+
+    def _publish(self, name: str) -> None:
+        """Rename a segment's fsynced temporary files to their names, and fsync the directory."""
+        for part in _PARTS:
+            os.replace(self._tmp(name, part), self.directory / f"{name}.{part}.npy")
         dir_fd = os.open(self.directory, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
@@ -504,7 +830,59 @@ class AudioIndex:
         fp = fingerprint_file(
             path, self.params, max_seconds=self.max_seconds, min_seconds=self.min_seconds, strict=True
         )
+        return self.add_fingerprint(work_id, fp)
+
+    def add_fingerprint(self, work_id: str, fp: Fingerprint) -> bytes:
+        """Index a fingerprint computed elsewhere (:func:`fingerprint_file`, :func:`make_fingerprint`).
+
+        It must have been computed with this index's parameters; registering an id that
+        is already present replaces the earlier fingerprint.
+
+        Returns
+        -------
+        bytes
+            The fingerprint's digest.
+
+        Raises
+        ------
+        AudioIndexError
+            The id is empty, the fingerprint is malformed (arrays of other types or
+            lengths, hashes not sorted, frames past its duration), the index is closed or
+            its frame axis is full.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> index = AudioIndex(tempfile.mkdtemp())
+        >>> fp = make_fingerprint([5, 9, 9], [0, 3, 1], 1.0)
+        >>> index.add_fingerprint("w", fp) == fp.digest, index.stats()["landmarks"]
+        (True, 3)
+        >>> index.close()
+        """
+        self._check_open()
+        if not isinstance(work_id, str) or not work_id:
+            raise AudioIndexError("work_id must be a non-empty string")
         frames = round(fp.duration / self.params.frame_seconds) + 1
+        h, f = fp.hashes, fp.frames
+        if (
+            not isinstance(h, np.ndarray)
+            or not isinstance(f, np.ndarray)
+            or h.dtype != np.uint32
+            or f.dtype != np.uint32
+            or h.ndim != 1
+            or h.shape != f.shape
+        ):
+            raise AudioIndexError(
+                "a fingerprint needs 1-D uint32 hashes and frames of one length; build it with "
+                "make_fingerprint"
+            )
+        if len(h) > 1 and bool(np.any(h[1:] < h[:-1])):
+            raise AudioIndexError("the fingerprint's hashes are not sorted; build it with make_fingerprint")
+        if len(f) and int(f.max()) >= frames:
+            raise AudioIndexError(
+                f"the fingerprint has a landmark at frame {int(f.max())}, past its {fp.duration:g} s; "
+                "build it with make_fingerprint"
+            )
         with self._writer():
             base = int(self._get("next_base") or 0)
             if base + frames + _GAP_FRAMES > _MAX_FRAME:
@@ -512,18 +890,22 @@ class AudioIndex:
                     f"the audio index {self.directory} is full (2^32 frames); start a new index directory"
                 )
             name = self._new_segment_name()
-            vals = (fp.frames.astype(np.int64) + base).astype(np.uint32)
-            self._write_segment(name, fp.hashes, vals)
+            vals = (f.astype(np.int64) + base).astype(np.uint32)
+            self._write_segment(name, h, vals)
             try:
                 with self._db:
                     replaced = self._db.execute(
                         "UPDATE works SET removed = 1 WHERE work_id = ? AND removed = 0", (work_id,)
                     ).rowcount
-                    self._db.execute(
+                    row = self._db.execute(
                         "INSERT INTO works (work_id, base, frames, hashes, digest, added) "
                         "VALUES (?, ?, ?, ?, ?, ?)",
-                        (work_id, base, frames, len(fp.hashes), fp.digest, datetime.now(UTC).isoformat()),
-                    )
+                        (work_id, base, frames, len(h), fp.digest, datetime.now(UTC).isoformat()),
+                    ).lastrowid
+                    if replaced:
+                        self._peaks.drop_removed()
+                    if fp.peaks is not None and row is not None:
+                        self._peaks.put(row, fp.peaks)
                     self._db.execute("INSERT INTO segments (name, entries) VALUES (?, ?)", (name, len(vals)))
                     self._set("next_base", str(base + frames + _GAP_FRAMES))
                     self._bump()
@@ -544,6 +926,7 @@ class AudioIndex:
                     "UPDATE works SET removed = 1 WHERE work_id = ? AND removed = 0", (work_id,)
                 ).rowcount
                 if n:
+                    self._peaks.drop_removed()
                     self._bump()
             if n:
                 self._maybe_compact()
@@ -573,21 +956,25 @@ class AudioIndex:
         _check_content(Path(path), peaks, hashes, duration, self.min_seconds)
         return self.identify_peaks(peaks, top_k)
 
-    def identify_peaks(self, peaks: Peaks, top_k: int = 5, *, threshold: int | None = None) -> list[Match]:
+    def identify_peaks(self, peaks: Peaks, top_k: int = 5, *, threshold: float | None = None) -> list[Match]:
         """:meth:`identify` for peaks already extracted (see :func:`extract_peaks`).
 
-        ``threshold`` overrides the calibrated one for this call (calibration uses 0 to
-        see the best score on unrelated audio).
+        Each query window's hashes are voted against the index; the candidates with at
+        least three aligned votes (the best ten) are verified peak by peak against the
+        work's stored peaks (:func:`forensics.audio.match.verify`), and a candidate's
+        score is the significance of that verification. ``threshold`` overrides the
+        calibrated one for this call (calibration uses 0 to see the best score on
+        unrelated audio).
         """
         self._check_open()
         with self._lock:
             self._refresh()
             if not self._segments:
                 return []
-            threshold = self.threshold if threshold is None else threshold
+            threshold = self.threshold if threshold is None else float(threshold)
             fpr = self.fpr_target
             fs = self.params.frame_seconds
-            best: dict[int, Candidate] = {}
+            best: dict[int, tuple[Candidate, Verification]] = {}
             for w0, window in self._windows(peaks):
                 for cand in vote(
                     window,
@@ -596,16 +983,18 @@ class AudioIndex:
                     params=self.params,
                     variants=self.variants,
                     alive=self._alive,
-                    top_k=top_k,
-                    min_votes=threshold,
+                    top_k=max(top_k, _VERIFY_TOP),
+                    min_votes=_CANDIDATE_VOTES,
                 ):
-                    if cand.votes < threshold:
+                    ref = self._peaks.get(int(self._rowids[cand.work]))
+                    checked = verify(window, cand, ref) if ref is not None else Verification(0, 0, 0.0, 0.0)
+                    if checked.significance < threshold:
                         continue
-                    shifted = _shift(cand, w0)
-                    if cand.work not in best or best[cand.work].votes < cand.votes:
-                        best[cand.work] = shifted
-            ranked = sorted(best.values(), key=lambda c: -c.votes)[:top_k]
-            return [self._match(c, threshold, fpr, fs) for c in ranked]
+                    kept = best.get(cand.work)
+                    if kept is None or kept[1].significance < checked.significance:
+                        best[cand.work] = (_shift(cand, w0), checked)
+            ranked = sorted(best.values(), key=lambda cv: -cv[1].significance)[:top_k]
+            return [self._match(c, v, threshold, fpr, fs) for c, v in ranked]
 
     def _windows(self, peaks: Peaks) -> Iterator[tuple[float, Peaks]]:
         fs = self.params.frame_seconds
@@ -625,7 +1014,7 @@ class AudioIndex:
                 Peaks(peaks.t[sel] - s, peaks.lf[sel], peaks.strength[sel], int(min(length, total - s))),
             )
 
-    def _match(self, c: Candidate, threshold: int, fpr: float, fs: float) -> Match:
+    def _match(self, c: Candidate, v: Verification, threshold: float, fpr: float, fs: float) -> Match:
         details = {
             "query_start": round(c.query_start * fs, 3),
             "query_end": round(c.query_end * fs, 3),
@@ -635,11 +1024,14 @@ class AudioIndex:
             "pitch": round(c.variant.pitch_scale, 4),
             "offset_accuracy": round(max(fs, c.residual * fs), 3),
             "votes": c.votes,
+            "verified_peaks": v.matched,
+            "reference_peaks": v.expected,
+            "chance_peaks": round(v.chance, 2),
             "fpr_target": fpr,
         }
         return Match(
             work_id=self._ids[c.work],
-            score=float(c.votes),
+            score=round(v.significance, 3),
             kind="audio",
             threshold=float(threshold),
             details=details,
@@ -711,11 +1103,51 @@ class AudioIndex:
 
     # -- maintenance ----------------------------------------------------------------------
 
-    def compact(self) -> None:
-        """Merge all segments into one, dropping the landmarks of removed works."""
+    def compact(self, *, chunk: int | None = None) -> dict[str, int]:
+        """Merge all segments into one, dropping the landmarks of removed works.
+
+        The merge streams (a k-way merge of the sorted segments, read in blocks, the new
+        segment written front to back), so it holds about ``chunk`` entries of the inputs
+        at once (about 70 bytes each, with the sorting), whatever the size of the
+        index. Within one hash the entries keep the order of the segments, by name, and
+        each segment's own order. The new segment is written to temporary files, fsynced
+        and renamed, then swapped in with one catalogue transaction: an error or a crash
+        midway leaves the old segments in use (temporary files left by a crash are
+        deleted by the next merge).
+
+        Parameters
+        ----------
+        chunk : int, optional
+            Entries held at once; ``merge_chunk`` of the index when omitted.
+
+        Returns
+        -------
+        dict
+            ``segments`` merged, ``entries_in``, ``entries_out``, ``chunks`` written and
+            the ``largest_chunk``.
+
+        Raises
+        ------
+        AudioIndexError
+            A segment file is damaged or disagrees with the catalogue (the old segments
+            stay in use).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> index = AudioIndex(tempfile.mkdtemp())
+        >>> for i in range(3):
+        ...     _ = index.add_fingerprint(f"w{i}", make_fingerprint([i, 7, 9], [0, 1, 2], 1.0))
+        >>> _ = index.remove("w1")
+        >>> index.compact(chunk=2)["entries_out"], index.stats()["segments"]
+        (6, 1)
+        >>> index.close()
+        """
         self._check_open()
+        if chunk is not None and chunk < 1:
+            raise ValueError("chunk must be at least 1 entry")
         with self._writer():
-            self._compact()
+            return self._compact(chunk or self.merge_chunk)
 
     def _maybe_compact(self) -> None:
         n_segments = int(self._db.execute("SELECT COUNT(*) FROM segments").fetchone()[0])
@@ -726,36 +1158,84 @@ class AudioIndex:
         if n_segments > self.max_segments or (removed > 0 and removed * 4 > total):
             self._compact()
 
-    def _compact(self) -> None:
+    def _compact(self, chunk: int | None = None) -> dict[str, int]:
+        chunk = chunk or self.merge_chunk
         self._generation = -1
         self._refresh()
-        old = [s.name for s in self._segments]
-        if not old:
-            return
-        keys = np.concatenate([np.asarray(s.keys) for s in self._segments])
-        vals = np.concatenate([np.asarray(s.vals) for s in self._segments])
-        if len(self._bases):
-            owner = np.searchsorted(self._bases, vals.astype(np.int64), side="right") - 1
-            keep = self._alive[owner]
-            keys, vals = keys[keep], vals[keep]
-        order = np.argsort(keys, kind="stable")
-        keys, vals = keys[order], vals[order]
+        segments = list(self._segments)
+        self._remove_orphans({s.name for s in segments})
+        stats = {"segments": len(segments), "entries_in": sum(len(s.keys) for s in segments)}
+        if not segments:
+            return {**stats, "entries_out": 0, "chunks": 0, "largest_chunk": 0}
+        expected = int(
+            self._db.execute("SELECT COALESCE(SUM(hashes), 0) FROM works WHERE removed = 0").fetchone()[0]
+        )
         name = self._new_segment_name()
-        self._write_segment(name, keys, vals)
-        with self._db:
-            self._db.execute("DELETE FROM segments")
-            self._db.execute("INSERT INTO segments (name, entries) VALUES (?, ?)", (name, len(keys)))
-            self._db.execute("DELETE FROM works WHERE removed = 1")
-            self._bump()
-        for n in old:
-            self._remove_files(n)
+        try:
+            stats |= self._merge_into(name, segments, expected, chunk)
+            self._publish(name)
+            with self._db:
+                self._db.execute("DELETE FROM segments")
+                self._db.execute("INSERT INTO segments (name, entries) VALUES (?, ?)", (name, expected))
+                self._peaks.drop_removed()
+                self._db.execute("DELETE FROM works WHERE removed = 1")
+                self._bump()
+        except BaseException:
+            self._remove_files(name)
+            raise
+        for seg in segments:
+            self._remove_files(seg.name)
         self._generation = -1
         self._refresh()
+        return stats
+
+    def _merge_into(self, name: str, segments: list[_Segment], expected: int, chunk: int) -> dict[str, int]:
+        """Stream the merge of ``segments`` into the temporary files of segment ``name``."""
+        total = max(1, sum(len(s.keys) for s in segments))
+        readers: list[_SegmentReader] = []
+        writers: list[_NpyWriter] = []
+        try:
+            for s in segments:
+                block = max(_MIN_BLOCK, -(-chunk * len(s.keys) // total))
+                readers.append(_SegmentReader(self.directory, s.name, len(s.keys), block))
+            keys = _NpyWriter(self._tmp(name, "keys"), np.dtype("<u4"), expected)
+            writers.append(keys)
+            vals = _NpyWriter(self._tmp(name, "vals"), np.dtype("<u4"), expected)
+            writers.append(vals)
+            directory = _DirectoryWriter(self._tmp(name, "dir"), expected, chunk)
+            writers.append(directory.out)
+            drop = len(self._bases) > 0 and not bool(self._alive.all())
+            out = _MergeOutput(keys, vals, directory, self._bases if drop else None, self._alive)
+            _kway_merge(readers, out)
+            keys.close()
+            vals.close()
+            directory.close()
+        except BaseException:
+            for w in writers:
+                w.abort()
+            raise
+        finally:
+            for r in readers:
+                r.close()
+        return {"entries_out": expected, "chunks": out.chunks, "largest_chunk": out.largest}
+
+    def _remove_orphans(self, keep: set[str]) -> None:
+        """Delete files a crashed writer left: temporary files and segments the catalogue lacks.
+
+        Only called with the writer lock held, when no other writer can be midway.
+        """
+        for f in self.directory.glob(".seg-*.npy.tmp"):
+            f.unlink(missing_ok=True)
+        for f in self.directory.glob("seg-*.npy"):
+            if f.name.split(".", 1)[0] not in keep:
+                log.warning("removing %s, a segment file no catalogue entry names (left by a crash)", f)
+                f.unlink(missing_ok=True)
 
     def _remove_files(self, name: str) -> None:
-        for part in ("keys", "vals", "dir"):
-            with contextlib.suppress(FileNotFoundError):
-                (self.directory / f"{name}.{part}.npy").unlink()
+        for part in _PARTS:
+            for f in (self.directory / f"{name}.{part}.npy", self._tmp(name, part)):
+                with contextlib.suppress(FileNotFoundError):
+                    f.unlink()
 
     def calibrate(
         self,
@@ -768,10 +1248,11 @@ class AudioIndex:
 
         Every file is cut into half-overlapping windows of ``window_seconds`` (the query
         window, by default); each window is matched with no threshold and its best score
-        kept. The new threshold is one more than the highest score, so none of the
-        windows would have matched: with ``n`` windows that bounds the false-positive rate
-        per query at about ``1 / n``. Chance scores grow with the amount of registered
-        audio, so calibrate again after the catalogue has grown several-fold.
+        kept. The new threshold is one more than the highest score (a tenfold smaller
+        chance probability), so none of the windows would have matched: with ``n``
+        windows that bounds the false-positive rate per query at about ``1 / n``. Chance
+        scores grow with the amount of registered audio, so calibrate again after the
+        catalogue has grown several-fold.
 
         Parameters
         ----------
@@ -798,7 +1279,7 @@ class AudioIndex:
         if not self.work_ids():
             raise AudioIndexError("the audio index is empty; register the works before calibrating")
         length = (window_seconds or self.window_seconds) / self.params.frame_seconds
-        scores: list[int] = []
+        scores: list[float] = []
         for path in paths:
             peaks, _ = _peaks_of(
                 Path(path), self.params, max_seconds=self.max_seconds, strict=False, query=True
@@ -807,16 +1288,16 @@ class AudioIndex:
                 sel = (peaks.t >= start) & (peaks.t < start + length)
                 window = Peaks(peaks.t[sel] - start, peaks.lf[sel], peaks.strength[sel], int(length))
                 top = self.identify_peaks(window, top_k=1, threshold=0) if sel.sum() >= 4 else []
-                scores.append(int(top[0].score) if top else 0)
+                scores.append(float(top[0].score) if top else 0.0)
         needed = math.ceil(1.0 / fpr_target)
         if len(scores) < needed:
             raise AudioIndexError(
                 f"calibration needs at least {needed} windows for a false-positive rate of {fpr_target:g}, "
                 f"the files gave {len(scores)}; give more unrelated audio"
             )
-        threshold = max(scores) + 1
+        threshold = round(max(scores) + 1.0, 3)
         with self._writer(), self._db:
-            self._set("threshold", str(threshold))
+            self._set("threshold", repr(threshold))
             self._set("fpr_target", repr(float(fpr_target)))
         return {
             "windows": len(scores),

@@ -3,10 +3,13 @@
 Audio at 8 kHz is cut into 128 ms Hann frames every 16 ms (7.8 Hz bins: a long window
 lifts tonal components further out of broadband noise). Peaks are the local maxima of the
 log power spectrum over ±7 frames and ±12 bins that stand at least 6 dB above the mean of
-their ±30 neighbouring bins, in frames that are not silent. In each one-second block the
-:attr:`LandmarkParams.peaks_per_second` loudest are kept — picking by absolute level
-keeps the strong, low components that survive additive noise, where picking by local
-contrast would chase noise in the weak upper band. Each peak is refined to fractional
+their ±30 neighbouring bins, in frames that are not silent. The band is split into
+:attr:`LandmarkParams.bands` equal parts on the semitone scale, and in each one-second
+block the loudest peaks of each part are kept, :attr:`LandmarkParams.peaks_per_second`
+in all — picking by absolute level keeps the strong components that survive additive
+noise, where picking by local contrast would chase noise; picking per part keeps the
+upper partials of music when a voice-over or another track fills the low band, and
+the later echoes of reverb from taking every slot. Each peak is refined to fractional
 time and frequency by parabolic interpolation.
 
 Each peak (the *anchor*) is combined with pairs of the next few peaks in a target zone
@@ -48,6 +51,7 @@ __all__ = [
     "Landmarks",
     "PeakExtractor",
     "Peaks",
+    "anchor_peaks",
     "extract_peaks",
     "hash_fields",
     "hash_peaks",
@@ -90,6 +94,8 @@ class LandmarkParams:
         Frames whose mean power is below this (dBFS) yield no peaks.
     peaks_per_second : int
         Density cap: the strongest peaks in each one-second block are kept.
+    bands : int
+        The cap is shared equally by this many frequency bands (equal in semitones).
     fan_out : int
         Pairs per anchor peak.
     query_peaks_per_second, query_fan_out : int
@@ -119,6 +125,7 @@ class LandmarkParams:
     min_prominence_db: float = 6.0
     silence_db: float = -70.0
     peaks_per_second: int = 12
+    bands: int = 3
     fan_out: int = 5
     query_peaks_per_second: int = 24
     query_fan_out: int = 10
@@ -198,6 +205,11 @@ class PeakExtractor:
         self._lo = max(1, lo - self._pad)
         self._hi = min(len(freqs) - 1, hi + self._pad)
         self._band = (lo - self._lo, hi - self._lo)
+        # density band of each bin of the analysed range (equal parts on the semitone scale)
+        semis = 12.0 * np.log2(np.maximum(freqs[self._lo : self._hi], 1.0) / p.fmin)
+        bands = max(1, p.bands)
+        part = np.floor(semis / (12.0 * math.log2(p.fmax / p.fmin)) * bands)
+        self._band_of = np.clip(part, 0, bands - 1).astype(np.int64)
         self._bin_hz = p.sample_rate / p.n_fft
         self._block = round(1.0 / p.frame_seconds)
         self._chunk = max(1, round(chunk_seconds / p.frame_seconds / self._block)) * self._block
@@ -277,13 +289,15 @@ class PeakExtractor:
         if ti.size == 0:
             return np.zeros(0), np.zeros(0), np.zeros(0)
         strength = level[ti, fi].astype(np.float64)
-        # density cap: strongest peaks_per_second in each one-second block
-        block = (ti - m + first) // self._block
-        order = np.lexsort((-strength, block))
-        block_sorted = block[order]
-        starts = np.searchsorted(block_sorted, block_sorted, side="left")
+        # density cap: in each one-second block, the strongest peaks of each band
+        bands = max(1, p.bands)
+        band = self._band_of[fi]
+        group = ((ti - m + first) // self._block) * bands + band
+        order = np.lexsort((-strength, group))
+        grouped = group[order]
+        starts = np.searchsorted(grouped, grouped, side="left")
         rank = np.arange(len(order)) - starts
-        keep = np.sort(order[rank < self._density])
+        keep = np.sort(order[rank < -(-self._density // bands)])
         ti, fi, strength = ti[keep], fi[keep], strength[keep]
         dt = _parabolic(spec, ti, fi, axis=0)
         df = _parabolic(spec, ti, fi, axis=1)
@@ -600,3 +614,33 @@ def hash_peaks(
     lm = landmarks(peaks, params, fan_out=fan_out)
     hashes, which = lm.hashes(time_scale, pitch_scale)
     return hashes, lm.anchor_t[which]
+
+
+def anchor_peaks(
+    hashes: npt.NDArray[np.uint32], frames: npt.ArrayLike, n_frames: int, params: LandmarkParams | None = None
+) -> Peaks:
+    """The anchor peaks that stored landmarks imply, for fingerprints made without peaks.
+
+    A hash holds its anchor's frequency cell and the index holds its anchor's frame, so
+    the distinct (frame, cell) pairs are peaks of the original, at the resolution of a
+    frame and a cell (the cell's centre is used).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = Peaks(t=np.array([0.0, 5.0, 12.0]), lf=np.array([12.2, 15.0, 10.0]),
+    ...           strength=np.ones(3), frames=20)
+    >>> h, t = hash_peaks(p)
+    >>> q = anchor_peaks(h, np.rint(t), 20)
+    >>> q.t.tolist(), q.lf.tolist()
+    ([0.0], [12.25])
+    """
+    p = params or LandmarkParams()
+    h = np.asarray(hashes, dtype=np.uint32)
+    t = np.asarray(frames, dtype=np.float64)
+    if h.size == 0:
+        empty = np.zeros(0)
+        return Peaks(empty, empty, empty, int(n_frames))
+    cell = hash_fields(h)["anchor"].astype(np.float64)
+    pairs = np.unique(np.stack([t, cell], axis=1), axis=0)
+    return Peaks(pairs[:, 0], (pairs[:, 1] + 0.5) * p.freq_cell, np.ones(len(pairs)), int(n_frames))

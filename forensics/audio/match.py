@@ -17,15 +17,17 @@ cannot belong to a cell reaching it, so that only a few are sorted.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy import special
 
 from forensics.audio.landmarks import LandmarkParams, Landmarks, Peaks, landmarks
 
-__all__ = ["Candidate", "Variant", "default_variants", "vote"]
+__all__ = ["Candidate", "Variant", "Verification", "default_variants", "verify", "vote"]
 
 IntArray = npt.NDArray[np.int64]
 Lookup = Callable[[npt.NDArray[np.uint32]], tuple[IntArray, npt.NDArray[np.uint32]]]
@@ -315,3 +317,123 @@ def _candidate(
         residual=resid,
         anchors=len(np.unique(qt)),
     )
+
+
+@dataclass(frozen=True)
+class Verification:
+    """How well a candidate alignment explains the query at the level of single peaks.
+
+    Attributes
+    ----------
+    matched : int
+        Reference peaks in the aligned span with a query peak within the tolerance.
+    expected : int
+        Reference peaks in the aligned span.
+    chance : float
+        Mean number of them a query with these peaks would match by chance.
+    significance : float
+        ``-log10`` of the probability of ``matched`` or more chance matches (Poisson with
+        mean ``chance``): the score a decision threshold is calibrated on.
+    """
+
+    matched: int
+    expected: int
+    chance: float
+    significance: float
+
+
+_MAX_SIGNIFICANCE = 300.0
+
+
+def verify(
+    query: Peaks,
+    cand: Candidate,
+    ref: Peaks,
+    *,
+    time_tol: float = 2.0,
+    freq_tol: float = 0.5,
+) -> Verification:
+    """Check a candidate alignment peak by peak against the reference's own peaks.
+
+    A triplet hash needs three peaks to survive; under reverb or a voice-over many
+    fewer do, so a true alignment can collect only a few votes. Mapped through the
+    candidate's alignment (speed, offset, pitch), each reference peak in the aligned span
+    is *matched* when a query peak lies within ``time_tol`` frames and ``freq_tol``
+    semitones of it — a single surviving peak counts. The count is judged against what
+    chance would give: a reference peak at frequency ``f`` is matched by chance with the
+    probability that one of the query's peaks near ``f`` (anywhere in the query) falls in
+    its time tolerance, so held notes or a steady hum that put many query peaks on one
+    frequency earn little. The significance is ``-log10 P(X >= matched)`` for a Poisson
+    ``X`` with the summed chance probabilities as its mean.
+
+    Parameters
+    ----------
+    query : Peaks
+        The query's peaks (time in query frames).
+    cand : Candidate
+        An alignment from :func:`vote`.
+    ref : Peaks
+        The reference work's peaks (time in frames from the start of the work).
+    time_tol, freq_tol : float
+        Match tolerance in reference frames and semitones.
+
+    Returns
+    -------
+    Verification
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(3)
+    >>> t = np.sort(rng.uniform(0, 3000, 1500)); lf = rng.uniform(0, 45, 1500)
+    >>> ref = Peaks(t, lf, np.ones(1500), 3000)
+    >>> sel = (t >= 1000) & (t < 1300)
+    >>> q = Peaks(t[sel] - 1000, lf[sel], np.ones(sel.sum()), 300)
+    >>> c = Candidate(0, 10, Variant(1.0, 1.0), 1.0, 0.0, 299.0, 1000.0, 1299.0, 0.0)
+    >>> v = verify(q, c, ref)
+    >>> v.matched == v.expected, v.significance > 50
+    (True, True)
+    >>> far = Candidate(0, 10, Variant(1.0, 1.0), 1.0, 0.0, 299.0, 2000.0, 2299.0, 0.0)
+    >>> verify(q, far, ref).significance < 3
+    True
+    """
+    if len(query) == 0 or len(ref) == 0:
+        return Verification(0, 0, 0.0, 0.0)
+    speed = cand.speed
+    shift = 12.0 * math.log2(cand.variant.pitch_scale)
+    lo = cand.ref_start - speed * cand.query_start
+    hi = lo + speed * query.frames
+    in_span = (ref.t >= lo) & (ref.t < hi)
+    rt, rf = ref.t[in_span], ref.lf[in_span]
+    if rt.size == 0:
+        return Verification(0, 0, 0.0, 0.0)
+    qt = lo + speed * query.t
+    qf = query.lf - shift
+    # nearest query peak in time among those within the frequency tolerance: sort the
+    # query by frequency, and for each reference peak scan its frequency neighbours
+    order = np.argsort(qf, kind="stable")
+    qf_s, qt_s = qf[order], qt[order]
+    a = np.searchsorted(qf_s, rf - freq_tol, side="left")
+    b = np.searchsorted(qf_s, rf + freq_tol, side="right")
+    near = b - a  # query peaks near each reference peak's frequency, anywhere in time
+    owner = np.repeat(np.arange(rt.size), near)
+    pos = _ragged(a.astype(np.int64), near.astype(np.int64))
+    close = np.abs(qt_s[pos] - rt[owner]) <= time_tol
+    matched = int(np.unique(owner[close]).size)
+    # chance: each of the ``near`` query peaks falls in the 2·tol window with prob 2·tol/span
+    frac = min(1.0, 2.0 * time_tol / max(hi - lo, 1.0))
+    p = 1.0 - (1.0 - frac) ** near
+    mean = float(p.sum())
+    return Verification(matched, int(rt.size), mean, _poisson_significance(matched, mean))
+
+
+def _poisson_significance(k: int, mean: float) -> float:
+    """``-log10 P(X >= k)`` for ``X ~ Poisson(mean)``."""
+    if k <= 0:
+        return 0.0
+    if mean <= 0.0:
+        return _MAX_SIGNIFICANCE
+    tail = float(special.gammainc(k, mean))  # regularized lower incomplete gamma = P(X >= k)
+    if tail <= 0.0:
+        return _MAX_SIGNIFICANCE
+    return min(_MAX_SIGNIFICANCE, -math.log10(tail))

@@ -217,7 +217,7 @@ def test_damaged_index_directory(tmp_path: Path, song_files: dict[str, Path]) ->
 
 @pytest.mark.parametrize(
     ("stored", "message"),
-    [("99", "format 99"), ("1", "format 1, this code reads format 2")],  # 1: the pair-hash index
+    [("99", "format 99"), ("2", "format 2, this code reads format 3")],  # 2: no stored peaks
 )
 def test_format_version_is_checked(tmp_path: Path, stored: str, message: str) -> None:
     d = tmp_path / "idx"

@@ -10,6 +10,7 @@ from forensics.audio.landmarks import (
     LandmarkParams,
     PeakExtractor,
     Peaks,
+    anchor_peaks,
     extract_peaks,
     hash_fields,
     hash_peaks,
@@ -164,3 +165,35 @@ def test_vote_respects_alive_mask(music: np.ndarray) -> None:
     assert best[0].work == 1 and best[0].votes > 30  # distinct query anchors aligned
     assert abs(best[0].ref_start - best[0].query_start - 5 / LandmarkParams().frame_seconds) <= 2
     assert vote(query, lookup, bases, alive=np.array([True, False])) == []
+
+
+def test_density_cap_is_shared_by_frequency_bands() -> None:
+    # loud low-band noise (a crowd, a voice-over) over a weak melody two octaves up:
+    # picking by level alone fills the cap with the noise; per band, the melody keeps
+    # its share
+    sr = 8000
+    rng = np.random.default_rng(5)
+    spec = np.fft.rfft(rng.standard_normal(sr * 6))
+    freqs = np.fft.rfftfreq(sr * 6, 1 / sr)
+    low = np.fft.irfft(np.where((freqs > 250) & (freqs < 900), spec, 0), n=sr * 6)
+    low /= np.std(low)
+    tt = np.arange(sr // 8) / sr
+    notes = rng.choice([1568.0, 1760.0, 1976.0, 2093.0, 2349.0, 2637.0], size=48)
+    high = np.concatenate([0.1 * np.sin(2 * np.pi * f * tt) for f in notes])
+    x = (low + high).astype(np.float32)
+    top = 12 * np.log2(1500 / 250)
+    one = extract_peaks(x, LandmarkParams(bands=1))
+    three = extract_peaks(x, LandmarkParams(bands=3))
+    assert np.mean(one.lf > top) < 0.1
+    assert np.mean(three.lf > top) > 0.2
+    assert len(three) <= 6 * 12 + 12  # the cap still holds (rounded up per band)
+
+
+def test_anchor_peaks_recover_the_anchors_of_stored_hashes() -> None:
+    rng = np.random.default_rng(8)
+    p = Peaks(np.sort(rng.uniform(0, 600, 200)), rng.uniform(0, 45, 200), np.ones(200), 600)
+    h, t = hash_peaks(p)
+    back = anchor_peaks(h, np.rint(t), 600)
+    anchors = {(round(float(a)), int(b // 0.5)) for a, b in zip(p.t, p.lf, strict=True)}
+    got = {(round(float(a)), int(b // 0.5)) for a, b in zip(back.t, back.lf, strict=True)}
+    assert got and got <= anchors and back.frames == 600

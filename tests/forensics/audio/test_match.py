@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from forensics.audio.landmarks import LandmarkParams, Peaks, hash_peaks, landmarks
-from forensics.audio.match import Variant, _dense, default_variants, vote
+from forensics.audio.match import Candidate, Variant, _dense, default_variants, verify, vote
 
 
 def _random_peaks(seed: int, seconds: float = 60.0, per_second: float = 12.0) -> Peaks:
@@ -114,3 +114,71 @@ def test_default_variants_grid() -> None:
     assert len(v) == len(set(v)) == 25
     scales = sorted({x.time_scale for x in v})
     assert min(scales) == pytest.approx(0.94) and max(scales) == pytest.approx(1.06)
+
+
+# -- peak-level verification ------------------------------------------------------------------
+
+
+def _ref_and_query(seed: int = 3) -> tuple[Peaks, Peaks]:
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.uniform(0, 3000, 1200))
+    lf = rng.uniform(0, 45, 1200)
+    ref = Peaks(t, lf, np.ones(1200), 3000)
+    sel = (t >= 1000) & (t < 1300)
+    return ref, Peaks(t[sel] - 1000, lf[sel], np.ones(int(sel.sum())), 300)
+
+
+def _cand(offset: float, speed: float = 1.0, pitch: float = 1.0) -> Candidate:
+    return Candidate(0, 5, Variant(speed, pitch), speed, 0.0, 299.0, offset, offset + 299.0 * speed, 0.0)
+
+
+def test_verify_separates_the_true_alignment_from_others() -> None:
+    ref, q = _ref_and_query()
+    true = verify(q, _cand(1000.0), ref)
+    assert true.matched == true.expected > 100 and true.significance > 50
+    for offset in (0.0, 400.0, 2000.0, 1010.0):  # 10 frames off is already wrong
+        wrong = verify(q, _cand(offset), ref)
+        assert wrong.significance < 4, (offset, wrong)
+
+
+def test_verify_counts_single_surviving_peaks() -> None:
+    ref, q = _ref_and_query()
+    rng = np.random.default_rng(1)
+    keep = rng.random(len(q)) < 0.3  # 70 % of the peaks lost (reverb, a voice-over) ...
+    noise_t, noise_f = rng.uniform(0, 300, 400), rng.uniform(0, 45, 400)  # ... and many added
+    lossy = Peaks(
+        np.concatenate([q.t[keep], noise_t]),
+        np.concatenate([q.lf[keep], noise_f]),
+        np.ones(int(keep.sum()) + 400),
+        300,
+    )
+    v = verify(lossy, _cand(1000.0), ref)
+    assert v.matched >= 0.3 * v.expected - 5 and v.significance > 8
+    assert verify(lossy, _cand(2000.0), ref).significance < 4
+
+
+def test_verify_maps_speed_and_pitch() -> None:
+    ref, q = _ref_and_query()
+    fast = Peaks(q.t / 1.04, q.lf + 12 * np.log2(1.03), q.strength, int(300 / 1.04))
+    v = verify(fast, _cand(1000.0, speed=1.04, pitch=1.03), ref)
+    assert v.matched >= 0.95 * v.expected
+    assert verify(fast, _cand(1000.0), ref).significance < v.significance / 4
+
+
+def test_verify_discounts_held_notes() -> None:
+    # a query whose peaks all sit on the reference's most common frequency matches many
+    # reference peaks by chance: the significance must stay low
+    rng = np.random.default_rng(2)
+    t = np.sort(rng.uniform(0, 3000, 600))
+    ref = Peaks(t, np.full(600, 20.0), np.ones(600), 3000)
+    hum = Peaks(np.arange(0, 300, 2.0), np.full(150, 20.0), np.ones(150), 300)
+    v = verify(hum, _cand(500.0), ref)
+    assert v.matched > 30 and v.chance > 0.8 * v.matched and v.significance < 3
+
+
+def test_verify_on_empty_inputs() -> None:
+    ref, q = _ref_and_query()
+    empty = Peaks(np.zeros(0), np.zeros(0), np.zeros(0), 300)
+    assert verify(empty, _cand(1000.0), ref).significance == 0.0
+    assert verify(q, _cand(1000.0), empty).significance == 0.0
+    assert verify(q, _cand(-5000.0), ref).expected == 0

@@ -1,0 +1,188 @@
+"""Audio index segment merge: peak memory and time of the streaming merge, against an in-memory merge.
+
+Builds a synthetic audio index of the given sizes in hours (landmarks of real peaks
+re-pitched, re-timed and jittered: :func:`audio_robustness.synthetic_tracks`), split into
+``--segments`` segments, removes ``--removed`` of the works, then merges it in a fresh
+child process and reports the child's peak resident memory (``VmHWM``) and wall time:
+
+* stream: :meth:`forensics.audio.index.AudioIndex.compact` (k-way merge in blocks,
+  output written front to back; memory bounded by ``merge_chunk``);
+* in-memory: the merge as it was before (concatenate everything, drop removed works,
+  stable argsort, bucket directory, ``np.save``), for comparison — only at sizes up to
+  ``--memory-max`` hours.
+
+Run::
+
+    .venv/bin/python bench/audio_merge.py --hours 100              # ≈ 3 min, 2 cores
+    .venv/bin/python bench/audio_merge.py --hours 1000 --memory-max 0   # ≈ 20 min, 7 GB of disk
+
+Media for the synthetic peaks come from ``~/.cache/rongxin/test-audio``
+(``bench/audio_robustness.py --fetch``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from forensics.audio.index import AudioIndex
+
+
+def build(directory: Path, hours: float, segments: int, removed: float, seed: int) -> dict[str, Any]:
+    """A synthetic index of ``hours`` in ``segments`` bulk segments; ``removed`` of the works removed."""
+    from audio_robustness import corpus, synthetic_tracks
+
+    from forensics.audio.decode import decode
+    from forensics.audio.landmarks import extract_peaks
+
+    shutil.rmtree(directory, ignore_errors=True)
+    index = AudioIndex(directory, max_segments=segments + 1)
+    p = index.params
+    sources = [extract_peaks(decode(r), p) for r in corpus()["refs"][:20]]
+    rng = np.random.default_rng(seed)
+    base = 0
+    n_works = 0
+    tracks = synthetic_tracks(sources, hours, p, seed)
+    per_segment = hours * 3600 / p.frame_seconds / segments
+    done = False
+    while not done:
+        parts: list[np.ndarray] = []
+        rows = []
+        frames_here = 0
+        for hashes, frames, n_frames in tracks:
+            parts.append((hashes.astype(np.uint64) << np.uint64(32)) | (frames + base).astype(np.uint64))
+            rows.append((f"w{n_works}", base, n_frames, len(hashes), b"", "", int(rng.random() < removed)))
+            base += n_frames + 1024
+            n_works += 1
+            frames_here += n_frames
+            if frames_here >= per_segment:
+                break
+        else:
+            done = True
+        if not parts:
+            break
+        packed = np.concatenate(parts)
+        del parts
+        packed.sort()
+        name = index._new_segment_name()
+        index._write_segment(name, (packed >> np.uint64(32)).astype(np.uint32), packed.astype(np.uint32))
+        with index._db:
+            index._db.execute("INSERT INTO segments (name, entries) VALUES (?, ?)", (name, len(packed)))
+            index._db.executemany(
+                "INSERT INTO works (work_id, base, frames, hashes, digest, added, removed) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            index._set("next_base", str(base))
+            index._bump()
+        del packed
+    st = index.stats()
+    index.close()
+    return {"hours": hours, "works": n_works, "segments": st["segments"], "landmarks": st["landmarks"]}
+
+
+def _status_mb(field: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (peak since exec; ``ru_maxrss`` would include the parent's)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def child(directory: Path, mode: str, chunk: int) -> None:
+    """Merge ``directory`` once in this process; print time and memory as JSON."""
+    index = AudioIndex(directory, merge_chunk=chunk)
+    index._refresh()
+    before = _status_mb("VmRSS")
+    t0 = time.perf_counter()
+    if mode == "stream":
+        stats: dict[str, Any] = index.compact()
+    else:  # the former merge: everything in memory (the tests' reference implementation)
+        from tests.forensics.audio.test_index_merge import in_memory_merge
+
+        with index._writer():
+            out = directory / "in-memory"
+            out.mkdir(exist_ok=True)
+            merged = in_memory_merge(index)
+            for part, arr in zip(("keys", "vals", "dir"), merged, strict=True):
+                np.save(out / f"{part}.npy", arr)
+            stats = {"entries_out": len(merged[0])}
+            del merged
+            shutil.rmtree(out)
+    seconds = time.perf_counter() - t0
+    peak = _status_mb("VmHWM")
+    index.close()
+    print(
+        json.dumps({"mode": mode, "seconds": seconds, "rss_before_mb": before, "peak_rss_mb": peak, **stats})
+    )
+
+
+def run_child(directory: Path, mode: str, chunk: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(directory), "--mode", mode, "--chunk", str(chunk)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hours", default="100", help="comma-separated synthetic index sizes")
+    ap.add_argument("--segments", type=int, default=9, help="segments to merge (max_segments + 1)")
+    ap.add_argument("--removed", type=float, default=0.1, help="fraction of works removed before the merge")
+    ap.add_argument("--chunk", type=int, default=1 << 20, help="merge_chunk: entries held at once")
+    ap.add_argument("--memory-max", type=float, default=100.0, help="largest size merged in memory too (h)")
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--mode", default="stream", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child, args.mode, args.chunk)
+        return
+    from audio_robustness import machine
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="rx-audio-merge-"))
+    print(machine(), flush=True)
+    print(
+        "\n| synthetic index | landmarks | segments | merge | wall time | peak RSS "
+        "| RSS before the merge | entries kept |"
+    )
+    print("|---|---|---|---|---|---|---|---|", flush=True)
+    rows = []
+    for h in (float(x) for x in args.hours.split(",")):
+        d = work / f"merge-{h:g}"
+        info = build(d, h, args.segments, args.removed, seed=int(h * 7) + 1)
+        modes = (["in-memory"] if h <= args.memory_max else []) + ["stream"]
+        for mode in modes:
+            r = {**info, **run_child(d, mode, args.chunk)}
+            rows.append(r)
+            label = f"stream (chunk {args.chunk:,})" if mode == "stream" else "in memory (before)"
+            print(
+                f"| {h:g} h | {info['landmarks']:,} | {info['segments']} | {label} "
+                f"| {r['seconds']:.2f} s | {r['peak_rss_mb']:.0f} MB "
+                f"| {r['rss_before_mb']:.0f} MB | {r['entries_out']:,} |",
+                flush=True,
+            )
+        shutil.rmtree(d, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
