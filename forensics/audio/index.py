@@ -20,8 +20,13 @@ search inside the buckets (a few steps) finds the matching keys. Only the pages 
 memory-mapped files that a query touches are read. ``add`` writes one new
 segment (fsync, rename) and commits its catalogue rows in one transaction, so a crash
 never leaves a returned registration unsaved and never exposes a half-written one;
-when more than :attr:`AudioIndex.max_segments` segments exist they are merged into one,
-dropping removed works. The merge streams: a k-way merge of the sorted segments read in
+when more than :attr:`AudioIndex.max_segments` segments exist, a run of the smallest
+segments of similar size is merged (a size-tiered policy, :func:`plan_merge`), so that a
+landmark is rewritten about ``log_fan_in`` (index size) times in all, not once every few
+registrations; removed works' landmarks are dropped whenever their segment is merged,
+and :meth:`AudioIndex.compact` (also run when removed works hold a quarter of the
+entries) merges everything into one. The catalogue records which segment holds each
+work. The merge streams: a k-way merge of the sorted segments read in
 blocks, writing the new keys, values and bucket directory front to back, so its memory
 is bounded by ``merge_chunk`` entries, not by the size of the index (see
 :meth:`AudioIndex.compact`). Readers map the segments read-only and notice a writer's
@@ -44,7 +49,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,21 +77,28 @@ from forensics.types import Match, MediaKind
 __all__ = [
     "DEFAULT_FPR_TARGET",
     "DEFAULT_THRESHOLD",
+    "DEFAULT_THRESHOLDS",
     "AudioIndex",
     "Fingerprint",
     "fingerprint_file",
     "make_fingerprint",
+    "plan_merge",
+    "size_tier",
 ]
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 3
-DEFAULT_THRESHOLD = 8.0
+DEFAULT_THRESHOLDS: dict[float, float] = {3.0: 7.119, 5.0: 7.394, 10.0: 8.372}
 """Significance a match needs (``-log10`` of the chance probability of its verified
-peaks, see :func:`forensics.audio.match.verify`): one more than the highest score that
-the unrelated calibration windows of 3, 5 and 10 s reached against the benchmark's
-catalogue (``bench/audio_robustness.py``, docs/benchmarks.md). Recalibrate with
+peaks, see :func:`forensics.audio.match.verify`), per query window length in seconds
+(interpolated between, constant beyond): at each length one more than the highest score
+that 1,500 unrelated calibration windows of that length reached against the benchmark's
+catalogue (``bench/audio_robustness.py``, docs/benchmarks.md). Longer windows hold more
+peaks and give chance more room, so they need more. Recalibrate with
 :meth:`AudioIndex.calibrate` for a much larger catalogue."""
+DEFAULT_THRESHOLD = DEFAULT_THRESHOLDS[10.0]
+"""The threshold of a full 10-s query window."""
 DEFAULT_FPR_TARGET = 1e-3
 """False-positive rate per query window the default threshold was calibrated for."""
 
@@ -110,7 +122,8 @@ CREATE TABLE IF NOT EXISTS works (
     hashes INTEGER NOT NULL,
     digest BLOB NOT NULL,
     added TEXT NOT NULL,
-    removed INTEGER NOT NULL DEFAULT 0
+    removed INTEGER NOT NULL DEFAULT 0,
+    segment TEXT
 );
 CREATE INDEX IF NOT EXISTS works_by_id ON works (work_id);
 CREATE TABLE IF NOT EXISTS segments (name TEXT PRIMARY KEY, entries INTEGER NOT NULL);
@@ -324,6 +337,76 @@ def bucket_directory(keys: npt.NDArray[np.uint32]) -> npt.NDArray[np.unsignedint
     out: npt.NDArray[np.unsignedinteger[Any]] = np.zeros((1 << bits) + 1, dtype=_directory_dtype(n))
     np.cumsum(counts, out=out[1:])
     return out
+
+
+def size_tier(entries: int, fan_in: int) -> int:
+    """The size tier of a segment of ``entries`` landmarks: ``floor(log_fan_in(entries))``, 0 for none.
+
+    Examples
+    --------
+    >>> [size_tier(n, 4) for n in (0, 3, 4, 15, 16, 1000)]
+    [0, 0, 1, 1, 2, 4]
+    """
+    tier = 0
+    while entries >= fan_in:
+        entries //= fan_in
+        tier += 1
+    return tier
+
+
+def plan_merge(sizes: Mapping[str, int], max_segments: int, fan_in: int) -> list[str]:
+    """The segments to merge next under the size-tiered policy; empty when none need merging.
+
+    Nothing is merged while at most ``max_segments`` segments exist. Otherwise segments
+    are grouped into tiers by size (:func:`size_tier`) and the smallest tier holding at
+    least ``fan_in`` segments is merged whole: the result is at least ``fan_in`` times the
+    tier's floor, so it lands in a higher tier and each landmark climbs a tier per
+    rewrite (``log_fan_in`` of the index size rewrites in all). When no tier is that
+    full, the smallest tier holding two or more segments is merged, and when every tier
+    holds one, the two smallest segments: the cheapest merges that keep the count down.
+
+    Parameters
+    ----------
+    sizes : mapping of str to int
+        Landmarks (entries) of each segment, by segment name.
+    max_segments : int
+        Segments allowed before a merge is due.
+    fan_in : int
+        Segments of one tier merged together (at least 2).
+
+    Returns
+    -------
+    list of str
+        Names of the segments to merge, sorted (the order of equal hashes in the
+        result), or an empty list.
+
+    Examples
+    --------
+    >>> plan_merge({"a": 100, "b": 90, "c": 5000}, max_segments=3, fan_in=4)
+    []
+    >>> plan_merge({"a": 100, "b": 90, "c": 80, "d": 110, "e": 5000}, max_segments=4, fan_in=4)
+    ['a', 'b', 'c', 'd']
+    >>> plan_merge({"a": 100, "b": 90, "c": 300, "e": 5000}, max_segments=3, fan_in=4)
+    ['a', 'b']
+    >>> plan_merge({"a": 10, "b": 100, "c": 1000}, max_segments=2, fan_in=4)
+    ['a', 'b']
+    """
+    if len(sizes) <= max_segments:
+        return []
+    tiers: dict[int, list[str]] = {}
+    for name in sorted(sizes, key=lambda n: (sizes[n], n)):
+        tiers.setdefault(size_tier(sizes[name], fan_in), []).append(name)
+    ordered = [tiers[t] for t in sorted(tiers)]
+    for least in (fan_in, 2):
+        for run in ordered:
+            if len(run) >= least:
+                return sorted(run)
+    return sorted(name for run in ordered[:2] for name in run)
+
+
+def _in_clause(column: str, values: list[str]) -> tuple[str, tuple[str, ...]]:
+    """``column IN (?, ...)`` and its arguments, for a SQL ``WHERE``."""
+    return f"{column} IN ({', '.join('?' * len(values))})", tuple(values)
 
 
 def _search(
@@ -570,9 +653,11 @@ class AudioIndex:
     ----------
     directory : Path
         Where the index lives; created if missing.
-    threshold : int, optional
-        Votes a match needs; the value stored in the index (initially
-        :data:`DEFAULT_THRESHOLD`) when omitted. Giving one stores it.
+    threshold : float or mapping of float to float, optional
+        Significance a match needs: one value for every query length, or a value per
+        query window length in seconds (see :data:`DEFAULT_THRESHOLDS`); the value
+        stored in the index (initially :data:`DEFAULT_THRESHOLDS`) when omitted. Giving
+        one stores it.
     max_seconds : float
         Longest file accepted for registration (streamed in bounded memory).
     min_seconds : float
@@ -583,7 +668,13 @@ class AudioIndex:
     window_seconds : float
         Length of a query window (and the hop is half of it).
     max_segments : int
-        Merge segments when more than this many exist.
+        Most segments kept: when more exist, the smallest are merged (see
+        :func:`plan_merge`). Every lookup searches every segment.
+    fan_in : int
+        Segments of one size tier (sizes within a factor ``fan_in``) merged at once; each
+        merge moves a landmark up at least one tier, so it is rewritten about
+        ``log_fan_in`` (index size / work size) times while the tiers fit in
+        ``max_segments`` segments.
     merge_chunk : int
         Entries a merge holds in memory at once (about 70 bytes each); see :meth:`compact`.
 
@@ -613,12 +704,13 @@ class AudioIndex:
         self,
         directory: Path | str,
         *,
-        threshold: float | None = None,
+        threshold: float | Mapping[float, float] | None = None,
         max_seconds: float = 12 * 3600.0,
         min_seconds: float = 2.0,
         max_query_seconds: float = 3600.0,
         window_seconds: float = 10.0,
         max_segments: int = 8,
+        fan_in: int = 4,
         merge_chunk: int = _MERGE_CHUNK,
         params: LandmarkParams | None = None,
         variants: list[Variant] | None = None,
@@ -636,7 +728,10 @@ class AudioIndex:
         self.min_seconds = min_seconds
         self.max_query_seconds = max_query_seconds
         self.window_seconds = window_seconds
+        if max_segments < 1 or fan_in < 2:
+            raise ValueError(f"max_segments must be >= 1 and fan_in >= 2, not {max_segments} and {fan_in}")
         self.max_segments = max_segments
+        self.fan_in = fan_in
         if merge_chunk < 1:
             raise ValueError("merge_chunk must be at least 1 entry")
         self.merge_chunk = merge_chunk
@@ -649,9 +744,10 @@ class AudioIndex:
             self._db.execute("PRAGMA synchronous=FULL")
             with self._writer(), self._db:
                 self._db.executescript(_SCHEMA + _PEAK_SCHEMA)
+                self._migrate_membership()
                 self.params = self._init_settings(params)
                 if threshold is not None:
-                    self._set("threshold", repr(float(threshold)))
+                    self._set("threshold", _encode_threshold(threshold))
         except sqlite3.DatabaseError as exc:
             raise AudioIndexError(
                 f"{self.directory / 'audio.sqlite'} is not a usable audio index ({exc}); "
@@ -682,7 +778,7 @@ class AudioIndex:
             chosen = params or LandmarkParams()
             self._set("format", str(FORMAT_VERSION))
             self._set("params", json.dumps(chosen.to_dict(), sort_keys=True))
-            self._set("threshold", str(DEFAULT_THRESHOLD))
+            self._set("threshold", _encode_threshold(DEFAULT_THRESHOLDS))
             self._set("fpr_target", repr(DEFAULT_FPR_TARGET))
             self._set("next_base", "0")
             self._set("generation", "0")
@@ -703,10 +799,32 @@ class AudioIndex:
             )
         return existing
 
+    def _migrate_membership(self) -> None:
+        """Give an index written before segment membership was recorded its ``segment`` column.
+
+        Works of such an index have no recorded segment (NULL); the next merge rewrites
+        every segment (:meth:`_compact`), which records it.
+        """
+        columns = {str(r[1]) for r in self._db.execute("PRAGMA table_info(works)")}
+        if "segment" not in columns:
+            self._db.execute("ALTER TABLE works ADD COLUMN segment TEXT")
+        self._db.execute("CREATE INDEX IF NOT EXISTS works_by_segment ON works (segment)")
+
     @property
     def threshold(self) -> float:
-        """Significance a match needs (see :data:`DEFAULT_THRESHOLD`)."""
-        return float(self._get("threshold") or DEFAULT_THRESHOLD)
+        """Significance a full query window (``window_seconds``) needs."""
+        return self.threshold_for(self.window_seconds)
+
+    @property
+    def thresholds(self) -> dict[float, float]:
+        """Significance a match needs, per calibrated query window length (seconds)."""
+        stored = self._get("threshold")
+        return _decode_threshold(stored) if stored else dict(DEFAULT_THRESHOLDS)
+
+    def threshold_for(self, seconds: float) -> float:
+        """Significance a query window of ``seconds`` needs (interpolated between lengths)."""
+        table = sorted(self.thresholds.items())
+        return float(np.interp(seconds, [k for k, _ in table], [v for _, v in table]))
 
     @property
     def fpr_target(self) -> float:
@@ -898,9 +1016,9 @@ class AudioIndex:
                         "UPDATE works SET removed = 1 WHERE work_id = ? AND removed = 0", (work_id,)
                     ).rowcount
                     row = self._db.execute(
-                        "INSERT INTO works (work_id, base, frames, hashes, digest, added) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        (work_id, base, frames, len(h), fp.digest, datetime.now(UTC).isoformat()),
+                        "INSERT INTO works (work_id, base, frames, hashes, digest, added, segment) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (work_id, base, frames, len(h), fp.digest, datetime.now(UTC).isoformat(), name),
                     ).lastrowid
                     if replaced:
                         self._peaks.drop_removed()
@@ -971,11 +1089,16 @@ class AudioIndex:
             self._refresh()
             if not self._segments:
                 return []
-            threshold = self.threshold if threshold is None else float(threshold)
+            override = None if threshold is None else float(threshold)
+            table = sorted(self.thresholds.items())
+            lengths, values = [k for k, _ in table], [v for _, v in table]
             fpr = self.fpr_target
             fs = self.params.frame_seconds
-            best: dict[int, tuple[Candidate, Verification]] = {}
+            best: dict[int, tuple[Candidate, Verification, float]] = {}
             for w0, window in self._windows(peaks):
+                needed = override
+                if needed is None:
+                    needed = float(np.interp(window.frames * fs, lengths, values))
                 for cand in vote(
                     window,
                     self._lookup,
@@ -988,13 +1111,13 @@ class AudioIndex:
                 ):
                     ref = self._peaks.get(int(self._rowids[cand.work]))
                     checked = verify(window, cand, ref) if ref is not None else Verification(0, 0, 0.0, 0.0)
-                    if checked.significance < threshold:
+                    if checked.significance < needed:
                         continue
                     kept = best.get(cand.work)
                     if kept is None or kept[1].significance < checked.significance:
-                        best[cand.work] = (_shift(cand, w0), checked)
+                        best[cand.work] = (_shift(cand, w0), checked, needed)
             ranked = sorted(best.values(), key=lambda cv: -cv[1].significance)[:top_k]
-            return [self._match(c, v, threshold, fpr, fs) for c, v in ranked]
+            return [self._match(c, v, needed, fpr, fs) for c, v, needed in ranked]
 
     def _windows(self, peaks: Peaks) -> Iterator[tuple[float, Peaks]]:
         fs = self.params.frame_seconds
@@ -1083,6 +1206,7 @@ class AudioIndex:
                 "bytes": size,
                 "bytes_per_hour": round(size / hours) if hours > 0 else None,
                 "threshold": self.threshold,
+                "thresholds": {f"{k:g} s": v for k, v in sorted(self.thresholds.items())},
                 "fpr_target": self.fpr_target,
             }
 
@@ -1105,6 +1229,10 @@ class AudioIndex:
 
     def compact(self, *, chunk: int | None = None) -> dict[str, int]:
         """Merge all segments into one, dropping the landmarks of removed works.
+
+        Registrations merge only the smallest segments on their own (:func:`plan_merge`);
+        this full merge is for an explicit clean-up, and runs by itself when removed works
+        hold more than a quarter of the entries.
 
         The merge streams (a k-way merge of the sorted segments, read in blocks, the new
         segment written front to back), so it holds about ``chunk`` entries of the inputs
@@ -1149,36 +1277,70 @@ class AudioIndex:
         with self._writer():
             return self._compact(chunk or self.merge_chunk)
 
-    def _maybe_compact(self) -> None:
-        n_segments = int(self._db.execute("SELECT COUNT(*) FROM segments").fetchone()[0])
-        removed = int(
-            self._db.execute("SELECT COALESCE(SUM(hashes), 0) FROM works WHERE removed = 1").fetchone()[0]
-        )
-        total = int(self._db.execute("SELECT COALESCE(SUM(entries), 0) FROM segments").fetchone()[0])
-        if n_segments > self.max_segments or (removed > 0 and removed * 4 > total):
-            self._compact()
+    def _maybe_compact(self) -> list[dict[str, int]]:
+        """Merge what the policy asks for after a registration or removal; the stats of each merge.
 
-    def _compact(self, chunk: int | None = None) -> dict[str, int]:
+        Everything is merged (:meth:`compact`) when removed works hold more than a quarter
+        of the entries, or when a merge is due and some work's segment is not recorded
+        (an index written before it was); otherwise, while more than ``max_segments``
+        segments exist, the run :func:`plan_merge` picks is merged.
+        """
+        removed, unknown = self._db.execute(
+            "SELECT COALESCE(SUM(CASE WHEN removed = 1 THEN hashes END), 0), "
+            "COUNT(CASE WHEN segment IS NULL THEN 1 END) FROM works"
+        ).fetchone()
+        sizes = {str(n): int(e) for n, e in self._db.execute("SELECT name, entries FROM segments")}
+        total = sum(sizes.values())
+        if (removed > 0 and removed * 4 > total) or (unknown > 0 and len(sizes) > self.max_segments):
+            return [self._compact()]
+        done: list[dict[str, int]] = []
+        while run := plan_merge(sizes, self.max_segments, self.fan_in):
+            done.append(self._compact(names=run))
+            sizes = {str(n): int(e) for n, e in self._db.execute("SELECT name, entries FROM segments")}
+        return done
+
+    def _compact(self, chunk: int | None = None, names: list[str] | None = None) -> dict[str, int]:
+        """Merge the segments ``names`` (all when omitted) into one new segment.
+
+        The new segment's temporary files are written, fsynced and renamed; then one
+        catalogue transaction replaces exactly the merged segments' rows by the new one,
+        moves their live works to it and deletes the rows of their removed works (whose
+        landmarks the merge dropped). An error before the commit leaves the old segments
+        in use and removes the new files.
+        """
         chunk = chunk or self.merge_chunk
         self._generation = -1
         self._refresh()
-        segments = list(self._segments)
-        self._remove_orphans({s.name for s in segments})
+        current = list(self._segments)
+        self._remove_orphans({s.name for s in current})
+        wanted = set(names) if names is not None else {s.name for s in current}
+        segments = [s for s in current if s.name in wanted]
+        if len(segments) != len(wanted):
+            raise AudioIndexError(
+                f"segments {sorted(wanted - {s.name for s in segments})} are not in the catalogue; "
+                "reopen the index and merge again"
+            )
         stats = {"segments": len(segments), "entries_in": sum(len(s.keys) for s in segments)}
         if not segments:
             return {**stats, "entries_out": 0, "chunks": 0, "largest_chunk": 0}
+        # ``where`` picks the works (rows of ``works``) held by the merged segments
+        where, args = ("1", ()) if names is None else _in_clause("segment", [s.name for s in segments])
         expected = int(
-            self._db.execute("SELECT COALESCE(SUM(hashes), 0) FROM works WHERE removed = 0").fetchone()[0]
+            self._db.execute(
+                f"SELECT COALESCE(SUM(hashes), 0) FROM works WHERE removed = 0 AND {where}", args
+            ).fetchone()[0]
         )
         name = self._new_segment_name()
         try:
             stats |= self._merge_into(name, segments, expected, chunk)
             self._publish(name)
+            seg_where, seg_args = _in_clause("name", [s.name for s in segments])
             with self._db:
-                self._db.execute("DELETE FROM segments")
+                self._db.execute(f"DELETE FROM segments WHERE {seg_where}", seg_args)
                 self._db.execute("INSERT INTO segments (name, entries) VALUES (?, ?)", (name, expected))
+                self._db.execute(f"UPDATE works SET segment = ? WHERE removed = 0 AND {where}", (name, *args))
                 self._peaks.drop_removed()
-                self._db.execute("DELETE FROM works WHERE removed = 1")
+                self._db.execute(f"DELETE FROM works WHERE removed = 1 AND {where}", args)
                 self._bump()
         except BaseException:
             self._remove_files(name)
@@ -1187,6 +1349,13 @@ class AudioIndex:
             self._remove_files(seg.name)
         self._generation = -1
         self._refresh()
+        log.info(
+            "audio index: merged %d of %d segments (%d entries in, %d out)",
+            len(segments),
+            len(current),
+            stats["entries_in"],
+            expected,
+        )
         return stats
 
     def _merge_into(self, name: str, segments: list[_Segment], expected: int, chunk: int) -> dict[str, int]:
@@ -1242,17 +1411,19 @@ class AudioIndex:
         paths: Iterable[Path | str],
         *,
         fpr_target: float = DEFAULT_FPR_TARGET,
+        lengths: Sequence[float] | None = None,
         window_seconds: float | None = None,
     ) -> dict[str, Any]:
-        """Set the threshold from audio that holds none of the registered works.
+        """Set the thresholds from audio that holds none of the registered works.
 
-        Every file is cut into half-overlapping windows of ``window_seconds`` (the query
-        window, by default); each window is matched with no threshold and its best score
-        kept. The new threshold is one more than the highest score (a tenfold smaller
-        chance probability), so none of the windows would have matched: with ``n``
-        windows that bounds the false-positive rate per query at about ``1 / n``. Chance
-        scores grow with the amount of registered audio, so calibrate again after the
-        catalogue has grown several-fold.
+        Every file is cut into half-overlapping windows of each length in ``lengths``;
+        each window is matched with no threshold and its best score kept. A length's new
+        threshold is one more than its highest score (a tenfold smaller chance
+        probability), so none of the windows would have matched: with ``n`` windows that
+        bounds the false-positive rate per query of that length at about ``1 / n``.
+        Queries of other lengths use the thresholds interpolated between. Chance scores
+        grow with the amount of registered audio, so calibrate again after the catalogue
+        has grown several-fold.
 
         Parameters
         ----------
@@ -1261,14 +1432,18 @@ class AudioIndex:
             registered), decoded leniently.
         fpr_target : float
             The false-positive rate per query to reach; at least ``1 / fpr_target``
-            windows are needed.
+            windows of every length are needed.
+        lengths : sequence of float, optional
+            Window lengths in seconds; 3 s, 5 s and ``window_seconds`` by default.
         window_seconds : float, optional
-            Window length; ``self.window_seconds`` when omitted.
+            Calibrate this one length only (the same as ``lengths=[window_seconds]``).
 
         Returns
         -------
         dict
-            ``windows``, ``max_score``, ``threshold`` and ``fpr_target``.
+            ``windows`` and ``max_score`` (over all lengths), ``threshold`` (of the
+            longest length), ``thresholds`` and ``per_length`` (windows, highest score
+            and threshold of each) and ``fpr_target``.
 
         Raises
         ------
@@ -1278,31 +1453,45 @@ class AudioIndex:
         self._check_open()
         if not self.work_ids():
             raise AudioIndexError("the audio index is empty; register the works before calibrating")
-        length = (window_seconds or self.window_seconds) / self.params.frame_seconds
-        scores: list[float] = []
+        if window_seconds is not None:
+            lengths = [window_seconds]
+        chosen = sorted({float(x) for x in (lengths or (3.0, 5.0, self.window_seconds))})
+        if not chosen or chosen[0] <= 0:
+            raise AudioIndexError(f"calibration lengths must be positive seconds, not {chosen}")
+        fs = self.params.frame_seconds
+        scores: dict[float, list[float]] = {x: [] for x in chosen}
         for path in paths:
             peaks, _ = _peaks_of(
                 Path(path), self.params, max_seconds=self.max_seconds, strict=False, query=True
             )
-            for start in np.arange(0.0, max(peaks.frames - length, 0.0) + 1.0, length / 2):
-                sel = (peaks.t >= start) & (peaks.t < start + length)
-                window = Peaks(peaks.t[sel] - start, peaks.lf[sel], peaks.strength[sel], int(length))
-                top = self.identify_peaks(window, top_k=1, threshold=0) if sel.sum() >= 4 else []
-                scores.append(float(top[0].score) if top else 0.0)
+            for seconds in chosen:
+                length = seconds / fs
+                for start in np.arange(0.0, max(peaks.frames - length, 0.0) + 1.0, length / 2):
+                    sel = (peaks.t >= start) & (peaks.t < start + length)
+                    window = Peaks(peaks.t[sel] - start, peaks.lf[sel], peaks.strength[sel], int(length))
+                    top = self.identify_peaks(window, top_k=1, threshold=0) if sel.sum() >= 4 else []
+                    scores[seconds].append(float(top[0].score) if top else 0.0)
         needed = math.ceil(1.0 / fpr_target)
-        if len(scores) < needed:
-            raise AudioIndexError(
-                f"calibration needs at least {needed} windows for a false-positive rate of {fpr_target:g}, "
-                f"the files gave {len(scores)}; give more unrelated audio"
-            )
-        threshold = round(max(scores) + 1.0, 3)
+        for seconds, found in scores.items():
+            if len(found) < needed:
+                raise AudioIndexError(
+                    f"calibration needs at least {needed} windows of {seconds:g} s for a false-positive "
+                    f"rate of {fpr_target:g}, the files gave {len(found)}; give more unrelated audio"
+                )
+        table = {seconds: round(max(found) + 1.0, 3) for seconds, found in scores.items()}
         with self._writer(), self._db:
-            self._set("threshold", repr(threshold))
+            self._set("threshold", _encode_threshold(table))
             self._set("fpr_target", repr(float(fpr_target)))
+        every = [x for found in scores.values() for x in found]
         return {
-            "windows": len(scores),
-            "max_score": max(scores),
-            "threshold": threshold,
+            "windows": len(every),
+            "max_score": max(every),
+            "threshold": table[chosen[-1]],
+            "thresholds": table,
+            "per_length": {
+                seconds: {"windows": len(found), "max_score": max(found), "threshold": table[seconds]}
+                for seconds, found in scores.items()
+            },
             "fpr_target": fpr_target,
         }
 
@@ -1328,3 +1517,30 @@ def _shift(c: Candidate, w0: float) -> Candidate:
         ref_end=c.ref_end,
         residual=c.residual,
     )
+
+
+def _encode_threshold(threshold: float | Mapping[float, float]) -> str:
+    """The stored form: a JSON list of [seconds, threshold] pairs (one pair: any length)."""
+    if isinstance(threshold, Mapping):
+        pairs = sorted((float(k), float(v)) for k, v in threshold.items())
+    else:
+        pairs = [(10.0, float(threshold))]
+    if not pairs or any(not (math.isfinite(k) and math.isfinite(v)) or k <= 0 for k, v in pairs):
+        raise AudioIndexError(
+            "a threshold must be a finite number or a mapping of positive seconds to numbers, "
+            f"not {threshold!r}"
+        )
+    return json.dumps([[k, v] for k, v in pairs])
+
+
+def _decode_threshold(stored: str) -> dict[float, float]:
+    try:
+        value = json.loads(stored)
+        if isinstance(value, int | float):
+            return {10.0: float(value)}
+        table = {float(k): float(v) for k, v in value}
+    except (TypeError, ValueError) as exc:
+        raise AudioIndexError(f"the stored threshold {stored!r} is unreadable: {exc}") from exc
+    if not table:
+        raise AudioIndexError("the stored threshold table is empty; calibrate the index again")
+    return table

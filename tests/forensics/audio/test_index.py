@@ -45,7 +45,7 @@ def test_excerpt_found_with_offset(shared_index: AudioIndex, songs: Songs, clip:
     (m,) = shared_index.identify(clip(x), top_k=1)
     d = m.details
     assert m.work_id == "song-1" and m.kind == "audio"
-    assert m.score >= m.threshold == shared_index.threshold
+    assert m.score >= m.threshold == pytest.approx(shared_index.threshold_for(5.0), abs=0.01)
     assert abs((d["ref_start"] - d["query_start"]) - start) <= 0.1
     assert 0 <= d["query_start"] < d["query_end"] <= 5.0
     assert abs(d["speed"] - 1.0) < 0.01
@@ -305,3 +305,42 @@ def test_calibration_sets_a_threshold_above_unrelated_audio(
         assert m.work_id == "a" and m.details["fpr_target"] == pytest.approx(0.1)
     with AudioIndex(d) as index:
         assert index.threshold == result["threshold"]  # persisted
+
+
+def test_thresholds_per_query_length(tmp_path: Path, song_files: dict[str, Path]) -> None:
+    d = tmp_path / "idx"
+    with AudioIndex(d, threshold={3.0: 5.0, 10.0: 9.0}) as index:
+        assert index.threshold_for(3.0) == 5.0 and index.threshold_for(1.0) == 5.0
+        assert index.threshold_for(6.5) == pytest.approx(7.0)
+        assert index.threshold_for(60.0) == 9.0 == index.threshold
+    with AudioIndex(d) as index:  # persisted
+        assert index.thresholds == {3.0: 5.0, 10.0: 9.0}
+        assert index.stats()["thresholds"] == {"3 s": 5.0, "10 s": 9.0}
+    for bad in (float("nan"), {}, {0.0: 5.0}, {3.0: float("inf")}, {-1.0: 2.0}):
+        with pytest.raises(AudioIndexError, match="threshold"):
+            AudioIndex(tmp_path / "other", threshold=bad)
+    with sqlite3.connect(d / "audio.sqlite") as db:
+        db.execute("UPDATE settings SET value = '12.5' WHERE key = 'threshold'")  # a plain number
+    with AudioIndex(d) as index:
+        assert index.threshold_for(3.0) == 12.5 == index.threshold
+    with sqlite3.connect(d / "audio.sqlite") as db:
+        db.execute("UPDATE settings SET value = 'garbage' WHERE key = 'threshold'")
+    with AudioIndex(d) as index, pytest.raises(AudioIndexError, match="unreadable"):
+        _ = index.thresholds
+
+
+def test_calibration_per_length(tmp_path: Path, song_files: dict[str, Path]) -> None:
+    unrelated = [write_wav(tmp_path / f"u{i}.wav", synth_music(800 + i, 40.0)) for i in range(2)]
+    with AudioIndex(tmp_path / "idx") as index:
+        index.add("a", song_files["song-0"])
+        with pytest.raises(AudioIndexError, match="positive"):
+            index.calibrate(unrelated, fpr_target=0.1, lengths=[0.0])
+        with pytest.raises(AudioIndexError, match="windows of 3 s"):
+            index.calibrate(unrelated, fpr_target=0.01, lengths=[3.0])
+        result = index.calibrate(unrelated, fpr_target=0.1, lengths=[3.0, 6.0])
+        per = result["per_length"]
+        assert set(per) == {3.0, 6.0} and per[3.0]["windows"] > per[6.0]["windows"] >= 10
+        for seconds, row in per.items():
+            assert row["threshold"] == pytest.approx(row["max_score"] + 1.0, abs=1e-3)
+            assert index.threshold_for(seconds) == row["threshold"]
+        assert result["threshold"] == per[6.0]["threshold"]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from forensics.audio import index as index_module
@@ -84,6 +87,21 @@ def assert_all_found(index: AudioIndex, works: Works) -> None:
         hot = np.uint32(0xABCDEF01)  # the stop-word rule may skip the hot hash: leave it out
         want = {(h, v) for h, v in want if h != hot}
         assert want <= found, f"{work_id}: {len(want - found)} landmarks not found"
+
+
+def fail_nth_write(monkeypatch: pytest.MonkeyPatch, n: int) -> dict[str, int]:
+    """Make the ``n``-th piece a merge writes fail as a full disk would; the count of pieces."""
+    calls = {"n": 0}
+    real_write = index_module._NpyWriter.write
+
+    def failing_write(self: index_module._NpyWriter, arr: NDArray[np.uint32]) -> None:
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise OSError(28, "No space left on device")
+        real_write(self, arr)
+
+    monkeypatch.setattr(index_module._NpyWriter, "write", failing_write)
+    return calls
 
 
 @pytest.mark.parametrize("chunk", [1, 50, 777, 100_000])
@@ -195,16 +213,7 @@ def test_error_midway_leaves_the_old_segments_in_use(tmp_path: Path, monkeypatch
     index, works = build(d, 3, [2000, 1500, 2500, 800, 1000])
     before = sorted(p.name for p in d.glob("seg-*.npy"))
     generation = index._get("generation")
-    calls = {"n": 0}
-    real_write = index_module._NpyWriter.write
-
-    def failing_write(self: index_module._NpyWriter, arr: NDArray[np.uint32]) -> None:
-        calls["n"] += 1
-        if calls["n"] == 25:
-            raise OSError(28, "No space left on device")
-        real_write(self, arr)
-
-    monkeypatch.setattr(index_module._NpyWriter, "write", failing_write)
+    calls = fail_nth_write(monkeypatch, 25)
     with pytest.raises(OSError, match="No space left"):
         index.compact(chunk=100)
     assert calls["n"] == 25  # it failed midway, after writing part of the new segment
@@ -297,3 +306,265 @@ def test_add_fingerprint_refuses_malformed_fingerprints(tmp_path: Path) -> None:
         make_fingerprint([1], [0], float("nan"))
     with pytest.raises(ValueError, match="merge_chunk"):
         AudioIndex(tmp_path / "x", merge_chunk=0)
+
+
+# -- size-tiered merge policy -------------------------------------------------------------------
+
+
+class MergeLog:
+    """Wraps ``AudioIndex._merge_into``: entries read by each merge and the works each one rewrote."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.entries: list[int] = []
+        self.rewrites: dict[str, int] = {}  # work id -> merges that rewrote its landmarks
+        real = AudioIndex._merge_into
+
+        def spy(
+            index: AudioIndex, name: str, segments: list[index_module._Segment], expected: int, chunk: int
+        ) -> dict[str, int]:
+            self.entries.append(sum(len(s.keys) for s in segments))
+            names = [s.name for s in segments]
+            rows = index._db.execute(
+                f"SELECT work_id FROM works WHERE removed = 0 AND segment IN ({','.join('?' * len(names))})",
+                names,
+            )
+            for (work_id,) in rows:
+                self.rewrites[work_id] = self.rewrites.get(work_id, 0) + 1
+            return real(index, name, segments, expected, chunk)
+
+        monkeypatch.setattr(AudioIndex, "_merge_into", spy)
+
+
+def segment_sizes(index: AudioIndex) -> dict[str, int]:
+    return {str(n): int(e) for n, e in index._db.execute("SELECT name, entries FROM segments")}
+
+
+def test_one_by_one_registration_keeps_few_segments_and_rewrites_each_landmark_log_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    merges = MergeLog(monkeypatch)
+    rng = np.random.default_rng(21)
+    n_works, fan_in = 192, 4
+    works: Works = {}
+    most = 0
+    with AudioIndex(tmp_path / "idx", fan_in=fan_in) as index:  # max_segments 8
+        for i in range(n_works):
+            works[f"w{i}"] = random_fingerprint(rng, int(rng.integers(100, 400)))
+            index.add_fingerprint(f"w{i}", works[f"w{i}"])
+            most = max(most, index.stats()["segments"])
+        total = sum(len(fp.hashes) for fp in works.values())
+        assert most <= 8 and index.stats()["landmarks"] == total
+        assert_all_found(index, works)
+    log_n = math.log(n_works, fan_in)  # 3.8
+    rewritten = sum(merges.entries)
+    # O(N log N) entries written in all; the former policy (rewrite everything whenever a
+    # ninth segment appears) wrote about N / 16 = 12 times the index here
+    assert 1.0 * total < rewritten <= 1.5 * log_n * total
+    # no landmark is rewritten more than about log_fan_in(N) times
+    assert max(merges.rewrites.values()) <= math.ceil(log_n) + 2
+    # the largest merges are rare: only a few touch more than half of the index
+    assert sum(e > total / 2 for e in merges.entries) <= 3
+
+
+def test_old_full_rewrite_policy_would_write_far_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same registrations under full compaction (every merge rewrites all segments)."""
+    merges = MergeLog(monkeypatch)
+    rng = np.random.default_rng(21)
+    real_plan = index_module.plan_merge
+    monkeypatch.setattr(
+        index_module, "plan_merge", lambda sizes, k, f: sorted(sizes) if real_plan(sizes, k, f) else []
+    )
+    total = 0
+    with AudioIndex(tmp_path / "idx") as index:
+        for i in range(96):
+            fp = random_fingerprint(rng, int(rng.integers(100, 400)))
+            index.add_fingerprint(f"w{i}", fp)
+            total += len(fp.hashes)
+        assert index.stats()["segments"] <= 8
+    assert sum(merges.entries) > 4 * total  # ≈ N / 16 = 6 times; the tiered policy: ≈ log_4 N
+    assert max(merges.rewrites.values()) >= 10
+
+
+def test_partial_merge_drops_removed_works_of_the_merged_segments_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    merges = MergeLog(monkeypatch)
+    rng = np.random.default_rng(22)
+    d = tmp_path / "idx"
+    index = AudioIndex(d, max_segments=5)
+    sizes = {"big": 5000, "mid": 1000, "s1": 200, "s2": 200, "s3": 200}
+    works = {w: random_fingerprint(rng, n) for w, n in sizes.items()}
+    for w, fp in works.items():
+        index.add_fingerprint(w, fp)
+    before = segment_sizes(index)
+    big_seg, mid_seg = (
+        index._db.execute("SELECT segment FROM works WHERE work_id = ?", (w,)).fetchone()[0]
+        for w in ("big", "mid")
+    )
+    index._refresh()
+    mid_base = int(index._bases[index._ids.index("mid")])
+    s2_base = int(index._bases[index._ids.index("s2")])
+    assert index.remove("mid") and index.remove("s2") and merges.entries == []  # removed: 1200 of 6600
+    works["s4"] = random_fingerprint(rng, 200)
+    index.add_fingerprint("s4", works["s4"])  # a sixth segment: the four small ones merge
+    del works["mid"], works["s2"]
+    assert merges.entries == [800] and merges.rewrites == {"s1": 1, "s3": 1, "s4": 1}
+    after = segment_sizes(index)
+    assert len(after) == 3 and after[big_seg] == before[big_seg] and after[mid_seg] == before[mid_seg]
+    assert sorted(after.values()) == [600, 1000, 5000]  # s2's 200 landmarks are gone
+    rows = dict(index._db.execute("SELECT work_id, removed FROM works").fetchall())
+    assert rows == {"big": 0, "mid": 1, "s1": 0, "s3": 0, "s4": 0}  # s2's row went with its landmarks
+    index._refresh()
+
+    def owners_in_index(base: int, frames: int) -> int:
+        return sum(
+            int(np.count_nonzero((s.vals >= base) & (s.vals < base + frames))) for s in index._segments
+        )
+
+    frames = int(index._frames[0])  # every work here is 60 s long
+    assert owners_in_index(s2_base, frames) == 0
+    assert owners_in_index(mid_base, frames) == 1000  # its segment was not merged: still there
+    assert index._db.execute("SELECT COUNT(*) FROM peaks").fetchone()[0] == 4  # peaks of live works only
+    assert_all_found(index, works)
+    stats = index.compact()  # a full compaction rewrites everything and drops the rest
+    assert stats["segments"] == 3 and stats["entries_out"] == 5600 and index.stats()["segments"] == 1
+    index._refresh()
+    assert owners_in_index(mid_base, frames) == 0
+    assert dict(index._db.execute("SELECT work_id, removed FROM works").fetchall()) == dict.fromkeys(works, 0)
+    (seg,) = index._segments
+    assert {r[0] for r in index._db.execute("SELECT DISTINCT segment FROM works")} == {seg.name}
+    assert_all_found(index, works)
+    index.close()
+
+
+def _index_before_a_partial_merge(d: Path) -> tuple[AudioIndex, Works, Fingerprint]:
+    """Four segments (one large, three small) at ``max_segments`` 4; adding the returned
+    fingerprint as ``s4`` merges the four small ones."""
+    rng = np.random.default_rng(23)
+    index = AudioIndex(d, max_segments=4)
+    works = {w: random_fingerprint(rng, n) for w, n in {"big": 4000, "s1": 150, "s2": 150, "s3": 150}.items()}
+    for w, fp in works.items():
+        index.add_fingerprint(w, fp)
+    assert index.remove("s2")  # dropped by the merge, when it succeeds
+    return index, works, random_fingerprint(rng, 150)
+
+
+def test_error_midway_in_a_partial_merge_keeps_every_work_findable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = tmp_path / "idx"
+    index, works, extra = _index_before_a_partial_merge(d)
+    calls = fail_nth_write(monkeypatch, 3)
+    with pytest.raises(OSError, match="No space left"):
+        index.add_fingerprint("s4", extra)  # registered, then the merge fails
+    monkeypatch.undo()
+    assert calls["n"] == 3
+    assert len(segment_sizes(index)) == 5 and not list(d.glob(".*tmp"))
+    assert len(list(d.glob("seg-*.npy"))) == 15  # the five segments' files, nothing else
+    del works["s2"]
+    works["s4"] = extra
+    assert_all_found(index, works)
+    with AudioIndex(d, max_segments=4) as other:  # another process sees the same, complete index
+        assert sorted(other.work_ids()) == sorted(works)
+        assert_all_found(other, works)
+    index.add_fingerprint("s5", extra)  # the next registration merges
+    works["s5"] = extra
+    assert len(segment_sizes(index)) <= 4
+    assert "s2" not in {r[0] for r in index._db.execute("SELECT work_id FROM works")}
+    assert_all_found(index, works)
+    index.close()
+
+
+def test_error_in_the_catalogue_transaction_rolls_the_partial_merge_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = tmp_path / "idx"
+    index, works, extra = _index_before_a_partial_merge(d)
+    real = index._peaks.drop_removed
+
+    def failing_drop() -> int:  # runs inside the transaction, after the segments rows changed
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(index._peaks, "drop_removed", failing_drop)
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        index.add_fingerprint("s4", extra)
+    monkeypatch.setattr(index._peaks, "drop_removed", real)
+    sizes = segment_sizes(index)
+    assert len(sizes) == 5 and sorted(sizes.values()) == [150, 150, 150, 150, 4000]
+    assert {p.name.split(".")[0] for p in d.glob("seg-*.npy")} == set(sizes)  # new files removed
+    assert index._db.execute("SELECT COUNT(*) FROM works WHERE removed = 1").fetchone()[0] == 1  # s2 kept
+    members = index._db.execute("SELECT COUNT(DISTINCT segment) FROM works").fetchone()[0]
+    assert members == 5  # nothing moved to the merged segment
+    del works["s2"]
+    works["s4"] = extra
+    assert_all_found(index, works)
+    index.close()
+
+
+def test_files_of_a_crashed_partial_merge_are_ignored_then_removed(tmp_path: Path) -> None:
+    d = tmp_path / "idx"
+    index, works, extra = _index_before_a_partial_merge(d)
+    index._refresh()
+    small = [s for s in index._segments if len(s.keys) < 1000]
+    with index._writer():  # published, but the process died before the catalogue named it
+        index._merge_into("seg-crashed", small, 300, 128)
+        index._publish("seg-crashed")
+    index.close()
+    del works["s2"]
+    with AudioIndex(d, max_segments=4) as reopened:
+        assert len(segment_sizes(reopened)) == 4 and reopened.stats()["landmarks"] == 4450
+        assert_all_found(reopened, works)
+        reopened.add_fingerprint("s4", extra)
+        works["s4"] = extra
+        assert not list(d.glob("seg-crashed*")) and len(segment_sizes(reopened)) == 2
+        assert reopened.stats()["landmarks"] == 4450
+        assert_all_found(reopened, works)
+
+
+def test_an_index_without_recorded_segments_is_merged_whole(tmp_path: Path) -> None:
+    d = tmp_path / "idx"
+    rng = np.random.default_rng(24)
+    works = {f"w{i}": random_fingerprint(rng, 300) for i in range(4)}
+    with AudioIndex(d, max_segments=3) as index:
+        for w in ("w0", "w1", "w2"):
+            index.add_fingerprint(w, works[w])
+    with sqlite3.connect(d / "audio.sqlite") as db:  # as written before segments were recorded
+        db.execute("DROP INDEX works_by_segment")
+        db.execute("ALTER TABLE works DROP COLUMN segment")
+    with AudioIndex(d, max_segments=3) as index:  # the column is added back, empty
+        assert index._db.execute("SELECT COUNT(*) FROM works WHERE segment IS NULL").fetchone()[0] == 3
+        assert_all_found(index, {w: works[w] for w in ("w0", "w1", "w2")})
+        index.add_fingerprint("w3", works["w3"])  # a merge is due: everything, as membership is unknown
+        assert index.stats()["segments"] == 1
+        (seg,) = index._segments
+        assert [r[0] for r in index._db.execute("SELECT DISTINCT segment FROM works")] == [seg.name]
+        assert_all_found(index, works)
+
+
+def test_merge_policy_settings_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="fan_in"):
+        AudioIndex(tmp_path / "a", fan_in=1)
+    with pytest.raises(ValueError, match="max_segments"):
+        AudioIndex(tmp_path / "b", max_segments=0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 1 << 30), min_size=0, max_size=40),
+    st.integers(1, 12),
+    st.integers(2, 10),
+)
+def test_plan_merge_always_shrinks_to_the_cap(sizes: list[int], cap: int, fan_in: int) -> None:
+    segs = {f"s{i}": n for i, n in enumerate(sizes)}
+    merged = 0
+    while run := index_module.plan_merge(segs, cap, fan_in):
+        assert len(run) >= 2 and run == sorted(run) and set(run) <= set(segs)
+        tiers = {index_module.size_tier(segs[n], fan_in) for n in run}
+        # a run is one tier, or the two smallest segments when every tier holds one
+        assert len(tiers) == 1 or sorted(segs.values())[:2] == sorted(segs[n] for n in run)
+        segs = {n: e for n, e in segs.items() if n not in run} | {f"m{merged}": sum(segs[n] for n in run)}
+        merged += 1
+    assert len(segs) <= max(cap, 1) and sum(segs.values()) == sum(sizes)
+    assert merged <= max(0, len(sizes) - cap)
