@@ -50,7 +50,7 @@ from forensics.types import Match, MediaKind
 log = logging.getLogger(__name__)
 
 #: Largest Hamming distance (of 256 bits) at which two hashes are the same work.
-HASH_THRESHOLD = 32
+HASH_THRESHOLD = 29
 #: Fewest verified correspondences at which a local-feature match is the same work.
 INLIER_THRESHOLD = 15
 #: False-positive rate per (query, work) pair the thresholds were calibrated for.
