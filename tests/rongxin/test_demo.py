@@ -18,12 +18,14 @@ def test_demo_runs_end_to_end(tmp_path) -> None:
         "consortium ledger",
         "anchor + offline receipt",
         "register works, find copies",
+        "register music, find excerpts",
         "confidential transfer (ZK)",
         "encrypted cross-agency query",
         "crash, restart, revocation",
     ]
     assert (tmp_path / "ledger" / "node-4.db").exists() and (tmp_path / "genesis.cbor").exists()
     assert (tmp_path / "receipt-work-batch.cbor").exists()
+    assert len(list((tmp_path / "clips").glob("clip-*.wav"))) == 3
     key = keyfile.load_private_key(tmp_path / "supervisor.key", "rongxin-demo")
     cert = json.loads((tmp_path / "supervisor.cert.json").read_text())
     assert verify_placeholder_certificate(cert) == key.public_key
