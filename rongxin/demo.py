@@ -416,9 +416,20 @@ def _privacy_step(
     )
 
 
+def _fresh_library(out_dir: Path, library: str, outputs: str) -> tuple[Path, Path]:
+    """An empty library directory (a rerun starts over) and a directory for attacked copies."""
+    import shutil
+
+    lib_dir = out_dir / library
+    if lib_dir.exists():
+        shutil.rmtree(lib_dir)
+    copies = out_dir / outputs
+    copies.mkdir(exist_ok=True)
+    return lib_dir, copies
+
+
 def _audio_step(out_dir: Path, step: Callable[[str, bool, str, float], None]) -> None:
     """Register real music, find attacked 5-s excerpts in it, and nothing in unrelated speech."""
-    import shutil
 
     from datasets.attacks.audio import apply as attack_audio
     from datasets.manifest import load as load_manifest
@@ -432,11 +443,7 @@ def _audio_step(out_dir: Path, step: Callable[[str, bool, str, float], None]) ->
     speech = [e for e in entries if e.kind == "audio" and e.path.startswith("speech/")]
     tracks = [e for e in music if e.path.endswith(".ogg")][:5]
     tracks = [tracks[i] for i in (0, 1, 2, 4) if i < len(tracks)]
-    lib_dir = out_dir / "audio-library"
-    if lib_dir.exists():
-        shutil.rmtree(lib_dir)
-    clips_dir = out_dir / "clips"
-    clips_dir.mkdir(exist_ok=True)
+    lib_dir, clips_dir = _fresh_library(out_dir, "audio-library", "clips")
     attacks: list[list[tuple[str, dict[str, Any]]]] = [
         [("excerpt", {"start": 30.0, "length": 5.0}), ("speed", {"factor": 1.03})],
         [("excerpt", {"start": 12.0, "length": 5.0}), ("noise", {"color": "white", "snr_db": 10})],
@@ -471,7 +478,6 @@ def _audio_step(out_dir: Path, step: Callable[[str, bool, str, float], None]) ->
 def _forensics_step(
     out_dir: Path, consortium: LocalConsortium, media: Identity, step: Callable[[str, bool, str, float], None]
 ) -> None:
-    import shutil
 
     from chain import merkle
     from datasets.attacks.image import apply as attack
@@ -484,11 +490,7 @@ def _forensics_step(
     entries = load_manifest(corpus / "manifest.jsonl")
     photos = [e for e in entries if e.kind == "image" and e.role == "original"][:6]
     strangers = [e for e in entries if e.kind == "image" and e.role == "distractor"][:3]
-    lib_dir = out_dir / "library"
-    if lib_dir.exists():
-        shutil.rmtree(lib_dir)
-    copies_dir = out_dir / "copies"
-    copies_dir.mkdir(exist_ok=True)
+    lib_dir, copies_dir = _fresh_library(out_dir, "library", "copies")
     attacks: list[list[tuple[str, dict[str, Any]]]] = [
         [("jpeg", {"quality": 15}), ("resize", {"scale": 0.5})],
         [("crop", {"area": 0.6, "x": 0.3, "y": 0.7})],
