@@ -439,10 +439,9 @@ def _audio_step(out_dir: Path, step: Callable[[str, bool, str, float], None]) ->
     t0 = time.perf_counter()
     corpus = ensure_smoke()
     entries = load_manifest(corpus / "manifest.jsonl")
-    music = [e for e in entries if e.kind == "audio" and e.role == "original" and e.path.startswith("music/")]
-    speech = [e for e in entries if e.kind == "audio" and e.path.startswith("speech/")]
-    tracks = [e for e in music if e.path.endswith(".ogg")][:5]
-    tracks = [tracks[i] for i in (0, 1, 2, 4) if i < len(tracks)]
+    music = [e for e in entries if e.collection == "music" and e.role == "original"]
+    speech = [e for e in entries if e.collection == "speech"]
+    tracks = [e for e in music if (e.duration or 0.0) >= 60.0][:4]  # long enough for the excerpts
     lib_dir, clips_dir = _fresh_library(out_dir, "audio-library", "clips")
     attacks: list[list[tuple[str, dict[str, Any]]]] = [
         [("excerpt", {"start": 30.0, "length": 5.0}), ("speed", {"factor": 1.03})],

@@ -147,8 +147,8 @@ class Fingerprint:
         SM3 of the fingerprint's canonical bytes (parameters, then hashes and frames).
     peaks : Peaks, optional
         The spectral peaks the hashes came from; the index keeps them to verify candidate
-        alignments peak by peak. :func:`make_fingerprint` without peaks derives the
-        anchor peaks from the hashes (coarser: a frame and half a semitone).
+        alignments peak by peak. Without them :meth:`AudioIndex.add_fingerprint` keeps the
+        anchor peaks the hashes imply (coarser: a frame and half a semitone).
     """
 
     hashes: npt.NDArray[np.uint32]
@@ -262,8 +262,7 @@ def make_fingerprint(
         The parameters they were computed with (part of the digest).
     peaks : Peaks, optional
         The peaks they were computed from (see :attr:`Fingerprint.peaks`; not part of
-        the digest, which names the hashes); by default the anchor peaks the hashes
-        imply (:func:`forensics.audio.landmarks.anchor_peaks`).
+        the digest, which names the hashes).
 
     Returns
     -------
@@ -300,8 +299,6 @@ def make_fingerprint(
     h = SM3(b"rongxin/audio-landmarks/v1\n")
     h.update(json.dumps(p.to_dict(), sort_keys=True).encode())
     h.update(h32.astype("<u4").tobytes()).update(f32.astype("<u4").tobytes())
-    if peaks is None:
-        peaks = anchor_peaks(h32, f32, last + 1, p)
     return Fingerprint(hashes=h32, frames=f32, duration=duration, digest=h.digest(), peaks=peaks)
 
 
@@ -824,8 +821,7 @@ class AudioIndex:
 
     def threshold_for(self, seconds: float) -> float:
         """Significance a query window of ``seconds`` needs (interpolated between lengths)."""
-        table = sorted(self.thresholds.items())
-        return float(np.interp(seconds, [k for k, _ in table], [v for _, v in table]))
+        return _threshold_at(self.thresholds, seconds)
 
     @property
     def fpr_target(self) -> float:
@@ -1002,6 +998,8 @@ class AudioIndex:
                 f"the fingerprint has a landmark at frame {int(f.max())}, past its {fp.duration:g} s; "
                 "build it with make_fingerprint"
             )
+        # verification needs the work's peaks; without them, the anchor peaks the hashes imply
+        peaks = fp.peaks if fp.peaks is not None else anchor_peaks(h, f, frames, self.params)
         with self._writer():
             base = int(self._get("next_base") or 0)
             if base + frames + _GAP_FRAMES > _MAX_FRAME:
@@ -1023,8 +1021,8 @@ class AudioIndex:
                     ).lastrowid
                     if replaced:
                         self._peaks.drop_removed()
-                    if fp.peaks is not None and row is not None:
-                        self._peaks.put(row, fp.peaks)
+                    if row is not None:
+                        self._peaks.put(row, peaks)
                     self._db.execute("INSERT INTO segments (name, entries) VALUES (?, ?)", (name, len(vals)))
                     self._set("next_base", str(base + frames + _GAP_FRAMES))
                     self._bump()
@@ -1091,15 +1089,12 @@ class AudioIndex:
             if not self._segments:
                 return []
             override = None if threshold is None else float(threshold)
-            table = sorted(self.thresholds.items())
-            lengths, values = [k for k, _ in table], [v for _, v in table]
+            table = self.thresholds  # read once, not per window
             fpr = self.fpr_target
             fs = self.params.frame_seconds
             best: dict[int, tuple[Candidate, Verification, float]] = {}
             for w0, window in self._windows(peaks):
-                needed = override
-                if needed is None:
-                    needed = float(np.interp(window.frames * fs, lengths, values))
+                needed = _threshold_at(table, window.frames * fs) if override is None else override
                 for cand in vote(
                     window,
                     self._lookup,
@@ -1532,6 +1527,12 @@ def _encode_threshold(threshold: float | Mapping[float, float]) -> str:
             f"not {threshold!r}"
         )
     return json.dumps([[k, v] for k, v in pairs])
+
+
+def _threshold_at(table: Mapping[float, float], seconds: float) -> float:
+    """The threshold of a window of ``seconds``: interpolated in ``table``, constant beyond."""
+    pairs = sorted(table.items())
+    return float(np.interp(seconds, [k for k, _ in pairs], [v for _, v in pairs]))
 
 
 def _decode_threshold(stored: str) -> dict[float, float]:

@@ -195,7 +195,9 @@ class PeakExtractor:
     ) -> None:
         self.params = params or LandmarkParams()
         p = self.params
-        self._density = p.query_peaks_per_second if query else p.peaks_per_second
+        density = p.query_peaks_per_second if query else p.peaks_per_second
+        self._bands = max(1, p.bands)
+        self._quota = -(-density // self._bands)  # peaks kept per band and second (rounded up)
         self._window = np.hanning(p.n_fft + 1)[:-1].astype(np.float32)
         freqs = np.arange(p.n_fft // 2 + 1) * p.sample_rate / p.n_fft
         lo = int(np.searchsorted(freqs, p.fmin))
@@ -207,9 +209,8 @@ class PeakExtractor:
         self._band = (lo - self._lo, hi - self._lo)
         # density band of each bin of the analysed range (equal parts on the semitone scale)
         semis = 12.0 * np.log2(np.maximum(freqs[self._lo : self._hi], 1.0) / p.fmin)
-        bands = max(1, p.bands)
-        part = np.floor(semis / (12.0 * math.log2(p.fmax / p.fmin)) * bands)
-        self._band_of = np.clip(part, 0, bands - 1).astype(np.int64)
+        part = np.floor(semis / (12.0 * math.log2(p.fmax / p.fmin)) * self._bands)
+        self._band_of = np.clip(part, 0, self._bands - 1).astype(np.int64)
         self._bin_hz = p.sample_rate / p.n_fft
         self._block = round(1.0 / p.frame_seconds)
         self._chunk = max(1, round(chunk_seconds / p.frame_seconds / self._block)) * self._block
@@ -290,14 +291,12 @@ class PeakExtractor:
             return np.zeros(0), np.zeros(0), np.zeros(0)
         strength = level[ti, fi].astype(np.float64)
         # density cap: in each one-second block, the strongest peaks of each band
-        bands = max(1, p.bands)
-        band = self._band_of[fi]
-        group = ((ti - m + first) // self._block) * bands + band
+        group = ((ti - m + first) // self._block) * self._bands + self._band_of[fi]
         order = np.lexsort((-strength, group))
         grouped = group[order]
         starts = np.searchsorted(grouped, grouped, side="left")
         rank = np.arange(len(order)) - starts
-        keep = np.sort(order[rank < -(-self._density // bands)])
+        keep = np.sort(order[rank < self._quota])
         ti, fi, strength = ti[keep], fi[keep], strength[keep]
         dt = _parabolic(spec, ti, fi, axis=0)
         df = _parabolic(spec, ti, fi, axis=1)

@@ -78,3 +78,21 @@ def test_index_keeps_one_peak_row_per_live_work(tmp_path: Path) -> None:
         # matches still verify after compaction (peaks rows follow the surviving works)
         clip = write_wav(tmp_path / "q.wav", synth_music(301, 12.0)[SR * 3 : SR * 8])
         assert sorted(m.work_id for m in index.identify(clip, top_k=3)) == ["w0", "w1"]
+
+
+def test_fingerprint_without_peaks_gets_its_anchor_peaks(tmp_path: Path) -> None:
+    from forensics.audio.index import Fingerprint, make_fingerprint
+
+    rng = np.random.default_rng(6)
+    src = Peaks(np.sort(rng.uniform(0, 600, 120)), rng.uniform(0, 45, 120), np.ones(120), 600)
+    from forensics.audio.landmarks import hash_peaks
+
+    h, t = hash_peaks(src)
+    fp = make_fingerprint(h, t, 600 * 0.016)
+    bare = Fingerprint(fp.hashes, fp.frames, fp.duration, fp.digest)  # no peaks
+    with AudioIndex(tmp_path / "idx") as index:
+        index.add_fingerprint("w", bare)
+        assert index.work_ids() == ["w"]  # (reloads the catalogue)
+        stored = index._peaks.get(int(index._rowids[0]))
+    assert stored is not None and len(stored) > 0
+    assert set(np.rint(stored.t).astype(int)) <= set(fp.frames.astype(int).tolist())
