@@ -12,11 +12,12 @@ for the top-1 work:
   calibrated like ours.
 
 Both decision thresholds are calibrated on unrelated audio that is not used anywhere
-else (fretsonfire songs, codec2 speech, hedgewars music, every other Czech fillets-ng
-speech file): windows of 3, 5 and 10 s, and each system's threshold is set, per length,
-so that none of them matches (ours: one more than the highest score; Chromaprint: just
-below the lowest bit error rate). The false-positive rate is then measured on a pool that shares no
-package with it nor with the registered works (:data:`FPR_POOL`: drascula, warzone2100,
+else (fretsonfire songs, codec2 speech, hedgewars, nexuiz and planetblupi music, every
+other Czech fillets-ng speech file): windows of 3, 5 and 10 s, and each system's
+threshold is set, per length, so that none of them matches (ours: one more than the
+highest score; Chromaprint: just below the lowest bit error rate). The false-positive
+rate is then measured on a pool that shares no package with it nor with the registered
+works (:data:`FPR_POOL`: drascula, warzone2100,
 hyperrogue, fillets-ng and asc music; English fillets-ng speech and klettres' spoken
 letters in 20 languages; about 7 h). Windows are sliced from each file's peaks (ours)
 and from its whole-file Chromaprint fingerprint, not cut with ffmpeg, so that thousands
@@ -49,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -77,6 +79,8 @@ PACKAGES = [
     "fretsonfire-songs-sectoid",
     "codec2-examples",
     "fillets-ng-data-cs",
+    "nexuiz-music",
+    "planetblupi-music-ogg",
     # the false-positive pool only (see FPR_POOL)
     "warzone2100-music",
     "hyperrogue-music",
@@ -108,6 +112,20 @@ def fetch() -> None:
             subprocess.run(["apt-get", "download", pkg], cwd=tmp, check=True)
         for deb in Path(tmp).glob("*.deb"):
             subprocess.run(["dpkg-deb", "-x", str(deb), str(ROOT)], check=True)
+    nexuiz_music()
+
+
+def nexuiz_music() -> list[Path]:
+    """Nexuiz's music, unpacked once from the game's ``music.pk3`` (a zip) next to it."""
+    pk3 = ROOT / "usr/share/games/nexuiz/data/music.pk3"
+    out = ROOT / "usr/share/games/nexuiz/music"
+    if pk3.exists() and not any(out.glob("*.ogg")):
+        out.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(pk3) as z:
+            for info in z.infolist():
+                if info.filename.endswith(".ogg"):
+                    (out / Path(info.filename).name).write_bytes(z.read(info))
+    return sorted(out.glob("*.ogg"))
 
 
 def corpus() -> dict[str, list[Path]]:
@@ -118,11 +136,14 @@ def corpus() -> dict[str, list[Path]]:
     )
     refs = [p for p in refs if "silence" not in p.name]
     speech = sorted((g / "fillets-ng/sound").glob("*/cs/*.ogg"))
-    # calibration: fretsonfire songs, codec2 speech, hedgewars music, even fillets-ng speech
+    # calibration: fretsonfire songs, codec2 speech, hedgewars, nexuiz and planetblupi
+    # music, even fillets-ng speech
     calib = (
         sorted((g / "fretsonfire/data/songs").rglob("song.ogg"))
         + sorted((ROOT / "usr/share/codec2/wav").glob("*.wav"))
         + sorted((g / "hedgewars/Data/Music").glob("*.ogg"))
+        + nexuiz_music()
+        + sorted((ROOT / "usr/share/planetblupi/music").glob("*.ogg"))
     )
     # false positives: packages used nowhere else (drascula first: "under music" mixes its
     # first 12 files); the odd Czech fillets-ng files are left out, as they share the

@@ -88,10 +88,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3
-DEFAULT_THRESHOLDS: dict[float, float] = {3.0: 7.119, 5.0: 7.893, 10.0: 8.372}
+FORMAT_VERSION = 4
+DEFAULT_THRESHOLDS: dict[float, float] = {3.0: 7.127, 5.0: 7.274, 10.0: 8.267}
 """Significance a match needs (``-log10`` of the chance probability of its verified
-peaks, see :func:`forensics.audio.match.verify`), per query window length in seconds
+reference frames, see :func:`forensics.audio.match.verify`), per query window length in seconds
 (interpolated between, constant beyond): at each length one more than the highest score
 that the unrelated calibration windows of that length (4,490 / 3,474 / 1,692 at 3 / 5 /
 10 s, all the calibration pool holds) reached against the benchmark's catalogue
@@ -781,6 +781,16 @@ class AudioIndex:
             self._set("next_base", "0")
             self._set("generation", "0")
             return chosen
+        if self._get("format") == "3":
+            # format 3 scored single peaks; its data is valid, its thresholds are not
+            log.warning(
+                "%s: audio index of format 3 upgraded to %d; its decision thresholds were reset to "
+                "the defaults (scores now count reference frames); recalibrate if they were calibrated",
+                self.directory,
+                FORMAT_VERSION,
+            )
+            self._set("threshold", _encode_threshold(DEFAULT_THRESHOLDS))
+            self._set("format", str(FORMAT_VERSION))
         if self._get("format") != str(FORMAT_VERSION):
             raise AudioIndexError(
                 f"{self.directory} holds an audio index of format {self._get('format')}, this code reads "
@@ -1143,9 +1153,11 @@ class AudioIndex:
             "pitch": round(c.variant.pitch_scale, 4),
             "offset_accuracy": round(max(fs, c.residual * fs), 3),
             "votes": c.votes,
-            "verified_peaks": v.matched,
-            "reference_peaks": v.expected,
-            "chance_peaks": round(v.chance, 2),
+            "verified_frames": v.matched,
+            "reference_frames": v.expected,
+            "chance_frames": round(v.chance, 2),
+            "verified_peaks": v.peaks_matched,
+            "reference_peaks": v.peaks,
             "fpr_target": fpr,
         }
         return Match(

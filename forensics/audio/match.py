@@ -323,23 +323,35 @@ def _candidate(
 class Verification:
     """How well a candidate alignment explains the query at the level of single peaks.
 
+    The evidence is counted in reference *frames* (the peaks of one spectral frame, a
+    chord or an onset, count once): chance coincidences between two pieces come in
+    clusters (one coincident chord matches several of its peaks at once), so a count of
+    single peaks is over-dispersed against any independent-peaks model and unrelated music
+    in a related key reaches high scores; a count of frames is not.
+
     Attributes
     ----------
     matched : int
-        Reference peaks in the aligned span with a query peak within the tolerance.
+        Reference frames in the aligned span with at least one peak matched by a query
+        peak within the tolerance.
     expected : int
-        Reference peaks in the aligned span.
+        Reference frames with peaks in the aligned span.
     chance : float
-        Mean number of them a query with these peaks would match by chance.
+        Mean number of those frames a query with these peaks would match by chance.
     significance : float
         ``-log10`` of the probability of ``matched`` or more chance matches (Poisson with
         mean ``chance``): the score a decision threshold is calibrated on.
+    peaks_matched, peaks : int
+        The same count for single reference peaks, and the peaks in the span (reported,
+        not scored).
     """
 
     matched: int
     expected: int
     chance: float
     significance: float
+    peaks_matched: int = 0
+    peaks: int = 0
 
 
 _MAX_SIGNIFICANCE = 300.0
@@ -359,12 +371,14 @@ def verify(
     fewer do, so a true alignment can collect only a few votes. Mapped through the
     candidate's alignment (speed, offset, pitch), each reference peak in the aligned span
     is *matched* when a query peak lies within ``time_tol`` frames and ``freq_tol``
-    semitones of it — a single surviving peak counts. The count is judged against what
-    chance would give: a reference peak at frequency ``f`` is matched by chance with the
-    probability that one of the query's peaks near ``f`` (anywhere in the query) falls in
-    its time tolerance, so held notes or a steady hum that put many query peaks on one
-    frequency earn little. The significance is ``-log10 P(X >= matched)`` for a Poisson
-    ``X`` with the summed chance probabilities as its mean.
+    semitones of it — a single surviving peak counts. A reference peak at frequency ``f``
+    is matched by chance with the probability that one of the query's peaks near ``f``
+    (anywhere in the query) falls in its time tolerance, so held notes or a steady hum
+    that put many query peaks on one frequency earn little. Peaks are then counted by the
+    reference frame they belong to: a frame is matched when any of its peaks is, and is
+    matched by chance with the probability that any of them is. The significance is
+    ``-log10 P(X >= matched frames)`` for a Poisson ``X`` with the summed chance
+    probabilities of the frames as its mean.
 
     Parameters
     ----------
@@ -419,12 +433,26 @@ def verify(
     owner = np.repeat(np.arange(rt.size), near)
     pos = _ragged(a.astype(np.int64), near.astype(np.int64))
     close = np.abs(qt_s[pos] - rt[owner]) <= time_tol
-    matched = int(np.unique(owner[close]).size)
+    hit = np.zeros(rt.size, dtype=bool)
+    hit[owner[close]] = True
     # chance: each of the ``near`` query peaks falls in the 2·tol window with prob 2·tol/span
     frac = min(1.0, 2.0 * time_tol / max(hi - lo, 1.0))
-    p = 1.0 - (1.0 - frac) ** near
-    mean = float(p.sum())
-    return Verification(matched, int(rt.size), mean, _poisson_significance(matched, mean))
+    log_miss = near * math.log1p(-frac) if frac < 1.0 else np.where(near > 0, -np.inf, 0.0)
+    # one count per reference frame (the reference's own frame index: ``ref.t`` is sorted)
+    frame = np.rint(rt).astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, frame[1:] != frame[:-1]])
+    frame_hit = np.logical_or.reduceat(hit, starts)
+    frame_chance = -np.expm1(np.add.reduceat(log_miss, starts))
+    matched = int(frame_hit.sum())
+    mean = float(frame_chance.sum())
+    return Verification(
+        matched,
+        int(starts.size),
+        mean,
+        _poisson_significance(matched, mean),
+        peaks_matched=int(hit.sum()),
+        peaks=int(rt.size),
+    )
 
 
 def _poisson_significance(k: int, mean: float) -> float:

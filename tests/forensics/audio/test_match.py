@@ -182,3 +182,32 @@ def test_verify_on_empty_inputs() -> None:
     assert verify(empty, _cand(1000.0), ref).significance == 0.0
     assert verify(q, _cand(1000.0), empty).significance == 0.0
     assert verify(q, _cand(-5000.0), ref).expected == 0
+
+
+def test_verify_counts_a_matched_chord_once() -> None:
+    # unrelated music coincides in clusters: one chord matches all its peaks at once. The
+    # same number of matched peaks is much weaker evidence packed in a few chords than
+    # spread over as many frames.
+    rng = np.random.default_rng(4)
+    frames = np.arange(0.0, 3000.0, 6.0)
+    base = rng.uniform(0, 30, len(frames))
+    chord = np.array([0.0, 4.0, 7.0, 12.0])
+    ref = Peaks(np.repeat(frames, 4), (base[:, None] + chord).ravel(), np.ones(4 * len(frames)), 3000)
+    span = np.flatnonzero((ref.t >= 1000) & (ref.t < 1300))
+    noise_t, noise_f = rng.uniform(0, 300, 40), rng.uniform(0, 45, 40)
+
+    def query(picked: np.ndarray) -> Peaks:
+        t = np.concatenate([ref.t[picked] - 1000 + rng.uniform(-0.5, 0.5, len(picked)), noise_t])
+        order = np.argsort(t)
+        lf = np.concatenate([ref.lf[picked], noise_f])
+        return Peaks(t[order], lf[order], np.ones(len(t)), 300)
+
+    chords = span[: 5 * 4]  # all four peaks of five chords
+    spread = span[::4][:20] + rng.integers(0, 4, 20)  # one peak of each of twenty chords
+    packed = verify(query(chords), _cand(1000.0), ref)
+    apart = verify(query(spread), _cand(1000.0), ref)
+    assert packed.peaks_matched >= 20 and apart.peaks_matched >= 20
+    assert packed.matched <= 8 and apart.matched >= 20
+    assert packed.expected == apart.expected == 50 and packed.peaks == 200
+    assert apart.significance > packed.significance + 5
+    assert packed.significance < 4
