@@ -321,7 +321,7 @@ def _candidate(
 
 @dataclass(frozen=True)
 class Verification:
-    """How well a candidate alignment explains the query at the level of single peaks.
+    """How well a candidate alignment explains the query, peak by peak, counted by reference frame.
 
     The evidence is counted in reference *frames* (the peaks of one spectral frame, a
     chord or an onset, count once): chance coincidences between two pieces come in
