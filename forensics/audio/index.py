@@ -88,7 +88,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 DEFAULT_THRESHOLDS: dict[float, float] = {3.0: 7.084, 5.0: 9.896, 10.0: 8.557}
 """Significance a match needs (``-log10`` of the chance probability of its verified
 reference frames, see :func:`forensics.audio.match.verify`), per query window length in
@@ -100,6 +100,11 @@ calibration windows that reached 8.9 (none of the 3,000 held-out 5-s windows pas
 nor did any at the other lengths). Recalibrate with :meth:`AudioIndex.calibrate` for a
 much larger catalogue."""
 DEFAULT_THRESHOLD = DEFAULT_THRESHOLDS[10.0]
+_UPGRADABLE = {
+    "3": "scores now count reference frames, not single peaks",
+    "4": "few-vote candidates are now verified at their hypothesis's speed",
+}
+"""Older formats whose stored data this code reads, and what changed in their scores."""
 """The threshold of a full 10-s query window."""
 DEFAULT_FPR_TARGET = 1e-3
 """False-positive rate per query window the default threshold was calibrated for."""
@@ -782,13 +787,16 @@ class AudioIndex:
             self._set("next_base", "0")
             self._set("generation", "0")
             return chosen
-        if self._get("format") == "3":
-            # format 3 scored single peaks; its data is valid, its thresholds are not
+        old = self._get("format")
+        if old in _UPGRADABLE:
+            # formats 3 and 4 scored otherwise; their data is valid, their thresholds are not
             log.warning(
-                "%s: audio index of format 3 upgraded to %d; its decision thresholds were reset to "
-                "the defaults (scores now count reference frames); recalibrate if they were calibrated",
+                "%s: audio index of format %s upgraded to %d; its decision thresholds were reset to "
+                "the defaults (%s); recalibrate if they were calibrated",
                 self.directory,
+                old,
                 FORMAT_VERSION,
+                _UPGRADABLE[old],
             )
             self._set("threshold", _encode_threshold(DEFAULT_THRESHOLDS))
             self._set("format", str(FORMAT_VERSION))

@@ -8,7 +8,12 @@ scatter. A cell (hypothesis, work, offset ± 1 frame) scores the number of disti
 anchors with a hit in it — not the number of hits, because one chance match of a local
 constellation of peaks (a held chord) gives many triplets of the same anchor at once. The
 best cell of each work, over all hypotheses, is its score. The matched hits then give,
-by a least-squares line, the speed factor and the aligned spans in both files.
+by a least-squares line, the speed factor and the aligned spans in both files — when
+there are enough of them (:data:`FIT_VOTES`) to determine a line; a few hits would bend
+it towards chance coincidences, and the verification that follows would then test an
+alignment chosen to fit them, so with fewer hits the hypothesis's own speed is used.
+Either way the speed stays within half a grid step of the hypothesis (the true speed of
+a query lies that close to some hypothesis of the grid).
 
 Against a large index almost every hit is a chance hit alone in its cell. When the
 decision threshold is known, :func:`vote` first drops, in linear time, the hits that
@@ -27,7 +32,16 @@ from scipy import special
 
 from forensics.audio.landmarks import LandmarkParams, Landmarks, Peaks, landmarks
 
-__all__ = ["Candidate", "Variant", "Verification", "default_variants", "verify", "vote"]
+__all__ = [
+    "FIT_VOTES",
+    "Candidate",
+    "Variant",
+    "Verification",
+    "default_variants",
+    "speed_slack",
+    "verify",
+    "vote",
+]
 
 IntArray = npt.NDArray[np.int64]
 Lookup = Callable[[npt.NDArray[np.uint32]], tuple[IntArray, npt.NDArray[np.uint32]]]
@@ -36,6 +50,9 @@ Lookup = Callable[[npt.NDArray[np.uint32]], tuple[IntArray, npt.NDArray[np.uint3
 
 _OFFSET_SHIFT = 33
 _OFFSET_BIAS = 1 << 32
+FIT_VOTES = 8
+"""Votes a candidate needs before its speed is fitted to its hits rather than taken from
+its hypothesis (measured in docs/benchmarks.md, Audio, session 5)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +99,26 @@ def default_variants(max_change: float = 0.06, step: float = 0.015) -> list[Vari
     return out
 
 
+def speed_slack(variants: Sequence[Variant]) -> float:
+    """How far a fitted speed may stray from its hypothesis: half the grid's time step.
+
+    The true speed of a query lies within half a step of some hypothesis, so a fit that
+    strays further belongs to a neighbouring hypothesis (or to chance hits). With a
+    single time scale in the grid, 0.75 % (half the default step).
+
+    Examples
+    --------
+    >>> speed_slack(default_variants(0.06, 0.015))
+    0.0075
+    >>> speed_slack([Variant(1.0, 1.0)])
+    0.0075
+    """
+    scales = np.unique([v.time_scale for v in variants])
+    if len(scales) < 2:
+        return 0.0075
+    return round(float(np.min(np.diff(scales))) / 2.0, 6)
+
+
 @dataclass(frozen=True)
 class Candidate:
     """The best alignment found for one work.
@@ -96,7 +133,9 @@ class Candidate:
     variant : Variant
         The hypothesis that won.
     speed : float
-        Fitted ratio of reference time to query time over the matched hits.
+        Ratio of reference time to query time: fitted to the matched hits when there are
+        at least :data:`FIT_VOTES` votes (within :func:`speed_slack` of the hypothesis),
+        the hypothesis's ``time_scale`` otherwise.
     query_start, query_end : float
         Matched region of the query, in frames.
     ref_start, ref_end : float
@@ -183,6 +222,7 @@ def vote(
     p = params or LandmarkParams()
     fan_out = p.query_fan_out if fan_out is None else fan_out
     variants = list(variants) if variants is not None else default_variants()
+    slack = speed_slack(variants)
     hits = _hits(landmarks(peaks, p, fan_out=fan_out), variants, lookup)
     if hits is None:
         return []
@@ -225,7 +265,7 @@ def vote(
     for idx in tops:
         sel = np.abs(keys - uk[idx]) <= 1
         v = int(uk[idx] >> _OFFSET_SHIFT) // len(bases)
-        out.append(_candidate(int(wk[idx]), int(smooth[idx]), variants[v], local[sel], qt[sel]))
+        out.append(_candidate(int(wk[idx]), int(smooth[idx]), variants[v], local[sel], qt[sel], slack))
     return out
 
 
@@ -292,14 +332,15 @@ def _ragged(starts: IntArray, counts: IntArray) -> IntArray:
 
 
 def _candidate(
-    work: int, votes: int, variant: Variant, local: IntArray, qt: npt.NDArray[np.float64]
+    work: int, votes: int, variant: Variant, local: IntArray, qt: npt.NDArray[np.float64], slack: float
 ) -> Candidate:
     ref = local.astype(np.float64)
     q0, q1 = float(qt.min()), float(qt.max())
-    if q1 - q0 > 1e-6 and len(qt) >= 3:
+    if q1 - q0 > 1e-6 and votes >= FIT_VOTES:
         slope, intercept = np.polyfit(qt, ref, 1)
-        # a fit over a short span is noisy: keep it within 2 % of the hypothesis
-        slope = float(np.clip(slope, variant.time_scale * 0.98, variant.time_scale * 1.02))
+        # a fit over a short span is noisy: keep it within half a grid step of the hypothesis
+        ts = variant.time_scale
+        slope = float(np.clip(slope, ts * (1.0 - slack), ts * (1.0 + slack)))
         intercept = float(np.median(ref - slope * qt))
     else:
         slope = variant.time_scale

@@ -17,7 +17,14 @@ from forensics.audio.errors import (
     NoAudioStreamError,
     NoFingerprintError,
 )
-from forensics.audio.index import DEFAULT_THRESHOLDS, AudioIndex, _search, bucket_directory, fingerprint_file
+from forensics.audio.index import (
+    DEFAULT_THRESHOLDS,
+    FORMAT_VERSION,
+    AudioIndex,
+    _search,
+    bucket_directory,
+    fingerprint_file,
+)
 from forensics.audio.landmarks import LandmarkParams
 from forensics.errors import LibraryError, MediaError
 from forensics.types import MediaIndex
@@ -217,7 +224,7 @@ def test_damaged_index_directory(tmp_path: Path, song_files: dict[str, Path]) ->
 
 @pytest.mark.parametrize(
     ("stored", "message"),
-    [("99", "format 99"), ("2", "format 2, this code reads format 4")],  # 2: no stored peaks
+    [("99", "format 99"), ("2", "format 2, this code reads format 5")],  # 2: no stored peaks
 )
 def test_format_version_is_checked(tmp_path: Path, stored: str, message: str) -> None:
     d = tmp_path / "idx"
@@ -228,21 +235,24 @@ def test_format_version_is_checked(tmp_path: Path, stored: str, message: str) ->
         AudioIndex(d)
 
 
-def test_format_3_is_upgraded_with_default_thresholds(
-    tmp_path: Path, song_files: dict[str, Path], songs: Songs, clip: Clip
+@pytest.mark.parametrize("old", ["3", "4"])
+def test_older_formats_are_upgraded_with_default_thresholds(
+    tmp_path: Path, song_files: dict[str, Path], songs: Songs, clip: Clip, old: str
 ) -> None:
-    # format 3 scored single peaks: its works and peaks stay, its thresholds are reset
+    # formats 3 and 4 scored otherwise: their works and peaks stay, their thresholds are reset
     d = tmp_path / "idx"
     with AudioIndex(d, threshold=55.0) as index:
         index.add("a", song_files["song-0"])
     with sqlite3.connect(d / "audio.sqlite") as db:
-        db.execute("UPDATE settings SET value = '3' WHERE key = 'format'")
+        db.execute("UPDATE settings SET value = ? WHERE key = 'format'", (old,))
     with AudioIndex(d) as index:
         assert index.thresholds == DEFAULT_THRESHOLDS
         assert index.work_ids() == ["a"]
         assert index.identify(clip(songs["song-0"][SR * 3 : SR * 8]), top_k=1)[0].work_id == "a"
     with sqlite3.connect(d / "audio.sqlite") as db:
-        assert db.execute("SELECT value FROM settings WHERE key = 'format'").fetchone()[0] == "4"
+        assert db.execute("SELECT value FROM settings WHERE key = 'format'").fetchone()[0] == str(
+            FORMAT_VERSION
+        )
 
 
 def test_threshold_is_stored_and_used(

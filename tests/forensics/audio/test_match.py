@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 
 from forensics.audio.landmarks import LandmarkParams, Peaks, hash_peaks, landmarks
-from forensics.audio.match import Candidate, Variant, _dense, default_variants, verify, vote
+from forensics.audio.match import (
+    FIT_VOTES,
+    Candidate,
+    Variant,
+    _candidate,
+    _dense,
+    default_variants,
+    speed_slack,
+    verify,
+    vote,
+)
 
 
 def _random_peaks(seed: int, seconds: float = 60.0, per_second: float = 12.0) -> Peaks:
@@ -114,6 +124,31 @@ def test_default_variants_grid() -> None:
     assert len(v) == len(set(v)) == 25
     scales = sorted({x.time_scale for x in v})
     assert min(scales) == pytest.approx(0.94) and max(scales) == pytest.approx(1.06)
+
+
+def test_speed_slack_is_half_the_grid_step() -> None:
+    assert speed_slack(default_variants()) == pytest.approx(0.0075)
+    assert speed_slack(default_variants(0.06, 0.02)) == pytest.approx(0.01)
+    assert speed_slack([Variant(1.0, 1.0), Variant(1.0, 1.03)]) == pytest.approx(0.0075)  # pitch only
+
+
+@pytest.mark.parametrize(
+    ("slope", "votes", "expected"),
+    [
+        (1.004, FIT_VOTES, 1.004),  # enough hits: fitted
+        (1.03, FIT_VOTES, 1.0075),  # a fit beyond half a grid step is held at it
+        (0.97, FIT_VOTES + 5, 0.9925),
+        (1.004, FIT_VOTES - 1, 1.0),  # too few hits to fit a line: the hypothesis's speed
+        (1.03, 3, 1.0),
+    ],
+)
+def test_candidate_speed_is_fitted_only_from_enough_votes(slope: float, votes: int, expected: float) -> None:
+    qt = np.linspace(0.0, 3000.0, votes)
+    local = np.rint(500.0 + slope * qt).astype(np.int64)
+    c = _candidate(0, votes, Variant(1.0, 1.0), local, qt, 0.0075)
+    assert c.speed == pytest.approx(expected, abs=2e-4)
+    # the offset is the median of the hits under that speed
+    assert abs(np.median(local - (c.ref_start + c.speed * (qt - c.query_start)))) <= 1e-6
 
 
 # -- peak-level verification ------------------------------------------------------------------
