@@ -210,29 +210,48 @@ class ChromaRefs:
     data: np.ndarray  # all reference items, concatenated
     starts: np.ndarray  # first item of each reference
     ends: np.ndarray
+    silence: int  # the item fpcalc gives digital silence
+
+
+def silence_item() -> int:
+    """The Chromaprint item of digital silence (fpcalc of 10 s of zeros; one constant value)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "zeros.wav"
+        Audio(np.zeros((80000, 1), dtype=np.float32), 8000).save(wav)
+        items = fpcalc(wav)
+    values, counts = np.unique(items, return_counts=True)
+    return int(values[np.argmax(counts)])
 
 
 def chromaprint_refs(paths: list[Path]) -> ChromaRefs:
     arrays = [fpcalc(p) for p in paths]
     starts = np.cumsum([0] + [len(a) for a in arrays[:-1]])
-    return ChromaRefs(np.concatenate(arrays), starts, starts + np.array([len(a) for a in arrays]))
+    ends = starts + np.array([len(a) for a in arrays])
+    return ChromaRefs(np.concatenate(arrays), starts, ends, silence_item())
 
 
 def chromaprint_match(query: np.ndarray, refs: ChromaRefs) -> tuple[int, float, float]:
     """(reference index, bit error rate, offset s) of the best full-overlap alignment, or (-1, 1, 0).
 
     Every position of every reference is tried; the score is the fraction of differing
-    bits between the query's items and the reference's items at that position.
+    bits between the query's items and the reference's items at that position. An item
+    of digital silence on either side counts as 16 differing bits (chance): silence is
+    not evidence of a copy, and several registered tracks end in seconds of it, which a
+    quiet or silent stretch of any query would otherwise match with no error at all.
     """
     n = len(query)
     if n == 0:
         return -1, 1.0, 0.0
     best = (-1, 1.0, 0.0)
+    q_silent = query == refs.silence
     for r, (s, e) in enumerate(zip(refs.starts, refs.ends, strict=True)):
         if e - s < n:
             continue
         win = np.lib.stride_tricks.sliding_window_view(refs.data[s:e], n)
-        ber = np.bitwise_count(win ^ query[None, :]).sum(axis=1) / (32.0 * n)
+        errors = np.bitwise_count(win ^ query[None, :]).astype(np.int64)
+        silent = np.lib.stride_tricks.sliding_window_view(refs.data[s:e] == refs.silence, n) | q_silent
+        errors[silent] = 16
+        ber = errors.sum(axis=1) / (32.0 * n)
         i = int(np.argmin(ber))
         if ber[i] < best[1]:
             best = (r, float(ber[i]), i * CP_ITEM_SECONDS)
