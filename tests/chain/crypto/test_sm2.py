@@ -285,6 +285,10 @@ def test_ciphertext_format_errors() -> None:
     with pytest.raises(CiphertextFormatError, match="at least"):
         KEY.decrypt(ct[:97])
     with pytest.raises(CiphertextFormatError, match="04"):
+        KEY.decrypt(b"\x02" + ct[1:])  # any first byte but 04
+    # gmssl-style, without the 04: refused by the prefix check, or (when X starts with
+    # byte 04, one time in 256) because the shifted C1 is not on the curve
+    with pytest.raises(CiphertextFormatError, match=r"04|not a point"):
         KEY.decrypt(ct[1:])
     off = bytearray(ct)
     off[64] ^= 1
