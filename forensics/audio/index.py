@@ -89,16 +89,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 5
-DEFAULT_THRESHOLDS: dict[float, float] = {3.0: 7.084, 5.0: 9.896, 10.0: 8.557}
+DEFAULT_THRESHOLDS: dict[float, float] = {3.0: 7.811, 5.0: 8.231, 10.0: 8.588}
 """Significance a match needs (``-log10`` of the chance probability of its verified
 reference frames, see :func:`forensics.audio.match.verify`), per query window length in
 seconds (interpolated between, constant beyond): at each length one more than the highest
-score that the unrelated calibration windows of that length (5,988 / 5,992 / 4,615 at 3 /
+score that the unrelated calibration windows of that length (5,940 / 5,947 / 4,581 at 3 /
 5 / 10 s, from about 6.8 h of music and speech) reached against the benchmark's catalogue
-(``bench/audio_robustness.py``, docs/benchmarks.md). The 5-s value is set by two
-calibration windows that reached 8.9 (none of the 3,000 held-out 5-s windows passed it,
-nor did any at the other lengths). Recalibrate with :meth:`AudioIndex.calibrate` for a
-much larger catalogue."""
+(``bench/audio_robustness.py``, docs/benchmarks.md, session 5). Recalibrate with
+:meth:`AudioIndex.calibrate` for a much larger catalogue."""
 DEFAULT_THRESHOLD = DEFAULT_THRESHOLDS[10.0]
 _UPGRADABLE = {
     "3": "scores now count reference frames, not single peaks",
