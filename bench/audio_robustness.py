@@ -396,15 +396,14 @@ def window_scores(
         if k not in peaks:
             peaks = {k: extract_peaks(pool[k].samples, index.params, query=True)}
         pk = peaks[k]
-        f0, f1 = s / fs, (s + length) / fs
-        sel = (pk.t >= f0) & (pk.t < f1)
-        if sel.sum() < 2 * length:  # silence or a tone: refused as a query (NoFingerprintError)
+        f0 = round(s / fs)
+        window = pk.window(f0, f0 + round(length / fs))
+        if len(window) < 2 * length:  # silence or a tone: refused as a query (NoFingerprintError)
             continue
         i0 = round(s / CP_ITEM_SECONDS)
         items = pool[k].chroma[i0 : i0 + cp_items]
         if len(items) < cp_items:
             continue
-        window = Peaks(pk.t[sel] - f0, pk.lf[sel], pk.strength[sel], int(f1 - f0))
         top = index.identify_peaks(window, top_k=1, threshold=0)
         ours.append(float(top[0].score) if top else 0.0)
         _, ber, _ = chromaprint_match(items, cp)

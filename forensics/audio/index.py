@@ -88,7 +88,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 DEFAULT_THRESHOLDS: dict[float, float] = {3.0: 7.811, 5.0: 8.231, 10.0: 8.588}
 """Significance a match needs (``-log10`` of the chance probability of its verified
 reference frames, see :func:`forensics.audio.match.verify`), per query window length in
@@ -101,6 +101,7 @@ DEFAULT_THRESHOLD = DEFAULT_THRESHOLDS[10.0]
 _UPGRADABLE = {
     "3": "scores now count reference frames, not single peaks",
     "4": "few-vote candidates are now verified at their hypothesis's speed",
+    "5": "scores now add the query spectrum's evidence at the reference's peaks",
 }
 """Older formats whose stored data this code reads, and what changed in their scores."""
 """The threshold of a full 10-s query window."""
@@ -787,7 +788,7 @@ class AudioIndex:
             return chosen
         old = self._get("format")
         if old in _UPGRADABLE:
-            # formats 3 and 4 scored otherwise; their data is valid, their thresholds are not
+            # formats 3 to 5 scored otherwise; their data is valid, their thresholds are not
             log.warning(
                 "%s: audio index of format %s upgraded to %d; its decision thresholds were reset to "
                 "the defaults (%s); recalibrate if they were calibrated",
@@ -1123,7 +1124,11 @@ class AudioIndex:
                     min_votes=_CANDIDATE_VOTES,
                 ):
                     ref = self._peaks.get(int(self._rowids[cand.work]))
-                    checked = verify(window, cand, ref) if ref is not None else Verification(0, 0, 0.0, 0.0)
+                    checked = (
+                        verify(window, cand, ref, params=self.params)
+                        if ref is not None
+                        else Verification(0, 0, 0.0, 0.0)
+                    )
                     if checked.significance < needed:
                         continue
                     kept = best.get(cand.work)
@@ -1139,16 +1144,13 @@ class AudioIndex:
         if total <= length * 1.5:
             yield 0.0, peaks
             return
-        hop = length / 2
-        starts = np.arange(0.0, max(total - length, 0.0) + hop, hop)
-        for s in starts:
-            sel = (peaks.t >= s) & (peaks.t < s + length)
-            if sel.sum() < 4:
+        size = round(length)
+        hop = size // 2
+        for s in range(0, max(total - size, 0) + hop, hop):
+            window = peaks.window(s, s + size)
+            if len(window) < 4:
                 continue
-            yield (
-                float(s),
-                Peaks(peaks.t[sel] - s, peaks.lf[sel], peaks.strength[sel], int(min(length, total - s))),
-            )
+            yield float(s), window
 
     def _match(self, c: Candidate, v: Verification, threshold: float, fpr: float, fs: float) -> Match:
         details = {
@@ -1163,6 +1165,8 @@ class AudioIndex:
             "verified_frames": v.matched,
             "reference_frames": v.expected,
             "chance_frames": round(v.chance, 2),
+            "peak_significance": round(v.peak_significance, 3),
+            "spectral_evidence": round(v.spectral, 3),
             "verified_peaks": v.peaks_matched,
             "reference_peaks": v.peaks,
             "fpr_target": fpr,
@@ -1481,10 +1485,10 @@ class AudioIndex:
             )
             for seconds in chosen:
                 length = seconds / fs
-                for start in np.arange(0.0, max(peaks.frames - length, 0.0) + 1.0, length / 2):
-                    sel = (peaks.t >= start) & (peaks.t < start + length)
-                    window = Peaks(peaks.t[sel] - start, peaks.lf[sel], peaks.strength[sel], int(length))
-                    top = self.identify_peaks(window, top_k=1, threshold=0) if sel.sum() >= 4 else []
+                size = round(length)
+                for start in range(0, max(peaks.frames - size, 0) + 1, max(1, size // 2)):
+                    window = peaks.window(start, start + size)
+                    top = self.identify_peaks(window, top_k=1, threshold=0) if len(window) >= 4 else []
                     scores[seconds].append(float(top[0].score) if top else 0.0)
         needed = math.ceil(1.0 / fpr_target)
         for seconds, found in scores.items():

@@ -46,11 +46,15 @@ import scipy.fft
 from scipy import ndimage
 
 __all__ = [
+    "EVIDENCE_BINS",
+    "EVIDENCE_STEP",
+    "EVIDENCE_TIME",
     "HASH_BITS",
     "LandmarkParams",
     "Landmarks",
     "PeakExtractor",
     "Peaks",
+    "analysis_bins",
     "anchor_peaks",
     "extract_peaks",
     "hash_fields",
@@ -160,15 +164,67 @@ class Peaks:
         Whitened level in dB (how far the peak stands out).
     frames : int
         Number of frames analysed (duration = frames × hop / sample_rate).
+    evidence : numpy.ndarray of int8, optional
+        Queries only (``query=True``): the *evidence map*, one row per frame and one
+        column per STFT bin of :func:`analysis_bins` — the whitened level (dB above the mean
+        of the neighbouring ``whiten_bins`` bins), maximized over ±2 frames and ±1 bin, in
+        half-dB steps. Verification reads it at the reference's peaks, so that a component
+        of the work that is still audible but lost its peak to a louder sound (a voice-over,
+        another track, reverb, noise) still counts as graded evidence.
     """
 
     t: FloatArray
     lf: FloatArray
     strength: FloatArray
     frames: int
+    evidence: npt.NDArray[np.int8] | None = None
 
     def __len__(self) -> int:
         return len(self.t)
+
+    def window(self, start: int, stop: int) -> Peaks:
+        """The peaks of frames ``[start, stop)``, with times from ``start`` (and the evidence rows).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> p = Peaks(np.array([1.0, 5.5, 9.0]), np.array([3.0, 4.0, 5.0]), np.ones(3), 10,
+        ...           evidence=np.zeros((10, 4), dtype=np.int8))
+        >>> w = p.window(4, 8)
+        >>> w.t.tolist(), w.frames, w.evidence.shape
+        ([1.5], 4, (4, 4))
+        """
+        start = max(0, int(start))
+        stop = min(self.frames, int(stop))
+        sel = (self.t >= start) & (self.t < stop)
+        ev = None if self.evidence is None else self.evidence[start:stop]
+        return Peaks(self.t[sel] - start, self.lf[sel], self.strength[sel], max(0, stop - start), ev)
+
+
+EVIDENCE_TIME = 2
+"""Half-width in frames of the evidence map's maximum (the verification's time tolerance)."""
+EVIDENCE_BINS = 1
+"""Half-width in bins of the evidence map's maximum."""
+EVIDENCE_STEP = 0.5
+"""dB per unit of the evidence map."""
+
+
+def analysis_bins(params: LandmarkParams) -> tuple[int, int]:
+    """The STFT bins ``[lo, hi)`` that peaks are picked in, with a margin each side for context.
+
+    Column ``j`` of :attr:`Peaks.evidence` is bin ``lo + j``, at ``(lo + j) * sample_rate / n_fft`` Hz.
+
+    Examples
+    --------
+    >>> analysis_bins(LandmarkParams())
+    (19, 462)
+    """
+    p = params
+    freqs = np.arange(p.n_fft // 2 + 1) * p.sample_rate / p.n_fft
+    lo = int(np.searchsorted(freqs, p.fmin))
+    hi = int(np.searchsorted(freqs, p.fmax, side="right"))
+    pad = p.peak_freq_radius + 1
+    return max(1, lo - pad), min(len(freqs) - 1, hi + pad)
 
 
 class PeakExtractor:
@@ -195,6 +251,7 @@ class PeakExtractor:
     ) -> None:
         self.params = params or LandmarkParams()
         p = self.params
+        self._query = query
         density = p.query_peaks_per_second if query else p.peaks_per_second
         self._bands = max(1, p.bands)
         self._quota = -(-density // self._bands)  # peaks kept per band and second (rounded up)
@@ -203,9 +260,7 @@ class PeakExtractor:
         lo = int(np.searchsorted(freqs, p.fmin))
         hi = int(np.searchsorted(freqs, p.fmax, side="right"))
         # margin of bins each side so the whitening and the maximum filter see context
-        self._pad = p.peak_freq_radius + 1
-        self._lo = max(1, lo - self._pad)
-        self._hi = min(len(freqs) - 1, hi + self._pad)
+        self._lo, self._hi = analysis_bins(p)
         self._band = (lo - self._lo, hi - self._lo)
         # density band of each bin of the analysed range (equal parts on the semitone scale)
         semis = 12.0 * np.log2(np.maximum(freqs[self._lo : self._hi], 1.0) / p.fmin)
@@ -221,6 +276,7 @@ class PeakExtractor:
         self._done = 0  # global index of the first frame not yet peak-picked
         self._frames = 0
         self._out: list[tuple[FloatArray, FloatArray, FloatArray]] = []
+        self._evidence: list[npt.NDArray[np.int8]] = []
 
     def _silent_rows(self, n: int) -> npt.NDArray[np.float32]:
         return np.full((n, self._hi - self._lo), np.nan, dtype=np.float32)
@@ -259,7 +315,12 @@ class PeakExtractor:
             t, lf, s = (np.concatenate(parts) for parts in zip(*self._out, strict=True))
         else:
             t = lf = s = np.zeros(0)
-        return Peaks(t=t, lf=lf, strength=s, frames=self._frames)
+        evidence = None
+        if self._query:
+            width = self._hi - self._lo
+            rows = np.concatenate(self._evidence) if self._evidence else np.zeros((0, width), dtype=np.int8)
+            evidence = rows[: self._frames]
+        return Peaks(t=t, lf=lf, strength=s, frames=self._frames, evidence=evidence)
 
     def _process(self, core: int) -> None:
         rows = np.concatenate(self._rows) if len(self._rows) > 1 else self._rows[0]
@@ -278,6 +339,12 @@ class PeakExtractor:
         valid = ~np.isnan(spec[:, 0])
         level = np.where(valid[:, None], spec, -200.0).astype(np.float32)
         freq_mean = ndimage.uniform_filter1d(level, p.whiten_bins, axis=1, mode="nearest")
+        if self._query:
+            whitened = ndimage.maximum_filter(
+                level - freq_mean, size=(2 * EVIDENCE_TIME + 1, 2 * EVIDENCE_BINS + 1), mode="nearest"
+            )[m : m + core]
+            units = np.rint(whitened / EVIDENCE_STEP)
+            self._evidence.append(np.clip(units, -128, 127).astype(np.int8))
         loud = valid & (level.mean(axis=1) > p.silence_db)
         size = (2 * p.peak_time_radius + 1, 2 * p.peak_freq_radius + 1)
         local_max = level == ndimage.maximum_filter(level, size=size, mode="nearest")

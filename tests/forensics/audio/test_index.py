@@ -224,7 +224,7 @@ def test_damaged_index_directory(tmp_path: Path, song_files: dict[str, Path]) ->
 
 @pytest.mark.parametrize(
     ("stored", "message"),
-    [("99", "format 99"), ("2", "format 2, this code reads format 5")],  # 2: no stored peaks
+    [("99", "format 99"), ("2", "format 2, this code reads format 6")],  # 2: no stored peaks
 )
 def test_format_version_is_checked(tmp_path: Path, stored: str, message: str) -> None:
     d = tmp_path / "idx"
@@ -235,11 +235,11 @@ def test_format_version_is_checked(tmp_path: Path, stored: str, message: str) ->
         AudioIndex(d)
 
 
-@pytest.mark.parametrize("old", ["3", "4"])
+@pytest.mark.parametrize("old", ["3", "4", "5"])
 def test_older_formats_are_upgraded_with_default_thresholds(
     tmp_path: Path, song_files: dict[str, Path], songs: Songs, clip: Clip, old: str
 ) -> None:
-    # formats 3 and 4 scored otherwise: their works and peaks stay, their thresholds are reset
+    # formats 3 to 5 scored otherwise: their works and peaks stay, their thresholds are reset
     d = tmp_path / "idx"
     with AudioIndex(d, threshold=55.0) as index:
         index.add("a", song_files["song-0"])
