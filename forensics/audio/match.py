@@ -467,7 +467,7 @@ def verify(
     >>> verify(q, far, ref).significance < 3
     True
     """
-    if len(query) == 0 or len(ref) == 0:
+    if len(ref) == 0 or (len(query) == 0 and query.evidence is None):
         return Verification(0, 0, 0.0, 0.0)
     speed = cand.speed
     shift = 12.0 * math.log2(cand.variant.pitch_scale)

@@ -58,6 +58,18 @@ def test_excerpt_found_with_offset(shared_index: AudioIndex, songs: Songs, clip:
     assert abs(d["speed"] - 1.0) < 0.01
     assert d["fpr_target"] == pytest.approx(1e-3)
     assert set(d) >= {"query_start", "query_end", "ref_start", "ref_end", "speed", "offset_accuracy", "votes"}
+    # the score is the peak check plus the spectral evidence, and both see the excerpt
+    assert d["peak_significance"] > 0 and d["spectral_evidence"] > 0
+    assert m.score == pytest.approx(d["peak_significance"] + d["spectral_evidence"], abs=0.002)
+
+
+def test_excerpt_under_louder_unregistered_music(shared_index: AudioIndex, songs: Songs, clip: Clip) -> None:
+    x = songs["song-0"][SR * 12 : SR * 17]
+    over = synth_music(77, 5.0)[: len(x)]
+    (m,) = shared_index.identify(clip(0.3 * x + 0.6 * over), top_k=1)
+    assert m.work_id == "song-0"
+    assert abs(m.details["ref_start"] - m.details["query_start"] - 12.0) <= 0.1
+    assert m.details["spectral_evidence"] > 1.0
 
 
 @pytest.mark.parametrize("factor", [0.96, 1.04])

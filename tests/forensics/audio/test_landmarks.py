@@ -10,6 +10,7 @@ from forensics.audio.landmarks import (
     LandmarkParams,
     PeakExtractor,
     Peaks,
+    analysis_bins,
     anchor_peaks,
     extract_peaks,
     hash_fields,
@@ -37,6 +38,47 @@ def test_streaming_equals_whole(music: np.ndarray, block: int) -> None:
     assert streamed.frames == whole.frames
     np.testing.assert_allclose(streamed.t, whole.t)
     np.testing.assert_allclose(streamed.lf, whole.lf)
+
+
+@pytest.mark.parametrize("block", [1000, 40000])
+def test_streamed_evidence_equals_whole(music: np.ndarray, block: int) -> None:
+    whole = extract_peaks(music, query=True)
+    ex = PeakExtractor(chunk_seconds=3.0, query=True)
+    for i in range(0, len(music), block):
+        ex.feed(music[i : i + block])
+    streamed = ex.finish()
+    assert whole.evidence is not None and streamed.evidence is not None
+    np.testing.assert_array_equal(streamed.evidence, whole.evidence)
+
+
+def test_only_queries_carry_an_evidence_map(music: np.ndarray) -> None:
+    p = LandmarkParams()
+    lo, hi = analysis_bins(p)
+    q = extract_peaks(music, p, query=True)
+    assert extract_peaks(music, p).evidence is None
+    assert q.evidence is not None and q.evidence.dtype == np.int8
+    assert q.evidence.shape == (q.frames, hi - lo)
+    # the map is high where the query has its peaks (a peak stands >= 6 dB out of its bins)
+    col = np.rint(p.fmin * np.exp2(q.lf / 12) * p.n_fft / p.sample_rate).astype(int) - lo
+    at_peaks = q.evidence[np.rint(q.t).astype(int).clip(0, q.frames - 1), col]
+    assert np.median(at_peaks) * 0.5 >= 6.0
+    assert np.median(q.evidence) < np.median(at_peaks) / 2
+    assert extract_peaks(np.zeros(8000), p, query=True).evidence.shape == (63, hi - lo)
+
+
+def test_window_slices_peaks_and_evidence(music: np.ndarray) -> None:
+    q = extract_peaks(music, query=True)
+    assert q.evidence is not None
+    w = q.window(100, 400)
+    inside = (q.t >= 100) & (q.t < 400)
+    np.testing.assert_allclose(w.t, q.t[inside] - 100)
+    np.testing.assert_allclose(w.lf, q.lf[inside])
+    assert w.frames == 300 and w.evidence is not None
+    np.testing.assert_array_equal(w.evidence, q.evidence[100:400])
+    tail = q.window(q.frames - 10, q.frames + 500)  # clamped to the frames analysed
+    assert tail.frames == 10 and tail.evidence is not None and len(tail.evidence) == 10
+    assert q.window(-50, 0).frames == 0 and len(q.window(-50, 0)) == 0
+    assert extract_peaks(music).window(0, 10).evidence is None
 
 
 def test_density_and_order(music: np.ndarray) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from forensics.audio.landmarks import LandmarkParams, Peaks, hash_peaks, landmarks
+from forensics.audio.landmarks import LandmarkParams, Peaks, analysis_bins, extract_peaks, hash_peaks, landmarks
 from forensics.audio.match import (
     FIT_VOTES,
     Candidate,
@@ -15,10 +15,12 @@ from forensics.audio.match import (
     _candidate,
     _dense,
     default_variants,
+    spectral_evidence,
     speed_slack,
     verify,
     vote,
 )
+from tests.forensics.audio.conftest import synth_music
 
 
 def _random_peaks(seed: int, seconds: float = 60.0, per_second: float = 12.0) -> Peaks:
@@ -246,3 +248,63 @@ def test_verify_counts_a_matched_chord_once() -> None:
     assert packed.expected == apart.expected == 50 and packed.peaks == 200
     assert apart.significance > packed.significance + 5
     assert packed.significance < 4
+
+
+# -- spectral evidence ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def masked() -> tuple[Peaks, Peaks]:
+    """A registered song's peaks, and a 5-s excerpt of it (from 10 s) under another, 3x louder, song."""
+    song, other = synth_music(11, 30.0), synth_music(12, 30.0)
+    excerpt = song[8000 * 10 : 8000 * 15]
+    return extract_peaks(song), extract_peaks(excerpt + 3.0 * other[: len(excerpt)], query=True)
+
+
+def _at(offset: float, q: Peaks) -> Candidate:
+    return Candidate(0, 5, Variant(1.0, 1.0), 1.0, 0.0, q.frames - 1.0, offset, offset + q.frames - 1.0, 0.0)
+
+
+def test_spectral_evidence_counts_components_that_lost_their_peaks(masked: tuple[Peaks, Peaks]) -> None:
+    ref, q = masked
+    # the query's peak picker lost every peak (all went to the louder sound): the spectrum remains
+    bare = Peaks(np.zeros(0), np.zeros(0), np.zeros(0), q.frames, evidence=q.evidence)
+    true = verify(bare, _at(625.0, q), ref)
+    assert true.peak_significance == 0.0 and true.spectral > 3.0
+    assert true.significance == true.spectral
+    for offset in (0.0, 300.0, 631.0, 700.0, 1200.0):  # six frames off is already wrong
+        assert verify(bare, _at(offset, q), ref).spectral < 1.5, offset
+    # with its peaks, both checks add up
+    full = verify(q, _at(625.0, q), ref)
+    assert full.peak_significance > 5.0 and full.spectral > 3.0
+    assert full.significance == pytest.approx(full.peak_significance + full.spectral)
+
+
+def test_verify_without_an_evidence_map_scores_the_peaks_only(masked: tuple[Peaks, Peaks]) -> None:
+    ref, q = masked
+    plain = Peaks(q.t, q.lf, q.strength, q.frames)
+    v = verify(plain, _at(625.0, q), ref)
+    assert v.spectral == 0.0 and v.significance == v.peak_significance > 5.0
+    assert v.peak_significance == pytest.approx(verify(q, _at(625.0, q), ref).peak_significance)
+
+
+def test_spectral_evidence_discounts_a_steady_column() -> None:
+    # a hum that stands out in one column all the time is no evidence of any alignment
+    lo, _ = analysis_bins(LandmarkParams())
+    ev = np.zeros((300, 443), dtype=np.int8)
+    ev[:, 119 - lo] = 60
+    lf = np.full(20, 12 * np.log2(119 * 8000 / 1024 / 250))
+    t = np.arange(20) * 15.0
+    assert spectral_evidence(ev, t, lf, np.arange(20)) == 0.0
+    ev[::15, 119 - lo] = 80  # louder exactly at the reference's peaks: evidence again
+    assert spectral_evidence(ev, t, lf, np.arange(20)) > 10.0
+
+
+def test_spectral_evidence_on_degenerate_input() -> None:
+    ev = np.full((300, 443), 20, dtype=np.int8)
+    none = np.zeros(0)
+    assert spectral_evidence(ev, none, none, np.zeros(0, dtype=np.int64)) == 0.0
+    t, lf, frame = np.array([-5.0, 400.0]), np.array([10.0, 10.0]), np.array([0, 1])
+    assert spectral_evidence(ev, t, lf, frame) == 0.0  # outside the query in time
+    assert spectral_evidence(ev, np.array([5.0]), np.array([70.0]), np.array([0])) == 0.0  # above the band
+    assert spectral_evidence(ev[:1], np.array([0.0]), np.array([10.0]), np.array([0])) == 0.0  # one frame
