@@ -7,7 +7,14 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from forensics.audio.landmarks import LandmarkParams, Peaks, analysis_bins, extract_peaks, hash_peaks, landmarks
+from forensics.audio.landmarks import (
+    LandmarkParams,
+    Peaks,
+    analysis_bins,
+    extract_peaks,
+    hash_peaks,
+    landmarks,
+)
 from forensics.audio.match import (
     FIT_VOTES,
     Candidate,
