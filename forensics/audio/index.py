@@ -89,22 +89,22 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 6
-DEFAULT_THRESHOLDS: dict[float, float] = {3.0: 7.811, 5.0: 8.231, 10.0: 8.588}
-"""Significance a match needs (``-log10`` of the chance probability of its verified
-reference frames, see :func:`forensics.audio.match.verify`), per query window length in
-seconds (interpolated between, constant beyond): at each length one more than the highest
-score that the unrelated calibration windows of that length (5,940 / 5,947 / 4,581 at 3 /
-5 / 10 s, from about 6.8 h of music and speech) reached against the benchmark's catalogue
-(``bench/audio_robustness.py``, docs/benchmarks.md, session 5). Recalibrate with
+DEFAULT_THRESHOLDS: dict[float, float] = {3.0: 9.356, 5.0: 11.951, 10.0: 13.354}
+"""Score a match needs (the peak check's significance plus the spectral evidence's, in
+decades; see :func:`forensics.audio.match.verify`), per query window length in seconds
+(interpolated between, constant beyond): at each length one more than the highest score
+that the unrelated calibration windows of that length (5,940 / 5,947 / 4,581 at 3 / 5 /
+10 s, from about 6.8 h of music and speech) reached against the benchmark's catalogue
+(``bench/audio_robustness.py``, docs/benchmarks.md, session 6). Recalibrate with
 :meth:`AudioIndex.calibrate` for a much larger catalogue."""
 DEFAULT_THRESHOLD = DEFAULT_THRESHOLDS[10.0]
+"""The threshold of a full 10-s query window."""
 _UPGRADABLE = {
     "3": "scores now count reference frames, not single peaks",
     "4": "few-vote candidates are now verified at their hypothesis's speed",
     "5": "scores now add the query spectrum's evidence at the reference's peaks",
 }
 """Older formats whose stored data this code reads, and what changed in their scores."""
-"""The threshold of a full 10-s query window."""
 DEFAULT_FPR_TARGET = 1e-3
 """False-positive rate per query window the default threshold was calibrated for."""
 
