@@ -434,6 +434,11 @@ def verify(
     ``-log10 P(X >= matched frames)`` for a Poisson ``X`` with the summed chance
     probabilities of the frames as its mean.
 
+    A query that carries its evidence map (:attr:`Peaks.evidence`, made by
+    ``extract_peaks(..., query=True)``) is also checked on its spectrum at the same
+    reference peaks (:func:`spectral_evidence`), and the returned significance is the sum
+    of both checks; thresholds are calibrated on that sum.
+
     Parameters
     ----------
     query : Peaks
