@@ -66,6 +66,7 @@ from forensics.audio.landmarks import (
     LandmarkParams,
     PeakExtractor,
     Peaks,
+    analysis_bins,
     anchor_peaks,
     hash_peaks,
 )
@@ -1095,13 +1096,29 @@ class AudioIndex:
         """:meth:`identify` for peaks already extracted (see :func:`extract_peaks`).
 
         Each query window's hashes are voted against the index; the candidates with at
-        least three aligned votes (the best ten) are verified peak by peak against the
-        work's stored peaks (:func:`forensics.audio.match.verify`), and a candidate's
-        score is the significance of that verification. ``threshold`` overrides the
+        least three aligned votes (the best ten) are verified against the work's stored
+        peaks — peak by peak and, when the peaks carry their evidence map
+        (``extract_peaks(..., query=True)``), on the query's spectrum
+        (:func:`forensics.audio.match.verify`) — and a candidate's score is the
+        significance of that verification. Peaks without a map score lower than the
+        thresholds were calibrated for (never higher). ``threshold`` overrides the
         calibrated one for this call (calibration uses 0 to see the best score on
         unrelated audio).
+
+        Raises
+        ------
+        ValueError
+            The evidence map does not fit the peaks or the index's parameters.
         """
         self._check_open()
+        if peaks.evidence is not None:
+            lo, hi = analysis_bins(self.params)
+            if peaks.evidence.ndim != 2 or peaks.evidence.shape != (peaks.frames, hi - lo):
+                raise ValueError(
+                    f"the query's evidence map has shape {peaks.evidence.shape}, these parameters make "
+                    f"({peaks.frames}, {hi - lo}) for {peaks.frames} frames; extract the query with "
+                    "extract_peaks(samples, index.params, query=True)"
+                )
         with self._lock:
             self._refresh()
             if not self._segments:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from forensics.audio.index import (
     bucket_directory,
     fingerprint_file,
 )
-from forensics.audio.landmarks import LandmarkParams
+from forensics.audio.landmarks import LandmarkParams, extract_peaks
 from forensics.errors import LibraryError, MediaError
 from forensics.types import MediaIndex
 from tests.forensics.audio.conftest import SR, ffmpeg, synth_music, write_wav
@@ -114,6 +115,18 @@ def test_query_refusals(shared_index: AudioIndex, songs: Songs, clip: Clip, tmp_
         shared_index.identify(text, top_k=1)
     with pytest.raises(ValueError, match="top_k"):
         shared_index.identify(clip(songs["song-0"][: SR * 5]), top_k=0)
+
+
+def test_evidence_map_that_does_not_fit_is_refused(shared_index: AudioIndex, songs: Songs) -> None:
+    peaks = extract_peaks(songs["song-1"][SR * 3 : SR * 8], shared_index.params, query=True)
+    assert peaks.evidence is not None
+    assert shared_index.identify_peaks(peaks, top_k=1)[0].work_id == "song-1"
+    for bad in (peaks.evidence[:, :-3], peaks.evidence[:-1], peaks.evidence[0]):
+        with pytest.raises(ValueError, match="evidence map has shape"):
+            shared_index.identify_peaks(replace(peaks, evidence=bad), top_k=1)
+    # without a map the peak check alone decides: lower scores, the same work
+    plain = shared_index.identify_peaks(replace(peaks, evidence=None), top_k=1, threshold=0)
+    assert plain[0].work_id == "song-1" and plain[0].details["spectral_evidence"] == 0.0
 
 
 def test_long_query_scanned_in_windows(shared_index: AudioIndex, songs: Songs, clip: Clip) -> None:
