@@ -338,10 +338,10 @@ class PeakExtractor:
         p = self.params
         valid = ~np.isnan(spec[:, 0])
         level = np.where(valid[:, None], spec, -200.0).astype(np.float32)
-        freq_mean = ndimage.uniform_filter1d(level, p.whiten_bins, axis=1, mode="nearest")
+        contrast = level - ndimage.uniform_filter1d(level, p.whiten_bins, axis=1, mode="nearest")
         if self._query:
             whitened = ndimage.maximum_filter(
-                level - freq_mean, size=(2 * EVIDENCE_TIME + 1, 2 * EVIDENCE_BINS + 1), mode="nearest"
+                contrast, size=(2 * EVIDENCE_TIME + 1, 2 * EVIDENCE_BINS + 1), mode="nearest"
             )[m : m + core]
             units = np.rint(whitened / EVIDENCE_STEP)
             self._evidence.append(np.clip(units, -128, 127).astype(np.int8))
@@ -351,7 +351,7 @@ class PeakExtractor:
         b0, b1 = self._band
         cand = np.zeros_like(local_max)
         cand[m : m + core, b0:b1] = local_max[m : m + core, b0:b1]
-        cand &= level - freq_mean > p.min_prominence_db
+        cand &= contrast > p.min_prominence_db
         cand &= loud[:, None]
         ti, fi = np.nonzero(cand)
         if ti.size == 0:

@@ -501,14 +501,14 @@ def verify(
     log_miss = near * math.log1p(-frac) if frac < 1.0 else np.where(near > 0, -np.inf, 0.0)
     # one count per reference frame (the reference's own frame index: ``ref.t`` is sorted)
     frame = np.rint(rt).astype(np.int64)
-    starts = np.flatnonzero(np.r_[True, frame[1:] != frame[:-1]])
+    starts = _frame_starts(frame)
     frame_hit = np.logical_or.reduceat(hit, starts)
     frame_chance = -np.expm1(np.add.reduceat(log_miss, starts))
     matched = int(frame_hit.sum())
     mean = float(frame_chance.sum())
     by_peaks = _poisson_significance(matched, mean)
     spectral = 0.0
-    if query.evidence is not None and query.evidence.shape[0] > 1:
+    if query.evidence is not None:
         spectral = spectral_evidence(query.evidence, (rt - lo) / speed, rf + shift, frame, params)
     return Verification(
         matched,
@@ -586,7 +586,7 @@ def spectral_evidence(
     value = evidence[q, col]
     # empirical p-value of each peak: the share of the query's frames as high in its column
     pv = (evidence[:, col] >= value[None, :]).sum(axis=0) / n
-    starts = np.flatnonzero(np.r_[True, frame[1:] != frame[:-1]])
+    starts = _frame_starts(frame)
     k = np.diff(np.r_[starts, len(pv)])
     smallest = np.minimum.reduceat(pv, starts)
     per_frame = -np.expm1(k * np.log1p(-np.minimum(smallest, 1.0 - 1e-12)))  # Šidák over the frame's peaks
@@ -598,6 +598,12 @@ def spectral_evidence(
         return 0.0
     tail = float(special.log_ndtr(-combined))
     return min(_MAX_SIGNIFICANCE, -tail / math.log(10.0))
+
+
+def _frame_starts(frame: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+    """Where each run of equal values in the sorted ``frame`` begins (one reference frame each)."""
+    out: npt.NDArray[np.intp] = np.flatnonzero(np.r_[True, frame[1:] != frame[:-1]])
+    return out
 
 
 def _poisson_significance(k: int, mean: float) -> float:
