@@ -59,6 +59,7 @@ import numpy as np
 import numpy.typing as npt
 
 from chain.crypto.sm3 import SM3
+from forensics.audio.bass import BASS_PARAMS, DEFAULT_BASS_THRESHOLDS, Decimator
 from forensics.audio.decode import iter_blocks
 from forensics.audio.errors import AudioIndexError, ClipTooShortError, NoFingerprintError
 from forensics.audio.landmarks import (
@@ -110,6 +111,7 @@ DEFAULT_FPR_TARGET = 1e-3
 """False-positive rate per query window the default threshold was calibrated for."""
 
 _GAP_FRAMES = 1024
+_BASS_DIR = "bass"
 _CANDIDATE_VOTES = 3
 """Aligned hash votes a candidate needs before it is verified peak by peak."""
 _VERIFY_TOP = 10
@@ -175,6 +177,29 @@ def _peaks_of(
         extractor.feed(block)
         samples += len(block)
     return extractor.finish(), samples / params.sample_rate
+
+
+def _layers_of(
+    path: Path,
+    params: LandmarkParams,
+    bass: LandmarkParams,
+    *,
+    max_seconds: float | None,
+    strict: bool,
+    query: bool = False,
+) -> tuple[Peaks, Peaks, float]:
+    """Peaks of the main layer and of the bass layer from one decode of ``path``."""
+    main = PeakExtractor(params, query=query)
+    low = PeakExtractor(bass, query=query)
+    decimator = Decimator()
+    samples = 0
+    for block in iter_blocks(
+        path, sample_rate=params.sample_rate, max_seconds=max_seconds, strict=strict, block_seconds=30.0
+    ):
+        main.feed(block)
+        low.feed(decimator.feed(block))
+        samples += len(block)
+    return main.finish(), low.finish(), samples / params.sample_rate
 
 
 def _check_content(
@@ -718,8 +743,11 @@ class AudioIndex:
         merge_chunk: int = _MERGE_CHUNK,
         params: LandmarkParams | None = None,
         variants: list[Variant] | None = None,
+        bass: bool = True,
+        bass_threshold: float | Mapping[float, float] | None = None,
     ) -> None:
         self.directory = Path(directory)
+        self._created = False
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -765,7 +793,54 @@ class AudioIndex:
         self._frames = np.zeros(0, dtype=np.int64)
         self._rowids = np.zeros(0, dtype=np.int64)
         self._peaks = PeakStore(self._db)
+        self._layer = "main" if bass else "bass"
         self._refresh()
+        self._bass: AudioIndex | None = None
+        if bass:
+            self._open_bass(bass_threshold)
+
+    def _open_bass(self, threshold: float | Mapping[float, float] | None) -> None:
+        """Open the bass layer under ``bass/``; a new index with the default parameters makes one.
+
+        An index made before the bass layer existed keeps working without it: its works'
+        audio is gone, so their bass fingerprints cannot be added afterwards.
+        """
+        where = self.directory / _BASS_DIR
+        exists = (where / "audio.sqlite").exists()
+        if not exists and not (self._created and self.params == LandmarkParams()):
+            return
+        common: dict[str, Any] = {
+            "max_seconds": self.max_seconds,
+            "min_seconds": self.min_seconds,
+            "max_query_seconds": self.max_query_seconds,
+            "window_seconds": self.window_seconds,
+            "bass": False,
+        }
+        try:
+            if exists:
+                self._bass = AudioIndex(where, threshold=threshold, **common)
+            else:
+                self._bass = AudioIndex(
+                    where,
+                    params=BASS_PARAMS,
+                    threshold=DEFAULT_BASS_THRESHOLDS if threshold is None else threshold,
+                    **common,
+                )
+        except BaseException:
+            self._db.close()
+            raise
+        if self._bass.params.sample_rate * 4 != self.params.sample_rate:
+            self._bass.close()
+            self._db.close()
+            raise AudioIndexError(
+                f"the bass layer in {where} analyses {self._bass.params.sample_rate} Hz, which is not a "
+                f"quarter of the main layer's {self.params.sample_rate} Hz"
+            )
+
+    @property
+    def bass(self) -> AudioIndex | None:
+        """The bass layer (:mod:`forensics.audio.bass`), or ``None`` for an index made without one."""
+        return self._bass
 
     # -- settings and state ---------------------------------------------------------------
 
@@ -779,6 +854,7 @@ class AudioIndex:
     def _init_settings(self, params: LandmarkParams | None) -> LandmarkParams:
         stored = self._get("params")
         if stored is None:
+            self._created = True
             chosen = params or LandmarkParams()
             self._set("format", str(FORMAT_VERSION))
             self._set("params", json.dumps(chosen.to_dict(), sort_keys=True))
@@ -961,10 +1037,30 @@ class AudioIndex:
         self._check_open()
         if not isinstance(work_id, str) or not work_id:
             raise AudioIndexError("work_id must be a non-empty string")
-        fp = fingerprint_file(
-            path, self.params, max_seconds=self.max_seconds, min_seconds=self.min_seconds, strict=True
+        if self._bass is None:
+            fp = fingerprint_file(
+                path, self.params, max_seconds=self.max_seconds, min_seconds=self.min_seconds, strict=True
+            )
+            return self.add_fingerprint(work_id, fp)
+        path = Path(path)
+        main, low, duration = _layers_of(
+            path, self.params, self._bass.params, max_seconds=self.max_seconds, strict=True
         )
-        return self.add_fingerprint(work_id, fp)
+        hashes, times = hash_peaks(main, self.params)
+        _check_content(path, main, hashes, duration, self.min_seconds)
+        fp = make_fingerprint(hashes, times, duration, self.params, peaks=main)
+        digest = self.add_fingerprint(work_id, fp)
+        low_hashes, low_times = hash_peaks(low, self._bass.params)
+        try:
+            _check_content(path, low, low_hashes, duration, self.min_seconds)
+        except (ClipTooShortError, NoFingerprintError):
+            # nothing below 300 Hz to fingerprint: the work is matched by the main layer only
+            self._bass.remove(work_id)
+            return digest
+        self._bass.add_fingerprint(
+            work_id, make_fingerprint(low_hashes, low_times, duration, self._bass.params, peaks=low)
+        )
+        return digest
 
     def add_fingerprint(self, work_id: str, fp: Fingerprint) -> bytes:
         """Index a fingerprint computed elsewhere (:func:`fingerprint_file`, :func:`make_fingerprint`).
@@ -1066,6 +1162,8 @@ class AudioIndex:
                     self._bump()
             if n:
                 self._maybe_compact()
+        if self._bass is not None:
+            self._bass.remove(work_id)
         return bool(n)
 
     def identify(self, path: Path, top_k: int = 5) -> list[Match]:
@@ -1085,14 +1183,22 @@ class AudioIndex:
         if top_k < 1:
             raise ValueError("top_k must be at least 1")
         p = self.params
-        peaks, duration = _peaks_of(
-            Path(path), p, max_seconds=self.max_query_seconds, strict=False, query=True
-        )
+        low: Peaks | None = None
+        if self._bass is None:
+            peaks, duration = _peaks_of(
+                Path(path), p, max_seconds=self.max_query_seconds, strict=False, query=True
+            )
+        else:
+            peaks, low, duration = _layers_of(
+                Path(path), p, self._bass.params, max_seconds=self.max_query_seconds, strict=False, query=True
+            )
         hashes, _ = hash_peaks(peaks, p)
         _check_content(Path(path), peaks, hashes, duration, self.min_seconds)
-        return self.identify_peaks(peaks, top_k)
+        return self.identify_peaks(peaks, top_k, bass=low)
 
-    def identify_peaks(self, peaks: Peaks, top_k: int = 5, *, threshold: float | None = None) -> list[Match]:
+    def identify_peaks(
+        self, peaks: Peaks, top_k: int = 5, *, threshold: float | None = None, bass: Peaks | None = None
+    ) -> list[Match]:
         """:meth:`identify` for peaks already extracted (see :func:`extract_peaks`).
 
         Each query window's hashes are voted against the index; the candidates with at
@@ -1105,11 +1211,32 @@ class AudioIndex:
         calibrated one for this call (calibration uses 0 to see the best score on
         unrelated audio).
 
+        ``bass`` are the same query's bass-layer peaks (``extract_peaks(bass_samples(x),
+        index.bass.params, query=True)``, see :mod:`forensics.audio.bass`): when given and
+        the index has a bass layer, both layers are matched, each against its own
+        thresholds, and a work found by both is reported once, by the layer whose score
+        clears its threshold by more (``details["layer"]``). Works are ranked by that
+        margin.
+
         Raises
         ------
         ValueError
             The evidence map does not fit the peaks or the index's parameters.
         """
+        found = self._identify_layer(peaks, top_k, threshold)
+        if bass is None or self._bass is None:
+            return found
+        alive = set(self.work_ids())
+        low = [m for m in self._bass.identify_peaks(bass, top_k, threshold=threshold) if m.work_id in alive]
+        best: dict[str, tuple[float, Match]] = {}
+        for m in [*found, *low]:
+            margin = m.score - m.threshold
+            if m.work_id not in best or margin > best[m.work_id][0]:
+                best[m.work_id] = (margin, m)
+        ranked = sorted(best.values(), key=lambda mm: -mm[0])
+        return [m for _, m in ranked[:top_k]]
+
+    def _identify_layer(self, peaks: Peaks, top_k: int, threshold: float | None) -> list[Match]:
         self._check_open()
         if peaks.evidence is not None:
             lo, hi = analysis_bins(self.params)
@@ -1187,6 +1314,7 @@ class AudioIndex:
             "verified_peaks": v.peaks_matched,
             "reference_peaks": v.peaks,
             "fpr_target": fpr,
+            "layer": self._layer,
         }
         return Match(
             work_id=self._ids[c.work],
@@ -1233,6 +1361,10 @@ class AudioIndex:
             entries = sum(len(s.keys) for s in self._segments)
             size = sum(f.stat().st_size for f in self.directory.glob("seg-*.npy"))
             size += sum(f.stat().st_size for f in self.directory.glob("audio.sqlite*"))
+            layer: dict[str, Any] | None = None
+            if self._bass is not None:
+                layer = self._bass.stats()
+                size += int(layer["bytes"])
             return {
                 "kind": self.kind,
                 "works": int(self._alive.sum()),
@@ -1244,6 +1376,9 @@ class AudioIndex:
                 "threshold": self.threshold,
                 "thresholds": {f"{k:g} s": v for k, v in sorted(self.thresholds.items())},
                 "fpr_target": self.fpr_target,
+                "bass": None
+                if layer is None
+                else {k: layer[k] for k in ("works", "landmarks", "bytes", "thresholds")},
             }
 
     def close(self) -> None:
@@ -1254,6 +1389,8 @@ class AudioIndex:
             self._closed = True
             self._segments = []
             self._db.close()
+        if self._bass is not None:
+            self._bass.close()
 
     def __enter__(self) -> AudioIndex:
         return self
@@ -1311,7 +1448,10 @@ class AudioIndex:
         if chunk is not None and chunk < 1:
             raise ValueError("chunk must be at least 1 entry")
         with self._writer():
-            return self._compact(chunk or self.merge_chunk)
+            out = self._compact(chunk or self.merge_chunk)
+        if self._bass is not None:
+            self._bass.compact(chunk=chunk)
+        return out
 
     def _maybe_compact(self) -> list[dict[str, int]]:
         """Merge what the policy asks for after a registration or removal; the stats of each merge.
@@ -1459,7 +1599,8 @@ class AudioIndex:
         bounds the false-positive rate per query of that length at about ``1 / n``.
         Queries of other lengths use the thresholds interpolated between. Chance scores
         grow with the amount of registered audio, so calibrate again after the catalogue
-        has grown several-fold.
+        has grown several-fold. The bass layer, when the index has one, is calibrated on
+        the same windows in the same way, against its own works.
 
         Parameters
         ----------
@@ -1479,7 +1620,8 @@ class AudioIndex:
         dict
             ``windows`` and ``max_score`` (over all lengths), ``threshold`` (of the
             longest length), ``thresholds`` and ``per_length`` (windows, highest score
-            and threshold of each) and ``fpr_target``.
+            and threshold of each), ``fpr_target``, and ``bass_thresholds`` (``None``
+            without a bass layer).
 
         Raises
         ------
@@ -1494,19 +1636,26 @@ class AudioIndex:
         chosen = sorted({float(x) for x in (lengths or (3.0, 5.0, self.window_seconds))})
         if not chosen or chosen[0] <= 0:
             raise AudioIndexError(f"calibration lengths must be positive seconds, not {chosen}")
-        fs = self.params.frame_seconds
         scores: dict[float, list[float]] = {x: [] for x in chosen}
+        low_scores: dict[float, list[float]] = {x: [] for x in chosen}
         for path in paths:
-            peaks, _ = _peaks_of(
-                Path(path), self.params, max_seconds=self.max_seconds, strict=False, query=True
-            )
+            if self._bass is None:
+                peaks, _ = _peaks_of(
+                    Path(path), self.params, max_seconds=self.max_seconds, strict=False, query=True
+                )
+            else:
+                peaks, low, _ = _layers_of(
+                    Path(path),
+                    self.params,
+                    self._bass.params,
+                    max_seconds=self.max_seconds,
+                    strict=False,
+                    query=True,
+                )
+                for seconds in chosen:
+                    low_scores[seconds] += self._bass._window_scores(low, seconds)
             for seconds in chosen:
-                length = seconds / fs
-                size = round(length)
-                for start in range(0, max(peaks.frames - size, 0) + 1, max(1, size // 2)):
-                    window = peaks.window(start, start + size)
-                    top = self.identify_peaks(window, top_k=1, threshold=0) if len(window) >= 4 else []
-                    scores[seconds].append(float(top[0].score) if top else 0.0)
+                scores[seconds] += self._window_scores(peaks, seconds)
         needed = math.ceil(1.0 / fpr_target)
         for seconds, found in scores.items():
             if len(found) < needed:
@@ -1518,8 +1667,15 @@ class AudioIndex:
         with self._writer(), self._db:
             self._set("threshold", _encode_threshold(table))
             self._set("fpr_target", repr(float(fpr_target)))
+        bass: dict[float, float] | None = None
+        if self._bass is not None:
+            bass = {seconds: round(max(found, default=0.0) + 1.0, 3) for seconds, found in low_scores.items()}
+            with self._bass._writer(), self._bass._db:
+                self._bass._set("threshold", _encode_threshold(bass))
+                self._bass._set("fpr_target", repr(float(fpr_target)))
         every = [x for found in scores.values() for x in found]
         return {
+            "bass_thresholds": bass,
             "windows": len(every),
             "max_score": max(every),
             "threshold": table[chosen[-1]],
@@ -1530,6 +1686,16 @@ class AudioIndex:
             },
             "fpr_target": fpr_target,
         }
+
+    def _window_scores(self, peaks: Peaks, seconds: float) -> list[float]:
+        """Best score (no threshold) of each half-overlapping window of ``seconds`` in ``peaks``."""
+        size = round(seconds / self.params.frame_seconds)
+        out: list[float] = []
+        for start in range(0, max(peaks.frames - size, 0) + 1, max(1, size // 2)):
+            window = peaks.window(start, start + size)
+            top = self._identify_layer(window, 1, 0.0) if len(window) >= 4 else []
+            out.append(float(top[0].score) if top else 0.0)
+        return out
 
     def work_ids(self) -> list[str]:
         """Ids of the registered (not removed) works."""

@@ -17,25 +17,43 @@ from forensics.audio.index import AudioIndex
 SR = 8000
 
 
-def synth_music(seed: int, seconds: float, sr: int = SR) -> NDArray[np.float32]:
-    """A seeded melody with chords: notes of 0.1–0.4 s, three harmonics each, decaying envelopes."""
+def synth_notes(
+    seed: int,
+    seconds: float,
+    sr: int = SR,
+    *,
+    lengths: tuple[float, float] = (0.1, 0.4),
+    decay: tuple[float, float] = (2.0, 8.0),
+    attack: float = 200.0,
+    voices: int = 3,
+    lowest: float = 220.0,
+    semitones: int = 30,
+    harmonics: tuple[tuple[int, float], ...] = ((1, 1.0), (2, 0.5), (3, 0.25)),
+) -> NDArray[np.float32]:
+    """Seeded notes: ``lengths`` s long, up to ``voices`` at once, fundamentals on the
+    ``semitones`` above ``lowest`` Hz, the given harmonics, plucked (decaying) envelopes."""
     rng = np.random.default_rng(seed)
     n = int(seconds * sr)
     out = np.zeros(n + sr, dtype=np.float64)
     t = 0.0
     while t < seconds:
-        dur = float(rng.uniform(0.1, 0.4))
+        dur = float(rng.uniform(*lengths))
         m = int(dur * sr)
         tt = np.arange(m) / sr
-        env = np.exp(-tt * rng.uniform(2, 8)) * np.minimum(1.0, tt * 200)
-        for _ in range(int(rng.integers(1, 4))):
-            f0 = 220.0 * 2 ** (int(rng.integers(0, 30)) / 12)
-            for h, amp in ((1, 1.0), (2, 0.5), (3, 0.25)):
+        env = np.exp(-tt * rng.uniform(*decay)) * np.minimum(1.0, tt * attack)
+        for _ in range(int(rng.integers(1, voices + 1))):
+            f0 = lowest * 2 ** (int(rng.integers(0, semitones)) / 12)
+            for h, amp in harmonics:
                 if f0 * h < sr / 2 - 200:
                     out[int(t * sr) : int(t * sr) + m] += amp * env * np.sin(2 * np.pi * f0 * h * tt)
         t += dur
     x = out[:n]
     return (0.5 * x / np.max(np.abs(x))).astype(np.float32)
+
+
+def synth_music(seed: int, seconds: float, sr: int = SR) -> NDArray[np.float32]:
+    """A seeded melody with chords: notes of 0.1–0.4 s from 220 Hz up, three harmonics each."""
+    return synth_notes(seed, seconds, sr)
 
 
 def write_wav(path: Path, x: NDArray[np.floating], sr: int = SR, channels: int = 1) -> Path:

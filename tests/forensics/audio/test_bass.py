@@ -1,0 +1,121 @@
+"""The bass layer: decimation, registration in both layers, and matching what the main band loses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from forensics.audio.bass import BASS_PARAMS, Decimator, bass_samples
+from forensics.audio.index import AudioIndex
+from forensics.audio.landmarks import LandmarkParams, extract_peaks
+from tests.forensics.audio.conftest import SR, synth_music, synth_notes, write_wav
+
+Clip = Callable[..., Path]
+
+
+def synth_bass(seed: int, seconds: float) -> NDArray[np.float32]:
+    """A seeded bass line: single notes of 0.15-0.5 s between 41 and 170 Hz, two harmonics."""
+    return synth_notes(
+        seed,
+        seconds,
+        lengths=(0.15, 0.5),
+        decay=(2.0, 6.0),
+        attack=300.0,
+        voices=1,
+        lowest=41.2,
+        semitones=26,
+        harmonics=((1, 1.0), (2, 0.4)),
+    )
+
+
+def tone(freq: float, seconds: float = 1.0) -> NDArray[np.float32]:
+    return np.sin(2 * np.pi * freq * np.arange(int(seconds * SR)) / SR).astype(np.float32)
+
+
+def test_decimator_streams_like_whole_and_keeps_only_the_low_band() -> None:
+    x = np.random.default_rng(5).standard_normal(SR * 3).astype(np.float32)
+    d = Decimator()
+    parts = np.concatenate([d.feed(x[i : i + 777]) for i in range(0, len(x), 777)])
+    whole = bass_samples(x)
+    assert len(whole) == len(x) // 4 and np.allclose(parts, whole, atol=1e-6)
+    low, high = bass_samples(tone(100.0)), bass_samples(tone(1500.0))
+    assert np.std(low[200:]) == pytest.approx(np.std(tone(100.0)), rel=0.05)  # passed at unit gain
+    assert np.std(high[200:]) < 0.01 * np.std(tone(1500.0))  # not folded back into the band
+    assert len(Decimator().feed([])) == 0
+
+
+def test_new_index_has_a_bass_layer_and_older_or_custom_ones_do_not(tmp_path: Path) -> None:
+    with AudioIndex(tmp_path / "new") as index:
+        assert index.bass is not None and index.bass.params == BASS_PARAMS
+        assert index.bass.bass is None  # one level only
+        assert index.stats()["bass"]["works"] == 0
+    with AudioIndex(tmp_path / "new") as index:  # reopened: the layer is found again
+        assert index.bass is not None
+    with AudioIndex(tmp_path / "old", bass=False) as index:  # as made before the layer existed
+        assert index.bass is None
+    with AudioIndex(tmp_path / "old") as index:  # its works' audio is gone: no layer added later
+        assert index.bass is None and index.stats()["bass"] is None
+    with AudioIndex(tmp_path / "custom", params=LandmarkParams(fmin=300.0)) as index:
+        assert index.bass is None
+
+
+def test_registration_fills_both_layers_and_removal_empties_both(tmp_path: Path) -> None:
+    work = synth_bass(11, 30.0) + 0.3 * synth_music(12, 30.0)
+    treble = synth_music(13, 30.0)  # nothing below 220 Hz: too little for the bass layer
+    with AudioIndex(tmp_path / "idx") as index:
+        assert index.bass is not None
+        index.add("w", write_wav(tmp_path / "w.wav", work))
+        index.add("t", write_wav(tmp_path / "t.wav", treble))
+        assert index.work_ids() == ["t", "w"] or sorted(index.work_ids()) == ["t", "w"]
+        assert index.bass.work_ids() == ["w"]
+        st = index.stats()
+        assert st["bass"]["works"] == 1 and st["bytes"] > st["bass"]["bytes"] > 0
+        # re-registering "w" with treble only drops its stale bass fingerprint
+        index.add("w", write_wav(tmp_path / "w2.wav", synth_music(14, 30.0)))
+        assert index.bass.work_ids() == []
+        index.add("w", write_wav(tmp_path / "w3.wav", work))
+        assert index.remove("w") and index.bass.work_ids() == []
+        assert not index.remove("w")
+
+
+def test_bass_layer_finds_a_work_the_main_band_loses(tmp_path: Path, clip: Clip) -> None:
+    work = synth_bass(21, 40.0) + 0.1 * synth_music(22, 40.0)
+    with AudioIndex(tmp_path / "idx") as index:
+        assert index.bass is not None
+        index.add("bassy", write_wav(tmp_path / "w.wav", work))
+        index.add("other", write_wav(tmp_path / "o.wav", synth_bass(23, 40.0) + 0.1 * synth_music(24, 40.0)))
+        x = work[SR * 20 : SR * 25]
+        over = synth_music(99, 5.0)[: len(x)]  # an unregistered melody, loud above 220 Hz
+        q = x + 2.0 * over
+        (m,) = index.identify(clip(q), top_k=1)
+        assert m.work_id == "bassy" and m.details["layer"] == "bass"
+        assert m.score >= m.threshold == index.bass.threshold_for(5.0)
+        assert abs(m.details["ref_start"] - m.details["query_start"] - 20.0) <= 0.1
+        # the main layer alone does not find it
+        assert index.identify_peaks(extract_peaks(q, index.params, query=True), top_k=1) == []
+        # a clean excerpt is matched by the main layer, which clears its threshold by more
+        (m,) = index.identify(clip(work[SR * 5 : SR * 10] * 4.0), top_k=1)
+        assert m.work_id == "bassy"
+        assert m.details["layer"] in ("main", "bass")
+        # unrelated audio is matched by neither layer
+        assert index.identify(clip(synth_bass(31, 6.0) + 0.8 * synth_music(32, 6.0)), top_k=1) == []
+
+
+def test_calibration_sets_the_bass_layer_thresholds(tmp_path: Path) -> None:
+    unrelated = [
+        write_wav(tmp_path / f"u{i}.wav", synth_bass(700 + i, 30.0) + synth_music(800 + i, 30.0))
+        for i in range(2)
+    ]
+    with AudioIndex(tmp_path / "idx") as index:
+        assert index.bass is not None
+        index.add("a", write_wav(tmp_path / "a.wav", synth_bass(41, 30.0) + 0.3 * synth_music(42, 30.0)))
+        result = index.calibrate(unrelated, fpr_target=0.1, window_seconds=5.0)
+        bass = result["bass_thresholds"]
+        assert set(bass) == {5.0} and bass[5.0] >= 1.0
+        assert index.bass.threshold_for(5.0) == bass[5.0]
+    with AudioIndex(tmp_path / "idx") as index:
+        assert index.bass is not None and index.bass.threshold_for(5.0) == bass[5.0]  # persisted
