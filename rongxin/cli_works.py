@@ -205,6 +205,12 @@ def identify(
             evidence = (
                 f"features: {d['inliers']} inliers (≥{d['inlier_threshold']}), rotation {d['rotation_deg']}°"
             )
+        elif m.kind == "audio" and "ref_start" in d:
+            evidence = (
+                f"{d.get('layer', 'main')} layer: query {d['query_start']:.2f}-{d['query_end']:.2f} s = work "
+                f"{d['ref_start']:.2f}-{d['ref_end']:.2f} s, speed {d['speed']:.3f}, "
+                f"{d['verified_peaks']}/{d['reference_peaks']} peaks"
+            )
         else:
             evidence = json.dumps(d, ensure_ascii=False)[:80]
         table.add_row(m.work_id, m.kind, f"{m.score:.3f}", f"{m.threshold:.2f}", evidence)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +86,23 @@ def test_identify_errors(tmp_path: Path, photos: dict[str, np.ndarray]) -> None:
     assert r.exit_code == 1 and "not a recognized" in _text(r.output)
     r = runner.invoke(app, ["identify", str(media / "sub" / "chelsea.png"), "--library", str(lib), "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout) == []
+
+
+def test_audio_identify_shows_the_alignment(tmp_path: Path) -> None:
+    from tests.forensics.audio.conftest import SR, synth_music, write_wav
+
+    song = synth_music(5, 30.0)
+    lib = tmp_path / "lib"
+    r = runner.invoke(
+        app, ["works", "add", str(write_wav(tmp_path / "song.wav", song)), "--library", str(lib)]
+    )
+    assert r.exit_code == 0, r.output
+    q = write_wav(tmp_path / "q.wav", song[SR * 12 : SR * 18])
+    r = runner.invoke(app, ["identify", str(q), "--library", str(lib)], env={"COLUMNS": "250"})
+    assert r.exit_code == 0, r.output
+    text = _text(r.output)
+    found = re.search(
+        r"song .* main layer: query ([\d.]+)-[\d.]+ s = work ([\d.]+)-[\d.]+ s, speed 1\.000", text
+    )
+    assert found is not None, text
+    assert abs(float(found[2]) - float(found[1]) - 12.0) <= 0.1
