@@ -766,80 +766,107 @@ def synthetic_tracks(
         made += p.frames
 
 
+def fill_synthetic(layer: AudioIndex, sources: list[Peaks], hours: float, seed: int) -> int:
+    """Write ``hours`` of synthetic tracks (:func:`synthetic_tracks`) into ``layer`` as one
+    segment with their works and stored peaks; the number of landmarks."""
+    p = layer.params
+    parts: list[np.ndarray] = []
+    works: list[tuple[Any, ...]] = []
+    peak_rows: list[tuple[Any, ...]] = []
+    base = 0
+    for hashes, frames, n_frames, peaks in synthetic_tracks(sources, hours, p, seed):
+        parts.append((hashes.astype(np.uint64) << np.uint64(32)) | (frames + base).astype(np.uint64))
+        works.append((len(works) + 1, f"w{len(works)}", base, n_frames, len(hashes), b"", ""))
+        peak_rows.append((len(works), *encode_peaks(peaks), peaks.frames))
+        base += n_frames + 1024
+    packed = np.concatenate(parts)
+    del parts
+    packed.sort()
+    n = len(packed)
+    name = "seg-synthetic"
+    layer._write_segment(name, (packed >> np.uint64(32)).astype(np.uint32), packed.astype(np.uint32))
+    del packed
+    with layer._db:
+        layer._db.execute("INSERT INTO segments (name, entries) VALUES (?, ?)", (name, n))
+        layer._db.executemany(
+            "INSERT INTO works (idx, work_id, base, frames, hashes, digest, added) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            works,
+        )
+        layer._db.executemany("INSERT INTO peaks (idx, t, lf, frames) VALUES (?, ?, ?, ?)", peak_rows)
+        layer._set("next_base", str(base))
+        layer._bump()
+    return n
+
+
 def sweep(index: AudioIndex, hours: list[float], refs: list[Path], work: Path) -> list[dict[str, Any]]:
     """Latency and chance scores of 10-s queries against synthetic indexes of ``hours`` each.
 
     The query is a real 10-s excerpt of a registered track, matched against a synthetic
     index (see :func:`synthetic_tracks`) that does not hold it, so its best score there is
-    a chance score; five further unrelated excerpts give more chance scores.
+    a chance score; five further unrelated excerpts give more chance scores. Both layers
+    are filled (the same synthetic hours, the same work names) and both are matched, as
+    in service.
     """
     p = index.params
-    sources = [extract_peaks(decode(r), p) for r in refs[:20]]
-    queries = []
-    for r in refs[20:26]:
+    bp = index.bass.params if index.bass is not None else None
+    sources, low_sources = [], []
+    for r in refs[:20]:
         x = decode(r)
-        queries.append(extract_peaks(x[8000 * 30 : 8000 * 40], p, query=True))
+        sources.append(extract_peaks(x, p))
+        if bp is not None:
+            low_sources.append(extract_peaks(bass_samples(x), bp))
+    queries: list[tuple[Peaks, Peaks | None]] = []
+    for r in refs[20:26]:
+        x = decode(r)[8000 * 30 : 8000 * 40]
+        low = extract_peaks(bass_samples(x), bp, query=True) if bp is not None else None
+        queries.append((extract_peaks(x, p, query=True), low))
     out = []
     print(
-        "\n| synthetic index | landmarks | size on disk | per hour "
-        "| 10-s query, match only: mean / max | best chance score |"
+        "\n| synthetic index | landmarks (main + bass) | size on disk | per hour "
+        "| 10-s query, match only: mean / max | best chance score (main, bass) |"
     )
     print("|---|---|---|---|---|---|")
     for h in hours:
         d = work / f"sweep-{h:g}"
         shutil.rmtree(d, ignore_errors=True)
         syn = AudioIndex(d)
-        parts: list[np.ndarray] = []
-        works: list[tuple[Any, ...]] = []
-        peak_rows: list[tuple[Any, ...]] = []
-        base = 0
-        for hashes, frames, n_frames, peaks in synthetic_tracks(sources, h, p, int(h * 1000)):
-            parts.append((hashes.astype(np.uint64) << np.uint64(32)) | (frames + base).astype(np.uint64))
-            works.append((len(works) + 1, f"w{len(works)}", base, n_frames, len(hashes), b"", ""))
-            peak_rows.append((len(works), *encode_peaks(peaks), peaks.frames))
-            base += n_frames + 1024
-        packed = np.concatenate(parts)
-        del parts
-        packed.sort()
-        n = len(packed)
-        name = "seg-synthetic"
-        syn._write_segment(name, (packed >> np.uint64(32)).astype(np.uint32), packed.astype(np.uint32))
-        del packed
-        with syn._db:
-            syn._db.execute("INSERT INTO segments (name, entries) VALUES (?, ?)", (name, n))
-            syn._db.executemany(
-                "INSERT INTO works (idx, work_id, base, frames, hashes, digest, added) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                works,
-            )
-            syn._db.executemany("INSERT INTO peaks (idx, t, lf, frames) VALUES (?, ?, ?, ?)", peak_rows)
-            syn._set("next_base", str(base))
-            syn._bump()
-        del peak_rows
+        n = fill_synthetic(syn, sources, h, int(h * 1000))
+        n_low = 0
+        if syn.bass is not None and low_sources:
+            n_low = fill_synthetic(syn.bass, low_sources, h, int(h * 1000) + 1)
         times = []
         for _ in range(2):  # page the index in
-            syn.identify_peaks(queries[0], top_k=5)
-        chance = []
-        for q in queries * 2:
+            syn.identify_peaks(queries[0][0], top_k=5, bass=queries[0][1])
+        chance, chance_low = [], []
+        for q, low in queries * 2:
             t0 = time.perf_counter()
-            syn.identify_peaks(q, top_k=5)  # the stored (default) threshold, as in service
+            syn.identify_peaks(q, top_k=5, bass=low)  # the stored (default) thresholds, as in service
             times.append(time.perf_counter() - t0)
-        for q in queries:  # no threshold: the best chance score, whatever it is (slower)
+        for q, low in queries:  # no threshold: the best chance score, whatever it is (slower)
             m = syn.identify_peaks(q, top_k=1, threshold=0)
             chance.append(float(m[0].score) if m else 0.0)
-        size = sum(f.stat().st_size for f in d.glob("seg-*.npy"))
+            if syn.bass is not None and low is not None:
+                m = syn.bass.identify_peaks(low, top_k=1, threshold=0)
+                chance_low.append(float(m[0].score) if m else 0.0)
+        size = sum(f.stat().st_size for f in d.glob("seg-*.npy")) + sum(
+            f.stat().st_size for f in d.glob("bass/seg-*.npy")
+        )
         row = {
             "hours": h,
             "landmarks": n,
+            "bass_landmarks": n_low,
             "bytes": size,
             "mean": float(np.mean(times)),
             "max": float(np.max(times)),
             "chance_max": max(chance),
+            "bass_chance_max": max(chance_low, default=0.0),
         }
         out.append(row)
         print(
-            f"| {h:g} h | {n:,} | {size / 1e9:.2f} GB | {size / h / 1e6:.2f} MB | "
-            f"{row['mean'] * 1000:.0f} / {row['max'] * 1000:.0f} ms | {row['chance_max']} |",
+            f"| {h:g} h | {n:,} + {n_low:,} | {size / 1e9:.2f} GB | {size / h / 1e6:.2f} MB | "
+            f"{row['mean'] * 1000:.0f} / {row['max'] * 1000:.0f} ms | {row['chance_max']}, "
+            f"{row['bass_chance_max']} |",
             flush=True,
         )
         syn.close()
