@@ -10,7 +10,7 @@ import pytest
 from numpy.typing import NDArray
 
 from forensics.audio.bass import BASS_PARAMS, Decimator, bass_samples
-from forensics.audio.index import AudioIndex
+from forensics.audio.index import AudioIndex, fingerprint_file
 from forensics.audio.landmarks import LandmarkParams, extract_peaks
 from tests.forensics.audio.conftest import SR, synth_music, synth_notes, write_wav
 
@@ -103,6 +103,14 @@ def test_bass_layer_finds_a_work_the_main_band_loses(tmp_path: Path, clip: Clip)
         assert m.details["layer"] in ("main", "bass")
         # unrelated audio is matched by neither layer
         assert index.identify(clip(synth_bass(31, 6.0) + 0.8 * synth_music(32, 6.0)), top_k=1) == []
+        # a bass fingerprint whose work the main layer does not hold is never reported
+        index.bass.add_fingerprint("ghost", fingerprint_file(tmp_path / "w.wav", BASS_PARAMS))
+        assert index.remove("bassy") and sorted(index.bass.work_ids()) == ["ghost", "other"]
+        assert index.identify(clip(q), top_k=3) == []
+        assert [
+            m.work_id
+            for m in index.bass.identify_peaks(extract_peaks(bass_samples(q), BASS_PARAMS, query=True))
+        ] == ["ghost"]
 
 
 def test_calibration_sets_the_bass_layer_thresholds(tmp_path: Path) -> None:
