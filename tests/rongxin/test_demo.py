@@ -25,7 +25,9 @@ def test_demo_runs_end_to_end(tmp_path) -> None:
     ]
     assert (tmp_path / "ledger" / "node-4.db").exists() and (tmp_path / "genesis.cbor").exists()
     assert (tmp_path / "receipt-work-batch.cbor").exists()
-    assert len(list((tmp_path / "clips").glob("clip-*.wav"))) == 3
+    assert len(list((tmp_path / "clips").glob("clip-*.wav"))) == 4
+    music = next(s for s in report.steps if s.name == "register music, find excerpts")
+    assert "4/4 attacked" in music.detail and "4 placed within" in music.detail
     key = keyfile.load_private_key(tmp_path / "supervisor.key", "rongxin-demo")
     cert = json.loads((tmp_path / "supervisor.cert.json").read_text())
     assert verify_placeholder_certificate(cert) == key.public_key
