@@ -41,8 +41,12 @@ BASS_PARAMS = LandmarkParams(
 )
 """Parameters of the bass layer (frames of 512 ms every 64 ms at 2 kHz)."""
 
-DEFAULT_BASS_THRESHOLDS: dict[float, float] = {3.0: 6.0, 5.0: 6.0, 10.0: 6.0}
-"""Decision thresholds of the bass layer by query length (replaced by calibration)."""
+DEFAULT_BASS_THRESHOLDS: dict[float, float] = {3.0: 4.222, 5.0: 5.196, 10.0: 8.734}
+"""Score the bass layer's verification needs, per query window length in seconds (as for
+the main layer's ``DEFAULT_THRESHOLDS``): one more than the highest bass score of the same
+unrelated calibration windows (5,940 / 5,947 / 4,581 at 3 / 5 / 10 s) against the
+benchmark's catalogue (``bench/audio_robustness.py``, docs/benchmarks.md, session 7).
+:meth:`forensics.audio.index.AudioIndex.calibrate` recalibrates both layers."""
 
 _FACTOR = 4
 _TAPS = 63

@@ -93,7 +93,10 @@ def test_bass_layer_finds_a_work_the_main_band_loses(tmp_path: Path, clip: Clip)
         q = x + 2.0 * over
         (m,) = index.identify(clip(q), top_k=1)
         assert m.work_id == "bassy" and m.details["layer"] == "bass"
-        assert m.score >= m.threshold == index.bass.threshold_for(5.0)
+        # the bass layer's own threshold for a query of about 5 s
+        assert m.score >= m.threshold and index.bass.threshold_for(
+            5.0
+        ) <= m.threshold < index.bass.threshold_for(5.5)
         assert abs(m.details["ref_start"] - m.details["query_start"] - 20.0) <= 0.1
         # the main layer alone does not find it
         assert index.identify_peaks(extract_peaks(q, index.params, query=True), top_k=1) == []
