@@ -1049,7 +1049,7 @@ class AudioIndex:
         hashes, times = hash_peaks(main, self.params)
         _check_content(path, main, hashes, duration, self.min_seconds)
         fp = make_fingerprint(hashes, times, duration, self.params, peaks=main)
-        digest = self.add_fingerprint(work_id, fp)
+        digest = self._add_fingerprint(work_id, fp)
         low_hashes, low_times = hash_peaks(low, self._bass.params)
         try:
             _check_content(path, low, low_hashes, duration, self.min_seconds)
@@ -1057,16 +1057,22 @@ class AudioIndex:
             # nothing below 300 Hz to fingerprint: the work is matched by the main layer only
             self._bass.remove(work_id)
             return digest
-        self._bass.add_fingerprint(
-            work_id, make_fingerprint(low_hashes, low_times, duration, self._bass.params, peaks=low)
-        )
+        low_fp = make_fingerprint(low_hashes, low_times, duration, self._bass.params, peaks=low)
+        try:
+            self._bass.add_fingerprint(work_id, low_fp)
+        except BaseException:
+            # never leave an earlier version's bass fingerprint under the new registration
+            self._bass.remove(work_id)
+            raise
         return digest
 
     def add_fingerprint(self, work_id: str, fp: Fingerprint) -> bytes:
         """Index a fingerprint computed elsewhere (:func:`fingerprint_file`, :func:`make_fingerprint`).
 
         It must have been computed with this index's parameters; registering an id that
-        is already present replaces the earlier fingerprint.
+        is already present replaces the earlier fingerprint. It is the main layer's
+        fingerprint only: the bass layer forgets the id, so an earlier version of the work
+        cannot be matched there (:meth:`add` fills both layers).
 
         Returns
         -------
@@ -1089,6 +1095,12 @@ class AudioIndex:
         (True, 3)
         >>> index.close()
         """
+        digest = self._add_fingerprint(work_id, fp)
+        if self._bass is not None:
+            self._bass.remove(work_id)
+        return digest
+
+    def _add_fingerprint(self, work_id: str, fp: Fingerprint) -> bytes:
         self._check_open()
         if not isinstance(work_id, str) or not work_id:
             raise AudioIndexError("work_id must be a non-empty string")

@@ -78,6 +78,11 @@ def test_registration_fills_both_layers_and_removal_empties_both(tmp_path: Path)
         index.add("w", write_wav(tmp_path / "w2.wav", synth_music(14, 30.0)))
         assert index.bass.work_ids() == []
         index.add("w", write_wav(tmp_path / "w3.wav", work))
+        assert index.bass.work_ids() == ["w"]
+        # a fingerprint computed elsewhere is the main layer's only: the bass layer forgets "w"
+        index.add_fingerprint("w", fingerprint_file(tmp_path / "w3.wav", index.params))
+        assert index.bass.work_ids() == [] and "w" in index.work_ids()
+        index.add("w", write_wav(tmp_path / "w3.wav", work))
         assert index.remove("w") and index.bass.work_ids() == []
         assert not index.remove("w")
 
