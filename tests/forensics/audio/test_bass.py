@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -135,3 +136,22 @@ def test_calibration_sets_the_bass_layer_thresholds(tmp_path: Path) -> None:
         assert index.bass.threshold_for(5.0) == bass[5.0]
     with AudioIndex(tmp_path / "idx") as index:
         assert index.bass is not None and index.bass.threshold_for(5.0) == bass[5.0]  # persisted
+
+
+def test_a_damaged_or_foreign_bass_layer_is_refused(tmp_path: Path) -> None:
+    from forensics.audio.errors import AudioIndexError
+
+    with AudioIndex(tmp_path / "a") as index:
+        assert index.bass is not None
+    (tmp_path / "a" / "bass" / "audio.sqlite").write_bytes(b"not a database" * 100)
+    for f in (tmp_path / "a" / "bass").glob("audio.sqlite-*"):
+        f.unlink()
+    with pytest.raises(AudioIndexError, match="not a usable audio index"):
+        AudioIndex(tmp_path / "a")
+    # a bass/ directory holding an index of the main layer's parameters
+    with AudioIndex(tmp_path / "b") as index:
+        pass
+    shutil.rmtree(tmp_path / "b" / "bass")
+    AudioIndex(tmp_path / "b" / "bass", bass=False).close()
+    with pytest.raises(AudioIndexError, match="not a quarter"):
+        AudioIndex(tmp_path / "b")
