@@ -1238,8 +1238,10 @@ class AudioIndex:
         found = self._identify_layer(peaks, top_k, threshold)
         if bass is None or self._bass is None:
             return found
-        alive = set(self.work_ids())
-        low = [m for m in self._bass.identify_peaks(bass, top_k, threshold=threshold) if m.work_id in alive]
+        low = self._bass.identify_peaks(bass, top_k, threshold=threshold)
+        if low:  # the catalogue's ids are read only when the bass layer found something
+            alive = set(self.work_ids())
+            low = [m for m in low if m.work_id in alive]
         best: dict[str, tuple[float, Match]] = {}
         for m in [*found, *low]:
             margin = m.score - m.threshold
