@@ -266,9 +266,16 @@ def fingerprint_file(
     path = Path(path)
     p = params or LandmarkParams()
     peaks, duration = _peaks_of(path, p, max_seconds=max_seconds, strict=strict)
-    hashes, times = hash_peaks(peaks, p)
+    return _fingerprint(path, peaks, duration, p, min_seconds)
+
+
+def _fingerprint(
+    path: Path, peaks: Peaks, duration: float, params: LandmarkParams, min_seconds: float
+) -> Fingerprint:
+    """The fingerprint of ``peaks`` decoded from ``path``, refused when it has too little content."""
+    hashes, times = hash_peaks(peaks, params)
     _check_content(path, peaks, hashes, duration, min_seconds)
-    return make_fingerprint(hashes, times, duration, p, peaks=peaks)
+    return make_fingerprint(hashes, times, duration, params, peaks=peaks)
 
 
 def make_fingerprint(
@@ -1046,18 +1053,15 @@ class AudioIndex:
         main, low, duration = _layers_of(
             path, self.params, self._bass.params, max_seconds=self.max_seconds, strict=True
         )
-        hashes, times = hash_peaks(main, self.params)
-        _check_content(path, main, hashes, duration, self.min_seconds)
-        fp = make_fingerprint(hashes, times, duration, self.params, peaks=main)
-        digest = self._add_fingerprint(work_id, fp)
-        low_hashes, low_times = hash_peaks(low, self._bass.params)
+        digest = self._add_fingerprint(
+            work_id, _fingerprint(path, main, duration, self.params, self.min_seconds)
+        )
         try:
-            _check_content(path, low, low_hashes, duration, self.min_seconds)
+            low_fp = _fingerprint(path, low, duration, self._bass.params, self.min_seconds)
         except (ClipTooShortError, NoFingerprintError):
             # nothing below 300 Hz to fingerprint: the work is matched by the main layer only
             self._bass.remove(work_id)
             return digest
-        low_fp = make_fingerprint(low_hashes, low_times, duration, self._bass.params, peaks=low)
         try:
             self._bass.add_fingerprint(work_id, low_fp)
         except BaseException:
