@@ -46,6 +46,30 @@ def test_noise_hits_the_requested_snr(track: Audio, speech: list[Path]) -> None:
     assert t.chain[0]["params"]["background_id"].endswith(speech[t.chain[0]["params"]["background"]].name)
 
 
+def _ac_power(x: np.ndarray) -> float:
+    d = x.astype(np.float64)
+    return float(np.mean((d - d.mean(axis=0)) ** 2))
+
+
+def test_levels_ignore_a_dc_offset(track: Audio, speech: list[Path]) -> None:
+    # a recording with a constant offset: the offset is not sound, so 0 dB SNR and a mix
+    # at -6 dB are measured on the sound alone (they were 3+ dB harsher when it counted)
+    biased = Audio((track.samples + 0.4).astype(np.float32), track.rate)
+    sound = _ac_power(track.samples)
+    out, _ = apply(biased, [("noise", {"snr_db": 0.0, "color": "pink"})], seed=3)
+    noise = out.samples - biased.samples
+    assert 10 * np.log10(sound / _ac_power(noise)) == pytest.approx(0.0, abs=0.2)
+    voice = [("mix", {"mode": "voiceover", "level_db": -6.0, "other": 0})]
+    mixed, _ = apply(biased, voice, seed=3, voices=speech)
+    assert float(np.max(np.abs(mixed.samples))) <= 1.0
+    unscaled, _ = apply(track, voice, seed=3, voices=speech)
+    added_clean = unscaled.samples - track.samples
+    # the voice added to the biased track has the level it gets on the unbiased one
+    peak = float(np.max(np.abs(biased.samples + added_clean)))
+    expect = (biased.samples + added_clean) / max(peak, 1.0)
+    assert np.allclose(mixed.samples, expect, atol=1e-5)
+
+
 def test_every_transform_is_deterministic(track: Audio, speech: list[Path]) -> None:
     short = Audio(track.samples[: track.rate * 4].copy(), track.rate)
     for op in OPS:
