@@ -368,9 +368,10 @@ def _decode_or_empty(path: Path) -> np.ndarray:
 
 def window_scores(
     index: AudioIndex, cp: ChromaRefs, pool: list[Stream], length: int, n: int, seed: int
-) -> tuple[list[float], list[float], list[float]]:
-    """Best score of ours (threshold 0), lowest Chromaprint BER and best score of our bass layer
-    (threshold 0; 0 without one) on ``n`` windows of ``length`` s.
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Best score of ours (threshold 0), lowest Chromaprint BER, and the best scores of our
+    bass layer and of the rule summing both layers (threshold 0; 0 without a bass layer;
+    :meth:`AudioIndex.best_scores`) on ``n`` windows of ``length`` s.
 
     Windows start every ``length / 2`` s in every stream (a random subset when there are
     more than ``n``); windows that :class:`AudioIndex` would refuse as queries (fewer than
@@ -395,6 +396,7 @@ def window_scores(
     ours: list[float] = []
     chroma: list[float] = []
     ours_bass: list[float] = []
+    ours_both: list[float] = []
     bass = index.bass
     cp_items = int((length * 11025 - 4096) / 1365) + 1
     for k, s in starts:
@@ -411,19 +413,18 @@ def window_scores(
         items = pool[k].chroma[i0 : i0 + cp_items]
         if len(items) < cp_items:
             continue
-        top = index.identify_peaks(window, top_k=1, threshold=0)
-        ours.append(float(top[0].score) if top else 0.0)
+        low = None
         if bass is not None:
             bfs = bass.params.frame_seconds
             b0 = round(s / bfs)
             low = lows[k].window(b0, b0 + round(length / bfs))
-            top = bass.identify_peaks(low, top_k=1, threshold=0) if len(low) >= 4 else []
-            ours_bass.append(float(top[0].score) if top else 0.0)
-        else:
-            ours_bass.append(0.0)
+        best = index.best_scores(window, low)
+        ours.append(best["main"])
+        ours_bass.append(best.get("bass", 0.0))
+        ours_both.append(best.get("both", 0.0))
         _, ber, _ = chromaprint_match(items, cp)
         chroma.append(ber)
-    return ours, chroma, ours_bass
+    return ours, chroma, ours_bass, ours_both
 
 
 def pool_size(pool: list[Stream], lengths: list[int]) -> dict[str, Any]:
@@ -454,6 +455,9 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--threshold", type=float, default=0.0, help="use this threshold instead of calibrating")
     ap.add_argument("--bass-threshold", type=float, default=0.0, help="the same for the bass layer")
+    ap.add_argument(
+        "--joint-threshold", type=float, default=0.0, help="the same for the rule summing both layers"
+    )
     ap.add_argument("--reuse", action="store_true", help="keep the index of an earlier run in --workdir")
     ap.add_argument("--fetch", action="store_true", help="download and unpack the corpus first")
     ap.add_argument("--sweep", default="", help="only measure latency at these synthetic index sizes (h)")
@@ -510,6 +514,7 @@ def main() -> None:
     # one threshold per query length: one more than the highest unrelated score of that length
     thr = {L: args.threshold or round(max(v[0]) + 1.0, 3) for L, v in calib.items()}
     bthr = {L: args.bass_threshold or round(max(v[2]) + 1.0, 3) for L, v in calib.items()}
+    jthr = {L: args.joint_threshold or round(max(v[3]) + 1.0, 3) for L, v in calib.items()}
     cp_tau = {L: float(min(v[1])) - 1e-9 for L, v in calib.items()}
     results["calibration"] = {
         str(L): {
@@ -521,9 +526,13 @@ def main() -> None:
             "bass_max": max(v[2]),
             "bass_tail": tail(v[2], bthr[L]),
             "bass_threshold": bthr[L],
+            "joint_max": max(v[3]),
+            "joint_tail": tail(v[3], jthr[L]),
+            "joint_threshold": jthr[L],
             "raw_ours": v[0],
             "raw_chromaprint": v[1],
             "raw_bass": v[2],
+            "raw_joint": v[3],
         }
         for L, v in calib.items()
     }
@@ -532,6 +541,7 @@ def main() -> None:
         work / "index",
         threshold={float(L): t for L, t in thr.items()},
         bass_threshold={float(L): t for L, t in bthr.items()},
+        joint_threshold={float(L): t for L, t in jthr.items()},
     )
     print_calibration(results["calibration"])
 
@@ -622,10 +632,18 @@ def main() -> None:
     results["fpr"] = {
         str(L): {
             "n": len(v[0]),
-            # a false positive when either layer clears its threshold
-            "ours": sum(x >= thr[L] or b >= bthr[L] for x, b in zip(v[0], v[2], strict=True)) / len(v[0]),
+            # a false positive when any rule clears its threshold
+            "ours": sum(
+                x >= thr[L] or b >= bthr[L] or j >= jthr[L] for x, b, j in zip(v[0], v[2], v[3], strict=True)
+            )
+            / len(v[0]),
             "main_only": sum(x >= thr[L] for x in v[0]) / len(v[0]),
             "bass_only": sum(b >= bthr[L] for b in v[2]) / len(v[0]),
+            "joint_only": sum(j >= jthr[L] for j in v[3]) / len(v[0]),
+            "joint_max": max(v[3]),
+            "joint_threshold": jthr[L],
+            "joint_tail": tail(v[3], jthr[L]),
+            "raw_joint": v[3],
             "bass_max": max(v[2]),
             "bass_threshold": bthr[L],
             "bass_tail": tail(v[2], bthr[L]),
@@ -701,7 +719,8 @@ def print_calibration(cal: dict[str, Any]) -> None:
         print(
             f"  {k:>2s} s: n={v['n']} ours max {v['ours_max']} (threshold {v['threshold']}; "
             f"windows per score {v['ours_tail']}); bass layer max {v['bass_max']} (threshold "
-            f"{v['bass_threshold']}; {v['bass_tail']}); Chromaprint min BER {v['chromaprint_min_ber']:.3f}"
+            f"{v['bass_threshold']}; {v['bass_tail']}); both layers max {v['joint_max']} (threshold "
+            f"{v['joint_threshold']}; {v['joint_tail']}); Chromaprint min BER {v['chromaprint_min_ber']:.3f}"
         )
 
 
@@ -719,14 +738,14 @@ def print_tables(results: dict[str, Any], lengths: list[int], tau: dict[int, flo
         print(f"| {family} | {cells} | {'-' if off is None else f'{off:.0%}'} |")
     print(f"\nfalse positives on unregistered audio ({', '.join(FPR_POOL)})\n")
     print(
-        "| query length | queries | ours FPR (either layer) | main max (threshold) | main windows per score "
-        "| bass max (threshold) | Chromaprint FPR |"
+        "| query length | queries | ours FPR (any rule) | main max (threshold) | main windows per score "
+        "| bass max (threshold) | both layers max (threshold) | Chromaprint FPR |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for k, v in results["fpr"].items():
         print(
             f"| {k} s | {v['n']} | {v['ours']:.4f} | {v['ours_max']} ({v['threshold']}) | {v['ours_tail']} | "
-            f"{v['bass_max']} ({v['bass_threshold']}) | "
+            f"{v['bass_max']} ({v['bass_threshold']}) | {v['joint_max']} ({v['joint_threshold']}) | "
             f"{v['chromaprint']:.4f} (BER ≤ {tau[int(k)]:.3f}) |"
         )
     lat = results["latency_10s"]
@@ -824,7 +843,7 @@ def sweep(index: AudioIndex, hours: list[float], refs: list[Path], work: Path) -
     out = []
     print(
         "\n| synthetic index | landmarks (main + bass) | size on disk | per hour "
-        "| 10-s query, match only: mean / max | best chance score (main, bass) |"
+        "| 10-s query, match only: mean / max | best chance score (main, bass, both) |"
     )
     print("|---|---|---|---|---|---|")
     for h in hours:
@@ -838,17 +857,16 @@ def sweep(index: AudioIndex, hours: list[float], refs: list[Path], work: Path) -
         times = []
         for _ in range(2):  # page the index in
             syn.identify_peaks(queries[0][0], top_k=5, bass=queries[0][1])
-        chance, chance_low = [], []
+        chance, chance_low, chance_both = [], [], []
         for q, low in queries * 2:
             t0 = time.perf_counter()
             syn.identify_peaks(q, top_k=5, bass=low)  # the stored (default) thresholds, as in service
             times.append(time.perf_counter() - t0)
         for q, low in queries:  # no threshold: the best chance score, whatever it is (slower)
-            m = syn.identify_peaks(q, top_k=1, threshold=0)
-            chance.append(float(m[0].score) if m else 0.0)
-            if syn.bass is not None and low is not None:
-                m = syn.bass.identify_peaks(low, top_k=1, threshold=0)
-                chance_low.append(float(m[0].score) if m else 0.0)
+            best = syn.best_scores(q, low)
+            chance.append(best["main"])
+            chance_low.append(best.get("bass", 0.0))
+            chance_both.append(best.get("both", 0.0))
         size = sum(f.stat().st_size for f in d.glob("seg-*.npy")) + sum(
             f.stat().st_size for f in d.glob("bass/seg-*.npy")
         )
@@ -861,12 +879,13 @@ def sweep(index: AudioIndex, hours: list[float], refs: list[Path], work: Path) -
             "max": float(np.max(times)),
             "chance_max": max(chance),
             "bass_chance_max": max(chance_low, default=0.0),
+            "joint_chance_max": max(chance_both, default=0.0),
         }
         out.append(row)
         print(
             f"| {h:g} h | {n:,} + {n_low:,} | {size / 1e9:.2f} GB | {size / h / 1e6:.2f} MB | "
             f"{row['mean'] * 1000:.0f} / {row['max'] * 1000:.0f} ms | {row['chance_max']}, "
-            f"{row['bass_chance_max']} |",
+            f"{row['bass_chance_max']}, {row['joint_chance_max']} |",
             flush=True,
         )
         syn.close()

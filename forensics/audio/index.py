@@ -59,7 +59,7 @@ import numpy as np
 import numpy.typing as npt
 
 from chain.crypto.sm3 import SM3
-from forensics.audio.bass import BASS_PARAMS, DEFAULT_BASS_THRESHOLDS, Decimator
+from forensics.audio.bass import BASS_PARAMS, DEFAULT_BASS_THRESHOLDS, DEFAULT_JOINT_THRESHOLDS, Decimator
 from forensics.audio.decode import iter_blocks
 from forensics.audio.errors import AudioIndexError, ClipTooShortError, NoFingerprintError
 from forensics.audio.landmarks import (
@@ -116,6 +116,8 @@ _CANDIDATE_VOTES = 3
 """Aligned hash votes a candidate needs before it is verified peak by peak."""
 _VERIFY_TOP = 10
 """Candidates verified per query window (the best by votes)."""
+_JOINT_VOTES = 2
+"""Aligned bass-layer votes a candidate needs to be checked in both layers at once."""
 _STOP_FACTOR = 8.0
 _MERGE_CHUNK = 1 << 20
 _MIN_BLOCK = 64
@@ -752,6 +754,7 @@ class AudioIndex:
         variants: list[Variant] | None = None,
         bass: bool = True,
         bass_threshold: float | Mapping[float, float] | None = None,
+        joint_threshold: float | Mapping[float, float] | None = None,
     ) -> None:
         self.directory = Path(directory)
         self._created = False
@@ -805,6 +808,13 @@ class AudioIndex:
         self._bass: AudioIndex | None = None
         if bass:
             self._open_bass(bass_threshold)
+        if joint_threshold is not None:
+            try:
+                with self._writer(), self._db:
+                    self._set("joint_threshold", _encode_threshold(joint_threshold))
+            except BaseException:
+                self.close()
+                raise
 
     def _open_bass(self, threshold: float | Mapping[float, float] | None) -> None:
         """Open the bass layer under ``bass/``; a new index with the default parameters makes one.
@@ -924,6 +934,16 @@ class AudioIndex:
     def threshold_for(self, seconds: float) -> float:
         """Significance a query window of ``seconds`` needs (interpolated between lengths)."""
         return _threshold_at(self.thresholds, seconds)
+
+    @property
+    def joint_thresholds(self) -> dict[float, float]:
+        """What the two layers' significances at one alignment need in sum, per window length.
+
+        See :meth:`identify_peaks`; :data:`forensics.audio.bass.DEFAULT_JOINT_THRESHOLDS`
+        until :meth:`calibrate` sets them.
+        """
+        stored = self._get("joint_threshold")
+        return _decode_threshold(stored) if stored else dict(DEFAULT_JOINT_THRESHOLDS)
 
     @property
     def fpr_target(self) -> float:
@@ -1229,10 +1249,21 @@ class AudioIndex:
 
         ``bass`` are the same query's bass-layer peaks (``extract_peaks(bass_samples(x),
         index.bass.params, query=True)``, see :mod:`forensics.audio.bass`): when given and
-        the index has a bass layer, both layers are matched, each against its own
-        thresholds, and a work found by both is reported once, by the layer whose score
-        clears its threshold by more (``details["layer"]``). Works are ranked by that
-        margin.
+        the index has a bass layer, three rules decide, each against its own calibrated
+        thresholds:
+
+        * ``main``: the main layer's own candidates, verified in the main layer;
+        * ``bass``: the bass layer's own candidates (three votes or more), verified in
+          the bass layer;
+        * ``both``: every bass-layer candidate with at least two votes, verified in both
+          layers at its alignment; the score is the sum of the two significances
+          (:attr:`joint_thresholds`). A work whose evidence is split between the bass
+          line and the upper band (bass-heavy music under noise or another track) is
+          found by neither layer alone but by both together.
+
+        A work found by several rules is reported once, by the rule whose score clears
+        its threshold by most (``details["layer"]``: ``main``, ``bass`` or ``both``).
+        Works are ranked by that margin.
 
         Raises
         ------
@@ -1242,17 +1273,95 @@ class AudioIndex:
         found = self._identify_layer(peaks, top_k, threshold)
         if bass is None or self._bass is None:
             return found
-        low = self._bass.identify_peaks(bass, top_k, threshold=threshold)
-        if low:  # the catalogue's ids are read only when the bass layer found something
-            alive = set(self.work_ids())
-            low = [m for m in low if m.work_id in alive]
+        low, both = self._identify_bass(peaks, bass, threshold)
         best: dict[str, tuple[float, Match]] = {}
-        for m in [*found, *low]:
+        for m in [*found, *low, *both]:
             margin = m.score - m.threshold
             if m.work_id not in best or margin > best[m.work_id][0]:
                 best[m.work_id] = (margin, m)
         ranked = sorted(best.values(), key=lambda mm: -mm[0])
         return [m for _, m in ranked[:top_k]]
+
+    def best_scores(self, peaks: Peaks, bass: Peaks | None = None) -> dict[str, float]:
+        """The best score of each decision rule on a query, with no threshold (0 when none).
+
+        What :meth:`calibrate` sets the thresholds from: ``{"main": ...}``, and with
+        ``bass`` peaks and a bass layer also ``"bass"`` and ``"both"`` (see
+        :meth:`identify_peaks`).
+        """
+        top = self._identify_layer(peaks, 1, 0.0) if len(peaks) >= 4 else []
+        out = {"main": float(top[0].score) if top else 0.0}
+        if bass is not None and self._bass is not None:
+            low, both = self._identify_bass(peaks, bass, 0.0) if len(bass) >= 4 else ([], [])
+            out["bass"] = max((m.score for m in low), default=0.0)
+            out["both"] = max((m.score for m in both), default=0.0)
+        return out
+
+    def _identify_bass(
+        self, peaks: Peaks, bass: Peaks, threshold: float | None
+    ) -> tuple[list[Match], list[Match]]:
+        """The matches of the ``bass`` and ``both`` rules (see :meth:`identify_peaks`), best per work."""
+        low = self._bass
+        assert low is not None
+        self._check_open()
+        with self._lock, low._lock:
+            self._refresh()
+            low._refresh()
+            if not low._segments or not self._segments:
+                return [], []
+            ratio = low.params.frame_seconds / self.params.frame_seconds
+            fs = low.params.frame_seconds
+            override = None if threshold is None else float(threshold)
+            bass_table, joint_table = low.thresholds, self.joint_thresholds
+            main_of: dict[str, int] | None = None
+            kept: dict[str, dict[str, tuple[float, Match]]] = {"bass": {}, "both": {}}
+            for w0, window in low._windows(bass):
+                seconds = window.frames * fs
+                need_bass = _threshold_at(bass_table, seconds) if override is None else override
+                need_both = _threshold_at(joint_table, seconds) if override is None else override
+                upper = peaks.window(round(w0 * ratio), round((w0 + window.frames) * ratio))
+                for cand in low._candidates(window, _VERIFY_TOP, _JOINT_VOTES):
+                    if main_of is None:  # read only when the bass layer has a candidate
+                        main_of = {w: k for k, w in enumerate(self._ids) if self._alive[k]}
+                    work_id = low._ids[cand.work]
+                    k = main_of.get(work_id)
+                    if k is None:  # a bass fingerprint whose work the main layer does not hold
+                        continue
+                    ref = low._peaks.get(int(low._rowids[cand.work]))
+                    checked = verify(window, cand, ref, params=low.params) if ref is not None else _NOTHING
+                    if cand.votes >= _CANDIDATE_VOTES and checked.significance >= need_bass:
+                        m = low._match(_shift(cand, w0), checked, need_bass, low.fpr_target, fs)
+                        _keep(kept["bass"], work_id, checked.significance, m)
+                    main_ref = self._peaks.get(int(self._rowids[k]))
+                    scaled = _scaled(cand, ratio, k)
+                    upper_check = (
+                        verify(upper, scaled, main_ref, params=self.params)
+                        if main_ref is not None
+                        else _NOTHING
+                    )
+                    score = checked.significance + upper_check.significance
+                    if score >= need_both:
+                        m = self._match(
+                            _shift(scaled, w0 * ratio), upper_check, need_both, self.fpr_target, fs / ratio
+                        )
+                        m.details.update(
+                            layer="both",
+                            bass_significance=round(checked.significance, 3),
+                            main_significance=round(upper_check.significance, 3),
+                            votes=cand.votes,
+                        )
+                        joint = Match(
+                            work_id=m.work_id,
+                            score=round(score, 3),
+                            kind="audio",
+                            threshold=m.threshold,
+                            details=m.details,
+                        )
+                        _keep(kept["both"], work_id, score, joint)
+            return (
+                [m for _, m in kept["bass"].values()],
+                [m for _, m in kept["both"].values()],
+            )
 
     def _identify_layer(self, peaks: Peaks, top_k: int, threshold: float | None) -> list[Match]:
         self._check_open()
@@ -1275,16 +1384,7 @@ class AudioIndex:
             best: dict[int, tuple[Candidate, Verification, float]] = {}
             for w0, window in self._windows(peaks):
                 needed = _threshold_at(table, window.frames * fs) if override is None else override
-                for cand in vote(
-                    window,
-                    self._lookup,
-                    self._bases,
-                    params=self.params,
-                    variants=self.variants,
-                    alive=self._alive,
-                    top_k=max(top_k, _VERIFY_TOP),
-                    min_votes=_CANDIDATE_VOTES,
-                ):
+                for cand in self._candidates(window, max(top_k, _VERIFY_TOP), _CANDIDATE_VOTES):
                     ref = self._peaks.get(int(self._rowids[cand.work]))
                     checked = (
                         verify(window, cand, ref, params=self.params)
@@ -1298,6 +1398,19 @@ class AudioIndex:
                         best[cand.work] = (_shift(cand, w0), checked, needed)
             ranked = sorted(best.values(), key=lambda cv: -cv[1].significance)[:top_k]
             return [self._match(c, v, needed, fpr, fs) for c, v, needed in ranked]
+
+    def _candidates(self, window: Peaks, top_k: int, min_votes: int) -> list[Candidate]:
+        """The best ``top_k`` alignments of a query window by votes (:func:`vote`), this layer's works."""
+        return vote(
+            window,
+            self._lookup,
+            self._bases,
+            params=self.params,
+            variants=self.variants,
+            alive=self._alive,
+            top_k=top_k,
+            min_votes=min_votes,
+        )
 
     def _windows(self, peaks: Peaks) -> Iterator[tuple[float, Peaks]]:
         fs = self.params.frame_seconds
@@ -1617,8 +1730,9 @@ class AudioIndex:
         bounds the false-positive rate per query of that length at about ``1 / n``.
         Queries of other lengths use the thresholds interpolated between. Chance scores
         grow with the amount of registered audio, so calibrate again after the catalogue
-        has grown several-fold. The bass layer, when the index has one, is calibrated on
-        the same windows in the same way, against its own works.
+        has grown several-fold. The bass layer and the rule that sums both layers (see
+        :meth:`identify_peaks`), when the index has a bass layer, are calibrated on the same
+        windows in the same way.
 
         Parameters
         ----------
@@ -1638,8 +1752,8 @@ class AudioIndex:
         dict
             ``windows`` and ``max_score`` (over all lengths), ``threshold`` (of the
             longest length), ``thresholds`` and ``per_length`` (windows, highest score
-            and threshold of each), ``fpr_target``, and ``bass_thresholds`` (``None``
-            without a bass layer).
+            and threshold of each), ``fpr_target``, and ``bass_thresholds`` and
+            ``joint_thresholds`` (``None`` without a bass layer).
 
         Raises
         ------
@@ -1654,9 +1768,9 @@ class AudioIndex:
         chosen = sorted({float(x) for x in (lengths or (3.0, 5.0, self.window_seconds))})
         if not chosen or chosen[0] <= 0:
             raise AudioIndexError(f"calibration lengths must be positive seconds, not {chosen}")
-        scores: dict[float, list[float]] = {x: [] for x in chosen}
-        low_scores: dict[float, list[float]] = {x: [] for x in chosen}
+        scores: dict[float, list[dict[str, float]]] = {x: [] for x in chosen}
         for path in paths:
+            low: Peaks | None = None
             if self._bass is None:
                 peaks, _ = _peaks_of(
                     Path(path), self.params, max_seconds=self.max_seconds, strict=False, query=True
@@ -1670,10 +1784,8 @@ class AudioIndex:
                     strict=False,
                     query=True,
                 )
-                for seconds in chosen:
-                    low_scores[seconds] += self._bass._window_scores(low, seconds)
             for seconds in chosen:
-                scores[seconds] += self._window_scores(peaks, seconds)
+                scores[seconds] += self._window_scores(peaks, low, seconds)
         needed = math.ceil(1.0 / fpr_target)
         for seconds, found in scores.items():
             if len(found) < needed:
@@ -1681,38 +1793,56 @@ class AudioIndex:
                     f"calibration needs at least {needed} windows of {seconds:g} s for a false-positive "
                     f"rate of {fpr_target:g}, the files gave {len(found)}; give more unrelated audio"
                 )
-        table = {seconds: round(max(found) + 1.0, 3) for seconds, found in scores.items()}
+
+        def table_of(rule: str) -> dict[float, float]:
+            return {x: round(max(w.get(rule, 0.0) for w in found) + 1.0, 3) for x, found in scores.items()}
+
+        table = table_of("main")
+        bass: dict[float, float] | None = None
+        joint: dict[float, float] | None = None
         with self._writer(), self._db:
             self._set("threshold", _encode_threshold(table))
             self._set("fpr_target", repr(float(fpr_target)))
-        bass: dict[float, float] | None = None
+            if self._bass is not None:
+                joint = table_of("both")
+                self._set("joint_threshold", _encode_threshold(joint))
         if self._bass is not None:
-            bass = {seconds: round(max(found, default=0.0) + 1.0, 3) for seconds, found in low_scores.items()}
+            bass = table_of("bass")
             with self._bass._writer(), self._bass._db:
                 self._bass._set("threshold", _encode_threshold(bass))
                 self._bass._set("fpr_target", repr(float(fpr_target)))
-        every = [x for found in scores.values() for x in found]
+        every = [w["main"] for found in scores.values() for w in found]
         return {
             "bass_thresholds": bass,
+            "joint_thresholds": joint,
             "windows": len(every),
             "max_score": max(every),
             "threshold": table[chosen[-1]],
             "thresholds": table,
             "per_length": {
-                seconds: {"windows": len(found), "max_score": max(found), "threshold": table[seconds]}
+                seconds: {
+                    "windows": len(found),
+                    "max_score": max(w["main"] for w in found),
+                    "threshold": table[seconds],
+                }
                 for seconds, found in scores.items()
             },
             "fpr_target": fpr_target,
         }
 
-    def _window_scores(self, peaks: Peaks, seconds: float) -> list[float]:
-        """Best score (no threshold) of each half-overlapping window of ``seconds`` in ``peaks``."""
-        size = round(seconds / self.params.frame_seconds)
-        out: list[float] = []
+    def _window_scores(self, peaks: Peaks, low: Peaks | None, seconds: float) -> list[dict[str, float]]:
+        """:meth:`best_scores` of each half-overlapping window of ``seconds`` in ``peaks`` (and ``low``)."""
+        fs = self.params.frame_seconds
+        size = round(seconds / fs)
+        out: list[dict[str, float]] = []
         for start in range(0, max(peaks.frames - size, 0) + 1, max(1, size // 2)):
             window = peaks.window(start, start + size)
-            top = self._identify_layer(window, 1, 0.0) if len(window) >= 4 else []
-            out.append(float(top[0].score) if top else 0.0)
+            bass = None
+            if low is not None and self._bass is not None:
+                bfs = self._bass.params.frame_seconds
+                b0 = round(start * fs / bfs)
+                bass = low.window(b0, b0 + round(seconds / bfs))
+            out.append(self.best_scores(window, bass))
         return out
 
     def work_ids(self) -> list[str]:
@@ -1737,6 +1867,30 @@ def _shift(c: Candidate, w0: float) -> Candidate:
         ref_end=c.ref_end,
         residual=c.residual,
     )
+
+
+_NOTHING = Verification(0, 0, 0.0, 0.0)
+
+
+def _scaled(c: Candidate, ratio: float, work: int) -> Candidate:
+    """A bass-layer candidate in the main layer's frames (``ratio`` main frames per bass frame)."""
+    return Candidate(
+        work=work,
+        votes=c.votes,
+        variant=c.variant,
+        speed=c.speed,
+        query_start=c.query_start * ratio,
+        query_end=c.query_end * ratio,
+        ref_start=c.ref_start * ratio,
+        ref_end=c.ref_end * ratio,
+        residual=c.residual * ratio,
+        anchors=c.anchors,
+    )
+
+
+def _keep(best: dict[str, tuple[float, Match]], work_id: str, score: float, m: Match) -> None:
+    if work_id not in best or best[work_id][0] < score:
+        best[work_id] = (score, m)
 
 
 def _encode_threshold(threshold: float | Mapping[float, float]) -> str:

@@ -11,8 +11,10 @@ import pytest
 from numpy.typing import NDArray
 
 from forensics.audio.bass import BASS_PARAMS, Decimator, bass_samples
+from forensics.audio.decode import decode
+from forensics.audio.errors import AudioIndexError
 from forensics.audio.index import AudioIndex, fingerprint_file
-from forensics.audio.landmarks import LandmarkParams, extract_peaks
+from forensics.audio.landmarks import LandmarkParams, Peaks, extract_peaks
 from tests.forensics.audio.conftest import SR, synth_music, synth_notes, write_wav
 
 Clip = Callable[..., Path]
@@ -98,18 +100,17 @@ def test_bass_layer_finds_a_work_the_main_band_loses(tmp_path: Path, clip: Clip)
         over = synth_music(99, 5.0)[: len(x)]  # an unregistered melody, loud above 220 Hz
         q = x + 2.0 * over
         (m,) = index.identify(clip(q), top_k=1)
-        assert m.work_id == "bassy" and m.details["layer"] == "bass"
-        # the bass layer's own threshold for a query of about 5 s
-        assert m.score >= m.threshold and index.bass.threshold_for(
-            5.0
-        ) <= m.threshold < index.bass.threshold_for(5.5)
+        assert m.work_id == "bassy" and m.details["layer"] in ("bass", "both")
+        # the threshold of the rule that found it, for a query of about 5 s
+        table = index.bass.thresholds if m.details["layer"] == "bass" else index.joint_thresholds
+        assert m.score >= m.threshold and _at(table, 5.0) <= m.threshold < _at(table, 5.5)
         assert abs(m.details["ref_start"] - m.details["query_start"] - 20.0) <= 0.1
         # the main layer alone does not find it
         assert index.identify_peaks(extract_peaks(q, index.params, query=True), top_k=1) == []
-        # a clean excerpt is matched by the main layer, which clears its threshold by more
+        # a clean excerpt is matched too
         (m,) = index.identify(clip(work[SR * 5 : SR * 10] * 4.0), top_k=1)
         assert m.work_id == "bassy"
-        assert m.details["layer"] in ("main", "bass")
+        assert m.details["layer"] in ("main", "bass", "both")
         # unrelated audio is matched by neither layer
         assert index.identify(clip(synth_bass(31, 6.0) + 0.8 * synth_music(32, 6.0)), top_k=1) == []
         # a bass fingerprint whose work the main layer does not hold is never reported
@@ -136,6 +137,57 @@ def test_calibration_sets_the_bass_layer_thresholds(tmp_path: Path) -> None:
         assert index.bass.threshold_for(5.0) == bass[5.0]
     with AudioIndex(tmp_path / "idx") as index:
         assert index.bass is not None and index.bass.threshold_for(5.0) == bass[5.0]  # persisted
+        joint = result["joint_thresholds"]
+        assert set(joint) == {5.0} and index.joint_thresholds == joint
+        # one more than the best sum any calibration window reached
+        peaks, low = _both(unrelated[0], index)
+        size, bsize = round(5.0 / index.params.frame_seconds), round(5.0 / index.bass.params.frame_seconds)
+        best = index.best_scores(peaks.window(0, size), low.window(0, bsize))
+        assert set(best) == {"main", "bass", "both"} and best["both"] + 1.0 <= joint[5.0] + 1e-9
+
+
+def _at(table: dict[float, float], seconds: float) -> float:
+    pairs = sorted(table.items())
+    return float(np.interp(seconds, [k for k, _ in pairs], [v for _, v in pairs]))
+
+
+def _both(path: Path, index: AudioIndex) -> tuple[Peaks, Peaks]:
+    x = decode(path)
+    assert index.bass is not None
+    low = extract_peaks(bass_samples(x), index.bass.params, query=True)
+    return extract_peaks(x, index.params, query=True), low
+
+
+def test_both_layers_together_find_what_neither_finds_alone(tmp_path: Path) -> None:
+    work = synth_bass(51, 40.0) + 0.3 * synth_music(52, 40.0)
+    x = work[SR * 12 : SR * 17]
+    noisy = x + 0.9 * np.random.default_rng(5).standard_normal(len(x)).astype(np.float32) * np.std(x)
+    path = write_wav(tmp_path / "q.wav", noisy)
+    with AudioIndex(tmp_path / "idx") as index:
+        index.add("w", write_wav(tmp_path / "w.wav", work))
+        peaks, low = _both(path, index)
+        scores = index.best_scores(peaks, low)
+        main, bass, both = scores["main"], scores["bass"], scores["both"]
+        assert both > max(main, bass) > 0  # the sum of two layers' evidence at one alignment
+    # thresholds that each layer alone misses but the sum clears
+    mid = (max(main, bass) + both) / 2
+    with AudioIndex(tmp_path / "idx", threshold=mid, bass_threshold=mid, joint_threshold=mid) as index:
+        (m,) = index.identify(path, top_k=1)
+        assert m.work_id == "w" and m.details["layer"] == "both" and m.threshold == mid
+        d = m.details
+        assert m.score == pytest.approx(d["bass_significance"] + d["main_significance"], abs=2e-3)
+        assert abs(d["ref_start"] - d["query_start"] - 12.0) <= 0.1
+        assert index.identify_peaks(peaks, top_k=1) == []  # the main layer alone: nothing
+    with AudioIndex(tmp_path / "idx", joint_threshold=both + 0.01) as index:
+        index_thresholds = (index.threshold_for(5.0), index.bass.threshold_for(5.0) if index.bass else 0)
+        assert index.joint_thresholds[10.0] == both + 0.01
+        found = index.identify(path, top_k=1)
+        assert all(f.details["layer"] != "both" for f in found), index_thresholds
+
+
+def test_a_joint_threshold_must_be_a_number(tmp_path: Path) -> None:
+    with pytest.raises(AudioIndexError, match="finite"):
+        AudioIndex(tmp_path / "idx", joint_threshold=float("nan"))
 
 
 def test_a_damaged_or_foreign_bass_layer_is_refused(tmp_path: Path) -> None:
