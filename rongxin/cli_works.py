@@ -206,8 +206,9 @@ def identify(
                 f"features: {d['inliers']} inliers (≥{d['inlier_threshold']}), rotation {d['rotation_deg']}°"
             )
         elif m.kind == "audio" and "ref_start" in d:
+            layer = d.get("layer", "main")
             evidence = (
-                f"{d.get('layer', 'main')} layer: query {d['query_start']:.2f}-{d['query_end']:.2f} s = work "
+                f"{'both layers' if layer == 'both' else layer + ' layer'}: query {d['query_start']:.2f}-{d['query_end']:.2f} s = work "
                 f"{d['ref_start']:.2f}-{d['ref_end']:.2f} s, speed {d['speed']:.3f}, "
                 f"{d['verified_peaks']}/{d['reference_peaks']} peaks"
             )

@@ -476,7 +476,7 @@ def _audio_step(out_dir: Path, step: Callable[[str, bool, str, float], None]) ->
         ok,
         f"{len(tracks)} music tracks registered in {lib_dir.name}/; {found}/{len(attacks)} attacked "
         "5-s excerpts (sped up 3 %, white noise at 10 dB, MP3 at 32 kbit/s, under a voice-over at "
-        f"-3 dB) identified (by layer: {', '.join(layers)}), {offsets_ok} placed within ±0.1 s; "
+        f"-3 dB) identified (by rule: {', '.join(layers)}), {offsets_ok} placed within ±0.1 s; "
         f"{false_hits} matches for {len(strangers)} unrelated speech recordings",
         t0,
     )
