@@ -207,8 +207,9 @@ def identify(
             )
         elif m.kind == "audio" and "ref_start" in d:
             layer = d.get("layer", "main")
+            found_by = "both layers" if layer == "both" else f"{layer} layer"
             evidence = (
-                f"{'both layers' if layer == 'both' else layer + ' layer'}: query {d['query_start']:.2f}-{d['query_end']:.2f} s = work "
+                f"{found_by}: query {d['query_start']:.2f}-{d['query_end']:.2f} s = work "
                 f"{d['ref_start']:.2f}-{d['ref_end']:.2f} s, speed {d['speed']:.3f}, "
                 f"{d['verified_peaks']}/{d['reference_peaks']} peaks"
             )
