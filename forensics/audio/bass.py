@@ -48,12 +48,12 @@ unrelated calibration windows (5,940 / 5,947 / 4,581 at 3 / 5 / 10 s) against th
 benchmark's catalogue (``bench/audio_robustness.py``, docs/benchmarks.md, session 7).
 :meth:`forensics.audio.index.AudioIndex.calibrate` recalibrates both layers."""
 
-DEFAULT_JOINT_THRESHOLDS: dict[float, float] = {3.0: 7.0, 5.0: 8.57, 10.0: 11.0}
+DEFAULT_JOINT_THRESHOLDS: dict[float, float] = {3.0: 7.534, 5.0: 9.022, 10.0: 11.935}
 """What the bass and main significances of one bass-layer candidate, verified at the same
 alignment, need in sum (the ``both`` rule of
 :meth:`forensics.audio.index.AudioIndex.identify_peaks`), per query window length in
 seconds: one more than the highest sum on the same calibration windows as
-``DEFAULT_BASS_THRESHOLDS``. :meth:`~forensics.audio.index.AudioIndex.calibrate` sets them."""
+``DEFAULT_BASS_THRESHOLDS`` (docs/benchmarks.md, session 8). :meth:`~forensics.audio.index.AudioIndex.calibrate` sets them."""
 _FACTOR = 4
 _TAPS = 63
 
