@@ -53,7 +53,8 @@ DEFAULT_JOINT_THRESHOLDS: dict[float, float] = {3.0: 7.534, 5.0: 9.022, 10.0: 11
 alignment, need in sum (the ``both`` rule of
 :meth:`forensics.audio.index.AudioIndex.identify_peaks`), per query window length in
 seconds: one more than the highest sum on the same calibration windows as
-``DEFAULT_BASS_THRESHOLDS`` (docs/benchmarks.md, session 8). :meth:`~forensics.audio.index.AudioIndex.calibrate` sets them."""
+``DEFAULT_BASS_THRESHOLDS`` (docs/benchmarks.md, session 8).
+:meth:`~forensics.audio.index.AudioIndex.calibrate` sets them."""
 _FACTOR = 4
 _TAPS = 63
 
