@@ -31,6 +31,24 @@ MEDIA_SUFFIXES = IMAGE_SUFFIXES | AUDIO_SUFFIXES | VIDEO_SUFFIXES
 LibraryOption = Annotated[Path, typer.Option("--library", "-l", help="The library directory.")]
 
 
+def audio_evidence(d: dict[str, Any]) -> str:
+    """One line of an audio match's evidence: the rule that found it, spans, speed, peaks.
+
+    Examples
+    --------
+    >>> audio_evidence({"layer": "both", "query_start": 0.0, "query_end": 4.9, "ref_start": 12.0,
+    ...                 "ref_end": 16.9, "speed": 1.0, "verified_peaks": 20, "reference_peaks": 60})
+    'both layers: query 0.00-4.90 s = work 12.00-16.90 s, speed 1.000, 20/60 peaks'
+    """
+    layer = d.get("layer", "main")
+    found_by = "both layers" if layer == "both" else f"{layer} layer"
+    return (
+        f"{found_by}: query {d['query_start']:.2f}-{d['query_end']:.2f} s = work "
+        f"{d['ref_start']:.2f}-{d['ref_end']:.2f} s, speed {d['speed']:.3f}, "
+        f"{d['verified_peaks']}/{d['reference_peaks']} peaks"
+    )
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
     err_console.print(f"[red]error:[/] {message}")
     return typer.Exit(code)
@@ -206,13 +224,7 @@ def identify(
                 f"features: {d['inliers']} inliers (≥{d['inlier_threshold']}), rotation {d['rotation_deg']}°"
             )
         elif m.kind == "audio" and "ref_start" in d:
-            layer = d.get("layer", "main")
-            found_by = "both layers" if layer == "both" else f"{layer} layer"
-            evidence = (
-                f"{found_by}: query {d['query_start']:.2f}-{d['query_end']:.2f} s = work "
-                f"{d['ref_start']:.2f}-{d['ref_end']:.2f} s, speed {d['speed']:.3f}, "
-                f"{d['verified_peaks']}/{d['reference_peaks']} peaks"
-            )
+            evidence = audio_evidence(d)
         else:
             evidence = json.dumps(d, ensure_ascii=False)[:80]
         table.add_row(m.work_id, m.kind, f"{m.score:.3f}", f"{m.threshold:.2f}", evidence)

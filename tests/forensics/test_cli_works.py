@@ -10,7 +10,7 @@ import numpy as np
 import typer
 from typer.testing import CliRunner
 
-from rongxin.cli_works import identify, works_app
+from rongxin.cli_works import audio_evidence, identify, works_app
 from tests.forensics.conftest import crop, jpeg, write_image
 
 app = typer.Typer()
@@ -106,3 +106,19 @@ def test_audio_identify_shows_the_alignment(tmp_path: Path) -> None:
     )
     assert found is not None, text
     assert abs(float(found[2]) - float(found[1]) - 12.0) <= 0.1
+
+
+def test_audio_evidence_names_the_rule_that_found_the_match() -> None:
+    d = {
+        "query_start": 0.5,
+        "query_end": 5.0,
+        "ref_start": 30.25,
+        "ref_end": 34.75,
+        "speed": 1.03,
+        "verified_peaks": 12,
+        "reference_peaks": 48,
+    }
+    assert audio_evidence(d).startswith("main layer: query 0.50-5.00 s = work 30.25-34.75 s, speed 1.030")
+    assert audio_evidence({**d, "layer": "bass"}).startswith("bass layer:")
+    assert audio_evidence({**d, "layer": "both"}).startswith("both layers:")
+    assert audio_evidence(d).endswith("12/48 peaks")
