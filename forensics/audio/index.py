@@ -1276,9 +1276,7 @@ class AudioIndex:
         low, both = self._identify_bass(peaks, bass, threshold)
         best: dict[str, tuple[float, Match]] = {}
         for m in [*found, *low, *both]:
-            margin = m.score - m.threshold
-            if m.work_id not in best or margin > best[m.work_id][0]:
-                best[m.work_id] = (margin, m)
+            _keep(best, m.work_id, m.score - m.threshold, m)
         ranked = sorted(best.values(), key=lambda mm: -mm[0])
         return [m for _, m in ranked[:top_k]]
 
@@ -1312,7 +1310,8 @@ class AudioIndex:
             ratio = low.params.frame_seconds / self.params.frame_seconds
             fs = low.params.frame_seconds
             override = None if threshold is None else float(threshold)
-            bass_table, joint_table = low.thresholds, self.joint_thresholds
+            bass_table, joint_table = low.thresholds, self.joint_thresholds  # read once, not per window
+            bass_fpr, fpr = low.fpr_target, self.fpr_target
             main_of: dict[str, int] | None = None
             kept: dict[str, dict[str, tuple[float, Match]]] = {"bass": {}, "both": {}}
             for w0, window in low._windows(bass):
@@ -1330,7 +1329,7 @@ class AudioIndex:
                     ref = low._peaks.get(int(low._rowids[cand.work]))
                     checked = verify(window, cand, ref, params=low.params) if ref is not None else _NOTHING
                     if cand.votes >= _CANDIDATE_VOTES and checked.significance >= need_bass:
-                        m = low._match(_shift(cand, w0), checked, need_bass, low.fpr_target, fs)
+                        m = low._match(_shift(cand, w0), checked, need_bass, bass_fpr, fs)
                         _keep(kept["bass"], work_id, checked.significance, m)
                     main_ref = self._peaks.get(int(self._rowids[k]))
                     scaled = _scaled(cand, ratio, k)
@@ -1341,9 +1340,7 @@ class AudioIndex:
                     )
                     score = checked.significance + upper_check.significance
                     if score >= need_both:
-                        m = self._match(
-                            _shift(scaled, w0 * ratio), upper_check, need_both, self.fpr_target, fs / ratio
-                        )
+                        m = self._match(_shift(scaled, w0 * ratio), upper_check, need_both, fpr, fs / ratio)
                         m.details.update(
                             layer="both",
                             bass_significance=round(checked.significance, 3),
@@ -1386,11 +1383,7 @@ class AudioIndex:
                 needed = _threshold_at(table, window.frames * fs) if override is None else override
                 for cand in self._candidates(window, max(top_k, _VERIFY_TOP), _CANDIDATE_VOTES):
                     ref = self._peaks.get(int(self._rowids[cand.work]))
-                    checked = (
-                        verify(window, cand, ref, params=self.params)
-                        if ref is not None
-                        else Verification(0, 0, 0.0, 0.0)
-                    )
+                    checked = verify(window, cand, ref, params=self.params) if ref is not None else _NOTHING
                     if checked.significance < needed:
                         continue
                     kept = best.get(cand.work)
@@ -1798,16 +1791,14 @@ class AudioIndex:
             return {x: round(max(w.get(rule, 0.0) for w in found) + 1.0, 3) for x, found in scores.items()}
 
         table = table_of("main")
-        bass: dict[float, float] | None = None
-        joint: dict[float, float] | None = None
+        bass = table_of("bass") if self._bass is not None else None
+        joint = table_of("both") if self._bass is not None else None
         with self._writer(), self._db:
             self._set("threshold", _encode_threshold(table))
             self._set("fpr_target", repr(float(fpr_target)))
-            if self._bass is not None:
-                joint = table_of("both")
+            if joint is not None:
                 self._set("joint_threshold", _encode_threshold(joint))
-        if self._bass is not None:
-            bass = table_of("bass")
+        if self._bass is not None and bass is not None:
             with self._bass._writer(), self._bass._db:
                 self._bass._set("threshold", _encode_threshold(bass))
                 self._bass._set("fpr_target", repr(float(fpr_target)))
