@@ -277,7 +277,7 @@ def _validators(certs: Any, genesis: Genesis, what: str) -> Validators:
 
 
 def _check_qc(
-    qc_obj: Any, block_hash: bytes, round: int, keys: Validators, chain_id: str, epoch: int, what: str
+    qc_obj: Any, block_hash: bytes, round: int, keys: Validators, genesis: Genesis, epoch: int, what: str
 ) -> None:
     try:
         qc = QuorumCertificate.from_obj(qc_obj)
@@ -298,7 +298,7 @@ def _check_qc(
     need = quorum_size(len(keys))
     if len(authors) < need:
         raise ReceiptError("qc-quorum", f"{what} has {len(authors)} signatures, {need} are needed")
-    msg = vote_signing_bytes(chain_id, qc.round, qc.block_hash, epoch)
+    msg = vote_signing_bytes(genesis.chain_id, genesis.hash, qc.round, qc.block_hash, epoch)
     for author, sig in qc.signatures:
         try:
             PublicKey.from_bytes(keys[author].public_key).verify(msg, sig)
@@ -325,8 +325,8 @@ def _check_commit(
     child, parent = headers[-1], headers[-2]
     if child[8] is None or child[2] != parent[2] + 1:
         raise ReceiptError("commit-rule", f"{what}: the top block does not directly certify its parent")
-    _check_qc(child[8], hashes[-2], parent[2], keys, genesis.chain_id, epoch, f"{what}: the parent's QC")
-    _check_qc(qc, hashes[-1], child[2], keys, genesis.chain_id, epoch, f"{what}: the top QC")
+    _check_qc(child[8], hashes[-2], parent[2], keys, genesis, epoch, f"{what}: the parent's QC")
+    _check_qc(qc, hashes[-1], child[2], keys, genesis, epoch, f"{what}: the top QC")
     return hashes
 
 

@@ -355,6 +355,19 @@ class ConsensusCore:
         b = self.blocks.get(block_hash)
         return b if b is not None else self.block_store.get(block_hash)
 
+    def _vote_bytes(self, round: int, block_hash: bytes) -> bytes:
+        return vote_signing_bytes(
+            self.config.chain_id, self.config.genesis_hash, round, block_hash, self.epoch
+        )
+
+    def _timeout_bytes(self, round: int, high_qc_round: int) -> bytes:
+        return timeout_signing_bytes(
+            self.config.chain_id, self.config.genesis_hash, round, high_qc_round, self.epoch
+        )
+
+    def _proposal_bytes(self, block_hash: bytes) -> bytes:
+        return proposal_signing_bytes(self.config.chain_id, self.config.genesis_hash, block_hash, self.epoch)
+
     def _save(self, **changes: object) -> None:
         self.safety = replace(self.safety, high_qc=self.high_qc, last_tc=self.last_tc, **changes)  # type: ignore[arg-type]
         self.safety_store.save(self.safety)
@@ -370,7 +383,7 @@ class ConsensusCore:
             return False
         if not self._vset.issuperset(authors):
             return False
-        msg = vote_signing_bytes(self.config.chain_id, qc.round, qc.block_hash, self.epoch)
+        msg = self._vote_bytes(qc.round, qc.block_hash)
         if not all(self.verifier.verify(a, msg, s) for a, s in qc.signatures):
             return False
         self._qc_ok.add(qc)
@@ -388,9 +401,7 @@ class ConsensusCore:
         for author, hqc_round, sig in tc.entries:
             if hqc_round >= tc.round:
                 return False
-            if not self.verifier.verify(
-                author, timeout_signing_bytes(self.config.chain_id, tc.round, hqc_round, self.epoch), sig
-            ):
+            if not self.verifier.verify(author, self._timeout_bytes(tc.round, hqc_round), sig):
                 return False
         self._tc_ok.add(tc)
         return True
@@ -404,14 +415,11 @@ class ConsensusCore:
             a, b = decode_message(ev.first), decode_message(ev.second)
         except ConsensusError:
             return False
-        cid = self.config.chain_id
         if ev.kind == "proposal" and isinstance(a, Proposal) and isinstance(b, Proposal):
             ok = all(
                 p.block.proposer == ev.author
                 and p.block.round == ev.round
-                and self.verifier.verify(
-                    ev.author, proposal_signing_bytes(cid, p.block.hash, self.epoch), p.signature
-                )
+                and self.verifier.verify(ev.author, self._proposal_bytes(p.block.hash), p.signature)
                 for p in (a, b)
             )
             return ok and a.block.hash != b.block.hash
@@ -419,9 +427,7 @@ class ConsensusCore:
             ok = all(
                 v.author == ev.author
                 and v.round == ev.round
-                and self.verifier.verify(
-                    ev.author, vote_signing_bytes(cid, v.round, v.block_hash, self.epoch), v.signature
-                )
+                and self.verifier.verify(ev.author, self._vote_bytes(v.round, v.block_hash), v.signature)
                 for v in (a, b)
             )
             return ok and a.block_hash != b.block_hash
@@ -430,7 +436,7 @@ class ConsensusCore:
                 t.author == ev.author
                 and t.round == ev.round
                 and self.verifier.verify(
-                    ev.author, timeout_signing_bytes(cid, t.round, t.high_qc.round, self.epoch), t.signature
+                    ev.author, self._timeout_bytes(t.round, t.high_qc.round), t.signature
                 )
                 for t in (a, b)
             )
@@ -707,9 +713,7 @@ class ConsensusCore:
             epoch=self.epoch,
         )
         self._save(highest_proposed_round=r)  # persisted before the proposal leaves
-        proposal = Proposal(
-            block, self.signer.sign(proposal_signing_bytes(cfg.chain_id, block.hash, self.epoch))
-        )
+        proposal = Proposal(block, self.signer.sign(self._proposal_bytes(block.hash)))
         actions.append(Broadcast(proposal))
         self._on_proposal(self.node_id, proposal, now, actions)
 
@@ -753,9 +757,7 @@ class ConsensusCore:
         cfg = self.config
         if b.chain_id != cfg.chain_id or b.qc is None or b.proposer != self.leader(b.round):
             return
-        if not self.verifier.verify(
-            b.proposer, proposal_signing_bytes(cfg.chain_id, b.hash, self.epoch), p.signature
-        ):
+        if not self.verifier.verify(b.proposer, self._proposal_bytes(b.hash), p.signature):
             return
         self._check_equivocation(self._seen_proposal, (b.proposer, b.round), p, "proposal", now)  # type: ignore[arg-type]
         if not self.verify_qc(b.qc) or (b.tc is not None and not self.verify_tc(b.tc)):
@@ -839,7 +841,7 @@ class ConsensusCore:
             self.node_id,
             b.round,
             b.hash,
-            self.signer.sign(vote_signing_bytes(self.config.chain_id, b.round, b.hash, self.epoch)),
+            self.signer.sign(self._vote_bytes(b.round, b.hash)),
         )
         self._save(
             highest_voted_round=max(b.round, self.safety.highest_voted_round),
@@ -856,7 +858,7 @@ class ConsensusCore:
     def _on_vote(self, v: Vote, now: int, actions: list[Action]) -> None:
         if v.author not in self._vset:
             return
-        msg = vote_signing_bytes(self.config.chain_id, v.round, v.block_hash, self.epoch)
+        msg = self._vote_bytes(v.round, v.block_hash)
         if not self.verifier.verify(v.author, msg, v.signature):
             return
         self._check_equivocation(self._seen_vote, (v.author, v.round), v, "vote", now)  # type: ignore[arg-type]
@@ -888,9 +890,7 @@ class ConsensusCore:
         else:
             if not self.safe_to_timeout(r):
                 return
-            sig = self.signer.sign(
-                timeout_signing_bytes(self.config.chain_id, r, self.high_qc.round, self.epoch)
-            )
+            sig = self.signer.sign(self._timeout_bytes(r, self.high_qc.round))
             tc = self.last_tc if self.last_tc is not None and self.last_tc.round + 1 == r else None
             t = Timeout(self.node_id, r, self.high_qc, sig, tc)
             self._save(highest_voted_round=max(r, self.safety.highest_voted_round), last_timeout=t)
@@ -900,7 +900,7 @@ class ConsensusCore:
     def _on_timeout(self, t: Timeout, now: int, actions: list[Action]) -> None:
         if t.author not in self._vset or t.high_qc.round >= t.round:
             return
-        msg = timeout_signing_bytes(self.config.chain_id, t.round, t.high_qc.round, self.epoch)
+        msg = self._timeout_bytes(t.round, t.high_qc.round)
         if not self.verifier.verify(t.author, msg, t.signature) or not self.verify_qc(t.high_qc):
             return
         self._check_equivocation(self._seen_timeout, (t.author, t.round), t, "timeout", now)  # type: ignore[arg-type]

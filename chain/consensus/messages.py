@@ -55,27 +55,35 @@ def _list(v: Any, name: str, length: int | None = None) -> list[Any]:
     return v
 
 
-def _domain(kind: str, chain_id: str, epoch: int) -> list[Any]:
-    return [f"rongxin/{kind}", chain_id] if epoch == 0 else [f"rongxin/{kind}", chain_id, epoch]
+def _domain(kind: str, chain_id: str, genesis_hash: bytes, epoch: int) -> list[Any]:
+    return [f"rongxin/{kind}", chain_id, genesis_hash, epoch]
 
 
-def vote_signing_bytes(chain_id: str, round: int, block_hash: bytes, epoch: int = 0) -> bytes:
-    """Bytes signed by a vote for ``block_hash`` in ``round`` of ``epoch``."""
-    return encode([*_domain("vote", chain_id, epoch), round, block_hash])
+def vote_signing_bytes(
+    chain_id: str, genesis_hash: bytes, round: int, block_hash: bytes, epoch: int = 0
+) -> bytes:
+    """Bytes signed by a vote for ``block_hash`` in ``round`` of ``epoch``.
+
+    The chain id *and* the genesis document's hash are signed: a certificate made for one
+    genesis never counts under another genesis with the same chain id and validators.
+    """
+    return encode([*_domain("vote", chain_id, genesis_hash, epoch), round, block_hash])
 
 
-def timeout_signing_bytes(chain_id: str, round: int, high_qc_round: int, epoch: int = 0) -> bytes:
+def timeout_signing_bytes(
+    chain_id: str, genesis_hash: bytes, round: int, high_qc_round: int, epoch: int = 0
+) -> bytes:
     """Bytes signed by a timeout of ``round`` of ``epoch`` reporting the signer's highest QC round.
 
     Rounds restart in every epoch, so the epoch is signed: a timeout of one epoch can never
     count (or look like equivocation) in another.
     """
-    return encode([*_domain("timeout", chain_id, epoch), round, high_qc_round])
+    return encode([*_domain("timeout", chain_id, genesis_hash, epoch), round, high_qc_round])
 
 
-def proposal_signing_bytes(chain_id: str, block_hash: bytes, epoch: int = 0) -> bytes:
+def proposal_signing_bytes(chain_id: str, genesis_hash: bytes, block_hash: bytes, epoch: int = 0) -> bytes:
     """Bytes signed by the proposer of a block of ``epoch``."""
-    return encode([*_domain("proposal", chain_id, epoch), block_hash])
+    return encode([*_domain("proposal", chain_id, genesis_hash, epoch), block_hash])
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,9 @@ def test_equivocation_evidence_goes_on_chain_and_excludes_the_author(tmp_path: P
     liar_id = node_id(liar.cert.cert_id)
     r = 10_000
     votes = sorted(
-        encode_message(Vote(liar_id, r, h, liar.key.sign(vote_signing_bytes(c.genesis.chain_id, r, h))))
+        encode_message(
+            Vote(liar_id, r, h, liar.key.sign(vote_signing_bytes(c.genesis.chain_id, c.genesis.hash, r, h)))
+        )
         for h in (b"a" * 32, b"b" * 32)
     )
     ev = Evidence("vote", liar_id, r, votes[0], votes[1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,20 @@ def test_other_chain_genesis_is_refused(receipt: Receipt, tmp_path: Path) -> Non
             same_id.close()
     finally:
         other.close()
+
+
+def test_genesis_with_another_hash_is_refused(consortium: LocalConsortium, receipt: Receipt) -> None:
+    """Same chain id, root key and validators, but another genesis document: the votes
+    signed the genesis hash, so the quorum certificate does not count under it."""
+    g = consortium.genesis
+    for other in (
+        dataclasses.replace(g, consortium=g.consortium + " (copy)"),
+        dataclasses.replace(g, timestamp_ms=g.timestamp_ms + 1),
+    ):
+        assert other.hash != g.hash and other.validators() == g.validators()
+        with pytest.raises(ReceiptError) as e:
+            receipt.verify(other)
+        assert e.value.reason == "qc-signature"
 
 
 def _leaves(obj: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:

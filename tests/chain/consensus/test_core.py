@@ -83,14 +83,14 @@ class Net:
     def qc(
         self, round: int, block_hash: bytes, signers: Sequence[str] = ("v0", "v1", "v2")
     ) -> QuorumCertificate:
-        msg = vote_signing_bytes("test", round, block_hash)
+        msg = vote_signing_bytes("test", CFG.genesis_hash, round, block_hash)
         return QuorumCertificate(round, block_hash, tuple((a, self.pki.signer(a).sign(msg)) for a in signers))
 
     def tc(self, round: int, hqc_rounds: dict[str, int]) -> TimeoutCertificate:
         return TimeoutCertificate(
             round,
             tuple(
-                (a, q, self.pki.signer(a).sign(timeout_signing_bytes("test", round, q)))
+                (a, q, self.pki.signer(a).sign(timeout_signing_bytes("test", CFG.genesis_hash, round, q)))
                 for a, q in sorted(hqc_rounds.items())
             ),
         )
@@ -124,7 +124,9 @@ class Net:
         )
 
     def proposal(self, b: Block) -> Proposal:
-        return Proposal(b, self.pki.signer(b.proposer).sign(proposal_signing_bytes("test", b.hash)))
+        return Proposal(
+            b, self.pki.signer(b.proposer).sign(proposal_signing_bytes("test", CFG.genesis_hash, b.hash))
+        )
 
 
 def votes(actions: list[Action]) -> list[Vote]:
@@ -159,7 +161,10 @@ def test_qc_verification(net: Net) -> None:
     unknown = QuorumCertificate(
         2,
         h,
-        (*good.signatures[:2], ("mallory", pki2.signer("mallory").sign(vote_signing_bytes("test", 2, h)))),
+        (
+            *good.signatures[:2],
+            ("mallory", pki2.signer("mallory").sign(vote_signing_bytes("test", CFG.genesis_hash, 2, h))),
+        ),
     )
     assert not core.verify_qc(unknown)
     # signature for another round/block does not transfer
