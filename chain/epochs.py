@@ -7,9 +7,18 @@ After a block's transactions, :func:`finalize_block` runs on the same state over
 2. counts **missed leader turns** (rounds skipped between the parent's round and this
    block's round, charged to their leaders) and excludes a node after
    ``ChainParams.max_missed_turns`` consecutive misses (0 disables this);
-3. computes the validator set in force from the next height — consensus-node certificates
-   that are registered, not revoked and not excluded — and, when it differs from the
-   current epoch's, writes the record of the **next epoch** (``sys/epoch/<n>``).
+3. computes the validator set in force from the next height — promoted consensus-node
+   certificates that are not revoked, not excluded and valid at the block's time — and,
+   when it differs from the current epoch's, writes the record of the **next epoch**
+   (``sys/epoch/<n>``). A change never removes more than ``max(1, f)`` validators of the
+   epoch in force at once, nor shrinks the set below ``ChainParams.min_validators``: passive
+   exits beyond that wait for the following epochs (revoked first, then excluded, then
+   expired, each in id order), so the chain never halts itself.
+
+Before a block's transactions, :func:`begin_block` writes the hash of its parent under
+``sys/block/<parent height>``: the state root of every block commits to the whole history,
+which lets a verifier holding a recent checkpoint prove that an old block is the chain's
+(:mod:`chain.receipt`).
 
 A block that writes an epoch record *ends its epoch* (see
 :meth:`chain.consensus.core.Application.ends_epoch`): the next epoch's consensus starts on
@@ -26,7 +35,12 @@ from typing import Any
 
 from chain import codec
 from chain.consensus.messages import Evidence
-from chain.contracts.membership import load_certificate, validator_set
+from chain.contracts.membership import (
+    history_key,
+    load_certificate,
+    revoked_from,
+    validator_set,
+)
 from chain.crypto.sm3 import sm3
 from chain.state import Overlay, State
 from chain.types import Certificate, Genesis, Role, ValidationError
@@ -95,6 +109,66 @@ def current_epoch(state: State | Overlay, genesis: Genesis) -> EpochRecord:
     return EpochRecord.from_bytes(record)
 
 
+def begin_block(state: Overlay, height: int, parent_hash: bytes) -> None:
+    """Start-of-block bookkeeping: record the parent's hash in the chain's history."""
+    if height > 0:
+        state.set(history_key(height - 1), parent_hash)
+
+
+def change_limit(n: int) -> int:
+    """Validators that may join or leave at one epoch change among ``n``: ``max(1, f)``."""
+    return max(1, (n - 1) // 3)
+
+
+def next_validators(state: State | Overlay, height: int, timestamp_ms: int | None) -> list[bytes]:
+    """Validators the state asks for at ``height`` (promoted, not revoked, not excluded, valid)."""
+    return [c for c in validator_set(state, height, timestamp_ms) if state.get(EXCLUDED + c) is None]
+
+
+def check_set_change(state: State | Overlay, genesis: Genesis, height: int, timestamp_ms: int) -> None:
+    """Refuse a transaction of block ``height`` that would change the validator set too much.
+
+    Raises
+    ------
+    ValidationError
+        When the set asked for from ``height + 1`` differs from the epoch in force by more
+        than :func:`change_limit` validators, or shrinks below the genesis minimum.
+
+    Examples
+    --------
+    >>> from chain.crypto import PrivateKey
+    >>> from chain.executor import genesis_state
+    >>> from chain.contracts.membership import revoked_key
+    >>> root = PrivateKey.generate()
+    >>> certs = tuple(Certificate.issue(root, f"n{i}", "o", [Role.CONSENSUS_NODE],
+    ...               PrivateKey.generate().public_key, 0) for i in range(4))
+    >>> g = Genesis("c", "c", root.public_key.to_bytes(), certs)
+    >>> ov = Overlay(genesis_state(g))
+    >>> ov.set(revoked_key(certs[0].cert_id), codec.encode({"from_height": 2, "reason": ""}))
+    >>> check_set_change(ov, g, 1, 0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    chain.types.ValidationError: this would leave 3 validators; the chain keeps at least 4 ...
+    """
+    current = {c.cert_id for c in current_epoch(state, genesis).validators}
+    new = set(next_validators(state, height + 1, timestamp_ms))
+    changed = len(current ^ new)
+    if not changed:
+        return
+    floor = min(genesis.params.min_validators, len(current))
+    if len(new) < floor:
+        raise ValidationError(
+            f"this would leave {len(new)} validators; the chain keeps at least "
+            f"{genesis.params.min_validators} (ChainParams.min_validators) — add a node first"
+        )
+    limit = change_limit(len(current))
+    if changed > limit:
+        raise ValidationError(
+            f"this would change {changed} validators in one epoch; at most {limit} of the "
+            f"{len(current)} in force may change at once — spread the change over several epochs"
+        )
+
+
 def _exclude(state: Overlay, cert_id: bytes, reason: str) -> None:
     if state.get(EXCLUDED + cert_id) is None:
         state.set(EXCLUDED + cert_id, reason.encode())
@@ -108,6 +182,7 @@ def finalize_block(
     parent_round: int,
     proposer: str,
     evidence: Sequence[Evidence],
+    timestamp_ms: int | None = None,
 ) -> EpochRecord | None:
     """End-of-block bookkeeping (see module docstring); returns the new epoch, if any.
 
@@ -146,12 +221,11 @@ def finalize_block(
                 state.delete(MISSED + bytes.fromhex(proposer))
         except ValueError:
             pass
-    in_force = [c for c in validator_set(state, height + 1) if state.get(EXCLUDED + c) is None]
-    new_ids = sorted(c.hex() for c in in_force)
-    if not new_ids or new_ids == ids:  # an empty set never takes over: the current one stays
+    new_ids = _capped_change(state, genesis, record, height, timestamp_ms)
+    if new_ids is None:
         return None
     certs: list[Certificate] = []
-    for cid in sorted(in_force):
+    for cid in new_ids:
         cert = load_certificate(state, cid)
         if cert is None:  # pragma: no cover - validator_set reads the same keys
             raise ValidationError("validator certificate vanished")
@@ -160,6 +234,32 @@ def finalize_block(
     state.set(epoch_key(new.epoch), new.to_bytes())
     state.set(CURRENT_EPOCH, new.epoch.to_bytes(8, "big"))
     return new
+
+
+def _capped_change(
+    state: Overlay, genesis: Genesis, record: EpochRecord, height: int, timestamp_ms: int | None
+) -> list[bytes] | None:
+    """The next epoch's validator ids within the change limits, or ``None`` for no change."""
+    current = {c.cert_id for c in record.validators}
+    target = set(next_validators(state, height + 1, timestamp_ms))
+    if target == current:
+        return None
+    limit = change_limit(len(current))
+    added = sorted(target - current)[:limit]
+
+    def priority(cert_id: bytes) -> tuple[int, bytes]:
+        rev = revoked_from(state, cert_id)
+        if rev is not None and rev <= height + 1:
+            return (0, cert_id)
+        return (1 if state.get(EXCLUDED + cert_id) is not None else 2, cert_id)
+
+    floor = min(genesis.params.min_validators, len(current))
+    room = min(limit - len(added), len(current) + len(added) - floor)
+    removed = sorted(current - target, key=priority)[: max(0, room)]
+    new = (current | set(added)) - set(removed)
+    if new == current or not new:
+        return None
+    return sorted(new)
 
 
 def epoch_info(record: EpochRecord) -> dict[str, Any]:

@@ -28,10 +28,10 @@ from typing import Any
 from chain import codec
 from chain.contracts.anchor import AnchorContract
 from chain.contracts.base import ContractRegistry, TxContext
-from chain.contracts.governance import MemberVote
-from chain.contracts.membership import AddMember, RevokeMember, cert_key, load_certificate, revoked_from
+from chain.contracts.governance import MemberVote, NodeReady, PromoteNode, RevokeMember
+from chain.contracts.membership import AddMember, cert_key, load_certificate, revoked_from, validator_key
 from chain.state import Overlay, State
-from chain.types import Genesis, Transaction, ValidationError
+from chain.types import Genesis, Role, Transaction, ValidationError
 
 NONCE = b"nonce/"
 
@@ -63,19 +63,25 @@ class BlockExecution:
 
 
 def default_registry(genesis: Genesis) -> ContractRegistry:
-    """A registry with the built-in contracts (membership and anchoring)."""
+    """A registry with the built-in contracts (membership, governance and anchoring)."""
     reg = ContractRegistry()
     reg.register(AddMember(genesis.root_key()))
-    reg.register(RevokeMember())
+    reg.register(RevokeMember(genesis))
+    reg.register(PromoteNode(genesis))
+    reg.register(NodeReady())
     reg.register(MemberVote(genesis, genesis.root_key()))
     reg.register(AnchorContract())
     return reg
 
 
 def genesis_state(genesis: Genesis) -> State:
-    """The state at height 0: every genesis certificate registered."""
+    """The state at height 0: every genesis certificate registered, its consensus nodes voting."""
     genesis.validate()
-    return State({cert_key(c.cert_id): codec.encode(c.to_dict()) for c in genesis.certificates})
+    entries = {cert_key(c.cert_id): codec.encode(c.to_dict()) for c in genesis.certificates}
+    for c in genesis.certificates:
+        if Role.CONSENSUS_NODE in c.roles:
+            entries[validator_key(c.cert_id)] = codec.encode({"from_height": 0})
+    return State(entries)
 
 
 class Executor:
@@ -119,9 +125,7 @@ class Executor:
         rev = revoked_from(state, tx.sender)
         if rev is not None and height >= rev:
             raise ValidationError(f"sender certificate is revoked from height {rev}")
-        if timestamp_ms < cert.not_before_ms or (
-            cert.not_after_ms is not None and timestamp_ms > cert.not_after_ms
-        ):
+        if not cert.valid_at(timestamp_ms):
             raise ValidationError("sender certificate is not valid at this block's time")
         last = state.get(NONCE + tx.sender)
         expected = 1 if last is None else int.from_bytes(last, "big") + 1
@@ -154,13 +158,17 @@ class Executor:
         height: int,
         timestamp_ms: int,
         finalize: Callable[[Overlay], None] | None = None,
+        begin: Callable[[Overlay], None] | None = None,
     ) -> BlockExecution:
         """Apply every transaction of a block; raise :class:`ValidationError` if any is invalid.
 
-        ``finalize`` (optional) runs after the transactions, on the same overlay: the
-        ledger's end-of-block bookkeeping (evidence, missed turns, validator-set epochs).
+        ``begin`` and ``finalize`` (optional) run before and after the transactions, on the
+        same overlay: the ledger's start-of-block (history) and end-of-block bookkeeping
+        (evidence, missed turns, validator-set epochs).
         """
         overlay = Overlay(state)
+        if begin is not None:
+            begin(overlay)
         results = []
         for i, raw in enumerate(txs):
             child = overlay.child()
@@ -181,9 +189,15 @@ class Executor:
         timestamp_ms: int,
         max_txs: int,
         max_bytes: int,
+        begin: Callable[[Overlay], None] | None = None,
     ) -> tuple[list[bytes], list[tuple[bytes, str]]]:
-        """Choose the valid candidates that fit in a block; returns (chosen, rejected with reasons)."""
+        """Choose the valid candidates that fit in a block; returns (chosen, rejected with reasons).
+
+        ``begin`` is the start-of-block bookkeeping :meth:`execute` will run before them.
+        """
         overlay = Overlay(state)
+        if begin is not None:
+            begin(overlay)
         chosen: list[bytes] = []
         rejected: list[tuple[bytes, str]] = []
         size = 0

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chain.consensus.core import Action, Broadcast, Committed, EpochEnded, Send, SetTimer
+from chain.consensus.core import Action, Broadcast, Committed, EpochEnded, Send, SetTimer, quorum_size
 from chain.consensus.messages import decode_message, encode_message
 from chain.contracts.base import ContractRegistry
 from chain.crypto import PrivateKey
@@ -316,6 +316,36 @@ class LocalConsortium:
         ident = Identity(key, cert)
         self.members[subject] = ident
         return ident
+
+    def add_node(
+        self, subject: str, organization: str | None = None, by_vote: bool = False
+    ) -> tuple[Identity, Replica]:
+        """Admit a new consensus node the way an operator does: certify and register it
+        (it joins as an observer), let it sync, have it attest with ``node.ready`` that it
+        caught up, then promote it (by the supervisor, or by the nodes' vote)."""
+        key = self.key_factory()
+        cert = Certificate.issue(
+            self.root, subject, organization or subject, [Role.CONSENSUS_NODE], key.public_key, 0
+        )
+        replica = Replica(self.genesis, self.directory / f"{subject}.db", key)
+        self.net.add(replica)
+        self.submit(self.supervisor, "member.add", {"certificate": cert.to_dict()})
+        head = self.replicas[0].store.head_height
+        self.net.run_until(lambda: replica.store.head_height() >= head())
+        ident = Identity(key, cert)
+        height = replica.store.head_height()
+        self.submit(ident, "node.ready", {"height": height, "block_hash": replica.app.head_hash})
+        if by_vote:
+            action = {"action": "promote", "cert_id": cert.cert_id}
+            in_force = {c.cert_id for c in self.replicas[0].epoch.validators}
+            voters = [n for n in self.nodes if n.cert.cert_id in in_force]
+            for voter in voters[: quorum_size(len(voters))]:
+                self.submit(voter, "member.vote", action)
+        else:
+            self.submit(self.supervisor, "member.promote", {"cert_id": cert.cert_id})
+        self.nodes.append(ident)
+        self.net.run_until(lambda: replica.voting)
+        return ident, replica
 
     def receipt(self, tx_id: bytes) -> Receipt:
         """An offline-verifiable receipt of a committed transaction (from the first node)."""

@@ -56,6 +56,7 @@ from chain.epochs import (
     CURRENT_EPOCH,
     EPOCH_PROOF_META,
     EpochRecord,
+    begin_block,
     current_epoch,
     epoch_key,
     finalize_block,
@@ -255,7 +256,13 @@ class LedgerApp:
         if tx.nonce > next_nonce(self.state, tx.sender):  # queued behind its predecessors
             view = Overlay(self.state)
             view.set(NONCE + tx.sender, (tx.nonce - 1).to_bytes(8, "big"))
-        _, rejected = self.executor.select(view, [raw], self.store.head_height() + 1, ts, 1, len(raw))
+        height = self.store.head_height() + 1
+        head = self.head_hash
+
+        def begin(overlay: Overlay) -> None:
+            begin_block(overlay, height, head)
+
+        _, rejected = self.executor.select(view, [raw], height, ts, 1, len(raw), begin)
         if rejected:
             raise ValidationError(rejected[0][1])
         self.mempool[tx.tx_id] = raw
@@ -274,9 +281,15 @@ class LedgerApp:
                 draft.parent.round,
                 draft.proposer,
                 draft.evidence,
+                draft.timestamp_ms,
             )
 
-        return self.executor.execute(base, list(draft.payload), draft.height, draft.timestamp_ms, finalize)
+        def begin(overlay: Overlay) -> None:
+            begin_block(overlay, draft.height, draft.parent.hash)
+
+        return self.executor.execute(
+            base, list(draft.payload), draft.height, draft.timestamp_ms, finalize, begin
+        )
 
     def _spec_of(self, block: Block) -> _Speculative | None:
         spec = self._spec.get(_block_key(block))
@@ -315,8 +328,11 @@ class LedgerApp:
             return []
         # nonce order, so a sender's transactions enter in sequence
         candidates = sorted(self.mempool.values(), key=lambda raw: self.executor.decode(raw).nonce)
+        def begin(overlay: Overlay) -> None:
+            begin_block(overlay, parent.height + 1, parent.hash)
+
         chosen, _ = self.executor.select(
-            base, candidates, parent.height + 1, timestamp_ms, max_txs, max_bytes
+            base, candidates, parent.height + 1, timestamp_ms, max_txs, max_bytes, begin
         )
         return chosen
 
@@ -533,7 +549,7 @@ class Replica:
         if self.key is not None:
             mine = self.key.public_key.to_bytes()
             for cert in record.validators:
-                if cert.public_key == mine:
+                if cert.key().to_bytes() == mine:
                     me = node_id(cert.cert_id)
                     signer = Sm2Signer(me, self.key)
             if signer is None:

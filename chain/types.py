@@ -71,6 +71,22 @@ def _field(doc: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any
     return value
 
 
+def _canonical_key(public_key: bytes) -> None:
+    """Refuse a public key that is not the 65-byte uncompressed point ``04 || X || Y``.
+
+    One key, one encoding: a compressed form would give the same key a second certificate
+    id (and a node would not recognize itself as the validator its certificate names).
+    """
+    try:
+        key = PublicKey.from_bytes(public_key)
+    except CryptoError as exc:
+        raise ValidationError(f"certificate public key is not an SM2 point: {exc}") from None
+    if key.to_bytes() != public_key:
+        raise ValidationError(
+            "certificate public key must be the uncompressed point 04 || X || Y (65 bytes)"
+        )
+
+
 @dataclass(frozen=True)
 class Certificate:
     """A member or node certificate signed by the supervisory root key.
@@ -128,9 +144,14 @@ class Certificate:
         """Check the root's signature; raises :class:`ValidationError`."""
         try:
             root.verify(codec.encode(self.body()), self.signature)
-            PublicKey.from_bytes(self.public_key)
         except (InvalidSignature, CryptoError) as exc:
             raise ValidationError(f"certificate for {self.subject!r} is not valid: {exc}") from None
+
+    def valid_at(self, timestamp_ms: int) -> bool:
+        """Whether ``timestamp_ms`` lies in the validity window ``[not_before, not_after]``."""
+        return self.not_before_ms <= timestamp_ms and (
+            self.not_after_ms is None or timestamp_ms <= self.not_after_ms
+        )
 
     def key(self) -> PublicKey:
         """The certified public key."""
@@ -151,8 +172,9 @@ class Certificate:
             "certificate",
         )
         nab = doc.get("not_after_ms")
-        if nab is not None and not isinstance(nab, int):
+        if nab is not None and (not isinstance(nab, int) or isinstance(nab, bool)):
             raise ValidationError("field 'not_after_ms' must be an integer or null")
+        _canonical_key(_field(doc, "public_key", bytes))
         return cls(
             subject=_field(doc, "subject", str),
             organization=_field(doc, "organization", str),
@@ -278,6 +300,9 @@ class ChainParams:
     Needs ``empty_blocks``: an honest leader then always proposes (a heartbeat block every
     ``block_interval_ms``), so a skipped round is a leader that failed, not an idle chain.
     """
+    min_validators: int = 4
+    """No change of the validator set leaves fewer validators than this (a chain that starts
+    with fewer keeps at least its genesis count); production consortia run 5 or more."""
 
     def __post_init__(self) -> None:
         if self.max_missed_turns and not self.empty_blocks:
@@ -294,18 +319,27 @@ class ChainParams:
             "empty_blocks": self.empty_blocks,
             "membership_by_vote": self.membership_by_vote,
             "max_missed_turns": self.max_missed_turns,
+            "min_validators": self.min_validators,
         }
 
     @classmethod
     def from_dict(cls, doc: Any) -> ChainParams:
         if not isinstance(doc, dict):
             raise ValidationError("params is a map")
+        for name, value in doc.items():
+            kind = cls.__dataclass_fields__[name].type if name in cls.__dataclass_fields__ else None
+            want_bool = kind in (bool, "bool")
+            if isinstance(value, bool) != want_bool or not isinstance(value, int):
+                kind_name = "a bool" if want_bool else "an int"
+                raise ValidationError(f"chain parameter {name!r} must be {kind_name}")
         try:
             params = cls(**doc)
         except TypeError as exc:
             raise ValidationError(f"bad chain parameters: {exc}") from None
         if params.block_interval_ms < 0 or params.max_block_txs < 1 or params.max_block_bytes < 1024:
             raise ValidationError("chain parameters out of range")
+        if params.min_validators < 1:
+            raise ValidationError("min_validators must be at least 1 (4 or more in production)")
         if params.max_missed_turns < 0:
             raise ValidationError("max_missed_turns must be 0 (off) or positive")
         if params.round_timeout_ms < 1:

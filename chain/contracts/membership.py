@@ -1,14 +1,21 @@
-"""Membership contract: admit and revoke certified members and nodes.
+"""Membership: certified members and nodes in the ledger state, and admitting them.
 
 * ``member.add`` ``{"certificate": {...}}`` — a certificate signed by the supervisory
-  root; the sender must hold the ``supervisor`` role.
-* ``member.revoke`` ``{"cert_id": 32 B, "reason": str}`` — revocation takes effect from
-  the *next* height: the revoked certificate's transactions in later blocks are refused,
-  and if it is a consensus node, it leaves the validator set at that height boundary.
-  A node may be removed for missing its turns or for equivocation evidence (passive exit)
-  by the same transaction.
+  root; the sender must hold the ``supervisor`` role. A certificate with the
+  ``consensus_node`` role is registered as an **observer**: it syncs and may send
+  ``node.ready``, but it does not vote until it is promoted (``member.promote``, see
+  :mod:`chain.contracts.governance`) — a node that is not running can never be made a
+  validator by a certificate alone.
 
-State keys: ``cert/<id>`` → certificate, ``revoked/<id>`` → ``{"from_height", "reason"}``.
+Revocation, promotion and readiness change the validator set, so they live in
+:mod:`chain.contracts.governance`, next to the rules that guard every change of the set.
+
+State keys: ``cert/<id>`` → certificate, ``revoked/<id>`` → ``{"from_height", "reason"}``,
+``validator/<id>`` → ``{"from_height"}`` for a consensus node that votes (the genesis
+consensus nodes from height 0), ``ready/<id>`` → ``{"height", "seen"}`` for the last
+``node.ready`` of a consensus node, ``sys/block/<height>`` → the hash of the block at
+``height`` (written at the start of the next block: the chain's history, which a
+checkpoint's state root commits to).
 """
 
 from __future__ import annotations
@@ -23,14 +30,34 @@ from chain.types import Certificate, Role, ValidationError
 
 CERT = b"cert/"
 REVOKED = b"revoked/"
+VALIDATOR = b"validator/"
+READY = b"ready/"
+HISTORY = b"sys/block/"
 
 
 def cert_key(cert_id: bytes) -> bytes:
+    """State key of a registered certificate."""
     return CERT + cert_id
 
 
 def revoked_key(cert_id: bytes) -> bytes:
+    """State key of a certificate's revocation record."""
     return REVOKED + cert_id
+
+
+def validator_key(cert_id: bytes) -> bytes:
+    """State key marking a consensus node that votes (promoted, or named in the genesis)."""
+    return VALIDATOR + cert_id
+
+
+def ready_key(cert_id: bytes) -> bytes:
+    """State key of a consensus node's last readiness attestation."""
+    return READY + cert_id
+
+
+def history_key(height: int) -> bytes:
+    """State key of the hash of the block at ``height``."""
+    return HISTORY + height.to_bytes(8, "big")
 
 
 def load_certificate(state: State | Overlay, cert_id: bytes) -> Certificate | None:
@@ -45,20 +72,36 @@ def revoked_from(state: State | Overlay, cert_id: bytes) -> int | None:
     return None if raw is None else int(codec.decode(raw)["from_height"])
 
 
-def validator_set(state: State | Overlay, height: int) -> list[bytes]:
-    """Consensus-node certificate ids in force at ``height``, sorted."""
+def is_validator(state: State | Overlay, cert_id: bytes) -> bool:
+    """Whether ``cert_id`` was promoted to vote (revocation and expiry aside)."""
+    return state.get(validator_key(cert_id)) is not None
+
+
+def validator_set(state: State | Overlay, height: int, timestamp_ms: int | None = None) -> list[bytes]:
+    """Ids of the consensus nodes that vote at ``height``, sorted.
+
+    A node votes when it was promoted (or named in the genesis), is not revoked at
+    ``height`` and, when ``timestamp_ms`` is given, its certificate is valid at that time
+    (``not_before_ms <= timestamp_ms <= not_after_ms``).
+    """
     out = []
-    for key, raw in state.items_with_prefix(CERT):
-        cert = Certificate.from_dict(codec.decode(raw))
-        if Role.CONSENSUS_NODE not in cert.roles:
+    for key, _ in state.items_with_prefix(VALIDATOR):
+        cert_id = key[len(VALIDATOR) :]
+        cert = load_certificate(state, cert_id)
+        if cert is None or Role.CONSENSUS_NODE not in cert.roles:
             continue
-        rev = revoked_from(state, key[len(CERT) :])
-        if rev is None or height < rev:
-            out.append(key[len(CERT) :])
+        rev = revoked_from(state, cert_id)
+        if rev is not None and height >= rev:
+            continue
+        if timestamp_ms is not None and not cert.valid_at(timestamp_ms):
+            continue
+        out.append(cert_id)
     return sorted(out)
 
 
 class AddMember:
+    """``member.add``: register a root-signed certificate (consensus nodes as observers)."""
+
     type_name: ClassVar[str] = "member.add"
     permitted_roles: ClassVar[frozenset[Role]] = frozenset({Role.SUPERVISOR})
 
@@ -77,31 +120,7 @@ class AddMember:
         if state.get(cert_key(cert.cert_id)) is not None:
             raise ValidationError("this certificate is already registered")
         state.set(cert_key(cert.cert_id), codec.encode(cert.to_dict()))
-        return {"status": "added", "cert_id": cert.cert_id}
-
-
-class RevokeMember:
-    type_name: ClassVar[str] = "member.revoke"
-    permitted_roles: ClassVar[frozenset[Role]] = frozenset({Role.SUPERVISOR})
-
-    def check_payload(self, payload: dict[str, Any]) -> None:
-        only_fields(payload, {"cert_id", "reason"})
-        require(payload, "cert_id", bytes, size=32)
-        reason = require(payload, "reason", str)
-        if len(reason) > 500:
-            raise ValidationError("revocation reason is at most 500 characters")
-
-    def authorize(self, ctx: TxContext, payload: dict[str, Any], state: Overlay) -> None:
-        return None
-
-    def apply(self, state: Overlay, ctx: TxContext, payload: dict[str, Any]) -> dict[str, Any]:
-        target = payload["cert_id"]
-        if state.get(cert_key(target)) is None:
-            raise ValidationError("cannot revoke an unknown certificate")
-        if state.get(revoked_key(target)) is not None:
-            raise ValidationError("certificate is already revoked")
-        from_height = ctx.height + 1
-        state.set(
-            revoked_key(target), codec.encode({"from_height": from_height, "reason": payload["reason"]})
-        )
-        return {"status": "revoked", "cert_id": target, "from_height": from_height}
+        result: dict[str, Any] = {"status": "added", "cert_id": cert.cert_id}
+        if Role.CONSENSUS_NODE in cert.roles:
+            result["status"] = "added_observer"
+        return result

@@ -94,6 +94,19 @@ def test_admitting_a_new_node_that_caught_up_as_observer(tmp_path: Path) -> None
     assert not newcomer.voting
     c.net.add(newcomer)
     c.submit(c.supervisor, "member.add", {"certificate": cert.to_dict()})
+    node = Identity(key, cert)
+    # registered, it is an observer: it does not vote until it proves it caught up
+    with pytest.raises(ValidationError, match=r"node\.ready"):
+        c.submit(c.supervisor, "member.promote", {"cert_id": cert.cert_id})
+    c.net.run_until(lambda: newcomer.store.head_height() >= c.replicas[0].store.head_height())
+    assert _epochs(c) == {0} and not newcomer.voting
+    height = newcomer.store.head_height()
+    with pytest.raises(ValidationError, match="not this chain's block"):
+        c.submit(node, "node.ready", {"height": height, "block_hash": bytes(32)})
+    with pytest.raises(ValidationError, match="may not"):  # only the node itself attests
+        c.submit(m, "node.ready", {"height": height, "block_hash": newcomer.app.head_hash})
+    c.submit(node, "node.ready", {"height": height, "block_hash": newcomer.app.head_hash})
+    c.submit(c.supervisor, "member.promote", {"cert_id": cert.cert_id})
     c.net.run_until(lambda: _epochs(c) == {1} and newcomer.voting)
     assert newcomer.node_id == node_id(cert.cert_id)
     signed_by_newcomer = []
@@ -106,6 +119,8 @@ def test_admitting_a_new_node_that_caught_up_as_observer(tmp_path: Path) -> None
         _anchor(c, m, b"after %d" % i)
     assert any(signed_by_newcomer)  # the new node's votes count
     assert newcomer.store.load_state().root == c.replicas[0].store.load_state().root
+    with pytest.raises(ValidationError, match="already votes"):
+        c.submit(c.supervisor, "member.promote", {"cert_id": cert.cert_id})
     c.close()
 
 
@@ -247,7 +262,7 @@ def test_membership_vote_needs_the_genesis_switch(tmp_path: Path) -> None:
     )
     with pytest.raises(ValidationError, match="does not allow"):
         c.net.submit(tx.to_bytes())
-    bad = c.nodes[0].sign(c.genesis.chain_id, "member.vote", {"action": "promote", "cert_id": b"x" * 32}, 1)
-    with pytest.raises(ValidationError, match="'add' or 'revoke'"):
+    bad = c.nodes[0].sign(c.genesis.chain_id, "member.vote", {"action": "demote", "cert_id": b"x" * 32}, 1)
+    with pytest.raises(ValidationError, match="'add', 'revoke' or 'promote'"):
         c.net.submit(bad.to_bytes())
     c.close()
