@@ -11,7 +11,26 @@ holds the chain's genesis document and nothing else:
    round just before ``C``'s (``C.round == X.round + 1``), and the receipt's QC certifies
    ``C`` — so ``X`` and every ancestor of ``X``, including ``B``, are committed;
 5. both QCs carry SM2 signatures of a quorum (``floor((n + f) / 2) + 1``) of distinct
-   validators of the genesis.
+   validators of the block's epoch — the genesis set for epoch 0, each later set proven by
+   the block that ended the epoch before it (``epochs``); the block's height lies inside
+   its epoch (after the block that started it, and not after the block that ended it when
+   a later epoch is in the receipt).
+
+That proves what a quorum of the epoch's validators signed. It cannot prove that their
+keys were not stolen later: a revoked validator's leaked key can sign a *backdated* block
+of its old epoch. A **checkpoint** (:class:`Checkpoint`: a recent committed header, its
+quorum certificate and its epoch's validator set, pinned by the verifier — compared with
+what several members publish, as light clients pin a trusted header and Certificate
+Transparency monitors compare signed tree heads) closes that gap:
+:func:`verify_receipt` with ``checkpoint`` also requires
+
+6. the receipt's epoch chain to agree with the checkpoint's epoch;
+7. a block at or above the checkpoint's height to be signed by the checkpoint's validators
+   (or their successors, proven from them), and a block below it to be in the chain's
+   **history**: every block's state holds the hash of its parent (``sys/block/<h>``), so
+   the receipt carries a state inclusion proof of ``[sys/block/<h>, block hash]`` under a
+   block at or above the checkpoint, committed by the checkpoint's validators. A receipt
+   built before the checkpoint lacks it: rebuild it from any node (:func:`build_receipt`).
 
 Every failure raises :class:`ReceiptError` whose ``reason`` names the check that failed.
 
@@ -29,17 +48,20 @@ from typing import Any
 from chain import codec
 from chain.consensus.core import quorum_size
 from chain.consensus.messages import QuorumCertificate, vote_signing_bytes
-from chain.contracts.membership import cert_key
+from chain.contracts.membership import cert_key, history_key
 from chain.crypto import CryptoError, PublicKey
 from chain.crypto.sm3 import sm3
 from chain.epochs import EPOCH_PROOF_META, EpochRecord, epoch_key, genesis_epoch
 from chain.errors import ChainError
 from chain.merkle import MerkleError, MerkleTree, leaf_hash, verify_inclusion
-from chain.replica import node_id
+from chain.replica import chain_genesis_block, node_id
 from chain.store import LedgerStore
 from chain.types import Certificate, Genesis, Role, Transaction, ValidationError
 
-FORMAT = "rongxin-receipt/1"
+FORMAT = "rongxin-receipt/2"
+CHECKPOINT_FORMAT = "rongxin-checkpoint/1"
+MAX_RECEIPT_BYTES = 16 * 1024 * 1024
+"""Largest receipt or checkpoint file read (headers, QCs and proofs of a long epoch chain)."""
 MAX_HEADERS = 4096
 _HEADER_FIELDS = 13
 _EPOCH, _COUNT = 11, 12
@@ -78,6 +100,7 @@ class Receipt:
     qc: Any
     sender_certificate: Any
     epochs: tuple[Any, ...] = ()
+    history: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +114,7 @@ class Receipt:
             "qc": self.qc,
             "sender_certificate": self.sender_certificate,
             "epochs": list(self.epochs),
+            "history": self.history,
         }
 
     def to_bytes(self) -> bytes:
@@ -101,7 +125,7 @@ class Receipt:
     def from_bytes(cls, data: bytes) -> Receipt:
         """Parse receipt bytes; :class:`ReceiptError` (``malformed``) when they are not one."""
         try:
-            doc = codec.decode(data)
+            doc = codec.decode(data, max_size=MAX_RECEIPT_BYTES)
         except codec.CodecError as exc:
             raise ReceiptError("malformed", f"not a canonical CBOR receipt ({exc})") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -117,6 +141,7 @@ class Receipt:
             "qc",
             "sender_certificate",
             "epochs",
+            "history",
         }
         if set(doc) != expected:
             raise ReceiptError("malformed", f"fields must be exactly {sorted(expected)}")
@@ -134,6 +159,8 @@ class Receipt:
         for name, kind in types.items():
             if not isinstance(doc[name], kind) or isinstance(doc[name], bool):
                 raise ReceiptError("malformed", f"field {name!r} must be {kind.__name__}")
+        if doc["history"] is not None and not isinstance(doc["history"], dict):
+            raise ReceiptError("malformed", "field 'history' must be a map or null")
         return cls(
             doc["chain_id"],
             doc["tx"],
@@ -144,15 +171,21 @@ class Receipt:
             doc["qc"],
             doc["sender_certificate"],
             tuple(doc["epochs"]),
+            doc["history"],
         )
 
-    def verify(self, genesis: Genesis) -> VerifiedReceipt:
+    def verify(self, genesis: Genesis, checkpoint: Checkpoint | None = None) -> VerifiedReceipt:
         """Same as :func:`verify_receipt`."""
-        return verify_receipt(self, genesis)
+        return verify_receipt(self, genesis, checkpoint)
 
 
 def build_receipt(store: LedgerStore, tx_id: bytes) -> Receipt:
     """The receipt of committed transaction ``tx_id`` from a node's store.
+
+    The receipt carries the epoch proofs up to the node's head and, when the transaction's
+    block is below the head, a history proof under the head's state root — so it verifies
+    against any checkpoint up to the node's head. Rebuilding an old receipt from a node
+    brings it up to the node's head (what a verifier with a newer checkpoint needs).
 
     Raises
     ------
@@ -170,8 +203,35 @@ def build_receipt(store: LedgerStore, tx_id: bytes) -> Receipt:
     raw_cert = store.get_state(cert_key(tx.sender))
     if raw_cert is None:
         raise ReceiptError("sender-certificate", "the sender's certificate is not in the node's state")
+    head = store.head_height()
+    history: dict[str, Any] | None = None
+    top_epoch = headers[0][_EPOCH]
+    if height < head:
+        state = store.load_state()
+        block = store.block(height)
+        assert block is not None
+        index_h, size_h, path_h = _state_proof(state.entries(), history_key(height))
+        head_headers, head_qc = _commit_headers(store, head)
+        history = {"index": index_h, "size": size_h, "path": path_h, "headers": head_headers, "qc": head_qc}
+        top_epoch = max(top_epoch, head_headers[0][_EPOCH])
+    return Receipt(
+        store_chain_id(headers[0]),
+        txs[index],
+        index,
+        tree.size,
+        tuple(tree.inclusion_proof(index)),
+        tuple(headers),
+        qc,
+        codec.decode(raw_cert),
+        tuple(_epoch_proofs(store, top_epoch)),
+        history,
+    )
+
+
+def _epoch_proofs(store: LedgerStore, last: int) -> list[dict[str, Any]]:
+    """The proofs of epochs 1..``last`` from a node's store."""
     epochs = []
-    for epoch in range(1, headers[0][_EPOCH] + 1):
+    for epoch in range(1, last + 1):
         raw_proof = store.get_meta(f"{EPOCH_PROOF_META}{epoch}")
         record = store.get_state(epoch_key(epoch))
         if raw_proof is None or record is None:
@@ -188,17 +248,15 @@ def build_receipt(store: LedgerStore, tx_id: bytes) -> Receipt:
                 "qc": ep_qc,
             }
         )
-    return Receipt(
-        store_chain_id(headers[0]),
-        txs[index],
-        index,
-        tree.size,
-        tuple(tree.inclusion_proof(index)),
-        tuple(headers),
-        qc,
-        codec.decode(raw_cert),
-        tuple(epochs),
-    )
+    return epochs
+
+
+def _state_proof(entries: dict[bytes, bytes], key: bytes) -> tuple[int, int, list[bytes]]:
+    """RFC 6962 inclusion proof of ``[key, value]`` in the state tree of ``entries``."""
+    keys = sorted(entries)
+    tree = MerkleTree.from_entries([codec.encode([k, entries[k]]) for k in keys])
+    i = keys.index(key)
+    return i, tree.size, tree.inclusion_proof(i)
 
 
 def _commit_headers(store: LedgerStore, height: int) -> tuple[list[Any], Any]:
@@ -330,7 +388,7 @@ def _check_commit(
     return hashes
 
 
-def _check_epoch(ep: Any, number: int, keys: Validators, genesis: Genesis) -> Validators:
+def _check_epoch(ep: Any, number: int, keys: Validators, genesis: Genesis) -> EpochRecord:
     what = f"epoch {number} change"
     if not isinstance(ep, dict) or set(ep) != {"record", "index", "size", "path", "headers", "qc"}:
         raise ReceiptError("malformed", f"{what}: fields must be record, index, size, path, headers, qc")
@@ -340,11 +398,11 @@ def _check_epoch(ep: Any, number: int, keys: Validators, genesis: Genesis) -> Va
         or not isinstance(ep["path"], list)
     ):
         raise ReceiptError("malformed", f"{what}: wrong field types")
-    if not isinstance(ep["index"], int) or not isinstance(ep["size"], int) or not isinstance(ep["qc"], list):
+    if not _is_int(ep["index"]) or not _is_int(ep["size"]) or not isinstance(ep["qc"], list):
         raise ReceiptError("malformed", f"{what}: wrong field types")
     try:
         record = EpochRecord.from_bytes(ep["record"])
-    except ValidationError as exc:
+    except ChainError as exc:
         raise ReceiptError("epoch", f"{what}: {exc}") from None
     if record.epoch != number:
         raise ReceiptError("epoch", f"{what}: the record is of epoch {record.epoch}")
@@ -354,16 +412,80 @@ def _check_epoch(ep: Any, number: int, keys: Validators, genesis: Genesis) -> Va
         raise ReceiptError(
             "epoch", f"{what}: the record names height {record.height}, the block is {ending[1]}"
         )
-    leaf = leaf_hash(codec.encode([epoch_key(number), ep["record"]]))
+    _check_state_entry(epoch_key(number), ep["record"], ep, ending[5], "epoch", what)
+    return record
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _check_state_entry(key: bytes, value: bytes, proof: Any, root: Any, reason: str, what: str) -> None:
+    """``[key, value]`` is in the state tree whose root is ``root`` (proof: index, size, path)."""
+    path = proof.get("path")
+    if not isinstance(path, list) or not _is_int(proof.get("index")) or not _is_int(proof.get("size")):
+        raise ReceiptError("malformed", f"{what}: the state proof has wrong field types")
+    leaf = leaf_hash(codec.encode([key, value]))
     try:
-        verify_inclusion(leaf, ep["index"], ep["size"], list(ep["path"]), ending[5])
-    except MerkleError as exc:
-        raise ReceiptError("epoch", f"{what}: the record is not in the block's state: {exc}") from None
-    return _validators(record.validators, genesis, what)
+        verify_inclusion(leaf, proof["index"], proof["size"], list(path), root)
+    except (MerkleError, TypeError, ValueError) as exc:
+        raise ReceiptError(reason, f"{what}: the entry is not in the block's state: {exc}") from None
 
 
-def verify_receipt(receipt: Receipt, genesis: Genesis) -> VerifiedReceipt:
-    """Check a receipt offline against the chain's genesis.
+@dataclass(frozen=True)
+class _Chain:
+    """What a receipt's epoch proofs establish: each epoch's record and validators."""
+
+    records: list[EpochRecord]
+    keys: list[Validators]
+
+    def check_height(self, epoch: int, height: int, what: str) -> None:
+        """``height`` lies inside ``epoch`` as far as the proofs tell."""
+        if height <= self.records[epoch].height:
+            raise ReceiptError("epoch", f"{what}: height {height} is not after the start of epoch {epoch}")
+        if epoch + 1 < len(self.records) and height > self.records[epoch + 1].height:
+            raise ReceiptError(
+                "epoch",
+                f"{what}: height {height} is after the end of epoch {epoch} "
+                f"(height {self.records[epoch + 1].height})",
+            )
+
+
+def _epoch_chain(receipt_epochs: Sequence[Any], genesis: Genesis) -> _Chain:
+    if len(receipt_epochs) > MAX_HEADERS:
+        raise ReceiptError("malformed", "too many epochs")
+    first = genesis_epoch(genesis)
+    records = [first]
+    keys = [_validators(first.validators, genesis, "genesis")]
+    for number, ep in enumerate(receipt_epochs, start=1):
+        record = _check_epoch(ep, number, keys[-1], genesis)
+        if record.height < records[-1].height:
+            raise ReceiptError("epoch", f"epoch {number} change: it starts before epoch {number - 1}")
+        records.append(record)
+        keys.append(_validators(record.validators, genesis, f"epoch {number} change"))
+    return _Chain(records, keys)
+
+
+def _committed_block(headers: Any, qc: Any, chain: _Chain, genesis: Genesis, what: str) -> tuple[Any, bytes]:
+    """Check that the first of ``headers`` is committed in its epoch; its header and hash."""
+    if not isinstance(headers, (list, tuple)) or not headers or not isinstance(headers[0], list):
+        raise ReceiptError("malformed", f"{what}: needs the block and a certified descendant")
+    _check_header(headers[0], 0)
+    epoch = headers[0][_EPOCH]
+    if epoch >= len(chain.keys):
+        raise ReceiptError(
+            "epoch",
+            f"{what}: the block is of epoch {epoch}, the receipt proves epochs 0..{len(chain.keys) - 1}",
+        )
+    hashes = _check_commit(headers, qc, chain.keys[epoch], genesis, epoch, what)
+    chain.check_height(epoch, headers[0][1], what)
+    return headers[0], hashes[0]
+
+
+def verify_receipt(
+    receipt: Receipt, genesis: Genesis, checkpoint: Checkpoint | None = None
+) -> VerifiedReceipt:
+    """Check a receipt offline against the chain's genesis (and a pinned checkpoint).
 
     The validator set of the genesis signs epoch 0; each later epoch is proven by the
     block that ended the previous one (committed under the previous set's signatures) and
@@ -375,6 +497,10 @@ def verify_receipt(receipt: Receipt, genesis: Genesis) -> VerifiedReceipt:
         From :func:`build_receipt` or :meth:`Receipt.from_bytes`.
     genesis : Genesis
         The chain's founding document (root key and initial validators).
+    checkpoint : Checkpoint, optional
+        A recent committed header the verifier trusts (:func:`build_checkpoint`). With it,
+        a block signed by keys that were revoked (and may have leaked) since is refused
+        unless the chain's history under a block at or above the checkpoint names it.
 
     Returns
     -------
@@ -385,17 +511,28 @@ def verify_receipt(receipt: Receipt, genesis: Genesis) -> VerifiedReceipt:
     ReceiptError
         With ``reason`` one of ``malformed``, ``wrong-chain``, ``sender-certificate``,
         ``tx-signature``, ``inclusion``, ``header-link``, ``commit-rule``, ``qc-block``,
-        ``qc-round``, ``qc-quorum``, ``qc-signer``, ``qc-signature``, ``epoch``.
+        ``qc-round``, ``qc-quorum``, ``qc-signer``, ``qc-signature``, ``epoch``,
+        ``history``, ``checkpoint``.
+
+    Examples
+    --------
+    See :class:`chain.localnet.LocalConsortium` for a receipt made and checked end to end.
     """
+    try:
+        return _verify_receipt(receipt, genesis, checkpoint)
+    except ReceiptError:
+        raise
+    except (ChainError, TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        # every structural check above should catch malformed input first; this is the net
+        raise ReceiptError("malformed", f"the receipt is malformed: {exc}") from None
+
+
+def _verify_receipt(receipt: Receipt, genesis: Genesis, checkpoint: Checkpoint | None) -> VerifiedReceipt:
     if receipt.chain_id != genesis.chain_id:
         raise ReceiptError(
             "wrong-chain", f"receipt is for chain {receipt.chain_id!r}, not {genesis.chain_id!r}"
         )
-    keys = _validators(genesis_epoch(genesis).validators, genesis, "genesis")
-    if len(receipt.epochs) > MAX_HEADERS:
-        raise ReceiptError("malformed", "too many epochs")
-    for number, ep in enumerate(receipt.epochs, start=1):
-        keys = _check_epoch(ep, number, keys, genesis)
+    chain = _epoch_chain(receipt.epochs, genesis)
     # 1. the transaction and its sender
     try:
         cert = Certificate.from_dict(receipt.sender_certificate)
@@ -415,10 +552,8 @@ def verify_receipt(receipt: Receipt, genesis: Genesis) -> VerifiedReceipt:
     except (CryptoError, ValidationError) as exc:
         raise ReceiptError("tx-signature", f"transaction signature is invalid: {exc}") from None
     # 2.-5. the block, its commitment and the quorum
-    headers = receipt.headers
-    hashes = _check_commit(headers, receipt.qc, keys, genesis, len(receipt.epochs), "the block")
-    first = headers[0]
-    if receipt.tree_size != first[_COUNT]:
+    first, block_hash = _committed_block(receipt.headers, receipt.qc, chain, genesis, "the block")
+    if not _is_int(receipt.tree_size) or receipt.tree_size != first[_COUNT]:
         raise ReceiptError(
             "inclusion", f"tree size {receipt.tree_size} ≠ the block's {first[_COUNT]} transactions"
         )
@@ -426,13 +561,241 @@ def verify_receipt(receipt: Receipt, genesis: Genesis) -> VerifiedReceipt:
         verify_inclusion(
             leaf_hash(receipt.tx), receipt.index, receipt.tree_size, list(receipt.path), first[4]
         )
-    except MerkleError as exc:
+    except (MerkleError, TypeError, ValueError) as exc:
         raise ReceiptError("inclusion", f"inclusion proof fails against the block's tx root: {exc}") from None
-    return VerifiedReceipt(tx.tx_id, tx, cert, first[1], hashes[0], first[6])
+    # history: the block is an ancestor of a later committed block
+    anchor: tuple[Any, bytes] | None = None
+    history = receipt.history
+    if history is not None:
+        if set(history) != {"index", "size", "path", "headers", "qc"}:
+            raise ReceiptError("malformed", "history: fields must be index, size, path, headers, qc")
+        anchor = _committed_block(history["headers"], history["qc"], chain, genesis, "the history block")
+        if anchor[0][1] <= first[1]:
+            raise ReceiptError("history", "the history block is not above the receipt's block")
+        _check_state_entry(
+            history_key(first[1]), block_hash, history, anchor[0][5], "history", "the block's history"
+        )
+    if checkpoint is not None:
+        _check_against(checkpoint, genesis, chain, first, block_hash, anchor)
+    return VerifiedReceipt(tx.tx_id, tx, cert, first[1], block_hash, first[6])
+
+
+def _check_against(
+    cp: Checkpoint,
+    genesis: Genesis,
+    chain: _Chain,
+    first: Any,
+    block_hash: bytes,
+    anchor: tuple[Any, bytes] | None,
+) -> None:
+    """Rules 6 and 7 of the module docstring."""
+    info = verify_checkpoint(cp, genesis)
+    if info.epoch >= len(chain.records):
+        raise ReceiptError(
+            "checkpoint",
+            f"the receipt proves epochs up to {len(chain.records) - 1}, the checkpoint is in epoch "
+            f"{info.epoch}: rebuild the receipt from a node that has the checkpoint's block",
+        )
+    if chain.records[info.epoch].to_bytes() != info.record.to_bytes():
+        raise ReceiptError(
+            "checkpoint", f"the receipt's epoch {info.epoch} differs from the checkpoint's: not this chain"
+        )
+    for record in chain.records[info.epoch + 1 :]:
+        if record.height < info.height:
+            raise ReceiptError("checkpoint", f"epoch {record.epoch} starts below the checkpoint")
+    if first[1] >= info.height:
+        if first[_EPOCH] < info.epoch or (first[1] == info.height and block_hash != info.block_hash):
+            raise ReceiptError("checkpoint", "the block conflicts with the checkpoint")
+        return
+    if anchor is None:
+        raise ReceiptError(
+            "history",
+            f"the block (height {first[1]}) is below the checkpoint (height {info.height}) and the "
+            "receipt carries no history under a later block: rebuild the receipt from a node",
+        )
+    top, top_hash = anchor
+    if top[1] < info.height:
+        raise ReceiptError(
+            "history",
+            f"the receipt's history reaches height {top[1]}, below the checkpoint's {info.height}: "
+            "rebuild the receipt from a node",
+        )
+    if top[1] == info.height and top_hash != info.block_hash:
+        raise ReceiptError("checkpoint", "the history block conflicts with the checkpoint")
+    if top[_EPOCH] < info.epoch:
+        raise ReceiptError("checkpoint", "the history block is of an epoch before the checkpoint's")
+
+
+# --------------------------------------------------------------------------- checkpoints
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What a checkpoint states: a committed block and the validators of its epoch."""
+
+    height: int
+    block_hash: bytes
+    epoch: int
+    record: EpochRecord
+    timestamp_ms: int
+
+    @property
+    def digest(self) -> str:
+        """Hex of the block hash: what verifiers compare with members' published checkpoints."""
+        return self.block_hash.hex()
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A committed header with its quorum certificate and its epoch's validator set.
+
+    The verifier *pins* it: takes it from its own node, or from several members and
+    checks that they publish the same block hash (:attr:`CheckpointInfo.digest`).
+    """
+
+    chain_id: str
+    genesis_hash: bytes
+    headers: tuple[Any, ...]
+    qc: Any
+    record: bytes
+    index: int
+    size: int
+    path: tuple[bytes, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "chain_id": self.chain_id,
+            "genesis_hash": self.genesis_hash,
+            "headers": list(self.headers),
+            "qc": self.qc,
+            "record": self.record,
+            "index": self.index,
+            "size": self.size,
+            "path": list(self.path),
+        }
+
+    def to_bytes(self) -> bytes:
+        """Canonical CBOR bytes (what ``rongxin verify --checkpoint`` reads)."""
+        return codec.encode(self.to_dict())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Checkpoint:
+        """Parse checkpoint bytes; :class:`ReceiptError` (``malformed``) when they are not one."""
+        try:
+            doc = codec.decode(data, max_size=MAX_RECEIPT_BYTES)
+        except codec.CodecError as exc:
+            raise ReceiptError("malformed", f"not a canonical CBOR checkpoint ({exc})") from None
+        if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
+            raise ReceiptError("malformed", f"not a {CHECKPOINT_FORMAT} document")
+        kinds: dict[str, type] = {
+            "format": str,
+            "chain_id": str,
+            "genesis_hash": bytes,
+            "headers": list,
+            "qc": list,
+            "record": bytes,
+            "index": int,
+            "size": int,
+            "path": list,
+        }
+        if set(doc) != set(kinds):
+            raise ReceiptError("malformed", f"checkpoint fields must be exactly {sorted(kinds)}")
+        for name, kind in kinds.items():
+            if not isinstance(doc[name], kind) or isinstance(doc[name], bool):
+                raise ReceiptError("malformed", f"checkpoint field {name!r} must be {kind.__name__}")
+        return cls(
+            doc["chain_id"],
+            doc["genesis_hash"],
+            tuple(doc["headers"]),
+            doc["qc"],
+            doc["record"],
+            doc["index"],
+            doc["size"],
+            tuple(doc["path"]),
+        )
+
+
+def build_checkpoint(store: LedgerStore, genesis: Genesis) -> Checkpoint:
+    """A checkpoint at the committed head of a node of ``genesis``'s chain.
+
+    Raises
+    ------
+    ReceiptError
+        ``not-committed`` when the node has committed nothing yet; ``wrong-chain`` when
+        the store belongs to another genesis.
+    """
+    if store.genesis_hash != chain_genesis_block(genesis).hash:
+        raise ReceiptError("wrong-chain", "this ledger store belongs to another genesis")
+    head = store.head_height()
+    if head < 1:
+        raise ReceiptError("not-committed", "the node has committed no block yet")
+    headers, qc = _commit_headers(store, head)
+    state = store.load_state()
+    epoch = headers[0][_EPOCH]
+    index, size = 0, 0
+    path: list[bytes] = []
+    record = b""
+    if epoch > 0:
+        raw = state.get(epoch_key(epoch))
+        if raw is None:
+            raise ReceiptError("not-committed", f"the node's state lacks the record of epoch {epoch}")
+        record = raw
+        index, size, path = _state_proof(state.entries(), epoch_key(epoch))
+    return Checkpoint(
+        store_chain_id(headers[0]), genesis.hash, tuple(headers), qc, record, index, size, tuple(path)
+    )
+
+
+def verify_checkpoint(cp: Checkpoint, genesis: Genesis) -> CheckpointInfo:
+    """Check that a checkpoint is a committed block of ``genesis``'s chain as it claims.
+
+    A checkpoint is trusted because the verifier pinned it; this checks that it is
+    internally consistent: the genesis it names, the quorum certificate of its epoch's
+    validators over its block, and its epoch record in the block's state.
+
+    Raises
+    ------
+    ReceiptError
+        ``checkpoint`` (or ``malformed``) with what is wrong.
+    """
+    if cp.chain_id != genesis.chain_id or cp.genesis_hash != genesis.hash:
+        raise ReceiptError("checkpoint", "the checkpoint belongs to another chain or genesis")
+    if not cp.headers or not isinstance(cp.headers[0], list):
+        raise ReceiptError("malformed", "the checkpoint has no header")
+    _check_header(cp.headers[0], 0)
+    epoch = cp.headers[0][_EPOCH]
+    if epoch == 0:
+        if cp.record or cp.path:
+            raise ReceiptError("checkpoint", "an epoch-0 checkpoint carries no epoch record")
+        record = genesis_epoch(genesis)
+    else:
+        try:
+            record = EpochRecord.from_bytes(cp.record)
+        except ChainError as exc:
+            raise ReceiptError("checkpoint", f"the checkpoint's epoch record: {exc}") from None
+        if record.epoch != epoch:
+            raise ReceiptError("checkpoint", f"the record is of epoch {record.epoch}, the block of {epoch}")
+        _check_state_entry(
+            epoch_key(epoch),
+            cp.record,
+            {"index": cp.index, "size": cp.size, "path": list(cp.path)},
+            cp.headers[0][5],
+            "checkpoint",
+            "the checkpoint's epoch record",
+        )
+    keys = _validators(record.validators, genesis, "the checkpoint's epoch")
+    hashes = _check_commit(list(cp.headers), cp.qc, keys, genesis, epoch, "the checkpoint")
+    if cp.headers[0][1] <= record.height:
+        raise ReceiptError("checkpoint", "the checkpoint's block is not inside its epoch")
+    return CheckpointInfo(cp.headers[0][1], hashes[0], epoch, record, cp.headers[0][6])
 
 
 def verify_anchored_digest(
-    receipt: Receipt, genesis: Genesis, digest: bytes, index: int, path: list[bytes] | tuple[bytes, ...]
+    receipt: Receipt,
+    genesis: Genesis,
+    digest: bytes,
+    index: int,
+    path: list[bytes] | tuple[bytes, ...],
+    checkpoint: Checkpoint | None = None,
 ) -> VerifiedReceipt:
     """Check that ``digest`` was anchored: directly, or as leaf ``index`` of an anchored batch.
 
@@ -442,6 +805,8 @@ def verify_anchored_digest(
         The receipt of the anchor transaction.
     genesis : Genesis
         The chain's founding document.
+    checkpoint : Checkpoint, optional
+        A pinned recent checkpoint (see :func:`verify_receipt`).
     digest : bytes
         The digest to prove (e.g. a work's SM3).
     index, path
@@ -452,7 +817,7 @@ def verify_anchored_digest(
     ReceiptError
         As :func:`verify_receipt`, or ``anchor`` when the transaction does not anchor ``digest``.
     """
-    info = verify_receipt(receipt, genesis)
+    info = verify_receipt(receipt, genesis, checkpoint)
     tx = info.transaction
     if tx.type != "anchor":
         raise ReceiptError("anchor", f"the receipt's transaction is a {tx.type!r}, not an anchor")

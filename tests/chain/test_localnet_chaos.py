@@ -83,7 +83,9 @@ def run_chaos(seed: int, directory: Path) -> None:
         elif action == "promote":  # the observer caught up, attests it, and is promoted
             node, cert = newcomer[0], newcomer_cert[0]
             net.wait(submitted[-1], 300_000)
-            net.run_until(lambda: node.store.head_height() >= net.replicas["node-0"].store.head_height())
+            net.run_until(
+                lambda node=node: node.store.head_height() >= net.replicas["node-0"].store.head_height()
+            )
             ready = Identity(newcomer_key, cert).sign(
                 chain_id,
                 "node.ready",
