@@ -337,9 +337,10 @@ def _zk_step(
 
     t0 = time.perf_counter()
     chain_id = consortium.genesis.chain_id
-    regulator = consortium.add_member("Provincial regulator (省级监管)", [Role.REGULATOR])
+    consortium.add_member("Provincial regulator (省级监管)", [Role.REGULATOR])
     auditor = AuditorKey.generate()
-    consortium.submit(regulator, "zkp.auditor", auditor_payload(auditor, chain_id))
+    # the regulator holds the auditor key; the supervisor registers its public half
+    consortium.submit(consortium.supervisor, "zkp.auditor", auditor_payload(auditor, chain_id))
     seller, buyer = OwnerKey.generate(), OwnerKey.generate()
     consortium.submit(media, "zkp.register", register_payload(work, seller, chain_id))
     state = consortium.replicas[0].app.state

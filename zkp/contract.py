@@ -2,9 +2,12 @@
 
 Three transaction types (register them with :func:`register_contracts`):
 
-``zkp.auditor`` — supervisor or regulator: ``{"key": 33 B, "pop": 64 B}`` sets the auditor
-    key that every later transfer must encrypt to (``pop`` proves possession, bound to the
-    chain id). State ``zkp/auditor``.
+``zkp.auditor`` — the supervisor: ``{"key": 33 B, "pop": 64 B}`` sets the auditor key
+    (the regulator's) that every later transfer must encrypt to (``pop`` proves possession,
+    bound to the chain id). Replacing a registered key also needs ``"consent": 64 B``, a
+    possession proof of the *current* auditor key bound to the new key — so neither the
+    supervisor's key nor a regulator alone can redirect what transfers disclose.
+    State ``zkp/auditor``.
 ``zkp.register`` — media or copyright center: ``{"work": 32 B, "owner": 33 B, "pop": 64 B}``
     creates the first ownership record ``(work, 0, owner)``. State ``zkp/own/<work>``.
 ``zkp.transfer`` — media or copyright center: the payload of
@@ -49,6 +52,7 @@ OWN = b"zkp/own/"
 NULL = b"zkp/null/"
 XFER = b"zkp/xfer/"
 _SENDERS = frozenset({Role.MEDIA_CENTER, Role.COPYRIGHT_CENTER})
+_ROTATE = b"auditor-rotate/"
 
 
 class ZkpValidationError(ValidationError, ZkpError):
@@ -126,15 +130,17 @@ def _reject(exc: Exception, what: str) -> ZkpValidationError:
 
 
 class AuditorContract:
-    """``zkp.auditor``: set the auditor (regulator) key."""
+    """``zkp.auditor``: set the auditor (regulator) key; replacing it needs the current key's consent."""
 
     type_name: ClassVar[str] = "zkp.auditor"
-    permitted_roles: ClassVar[frozenset[Role]] = frozenset({Role.SUPERVISOR, Role.REGULATOR})
+    permitted_roles: ClassVar[frozenset[Role]] = frozenset({Role.SUPERVISOR})
 
     def check_payload(self, payload: dict[str, Any]) -> None:
-        only_fields(payload, {"key", "pop"})
+        only_fields(payload, {"key", "pop", "consent"})
         require(payload, "key", bytes, size=33)
         require(payload, "pop", bytes, size=64)
+        if "consent" in payload:
+            require(payload, "consent", bytes, size=64)
 
     def authorize(self, ctx: TxContext, payload: dict[str, Any], state: Overlay) -> None:
         return None
@@ -145,6 +151,19 @@ class AuditorContract:
             verify_key_possession(key, payload["pop"], ctx.chain_id, b"auditor", kind=AuditorKey)
         except ZkpError as exc:
             raise _reject(exc, "auditor key refused") from None
+        current = load_auditor(state)
+        if current is not None:
+            if "consent" not in payload:
+                raise ZkpValidationError(
+                    "an auditor key is registered: replacing it needs the consent of the current "
+                    "auditor key (auditor_payload(new, chain_id, previous=current key))"
+                )
+            try:
+                verify_key_possession(
+                    current, payload["consent"], ctx.chain_id, _ROTATE + payload["key"], kind=AuditorKey
+                )
+            except ZkpError as exc:
+                raise _reject(exc, "auditor key replacement refused (consent)") from None
         state.set(
             AUDITOR_KEY, codec.encode({"key": payload["key"], "height": ctx.height, "tx_id": ctx.tx_id})
         )
@@ -259,9 +278,14 @@ def register_contracts(registry: ContractRegistry) -> None:
         registry.register(contract)
 
 
-def auditor_payload(key: AuditorKey, chain_id: str) -> dict[str, Any]:
-    """Payload of a ``zkp.auditor`` transaction for ``key``."""
-    return {"key": key.public.encode(), "pop": prove_key_possession(key, chain_id, b"auditor")}
+def auditor_payload(key: AuditorKey, chain_id: str, previous: AuditorKey | None = None) -> dict[str, Any]:
+    """Payload of a ``zkp.auditor`` transaction for ``key`` (``previous``: the registered key,
+    whose holder consents to the replacement)."""
+    new = key.public.encode()
+    payload = {"key": new, "pop": prove_key_possession(key, chain_id, b"auditor")}
+    if previous is not None:
+        payload["consent"] = prove_key_possession(previous, chain_id, _ROTATE + new)
+    return payload
 
 
 def register_payload(work: bytes, owner: OwnerKey, chain_id: str) -> dict[str, Any]:

@@ -30,7 +30,7 @@ def test_keygen_and_audit_from_record_and_store(tmp_path: Path) -> None:
 
     led = Ledger()
     led.auditor = key
-    led.run(led.c.regulator, "zkp.auditor", auditor_payload(key, CHAIN))
+    led.run(led.c.supervisor, "zkp.auditor", auditor_payload(key, CHAIN))
     led.run(led.c.media, "zkp.register", register_payload(WORK, led.owner, CHAIN))
     _, payload = led.transfer_payload(led.owner)
     led.run(led.c.media, "zkp.transfer", payload)

@@ -54,7 +54,7 @@ class Ledger:
 
     def setup(self) -> None:
         assert (
-            self.run(self.c.regulator, "zkp.auditor", auditor_payload(self.auditor, CHAIN))["status"]
+            self.run(self.c.supervisor, "zkp.auditor", auditor_payload(self.auditor, CHAIN))["status"]
             == "auditor_set"
         )
         assert self.run(self.c.media, "zkp.register", register_payload(WORK, self.owner, CHAIN))["seq"] == 0
@@ -153,7 +153,7 @@ def test_every_tampered_field_is_refused_by_the_ledger() -> None:
     deal = make_deal()
     led = Ledger()
     led.auditor, led.owner = deal.auditor, deal.seller
-    led.run(led.c.regulator, "zkp.auditor", auditor_payload(led.auditor, CHAIN))
+    led.run(led.c.supervisor, "zkp.auditor", auditor_payload(led.auditor, CHAIN))
     led.run(led.c.media, "zkp.register", register_payload(deal.record.work, led.owner, CHAIN))
     good = deal.transfer.to_payload()
     swaps = {"nullifier": "new_owner", "new_owner": "nullifier", "auditor": "new_owner"}
@@ -174,17 +174,34 @@ def test_every_tampered_field_is_refused_by_the_ledger() -> None:
     )
 
 
+def test_auditor_key_is_replaced_only_with_the_current_auditors_consent() -> None:
+    led = Ledger()
+    led.setup()
+    thief = AuditorKey.generate()
+    led.refuse(led.c.supervisor, "zkp.auditor", auditor_payload(thief, CHAIN), "consent")
+    forged = auditor_payload(thief, CHAIN, previous=thief)  # consent by the wrong key
+    led.refuse(led.c.supervisor, "zkp.auditor", forged, "consent")
+    replay = auditor_payload(thief, CHAIN) | {
+        "consent": auditor_payload(AuditorKey.generate(), CHAIN, previous=led.auditor)["consent"]
+    }
+    led.refuse(led.c.supervisor, "zkp.auditor", replay, "consent")  # consent for another key
+    successor = AuditorKey.generate()
+    led.run(led.c.supervisor, "zkp.auditor", auditor_payload(successor, CHAIN, previous=led.auditor))
+    assert load_auditor(led.state) == successor.public
+
+
 def test_preconditions_roles_and_registration() -> None:
     led = Ledger()
     _, payload = led.transfer_payload(led.owner, OwnershipRecord(WORK, 0, led.owner.public))
     led.refuse(led.c.media, "zkp.transfer", payload, "no auditor key")
     led.refuse(led.c.media, "zkp.auditor", auditor_payload(led.auditor, CHAIN), "may not send")
+    led.refuse(led.c.regulator, "zkp.auditor", auditor_payload(led.auditor, CHAIN), "may not send")
     led.refuse(
-        led.c.regulator, "zkp.auditor", auditor_payload(led.auditor, "other-chain"), "auditor key refused"
+        led.c.supervisor, "zkp.auditor", auditor_payload(led.auditor, "other-chain"), "auditor key refused"
     )
     bad_key = auditor_payload(led.auditor, CHAIN) | {"key": b"\x02" + bytes(32)}
-    led.refuse(led.c.regulator, "zkp.auditor", bad_key, "auditor key refused")
-    led.refuse(led.c.regulator, "zkp.auditor", {"key": b"x"}, "payload field")
+    led.refuse(led.c.supervisor, "zkp.auditor", bad_key, "auditor key refused")
+    led.refuse(led.c.supervisor, "zkp.auditor", {"key": b"x"}, "payload field")
     led.run(led.c.supervisor, "zkp.auditor", auditor_payload(led.auditor, CHAIN))
     led.refuse(led.c.media, "zkp.transfer", payload, "not registered")
     led.refuse(
