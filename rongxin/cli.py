@@ -26,7 +26,7 @@ app.add_typer(crypto_app, name="crypto")
 
 def _mount() -> None:
     """Sub-commands of the other packages (imported here so ``rongxin --help`` lists them)."""
-    from rongxin import cli_datasets, cli_query, cli_works, cli_zkp
+    from rongxin import cli_datasets, cli_ledger, cli_query, cli_works, cli_zkp
 
     app.add_typer(cli_datasets.app, name="datasets", help="Build benchmark corpora and attack sets.")
 
@@ -34,6 +34,7 @@ def _mount() -> None:
     app.command("identify")(cli_works.identify)
     app.add_typer(cli_query.app, name="query", help="Regulators' encrypted cross-agency queries.")
     app.add_typer(cli_zkp.app, name="transfer", help="Confidential copyright transfers: auditor tools.")
+    app.add_typer(cli_ledger.app, name="ledger", help="Checkpoints and receipts from a node's store.")
 
 
 console = Console()
@@ -214,24 +215,34 @@ def verify_receipt_cmd(
     proof: Annotated[
         Path | None, typer.Option(help="JSON {digest, index, path} proving one digest of an anchored batch.")
     ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="A pinned checkpoint (rongxin ledger checkpoint): refuses keys revoked since."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Verify a ledger receipt offline against the genesis; exit status 0 only when it proves commitment."""
     import json
 
-    from chain.receipt import Receipt, ReceiptError, verify_anchored_digest, verify_receipt
+    from chain.receipt import Checkpoint, Receipt, ReceiptError, verify_anchored_digest, verify_receipt
     from chain.types import Genesis, ValidationError
 
     try:
         g = Genesis.from_bytes(genesis.read_bytes())
         r = Receipt.from_bytes(receipt.read_bytes())
+        cp = None if checkpoint is None else Checkpoint.from_bytes(checkpoint.read_bytes())
         if proof is not None:
             doc = json.loads(proof.read_text())
             info = verify_anchored_digest(
-                r, g, bytes.fromhex(doc["digest"]), int(doc["index"]), [bytes.fromhex(x) for x in doc["path"]]
+                r,
+                g,
+                bytes.fromhex(doc["digest"]),
+                int(doc["index"]),
+                [bytes.fromhex(x) for x in doc["path"]],
+                cp,
             )
         else:
-            info = verify_receipt(r, g)
+            info = verify_receipt(r, g, cp)
     except OSError as exc:
         raise _fail(f"cannot read {exc.filename}: {exc.strerror}") from None
     except ReceiptError as exc:
@@ -248,6 +259,7 @@ def verify_receipt_cmd(
         "type": info.transaction.type,
         "sender": info.sender.subject,
         "digest_proven": proof is not None,
+        "checkpoint": None if cp is None else cp.headers[0][1],
     }
     if json_out:
         console.print_json(json.dumps(result))
@@ -257,6 +269,13 @@ def verify_receipt_cmd(
             f"at height {result['height']} of {g.chain_id}"
             + (" — the digest is in the anchored batch" if proof else "")
         )
+        if cp is None:
+            console.print(
+                "[dim]without a checkpoint this proves what a quorum of the epoch's validators signed;"
+                " pin a recent checkpoint (--checkpoint) to refuse keys revoked since[/]"
+            )
+        else:
+            console.print(f"checked against the pinned checkpoint at height {cp.headers[0][1]}")
 
 
 _mount()

@@ -35,6 +35,7 @@ from chain import crypto
 from chain.contracts.base import ContractRegistry
 from chain.crypto import envelope, keyfile
 from chain.localnet import Identity, LocalConsortium
+from chain.replica import Replica
 from chain.types import Genesis
 from rongxin.errors import RongxinError
 
@@ -208,7 +209,6 @@ def _ledger_step(
     from chain import merkle
     from chain.localnet import LocalConsortium, LocalNet
     from chain.receipt import Receipt, verify_anchored_digest
-    from chain.replica import Replica
     from chain.types import Genesis, Role, ValidationError
 
     t0 = time.perf_counter()
@@ -254,7 +254,7 @@ def _ledger_step(
     again = consortium.original_receipt(consortium.submit(media, "anchor", payload))
     step(
         "anchor + offline receipt",
-        again == receipt and tamper_refused,
+        again.tx == receipt.tx and again.headers[0] == receipt.headers[0] and tamper_refused,
         f"{len(digests)} work digests under Merkle root {batch_root.hex()[:16]}… committed at height "
         f"{info.height}; {receipt_path.name} ({receipt_path.stat().st_size} B) verified offline against "
         "genesis.cbor for work-3 (batch path + tx inclusion + headers + SM2 quorum certificate); a flipped "
@@ -306,13 +306,61 @@ def _ledger_step(
     except ValidationError as exc:
         refused = "revoked" in str(exc)
     roots = {r.store.load_state().root for r in replicas}
-    for r in replicas:
-        r.close()
     step(
         "crash, restart, revocation",
         caught_up and reopened_same and refused and len(roots) == 1,
         "a node missed a block while down and caught up; all 5 nodes restarted from their SQLite "
         "stores and kept committing with one state root; a revoked member was refused from the next height",
+        t0,
+    )
+    _checkpoint_step(out_dir, consortium.genesis, replicas, info.tx_id, digests, proofs, step)
+    for r in replicas:
+        r.close()
+
+
+def _checkpoint_step(
+    out_dir: Path,
+    genesis: Genesis,
+    replicas: list[Replica],
+    batch_tx: bytes,
+    digests: list[bytes],
+    proofs: list[list[bytes]],
+    step: Callable[[str, bool, str, float], None],
+) -> None:
+    """Pin a checkpoint at the head; the batch receipt, rebuilt up to it, verifies against it."""
+    from chain.receipt import (
+        Receipt,
+        ReceiptError,
+        build_checkpoint,
+        build_receipt,
+        verify_anchored_digest,
+        verify_checkpoint,
+    )
+
+    t0 = time.perf_counter()
+    checkpoints = [build_checkpoint(r.store, genesis) for r in replicas]
+    agree = len({c.to_bytes() for c in checkpoints}) == 1  # every member publishes the same one
+    checkpoint = checkpoints[0]
+    cp_path = out_dir / "checkpoint.cbor"
+    cp_path.write_bytes(checkpoint.to_bytes())
+    cp_info = verify_checkpoint(checkpoint, genesis)
+    old = Receipt.from_bytes((out_dir / "receipt-work-batch.cbor").read_bytes())
+    try:
+        verify_anchored_digest(old, genesis, digests[3], 3, proofs[3], checkpoint)
+        old_refused = False
+    except ReceiptError as exc:
+        old_refused = exc.reason == "history"
+    current = build_receipt(replicas[1].store, batch_tx)
+    current_path = out_dir / "receipt-work-batch.current.cbor"
+    current_path.write_bytes(current.to_bytes())
+    verified = verify_anchored_digest(current, genesis, digests[3], 3, proofs[3], checkpoint)
+    step(
+        "pinned checkpoint",
+        agree and old_refused and verified.height < cp_info.height,
+        f"all 5 nodes publish the same checkpoint ({cp_path.name}: height {cp_info.height}, block "
+        f"{cp_info.digest[:16]}…); the receipt made at anchoring time predates it and was asked to be "
+        f"rebuilt; rebuilt by another node ({current_path.name}) it proves work-3 against the checkpoint "
+        "through the chain's history, so keys revoked since cannot backdate an anchor",
         t0,
     )
 

@@ -22,9 +22,10 @@ def test_demo_runs_end_to_end(tmp_path) -> None:
         "confidential transfer (ZK)",
         "encrypted cross-agency query",
         "crash, restart, revocation",
+        "pinned checkpoint",
     ]
     assert (tmp_path / "ledger" / "node-4.db").exists() and (tmp_path / "genesis.cbor").exists()
-    assert (tmp_path / "receipt-work-batch.cbor").exists()
+    assert (tmp_path / "receipt-work-batch.cbor").exists() and (tmp_path / "checkpoint.cbor").exists()
     assert len(list((tmp_path / "clips").glob("clip-*.wav"))) == 4
     music = next(s for s in report.steps if s.name == "register music, find excerpts")
     assert "4/4 attacked" in music.detail and "4 placed within" in music.detail
@@ -73,3 +74,66 @@ def test_cli_verifies_the_demo_receipt_and_refuses_tampering(tmp_path) -> None:
     bad.write_bytes(bytes(raw))
     res = runner.invoke(app, ["verify", str(bad), "--genesis", str(genesis)])
     assert res.exit_code != 0 and "INVALID" in res.output
+    # against the pinned checkpoint: the receipt made at anchoring time must be rebuilt
+    cp = tmp_path / "checkpoint.cbor"
+    args = ["--genesis", str(genesis), "--proof", str(proof), "--checkpoint", str(cp)]
+    res = runner.invoke(app, ["verify", str(receipt), *args])
+    assert res.exit_code != 0 and "history" in _flat(res.output) and "rebuild" in _flat(res.output)
+    res = runner.invoke(app, ["verify", str(tmp_path / "receipt-work-batch.current.cbor"), *args, "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["checkpoint"] is not None
+    # the ledger commands: a checkpoint and a rebuilt receipt from one node's store
+    db = tmp_path / "ledger" / "node-2.db"
+    res = runner.invoke(
+        app, ["ledger", "checkpoint", "--db", str(db), "--genesis", str(genesis), "--out", str(cp)]
+    )
+    assert res.exit_code != 0 and "exists" in _flat(res.output)  # never silently replaced
+    cp2 = tmp_path / "cp2.cbor"
+    res = runner.invoke(
+        app, ["ledger", "checkpoint", "--db", str(db), "--genesis", str(genesis), "--out", str(cp2)]
+    )
+    assert res.exit_code == 0 and "block hash" in _flat(res.output), res.output
+    tx_id = json.loads(
+        runner.invoke(app, ["verify", str(receipt), "--genesis", str(genesis), "--json"]).output
+    )["tx_id"]
+    rebuilt = tmp_path / "rebuilt.cbor"
+    res = runner.invoke(
+        app, ["ledger", "receipt", tx_id, "--db", str(db), "--genesis", str(genesis), "--out", str(rebuilt)]
+    )
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["verify", str(rebuilt), "--genesis", str(genesis), "--checkpoint", str(cp2)])
+    assert res.exit_code == 0 and "pinned checkpoint" in _flat(res.output), res.output
+    missing = runner.invoke(
+        app,
+        [
+            "ledger",
+            "receipt",
+            "ab" * 32,
+            "--db",
+            str(db),
+            "--genesis",
+            str(genesis),
+            "--out",
+            str(tmp_path / "x"),
+        ],
+    )
+    assert missing.exit_code != 0 and "not committed" in _flat(missing.output)
+    nodb = runner.invoke(
+        app,
+        [
+            "ledger",
+            "checkpoint",
+            "--db",
+            str(tmp_path / "nope.db"),
+            "--genesis",
+            str(genesis),
+            "--out",
+            str(tmp_path / "y"),
+        ],
+    )
+    assert nodb.exit_code != 0 and "no ledger store" in _flat(nodb.output) and not (tmp_path / "nope.db").exists()
+
+
+def _flat(text: str) -> str:
+    """CLI output with the console's line wrapping undone."""
+    return " ".join(text.split())

@@ -1,0 +1,107 @@
+"""``rongxin ledger …``: checkpoints and receipts read from a node's ledger store.
+
+* ``checkpoint --db node.db --genesis genesis.cbor --out checkpoint.cbor`` — a checkpoint
+  at the node's committed head, and its block hash to compare with what other members
+  publish before pinning it (``rongxin verify RECEIPT --checkpoint checkpoint.cbor``);
+* ``receipt TX_ID --db node.db --genesis genesis.cbor --out receipt.cbor`` — the receipt of
+  a committed transaction, rebuilt up to the node's head: what a receipt made before a
+  checkpoint needs in order to verify against it.
+
+Mounted by ``rongxin.cli`` as ``app.add_typer(cli_ledger.app, name="ledger")``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from chain.errors import ChainError
+from chain.receipt import build_checkpoint, build_receipt, verify_checkpoint
+from chain.replica import chain_genesis_block
+from chain.store import LedgerStore
+from chain.types import Genesis
+
+app = typer.Typer(help="Checkpoints and receipts from a node's ledger store.", no_args_is_help=True)
+console = Console()
+
+Db = Annotated[Path, typer.Option(help="The node's ledger store (ledger/node-0.db).")]
+GenesisFile = Annotated[Path, typer.Option(help="The chain's genesis document (genesis.cbor).")]
+Out = Annotated[Path, typer.Option(help="Where to write the file.")]
+Force = Annotated[bool, typer.Option(help="Overwrite an existing output file.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    from rongxin import cli  # imported here: rongxin.cli mounts this module
+
+    return cli._fail(message)
+
+
+def _open(db: Path, genesis: Path) -> tuple[LedgerStore, Genesis]:
+    if not db.is_file():
+        raise _fail(f"no ledger store at {db}")
+    try:
+        g = Genesis.from_bytes(genesis.read_bytes())
+        return LedgerStore(db, chain_genesis_block(g).hash), g
+    except OSError as exc:
+        raise _fail(f"cannot read {exc.filename}: {exc.strerror}") from None
+    except ChainError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _write(out: Path, data: bytes, force: bool) -> None:
+    if out.exists() and not force:
+        raise _fail(f"{out} exists; pass --force to replace it")
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(out)
+
+
+@app.command("checkpoint")
+def checkpoint_cmd(db: Db, genesis: GenesisFile, out: Out, force: Force = False) -> None:
+    """Write a checkpoint at the node's committed head; print the hash to compare before pinning."""
+    store, g = _open(db, genesis)
+    try:
+        cp = build_checkpoint(store, g)
+        info = verify_checkpoint(cp, g)
+    except ChainError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        store.close()
+    _write(out, cp.to_bytes(), force)
+    console.print(
+        f"checkpoint of {g.chain_id} at height {info.height}, epoch {info.epoch} "
+        f"({len(info.record.validators)} validators) written to {out}\n"
+        f"block hash {info.digest} — compare it with what other members publish before pinning it"
+    )
+
+
+@app.command("receipt")
+def receipt_cmd(
+    tx_id: Annotated[str, typer.Argument(help="Transaction id (64 hex digits).")],
+    db: Db,
+    genesis: GenesisFile,
+    out: Out,
+    force: Force = False,
+) -> None:
+    """Write the receipt of a committed transaction, with proofs up to the node's head."""
+    try:
+        raw_id = bytes.fromhex(tx_id)
+    except ValueError:
+        raise _fail("the transaction id must be 64 hex digits") from None
+    if len(raw_id) != 32:
+        raise _fail("the transaction id must be 64 hex digits")
+    store, g = _open(db, genesis)
+    try:
+        receipt = build_receipt(store, raw_id)
+        info = receipt.verify(g)
+    except ChainError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        store.close()
+    _write(out, receipt.to_bytes(), force)
+    console.print(
+        f"receipt of {info.transaction.type} tx {tx_id[:16]}… (height {info.height}) written to {out}"
+    )
