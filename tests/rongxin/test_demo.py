@@ -131,7 +131,8 @@ def test_cli_verifies_the_demo_receipt_and_refuses_tampering(tmp_path) -> None:
             str(tmp_path / "y"),
         ],
     )
-    assert nodb.exit_code != 0 and "no ledger store" in _flat(nodb.output) and not (tmp_path / "nope.db").exists()
+    assert nodb.exit_code != 0 and "no ledger store" in _flat(nodb.output)
+    assert not (tmp_path / "nope.db").exists()
 
 
 def _flat(text: str) -> str:
