@@ -44,6 +44,7 @@ from chain.contracts.membership import (
     revoked_from,
     revoked_key,
     validator_key,
+    validator_set,
 )
 from chain.crypto import PublicKey
 from chain.crypto.sm3 import sm3
@@ -99,10 +100,12 @@ class RevokeMember:
         if state.get(revoked_key(target)) is not None:
             raise ValidationError("certificate is already revoked")
         from_height = ctx.height + 1
+        votes = target in validator_set(state, from_height)
         state.set(
             revoked_key(target), codec.encode({"from_height": from_height, "reason": payload["reason"]})
         )
-        check_set_change(state, self._genesis, ctx.height, ctx.block_timestamp_ms)
+        if votes:  # revoking a member that does not vote changes no validator set
+            check_set_change(state, self._genesis, ctx.height, ctx.block_timestamp_ms)
         return {"status": "revoked", "cert_id": target, "from_height": from_height}
 
 
