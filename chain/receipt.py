@@ -15,6 +15,13 @@ holds the chain's genesis document and nothing else:
 
 Every failure raises :class:`ReceiptError` whose ``reason`` names the check that failed.
 
+Size limit
+----------
+:data:`MAX_RECEIPT_BYTES` (8 MiB) bounds a receipt file and is checked before anything is
+decoded. A receipt for a chain without validator changes is a few kilobytes (one
+transaction ≤ 64 KiB, a few headers and two quorum certificates); each validator-set change
+adds the epoch record and its commit headers (tens of kilobytes for a hundred validators).
+
 Examples
 --------
 See :class:`chain.localnet.LocalConsortium` for a receipt made and checked end to end.
@@ -41,6 +48,8 @@ from chain.types import Certificate, Genesis, Role, Transaction, ValidationError
 
 FORMAT = "rongxin-receipt/1"
 MAX_HEADERS = 4096
+MAX_RECEIPT_BYTES = 8 * 1024 * 1024
+"""Largest encoded receipt accepted by :meth:`Receipt.from_bytes` (checked before decoding)."""
 _HEADER_FIELDS = 13
 _EPOCH, _COUNT = 11, 12
 
@@ -100,8 +109,12 @@ class Receipt:
     @classmethod
     def from_bytes(cls, data: bytes) -> Receipt:
         """Parse receipt bytes; :class:`ReceiptError` (``malformed``) when they are not one."""
+        if not isinstance(data, (bytes, bytearray)):
+            raise ReceiptError("malformed", f"a receipt is bytes, not {type(data).__name__}")
+        if len(data) > MAX_RECEIPT_BYTES:
+            raise ReceiptError("malformed", f"receipt of {len(data)} bytes exceeds {MAX_RECEIPT_BYTES}")
         try:
-            doc = codec.decode(data)
+            doc = codec.decode(data, max_size=MAX_RECEIPT_BYTES)
         except codec.CodecError as exc:
             raise ReceiptError("malformed", f"not a canonical CBOR receipt ({exc})") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:

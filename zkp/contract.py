@@ -17,6 +17,11 @@ Every refusal raises :class:`ZkpValidationError` (a :class:`chain.types.Validati
 and a :class:`zkp.errors.ZkpError`) with the reason, so the ledger refuses the block.
 Verification is deterministic: no clock, no randomness (the range proof's batching weight
 comes from the transcript).
+
+Size limit: :data:`MAX_TRANSFER_RECORD_BYTES` (128 KiB) bounds a transfer record read by
+:meth:`TransferRecord.from_bytes` (an exported file or a state value), checked before
+decoding: the record is a transfer payload — itself inside a transaction of at most
+:data:`chain.types.MAX_TX_BYTES` (64 KiB) — plus a few fixed-size fields.
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ OWN = b"zkp/own/"
 NULL = b"zkp/null/"
 XFER = b"zkp/xfer/"
 _SENDERS = frozenset({Role.MEDIA_CENTER, Role.COPYRIGHT_CENTER})
+MAX_TRANSFER_RECORD_BYTES = 128 * 1024
+"""Largest encoded transfer record accepted by :meth:`TransferRecord.from_bytes`."""
 
 
 class ZkpValidationError(ValidationError, ZkpError):
@@ -103,8 +110,13 @@ class TransferRecord:
     @classmethod
     def from_bytes(cls, data: bytes) -> TransferRecord:
         """Parse a stored or exported record (raises :class:`ZkpError` subclasses if malformed)."""
+        if not isinstance(data, (bytes, bytearray)) or len(data) > MAX_TRANSFER_RECORD_BYTES:
+            size = len(data) if isinstance(data, (bytes, bytearray)) else type(data).__name__
+            raise ZkpValidationError(
+                f"a transfer record is at most {MAX_TRANSFER_RECORD_BYTES} bytes, got {size}"
+            )
         try:
-            doc = codec.decode(data)
+            doc = codec.decode(data, max_size=MAX_TRANSFER_RECORD_BYTES)
             record = OwnershipRecord(doc["work"], doc["seq"], Point.decode(doc["owner"]))
             return cls(
                 record, Transfer.from_payload(doc["payload"]), doc["chain_id"], doc["tx_id"], doc["height"]
