@@ -162,12 +162,16 @@ class Certificate:
             "certificate",
         )
         nab = doc.get("not_after_ms")
-        if nab is not None and not isinstance(nab, int):
+        if nab is not None and (not isinstance(nab, int) or isinstance(nab, bool)):
             raise ValidationError("field 'not_after_ms' must be an integer or null")
+        listed = _field(doc, "roles", list)
+        roles = _roles(listed)
+        if listed != [r.value for r in roles]:
+            raise ValidationError("certificate roles must be listed once each, in sorted order")
         return cls(
             subject=_field(doc, "subject", str),
             organization=_field(doc, "organization", str),
-            roles=_roles(_field(doc, "roles", list)),
+            roles=roles,
             public_key=_field(doc, "public_key", bytes),
             not_before_ms=_field(doc, "not_before_ms", int),
             not_after_ms=nab,
@@ -386,6 +390,14 @@ class Genesis:
             raise ValidationError(f"genesis is not canonically encoded: {exc}") from None
         if not isinstance(doc, dict):
             raise ValidationError("genesis is a map")
+        # Exactly the fields to_dict writes, so that one genesis has one encoding.
+        _exact_fields(
+            doc,
+            {"consortium", "chain_id", "root_public_key", "certificates", "params", "timestamp_ms"},
+            "genesis",
+        )
+        if isinstance(doc["params"], dict):
+            _exact_fields(doc["params"], set(ChainParams().to_dict()), "chain parameters")
         return cls(
             consortium=_field(doc, "consortium", str),
             chain_id=_field(doc, "chain_id", str),
