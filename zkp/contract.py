@@ -117,12 +117,28 @@ class TransferRecord:
             )
         try:
             doc = codec.decode(data, max_size=MAX_TRANSFER_RECORD_BYTES)
-            record = OwnershipRecord(doc["work"], doc["seq"], Point.decode(doc["owner"]))
-            return cls(
-                record, Transfer.from_payload(doc["payload"]), doc["chain_id"], doc["tx_id"], doc["height"]
-            )
-        except (KeyError, TypeError, ChainError) as exc:
+        except ChainError as exc:
             raise ZkpValidationError(f"not a transfer record: {exc}") from None
+        # Exactly the fields to_bytes writes, each of its type: one record, one encoding.
+        kinds: dict[str, type] = {
+            "work": bytes,
+            "seq": int,
+            "owner": bytes,
+            "payload": dict,
+            "chain_id": str,
+            "tx_id": bytes,
+            "height": int,
+        }
+        if not isinstance(doc, dict) or set(doc) != set(kinds):
+            raise ZkpValidationError(f"not a transfer record: the fields must be exactly {sorted(kinds)}")
+        for name, kind in kinds.items():
+            value = doc[name]
+            if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
+                raise ZkpValidationError(f"not a transfer record: field {name!r} must be {kind.__name__}")
+        record = OwnershipRecord(doc["work"], doc["seq"], Point.decode(doc["owner"]))
+        return cls(
+            record, Transfer.from_payload(doc["payload"]), doc["chain_id"], doc["tx_id"], doc["height"]
+        )
 
 
 def transfer_records(state: StateReader, work: bytes) -> Iterator[TransferRecord]:

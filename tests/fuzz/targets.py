@@ -48,6 +48,18 @@ class Crash(AssertionError):
     """An input broke an invariant: a foreign exception, a bad round trip or a slow decode."""
 
 
+class Escaped(Crash):
+    """An exception other than the package's error root escaped the decoder."""
+
+
+class RoundTrip(Crash):
+    """An accepted input does not re-encode to itself (two encodings of one value)."""
+
+
+class TooSlow(Crash):
+    """A call took longer than its fixed allowance plus :data:`US_PER_BYTE` per byte."""
+
+
 @dataclass(frozen=True)
 class Target:
     """One decoder under test."""
@@ -68,8 +80,7 @@ class Outcome:
     seconds: float
 
 
-def check(target: Target, data: bytes) -> Outcome:
-    """Run ``target`` on ``data``; raise :class:`Crash` when an invariant breaks."""
+def _call(target: Target, data: bytes) -> tuple[bool, Any, float]:
     start = time.perf_counter()
     try:
         value = target.run(data)
@@ -77,19 +88,32 @@ def check(target: Target, data: bytes) -> Outcome:
     except target.error:
         value, accepted = None, False
     except Exception as exc:
-        raise Crash(
+        raise Escaped(
             f"{target.name}: {type(exc).__name__} escaped: {exc!r:.300} on {data[:64].hex()}"
         ) from exc
-    seconds = time.perf_counter() - start
+    return accepted, value, time.perf_counter() - start
+
+
+def check(target: Target, data: bytes) -> Outcome:
+    """Run ``target`` on ``data``; raise :class:`Crash` when an invariant breaks.
+
+    An input over its time budget is run twice more and judged by its fastest run: a
+    scheduler pause on a shared machine does not repeat, an input that expands does.
+    """
+    accepted, value, seconds = _call(target, data)
     budget = (target.fixed_ms + US_PER_BYTE * len(data) / 1000) / 1000
+    for _ in range(2):
+        if seconds <= budget:
+            break
+        seconds = min(seconds, _call(target, data)[2])
     if seconds > budget:
-        raise Crash(
+        raise TooSlow(
             f"{target.name}: {seconds * 1e3:.1f} ms for {len(data)} bytes (budget {budget * 1e3:.1f} ms)"
         )
     if accepted and target.reencode is not None:
         again = target.reencode(value)
         if again != bytes(data):
-            raise Crash(f"{target.name}: decoded value re-encodes differently: {data[:64].hex()}")
+            raise RoundTrip(f"{target.name}: decoded value re-encodes differently: {data[:64].hex()}")
     return Outcome(accepted, seconds)
 
 
@@ -118,6 +142,7 @@ def _codec_seeds() -> list[bytes]:
     return [codec.encode(v) for v in values] + _transaction_seeds()
 
 
+@functools.cache
 def _transaction_seeds() -> list[bytes]:
     c = _ledger()
     tx = c.media.tx("anchor", {"digest": b"\x02" * 32, "kind": "work", "meta": {"n": [1, "x"]}})
