@@ -133,7 +133,8 @@ class TransferRecord:
             raise ZkpValidationError(f"not a transfer record: the fields must be exactly {sorted(kinds)}")
         for name, kind in kinds.items():
             value = doc[name]
-            if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
+            negative = isinstance(value, int) and value < 0
+            if not isinstance(value, kind) or isinstance(value, bool) or negative:
                 raise ZkpValidationError(f"not a transfer record: field {name!r} must be {kind.__name__}")
         record = OwnershipRecord(doc["work"], doc["seq"], Point.decode(doc["owner"]))
         return cls(
