@@ -140,7 +140,8 @@ def _worker(name: str, engine: str, seconds: float, stats_path: Path, crash_dir:
                 data = mutate_module.mutate(_ByteChooser(raw[1:]), seeds, target.cbor)
             one(data)
 
-        corpus = Path(tempfile.mkdtemp(prefix=f"rx-fuzz-{name}-"))
+        corpus = stats_path.parent / "corpus"  # removed by the parent with the stats
+        corpus.mkdir(exist_ok=True)
         for i, s in enumerate(seeds):
             (corpus / f"seed-{i}").write_bytes(b"\x01" + s)
         max_len = max(4096, 2 * max(len(s) for s in seeds) + 1)

@@ -205,14 +205,14 @@ def _receipt_fixture() -> tuple[bytes, Any]:
     from chain.localnet import LocalConsortium
     from chain.types import Role
 
-    directory = Path(tempfile.mkdtemp(prefix="rx-fuzz-receipt-"))
-    net = LocalConsortium.create(directory, nodes=4)
-    try:
-        member = net.add_member("County media center", [Role.MEDIA_CENTER])
-        receipt = net.anchor(member, b"\x03" * 32, "work")
-        return receipt.to_bytes(), net.genesis
-    finally:
-        net.close()
+    with tempfile.TemporaryDirectory(prefix="rx-fuzz-receipt-") as directory:
+        net = LocalConsortium.create(Path(directory), nodes=4)
+        try:
+            member = net.add_member("County media center", [Role.MEDIA_CENTER])
+            receipt = net.anchor(member, b"\x03" * 32, "work")
+            return receipt.to_bytes(), net.genesis
+        finally:
+            net.close()
 
 
 def _receipt(data: bytes) -> Any:
