@@ -66,27 +66,154 @@ def encode(value: Any) -> bytes:
     return cbor2.dumps(value, canonical=True)
 
 
+_SIMPLE = {
+    23: "undefined",
+    25: "a half-precision float",
+    26: "a single-precision float",
+    27: "a double-precision float",
+    31: 'a "break" (indefinite length)',
+}
+_ONLY_SIMPLE = "(only false, true and null are in the data model)"
+
+
+def _head_error(offset: int, message: str) -> CodecError:
+    return CodecError(f"{message} at byte {offset}")
+
+
+def scan(data: bytes, max_depth: int = MAX_DEPTH) -> None:
+    """Check the structure of ``data`` in one pass over its bytes, expanding nothing.
+
+    Runs before any value is built, in time linear in ``len(data)`` and constant memory
+    per nesting level, so no input can make decoding expensive. Refuses (with
+    :class:`CodecError`) everything outside the data model or the canonical form that can
+    be seen from the heads alone:
+
+    * tags (major type 6), whatever their number — the data model has none, and shared or
+      string references (tags 28/29, 256/25) would expand exponentially;
+    * indefinite lengths (additional information 31) and reserved heads (28-30);
+    * major type 7 other than ``false``, ``true`` and ``null`` (floats, ``undefined``,
+      other simple values, a stray "break");
+    * integer and length heads not in their shortest form;
+    * a declared length (bytes, text, array items, map entries) larger than what is left
+      of the input — every item needs at least one byte, so an array declaring 2**32 items
+      in a few bytes is refused before anything is allocated;
+    * nesting deeper than ``max_depth`` (the top-level value is at depth 0);
+    * map keys that are not text strings;
+    * truncated input and trailing bytes.
+
+    Key order, duplicate keys and UTF-8 validity are left to :func:`decode`, which builds
+    the value (now bounded by the input size) and checks its canonical re-encoding.
+
+    Examples
+    --------
+    >>> scan(bytes.fromhex("a2616182014178616201"))
+    >>> scan(bytes.fromhex("d81c80"))
+    Traceback (most recent call last):
+    ...
+    chain.codec.CodecError: tag 28 (CBOR tags are not in the data model) at byte 0
+    """
+    n = len(data)
+    pos = 0
+    # The innermost open container: items it still expects (-1: none open) and whether it
+    # is a map (its keys and values are counted; an even count left means a key is next).
+    # Outer containers wait on ``stack``.
+    left = -1
+    in_map = False
+    stack: list[tuple[int, bool]] = []
+    from_bytes = int.from_bytes
+    while True:
+        if pos >= n:
+            raise CodecError(f"truncated input: {n} bytes end inside a value")
+        start = pos
+        initial = data[pos]
+        pos += 1
+        major = initial >> 5
+        info = initial & 0x1F
+        if in_map and not left & 1 and major != 3:
+            raise _head_error(start, "map key is not a text string")
+        if major == 7:
+            if info < 20 or info > 22:
+                raise _head_error(start, f"{_SIMPLE.get(info, 'a simple value')} {_ONLY_SIMPLE}")
+        else:
+            if info < 24:
+                value = info
+            elif info < 28:
+                size = 1 << (info - 24)
+                if pos + size > n:
+                    raise _head_error(start, f"truncated input: a {size}-byte head argument")
+                value = from_bytes(data[pos : pos + size], "big")
+                pos += size
+                if value < (24 if size == 1 else 1 << (4 * size)):
+                    raise _head_error(start, f"head argument {value} not in its shortest form")
+            elif info == 31:
+                raise _head_error(start, "indefinite length (only definite lengths are canonical)")
+            else:
+                raise _head_error(start, f"reserved additional information {info}")
+            if major == 2 or major == 3:
+                if value > n - pos:
+                    raise _head_error(
+                        start, f"string of {value} bytes declared, only {n - pos} bytes are left"
+                    )
+                pos += value
+            elif major == 4 or major == 5:
+                items = value if major == 4 else 2 * value
+                if items > n - pos:
+                    kind = "array" if major == 4 else "map"
+                    raise _head_error(
+                        start, f"{kind} of {value} items declared, only {n - pos} bytes are left"
+                    )
+                if items:
+                    if len(stack) >= max_depth:
+                        raise _head_error(start, f"value nested deeper than {max_depth} levels")
+                    stack.append((left - 1, in_map))
+                    left = items
+                    in_map = major == 5
+                    continue
+            elif major == 6:
+                raise _head_error(start, f"tag {value} (CBOR tags are not in the data model)")
+        # One item is complete: close every container it completes.
+        left -= 1
+        while left == 0:
+            left, in_map = stack.pop()
+        if left < 0:
+            break
+    if pos != n:
+        raise _head_error(pos, f"{n - pos} trailing bytes after the value")
+
+
 def decode(data: bytes, max_size: int = MAX_ENCODED) -> Any:
     """Decode canonical bytes; anything else (trailing bytes, non-canonical forms,
     disallowed types, oversized input) raises :class:`CodecError`.
+
+    The size limit is checked first, then :func:`scan` checks the structure without
+    expanding anything, and only then is the value built and its canonical re-encoding
+    compared with ``data``: time and memory are linear in ``len(data)`` whatever it holds.
+    Callers that take bytes from outside pass their own ``max_size`` (one limit per
+    message type, e.g. :data:`chain.types.MAX_TX_BYTES`).
 
     Examples
     --------
     >>> decode(bytes.fromhex("a2616182014178616201"))
     {'a': [1, b'x'], 'b': 1}
+    >>> decode(bytes.fromhex("9bffffffffffffffff"))
+    Traceback (most recent call last):
+    ...
+    chain.codec.CodecError: array of 18446744073709551615 items declared, only 0 bytes are left at byte 0
     """
     if not isinstance(data, (bytes, bytearray)):
         raise CodecError(f"canonical data is bytes, not {type(data).__name__}")
     if len(data) > max_size:
         raise CodecError(f"encoded value of {len(data)} bytes exceeds the limit of {max_size}")
+    raw = bytes(data)
+    scan(raw)
     try:
-        value = cbor2.loads(bytes(data))
+        value = cbor2.loads(raw)
     except Exception as exc:  # cbor2 raises several types for malformed input
         raise CodecError(f"malformed canonical encoding: {exc}") from None
     try:
         again = encode(value)
     except CodecError as exc:
         raise CodecError(f"encoded value uses a disallowed type: {exc}") from None
-    if again != bytes(data):
+    if again != raw:
         raise CodecError("bytes are not the canonical encoding of their value")
     return value

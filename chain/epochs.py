@@ -25,6 +25,10 @@ A block that writes an epoch record *ends its epoch* (see
 top of it with the new set. Epoch records are part of the state, so the state root of the
 epoch-ending block commits to the new set, and a receipt proves a validator-set change with
 a state inclusion proof (:mod:`chain.receipt`).
+
+Size limit: :data:`MAX_EPOCH_RECORD_BYTES` (1 MiB, about three thousand validator
+certificates) bounds an epoch record read from a receipt or the state, checked before
+decoding.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ CURRENT_EPOCH = b"sys/epoch-current"
 EXCLUDED = b"sys/excluded/"
 MISSED = b"sys/missed/"
 EVIDENCE = b"sys/evidence/"
+MAX_EPOCH_RECORD_BYTES = 1024 * 1024
+"""Largest encoded epoch record accepted by :meth:`EpochRecord.from_bytes`."""
 EPOCH_PROOF_META = "epoch-proof/"
 """Store meta key prefix of the state inclusion proof of each epoch record."""
 
@@ -78,8 +84,13 @@ class EpochRecord:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> EpochRecord:
+        """Decode a record; :class:`ValidationError` if over the limit or malformed."""
+        if not isinstance(raw, (bytes, bytearray)):
+            raise ValidationError(f"an epoch record is bytes, not {type(raw).__name__}")
+        if len(raw) > MAX_EPOCH_RECORD_BYTES:
+            raise ValidationError(f"epoch record of {len(raw)} bytes exceeds {MAX_EPOCH_RECORD_BYTES}")
         try:
-            doc = codec.decode(raw)
+            doc = codec.decode(raw, max_size=MAX_EPOCH_RECORD_BYTES)
             if not isinstance(doc, dict) or set(doc) != {"epoch", "height", "validators"}:
                 raise ValidationError("an epoch record has fields epoch, height, validators")
             epoch, height, certs = doc["epoch"], doc["height"], doc["validators"]

@@ -34,6 +34,13 @@ Transparency monitors compare signed tree heads) closes that gap:
 
 Every failure raises :class:`ReceiptError` whose ``reason`` names the check that failed.
 
+Size limit
+----------
+:data:`MAX_RECEIPT_BYTES` (16 MiB) bounds a receipt or checkpoint file and is checked before anything is
+decoded. A receipt for a chain without validator changes is a few kilobytes (one
+transaction ≤ 64 KiB, a few headers and two quorum certificates); each validator-set change
+adds the epoch record and its commit headers (tens of kilobytes for a hundred validators).
+
 Examples
 --------
 See :class:`chain.localnet.LocalConsortium` for a receipt made and checked end to end.
@@ -124,6 +131,10 @@ class Receipt:
     @classmethod
     def from_bytes(cls, data: bytes) -> Receipt:
         """Parse receipt bytes; :class:`ReceiptError` (``malformed``) when they are not one."""
+        if not isinstance(data, (bytes, bytearray)):
+            raise ReceiptError("malformed", f"a receipt is bytes, not {type(data).__name__}")
+        if len(data) > MAX_RECEIPT_BYTES:
+            raise ReceiptError("malformed", f"receipt of {len(data)} bytes exceeds {MAX_RECEIPT_BYTES}")
         try:
             doc = codec.decode(data, max_size=MAX_RECEIPT_BYTES)
         except codec.CodecError as exc:

@@ -9,6 +9,14 @@ Every object has a canonical byte form (:mod:`chain.codec`) from which its ident
   sender is identified by certificate id, replay is prevented by a per-sender ``nonce``.
 * :class:`Genesis` — consortium name, chain id, supervisory root public key, the initial
   certificates (nodes and members) and the chain parameters.
+
+Size limits
+-----------
+Bytes from outside are checked against one limit per type *before* anything is decoded:
+
+* :data:`MAX_TX_BYTES` (64 KiB) — a transaction (what clients submit and blocks carry);
+* :data:`MAX_GENESIS_BYTES` (4 MiB) — the genesis document (a certificate is about 300
+  bytes, so this leaves room for over ten thousand members).
 """
 
 from __future__ import annotations
@@ -25,6 +33,9 @@ from chain.crypto.sm3 import sm3
 from chain.errors import ChainError
 
 MAX_TX_BYTES = 64 * 1024
+"""Largest encoded transaction accepted (checked before decoding)."""
+MAX_GENESIS_BYTES = 4 * 1024 * 1024
+"""Largest encoded genesis document accepted (checked before decoding)."""
 
 
 class ValidationError(ChainError):
@@ -175,10 +186,14 @@ class Certificate:
         if nab is not None and (not isinstance(nab, int) or isinstance(nab, bool)):
             raise ValidationError("field 'not_after_ms' must be an integer or null")
         _canonical_key(_field(doc, "public_key", bytes))
+        listed = _field(doc, "roles", list)
+        roles = _roles(listed)
+        if listed != [r.value for r in roles]:
+            raise ValidationError("certificate roles must be listed once each, in sorted order")
         return cls(
             subject=_field(doc, "subject", str),
             organization=_field(doc, "organization", str),
-            roles=_roles(_field(doc, "roles", list)),
+            roles=roles,
             public_key=_field(doc, "public_key", bytes),
             not_before_ms=_field(doc, "not_before_ms", int),
             not_after_ms=nab,
@@ -259,10 +274,12 @@ class Transaction:
     @classmethod
     def from_bytes(cls, data: bytes) -> Transaction:
         """Decode canonical bytes, refusing oversized or malformed input."""
+        if not isinstance(data, (bytes, bytearray)):
+            raise ValidationError(f"a transaction is bytes, not {type(data).__name__}")
         if len(data) > MAX_TX_BYTES:
             raise ValidationError(f"transaction of {len(data)} bytes exceeds {MAX_TX_BYTES}")
         try:
-            doc = codec.decode(data)
+            doc = codec.decode(data, max_size=MAX_TX_BYTES)
         except codec.CodecError as exc:
             raise ValidationError(f"transaction is not canonically encoded: {exc}") from None
         if not isinstance(doc, dict) or set(doc) != {
@@ -326,12 +343,16 @@ class ChainParams:
     def from_dict(cls, doc: Any) -> ChainParams:
         if not isinstance(doc, dict):
             raise ValidationError("params is a map")
+        defaults = cls()
         for name, value in doc.items():
-            kind = cls.__dataclass_fields__[name].type if name in cls.__dataclass_fields__ else None
-            want_bool = kind in (bool, "bool")
-            if isinstance(value, bool) != want_bool or not isinstance(value, int):
-                kind_name = "a bool" if want_bool else "an int"
-                raise ValidationError(f"chain parameter {name!r} must be {kind_name}")
+            default = getattr(defaults, name, None)
+            if default is None:
+                raise ValidationError(f"unknown chain parameter {name!r}")
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise ValidationError(f"chain parameter {name!r} must be true or false")
+            elif not isinstance(value, int) or isinstance(value, bool):
+                raise ValidationError(f"chain parameter {name!r} must be an integer")
         try:
             params = cls(**doc)
         except TypeError as exc:
@@ -386,12 +407,25 @@ class Genesis:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Genesis:
+        """Decode canonical bytes, refusing more than :data:`MAX_GENESIS_BYTES` or malformed input."""
+        if not isinstance(data, (bytes, bytearray)):
+            raise ValidationError(f"a genesis document is bytes, not {type(data).__name__}")
+        if len(data) > MAX_GENESIS_BYTES:
+            raise ValidationError(f"genesis document of {len(data)} bytes exceeds {MAX_GENESIS_BYTES}")
         try:
-            doc = codec.decode(data)
+            doc = codec.decode(data, max_size=MAX_GENESIS_BYTES)
         except codec.CodecError as exc:
             raise ValidationError(f"genesis is not canonically encoded: {exc}") from None
         if not isinstance(doc, dict):
             raise ValidationError("genesis is a map")
+        # Exactly the fields to_dict writes, so that one genesis has one encoding.
+        _exact_fields(
+            doc,
+            {"consortium", "chain_id", "root_public_key", "certificates", "params", "timestamp_ms"},
+            "genesis",
+        )
+        if isinstance(doc["params"], dict):
+            _exact_fields(doc["params"], set(ChainParams().to_dict()), "chain parameters")
         return cls(
             consortium=_field(doc, "consortium", str),
             chain_id=_field(doc, "chain_id", str),

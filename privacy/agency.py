@@ -6,6 +6,9 @@ aggregator; an MPC request is answered by the agency's party process
 (:mod:`privacy.mpc_party`). Refusals carry the policy's reason.
 
 Messages are canonical CBOR (:mod:`chain.codec`); big integers travel as bytes.
+:data:`MAX_MESSAGE` (64 MiB) bounds a protocol message, checked before decoding: an
+aggregate of packed Paillier ciphertexts (a few hundred bytes each) for tens of thousands
+of slots stays well under it.
 
 Examples
 --------
@@ -31,6 +34,7 @@ from privacy.policy import BudgetLedger, Decision, Policy, discrete_laplace
 from privacy.spec import QuerySpec
 
 MAX_MESSAGE = 64 * 1024 * 1024
+"""Largest encoded protocol message accepted by :func:`decode_message`."""
 _TYPES = {
     "paillier-request": {"type", "query_id", "spec", "n", "packed", "value_bits", "agencies", "n_values"},
     "contribution": {"type", "query_id", "agency", "key_fp", "ciphertexts", "decision"},
@@ -54,6 +58,10 @@ def encode_message(msg: dict[str, Any]) -> bytes:
 
 def decode_message(data: bytes, *types: str) -> dict[str, Any]:
     """Parse a message and check it is one of ``types`` with exactly its fields."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise CiphertextError(f"a protocol message is bytes, not {type(data).__name__}")
+    if len(data) > MAX_MESSAGE:
+        raise CiphertextError(f"protocol message of {len(data)} bytes exceeds the limit of {MAX_MESSAGE}")
     try:
         msg = codec.decode(data, max_size=MAX_MESSAGE)
     except codec.CodecError as exc:

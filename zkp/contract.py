@@ -20,6 +20,11 @@ Every refusal raises :class:`ZkpValidationError` (a :class:`chain.types.Validati
 and a :class:`zkp.errors.ZkpError`) with the reason, so the ledger refuses the block.
 Verification is deterministic: no clock, no randomness (the range proof's batching weight
 comes from the transcript).
+
+Size limit: :data:`MAX_TRANSFER_RECORD_BYTES` (128 KiB) bounds a transfer record read by
+:meth:`TransferRecord.from_bytes` (an exported file or a state value), checked before
+decoding: the record is a transfer payload — itself inside a transaction of at most
+:data:`chain.types.MAX_TX_BYTES` (64 KiB) — plus a few fixed-size fields.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ NULL = b"zkp/null/"
 XFER = b"zkp/xfer/"
 _SENDERS = frozenset({Role.MEDIA_CENTER, Role.COPYRIGHT_CENTER})
 _ROTATE = b"auditor-rotate/"
+MAX_TRANSFER_RECORD_BYTES = 128 * 1024
+"""Largest encoded transfer record accepted by :meth:`TransferRecord.from_bytes`."""
 
 
 class ZkpValidationError(ValidationError, ZkpError):
@@ -107,14 +114,36 @@ class TransferRecord:
     @classmethod
     def from_bytes(cls, data: bytes) -> TransferRecord:
         """Parse a stored or exported record (raises :class:`ZkpError` subclasses if malformed)."""
-        try:
-            doc = codec.decode(data)
-            record = OwnershipRecord(doc["work"], doc["seq"], Point.decode(doc["owner"]))
-            return cls(
-                record, Transfer.from_payload(doc["payload"]), doc["chain_id"], doc["tx_id"], doc["height"]
+        if not isinstance(data, (bytes, bytearray)) or len(data) > MAX_TRANSFER_RECORD_BYTES:
+            size = len(data) if isinstance(data, (bytes, bytearray)) else type(data).__name__
+            raise ZkpValidationError(
+                f"a transfer record is at most {MAX_TRANSFER_RECORD_BYTES} bytes, got {size}"
             )
-        except (KeyError, TypeError, ChainError) as exc:
+        try:
+            doc = codec.decode(data, max_size=MAX_TRANSFER_RECORD_BYTES)
+        except ChainError as exc:
             raise ZkpValidationError(f"not a transfer record: {exc}") from None
+        # Exactly the fields to_bytes writes, each of its type: one record, one encoding.
+        kinds: dict[str, type] = {
+            "work": bytes,
+            "seq": int,
+            "owner": bytes,
+            "payload": dict,
+            "chain_id": str,
+            "tx_id": bytes,
+            "height": int,
+        }
+        if not isinstance(doc, dict) or set(doc) != set(kinds):
+            raise ZkpValidationError(f"not a transfer record: the fields must be exactly {sorted(kinds)}")
+        for name, kind in kinds.items():
+            value = doc[name]
+            negative = isinstance(value, int) and value < 0
+            if not isinstance(value, kind) or isinstance(value, bool) or negative:
+                raise ZkpValidationError(f"not a transfer record: field {name!r} must be {kind.__name__}")
+        record = OwnershipRecord(doc["work"], doc["seq"], Point.decode(doc["owner"]))
+        return cls(
+            record, Transfer.from_payload(doc["payload"]), doc["chain_id"], doc["tx_id"], doc["height"]
+        )
 
 
 def transfer_records(state: StateReader, work: bytes) -> Iterator[TransferRecord]:

@@ -12,6 +12,14 @@ The genesis block has height 0, round 0, ``parent_hash`` of 32 zero bytes, no pa
 proposer ``""`` and ``qc=None``.  The *genesis QC* certifies it with round 0 and no
 signatures; :meth:`QuorumCertificate.is_genesis` recognises it and verification accepts it
 only when its block hash equals the genesis hash of the chain.
+
+Size limit
+----------
+:data:`MAX_MESSAGE_BYTES` (16 MiB) bounds every consensus message read from a peer and is
+checked before anything is decoded. A proposal carries one block of at most
+``ChainParams.max_block_bytes`` (4 MiB by default) plus its header, certificates and at most
+eight pieces of evidence — about 5 MiB; the rest is headroom for sync responses, which carry
+several blocks (a response that would exceed the limit is refused by its receiver).
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from chain.crypto.sm3 import sm3
 from chain.errors import ChainError
 
 ZERO_HASH = b"\x00" * 32
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+"""Largest encoded consensus message accepted from a peer (checked before decoding)."""
 
 
 class ConsensusError(ChainError):
@@ -53,6 +63,20 @@ def _list(v: Any, name: str, length: int | None = None) -> list[Any]:
     if not isinstance(v, list) or (length is not None and len(v) != length):
         raise ConsensusError(f"{name} must be a list" + (f" of {length}" if length is not None else ""))
     return v
+
+
+def _decode(data: bytes) -> Any:
+    """Canonical value of one consensus message, refusing more than :data:`MAX_MESSAGE_BYTES`."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise ConsensusError(f"a consensus message is bytes, not {type(data).__name__}")
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise ConsensusError(
+            f"consensus message of {len(data)} bytes exceeds the limit of {MAX_MESSAGE_BYTES}"
+        )
+    try:
+        return decode(data, max_size=MAX_MESSAGE_BYTES)
+    except ChainError as exc:
+        raise ConsensusError(f"consensus message is not canonically encoded: {exc}") from None
 
 
 def _domain(kind: str, chain_id: str, genesis_hash: bytes, epoch: int) -> list[Any]:
@@ -106,7 +130,10 @@ class QuorumCertificate:
     @classmethod
     def from_obj(cls, obj: Any) -> QuorumCertificate:
         r, h, sigs = _list(obj, "qc", 3)
-        pairs = tuple((_str(a, "author"), _bytes(s, "sig")) for a, s in (_list(p, "sig", 2) for p in sigs))
+        pairs = tuple(
+            (_str(a, "author"), _bytes(s, "sig"))
+            for a, s in (_list(p, "signature entry", 2) for p in _list(sigs, "signatures"))
+        )
         return cls(_int(r, "round"), _bytes(h, "block_hash"), pairs)
 
     def to_bytes(self) -> bytes:
@@ -114,7 +141,7 @@ class QuorumCertificate:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> QuorumCertificate:
-        return cls.from_obj(decode(data))
+        return cls.from_obj(_decode(data))
 
 
 @dataclass(frozen=True)
@@ -146,7 +173,7 @@ class TimeoutCertificate:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TimeoutCertificate:
-        return cls.from_obj(decode(data))
+        return cls.from_obj(_decode(data))
 
 
 @dataclass(frozen=True)
@@ -183,7 +210,7 @@ class Evidence:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Evidence:
-        return cls.from_obj(decode(data))
+        return cls.from_obj(_decode(data))
 
 
 @dataclass(frozen=True)
@@ -253,7 +280,7 @@ class Block:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Block:
-        return cls.from_obj(decode(data))
+        return cls.from_obj(_decode(data))
 
 
 def genesis_block(chain_id: str, state_root: bytes, tx_root: bytes = ZERO_HASH) -> Block:
@@ -288,7 +315,7 @@ class Vote:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Vote:
-        return cls.from_obj(decode(data))
+        return cls.from_obj(_decode(data))
 
 
 @dataclass(frozen=True)
@@ -327,7 +354,7 @@ class Timeout:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Timeout:
-        return cls.from_obj(decode(data))
+        return cls.from_obj(_decode(data))
 
 
 @dataclass(frozen=True)
@@ -350,7 +377,7 @@ class Proposal:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Proposal:
-        return cls.from_obj(decode(data))
+        return cls.from_obj(_decode(data))
 
 
 @dataclass(frozen=True)
@@ -405,7 +432,7 @@ class SyncRequest:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SyncRequest:
-        return cls.from_obj(decode(data))
+        return cls.from_obj(_decode(data))
 
 
 @dataclass(frozen=True)
@@ -437,7 +464,7 @@ class SyncResponse:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SyncResponse:
-        return cls.from_obj(decode(data))
+        return cls.from_obj(_decode(data))
 
 
 @dataclass(frozen=True)
@@ -475,8 +502,8 @@ def encode_message(msg: Message) -> bytes:
 def decode_message(data: bytes) -> Message:
     """Inverse of :func:`encode_message`; raises :class:`ConsensusError` on bad input."""
     try:
-        tag, body = _list(decode(data), "message", 2)
-        cls = _BY_TAG.get(tag)
+        tag, body = _list(_decode(data), "message", 2)
+        cls = _BY_TAG.get(_str(tag, "message tag"))
         if cls is None:
             raise ConsensusError(f"unknown message tag {tag!r}")
         msg: Message = cls.from_obj(body)

@@ -39,6 +39,10 @@ VERSION = 1
 DEFAULT_SCRYPT_N = 1 << 17
 MIN_SCRYPT_N = 1 << 10
 MAX_SCRYPT_N = 1 << 22
+MAX_SCRYPT_COST = MAX_SCRYPT_N * 8
+"""Largest ``n * r * p`` a key file may ask for: the costliest file this module writes
+(``n = MAX_SCRYPT_N``, ``r = 8``, ``p = 1``, 4 GiB and a few seconds). Without it, a 1 KB
+file asking for ``r = 32, p = 16`` would cost 16 GiB and 64 times that time."""
 MAX_FILE_BYTES = 64 * 1024
 
 
@@ -136,6 +140,11 @@ def decrypt_private_key(blob: bytes | str, password: str | bytes) -> PrivateKey:
         raise KeyFileError(f"damaged key file: missing or invalid field ({exc})") from None
     if not (MIN_SCRYPT_N <= n <= MAX_SCRYPT_N and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16):
         raise KeyFileError("key file asks for scrypt parameters outside the supported range")
+    if n * r * p > MAX_SCRYPT_COST:
+        raise KeyFileError(
+            f"key file asks for scrypt parameters outside the supported range (n·r·p = {n * r * p}, "
+            f"at most {MAX_SCRYPT_COST})"
+        )
     if len(nonce) != sm4.NONCE_SIZE or len(salt) < 16:
         raise KeyFileError("damaged key file: bad nonce or salt length")
     try:

@@ -202,9 +202,17 @@ def _from_file(path: Path, max_pixels: int, max_frames: int) -> list[RGBImage]:
             for index in indices:
                 try:
                     img.seek(index)
+                    # A later frame may declare a larger canvas than the first one.
+                    if img.width * img.height > max_pixels:
+                        _check_size(img.width, img.height, max_pixels, f"{path} frame {index}")
                     img.load()
                     frame = img if n_frames > 1 else ImageOps.exif_transpose(img)
                     frames.append(_pil_to_rgb(frame))
+                except Image.DecompressionBombError as exc:
+                    raise MediaError(
+                        f"{path} frame {index}: {exc}; refused as a possible decompression bomb "
+                        f"(limit {max_pixels:,} pixels)"
+                    ) from exc
                 except (OSError, SyntaxError, ValueError, EOFError) as exc:
                     if frames:  # a damaged tail of an animation: keep the frames that decoded
                         break

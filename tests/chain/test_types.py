@@ -76,3 +76,61 @@ def test_genesis_round_trip_validation_and_validators() -> None:
         ChainParams.from_dict({"block_interval_ms": -1})
     with pytest.raises(ValidationError):
         ChainParams.from_dict({"unknown": 1})
+
+
+def _genesis_doc() -> tuple[Genesis, dict]:
+    root = PrivateKey.generate()
+    member = PrivateKey.generate()
+    cert = Certificate.issue(root, "m", "o", [Role.MEDIA_CENTER, Role.AUDITOR], member.public_key, 0)
+    g = Genesis("c", "c", root.public_key.to_bytes(), (cert,))
+    return g, g.to_dict()
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: d.__setitem__("extra", 1),
+        lambda d: d.pop("timestamp_ms"),
+        lambda d: d["params"].pop("max_missed_turns"),
+        lambda d: d["params"].__setitem__("extra", 1),
+    ],
+)
+def test_genesis_has_one_encoding(edit) -> None:
+    """Extra or missing fields were ignored or defaulted: two byte strings, one genesis."""
+    _, doc = _genesis_doc()
+    edit(doc)
+    with pytest.raises(ValidationError, match="fields differ"):
+        Genesis.from_bytes(codec.encode(doc))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("max_block_bytes", "4 MiB"), ("max_block_txs", None), ("empty_blocks", 1), ("round_timeout_ms", True)],
+)
+def test_chain_parameter_types_checked(name: str, value: object) -> None:
+    """A string max_block_bytes raised TypeError from the range check."""
+    _, doc = _genesis_doc()
+    doc["params"][name] = value
+    with pytest.raises(ValidationError, match="chain parameter"):
+        Genesis.from_bytes(codec.encode(doc))
+
+
+@pytest.mark.parametrize(
+    "roles", [["media_center", "auditor"], ["auditor", "auditor", "media_center"], ["auditor"] * 2]
+)
+def test_certificate_roles_canonical(roles: list[str]) -> None:
+    """Unsorted or repeated roles decoded to the same certificate as the sorted list."""
+    _, doc = _genesis_doc()
+    cert = doc["certificates"][0]
+    assert cert["roles"] == ["auditor", "media_center"]
+    cert["roles"] = roles
+    with pytest.raises(ValidationError, match="sorted order"):
+        Certificate.from_dict(cert)
+
+
+def test_certificate_not_after_is_not_a_bool() -> None:
+    _, doc = _genesis_doc()
+    cert = doc["certificates"][0]
+    cert["not_after_ms"] = True
+    with pytest.raises(ValidationError, match="not_after_ms"):
+        Certificate.from_dict(cert)

@@ -170,3 +170,25 @@ def test_arrays_of_every_layout() -> None:
         load_image(np.full((20, 20), np.nan))
     with pytest.raises(ForensicsError):
         load_image(np.zeros((4, 400), np.uint8))
+
+
+def _gif_with_large_second_frame(tmp_path: Path, side: int) -> Path:
+    """A 2-frame 32×32 GIF whose second image descriptor declares ``side``×``side`` pixels."""
+    frames = [Image.new("RGB", (32, 32), (200 * i, 50, 100 - 80 * i)) for i in range(2)]
+    path = tmp_path / "frames.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=50)
+    data = path.read_bytes()
+    descriptor = b"\x2c" + struct.pack("<4H", 0, 0, 32, 32)
+    second = data.index(descriptor, data.index(descriptor) + 1)
+    patched = data[:second] + b"\x2c" + struct.pack("<4H", 0, 0, side, side) + data[second + 9 :]
+    path.write_bytes(patched)
+    return path
+
+
+@pytest.mark.parametrize("side", [3000, 0xFFFF])
+def test_animated_gif_frame_bomb_refused(tmp_path: Path, side: int) -> None:
+    """The first frame passed the pixel check; a later frame's larger canvas raised
+    Pillow's DecompressionBombError (not a ForensicsError) or was decoded unchecked."""
+    path = _gif_with_large_second_frame(tmp_path, side)
+    with pytest.raises(MediaError, match="decompression bomb"):
+        load_frames(path, max_pixels=4_000_000, max_frames=2)

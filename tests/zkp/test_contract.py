@@ -2,6 +2,7 @@ from typing import Any
 
 import pytest
 
+from chain import codec
 from chain.executor import Executor, default_registry, genesis_state
 from chain.state import State
 from chain.types import Role, ValidationError
@@ -10,6 +11,7 @@ from tests.zkp.transfer_fixtures import make_deal
 from zkp.auditor import AuditorKey
 from zkp.contract import (
     NULL,
+    TransferRecord,
     ZkpValidationError,
     auditor_payload,
     load_auditor,
@@ -265,3 +267,27 @@ def test_verification_is_remembered_per_exact_inputs(monkeypatch: pytest.MonkeyP
         deals[1].auditor.public,
     )
     assert len(calls) == 4
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: d.__setitem__("extra", 1),
+        lambda d: d.pop("height"),
+        lambda d: d.__setitem__("seq", "0"),
+        lambda d: d.__setitem__("seq", True),
+        lambda d: d.__setitem__("height", -1),
+        lambda d: d.__setitem__("chain_id", b"test-chain"),
+        lambda d: d.__setitem__("work", [1]),
+    ],
+)
+def test_transfer_record_has_one_encoding(edit: Any) -> None:
+    """Unknown fields were ignored and field types unchecked: several byte strings decoded
+    to one record, or to a record whose fields had the wrong types."""
+    deal = make_deal(seed=3)
+    raw = TransferRecord(deal.record, deal.transfer, "test-chain", b"\x04" * 32, 9).to_bytes()
+    assert TransferRecord.from_bytes(raw).to_bytes() == raw
+    doc = codec.decode(raw)
+    edit(doc)
+    with pytest.raises(ZkpError):
+        TransferRecord.from_bytes(codec.encode(doc))

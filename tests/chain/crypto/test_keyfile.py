@@ -74,6 +74,21 @@ def test_refuses_hostile_kdf_parameters() -> None:
         keyfile.decrypt_private_key(json.dumps(doc).encode(), "pw")
 
 
+@pytest.mark.parametrize(("n", "r", "p"), [(1 << 22, 32, 16), (1 << 22, 16, 1), (1 << 20, 8, 16)])
+def test_refuses_kdf_cost_beyond_what_the_writer_makes(n: int, r: int, p: int, monkeypatch) -> None:
+    """Each parameter in range, the product not: up to 16 GiB and 64 times the costliest
+    file this module writes, from a 1 KB file. Refused before scrypt runs."""
+    doc = json.loads(keyfile.encrypt_private_key(PrivateKey.generate(), "pw", scrypt_n=FAST))
+    doc["kdf"].update(n=n, r=r, p=p)
+
+    def no_scrypt(*args: object) -> bytes:
+        raise AssertionError("scrypt must not run for these parameters")
+
+    monkeypatch.setattr(keyfile, "_derive", no_scrypt)
+    with pytest.raises(KeyFileError, match="scrypt parameters"):
+        keyfile.decrypt_private_key(json.dumps(doc).encode(), "pw")
+
+
 def test_bad_arguments(tmp_path) -> None:
     key = PrivateKey.generate()
     with pytest.raises(KeyFileError, match="empty password"):
