@@ -33,6 +33,9 @@ from chain.crypto.sm3 import sm3
 from chain.errors import ChainError
 
 MAX_TX_BYTES = 64 * 1024
+MAX_BLOCK_BYTES = 8 * 1024 * 1024
+"""Upper bound of ``ChainParams.max_block_bytes``: a proposal (one block's transactions
+plus its header and certificates) stays well under the 16 MiB consensus message limit."""
 """Largest encoded transaction accepted (checked before decoding)."""
 MAX_GENESIS_BYTES = 4 * 1024 * 1024
 """Largest encoded genesis document accepted (checked before decoding)."""
@@ -93,9 +96,7 @@ def _canonical_key(public_key: bytes) -> None:
     except CryptoError as exc:
         raise ValidationError(f"certificate public key is not an SM2 point: {exc}") from None
     if key.to_bytes() != public_key:
-        raise ValidationError(
-            "certificate public key must be the uncompressed point 04 || X || Y (65 bytes)"
-        )
+        raise ValidationError("certificate public key must be the uncompressed point 04 || X || Y (65 bytes)")
 
 
 @dataclass(frozen=True)
@@ -359,6 +360,10 @@ class ChainParams:
             raise ValidationError(f"bad chain parameters: {exc}") from None
         if params.block_interval_ms < 0 or params.max_block_txs < 1 or params.max_block_bytes < 1024:
             raise ValidationError("chain parameters out of range")
+        if params.max_block_bytes > MAX_BLOCK_BYTES:
+            raise ValidationError(
+                f"max_block_bytes may be at most {MAX_BLOCK_BYTES}: a proposal must fit in one message"
+            )
         if params.min_validators < 1:
             raise ValidationError("min_validators must be at least 1 (4 or more in production)")
         if params.max_missed_turns < 0:

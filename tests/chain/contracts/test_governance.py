@@ -132,6 +132,12 @@ def test_compressed_public_key_certificates_are_refused() -> None:
 
 
 def test_chain_parameters_are_type_checked() -> None:
-    for bad in ({"min_validators": 0}, {"min_validators": True}, {"empty_blocks": 1}, {"max_block_txs": "9"}):
+    for bad in (
+        {"min_validators": 0},
+        {"min_validators": True},
+        {"empty_blocks": 1},
+        {"max_block_txs": "9"},
+        {"max_block_bytes": 64 << 20},
+    ):
         with pytest.raises(ValidationError):
             ChainParams.from_dict({**ChainParams().to_dict(), **bad})
