@@ -5,11 +5,8 @@ ones from committing nor makes them disagree."""
 from __future__ import annotations
 
 import random
-import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,25 +29,10 @@ from chain.epochs import MISSED, current_epoch
 from chain.localnet import LocalConsortium
 from chain.replica import Replica, node_id, tx_root
 from chain.types import ChainParams, Role
+from tests.chain.consensus.timing import deadline
 
 GAPS = [1 << 24, 1 << 40]
 """The per-round bookkeeping took ~1 s per million skipped rounds: 2^24 is ~17 s, 2^40 forever."""
-
-
-@contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Fail (instead of hanging) when the block takes longer than ``seconds``."""
-
-    def expire(signum: int, frame: Any) -> None:
-        raise TimeoutError(f"took more than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _consortium(tmp_path: Path, max_missed_turns: int) -> LocalConsortium:
