@@ -213,8 +213,11 @@ def run_byzantine(
             pass
     attacks = dict(byz.attacks)
     net.drop_rate = 0.0
-    for tx_id in submitted:  # every honest replica commits every transaction
-        net.run_until(lambda t=tx_id: all(r.store.tx_location(t) is not None for r in honest), 300_000)
+
+    def all_committed() -> bool:  # on every honest replica
+        return all(r.store.tx_location(t) is not None for r in honest for t in submitted)
+
+    net.run_until(all_committed, 300_000)
     top = min(r.store.head_height() for r in honest)
     for h in range(1, top + 1):  # and they agree on every height
         hashes = {r.store.block(h).hash for r in honest}  # type: ignore[union-attr]
