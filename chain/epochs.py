@@ -220,13 +220,17 @@ def finalize_block(
         _exclude(state, author, f"equivocation: two {ev.kind}s in round {ev.round}")
     limit = genesis.params.max_missed_turns
     if limit and ids:
-        for r in range(parent_round + 1, round):
-            leader = bytes.fromhex(ids[r % len(ids)])
+        # the leaders of rounds parent_round+1 .. round-1, round-robin over ids: O(n), not O(gap)
+        n, first, gap = len(ids), parent_round + 1, max(round - parent_round - 1, 0)
+        for i in range(min(gap, n)):
+            leader = bytes.fromhex(ids[(first + i) % n])
+            turns = gap // n + (1 if i < gap % n else 0)
             raw = state.get(MISSED + leader)
-            missed = (int.from_bytes(raw, "big") if raw else 0) + 1
+            before = int.from_bytes(raw, "big") if raw else 0
+            missed = min(before + turns, (1 << 64) - 1)
             state.set(MISSED + leader, missed.to_bytes(8, "big"))
-            if missed >= limit:
-                _exclude(state, leader, f"missed {missed} consecutive leader turns")
+            if missed >= limit:  # the reason names the count at the turn that reached the limit
+                _exclude(state, leader, f"missed {max(before + 1, limit)} consecutive leader turns")
         try:
             if state.get(MISSED + bytes.fromhex(proposer)) is not None:
                 state.delete(MISSED + bytes.fromhex(proposer))

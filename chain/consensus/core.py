@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from chain.consensus.crypto import Signer, Verifier
 from chain.consensus.messages import (
@@ -59,6 +59,8 @@ __all__ = [
 ]
 
 MAX_EVIDENCE_PER_BLOCK = 8
+SEEN_ROUNDS_BEHIND = 16
+"""Votes, timeouts and proposals are remembered (for equivocation evidence) this many rounds back."""
 
 
 # --------------------------------------------------------------------------- actions
@@ -250,6 +252,12 @@ class ConsensusConfig:
     idle_poll_ms: int = 50
     sync_batch: int = 256
     epoch: int = 0
+    round_window: int = 64
+    """Votes, timeouts and proposals for rounds above ``round + round_window`` are dropped (after
+    the QC/TC they carry is processed): a node that far behind catches up by sync."""
+    max_future_per_sender: int = 8
+    """At most this many votes (and as many timeouts, proposals) per sender for rounds above the
+    current one are kept; more are dropped until the node's round catches up."""
 
 
 def quorum_size(n: int) -> int:
@@ -324,9 +332,10 @@ class ConsensusCore:
         self._votes: dict[tuple[int, bytes], dict[str, bytes]] = {}
         self._qc_formed: set[int] = set()
         self._timeouts: dict[int, dict[str, Timeout]] = {}
-        self._seen_vote: dict[tuple[str, int], Vote] = {}
-        self._seen_timeout: dict[tuple[str, int], Timeout] = {}
-        self._seen_proposal: dict[tuple[str, int], Proposal] = {}
+        # author -> round -> first validly signed message (equivocation evidence, window bound)
+        self._seen_vote: dict[str, dict[int, Vote]] = {}
+        self._seen_timeout: dict[str, dict[int, Timeout]] = {}
+        self._seen_proposal: dict[str, dict[int, Proposal]] = {}
         self._pending: dict[bytes, _Pending] = {}
         self._requested: dict[bytes, int] = {}
         self._backoff = 0
@@ -557,10 +566,13 @@ class ConsensusCore:
         for old_r in [k for k in self._timeouts if k < r - 1]:
             del self._timeouts[old_r]
         self._qc_formed = {x for x in self._qc_formed if x >= r - 2}
-        if r % 16 == 0:
-            for seen in (self._seen_vote, self._seen_timeout, self._seen_proposal):
-                for key in [k for k in seen if k[1] < r - 16]:
-                    del seen[key]
+        _forget_rounds_below(self._seen_vote, r - SEEN_ROUNDS_BEHIND)
+        _forget_rounds_below(self._seen_timeout, r - SEEN_ROUNDS_BEHIND)
+        _forget_rounds_below(self._seen_proposal, r - SEEN_ROUNDS_BEHIND)
+        if r % 16 == 0:  # verified-certificate caches: recent rounds only
+            keep = r - self.config.round_window
+            self._qc_ok = {q for q in self._qc_ok if q.round >= keep or q == self.high_qc}
+            self._tc_ok = {t for t in self._tc_ok if t.round >= keep}
         actions.append(SetTimer(f"round:{r}", now + self._timeout_duration()))
         ldr = self.leader(r)
         if ldr == self.node_id:
@@ -576,7 +588,9 @@ class ConsensusCore:
             self.high_qc = qc
         block = self.get_block(qc.block_hash)
         if block is None:
-            self._pending.setdefault(qc.block_hash, _Pending()).qcs.append(qc)
+            pend = self._pending.setdefault(qc.block_hash, _Pending())
+            if not pend.qcs:  # every QC of one block has its round: one is enough
+                pend.qcs.append(qc)
             self._request(qc.block_hash, None, now, actions)
         elif self.unsafe_one_chain_commit:
             if block.height > self.committed.height:
@@ -718,19 +732,28 @@ class ConsensusCore:
         self._on_proposal(self.node_id, proposal, now, actions)
 
     # ------------------------------------------------------------------ proposals
+    def _admit(self, seen: dict[str, dict[int, _Signed]], author: str, r: int) -> bool:
+        """Whether a message of ``author`` for round ``r`` may be kept: the round lies in the
+        window ``[round - SEEN_ROUNDS_BEHIND, round + round_window]`` and, for a round above
+        the current one, the author has fewer than ``max_future_per_sender`` of them."""
+        cfg = self.config
+        if not self.round - SEEN_ROUNDS_BEHIND <= r <= self.round + cfg.round_window:
+            return False
+        rounds = seen.get(author)
+        if rounds is None or r in rounds or r <= self.round:
+            return True
+        return sum(1 for x in rounds if x > self.round) < cfg.max_future_per_sender
+
     def _check_equivocation(
-        self,
-        seen: dict[tuple[str, int], object],
-        key: tuple[str, int],
-        msg: Proposal | Vote | Timeout,
-        kind: str,
-        now: int,
-    ) -> None:
-        prev = seen.get(key)
+        self, seen: dict[str, dict[int, _Signed]], author: str, r: int, msg: _Signed, kind: str, now: int
+    ) -> bool:
+        """Remember the first validly signed ``msg`` of ``author`` in round ``r``; a different
+        one becomes evidence and is dropped (``False``). The same one again is ``True``."""
+        rounds = seen.setdefault(author, {})
+        prev = rounds.get(r)
         if prev is None:
-            seen[key] = msg
-            return
-        assert isinstance(prev, (Proposal, Vote, Timeout))
+            rounds[r] = msg
+            return True
         if isinstance(msg, Proposal) and isinstance(prev, Proposal):
             differ = msg.block.hash != prev.block.hash
         elif isinstance(msg, Vote) and isinstance(prev, Vote):
@@ -740,36 +763,55 @@ class ConsensusCore:
         else:  # pragma: no cover
             differ = False
         if not differ:
-            return
+            return True
         a, b = sorted([_wire(prev), _wire(msg)])
-        self._add_evidence(Evidence(kind, key[0], key[1], a, b), now, verified=True)
+        self._add_evidence(Evidence(kind, author, r, a, b), now, verified=True)
+        return False
 
     def _add_evidence(self, ev: Evidence, now: int, verified: bool) -> None:
         if ev.key in self.pending_evidence or ev.key in self.onchain_evidence:
             return
+        if any(k[1] == ev.author for k in self.pending_evidence):
+            return  # one proof per author suffices to exclude it; more would only use memory
         if not verified and not self.verify_evidence(ev):
             return
         self.pending_evidence[ev.key] = ev
         self.evidence_found.append((now, ev))
+
+    @staticmethod
+    def round_follows_certificates(b: Block) -> bool:
+        """The structural round rule: ``b.round == b.qc.round + 1``, or ``b`` carries a TC with
+        ``tc.round + 1 == b.round``. Every block an honest leader proposes satisfies it, so
+        every block of a committed chain does; anything else is refused before execution."""
+        if b.qc is None:
+            return False
+        return b.round == b.qc.round + 1 or (b.tc is not None and b.tc.round + 1 == b.round)
 
     def _on_proposal(self, sender: str, p: Proposal, now: int, actions: list[Action]) -> None:
         b = p.block
         cfg = self.config
         if b.chain_id != cfg.chain_id or b.qc is None or b.proposer != self.leader(b.round):
             return
+        if not self.round_follows_certificates(b) or b.parent_hash != b.qc.block_hash:
+            return
         if not self.verifier.verify(b.proposer, self._proposal_bytes(b.hash), p.signature):
             return
-        self._check_equivocation(self._seen_proposal, (b.proposer, b.round), p, "proposal", now)  # type: ignore[arg-type]
-        if not self.verify_qc(b.qc) or (b.tc is not None and not self.verify_tc(b.tc)):
+        certified = self.verify_qc(b.qc) and (b.tc is None or self.verify_tc(b.tc))
+        if certified:  # a valid QC/TC moves a lagging node forward before the window check
+            self._process_qc(b.qc, now, actions)
+            if b.tc is not None:
+                self._process_tc(b.tc, now, actions)
+        if not self._admit(self._seen_proposal, b.proposer, b.round):
             return
-        self._process_qc(b.qc, now, actions)
-        if b.tc is not None:
-            self._process_tc(b.tc, now, actions)
-        if b.hash in self.blocks or b.height <= self.committed.height:
+        if not self._check_equivocation(self._seen_proposal, b.proposer, b.round, p, "proposal", now):
+            return  # a second block of this leader for this round: evidence; never executed
+        if not certified or b.hash in self.blocks or b.height <= self.committed.height:
             return
         parent = self.get_block(b.parent_hash)
         if parent is None:
-            self._pending.setdefault(b.parent_hash, _Pending()).proposals.append((sender, p))
+            pend = self._pending.setdefault(b.parent_hash, _Pending())
+            if all(q.block.hash != b.hash for _, q in pend.proposals):
+                pend.proposals.append((sender, p))
             self._request(b.parent_hash, sender, now, actions)
             return
         if not self._valid_block(b, parent, now):
@@ -780,6 +822,8 @@ class ConsensusCore:
     def _valid_block(self, b: Block, parent: Block, now: int | None) -> bool:
         cfg = self.config
         qc = b.qc
+        if not self.round_follows_certificates(b):
+            return False  # before anything costs time: execution may be linear in the round gap
         if (
             qc is None
             or b.parent_hash != qc.block_hash
@@ -856,12 +900,13 @@ class ConsensusCore:
 
     # ------------------------------------------------------------------ votes
     def _on_vote(self, v: Vote, now: int, actions: list[Action]) -> None:
-        if v.author not in self._vset:
+        if v.author not in self._vset or not self._admit(self._seen_vote, v.author, v.round):
             return
         msg = self._vote_bytes(v.round, v.block_hash)
         if not self.verifier.verify(v.author, msg, v.signature):
             return
-        self._check_equivocation(self._seen_vote, (v.author, v.round), v, "vote", now)  # type: ignore[arg-type]
+        if not self._check_equivocation(self._seen_vote, v.author, v.round, v, "vote", now):
+            return
         if self.leader(v.round + 1) != self.node_id or v.round < self.round - 1 or v.round in self._qc_formed:
             return
         votes = self._votes.setdefault((v.round, v.block_hash), {})
@@ -898,15 +943,19 @@ class ConsensusCore:
         self._on_timeout(t, now, actions)
 
     def _on_timeout(self, t: Timeout, now: int, actions: list[Action]) -> None:
-        if t.author not in self._vset or t.high_qc.round >= t.round:
+        if t.author not in self._vset or t.high_qc.round >= t.round or not self.verify_qc(t.high_qc):
             return
-        msg = self._timeout_bytes(t.round, t.high_qc.round)
-        if not self.verifier.verify(t.author, msg, t.signature) or not self.verify_qc(t.high_qc):
-            return
-        self._check_equivocation(self._seen_timeout, (t.author, t.round), t, "timeout", now)  # type: ignore[arg-type]
+        # the certificates are self-authenticating: they move a lagging node forward first
         self._process_qc(t.high_qc, now, actions)
         if t.last_tc is not None and t.last_tc.round + 1 == t.round and self.verify_tc(t.last_tc):
             self._process_tc(t.last_tc, now, actions)
+        if not self._admit(self._seen_timeout, t.author, t.round):
+            return
+        msg = self._timeout_bytes(t.round, t.high_qc.round)
+        if not self.verifier.verify(t.author, msg, t.signature):
+            return
+        if not self._check_equivocation(self._seen_timeout, t.author, t.round, t, "timeout", now):
+            return
         if t.round < self.round:
             return
         bucket = self._timeouts.setdefault(t.round, {})
@@ -1036,6 +1085,17 @@ class ConsensusCore:
         if child.hash not in self.blocks:
             self._insert(child, now, actions)
         self._process_qc(qc, now, actions)
+
+
+_Signed = TypeVar("_Signed", Proposal, Vote, Timeout)
+
+
+def _forget_rounds_below(seen: dict[str, dict[int, _Signed]], low: int) -> None:
+    for author, rounds in list(seen.items()):
+        for r in [r for r in rounds if r < low]:
+            del rounds[r]
+        if not rounds:
+            del seen[author]
 
 
 def _wire(msg: Proposal | Vote | Timeout) -> bytes:

@@ -2,7 +2,9 @@
 
 A scenario (drawn from a seed by :func:`make_scenario`) fixes the validator count, the
 faults (crash/restart, one Byzantine *Twins* identity run by two cores, a partition that
-heals, message drops/duplicates/reordering before GST) and a client workload.  The run
+heals, message drops/duplicates/reordering before GST) and a client workload; with
+``byzantine=True`` one validator runs :class:`~chain.consensus.byzantine.ByzantineCore`
+(equivocation, far-future rounds, spam, forged certificates, withheld votes, outsiders).  The run
 uses a virtual clock and an event queue; ``random.Random(seed)`` drives only the network
 and the scenario (keys come from ``os.urandom``).  After the run :func:`check_invariants`
 reports agreement, validity, durability, no honest equivocation, liveness after GST and
@@ -12,6 +14,7 @@ Replay a seed::
 
     python -m chain.consensus.simulator --seed 17
     python -m chain.consensus.simulator --seeds 0..99
+    python -m chain.consensus.simulator --seeds 0..49 --byzantine
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chain.codec import decode, encode
+from chain.consensus.byzantine import ByzantineCore
 from chain.consensus.core import (
     Action,
     BlockDraft,
@@ -145,6 +149,7 @@ class Scenario:
     round_timeout_ms: int
     txs: tuple[tuple[int, str, str, bool], ...]
     roles: tuple[tuple[str, str], ...]
+    byzantine: str | None = None
 
     @property
     def validators(self) -> list[str]:
@@ -154,6 +159,8 @@ class Scenario:
         parts = [f"seed={self.seed} n={self.n} f={(self.n - 1) // 3}"]
         if self.twins:
             parts.append(f"twins={self.twins}")
+        if self.byzantine:
+            parts.append(f"byzantine={self.byzantine}")
         for node, down, up in self.crashes:
             parts.append(f"crash {node}@{down}->{up}ms")
         for groups, start, heal in self.partitions:
@@ -167,16 +174,18 @@ class Scenario:
         return " ".join(parts)
 
 
-def make_scenario(seed: int, twins: bool | None = None) -> Scenario:
-    """Draw a scenario from ``seed`` (``twins`` forces a Twins node on or off)."""
+def make_scenario(seed: int, twins: bool | None = None, byzantine: bool = False) -> Scenario:
+    """Draw a scenario from ``seed`` (``twins`` forces a Twins node on or off; ``byzantine``
+    makes one validator a :class:`~chain.consensus.byzantine.ByzantineCore`, without Twins)."""
     rng = random.Random(seed)
     n = rng.choice([4, 4, 5, 7])
     f = (n - 1) // 3
     ids = [f"v{i}" for i in range(n)]
-    use_twins = rng.random() < 0.4 if twins is None else twins
+    use_twins = (rng.random() < 0.4 if twins is None else twins) and not byzantine
     twin = rng.choice(ids) if use_twins else None
-    budget = f - (1 if twin else 0)
-    crash_nodes = rng.sample([i for i in ids if i != twin], rng.randint(0, budget))
+    byz = rng.choice(ids) if byzantine else None
+    budget = f - (1 if twin or byz else 0)
+    crash_nodes = rng.sample([i for i in ids if i not in (twin, byz)], rng.randint(0, budget))
     crashes = []
     for node in crash_nodes:
         down = rng.randint(100, 900)
@@ -231,6 +240,7 @@ def make_scenario(seed: int, twins: bool | None = None) -> Scenario:
         round_timeout_ms=rng.choice([200, 300]),
         txs=txs,
         roles=roles,
+        byzantine=byz,
     )
 
 
@@ -333,7 +343,7 @@ class Simulator:
         heapq.heappush(self.queue, (at, self.seq, kind, payload))
 
     def _honest(self, inst: _Instance) -> bool:
-        return inst.identity != self.sc.twins
+        return inst.identity not in (self.sc.twins, self.sc.byzantine)
 
     def _connected(self, a: str, b: str) -> bool:
         for groups, start, heal in self.sc.partitions:
@@ -391,16 +401,14 @@ class Simulator:
 
     def _boot(self, inst: _Instance) -> None:
         inst.app = SimApp(self.members, inst.blocks.blocks)
-        core = self.core_class(
-            inst.identity,
-            self.sc.validators,
-            inst.signer,
-            self._verifier(),
-            inst.safety,
-            inst.blocks,
-            inst.app,
-            self.config,
-        )
+        args = (inst.identity, self.sc.validators, inst.signer, self._verifier())
+        core: ConsensusCore
+        if inst.identity == self.sc.byzantine:
+            outsider = SimPki(["outsider"]).signer("outsider")  # a key no validator knows
+            stores = (inst.safety, inst.blocks, inst.app, self.config)
+            core = ByzantineCore(*args, *stores, seed=self.sc.seed, outsiders=[outsider])
+        else:
+            core = self.core_class(*args, inst.safety, inst.blocks, inst.app, self.config)
         inst.core = core
         inst.timers = {}
         self._apply(inst, core.start(self.now + inst.skew))
@@ -509,7 +517,13 @@ class Simulator:
                     v.append(
                         f"liveness: {inst.name} committed {len(after_gst)} blocks after GST (empty_blocks on)"
                     )
-        # evidence: equivocation seen by an honest node (that kept its memory) ends up on chain
+        # evidence: no honest validator accused; equivocation by the Twin seen by an honest node
+        # (that kept its memory) ends up on chain
+        faulty = {x for x in (self.sc.twins, self.sc.byzantine) if x}
+        on_chain = {e.key for inst in honest for b in inst.blocks.blocks for e in b.evidence}
+        accused = [k for k in on_chain if k[1] not in faulty]
+        if accused:
+            v.append(f"evidence: honest validator accused on chain: {accused[0]}")
         twin = self.sc.twins
         if twin:
             deadline = self.sc.end_ms - LIVENESS_BOUND_MS // 2
@@ -520,26 +534,21 @@ class Simulator:
                 for t, ev in inst.core.evidence_found
                 if ev.author == twin and t <= deadline and t >= inst.restarted_at
             ]
-            if detected:
-                on_chain = {e.key for inst in honest for b in inst.blocks.blocks for e in b.evidence}
-                if not any(ev.key in on_chain for _, ev in detected):
-                    v.append(
-                        f"evidence: equivocation by {twin} detected at {detected[0][0]}ms but not on chain"
-                    )
-                accused = [k for k in on_chain if k[1] != twin]
-                if accused:
-                    v.append(f"evidence: honest validator accused on chain: {accused[0]}")
+            if detected and not any(ev.key in on_chain for _, ev in detected):
+                v.append(f"evidence: equivocation by {twin} detected at {detected[0][0]}ms but not on chain")
 
 
 def run_seed(
     seed: int,
     *,
     twins: bool | None = None,
+    byzantine: bool = False,
     core_class: type[ConsensusCore] = ConsensusCore,
     pki_factory: Any = None,
 ) -> SimResult:
     """Run the scenario of ``seed``; same seed, same run (replay)."""
-    return Simulator(make_scenario(seed, twins), core_class=core_class, pki_factory=pki_factory).run()
+    scenario = make_scenario(seed, twins, byzantine)
+    return Simulator(scenario, core_class=core_class, pki_factory=pki_factory).run()
 
 
 def sm2_pki(ids: Sequence[str]) -> tuple[Any, Any]:
@@ -567,18 +576,19 @@ def _parse_seeds(text: str) -> range:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: ``python -m chain.consensus.simulator --seed N | --seeds A..B [--sm2]``."""
+    """CLI: ``python -m chain.consensus.simulator --seed N | --seeds A..B [--sm2] [--byzantine]``."""
     ap = argparse.ArgumentParser(prog="python -m chain.consensus.simulator")
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--seed", type=int)
     g.add_argument("--seeds", type=str, help="inclusive range A..B")
     ap.add_argument("--sm2", action="store_true", help="use real SM2 signatures")
     ap.add_argument("--quiet", action="store_true", help="print failing seeds only")
+    ap.add_argument("--byzantine", action="store_true", help="one validator runs ByzantineCore")
     args = ap.parse_args(argv)
     seeds = range(args.seed, args.seed + 1) if args.seed is not None else _parse_seeds(args.seeds)
     failed = []
     for s in seeds:
-        res = run_seed(s, pki_factory=sm2_pki if args.sm2 else None)
+        res = run_seed(s, byzantine=args.byzantine, pki_factory=sm2_pki if args.sm2 else None)
         if not res.ok:
             failed.append(s)
         if not args.quiet or not res.ok:
