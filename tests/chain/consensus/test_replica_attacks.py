@@ -173,14 +173,16 @@ def run_byzantine(
     def test_key() -> PrivateKey:  # deterministic keys for replay: test-only
         return PrivateKey.from_bytes(sm3(b"byzantine-test-key/%d/%d" % (seed, next(counter))))
 
+    # six validators: after one revocation and the Byzantine node's exclusion four remain,
+    # the chain's minimum (at the minimum an exclusion waits for a replacement)
     c = LocalConsortium.create(
-        directory, nodes=5, params=ChainParams(round_timeout_ms=400), key_factory=test_key
+        directory, nodes=6, params=ChainParams(round_timeout_ms=400), key_factory=test_key
     )
     m = c.add_member("m", [Role.MEDIA_CENTER])
     net = c.net
     chain_id = c.genesis.chain_id
-    # node-4 is revoked: from epoch 1 on its key signs for a node outside the set
-    revoked = c.nodes[4]
+    # node-5 is revoked: from epoch 1 on its key signs for a node outside the set
+    revoked = c.nodes[5]
     c.submit(c.supervisor, "member.revoke", {"cert_id": revoked.cert.cert_id, "reason": "left"})
     net.run_until(lambda: {current_epoch(r.app.state, c.genesis).epoch for r in c.replicas} == {1})
     # node-3 turns Byzantine (same key, same database); it also holds the revoked key and a
