@@ -251,6 +251,10 @@ class ConsensusConfig:
     max_clock_drift_ms: int = 2000
     idle_poll_ms: int = 50
     sync_batch: int = 256
+    sync_bytes: int = 4 << 20
+    """A committed-sync response stops at the last block with a commit proof once its blocks
+    pass this many bytes (transactions plus 512 per header), so that with blocks of at most
+    ``ChainParams.max_block_bytes`` (8 MiB) it stays under the 16 MiB message limit."""
     epoch: int = 0
     round_window: int = 64
     """Votes, timeouts and proposals for rounds above ``round + round_window`` are dropped (after
@@ -1004,18 +1008,25 @@ class ConsensusCore:
             return
         blocks: list[Block] = []
         proof: CommitProof | None = None
+        best: tuple[int, CommitProof] | None = None  # the longest prefix that ends with a proof
+        size = 0
         for h in range(req.from_height, tip + 1):
             b = self.block_store.get_by_height(h)
             if b is None:
                 return
             if blocks and b.epoch != blocks[0].epoch:
                 break  # one epoch per response: its last block carries the proof its signers made
+            size += 512 + sum(len(t) for t in b.payload)
+            if best is not None and size > self.config.sync_bytes:
+                break  # enough for one message: send up to the last proof
             blocks.append(b)
             proof = self.block_store.proof(h)
-            if proof is not None and len(blocks) >= batch:
-                break
-        if proof is not None:
-            actions.append(Send(sender, SyncResponse(tuple(blocks), proof)))
+            if proof is not None:
+                best = (len(blocks), proof)
+                if len(blocks) >= batch:
+                    break
+        if best is not None:
+            actions.append(Send(sender, SyncResponse(tuple(blocks[: best[0]]), best[1])))
 
     def _on_sync_response(self, sender: str, resp: SyncResponse, now: int, actions: list[Action]) -> None:
         blocks = resp.blocks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
@@ -322,6 +323,27 @@ def test_no_commit_without_consecutive_rounds(net: Net) -> None:
     acts = core.on_message("v1", net.proposal(b5), 4)
     hashes = [a.block.hash for a in acts if isinstance(a, Committed)]
     assert hashes == [b1.hash, b3.hash]  # b3 <- b4 consecutive: b3 and its ancestor b1 commit
+
+
+def test_committed_sync_responses_respect_the_byte_budget() -> None:
+    net = Net()
+    _run(net.cores, 10)
+    net.safety["v3"], net.stores["v3"] = MemorySafetyStore(), MemoryBlockStore()
+    lag = net.make_core("v3")
+    lag.start(0)
+    leader = net.cores["v0"]
+    full = next(a.msg for a in leader.on_message("v3", SyncRequest(1), 0) if isinstance(a, Send))
+    leader.config = dataclasses.replace(leader.config, sync_bytes=1)  # every header is over budget
+    responses = 0
+    while lag.committed.height < full.blocks[-1].height:
+        acts = leader.on_message("v3", SyncRequest(lag.committed.height + 1), 0)
+        resp = next(a.msg for a in acts if isinstance(a, Send))
+        assert isinstance(resp, SyncResponse) and resp.proof is not None
+        assert len(resp.blocks) < len(full.blocks)  # cut at the first block with a proof
+        lag.on_message("v0", resp, 100)
+        responses += 1
+        assert responses <= len(full.blocks)
+    assert responses > 1 and lag.committed.hash == full.blocks[-1].hash
 
 
 def test_lagging_node_catches_up_by_sync() -> None:
