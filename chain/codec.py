@@ -19,15 +19,13 @@ from typing import Any
 
 import cbor2
 
-from chain.errors import ChainError
+from chain.errors import CodecError as CodecError  # re-exported under its historical path
 
 MAX_INT = 2**64 - 1
 MAX_DEPTH = 32
 MAX_ENCODED = 16 * 1024 * 1024
 
 
-class CodecError(ChainError):
-    """A value cannot be canonically encoded, or bytes are not a canonical encoding."""
 
 
 def _check(value: Any, depth: int = 0) -> None:

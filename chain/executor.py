@@ -30,18 +30,13 @@ from chain.contracts.anchor import AnchorContract
 from chain.contracts.base import ContractRegistry, TxContext
 from chain.contracts.governance import MemberVote, NodeReady, PromoteNode, RevokeMember
 from chain.contracts.membership import AddMember, cert_key, load_certificate, revoked_from, validator_key
+from chain.errors import NonceGapError as NonceGapError  # re-exported under its historical path
 from chain.state import Overlay, State
 from chain.types import Genesis, Role, Transaction, ValidationError
 
 NONCE = b"nonce/"
 
 
-class NonceGapError(ValidationError):
-    """A transaction whose nonce is ahead: it must wait for its predecessors."""
-
-    def __init__(self, message: str, expected: int) -> None:
-        super().__init__(message)
-        self.expected = expected
 
 
 def next_nonce(state: State | Overlay, sender: bytes) -> int:

@@ -34,14 +34,10 @@ from chain.consensus.core import Action, Broadcast, Committed, EpochEnded, Send,
 from chain.consensus.messages import decode_message, encode_message
 from chain.contracts.base import ContractRegistry
 from chain.crypto import PrivateKey
-from chain.errors import ChainError
+from chain.errors import LocalNetError as LocalNetError  # re-exported under its historical path
 from chain.receipt import Receipt, build_receipt
 from chain.replica import Replica
 from chain.types import Certificate, ChainParams, Genesis, Role, Transaction, ValidationError
-
-
-class LocalNetError(ChainError):
-    """The in-process network could not reach the requested state in time."""
 
 
 class LocalNet:

@@ -31,7 +31,7 @@ import hmac
 from collections.abc import Callable, Iterable, Sequence
 
 from chain.crypto.sm3 import sm3
-from chain.errors import ChainError
+from chain.errors import MerkleError as MerkleError  # re-exported under its historical path
 
 __all__ = [
     "SM3_HASHER",
@@ -52,8 +52,6 @@ _NODE_PREFIX = b"\x01"
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 
 
-class MerkleError(ChainError):
-    """Bad input to a Merkle function, or a proof that does not verify."""
 
 
 class TreeHasher:

@@ -60,6 +60,7 @@ from chain.crypto import CryptoError, PublicKey
 from chain.crypto.sm3 import sm3
 from chain.epochs import EPOCH_PROOF_META, EpochRecord, epoch_key, genesis_epoch
 from chain.errors import ChainError
+from chain.errors import ReceiptError as ReceiptError  # re-exported under its historical path
 from chain.merkle import MerkleError, MerkleTree, leaf_hash, verify_inclusion
 from chain.replica import chain_genesis_block, node_id
 from chain.store import LedgerStore
@@ -74,12 +75,6 @@ _HEADER_FIELDS = 13
 _EPOCH, _COUNT = 11, 12
 
 
-class ReceiptError(ChainError):
-    """A receipt does not prove what it claims; ``reason`` names the failed check."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from chain.errors import ChainError
+from chain.errors import StoreError as StoreError  # re-exported under its historical path
 from chain.state import State
 
 SCHEMA = """
@@ -52,8 +52,6 @@ CREATE TABLE IF NOT EXISTS state_log (
 """
 
 
-class StoreError(ChainError):
-    """The store is unusable, belongs to another chain, or a write breaks chain rules."""
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from chain import codec
 from chain.crypto import InvalidSignature, PrivateKey, PublicKey
 from chain.crypto.errors import CryptoError
 from chain.crypto.sm3 import sm3
-from chain.errors import ChainError
+from chain.errors import ValidationError as ValidationError  # re-exported under its historical path
 
 MAX_TX_BYTES = 64 * 1024
 MAX_BLOCK_BYTES = 8 * 1024 * 1024
@@ -41,8 +41,6 @@ MAX_GENESIS_BYTES = 4 * 1024 * 1024
 """Largest encoded genesis document accepted (checked before decoding)."""
 
 
-class ValidationError(ChainError):
-    """A ledger object is malformed, badly signed or not permitted."""
 
 
 class Role(enum.StrEnum):

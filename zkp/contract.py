@@ -16,8 +16,9 @@ Three transaction types (register them with :func:`register_contracts`):
     ``zkp/null/<nullifier>``, the new record ``(work, seq + 1, new owner)`` and the transfer
     record ``zkp/xfer/<work><seq>`` that the auditor reads (``rongxin transfer audit``).
 
-Every refusal raises :class:`ZkpValidationError` (a :class:`chain.types.ValidationError`
-and a :class:`zkp.errors.ZkpError`) with the reason, so the ledger refuses the block.
+Every refusal raises the ledger's :class:`chain.errors.ValidationError` with the reason
+(the contract boundary turns a :class:`zkp.errors.ZkpError` into it), so the ledger refuses
+the transaction; a malformed transfer record raises :class:`zkp.errors.EncodingError`.
 Verification is deterministic: no clock, no randomness (the range proof's batching weight
 comes from the transcript).
 
@@ -37,11 +38,11 @@ from typing import Any, ClassVar, Protocol
 from chain import codec
 from chain.contracts.base import ContractRegistry, TxContext, only_fields, require
 from chain.crypto.sm3 import sm3
-from chain.errors import ChainError
+from chain.errors import ChainError, ValidationError
 from chain.state import Overlay
-from chain.types import Role, ValidationError
+from chain.types import Role
 from zkp.auditor import AuditorKey
-from zkp.errors import ZkpError
+from zkp.errors import EncodingError, ZkpError
 from zkp.group import Point
 from zkp.transfer import (
     OwnerKey,
@@ -60,10 +61,6 @@ _SENDERS = frozenset({Role.MEDIA_CENTER, Role.COPYRIGHT_CENTER})
 _ROTATE = b"auditor-rotate/"
 MAX_TRANSFER_RECORD_BYTES = 128 * 1024
 """Largest encoded transfer record accepted by :meth:`TransferRecord.from_bytes`."""
-
-
-class ZkpValidationError(ValidationError, ZkpError):
-    """A zkp transaction the ledger refuses (the message says why)."""
 
 
 class StateReader(Protocol):
@@ -116,13 +113,13 @@ class TransferRecord:
         """Parse a stored or exported record (raises :class:`ZkpError` subclasses if malformed)."""
         if not isinstance(data, (bytes, bytearray)) or len(data) > MAX_TRANSFER_RECORD_BYTES:
             size = len(data) if isinstance(data, (bytes, bytearray)) else type(data).__name__
-            raise ZkpValidationError(
+            raise EncodingError(
                 f"a transfer record is at most {MAX_TRANSFER_RECORD_BYTES} bytes, got {size}"
             )
         try:
             doc = codec.decode(data, max_size=MAX_TRANSFER_RECORD_BYTES)
         except ChainError as exc:
-            raise ZkpValidationError(f"not a transfer record: {exc}") from None
+            raise EncodingError(f"not a transfer record: {exc}") from None
         # Exactly the fields to_bytes writes, each of its type: one record, one encoding.
         kinds: dict[str, type] = {
             "work": bytes,
@@ -134,12 +131,12 @@ class TransferRecord:
             "height": int,
         }
         if not isinstance(doc, dict) or set(doc) != set(kinds):
-            raise ZkpValidationError(f"not a transfer record: the fields must be exactly {sorted(kinds)}")
+            raise EncodingError(f"not a transfer record: the fields must be exactly {sorted(kinds)}")
         for name, kind in kinds.items():
             value = doc[name]
             negative = isinstance(value, int) and value < 0
             if not isinstance(value, kind) or isinstance(value, bool) or negative:
-                raise ZkpValidationError(f"not a transfer record: field {name!r} must be {kind.__name__}")
+                raise EncodingError(f"not a transfer record: field {name!r} must be {kind.__name__}")
         record = OwnershipRecord(doc["work"], doc["seq"], Point.decode(doc["owner"]))
         return cls(
             record, Transfer.from_payload(doc["payload"]), doc["chain_id"], doc["tx_id"], doc["height"]
@@ -154,8 +151,8 @@ def transfer_records(state: StateReader, work: bytes) -> Iterator[TransferRecord
         seq += 1
 
 
-def _reject(exc: Exception, what: str) -> ZkpValidationError:
-    return ZkpValidationError(f"{what}: {exc}")
+def _reject(exc: Exception, what: str) -> ValidationError:
+    return ValidationError(f"{what}: {exc}")
 
 
 class AuditorContract:
@@ -183,7 +180,7 @@ class AuditorContract:
         current = load_auditor(state)
         if current is not None:
             if "consent" not in payload:
-                raise ZkpValidationError(
+                raise ValidationError(
                     "an auditor key is registered: replacing it needs the consent of the current "
                     "auditor key (auditor_payload(new, chain_id, previous=current key))"
                 )
@@ -217,7 +214,7 @@ class RegisterContract:
     def apply(self, state: Overlay, ctx: TxContext, payload: dict[str, Any]) -> dict[str, Any]:
         work = payload["work"]
         if state.get(OWN + work) is not None:
-            raise ZkpValidationError("work is already registered; transfer it instead")
+            raise ValidationError("work is already registered; transfer it instead")
         try:
             owner = Point.decode(payload["owner"])
             verify_key_possession(owner, payload["pop"], ctx.chain_id, work)
@@ -276,13 +273,13 @@ class TransferContract:
             raise _reject(exc, "malformed transfer") from None
         auditor = load_auditor(state)
         if auditor is None:
-            raise ZkpValidationError("no auditor key is registered; a regulator must send zkp.auditor first")
+            raise ValidationError("no auditor key is registered; a regulator must send zkp.auditor first")
         record = load_record(state, transfer.work)
         if record is None:
-            raise ZkpValidationError("work is not registered; send zkp.register first")
+            raise ValidationError("work is not registered; send zkp.register first")
         null_key = NULL + transfer.nullifier.encode()
         if state.get(null_key) is not None:
-            raise ZkpValidationError("double transfer: this ownership record's nullifier is already spent")
+            raise ValidationError("double transfer: this ownership record's nullifier is already spent")
         self._verify(transfer, payload, ctx.chain_id, record, auditor)
         seq = record.seq + 1
         state.set(null_key, ctx.tx_id)

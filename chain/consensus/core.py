@@ -284,11 +284,6 @@ class _Pending:
 class ConsensusCore:
     """One validator's consensus state machine (see module docstring)."""
 
-    #: Tests only: skip the voting safety rules (shows the simulator's checker has teeth).
-    unsafe_skip_vote_rules: bool = False
-    #: Tests only: commit a block as soon as it is certified (a 1-chain rule, unsafe).
-    unsafe_one_chain_commit: bool = False
-
     def __init__(
         self,
         node_id: str,
@@ -549,10 +544,6 @@ class ConsensusCore:
             self._on_vote(msg, now_ms, actions)
         elif isinstance(msg, Timeout):
             self._on_timeout(msg, now_ms, actions)
-        elif isinstance(msg, SyncRequest):
-            self._on_sync_request(sender, msg, actions)
-        elif isinstance(msg, SyncResponse):
-            self._on_sync_response(sender, msg, now_ms, actions)
         elif isinstance(msg, EvidenceMsg):
             for ev in msg.evidence[:MAX_EVIDENCE_PER_BLOCK]:
                 self._add_evidence(ev, now_ms, verified=False)
@@ -596,14 +587,18 @@ class ConsensusCore:
             if not pend.qcs:  # every QC of one block has its round: one is enough
                 pend.qcs.append(qc)
             self._request(qc.block_hash, None, now, actions)
-        elif self.unsafe_one_chain_commit:
-            if block.height > self.committed.height:
-                self._commit(block, CommitProof(block, qc), actions)
-        elif block.qc is not None and block.qc.round + 1 == block.round:
-            parent = self.get_block(block.parent_hash)
-            if parent is not None and parent.height > self.committed.height:
-                self._commit(parent, CommitProof(block, qc), actions)
+        else:
+            final = self.commit_rule(block)
+            if final is not None and final.height > self.committed.height:
+                self._commit(final, CommitProof(block, qc), actions)
         self._enter_round(qc.round + 1, now, actions, by_qc=True)
+
+    def commit_rule(self, certified: Block) -> Block | None:
+        """The 2-chain rule: a QC for ``certified`` commits its parent when ``certified``
+        directly extends it (``certified.round == parent.round + 1``); else nothing."""
+        if certified.qc is None or certified.qc.round + 1 != certified.round:
+            return None
+        return self.get_block(certified.parent_hash)
 
     def _process_tc(self, tc: TimeoutCertificate, now: int, actions: list[Action]) -> None:
         if self.last_tc is None or tc.round > self.last_tc.round:
@@ -872,8 +867,6 @@ class ConsensusCore:
     def safe_to_vote(self, b: Block) -> bool:
         """DiemBFT v4 voting rule for block ``b`` in round ``b.round``."""
         assert b.qc is not None
-        if self.unsafe_skip_vote_rules:
-            return True
         if b.round <= max(self.safety.highest_voted_round, b.qc.round):
             return False
         if b.qc.round + 1 == b.round:

@@ -31,14 +31,13 @@ from typing import Any
 from chain.codec import decode, encode
 from chain.crypto.sm3 import sm3
 from chain.errors import ChainError
+from chain.errors import ConsensusError as ConsensusError  # re-exported under its historical path
 
 ZERO_HASH = b"\x00" * 32
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """Largest encoded consensus message accepted from a peer (checked before decoding)."""
 
 
-class ConsensusError(ChainError):
-    """Invalid consensus message, certificate or state."""
 
 
 def _bytes(v: Any, name: str) -> bytes:

@@ -12,7 +12,6 @@ from zkp.auditor import AuditorKey
 from zkp.contract import (
     NULL,
     TransferRecord,
-    ZkpValidationError,
     auditor_payload,
     load_auditor,
     load_record,
@@ -222,9 +221,15 @@ def test_preconditions_roles_and_registration() -> None:
     assert led.run(led.c.media, "zkp.transfer", payload)["seq"] == 1
 
 
-def test_errors_belong_to_both_roots() -> None:
-    err = ZkpValidationError("x")
-    assert isinstance(err, ValidationError) and isinstance(err, ZkpError)
+def test_each_error_has_one_root() -> None:
+    """Refusals are the ledger's errors; a malformed record is zkp's; neither is both."""
+    led = Ledger()
+    with pytest.raises(ValidationError) as refused:
+        led.ex.execute(led.state, [led.c.supervisor.tx("zkp.auditor", {"key": b"x"}).to_bytes()], 1, 10)
+    assert not isinstance(refused.value, ZkpError)
+    with pytest.raises(ZkpError) as malformed:
+        TransferRecord.from_bytes(b"\xa0")
+    assert not isinstance(malformed.value, ValidationError)
 
 
 def test_verification_is_remembered_per_exact_inputs(monkeypatch: pytest.MonkeyPatch) -> None:

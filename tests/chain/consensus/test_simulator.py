@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from chain.consensus.core import ConsensusCore
+from chain.consensus.messages import Block
 from chain.consensus.simulator import main, make_scenario, run_seed, sm2_pki
 
 DEFAULT_SEEDS = 500
@@ -55,14 +56,18 @@ def test_scenarios_cover_faults() -> None:
 
 
 class OneChainCommit(ConsensusCore):
-    unsafe_one_chain_commit = True
+    """Unsafe on purpose: commits a block as soon as it is certified (a 1-chain rule)."""
+
+    def commit_rule(self, certified: Block) -> Block | None:
+        return certified
 
 
 class SkipVoteRules(ConsensusCore):
     """Skips the voting rules, and executes a leader's second block for a round (the core
     drops it, which alone already keeps honest nodes from voting twice in a round)."""
 
-    unsafe_skip_vote_rules = True
+    def safe_to_vote(self, b: Block) -> bool:
+        return True
 
     def _check_equivocation(self, *args: Any) -> bool:
         super()._check_equivocation(*args)
