@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Self
 
 from chain.codec import decode, encode
 from chain.crypto.sm3 import sm3
@@ -36,8 +36,6 @@ from chain.errors import ConsensusError as ConsensusError  # re-exported under i
 ZERO_HASH = b"\x00" * 32
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """Largest encoded consensus message accepted from a peer (checked before decoding)."""
-
-
 
 
 def _bytes(v: Any, name: str) -> bytes:
@@ -78,6 +76,26 @@ def _decode(data: bytes) -> Any:
         raise ConsensusError(f"consensus message is not canonically encoded: {exc}") from None
 
 
+class _Wire:
+    """Canonical bytes for every message type: ``encode(to_obj())`` and back."""
+
+    def to_obj(self) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> Self:
+        raise NotImplementedError
+
+    def to_bytes(self) -> bytes:
+        """Canonical CBOR of :meth:`to_obj`."""
+        return encode(self.to_obj())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Inverse of :meth:`to_bytes` (within :data:`MAX_MESSAGE_BYTES`); :class:`ConsensusError`."""
+        return cls.from_obj(_decode(data))
+
+
 def _domain(kind: str, chain_id: str, genesis_hash: bytes, epoch: int) -> list[Any]:
     return [f"rongxin/{kind}", chain_id, genesis_hash, epoch]
 
@@ -110,7 +128,7 @@ def proposal_signing_bytes(chain_id: str, genesis_hash: bytes, block_hash: bytes
 
 
 @dataclass(frozen=True)
-class QuorumCertificate:
+class QuorumCertificate(_Wire):
     """2f+1 votes for one block in one round; keeps every ``(author, signature)``."""
 
     round: int
@@ -135,16 +153,9 @@ class QuorumCertificate:
         )
         return cls(_int(r, "round"), _bytes(h, "block_hash"), pairs)
 
-    def to_bytes(self) -> bytes:
-        return encode(self.to_obj())
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> QuorumCertificate:
-        return cls.from_obj(_decode(data))
-
 
 @dataclass(frozen=True)
-class TimeoutCertificate:
+class TimeoutCertificate(_Wire):
     """2f+1 timeouts of one round: ``(author, high_qc_round, signature)`` each."""
 
     round: int
@@ -167,16 +178,9 @@ class TimeoutCertificate:
         )
         return cls(_int(r, "round"), entries)
 
-    def to_bytes(self) -> bytes:
-        return encode(self.to_obj())
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> TimeoutCertificate:
-        return cls.from_obj(_decode(data))
-
 
 @dataclass(frozen=True)
-class Evidence:
+class Evidence(_Wire):
     """Two different signed messages of one kind by one author for one round.
 
     ``kind`` is ``"proposal"``, ``"vote"`` or ``"timeout"``; ``first`` and ``second`` are the
@@ -204,16 +208,9 @@ class Evidence:
             _str(k, "kind"), _str(a, "author"), _int(r, "round"), _bytes(f, "first"), _bytes(s, "second")
         )
 
-    def to_bytes(self) -> bytes:
-        return encode(self.to_obj())
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Evidence:
-        return cls.from_obj(_decode(data))
-
 
 @dataclass(frozen=True)
-class Block:
+class Block(_Wire):
     """A proposed block; ``hash`` covers every field (payload through ``tx_root``)."""
 
     chain_id: str
@@ -274,13 +271,6 @@ class Block:
             epoch=_int(ep, "epoch"),
         )
 
-    def to_bytes(self) -> bytes:
-        return encode(self.to_obj())
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Block:
-        return cls.from_obj(_decode(data))
-
 
 def genesis_block(chain_id: str, state_root: bytes, tx_root: bytes = ZERO_HASH) -> Block:
     """The genesis block of ``chain_id`` (height 0, round 0, no QC)."""
@@ -293,7 +283,7 @@ def genesis_qc(genesis: Block) -> QuorumCertificate:
 
 
 @dataclass(frozen=True)
-class Vote:
+class Vote(_Wire):
     """A signed vote of ``author`` for ``block_hash`` in ``round``."""
 
     author: str
@@ -309,16 +299,9 @@ class Vote:
         a, r, h, s = _list(obj, "vote", 4)
         return cls(_str(a, "author"), _int(r, "round"), _bytes(h, "block_hash"), _bytes(s, "sig"))
 
-    def to_bytes(self) -> bytes:
-        return encode(self.to_obj())
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Vote:
-        return cls.from_obj(_decode(data))
-
 
 @dataclass(frozen=True)
-class Timeout:
+class Timeout(_Wire):
     """A signed timeout of ``round`` carrying the author's highest QC.
 
     ``last_tc`` (a TC for ``round - 1``, if the author entered the round by one) is not
@@ -348,16 +331,9 @@ class Timeout:
             None if tc is None else TimeoutCertificate.from_obj(tc),
         )
 
-    def to_bytes(self) -> bytes:
-        return encode(self.to_obj())
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Timeout:
-        return cls.from_obj(_decode(data))
-
 
 @dataclass(frozen=True)
-class Proposal:
+class Proposal(_Wire):
     """A block signed by its proposer (the leader of ``block.round``)."""
 
     block: Block
@@ -371,16 +347,9 @@ class Proposal:
         b, s = _list(obj, "proposal", 2)
         return cls(Block.from_obj(b), _bytes(s, "sig"))
 
-    def to_bytes(self) -> bytes:
-        return encode(self.to_obj())
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Proposal:
-        return cls.from_obj(_decode(data))
-
 
 @dataclass(frozen=True)
-class CommitProof:
+class CommitProof(_Wire):
     """Proof that a block ``X`` is committed.
 
     ``path`` are the blocks from ``X`` (exclusive) up to ``child``'s parent ``P`` (``P = X``
@@ -408,7 +377,7 @@ class CommitProof:
 
 
 @dataclass(frozen=True)
-class SyncRequest:
+class SyncRequest(_Wire):
     """Ask a peer for blocks.
 
     With ``block_hash``: that block and its ancestors down to ``from_height`` (inclusive).
@@ -426,16 +395,9 @@ class SyncRequest:
         h, b = _list(obj, "sync_request", 2)
         return cls(_int(h, "from_height"), None if b is None else _bytes(b, "block_hash"))
 
-    def to_bytes(self) -> bytes:
-        return encode(self.to_obj())
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> SyncRequest:
-        return cls.from_obj(_decode(data))
-
 
 @dataclass(frozen=True)
-class SyncResponse:
+class SyncResponse(_Wire):
     """Blocks in ascending height; ``proof`` (committed mode) proves the last one committed."""
 
     blocks: tuple[Block, ...]
@@ -458,16 +420,9 @@ class SyncResponse:
             None if rh is None else _bytes(rh, "requested_hash"),
         )
 
-    def to_bytes(self) -> bytes:
-        return encode(self.to_obj())
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> SyncResponse:
-        return cls.from_obj(_decode(data))
-
 
 @dataclass(frozen=True)
-class EvidenceMsg:
+class EvidenceMsg(_Wire):
     """Gossip of equivocation evidence towards the next leaders."""
 
     evidence: tuple[Evidence, ...] = field(default_factory=tuple)
