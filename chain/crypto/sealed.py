@@ -151,6 +151,8 @@ def decrypt_with_password(
     check_kdf(n, r, p)
     if len(nonce) != sm4.NONCE_SIZE or len(salt) < SALT_SIZE:
         raise KeyFileError(f"damaged {kind} file: bad nonce or salt length")
+    if len(body) < sm4.TAG_SIZE:
+        raise KeyFileError(f"damaged {kind} file: the ciphertext is truncated")
     try:
         return sm4.gcm_decrypt(derive_key(pw, salt, n, r, p), nonce, body, aad)
     except DecryptionError:
