@@ -405,10 +405,9 @@ def write_key_file(path: str | os.PathLike[str], data: bytes, kind: str, *, over
     """
     try:
         atomic_write(path, data, 0o600, overwrite=overwrite)
-    except FileExistsError:
-        raise KeyFileError(f"{os.fspath(path)} exists; refusing to overwrite a {kind} file") from None
     except OSError as exc:
-        raise KeyFileError(f"cannot write {kind} file {os.fspath(path)!r}: {exc.strerror}") from None
+        why = "it exists (overwrite was not asked for)" if isinstance(exc, FileExistsError) else exc.strerror
+        raise KeyFileError(f"cannot write {kind} file {os.fspath(path)!r}: {why}") from None
 
 
 __all__ = [
