@@ -2,8 +2,9 @@
 
 * Keys: the regulator's key is 3072 bits by default, never below 2048. Foreign public
   keys are validated (:func:`validate_public_key`) before anyone encrypts under them.
-* Key files: the private key is stored encrypted at rest, scrypt + SM4-GCM like
-  :mod:`chain.crypto.keyfile` (same KDF limits, header bound as associated data).
+* Key files: the private key is stored encrypted at rest as a sealed secret of kind
+  ``rongxin-paillier-private-key`` (:mod:`chain.crypto.sealed`: scrypt + SM4-GCM, the
+  modulus in the clear, the header bound as associated data).
 * Packing (:class:`SlotLayout`): many slot values share one plaintext. Each agency encodes
   a slot value ``v`` with ``|v| < 2**b`` as ``v + 2**b`` (so it is positive), in a slot of
   ``w = b + 1 + ceil(log2 A) + 8`` bits for ``A`` agencies; the sum of ``A`` encodings is
@@ -24,26 +25,23 @@ Examples
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import os
 import secrets
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import gmpy2
 import phe
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from phe import PaillierPrivateKey as PrivateKey
 from phe import PaillierPublicKey as PublicKey
 from phe import util as phe_util
 
-from chain.crypto import sm3, sm4
-from chain.crypto.errors import DecryptionError
-from chain.crypto.keyfile import DEFAULT_SCRYPT_N, MAX_SCRYPT_N, MIN_SCRYPT_N
+from chain.crypto import sealed, sm3
+from chain.crypto.errors import CryptoError
+from chain.crypto.sealed import DEFAULT_SCRYPT_N
 from privacy.errors import CiphertextError, KeyValidationError, OverflowRisk
 
 MIN_BITS = 2048
@@ -106,95 +104,74 @@ def fingerprint(pk: PublicKey) -> bytes:
     return sm3(public_key_to_bytes(pk))
 
 
-# --- key files -------------------------------------------------------------------------------
+# --- key files ---------------------------------------------------------------------------------
 
 
-def _kdf(password: bytes, salt: bytes, n: int) -> bytes:
-    return Scrypt(salt=salt, length=sm4.KEY_SIZE, n=n, r=8, p=1).derive(password)
-
-
-def _aad(doc: dict[str, Any]) -> bytes:
-    return json.dumps({k: v for k, v in doc.items() if k != "ciphertext"}, sort_keys=True).encode()
+def _key_file_error(exc: CryptoError) -> KeyValidationError:
+    return KeyValidationError(str(exc))
 
 
 def encrypt_private_key(sk: PrivateKey, password: str, *, scrypt_n: int = DEFAULT_SCRYPT_N) -> bytes:
-    """Serialize ``sk`` encrypted under ``password`` (scrypt + SM4-GCM, JSON)."""
-    if not password:
-        raise KeyValidationError("refusing to protect a private key with an empty password")
-    if not MIN_SCRYPT_N <= scrypt_n <= MAX_SCRYPT_N or scrypt_n & (scrypt_n - 1):
-        raise KeyValidationError(f"scrypt n must be a power of two in [{MIN_SCRYPT_N}, {MAX_SCRYPT_N}]")
-    salt, nonce = secrets.token_bytes(16), secrets.token_bytes(sm4.NONCE_SIZE)
-    doc: dict[str, Any] = {
-        "format": KEY_FORMAT,
-        "version": 1,
-        "n": format(sk.public_key.n, "x"),
-        "kdf": {"name": "scrypt", "n": scrypt_n, "r": 8, "p": 1, "salt": base64.b64encode(salt).decode()},
-        "cipher": "SM4-GCM",
-        "nonce": base64.b64encode(nonce).decode(),
-    }
+    """Serialize ``sk`` as a sealed file (:mod:`chain.crypto.sealed`: scrypt + SM4-GCM, JSON).
+
+    Examples
+    --------
+    >>> _, sk = generate_keypair(2048)
+    >>> back = decrypt_private_key(encrypt_private_key(sk, "pw", scrypt_n=1024), "pw")
+    >>> (back.p, back.q) == (sk.p, sk.q)
+    True
+    """
     secret = json.dumps({"p": format(sk.p, "x"), "q": format(sk.q, "x")}).encode()
-    body = sm4.gcm_encrypt(_kdf(password.encode(), salt, scrypt_n), nonce, secret, _aad(doc))
-    doc["ciphertext"] = base64.b64encode(body).decode()
-    return (json.dumps(doc, indent=2) + "\n").encode()
+    try:
+        public = {"n": format(sk.public_key.n, "x")}
+        return sealed.seal(secret, password, KEY_FORMAT, public=public, scrypt_n=scrypt_n)
+    except CryptoError as exc:
+        raise _key_file_error(exc) from None
 
 
 def decrypt_private_key(blob: bytes, password: str) -> PrivateKey:
-    """Open a Paillier key file; :class:`KeyValidationError` on a wrong password or damage."""
+    """Open a Paillier key file; :class:`KeyValidationError` on a wrong password or damage.
+
+    Files in the layout written before the sealed format (``"format":
+    "rongxin-paillier-private-key"``, version 1) still open.
+    """
     try:
-        doc = json.loads(blob)
-        if doc.get("format") != KEY_FORMAT or doc.get("version") != 1:
-            raise KeyValidationError(f"not a {KEY_FORMAT} file (version 1)")
-        kdf = doc["kdf"]
-        n_cost = int(kdf["n"])
-        if kdf["name"] != "scrypt" or doc["cipher"] != "SM4-GCM" or (kdf["r"], kdf["p"]) != (8, 1):
-            raise KeyValidationError("unsupported KDF or cipher in key file")
-        if not MIN_SCRYPT_N <= n_cost <= MAX_SCRYPT_N or n_cost & (n_cost - 1):
-            raise KeyValidationError("key file asks for scrypt parameters outside the supported range")
-        salt = base64.b64decode(kdf["salt"], validate=True)
-        nonce = base64.b64decode(doc["nonce"], validate=True)
-        body = base64.b64decode(doc["ciphertext"], validate=True)
-        n = int(doc["n"], 16)
-    except KeyValidationError:
-        raise
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        doc = sealed.load_document(blob, KEY_FORMAT)
+        if doc.get("format") == KEY_FORMAT:
+            secret = sealed.open_json_v1(doc, password, KEY_FORMAT, compact_aad=False)
+            n_hex = doc.get("n")
+        else:
+            secret = sealed.open_sealed(blob, password, KEY_FORMAT)
+            n_hex = sealed.read_header(blob, KEY_FORMAT).public.get("n")
+    except CryptoError as exc:
+        raise _key_file_error(exc) from None
+    try:
+        factors = json.loads(secret)
+        n, p, q = int(str(n_hex), 16), int(factors["p"], 16), int(factors["q"], 16)
+    except (ValueError, KeyError, TypeError) as exc:
         raise KeyValidationError(f"damaged Paillier key file: {exc}") from None
-    try:
-        secret = json.loads(sm4.gcm_decrypt(_kdf(password.encode(), salt, n_cost), nonce, body, _aad(doc)))
-    except DecryptionError:
-        raise KeyValidationError(
-            "wrong password for this Paillier key file (or the file was modified)"
-        ) from None
-    p, q = int(secret["p"], 16), int(secret["q"], 16)
     if p * q != n:
         raise KeyValidationError("Paillier key file is inconsistent: p * q does not equal n")
     pk = validate_public_key(PublicKey(n))
     return PrivateKey(pk, p, q)
 
 
-def save_private_key(sk: PrivateKey, path: str | os.PathLike[str], password: str, **kw: int) -> None:
-    """Write an encrypted key file atomically with mode 0600."""
-    blob = encrypt_private_key(sk, password, **kw)
-    fd, tmp = tempfile.mkstemp(prefix=".rx-pkey-", dir=os.path.dirname(os.path.abspath(path)))
+def save_private_key(
+    sk: PrivateKey, path: str | os.PathLike[str], password: str, *, overwrite: bool = True, **kw: int
+) -> None:
+    """Write an encrypted key file atomically with mode 0600 (``overwrite=False``: refuse an existing one)."""
     try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        sealed.write_key_file(path, encrypt_private_key(sk, password, **kw), KEY_FORMAT, overwrite=overwrite)
+    except CryptoError as exc:
+        raise _key_file_error(exc) from None
 
 
 def load_private_key(path: str | os.PathLike[str], password: str) -> PrivateKey:
     """Read and open a key file written by :func:`save_private_key`."""
     try:
-        with open(path, "rb") as fh:
-            blob = fh.read(1 << 16)
-    except OSError as exc:
-        raise KeyValidationError(
-            f"cannot read Paillier key file {os.fspath(path)!r}: {exc.strerror}"
-        ) from None
+        blob = sealed.read_key_file(path, "Paillier key")
+    except CryptoError as exc:
+        raise _key_file_error(exc) from None
     return decrypt_private_key(blob, password)
 
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from chain import crypto
 from chain.crypto import envelope, keyfile
 from chain.errors import ChainError
 from rongxin import __version__
+from rongxin.cli_common import Force, PasswordFile, console, fail, overwrite_guard, password
 from rongxin.errors import RongxinError
 
 app = typer.Typer(
@@ -37,28 +36,6 @@ def _mount() -> None:
     app.add_typer(cli_ledger.app, name="ledger", help="Checkpoints and receipts from a node's store.")
 
 
-console = Console()
-err_console = Console(stderr=True)
-PASSWORD_ENV = "RONGXIN_KEY_PASSWORD"
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[red]error:[/] {message}")
-    return typer.Exit(code)
-
-
-def _password(password_file: Path | None, confirm: bool = False) -> str:
-    if password_file is not None:
-        try:
-            return password_file.read_text(encoding="utf-8").rstrip("\n")
-        except OSError as exc:
-            raise _fail(f"cannot read password file {password_file}: {exc.strerror}") from None
-    env = os.environ.get(PASSWORD_ENV)
-    if env:
-        return env
-    return str(typer.prompt("Key password", hide_input=True, confirmation_prompt=confirm))
-
-
 def _public_key(spec: str) -> crypto.PublicKey:
     """A public key from a PEM file, a Rongxin key file (public part) or hex."""
     path = Path(spec)
@@ -72,13 +49,7 @@ def _public_key(spec: str) -> crypto.PublicKey:
     try:
         return crypto.PublicKey.from_bytes(bytes.fromhex(spec))
     except ValueError:
-        raise _fail(f"{spec!r} is neither a PEM/key file nor a hex SM2 public key") from None
-
-
-PasswordFile = Annotated[
-    Path | None,
-    typer.Option(help=f"Read the key password from this file (else ${PASSWORD_ENV}, else a prompt)."),
-]
+        raise fail(f"{spec!r} is neither a PEM/key file nor a hex SM2 public key") from None
 
 
 @app.command()
@@ -104,9 +75,9 @@ def demo(
     try:
         report = run_demo(out, console)
     except (ChainError, RongxinError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if not report.ok:
-        raise _fail("the demo did not complete: see the failed steps above")
+        raise fail("the demo did not complete: see the failed steps above")
     console.print("[bold green]demo complete[/]")
 
 
@@ -117,7 +88,7 @@ def hash_cmd(files: Annotated[list[Path], typer.Argument(help="Files to hash.")]
         try:
             typer.echo(f"{crypto.sm3_file(f).hex()}  {f}")
         except ChainError as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
 
 
 @crypto_app.command()
@@ -127,11 +98,17 @@ def keygen(
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
     """Generate an SM2 key pair and save it password-protected."""
-    if out.exists() and not force:
-        raise _fail(f"{out} exists; pass --force to overwrite it")
+    overwrite_guard(out, force)
     key = crypto.PrivateKey.generate()
-    keyfile.save_private_key(key, out, _password(password_file, confirm=True))
-    out.with_suffix(out.suffix + ".pub.pem").write_text(key.public_key.to_pem())
+    try:
+        keyfile.save_private_key(key, out, password(password_file, confirm=True), overwrite=force)
+        crypto.atomic_write(
+            out.with_suffix(out.suffix + ".pub.pem"), key.public_key.to_pem().encode(), 0o644, overwrite=True
+        )
+    except ChainError as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot write {out}.pub.pem: {exc.strerror}") from None
     console.print(f"key {key.public_key.key_id()[:16]}… written to {out} (public key: {out}.pub.pem)")
 
 
@@ -144,14 +121,14 @@ def sign(
 ) -> None:
     """Sign a file (SM2 with SM3 and Z); prints the 64-byte signature as hex."""
     try:
-        private = keyfile.load_private_key(key, _password(password_file))
+        private = keyfile.load_private_key(key, password(password_file))
         with open(file, "rb") as fh:
             e = private.public_key.hasher(user_id.encode()).update_stream(fh).digest()
         typer.echo(private.sign_digest(e).hex())
     except OSError as exc:
-        raise _fail(f"cannot read {file}: {exc.strerror}") from None
+        raise fail(f"cannot read {file}: {exc.strerror}") from None
     except ChainError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 @crypto_app.command()
@@ -166,16 +143,16 @@ def verify(
     try:
         sig = bytes.fromhex(sig_text)
     except ValueError:
-        raise _fail("the signature is not hex") from None
+        raise fail("the signature is not hex") from None
     pub = _public_key(pubkey)
     try:
         with open(file, "rb") as fh:
             e = pub.hasher(user_id.encode()).update_stream(fh).digest()
         pub.verify_digest(e, sig)
     except OSError as exc:
-        raise _fail(f"cannot read {file}: {exc.strerror}") from None
+        raise fail(f"cannot read {file}: {exc.strerror}") from None
     except ChainError as exc:
-        raise _fail(f"INVALID: {exc}") from None
+        raise fail(f"INVALID: {exc}") from None
     console.print(f"[green]valid[/] signature by {pub.key_id()[:16]}…")
 
 
@@ -183,13 +160,15 @@ def verify(
 def encrypt(
     file: Annotated[Path, typer.Argument(help="File to encrypt.")],
     to: Annotated[str, typer.Option(help="Recipient public key: PEM file, key file, or hex.")],
-    out: Annotated[Path, typer.Option(help="Encrypted output file.")],
+    out: Annotated[Path, typer.Option(help="Encrypted output file (never the input).")],
+    force: Force = False,
 ) -> None:
     """Encrypt a file to an SM2 public key (SM2 envelope + streaming SM4-GCM)."""
+    overwrite_guard(out, force, inputs=[file])
     try:
         n = envelope.seal_file(_public_key(to), file, out)
     except ChainError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"encrypted {n} bytes to {out}")
 
 
@@ -197,14 +176,16 @@ def encrypt(
 def decrypt(
     file: Annotated[Path, typer.Argument(help="Encrypted file.")],
     key: Annotated[Path, typer.Option(help="Rongxin key file of the recipient.")],
-    out: Annotated[Path, typer.Option(help="Decrypted output (written only if authentic).")],
+    out: Annotated[Path, typer.Option(help="Decrypted output (written only if authentic; never an input).")],
     password_file: PasswordFile = None,
+    force: Force = False,
 ) -> None:
     """Decrypt a file made by ``rongxin crypto encrypt``."""
+    overwrite_guard(out, force, inputs=[file, key])
     try:
-        n = envelope.open_file(keyfile.load_private_key(key, _password(password_file)), file, out)
+        n = envelope.open_file(keyfile.load_private_key(key, password(password_file)), file, out)
     except ChainError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"decrypted {n} bytes to {out}")
 
 
@@ -244,11 +225,11 @@ def verify_receipt_cmd(
         else:
             info = verify_receipt(r, g, cp)
     except OSError as exc:
-        raise _fail(f"cannot read {exc.filename}: {exc.strerror}") from None
+        raise fail(f"cannot read {exc.filename}: {exc.strerror}") from None
     except ReceiptError as exc:
-        raise _fail(f"INVALID receipt ({exc.reason}): {exc}") from None
+        raise fail(f"INVALID receipt ({exc.reason}): {exc}") from None
     except (ValidationError, ValueError, KeyError, TypeError) as exc:
-        raise _fail(f"INVALID input: {exc}") from None
+        raise fail(f"INVALID input: {exc}") from None
     result: dict[str, Any] = {
         "valid": True,
         "chain_id": g.chain_id,

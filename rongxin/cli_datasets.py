@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -18,12 +17,11 @@ from datasets.corpus import build, counts
 from datasets.errors import DatasetsError
 from datasets.manifest import Manifest
 from datasets.paths import corpus_dir
+from rongxin.cli_common import console, err_console, fail
 
 app = typer.Typer(
     help="Benchmark corpora from packaged real media, and seeded attack sets.", no_args_is_help=True
 )
-console = Console()
-err_console = Console(stderr=True)
 
 
 class Target(StrEnum):
@@ -38,11 +36,6 @@ class AttackKind(StrEnum):
     image = "image"
     audio = "audio"
     video = "video"
-
-
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[red]error:[/] {message}")
-    return typer.Exit(1)
 
 
 class _Bars:
@@ -89,7 +82,7 @@ def build_cmd(
         with _progress() as progress:
             man = build(target.value, out, smoke=smoke_only, seed=seed, progress=_Bars(progress))
     except DatasetsError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     _summary(man)
     console.print(f"manifest: {man.root / 'manifest.jsonl'}")
 
@@ -100,7 +93,7 @@ def smoke_cmd() -> None:
     try:
         root = smoke.ensure()
     except DatasetsError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(str(root))
 
 
@@ -116,7 +109,7 @@ def validate_cmd(
         man = Manifest.open(root)
         man.validate()
     except DatasetsError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     _summary(man)
     console.print("[green]ok[/]: every file matches the manifest")
 
@@ -138,7 +131,7 @@ def attack_cmd(
                 man, kind.value, count, seed, out, max_chain=max_chain, progress=_Bars(progress)
             )
     except DatasetsError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     ops: dict[str, int] = {}
     for t in truths:
         for step in t.chain:

@@ -16,61 +16,46 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from chain.errors import ChainError
 from chain.receipt import build_checkpoint, build_receipt, verify_checkpoint
 from chain.replica import chain_genesis_block
 from chain.store import LedgerStore
 from chain.types import Genesis
+from rongxin.cli_common import Force, console, fail, overwrite_guard, write_output
 
 app = typer.Typer(help="Checkpoints and receipts from a node's ledger store.", no_args_is_help=True)
-console = Console()
 
 Db = Annotated[Path, typer.Option(help="The node's ledger store (ledger/node-0.db).")]
 GenesisFile = Annotated[Path, typer.Option(help="The chain's genesis document (genesis.cbor).")]
 Out = Annotated[Path, typer.Option(help="Where to write the file.")]
-Force = Annotated[bool, typer.Option(help="Overwrite an existing output file.")]
-
-
-def _fail(message: str) -> typer.Exit:
-    from rongxin import cli  # imported here: rongxin.cli mounts this module
-
-    return cli._fail(message)
 
 
 def _open(db: Path, genesis: Path) -> tuple[LedgerStore, Genesis]:
     if not db.is_file():
-        raise _fail(f"no ledger store at {db}")
+        raise fail(f"no ledger store at {db}")
     try:
         g = Genesis.from_bytes(genesis.read_bytes())
         return LedgerStore(db, chain_genesis_block(g).hash), g
     except OSError as exc:
-        raise _fail(f"cannot read {exc.filename}: {exc.strerror}") from None
+        raise fail(f"cannot read {exc.filename}: {exc.strerror}") from None
     except ChainError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _write(out: Path, data: bytes, force: bool) -> None:
-    if out.exists() and not force:
-        raise _fail(f"{out} exists; pass --force to replace it")
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(out)
+        raise fail(str(exc)) from None
 
 
 @app.command("checkpoint")
 def checkpoint_cmd(db: Db, genesis: GenesisFile, out: Out, force: Force = False) -> None:
     """Write a checkpoint at the node's committed head; print the hash to compare before pinning."""
+    overwrite_guard(out, force)
     store, g = _open(db, genesis)
     try:
         cp = build_checkpoint(store, g)
         info = verify_checkpoint(cp, g)
     except ChainError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     finally:
         store.close()
-    _write(out, cp.to_bytes(), force)
+    write_output(out, cp.to_bytes(), force=force, mode=0o644)
     console.print(
         f"checkpoint of {g.chain_id} at height {info.height}, epoch {info.epoch} "
         f"({len(info.record.validators)} validators) written to {out}\n"
@@ -87,21 +72,22 @@ def receipt_cmd(
     force: Force = False,
 ) -> None:
     """Write the receipt of a committed transaction, with proofs up to the node's head."""
+    overwrite_guard(out, force)
     try:
         raw_id = bytes.fromhex(tx_id)
     except ValueError:
-        raise _fail("the transaction id must be 64 hex digits") from None
+        raise fail("the transaction id must be 64 hex digits") from None
     if len(raw_id) != 32:
-        raise _fail("the transaction id must be 64 hex digits")
+        raise fail("the transaction id must be 64 hex digits")
     store, g = _open(db, genesis)
     try:
         receipt = build_receipt(store, raw_id)
         info = receipt.verify(g)
     except ChainError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     finally:
         store.close()
-    _write(out, receipt.to_bytes(), force)
+    write_output(out, receipt.to_bytes(), force=force, mode=0o644)
     console.print(
         f"receipt of {info.transaction.type} tx {tx_id[:16]}… (height {info.height}) written to {out}"
     )

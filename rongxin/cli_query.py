@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from privacy import paillier
@@ -18,24 +16,20 @@ from privacy.demo_data import write_demo
 from privacy.errors import PrivacyError
 from privacy.query import Regulator
 from privacy.spec import parse
+from rongxin.cli_common import Force, PasswordFile, console, fail, overwrite_guard, password
 
 app = typer.Typer(
     help="Privacy-preserving aggregate queries across agencies (Paillier / MPC).", no_args_is_help=True
 )
-console = Console()
-err_console = Console(stderr=True)
-PASSWORD_ENV = "RONGXIN_KEY_PASSWORD"
 
 
 def _keypair(dep: Deployment, password_file: Path | None) -> tuple[paillier.PublicKey, paillier.PrivateKey]:
     key_file = dep.regulator.get("key_file")
     if key_file is None:
         return paillier.generate_keypair(int(dep.regulator.get("key_bits", paillier.DEFAULT_BITS)))
-    if password_file is not None:
-        password = password_file.read_text(encoding="utf-8").rstrip("\n")
-    else:
-        password = os.environ.get(PASSWORD_ENV) or str(typer.prompt("Paillier key password", hide_input=True))
-    sk = paillier.load_private_key(dep.base / key_file, password)
+    sk = paillier.load_private_key(
+        dep.base / key_file, password(password_file, prompt="Paillier key password")
+    )
     return sk.public_key, sk
 
 
@@ -49,7 +43,7 @@ def run(
     output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
     unpacked: Annotated[bool, typer.Option(help="Paillier without slot packing (plain phe).")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds before an agency counts as dropped out.")] = 300.0,
-    password_file: Annotated[Path | None, typer.Option(help="Password of the regulator's key file.")] = None,
+    password_file: PasswordFile = None,
 ) -> None:
     """Run one query across the agencies and print the result (table or JSON)."""
     text = Path(spec[1:]).read_text(encoding="utf-8") if spec.startswith("@") else spec
@@ -69,8 +63,7 @@ def run(
         with console.status("running query…") as status:
             result = regulator.run(query, packed=not unpacked, progress=lambda m: status.update(m))
     except PrivacyError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        raise fail(str(exc)) from None
     if output == "json":
         console.print_json(json.dumps(result.to_json(), ensure_ascii=False, default=str))
         return
@@ -109,19 +102,15 @@ def demo_data(
 def keygen(
     path: Annotated[Path, typer.Argument(help="Where to write the encrypted Paillier key file.")],
     bits: Annotated[int, typer.Option(help="Modulus size (2048 minimum).")] = paillier.DEFAULT_BITS,
-    password_file: Annotated[Path | None, typer.Option(help="Read the password from this file.")] = None,
+    password_file: PasswordFile = None,
+    force: Force = False,
 ) -> None:
-    """Create the regulator's Paillier key, encrypted at rest (scrypt + SM4-GCM)."""
-    if password_file is not None:
-        password = password_file.read_text(encoding="utf-8").rstrip("\n")
-    else:
-        password = os.environ.get(PASSWORD_ENV) or str(
-            typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-        )
+    """Create the regulator's Paillier key, encrypted at rest (a sealed secret: scrypt + SM4-GCM)."""
+    overwrite_guard(path, force)
+    secret = password(password_file, confirm=True, prompt="Password")
     try:
         _pk, sk = paillier.generate_keypair(bits)
-        paillier.save_private_key(sk, path, password)
+        paillier.save_private_key(sk, path, secret, overwrite=force)
     except PrivacyError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        raise fail(str(exc)) from None
     console.print(f"wrote {path} (fingerprint {paillier.fingerprint(sk.public_key).hex()[:16]}…)")

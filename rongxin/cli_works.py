@@ -14,17 +14,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from forensics.errors import ForensicsError
 from forensics.types import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from rongxin.cli_common import console, err_console
+from rongxin.cli_common import fail as _fail
 
 works_app = typer.Typer(help="Register, remove and count works in a forensics library.", no_args_is_help=True)
-
-console = Console()
-err_console = Console(stderr=True)
 
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | AUDIO_SUFFIXES | VIDEO_SUFFIXES
 
@@ -47,11 +45,6 @@ def audio_evidence(d: dict[str, Any]) -> str:
         f"{d['ref_start']:.2f}-{d['ref_end']:.2f} s, speed {d['speed']:.3f}, "
         f"{d['verified_peaks']}/{d['reference_peaks']} peaks"
     )
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[red]error:[/] {message}")
-    return typer.Exit(code)
 
 
 def collect_media(paths: list[Path]) -> list[Path]:

@@ -1,7 +1,8 @@
 """``rongxin transfer …``: the auditor's commands for confidential transfers.
 
-* ``auditor-keygen KEYFILE`` — a new auditor key, saved password-protected (scrypt +
-  SM4-GCM); prints the public key to register with a ``zkp.auditor`` transaction;
+* ``auditor-keygen KEYFILE`` — a new auditor key, saved password-protected (a sealed
+  secret: scrypt + SM4-GCM, written atomically with mode 0600); prints the public key to
+  register with a ``zkp.auditor`` transaction;
 * ``audit`` — decrypt and check recorded transfers, either one exported record
   (``--record FILE``, the CBOR kept under ``zkp/xfer/…``) or every transfer of a work read
   from a ledger store (``--db ledger.db --genesis genesis.cbor --work HEX``). Each transfer's
@@ -12,43 +13,30 @@ Mounted by ``rongxin.cli`` as ``app.add_typer(cli_zkp.app, name="transfer")``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from chain.errors import ChainError
 from chain.store import LedgerStore
 from chain.types import Genesis
+from rongxin.cli_common import (
+    PasswordFile,
+    console,
+    err_console,
+    fail,
+    overwrite_guard,
+    password,
+    write_output,
+)
 from zkp.auditor import AuditorKey, open_auditor_key, seal_auditor_key
 from zkp.contract import TransferRecord, transfer_records
 from zkp.errors import ZkpError
 from zkp.transfer import audit, verify_transfer
 
 app = typer.Typer(help="Confidential copyright transfers: auditor keys and audits.", no_args_is_help=True)
-console = Console()
-err_console = Console(stderr=True)
-PASSWORD_ENV = "RONGXIN_KEY_PASSWORD"  # the same variable as the other key commands
-
-PasswordFile = Annotated[
-    Path | None,
-    typer.Option(help=f"Read the key password from this file (else ${PASSWORD_ENV}, else a prompt)."),
-]
-
-
-def _fail(message: str) -> typer.Exit:
-    from rongxin import cli  # imported here: rongxin.cli mounts this module
-
-    return cli._fail(message)
-
-
-def _password(password_file: Path | None, confirm: bool = False) -> str:
-    from rongxin import cli
-
-    return cli._password(password_file, confirm)
 
 
 @app.command("auditor-keygen")
@@ -58,13 +46,9 @@ def auditor_keygen(
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
     """Create an auditor (regulator) key; print its public key."""
-    if keyfile.exists() and not force:
-        raise _fail(f"{keyfile} exists; pass --force to overwrite it")
+    overwrite_guard(keyfile, force)
     key = AuditorKey.generate()
-    blob = seal_auditor_key(key, _password(password_file, confirm=True))
-    fd = os.open(keyfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(blob)
+    write_output(keyfile, seal_auditor_key(key, password(password_file, confirm=True)), force=force)
     console.print(key.public.encode().hex())
 
 
@@ -75,15 +59,15 @@ def _records(
         try:
             return [TransferRecord.from_bytes(record.read_bytes())]
         except OSError as exc:
-            raise _fail(f"cannot read {record}: {exc.strerror}") from None
+            raise fail(f"cannot read {record}: {exc.strerror}") from None
     if db is None or genesis is None or work is None:
-        raise _fail("give --record FILE, or --db, --genesis and --work together")
+        raise fail("give --record FILE, or --db, --genesis and --work together")
     try:
         work_id = bytes.fromhex(work)
         gen = Genesis.from_bytes(genesis.read_bytes())
         store = LedgerStore(db, gen.hash)
     except (ValueError, OSError, ChainError) as exc:
-        raise _fail(f"cannot open the ledger: {exc}") from None
+        raise fail(f"cannot open the ledger: {exc}") from None
     try:
         return list(transfer_records(_StoreState(store), work_id))
     finally:
@@ -109,14 +93,14 @@ def audit_cmd(
 ) -> None:
     """Verify, decrypt and check recorded transfers; exit 1 if any fails."""
     try:
-        auditor = open_auditor_key(key.read_bytes(), _password(password_file))
+        auditor = open_auditor_key(key.read_bytes(), password(password_file))
     except OSError as exc:
-        raise _fail(f"cannot read {key}: {exc.strerror}") from None
+        raise fail(f"cannot read {key}: {exc.strerror}") from None
     except ZkpError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     records = _records(record, db, genesis, work)
     if not records:
-        raise _fail("no recorded transfer found for this work")
+        raise fail("no recorded transfer found for this work")
     table = Table("work", "seq", "height", "price", "royalty shares")
     failed = 0
     for rec in records:

@@ -140,8 +140,7 @@ def run_demo(out_dir: Path, console: Console | None = None, *, scrypt_n: int | N
     t0 = time.perf_counter()
     supervisor = crypto.PrivateKey.generate()
     key_path = out_dir / "supervisor.key"
-    kwargs = {"scrypt_n": scrypt_n} if scrypt_n else {}
-    keyfile.save_private_key(supervisor, key_path, password, **kwargs)
+    keyfile.save_private_key(supervisor, key_path, password, scrypt_n=scrypt_n or keyfile.DEFAULT_SCRYPT_N)
     cert = make_placeholder_certificate(
         supervisor, "Demo Provincial Supervisor (省级监管节点)", "supervisory"
     )

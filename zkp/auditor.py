@@ -24,16 +24,13 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
-import json
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from chain.crypto import sm4
-from chain.errors import ChainError
+from chain.crypto import sealed, sm4
+from chain.crypto.errors import CryptoError, KeyFileError
 from zkp.errors import DecryptionError, ParameterError, ZkpError
 from zkp.group import ORDER, Point, ScalarSource, SecretKey, random_scalar
 from zkp.pedersen import pedersen_gens
@@ -140,12 +137,12 @@ class AuditorKey(SecretKey):
         return value
 
 
-_KEY_FILE_KIND = "rongxin-zkp-auditor-key"
-_SCRYPT_R, _SCRYPT_P = 8, 1
+KEY_FILE_KIND = "rongxin-zkp-auditor-key"
 
 
-def seal_auditor_key(key: AuditorKey, password: str, *, scrypt_n: int = 1 << 15) -> bytes:
-    """A password-protected key file (JSON: scrypt + SM4-GCM, the public key in the clear).
+def seal_auditor_key(key: AuditorKey, password: str, *, scrypt_n: int = sealed.DEFAULT_SCRYPT_N) -> bytes:
+    """A password-protected key file: a sealed secret (:mod:`chain.crypto.sealed`, scrypt +
+    SM4-GCM) of kind ``rongxin-zkp-auditor-key``, the public key in the clear.
 
     Examples
     --------
@@ -153,44 +150,54 @@ def seal_auditor_key(key: AuditorKey, password: str, *, scrypt_n: int = 1 << 15)
     >>> open_auditor_key(seal_auditor_key(key, "pw", scrypt_n=1024), "pw") == key
     True
     """
-    salt = secrets.token_bytes(16)
-    public = key.public.encode().hex()
-    aad = f"{_KEY_FILE_KIND}:{public}".encode()
-    sealed = sm4.seal(_kdf(password, salt, scrypt_n), key.to_bytes(), aad)
-    doc = {
-        "kind": _KEY_FILE_KIND,
-        "public": public,
-        "salt": salt.hex(),
-        "n": scrypt_n,
-        "sealed": sealed.hex(),
-    }
-    return json.dumps(doc, indent=1).encode() + b"\n"
+    public = {"public_key": key.public.encode().hex()}
+    try:
+        return sealed.seal(key.to_bytes(), password, KEY_FILE_KIND, public=public, scrypt_n=scrypt_n)
+    except CryptoError as exc:
+        raise ParameterError(str(exc)) from None
+
+
+def _open_hex_layout(doc: dict[str, Any], password: str) -> tuple[bytes, str]:
+    """The secret and public key of a file in the layout written before the sealed format
+    (``kind``, ``public``, ``salt``, ``n``, ``sealed``, hex; associated data ``kind:public``)."""
+    try:
+        public = str(doc["public"])
+        box = bytes.fromhex(doc["sealed"])
+        salt = bytes.fromhex(doc["salt"])
+        n = int(doc["n"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise KeyFileError(f"damaged {KEY_FILE_KIND} file: missing or invalid field ({exc})") from None
+    secret = sealed.decrypt_with_password(
+        password,
+        kind=KEY_FILE_KIND,
+        salt=salt,
+        n=n,
+        r=8,
+        p=1,
+        nonce=box[: sm4.NONCE_SIZE],
+        body=box[sm4.NONCE_SIZE :],
+        aad=f"{KEY_FILE_KIND}:{public}".encode(),
+    )
+    return secret, public
 
 
 def open_auditor_key(blob: bytes, password: str) -> AuditorKey:
-    """Open :func:`seal_auditor_key`'s output; :class:`DecryptionError` for a wrong password or file."""
+    """Open :func:`seal_auditor_key`'s output; :class:`DecryptionError` for a wrong password or file.
+
+    Files in the layout written before the sealed format still open.
+    """
     try:
-        doc = json.loads(blob)
-        if doc.get("kind") != _KEY_FILE_KIND:
-            raise ValueError("not an auditor key file")
-        n = int(doc["n"])
-        if not 1 << 10 <= n <= 1 << 20 or n & (n - 1):
-            raise ValueError("scrypt cost out of range")
-        aad = f"{_KEY_FILE_KIND}:{doc['public']}".encode()
-        secret = sm4.open_sealed(
-            _kdf(password, bytes.fromhex(doc["salt"]), n), bytes.fromhex(doc["sealed"]), aad
-        )
+        doc = sealed.load_document(blob, KEY_FILE_KIND)
+        if "format" not in doc and doc.get("kind") == KEY_FILE_KIND:
+            secret, public = _open_hex_layout(doc, password)
+        else:
+            secret = sealed.open_sealed(blob, password, KEY_FILE_KIND)
+            public = sealed.read_header(blob, KEY_FILE_KIND).public.get("public_key", "")
         key = AuditorKey.from_bytes(secret)
-    except (ValueError, KeyError, TypeError, ChainError, ZkpError) as exc:
-        raise DecryptionError(
-            f"cannot open auditor key file (wrong password or damaged file): {exc}"
-        ) from None
-    if key.public.encode().hex() != doc["public"]:
+    except CryptoError as exc:
+        raise DecryptionError(f"cannot open auditor key file: {exc}") from None
+    except ZkpError as exc:
+        raise DecryptionError(f"cannot open auditor key file (damaged secret): {exc}") from None
+    if key.public.encode().hex() != public:
         raise DecryptionError("auditor key file's public key does not match its secret")
     return key
-
-
-def _kdf(password: str, salt: bytes, n: int) -> bytes:
-    return hashlib.scrypt(
-        password.encode("utf-8"), salt=salt, n=n, r=_SCRYPT_R, p=_SCRYPT_P, maxmem=1 << 28, dklen=sm4.KEY_SIZE
-    )

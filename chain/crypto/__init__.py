@@ -11,6 +11,8 @@ SM2        :class:`PrivateKey`, :class:`PublicKey`,                system OpenSS
            :func:`sign`, :func:`verify`, :func:`encrypt`,          (``libcrypto.so.3``)
            :func:`decrypt`
 key files  :func:`save_private_key`, :func:`load_private_key`      scrypt + SM4-GCM
+sealed     :func:`seal` / :func:`open_sealed` (any secret, by      scrypt + SM4-GCM
+           kind), :func:`atomic_write`
 =========  =====================================================  ==========================
 
 Every error is a :class:`CryptoError` subclass (see :mod:`chain.crypto.errors`).
@@ -26,6 +28,7 @@ Examples
 """
 
 from chain.crypto import sm4
+from chain.crypto.atomic import atomic_write
 from chain.crypto.errors import (
     BackendError,
     CiphertextFormatError,
@@ -36,6 +39,7 @@ from chain.crypto.errors import (
     KeyFormatError,
     SignatureFormatError,
     WrongKeyTypeError,
+    WrongKindError,
     WrongPasswordError,
 )
 from chain.crypto.keyfile import (
@@ -44,6 +48,7 @@ from chain.crypto.keyfile import (
     load_private_key,
     save_private_key,
 )
+from chain.crypto.sealed import open_sealed, seal
 from chain.crypto.sm2 import (
     DEFAULT_USER_ID,
     SM2_CURVE,
@@ -74,7 +79,9 @@ __all__ = [
     "PublicKey",
     "SignatureFormatError",
     "WrongKeyTypeError",
+    "WrongKindError",
     "WrongPasswordError",
+    "atomic_write",
     "decrypt",
     "decrypt_private_key",
     "encrypt",
@@ -82,7 +89,9 @@ __all__ = [
     "hmac_sm3",
     "hmac_sm3_verify",
     "load_private_key",
+    "open_sealed",
     "save_private_key",
+    "seal",
     "sign",
     "sm3",
     "sm3_file",

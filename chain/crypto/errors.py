@@ -48,3 +48,8 @@ class WrongPasswordError(DecryptionError):
 
 class KeyFileError(CryptoError):
     """A key file is unreadable, of an unknown format, or uses unsupported parameters."""
+
+
+class WrongKindError(KeyFileError):
+    """A sealed file holds another kind of secret than the one asked for (e.g. an auditor
+    key given where an SM2 private key is expected)."""

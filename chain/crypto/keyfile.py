@@ -1,66 +1,29 @@
 """Password-protected SM2 private-key files.
 
-Format (JSON, UTF-8; documented in ``docs/crypto.md``)::
+A key file is a sealed secret (:mod:`chain.crypto.sealed`, documented in
+``docs/crypto.md``) of kind ``rongxin-sm2-private-key``: the PKCS#8 DER of the key under
+scrypt + SM4-GCM, the public key in the clear (``"public": {"public_key": "04…"}``) so a
+file can be identified unopened. Files are written atomically with mode 0600.
 
-    {
-      "format": "rongxin-sm2-private-key",
-      "version": 1,
-      "public_key": "04…",                       # hex, so a file can be identified unopened
-      "kdf": {"name": "scrypt", "n": 131072, "r": 8, "p": 1, "salt": "<base64 16 B>"},
-      "cipher": "SM4-GCM",
-      "nonce": "<base64 12 B>",
-      "ciphertext": "<base64>"                    # SM4-GCM(key, PKCS#8 DER) || tag
-    }
-
-The SM4 key is the first 16 bytes of ``scrypt(password, salt, n, r, p)``; scrypt is a
-memory-hard slow KDF from OpenSSL through ``cryptography``.  Every field but the
-ciphertext is bound as associated data, so a file whose public key, KDF parameters or
-cipher were edited fails exactly like a wrong password.  Files are written atomically
-with mode 0600.
+Key files written before the sealed format (``"format": "rongxin-sm2-private-key"``,
+version 1) still open; saving the key again writes the sealed format.
 """
 
 from __future__ import annotations
 
-import base64
-import json
+import logging
 import os
-import secrets
-import tempfile
-from typing import Any
 
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-
-from chain.crypto import sm4
-from chain.crypto.errors import DecryptionError, KeyFileError, WrongKeyTypeError, WrongPasswordError
+from chain.crypto import sealed
+from chain.crypto.errors import KeyFileError, WrongKeyTypeError
+from chain.crypto.sealed import DEFAULT_SCRYPT_N, MAX_FILE_BYTES, MAX_SCRYPT_COST, MAX_SCRYPT_N, MIN_SCRYPT_N
 from chain.crypto.sm2 import PrivateKey
 
-FORMAT = "rongxin-sm2-private-key"
-VERSION = 1
-DEFAULT_SCRYPT_N = 1 << 17
-MIN_SCRYPT_N = 1 << 10
-MAX_SCRYPT_N = 1 << 22
-MAX_SCRYPT_COST = MAX_SCRYPT_N * 8
-"""Largest ``n * r * p`` a key file may ask for: the costliest file this module writes
-(``n = MAX_SCRYPT_N``, ``r = 8``, ``p = 1``, 4 GiB and a few seconds). Without it, a 1 KB
-file asking for ``r = 32, p = 16`` would cost 16 GiB and 64 times that time."""
-MAX_FILE_BYTES = 64 * 1024
+KIND = "rongxin-sm2-private-key"
+FORMAT = KIND
+"""The ``format`` of key files written before the sealed format (now the sealed ``kind``)."""
 
-
-def _derive(password: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return Scrypt(salt=salt, length=sm4.KEY_SIZE, n=n, r=r, p=p).derive(password)
-
-
-def _password_bytes(password: str | bytes) -> bytes:
-    if isinstance(password, str):
-        return password.encode("utf-8")
-    if isinstance(password, (bytes, bytearray)):
-        return bytes(password)
-    raise KeyFileError(f"a password is str or bytes, not {type(password).__name__}")
-
-
-def _aad(doc: dict[str, Any]) -> bytes:
-    header = {k: v for k, v in doc.items() if k != "ciphertext"}
-    return json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+_log = logging.getLogger(__name__)
 
 
 def encrypt_private_key(key: PrivateKey, password: str | bytes, *, scrypt_n: int = DEFAULT_SCRYPT_N) -> bytes:
@@ -85,24 +48,8 @@ def encrypt_private_key(key: PrivateKey, password: str | bytes, *, scrypt_n: int
     """
     if not isinstance(key, PrivateKey):
         raise WrongKeyTypeError(f"only an SM2 PrivateKey can be saved here, not {type(key).__name__}")
-    pw = _password_bytes(password)
-    if not pw:
-        raise KeyFileError("refusing to protect a private key with an empty password")
-    if scrypt_n < MIN_SCRYPT_N or scrypt_n > MAX_SCRYPT_N or scrypt_n & (scrypt_n - 1):
-        raise KeyFileError(f"scrypt n must be a power of two in [{MIN_SCRYPT_N}, {MAX_SCRYPT_N}]")
-    salt = secrets.token_bytes(16)
-    nonce = secrets.token_bytes(sm4.NONCE_SIZE)
-    doc: dict[str, Any] = {
-        "format": FORMAT,
-        "version": VERSION,
-        "public_key": key.public_key.to_bytes().hex(),
-        "kdf": {"name": "scrypt", "n": scrypt_n, "r": 8, "p": 1, "salt": base64.b64encode(salt).decode()},
-        "cipher": "SM4-GCM",
-        "nonce": base64.b64encode(nonce).decode(),
-    }
-    body = sm4.gcm_encrypt(_derive(pw, salt, scrypt_n, 8, 1), nonce, key.to_der(), _aad(doc))
-    doc["ciphertext"] = base64.b64encode(body).decode()
-    return (json.dumps(doc, indent=2) + "\n").encode()
+    public = {"public_key": key.public_key.to_bytes().hex()}
+    return sealed.seal(key.to_der(), password, KIND, public=public, scrypt_n=scrypt_n)
 
 
 def decrypt_private_key(blob: bytes | str, password: str | bytes) -> PrivateKey:
@@ -111,87 +58,68 @@ def decrypt_private_key(blob: bytes | str, password: str | bytes) -> PrivateKey:
     Raises
     ------
     KeyFileError
-        Not a Rongxin key file, unsupported version or parameters.
+        Not a Rongxin SM2 key file (another kind of sealed file included), unsupported
+        version or parameters, damaged.
     WrongPasswordError
         Wrong password, or the file was modified.
     """
-    pw = _password_bytes(password)
-    if isinstance(blob, (bytes, bytearray)) and len(blob) > MAX_FILE_BYTES:
-        raise KeyFileError(f"a key file is at most {MAX_FILE_BYTES} bytes")
-    try:
-        doc = json.loads(blob)
-    except (ValueError, UnicodeDecodeError):
-        raise KeyFileError("not a Rongxin key file: it is not JSON") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise KeyFileError(f"not a Rongxin key file: 'format' is not {FORMAT!r}")
-    if doc.get("version") != VERSION:
-        raise KeyFileError(
-            f"unsupported key file version {doc.get('version')!r} (this build reads {VERSION})"
-        )
-    try:
-        kdf = doc["kdf"]
-        if kdf["name"] != "scrypt" or doc["cipher"] != "SM4-GCM":
-            raise KeyFileError(f"unsupported KDF or cipher: {kdf['name']!r} / {doc['cipher']!r}")
-        n, r, p = int(kdf["n"]), int(kdf["r"]), int(kdf["p"])
-        salt = base64.b64decode(kdf["salt"], validate=True)
-        nonce = base64.b64decode(doc["nonce"], validate=True)
-        body = base64.b64decode(doc["ciphertext"], validate=True)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise KeyFileError(f"damaged key file: missing or invalid field ({exc})") from None
-    if not (MIN_SCRYPT_N <= n <= MAX_SCRYPT_N and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16):
-        raise KeyFileError("key file asks for scrypt parameters outside the supported range")
-    if n * r * p > MAX_SCRYPT_COST:
-        raise KeyFileError(
-            f"key file asks for scrypt parameters outside the supported range (n·r·p = {n * r * p}, "
-            f"at most {MAX_SCRYPT_COST})"
-        )
-    if len(nonce) != sm4.NONCE_SIZE or len(salt) < 16:
-        raise KeyFileError("damaged key file: bad nonce or salt length")
-    try:
-        der = sm4.gcm_decrypt(_derive(pw, salt, n, r, p), nonce, body, _aad(doc))
-    except DecryptionError:
-        raise WrongPasswordError("wrong password for this key file (or the file was modified)") from None
+    doc = sealed.load_document(blob, KIND)
+    if doc.get("format") == FORMAT:
+        _log.info("opening an SM2 key file in the layout before the sealed format; save it again to convert")
+        der = sealed.open_json_v1(doc, password, KIND, compact_aad=True)
+        public_hex = doc.get("public_key")
+    else:
+        der = sealed.open_sealed(blob, password, KIND)
+        public_hex = sealed.read_header(blob, KIND).public.get("public_key")
     key = PrivateKey.from_der(der)
-    if key.public_key.to_bytes().hex() != doc.get("public_key"):
+    if key.public_key.to_bytes().hex() != public_hex:
         raise KeyFileError("key file is inconsistent: its public key does not match the private key")
     return key
 
 
 def save_private_key(
-    key: PrivateKey, path: str | os.PathLike[str], password: str | bytes, *, scrypt_n: int = DEFAULT_SCRYPT_N
+    key: PrivateKey,
+    path: str | os.PathLike[str],
+    password: str | bytes,
+    *,
+    scrypt_n: int = DEFAULT_SCRYPT_N,
+    overwrite: bool = True,
 ) -> None:
-    """Write ``key`` encrypted to ``path`` atomically, readable by the owner only (0600)."""
-    blob = encrypt_private_key(key, password, scrypt_n=scrypt_n)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".rx-key-", dir=directory)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``key`` encrypted to ``path`` atomically, readable by the owner only (0600).
+
+    With ``overwrite=False`` an existing ``path`` is refused (:class:`KeyFileError`)."""
+    sealed.write_key_file(
+        path, encrypt_private_key(key, password, scrypt_n=scrypt_n), KIND, overwrite=overwrite
+    )
 
 
 def load_private_key(path: str | os.PathLike[str], password: str | bytes) -> PrivateKey:
     """Read and decrypt a key file written by :func:`save_private_key`."""
-    try:
-        with open(path, "rb") as fh:
-            blob = fh.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key file {os.fspath(path)!r}: {exc.strerror}") from exc
-    return decrypt_private_key(blob, password)
+    return decrypt_private_key(sealed.read_key_file(path, KIND), password)
 
 
 def read_public_key_hex(path: str | os.PathLike[str]) -> str:
     """Return the public key recorded in a key file without asking for the password."""
-    try:
-        with open(path, "rb") as fh:
-            doc = json.loads(fh.read(MAX_FILE_BYTES + 1))
+    data = sealed.read_key_file(path, KIND)
+    doc = sealed.load_document(data, KIND)
+    if doc.get("format") == FORMAT and isinstance(doc.get("public_key"), str):
         return str(doc["public_key"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise KeyFileError(f"cannot read the public key of {os.fspath(path)!r}: {exc}") from None
+    try:
+        return sealed.read_header(data, KIND).public["public_key"]
+    except KeyError:
+        raise KeyFileError(f"cannot read the public key of {os.fspath(path)!r}: none recorded") from None
+
+
+__all__ = [
+    "DEFAULT_SCRYPT_N",
+    "KIND",
+    "MAX_FILE_BYTES",
+    "MAX_SCRYPT_COST",
+    "MAX_SCRYPT_N",
+    "MIN_SCRYPT_N",
+    "decrypt_private_key",
+    "encrypt_private_key",
+    "load_private_key",
+    "read_public_key_hex",
+    "save_private_key",
+]

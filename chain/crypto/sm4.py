@@ -21,16 +21,15 @@ Stream layout (all integers big-endian)::
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-import tempfile
 from collections.abc import Callable
 from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from chain.crypto.atomic import atomic_output
 from chain.crypto.errors import CiphertextFormatError, CryptoError, DecryptionError, KeyFormatError
 from chain.crypto.sm3 import hmac_sm3
 
@@ -308,26 +307,16 @@ def transform_file(
     """Run ``fn(input, output)`` from ``src`` into ``dst`` atomically.
 
     The output goes to a temporary file in ``dst``'s directory that is fsynced and renamed
-    over ``dst`` only when ``fn`` returns; on any error it is removed, so a failed
-    decryption never leaves unauthenticated plaintext behind.
+    over ``dst`` only when ``fn`` returns (:func:`chain.crypto.atomic.atomic_output`); on
+    any error it is removed, so a failed decryption never leaves unauthenticated plaintext
+    behind.
     """
-    dst_dir = os.path.dirname(os.path.abspath(dst))
     with _open_input(src) as fin:
         try:
-            fd, tmp = tempfile.mkstemp(prefix=".rx-sm4-", dir=dst_dir)
+            with atomic_output(dst, 0o600, overwrite=True) as fout:
+                return int(fn(fin, fout))
         except OSError as exc:
-            raise CryptoError(f"cannot write into {dst_dir!r}: {exc.strerror}") from exc
-        try:
-            with os.fdopen(fd, "wb") as fout:
-                n = int(fn(fin, fout))
-                fout.flush()
-                os.fsync(fout.fileno())
-            os.replace(tmp, dst)
-            return n
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+            raise CryptoError(f"cannot write {os.fspath(dst)!r}: {exc.strerror}") from exc
 
 
 def _open_input(src: str | os.PathLike[str]) -> BinaryIO:

@@ -241,11 +241,16 @@ def _key() -> PrivateKey:
 
 
 def _keyfile_seeds() -> list[bytes]:
-    return [encrypt_private_key(_key(), "pw", scrypt_n=1024)]
+    """A sealed SM2 key file and one in the layout written before the sealed format."""
+    earlier = Path(__file__).parents[1] / "data" / "sealed" / "legacy-sm2.key"
+    return [encrypt_private_key(_key(), _KEYFILE_PASSWORD, scrypt_n=1024), earlier.read_bytes()]
+
+
+_KEYFILE_PASSWORD = "legacy-pw"  # the password of tests/data/sealed/legacy-sm2.key
 
 
 def _keyfile(data: bytes) -> Any:
-    return decrypt_private_key(data, "pw")
+    return decrypt_private_key(data, _KEYFILE_PASSWORD)
 
 
 def _pem_seeds() -> list[bytes]:

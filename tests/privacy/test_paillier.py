@@ -130,3 +130,46 @@ def test_key_file_round_trip_and_failures(
         paillier.encrypt_private_key(sk, "")
     with pytest.raises(KeyValidationError, match="cannot read"):
         paillier.load_private_key(tmp_path / "missing", "pw")
+
+
+LEGACY = Path(__file__).parents[1] / "data" / "sealed"
+
+
+def test_key_file_in_the_earlier_layout_still_opens(tmp_path: Path) -> None:
+    """A file written by the Paillier key-file code before the one sealed format."""
+    expected = json.loads((LEGACY / "expected.json").read_text())
+    path = LEGACY / "legacy-paillier.pkey"
+    sk = paillier.load_private_key(path, expected["password"])
+    assert format(sk.public_key.n, "x") == expected["paillier_n"]
+    with pytest.raises(KeyValidationError, match="wrong password"):
+        paillier.load_private_key(path, "nope")
+    doc = json.loads(path.read_text())
+    for bad, match in (
+        (doc | {"n": format(sk.public_key.n + 2, "x")}, "wrong password"),
+        (doc | {"version": 2}, "version"),
+        (doc | {"kdf": doc["kdf"] | {"n": 1 << 30}}, "scrypt parameters"),
+        (doc | {"ciphertext": doc["ciphertext"][:16]}, "truncated"),
+        ({k: v for k, v in doc.items() if k != "nonce"}, "damaged"),
+    ):
+        with pytest.raises(KeyValidationError, match=match):
+            paillier.decrypt_private_key(json.dumps(bad).encode(), expected["password"])
+    # Saving again writes the sealed format.
+    paillier.save_private_key(sk, tmp_path / "new.pkey", "pw", scrypt_n=1024)
+    assert json.loads((tmp_path / "new.pkey").read_text())["format"] == "rongxin-sealed"
+
+
+def test_key_file_refuses_other_kinds_oversize_and_overwrite(
+    keypair: tuple[paillier.PublicKey, paillier.PrivateKey], tmp_path: Path
+) -> None:
+    from zkp.auditor import AuditorKey, seal_auditor_key
+
+    _, sk = keypair
+    with pytest.raises(KeyValidationError, match="not a rongxin-paillier-private-key"):
+        paillier.decrypt_private_key(seal_auditor_key(AuditorKey.generate(), "pw", scrypt_n=1024), "pw")
+    with pytest.raises(KeyValidationError, match="at most"):
+        paillier.decrypt_private_key(b" " * 70_000, "pw")
+    path = tmp_path / "reg.pkey"
+    path.write_text("keep me")
+    with pytest.raises(KeyValidationError, match="exists"):
+        paillier.save_private_key(sk, path, "pw", scrypt_n=1024, overwrite=False)
+    assert path.read_text() == "keep me"

@@ -1,3 +1,5 @@
+import stat
+
 import pytest
 from typer.testing import CliRunner
 
@@ -96,3 +98,70 @@ def test_version_and_bad_pubkey(tmp_path) -> None:
     f.write_bytes(b"x")
     r = runner.invoke(app, ["crypto", "encrypt", str(f), "--to", "not-a-key", "--out", str(tmp_path / "o")])
     assert r.exit_code == 1 and "neither" in r.stderr
+
+
+def _encrypt(tmp_path, src, out, *extra: str):
+    to = str(tmp_path / "k.pub.pem")
+    return runner.invoke(app, ["crypto", "encrypt", str(src), "--to", to, "--out", str(out), *extra])
+
+
+def test_encrypt_refuses_an_existing_output_without_force(tmp_path, keypath) -> None:
+    src = tmp_path / "in.bin"
+    src.write_bytes(b"evidence")
+    out = tmp_path / "in.rxe"
+    out.write_bytes(b"keep me")
+    refused = _encrypt(tmp_path, src, out)
+    assert refused.exit_code == 1 and "exists" in refused.stderr and "--force" in refused.stderr
+    assert out.read_bytes() == b"keep me"
+    forced = _encrypt(tmp_path, src, out, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert out.read_bytes() != b"keep me"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+def test_encrypt_onto_its_own_input_always_refuses(tmp_path, keypath) -> None:
+    src = tmp_path / "in.bin"
+    src.write_bytes(b"evidence")
+    (tmp_path / "alias.bin").symlink_to(src)
+    for out in (src, tmp_path / "alias.bin", tmp_path / "." / "in.bin"):
+        for extra in ((), ("--force",)):
+            result = _encrypt(tmp_path, src, out, *extra)
+            assert result.exit_code == 1 and "is also an input" in _flat(result.stderr)
+    assert src.read_bytes() == b"evidence"
+
+
+def test_decrypt_refuses_an_existing_output_without_force(tmp_path, keypath) -> None:
+    src = tmp_path / "in.bin"
+    src.write_bytes(b"evidence")
+    enc = tmp_path / "in.rxe"
+    assert _encrypt(tmp_path, src, enc).exit_code == 0
+    out = tmp_path / "out.bin"
+    out.write_bytes(b"keep me")
+    decrypt = ["crypto", "decrypt", str(enc), "--key", str(keypath), "--out"]
+    refused = runner.invoke(app, [*decrypt, str(out)])
+    assert refused.exit_code == 1 and "exists" in refused.stderr
+    assert out.read_bytes() == b"keep me"
+    forced = runner.invoke(app, [*decrypt, str(out), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert out.read_bytes() == b"evidence"
+    onto_key = runner.invoke(app, [*decrypt, str(keypath), "--force"])
+    assert onto_key.exit_code == 1 and "is also an input" in _flat(onto_key.stderr)
+    assert keyfile.load_private_key(keypath, "pw")
+
+
+def test_keygen_writes_a_sealed_key_and_force_replaces_it(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("RONGXIN_KEY_PASSWORD", "pw")
+    target = tmp_path / "new.key"
+    first = runner.invoke(app, ["crypto", "keygen", str(target)])
+    assert first.exit_code == 0, first.output
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    key = keyfile.load_private_key(target, "pw")
+    assert (tmp_path / "new.key.pub.pem").read_text() == key.public_key.to_pem()
+    again = runner.invoke(app, ["crypto", "keygen", str(target), "--force"])
+    assert again.exit_code == 0, again.output
+    assert keyfile.load_private_key(target, "pw") != key
+
+
+def _flat(text: str) -> str:
+    """Output with the console's line wrapping undone."""
+    return " ".join(text.split())

@@ -1,10 +1,14 @@
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import zkp.transfer as tr
+from chain.crypto import keyfile
+from chain.crypto.errors import KeyFileError
+from chain.crypto.sm2 import PrivateKey
 from tests.zkp.helpers import flip_byte
 from tests.zkp.transfer_fixtures import CHAIN, PRICE, SHARES, WORK, make_deal
 from zkp.auditor import AuditorKey, encrypt_amount, open_auditor_key, seal_auditor_key
@@ -13,6 +17,7 @@ from zkp.group import Point, hash_to_point
 from zkp.transfer import MAX_SHARES, OwnerKey, OwnershipRecord, Transfer, audit, verify_transfer
 
 DEAL = make_deal()
+LEGACY = Path(__file__).parents[1] / "data" / "sealed"
 
 
 def _verify(transfer: Transfer, chain: str = CHAIN) -> None:
@@ -227,12 +232,46 @@ def test_auditor_key_file() -> None:
     with pytest.raises(DecryptionError, match="wrong password"):
         open_auditor_key(blob, "other")
     doc = json.loads(blob)
+    no_salt = doc | {"kdf": {k: v for k, v in doc["kdf"].items() if k != "salt"}}
     for bad in (
         b"not json",
         json.dumps(doc | {"kind": "x"}).encode(),
         json.dumps(doc | {"n": 3}).encode(),
         json.dumps(doc | {"public": AuditorKey.generate().public.encode().hex()}).encode(),
-        json.dumps({k: v for k, v in doc.items() if k != "salt"}).encode(),
+        json.dumps(no_salt).encode(),
     ):
         with pytest.raises(DecryptionError):
             open_auditor_key(bad, "pw")
+
+
+def test_auditor_key_file_in_the_hex_layout_still_opens_and_is_checked() -> None:
+    """A file written by the auditor key-file code before the sealed format."""
+    expected = json.loads((LEGACY / "expected.json").read_text())
+    blob = (LEGACY / "legacy-auditor.key").read_bytes()
+    key = open_auditor_key(blob, expected["password"])
+    assert key.public.encode().hex() == expected["auditor_public"]
+    with pytest.raises(DecryptionError, match="wrong password"):
+        open_auditor_key(blob, "other")
+    doc = json.loads(blob)
+    for bad in (
+        json.dumps(doc | {"kind": "x"}).encode(),
+        json.dumps(doc | {"n": 3}).encode(),
+        json.dumps(doc | {"n": 1 << 30}).encode(),
+        json.dumps(doc | {"public": AuditorKey.generate().public.encode().hex()}).encode(),
+        json.dumps({k: v for k, v in doc.items() if k != "salt"}).encode(),
+        json.dumps(doc | {"sealed": doc["sealed"][:40]}).encode(),
+        blob[:-20],
+    ):
+        with pytest.raises(DecryptionError):
+            open_auditor_key(bad, expected["password"])
+    # Re-sealing converts it to the one sealed format.
+    resealed = json.loads(seal_auditor_key(key, "pw", scrypt_n=1024))
+    assert (resealed["format"], resealed["kind"]) == ("rongxin-sealed", "rongxin-zkp-auditor-key")
+
+
+def test_auditor_key_file_is_not_another_kind_of_sealed_file() -> None:
+    sm2_file = keyfile.encrypt_private_key(PrivateKey.generate(), "pw", scrypt_n=1024)
+    with pytest.raises(DecryptionError, match="not a rongxin-zkp-auditor-key"):
+        open_auditor_key(sm2_file, "pw")
+    with pytest.raises(KeyFileError, match="not a rongxin-sm2-private-key"):
+        keyfile.decrypt_private_key(seal_auditor_key(AuditorKey.generate(), "pw", scrypt_n=1024), "pw")

@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from chain.crypto import keyfile
+from chain.crypto import keyfile, sealed
 from chain.crypto.errors import KeyFileError, WrongKeyTypeError, WrongPasswordError
 from chain.crypto.sm2 import PrivateKey
 
@@ -84,7 +84,7 @@ def test_refuses_kdf_cost_beyond_what_the_writer_makes(n: int, r: int, p: int, m
     def no_scrypt(*args: object) -> bytes:
         raise AssertionError("scrypt must not run for these parameters")
 
-    monkeypatch.setattr(keyfile, "_derive", no_scrypt)
+    monkeypatch.setattr(sealed, "derive_key", no_scrypt)
     with pytest.raises(KeyFileError, match="scrypt parameters"):
         keyfile.decrypt_private_key(json.dumps(doc).encode(), "pw")
 

@@ -1,3 +1,5 @@
+"""``rongxin transfer auditor-keygen`` and ``rongxin transfer audit`` through typer's test runner."""
+
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -70,3 +72,18 @@ def test_keygen_and_audit_from_record_and_store(tmp_path: Path) -> None:
     assert invoke("--record", str(record_file))[0] == 1
     code, out = invoke()
     assert code == 1 and "--record" in out
+
+
+def test_auditor_keygen_writes_atomically_and_force_replaces(tmp_path: Path) -> None:
+    pw = tmp_path / "pw"
+    pw.write_text("secret-pw\n")
+    keyfile = tmp_path / "auditor.key"
+    keyfile.write_text("keep me")
+    refused = runner.invoke(app, ["auditor-keygen", str(keyfile), "--password-file", str(pw)])
+    assert refused.exit_code == 1 and keyfile.read_text() == "keep me"
+    forced = runner.invoke(app, ["auditor-keygen", str(keyfile), "--password-file", str(pw), "--force"])
+    assert forced.exit_code == 0, forced.output
+    key = open_auditor_key(keyfile.read_bytes(), "secret-pw")
+    assert forced.output.strip() == key.public.encode().hex()
+    assert keyfile.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["auditor.key", "pw"]

@@ -1,0 +1,134 @@
+"""What every ``rongxin`` command shares: consoles, errors, passwords and safe output files.
+
+Each ``rongxin/cli*.py`` module imports from here and none imports another, so any of them
+can be imported (and tested) alone; :mod:`rongxin.cli` mounts the others.
+
+* :data:`console` (stdout) and :data:`err_console` (stderr, errors and progress bars);
+* :func:`fail` — print ``error: …`` to stderr and return the :class:`typer.Exit` to raise;
+* :func:`password` — a key password from ``--password-file``, else ``$RONGXIN_KEY_PASSWORD``,
+  else a hidden prompt; :data:`PasswordFile` is the matching option;
+* :func:`overwrite_guard` and :func:`write_output` — refuse to replace an existing file
+  without ``--force`` (and an input file always), then write atomically
+  (:func:`chain.crypto.atomic_write`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from chain.crypto import atomic_write
+
+console = Console()
+err_console = Console(stderr=True)
+PASSWORD_ENV = "RONGXIN_KEY_PASSWORD"
+"""Environment variable holding the key password when no ``--password-file`` is given."""
+
+PasswordFile = Annotated[
+    Path | None,
+    typer.Option(help=f"Read the key password from this file (else ${PASSWORD_ENV}, else a prompt)."),
+]
+Force = Annotated[bool, typer.Option(help="Overwrite an existing output file.")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``error: message`` to stderr; return the exit to raise.
+
+    Examples
+    --------
+    >>> exc = fail("no such work")
+    >>> exc.exit_code
+    1
+    """
+    err_console.print(f"[red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def password(password_file: Path | None, confirm: bool = False, prompt: str = "Key password") -> str:
+    """The key password: first line of ``password_file``, else ``$RONGXIN_KEY_PASSWORD``, else a prompt.
+
+    ``confirm`` asks twice at the prompt (for a new key). A password file that cannot be
+    read is a :func:`fail`. The password is never printed.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "pw"
+    >>> _ = f.write_text("s3cret\\n")
+    >>> password(f)
+    's3cret'
+    """
+    if password_file is not None:
+        try:
+            return password_file.read_text(encoding="utf-8").rstrip("\n")
+        except OSError as exc:
+            raise fail(f"cannot read password file {password_file}: {exc.strerror}") from None
+    env = os.environ.get(PASSWORD_ENV)
+    if env:
+        return env
+    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def overwrite_guard(out: Path, force: bool, *, inputs: Iterable[Path] = ()) -> None:
+    """Refuse (:func:`fail`) an output that is one of ``inputs`` (always), or exists without ``force``.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> overwrite_guard(d / "new.bin", force=False)
+    >>> _ = (d / "in.bin").write_bytes(b"x")
+    >>> overwrite_guard(d / "in.bin", force=True, inputs=[d / "in.bin"])
+    Traceback (most recent call last):
+    ...
+    typer.exceptions.Exit: 1
+    """
+    for source in inputs:
+        if out.exists() and _same_file(out, source):
+            raise fail(f"{out} is also an input; write the output to another file")
+    if not force and (out.exists() or out.is_symlink()):
+        raise fail(f"{out} exists; pass --force to overwrite it")
+
+
+def write_output(out: Path, data: bytes, *, force: bool, mode: int = 0o600) -> None:
+    """Write ``data`` to ``out`` atomically with ``mode``; without ``force`` an existing ``out`` is refused.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "checkpoint.cbor"
+    >>> write_output(out, b"cbor", force=False, mode=0o644)
+    >>> out.read_bytes()
+    b'cbor'
+    """
+    try:
+        atomic_write(out, data, mode, overwrite=force)
+    except FileExistsError:
+        raise fail(f"{out} exists; pass --force to overwrite it") from None
+    except OSError as exc:
+        raise fail(f"cannot write {out}: {exc.strerror}") from None
+
+
+__all__ = [
+    "PASSWORD_ENV",
+    "Force",
+    "PasswordFile",
+    "console",
+    "err_console",
+    "fail",
+    "overwrite_guard",
+    "password",
+    "write_output",
+]
