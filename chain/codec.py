@@ -108,7 +108,7 @@ def scan(data: bytes, max_depth: int = MAX_DEPTH) -> None:
     >>> scan(bytes.fromhex("d81c80"))
     Traceback (most recent call last):
     ...
-    chain.codec.CodecError: tag 28 (CBOR tags are not in the data model) at byte 0
+    chain.errors.CodecError: tag 28 (CBOR tags are not in the data model) at byte 0
     """
     n = len(data)
     pos = 0
@@ -196,7 +196,7 @@ def decode(data: bytes, max_size: int = MAX_ENCODED) -> Any:
     >>> decode(bytes.fromhex("9bffffffffffffffff"))
     Traceback (most recent call last):
     ...
-    chain.codec.CodecError: array of 18446744073709551615 items declared, only 0 bytes are left at byte 0
+    chain.errors.CodecError: array of 18446744073709551615 items declared, only 0 bytes are left at byte 0
     """
     if not isinstance(data, (bytes, bytearray)):
         raise CodecError(f"canonical data is bytes, not {type(data).__name__}")

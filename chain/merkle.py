@@ -421,7 +421,7 @@ def verify_inclusion(
     >>> verify_inclusion(leaf_hash(b"b"), 0, 2, tree.inclusion_proof(1), tree.root)
     Traceback (most recent call last):
     ...
-    chain.merkle.MerkleError: root mismatch
+    chain.errors.MerkleError: root mismatch
     """
     computed = _check_hash(leaf_hash, "leaf hash", hasher)
     index = _check_int(index, "index")
@@ -519,7 +519,7 @@ def verify_consistency(
     >>> verify_consistency(1, 3, old.root, old.root, new.consistency_proof(1))
     Traceback (most recent call last):
     ...
-    chain.merkle.MerkleError: new root mismatch
+    chain.errors.MerkleError: new root mismatch
     """
     old_size = _check_int(old_size, "old size")
     new_size = _check_int(new_size, "new size")

@@ -41,7 +41,7 @@ b'secret'
 >>> open_sealed(blob, "pw", "other-kind")
 Traceback (most recent call last):
 ...
-chain.crypto.errors.WrongKindError: this is a sealed example-secret file, not a other-kind file
+chain.errors.WrongKindError: this is a sealed example-secret file, not a other-kind file
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def check_kdf(n: int, r: int, p: int) -> None:
     >>> check_kdf(1 << 22, 32, 16)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    chain.crypto.errors.KeyFileError: the file asks for scrypt parameters ... (n·r·p = 2147483648, ...)
+    chain.errors.KeyFileError: the file asks for scrypt parameters ... (n·r·p = 2147483648, ...)
     """
     if not (MIN_SCRYPT_N <= n <= MAX_SCRYPT_N and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16):
         raise KeyFileError("the file asks for scrypt parameters outside the supported range")
