@@ -46,7 +46,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from forensics.audio.index import AudioIndex, Segment, make_fingerprint, plan_merge
+from forensics.audio.index import AudioIndex, make_fingerprint, plan_merge
+from forensics.audio.segments import Segment
 
 
 class _MergeCounter:

@@ -245,9 +245,14 @@ def calibrate(
     table = table_of("main")
     bass = table_of("bass") if bass_layer is not None else None
     joint = table_of("both") if bass_layer is not None else None
-    index.set_thresholds(table, fpr_target=fpr_target, joint_thresholds=joint)
+    main_values = {"threshold": encode_threshold(table), "fpr_target": repr(float(fpr_target))}
+    if joint is not None:
+        main_values["joint_threshold"] = encode_threshold(joint)
+    index.catalogue.set_many(main_values)
     if bass_layer is not None and bass is not None:
-        bass_layer.set_thresholds(bass, fpr_target=fpr_target)
+        bass_layer.catalogue.set_many(
+            {"threshold": encode_threshold(bass), "fpr_target": repr(float(fpr_target))}
+        )
     every = [w["main"] for found in scores.values() for w in found]
     return {
         "bass_thresholds": bass,

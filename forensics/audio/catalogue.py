@@ -22,14 +22,19 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from forensics.audio.calibration import DEFAULT_FPR_TARGET, DEFAULT_THRESHOLDS, encode_threshold
+from forensics.audio.calibration import (
+    DEFAULT_FPR_TARGET,
+    DEFAULT_THRESHOLDS,
+    decode_threshold,
+    encode_threshold,
+)
 from forensics.audio.errors import AudioIndexError
 from forensics.audio.landmarks import LandmarkParams, Peaks
 from forensics.audio.peakstore import SCHEMA as _PEAK_SCHEMA
@@ -151,6 +156,11 @@ class Catalogue:
         with self.writer(), self._db:
             for key, value in values.items():
                 self.set(key, value)
+
+    def table(self, key: str, default: Mapping[float, float]) -> dict[float, float]:
+        """The threshold table stored under ``key``, or ``default``."""
+        stored = self.get(key)
+        return decode_threshold(stored) if stored else dict(default)
 
     def generation(self) -> int:
         """The change counter: every registration, removal and merge bumps it."""

@@ -25,16 +25,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
-import numpy.typing as npt
-
 from forensics.audio import calibration, rules
 from forensics.audio.bass import BASS_PARAMS, DEFAULT_BASS_THRESHOLDS, DEFAULT_JOINT_THRESHOLDS
 from forensics.audio.calibration import (
     DEFAULT_FPR_TARGET,
     DEFAULT_THRESHOLD,
     DEFAULT_THRESHOLDS,
-    decode_threshold,
     encode_threshold,
     threshold_at,
 )
@@ -51,7 +47,7 @@ from forensics.audio.fingerprint import (
 from forensics.audio.landmarks import LandmarkParams, Peaks, anchor_peaks
 from forensics.audio.match import Variant, default_variants
 from forensics.audio.rules import Layer, WorkTable
-from forensics.audio.segments import Segment, SegmentStore, bucket_directory, plan_merge, search, size_tier
+from forensics.audio.segments import bucket_directory, plan_merge, size_tier
 from forensics.audio.storage import LayerStorage
 from forensics.evidence import AudioRule
 from forensics.types import Match, MediaKind
@@ -63,14 +59,10 @@ __all__ = [
     "FORMAT_VERSION",
     "AudioIndex",
     "Fingerprint",
-    "Segment",
-    "SegmentStore",
-    "WorkTable",
     "bucket_directory",
     "fingerprint_file",
     "make_fingerprint",
     "plan_merge",
-    "search",
     "size_tier",
 ]
 
@@ -100,13 +92,11 @@ class AudioIndex:
     window_seconds : float
         Length of a query window (and the hop is half of it).
     max_segments : int
-        Most segments kept: when more exist, the smallest are merged (see
-        :func:`plan_merge`). Every lookup searches every segment.
+        Most segments kept (every lookup searches every segment): when more exist, the
+        smallest are merged (see :func:`plan_merge`).
     fan_in : int
-        Segments of one size tier (sizes within a factor ``fan_in``) merged at once; each
-        merge moves a landmark up at least one tier, so it is rewritten about
-        ``log_fan_in`` (index size / work size) times while the tiers fit in
-        ``max_segments`` segments.
+        Segments of one size tier (sizes within a factor ``fan_in``) merged at once, so a
+        landmark is rewritten about ``log_fan_in`` (index size / work size) times.
     merge_chunk : int
         Entries a merge holds in memory at once (about 70 bytes each); see :meth:`compact`.
 
@@ -202,23 +192,19 @@ class AudioIndex:
         exists = (where / "audio.sqlite").exists()
         if not exists and not (self.catalogue.created and self.params == LandmarkParams()):
             return
-        common: dict[str, Any] = {
-            "max_seconds": self.max_seconds,
-            "min_seconds": self.min_seconds,
-            "max_query_seconds": self.max_query_seconds,
-            "window_seconds": self.window_seconds,
-            "bass": False,
-        }
+        if not exists and threshold is None:
+            threshold = DEFAULT_BASS_THRESHOLDS
         try:
-            if exists:
-                self._bass = AudioIndex(where, threshold=threshold, **common)
-            else:
-                self._bass = AudioIndex(
-                    where,
-                    params=BASS_PARAMS,
-                    threshold=DEFAULT_BASS_THRESHOLDS if threshold is None else threshold,
-                    **common,
-                )
+            self._bass = AudioIndex(
+                where,
+                params=None if exists else BASS_PARAMS,
+                threshold=threshold,
+                max_seconds=self.max_seconds,
+                min_seconds=self.min_seconds,
+                max_query_seconds=self.max_query_seconds,
+                window_seconds=self.window_seconds,
+                bass=False,
+            )
         except BaseException:
             self.catalogue.close()
             raise
@@ -245,8 +231,7 @@ class AudioIndex:
     @property
     def thresholds(self) -> dict[float, float]:
         """Significance a match needs, per calibrated query window length (seconds)."""
-        stored = self.catalogue.get("threshold")
-        return decode_threshold(stored) if stored else dict(DEFAULT_THRESHOLDS)
+        return self.catalogue.table("threshold", DEFAULT_THRESHOLDS)
 
     def threshold_for(self, seconds: float) -> float:
         """Significance a query window of ``seconds`` needs (interpolated between lengths)."""
@@ -259,40 +244,12 @@ class AudioIndex:
         See :mod:`forensics.audio.rules`; :data:`forensics.audio.bass.DEFAULT_JOINT_THRESHOLDS`
         until :meth:`calibrate` sets them.
         """
-        stored = self.catalogue.get("joint_threshold")
-        return decode_threshold(stored) if stored else dict(DEFAULT_JOINT_THRESHOLDS)
+        return self.catalogue.table("joint_threshold", DEFAULT_JOINT_THRESHOLDS)
 
     @property
     def fpr_target(self) -> float:
         """False-positive rate per query window the threshold is calibrated for."""
         return float(self.catalogue.get("fpr_target") or DEFAULT_FPR_TARGET)
-
-    def set_thresholds(
-        self,
-        thresholds: float | Mapping[float, float],
-        *,
-        fpr_target: float | None = None,
-        joint_thresholds: float | Mapping[float, float] | None = None,
-    ) -> None:
-        """Store this layer's thresholds (and the false-positive rate and joint thresholds) at once.
-
-        :meth:`calibrate` measures and stores them; the bass layer's are set on :attr:`bass`.
-
-        Examples
-        --------
-        >>> import tempfile
-        >>> with AudioIndex(tempfile.mkdtemp(), bass=False) as index:
-        ...     index.set_thresholds({5.0: 12.0}, fpr_target=0.01)
-        ...     index.thresholds, index.fpr_target
-        ({5.0: 12.0}, 0.01)
-        """
-        self._check_open()
-        values = {"threshold": encode_threshold(thresholds)}
-        if fpr_target is not None:
-            values["fpr_target"] = repr(float(fpr_target))
-        if joint_thresholds is not None:
-            values["joint_threshold"] = encode_threshold(joint_thresholds)
-        self.catalogue.set_many(values)
 
     # -- state ----------------------------------------------------------------------------
 
@@ -308,27 +265,12 @@ class AudioIndex:
             self.refresh()
             return self.storage.works
 
-    @property
-    def generation(self) -> int:
-        """The catalogue's change counter (every registration, removal and merge bumps it)."""
-        self._check_open()
-        return self.catalogue.generation()
-
     def reference_peaks(self, work_id: str) -> Peaks | None:
         """The stored peaks that candidates of registered work ``work_id`` are verified against."""
         with self._lock:
             works = self.works()
             row = works.row_of(work_id)
             return None if row is None else self.storage.reference(int(works.rowids[row]))
-
-    def lookup(self, hashes: npt.NDArray[np.uint32]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint32]]:
-        """Every stored landmark with one of ``hashes``: (position in ``hashes``, global frame).
-
-        See :meth:`forensics.audio.segments.SegmentStore.lookup` (stop words are skipped).
-        """
-        with self._lock:
-            self.refresh()
-            return self.store.lookup(hashes)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -576,13 +518,10 @@ class AudioIndex:
         """Merge all segments into one, dropping the landmarks of removed works.
 
         Registrations merge only the smallest segments on their own (:func:`plan_merge`);
-        this full merge is for an explicit clean-up, and runs by itself when removed works
-        hold more than a quarter of the entries.
-
-        The merge streams (:meth:`forensics.audio.segments.SegmentStore.merge_into`): it
-        holds about ``chunk`` entries at once (about 70 bytes each), whatever the size of
-        the index; an error or a crash midway leaves the old segments in use
-        (:meth:`forensics.audio.storage.LayerStorage.merge`).
+        this full merge, for an explicit clean-up, runs by itself when removed works hold a
+        quarter of the entries. It streams, holding about ``chunk`` entries at once (about 70
+        bytes each) whatever the size of the index; an error or a crash midway leaves the old
+        segments in use (:meth:`forensics.audio.storage.LayerStorage.merge`).
 
         Parameters
         ----------
@@ -631,10 +570,9 @@ class AudioIndex:
     ) -> dict[str, Any]:
         """Set the thresholds from audio that holds none of the registered works.
 
-        See :func:`forensics.audio.calibration.calibrate`, which this calls on this index:
-        windows of each length in ``lengths`` (3 s, 5 s and ``window_seconds`` by default)
-        of the unrelated audio in ``paths``, a threshold per length one more than their
-        highest score, for a false-positive rate per query of at most ``fpr_target``.
+        :func:`forensics.audio.calibration.calibrate` on this index: windows of each length
+        in ``lengths`` (3 s, 5 s and ``window_seconds`` by default) of the unrelated audio in
+        ``paths``; per length, a threshold one more than their highest score.
 
         Raises
         ------

@@ -24,9 +24,9 @@ from forensics.audio.index import (
     AudioIndex,
     bucket_directory,
     fingerprint_file,
-    search,
 )
 from forensics.audio.landmarks import LandmarkParams, extract_peaks
+from forensics.audio.segments import search
 from forensics.errors import LibraryError, MediaError
 from forensics.types import MediaIndex
 from tests.forensics.audio.conftest import SR, ffmpeg, synth_music, write_wav

@@ -16,7 +16,8 @@ from numpy.typing import NDArray
 
 from forensics.audio import index as index_module
 from forensics.audio.errors import AudioIndexError
-from forensics.audio.index import AudioIndex, Fingerprint, Segment, bucket_directory, make_fingerprint
+from forensics.audio.index import AudioIndex, Fingerprint, bucket_directory, make_fingerprint
+from forensics.audio.segments import Segment
 
 U32 = NDArray[np.uint32]
 Works = dict[str, Fingerprint]
@@ -82,7 +83,7 @@ def assert_all_found(index: AudioIndex, works: Works) -> None:
     for work_id, fp in works.items():
         base = int(table.bases[alive[work_id]])
         sample = np.arange(0, len(fp.hashes), 7)  # every 7th landmark keeps the test fast
-        q, vals = index.lookup(fp.hashes[sample])
+        q, vals = index.store.lookup(fp.hashes[sample])
         found = set(zip(fp.hashes[sample][q].tolist(), vals.astype(np.int64).tolist(), strict=True))
         want = set(
             zip(fp.hashes[sample].tolist(), (fp.frames[sample].astype(np.int64) + base).tolist(), strict=True)
@@ -157,7 +158,7 @@ def test_merge_when_every_work_is_removed(tmp_path: Path) -> None:
     keys, vals, directory = only_segment(index)
     assert len(keys) == len(vals) == 0 and directory.tolist() == [0] * 17
     assert index.work_ids() == [] and index.stats()["landmarks"] == 0
-    q, v = index.lookup(np.arange(100, dtype=np.uint32))
+    q, v = index.store.lookup(np.arange(100, dtype=np.uint32))
     assert len(q) == len(v) == 0
     index.close()
 
@@ -210,7 +211,7 @@ def test_error_midway_leaves_the_old_segments_in_use(tmp_path: Path) -> None:
     d = tmp_path / "idx"
     index, works = build(d, 3, [2000, 1500, 2500, 800, 1000])
     before = sorted(p.name for p in d.glob("seg-*.npy"))
-    generation = index.generation
+    generation = index.catalogue.generation()
     calls = fail_nth_write(index, 25)
     with pytest.raises(OSError, match="No space left"):
         index.compact(chunk=100)
@@ -218,7 +219,7 @@ def test_error_midway_leaves_the_old_segments_in_use(tmp_path: Path) -> None:
     index.store.write_hook = None
     assert sorted(p.name for p in d.glob("seg-*.npy")) == before  # old segments intact, nothing new
     assert not list(d.glob(".*.tmp"))  # temporary files removed
-    assert index.generation == generation
+    assert index.catalogue.generation() == generation
     assert_all_found(index, works)
     with AudioIndex(d) as other:  # a fresh reader sees the old, complete index
         assert sorted(other.work_ids()) == sorted(works)
