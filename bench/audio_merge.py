@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,23 +46,26 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from forensics.audio import index as index_module
-from forensics.audio.index import AudioIndex, make_fingerprint
+from forensics.audio.index import AudioIndex, make_fingerprint, plan_merge
+from forensics.audio.segments import Segment
 
 
-class _CountingIndex(AudioIndex):
-    """An index that counts the entries each merge reads and how often each work is rewritten."""
+class _MergeCounter:
+    """Counts the entries each merge of an index reads and how often each work is rewritten
+    (through the segment store's ``on_merge`` hook)."""
 
-    merged: list[int]
-    rewrites: dict[int, int]
+    def __init__(self, index: AudioIndex) -> None:
+        self.index = index
+        self.merged: list[int] = []
+        self.rewrites: dict[int, int] = {}
+        index.store.on_merge = self.record
 
-    def _merge_into(self, name: str, segments: list[Any], expected: int, chunk: int) -> dict[str, int]:
+    def record(self, segments: Sequence[Segment], blocks: Sequence[int]) -> None:
         self.merged.append(sum(len(s.keys) for s in segments))
         names = [s.name for s in segments]
         marks = ",".join("?" * len(names))
-        for (idx,) in self._db.execute(f"SELECT idx FROM works WHERE segment IN ({marks})", names):
+        for (idx,) in self.index.catalogue.query(f"SELECT idx FROM works WHERE segment IN ({marks})", names):
             self.rewrites[idx] = self.rewrites.get(idx, 0) + 1
-        return super()._merge_into(name, segments, expected, chunk)
 
 
 def register(directory: Path, works: int, landmarks: int, policy: str, seed: int) -> dict[str, Any]:
@@ -74,22 +78,18 @@ def register(directory: Path, works: int, landmarks: int, policy: str, seed: int
         for _ in range(works)
     ]
     shutil.rmtree(directory, ignore_errors=True)
-    real_plan = index_module.plan_merge
+    index = AudioIndex(directory)
+    counter = _MergeCounter(index)
     if policy == "full":  # the former policy: whenever a merge is due, rewrite every segment
-        index_module.plan_merge = lambda sizes, k, f: sorted(sizes) if real_plan(sizes, k, f) else []  # type: ignore[assignment]
-    try:
-        index = _CountingIndex(directory)
-        index.merged, index.rewrites = [], {}
-        most, slowest = 0, 0.0
-        t0 = time.perf_counter()
-        for i, fp in enumerate(fps):
-            t1 = time.perf_counter()
-            index.add_fingerprint(f"w{i}", fp)
-            slowest = max(slowest, time.perf_counter() - t1)
-            most = max(most, len(index._db.execute("SELECT name FROM segments").fetchall()))
-        seconds = time.perf_counter() - t0
-    finally:
-        index_module.plan_merge = real_plan
+        index.storage.merge_policy = lambda sizes, k, f: sorted(sizes) if plan_merge(sizes, k, f) else []
+    most, slowest = 0, 0.0
+    t0 = time.perf_counter()
+    for i, fp in enumerate(fps):
+        t1 = time.perf_counter()
+        index.add_fingerprint(f"w{i}", fp)
+        slowest = max(slowest, time.perf_counter() - t1)
+        most = max(most, len(index.catalogue.segment_sizes()))
+    seconds = time.perf_counter() - t0
     total = works * landmarks
     index.close()
     shutil.rmtree(directory, ignore_errors=True)
@@ -99,10 +99,10 @@ def register(directory: Path, works: int, landmarks: int, policy: str, seed: int
         "landmarks": total,
         "seconds": seconds,
         "works_per_s": works / seconds,
-        "rewritten_per_landmark": sum(index.merged) / total,
-        "most_rewrites": max(index.rewrites.values(), default=0),
-        "merges": len(index.merged),
-        "largest_merge": max(index.merged, default=0),
+        "rewritten_per_landmark": sum(counter.merged) / total,
+        "most_rewrites": max(counter.rewrites.values(), default=0),
+        "merges": len(counter.merged),
+        "largest_merge": max(counter.merged, default=0),
         "slowest_add_s": slowest,
         "most_segments": most,
     }
@@ -164,17 +164,17 @@ def build(directory: Path, hours: float, segments: int, removed: float, seed: in
         packed = np.concatenate(parts)
         del parts
         packed.sort()
-        name = index._new_segment_name()
-        index._write_segment(name, (packed >> np.uint64(32)).astype(np.uint32), packed.astype(np.uint32))
-        with index._db:
-            index._db.execute("INSERT INTO segments (name, entries) VALUES (?, ?)", (name, len(packed)))
-            index._db.executemany(
+        name = index.store.new_name()
+        index.store.write(name, (packed >> np.uint64(32)).astype(np.uint32), packed.astype(np.uint32))
+        with index.catalogue.transaction() as db:  # bulk rows, as no registration writes them
+            db.execute("INSERT INTO segments (name, entries) VALUES (?, ?)", (name, len(packed)))
+            db.executemany(
                 "INSERT INTO works (work_id, base, frames, hashes, digest, added, removed) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            index._set("next_base", str(base))
-            index._bump()
+            index.catalogue.set("next_base", str(base))
+            index.catalogue.bump()
         del packed
     st = index.stats()
     index.close()
@@ -192,7 +192,7 @@ def _status_mb(field: str) -> float:
 def child(directory: Path, mode: str, chunk: int) -> None:
     """Merge ``directory`` once in this process; print time and memory as JSON."""
     index = AudioIndex(directory, merge_chunk=chunk)
-    index._refresh()
+    index.refresh()
     before = _status_mb("VmRSS")
     t0 = time.perf_counter()
     if mode == "stream":
@@ -200,7 +200,7 @@ def child(directory: Path, mode: str, chunk: int) -> None:
     else:  # the former merge: everything in memory (the tests' reference implementation)
         from tests.forensics.audio.test_index_merge import in_memory_merge
 
-        with index._writer():
+        with index.catalogue.writer():
             out = directory / "in-memory"
             out.mkdir(exist_ok=True)
             merged = in_memory_merge(index)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
+from forensics.evidence import Evidence
+
 MediaKind = Literal["image", "audio", "video"]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
@@ -67,6 +69,24 @@ class Match:
     details : dict
         Kind-specific evidence, JSON-serializable: e.g. the matched region and transform
         for images; query span, reference span (seconds) and speed factor for audio/video.
+        When ``evidence`` is given this is its :meth:`to_json` (filled in when omitted).
+    evidence : Evidence, optional
+        The same evidence, typed (:mod:`forensics.evidence`); the indexes of this package
+        always give it. Read it rather than ``details`` in code.
+
+    Raises
+    ------
+    ValueError
+        ``details`` and ``evidence`` are both given and disagree, or ``evidence`` is of
+        another kind than ``kind``.
+
+    Examples
+    --------
+    >>> from forensics.evidence import ImageHashEvidence, points
+    >>> e = ImageHashEvidence(2, 24, "identity", points([[0, 0], [8, 0], [8, 8], [0, 8]]), (8, 8), 0, 1e-4)
+    >>> m = Match.of("poster", 0.9, 0.5, e)
+    >>> m.kind, m.details["hamming"], m.to_json()["details"] == e.to_json()
+    ('image', 2, True)
     """
 
     work_id: str
@@ -74,9 +94,35 @@ class Match:
     kind: MediaKind
     threshold: float
     details: dict[str, Any] = field(default_factory=dict)
+    evidence: Evidence | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.evidence is None:
+            return
+        if self.evidence.kind != self.kind:
+            raise ValueError(f"a {self.kind} match cannot carry {self.evidence.kind} evidence")
+        expected = self.evidence.to_json()
+        if not self.details:
+            object.__setattr__(self, "details", expected)
+        elif self.details != expected:
+            raise ValueError("a match's details must be its evidence's to_json(); give one of them")
+
+    @classmethod
+    def of(cls, work_id: str, score: float, threshold: float, evidence: Evidence) -> Match:
+        """A match of ``evidence``'s kind, its ``details`` from ``evidence.to_json()``.
+
+        Examples
+        --------
+        >>> from forensics.evidence import AudioEvidence
+        >>> e = AudioEvidence(0.0, 5.0, 12.0, 17.0, 1.0, 1.0, 0.016, 9, 30, 40, 2.5, 14.0, 3.0,
+        ...                   20, 60, 0.001, "main")
+        >>> Match.of("song", 17.0, 13.4, e).details["ref_start"]
+        12.0
+        """
+        return cls(work_id, score, evidence.kind, threshold, evidence.to_json(), evidence)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-serializable dict of this match."""
+        """A JSON-serializable dict of this match (``details`` is the evidence's JSON)."""
         return {
             "work_id": self.work_id,
             "score": self.score,

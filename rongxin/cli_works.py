@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from forensics.errors import ForensicsError
-from forensics.types import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from forensics.evidence import AudioEvidence, ImageFeatureEvidence, ImageHashEvidence
+from forensics.types import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Match
 from rongxin.cli_common import console, err_console
 from rongxin.cli_common import fail as _fail
 
@@ -29,22 +31,54 @@ MEDIA_SUFFIXES = IMAGE_SUFFIXES | AUDIO_SUFFIXES | VIDEO_SUFFIXES
 LibraryOption = Annotated[Path, typer.Option("--library", "-l", help="The library directory.")]
 
 
-def audio_evidence(d: dict[str, Any]) -> str:
+def audio_evidence(e: AudioEvidence | Mapping[str, Any]) -> str:
     """One line of an audio match's evidence: the rule that found it, spans, speed, peaks.
+
+    ``e`` is the match's :class:`~forensics.evidence.AudioEvidence`, or its JSON form (a
+    match's ``details``, as ``rongxin identify --json`` prints them; ``layer`` defaults to
+    ``main`` there).
 
     Examples
     --------
     >>> audio_evidence({"layer": "both", "query_start": 0.0, "query_end": 4.9, "ref_start": 12.0,
     ...                 "ref_end": 16.9, "speed": 1.0, "verified_peaks": 20, "reference_peaks": 60})
     'both layers: query 0.00-4.90 s = work 12.00-16.90 s, speed 1.000, 20/60 peaks'
+    >>> audio_evidence(AudioEvidence(0.0, 4.9, 12.0, 16.9, 1.0, 1.0, 0.016, 9, 30, 40, 2.5, 14.0, 3.0,
+    ...                              20, 60, 0.001, "main"))
+    'main layer: query 0.00-4.90 s = work 12.00-16.90 s, speed 1.000, 20/60 peaks'
     """
-    layer = d.get("layer", "main")
+    if isinstance(e, AudioEvidence):
+        spans = (e.query_start, e.query_end, e.ref_start, e.ref_end)
+        layer, speed, peaks = e.layer, e.speed, (e.verified_peaks, e.reference_peaks)
+    else:
+        spans = (e["query_start"], e["query_end"], e["ref_start"], e["ref_end"])
+        layer, speed, peaks = e.get("layer", "main"), e["speed"], (e["verified_peaks"], e["reference_peaks"])
     found_by = "both layers" if layer == "both" else f"{layer} layer"
     return (
-        f"{found_by}: query {d['query_start']:.2f}-{d['query_end']:.2f} s = work "
-        f"{d['ref_start']:.2f}-{d['ref_end']:.2f} s, speed {d['speed']:.3f}, "
-        f"{d['verified_peaks']}/{d['reference_peaks']} peaks"
+        f"{found_by}: query {spans[0]:.2f}-{spans[1]:.2f} s = work "
+        f"{spans[2]:.2f}-{spans[3]:.2f} s, speed {speed:.3f}, "
+        f"{peaks[0]}/{peaks[1]} peaks"
     )
+
+
+def evidence_line(m: Match) -> str:
+    """One line of a match's evidence for the ``identify`` table, from its typed evidence.
+
+    Examples
+    --------
+    >>> from forensics.evidence import ImageHashEvidence, points
+    >>> e = ImageHashEvidence(3, 24, "rot90", points([[0, 0], [9, 0], [9, 5], [0, 5]]), (10, 6), 7, 1e-4)
+    >>> evidence_line(Match.of("poster", 0.9, 0.5, e))
+    'hash: 3/24 bits, transform rot90'
+    """
+    e = m.evidence
+    if isinstance(e, ImageHashEvidence):
+        return f"hash: {e.hamming}/{e.hash_threshold} bits, transform {e.transform}"
+    if isinstance(e, ImageFeatureEvidence):
+        return f"features: {e.inliers} inliers (≥{e.inlier_threshold}), rotation {e.rotation_deg}°"
+    if isinstance(e, AudioEvidence):
+        return audio_evidence(e)
+    return json.dumps(m.details, ensure_ascii=False)[:80]
 
 
 def collect_media(paths: list[Path]) -> list[Path]:
@@ -209,19 +243,9 @@ def identify(
     for column in ("work", "kind", "score", "threshold", "evidence"):
         table.add_column(column)
     for m in matches:
-        d = m.details
-        if d.get("path") == "hash":
-            evidence = f"hash: {d['hamming']}/{d['hash_threshold']} bits, transform {d['transform']}"
-        elif d.get("path") == "features":
-            evidence = (
-                f"features: {d['inliers']} inliers (≥{d['inlier_threshold']}), rotation {d['rotation_deg']}°"
-            )
-        elif m.kind == "audio" and "ref_start" in d:
-            evidence = audio_evidence(d)
-        else:
-            evidence = json.dumps(d, ensure_ascii=False)[:80]
-        table.add_row(m.work_id, m.kind, f"{m.score:.3f}", f"{m.threshold:.2f}", evidence)
+        table.add_row(m.work_id, m.kind, f"{m.score:.3f}", f"{m.threshold:.2f}", evidence_line(m))
     console.print(table)
-    fpr = matches[0].details.get("fpr_target")
+    first = matches[0].evidence
+    fpr = first.fpr_target if first is not None else matches[0].details.get("fpr_target")
     if fpr is not None:
         console.print(f"threshold calibrated for a false-positive rate ≤ {fpr:g} per (query, work) pair")

@@ -482,6 +482,7 @@ def _audio_step(out_dir: Path, step: Callable[[str, bool, str, float], None]) ->
     from datasets.attacks.audio import apply as attack_audio
     from datasets.manifest import load as load_manifest
     from datasets.smoke import ensure as ensure_smoke
+    from forensics.evidence import AudioEvidence
     from forensics.library import Library
 
     t0 = time.perf_counter()
@@ -514,9 +515,11 @@ def _audio_step(out_dir: Path, step: Callable[[str, bool, str, float], None]) ->
             matches = library.identify(path, top_k=1)
             if matches and matches[0].work_id == f"track-{i}":
                 found += 1
-                layers.append(str(matches[0].details.get("layer", "main")))
-                start = truth.source_time(float(matches[0].details["query_start"]))
-                offsets_ok += start is not None and abs(float(matches[0].details["ref_start"]) - start) <= 0.1
+                evidence = matches[0].evidence
+                if isinstance(evidence, AudioEvidence):
+                    layers.append(evidence.layer)
+                    start = truth.source_time(evidence.query_start)
+                    offsets_ok += start is not None and abs(evidence.ref_start - start) <= 0.1
         false_hits = sum(bool(library.identify(path, top_k=1)) for path in strangers)
     ok = found == len(attacks) and offsets_ok == len(attacks) and false_hits == 0
     step(

@@ -30,6 +30,7 @@ threshold is 0.5 on both paths and 1.0 is certain.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import sqlite3
 import threading
@@ -41,6 +42,7 @@ from numpy.typing import NDArray
 
 from chain.crypto.sm3 import sm3
 from forensics.errors import LibraryError
+from forensics.evidence import ImageFeatureEvidence, ImageHashEvidence, points
 from forensics.image import features as feat
 from forensics.image.binindex import GrowingBinaryIndex
 from forensics.image.decode import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, ImageSource, load_frames
@@ -420,8 +422,11 @@ class ImageIndex:
             self._refresh()
             for number, frame in enumerate(frames):
                 for match in self._identify_one(frame, top_k):
-                    if len(frames) > 1:
-                        match.details["query_frame"] = number
+                    if len(frames) > 1 and isinstance(
+                        match.evidence, ImageHashEvidence | ImageFeatureEvidence
+                    ):
+                        evidence = dataclasses.replace(match.evidence, query_frame=number)
+                        match = Match.of(match.work_id, match.score, match.threshold, evidence)
                     kept = best.get(match.work_id)
                     if kept is None or match.score > kept.score:
                         best[match.work_id] = match
@@ -429,16 +434,22 @@ class ImageIndex:
         return ranked[:top_k]
 
     def _identify_one(self, image: NDArray[np.uint8], top_k: int) -> list[Match]:
-        matches, nearest = self._fast_path(image, top_k)
+        matches, nearest = self.hash_matches(image, top_k)
         if matches:
             return matches
-        return self._slow_path(image, top_k, nearest)
+        return self.feature_matches(image, top_k, nearest)
 
-    def _common_details(self) -> dict[str, Any]:
-        return {"fpr_target": FPR_TARGET}
+    def work_of_item(self, item: int) -> str | None:
+        """The work a registered frame (item, as in ``evidence.item``) belongs to, or ``None``."""
+        with self._lock:
+            return self._item_work.get(int(item))
 
-    def _fast_path(self, image: NDArray[np.uint8], top_k: int) -> tuple[list[Match], list[int]]:
-        """Hash matches, and the items nearest in hash (candidates for the slow path)."""
+    def hash_matches(self, image: NDArray[np.uint8], top_k: int) -> tuple[list[Match], list[int]]:
+        """The fast path on one frame: hash matches, and the items nearest in hash.
+
+        The nearest items are the candidates :meth:`feature_matches` verifies when no hash
+        matches. :meth:`identify` runs both paths; this is for inspecting one.
+        """
         if self._hashes.ntotal == 0:
             return [], []
         variants = dihedral_hashes(image)
@@ -465,16 +476,16 @@ class ImageIndex:
         x0, y0, x1, y1 = content_box(to_gray(image))
         out = []
         for work, (d, variant, item) in found.items():
-            details = self._common_details() | {
-                "path": "hash",
-                "hamming": d,
-                "hash_threshold": self.hash_threshold,
-                "transform": DIHEDRAL[variant],
-                "region": [[x0, y0], [x1, y0], [x1, y1], [x0, y1]],
-                "query_size": [w, h],
-                "item": item,
-            }
-            out.append(Match(work, hash_score(d, self.hash_threshold), "image", SCORE_AT_THRESHOLD, details))
+            evidence = ImageHashEvidence(
+                hamming=d,
+                hash_threshold=self.hash_threshold,
+                transform=DIHEDRAL[variant],
+                region=points([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]),
+                query_size=(w, h),
+                item=item,
+                fpr_target=FPR_TARGET,
+            )
+            out.append(Match.of(work, hash_score(d, self.hash_threshold), SCORE_AT_THRESHOLD, evidence))
         return out, nearest
 
     def _voted(self, query: feat.LocalFeatures) -> list[int]:
@@ -489,7 +500,8 @@ class ImageIndex:
         order = np.argsort(-votes, kind="stable")
         return [int(cand[i]) for i in order[:VERIFY_CANDIDATES] if votes[i] >= MIN_VOTES]
 
-    def _slow_path(self, image: NDArray[np.uint8], top_k: int, nearest: list[int]) -> list[Match]:
+    def feature_matches(self, image: NDArray[np.uint8], top_k: int, nearest: list[int]) -> list[Match]:
+        """The slow path on one frame: local features verified on the best-voted items and ``nearest``."""
         if self._desc.ntotal == 0:
             return []
         query = feat.extract(image, feat.QUERY_FEATURES)
@@ -512,15 +524,15 @@ class ImageIndex:
             score = inlier_score(verified.inliers, self.inlier_threshold)
             if work_id in found and found[work_id].score >= score:
                 continue
-            details = self._common_details() | {
-                "path": "features",
-                "inliers": verified.inliers,
-                "inlier_threshold": self.inlier_threshold,
-                "rotation_deg": round(verified.rotation_deg, 1),
-                "scale": round(verified.scale * reference.scale / query.scale, 3),
-                "region": verified.region(query, reference),
-                "query_size": [w, h],
-                "item": int(item_id),
-            }
-            found[work_id] = Match(work_id, score, "image", SCORE_AT_THRESHOLD, details)
+            evidence = ImageFeatureEvidence(
+                inliers=verified.inliers,
+                inlier_threshold=self.inlier_threshold,
+                rotation_deg=round(verified.rotation_deg, 1),
+                scale=round(verified.scale * reference.scale / query.scale, 3),
+                region=points(verified.region(query, reference)),
+                query_size=(w, h),
+                item=int(item_id),
+                fpr_target=FPR_TARGET,
+            )
+            found[work_id] = Match.of(work_id, score, SCORE_AT_THRESHOLD, evidence)
         return list(found.values())

@@ -222,9 +222,9 @@ def test_hash_neighbours_go_to_the_slow_path(index: ImageIndex, photos: dict[str
     # A small rotation moves the hash past the threshold; the work must still be among the
     # nearest hashes handed to geometric verification, and then be found by it.
     query = rotate(photos["rocket"], 6)
-    matches, nearest = index._fast_path(query, 3)
+    matches, nearest = index.hash_matches(query, 3)
     assert matches == []
-    assert index._item_work[nearest[0]] == "rocket"
+    assert index.work_of_item(nearest[0]) == "rocket"
     assert len(nearest) == len(set(nearest)) <= 3
-    found = index._slow_path(query, 3, nearest)
+    found = index.feature_matches(query, 3, nearest)
     assert [m.work_id for m in found] == ["rocket"] and found[0].details["path"] == "features"

@@ -11,9 +11,10 @@ import pytest
 from numpy.typing import NDArray
 
 from forensics.audio.bass import BASS_PARAMS, Decimator, bass_samples
+from forensics.audio.calibration import threshold_at
 from forensics.audio.decode import decode
 from forensics.audio.errors import AudioIndexError
-from forensics.audio.index import AudioIndex, _threshold_at, fingerprint_file
+from forensics.audio.index import AudioIndex, fingerprint_file
 from forensics.audio.landmarks import LandmarkParams, Peaks, extract_peaks
 from tests.forensics.audio.conftest import SR, synth_music, synth_notes, write_wav
 
@@ -103,7 +104,7 @@ def test_bass_layer_finds_a_work_the_main_band_loses(tmp_path: Path, clip: Clip)
         assert m.work_id == "bassy" and m.details["layer"] in ("bass", "both")
         # the threshold of the rule that found it, for a query of about 5 s
         table = index.bass.thresholds if m.details["layer"] == "bass" else index.joint_thresholds
-        assert m.score >= m.threshold and _threshold_at(table, 5.0) <= m.threshold < _threshold_at(table, 5.5)
+        assert m.score >= m.threshold and threshold_at(table, 5.0) <= m.threshold < threshold_at(table, 5.5)
         assert abs(m.details["ref_start"] - m.details["query_start"] - 20.0) <= 0.1
         # the main layer alone does not find it
         assert index.identify_peaks(extract_peaks(q, index.params, query=True), top_k=1) == []

@@ -22,11 +22,11 @@ from forensics.audio.index import (
     DEFAULT_THRESHOLDS,
     FORMAT_VERSION,
     AudioIndex,
-    _search,
     bucket_directory,
     fingerprint_file,
 )
 from forensics.audio.landmarks import LandmarkParams, extract_peaks
+from forensics.audio.segments import search
 from forensics.errors import LibraryError, MediaError
 from forensics.types import MediaIndex
 from tests.forensics.audio.conftest import SR, ffmpeg, synth_music, write_wav
@@ -302,7 +302,7 @@ def test_fingerprint_digest_depends_on_content(tmp_path: Path, songs: Songs) -> 
 
 
 @pytest.mark.parametrize("n", [0, 5, 1000, 200_000])
-def test_bucket_search_equals_binary_search(n: int) -> None:
+def test_bucket_search_equals_binarysearch(n: int) -> None:
     rng = np.random.default_rng(n)
     keys = rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32)
     if n:
@@ -318,8 +318,8 @@ def test_bucket_search_equals_binary_search(n: int) -> None:
     needles = np.concatenate([needles, np.array([0, 1, 0xFFFFFFFE, 0xFFFFFFFF], dtype=np.uint32)])
     b = (needles >> np.uint32(32 - bits)).astype(np.int64)
     lo_b, hi_b = directory[b].astype(np.int64), directory[b + 1].astype(np.int64)
-    lo = _search(keys, lo_b, hi_b, needles, right=False)
-    hi = _search(keys, lo, hi_b, needles, right=True)
+    lo = search(keys, lo_b, hi_b, needles, right=False)
+    hi = search(keys, lo, hi_b, needles, right=True)
     np.testing.assert_array_equal(lo, np.searchsorted(keys, needles, "left"))
     np.testing.assert_array_equal(hi, np.searchsorted(keys, needles, "right"))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import tracemalloc
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from numpy.typing import NDArray
 from forensics.audio import index as index_module
 from forensics.audio.errors import AudioIndexError
 from forensics.audio.index import AudioIndex, Fingerprint, bucket_directory, make_fingerprint
+from forensics.audio.segments import Segment
 
 U32 = NDArray[np.uint32]
 Works = dict[str, Fingerprint]
@@ -56,30 +58,32 @@ def build(
 
 def in_memory_merge(index: AudioIndex) -> tuple[U32, U32, NDArray[np.unsignedinteger]]:
     """The merge as it was done before streaming: concatenate, drop removed works, stable sort."""
-    index._refresh()
-    keys = np.concatenate([np.asarray(s.keys) for s in index._segments])
-    vals = np.concatenate([np.asarray(s.vals) for s in index._segments])
-    owner = np.searchsorted(index._bases, vals.astype(np.int64), side="right") - 1
-    keep = index._alive[owner]
+    index.refresh()
+    works = index.works()
+    keys = np.concatenate([np.asarray(s.keys) for s in index.store.segments()])
+    vals = np.concatenate([np.asarray(s.vals) for s in index.store.segments()])
+    owner = np.searchsorted(works.bases, vals.astype(np.int64), side="right") - 1
+    keep = works.alive[owner]
     keys, vals = keys[keep], vals[keep]
     order = np.argsort(keys, kind="stable")
     return keys[order], vals[order], bucket_directory(keys[order])
 
 
 def only_segment(index: AudioIndex) -> tuple[U32, U32, NDArray[np.unsignedinteger]]:
-    index._refresh()
-    (seg,) = index._segments
+    index.refresh()
+    (seg,) = index.store.segments()
     return np.asarray(seg.keys), np.asarray(seg.vals), np.asarray(seg.buckets)
 
 
 def assert_all_found(index: AudioIndex, works: Works) -> None:
     """Every (hash, frame) of every live work is returned by a lookup, under that work."""
-    alive = {w: i for i, w in enumerate(index._ids) if index._alive[i]}
+    table = index.works()
+    alive = {w: i for i, w in enumerate(table.ids) if table.alive[i]}
     assert set(alive) == set(works)
     for work_id, fp in works.items():
-        base = int(index._bases[alive[work_id]])
+        base = int(table.bases[alive[work_id]])
         sample = np.arange(0, len(fp.hashes), 7)  # every 7th landmark keeps the test fast
-        q, vals = index._lookup(fp.hashes[sample])
+        q, vals = index.store.lookup(fp.hashes[sample])
         found = set(zip(fp.hashes[sample][q].tolist(), vals.astype(np.int64).tolist(), strict=True))
         want = set(
             zip(fp.hashes[sample].tolist(), (fp.frames[sample].astype(np.int64) + base).tolist(), strict=True)
@@ -89,18 +93,17 @@ def assert_all_found(index: AudioIndex, works: Works) -> None:
         assert want <= found, f"{work_id}: {len(want - found)} landmarks not found"
 
 
-def fail_nth_write(monkeypatch: pytest.MonkeyPatch, n: int) -> dict[str, int]:
-    """Make the ``n``-th piece a merge writes fail as a full disk would; the count of pieces."""
+def fail_nth_write(index: AudioIndex, n: int) -> dict[str, int]:
+    """Make the ``n``-th piece a merge of ``index`` writes fail as a full disk would (through the
+    store's write hook); the count of pieces. Reset with ``index.store.write_hook = None``."""
     calls = {"n": 0}
-    real_write = index_module._NpyWriter.write
 
-    def failing_write(self: index_module._NpyWriter, arr: NDArray[np.uint32]) -> None:
+    def failing_write(path: Path, entries: int) -> None:
         calls["n"] += 1
         if calls["n"] == n:
             raise OSError(28, "No space left on device")
-        real_write(self, arr)
 
-    monkeypatch.setattr(index_module._NpyWriter, "write", failing_write)
+    index.store.write_hook = failing_write
     return calls
 
 
@@ -155,25 +158,21 @@ def test_merge_when_every_work_is_removed(tmp_path: Path) -> None:
     keys, vals, directory = only_segment(index)
     assert len(keys) == len(vals) == 0 and directory.tolist() == [0] * 17
     assert index.work_ids() == [] and index.stats()["landmarks"] == 0
-    q, v = index._lookup(np.arange(100, dtype=np.uint32))
+    q, v = index.store.lookup(np.arange(100, dtype=np.uint32))
     assert len(q) == len(v) == 0
     index.close()
 
 
-def test_automatic_merge_streams_with_the_index_chunk(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_automatic_merge_streams_with_the_index_chunk(tmp_path: Path) -> None:
     seen: list[int] = []
-    real = index_module._kway_merge
 
-    def spy(readers: list[index_module._SegmentReader], out: index_module._MergeOutput) -> None:
-        seen.append(sum(r.block for r in readers))
-        real(readers, out)
+    def spy(segments: Sequence[Segment], blocks: Sequence[int]) -> None:
+        seen.append(sum(blocks))
 
-    monkeypatch.setattr(index_module, "_kway_merge", spy)
     rng = np.random.default_rng(8)
     works: Works = {}
     with AudioIndex(tmp_path / "idx", max_segments=3, merge_chunk=256) as index:
+        index.store.on_merge = spy
         for i in range(7):
             works[f"w{i}"] = random_fingerprint(rng, 1000)
             index.add_fingerprint(f"w{i}", works[f"w{i}"])
@@ -208,19 +207,19 @@ def test_merge_memory_is_bounded_by_the_chunk_not_the_index(tmp_path: Path) -> N
     assert large_peak < large_data / 5
 
 
-def test_error_midway_leaves_the_old_segments_in_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_error_midway_leaves_the_old_segments_in_use(tmp_path: Path) -> None:
     d = tmp_path / "idx"
     index, works = build(d, 3, [2000, 1500, 2500, 800, 1000])
     before = sorted(p.name for p in d.glob("seg-*.npy"))
-    generation = index._get("generation")
-    calls = fail_nth_write(monkeypatch, 25)
+    generation = index.catalogue.generation()
+    calls = fail_nth_write(index, 25)
     with pytest.raises(OSError, match="No space left"):
         index.compact(chunk=100)
     assert calls["n"] == 25  # it failed midway, after writing part of the new segment
-    monkeypatch.undo()
+    index.store.write_hook = None
     assert sorted(p.name for p in d.glob("seg-*.npy")) == before  # old segments intact, nothing new
     assert not list(d.glob(".*.tmp"))  # temporary files removed
-    assert index._get("generation") == generation
+    assert index.catalogue.generation() == generation
     assert_all_found(index, works)
     with AudioIndex(d) as other:  # a fresh reader sees the old, complete index
         assert sorted(other.work_ids()) == sorted(works)
@@ -234,14 +233,16 @@ def test_error_midway_leaves_the_old_segments_in_use(tmp_path: Path, monkeypatch
 def test_files_of_a_crashed_merge_are_ignored_then_removed(tmp_path: Path) -> None:
     d = tmp_path / "idx"
     index, works = build(d, 4, [1200, 900, 700, 600])
-    index._refresh()
-    segments = list(index._segments)
+    index.refresh()
+    segments = index.store.segments()
+    table = index.works()
     # a crash after the new segment was published but before the catalogue named it, and
     # one while its temporary files were being written
-    with index._writer():
-        index._merge_into("seg-crashed", segments, sum(len(f.hashes) for f in works.values()), 128)
-        index._publish("seg-crashed")
-        index._merge_into("seg-halfway", segments, sum(len(f.hashes) for f in works.values()), 128)
+    with index.catalogue.writer():
+        live = sum(len(f.hashes) for f in works.values())
+        index.store.merge_into("seg-crashed", segments, live, 128, bases=table.bases, alive=table.alive)
+        index.store.publish("seg-crashed")
+        index.store.merge_into("seg-halfway", segments, live, 128, bases=table.bases, alive=table.alive)
     (d / ".seg-halfway.keys.npy.tmp").write_bytes(b"\x93NUMPY truncated")
     index.close()
     with AudioIndex(d) as reopened:
@@ -256,8 +257,8 @@ def test_files_of_a_crashed_merge_are_ignored_then_removed(tmp_path: Path) -> No
 def test_damaged_segments_are_refused_and_kept(tmp_path: Path) -> None:
     d = tmp_path / "idx"
     index, works = build(d, 9, [1000, 1000, 1000])
-    index._refresh()
-    name = index._segments[1].name
+    index.refresh()
+    name = index.store.segments()[1].name
     keys_file = d / f"{name}.keys.npy"
     original = keys_file.read_bytes()
     raw = bytearray(original)
@@ -312,42 +313,41 @@ def test_add_fingerprint_refuses_malformed_fingerprints(tmp_path: Path) -> None:
 
 
 class MergeLog:
-    """Wraps ``AudioIndex._merge_into``: entries read by each merge and the works each one rewrote."""
+    """Watches an index's merges (the store's ``on_merge`` hook): entries read by each merge and
+    the works each one rewrote."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self) -> None:
         self.entries: list[int] = []
         self.rewrites: dict[str, int] = {}  # work id -> merges that rewrote its landmarks
-        real = AudioIndex._merge_into
 
-        def spy(
-            index: AudioIndex, name: str, segments: list[index_module._Segment], expected: int, chunk: int
-        ) -> dict[str, int]:
+    def watch(self, index: AudioIndex) -> AudioIndex:
+        def spy(segments: Sequence[Segment], blocks: Sequence[int]) -> None:
             self.entries.append(sum(len(s.keys) for s in segments))
             names = [s.name for s in segments]
-            rows = index._db.execute(
+            rows = index.catalogue.query(
                 f"SELECT work_id FROM works WHERE removed = 0 AND segment IN ({','.join('?' * len(names))})",
                 names,
             )
             for (work_id,) in rows:
                 self.rewrites[work_id] = self.rewrites.get(work_id, 0) + 1
-            return real(index, name, segments, expected, chunk)
 
-        monkeypatch.setattr(AudioIndex, "_merge_into", spy)
+        index.store.on_merge = spy
+        return index
 
 
 def segment_sizes(index: AudioIndex) -> dict[str, int]:
-    return {str(n): int(e) for n, e in index._db.execute("SELECT name, entries FROM segments")}
+    return {str(n): int(e) for n, e in index.catalogue.query("SELECT name, entries FROM segments")}
 
 
 def test_one_by_one_registration_keeps_few_segments_and_rewrites_each_landmark_log_times(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    merges = MergeLog(monkeypatch)
+    merges = MergeLog()
     rng = np.random.default_rng(21)
     n_works, fan_in = 192, 4
     works: Works = {}
     most = 0
-    with AudioIndex(tmp_path / "idx", fan_in=fan_in) as index:  # max_segments 8
+    with merges.watch(AudioIndex(tmp_path / "idx", fan_in=fan_in)) as index:  # max_segments 8
         for i in range(n_works):
             works[f"w{i}"] = random_fingerprint(rng, int(rng.integers(100, 400)))
             index.add_fingerprint(f"w{i}", works[f"w{i}"])
@@ -366,18 +366,14 @@ def test_one_by_one_registration_keeps_few_segments_and_rewrites_each_landmark_l
     assert sum(e > total / 2 for e in merges.entries) <= 3
 
 
-def test_old_full_rewrite_policy_would_write_far_more(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_old_full_rewrite_policy_would_write_far_more(tmp_path: Path) -> None:
     """The same registrations under full compaction (every merge rewrites all segments)."""
-    merges = MergeLog(monkeypatch)
+    merges = MergeLog()
     rng = np.random.default_rng(21)
     real_plan = index_module.plan_merge
-    monkeypatch.setattr(
-        index_module, "plan_merge", lambda sizes, k, f: sorted(sizes) if real_plan(sizes, k, f) else []
-    )
     total = 0
-    with AudioIndex(tmp_path / "idx") as index:
+    with merges.watch(AudioIndex(tmp_path / "idx")) as index:
+        index.storage.merge_policy = lambda sizes, k, f: sorted(sizes) if real_plan(sizes, k, f) else []
         for i in range(96):
             fp = random_fingerprint(rng, int(rng.integers(100, 400)))
             index.add_fingerprint(f"w{i}", fp)
@@ -387,25 +383,23 @@ def test_old_full_rewrite_policy_would_write_far_more(
     assert max(merges.rewrites.values()) >= 10
 
 
-def test_partial_merge_drops_removed_works_of_the_merged_segments_only(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    merges = MergeLog(monkeypatch)
+def test_partial_merge_drops_removed_works_of_the_merged_segments_only(tmp_path: Path) -> None:
+    merges = MergeLog()
     rng = np.random.default_rng(22)
     d = tmp_path / "idx"
-    index = AudioIndex(d, max_segments=5)
+    index = merges.watch(AudioIndex(d, max_segments=5))
     sizes = {"big": 5000, "mid": 1000, "s1": 200, "s2": 200, "s3": 200}
     works = {w: random_fingerprint(rng, n) for w, n in sizes.items()}
     for w, fp in works.items():
         index.add_fingerprint(w, fp)
     before = segment_sizes(index)
     big_seg, mid_seg = (
-        index._db.execute("SELECT segment FROM works WHERE work_id = ?", (w,)).fetchone()[0]
+        index.catalogue.query("SELECT segment FROM works WHERE work_id = ?", (w,))[0][0]
         for w in ("big", "mid")
     )
-    index._refresh()
-    mid_base = int(index._bases[index._ids.index("mid")])
-    s2_base = int(index._bases[index._ids.index("s2")])
+    table = index.works()
+    mid_base = int(table.bases[table.ids.index("mid")])
+    s2_base = int(table.bases[table.ids.index("s2")])
     assert index.remove("mid") and index.remove("s2") and merges.entries == []  # removed: 1200 of 6600
     works["s4"] = random_fingerprint(rng, 200)
     index.add_fingerprint("s4", works["s4"])  # a sixth segment: the four small ones merge
@@ -414,27 +408,27 @@ def test_partial_merge_drops_removed_works_of_the_merged_segments_only(
     after = segment_sizes(index)
     assert len(after) == 3 and after[big_seg] == before[big_seg] and after[mid_seg] == before[mid_seg]
     assert sorted(after.values()) == [600, 1000, 5000]  # s2's 200 landmarks are gone
-    rows = dict(index._db.execute("SELECT work_id, removed FROM works").fetchall())
+    rows = dict(index.catalogue.query("SELECT work_id, removed FROM works"))
     assert rows == {"big": 0, "mid": 1, "s1": 0, "s3": 0, "s4": 0}  # s2's row went with its landmarks
-    index._refresh()
+    index.refresh()
 
     def owners_in_index(base: int, frames: int) -> int:
         return sum(
-            int(np.count_nonzero((s.vals >= base) & (s.vals < base + frames))) for s in index._segments
+            int(np.count_nonzero((s.vals >= base) & (s.vals < base + frames))) for s in index.store.segments()
         )
 
-    frames = int(index._frames[0])  # every work here is 60 s long
+    frames = int(index.works().frames[0])  # every work here is 60 s long
     assert owners_in_index(s2_base, frames) == 0
     assert owners_in_index(mid_base, frames) == 1000  # its segment was not merged: still there
-    assert index._db.execute("SELECT COUNT(*) FROM peaks").fetchone()[0] == 4  # peaks of live works only
+    assert index.catalogue.query("SELECT COUNT(*) FROM peaks")[0][0] == 4  # peaks of live works only
     assert_all_found(index, works)
     stats = index.compact()  # a full compaction rewrites everything and drops the rest
     assert stats["segments"] == 3 and stats["entries_out"] == 5600 and index.stats()["segments"] == 1
-    index._refresh()
+    index.refresh()
     assert owners_in_index(mid_base, frames) == 0
-    assert dict(index._db.execute("SELECT work_id, removed FROM works").fetchall()) == dict.fromkeys(works, 0)
-    (seg,) = index._segments
-    assert {r[0] for r in index._db.execute("SELECT DISTINCT segment FROM works")} == {seg.name}
+    assert dict(index.catalogue.query("SELECT work_id, removed FROM works")) == dict.fromkeys(works, 0)
+    (seg,) = index.store.segments()
+    assert {r[0] for r in index.catalogue.query("SELECT DISTINCT segment FROM works")} == {seg.name}
     assert_all_found(index, works)
     index.close()
 
@@ -451,15 +445,13 @@ def _index_before_a_partial_merge(d: Path) -> tuple[AudioIndex, Works, Fingerpri
     return index, works, random_fingerprint(rng, 150)
 
 
-def test_error_midway_in_a_partial_merge_keeps_every_work_findable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_error_midway_in_a_partial_merge_keeps_every_work_findable(tmp_path: Path) -> None:
     d = tmp_path / "idx"
     index, works, extra = _index_before_a_partial_merge(d)
-    calls = fail_nth_write(monkeypatch, 3)
+    calls = fail_nth_write(index, 3)
     with pytest.raises(OSError, match="No space left"):
         index.add_fingerprint("s4", extra)  # registered, then the merge fails
-    monkeypatch.undo()
+    index.store.write_hook = None
     assert calls["n"] == 3
     assert len(segment_sizes(index)) == 5 and not list(d.glob(".*tmp"))
     assert len(list(d.glob("seg-*.npy"))) == 15  # the five segments' files, nothing else
@@ -472,7 +464,7 @@ def test_error_midway_in_a_partial_merge_keeps_every_work_findable(
     index.add_fingerprint("s5", extra)  # the next registration merges
     works["s5"] = extra
     assert len(segment_sizes(index)) <= 4
-    assert "s2" not in {r[0] for r in index._db.execute("SELECT work_id FROM works")}
+    assert "s2" not in {r[0] for r in index.catalogue.query("SELECT work_id FROM works")}
     assert_all_found(index, works)
     index.close()
 
@@ -482,20 +474,20 @@ def test_error_in_the_catalogue_transaction_rolls_the_partial_merge_back(
 ) -> None:
     d = tmp_path / "idx"
     index, works, extra = _index_before_a_partial_merge(d)
-    real = index._peaks.drop_removed
+    real = index.catalogue.peaks.drop_removed
 
     def failing_drop() -> int:  # runs inside the transaction, after the segments rows changed
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(index._peaks, "drop_removed", failing_drop)
+    monkeypatch.setattr(index.catalogue.peaks, "drop_removed", failing_drop)
     with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
         index.add_fingerprint("s4", extra)
-    monkeypatch.setattr(index._peaks, "drop_removed", real)
+    monkeypatch.setattr(index.catalogue.peaks, "drop_removed", real)
     sizes = segment_sizes(index)
     assert len(sizes) == 5 and sorted(sizes.values()) == [150, 150, 150, 150, 4000]
     assert {p.name.split(".")[0] for p in d.glob("seg-*.npy")} == set(sizes)  # new files removed
-    assert index._db.execute("SELECT COUNT(*) FROM works WHERE removed = 1").fetchone()[0] == 1  # s2 kept
-    members = index._db.execute("SELECT COUNT(DISTINCT segment) FROM works").fetchone()[0]
+    assert index.catalogue.query("SELECT COUNT(*) FROM works WHERE removed = 1")[0][0] == 1  # s2 kept
+    members = index.catalogue.query("SELECT COUNT(DISTINCT segment) FROM works")[0][0]
     assert members == 5  # nothing moved to the merged segment
     del works["s2"]
     works["s4"] = extra
@@ -506,11 +498,12 @@ def test_error_in_the_catalogue_transaction_rolls_the_partial_merge_back(
 def test_files_of_a_crashed_partial_merge_are_ignored_then_removed(tmp_path: Path) -> None:
     d = tmp_path / "idx"
     index, works, extra = _index_before_a_partial_merge(d)
-    index._refresh()
-    small = [s for s in index._segments if len(s.keys) < 1000]
-    with index._writer():  # published, but the process died before the catalogue named it
-        index._merge_into("seg-crashed", small, 300, 128)
-        index._publish("seg-crashed")
+    index.refresh()
+    small = [s for s in index.store.segments() if len(s.keys) < 1000]
+    table = index.works()
+    with index.catalogue.writer():  # published, but the process died before the catalogue named it
+        index.store.merge_into("seg-crashed", small, 300, 128, bases=table.bases, alive=table.alive)
+        index.store.publish("seg-crashed")
     index.close()
     del works["s2"]
     with AudioIndex(d, max_segments=4) as reopened:
@@ -534,12 +527,12 @@ def test_an_index_without_recorded_segments_is_merged_whole(tmp_path: Path) -> N
         db.execute("DROP INDEX works_by_segment")
         db.execute("ALTER TABLE works DROP COLUMN segment")
     with AudioIndex(d, max_segments=3) as index:  # the column is added back, empty
-        assert index._db.execute("SELECT COUNT(*) FROM works WHERE segment IS NULL").fetchone()[0] == 3
+        assert index.catalogue.query("SELECT COUNT(*) FROM works WHERE segment IS NULL")[0][0] == 3
         assert_all_found(index, {w: works[w] for w in ("w0", "w1", "w2")})
         index.add_fingerprint("w3", works["w3"])  # a merge is due: everything, as membership is unknown
         assert index.stats()["segments"] == 1
-        (seg,) = index._segments
-        assert [r[0] for r in index._db.execute("SELECT DISTINCT segment FROM works")] == [seg.name]
+        (seg,) = index.store.segments()
+        assert [r[0] for r in index.catalogue.query("SELECT DISTINCT segment FROM works")] == [seg.name]
         assert_all_found(index, works)
 
 

@@ -93,6 +93,6 @@ def test_fingerprint_without_peaks_gets_its_anchor_peaks(tmp_path: Path) -> None
     with AudioIndex(tmp_path / "idx") as index:
         index.add_fingerprint("w", bare)
         assert index.work_ids() == ["w"]  # (reloads the catalogue)
-        stored = index._peaks.get(int(index._rowids[0]))
+        stored = index.reference_peaks("w")
     assert stored is not None and len(stored) > 0
     assert set(np.rint(stored.t).astype(int)) <= set(fp.frames.astype(int).tolist())
