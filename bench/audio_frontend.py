@@ -20,13 +20,15 @@ samples, log power in the bins of 250–3,500 Hz plus the picker's margin.
 
 librosa's kernels are compiled by numba (and the machine code cached on disk): the import
 and the first calls are timed on their own in a fresh interpreter, once with an empty numba
-cache and once with the cache that run filled, and every librosa figure is taken after a
-warm-up call. Each figure is the median of ``--repeat`` runs, in seconds per minute of audio.
+cache and once with the cache that run filled; every figure, ours and librosa's, is taken
+after a warm-up call on a minute of the same audio. Each figure is the median of
+``--repeat`` runs (the first run on a new signal is often slower: fresh memory), in seconds
+per minute of audio.
 
 Run::
 
     .venv/bin/python bench/audio_frontend.py            # every music track of the smoke corpus
-    .venv/bin/python bench/audio_frontend.py --quick    # two tracks, one run each
+    .venv/bin/python bench/audio_frontend.py --quick    # two tracks
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -177,19 +180,18 @@ def machine() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="two tracks, one run each")
+    ap.add_argument("--quick", action="store_true", help="two tracks only")
     ap.add_argument("--tracks", type=int, default=None, help="at most this many tracks")
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure (the median is printed)")
     args = ap.parse_args()
     if args.quick:
-        args.tracks, args.repeat = args.tracks or 2, 1
-
-    import librosa
+        args.tracks = args.tracks or 2
 
     (cold, warm) = librosa_start()
     tracks = music(args.tracks)
     minutes = sum(len(x) for _, x in tracks) / LandmarkParams().sample_rate / 60
-    librosa_peaks(librosa_stft(tracks[0][1][:8000]))  # warm-up call before any timing
+    for warm_up in (lambda x: librosa_peaks(librosa_stft(x)), ours_stft, extract_peaks):
+        warm_up(tracks[0][1][: 60 * LandmarkParams().sample_rate])  # one minute, before any timing
 
     totals = dict.fromkeys(("ours_stft", "ours_all", "lr_stft", "lr_pick"), 0.0)
     ours_n = lr_n = 0
@@ -204,7 +206,7 @@ def main() -> None:
         lr_n += n
 
     per_min = {k: v / minutes for k, v in totals.items()}
-    print(f"machine: {machine()}; numpy {np.__version__}, librosa {librosa.__version__}")
+    print(f"machine: {machine()}; numpy {np.__version__}, librosa {version('librosa')}")
     print(
         f"audio: {len(tracks)} music tracks of the smoke corpus, {minutes:.1f} min at 8 kHz mono; "
         f"median of {args.repeat} run(s) per track"
