@@ -2,7 +2,8 @@
 
 Registers real music (Debian's wesnoth-1.16-music and singularity-music), then cuts
 excerpts of 3, 5 and 10 s from random places, attacks them with the seeded generator of
-:mod:`datasets.attacks.audio` (families and strengths of issue 6), and asks both systems
+:mod:`datasets.attacks.audio` (the families and strengths of
+``docs/benchmarks.md``), and asks both systems
 for the top-1 work:
 
 * ours: :class:`forensics.audio.index.AudioIndex` end to end (file → decode → match);
@@ -442,7 +443,8 @@ def tail(scores: list[float], threshold: float) -> str:
     return ", ".join(f"[{v},{v + 1}): {int(h[v])}" for v in near if h[v] or v >= top)
 
 
-def main() -> None:
+# The whole benchmark in order (complexity 18); its stages print as they finish.
+def main() -> None:  # noqa: C901
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=20, help="queries per family and length")
     ap.add_argument("--lengths", default="3,5,10")
@@ -487,7 +489,7 @@ def main() -> None:
     else:
         audio_s, wall, cpu = register(index, c["refs"])
     # size at rest: closing the catalogues checkpoints their write-ahead logs, which otherwise
-    # hold a second, transient copy of the pages written (counted until session 6)
+    # hold a second, transient copy of the pages written (counted in size figures before 2026-12-04)
     index.close()
     index = AudioIndex(work / "index")
     st = index.stats()

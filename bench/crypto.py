@@ -9,7 +9,7 @@ Usage::
 
     .venv/bin/python bench/crypto.py [--seconds S] [--json]
 
-Targets (issue "Foundation"): SM2 verify >= 2,000/s per core, SM3 >= 300 MB/s.
+Targets: SM2 verify >= 2,000/s per core, SM3 >= 300 MB/s.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ Run::
     .venv/bin/python bench/image_robustness.py            # full run (≈ 30 min on 2 cores)
     .venv/bin/python bench/image_robustness.py --quick    # 40 originals, 600 distractors, no 100k sweep
 
-Corpus: the originals are the image corpus's ``original`` entries (``datasets`` issue; build
-it with ``datasets.corpus.build("images")``). Unrelated images come from the corpus's
+Corpus: the originals are the image corpus's ``original`` entries (build it with
+``datasets.corpus.build("images")``). Unrelated images come from the corpus's
 ``distractor`` entries plus the Debian packages in ``EXTRA_PACKAGES``, fetched with
 ``apt-get download`` and unpacked (not installed) under ``~/.cache/rongxin/bench-image``.
 Every source package has one role (see the comment above ``QUERY_PACKAGES``): a library
@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -464,7 +465,7 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=corpus_dir("full"))
     ap.add_argument("--originals", type=int, default=200)
@@ -490,10 +491,14 @@ def main() -> None:
     if args.quick:
         args.originals, args.distractors, args.heldout, args.calibration = 40, 600, 200, 200
         args.sizes, args.sweep_queries = "1000", 100
-    cache = Path(os.environ.get("RONGXIN_BENCH_CACHE", Path.home() / ".cache" / "rongxin" / "bench-image"))
-    work = Path(tempfile.mkdtemp(prefix="rongxin-imgbench-"))
-    rng = random.Random(args.seed)
+    return args
 
+
+def select_images(
+    args: argparse.Namespace, cache: Path, work: Path
+) -> tuple[list[Path], dict[str, list[Path]]]:
+    """The originals and the library, calibration and held-out sets of this run (seeded)."""
+    rng = random.Random(args.seed)
     originals, splits, report = gather(args.corpus, cache)
     rng.shuffle(originals)
     originals = dedupe_originals(originals, args.originals, work / "dedupe")
@@ -509,17 +514,35 @@ def main() -> None:
         f"{len(splits['calibration'])} calibration and {len(splits['heldout'])} held-out unrelated images"
     )
     print_sources(report, splits)
+    return originals, splits
 
-    # ---- registration --------------------------------------------------------------------
-    index = ImageIndex(work / "lib")
-    baselines = [HashBaseline("pHash-256 (imagehash)", phash256), HashBaseline("PDQ (pdqhash)", pdq256)]
-    ids: list[str] = []
-    registered_path: dict[str, Path] = {}
-    fingerprints: list[ImageFingerprint] = []
+
+@dataclass
+class Registered:
+    """The library of one run: our index, the two baselines, and what was registered."""
+
+    index: ImageIndex
+    baselines: list[HashBaseline]
+    ids: list[str] = field(default_factory=list)
+    registered_path: dict[str, Path] = field(default_factory=dict)
+    fingerprints: list[ImageFingerprint] = field(default_factory=list)
+    original_rgb: dict[str, np.ndarray] = field(default_factory=dict)
+    rate: float = 0.0
+
+    @property
+    def n_lib(self) -> int:
+        return len(self.ids)
+
+
+def register_all(originals: list[Path], library: list[Path], directory: Path) -> Registered:
+    """Register the originals and the library distractors in ours and in both baselines."""
+    reg = Registered(
+        ImageIndex(directory),
+        [HashBaseline("pHash-256 (imagehash)", phash256), HashBaseline("PDQ (pdqhash)", pdq256)],
+    )
     t_ours = 0.0
     batch: list[tuple[str, list[ImageFingerprint]]] = []
-    original_rgb: dict[str, np.ndarray] = {}
-    for i, path in enumerate(originals + splits["library"]):
+    for i, path in enumerate(originals + library):
         try:
             rgb = load_image(path)
         except ForensicsError as exc:
@@ -529,204 +552,271 @@ def main() -> None:
         fp = ImageFingerprint.of(rgb)
         batch.append((f"w{i}", [fp]))
         if len(batch) >= 500:
-            index.add_many(batch)
+            reg.index.add_many(batch)
             batch = []
         t_ours += time.perf_counter() - t0
-        ids.append(f"w{i}")
-        registered_path[f"w{i}"] = path
-        fingerprints.append(fp)
-        for b in baselines:
+        reg.ids.append(f"w{i}")
+        reg.registered_path[f"w{i}"] = path
+        reg.fingerprints.append(fp)
+        for b in reg.baselines:
             b.add(rgb)
         if i < len(originals):
-            original_rgb[f"w{i}"] = rgb
+            reg.original_rgb[f"w{i}"] = rgb
     t0 = time.perf_counter()
-    index.add_many(batch)
+    reg.index.add_many(batch)
     t_ours += time.perf_counter() - t0
-    n_lib = len(ids)
-    reg_rate = n_lib / t_ours
-    print(f"registered {n_lib} images: {reg_rate:.1f} images/s (decode excluded), index {index.stats()}")
+    reg.rate = reg.n_lib / t_ours
+    print(
+        f"registered {reg.n_lib} images: {reg.rate:.1f} images/s (decode excluded), index {reg.index.stats()}"
+    )
+    return reg
 
-    families = [*FAMILIES, "chain of two"]
-    hash_t, inlier_t = HASH_THRESHOLD, INLIER_THRESHOLD  # the shipped (calibrated) values
-    if not args.sweep_only:
-        # ---- calibration (never the held-out set) -----------------------------------------------
-        def unrelated_scores(paths: list[Path]) -> dict[str, Any]:
-            lib_bits = np.unpackbits(np.stack([f.hash for f in fingerprints]), axis=1).astype(bool)
-            ours_hist = np.zeros(257, np.int64)
-            inlier_counts = np.zeros(1025, np.int64)
-            base_hist = {b.name: np.zeros(257, np.int64) for b in baselines}
-            saved = index.hash_threshold, index.inlier_threshold
-            index.hash_threshold, index.inlier_threshold = -1, 1  # hash path off, report every verification
-            n = 0
-            for p in paths:
-                try:
-                    rgb = load_image(p)
-                except ForensicsError:
-                    continue
-                n += 1
-                q = np.unpackbits(dihedral_hashes(rgb), axis=1).astype(bool)
-                d = np.min([(lib_bits != v[None, :]).sum(axis=1) for v in q], axis=0)
-                ours_hist += np.bincount(d, minlength=257)
-                for m in index.identify_array(rgb, feat.QUERY_FEATURES):
-                    inlier_counts[min(1024, m.details["inliers"])] += 1
-                    if m.details["inliers"] >= 12:
-                        print(f"  calibration pair with {m.details['inliers']} inliers: {p} ~ {m.work_id}")
-                for b in baselines:
-                    base_hist[b.name] += np.bincount(b.distances(rgb), minlength=257)
-            index.hash_threshold, index.inlier_threshold = saved
-            return {"n": n, "ours_hist": ours_hist, "inliers": inlier_counts, "base": base_hist}
 
-        t0 = time.perf_counter()
-        cal = unrelated_scores(splits["calibration"])
-        pairs = cal["n"] * n_lib
-        allowed = min(args.allowed_pairs, FPR_TARGET / 10 * pairs)
-        hash_t = threshold_low(cal["ours_hist"], allowed)
-        inlier_t = max(threshold_high(cal["inliers"], allowed), 8)
-        for b in baselines:
-            b.threshold = threshold_low(cal["base"][b.name], allowed)
-        closest = int(np.nonzero(cal["ours_hist"])[0][0])
-        most = int(np.nonzero(cal["inliers"])[0][-1]) if cal["inliers"].any() else 0
-        print(
-            f"calibration on {cal['n']} unrelated images × {n_lib} works = {pairs:,} pairs "
-            f"(≤ {allowed:.0f} pairs allowed, {time.perf_counter() - t0:.0f} s): ours hash ≤ {hash_t} bits, "
-            f"inliers ≥ {inlier_t}; closest unrelated hash distance {closest}, "
-            f"most unrelated inliers {most}; " + ", ".join(f"{b.name} ≤ {b.threshold}" for b in baselines)
-        )
-        print(
-            "calibration pairs at the shipped thresholds: "
-            f"{int(cal['ours_hist'][: HASH_THRESHOLD + 1].sum())} within {HASH_THRESHOLD} bits "
-            f"(per distance from {closest}: "
-            f"{cal['ours_hist'][closest : HASH_THRESHOLD + 1].tolist()}), "
-            f"{int(cal['inliers'][INLIER_THRESHOLD:].sum())} with ≥ {INLIER_THRESHOLD} inliers"
-        )
-        if args.shipped:
-            hash_t, inlier_t = HASH_THRESHOLD, INLIER_THRESHOLD
-            print(f"--shipped: ours measured at the shipped {hash_t} bits / {inlier_t} inliers instead")
-        index.hash_threshold, index.inlier_threshold = hash_t, inlier_t
+def unrelated_scores(reg: Registered, paths: list[Path]) -> dict[str, Any]:
+    """Histograms of every unrelated (query, work) pair: hash distances, inliers, baselines."""
+    index = reg.index
+    lib_bits = np.unpackbits(np.stack([f.hash for f in reg.fingerprints]), axis=1).astype(bool)
+    ours_hist = np.zeros(257, np.int64)
+    inlier_counts = np.zeros(1025, np.int64)
+    base_hist = {b.name: np.zeros(257, np.int64) for b in reg.baselines}
+    saved = index.hash_threshold, index.inlier_threshold
+    index.hash_threshold, index.inlier_threshold = -1, 1  # hash path off, report every verification
+    n = 0
+    for p in paths:
+        try:
+            rgb = load_image(p)
+        except ForensicsError:
+            continue
+        n += 1
+        q = np.unpackbits(dihedral_hashes(rgb), axis=1).astype(bool)
+        d = np.min([(lib_bits != v[None, :]).sum(axis=1) for v in q], axis=0)
+        ours_hist += np.bincount(d, minlength=257)
+        for m in index.identify_array(rgb, feat.QUERY_FEATURES):
+            inlier_counts[min(1024, m.details["inliers"])] += 1
+            if m.details["inliers"] >= 12:
+                print(f"  calibration pair with {m.details['inliers']} inliers: {p} ~ {m.work_id}")
+        for b in reg.baselines:
+            base_hist[b.name] += np.bincount(b.distances(rgb), minlength=257)
+    index.hash_threshold, index.inlier_threshold = saved
+    return {"n": n, "ours_hist": ours_hist, "inliers": inlier_counts, "base": base_hist}
 
-        # ---- attacked queries ---------------------------------------------------------------------
-        rows: list[tuple[str, int, float, float, float, str]] = []
-        latencies: list[float] = []
-        misses: dict[str, list[str]] = {}
-        for family in families:
-            hits = {"ours": 0, **{b.name: 0 for b in baselines}}
-            n = 0
-            for k, (wid, rgb) in enumerate(original_rgb.items()):
-                r = random.Random(f"{args.seed}|{family}|{k}")
-                chain = chain_for(family, r)
-                img, _truth = attack(rgb, chain, seed=r.randrange(2**31))
-                q = np.asarray(img.convert("RGB"))
-                n += 1
-                t0 = time.perf_counter()
-                matches = index.identify_array(q, 5)
-                latencies.append(time.perf_counter() - t0)
-                if matches and matches[0].work_id == wid:
-                    hits["ours"] += 1
-                else:
-                    misses.setdefault(family, []).append(f"{wid}:{[s[0] for s in chain]}")
-                target = ids.index(wid)
-                for b in baselines:
-                    d = b.distances(q)
-                    if d[target] <= b.threshold and d[target] == d.min():
-                        hits[b.name] += 1
-            ours_tpr = hits["ours"] / n
-            rows.append(
-                (
-                    family,
-                    n,
-                    ours_tpr,
-                    hits[baselines[0].name] / n,
-                    hits[baselines[1].name] / n,
-                    "" if ours_tpr >= 0.95 else "✗",
-                )
-            )
-            print(
-                f"  {family:24s} n={n:4d} ours {ours_tpr:.3f}  "
-                f"pHash {rows[-1][3]:.3f}  PDQ {rows[-1][4]:.3f}",
-                flush=True,
-            )
 
-        # ---- held-out false positives ---------------------------------------------------------------
-        fp_pairs = {"ours": 0, **{b.name: 0 for b in baselines}}
-        fp_queries = dict.fromkeys(fp_pairs, 0)
-        n_held = 0
-        fp_examples: list[str] = []
-        for p in splits["heldout"]:
-            try:
-                rgb = load_image(p)
-            except ForensicsError:
-                continue
-            n_held += 1
+@dataclass
+class Calibration:
+    """Thresholds chosen on the calibration queries (never the held-out set)."""
+
+    scores: dict[str, Any]
+    pairs: int
+    allowed: float
+    hash_t: int
+    inlier_t: int
+
+
+def calibrate(reg: Registered, paths: list[Path], args: argparse.Namespace) -> Calibration:
+    """Set every method's threshold so that at most ``--allowed-pairs`` calibration pairs match."""
+    t0 = time.perf_counter()
+    cal = unrelated_scores(reg, paths)
+    pairs = cal["n"] * reg.n_lib
+    allowed = min(args.allowed_pairs, FPR_TARGET / 10 * pairs)
+    hash_t = threshold_low(cal["ours_hist"], allowed)
+    inlier_t = max(threshold_high(cal["inliers"], allowed), 8)
+    for b in reg.baselines:
+        b.threshold = threshold_low(cal["base"][b.name], allowed)
+    closest = int(np.nonzero(cal["ours_hist"])[0][0])
+    most = int(np.nonzero(cal["inliers"])[0][-1]) if cal["inliers"].any() else 0
+    print(
+        f"calibration on {cal['n']} unrelated images × {reg.n_lib} works = {pairs:,} pairs "
+        f"(≤ {allowed:.0f} pairs allowed, {time.perf_counter() - t0:.0f} s): ours hash ≤ {hash_t} bits, "
+        f"inliers ≥ {inlier_t}; closest unrelated hash distance {closest}, "
+        f"most unrelated inliers {most}; " + ", ".join(f"{b.name} ≤ {b.threshold}" for b in reg.baselines)
+    )
+    print(
+        "calibration pairs at the shipped thresholds: "
+        f"{int(cal['ours_hist'][: HASH_THRESHOLD + 1].sum())} within {HASH_THRESHOLD} bits "
+        f"(per distance from {closest}: "
+        f"{cal['ours_hist'][closest : HASH_THRESHOLD + 1].tolist()}), "
+        f"{int(cal['inliers'][INLIER_THRESHOLD:].sum())} with ≥ {INLIER_THRESHOLD} inliers"
+    )
+    if args.shipped:
+        hash_t, inlier_t = HASH_THRESHOLD, INLIER_THRESHOLD
+        print(f"--shipped: ours measured at the shipped {hash_t} bits / {inlier_t} inliers instead")
+    reg.index.hash_threshold, reg.index.inlier_threshold = hash_t, inlier_t
+    return Calibration(cal, pairs, allowed, hash_t, inlier_t)
+
+
+FamilyRow = tuple[str, int, float, float, float, str]
+
+
+def attacked_queries(
+    reg: Registered, families: list[str], seed: int, latencies: list[float]
+) -> tuple[list[FamilyRow], dict[str, list[str]]]:
+    """True-positive rate of each method on every family's attacked copies of the originals."""
+    rows: list[FamilyRow] = []
+    misses: dict[str, list[str]] = {}
+    for family in families:
+        hits = {"ours": 0, **{b.name: 0 for b in reg.baselines}}
+        n = 0
+        for k, (wid, rgb) in enumerate(reg.original_rgb.items()):
+            r = random.Random(f"{seed}|{family}|{k}")
+            chain = chain_for(family, r)
+            img, _truth = attack(rgb, chain, seed=r.randrange(2**31))
+            q = np.asarray(img.convert("RGB"))
+            n += 1
             t0 = time.perf_counter()
-            matches = index.identify_array(rgb, 10)
+            matches = reg.index.identify_array(q, 5)
             latencies.append(time.perf_counter() - t0)
-            fp_pairs["ours"] += len(matches)
-            fp_queries["ours"] += bool(matches)
-            if matches:
-                found = [
-                    (
-                        m.work_id,
-                        str(registered_path[m.work_id]),
-                        m.details["hamming"] if m.details["path"] == "hash" else m.details["inliers"],
-                    )
-                    for m in matches
-                ]
-                fp_examples.append(f"{p} -> {found} (work, its file, hash bits or inliers)")
-            for b in baselines:
-                c = int((b.distances(rgb) <= b.threshold).sum())
-                fp_pairs[b.name] += c
-                fp_queries[b.name] += c > 0
-        held_pairs = n_held * n_lib
+            if matches and matches[0].work_id == wid:
+                hits["ours"] += 1
+            else:
+                misses.setdefault(family, []).append(f"{wid}:{[s[0] for s in chain]}")
+            target = reg.ids.index(wid)
+            for b in reg.baselines:
+                d = b.distances(q)
+                if d[target] <= b.threshold and d[target] == d.min():
+                    hits[b.name] += 1
+        ours_tpr = hits["ours"] / n
+        rows.append(
+            (
+                family,
+                n,
+                ours_tpr,
+                hits[reg.baselines[0].name] / n,
+                hits[reg.baselines[1].name] / n,
+                "" if ours_tpr >= 0.95 else "✗",
+            )
+        )
+        print(
+            f"  {family:24s} n={n:4d} ours {ours_tpr:.3f}  pHash {rows[-1][3]:.3f}  PDQ {rows[-1][4]:.3f}",
+            flush=True,
+        )
+    return rows, misses
 
-        print()
-        print(
-            f"## Image copy detection: {len(original_rgb)} originals + "
-            f"{n_lib - len(original_rgb)} distractors registered"
-        )
-        print()
-        print(
-            ("Thresholds (ours: shipped; baselines: " if args.shipped else "Thresholds (")
-            + f"calibrated on {cal['n']} unrelated images, {allowed:g} of {pairs:,} pairs allowed to match):"
-        )
-        print(
-            f"ours hash ≤ {hash_t} bits or ≥ {inlier_t} inliers; "
-            f"pHash ≤ {baselines[0].threshold}; PDQ ≤ {baselines[1].threshold}"
-        )
-        print()
-        print("| attack family | queries | ours TPR | pHash-256 TPR | PDQ TPR | ours ≥ 0.95 |")
-        print("|---|---|---|---|---|---|")
-        for fam, n, o, ph, pq, flag in rows:
-            print(f"| {fam} | {n} | {o:.3f} | {ph:.3f} | {pq:.3f} | {'yes' if not flag else 'no'} |")
-        print()
-        print(
-            f"| held-out unrelated queries: {n_held} × {n_lib} works = {held_pairs:,} pairs "
-            "| ours | pHash-256 | PDQ |"
-        )
-        print("|---|---|---|---|")
-        names = ["ours", baselines[0].name, baselines[1].name]
-        print(
-            "| FPR per (query, work) pair | "
-            + " | ".join(f"{fp_pairs[k] / held_pairs:.2e}" for k in names)
-            + " |"
-        )
-        print(
-            "| queries with any false match | "
-            + " | ".join(f"{fp_queries[k]}/{n_held}" for k in names)
-            + " |"
-        )
-        print()
-        print(
-            f"registration: {reg_rate:.1f} images/s (fingerprint + index, decode excluded); "
-            f"query latency at {n_lib} works: p50 {pct(latencies, 50) * 1e3:.1f} ms, "
-            f"p99 {pct(latencies, 99) * 1e3:.1f} ms"
-        )
-        for ex in fp_examples[:30]:
-            print("  false match:", ex)
-        for fam, ms in misses.items():
-            print(f"  misses {fam}: {ms[:6]}")
-    index.close()
 
-    # ---- size sweep -----------------------------------------------------------------------------
+@dataclass
+class HeldOut:
+    """False matches of unrelated held-out queries."""
+
+    n: int = 0
+    pairs: dict[str, int] = field(default_factory=dict)
+    queries: dict[str, int] = field(default_factory=dict)
+    examples: list[str] = field(default_factory=list)
+
+
+def heldout_false_positives(reg: Registered, paths: list[Path], latencies: list[float]) -> HeldOut:
+    """Count the (query, work) pairs and the queries with any match, for every method."""
+    fp_pairs = {"ours": 0, **{b.name: 0 for b in reg.baselines}}
+    held = HeldOut(pairs=fp_pairs, queries=dict.fromkeys(fp_pairs, 0))
+    for p in paths:
+        try:
+            rgb = load_image(p)
+        except ForensicsError:
+            continue
+        held.n += 1
+        t0 = time.perf_counter()
+        matches = reg.index.identify_array(rgb, 10)
+        latencies.append(time.perf_counter() - t0)
+        held.pairs["ours"] += len(matches)
+        held.queries["ours"] += bool(matches)
+        if matches:
+            found = [
+                (
+                    m.work_id,
+                    str(reg.registered_path[m.work_id]),
+                    m.details["hamming"] if m.details["path"] == "hash" else m.details["inliers"],
+                )
+                for m in matches
+            ]
+            held.examples.append(f"{p} -> {found} (work, its file, hash bits or inliers)")
+        for b in reg.baselines:
+            c = int((b.distances(rgb) <= b.threshold).sum())
+            held.pairs[b.name] += c
+            held.queries[b.name] += c > 0
+    return held
+
+
+def print_results(
+    reg: Registered,
+    cal: Calibration,
+    shipped: bool,
+    rows: list[FamilyRow],
+    held: HeldOut,
+    latencies: list[float],
+    misses: dict[str, list[str]],
+) -> None:
+    """The thresholds, the TPR table, the held-out false-positive table and the latencies."""
+    baselines, n_lib = reg.baselines, reg.n_lib
+    held_pairs = held.n * n_lib
+    print()
+    print(
+        f"## Image copy detection: {len(reg.original_rgb)} originals + "
+        f"{n_lib - len(reg.original_rgb)} distractors registered"
+    )
+    print()
+    print(
+        ("Thresholds (ours: shipped; baselines: " if shipped else "Thresholds (")
+        + f"calibrated on {cal.scores['n']} unrelated images, "
+        + f"{cal.allowed:g} of {cal.pairs:,} pairs allowed to match):"
+    )
+    print(
+        f"ours hash ≤ {cal.hash_t} bits or ≥ {cal.inlier_t} inliers; "
+        f"pHash ≤ {baselines[0].threshold}; PDQ ≤ {baselines[1].threshold}"
+    )
+    print()
+    print("| attack family | queries | ours TPR | pHash-256 TPR | PDQ TPR | ours ≥ 0.95 |")
+    print("|---|---|---|---|---|---|")
+    for fam, n, o, ph, pq, flag in rows:
+        print(f"| {fam} | {n} | {o:.3f} | {ph:.3f} | {pq:.3f} | {'yes' if not flag else 'no'} |")
+    print()
+    print(
+        f"| held-out unrelated queries: {held.n} × {n_lib} works = {held_pairs:,} pairs "
+        "| ours | pHash-256 | PDQ |"
+    )
+    print("|---|---|---|---|")
+    names = ["ours", baselines[0].name, baselines[1].name]
+    print(
+        "| FPR per (query, work) pair | "
+        + " | ".join(f"{held.pairs[k] / held_pairs:.2e}" for k in names)
+        + " |"
+    )
+    print(
+        "| queries with any false match | " + " | ".join(f"{held.queries[k]}/{held.n}" for k in names) + " |"
+    )
+    print()
+    print(
+        f"registration: {reg.rate:.1f} images/s (fingerprint + index, decode excluded); "
+        f"query latency at {n_lib} works: p50 {pct(latencies, 50) * 1e3:.1f} ms, "
+        f"p99 {pct(latencies, 99) * 1e3:.1f} ms"
+    )
+    for ex in held.examples[:30]:
+        print("  false match:", ex)
+    for fam, ms in misses.items():
+        print(f"  misses {fam}: {ms[:6]}")
+
+
+def synthetic_fingerprints(
+    reg: Registered, gen: np.random.Generator, start: int, count: int
+) -> list[tuple[str, list[ImageFingerprint]]]:
+    """``count`` synthetic works: a real distractor's fingerprint with 35 % of its hash bits
+    and 25 % of every descriptor's bits flipped."""
+    chunk = []
+    for j in range(count):
+        src = reg.fingerprints[int(gen.integers(len(reg.original_rgb), reg.n_lib))]
+        h = src.hash ^ np.packbits(gen.random(256) < 0.35)
+        desc = src.features.descriptors ^ np.packbits(
+            gen.random(src.features.descriptors.shape[0] * 256) < 0.25
+        ).reshape(-1, 32)
+        f = feat.LocalFeatures(
+            src.features.points, desc, src.features.width, src.features.height, src.features.scale
+        )
+        chunk.append((f"s{start + j}", [ImageFingerprint(h, f)]))
+    return chunk
+
+
+def size_sweep(
+    reg: Registered, args: argparse.Namespace, families: list[str], thresholds: tuple[int, int], work: Path
+) -> None:
+    """Build libraries of each ``--sizes`` (real plus synthetic works) and time attacked queries."""
+    hash_t, inlier_t = thresholds
     sizes = [int(s) for s in args.sizes.split(",") if s]
     print()
     print(
@@ -735,12 +825,11 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|")
     sweep_queries = []
-    fam_cycle = [f for f in families]
     for k in range(args.sweep_queries):
-        wid = list(original_rgb)[k % len(original_rgb)]
+        wid = list(reg.original_rgb)[k % len(reg.original_rgb)]
         r = random.Random(f"{args.seed}|sweep|{k}")
         img, _ = attack(
-            original_rgb[wid], chain_for(fam_cycle[k % len(fam_cycle)], r), seed=r.randrange(2**31)
+            reg.original_rgb[wid], chain_for(families[k % len(families)], r), seed=r.randrange(2**31)
         )
         sweep_queries.append((wid, np.asarray(img.convert("RGB"))))
     gen = np.random.default_rng(args.seed)
@@ -750,21 +839,11 @@ def main() -> None:
         rss0 = rss_mb()
         t0 = time.perf_counter()
         idx = ImageIndex(sweep_dir, hash_threshold=hash_t, inlier_threshold=inlier_t)
-        real = list(zip(ids, fingerprints, strict=True))[: min(size, n_lib)]
+        real = list(zip(reg.ids, reg.fingerprints, strict=True))[: min(size, reg.n_lib)]
         idx.add_many([(w, [f]) for w, f in real])
         done = len(real)
         while done < size:
-            chunk = []
-            for j in range(min(5000, size - done)):
-                src = fingerprints[int(gen.integers(len(original_rgb), n_lib))]
-                h = src.hash ^ np.packbits(gen.random(256) < 0.35)
-                desc = src.features.descriptors ^ np.packbits(
-                    gen.random(src.features.descriptors.shape[0] * 256) < 0.25
-                ).reshape(-1, 32)
-                f = feat.LocalFeatures(
-                    src.features.points, desc, src.features.width, src.features.height, src.features.scale
-                )
-                chunk.append((f"s{done + j}", [ImageFingerprint(h, f)]))
+            chunk = synthetic_fingerprints(reg, gen, done, min(5000, size - done))
             idx.add_many(chunk)
             done += len(chunk)
         build = time.perf_counter() - t0
@@ -785,6 +864,27 @@ def main() -> None:
         idx.close()
         del idx
         shutil.rmtree(sweep_dir, ignore_errors=True)
+
+
+def main() -> None:
+    args = parse_args()
+    cache = Path(os.environ.get("RONGXIN_BENCH_CACHE", Path.home() / ".cache" / "rongxin" / "bench-image"))
+    work = Path(tempfile.mkdtemp(prefix="rongxin-imgbench-"))
+    originals, splits = select_images(args, cache, work)
+    reg = register_all(originals, splits["library"], work / "lib")
+
+    families = [*FAMILIES, "chain of two"]
+    thresholds = HASH_THRESHOLD, INLIER_THRESHOLD  # the shipped (calibrated) values
+    if not args.sweep_only:
+        cal = calibrate(reg, splits["calibration"], args)
+        thresholds = cal.hash_t, cal.inlier_t
+        latencies: list[float] = []
+        rows, misses = attacked_queries(reg, families, args.seed, latencies)
+        held = heldout_false_positives(reg, splits["heldout"], latencies)
+        print_results(reg, cal, args.shipped, rows, held, latencies, misses)
+    reg.index.close()
+
+    size_sweep(reg, args, families, thresholds, work)
     shutil.rmtree(work, ignore_errors=True)
     print(
         f"\nmachine: {os.cpu_count()} cores (shared with other jobs during the run); "

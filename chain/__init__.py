@@ -1,8 +1,148 @@
-"""Rongxin's consortium ledger: national crypto, consensus, storage, receipts.
+"""Rongxin's consortium ledger: national crypto, BFT consensus, SQLite storage, receipts.
 
-``chain`` imports none of Rongxin's other packages (see ``DESIGN.md`` §2).
+What the package holds today:
+
+* :mod:`chain.crypto` — SM2 signatures and encryption, SM3, SM4, encrypted key files;
+* :mod:`chain.codec` — canonical CBOR (one value, one encoding, one hash);
+* :mod:`chain.merkle` — RFC 6962 Merkle trees over SM3, inclusion and consistency proofs;
+* :mod:`chain.types` — :class:`Certificate`, :class:`Transaction`, :class:`Genesis`,
+  :class:`ChainParams`, :class:`Role`;
+* :mod:`chain.state`, :mod:`chain.executor`, :mod:`chain.contracts` — the state, the
+  deterministic executor and the contract interface (membership, governance, anchoring);
+* :mod:`chain.consensus` — a pure, I/O-free 2-chain HotStuff core and its simulator;
+* :mod:`chain.epochs` — validator-set changes;
+* :mod:`chain.store`, :mod:`chain.replica` — a replica's SQLite ledger and the wiring of
+  consensus to the executor;
+* :mod:`chain.receipt` — receipts (transaction, inclusion proof, header, quorum
+  certificates) and checkpoints, verifiable offline against the genesis;
+* :mod:`chain.localnet` — a whole consortium in one process (:class:`LocalConsortium`):
+  the demo, the tests and the benchmarks run on it. Nodes do not talk over a network yet.
+
+``chain`` imports none of Rongxin's other packages (``docs/architecture.md``). The names
+below are imported on first use, so ``import chain`` stays cheap.
+
+Examples
+--------
+>>> import tempfile
+>>> from chain import LocalConsortium, Role, verify_receipt
+>>> c = LocalConsortium.create(tempfile.mkdtemp(), nodes=4)
+>>> member = c.add_member("County media center", [Role.MEDIA_CENTER])
+>>> receipt = c.anchor(member, b"d" * 32, "work")
+>>> verify_receipt(receipt, c.genesis).height >= 1
+True
+>>> c.close()
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from chain.errors import ChainError
 
-__all__ = ["ChainError"]
+if TYPE_CHECKING:
+    from chain.codec import CodecError
+    from chain.contracts.base import Contract, ContractRegistry, TxContext
+    from chain.localnet import Identity, LocalConsortium, LocalNet, LocalNetError
+    from chain.merkle import MerkleError, MerkleTree, merkle_root, verify_consistency, verify_inclusion
+    from chain.receipt import (
+        Checkpoint,
+        CheckpointInfo,
+        Receipt,
+        ReceiptError,
+        VerifiedReceipt,
+        build_checkpoint,
+        build_receipt,
+        verify_anchored_digest,
+        verify_checkpoint,
+        verify_receipt,
+    )
+    from chain.replica import Replica
+    from chain.store import LedgerStore, StoreError
+    from chain.types import Certificate, ChainParams, Genesis, Role, Transaction, ValidationError
+
+#: Public name -> the module that defines it (imported on first access).
+_LAZY: dict[str, str] = {
+    "CodecError": "chain.codec",
+    "Contract": "chain.contracts.base",
+    "ContractRegistry": "chain.contracts.base",
+    "TxContext": "chain.contracts.base",
+    "Identity": "chain.localnet",
+    "LocalConsortium": "chain.localnet",
+    "LocalNet": "chain.localnet",
+    "LocalNetError": "chain.localnet",
+    "MerkleError": "chain.merkle",
+    "MerkleTree": "chain.merkle",
+    "merkle_root": "chain.merkle",
+    "verify_consistency": "chain.merkle",
+    "verify_inclusion": "chain.merkle",
+    "Checkpoint": "chain.receipt",
+    "CheckpointInfo": "chain.receipt",
+    "Receipt": "chain.receipt",
+    "ReceiptError": "chain.receipt",
+    "VerifiedReceipt": "chain.receipt",
+    "build_checkpoint": "chain.receipt",
+    "build_receipt": "chain.receipt",
+    "verify_anchored_digest": "chain.receipt",
+    "verify_checkpoint": "chain.receipt",
+    "verify_receipt": "chain.receipt",
+    "Replica": "chain.replica",
+    "LedgerStore": "chain.store",
+    "StoreError": "chain.store",
+    "Certificate": "chain.types",
+    "ChainParams": "chain.types",
+    "Genesis": "chain.types",
+    "Role": "chain.types",
+    "Transaction": "chain.types",
+    "ValidationError": "chain.types",
+}
+
+__all__ = [
+    "Certificate",
+    "ChainError",
+    "ChainParams",
+    "Checkpoint",
+    "CheckpointInfo",
+    "CodecError",
+    "Contract",
+    "ContractRegistry",
+    "Genesis",
+    "Identity",
+    "LedgerStore",
+    "LocalConsortium",
+    "LocalNet",
+    "LocalNetError",
+    "MerkleError",
+    "MerkleTree",
+    "Receipt",
+    "ReceiptError",
+    "Replica",
+    "Role",
+    "StoreError",
+    "Transaction",
+    "TxContext",
+    "ValidationError",
+    "VerifiedReceipt",
+    "build_checkpoint",
+    "build_receipt",
+    "merkle_root",
+    "verify_anchored_digest",
+    "verify_checkpoint",
+    "verify_consistency",
+    "verify_inclusion",
+    "verify_receipt",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module that defines ``name`` on first access (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

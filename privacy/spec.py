@@ -211,12 +211,27 @@ class QuerySpec:
 
 
 def _check_shape(s: QuerySpec) -> None:
+    """Check a spec on its own (no catalog); the first problem found raises :class:`SpecError`."""
+    _check_names(s)
+    _check_operands(s)
+    _check_bins_and_quantiles(s)
+    _check_epsilon(s)
+    for f in s.filters:
+        _check_filter(f)
+
+
+def _check_names(s: QuerySpec) -> None:
+    """A known aggregate, and identifiers where names are given."""
     if s.aggregate not in AGGREGATES:
         raise SpecError(f"unknown aggregate {s.aggregate!r}; choose one of {sorted(AGGREGATES)}")
     for name in ("table", "column", "group_by", "key"):
         value = getattr(s, name)
         if value is not None and not _NAME.match(value):
             raise SpecError(f"{name} {value!r} is not a valid identifier (letters, digits, _; max 64)")
+
+
+def _check_operands(s: QuerySpec) -> None:
+    """The column, key, ``k`` and grouping each aggregate takes, and only those."""
     needs_column = s.aggregate not in ("count", "intersection")
     if needs_column and s.column is None:
         raise SpecError(f"aggregate {s.aggregate!r} needs a column")
@@ -231,6 +246,10 @@ def _check_shape(s: QuerySpec) -> None:
         raise SpecError(f"'k' and 'key' only go with topk/intersection, not {s.aggregate!r}")
     if s.aggregate in ("topk", "intersection") and s.group_by is not None:
         raise SpecError(f"GROUP BY is not supported with {s.aggregate!r}; filter on the column instead")
+
+
+def _check_bins_and_quantiles(s: QuerySpec) -> None:
+    """Histogram edges with ``histogram`` only, probabilities with ``quantile`` only."""
     if (s.aggregate == "histogram") != (s.bins is not None):
         raise SpecError("'bins' (at least two increasing edges) goes with 'histogram' and only with it")
     if s.bins is not None and (
@@ -243,6 +262,10 @@ def _check_shape(s: QuerySpec) -> None:
         not 1 <= len(s.quantiles) <= MAX_QUANTILES or not all(0 < q <= 1 for q in s.quantiles)
     ):
         raise SpecError(f"quantiles: 1..{MAX_QUANTILES} probabilities in (0, 1]")
+
+
+def _check_epsilon(s: QuerySpec) -> None:
+    """Differential-privacy noise only on linear aggregates, with a bounded epsilon."""
     if s.epsilon is not None:
         if s.aggregate not in LINEAR:
             raise SpecError(
@@ -250,8 +273,6 @@ def _check_shape(s: QuerySpec) -> None:
             )
         if not 0 < s.epsilon <= MAX_EPSILON:
             raise SpecError(f"epsilon must be in (0, {MAX_EPSILON}]")
-    for f in s.filters:
-        _check_filter(f)
 
 
 def _check_filter(f: Filter) -> None:

@@ -1,8 +1,59 @@
 """Rongxin (融信): the application that composes forensics, privacy, zero knowledge and the
-consortium ledger — CLI, configuration, HTTP API, web UI and the demo."""
+consortium ledger.
+
+What it holds today: the ``rongxin`` command line (:func:`main`; ``rongxin --help``:
+``demo``, ``verify`` for receipts, ``crypto``, ``works``, ``query``, ``transfer``,
+``ledger`` and ``datasets`` commands) and the end-to-end demo (:func:`run_demo`, behind
+``make demo``), which runs a whole consortium in one process. There is no HTTP API, web UI
+or deployment configuration file yet.
+
+Examples
+--------
+>>> import rongxin
+>>> rongxin.__version__
+'0.1.0'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from rongxin.errors import RongxinError
 
 __version__ = "0.1.0"
 
-__all__ = ["RongxinError", "__version__"]
+if TYPE_CHECKING:
+    from rongxin.cli import main
+    from rongxin.demo import DemoReport, DemoStep, run_demo
+
+#: Public name -> the module that defines it (imported on first access).
+_LAZY: dict[str, str] = {
+    "main": "rongxin.cli",
+    "DemoReport": "rongxin.demo",
+    "DemoStep": "rongxin.demo",
+    "run_demo": "rongxin.demo",
+}
+
+__all__ = [
+    "DemoReport",
+    "DemoStep",
+    "RongxinError",
+    "__version__",
+    "main",
+    "run_demo",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module that defines ``name`` on first access (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

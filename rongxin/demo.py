@@ -1,20 +1,26 @@
-"""The end-to-end demo behind ``make demo``: it grows with each capability that lands.
+"""The end-to-end demo behind ``make demo`` and ``rongxin demo``.
 
-Current stages (issue "Foundation"):
+Its steps, in the order they run and print:
 
-1. create a demo consortium identity: a supervisory SM2 key, saved password-protected,
-   and a self-signed certificate placeholder (real membership certificates arrive with
-   the chain core);
-2. sign a message and verify it, and show that a tampered message is rejected;
+1. consortium identity: a supervisory SM2 key, saved password-protected, and a
+   self-signed certificate placeholder;
+2. sign and verify a message, and show that a tampered message is rejected;
 3. encrypt a file to the supervisor's key (SM2 envelope + SM4-GCM stream), decrypt it,
    and compare SM3 digests;
-4. ledger, single node (issue "Chain core", consensus still to land): a genesis with the
-   supervisor, a media center and five consensus-node certificates; the media center
-   anchors a batch of work digests in one signed transaction (one Merkle root, one proof
-   path per digest); the executor validates and applies it, the block is committed to a
-   SQLite store and reopened; a re-anchored digest returns the original anchor, and a
-   transaction from a revoked member is refused from the next height;
-5. print what it did.
+4. consortium ledger: five consensus nodes in one process (2-chain HotStuff, SM2 votes,
+   a SQLite store each) and a media center admitted by the supervisor's ``member.add``;
+5. anchor a batch of work digests in one transaction (one Merkle root, one proof path per
+   digest) and verify its receipt offline against the genesis; a flipped byte is refused
+   and re-anchoring returns the original receipt;
+6. register works in an image library, find attacked copies, anchor the fingerprint
+   digests;
+7. register music, find attacked 5-s excerpts in it and nothing in unrelated speech;
+8. a confidential copyright transfer (zero-knowledge proof, hidden price and shares that
+   balance) verified by the ledger's contract;
+9. an encrypted cross-agency query whose audit record is anchored with a receipt;
+10. a node misses a block while down and catches up, every node restarts from its store,
+    a revoked member is refused from the next height;
+11. a pinned checkpoint against which the batch receipt verifies.
 """
 
 from __future__ import annotations
