@@ -26,8 +26,6 @@ MAX_DEPTH = 32
 MAX_ENCODED = 16 * 1024 * 1024
 
 
-
-
 def _check(value: Any, depth: int = 0) -> None:
     if depth > MAX_DEPTH:
         raise CodecError(f"value nested deeper than {MAX_DEPTH} levels")

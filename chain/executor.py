@@ -37,8 +37,6 @@ from chain.types import Genesis, Role, Transaction, ValidationError
 NONCE = b"nonce/"
 
 
-
-
 def next_nonce(state: State | Overlay, sender: bytes) -> int:
     """The nonce the sender's next transaction must carry."""
     last = state.get(NONCE + sender)

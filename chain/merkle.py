@@ -52,8 +52,6 @@ _NODE_PREFIX = b"\x01"
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 
 
-
-
 class TreeHasher:
     """The three RFC 6962 hashes (leaf, interior node, empty tree) over one hash function.
 

@@ -75,8 +75,6 @@ _HEADER_FIELDS = 13
 _EPOCH, _COUNT = 11, 12
 
 
-
-
 @dataclass(frozen=True)
 class VerifiedReceipt:
     """What a valid receipt establishes."""

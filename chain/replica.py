@@ -328,6 +328,7 @@ class LedgerApp:
             return []
         # nonce order, so a sender's transactions enter in sequence
         candidates = sorted(self.mempool.values(), key=lambda raw: self.executor.decode(raw).nonce)
+
         def begin(overlay: Overlay) -> None:
             begin_block(overlay, parent.height + 1, parent.hash)
 

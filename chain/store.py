@@ -52,8 +52,6 @@ CREATE TABLE IF NOT EXISTS state_log (
 """
 
 
-
-
 @dataclass(frozen=True)
 class StoredBlock:
     """A committed block as stored."""

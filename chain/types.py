@@ -41,8 +41,6 @@ MAX_GENESIS_BYTES = 4 * 1024 * 1024
 """Largest encoded genesis document accepted (checked before decoding)."""
 
 
-
-
 class Role(enum.StrEnum):
     """What a certificate holder may do (a certificate may carry several roles)."""
 

@@ -113,9 +113,7 @@ class TransferRecord:
         """Parse a stored or exported record (raises :class:`ZkpError` subclasses if malformed)."""
         if not isinstance(data, (bytes, bytearray)) or len(data) > MAX_TRANSFER_RECORD_BYTES:
             size = len(data) if isinstance(data, (bytes, bytearray)) else type(data).__name__
-            raise EncodingError(
-                f"a transfer record is at most {MAX_TRANSFER_RECORD_BYTES} bytes, got {size}"
-            )
+            raise EncodingError(f"a transfer record is at most {MAX_TRANSFER_RECORD_BYTES} bytes, got {size}")
         try:
             doc = codec.decode(data, max_size=MAX_TRANSFER_RECORD_BYTES)
         except ChainError as exc:
