@@ -110,7 +110,15 @@ class Executor:
                 self._decoded.popitem(last=False)
         return tx
 
-    def _apply_one(self, state: Overlay, raw: bytes, height: int, timestamp_ms: int) -> dict[str, Any]:
+    def apply_one(self, state: Overlay, raw: bytes, height: int, timestamp_ms: int) -> dict[str, Any]:
+        """Check and apply one transaction on ``state`` (an overlay); its contract's result.
+
+        Raises
+        ------
+        ValidationError
+            Why the transaction is refused; :class:`NonceGapError` (with ``expected``) when
+            it must wait for its sender's earlier transactions.
+        """
         tx = self.decode(raw)
         cert = load_certificate(state, tx.sender)
         if cert is None:
@@ -166,7 +174,7 @@ class Executor:
         for i, raw in enumerate(txs):
             child = overlay.child()
             try:
-                results.append(self._apply_one(child, raw, height, timestamp_ms))
+                results.append(self.apply_one(child, raw, height, timestamp_ms))
             except ValidationError as exc:
                 raise ValidationError(f"transaction {i} of block {height}: {exc}") from None
             overlay.merge_child(child)
@@ -199,7 +207,7 @@ class Executor:
                 break
             child = overlay.child()
             try:
-                self._apply_one(child, raw, height, timestamp_ms)
+                self.apply_one(child, raw, height, timestamp_ms)
             except ValidationError as exc:
                 rejected.append((raw, str(exc)))
                 continue

@@ -81,21 +81,21 @@ class LocalNet:
     def start(self) -> None:
         """Start every replica."""
         for name, r in self.replicas.items():
-            self._handle(name, r.start(self.now))
+            self.handle(name, r.start(self.now))
 
     def add(self, replica: Replica) -> str:
         """Add and start a replica (e.g. a node that will join the validator set); its name."""
         name = f"node-{len(self.replicas)}"
         self.replicas[name] = replica
         self.cpu[name] = 0.0
-        self._handle(name, replica.start(self.now))
+        self.handle(name, replica.start(self.now))
         return name
 
     def replace(self, name: str, replica: Replica) -> None:
         """Swap in ``replica`` under ``name`` (a restart from disk) and start it."""
         self.replicas[name] = replica
         self.down.discard(name)
-        self._handle(name, replica.start(self.now))
+        self.handle(name, replica.start(self.now))
 
     def name_of(self, replica: Replica) -> str:
         """The name this network gives ``replica`` (what :attr:`down` holds)."""
@@ -110,7 +110,8 @@ class LocalNet:
                 return name
         return None
 
-    def _handle(self, name: str, actions: Iterable[Action]) -> None:
+    def handle(self, name: str, actions: Iterable[Action]) -> None:
+        """Carry out the actions replica ``name`` returned (sends, broadcasts, timers, commits)."""
         pending = list(actions)
         while pending:
             a = pending.pop(0)
@@ -136,6 +137,11 @@ class LocalNet:
                 for cb in self.on_commit:
                     cb(name, a)
 
+    def inject(self, to: str, from_name: str, sender: str, wire: bytes) -> None:
+        """Queue raw message bytes for replica ``to`` as if ``from_name`` (consensus id
+        ``sender``) had sent them: how tests deliver forged or replayed messages."""
+        self._queue.append((to, from_name, sender, wire))
+
     def step(self) -> bool:
         """Deliver one message, or fire the next timer; ``False`` when nothing is left."""
         if self._queue:
@@ -154,7 +160,7 @@ class LocalNet:
             t0 = time.process_time()
             actions = core.on_message(sender, decode_message(wire), self.now)
             self.cpu[to] += time.process_time() - t0
-            self._handle(to, actions)
+            self.handle(to, actions)
             return True
         while self._timers:
             at, seq, nid, timer_id = heapq.heappop(self._timers)
@@ -168,7 +174,7 @@ class LocalNet:
             t0 = time.process_time()
             actions = core.on_timer(timer_id, self.now)
             self.cpu[nid] += time.process_time() - t0
-            self._handle(nid, actions)
+            self.handle(nid, actions)
             return True
         return False
 

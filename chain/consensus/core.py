@@ -13,9 +13,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from chain.consensus.crypto import Signer, Verifier
+from chain.consensus.interfaces import (
+    Action,
+    BlockStore,
+    Broadcast,
+    Committed,
+    EpochEnded,
+    MemoryBlockStore,
+    MemorySafetyStore,
+    SafetyData,
+    SafetyStore,
+    Send,
+    SetTimer,
+)
 from chain.consensus.messages import (
     ZERO_HASH,
     Block,
@@ -43,12 +56,14 @@ from chain.consensus.messages import (
 __all__ = [
     "Action",
     "Application",
+    "BlockDraft",
     "BlockStore",
     "Broadcast",
     "Committed",
     "ConsensusConfig",
     "ConsensusCore",
     "ConsensusError",
+    "EpochEnded",
     "MemoryBlockStore",
     "MemorySafetyStore",
     "SafetyData",
@@ -61,133 +76,6 @@ __all__ = [
 MAX_EVIDENCE_PER_BLOCK = 8
 SEEN_ROUNDS_BEHIND = 16
 """Votes, timeouts and proposals are remembered (for equivocation evidence) this many rounds back."""
-
-
-# --------------------------------------------------------------------------- actions
-@dataclass(frozen=True)
-class Send:
-    """Send ``msg`` to validator ``to``."""
-
-    to: str
-    msg: Message
-
-
-@dataclass(frozen=True)
-class Broadcast:
-    """Send ``msg`` to every other validator."""
-
-    msg: Message
-
-
-@dataclass(frozen=True)
-class SetTimer:
-    """Call :meth:`ConsensusCore.on_timer` with ``timer_id`` at ``at_ms`` (replaces the same id)."""
-
-    timer_id: str
-    at_ms: int
-
-
-@dataclass(frozen=True)
-class EpochEnded:
-    """``block`` changed the validator set and is committed: this core's epoch is over.
-
-    The host starts a core for the next epoch on ``block`` (its base) with the new set.
-    """
-
-    block: Block
-
-
-@dataclass(frozen=True)
-class Committed:
-    """``block`` is final; ``proof`` is its commit proof (or that of a descendant committed with it)."""
-
-    block: Block
-    proof: CommitProof | None
-
-
-Action = Send | Broadcast | SetTimer | Committed | EpochEnded
-
-
-# --------------------------------------------------------------------------- storage
-@dataclass(frozen=True)
-class SafetyData:
-    """Everything a validator must remember across crashes to stay safe."""
-
-    highest_voted_round: int = 0
-    highest_qc_round: int = 0
-    highest_proposed_round: int = 0
-    high_qc: QuorumCertificate | None = None
-    last_tc: TimeoutCertificate | None = None
-    last_vote: Vote | None = None
-    last_timeout: Timeout | None = None
-
-
-class SafetyStore(Protocol):
-    """Durable storage of :class:`SafetyData` (``save`` must be durable when it returns)."""
-
-    def load(self) -> SafetyData | None: ...
-
-    def save(self, data: SafetyData) -> None: ...
-
-
-class MemorySafetyStore:
-    """In-memory :class:`SafetyStore`; the simulator keeps it across simulated crashes."""
-
-    def __init__(self) -> None:
-        self._data: SafetyData | None = None
-        self.saves = 0
-
-    def load(self) -> SafetyData | None:
-        return self._data
-
-    def save(self, data: SafetyData) -> None:
-        self._data = data
-        self.saves += 1
-
-
-class BlockStore(Protocol):
-    """Durable store of committed blocks, indexed by height and hash."""
-
-    def tip_height(self) -> int: ...
-
-    def get_by_height(self, height: int) -> Block | None: ...
-
-    def get(self, block_hash: bytes) -> Block | None: ...
-
-    def proof(self, height: int) -> CommitProof | None: ...
-
-    def append(self, block: Block, proof: CommitProof | None) -> None: ...
-
-
-class MemoryBlockStore:
-    """In-memory :class:`BlockStore` (survives simulated crashes)."""
-
-    def __init__(self) -> None:
-        self.blocks: list[Block] = []
-        self._by_hash: dict[bytes, Block] = {}
-        self._proofs: dict[int, CommitProof] = {}
-
-    def tip_height(self) -> int:
-        return len(self.blocks) - 1
-
-    def get_by_height(self, height: int) -> Block | None:
-        return self.blocks[height] if 0 <= height < len(self.blocks) else None
-
-    def get(self, block_hash: bytes) -> Block | None:
-        return self._by_hash.get(block_hash)
-
-    def proof(self, height: int) -> CommitProof | None:
-        return self._proofs.get(height)
-
-    def append(self, block: Block, proof: CommitProof | None) -> None:
-        if block.height != len(self.blocks):
-            raise ConsensusError(f"block store expects height {len(self.blocks)}, got {block.height}")
-        if self.blocks and block.parent_hash != self.blocks[-1].hash:
-            raise ConsensusError("committed block does not extend the committed tip")
-        self.blocks.append(block)
-        self._by_hash[block.hash] = block
-        if proof is not None:
-            self._proofs[block.height] = proof
 
 
 @dataclass(frozen=True)
@@ -357,6 +245,26 @@ class ConsensusCore:
     def leader(self, round: int) -> str:
         """Leader of ``round``: round-robin over the sorted validator ids."""
         return self.validators[round % self.n]
+
+    def buffer_sizes(self) -> dict[str, int]:
+        """Entries held in each message buffer (for monitoring, and to check their bounds)."""
+
+        def entries(buffer: dict[Any, Any]) -> int:
+            return sum(len(v) if isinstance(v, dict) else 1 for v in buffer.values())
+
+        return {
+            "votes": entries(self._votes),
+            "seen_votes": entries(self._seen_vote),
+            "timeouts": entries(self._timeouts),
+            "seen_timeouts": entries(self._seen_timeout),
+            "seen_proposals": entries(self._seen_proposal),
+            "pending": len(self._pending),
+            "requested": len(self._requested),
+        }
+
+    def is_awaiting(self, block_hash: bytes) -> bool:
+        """Whether this node asked its peers for ``block_hash`` and has not received it yet."""
+        return block_hash in self._requested
 
     def get_block(self, block_hash: bytes) -> Block | None:
         """A known block: pending tree first, then the committed store."""

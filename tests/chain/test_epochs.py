@@ -141,7 +141,7 @@ def test_equivocation_evidence_goes_on_chain_and_excludes_the_author(tmp_path: P
     wire = encode_message(EvidenceMsg((ev,)))
     reporter = c.net.name_of(c.replicas[0])
     for name in c.net.replicas:  # gossip to every node, whoever leads next
-        c.net._queue.append((name, reporter, c.replicas[0].node_id, wire))
+        c.net.inject(name, reporter, c.replicas[0].node_id, wire)
     _anchor(c, m, b"y")
     c.net.run_until(lambda: _epochs(c) == {1}, 60_000)
     state = c.replicas[0].app.state
@@ -159,7 +159,7 @@ def test_forged_evidence_is_ignored(tmp_path: Path) -> None:
     forged = sorted(encode_message(Vote(victim, 9, h, bytes(64))) for h in (b"a" * 32, b"b" * 32))
     wire = encode_message(EvidenceMsg((Evidence("vote", victim, 9, forged[0], forged[1]),)))
     for name in c.net.replicas:
-        c.net._queue.append((name, "node-0", c.replicas[0].node_id, wire))
+        c.net.inject(name, "node-0", c.replicas[0].node_id, wire)
     _anchor(c, m, b"a")
     _anchor(c, m, b"b")
     assert _epochs(c) == {0}

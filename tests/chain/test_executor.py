@@ -129,7 +129,7 @@ def test_nonces_are_strictly_sequential() -> None:
     with pytest.raises(ValidationError, match="ahead"):  # the second cannot overtake the first
         ex.execute(state, [second.to_bytes()], 1, 10)
     with pytest.raises(NonceGapError) as e:
-        ex._apply_one(state.overlay(), second.to_bytes(), 1, 10)
+        ex.apply_one(state.overlay(), second.to_bytes(), 1, 10)
     assert e.value.expected == 1
     chosen, rejected = ex.select(state, [second.to_bytes(), first.to_bytes()], 1, 10, 10, 1 << 20)
     assert chosen == [first.to_bytes()] and len(rejected) == 1

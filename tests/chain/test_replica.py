@@ -79,7 +79,7 @@ def test_progress_with_f_crashed_and_catch_up_after_restart(tmp_path: Path) -> N
     c.net.wait(ids[-1])
     assert victim.store.tx_location(ids[-1]) is None
     c.net.down.clear()
-    c.net._handle(c.net.name_of(victim), victim.core.start(c.net.now))  # the node comes back
+    c.net.handle(c.net.name_of(victim), victim.core.start(c.net.now))  # the node comes back
     c.net.wait(_anchor(c, m, 99))
     assert all(victim.store.tx_location(t) is not None for t in ids)
     assert victim.store.load_state().root == c.replicas[0].store.load_state().root

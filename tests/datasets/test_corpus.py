@@ -111,7 +111,7 @@ def test_dedupe_exact_and_near() -> None:
 
 
 def test_damaged_state_file_is_reported(tmp_path: Path) -> None:
-    from datasets.corpus import _read_state
+    from datasets.corpus import _read_state  # private on purpose: the state file's own reader
 
     p = tmp_path / "x.jsonl"
     p.write_text('{"entry": {"id": 1}, "sig": "zz"}\n')

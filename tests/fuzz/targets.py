@@ -342,7 +342,7 @@ def _range_proof(data: bytes) -> Any:
 
 def _sigma(data: bytes) -> Any:
     from zkp.sigma import SigmaProof
-    from zkp.transfer import _relation
+    from zkp.transfer import _relation  # private on purpose: fuzzes the proof relation decoder
 
     deal = _deal()
     return SigmaProof.decode(data, len(_relation(deal.record, deal.transfer).witnesses()))

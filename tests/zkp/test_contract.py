@@ -262,6 +262,7 @@ def test_verification_is_remembered_per_exact_inputs(monkeypatch: pytest.MonkeyP
     deals = [make_deal(), make_deal()]
     for deal in deals:
         p = deal.transfer.to_payload()
+        # private on purpose: this test is about the contract's internal verification cache
         contract._verify(deal.transfer, p, "test-chain", deal.record, deal.auditor.public)
     assert len(contract._verified) == 1 and len(calls) == 4
     contract._verify(

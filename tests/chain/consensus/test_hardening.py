@@ -57,21 +57,8 @@ def _core(net: Net, node: str) -> tuple[ConsensusCore, CountingApp]:
     return core, app
 
 
-def _entries(buffer: dict[Any, Any]) -> int:
-    """Entries of a buffer, nested (author -> round -> message) or flat."""
-    return sum(len(v) if isinstance(v, dict) else 1 for v in buffer.values())
-
-
 def _buffered(core: ConsensusCore) -> dict[str, int]:
-    return {
-        "votes": _entries(core._votes),
-        "seen_votes": _entries(core._seen_vote),
-        "timeouts": _entries(core._timeouts),
-        "seen_timeouts": _entries(core._seen_timeout),
-        "seen_proposals": _entries(core._seen_proposal),
-        "pending": len(core._pending),
-        "requested": len(core._requested),
-    }
+    return core.buffer_sizes()
 
 
 # --------------------------------------------------------------------------- round relation
@@ -98,7 +85,7 @@ def test_the_round_rule_holds_for_synced_blocks_too() -> None:
     far = net.block(g, 5, gqc)  # round 5 on a round-0 QC and no TC: never proposed honestly
     child = net.block(far, 6, net.qc(5, far.hash))
     core.on_message("v2", net.proposal(child), 1)  # parent unknown: parked, asked for
-    assert far.hash in core._requested
+    assert core.is_awaiting(far.hash)
     core.on_message("v2", SyncResponse((far,), None, far.hash), 2)
     assert app.executions == 0 and far.hash not in core.blocks
 
@@ -171,7 +158,8 @@ def test_future_vote_and_timeout_spam_leaves_buffers_bounded() -> None:
     commits = _drive(net.cores, starts, 14)
     assert min(commits.values()) >= 8
     assert all(
-        _entries(c._seen_vote) <= len(IDS) * (SEEN_ROUNDS_BEHIND + 1 + cap) for c in net.cores.values()
+        c.buffer_sizes()["seen_votes"] <= len(IDS) * (SEEN_ROUNDS_BEHIND + 1 + cap)
+        for c in net.cores.values()
     )
 
 
@@ -193,7 +181,7 @@ def test_far_ahead_timeouts_still_move_a_lagging_node() -> None:
     qc = net.qc(499, b"x" * 32)  # certifies a block this node never saw
     core.on_message("v2", _timeout(net, "v2", 500, qc), 0)
     assert core.round == 500 and core.high_qc == qc
-    assert _entries(core._timeouts) == 1  # the timeout itself counts: its round is current now
+    assert core.buffer_sizes()["timeouts"] == 1  # the timeout itself counts: its round is current now
     tc = net.tc(999, {"v0": 499, "v2": 499, "v3": 499})
     ahead = Timeout(
         "v2",

@@ -131,7 +131,7 @@ def test_a_tc_justified_round_gap_executes_in_milliseconds(tmp_path: Path, gap: 
     assert elapsed < 1.0 and t1 - t0 < 1.0, f"{elapsed:.3f} s / {t1 - t0:.3f} s for {gap} rounds"
     assert block.hash in target.core.blocks and target.core.round == block.round
     for name in c.net.replicas:
-        c.net._queue.append((name, from_name, proposer.node_id, wire))
+        c.net.inject(name, from_name, proposer.node_id, wire)
     _anchor(c, m, b"after the gap")
     top = min(r.store.head_height() for r in c.replicas)
     assert top > block.height
@@ -154,6 +154,7 @@ class ByzantineReplica(Replica):
         super().__init__(*args)
 
     def _make_core(self) -> ConsensusCore:
+        # a test subclass of Replica wraps the core it builds
         core = corrupt(super()._make_core(), self.misbehaviour, self.seed, self.outsiders)
         core.attacks = self.attacks
         return core
