@@ -1,16 +1,14 @@
-"""Attack-set generation and the ``rongxin datasets`` command line."""
+"""Attack-set generation (the ``rongxin datasets`` command line is tested in tests/rongxin)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from datasets.attacks.generate import generate, load_truth, plan
 from datasets.errors import AttackError
 from datasets.manifest import Manifest
-from rongxin.cli_datasets import app
 
 
 def test_plan_depends_only_on_seed(smoke: Manifest) -> None:
@@ -39,16 +37,3 @@ def test_generate_audio_set(tmp_path: Path, smoke: Manifest) -> None:
     for t in truths:
         assert t.time_map and t.time_map[0]["source_end"] > t.time_map[0]["source_start"]
         assert (tmp_path / t.output["file"]).suffix == ".flac"
-
-
-def test_cli_validate_and_attack(tmp_path: Path, smoke_root: Path) -> None:
-    runner = CliRunner()
-    r = runner.invoke(app, ["validate", str(smoke_root)])
-    assert r.exit_code == 0 and "every file matches" in r.output
-    r = runner.invoke(
-        app, ["attack", "image", "--out", str(tmp_path), "--count", "2", "--corpus", str(smoke_root)]
-    )
-    assert r.exit_code == 0, r.output
-    assert len(load_truth(tmp_path)) == 2
-    r = runner.invoke(app, ["validate", str(tmp_path / "nothing")])
-    assert r.exit_code == 1 and "build the corpus first" in r.output

@@ -11,7 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from rongxin.cli_works import audio_evidence, identify, works_app
-from tests.forensics.conftest import crop, jpeg, write_image
+from tests.forensics.conftest import crop, jpeg, write_image  # photos: a fixture
 
 app = typer.Typer()
 app.add_typer(works_app, name="works")
