@@ -45,8 +45,8 @@ DEFAULT_BASS_THRESHOLDS: dict[float, float] = {3.0: 4.222, 5.0: 5.196, 10.0: 8.7
 """Score the bass layer's verification needs, per query window length in seconds (as for
 the main layer's ``DEFAULT_THRESHOLDS``): one more than the highest bass score of the same
 unrelated calibration windows (5,940 / 5,947 / 4,581 at 3 / 5 / 10 s) against the
-benchmark's catalogue (``bench/audio_robustness.py``; docs/benchmarks.md, the bass layer
-beside the main one, 2026-12-04).
+benchmark's catalogue (``bench/audio_robustness.py``; docs/history/audio.md, a bass
+layer beside the main one, 2026-12-04).
 :meth:`forensics.audio.index.AudioIndex.calibrate` recalibrates both layers."""
 
 DEFAULT_JOINT_THRESHOLDS: dict[float, float] = {3.0: 7.534, 5.0: 9.022, 10.0: 11.935}
@@ -54,7 +54,7 @@ DEFAULT_JOINT_THRESHOLDS: dict[float, float] = {3.0: 7.534, 5.0: 9.022, 10.0: 11
 alignment, need in sum (the ``both`` rule of
 :meth:`forensics.audio.index.AudioIndex.identify_peaks`), per query window length in
 seconds: one more than the highest sum on the same calibration windows as
-``DEFAULT_BASS_THRESHOLDS`` (docs/benchmarks.md, both layers at one alignment, 2026-12-04).
+``DEFAULT_BASS_THRESHOLDS`` (docs/history/audio.md and docs/benchmarks.md, Audio, 2026-12-04).
 :meth:`~forensics.audio.index.AudioIndex.calibrate` sets them."""
 _FACTOR = 4
 _TAPS = 63

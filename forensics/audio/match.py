@@ -53,7 +53,7 @@ _OFFSET_SHIFT = 33
 _OFFSET_BIAS = 1 << 32
 FIT_VOTES = 8
 """Votes a candidate needs before its speed is fitted to its hits rather than taken from
-its hypothesis (measured in docs/benchmarks.md, Audio, index format 6, 2026-12-04)."""
+its hypothesis (measured on the audio benchmark, index format 6, 2026-12-04; docs/history/audio.md)."""
 
 
 @dataclass(frozen=True)
