@@ -78,7 +78,7 @@ def test_out_of_range_value_cannot_be_proven(monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(ParameterError, match="not in"):
         prove_range([-1], [1], 8, T())
     # A cheating prover that skips the check produces a proof the verifier refuses.
-    monkeypatch.setattr(rp, "_check_values", lambda values, n: None)
+    monkeypatch.setattr(rp, "_check_values", lambda values, n: None)  # private on purpose: a cheater
     for value in (256, 2**8 + 5, -1):
         proof, commitments = prove_range([value], [9], 8, T())
         with pytest.raises(ProofError):

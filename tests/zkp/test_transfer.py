@@ -151,7 +151,7 @@ def test_prover_refuses_bad_deals() -> None:
 
 
 def test_cheating_prover_unbalanced_shares_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tr, "_check_balance", lambda price, shares: None)
+    monkeypatch.setattr(tr, "_check_balance", lambda price, shares: None)  # private on purpose: a cheater
     deal = make_deal(price=100, shares=[(b"a", 60), (b"b", 50)])
     with pytest.raises(ProofError, match="balance"):
         verify_transfer(deal.transfer, CHAIN, deal.record, deal.auditor.public)
