@@ -17,3 +17,24 @@ class UnsupportedMediaError(MediaError):
 
 class LibraryError(ForensicsError):
     """The work library cannot do what was asked (unknown work, duplicate id, bad directory)."""
+
+
+class DuplicateContentError(LibraryError):
+    """The same content (byte-identical file, or identical array) is already registered.
+
+    Attributes
+    ----------
+    work_id : str
+        The work already holding this content.
+    registered_at : str or None
+        When that work was registered (UTC, RFC 3339).
+    """
+
+    def __init__(self, message: str, work_id: str, registered_at: str | None) -> None:
+        super().__init__(message)
+        self.work_id = work_id
+        self.registered_at = registered_at
+
+
+class ReadOnlyLibraryError(LibraryError):
+    """A write (register, remove) was asked of a library opened read-only."""

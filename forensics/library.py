@@ -31,6 +31,7 @@ Examples
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 import sqlite3
@@ -46,7 +47,15 @@ from numpy.typing import NDArray
 
 from chain.crypto.errors import CryptoError
 from chain.crypto.sm3 import sm3, sm3_file
-from forensics.errors import ForensicsError, LibraryError, MediaError, UnsupportedMediaError
+from forensics.errors import (
+    DuplicateContentError,
+    ForensicsError,
+    LibraryError,
+    MediaError,
+    ReadOnlyLibraryError,
+    UnsupportedMediaError,
+)
+from forensics.sqlite_ro import connect_readonly
 from forensics.types import Match, MediaIndex, MediaKind, Registration, detect_kind
 
 #: Which class serves each media kind: ``"module:Class"`` (imported on first use) or a factory
@@ -88,6 +97,14 @@ def register_index(kind: str, factory: str | Callable[[Path], MediaIndex]) -> No
     INDEX_CLASSES[kind] = factory
 
 
+def _accepts_readonly(factory: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    return "readonly" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
 def _now_rfc3339() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -125,6 +142,12 @@ class Library:
         The library directory; created (with its catalogue) when missing.
     create : bool
         When ``False``, refuse a directory that holds no library.
+    readonly : bool
+        Open for lookups only (implies ``create=False``): the catalogue and the indexes
+        are opened read-only (:func:`forensics.sqlite_ro.connect_readonly`), nothing is
+        created or written in the directory, so a library on a read-only medium can be
+        searched. :meth:`register` and :meth:`remove` then raise
+        :class:`~forensics.errors.ReadOnlyLibraryError`.
     index_options : dict, optional
         Keyword arguments per kind for the index constructors, e.g.
         ``{"image": {"hash_threshold": 50}}``.
@@ -132,7 +155,8 @@ class Library:
     Raises
     ------
     LibraryError
-        The directory cannot be created or holds something else.
+        The directory cannot be created or holds something else; or (``create=False``,
+        ``readonly=True``) it holds no library.
     """
 
     def __init__(
@@ -140,24 +164,29 @@ class Library:
         directory: str | os.PathLike[str],
         *,
         create: bool = True,
+        readonly: bool = False,
         index_options: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.directory = Path(directory)
+        self.readonly = readonly
         catalogue = self.directory / CATALOGUE
-        if not create and not catalogue.exists():
+        if (readonly or not create) and not catalogue.is_file():
             raise LibraryError(f"{self.directory} holds no work library; create one with `rongxin works add`")
         if self.directory.exists() and not self.directory.is_dir():
             raise LibraryError(f"{self.directory} is a file; give a directory for the library")
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(catalogue, timeout=30.0, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            with self._db:
-                self._db.executescript(_SCHEMA)
-                self._db.execute(
-                    "INSERT OR IGNORE INTO library_meta (key, value) VALUES ('format', ?)", (_FORMAT,)
-                )
+            if readonly:
+                self._db = connect_readonly(catalogue)
+            else:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(catalogue, timeout=30.0, check_same_thread=False)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                with self._db:
+                    self._db.executescript(_SCHEMA)
+                    self._db.execute(
+                        "INSERT OR IGNORE INTO library_meta (key, value) VALUES ('format', ?)", (_FORMAT,)
+                    )
             fmt = self._db.execute("SELECT value FROM library_meta WHERE key = 'format'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise LibraryError(f"{catalogue} is not a usable library catalogue: {exc}") from exc
@@ -169,6 +198,39 @@ class Library:
         self._indexes: dict[str, MediaIndex] = {}
         self._lock = threading.RLock()
         self._closed = False
+
+    @classmethod
+    def open(cls, directory: str | os.PathLike[str], *, readonly: bool = False, **options: Any) -> Library:
+        """An existing library (never creates one); ``readonly=True`` for lookups only.
+
+        Parameters
+        ----------
+        directory : path
+            A directory holding a library.
+        readonly : bool
+            See the class's parameters.
+        **options
+            Further keyword arguments of the constructor (``index_options``).
+
+        Raises
+        ------
+        LibraryError
+            ``directory`` holds no library.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib, numpy as np
+        >>> d = pathlib.Path(tempfile.mkdtemp()) / "lib"
+        >>> Library(d).close()
+        >>> with Library.open(d, readonly=True) as lib:
+        ...     len(lib), lib.readonly
+        (0, True)
+        >>> Library.open(d.parent / "typo")
+        Traceback (most recent call last):
+        ...
+        forensics.errors.LibraryError: ... holds no work library; create one with `rongxin works add`
+        """
+        return cls(directory, create=False, readonly=readonly, **options)
 
     # -- indexes -----------------------------------------------------------------------------
 
@@ -201,8 +263,16 @@ class Library:
                         "dependencies or register only other kinds of media"
                     ) from exc
                 factory = cast(Callable[[Path], MediaIndex], cls)
-            options = self._index_options.get(kind, {})
-            opened = factory(self.directory / kind, **options) if options else factory(self.directory / kind)
+            options = dict(self._index_options.get(kind, {}))
+            where = self.directory / kind
+            if self.readonly:
+                if not where.is_dir():
+                    raise LibraryError(
+                        f"{self.directory} holds no {kind} index; nothing to look up in it read-only"
+                    )
+                if _accepts_readonly(factory):
+                    options["readonly"] = True
+            opened = factory(where, **options) if options else factory(where)
             self._indexes[kind] = opened
             return opened
 
@@ -234,6 +304,10 @@ class Library:
         ------
         LibraryError
             The id is taken or invalid, or the metadata is not JSON.
+        DuplicateContentError
+            The same content (file bytes, or array) is already registered, under any id.
+        ReadOnlyLibraryError
+            The library was opened read-only.
         MediaError, UnsupportedMediaError
             The media cannot be fingerprinted.
         """
@@ -243,10 +317,19 @@ class Library:
             meta_json = json.dumps(meta, sort_keys=True, ensure_ascii=False)
         except (TypeError, ValueError) as exc:
             raise LibraryError(f"metadata of {work_id!r} is not JSON-serializable: {exc}") from exc
+        self._check_writable("register works")
         kind, content_digest, path = self._inspect(source)
         index = self.index(kind)
         registered_at = _now_rfc3339()
         with self._lock:
+            existing = self.find_content(content_digest)
+            if existing is not None:
+                raise DuplicateContentError(
+                    f"this content is already registered as {existing.work_id!r} on "
+                    f"{existing.registered_at}; not registered again",
+                    existing.work_id,
+                    existing.registered_at,
+                )
             try:
                 with self._db:
                     self._db.execute(
@@ -294,6 +377,8 @@ class Library:
         if top_k < 1:
             raise ValueError("top_k must be at least 1")
         kind, _digest, path = self._inspect(source, digest=False)
+        if self.readonly and kind in INDEX_CLASSES and not (self.directory / kind).is_dir():
+            return []  # no work of this kind was ever registered, and nothing may be created
         index = self.index(kind)
         if path is None:
             identify_array = getattr(index, "identify_array", None)
@@ -314,7 +399,10 @@ class Library:
         ------
         LibraryError
             The work is not registered.
+        ReadOnlyLibraryError
+            The library was opened read-only.
         """
+        self._check_writable("remove works")
         with self._lock:
             self._check_open()
             row = self._db.execute("SELECT kind FROM works WHERE work_id = ?", (work_id,)).fetchone()
@@ -335,8 +423,64 @@ class Library:
             ).fetchone()
         return None if row is None else self._registration(row)
 
+    def work(self, work_id: str) -> Registration:
+        """The registration of ``work_id``: kind, digests, metadata and registration time.
+
+        Raises
+        ------
+        LibraryError
+            No work ``work_id`` is registered.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib, numpy as np
+        >>> img = (np.random.default_rng(1).random((64, 64, 3)) * 255).astype(np.uint8)
+        >>> with Library(pathlib.Path(tempfile.mkdtemp())) as lib:
+        ...     _ = lib.register(img, "w1", {"owner": "A"})
+        ...     w = lib.work("w1")
+        >>> w.kind, w.metadata, len(w.content_digest), w.registered_at.endswith("Z")
+        ('image', {'owner': 'A'}, 32, True)
+        """
+        found = self.get(work_id)
+        if found is None:
+            raise LibraryError(f"no work {work_id!r} in {self.directory}")
+        return found
+
+    def find_content(self, content_digest: bytes) -> Registration | None:
+        """The work registered with this content digest (SM3 of the file's bytes), or ``None``.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib, numpy as np
+        >>> img = (np.random.default_rng(1).random((64, 64, 3)) * 255).astype(np.uint8)
+        >>> with Library(pathlib.Path(tempfile.mkdtemp())) as lib:
+        ...     reg = lib.register(img, "w1")
+        ...     lib.find_content(reg.content_digest).work_id, lib.find_content(bytes(32))
+        ('w1', None)
+        """
+        with self._lock:
+            self._check_open()
+            row = self._db.execute(
+                "SELECT work_id, kind, content_digest, fingerprint_digest, metadata, registered_at "
+                "FROM works WHERE content_digest = ? AND fingerprint_digest IS NOT NULL "
+                "ORDER BY registered_at, work_id LIMIT 1",
+                (content_digest,),
+            ).fetchone()
+        return None if row is None else self._registration(row)
+
     def works(self) -> Iterator[Registration]:
-        """Every registered work, by id."""
+        """Every registered work, by id.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib, numpy as np
+        >>> rng = np.random.default_rng(2)
+        >>> with Library(pathlib.Path(tempfile.mkdtemp())) as lib:
+        ...     for name in ("b", "a"):
+        ...         _ = lib.register((rng.random((64, 64, 3)) * 255).astype(np.uint8), name)
+        ...     [(w.work_id, w.kind) for w in lib.works()]
+        [('a', 'image'), ('b', 'image')]
+        """
         with self._lock:
             self._check_open()
             rows = self._db.execute(
@@ -406,6 +550,13 @@ class Library:
     def _check_open(self) -> None:
         if self._closed:
             raise LibraryError("the library is closed; open it again")
+
+    def _check_writable(self, what: str) -> None:
+        self._check_open()
+        if self.readonly:
+            raise ReadOnlyLibraryError(
+                f"the library {self.directory} was opened read-only; cannot {what} (open it writable)"
+            )
 
     def _inspect(
         self, source: str | os.PathLike[str] | NDArray[np.generic], digest: bool = True

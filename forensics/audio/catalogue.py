@@ -40,6 +40,7 @@ from forensics.audio.landmarks import LandmarkParams, Peaks
 from forensics.audio.peakstore import SCHEMA as _PEAK_SCHEMA
 from forensics.audio.peakstore import PeakStore
 from forensics.audio.rules import WorkTable
+from forensics.sqlite_ro import connect_readonly
 
 __all__ = ["FORMAT_VERSION", "Catalogue"]
 
@@ -118,11 +119,20 @@ class Catalogue:
     """
 
     def __init__(
-        self, directory: Path, params: LandmarkParams | None = None, threshold: str | None = None
+        self,
+        directory: Path,
+        params: LandmarkParams | None = None,
+        threshold: str | None = None,
+        *,
+        readonly: bool = False,
     ) -> None:
         self.directory = directory
         self.lock = threading.RLock()
         self.created = False
+        self.readonly = readonly
+        if readonly:
+            self._open_readonly(params)
+            return
         try:
             self._db = sqlite3.connect(directory / "audio.sqlite", check_same_thread=False, timeout=30.0)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -139,6 +149,28 @@ class Catalogue:
                 "give an empty directory or restore the index from a backup"
             ) from exc
         self.peaks = PeakStore(self._db)
+
+    def _open_readonly(self, params: LandmarkParams | None) -> None:
+        """Open an existing, current-format catalogue for lookups only: no writes, no lock file."""
+        try:
+            self._db = connect_readonly(self.directory / "audio.sqlite")
+            stored, fmt = self.get("params"), self.get("format")
+        except sqlite3.DatabaseError as exc:
+            raise AudioIndexError(
+                f"{self.directory / 'audio.sqlite'} cannot be read as an audio index ({exc})"
+            ) from exc
+        if stored is None or fmt != str(FORMAT_VERSION):
+            raise AudioIndexError(
+                f"{self.directory} holds no current audio index (format {fmt}); open it writable once "
+                "to create or upgrade it"
+            )
+        self.peaks = PeakStore(self._db)
+        try:
+            self.params = LandmarkParams(**json.loads(stored))
+        except (TypeError, ValueError) as exc:
+            raise AudioIndexError(f"the parameters stored in {self.directory} are unreadable: {exc}") from exc
+        if params is not None and params != self.params:
+            raise AudioIndexError(f"{self.directory} was built with other fingerprint parameters")
 
     # -- settings -----------------------------------------------------------------------------
 
@@ -227,6 +259,8 @@ class Catalogue:
     @contextlib.contextmanager
     def writer(self) -> Iterator[None]:
         """Hold this process's lock and the directory's exclusive writer lock (``lock``)."""
+        if self.readonly:
+            raise AudioIndexError(f"the audio index in {self.directory} was opened read-only")
         with self.lock, open(self.directory / "lock", "a+b") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:

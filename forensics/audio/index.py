@@ -99,6 +99,10 @@ class AudioIndex:
         landmark is rewritten about ``log_fan_in`` (index size / work size) times.
     merge_chunk : int
         Entries a merge holds in memory at once (about 70 bytes each); see :meth:`compact`.
+    readonly : bool
+        Open an existing index for lookups only: the catalogues are opened read-only, no
+        file or directory is created and no lock is taken; adding, removing or storing a
+        threshold raises :class:`AudioIndexError`.
 
     Examples
     --------
@@ -139,10 +143,15 @@ class AudioIndex:
         bass: bool = True,
         bass_threshold: float | Mapping[float, float] | None = None,
         joint_threshold: float | Mapping[float, float] | None = None,
+        readonly: bool = False,
     ) -> None:
         self.directory = Path(directory)
+        self.readonly = readonly
+        if readonly and (threshold is not None or bass_threshold is not None or joint_threshold is not None):
+            raise AudioIndexError("thresholds cannot be stored in an audio index opened read-only")
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            if not readonly:
+                self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise AudioIndexError(f"cannot create the audio index directory {self.directory}: {exc}") from exc
         if not self.directory.is_dir():
@@ -164,7 +173,13 @@ class AudioIndex:
         self._closed = False
         stored = None if threshold is None else encode_threshold(threshold)
         self.storage = LayerStorage(
-            self.directory, params, stored, max_segments=max_segments, fan_in=fan_in, merge_chunk=merge_chunk
+            self.directory,
+            params,
+            stored,
+            max_segments=max_segments,
+            fan_in=fan_in,
+            merge_chunk=merge_chunk,
+            readonly=readonly,
         )
         """The catalogue and the segment store (:class:`forensics.audio.storage.LayerStorage`)."""
         self.catalogue = self.storage.catalogue
@@ -190,6 +205,8 @@ class AudioIndex:
         """
         where = self.directory / _BASS_DIR
         exists = (where / "audio.sqlite").exists()
+        if not exists and self.readonly:
+            return
         if not exists and not (self.catalogue.created and self.params == LandmarkParams()):
             return
         if not exists and threshold is None:
@@ -204,6 +221,7 @@ class AudioIndex:
                 max_query_seconds=self.max_query_seconds,
                 window_seconds=self.window_seconds,
                 bass=False,
+                readonly=self.readonly,
             )
         except BaseException:
             self.catalogue.close()

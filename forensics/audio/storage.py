@@ -83,10 +83,11 @@ class LayerStorage:
         max_segments: int,
         fan_in: int,
         merge_chunk: int,
+        readonly: bool = False,
     ) -> None:
         self.directory = directory
         self.max_segments, self.fan_in, self.merge_chunk = max_segments, fan_in, merge_chunk
-        self.catalogue = Catalogue(directory, params, threshold)
+        self.catalogue = Catalogue(directory, params, threshold, readonly=readonly)
         self.store = SegmentStore(directory, distinct_keys=1 << HASH_BITS)
         self.merge_policy: MergePolicy = plan_merge
         self.lock = self.catalogue.lock

@@ -47,6 +47,7 @@ from forensics.image import features as feat
 from forensics.image.binindex import GrowingBinaryIndex
 from forensics.image.decode import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, ImageSource, load_frames
 from forensics.image.phash import DIHEDRAL, content_box, dct_hash, dihedral_hashes, to_gray
+from forensics.sqlite_ro import connect_readonly
 from forensics.types import Match, MediaKind
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,9 @@ class ImageIndex:
         Largest accepted image (pixels per frame).
     hash_ivf_min, desc_ivf_min : int
         Sizes at which the hash and descriptor indexes become inverted files.
+    readonly : bool
+        Open an existing index for lookups only: nothing is created or written (the
+        descriptor inverted file is not saved); adding or removing fails.
 
     Examples
     --------
@@ -197,14 +201,19 @@ class ImageIndex:
         max_frames: int = DEFAULT_MAX_FRAMES,
         hash_ivf_min: int = 20_000,
         desc_ivf_min: int = 50_000,
+        readonly: bool = False,
     ) -> None:
         self.directory = Path(directory)
+        self.readonly = readonly
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.directory / "image.db", timeout=30.0, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            if readonly:
+                self._db = connect_readonly(self.directory / "image.db")
+            else:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(self.directory / "image.db", timeout=30.0, check_same_thread=False)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise LibraryError(f"cannot open the image index in {self.directory}: {exc}") from exc
         self.hash_threshold = hash_threshold
@@ -309,7 +318,7 @@ class ImageIndex:
     def flush(self) -> None:
         """Save the descriptor inverted file (when there is one and it changed)."""
         with self._lock:
-            if not (self._desc.is_ivf and self._desc_dirty):
+            if self.readonly or not (self._desc.is_ivf and self._desc_dirty):
                 return
             target = self.directory / f"descriptors-{self._max_item}-{self._removed_seq}.ivf"
             try:

@@ -11,7 +11,14 @@ import pytest
 
 from chain.crypto.sm3 import sm3_file
 from forensics import library as library_mod
-from forensics.errors import ForensicsError, LibraryError, MediaError, UnsupportedMediaError
+from forensics.errors import (
+    DuplicateContentError,
+    ForensicsError,
+    LibraryError,
+    MediaError,
+    ReadOnlyLibraryError,
+    UnsupportedMediaError,
+)
 from forensics.image.index import fingerprint_digest
 from forensics.library import Library, register_index
 from tests.forensics.conftest import crop, jpeg, rotate, write_image
@@ -210,3 +217,79 @@ def test_concurrent_reader_processes(tmp_path: Path, files: dict[str, Path]) -> 
     lib.close()
     assert results == [["coffee"], ["coffee"]]
     assert json.dumps(results)
+
+
+def _snapshot(directory: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``directory``: (size, mtime in ns)."""
+    return {
+        str(p.relative_to(directory)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(directory.rglob("*"))
+    }
+
+
+def test_readonly_lookups_change_no_file(tmp_path: Path, files: dict[str, Path]) -> None:
+    from tests.forensics.audio.conftest import synth_music, write_wav
+
+    song = write_wav(tmp_path / "song.wav", synth_music(5, 20.0))
+    with Library(tmp_path / "lib") as lib:
+        lib.register(files["coffee"], "coffee", {"owner": "A"})
+        lib.register(song, "song")
+    before = _snapshot(tmp_path / "lib")
+    with Library.open(tmp_path / "lib", readonly=True) as lib:
+        assert lib.readonly and len(lib) == 2
+        assert lib.identify(files["coffee"])[0].work_id == "coffee"
+        assert lib.identify(song)[0].work_id == "song"
+        assert lib.stats()["works_by_kind"] == {"audio": 1, "image": 1}
+        assert lib.work("coffee").metadata == {"owner": "A"}
+        with pytest.raises(ReadOnlyLibraryError, match="read-only"):
+            lib.register(files["horse"], "horse")
+        with pytest.raises(ReadOnlyLibraryError, match="read-only"):
+            lib.remove("coffee")
+        assert isinstance(ReadOnlyLibraryError("x"), LibraryError)
+    assert _snapshot(tmp_path / "lib") == before
+    with pytest.raises(LibraryError, match="holds no work library"):
+        Library.open(tmp_path / "typo", readonly=True)
+    with pytest.raises(LibraryError, match="holds no work library"):
+        Library.open(tmp_path / "typo")
+    assert not (tmp_path / "typo").exists()
+
+
+def test_readonly_library_without_an_index_of_the_kind(tmp_path: Path, files: dict[str, Path]) -> None:
+    from tests.forensics.audio.conftest import synth_music, write_wav
+
+    with Library(tmp_path / "lib") as lib:
+        lib.register(files["coffee"], "coffee")
+    before = _snapshot(tmp_path / "lib")
+    with Library.open(tmp_path / "lib", readonly=True) as lib:
+        assert lib.identify(write_wav(tmp_path / "s.wav", synth_music(3, 10.0))) == []
+    assert _snapshot(tmp_path / "lib") == before
+
+
+def test_same_content_is_refused_under_any_id(tmp_path: Path, files: dict[str, Path]) -> None:
+    copy = tmp_path / "renamed.jpg"
+    copy.write_bytes(files["coffee"].read_bytes())
+    with Library(tmp_path / "lib") as lib:
+        reg = lib.register(files["coffee"], "coffee")
+        with pytest.raises(DuplicateContentError, match="already registered as 'coffee' on") as info:
+            lib.register(copy, "other-id")
+        assert info.value.work_id == "coffee" and info.value.registered_at == reg.registered_at
+        assert "other-id" not in lib and len(lib) == 1
+        assert lib.find_content(reg.content_digest) == reg
+        assert lib.find_content(bytes(32)) is None
+        lib.remove("coffee")
+        assert lib.register(copy, "other-id").content_digest == reg.content_digest
+
+
+def test_work_and_works_give_typed_records(tmp_path: Path, files: dict[str, Path]) -> None:
+    with Library(tmp_path / "lib") as lib:
+        lib.register(files["horse"], "horse", {"owner": "B"})
+        lib.register(files["chelsea"], "cat")
+        w = lib.work("horse")
+        assert (
+            w.kind == "image"
+            and w.metadata == {"owner": "B"}
+            and w.content_digest == sm3_file(files["horse"])
+        )
+        assert [x.work_id for x in lib.works()] == ["cat", "horse"]
+        with pytest.raises(LibraryError, match="no work 'nope'"):
+            lib.work("nope")
