@@ -1,4 +1,10 @@
-"""``rongxin works add|remove|stats`` and ``rongxin identify``: the work library from the shell.
+"""``rongxin works add|remove|list|show|export|stats`` and ``rongxin identify``: the library from the shell.
+
+Commands that only read (``identify``, ``works list|show|export|stats``) open the library
+read-only (:meth:`forensics.library.Library.open`), so a library on a read-only medium can
+be searched and nothing in its directory changes. Every command but ``works add`` refuses
+a ``--library`` that holds no library rather than creating one; ``works add`` says when
+it creates a new library.
 
 The lead mounts these in :mod:`rongxin.cli`::
 
@@ -12,19 +18,27 @@ import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from forensics.errors import ForensicsError
+if TYPE_CHECKING:
+    from forensics.library import Library
+    from forensics.types import Registration
+
+from chain.crypto.errors import CryptoError
+from chain.crypto.sm3 import sm3_file
+from forensics.errors import DuplicateContentError, ForensicsError, LibraryError
 from forensics.evidence import AudioEvidence, ImageFeatureEvidence, ImageHashEvidence
 from forensics.types import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Match
-from rongxin.cli_common import console, err_console
+from rongxin.cli_common import Force, console, err_console, write_output
 from rongxin.cli_common import fail as _fail
 
-works_app = typer.Typer(help="Register, remove and count works in a forensics library.", no_args_is_help=True)
+works_app = typer.Typer(
+    help="Register, list, show, export, remove and count works in a forensics library.", no_args_is_help=True
+)
 
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | AUDIO_SUFFIXES | VIDEO_SUFFIXES
 
@@ -118,13 +132,54 @@ def _parse_metadata(text: str | None) -> dict[str, Any]:
     return value
 
 
-def _open(library: Path, create: bool) -> Any:
-    from forensics.library import Library
+def _open(library: Path, *, readonly: bool = False, create: bool = False) -> Library:
+    """The library at ``library``: read-only for lookups; created (and said so) only when ``create``."""
+    from forensics.library import CATALOGUE, Library
 
     try:
-        return Library(library, create=create)
+        if create and not (library / CATALOGUE).exists():
+            err_console.print(f"creating a new library at {library}")
+            return Library(library)
+        return Library.open(library, readonly=readonly)
     except ForensicsError as exc:
         raise _fail(str(exc)) from None
+
+
+def work_record(reg: Registration) -> dict[str, Any]:
+    """A registered work as JSON: what ``works show --json`` and ``works export`` print.
+
+    ``anchor_receipt`` is the work's ``anchor_receipt`` metadata (the path of the receipt
+    of the transaction that anchored its fingerprint digest), ``None`` when not recorded.
+
+    Examples
+    --------
+    >>> from forensics.types import Registration
+    >>> reg = Registration("w", "image", bytes(32), b"\\x01" * 32, {"owner": "A"}, "2026-01-02T03:04:05Z")
+    >>> r = work_record(reg)
+    >>> r["content_sm3"][:8], r["fingerprint_sm3"][:8], r["registered_at"], r["anchor_receipt"]
+    ('00000000', '01010101', '2026-01-02T03:04:05Z', None)
+    """
+    receipt = reg.metadata.get("anchor_receipt")
+    return {
+        "work_id": reg.work_id,
+        "kind": reg.kind,
+        "registered_at": reg.registered_at,
+        "content_sm3": reg.content_digest.hex(),
+        "fingerprint_sm3": reg.fingerprint_digest.hex(),
+        "metadata": reg.metadata,
+        "anchor_receipt": receipt if isinstance(receipt, str) else None,
+    }
+
+
+def _looks_like_copy(lib: Library, path: Path) -> Match | None:
+    """The registered work ``path`` looks like a copy of, if any (errors are left to registering)."""
+    if len(lib) == 0:
+        return None
+    try:
+        matches = lib.identify(path, top_k=1)
+    except ForensicsError:
+        return None
+    return matches[0] if matches else None
 
 
 @works_app.command("add")
@@ -136,15 +191,35 @@ def add(
         typer.Option("--id", help="Work id for a single file (default: the file name without suffix)."),
     ] = None,
     metadata: Annotated[str | None, typer.Option(help="JSON object stored with every work added.")] = None,
+    skip_existing: Annotated[
+        bool,
+        typer.Option(
+            "--skip-existing/--fail-existing",
+            help="A file whose content is already registered (same bytes, under any id) is reported as "
+            "skipped (the default, so re-running over a folder succeeds), or counted as failed.",
+        ),
+    ] = True,
+    allow_copies: Annotated[
+        bool,
+        typer.Option(
+            "--allow-copies",
+            help="Do not warn when a new file looks like a copy of a registered work (added either way).",
+        ),
+    ] = False,
 ) -> None:
-    """Register works; a work's id is its file name without the extension unless --id is given."""
+    """Register works; a work's id is its file name without the extension unless --id is given.
+
+    A file whose bytes are already registered is not registered again. A file that
+    `identify` finds to be a copy of a registered work is added with a warning. Exits with
+    status 1 when any file failed.
+    """
     files = collect_media(paths)
     if not files:
         raise _fail("no media files found in the given paths")
     if work_id is not None and len(files) != 1:
         raise _fail(f"--id names a single work but {len(files)} files were given; drop --id")
     meta = _parse_metadata(metadata)
-    failures = 0
+    added = skipped = failures = 0
     lib = _open(library, create=True)
     try:
         with Progress(
@@ -161,17 +236,37 @@ def add(
                 wid = work_id if work_id is not None else path.stem
                 progress.update(task, description=wid)
                 try:
+                    copy_of = None if allow_copies else _looks_like_copy(lib, path)
                     reg = lib.register(path, wid, meta | {"source": path.name})
+                    added += 1
                     progress.console.print(
                         f"added {reg.work_id} ({reg.kind}) content SM3 {reg.content_digest.hex()[:16]}…"
                     )
+                    if copy_of is not None:
+                        progress.console.print(
+                            f"[yellow]warning:[/] {reg.work_id} looks like a copy of {copy_of.work_id} "
+                            f"(score {copy_of.score:.3f}, threshold {copy_of.threshold:.2f}); "
+                            "added anyway (--allow-copies silences this)"
+                        )
+                except DuplicateContentError as exc:
+                    if skip_existing:
+                        skipped += 1
+                        progress.console.print(
+                            f"skipped {path}: already registered as {exc.work_id} on {exc.registered_at}"
+                        )
+                    else:
+                        failures += 1
+                        progress.console.print(f"[red]failed[/] {path}: {exc}")
                 except ForensicsError as exc:
                     failures += 1
-                    progress.console.print(f"[red]skipped[/] {path}: {exc}")
+                    progress.console.print(f"[red]failed[/] {path}: {exc}")
                 progress.advance(task)
     finally:
         lib.close()
-    console.print(f"{len(files) - failures} added, {failures} failed; library {library}")
+    summary = f"{added} added, {failures} failed"
+    if skipped:
+        summary += f", {skipped} skipped (already registered)"
+    console.print(f"{summary}; library {library}")
     if failures:
         raise typer.Exit(1)
 
@@ -181,21 +276,132 @@ def remove(
     work_ids: Annotated[list[str], typer.Argument(help="Ids of the works to remove.")],
     library: LibraryOption,
 ) -> None:
-    """Remove works from the library."""
-    lib = _open(library, create=False)
-    failed = False
+    """Remove works from the library; prints how many were removed and how many were not found.
+
+    Every id found is removed. Exits with status 1 when any id was not found or could not
+    be removed, 0 otherwise.
+    """
+    lib = _open(library)
+    removed = not_found = errors = 0
     try:
         for wid in work_ids:
             try:
                 lib.remove(wid)
+                removed += 1
                 console.print(f"removed {wid}")
             except ForensicsError as exc:
-                failed = True
+                if isinstance(exc, LibraryError) and wid not in lib:
+                    not_found += 1
+                else:
+                    errors += 1
                 err_console.print(f"[red]error:[/] {exc}")
     finally:
         lib.close()
-    if failed:
+    summary = f"removed {removed}, not found {not_found}"
+    console.print(summary + (f", failed {errors}" if errors else ""))
+    if not_found or errors:
         raise typer.Exit(1)
+
+
+@works_app.command("list")
+def list_works(
+    library: LibraryOption,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per work (JSON lines).")
+    ] = False,
+) -> None:
+    """The registered works: id, kind, registration time and the start of the content SM3."""
+    lib = _open(library, readonly=True)
+    try:
+        works = list(lib.works())
+    finally:
+        lib.close()
+    if as_json:
+        sys.stdout.write("".join(json.dumps(work_record(w), ensure_ascii=False) + "\n" for w in works))
+        return
+    if not works:
+        console.print(f"library {library} holds no works")
+        return
+    table = Table(title=f"{len(works)} works in {library}")
+    for column in ("id", "kind", "registered (UTC)", "content SM3"):
+        table.add_column(column)
+    for w in works:
+        table.add_row(w.work_id, w.kind, w.registered_at or "-", w.content_digest.hex()[:16] + "…")
+    console.print(table)
+
+
+@works_app.command("show")
+def show(
+    work_id: Annotated[str, typer.Argument(help="The work's id.")],
+    library: LibraryOption,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """One work: kind, registration time, content and fingerprint SM3, metadata, anchor receipt."""
+    lib = _open(library, readonly=True)
+    try:
+        record = work_record(lib.work(work_id))
+    except ForensicsError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        lib.close()
+    if as_json:
+        sys.stdout.write(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+        return
+    table = Table(title=f"work {work_id}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    table.add_row("kind", record["kind"])
+    table.add_row("registered (UTC)", record["registered_at"] or "-")
+    table.add_row("content SM3", record["content_sm3"])
+    table.add_row("fingerprint SM3", record["fingerprint_sm3"])
+    table.add_row("anchor receipt", record["anchor_receipt"] or "none recorded")
+    for key, value in sorted(record["metadata"].items()):
+        table.add_row(
+            f"metadata {key}", value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        )
+    console.print(table)
+
+
+@works_app.command("export")
+def export(
+    library: LibraryOption,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The JSON-lines file to write.")],
+    work_ids: Annotated[list[str] | None, typer.Argument(help="Ids of the works to export.")] = None,
+    all_works: Annotated[bool, typer.Option("--all", help="Export every work.")] = False,
+    force: Force = False,
+) -> None:
+    """Write works (given ids, or --all) as JSON lines: one `works show --json` object per line."""
+    if bool(work_ids) == all_works:
+        raise _fail("name the works to export, or pass --all (not both)")
+    lib = _open(library, readonly=True)
+    try:
+        works = list(lib.works()) if all_works else [lib.work(w) for w in work_ids or []]
+    except ForensicsError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        lib.close()
+    data = "".join(json.dumps(work_record(w), ensure_ascii=False, sort_keys=True) + "\n" for w in works)
+    write_output(out, data.encode(), force=force, mode=0o644)
+    console.print(f"exported {len(works)} works to {out}")
+
+
+def _flatten(info: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Nested statistics as ``(dotted key, value)`` pairs, for a table.
+
+    Examples
+    --------
+    >>> _flatten({"works": 2, "layers": {"main": {"bytes": 10}}})
+    [('works', '2'), ('layers.main.bytes', '10')]
+    """
+    rows: list[tuple[str, str]] = []
+    for key, value in info.items():
+        if isinstance(value, Mapping):
+            rows.extend(_flatten(value, f"{prefix}{key}."))
+        elif isinstance(value, int) and not isinstance(value, bool):
+            rows.append((f"{prefix}{key}", f"{value:,}" if abs(value) >= 10_000 else str(value)))
+        else:
+            rows.append((f"{prefix}{key}", str(value)))
+    return rows
 
 
 @works_app.command("stats")
@@ -204,7 +410,7 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Counts of works per kind, index structures and size on disk."""
-    lib = _open(library, create=False)
+    lib = _open(library, readonly=True)
     try:
         info = lib.stats()
     finally:
@@ -216,36 +422,138 @@ def stats(
         f"library {info['directory']}: {info['works']} works, {info['bytes_on_disk']:,} bytes on disk"
     )
     for kind, count in sorted(info["works_by_kind"].items()):
-        console.print(f"  {kind}: {count} works; index {info['indexes'].get(kind, {})}")
+        table = Table(title=f"{kind}: {count} works")
+        table.add_column("index statistic")
+        table.add_column("value", overflow="fold")
+        for key, value in _flatten(info["indexes"].get(kind, {})):
+            table.add_row(key, value)
+        console.print(table)
 
 
-def identify(
-    file: Annotated[Path, typer.Argument(help="The media file to look up.")],
-    library: LibraryOption,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the matches as a JSON list.")] = False,
-    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Most matches reported.")] = 5,
-) -> None:
-    """Find registered works in FILE; only matches above the calibrated threshold are listed."""
-    lib = _open(library, create=False)
+def _match_json(m: Match, lib: Library, query_sm3: str) -> dict[str, Any]:
+    """A match's JSON (``Match.to_json``) with the query's SM3 and the matched work's registration."""
+    reg = lib.get(m.work_id)
+    return m.to_json() | {
+        "query_sm3": query_sm3,
+        "registered_at": reg.registered_at if reg is not None else None,
+        "metadata": reg.metadata if reg is not None else {},
+        "content_sm3": reg.content_digest.hex() if reg is not None else None,
+    }
+
+
+def _query(lib: Library, path: Path, top_k: int) -> tuple[str, list[Match]]:
+    """The query file's SM3 (hex) and the works found in it; raises ForensicsError."""
+    matches = lib.identify(path, top_k=top_k)
     try:
-        matches = lib.identify(file, top_k=top_k)
-    except ForensicsError as exc:
-        raise _fail(str(exc)) from None
-    finally:
-        lib.close()
-    if as_json:
-        sys.stdout.write(json.dumps([m.to_json() for m in matches], indent=2, ensure_ascii=False) + "\n")
-        return
+        digest = sm3_file(path).hex()
+    except CryptoError as exc:
+        raise LibraryError(str(exc)) from exc
+    return digest, matches
+
+
+def _print_matches(path: Path, matches: list[Match], lib: Library, query_sm3: str) -> None:
     if not matches:
-        console.print(f"no registered work found in {file}")
+        console.print(f"no registered work found in {path}")
         return
-    table = Table(title=f"matches for {file}")
-    for column in ("work", "kind", "score", "threshold", "evidence"):
+    table = Table(title=f"matches for {path} (SM3 {query_sm3[:16]}…)")
+    for column in ("work", "kind", "registered", "score", "threshold", "evidence"):
         table.add_column(column)
     for m in matches:
-        table.add_row(m.work_id, m.kind, f"{m.score:.3f}", f"{m.threshold:.2f}", evidence_line(m))
+        reg = lib.get(m.work_id)
+        registered = reg.registered_at if reg is not None and reg.registered_at else "-"
+        table.add_row(m.work_id, m.kind, registered, f"{m.score:.3f}", f"{m.threshold:.2f}", evidence_line(m))
     console.print(table)
     first = matches[0].evidence
     fpr = first.fpr_target if first is not None else matches[0].details.get("fpr_target")
     if fpr is not None:
         console.print(f"threshold calibrated for a false-positive rate ≤ {fpr:g} per (query, work) pair")
+
+
+def identify(
+    files: Annotated[
+        list[Path], typer.Argument(help="Media files to look up, or directories (searched recursively).")
+    ],
+    library: LibraryOption,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="One file: print its matches as a JSON list. Several files or a directory: JSON lines, "
+            "one object per query file.",
+        ),
+    ] = False,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Most matches reported per file.")] = 5,
+) -> None:
+    """Find registered works in FILES; only matches above the calibrated threshold are listed.
+
+    Each match carries the query file's SM3 and the matched work's metadata and
+    registration time. With several files, a file that cannot be read is reported and the
+    others are still searched; the command then exits with status 1. The library is opened
+    read-only.
+    """
+    queries = collect_media(files)
+    if not queries:
+        raise _fail("no media files found in the given paths")
+    lib = _open(library, readonly=True)
+    try:
+        if len(files) == 1 and queries == files:
+            _identify_one(lib, queries[0], as_json, top_k)
+            return
+        failed = _identify_many(lib, queries, as_json, top_k)
+    finally:
+        lib.close()
+    if failed:
+        err_console.print(f"[red]error:[/] {failed} of {len(queries)} files could not be searched")
+        raise typer.Exit(1)
+
+
+def _identify_one(lib: Library, path: Path, as_json: bool, top_k: int) -> None:
+    try:
+        query_sm3, matches = _query(lib, path, top_k)
+    except ForensicsError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        objects = [_match_json(m, lib, query_sm3) for m in matches]
+        sys.stdout.write(json.dumps(objects, indent=2, ensure_ascii=False) + "\n")
+        return
+    _print_matches(path, matches, lib, query_sm3)
+
+
+def _identify_many(lib: Library, queries: list[Path], as_json: bool, top_k: int) -> int:
+    """Search every file; JSON lines or tables on stdout, progress on stderr. Returns the failures."""
+    failed = 0
+    with Progress(
+        TextColumn("[bold]identifying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        console=err_console,
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    ) as progress:
+        task = progress.add_task("", total=len(queries))
+        for path in queries:
+            progress.update(task, description=path.name)
+            try:
+                query_sm3, matches = _query(lib, path, top_k)
+            except ForensicsError as exc:
+                failed += 1
+                if as_json:
+                    sys.stdout.write(
+                        json.dumps({"query": str(path), "error": str(exc)}, ensure_ascii=False) + "\n"
+                    )
+                err_console.print(f"[red]error:[/] {path}: {exc}")
+            else:
+                if as_json:
+                    line = {
+                        "query": str(path),
+                        "query_sm3": query_sm3,
+                        "matches": [_match_json(m, lib, query_sm3) for m in matches],
+                    }
+                    sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+                else:
+                    _print_matches(path, matches, lib, query_sm3)
+            progress.advance(task)
+    return failed

@@ -70,7 +70,10 @@ def test_add_single_file_with_id_and_failures(tmp_path: Path, photos: dict[str, 
     assert r.exit_code == 1 and "single work" in _text(r.output)
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0" + bytes(30))
-    r = runner.invoke(app, ["works", "add", str(bad), str(media / "astronaut.jpg"), "--library", str(lib)])
+    # astronaut.jpg is registered already (as A-1): its bytes are skipped, not added again
+    r = runner.invoke(
+        app, ["works", "add", str(bad), str(media / "sub" / "chelsea.png"), "--library", str(lib)]
+    )
     assert r.exit_code == 1 and "1 added, 1 failed" in _text(r.output)
     r = runner.invoke(app, ["works", "add", str(media), "--library", str(lib), "--metadata", "[1]"])
     assert r.exit_code == 1 and "JSON object" in _text(r.output)
