@@ -41,7 +41,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from forensics.errors import ForensicsError, LibraryError, MediaError, UnsupportedMediaError
+from forensics.errors import (
+    DuplicateContentError,
+    ForensicsError,
+    LibraryError,
+    MediaError,
+    ReadOnlyLibraryError,
+    UnsupportedMediaError,
+)
 from forensics.types import Match, MediaIndex, MediaKind, Registration, detect_kind
 
 if TYPE_CHECKING:
@@ -62,6 +69,7 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "INDEX_CLASSES",
     "AudioIndex",
+    "DuplicateContentError",
     "ForensicsError",
     "ImageIndex",
     "Library",
@@ -70,6 +78,7 @@ __all__ = [
     "MediaError",
     "MediaIndex",
     "MediaKind",
+    "ReadOnlyLibraryError",
     "Registration",
     "UnsupportedMediaError",
     "array_digest",

@@ -56,6 +56,8 @@ FRONT_DOORS: dict[str, dict[str, str]] = {
         "ImageIndex": "forensics.image.index",
         "Library": "forensics.library",
         "LibraryError": "forensics.errors",
+        "DuplicateContentError": "forensics.errors",
+        "ReadOnlyLibraryError": "forensics.errors",
         "Match": "forensics.types",
         "MediaError": "forensics.errors",
         "MediaIndex": "forensics.types",
