@@ -82,16 +82,14 @@ def _field(doc: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any
 
 
 def _canonical_key(public_key: bytes) -> None:
-    """Refuse a public key that is not the 65-byte uncompressed point ``04 || X || Y``.
+    """Refuse a public key that is not in the 65-byte uncompressed form ``04 || X || Y``.
 
     One key, one encoding: a compressed form would give the same key a second certificate
     id (and a node would not recognize itself as the validator its certificate names).
+    This is the cheap structural check every decode runs; :meth:`Certificate.verify` also
+    checks that the point is on the curve.
     """
-    try:
-        key = PublicKey.from_bytes(public_key)
-    except CryptoError as exc:
-        raise ValidationError(f"certificate public key is not an SM2 point: {exc}") from None
-    if key.to_bytes() != public_key:
+    if len(public_key) != 65 or public_key[0] != 0x04:
         raise ValidationError("certificate public key must be the uncompressed point 04 || X || Y (65 bytes)")
 
 
@@ -152,6 +150,7 @@ class Certificate:
         """Check the root's signature; raises :class:`ValidationError`."""
         try:
             root.verify(codec.encode(self.body()), self.signature)
+            PublicKey.from_bytes(self.public_key)  # on the curve
         except (InvalidSignature, CryptoError) as exc:
             raise ValidationError(f"certificate for {self.subject!r} is not valid: {exc}") from None
 

@@ -60,10 +60,26 @@ def history_key(height: int) -> bytes:
     return HISTORY + height.to_bytes(8, "big")
 
 
+_DECODED: dict[bytes, Certificate] = {}
+_DECODED_LIMIT = 10_000
+
+
 def load_certificate(state: State | Overlay, cert_id: bytes) -> Certificate | None:
-    """The certificate with ``cert_id`` in ``state``, or ``None``."""
+    """The certificate with ``cert_id`` in ``state``, or ``None``.
+
+    Decoded certificates are remembered by their stored bytes (every transaction loads
+    its sender's), so each is parsed once per process while the cache holds it.
+    """
     raw = state.get(cert_key(cert_id))
-    return None if raw is None else Certificate.from_dict(codec.decode(raw))
+    if raw is None:
+        return None
+    cert = _DECODED.get(raw)
+    if cert is None:
+        cert = Certificate.from_dict(codec.decode(raw))
+        if len(_DECODED) >= _DECODED_LIMIT:
+            _DECODED.clear()
+        _DECODED[raw] = cert
+    return cert
 
 
 def revoked_from(state: State | Overlay, cert_id: bytes) -> int | None:
