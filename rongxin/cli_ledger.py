@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from chain.errors import ChainError
 from chain.receipt import build_checkpoint, build_receipt, verify_checkpoint
@@ -57,9 +58,11 @@ def checkpoint_cmd(db: Db, genesis: GenesisFile, out: Out, force: Force = False)
         store.close()
     write_output(out, cp.to_bytes(), force=force, mode=0o644)
     console.print(
-        f"checkpoint of {g.chain_id} at height {info.height}, epoch {info.epoch} "
-        f"({len(info.record.validators)} validators) written to {out}\n"
-        f"block hash {info.digest} — compare it with what other members publish before pinning it"
+        escape(
+            f"checkpoint of {g.chain_id} at height {info.height}, epoch {info.epoch} "
+            f"({len(info.record.validators)} validators) written to {out}\n"
+            f"block hash {info.digest} — compare it with what other members publish before pinning it"
+        )
     )
 
 
@@ -89,5 +92,5 @@ def receipt_cmd(
         store.close()
     write_output(out, receipt.to_bytes(), force=force, mode=0o644)
     console.print(
-        f"receipt of {info.transaction.type} tx {tx_id[:16]}… (height {info.height}) written to {out}"
+        escape(f"receipt of {info.transaction.type} tx {tx_id[:16]}… (height {info.height}) written to {out}")
     )
