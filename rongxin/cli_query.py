@@ -47,7 +47,7 @@ def run(
     spec: Annotated[str, typer.Argument(help="Query: SQL-like text, JSON text, or @FILE with either.")],
     agencies: Annotated[Path, typer.Option("--agencies", help="Deployment file (agencies.toml or .json).")],
     only: Annotated[
-        list[str] | None, typer.Option("--only", help="Use only these agencies (repeat).")
+        list[str] | None, typer.Option("--only", help="Use only these agencies (repeat).", metavar="AGENCY")
     ] = None,
     output: Annotated[
         OutputFormat, typer.Option("--format", help="table, or json (errors too, as {error, reason}).")

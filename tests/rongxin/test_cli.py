@@ -273,3 +273,16 @@ def test_help_shows_metavars_not_type_tags() -> None:
     assert "FILE..." in res.stdout
     res = runner.invoke(app, ["crypto", "verify", "--help"], env={"COLUMNS": "120"})
     assert "<str>" not in res.stdout.split("--pubkey")[1].split("\n")[0]
+
+
+def test_a_damaged_key_file_is_named_not_echoed(tmp_path, keypath) -> None:
+    import json
+
+    doc = json.loads(keypath.read_text())
+    doc["kdf"]["name"] = "[red]" + "secret-bytes" * 400
+    keypath.write_text(json.dumps(doc))
+    target = tmp_path / "doc.txt"
+    target.write_bytes(b"x")
+    res = runner.invoke(app, ["crypto", "sign", str(target), "--key", str(keypath)])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit)
+    assert "unsupported KDF" in _flat(res.stderr) and len(res.stderr) < 300
