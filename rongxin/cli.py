@@ -87,7 +87,9 @@ def version() -> None:
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Directory for the demo's files.")] = Path("demo-out"),
+    out: Annotated[Path, typer.Option(help="Directory for the demo's files.", metavar="DIR")] = Path(
+        "demo-out"
+    ),
 ) -> None:
     """Run the end-to-end demo on embedded defaults."""
     from rongxin.demo import run_demo
@@ -142,8 +144,10 @@ def keygen(
 @crypto_app.command()
 def sign(
     file: Annotated[Path, typer.Argument(help="File to sign.")],
-    key: Annotated[Path, typer.Option(help="Rongxin key file.")],
-    user_id: Annotated[str, typer.Option(help="SM2 user ID.")] = crypto.DEFAULT_USER_ID.decode(),
+    key: Annotated[Path, typer.Option(help="Rongxin key file.", metavar="KEYFILE")],
+    user_id: Annotated[
+        str, typer.Option(help="SM2 user ID.", metavar="ID")
+    ] = crypto.DEFAULT_USER_ID.decode(),
     password_file: PasswordFile = None,
     sig_format: Annotated[
         SignatureFormat,
@@ -176,7 +180,9 @@ def verify(
         ),
     ],
     pubkey: Annotated[str, typer.Option(help="Public key: PEM file, key file, or hex.", metavar="KEY")],
-    user_id: Annotated[str, typer.Option(help="SM2 user ID.")] = crypto.DEFAULT_USER_ID.decode(),
+    user_id: Annotated[
+        str, typer.Option(help="SM2 user ID.", metavar="ID")
+    ] = crypto.DEFAULT_USER_ID.decode(),
 ) -> None:
     """Verify a file's SM2 signature (raw r||s or DER); exit status 0 only when it is valid."""
     sig = _signature(signature)
@@ -221,8 +227,8 @@ def _signature(spec: str) -> bytes:
 @crypto_app.command()
 def encrypt(
     file: Annotated[Path, typer.Argument(help="File to encrypt.")],
-    to: Annotated[str, typer.Option(help="Recipient public key: PEM file, key file, or hex.")],
-    out: Annotated[Path, typer.Option(help="Encrypted output file (never the input).")],
+    to: Annotated[str, typer.Option(help="Recipient public key: PEM file, key file, or hex.", metavar="KEY")],
+    out: Annotated[Path, typer.Option(help="Encrypted output file (never the input).", metavar="FILE")],
     force: Force = False,
 ) -> None:
     """Encrypt a file to an SM2 public key (SM2 envelope + streaming SM4-GCM)."""
@@ -237,8 +243,11 @@ def encrypt(
 @crypto_app.command()
 def decrypt(
     file: Annotated[Path, typer.Argument(help="Encrypted file.")],
-    key: Annotated[Path, typer.Option(help="Rongxin key file of the recipient.")],
-    out: Annotated[Path, typer.Option(help="Decrypted output (written only if authentic; never an input).")],
+    key: Annotated[Path, typer.Option(help="Rongxin key file of the recipient.", metavar="KEYFILE")],
+    out: Annotated[
+        Path,
+        typer.Option(help="Decrypted output (written only if authentic; never an input).", metavar="FILE"),
+    ],
     password_file: PasswordFile = None,
     force: Force = False,
 ) -> None:
@@ -254,13 +263,21 @@ def decrypt(
 @app.command("verify")
 def verify_receipt_cmd(
     receipt: Annotated[Path, typer.Argument(help="Receipt file (.cbor) from the ledger.")],
-    genesis: Annotated[Path, typer.Option(help="The chain's genesis document (genesis.cbor).")],
+    genesis: Annotated[
+        Path, typer.Option(help="The chain's genesis document (genesis.cbor).", metavar="FILE")
+    ],
     proof: Annotated[
-        Path | None, typer.Option(help="JSON {digest, index, path} proving one digest of an anchored batch.")
+        Path | None,
+        typer.Option(
+            help="JSON {digest, index, path} proving one digest of an anchored batch.", metavar="FILE"
+        ),
     ] = None,
     checkpoint: Annotated[
         Path | None,
-        typer.Option(help="A pinned checkpoint (rongxin ledger checkpoint): refuses keys revoked since."),
+        typer.Option(
+            help="A pinned checkpoint (rongxin ledger checkpoint): refuses keys revoked since.",
+            metavar="FILE",
+        ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:

@@ -38,7 +38,9 @@ MIN_PASSWORD_LENGTH = 8
 
 PasswordFile = Annotated[
     Path | None,
-    typer.Option(help=f"Read the key password from this file (else ${PASSWORD_ENV}, else a prompt)."),
+    typer.Option(
+        help=f"Read the key password from this file (else ${PASSWORD_ENV}, else a prompt).", metavar="FILE"
+    ),
 ]
 Force = Annotated[bool, typer.Option(help="Overwrite an existing output file.")]
 

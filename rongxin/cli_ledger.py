@@ -27,9 +27,11 @@ from rongxin.cli_common import Force, console, fail, overwrite_guard, write_outp
 
 app = typer.Typer(help="Checkpoints and receipts from a node's ledger store.", no_args_is_help=True)
 
-Db = Annotated[Path, typer.Option(help="The node's ledger store (ledger/node-0.db).")]
-GenesisFile = Annotated[Path, typer.Option(help="The chain's genesis document (genesis.cbor).")]
-Out = Annotated[Path, typer.Option(help="Where to write the file.")]
+Db = Annotated[Path, typer.Option(help="The node's ledger store (ledger/node-0.db).", metavar="FILE")]
+GenesisFile = Annotated[
+    Path, typer.Option(help="The chain's genesis document (genesis.cbor).", metavar="FILE")
+]
+Out = Annotated[Path, typer.Option(help="Where to write the file.", metavar="FILE")]
 
 
 def _open(db: Path, genesis: Path) -> tuple[LedgerStore, Genesis]:

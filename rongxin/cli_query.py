@@ -45,7 +45,9 @@ class OutputFormat(StrEnum):
 @app.command("run")
 def run(
     spec: Annotated[str, typer.Argument(help="Query: SQL-like text, JSON text, or @FILE with either.")],
-    agencies: Annotated[Path, typer.Option("--agencies", help="Deployment file (agencies.toml or .json).")],
+    agencies: Annotated[
+        Path, typer.Option("--agencies", help="Deployment file (agencies.toml or .json).", metavar="FILE")
+    ],
     only: Annotated[
         list[str] | None, typer.Option("--only", help="Use only these agencies (repeat).", metavar="AGENCY")
     ] = None,
@@ -53,7 +55,9 @@ def run(
         OutputFormat, typer.Option("--format", help="table, or json (errors too, as {error, reason}).")
     ] = OutputFormat.table,
     unpacked: Annotated[bool, typer.Option(help="Paillier without slot packing (plain phe).")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds before an agency counts as dropped out.")] = 300.0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds before an agency counts as dropped out.", metavar="SECONDS")
+    ] = 300.0,
     password_file: PasswordFile = None,
 ) -> None:
     """Run one query across the agencies and print the result (table or JSON).
@@ -110,8 +114,8 @@ def demo_data(
     out: Annotated[Path, typer.Argument(help="Directory to write the demo agencies into.")] = Path(
         "demo-query"
     ),
-    rows: Annotated[int, typer.Option(help="Rows of the plays table per agency.")] = 20_000,
-    seed: Annotated[int, typer.Option(help="Seed (same seed, same data).")] = 2026,
+    rows: Annotated[int, typer.Option(help="Rows of the plays table per agency.", metavar="N")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Seed (same seed, same data).", metavar="N")] = 2026,
 ) -> None:
     """Generate the five-agency demo (SQLite and CSV sources) and its agencies.toml."""
     try:
@@ -129,7 +133,9 @@ def demo_data(
 @app.command("keygen")
 def keygen(
     path: Annotated[Path, typer.Argument(help="Where to write the encrypted Paillier key file.")],
-    bits: Annotated[int, typer.Option(help="Modulus size (2048 minimum).")] = paillier.DEFAULT_BITS,
+    bits: Annotated[
+        int, typer.Option(help="Modulus size (2048 minimum).", metavar="BITS")
+    ] = paillier.DEFAULT_BITS,
     password_file: PasswordFile = None,
     force: Force = False,
 ) -> None:

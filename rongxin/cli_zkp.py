@@ -92,11 +92,17 @@ class _StoreState:
 
 @app.command("audit")
 def audit_cmd(
-    key: Annotated[Path, typer.Option("--key", help="The auditor key file.")],
-    record: Annotated[Path | None, typer.Option(help="One exported transfer record (CBOR).")] = None,
-    db: Annotated[Path | None, typer.Option(help="A ledger store (SQLite).")] = None,
-    genesis: Annotated[Path | None, typer.Option(help="The chain's genesis file.")] = None,
-    work: Annotated[str | None, typer.Option(help="Work id (64 hex digits).")] = None,
+    key: Annotated[Path, typer.Option("--key", help="The auditor key file.", metavar="KEYFILE")],
+    record: Annotated[
+        Path | None, typer.Option(help="One exported transfer record (CBOR).", metavar="FILE")
+    ] = None,
+    db: Annotated[
+        Path | None, typer.Option(help="A node's ledger store (ledger/node-0.db).", metavar="FILE")
+    ] = None,
+    genesis: Annotated[
+        Path | None, typer.Option(help="The chain's genesis document (genesis.cbor).", metavar="FILE")
+    ] = None,
+    work: Annotated[str | None, typer.Option(help="Work id (64 hex digits).", metavar="HEX")] = None,
     password_file: PasswordFile = None,
 ) -> None:
     """Verify, decrypt and check recorded transfers; exit 1 if any fails."""
