@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from chain import crypto
@@ -142,7 +143,7 @@ def run_demo(out_dir: Path, console: Console | None = None, *, scrypt_n: int | N
 
     def step(name: str, ok: bool, detail: str, t0: float) -> None:
         report.steps.append(DemoStep(name, ok, detail, time.perf_counter() - t0))
-        say(f"[{'green' if ok else 'red'}]{'✔' if ok else '✘'}[/] {name}: {detail}")
+        say(f"[{'green' if ok else 'red'}]{'✔' if ok else '✘'}[/] {name}: {escape(detail)}")
 
     # 1. consortium identity
     t0 = time.perf_counter()
@@ -198,7 +199,7 @@ def run_demo(out_dir: Path, console: Console | None = None, *, scrypt_n: int | N
     _ledger_step(out_dir, supervisor, step, password, scrypt_n)
 
     if console:
-        table = Table(title=f"Rongxin demo — files in {out_dir}")
+        table = Table(title=escape(f"Rongxin demo — files in {out_dir}"))
         table.add_column("step")
         table.add_column("result")
         table.add_column("time", justify="right")

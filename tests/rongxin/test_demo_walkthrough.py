@@ -1,8 +1,10 @@
 """The user guide's walk-throughs, run as documented on what ``rongxin demo`` writes."""
 
+import io
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from rongxin.cli import app
@@ -12,10 +14,18 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def demo_report(tmp_path_factory: pytest.TempPathFactory) -> DemoReport:
-    report = run_demo(tmp_path_factory.mktemp("demo"), scrypt_n=1 << 10)
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoReport, str]:
+    """The demo, once, in a directory whose name looks like Rich markup; and what it printed."""
+    printed = io.StringIO()
+    console = Console(file=printed, width=400, color_system=None)
+    report = run_demo(tmp_path_factory.mktemp("demo[red]"), console, scrypt_n=1 << 10)
     assert report.ok, [(s.name, s.detail) for s in report.steps if not s.ok]
-    return report
+    return report, printed.getvalue()
+
+
+@pytest.fixture
+def demo_report(demo_run: tuple[DemoReport, str]) -> DemoReport:
+    return demo_run[0]
 
 
 @pytest.fixture
@@ -88,3 +98,10 @@ def _work_of(record: Path) -> str:
     from zkp.contract import TransferRecord
 
     return TransferRecord.from_bytes(record.read_bytes()).record.work.hex()
+
+
+def test_the_demo_prints_its_directory_as_it_is(demo_run: tuple[DemoReport, str]) -> None:
+    report, printed = demo_run
+    assert report.out_dir.name.startswith("demo[red]")
+    assert f"files in {report.out_dir}" in _flat(printed)
+    assert f"--key {report.out_dir / 'auditor.key'}" in _flat(printed)
