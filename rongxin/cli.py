@@ -134,7 +134,7 @@ def keygen(
     except ChainError as exc:
         raise fail(str(exc)) from None
     except OSError as exc:
-        raise fail(f"cannot write {out}.pub.pem: {exc.strerror}") from None
+        raise fail(f"cannot write {exc.filename or str(out) + '.pub.pem'}: {exc.strerror}") from None
     console.print(
         f"key {key.public_key.key_id()[:16]}… written to {escape(str(out))} "
         f"(public key: {escape(str(out))}.pub.pem)"
