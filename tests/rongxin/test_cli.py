@@ -1,6 +1,7 @@
 import shutil
 import stat
 import subprocess
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -170,10 +171,11 @@ def _flat(text: str) -> str:
     return " ".join(text.split())
 
 
-def test_a_binary_pubkey_file_is_named_not_echoed(tmp_path, keypath) -> None:
-    doc = tmp_path / "doc.txt"
+def test_a_binary_pubkey_file_is_named_not_echoed(tmp_path, keypath, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # short names: no line wrapping in the output
+    doc = Path("doc.txt")
     doc.write_bytes(b"report")
-    photo = tmp_path / "photo.png"
+    photo = Path("photo.png")
     photo.write_bytes(b"\x89PNG\r\n\x1a\n[/x][red]secret-bytes\xff\xfe" + bytes(range(256)))
     sig = runner.invoke(app, ["crypto", "sign", str(doc), "--key", str(keypath)]).stdout.strip()
     res = runner.invoke(app, ["crypto", "verify", str(doc), sig, "--pubkey", str(photo)])
@@ -182,17 +184,18 @@ def test_a_binary_pubkey_file_is_named_not_echoed(tmp_path, keypath) -> None:
     assert "photo.png is neither" in err and "secret-bytes" not in err and "PNG" not in err
 
 
-def test_file_names_are_printed_as_they_are(tmp_path, keypath) -> None:
-    src = tmp_path / "photo[red].txt"
+def test_file_names_are_printed_as_they_are(tmp_path, keypath, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # short names: no line wrapping in the output
+    src = Path("photo[red].txt")
     src.write_bytes(b"evidence")
-    out = tmp_path / "photo[red].txt.rxe"
-    pem = str(tmp_path / "k.pub.pem")
+    out = Path("photo[red].txt.rxe")
+    pem = "k.pub.pem"
     res = runner.invoke(app, ["crypto", "encrypt", str(src), "--to", pem, "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "photo[red].txt.rxe" in _flat(res.stdout)
     again = runner.invoke(app, ["crypto", "encrypt", str(src), "--to", pem, "--out", str(out)])
     assert again.exit_code == 1 and "photo[red].txt.rxe exists" in _flat(again.stderr)
-    odd = tmp_path / "a[/x]b"
+    odd = Path("a[/x]b")
     res = runner.invoke(app, ["crypto", "hash", str(odd)])
     assert res.exit_code == 1 and isinstance(res.exception, SystemExit)
     assert "a[/x]b" in _flat(res.stderr)
