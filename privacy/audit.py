@@ -212,17 +212,32 @@ class ConsortiumAnchor:
 
 
 class AuditLog:
-    """Anchors records and appends them (with their receipts) to a JSON-lines file."""
+    """Anchors records and appends them (with their receipts) to a JSON-lines file.
 
-    def __init__(self, anchor: AuditAnchor, path: str | os.PathLike[str] | None = None) -> None:
+    With ``anchor=None`` (no ledger node configured) records are only appended to the file,
+    with ``"anchor": null``, and :meth:`record` returns ``None``: nothing claims an anchor
+    that no consortium member could check.
+    """
+
+    def __init__(self, anchor: AuditAnchor | None, path: str | os.PathLike[str] | None = None) -> None:
         self.anchor_service = anchor
         self.path = path
 
-    def record(self, rec: AuditRecord) -> AnchorReceipt:
-        """Anchor ``rec``'s digest (meta = result digest) and log it."""
-        receipt = self.anchor_service.anchor(rec.digest(), ANCHOR_KIND, rec.result_digest)
+    @property
+    def anchored(self) -> bool:
+        """Whether records are anchored on a ledger (else only written to the file)."""
+        return self.anchor_service is not None
+
+    def record(self, rec: AuditRecord) -> AnchorReceipt | None:
+        """Anchor ``rec``'s digest (meta = result digest), if there is a ledger, and log it."""
+        receipt = (
+            None
+            if self.anchor_service is None
+            else self.anchor_service.anchor(rec.digest(), ANCHOR_KIND, rec.result_digest)
+        )
         if self.path is not None:
-            line = dict(rec.to_json(), anchor={"tx_id": receipt.tx_id.hex(), "height": receipt.height})
+            anchor = None if receipt is None else {"tx_id": receipt.tx_id.hex(), "height": receipt.height}
+            line = dict(rec.to_json(), anchor=anchor)
             with open(self.path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(line, ensure_ascii=False) + "\n")
         return receipt

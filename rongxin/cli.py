@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from chain import crypto
 from chain.crypto import envelope, keyfile
+from chain.crypto.sm2 import signature_from_der, signature_to_der
 from chain.errors import ChainError
 from rongxin import __version__
-from rongxin.cli_common import Force, PasswordFile, console, fail, overwrite_guard, password
+from rongxin.cli_common import Force, PasswordFile, console, fail, new_password, overwrite_guard, password
 from rongxin.errors import RongxinError
 
 app = typer.Typer(
@@ -37,19 +40,37 @@ def _mount() -> None:
 
 
 def _public_key(spec: str) -> crypto.PublicKey:
-    """A public key from a PEM file, a Rongxin key file (public part) or hex."""
+    """A public key from a PEM file, a Rongxin key file (public part), a file holding hex, or hex.
+
+    A file's contents are never echoed in an error, only its name.
+    """
     path = Path(spec)
     if path.is_file():
-        data = path.read_bytes()
-        if b"BEGIN PUBLIC KEY" in data:
-            return crypto.PublicKey.from_pem(data)
-        if b"rongxin-sm2-private-key" in data:
-            return crypto.PublicKey.from_bytes(bytes.fromhex(keyfile.read_public_key_hex(path)))
-        spec = data.decode(errors="replace").strip()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise fail(f"cannot read {path}: {exc.strerror}") from None
+        try:
+            if b"BEGIN PUBLIC KEY" in data:
+                return crypto.PublicKey.from_pem(data)
+            if b"rongxin-sm2-private-key" in data:
+                return crypto.PublicKey.from_bytes(bytes.fromhex(keyfile.read_public_key_hex(path)))
+            return crypto.PublicKey.from_bytes(bytes.fromhex(data.decode("ascii").strip()))
+        except (ValueError, ChainError):
+            raise fail(
+                f"{path} is neither a PEM public key, a Rongxin key file nor a hex SM2 public key"
+            ) from None
     try:
         return crypto.PublicKey.from_bytes(bytes.fromhex(spec))
-    except ValueError:
+    except (ValueError, ChainError):
         raise fail(f"{spec!r} is neither a PEM/key file nor a hex SM2 public key") from None
+
+
+class SignatureFormat(StrEnum):
+    """How ``crypto sign`` encodes a signature (``crypto verify`` reads either)."""
+
+    raw = "raw"
+    der = "der"
 
 
 @app.command()
@@ -66,7 +87,9 @@ def version() -> None:
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Directory for the demo's files.")] = Path("demo-out"),
+    out: Annotated[Path, typer.Option(help="Directory for the demo's files.", metavar="DIR")] = Path(
+        "demo-out"
+    ),
 ) -> None:
     """Run the end-to-end demo on embedded defaults."""
     from rongxin.demo import run_demo
@@ -76,13 +99,15 @@ def demo(
         report = run_demo(out, console)
     except (ChainError, RongxinError) as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot write {exc.filename or out}: {exc.strerror}") from None
     if not report.ok:
         raise fail("the demo did not complete: see the failed steps above")
     console.print("[bold green]demo complete[/]")
 
 
 @crypto_app.command("hash")
-def hash_cmd(files: Annotated[list[Path], typer.Argument(help="Files to hash.")]) -> None:
+def hash_cmd(files: Annotated[list[Path], typer.Argument(help="Files to hash.", metavar="FILE...")]) -> None:
     """Print the SM3 digest of each file (constant memory, any size)."""
     for f in files:
         try:
@@ -99,32 +124,45 @@ def keygen(
 ) -> None:
     """Generate an SM2 key pair and save it password-protected."""
     overwrite_guard(out, force)
+    secret = new_password(password_file)
     key = crypto.PrivateKey.generate()
     try:
-        keyfile.save_private_key(key, out, password(password_file, confirm=True), overwrite=force)
+        keyfile.save_private_key(key, out, secret, overwrite=force)
         crypto.atomic_write(
             out.with_suffix(out.suffix + ".pub.pem"), key.public_key.to_pem().encode(), 0o644, overwrite=True
         )
     except ChainError as exc:
         raise fail(str(exc)) from None
     except OSError as exc:
-        raise fail(f"cannot write {out}.pub.pem: {exc.strerror}") from None
-    console.print(f"key {key.public_key.key_id()[:16]}… written to {out} (public key: {out}.pub.pem)")
+        raise fail(f"cannot write {exc.filename or str(out) + '.pub.pem'}: {exc.strerror}") from None
+    console.print(
+        f"key {key.public_key.key_id()[:16]}… written to {escape(str(out))} "
+        f"(public key: {escape(str(out))}.pub.pem)"
+    )
 
 
 @crypto_app.command()
 def sign(
     file: Annotated[Path, typer.Argument(help="File to sign.")],
-    key: Annotated[Path, typer.Option(help="Rongxin key file.")],
-    user_id: Annotated[str, typer.Option(help="SM2 user ID.")] = crypto.DEFAULT_USER_ID.decode(),
+    key: Annotated[Path, typer.Option(help="Rongxin key file.", metavar="KEYFILE")],
+    user_id: Annotated[
+        str, typer.Option(help="SM2 user ID.", metavar="ID")
+    ] = crypto.DEFAULT_USER_ID.decode(),
     password_file: PasswordFile = None,
+    sig_format: Annotated[
+        SignatureFormat,
+        typer.Option(
+            "--format", help="raw: the 64-byte r||s; der: ASN.1 SEQUENCE {r, s} as OpenSSL reads it."
+        ),
+    ] = SignatureFormat.raw,
 ) -> None:
-    """Sign a file (SM2 with SM3 and Z); prints the 64-byte signature as hex."""
+    """Sign a file (SM2 with SM3 and Z); prints the signature as hex (64-byte r||s, or DER)."""
     try:
         private = keyfile.load_private_key(key, password(password_file))
         with open(file, "rb") as fh:
             e = private.public_key.hasher(user_id.encode()).update_stream(fh).digest()
-        typer.echo(private.sign_digest(e).hex())
+        sig = private.sign_digest(e)
+        typer.echo((signature_to_der(sig) if sig_format is SignatureFormat.der else sig).hex())
     except OSError as exc:
         raise fail(f"cannot read {file}: {exc.strerror}") from None
     except ChainError as exc:
@@ -134,16 +172,20 @@ def sign(
 @crypto_app.command()
 def verify(
     file: Annotated[Path, typer.Argument(help="Signed file.")],
-    signature: Annotated[str, typer.Argument(help="Signature as hex (128 digits) or a file holding it.")],
-    pubkey: Annotated[str, typer.Option(help="Public key: PEM file, key file, or hex.")],
-    user_id: Annotated[str, typer.Option(help="SM2 user ID.")] = crypto.DEFAULT_USER_ID.decode(),
+    signature: Annotated[
+        str,
+        typer.Argument(
+            help="Signature (64-byte r||s or DER) as hex, or a file holding it as hex or binary.",
+            metavar="SIGNATURE",
+        ),
+    ],
+    pubkey: Annotated[str, typer.Option(help="Public key: PEM file, key file, or hex.", metavar="KEY")],
+    user_id: Annotated[
+        str, typer.Option(help="SM2 user ID.", metavar="ID")
+    ] = crypto.DEFAULT_USER_ID.decode(),
 ) -> None:
-    """Verify a file's SM2 signature; exit status 0 only when it is valid."""
-    sig_text = Path(signature).read_text().strip() if Path(signature).is_file() else signature.strip()
-    try:
-        sig = bytes.fromhex(sig_text)
-    except ValueError:
-        raise fail("the signature is not hex") from None
+    """Verify a file's SM2 signature (raw r||s or DER); exit status 0 only when it is valid."""
+    sig = _signature(signature)
     pub = _public_key(pubkey)
     try:
         with open(file, "rb") as fh:
@@ -156,11 +198,37 @@ def verify(
     console.print(f"[green]valid[/] signature by {pub.key_id()[:16]}…")
 
 
+def _signature(spec: str) -> bytes:
+    """Signature bytes from hex text or a file (hex text, or binary as ``openssl pkeyutl`` writes);
+    a DER ``SEQUENCE`` (not 64 bytes, first byte 0x30) is converted to r||s."""
+    path = Path(spec)
+    if path.is_file():
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise fail(f"cannot read {path}: {exc.strerror}") from None
+        try:
+            sig = bytes.fromhex(data.decode("ascii").strip())
+        except ValueError:
+            sig = data
+    else:
+        try:
+            sig = bytes.fromhex(spec.strip())
+        except ValueError:
+            raise fail("the signature is neither hex nor a file") from None
+    if len(sig) != 64 and sig[:1] == b"\x30":
+        try:
+            return signature_from_der(sig)
+        except ChainError as exc:
+            raise fail(f"INVALID: {exc}") from None
+    return sig
+
+
 @crypto_app.command()
 def encrypt(
     file: Annotated[Path, typer.Argument(help="File to encrypt.")],
-    to: Annotated[str, typer.Option(help="Recipient public key: PEM file, key file, or hex.")],
-    out: Annotated[Path, typer.Option(help="Encrypted output file (never the input).")],
+    to: Annotated[str, typer.Option(help="Recipient public key: PEM file, key file, or hex.", metavar="KEY")],
+    out: Annotated[Path, typer.Option(help="Encrypted output file (never the input).", metavar="FILE")],
     force: Force = False,
 ) -> None:
     """Encrypt a file to an SM2 public key (SM2 envelope + streaming SM4-GCM)."""
@@ -169,14 +237,17 @@ def encrypt(
         n = envelope.seal_file(_public_key(to), file, out)
     except ChainError as exc:
         raise fail(str(exc)) from None
-    console.print(f"encrypted {n} bytes to {out}")
+    console.print(f"encrypted {n} bytes to {escape(str(out))}")
 
 
 @crypto_app.command()
 def decrypt(
     file: Annotated[Path, typer.Argument(help="Encrypted file.")],
-    key: Annotated[Path, typer.Option(help="Rongxin key file of the recipient.")],
-    out: Annotated[Path, typer.Option(help="Decrypted output (written only if authentic; never an input).")],
+    key: Annotated[Path, typer.Option(help="Rongxin key file of the recipient.", metavar="KEYFILE")],
+    out: Annotated[
+        Path,
+        typer.Option(help="Decrypted output (written only if authentic; never an input).", metavar="FILE"),
+    ],
     password_file: PasswordFile = None,
     force: Force = False,
 ) -> None:
@@ -186,19 +257,27 @@ def decrypt(
         n = envelope.open_file(keyfile.load_private_key(key, password(password_file)), file, out)
     except ChainError as exc:
         raise fail(str(exc)) from None
-    console.print(f"decrypted {n} bytes to {out}")
+    console.print(f"decrypted {n} bytes to {escape(str(out))}")
 
 
 @app.command("verify")
 def verify_receipt_cmd(
     receipt: Annotated[Path, typer.Argument(help="Receipt file (.cbor) from the ledger.")],
-    genesis: Annotated[Path, typer.Option(help="The chain's genesis document (genesis.cbor).")],
+    genesis: Annotated[
+        Path, typer.Option(help="The chain's genesis document (genesis.cbor).", metavar="FILE")
+    ],
     proof: Annotated[
-        Path | None, typer.Option(help="JSON {digest, index, path} proving one digest of an anchored batch.")
+        Path | None,
+        typer.Option(
+            help="JSON {digest, index, path} proving one digest of an anchored batch.", metavar="FILE"
+        ),
     ] = None,
     checkpoint: Annotated[
         Path | None,
-        typer.Option(help="A pinned checkpoint (rongxin ledger checkpoint): refuses keys revoked since."),
+        typer.Option(
+            help="A pinned checkpoint (rongxin ledger checkpoint): refuses keys revoked since.",
+            metavar="FILE",
+        ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -225,11 +304,12 @@ def verify_receipt_cmd(
         else:
             info = verify_receipt(r, g, cp)
     except OSError as exc:
-        raise fail(f"cannot read {exc.filename}: {exc.strerror}") from None
+        raise fail(f"cannot read {exc.filename}: {exc.strerror}", as_json=json_out, reason="io") from None
     except ReceiptError as exc:
-        raise fail(f"INVALID receipt ({exc.reason}): {exc}") from None
+        message = f"INVALID receipt ({exc.reason}): {exc}"
+        raise fail(message, as_json=json_out, reason=exc.reason) from None
     except (ValidationError, ValueError, KeyError, TypeError) as exc:
-        raise fail(f"INVALID input: {exc}") from None
+        raise fail(f"INVALID input: {exc}", as_json=json_out, reason="input") from None
     result: dict[str, Any] = {
         "valid": True,
         "chain_id": g.chain_id,
@@ -246,8 +326,8 @@ def verify_receipt_cmd(
         console.print_json(json.dumps(result))
     else:
         console.print(
-            f"[green]valid[/]: {result['type']} tx {result['tx_id'][:16]}… by {result['sender']} committed "
-            f"at height {result['height']} of {g.chain_id}"
+            f"[green]valid[/]: {escape(str(result['type']))} tx {result['tx_id'][:16]}… by "
+            f"{escape(str(result['sender']))} committed at height {result['height']} of {escape(g.chain_id)}"
             + (" — the digest is in the anchored batch" if proof else "")
         )
         if cp is None:

@@ -4,9 +4,12 @@ Each ``rongxin/cli*.py`` module imports from here and none imports another, so a
 can be imported (and tested) alone; :mod:`rongxin.cli` mounts the others.
 
 * :data:`console` (stdout) and :data:`err_console` (stderr, errors and progress bars);
-* :func:`fail` — print ``error: …`` to stderr and return the :class:`typer.Exit` to raise;
+* :func:`fail` — print ``error: …`` to stderr (or, for a command asked for JSON, an error
+  object on stdout) and return the :class:`typer.Exit` to raise; messages are printed as
+  text, never read as Rich markup, so file names and exception texts show as they are;
 * :func:`password` — a key password from ``--password-file``, else ``$RONGXIN_KEY_PASSWORD``,
-  else a hidden prompt; :data:`PasswordFile` is the matching option;
+  else a hidden prompt; :func:`new_password` the same for a new key file, refusing one
+  shorter than :data:`MIN_PASSWORD_LENGTH`; :data:`PasswordFile` is the matching option;
 * :func:`overwrite_guard` and :func:`write_output` — refuse to replace an existing file
   without ``--force`` (and an input file always), then write atomically
   (:func:`chain.crypto.atomic_write`).
@@ -14,6 +17,7 @@ can be imported (and tested) alone; :mod:`rongxin.cli` mounts the others.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +25,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from chain.crypto import atomic_write
 
@@ -28,24 +33,39 @@ console = Console()
 err_console = Console(stderr=True)
 PASSWORD_ENV = "RONGXIN_KEY_PASSWORD"
 """Environment variable holding the key password when no ``--password-file`` is given."""
+MIN_PASSWORD_LENGTH = 8
+"""Fewest characters of the password of a new key file (existing files open with any)."""
 
 PasswordFile = Annotated[
     Path | None,
-    typer.Option(help=f"Read the key password from this file (else ${PASSWORD_ENV}, else a prompt)."),
+    typer.Option(
+        help=f"Read the key password from this file (else ${PASSWORD_ENV}, else a prompt).", metavar="FILE"
+    ),
 ]
 Force = Annotated[bool, typer.Option(help="Overwrite an existing output file.")]
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
+def fail(message: str, code: int = 1, *, as_json: bool = False, reason: str | None = None) -> typer.Exit:
     """Print ``error: message`` to stderr; return the exit to raise.
+
+    ``message`` is plain text (a file name such as ``photo[red].txt`` prints as it is).
+    With ``as_json`` (a command run with ``--json`` / ``--format json``) the error is the
+    object ``{"error": message, "reason": reason}`` on stdout instead; the exit code is the
+    same either way.
 
     Examples
     --------
     >>> exc = fail("no such work")
     >>> exc.exit_code
     1
+    >>> fail("bad input", as_json=True, reason="format").exit_code
+    {"error": "bad input", "reason": "format"}
+    1
     """
-    err_console.print(f"[red]error:[/] {message}")
+    if as_json:
+        typer.echo(json.dumps({"error": message, "reason": reason}, ensure_ascii=False))
+    else:
+        err_console.print(f"[red]error:[/] {escape(message)}")
     return typer.Exit(code)
 
 
@@ -72,6 +92,28 @@ def password(password_file: Path | None, confirm: bool = False, prompt: str = "K
     if env:
         return env
     return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
+
+
+def new_password(password_file: Path | None, prompt: str = "Key password") -> str:
+    """The password of a new key file (:func:`password`, asked twice at a prompt).
+
+    One shorter than :data:`MIN_PASSWORD_LENGTH` characters is refused (:func:`fail`).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "pw"
+    >>> _ = f.write_text("correct horse\\n")
+    >>> new_password(f)
+    'correct horse'
+    """
+    secret = password(password_file, confirm=True, prompt=prompt)
+    if len(secret) < MIN_PASSWORD_LENGTH:
+        raise fail(
+            f"the password of a new key file needs at least {MIN_PASSWORD_LENGTH} characters "
+            f"(this one has {len(secret)})"
+        )
+    return secret
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -122,12 +164,14 @@ def write_output(out: Path, data: bytes, *, force: bool, mode: int = 0o600) -> N
 
 
 __all__ = [
+    "MIN_PASSWORD_LENGTH",
     "PASSWORD_ENV",
     "Force",
     "PasswordFile",
     "console",
     "err_console",
     "fail",
+    "new_password",
     "overwrite_guard",
     "password",
     "write_output",

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -62,7 +63,7 @@ def _progress() -> Progress:
 
 
 def _summary(man: Manifest) -> None:
-    table = Table(title=f"corpus {man.root}")
+    table = Table(title=escape(f"corpus {man.root}"))
     for col in ("collection/role", "files", "hours", "MB"):
         table.add_column(col, justify="left" if col == "collection/role" else "right")
     for key, row in counts(man).items():
@@ -84,7 +85,7 @@ def build_cmd(
     except DatasetsError as exc:
         raise fail(str(exc)) from None
     _summary(man)
-    console.print(f"manifest: {man.root / 'manifest.jsonl'}")
+    console.print(escape(f"manifest: {man.root / 'manifest.jsonl'}"))
 
 
 @app.command("smoke")
@@ -94,7 +95,7 @@ def smoke_cmd() -> None:
         root = smoke.ensure()
     except DatasetsError as exc:
         raise fail(str(exc)) from None
-    console.print(str(root))
+    console.print(escape(str(root)))
 
 
 @app.command("validate")
@@ -136,5 +137,5 @@ def attack_cmd(
     for t in truths:
         for step in t.chain:
             ops[step["op"]] = ops.get(step["op"], 0) + 1
-    console.print(json.dumps({"queries": len(truths), "transforms": dict(sorted(ops.items()))}))
-    console.print(f"truth: {out / 'truth.jsonl'}")
+    console.print(escape(json.dumps({"queries": len(truths), "transforms": dict(sorted(ops.items()))})))
+    console.print(escape(f"truth: {out / 'truth.jsonl'}"))

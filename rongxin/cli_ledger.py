@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from chain.errors import ChainError
 from chain.receipt import build_checkpoint, build_receipt, verify_checkpoint
@@ -26,9 +27,11 @@ from rongxin.cli_common import Force, console, fail, overwrite_guard, write_outp
 
 app = typer.Typer(help="Checkpoints and receipts from a node's ledger store.", no_args_is_help=True)
 
-Db = Annotated[Path, typer.Option(help="The node's ledger store (ledger/node-0.db).")]
-GenesisFile = Annotated[Path, typer.Option(help="The chain's genesis document (genesis.cbor).")]
-Out = Annotated[Path, typer.Option(help="Where to write the file.")]
+Db = Annotated[Path, typer.Option(help="The node's ledger store (ledger/node-0.db).", metavar="FILE")]
+GenesisFile = Annotated[
+    Path, typer.Option(help="The chain's genesis document (genesis.cbor).", metavar="FILE")
+]
+Out = Annotated[Path, typer.Option(help="Where to write the file.", metavar="FILE")]
 
 
 def _open(db: Path, genesis: Path) -> tuple[LedgerStore, Genesis]:
@@ -57,9 +60,11 @@ def checkpoint_cmd(db: Db, genesis: GenesisFile, out: Out, force: Force = False)
         store.close()
     write_output(out, cp.to_bytes(), force=force, mode=0o644)
     console.print(
-        f"checkpoint of {g.chain_id} at height {info.height}, epoch {info.epoch} "
-        f"({len(info.record.validators)} validators) written to {out}\n"
-        f"block hash {info.digest} — compare it with what other members publish before pinning it"
+        escape(
+            f"checkpoint of {g.chain_id} at height {info.height}, epoch {info.epoch} "
+            f"({len(info.record.validators)} validators) written to {out}\n"
+            f"block hash {info.digest} — compare it with what other members publish before pinning it"
+        )
     )
 
 
@@ -89,5 +94,5 @@ def receipt_cmd(
         store.close()
     write_output(out, receipt.to_bytes(), force=force, mode=0o644)
     console.print(
-        f"receipt of {info.transaction.type} tx {tx_id[:16]}… (height {info.height}) written to {out}"
+        escape(f"receipt of {info.transaction.type} tx {tx_id[:16]}… (height {info.height}) written to {out}")
     )

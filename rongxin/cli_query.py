@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from privacy import paillier
-from privacy.audit import AuditLog, ExecutorAnchor
+from privacy.audit import AuditLog
 from privacy.config import Deployment
 from privacy.demo_data import write_demo
 from privacy.errors import PrivacyError
 from privacy.query import Regulator
 from privacy.spec import parse
-from rongxin.cli_common import Force, PasswordFile, console, fail, overwrite_guard, password
+from rongxin.cli_common import Force, PasswordFile, console, fail, new_password, overwrite_guard, password
 
 app = typer.Typer(
     help="Privacy-preserving aggregate queries across agencies (Paillier / MPC).", no_args_is_help=True
@@ -33,24 +35,45 @@ def _keypair(dep: Deployment, password_file: Path | None) -> tuple[paillier.Publ
     return sk.public_key, sk
 
 
+class OutputFormat(StrEnum):
+    """How ``query run`` prints its result (and its errors)."""
+
+    table = "table"
+    json = "json"
+
+
 @app.command("run")
 def run(
     spec: Annotated[str, typer.Argument(help="Query: SQL-like text, JSON text, or @FILE with either.")],
-    agencies: Annotated[Path, typer.Option("--agencies", help="Deployment file (agencies.toml or .json).")],
+    agencies: Annotated[
+        Path, typer.Option("--agencies", help="Deployment file (agencies.toml or .json).", metavar="FILE")
+    ],
     only: Annotated[
-        list[str] | None, typer.Option("--only", help="Use only these agencies (repeat).")
+        list[str] | None, typer.Option("--only", help="Use only these agencies (repeat).", metavar="AGENCY")
     ] = None,
-    output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="table, or json (errors too, as {error, reason}).")
+    ] = OutputFormat.table,
     unpacked: Annotated[bool, typer.Option(help="Paillier without slot packing (plain phe).")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds before an agency counts as dropped out.")] = 300.0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds before an agency counts as dropped out.", metavar="SECONDS")
+    ] = 300.0,
     password_file: PasswordFile = None,
 ) -> None:
-    """Run one query across the agencies and print the result (table or JSON)."""
-    text = Path(spec[1:]).read_text(encoding="utf-8") if spec.startswith("@") else spec
+    """Run one query across the agencies and print the result (table or JSON).
+
+    Each query's audit record is appended to ``audit.jsonl`` next to the deployment file;
+    no ledger node is configured here, so it is not anchored on a consortium ledger.
+    """
+    as_json = output is OutputFormat.json
+    try:
+        text = Path(spec[1:]).read_text(encoding="utf-8") if spec.startswith("@") else spec
+    except OSError as exc:
+        raise fail(f"cannot read {spec[1:]}: {exc.strerror}", as_json=as_json, reason="input") from None
     try:
         dep = Deployment.from_file(agencies)
         query = parse(text)
-        log = AuditLog(ExecutorAnchor.ephemeral(), dep.base / "audit.jsonl")
+        log = AuditLog(None, dep.base / "audit.jsonl")
         regulator = Regulator(
             dep.catalog,
             dep.clients(only),
@@ -63,22 +86,26 @@ def run(
         with console.status("running query…") as status:
             result = regulator.run(query, packed=not unpacked, progress=lambda m: status.update(m))
     except PrivacyError as exc:
-        raise fail(str(exc)) from None
-    if output == "json":
+        raise fail(str(exc), as_json=as_json, reason=type(exc).__name__) from None
+    except OSError as exc:
+        raise fail(f"cannot use {exc.filename}: {exc.strerror}", as_json=as_json, reason="io") from None
+    if as_json:
         console.print_json(json.dumps(result.to_json(), ensure_ascii=False, default=str))
         return
-    table = Table(title=f"{query.aggregate} over {query.table} ({result.path})")
+    table = Table(title=escape(f"{query.aggregate} over {query.table} ({result.path})"))
     for c in result.columns:
-        table.add_column(str(c))
+        table.add_column(escape(str(c)))
     for row in result.rows:
-        table.add_row(*("—" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v) for v in row))
+        table.add_row(
+            *(escape("—" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)) for v in row)
+        )
     console.print(table)
     for note in result.notes:
-        console.print(f"[yellow]note:[/] {note}")
-    if result.audit is not None and result.anchor is not None:
+        console.print(f"[yellow]note:[/] {escape(note)}")
+    if result.audit is not None:
         console.print(
-            f"audit record {result.audit.digest().hex()[:16]}… anchored at height {result.anchor.height} "
-            f"(tx {result.anchor.tx_id.hex()[:16]}…)"
+            f"audit record {result.audit.digest().hex()[:16]}… written to {escape(str(log.path))}; "
+            "not anchored: no ledger node is configured"
         )
 
 
@@ -87,30 +114,39 @@ def demo_data(
     out: Annotated[Path, typer.Argument(help="Directory to write the demo agencies into.")] = Path(
         "demo-query"
     ),
-    rows: Annotated[int, typer.Option(help="Rows of the plays table per agency.")] = 20_000,
-    seed: Annotated[int, typer.Option(help="Seed (same seed, same data).")] = 2026,
+    rows: Annotated[int, typer.Option(help="Rows of the plays table per agency.", metavar="N")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Seed (same seed, same data).", metavar="N")] = 2026,
 ) -> None:
     """Generate the five-agency demo (SQLite and CSV sources) and its agencies.toml."""
-    config = write_demo(out, rows=rows, seed=seed)
+    try:
+        config = write_demo(out, rows=rows, seed=seed)
+    except OSError as exc:
+        raise fail(f"cannot write {exc.filename or out}: {exc.strerror}") from None
     console.print(
-        f"wrote {config}; try: rongxin query run \"SELECT COUNT(*) FROM cases WHERE status = 'confirmed' "
-        f'GROUP BY county" --agencies {config}'
+        escape(
+            f"wrote {config}; try: rongxin query run \"SELECT COUNT(*) FROM cases WHERE status = 'confirmed' "
+            f'GROUP BY county" --agencies {config}'
+        )
     )
 
 
 @app.command("keygen")
 def keygen(
     path: Annotated[Path, typer.Argument(help="Where to write the encrypted Paillier key file.")],
-    bits: Annotated[int, typer.Option(help="Modulus size (2048 minimum).")] = paillier.DEFAULT_BITS,
+    bits: Annotated[
+        int, typer.Option(help="Modulus size (2048 minimum).", metavar="BITS")
+    ] = paillier.DEFAULT_BITS,
     password_file: PasswordFile = None,
     force: Force = False,
 ) -> None:
     """Create the regulator's Paillier key, encrypted at rest (a sealed secret: scrypt + SM4-GCM)."""
     overwrite_guard(path, force)
-    secret = password(password_file, confirm=True, prompt="Password")
+    secret = new_password(password_file, prompt="Password")
     try:
         _pk, sk = paillier.generate_keypair(bits)
         paillier.save_private_key(sk, path, secret, overwrite=force)
     except PrivacyError as exc:
         raise fail(str(exc)) from None
-    console.print(f"wrote {path} (fingerprint {paillier.fingerprint(sk.public_key).hex()[:16]}…)")
+    console.print(
+        f"wrote {escape(str(path))} (fingerprint {paillier.fingerprint(sk.public_key).hex()[:16]}…)"
+    )

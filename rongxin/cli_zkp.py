@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from chain.errors import ChainError
+from chain.replica import chain_genesis_block
 from chain.store import LedgerStore
 from chain.types import Genesis
 from rongxin.cli_common import (
@@ -27,6 +29,7 @@ from rongxin.cli_common import (
     console,
     err_console,
     fail,
+    new_password,
     overwrite_guard,
     password,
     write_output,
@@ -48,7 +51,7 @@ def auditor_keygen(
     """Create an auditor (regulator) key; print its public key."""
     overwrite_guard(keyfile, force)
     key = AuditorKey.generate()
-    write_output(keyfile, seal_auditor_key(key, password(password_file, confirm=True)), force=force)
+    write_output(keyfile, seal_auditor_key(key, new_password(password_file)), force=force)
     console.print(key.public.encode().hex())
 
 
@@ -60,12 +63,17 @@ def _records(
             return [TransferRecord.from_bytes(record.read_bytes())]
         except OSError as exc:
             raise fail(f"cannot read {record}: {exc.strerror}") from None
+        except ZkpError as exc:
+            raise fail(f"{record} is not a transfer record ({exc})") from None
     if db is None or genesis is None or work is None:
         raise fail("give --record FILE, or --db, --genesis and --work together")
+    if not db.is_file():
+        raise fail(f"no ledger store at {db}")
     try:
         work_id = bytes.fromhex(work)
         gen = Genesis.from_bytes(genesis.read_bytes())
-        store = LedgerStore(db, gen.hash)
+        # a store is labelled with the hash of the chain's first block, not of the document
+        store = LedgerStore(db, chain_genesis_block(gen).hash)
     except (ValueError, OSError, ChainError) as exc:
         raise fail(f"cannot open the ledger: {exc}") from None
     try:
@@ -84,11 +92,17 @@ class _StoreState:
 
 @app.command("audit")
 def audit_cmd(
-    key: Annotated[Path, typer.Option("--key", help="The auditor key file.")],
-    record: Annotated[Path | None, typer.Option(help="One exported transfer record (CBOR).")] = None,
-    db: Annotated[Path | None, typer.Option(help="A ledger store (SQLite).")] = None,
-    genesis: Annotated[Path | None, typer.Option(help="The chain's genesis file.")] = None,
-    work: Annotated[str | None, typer.Option(help="Work id (64 hex digits).")] = None,
+    key: Annotated[Path, typer.Option("--key", help="The auditor key file.", metavar="KEYFILE")],
+    record: Annotated[
+        Path | None, typer.Option(help="One exported transfer record (CBOR).", metavar="FILE")
+    ] = None,
+    db: Annotated[
+        Path | None, typer.Option(help="A node's ledger store (ledger/node-0.db).", metavar="FILE")
+    ] = None,
+    genesis: Annotated[
+        Path | None, typer.Option(help="The chain's genesis document (genesis.cbor).", metavar="FILE")
+    ] = None,
+    work: Annotated[str | None, typer.Option(help="Work id (64 hex digits).", metavar="HEX")] = None,
     password_file: PasswordFile = None,
 ) -> None:
     """Verify, decrypt and check recorded transfers; exit 1 if any fails."""
@@ -109,11 +123,17 @@ def audit_cmd(
             report = audit(rec.transfer, auditor)
         except ZkpError as exc:
             failed += 1
-            err_console.print(f"[red]transfer {rec.record.work.hex()[:16]}… seq {rec.record.seq}:[/] {exc}")
+            err_console.print(
+                f"[red]transfer {rec.record.work.hex()[:16]}… seq {rec.record.seq}:[/] {escape(str(exc))}"
+            )
             continue
         shares = ", ".join(f"{party.decode(errors='replace')}={amount}" for party, amount in report.shares)
         table.add_row(
-            rec.record.work.hex()[:16] + "…", str(rec.record.seq), str(rec.height), str(report.price), shares
+            rec.record.work.hex()[:16] + "…",
+            str(rec.record.seq),
+            str(rec.height),
+            str(report.price),
+            escape(shares),
         )
     console.print(table)
     if failed:

@@ -16,7 +16,9 @@ Its steps, in the order they run and print:
    digests;
 7. register music, find attacked 5-s excerpts in it and nothing in unrelated speech;
 8. a confidential copyright transfer (zero-knowledge proof, hidden price and shares that
-   balance) verified by the ledger's contract;
+   balance) verified by the ledger's contract; the regulator's auditor key (``auditor.key``,
+   sealed with the demo password) and the recorded transfer (``transfer.cbor``) are kept,
+   and the ledger stores stay in ``ledger/``, so that ``rongxin transfer audit`` runs on them;
 9. an encrypted cross-agency query whose audit record is anchored with a receipt;
 10. a node misses a block while down and catches up, every node restarts from its store,
     a revoked member is refused from the next height;
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from chain import crypto
@@ -140,7 +143,7 @@ def run_demo(out_dir: Path, console: Console | None = None, *, scrypt_n: int | N
 
     def step(name: str, ok: bool, detail: str, t0: float) -> None:
         report.steps.append(DemoStep(name, ok, detail, time.perf_counter() - t0))
-        say(f"[{'green' if ok else 'red'}]{'✔' if ok else '✘'}[/] {name}: {detail}")
+        say(f"[{'green' if ok else 'red'}]{'✔' if ok else '✘'}[/] {name}: {escape(detail)}")
 
     # 1. consortium identity
     t0 = time.perf_counter()
@@ -193,10 +196,10 @@ def run_demo(out_dir: Path, console: Console | None = None, *, scrypt_n: int | N
         t0,
     )
 
-    _ledger_step(out_dir, supervisor, step)
+    _ledger_step(out_dir, supervisor, step, password, scrypt_n)
 
     if console:
-        table = Table(title=f"Rongxin demo — files in {out_dir}")
+        table = Table(title=escape(f"Rongxin demo — files in {out_dir}"))
         table.add_column("step")
         table.add_column("result")
         table.add_column("time", justify="right")
@@ -207,7 +210,11 @@ def run_demo(out_dir: Path, console: Console | None = None, *, scrypt_n: int | N
 
 
 def _ledger_step(
-    out_dir: Path, root: crypto.PrivateKey, step: Callable[[str, bool, str, float], None]
+    out_dir: Path,
+    root: crypto.PrivateKey,
+    step: Callable[[str, bool, str, float], None],
+    password: str,
+    scrypt_n: int | None,
 ) -> None:
     import shutil
 
@@ -269,7 +276,7 @@ def _ledger_step(
 
     _forensics_step(out_dir, consortium, media, step)
     _audio_step(out_dir, step)
-    _zk_step(consortium, media, digests[3], step)
+    _zk_step(out_dir, consortium, media, digests[3], step, password, scrypt_n)
     _privacy_step(out_dir, consortium, step)
 
     t0 = time.perf_counter()
@@ -381,10 +388,20 @@ def _registry(genesis: Genesis) -> ContractRegistry:
 
 
 def _zk_step(
-    consortium: LocalConsortium, media: Identity, work: bytes, step: Callable[[str, bool, str, float], None]
+    out_dir: Path,
+    consortium: LocalConsortium,
+    media: Identity,
+    work: bytes,
+    step: Callable[[str, bool, str, float], None],
+    password: str,
+    scrypt_n: int | None,
 ) -> None:
+    """A confidential transfer; the regulator's auditor key (sealed with the demo password)
+    and the recorded transfer stay in ``out_dir`` for ``rongxin transfer audit``."""
+    from chain.crypto import atomic_write
+    from chain.crypto.sealed import DEFAULT_SCRYPT_N
     from chain.types import Role, ValidationError
-    from zkp.auditor import AuditorKey
+    from zkp.auditor import AuditorKey, seal_auditor_key
     from zkp.contract import auditor_payload, load_record, register_payload, transfer_records
     from zkp.transfer import OwnerKey, audit, prove_key_possession, prove_transfer
 
@@ -392,6 +409,9 @@ def _zk_step(
     chain_id = consortium.genesis.chain_id
     consortium.add_member("Provincial regulator (省级监管)", [Role.REGULATOR])
     auditor = AuditorKey.generate()
+    key_path = out_dir / "auditor.key"
+    sealed = seal_auditor_key(auditor, password, scrypt_n=scrypt_n or DEFAULT_SCRYPT_N)
+    atomic_write(key_path, sealed, 0o600, overwrite=True)
     # the regulator holds the auditor key; the supervisor registers its public half
     consortium.submit(consortium.supervisor, "zkp.auditor", auditor_payload(auditor, chain_id))
     seller, buyer = OwnerKey.generate(), OwnerKey.generate()
@@ -414,6 +434,8 @@ def _zk_step(
     recorded = list(transfer_records(consortium.replicas[0].app.state, work))
     report = audit(recorded[-1].transfer, auditor)
     on_chain = recorded[-1].to_bytes()
+    record_path = out_dir / "transfer.cbor"
+    record_path.write_bytes(on_chain)
     hidden = str(price).encode() not in on_chain and price.to_bytes(8, "big") not in on_chain
     ok = (
         new_record is not None
@@ -429,7 +451,9 @@ def _zk_step(
         f"work {work.hex()[:12]}… moved to a new owner; every node verified the Bulletproofs range proofs "
         f"and balance proof ({len(on_chain):,} B on chain, price and 3 royalty shares hidden); a second "
         f"transfer from the spent record was refused; the regulator's key opened price {report.price:,} "
-        "and shares that balance",
+        f"and shares that balance; audit with: rongxin transfer audit --key {key_path} "
+        f"--db {out_dir / 'ledger' / 'node-0.db'} --genesis {out_dir / 'genesis.cbor'} --work {work.hex()} "
+        f"(or --record {record_path}), the key password being the demo's",
         t0,
     )
 

@@ -78,6 +78,21 @@ SALT_SIZE = 16
 _KIND = re.compile(r"[a-z0-9][a-z0-9.-]{0,63}")
 
 
+def _shown(value: object, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a field of a file named in an error,
+    never the file's contents at length.
+
+    Examples
+    --------
+    >>> _shown("scrypt")
+    "'scrypt'"
+    >>> len(_shown("x" * 1000))
+    40
+    """
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def derive_key(password: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
     """The 16-byte SM4 key ``scrypt(password, salt, n, r, p)``.
 
@@ -292,7 +307,9 @@ class _Box:
         try:
             kdf = doc["kdf"]
             if kdf["name"] != "scrypt" or doc["cipher"] != "SM4-GCM":
-                raise KeyFileError(f"unsupported KDF or cipher: {kdf['name']!r} / {doc['cipher']!r}")
+                raise KeyFileError(
+                    f"unsupported KDF or cipher: {_shown(kdf['name'])} / {_shown(doc['cipher'])}"
+                )
             box = cls(
                 int(kdf["n"]),
                 int(kdf["r"]),
@@ -330,11 +347,11 @@ def _parse(data: bytes | str, kind: str) -> tuple[SealedHeader, _Box, bytes]:
         )
     if doc.get("version") != VERSION:
         raise KeyFileError(
-            f"unsupported sealed file version {doc.get('version')!r} (this build reads {VERSION}); "
+            f"unsupported sealed file version {_shown(doc.get('version'))} (this build reads {VERSION}); "
             "open it with the release that wrote it"
         )
     if doc.get("kind") != kind:
-        raise WrongKindError(f"this is a sealed {doc.get('kind')} file, not a {kind} file")
+        raise WrongKindError(f"this is a sealed {str(doc.get('kind'))[:40]} file, not a {kind} file")
     box = _Box.from_doc(doc, kind)
     public = doc.get("public")
     if not isinstance(public, dict) or not all(isinstance(v, str) for v in public.values()):
@@ -381,7 +398,9 @@ def open_json_v1(doc: Mapping[str, Any], password: str | bytes, kind: str, *, co
     (``compact_aad=True``), Paillier key files with ``json.dumps``' default separators.
     """
     if doc.get("version") != 1:
-        raise KeyFileError(f"unsupported {kind} file version {doc.get('version')!r} (this build reads 1)")
+        raise KeyFileError(
+            f"unsupported {kind} file version {_shown(doc.get('version'))} (this build reads 1)"
+        )
     box = _Box.from_doc(doc, kind)
     return box.open(password, kind, _aad(doc, (",", ":") if compact_aad else (", ", ": ")))
 

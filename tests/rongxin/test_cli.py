@@ -1,10 +1,14 @@
+import shutil
 import stat
+import subprocess
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from chain import crypto
 from chain.crypto import keyfile
+from chain.crypto.sm2 import signature_from_der
 from rongxin.cli import app
 
 runner = CliRunner()
@@ -82,7 +86,7 @@ def test_encrypt_decrypt_cycle(tmp_path, keypath) -> None:
 
 
 def test_keygen_refuses_overwrite(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("RONGXIN_KEY_PASSWORD", "pw")
+    monkeypatch.setenv("RONGXIN_KEY_PASSWORD", "new-key-pw")
     monkeypatch.setattr(keyfile, "DEFAULT_SCRYPT_N", 1 << 10)
     target = tmp_path / "new.key"
     target.write_text("keep me")
@@ -150,18 +154,138 @@ def test_decrypt_refuses_an_existing_output_without_force(tmp_path, keypath) -> 
 
 
 def test_keygen_writes_a_sealed_key_and_force_replaces_it(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("RONGXIN_KEY_PASSWORD", "pw")
+    monkeypatch.setenv("RONGXIN_KEY_PASSWORD", "new-key-pw")
     target = tmp_path / "new.key"
     first = runner.invoke(app, ["crypto", "keygen", str(target)])
     assert first.exit_code == 0, first.output
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    key = keyfile.load_private_key(target, "pw")
+    key = keyfile.load_private_key(target, "new-key-pw")
     assert (tmp_path / "new.key.pub.pem").read_text() == key.public_key.to_pem()
     again = runner.invoke(app, ["crypto", "keygen", str(target), "--force"])
     assert again.exit_code == 0, again.output
-    assert keyfile.load_private_key(target, "pw") != key
+    assert keyfile.load_private_key(target, "new-key-pw") != key
 
 
 def _flat(text: str) -> str:
     """Output with the console's line wrapping undone."""
     return " ".join(text.split())
+
+
+def test_a_binary_pubkey_file_is_named_not_echoed(tmp_path, keypath, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # short names: no line wrapping in the output
+    doc = Path("doc.txt")
+    doc.write_bytes(b"report")
+    photo = Path("photo.png")
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n[/x][red]secret-bytes\xff\xfe" + bytes(range(256)))
+    sig = runner.invoke(app, ["crypto", "sign", str(doc), "--key", str(keypath)]).stdout.strip()
+    res = runner.invoke(app, ["crypto", "verify", str(doc), sig, "--pubkey", str(photo)])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit)
+    err = _flat(res.stderr)
+    assert "photo.png is neither" in err and "secret-bytes" not in err and "PNG" not in err
+
+
+def test_file_names_are_printed_as_they_are(tmp_path, keypath, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # short names: no line wrapping in the output
+    src = Path("photo[red].txt")
+    src.write_bytes(b"evidence")
+    out = Path("photo[red].txt.rxe")
+    pem = "k.pub.pem"
+    res = runner.invoke(app, ["crypto", "encrypt", str(src), "--to", pem, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "photo[red].txt.rxe" in _flat(res.stdout)
+    again = runner.invoke(app, ["crypto", "encrypt", str(src), "--to", pem, "--out", str(out)])
+    assert again.exit_code == 1 and "photo[red].txt.rxe exists" in _flat(again.stderr)
+    odd = Path("a[/x]b")
+    res = runner.invoke(app, ["crypto", "hash", str(odd)])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit)
+    assert "a[/x]b" in _flat(res.stderr)
+
+
+def test_writing_under_a_file_is_one_line_error(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("RONGXIN_KEY_PASSWORD", "new-key-pw")
+    monkeypatch.setattr(keyfile, "DEFAULT_SCRYPT_N", 1 << 10)
+    (tmp_path / "afile").write_text("x")
+    for args in (
+        ["crypto", "keygen", str(tmp_path / "afile" / "key")],
+        ["demo", "--out", str(tmp_path / "afile" / "demo")],
+    ):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 1 and isinstance(res.exception, SystemExit), (args, res.output)
+        err = _flat(res.stderr)
+        assert "cannot write" in err and "Not a directory" in err and "Traceback" not in err
+
+
+def test_new_keys_need_a_long_enough_password(tmp_path, keypath, monkeypatch) -> None:
+    monkeypatch.setenv("RONGXIN_KEY_PASSWORD", "short")
+    target = tmp_path / "new.key"
+    res = runner.invoke(app, ["crypto", "keygen", str(target)])
+    assert res.exit_code == 1 and "at least 8 characters" in _flat(res.stderr)
+    assert not target.exists()
+    monkeypatch.setenv("RONGXIN_KEY_PASSWORD", "pw")  # an existing key opens with its password
+    doc = tmp_path / "doc.txt"
+    doc.write_bytes(b"x")
+    assert runner.invoke(app, ["crypto", "sign", str(doc), "--key", str(keypath)]).exit_code == 0
+    monkeypatch.setenv("RONGXIN_KEY_PASSWORD", "short")
+    res = runner.invoke(app, ["transfer", "auditor-keygen", str(tmp_path / "aud.key")])
+    assert res.exit_code == 1 and "at least 8 characters" in _flat(res.stderr)
+
+
+def test_der_signatures_for_openssl(tmp_path, keypath) -> None:
+    doc = tmp_path / "doc.txt"
+    doc.write_bytes(b"report" * 100)
+    pem = str(tmp_path / "k.pub.pem")
+    res = runner.invoke(app, ["crypto", "sign", str(doc), "--key", str(keypath), "--format", "der"])
+    assert res.exit_code == 0, res.output
+    der = bytes.fromhex(res.stdout.strip())
+    assert der[0] == 0x30 and len(signature_from_der(der)) == 64
+    ok = runner.invoke(app, ["crypto", "verify", str(doc), der.hex(), "--pubkey", pem])
+    assert ok.exit_code == 0 and "valid" in ok.stdout
+    binary = tmp_path / "doc.sig"
+    binary.write_bytes(der)  # as `openssl pkeyutl -sign` writes it
+    ok = runner.invoke(app, ["crypto", "verify", str(doc), str(binary), "--pubkey", pem])
+    assert ok.exit_code == 0, ok.output
+    if shutil.which("openssl"):
+        openssl = ["openssl", "dgst", "-sm3", "-verify", pem, "-sigopt", "distid:1234567812345678"]
+        checked = subprocess.run(
+            [*openssl, "-signature", str(binary), str(doc)], capture_output=True, text=True
+        )
+        assert checked.returncode == 0 and "Verified OK" in checked.stdout, checked.stderr
+    doc.write_bytes(b"other")
+    bad = runner.invoke(app, ["crypto", "verify", str(doc), str(binary), "--pubkey", pem])
+    assert bad.exit_code == 1 and "INVALID" in bad.stderr
+    refused = runner.invoke(app, ["crypto", "sign", str(doc), "--key", str(keypath), "--format", "pem"])
+    assert refused.exit_code == 2
+
+
+def test_verify_json_failures_are_json(tmp_path) -> None:
+    import json
+
+    receipt, genesis = tmp_path / "r.cbor", tmp_path / "g.cbor"
+    receipt.write_bytes(b"\xa0")
+    res = runner.invoke(app, ["verify", str(receipt), "--genesis", str(genesis), "--json"])
+    assert res.exit_code == 1
+    doc = json.loads(res.stdout)
+    assert "g.cbor" in doc["error"] and doc["reason"] == "io"
+    genesis.write_bytes(b"not cbor")
+    res = runner.invoke(app, ["verify", str(receipt), "--genesis", str(genesis), "--json"])
+    assert res.exit_code == 1 and json.loads(res.stdout)["error"].startswith("INVALID")
+
+
+def test_help_shows_metavars_not_type_tags() -> None:
+    res = runner.invoke(app, ["crypto", "hash", "--help"], env={"COLUMNS": "120"})
+    assert "FILE..." in res.stdout
+    res = runner.invoke(app, ["crypto", "verify", "--help"], env={"COLUMNS": "120"})
+    assert "<str>" not in res.stdout.split("--pubkey")[1].split("\n")[0]
+
+
+def test_a_damaged_key_file_is_named_not_echoed(tmp_path, keypath) -> None:
+    import json
+
+    doc = json.loads(keypath.read_text())
+    doc["kdf"]["name"] = "[red]" + "secret-bytes" * 400
+    keypath.write_text(json.dumps(doc))
+    target = tmp_path / "doc.txt"
+    target.write_bytes(b"x")
+    res = runner.invoke(app, ["crypto", "sign", str(target), "--key", str(keypath)])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit)
+    assert "unsupported KDF" in _flat(res.stderr) and len(res.stderr) < 300

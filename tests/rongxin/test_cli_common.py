@@ -1,5 +1,6 @@
 """The toolkit every ``rongxin`` command shares (rongxin.cli_common)."""
 
+import json
 import os
 import stat
 import subprocess
@@ -11,7 +12,15 @@ import typer
 from typer.testing import CliRunner
 
 from rongxin import cli_common
-from rongxin.cli_common import PASSWORD_ENV, fail, overwrite_guard, password, write_output
+from rongxin.cli_common import (
+    MIN_PASSWORD_LENGTH,
+    PASSWORD_ENV,
+    fail,
+    new_password,
+    overwrite_guard,
+    password,
+    write_output,
+)
 
 runner = CliRunner()
 
@@ -97,3 +106,35 @@ def test_the_cli_modules_share_one_toolkit() -> None:
 
     for module in (cli, cli_datasets, cli_ledger, cli_query, cli_works, cli_zkp):
         assert module.console is cli_common.console, module.__name__
+
+
+def test_fail_prints_user_text_as_it_is_and_json_on_request() -> None:
+    def marked() -> None:
+        raise fail("cannot read photo[red].txt nor a[/x]b: [bold]no")
+
+    code, err = _run(marked)
+    assert (code, err) == (1, "error: cannot read photo[red].txt nor a[/x]b: [bold]no")
+
+    app = typer.Typer()
+
+    @app.command()
+    def as_json() -> None:
+        raise fail("bad [red] input", code=2, as_json=True, reason="input")
+
+    app.command("unused")(lambda: None)
+    result = runner.invoke(app, ["as-json"])
+    assert result.exit_code == 2
+    assert json.loads(result.stdout) == {"error": "bad [red] input", "reason": "input"}
+
+
+def test_new_password_has_a_minimum_length(tmp_path: Path) -> None:
+    short, long = tmp_path / "short", tmp_path / "long"
+    short.write_text("seven77\n")
+    long.write_text("eight888\n")
+    assert new_password(long) == "eight888" and password(short) == "seven77"
+
+    def newkey() -> None:
+        new_password(short)
+
+    code, err = _run(newkey)
+    assert code == 1 and f"at least {MIN_PASSWORD_LENGTH} characters" in err

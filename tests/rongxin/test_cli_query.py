@@ -4,6 +4,7 @@ import json
 import stat
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from privacy import paillier
@@ -38,4 +39,52 @@ def test_keygen_twice_refuses_without_force(tmp_path: Path) -> None:
 def test_keygen_reports_an_unreadable_password_file(tmp_path: Path) -> None:
     result = runner.invoke(app, ["keygen", str(tmp_path / "k"), "--password-file", str(tmp_path / "none")])
     assert result.exit_code == 1 and "cannot read password file" in " ".join(result.stderr.split())
+    assert not (tmp_path / "k").exists()
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_run_says_the_audit_record_is_not_anchored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # short names: no line wrapping in the output
+    assert runner.invoke(app, ["demo-data", "q", "--rows", "300"]).exit_code == 0
+    agencies = str(Path("q") / "agencies.toml")
+    query = "SELECT COUNT(*) FROM cases GROUP BY county"
+    res = runner.invoke(app, ["run", query, "--agencies", agencies, "--unpacked"])
+    assert res.exit_code == 0, res.output
+    out = _flat(res.output)
+    assert "anchored at height" not in out
+    assert "audit.jsonl; not anchored: no ledger node is configured" in out
+    [line] = (tmp_path / "q" / "audit.jsonl").read_text().splitlines()
+    assert json.loads(line)["anchor"] is None
+
+
+def test_run_refuses_an_unknown_format_and_prints_json_errors(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["demo-data", str(tmp_path / "q"), "--rows", "300"]).exit_code == 0
+    agencies = str(tmp_path / "q" / "agencies.toml")
+    res = runner.invoke(app, ["run", "SELECT COUNT(*) FROM cases", "--agencies", agencies, "--format", "csv"])
+    assert res.exit_code == 2 and "csv" in res.output
+    res = runner.invoke(app, ["run", "SELECT NOPE(x) FROM cases", "--agencies", agencies, "--format", "json"])
+    assert res.exit_code == 1
+    doc = json.loads(res.stdout)
+    assert doc["error"] and "reason" in doc
+    res = runner.invoke(
+        app, ["run", "@" + str(tmp_path / "none.sql"), "--agencies", agencies, "--format", "json"]
+    )
+    assert res.exit_code == 1 and json.loads(res.stdout)["reason"] == "input"
+
+
+def test_demo_data_into_an_unwritable_place_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    res = runner.invoke(app, ["demo-data", str(tmp_path / "afile" / "q"), "--rows", "50"])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit)
+    assert "cannot write" in _flat(res.stderr) and "Not a directory" in _flat(res.stderr)
+
+
+def test_keygen_refuses_a_short_password(tmp_path: Path) -> None:
+    pw = tmp_path / "pw"
+    pw.write_text("short\n")
+    res = runner.invoke(app, ["keygen", str(tmp_path / "k"), "--bits", "2048", "--password-file", str(pw)])
+    assert res.exit_code == 1 and "at least 8 characters" in _flat(res.stderr)
     assert not (tmp_path / "k").exists()

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from chain.replica import chain_genesis_block
 from chain.store import LedgerStore
 from rongxin.cli_zkp import app
 from tests.zkp.test_contract import CHAIN, WORK, Ledger
@@ -47,7 +48,7 @@ def test_keygen_and_audit_from_record_and_store(tmp_path: Path) -> None:
     genesis = tmp_path / "genesis.cbor"
     genesis.write_bytes(led.c.genesis.to_bytes())
     db = tmp_path / "ledger.db"
-    LedgerStore(db, led.c.genesis.hash, led.state.entries()).close()
+    LedgerStore(db, chain_genesis_block(led.c.genesis).hash, led.state.entries()).close()
     ledger_args = ["--db", str(db), "--genesis", str(genesis), "--work"]
     code, out = invoke(*ledger_args, WORK.hex())
     assert code == 0, out
