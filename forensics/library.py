@@ -13,6 +13,12 @@ needed, so a library holding only images works even where the audio index's
 dependencies are missing — asking it for audio then raises a clear
 :class:`~forensics.errors.UnsupportedMediaError`.
 
+Video files: until a video index is registered, the library identifies a video by its
+soundtrack — the file's first audio stream is matched against the audio works, and each
+match says so (:attr:`Match.query_stream <forensics.types.Match.query_stream>` is
+``"audio"``). Registering a video work is refused with the command that extracts its
+soundtrack, which can be registered as audio.
+
 Registration reserves the work id in the catalogue, fingerprints the file into its
 kind's index, then completes the catalogue row; a failed fingerprint releases the id.
 Matches are only reported for completed works.
@@ -30,10 +36,12 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import json
 import os
+import shlex
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -251,7 +259,7 @@ class Library:
             if factory is None:
                 raise UnsupportedMediaError(
                     f"this installation has no {kind} index; {kind} works cannot be registered or "
-                    "identified yet (see forensics.library.register_index)"
+                    "identified yet"
                 )
             if isinstance(factory, str):
                 module_name, _, class_name = factory.partition(":")
@@ -304,6 +312,9 @@ class Library:
         ------
         LibraryError
             The id is taken or invalid, or the metadata is not JSON.
+        UnsupportedMediaError
+            ``source`` is a video file and no video index is registered: the message gives
+            the ffmpeg command that extracts the soundtrack, to register as audio.
         DuplicateContentError
             The same content (file bytes, or array) is already registered, under any id.
         ReadOnlyLibraryError
@@ -318,6 +329,12 @@ class Library:
         except (TypeError, ValueError) as exc:
             raise LibraryError(f"metadata of {work_id!r} is not JSON-serializable: {exc}") from exc
         self._check_writable("register works")
+        kind, _, path = self._inspect(source, digest=False)
+        if kind == "video" and path is not None and "video" not in INDEX_CLASSES:
+            raise UnsupportedMediaError(
+                f"{path}: video works cannot be registered yet; register the programme's soundtrack as "
+                f"audio: ffmpeg -i {shlex.quote(str(path))} -vn soundtrack.flac, then add soundtrack.flac"
+            )
         kind, content_digest, path = self._inspect(source)
         index = self.index(kind)
         registered_at = _now_rfc3339()
@@ -363,6 +380,13 @@ class Library:
     def identify(self, source: str | os.PathLike[str] | NDArray[np.generic], top_k: int = 5) -> list[Match]:
         """Registered works found in ``source``, best first; empty when none passes the threshold.
 
+        A video file, while no video index is registered, is identified by its soundtrack:
+        its first audio stream is decoded (streamed through ffmpeg, in bounded memory, as
+        any audio query) and matched against the audio works. Those matches are audio
+        matches (``kind == "audio"``, :class:`~forensics.evidence.AudioEvidence` with spans
+        in seconds of the video) with :attr:`~forensics.types.Match.query_stream` set to
+        ``"audio"``.
+
         Parameters
         ----------
         source : path or numpy array
@@ -373,10 +397,20 @@ class Library:
         Returns
         -------
         list of Match
+
+        Raises
+        ------
+        UnsupportedMediaError
+            A video file and the library holds no audio works, or the video has no audio
+            stream (:class:`~forensics.audio.errors.NoAudioStreamError`).
+        MediaError
+            The file cannot be decoded or fingerprinted.
         """
         if top_k < 1:
             raise ValueError("top_k must be at least 1")
         kind, _digest, path = self._inspect(source, digest=False)
+        if kind == "video" and path is not None and "video" not in INDEX_CLASSES:
+            return self._identify_soundtrack(path, top_k)
         if self.readonly and kind in INDEX_CLASSES and not (self.directory / kind).is_dir():
             return []  # no work of this kind was ever registered, and nothing may be created
         index = self.index(kind)
@@ -387,6 +421,35 @@ class Library:
             matches: list[Match] = identify_array(source, top_k)
         else:
             matches = index.identify(path, top_k)
+        return self._completed(matches, top_k)
+
+    def _identify_soundtrack(self, path: Path, top_k: int) -> list[Match]:
+        """The audio works heard in the first audio stream of the video file ``path``."""
+        with self._lock:
+            self._check_open()
+            row = self._db.execute(
+                "SELECT 1 FROM works WHERE kind = 'audio' AND fingerprint_digest IS NOT NULL LIMIT 1"
+            ).fetchone()
+        if row is None:
+            raise UnsupportedMediaError(
+                f"{path}: this library identifies video files by their soundtrack only, and it holds "
+                "no music to compare the soundtrack with; register music first (rongxin works add "
+                "song.flac), or the video's soundtrack (ffmpeg -i VIDEO -vn soundtrack.flac)"
+            )
+        index = self.index("audio")
+        from forensics.audio.errors import NoAudioStreamError  # importable: the audio index is
+
+        try:
+            matches = index.identify(path, top_k)
+        except NoAudioStreamError as exc:
+            raise NoAudioStreamError(
+                f"{path}: this library identifies video files by their soundtrack only, and this "
+                "file has no audio stream"
+            ) from exc
+        return [dataclasses.replace(m, query_stream="audio") for m in self._completed(matches, top_k)]
+
+    def _completed(self, matches: list[Match], top_k: int) -> list[Match]:
+        """``matches`` of completed works (registration finished), at most ``top_k``."""
         if not matches:
             return []
         complete = self._complete_works([m.work_id for m in matches])

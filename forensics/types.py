@@ -16,6 +16,13 @@ from forensics.evidence import Evidence
 
 MediaKind = Literal["image", "audio", "video"]
 
+QueryStream = Literal["audio"]
+"""Which stream of a query file a match was found in, when not the file's own kind.
+
+``"audio"``: the soundtrack of a video file, identified against the audio works (the
+library has no video index; see :meth:`forensics.library.Library.identify`).
+"""
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".webm", ".avi", ".mov", ".mpg", ".mpeg", ".m4v", ".ts", ".flv"})
@@ -73,6 +80,12 @@ class Match:
     evidence : Evidence, optional
         The same evidence, typed (:mod:`forensics.evidence`); the indexes of this package
         always give it. Read it rather than ``details`` in code.
+    query_stream : {"audio"}, optional
+        Set by the library when the match was found in one stream of a query of another
+        kind: ``"audio"`` for a video file identified by its soundtrack (``kind`` and
+        ``evidence`` are then the audio match's, spans in seconds of the video). ``None``
+        (the default) when the query was matched as the kind it is. :meth:`to_json` writes
+        it as a top-level ``"query_stream"`` key only when set.
 
     Raises
     ------
@@ -95,6 +108,7 @@ class Match:
     threshold: float
     details: dict[str, Any] = field(default_factory=dict)
     evidence: Evidence | None = field(default=None, compare=False)
+    query_stream: QueryStream | None = None
 
     def __post_init__(self) -> None:
         if self.evidence is None:
@@ -122,14 +136,30 @@ class Match:
         return cls(work_id, score, evidence.kind, threshold, evidence.to_json(), evidence)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-serializable dict of this match (``details`` is the evidence's JSON)."""
-        return {
+        """A JSON-serializable dict of this match (``details`` is the evidence's JSON).
+
+        ``"query_stream"`` is added after the other keys when the match was found in one
+        stream of the query (a video's soundtrack).
+
+        Examples
+        --------
+        >>> import dataclasses
+        >>> m = Match("song", 20.0, "audio", 13.4)
+        >>> list(m.to_json())
+        ['work_id', 'score', 'kind', 'threshold', 'details']
+        >>> dataclasses.replace(m, query_stream="audio").to_json()["query_stream"]
+        'audio'
+        """
+        out: dict[str, Any] = {
             "work_id": self.work_id,
             "score": self.score,
             "kind": self.kind,
             "threshold": self.threshold,
             "details": self.details,
         }
+        if self.query_stream is not None:
+            out["query_stream"] = self.query_stream
+        return out
 
 
 class MediaIndex(Protocol):

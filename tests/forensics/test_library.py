@@ -123,7 +123,7 @@ def test_kind_without_index_gives_clear_error(tmp_path: Path, monkeypatch: pytes
         assert len(lib) == 0
     mp4 = tmp_path / "v.mp4"
     mp4.write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(40))
-    with Library(tmp_path / "lib") as lib, pytest.raises(UnsupportedMediaError, match="no video index"):
+    with Library(tmp_path / "lib") as lib, pytest.raises(UnsupportedMediaError, match="soundtrack only"):
         lib.identify(mp4)
 
 
