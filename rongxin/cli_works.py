@@ -32,7 +32,7 @@ from chain.crypto.errors import CryptoError
 from chain.crypto.sm3 import sm3_file
 from forensics.errors import DuplicateContentError, ForensicsError, LibraryError
 from forensics.evidence import AudioEvidence, ImageFeatureEvidence, ImageHashEvidence
-from forensics.types import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Match
+from forensics.types import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Match, detect_kind
 from rongxin.cli_common import Force, console, err_console, write_output
 from rongxin.cli_common import fail as _fail
 
@@ -78,6 +78,8 @@ def audio_evidence(e: AudioEvidence | Mapping[str, Any]) -> str:
 def evidence_line(m: Match) -> str:
     """One line of a match's evidence for the ``identify`` table, from its typed evidence.
 
+    A match found in a video's soundtrack (``m.query_stream == "audio"``) says so first.
+
     Examples
     --------
     >>> from forensics.evidence import ImageHashEvidence, points
@@ -91,7 +93,8 @@ def evidence_line(m: Match) -> str:
     if isinstance(e, ImageFeatureEvidence):
         return f"features: {e.inliers} inliers (≥{e.inlier_threshold}), rotation {e.rotation_deg}°"
     if isinstance(e, AudioEvidence):
-        return audio_evidence(e)
+        heard = audio_evidence(e)
+        return f"in the soundtrack, {heard}" if m.query_stream == "audio" else heard
     return json.dumps(m.details, ensure_ascii=False)[:80]
 
 
@@ -173,7 +176,14 @@ def work_record(reg: Registration) -> dict[str, Any]:
 
 def _looks_like_copy(lib: Library, path: Path) -> Match | None:
     """The registered work ``path`` looks like a copy of, if any (errors are left to registering)."""
+    from forensics.library import INDEX_CLASSES
+
     if len(lib) == 0:
+        return None
+    try:
+        if detect_kind(path) == "video" and "video" not in INDEX_CLASSES:
+            return None  # not registrable: registering says why, without decoding the soundtrack
+    except ForensicsError:
         return None
     try:
         matches = lib.identify(path, top_k=1)

@@ -292,3 +292,67 @@ def test_identify_many_files(tmp_path: Path, photos: dict[str, np.ndarray]) -> N
     r = runner.invoke(app, ["identify", str(q), "--library", str(lib), "--json"])
     (single,) = json.loads(r.stdout)
     assert single["query_sm3"] == sm3_file(q).hex() and single["metadata"]["source"] == "chelsea.png"
+
+
+def _video(out: Path, sound: Path | None) -> Path:
+    """An MP4 of ffmpeg's test pattern with ``sound`` as its soundtrack (AAC), or silent."""
+    from tests.forensics.audio.conftest import ffmpeg
+
+    pattern = ["-f", "lavfi", "-i", "testsrc=size=160x120:rate=10"]
+    if sound is None:
+        ffmpeg(*pattern, "-t", "4", "-c:v", "mpeg4", str(out))
+    else:
+        mux = ["-map", "0:v", "-map", "1:a", "-c:v", "mpeg4", "-c:a", "aac", "-shortest"]
+        ffmpeg(*pattern, "-i", str(sound), *mux, str(out))
+    return out
+
+
+def test_identify_a_video_by_its_soundtrack(tmp_path: Path) -> None:
+    from tests.forensics.audio.conftest import SR, synth_music, write_wav
+
+    song = synth_music(5, 30.0)
+    lib = tmp_path / "lib"
+    clip = _video(tmp_path / "clip.mp4", write_wav(tmp_path / "excerpt.wav", song[SR * 12 : SR * 22]))
+    r = runner.invoke(app, ["identify", str(clip), "--library", str(lib)])
+    assert r.exit_code == 1 and "no work library" in _text(r.output)
+    r = runner.invoke(
+        app, ["works", "add", str(write_wav(tmp_path / "song.wav", song)), "--library", str(lib)]
+    )
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["identify", str(clip), "--library", str(lib)], env={"COLUMNS": "250"})
+    assert r.exit_code == 0, r.output
+    text = _text(r.output)
+    assert "register_index" not in text and "no video index" not in text
+    found = re.search(
+        r"song\W+audio\W.* in the soundtrack, main layer: query ([\d.]+)-[\d.]+ s = work ([\d.]+)", text
+    )
+    assert found is not None, text
+    assert abs(float(found[2]) - float(found[1]) - 12.0) <= 0.2
+    r = runner.invoke(app, ["identify", str(clip), "--library", str(lib), "--json"])
+    assert r.exit_code == 0, r.output
+    (m,) = json.loads(r.stdout)
+    assert m["work_id"] == "song" and m["kind"] == "audio" and m["query_stream"] == "audio"
+    assert abs(m["details"]["ref_start"] - m["details"]["query_start"] - 12.0) <= 0.2
+
+
+def test_video_errors_say_what_to_do(tmp_path: Path, photos: dict[str, np.ndarray]) -> None:
+    from tests.forensics.audio.conftest import synth_music, write_wav
+
+    lib = tmp_path / "lib"
+    song = write_wav(tmp_path / "song.wav", synth_music(5, 20.0))
+    clip = _video(tmp_path / "clip.mp4", song)
+    runner.invoke(
+        app, ["works", "add", str(_media(tmp_path, photos) / "astronaut.jpg"), "--library", str(lib)]
+    )
+    r = runner.invoke(app, ["identify", str(clip), "--library", str(lib)])
+    text = _text(r.output)
+    assert r.exit_code == 1 and "by their soundtrack only" in text and "register music first" in text
+    r = runner.invoke(app, ["works", "add", str(clip), "--library", str(lib)])
+    text = _text(r.output)
+    assert r.exit_code == 1 and "video works cannot be registered yet" in text, text
+    assert "-vn soundtrack.flac" in text and "0 added, 1 failed" in text
+    runner.invoke(app, ["works", "add", str(song), "--library", str(lib)])
+    r = runner.invoke(app, ["identify", str(_video(tmp_path / "silent.mp4", None)), "--library", str(lib)])
+    text = _text(r.output)
+    assert r.exit_code == 1 and "this file has no audio stream" in text, text
+    assert "register_index" not in text
