@@ -56,6 +56,7 @@ class ReceiptError(ChainError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason = reason
+        self.detail = message
 
 
 class LocalNetError(ChainError):

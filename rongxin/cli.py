@@ -306,7 +306,7 @@ def verify_receipt_cmd(
     except OSError as exc:
         raise fail(f"cannot read {exc.filename}: {exc.strerror}", as_json=json_out, reason="io") from None
     except ReceiptError as exc:
-        message = f"INVALID receipt ({exc.reason}): {exc}"
+        message = f"INVALID receipt ({exc.reason}): {exc.detail}"
         raise fail(message, as_json=json_out, reason=exc.reason) from None
     except (ValidationError, ValueError, KeyError, TypeError) as exc:
         raise fail(f"INVALID input: {exc}", as_json=json_out, reason="input") from None
