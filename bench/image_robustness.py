@@ -117,6 +117,16 @@ FAMILIES: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "screenshot ≥40%": [("embed", {"mode": "screenshot", "scale": U(0.64, 0.9)})],
     "collage ≥40%": [("embed", {"mode": "collage", "scale": U(0.64, 0.9)})],
 }
+# A mirror combined with another edit (flipped re-uploads are common on short-video
+# platforms): each is a family of its own, seeded like the others, and none of them takes
+# part in the chains of two below (which keep drawing from the families above).
+_MIRROR = ("flip", {"axis": "h"})
+MIRROR_FAMILIES: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    "mirror + rotate small ±1-5°": [_MIRROR, *FAMILIES["rotate small ±1-5°"]],
+    "mirror + crop 50%": [_MIRROR, *FAMILIES["crop 50% any position"]],
+    "mirror + text overlay": [_MIRROR, *FAMILIES["text overlay"]],
+    "mirror + jpeg q10-30": [_MIRROR, *FAMILIES["jpeg q10-30"]],
+}
 # Chains of two: any two families, except two that both shrink the visible share of the work
 # (a 50% crop inside a 40% screenshot is a 20% copy, outside the stated range).
 _SHRINKING = {"crop 50% any position", "screenshot ≥40%", "collage ≥40%", "pad/letterbox"}
@@ -132,7 +142,7 @@ def chain_for(family: str, rng: random.Random) -> list[tuple[str, dict[str, Any]
                 break
         steps = FAMILIES[a] + FAMILIES[b]
     else:
-        steps = FAMILIES[family]
+        steps = FAMILIES[family] if family in FAMILIES else MIRROR_FAMILIES[family]
     return [(op, {k: (v(rng) if callable(v) else v) for k, v in params.items()}) for op, params in steps]
 
 
@@ -591,10 +601,17 @@ def unrelated_scores(reg: Registered, paths: list[Path]) -> dict[str, Any]:
         q = np.unpackbits(dihedral_hashes(rgb), axis=1).astype(bool)
         d = np.min([(lib_bits != v[None, :]).sum(axis=1) for v in q], axis=0)
         ours_hist += np.bincount(d, minlength=257)
-        for m in index.identify_array(rgb, feat.QUERY_FEATURES):
-            inlier_counts[min(1024, m.details["inliers"])] += 1
-            if m.details["inliers"] >= 12:
-                print(f"  calibration pair with {m.details['inliers']} inliers: {p} ~ {m.work_id}")
+        # The slow path also verifies the query's mirror image when the query matches
+        # nothing; with every verification reported here, the mirror is queried explicitly
+        # and each (query, work) pair counts its better orientation.
+        best: dict[str, int] = {}
+        for q_img in (rgb, np.ascontiguousarray(rgb[:, ::-1])):
+            for m in index.identify_array(q_img, feat.QUERY_FEATURES):
+                best[m.work_id] = max(best.get(m.work_id, 0), m.details["inliers"])
+        for work_id, inliers in best.items():
+            inlier_counts[min(1024, inliers)] += 1
+            if inliers >= 12:
+                print(f"  calibration pair with {inliers} inliers: {p} ~ {work_id}")
         for b in reg.baselines:
             base_hist[b.name] += np.bincount(b.distances(rgb), minlength=257)
     index.hash_threshold, index.inlier_threshold = saved
@@ -873,7 +890,7 @@ def main() -> None:
     originals, splits = select_images(args, cache, work)
     reg = register_all(originals, splits["library"], work / "lib")
 
-    families = [*FAMILIES, "chain of two"]
+    families = [*FAMILIES, "chain of two", *MIRROR_FAMILIES]
     thresholds = HASH_THRESHOLD, INLIER_THRESHOLD  # the shipped (calibrated) values
     if not args.sweep_only:
         cal = calibrate(reg, splits["calibration"], args)
@@ -884,7 +901,7 @@ def main() -> None:
         print_results(reg, cal, args.shipped, rows, held, latencies, misses)
     reg.index.close()
 
-    size_sweep(reg, args, families, thresholds, work)
+    size_sweep(reg, args, [*FAMILIES, "chain of two"], thresholds, work)  # the same queries as before
     shutil.rmtree(work, ignore_errors=True)
     print(
         f"\nmachine: {os.cpu_count()} cores (shared with other jobs during the run); "

@@ -8,7 +8,8 @@ same order as before the types existed:
 * :class:`ImageHashEvidence`: the global perceptual hash matched (Hamming distance, the
   flip or rotation, the query's content box);
 * :class:`ImageFeatureEvidence`: local features verified geometrically (inliers, the
-  rotation and scale, where the reference lies in the query);
+  rotation and scale, whether the query is a mirror image, where the reference lies in
+  the query);
 * :class:`AudioEvidence`: an alignment of the query with the work (spans in both files,
   speed and pitch, the decision rule that found it, votes and verified peaks).
 
@@ -137,12 +138,21 @@ class ImageFeatureEvidence:
         False-positive rate per query the thresholds are calibrated for.
     query_frame : int, optional
         The query frame that matched, for queries of several frames.
+    mirrored : bool
+        The query is a horizontal mirror image of the work: the features matched after the
+        query was mirrored back. ``rotation_deg`` and ``scale`` then describe the mirrored
+        work in the query (mirrored first, then rotated), and ``region`` lists the work's
+        corners (its top-left, top-right, bottom-right, bottom-left) in the query's own
+        pixels, which run counter-clockwise there. Written to JSON only when true.
 
     Examples
     --------
     >>> e = ImageFeatureEvidence(40, 12, 30.0, 0.5, points([[1.5, 2.0]] * 4), (640, 480), 2, 1e-4)
-    >>> e.to_json()["path"], e.to_json()["inliers"], e.to_json()["query_size"]
-    ('features', 40, [640, 480])
+    >>> e.to_json()["path"], e.to_json()["inliers"], e.to_json()["query_size"], "mirrored" in e.to_json()
+    ('features', 40, [640, 480], False)
+    >>> import dataclasses
+    >>> dataclasses.replace(e, mirrored=True).to_json()["mirrored"]
+    True
     """
 
     kind: ClassVar[Literal["image"]] = "image"
@@ -157,9 +167,10 @@ class ImageFeatureEvidence:
     item: int
     fpr_target: float
     query_frame: int | None = None
+    mirrored: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        """The match's ``details``: a JSON-serializable dict."""
+        """The match's ``details``: a JSON-serializable dict (``mirrored`` only when true)."""
         out: dict[str, Any] = {
             "fpr_target": self.fpr_target,
             "path": self.path,
@@ -171,6 +182,8 @@ class ImageFeatureEvidence:
             "query_size": list(self.query_size),
             "item": self.item,
         }
+        if self.mirrored:
+            out["mirrored"] = True
         if self.query_frame is not None:
             out["query_frame"] = self.query_frame
         return out

@@ -18,7 +18,9 @@ Decision rule (the slow path runs only when the fast path finds nothing):
   matches when a Hamming distance is at most ``hash_threshold`` bits;
 - **slow path**: the query's ORB descriptors vote for works through the descriptor index;
   the best-voted works are verified (ratio test + RANSAC affine); a work matches when at
-  least ``inlier_threshold`` correspondences agree.
+  least ``inlier_threshold`` correspondences agree. When none does, the same is done on
+  the query's horizontal mirror (ORB descriptors are not mirror-invariant), at the same
+  threshold, so that a mirrored copy that was also rotated, cropped or captioned is found.
 
 Both thresholds were calibrated on unrelated images so that none of 1.6 million
 (query, work) calibration pairs matched (target: a false-positive rate of at most 1e-4, and
@@ -510,21 +512,35 @@ class ImageIndex:
         return [int(cand[i]) for i in order[:VERIFY_CANDIDATES] if votes[i] >= MIN_VOTES]
 
     def feature_matches(self, image: NDArray[np.uint8], top_k: int, nearest: list[int]) -> list[Match]:
-        """The slow path on one frame: local features verified on the best-voted items and ``nearest``."""
+        """The slow path on one frame: local features verified on the best-voted items and ``nearest``.
+
+        ORB descriptors do not survive a mirror image, so when the query as given verifies
+        against no work, its horizontal mirror is tried the same way (features extracted
+        from the flipped pixels, voted and verified at the same inlier threshold) and a
+        match found so is marked ``mirrored`` in its evidence. A vertical flip is a
+        horizontal one turned by 180°, which the rotation-invariant features absorb.
+        """
         if self._desc.ntotal == 0:
             return []
-        query = feat.extract(image, feat.QUERY_FEATURES)
+        found = self._verified(image, nearest, mirrored=False)
+        if not found:
+            found = self._verified(image, nearest, mirrored=True)
+        return list(found.values())
+
+    def _verified(self, image: NDArray[np.uint8], nearest: list[int], *, mirrored: bool) -> dict[str, Match]:
+        """Works whose features verify in ``image`` (or in its horizontal mirror), by work."""
+        h, w = image.shape[:2]
+        query = feat.extract(np.ascontiguousarray(image[:, ::-1]) if mirrored else image, feat.QUERY_FEATURES)
         if len(query) < feat.RANSAC_MIN_POINTS:
-            return []
+            return {}
         chosen = list(dict.fromkeys(self._voted(query) + nearest))
         if not chosen:
-            return []
+            return {}
         placeholders = ",".join("?" * len(chosen))
         rows = self._db.execute(
             f"SELECT item_id, work_id, features FROM items WHERE item_id IN ({placeholders})", chosen
         ).fetchall()
         found: dict[str, Match] = {}
-        h, w = image.shape[:2]
         for item_id, work_id, blob in rows:
             reference = feat.LocalFeatures.from_bytes(blob)
             verified = feat.verify(query, reference)
@@ -533,15 +549,22 @@ class ImageIndex:
             score = inlier_score(verified.inliers, self.inlier_threshold)
             if work_id in found and found[work_id].score >= score:
                 continue
+            region = verified.region(query, reference)
+            rotation = verified.rotation_deg
+            if mirrored:
+                # Back to the query's own pixels; mirroring after a rotation by a turns it into -a.
+                region = [[round(w - x, 1), y] for x, y in region]
+                rotation = -rotation
             evidence = ImageFeatureEvidence(
                 inliers=verified.inliers,
                 inlier_threshold=self.inlier_threshold,
-                rotation_deg=round(verified.rotation_deg, 1),
+                rotation_deg=round(rotation, 1) + 0.0,
                 scale=round(verified.scale * reference.scale / query.scale, 3),
-                region=points(verified.region(query, reference)),
+                region=points(region),
                 query_size=(w, h),
                 item=int(item_id),
                 fpr_target=FPR_TARGET,
+                mirrored=mirrored,
             )
             found[work_id] = Match.of(work_id, score, SCORE_AT_THRESHOLD, evidence)
-        return list(found.values())
+        return found

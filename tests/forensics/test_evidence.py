@@ -35,6 +35,10 @@ def test_image_evidence_json_writes_lists_and_the_frame_only_when_known() -> Non
     featured = ImageFeatureEvidence(40, 12, 30.0, 0.5, region, (9, 6), 4, 1e-4, query_frame=2)
     assert list(featured.to_json())[:3] == ["fpr_target", "path", "inliers"]
     assert featured.to_json()["query_frame"] == 2 and json.dumps(featured.to_json())
+    assert "mirrored" not in featured.to_json()
+    mirrored = dataclasses.replace(featured, mirrored=True)
+    assert mirrored.to_json()["mirrored"] is True
+    assert {k: v for k, v in mirrored.to_json().items() if k != "mirrored"} == featured.to_json()
 
 
 def test_match_details_are_its_evidence_json() -> None:

@@ -228,3 +228,65 @@ def test_hash_neighbours_go_to_the_slow_path(index: ImageIndex, photos: dict[str
     assert len(nearest) == len(set(nearest)) <= 3
     found = index.feature_matches(query, 3, nearest)
     assert [m.work_id for m in found] == ["rocket"] and found[0].details["path"] == "features"
+
+
+def _caption(rgb: np.ndarray) -> np.ndarray:
+    """A short-video style caption: large yellow outlined text across the lower part."""
+    out = np.ascontiguousarray(rgb).copy()
+    h, w = out.shape[:2]
+    scale = h / 160
+    for text, y in (("BREAKING NEWS", 0.72), ("exclusive footage", 0.9)):
+        org = (w // 20, int(h * y))
+        cv2.putText(out, text, org, cv2.FONT_HERSHEY_DUPLEX, scale, (0, 0, 0), max(2, int(scale * 6)))
+        cv2.putText(out, text, org, cv2.FONT_HERSHEY_DUPLEX, scale, (255, 230, 0), max(1, int(scale * 2)))
+    return out
+
+
+def _mirror(rgb: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(rgb[:, ::-1])
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        pytest.param(lambda a: rotate(_mirror(a), 3), id="mirror+rot3"),
+        pytest.param(lambda a: rotate(_mirror(a), -3), id="mirror+rot-3"),
+        pytest.param(lambda a: crop(_mirror(a), 0.5, "tl"), id="mirror+crop50"),
+        pytest.param(lambda a: _caption(_mirror(a)), id="mirror+caption"),
+        pytest.param(lambda a: jpeg(rotate(np.ascontiguousarray(a[::-1]), 4), 30), id="vflip+rot4+jpeg"),
+    ],
+)
+def test_mirrored_and_edited_copies_are_identified(
+    index: ImageIndex, photos: dict[str, np.ndarray], attack
+) -> None:  # type: ignore[no-untyped-def]
+    # A mirror alone is undone by the hash; combined with an edit that defeats the hash, the
+    # local features must be matched on the mirrored query.
+    for name in REGISTERED:
+        assert _top(index, np.ascontiguousarray(attack(photos[name]))) == name, name
+
+
+def test_mirrored_match_reports_the_mirror_rotation_and_region(
+    index: ImageIndex, photos: dict[str, np.ndarray]
+) -> None:
+    img = photos["coffee"]  # 400 × 600
+    (m,) = index.identify_array(rotate(_mirror(img), 3), 1)
+    assert m.work_id == "coffee" and m.details["path"] == "features" and m.details["mirrored"] is True
+    assert m.details["inliers"] >= INLIER_THRESHOLD and abs(m.details["rotation_deg"] - 3) < 1.5
+    # The work's top-left corner lies at the query's top-right: a mirrored region.
+    shot = screenshot(_mirror(img), 0.4, background=photos["moon"])
+    (s,) = index.identify_array(shot, 1)
+    assert s.work_id == "coffee" and s.details["mirrored"] is True
+    H = shot.shape[0]
+    expected = np.array([[605, H - 403], [5, H - 403], [5, H - 3], [605, H - 3]])
+    assert np.abs(np.array(s.details["region"]) - expected).max() < 15
+    # An unmirrored copy keeps the details it always had.
+    (u,) = index.identify_array(rotate(img, 3), 1)
+    assert u.details["path"] == "features" and "mirrored" not in u.details
+
+
+def test_unregistered_photos_mirrored_and_edited_return_nothing(
+    index: ImageIndex, photos: dict[str, np.ndarray]
+) -> None:
+    for name in UNREGISTERED:
+        for query in (rotate(_mirror(photos[name]), 3), crop(_mirror(photos[name]), 0.5, "tl")):
+            assert index.identify_array(query, 5) == [], name
