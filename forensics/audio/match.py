@@ -517,7 +517,7 @@ def frame_hits(
     >>> q = Peaks(t[sel] - 1000, lf[sel], np.ones(sel.sum()), 300)
     >>> c = Candidate(0, 10, Variant(1.0, 1.0), 1.0, 0.0, 299.0, 1000.0, 1299.0, 0.0)
     >>> at, hit, chance = frame_hits(q, c, ref)
-    >>> bool(hit.all()), int(hit.sum()) == verify(q, c, ref).matched, 0 <= at.min() < at.max() < 300
+    >>> bool(hit.all()), int(hit.sum()) == verify(q, c, ref).matched, bool(0 <= at.min() < at.max() < 300)
     (True, True, True)
     """
     empty = np.zeros(0, dtype=np.float64)
