@@ -329,7 +329,7 @@ def identify_layer(layer: Layer, peaks: Peaks, top_k: int, threshold: float | No
             if checked.significance < needed:
                 continue
             passing.append((shift(cand, w0), checked, needed))
-    found = occurrences(layer, peaks, passing)[:top_k]
+    found = occurrences(layer, peaks, passing, top_k)
     return [make_match(layer, c, v, needed, layer.fpr_target, fs) for c, v, needed in found]
 
 
@@ -362,7 +362,7 @@ def same_occurrence(a: Candidate, b: Candidate, tol: float, gap: float) -> bool:
 
 
 def occurrences(
-    layer: Layer, peaks: Peaks, passing: list[tuple[Candidate, Verification, float]]
+    layer: Layer, peaks: Peaks, passing: list[tuple[Candidate, Verification, float]], top_k: int
 ) -> list[tuple[Candidate, Verification, float]]:
     """Every occurrence of a work in the query: the verified windows ``passing`` grouped.
 
@@ -370,7 +370,8 @@ def occurrences(
     deterministic); one that repeats an occurrence already found (:func:`same_occurrence`)
     is dropped, any other is a new occurrence, its span extended to the whole region where
     the query agrees with the work at its alignment (:func:`extend`). An occurrence keeps
-    the score of its best window, the decision the thresholds are calibrated for.
+    the score of its best window, the decision the thresholds are calibrated for. At most
+    ``top_k`` are found (and only theirs are extended).
     """
     fs = layer.params.frame_seconds
     tol, gap = ALIGN_SECONDS / fs, GAP_SECONDS / fs
@@ -379,6 +380,8 @@ def occurrences(
     )
     out: list[tuple[Candidate, Verification, float]] = []
     for cand, checked, needed in ordered:
+        if len(out) >= top_k:
+            break
         if any(same_occurrence(c, cand, tol, gap) for c, _, _ in out):
             continue
         ref = layer.peaks_of(cand.work)
