@@ -16,8 +16,11 @@ rules decide, each against its own calibrated thresholds
   split between the bass line and the upper band (bass-heavy music under noise or another
   track) is found by neither layer alone but by both together (:func:`identify_bass`).
 
-A work found by several rules is reported once, by the rule whose score clears its
-threshold by most (:func:`decide`); works are ranked by that margin.
+Every occurrence of a work in a long query is a match of its own, its span extended to
+the whole region where the query agrees with the work at its alignment
+(:func:`occurrences`, :func:`extend`). An occurrence found by several rules is reported
+once, by the rule whose score clears its threshold by most (:func:`decide`); matches are
+ranked by that margin.
 
 The rules read a :class:`Layer`, a consistent view of one layer of an index, so they hold
 no state of their own.
