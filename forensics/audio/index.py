@@ -407,8 +407,10 @@ class AudioIndex:
         """Registered works heard in ``path``, best first, at most ``top_k``.
 
         The query is decoded leniently (a damaged upload is matched on what decodes). A
-        query longer than ``window_seconds`` is scanned in half-overlapping windows; each
-        work is reported once, with its best window.
+        query longer than ``window_seconds`` is scanned in half-overlapping windows; every
+        occurrence of a work is reported (a work used twice gives two matches), ranked by
+        score, each with the span where the query agrees with the work at its alignment
+        (:func:`forensics.audio.rules.occurrences`); ``top_k`` counts occurrences.
 
         Raises
         ------

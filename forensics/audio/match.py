@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +39,7 @@ __all__ = [
     "Variant",
     "Verification",
     "default_variants",
+    "frame_hits",
     "spectral_evidence",
     "speed_slack",
     "verify",
@@ -474,6 +476,65 @@ def verify(
     """
     if len(ref) == 0 or (len(query) == 0 and query.evidence is None):
         return Verification(0, 0, 0.0, 0.0)
+    aligned = _aligned_frames(query, cand, ref, time_tol, freq_tol)
+    if aligned is None:
+        return Verification(0, 0, 0.0, 0.0)
+    lo, speed, shift, rt, rf, hit, frame, starts, frame_hit, frame_chance = aligned
+    matched = int(frame_hit.sum())
+    mean = float(frame_chance.sum())
+    by_peaks = _poisson_significance(matched, mean)
+    spectral = 0.0
+    if query.evidence is not None:
+        spectral = spectral_evidence(query.evidence, (rt - lo) / speed, rf + shift, frame, params)
+    return Verification(
+        matched,
+        int(starts.size),
+        mean,
+        by_peaks + spectral,
+        peaks_matched=int(hit.sum()),
+        peaks=int(rt.size),
+        peak_significance=by_peaks,
+        spectral=spectral,
+    )
+
+
+def frame_hits(
+    query: Peaks, cand: Candidate, ref: Peaks, *, time_tol: float = 2.0, freq_tol: float = 0.5
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
+    """The peak check of :func:`verify`, frame by frame: where the query agrees with the work.
+
+    Returns, for each reference frame with peaks in the aligned span: its time in query
+    frames, whether it is matched, and the probability it is matched by chance. Summed,
+    they are the ``matched`` and ``chance`` of :func:`verify`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(3)
+    >>> t = np.sort(rng.uniform(0, 3000, 1500)); lf = rng.uniform(0, 45, 1500)
+    >>> ref = Peaks(t, lf, np.ones(1500), 3000)
+    >>> sel = (t >= 1000) & (t < 1300)
+    >>> q = Peaks(t[sel] - 1000, lf[sel], np.ones(sel.sum()), 300)
+    >>> c = Candidate(0, 10, Variant(1.0, 1.0), 1.0, 0.0, 299.0, 1000.0, 1299.0, 0.0)
+    >>> at, hit, chance = frame_hits(q, c, ref)
+    >>> bool(hit.all()), int(hit.sum()) == verify(q, c, ref).matched, bool(0 <= at.min() < at.max() < 300)
+    (True, True, True)
+    """
+    empty = np.zeros(0, dtype=np.float64)
+    if len(ref) == 0 or len(query) == 0:
+        return empty, np.zeros(0, dtype=bool), empty
+    aligned = _aligned_frames(query, cand, ref, time_tol, freq_tol)
+    if aligned is None:
+        return empty, np.zeros(0, dtype=bool), empty
+    lo, speed, _, rt, _, _, _, starts, frame_hit, frame_chance = aligned
+    at: npt.NDArray[np.float64] = (rt[starts] - lo) / speed
+    return at, frame_hit, frame_chance
+
+
+def _aligned_frames(
+    query: Peaks, cand: Candidate, ref: Peaks, time_tol: float, freq_tol: float
+) -> tuple[Any, ...] | None:
+    """The reference peaks in the aligned span and which of them the query matches (see :func:`verify`)."""
     speed = cand.speed
     shift = 12.0 * math.log2(cand.variant.pitch_scale)
     lo = cand.ref_start - speed * cand.query_start
@@ -481,7 +542,7 @@ def verify(
     in_span = (ref.t >= lo) & (ref.t < hi)
     rt, rf = ref.t[in_span], ref.lf[in_span]
     if rt.size == 0:
-        return Verification(0, 0, 0.0, 0.0)
+        return None
     qt = lo + speed * query.t
     qf = query.lf - shift
     # nearest query peak in time among those within the frequency tolerance: sort the
@@ -504,22 +565,7 @@ def verify(
     starts = _frame_starts(frame)
     frame_hit = np.logical_or.reduceat(hit, starts)
     frame_chance = -np.expm1(np.add.reduceat(log_miss, starts))
-    matched = int(frame_hit.sum())
-    mean = float(frame_chance.sum())
-    by_peaks = _poisson_significance(matched, mean)
-    spectral = 0.0
-    if query.evidence is not None:
-        spectral = spectral_evidence(query.evidence, (rt - lo) / speed, rf + shift, frame, params)
-    return Verification(
-        matched,
-        int(starts.size),
-        mean,
-        by_peaks + spectral,
-        peaks_matched=int(hit.sum()),
-        peaks=int(rt.size),
-        peak_significance=by_peaks,
-        spectral=spectral,
-    )
+    return lo, speed, shift, rt, rf, hit, frame, starts, frame_hit, frame_chance
 
 
 def spectral_evidence(

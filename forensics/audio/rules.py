@@ -16,8 +16,11 @@ rules decide, each against its own calibrated thresholds
   split between the bass line and the upper band (bass-heavy music under noise or another
   track) is found by neither layer alone but by both together (:func:`identify_bass`).
 
-A work found by several rules is reported once, by the rule whose score clears its
-threshold by most (:func:`decide`); works are ranked by that margin.
+Every occurrence of a work in a long query is a match of its own, its span extended to
+the whole region where the query agrees with the work at its alignment
+(:func:`occurrences`, :func:`extend`). An occurrence found by several rules is reported
+once, by the rule whose score clears its threshold by most (:func:`decide`); matches are
+ranked by that margin.
 
 The rules read a :class:`Layer`, a consistent view of one layer of an index, so they hold
 no state of their own.
@@ -26,6 +29,7 @@ no state of their own.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -34,7 +38,8 @@ import numpy.typing as npt
 
 from forensics.audio.calibration import threshold_at
 from forensics.audio.landmarks import LandmarkParams, Peaks, analysis_bins
-from forensics.audio.match import Candidate, Variant, Verification, verify, vote
+from forensics.audio.match import Candidate, Variant, Verification, frame_hits, verify, vote
+from forensics.audio.match import _poisson_significance as poisson_significance
 from forensics.evidence import AudioEvidence, AudioRule
 from forensics.types import Match
 
@@ -47,10 +52,15 @@ __all__ = [
     "candidates",
     "check_evidence_map",
     "decide",
+    "distinct",
+    "extend",
     "identify_bass",
     "identify_layer",
     "keep",
     "make_match",
+    "occurrences",
+    "same_match",
+    "same_occurrence",
     "scaled",
     "shift",
     "windows",
@@ -62,6 +72,16 @@ VERIFY_TOP = 10
 """Candidates verified per query window (the best by votes)."""
 JOINT_VOTES = 2
 """Aligned bass-layer votes a candidate needs to be checked in both layers at once."""
+GAP_SECONDS = 1.5
+"""Longest stretch without agreement an occurrence's span bridges (a break, a masked passage)."""
+BIN_SECONDS = 1.0
+"""Resolution at which an occurrence's span is extended (:func:`extend`)."""
+BIN_SIGNIFICANCE = 1.3
+"""Significance (decades) of the verified frames a stretch of ``BIN_SECONDS`` needs to agree."""
+BIN_SHARE = 0.4
+"""Share of the work's frames in a stretch of ``BIN_SECONDS`` the query must verify to agree."""
+ALIGN_SECONDS = 0.25
+"""Alignments of one work closer than this (at the same place of the query) are one occurrence."""
 
 NOTHING = Verification(0, 0, 0.0, 0.0)
 """The verification of a candidate whose work has no stored peaks."""
@@ -303,7 +323,7 @@ def identify_layer(layer: Layer, peaks: Peaks, top_k: int, threshold: float | No
         return []
     override = None if threshold is None else float(threshold)
     fs = layer.params.frame_seconds
-    best: dict[int, tuple[Candidate, Verification, float]] = {}
+    passing: list[tuple[Candidate, Verification, float]] = []
     for w0, window in windows(layer, peaks):
         needed = threshold_at(layer.thresholds, window.frames * fs) if override is None else override
         for cand in candidates(layer, window, max(top_k, VERIFY_TOP), CANDIDATE_VOTES):
@@ -311,11 +331,167 @@ def identify_layer(layer: Layer, peaks: Peaks, top_k: int, threshold: float | No
             checked = verify(window, cand, ref, params=layer.params) if ref is not None else NOTHING
             if checked.significance < needed:
                 continue
-            kept = best.get(cand.work)
-            if kept is None or kept[1].significance < checked.significance:
-                best[cand.work] = (shift(cand, w0), checked, needed)
-    ranked = sorted(best.values(), key=lambda cv: -cv[1].significance)[:top_k]
-    return [make_match(layer, c, v, needed, layer.fpr_target, fs) for c, v, needed in ranked]
+            passing.append((shift(cand, w0), checked, needed))
+    found = occurrences(layer, peaks, passing, top_k)
+    return [make_match(layer, c, v, needed, layer.fpr_target, fs) for c, v, needed in found]
+
+
+def _offset(c: Candidate, at: float) -> float:
+    """Where query frame ``at`` lies in the work under ``c``'s alignment (work frames)."""
+    return c.ref_start + c.speed * (at - c.query_start)
+
+
+def same_occurrence(a: Candidate, b: Candidate, tol: float, gap: float) -> bool:
+    """Whether ``b`` is the occurrence ``a`` reports: the same work, the same alignment within
+    ``tol`` frames (at ``b``'s middle) and query spans that overlap or are less than ``gap`` apart.
+
+    Examples
+    --------
+    >>> from forensics.audio.match import Variant
+    >>> a = Candidate(0, 9, Variant(1.0, 1.0), 1.0, 0.0, 600.0, 100.0, 700.0, 1.0)
+    >>> b = Candidate(0, 9, Variant(1.0, 1.0), 1.0, 300.0, 900.0, 402.0, 1002.0, 1.0)
+    >>> same_occurrence(a, b, 16, 90), same_occurrence(a, dataclasses.replace(b, work=1), 16, 90)
+    (True, False)
+    >>> far = Candidate(0, 9, Variant(1.0, 1.0), 1.0, 1300.0, 1900.0, 1400.0, 2000.0, 1.0)
+    >>> same_occurrence(a, far, 16, 90)  # the same alignment, but the work is heard twice
+    False
+    """
+    if a.work != b.work:
+        return False
+    if b.query_start > a.query_end + gap or a.query_start > b.query_end + gap:
+        return False
+    mid = 0.5 * (b.query_start + b.query_end)
+    return abs(_offset(a, mid) - _offset(b, mid)) <= tol
+
+
+def occurrences(
+    layer: Layer, peaks: Peaks, passing: list[tuple[Candidate, Verification, float]], top_k: int
+) -> list[tuple[Candidate, Verification, float]]:
+    """Every occurrence of a work in the query: the verified windows ``passing`` grouped.
+
+    Windows are taken best first (ties by work and place in the query, so the order is
+    deterministic); one that repeats an occurrence already found (:func:`same_occurrence`)
+    is dropped, any other is a new occurrence, its span extended to the whole region where
+    the query agrees with the work at its alignment (:func:`extend`). An occurrence keeps
+    the score of its best window, the decision the thresholds are calibrated for. At most
+    ``top_k`` are found (and only theirs are extended).
+    """
+    fs = layer.params.frame_seconds
+    tol, gap = ALIGN_SECONDS / fs, GAP_SECONDS / fs
+    ordered = sorted(
+        passing, key=lambda cv: (-cv[1].significance, layer.works.ids[cv[0].work], cv[0].query_start)
+    )
+    out: list[tuple[Candidate, Verification, float]] = []
+    for cand, checked, needed in ordered:
+        if len(out) >= top_k:
+            break
+        if any(same_occurrence(c, cand, tol, gap) for c, _, _ in out):
+            continue
+        ref = layer.peaks_of(cand.work)
+        if ref is not None:
+            cand = extend(layer, peaks, cand, ref)
+        out.append((cand, checked, needed))
+    return out
+
+
+def _agreeing(
+    layer: Layer, peaks: Peaks, cand: Candidate, ref: Peaks, start: int, stop: int
+) -> list[tuple[float, float] | None]:
+    """The bins of ``BIN_SECONDS`` in query frames ``[start, stop)`` that agree with the work under ``cand``.
+
+    The peak check of :func:`verify` on that stretch of the query (:func:`frame_hits`): a
+    bin agrees when its matched reference frames are significant on their own and at
+    least :data:`BIN_SHARE` of the work's frames there. Each agreeing bin is given as the
+    query frames of its first and last matched frame; the others as ``None``.
+    """
+    size = max(1, round(BIN_SECONDS / layer.params.frame_seconds))
+    n = max(0, -(-(stop - start) // size))
+    out: list[tuple[float, float] | None] = [None] * n
+    window = peaks.window(start, stop)
+    if n == 0 or len(window) == 0:
+        return out
+    at, hit, chance = frame_hits(window, shift(cand, -float(start)), ref)
+    inside = (at >= 0) & (at < stop - start)
+    at, hit, chance = at[inside], hit[inside], chance[inside]
+    which = (at // size).astype(np.int64)
+    matched = np.bincount(which, weights=hit, minlength=n)
+    mean = np.bincount(which, weights=chance, minlength=n)
+    frames = np.bincount(which, minlength=n)
+    for k in np.flatnonzero((matched >= 2) & (matched >= BIN_SHARE * frames)):
+        if poisson_significance(int(matched[k]), float(mean[k])) >= BIN_SIGNIFICANCE:
+            times = at[(which == k) & hit]
+            out[k] = (start + float(times.min()), start + float(times.max()))
+    return out
+
+
+def extend(layer: Layer, peaks: Peaks, cand: Candidate, ref: Peaks) -> Candidate:
+    """``cand``'s span extended to the whole region where the query agrees with the work.
+
+    From the span the votes found, the query is read outwards, a window at a time, under
+    ``cand``'s alignment (offset, speed and pitch): each bin of :data:`BIN_SECONDS` agrees
+    when the peak check of :func:`verify` finds the work there (:func:`_agreeing`); the span
+    grows to the last matched frame before a stretch of more than :data:`GAP_SECONDS`
+    without agreement (or the end of the query or of the work). The extension stands only
+    when the whole span, checked window by window as :func:`verify` does, is significant
+    at the layer's threshold; otherwise the span is the one found. The work is read only
+    where the query is, a window at a time, so the cost is linear in the query's peaks.
+    """
+    fs = layer.params.frame_seconds
+    gap = GAP_SECONDS / fs
+    chunk = max(1, round(layer.window_seconds / fs))
+    total = peaks.frames
+    start, stop = cand.query_start, cand.query_end
+    last, pos, going = stop, math.ceil(stop), True
+    while going and pos < total:
+        end = min(total, pos + chunk)
+        for found in _agreeing(layer, peaks, cand, ref, pos, end):
+            if found is not None:
+                if found[0] - last > gap:
+                    going = False
+                    break
+                last = max(last, found[1])
+        else:
+            going = end - last <= gap
+        pos = end
+    first, pos, going = start, math.floor(start), True
+    while going and pos > 0:
+        begin = max(0, pos - chunk)
+        for found in reversed(_agreeing(layer, peaks, cand, ref, begin, pos)):
+            if found is not None:
+                if first - found[1] > gap:
+                    going = False
+                    break
+                first = min(first, found[0])
+        else:
+            going = first - begin <= gap
+        pos = begin
+    if first >= start and last <= stop:
+        return cand
+    grown = dataclasses.replace(
+        cand,
+        query_start=first,
+        query_end=last,
+        ref_start=_offset(cand, first),
+        ref_end=_offset(cand, last),
+    )
+    if not _confirmed(layer, peaks, grown, ref):
+        return cand
+    return grown
+
+
+def _confirmed(layer: Layer, peaks: Peaks, cand: Candidate, ref: Peaks) -> bool:
+    """Whether ``cand``'s whole span, verified window by window (:func:`verify`), clears the threshold."""
+    fs = layer.params.frame_seconds
+    chunk = max(1, round(layer.window_seconds / fs))
+    start, stop = math.floor(cand.query_start), math.ceil(cand.query_end)
+    matched, mean = 0, 0.0
+    for s in range(start, stop, chunk):
+        window = peaks.window(s, min(stop, s + chunk))
+        v = verify(window, shift(cand, -float(s)), ref, params=layer.params)
+        matched += v.matched
+        mean += v.chance
+    needed = threshold_at(layer.thresholds, (stop - start) * fs)
+    return poisson_significance(matched, mean) >= needed
 
 
 def identify_bass(
@@ -326,7 +502,7 @@ def identify_bass(
     threshold: float | None,
     joint_thresholds: Mapping[float, float],
 ) -> tuple[list[Match], list[Match]]:
-    """The matches of the ``bass`` and ``both`` rules, best per work.
+    """The matches of the ``bass`` and ``both`` rules, best first, each occurrence once (:func:`distinct`).
 
     ``peaks`` and ``bass`` are the query's main-layer and bass-layer peaks;
     ``joint_thresholds`` what the two significances need in sum.
@@ -337,7 +513,7 @@ def identify_bass(
     fs = low.params.frame_seconds
     override = None if threshold is None else float(threshold)
     main_of: dict[str, int] | None = None
-    kept: dict[str, dict[str, tuple[float, Match]]] = {"bass": {}, "both": {}}
+    kept: dict[str, list[Match]] = {"bass": [], "both": []}
     for w0, window in windows(low, bass):
         seconds = window.frames * fs
         need_bass = threshold_at(low.thresholds, seconds) if override is None else override
@@ -354,7 +530,7 @@ def identify_bass(
             checked = verify(window, cand, ref, params=low.params) if ref is not None else NOTHING
             if cand.votes >= CANDIDATE_VOTES and checked.significance >= need_bass:
                 m = make_match(low, shift(cand, w0), checked, need_bass, low.fpr_target, fs)
-                keep(kept["bass"], work_id, checked.significance, m)
+                kept["bass"].append(m)
             main_ref = main.peaks_of(k)
             up = scaled(cand, ratio, k)
             upper_check = verify(upper, up, main_ref, params=main.params) if main_ref is not None else NOTHING
@@ -371,19 +547,58 @@ def identify_bass(
                     main_significance=round(upper_check.significance, 3),
                     votes=cand.votes,
                 )
-                keep(
-                    kept["both"], work_id, score, Match.of(m.work_id, round(score, 3), m.threshold, evidence)
-                )
-    return (
-        [m for _, m in kept["bass"].values()],
-        [m for _, m in kept["both"].values()],
-    )
+                kept["both"].append(Match.of(m.work_id, round(score, 3), m.threshold, evidence))
+
+    def best_first(ms: list[Match]) -> list[Match]:
+        return distinct(sorted(ms, key=lambda m: (-m.score, m.work_id, _span(m)[0])))
+
+    return best_first(kept["bass"]), best_first(kept["both"])
 
 
 def decide(found: list[Match], low: list[Match], both: list[Match], top_k: int) -> list[Match]:
-    """Each work once, by the rule whose score clears its threshold by most; ranked by that margin."""
-    best: dict[str, tuple[float, Match]] = {}
-    for m in [*found, *low, *both]:
-        keep(best, m.work_id, m.score - m.threshold, m)
-    ranked = sorted(best.values(), key=lambda mm: -mm[0])
-    return [m for _, m in ranked[:top_k]]
+    """Each occurrence once, by the rule whose score clears its threshold by most; ranked by that margin.
+
+    Matches of one work are one occurrence when :func:`same_match` says so; ties are
+    broken by work id and place in the query.
+    """
+    ranked = sorted([*found, *low, *both], key=lambda m: (-(m.score - m.threshold), m.work_id, _span(m)[0]))
+    return distinct(ranked)[:top_k]
+
+
+def _span(m: Match) -> tuple[float, float, float, float]:
+    e = m.evidence
+    assert isinstance(e, AudioEvidence)
+    return e.query_start, e.query_end, e.ref_start, e.speed
+
+
+def same_match(a: Match, b: Match) -> bool:
+    """Whether two matches report one occurrence: one work, one alignment (within
+    :data:`ALIGN_SECONDS`) and query spans less than :data:`GAP_SECONDS` apart.
+
+    Examples
+    --------
+    >>> e = AudioEvidence(0.0, 10.0, 5.0, 15.0, 1.0, 1.0, 0.02, 9, 30, 40, 2.5, 14.0, 3.0,
+    ...                   20, 60, 0.001, "main")
+    >>> a = Match.of("w", 20.0, 13.0, e)
+    >>> later = Match.of("w", 20.0, 13.0, dataclasses.replace(e, query_start=20.0, query_end=30.0,
+    ...                  ref_start=25.0, ref_end=35.0))
+    >>> same_match(a, a), same_match(a, later)
+    (True, False)
+    """
+    if a.work_id != b.work_id:
+        return False
+    qa0, qa1, ra0, sa = _span(a)
+    qb0, qb1, rb0, sb = _span(b)
+    if qb0 > qa1 + GAP_SECONDS or qa0 > qb1 + GAP_SECONDS:
+        return False
+    mid = 0.5 * (qb0 + qb1)
+    return abs((ra0 + sa * (mid - qa0)) - (rb0 + sb * (mid - qb0))) <= ALIGN_SECONDS
+
+
+def distinct(ranked: list[Match]) -> list[Match]:
+    """``ranked`` without the matches that repeat an earlier one's occurrence (:func:`same_match`)."""
+    out: list[Match] = []
+    for m in ranked:
+        if not any(same_match(k, m) for k in out):
+            out.append(m)
+    return out
