@@ -87,6 +87,30 @@ class VerifiedReceipt:
     block_timestamp_ms: int
 
 
+def _read_document(
+    data: bytes, fmt: str, what: str, kinds: dict[str, type | tuple[type, ...]]
+) -> dict[str, Any]:
+    """A canonical CBOR map of format ``fmt`` holding exactly ``kinds``' fields, each of its
+    type (never a bool for an int); :class:`ReceiptError` (``malformed``) otherwise."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise ReceiptError("malformed", f"a {what} is bytes, not {type(data).__name__}")
+    if len(data) > MAX_RECEIPT_BYTES:
+        raise ReceiptError("malformed", f"{what} of {len(data)} bytes exceeds {MAX_RECEIPT_BYTES}")
+    try:
+        doc = codec.decode(data, max_size=MAX_RECEIPT_BYTES)
+    except codec.CodecError as exc:
+        raise ReceiptError("malformed", f"not a canonical CBOR {what} ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise ReceiptError("malformed", f"not a {fmt} document")
+    expected = {"format", *kinds}
+    if set(doc) != expected:
+        raise ReceiptError("malformed", f"{what} fields must be exactly {sorted(expected)}")
+    for name, kind in kinds.items():
+        if not isinstance(doc[name], kind) or isinstance(doc[name], bool):
+            raise ReceiptError("malformed", f"{what} field {name!r} has the wrong type")
+    return doc
+
+
 @dataclass(frozen=True)
 class Receipt:
     """A committed transaction with everything needed to check it offline."""
@@ -124,47 +148,23 @@ class Receipt:
     @classmethod
     def from_bytes(cls, data: bytes) -> Receipt:
         """Parse receipt bytes; :class:`ReceiptError` (``malformed``) when they are not one."""
-        if not isinstance(data, (bytes, bytearray)):
-            raise ReceiptError("malformed", f"a receipt is bytes, not {type(data).__name__}")
-        if len(data) > MAX_RECEIPT_BYTES:
-            raise ReceiptError("malformed", f"receipt of {len(data)} bytes exceeds {MAX_RECEIPT_BYTES}")
-        try:
-            doc = codec.decode(data, max_size=MAX_RECEIPT_BYTES)
-        except codec.CodecError as exc:
-            raise ReceiptError("malformed", f"not a canonical CBOR receipt ({exc})") from None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise ReceiptError("malformed", f"not a {FORMAT} document")
-        expected = {
-            "format",
-            "chain_id",
-            "tx",
-            "index",
-            "tree_size",
-            "path",
-            "headers",
-            "qc",
-            "sender_certificate",
-            "epochs",
-            "history",
-        }
-        if set(doc) != expected:
-            raise ReceiptError("malformed", f"fields must be exactly {sorted(expected)}")
-        types = {
-            "chain_id": str,
-            "tx": bytes,
-            "index": int,
-            "tree_size": int,
-            "path": list,
-            "headers": list,
-            "qc": list,
-            "sender_certificate": dict,
-            "epochs": list,
-        }
-        for name, kind in types.items():
-            if not isinstance(doc[name], kind) or isinstance(doc[name], bool):
-                raise ReceiptError("malformed", f"field {name!r} must be {kind.__name__}")
-        if doc["history"] is not None and not isinstance(doc["history"], dict):
-            raise ReceiptError("malformed", "field 'history' must be a map or null")
+        doc = _read_document(
+            data,
+            FORMAT,
+            "receipt",
+            {
+                "chain_id": str,
+                "tx": bytes,
+                "index": int,
+                "tree_size": int,
+                "path": list,
+                "headers": list,
+                "qc": list,
+                "sender_certificate": dict,
+                "epochs": list,
+                "history": (dict, type(None)),
+            },
+        )
         return cls(
             doc["chain_id"],
             doc["tx"],
@@ -212,8 +212,6 @@ def build_receipt(store: LedgerStore, tx_id: bytes) -> Receipt:
     top_epoch = headers[0][_EPOCH]
     if height < head:
         state = store.load_state()
-        block = store.block(height)
-        assert block is not None
         index_h, size_h, path_h = _state_proof(state.entries(), history_key(height))
         head_headers, head_qc = _commit_headers(store, head)
         history = {"index": index_h, "size": size_h, "path": path_h, "headers": head_headers, "qc": head_qc}
@@ -684,28 +682,21 @@ class Checkpoint:
     @classmethod
     def from_bytes(cls, data: bytes) -> Checkpoint:
         """Parse checkpoint bytes; :class:`ReceiptError` (``malformed``) when they are not one."""
-        try:
-            doc = codec.decode(data, max_size=MAX_RECEIPT_BYTES)
-        except codec.CodecError as exc:
-            raise ReceiptError("malformed", f"not a canonical CBOR checkpoint ({exc})") from None
-        if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
-            raise ReceiptError("malformed", f"not a {CHECKPOINT_FORMAT} document")
-        kinds: dict[str, type] = {
-            "format": str,
-            "chain_id": str,
-            "genesis_hash": bytes,
-            "headers": list,
-            "qc": list,
-            "record": bytes,
-            "index": int,
-            "size": int,
-            "path": list,
-        }
-        if set(doc) != set(kinds):
-            raise ReceiptError("malformed", f"checkpoint fields must be exactly {sorted(kinds)}")
-        for name, kind in kinds.items():
-            if not isinstance(doc[name], kind) or isinstance(doc[name], bool):
-                raise ReceiptError("malformed", f"checkpoint field {name!r} must be {kind.__name__}")
+        doc = _read_document(
+            data,
+            CHECKPOINT_FORMAT,
+            "checkpoint",
+            {
+                "chain_id": str,
+                "genesis_hash": bytes,
+                "headers": list,
+                "qc": list,
+                "record": bytes,
+                "index": int,
+                "size": int,
+                "path": list,
+            },
+        )
         return cls(
             doc["chain_id"],
             doc["genesis_hash"],
