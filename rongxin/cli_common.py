@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -28,6 +29,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from chain.crypto import atomic_write
+from chain.errors import ChainError
+from chain.replica import chain_genesis_block
+from chain.store import LedgerStore
+from chain.types import Genesis
 
 console = Console()
 err_console = Console(stderr=True)
@@ -176,3 +181,26 @@ __all__ = [
     "password",
     "write_output",
 ]
+
+
+@contextmanager
+def open_ledger(db: Path, genesis: Path) -> Iterator[tuple[LedgerStore, Genesis]]:
+    """A node's ledger store and the chain's genesis, the store closed after use.
+
+    The store is opened for the chain of ``genesis`` (stores are labelled with the hash of
+    the chain's first block); a missing store is refused, never created, and an unreadable
+    or foreign genesis is a one-line error.
+    """
+    if not db.is_file():
+        raise fail(f"no ledger store at {db}")
+    try:
+        g = Genesis.from_bytes(genesis.read_bytes())
+        store = LedgerStore(db, chain_genesis_block(g).hash)
+    except OSError as exc:
+        raise fail(f"cannot read {exc.filename}: {exc.strerror}") from None
+    except ChainError as exc:
+        raise fail(str(exc)) from None
+    try:
+        yield store, g
+    finally:
+        store.close()

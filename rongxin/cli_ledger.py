@@ -20,10 +20,7 @@ from rich.markup import escape
 
 from chain.errors import ChainError
 from chain.receipt import build_checkpoint, build_receipt, verify_checkpoint
-from chain.replica import chain_genesis_block
-from chain.store import LedgerStore
-from chain.types import Genesis
-from rongxin.cli_common import Force, console, fail, overwrite_guard, write_output
+from rongxin.cli_common import Force, console, fail, open_ledger, overwrite_guard, write_output
 
 app = typer.Typer(help="Checkpoints and receipts from a node's ledger store.", no_args_is_help=True)
 
@@ -34,30 +31,16 @@ GenesisFile = Annotated[
 Out = Annotated[Path, typer.Option(help="Where to write the file.", metavar="FILE")]
 
 
-def _open(db: Path, genesis: Path) -> tuple[LedgerStore, Genesis]:
-    if not db.is_file():
-        raise fail(f"no ledger store at {db}")
-    try:
-        g = Genesis.from_bytes(genesis.read_bytes())
-        return LedgerStore(db, chain_genesis_block(g).hash), g
-    except OSError as exc:
-        raise fail(f"cannot read {exc.filename}: {exc.strerror}") from None
-    except ChainError as exc:
-        raise fail(str(exc)) from None
-
-
 @app.command("checkpoint")
 def checkpoint_cmd(db: Db, genesis: GenesisFile, out: Out, force: Force = False) -> None:
     """Write a checkpoint at the node's committed head; print the hash to compare before pinning."""
     overwrite_guard(out, force)
-    store, g = _open(db, genesis)
-    try:
-        cp = build_checkpoint(store, g)
-        info = verify_checkpoint(cp, g)
-    except ChainError as exc:
-        raise fail(str(exc)) from None
-    finally:
-        store.close()
+    with open_ledger(db, genesis) as (store, g):
+        try:
+            cp = build_checkpoint(store, g)
+            info = verify_checkpoint(cp, g)
+        except ChainError as exc:
+            raise fail(str(exc)) from None
     write_output(out, cp.to_bytes(), force=force, mode=0o644)
     console.print(
         escape(
@@ -84,14 +67,12 @@ def receipt_cmd(
         raise fail("the transaction id must be 64 hex digits") from None
     if len(raw_id) != 32:
         raise fail("the transaction id must be 64 hex digits")
-    store, g = _open(db, genesis)
-    try:
-        receipt = build_receipt(store, raw_id)
-        info = receipt.verify(g)
-    except ChainError as exc:
-        raise fail(str(exc)) from None
-    finally:
-        store.close()
+    with open_ledger(db, genesis) as (store, g):
+        try:
+            receipt = build_receipt(store, raw_id)
+            info = receipt.verify(g)
+        except ChainError as exc:
+            raise fail(str(exc)) from None
     write_output(out, receipt.to_bytes(), force=force, mode=0o644)
     console.print(
         escape(f"receipt of {info.transaction.type} tx {tx_id[:16]}… (height {info.height}) written to {out}")

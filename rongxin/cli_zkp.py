@@ -20,16 +20,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from chain.errors import ChainError
-from chain.replica import chain_genesis_block
 from chain.store import LedgerStore
-from chain.types import Genesis
 from rongxin.cli_common import (
     PasswordFile,
     console,
     err_console,
     fail,
     new_password,
+    open_ledger,
     overwrite_guard,
     password,
     write_output,
@@ -67,19 +65,12 @@ def _records(
             raise fail(f"{record} is not a transfer record ({exc})") from None
     if db is None or genesis is None or work is None:
         raise fail("give --record FILE, or --db, --genesis and --work together")
-    if not db.is_file():
-        raise fail(f"no ledger store at {db}")
     try:
         work_id = bytes.fromhex(work)
-        gen = Genesis.from_bytes(genesis.read_bytes())
-        # a store is labelled with the hash of the chain's first block, not of the document
-        store = LedgerStore(db, chain_genesis_block(gen).hash)
-    except (ValueError, OSError, ChainError) as exc:
-        raise fail(f"cannot open the ledger: {exc}") from None
-    try:
+    except ValueError as exc:
+        raise fail(f"cannot open the ledger: the work id is not hex ({exc})") from None
+    with open_ledger(db, genesis) as (store, _):
         return list(transfer_records(_StoreState(store), work_id))
-    finally:
-        store.close()
 
 
 class _StoreState:
