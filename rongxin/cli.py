@@ -14,7 +14,16 @@ from chain.crypto import envelope, keyfile
 from chain.crypto.sm2 import signature_from_der, signature_to_der
 from chain.errors import ChainError
 from rongxin import __version__
-from rongxin.cli_common import Force, PasswordFile, console, fail, new_password, overwrite_guard, password
+from rongxin.cli_common import (
+    Force,
+    PasswordFile,
+    console,
+    fail,
+    new_password,
+    overwrite_guard,
+    password,
+    read_file,
+)
 from rongxin.errors import RongxinError
 
 app = typer.Typer(
@@ -46,10 +55,7 @@ def _public_key(spec: str) -> crypto.PublicKey:
     """
     path = Path(spec)
     if path.is_file():
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise fail(f"cannot read {path}: {exc.strerror}") from None
+        data = read_file(path)
         try:
             if b"BEGIN PUBLIC KEY" in data:
                 return crypto.PublicKey.from_pem(data)
@@ -203,10 +209,7 @@ def _signature(spec: str) -> bytes:
     a DER ``SEQUENCE`` (not 64 bytes, first byte 0x30) is converted to r||s."""
     path = Path(spec)
     if path.is_file():
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise fail(f"cannot read {path}: {exc.strerror}") from None
+        data = read_file(path)
         try:
             sig = bytes.fromhex(data.decode("ascii").strip())
         except ValueError:

@@ -183,6 +183,14 @@ __all__ = [
 ]
 
 
+def read_file(path: Path) -> bytes:
+    """The bytes of ``path``, or a one-line error naming it (never its contents)."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise fail(f"cannot read {path}: {exc.strerror}") from None
+
+
 @contextmanager
 def open_ledger(db: Path, genesis: Path) -> Iterator[tuple[LedgerStore, Genesis]]:
     """A node's ledger store and the chain's genesis, the store closed after use.

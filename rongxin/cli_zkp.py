@@ -30,6 +30,7 @@ from rongxin.cli_common import (
     open_ledger,
     overwrite_guard,
     password,
+    read_file,
     write_output,
 )
 from zkp.auditor import AuditorKey, open_auditor_key, seal_auditor_key
@@ -57,10 +58,9 @@ def _records(
     record: Path | None, db: Path | None, genesis: Path | None, work: str | None
 ) -> list[TransferRecord]:
     if record is not None:
+        data = read_file(record)
         try:
-            return [TransferRecord.from_bytes(record.read_bytes())]
-        except OSError as exc:
-            raise fail(f"cannot read {record}: {exc.strerror}") from None
+            return [TransferRecord.from_bytes(data)]
         except ZkpError as exc:
             raise fail(f"{record} is not a transfer record ({exc})") from None
     if db is None or genesis is None or work is None:
@@ -97,10 +97,9 @@ def audit_cmd(
     password_file: PasswordFile = None,
 ) -> None:
     """Verify, decrypt and check recorded transfers; exit 1 if any fails."""
+    data = read_file(key)
     try:
-        auditor = open_auditor_key(key.read_bytes(), password(password_file))
-    except OSError as exc:
-        raise fail(f"cannot read {key}: {exc.strerror}") from None
+        auditor = open_auditor_key(data, password(password_file))
     except ZkpError as exc:
         raise fail(str(exc)) from None
     records = _records(record, db, genesis, work)
