@@ -257,10 +257,16 @@ def test_restart_does_not_double_vote(net: Net) -> None:
     assert tmo2 == tmo  # the same persisted timeout is re-sent, never a different one
 
 
-def _run(
-    cores: dict[str, ConsensusCore], rounds: int, drop_to: str | None = None
+def run_net(
+    cores: dict[str, ConsensusCore],
+    rounds: int,
+    drop_to: str | None = None,
+    started: list[tuple[str, list[Action]]] | None = None,
 ) -> dict[str, list[Committed]]:
-    """Synchronous FIFO network, no timers; returns commits per node."""
+    """Synchronous FIFO network, no timers; returns commits per node.
+
+    The cores are started here, unless ``started`` gives the actions of their ``start``.
+    """
     q: deque[tuple[str, str, Message]] = deque()
     commits: dict[str, list[Committed]] = {i: [] for i in cores}
 
@@ -273,8 +279,8 @@ def _run(
             elif isinstance(a, Committed):
                 commits[src].append(a)
 
-    for i, c in cores.items():
-        apply(i, c.start(0))
+    for i, acts in started if started is not None else [(i, c.start(0)) for i, c in cores.items()]:
+        apply(i, acts)
     steps = 0
     while q and steps < 20_000 and min(c.round for c in cores.values()) < rounds:
         src, dst, msg = q.popleft()
@@ -285,7 +291,7 @@ def _run(
 
 def test_commit_rule_and_agreement() -> None:
     net = Net()
-    commits = _run(net.cores, 12)
+    commits = run_net(net.cores, 12)
     chains = {i: [c.block.hash for c in cs] for i, cs in commits.items()}
     longest = max(chains.values(), key=len)
     assert len(longest) >= 8
@@ -327,7 +333,7 @@ def test_no_commit_without_consecutive_rounds(net: Net) -> None:
 
 def test_committed_sync_responses_respect_the_byte_budget() -> None:
     net = Net()
-    _run(net.cores, 10)
+    run_net(net.cores, 10)
     net.safety["v3"], net.stores["v3"] = MemorySafetyStore(), MemoryBlockStore()
     lag = net.make_core("v3")
     lag.start(0)
@@ -348,7 +354,7 @@ def test_committed_sync_responses_respect_the_byte_budget() -> None:
 
 def test_lagging_node_catches_up_by_sync() -> None:
     net = Net()
-    _run(net.cores, 10)
+    run_net(net.cores, 10)
     # v3 lost its disk: fresh stores, same key
     net.safety["v3"], net.stores["v3"] = MemorySafetyStore(), MemoryBlockStore()
     lag = net.make_core("v3")

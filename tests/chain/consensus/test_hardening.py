@@ -4,7 +4,6 @@ and the seeded simulator with one :class:`ByzantineCore` among the validators.""
 from __future__ import annotations
 
 import time
-from collections import deque
 from typing import Any
 
 import pytest
@@ -12,17 +11,12 @@ import pytest
 from chain.consensus.byzantine import FORGERIES, ByzantineCore
 from chain.consensus.core import (
     SEEN_ROUNDS_BEHIND,
-    Action,
     BlockDraft,
-    Broadcast,
-    Committed,
     ConsensusCore,
     MemoryBlockStore,
     MemorySafetyStore,
-    Send,
 )
 from chain.consensus.messages import (
-    Message,
     QuorumCertificate,
     SyncResponse,
     Timeout,
@@ -31,7 +25,7 @@ from chain.consensus.messages import (
     vote_signing_bytes,
 )
 from chain.consensus.simulator import Simulator, make_scenario, run_seed, sm2_pki
-from tests.chain.consensus.test_core import CFG, IDS, App, Net, votes
+from tests.chain.consensus.test_core import CFG, IDS, App, Net, run_net, votes
 
 GAP = 1 << 40
 
@@ -112,32 +106,6 @@ def _timeout(net: Net, author: str, round: int, qc: QuorumCertificate) -> Timeou
     return Timeout(author, round, qc, net.pki.signer(author).sign(msg))
 
 
-def _drive(
-    cores: dict[str, ConsensusCore], pending: list[tuple[str, list[Action]]], rounds: int
-) -> dict[str, int]:
-    """FIFO delivery without timers until every core reaches ``rounds``; commits per node."""
-    q: deque[tuple[str, str, Message]] = deque()
-    commits = dict.fromkeys(cores, 0)
-
-    def apply(src: str, acts: list[Action]) -> None:
-        for a in acts:
-            if isinstance(a, Send):
-                q.append((src, a.to, a.msg))
-            elif isinstance(a, Broadcast):
-                q.extend((src, d, a.msg) for d in cores if d != src)
-            elif isinstance(a, Committed):
-                commits[src] += 1
-
-    for src, acts in pending:
-        apply(src, acts)
-    steps = 0
-    while q and steps < 20_000 and min(c.round for c in cores.values()) < rounds:
-        src, dst, msg = q.popleft()
-        apply(dst, cores[dst].on_message(src, msg, steps))
-        steps += 1
-    return commits
-
-
 def test_future_vote_and_timeout_spam_leaves_buffers_bounded() -> None:
     net = Net()
     starts = [(i, c.start(0)) for i, c in net.cores.items()]
@@ -155,8 +123,8 @@ def test_future_vote_and_timeout_spam_leaves_buffers_bounded() -> None:
     assert sizes["pending"] == sizes["requested"] == 0
     assert core.pending_evidence  # the double votes are evidence, kept once
     # consensus goes on
-    commits = _drive(net.cores, starts, 14)
-    assert min(commits.values()) >= 8
+    commits = run_net(net.cores, 14, started=starts)
+    assert min(len(c) for c in commits.values()) >= 8
     assert all(
         c.buffer_sizes()["seen_votes"] <= len(IDS) * (SEEN_ROUNDS_BEHIND + 1 + cap)
         for c in net.cores.values()
