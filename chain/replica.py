@@ -27,6 +27,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from chain import codec
@@ -257,11 +258,7 @@ class LedgerApp:
             view = Overlay(self.state)
             view.set(NONCE + tx.sender, (tx.nonce - 1).to_bytes(8, "big"))
         height = self.store.head_height() + 1
-        head = self.head_hash
-
-        def begin(overlay: Overlay) -> None:
-            begin_block(overlay, height, head)
-
+        begin = partial(begin_block, height=height, parent_hash=self.head_hash)
         _, rejected = self.executor.select(view, [raw], height, ts, 1, len(raw), begin)
         if rejected:
             raise ValidationError(rejected[0][1])
@@ -284,9 +281,7 @@ class LedgerApp:
                 draft.timestamp_ms,
             )
 
-        def begin(overlay: Overlay) -> None:
-            begin_block(overlay, draft.height, draft.parent.hash)
-
+        begin = partial(begin_block, height=draft.height, parent_hash=draft.parent.hash)
         return self.executor.execute(
             base, list(draft.payload), draft.height, draft.timestamp_ms, finalize, begin
         )
@@ -328,10 +323,7 @@ class LedgerApp:
             return []
         # nonce order, so a sender's transactions enter in sequence
         candidates = sorted(self.mempool.values(), key=lambda raw: self.executor.decode(raw).nonce)
-
-        def begin(overlay: Overlay) -> None:
-            begin_block(overlay, parent.height + 1, parent.hash)
-
+        begin = partial(begin_block, height=parent.height + 1, parent_hash=parent.hash)
         chosen, _ = self.executor.select(
             base, candidates, parent.height + 1, timestamp_ms, max_txs, max_bytes, begin
         )
