@@ -58,6 +58,9 @@ MAX_EPOCH_RECORD_BYTES = 1024 * 1024
 """Largest encoded epoch record accepted by :meth:`EpochRecord.from_bytes`."""
 EPOCH_PROOF_META = "epoch-proof/"
 """Store meta key prefix of the state inclusion proof of each epoch record."""
+EPOCH_COMMIT_META = "epoch-commit/"
+"""Store meta key prefix of the commit headers and QC of the block that ended each epoch,
+kept by a store restored from a snapshot (it lacks those blocks)."""
 
 
 def epoch_key(epoch: int) -> bytes:

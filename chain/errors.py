@@ -63,6 +63,17 @@ class LocalNetError(ChainError):
     """The in-process network could not reach the requested state in time."""
 
 
+class SnapshotError(ChainError):
+    """A state snapshot is malformed, unproven or does not match its block; ``reason`` names
+    the failed check (``malformed``, ``wrong-chain``, ``commit-proof``, ``height``,
+    ``checkpoint``, ``chunk``, ``state``, ``store``, ``io``)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.detail = message
+
+
 # --------------------------------------------------------------------------- national crypto
 class CryptoError(ChainError):
     """Root of every error raised by :mod:`chain.crypto`."""

@@ -37,6 +37,7 @@ __all__ = [
     "SM3_HASHER",
     "MerkleError",
     "MerkleTree",
+    "RootAccumulator",
     "TreeHasher",
     "batch_proofs",
     "is_included",
@@ -557,6 +558,61 @@ def verify_consistency(
         raise MerkleError("old root mismatch")
     if not hmac.compare_digest(sr, new_root):
         raise MerkleError("new root mismatch")
+
+
+# --------------------------------------------------------------------------- streaming root
+
+
+class RootAccumulator:
+    """The root of a tree whose leaves arrive one at a time, in O(log n) memory.
+
+    Keeps the roots of the complete subtrees so far (a "compact range": at most one per
+    power of two, largest first); :attr:`root` folds them right to left, which is exactly
+    RFC 6962's split at the largest power of two. Used to check a state snapshot's entries
+    against a block's state root while streaming them to disk.
+
+    Examples
+    --------
+    >>> acc = RootAccumulator()
+    >>> for e in [b"a", b"b", b"c"]:
+    ...     acc.add(e)
+    >>> acc.root == merkle_root([b"a", b"b", b"c"]), acc.size
+    (True, 3)
+    >>> RootAccumulator().root == merkle_root([])
+    True
+    """
+
+    __slots__ = ("_hasher", "_stack", "size")
+
+    def __init__(self, *, hasher: TreeHasher = SM3_HASHER) -> None:
+        self._hasher = hasher
+        self._stack: list[bytes] = []  # subtree roots, sizes decreasing powers of two
+        self.size = 0
+
+    def add(self, entry: bytes) -> None:
+        """Append a raw entry (leaf-hashed here)."""
+        self.add_leaf_hash(self._hasher.leaf(entry))
+
+    def add_leaf_hash(self, leaf: bytes) -> None:
+        """Append a leaf given by its hash."""
+        stack, node = self._stack, self._hasher.node
+        size = self.size
+        while size & 1:  # merge the equal-size subtrees this leaf completes
+            leaf = node(stack.pop(), leaf)
+            size >>= 1
+        stack.append(leaf)
+        self.size += 1
+
+    @property
+    def root(self) -> bytes:
+        """The root of the leaves so far (``SM3(b"")`` for none)."""
+        if not self._stack:
+            return self._hasher.empty_root
+        node = self._hasher.node
+        acc = self._stack[-1]
+        for left in reversed(self._stack[:-1]):
+            acc = node(left, acc)
+        return acc
 
 
 # --------------------------------------------------------------------------- batches

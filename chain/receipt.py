@@ -58,12 +58,12 @@ from chain.consensus.messages import QuorumCertificate, vote_signing_bytes
 from chain.contracts.membership import cert_key, history_key
 from chain.crypto import CryptoError, PublicKey
 from chain.crypto.sm3 import sm3
-from chain.epochs import EPOCH_PROOF_META, EpochRecord, epoch_key, genesis_epoch
+from chain.epochs import EPOCH_COMMIT_META, EPOCH_PROOF_META, EpochRecord, epoch_key, genesis_epoch
 from chain.errors import ChainError
 from chain.errors import ReceiptError as ReceiptError  # re-exported under its historical path
 from chain.merkle import MerkleError, MerkleTree, leaf_hash, verify_inclusion
 from chain.replica import chain_genesis_block, node_id
-from chain.store import LedgerStore
+from chain.store import LedgerStore, StoreReader
 from chain.types import Certificate, Genesis, Role, Transaction, ValidationError
 
 FORMAT = "rongxin-receipt/2"
@@ -71,6 +71,9 @@ CHECKPOINT_FORMAT = "rongxin-checkpoint/1"
 MAX_RECEIPT_BYTES = 16 * 1024 * 1024
 """Largest receipt or checkpoint file read (headers, QCs and proofs of a long epoch chain)."""
 MAX_HEADERS = 4096
+SNAPSHOT_COMMIT_META = "snapshot/commit"
+"""Store meta key, in a store restored from a snapshot, of the commit headers and QC of its
+base block ``{"height", "headers", "qc"}`` (the base block's own row has no commit proof)."""
 _HEADER_FIELDS = 13
 _EPOCH, _COUNT = 11, 12
 
@@ -194,11 +197,20 @@ def build_receipt(store: LedgerStore, tx_id: bytes) -> Receipt:
     Raises
     ------
     ReceiptError
-        ``not-committed`` when the store has no such transaction or no commit proof yet.
+        ``not-committed`` when the store has no such transaction or no commit proof yet
+        (the message says so when the node was restored from a snapshot and the
+        transaction may be older than it).
     """
     loc = store.tx_location(tx_id)
     if loc is None:
-        raise ReceiptError("not-committed", f"transaction {tx_id.hex()} is not committed on this node")
+        base = store.base_height()
+        since = (
+            f"; this node was restored from a snapshot at height {base} and has no transactions "
+            "below it: ask a node that has the whole chain"
+            if base
+            else ""
+        )
+        raise ReceiptError("not-committed", f"transaction {tx_id.hex()} is not committed on this node{since}")
     height, index = loc
     txs = store.transactions(height)
     tree = MerkleTree.from_entries(txs)
@@ -230,7 +242,31 @@ def build_receipt(store: LedgerStore, tx_id: bytes) -> Receipt:
     )
 
 
-def _epoch_proofs(store: LedgerStore, last: int) -> list[dict[str, Any]]:
+def epoch_proofs(store: StoreReader, last: int) -> list[dict[str, Any]]:
+    """The proofs of epochs 1..``last`` from a node's store, in the form receipts carry.
+
+    Raises
+    ------
+    ReceiptError
+        ``not-committed`` when the store lacks one (or its block is not committed yet).
+    """
+    return _epoch_proofs(store, last)
+
+
+def commit_headers(store: StoreReader, height: int) -> tuple[list[Any], Any]:
+    """The header of block ``height``, its descendants up to the one whose QC proves it
+    committed, and that QC, in the form receipts carry (see :func:`verify_committed`).
+
+    Raises
+    ------
+    ReceiptError
+        ``not-committed`` when no commit proof is stored yet; ``pruned`` when the block is
+        below the snapshot this node was restored from.
+    """
+    return _commit_headers(store, height)
+
+
+def _epoch_proofs(store: StoreReader, last: int) -> list[dict[str, Any]]:
     """The proofs of epochs 1..``last`` from a node's store."""
     epochs = []
     for epoch in range(1, last + 1):
@@ -239,7 +275,12 @@ def _epoch_proofs(store: LedgerStore, last: int) -> list[dict[str, Any]]:
         if raw_proof is None or record is None:
             raise ReceiptError("not-committed", f"the store lacks the proof of epoch {epoch}")
         proof = codec.decode(raw_proof)
-        ep_headers, ep_qc = _commit_headers(store, proof["height"])
+        kept = store.get_meta(f"{EPOCH_COMMIT_META}{epoch}")  # a restored store lacks the blocks
+        if kept is not None:
+            commit = codec.decode(kept)
+            ep_headers, ep_qc = commit["headers"], commit["qc"]
+        else:
+            ep_headers, ep_qc = _commit_headers(store, proof["height"])
         epochs.append(
             {
                 "record": record,
@@ -253,6 +294,53 @@ def _epoch_proofs(store: LedgerStore, last: int) -> list[dict[str, Any]]:
     return epochs
 
 
+@dataclass(frozen=True)
+class CommittedBlock:
+    """What :func:`verify_committed` establishes: a block of the chain and the epochs proven."""
+
+    height: int
+    block_hash: bytes
+    header: list[Any]
+    records: list[EpochRecord]
+    """Epoch records 0..n proven from the genesis (the epochs given)."""
+
+    @property
+    def state_root(self) -> bytes:
+        """The block's state root."""
+        return bytes(self.header[5])
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the block belongs to (its signers')."""
+        return int(self.header[_EPOCH])
+
+
+def verify_committed(
+    headers: Sequence[Any], qc: Any, epochs: Sequence[Any], genesis: Genesis
+) -> CommittedBlock:
+    """Check offline that the first of ``headers`` is a committed block of ``genesis``'s chain.
+
+    The same checks as a receipt's block (rules 3-5 of the module docstring): ``epochs``
+    (as :func:`epoch_proofs` gives) prove each validator set from the genesis, and the
+    headers and ``qc`` (as :func:`commit_headers` gives) prove the block committed by a
+    quorum of its epoch's validators. A state snapshot is checked this way
+    (:mod:`chain.snapshot`).
+
+    Raises
+    ------
+    ReceiptError
+        With the failed check's ``reason`` (as :func:`verify_receipt`).
+    """
+    try:
+        chain = _epoch_chain(epochs, genesis)
+        header, block_hash = _committed_block(list(headers), qc, chain, genesis, "the block")
+    except ReceiptError:
+        raise
+    except (ChainError, TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        raise ReceiptError("malformed", f"the commit proof is malformed: {exc}") from None
+    return CommittedBlock(header[1], block_hash, header, chain.records)
+
+
 def _state_proof(entries: dict[bytes, bytes], key: bytes) -> tuple[int, int, list[bytes]]:
     """RFC 6962 inclusion proof of ``[key, value]`` in the state tree of ``entries``."""
     keys = sorted(entries)
@@ -261,14 +349,24 @@ def _state_proof(entries: dict[bytes, bytes], key: bytes) -> tuple[int, int, lis
     return i, tree.size, tree.inclusion_proof(i)
 
 
-def _commit_headers(store: LedgerStore, height: int) -> tuple[list[Any], Any]:
+def _commit_headers(store: StoreReader, height: int) -> tuple[list[Any], Any]:
     """Headers from ``height`` up to the block whose QC proves it committed, and that QC."""
     headers: list[Any] = []
     proof_obj: Any = None
     h = height
+    if store.pruned(height):
+        raise ReceiptError(
+            "pruned",
+            f"block {height} is below height {store.base_height()}, where this node started from a "
+            "snapshot: ask a node that has the whole chain",
+        )
     while proof_obj is None:
         row = store.block(h)
         if row is None or h - height >= MAX_HEADERS:
+            kept = store.get_meta(SNAPSHOT_COMMIT_META)
+            if kept is not None and codec.decode(kept)["height"] == height:
+                snap = codec.decode(kept)
+                return snap["headers"], snap["qc"]
             raise ReceiptError("not-committed", f"no commit proof stored for height {height} yet")
         header = codec.decode(row.block)
         header[-1] = len(store.transactions(h))  # header form: payload count in place of payload

@@ -55,6 +55,7 @@ from chain.crypto.sm3 import sm3
 from chain.epochs import (
     CURRENT_EPOCH,
     EPOCH_PROOF_META,
+    EVIDENCE,
     EpochRecord,
     begin_block,
     current_epoch,
@@ -450,6 +451,9 @@ class LedgerBlockStore:
     def tip_height(self) -> int:
         return self.store.head_height()
 
+    def base_height(self) -> int:
+        return self.store.base_height()
+
     def _load(self, row: Any) -> Block:
         obj = codec.decode(row.block)
         obj[-1] = self.store.transactions(row.height)
@@ -589,7 +593,7 @@ class Replica:
                     signer = Sm2Signer(me, self.key)
             if signer is None:
                 me = f"observer-{self.key.public_key.key_id()[:16]}"
-        return ConsensusCore(
+        core = ConsensusCore(
             me,
             sorted(keys),
             signer,
@@ -600,6 +604,12 @@ class Replica:
             replace(self.config, epoch=record.epoch),
             base,
         )
+        if self.store.base_height() > record.height:
+            # restored from a snapshot inside this epoch: the evidence its blocks recorded
+            # before the snapshot is known from the state, not from blocks
+            for _, raw in self.app.state.items_with_prefix(EVIDENCE):
+                core.onchain_evidence.add(Evidence.from_bytes(raw).key)
+        return core
 
     @property
     def voting(self) -> bool:

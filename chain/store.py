@@ -15,15 +15,27 @@ Durability discipline:
 
 Reopening a store yields exactly the committed chain, and :meth:`LedgerStore.load_state`
 rebuilds the state whose root the last block header carries.
+
+A store may also start at a **base height** ``B`` instead of genesis: restored from a state
+snapshot (:mod:`chain.snapshot`, through :meth:`LedgerStore.restoring`), it holds the state
+at ``B``, block ``B`` (and the block its epoch started at), then every block it commits
+after ``B``. Blocks and transactions below ``B`` are not on this node
+(:meth:`StoreReader.pruned`); readers say so instead of calling them missing.
+
+:meth:`LedgerStore.reader` gives a consistent read-only view (its own connection and read
+transaction) while the node keeps committing: what a snapshot is exported from.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from chain.errors import StoreError as StoreError  # re-exported under its historical path
 from chain.state import State
@@ -52,6 +64,10 @@ CREATE TABLE IF NOT EXISTS state_log (
 """
 
 
+BASE_META = "base"
+"""Meta key of a restored store's base height (absent: the store starts at genesis)."""
+
+
 @dataclass(frozen=True)
 class StoredBlock:
     """A committed block as stored."""
@@ -64,7 +80,166 @@ class StoredBlock:
     commit_proof: bytes
 
 
-class LedgerStore:
+class StoreReader:
+    """Read access to a ledger database (the committed chain of one node).
+
+    :class:`LedgerStore` is one; :meth:`LedgerStore.reader` gives another on a separate
+    connection inside one read transaction, which sees one committed state throughout.
+    """
+
+    def __init__(self, db: sqlite3.Connection, genesis_hash: bytes) -> None:
+        self._db = db
+        self.genesis_hash = genesis_hash
+
+    def head_height(self) -> int:
+        """Height of the last committed block (0 when only genesis)."""
+        row = self._db.execute("SELECT MAX(height) FROM blocks").fetchone()
+        return int(row[0]) if row[0] is not None else 0
+
+    def head_hash(self) -> bytes:
+        """Hash of the last committed block (the genesis hash when empty)."""
+        row = self._db.execute("SELECT hash FROM blocks ORDER BY height DESC LIMIT 1").fetchone()
+        return bytes(row[0]) if row else self.genesis_hash
+
+    def base_height(self) -> int:
+        """The height this store was restored at from a snapshot (0: it starts at genesis)."""
+        raw = self.get_meta(BASE_META)
+        return 0 if raw is None else int.from_bytes(raw, "big")
+
+    def pruned(self, height: int) -> bool:
+        """Whether block ``height`` is below this store's snapshot and not kept here."""
+        return 0 < height < self.base_height() and self.block(height) is None
+
+    def block(self, height: int) -> StoredBlock | None:
+        """The block at ``height``, or ``None``."""
+        row = self._db.execute("SELECT * FROM blocks WHERE height = ?", (height,)).fetchone()
+        return None if row is None else StoredBlock(row[0], *(bytes(v) for v in row[1:]))
+
+    def blocks(self, start: int = 1) -> Iterator[StoredBlock]:
+        """Committed blocks from ``start`` in height order (a restored store has none below its base
+        but the block its base epoch started at)."""
+        for row in self._db.execute("SELECT * FROM blocks WHERE height >= ? ORDER BY height", (start,)):
+            yield StoredBlock(row[0], *(bytes(v) for v in row[1:]))
+
+    def block_by_hash(self, block_hash: bytes) -> StoredBlock | None:
+        """The committed block with ``block_hash``, or ``None``."""
+        row = self._db.execute("SELECT * FROM blocks WHERE hash = ?", (block_hash,)).fetchone()
+        return None if row is None else StoredBlock(row[0], *(bytes(v) for v in row[1:]))
+
+    def transactions(self, height: int) -> list[bytes]:
+        """Transactions of the block at ``height`` in order."""
+        rows = self._db.execute("SELECT tx FROM txs WHERE height = ? ORDER BY idx", (height,))
+        return [bytes(r[0]) for r in rows]
+
+    def tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
+        """``(height, index)`` of a committed transaction."""
+        row = self._db.execute("SELECT height, idx FROM txs WHERE tx_id = ?", (tx_id,)).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    def tx_result(self, tx_id: bytes) -> bytes | None:
+        """The encoded execution result recorded with a committed transaction."""
+        row = self._db.execute("SELECT result FROM txs WHERE tx_id = ?", (tx_id,)).fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
+
+    def get_state(self, key: bytes) -> bytes | None:
+        """One state entry as of the head block."""
+        row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def load_state(self) -> State:
+        """The current state (as of the head block)."""
+        return State({bytes(k): bytes(v) for k, v in self._db.execute("SELECT key, value FROM state")})
+
+    def state_items(
+        self, height: int | None = None, initial: Mapping[bytes, bytes] | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """The state entries as of block ``height`` (default: the head), in key order, streamed.
+
+        Below the head, the entries changed since ``height`` are rolled back from the change
+        log; ``initial`` is the genesis state (entries no block ever wrote). Memory: the
+        entries changed after ``height``, not the state.
+
+        Raises
+        ------
+        StoreError
+            When ``height`` is above the head or below this store's base, or (restored store)
+            when an entry changed after ``height`` was last written before the base.
+        """
+        head, base = self.head_height(), self.base_height()
+        if height is None or height == head:
+            for k, v in self._db.execute("SELECT key, value FROM state ORDER BY key"):
+                yield bytes(k), bytes(v)
+            return
+        if not base <= height < head:
+            raise StoreError(f"height {height} is outside this store's blocks {base}..{head}")
+        changed = {
+            bytes(k): None
+            for (k,) in self._db.execute("SELECT DISTINCT key FROM state_log WHERE height > ?", (height,))
+        }
+        at: dict[bytes, bytes | None] = {}
+        rows = self._db.execute(
+            "SELECT key, value, MAX(height) FROM state_log WHERE height <= ? AND height > ? "
+            "AND key IN (SELECT key FROM state_log WHERE height > ?) GROUP BY key",
+            (height, base, height),
+        )
+        for k, v, _ in rows:
+            at[bytes(k)] = None if v is None else bytes(v)
+        for k in changed:
+            if k not in at:
+                if base:
+                    raise StoreError(
+                        f"the state at height {height} cannot be rebuilt: this store starts at its "
+                        f"snapshot height {base}; export its head instead"
+                    )
+                at[k] = (initial or {}).get(k)
+        kept = (
+            (bytes(k), bytes(v)) for k, v in self._db.execute("SELECT key, value FROM state ORDER BY key")
+        )
+        unchanged = ((k, v) for k, v in kept if k not in changed)
+        rolled_back = sorted((k, v) for k, v in at.items() if v is not None)
+        yield from heapq.merge(unchanged, rolled_back)
+
+    def get_meta(self, key: str) -> bytes | None:
+        """Read a value written by :meth:`LedgerStore.set_meta`."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+
+class Restore:
+    """Writes of :meth:`LedgerStore.restoring`, all in its one transaction."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self.entries = 0
+
+    def put_state(self, items: Iterable[tuple[bytes, bytes]]) -> None:
+        """Insert state entries (keys new to the store)."""
+        before = self._db.total_changes
+        self._db.executemany("INSERT INTO state VALUES (?, ?)", items)
+        self.entries += self._db.total_changes - before
+
+    def put_block(self, block: StoredBlock, txs: list[tuple[bytes, bytes]]) -> None:
+        """Insert a block and its ``(tx_id, tx)`` list (without execution results)."""
+        self._db.execute(
+            "INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
+            (block.height, block.hash, block.parent_hash, block.state_root, block.block, block.commit_proof),
+        )
+        self._db.executemany(
+            "INSERT INTO txs VALUES (?, ?, ?, ?, NULL)",
+            [(tx_id, block.height, i, tx) for i, (tx_id, tx) in enumerate(txs)],
+        )
+
+    def put_meta(self, key: str, value: bytes) -> None:
+        """Write a meta entry."""
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def get_state(self, key: bytes) -> bytes | None:
+        """A state entry written so far in this restore."""
+        row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+
+class LedgerStore(StoreReader):
     """The committed chain of one node.
 
     Parameters
@@ -92,8 +267,10 @@ class LedgerStore:
         genesis_hash: bytes,
         initial_state: Mapping[bytes, bytes] | None = None,
     ) -> None:
+        self.path = os.fspath(path)
         try:
-            self._db = sqlite3.connect(os.fspath(path), isolation_level=None, check_same_thread=False)
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db = db
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -109,21 +286,11 @@ class LedgerStore:
             self._db.execute("COMMIT")
         elif bytes(row[0]) != genesis_hash:
             raise StoreError("this ledger store belongs to another chain (genesis hash differs)")
-        self.genesis_hash = genesis_hash
+        super().__init__(self._db, genesis_hash)
 
     def close(self) -> None:
         """Close the database."""
         self._db.close()
-
-    def head_height(self) -> int:
-        """Height of the last committed block (0 when only genesis)."""
-        row = self._db.execute("SELECT MAX(height) FROM blocks").fetchone()
-        return int(row[0]) if row[0] is not None else 0
-
-    def head_hash(self) -> bytes:
-        """Hash of the last committed block (the genesis hash when empty)."""
-        row = self._db.execute("SELECT hash FROM blocks ORDER BY height DESC LIMIT 1").fetchone()
-        return bytes(row[0]) if row else self.genesis_hash
 
     def commit_block(
         self,
@@ -186,50 +353,63 @@ class LedgerStore:
                     self._db.execute("ROLLBACK")
                 raise
 
-    def block(self, height: int) -> StoredBlock | None:
-        """The block at ``height``, or ``None``."""
-        row = self._db.execute("SELECT * FROM blocks WHERE height = ?", (height,)).fetchone()
-        return None if row is None else StoredBlock(row[0], *(bytes(v) for v in row[1:]))
-
-    def blocks(self, start: int = 1) -> Iterator[StoredBlock]:
-        """Committed blocks from ``start`` in height order."""
-        for row in self._db.execute("SELECT * FROM blocks WHERE height >= ? ORDER BY height", (start,)):
-            yield StoredBlock(row[0], *(bytes(v) for v in row[1:]))
-
-    def block_by_hash(self, block_hash: bytes) -> StoredBlock | None:
-        """The committed block with ``block_hash``, or ``None``."""
-        row = self._db.execute("SELECT * FROM blocks WHERE hash = ?", (block_hash,)).fetchone()
-        return None if row is None else StoredBlock(row[0], *(bytes(v) for v in row[1:]))
-
-    def transactions(self, height: int) -> list[bytes]:
-        """Transactions of the block at ``height`` in order."""
-        rows = self._db.execute("SELECT tx FROM txs WHERE height = ? ORDER BY idx", (height,))
-        return [bytes(r[0]) for r in rows]
-
-    def tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
-        """``(height, index)`` of a committed transaction."""
-        row = self._db.execute("SELECT height, idx FROM txs WHERE tx_id = ?", (tx_id,)).fetchone()
-        return None if row is None else (int(row[0]), int(row[1]))
-
-    def tx_result(self, tx_id: bytes) -> bytes | None:
-        """The encoded execution result recorded with a committed transaction."""
-        row = self._db.execute("SELECT result FROM txs WHERE tx_id = ?", (tx_id,)).fetchone()
-        return None if row is None or row[0] is None else bytes(row[0])
-
-    def get_state(self, key: bytes) -> bytes | None:
-        """One state entry as of the head block."""
-        row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
-        return None if row is None else bytes(row[0])
-
-    def load_state(self) -> State:
-        """The current state (as of the head block)."""
-        return State({bytes(k): bytes(v) for k, v in self._db.execute("SELECT key, value FROM state")})
-
     def set_meta(self, key: str, value: bytes) -> None:
         """Record a small durable value (e.g. a node's safety data)."""
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
-    def get_meta(self, key: str) -> bytes | None:
-        """Read a value written by :meth:`set_meta`."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else bytes(row[0])
+    @contextmanager
+    def reader(self) -> Iterator[StoreReader]:
+        """A read-only view of the store as it is now, unaffected by later commits.
+
+        It has its own connection and read transaction (SQLite's WAL lets the node keep
+        committing meanwhile); an in-memory store has no second connection and is read
+        directly.
+        """
+        if self.path in ("", ":memory:"):
+            yield self
+            return
+        db = sqlite3.connect(
+            f"file:{quote(os.path.abspath(self.path))}?mode=ro",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            db.execute("BEGIN")
+            db.execute("SELECT COUNT(*) FROM meta").fetchone()  # the read snapshot starts here
+            yield StoreReader(db, self.genesis_hash)
+        finally:
+            db.close()
+
+    @contextmanager
+    def restoring(self, base: int) -> Iterator[Restore]:
+        """Fill an empty store with a snapshot at height ``base``, in one transaction.
+
+        The genesis state written when the store was created is replaced by what the
+        caller puts; on a clean exit the base height is recorded and everything commits at
+        once (fsynced), on an exception nothing is kept.
+
+        Raises
+        ------
+        StoreError
+            If the store already holds blocks or was restored before.
+        """
+        with self._lock:
+            if self.head_height() or self.base_height():
+                raise StoreError(
+                    "this ledger store already holds blocks; restore a snapshot into a new database"
+                )
+            if base < 1:
+                raise StoreError("a snapshot is of a committed block (height 1 or more)")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM state")
+                self._db.execute("DELETE FROM state_log")
+                writer = Restore(self._db)
+                yield writer
+                writer.put_meta(BASE_META, base.to_bytes(8, "big"))
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise

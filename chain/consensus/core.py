@@ -377,7 +377,9 @@ class ConsensusCore:
         if self.block_store.get_by_height(self.genesis.height) != self.genesis:
             raise ConsensusError("block store holds another chain, or lacks this epoch's base block")
         self.committed = tip
-        for h in range(1, tip_h + 1):
+        # evidence recorded in this epoch (an earlier epoch's never verifies in this one: its
+        # messages are signed for their own epoch), in the blocks this store has
+        for h in range(max(self.genesis.height, self.block_store.base_height()) + 1, tip_h + 1):
             b = self.block_store.get_by_height(h)
             assert b is not None
             self.onchain_evidence.update(e.key for e in b.evidence)

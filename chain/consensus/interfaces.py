@@ -107,6 +107,11 @@ class BlockStore(Protocol):
 
     def tip_height(self) -> int: ...
 
+    def base_height(self) -> int:
+        """Every committed block above this height is stored (0 unless the store was restored
+        from a state snapshot, which keeps no block below it but its epoch's base block)."""
+        ...
+
     def get_by_height(self, height: int) -> Block | None: ...
 
     def get(self, block_hash: bytes) -> Block | None: ...
@@ -126,6 +131,9 @@ class MemoryBlockStore:
 
     def tip_height(self) -> int:
         return len(self.blocks) - 1
+
+    def base_height(self) -> int:
+        return 0
 
     def get_by_height(self, height: int) -> Block | None:
         return self.blocks[height] if 0 <= height < len(self.blocks) else None

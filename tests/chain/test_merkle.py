@@ -17,6 +17,7 @@ from chain.merkle import (
     SM3_HASHER,
     MerkleError,
     MerkleTree,
+    RootAccumulator,
     TreeHasher,
     batch_proofs,
     is_included,
@@ -250,6 +251,18 @@ def test_every_small_tree_matches_reference(hasher: TreeHasher, digest: Callable
 @given(st.integers(min_value=0, max_value=200), st.binary(max_size=4))
 def test_random_trees_match_reference(n: int, salt: bytes) -> None:
     check_against_reference(entries_for(n, salt), SM3_HASHER, sm3)
+
+
+@pytest.mark.parametrize(
+    ("hasher", "digest"), [(SM3_HASHER, sm3), (SHA256_HASHER, _sha256)], ids=["sm3", "sha256"]
+)
+def test_streaming_root_matches_the_tree(hasher: TreeHasher, digest: Callable[[bytes], bytes]) -> None:
+    for n in range(0, 140):
+        entries = entries_for(n)
+        acc = RootAccumulator(hasher=hasher)
+        for e in entries:
+            acc.add(e)
+        assert acc.size == n and acc.root == Reference(entries, digest).mth(0, n)
 
 
 @settings(deadline=None)

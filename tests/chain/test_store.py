@@ -124,3 +124,44 @@ def test_initial_state_is_written_once(tmp_path) -> None:
     s2 = LedgerStore(path, G, initial_state={b"cert/other": b"B"})
     entries = s2.load_state().entries()
     assert entries[b"cert/a"] == b"A" and b"cert/other" not in entries
+
+
+def test_state_items_roll_back_to_an_older_height(tmp_path) -> None:
+    s = LedgerStore(tmp_path / "l.db", G, initial_state={b"k0": b"genesis", b"a": b"A"})
+    states = {0: dict(s.state_items())}
+    for h in range(1, 16):
+        _fill(s, 1)
+        if h == 9:
+            s.commit_block(**{**_block(h + 1, s.head_hash()), "changes": {b"a": None}})
+        states[s.head_height()] = dict(s.state_items())
+    for h, expected in states.items():
+        if h:
+            got = list(s.state_items(h, initial={b"k0": b"genesis", b"a": b"A"}))
+            assert got == sorted(expected.items()), h
+    with pytest.raises(StoreError, match="outside"):
+        list(s.state_items(s.head_height() + 1))
+
+
+def test_restoring_is_all_or_nothing_and_needs_an_empty_store(tmp_path) -> None:
+    from chain.store import StoredBlock
+
+    s = LedgerStore(tmp_path / "l.db", G, initial_state={b"g": b"1"})
+    with pytest.raises(RuntimeError), s.restoring(5) as w:
+        w.put_state([(b"x", b"1")])
+        raise RuntimeError("verification failed")
+    assert s.load_state().entries() == {b"g": b"1"} and s.base_height() == 0
+    block = StoredBlock(5, b"h" * 32, b"p" * 32, b"r" * 32, b"blk", b"")
+    with s.restoring(5) as w:
+        w.put_state([(b"x", b"1"), (b"y", b"2")])
+        w.put_block(block, [(b"t" * 32, b"tx")])
+        assert w.get_state(b"x") == b"1" and w.entries == 2
+    assert s.load_state().entries() == {b"x": b"1", b"y": b"2"}
+    assert (s.head_height(), s.base_height(), s.block(5)) == (5, 5, block)
+    assert s.pruned(3) and not s.pruned(5) and not s.pruned(6)
+    with pytest.raises(StoreError, match="new database"), s.restoring(7):
+        pass
+    s.commit_block(**_block(6, b"h" * 32))  # the chain continues from the base
+    with s.reader() as view:
+        s.commit_block(**_block(7, _block(6, b"")["block_hash"]))
+        assert view.head_height() == 6  # a reader sees the store as it was
+    assert s.head_height() == 7
