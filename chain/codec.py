@@ -62,6 +62,26 @@ def encode(value: Any) -> bytes:
     return cbor2.dumps(value, canonical=True)
 
 
+def encode_head(major: int, n: int) -> bytes:
+    """The shortest (canonical) head of a CBOR item of ``major`` type with argument ``n``.
+
+    Examples
+    --------
+    >>> encode_head(2, 300).hex()  # a byte string of 300 bytes follows
+    '59012c'
+    """
+    m = major << 5
+    if n < 24:
+        return bytes([m | n])
+    if n < 0x100:
+        return bytes([m | 24, n])
+    if n < 0x10000:
+        return bytes([m | 25]) + n.to_bytes(2, "big")
+    if n < 0x100000000:
+        return bytes([m | 26]) + n.to_bytes(4, "big")
+    return bytes([m | 27]) + n.to_bytes(8, "big")
+
+
 _SIMPLE = {
     23: "undefined",
     25: "a half-precision float",

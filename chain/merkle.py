@@ -27,10 +27,12 @@ test vectors.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
-from chain.crypto.sm3 import sm3
+from chain.crypto.sm3 import HASHLIB_SM3, sm3
 from chain.errors import MerkleError as MerkleError  # re-exported under its historical path
 
 __all__ = [
@@ -85,7 +87,33 @@ class TreeHasher:
         return self._digest(_NODE_PREFIX + left + right)
 
 
-SM3_HASHER = TreeHasher(sm3)
+class _PrefixedHasher(TreeHasher):
+    """A :class:`TreeHasher` whose leaf and node hashes continue a hash object that has
+    already absorbed the prefix byte (``copy()`` is cheaper than a new object, and the data
+    is not concatenated): the same hashes, about twice as fast for interior nodes."""
+
+    __slots__ = ("_leaf_ctx", "_node_ctx")
+
+    def __init__(self, digest: Callable[[bytes], bytes], new: Callable[[bytes], Any]) -> None:
+        super().__init__(digest)
+        self._leaf_ctx = new(_LEAF_PREFIX)
+        self._node_ctx = new(_NODE_PREFIX)
+
+    def leaf(self, data: bytes) -> bytes:
+        h = self._leaf_ctx.copy()
+        h.update(data)
+        return bytes(h.digest())
+
+    def node(self, left: bytes, right: bytes) -> bytes:
+        h = self._node_ctx.copy()
+        h.update(left)
+        h.update(right)
+        return bytes(h.digest())
+
+
+SM3_HASHER: TreeHasher = (
+    _PrefixedHasher(sm3, lambda prefix: hashlib.new("sm3", prefix)) if HASHLIB_SM3 else TreeHasher(sm3)
+)
 """The ledger's hasher: RFC 6962 over SM3 (32-byte hashes)."""
 
 
@@ -279,7 +307,13 @@ class MerkleTree:
         if isinstance(entries, (str, *_BYTES_LIKE)):
             raise MerkleError("entries are a sequence of bytes, not a single string")
         leaf = hasher.leaf
-        return cls([leaf(_check_data(e, f"entry {i}")) for i, e in enumerate(entries)], hasher=hasher)
+        return cls(
+            [
+                leaf(e) if type(e) is bytes else leaf(_check_data(e, f"entry {i}"))
+                for i, e in enumerate(entries)
+            ],
+            hasher=hasher,
+        )
 
     @staticmethod
     def _build(leaves: list[bytes], hasher: TreeHasher) -> list[list[bytes]]:

@@ -100,6 +100,7 @@ from chain.receipt import (
     verify_committed,
 )
 from chain.replica import chain_genesis_block
+from chain.state import leaf_data
 from chain.store import LedgerStore, Restore, StoredBlock, StoreReader
 from chain.types import Genesis, Transaction
 
@@ -259,21 +260,7 @@ class SnapshotInfo:
 
 
 # --------------------------------------------------------------------------- chunk encoding
-_BSTR_HEADS = [bytes([0x40 | n]) if n < 24 else bytes([0x58, n]) for n in range(256)]
-
-
-def _head(major: int, n: int) -> bytes:
-    """Shortest CBOR head of ``major`` type with argument ``n``."""
-    m = major << 5
-    if n < 24:
-        return bytes([m | n])
-    if n < 0x100:
-        return bytes([m | 24, n])
-    if n < 0x10000:
-        return bytes([m | 25]) + n.to_bytes(2, "big")
-    if n < 0x100000000:
-        return bytes([m | 26]) + n.to_bytes(4, "big")
-    return bytes([m | 27]) + n.to_bytes(8, "big")
+_head = codec.encode_head
 
 
 def _bstr(data: bytes) -> bytes:
@@ -281,15 +268,7 @@ def _bstr(data: bytes) -> bytes:
     return (_BSTR_HEADS[n] if n < 256 else _head(2, n)) + data
 
 
-def leaf_data(key: bytes, value: bytes) -> bytes:
-    """``codec.encode([key, value])`` built directly: a state entry's Merkle leaf data.
-
-    Examples
-    --------
-    >>> leaf_data(b"k", b"v" * 300) == codec.encode([b"k", b"v" * 300])
-    True
-    """
-    return b"\x82" + _bstr(key) + _bstr(value)
+_BSTR_HEADS = [_head(2, n) for n in range(256)]
 
 
 def _chunk(kind: str, height: int, start: int, items: list[bytes]) -> bytes:
@@ -382,18 +361,47 @@ def _parse(data: bytes) -> _Chunk:
         for _ in range(n):
             items.append(take(head(2)))
     else:
-        data_ = p.data
-        for _ in range(n):
-            begin = p.pos
-            if begin >= len(data_) or data_[begin] != 0x82:
-                raise SnapshotError("chunk", f"a state entry is [key, value] (byte {begin} of the chunk)")
-            p.pos = begin + 1
-            keys.append(take(head(2)))
-            values.append(take(head(2)))
-            items.append(data_[begin : p.pos])
+        try:
+            p.pos = _state_items(p, n, items, keys, values)
+        except IndexError:
+            raise SnapshotError("chunk", "the chunk ends in the middle of an entry (truncated)") from None
     if p.pos != len(data):
         raise SnapshotError("chunk", f"{len(data) - p.pos} bytes after the chunk's items")
     return _Chunk(kind, height, start, items, keys, values)
+
+
+def _state_items(p: _Parser, n: int, items: list[bytes], keys: list[bytes], values: list[bytes]) -> int:
+    """Read ``n`` ``[key, value]`` entries from ``p.pos``; the position after them.
+
+    The common heads (byte strings shorter than 256 bytes) are read inline; any other goes
+    through :meth:`_Parser.head`, which also refuses non-canonical forms.
+    """
+    data, pos = p.data, p.pos
+    end = len(data)
+    for _ in range(n):
+        if data[pos] != 0x82:
+            raise SnapshotError("chunk", f"a state entry is [key, value] (byte {pos} of the chunk)")
+        bounds = []
+        at = pos + 1
+        for _field in (0, 1):
+            b = data[at]
+            if 0x40 <= b < 0x58:
+                first, at = at + 1, at + 1 + (b - 0x40)
+            elif b == 0x58 and data[at + 1] >= 24:
+                first, at = at + 2, at + 2 + data[at + 1]
+            else:
+                p.pos = at
+                length = p.head(2)
+                first, at = p.pos, p.pos + length
+            if at > end:
+                raise IndexError
+            bounds.append((first, at))
+        (k0, k1), (v0, v1) = bounds
+        keys.append(data[k0:k1])
+        values.append(data[v0:v1])
+        items.append(data[pos:at])
+        pos = at
+    return pos
 
 
 # --------------------------------------------------------------------------- export
