@@ -13,12 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chain import codec
+from chain.consensus.messages import Evidence, EvidenceMsg, Vote, encode_message, vote_signing_bytes
 from chain.crypto import PrivateKey
 from chain.crypto.sm3 import sm3
 from chain.errors import ReceiptError, SnapshotError
 from chain.localnet import Identity, LocalConsortium
 from chain.receipt import build_checkpoint, build_receipt, commit_headers, verify_receipt
-from chain.replica import Replica, chain_genesis_block
+from chain.replica import Replica, chain_genesis_block, node_id
 from chain.snapshot import (
     MANIFEST_FILE,
     ChunkInfo,
@@ -27,11 +28,11 @@ from chain.snapshot import (
     export_snapshot,
     import_snapshot,
     import_snapshot_dir,
-    leaf_data,
     parse_chunk,
     read_snapshot,
     write_snapshot,
 )
+from chain.state import leaf_data
 from chain.store import LedgerStore
 from chain.types import Role
 
@@ -278,3 +279,36 @@ def test_import_needs_an_empty_store_and_a_checkpoint_bounds_age(chain: Any, tmp
     assert "older than the pinned checkpoint" in str(
         _refused(c.directory / "snap", tmp_path / "no.db", c, "checkpoint", checkpoint=later)
     )
+
+
+def test_restored_node_knows_the_evidence_recorded_before_its_snapshot(tmp_path: Path) -> None:
+    c = LocalConsortium.create(tmp_path, nodes=5)
+    m = c.add_member("m", [Role.MEDIA_CENTER])
+    liar = c.nodes[3]
+    liar_id = node_id(liar.cert.cert_id)
+    votes = sorted(
+        encode_message(
+            Vote(
+                liar_id,
+                10_000,
+                h,
+                liar.key.sign(vote_signing_bytes(c.genesis.chain_id, c.genesis.hash, 10_000, h)),
+            )
+        )
+        for h in (b"a" * 32, b"b" * 32)
+    )
+    ev = Evidence("vote", liar_id, 10_000, votes[0], votes[1])
+    for name in c.net.replicas:
+        c.net.inject(name, "node-0", c.replicas[0].node_id, encode_message(EvidenceMsg((ev,))))
+    c.anchor(m, b"x" * 32, "t")
+    c.net.run_until(lambda: c.replicas[0].epoch.epoch == 1, 60_000)
+    for i in range(3):
+        c.anchor(m, sm3(b"%d" % i), "t")
+    write_snapshot(c.replicas[0].store, c.genesis, tmp_path / "snap")
+    import_snapshot_dir(tmp_path / "snap", tmp_path / "r.db", c.genesis)
+    restored = Replica(c.genesis, tmp_path / "r.db")
+    assert ev.key in restored.core.onchain_evidence
+    c.net.add(restored)
+    tx_id = verify_receipt(c.anchor(m, b"y" * 32, "t"), c.genesis).tx_id
+    c.net.run_until(lambda: restored.store.tx_location(tx_id) is not None)
+    c.close()
