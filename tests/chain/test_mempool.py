@@ -267,3 +267,17 @@ def test_invalid_pending_transaction_is_dropped_when_building_on_the_head(tmp_pa
     assert app.build_payload(app.head_block, c.net.now, 10, 1 << 20) == []
     assert len(app.mempool) == 0
     c.close()
+
+
+def test_a_forged_signature_is_checked_once(tmp_path: Path) -> None:
+    c = LocalConsortium.create(tmp_path, nodes=1)
+    m = c.add_member("m", [Role.MEDIA_CENTER])
+    good = Transaction.from_bytes(_signed(c, m, 1))
+    forged = Transaction(**{**good.__dict__, "signature": bytes(64)}).to_bytes()
+    app = c.replicas[0].app
+    before = app.executor.verifications
+    for _ in range(3):  # gossip brings the same bad bytes again
+        with pytest.raises(ValidationError, match="signature"):
+            app.submit(forged)
+    assert app.executor.verifications == before + 1
+    c.close()
