@@ -401,8 +401,13 @@ class LedgerStore(StoreReader):
                 )
             if base < 1:
                 raise StoreError("a snapshot is of a committed block (height 1 or more)")
-            self._db.execute("BEGIN IMMEDIATE")
+            # a rollback journal while the new store fills: its pages are written once, not
+            # to the write-ahead log and then again into the database (atomic all the same)
+            wal = self.path not in ("", ":memory:")
+            if wal:
+                self._db.execute("PRAGMA journal_mode=DELETE")
             try:
+                self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute("DELETE FROM state")
                 self._db.execute("DELETE FROM state_log")
                 writer = Restore(self._db)
@@ -413,3 +418,6 @@ class LedgerStore(StoreReader):
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
+            finally:
+                if wal:
+                    self._db.execute("PRAGMA journal_mode=WAL")
