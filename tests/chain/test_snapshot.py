@@ -97,6 +97,10 @@ def test_round_trip_restores_the_state_and_kept_block(chain: Any, tmp_path: Path
     with pytest.raises(ReceiptError) as err:
         commit_headers(store, 1)
     assert err.value.reason == "pruned"
+    # a node restored a moment ago can serve the same snapshot on (its base block's proof is kept)
+    again = write_snapshot(store, c.genesis, tmp_path / "again")
+    assert (again.height, again.state_root, again.entries) == (h, manifest.state_root, manifest.entries)
+    assert import_snapshot_dir(tmp_path / "again", tmp_path / "again.db", c.genesis).height == h
     store.close()
 
 
