@@ -63,7 +63,7 @@ from chain.errors import ChainError
 from chain.errors import ReceiptError as ReceiptError  # re-exported under its historical path
 from chain.merkle import MerkleError, MerkleTree, leaf_hash, verify_inclusion
 from chain.replica import chain_genesis_block, node_id
-from chain.store import LedgerStore, StoreReader
+from chain.store import LedgerStore
 from chain.types import Certificate, Genesis, Role, Transaction, ValidationError
 
 FORMAT = "rongxin-receipt/2"
@@ -242,7 +242,7 @@ def build_receipt(store: LedgerStore, tx_id: bytes) -> Receipt:
     )
 
 
-def epoch_proofs(store: StoreReader, last: int) -> list[dict[str, Any]]:
+def epoch_proofs(store: LedgerStore, last: int) -> list[dict[str, Any]]:
     """The proofs of epochs 1..``last`` from a node's store, in the form receipts carry.
 
     Raises
@@ -253,7 +253,7 @@ def epoch_proofs(store: StoreReader, last: int) -> list[dict[str, Any]]:
     return _epoch_proofs(store, last)
 
 
-def commit_headers(store: StoreReader, height: int) -> tuple[list[Any], Any]:
+def commit_headers(store: LedgerStore, height: int) -> tuple[list[Any], Any]:
     """The header of block ``height``, its descendants up to the one whose QC proves it
     committed, and that QC, in the form receipts carry (see :func:`verify_committed`).
 
@@ -266,7 +266,7 @@ def commit_headers(store: StoreReader, height: int) -> tuple[list[Any], Any]:
     return _commit_headers(store, height)
 
 
-def _epoch_proofs(store: StoreReader, last: int) -> list[dict[str, Any]]:
+def _epoch_proofs(store: LedgerStore, last: int) -> list[dict[str, Any]]:
     """The proofs of epochs 1..``last`` from a node's store."""
     epochs = []
     for epoch in range(1, last + 1):
@@ -349,7 +349,7 @@ def _state_proof(entries: dict[bytes, bytes], key: bytes) -> tuple[int, int, lis
     return i, tree.size, tree.inclusion_proof(i)
 
 
-def _commit_headers(store: StoreReader, height: int) -> tuple[list[Any], Any]:
+def _commit_headers(store: LedgerStore, height: int) -> tuple[list[Any], Any]:
     """Headers from ``height`` up to the block whose QC proves it committed, and that QC."""
     headers: list[Any] = []
     proof_obj: Any = None

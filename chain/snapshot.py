@@ -19,7 +19,7 @@ holding the chain's genesis checks
 4. the **epoch records** in the state against the proven ones.
 
 Only then is the new store committed (one SQLite transaction), with base height ``H``:
-queries below ``H`` answer "pruned" (:meth:`chain.store.StoreReader.pruned`).
+queries below ``H`` answer "pruned" (:meth:`chain.store.LedgerStore.pruned`).
 
 Format
 ------
@@ -100,8 +100,7 @@ from chain.receipt import (
     verify_committed,
 )
 from chain.replica import chain_genesis_block
-from chain.state import leaf_data
-from chain.store import LedgerStore, Restore, StoredBlock, StoreReader
+from chain.store import LedgerStore, Restore, StoredBlock
 from chain.types import Genesis, Transaction
 
 FORMAT = "rongxin-snapshot/1"
@@ -161,6 +160,27 @@ class Manifest:
     def size(self) -> int:
         """Total bytes of the chunks."""
         return sum(c.size for c in self.chunks)
+
+    def check_chunk(self, index: int, data: bytes) -> None:
+        """Refuse chunk ``index`` unless it is the one this manifest lists (size and digest).
+
+        What a node fetching chunks from several peers calls as each arrives, to ask another
+        peer for a bad one; :func:`import_snapshot` checks every chunk again.
+
+        Raises
+        ------
+        SnapshotError
+            ``chunk`` when it differs (damaged, truncated or from another snapshot).
+        """
+        if not 0 <= index < len(self.chunks):
+            raise SnapshotError("chunk", f"the snapshot has no chunk {index} (it has {len(self.chunks)})")
+        info = self.chunks[index]
+        if len(data) != info.size or sm3(data) != info.digest:
+            raise SnapshotError(
+                "chunk",
+                f"chunk {index} does not match its digest in the manifest (damaged, truncated or "
+                "from another snapshot)",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -269,6 +289,18 @@ def _bstr(data: bytes) -> bytes:
 
 
 _BSTR_HEADS = [_head(2, n) for n in range(256)]
+
+
+def leaf_data(key: bytes, value: bytes) -> bytes:
+    """``codec.encode([key, value])`` built directly: a state entry's Merkle leaf data
+    (:func:`chain.state.state_root`), and how a state chunk holds the entry.
+
+    Examples
+    --------
+    >>> leaf_data(b"k", b"v" * 300) == codec.encode([b"k", b"v" * 300])
+    True
+    """
+    return b"\x82" + _bstr(key) + _bstr(value)
 
 
 def _chunk(kind: str, height: int, start: int, items: list[bytes]) -> bytes:
@@ -404,8 +436,58 @@ def _state_items(p: _Parser, n: int, items: list[bytes], keys: list[bytes], valu
     return pos
 
 
+class StateStream:
+    """State entries as a snapshot streams them: their order and the root they build.
+
+    The one place here that knows the state commitment (:func:`chain.state.state_root`):
+    an RFC 6962 SM3 tree of the ``[key, value]`` leaves in strictly increasing key order,
+    accumulated in O(log n) memory.
+
+    Examples
+    --------
+    >>> from chain.state import state_root
+    >>> s = StateStream()
+    >>> s.add([b"a", b"b"], [leaf_data(b"a", b"1"), leaf_data(b"b", b"2")], "chunk 0")
+    >>> s.root == state_root({b"a": b"1", b"b": b"2"}), s.count
+    (True, 2)
+    """
+
+    def __init__(self) -> None:
+        self._acc = RootAccumulator()
+        self._last: bytes | None = None
+
+    @property
+    def count(self) -> int:
+        """Entries added."""
+        return self._acc.size
+
+    @property
+    def root(self) -> bytes:
+        """The state root of the entries so far."""
+        return self._acc.root
+
+    def add(self, keys: list[bytes], leaves: list[bytes], where: str) -> None:
+        """Add entries (their keys and leaf data); ``state`` error if out of order."""
+        last = self._last
+        for key in keys:
+            if last is not None and key <= last:
+                raise SnapshotError("state", f"{where}: state keys are not in strictly increasing order")
+            last = key
+        self._last = last
+        add = self._acc.add
+        for leaf in leaves:
+            add(leaf)
+
+    def add_one(self, key: bytes, leaf: bytes) -> None:
+        """Add one entry (see :meth:`add`)."""
+        if self._last is not None and key <= self._last:
+            raise SnapshotError("state", "state keys are not in strictly increasing order")
+        self._last = key
+        self._acc.add(leaf)
+
+
 # --------------------------------------------------------------------------- export
-def _epochs_at(view: StoreReader, height: int) -> list[EpochRecord]:
+def _epochs_at(view: LedgerStore, height: int) -> list[EpochRecord]:
     """The records of epochs 1..n, n the epoch in force after block ``height``."""
     records: list[EpochRecord] = []
     while True:
@@ -508,7 +590,7 @@ class SnapshotExport:
                 base_header = codec.decode(row.block)
                 base_header[-1] = len(txs)
                 yield from self._batches(TXS, base_height, (_bstr(t) for t in txs))
-            acc = RootAccumulator() if self._verify else None
+            stream = StateStream() if self._verify else None
             entries = 0
 
             def leaves() -> Iterator[bytes]:
@@ -516,13 +598,13 @@ class SnapshotExport:
                 initial = genesis_state(genesis).entries() if height < head else None
                 for key, value in view.state_items(height, initial):
                     leaf = leaf_data(key, value)
-                    if acc is not None:
-                        acc.add(leaf)
+                    if stream is not None:
+                        stream.add_one(key, leaf)
                     entries += 1
                     yield leaf
 
             yield from self._batches(STATE, height, leaves())
-            if acc is not None and acc.root != header[5]:
+            if stream is not None and stream.root != header[5]:
                 raise SnapshotError(
                     "state",
                     f"the stored state at height {height} does not match the block's state root: "
@@ -767,8 +849,7 @@ class _Import:
         m = self.m
         total = len(m.chunks)
         it = iter(chunks)
-        acc = RootAccumulator()
-        last_key: bytes | None = None
+        stream = StateStream()
         entries = 0
         block_index = 0
         size = 0
@@ -776,12 +857,7 @@ class _Import:
             data = next(it, None)
             if data is None:
                 raise SnapshotError("chunk", f"the snapshot ends after {i} of its {total} chunks")
-            if len(data) != info.size or sm3(data) != info.digest:
-                raise SnapshotError(
-                    "chunk",
-                    f"chunk {i} does not match its digest in the manifest (damaged, truncated or "
-                    "from another snapshot)",
-                )
+            m.check_chunk(i, data)
             size += len(data)
             c = _parse(data)
             if c.kind != info.kind or len(c.items) != info.count:
@@ -807,34 +883,21 @@ class _Import:
                         f"{entries}.. of height {m.height}: a chunk is missing or out of order",
                     )
                 keys = c.keys
-                if keys and last_key is not None and keys[0] <= last_key:
-                    raise SnapshotError(
-                        "state", f"chunk {i}: state keys are not in strictly increasing order"
-                    )
-                for j in range(1, len(keys)):
-                    if keys[j] <= keys[j - 1]:
-                        raise SnapshotError(
-                            "state", f"chunk {i}: state keys are not in strictly increasing order"
-                        )
-                if keys:
-                    last_key = keys[-1]
-                add = acc.add
-                for leaf in c.items:
-                    add(leaf)
+                stream.add(keys, c.items, f"chunk {i}")
                 w.put_state(zip(keys, c.values, strict=True))
                 entries += len(keys)
             if self.progress is not None:
                 self.progress(i + 1, total)
         if next(it, None) is not None:
             raise SnapshotError("chunk", f"more chunks than the {total} the manifest lists")
-        self._finish(w, acc, entries)
+        self._finish(w, stream, entries)
         return SnapshotInfo(
             m.height, m.block_hash, m.state_root, entries, len(self.block.records) - 1, total, size
         )
 
-    def _finish(self, w: Restore, acc: RootAccumulator, entries: int) -> None:
+    def _finish(self, w: Restore, stream: StateStream, entries: int) -> None:
         m, block = self.m, self.block
-        if acc.root != m.state_root:
+        if stream.root != m.state_root:
             raise SnapshotError(
                 "state",
                 f"the state entries do not hash to block {m.height}'s state root (tampered or incomplete)",

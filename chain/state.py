@@ -27,33 +27,7 @@ def state_root(entries: Mapping[bytes, bytes]) -> bytes:
     >>> state_root({b"a": b"1"}) != state_root({b"a": b"2"})
     True
     """
-    return merkle_root([leaf_data(k, entries[k]) for k in sorted(entries)])
-
-
-_BSTR_HEADS = [bytes([0x40 | n]) if n < 24 else bytes([0x58, n]) for n in range(256)]
-
-
-def leaf_data(key: bytes, value: bytes) -> bytes:
-    """The state tree's leaf for one entry: ``codec.encode([key, value])``, built directly
-    (the state's keys and values are bytes, so the canonical encoding is two byte strings).
-
-    Examples
-    --------
-    >>> leaf_data(b"k", b"v" * 300) == codec.encode([b"k", b"v" * 300])
-    True
-    """
-    if type(key) is not bytes or type(value) is not bytes:
-        return codec.encode([key, value])  # refuses what is not bytes, as before
-    k, v = len(key), len(value)
-    return b"".join(
-        (
-            b"\x82",
-            _BSTR_HEADS[k] if k < 256 else codec.encode_head(2, k),
-            key,
-            _BSTR_HEADS[v] if v < 256 else codec.encode_head(2, v),
-            value,
-        )
-    )
+    return merkle_root([codec.encode([k, entries[k]]) for k in sorted(entries)])
 
 
 class State:

@@ -20,7 +20,7 @@ A store may also start at a **base height** ``B`` instead of genesis: restored f
 snapshot (:mod:`chain.snapshot`, through :meth:`LedgerStore.restoring`), it holds the state
 at ``B``, block ``B`` (and the block its epoch started at), then every block it commits
 after ``B``. Blocks and transactions below ``B`` are not on this node
-(:meth:`StoreReader.pruned`); readers say so instead of calling them missing.
+(:meth:`LedgerStore.pruned`); readers say so instead of calling them missing.
 
 :meth:`LedgerStore.reader` gives a consistent read-only view (its own connection and read
 transaction) while the node keeps committing: what a snapshot is exported from.
@@ -80,166 +80,7 @@ class StoredBlock:
     commit_proof: bytes
 
 
-class StoreReader:
-    """Read access to a ledger database (the committed chain of one node).
-
-    :class:`LedgerStore` is one; :meth:`LedgerStore.reader` gives another on a separate
-    connection inside one read transaction, which sees one committed state throughout.
-    """
-
-    def __init__(self, db: sqlite3.Connection, genesis_hash: bytes) -> None:
-        self._db = db
-        self.genesis_hash = genesis_hash
-
-    def head_height(self) -> int:
-        """Height of the last committed block (0 when only genesis)."""
-        row = self._db.execute("SELECT MAX(height) FROM blocks").fetchone()
-        return int(row[0]) if row[0] is not None else 0
-
-    def head_hash(self) -> bytes:
-        """Hash of the last committed block (the genesis hash when empty)."""
-        row = self._db.execute("SELECT hash FROM blocks ORDER BY height DESC LIMIT 1").fetchone()
-        return bytes(row[0]) if row else self.genesis_hash
-
-    def base_height(self) -> int:
-        """The height this store was restored at from a snapshot (0: it starts at genesis)."""
-        raw = self.get_meta(BASE_META)
-        return 0 if raw is None else int.from_bytes(raw, "big")
-
-    def pruned(self, height: int) -> bool:
-        """Whether block ``height`` is below this store's snapshot and not kept here."""
-        return 0 < height < self.base_height() and self.block(height) is None
-
-    def block(self, height: int) -> StoredBlock | None:
-        """The block at ``height``, or ``None``."""
-        row = self._db.execute("SELECT * FROM blocks WHERE height = ?", (height,)).fetchone()
-        return None if row is None else StoredBlock(row[0], *(bytes(v) for v in row[1:]))
-
-    def blocks(self, start: int = 1) -> Iterator[StoredBlock]:
-        """Committed blocks from ``start`` in height order (a restored store has none below its base
-        but the block its base epoch started at)."""
-        for row in self._db.execute("SELECT * FROM blocks WHERE height >= ? ORDER BY height", (start,)):
-            yield StoredBlock(row[0], *(bytes(v) for v in row[1:]))
-
-    def block_by_hash(self, block_hash: bytes) -> StoredBlock | None:
-        """The committed block with ``block_hash``, or ``None``."""
-        row = self._db.execute("SELECT * FROM blocks WHERE hash = ?", (block_hash,)).fetchone()
-        return None if row is None else StoredBlock(row[0], *(bytes(v) for v in row[1:]))
-
-    def transactions(self, height: int) -> list[bytes]:
-        """Transactions of the block at ``height`` in order."""
-        rows = self._db.execute("SELECT tx FROM txs WHERE height = ? ORDER BY idx", (height,))
-        return [bytes(r[0]) for r in rows]
-
-    def tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
-        """``(height, index)`` of a committed transaction."""
-        row = self._db.execute("SELECT height, idx FROM txs WHERE tx_id = ?", (tx_id,)).fetchone()
-        return None if row is None else (int(row[0]), int(row[1]))
-
-    def tx_result(self, tx_id: bytes) -> bytes | None:
-        """The encoded execution result recorded with a committed transaction."""
-        row = self._db.execute("SELECT result FROM txs WHERE tx_id = ?", (tx_id,)).fetchone()
-        return None if row is None or row[0] is None else bytes(row[0])
-
-    def get_state(self, key: bytes) -> bytes | None:
-        """One state entry as of the head block."""
-        row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
-        return None if row is None else bytes(row[0])
-
-    def load_state(self) -> State:
-        """The current state (as of the head block)."""
-        return State({bytes(k): bytes(v) for k, v in self._db.execute("SELECT key, value FROM state")})
-
-    def state_items(
-        self, height: int | None = None, initial: Mapping[bytes, bytes] | None = None
-    ) -> Iterator[tuple[bytes, bytes]]:
-        """The state entries as of block ``height`` (default: the head), in key order, streamed.
-
-        Below the head, the entries changed since ``height`` are rolled back from the change
-        log; ``initial`` is the genesis state (entries no block ever wrote). Memory: the
-        entries changed after ``height``, not the state.
-
-        Raises
-        ------
-        StoreError
-            When ``height`` is above the head or below this store's base, or (restored store)
-            when an entry changed after ``height`` was last written before the base.
-        """
-        head, base = self.head_height(), self.base_height()
-        if height is None or height == head:
-            for k, v in self._db.execute("SELECT key, value FROM state ORDER BY key"):
-                yield bytes(k), bytes(v)
-            return
-        if not base <= height < head:
-            raise StoreError(f"height {height} is outside this store's blocks {base}..{head}")
-        changed = {
-            bytes(k): None
-            for (k,) in self._db.execute("SELECT DISTINCT key FROM state_log WHERE height > ?", (height,))
-        }
-        at: dict[bytes, bytes | None] = {}
-        rows = self._db.execute(
-            "SELECT key, value, MAX(height) FROM state_log WHERE height <= ? AND height > ? "
-            "AND key IN (SELECT key FROM state_log WHERE height > ?) GROUP BY key",
-            (height, base, height),
-        )
-        for k, v, _ in rows:
-            at[bytes(k)] = None if v is None else bytes(v)
-        for k in changed:
-            if k not in at:
-                if base:
-                    raise StoreError(
-                        f"the state at height {height} cannot be rebuilt: this store starts at its "
-                        f"snapshot height {base}; export its head instead"
-                    )
-                at[k] = (initial or {}).get(k)
-        kept = (
-            (bytes(k), bytes(v)) for k, v in self._db.execute("SELECT key, value FROM state ORDER BY key")
-        )
-        unchanged = ((k, v) for k, v in kept if k not in changed)
-        rolled_back = sorted((k, v) for k, v in at.items() if v is not None)
-        yield from heapq.merge(unchanged, rolled_back)
-
-    def get_meta(self, key: str) -> bytes | None:
-        """Read a value written by :meth:`LedgerStore.set_meta`."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else bytes(row[0])
-
-
-class Restore:
-    """Writes of :meth:`LedgerStore.restoring`, all in its one transaction."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-        self.entries = 0
-
-    def put_state(self, items: Iterable[tuple[bytes, bytes]]) -> None:
-        """Insert state entries (keys new to the store)."""
-        before = self._db.total_changes
-        self._db.executemany("INSERT INTO state VALUES (?, ?)", items)
-        self.entries += self._db.total_changes - before
-
-    def put_block(self, block: StoredBlock, txs: list[tuple[bytes, bytes]]) -> None:
-        """Insert a block and its ``(tx_id, tx)`` list (without execution results)."""
-        self._db.execute(
-            "INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
-            (block.height, block.hash, block.parent_hash, block.state_root, block.block, block.commit_proof),
-        )
-        self._db.executemany(
-            "INSERT INTO txs VALUES (?, ?, ?, ?, NULL)",
-            [(tx_id, block.height, i, tx) for i, (tx_id, tx) in enumerate(txs)],
-        )
-
-    def put_meta(self, key: str, value: bytes) -> None:
-        """Write a meta entry."""
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
-
-    def get_state(self, key: bytes) -> bytes | None:
-        """A state entry written so far in this restore."""
-        row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
-        return None if row is None else bytes(row[0])
-
-
-class LedgerStore(StoreReader):
+class LedgerStore:
     """The committed chain of one node.
 
     Parameters
@@ -269,8 +110,7 @@ class LedgerStore(StoreReader):
     ) -> None:
         self.path = os.fspath(path)
         try:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db = db
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -286,11 +126,21 @@ class LedgerStore(StoreReader):
             self._db.execute("COMMIT")
         elif bytes(row[0]) != genesis_hash:
             raise StoreError("this ledger store belongs to another chain (genesis hash differs)")
-        super().__init__(self._db, genesis_hash)
+        self.genesis_hash = genesis_hash
 
     def close(self) -> None:
         """Close the database."""
         self._db.close()
+
+    def head_height(self) -> int:
+        """Height of the last committed block (0 when only genesis)."""
+        row = self._db.execute("SELECT MAX(height) FROM blocks").fetchone()
+        return int(row[0]) if row[0] is not None else 0
+
+    def head_hash(self) -> bytes:
+        """Hash of the last committed block (the genesis hash when empty)."""
+        row = self._db.execute("SELECT hash FROM blocks ORDER BY height DESC LIMIT 1").fetchone()
+        return bytes(row[0]) if row else self.genesis_hash
 
     def commit_block(
         self,
@@ -353,17 +203,120 @@ class LedgerStore(StoreReader):
                     self._db.execute("ROLLBACK")
                 raise
 
+    def block(self, height: int) -> StoredBlock | None:
+        """The block at ``height``, or ``None``."""
+        row = self._db.execute("SELECT * FROM blocks WHERE height = ?", (height,)).fetchone()
+        return None if row is None else StoredBlock(row[0], *(bytes(v) for v in row[1:]))
+
+    def blocks(self, start: int = 1) -> Iterator[StoredBlock]:
+        """Committed blocks from ``start`` in height order."""
+        for row in self._db.execute("SELECT * FROM blocks WHERE height >= ? ORDER BY height", (start,)):
+            yield StoredBlock(row[0], *(bytes(v) for v in row[1:]))
+
+    def block_by_hash(self, block_hash: bytes) -> StoredBlock | None:
+        """The committed block with ``block_hash``, or ``None``."""
+        row = self._db.execute("SELECT * FROM blocks WHERE hash = ?", (block_hash,)).fetchone()
+        return None if row is None else StoredBlock(row[0], *(bytes(v) for v in row[1:]))
+
+    def transactions(self, height: int) -> list[bytes]:
+        """Transactions of the block at ``height`` in order."""
+        rows = self._db.execute("SELECT tx FROM txs WHERE height = ? ORDER BY idx", (height,))
+        return [bytes(r[0]) for r in rows]
+
+    def tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
+        """``(height, index)`` of a committed transaction."""
+        row = self._db.execute("SELECT height, idx FROM txs WHERE tx_id = ?", (tx_id,)).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    def tx_result(self, tx_id: bytes) -> bytes | None:
+        """The encoded execution result recorded with a committed transaction."""
+        row = self._db.execute("SELECT result FROM txs WHERE tx_id = ?", (tx_id,)).fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
+
+    def get_state(self, key: bytes) -> bytes | None:
+        """One state entry as of the head block."""
+        row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def load_state(self) -> State:
+        """The current state (as of the head block)."""
+        return State({bytes(k): bytes(v) for k, v in self._db.execute("SELECT key, value FROM state")})
+
     def set_meta(self, key: str, value: bytes) -> None:
         """Record a small durable value (e.g. a node's safety data)."""
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    def get_meta(self, key: str) -> bytes | None:
+        """Read a value written by :meth:`set_meta`."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    # ------------------------------------------------------------------ snapshots
+    def base_height(self) -> int:
+        """The height this store was restored at from a snapshot (0: it starts at genesis)."""
+        raw = self.get_meta(BASE_META)
+        return 0 if raw is None else int.from_bytes(raw, "big")
+
+    def pruned(self, height: int) -> bool:
+        """Whether block ``height`` is below this store's snapshot and not kept here."""
+        return 0 < height < self.base_height() and self.block(height) is None
+
+    def state_items(
+        self, height: int | None = None, initial: Mapping[bytes, bytes] | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """The state entries as of block ``height`` (default: the head), in key order, streamed.
+
+        Below the head, the entries changed since ``height`` are rolled back from the change
+        log; ``initial`` is the genesis state (entries no block ever wrote). Memory: the
+        entries changed after ``height``, not the state.
+
+        Raises
+        ------
+        StoreError
+            When ``height`` is above the head or below this store's base, or (restored store)
+            when an entry changed after ``height`` was last written before the base.
+        """
+        head, base = self.head_height(), self.base_height()
+        if height is None or height == head:
+            for k, v in self._db.execute("SELECT key, value FROM state ORDER BY key"):
+                yield bytes(k), bytes(v)
+            return
+        if not base <= height < head:
+            raise StoreError(f"height {height} is outside this store's blocks {base}..{head}")
+        changed = {
+            bytes(k): None
+            for (k,) in self._db.execute("SELECT DISTINCT key FROM state_log WHERE height > ?", (height,))
+        }
+        at: dict[bytes, bytes | None] = {}
+        rows = self._db.execute(
+            "SELECT key, value, MAX(height) FROM state_log WHERE height <= ? AND height > ? "
+            "AND key IN (SELECT key FROM state_log WHERE height > ?) GROUP BY key",
+            (height, base, height),
+        )
+        for k, v, _ in rows:
+            at[bytes(k)] = None if v is None else bytes(v)
+        for k in changed:
+            if k not in at:
+                if base:
+                    raise StoreError(
+                        f"the state at height {height} cannot be rebuilt: this store starts at its "
+                        f"snapshot height {base}; export its head instead"
+                    )
+                at[k] = (initial or {}).get(k)
+        kept = (
+            (bytes(k), bytes(v)) for k, v in self._db.execute("SELECT key, value FROM state ORDER BY key")
+        )
+        unchanged = ((k, v) for k, v in kept if k not in changed)
+        rolled_back = sorted((k, v) for k, v in at.items() if v is not None)
+        yield from heapq.merge(unchanged, rolled_back)
+
     @contextmanager
-    def reader(self) -> Iterator[StoreReader]:
+    def reader(self) -> Iterator[LedgerStore]:
         """A read-only view of the store as it is now, unaffected by later commits.
 
         It has its own connection and read transaction (SQLite's WAL lets the node keep
-        committing meanwhile); an in-memory store has no second connection and is read
-        directly.
+        committing meanwhile) and every read method of the store; an in-memory store has no
+        second connection and is read directly.
         """
         if self.path in ("", ":memory:"):
             yield self
@@ -377,7 +330,7 @@ class LedgerStore(StoreReader):
         try:
             db.execute("BEGIN")
             db.execute("SELECT COUNT(*) FROM meta").fetchone()  # the read snapshot starts here
-            yield StoreReader(db, self.genesis_hash)
+            yield _ReadView(db, self.genesis_hash, self.path)
         finally:
             db.close()
 
@@ -421,3 +374,53 @@ class LedgerStore(StoreReader):
             finally:
                 if wal:
                     self._db.execute("PRAGMA journal_mode=WAL")
+
+
+class _ReadView(LedgerStore):
+    """The read side of a :class:`LedgerStore` on another connection (:meth:`LedgerStore.reader`)."""
+
+    def __init__(self, db: sqlite3.Connection, genesis_hash: bytes, path: str) -> None:
+        self._db = db
+        self._lock = threading.Lock()
+        self.genesis_hash = genesis_hash
+        self.path = path
+
+    def commit_block(self, *args: object, **kwargs: object) -> None:
+        raise StoreError("a read view of the store does not commit blocks")
+
+    def set_meta(self, key: str, value: bytes) -> None:
+        raise StoreError("a read view of the store does not write")
+
+
+class Restore:
+    """Writes of :meth:`LedgerStore.restoring`, all in its one transaction."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self.entries = 0
+
+    def put_state(self, items: Iterable[tuple[bytes, bytes]]) -> None:
+        """Insert state entries (keys new to the store)."""
+        before = self._db.total_changes
+        self._db.executemany("INSERT INTO state VALUES (?, ?)", items)
+        self.entries += self._db.total_changes - before
+
+    def put_block(self, block: StoredBlock, txs: list[tuple[bytes, bytes]]) -> None:
+        """Insert a block and its ``(tx_id, tx)`` list (without execution results)."""
+        self._db.execute(
+            "INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
+            (block.height, block.hash, block.parent_hash, block.state_root, block.block, block.commit_proof),
+        )
+        self._db.executemany(
+            "INSERT INTO txs VALUES (?, ?, ?, ?, NULL)",
+            [(tx_id, block.height, i, tx) for i, (tx_id, tx) in enumerate(txs)],
+        )
+
+    def put_meta(self, key: str, value: bytes) -> None:
+        """Write a meta entry."""
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def get_state(self, key: bytes) -> bytes | None:
+        """A state entry written so far in this restore."""
+        row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])

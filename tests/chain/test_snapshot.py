@@ -28,11 +28,11 @@ from chain.snapshot import (
     export_snapshot,
     import_snapshot,
     import_snapshot_dir,
+    leaf_data,
     parse_chunk,
     read_snapshot,
     write_snapshot,
 )
-from chain.state import leaf_data
 from chain.store import LedgerStore
 from chain.types import Role
 

@@ -164,4 +164,6 @@ def test_restoring_is_all_or_nothing_and_needs_an_empty_store(tmp_path) -> None:
     with s.reader() as view:
         s.commit_block(**_block(7, _block(6, b"")["block_hash"]))
         assert view.head_height() == 6  # a reader sees the store as it was
+        with pytest.raises(StoreError, match="read view"):
+            view.set_meta("x", b"1")
     assert s.head_height() == 7
