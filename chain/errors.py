@@ -107,3 +107,32 @@ class KeyFileError(CryptoError):
 class WrongKindError(KeyFileError):
     """A sealed file holds another kind of secret than the one asked for (e.g. an auditor
     key given where an SM2 private key is expected)."""
+
+
+# --------------------------------------------------------------------------- networking
+class NetError(ChainError):
+    """Root of every error raised by :mod:`chain.net`: the peer connection is unusable.
+
+    Every subclass means the connection has been (or must be) closed; a node reconnects
+    rather than trying to resynchronise a damaged stream.
+    """
+
+
+class HandshakeError(NetError):
+    """The secure handshake failed: malformed, truncated or forged messages, another
+    chain or genesis, an unknown protocol version, or a timeout."""
+
+
+class PeerRefused(NetError):
+    """A peer is not admitted: its certificate is not issued by the consortium root, is
+    not a node certificate, or ``check_peer`` refused it (or the peer refused us)."""
+
+
+class RecordError(NetError):
+    """A record after the handshake is oversized, tampered, replayed, reordered, cut short
+    or names an unknown channel."""
+
+
+class ConnectionClosed(NetError):
+    """The connection is closed: the peer closed it at a record boundary, or it was
+    closed locally (after :meth:`~chain.net.SecureConnection.close` or an error)."""
