@@ -153,7 +153,7 @@ def up_cmd(
     ] = procs.NODE_MODULE,
     grace_s: Annotated[
         float, typer.Option(help="Seconds after which a node that exited is reported as failed.")
-    ] = 1.0,
+    ] = 2.0,
 ) -> None:
     """Start the nodes in the background (output in <node>/data/node.log, pid in data/node.pid)."""
     entries = _entries(net_dir, node)
