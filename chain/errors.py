@@ -63,6 +63,27 @@ class LocalNetError(ChainError):
     """The in-process network could not reach the requested state in time."""
 
 
+class ConfigError(ChainError):
+    """A node configuration file (``node.toml``) is unreadable or wrong.
+
+    The message names the file, the ``[section]`` and the key (each when known) and says
+    what was wrong, e.g. ``net/node-0/node.toml: [p2p] listen[1]: port 70000 is outside
+    1-65535``; :attr:`path`, :attr:`section` and :attr:`key` hold the parts.
+    """
+
+    def __init__(self, path: str, section: str | None, key: str | None, problem: str) -> None:
+        where = path
+        if section is not None:
+            where += f": [{section}]"
+        if key is not None:
+            where += f" {key}" if section is not None else f": {key}"
+        super().__init__(f"{where}: {problem}")
+        self.path = path
+        self.section = section
+        self.key = key
+        self.problem = problem
+
+
 # --------------------------------------------------------------------------- national crypto
 class CryptoError(ChainError):
     """Root of every error raised by :mod:`chain.crypto`."""

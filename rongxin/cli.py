@@ -37,7 +37,7 @@ app.add_typer(crypto_app, name="crypto")
 
 def _mount() -> None:
     """Sub-commands of the other packages (imported here so ``rongxin --help`` lists them)."""
-    from rongxin import cli_datasets, cli_ledger, cli_query, cli_works, cli_zkp
+    from rongxin import cli_chain, cli_datasets, cli_ledger, cli_query, cli_works, cli_zkp
 
     app.add_typer(cli_datasets.app, name="datasets", help="Build benchmark corpora and attack sets.")
 
@@ -46,6 +46,7 @@ def _mount() -> None:
     app.add_typer(cli_query.app, name="query", help="Regulators' encrypted cross-agency queries.")
     app.add_typer(cli_zkp.app, name="transfer", help="Confidential copyright transfers: auditor tools.")
     app.add_typer(cli_ledger.app, name="ledger", help="Checkpoints and receipts from a node's store.")
+    app.add_typer(cli_chain.app, name="chain", help="Create a consortium network and run its nodes.")
 
 
 def _public_key(spec: str) -> crypto.PublicKey:
