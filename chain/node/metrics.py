@@ -19,6 +19,7 @@ metric                                                   meaning
 ``rongxin_consensus_missed_proposals_total{validator}``  rounds a leader's block did not commit
 ``rongxin_consensus_bad_messages_total``                 malformed or misrouted messages refused
 ``rongxin_mempool_size`` / ``_size_bytes``               transactions waiting and their bytes
+``rongxin_mempool_max_txs``                              the pool's capacity
 ``rongxin_mempool_refused_txs_total``                    gossiped transactions refused
 ``rongxin_p2p_peers``                                    connected peers
 ``rongxin_p2p_peer_send_bytes_total{peer,ch}``           bytes sent per peer and channel
@@ -41,6 +42,7 @@ from prometheus_client.registry import Collector
 
 from chain.consensus.core import Committed
 from chain.crypto import sm2
+from chain.replica import MEMPOOL_LIMIT
 
 if TYPE_CHECKING:
     from chain.node.host import NodeHost
@@ -79,6 +81,8 @@ class _HostCollector(Collector):
         if size_bytes is None:
             size_bytes = sum(len(v) for v in mp.values())
         yield gauge("mempool_size_bytes", "Bytes of the transactions in the mempool.", size_bytes)
+        cap = getattr(mp, "max_txs", None) or MEMPOOL_LIMIT
+        yield gauge("mempool_max_txs", "Capacity of the mempool in transactions.", cap)
         yield counter("mempool_refused_txs", "Gossiped transactions refused.", h.counters.txs_refused)
         peers = h.peers.peers
         yield gauge("p2p_peers", "Connected peers.", len(peers))
