@@ -1,0 +1,1 @@
+"""A ledger node as a process: its configuration, asyncio host, API service and events."""
