@@ -129,7 +129,7 @@ async def run_node(
             }
         )
     )
-    app = create_app(service, public_status=cfg.api.public_status)
+    app = create_app(service, public_status=cfg.api.public_status, public_metrics=True)
     server = _api_server(app, cfg.api.listen.host, cfg.api.listen.port)
     await host.start()
     api_task = asyncio.ensure_future(server.serve())
