@@ -167,20 +167,17 @@ async def handshake(
     ``ephemeral`` fixes the ephemeral key: a deterministic hook for test vectors only —
     a reused ephemeral key gives up forward secrecy.
     """
-    if key.public_key.to_bytes() != cert.public_key:
-        raise NetError(f"the node key does not match its certificate for {cert.subject!r}")
-    if not isinstance(genesis_hash, bytes) or len(genesis_hash) != tr.GENESIS_HASH_SIZE:
-        raise NetError(f"genesis_hash is {tr.GENESIS_HASH_SIZE} bytes")
-    if not timeout > 0:
-        raise NetError(f"the handshake timeout must be positive, got {timeout}")
-    check_max_frame(max_frame)
-    me = _Identity(key, cert, tr.encode_certificate(cert), chain_id, genesis_hash, root, check_peer)
-    eph = ephemeral if ephemeral is not None else EphemeralKey.generate()
-    hello = tr.Hello(role, chain_id, genesis_hash, eph.public_bytes)
-    hello_bytes = hello.to_bytes()  # checks the chain id before anything is sent
+    try:
+        me, hello, eph = _prepare(role, key, cert, chain_id, genesis_hash, root, check_peer, ephemeral)
+        if not timeout > 0:
+            raise NetError(f"the handshake timeout must be positive, got {timeout}")
+        check_max_frame(max_frame)
+    except BaseException:
+        writer.transport.abort()
+        raise
     try:
         async with asyncio.timeout(timeout):
-            return await _run(me, hello, hello_bytes, eph, reader, writer, max_frame)
+            return await _run(me, hello, eph, reader, writer, max_frame)
     except TimeoutError:
         writer.transport.abort()
         raise HandshakeError(f"the handshake did not complete within {timeout} s") from None
@@ -195,15 +192,37 @@ async def handshake(
         raise
 
 
+def _prepare(
+    role: int,
+    key: PrivateKey,
+    cert: Certificate,
+    chain_id: str,
+    genesis_hash: bytes,
+    root: PublicKey,
+    check_peer: CheckPeer,
+    ephemeral: EphemeralKey | None,
+) -> tuple[_Identity, tr.Hello, EphemeralKey]:
+    """Check the local arguments and build this side's identity and hello."""
+    if key.public_key.to_bytes() != cert.public_key:
+        raise NetError(f"the node key does not match its certificate for {cert.subject!r}")
+    if not isinstance(genesis_hash, bytes) or len(genesis_hash) != tr.GENESIS_HASH_SIZE:
+        raise NetError(f"genesis_hash is {tr.GENESIS_HASH_SIZE} bytes")
+    me = _Identity(key, cert, tr.encode_certificate(cert), chain_id, genesis_hash, root, check_peer)
+    eph = ephemeral if ephemeral is not None else EphemeralKey.generate()
+    hello = tr.Hello(role, chain_id, genesis_hash, eph.public_bytes)
+    hello.to_bytes()  # checks the chain id before anything is sent
+    return me, hello, eph
+
+
 async def _run(
     me: _Identity,
     hello: tr.Hello,
-    hello_bytes: bytes,
     eph: EphemeralKey,
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
     max_frame: int,
 ) -> SecureConnection:
+    hello_bytes = hello.to_bytes()
     writer.write(hello_bytes)
     await writer.drain()
     peer_hello_bytes = await _read_hello(reader)
