@@ -207,11 +207,11 @@ def _prepare(
         raise NetError(f"the node key does not match its certificate for {cert.subject!r}")
     if not isinstance(genesis_hash, bytes) or len(genesis_hash) != tr.GENESIS_HASH_SIZE:
         raise NetError(f"genesis_hash is {tr.GENESIS_HASH_SIZE} bytes")
+    if not 1 <= len(chain_id.encode("utf-8")) <= tr.MAX_CHAIN_ID_BYTES:
+        raise NetError(f"a chain id is 1 to {tr.MAX_CHAIN_ID_BYTES} bytes of UTF-8, got {chain_id!r}")
     me = _Identity(key, cert, tr.encode_certificate(cert), chain_id, genesis_hash, root, check_peer)
     eph = ephemeral if ephemeral is not None else EphemeralKey.generate()
-    hello = tr.Hello(role, chain_id, genesis_hash, eph.public_bytes)
-    hello.to_bytes()  # checks the chain id before anything is sent
-    return me, hello, eph
+    return me, tr.Hello(role, chain_id, genesis_hash, eph.public_bytes), eph
 
 
 async def _run(

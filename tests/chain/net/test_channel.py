@@ -242,15 +242,28 @@ def test_peers_that_are_not_admitted(peer: Any, reason: str) -> None:
     assert not calls  # check_peer only sees certificates that verified
 
 
-def test_own_key_must_match_own_certificate() -> None:
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"key": "other"}, "does not match its certificate"),
+        ({"chain_id": "x" * 256}, "a chain id is 1 to 255 bytes"),
+        ({"chain_id": ""}, "a chain id is 1 to 255 bytes"),
+        ({"genesis_hash": bytes(31)}, "genesis_hash is 32 bytes"),
+        ({"timeout": 0}, "timeout must be positive"),
+        ({"max_frame": 63}, "max_frame must be within"),
+    ],
+    ids=["key", "long-chain-id", "empty-chain-id", "genesis-hash", "timeout", "max-frame"],
+)
+def test_bad_local_arguments_close_the_connection(change: dict[str, Any], message: str) -> None:
     async def scenario() -> None:
         async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             writer.close()
 
         server, host, port = await serve(hang_up)
         reader, writer = await asyncio.open_connection(host, port)
-        with pytest.raises(NetError, match="does not match its certificate"):
-            await secure_connect(reader, writer, PrivateKey.generate(), A.cert, **CONSORTIUM.options())
+        key = PrivateKey.generate() if change.pop("key", None) else A.key
+        with pytest.raises(NetError, match=message):
+            await secure_connect(reader, writer, key, A.cert, **CONSORTIUM.options(**change))
         assert writer.is_closing()
         server.close()
 
