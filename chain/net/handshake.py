@@ -56,6 +56,14 @@ class _Identity:
     check_peer: CheckPeer
 
 
+@dataclass(frozen=True)
+class _Refusal:
+    """This side refused the peer (and has sent its verdict)."""
+
+    reason: str
+    records: RecordReader
+
+
 async def secure_connect(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
@@ -177,7 +185,15 @@ async def handshake(
         raise
     try:
         async with asyncio.timeout(timeout):
-            return await _run(me, hello, eph, reader, writer, max_frame)
+            outcome = await _run(me, hello, eph, reader, writer, max_frame)
+        if isinstance(outcome, SecureConnection):
+            return outcome
+        # We refused the peer and told it so.  Read its verdict too (briefly, after the
+        # deadline is over): closing with unread input would reset the connection and
+        # could destroy our verdict before the peer reads it.
+        with contextlib.suppress(NetError, OSError, TimeoutError):
+            await asyncio.wait_for(outcome.records.read(), REFUSAL_LINGER)
+        raise PeerRefused(outcome.reason)
     except TimeoutError:
         writer.transport.abort()
         raise HandshakeError(f"the handshake did not complete within {timeout} s") from None
@@ -221,7 +237,7 @@ async def _run(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
     max_frame: int,
-) -> SecureConnection:
+) -> SecureConnection | _Refusal:
     hello_bytes = hello.to_bytes()
     writer.write(hello_bytes)
     await writer.drain()
@@ -251,11 +267,7 @@ async def _run(
     await writer.drain()
     records.opener.max_frame = tr.FINISH_MAX_RECORD
     if refusal is not None:
-        # Read the peer's verdict too: closing with unread input would reset the
-        # connection and could destroy our verdict before the peer reads it.
-        with contextlib.suppress(NetError, OSError, TimeoutError):
-            await asyncio.wait_for(records.read(), REFUSAL_LINGER)
-        raise PeerRefused(refusal)
+        return _Refusal(refusal, records)
     verdict = tr.decode_finish(await _read_handshake_record(records, FINISH, "verdict"))
     if verdict is not None:
         raise PeerRefused(f"the peer {peer_cert.subject!r} refused this node: {verdict}")
@@ -265,12 +277,15 @@ async def _run(
 
 
 async def _read_hello(reader: asyncio.StreamReader) -> bytes:
+    size = tr.HELLO_HEADER_SIZE
     try:
-        header = await reader.readexactly(tr.HELLO_HEADER_SIZE)
-        return header + await reader.readexactly(tr.Hello.rest_size(header))
+        header = await reader.readexactly(size)
+        size += tr.Hello.rest_size(header)
+        return header + await reader.readexactly(size - len(header))
     except asyncio.IncompleteReadError as exc:
+        got = len(exc.partial) + (0 if size == tr.HELLO_HEADER_SIZE else tr.HELLO_HEADER_SIZE)
         raise HandshakeError(
-            f"the peer closed the connection in its hello (after {len(exc.partial)} bytes of a part)"
+            f"the peer closed the connection after {got} bytes of its hello (expected {size})"
         ) from None
 
 
