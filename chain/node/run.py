@@ -97,7 +97,7 @@ async def run_node(
 ) -> None:
     """Run the node of ``cfg`` until ``stop`` is set, or SIGTERM/SIGINT arrives."""
     from chain.api import create_app
-    from chain.node.events import EventHub
+    from chain.node.events import EventHub, validators_event
     from chain.node.service import NodeService
 
     configure_logging(cfg.node.name, cfg.node.log_level)
@@ -113,22 +113,14 @@ async def run_node(
         cfg.node.name,
         host.replica,
         submit=_async_submit(host),
+        submit_many=host.submit_many,
         net_info=lambda: {"peers": host.online_map(), "listen": [f"{h}:{p}" for h, p in host.peers.bound]},
         status_extra=lambda: _status_extra(host),
         hub=hub,
         registry=node_registry(host),
     )
     host.on_commit.append(lambda a: _publish(host, hub, a))
-    host.on_epoch.append(
-        lambda a: hub.publish(
-            {
-                "type": "validators",
-                "epoch": host.replica.epoch.epoch,
-                "height": a.block.height,
-                "validators": host.replica.epoch.node_ids(),
-            }
-        )
-    )
+    host.on_epoch.append(lambda a: hub.publish(validators_event(host.replica.epoch)))
     app = create_app(service, public_status=cfg.api.public_status, public_metrics=True)
     server = _api_server(app, cfg.api.listen.host, cfg.api.listen.port)
     await host.start()
@@ -177,45 +169,15 @@ def _status_extra(host: NodeHost) -> dict[str, Any]:
 
 
 def _publish(host: NodeHost, hub: Any, a: Any) -> None:
+    """Publish the events of a committed block (block, its transactions with results)."""
     from chain import codec
+    from chain.node.events import block_event, tx_event
 
     block = a.block
     store = host.replica.store
-    hub.publish(
-        {
-            "type": "block",
-            "height": block.height,
-            "hash": block.hash.hex(),
-            "time_ms": block.timestamp_ms,
-            "txs": len(block.payload),
-            "proposer": block.proposer,
-            "epoch": block.epoch,
-        }
-    )
+    hub.publish(block_event(block))
     executor = host.replica.app.executor
     for index, raw in enumerate(block.payload):
         tx = executor.decode(raw)
-        result_raw = store.tx_result(tx.tx_id)
-        result = codec.decode(result_raw) if result_raw is not None else None
-        hub.publish(
-            {
-                "type": "tx",
-                "tx_id": tx.tx_id.hex(),
-                "height": block.height,
-                "index": index,
-                "tx_type": tx.type,
-                "sender": tx.sender.hex(),
-                "result": _jsonable(result),
-                "payload": _jsonable(tx.payload) if tx.type == "anchor" else None,
-            }
-        )
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, bytes):
-        return v.hex()
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    return v
+        stored = store.tx_result(tx.tx_id)
+        hub.publish(tx_event(tx, block.height, index, None if stored is None else codec.decode(stored)))

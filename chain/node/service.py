@@ -51,6 +51,8 @@ from chain.types import Certificate, Transaction
 SubmitFn = Callable[[bytes], Awaitable[bytes]]
 """Admit a raw transaction to the node's mempool and gossip it; its id, or
 :class:`~chain.errors.ValidationError` with the reason it was refused."""
+SubmitManyFn = Callable[[list[bytes]], Awaitable[list[tuple[bytes | None, str | None]]]]
+"""Admit many raw transactions; for each, its id or the reason it was refused."""
 
 POLL_S = 0.25
 """How often a commit wait also looks at the store (when no event wakes it first)."""
@@ -183,6 +185,9 @@ class NodeService:
         The node's metrics (``/metrics``); the API adds ``rongxin_api_*``.
     batches : BatchIndex, optional
         Leaves of anchored batches (in memory by default).
+    submit_many : callable, optional
+        The host's batch admission (signatures verified off the event loop); without it,
+        ``submit`` is called for each transaction.
     """
 
     def __init__(
@@ -196,6 +201,7 @@ class NodeService:
         hub: EventHub | None = None,
         registry: CollectorRegistry | None = None,
         batches: BatchIndex | None = None,
+        submit_many: SubmitManyFn | None = None,
     ) -> None:
         self.name = name
         self.replica = replica
@@ -205,6 +211,7 @@ class NodeService:
         self.batches = batches if batches is not None else BatchIndex()
         self.metrics = ApiMetrics(self.registry, self.hub)
         self._submit = submit
+        self._submit_many = submit_many
         self._net_info = net_info if net_info is not None else (lambda: {"peers": []})
         self._status_extra = status_extra if status_extra is not None else dict
         self._waiters: dict[bytes, list[asyncio.Future[int]]] = {}
@@ -491,6 +498,18 @@ class NodeService:
             With the reason the transaction is refused.
         """
         return await self._submit(raw)
+
+    async def submit_many(self, raws: list[bytes]) -> list[tuple[bytes | None, str | None]]:
+        """Admit many transactions: for each, its id or the reason it was refused."""
+        if self._submit_many is not None:
+            return await self._submit_many(raws)
+        out: list[tuple[bytes | None, str | None]] = []
+        for raw in raws:
+            try:
+                out.append((await self._submit(raw), None))
+            except ValidationError as exc:
+                out.append((None, str(exc)))
+        return out
 
     async def wait_committed(self, tx_id: bytes, timeout_s: float) -> int:
         """Wait until ``tx_id`` is committed on this node; its height.
