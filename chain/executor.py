@@ -179,6 +179,19 @@ class Executor:
         if len(self._verified) > self.verified_cache:
             self._verified.popitem(last=False)
 
+    def record_verification(self, tx_id: bytes, reason: str | None) -> None:
+        """Remember the outcome of a signature check made elsewhere (the node host checks
+        batches in a worker thread): ``None`` when it verified, else why it did not."""
+        if reason is None:
+            self._forged.pop(tx_id, None)
+            self._verified[tx_id] = None
+            if len(self._verified) > self.verified_cache:
+                self._verified.popitem(last=False)
+        else:
+            self._forged[tx_id] = reason
+            if len(self._forged) > self.verified_cache:
+                self._forged.popitem(last=False)
+
     def is_verified(self, tx_id: bytes) -> bool:
         """Whether this executor verified ``tx_id``'s signature recently (and remembers it)."""
         return tx_id in self._verified

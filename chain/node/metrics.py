@@ -42,7 +42,6 @@ from prometheus_client.registry import Collector
 
 from chain.consensus.core import Committed
 from chain.crypto import sm2
-from chain.replica import MEMPOOL_LIMIT
 
 if TYPE_CHECKING:
     from chain.node.host import NodeHost
@@ -77,12 +76,8 @@ class _HostCollector(Collector):
         )
         mp = h.replica.app.mempool
         yield gauge("mempool_size", "Transactions in the mempool.", len(mp))
-        size_bytes = getattr(mp, "total_bytes", None)
-        if size_bytes is None:
-            size_bytes = sum(len(v) for v in mp.values())
-        yield gauge("mempool_size_bytes", "Bytes of the transactions in the mempool.", size_bytes)
-        cap = getattr(mp, "max_txs", None) or MEMPOOL_LIMIT
-        yield gauge("mempool_max_txs", "Capacity of the mempool in transactions.", cap)
+        yield gauge("mempool_size_bytes", "Bytes of the transactions in the mempool.", mp.total_bytes)
+        yield gauge("mempool_max_txs", "Capacity of the mempool in transactions.", mp.config.max_txs)
         yield counter("mempool_refused_txs", "Gossiped transactions refused.", h.counters.txs_refused)
         peers = h.peers.peers
         yield gauge("p2p_peers", "Connected peers.", len(peers))

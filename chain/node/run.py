@@ -26,6 +26,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from chain.contracts.base import ContractRegistry
+from chain.mempool import MempoolConfig
 from chain.node.config import NodeConfig
 from chain.node.host import NodeHost
 from chain.node.identity import load_genesis, load_identity
@@ -65,12 +66,18 @@ def build_host(
     if cfg.consensus.round_timeout_ms is not None:
         overrides["round_timeout_ms"] = cfg.consensus.round_timeout_ms
         overrides["max_round_timeout_ms"] = 8 * cfg.consensus.round_timeout_ms
+    mempool = MempoolConfig(
+        max_txs=cfg.mempool.max_txs,
+        max_bytes=cfg.mempool.max_bytes,
+        max_per_sender=cfg.mempool.max_per_sender,
+    )
     replica = Replica(
         genesis,
         cfg.node.data_dir / "ledger.db",
         key,
         registry_factory(genesis) if registry_factory is not None else None,
         overrides,
+        mempool,
     )
     return NodeHost(
         replica,

@@ -304,10 +304,9 @@ class NodeService:
         committed = next_nonce(state, cert_id)
         pending = committed
         app = self.replica.app
-        for raw in app.mempool.values():
-            tx = app.executor.decode(raw)
-            if tx.sender == cert_id and tx.nonce >= pending:
-                pending = tx.nonce + 1
+        for entry in app.mempool:
+            if entry.sender == cert_id and entry.nonce >= pending:
+                pending = entry.nonce + 1
         return {
             "cert_id": cert_id.hex(),
             "registered": cert is not None,
@@ -337,10 +336,10 @@ class NodeService:
         ``"status": "pending"`` while it waits in the mempool; ``None`` when unknown."""
         loc = self.store.tx_location(tx_id)
         if loc is None:
-            raw = self.replica.app.mempool.get(tx_id)
-            if raw is None:
+            entry = self.replica.app.mempool.get(tx_id)
+            if entry is None:
                 return None
-            return {"tx_id": tx_id.hex(), "status": "pending", "tx": tx_json(Transaction.from_bytes(raw))}
+            return {"tx_id": tx_id.hex(), "status": "pending", "tx": tx_json(Transaction.from_bytes(entry.raw))}
         height, index = loc
         raw = self.store.transactions(height)[index]
         result = self.store.tx_result(tx_id)
