@@ -391,6 +391,8 @@ class NodeHost:
         self.peers.broadcast(Channel.MEMPOOL, codec.encode(batch))
 
     def _on_gossip(self, peer: Peer, payload: bytes) -> None:
+        if not self.replica.voting:
+            return  # an observer never proposes: it leaves the checking of pending txs to validators
         try:
             batch = codec.decode(payload)
         except codec.CodecError:
