@@ -200,3 +200,17 @@ def test_websocket_auth_message_round_trip() -> None:
     headers = signed()
     assert headers_from_message(auth_message(headers)) == headers
     assert headers_from_message({"type": "auth", "cert": 5}) == {}
+
+
+def test_signing_needs_no_web_framework() -> None:
+    """A client signs requests without loading FastAPI or the HTTP client."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, chain.client, chain.api\n"
+        "from chain.api import sign_request\n"
+        "heavy = [m for m in ('fastapi', 'starlette', 'httpx', 'uvicorn') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=60)
