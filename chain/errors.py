@@ -63,6 +63,27 @@ class LocalNetError(ChainError):
     """The in-process network could not reach the requested state in time."""
 
 
+class ConfigError(ChainError):
+    """A node configuration file (``node.toml``) is unreadable or wrong.
+
+    The message names the file, the ``[section]`` and the key (each when known) and says
+    what was wrong, e.g. ``net/node-0/node.toml: [p2p] listen[1]: port 70000 is outside
+    1-65535``; :attr:`path`, :attr:`section` and :attr:`key` hold the parts.
+    """
+
+    def __init__(self, path: str, section: str | None, key: str | None, problem: str) -> None:
+        where = path
+        if section is not None:
+            where += f": [{section}]"
+        if key is not None:
+            where += f" {key}" if section is not None else f": {key}"
+        super().__init__(f"{where}: {problem}")
+        self.path = path
+        self.section = section
+        self.key = key
+        self.problem = problem
+
+
 # --------------------------------------------------------------------------- national crypto
 class CryptoError(ChainError):
     """Root of every error raised by :mod:`chain.crypto`."""
@@ -107,6 +128,35 @@ class KeyFileError(CryptoError):
 class WrongKindError(KeyFileError):
     """A sealed file holds another kind of secret than the one asked for (e.g. an auditor
     key given where an SM2 private key is expected)."""
+
+
+# --------------------------------------------------------------------------- networking
+class NetError(ChainError):
+    """Root of every error raised by :mod:`chain.net`: the peer connection is unusable.
+
+    Every subclass means the connection has been (or must be) closed; a node reconnects
+    rather than trying to resynchronise a damaged stream.
+    """
+
+
+class HandshakeError(NetError):
+    """The secure handshake failed: malformed, truncated or forged messages, another
+    chain or genesis, an unknown protocol version, or a timeout."""
+
+
+class PeerRefused(NetError):
+    """A peer is not admitted: its certificate is not issued by the consortium root, is
+    not a node certificate, or ``check_peer`` refused it (or the peer refused us)."""
+
+
+class RecordError(NetError):
+    """A record after the handshake is oversized, tampered, replayed, reordered, cut short
+    or names an unknown channel."""
+
+
+class ConnectionClosed(NetError):
+    """The connection is closed: the peer closed it at a record boundary, or it was
+    closed locally (after :meth:`~chain.net.SecureConnection.close` or an error)."""
 
 
 # --------------------------------------------------------------------------- node API and client

@@ -30,6 +30,7 @@ from chain.contracts.anchor import AnchorContract
 from chain.contracts.base import ContractRegistry, TxContext
 from chain.contracts.governance import MemberVote, NodeReady, PromoteNode, RevokeMember
 from chain.contracts.membership import AddMember, cert_key, load_certificate, revoked_from, validator_key
+from chain.crypto import PublicKey
 from chain.errors import NonceGapError as NonceGapError  # re-exported under its historical path
 from chain.state import Overlay, State
 from chain.types import Genesis, Role, Transaction, ValidationError
@@ -43,7 +44,11 @@ def next_nonce(state: State | Overlay, sender: bytes) -> int:
     return 1 if last is None else int.from_bytes(last, "big") + 1
 
 
-_SIG_CACHE = 100_000
+_SIG_CACHE = 200_000
+"""Transaction ids whose signature a node remembers (good and bad ones, each): at least
+twice the default mempool, so that a transaction verified at admission is still known when
+its block executes, even behind a full pool."""
+_DECODE_CACHE = 100_000
 
 
 @dataclass(frozen=True)
@@ -94,11 +99,17 @@ class Executor:
     'anchored'
     """
 
-    def __init__(self, genesis: Genesis, registry: ContractRegistry | None = None) -> None:
+    def __init__(
+        self, genesis: Genesis, registry: ContractRegistry | None = None, verified_cache: int = _SIG_CACHE
+    ) -> None:
         self.genesis = genesis
         self.registry = registry if registry is not None else default_registry(genesis)
+        self.verified_cache = verified_cache
         self._verified: OrderedDict[bytes, None] = OrderedDict()
+        self._forged: OrderedDict[bytes, str] = OrderedDict()
         self._decoded: OrderedDict[bytes, Transaction] = OrderedDict()
+        self.verifications = 0
+        """SM2 transaction-signature verifications this executor ran (for metrics)."""
 
     def decode(self, raw: bytes) -> Transaction:
         """``Transaction.from_bytes`` with a bounded cache (a node decodes each tx several times)."""
@@ -106,7 +117,7 @@ class Executor:
         if tx is None:
             tx = Transaction.from_bytes(raw)
             self._decoded[raw] = tx
-            if len(self._decoded) > _SIG_CACHE:
+            if len(self._decoded) > _DECODE_CACHE:
                 self._decoded.popitem(last=False)
         return tx
 
@@ -136,10 +147,7 @@ class Executor:
             raise NonceGapError(f"nonce {tx.nonce} is ahead of the sender's next nonce {expected}", expected)
         tx_id = tx.tx_id
         if tx_id not in self._verified:
-            tx.verify_signature(cert.key(), self.genesis.chain_id)
-            self._verified[tx_id] = None
-            if len(self._verified) > _SIG_CACHE:
-                self._verified.popitem(last=False)
+            self._verify(tx, cert.key())
         contract = self.registry.get(tx.type)
         if not set(cert.roles) & contract.permitted_roles:
             raise ValidationError(
@@ -151,6 +159,29 @@ class Executor:
         result = contract.apply(state, ctx, tx.payload)
         state.set(NONCE + tx.sender, tx.nonce.to_bytes(8, "big"))
         return result
+
+    def _verify(self, tx: Transaction, key: PublicKey) -> None:
+        """Check ``tx``'s signature once: the outcome, good or bad, is remembered by id (the id
+        fixes the bytes, the sender's certificate and so its key; the chain id is this one's)."""
+        tx_id = tx.tx_id
+        reason = self._forged.get(tx_id)
+        if reason is not None:
+            raise ValidationError(reason)
+        self.verifications += 1
+        try:
+            tx.verify_signature(key, self.genesis.chain_id)
+        except ValidationError as exc:
+            self._forged[tx_id] = str(exc)
+            if len(self._forged) > self.verified_cache:
+                self._forged.popitem(last=False)
+            raise
+        self._verified[tx_id] = None
+        if len(self._verified) > self.verified_cache:
+            self._verified.popitem(last=False)
+
+    def is_verified(self, tx_id: bytes) -> bool:
+        """Whether this executor verified ``tx_id``'s signature recently (and remembers it)."""
+        return tx_id in self._verified
 
     def execute(
         self,

@@ -76,7 +76,9 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 """Largest request body (``POST /txs``), refused before it is read in full."""
 MAX_BATCH_BODY_BYTES = 8 * 1024 * 1024
-"""Largest body of ``POST /anchors/batches`` (65 536 digests in hex)."""
+"""Largest body of ``POST /anchors/batches`` (65 536 digests in hex) and ``POST /txs/batch``."""
+MAX_TX_BATCH = 10_000
+"""Most transactions in one ``POST /txs/batch``."""
 MAX_COMMIT_WAIT_S = 120.0
 """Longest ``timeout_s`` of ``POST /txs`` in ``commit`` mode."""
 DEFAULT_COMMIT_WAIT_S = 30.0
@@ -552,6 +554,52 @@ async def submit(request: Request) -> Response:
     return JSONResponse(_committed(service, tx_id))
 
 
+@router.post(
+    "/txs/batch",
+    tags=["chain"],
+    dependencies=[Depends(member)],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["txs"],
+                        "properties": {
+                            "txs": {
+                                "type": "array",
+                                "items": {"type": "string"},
+                                "description": f"signed transactions, hex (at most {MAX_TX_BATCH})",
+                            }
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def submit_batch(request: Request) -> dict[str, Any]:
+    """Admit many signed transactions at once (checked as in ``sync`` mode; signatures are
+    verified off the event loop). Returns each one's id, and the refused ones with reasons."""
+    doc = await json_body(request)
+    txs = doc.get("txs")
+    if set(doc) != {"txs"} or not isinstance(txs, list) or not all(isinstance(t, str) for t in txs):
+        raise _fail(400, "the body is {'txs': [hex, ...]}")
+    if not 1 <= len(txs) <= MAX_TX_BATCH:
+        raise _fail(400, f"a batch holds 1 to {MAX_TX_BATCH} transactions, not {len(txs)}")
+    raws = []
+    for i, t in enumerate(txs):
+        try:
+            raws.append(bytes.fromhex(t))
+        except ValueError:
+            raise _fail(400, f"transaction {i} is not hex") from None
+    results = await api_of(request.app).service.submit_many(raws)
+    accepted = [tx_id.hex() if tx_id is not None else None for tx_id, _ in results]
+    refused = [{"index": i, "reason": reason} for i, (_, reason) in enumerate(results) if reason is not None]
+    return {"accepted": sum(1 for a in accepted if a), "tx_ids": accepted, "refused": refused}
+
+
 # --------------------------------------------------------------------------- the app
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
@@ -649,6 +697,10 @@ def create_app(
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
-    app.add_middleware(BodyLimit, default=max_body_bytes, limits={"/anchors/batches": MAX_BATCH_BODY_BYTES})
+    app.add_middleware(
+        BodyLimit,
+        default=max_body_bytes,
+        limits={"/anchors/batches": MAX_BATCH_BODY_BYTES, "/txs/batch": MAX_BATCH_BODY_BYTES},
+    )
     app.add_middleware(RequestMetrics, service=service)
     return app

@@ -406,6 +406,21 @@ class NodeClient(_Base):
             raise ClientError("the node answered another transaction id")
         return tx_id
 
+    def submit_batch(self, txs: Sequence[bytes]) -> list[tuple[bytes | None, str | None]]:
+        """Submit many signed transactions in one request (admitted as in ``sync`` mode);
+        for each, its id or the node's reason for refusing it."""
+        doc = self.request("POST", "/txs/batch", {"txs": [t.hex() for t in txs]})
+        ids = doc.get("tx_ids")
+        if not isinstance(ids, list) or len(ids) != len(txs):
+            raise ClientError("the node's answer to a batch does not list every transaction")
+        reasons = {
+            r.get("index"): str(r.get("reason")) for r in doc.get("refused", []) if isinstance(r, dict)
+        }
+        return [
+            (None if t is None else hex_bytes(t, "transaction id", 32), reasons.get(i))
+            for i, t in enumerate(ids)
+        ]
+
     def send(self, type: str, payload: dict[str, Any], timeout_s: float = 30.0) -> dict[str, Any]:
         """Sign a transaction of this member (next nonce), submit it and wait for its commit;
         the node's answer (``tx_id``, ``height``, ``index``, ``result``)."""

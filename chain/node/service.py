@@ -51,6 +51,8 @@ from chain.types import Certificate, Transaction
 SubmitFn = Callable[[bytes], Awaitable[bytes]]
 """Admit a raw transaction to the node's mempool and gossip it; its id, or
 :class:`~chain.errors.ValidationError` with the reason it was refused."""
+SubmitManyFn = Callable[[list[bytes]], Awaitable[list[tuple[bytes | None, str | None]]]]
+"""Admit many raw transactions; for each, its id or the reason it was refused."""
 
 POLL_S = 0.25
 """How often a commit wait also looks at the store (when no event wakes it first)."""
@@ -183,6 +185,9 @@ class NodeService:
         The node's metrics (``/metrics``); the API adds ``rongxin_api_*``.
     batches : BatchIndex, optional
         Leaves of anchored batches (in memory by default).
+    submit_many : callable, optional
+        The host's batch admission (signatures verified off the event loop); without it,
+        ``submit`` is called for each transaction.
     """
 
     def __init__(
@@ -196,6 +201,7 @@ class NodeService:
         hub: EventHub | None = None,
         registry: CollectorRegistry | None = None,
         batches: BatchIndex | None = None,
+        submit_many: SubmitManyFn | None = None,
     ) -> None:
         self.name = name
         self.replica = replica
@@ -205,6 +211,7 @@ class NodeService:
         self.batches = batches if batches is not None else BatchIndex()
         self.metrics = ApiMetrics(self.registry, self.hub)
         self._submit = submit
+        self._submit_many = submit_many
         self._net_info = net_info if net_info is not None else (lambda: {"peers": []})
         self._status_extra = status_extra if status_extra is not None else dict
         self._waiters: dict[bytes, list[asyncio.Future[int]]] = {}
@@ -289,18 +296,18 @@ class NodeService:
         """A member's certificate summary and nonces.
 
         ``next_nonce`` is what the committed state expects next; ``pending_nonce`` also
-        counts the member's transactions waiting in this node's mempool (what a client
-        that lost track of its nonce should use).
+        counts the member's transactions waiting in this node's mempool in an unbroken run
+        from it (what a client that lost track of its nonce should use).
         """
         state = self.replica.app.state
         cert = self.certificate(cert_id)
         committed = next_nonce(state, cert_id)
         pending = committed
-        app = self.replica.app
-        for raw in app.mempool.values():
-            tx = app.executor.decode(raw)
-            if tx.sender == cert_id and tx.nonce >= pending:
-                pending = tx.nonce + 1
+        mempool = self.replica.app.mempool
+        if mempool.pending(cert_id):
+            waiting = {entry.nonce for entry in mempool if entry.sender == cert_id}
+            while pending in waiting:
+                pending += 1
         return {
             "cert_id": cert_id.hex(),
             "registered": cert is not None,
@@ -330,10 +337,14 @@ class NodeService:
         ``"status": "pending"`` while it waits in the mempool; ``None`` when unknown."""
         loc = self.store.tx_location(tx_id)
         if loc is None:
-            raw = self.replica.app.mempool.get(tx_id)
-            if raw is None:
+            entry = self.replica.app.mempool.get(tx_id)
+            if entry is None:
                 return None
-            return {"tx_id": tx_id.hex(), "status": "pending", "tx": tx_json(Transaction.from_bytes(raw))}
+            return {
+                "tx_id": tx_id.hex(),
+                "status": "pending",
+                "tx": tx_json(Transaction.from_bytes(entry.raw)),
+            }
         height, index = loc
         raw = self.store.transactions(height)[index]
         result = self.store.tx_result(tx_id)
@@ -491,6 +502,18 @@ class NodeService:
             With the reason the transaction is refused.
         """
         return await self._submit(raw)
+
+    async def submit_many(self, raws: list[bytes]) -> list[tuple[bytes | None, str | None]]:
+        """Admit many transactions: for each, its id or the reason it was refused."""
+        if self._submit_many is not None:
+            return await self._submit_many(raws)
+        out: list[tuple[bytes | None, str | None]] = []
+        for raw in raws:
+            try:
+                out.append((await self._submit(raw), None))
+            except ValidationError as exc:
+                out.append((None, str(exc)))
+        return out
 
     async def wait_committed(self, tx_id: bytes, timeout_s: float) -> int:
         """Wait until ``tx_id`` is committed on this node; its height.
