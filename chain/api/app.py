@@ -22,6 +22,7 @@ Endpoints (``/docs`` shows them with their schemas; ``/openapi.json`` is the doc
 ``GET /checkpoint``                a recent header with its QC, for offline verifiers
 ``GET /metrics``                   Prometheus exposition of the node's registry
 ``POST /txs``                      submit ``{"tx": hex, "mode": "async"|"sync"|"commit"}``
+``POST /txs/batch``                admit many transactions at once ``{"txs": [hex, ...]}``
 ``WS /events``                     subscribe to committed blocks, transactions, validators
 =================================  ===========================================================
 

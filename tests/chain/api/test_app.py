@@ -391,3 +391,20 @@ def test_submit_validation_error_from_the_host(fresh: Node) -> None:
     with TestClient(create_app(node.service)) as c:
         response = submit(c, node, node.anchor_tx(b"\x0e" * 32), mode="sync")
     assert response.status_code == 400 and response.json()["error"] == "the mempool is full; retry later"
+
+
+def test_batch_admission(client: TestClient, node: Node) -> None:
+    good = [node.anchor_tx(bytes([0x30 + i]) * 32) for i in range(3)]
+    bad = node.unsent_tx(b"\x40" * 32, colour=1)
+    doc = post(client, node, "/txs/batch", {"txs": [t.to_bytes().hex() for t in [*good, bad]]}).json()
+    assert doc["accepted"] == 3
+    assert doc["tx_ids"] == [t.tx_id.hex() for t in good] + [None]
+    assert doc["refused"][0]["index"] == 3 and "unknown payload fields" in doc["refused"][0]["reason"]
+    for body, message in [
+        ({"txs": []}, "a batch holds 1 to"),
+        ({"txs": ["zz"]}, "transaction 0 is not hex"),
+        ({"txs": "00"}, "the body is"),
+        ({"txs": ["00"], "more": 1}, "the body is"),
+    ]:
+        response = post(client, node, "/txs/batch", body)
+        assert response.status_code == 400 and message in response.json()["error"]
