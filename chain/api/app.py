@@ -22,6 +22,7 @@ Endpoints (``/docs`` shows them with their schemas; ``/openapi.json`` is the doc
 ``GET /checkpoint``                a recent header with its QC, for offline verifiers
 ``GET /metrics``                   Prometheus exposition of the node's registry
 ``POST /txs``                      submit ``{"tx": hex, "mode": "async"|"sync"|"commit"}``
+``POST /txs/batch``                admit many transactions at once ``{"txs": [hex, ...]}``
 ``WS /events``                     subscribe to committed blocks, transactions, validators
 =================================  ===========================================================
 
@@ -65,7 +66,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chain import codec
 from chain.api.auth import WINDOW_MS, ReplayCache, verify_request
-from chain.errors import AuthError, ChainError, CommitTimeout, ReceiptError, ValidationError
+from chain.errors import AuthError, CommitTimeout, ReceiptError, ValidationError
 from chain.node.events import to_json
 from chain.node.service import NodeService, receipt_json
 from chain.receipt import header_hash
@@ -475,8 +476,13 @@ def _parse_submission(doc: dict[str, Any]) -> tuple[bytes, str, float]:
 
 
 def _log_refusal(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.info("queued transaction refused: %s", task.exception())
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if isinstance(exc, ValidationError):
+        log.info("queued transaction refused: %s", exc)
+    elif exc is not None:
+        log.error("queued transaction failed", exc_info=exc)
 
 
 @router.post(
@@ -609,10 +615,6 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": f"bad request: {where}: {first.get('msg', 'invalid')}"}, status_code=400)
 
 
-async def _chain_error(request: Request, exc: Exception) -> Response:
-    return JSONResponse({"error": str(exc)}, status_code=400)
-
-
 async def _internal_error(request: Request, exc: Exception) -> Response:
     log.exception("API request failed", exc_info=exc)
     return JSONResponse({"error": "internal error; the node's log has the details"}, status_code=500)
@@ -695,7 +697,6 @@ def create_app(
     app.include_router(ws_router)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(ChainError, _chain_error)
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(
         BodyLimit,

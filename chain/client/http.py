@@ -8,7 +8,9 @@ the node is unreachable. A refusal carries the node's own reason (``ClientError.
 and HTTP status.
 
 The client tracks its member's nonce: it asks the node once (``GET /accounts/{cert_id}``,
-counting the node's mempool) and counts up; after a refusal it asks again. Receipts are
+counting the node's mempool) and counts up; after a refusal it asks again, and a
+transaction refused only for its nonce (another client of the same member took it) is
+signed again once with the node's count. Receipts are
 verified against the genesis before they are returned, and answers are read up to
 :data:`~chain.client.common.MAX_RESPONSE_BYTES`: the node is not trusted.
 
@@ -56,6 +58,17 @@ MAX_EVENT_BYTES = 1024 * 1024
 """Largest event message a client accepts from a node."""
 
 Event = dict[str, Any]
+
+
+def _stale_nonce(exc: ClientError) -> bool:
+    """Whether the node refused a transaction only for its nonce (another client of the
+    same member used it, or one of ours was refused): signing again with the node's
+    count is safe, since the refused transaction was not admitted."""
+    return (
+        exc.status == 400
+        and "nonce" in exc.reason
+        and ("already used" in exc.reason or "ahead" in exc.reason)
+    )
 
 
 class _Base:
@@ -411,14 +424,17 @@ class NodeClient(_Base):
     def send(self, type: str, payload: dict[str, Any], timeout_s: float = 30.0) -> dict[str, Any]:
         """Sign a transaction of this member (next nonce), submit it and wait for its commit;
         the node's answer (``tx_id``, ``height``, ``index``, ``result``)."""
-        tx = self._tx(type, payload, self._next_nonce())
-        try:
-            return self.request(
-                "POST", "/txs", {"tx": tx.to_bytes().hex(), "mode": "commit", "timeout_s": timeout_s}
-            )
-        except ClientError:
-            self._forget_nonce()
-            raise
+        for attempt in range(2):
+            tx = self._tx(type, payload, self._next_nonce())
+            try:
+                return self.request(
+                    "POST", "/txs", {"tx": tx.to_bytes().hex(), "mode": "commit", "timeout_s": timeout_s}
+                )
+            except ClientError as exc:
+                self._forget_nonce()
+                if attempt or not _stale_nonce(exc):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def anchor(self, digest: bytes, kind: str, meta: bytes | None = None) -> Receipt:
         """Anchor ``digest`` and wait for the commit; the verified receipt (the original one
@@ -610,14 +626,17 @@ class AsyncNodeClient(_Base):
 
     async def send(self, type: str, payload: dict[str, Any], timeout_s: float = 30.0) -> dict[str, Any]:
         """See :meth:`NodeClient.send`."""
-        tx = self._tx(type, payload, await self._next_nonce())
-        try:
-            return await self.request(
-                "POST", "/txs", {"tx": tx.to_bytes().hex(), "mode": "commit", "timeout_s": timeout_s}
-            )
-        except ClientError:
-            self._nonce = None
-            raise
+        for attempt in range(2):
+            tx = self._tx(type, payload, await self._next_nonce())
+            try:
+                return await self.request(
+                    "POST", "/txs", {"tx": tx.to_bytes().hex(), "mode": "commit", "timeout_s": timeout_s}
+                )
+            except ClientError as exc:
+                self._nonce = None
+                if attempt or not _stale_nonce(exc):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def anchor(self, digest: bytes, kind: str, meta: bytes | None = None) -> Receipt:
         """See :meth:`NodeClient.anchor`."""

@@ -36,6 +36,8 @@ MAX_LEAVES = 1_000_000
 """Digests an in-memory index keeps (about 100 MB), all batches together."""
 MAX_BATCH_LEAVES = 65_536
 """Most digests one published batch may hold."""
+TREE_CACHE = 8
+"""Batch trees kept built (a lookup in another batch rebuilds its tree)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class BatchIndex:
         self._batches: OrderedDict[bytes, tuple[bytes, ...]] = OrderedDict()
         self._where: dict[bytes, tuple[bytes, int]] = {}
         self._size = 0
+        self._trees: OrderedDict[bytes, MerkleTree] = OrderedDict()
 
     def __len__(self) -> int:
         return self._size
@@ -96,6 +99,7 @@ class BatchIndex:
 
     def _drop_oldest(self) -> None:
         old_root, old = self._batches.popitem(last=False)
+        self._trees.pop(old_root, None)
         self._size -= len(old)
         for d in old:
             if self._where.get(d, (b"", 0))[0] == old_root:
@@ -107,6 +111,12 @@ class BatchIndex:
         if where is None:
             return None
         root, index = where
-        leaves = self._batches[root]
-        path = MerkleTree.from_entries(list(leaves)).inclusion_proof(index)
-        return BatchMembership(root, index, len(leaves), path)
+        tree = self._trees.get(root)
+        if tree is None:
+            tree = MerkleTree.from_entries(list(self._batches[root]))
+            self._trees[root] = tree
+            while len(self._trees) > TREE_CACHE:
+                self._trees.popitem(last=False)
+        else:
+            self._trees.move_to_end(root)
+        return BatchMembership(root, index, tree.size, tree.inclusion_proof(index))

@@ -296,17 +296,18 @@ class NodeService:
         """A member's certificate summary and nonces.
 
         ``next_nonce`` is what the committed state expects next; ``pending_nonce`` also
-        counts the member's transactions waiting in this node's mempool (what a client
-        that lost track of its nonce should use).
+        counts the member's transactions waiting in this node's mempool in an unbroken run
+        from it (what a client that lost track of its nonce should use).
         """
         state = self.replica.app.state
         cert = self.certificate(cert_id)
         committed = next_nonce(state, cert_id)
         pending = committed
-        app = self.replica.app
-        for entry in app.mempool:
-            if entry.sender == cert_id and entry.nonce >= pending:
-                pending = entry.nonce + 1
+        mempool = self.replica.app.mempool
+        if mempool.pending(cert_id):
+            waiting = {entry.nonce for entry in mempool if entry.sender == cert_id}
+            while pending in waiting:
+                pending += 1
         return {
             "cert_id": cert_id.hex(),
             "registered": cert is not None,
@@ -339,7 +340,11 @@ class NodeService:
             entry = self.replica.app.mempool.get(tx_id)
             if entry is None:
                 return None
-            return {"tx_id": tx_id.hex(), "status": "pending", "tx": tx_json(Transaction.from_bytes(entry.raw))}
+            return {
+                "tx_id": tx_id.hex(),
+                "status": "pending",
+                "tx": tx_json(Transaction.from_bytes(entry.raw)),
+            }
         height, index = loc
         raw = self.store.transactions(height)[index]
         result = self.store.tx_result(tx_id)
