@@ -41,5 +41,6 @@ def run_cmd(
 
 async def _run(cfg: object) -> None:
     from chain.node.run import run_node
+    from rongxin.contracts import node_registry
 
-    await run_node(cfg)  # type: ignore[arg-type]
+    await run_node(cfg, node_registry)  # type: ignore[arg-type]
