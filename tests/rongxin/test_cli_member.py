@@ -172,3 +172,34 @@ def test_sigkilled_node_catches_up_after_restart(net: Path) -> None:
             break
         assert time.monotonic() < deadline, f"node-3 did not catch up: {h}"
         time.sleep(0.2)
+
+
+def test_node_add_promote_remove(net: Path) -> None:
+    pwfile = net.parent / "pw"
+    added = _run("node", "add", "node-9", "--net", str(net), "--password-file", str(pwfile))
+    assert added.exit_code == 0, added.output
+    assert "registered at height" in _flat(added.output)
+    again = _run("node", "add", "node-9", "--net", str(net), "--password-file", str(pwfile))
+    assert again.exit_code == 1 and "already exists" in _flat(again.output)
+    up = _run("chain", "up", str(net), "--node", "node-9")
+    assert up.exit_code == 0, up.output
+    entry = {e.name: e for e in procs.discover(net)}["node-9"]
+    deadline = time.monotonic() + 30
+    while not procs.probe([entry])[0].online:
+        assert time.monotonic() < deadline, "node-9 did not start"
+        time.sleep(0.2)
+    before = procs.probe([entry])[0]
+    assert before.voting is False  # registered, but an observer until promoted
+    promoted = _run("node", "promote", "node-9", "--net", str(net), "--password-file", str(pwfile))
+    assert promoted.exit_code == 0, promoted.output
+    assert procs.probe([entry])[0].voting is True
+    client = str(net / "supervisor" / "client.toml")
+    r = _run("anchor", os.urandom(32).hex(), "--client", client, "--out-dir", str(net / "r"))
+    assert r.exit_code == 0, r.output
+    removed = _run("node", "remove", "node-9", "--net", str(net), "--password-file", str(pwfile))
+    assert removed.exit_code == 0, removed.output
+    assert procs.running_pid(entry.config) is None
+    r = _run("anchor", os.urandom(32).hex(), "--client", client, "--out-dir", str(net / "r"))
+    assert r.exit_code == 0, r.output  # the remaining four keep committing
+    missing = _run("node", "promote", "node-77", "--net", str(net), "--password-file", str(pwfile))
+    assert missing.exit_code == 1 and "no node node-77" in _flat(missing.output)
