@@ -15,6 +15,7 @@ What the package holds today:
   consensus to the executor;
 * :mod:`chain.receipt` — receipts (transaction, inclusion proof, header, quorum
   certificates) and checkpoints, verifiable offline against the genesis;
+* :mod:`chain.node` — a node's configuration file (``node.toml``) and identity on disk;
 * :mod:`chain.localnet` — a whole consortium in one process (:class:`LocalConsortium`):
   the demo, the tests and the benchmarks run on it. Nodes do not talk over a network yet.
 

@@ -74,6 +74,27 @@ class SnapshotError(ChainError):
         self.detail = message
 
 
+class ConfigError(ChainError):
+    """A node configuration file (``node.toml``) is unreadable or wrong.
+
+    The message names the file, the ``[section]`` and the key (each when known) and says
+    what was wrong, e.g. ``net/node-0/node.toml: [p2p] listen[1]: port 70000 is outside
+    1-65535``; :attr:`path`, :attr:`section` and :attr:`key` hold the parts.
+    """
+
+    def __init__(self, path: str, section: str | None, key: str | None, problem: str) -> None:
+        where = path
+        if section is not None:
+            where += f": [{section}]"
+        if key is not None:
+            where += f" {key}" if section is not None else f": {key}"
+        super().__init__(f"{where}: {problem}")
+        self.path = path
+        self.section = section
+        self.key = key
+        self.problem = problem
+
+
 # --------------------------------------------------------------------------- national crypto
 class CryptoError(ChainError):
     """Root of every error raised by :mod:`chain.crypto`."""
@@ -118,3 +139,70 @@ class KeyFileError(CryptoError):
 class WrongKindError(KeyFileError):
     """A sealed file holds another kind of secret than the one asked for (e.g. an auditor
     key given where an SM2 private key is expected)."""
+
+
+# --------------------------------------------------------------------------- networking
+class NetError(ChainError):
+    """Root of every error raised by :mod:`chain.net`: the peer connection is unusable.
+
+    Every subclass means the connection has been (or must be) closed; a node reconnects
+    rather than trying to resynchronise a damaged stream.
+    """
+
+
+class HandshakeError(NetError):
+    """The secure handshake failed: malformed, truncated or forged messages, another
+    chain or genesis, an unknown protocol version, or a timeout."""
+
+
+class PeerRefused(NetError):
+    """A peer is not admitted: its certificate is not issued by the consortium root, is
+    not a node certificate, or ``check_peer`` refused it (or the peer refused us)."""
+
+
+class RecordError(NetError):
+    """A record after the handshake is oversized, tampered, replayed, reordered, cut short
+    or names an unknown channel."""
+
+
+class ConnectionClosed(NetError):
+    """The connection is closed: the peer closed it at a record boundary, or it was
+    closed locally (after :meth:`~chain.net.SecureConnection.close` or an error)."""
+
+
+# --------------------------------------------------------------------------- node API and client
+class AuthError(ChainError):
+    """A signed API request was refused: missing, malformed, stale, replayed or forged
+    (``status`` 401), or signed by a certificate that may not read (``status`` 403)."""
+
+    def __init__(self, message: str, status: int = 401) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class SubscriptionError(ChainError):
+    """An event subscription was refused (bad kinds or filter, too many subscriptions), or
+    ended because its client fell behind: ``resume_height`` is where to resubscribe from."""
+
+    def __init__(self, message: str, resume_height: int | None = None) -> None:
+        super().__init__(message)
+        self.resume_height = resume_height
+
+
+class CommitTimeout(ChainError):
+    """A transaction was not committed in the time allowed; it may still commit later."""
+
+    def __init__(self, message: str, tx_id: bytes = b"") -> None:
+        super().__init__(message)
+        self.tx_id = tx_id
+
+
+class ClientError(ChainError):
+    """A node refused a client's request, answered something unverifiable, or could not be
+    reached. ``status`` is the HTTP status (0 when no answer came) and ``reason`` the node's
+    own words (its ``{"error": ...}``) or what the client found wrong."""
+
+    def __init__(self, reason: str, status: int = 0) -> None:
+        super().__init__(f"{reason} (HTTP {status})" if status else reason)
+        self.reason = reason
+        self.status = status

@@ -3,9 +3,11 @@ consortium ledger.
 
 What it holds today: the ``rongxin`` command line (:func:`main`; ``rongxin --help``:
 ``demo``, ``verify`` for receipts, ``crypto``, ``works``, ``query``, ``transfer``,
-``ledger`` and ``datasets`` commands) and the end-to-end demo (:func:`run_demo`, behind
-``make demo``), which runs a whole consortium in one process. There is no HTTP API, web UI
-or deployment configuration file yet.
+``ledger``, ``chain`` and ``datasets`` commands; also ``python -m rongxin``), the operator
+tooling behind ``rongxin chain init|up|down|status`` (:mod:`rongxin.ops`: a network
+directory with keys, genesis, one ``node.toml`` per node, scripts and monitoring files)
+and the end-to-end demo (:func:`run_demo`, behind ``make demo``), which runs a whole
+consortium in one process. There is no web UI yet.
 
 Examples
 --------

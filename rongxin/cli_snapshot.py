@@ -1,4 +1,4 @@
-"""``rongxin snapshot …``: state-sync snapshots of a node's ledger store.
+"""``rongxin chain snapshot …``: state-sync snapshots of a node's ledger store.
 
 * ``export --db ledger.db --genesis genesis.cbor --out snap/ [--height H]`` — the state at
   the node's head (or at committed height ``H``) as a manifest and ≤ 4 MiB chunks in the
@@ -7,8 +7,8 @@
   snapshot against the genesis (commit proof, epochs, state root) and create the new
   database ``new.db`` from it; a node started on it block-syncs from the snapshot's height.
 
-:data:`snapshot_app` is mounted by ``rongxin.cli`` as ``rongxin snapshot``; once the
-``rongxin chain`` command group exists it belongs under it (``rongxin chain snapshot``).
+:data:`snapshot_app` is mounted by ``rongxin.cli`` under the ``chain`` command group
+(``cli_chain.app.add_typer(snapshot_app, name="snapshot")``).
 """
 
 from __future__ import annotations

@@ -266,3 +266,37 @@ class PKey:
             return out.raw[: n.value]
         finally:
             _lib.EVP_PKEY_CTX_free(ctx)
+
+
+def point_mul(point: bytes, scalar: bytes) -> bytes | None:
+    """Return ``scalar * P`` for the SM2 point ``P`` (any encoding), uncompressed.
+
+    OpenSSL multiplies a single point with its constant-time Montgomery ladder.  Returns
+    ``None`` when ``point`` is not a valid point on the curve, is the point at infinity,
+    or the product is the point at infinity.
+    """
+    p = _lib.EC_POINT_new(_GROUP)
+    r = _lib.EC_POINT_new(_GROUP)
+    bn = _lib.BN_bin2bn(scalar, len(scalar), None)
+    try:
+        if not p or not r or not bn:
+            raise BackendError(f"OpenSSL allocation failed: {openssl_error()}")
+        if _lib.EC_POINT_oct2point(_GROUP, p, point, len(point), None) != 1:
+            clear_errors()
+            return None
+        if _lib.EC_POINT_is_at_infinity(_GROUP, p) or _lib.EC_POINT_is_on_curve(_GROUP, p, None) != 1:
+            clear_errors()
+            return None
+        if _lib.EC_POINT_mul(_GROUP, r, None, p, bn, None) != 1:
+            raise BackendError(f"EC_POINT_mul failed: {openssl_error()}")
+        if _lib.EC_POINT_is_at_infinity(_GROUP, r):
+            return None
+        out = ctypes.create_string_buffer(65)
+        n = _lib.EC_POINT_point2oct(_GROUP, r, _POINT_CONVERSION_UNCOMPRESSED, out, 65, None)
+        if n != 65:
+            raise BackendError(f"EC_POINT_point2oct failed: {openssl_error()}")
+        return out.raw
+    finally:
+        _lib.BN_clear_free(bn)
+        _lib.EC_POINT_free(p)
+        _lib.EC_POINT_free(r)

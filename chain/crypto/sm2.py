@@ -83,6 +83,13 @@ _OID_EC_PUBLIC_KEY: Final = _der.tlv(_der.OID, bytes.fromhex("2a8648ce3d0201"))
 _OID_SM2: Final = _der.tlv(_der.OID, bytes.fromhex("2a811ccf5501822d"))
 _ALGORITHM: Final = _der.sequence(_OID_EC_PUBLIC_KEY, _OID_SM2)
 
+_VERIFICATIONS = [0]
+
+
+def verifications() -> int:
+    """SM2 signature verifications done by this process (a metric; not thread-exact)."""
+    return _VERIFICATIONS[0]
+
 
 def _check_user_id(user_id: bytes) -> bytes:
     if isinstance(user_id, str):
@@ -328,6 +335,7 @@ class PublicKey:
         if not isinstance(e, (bytes, bytearray)) or len(e) != 32:
             raise CryptoError("the SM2 digest e is 32 bytes")
         der = signature_to_der(signature)
+        _VERIFICATIONS[0] += 1
         if not self._pkey.verify_digest(bytes(e), der):
             raise InvalidSignature("SM2 signature does not match this message, key and user ID")
 

@@ -1,0 +1,518 @@
+"""The asyncio host of a replica: the consensus core's actions become network sends and
+timers on the wall clock.
+
+:class:`NodeHost` owns one :class:`~chain.replica.Replica` and one
+:class:`~chain.net.peers.PeerManager`. Everything that touches the replica runs on the
+event loop's thread, one handler at a time, exactly as the pure core expects:
+
+* consensus messages (proposals, votes, timeouts, evidence) travel on the ``CONSENSUS``
+  channel, block-sync requests and responses on ``BLOCK_SYNC``; the sender of a message is
+  the authenticated certificate of the connection, never a field of the message;
+* ``SetTimer`` actions become ``loop.call_later`` handles keyed by timer id;
+* transactions admitted locally (API, CLI) are gossiped to every peer in batches on the
+  ``MEMPOOL`` channel; transactions received by gossip are admitted but not relayed
+  (the consortium is a full mesh of persistent peers);
+* a heartbeat every second on ``HEARTBEAT`` carries height and round; the reply gives the
+  link's latency. Together they make the online-node map, and a node that hears of
+  heights above its own asks those peers for blocks by itself (block sync needs no
+  restart);
+* after every commit, peers whose certificate was revoked or expired are disconnected,
+  and commit listeners (the API's event hub, metrics) are told.
+
+Examples
+--------
+Tests and ``rongxin node run`` build hosts; see :mod:`chain.node.run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from chain import codec
+from chain.consensus.core import Action, Broadcast, Committed, EpochEnded, Send, SetTimer
+from chain.consensus.messages import (
+    ConsensusError,
+    SyncRequest,
+    SyncResponse,
+    decode_message,
+    encode_message,
+)
+from chain.contracts.membership import load_certificate, revoked_from
+from chain.crypto import PrivateKey, PublicKey
+from chain.errors import ChainError
+from chain.net import Channel, PeerRefused
+from chain.net.peers import Peer, PeerManager
+from chain.replica import Replica, node_id
+from chain.types import NODE_ROLES, Certificate, Transaction, ValidationError
+
+log = logging.getLogger("rongxin.node")
+
+GOSSIP_FLUSH_S = 0.005
+"""Transactions admitted locally are gossiped in batches at most this long after admission."""
+
+GOSSIP_BATCH_BYTES = 1 << 20
+"""A gossip batch is sent as soon as it holds this many bytes."""
+
+HEARTBEAT_S = 1.0
+SYNC_AHEAD = 2
+"""A peer this many blocks ahead of the node makes it ask for blocks."""
+
+MAX_GOSSIP_TXS = 20_000
+"""Transactions in one received gossip batch beyond this are ignored."""
+
+
+@dataclass
+class HostCounters:
+    """Counters the metrics and the API read."""
+
+    messages_in: int = 0
+    bad_messages: int = 0
+    txs_gossiped_in: int = 0
+    txs_refused: int = 0
+    sync_requests: int = 0
+    commits: int = 0
+    txs_committed: int = 0
+
+
+class NodeHost:
+    """Run a replica over the network (see the module docstring).
+
+    Parameters
+    ----------
+    replica : Replica
+        The node's ledger and consensus core (opened on its SQLite store).
+    key, cert : PrivateKey, Certificate
+        The node's identity; ``cert`` must be a node certificate of the consortium.
+    name : str
+        The operator's name for the node (logs, status).
+    listen, persistent_peers : sequence of (host, port)
+        P2P addresses to accept on and to keep connections to.
+    clock_offset_ms : int
+        Added to the wall clock (tests of clock skew); 0 in production.
+    """
+
+    def __init__(
+        self,
+        replica: Replica,
+        key: PrivateKey,
+        cert: Certificate,
+        *,
+        name: str,
+        listen: Sequence[tuple[str, int]],
+        persistent_peers: Sequence[tuple[str, int]],
+        clock_offset_ms: int = 0,
+        max_frame: int = 16 * 1024 * 1024 + 64,
+        handshake_timeout: float = 10.0,
+    ) -> None:
+        if key.public_key.to_bytes() != cert.key().to_bytes():
+            raise ValidationError("the node key does not match the node certificate")
+        self.replica = replica
+        self.key = key
+        self.cert = cert
+        self.name = name
+        self.genesis = replica.genesis
+        self.clock_offset_ms = clock_offset_ms
+        self.counters = HostCounters()
+        self.on_commit: list[Callable[[Committed], None]] = []
+        self.on_epoch: list[Callable[[EpochEnded], None]] = []
+        self.peers = PeerManager(
+            key,
+            cert,
+            chain_id=self.genesis.chain_id,
+            genesis_hash=self.genesis.hash,
+            root=self.genesis.root_key(),
+            check_peer=self.check_peer,
+            listen=listen,
+            persistent_peers=persistent_peers,
+            on_frame=self._on_frame,
+            on_connect=self._on_connect,
+            max_frame=max_frame,
+            handshake_timeout=handshake_timeout,
+        )
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._verify_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sm2-verify")
+        self._admission = asyncio.Lock()
+        self._inbound: asyncio.Queue[list[bytes]] = asyncio.Queue(maxsize=256)
+        self._gossip: list[bytes] = []
+        self._gossip_bytes = 0
+        self._gossip_handle: asyncio.TimerHandle | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_sync_ask = 0.0
+        self._sync_turn = 0
+        self.started_at = 0.0
+        self.running = False
+        self.missed: dict[str, int] = {}
+        """Rounds whose leader's block did not commit, per validator (since start)."""
+        self._last_round: int | None = None
+
+    # ------------------------------------------------------------------ time
+    def now_ms(self) -> int:
+        """The node's clock in milliseconds since the epoch (wall clock plus offset)."""
+        return int(time.time() * 1000) + self.clock_offset_ms
+
+    @property
+    def my_id(self) -> str:
+        """This node's consensus id when it votes (its certificate id, hex)."""
+        return node_id(self.cert.cert_id)
+
+    # ------------------------------------------------------------------ admission of peers
+    def check_peer(self, cert: Certificate) -> None:
+        """Refuse a peer that is not a current node of the consortium.
+
+        The certificate must be registered on chain (in the genesis or by ``member.add``),
+        carry a node role, be valid now and not be revoked at the next height.
+        """
+        state = self.replica.app.state
+        stored = load_certificate(state, cert.cert_id)
+        if stored is None or stored.to_dict() != cert.to_dict():
+            raise PeerRefused(f"{cert.subject!r} is not a registered node of this consortium")
+        if not NODE_ROLES & set(cert.roles):
+            raise PeerRefused(f"{cert.subject!r} is a member certificate, not a node's")
+        rev = revoked_from(state, cert.cert_id)
+        if rev is not None and rev <= self.replica.store.head_height() + 1:
+            raise PeerRefused(f"{cert.subject!r} was revoked from height {rev}")
+        if not cert.valid_at(self.now_ms()):
+            raise PeerRefused(f"{cert.subject!r}'s certificate is not valid now")
+
+    def _recheck_peers(self) -> None:
+        for peer in list(self.peers.peers.values()):
+            try:
+                self.check_peer(peer.cert)
+            except PeerRefused as exc:
+                self.peers.spawn(self.peers.disconnect(peer.node_id, str(exc)))
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Listen, dial the peers and start consensus."""
+        self.started_at = time.time()
+        self.running = True
+        await self.peers.start()
+        self._handle(self.replica.start(self.now_ms()))
+        self._tasks.append(asyncio.ensure_future(self._heartbeat_loop()))
+        self._tasks.append(asyncio.ensure_future(self._gossip_worker()))
+        log.info(
+            "node %s started at height %d as %s",
+            self.name,
+            self.replica.store.head_height(),
+            "consensus node" if self.replica.voting else "observer",
+        )
+
+    async def stop(self) -> None:
+        """Stop consensus, close every connection; the replica's store stays open."""
+        if not self.running:
+            return
+        self.running = False
+        for h in self._timers.values():
+            h.cancel()
+        self._timers.clear()
+        if self._gossip_handle is not None:
+            self._gossip_handle.cancel()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        await self.peers.stop()
+        self._verify_pool.shutdown(wait=False, cancel_futures=True)
+        log.info("node %s stopped at height %d", self.name, self.replica.store.head_height())
+
+    # ------------------------------------------------------------------ actions
+    def _channel_of(self, msg: object) -> Channel:
+        return Channel.BLOCK_SYNC if isinstance(msg, (SyncRequest, SyncResponse)) else Channel.CONSENSUS
+
+    def _handle(self, actions: list[Action]) -> None:
+        pending = list(actions)
+        while pending:
+            a = pending.pop(0)
+            if isinstance(a, Send):
+                if a.to != self.replica.node_id:
+                    self.peers.send(a.to, self._channel_of(a.msg), encode_message(a.msg))
+            elif isinstance(a, Broadcast):
+                self.peers.broadcast(self._channel_of(a.msg), encode_message(a.msg))
+            elif isinstance(a, SetTimer):
+                self._set_timer(a.timer_id, a.at_ms)
+            elif isinstance(a, Committed):
+                self._committed(a)
+            elif isinstance(a, EpochEnded):
+                for h in self._timers.values():
+                    h.cancel()
+                self._timers.clear()
+                for cb in self.on_epoch:
+                    cb(a)
+                log.info("epoch %d ended at height %d", self.replica.core.epoch, a.block.height)
+                pending.extend(self.replica.next_epoch(self.now_ms()))
+                self._recheck_peers()
+
+    def _set_timer(self, timer_id: str, at_ms: int) -> None:
+        old = self._timers.pop(timer_id, None)
+        if old is not None:
+            old.cancel()
+        delay = max(0.0, (at_ms - self.now_ms()) / 1000)
+        loop = asyncio.get_running_loop()
+        self._timers[timer_id] = loop.call_later(delay, self._fire, timer_id)
+
+    def _fire(self, timer_id: str) -> None:
+        self._timers.pop(timer_id, None)
+        if not self.running:
+            return
+        self._run(lambda: self.replica.core.on_timer(timer_id, self.now_ms()))
+
+    def _run(self, step: Callable[[], list[Action]]) -> None:
+        try:
+            actions = step()
+        except (ChainError, ValueError, TypeError) as exc:  # a bug or a store failure: say so, go on
+            log.exception("consensus step failed: %s", exc)
+            return
+        self._handle(actions)
+
+    def _committed(self, a: Committed) -> None:
+        self.counters.commits += 1
+        self.counters.txs_committed += len(a.block.payload)
+        core = self.replica.core
+        last = self._last_round
+        if last is not None and last < a.block.round and a.block.epoch == core.epoch:
+            for r in range(max(last + 1, a.block.round - 1000), a.block.round):
+                leader = core.leader(r)
+                self.missed[leader] = self.missed.get(leader, 0) + 1
+        self._last_round = a.block.round
+        for cb in self.on_commit:
+            try:
+                cb(a)
+            except Exception:  # a listener must not stop consensus
+                log.exception("commit listener failed")
+        self._recheck_peers()
+
+    # ------------------------------------------------------------------ frames
+    def _on_connect(self, peer: Peer) -> None:
+        # catch up from a peer as soon as it is there (the core asked before it connected)
+        req = SyncRequest(self.replica.core.committed.height + 1)
+        peer.send(Channel.BLOCK_SYNC, encode_message(req))
+        peer.send(Channel.HEARTBEAT, self._heartbeat())
+
+    def _on_frame(self, peer: Peer, channel: int, payload: bytes) -> None:
+        if channel in (Channel.CONSENSUS, Channel.BLOCK_SYNC):
+            self._on_consensus(peer, channel, payload)
+        elif channel == Channel.MEMPOOL:
+            self._on_gossip(peer, payload)
+        elif channel == Channel.HEARTBEAT:
+            self._on_heartbeat(peer, payload)
+        else:
+            self.counters.bad_messages += 1
+
+    def _on_consensus(self, peer: Peer, channel: int, payload: bytes) -> None:
+        self.counters.messages_in += 1
+        try:
+            msg = decode_message(payload)
+        except (ConsensusError, ChainError, ValueError) as exc:
+            self.counters.bad_messages += 1
+            log.debug("bad consensus message from %s: %s", peer.stats.subject, exc)
+            return
+        if (channel == Channel.BLOCK_SYNC) != isinstance(msg, (SyncRequest, SyncResponse)):
+            self.counters.bad_messages += 1
+            return
+        if isinstance(msg, SyncRequest):
+            self.counters.sync_requests += 1
+        sender = peer.node_id
+        self._run(lambda: self.replica.core.on_message(sender, msg, self.now_ms()))
+
+    # ------------------------------------------------------------------ mempool
+    def submit(self, raw: bytes) -> bytes:
+        """Admit a transaction to this node's mempool and gossip it; its id.
+
+        Raises
+        ------
+        ValidationError
+            With the reason the transaction cannot be included.
+        """
+        tx_id = self.replica.app.submit(raw)
+        self._queue_gossip(raw)
+        return tx_id
+
+    async def submit_many(self, raws: Sequence[bytes]) -> list[tuple[bytes | None, str | None]]:
+        """Admit many transactions (signatures checked in a worker thread, so consensus
+        goes on meanwhile) and gossip the admitted ones; each one's id or refusal."""
+        async with self._admission:
+            await self._preverify(raws)
+            out: list[tuple[bytes | None, str | None]] = []
+            for raw in raws:
+                try:
+                    out.append((self.submit(raw), None))
+                except ValidationError as exc:
+                    out.append((None, str(exc)))
+            return out
+
+    async def _preverify(self, raws: Sequence[bytes]) -> None:
+        """Verify the SM2 signatures of ``raws`` off the event loop (the OpenSSL calls
+        release the GIL) and tell the executor the outcomes, so admission does not verify."""
+        app = self.replica.app
+        executor = app.executor
+        jobs: list[tuple[Transaction, PublicKey]] = []
+        for raw in raws:
+            try:
+                tx = executor.decode(raw)
+            except ValidationError:
+                continue  # admission says why
+            if executor.is_verified(tx.tx_id):
+                continue
+            cert = load_certificate(app.state, tx.sender)
+            if cert is not None:
+                jobs.append((tx, cert.key()))
+        if not jobs:
+            return
+        chain_id = self.genesis.chain_id
+        outcomes = await asyncio.get_running_loop().run_in_executor(
+            self._verify_pool, _verify_all, jobs, chain_id
+        )
+        for (tx, _), reason in zip(jobs, outcomes, strict=True):
+            executor.record_verification(tx.tx_id, reason)
+
+    def _queue_gossip(self, raw: bytes) -> None:
+        self._gossip.append(raw)
+        self._gossip_bytes += len(raw)
+        if self._gossip_bytes >= GOSSIP_BATCH_BYTES:
+            self._flush_gossip()
+        elif self._gossip_handle is None:
+            self._gossip_handle = asyncio.get_running_loop().call_later(GOSSIP_FLUSH_S, self._flush_gossip)
+
+    def _flush_gossip(self) -> None:
+        if self._gossip_handle is not None:
+            self._gossip_handle.cancel()
+            self._gossip_handle = None
+        if not self._gossip:
+            return
+        batch, self._gossip, self._gossip_bytes = self._gossip, [], 0
+        self.peers.broadcast(Channel.MEMPOOL, codec.encode(batch))
+
+    def _on_gossip(self, peer: Peer, payload: bytes) -> None:
+        if not self.replica.voting:
+            return  # an observer never proposes: it leaves the checking of pending txs to validators
+        try:
+            batch = codec.decode(payload)
+        except codec.CodecError:
+            self.counters.bad_messages += 1
+            return
+        if not isinstance(batch, list) or not all(isinstance(b, bytes) for b in batch):
+            self.counters.bad_messages += 1
+            return
+        try:
+            self._inbound.put_nowait(batch[:MAX_GOSSIP_TXS])
+        except asyncio.QueueFull:
+            self.counters.txs_refused += len(batch)  # the pool is far behind: the sender retries
+
+    async def _gossip_worker(self) -> None:
+        """Admit gossiped batches in arrival order, verifying signatures off the loop."""
+        app = self.replica.app
+        while True:
+            batch = await self._inbound.get()
+            async with self._admission:
+                await self._preverify(batch)
+                for raw in batch:
+                    self.counters.txs_gossiped_in += 1
+                    try:
+                        app.submit(raw)
+                    except ValidationError:
+                        self.counters.txs_refused += 1
+
+    # ------------------------------------------------------------------ heartbeats
+    def _heartbeat(self) -> bytes:
+        core = self.replica.core
+        return codec.encode({"h": core.committed.height, "r": core.round, "t": self.now_ms()})
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            self.peers.broadcast(Channel.HEARTBEAT, self._heartbeat())
+            self._maybe_sync()
+
+    def _on_heartbeat(self, peer: Peer, payload: bytes) -> None:
+        try:
+            doc = codec.decode(payload)
+        except codec.CodecError:
+            self.counters.bad_messages += 1
+            return
+        if not isinstance(doc, dict):
+            self.counters.bad_messages += 1
+            return
+        if set(doc) == {"h", "r", "t"} and all(isinstance(v, int) for v in doc.values()):
+            peer.stats.height, peer.stats.round = doc["h"], doc["r"]
+            peer.send(Channel.HEARTBEAT, codec.encode({"echo": doc["t"]}))
+            if doc["h"] >= self.replica.core.committed.height + SYNC_AHEAD:
+                self._maybe_sync()
+        elif set(doc) == {"echo"} and isinstance(doc["echo"], int):
+            rtt = self.now_ms() - doc["echo"]
+            if 0 <= rtt < 600_000:
+                peer.stats.latency_ms = float(rtt)
+        else:
+            self.counters.bad_messages += 1
+
+    def _maybe_sync(self) -> None:
+        """Ask peers that are ahead for committed blocks (at most twice a second)."""
+        mine = self.replica.core.committed.height
+        ahead = sorted(
+            (p for p in self.peers.peers.values() if p.stats.height >= mine + SYNC_AHEAD),
+            key=lambda p: p.node_id,
+        )
+        now = time.monotonic()
+        if not ahead or now - self._last_sync_ask < 0.5:
+            return
+        self._last_sync_ask = now
+        self._sync_turn += 1
+        # two different peers each time: a single lying or slow peer cannot hold the node back
+        for i in range(min(2, len(ahead))):
+            peer = ahead[(self._sync_turn + i) % len(ahead)]
+            peer.send(Channel.BLOCK_SYNC, encode_message(SyncRequest(mine + 1)))
+
+    # ------------------------------------------------------------------ introspection
+    def online_map(self) -> list[dict[str, Any]]:
+        """Every node of the consortium this node knows of, with its link state."""
+        rows: dict[str, dict[str, Any]] = {}
+        state = self.replica.app.state
+        for c in self.replica.epoch.validators:
+            rows[c.cert_id.hex()] = {
+                "node_id": c.cert_id.hex(),
+                "subject": c.subject,
+                "role": "consensus",
+                "connected": False,
+            }
+        now = time.monotonic()
+        for nid, p in self.peers.peers.items():
+            row = rows.setdefault(nid, {"node_id": nid, "subject": p.stats.subject, "role": "observer"})
+            row.update(
+                connected=True,
+                address=p.stats.address,
+                direction="out" if p.stats.outbound else "in",
+                last_heard_s=round(now - p.stats.last_heard, 3),
+                height=p.stats.height,
+                round=p.stats.round,
+                latency_ms=p.stats.latency_ms,
+                dropped=p.stats.dropped,
+            )
+        me = rows.setdefault(self.my_id, {"node_id": self.my_id, "subject": self.cert.subject})
+        me.update(
+            connected=True,
+            self=True,
+            role="consensus" if self.replica.voting else "observer",
+            height=self.replica.core.committed.height,
+            round=self.replica.core.round,
+        )
+        del state
+        return sorted(rows.values(), key=lambda r: r["node_id"])
+
+
+def _verify_all(jobs: Sequence[tuple[Transaction, PublicKey]], chain_id: str) -> list[str | None]:
+    """Check each transaction's signature (in a worker thread): ``None`` or the reason."""
+    out: list[str | None] = []
+    for tx, key in jobs:
+        try:
+            tx.verify_signature(key, chain_id)
+            out.append(None)
+        except ChainError as exc:
+            out.append(str(exc))
+    return out
