@@ -127,6 +127,7 @@ FRONT_DOORS: dict[str, dict[str, str]] = {
         "Decision": "privacy.policy",
         "Deployment": "privacy.config",
         "ExecutorAnchor": "privacy.audit",
+        "LedgerAnchor": "privacy.audit",
         "Filter": "privacy.spec",
         "KeyValidationError": "privacy.errors",
         "LocalAgencyClient": "privacy.config",
