@@ -348,16 +348,24 @@ class StoreTable:
         return [(bytes(k), bytes(leaf)) for k, leaf in rows.fetchall()]
 
     def buckets(self) -> Iterator[tuple[int, list[bytes]]]:
-        cursor = self._db.execute("SELECT bucket, leaf FROM state ORDER BY bucket, key")
+        """Every non-empty bucket's leaf hashes, each recomputed from its entry and checked
+        against the stored one (a damaged row is found when the state is loaded)."""
+        cursor = self._db.execute("SELECT bucket, key, value, leaf FROM state ORDER BY bucket, key")
         current = -1
         leaves: list[bytes] = []
         while rows := cursor.fetchmany(4096):
-            for bucket, leaf in rows:
+            for bucket, key, value, stored in rows:
+                leaf = entry_leaf(bytes(key), bytes(value))
+                if leaf != stored or bucket != bucket_of(key):
+                    raise StoreError(
+                        f"the store's state is damaged: the entry at key {bytes(key)!r} does not match "
+                        "its stored bucket and hash; start the node on a new store and sync it"
+                    )
                 if bucket != current:
                     if leaves:
                         yield current, leaves
                     current, leaves = bucket, []
-                leaves.append(bytes(leaf))
+                leaves.append(leaf)
         if leaves:
             yield current, leaves
 
