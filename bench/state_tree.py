@@ -38,6 +38,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
+from bisect import bisect_left, insort
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -46,7 +48,7 @@ from chain.contracts.anchor import anchor_key
 from chain.crypto.sm3 import sm3
 from chain.merkle import merkle_root
 from chain.state import Overlay, State
-from chain.state_tree import bucket_of, commitment_of
+from chain.state_tree import EMPTY_DIGEST, bucket_of, commitment_of, entry_leaf
 from chain.store import LedgerStore, state_row
 
 GENESIS = b"\x00" * 32
@@ -104,6 +106,69 @@ def old_commit_root(entries: dict[bytes, bytes], changes: dict[bytes, bytes | No
     after = dict(entries)
     after.update({k: v for k, v in changes.items() if v is not None})
     return statistics.median(timed(lambda: old_root(after))[0] for _ in range(reps))
+
+
+# --------------------------------------------------------------------------- alternative
+
+
+class SparseTree:
+    """The alternative measured with ``--smt``: a sparse Merkle tree on the bits of
+    ``SM3(key)``, paths compressed (a subtree holding one entry is that entry's leaf), every
+    interior node cached in memory, a batch of changes rehashing the union of their paths."""
+
+    def __init__(self, entries: dict[bytes, bytes]) -> None:
+        items = sorted((sm3(k), entry_leaf(k, v)) for k, v in entries.items())
+        self.hkeys = [h for h, _ in items]
+        self.leaves = dict(items)
+        self.cache: dict[tuple[int, int], bytes] = {}
+        self.root = self._hash(0, 0, 0, len(self.hkeys))
+
+    def _hash(self, depth: int, prefix: int, lo: int, hi: int) -> bytes:
+        if hi - lo <= 1:
+            return EMPTY_DIGEST if hi == lo else self.leaves[self.hkeys[lo]]
+        got = self.cache.get((depth, prefix))
+        if got is not None:
+            return got
+        right = (((prefix << 1) | 1) << (255 - depth)).to_bytes(32, "big")
+        mid = bisect_left(self.hkeys, right, lo, hi)
+        left_hash = self._hash(depth + 1, prefix << 1, lo, mid)
+        h = sm3(b"\x01" + left_hash + self._hash(depth + 1, (prefix << 1) | 1, mid, hi))
+        self.cache[(depth, prefix)] = h
+        return h
+
+    def apply(self, changes: dict[bytes, bytes | None]) -> None:
+        for k, v in changes.items():
+            hk = sm3(k)
+            n = int.from_bytes(hk, "big")
+            for d in range(256):  # drop the cached nodes on the key's path
+                if self.cache.pop((d, n >> (256 - d)), None) is None and d > 32:
+                    break
+            if v is None:
+                if self.leaves.pop(hk, None) is not None:
+                    del self.hkeys[bisect_left(self.hkeys, hk)]
+            else:
+                if hk not in self.leaves:
+                    insort(self.hkeys, hk)
+                self.leaves[hk] = entry_leaf(k, v)
+        self.root = self._hash(0, 0, 0, len(self.hkeys))
+
+
+def run_sparse(n: int, blocks: int) -> dict[str, float]:
+    """Per-block update and memory (``tracemalloc``) of :class:`SparseTree` at ``n`` entries."""
+    entries = dict(anchor_entries(n, seed=n))
+    tracemalloc.start()
+    tree = SparseTree(entries)
+    memory = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    times = [
+        timed(lambda h=h: tree.apply(block_changes(h, seed=10_000_000 + h)))[0] for h in range(1, blocks + 1)
+    ]
+    return {
+        "n": n,
+        "update": statistics.median(times),
+        "bytes_per_entry": memory / n,
+        "nodes": len(tree.cache),
+    }
 
 
 # --------------------------------------------------------------------------- helpers
@@ -187,11 +252,10 @@ def run_size(n: int, blocks: int, old_reps: int, workdir: Path, from_scratch: bo
     out["db_mb"] = os.path.getsize(path) / 1e6
     store.close()
     if from_scratch:
-        out["stream_key"] = timed(lambda: commitment_of(sorted(entries.items())))[0]
-        by_bucket = sorted(entries.items(), key=lambda kv: (bucket_of(kv[0]), kv[0]))
-        out["stream_bucket"] = timed(lambda: commitment_of(by_bucket))[0]
-        del by_bucket
-        out["old_full"] = timed(lambda: old_root(entries))[0]
+        in_key_order = sorted(entries.items())
+        out["stream_key"] = timed(lambda: commitment_of(in_key_order))[0]
+        in_key_order.sort(key=lambda kv: (bucket_of(kv[0]), kv[0]))
+        out["stream_bucket"] = timed(lambda: commitment_of(in_key_order))[0]
     return out
 
 
@@ -265,7 +329,7 @@ def main() -> None:
             )
         top = results[-1]
         print(f"\nfrom scratch at {top['n']:,.0f} entries:")
-        print(f"- old root over all entries: {top['old_full']:.2f} s")
+        print(f"- old root over all entries (the old root after a commit): {top['old_commit']:.2f} s")
         print(
             f"- commitment_of, key order: {top['stream_key']:.2f} s; "
             f"the store's bucket order: {top['stream_bucket']:.2f} s"
@@ -274,6 +338,15 @@ def main() -> None:
             f"- store filled in bucket order: {top['store_fill']:.2f} s ({top['db_mb']:.0f} MB file); "
             f"opened (load_state, leaves checked): {top['store_open']:.2f} s"
         )
+        if ARGS.smt:
+            print("\nalternative, sparse Merkle tree in memory (per block: changes applied and root):")
+            for n in [x for x in sizes if x <= 100_000]:
+                r = run_sparse(n, ARGS.blocks)
+                print(
+                    f"- {n:,} entries: {ms(r['update'])} ms per block, "
+                    f"{r['bytes_per_entry']:.0f} B per entry in memory besides the entries "
+                    f"({r['nodes']:,.0f} interior nodes)"
+                )
         base, loaded, after, peak = rss_of(Path(d) / f"state-{top['n']:.0f}.db")
         print(
             f"- resident memory (fresh process): {base:.0f} MB after importing a node's modules, "
@@ -291,6 +364,7 @@ if __name__ == "__main__":
     ap.add_argument("--quick", action="store_true", help="2 blocks per size, the old roots once")
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--blocks", type=int, default=None)
+    ap.add_argument("--smt", action="store_true", help="also measure a sparse Merkle tree (up to 100k)")
     ARGS = ap.parse_args()
     if ARGS.blocks is None:
         ARGS.blocks = 2 if ARGS.quick else 5

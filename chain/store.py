@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -312,9 +313,12 @@ class StoreTable:
     """The :class:`~chain.state.StateTable` of a store's committed state (see
     :meth:`LedgerStore.load_state`).
 
-    Reads go to SQLite. :meth:`write` writes nothing: :meth:`LedgerStore.commit_block`
-    has already committed the rows with their block; it checks that the changes are the
-    next block's (or the last one's, when already taken) and moves on to that height.
+    Reads go to SQLite through a bounded LRU cache of recent keys, present or absent (a
+    transaction reads its sender's certificate and revocation four times each, and its new
+    anchor's key three times, between admission and commit). :meth:`write` writes no
+    row: :meth:`LedgerStore.commit_block` has already committed them with their block; it
+    checks that the changes are the next block's (or the last one's, when already taken),
+    refreshes the cache and moves on to that height.
 
     Parameters
     ----------
@@ -324,14 +328,25 @@ class StoreTable:
         The height whose state the table stands for (the store's head when made).
     """
 
+    CACHE_ENTRIES = 16384
+
     def __init__(self, store: LedgerStore, height: int) -> None:
         self._store = store
         self._db = store._db
         self.height = height
+        self._cache: OrderedDict[bytes, bytes | None] = OrderedDict()
 
     def get(self, key: bytes) -> bytes | None:
+        cache = self._cache
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
         row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
-        return None if row is None else bytes(row[0])
+        value = None if row is None else bytes(row[0])
+        cache[key] = value
+        if len(cache) > self.CACHE_ENTRIES:
+            cache.popitem(last=False)
+        return value
 
     def items_with_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         end = prefix_end(prefix)
@@ -374,6 +389,10 @@ class StoreTable:
         head = store.head_height()
         if self.height < head and dict(changes) == store.state_changes(self.height + 1):
             self.height += 1
+            cache = self._cache
+            for key, value in changes.items():
+                if key in cache:
+                    cache[key] = value
             return
         if self.height == head and dict(changes) == store.state_changes(head):
             return  # already taken (load_state caught the state up first)

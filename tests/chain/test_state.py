@@ -161,10 +161,12 @@ def test_store_state_follows_committed_blocks(tmp_path: Path) -> None:
     for n in (1, 10, 200):
         changes = _changes(rnd, entries, n)
         expected = state.root_with(changes)
+        assert all(state.get(k) == entries.get(k) for k in changes)  # now cached, some absent
         c.commit(changes)
         state.apply(changes)  # what LedgerApp.on_commit does after the store commits
         entries = _apply(entries, changes)
         assert state.root == expected == state_root(entries)
+        assert all(state.get(k) == entries.get(k) for k in changes)
         assert c.store.load_state() is state
     assert list(state.items_with_prefix(b"k/")) == sorted(entries.items())
     assert state.get(b"absent") is None and len(state.table) == len(entries)
