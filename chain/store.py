@@ -127,6 +127,9 @@ class LedgerStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
+            # 16 MB of pages: the interior pages of a million-entry state table and its key
+            # index stay cached, so a block's random row writes read fewer pages
+            self._db.execute("PRAGMA cache_size=-16384")
             self._db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open ledger store {os.fspath(path)!r}: {exc}") from None
