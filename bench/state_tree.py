@@ -338,6 +338,12 @@ def main() -> None:
             f"- store filled in bucket order: {top['store_fill']:.2f} s ({top['db_mb']:.0f} MB file); "
             f"opened (load_state, leaves checked): {top['store_open']:.2f} s"
         )
+        base, loaded, after, peak = rss_of(Path(d) / f"state-{top['n']:.0f}.db")
+        print(
+            f"- resident memory (fresh process): {base:.0f} MB after importing a node's modules, "
+            f"{loaded:.0f} MB with the state loaded, {after:.0f} MB after 5 more blocks (peak {peak:.0f} MB)"
+        )
+        print(f"- this process's peak (it also held the old dict of entries): {peak_mb():.0f} MB")
         if ARGS.smt:
             print("\nalternative, sparse Merkle tree in memory (per block: changes applied and root):")
             for n in [x for x in sizes if x <= 100_000]:
@@ -347,12 +353,6 @@ def main() -> None:
                     f"{r['bytes_per_entry']:.0f} B per entry in memory besides the entries "
                     f"({r['nodes']:,.0f} interior nodes)"
                 )
-        base, loaded, after, peak = rss_of(Path(d) / f"state-{top['n']:.0f}.db")
-        print(
-            f"- resident memory (fresh process): {base:.0f} MB after importing a node's modules, "
-            f"{loaded:.0f} MB with the state loaded, {after:.0f} MB after 5 more blocks (peak {peak:.0f} MB)"
-        )
-        print(f"- this process's peak (it also held the old dict of entries): {peak_mb():.0f} MB")
 
 
 def peak_mb() -> float:
