@@ -377,7 +377,7 @@ class LedgerApp:
     def on_commit(self, block: Block) -> None:
         committed = self._spec_of(block)
         if committed is not None:
-            self.state.apply(committed.execution.changes)
+            self.state.apply(committed.execution.changes, root=block.state_root)
             for spec in self._spec.values():
                 if spec.overlay.base is committed.overlay:
                     spec.overlay.rebase(self.state)

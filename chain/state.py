@@ -17,6 +17,7 @@ state untouched; :meth:`Overlay.changes` is what storage commits with the block,
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
@@ -166,6 +167,13 @@ class MemoryTable:
 class State:
     """Committed state: entries in a table, and the commitment kept up to date.
 
+    A root computed for pending changes (:meth:`root_with`, which :meth:`Overlay.root`
+    calls when a block executes) is remembered with the tree nodes it changed; when the
+    block commits, :meth:`apply` given that root installs those nodes instead of hashing
+    again — if, and only if, the changes committed since that computation plus these ones
+    are exactly the changes it covered (a block executed on an uncommitted parent covers
+    the parent's changes too).
+
     Parameters
     ----------
     entries : mapping, optional
@@ -188,6 +196,13 @@ class State:
             raise ValueError("give a State its entries or a table, not both")
         self._table: StateTable = table if table is not None else MemoryTable(entries)
         self._tree = BucketTree({b: bucket_digest(leaves) for b, leaves in self._table.buckets()})
+        self._version = 0  # changes applied so far
+        self._applied: deque[tuple[int, dict[bytes, bytes | None]]] = deque(maxlen=self._REMEMBERED)
+        self._prepared: OrderedDict[bytes, tuple[int, dict[bytes, bytes | None], dict[int, bytes]]] = (
+            OrderedDict()
+        )
+
+    _REMEMBERED = 4  # roots prepared (and applied change sets) kept for reuse
 
     @property
     def table(self) -> StateTable:
@@ -202,11 +217,40 @@ class State:
         """Entries whose key starts with ``prefix``, in key order (an index range, not a scan)."""
         return self._table.items_with_prefix(prefix)
 
-    def apply(self, changes: Changes) -> None:
-        """Apply committed changes (``None`` deletes), rehashing only the buckets they touch."""
-        digests = self._digests_with(changes)
+    def apply(self, changes: Changes, *, root: bytes | None = None) -> None:
+        """Apply committed changes (``None`` deletes), rehashing only the buckets they touch.
+
+        Parameters
+        ----------
+        changes : mapping
+            The committed changes.
+        root : bytes, optional
+            The root they lead to (the block's state root), to reuse the nodes hashed when
+            the block executed (:meth:`root_with`) instead of hashing again.
+        """
+        prepared = self._prepared.pop(root, None) if root is not None else None
+        nodes = self._reusable(prepared, changes) if prepared is not None else None
+        if nodes is None:
+            nodes = self._tree.changed_nodes(self._digests_with(changes))
         self._table.write(changes)
-        self._tree.update(digests)
+        self._tree.install(nodes)
+        self._version += 1
+        self._applied.append((self._version, dict(changes)))
+
+    def _reusable(
+        self, prepared: tuple[int, dict[bytes, bytes | None], dict[int, bytes]], changes: Changes
+    ) -> dict[int, bytes] | None:
+        """The prepared nodes, if the changes applied since they were hashed, then
+        ``changes``, are exactly what they were hashed for."""
+        version, covered, nodes = prepared
+        since = [ch for v, ch in self._applied if v > version]
+        if len(since) != self._version - version:
+            return None  # applied more change sets since than are remembered
+        merged: dict[bytes, bytes | None] = {}
+        for ch in since:
+            merged.update(ch)
+        merged.update(changes)
+        return nodes if merged == covered else None
 
     @property
     def root(self) -> bytes:
@@ -222,7 +266,15 @@ class State:
         >>> s.root_with({b"b": b"2"}) == State({b"a": b"1", b"b": b"2"}).root
         True
         """
-        return self._tree.root_with(self._digests_with(changes))
+        if not changes:
+            return self._tree.root
+        nodes = self._tree.changed_nodes(self._digests_with(changes))
+        root = nodes[1]
+        self._prepared[root] = (self._version, dict(changes), nodes)
+        self._prepared.move_to_end(root)
+        while len(self._prepared) > self._REMEMBERED:
+            self._prepared.popitem(last=False)
+        return root
 
     def prove(self, key: bytes, changes: Changes | None = None) -> StateProof:
         """Inclusion proof of ``key``'s entry under :attr:`root` (or under :meth:`root_with`

@@ -260,8 +260,12 @@ class BucketTree:
 
     def update(self, digests: Mapping[int, bytes]) -> None:
         """Give buckets their new ``digests``."""
+        self.install(self.changed_nodes(digests))
+
+    def install(self, changed: Mapping[int, bytes]) -> None:
+        """Set the nodes :meth:`changed_nodes` computed (for the tree as it was then)."""
         nodes = self._nodes
-        for i, h in self.changed_nodes(digests).items():
+        for i, h in changed.items():
             nodes[i] = h
 
     def path(self, bucket: int, changed: Mapping[int, bytes] | None = None) -> list[bytes]:

@@ -221,3 +221,70 @@ def test_iter_state_order_streams_into_commitment_of(tmp_path: Path) -> None:
 def test_empty_states(tmp_path: Path, make: Callable[[Path], State]) -> None:
     s = make(tmp_path)
     assert s.root == State().root and s.entries() == {} and list(s.items_with_prefix(b"")) == []
+
+
+# --------------------------------------------------------------------------- prepared roots
+
+
+def _spy(state: State, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count how many times ``state`` hashes buckets for changes."""
+    calls: list[int] = []
+    original = state._digests_with
+
+    def counting(changes: dict[bytes, bytes | None]) -> dict[int, bytes]:
+        calls.append(len(changes))
+        return original(changes)
+
+    monkeypatch.setattr(state, "_digests_with", counting)
+    return calls
+
+
+@pytest.mark.parametrize("on_store", [False, True])
+def test_committing_a_pipelined_block_reuses_its_execution_hashes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on_store: bool
+) -> None:
+    rnd = random.Random(11)
+    entries = {b"k/" + rnd.randbytes(3): rnd.randbytes(5) for _ in range(300)}
+    c = _Committer(tmp_path / "s.db", entries) if on_store else None
+    state = c.store.load_state() if c is not None else State(entries)
+    ch1 = _changes(rnd, entries, 40)
+    ch2 = _changes(rnd, _apply(entries, ch1), 40)
+    o1 = overlay_with(state, ch1)
+    o2 = overlay_with(o1, ch2)  # block 2 executes on uncommitted block 1
+    r1, r2 = o1.root(), o2.root()
+    calls = _spy(state, monkeypatch)
+    for changes, root in ((ch1, r1), (ch2, r2)):
+        if c is not None:
+            c.commit(changes)
+        state.apply(changes, root=root)
+        assert state.root == root
+    assert calls == []  # both commits installed the nodes hashed at execution
+    assert state.root == state_root(_apply(_apply(entries, ch1), ch2))
+
+
+def test_prepared_hashes_are_not_reused_for_other_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    rnd = random.Random(12)
+    entries = {b"k/" + rnd.randbytes(3): rnd.randbytes(5) for _ in range(300)}
+    state = State(entries)
+    ch1 = _changes(rnd, entries, 40)
+    other = _changes(rnd, entries, 40)  # a competing block at the same height
+    r_other = overlay_with(state, other).root()
+    ch2 = _changes(rnd, _apply(entries, ch1), 40)
+    r2 = overlay_with(overlay_with(state, other), ch2).root()  # built on the competitor
+    calls = _spy(state, monkeypatch)
+    state.apply(ch1, root=r_other)  # a root whose hashes covered other changes
+    state.apply(ch2, root=r2)
+    assert len(calls) == 2  # both recomputed
+    assert state.root == state_root(_apply(_apply(entries, ch1), ch2))
+    state.apply({b"x": b"1"}, root=b"\x00" * 32)  # unknown root: recomputed
+    assert state.get(b"x") == b"1" and len(calls) == 3
+
+
+def overlay_with(base: State | Overlay, changes: dict[bytes, bytes | None]) -> Overlay:
+    o = Overlay(base)
+    for k, v in changes.items():
+        if v is None:
+            o.delete(k)
+        else:
+            o.set(k, v)
+    return o
