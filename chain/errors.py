@@ -157,3 +157,41 @@ class RecordError(NetError):
 class ConnectionClosed(NetError):
     """The connection is closed: the peer closed it at a record boundary, or it was
     closed locally (after :meth:`~chain.net.SecureConnection.close` or an error)."""
+
+
+# --------------------------------------------------------------------------- node API and client
+class AuthError(ChainError):
+    """A signed API request was refused: missing, malformed, stale, replayed or forged
+    (``status`` 401), or signed by a certificate that may not read (``status`` 403)."""
+
+    def __init__(self, message: str, status: int = 401) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class SubscriptionError(ChainError):
+    """An event subscription was refused (bad kinds or filter, too many subscriptions), or
+    ended because its client fell behind: ``resume_height`` is where to resubscribe from."""
+
+    def __init__(self, message: str, resume_height: int | None = None) -> None:
+        super().__init__(message)
+        self.resume_height = resume_height
+
+
+class CommitTimeout(ChainError):
+    """A transaction was not committed in the time allowed; it may still commit later."""
+
+    def __init__(self, message: str, tx_id: bytes = b"") -> None:
+        super().__init__(message)
+        self.tx_id = tx_id
+
+
+class ClientError(ChainError):
+    """A node refused a client's request, answered something unverifiable, or could not be
+    reached. ``status`` is the HTTP status (0 when no answer came) and ``reason`` the node's
+    own words (its ``{"error": ...}``) or what the client found wrong."""
+
+    def __init__(self, reason: str, status: int = 0) -> None:
+        super().__init__(f"{reason} (HTTP {status})" if status else reason)
+        self.reason = reason
+        self.status = status

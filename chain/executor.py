@@ -30,6 +30,7 @@ from chain.contracts.anchor import AnchorContract
 from chain.contracts.base import ContractRegistry, TxContext
 from chain.contracts.governance import MemberVote, NodeReady, PromoteNode, RevokeMember
 from chain.contracts.membership import AddMember, cert_key, load_certificate, revoked_from, validator_key
+from chain.crypto import PublicKey
 from chain.errors import NonceGapError as NonceGapError  # re-exported under its historical path
 from chain.state import Overlay, State
 from chain.types import Genesis, Role, Transaction, ValidationError
@@ -43,7 +44,11 @@ def next_nonce(state: State | Overlay, sender: bytes) -> int:
     return 1 if last is None else int.from_bytes(last, "big") + 1
 
 
-_SIG_CACHE = 100_000
+_SIG_CACHE = 200_000
+"""Transaction ids whose signature a node remembers (good and bad ones, each): at least
+twice the default mempool, so that a transaction verified at admission is still known when
+its block executes, even behind a full pool."""
+_DECODE_CACHE = 100_000
 
 
 @dataclass(frozen=True)
@@ -94,11 +99,17 @@ class Executor:
     'anchored'
     """
 
-    def __init__(self, genesis: Genesis, registry: ContractRegistry | None = None) -> None:
+    def __init__(
+        self, genesis: Genesis, registry: ContractRegistry | None = None, verified_cache: int = _SIG_CACHE
+    ) -> None:
         self.genesis = genesis
         self.registry = registry if registry is not None else default_registry(genesis)
+        self.verified_cache = verified_cache
         self._verified: OrderedDict[bytes, None] = OrderedDict()
+        self._forged: OrderedDict[bytes, str] = OrderedDict()
         self._decoded: OrderedDict[bytes, Transaction] = OrderedDict()
+        self.verifications = 0
+        """SM2 transaction-signature verifications this executor ran (for metrics)."""
 
     def decode(self, raw: bytes) -> Transaction:
         """``Transaction.from_bytes`` with a bounded cache (a node decodes each tx several times)."""
@@ -106,12 +117,17 @@ class Executor:
         if tx is None:
             tx = Transaction.from_bytes(raw)
             self._decoded[raw] = tx
-            if len(self._decoded) > _SIG_CACHE:
+            if len(self._decoded) > _DECODE_CACHE:
                 self._decoded.popitem(last=False)
         return tx
 
-    def apply_one(self, state: Overlay, raw: bytes, height: int, timestamp_ms: int) -> dict[str, Any]:
+    def apply_one(
+        self, state: Overlay, raw: bytes, height: int, timestamp_ms: int, *, verify: bool = True
+    ) -> dict[str, Any]:
         """Check and apply one transaction on ``state`` (an overlay); its contract's result.
+
+        ``verify=False`` skips the signature check (see :meth:`execute`'s
+        ``trust_signatures``); every other check is made.
 
         Raises
         ------
@@ -135,11 +151,8 @@ class Executor:
         if tx.nonce > expected:
             raise NonceGapError(f"nonce {tx.nonce} is ahead of the sender's next nonce {expected}", expected)
         tx_id = tx.tx_id
-        if tx_id not in self._verified:
-            tx.verify_signature(cert.key(), self.genesis.chain_id)
-            self._verified[tx_id] = None
-            if len(self._verified) > _SIG_CACHE:
-                self._verified.popitem(last=False)
+        if verify and tx_id not in self._verified:
+            self._verify(tx, cert.key())
         contract = self.registry.get(tx.type)
         if not set(cert.roles) & contract.permitted_roles:
             raise ValidationError(
@@ -152,6 +165,42 @@ class Executor:
         state.set(NONCE + tx.sender, tx.nonce.to_bytes(8, "big"))
         return result
 
+    def _verify(self, tx: Transaction, key: PublicKey) -> None:
+        """Check ``tx``'s signature once: the outcome, good or bad, is remembered by id (the id
+        fixes the bytes, the sender's certificate and so its key; the chain id is this one's)."""
+        tx_id = tx.tx_id
+        reason = self._forged.get(tx_id)
+        if reason is not None:
+            raise ValidationError(reason)
+        self.verifications += 1
+        try:
+            tx.verify_signature(key, self.genesis.chain_id)
+        except ValidationError as exc:
+            self._forged[tx_id] = str(exc)
+            if len(self._forged) > self.verified_cache:
+                self._forged.popitem(last=False)
+            raise
+        self._verified[tx_id] = None
+        if len(self._verified) > self.verified_cache:
+            self._verified.popitem(last=False)
+
+    def record_verification(self, tx_id: bytes, reason: str | None) -> None:
+        """Remember the outcome of a signature check made elsewhere (the node host checks
+        batches in a worker thread): ``None`` when it verified, else why it did not."""
+        if reason is None:
+            self._forged.pop(tx_id, None)
+            self._verified[tx_id] = None
+            if len(self._verified) > self.verified_cache:
+                self._verified.popitem(last=False)
+        else:
+            self._forged[tx_id] = reason
+            if len(self._forged) > self.verified_cache:
+                self._forged.popitem(last=False)
+
+    def is_verified(self, tx_id: bytes) -> bool:
+        """Whether this executor verified ``tx_id``'s signature recently (and remembers it)."""
+        return tx_id in self._verified
+
     def execute(
         self,
         state: State | Overlay,
@@ -160,8 +209,14 @@ class Executor:
         timestamp_ms: int,
         finalize: Callable[[Overlay], None] | None = None,
         begin: Callable[[Overlay], None] | None = None,
+        trust_signatures: bool = False,
     ) -> BlockExecution:
         """Apply every transaction of a block; raise :class:`ValidationError` if any is invalid.
+
+        ``trust_signatures`` skips the transactions' signature checks: an observer may,
+        because it commits a block only under a quorum certificate chain, so more than
+        ``f`` honest validators checked every signature of what it commits. Validators
+        never trust.
 
         ``begin`` and ``finalize`` (optional) run before and after the transactions, on the
         same overlay: the ledger's start-of-block (history) and end-of-block bookkeeping
@@ -174,7 +229,7 @@ class Executor:
         for i, raw in enumerate(txs):
             child = overlay.child()
             try:
-                results.append(self.apply_one(child, raw, height, timestamp_ms))
+                results.append(self.apply_one(child, raw, height, timestamp_ms, verify=not trust_signatures))
             except ValidationError as exc:
                 raise ValidationError(f"transaction {i} of block {height}: {exc}") from None
             overlay.merge_child(child)

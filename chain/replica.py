@@ -6,7 +6,7 @@ This is where the pure pieces meet storage:
   transactions with the :class:`~chain.executor.Executor` on top of the state of the
   block being extended (committed, or a speculative overlay for an uncommitted parent),
   puts the RFC 6962 SM3 root of the transactions in ``tx_root`` and the state root in
-  ``state_root``, and keeps a mempool.
+  ``state_root``, and keeps a bounded :class:`~chain.mempool.Mempool`.
 * :class:`LedgerBlockStore` stores committed blocks in a :class:`~chain.store.LedgerStore`:
   a block, its transactions, their results and its state changes in **one** SQLite
   transaction, fsynced before the core learns the block is durable.
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -64,6 +63,7 @@ from chain.epochs import (
     genesis_epoch,
 )
 from chain.executor import NONCE, BlockExecution, Executor, genesis_state, next_nonce
+from chain.mempool import Mempool, MempoolConfig, MempoolEntry
 from chain.merkle import MerkleError, merkle_root
 from chain.state import Overlay, State
 from chain.state_tree import verify_state_proof
@@ -71,7 +71,6 @@ from chain.store import LedgerStore, StoreError
 from chain.types import Genesis, ValidationError
 
 SAFETY_KEY = "consensus/safety"
-MEMPOOL_LIMIT = 100_000
 
 
 def node_id(cert_id: bytes) -> str:
@@ -217,14 +216,27 @@ class LedgerApp:
         The node's committed chain; its state is loaded and checked against the head.
     registry : ContractRegistry, optional
         Contracts beyond the defaults (built by :func:`chain.executor.default_registry`).
+    mempool : MempoolConfig, optional
+        Limits of the node's mempool (defaults: 100,000 transactions, 256 MiB, 10,000 per
+        sender).
     """
 
     def __init__(
-        self, genesis: Genesis, store: LedgerStore, registry: ContractRegistry | None = None
+        self,
+        genesis: Genesis,
+        store: LedgerStore,
+        registry: ContractRegistry | None = None,
+        mempool: MempoolConfig | None = None,
     ) -> None:
         self.genesis = genesis
         self.store = store
-        self.executor = Executor(genesis, registry)
+        self.mempool = Mempool(mempool)
+        self.trust_signatures = False
+        """Skip transaction signature checks when executing blocks: set for observers only
+        (see :meth:`chain.executor.Executor.execute`)."""
+        # remember every pooled transaction's signature check, and a few blocks' more
+        cache = max(2 * self.mempool.config.max_txs, 4 * genesis.params.max_block_txs, 1024)
+        self.executor = Executor(genesis, registry, verified_cache=cache)
         self.state: State = store.load_state()
         head = store.block(store.head_height())
         self.head_hash = head.hash if head is not None else chain_genesis_block(genesis).hash
@@ -235,24 +247,34 @@ class LedgerApp:
             )
         self._spec: dict[bytes, _Speculative] = {}
         self.head_block: Block = chain_genesis_block(genesis)  # the Replica loads the real head
-        self.mempool: OrderedDict[bytes, bytes] = OrderedDict()
 
     # ---------------------------------------------------------------- mempool
     def submit(self, raw: bytes, timestamp_ms: int | None = None) -> bytes:
         """Check a transaction against the committed state and queue it; return its id.
 
+        A transaction already pending returns its id at once; one the node committed
+        recently is refused from the mempool's memory, without a database lookup. The cheap
+        refusals (mempool limits, a pending transaction with the same nonce) come before the
+        signature is verified; the verification is remembered, so the block that carries
+        the transaction does not verify it again on this node.
+
         Raises
         ------
         ValidationError
-            With the reason when the transaction could never be included as it stands.
+            With the reason when the transaction could never be included as it stands, or
+            does not fit in the mempool now (``"the mempool is full ..."``: retry later).
         """
         tx = self.executor.decode(raw)
-        if self.store.tx_location(tx.tx_id) is not None:
+        tx_id = tx.tx_id
+        if tx_id in self.mempool:
+            return tx_id
+        reason = self.mempool.refusal(tx_id)
+        if reason is not None:
+            raise ValidationError(reason)
+        if self.store.tx_location(tx_id) is not None:
+            self.mempool.remember(tx_id)
             raise ValidationError("transaction is already committed")
-        if tx.tx_id in self.mempool:
-            return tx.tx_id
-        if len(self.mempool) >= MEMPOOL_LIMIT:
-            raise ValidationError("the mempool is full; retry later")
+        self.mempool.check(tx.sender, tx.nonce, len(raw))
         ts = tx.timestamp_ms if timestamp_ms is None else timestamp_ms
         view: State | Overlay = self.state
         if tx.nonce > next_nonce(self.state, tx.sender):  # queued behind its predecessors
@@ -263,8 +285,8 @@ class LedgerApp:
         _, rejected = self.executor.select(view, [raw], height, ts, 1, len(raw), begin)
         if rejected:
             raise ValidationError(rejected[0][1])
-        self.mempool[tx.tx_id] = raw
-        return tx.tx_id
+        self.mempool.add(MempoolEntry(tx_id, raw, tx.sender, tx.nonce))
+        return tx_id
 
     # ---------------------------------------------------------------- Application
     def _run(self, draft: BlockDraft, base: State | Overlay) -> BlockExecution:
@@ -284,7 +306,13 @@ class LedgerApp:
 
         begin = partial(begin_block, height=draft.height, parent_hash=draft.parent.hash)
         return self.executor.execute(
-            base, list(draft.payload), draft.height, draft.timestamp_ms, finalize, begin
+            base,
+            list(draft.payload),
+            draft.height,
+            draft.timestamp_ms,
+            finalize,
+            begin,
+            trust_signatures=self.trust_signatures,
         )
 
     def _spec_of(self, block: Block) -> _Speculative | None:
@@ -319,15 +347,39 @@ class LedgerApp:
         return spec
 
     def build_payload(self, parent: Block, timestamp_ms: int, max_txs: int, max_bytes: int) -> list[bytes]:
+        """The transactions of a new block on ``parent``: the mempool's proposal order (each
+        sender from the nonce it needs next, round-robin over senders), valid ones only.
+
+        Nothing is decoded to order the pool, and only the entries looked at cost time. A
+        transaction found invalid against the committed head is dropped from the mempool
+        (it can never commit as it stands; its sender may send another with that nonce).
+        """
         base = self._base(parent)
         if base is None:
             return []
-        # nonce order, so a sender's transactions enter in sequence
-        candidates = sorted(self.mempool.values(), key=lambda raw: self.executor.decode(raw).nonce)
-        begin = partial(begin_block, height=parent.height + 1, parent_hash=parent.hash)
-        chosen, _ = self.executor.select(
-            base, candidates, parent.height + 1, timestamp_ms, max_txs, max_bytes, begin
-        )
+        height = parent.height + 1
+        overlay = Overlay(base)
+        begin_block(overlay, height, parent.hash)
+        chosen: list[bytes] = []
+        invalid: list[bytes] = []
+        size = 0
+        cursor = self.mempool.cursor(partial(next_nonce, base))
+        for entry in cursor:
+            if len(chosen) >= max_txs or size + entry.size > max_bytes:
+                break
+            child = overlay.child()
+            try:
+                self.executor.apply_one(child, entry.raw, height, timestamp_ms)
+            except ValidationError:
+                cursor.skip_sender()  # its later transactions need this one first
+                if base is self.state:
+                    invalid.append(entry.tx_id)
+                continue
+            overlay.merge_child(child)
+            chosen.append(entry.raw)
+            size += entry.size
+        for tx_id in invalid:
+            self.mempool.remove(tx_id)
         return chosen
 
     def validate_payload(self, payload: Sequence[bytes]) -> bool:
@@ -388,16 +440,12 @@ class LedgerApp:
         self.head_block = block
         for k in [k for k, s in self._spec.items() if s.height <= block.height]:
             del self._spec[k]
-        senders = set()
-        for raw in block.payload:
-            tx = self.executor.decode(raw)
-            self.mempool.pop(tx.tx_id, None)
-            senders.add(tx.sender)
-        if senders:  # drop what can never commit now (a nonce another transaction took)
-            for tx_id, raw in list(self.mempool.items()):
-                tx = self.executor.decode(raw)
-                if tx.sender in senders and tx.nonce < next_nonce(self.state, tx.sender):
-                    del self.mempool[tx_id]
+        # drop the block's transactions and what can never commit now (a nonce another
+        # transaction took): O(block + those senders' dropped entries), not O(mempool)
+        txs = [self.executor.decode(raw) for raw in block.payload]
+        self.mempool.remove_committed(
+            [(tx.tx_id, tx.sender, tx.nonce) for tx in txs], partial(next_nonce, self.state)
+        )
 
 
 # --------------------------------------------------------------------------- block store
@@ -491,6 +539,8 @@ class Replica:
         Extra contracts.
     config : dict, optional
         Overrides of :func:`consensus_config` (e.g. timeouts in tests).
+    mempool : MempoolConfig, optional
+        Limits of the node's mempool.
     """
 
     def __init__(
@@ -500,12 +550,13 @@ class Replica:
         key: PrivateKey | None = None,
         registry: ContractRegistry | None = None,
         config: dict[str, Any] | None = None,
+        mempool: MempoolConfig | None = None,
     ) -> None:
         genesis.validate()
         self.genesis = genesis
         first = chain_genesis_block(genesis)
         self.store = LedgerStore(path, first.hash, genesis_state(genesis).entries())
-        self.app = LedgerApp(genesis, self.store, registry)
+        self.app = LedgerApp(genesis, self.store, registry, mempool)
         self.block_store = LedgerBlockStore(self.store, first, self.app)
         self.config = consensus_config(genesis, **(config or {}))
         if not genesis_epoch(genesis).validators:
@@ -542,6 +593,8 @@ class Replica:
                     signer = Sm2Signer(me, self.key)
             if signer is None:
                 me = f"observer-{self.key.public_key.key_id()[:16]}"
+        voting = signer is not None and me in keys
+        self.app.trust_signatures = not voting
         return ConsensusCore(
             me,
             sorted(keys),

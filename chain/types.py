@@ -41,6 +41,10 @@ MAX_GENESIS_BYTES = 4 * 1024 * 1024
 """Largest encoded genesis document accepted (checked before decoding)."""
 
 
+_KEYS: dict[bytes, PublicKey] = {}
+_KEY_CACHE = 10_000
+
+
 class Role(enum.StrEnum):
     """What a certificate holder may do (a certificate may carry several roles)."""
 
@@ -161,8 +165,15 @@ class Certificate:
         )
 
     def key(self) -> PublicKey:
-        """The certified public key."""
-        return PublicKey.from_bytes(self.public_key)
+        """The certified public key (parsed once per process while the cache holds it:
+        every transaction verification asks for its sender's)."""
+        key = _KEYS.get(self.public_key)
+        if key is None:
+            key = PublicKey.from_bytes(self.public_key)
+            if len(_KEYS) >= _KEY_CACHE:
+                _KEYS.clear()
+            _KEYS[self.public_key] = key
+        return key
 
     def to_dict(self) -> dict[str, Any]:
         """Canonical-encodable form (signed fields and signature)."""

@@ -37,7 +37,16 @@ app.add_typer(crypto_app, name="crypto")
 
 def _mount() -> None:
     """Sub-commands of the other packages (imported here so ``rongxin --help`` lists them)."""
-    from rongxin import cli_chain, cli_datasets, cli_ledger, cli_query, cli_works, cli_zkp
+    from rongxin import (
+        cli_chain,
+        cli_datasets,
+        cli_ledger,
+        cli_member,
+        cli_node,
+        cli_query,
+        cli_works,
+        cli_zkp,
+    )
 
     app.add_typer(cli_datasets.app, name="datasets", help="Build benchmark corpora and attack sets.")
 
@@ -47,6 +56,12 @@ def _mount() -> None:
     app.add_typer(cli_zkp.app, name="transfer", help="Confidential copyright transfers: auditor tools.")
     app.add_typer(cli_ledger.app, name="ledger", help="Checkpoints and receipts from a node's store.")
     app.add_typer(cli_chain.app, name="chain", help="Create a consortium network and run its nodes.")
+    app.add_typer(cli_node.app, name="node", help="Run and manage a consortium node.")
+    app.add_typer(
+        cli_member.member_app, name="member", help="Certify member organizations; revoke certificates."
+    )
+    app.command("anchor")(cli_member.anchor_cmd)
+    app.command("receipt")(cli_member.receipt_cmd)
 
 
 def _public_key(spec: str) -> crypto.PublicKey:

@@ -198,6 +198,10 @@ def run_demo(out_dir: Path, console: Console | None = None, *, scrypt_n: int | N
 
     _ledger_step(out_dir, supervisor, step, password, scrypt_n)
 
+    from rongxin.demo_net import network_stage
+
+    network_stage(out_dir, step, scrypt_n=scrypt_n or keyfile.DEFAULT_SCRYPT_N)
+
     if console:
         table = Table(title=escape(f"Rongxin demo — files in {out_dir}"))
         table.add_column("step")
@@ -379,12 +383,9 @@ def _checkpoint_step(
 
 def _registry(genesis: Genesis) -> ContractRegistry:
     """The demo node's contracts: the ledger's own plus the confidential-transfer ones."""
-    from chain.executor import default_registry
-    from zkp.contract import register_contracts
+    from rongxin.contracts import node_registry
 
-    registry = default_registry(genesis)
-    register_contracts(registry)
-    return registry
+    return node_registry(genesis)
 
 
 def _zk_step(

@@ -52,6 +52,21 @@ FRONT_DOORS: dict[str, dict[str, str]] = {
         "verify_receipt": "chain.receipt",
         "verify_state_proof": "chain.state_tree",
     },
+    "chain.api": {
+        "ReplayCache": "chain.api.auth",
+        "create_app": "chain.api.app",
+        "sign_request": "chain.api.auth",
+        "verify_request": "chain.api.auth",
+    },
+    "chain.client": {
+        "AnchoredDigest": "chain.client.common",
+        "AsyncLedger": "chain.client.ledger",
+        "AsyncNodeClient": "chain.client.http",
+        "ClientError": "chain.errors",
+        "InProcessLedger": "chain.client.inprocess",
+        "Ledger": "chain.client.ledger",
+        "NodeClient": "chain.client.http",
+    },
     "chain.node": {
         "KEY_PASSWORD_ENV": "chain.node.config",
         "ApiSection": "chain.node.config",

@@ -607,6 +607,15 @@ class ConsensusCore:
             payload, evidence = [], []  # the epoch is ending: only empty blocks until it commits
         if not cfg.empty_blocks and not payload and not evidence:
             needs_commit = any(b.payload or b.evidence for b in chain)
+            # the QC this block carries may be what commits the parent's parent here; the
+            # others learn it only from this block, so propose it even when empty
+            grand = self.get_block(parent.parent_hash)
+            if (
+                grand is not None
+                and (grand.payload or grand.evidence)
+                and grand.height >= self.committed.height
+            ):
+                needs_commit = True
             if not needs_commit:
                 actions.append(SetTimer(f"propose:{r}", now + cfg.idle_poll_ms))
                 return

@@ -56,6 +56,14 @@ class _Identity:
     check_peer: CheckPeer
 
 
+@dataclass(frozen=True)
+class _Refusal:
+    """This side refused the peer (and has sent its verdict)."""
+
+    reason: str
+    records: RecordReader
+
+
 async def secure_connect(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
@@ -167,20 +175,25 @@ async def handshake(
     ``ephemeral`` fixes the ephemeral key: a deterministic hook for test vectors only —
     a reused ephemeral key gives up forward secrecy.
     """
-    if key.public_key.to_bytes() != cert.public_key:
-        raise NetError(f"the node key does not match its certificate for {cert.subject!r}")
-    if not isinstance(genesis_hash, bytes) or len(genesis_hash) != tr.GENESIS_HASH_SIZE:
-        raise NetError(f"genesis_hash is {tr.GENESIS_HASH_SIZE} bytes")
-    if not timeout > 0:
-        raise NetError(f"the handshake timeout must be positive, got {timeout}")
-    check_max_frame(max_frame)
-    me = _Identity(key, cert, tr.encode_certificate(cert), chain_id, genesis_hash, root, check_peer)
-    eph = ephemeral if ephemeral is not None else EphemeralKey.generate()
-    hello = tr.Hello(role, chain_id, genesis_hash, eph.public_bytes)
-    hello_bytes = hello.to_bytes()  # checks the chain id before anything is sent
+    try:
+        me, hello, eph = _prepare(role, key, cert, chain_id, genesis_hash, root, check_peer, ephemeral)
+        if not timeout > 0:
+            raise NetError(f"the handshake timeout must be positive, got {timeout}")
+        check_max_frame(max_frame)
+    except BaseException:
+        writer.transport.abort()
+        raise
     try:
         async with asyncio.timeout(timeout):
-            return await _run(me, hello, hello_bytes, eph, reader, writer, max_frame)
+            outcome = await _run(me, hello, eph, reader, writer, max_frame)
+        if isinstance(outcome, SecureConnection):
+            return outcome
+        # We refused the peer and told it so.  Read its verdict too (briefly, after the
+        # deadline is over): closing with unread input would reset the connection and
+        # could destroy our verdict before the peer reads it.
+        with contextlib.suppress(NetError, OSError, TimeoutError):
+            await asyncio.wait_for(outcome.records.read(), REFUSAL_LINGER)
+        raise PeerRefused(outcome.reason)
     except TimeoutError:
         writer.transport.abort()
         raise HandshakeError(f"the handshake did not complete within {timeout} s") from None
@@ -195,15 +208,37 @@ async def handshake(
         raise
 
 
+def _prepare(
+    role: int,
+    key: PrivateKey,
+    cert: Certificate,
+    chain_id: str,
+    genesis_hash: bytes,
+    root: PublicKey,
+    check_peer: CheckPeer,
+    ephemeral: EphemeralKey | None,
+) -> tuple[_Identity, tr.Hello, EphemeralKey]:
+    """Check the local arguments and build this side's identity and hello."""
+    if key.public_key.to_bytes() != cert.public_key:
+        raise NetError(f"the node key does not match its certificate for {cert.subject!r}")
+    if not isinstance(genesis_hash, bytes) or len(genesis_hash) != tr.GENESIS_HASH_SIZE:
+        raise NetError(f"genesis_hash is {tr.GENESIS_HASH_SIZE} bytes")
+    if not 1 <= len(chain_id.encode("utf-8")) <= tr.MAX_CHAIN_ID_BYTES:
+        raise NetError(f"a chain id is 1 to {tr.MAX_CHAIN_ID_BYTES} bytes of UTF-8, got {chain_id!r}")
+    me = _Identity(key, cert, tr.encode_certificate(cert), chain_id, genesis_hash, root, check_peer)
+    eph = ephemeral if ephemeral is not None else EphemeralKey.generate()
+    return me, tr.Hello(role, chain_id, genesis_hash, eph.public_bytes), eph
+
+
 async def _run(
     me: _Identity,
     hello: tr.Hello,
-    hello_bytes: bytes,
     eph: EphemeralKey,
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
     max_frame: int,
-) -> SecureConnection:
+) -> SecureConnection | _Refusal:
+    hello_bytes = hello.to_bytes()
     writer.write(hello_bytes)
     await writer.drain()
     peer_hello_bytes = await _read_hello(reader)
@@ -232,11 +267,7 @@ async def _run(
     await writer.drain()
     records.opener.max_frame = tr.FINISH_MAX_RECORD
     if refusal is not None:
-        # Read the peer's verdict too: closing with unread input would reset the
-        # connection and could destroy our verdict before the peer reads it.
-        with contextlib.suppress(NetError, OSError, TimeoutError):
-            await asyncio.wait_for(records.read(), REFUSAL_LINGER)
-        raise PeerRefused(refusal)
+        return _Refusal(refusal, records)
     verdict = tr.decode_finish(await _read_handshake_record(records, FINISH, "verdict"))
     if verdict is not None:
         raise PeerRefused(f"the peer {peer_cert.subject!r} refused this node: {verdict}")
@@ -246,12 +277,15 @@ async def _run(
 
 
 async def _read_hello(reader: asyncio.StreamReader) -> bytes:
+    size = tr.HELLO_HEADER_SIZE
     try:
-        header = await reader.readexactly(tr.HELLO_HEADER_SIZE)
-        return header + await reader.readexactly(tr.Hello.rest_size(header))
+        header = await reader.readexactly(size)
+        size += tr.Hello.rest_size(header)
+        return header + await reader.readexactly(size - len(header))
     except asyncio.IncompleteReadError as exc:
+        got = len(exc.partial) + (0 if size == tr.HELLO_HEADER_SIZE else tr.HELLO_HEADER_SIZE)
         raise HandshakeError(
-            f"the peer closed the connection in its hello (after {len(exc.partial)} bytes of a part)"
+            f"the peer closed the connection after {got} bytes of its hello (expected {size})"
         ) from None
 
 

@@ -31,6 +31,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,12 +45,12 @@ from chain.consensus.messages import (
     encode_message,
 )
 from chain.contracts.membership import load_certificate, revoked_from
-from chain.crypto import PrivateKey
+from chain.crypto import PrivateKey, PublicKey
 from chain.errors import ChainError
 from chain.net import Channel, PeerRefused
 from chain.net.peers import Peer, PeerManager
 from chain.replica import Replica, node_id
-from chain.types import NODE_ROLES, Certificate, ValidationError
+from chain.types import NODE_ROLES, Certificate, Transaction, ValidationError
 
 log = logging.getLogger("rongxin.node")
 
@@ -136,6 +137,9 @@ class NodeHost:
             handshake_timeout=handshake_timeout,
         )
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._verify_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sm2-verify")
+        self._admission = asyncio.Lock()
+        self._inbound: asyncio.Queue[list[bytes]] = asyncio.Queue(maxsize=256)
         self._gossip: list[bytes] = []
         self._gossip_bytes = 0
         self._gossip_handle: asyncio.TimerHandle | None = None
@@ -192,6 +196,7 @@ class NodeHost:
         await self.peers.start()
         self._handle(self.replica.start(self.now_ms()))
         self._tasks.append(asyncio.ensure_future(self._heartbeat_loop()))
+        self._tasks.append(asyncio.ensure_future(self._gossip_worker()))
         log.info(
             "node %s started at height %d as %s",
             self.name,
@@ -215,6 +220,7 @@ class NodeHost:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         await self.peers.stop()
+        self._verify_pool.shutdown(wait=False, cancel_futures=True)
         log.info("node %s stopped at height %d", self.name, self.replica.store.head_height())
 
     # ------------------------------------------------------------------ actions
@@ -326,13 +332,54 @@ class NodeHost:
             With the reason the transaction cannot be included.
         """
         tx_id = self.replica.app.submit(raw)
+        self._queue_gossip(raw)
+        return tx_id
+
+    async def submit_many(self, raws: Sequence[bytes]) -> list[tuple[bytes | None, str | None]]:
+        """Admit many transactions (signatures checked in a worker thread, so consensus
+        goes on meanwhile) and gossip the admitted ones; each one's id or refusal."""
+        async with self._admission:
+            await self._preverify(raws)
+            out: list[tuple[bytes | None, str | None]] = []
+            for raw in raws:
+                try:
+                    out.append((self.submit(raw), None))
+                except ValidationError as exc:
+                    out.append((None, str(exc)))
+            return out
+
+    async def _preverify(self, raws: Sequence[bytes]) -> None:
+        """Verify the SM2 signatures of ``raws`` off the event loop (the OpenSSL calls
+        release the GIL) and tell the executor the outcomes, so admission does not verify."""
+        app = self.replica.app
+        executor = app.executor
+        jobs: list[tuple[Transaction, PublicKey]] = []
+        for raw in raws:
+            try:
+                tx = executor.decode(raw)
+            except ValidationError:
+                continue  # admission says why
+            if executor.is_verified(tx.tx_id):
+                continue
+            cert = load_certificate(app.state, tx.sender)
+            if cert is not None:
+                jobs.append((tx, cert.key()))
+        if not jobs:
+            return
+        chain_id = self.genesis.chain_id
+        outcomes = await asyncio.get_running_loop().run_in_executor(
+            self._verify_pool, _verify_all, jobs, chain_id
+        )
+        for (tx, _), reason in zip(jobs, outcomes, strict=True):
+            executor.record_verification(tx.tx_id, reason)
+
+    def _queue_gossip(self, raw: bytes) -> None:
         self._gossip.append(raw)
         self._gossip_bytes += len(raw)
         if self._gossip_bytes >= GOSSIP_BATCH_BYTES:
             self._flush_gossip()
         elif self._gossip_handle is None:
             self._gossip_handle = asyncio.get_running_loop().call_later(GOSSIP_FLUSH_S, self._flush_gossip)
-        return tx_id
 
     def _flush_gossip(self) -> None:
         if self._gossip_handle is not None:
@@ -344,6 +391,8 @@ class NodeHost:
         self.peers.broadcast(Channel.MEMPOOL, codec.encode(batch))
 
     def _on_gossip(self, peer: Peer, payload: bytes) -> None:
+        if not self.replica.voting:
+            return  # an observer never proposes: it leaves the checking of pending txs to validators
         try:
             batch = codec.decode(payload)
         except codec.CodecError:
@@ -352,13 +401,24 @@ class NodeHost:
         if not isinstance(batch, list) or not all(isinstance(b, bytes) for b in batch):
             self.counters.bad_messages += 1
             return
+        try:
+            self._inbound.put_nowait(batch[:MAX_GOSSIP_TXS])
+        except asyncio.QueueFull:
+            self.counters.txs_refused += len(batch)  # the pool is far behind: the sender retries
+
+    async def _gossip_worker(self) -> None:
+        """Admit gossiped batches in arrival order, verifying signatures off the loop."""
         app = self.replica.app
-        for raw in batch[:MAX_GOSSIP_TXS]:
-            self.counters.txs_gossiped_in += 1
-            try:
-                app.submit(raw)
-            except ValidationError:
-                self.counters.txs_refused += 1
+        while True:
+            batch = await self._inbound.get()
+            async with self._admission:
+                await self._preverify(batch)
+                for raw in batch:
+                    self.counters.txs_gossiped_in += 1
+                    try:
+                        app.submit(raw)
+                    except ValidationError:
+                        self.counters.txs_refused += 1
 
     # ------------------------------------------------------------------ heartbeats
     def _heartbeat(self) -> bytes:
@@ -444,3 +504,15 @@ class NodeHost:
         )
         del state
         return sorted(rows.values(), key=lambda r: r["node_id"])
+
+
+def _verify_all(jobs: Sequence[tuple[Transaction, PublicKey]], chain_id: str) -> list[str | None]:
+    """Check each transaction's signature (in a worker thread): ``None`` or the reason."""
+    out: list[str | None] = []
+    for tx, key in jobs:
+        try:
+            tx.verify_signature(key, chain_id)
+            out.append(None)
+        except ChainError as exc:
+            out.append(str(exc))
+    return out

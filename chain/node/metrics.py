@@ -19,6 +19,7 @@ metric                                                   meaning
 ``rongxin_consensus_missed_proposals_total{validator}``  rounds a leader's block did not commit
 ``rongxin_consensus_bad_messages_total``                 malformed or misrouted messages refused
 ``rongxin_mempool_size`` / ``_size_bytes``               transactions waiting and their bytes
+``rongxin_mempool_max_txs``                              the pool's capacity
 ``rongxin_mempool_refused_txs_total``                    gossiped transactions refused
 ``rongxin_p2p_peers``                                    connected peers
 ``rongxin_p2p_peer_send_bytes_total{peer,ch}``           bytes sent per peer and channel
@@ -75,10 +76,8 @@ class _HostCollector(Collector):
         )
         mp = h.replica.app.mempool
         yield gauge("mempool_size", "Transactions in the mempool.", len(mp))
-        size_bytes = getattr(mp, "total_bytes", None)
-        if size_bytes is None:
-            size_bytes = sum(len(v) for v in mp.values())
-        yield gauge("mempool_size_bytes", "Bytes of the transactions in the mempool.", size_bytes)
+        yield gauge("mempool_size_bytes", "Bytes of the transactions in the mempool.", mp.total_bytes)
+        yield gauge("mempool_max_txs", "Capacity of the mempool in transactions.", mp.config.max_txs)
         yield counter("mempool_refused_txs", "Gossiped transactions refused.", h.counters.txs_refused)
         peers = h.peers.peers
         yield gauge("p2p_peers", "Connected peers.", len(peers))

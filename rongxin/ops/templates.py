@@ -27,9 +27,9 @@ from chain.consensus.core import quorum_size
 from rongxin.ops.layout import NodePlan
 
 METRICS = {
-    "height": "rongxin_chain_height",
+    "height": "rongxin_consensus_height",
     "peers": "rongxin_p2p_peers",
-    "mempool_txs": "rongxin_mempool_txs",
+    "mempool_txs": "rongxin_mempool_size",
     "mempool_max_txs": "rongxin_mempool_max_txs",
 }
 """Gauges the alert rules use: committed height, connected peers, pending transactions

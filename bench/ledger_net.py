@@ -1,0 +1,474 @@
+"""Throughput of the consortium ledger as real node processes on this machine.
+
+Five consensus nodes and one observer (``rongxin chain init`` + ``rongxin node run``) talk
+over the secure channel on loopback. Pre-signed SM2 anchor transactions from several
+member clients go to the nodes' APIs in batches; the bench watches the observer's chain
+and prints, in one table:
+
+* committed TPS, and p50/p99 latency from submit to commit (seen on the observer);
+* the SM2 verification rate of one core measured in the same run, the bound
+  ``cores × rate ÷ consensus nodes`` and the ratio TPS ÷ bound; the TPS the same
+  efficiency would give with one 2-core machine per node (``2 × rate × ratio``);
+* p99 latency at a fixed offered rate (500 TPS by default);
+* anchored digests per second with Merkle batches;
+* catch-up: a node SIGKILLed before the load, restarted after it, until it is level;
+* resident memory of every node at the end.
+
+Usage::
+
+    .venv/bin/python bench/ledger_net.py --quick     # about a minute
+    .venv/bin/python bench/ledger_net.py             # the full run (100,000 transactions)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from chain.client import NodeClient  # noqa: E402
+from chain.crypto import PrivateKey  # noqa: E402
+from chain.crypto.keyfile import load_private_key  # noqa: E402
+from chain.node.identity import certificate_from_json  # noqa: E402
+from chain.types import Certificate, Genesis, Role, Transaction  # noqa: E402
+from rongxin.ops import procs  # noqa: E402
+from rongxin.ops.build import NetworkSpec, create_network  # noqa: E402
+
+PASSWORD = "bench password 1"
+
+
+def free_base_port(nodes: int) -> int:
+    """A base port whose p2p and API ports are all free on loopback."""
+    rng = random.Random()
+    for _ in range(500):
+        base = rng.randrange(20000, 60000, 10)
+        try:
+            for i in range(nodes):
+                for port in (base + 10 * i, base + 10 * i + 1):
+                    with socket.socket() as s:
+                        s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free ports")
+
+
+def verify_rate(seconds: float = 1.0) -> float:
+    """SM2 verifications per second on one core (this process)."""
+    key = PrivateKey.generate()
+    msg = os.urandom(200)
+    sig = key.sign(msg)
+    pub = key.public_key
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(50):
+            pub.verify(msg, sig)
+        n += 50
+    return n / (time.perf_counter() - t0)
+
+
+def rss_mb(pid: int) -> float | None:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+class Net:
+    """A network directory with running node processes."""
+
+    def __init__(
+        self, directory: Path, consensus: int, observers: int, block_ms: int, timeout_ms: int
+    ) -> None:
+        self.dir = directory / "net"
+        spec = NetworkSpec(
+            consensus=consensus,
+            observers=observers,
+            base_port=free_base_port(consensus + observers),
+            chain_id="rongxin-bench",
+            block_interval_ms=block_ms,
+            round_timeout_ms=timeout_ms,
+        )
+        create_network(self.dir, spec, PASSWORD, node_password=PASSWORD, scrypt_n=1024)
+        self.genesis = Genesis.from_bytes((self.dir / "genesis.cbor").read_bytes())
+        sup = self.dir / "supervisor"
+        self.sup_key = load_private_key(sup / "supervisor.key", PASSWORD)
+        self.sup_cert = certificate_from_json((sup / "supervisor.cert.json").read_text())
+        self.entries = {e.name: e for e in procs.discover(self.dir)}
+        os.environ["RONGXIN_KEY_PASSWORD"] = PASSWORD
+
+    def url(self, name: str) -> str:
+        return f"http://{self.entries[name].config.api.listen}"
+
+    def start(self, name: str) -> int:
+        return procs.start_node(self.entries[name])
+
+    def pid(self, name: str) -> int | None:
+        return procs.running_pid(self.entries[name].config)
+
+    def stop_all(self) -> None:
+        procs.stop_nodes(list(self.entries.values()), timeout_s=10)
+
+    def client(self, name: str, key: PrivateKey | None = None, cert: Certificate | None = None) -> NodeClient:
+        return NodeClient(
+            self.url(name), key or self.sup_key, cert or self.sup_cert, self.genesis, timeout_s=60
+        )
+
+    def wait_connected(self, names: list[str], peers: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = {s.name: s for s in procs.probe([self.entries[n] for n in names])}
+            if all(st[n].online and (st[n].peers or 0) >= peers for n in names):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"nodes did not connect: {st}")
+
+
+def register_members(net: Net, count: int) -> list[tuple[PrivateKey, Certificate]]:
+    """Certify ``count`` media-center members and register them in one batch."""
+    root = load_private_key(net.dir / "supervisor" / "root.key", PASSWORD)
+    now = int(time.time() * 1000) - 3_600_000
+    members = []
+    txs = []
+    with net.client("node-0") as c:
+        nonce = c.account()["next_nonce"]
+        for i in range(count):
+            key = PrivateKey.generate()
+            cert = Certificate.issue(root, f"bench-{i}", f"org-{i}", [Role.MEDIA_CENTER], key.public_key, now)
+            members.append((key, cert))
+            tx = Transaction.create(
+                net.sup_key, net.sup_cert.cert_id, "member.add", {"certificate": cert.to_dict()},
+                nonce + i, int(time.time() * 1000), net.genesis.chain_id,
+            )  # fmt: skip
+            txs.append(tx.to_bytes())
+        results = c.submit_batch(txs)
+        assert all(r is None for _, r in results), results
+        c.wait(results[-1][0] or b"", timeout_s=60)
+    return members
+
+
+def presign(net: Net, members: list[tuple[PrivateKey, Certificate]], per_member: int) -> list[list[bytes]]:
+    """``per_member`` anchor transactions for each member, nonces 1…n (signed in parallel)."""
+
+    def sign(member: tuple[PrivateKey, Certificate]) -> list[bytes]:
+        key, cert = member
+        now = int(time.time() * 1000)
+        return [
+            Transaction.create(
+                key,
+                cert.cert_id,
+                "anchor",
+                {"digest": os.urandom(32), "kind": "work"},
+                n + 1,
+                now,
+                net.genesis.chain_id,
+            ).to_bytes()
+            for n in range(per_member)
+        ]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(sign, members))
+
+
+class Watcher:
+    """Poll the observer's chain; record when each transaction is first seen committed."""
+
+    def __init__(self, net: Net, name: str) -> None:
+        self.client = net.client(name)
+        self.seen: dict[str, float] = {}
+        self.height = self.client.status()["height"]
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                top = self.client.status()["height"]
+                while self.height < top:
+                    b = self.client.request("GET", f"/blocks/{self.height + 1}")
+                    now = time.perf_counter()
+                    for t in b["txs"]:
+                        self.seen.setdefault(t["tx_id"], now)
+                    self.height += 1
+            except Exception as exc:  # the bench goes on; a node may be restarting
+                print(f"watcher: {exc}", file=sys.stderr)
+                time.sleep(0.2)
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(5)
+        self.client.close()
+
+
+def run_load(
+    net: Net,
+    streams: list[list[bytes]],
+    nodes: list[str],
+    batch: int,
+    rate: float | None,
+) -> dict[str, float]:
+    """Send every stream (one per member, in nonce order) to the nodes; offered ``rate``
+    tx/s in total (``None``: as fast as the nodes take them)."""
+    submitted: dict[str, float] = {}
+    lock = threading.Lock()
+    per_stream = None if rate is None else rate / len(streams)
+
+    def send(i: int, txs: list[bytes]) -> None:
+        with net.client(nodes[i % len(nodes)]) as c:
+            t0 = time.perf_counter()
+            for k in range(0, len(txs), batch):
+                chunk = txs[k : k + batch]
+                if per_stream is not None:
+                    due = t0 + (k + len(chunk)) / per_stream
+                    delay = due - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                now = time.perf_counter()
+                results = c.submit_batch(chunk)
+                with lock:
+                    for tx_id, reason in results:
+                        if tx_id is not None:
+                            submitted[tx_id.hex()] = now
+                        elif reason and "full" in reason:
+                            print(f"refused: {reason}", file=sys.stderr)
+
+    with ThreadPoolExecutor(max_workers=len(streams)) as pool:
+        list(pool.map(lambda a: send(*a), enumerate(streams)))
+    return submitted
+
+
+def wait_seen(watcher: Watcher, ids: dict[str, float], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(t in watcher.seen for t in ids):
+            return
+        time.sleep(0.1)
+    missing = sum(1 for t in ids if t not in watcher.seen)
+    print(f"warning: {missing} transactions not committed within {timeout} s", file=sys.stderr)
+
+
+def latency_stats(ids: dict[str, float], seen: dict[str, float]) -> tuple[float, float, float, int]:
+    lat = sorted(seen[t] - ids[t] for t in ids if t in seen)
+    if not lat:
+        return float("nan"), float("nan"), float("nan"), 0
+    first = min(ids.values())
+    last = max(seen[t] for t in ids if t in seen)
+    tps = len(lat) / (last - first)
+    return tps, statistics.median(lat), lat[min(len(lat) - 1, int(0.99 * len(lat)))], len(lat)
+
+
+def heights(net: Net) -> dict[str, int | None]:
+    return {s.name: s.height for s in procs.probe(list(net.entries.values()))}
+
+
+@contextlib.contextmanager
+def network(args: argparse.Namespace) -> Iterator[Net]:
+    with tempfile.TemporaryDirectory(prefix="rx-bench-") as d:
+        net = Net(Path(d), args.nodes, 1, args.block_ms, args.timeout_ms)
+        try:
+            for name in net.entries:
+                net.start(name)
+            net.wait_connected(list(net.entries), args.nodes)
+            yield net
+        finally:
+            net.stop_all()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="about a minute: fewer transactions")
+    p.add_argument("--txs", type=int, help="transactions of the throughput run")
+    p.add_argument("--members", type=int, default=8, help="client members (streams)")
+    p.add_argument("--batch", type=int, default=250, help="transactions per API request")
+    p.add_argument("--nodes", type=int, default=5)
+    p.add_argument("--block-ms", type=int, default=100)
+    p.add_argument("--timeout-ms", type=int, default=2000)
+    p.add_argument("--offered", type=float, default=500.0, help="offered rate of the latency run (tx/s)")
+    p.add_argument("--catchup", type=int, help="transactions a killed node is behind")
+    p.add_argument("--json", type=Path, help="also write the results here")
+    args = p.parse_args()
+    n_txs = args.txs or (6_000 if args.quick else 100_000)
+    catchup = args.catchup if args.catchup is not None else (0 if args.quick else 100_000)
+    cores = os.cpu_count() or 1
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {cores} cores",
+    }
+
+    rate = verify_rate()
+    results["verify_per_s"] = rate
+    with network(args) as net:
+        members = register_members(net, args.members)
+        per = max(1, n_txs // args.members)
+        streams = presign(net, members, per)
+        observer = "observer-0"
+        consensus = [n for n in net.entries if n.startswith("node-")]
+        victim = consensus[-1] if catchup else None
+        watcher = Watcher(net, observer)
+        try:
+            # 1. throughput: everything as fast as the nodes take it
+            t0 = time.perf_counter()
+            ids = run_load(net, streams, consensus, args.batch, None)
+            wait_seen(watcher, ids, 120)
+            tps, p50, p99, done = latency_stats(ids, watcher.seen)
+            results.update(tps=tps, p50_s=p50, p99_s=p99, committed=done, wall_s=time.perf_counter() - t0)
+            # 2. latency at a fixed offered rate
+            offered_n = int(args.offered * (10 if args.quick else 30))
+            per2 = max(1, offered_n // args.members)
+            streams2 = [s[per:] for s in presign_more(net, members, per, per2)]
+            ids2 = run_load(
+                net, streams2, consensus, max(1, int(args.offered / 20 / args.members)), args.offered
+            )
+            wait_seen(watcher, ids2, 60)
+            tps2, p50b, p99b, _ = latency_stats(ids2, watcher.seen)
+            results.update(offered=args.offered, offered_tps=tps2, offered_p50_s=p50b, offered_p99_s=p99b)
+            # 3. anchored digests per second with Merkle batches
+            results.update(digest_rate(net, consensus, members, 1 if args.quick else 5))
+            # 4. catch-up of a node SIGKILLed while the chain ran
+            if victim is not None:
+                results.update(catch_up(net, victim, members, per + per2, catchup, consensus, args.batch))
+        finally:
+            watcher.stop()
+        results["rss_mb"] = {n: rss_mb(net.pid(n) or -1) for n in net.entries}
+    bound = cores * rate / args.nodes
+    results["bound_tps"] = bound
+    results["ratio"] = results["tps"] / bound
+    results["per_machine_tps"] = 2 * rate / 1 * results["ratio"]  # one 2-core machine per node
+    print_table(results, args)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def presign_more(
+    net: Net, members: list[tuple[PrivateKey, Certificate]], start: int, count: int
+) -> list[list[bytes]]:
+    """Transactions with nonces ``start+1 … start+count`` for each member (prefixed by
+    ``start`` placeholders so callers can slice)."""
+
+    def sign(member: tuple[PrivateKey, Certificate]) -> list[bytes]:
+        key, cert = member
+        now = int(time.time() * 1000)
+        return [b""] * start + [
+            Transaction.create(
+                key,
+                cert.cert_id,
+                "anchor",
+                {"digest": os.urandom(32), "kind": "work"},
+                start + n + 1,
+                now,
+                net.genesis.chain_id,
+            ).to_bytes()
+            for n in range(count)
+        ]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(sign, members))
+
+
+def digest_rate(
+    net: Net,
+    nodes: list[str],
+    members: list[tuple[PrivateKey, Certificate]],
+    batches: int,
+    size: int = 50_000,
+    streams: int = 4,
+) -> dict[str, float]:
+    """Anchor ``batches`` Merkle batches of ``size`` digests from each of ``streams``
+    concurrent clients (members of their own, one per node); digests committed and
+    published per second."""
+    digests = [[os.urandom(32) for _ in range(size)] for _ in range(batches * streams)]
+
+    def stream(i: int) -> None:
+        key, cert = members[i]
+        with net.client(nodes[i % len(nodes)], key, cert) as c:
+            for b in range(batches):
+                c.anchor_batch(digests[i * batches + b], "evidence")
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=streams) as pool:
+        list(pool.map(stream, range(streams)))
+    dt = time.perf_counter() - t0
+    total = batches * streams * size
+    return {"digests_per_s": total / dt, "digests": total, "digest_batch_size": size}
+
+
+def catch_up(
+    net: Net,
+    victim: str,
+    members: list[tuple[PrivateKey, Certificate]],
+    used: int,
+    behind: int,
+    nodes: list[str],
+    batch: int,
+) -> dict[str, float]:
+    """Kill ``victim``, commit ``behind`` transactions, restart it; seconds until level."""
+    pid = net.pid(victim)
+    if pid is not None:
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    live = [n for n in nodes if n != victim]
+    per = max(1, behind // len(members))
+    streams = [s[used:] for s in presign_more(net, members, used, per)]
+    ids = run_load(net, streams, live, batch, None)
+    target = max(h or 0 for n, h in heights(net).items() if n != victim)
+    t0 = time.perf_counter()
+    net.start(victim)
+    while True:
+        h = heights(net).get(victim)
+        if h is not None and h >= target:
+            break
+        if time.perf_counter() - t0 > 600:
+            break
+        time.sleep(0.2)
+    return {"catchup_txs": len(ids), "catchup_blocks": target, "catchup_s": time.perf_counter() - t0}
+
+
+def print_table(r: dict[str, Any], args: argparse.Namespace) -> None:
+    print(f"\nLedger as processes: {args.nodes} consensus nodes + 1 observer, {r['machine']}, {r['date']}")
+    rows = [
+        ("committed TPS (as fast as taken)", f"{r['tps']:,.0f}  ({r['committed']:,} txs)"),
+        ("latency submit→commit p50 / p99", f"{r['p50_s']:.2f} s / {r['p99_s']:.2f} s"),
+        ("SM2 verify, one core (same run)", f"{r['verify_per_s']:,.0f}/s"),
+        ("bound cores × rate ÷ nodes", f"{r['bound_tps']:,.0f} TPS"),
+        ("TPS ÷ bound", f"{r['ratio']:.2f}"),
+        ("same efficiency, a 2-core machine per node", f"{r['per_machine_tps']:,.0f} TPS"),
+        (
+            f"offered {r['offered']:.0f} TPS: committed, p50 / p99",
+            f"{r['offered_tps']:,.0f} TPS, {r['offered_p50_s']:.2f} s / {r['offered_p99_s']:.2f} s",
+        ),
+        (
+            f"anchored digests/s (batches of {r['digest_batch_size']:,})",
+            f"{r['digests_per_s']:,.0f}  ({r['digests']:,} digests)",
+        ),
+    ]
+    if "catchup_s" in r:
+        rows.append(("catch-up of a node", f"{r['catchup_txs']:,} txs behind: {r['catchup_s']:.1f} s"))
+    rss = ", ".join(f"{k} {v:.0f}" for k, v in r["rss_mb"].items() if v)
+    rows.append(("resident memory (MB)", rss))
+    width = max(len(a) for a, _ in rows)
+    for a, b in rows:
+        print(f"  {a:<{width}}  {b}")
+
+
+if __name__ == "__main__":
+    main()

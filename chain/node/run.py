@@ -1,0 +1,190 @@
+"""``rongxin node run``: a consortium node as a long-running process.
+
+:func:`run_node` opens the node's ledger, starts its :class:`~chain.node.host.NodeHost`
+(P2P and consensus) and its HTTP API (uvicorn, in the same event loop, so that API
+handlers read the replica without locks), and runs until SIGTERM or SIGINT. Then it
+stops accepting work, closes its connections, closes the ledger and records the stop in
+the operations audit log. A SIGKILL loses nothing that was acknowledged: blocks, state
+and the consensus safety data are fsynced before anything that depends on them leaves
+the node.
+
+Examples
+--------
+``rongxin node run --config net/node-0/node.toml`` (see ``docs/operator-guide.md``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Generator
+from typing import Any
+
+from chain.contracts.base import ContractRegistry
+from chain.mempool import MempoolConfig
+from chain.node.config import NodeConfig
+from chain.node.host import NodeHost
+from chain.node.identity import load_genesis, load_identity
+from chain.node.logs import OpsAudit, configure_logging
+from chain.node.metrics import node_registry
+from chain.replica import Replica
+from chain.types import Genesis
+
+log = logging.getLogger("rongxin.node")
+
+CLOCK_OFFSET_ENV = "RONGXIN_CLOCK_OFFSET_MS"
+"""Test hook: milliseconds added to the node's clock (clock-skew scenarios)."""
+
+
+def _api_server(app: Any, host: str, port: int) -> Any:
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Generator[None, None, None]:  # the node owns the signals
+            yield
+
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="off", access_log=False, ws="websockets"
+    )
+    return _Server(config)
+
+
+def build_host(
+    cfg: NodeConfig, registry_factory: Callable[[Genesis], ContractRegistry] | None = None
+) -> NodeHost:
+    """The host of the node ``cfg`` describes (ledger opened, nothing started)."""
+    genesis = load_genesis(cfg)
+    key, cert = load_identity(cfg, genesis)
+    cfg.node.data_dir.mkdir(parents=True, exist_ok=True)
+    overrides: dict[str, Any] = {}
+    if cfg.consensus.round_timeout_ms is not None:
+        overrides["round_timeout_ms"] = cfg.consensus.round_timeout_ms
+        overrides["max_round_timeout_ms"] = 8 * cfg.consensus.round_timeout_ms
+    mempool = MempoolConfig(
+        max_txs=cfg.mempool.max_txs,
+        max_bytes=cfg.mempool.max_bytes,
+        max_per_sender=cfg.mempool.max_per_sender,
+    )
+    replica = Replica(
+        genesis,
+        cfg.node.data_dir / "ledger.db",
+        key,
+        registry_factory(genesis) if registry_factory is not None else None,
+        overrides,
+        mempool,
+    )
+    return NodeHost(
+        replica,
+        key,
+        cert,
+        name=cfg.node.name,
+        listen=[(a.host, a.port) for a in cfg.p2p.listen],
+        persistent_peers=[(a.dial_host, a.port) for a in cfg.p2p.persistent_peers],
+        clock_offset_ms=int(os.environ.get(CLOCK_OFFSET_ENV, "0") or 0),
+        max_frame=cfg.p2p.max_frame_bytes,
+        handshake_timeout=cfg.p2p.handshake_timeout_s,
+    )
+
+
+def config_digest(cfg: NodeConfig) -> str:
+    """SHA-256 of the config file's bytes (recorded at start in the audit log)."""
+    return hashlib.sha256(cfg.path.read_bytes()).hexdigest()
+
+
+async def run_node(
+    cfg: NodeConfig,
+    registry_factory: Callable[[Genesis], ContractRegistry] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run the node of ``cfg`` until ``stop`` is set, or SIGTERM/SIGINT arrives."""
+    from chain.api import create_app
+    from chain.node.events import EventHub, validators_event
+    from chain.node.service import NodeService
+
+    configure_logging(cfg.node.name, cfg.node.log_level)
+    audit = OpsAudit(cfg.node.data_dir / "ops-audit.jsonl", cfg.node.name)
+    host = build_host(cfg, registry_factory)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    hub = EventHub()
+    service = NodeService(
+        cfg.node.name,
+        host.replica,
+        submit=_async_submit(host),
+        submit_many=host.submit_many,
+        net_info=lambda: {"peers": host.online_map(), "listen": [f"{h}:{p}" for h, p in host.peers.bound]},
+        status_extra=lambda: _status_extra(host),
+        hub=hub,
+        registry=node_registry(host),
+    )
+    host.on_commit.append(lambda a: _publish(host, hub, a))
+    host.on_epoch.append(lambda a: hub.publish(validators_event(host.replica.epoch)))
+    app = create_app(service, public_status=cfg.api.public_status, public_metrics=True)
+    server = _api_server(app, cfg.api.listen.host, cfg.api.listen.port)
+    await host.start()
+    api_task = asyncio.ensure_future(server.serve())
+    audit.record(
+        "node.start",
+        config=str(cfg.path),
+        config_sha256=config_digest(cfg),
+        height=host.replica.store.head_height(),
+        pid=os.getpid(),
+        api=str(cfg.api.listen),
+    )
+    try:
+        done, _ = await asyncio.wait(
+            [asyncio.ensure_future(stop.wait()), api_task], return_when=asyncio.FIRST_COMPLETED
+        )
+        if api_task in done and api_task.exception() is not None:
+            log.error("the API server failed: %s", api_task.exception())
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(api_task, 5.0)
+        await host.stop()
+        height = host.replica.store.head_height()
+        host.replica.close()
+        audit.record("node.stop", height=height, pid=os.getpid())
+
+
+def _async_submit(host: NodeHost) -> Callable[[bytes], Any]:
+    async def submit(raw: bytes) -> bytes:
+        return host.submit(raw)
+
+    return submit
+
+
+def _status_extra(host: NodeHost) -> dict[str, Any]:
+    peers = host.peers.peers
+    best = max([p.stats.height for p in peers.values()] + [host.replica.store.head_height()])
+    return {
+        "peers": len(peers),
+        "catching_up": best - host.replica.store.head_height() >= 2,
+        "best_peer_height": best,
+        "uptime_s": round(max(0.0, time.time() - host.started_at), 1),
+        "p2p_listen": [f"{h}:{p}" for h, p in host.peers.bound],
+    }
+
+
+def _publish(host: NodeHost, hub: Any, a: Any) -> None:
+    """Publish the events of a committed block (block, its transactions with results)."""
+    from chain import codec
+    from chain.node.events import block_event, tx_event
+
+    block = a.block
+    store = host.replica.store
+    hub.publish(block_event(block))
+    executor = host.replica.app.executor
+    for index, raw in enumerate(block.payload):
+        tx = executor.decode(raw)
+        stored = store.tx_result(tx.tx_id)
+        hub.publish(tx_event(tx, block.height, index, None if stored is None else codec.decode(stored)))
