@@ -212,9 +212,9 @@ def build_receipt(store: LedgerStore, tx_id: bytes) -> Receipt:
     history: dict[str, Any] | None = None
     top_epoch = headers[0][_EPOCH]
     if height < head:
-        proof = store.load_state().prove(history_key(height))
+        head, _, proof = _proof_at_head(store, history_key(height))
         head_headers, head_qc = _commit_headers(store, head)
-        history = {"proof": proof.to_obj(), "headers": head_headers, "qc": head_qc}
+        history = {"proof": proof, "headers": head_headers, "qc": head_qc}
         top_epoch = max(top_epoch, head_headers[0][_EPOCH])
     return Receipt(
         store_chain_id(headers[0]),
@@ -242,6 +242,32 @@ def _epoch_proofs(store: LedgerStore, last: int) -> list[dict[str, Any]]:
         ep_headers, ep_qc = _commit_headers(store, proof["height"])
         epochs.append({"record": record, "proof": proof["proof"], "headers": ep_headers, "qc": ep_qc})
     return epochs
+
+
+_PROOF_TRIES = 4
+
+
+def _proof_at_head(store: LedgerStore, key: bytes) -> tuple[int, bytes, dict[str, Any]]:
+    """The head's height, ``key``'s value and its state proof under the head's state root.
+
+    The node may commit a block while the proof is made (an API thread builds receipts
+    while consensus commits): the proof is checked against the head it names, and made
+    again under the new head if they differ.
+    """
+    for _ in range(_PROOF_TRIES):
+        head = store.head_height()
+        row = store.block(head)
+        state = store.load_state()
+        value = state.get(key)
+        if row is None or value is None:
+            raise ReceiptError("not-committed", f"the node's state has no entry at {key!r}")
+        try:
+            proof = state.prove(key)
+            verify_state_proof(row.state_root, key, value, proof)
+        except MerkleError:
+            continue
+        return head, value, proof.to_obj()
+    raise ReceiptError("not-committed", "the node kept committing blocks while proving its state; retry")
 
 
 def _commit_headers(store: LedgerStore, height: int) -> tuple[list[Any], Any]:
@@ -697,21 +723,20 @@ def build_checkpoint(store: LedgerStore, genesis: Genesis) -> Checkpoint:
     """
     if store.genesis_hash != chain_genesis_block(genesis).hash:
         raise ReceiptError("wrong-chain", "this ledger store belongs to another genesis")
-    head = store.head_height()
-    if head < 1:
+    if store.head_height() < 1:
         raise ReceiptError("not-committed", "the node has committed no block yet")
-    headers, qc = _commit_headers(store, head)
-    state = store.load_state()
-    epoch = headers[0][_EPOCH]
-    proof: dict[str, Any] | None = None
-    record = b""
-    if epoch > 0:
-        raw = state.get(epoch_key(epoch))
-        if raw is None:
+    for _ in range(_PROOF_TRIES):
+        head = store.head_height()
+        headers, qc = _commit_headers(store, head)
+        epoch = headers[0][_EPOCH]
+        if epoch == 0:
+            return Checkpoint(store_chain_id(headers[0]), genesis.hash, tuple(headers), qc, b"", None)
+        if store.get_state(epoch_key(epoch)) is None:
             raise ReceiptError("not-committed", f"the node's state lacks the record of epoch {epoch}")
-        record = raw
-        proof = state.prove(epoch_key(epoch)).to_obj()
-    return Checkpoint(store_chain_id(headers[0]), genesis.hash, tuple(headers), qc, record, proof)
+        proven_head, record, proof = _proof_at_head(store, epoch_key(epoch))
+        if proven_head == head:  # else a block committed meanwhile: take the new head
+            return Checkpoint(store_chain_id(headers[0]), genesis.hash, tuple(headers), qc, record, proof)
+    raise ReceiptError("not-committed", "the node kept committing blocks while checkpointing; retry")
 
 
 def verify_checkpoint(cp: Checkpoint, genesis: Genesis) -> CheckpointInfo:

@@ -16,6 +16,7 @@ state untouched; :meth:`Overlay.changes` is what storage commits with the block,
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_left, insort
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator, Mapping
@@ -174,6 +175,9 @@ class State:
     are exactly the changes it covered (a block executed on an uncommitted parent covers
     the parent's changes too).
 
+    Applying, computing a pending root and proving hold one lock, so an API thread may prove
+    entries while the thread that commits blocks applies them.
+
     Parameters
     ----------
     entries : mapping, optional
@@ -196,6 +200,7 @@ class State:
             raise ValueError("give a State its entries or a table, not both")
         self._table: StateTable = table if table is not None else MemoryTable(entries)
         self._tree = BucketTree({b: bucket_digest(leaves) for b, leaves in self._table.buckets()})
+        self._lock = threading.RLock()
         self._version = 0  # changes applied so far
         self._applied: deque[tuple[int, dict[bytes, bytes | None]]] = deque(maxlen=self._REMEMBERED)
         self._prepared: OrderedDict[bytes, tuple[int, dict[bytes, bytes | None], dict[int, bytes]]] = (
@@ -228,14 +233,15 @@ class State:
             The root they lead to (the block's state root), to reuse the nodes hashed when
             the block executed (:meth:`root_with`) instead of hashing again.
         """
-        prepared = self._prepared.pop(root, None) if root is not None else None
-        nodes = self._reusable(prepared, changes) if prepared is not None else None
-        if nodes is None:
-            nodes = self._tree.changed_nodes(self._digests_with(changes))
-        self._table.write(changes)
-        self._tree.install(nodes)
-        self._version += 1
-        self._applied.append((self._version, dict(changes)))
+        with self._lock:
+            prepared = self._prepared.pop(root, None) if root is not None else None
+            nodes = self._reusable(prepared, changes) if prepared is not None else None
+            if nodes is None:
+                nodes = self._tree.changed_nodes(self._digests_with(changes))
+            self._table.write(changes)
+            self._tree.install(nodes)
+            self._version += 1
+            self._applied.append((self._version, dict(changes)))
 
     def _reusable(
         self, prepared: tuple[int, dict[bytes, bytes | None], dict[int, bytes]], changes: Changes
@@ -266,15 +272,16 @@ class State:
         >>> s.root_with({b"b": b"2"}) == State({b"a": b"1", b"b": b"2"}).root
         True
         """
-        if not changes:
-            return self._tree.root
-        nodes = self._tree.changed_nodes(self._digests_with(changes))
-        root = nodes[1]
-        self._prepared[root] = (self._version, dict(changes), nodes)
-        self._prepared.move_to_end(root)
-        while len(self._prepared) > self._REMEMBERED:
-            self._prepared.popitem(last=False)
-        return root
+        with self._lock:
+            if not changes:
+                return self._tree.root
+            nodes = self._tree.changed_nodes(self._digests_with(changes))
+            root = nodes[1]
+            self._prepared[root] = (self._version, dict(changes), nodes)
+            self._prepared.move_to_end(root)
+            while len(self._prepared) > self._REMEMBERED:
+                self._prepared.popitem(last=False)
+            return root
 
     def prove(self, key: bytes, changes: Changes | None = None) -> StateProof:
         """Inclusion proof of ``key``'s entry under :attr:`root` (or under :meth:`root_with`
@@ -292,10 +299,11 @@ class State:
         >>> verify_state_proof(s.root_with({b"b": b"2"}), b"b", b"2", s.prove(b"b", {b"b": b"2"}))
         """
         changes = changes or {}
-        changed = self._tree.changed_nodes(self._digests_with(changes)) if changes else {}
-        b = bucket_of(key)
-        leaves = self._leaves_with(b, [k for k in changes if bucket_of(k) == b], changes)
-        return prove_in_bucket(leaves, key, self._tree, changed)
+        with self._lock:
+            changed = self._tree.changed_nodes(self._digests_with(changes)) if changes else {}
+            b = bucket_of(key)
+            leaves = self._leaves_with(b, [k for k in changes if bucket_of(k) == b], changes)
+            return prove_in_bucket(leaves, key, self._tree, changed)
 
     def entries(self) -> dict[bytes, bytes]:
         """A copy of all entries."""

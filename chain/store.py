@@ -341,9 +341,12 @@ class StoreTable:
 
     def get(self, key: bytes) -> bytes | None:
         cache = self._cache
-        if key in cache:
+        try:  # another thread may drop the key in between: then read the row
+            value = cache[key]
             cache.move_to_end(key)
-            return cache[key]
+            return value
+        except KeyError:
+            pass
         row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
         value = None if row is None else bytes(row[0])
         cache[key] = value

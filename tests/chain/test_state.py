@@ -288,3 +288,50 @@ def overlay_with(base: State | Overlay, changes: dict[bytes, bytes | None]) -> O
         else:
             o.set(k, v)
     return o
+
+
+def test_proofs_made_in_another_thread_while_blocks_commit(tmp_path: Path) -> None:
+    import threading
+
+    rnd = random.Random(13)
+    entries = {b"k/" + rnd.randbytes(3): rnd.randbytes(5) for _ in range(500)}
+    entries[b"fixed"] = b"value"
+    c = _Committer(tmp_path / "s.db", entries)
+    state = c.store.load_state()
+    roots = {state.root}
+    proofs = []
+    done = threading.Event()
+
+    def prove() -> None:
+        while not done.is_set():
+            proofs.append(c.store.load_state().prove(b"fixed"))
+
+    worker = threading.Thread(target=prove)
+    worker.start()
+    try:
+        for _ in range(20):
+            changes = _changes(rnd, entries, 50)
+            changes.pop(b"fixed", None)
+            root = overlay_with(state, changes).root()
+            c.commit(changes)
+            state.apply(changes, root=root)
+            entries = _apply(entries, changes)
+            roots.add(state.root)
+    finally:
+        done.set()
+        worker.join()
+    assert proofs and state.root == state_root(entries)
+    for proof in proofs:  # each proof is whole: it verifies under a root the state went through
+        assert any(_verifies(root, proof) for root in roots)
+
+
+def _verifies(root: bytes, proof: object) -> bool:
+    from chain.errors import MerkleError
+    from chain.state_tree import StateProof
+
+    assert isinstance(proof, StateProof)
+    try:
+        verify_state_proof(root, b"fixed", b"value", proof)
+    except MerkleError:
+        return False
+    return True
