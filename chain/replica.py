@@ -71,6 +71,9 @@ from chain.store import LedgerStore, StoreError
 from chain.types import Genesis, ValidationError
 
 SAFETY_KEY = "consensus/safety"
+MAX_SAFETY_BYTES = 64 * 1024 * 1024
+"""Largest stored safety record (it holds the few uncommitted blocks up to the high QC,
+each at most ``ChainParams.max_block_bytes``)."""
 
 
 def node_id(cert_id: bytes) -> str:
@@ -122,6 +125,7 @@ def encode_safety(data: SafetyData) -> bytes:
             obj(data.last_tc),
             obj(data.last_vote),
             obj(data.last_timeout),
+            [b.to_obj() for b in data.pending_blocks],
         ]
     )
 
@@ -129,7 +133,13 @@ def encode_safety(data: SafetyData) -> bytes:
 def decode_safety(raw: bytes) -> SafetyData:
     """Inverse of :func:`encode_safety`; :class:`ConsensusError` when corrupt."""
     try:
-        hv, hq, hp, qc, tc, vote, timeout = codec.decode(raw)
+        fields = codec.decode(raw, max_size=MAX_SAFETY_BYTES)
+        if not isinstance(fields, list) or len(fields) not in (7, 8):
+            raise ValueError("seven or eight fields expected")
+        hv, hq, hp, qc, tc, vote, timeout = fields[:7]
+        pending = fields[7] if len(fields) == 8 else []
+        if not isinstance(pending, list):
+            raise ValueError("pending blocks are a list")
         return SafetyData(
             int(hv),
             int(hq),
@@ -138,6 +148,7 @@ def decode_safety(raw: bytes) -> SafetyData:
             None if tc is None else TimeoutCertificate.from_obj(tc),
             None if vote is None else Vote.from_obj(vote),
             None if timeout is None else Timeout.from_obj(timeout),
+            tuple(Block.from_obj(b) for b in pending),
         )
     except (ValueError, TypeError, codec.CodecError) as exc:
         raise ConsensusError(f"stored consensus safety data is corrupt: {exc}") from None
