@@ -420,6 +420,13 @@ def prove_in_bucket(
 
     ``changed`` is :meth:`BucketTree.changed_nodes` of the state being proven (empty for
     the tree as it is). Used by :meth:`chain.state.State.prove`.
+
+    Examples
+    --------
+    >>> leaf = entry_leaf(b"k", b"v")
+    >>> tree = BucketTree({bucket_of(b"k"): bucket_digest([leaf])})
+    >>> proof = prove_in_bucket([(b"k", leaf)], b"k", tree, {})
+    >>> verify_state_proof(tree.root, b"k", b"v", proof)
     """
     keys = [k for k, _ in leaves]
     try:
