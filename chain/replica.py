@@ -64,8 +64,9 @@ from chain.epochs import (
 )
 from chain.executor import NONCE, BlockExecution, Executor, genesis_state, next_nonce
 from chain.mempool import Mempool, MempoolConfig, MempoolEntry
-from chain.merkle import MerkleTree, merkle_root
+from chain.merkle import MerkleError, merkle_root
 from chain.state import Overlay, State
+from chain.state_tree import verify_state_proof
 from chain.store import LedgerStore, StoreError
 from chain.types import Genesis, ValidationError
 
@@ -439,7 +440,7 @@ class LedgerApp:
     def on_commit(self, block: Block) -> None:
         committed = self._spec_of(block)
         if committed is not None:
-            self.state.apply(committed.execution.changes)
+            self.state.apply(committed.execution.changes, root=block.state_root)
             for spec in self._spec.values():
                 if spec.overlay.base is committed.overlay:
                     spec.overlay.rebase(self.state)
@@ -522,20 +523,14 @@ class LedgerBlockStore:
 
     def _epoch_proof(self, execution: BlockExecution, epoch: int, height: int) -> bytes:
         """State inclusion proof of the new epoch's record under the ending block's state root."""
-        entries = self.app.state.entries()
-        for k, v in execution.changes.items():
-            if v is None:
-                entries.pop(k, None)
-            else:
-                entries[k] = v
-        keys = sorted(entries)
-        tree = MerkleTree.from_entries([codec.encode([k, entries[k]]) for k in keys])
-        if tree.root != execution.state_root:
-            raise ConsensusError("state root mismatch while proving an epoch change")
-        index = keys.index(epoch_key(epoch))
-        return codec.encode(
-            {"height": height, "index": index, "size": tree.size, "path": tree.inclusion_proof(index)}
-        )
+        key = epoch_key(epoch)
+        value = execution.changes[key] if key in execution.changes else self.app.state.get(key)
+        try:
+            proof = self.app.state.prove(key, execution.changes)
+            verify_state_proof(execution.state_root, key, value or b"", proof)
+        except MerkleError:
+            raise ConsensusError("state root mismatch while proving an epoch change") from None
+        return codec.encode({"height": height, "proof": proof.to_obj()})
 
 
 # --------------------------------------------------------------------------- replica

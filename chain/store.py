@@ -14,7 +14,13 @@ Durability discipline:
   every open.
 
 Reopening a store yields exactly the committed chain, and :meth:`LedgerStore.load_state`
-rebuilds the state whose root the last block header carries.
+gives the state whose root the last block header carries.
+
+The state lives on disk, not in memory: table ``state`` holds each entry with its bucket
+and its leaf hash (:mod:`chain.state_tree`), clustered by ``(bucket, key)`` so that
+rehashing a bucket reads one short range, with an index on ``key`` for reads and prefix
+scans. A node at a million anchored digests keeps only the tree of bucket digests (about
+10 MB) and SQLite's page cache in memory.
 """
 
 from __future__ import annotations
@@ -22,11 +28,13 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from chain.errors import StoreError as StoreError  # re-exported under its historical path
-from chain.state import State
+from chain.state import State, prefix_end
+from chain.state_tree import bucket_of, entry_leaf
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -45,11 +53,33 @@ CREATE TABLE IF NOT EXISTS txs (
     tx BLOB NOT NULL,
     result BLOB
 );
-CREATE TABLE IF NOT EXISTS state (key BLOB PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS state (
+    bucket INTEGER NOT NULL,
+    key BLOB NOT NULL,
+    value BLOB NOT NULL,
+    leaf BLOB NOT NULL,
+    PRIMARY KEY (bucket, key)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS state_key ON state (key);
 CREATE TABLE IF NOT EXISTS state_log (
     height INTEGER NOT NULL, key BLOB NOT NULL, value BLOB, PRIMARY KEY (height, key)
 );
 """
+
+
+STATE_COLUMNS = ["bucket", "key", "value", "leaf"]
+
+
+def state_row(key: bytes, value: bytes) -> tuple[int, bytes, bytes, bytes]:
+    """The ``state`` table row of an entry: ``(bucket, key, value, leaf)``.
+
+    Examples
+    --------
+    >>> row = state_row(b"k", b"v")
+    >>> row[1:3], 0 <= row[0] < 65536, len(row[3])
+    ((b'k', b'v'), True, 32)
+    """
+    return bucket_of(key), key, value, entry_leaf(key, value)
 
 
 @dataclass(frozen=True)
@@ -97,15 +127,27 @@ class LedgerStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
+            # 16 MB of pages: the interior pages of a million-entry state table and its key
+            # index stay cached, so a block's random row writes read fewer pages
+            self._db.execute("PRAGMA cache_size=-16384")
             self._db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open ledger store {os.fspath(path)!r}: {exc}") from None
-        self._lock = threading.Lock()
+        columns = [r[1] for r in self._db.execute("PRAGMA table_info(state)")]
+        if columns != STATE_COLUMNS:
+            self._db.close()
+            raise StoreError(
+                f"ledger store {os.fspath(path)!r} keeps its state in an earlier layout, whose block "
+                "state roots this version does not compute: start the node on a new store and sync it"
+            )
+        self._lock = threading.RLock()
+        self._state: State | None = None
         row = self._db.execute("SELECT value FROM meta WHERE key = 'genesis'").fetchone()
         if row is None:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("INSERT INTO meta VALUES ('genesis', ?)", (genesis_hash,))
-            self._db.executemany("INSERT INTO state VALUES (?, ?)", sorted((initial_state or {}).items()))
+            rows = sorted(state_row(k, v) for k, v in (initial_state or {}).items())
+            self._db.executemany("INSERT INTO state VALUES (?, ?, ?, ?)", rows)
             self._db.execute("COMMIT")
         elif bytes(row[0]) != genesis_hash:
             raise StoreError("this ledger store belongs to another chain (genesis hash differs)")
@@ -169,12 +211,17 @@ class LedgerStore:
                         for i, (tx_id, tx) in enumerate(txs)
                     ],
                 )
-                for key, value in changes.items():
-                    if value is None:
-                        self._db.execute("DELETE FROM state WHERE key = ?", (key,))
-                    else:
-                        self._db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
-                    self._db.execute("INSERT INTO state_log VALUES (?, ?, ?)", (height, key, value))
+                self._db.executemany(
+                    "DELETE FROM state WHERE bucket = ? AND key = ?",
+                    [(bucket_of(k), k) for k, v in changes.items() if v is None],
+                )
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?)",
+                    [state_row(k, v) for k, v in changes.items() if v is not None],
+                )
+                self._db.executemany(
+                    "INSERT INTO state_log VALUES (?, ?, ?)", [(height, k, v) for k, v in changes.items()]
+                )
                 for mkey, mvalue in (meta or {}).items():
                     self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (mkey, mvalue))
                 self._db.execute("COMMIT")
@@ -222,8 +269,38 @@ class LedgerStore:
         return None if row is None else bytes(row[0])
 
     def load_state(self) -> State:
-        """The current state (as of the head block)."""
-        return State({bytes(k): bytes(v) for k, v in self._db.execute("SELECT key, value FROM state")})
+        """The state as of the head block, read from this store (not copied into memory).
+
+        One :class:`~chain.state.State` per store: the first call builds its commitment
+        from the stored leaf hashes (about 2 s at a million entries); later calls return
+        the same object, first applying the blocks committed since (from the change log).
+        The owner of the store (``chain.replica.LedgerApp``) applies each block's changes
+        after :meth:`commit_block`; the state checks that they are the committed ones.
+        Use it from the thread that commits blocks.
+        """
+        with self._lock:
+            head = self.head_height()
+            if self._state is None:
+                self._state = State(table=StoreTable(self, head))
+                return self._state
+            table = self._state.table
+            assert isinstance(table, StoreTable)
+            for height in range(table.height + 1, head + 1):
+                self._state.apply(self.state_changes(height))
+            return self._state
+
+    def state_changes(self, height: int) -> dict[bytes, bytes | None]:
+        """The state changes committed with the block at ``height`` (``None`` deletes)."""
+        rows = self._db.execute("SELECT key, value FROM state_log WHERE height = ?", (height,))
+        return {bytes(k): None if v is None else bytes(v) for k, v in rows}
+
+    def iter_state(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every state entry in ``(bucket, key)`` order: the table's own order (a sequential
+        read), and one that :func:`chain.state_tree.commitment_of` accepts."""
+        cursor = self._db.execute("SELECT key, value FROM state ORDER BY bucket, key")
+        while rows := cursor.fetchmany(4096):
+            for key, value in rows:
+                yield bytes(key), bytes(value)
 
     def set_meta(self, key: str, value: bytes) -> None:
         """Record a small durable value (e.g. a node's safety data)."""
@@ -233,3 +310,102 @@ class LedgerStore:
         """Read a value written by :meth:`set_meta`."""
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
+
+
+class StoreTable:
+    """The :class:`~chain.state.StateTable` of a store's committed state (see
+    :meth:`LedgerStore.load_state`).
+
+    Reads go to SQLite through a bounded LRU cache of recent keys, present or absent (a
+    transaction reads its sender's certificate and revocation four times each, and its new
+    anchor's key three times, between admission and commit). :meth:`write` writes no
+    row: :meth:`LedgerStore.commit_block` has already committed them with their block; it
+    checks that the changes are the next block's (or the last one's, when already taken),
+    refreshes the cache and moves on to that height.
+
+    Parameters
+    ----------
+    store : LedgerStore
+        The store whose ``state`` table this reads.
+    height : int
+        The height whose state the table stands for (the store's head when made).
+    """
+
+    CACHE_ENTRIES = 16384
+
+    def __init__(self, store: LedgerStore, height: int) -> None:
+        self._store = store
+        self._db = store._db
+        self.height = height
+        self._cache: OrderedDict[bytes, bytes | None] = OrderedDict()
+
+    def get(self, key: bytes) -> bytes | None:
+        cache = self._cache
+        try:  # another thread may drop the key in between: then read the row
+            value = cache[key]
+            cache.move_to_end(key)
+            return value
+        except KeyError:
+            pass
+        row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        value = None if row is None else bytes(row[0])
+        cache[key] = value
+        if len(cache) > self.CACHE_ENTRIES:
+            cache.popitem(last=False)
+        return value
+
+    def items_with_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        end = prefix_end(prefix)
+        if end is None:
+            rows = self._db.execute("SELECT key, value FROM state WHERE key >= ? ORDER BY key", (prefix,))
+        else:
+            rows = self._db.execute(
+                "SELECT key, value FROM state WHERE key >= ? AND key < ? ORDER BY key", (prefix, end)
+            )
+        return iter([(bytes(k), bytes(v)) for k, v in rows.fetchall()])
+
+    def bucket_leaves(self, bucket: int) -> list[tuple[bytes, bytes]]:
+        rows = self._db.execute("SELECT key, leaf FROM state WHERE bucket = ? ORDER BY key", (bucket,))
+        return [(bytes(k), bytes(leaf)) for k, leaf in rows.fetchall()]
+
+    def buckets(self) -> Iterator[tuple[int, list[bytes]]]:
+        """Every non-empty bucket's leaf hashes, each recomputed from its entry and checked
+        against the stored one (a damaged row is found when the state is loaded)."""
+        cursor = self._db.execute("SELECT bucket, key, value, leaf FROM state ORDER BY bucket, key")
+        current = -1
+        leaves: list[bytes] = []
+        while rows := cursor.fetchmany(4096):
+            for bucket, key, value, stored in rows:
+                leaf = entry_leaf(bytes(key), bytes(value))
+                if leaf != stored or bucket != bucket_of(key):
+                    raise StoreError(
+                        f"the store's state is damaged: the entry at key {bytes(key)!r} does not match "
+                        "its stored bucket and hash; start the node on a new store and sync it"
+                    )
+                if bucket != current:
+                    if leaves:
+                        yield current, leaves
+                    current, leaves = bucket, []
+                leaves.append(leaf)
+        if leaves:
+            yield current, leaves
+
+    def write(self, changes: Mapping[bytes, bytes | None]) -> None:
+        store = self._store
+        head = store.head_height()
+        if self.height < head and dict(changes) == store.state_changes(self.height + 1):
+            self.height += 1
+            cache = self._cache
+            for key, value in changes.items():
+                if key in cache:
+                    cache[key] = value
+            return
+        if self.height == head and dict(changes) == store.state_changes(head):
+            return  # already taken (load_state caught the state up first)
+        raise StoreError(
+            "the state of a store changes only with committed blocks: commit the block with "
+            "LedgerStore.commit_block, then apply exactly its changes"
+        )
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM state").fetchone()[0])

@@ -131,12 +131,19 @@ def test_damaged_state_is_detected_on_open(tmp_path: Path) -> None:
     c.net.wait(_anchor(c, m, 1))
     key = c.nodes[0].key
     c.close()
-    db = sqlite3.connect(tmp_path / "node-0.db")
-    db.execute("UPDATE state SET value = x'00' WHERE rowid = (SELECT MIN(rowid) FROM state)")
-    db.commit()
-    db.close()
-    with pytest.raises(StoreError, match="damaged"):
-        Replica(c.genesis, tmp_path / "node-0.db", key)
+    pristine = (tmp_path / "node-0.db").read_bytes()
+    for damage in (
+        "UPDATE state SET value = x'00' WHERE key = (SELECT MIN(key) FROM state)",
+        "UPDATE state SET leaf = zeroblob(32) WHERE key = (SELECT MAX(key) FROM state)",
+        "DELETE FROM state WHERE key = (SELECT MIN(key) FROM state)",
+    ):
+        (tmp_path / "node-0.db").write_bytes(pristine)
+        db = sqlite3.connect(tmp_path / "node-0.db")
+        db.execute(damage)
+        db.commit()
+        db.close()
+        with pytest.raises(StoreError, match="damaged"):
+            Replica(c.genesis, tmp_path / "node-0.db", key)
 
 
 def test_key_of_a_non_validator_runs_an_observer(tmp_path: Path) -> None:
