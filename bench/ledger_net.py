@@ -180,7 +180,7 @@ def presign(net: Net, members: list[tuple[PrivateKey, Certificate]], per_member:
                 n + 1,
                 now,
                 net.genesis.chain_id,
-            ).to_bytes()  # fmt: skip
+            ).to_bytes()
             for n in range(per_member)
         ]
 
@@ -377,7 +377,7 @@ def presign_more(
                 start + n + 1,
                 now,
                 net.genesis.chain_id,
-            ).to_bytes()  # fmt: skip
+            ).to_bytes()
             for n in range(count)
         ]
 
@@ -452,9 +452,15 @@ def print_table(r: dict[str, Any], args: argparse.Namespace) -> None:
         ("bound cores × rate ÷ nodes", f"{r['bound_tps']:,.0f} TPS"),
         ("TPS ÷ bound", f"{r['ratio']:.2f}"),
         ("same efficiency, a 2-core machine per node", f"{r['per_machine_tps']:,.0f} TPS"),
-        (f"offered {r['offered']:.0f} TPS: committed, p50 / p99", f"{r['offered_tps']:,.0f} TPS, {r['offered_p50_s']:.2f} s / {r['offered_p99_s']:.2f} s"),
-        (f"anchored digests/s (batches of {r['digest_batch_size']:,})", f"{r['digests_per_s']:,.0f}  ({r['digests']:,} digests)"),
-    ]  # fmt: skip
+        (
+            f"offered {r['offered']:.0f} TPS: committed, p50 / p99",
+            f"{r['offered_tps']:,.0f} TPS, {r['offered_p50_s']:.2f} s / {r['offered_p99_s']:.2f} s",
+        ),
+        (
+            f"anchored digests/s (batches of {r['digest_batch_size']:,})",
+            f"{r['digests_per_s']:,.0f}  ({r['digests']:,} digests)",
+        ),
+    ]
     if "catchup_s" in r:
         rows.append(("catch-up of a node", f"{r['catchup_txs']:,} txs behind: {r['catchup_s']:.1f} s"))
     rss = ", ".join(f"{k} {v:.0f}" for k, v in r["rss_mb"].items() if v)

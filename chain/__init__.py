@@ -9,6 +9,8 @@ What the package holds today:
   :class:`ChainParams`, :class:`Role`;
 * :mod:`chain.state`, :mod:`chain.executor`, :mod:`chain.contracts` — the state, the
   deterministic executor and the contract interface (membership, governance, anchoring);
+* :mod:`chain.state_tree` — the state commitment (SM3 buckets under an RFC 6962 tree),
+  state inclusion proofs and a streaming root for snapshots;
 * :mod:`chain.consensus` — a pure, I/O-free 2-chain HotStuff core and its simulator;
 * :mod:`chain.epochs` — validator-set changes;
 * :mod:`chain.store`, :mod:`chain.replica` — a replica's SQLite ledger and the wiring of
@@ -59,6 +61,7 @@ if TYPE_CHECKING:
         verify_receipt,
     )
     from chain.replica import Replica
+    from chain.state_tree import StateProof, commitment_of, verify_state_proof
     from chain.store import LedgerStore, StoreError
     from chain.types import Certificate, ChainParams, Genesis, Role, Transaction, ValidationError
 
@@ -88,6 +91,9 @@ _LAZY: dict[str, str] = {
     "verify_checkpoint": "chain.receipt",
     "verify_receipt": "chain.receipt",
     "Replica": "chain.replica",
+    "StateProof": "chain.state_tree",
+    "commitment_of": "chain.state_tree",
+    "verify_state_proof": "chain.state_tree",
     "LedgerStore": "chain.store",
     "StoreError": "chain.store",
     "Certificate": "chain.types",
@@ -119,6 +125,7 @@ __all__ = [
     "ReceiptError",
     "Replica",
     "Role",
+    "StateProof",
     "StoreError",
     "Transaction",
     "TxContext",
@@ -126,12 +133,14 @@ __all__ = [
     "VerifiedReceipt",
     "build_checkpoint",
     "build_receipt",
+    "commitment_of",
     "merkle_root",
     "verify_anchored_digest",
     "verify_checkpoint",
     "verify_consistency",
     "verify_inclusion",
     "verify_receipt",
+    "verify_state_proof",
 ]
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "leaf_hash",
     "merkle_root",
     "node_hash",
+    "root_from_inclusion",
     "verify_consistency",
     "verify_inclusion",
 ]
@@ -456,11 +457,58 @@ def verify_inclusion(
     ...
     chain.errors.MerkleError: root mismatch
     """
+    root = _check_hash(root, "root", hasher)
+    computed = root_from_inclusion(leaf_hash, index, size, proof, hasher=hasher)
+    if not hmac.compare_digest(computed, root):
+        raise MerkleError("root mismatch")
+
+
+def root_from_inclusion(
+    leaf_hash: bytes,
+    index: int,
+    size: int,
+    proof: Sequence[bytes],
+    *,
+    hasher: TreeHasher = SM3_HASHER,
+) -> bytes:
+    """The root that an audit path leads to from leaf ``index`` of a tree of ``size`` leaves.
+
+    :func:`verify_inclusion` compares it with a trusted root; a two-level structure (the
+    ledger's state: a bucket's tree under the tree of buckets) feeds it to the next level.
+
+    Parameters
+    ----------
+    leaf_hash : bytes
+        The leaf's 32-byte hash (see :func:`leaf_hash`).
+    index : int
+        Leaf position, ``0 <= index < size``.
+    size : int
+        Number of leaves of the tree.
+    proof : sequence of bytes
+        The audit path from :meth:`MerkleTree.inclusion_proof`.
+    hasher : TreeHasher, optional
+        Hash to use instead of SM3.
+
+    Returns
+    -------
+    bytes
+        The 32-byte root the path leads to.
+
+    Raises
+    ------
+    MerkleError
+        Malformed input, or "proof has wrong length for this index and size".
+
+    Examples
+    --------
+    >>> tree = MerkleTree.from_entries([b"a", b"b", b"c"])
+    >>> root_from_inclusion(leaf_hash(b"c"), 2, 3, tree.inclusion_proof(2)) == tree.root
+    True
+    """
     computed = _check_hash(leaf_hash, "leaf hash", hasher)
     index = _check_int(index, "index")
     size = _check_int(size, "size")
     path = _check_proof(proof, hasher)
-    root = _check_hash(root, "root", hasher)
     if not 0 <= index < size:
         raise MerkleError(f"index out of range: {index} not in [0, {size})")
     if len(path) != _inclusion_path_length(index, size):
@@ -476,8 +524,7 @@ def verify_inclusion(
             computed = hasher.node(computed, next(elements))
         index >>= 1
         last >>= 1
-    if not hmac.compare_digest(computed, root):
-        raise MerkleError("root mismatch")
+    return computed
 
 
 def is_included(

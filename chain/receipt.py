@@ -63,11 +63,12 @@ from chain.errors import ChainError
 from chain.errors import ReceiptError as ReceiptError  # re-exported under its historical path
 from chain.merkle import MerkleError, MerkleTree, leaf_hash, verify_inclusion
 from chain.replica import chain_genesis_block, node_id
+from chain.state_tree import StateProof, verify_state_proof
 from chain.store import LedgerStore
 from chain.types import Certificate, Genesis, Role, Transaction, ValidationError
 
-FORMAT = "rongxin-receipt/2"
-CHECKPOINT_FORMAT = "rongxin-checkpoint/1"
+FORMAT = "rongxin-receipt/3"
+CHECKPOINT_FORMAT = "rongxin-checkpoint/2"
 MAX_RECEIPT_BYTES = 16 * 1024 * 1024
 """Largest receipt or checkpoint file read (headers, QCs and proofs of a long epoch chain)."""
 MAX_HEADERS = 4096
@@ -223,10 +224,9 @@ def build_receipt(store: LedgerStore, tx_id: bytes) -> Receipt:
     history: dict[str, Any] | None = None
     top_epoch = headers[0][_EPOCH]
     if height < head:
-        state = store.load_state()
-        index_h, size_h, path_h = _state_proof(state.entries(), history_key(height))
+        head, _, proof = _proof_at_head(store, history_key(height))
         head_headers, head_qc = _commit_headers(store, head)
-        history = {"index": index_h, "size": size_h, "path": path_h, "headers": head_headers, "qc": head_qc}
+        history = {"proof": proof, "headers": head_headers, "qc": head_qc}
         top_epoch = max(top_epoch, head_headers[0][_EPOCH])
     return Receipt(
         store_chain_id(headers[0]),
@@ -281,16 +281,7 @@ def _epoch_proofs(store: LedgerStore, last: int) -> list[dict[str, Any]]:
             ep_headers, ep_qc = commit["headers"], commit["qc"]
         else:
             ep_headers, ep_qc = _commit_headers(store, proof["height"])
-        epochs.append(
-            {
-                "record": record,
-                "index": proof["index"],
-                "size": proof["size"],
-                "path": proof["path"],
-                "headers": ep_headers,
-                "qc": ep_qc,
-            }
-        )
+        epochs.append({"record": record, "proof": proof["proof"], "headers": ep_headers, "qc": ep_qc})
     return epochs
 
 
@@ -341,12 +332,30 @@ def verify_committed(
     return CommittedBlock(header[1], block_hash, header, chain.records)
 
 
-def _state_proof(entries: dict[bytes, bytes], key: bytes) -> tuple[int, int, list[bytes]]:
-    """RFC 6962 inclusion proof of ``[key, value]`` in the state tree of ``entries``."""
-    keys = sorted(entries)
-    tree = MerkleTree.from_entries([codec.encode([k, entries[k]]) for k in keys])
-    i = keys.index(key)
-    return i, tree.size, tree.inclusion_proof(i)
+_PROOF_TRIES = 4
+
+
+def _proof_at_head(store: LedgerStore, key: bytes) -> tuple[int, bytes, dict[str, Any]]:
+    """The head's height, ``key``'s value and its state proof under the head's state root.
+
+    The node may commit a block while the proof is made (an API thread builds receipts
+    while consensus commits): the proof is checked against the head it names, and made
+    again under the new head if they differ.
+    """
+    for _ in range(_PROOF_TRIES):
+        head = store.head_height()
+        row = store.block(head)
+        state = store.load_state()
+        value = state.get(key)
+        if row is None or value is None:
+            raise ReceiptError("not-committed", f"the node's state has no entry at {key!r}")
+        try:
+            proof = state.prove(key)
+            verify_state_proof(row.state_root, key, value, proof)
+        except MerkleError:
+            continue
+        return head, value, proof.to_obj()
+    raise ReceiptError("not-committed", "the node kept committing blocks while proving its state; retry")
 
 
 def _commit_headers(store: LedgerStore, height: int) -> tuple[list[Any], Any]:
@@ -490,15 +499,11 @@ def _check_commit(
 
 def _check_epoch(ep: Any, number: int, keys: Validators, genesis: Genesis) -> EpochRecord:
     what = f"epoch {number} change"
-    if not isinstance(ep, dict) or set(ep) != {"record", "index", "size", "path", "headers", "qc"}:
-        raise ReceiptError("malformed", f"{what}: fields must be record, index, size, path, headers, qc")
-    if (
-        not isinstance(ep["record"], bytes)
-        or not isinstance(ep["headers"], list)
-        or not isinstance(ep["path"], list)
-    ):
+    if not isinstance(ep, dict) or set(ep) != {"record", "proof", "headers", "qc"}:
+        raise ReceiptError("malformed", f"{what}: fields must be record, proof, headers, qc")
+    if not isinstance(ep["record"], bytes) or not isinstance(ep["headers"], list):
         raise ReceiptError("malformed", f"{what}: wrong field types")
-    if not _is_int(ep["index"]) or not _is_int(ep["size"]) or not isinstance(ep["qc"], list):
+    if not isinstance(ep["qc"], list):
         raise ReceiptError("malformed", f"{what}: wrong field types")
     try:
         record = EpochRecord.from_bytes(ep["record"])
@@ -512,7 +517,7 @@ def _check_epoch(ep: Any, number: int, keys: Validators, genesis: Genesis) -> Ep
         raise ReceiptError(
             "epoch", f"{what}: the record names height {record.height}, the block is {ending[1]}"
         )
-    _check_state_entry(epoch_key(number), ep["record"], ep, ending[5], "epoch", what)
+    _check_state_entry(epoch_key(number), ep["record"], ep["proof"], ending[5], "epoch", what)
     return record
 
 
@@ -521,13 +526,14 @@ def _is_int(x: Any) -> bool:
 
 
 def _check_state_entry(key: bytes, value: bytes, proof: Any, root: Any, reason: str, what: str) -> None:
-    """``[key, value]`` is in the state tree whose root is ``root`` (proof: index, size, path)."""
-    path = proof.get("path")
-    if not isinstance(path, list) or not _is_int(proof.get("index")) or not _is_int(proof.get("size")):
-        raise ReceiptError("malformed", f"{what}: the state proof has wrong field types")
-    leaf = leaf_hash(codec.encode([key, value]))
+    """``[key, value]`` is in the state whose root is ``root`` (``proof``: a
+    :meth:`~chain.state_tree.StateProof.to_obj` map)."""
     try:
-        verify_inclusion(leaf, proof["index"], proof["size"], list(path), root)
+        state_proof = StateProof.from_obj(proof)
+    except MerkleError as exc:
+        raise ReceiptError("malformed", f"{what}: {exc}") from None
+    try:
+        verify_state_proof(root, key, value, state_proof)
     except (MerkleError, TypeError, ValueError) as exc:
         raise ReceiptError(reason, f"{what}: the entry is not in the block's state: {exc}") from None
 
@@ -667,13 +673,18 @@ def _verify_receipt(receipt: Receipt, genesis: Genesis, checkpoint: Checkpoint |
     anchor: tuple[Any, bytes] | None = None
     history = receipt.history
     if history is not None:
-        if set(history) != {"index", "size", "path", "headers", "qc"}:
-            raise ReceiptError("malformed", "history: fields must be index, size, path, headers, qc")
+        if set(history) != {"proof", "headers", "qc"}:
+            raise ReceiptError("malformed", "history: fields must be proof, headers, qc")
         anchor = _committed_block(history["headers"], history["qc"], chain, genesis, "the history block")
         if anchor[0][1] <= first[1]:
             raise ReceiptError("history", "the history block is not above the receipt's block")
         _check_state_entry(
-            history_key(first[1]), block_hash, history, anchor[0][5], "history", "the block's history"
+            history_key(first[1]),
+            block_hash,
+            history["proof"],
+            anchor[0][5],
+            "history",
+            "the block's history",
         )
     if checkpoint is not None:
         _check_against(checkpoint, genesis, chain, first, block_hash, anchor)
@@ -756,9 +767,7 @@ class Checkpoint:
     headers: tuple[Any, ...]
     qc: Any
     record: bytes
-    index: int
-    size: int
-    path: tuple[bytes, ...]
+    proof: Any
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -768,9 +777,7 @@ class Checkpoint:
             "headers": list(self.headers),
             "qc": self.qc,
             "record": self.record,
-            "index": self.index,
-            "size": self.size,
-            "path": list(self.path),
+            "proof": self.proof,
         }
 
     def to_bytes(self) -> bytes:
@@ -790,9 +797,7 @@ class Checkpoint:
                 "headers": list,
                 "qc": list,
                 "record": bytes,
-                "index": int,
-                "size": int,
-                "path": list,
+                "proof": (dict, type(None)),
             },
         )
         return cls(
@@ -801,9 +806,7 @@ class Checkpoint:
             tuple(doc["headers"]),
             doc["qc"],
             doc["record"],
-            doc["index"],
-            doc["size"],
-            tuple(doc["path"]),
+            doc["proof"],
         )
 
 
@@ -818,24 +821,20 @@ def build_checkpoint(store: LedgerStore, genesis: Genesis) -> Checkpoint:
     """
     if store.genesis_hash != chain_genesis_block(genesis).hash:
         raise ReceiptError("wrong-chain", "this ledger store belongs to another genesis")
-    head = store.head_height()
-    if head < 1:
+    if store.head_height() < 1:
         raise ReceiptError("not-committed", "the node has committed no block yet")
-    headers, qc = _commit_headers(store, head)
-    state = store.load_state()
-    epoch = headers[0][_EPOCH]
-    index, size = 0, 0
-    path: list[bytes] = []
-    record = b""
-    if epoch > 0:
-        raw = state.get(epoch_key(epoch))
-        if raw is None:
+    for _ in range(_PROOF_TRIES):
+        head = store.head_height()
+        headers, qc = _commit_headers(store, head)
+        epoch = headers[0][_EPOCH]
+        if epoch == 0:
+            return Checkpoint(store_chain_id(headers[0]), genesis.hash, tuple(headers), qc, b"", None)
+        if store.get_state(epoch_key(epoch)) is None:
             raise ReceiptError("not-committed", f"the node's state lacks the record of epoch {epoch}")
-        record = raw
-        index, size, path = _state_proof(state.entries(), epoch_key(epoch))
-    return Checkpoint(
-        store_chain_id(headers[0]), genesis.hash, tuple(headers), qc, record, index, size, tuple(path)
-    )
+        proven_head, record, proof = _proof_at_head(store, epoch_key(epoch))
+        if proven_head == head:  # else a block committed meanwhile: take the new head
+            return Checkpoint(store_chain_id(headers[0]), genesis.hash, tuple(headers), qc, record, proof)
+    raise ReceiptError("not-committed", "the node kept committing blocks while checkpointing; retry")
 
 
 def verify_checkpoint(cp: Checkpoint, genesis: Genesis) -> CheckpointInfo:
@@ -857,7 +856,7 @@ def verify_checkpoint(cp: Checkpoint, genesis: Genesis) -> CheckpointInfo:
     _check_header(cp.headers[0], 0)
     epoch = cp.headers[0][_EPOCH]
     if epoch == 0:
-        if cp.record or cp.path:
+        if cp.record or cp.proof is not None:
             raise ReceiptError("checkpoint", "an epoch-0 checkpoint carries no epoch record")
         record = genesis_epoch(genesis)
     else:
@@ -870,7 +869,7 @@ def verify_checkpoint(cp: Checkpoint, genesis: Genesis) -> CheckpointInfo:
         _check_state_entry(
             epoch_key(epoch),
             cp.record,
-            {"index": cp.index, "size": cp.size, "path": list(cp.path)},
+            cp.proof,
             cp.headers[0][5],
             "checkpoint",
             "the checkpoint's epoch record",

@@ -65,12 +65,16 @@ from chain.epochs import (
 )
 from chain.executor import NONCE, BlockExecution, Executor, genesis_state, next_nonce
 from chain.mempool import Mempool, MempoolConfig, MempoolEntry
-from chain.merkle import MerkleTree, merkle_root
+from chain.merkle import MerkleError, merkle_root
 from chain.state import Overlay, State
+from chain.state_tree import verify_state_proof
 from chain.store import LedgerStore, StoreError
 from chain.types import Genesis, ValidationError
 
 SAFETY_KEY = "consensus/safety"
+MAX_SAFETY_BYTES = 64 * 1024 * 1024
+"""Largest stored safety record (it holds the few uncommitted blocks up to the high QC,
+each at most ``ChainParams.max_block_bytes``)."""
 
 
 def node_id(cert_id: bytes) -> str:
@@ -122,6 +126,7 @@ def encode_safety(data: SafetyData) -> bytes:
             obj(data.last_tc),
             obj(data.last_vote),
             obj(data.last_timeout),
+            [b.to_obj() for b in data.pending_blocks],
         ]
     )
 
@@ -129,7 +134,13 @@ def encode_safety(data: SafetyData) -> bytes:
 def decode_safety(raw: bytes) -> SafetyData:
     """Inverse of :func:`encode_safety`; :class:`ConsensusError` when corrupt."""
     try:
-        hv, hq, hp, qc, tc, vote, timeout = codec.decode(raw)
+        fields = codec.decode(raw, max_size=MAX_SAFETY_BYTES)
+        if not isinstance(fields, list) or len(fields) not in (7, 8):
+            raise ValueError("seven or eight fields expected")
+        hv, hq, hp, qc, tc, vote, timeout = fields[:7]
+        pending = fields[7] if len(fields) == 8 else []
+        if not isinstance(pending, list):
+            raise ValueError("pending blocks are a list")
         return SafetyData(
             int(hv),
             int(hq),
@@ -138,6 +149,7 @@ def decode_safety(raw: bytes) -> SafetyData:
             None if tc is None else TimeoutCertificate.from_obj(tc),
             None if vote is None else Vote.from_obj(vote),
             None if timeout is None else Timeout.from_obj(timeout),
+            tuple(Block.from_obj(b) for b in pending),
         )
     except (ValueError, TypeError, codec.CodecError) as exc:
         raise ConsensusError(f"stored consensus safety data is corrupt: {exc}") from None
@@ -429,7 +441,7 @@ class LedgerApp:
     def on_commit(self, block: Block) -> None:
         committed = self._spec_of(block)
         if committed is not None:
-            self.state.apply(committed.execution.changes)
+            self.state.apply(committed.execution.changes, root=block.state_root)
             for spec in self._spec.values():
                 if spec.overlay.base is committed.overlay:
                     spec.overlay.rebase(self.state)
@@ -515,20 +527,14 @@ class LedgerBlockStore:
 
     def _epoch_proof(self, execution: BlockExecution, epoch: int, height: int) -> bytes:
         """State inclusion proof of the new epoch's record under the ending block's state root."""
-        entries = self.app.state.entries()
-        for k, v in execution.changes.items():
-            if v is None:
-                entries.pop(k, None)
-            else:
-                entries[k] = v
-        keys = sorted(entries)
-        tree = MerkleTree.from_entries([codec.encode([k, entries[k]]) for k in keys])
-        if tree.root != execution.state_root:
-            raise ConsensusError("state root mismatch while proving an epoch change")
-        index = keys.index(epoch_key(epoch))
-        return codec.encode(
-            {"height": height, "index": index, "size": tree.size, "path": tree.inclusion_proof(index)}
-        )
+        key = epoch_key(epoch)
+        value = execution.changes[key] if key in execution.changes else self.app.state.get(key)
+        try:
+            proof = self.app.state.prove(key, execution.changes)
+            verify_state_proof(execution.state_root, key, value or b"", proof)
+        except MerkleError:
+            raise ConsensusError("state root mismatch while proving an epoch change") from None
+        return codec.encode({"height": height, "proof": proof.to_obj()})
 
 
 # --------------------------------------------------------------------------- replica

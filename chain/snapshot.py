@@ -8,10 +8,11 @@ holding the chain's genesis checks
    a quorum of its epoch's validators, each validator set proven from the genesis by the
    epoch changes before it — exactly what a receipt's block is checked with
    (:func:`chain.receipt.verify_committed`);
-2. the **state entries**: in strictly increasing key order, their RFC 6962 SM3 Merkle root
-   (leaves ``codec.encode([key, value])``, the state root of :mod:`chain.state`) must be
-   block ``H``'s ``state_root``; the root is accumulated while the entries stream to disk
-   (:class:`chain.merkle.RootAccumulator`), so the state is never held twice;
+2. the **state entries**: in strictly increasing ``(bucket, key)`` order, their state
+   commitment (:mod:`chain.state_tree`: 65,536 SM3 buckets, each an RFC 6962 tree of its
+   ``codec.encode([key, value])`` entries in key order, under one RFC 6962 tree) must be
+   block ``H``'s ``state_root``; each bucket's root is accumulated while its entries stream
+   to disk (:class:`StateStream`), so the state is never held twice;
 3. the **blocks kept**: block ``H``'s transactions against its ``tx_root`` and count, and,
    when ``H``'s epoch started at a lower block ``E`` (the consensus base of the epoch), that
    block's header against the hash the state records for it (``sys/block/<E>``) and its
@@ -36,8 +37,9 @@ force at ``H``, as receipts carry them) and ``base`` (the header of block ``E`` 
 *Chunk* — a canonical CBOR array ``[kind, height, start, items]`` of at most
 :data:`CHUNK_BYTES` (a larger item gets a chunk of its own): ``"txs"`` chunks hold
 transactions ``start..`` of block ``height`` (block ``H``'s first, then block ``E``'s);
-``"state"`` chunks hold state entries ``start..`` as ``[key, value]`` pairs in key order —
-each pair's encoding is the state tree's leaf, so a chunk is hashed without re-encoding.
+``"state"`` chunks hold state entries ``start..`` as ``[key, value]`` pairs in
+``(bucket, key)`` order (the store's own order) — each pair's encoding is the entry's leaf
+data in the state commitment, so a chunk is hashed without re-encoding.
 The digests let a node reject a damaged chunk as soon as it arrives (and fetch it from
 another peer); the state root is what makes the entries trustworthy.
 
@@ -88,7 +90,7 @@ from chain.epochs import (
 )
 from chain.errors import ChainError, ReceiptError, SnapshotError
 from chain.executor import genesis_state
-from chain.merkle import RootAccumulator, merkle_root
+from chain.merkle import SM3_HASHER, RootAccumulator, merkle_root
 from chain.receipt import (
     SNAPSHOT_COMMIT_META,
     Checkpoint,
@@ -100,6 +102,7 @@ from chain.receipt import (
     verify_committed,
 )
 from chain.replica import chain_genesis_block
+from chain.state_tree import BucketTree, bucket_of, entry_bytes
 from chain.store import LedgerStore, Restore, StoredBlock
 from chain.types import Genesis, Transaction
 
@@ -291,18 +294,6 @@ def _bstr(data: bytes) -> bytes:
 _BSTR_HEADS = [_head(2, n) for n in range(256)]
 
 
-def leaf_data(key: bytes, value: bytes) -> bytes:
-    """``codec.encode([key, value])`` built directly: a state entry's Merkle leaf data
-    (:func:`chain.state.state_root`), and how a state chunk holds the entry.
-
-    Examples
-    --------
-    >>> leaf_data(b"k", b"v" * 300) == codec.encode([b"k", b"v" * 300])
-    True
-    """
-    return b"\x82" + _bstr(key) + _bstr(value)
-
-
 def _chunk(kind: str, height: int, start: int, items: list[bytes]) -> bytes:
     """``codec.encode([kind, height, start, [...]])`` from already-encoded items."""
     return b"".join(
@@ -437,53 +428,70 @@ def _state_items(p: _Parser, n: int, items: list[bytes], keys: list[bytes], valu
 
 
 class StateStream:
-    """State entries as a snapshot streams them: their order and the root they build.
+    """State entries as a snapshot streams them: their order and the state root they build.
 
-    The one place here that knows the state commitment (:func:`chain.state.state_root`):
-    an RFC 6962 SM3 tree of the ``[key, value]`` leaves in strictly increasing key order,
-    accumulated in O(log n) memory.
+    The one place here that knows the state commitment (:mod:`chain.state_tree`): entries
+    come in strictly increasing ``(bucket, key)`` order, each bucket's RFC 6962 root is
+    accumulated while its entries pass (O(log n) hashes), and the root is the tree of the
+    65,536 bucket digests. Each entry's store row ``(bucket, key, value, leaf)`` comes out
+    on the way.
 
     Examples
     --------
-    >>> from chain.state import state_root
+    >>> from chain.state import State
+    >>> entries = {b"a": b"1", b"b": b"2", b"c": b"3"}
     >>> s = StateStream()
-    >>> s.add([b"a", b"b"], [leaf_data(b"a", b"1"), leaf_data(b"b", b"2")], "chunk 0")
-    >>> s.root == state_root({b"a": b"1", b"b": b"2"}), s.count
-    (True, 2)
+    >>> rows = [s.add_one(k, v, entry_bytes(k, v)) for k, v in sorted(entries.items(),
+    ...         key=lambda kv: (bucket_of(kv[0]), kv[0]))]
+    >>> s.root == State(entries).root, s.count
+    (True, 3)
     """
 
     def __init__(self) -> None:
+        self._digests: dict[int, bytes] = {}
+        self._bucket = -1
+        self._key = b""
         self._acc = RootAccumulator()
-        self._last: bytes | None = None
+        self.count = 0
 
-    @property
-    def count(self) -> int:
-        """Entries added."""
-        return self._acc.size
+    def _close_bucket(self) -> None:
+        if self._bucket >= 0:
+            self._digests[self._bucket] = self._acc.root
+        self._acc = RootAccumulator()
+
+    def add_one(self, key: bytes, value: bytes, entry: bytes) -> tuple[int, bytes, bytes, bytes]:
+        """Add an entry (``entry`` is its encoding, :func:`chain.state_tree.entry_bytes`);
+        its store row. ``state`` error when it is out of order."""
+        bucket = bucket_of(key)
+        if bucket != self._bucket:
+            if bucket < self._bucket:
+                raise SnapshotError("state", "state entries are not in increasing (bucket, key) order")
+            self._close_bucket()
+            self._bucket = bucket
+        elif key <= self._key:
+            raise SnapshotError("state", "state entries are not in increasing (bucket, key) order")
+        self._key = key
+        leaf = SM3_HASHER.leaf(entry)
+        self._acc.add_leaf_hash(leaf)
+        self.count += 1
+        return bucket, key, value, leaf
+
+    def add(
+        self, keys: list[bytes], values: list[bytes], entries: list[bytes], where: str
+    ) -> list[tuple[int, bytes, bytes, bytes]]:
+        """Add a chunk's entries; their store rows."""
+        try:
+            return [self.add_one(k, v, e) for k, v, e in zip(keys, values, entries, strict=True)]
+        except SnapshotError as exc:
+            raise SnapshotError("state", f"{where}: {exc.detail}") from None
 
     @property
     def root(self) -> bytes:
         """The state root of the entries so far."""
-        return self._acc.root
-
-    def add(self, keys: list[bytes], leaves: list[bytes], where: str) -> None:
-        """Add entries (their keys and leaf data); ``state`` error if out of order."""
-        last = self._last
-        for key in keys:
-            if last is not None and key <= last:
-                raise SnapshotError("state", f"{where}: state keys are not in strictly increasing order")
-            last = key
-        self._last = last
-        add = self._acc.add
-        for leaf in leaves:
-            add(leaf)
-
-    def add_one(self, key: bytes, leaf: bytes) -> None:
-        """Add one entry (see :meth:`add`)."""
-        if self._last is not None and key <= self._last:
-            raise SnapshotError("state", "state keys are not in strictly increasing order")
-        self._last = key
-        self._acc.add(leaf)
+        digests = dict(self._digests)
+        if self._bucket >= 0:
+            digests[self._bucket] = self._acc.root
+        return BucketTree(digests).root
 
 
 # --------------------------------------------------------------------------- export
@@ -545,7 +553,7 @@ class SnapshotExport:
             yield self._emit(kind, height, start, batch)
 
     def chunks(self) -> Iterator[bytes]:
-        """The chunks in order (block transactions, then state entries in key order).
+        """The chunks in order (block transactions, then state entries in ``(bucket, key)`` order).
 
         Raises
         ------
@@ -597,9 +605,9 @@ class SnapshotExport:
                 nonlocal entries
                 initial = genesis_state(genesis).entries() if height < head else None
                 for key, value in view.state_items(height, initial):
-                    leaf = leaf_data(key, value)
+                    leaf = entry_bytes(key, value)
                     if stream is not None:
-                        stream.add_one(key, leaf)
+                        stream.add_one(key, value, leaf)
                     entries += 1
                     yield leaf
 
@@ -882,10 +890,8 @@ class _Import:
                         f"chunk {i} holds entries {c.start}.. of height {c.height}, expected "
                         f"{entries}.. of height {m.height}: a chunk is missing or out of order",
                     )
-                keys = c.keys
-                stream.add(keys, c.items, f"chunk {i}")
-                w.put_state(zip(keys, c.values, strict=True))
-                entries += len(keys)
+                w.put_state(stream.add(c.keys, c.values, c.items, f"chunk {i}"))
+                entries += len(c.keys)
             if self.progress is not None:
                 self.progress(i + 1, total)
         if next(it, None) is not None:
@@ -932,12 +938,7 @@ class _Import:
         except ChainError as exc:
             raise SnapshotError("chunk", f"a kept block's transaction is malformed: {exc}") from None
         for n, ep in enumerate(m.epochs, start=1):
-            proof = {
-                "height": ep["headers"][0][1],
-                "index": ep["index"],
-                "size": ep["size"],
-                "path": ep["path"],
-            }
+            proof = {"height": ep["headers"][0][1], "proof": ep["proof"]}
             w.put_meta(f"{EPOCH_PROOF_META}{n}", codec.encode(proof))
             w.put_meta(f"{EPOCH_COMMIT_META}{n}", codec.encode({"headers": ep["headers"], "qc": ep["qc"]}))
         w.put_meta(

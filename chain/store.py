@@ -14,7 +14,13 @@ Durability discipline:
   every open.
 
 Reopening a store yields exactly the committed chain, and :meth:`LedgerStore.load_state`
-rebuilds the state whose root the last block header carries.
+gives the state whose root the last block header carries.
+
+The state lives on disk, not in memory: table ``state`` holds each entry with its bucket
+and its leaf hash (:mod:`chain.state_tree`), clustered by ``(bucket, key)`` so that
+rehashing a bucket reads one short range, with an index on ``key`` for reads and prefix
+scans. A node at a million anchored digests keeps only the tree of bucket digests (about
+10 MB) and SQLite's page cache in memory.
 
 A store may also start at a **base height** ``B`` instead of genesis: restored from a state
 snapshot (:mod:`chain.snapshot`, through :meth:`LedgerStore.restoring`), it holds the state
@@ -32,13 +38,15 @@ import heapq
 import os
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from chain.errors import StoreError as StoreError  # re-exported under its historical path
-from chain.state import State
+from chain.state import State, prefix_end
+from chain.state_tree import bucket_of, entry_leaf
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -57,15 +65,35 @@ CREATE TABLE IF NOT EXISTS txs (
     tx BLOB NOT NULL,
     result BLOB
 );
-CREATE TABLE IF NOT EXISTS state (key BLOB PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS state (
+    bucket INTEGER NOT NULL,
+    key BLOB NOT NULL,
+    value BLOB NOT NULL,
+    leaf BLOB NOT NULL,
+    PRIMARY KEY (bucket, key)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS state_key ON state (key);
 CREATE TABLE IF NOT EXISTS state_log (
     height INTEGER NOT NULL, key BLOB NOT NULL, value BLOB, PRIMARY KEY (height, key)
 );
 """
 
 
+STATE_COLUMNS = ["bucket", "key", "value", "leaf"]
 BASE_META = "base"
 """Meta key of a restored store's base height (absent: the store starts at genesis)."""
+
+
+def state_row(key: bytes, value: bytes) -> tuple[int, bytes, bytes, bytes]:
+    """The ``state`` table row of an entry: ``(bucket, key, value, leaf)``.
+
+    Examples
+    --------
+    >>> row = state_row(b"k", b"v")
+    >>> row[1:3], 0 <= row[0] < 65536, len(row[3])
+    ((b'k', b'v'), True, 32)
+    """
+    return bucket_of(key), key, value, entry_leaf(key, value)
 
 
 @dataclass(frozen=True)
@@ -114,15 +142,27 @@ class LedgerStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
+            # 16 MB of pages: the interior pages of a million-entry state table and its key
+            # index stay cached, so a block's random row writes read fewer pages
+            self._db.execute("PRAGMA cache_size=-16384")
             self._db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open ledger store {os.fspath(path)!r}: {exc}") from None
-        self._lock = threading.Lock()
+        columns = [r[1] for r in self._db.execute("PRAGMA table_info(state)")]
+        if columns != STATE_COLUMNS:
+            self._db.close()
+            raise StoreError(
+                f"ledger store {os.fspath(path)!r} keeps its state in an earlier layout, whose block "
+                "state roots this version does not compute: start the node on a new store and sync it"
+            )
+        self._lock = threading.RLock()
+        self._state: State | None = None
         row = self._db.execute("SELECT value FROM meta WHERE key = 'genesis'").fetchone()
         if row is None:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("INSERT INTO meta VALUES ('genesis', ?)", (genesis_hash,))
-            self._db.executemany("INSERT INTO state VALUES (?, ?)", sorted((initial_state or {}).items()))
+            rows = sorted(state_row(k, v) for k, v in (initial_state or {}).items())
+            self._db.executemany("INSERT INTO state VALUES (?, ?, ?, ?)", rows)
             self._db.execute("COMMIT")
         elif bytes(row[0]) != genesis_hash:
             raise StoreError("this ledger store belongs to another chain (genesis hash differs)")
@@ -186,12 +226,17 @@ class LedgerStore:
                         for i, (tx_id, tx) in enumerate(txs)
                     ],
                 )
-                for key, value in changes.items():
-                    if value is None:
-                        self._db.execute("DELETE FROM state WHERE key = ?", (key,))
-                    else:
-                        self._db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
-                    self._db.execute("INSERT INTO state_log VALUES (?, ?, ?)", (height, key, value))
+                self._db.executemany(
+                    "DELETE FROM state WHERE bucket = ? AND key = ?",
+                    [(bucket_of(k), k) for k, v in changes.items() if v is None],
+                )
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?)",
+                    [state_row(k, v) for k, v in changes.items() if v is not None],
+                )
+                self._db.executemany(
+                    "INSERT INTO state_log VALUES (?, ?, ?)", [(height, k, v) for k, v in changes.items()]
+                )
                 for mkey, mvalue in (meta or {}).items():
                     self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (mkey, mvalue))
                 self._db.execute("COMMIT")
@@ -239,8 +284,38 @@ class LedgerStore:
         return None if row is None else bytes(row[0])
 
     def load_state(self) -> State:
-        """The current state (as of the head block)."""
-        return State({bytes(k): bytes(v) for k, v in self._db.execute("SELECT key, value FROM state")})
+        """The state as of the head block, read from this store (not copied into memory).
+
+        One :class:`~chain.state.State` per store: the first call builds its commitment
+        from the stored leaf hashes (about 2 s at a million entries); later calls return
+        the same object, first applying the blocks committed since (from the change log).
+        The owner of the store (``chain.replica.LedgerApp``) applies each block's changes
+        after :meth:`commit_block`; the state checks that they are the committed ones.
+        Use it from the thread that commits blocks.
+        """
+        with self._lock:
+            head = self.head_height()
+            if self._state is None:
+                self._state = State(table=StoreTable(self, head))
+                return self._state
+            table = self._state.table
+            assert isinstance(table, StoreTable)
+            for height in range(table.height + 1, head + 1):
+                self._state.apply(self.state_changes(height))
+            return self._state
+
+    def state_changes(self, height: int) -> dict[bytes, bytes | None]:
+        """The state changes committed with the block at ``height`` (``None`` deletes)."""
+        rows = self._db.execute("SELECT key, value FROM state_log WHERE height = ?", (height,))
+        return {bytes(k): None if v is None else bytes(v) for k, v in rows}
+
+    def iter_state(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every state entry in ``(bucket, key)`` order: the table's own order (a sequential
+        read), and one that :func:`chain.state_tree.commitment_of` accepts."""
+        cursor = self._db.execute("SELECT key, value FROM state ORDER BY bucket, key")
+        while rows := cursor.fetchmany(4096):
+            for key, value in rows:
+                yield bytes(key), bytes(value)
 
     def set_meta(self, key: str, value: bytes) -> None:
         """Record a small durable value (e.g. a node's safety data)."""
@@ -264,7 +339,8 @@ class LedgerStore:
     def state_items(
         self, height: int | None = None, initial: Mapping[bytes, bytes] | None = None
     ) -> Iterator[tuple[bytes, bytes]]:
-        """The state entries as of block ``height`` (default: the head), in key order, streamed.
+        """The state entries as of block ``height`` (default: the head) in ``(bucket, key)``
+        order (:meth:`iter_state`'s), streamed.
 
         Below the head, the entries changed since ``height`` are rolled back from the change
         log; ``initial`` is the genesis state (entries no block ever wrote). Memory: the
@@ -278,8 +354,7 @@ class LedgerStore:
         """
         head, base = self.head_height(), self.base_height()
         if height is None or height == head:
-            for k, v in self._db.execute("SELECT key, value FROM state ORDER BY key"):
-                yield bytes(k), bytes(v)
+            yield from self.iter_state()
             return
         if not base <= height < head:
             raise StoreError(f"height {height} is outside this store's blocks {base}..{head}")
@@ -303,19 +378,24 @@ class LedgerStore:
                         f"snapshot height {base}; export its head instead"
                     )
                 at[k] = (initial or {}).get(k)
-        kept = (
-            (bytes(k), bytes(v)) for k, v in self._db.execute("SELECT key, value FROM state ORDER BY key")
-        )
-        unchanged = ((k, v) for k, v in kept if k not in changed)
-        rolled_back = sorted((k, v) for k, v in at.items() if v is not None)
-        yield from heapq.merge(unchanged, rolled_back)
+
+        def kept() -> Iterator[tuple[int, bytes, bytes]]:
+            cursor = self._db.execute("SELECT bucket, key, value FROM state ORDER BY bucket, key")
+            while batch := cursor.fetchmany(4096):
+                for b, k, v in batch:
+                    if k not in changed:
+                        yield b, bytes(k), bytes(v)
+
+        rolled_back = sorted((bucket_of(k), k, v) for k, v in at.items() if v is not None)
+        for _, k, v in heapq.merge(kept(), rolled_back):
+            yield k, v
 
     @contextmanager
     def reader(self) -> Iterator[LedgerStore]:
         """A read-only view of the store as it is now, unaffected by later commits.
 
         It has its own connection and read transaction (SQLite's WAL lets the node keep
-        committing meanwhile) and every read method of the store; an in-memory store has no
+        committing meanwhile) and the store's read methods; an in-memory store has no
         second connection and is read directly.
         """
         if self.path in ("", ":memory:"):
@@ -372,6 +452,7 @@ class LedgerStore:
                     self._db.execute("ROLLBACK")
                 raise
             finally:
+                self._state = None  # the state is the restored one now
                 if wal:
                     self._db.execute("PRAGMA journal_mode=WAL")
 
@@ -381,7 +462,8 @@ class _ReadView(LedgerStore):
 
     def __init__(self, db: sqlite3.Connection, genesis_hash: bytes, path: str) -> None:
         self._db = db
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._state = None
         self.genesis_hash = genesis_hash
         self.path = path
 
@@ -399,10 +481,11 @@ class Restore:
         self._db = db
         self.entries = 0
 
-    def put_state(self, items: Iterable[tuple[bytes, bytes]]) -> None:
-        """Insert state entries (keys new to the store)."""
+    def put_state(self, rows: Iterable[tuple[int, bytes, bytes, bytes]]) -> None:
+        """Insert state rows ``(bucket, key, value, leaf)`` (:func:`state_row`; keys new to
+        the store)."""
         before = self._db.total_changes
-        self._db.executemany("INSERT INTO state VALUES (?, ?)", items)
+        self._db.executemany("INSERT INTO state VALUES (?, ?, ?, ?)", rows)
         self.entries += self._db.total_changes - before
 
     def put_block(self, block: StoredBlock, txs: list[tuple[bytes, bytes]]) -> None:
@@ -424,3 +507,102 @@ class Restore:
         """A state entry written so far in this restore."""
         row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
+
+
+class StoreTable:
+    """The :class:`~chain.state.StateTable` of a store's committed state (see
+    :meth:`LedgerStore.load_state`).
+
+    Reads go to SQLite through a bounded LRU cache of recent keys, present or absent (a
+    transaction reads its sender's certificate and revocation four times each, and its new
+    anchor's key three times, between admission and commit). :meth:`write` writes no
+    row: :meth:`LedgerStore.commit_block` has already committed them with their block; it
+    checks that the changes are the next block's (or the last one's, when already taken),
+    refreshes the cache and moves on to that height.
+
+    Parameters
+    ----------
+    store : LedgerStore
+        The store whose ``state`` table this reads.
+    height : int
+        The height whose state the table stands for (the store's head when made).
+    """
+
+    CACHE_ENTRIES = 16384
+
+    def __init__(self, store: LedgerStore, height: int) -> None:
+        self._store = store
+        self._db = store._db
+        self.height = height
+        self._cache: OrderedDict[bytes, bytes | None] = OrderedDict()
+
+    def get(self, key: bytes) -> bytes | None:
+        cache = self._cache
+        try:  # another thread may drop the key in between: then read the row
+            value = cache[key]
+            cache.move_to_end(key)
+            return value
+        except KeyError:
+            pass
+        row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        value = None if row is None else bytes(row[0])
+        cache[key] = value
+        if len(cache) > self.CACHE_ENTRIES:
+            cache.popitem(last=False)
+        return value
+
+    def items_with_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        end = prefix_end(prefix)
+        if end is None:
+            rows = self._db.execute("SELECT key, value FROM state WHERE key >= ? ORDER BY key", (prefix,))
+        else:
+            rows = self._db.execute(
+                "SELECT key, value FROM state WHERE key >= ? AND key < ? ORDER BY key", (prefix, end)
+            )
+        return iter([(bytes(k), bytes(v)) for k, v in rows.fetchall()])
+
+    def bucket_leaves(self, bucket: int) -> list[tuple[bytes, bytes]]:
+        rows = self._db.execute("SELECT key, leaf FROM state WHERE bucket = ? ORDER BY key", (bucket,))
+        return [(bytes(k), bytes(leaf)) for k, leaf in rows.fetchall()]
+
+    def buckets(self) -> Iterator[tuple[int, list[bytes]]]:
+        """Every non-empty bucket's leaf hashes, each recomputed from its entry and checked
+        against the stored one (a damaged row is found when the state is loaded)."""
+        cursor = self._db.execute("SELECT bucket, key, value, leaf FROM state ORDER BY bucket, key")
+        current = -1
+        leaves: list[bytes] = []
+        while rows := cursor.fetchmany(4096):
+            for bucket, key, value, stored in rows:
+                leaf = entry_leaf(bytes(key), bytes(value))
+                if leaf != stored or bucket != bucket_of(key):
+                    raise StoreError(
+                        f"the store's state is damaged: the entry at key {bytes(key)!r} does not match "
+                        "its stored bucket and hash; start the node on a new store and sync it"
+                    )
+                if bucket != current:
+                    if leaves:
+                        yield current, leaves
+                    current, leaves = bucket, []
+                leaves.append(leaf)
+        if leaves:
+            yield current, leaves
+
+    def write(self, changes: Mapping[bytes, bytes | None]) -> None:
+        store = self._store
+        head = store.head_height()
+        if self.height < head and dict(changes) == store.state_changes(self.height + 1):
+            self.height += 1
+            cache = self._cache
+            for key, value in changes.items():
+                if key in cache:
+                    cache[key] = value
+            return
+        if self.height == head and dict(changes) == store.state_changes(head):
+            return  # already taken (load_state caught the state up first)
+        raise StoreError(
+            "the state of a store changes only with committed blocks: commit the block with "
+            "LedgerStore.commit_block, then apply exactly its changes"
+        )
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM state").fetchone()[0])

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
         AuditRecord,
         ConsortiumAnchor,
         ExecutorAnchor,
+        LedgerAnchor,
     )
     from privacy.catalog import Catalog, Column
     from privacy.config import Deployment, LocalAgencyClient
@@ -76,6 +77,7 @@ _LAZY: dict[str, str] = {
     "AuditRecord": "privacy.audit",
     "ConsortiumAnchor": "privacy.audit",
     "ExecutorAnchor": "privacy.audit",
+    "LedgerAnchor": "privacy.audit",
     "Catalog": "privacy.catalog",
     "Column": "privacy.catalog",
     "Deployment": "privacy.config",
@@ -124,6 +126,7 @@ __all__ = [
     "ExecutorAnchor",
     "Filter",
     "KeyValidationError",
+    "LedgerAnchor",
     "LocalAgencyClient",
     "MPCError",
     "OverflowRisk",

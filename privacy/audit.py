@@ -3,9 +3,11 @@
 An :class:`AuditRecord` holds the spec digest, the requester and role, the participating
 agencies, each agency's policy decision and the result digest; its canonical encoding
 (:mod:`chain.codec`) is hashed with SM3 and the digest is anchored through any
-:class:`AuditAnchor` — today :class:`ExecutorAnchor`, which signs an ``anchor`` transaction
-and executes it in-process with :class:`chain.executor.Executor`; later the networked
-``chain.client`` (same one-method interface).
+:class:`AuditAnchor`: :class:`LedgerAnchor` over any :class:`chain.client.Ledger` (a
+member's node through :class:`chain.client.NodeClient`, or the in-process consortium, see
+:class:`ConsortiumAnchor`), keeping each offline-verifiable receipt; or
+:class:`ExecutorAnchor`, which executes the ``anchor`` transaction in-process with
+:class:`chain.executor.Executor` (tests: no consortium, no receipt).
 
 Examples
 --------
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chain import codec
+from chain.client import Ledger
 from chain.contracts.anchor import anchor_key
 from chain.crypto import PrivateKey, sm3
 from chain.errors import ChainError
@@ -184,8 +187,37 @@ class ExecutorAnchor:
         return None if raw is None else dict(codec.decode(raw))
 
 
-class ConsortiumAnchor:
-    """Anchors through the consortium's BFT ledger and keeps each offline receipt.
+class LedgerAnchor:
+    """Anchors through any :class:`chain.client.Ledger` — the SDK's client of a member's
+    node (:class:`chain.client.NodeClient`) or the in-process consortium — and keeps each
+    receipt, verified offline against the genesis.
+
+    Parameters
+    ----------
+    ledger : chain.client.Ledger
+        Where to anchor, as the regulator (its member identity is the ledger client's).
+    genesis : Genesis
+        The consortium's genesis (receipts are checked against it).
+    """
+
+    def __init__(self, ledger: Ledger, genesis: Genesis) -> None:
+        self.ledger = ledger
+        self.genesis = genesis
+        self.receipts: dict[bytes, Receipt] = {}
+
+    def anchor(self, digest: bytes, kind: str, meta: bytes) -> AnchorReceipt:
+        """Anchor ``digest``, wait for its commit, verify its receipt offline."""
+        try:
+            receipt = self.ledger.anchor(digest, kind, meta)
+            info = receipt.verify(self.genesis)
+        except ChainError as exc:
+            raise AuditError(f"the ledger refused the audit anchor: {exc}") from None
+        self.receipts[digest] = receipt
+        return AnchorReceipt(info.tx_id, info.height, "anchored")
+
+
+class ConsortiumAnchor(LedgerAnchor):
+    """:class:`LedgerAnchor` over an in-process consortium (tests and the embedded demo).
 
     Parameters
     ----------
@@ -196,19 +228,11 @@ class ConsortiumAnchor:
     """
 
     def __init__(self, consortium: LocalConsortium, member: Identity) -> None:
+        from chain.client import InProcessLedger
+
+        super().__init__(InProcessLedger(consortium, member), consortium.genesis)
         self.consortium = consortium
         self.member = member
-        self.receipts: dict[bytes, Receipt] = {}
-
-    def anchor(self, digest: bytes, kind: str, meta: bytes) -> AnchorReceipt:
-        """Submit an ``anchor`` transaction, wait for its commit, verify its receipt offline."""
-        try:
-            receipt = self.consortium.anchor(self.member, digest, kind, meta)
-            info = receipt.verify(self.consortium.genesis)
-        except ChainError as exc:
-            raise AuditError(f"the ledger refused the audit anchor: {exc}") from None
-        self.receipts[digest] = receipt
-        return AnchorReceipt(info.tx_id, info.height, "anchored")
 
 
 class AuditLog:

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from privacy import paillier
-from privacy.audit import AuditLog
+from privacy.audit import AuditLog, LedgerAnchor
 from privacy.config import Deployment
 from privacy.demo_data import write_demo
 from privacy.errors import PrivacyError
@@ -59,11 +59,21 @@ def run(
         float, typer.Option(help="Seconds before an agency counts as dropped out.", metavar="SECONDS")
     ] = 300.0,
     password_file: PasswordFile = None,
+    client: Annotated[
+        Path | None,
+        typer.Option(
+            "--client",
+            help="The regulator's client profile: anchor the audit record through its node.",
+            metavar="FILE",
+        ),
+    ] = None,
 ) -> None:
     """Run one query across the agencies and print the result (table or JSON).
 
-    Each query's audit record is appended to ``audit.jsonl`` next to the deployment file;
-    no ledger node is configured here, so it is not anchored on a consortium ledger.
+    Each query's audit record is appended to ``audit.jsonl`` next to the deployment file.
+    With ``--client`` (the regulator's client profile) the record's digest is anchored
+    through the regulator's node and its receipt saved in ``audit-receipts/``; without it,
+    nothing is anchored and the command says so.
     """
     as_json = output is OutputFormat.json
     try:
@@ -73,7 +83,8 @@ def run(
     try:
         dep = Deployment.from_file(agencies)
         query = parse(text)
-        log = AuditLog(None, dep.base / "audit.jsonl")
+        anchor = _ledger_anchor(client, as_json) if client is not None else None
+        log = AuditLog(anchor, dep.base / "audit.jsonl")
         regulator = Regulator(
             dep.catalog,
             dep.clients(only),
@@ -103,10 +114,37 @@ def run(
     for note in result.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
     if result.audit is not None:
-        console.print(
-            f"audit record {result.audit.digest().hex()[:16]}… written to {escape(str(log.path))}; "
-            "not anchored: no ledger node is configured"
-        )
+        digest = result.audit.digest()
+        if anchor is None:
+            console.print(
+                f"audit record {digest.hex()[:16]}… written to {escape(str(log.path))}; "
+                "not anchored: no ledger node is configured (give --client)"
+            )
+            return
+        receipt = anchor.receipts.get(digest)
+        saved = dep.base / "audit-receipts" / f"{digest.hex()}.receipt.cbor"
+        if receipt is not None:
+            saved.parent.mkdir(exist_ok=True)
+            saved.write_bytes(receipt.to_bytes())
+            info = receipt.verify(anchor.genesis)
+            console.print(
+                f"audit record {digest.hex()[:16]}… anchored at height {info.height} "
+                f"(tx {info.tx_id.hex()[:16]}…); receipt {escape(str(saved))}"
+            )
+
+
+def _ledger_anchor(client: Path, as_json: bool) -> LedgerAnchor:
+    """An audit anchor through the node of the regulator's client profile."""
+    from rongxin.cli_common import password
+    from rongxin.client_profile import ProfileError, load_profile, open_client, profile_password
+
+    try:
+        profile = load_profile(client)
+        pw = profile_password(profile) or password(None, prompt=f"Password of {profile.key_file.name}")
+        ledger, genesis = open_client(profile, pw)
+    except ProfileError as exc:
+        raise fail(str(exc), as_json=as_json, reason="client") from None
+    return LedgerAnchor(ledger, genesis)
 
 
 @app.command("demo-data")

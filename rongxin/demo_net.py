@@ -130,7 +130,13 @@ def _member_work(net_dir: Path, entries: dict[str, procs.NodeEntry], step: Step)
         root, subject, "County media center", [Role.MEDIA_CENTER], key.public_key, not_before
     )
     with NodeClient(url("node-0"), sup_key, sup_cert, genesis) as supervisor:
-        supervisor.send("member.add", {"certificate": cert.to_dict()})
+        added = int(supervisor.send("member.add", {"certificate": cert.to_dict()})["height"])
+    # the member talks to node-1 and node-2: wait until they committed its registration too
+    _wait(
+        lambda: all((s.height or 0) >= added for s in procs.probe([entries["node-1"], entries["node-2"]])),
+        30,
+        "the member's registration on every node it uses",
+    )
     media = NodeClient(url("node-1"), key, cert, genesis)
     digests = [os.urandom(32) for _ in range(1000)]
     receipt, proofs = media.anchor_batch(digests, "work-batch")

@@ -16,12 +16,12 @@ verified against the genesis before they are returned, and answers are read up t
 
 Examples
 --------
-A node running on loopback (``rongxin node start``):
+With a node running on loopback (``rongxin node run``; the tests in
+``tests/chain/client/test_http.py`` run this against a real server)::
 
->>> client = NodeClient("http://127.0.0.1:26657", key, cert, genesis)  # doctest: +SKIP
->>> receipt = client.anchor(sm3(report), "forensic-report")             # doctest: +SKIP
->>> receipt.verify(genesis).height                                       # doctest: +SKIP
-42
+    client = NodeClient("http://127.0.0.1:26657", key, cert, genesis)
+    receipt = client.anchor(sm3(report), "forensic-report")
+    receipt.verify(genesis).height
 """
 
 from __future__ import annotations

@@ -285,7 +285,17 @@ class ConsensusCore:
         return proposal_signing_bytes(self.config.chain_id, self.config.genesis_hash, block_hash, self.epoch)
 
     def _save(self, **changes: object) -> None:
-        self.safety = replace(self.safety, high_qc=self.high_qc, last_tc=self.last_tc, **changes)  # type: ignore[arg-type]
+        pending = self.safety.pending_blocks
+        if not pending or pending[-1].hash != self.high_qc.block_hash:
+            tip = self.get_block(self.high_qc.block_hash)
+            pending = tuple(reversed(self._uncommitted_chain(tip))) if tip is not None else ()
+        self.safety = replace(
+            self.safety,
+            high_qc=self.high_qc,
+            last_tc=self.last_tc,
+            pending_blocks=pending,
+            **changes,  # type: ignore[arg-type]
+        )
         self.safety_store.save(self.safety)
 
     def verify_qc(self, qc: QuorumCertificate) -> bool:
@@ -388,9 +398,22 @@ class ConsensusCore:
             self.high_qc = self.safety.high_qc
         self.last_tc = self.safety.last_tc
         proof = self.block_store.proof(tip_h)
-        if proof is not None and tip.epoch == self.epoch and proof.qc.round > self.high_qc.round:
-            self.blocks[proof.child.hash] = proof.child
-            self.high_qc = proof.qc
+        if proof is not None and tip.epoch == self.epoch:
+            self.blocks[proof.child.hash] = proof.child  # certified by proof.qc
+            if proof.qc.round > self.high_qc.round:
+                self.high_qc = proof.qc
+        # the uncommitted chain to the high QC's block, kept with the safety data: after a
+        # restart of every node nobody else has it, and the next leader must extend it
+        parent_hash = tip.hash
+        for b in self.safety.pending_blocks:
+            if b.height <= tip_h:
+                if self.block_store.get_by_height(b.height) == b:
+                    parent_hash = b.hash
+                continue
+            if b.parent_hash != parent_hash or b.epoch != self.epoch:
+                break
+            self.blocks[b.hash] = b
+            parent_hash = b.hash
         self.started = True
         start_round = max(self.high_qc.round, self.last_tc.round if self.last_tc else 0) + 1
         # ask peers for anything committed while we were away

@@ -77,6 +77,9 @@ class SafetyData:
     last_tc: TimeoutCertificate | None = None
     last_vote: Vote | None = None
     last_timeout: Timeout | None = None
+    pending_blocks: tuple[Block, ...] = ()
+    """The uncommitted blocks up to the one ``high_qc`` certifies (oldest first): after
+    every node restarted they exist nowhere else, and the next leader must extend them."""
 
 
 class SafetyStore(Protocol):

@@ -57,7 +57,7 @@ SubmitManyFn = Callable[[list[bytes]], Awaitable[list[tuple[bytes | None, str | 
 POLL_S = 0.25
 """How often a commit wait also looks at the store (when no event wakes it first)."""
 CACHE_ENTRIES = 256
-"""Receipts kept, per head height (a receipt loads the whole state to prove history)."""
+"""Receipts kept, per head height (a receipt proves its block's history under the head)."""
 MAX_EPOCH_HISTORY = 256
 """Epochs listed by :meth:`NodeService.validators` (the most recent ones)."""
 

@@ -176,7 +176,10 @@ def test_tampered_checkpoints_are_refused(scene: Scene) -> None:
         "other genesis": dataclasses.replace(cp, genesis_hash=b"\x00" * 32),
         "qc short of quorum": dataclasses.replace(cp, qc=[cp.qc[0], cp.qc[1], cp.qc[2][:1]]),
         "record of another epoch": dataclasses.replace(cp, record=build_checkpoint_record_of(scene, 1)),
-        "state path": dataclasses.replace(cp, path=(b"\x00" * 32, *cp.path[1:])),
+        "state path": dataclasses.replace(
+            cp, proof={**cp.proof, "bucket_path": [b"\x00" * 32, *cp.proof["bucket_path"][1:]]}
+        ),
+        "no state proof": dataclasses.replace(cp, proof=None),
     }
     for name, checkpoint in bad.items():
         with pytest.raises(ReceiptError):

@@ -63,8 +63,12 @@ def test_epoch_proofs_in_receipts_resist_tampering(tmp_path: Path) -> None:
         "record of another epoch": lambda d: d["epochs"][0].__setitem__(
             "record", _reepoch(d["epochs"][0]["record"])
         ),
-        "bad state path": lambda d: d["epochs"][0]["path"].__setitem__(0, bytes(32)),
-        "bad state index": lambda d: d["epochs"][0].__setitem__("index", d["epochs"][0]["index"] + 1),
+        "bad bucket path": lambda d: d["epochs"][0]["proof"]["bucket_path"].__setitem__(0, bytes(32)),
+        "bad state index": lambda d: d["epochs"][0]["proof"].__setitem__(
+            "index", d["epochs"][0]["proof"]["index"] + 1
+        ),
+        "bucket path cut short": lambda d: d["epochs"][0]["proof"]["bucket_path"].pop(),
+        "proof missing": lambda d: d["epochs"][0].__setitem__("proof", None),
         "forged QC": lambda d: d["epochs"][0]["qc"][2].pop(),
         "header edited": lambda d: d["epochs"][0]["headers"][0].__setitem__(6, 12345),
         "extra field": lambda d: d["epochs"][0].__setitem__("x", 1),

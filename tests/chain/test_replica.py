@@ -131,12 +131,19 @@ def test_damaged_state_is_detected_on_open(tmp_path: Path) -> None:
     c.net.wait(_anchor(c, m, 1))
     key = c.nodes[0].key
     c.close()
-    db = sqlite3.connect(tmp_path / "node-0.db")
-    db.execute("UPDATE state SET value = x'00' WHERE rowid = (SELECT MIN(rowid) FROM state)")
-    db.commit()
-    db.close()
-    with pytest.raises(StoreError, match="damaged"):
-        Replica(c.genesis, tmp_path / "node-0.db", key)
+    pristine = (tmp_path / "node-0.db").read_bytes()
+    for damage in (
+        "UPDATE state SET value = x'00' WHERE key = (SELECT MIN(key) FROM state)",
+        "UPDATE state SET leaf = zeroblob(32) WHERE key = (SELECT MAX(key) FROM state)",
+        "DELETE FROM state WHERE key = (SELECT MIN(key) FROM state)",
+    ):
+        (tmp_path / "node-0.db").write_bytes(pristine)
+        db = sqlite3.connect(tmp_path / "node-0.db")
+        db.execute(damage)
+        db.commit()
+        db.close()
+        with pytest.raises(StoreError, match="damaged"):
+            Replica(c.genesis, tmp_path / "node-0.db", key)
 
 
 def test_key_of_a_non_validator_runs_an_observer(tmp_path: Path) -> None:
@@ -162,3 +169,43 @@ def test_safety_data_round_trip_and_corruption() -> None:
         decode_safety(b"\x00")
     with pytest.raises(ConsensusError):
         decode_safety(codec.encode([1, 2]))
+
+
+def test_every_node_restarted_with_an_uncommitted_certified_block(tmp_path: Path) -> None:
+    """All nodes stop while their high QC certifies blocks nobody committed (so no store
+    has them); after the restart they still extend that chain and commit."""
+    c = LocalConsortium.create(tmp_path, nodes=4)
+    m = c.add_member("m", [Role.MEDIA_CENTER])
+    tx = m.sign(c.genesis.chain_id, "anchor", {"digest": b"u" * 32, "kind": "t"}, c.net.now)
+    c.net.submit(tx.to_bytes())
+
+    def uncommitted_qc() -> bool:
+        return any(
+            r.core.high_qc.round > 0 and r.store.block_by_hash(r.core.high_qc.block_hash) is None
+            for r in c.replicas
+        )
+
+    c.net.run_until(uncommitted_qc)
+    keys = [n.key for n in c.nodes]
+    now = c.net.now
+    c.close()
+    replicas = [Replica(c.genesis, tmp_path / f"node-{i}.db", k) for i, k in enumerate(keys)]
+    net = LocalNet(replicas, start_ms=now)
+    net.start()
+    assert all(r.core.get_block(r.core.high_qc.block_hash) is not None for r in replicas)
+    net.submit(tx.to_bytes())  # mempools are volatile: the client sends its transaction again
+    tx2 = m.sign(c.genesis.chain_id, "anchor", {"digest": b"v" * 32, "kind": "t"}, net.now)
+    net.wait(net.submit(tx2.to_bytes()), max_virtual_ms=60_000)
+    assert all(r.store.tx_location(tx.tx_id) is not None for r in replicas)
+    assert (
+        len(
+            {
+                r.store.head_hash()
+                for r in replicas
+                if r.store.head_height() == replicas[0].store.head_height()
+            }
+        )
+        == 1
+    )
+    for r in replicas:
+        r.close()

@@ -28,11 +28,11 @@ from chain.snapshot import (
     export_snapshot,
     import_snapshot,
     import_snapshot_dir,
-    leaf_data,
     parse_chunk,
     read_snapshot,
     write_snapshot,
 )
+from chain.state_tree import entry_bytes
 from chain.store import LedgerStore
 from chain.types import Role
 
@@ -126,8 +126,10 @@ def test_chunk_encoding_is_canonical_cbor() -> None:
 
 
 @given(st.binary(max_size=300), st.binary(max_size=70_000))
-def test_leaf_data_is_the_state_trees_leaf(key: bytes, value: bytes) -> None:
-    assert leaf_data(key, value) == codec.encode([key, value])
+def test_state_chunks_hold_the_commitments_entry_bytes(key: bytes, value: bytes) -> None:
+    chunk = codec.encode(["state", 1, 0, [[key, value]]])
+    assert chunk.endswith(entry_bytes(key, value))
+    assert parse_chunk(chunk)[3] == [(key, value)]
 
 
 # --------------------------------------------------------------------------- continuing the chain

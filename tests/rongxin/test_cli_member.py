@@ -203,3 +203,32 @@ def test_node_add_promote_remove(net: Path) -> None:
     assert r.exit_code == 0, r.output  # the remaining four keep committing
     missing = _run("node", "promote", "node-77", "--net", str(net), "--password-file", str(pwfile))
     assert missing.exit_code == 1 and "no node node-77" in _flat(missing.output)
+
+
+def test_query_run_anchors_its_audit_record_through_the_regulators_node(net: Path, tmp_path: Path) -> None:
+    client = str(net / "supervisor" / "client.toml")
+    mpw = tmp_path / "mpw"
+    mpw.write_text(MEMBER_PASSWORD + "\n")
+    added = _run(
+        "member", "add", "--subject", "Provincial regulator", "--roles", "regulator",
+        "--out", str(tmp_path / "reg"), "--root-key", str(net / "supervisor" / "root.key"),
+        "--member-password-file", str(mpw), "--client", client,
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    assert _run("query", "demo-data", str(tmp_path / "q"), "--rows", "200").exit_code == 0
+    agencies = str(tmp_path / "q" / "agencies.toml")
+    res = _run(
+        "query", "run", "SELECT COUNT(*) FROM cases GROUP BY county", "--agencies", agencies,
+        "--unpacked", "--client", str(tmp_path / "reg" / "rongxin-client.toml"),
+        password=MEMBER_PASSWORD,
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = _flat(res.output)
+    assert "anchored at height" in out
+    receipts = list((tmp_path / "q" / "audit-receipts").glob("*.receipt.cbor"))
+    assert len(receipts) == 1
+    ok = _run("verify", str(receipts[0]), "--genesis", str(net / "genesis.cbor"), "--json")
+    assert ok.exit_code == 0, ok.output
+    record = json.loads((tmp_path / "q" / "audit.jsonl").read_text().splitlines()[-1])
+    assert receipts[0].name == f"{record['record_digest']}.receipt.cbor"
+    assert record["anchor"] is not None

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -8,10 +9,17 @@ from rongxin.demo import make_placeholder_certificate, run_demo, verify_placehol
 from rongxin.errors import RongxinError
 
 
-def test_demo_runs_end_to_end(tmp_path) -> None:
-    report = run_demo(tmp_path, scrypt_n=1 << 10)
-    assert report.ok
-    assert [s.name for s in report.steps] == [
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    """One run of the whole demo (its networked stage starts six node processes)."""
+    out = tmp_path_factory.mktemp("demo")
+    return out, run_demo(out, scrypt_n=1 << 10)
+
+
+def test_demo_runs_end_to_end(demo: tuple[Path, object]) -> None:
+    tmp_path, report = demo
+    assert report.ok  # type: ignore[attr-defined]
+    assert [s.name for s in report.steps] == [  # type: ignore[attr-defined]
         "consortium identity",
         "sign / verify",
         "encrypt / decrypt file",
@@ -23,11 +31,18 @@ def test_demo_runs_end_to_end(tmp_path) -> None:
         "encrypted cross-agency query",
         "crash, restart, revocation",
         "pinned checkpoint",
+        "node processes",
+        "anchor through a node's API",
+        "kill -9 under load, catch-up",
     ]
     assert (tmp_path / "ledger" / "node-4.db").exists() and (tmp_path / "genesis.cbor").exists()
     assert (tmp_path / "receipt-work-batch.cbor").exists() and (tmp_path / "checkpoint.cbor").exists()
     assert len(list((tmp_path / "clips").glob("clip-*.wav"))) == 4
-    music = next(s for s in report.steps if s.name == "register music, find excerpts")
+    music = next(s for s in report.steps if s.name == "register music, find excerpts")  # type: ignore[attr-defined]
+    network = next(s for s in report.steps if s.name == "kill -9 under load, catch-up")  # type: ignore[attr-defined]
+    assert "every acknowledged transaction" in network.detail
+    assert (tmp_path / "net" / "node-4" / "data" / "node.log").exists()
+    assert (tmp_path / "net-receipt-work-batch.cbor").exists()
     assert "4/4 attacked" in music.detail and "4 placed within" in music.detail
     key = keyfile.load_private_key(tmp_path / "supervisor.key", "rongxin-demo")
     cert = json.loads((tmp_path / "supervisor.cert.json").read_text())
@@ -47,12 +62,13 @@ def test_placeholder_certificate_tampering() -> None:
         verify_placeholder_certificate({k: v for k, v in cert.items() if k != "public_key"})
 
 
-def test_cli_verifies_the_demo_receipt_and_refuses_tampering(tmp_path) -> None:
+def test_cli_verifies_the_demo_receipt_and_refuses_tampering(demo: tuple[Path, object]) -> None:
     from typer.testing import CliRunner
 
     from rongxin.cli import app
 
-    assert run_demo(tmp_path, scrypt_n=1 << 10).ok
+    tmp_path, report = demo
+    assert report.ok  # type: ignore[attr-defined]
     runner = CliRunner()
     receipt, genesis, proof = (
         tmp_path / n for n in ("receipt-work-batch.cbor", "genesis.cbor", "work-3.proof.json")
