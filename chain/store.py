@@ -80,6 +80,7 @@ CREATE TABLE IF NOT EXISTS state_log (
 
 
 STATE_COLUMNS = ["bucket", "key", "value", "leaf"]
+_STATE_KEY_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS state_key ON state (key)"  # as in SCHEMA
 BASE_META = "base"
 """Meta key of a restored store's base height (absent: the store starts at genesis)."""
 
@@ -443,8 +444,11 @@ class LedgerStore:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute("DELETE FROM state")
                 self._db.execute("DELETE FROM state_log")
+                # the key index is built once at the end (a sort), not row by row at random
+                self._db.execute("DROP INDEX state_key")
                 writer = Restore(self._db)
                 yield writer
+                self._db.execute(_STATE_KEY_INDEX)
                 writer.put_meta(BASE_META, base.to_bytes(8, "big"))
                 self._db.execute("COMMIT")
             except BaseException:
@@ -504,8 +508,11 @@ class Restore:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def get_state(self, key: bytes) -> bytes | None:
-        """A state entry written so far in this restore."""
-        row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        """A state entry written so far in this restore (by its bucket: the key index is not
+        built yet)."""
+        row = self._db.execute(
+            "SELECT value FROM state WHERE bucket = ? AND key = ?", (bucket_of(key), key)
+        ).fetchone()
         return None if row is None else bytes(row[0])
 
 

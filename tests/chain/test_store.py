@@ -158,6 +158,8 @@ def test_restoring_is_all_or_nothing_and_needs_an_empty_store(tmp_path) -> None:
         assert w.get_state(b"x") == b"1" and w.entries == 2
     assert s.load_state().entries() == {b"x": b"1", b"y": b"2"}
     assert (s.head_height(), s.base_height(), s.block(5)) == (5, 5, block)
+    index = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'state_key'"
+    assert s._db.execute(index).fetchone()[0] == 1  # rebuilt after the rows
     assert s.pruned(3) and not s.pruned(5) and not s.pruned(6)
     with pytest.raises(StoreError, match="new database"), s.restoring(7):
         pass
