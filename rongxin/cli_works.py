@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -216,6 +217,18 @@ def add(
             help="Do not warn when a new file looks like a copy of a registered work (added either way).",
         ),
     ] = False,
+    anchor: Annotated[
+        bool,
+        typer.Option(
+            "--anchor",
+            help="Anchor the fingerprint digests of the works added as one Merkle batch through the "
+            "member's node (--client); the receipt and each work's proof go to LIBRARY/anchors/.",
+        ),
+    ] = False,
+    client: Annotated[
+        Path | None,
+        typer.Option("--client", help="Client profile for --anchor (else $RONGXIN_CLIENT).", metavar="FILE"),
+    ] = None,
 ) -> None:
     """Register works; a work's id is its file name without the extension unless --id is given.
 
@@ -230,6 +243,8 @@ def add(
         raise _fail(f"--id names a single work but {len(files)} files were given; drop --id")
     meta = _parse_metadata(metadata)
     added = skipped = failures = 0
+    registered: list[Registration] = []
+    ledger = _anchor_client(client) if anchor else None
     lib = _open(library, create=True)
     try:
         with Progress(
@@ -248,6 +263,7 @@ def add(
                 try:
                     copy_of = None if allow_copies else _looks_like_copy(lib, path)
                     reg = lib.register(path, wid, meta | {"source": path.name})
+                    registered.append(reg)
                     added += 1
                     progress.console.print(
                         f"added {reg.work_id} ({reg.kind}) content SM3 {reg.content_digest.hex()[:16]}…"
@@ -277,8 +293,52 @@ def add(
     if skipped:
         summary += f", {skipped} skipped (already registered)"
     console.print(f"{summary}; library {library}")
+    if ledger is not None and registered:
+        _anchor_works(ledger, registered, library / "anchors")
     if failures:
         raise typer.Exit(1)
+
+
+def _anchor_client(client: Path | None) -> Any:
+    """``(NodeClient, Genesis)`` of the client profile (checked before anything is registered)."""
+    from rongxin.cli_common import password
+    from rongxin.client_profile import ProfileError, find_profile, load_profile, open_client, profile_password
+
+    try:
+        profile = load_profile(find_profile(client))
+        pw = profile_password(profile) or password(None, prompt=f"Password of {profile.key_file.name}")
+        return open_client(profile, pw)
+    except ProfileError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _anchor_works(ledger: Any, works: list[Registration], out: Path) -> None:
+    """Anchor the works' fingerprint digests as one batch; save the receipt and the proofs."""
+    from chain.errors import ChainError
+
+    cli, genesis = ledger
+    digests = [w.fingerprint_digest for w in works]
+    proofs: list[list[bytes]]
+    try:
+        if len(digests) == 1:
+            receipt, proofs = cli.anchor(digests[0], "work-fingerprint"), [[]]
+        else:
+            receipt, proofs = cli.anchor_batch(digests, "work-fingerprints")
+        info = receipt.verify(genesis)
+    except ChainError as exc:
+        raise _fail(f"the works are registered but not anchored: {exc}") from None
+    finally:
+        cli.close()
+    out.mkdir(parents=True, exist_ok=True)
+    rpath = out / f"{info.tx_id.hex()[:16]}.receipt.cbor"
+    rpath.write_bytes(receipt.to_bytes())
+    for i, (w, path) in enumerate(zip(works, proofs, strict=True)):
+        doc = {"digest": w.fingerprint_digest.hex(), "index": i, "path": [p.hex() for p in path]}
+        (out / f"{w.work_id}.proof.json").write_text(json.dumps(doc) + "\n")
+    console.print(
+        f"anchored the fingerprint digests of {len(works)} work(s) at height {info.height} "
+        f"(tx {info.tx_id.hex()[:16]}…); receipt {escape(str(rpath))}, proofs beside it"
+    )
 
 
 @works_app.command("remove")

@@ -39,6 +39,7 @@ from chain import codec
 from chain.consensus.core import Action, Broadcast, Committed, EpochEnded, Send, SetTimer
 from chain.consensus.messages import (
     ConsensusError,
+    Proposal,
     SyncRequest,
     SyncResponse,
     decode_message,
@@ -139,6 +140,7 @@ class NodeHost:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._verify_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sm2-verify")
         self._admission = asyncio.Lock()
+        self._inflight: dict[bytes, asyncio.Future[list[str | None]]] = {}
         self._inbound: asyncio.Queue[list[bytes]] = asyncio.Queue(maxsize=256)
         self._gossip: list[bytes] = []
         self._gossip_bytes = 0
@@ -320,7 +322,31 @@ class NodeHost:
         if isinstance(msg, SyncRequest):
             self.counters.sync_requests += 1
         sender = peer.node_id
+        if isinstance(msg, Proposal) and self.replica.voting and self._unverified(msg.block.payload):
+            # check the block's signatures in the worker thread first; consensus goes on meanwhile
+            self.peers.spawn(self._verified_then(sender, msg))
+            return
         self._run(lambda: self.replica.core.on_message(sender, msg, self.now_ms()))
+
+    def _unverified(self, payload: Sequence[bytes]) -> bool:
+        executor = self.replica.app.executor
+        for raw in payload:
+            try:
+                if not executor.is_verified(executor.decode(raw).tx_id):
+                    return True
+            except ValidationError:
+                return False  # the core refuses the block; nothing to check first
+        return False
+
+    async def _verified_then(self, sender: str, msg: Proposal) -> None:
+        try:
+            await self._preverify(msg.block.payload)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a check that failed to run: the core verifies on its own
+            log.exception("checking a proposal's signatures failed")
+        if self.running:
+            self._run(lambda: self.replica.core.on_message(sender, msg, self.now_ms()))
 
     # ------------------------------------------------------------------ mempool
     def submit(self, raw: bytes) -> bytes:
@@ -350,10 +376,13 @@ class NodeHost:
 
     async def _preverify(self, raws: Sequence[bytes]) -> None:
         """Verify the SM2 signatures of ``raws`` off the event loop (the OpenSSL calls
-        release the GIL) and tell the executor the outcomes, so admission does not verify."""
+        release the GIL) and tell the executor the outcomes, so admission and execution do
+        not verify them again. A transaction already being verified (it came by gossip and
+        now in a proposal) is waited for, not verified twice."""
         app = self.replica.app
         executor = app.executor
         jobs: list[tuple[Transaction, PublicKey]] = []
+        waits: set[asyncio.Future[list[str | None]]] = set()
         for raw in raws:
             try:
                 tx = executor.decode(raw)
@@ -361,17 +390,29 @@ class NodeHost:
                 continue  # admission says why
             if executor.is_verified(tx.tx_id):
                 continue
+            running = self._inflight.get(tx.tx_id)
+            if running is not None:
+                waits.add(running)
+                continue
             cert = load_certificate(app.state, tx.sender)
             if cert is not None:
                 jobs.append((tx, cert.key()))
-        if not jobs:
-            return
-        chain_id = self.genesis.chain_id
-        outcomes = await asyncio.get_running_loop().run_in_executor(
-            self._verify_pool, _verify_all, jobs, chain_id
-        )
-        for (tx, _), reason in zip(jobs, outcomes, strict=True):
-            executor.record_verification(tx.tx_id, reason)
+        if jobs:
+            chain_id = self.genesis.chain_id
+            future = asyncio.get_running_loop().run_in_executor(
+                self._verify_pool, _verify_all, jobs, chain_id
+            )
+            for tx, _ in jobs:
+                self._inflight[tx.tx_id] = future
+            try:
+                outcomes = await future
+            finally:
+                for tx, _ in jobs:
+                    self._inflight.pop(tx.tx_id, None)
+            for (tx, _), reason in zip(jobs, outcomes, strict=True):
+                executor.record_verification(tx.tx_id, reason)
+        if waits:
+            await asyncio.gather(*waits, return_exceptions=True)
 
     def _queue_gossip(self, raw: bytes) -> None:
         self._gossip.append(raw)

@@ -10,6 +10,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -232,3 +233,40 @@ def test_query_run_anchors_its_audit_record_through_the_regulators_node(net: Pat
     record = json.loads((tmp_path / "q" / "audit.jsonl").read_text().splitlines()[-1])
     assert receipts[0].name == f"{record['record_digest']}.receipt.cbor"
     assert record["anchor"] is not None
+
+
+def test_works_add_anchor_through_the_node(net: Path, tmp_path: Path, photos: dict[str, Any]) -> None:
+    from tests.forensics.conftest import write_image
+
+    media = tmp_path / "media"
+    media.mkdir()
+    write_image(media / "astronaut.jpg", photos["astronaut"])
+    write_image(media / "chelsea.png", photos["chelsea"])
+    client = str(net / "supervisor" / "client.toml")
+    lib = tmp_path / "lib"
+    res = _run("works", "add", str(media), "--library", str(lib), "--anchor", "--client", client)
+    assert res.exit_code == 0, res.output
+    assert "anchored the fingerprint digests of 2 work(s)" in _flat(res.output)
+    receipt = next((lib / "anchors").glob("*.receipt.cbor"))
+    for work in ("astronaut", "chelsea"):
+        proof = lib / "anchors" / f"{work}.proof.json"
+        ok = _run("verify", str(receipt), "--genesis", str(net / "genesis.cbor"), "--proof", str(proof))
+        assert ok.exit_code == 0, ok.output
+    shown = _run("works", "show", "astronaut", "--library", str(lib), "--json")
+    assert (
+        json.loads(shown.output)["fingerprint_sm3"]
+        == json.loads((lib / "anchors" / "astronaut.proof.json").read_text())["digest"]
+    )
+    # a bad profile is refused before anything is registered
+    bad = _run(
+        "works",
+        "add",
+        str(media),
+        "--library",
+        str(tmp_path / "lib2"),
+        "--anchor",
+        "--client",
+        str(tmp_path / "none.toml"),
+    )
+    assert bad.exit_code == 1 and "no client profile" in _flat(bad.output)
+    assert not (tmp_path / "lib2").exists()
