@@ -5,8 +5,9 @@ admitted with ``member.add`` before the load starts) and a list of anchor transa
 signed in advance with consecutive nonces. A :class:`LoadClient` thread sends them at its
 share of the rate through :class:`~chain.client.NodeClient` (signed API requests), to one
 node at a time, moving on to the next node when one does not answer. Most transactions
-are sent in ``sync`` mode (admitted to the mempool), every ``commit_every``-th in
-``commit`` mode (the node answers once it is committed).
+are sent in ``sync`` mode (admitted to the mempool); every ``commit_every``-th is then
+sent again in ``commit`` mode by a helper thread (the node answers once it is committed,
+with the height), so that waiting for commits never holds back the load.
 
 A node may lose a transaction it admitted (SIGKILL before gossip), and a sender's later
 nonces then wait behind the gap. So each client watches its sender's committed nonce
@@ -58,6 +59,8 @@ WINDOW = 400
 """Transactions a client may have outstanding (sent, not known committed)."""
 REQUEST_TIMEOUT_S = 4.0
 COMMIT_WAIT_S = 3.0
+COMMITTERS = 2
+"""Threads per client that send transactions again in ``commit`` mode."""
 
 
 @dataclass(frozen=True)
@@ -205,9 +208,6 @@ class _Sender:
 class LoadClient(threading.Thread):
     """One client: sends its transactions at ``rate`` per second, then drains.
 
-    Transactions in ``commit`` mode go through a second thread, so that waiting for a
-    commit never holds back the rest of the load.
-
     Parameters
     ----------
     member : Member
@@ -246,7 +246,10 @@ class LoadClient(threading.Thread):
         self.commit_every = commit_every
         self.acks = acks
         self.sender = _Sender(member, urls, genesis, acks, name)
-        self.committer = _Sender(member, list(urls)[1:] + list(urls)[:1], genesis, acks, name)
+        self.committers = [
+            _Sender(member, list(urls)[k % len(urls) :] + list(urls)[: k % len(urls)], genesis, acks, name)
+            for k in range(1, COMMITTERS + 1)
+        ]
         self.commits: queue.Queue[SignedTx | None] = queue.Queue()
         self.stop_load = threading.Event()
         self.stop_drain = threading.Event()
@@ -286,24 +289,32 @@ class LoadClient(threading.Thread):
             self._last_move = now
 
     def run(self) -> None:
-        committer = threading.Thread(target=self._commit_loop, name=f"{self.name}-commit", daemon=True)
-        committer.start()
+        committers = [
+            threading.Thread(target=self._commit_loop, args=(c,), name=f"{self.name}-commit-{k}", daemon=True)
+            for k, c in enumerate(self.committers)
+        ]
+        for t in committers:
+            t.start()
         try:
             self._load()
-            self.commits.put(None)
             self._drain()
         except BaseException as exc:  # reported by the runner
             self.error = exc
         finally:
-            self.commits.put(None)
-            committer.join(REQUEST_TIMEOUT_S + 1.0)
+            for _ in committers:
+                self.commits.put(None)
+            for t in committers:
+                t.join(REQUEST_TIMEOUT_S + 1.0)
             self.sender.close()
-            self.committer.close()
+            for c in self.committers:
+                c.close()
 
-    def _commit_loop(self) -> None:
+    def _commit_loop(self, sender: _Sender) -> None:
+        """Send again, in ``commit`` mode, transactions already admitted: the answer says
+        at which height each committed."""
         while (tx := self.commits.get()) is not None:
-            for _ in range(len(self.committer.clients)):
-                if self.committer.send(tx, "commit") or self.stop_drain.is_set():
+            for _ in range(len(sender.clients)):
+                if self.stop_drain.is_set() or sender.send(tx, "commit"):
                     break
 
     def _load(self) -> None:
@@ -321,10 +332,10 @@ class LoadClient(threading.Thread):
                 self.stop_load.wait(0.2)
                 continue
             tx = self.txs[i]
+            if not self.sender.send(tx, "sync"):
+                continue
             if self.commit_every and (i + 1) % self.commit_every == 0:
                 self.commits.put(tx)
-            elif not self.sender.send(tx, "sync"):
-                continue
             self.sent_upto = max(self.sent_upto, tx.nonce)
             i += 1
 

@@ -24,7 +24,7 @@ per-node tags, so one file says exactly what happens when::
     rate = 30                     # transactions per second, all clients together
     clients = 3                   # client threads, each a member with its own key
     conflicts = false             # two more clients share one sender: every nonce twice
-    commit_every = 10             # every n-th transaction waits for its commit (0: none)
+    commit_every = 10             # every n-th is sent again, waiting for its commit (0: none)
 
     [nodes.observer-0]            # optional, per node
     start_at_s = 8                # joins the running chain late
@@ -188,6 +188,8 @@ class Step:
             return f"partition {cut} for {self.duration_s:g} s {at}"
         if self.kind == "restart":
             return f"restart {', '.join(self.nodes)} one by one {at}"
+        if self.kind == "start":
+            return f"start {self.node} (joins the running chain) {at}"
         return f"clock of {self.node} off by {self.offset_ms:+d} ms {at}"
 
 

@@ -83,19 +83,36 @@ def ipv6_loopback() -> str | None:
     return None
 
 
-def free_port_block(host: str, size: int, rng: random.Random, attempts: int = 200) -> int:
-    """The first port of ``size`` consecutive ports on ``host`` that are all free now."""
+_reserved: set[int] = set()
+_reserved_lock = threading.Lock()
+
+
+def free_port_block(host: str, size: int, rng: random.Random | None = None, attempts: int = 200) -> int:
+    """The first port of ``size`` consecutive ports on ``host`` that are all free now and
+    not handed to another run of this process (see :func:`release_port_block`)."""
+    rng = rng or random.Random()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(attempts):
         base = rng.randrange(PORT_RANGE[0], PORT_RANGE[1] - size)
-        try:
-            for port in range(base, base + size):
-                with socket.socket(family, socket.SOCK_STREAM) as s:
-                    s.bind((host, port))
-        except OSError:
-            continue
+        block = set(range(base, base + size))
+        with _reserved_lock:
+            if block & _reserved:
+                continue
+            try:
+                for port in sorted(block):
+                    with socket.socket(family, socket.SOCK_STREAM) as s:
+                        s.bind((host, port))
+            except OSError:
+                continue
+            _reserved.update(block)
         return base
     raise E2EError(f"no block of {size} free ports on {host} in {PORT_RANGE}")
+
+
+def release_port_block(base: int, size: int) -> None:
+    """Hand a block from :func:`free_port_block` back (its run is over)."""
+    with _reserved_lock:
+        _reserved.difference_update(range(base, base + size))
 
 
 # --------------------------------------------------------------------------- report
@@ -232,7 +249,7 @@ class Runner:
         m = self.m
         host = "::1" if m.ip == "v6" else "127.0.0.1"
         names = m.node_names()
-        base = free_port_block(host, PORT_STRIDE * len(names), self.rng)
+        base = free_port_block(host, PORT_STRIDE * len(names))  # not seeded: runs may overlap
         password = secrets.token_urlsafe(16)
         spec = NetworkSpec(
             consensus=m.chain.nodes,
@@ -472,6 +489,8 @@ class Runner:
             self.abort.set()
             t = time.monotonic()
             self._teardown()
+            if self.net is not None:
+                release_port_block(self.net.base, PORT_STRIDE * len(self.net.configs))
             timings["teardown"] = time.monotonic() - t
             timings["total"] = time.monotonic() - started
             self._scan_logs()
@@ -587,6 +606,11 @@ class Runner:
             for p in checks.check_drained(chains, c.txs[: c.sent_upto]):
                 self.problem(f"{c.name}: {p}")
         self._load_stats(chains)
+        if self.pairs and chains:
+            heights = checks.tx_heights(min(chains.values(), key=len))
+            self.report.load["conflict_pairs_decided"] = sum(
+                (a.tx_id.hex() in heights) != (b.tx_id.hex() in heights) for a, b in self.pairs
+            )
         self.report.timings["check"] = time.monotonic() - t
 
     def _load_stats(self, chains: dict[str, checks.Chain]) -> None:
@@ -654,4 +678,13 @@ def run_manifest(
     return Runner(manifest, workdir, log).run()
 
 
-__all__ = ["E2EError", "Report", "Runner", "StepRecord", "free_port_block", "ipv6_loopback", "run_manifest"]
+__all__ = [
+    "E2EError",
+    "Report",
+    "Runner",
+    "StepRecord",
+    "free_port_block",
+    "ipv6_loopback",
+    "release_port_block",
+    "run_manifest",
+]
