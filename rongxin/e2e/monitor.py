@@ -1,15 +1,15 @@
 """Heights over time: every node's public ``/status`` polled in the background.
 
-:class:`HeightMonitor` keeps, per node, the times at which its committed height changed,
-and the times at which the network's height (the highest any node reported) grew. From
-them come the progress checks: how long after a perturbation ended the chain grew again,
-how long a restarted node took to catch up, and the longest stall.
+:class:`HeightMonitor` keeps every node's answers (time, committed height) and the times
+at which the network's height (the highest any node reported) grew. From them come the
+progress checks: how long after a perturbation ended the chain grew again, how long a
+restarted node took to catch up, and the longest stall.
 
 Examples
 --------
 >>> m = HeightMonitor({}, lambda: 0.0)
 >>> m.observe("node-0", 1.0, 3); m.observe("node-1", 2.0, 4); m.observe("node-0", 5.5, 5)
->>> m.best_at(1.5), m.best_at(9.0), m.advanced_after(2.0), m.reached("node-0", 5, 1.0)
+>>> m.best_at(1.5), m.best_at(9.0), m.advanced_after(2.0), m.reached("node-0", 4, 1.0)
 (3, 5, 5.5, 5.5)
 >>> m.max_stall(0.0, 6.0)
 (3.5, 2.0)
@@ -47,8 +47,8 @@ class HeightMonitor:
         self.nodes = dict(nodes)
         self.clock = clock
         self.lock = threading.Lock()
-        self.changes: dict[str, list[tuple[float, int]]] = {}
-        """Per node: (time, height) each time its reported height changed."""
+        self.seen: dict[str, list[tuple[float, int]]] = {}
+        """Per node: (time, height) of every answer."""
         self.advances: list[tuple[float, int]] = []
         """(time, height) each time the highest reported height grew."""
         self.last_status: dict[str, dict[str, Any]] = {}
@@ -59,9 +59,7 @@ class HeightMonitor:
     def observe(self, name: str, t: float, height: int) -> None:
         """Record that ``name`` reported ``height`` at ``t``."""
         with self.lock:
-            rows = self.changes.setdefault(name, [])
-            if not rows or rows[-1][1] != height:
-                rows.append((t, height))
+            self.seen.setdefault(name, []).append((t, height))
             if not self.advances or height > self.advances[-1][1]:
                 self.advances.append((t, height))
 
@@ -95,7 +93,7 @@ class HeightMonitor:
     def height(self, name: str) -> int | None:
         """The last height ``name`` reported."""
         with self.lock:
-            rows = self.changes.get(name)
+            rows = self.seen.get(name)
             return rows[-1][1] if rows else None
 
     def best(self) -> int:
@@ -116,13 +114,11 @@ class HeightMonitor:
             return self.advances[i][0] if i < len(self.advances) else None
 
     def reached(self, name: str, height: int, after: float) -> float | None:
-        """When node ``name`` first reported ``height`` or more at or after ``after``."""
+        """When node ``name`` first answered with ``height`` or more at or after ``after``."""
         with self.lock:
-            for t, h in self.changes.get(name, []):
-                if h >= height and t >= after:
-                    return t
-            rows = [r for r in self.changes.get(name, []) if r[0] < after]
-            return after if rows and rows[-1][1] >= height else None
+            rows = self.seen.get(name, [])
+            i = bisect.bisect_left(rows, (after, -1))
+            return next((t for t, h in rows[i:] if h >= height), None)
 
     def max_stall(self, start: float, end: float) -> tuple[float, float]:
         """The longest time in ``[start, end]`` without the network's height growing, and
