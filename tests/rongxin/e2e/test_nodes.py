@@ -42,11 +42,11 @@ def state(node: NodeProcess) -> str:
     return Path(f"/proc/{node.proc.pid}/stat").read_text().rpartition(")")[2].split()[0]
 
 
-def wait_for_log(node: NodeProcess, text: str) -> None:
+def wait_for_log(node: NodeProcess, text: str, times: int = 1) -> None:
     deadline = time.monotonic() + 10
-    while text not in node.log_file.read_text() and time.monotonic() < deadline:
+    while node.log_file.read_text().count(text) < times and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert text in node.log_file.read_text()
+    assert node.log_file.read_text().count(text) == times
 
 
 @pytest.mark.parametrize("mode", ["obeys", "ignores"])
@@ -66,7 +66,7 @@ def test_signals_of_a_node_process(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert not node.alive() and node.exits == [-9]
     node.start()
     assert node.starts == 2
-    wait_for_log(node, "offset -2000")
+    wait_for_log(node, "offset -2000", times=2)
     node.pause()
     code = node.terminate(timeout=1.0)  # a paused node is resumed first
     if mode == "obeys":
