@@ -22,6 +22,9 @@ env = os.environ
 print("offset", env["RONGXIN_CLOCK_OFFSET_MS"], "password", env["RONGXIN_KEY_PASSWORD"], flush=True)
 while True:
     time.sleep(0.05)
+    if os.path.exists("tick"):
+        print("tick", flush=True)
+        os.remove("tick")
 """
 
 
@@ -37,9 +40,15 @@ def config(tmp_path: Path) -> NodeConfig:
     )
 
 
-def state(node: NodeProcess) -> str:
+def stopped(node: NodeProcess) -> bool:
+    """Whether the process is stopped (SIGSTOP), waiting a moment for the signal to land."""
     assert node.proc is not None
-    return Path(f"/proc/{node.proc.pid}/stat").read_text().rpartition(")")[2].split()[0]
+    deadline = time.monotonic() + 5
+    while True:
+        state = Path(f"/proc/{node.proc.pid}/stat").read_text().rpartition(")")[2].split()[0]
+        if state == "T" or time.monotonic() > deadline:
+            return state == "T"
+        time.sleep(0.02)
 
 
 def wait_for_log(node: NodeProcess, text: str, times: int = 1) -> None:
@@ -59,9 +68,13 @@ def test_signals_of_a_node_process(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     with pytest.raises(NodeProcessError, match="already running"):
         node.start()
     node.pause()
-    assert node.paused and state(node) == "T"
+    assert node.paused and stopped(node)
+    (node.config.directory / "tick").touch()
+    time.sleep(0.3)
+    assert "tick" not in node.log_file.read_text()  # stopped: it does nothing
     node.resume()
-    assert not node.paused and state(node) != "T"
+    assert not node.paused
+    wait_for_log(node, "tick", 1)
     node.kill()
     assert not node.alive() and node.exits == [-9]
     node.start()
