@@ -120,6 +120,21 @@ class HeightMonitor:
             i = bisect.bisect_left(rows, (after, -1))
             return next((t for t, h in rows[i:] if h >= height), None)
 
+    def longest_silence(self, name: str) -> tuple[float, float]:
+        """The longest time between two consecutive answers of ``name`` (a node killed,
+        paused, or whose event loop was busy), and when it began.
+
+        >>> m = HeightMonitor({}, lambda: 0.0)
+        >>> for t in (0.0, 0.2, 3.2, 3.4):
+        ...     m.observe("a", t, 1)
+        >>> m.longest_silence("a")
+        (3.0, 0.2)
+        """
+        with self.lock:
+            times = [t for t, _ in self.seen.get(name, [])]
+        gaps = [(round(b - a, 3), a) for a, b in itertools.pairwise(times)]
+        return max(gaps) if gaps else (0.0, 0.0)
+
     def max_stall(self, start: float, end: float) -> tuple[float, float]:
         """The longest time in ``[start, end]`` without the network's height growing, and
         when it began."""

@@ -65,6 +65,8 @@ PORT_RANGE = (20000, 32000)
 """Port blocks are drawn below Linux's ephemeral range (32768+), so an outgoing
 connection never holds a port a node must bind again after a restart."""
 STOP_TIMEOUT_S = 15.0
+SILENCE_WARNING_S = 5.0
+"""A node's API silent this long, with no perturbation aimed at it, is reported."""
 
 
 class E2EError(RongxinError):
@@ -162,6 +164,10 @@ class Report:
     log_errors: dict[str, list[str]] = field(default_factory=dict)
     refusals: dict[str, int] = field(default_factory=dict)
     """The nodes' reasons for refusing load transactions, counted."""
+    silences: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Per node: the longest time its API did not answer /status, and when it began."""
+    warnings: list[str] = field(default_factory=list)
+    """Findings that fail no check (e.g. an API that stopped answering, unprovoked)."""
 
     @property
     def passed(self) -> bool:
@@ -179,8 +185,14 @@ class Report:
             "  timings " + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items()),
         ]
         lines += ["  " + s.describe() for s in self.steps]
+        if self.silences:
+            lines.append(
+                "  longest API silence: "
+                + ", ".join(f"{n} {gap:.1f} s (from {at:.1f} s)" for n, (gap, at) in self.silences.items())
+            )
         for name, errors in self.log_errors.items():
             lines.append(f"  {name} logged {len(errors)} error(s), first: {errors[0][:300]}")
+        lines += [f"  WARNING: {w}" for w in self.warnings]
         lines += [f"  PROBLEM: {p}" for p in self.problems]
         return "\n".join(lines)
 
@@ -569,6 +581,17 @@ class Runner:
                     )
         stall, at = self.monitor.max_stall(1.0, load_end)
         self.report.max_stall_s, self.report.max_stall_at = stall, at
+        self.report.silences = {name: self.monitor.longest_silence(name) for name in self.nodes}
+        for name, (gap, at) in self.report.silences.items():
+            provoked = any(
+                (name in rec.targets or rec.step.kind == "partition") and rec.started - 1.0 <= at <= rec.ended
+                for rec in records
+            )
+            if gap > SILENCE_WARNING_S and not provoked:
+                self.report.warnings.append(
+                    f"{name}'s API did not answer /status for {gap:.1f} s from {at:.1f} s, unprovoked "
+                    "(its event loop was busy: see its log for peers it dropped as silent)"
+                )
 
     # ------------------------------------------------------------------ checks
     def _fetch(self, name: str, height: int) -> checks.Chain:
