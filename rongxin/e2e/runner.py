@@ -41,11 +41,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from chain.client import NodeClient
+from chain.crypto import PrivateKey
 from chain.crypto.keyfile import load_private_key
 from chain.crypto.sealed import MIN_SCRYPT_N
 from chain.node.config import HostPort, NodeConfig, dump_config, load_config
@@ -209,7 +209,7 @@ class _Network:
     ids: dict[str, str]
     """Node name → node id (certificate id, hex)."""
     supervisor: Member
-    root_key: Any
+    root_key: PrivateKey
 
 
 class Runner:
@@ -298,10 +298,8 @@ class Runner:
             certificate_from_json((sup / "supervisor.cert.json").read_text()),
         )
         ids = {name: cert.cert_id.hex() for name, cert in summary.certificates.items()}
-        return _Network(
-            d, summary.genesis, password, host, base, configs, ids, supervisor,
-            load_private_key(sup / "root.key", password),
-        )  # fmt: skip
+        root = load_private_key(sup / "root.key", password)
+        return _Network(d, summary.genesis, password, host, base, configs, ids, supervisor, root)
 
     def _setup(self) -> None:
         self.proxies.start()
@@ -392,14 +390,9 @@ class Runner:
         if not statuses:
             raise E2EError("no consensus node answers /status: cannot tell the leader")
         top = max(statuses, key=lambda s: (int(s.get("height", 0)), int(s.get("round", 0))))
-        validators = sorted(net_id for net_id in (c.cert_id.hex() for c in self._validator_certs()))
-        leader = validators[int(top["round"]) % len(validators)]
+        validators = sorted(cert_id.hex() for cert_id in self.net.genesis.validators())
+        leader = validators[int(top["round"]) % len(validators)]  # the core's round robin
         return next(name for name, nid in self.net.ids.items() if nid == leader)
-
-    def _validator_certs(self) -> list[Any]:
-        assert self.net is not None
-        wanted = set(self.net.genesis.validators())
-        return [c for c in self.net.genesis.certificates if c.cert_id in wanted]
 
     def _sleep(self, seconds: float) -> None:
         self.abort.wait(max(0.0, seconds))
