@@ -6,8 +6,9 @@ What it holds today: the ``rongxin`` command line (:func:`main`; ``rongxin --hel
 ``ledger``, ``chain`` and ``datasets`` commands; also ``python -m rongxin``), the operator
 tooling behind ``rongxin chain init|up|down|status`` (:mod:`rongxin.ops`: a network
 directory with keys, genesis, one ``node.toml`` per node, scripts and monitoring files)
-and the end-to-end demo (:func:`run_demo`, behind ``make demo``), which runs a whole
-consortium in one process. There is no web UI yet.
+the end-to-end demo (:func:`run_demo`, behind ``make demo``), which runs a whole
+consortium in one process, and the fault tests of real node processes
+(:mod:`rongxin.e2e`: manifests, perturbations, black-box checks). There is no web UI yet.
 
 Examples
 --------

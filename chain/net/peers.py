@@ -386,11 +386,17 @@ class PeerManager:
             self.on_disconnect(peer)
 
     async def _idle_watch(self) -> None:
+        tick = awake = time.monotonic()
         while True:
             await asyncio.sleep(1.0)
             now = time.monotonic()
+            if now - tick > 1.0 + min(2.0, IDLE_LIMIT_S / 2):
+                # this node stood still (stopped, or a long step held its loop): what its
+                # peers sent meanwhile is unread, not missing; they get a full period again
+                awake = now
+            tick = now
             for p in list(self.peers.values()):
-                if now - p.stats.last_heard > IDLE_LIMIT_S:
+                if now - max(p.stats.last_heard, awake) > IDLE_LIMIT_S:
                     log.warning("peer %s silent for %.0f s: disconnecting", p.stats.subject, IDLE_LIMIT_S)
                     await p.close()
 

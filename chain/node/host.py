@@ -11,7 +11,8 @@ event loop's thread, one handler at a time, exactly as the pure core expects:
 * ``SetTimer`` actions become ``loop.call_later`` handles keyed by timer id;
 * transactions admitted locally (API, CLI) are gossiped to every peer in batches on the
   ``MEMPOOL`` channel; transactions received by gossip are admitted but not relayed
-  (the consortium is a full mesh of persistent peers);
+  (the consortium is a full mesh of persistent peers); a peer that connects is sent the
+  whole mempool, so nothing admitted while it (or this node) was cut off is stranded;
 * a heartbeat every second on ``HEARTBEAT`` carries height and round; the reply gives the
   link's latency. Together they make the online-node map, and a node that hears of
   heights above its own asks those peers for blocks by itself (block sync needs no
@@ -297,6 +298,22 @@ class NodeHost:
         req = SyncRequest(self.replica.core.committed.height + 1)
         peer.send(Channel.BLOCK_SYNC, encode_message(req))
         peer.send(Channel.HEARTBEAT, self._heartbeat())
+        self._send_mempool(peer)
+
+    def _send_mempool(self, peer: Peer) -> None:
+        """Give a peer that just connected every transaction waiting here: their gossip may
+        have missed it (it was down, or this node was cut off when they were admitted), and
+        an observer, which never proposes, has no other way to get them into a block."""
+        batch: list[bytes] = []
+        size = 0
+        for entry in list(self.replica.app.mempool):
+            batch.append(entry.raw)
+            size += entry.size
+            if size >= GOSSIP_BATCH_BYTES or len(batch) >= MAX_GOSSIP_TXS:
+                peer.send(Channel.MEMPOOL, codec.encode(batch))
+                batch, size = [], 0
+        if batch:
+            peer.send(Channel.MEMPOOL, codec.encode(batch))
 
     def _on_frame(self, peer: Peer, channel: int, payload: bytes) -> None:
         if channel in (Channel.CONSENSUS, Channel.BLOCK_SYNC):

@@ -1,0 +1,39 @@
+"""Mempool gossip across reconnections: a transaction a node admitted while it had no
+connection to the others still reaches them once it connects."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from tests.chain.node.host_fixtures import HostNet, anchor_tx, free_ports, wait_for
+
+
+def test_transactions_admitted_without_peers_are_sent_to_peers_that_connect(tmp_path: Path) -> None:
+    async def main() -> None:
+        net = HostNet.create(tmp_path, nodes=4, observers=1)
+        ports = free_ports(5)
+        observer = net.build(4, ports[4], ports[:4])
+        net.hosts = [observer]
+        await observer.start()  # alone: nobody to gossip to
+        try:
+            ids = [
+                observer.submit(anchor_tx(net, net.supervisor, os.urandom(32), observer.now_ms()))
+                for _ in range(5)
+            ]
+            await asyncio.sleep(0.1)  # the gossip flush went to no one
+            assert len(observer.replica.app.mempool) == 5
+            for i in range(4):
+                host = net.build(i, ports[i], [q for q in ports if q != ports[i]])
+                net.hosts.append(host)
+                await host.start()
+            await wait_for(
+                lambda: all(h.replica.store.tx_location(t) is not None for h in net.hosts for t in ids),
+                20,
+                "the observer's transactions committed on every node",
+            )
+        finally:
+            await net.stop_all()
+
+    asyncio.run(main())
