@@ -37,6 +37,9 @@ from chain.types import Genesis
 
 log = logging.getLogger("rongxin.node")
 
+SYNC_BATCH = 32
+"""Blocks per block-sync response a node serves."""
+
 CLOCK_OFFSET_ENV = "RONGXIN_CLOCK_OFFSET_MS"
 """Test hook: milliseconds added to the node's clock (clock-skew scenarios)."""
 
@@ -50,7 +53,13 @@ def _api_server(app: Any, host: str, port: int) -> Any:
             yield
 
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", lifespan="off", access_log=False, ws="websockets"
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        ws="websockets-sansio",
     )
     return _Server(config)
 
@@ -62,7 +71,9 @@ def build_host(
     genesis = load_genesis(cfg)
     key, cert = load_identity(cfg, genesis)
     cfg.node.data_dir.mkdir(parents=True, exist_ok=True)
-    overrides: dict[str, Any] = {}
+    # sync responses of 32 blocks: each is executed in one handler on the event loop, and
+    # 256 (the core's default) kept a catching-up node's API and heartbeats silent for seconds
+    overrides: dict[str, Any] = {"sync_batch": SYNC_BATCH}
     if cfg.consensus.round_timeout_ms is not None:
         overrides["round_timeout_ms"] = cfg.consensus.round_timeout_ms
         overrides["max_round_timeout_ms"] = 8 * cfg.consensus.round_timeout_ms
