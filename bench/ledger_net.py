@@ -230,6 +230,7 @@ def run_load(
     """Send every stream (one per member, in nonce order) to the nodes; offered ``rate``
     tx/s in total (``None``: as fast as the nodes take them)."""
     submitted: dict[str, float] = {}
+    refused: dict[str, int] = {}
     lock = threading.Lock()
     per_stream = None if rate is None else rate / len(streams)
 
@@ -249,11 +250,13 @@ def run_load(
                     for tx_id, reason in results:
                         if tx_id is not None:
                             submitted[tx_id.hex()] = now
-                        elif reason and "full" in reason:
-                            print(f"refused: {reason}", file=sys.stderr)
+                        else:
+                            refused[str(reason)[:60]] = refused.get(str(reason)[:60], 0) + 1
 
     with ThreadPoolExecutor(max_workers=len(streams)) as pool:
         list(pool.map(lambda a: send(*a), enumerate(streams)))
+    for reason, n in refused.items():
+        print(f"warning: {n} transactions refused: {reason}", file=sys.stderr)
     return submitted
 
 
@@ -298,7 +301,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="about a minute: fewer transactions")
     p.add_argument("--txs", type=int, help="transactions of the throughput run")
-    p.add_argument("--members", type=int, default=8, help="client members (streams)")
+    p.add_argument("--members", type=int, default=16, help="client members (streams)")
     p.add_argument("--batch", type=int, default=250, help="transactions per API request")
     p.add_argument("--nodes", type=int, default=5)
     p.add_argument("--block-ms", type=int, default=100)
@@ -337,7 +340,7 @@ def main() -> None:
             per2 = max(1, offered_n // args.members)
             streams2 = [s[per:] for s in presign_more(net, members, per, per2)]
             ids2 = run_load(
-                net, streams2, consensus, max(1, int(args.offered / 20 / args.members)), args.offered
+                net, streams2, consensus, max(1, round(args.offered * 0.2 / args.members)), args.offered
             )
             wait_seen(watcher, ids2, 60)
             tps2, p50b, p99b, _ = latency_stats(ids2, watcher.seen)
