@@ -404,16 +404,21 @@ class ConsensusCore:
                 self.high_qc = proof.qc
         # the uncommitted chain to the high QC's block, kept with the safety data: after a
         # restart of every node nobody else has it, and the next leader must extend it
-        parent_hash = tip.hash
+        parent: Block = tip
         for b in self.safety.pending_blocks:
             if b.height <= tip_h:
-                if self.block_store.get_by_height(b.height) == b:
-                    parent_hash = b.hash
                 continue
-            if b.parent_hash != parent_hash or b.epoch != self.epoch:
+            if b.parent_hash != parent.hash or b.epoch != self.epoch or b.hash in self.blocks:
+                if b.hash in self.blocks:
+                    parent = self.blocks[b.hash]
+                    continue
+                break
+            # executed again (as a proposal would be), so that its children can be checked
+            draft = BlockDraft(parent, b.round, b.timestamp_ms, b.proposer, b.payload, b.evidence, b.epoch)
+            if self.app.execute(draft) != b.state_root:
                 break
             self.blocks[b.hash] = b
-            parent_hash = b.hash
+            parent = b
         self.started = True
         start_round = max(self.high_qc.round, self.last_tc.round if self.last_tc else 0) + 1
         # ask peers for anything committed while we were away
