@@ -27,9 +27,7 @@ import contextlib
 import json
 import os
 import platform
-import random
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -50,24 +48,9 @@ from chain.node.identity import certificate_from_json  # noqa: E402
 from chain.types import Certificate, Genesis, Role, Transaction  # noqa: E402
 from rongxin.ops import procs  # noqa: E402
 from rongxin.ops.build import NetworkSpec, create_network  # noqa: E402
+from rongxin.ops.layout import free_base_port  # noqa: E402
 
 PASSWORD = "bench password 1"
-
-
-def free_base_port(nodes: int) -> int:
-    """A base port whose p2p and API ports are all free on loopback."""
-    rng = random.Random()
-    for _ in range(500):
-        base = rng.randrange(20000, 60000, 10)
-        try:
-            for i in range(nodes):
-                for port in (base + 10 * i, base + 10 * i + 1):
-                    with socket.socket() as s:
-                        s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free ports")
 
 
 def verify_rate(seconds: float = 1.0) -> float:

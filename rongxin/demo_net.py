@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from chain.types import Certificate, Genesis, Role
 from rongxin.errors import RongxinError
 from rongxin.ops import procs
 from rongxin.ops.build import NetworkSpec, create_network
+from rongxin.ops.layout import free_base_port
 
 Step = Callable[[str, bool, str, float], None]
 NET_PASSWORD = "rongxin-demo-network"
@@ -42,23 +42,6 @@ NET_PASSWORD = "rongxin-demo-network"
 
 class DemoNetError(RongxinError):
     """The networked stage could not run (ports, processes, a node that never came up)."""
-
-
-def _free_base_port(nodes: int) -> int:
-    import random
-
-    rng = random.Random()
-    for _ in range(500):
-        base = rng.randrange(30000, 60000, 10)
-        try:
-            for i in range(nodes):
-                for port in (base + 10 * i, base + 10 * i + 1):
-                    with socket.socket() as s:
-                        s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise DemoNetError("no free loopback ports for the demo network")
 
 
 def _wait(cond: Callable[[], bool], timeout: float, what: str) -> None:
@@ -76,7 +59,7 @@ def network_stage(out_dir: Path, step: Step, *, scrypt_n: int = 1 << 14) -> None
     spec = NetworkSpec(
         consensus=5,
         observers=1,
-        base_port=_free_base_port(6),
+        base_port=free_base_port(6, low=30000),
         chain_id="rongxin-demo-net",
         consortium="Rongxin demo consortium (融信演示联盟)",
         block_interval_ms=200,

@@ -109,3 +109,23 @@ def plan_network(
 
 
 __all__ = ["DEFAULT_BASE_PORT", "LayoutError", "NodePlan", "parse_hosts", "plan_network"]
+
+
+def free_base_port(nodes: int, low: int = 20000, high: int = 60000) -> int:
+    """A base port whose p2p and API ports (``base + 10 i``, ``base + 10 i + 1``) for
+    ``nodes`` nodes are all free on loopback now (for local networks: demo, tests, bench)."""
+    import random
+    import socket
+
+    rng = random.Random()
+    for _ in range(500):
+        base = rng.randrange(low, high, PORT_STRIDE)
+        try:
+            for i in range(nodes):
+                for port in (base + PORT_STRIDE * i, base + PORT_STRIDE * i + 1):
+                    with socket.socket() as s:
+                        s.bind((LOOPBACK, port))
+        except OSError:
+            continue
+        return base
+    raise LayoutError(f"no {nodes} free pairs of loopback ports between {low} and {high}")

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -25,6 +23,7 @@ from chain.replica import Replica
 from chain.types import Role
 from rongxin.cli import app
 from rongxin.ops import procs
+from rongxin.ops.layout import free_base_port
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[2]
@@ -39,19 +38,7 @@ def _flat(text: str) -> str:
 
 
 def _free_base_port(nodes: int) -> int:
-    """A base port whose p2p and API ports (base+10i, base+10i+1) are all free on loopback."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 60000, 10)
-        try:
-            for i in range(nodes):
-                for port in (base + 10 * i, base + 10 * i + 1):
-                    with socket.socket() as s:
-                        s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free ports")
+    return free_base_port(nodes)
 
 
 def _init(out: Path, *args: str, password: str = PASSWORD) -> Result:
