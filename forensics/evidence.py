@@ -30,6 +30,8 @@ __all__ = [
     "ImageFeatureEvidence",
     "ImageHashEvidence",
     "Point",
+    "VideoEvidence",
+    "VideoSource",
     "points",
 ]
 
@@ -38,6 +40,9 @@ Point = tuple[float, float]
 
 AudioRule = Literal["main", "bass", "both"]
 """The decision rule that found an audio match (see :mod:`forensics.audio.rules`)."""
+
+VideoSource = Literal["picture", "sound", "both"]
+"""Which evidence found a video match: the frames, the soundtrack (audio index), or both."""
 
 
 def points(region: Sequence[Sequence[float]]) -> tuple[Point, ...]:
@@ -284,5 +289,93 @@ class AudioEvidence:
         return out
 
 
-Evidence = ImageHashEvidence | ImageFeatureEvidence | AudioEvidence
+@dataclass(frozen=True)
+class VideoEvidence:
+    """An alignment of a video query with a registered video work.
+
+    Times are seconds. The query's ``query_start`` .. ``query_end`` shows (or sounds
+    like) the work's ``ref_start`` .. ``ref_end`` at ``speed`` (work seconds per query
+    second).
+
+    Attributes
+    ----------
+    query_start, query_end : float
+        The aligned span in the query.
+    ref_start, ref_end : float
+        The aligned span in the work.
+    speed : float
+        Work seconds per query second.
+    found_by : {"picture", "sound", "both"}
+        Which evidence found the match: the frames (this index), the soundtrack (the
+        audio index, the work's soundtrack registered with it), or both at one alignment.
+    flip : bool
+        The picture is a mirror image of the work's.
+    crop_box : (x0, y0, x1, y1)
+        The query's picture without its bars, as fractions of its frame (``(0, 0, 1, 1)``
+        when nothing was trimmed, or for sound only).
+    matched_frames, compared_frames : int
+        Sampled query frames in the span that matched the aligned work frame, and that
+        were compared.
+    frame_bits : int
+        Most differing bits (of 256) for a frame to match.
+    per_second : tuple of float
+        Picture similarity along the span, one value per query second (1 − bits / 128,
+        clipped to 0..1; unrelated frames score about 0).
+    frame_pairs : tuple of (query_seconds, work_seconds, bits)
+        Sample frame pairs a report can show side by side.
+    fpr_target : float
+        False-positive rate per (query, work) the picture threshold is calibrated for.
+    sound : AudioEvidence, optional
+        The soundtrack's alignment, when the sound found the work.
+
+    Examples
+    --------
+    >>> e = VideoEvidence(0.0, 10.0, 30.0, 40.0, 1.0, "picture", False, (0.0, 0.0, 1.0, 1.0),
+    ...                   38, 40, 72, (0.9,) * 10, ((0.0, 30.0, 12),), 1e-4)
+    >>> e.to_json()["found_by"], e.to_json()["frame_pairs"][0], "sound" in e.to_json()
+    ('picture', [0.0, 30.0, 12], False)
+    """
+
+    kind: ClassVar[Literal["video"]] = "video"
+
+    query_start: float
+    query_end: float
+    ref_start: float
+    ref_end: float
+    speed: float
+    found_by: VideoSource
+    flip: bool
+    crop_box: tuple[float, float, float, float]
+    matched_frames: int
+    compared_frames: int
+    frame_bits: int
+    per_second: tuple[float, ...]
+    frame_pairs: tuple[tuple[float, float, int], ...]
+    fpr_target: float
+    sound: AudioEvidence | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The match's ``details``: a JSON-serializable dict (``sound`` only when the sound found it)."""
+        out: dict[str, Any] = {
+            "query_start": self.query_start,
+            "query_end": self.query_end,
+            "ref_start": self.ref_start,
+            "ref_end": self.ref_end,
+            "speed": self.speed,
+            "found_by": self.found_by,
+            "flip": self.flip,
+            "crop_box": list(self.crop_box),
+            "matched_frames": self.matched_frames,
+            "compared_frames": self.compared_frames,
+            "frame_bits": self.frame_bits,
+            "per_second": list(self.per_second),
+            "frame_pairs": [list(p) for p in self.frame_pairs],
+            "fpr_target": self.fpr_target,
+        }
+        if self.sound is not None:
+            out["sound"] = self.sound.to_json()
+        return out
+
+
+Evidence = ImageHashEvidence | ImageFeatureEvidence | AudioEvidence | VideoEvidence
 """The evidence of a match, of any kind."""

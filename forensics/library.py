@@ -71,6 +71,7 @@ from forensics.types import Match, MediaIndex, MediaKind, Registration, detect_k
 INDEX_CLASSES: dict[str, str | Callable[[Path], MediaIndex]] = {
     "image": "forensics.image.index:ImageIndex",
     "audio": "forensics.audio.index:AudioIndex",
+    "video": "forensics.video.index:VideoIndex",
 }
 
 #: Longest accepted work id.
@@ -281,8 +282,18 @@ class Library:
                 if _accepts_readonly(factory):
                     options["readonly"] = True
             opened = factory(where, **options) if options else factory(where)
+            attach_audio = getattr(opened, "attach_audio", None)
+            if kind != "audio" and attach_audio is not None:
+                attach_audio(self._soundtrack_index)
             self._indexes[kind] = opened
             return opened
+
+    def _soundtrack_index(self) -> MediaIndex | None:
+        """The audio index, for an index that registers and searches soundtracks; ``None`` when a
+        read-only library has none."""
+        if self.readonly and not (self.directory / "audio").is_dir():
+            return None
+        return self.index("audio")
 
     # -- works -------------------------------------------------------------------------------
 
@@ -409,7 +420,8 @@ class Library:
         if top_k < 1:
             raise ValueError("top_k must be at least 1")
         kind, _digest, path = self._inspect(source, digest=False)
-        if kind == "video" and path is not None and "video" not in INDEX_CLASSES:
+        no_video_works = not (self.directory / "video" / "video.sqlite").is_file()
+        if kind == "video" and path is not None and ("video" not in INDEX_CLASSES or no_video_works):
             return self._identify_soundtrack(path, top_k)
         if self.readonly and kind in INDEX_CLASSES and not (self.directory / kind).is_dir():
             return []  # no work of this kind was ever registered, and nothing may be created

@@ -1,0 +1,503 @@
+"""The persistent video index: register programmes, find them in clips, fuse with their soundtrack.
+
+:class:`VideoIndex` implements :class:`forensics.types.MediaIndex` for ``video``. A work's
+picture is sampled at :data:`~forensics.video.fingerprint.DEFAULT_RATE` frames per second
+and hashed frame by frame (:mod:`~forensics.video.fingerprint`); the hashes go to a
+segment on disk (:mod:`~forensics.video.storage`, 33 bytes per frame, ≈ 0.5 MB per hour)
+and to a binary nearest-neighbour index in memory (:class:`~forensics.image.binindex.
+GrowingBinaryIndex`, exhaustive while small, an inverted file once large). A query's
+frames and their mirror images look up their nearest registered frames; the pairs vote
+for (offset, speed) alignments that are verified frame by frame
+(:mod:`~forensics.video.align`). The score of an alignment is its matched seconds; a match
+is returned only when it reaches the threshold stored with the index, which
+:meth:`VideoIndex.calibrate` sets from unrelated video.
+
+The soundtrack: inside a :class:`~forensics.library.Library`, the library attaches its
+audio index (:meth:`VideoIndex.attach_audio`). Registering a video then also registers
+its first audio stream with the audio index under the same work id, and a query's
+soundtrack is searched there too: each match says whether the picture, the sound or both
+found it (:class:`~forensics.evidence.VideoEvidence`). Sound matches of audio works (music
+registered on its own) are passed on as audio matches of the query's soundtrack
+(``query_stream == "audio"``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from forensics.errors import MediaError
+from forensics.evidence import AudioEvidence, VideoEvidence
+from forensics.types import Match, MediaIndex, MediaKind
+from forensics.video.align import Alignment, AlignParams, Pairs, QueryCodes, align
+from forensics.video.errors import VideoIndexError
+from forensics.video.fingerprint import DEFAULT_RATE, VideoFingerprint, fingerprint_file
+from forensics.video.probe import Limits, probe
+from forensics.video.storage import Catalogue, WorkRow
+
+__all__ = ["DEFAULT_FPR_TARGET", "DEFAULT_THRESHOLD", "VideoIndex"]
+
+#: Matched seconds a match needs until :meth:`VideoIndex.calibrate` sets a threshold.
+DEFAULT_THRESHOLD = 3.0
+#: False-positive rate per (query, work) the default threshold is meant for.
+DEFAULT_FPR_TARGET = 1e-4
+#: Nearest registered frames looked up per query frame (and per mirrored frame).
+NEIGHBOURS = 16
+#: Two alignments of one work (picture and sound) agree when their offsets differ by at most this.
+FUSE_SECONDS = 2.0
+
+
+class VideoIndex:
+    """Video works in a persistent per-frame hash index; implements :class:`forensics.types.MediaIndex`.
+
+    Parameters
+    ----------
+    directory : Path
+        Where the index lives; created if missing (unless ``readonly``).
+    readonly : bool
+        Open an existing index for lookups only.
+    rate : float
+        Frames sampled per second (works and queries).
+    limits : Limits, optional
+        Sizes, frame rates and durations accepted.
+    params : AlignParams, optional
+        Voting and verification parameters.
+    ivf_min : int
+        Registered frames at which the nearest-neighbour search becomes an inverted file.
+
+    Raises
+    ------
+    VideoIndexError
+        The directory or its catalogue is unusable, or a segment is damaged.
+    """
+
+    kind: ClassVar[MediaKind] = "video"
+
+    def __init__(
+        self,
+        directory: Path | str,
+        *,
+        readonly: bool = False,
+        rate: float = DEFAULT_RATE,
+        limits: Limits | None = None,
+        params: AlignParams | None = None,
+        ivf_min: int = 400_000,
+    ) -> None:
+        self.directory = Path(directory)
+        self.readonly = readonly
+        self.rate = rate
+        self.limits = limits or Limits()
+        self.params = params or AlignParams()
+        self.ivf_min = ivf_min
+        self.catalogue = Catalogue(self.directory, readonly=readonly)
+        self._lock = threading.RLock()
+        self._audio: Callable[[], MediaIndex | None] | None = None
+        self._generation = -1
+        self._rows: list[WorkRow] = []
+        self._codes: list[NDArray[np.uint8]] = []
+        self._valid: list[NDArray[np.bool_]] = []
+        self._bases = np.zeros(0, np.int64)
+        self._search: Any = None
+        self._closed = False
+        try:
+            self._sync()
+        except BaseException:
+            self.catalogue.close()
+            raise
+
+    # -- soundtrack -------------------------------------------------------------------------
+
+    def attach_audio(self, get_audio: Callable[[], MediaIndex | None]) -> None:
+        """Register and search soundtracks through the audio index ``get_audio()`` returns.
+
+        ``get_audio`` is called when a soundtrack is registered or searched; it may return
+        ``None`` (no audio index to search, e.g. in a read-only library without one).
+        """
+        self._audio = get_audio
+
+    # -- state ------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise VideoIndexError("the video index is closed; open a new VideoIndex")
+
+    def _sync(self) -> None:
+        """Reload the works when the catalogue changed (another writer, or this one)."""
+        generation = self.catalogue.generation()
+        if generation == self._generation:
+            return
+        from forensics.image.binindex import GrowingBinaryIndex
+
+        rows = self.catalogue.rows()
+        codes, valid = [], []
+        for row in rows:
+            c, v = self.catalogue.load(row)
+            codes.append(c)
+            valid.append(v)
+        sizes = np.array([len(c) for c in codes], np.int64)
+        bases = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if len(sizes) else np.zeros(0, np.int64)
+        search = GrowingBinaryIndex(ivf_min=self.ivf_min, nprobe=16)
+        for base, c, v in zip(bases, codes, valid, strict=True):
+            ids = np.flatnonzero(v).astype(np.int64)
+            search.add(c[ids], ids + int(base))
+        self._rows, self._codes, self._valid = rows, codes, valid
+        self._bases = bases.astype(np.int64)
+        self._search = search
+        self._generation = generation
+
+    @property
+    def threshold(self) -> float:
+        """Matched seconds a match needs."""
+        return float(self.catalogue.get("threshold") or DEFAULT_THRESHOLD)
+
+    @property
+    def fpr_target(self) -> float:
+        """False-positive rate per (query, work) the threshold is calibrated for."""
+        return float(self.catalogue.get("fpr_target") or DEFAULT_FPR_TARGET)
+
+    def work_ids(self) -> list[str]:
+        """Ids of the registered works."""
+        with self._lock:
+            self._check_open()
+            self._sync()
+            return [r.work_id for r in self._rows]
+
+    # -- MediaIndex -------------------------------------------------------------------------
+
+    def fingerprint(self, path: Path, *, query: bool = False) -> VideoFingerprint:
+        """The fingerprint of ``path`` at this index's rate and limits (see :func:`fingerprint_file`)."""
+        return fingerprint_file(Path(path), rate=self.rate, limits=self.limits, query=query)
+
+    def add(self, work_id: str, path: Path) -> bytes:
+        """Fingerprint ``path``'s picture (and soundtrack) and index it under ``work_id``.
+
+        Registering an id already present replaces it. The picture is committed first; the
+        soundtrack then goes to the attached audio index (when the file has one with
+        enough sound: silence or a too short track leave the work matched by its picture
+        only). If the audio index fails otherwise, the picture is removed again.
+
+        Returns
+        -------
+        bytes
+            SM3-sized digest (32 bytes) of the picture fingerprint and the soundtrack's.
+
+        Raises
+        ------
+        MediaError
+            Not a usable video (see :func:`~forensics.video.fingerprint.fingerprint_file`).
+        VideoIndexError
+            The index is read-only, closed or damaged.
+        """
+        self._check_open()
+        if not isinstance(work_id, str) or not work_id:
+            raise VideoIndexError("work_id must be a non-empty string")
+        if self.readonly:
+            raise VideoIndexError("the video index was opened read-only; cannot register works")
+        path = Path(path)
+        info = probe(path)
+        fp = fingerprint_file(path, rate=self.rate, limits=self.limits, info=info)
+        sound_digest = b""
+        with self._lock:
+            self.catalogue.add(work_id, fp, fp.digest, sound=False)
+            try:
+                if info.has_audio and self._audio is not None:
+                    sound_digest = self._add_sound(work_id, path)
+                    if sound_digest:
+                        self.catalogue.set_sound(work_id, True)
+            except BaseException:
+                self.catalogue.remove(work_id)
+                raise
+            self._sync()
+        return hashlib.sha256(b"rongxin-video-v1" + fp.digest + sound_digest).digest()
+
+    def _add_sound(self, work_id: str, path: Path) -> bytes:
+        """Register the soundtrack; ``b""`` when it has nothing to fingerprint."""
+        from forensics.audio.errors import ClipTooShortError, NoAudioStreamError, NoFingerprintError
+
+        audio = self._audio() if self._audio is not None else None
+        if audio is None:
+            return b""
+        try:
+            return audio.add(work_id, path)
+        except (NoAudioStreamError, ClipTooShortError, NoFingerprintError):
+            return b""
+
+    def remove(self, work_id: str) -> bool:
+        """Forget ``work_id`` (and its soundtrack in the audio index); ``False`` when unknown."""
+        self._check_open()
+        if self.readonly:
+            raise VideoIndexError("the video index was opened read-only; cannot remove works")
+        with self._lock:
+            sound = any(r.work_id == work_id and r.sound for r in self.catalogue.rows())
+            removed = self.catalogue.remove(work_id)
+            audio = self._audio() if sound and self._audio is not None else None
+            if audio is not None:
+                audio.remove(work_id)
+            self._sync()
+        return removed
+
+    def identify(self, path: Path, top_k: int = 5) -> list[Match]:
+        """Registered works seen or heard in ``path``, best first, at most ``top_k``.
+
+        Every work found is reported with its span (a compilation gives several; a work
+        used twice gives two). The query is decoded leniently.
+
+        Raises
+        ------
+        MediaError
+            Not a usable video.
+        """
+        self._check_open()
+        if top_k < 1:
+            raise ValueError("top_k must be at least 1")
+        path = Path(path)
+        info = probe(path)
+        fp = fingerprint_file(path, rate=self.rate, limits=self.limits, query=True, info=info, min_valid=0)
+        picture = self.identify_fingerprint(fp, threshold=None)
+        sound = self._sound_matches(path) if info.has_audio else []
+        return self._fuse(picture, sound, fp)[:top_k]
+
+    def alignments(self, fp: VideoFingerprint) -> list[tuple[str, Alignment]]:
+        """Every alignment of a query fingerprint (with mirrors) with a work, unthresholded, best first."""
+        self._check_open()
+        if fp.mirror is None:
+            raise ValueError("a query fingerprint needs its mirrored hashes (fingerprint(..., query=True))")
+        with self._lock:
+            self._sync()
+            if not self._rows or len(fp.codes) == 0:
+                return []
+            query = QueryCodes(fp.codes, fp.mirror, fp.valid, fp.rate)
+            pairs = self._pairs(query)
+            found = align(query, pairs, lambda w: (self._codes[w], self._valid[w]), self.params)
+            return [(self._rows[a.work].work_id, a) for a in found]
+
+    def identify_fingerprint(
+        self, fp: VideoFingerprint, threshold: float | None = None
+    ) -> list[tuple[str, Alignment]]:
+        """The picture's alignments at or above ``threshold`` (the stored one when ``None``)."""
+        limit = self.threshold if threshold is None else threshold
+        return [(w, a) for w, a in self.alignments(fp) if a.score >= limit]
+
+    def _pairs(self, query: QueryCodes) -> Pairs:
+        valid = np.flatnonzero(query.valid)
+        both = np.concatenate([query.codes[valid], query.mirror[valid]])
+        k = min(NEIGHBOURS, max(1, self._search.ntotal))
+        dist, ids = self._search.search(both, k)
+        frame = np.tile(valid, 2)[:, None].repeat(k, axis=1)
+        variant = np.repeat(np.array([0, 1], np.int8), len(valid))[:, None].repeat(k, axis=1)
+        keep = (ids >= 0) & (dist <= self.params.frame_bits)
+        ids = ids[keep]
+        work = np.searchsorted(self._bases, ids, side="right") - 1
+        return Pairs(
+            frame[keep].astype(np.int64),
+            variant[keep].astype(np.int8),
+            work.astype(np.int64),
+            (ids - self._bases[work]).astype(np.int64),
+            dist[keep].astype(np.int16),
+        )
+
+    def _sound_matches(self, path: Path) -> list[Match]:
+        audio = self._audio() if self._audio is not None else None
+        if audio is None:
+            return []
+        from forensics.audio.errors import ClipTooShortError, NoAudioStreamError, NoFingerprintError
+
+        try:
+            return audio.identify(path, 20)
+        except (NoAudioStreamError, ClipTooShortError, NoFingerprintError):
+            return []
+        except MediaError:
+            return []  # an undecodable soundtrack: the picture still decides
+
+    def _fuse(
+        self, picture: list[tuple[str, Alignment]], sound: list[Match], fp: VideoFingerprint
+    ) -> list[Match]:
+        """Video matches (picture, sound or both) and the sound matches of audio works, best first."""
+        videos = {r.work_id for r in self._rows}
+        used: set[int] = set()
+        out: list[tuple[float, Match]] = []
+        for work_id, a in picture:
+            partner = None
+            for i, m in enumerate(sound):
+                if i in used or m.work_id != work_id or not isinstance(m.evidence, AudioEvidence):
+                    continue
+                e = m.evidence
+                if abs((e.ref_start - e.query_start * a.speed) - a.offset) <= FUSE_SECONDS and _overlaps(
+                    a, e
+                ):
+                    partner = e
+                    used.add(i)
+                    break
+            ev = self._evidence(a, fp, partner)
+            out.append((a.score / self.threshold, Match.of(work_id, a.score, self.threshold, ev)))
+        for i, m in enumerate(sound):
+            if i in used:
+                continue
+            if m.work_id in videos and isinstance(m.evidence, AudioEvidence):
+                e = m.evidence
+                ev = VideoEvidence(
+                    e.query_start,
+                    e.query_end,
+                    e.ref_start,
+                    e.ref_end,
+                    e.speed,
+                    "sound",
+                    False,
+                    (0.0, 0.0, 1.0, 1.0),
+                    0,
+                    0,
+                    self.params.frame_bits,
+                    (),
+                    (),
+                    e.fpr_target,
+                    e,
+                )
+                out.append((m.score / m.threshold, Match.of(m.work_id, m.score, m.threshold, ev)))
+            else:
+                out.append((m.score / m.threshold, dataclasses.replace(m, query_stream="audio")))
+        out.sort(key=lambda t: -t[0])
+        return [m for _, m in out]
+
+    def _evidence(self, a: Alignment, fp: VideoFingerprint, sound: AudioEvidence | None) -> VideoEvidence:
+        box = (0.0, 0.0, 1.0, 1.0)
+        if fp.boxes is not None and len(fp.boxes):
+            i = min(len(fp.boxes) - 1, int(a.query_start * fp.rate))
+            box = tuple(round(float(v), 3) for v in fp.boxes[i])  # type: ignore[assignment]
+        return VideoEvidence(
+            a.query_start,
+            a.query_end,
+            a.ref_start,
+            a.ref_end,
+            a.speed,
+            "both" if sound is not None else "picture",
+            a.flip,
+            box,
+            a.matched,
+            a.compared,
+            self.params.frame_bits,
+            a.per_second,
+            a.pairs,
+            self.fpr_target,
+            sound,
+        )
+
+    # -- calibration ------------------------------------------------------------------------
+
+    def calibrate(
+        self,
+        paths: Iterable[Path | str],
+        *,
+        fpr_target: float = DEFAULT_FPR_TARGET,
+        margin: float = 0.5,
+        floor: float = 2.0,
+    ) -> dict[str, Any]:
+        """Set the threshold from videos that hold none of the registered works.
+
+        Each unrelated video is a query; the best score any work reaches in any of them
+        sets the threshold (that score plus ``margin``, at least ``floor`` matched seconds).
+        The (query, work) pairs measured must be enough for ``fpr_target``: at least
+        ``1 / fpr_target`` of them.
+
+        Returns
+        -------
+        dict
+            ``threshold``, ``queries``, ``pairs``, ``max_unrelated``, ``fpr_target``, and
+            ``fpr_measured_bound`` (1 / pairs: no pair exceeded the threshold).
+
+        Raises
+        ------
+        VideoIndexError
+            The index is empty or read-only, or too few (query, work) pairs for ``fpr_target``.
+        """
+        self._check_open()
+        if self.readonly:
+            raise VideoIndexError("the video index was opened read-only; cannot store a threshold")
+        works = len(self.work_ids())
+        if works == 0:
+            raise VideoIndexError("calibrate needs registered works; register the programmes first")
+        scores: list[float] = []
+        for p in paths:
+            fp = self.fingerprint(Path(p), query=True)
+            best = max((a.score for _, a in self.alignments(fp)), default=0.0)
+            scores.append(best)
+        pairs = len(scores) * works
+        if pairs * fpr_target < 1.0:
+            raise VideoIndexError(
+                f"{len(scores)} unrelated videos × {works} works = {pairs} (query, work) pairs; "
+                f"a false-positive rate of {fpr_target:g} needs at least {int(np.ceil(1 / fpr_target))}"
+            )
+        top = max(scores, default=0.0)
+        threshold = round(max(floor, top + margin), 3)
+        self.catalogue.set_many(
+            {
+                "threshold": f"{threshold}",
+                "fpr_target": f"{fpr_target}",
+                "calibration": json.dumps({"queries": len(scores), "pairs": pairs, "max_unrelated": top}),
+            }
+        )
+        return {
+            "threshold": threshold,
+            "queries": len(scores),
+            "pairs": pairs,
+            "max_unrelated": top,
+            "fpr_target": fpr_target,
+            "fpr_measured_bound": 1.0 / pairs,
+        }
+
+    def set_threshold(self, threshold: float, fpr_target: float | None = None) -> None:
+        """Store a threshold (matched seconds) chosen elsewhere (e.g. by a benchmark's calibration)."""
+        self._check_open()
+        if not threshold > 0:
+            raise ValueError("the threshold must be positive")
+        values = {"threshold": f"{threshold}"}
+        if fpr_target is not None:
+            values["fpr_target"] = f"{fpr_target}"
+        self.catalogue.set_many(values)
+
+    # -- upkeep -----------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Works, hours, frames, bytes on disk and per hour, threshold."""
+        self._check_open()
+        with self._lock:
+            self._sync()
+            frames = sum(r.frames for r in self._rows)
+            hours = sum(r.frames / r.rate for r in self._rows) / 3600.0
+            size = self.catalogue.bytes_on_disk()
+            return {
+                "kind": self.kind,
+                "works": len(self._rows),
+                "with_sound": sum(r.sound for r in self._rows),
+                "hours": round(hours, 4),
+                "frames": frames,
+                "bytes": size,
+                "bytes_per_hour": round(size / hours) if hours > 0 else None,
+                "threshold": self.threshold,
+                "fpr_target": self.fpr_target,
+            }
+
+    def close(self) -> None:
+        """Release the catalogue; further calls raise."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self.catalogue.close()
+
+    def __enter__(self) -> VideoIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _overlaps(a: Alignment, e: AudioEvidence) -> bool:
+    return min(a.query_end, e.query_end) > max(a.query_start, e.query_start)
