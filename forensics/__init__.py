@@ -1,4 +1,4 @@
-"""Content forensics: find registered works in copies of images and audio.
+"""Content forensics: find registered works in copies of images, audio and video.
 
 What the package holds today:
 
@@ -11,12 +11,14 @@ What the package holds today:
 * :mod:`forensics.audio` — spectral-peak landmarks (Wang 2003) in sorted, memory-mapped
   segments, offset voting over speed and pitch hypotheses, peak-by-peak and spectral
   verification, and a second, bass-band layer: :class:`AudioIndex`;
+* :mod:`forensics.video` — per-frame DCT hashes of sampled frames, (offset, speed)
+  alignment of a clip with the programmes, fusion with the soundtrack through the audio
+  index: :class:`VideoIndex`;
 * :mod:`forensics.types` — the values every index shares (:class:`Match`,
   :class:`Registration`) and the :class:`MediaIndex` protocol a new media kind
   implements (register it with :func:`register_index`).
 
-Video is not fingerprinted yet: ``Library`` refuses video files with
-:class:`UnsupportedMediaError`. Every error is a :class:`ForensicsError`. The library and
+Every error is a :class:`ForensicsError`. The library and
 the indexes (numpy, OpenCV, faiss, scipy) are imported on first use.
 
 Examples
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
     from forensics.audio.index import AudioIndex
     from forensics.image.index import ImageIndex
     from forensics.library import INDEX_CLASSES, Library, array_digest, register_index
+    from forensics.video.index import VideoIndex
 
 #: Public name -> the module that defines it (imported on first access).
 _LAZY: dict[str, str] = {
@@ -64,6 +67,7 @@ _LAZY: dict[str, str] = {
     "Library": "forensics.library",
     "array_digest": "forensics.library",
     "register_index": "forensics.library",
+    "VideoIndex": "forensics.video.index",
 }
 
 __all__ = [
@@ -81,6 +85,7 @@ __all__ = [
     "ReadOnlyLibraryError",
     "Registration",
     "UnsupportedMediaError",
+    "VideoIndex",
     "array_digest",
     "detect_kind",
     "register_index",

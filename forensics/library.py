@@ -13,11 +13,13 @@ needed, so a library holding only images works even where the audio index's
 dependencies are missing — asking it for audio then raises a clear
 :class:`~forensics.errors.UnsupportedMediaError`.
 
-Video files: until a video index is registered, the library identifies a video by its
-soundtrack — the file's first audio stream is matched against the audio works, and each
-match says so (:attr:`Match.query_stream <forensics.types.Match.query_stream>` is
-``"audio"``). Registering a video work is refused with the command that extracts its
-soundtrack, which can be registered as audio.
+Video files go to the video index (:mod:`forensics.video`), which registers a programme's
+soundtrack with the audio index under the same work id (the library attaches its audio
+index to any index with an ``attach_audio`` method) and reports whether the picture, the
+sound or both found a work. While a library holds no video works, a video query is
+identified by its soundtrack alone — the file's first audio stream is matched against the
+audio works, and each match says so (:attr:`Match.query_stream
+<forensics.types.Match.query_stream>` is ``"audio"``).
 
 Registration reserves the work id in the catalogue, fingerprints the file into its
 kind's index, then completes the catalogue row; a failed fingerprint releases the id.
@@ -420,8 +422,11 @@ class Library:
         if top_k < 1:
             raise ValueError("top_k must be at least 1")
         kind, _digest, path = self._inspect(source, digest=False)
-        no_video_works = not (self.directory / "video" / "video.sqlite").is_file()
-        if kind == "video" and path is not None and ("video" not in INDEX_CLASSES or no_video_works):
+        if (
+            kind == "video"
+            and path is not None
+            and ("video" not in INDEX_CLASSES or not self._holds("video"))
+        ):
             return self._identify_soundtrack(path, top_k)
         if self.readonly and kind in INDEX_CLASSES and not (self.directory / kind).is_dir():
             return []  # no work of this kind was ever registered, and nothing may be created
@@ -435,18 +440,22 @@ class Library:
             matches = index.identify(path, top_k)
         return self._completed(matches, top_k)
 
-    def _identify_soundtrack(self, path: Path, top_k: int) -> list[Match]:
-        """The audio works heard in the first audio stream of the video file ``path``."""
+    def _holds(self, kind: str) -> bool:
+        """Whether a work of ``kind`` is registered (completed)."""
         with self._lock:
             self._check_open()
             row = self._db.execute(
-                "SELECT 1 FROM works WHERE kind = 'audio' AND fingerprint_digest IS NOT NULL LIMIT 1"
+                "SELECT 1 FROM works WHERE kind = ? AND fingerprint_digest IS NOT NULL LIMIT 1", (kind,)
             ).fetchone()
-        if row is None:
+        return row is not None
+
+    def _identify_soundtrack(self, path: Path, top_k: int) -> list[Match]:
+        """The audio works heard in the first audio stream of the video file ``path``."""
+        if not self._holds("audio"):
             raise UnsupportedMediaError(
-                f"{path}: this library identifies video files by their soundtrack only, and it holds "
-                "no music to compare the soundtrack with; register music first (rongxin works add "
-                "song.flac), or the video's soundtrack (ffmpeg -i VIDEO -vn soundtrack.flac)"
+                f"{path}: this library holds no video works, so it identifies video files by their "
+                "soundtrack only, and it holds no music to compare the soundtrack with; register music "
+                "first (rongxin works add song.flac), or programmes (rongxin works add programme.mp4)"
             )
         index = self.index("audio")
         from forensics.audio.errors import NoAudioStreamError  # importable: the audio index is
@@ -455,8 +464,8 @@ class Library:
             matches = index.identify(path, top_k)
         except NoAudioStreamError as exc:
             raise NoAudioStreamError(
-                f"{path}: this library identifies video files by their soundtrack only, and this "
-                "file has no audio stream"
+                f"{path}: this library holds no video works, so it identifies video files by their "
+                "soundtrack only, and this file has no audio stream"
             ) from exc
         return [dataclasses.replace(m, query_stream="audio") for m in self._completed(matches, top_k)]
 

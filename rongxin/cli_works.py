@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 from chain.crypto.errors import CryptoError
 from chain.crypto.sm3 import sm3_file
 from forensics.errors import DuplicateContentError, ForensicsError, LibraryError
-from forensics.evidence import AudioEvidence, ImageFeatureEvidence, ImageHashEvidence
+from forensics.evidence import AudioEvidence, ImageFeatureEvidence, ImageHashEvidence, VideoEvidence
 from forensics.types import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Match, detect_kind
 from rongxin.cli_common import Force, console, err_console, write_output
 from rongxin.cli_common import fail as _fail
@@ -76,6 +76,25 @@ def audio_evidence(e: AudioEvidence | Mapping[str, Any]) -> str:
     )
 
 
+def video_evidence(e: VideoEvidence) -> str:
+    """One line of a video match's evidence: what found it, the spans, speed, frames, mirror.
+
+    Examples
+    --------
+    >>> video_evidence(VideoEvidence(0.0, 10.0, 30.0, 40.0, 1.0, "both", True, (0.0, 0.1, 1.0, 0.9),
+    ...                              38, 40, 72, (), (), 1e-4))
+    'picture and sound: query 0.00-10.00 s = work 30.00-40.00 s, speed 1.000, 38/40 frames, mirrored'
+    """
+    found_by = {"picture": "picture", "sound": "sound", "both": "picture and sound"}[e.found_by]
+    line = (
+        f"{found_by}: query {e.query_start:.2f}-{e.query_end:.2f} s = work "
+        f"{e.ref_start:.2f}-{e.ref_end:.2f} s, speed {e.speed:.3f}"
+    )
+    if e.compared_frames:
+        line += f", {e.matched_frames}/{e.compared_frames} frames"
+    return line + (", mirrored" if e.flip else "")
+
+
 def evidence_line(m: Match) -> str:
     """One line of a match's evidence for the ``identify`` table, from its typed evidence.
 
@@ -93,6 +112,8 @@ def evidence_line(m: Match) -> str:
         return f"hash: {e.hamming}/{e.hash_threshold} bits, transform {e.transform}"
     if isinstance(e, ImageFeatureEvidence):
         return f"features: {e.inliers} inliers (≥{e.inlier_threshold}), rotation {e.rotation_deg}°"
+    if isinstance(e, VideoEvidence):
+        return video_evidence(e)
     if isinstance(e, AudioEvidence):
         heard = audio_evidence(e)
         return f"in the soundtrack, {heard}" if m.query_stream == "audio" else heard

@@ -116,14 +116,16 @@ def test_video_needs_music_in_the_library(tmp_path: Path, music: tuple[Path, Pat
     assert not (tmp_path / "lib" / "audio").exists()
 
 
-def test_video_works_are_refused_with_the_soundtrack_command(
+def test_video_works_register_picture_and_soundtrack(
     tmp_path: Path, music: tuple[Path, Path], library: Path
 ) -> None:
+    """A programme is a video work; its soundtrack goes to the audio index under the same id."""
     clip = make_video(tmp_path / "my clip.mp4", music[0], EXCERPT_START)
-    with Library(library) as lib:
-        with pytest.raises(UnsupportedMediaError) as info:
-            lib.register(clip, "clip")
-        assert "clip" not in lib and len(lib) == 1
-    message = str(info.value)
-    assert "video works cannot be registered yet" in message
-    assert f"ffmpeg -i '{clip}' -vn soundtrack.flac" in message and "register_index" not in message
+    with Library(tmp_path / "lib") as lib:
+        reg = lib.register(clip, "clip")
+        assert reg.kind == "video" and "clip" in lib and len(lib) == 1
+        assert lib.index("audio").work_ids() == ["clip"]  # type: ignore[attr-defined]
+        stats = lib.stats()["indexes"]["video"]
+        assert stats["works"] == 1 and stats["with_sound"] == 1
+        lib.remove("clip")
+        assert lib.index("audio").work_ids() == []  # type: ignore[attr-defined]

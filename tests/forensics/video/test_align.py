@@ -41,7 +41,7 @@ def _noisy(codes: np.ndarray, rng: np.random.Generator, bits: int) -> np.ndarray
 def _resample(work: np.ndarray, start: float, seconds: float, speed: float) -> np.ndarray:
     """Query frames at RATE showing work time start + speed·t."""
     t = np.arange(int(seconds * RATE)) / RATE
-    return work[np.rint((start + speed * t) * RATE).astype(int)]
+    return np.asarray(work[np.rint((start + speed * t) * RATE).astype(int)])
 
 
 @pytest.mark.parametrize("speed", [0.9, 1.0, 1.1])

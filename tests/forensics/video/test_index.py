@@ -1,0 +1,131 @@
+"""The video index: persistence, calibration, compilations, and fusion with the soundtrack in a library."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from forensics.evidence import AudioEvidence, VideoEvidence
+from forensics.library import Library
+from forensics.video.errors import VideoIndexError
+from forensics.video.index import DEFAULT_THRESHOLD, VideoIndex
+from tests.forensics.video.conftest import Media, excerpt, ffmpeg
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory, media: Media) -> Path:
+    """A library holding the three programmes (picture and sound)."""
+    directory = tmp_path_factory.mktemp("video-library") / "lib"
+    with Library(directory) as lib:
+        for name, path in media.programmes.items():
+            assert lib.register(path, name, {"owner": "county media center"}).kind == "video"
+    return directory
+
+
+def test_persistence_and_reopening(tmp_path: Path, media: Media) -> None:
+    idx = VideoIndex(tmp_path / "idx")
+    d1 = idx.add("alpha", media.programmes["alpha"])
+    assert len(d1) == 32 and idx.add("alpha", media.programmes["alpha"]) == d1  # replaced, same digest
+    idx.add("beta", media.programmes["beta"])
+    stats = idx.stats()
+    assert stats["works"] == 2 and stats["frames"] > 4 * 20
+    clip = excerpt(media.programmes["beta"], tmp_path / "clip.mp4", 2.0, 6.0)
+    idx.close()
+    for readonly in (True, False):
+        with VideoIndex(tmp_path / "idx", readonly=readonly) as again:
+            assert again.work_ids() == ["alpha", "beta"]
+            (m,) = again.identify(clip)
+            assert m.work_id == "beta" and m.kind == "video"
+    with VideoIndex(tmp_path / "idx") as writer, VideoIndex(tmp_path / "idx", readonly=True) as reader:
+        assert writer.remove("beta") and not writer.remove("beta")
+        assert reader.identify(clip) == []  # the reader sees the writer's change
+        assert len(list((tmp_path / "idx").glob("seg-*"))) == 1
+
+
+def test_calibration_sets_and_stores_the_threshold(tmp_path: Path, media: Media) -> None:
+    idx = VideoIndex(tmp_path / "idx")
+    with pytest.raises(VideoIndexError, match="register the programmes first"):
+        idx.calibrate(media.unrelated)
+    for name, path in media.programmes.items():
+        idx.add(name, path)
+    assert idx.threshold == DEFAULT_THRESHOLD
+    with pytest.raises(VideoIndexError, match="pairs"):
+        idx.calibrate(media.unrelated, fpr_target=1e-4)
+    out = idx.calibrate(media.unrelated, fpr_target=0.1)
+    assert out["pairs"] == 3 * len(media.unrelated) and out["threshold"] >= 2.0
+    assert out["threshold"] >= out["max_unrelated"] + 0.5
+    idx.close()
+    with VideoIndex(tmp_path / "idx", readonly=True) as again:
+        assert again.threshold == out["threshold"] and again.fpr_target == 0.1
+        for other in media.unrelated:
+            assert again.identify(other) == []  # nothing below the threshold is ever returned
+
+
+def test_compilation_of_two_works_reports_both_spans(tmp_path: Path, media: Media, library: Path) -> None:
+    a = excerpt(media.programmes["alpha"], tmp_path / "a.mp4", 4.0, 6.0, "scale=320:180")
+    g = excerpt(media.programmes["gamma"], tmp_path / "g.mp4", 1.0, 5.0, "scale=320:180")
+    both = tmp_path / "both.mp4"
+    ffmpeg("-i", a, "-i", g, "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0[v]", "-map", "[v]", "-c:v",
+           "libx264", "-preset", "veryfast", both)  # fmt: skip
+    with Library.open(library, readonly=True) as lib:
+        found = {m.work_id: m for m in lib.identify(both)}
+    assert set(found) == {"alpha", "gamma"}
+    ea, eg = found["alpha"].evidence, found["gamma"].evidence
+    assert isinstance(ea, VideoEvidence) and isinstance(eg, VideoEvidence)
+    assert ea.found_by == eg.found_by == "picture"  # no sound in the compilation
+    assert ea.query_start == pytest.approx(0.0, abs=0.5) and ea.query_end == pytest.approx(6.0, abs=0.5)
+    assert ea.ref_start == pytest.approx(4.0, abs=0.5)
+    assert eg.query_start == pytest.approx(6.0, abs=0.5) and eg.ref_start == pytest.approx(1.0, abs=0.5)
+
+
+def test_picture_sound_and_both(tmp_path: Path, media: Media, library: Path) -> None:
+    plain = excerpt(media.programmes["alpha"], tmp_path / "plain.mp4", 2.0, 10.0, "scale=320:-2")
+    dubbed = excerpt(
+        media.programmes["alpha"], tmp_path / "dubbed.mp4", 2.0, 10.0,
+        extra=("-i", str(media.other_song), "-map", "0:v", "-map", "1:a", "-shortest"),
+    )  # fmt: skip
+    blanked = tmp_path / "blanked.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=black:size=320x180:rate=25", "-ss", "2", "-t", "10", "-i",
+           media.programmes["alpha"], "-map", "0:v", "-map", "1:a", "-shortest", "-c:v", "libx264",
+           "-c:a", "aac", blanked)  # fmt: skip
+    with Library.open(library, readonly=True) as lib:
+        by = {}
+        for name, clip in (("plain", plain), ("dubbed", dubbed), ("blanked", blanked)):
+            (m, *_) = lib.identify(clip)
+            assert m.work_id == "alpha" and m.kind == "video" and m.score >= m.threshold, name
+            assert isinstance(m.evidence, VideoEvidence)
+            by[name] = m.evidence
+            json.dumps(m.to_json())
+    assert by["plain"].found_by == "both" and isinstance(by["plain"].sound, AudioEvidence)
+    assert by["dubbed"].found_by == "picture" and by["dubbed"].sound is None
+    assert by["blanked"].found_by == "sound" and by["blanked"].matched_frames == 0
+    for e in by.values():
+        assert e.ref_start - e.query_start == pytest.approx(2.0, abs=0.5)
+
+
+def test_music_works_still_found_in_a_video_soundtrack(tmp_path: Path, media: Media) -> None:
+    with Library(tmp_path / "lib") as lib:
+        lib.register(media.programmes["beta"], "beta")
+        lib.register(media.other_song, "song")
+        clip = tmp_path / "clip.mp4"
+        pattern = ("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10")
+        ffmpeg(*pattern, "-ss", "30", "-t", "10", "-i", media.other_song,
+               "-map", "0:v", "-map", "1:a", "-shortest", "-c:v", "libx264", clip)  # fmt: skip
+        (m,) = lib.identify(clip)
+        assert m.work_id == "song" and m.kind == "audio" and m.query_stream == "audio"
+        lib.remove("beta")
+        assert "beta" not in lib and lib.index("audio").work_ids() == ["song"]  # type: ignore[attr-defined]
+
+
+def test_failed_soundtrack_registration_leaves_nothing(tmp_path: Path, media: Media) -> None:
+    class Broken:
+        def add(self, work_id: str, path: Path) -> bytes:
+            raise VideoIndexError("audio index full")
+
+    idx = VideoIndex(tmp_path / "idx")
+    idx.attach_audio(lambda: Broken())  # type: ignore[arg-type,return-value]
+    with pytest.raises(VideoIndexError, match="audio index full"):
+        idx.add("alpha", media.programmes["alpha"])
+    assert idx.work_ids() == [] and not list((tmp_path / "idx").glob("seg-*"))
