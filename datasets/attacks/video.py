@@ -20,6 +20,15 @@ Transforms (name: parameters):
 - ``pip``: scale 0.2–0.8, x, y 0–1 — the source inside a host video (``host=``)
 - ``blur``: sigma 0.5–10
 - ``audio``: mode "keep" | "replace" (needs ``replacement=``) | "remove"
+- ``color``: gamma 0.3–3, saturation 0–3, noise 0–100 (temporal noise strength)
+- ``camcorder``: warp 0–0.15 (corner displacement, fraction of the frame), sigma 0–5 (blur),
+  noise 0–100, flicker 0–0.3 (brightness amplitude), hz 0.5–20 (flicker frequency)
+- ``ticker``: text, size 0.03–0.2 (band height, fraction of the height), speed 0.05–2
+  (frame widths per second) — a news ticker scrolling in a dark band at the bottom
+- ``blank``: level 0–255 — the picture replaced by a flat grey (the sound kept)
+
+``color``, ``camcorder``, ``ticker`` and ``blank`` are never drawn by :func:`sample_chain`
+(named explicitly by the benchmarks), so the chains sampled for a seed stay as they were.
 
 Encoding is single-threaded and bit-exact, so the same chain, seed and inputs give the
 same bytes.
@@ -277,6 +286,71 @@ def _audio(
     return tm
 
 
+def _color(
+    g: _Graph, p: dict[str, Any], res: dict[str, Any], tm: list[dict[str, float]]
+) -> list[dict[str, float]]:
+    gamma = check_range("color", "gamma", p["gamma"], 0.3, 3)
+    sat = check_range("color", "saturation", p["saturation"], 0, 3)
+    noise = round(check_range("color", "noise", p["noise"], 0, 100))
+    g.video(f"eq=gamma={gamma:g}:saturation={sat:g}" + (f",noise=alls={noise}:allf=t" if noise else ""))
+    return tm
+
+
+def _camcorder(
+    g: _Graph, p: dict[str, Any], res: dict[str, Any], tm: list[dict[str, float]]
+) -> list[dict[str, float]]:
+    w = check_range("camcorder", "warp", p["warp"], 0, 0.15)
+    sigma = check_range("camcorder", "sigma", p["sigma"], 0, 5)
+    noise = round(check_range("camcorder", "noise", p["noise"], 0, 100))
+    flicker = check_range("camcorder", "flicker", p["flicker"], 0, 0.3)
+    hz = check_range("camcorder", "hz", p["hz"], 0.5, 20)
+    # the screen filmed at a slant: its corners pulled inwards by different amounts
+    c = [f"{w * k:.4f}" for k in (1.0, 0.4, 0.7, 0.2)]
+    g.video(
+        f"perspective=x0=W*{c[0]}:y0=H*{c[1]}:x1=W*(1-{c[2]}):y1=H*{c[3]}:"
+        f"x2=W*{c[3]}:y2=H*(1-{c[0]}):x3=W*(1-{c[1]}):y3=H*(1-{c[2]}):sense=destination"
+    )
+    if sigma > 0:
+        g.video(f"gblur=sigma={sigma:g}")
+    if noise:
+        g.video(f"noise=alls={noise}:allf=t")
+    if flicker > 0:
+        g.video(f"eq=brightness='{flicker:g}*sin(2*PI*t*{hz:g})':eval=frame")
+    return tm
+
+
+def _ticker(
+    g: _Graph, p: dict[str, Any], res: dict[str, Any], tm: list[dict[str, float]]
+) -> list[dict[str, float]]:
+    from PIL import Image, ImageDraw
+
+    if not isinstance(p["text"], str) or not p["text"]:
+        raise AttackError("ticker: text must be a non-empty string")
+    band = max(8, round(check_range("ticker", "size", p["size"], 0.03, 0.2) * res["height"]))
+    speed = check_range("ticker", "speed", p["speed"], 0.05, 2)
+    font = load_font(max(6, round(band * 0.7)))
+    text = (p["text"] + "   ·   ") * 6
+    box = ImageDraw.Draw(Image.new("RGBA", (1, 1))).textbbox((0, 0), text, font=font)
+    strip = Image.new("RGBA", (int(box[2] - box[0]) + 8, band), (10, 10, 60, 200))
+    ImageDraw.Draw(strip).text((4 - box[0], (band - (box[3] - box[1])) / 2 - box[1]), text, font=font,
+                               fill=(255, 255, 255, 255))  # fmt: skip
+    png = g.work / f"ticker{g.n}.png"
+    strip.save(png)
+    idx = g.add_input(["-loop", "1", "-i", str(png)])
+    out = g.label()
+    g.parts.append(f"[{g.v}][{idx}:v]overlay=x='W-t*W*{speed:g}':y=H-h:shortest=1:format=auto[{out}]")
+    g.v = out
+    return tm
+
+
+def _blank(
+    g: _Graph, p: dict[str, Any], res: dict[str, Any], tm: list[dict[str, float]]
+) -> list[dict[str, float]]:
+    level = round(check_range("blank", "level", p["level"], 0, 255))
+    g.video(f"lutyuv=y={level}:u=128:v=128")
+    return tm
+
+
 def _u(r: Any, a: float, b: float, nd: int = 3) -> float:
     return round(float(r.uniform(a, b)), nd)
 
@@ -322,7 +396,36 @@ OPS: dict[str, tuple[Sampler, Op]] = {
         },
         _audio,
     ),
+    "color": (
+        lambda r, i, res: {
+            "gamma": _u(r, 0.6, 1.6),
+            "saturation": _u(r, 0.3, 1.8),
+            "noise": r.randint(5, 25),
+        },
+        _color,
+    ),
+    "camcorder": (
+        lambda r, i, res: {
+            "warp": _u(r, 0.02, 0.08),
+            "sigma": _u(r, 0.5, 1.5),
+            "noise": r.randint(5, 15),
+            "flicker": _u(r, 0.02, 0.08),
+            "hz": _u(r, 1, 6),
+        },
+        _camcorder,
+    ),
+    "ticker": (
+        lambda r, i, res: {
+            "text": r.choice(["突发新闻 BREAKING NEWS", "本台消息 county news", "LIVE 直播"]),
+            "size": _u(r, 0.06, 0.1),
+            "speed": _u(r, 0.15, 0.4),
+        },
+        _ticker,
+    ),
+    "blank": (lambda r, i, res: {"level": r.choice([0, 16, 128])}, _blank),
 }
+#: Transforms :func:`sample_chain` never draws (named explicitly where used).
+_NOT_SAMPLED = ("excerpt", "pip", "color", "camcorder", "ticker", "blank")
 _EXTRA = {"pip": ["host_id"], "audio": ["replacement_id"]}
 
 
@@ -456,5 +559,5 @@ def apply(
 
 def sample_chain(rng: Any, length: int = 1, *, with_excerpt: bool = True) -> list[str]:
     """Transform names for one query: an ``excerpt`` first (if asked), then ``length`` others."""
-    others = sorted(k for k in OPS if k not in ("excerpt", "pip"))
+    others = sorted(k for k in OPS if k not in _NOT_SAMPLED)
     return (["excerpt"] if with_excerpt else []) + list(rng.sample(others, length))

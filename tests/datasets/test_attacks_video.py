@@ -104,3 +104,20 @@ def test_real_clip_seek_is_reproducible(tmp_path: Path, smoke: Manifest) -> None
     apply(smoke.path(real), tmp_path / "a.mp4", chain, seed=0)
     apply(smoke.path(real), tmp_path / "b.mp4", chain, seed=0)
     assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
+
+
+def test_broadcast_and_camcorder_transforms(tmp_path: Path, smoke: Manifest, clip: Entry) -> None:
+    """color, camcorder, ticker and blank keep the timing; blank leaves one flat grey; bad values refused."""
+    src = smoke.path(clip)
+    base = [("excerpt", {"start": 0.5, "length": 1.5})]
+    for op in ("color", "camcorder", "ticker"):
+        t = apply(src, tmp_path / f"{op}.mp4", [*base, op], seed=4)
+        assert t.source_time(1.0) == pytest.approx(1.5, abs=1e-3)
+        assert set(t.chain[1]["params"]) and t.output["width"] == clip.width
+    apply(src, tmp_path / "blank.mp4", [*base, ("blank", {"level": 16})], seed=0)
+    frame = video_frame(tmp_path / "blank.mp4", 0.5).convert("L")
+    assert frame.getextrema()[1] - frame.getextrema()[0] <= 4
+    with pytest.raises(AttackError, match="warp"):
+        apply(src, tmp_path / "x.mp4", [*base, ("camcorder", {"warp": 0.5})], seed=0)
+    with pytest.raises(AttackError, match="text"):
+        apply(src, tmp_path / "x.mp4", [*base, ("ticker", {"text": ""})], seed=0)
