@@ -1,0 +1,498 @@
+"""Video fingerprint robustness: ours (forensics.video) against a vPDQ-style matcher, same queries.
+
+Programmes are assembled from the full corpus's real photos (original role) and the smoke
+corpus's real music: slideshows whose shots pan across each photo (a moving crop, so that
+every second differs from the next), 640×360 at 25 fps, plus one programme of the smoke
+corpus's real camera clips. Unrelated video is assembled the same way from the
+*distractor* photos and music only, in two disjoint pools: one calibrates the threshold,
+the other measures false positives (windows of 10 s and 30 s sliced from the
+fingerprints of long unrelated videos, each window a query against every work).
+
+Queries: an excerpt of 10 s or 30 s from a random place of a random programme, attacked
+with :mod:`datasets.attacks.video` (seeded) in each family of :data:`FAMILIES`; the
+"inserted" family puts the excerpt between two unrelated videos, "two_works" joins
+excerpts of two programmes (both must be found). Detection is top-1 (the right work is
+the best match, above the threshold). Span errors compare the reported work span with the
+excerpt's true source span, at both ends.
+
+Peer in the same run: **vPDQ-style** — PDQ hashes (``pdqhash``) of frames at 1 fps, and
+ThreatExchange's vPDQ rule: a query frame matches a work when one of the work's frames is
+within 31 bits (frames of quality below 50 ignored); the work matches when at least
+``--vpdq-pct`` % of the query's frames match. TMK (``perception``), ``videohash`` and
+ffmpeg's ``signature`` filter are not run (see ``docs/benchmarks.md``).
+
+Run::
+
+    .venv/bin/python bench/video_robustness.py --quick      # ≈ a few minutes
+    .venv/bin/python bench/video_robustness.py --n 40       # the issue's query counts (hours)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from datasets.attacks.video import apply
+from datasets.manifest import Manifest
+from datasets.paths import corpus_dir
+from datasets.smoke import ensure
+from forensics.audio.index import AudioIndex
+from forensics.video.align import popcount_rows
+from forensics.video.fingerprint import VideoFingerprint
+from forensics.video.index import VideoIndex
+
+WIDTH, HEIGHT, FPS = 640, 360, 25
+
+#: family → attack chain after the excerpt (``host``/``replacement`` filled in per query).
+FAMILIES: dict[str, list[Any]] = {
+    "h264_crf38_360p": [("reencode", {"codec": "libx264", "crf": 38})],  # the programmes are 360p
+    "x265": [("reencode", {"codec": "libx265", "crf": 32})],
+    "vp9": [("reencode", {"codec": "libvpx-vp9", "crf": 45})],
+    "letterbox_4:3": [("letterbox", {"fraction": 0.333})],
+    "pillarbox": [("scale", {"factor": 0.75}), ("pillarbox", {"fraction": 0.333})],
+    "crop_20pct_sides": [("crop", {"area": 0.36, "x": 0.5, "y": 0.5})],
+    "flip_h": [("flip", {"axis": "h"})],
+    "logo_ticker": ["logo", "ticker"],
+    "pip_quarter": [("pip", {"scale": 0.5})],
+    "speed_0.9": [("speed", {"factor": 0.9})],
+    "speed_1.1": [("speed", {"factor": 1.1})],
+    "fps_25to15": [("fps", {"rate": 15})],
+    "color_noise": ["color"],
+    "camcorder": ["camcorder"],
+    "audio_replaced": [("audio", {"mode": "replace"})],
+    "picture_blanked": [("blank", {"level": 16})],
+    "inserted": [],
+    "two_works": [],
+}
+
+
+@dataclass
+class Corpus:
+    """Programmes (id → file), unrelated videos for calibration and for false positives, music."""
+
+    programmes: dict[str, Path]
+    calibration: list[Path]
+    null: list[Path]
+    other_music: list[Path]
+
+
+def ffmpeg(*args: str | Path) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *map(str, args)], check=True)
+
+
+def slideshow(photos: list[Path], music: Path | None, out: Path, shot: float, seed: int) -> Path:
+    """Shots of ``shot`` s panning across each photo (moving crop), with ``music``; cached."""
+    if out.exists():
+        return out
+    rng = random.Random(seed)
+    inputs: list[str | Path] = []
+    parts = []
+    for i, p in enumerate(photos):
+        inputs += ["-loop", "1", "-framerate", str(FPS), "-t", f"{shot}", "-i", p]
+        zoom = rng.uniform(1.1, 1.3)  # a slow pan: 10-30 pixels per second
+        dx, dy = rng.choice([(1, 0), (-1, 0), (0, 1), (1, 1)])
+        x = f"(iw-ow)*({0.5 - dx / 2}+{dx}*t/{shot})" if dx else "(iw-ow)/2"
+        y = f"(ih-oh)*({0.5 - dy / 2}+{dy}*t/{shot})" if dy else "(ih-oh)/2"
+        parts.append(
+            f"[{i}:v]scale={int(WIDTH * zoom)}:{int(HEIGHT * zoom)}:force_original_aspect_ratio=increase,"
+            f"crop={WIDTH}:{HEIGHT}:x='{x}':y='{y}',setsar=1,format=yuv420p[v{i}]"
+        )
+    concat = "".join(f"[v{i}]" for i in range(len(photos))) + f"concat=n={len(photos)}:v=1:a=0[v]"
+    audio: list[str | Path] = []
+    maps = ["-map", "[v]"]
+    if music is not None:
+        audio = ["-stream_loop", "-1", "-i", music]
+        maps += ["-map", f"{len(photos)}:a", "-c:a", "aac", "-b:a", "96k"]
+    tmp = out.with_suffix(".part.mp4")
+    graph = ";".join([*parts, concat])
+    ffmpeg(*inputs, *audio, "-filter_complex", graph, *maps, "-t", f"{shot * len(photos)}",
+           "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-r", str(FPS), tmp)  # fmt: skip
+    tmp.replace(out)
+    return out
+
+
+def _still(e: Any) -> bool:
+    """A photo ffmpeg can loop as a still (JPEG or PNG) of at least 320 pixels wide."""
+    return (e.width or 0) >= 320 and str(e.path).lower().endswith((".jpg", ".jpeg", ".png"))
+
+
+def build_corpus(work: Path, n_prog: int, prog_seconds: float, null_minutes: float, seed: int) -> Corpus:
+    full = Manifest.open(corpus_dir("full"))
+    smoke_root = ensure()
+    smoke = Manifest.open(smoke_root)
+    originals = sorted(
+        (full.root / e.path for e in full.select(collection="images", role="original") if _still(e)),
+        key=str,
+    )
+    distractors = sorted(
+        (full.root / e.path for e in full.select(collection="images", role="distractor") if _still(e)),
+        key=str,
+    )
+    music = [
+        smoke_root / e.path
+        for e in smoke.select(collection="music", role="original")
+        if (e.duration or 0) >= 60
+    ]
+    # music heard in the programmes, and sound never registered (unrelated videos, replaced audio)
+    heard, other = music[:5], music[5:]
+    other += [smoke_root / e.path for e in smoke.select(collection="speech") if (e.duration or 0) >= 20]
+    rng = random.Random(seed)
+    rng.shuffle(originals)
+    rng.shuffle(distractors)
+    work.mkdir(parents=True, exist_ok=True)
+    shot = 6.0
+    per = int(prog_seconds / shot)
+    programmes: dict[str, Path] = {}
+    for i in range(n_prog):
+        photos = originals[i * per : (i + 1) * per]
+        if len(photos) < per:
+            break
+        programmes[f"prog-{i:02d}"] = slideshow(
+            photos, music[i % len(music)], work / f"prog-{i:02d}.mp4", shot, i
+        )
+    real = [smoke_root / e.path for e in smoke.select(collection="video", role="original")
+            if not e.assembled and (e.duration or 0) >= 5]  # fmt: skip
+    real_prog = work / "prog-real.mp4"
+    if not real_prog.exists():
+        filt = "".join(
+            f"[{i}:v]scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=decrease,pad={WIDTH}:{HEIGHT}:(ow-iw)/2:"
+            f"(oh-ih)/2,fps={FPS},setsar=1,format=yuv420p[v{i}];"
+            for i in range(len(real))
+        )
+        filt += "".join(f"[v{i}]" for i in range(len(real))) + f"concat=n={len(real)}:v=1:a=0[v]"
+        ins: list[str | Path] = []
+        for p in real:
+            ins += ["-i", p]
+        ffmpeg(*ins, "-stream_loop", "-1", "-i", heard[-1], "-filter_complex", filt, "-map", "[v]",
+               "-map", f"{len(real)}:a", "-shortest", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
+               "-c:a", "aac", real_prog)  # fmt: skip
+    programmes["prog-real"] = real_prog
+    # unrelated: distractor photos only, split in two disjoint pools
+    per_null = int(120 / shot)  # 2-minute videos
+    n_null = max(2, int(null_minutes / 2))
+    pool = distractors[: len(distractors) // 2], distractors[len(distractors) // 2 :]
+    calibration: list[Path] = []
+    null: list[Path] = []
+    for k, (photos, out) in enumerate(((pool[0], calibration), (pool[1], null))):
+        for j in range(n_null):
+            chosen = [photos[(j * per_null + i) % len(photos)] for i in range(per_null)]
+            out.append(
+                slideshow(chosen, other[(j + k) % len(other)], work / f"null-{k}-{j:02d}.mp4", shot, 1000 + j)
+            )
+    return Corpus(programmes, calibration, null, other)
+
+
+def duration(path: Path) -> float:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return float(out.stdout.strip())
+
+
+def _cpu() -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+# -- vPDQ-style peer -------------------------------------------------------------------------------
+
+
+def pdq_frames(path: Path) -> np.ndarray:
+    """PDQ hashes (packed, 32 bytes) of the frames at 1 fps with quality ≥ 50."""
+    import pdqhash  # type: ignore[import-untyped]
+
+    side = 256
+    proc = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v:0", "-vf", f"fps=1,scale={side}:{side}",
+         "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    frames = np.frombuffer(proc.stdout, np.uint8)
+    n = len(frames) // (side * side * 3)
+    out = []
+    for f in frames[: n * side * side * 3].reshape(n, side, side, 3):
+        bits, quality = pdqhash.compute(np.ascontiguousarray(f))
+        if quality >= 50:
+            out.append(np.packbits(bits.astype(np.uint8)))
+    return np.array(out, np.uint8).reshape(-1, 32)
+
+
+def vpdq_match(query: np.ndarray, refs: dict[str, np.ndarray], pct: float) -> tuple[str | None, float]:
+    """The work whose frames match the largest share of the query's frames (≥ ``pct`` %), and that share."""
+    best: tuple[str | None, float] = (None, 0.0)
+    if len(query) == 0:
+        return best
+    for work, ref in refs.items():
+        if len(ref) == 0:
+            continue
+        d = popcount_rows(np.bitwise_xor(query[:, None, :], ref[None, :, :]))
+        share = 100.0 * float((d.min(axis=1) <= 31).mean())
+        if share > best[1]:
+            best = (work, share)
+    return best if best[1] >= pct else (None, best[1])
+
+
+# -- queries ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Query:
+    family: str
+    length: float
+    path: Path
+    truth: list[tuple[str, float, float]]  # (work, source start, source end)
+
+
+def make_query(family: str, length: float, i: int, corpus: Corpus, work: Path, rng: random.Random) -> Query:
+    names = sorted(corpus.programmes)
+    name = rng.choice(names)
+    src = corpus.programmes[name]
+    total = duration(src)
+    length = min(length, total - 1.0)
+    start = round(rng.uniform(0, total - length - 0.5), 2)
+    out = work / f"q-{family}-{int(length)}-{i:03d}.mp4"
+    chain: list[Any] = [("excerpt", {"start": start, "length": length}), *FAMILIES[family]]
+    seed = zlib.crc32(f"{family}:{length}:{i}".encode()) % 100000
+    host: Path | None = None
+    if family == "inserted":
+        host = rng.choice(corpus.null)
+        plain = work / f"q-{family}-{int(length)}-{i:03d}-x.mp4"
+        apply(src, plain, chain, seed)
+        hstart = rng.uniform(0, duration(host) - 20)
+        graph = (
+            "[0:v]setsar=1[a];[1:v]setsar=1[b];[2:v]setsar=1[c];"
+            "[a][0:a][b][1:a][c][2:a]concat=n=3:v=1:a=1[v][s]"
+        )
+        ffmpeg("-ss", f"{hstart:.2f}", "-t", "8", "-i", host, "-i", plain, "-ss", f"{hstart + 10:.2f}",
+               "-t", "8", "-i", host, "-filter_complex", graph,
+               "-map", "[v]", "-map", "[s]", "-c:v", "libx264", "-preset", "veryfast",
+               "-c:a", "aac", out)  # fmt: skip
+        plain.unlink()
+        return Query(family, length, out, [(name, start, start + length)])
+    if family == "two_works":
+        other = rng.choice([n for n in names if n != name])
+        ototal = duration(corpus.programmes[other])
+        half = length / 2
+        ostart = round(rng.uniform(0, ototal - half - 0.5), 2)
+        a, b = work / "tw-a.mp4", work / "tw-b.mp4"
+        apply(src, a, [("excerpt", {"start": start, "length": half})], seed)
+        apply(corpus.programmes[other], b, [("excerpt", {"start": ostart, "length": half})], seed)
+        graph = "[0:v][0:a][1:v][1:a]concat=n=2:v=1:a=1[v][s]"
+        ffmpeg("-i", a, "-i", b, "-filter_complex", graph, "-map", "[v]",
+               "-map", "[s]", "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", out)  # fmt: skip
+        return Query(family, length, out, [(name, start, start + half), (other, ostart, ostart + half)])
+    host = rng.choice(corpus.null) if family == "pip_quarter" else None
+    replacement: Path | None = rng.choice(corpus.other_music) if family == "audio_replaced" else None
+    apply(src, out, chain, seed, host=host, replacement=replacement)
+    return Query(family, length, out, [(name, start, start + length)])
+
+
+def window_scores(
+    index: VideoIndex, videos: list[Path], lengths: list[float], hop: float
+) -> dict[float, list[float]]:
+    """The best unthresholded score per window (every work), windows sliced from each fingerprint."""
+    out: dict[float, list[float]] = {length: [] for length in lengths}
+    for v in videos:
+        fp = index.fingerprint(v, query=True)
+        assert fp.mirror is not None and fp.boxes is not None
+        for length in lengths:
+            n = int(length * fp.rate)
+            for s in range(0, len(fp.codes) - n + 1, int(hop * fp.rate)):
+                w = VideoFingerprint(fp.codes[s : s + n], fp.valid[s : s + n], fp.rate, fp.mirror[s : s + n],
+                                     fp.boxes[s : s + n])  # fmt: skip
+                out[length].append(max((a.score for _, a in index.alignments(w)), default=0.0))
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="3 queries per family and length, small pools")
+    ap.add_argument("--n", type=int, default=40, help="queries per family and length")
+    ap.add_argument("--programmes", type=int, default=12)
+    ap.add_argument("--programme-seconds", type=float, default=120.0)
+    ap.add_argument("--null-minutes", type=float, default=40.0, help="minutes of unrelated video per pool")
+    ap.add_argument("--lengths", default="10,30")
+    ap.add_argument("--families", default="", help="comma-separated subset")
+    ap.add_argument("--fpr", type=float, default=1e-4)
+    ap.add_argument("--vpdq-pct", type=float, default=50.0)
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--workdir", type=Path, default=Path.home() / ".cache" / "rongxin" / "bench-video")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    if args.quick:
+        args.n, args.programmes, args.programme_seconds, args.null_minutes = 3, 6, 60.0, 6.0
+    lengths = [float(x) for x in args.lengths.split(",")]
+    families = [f for f in (args.families.split(",") if args.families else FAMILIES)]
+    work = args.workdir
+    t0 = time.time()
+    corpus = build_corpus(
+        work / "media", args.programmes, args.programme_seconds, args.null_minutes, args.seed
+    )
+    pools = f"{len(corpus.calibration)}+{len(corpus.null)}"
+    print(f"corpus: {len(corpus.programmes)} programmes, {pools} unrelated "
+          f"videos ({time.time() - t0:.0f} s)")  # fmt: skip
+    results: dict[str, Any] = {"machine": machine(), "args": {k: str(v) for k, v in vars(args).items()}}
+    with tempfile.TemporaryDirectory(prefix="rx-vbench-", dir=work) as tmp_s:
+        tmp = Path(tmp_s)
+        index = VideoIndex(tmp / "index")
+        audio = AudioIndex(tmp / "audio")
+        index.attach_audio(lambda: audio)  # soundtracks, as inside a library
+        # registration
+        seconds = sum(duration(p) for p in corpus.programmes.values())
+        c0, w0 = _cpu(), time.time()
+        for name, path in corpus.programmes.items():
+            index.add(name, path)
+        reg_cpu, reg_wall = _cpu() - c0, time.time() - w0  # picture and soundtrack
+        stats = index.stats()
+        seg_bytes = sum(p.stat().st_size for p in (tmp / "index").glob("seg-*"))
+        hours = seconds / 3600
+        results["registration"] = {
+            "hours": hours, "wall": reg_wall, "cpu": reg_cpu, "x_realtime_per_core": seconds / reg_cpu,
+            "bytes_per_hour_segments": seg_bytes / hours, "bytes_per_hour_total": stats["bytes"] / hours,
+        }  # fmt: skip
+        hd = work / "media" / "hd720.mp4"
+        if not hd.exists():
+            ffmpeg("-i", corpus.programmes["prog-00"], "-vf", "scale=1280:720", "-c:v", "libx264", "-preset",
+                   "veryfast", "-crf", "20", "-c:a", "copy", hd)  # fmt: skip
+        c0 = _cpu()
+        VideoIndex(tmp / "hd").add("hd", hd)  # the picture only
+        results["registration"]["x_realtime_per_core_720p"] = duration(hd) / (_cpu() - c0)
+        c0 = _cpu()
+        VideoIndex(tmp / "sd").add("sd", corpus.programmes["prog-00"])
+        results["registration"]["x_realtime_per_core_360p_picture"] = duration(
+            corpus.programmes["prog-00"]
+        ) / (_cpu() - c0)
+        # calibration (disjoint pool) and false positives (the other pool)
+        cal = window_scores(index, corpus.calibration, lengths, hop=2.0)
+        threshold = max(2.0, max(max(v) for v in cal.values()) + 0.5)
+        index.set_threshold(threshold, args.fpr)
+        null = window_scores(index, corpus.null, lengths, hop=2.0)
+        works = len(corpus.programmes)
+        fp_counts = {L: sum(s >= threshold for s in null[L]) for L in lengths}
+        results["calibration"] = {
+            "threshold": threshold, "windows": {str(k): len(v) for k, v in cal.items()},
+            "max_unrelated": {str(k): max(v) for k, v in cal.items()},
+        }  # fmt: skip
+        results["false_positives"] = {
+            str(L): {"windows": len(null[L]), "pairs": len(null[L]) * works, "false": fp_counts[L],
+                     "max_score": max(null[L])}
+            for L in lengths
+        }  # fmt: skip
+        # the peer's references
+        refs = {name: pdq_frames(p) for name, p in corpus.programmes.items()}
+        vpdq_null = {L: 0 for L in lengths}
+        vpdq_null_n = {L: 0 for L in lengths}
+        for v in corpus.null[:2]:
+            frames = pdq_frames(v)
+            for L in lengths:
+                for s in range(0, len(frames) - int(L) + 1, 4):
+                    vpdq_null_n[L] += 1
+                    vpdq_null[L] += vpdq_match(frames[s : s + int(L)], refs, args.vpdq_pct)[0] is not None
+        results["vpdq_false_positives"] = {str(L): [vpdq_null[L], vpdq_null_n[L] * works] for L in lengths}
+        # attacked queries
+        rng = random.Random(args.seed)
+        rows: dict[tuple[str, float], dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
+        qdir = tmp / "queries"
+        qdir.mkdir()
+        for family in families:
+            for L in lengths:
+                for i in range(args.n):
+                    q = make_query(family, L, i, corpus, qdir, rng)
+                    w0 = time.time()
+                    matches = index.identify(q.path, top_k=5)
+                    rows[(family, L)]["latency"].append(time.time() - w0)
+                    found = {m.work_id: m for m in matches}
+                    top = [m.work_id for m in matches[: len(q.truth)]]
+                    ok = all(t[0] in top for t in q.truth)
+                    rows[(family, L)]["ours"].append(ok)
+                    for work_id, s0, s1 in q.truth:
+                        m = found.get(work_id)
+                        if ok and m is not None:
+                            d = m.details
+                            rows[(family, L)]["span"].append(abs(d["ref_start"] - s0))
+                            rows[(family, L)]["span"].append(abs(d["ref_end"] - s1))
+                            rows[(family, L)]["by"].append(d["found_by"])
+                    peer, _share = vpdq_match(pdq_frames(q.path), refs, args.vpdq_pct)
+                    rows[(family, L)]["vpdq"].append(peer == q.truth[0][0])
+                    q.path.unlink()
+                r = rows[(family, L)]
+                ours, peer = np.mean(r["ours"]), np.mean(r["vpdq"])
+                print(f"  {family:<18} {L:>4.0f} s  ours {ours:.2f}  vPDQ {peer:.2f}",
+                      flush=True)  # fmt: skip
+        index.close()
+        audio.close()
+    # table
+    print()
+    print(f"machine: {machine()}")
+    print(
+        f"threshold {threshold:.2f} matched seconds "
+        f"(calibrated on {sum(len(v) for v in cal.values())} windows)"
+    )
+    print(f"{'family':<18} {'len':>4} {'n':>3} {'ours':>5} {'vPDQ':>5} {'span p50':>8} {'span p95':>8} "
+          f"{'found by':<24} {'query p50':>9}")  # fmt: skip
+    table = []
+    for (family, L), r in rows.items():
+        by = {k: r["by"].count(k) for k in ("picture", "sound", "both") if r["by"].count(k)}
+        row = {
+            "family": family, "length": L, "n": len(r["ours"]), "ours": float(np.mean(r["ours"])),
+            "vpdq": float(np.mean(r["vpdq"])), "span_p50": pct(r["span"], 50), "span_p95": pct(r["span"], 95),
+            "found_by": by, "latency_p50": pct(r["latency"], 50), "latency_p99": pct(r["latency"], 99),
+        }  # fmt: skip
+        table.append(row)
+        print(f"{family:<18} {L:>4.0f} {row['n']:>3} {row['ours']:>5.2f} {row['vpdq']:>5.2f} "
+              f"{row['span_p50']:>8.2f} {row['span_p95']:>8.2f} {json.dumps(by):<24} "
+              f"{row['latency_p50']:>8.2f}s")  # fmt: skip
+    results["table"] = table
+    reg = results["registration"]
+    print(f"registration: {reg['hours']:.2f} h in {reg['wall']:.1f} s wall, {reg['cpu']:.1f} s CPU = "
+          f"{reg['x_realtime_per_core']:.0f}× real time per core (360p, picture and sound); picture only: "
+          f"{reg['x_realtime_per_core_360p_picture']:.0f}× at 360p, "
+          f"{reg['x_realtime_per_core_720p']:.0f}× at 720p")  # fmt: skip
+    print(f"index size: {reg['bytes_per_hour_segments'] / 1e6:.2f} MB/h of segments, "
+          f"{reg['bytes_per_hour_total'] / 1e6:.2f} MB/h with the catalogue")  # fmt: skip
+    for L, fpd in results["false_positives"].items():
+        print(f"false positives at {float(L):.0f} s: {fpd['false']} of {fpd['pairs']} (query, work) pairs "
+              f"({fpd['windows']} windows), highest unrelated score {fpd['max_score']:.2f}; vPDQ "
+              f"{results['vpdq_false_positives'][L][0]} of "
+              f"{results['vpdq_false_positives'][L][1]}")  # fmt: skip
+    all_lat = [x for r in rows.values() for x in r["latency"]]
+    print(f"query latency (file → matches): p50 {pct(all_lat, 50):.2f} s, p99 {pct(all_lat, 99):.2f} s; "
+          f"total run {time.time() - t0:.0f} s")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores (shared with other jobs during the run)"
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)
