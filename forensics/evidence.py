@@ -353,6 +353,7 @@ class VideoEvidence:
     frame_pairs: tuple[tuple[float, float, int], ...]
     fpr_target: float
     sound: AudioEvidence | None = None
+    view: str = "full"
 
     def to_json(self) -> dict[str, Any]:
         """The match's ``details``: a JSON-serializable dict (``sound`` only when the sound found it)."""
@@ -371,6 +372,7 @@ class VideoEvidence:
             "per_second": list(self.per_second),
             "frame_pairs": [list(p) for p in self.frame_pairs],
             "fpr_target": self.fpr_target,
+            "view": self.view,
         }
         if self.sound is not None:
             out["sound"] = self.sound.to_json()

@@ -50,6 +50,9 @@ __all__ = [
 DEFAULT_RATE = 4.0
 #: Least standard deviation (grey levels) of a frame's content for its hash to count.
 MIN_DETAIL = 8.0
+#: Inset per side of the centre view a work also stores: a copy cropped by up to this much
+#: on every side still shows most of the centre view.
+CENTRE_INSET = 0.2
 #: Frames per block (bars are found per block).
 BLOCK_FRAMES = 64
 #: Largest part of each dimension trimmed per side as a bar.
@@ -78,6 +81,10 @@ class VideoFingerprint:
     boxes : numpy.ndarray or None
         ``(n, 4)`` float32: each frame's content box ``x0, y0, x1, y1`` as fractions of the
         picture (queries only).
+    centre : numpy.ndarray or None
+        ``(n, 32)`` hashes of each frame's centre (:data:`CENTRE_INSET` trimmed from every
+        side of the content), and ``centre_valid`` their validity (works only): the view a
+        heavily cropped copy is matched against.
     """
 
     codes: NDArray[np.uint8]
@@ -85,6 +92,8 @@ class VideoFingerprint:
     rate: float
     mirror: NDArray[np.uint8] | None = None
     boxes: NDArray[np.float32] | None = None
+    centre: NDArray[np.uint8] | None = None
+    centre_valid: NDArray[np.bool_] | None = None
 
     @property
     def duration(self) -> float:
@@ -98,6 +107,9 @@ class VideoFingerprint:
         h.update(f"{self.rate:.6f}:{len(self.codes)}:".encode())
         h.update(np.ascontiguousarray(self.codes).tobytes())
         h.update(np.packbits(self.valid).tobytes())
+        if self.centre is not None and self.centre_valid is not None:
+            h.update(b"centre:" + np.ascontiguousarray(self.centre).tobytes())
+            h.update(np.packbits(self.centre_valid).tobytes())
         return h.digest()
 
 
@@ -148,47 +160,78 @@ def border_box(frames: NDArray[np.uint8]) -> Box:
     return (left, top, w - right, h - bottom)
 
 
+def centre_box(box: Box) -> Box:
+    """The centre view of a content box: :data:`CENTRE_INSET` of it trimmed from every side.
+
+    Examples
+    --------
+    >>> centre_box((0, 10, 100, 60))
+    (20, 20, 80, 50)
+    """
+    x0, y0, x1, y1 = box
+    dx, dy = round((x1 - x0) * CENTRE_INSET), round((y1 - y0) * CENTRE_INSET)
+    return (x0 + dx, y0 + dy, x1 - dx, y1 - dy)
+
+
 def hash_frames(
-    frames: NDArray[np.uint8], box: Box
+    frames: NDArray[np.uint8], box: Box, *, mirror: bool = True
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.bool_]]:
-    """Hashes, mirrored hashes and validity of ``frames`` cropped to ``box``."""
+    """Hashes, mirrored hashes (zeros unless ``mirror``) and validity of ``frames`` cropped to ``box``."""
     x0, y0, x1, y1 = box
     codes = np.empty((len(frames), HASH_BYTES), np.uint8)
-    mirror = np.empty_like(codes)
+    mirrored = np.zeros_like(codes)
     valid = np.empty(len(frames), bool)
     for i, frame in enumerate(frames):
         crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
         codes[i] = dct_hash(crop)
-        mirror[i] = dct_hash(np.ascontiguousarray(crop[:, ::-1]))
+        if mirror:
+            mirrored[i] = dct_hash(np.ascontiguousarray(crop[:, ::-1]))
         valid[i] = float(crop.std()) >= MIN_DETAIL
-    return codes, mirror, valid
+    return codes, mirrored, valid
 
 
 def fingerprint_blocks(
     blocks: Iterable[NDArray[np.uint8]], rate: float, *, query: bool = False
 ) -> VideoFingerprint:
-    """The fingerprint of frame blocks (:func:`~forensics.video.decode.iter_frames`)."""
+    """The fingerprint of frame blocks (:func:`~forensics.video.decode.iter_frames`).
+
+    A work's (``query=False``) has the centre view too; a query's the mirrored hashes and
+    the content boxes.
+    """
     codes: list[NDArray[np.uint8]] = []
     mirrors: list[NDArray[np.uint8]] = []
     valid: list[NDArray[np.bool_]] = []
     boxes: list[NDArray[np.float32]] = []
+    centres: list[NDArray[np.uint8]] = []
+    centre_valid: list[NDArray[np.bool_]] = []
     for block in blocks:
         box = border_box(block)
-        c, m, v = hash_frames(block, box)
+        c, m, v = hash_frames(block, box, mirror=query)
         codes.append(c)
         valid.append(v)
+        if not query:
+            cc, _, cv = hash_frames(block, centre_box(box), mirror=False)
+            centres.append(cc)
+            centre_valid.append(cv)
         if query:
             mirrors.append(m)
             side = block.shape[1]
             boxes.append(np.tile(np.asarray(box, np.float32) / side, (len(block), 1)))
     if not codes:
-        return VideoFingerprint(np.zeros((0, HASH_BYTES), np.uint8), np.zeros(0, bool), rate)
+        empty = np.zeros((0, HASH_BYTES), np.uint8)
+        if query:
+            return VideoFingerprint(empty, np.zeros(0, bool), rate, empty, np.zeros((0, 4), np.float32))
+        return VideoFingerprint(empty, np.zeros(0, bool), rate, centre=empty, centre_valid=np.zeros(0, bool))
+    if query:
+        return VideoFingerprint(
+            np.concatenate(codes), np.concatenate(valid), rate, np.concatenate(mirrors), np.concatenate(boxes)
+        )
     return VideoFingerprint(
         np.concatenate(codes),
         np.concatenate(valid),
         rate,
-        np.concatenate(mirrors) if query else None,
-        np.concatenate(boxes) if query else None,
+        centre=np.concatenate(centres),
+        centre_valid=np.concatenate(centre_valid),
     )
 
 

@@ -51,6 +51,8 @@ DEFAULT_THRESHOLD = 3.0
 DEFAULT_FPR_TARGET = 1e-4
 #: Nearest registered frames looked up per query frame (and per mirrored frame).
 NEIGHBOURS = 16
+#: The views of a work's frames in the index: the content, and its centre (for crops).
+VIEWS = ("full", "centre")
 #: Two alignments of one work (picture and sound) agree when their offsets differ by at most this.
 FUSE_SECONDS = 2.0
 
@@ -102,8 +104,10 @@ class VideoIndex:
         self._audio: Callable[[], MediaIndex | None] | None = None
         self._generation = -1
         self._rows: list[WorkRow] = []
+        # one entry per (work, view): what the nearest-neighbour ids and the alignment index
         self._codes: list[NDArray[np.uint8]] = []
         self._valid: list[NDArray[np.bool_]] = []
+        self._owner: list[tuple[int, int]] = []  # (row, view)
         self._bases = np.zeros(0, np.int64)
         self._search: Any = None
         self._closed = False
@@ -137,18 +141,19 @@ class VideoIndex:
         from forensics.image.binindex import GrowingBinaryIndex
 
         rows = self.catalogue.rows()
-        codes, valid = [], []
-        for row in rows:
-            c, v = self.catalogue.load(row)
-            codes.append(c)
-            valid.append(v)
+        codes, valid, owner = [], [], []
+        for r, row in enumerate(rows):
+            for view, (c, v) in enumerate(self.catalogue.load(row)):
+                codes.append(c)
+                valid.append(v)
+                owner.append((r, view))
         sizes = np.array([len(c) for c in codes], np.int64)
         bases = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if len(sizes) else np.zeros(0, np.int64)
         search = GrowingBinaryIndex(ivf_min=self.ivf_min, nprobe=16)
         for base, c, v in zip(bases, codes, valid, strict=True):
             ids = np.flatnonzero(v).astype(np.int64)
             search.add(c[ids], ids + int(base))
-        self._rows, self._codes, self._valid = rows, codes, valid
+        self._rows, self._codes, self._valid, self._owner = rows, codes, valid, owner
         self._bases = bases.astype(np.int64)
         self._search = search
         self._generation = generation
@@ -277,7 +282,16 @@ class VideoIndex:
             query = QueryCodes(fp.codes, fp.mirror, fp.valid, fp.rate)
             pairs = self._pairs(query)
             found = align(query, pairs, lambda w: (self._codes[w], self._valid[w]), self.params)
-            return [(self._rows[a.work].work_id, a) for a in found]
+            kept: list[Alignment] = []
+            for a in found:  # best first: one alignment per work and stretch of the query, any view
+                row = self._owner[a.work][0]
+                if not any(self._owner[k.work][0] == row and _shared(a, k) > 0.5 for k in kept):
+                    kept.append(a)
+            return [(self._rows[self._owner[a.work][0]].work_id, a) for a in kept]
+
+    def view_of(self, a: Alignment) -> str:
+        """Which view of the work an alignment matched: ``"full"`` or ``"centre"``."""
+        return VIEWS[self._owner[a.work][1]]
 
     def identify_fingerprint(
         self, fp: VideoFingerprint, threshold: float | None = None
@@ -387,6 +401,7 @@ class VideoIndex:
             a.pairs,
             self.fpr_target,
             sound,
+            self.view_of(a),
         )
 
     # -- calibration ------------------------------------------------------------------------
@@ -497,6 +512,13 @@ class VideoIndex:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _shared(a: Alignment, b: Alignment) -> float:
+    """Shared query time of two alignments as a fraction of the shorter."""
+    inter = min(a.query_end, b.query_end) - max(a.query_start, b.query_start)
+    shorter = min(a.query_end - a.query_start, b.query_end - b.query_start)
+    return max(0.0, inter) / shorter if shorter > 0 else 0.0
 
 
 def _overlaps(a: Alignment, e: AudioEvidence) -> bool:

@@ -5,8 +5,9 @@ Layout::
     video.sqlite         catalogue (WAL): works (id, segment file, frames, rate, digest,
                          whether the soundtrack was registered), settings (format,
                          threshold, calibration), a generation counter
-    seg-<token>.npy      one work's frames: (n, 33) uint8 — 32 hash bytes and a flag byte
-                         (bit 0: the frame has detail)
+    seg-<token>.npy      one work's frames: (n, 33 × views) uint8 — per view (the frame's
+                         content, then its centre) 32 hash bytes and a flag byte (bit 0:
+                         the view has detail)
     lock                 writers hold an exclusive flock on it
 
 A registration writes its segment to a temporary name, flushes it to disk, renames it,
@@ -144,8 +145,8 @@ class Catalogue:
             raise VideoIndexError(f"the video index catalogue in {self.directory} is damaged: {exc}") from exc
         return [WorkRow(r[0], r[1], r[2], int(r[3]), float(r[4]), bytes(r[5]), bool(r[6])) for r in got]
 
-    def load(self, row: WorkRow) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
-        """The codes and validity of one work, checked against its row."""
+    def load(self, row: WorkRow) -> list[tuple[NDArray[np.uint8], NDArray[np.bool_]]]:
+        """The codes and validity of each view of one work, checked against its row."""
         path = self.directory / row.segment
         try:
             data = np.load(path, allow_pickle=False)
@@ -154,18 +155,30 @@ class Catalogue:
                 f"segment {path} of work {row.work_id!r} is missing or damaged ({exc}); remove the work "
                 "and register it again"
             ) from exc
-        if data.dtype != np.uint8 or data.shape != (row.frames, HASH_BYTES + 1):
+        width = HASH_BYTES + 1
+        if (
+            data.dtype != np.uint8
+            or data.ndim != 2
+            or data.shape[0] != row.frames
+            or data.shape[1] not in (width, 2 * width)
+        ):
             raise VideoIndexError(
                 f"segment {path} of work {row.work_id!r} holds {data.dtype} {data.shape}, not the "
                 f"{row.frames} frames its catalogue row says; remove the work and register it again"
             )
-        return np.ascontiguousarray(data[:, :HASH_BYTES]), (data[:, HASH_BYTES] & 1).astype(bool)
+        return [
+            (np.ascontiguousarray(data[:, v : v + HASH_BYTES]), (data[:, v + HASH_BYTES] & 1).astype(bool))
+            for v in range(0, data.shape[1], width)
+        ]
 
     def add(self, work_id: str, fp: VideoFingerprint, digest: bytes, sound: bool) -> None:
         """Write ``fp``'s segment, then commit its row (replacing an earlier one of ``work_id``)."""
         self._check_writable()
         name = f"seg-{secrets.token_hex(8)}.npy"
-        data = np.concatenate([fp.codes, fp.valid.astype(np.uint8)[:, None]], axis=1)
+        parts = [fp.codes, fp.valid.astype(np.uint8)[:, None]]
+        if fp.centre is not None and fp.centre_valid is not None:
+            parts += [fp.centre, fp.centre_valid.astype(np.uint8)[:, None]]
+        data = np.concatenate(parts, axis=1)
         tmp = self.directory / (name + ".tmp")
         with self._lock():
             try:

@@ -98,6 +98,7 @@ def index(tmp_path_factory: pytest.TempPathFactory, media: Media) -> VideoIndex:
         ("beta", 1.0, ("setpts=PTS/0.9",), 0.9, False),
         ("gamma", 1.5, ("scale=320:180,pad=320:240:0:30",), 1.0, False),  # letterbox
         ("alpha", 2.0, ("scale=240:180,pad=320:180:40:0", "eq=gamma=1.4:saturation=0.6"), 1.0, False),
+        ("beta", 2.0, ("crop=iw*0.6:ih*0.6",), 1.0, False),  # 20 % cut from every side
     ],
 )
 def test_real_clip_offset_and_speed(
@@ -116,6 +117,7 @@ def test_real_clip_offset_and_speed(
     assert found, f"{name} not found"
     work, a = found[0]
     assert work == name and a.flip is flip
+    assert index.view_of(a) == ("centre" if "crop" in "".join(filters) else "full")
     assert abs(a.speed - speed) <= 0.04, a.speed  # 6 s at 4 frames per second: speed within 4 %
     # both ends of the span map to the work within half a second
     for q, r in ((a.query_start, a.ref_start), (a.query_end, a.ref_end)):
