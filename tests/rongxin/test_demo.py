@@ -27,6 +27,7 @@ def test_demo_runs_end_to_end(demo: tuple[Path, object]) -> None:
         "anchor + offline receipt",
         "register works, find copies",
         "register music, find excerpts",
+        "register programmes, find clips",
         "confidential transfer (ZK)",
         "encrypted cross-agency query",
         "crash, restart, revocation",
@@ -44,6 +45,8 @@ def test_demo_runs_end_to_end(demo: tuple[Path, object]) -> None:
     assert (tmp_path / "net" / "node-4" / "data" / "node.log").exists()
     assert (tmp_path / "net-receipt-work-batch.cbor").exists()
     assert "4/4 attacked" in music.detail and "4 placed within" in music.detail
+    video = next(s for s in report.steps if s.name == "register programmes, find clips")  # type: ignore[attr-defined]
+    assert "4/4 attacked" in video.detail and "found by picture, sound, sound, both" in video.detail
     key = keyfile.load_private_key(tmp_path / "supervisor.key", "rongxin-demo")
     cert = json.loads((tmp_path / "supervisor.cert.json").read_text())
     assert verify_placeholder_certificate(cert) == key.public_key
