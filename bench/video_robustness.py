@@ -67,7 +67,7 @@ FAMILIES: dict[str, list[Any]] = {
     "crop_20pct_sides": [("crop", {"area": 0.36, "x": 0.5, "y": 0.5})],
     "flip_h": [("flip", {"axis": "h"})],
     "logo_ticker": ["logo", "ticker"],
-    "pip_quarter": [("pip", {"scale": 0.5})],
+    "pip_quarter": [("pip", {"scale": 0.5}), ("audio", {"mode": "replace"})],  # the picture alone
     "speed_0.9": [("speed", {"factor": 0.9})],
     "speed_1.1": [("speed", {"factor": 1.1})],
     "fps_25to15": [("fps", {"rate": 15})],
@@ -297,7 +297,8 @@ def make_query(family: str, length: float, i: int, corpus: Corpus, work: Path, r
                "-map", "[s]", "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", out)  # fmt: skip
         return Query(family, length, out, [(name, start, start + half), (other, ostart, ostart + half)])
     host = rng.choice(corpus.null) if family == "pip_quarter" else None
-    replacement: Path | None = rng.choice(corpus.other_music) if family == "audio_replaced" else None
+    dubbed = family in ("audio_replaced", "pip_quarter")
+    replacement: Path | None = rng.choice(corpus.other_music) if dubbed else None
     apply(src, out, chain, seed, host=host, replacement=replacement)
     return Query(family, length, out, [(name, start, start + length)])
 

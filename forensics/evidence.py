@@ -354,6 +354,7 @@ class VideoEvidence:
     fpr_target: float
     sound: AudioEvidence | None = None
     view: str = "full"
+    pip_box: tuple[float, float, float, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The match's ``details``: a JSON-serializable dict (``sound`` only when the sound found it)."""
@@ -374,6 +375,8 @@ class VideoEvidence:
             "fpr_target": self.fpr_target,
             "view": self.view,
         }
+        if self.pip_box is not None:
+            out["pip_box"] = list(self.pip_box)
         if self.sound is not None:
             out["sound"] = self.sound.to_json()
         return out

@@ -81,6 +81,10 @@ class VideoFingerprint:
     boxes : numpy.ndarray or None
         ``(n, 4)`` float32: each frame's content box ``x0, y0, x1, y1`` as fractions of the
         picture (queries only).
+    inset, inset_mirror, inset_valid, inset_boxes : numpy.ndarray or None
+        Queries only: hashes (as decoded and mirrored), validity and boxes (fractions of
+        the picture; NaN where none) of a picture-in-picture inset found in each frame's
+        block by :func:`inset_box` (invalid where none was found).
     centre : numpy.ndarray or None
         ``(n, 32)`` hashes of each frame's centre (:data:`CENTRE_INSET` trimmed from every
         side of the content), and ``centre_valid`` their validity (works only): the view a
@@ -94,6 +98,10 @@ class VideoFingerprint:
     boxes: NDArray[np.float32] | None = None
     centre: NDArray[np.uint8] | None = None
     centre_valid: NDArray[np.bool_] | None = None
+    inset: NDArray[np.uint8] | None = None
+    inset_mirror: NDArray[np.uint8] | None = None
+    inset_valid: NDArray[np.bool_] | None = None
+    inset_boxes: NDArray[np.float32] | None = None
 
     @property
     def duration(self) -> float:
@@ -204,6 +212,7 @@ def fingerprint_blocks(
     boxes: list[NDArray[np.float32]] = []
     centres: list[NDArray[np.uint8]] = []
     centre_valid: list[NDArray[np.bool_]] = []
+    insets: list[tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.bool_], NDArray[np.float32]]] = []
     for block in blocks:
         box = border_box(block)
         c, m, v = hash_frames(block, box, mirror=query)
@@ -213,6 +222,8 @@ def fingerprint_blocks(
             cc, _, cv = hash_frames(block, centre_box(box), mirror=False)
             centres.append(cc)
             centre_valid.append(cv)
+        else:
+            insets.append(_inset_hashes(block))
         if query:
             mirrors.append(m)
             side = block.shape[1]
@@ -224,7 +235,15 @@ def fingerprint_blocks(
         return VideoFingerprint(empty, np.zeros(0, bool), rate, centre=empty, centre_valid=np.zeros(0, bool))
     if query:
         return VideoFingerprint(
-            np.concatenate(codes), np.concatenate(valid), rate, np.concatenate(mirrors), np.concatenate(boxes)
+            np.concatenate(codes),
+            np.concatenate(valid),
+            rate,
+            np.concatenate(mirrors),
+            np.concatenate(boxes),
+            inset=np.concatenate([i[0] for i in insets]),
+            inset_mirror=np.concatenate([i[1] for i in insets]),
+            inset_valid=np.concatenate([i[2] for i in insets]),
+            inset_boxes=np.concatenate([i[3] for i in insets]),
         )
     return VideoFingerprint(
         np.concatenate(codes),
@@ -233,6 +252,19 @@ def fingerprint_blocks(
         centre=np.concatenate(centres),
         centre_valid=np.concatenate(centre_valid),
     )
+
+
+def _inset_hashes(
+    block: NDArray[np.uint8],
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.bool_], NDArray[np.float32]]:
+    """Hashes, mirrored hashes, validity and boxes of the block's inset (all invalid when none)."""
+    n, side = len(block), block.shape[1]
+    box = inset_box(block)
+    if box is None:
+        zeros = np.zeros((n, HASH_BYTES), np.uint8)
+        return zeros, zeros, np.zeros(n, bool), np.full((n, 4), np.nan, np.float32)
+    c, m, v = hash_frames(block, box)
+    return c, m, v, np.tile(np.asarray(box, np.float32) / side, (n, 1))
 
 
 def fingerprint_file(
@@ -288,3 +320,72 @@ def fingerprint_file(
             f"{min_valid} frames with detail ({min_valid / rate:g} s of picture) are needed"
         )
     return fp
+
+
+#: Smallest and largest side (decoded pixels, of 128) of a picture-in-picture inset searched.
+INSET_SIDES = (32, 100)
+#: Height / width of the insets searched, in the decoded square frame: an inset of the host's
+#: aspect ratio (1), a 4:3 picture in a 16:9 host (4/3) and the reverse (3/4).
+INSET_ASPECTS = (1.0, 4 / 3, 3 / 4)
+#: How much stronger than the block's average the inset's weakest edge must be.
+INSET_EDGE_RATIO = 2.5
+
+
+def inset_box(frames: NDArray[np.uint8]) -> Box | None:
+    """A picture-in-picture inset in a block of frames ``(n, side, side)``, or ``None``.
+
+    An inset is another picture pasted into the frame: along its four sides neighbouring
+    pixels belong to unrelated pictures, so the mean absolute difference across each side
+    (averaged over the block's frames) is much larger than inside natural content. Boxes
+    of the shapes :data:`INSET_ASPECTS` in the decoded frame, of every size in
+    :data:`INSET_SIDES` and place, are scored by their weakest side (a side on the frame's
+    border counts as present) against the block's mean difference; of the boxes whose ratio
+    reaches :data:`INSET_EDGE_RATIO`, the largest within 10 % of the strongest is returned.
+
+    Examples
+    --------
+    >>> import numpy as np, cv2
+    >>> rng = np.random.default_rng(2)
+    >>> def smooth(n, side):
+    ...     return np.stack([cv2.GaussianBlur(rng.random((side, side)) * 255, (0, 0), 3) for _ in range(n)])
+    >>> host = smooth(4, 128)
+    >>> host[:, 40:88, 40:88] = smooth(4, 48)
+    >>> inset_box((host * 3 - 256).clip(0, 255).astype(np.uint8))
+    (40, 40, 88, 88)
+    """
+    f = frames.astype(np.float32)
+    _, h, w = f.shape
+    er = np.abs(np.diff(f, axis=1)).mean(axis=0)  # (h-1, w): between row r and r+1
+    ec = np.abs(np.diff(f, axis=2)).mean(axis=0)  # (h, w-1)
+    base = float(er.mean() + ec.mean()) / 2 + 1e-3
+    border = np.full((1, w), 1e6, np.float32)
+    er = np.concatenate([border, er, border])  # index t: the edge above row t
+    ec = np.concatenate([border.T[:h], ec, border.T[:h]], axis=1)  # index l: the edge left of column l
+    # a side may be a pixel off the square's (the inset's size is not a multiple of 2 pixels here)
+    er = er + 0.5 * np.maximum(np.roll(er, 1, axis=0), np.roll(er, -1, axis=0))
+    ec = ec + 0.5 * np.maximum(np.roll(ec, 1, axis=1), np.roll(ec, -1, axis=1))
+    cr = np.concatenate([np.zeros((h + 1, 1), np.float32), np.cumsum(er, axis=1)], axis=1)
+    cc = np.concatenate([np.zeros((1, w + 1), np.float32), np.cumsum(ec, axis=0)], axis=0)
+    found: list[tuple[float, int, Box]] = []  # (score, area, box): the best place of each size
+    lo, hi = INSET_SIDES
+    for aspect in INSET_ASPECTS:
+        for sw in range(lo, min(hi, w - 1) + 1, 2):
+            sh = round(sw * aspect)
+            if not lo <= sh <= min(hi, h - 1):
+                continue
+            horiz = (cr[:, sw:] - cr[:, :-sw]) / sw  # [t, x]: mean edge above row t, columns x..x+sw
+            vert = (cc[sh:, :] - cc[:-sh, :]) / sh  # [t, x]: mean edge left of column x, rows t..t+sh
+            k, m = h - sh + 1, w - sw + 1
+            top, bottom = horiz[:k, :m], horiz[sh : sh + k, :m]
+            left, right = vert[:k, :m], vert[:k, sw : sw + m]
+            weakest = np.minimum(np.minimum(top, bottom), np.minimum(left, right))
+            t, x = np.unravel_index(int(np.argmax(weakest)), weakest.shape)
+            score = float(weakest[t, x]) / base
+            if INSET_EDGE_RATIO <= score < 1e5:  # not a box of borders alone
+                found.append((score, sw * sh, (int(x), int(t), int(x) + sw, int(t) + sh)))
+    if not found:
+        return None
+    # the largest box nearly as strong as the strongest: a smaller box inside the inset may
+    # borrow a lasting edge of its content for one side
+    strongest = max(f[0] for f in found)
+    return max((f for f in found if f[0] >= 0.9 * strongest), key=lambda f: f[1])[2]

@@ -266,12 +266,16 @@ class VideoIndex:
         path = Path(path)
         info = probe(path)
         fp = fingerprint_file(path, rate=self.rate, limits=self.limits, query=True, info=info, min_valid=0)
-        picture = self.identify_fingerprint(fp, threshold=None)
+        picture = [t for t in self._alignments(fp) if t[1].score >= self.threshold]
         sound = self._sound_matches(path) if info.has_audio else []
         return self._fuse(picture, sound, fp)[:top_k]
 
     def alignments(self, fp: VideoFingerprint) -> list[tuple[str, Alignment]]:
         """Every alignment of a query fingerprint (with mirrors) with a work, unthresholded, best first."""
+        return [(w, a) for w, a, _ in self._alignments(fp)]
+
+    def _alignments(self, fp: VideoFingerprint) -> list[tuple[str, Alignment, bool]]:
+        """Alignments as :meth:`alignments`, each with whether the query's inset found it."""
         self._check_open()
         if fp.mirror is None:
             raise ValueError("a query fingerprint needs its mirrored hashes (fingerprint(..., query=True))")
@@ -279,15 +283,23 @@ class VideoIndex:
             self._sync()
             if not self._rows or len(fp.codes) == 0:
                 return []
-            query = QueryCodes(fp.codes, fp.mirror, fp.valid, fp.rate)
-            pairs = self._pairs(query)
-            found = align(query, pairs, lambda w: (self._codes[w], self._valid[w]), self.params)
-            kept: list[Alignment] = []
-            for a in found:  # best first: one alignment per work and stretch of the query, any view
+            queries = [(QueryCodes(fp.codes, fp.mirror, fp.valid, fp.rate), False)]
+            inset_ok = fp.inset is not None and fp.inset_mirror is not None and fp.inset_valid is not None
+            if inset_ok and fp.inset_valid is not None and fp.inset_valid.any():
+                assert fp.inset is not None and fp.inset_mirror is not None
+                queries.append((QueryCodes(fp.inset, fp.inset_mirror, fp.inset_valid, fp.rate), True))
+            found: list[tuple[Alignment, bool]] = []
+            for query, inset in queries:
+                pairs = self._pairs(query)
+                codes = lambda w: (self._codes[w], self._valid[w])  # noqa: E731
+                found.extend((a, inset) for a in align(query, pairs, codes, self.params))
+            found.sort(key=lambda t: (-t[0].score, t[0].mean_bits))
+            kept: list[tuple[Alignment, bool]] = []
+            for a, inset in found:  # best first: one alignment per work and stretch of the query, any view
                 row = self._owner[a.work][0]
-                if not any(self._owner[k.work][0] == row and _shared(a, k) > 0.5 for k in kept):
-                    kept.append(a)
-            return [(self._rows[self._owner[a.work][0]].work_id, a) for a in kept]
+                if not any(self._owner[k.work][0] == row and _shared(a, k) > 0.5 for k, _ in kept):
+                    kept.append((a, inset))
+            return [(self._rows[self._owner[a.work][0]].work_id, a, inset) for a, inset in kept]
 
     def view_of(self, a: Alignment) -> str:
         """Which view of the work an alignment matched: ``"full"`` or ``"centre"``."""
@@ -332,13 +344,13 @@ class VideoIndex:
             return []  # an undecodable soundtrack: the picture still decides
 
     def _fuse(
-        self, picture: list[tuple[str, Alignment]], sound: list[Match], fp: VideoFingerprint
+        self, picture: list[tuple[str, Alignment, bool]], sound: list[Match], fp: VideoFingerprint
     ) -> list[Match]:
         """Video matches (picture, sound or both) and the sound matches of audio works, best first."""
         videos = {r.work_id for r in self._rows}
         used: set[int] = set()
         out: list[tuple[float, Match]] = []
-        for work_id, a in picture:
+        for work_id, a, inset in picture:
             partner = None
             for i, m in enumerate(sound):
                 if i in used or m.work_id != work_id or not isinstance(m.evidence, AudioEvidence):
@@ -350,7 +362,7 @@ class VideoIndex:
                     partner = e
                     used.add(i)
                     break
-            ev = self._evidence(a, fp, partner)
+            ev = self._evidence(a, fp, partner, inset)
             out.append((a.score / self.threshold, Match.of(work_id, a.score, self.threshold, ev)))
         for i, m in enumerate(sound):
             if i in used:
@@ -380,11 +392,16 @@ class VideoIndex:
         out.sort(key=lambda t: -t[0])
         return [m for _, m in out]
 
-    def _evidence(self, a: Alignment, fp: VideoFingerprint, sound: AudioEvidence | None) -> VideoEvidence:
+    def _evidence(
+        self, a: Alignment, fp: VideoFingerprint, sound: AudioEvidence | None, inset: bool = False
+    ) -> VideoEvidence:
         box = (0.0, 0.0, 1.0, 1.0)
+        i = int(a.query_start * fp.rate)
         if fp.boxes is not None and len(fp.boxes):
-            i = min(len(fp.boxes) - 1, int(a.query_start * fp.rate))
-            box = tuple(round(float(v), 3) for v in fp.boxes[i])  # type: ignore[assignment]
+            box = _box(fp.boxes[min(len(fp.boxes) - 1, i)])
+        pip = None
+        if inset and fp.inset_boxes is not None and len(fp.inset_boxes):
+            pip = _box(fp.inset_boxes[min(len(fp.inset_boxes) - 1, i)])
         return VideoEvidence(
             a.query_start,
             a.query_end,
@@ -402,6 +419,7 @@ class VideoIndex:
             self.fpr_target,
             sound,
             self.view_of(a),
+            pip,
         )
 
     # -- calibration ------------------------------------------------------------------------
@@ -512,6 +530,11 @@ class VideoIndex:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _box(values: NDArray[np.float32]) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = (round(float(v), 3) for v in values)
+    return (x0, y0, x1, y1)
 
 
 def _shared(a: Alignment, b: Alignment) -> float:

@@ -46,7 +46,7 @@ def test_demo_runs_end_to_end(demo: tuple[Path, object]) -> None:
     assert (tmp_path / "net-receipt-work-batch.cbor").exists()
     assert "4/4 attacked" in music.detail and "4 placed within" in music.detail
     video = next(s for s in report.steps if s.name == "register programmes, find clips")  # type: ignore[attr-defined]
-    assert "4/4 attacked" in video.detail and "found by picture, sound, sound, both" in video.detail
+    assert "4/4 attacked" in video.detail and "found by picture, sound, picture, both" in video.detail
     key = keyfile.load_private_key(tmp_path / "supervisor.key", "rongxin-demo")
     cert = json.loads((tmp_path / "supervisor.cert.json").read_text())
     assert verify_placeholder_certificate(cert) == key.public_key

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -129,3 +130,21 @@ def test_failed_soundtrack_registration_leaves_nothing(tmp_path: Path, media: Me
     with pytest.raises(VideoIndexError, match="audio index full"):
         idx.add("alpha", media.programmes["alpha"])
     assert idx.work_ids() == [] and not list((tmp_path / "idx").glob("seg-*"))
+
+
+def test_picture_in_picture_is_found_in_its_inset(tmp_path: Path, media: Media, library: Path) -> None:
+    from datasets.attacks.video import apply
+
+    clip = tmp_path / "pip.mp4"
+    chain: list[Any] = [("excerpt", {"start": 1.0, "length": 6.0}), ("pip", {"scale": 0.5, "x": 0.2, "y": 0.9}),
+             ("audio", {"mode": "remove"})]  # fmt: skip
+    apply(media.programmes["gamma"], clip, chain, seed=3, host=media.unrelated[1])
+    with Library.open(library, readonly=True) as lib:
+        (m, *_) = lib.identify(clip)
+    e = m.evidence
+    assert m.work_id == "gamma" and isinstance(e, VideoEvidence) and e.found_by == "picture"
+    assert e.pip_box is not None and e.ref_start - e.query_start == pytest.approx(1.0, abs=0.5)
+    # a 16:9 programme half as wide as a 16:9 host: 160×90 of 320×180, at (32, 81)
+    x0, y0, x1, y1 = e.pip_box
+    assert x1 - x0 == pytest.approx(0.5, abs=0.03) and y1 - y0 == pytest.approx(0.5, abs=0.03)
+    assert x0 == pytest.approx(0.1, abs=0.03) and y0 == pytest.approx(0.45, abs=0.03)
