@@ -136,8 +136,11 @@ def test_picture_in_picture_is_found_in_its_inset(tmp_path: Path, media: Media, 
     from datasets.attacks.video import apply
 
     clip = tmp_path / "pip.mp4"
-    chain: list[Any] = [("excerpt", {"start": 1.0, "length": 6.0}), ("pip", {"scale": 0.5, "x": 0.2, "y": 0.9}),
-             ("audio", {"mode": "remove"})]  # fmt: skip
+    chain: list[Any] = [
+        ("excerpt", {"start": 1.0, "length": 6.0}),
+        ("pip", {"scale": 0.5, "x": 0.2, "y": 0.9}),
+        ("audio", {"mode": "remove"}),
+    ]
     apply(media.programmes["gamma"], clip, chain, seed=3, host=media.unrelated[1])
     with Library.open(library, readonly=True) as lib:
         (m, *_) = lib.identify(clip)
