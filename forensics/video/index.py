@@ -351,19 +351,27 @@ class VideoIndex:
         used: set[int] = set()
         out: list[tuple[float, Match]] = []
         for work_id, a, inset in picture:
+            # every sound occurrence at this alignment (a long query's windows) joins it
+            agree = [
+                i
+                for i, m in enumerate(sound)
+                if i not in used
+                and m.work_id == work_id
+                and isinstance(m.evidence, AudioEvidence)
+                and abs(m.evidence.ref_start - m.evidence.speed * m.evidence.query_start - a.offset)
+                <= FUSE_SECONDS
+                and _overlaps(a, m.evidence)
+            ]
+            used.update(agree)
+            margin = a.score / self.threshold
             partner = None
-            for i, m in enumerate(sound):
-                if i in used or m.work_id != work_id or not isinstance(m.evidence, AudioEvidence):
-                    continue
-                e = m.evidence
-                if abs((e.ref_start - e.query_start * a.speed) - a.offset) <= FUSE_SECONDS and _overlaps(
-                    a, e
-                ):
-                    partner = e
-                    used.add(i)
-                    break
+            if agree:
+                best = max(agree, key=lambda i: sound[i].score / sound[i].threshold)
+                partner = sound[best].evidence
+                margin = max(margin, sound[best].score / sound[best].threshold)
+            assert partner is None or isinstance(partner, AudioEvidence)
             ev = self._evidence(a, fp, partner, inset)
-            out.append((a.score / self.threshold, Match.of(work_id, a.score, self.threshold, ev)))
+            out.append((margin, Match.of(work_id, a.score, self.threshold, ev)))
         for i, m in enumerate(sound):
             if i in used:
                 continue

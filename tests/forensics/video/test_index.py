@@ -151,3 +151,15 @@ def test_picture_in_picture_is_found_in_its_inset(tmp_path: Path, media: Media, 
     x0, y0, x1, y1 = e.pip_box
     assert x1 - x0 == pytest.approx(0.5, abs=0.03) and y1 - y0 == pytest.approx(0.5, abs=0.03)
     assert x0 == pytest.approx(0.1, abs=0.03) and y0 == pytest.approx(0.45, abs=0.03)
+
+
+def test_a_long_query_gives_one_match_per_occurrence(tmp_path: Path, media: Media, library: Path) -> None:
+    """The soundtrack's windows at the picture's alignment join it: one match, found by both."""
+    whole = excerpt(media.programmes["alpha"], tmp_path / "whole.mp4", 0.0, 14.0, "scale=256:-2")
+    with Library.open(library, readonly=True) as lib:
+        matches = lib.identify(whole, top_k=10)
+    alpha = [m for m in matches if m.work_id == "alpha"]
+    assert len(alpha) == 1, [m.details for m in alpha]
+    e = alpha[0].evidence
+    assert isinstance(e, VideoEvidence) and e.found_by == "both"
+    assert e.query_end - e.query_start >= 12.0 and abs(e.ref_start - e.query_start) <= 0.5
