@@ -102,6 +102,7 @@ FRONT_DOORS: dict[str, dict[str, str]] = {
         "MediaKind": "forensics.types",
         "Registration": "forensics.types",
         "UnsupportedMediaError": "forensics.errors",
+        "VideoIndex": "forensics.video.index",
         "array_digest": "forensics.library",
         "detect_kind": "forensics.types",
         "register_index": "forensics.library",
