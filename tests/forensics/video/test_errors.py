@@ -188,3 +188,14 @@ def test_query_errors_are_media_errors(tmp_path: Path, index: VideoIndex) -> Non
     renamed.write_bytes(img.read_bytes())
     with pytest.raises(StillImageError):
         index.identify(renamed)
+
+
+def test_variable_frame_rate_copy_is_matched(tmp_path: Path, index: VideoIndex, media: Media) -> None:
+    """Frames dropped irregularly (variable frame rate): the fixed-rate sampling sees through it."""
+    vfr = tmp_path / "vfr.mkv"
+    drop = "select='not(eq(mod(n,7),3)+eq(mod(n,5),1))'"
+    ffmpeg("-ss", "3", "-t", "8", "-i", media.programmes["alpha"], "-vf", drop, "-vsync", "vfr",
+           "-c:v", "libx264", vfr)  # fmt: skip
+    found = index.identify(vfr)
+    assert found and found[0].work_id == "alpha"
+    assert abs(found[0].details["ref_start"] - found[0].details["query_start"] - 3.0) <= 0.5
