@@ -134,28 +134,36 @@ class VideoIndex:
             raise VideoIndexError("the video index is closed; open a new VideoIndex")
 
     def _sync(self) -> None:
-        """Reload the works when the catalogue changed (another writer, or this one)."""
+        """Catch up with the catalogue when it changed (another writer, or this one).
+
+        Works added after those held are loaded and added to the search on their own; a
+        removal or a replacement reloads everything.
+        """
         generation = self.catalogue.generation()
         if generation == self._generation:
             return
         from forensics.image.binindex import GrowingBinaryIndex
 
         rows = self.catalogue.rows()
-        codes, valid, owner = [], [], []
-        for r, row in enumerate(rows):
-            for view, (c, v) in enumerate(self.catalogue.load(row)):
-                codes.append(c)
-                valid.append(v)
-                owner.append((r, view))
-        sizes = np.array([len(c) for c in codes], np.int64)
-        bases = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if len(sizes) else np.zeros(0, np.int64)
-        search = GrowingBinaryIndex(ivf_min=self.ivf_min, nprobe=16)
-        for base, c, v in zip(bases, codes, valid, strict=True):
-            ids = np.flatnonzero(v).astype(np.int64)
-            search.add(c[ids], ids + int(base))
-        self._rows, self._codes, self._valid, self._owner = rows, codes, valid, owner
-        self._bases = bases.astype(np.int64)
-        self._search = search
+        held = len(self._rows)
+        if self._search is None or rows[:held] != self._rows:  # something held changed: start over
+            self._rows, self._codes, self._valid, self._owner = [], [], [], []
+            self._bases = np.zeros(0, np.int64)
+            self._search = GrowingBinaryIndex(ivf_min=self.ivf_min, nprobe=16)
+            held = 0
+        next_base = int(self._bases[-1]) + len(self._codes[-1]) if self._codes else 0
+        bases: list[int] = [int(b) for b in self._bases]
+        for r in range(held, len(rows)):
+            for view, (c, v) in enumerate(self.catalogue.load(rows[r])):
+                ids = np.flatnonzero(v).astype(np.int64)
+                self._search.add(c[ids], ids + next_base)
+                self._codes.append(c)
+                self._valid.append(v)
+                self._owner.append((r, view))
+                bases.append(next_base)
+                next_base += len(c)
+        self._rows = rows
+        self._bases = np.asarray(bases, np.int64)
         self._generation = generation
 
     @property

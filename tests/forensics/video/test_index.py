@@ -163,3 +163,18 @@ def test_a_long_query_gives_one_match_per_occurrence(tmp_path: Path, media: Medi
     e = alpha[0].evidence
     assert isinstance(e, VideoEvidence) and e.found_by == "both"
     assert e.query_end - e.query_start >= 12.0 and abs(e.ref_start - e.query_start) <= 0.5
+
+
+def test_a_reader_follows_additions_and_removals(tmp_path: Path, media: Media) -> None:
+    """Additions are loaded on their own; a removal or a replacement reloads the works."""
+    writer = VideoIndex(tmp_path / "idx")
+    reader = VideoIndex(tmp_path / "idx", readonly=True)
+    clip = excerpt(media.programmes["gamma"], tmp_path / "clip.mp4", 1.0, 5.0)
+    assert reader.identify(clip) == []
+    writer.add("alpha", media.programmes["alpha"])
+    writer.add("gamma", media.programmes["gamma"])
+    assert [m.work_id for m in reader.identify(clip)] == ["gamma"]
+    writer.remove("alpha")
+    assert [m.work_id for m in reader.identify(clip)] == ["gamma"] and reader.work_ids() == ["gamma"]
+    writer.add("gamma", media.programmes["beta"])  # the id now holds another programme
+    assert reader.identify(clip) == []
