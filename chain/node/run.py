@@ -26,13 +26,16 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from chain.contracts.base import ContractRegistry
+from chain.errors import SnapshotError
 from chain.mempool import MempoolConfig
 from chain.node.config import NodeConfig
 from chain.node.host import NodeHost
 from chain.node.identity import load_genesis, load_identity
 from chain.node.logs import OpsAudit, configure_logging
 from chain.node.metrics import node_registry
-from chain.replica import Replica
+from chain.node.statesync import SnapshotServer, StateSyncReport, state_sync
+from chain.replica import Replica, chain_genesis_block
+from chain.store import LedgerStore
 from chain.types import Genesis
 
 log = logging.getLogger("rongxin.node")
@@ -82,9 +85,10 @@ def build_host(
         max_bytes=cfg.mempool.max_bytes,
         max_per_sender=cfg.mempool.max_per_sender,
     )
+    db = cfg.node.data_dir / "ledger.db"
     replica = Replica(
         genesis,
-        cfg.node.data_dir / "ledger.db",
+        db,
         key,
         registry_factory(genesis) if registry_factory is not None else None,
         overrides,
@@ -100,7 +104,68 @@ def build_host(
         clock_offset_ms=int(os.environ.get(CLOCK_OFFSET_ENV, "0") or 0),
         max_frame=cfg.p2p.max_frame_bytes,
         handshake_timeout=cfg.p2p.handshake_timeout_s,
+        snapshots=SnapshotServer(
+            replica.store,
+            genesis,
+            cfg.node.data_dir / "snapshots",
+            interval=cfg.state_sync.snapshot_interval,
+            keep=cfg.state_sync.snapshot_keep,
+            max_frame=cfg.p2p.max_frame_bytes,
+        ),
     )
+
+
+async def restore_if_empty(cfg: NodeConfig, audit: OpsAudit | None = None) -> StateSyncReport | None:
+    """With ``[state_sync] enable``, restore a peer's snapshot into an empty ledger.
+
+    Does nothing (``None``) when state sync is off or the ledger already holds blocks. When
+    no peer offers a usable snapshot the node starts empty and block-syncs from the
+    genesis (logged as a warning): slower, never wrong.
+    """
+    if not cfg.state_sync.enable:
+        return None
+    genesis = load_genesis(cfg)
+    key, cert = load_identity(cfg, genesis)
+    cfg.node.data_dir.mkdir(parents=True, exist_ok=True)
+    store = LedgerStore(cfg.node.data_dir / "ledger.db", chain_genesis_block(genesis).hash)
+    try:
+        if store.head_height() > 0 or store.base_height() > 0:
+            return None
+        try:
+            report = await state_sync(
+                key,
+                cert,
+                genesis,
+                [(a.dial_host, a.port) for a in cfg.p2p.persistent_peers],
+                store,
+                discovery_s=cfg.state_sync.discovery_s,
+                chunk_timeout_s=cfg.state_sync.chunk_timeout_s,
+                max_frame=cfg.p2p.max_frame_bytes,
+                handshake_timeout=cfg.p2p.handshake_timeout_s,
+            )
+        except SnapshotError as exc:
+            log.warning("state sync failed, block-syncing from the genesis instead: %s", exc)
+            return None
+    finally:
+        store.close()
+    log.info(
+        "state sync: restored height %d (%d state entries) in %.1f s from %s",
+        report.info.height,
+        report.info.entries,
+        report.seconds,
+        ", ".join(report.peers),
+    )
+    if audit is not None:
+        audit.record(
+            "node.state_sync",
+            height=report.info.height,
+            block_hash=report.info.block_hash.hex(),
+            entries=report.info.entries,
+            peers=report.peers,
+            refused=report.refused,
+            seconds=report.seconds,
+        )
+    return report
 
 
 def config_digest(cfg: NodeConfig) -> str:
@@ -120,6 +185,7 @@ async def run_node(
 
     configure_logging(cfg.node.name, cfg.node.log_level)
     audit = OpsAudit(cfg.node.data_dir / "ops-audit.jsonl", cfg.node.name)
+    await restore_if_empty(cfg, audit)
     host = build_host(cfg, registry_factory)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
