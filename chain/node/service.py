@@ -231,7 +231,8 @@ class NodeService:
 
         Keys: ``node``, ``chain_id``, ``genesis_hash``, ``node_id``, ``role``
         (``consensus`` when it votes, else ``observer``), ``voting``, ``height``,
-        ``head_hash``, ``head_time_ms``, ``round``, ``epoch``, ``validators`` (count),
+        ``head_hash``, ``head_time_ms``, ``base_height`` (0, or the snapshot height the node
+        was restored from: blocks below it are not kept), ``round``, ``epoch``, ``validators`` (count),
         ``mempool`` (transactions), ``peers`` (count), ``catching_up``, then the host's
         :meth:`status_extra` keys.
         """
@@ -248,6 +249,7 @@ class NodeService:
             "height": self.store.head_height(),
             "head_hash": r.app.head_hash.hex(),
             "head_time_ms": r.app.head_block.timestamp_ms,
+            "base_height": self.store.base_height(),
             "round": r.core.round,
             "epoch": r.core.epoch,
             "validators": r.core.n,
