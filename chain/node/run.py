@@ -23,6 +23,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Generator
+from pathlib import Path
 from typing import Any
 
 from chain.contracts.base import ContractRegistry
@@ -116,21 +117,21 @@ def build_host(
 
 
 async def restore_if_empty(cfg: NodeConfig, audit: OpsAudit | None = None) -> StateSyncReport | None:
-    """With ``[state_sync] enable``, restore a peer's snapshot into an empty ledger.
+    """With ``[state_sync] enable``, restore a peer's snapshot into a new ledger.
 
-    Does nothing (``None``) when state sync is off or the ledger already holds blocks. When
+    Does nothing (``None``) when state sync is off or the node already has a ledger. When
     no peer offers a usable snapshot the node starts empty and block-syncs from the
     genesis (logged as a warning): slower, never wrong.
     """
-    if not cfg.state_sync.enable:
+    db = cfg.node.data_dir / "ledger.db"
+    if not cfg.state_sync.enable or db.exists():
         return None
     genesis = load_genesis(cfg)
     key, cert = load_identity(cfg, genesis)
     cfg.node.data_dir.mkdir(parents=True, exist_ok=True)
-    store = LedgerStore(cfg.node.data_dir / "ledger.db", chain_genesis_block(genesis).hash)
+    store = LedgerStore(db, chain_genesis_block(genesis).hash)
+    restored = False
     try:
-        if store.head_height() > 0 or store.base_height() > 0:
-            return None
         try:
             report = await state_sync(
                 key,
@@ -143,11 +144,15 @@ async def restore_if_empty(cfg: NodeConfig, audit: OpsAudit | None = None) -> St
                 max_frame=cfg.p2p.max_frame_bytes,
                 handshake_timeout=cfg.p2p.handshake_timeout_s,
             )
+            restored = True
         except SnapshotError as exc:
             log.warning("state sync failed, block-syncing from the genesis instead: %s", exc)
             return None
     finally:
         store.close()
+        if not restored:  # the replica creates its ledger from the genesis itself
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db}{suffix}").unlink(missing_ok=True)
     log.info(
         "state sync: restored height %d (%d state entries) in %.1f s from %s",
         report.info.height,

@@ -174,10 +174,15 @@ class SnapshotServer:
         with self._lock:
             return self._latest
 
-    def take(self, height: int) -> int | None:
-        """Write a snapshot of the newest provable block at or below ``height`` (blocking:
-        run it in a worker thread); its height, or ``None`` when no block could be proven."""
-        for h in range(height, max(0, height - PROOF_LAG) - 1, -1):
+    def take(self) -> int | None:
+        """Write a snapshot of the newest provable block (blocking: run it in a worker
+        thread); its height, or ``None`` when no block could be proven yet.
+
+        The head is tried first (its state is the stored one); a node restored from a
+        snapshot can export its head only (older states are rebuilt from the genesis)."""
+        head = self.store.head_height()
+        lowest = head if self.store.base_height() > 0 else max(1, head - PROOF_LAG)
+        for h in range(head, lowest - 1, -1):
             if h < 1:
                 break
             target = self.directory / _dirname(h)
@@ -224,7 +229,7 @@ class SnapshotServer:
     def _take_logged(self, height: int) -> None:
         started = time.monotonic()
         try:
-            h = self.take(height)
+            h = self.take()
             if h is not None:
                 self.taken += 1
                 self.last_error = None

@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from chain.crypto.sm3 import sm3_file
+from chain.node.config import load_config
 from rongxin.cli import app
 from rongxin.ops import procs
 from tests.rongxin.test_cli_chain import FAST, _flat, _free_base_port
@@ -177,9 +178,10 @@ def test_sigkilled_node_catches_up_after_restart(net: Path) -> None:
 
 def test_node_add_promote_remove(net: Path) -> None:
     pwfile = net.parent / "pw"
-    added = _run("node", "add", "node-9", "--net", str(net), "--password-file", str(pwfile))
+    added = _run("node", "add", "node-9", "--net", str(net), "--password-file", str(pwfile), "--state-sync")
     assert added.exit_code == 0, added.output
     assert "registered at height" in _flat(added.output)
+    assert load_config(net / "node-9" / "node.toml").state_sync.enable
     again = _run("node", "add", "node-9", "--net", str(net), "--password-file", str(pwfile))
     assert again.exit_code == 1 and "already exists" in _flat(again.output)
     up = _run("chain", "up", str(net), "--node", "node-9")
@@ -191,6 +193,9 @@ def test_node_add_promote_remove(net: Path) -> None:
         time.sleep(0.2)
     before = procs.probe([entry])[0]
     assert before.voting is False  # registered, but an observer until promoted
+    # no node has a snapshot yet (one every 1,000 blocks): it says so and syncs the blocks
+    log = (net / "node-9" / "data" / "node.log").read_text()
+    assert "no peer offered a snapshot" in log and "block-syncing from the genesis instead" in log
     promoted = _run("node", "promote", "node-9", "--net", str(net), "--password-file", str(pwfile))
     assert promoted.exit_code == 0, promoted.output
     assert procs.probe([entry])[0].voting is True

@@ -67,7 +67,7 @@ def test_empty_node_restores_a_snapshot_from_peers_and_follows_the_chain(tmp_pat
             assert report.info.entries > 30  # the anchors, members, epochs
             assert report.peers and not report.refused
             # the restored node starts at the snapshot and block-syncs the rest
-            host = net.build(4, ports[4], ports[:4])
+            host = net.build(4, ports[4], ports[:4], snapshot_interval=2)
             assert host.replica.store.base_height() == report.info.height
             await host.start()
             net.hosts.append(host)
@@ -90,6 +90,15 @@ def test_empty_node_restores_a_snapshot_from_peers_and_follows_the_chain(tmp_pat
             for d in digests:
                 assert b.get_state(anchor_key(d)) == a.get_state(anchor_key(d)) is not None
             assert b.pruned(1) and b.block(1) is None
+            # a restored node serves snapshots of its own head in turn
+            served = host.snapshots
+            assert served is not None
+            await wait_for(
+                lambda: served.latest is not None and served.latest[0] > report.info.height,
+                20,
+                "the restored node's own snapshot",
+            )
+            assert served.last_error is None
         finally:
             await net.stop_all()
 
