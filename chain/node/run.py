@@ -69,9 +69,14 @@ def _api_server(app: Any, host: str, port: int) -> Any:
 
 
 def build_host(
-    cfg: NodeConfig, registry_factory: Callable[[Genesis], ContractRegistry] | None = None
+    cfg: NodeConfig,
+    registry_factory: Callable[[Genesis], ContractRegistry] | None = None,
+    replica_factory: Callable[..., Replica] = Replica,
 ) -> NodeHost:
-    """The host of the node ``cfg`` describes (ledger opened, nothing started)."""
+    """The host of the node ``cfg`` describes (ledger opened, nothing started).
+
+    ``replica_factory`` builds the replica from ``Replica``'s arguments (fault tests run a
+    :class:`~chain.node.byzantine.ByzantineReplica` this way)."""
     genesis = load_genesis(cfg)
     key, cert = load_identity(cfg, genesis)
     cfg.node.data_dir.mkdir(parents=True, exist_ok=True)
@@ -87,7 +92,7 @@ def build_host(
         max_per_sender=cfg.mempool.max_per_sender,
     )
     db = cfg.node.data_dir / "ledger.db"
-    replica = Replica(
+    replica = replica_factory(
         genesis,
         db,
         key,
@@ -182,6 +187,7 @@ async def run_node(
     cfg: NodeConfig,
     registry_factory: Callable[[Genesis], ContractRegistry] | None = None,
     stop: asyncio.Event | None = None,
+    replica_factory: Callable[..., Replica] = Replica,
 ) -> None:
     """Run the node of ``cfg`` until ``stop`` is set, or SIGTERM/SIGINT arrives."""
     from chain.api import create_app
@@ -191,7 +197,7 @@ async def run_node(
     configure_logging(cfg.node.name, cfg.node.log_level)
     audit = OpsAudit(cfg.node.data_dir / "ops-audit.jsonl", cfg.node.name)
     await restore_if_empty(cfg, audit)
-    host = build_host(cfg, registry_factory)
+    host = build_host(cfg, registry_factory, replica_factory)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

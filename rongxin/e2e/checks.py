@@ -61,6 +61,18 @@ def compare_restored(reference: Chain, name: str, blocks: Chain) -> list[str]:
     return problems
 
 
+def check_excluded(chain: Chain, validators: dict[str, Any], name: str, node_id: str) -> list[str]:
+    """Problems with a Byzantine node's fate: no block carries evidence, or it is still in
+    the validator set (``validators`` as ``GET /validators`` answers)."""
+    problems: list[str] = []
+    if not any(b.get("evidence") for b in chain):
+        problems.append(f"no block carries evidence against {name} (it equivocated)")
+    current = [v.get("id") for v in (validators.get("current") or {}).get("validators", [])]
+    if node_id in current:
+        problems.append(f"{name} is still a validator in epoch {validators.get('epoch')}")
+    return problems
+
+
 def check_votes(chain: Chain, name: str, node_id: str, after: int) -> list[str]:
     """Problems with a promoted node: none of the quorum certificates of blocks after
     height ``after`` carries its vote."""
@@ -169,6 +181,7 @@ __all__ = [
     "check_acknowledged",
     "check_conflicts",
     "check_drained",
+    "check_excluded",
     "check_votes",
     "compare_chains",
     "compare_restored",

@@ -8,7 +8,8 @@ run from a working tree tests that tree's code.
 Two hooks let other node kinds take part without changing the runner:
 
 * :data:`BEHAVIOURS` — behaviour name → the command that runs such a node (``honest``:
-  the real node). A byzantine node process registers its own command here.
+  the real node; ``byzantine``: :mod:`chain.node.byzantine`, which equivocates, withholds
+  votes, floods far-future rounds and forges certificates).
 * :data:`SYNC_MODES` — sync mode name → what is done to a node's directory before its
   first start (``blocks``: nothing; it syncs block by block from its peers; ``state``: it
   restores a peer's snapshot first, :func:`enable_state_sync`).
@@ -52,7 +53,12 @@ def node_command(config: Path) -> list[str]:
     return [sys.executable, "-m", "rongxin", "node", "run", "--config", str(config)]
 
 
-BEHAVIOURS: dict[str, Callable[[Path], list[str]]] = {"honest": node_command}
+def byzantine_command(config: Path) -> list[str]:
+    """A Byzantine node (:mod:`chain.node.byzantine`): equivocates, floods, forges."""
+    return [sys.executable, "-m", "chain.node.byzantine", "--config", str(config), "--seed", "7"]
+
+
+BEHAVIOURS: dict[str, Callable[[Path], list[str]]] = {"honest": node_command, "byzantine": byzantine_command}
 """How a node of each behaviour is run (see the module docstring)."""
 
 
@@ -225,6 +231,7 @@ __all__ = [
     "SYNC_MODES",
     "NodeProcess",
     "NodeProcessError",
+    "byzantine_command",
     "enable_state_sync",
     "node_command",
 ]

@@ -170,6 +170,8 @@ class Report:
     """Per node: the longest time its API did not answer /status, and when it began."""
     warnings: list[str] = field(default_factory=list)
     """Findings that fail no check (e.g. an API that stopped answering, unprovoked)."""
+    epochs: int = 0
+    """The epoch an honest node is in at the end (runs with Byzantine nodes)."""
     bases: dict[str, int] = field(default_factory=dict)
     """Nodes restored from a snapshot: the height their kept blocks start after."""
 
@@ -713,9 +715,7 @@ class Runner:
         for n, blocks in restored.items():
             for p in checks.compare_restored(reference, n, blocks):
                 self.problem(p)
-        for n, height in self.promoted.items():
-            for p in checks.check_votes(reference, n, self.net.ids[n] if self.net else "", height):
-                self.problem(p)
+        self._fate_checks(reference)
         for p in checks.check_acknowledged(chains, self.acks):
             self.problem(p)
         for p in checks.check_conflicts(chains, self.pairs):
@@ -732,6 +732,25 @@ class Runner:
                 (a.tx_id.hex() in heights) != (b.tx_id.hex() in heights) for a, b in self.pairs
             )
         self.report.timings["check"] = time.monotonic() - t
+
+    def _fate_checks(self, reference: checks.Chain) -> None:
+        """Joiners that were promoted must vote; Byzantine nodes must be excluded."""
+        if self.net is None:
+            return
+        for n, height in self.promoted.items():
+            for p in checks.check_votes(reference, n, self.net.ids[n], height):
+                self.problem(p)
+        byzantine = [n for n in self.nodes if self.m.node(n).behaviour == "byzantine"]
+        if not byzantine:
+            return
+        honest = next(n for n in self.m.consensus_names() if n not in byzantine)
+        sup = self.net.supervisor
+        with NodeClient(self.nodes[honest].api_url, sup.key, sup.cert, self.net.genesis, retries=3) as c:
+            validators = c.validators()
+        self.report.epochs = int(validators.get("epoch", 0))
+        for n in byzantine:
+            for p in checks.check_excluded(reference, validators, n, self.net.ids[n]):
+                self.problem(p)
 
     def _load_stats(self, chains: dict[str, checks.Chain]) -> None:
         chain = next(iter(chains.values()), [])

@@ -8,6 +8,7 @@ from rongxin.e2e.checks import (
     check_acknowledged,
     check_conflicts,
     check_drained,
+    check_excluded,
     check_votes,
     compare_chains,
     compare_restored,
@@ -105,3 +106,13 @@ def test_promoted_node_must_sign_a_certificate_after_its_promotion() -> None:
         "joiner, promoted at height 5, signed no quorum certificate in blocks 6..6"
     ]
     assert check_votes(chain, "joiner", "zz", 0) != []
+
+
+def test_byzantine_node_must_be_caught_and_excluded() -> None:
+    chain = [dict(block(1, "h1"), evidence=0), dict(block(2, "h2"), evidence=1)]
+    out = {"epoch": 1, "current": {"validators": [{"id": "a"}, {"id": "b"}]}}
+    assert check_excluded(chain, out, "node-4", "z") == []
+    assert check_excluded(chain, out, "node-4", "a") == ["node-4 is still a validator in epoch 1"]
+    assert check_excluded(chain[:1], out, "node-4", "z") == [
+        "no block carries evidence against node-4 (it equivocated)"
+    ]
