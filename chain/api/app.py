@@ -406,7 +406,7 @@ async def publish_batch(request: Request) -> dict[str, Any]:
         raise _fail(400, "'digests' must be a list of 64-hex-digit digests")
     leaves = [parse_digest(d, "each digest") for d in digests]
     try:
-        return api_of(request.app).service.publish_batch(root, leaves)
+        return await api_of(request.app).service.publish_batch_async(root, leaves)
     except ValidationError as exc:
         raise _fail(400, str(exc)) from None
 

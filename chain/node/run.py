@@ -29,6 +29,7 @@ from typing import Any
 from chain.contracts.base import ContractRegistry
 from chain.errors import SnapshotError
 from chain.mempool import MempoolConfig
+from chain.node.batches import SqliteBatchIndex
 from chain.node.config import NodeConfig
 from chain.node.host import NodeHost
 from chain.node.identity import load_genesis, load_identity
@@ -204,6 +205,7 @@ async def run_node(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     hub = EventHub()
+    batches = SqliteBatchIndex(cfg.node.data_dir / "batches.db")
     service = NodeService(
         cfg.node.name,
         host.replica,
@@ -213,6 +215,7 @@ async def run_node(
         status_extra=lambda: _status_extra(host),
         hub=hub,
         registry=node_registry(host),
+        batches=batches,
     )
     host.on_commit.append(lambda a: _publish(host, hub, a))
     host.on_epoch.append(lambda a: hub.publish(validators_event(host.replica.epoch)))
@@ -241,6 +244,7 @@ async def run_node(
         await host.stop()
         height = host.replica.store.head_height()
         host.replica.close()
+        batches.close()
         audit.record("node.stop", height=height, pid=os.getpid())
 
 

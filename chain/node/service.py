@@ -41,7 +41,7 @@ from chain.crypto.sm3 import sm3
 from chain.epochs import EpochRecord, epoch_info, epoch_key, genesis_epoch
 from chain.errors import AuthError, CommitTimeout, ValidationError
 from chain.executor import next_nonce
-from chain.node.batches import BatchIndex, BatchMembership
+from chain.node.batches import BatchIndex, BatchMembership, SqliteBatchIndex
 from chain.node.events import Event, EventHub, committed_events, to_json
 from chain.receipt import Checkpoint, Receipt, build_checkpoint, build_receipt, header_hash
 from chain.replica import Replica
@@ -200,7 +200,7 @@ class NodeService:
         status_extra: Callable[[], dict[str, Any]] | None = None,
         hub: EventHub | None = None,
         registry: CollectorRegistry | None = None,
-        batches: BatchIndex | None = None,
+        batches: BatchIndex | SqliteBatchIndex | None = None,
         submit_many: SubmitManyFn | None = None,
     ) -> None:
         self.name = name
@@ -208,7 +208,7 @@ class NodeService:
         self.genesis = replica.genesis
         self.hub = hub if hub is not None else EventHub()
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.batches = batches if batches is not None else BatchIndex()
+        self.batches: BatchIndex | SqliteBatchIndex = batches if batches is not None else BatchIndex()
         self.metrics = ApiMetrics(self.registry, self.hub)
         self._submit = submit
         self._submit_many = submit_many
@@ -441,18 +441,27 @@ class NodeService:
             When ``root`` is not anchored as a batch of ``len(digests)`` digests, or the
             digests' root is not ``root``.
         """
+        answer = self._batch_anchor(root, len(digests))
+        self.batches.add(root, digests)
+        return answer
+
+    async def publish_batch_async(self, root: bytes, digests: list[bytes]) -> dict[str, Any]:
+        """As :meth:`publish_batch`, with the leaves checked (their Merkle root) and stored in
+        a worker thread, so the event loop goes on meanwhile."""
+        answer = self._batch_anchor(root, len(digests))
+        await asyncio.get_running_loop().run_in_executor(None, self.batches.add, root, digests)
+        return answer
+
+    def _batch_anchor(self, root: bytes, count: int) -> dict[str, Any]:
         raw = self.replica.app.state.get(anchor_key(root))
         if raw is None:
             raise ValidationError(
                 "no committed anchor has this root: publish a batch after its anchor commits"
             )
         record = codec.decode(raw)
-        if record["count"] != len(digests):
-            raise ValidationError(
-                f"the anchor names a batch of {record['count']} digests, not {len(digests)}"
-            )
-        self.batches.add(root, digests)
-        return {"root": root.hex(), "count": len(digests), "tx_id": record["tx_id"].hex()}
+        if record["count"] != count:
+            raise ValidationError(f"the anchor names a batch of {record['count']} digests, not {count}")
+        return {"root": root.hex(), "count": count, "tx_id": record["tx_id"].hex()}
 
     def validators(self) -> dict[str, Any]:
         """The epoch in force and the history of validator sets (the most recent
