@@ -538,6 +538,81 @@ def _header(value: object) -> Header:
     return Header(member, created, entries, dict(d["signals"]), signer, VERSION)
 
 
+def _framed(data: bytes, limits: Limits) -> tuple[Header, list[bytes]]:
+    """The header and the lines of a complete list (header, entries, trailer), sizes checked."""
+    end = data.find(b"\n", 0, limits.max_line + 1)
+    if not data.startswith(b"{"):
+        raise MalformedHashListError(
+            f"not a hash list: the file does not start with a {FORMAT} header line (is it a media file?)"
+        )
+    if end < 0:
+        if len(data) > limits.max_line:
+            raise HashListTooLargeError(
+                f"the hash list's first line is longer than {limits.max_line:,} bytes"
+            )
+        raise TruncatedHashListError("the hash list ends inside its header line; the copy is incomplete")
+    try:
+        first = _json_line(data[:end], "the header line")
+    except MalformedHashListError as exc:
+        raise MalformedHashListError(f"not a hash list: {exc} (is it a media file?)") from None
+    header = _header(first)
+    if not data.endswith(b"\n"):
+        raise TruncatedHashListError(
+            f"the hash list ends mid-line (no final newline after {len(data):,} bytes); the copy is "
+            "incomplete"
+        )
+    lines = data.split(b"\n")[:-1]
+    if any(len(line) > limits.max_line for line in lines):
+        raise HashListTooLargeError(f"a line of the hash list is longer than {limits.max_line:,} bytes")
+    if header.entries > limits.max_entries:
+        raise HashListTooLargeError(
+            f"the hash list holds {header.entries:,} entries, more than the limit of {limits.max_entries:,}"
+        )
+    expected = header.entries + 2
+    if len(lines) < expected:
+        raise TruncatedHashListError(
+            f"the hash list ends after {max(0, len(lines) - 1)} of {header.entries} entries and has no "
+            "trailer; the copy is incomplete"
+        )
+    if len(lines) > expected:
+        raise MalformedHashListError(
+            f"the hash list has {len(lines) - expected} more lines than its {header.entries} entries and "
+            "trailer"
+        )
+    return header, lines
+
+
+def _checked_trailer(data: bytes, last: bytes, header: Header) -> tuple[bytes, bytes | None]:
+    """The list's digest and signature, both checked against the bytes before the trailer."""
+    trailer_raw = _json_line(last, "the trailer line")
+    if isinstance(trailer_raw, dict) and "format" in trailer_raw:
+        raise TruncatedHashListError("the hash list has no trailer; the copy is incomplete")
+    trailer = _obj(trailer_raw, "the trailer", {"sm3", "signature"})
+    body = data[: len(data) - len(last) - 1]
+    digest = sm3(body)
+    if _hex(trailer["sm3"], 32, "the trailer's sm3") != digest:
+        raise HashListDigestError(
+            "the hash list's bytes do not match its SM3 digest: it was altered or damaged after it was "
+            "written"
+        )
+    signature = None if trailer["signature"] is None else _hex(trailer["signature"], 64, "the signature")
+    if (signature is None) != (header.signer is None):
+        raise HashListSignatureError(
+            "the header names a signer but the trailer has no signature"
+            if signature is None
+            else "the trailer has a signature but the header names no signer"
+        )
+    if signature is not None and header.signer is not None:
+        try:
+            PublicKey.from_bytes(header.signer).verify(digest, signature)
+        except CryptoError as exc:
+            raise HashListSignatureError(
+                f"the hash list's SM2 signature does not verify with the key it names ({exc}); it was forged "
+                "or altered"
+            ) from None
+    return digest, signature
+
+
 def decode_hash_list(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> HashList:
     """Decode and check a hash list: format, version, sizes, entry count, digest, signature.
 
@@ -576,56 +651,8 @@ def decode_hash_list(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> HashLis
         )
     if not data:
         raise MalformedHashListError("the file is empty; it is not a hash list")
-    if not data.endswith(b"\n"):
-        raise TruncatedHashListError(
-            f"the hash list ends mid-line (no final newline after {len(data):,} bytes); the copy is "
-            "incomplete"
-        )
-    lines = data.split(b"\n")[:-1]
-    if any(len(line) > limits.max_line for line in lines):
-        raise HashListTooLargeError(f"a line of the hash list is longer than {limits.max_line:,} bytes")
-    header = _header(_json_line(lines[0], "the header line"))
-    if header.entries > limits.max_entries:
-        raise HashListTooLargeError(
-            f"the hash list holds {header.entries:,} entries, more than the limit of {limits.max_entries:,}"
-        )
-    expected = header.entries + 2
-    if len(lines) < expected:
-        raise TruncatedHashListError(
-            f"the hash list ends after {max(0, len(lines) - 1)} of {header.entries} entries and has no "
-            "trailer; the copy is incomplete"
-        )
-    if len(lines) > expected:
-        raise MalformedHashListError(
-            f"the hash list has {len(lines) - expected} more lines than its {header.entries} entries and "
-            "trailer"
-        )
-    trailer_raw = _json_line(lines[-1], "the trailer line")
-    if isinstance(trailer_raw, dict) and "format" in trailer_raw:
-        raise TruncatedHashListError("the hash list has no trailer; the copy is incomplete")
-    trailer = _obj(trailer_raw, "the trailer", {"sm3", "signature"})
-    body = data[: len(data) - len(lines[-1]) - 1]
-    digest = sm3(body)
-    if _hex(trailer["sm3"], 32, "the trailer's sm3") != digest:
-        raise HashListDigestError(
-            "the hash list's bytes do not match its SM3 digest: it was altered or damaged after it was "
-            "written"
-        )
-    signature = None if trailer["signature"] is None else _hex(trailer["signature"], 64, "the signature")
-    if (signature is None) != (header.signer is None):
-        raise HashListSignatureError(
-            "the header names a signer but the trailer has no signature"
-            if signature is None
-            else "the trailer has a signature but the header names no signer"
-        )
-    if signature is not None and header.signer is not None:
-        try:
-            PublicKey.from_bytes(header.signer).verify(digest, signature)
-        except CryptoError as exc:
-            raise HashListSignatureError(
-                f"the hash list's SM2 signature does not verify with the key it names ({exc}); it was forged "
-                "or altered"
-            ) from None
+    header, lines = _framed(data, limits)
+    digest, signature = _checked_trailer(data, lines[-1], header)
     entries = tuple(_entry(_json_line(line, f"entry {n}"), n, limits) for n, line in enumerate(lines[1:-1]))
     refs = [e.ref for e in entries]
     if len(set(refs)) != len(refs):

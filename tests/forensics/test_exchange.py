@@ -128,7 +128,9 @@ def test_round_trip_attacked_copies_are_found_as_foreign_works(
     assert foreign.identify(other) == []
 
 
-def test_own_library_does_not_see_foreign_works(exported: Exported, tmp_path: Path, photos: dict) -> None:
+def test_own_library_does_not_see_foreign_works(
+    exported: Exported, tmp_path: Path, photos: dict[str, np.ndarray]
+) -> None:
     with Library(tmp_path / "lib") as lib:
         with open_foreign(tmp_path / "lib") as f:  # type: ignore[union-attr]
             f.import_list(decode_hash_list(_list(exported)))
