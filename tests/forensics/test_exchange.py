@@ -376,3 +376,43 @@ def _digest_of(frames: tuple[ImageFrame, ...]) -> bytes:
             for f in frames
         ]
     )
+
+
+# -- real music, and a video's soundtrack ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_song_list(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, Path, str]:
+    """A hash list of one real song (the smoke corpus's game music), its file and its reference."""
+    from datasets.manifest import Manifest
+    from datasets.smoke import SmokeCorpusError, ensure
+
+    try:
+        root = ensure()
+    except SmokeCorpusError as exc:
+        pytest.fail(
+            f"the smoke corpus of real media is required and could not be built: {exc}", pytrace=False
+        )
+    man = Manifest.open(root)
+    song = next(e for e in man.select(collection="music", role="original") if (e.duration or 0) >= 60)
+    with Library(tmp_path_factory.mktemp("real-a") / "lib") as lib:
+        reg = lib.register(root / song.path, "theme")
+        data = encode_hash_list(
+            "county-a", export_entries(lib), signals=signal_parameters(lib, ["audio"], False), key=KEY_A
+        )
+    return data, root / song.path, work_reference(reg.content_digest)
+
+
+def test_real_music_in_a_video_soundtrack_is_found_as_a_foreign_work(
+    real_song_list: tuple[bytes, Path, str], foreign: ForeignLibrary, tmp_path: Path
+) -> None:
+    from tests.forensics.test_library_video import make_video
+
+    data, song, ref = real_song_list
+    foreign.import_list(decode_hash_list(data))
+    video = make_video(tmp_path / "upload.mp4", song, 30.0)
+    (m,) = foreign.identify(video)
+    assert (m.member, m.reference, m.kind, m.query_stream) == ("county-a", ref, "audio", "audio")
+    assert m.details["ref_start"] - m.details["query_start"] == pytest.approx(30.0, abs=0.2)
+    silent = make_video(tmp_path / "silent.mp4", None)
+    assert foreign.identify(silent) == []

@@ -196,3 +196,48 @@ def test_export_options_are_checked(exported: dict[str, Path], tmp_path: Path) -
     assert '"title":"astronaut"' in body and '"kind":"audio"' not in body
     r = runner.invoke(app, ["works", "export", "--library", lib, "--out", out, "--member", "m"])
     assert r.exit_code == 1 and "exists" in r.output  # no silent overwrite
+
+
+def test_identify_a_video_with_only_foreign_music(exported: dict[str, Path], tmp_path: Path) -> None:
+    """A library holding no music of its own still answers for a video's soundtrack from imported lists."""
+    from tests.forensics.test_library_video import make_video
+
+    lib = tmp_path / "lib-b"
+    r = runner.invoke(app, ["works", "import", str(exported["list"]), "--library", str(lib)])
+    assert r.exit_code == 0, r.output
+    video = make_video(tmp_path / "upload.mp4", exported["media"] / "anthem.wav", 5.0)
+    r = runner.invoke(app, ["identify", str(video), "--library", str(lib), "--json"])
+    assert r.exit_code == 0, r.output
+    (m,) = json.loads(r.stdout)
+    refs = json.loads(exported["refs"].read_text())
+    assert refs[m["reference"]] == "anthem" and m["query_stream"] == "audio" and m["foreign"] is True
+
+
+def test_export_signed_through_the_client_profile(exported: dict[str, Path], tmp_path: Path) -> None:
+    """--client: the profile's key signs and its certificate's subject names the member."""
+    d = exported["key"].parent
+    profile = d / "rongxin-client.toml"
+    profile.write_text(
+        '[client]\nnode = "http://127.0.0.1:1"\ngenesis = "genesis.cbor"\nkey_file = "member.key"\n'
+        'cert_file = "member.cert.json"\nkey_password_file = "member.pass"\n'
+    )
+    out = tmp_path / "via-profile.rxhl"
+    r = runner.invoke(
+        app,
+        ["works", "export", "--library", str(exported["lib"]), "--out", str(out), "--client", str(profile)],
+    )
+    assert r.exit_code == 0, r.output
+    assert "as member 'county-a', signed" in _text(r.output)
+    r = runner.invoke(
+        app,
+        ["works", "import", str(out), "--library", str(tmp_path / "b"), "--signer", str(exported["cert"])],
+    )
+    assert r.exit_code == 0 and "3 added" in _text(r.output)
+    _k, _p, other_cert = _member(tmp_path / "other", "county-x")
+    (d / "member.cert.json").write_text(other_cert.read_text())  # the key no longer fits the certificate
+    r = runner.invoke(
+        app,
+        ["works", "export", "--library", str(exported["lib"]), "--out", str(tmp_path / "x.rxhl"), "--client",
+         str(profile)],
+    )  # fmt: skip
+    assert r.exit_code == 1 and "does not belong to the certificate" in _text(r.output)
