@@ -35,6 +35,7 @@ from forensics.exchange.hashlist import (
 )
 from forensics.exchange.pdq import MATCH_DISTANCE, PdqMatcher, pdq_hash
 from forensics.library import Library
+from tests.datasets.conftest import smoke_root  # noqa: F401  (a fixture)
 from tests.forensics.audio.conftest import synth_music, synth_notes, write_wav
 from tests.forensics.conftest import crop, jpeg, rotate, write_image
 
@@ -382,17 +383,13 @@ def _digest_of(frames: tuple[ImageFrame, ...]) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def real_song_list(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, Path, str]:
+def real_song_list(  # noqa: F811  (smoke_root: the fixture imported above)
+    tmp_path_factory: pytest.TempPathFactory, smoke_root: Path
+) -> tuple[bytes, Path, str]:
     """A hash list of one real song (the smoke corpus's game music), its file and its reference."""
     from datasets.manifest import Manifest
-    from datasets.smoke import SmokeCorpusError, ensure
 
-    try:
-        root = ensure()
-    except SmokeCorpusError as exc:
-        pytest.fail(
-            f"the smoke corpus of real media is required and could not be built: {exc}", pytrace=False
-        )
+    root = smoke_root
     man = Manifest.open(root)
     song = next(e for e in man.select(collection="music", role="original") if (e.duration or 0) >= 60)
     with Library(tmp_path_factory.mktemp("real-a") / "lib") as lib:
