@@ -383,8 +383,9 @@ def _digest_of(frames: tuple[ImageFrame, ...]) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def real_song_list(  # noqa: F811  (smoke_root: the fixture imported above)
-    tmp_path_factory: pytest.TempPathFactory, smoke_root: Path
+def real_song_list(
+    tmp_path_factory: pytest.TempPathFactory,
+    smoke_root: Path,  # noqa: F811  (the fixture imported above)
 ) -> tuple[bytes, Path, str]:
     """A hash list of one real song (the smoke corpus's game music), its file and its reference."""
     from datasets.manifest import Manifest
