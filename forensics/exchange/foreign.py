@@ -554,21 +554,19 @@ class ForeignLibrary:
         from forensics.image.decode import load_frames
 
         found: list[ForeignMatch] = []
+        frames = load_frames(source)  # decoded once for both paths
         index = self._image_index(create=False)
         if index is not None:
-            found = self._foreign(
-                index.identify_array(source, top_k)
-                if isinstance(source, np.ndarray)
-                else index.identify(source, top_k),
-                "rongxin-image",
-                None,
+            matches = (
+                index.identify_array(frames[0], top_k) if len(frames) == 1 else index.identify(source, top_k)
             )
+            found = self._foreign(matches, "rongxin-image", None)
         matcher = self._pdq_matcher()
         if len(matcher):
             from forensics.exchange.pdq import MATCH_DISTANCE, pdq_hash
 
             best: dict[str, int] = {}
-            for frame in load_frames(source):
+            for frame in frames:
                 for ref, d in matcher.match_hash(*pdq_hash(frame)):
                     best[ref] = min(best.get(ref, 256), d)
             from forensics.image.index import SCORE_AT_THRESHOLD, hash_score
