@@ -124,11 +124,17 @@ def foreign_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """The hash lists imported into the library, and the other members' works per kind."""
-    from forensics.exchange.foreign import open_foreign
+    from forensics.exchange.foreign import FOREIGN_DIR, open_foreign
+    from forensics.library import CATALOGUE
 
+    if not (library / CATALOGUE).is_file():
+        raise fail(f"{library} holds no work library", as_json=as_json)
     try:
-        foreign = open_foreign(library, readonly=forget is None)
+        exists = (library / FOREIGN_DIR / "foreign.db").is_file()
+        foreign = open_foreign(library, readonly=forget is None) if exists else None
         if foreign is None:
+            if forget is not None:
+                raise fail(f"{library} holds no imported hash lists; nothing of {forget!r} to remove")
             if as_json:
                 sys.stdout.write(json.dumps({"lists": [], "works": {}}) + "\n")
             else:
@@ -137,6 +143,8 @@ def foreign_cmd(
         try:
             if forget is not None:
                 removed = foreign.forget_member(forget)
+                if not removed:
+                    raise fail(f"no works of member {forget!r} were imported into {library}")
                 console.print(f"removed {removed} works of member {forget!r}")
                 return
             lists, works = foreign.lists(), foreign.works_by_member()

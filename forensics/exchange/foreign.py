@@ -256,6 +256,7 @@ class ForeignLibrary:
         self._image: Any = None
         self._audio: Any = None
         self._pdq: Any = None
+        self._pdq_version: int | None = None
         self._closed = False
 
     # -- indexes ---------------------------------------------------------------------------------
@@ -279,6 +280,9 @@ class ForeignLibrary:
         return self._audio
 
     def _pdq_matcher(self) -> Any:
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._pdq_version:  # another connection committed: reload
+            self._pdq, self._pdq_version = None, version
         if self._pdq is None:
             from forensics.exchange.pdq import PdqMatcher
 

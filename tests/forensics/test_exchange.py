@@ -414,3 +414,22 @@ def test_real_music_in_a_video_soundtrack_is_found_as_a_foreign_work(
     assert m.details["ref_start"] - m.details["query_start"] == pytest.approx(30.0, abs=0.2)
     silent = make_video(tmp_path / "silent.mp4", None)
     assert foreign.identify(silent) == []
+
+
+def test_a_long_running_reader_sees_later_imports(
+    exported: Exported, tmp_path: Path, photos: dict[str, np.ndarray]
+) -> None:
+    """A process that keeps the foreign works open (a web service) sees lists another process imports."""
+    blind = [
+        dataclasses.replace(e, frames=(ImageFrame(sm3(e.ref.encode()), None),))
+        for e in exported.entries
+        if e.kind == "image"
+    ]
+    where = tmp_path / "lib" / "foreign"
+    with ForeignLibrary(where) as reader, ForeignLibrary(where) as writer:
+        query = jpeg(photos["astronaut"], 40)
+        assert reader.identify(query) == []
+        writer.import_list(decode_hash_list(_list(exported, entries=blind)))
+        assert [m.signal for m in reader.identify(query)] == ["pdq"]
+        writer.forget_member("county-a")
+        assert reader.identify(query) == []

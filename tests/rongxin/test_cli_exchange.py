@@ -107,6 +107,13 @@ def test_export_import_identify(
     assert doc["works"] == {"county-a": {"audio": 1, "image": 2}} and len(doc["lists"]) == 1
     r = runner.invoke(app, ["works", "foreign", "--library", str(lib), "--forget", "county-a"])
     assert r.exit_code == 0 and "removed 3 works" in r.output
+    r = runner.invoke(app, ["works", "foreign", "--library", str(lib), "--forget", "county-a"])
+    assert r.exit_code == 1 and "no works of member 'county-a'" in _text(r.output)
+    r = runner.invoke(app, ["works", "foreign", "--library", str(tmp_path / "typo"), "--forget", "county-a"])
+    assert r.exit_code == 1 and "holds no work library" in _text(r.output)
+    assert not (tmp_path / "typo").exists()
+    r = runner.invoke(app, ["works", "foreign", "--library", str(exported["lib"])])
+    assert r.exit_code == 0 and "holds no imported hash lists" in _text(r.output)
     r = runner.invoke(app, ["identify", str(q), "--library", str(lib), "--json"])
     assert json.loads(r.stdout) == []
 
