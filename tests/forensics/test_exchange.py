@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chain.crypto.sm2 import PrivateKey
 from chain.crypto.sm3 import sm3
@@ -433,3 +435,44 @@ def test_a_long_running_reader_sees_later_imports(
         assert [m.signal for m in reader.identify(query)] == ["pdq"]
         writer.forget_member("county-a")
         assert reader.identify(query) == []
+
+
+# -- any damage is a HashListError, never a crash ----------------------------------------------
+
+
+def _resealed(body: bytes) -> bytes:
+    """``body`` (header and entry lines) with a correct unsigned trailer, so the fields are parsed."""
+    return body + json.dumps({"sm3": sm3(body).hex(), "signature": None}).encode() + b"\n"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_damaged_lists_raise_hash_list_errors_only(
+    exported: Exported, tmp_path: Path, data: st.DataObject
+) -> None:
+    from forensics.exchange.errors import HashListError
+
+    small = [e for e in exported.entries if e.kind == "image"][:1] + [
+        e for e in exported.entries if e.kind == "audio"
+    ][:1]
+    original = encode_hash_list("county-a", small, signals=exported.signals, key=None)
+    body = bytearray(original[: original.rindex(b"\n", 0, len(original) - 1) + 1])
+    for _ in range(data.draw(st.integers(1, 4))):
+        pos = data.draw(st.integers(0, len(body) - 1))
+        how = data.draw(st.sampled_from(["flip", "delete", "insert"]))
+        if how == "flip":
+            body[pos] = data.draw(st.sampled_from(b'0123456789abcdef{}[]",:\\ -+eE.nul\n\x00\xff'))
+        elif how == "delete":
+            del body[pos : pos + data.draw(st.integers(1, 40))]
+        else:
+            body[pos:pos] = data.draw(st.binary(min_size=1, max_size=8))
+    damaged = _resealed(bytes(body))
+    try:
+        hl = decode_hash_list(damaged)
+    except HashListError:
+        return
+    with ForeignLibrary(tmp_path / f"f-{sm3(damaged).hex()[:12]}") as f:
+        try:
+            f.import_list(hl)
+        except ForensicsError:
+            return
