@@ -40,8 +40,6 @@ Examples
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import sqlite3
 import threading
@@ -53,13 +51,12 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from forensics.errors import ForensicsError, LibraryError, ReadOnlyLibraryError
-from forensics.exchange.errors import HashListMismatchError, HashListSignatureError, MalformedHashListError
+from forensics.errors import LibraryError, ReadOnlyLibraryError
+from forensics.exchange.entries import Prepared, prepare, signal_params
+from forensics.exchange.errors import HashListSignatureError
 from forensics.exchange.hashlist import (
     SIGNAL_AUDIO,
     SIGNAL_AUDIO_BASS,
-    AudioLayer,
-    Entry,
     HashList,
     now_rfc3339,
 )
@@ -203,14 +200,6 @@ class ImportedList:
     imported_at: str
 
 
-@dataclass
-class _Prepared:
-    entry: Entry
-    image: list[Any] | None = None
-    audio: Any = None
-    bass: Any = None
-
-
 class ForeignLibrary:
     """The foreign namespace of a library: imported hash lists and their works.
 
@@ -302,31 +291,15 @@ class ForeignLibrary:
 
     # -- import ----------------------------------------------------------------------------------
 
-    def _prepare(self, hl: HashList) -> list[_Prepared]:
-        """Every entry turned into index fingerprints and checked against its digest."""
-        prepared = []
+    def _prepare(self, hl: HashList) -> list[Prepared]:
+        """Every entry as index fingerprints, checked (:func:`forensics.exchange.entries.prepare`)."""
         audio_params = bass_params = None
         if any(e.kind == "audio" for e in hl.entries):
             index = self._audio_index(create=not self.readonly)
-            audio_params = _params_of(hl, SIGNAL_AUDIO, index.params)
+            audio_params = signal_params(hl, SIGNAL_AUDIO, index.params)
             if index.bass is not None and SIGNAL_AUDIO_BASS in hl.header.signals:
-                bass_params = _params_of(hl, SIGNAL_AUDIO_BASS, index.bass.params)
-        for e in hl.entries:
-            p = _Prepared(e)
-            if e.kind == "image":
-                p.image = _image_fingerprints(e)
-            else:
-                assert e.audio is not None and audio_params is not None
-                p.audio = _audio_fingerprint(e, e.audio, audio_params, "audio")
-                if e.fingerprint_sm3 != p.audio.digest:
-                    raise HashListMismatchError(
-                        f"entry {e.ref}: its landmarks do not hash to its fingerprint_sm3; the list is "
-                        "inconsistent, not imported"
-                    )
-                if e.bass is not None and bass_params is not None:
-                    p.bass = _audio_fingerprint(e, e.bass, bass_params, "bass")
-            prepared.append(p)
-        return prepared
+                bass_params = signal_params(hl, SIGNAL_AUDIO_BASS, index.bass.params)
+        return prepare(hl, audio_params, bass_params)
 
     def import_list(self, hl: HashList, *, signer_checked: bool = False) -> ImportReport:
         """Add the works of a decoded (and signer-checked) hash list.
@@ -665,82 +638,3 @@ def open_foreign(library: str | os.PathLike[str], *, readonly: bool = False) -> 
     if readonly and not (where / "foreign.db").is_file():
         return None
     return ForeignLibrary(where, readonly=readonly)
-
-
-# -- checking entries ----------------------------------------------------------------------------
-
-
-def _params_of(hl: HashList, signal: str, params: Any) -> Any:
-    """The list's parameters of ``signal``, which must equal this library's ``params``."""
-    declared = hl.header.signals.get(signal)
-    if not isinstance(declared, dict) or not isinstance(declared.get("params"), dict):
-        raise MalformedHashListError(
-            f"the hash list holds audio works but its header gives no {signal} parameters"
-        )
-    if declared["params"] != json.loads(json.dumps(params.to_dict())):
-        raise HashListMismatchError(
-            f"the list's {signal} fingerprints were computed with other parameters than this library's "
-            f"({json.dumps(declared['params'], sort_keys=True)[:200]}); they cannot be matched here"
-        )
-    return params
-
-
-def _image_fingerprints(e: Entry) -> list[Any]:
-    """The image index's fingerprints of an entry's frames, checked; digest checked when complete."""
-    from forensics.image import features as feat
-    from forensics.image.index import ImageFingerprint, fingerprint_digest
-
-    out = []
-    for k, frame in enumerate(e.frames):
-        if frame.features is None:
-            features = feat.LocalFeatures(
-                np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), 1, 1, 1.0
-            )
-        else:
-            try:
-                features = feat.LocalFeatures.from_bytes(frame.features)
-            except ValueError as exc:
-                raise MalformedHashListError(f"entry {e.ref} frame {k}: {exc}") from None
-            if (
-                len(features) > feat.REFERENCE_FEATURES
-                or not np.all(np.isfinite(features.points))
-                or not (math.isfinite(features.scale) and features.scale > 0)
-                or not (0 < features.width <= 1 << 16 and 0 < features.height <= 1 << 16)
-            ):
-                raise MalformedHashListError(
-                    f"entry {e.ref} frame {k}: local features out of range (at most "
-                    f"{feat.REFERENCE_FEATURES} points, finite coordinates, a positive scale)"
-                )
-        out.append(ImageFingerprint(np.frombuffer(frame.dct, np.uint8).copy(), features))
-    if all(f.features is not None for f in e.frames) and fingerprint_digest(out) != e.fingerprint_sm3:
-        raise HashListMismatchError(
-            f"entry {e.ref}: its image fingerprints do not hash to its fingerprint_sm3; the list is "
-            "inconsistent, not imported"
-        )
-    return out
-
-
-def _audio_fingerprint(e: Entry, layer: AudioLayer, params: Any, what: str) -> Any:
-    from forensics.audio.fingerprint import make_fingerprint
-    from forensics.audio.peakstore import decode_peaks
-
-    n_frames = round(layer.duration / params.frame_seconds) + 1
-    try:
-        peaks = decode_peaks(layer.peaks_t, layer.peaks_lf, n_frames) if layer.peaks_t else None
-        fp = make_fingerprint(layer.hashes, layer.frames, layer.duration, params, peaks=peaks)
-    except (ValueError, ForensicsError) as exc:
-        raise MalformedHashListError(
-            f"entry {e.ref}: the {what} layer's landmarks are malformed: {exc}"
-        ) from None
-    if (
-        peaks is not None
-        and len(peaks)
-        and (
-            float(peaks.t.max()) > n_frames
-            or float(peaks.lf.max()) > 12.0 * math.log2(params.fmax / params.fmin) + 1
-        )
-    ):
-        raise MalformedHashListError(
-            f"entry {e.ref}: the {what} layer's reference peaks lie outside the work"
-        )
-    return fp
