@@ -764,7 +764,8 @@ def identify(
     Each match carries the query file's SM3 and the matched work's metadata and
     registration time. With several files, a file that cannot be read is reported and the
     others are still searched; the command then exits with status 1. The library is opened
-    read-only.
+    read-only. Other members' works imported with `works import` are found too and shown
+    apart, as the member's references ("foreign": true in JSON).
     """
     queries = collect_media(files)
     if not queries:
