@@ -22,9 +22,10 @@ it starts (:func:`state_sync`): it dials its persistent peers, collects their of
 * the manifest's commit proof (a quorum certificate of the epoch's validators, the epochs
   proven from the genesis) is checked before any chunk is fetched;
 * chunks are fetched from every peer that offered the same manifest, a few at a time,
-  round-robin; each is checked against the manifest's SM3 digest on arrival, and a peer
-  that sends a wrong chunk, or none within ``chunk_timeout_s``, is dropped for this
-  snapshot and the chunk is asked of another;
+  round-robin; each is checked against the manifest's SM3 digest on arrival (then kept in
+  a spool directory beside the ledger until the import), and a peer that sends a wrong
+  chunk, or none within ``chunk_timeout_s``, is dropped for this snapshot and the chunk is
+  asked of another;
 * the state rebuilt from the chunks must hash to the block's state root, or nothing is
   kept (:func:`chain.snapshot.import_snapshot` commits all or nothing); the next offer is
   tried then.
@@ -42,8 +43,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import queue
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -65,6 +66,7 @@ from chain.snapshot import (
     SnapshotInfo,
     chunk_name,
     import_snapshot,
+    verify_manifest,
     write_snapshot,
 )
 from chain.store import LedgerStore
@@ -461,34 +463,23 @@ class _Restore:
             return data
 
     async def restore(
-        self, offer: _Offer, store: LedgerStore, checkpoint: Checkpoint | None
+        self, offer: _Offer, store: LedgerStore, checkpoint: Checkpoint | None, spool: Path
     ) -> tuple[SnapshotInfo, set[str]]:
-        """Fetch and import ``offer``'s snapshot into the empty ``store``."""
+        """Fetch ``offer``'s snapshot into ``spool`` (each chunk checked on arrival), then
+        import it into the empty ``store``.
+
+        The two phases do not overlap: the import holds the interpreter for seconds at a
+        time, and an event loop starved of it reads the network in slow bursts.
+        """
         manifest = Manifest.from_bytes(offer.manifest_bytes)
         if manifest.height != offer.height:
             raise SnapshotError(
                 "malformed", f"offered as height {offer.height}, the manifest says {manifest.height}"
             )
-        total = len(manifest.chunks)
-        inbox: queue.Queue[bytes | BaseException] = queue.Queue()
+        verify_manifest(manifest, self.genesis, checkpoint)  # before any chunk is fetched
         used: set[str] = set()
-        stop = threading.Event()
-
-        def chunks() -> Iterator[bytes]:
-            for _ in range(total):
-                item = inbox.get()
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-
-        def run_import() -> SnapshotInfo:
-            try:
-                return import_snapshot(manifest, chunks(), store, self.genesis, checkpoint=checkpoint)
-            finally:
-                stop.set()
-
-        loop = asyncio.get_running_loop()
-        importer = loop.run_in_executor(None, run_import)
+        spool.mkdir(parents=True, exist_ok=True)
+        total = len(manifest.chunks)
         pending: dict[int, asyncio.Task[bytes]] = {}
         next_index = 0
         try:
@@ -498,24 +489,20 @@ class _Restore:
                         self._fetch(manifest, offer, next_index, used)
                     )
                     next_index += 1
-                task = pending.pop(index)
-                waits: set[asyncio.Future[Any]] = {task, importer}
-                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                if task not in done:  # the importer stopped early: it refused the manifest
-                    task.cancel()
-                    break
-                inbox.put(task.result())
-        except BaseException as exc:
-            inbox.put(exc if isinstance(exc, Exception) else SnapshotError("chunk", "restore cancelled"))
-            with contextlib.suppress(Exception):
-                await asyncio.shield(importer)  # the store is left empty before the next try
-            raise
+                data = await pending.pop(index)
+                (spool / chunk_name(index)).write_bytes(data)
         finally:
             for t in pending.values():
                 t.cancel()
-            if not stop.is_set():
-                inbox.put(SnapshotError("chunk", "restore stopped"))
-        info = await importer
+
+        def chunks() -> Iterator[bytes]:
+            for index in range(total):
+                yield (spool / chunk_name(index)).read_bytes()
+
+        def run_import() -> SnapshotInfo:
+            return import_snapshot(manifest, chunks(), store, self.genesis, checkpoint=checkpoint)
+
+        info = await asyncio.get_running_loop().run_in_executor(None, run_import)
         return info, used
 
 
@@ -531,6 +518,7 @@ async def state_sync(
     max_frame: int = 16 * 1024 * 1024 + 64,
     handshake_timeout: float = 10.0,
     checkpoint: Checkpoint | None = None,
+    spool_dir: Path | None = None,
     log_to: Callable[[str], None] | None = None,
 ) -> StateSyncReport:
     """Restore the newest snapshot the ``peers`` offer into the empty ``store``.
@@ -549,6 +537,9 @@ async def state_sync(
         How long offers are collected; how long one chunk may take from one peer.
     checkpoint : Checkpoint, optional
         A pinned checkpoint the snapshot must not be older than.
+    spool_dir : Path, optional
+        Where the chunks are kept between download and import (default: beside the
+        store's database); removed afterwards.
 
     Returns
     -------
@@ -561,6 +552,7 @@ async def state_sync(
         each refusal are in the message); the store is left empty.
     """
     started = time.monotonic()
+    spool_dir = spool_dir if spool_dir is not None else Path(store.path).parent
     job = _Restore(
         key,
         cert,
@@ -585,8 +577,9 @@ async def state_sync(
             if not live:
                 continue
             say(f"state sync: restoring the snapshot of height {offer.height} offered by {len(live)} peer(s)")
+            spool = Path(tempfile.mkdtemp(prefix=".state-sync-", dir=spool_dir))
             try:
-                info, used = await job.restore(offer, store, checkpoint)
+                info, used = await job.restore(offer, store, checkpoint, spool)
             except SnapshotError as exc:
                 why = f"the snapshot of height {offer.height} was refused: {exc}"
                 job.refused.append(why)
@@ -595,6 +588,8 @@ async def state_sync(
                     for p in offer.peers:  # they offered a snapshot that does not verify
                         job.bad_peers.add(p)
                 continue
+            finally:
+                shutil.rmtree(spool, ignore_errors=True)
             return StateSyncReport(info, sorted(used), job.refused, round(time.monotonic() - started, 3))
         raise SnapshotError("offers", "no offered snapshot could be restored: " + "; ".join(job.refused))
     finally:

@@ -66,6 +66,7 @@ def test_empty_node_restores_a_snapshot_from_peers_and_follows_the_chain(tmp_pat
             assert report.info.height >= 4
             assert report.info.entries > 30  # the anchors, members, epochs
             assert report.peers and not report.refused
+            assert not list(net.directory.glob(".state-sync-*"))  # the chunks' spool is gone
             # the restored node starts at the snapshot and block-syncs the rest
             host = net.build(4, ports[4], ports[:4], snapshot_interval=2)
             assert host.replica.store.base_height() == report.info.height
@@ -140,6 +141,7 @@ def test_lying_peers_are_dropped_and_the_snapshot_comes_from_honest_ones(tmp_pat
             assert any("wrong chunk" in r and "node-1" in r for r in report.refused), report.refused
             assert any(f"height {height + 50}" in r for r in report.refused), report.refused
             assert store.base_height() == report.info.height
+            assert not list(net.directory.glob(".state-sync-*"))
             store.close()
             replica = Replica(net.genesis, net.directory / f"{joiner.cert.subject}.db", joiner.key)
             assert replica.store.base_height() == report.info.height
