@@ -218,6 +218,7 @@ async def run_node(
         batches=batches,
     )
     host.on_commit.append(lambda a: _publish(host, hub, a))
+    host.on_commit.append(lambda a: _audit_membership(host, audit, a))
     host.on_epoch.append(lambda a: hub.publish(validators_event(host.replica.epoch)))
     app = create_app(service, public_status=cfg.api.public_status, public_metrics=True)
     server = _api_server(app, cfg.api.listen.host, cfg.api.listen.port)
@@ -265,6 +266,44 @@ def _status_extra(host: NodeHost) -> dict[str, Any]:
         "uptime_s": round(max(0.0, time.time() - host.started_at), 1),
         "p2p_listen": [f"{h}:{p}" for h, p in host.peers.bound],
     }
+
+
+MEMBERSHIP_TXS = frozenset({"member.add", "member.revoke", "member.promote", "member.vote", "node.ready"})
+"""Transaction types recorded in the operations audit log when they commit."""
+
+
+def _audit_membership(host: NodeHost, audit: OpsAudit, a: Any) -> None:
+    """Record who changed the consortium's membership, and how, as each change commits."""
+    from chain.contracts.membership import load_certificate
+
+    block = a.block
+    executor = host.replica.app.executor
+    state = host.replica.app.state
+    for raw in block.payload:
+        tx = executor.decode(raw)
+        if tx.type not in MEMBERSHIP_TXS:
+            continue
+        sender = load_certificate(state, tx.sender)
+        fields: dict[str, Any] = {}
+        target = tx.payload.get("cert_id")
+        cert = tx.payload.get("certificate")
+        if isinstance(cert, dict):
+            fields["subject"] = cert.get("subject")
+            fields["roles"] = cert.get("roles")
+        elif isinstance(target, bytes):
+            named = load_certificate(state, target)
+            fields["cert_id"] = target.hex()
+            fields["subject"] = None if named is None else named.subject
+        if "reason" in tx.payload:
+            fields["reason"] = str(tx.payload["reason"])[:200]
+        audit.record(
+            f"chain.{tx.type}",
+            height=block.height,
+            tx_id=tx.tx_id.hex(),
+            by=None if sender is None else sender.subject,
+            by_cert_id=tx.sender.hex(),
+            **fields,
+        )
 
 
 def _publish(host: NodeHost, hub: Any, a: Any) -> None:

@@ -209,6 +209,19 @@ def test_node_add_promote_remove(net: Path) -> None:
     assert r.exit_code == 0, r.output  # the remaining four keep committing
     missing = _run("node", "promote", "node-77", "--net", str(net), "--password-file", str(pwfile))
     assert missing.exit_code == 1 and "no node node-77" in _flat(missing.output)
+    # every node's operations audit log says who changed the membership, and when
+    audit = [
+        json.loads(line) for line in (net / "node-0" / "data" / "ops-audit.jsonl").read_text().splitlines()
+    ]
+    events = [e["event"] for e in audit]
+    assert "node.start" in events
+    changes = {e["event"]: e for e in audit if e["event"].startswith("chain.")}
+    add, ready = changes["chain.member.add"], changes["chain.node.ready"]
+    promote, revoke = changes["chain.member.promote"], changes["chain.member.revoke"]
+    assert add["subject"] == "node-9" and add["by"] and add["height"] > 0
+    assert ready["by"] == "node-9"
+    assert promote["subject"] == revoke["subject"] == "node-9" and promote["by"] == add["by"]
+    assert revoke["reason"] == "removed by the operator" and revoke["height"] > promote["height"]
 
 
 def test_query_run_anchors_its_audit_record_through_the_regulators_node(net: Path, tmp_path: Path) -> None:
