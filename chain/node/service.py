@@ -39,12 +39,13 @@ from chain.contracts.anchor import anchor_key
 from chain.contracts.membership import load_certificate, revoked_from
 from chain.crypto.sm3 import sm3
 from chain.epochs import EpochRecord, epoch_info, epoch_key, genesis_epoch
-from chain.errors import AuthError, CommitTimeout, ValidationError
+from chain.errors import AuthError, CommitTimeout, ReceiptError, ValidationError
 from chain.executor import next_nonce
 from chain.node.batches import BatchIndex, BatchMembership, SqliteBatchIndex
 from chain.node.events import Event, EventHub, committed_events, to_json
 from chain.receipt import Checkpoint, Receipt, build_checkpoint, build_receipt, header_hash
 from chain.replica import Replica
+from chain.state_receipt import build_state_receipt
 from chain.store import LedgerStore
 from chain.types import Certificate, Transaction
 
@@ -391,6 +392,36 @@ class NodeService:
         if self._checkpoint is None or self._checkpoint[0] != head:
             self._checkpoint = (head, build_checkpoint(self.store, self.genesis))
         return self._checkpoint[1]
+
+    def state(self, key: bytes) -> dict[str, Any]:
+        """The value at ``key`` in the head's state with its state receipt (which proves
+        it, or that there is none, against the genesis).
+
+        Raises
+        ------
+        ReceiptError
+            ``malformed`` for an overlong key; ``not-committed`` when the node kept
+            committing while the proof was made, or has no commit proof yet.
+        """
+        last: ReceiptError | None = None
+        for _ in range(4):  # the head may move while the proof is made (a worker thread)
+            try:
+                receipt = build_state_receipt(self.store, self.replica.app.state, key)
+            except ReceiptError as exc:
+                if exc.reason != "not-committed":
+                    raise
+                last = exc
+                continue
+            answer = receipt.verify(self.genesis)
+            return {
+                "key": key.hex(),
+                "value": None if answer.value is None else answer.value.hex(),
+                "height": answer.height,
+                "block_hash": answer.block_hash.hex(),
+                "receipt": receipt.to_bytes().hex(),
+            }
+        assert last is not None
+        raise last
 
     def anchor(self, digest: bytes) -> dict[str, Any] | None:
         """How ``digest`` was anchored: the anchor record, the receipt of the transaction
