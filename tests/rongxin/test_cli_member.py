@@ -288,3 +288,53 @@ def test_works_add_anchor_through_the_node(net: Path, tmp_path: Path, photos: di
     )
     assert bad.exit_code == 1 and "no client profile" in _flat(bad.output)
     assert not (tmp_path / "lib2").exists()
+
+
+def test_transfer_audit_reads_the_transfers_through_the_members_node(net: Path, tmp_path: Path) -> None:
+    from chain.crypto.sealed import MIN_SCRYPT_N
+    from rongxin.client_profile import load_profile, open_client
+    from rongxin.contracts import LedgerStateReader
+    from zkp.auditor import AuditorKey, seal_auditor_key
+    from zkp.contract import auditor_payload, load_record, register_payload
+    from zkp.transfer import OwnerKey, prove_key_possession, prove_transfer
+
+    mpw = tmp_path / "mpw"
+    mpw.write_text(MEMBER_PASSWORD + "\n")
+    added = _run(
+        "member", "add", "--subject", "County media center", "--roles", "media_center",
+        "--out", str(tmp_path / "media"), "--root-key", str(net / "supervisor" / "root.key"),
+        "--member-password-file", str(mpw), "--client", str(net / "supervisor" / "client.toml"),
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    profile = tmp_path / "media" / "rongxin-client.toml"
+    sup, genesis = open_client(load_profile(net / "supervisor" / "client.toml"), PASSWORD)
+    media, _ = open_client(load_profile(profile), MEMBER_PASSWORD)
+    chain_id = genesis.chain_id
+    auditor = AuditorKey.generate()
+    sup.send("zkp.auditor", auditor_payload(auditor, chain_id))
+    work, seller, buyer = os.urandom(32), OwnerKey.generate(), OwnerKey.generate()
+    media.send("zkp.register", register_payload(work, seller, chain_id))
+    record = load_record(LedgerStateReader(media), work)  # a proven read through the node
+    assert record is not None and record.owner == seller.public
+    pop = prove_key_possession(buyer, chain_id, work)
+    shares = [(b"author", 700), (b"center", 300)]
+    transfer = prove_transfer(chain_id, record, seller, buyer.public, pop, auditor.public, 1000, shares)
+    media.send("zkp.transfer", transfer.to_payload())
+    sup.close()
+    media.close()
+    key = tmp_path / "auditor.key"
+    key.write_bytes(seal_auditor_key(auditor, "auditor pw", scrypt_n=MIN_SCRYPT_N))
+    kpw = tmp_path / "kpw"
+    kpw.write_text("auditor pw\n")
+    res = _run(
+        "transfer", "audit", "--key", str(key), "--password-file", str(kpw), "--work", work.hex(),
+        "--client", str(profile), "--client-password-file", str(mpw),
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = _flat(res.output)
+    assert "1000" in out and "author=700" in out
+    none = _run(
+        "transfer", "audit", "--key", str(key), "--password-file", str(kpw), "--work", os.urandom(32).hex(),
+        "--client", str(profile), "--client-password-file", str(mpw),
+    )  # fmt: skip
+    assert none.exit_code == 1 and "no recorded transfer found" in _flat(none.output)
