@@ -133,8 +133,11 @@ def test_a_tc_justified_round_gap_executes_in_milliseconds(tmp_path: Path, gap: 
     for name in c.net.replicas:
         c.net.inject(name, from_name, proposer.node_id, wire)
     _anchor(c, m, b"after the gap")
+    # every replica went on from the far round (the far block itself may be orphaned when
+    # too few replicas saw it: this test hands it to them outside the network)
+    assert min(r.core.round for r in c.replicas) > block.round
     top = min(r.store.head_height() for r in c.replicas)
-    assert top > block.height
+    assert top >= block.height
     assert len({r.store.block(block.height).hash for r in c.replicas}) == 1  # type: ignore[union-attr]
     state = c.replicas[0].app.state
     skipped = [int.from_bytes(v, "big") for _, v in state.items_with_prefix(MISSED)]
@@ -197,13 +200,13 @@ def run_byzantine(
         deadline_ms = net.now + rng.randrange(200, 2000)
         while net.now < deadline_ms and net.step():
             pass
-    attacks = dict(byz.attacks)
     net.drop_rate = 0.0
 
     def all_committed() -> bool:  # on every honest replica
         return all(r.store.tx_location(t) is not None for r in honest for t in submitted)
 
     net.run_until(all_committed, 300_000)
+    attacks = dict(byz.attacks)  # over the whole run
     top = min(r.store.head_height() for r in honest)
     for h in range(1, top + 1):  # and they agree on every height
         hashes = {r.store.block(h).hash for r in honest}  # type: ignore[union-attr]
@@ -220,9 +223,12 @@ def run_byzantine(
 @pytest.mark.parametrize("seed", range(2))
 def test_honest_replicas_commit_and_agree_beside_a_byzantine_one(seed: int, tmp_path: Path) -> None:
     attacks = run_byzantine(seed, tmp_path)
-    for kind in ("far-future", "spam", "outsider", "equivocation"):
+    for kind in ("far-future", "spam", "outsider"):
         assert attacks.get(kind, 0) >= 1, attacks
-    assert attacks["excluded"] == 1  # its equivocation went on chain: the others excluded it
+    # its equivocation went on chain and the others excluded it: a double proposal when it
+    # led a round, or (every validator checks every vote) its spam votes contradicting its
+    # real ones, whichever came first
+    assert attacks["excluded"] == 1, attacks
 
 
 @pytest.mark.parametrize("seed", range(2))
