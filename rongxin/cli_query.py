@@ -89,7 +89,7 @@ def run(
             dep.catalog,
             dep.clients(only),
             _keypair(dep, password_file),
-            str(dep.regulator.get("requester", "regulator")),
+            dep.regulator_identity(),
             str(dep.regulator.get("role", "regulator")),
             log,
             timeout,

@@ -466,17 +466,20 @@ def _privacy_step(
     from privacy.audit import AuditLog, ConsortiumAnchor
     from privacy.config import Deployment
     from privacy.demo_data import write_demo
+    from privacy.identity import Identity
     from privacy.query import Regulator
     from privacy.spec import parse
 
     t0 = time.perf_counter()
     regulator_member = consortium.members["Provincial regulator (省级监管)"]
-    config = write_demo(out_dir / "agencies", rows=2000)
+    identity = Identity(regulator_member.key, regulator_member.cert)
+    config = write_demo(out_dir / "agencies", rows=2000, root=consortium.root, regulator=identity)
     dep = Deployment.from_file(config)
     anchor = ConsortiumAnchor(consortium, regulator_member)
     audit_log = AuditLog(anchor, out_dir / "audit.jsonl")
+    clients = dep.clients(None)
     regulator = Regulator(
-        dep.catalog, dep.clients(None), paillier.generate_keypair(), "regulator", "regulator", audit_log, 120
+        dep.catalog, clients, paillier.generate_keypair(), identity, "regulator", audit_log, 120
     )
     query = "SELECT COUNT(*) FROM cases WHERE status = 'confirmed' GROUP BY county"
     result = regulator.run(parse(query))
@@ -488,9 +491,9 @@ def _privacy_step(
     step(
         "encrypted cross-agency query",
         ok,
-        f"{len(dep.clients(None))} agencies answered “{query}” under the regulator's Paillier key "
-        f"(packed slots): {len(result.rows)} counties, {total} confirmed cases in all, no agency's own "
-        "count revealed; the query's audit record is anchored on the consortium ledger with a receipt",
+        f"{len(clients)} agencies answered “{query}” signed by the regulator's certificate, with "
+        f"masked contributions under its Paillier key (secure aggregation, packed slots): "
+        f"{len(result.rows)} counties, {total} confirmed cases in all, no agency's own count revealed; the query's audit record is anchored on the consortium ledger with a receipt",
         t0,
     )
 

@@ -299,7 +299,7 @@ def _agency_seeds() -> list[bytes]:
 def _agency(data: bytes) -> Any:
     from privacy.agency import decode_message
 
-    return decode_message(data, "refusal", "contribution", "aggregate", "paillier-request")
+    return decode_message(data, "refusal", "contribution", "aggregate", "query", "view", "unmask")
 
 
 @functools.cache

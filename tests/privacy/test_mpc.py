@@ -15,7 +15,7 @@ from privacy.errors import MPCError, PolicyRefusal, SpecError
 from privacy.query import Regulator
 from privacy.spec import parse_sql
 
-from .conftest import CATALOG, COUNTIES, agency_tables
+from .conftest import CATALOG, COUNTIES, ROOT, agency_tables, identity_entries
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +23,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> tuple[Deployment, li
     base = tmp_path_factory.mktemp("mpc")
     tables = [agency_tables(10 + i, 250 + 40 * i) for i in range(3)]
     agencies = []
+    consortium, ids = identity_entries(base, [f"agency-{i}" for i in range(3)])
     for i, t in enumerate(tables):
         d = base / f"a{i}"
         d.mkdir()
@@ -35,16 +36,23 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> tuple[Deployment, li
                 "name": f"agency-{i}",
                 "source": {"kind": "csv", "path": f"a{i}"},
                 "policy": {"roles": {"regulator": {"tables": {"plays": "*"}}}, "min_group_size": 2},
+                **ids[f"agency-{i}"],
             }
         )
-    return Deployment.from_dict({"catalog": CATALOG.to_dict(), "agencies": agencies}, base), tables
+    doc = {
+        "consortium": consortium,
+        "regulator": ids["regulator"],
+        "catalog": CATALOG.to_dict(),
+        "agencies": agencies,
+    }
+    return Deployment.from_dict(doc, base), tables
 
 
 def run(dep: Deployment, text: str, **kw: object) -> list[list[object]]:
     from privacy import paillier
 
     reg = Regulator(
-        dep.catalog, dep.clients(), paillier.generate_keypair(2048), "reg-1", "regulator", timeout=60
+        dep.catalog, dep.clients(), paillier.generate_keypair(2048), dep.regulator_identity(), timeout=60
     )
     return reg.run(parse_sql(text)).rows
 
@@ -121,12 +129,16 @@ def test_mpc_needs_three_agencies_and_policy(
         mpc.plan(parse_sql("SELECT MEDIAN(views) FROM plays"), CATALOG, 2, 1)
     with pytest.raises(SpecError, match="more than 3 decimals"):
         mpc.plan(parse_sql("SELECT QUANTILE(views, 0.12345) FROM plays"), CATALOG, 3, 1)
-    reg = Regulator(
-        dep.catalog,
-        dep.clients(),
-        __import__("privacy.paillier").paillier.generate_keypair(2048),
-        "x",
-        "auditor",
-    )
+    from chain.types import Role
+    from privacy import paillier
+    from privacy.identity import Identity
+
+    auditor = Identity.issue(ROOT, "auditor", [Role.AUDITOR])
+    reg = Regulator(dep.catalog, dep.clients(), paillier.generate_keypair(2048), auditor, "auditor")
     with pytest.raises(PolicyRefusal, match="role 'auditor' has no grant"):
+        reg.run(parse_sql("SELECT MEDIAN(views) FROM plays"))
+    reg = Regulator(dep.catalog, dep.clients()[:2], paillier.generate_keypair(2048), dep.regulator_identity())
+    with pytest.raises(
+        PolicyRefusal, match="runs across 2 agencies; this agency answers only queries across at least 3"
+    ):
         reg.run(parse_sql("SELECT MEDIAN(views) FROM plays"))
