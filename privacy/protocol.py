@@ -16,7 +16,7 @@ Examples
 --------
 >>> from chain.crypto import PrivateKey
 >>> from privacy.identity import Identity
->>> who = Identity.issue(PrivateKey.generate(), "agency-a", [])
+>>> who = Identity.issue(PrivateKey.generate(), "agency-a", ["media_center"])
 >>> raw = sign(who, {"type": "refusal", "query_id": "q", "agency": "a", "reason": "no"})
 >>> signed = open_signed(raw, "refusal")
 >>> signed.msg["reason"], signed.cert == who.cert

@@ -493,7 +493,8 @@ def _privacy_step(
         ok,
         f"{len(clients)} agencies answered “{query}” signed by the regulator's certificate, with "
         f"masked contributions under its Paillier key (secure aggregation, packed slots): "
-        f"{len(result.rows)} counties, {total} confirmed cases in all, no agency's own count revealed; the query's audit record is anchored on the consortium ledger with a receipt",
+        f"{len(result.rows)} counties, {total} confirmed cases in all, no agency's own count "
+        "revealed; the query's audit record is anchored on the consortium ledger with a receipt",
         t0,
     )
 
