@@ -59,6 +59,10 @@ from privacy.mpc import PartyJob
 from privacy.policy import BudgetLedger, Policy
 from privacy.replay import ReplayGuard
 
+DEFAULT_PORT = 8600
+"""Where an agency's service listens unless its configuration says otherwise."""
+DEFAULT_CHAIN_ID = "rongxin-local"
+"""The chain id assumed when ``[consortium]`` names none (the local consortium's)."""
 PASSWORD_ENV = "RONGXIN_KEY_PASSWORD"
 """Where an identity key's password is taken from when no ``password_file`` is given."""
 
@@ -141,6 +145,14 @@ class AgencyConfig:
         )
 
 
+def chain_id_of(doc: Any) -> str:
+    """The consortium's chain id (``[consortium] chain_id``), bound into request signatures."""
+    value = doc.get("chain_id", DEFAULT_CHAIN_ID) if isinstance(doc, dict) else DEFAULT_CHAIN_ID
+    if not isinstance(value, str) or not value:
+        raise CatalogError("[consortium] chain_id must be a non-empty string")
+    return value
+
+
 def parse_trust(doc: Any) -> Trust:
     """The ``[consortium]`` table: root public key (hex) and revoked certificate ids."""
     if not isinstance(doc, dict) or not isinstance(doc.get("root_public_key"), str):
@@ -163,6 +175,7 @@ class Deployment:
     regulator: dict[str, Any] = field(default_factory=dict)
     base: Path = Path(".")
     trust: Trust | None = None
+    chain_id: str = DEFAULT_CHAIN_ID
 
     @classmethod
     def from_dict(cls, doc: Any, base: Path | None = None) -> Deployment:
@@ -182,6 +195,7 @@ class Deployment:
             dict(doc.get("regulator", {})),
             base or Path("."),
             trust,
+            chain_id_of(doc.get("consortium", {})),
         )
 
     @classmethod
@@ -200,36 +214,16 @@ class Deployment:
         )
 
     def server(self, agency: AgencyConfig) -> AgencyServer:
-        """The in-process server of ``agency``."""
-        if agency.source is None:
-            raise CatalogError(
-                f"agency {agency.name!r} is remote ({agency.url}); it has no in-process server"
-            )
+        """The in-process server of ``agency`` (pinning every agency of the deployment)."""
         if self.trust is None:
             raise CatalogError("the deployment needs a [consortium] table (the root its agencies trust)")
-        budget = replay = state = None
-        if agency.state_dir is not None:
-            state = self.base / agency.state_dir
-            state.mkdir(parents=True, exist_ok=True)
-            budget = BudgetLedger(state / "budget.db")
-            replay = ReplayGuard(state / "replay.db")
-        return AgencyServer(
-            agency.name,
-            from_config(agency.source, self.catalog, self.base),
-            self.catalog,
-            agency.policy,
-            agency.identity.open(self.base, f"agency {agency.name!r}"),
-            self.trust,
-            self.peers(),
-            budget,
-            replay or ReplayGuard(),
-            state,
-            agency.source,
-            self.base,
-        )
+        return build_server(agency, self.catalog, self.trust, self.peers(), self.base)
 
-    def clients(self, names: list[str] | None = None) -> list[Any]:
-        """Clients for the named agencies (all by default): in-process or over HTTP."""
+    def clients(self, names: list[str] | None = None, signer: Identity | None = None) -> list[Any]:
+        """Clients for the named agencies (all by default): in-process or over HTTP.
+
+        ``signer`` (the requester's identity) signs the HTTP requests to remote agencies.
+        """
         known = {a.name: a for a in self.agencies}
         chosen = names or list(known)
         missing = [n for n in chosen if n not in known]
@@ -241,12 +235,100 @@ class Deployment:
             if a.url is not None:
                 from privacy.http_client import HttpAgencyClient
 
-                out.append(
-                    HttpAgencyClient(a.name, a.url, a.identity.certificate_at(self.base, f"agency {n!r}"))
-                )
+                cert = a.identity.certificate_at(self.base, f"agency {n!r}")
+                out.append(HttpAgencyClient(a.name, a.url, cert, signer, self.chain_id))
             else:
                 out.append(LocalAgencyClient(self.server(a)))
         return out
+
+
+def build_server(
+    agency: AgencyConfig, catalog: Catalog, trust: Trust, peers: PeerDirectory, base: Path
+) -> AgencyServer:
+    """An agency's server from its entry: data source, identity, budget and replay state."""
+    if agency.source is None:
+        raise CatalogError(f"agency {agency.name!r} is remote ({agency.url}); it has no in-process server")
+    budget = state = None
+    replay = ReplayGuard()
+    if agency.state_dir is not None:
+        state = base / agency.state_dir
+        state.mkdir(parents=True, exist_ok=True)
+        budget = BudgetLedger(state / "budget.db")
+        replay = ReplayGuard(state / "replay.db")
+    return AgencyServer(
+        agency.name,
+        from_config(agency.source, catalog, base),
+        catalog,
+        agency.policy,
+        agency.identity.open(base, f"agency {agency.name!r}"),
+        trust,
+        peers,
+        budget,
+        replay,
+        state,
+        agency.source,
+        base,
+    )
+
+
+@dataclass(frozen=True)
+class AgencyService:
+    """One agency run as a network service (``rongxin agency serve --config agency.toml``).
+
+    .. code-block:: toml
+
+        [consortium]
+        root_public_key = "04…"
+        chain_id = "rongxin-local"
+
+        [agency]                           # the keys of an in-process [[agencies]] entry
+        name = "county-a"                  # (see the module docstring), and where to listen
+        listen = "127.0.0.1:8600"
+
+        [[peers]]                          # the other agencies, pinned
+        name = "county-b"
+        certificate = "keys/county-b.cert.json"
+
+        [catalog.plays.views]              # the shared catalog
+        type = "int"
+    """
+
+    server: AgencyServer
+    host: str
+    port: int
+    chain_id: str
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> AgencyService:
+        """Read an agency's service configuration (paths inside are relative to it)."""
+        doc, base = read_document(path)
+        if not isinstance(doc, dict) or not isinstance(doc.get("agency"), dict) or "catalog" not in doc:
+            raise CatalogError(f"{path}: an agency service needs [agency], [consortium] and [catalog]")
+        if "consortium" not in doc:
+            raise CatalogError(f"{path}: an agency service needs [consortium] (the root it trusts)")
+        entry = {k: v for k, v in doc["agency"].items() if k != "listen"}
+        agency = AgencyConfig.from_dict(entry, 0)
+        listen = doc["agency"].get("listen", f"127.0.0.1:{DEFAULT_PORT}")
+        host, _, port = str(listen).rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise CatalogError(f"{path}: listen must be HOST:PORT, not {listen!r}")
+        peers: dict[str, Certificate] = {}
+        for i, p in enumerate(doc.get("peers", [])):
+            if (
+                not isinstance(p, dict)
+                or not isinstance(p.get("name"), str)
+                or not isinstance(p.get("certificate"), str)
+            ):
+                raise CatalogError(f"{path}: peers[{i}] needs a name and a certificate file")
+            peers[p["name"]] = load_certificate(base / p["certificate"])
+        server = build_server(
+            agency,
+            Catalog.from_dict(doc["catalog"]),
+            parse_trust(doc["consortium"]),
+            PeerDirectory(peers),
+            base,
+        )
+        return cls(server, host.strip("[]"), int(port), chain_id_of(doc["consortium"]))
 
 
 def read_document(path: str | Path) -> tuple[dict[str, Any], Path]:

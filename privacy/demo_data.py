@@ -244,3 +244,50 @@ def write_demo(
     toml = deployment_toml(sources, min_group_size, root.public_key.to_bytes().hex(), identities)
     config.write_text(toml, encoding="utf-8")
     return config
+
+
+def write_service_configs(
+    config: str | Path, host: str = "127.0.0.1", base_port: int = 8600, stride: int = 1
+) -> tuple[Path, list[Path]]:
+    """Split an in-process deployment into one service configuration per agency.
+
+    Each agency gets ``<name>.agency.json`` (its entry, listening on ``host`` at
+    ``base_port + stride * i``, pinning the other agencies' certificates); the regulator gets
+    ``agencies-net.json``, reaching every agency by URL. Paths stay relative to the
+    directory of ``config``. Returns the regulator's file and the agencies' files.
+    """
+    import json
+    import tomllib
+
+    src = Path(config)
+    doc = tomllib.loads(src.read_text(encoding="utf-8"))
+    out_dir = src.resolve().parent
+    agencies = doc["agencies"]
+    files, remote = [], []
+    for i, entry in enumerate(agencies):
+        port = base_port + stride * i
+        peers = [
+            {"name": other["name"], "certificate": other["identity_certificate"]}
+            for other in agencies
+            if other["name"] != entry["name"]
+        ]
+        service = {
+            "consortium": doc["consortium"],
+            "agency": {**entry, "listen": f"{host}:{port}"},
+            "peers": peers,
+            "catalog": doc["catalog"],
+        }
+        path = out_dir / f"{entry['name']}.agency.json"
+        path.write_text(json.dumps(service, indent=2, ensure_ascii=False), encoding="utf-8")
+        files.append(path)
+        remote.append(
+            {
+                "name": entry["name"],
+                "url": f"http://{host}:{port}",
+                "identity_certificate": entry["identity_certificate"],
+            }
+        )
+    net = {**{k: v for k, v in doc.items() if k != "agencies"}, "agencies": remote}
+    regulator = out_dir / "agencies-net.json"
+    regulator.write_text(json.dumps(net, indent=2, ensure_ascii=False), encoding="utf-8")
+    return regulator, files

@@ -20,7 +20,8 @@ Examples
 >>> from chain.crypto import PrivateKey
 >>> from chain.types import Role
 >>> root = PrivateKey.generate()
->>> a, b = Identity.issue(root, "agency-a", [Role.MEDIA_CENTER]), Identity.issue(root, "agency-b", [Role.LEGAL_CENTER])
+>>> a = Identity.issue(root, "agency-a", [Role.MEDIA_CENTER])
+>>> b = Identity.issue(root, "agency-b", [Role.LEGAL_CENTER])
 >>> pairwise_secret(a, b.cert) == pairwise_secret(b, a.cert)
 True
 >>> Trust(root.public_key).check(a.cert, "media_center", now_ms=1) is a.cert

@@ -37,6 +37,8 @@ from privacy.identity import Identity
 
 MAX_MESSAGE = 64 * 1024 * 1024
 """Largest encoded protocol message or envelope accepted."""
+SERVICE_PATH = "/privacy/v1/messages"
+"""Where an agency's service takes protocol messages (:mod:`privacy.service`)."""
 SCHEME = b"RONGXIN-PRIVACY-1\n"
 """Domain separation of the signatures of privacy messages."""
 

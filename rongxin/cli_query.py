@@ -85,11 +85,12 @@ def run(
         query = parse(text)
         anchor = _ledger_anchor(client, as_json) if client is not None else None
         log = AuditLog(anchor, dep.base / "audit.jsonl")
+        identity = dep.regulator_identity()
         regulator = Regulator(
             dep.catalog,
-            dep.clients(only),
+            dep.clients(only, identity),
             _keypair(dep, password_file),
-            dep.regulator_identity(),
+            identity,
             str(dep.regulator.get("role", "regulator")),
             log,
             timeout,

@@ -1,0 +1,183 @@
+"""Agencies as network services: HTTP authentication of the endpoint, and queries across
+agency processes on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from chain.api.auth import sign_request
+from privacy import paillier
+from privacy.config import Deployment
+from privacy.demo_data import write_demo, write_service_configs
+from privacy.errors import AgencyUnavailable, PolicyRefusal
+from privacy.protocol import SERVICE_PATH, open_signed, sign
+from privacy.query import Regulator
+from privacy.replay import clock_ms
+from privacy.service import create_app
+from privacy.spec import parse_sql
+from rongxin.ops.layout import PORT_STRIDE, free_base_port
+
+from .conftest import REGULATOR, ROOT
+
+ROOT_DIR = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from privacy.identity import Identity
+
+    return write_demo(
+        tmp_path_factory.mktemp("svc"), rows=400, root=ROOT, regulator=Identity(REGULATOR.key, REGULATOR.cert)
+    )
+
+
+def _query(agencies: list[str]) -> dict[str, object]:
+    return {
+        "type": "query",
+        "query_id": os.urandom(16).hex(),
+        "time_ms": clock_ms(),
+        "role": "regulator",
+        "spec": parse_sql("SELECT COUNT(*) FROM cases").to_json(),
+        "agencies": agencies,
+        "path": "mpc",
+        "n": b"",
+        "packed": False,
+        "value_bits": 0,
+        "n_values": 0,
+    }
+
+
+def test_the_endpoint_authenticates_every_request(demo: Path) -> None:
+    dep = Deployment.from_file(demo)
+    server = dep.server(dep.agencies[0])
+    client = TestClient(create_app(server, dep.chain_id))
+    assert client.get("/health").json()["agency"] == server.name
+    body = sign(REGULATOR, _query([a.name for a in dep.agencies]))
+    headers = sign_request(
+        REGULATOR.key, REGULATOR.cert_id, "POST", SERVICE_PATH, body, chain_id=dep.chain_id
+    )
+    ok = client.post(SERVICE_PATH, content=body, headers=headers)
+    assert (
+        ok.status_code == 200 and open_signed(ok.content, "refusal", "decision").msg["agency"] == server.name
+    )
+    again = client.post(SERVICE_PATH, content=body, headers=headers)
+    assert again.status_code == 401 and "nonce was already used" in again.json()["error"]
+    assert "missing X-Rongxin-Cert" in client.post(SERVICE_PATH, content=body).json()["error"]
+    other_chain = sign_request(REGULATOR.key, REGULATOR.cert_id, "POST", SERVICE_PATH, body, chain_id="other")
+    assert client.post(SERVICE_PATH, content=body, headers=other_chain).status_code == 401
+    # a transport signature by another certificate than the message's signer
+    from privacy.identity import Identity
+
+    other = Identity.issue(ROOT, "other", ["regulator"])
+    h = sign_request(other.key, other.cert_id, "POST", SERVICE_PATH, body, chain_id=dep.chain_id)
+    assert (
+        "another certificate than its message"
+        in client.post(SERVICE_PATH, content=body, headers=h).json()["error"]
+    )
+    junk = b"\xa1\x00"
+    h = sign_request(REGULATOR.key, REGULATOR.cert_id, "POST", SERVICE_PATH, junk, chain_id=dep.chain_id)
+    assert client.post(SERVICE_PATH, content=junk, headers=h).status_code == 400
+    big = {"Content-Length": str(64 * 1024 * 1024 + 1)}
+    assert client.post(SERVICE_PATH, content=b"x", headers=big).status_code in (400, 413)
+
+
+@pytest.fixture(scope="module")
+def services(demo: Path) -> Iterator[tuple[Path, list[subprocess.Popen[bytes]]]]:
+    base = free_base_port(5)
+    regulator, configs = write_service_configs(demo, "127.0.0.1", base, PORT_STRIDE)
+    env = {**os.environ, "PYTHONPATH": str(ROOT_DIR)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "rongxin", "agency", "serve", "--config", str(c)],
+            cwd=ROOT_DIR,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for c in configs
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        for i, p in enumerate(procs):
+            url = f"http://127.0.0.1:{base + PORT_STRIDE * i}/health"
+            while True:
+                assert p.poll() is None, p.stderr.read().decode() if p.stderr else "exited"
+                try:
+                    if httpx.get(url, timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, f"agency {i} did not start"
+                time.sleep(0.2)
+        yield regulator, procs
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def test_a_query_across_agency_processes_is_exact(
+    services: tuple[Path, list[subprocess.Popen[bytes]]], demo: Path
+) -> None:
+    regulator, procs = services
+    net = Deployment.from_file(regulator)
+    local = Deployment.from_file(demo)
+    keys = paillier.generate_keypair(2048)
+    text = "SELECT COUNT(*) FROM cases WHERE status = 'confirmed' GROUP BY county"
+    identity = net.regulator_identity()
+    remote = Regulator(net.catalog, net.clients(None, identity), keys, identity, timeout=60).run(
+        parse_sql(text)
+    )
+    # the same query in-process (the agencies' replay state is separate: fresh query ids)
+    inproc = Regulator(local.catalog, local.clients(None), keys, identity).run(parse_sql(text))
+    assert remote.rows == inproc.rows and remote.path == "paillier"
+    # each agency logged its own decision
+    logs = sorted((demo.parent / "state").glob("*/decisions.jsonl"))
+    assert len(logs) == 5
+    assert all(json.loads(f.read_text().splitlines()[-1])["accepted"] for f in logs)
+    # one agency down: the others recover its masks (5 participants, 4 left)
+    procs[4].terminate()
+    procs[4].wait(timeout=10)
+    res = Regulator(net.catalog, net.clients(None, identity), keys, identity, timeout=60).run(parse_sql(text))
+    survivors = res.stats["survivors"]
+    assert len(survivors) == 4 and net.agencies[4].name not in survivors
+    four = Regulator(local.catalog, local.clients(survivors), keys, identity).run(parse_sql(text))
+    assert res.rows == four.rows
+    # two agencies only: refused by every agency's minimum
+    two = net.clients(None, identity)[:2]
+    with pytest.raises(PolicyRefusal, match="at least 3"):
+        Regulator(net.catalog, two, keys, identity, timeout=60).run(parse_sql(text))
+    gone = [c for c in net.clients(None, identity) if c.name == net.agencies[4].name]
+    with pytest.raises(AgencyUnavailable, match="ConnectError"):
+        gone[0].call(b"x")
+
+
+def test_query_run_reaches_the_agencies_over_the_network(
+    services: tuple[Path, list[subprocess.Popen[bytes]]],
+) -> None:
+    from typer.testing import CliRunner
+
+    from rongxin.cli_query import app
+
+    regulator, _ = services
+    text = "SELECT COUNT(*) FROM plays GROUP BY county"
+    res = CliRunner().invoke(app, ["run", text, "--agencies", str(regulator), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["path"] == "paillier" and len(doc["rows"]) == 10 and all(r[1] > 0 for r in doc["rows"])
+    assert len(doc["stats"]["survivors"]) >= 4
