@@ -48,7 +48,7 @@ from privacy.errors import (
     SpecError,
 )
 from privacy.identity import Identity, PeerDirectory, Trust, pairwise_secret
-from privacy.local import linear_vector, load, sensitivities, slot_kinds
+from privacy.local import local_linear, sensitivities, slot_kinds
 from privacy.mpc import PartyJob
 from privacy.policy import BudgetLedger, Decision, Policy, discrete_laplace
 from privacy.protocol import (
@@ -262,8 +262,8 @@ class AgencyServer:
         if not isinstance(n_raw, bytes):
             raise CiphertextError("a query's Paillier key is bytes")
         pk = paillier.public_key_from_bytes(n_raw)
-        frame = load(self.connector, self.catalog, spec)
-        values = [int(v) for v in linear_vector(spec, self.catalog, frame, self.policy.min_group_size)]
+        local = local_linear(self.connector, self.catalog, spec, self.policy.min_group_size)
+        values = [int(v) for v in local]
         if len(values) != int(msg["n_values"]):
             raise SpecError(f"request expects {msg['n_values']} slots, this query has {len(values)}")
         if spec.epsilon is not None:
