@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chain.crypto import sm3
 from chain.types import Certificate
 from privacy import paillier, secagg
 from privacy.catalog import Catalog
@@ -163,14 +164,25 @@ class AgencyServer:
     def _sign(self, msg: dict[str, Any]) -> bytes:
         return sign(self.identity, msg)
 
-    def _record(self, qid: str, cert: Certificate | None, spec: QuerySpec | None, decision: Decision) -> None:
+    def _record(
+        self,
+        qid: str,
+        signed: Signed,
+        cert: Certificate | None,
+        spec: QuerySpec | None,
+        decision: Decision,
+        answer: bytes,
+    ) -> None:
         entry = {
             "query_id": qid,
             "time_ms": clock_ms(),
             "requester": None if cert is None else cert.cert_id.hex(),
-            "requester_subject": None if cert is None else cert.subject,
+            "requester_subject": signed.cert.subject,
+            "authenticated": cert is not None,
             "role": None if spec is None else spec.role,
             "spec_digest": None if spec is None else spec.digest().hex(),
+            "query_digest": sm3(signed.raw).hex(),
+            "answer_digest": sm3(answer).hex(),
             **decision.to_dict(),
         }
         with self._lock:
@@ -214,9 +226,9 @@ class AgencyServer:
                 raise CiphertextError(f"unknown query path {msg['path']!r}")
         except (PolicyRefusal, IdentityError, SpecError, KeyValidationError) as exc:
             reason = exc.reason if isinstance(exc, PolicyRefusal) else str(exc)
-            self._record(qid, cert, spec, Decision(False, reason))
-            raise
-        self._record(qid, cert, spec, decision)
+            decision = Decision(False, reason)
+            answer = self._sign({"type": "refusal", "query_id": qid, "agency": self.name, "reason": reason})
+        self._record(qid, signed, cert, spec, decision, answer)
         return answer
 
     def _participants(self, agencies: Any) -> list[str]:

@@ -16,7 +16,10 @@ statement timeout.
 
 Examples
 --------
->>> c = PostgreSQLConnector("host=/nonexistent dbname=x", None)  # doctest: +SKIP
+>>> from privacy.catalog import Catalog
+>>> cat = Catalog.from_dict({"plays": {"views": {"type": "int", "min": 0, "max": 9}}})
+>>> PostgreSQLConnector("host=/run/agency dbname=agency", cat).schema
+'public'
 """
 
 from __future__ import annotations

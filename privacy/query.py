@@ -36,6 +36,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from chain.crypto import sm3
 from chain.types import Certificate
 from privacy import mpc, paillier, secagg
 from privacy.audit import AuditLog, AuditRecord, result_digest, utc_now
@@ -230,6 +231,8 @@ class Regulator:
         self.role = role
         self.audit = audit
         self.timeout = timeout
+        # per query: SM3 of the signed query, and of each agency's signed answer to it
+        self._trail: dict[str, tuple[bytes, dict[str, bytes]]] = {}
 
     @property
     def requester(self) -> str:
@@ -244,19 +247,23 @@ class Regulator:
         say = progress or (lambda _m: None)
         decisions: list[DecisionRow] = []
         try:
-            if spec.is_linear:
-                result = self._run_paillier(spec, qid, packed, say, decisions)
-            else:
-                result = self._run_mpc(spec, qid, say, decisions)
-        except PolicyRefusal as exc:
-            self._record(qid, spec, decisions, {"refused": str(exc)}, "refused")
-            raise
-        result.audit, result.anchor = self._record(qid, spec, decisions, result.rows, result.path)
+            try:
+                if spec.is_linear:
+                    result = self._run_paillier(spec, qid, packed, say, decisions)
+                else:
+                    result = self._run_mpc(spec, qid, say, decisions)
+            except PolicyRefusal as exc:
+                self._record(qid, spec, decisions, {"refused": str(exc)}, "refused")
+                raise
+            result.audit, result.anchor = self._record(qid, spec, decisions, result.rows, result.path)
+        finally:
+            self._trail.pop(qid, None)
         return result
 
     def _record(
         self, qid: str, spec: QuerySpec, decisions: list[DecisionRow], outcome: Any, path: str
     ) -> tuple[AuditRecord, Any]:
+        trail = self._trail.pop(qid, (b"", {}))
         rec = AuditRecord(
             qid,
             spec.digest(),
@@ -267,6 +274,9 @@ class Regulator:
             result_digest(outcome),
             path,
             utc_now(),
+            self.identity.cert.subject,
+            trail[0],
+            tuple(sorted(trail[1].items())),
         )
         return rec, None if self.audit is None else self.audit.record(rec)
 
@@ -285,7 +295,9 @@ class Regulator:
             "n_values": 0,
             **paillier_fields,
         }
-        return sign(self.identity, msg)
+        raw = sign(self.identity, msg)
+        self._trail[qid] = (sm3(raw), {})
+        return raw
 
     def _call_all(
         self, clients: Sequence[AgencyClient], request: Callable[[AgencyClient], bytes], say: Progress
@@ -376,6 +388,7 @@ class Regulator:
         for client, raw in answers:
             inbox.append(raw)
             signed = self._open(client, raw, qid, "contribution", "refusal")
+            self._trail[qid][1][client.name] = sm3(raw)
             if signed.msg["type"] == "refusal":
                 decisions.append((client.name, False, str(signed.msg["reason"]), "0.0"))
                 refusals.append(PolicyRefusal(client.name, str(signed.msg["reason"])))
@@ -459,6 +472,7 @@ class Regulator:
         refusal = None
         for client, raw in answers:
             signed = self._open(client, raw, qid, "decision", "refusal")
+            self._trail[qid][1][client.name] = sm3(raw)
             if signed.msg["type"] == "refusal":
                 decisions.append((client.name, False, str(signed.msg["reason"]), "0.0"))
                 refusal = refusal or PolicyRefusal(client.name, str(signed.msg["reason"]))

@@ -3,7 +3,7 @@ regulator, and three agencies with seeded data."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from privacy.catalog import Catalog
 from privacy.connectors import ArrayConnector
 from privacy.demo_data import write_identity
 from privacy.identity import Identity, PeerDirectory, Trust
+from privacy.mpc import PartyJob
 from privacy.policy import BudgetLedger, Policy
 
 COUNTIES = ["c1", "c2", "c3", "c4"]
@@ -95,4 +96,14 @@ def servers(tables: list[dict[str, np.ndarray]], tmp_path: Path) -> Iterator[lis
     yield make_servers(tables, tmp_path)
 
 
-ServerFactory = Callable[..., list[AgencyServer]]
+class Direct:
+    """An in-process link to an agency (no faults, no spying)."""
+
+    def __init__(self, server: AgencyServer) -> None:
+        self.server, self.name, self.certificate = server, server.name, server.certificate
+
+    def call(self, raw: bytes) -> bytes:
+        return self.server.handle(raw)
+
+    def party_job(self) -> PartyJob:
+        return self.server.party_job()

@@ -24,7 +24,7 @@ from privacy.policy import BudgetLedger, Policy
 from privacy.query import Regulator
 from privacy.spec import Filter, QuerySpec, parse_sql
 
-from .conftest import AGENCY_IDS, CATALOG, COUNTIES, POLICY, REGULATOR, ROOT, agency_tables
+from .conftest import AGENCY_IDS, CATALOG, COUNTIES, POLICY, REGULATOR, ROOT, Direct, agency_tables
 
 pytestmark = pytest.mark.skipif(pg_bin_dir() is None, reason="PostgreSQL is not installed (scripts/setup.sh)")
 
@@ -144,17 +144,7 @@ def test_a_query_across_postgresql_agencies_equals_plaintext(
         for i, n in enumerate(names)
     ]
 
-    class Client:
-        def __init__(self, s: AgencyServer) -> None:
-            self.server, self.name, self.certificate = s, s.name, s.certificate
-
-        def call(self, raw: bytes) -> bytes:
-            return self.server.handle(raw)
-
-        def party_job(self) -> Any:
-            raise AssertionError
-
-    res = Regulator(CATALOG, [Client(s) for s in servers], keypair, REGULATOR).run(
+    res = Regulator(CATALOG, [Direct(s) for s in servers], keypair, REGULATOR).run(
         parse_sql("SELECT MEAN(views) FROM plays WHERE work < 30 GROUP BY county")
     )
     u = {c: np.concatenate([t[c] for t in TABLES]) for c in TABLES[0]}
