@@ -383,6 +383,7 @@ class Regulator:
         aggregator = Aggregator(self.pk, qid, n_ct, [a.name for a in self.agencies])
         inbox: list[bytes] = []
         answers, failed = self._call_all(self.agencies, lambda _a: request, say)
+        t_contributed = time.perf_counter()
         bytes_up = sum(len(a) for _, a in answers)
         refusals = []
         for client, raw in answers:
@@ -430,6 +431,7 @@ class Regulator:
                 # a survivor's policy refused to finish without the dropped agencies
                 raise AgencyUnavailable(dropped[0], f"{failed[dropped[0]]}; {exc.reason}") from None
             raise
+        t_revealed = time.perf_counter()
         aggregate = aggregator.finish(unmasks)
         inbox.append(aggregate)
         say("aggregator combined, unmasked and re-randomized the ciphertexts")
@@ -439,6 +441,8 @@ class Regulator:
             notes.append(f"agencies {dropped} dropped out; the result covers {survivors}")
         stats = {
             "seconds": time.perf_counter() - t0,
+            "seconds_contributions": t_contributed - t0,
+            "seconds_endorse_reveal": t_revealed - t_contributed,
             "agencies": len(self.agencies),
             "survivors": survivors,
             "ciphertexts_per_agency": aggregator.n_ciphertexts,
