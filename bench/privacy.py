@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +38,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
 import psycopg  # noqa: E402
 
 from chain.crypto import PrivateKey  # noqa: E402
@@ -52,6 +50,7 @@ from privacy.identity import Identity  # noqa: E402
 from privacy.local import local_linear, n_groups, slot_kinds, value_bits  # noqa: E402
 from privacy.pg import PostgreSQLConnector  # noqa: E402
 from privacy.pg_cluster import ThrowawayCluster  # noqa: E402
+from privacy.processes import AgencyProcesses  # noqa: E402
 from privacy.query import Regulator  # noqa: E402
 from privacy.spec import parse_sql  # noqa: E402
 from rongxin.ops.layout import PORT_STRIDE, free_base_port  # noqa: E402
@@ -149,35 +148,6 @@ def write_configs(
     return net, local, services
 
 
-def start_agencies(services: list[Path], base_port: int) -> list[subprocess.Popen[bytes]]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "rongxin", "agency", "serve", "--config", str(s)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for s in services
-    ]
-    deadline = time.monotonic() + 120
-    for i, p in enumerate(procs):
-        url = f"http://127.0.0.1:{base_port + PORT_STRIDE * i}/health"
-        while True:
-            if p.poll() is not None:
-                raise SystemExit(f"agency {i} exited with {p.returncode}")
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"agency {i} did not start")
-            time.sleep(0.2)
-    return procs
-
-
 def check(rows: list[list[Any]], name: str, data: list[dict[str, np.ndarray]]) -> None:
     g = np.concatenate([d["g"] for d in data])
     v = np.concatenate([d["v"] for d in data])
@@ -265,7 +235,7 @@ def main() -> None:
         base = free_base_port(agencies)
         net, local, services = write_configs(work, cluster, agencies, base)
         t0 = time.perf_counter()
-        procs = start_agencies(services, base)
+        procs = AgencyProcesses(services).start()
         print(f"# {agencies} agency processes up in {time.perf_counter() - t0:.1f} s")
         try:
             dep = Deployment.from_file(net)
@@ -296,10 +266,7 @@ def main() -> None:
                 s_old = statistics.median(baseline(conns, cat, keypair, text) for _ in range(args.repeats))
                 print(f"| {name} | {s_new:.2f} | {s_old:.2f} | {s_new / s_old:.2f} |", flush=True)
         finally:
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                p.wait(timeout=30)
+            procs.stop()
         print()
         print(f"3. MPC median, {mpc_agencies} parties x {mpc_rows:,} rows (values 0..10^6, 20-bit histogram)")
         print()

@@ -163,6 +163,7 @@ def deployment_toml(
     min_group_size: int = 3,
     root_public_key: str = "",
     identities: dict[str, dict[str, str]] | None = None,
+    chain_id: str = "rongxin-local",
 ) -> str:
     """The demo's ``agencies.toml``."""
     ids = identities or {}
@@ -170,6 +171,7 @@ def deployment_toml(
         "# Rongxin privacy demo: five county media centers and a provincial regulator.",
         "[consortium]",
         f'root_public_key = "{root_public_key}"',
+        f"chain_id = {_toml_value(chain_id)}",
         "",
         "[regulator]",
         'role = "regulator"',
@@ -210,6 +212,7 @@ def write_demo(
     min_group_size: int = 3,
     root: PrivateKey | None = None,
     regulator: Identity | None = None,
+    chain_id: str = "rongxin-local",
 ) -> Path:
     """Write the five agencies' data, SM2 identities and ``agencies.toml``; returns the config path.
 
@@ -241,7 +244,7 @@ def write_demo(
             write_csv(out / name, tables)
             sources.append((name, {"kind": "csv", "path": name}))
     config = out / "agencies.toml"
-    toml = deployment_toml(sources, min_group_size, root.public_key.to_bytes().hex(), identities)
+    toml = deployment_toml(sources, min_group_size, root.public_key.to_bytes().hex(), identities, chain_id)
     config.write_text(toml, encoding="utf-8")
     return config
 

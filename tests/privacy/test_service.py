@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -20,6 +16,7 @@ from privacy import paillier
 from privacy.config import Deployment
 from privacy.demo_data import write_demo, write_service_configs
 from privacy.errors import AgencyUnavailable, PolicyRefusal
+from privacy.processes import AgencyProcesses
 from privacy.protocol import SERVICE_PATH, open_signed, sign
 from privacy.query import Regulator
 from privacy.replay import clock_ms
@@ -92,48 +89,13 @@ def test_the_endpoint_authenticates_every_request(demo: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def services(demo: Path) -> Iterator[tuple[Path, list[subprocess.Popen[bytes]]]]:
-    base = free_base_port(5)
-    regulator, configs = write_service_configs(demo, "127.0.0.1", base, PORT_STRIDE)
-    env = {**os.environ, "PYTHONPATH": str(ROOT_DIR)}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "rongxin", "agency", "serve", "--config", str(c)],
-            cwd=ROOT_DIR,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        for c in configs
-    ]
-    try:
-        deadline = time.monotonic() + 60
-        for i, p in enumerate(procs):
-            url = f"http://127.0.0.1:{base + PORT_STRIDE * i}/health"
-            while True:
-                assert p.poll() is None, p.stderr.read().decode() if p.stderr else "exited"
-                try:
-                    if httpx.get(url, timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, f"agency {i} did not start"
-                time.sleep(0.2)
+def services(demo: Path) -> Iterator[tuple[Path, AgencyProcesses]]:
+    regulator, configs = write_service_configs(demo, "127.0.0.1", free_base_port(5), PORT_STRIDE)
+    with AgencyProcesses(configs) as procs:
         yield regulator, procs
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
 
 
-def test_a_query_across_agency_processes_is_exact(
-    services: tuple[Path, list[subprocess.Popen[bytes]]], demo: Path
-) -> None:
+def test_a_query_across_agency_processes_is_exact(services: tuple[Path, AgencyProcesses], demo: Path) -> None:
     regulator, procs = services
     net = Deployment.from_file(regulator)
     local = Deployment.from_file(demo)
@@ -151,8 +113,7 @@ def test_a_query_across_agency_processes_is_exact(
     assert len(logs) == 5
     assert all(json.loads(f.read_text().splitlines()[-1])["accepted"] for f in logs)
     # one agency down: the others recover its masks (5 participants, 4 left)
-    procs[4].terminate()
-    procs[4].wait(timeout=10)
+    procs.terminate(4)
     res = Regulator(net.catalog, net.clients(None, identity), keys, identity, timeout=60).run(parse_sql(text))
     survivors = res.stats["survivors"]
     assert len(survivors) == 4 and net.agencies[4].name not in survivors
@@ -168,7 +129,7 @@ def test_a_query_across_agency_processes_is_exact(
 
 
 def test_query_run_reaches_the_agencies_over_the_network(
-    services: tuple[Path, list[subprocess.Popen[bytes]]],
+    services: tuple[Path, AgencyProcesses],
 ) -> None:
     from typer.testing import CliRunner
 
