@@ -16,6 +16,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def agency() -> None:
+    """Run an agency's endpoint for privacy queries."""
+
+
 @app.command("serve")
 def serve(
     config: Annotated[

@@ -142,3 +142,25 @@ def test_query_run_reaches_the_agencies_over_the_network(
     doc = json.loads(res.stdout)
     assert doc["path"] == "paillier" and len(doc["rows"]) == 10 and all(r[1] > 0 for r in doc["rows"])
     assert len(doc["stats"]["survivors"]) >= 4
+
+
+def test_agency_serve_refuses_a_bad_configuration_in_one_line(tmp_path: Path, demo: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rongxin.cli_agency import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["serve", "--config", str(tmp_path / "none.toml")])
+    assert res.exit_code == 1 and "cannot read deployment file" in " ".join(res.output.split())
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps({"agency": {"name": "x", "source": {"kind": "csv", "path": "x"}}, "catalog": {}})
+    )
+    res = runner.invoke(app, ["serve", "--config", str(bad)])
+    assert res.exit_code == 1 and "needs [consortium]" in " ".join(res.output.split())
+    _, [first, *_] = write_service_configs(demo, "127.0.0.1", 8600)
+    doc = json.loads(first.read_text())
+    doc["agency"]["listen"] = "nowhere"
+    first.write_text(json.dumps(doc))
+    res = runner.invoke(app, ["serve", "--config", str(first)])
+    assert res.exit_code == 1 and "listen must be HOST:PORT" in " ".join(res.output.split())
