@@ -16,7 +16,11 @@ reaches it as a message signed by the requester (:mod:`privacy.protocol`); the a
    decrypting it gives a uniformly random number;
 4. endorses exactly one view of who contributed and who dropped out, and — once every
    survivor endorsed that same view — reveals its self-mask seed and its seeds shared
-   with dropped agencies, so that the aggregator can unmask the sum and nothing else.
+   with dropped agencies, so that the aggregator can unmask the sum and nothing else;
+5. for an accepted MPC query, announces where its party will listen and, asked by the
+   same requester with the plan and every party's address, checks the plan is the one the
+   query calls for and runs its own party over its own data (:func:`privacy.mpc.run_party`),
+   answering only its shares of the outputs.
 
 Every answer, refusals included, is signed with the agency's SM2 key. Refusals say why.
 
@@ -44,13 +48,15 @@ from privacy.errors import (
     CiphertextError,
     IdentityError,
     KeyValidationError,
+    MPCError,
     PolicyRefusal,
     PrivacyError,
     SpecError,
 )
 from privacy.identity import Identity, PeerDirectory, Trust, pairwise_secret
 from privacy.local import local_linear, sensitivities, slot_kinds
-from privacy.mpc import PartyJob
+from privacy.mpc import MpcPlan, PartyJob, free_ports, run_party
+from privacy.mpc import plan as mpc_plan
 from privacy.policy import BudgetLedger, Decision, Policy, discrete_laplace
 from privacy.protocol import (
     MAX_MESSAGE,
@@ -68,6 +74,8 @@ __all__ = ["MAX_MESSAGE", "AgencyServer", "decode_message", "encode_message", "i
 
 MAX_AGENCIES = 256
 """Most participants a query may list."""
+MAX_MPC_SECONDS = 3600.0
+"""Longest an agency lets its MPC party run."""
 
 
 @dataclass
@@ -79,6 +87,18 @@ class _Pending:
     self_seed: bytes
     expiry_ms: int
     view: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+
+
+@dataclass
+class _MpcPending:
+    """An accepted MPC query: who asked, the participants, and where this agency's party listens."""
+
+    requester: bytes
+    participants: list[str]
+    spec: QuerySpec
+    address: str
+    expiry_ms: int
+    ran: bool = False
 
 
 @dataclass
@@ -119,7 +139,9 @@ class AgencyServer:
     state_dir: Path | None = None
     source: dict[str, Any] | None = None
     base: Path | None = None
+    mpc_host: str = "127.0.0.1"
     _pending: dict[str, _Pending] = field(default_factory=dict, repr=False)
+    _mpc: dict[str, _MpcPending] = field(default_factory=dict, repr=False)
     _secrets: dict[str, bytes] = field(default_factory=dict, repr=False)
     _log: list[dict[str, Any]] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -149,15 +171,17 @@ class AgencyServer:
         — an unacceptable requester, a replay, a policy refusal — is answered with a
         signed refusal that says why.
         """
-        signed = open_signed(raw, "query", "view", "reveal")
+        signed = open_signed(raw, "query", "view", "reveal", "mpc-run")
         qid = str(signed.msg["query_id"])
         try:
             if signed.msg["type"] == "query":
                 return self._query(signed)
             if signed.msg["type"] == "view":
                 return self._endorse(signed)
+            if signed.msg["type"] == "mpc-run":
+                return self._run_party(signed)
             return self._reveal(signed)
-        except (PolicyRefusal, SpecError, IdentityError, KeyValidationError) as exc:
+        except (PolicyRefusal, SpecError, IdentityError, KeyValidationError, MPCError) as exc:
             reason = exc.reason if isinstance(exc, PolicyRefusal) else str(exc)
             return self._sign({"type": "refusal", "query_id": qid, "agency": self.name, "reason": reason})
 
@@ -215,11 +239,7 @@ class AgencyServer:
             if not decision.accepted:
                 raise PolicyRefusal(self.name, decision.reason)
             if msg["path"] == "mpc":
-                if spec.is_linear:
-                    raise PolicyRefusal(self.name, f"{spec.aggregate!r} runs on the Paillier path")
-                answer = self._sign(
-                    {"type": "decision", "query_id": qid, "agency": self.name, "decision": decision.to_dict()}
-                )
+                answer = self._accept_mpc(qid, spec, cert, participants, decision)
             elif msg["path"] == "paillier":
                 answer = self._contribute(msg, spec, cert, participants, decision)
             else:
@@ -230,6 +250,74 @@ class AgencyServer:
             answer = self._sign({"type": "refusal", "query_id": qid, "agency": self.name, "reason": reason})
         self._record(qid, signed, cert, spec, decision, answer)
         return answer
+
+    def _accept_mpc(
+        self, qid: str, spec: QuerySpec, cert: Certificate, participants: list[str], decision: Decision
+    ) -> bytes:
+        if spec.is_linear:
+            raise PolicyRefusal(self.name, f"{spec.aggregate!r} runs on the Paillier path")
+        if self.source is None:
+            raise PolicyRefusal(self.name, "this agency has no data source an MPC party can read")
+        address = f"{self.mpc_host}:{free_ports(1)[0]}"
+        now = clock_ms()
+        with self._lock:
+            for key in [k for k, p in self._mpc.items() if p.expiry_ms <= now]:
+                del self._mpc[key]
+            self._mpc[qid] = _MpcPending(cert.cert_id, participants, spec, address, now + 600_000)
+        return self._sign(
+            {
+                "type": "decision",
+                "query_id": qid,
+                "agency": self.name,
+                "decision": decision.to_dict(),
+                "party": address,
+                "min_group": self.policy.min_group_size,
+            }
+        )
+
+    def _run_party(self, signed: Signed) -> bytes:
+        """Run this agency's own MPC party for an accepted query (once), then answer its shares."""
+        qid = str(signed.msg["query_id"])
+        with self._lock:
+            pending = self._mpc.get(qid)
+            if pending is None:
+                raise PolicyRefusal(self.name, f"this agency accepted no MPC query {qid!r}")
+            if signed.cert.cert_id != pending.requester:
+                raise IdentityError("only the requester that signed the query may continue it")
+            if pending.ran:
+                raise PolicyRefusal(self.name, "this agency's party already ran for this query")
+            pending.ran = True
+        try:
+            plan = MpcPlan.from_dict(json.loads(str(signed.msg["plan"])))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise CiphertextError(f"malformed MPC plan: {exc}") from None
+        peers = signed.msg["peers"]
+        if not isinstance(peers, list) or len(peers) != len(pending.participants):
+            raise PolicyRefusal(self.name, "the MPC peers do not match the query's participants")
+        index = pending.participants.index(self.name)
+        if peers[index] != pending.address:
+            raise PolicyRefusal(self.name, "the MPC peers do not place this agency's party where it listens")
+        if plan.min_group < self.policy.min_group_size:
+            raise PolicyRefusal(
+                self.name,
+                f"the plan's minimum group size {plan.min_group} is below this agency's "
+                f"{self.policy.min_group_size}",
+            )
+        if plan != mpc_plan(pending.spec, self.catalog, len(peers), plan.min_group):
+            raise PolicyRefusal(self.name, "the MPC plan is not the one this query calls for")
+        timeout = min(float(signed.msg["timeout_s"]), MAX_MPC_SECONDS)
+        output = run_party(
+            pending.spec,
+            self.catalog,
+            plan,
+            self.party_job(),
+            index,
+            [str(p) for p in peers],
+            timeout=timeout,
+        )
+        return self._sign(
+            {"type": "mpc-output", "query_id": qid, "agency": self.name, "output": json.dumps(output)}
+        )
 
     def _participants(self, agencies: Any) -> list[str]:
         if (

@@ -61,6 +61,7 @@ class AgencyUnavailable(PrivacyError):
             "partial result was released — check the agency's service and run the query again"
         )
         self.agency = agency
+        self.detail = detail
 
 
 class MPCError(PrivacyError):

@@ -17,7 +17,6 @@ from chain.api.auth import sign_request
 from chain.types import Certificate
 from privacy.errors import AgencyUnavailable, CiphertextError, IdentityError, PrivacyError
 from privacy.identity import Identity
-from privacy.mpc import PartyJob
 from privacy.protocol import MAX_MESSAGE as MAX_BODY_BYTES
 from privacy.protocol import SERVICE_PATH as PATH
 
@@ -95,9 +94,3 @@ class HttpAgencyClient:
         if resp.status_code in (400, 413):
             raise CiphertextError(f"agency {self.name!r} refused the message: {reason}")
         raise AgencyUnavailable(self.name, f"HTTP {resp.status_code}: {reason}")
-
-    def party_job(self) -> PartyJob:
-        """MPC parties of remote agencies are not launched from here yet."""
-        raise PrivacyError(
-            f"agency {self.name!r} is remote: MPC queries run only across in-process agencies for now"
-        )

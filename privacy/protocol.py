@@ -62,8 +62,12 @@ MESSAGE_FIELDS: dict[str, frozenset[str]] = {
         # agency → aggregator: masked ciphertexts under the regulator's key
         "contribution": {"type", "query_id", "agency", "key_fp", "ciphertexts", "decision"},
         "refusal": {"type", "query_id", "agency", "reason"},
-        # agency → regulator: acceptance of an MPC query (its party then runs)
-        "decision": {"type", "query_id", "agency", "decision"},
+        # agency → regulator: acceptance of an MPC query, where its party will listen
+        "decision": {"type", "query_id", "agency", "decision", "party", "min_group"},
+        # regulator → agencies: run your party of this plan with these peers (plan as JSON)
+        "mpc-run": {"type", "query_id", "plan", "peers", "timeout_s"},
+        # agency → regulator: its party's output shares (JSON)
+        "mpc-output": {"type", "query_id", "agency", "output"},
         # aggregator → survivors: who contributed and who dropped out
         "view": {"type", "query_id", "survivors", "dropped"},
         # survivor → aggregator: its signature on the one view it accepts for the query

@@ -21,13 +21,17 @@ still completes if enough agencies remain (each survivor's ``min_agencies`` and 
 majority of the participants); a survivor dropping out after contributing aborts the
 query without a result.
 
-The others run as MPC among the agencies (:mod:`privacy.mpc`) after every agency accepted
-the signed query. Every query, refused or not, is recorded in the audit trail with each
+The others run as MPC among the agencies (:mod:`privacy.mpc`): every agency accepts the
+signed query and says where its party will listen; the regulator fixes the plan and sends
+every agency the parties' addresses; each agency checks the plan and runs its own party
+over its own data, and answers its shares of the outputs, which only the regulator
+recombines. Every query, refused or not, is recorded in the audit trail with each
 agency's signed decision.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -44,7 +48,6 @@ from privacy.catalog import Catalog
 from privacy.errors import AgencyUnavailable, CiphertextError, IdentityError, PolicyRefusal, SpecError
 from privacy.identity import Identity
 from privacy.local import n_groups, slot_kinds, value_bits
-from privacy.mpc import PartyJob
 from privacy.protocol import Signed, decode_message, encode_message, int_to_bytes, open_signed, sign
 from privacy.replay import clock_ms
 from privacy.spec import QuerySpec
@@ -61,8 +64,6 @@ class AgencyClient(Protocol):
     """The agency's pinned certificate: its answers must be signed by this key."""
 
     def call(self, request: bytes) -> bytes: ...
-
-    def party_job(self) -> PartyJob: ...
 
 
 @dataclass
@@ -315,7 +316,7 @@ class Regulator:
                 except FutureTimeout:
                     failed[a.name] = f"no answer within {self.timeout:g} s"
                 except AgencyUnavailable as exc:
-                    failed[a.name] = str(exc)
+                    failed[a.name] = exc.detail
                 except (OSError, ConnectionError, EOFError) as exc:
                     failed[a.name] = f"{type(exc).__name__}: {exc}"
             return answers, failed
@@ -341,12 +342,13 @@ class Regulator:
         say: Progress,
         decisions: list[DecisionRow],
         inbox: list[bytes],
+        stage: str = "after contributing",
     ) -> dict[str, Signed]:
         """A round every listed agency must complete: any silence aborts, any refusal refuses."""
         answers, failed = self._call_all(clients, lambda _a: request, say)
         if failed:
             name, why = next(iter(failed.items()))
-            raise AgencyUnavailable(name, f"{why} (after contributing)")
+            raise AgencyUnavailable(name, f"{why} ({stage})")
         out, refusals = {}, []
         for client, raw in answers:
             inbox.append(raw)
@@ -468,12 +470,14 @@ class Regulator:
         return paillier.decrypt_unpacked(self.sk, cts, len(self.agencies) << layout.value_bits)
 
     def _run_mpc(self, spec: QuerySpec, qid: str, say: Progress, decisions: list[DecisionRow]) -> QueryResult:
+        t0 = time.perf_counter()
         request = self._query_message(qid, spec, "mpc")
         answers, failed = self._call_all(self.agencies, lambda _a: request, say)
         if failed:
             name, why = next(iter(failed.items()))
             raise AgencyUnavailable(name, why)
         refusal = None
+        accepted: dict[str, dict[str, Any]] = {}
         for client, raw in answers:
             signed = self._open(client, raw, qid, "decision", "refusal")
             self._trail[qid][1][client.name] = sm3(raw)
@@ -483,13 +487,36 @@ class Regulator:
             else:
                 d = signed.msg["decision"]
                 decisions.append((client.name, bool(d["accepted"]), str(d["reason"]), str(d["epsilon"])))
+                accepted[client.name] = signed.msg
         if refusal is not None:
             raise refusal
-        jobs = [a.party_job() for a in self.agencies]
-        k = max(j.min_group_size for j in jobs)
-        mpc_plan = mpc.plan(spec, self.catalog, len(jobs), k)
-        say(f"MPC plan: {mpc_plan.kind}, {len(jobs)} parties")
-        values, stats = mpc.run(spec, self.catalog, mpc_plan, jobs, timeout=self.timeout, progress=say)
+        # parties in the participants' sorted order, each where its agency said it listens
+        order = sorted(accepted)
+        peers = [str(accepted[a]["party"]) for a in order]
+        k = max(int(accepted[a]["min_group"]) for a in order)
+        mpc_plan = mpc.plan(spec, self.catalog, len(order), k)
+        say(f"MPC plan: {mpc_plan.kind}, {len(order)} parties run by their agencies")
+        run = sign(
+            self.identity,
+            {
+                "type": "mpc-run",
+                "query_id": qid,
+                "plan": json.dumps(mpc_plan.to_dict()),
+                "peers": peers,
+                "timeout_s": int(self.timeout),
+            },
+        )
+        outs = self._round(self.agencies, run, qid, "mpc-output", say, [], [], "while running its MPC party")
+        outputs = []
+        for a in order:
+            try:
+                out = json.loads(str(outs[a].msg["output"]))
+            except ValueError:
+                raise CiphertextError(f"agency {a!r} sent malformed MPC output") from None
+            if not isinstance(out, dict) or out.get("pid") != order.index(a):
+                raise CiphertextError(f"agency {a!r} sent the output of another party")
+            outputs.append(out)
+        values, stats = mpc.finish(mpc_plan, outputs, t0)
         columns, rows, notes = decode_mpc(spec, self.catalog, mpc_plan, values)
         return QueryResult(spec, columns, rows, "mpc", notes=notes, stats=stats)
 

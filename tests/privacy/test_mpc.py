@@ -142,3 +142,71 @@ def test_mpc_needs_three_agencies_and_policy(
         PolicyRefusal, match="runs across 2 agencies; this agency answers only queries across at least 3"
     ):
         reg.run(parse_sql("SELECT MEDIAN(views) FROM plays"))
+
+
+def test_agencies_check_the_mpc_run_they_are_asked_for(
+    deployment: tuple[Deployment, list[dict[str, np.ndarray]]],
+) -> None:
+    import json as _json
+    import os as _os
+
+    from chain.types import Role
+    from privacy.identity import Identity
+    from privacy.protocol import open_signed, sign
+    from privacy.replay import clock_ms
+
+    from .conftest import REGULATOR
+
+    dep, _ = deployment
+    server = dep.server(dep.agencies[0])
+    names = [a.name for a in dep.agencies]
+    spec = parse_sql("SELECT MEDIAN(views) FROM plays")
+
+    def accepted() -> tuple[str, dict[str, object]]:
+        qid = _os.urandom(16).hex()
+        q = {
+            "type": "query",
+            "query_id": qid,
+            "time_ms": clock_ms(),
+            "role": "regulator",
+            "spec": spec.to_json(),
+            "agencies": names,
+            "path": "mpc",
+            "n": b"",
+            "packed": False,
+            "value_bits": 0,
+            "n_values": 0,
+        }
+        return qid, open_signed(server.handle(sign(REGULATOR, q)), "decision").msg
+
+    def refusal(msg: dict[str, object], who: Identity = REGULATOR) -> str:
+        return str(open_signed(server.handle(sign(who, msg)), "refusal").msg["reason"])
+
+    qid, d = accepted()
+    assert d["min_group"] == 2 and str(d["party"]).startswith("127.0.0.1:")
+    good = mpc.plan(spec, CATALOG, 3, 2)
+    run = {
+        "type": "mpc-run",
+        "query_id": qid,
+        "plan": _json.dumps(good.to_dict()),
+        "peers": [],
+        "timeout_s": 60,
+    }
+    other = Identity.issue(ROOT, "another regulator", [Role.REGULATOR])
+    assert "only the requester that signed the query" in refusal(run, other)
+    assert "peers do not match the query's participants" in refusal(run)
+    assert "already ran for this query" in refusal(run)  # one run per query, whatever happened
+    qid, d = accepted()
+    elsewhere = dict(run, query_id=qid, peers=["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"])
+    assert "do not place this agency's party where it listens" in refusal(elsewhere)
+    for plan, why in [
+        (mpc.plan(spec, CATALOG, 3, 1), "minimum group size 1 is below this agency's 2"),
+        (
+            mpc.plan(parse_sql("SELECT MAX(views) FROM plays"), CATALOG, 3, 2),
+            "not the one this query calls for",
+        ),
+    ]:
+        qid, d = accepted()
+        msg = dict(run, query_id=qid, plan=_json.dumps(plan.to_dict()), peers=[d["party"], "x:1", "y:2"])
+        assert why in refusal(msg)
+    assert "accepted no MPC query 'nope'" in refusal(dict(run, query_id="nope"))

@@ -144,7 +144,9 @@ def test_query_run_reaches_the_agencies_over_the_network(
     assert len(doc["stats"]["survivors"]) >= 4
 
 
-def test_agency_serve_refuses_a_bad_configuration_in_one_line(tmp_path: Path, demo: Path) -> None:
+def test_agency_serve_refuses_a_bad_configuration_in_one_line(
+    tmp_path: Path, services: tuple[Path, AgencyProcesses]
+) -> None:
     from typer.testing import CliRunner
 
     from rongxin.cli_agency import app
@@ -158,9 +160,28 @@ def test_agency_serve_refuses_a_bad_configuration_in_one_line(tmp_path: Path, de
     )
     res = runner.invoke(app, ["serve", "--config", str(bad)])
     assert res.exit_code == 1 and "needs [consortium]" in " ".join(res.output.split())
-    _, [first, *_] = write_service_configs(demo, "127.0.0.1", 8600)
-    doc = json.loads(first.read_text())
+    doc = json.loads((services[0].parent / "huaxian.agency.json").read_text())
     doc["agency"]["listen"] = "nowhere"
-    first.write_text(json.dumps(doc))
-    res = runner.invoke(app, ["serve", "--config", str(first)])
+    (tmp_path / "x.json").write_text(json.dumps(doc))
+    res = runner.invoke(app, ["serve", "--config", str(tmp_path / "x.json")])
     assert res.exit_code == 1 and "listen must be HOST:PORT" in " ".join(res.output.split())
+
+
+def test_mpc_runs_among_the_agency_processes(services: tuple[Path, AgencyProcesses]) -> None:
+    """Each agency process runs its own mpyc party over its own data; the regulator only
+    fixes the plan and recombines the output shares."""
+    from privacy.demo_data import AGENCIES, generate_tables
+
+    regulator, procs = services
+    net = Deployment.from_file(regulator)
+    identity = net.regulator_identity()
+    alive = [c for c in net.clients(None, identity) if procs.procs[AGENCIES.index(c.name)].poll() is None]
+    assert len(alive) >= 3
+    res = Regulator(net.catalog, alive, paillier.generate_keypair(2048), identity, timeout=120).run(
+        parse_sql("SELECT MAX(day) FROM plays WHERE category = 'drama'")
+    )
+    days = []
+    for c in alive:
+        plays = generate_tables(2026, AGENCIES.index(c.name), 400)["plays"]
+        days.extend(plays["day"][plays["category"] == "drama"].tolist())
+    assert res.path == "mpc" and res.rows[0][1] == max(days)
