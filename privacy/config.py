@@ -125,6 +125,7 @@ class AgencyConfig:
     state_dir: str | None = None
     identity: IdentityFiles = IdentityFiles()
     url: str | None = None
+    mpc_host: str = "127.0.0.1"
 
     @classmethod
     def from_dict(cls, doc: Any, i: int) -> AgencyConfig:
@@ -142,6 +143,7 @@ class AgencyConfig:
             _opt_str(doc, "state_dir", where),
             IdentityFiles.from_dict(doc, where),
             url,
+            _opt_str(doc, "mpc_host", where) or "127.0.0.1",
         )
 
 
@@ -268,6 +270,7 @@ def build_server(
         state,
         agency.source,
         base,
+        agency.mpc_host,
     )
 
 
