@@ -20,6 +20,7 @@ reaches it as a message signed by the requester (:mod:`privacy.protocol`); the a
 5. for an accepted MPC query, announces where its party will listen and, asked by the
    same requester with the plan and every party's address, checks the plan is the one the
    query calls for and runs its own party over its own data (:func:`privacy.mpc.run_party`),
+   its links TLS with certificates vouched for by the other agencies' signed decisions,
    answering only its shares of the outputs.
 
 Every answer, refusals included, is signed with the agency's SM2 key. Refusals say why.
@@ -57,6 +58,7 @@ from privacy.identity import Identity, PeerDirectory, Trust, pairwise_secret
 from privacy.local import local_linear, sensitivities, slot_kinds
 from privacy.mpc import MpcPlan, PartyJob, free_ports, run_party
 from privacy.mpc import plan as mpc_plan
+from privacy.mpc_tls import check_certificate, party_credentials
 from privacy.policy import BudgetLedger, Decision, Policy, discrete_laplace
 from privacy.protocol import (
     MAX_MESSAGE,
@@ -97,6 +99,8 @@ class _MpcPending:
     participants: list[str]
     spec: QuerySpec
     address: str
+    tls_key: bytes
+    tls_cert: bytes
     expiry_ms: int
     ran: bool = False
 
@@ -259,11 +263,14 @@ class AgencyServer:
         if self.source is None:
             raise PolicyRefusal(self.name, "this agency has no data source an MPC party can read")
         address = f"{self.mpc_host}:{free_ports(1)[0]}"
+        tls_key, tls_cert = party_credentials(participants.index(self.name))
         now = clock_ms()
         with self._lock:
             for key in [k for k, p in self._mpc.items() if p.expiry_ms <= now]:
                 del self._mpc[key]
-            self._mpc[qid] = _MpcPending(cert.cert_id, participants, spec, address, now + 600_000)
+            self._mpc[qid] = _MpcPending(
+                cert.cert_id, participants, spec, address, tls_key, tls_cert, now + 600_000
+            )
         return self._sign(
             {
                 "type": "decision",
@@ -272,6 +279,7 @@ class AgencyServer:
                 "decision": decision.to_dict(),
                 "party": address,
                 "min_group": self.policy.min_group_size,
+                "tls_cert": tls_cert,
             }
         )
 
@@ -291,12 +299,8 @@ class AgencyServer:
             plan = MpcPlan.from_dict(json.loads(str(signed.msg["plan"])))
         except (ValueError, TypeError, KeyError) as exc:
             raise CiphertextError(f"malformed MPC plan: {exc}") from None
-        peers = signed.msg["peers"]
-        if not isinstance(peers, list) or len(peers) != len(pending.participants):
-            raise PolicyRefusal(self.name, "the MPC peers do not match the query's participants")
+        peers, certs = self._mpc_parties(pending, signed.msg["decisions"], qid)
         index = pending.participants.index(self.name)
-        if peers[index] != pending.address:
-            raise PolicyRefusal(self.name, "the MPC peers do not place this agency's party where it listens")
         if plan.min_group < self.policy.min_group_size:
             raise PolicyRefusal(
                 self.name,
@@ -312,12 +316,35 @@ class AgencyServer:
             plan,
             self.party_job(),
             index,
-            [str(p) for p in peers],
+            peers,
             timeout=timeout,
+            tls=(pending.tls_key, certs),
         )
         return self._sign(
             {"type": "mpc-output", "query_id": qid, "agency": self.name, "output": json.dumps(output)}
         )
+
+    def _mpc_parties(self, pending: _MpcPending, decisions: Any, qid: str) -> tuple[list[str], list[bytes]]:
+        """Every party's address and TLS certificate, from the participants' own signed decisions."""
+        if not isinstance(decisions, list) or len(decisions) != len(pending.participants):
+            raise PolicyRefusal(self.name, "the MPC parties do not match the query's participants")
+        peers, certs = [], []
+        for pid, (agency, raw) in enumerate(zip(pending.participants, decisions, strict=True)):
+            d = open_signed(raw, "decision")
+            pinned = self.identity.cert if agency == self.name else self.peers.get(agency)
+            if d.cert.cert_id != pinned.cert_id or d.msg["agency"] != agency or d.msg["query_id"] != qid:
+                raise IdentityError(
+                    f"MPC party {pid} is not vouched for by agency {agency!r}'s signed decision"
+                )
+            if agency == self.name and (
+                d.msg["party"] != pending.address or d.msg["tls_cert"] != pending.tls_cert
+            ):
+                raise PolicyRefusal(
+                    self.name, "the MPC parties do not place this agency's party where it listens"
+                )
+            peers.append(str(d.msg["party"]))
+            certs.append(check_certificate(d.msg["tls_cert"], pid))
+        return peers, certs
 
     def _participants(self, agencies: Any) -> list[str]:
         if (

@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -237,9 +238,7 @@ def _cleanup(procs: Sequence[subprocess.Popen[bytes]], workdir: Path) -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
-    for f in workdir.iterdir():
-        f.unlink()
-    workdir.rmdir()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def run_party(
@@ -251,16 +250,27 @@ def run_party(
     peers: Sequence[str],
     *,
     timeout: float = 300.0,
+    tls: tuple[bytes, Sequence[bytes]] | None = None,
 ) -> dict[str, Any]:
     """Run one agency's own party (its data never leaves it) until the computation ends.
+
+    With ``tls = (key, certificates)`` the party's links are TLS (mpyc ``--ssl``): it
+    presents ``certificates[index]`` with ``key`` and accepts only peers presenting one of
+    ``certificates`` (:mod:`privacy.mpc_tls`).
 
     Returns the party's output (``pid``, ``modulus``, its ``shares`` of the outputs,
     ``bytes_sent``); raises :class:`MPCError` when the party fails or times out.
     """
     workdir = Path(tempfile.mkdtemp(prefix="rx-mpc-"))
     procs: list[subprocess.Popen[bytes]] = []
+    extra: list[str] = []
+    if tls is not None:
+        from privacy.mpc_tls import write_config
+
+        write_config(workdir, index, tls[0], list(tls[1]))
+        extra.append("--ssl")
     try:
-        procs.append(_spawn(spec, catalog, mpc_plan, job, index, peers, workdir))
+        procs.append(_spawn(spec, catalog, mpc_plan, job, index, peers, workdir, extra))
         return _collect(procs, [job], timeout, time.perf_counter(), None)[0]
     finally:
         _cleanup(procs, workdir)

@@ -62,10 +62,12 @@ MESSAGE_FIELDS: dict[str, frozenset[str]] = {
         # agency → aggregator: masked ciphertexts under the regulator's key
         "contribution": {"type", "query_id", "agency", "key_fp", "ciphertexts", "decision"},
         "refusal": {"type", "query_id", "agency", "reason"},
-        # agency → regulator: acceptance of an MPC query, where its party will listen
-        "decision": {"type", "query_id", "agency", "decision", "party", "min_group"},
-        # regulator → agencies: run your party of this plan with these peers (plan as JSON)
-        "mpc-run": {"type", "query_id", "plan", "peers", "timeout_s"},
+        # agency → regulator: acceptance of an MPC query, where its party will listen, the
+        # TLS certificate its party will present
+        "decision": {"type", "query_id", "agency", "decision", "party", "min_group", "tls_cert"},
+        # regulator → agencies: run your party of this plan (JSON) with these parties (every
+        # participant's signed decision, in party order)
+        "mpc-run": {"type", "query_id", "plan", "decisions", "timeout_s"},
         # agency → regulator: its party's output shares (JSON)
         "mpc-output": {"type", "query_id", "agency", "output"},
         # aggregator → survivors: who contributed and who dropped out

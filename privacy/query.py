@@ -477,7 +477,7 @@ class Regulator:
             name, why = next(iter(failed.items()))
             raise AgencyUnavailable(name, why)
         refusal = None
-        accepted: dict[str, dict[str, Any]] = {}
+        accepted: dict[str, Signed] = {}
         for client, raw in answers:
             signed = self._open(client, raw, qid, "decision", "refusal")
             self._trail[qid][1][client.name] = sm3(raw)
@@ -487,13 +487,13 @@ class Regulator:
             else:
                 d = signed.msg["decision"]
                 decisions.append((client.name, bool(d["accepted"]), str(d["reason"]), str(d["epsilon"])))
-                accepted[client.name] = signed.msg
+                accepted[client.name] = signed
         if refusal is not None:
             raise refusal
-        # parties in the participants' sorted order, each where its agency said it listens
+        # parties in the participants' sorted order; each agency takes every party's address
+        # and TLS certificate from that party's own signed decision
         order = sorted(accepted)
-        peers = [str(accepted[a]["party"]) for a in order]
-        k = max(int(accepted[a]["min_group"]) for a in order)
+        k = max(int(accepted[a].msg["min_group"]) for a in order)
         mpc_plan = mpc.plan(spec, self.catalog, len(order), k)
         say(f"MPC plan: {mpc_plan.kind}, {len(order)} parties run by their agencies")
         run = sign(
@@ -502,7 +502,7 @@ class Regulator:
                 "type": "mpc-run",
                 "query_id": qid,
                 "plan": json.dumps(mpc_plan.to_dict()),
-                "peers": peers,
+                "decisions": [accepted[a].raw for a in order],
                 "timeout_s": int(self.timeout),
             },
         )

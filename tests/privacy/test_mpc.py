@@ -155,14 +155,14 @@ def test_agencies_check_the_mpc_run_they_are_asked_for(
     from privacy.protocol import open_signed, sign
     from privacy.replay import clock_ms
 
-    from .conftest import REGULATOR
+    from .conftest import AGENCY_IDS, REGULATOR
 
     dep, _ = deployment
-    server = dep.server(dep.agencies[0])
+    servers = [dep.server(a) for a in dep.agencies]
     names = [a.name for a in dep.agencies]
     spec = parse_sql("SELECT MEDIAN(views) FROM plays")
 
-    def accepted() -> tuple[str, dict[str, object]]:
+    def accepted() -> tuple[str, list[bytes]]:
         qid = _os.urandom(16).hex()
         q = {
             "type": "query",
@@ -177,28 +177,38 @@ def test_agencies_check_the_mpc_run_they_are_asked_for(
             "value_bits": 0,
             "n_values": 0,
         }
-        return qid, open_signed(server.handle(sign(REGULATOR, q)), "decision").msg
+        raws = [s.handle(sign(REGULATOR, q)) for s in servers]
+        assert all(open_signed(r, "decision").msg["min_group"] == 2 for r in raws)
+        return qid, raws
 
     def refusal(msg: dict[str, object], who: Identity = REGULATOR) -> str:
-        return str(open_signed(server.handle(sign(who, msg)), "refusal").msg["reason"])
+        return str(open_signed(servers[0].handle(sign(who, msg)), "refusal").msg["reason"])
 
-    qid, d = accepted()
-    assert d["min_group"] == 2 and str(d["party"]).startswith("127.0.0.1:")
     good = mpc.plan(spec, CATALOG, 3, 2)
+    qid, raws = accepted()
     run = {
         "type": "mpc-run",
         "query_id": qid,
         "plan": _json.dumps(good.to_dict()),
-        "peers": [],
+        "decisions": [],
         "timeout_s": 60,
     }
     other = Identity.issue(ROOT, "another regulator", [Role.REGULATOR])
     assert "only the requester that signed the query" in refusal(run, other)
-    assert "peers do not match the query's participants" in refusal(run)
+    assert "parties do not match the query's participants" in refusal(run)
     assert "already ran for this query" in refusal(run)  # one run per query, whatever happened
-    qid, d = accepted()
-    elsewhere = dict(run, query_id=qid, peers=["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"])
-    assert "do not place this agency's party where it listens" in refusal(elsewhere)
+    qid, raws = accepted()
+    mine = open_signed(raws[0], "decision").msg
+    moved = sign(AGENCY_IDS["agency-0"], dict(mine, party="127.0.0.1:1"))
+    assert "do not place this agency's party" in refusal(
+        dict(run, query_id=qid, decisions=[moved, *raws[1:]])
+    )
+    qid, raws = accepted()
+    theirs = open_signed(raws[1], "decision").msg
+    forged = sign(REGULATOR, theirs)  # the regulator vouching for agency-1's party itself
+    assert "not vouched for by agency 'agency-1'" in refusal(
+        dict(run, query_id=qid, decisions=[raws[0], forged, raws[2]])
+    )
     for plan, why in [
         (mpc.plan(spec, CATALOG, 3, 1), "minimum group size 1 is below this agency's 2"),
         (
@@ -206,7 +216,47 @@ def test_agencies_check_the_mpc_run_they_are_asked_for(
             "not the one this query calls for",
         ),
     ]:
-        qid, d = accepted()
-        msg = dict(run, query_id=qid, plan=_json.dumps(plan.to_dict()), peers=[d["party"], "x:1", "y:2"])
-        assert why in refusal(msg)
+        qid, raws = accepted()
+        assert why in refusal(dict(run, query_id=qid, plan=_json.dumps(plan.to_dict()), decisions=raws))
     assert "accepted no MPC query 'nope'" in refusal(dict(run, query_id="nope"))
+
+
+def test_mpc_links_refuse_a_party_without_a_vouched_certificate(
+    deployment: tuple[Deployment, list[dict[str, np.ndarray]]],
+) -> None:
+    """The links are TLS with exactly the certificates the agencies announced: a party that
+    presents another certificate cannot join, and nothing is released."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from privacy.mpc_tls import party_credentials
+
+    dep, tables = deployment
+    jobs = [c.party_job() for c in dep.clients()]
+    spec = parse_sql("SELECT MAX(views) FROM plays").with_requester("r", "regulator")
+    plan = mpc.plan(spec, CATALOG, 3, 2)
+    creds = [party_credentials(i) for i in range(3)]
+    certs = [c for _, c in creds]
+
+    def party(
+        i: int, key: bytes, peers: list[str], timeout: float, trusted: list[bytes] = certs
+    ) -> dict[str, object]:
+        return mpc.run_party(spec, CATALOG, plan, jobs[i], i, peers, timeout=timeout, tls=(key, trusted))
+
+    peers = [f"127.0.0.1:{p}" for p in mpc.free_ports(3)]
+    with ThreadPoolExecutor(3) as pool:
+        outs = list(pool.map(lambda i: party(i, creds[i][0], peers, 60), range(3)))
+    u = np.concatenate([t["views"] for t in tables])
+    assert mpc.recombine(outs)[1] == int(u.max())  # TLS links with the vouched certificates work
+    # party 1 presents a well-formed certificate for its name that no agency vouched for
+    impostor_key, impostor_cert = party_credentials(1)
+    own_view = [certs[0], impostor_cert, certs[2]]
+    peers = [f"127.0.0.1:{p}" for p in mpc.free_ports(3)]
+    with ThreadPoolExecutor(3) as pool:
+        futures = [
+            pool.submit(
+                party, i, *((impostor_key, peers, 5, own_view) if i == 1 else (creds[i][0], peers, 5))
+            )
+            for i in range(3)
+        ]
+        errors = [f.exception() for f in futures]
+    assert all(isinstance(e, MPCError) for e in errors), errors
