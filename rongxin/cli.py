@@ -41,6 +41,7 @@ def _mount() -> None:
         cli_agency,
         cli_chain,
         cli_datasets,
+        cli_exchange,
         cli_ledger,
         cli_member,
         cli_node,
@@ -52,6 +53,8 @@ def _mount() -> None:
 
     app.add_typer(cli_datasets.app, name="datasets", help="Build benchmark corpora and attack sets.")
 
+    cli_works.works_app.command("import")(cli_exchange.import_cmd)
+    cli_works.works_app.command("foreign")(cli_exchange.foreign_cmd)
     app.add_typer(cli_works.works_app, name="works", help="Register works in a forensics library.")
     app.command("identify")(cli_works.identify)
     app.add_typer(cli_query.app, name="query", help="Regulators' encrypted cross-agency queries.")

@@ -41,6 +41,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from chain import crypto
+from chain.client import Ledger
 from chain.contracts.base import ContractRegistry
 from chain.crypto import envelope, keyfile
 from chain.localnet import Identity, LocalConsortium
@@ -280,7 +281,18 @@ def _ledger_step(
 
     _forensics_step(out_dir, consortium, media, step)
     _audio_step(out_dir, step)
-    _zk_step(out_dir, consortium, media, digests[3], step, password, scrypt_n)
+    from chain.client import InProcessLedger
+
+    consortium.add_member("Provincial regulator (省级监管)", [Role.REGULATOR])
+    _zk_step(
+        out_dir,
+        InProcessLedger(consortium, media),
+        InProcessLedger(consortium, consortium.supervisor),
+        digests[3],
+        step,
+        password,
+        scrypt_n,
+    )
     _privacy_step(out_dir, consortium, step)
 
     t0 = time.perf_counter()
@@ -390,49 +402,50 @@ def _registry(genesis: Genesis) -> ContractRegistry:
 
 def _zk_step(
     out_dir: Path,
-    consortium: LocalConsortium,
-    media: Identity,
+    media: Ledger,
+    supervisor: Ledger,
     work: bytes,
     step: Callable[[str, bool, str, float], None],
     password: str,
     scrypt_n: int | None,
 ) -> None:
-    """A confidential transfer; the regulator's auditor key (sealed with the demo password)
-    and the recorded transfer stay in ``out_dir`` for ``rongxin transfer audit``."""
+    """A confidential transfer through the ``Ledger`` protocol (signed transactions, proven
+    state reads); the regulator's auditor key (sealed with the demo password) and the
+    recorded transfer stay in ``out_dir`` for ``rongxin transfer audit``."""
     from chain.crypto import atomic_write
     from chain.crypto.sealed import DEFAULT_SCRYPT_N
-    from chain.types import Role, ValidationError
+    from chain.errors import ChainError
+    from rongxin.contracts import LedgerStateReader
     from zkp.auditor import AuditorKey, seal_auditor_key
     from zkp.contract import auditor_payload, load_record, register_payload, transfer_records
     from zkp.transfer import OwnerKey, audit, prove_key_possession, prove_transfer
 
     t0 = time.perf_counter()
-    chain_id = consortium.genesis.chain_id
-    consortium.add_member("Provincial regulator (省级监管)", [Role.REGULATOR])
+    chain_id = media.genesis.chain_id
+    state = LedgerStateReader(media)  # every read proven against the genesis
     auditor = AuditorKey.generate()
     key_path = out_dir / "auditor.key"
     sealed = seal_auditor_key(auditor, password, scrypt_n=scrypt_n or DEFAULT_SCRYPT_N)
     atomic_write(key_path, sealed, 0o600, overwrite=True)
     # the regulator holds the auditor key; the supervisor registers its public half
-    consortium.submit(consortium.supervisor, "zkp.auditor", auditor_payload(auditor, chain_id))
+    supervisor.send("zkp.auditor", auditor_payload(auditor, chain_id))
     seller, buyer = OwnerKey.generate(), OwnerKey.generate()
-    consortium.submit(media, "zkp.register", register_payload(work, seller, chain_id))
-    state = consortium.replicas[0].app.state
+    media.send("zkp.register", register_payload(work, seller, chain_id))
     record = load_record(state, work)
     assert record is not None
     price = 1_000_000
     shares = [(b"author", 600_000), (b"county-center", 300_000), (b"platform", 100_000)]
     pop = prove_key_possession(buyer, chain_id, work)
     transfer = prove_transfer(chain_id, record, seller, buyer.public, pop, auditor.public, price, shares)
-    consortium.submit(media, "zkp.transfer", transfer.to_payload())
-    new_record = load_record(consortium.replicas[0].app.state, work)
+    media.send("zkp.transfer", transfer.to_payload())
+    new_record = load_record(state, work)
     try:
         again = prove_transfer(chain_id, record, seller, buyer.public, pop, auditor.public, price, shares)
-        consortium.submit(media, "zkp.transfer", again.to_payload())  # gives the nonce back when refused
+        media.send("zkp.transfer", again.to_payload())
         double_refused = False
-    except ValidationError:
+    except ChainError:
         double_refused = True
-    recorded = list(transfer_records(consortium.replicas[0].app.state, work))
+    recorded = list(transfer_records(state, work))
     report = audit(recorded[-1].transfer, auditor)
     on_chain = recorded[-1].to_bytes()
     record_path = out_dir / "transfer.cbor"

@@ -77,6 +77,7 @@ FRONT_DOORS: dict[str, dict[str, str]] = {
         "NodeConfig": "chain.node.config",
         "NodeSection": "chain.node.config",
         "P2PSection": "chain.node.config",
+        "StateSyncSection": "chain.node.config",
         "certificate_from_json": "chain.node.identity",
         "certificate_to_json": "chain.node.identity",
         "dump_config": "chain.node.config",

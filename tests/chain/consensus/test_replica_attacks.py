@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import random
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from chain.consensus.byzantine import ByzantineCore, Misbehaviour, corrupt
+from chain.consensus.byzantine import ByzantineCore, Misbehaviour
 from chain.consensus.core import BlockDraft, ConsensusCore
 from chain.consensus.crypto import Signer, Sm2Signer
 from chain.consensus.messages import (
@@ -27,7 +26,8 @@ from chain.crypto import PrivateKey
 from chain.crypto.sm3 import sm3
 from chain.epochs import MISSED, current_epoch
 from chain.localnet import LocalConsortium
-from chain.replica import Replica, node_id, tx_root
+from chain.node.byzantine import ByzantineReplica
+from chain.replica import node_id, tx_root
 from chain.types import ChainParams, Role
 from tests.chain.consensus.timing import deadline
 
@@ -143,23 +143,6 @@ def test_a_tc_justified_round_gap_executes_in_milliseconds(tmp_path: Path, gap: 
 
 
 # --------------------------------------------------------------------------- Byzantine replica
-class ByzantineReplica(Replica):
-    """A replica whose core (in every epoch) is a :class:`ByzantineCore`."""
-
-    def __init__(
-        self, *args: Any, seed: int, outsiders: list[Signer], misbehaviour: Misbehaviour | None = None
-    ) -> None:
-        self.seed, self.outsiders, self.misbehaviour = seed, outsiders, misbehaviour
-        self.attacks: Counter[str] = Counter()  # over all its epochs
-        super().__init__(*args)
-
-    def _make_core(self) -> ConsensusCore:
-        # a test subclass of Replica wraps the core it builds
-        core = corrupt(super()._make_core(), self.misbehaviour, self.seed, self.outsiders)
-        core.attacks = self.attacks
-        return core
-
-
 UNPROVABLE = Misbehaviour(equivocate=False, withhold_votes=1.0, spam=0, forge_certificates=False)
 """Attacks that leave no equivocation evidence, so the node stays a validator: it never votes,
 proposes far-future blocks, votes and times out far ahead, and relays outsiders' messages."""
