@@ -72,3 +72,59 @@ def test_audit_records_are_anchored_and_checkable_by_requester_and_agencies(
             check_record({"query_id": "x"}, receipt, c.genesis)
     finally:
         c.close()
+
+
+def test_query_run_signs_with_the_client_profile_member_and_anchors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``rongxin query run --client``: without identity files in ``[regulator]``, the
+    profile's member key signs the queries; the record is anchored and its receipt saved."""
+    import tomllib
+
+    from typer.testing import CliRunner
+
+    from privacy.demo_data import write_demo
+    from rongxin import cli_query
+
+    c = LocalConsortium.create(tmp_path / "net", nodes=4)
+    try:
+        member = c.add_member("Provincial regulator", [Role.REGULATOR])
+        config = write_demo(tmp_path / "q", rows=200, root=c.root, chain_id=c.genesis.chain_id)
+        text = config.read_text()
+        doc = tomllib.loads(text)
+        for key in ("identity_key", "identity_certificate", "password_file"):
+            text = text.replace(f'{key} = "{doc["regulator"][key]}"\n', "", 1)
+        config.write_text(text)
+        assert "identity_key" not in tomllib.loads(text)["regulator"]
+        anchor = ConsortiumAnchor(c, member)
+        monkeypatch.setattr(
+            cli_query, "_ledger_anchor", lambda _p, _j: (anchor, Identity(member.key, member.cert))
+        )
+        res = CliRunner().invoke(
+            cli_query.app,
+            [
+                "run",
+                "SELECT COUNT(*) FROM cases",
+                "--agencies",
+                str(config),
+                "--client",
+                "x",
+                "--format",
+                "json",
+            ],
+        )
+        assert res.exit_code == 0, res.output
+        line = json.loads((tmp_path / "q" / "audit.jsonl").read_text().splitlines()[-1])
+        assert line["requester"] == member.cert.cert_id.hex() and line["anchor"] is not None
+        receipt = anchor.receipts[bytes.fromhex(line["record_digest"])]
+        assert check_record(line, receipt, c.genesis).path == "paillier"
+        # without either identity the command says what is missing
+        monkeypatch.setattr(cli_query, "_ledger_anchor", lambda _p, _j: (anchor, None))
+        res = CliRunner().invoke(
+            cli_query.app, ["run", "SELECT COUNT(*) FROM cases", "--agencies", str(config)]
+        )
+        assert res.exit_code == 1 and "needs identity_key and identity_certificate" in " ".join(
+            res.output.split()
+        )
+    finally:
+        c.close()
