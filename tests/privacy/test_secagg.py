@@ -395,3 +395,27 @@ def test_masks_cancel_exactly_for_any_number_of_agencies() -> None:
         ]
     with pytest.raises(CiphertextError, match="a mask seed is 32 bytes"):
         secagg.expand(b"short", 1, n)
+
+
+def test_a_survivor_dropping_out_after_contributing_aborts_without_a_result(
+    servers: list[AgencyServer], keypair: KeyPair
+) -> None:
+    class LateDrop(Spy):
+        def __init__(self, server: AgencyServer, stage: str) -> None:
+            super().__init__(server)
+            self.stage = stage
+
+        def call(self, request: bytes) -> bytes:
+            if open_signed(request, "query", "view", "reveal").msg["type"] == self.stage:
+                raise TimeoutError("timed out")
+            return super().call(request)
+
+    for stage in ("view", "reveal"):
+        spies = [Spy(servers[0]), LateDrop(servers[1], stage), Spy(servers[2])]
+        reg = Regulator(CATALOG, spies, keypair, REGULATOR)
+        with pytest.raises(
+            AgencyUnavailable, match=r"agency 'agency-1' dropped out.*after contributing.*no partial"
+        ):
+            reg.run(parse_sql("SELECT SUM(views) FROM plays"))
+        # nothing that unmasks was released: at most the others' reveals, never agency-1's
+        assert not spies[1].answers("unmask")
