@@ -126,6 +126,8 @@ class AgencyConfig:
     identity: IdentityFiles = IdentityFiles()
     url: str | None = None
     mpc_host: str = "127.0.0.1"
+    tls_certificate: str | None = None
+    tls_key: str | None = None
 
     @classmethod
     def from_dict(cls, doc: Any, i: int) -> AgencyConfig:
@@ -144,6 +146,8 @@ class AgencyConfig:
             IdentityFiles.from_dict(doc, where),
             url,
             _opt_str(doc, "mpc_host", where) or "127.0.0.1",
+            _opt_str(doc, "tls_certificate", where),
+            _opt_str(doc, "tls_key", where),
         )
 
 
@@ -238,7 +242,10 @@ class Deployment:
                 from privacy.http_client import HttpAgencyClient
 
                 cert = a.identity.certificate_at(self.base, f"agency {n!r}")
-                out.append(HttpAgencyClient(a.name, a.url, cert, signer, self.chain_id))
+                pinned = None if a.tls_certificate is None else self.base / a.tls_certificate
+                out.append(
+                    HttpAgencyClient(a.name, a.url, cert, signer, self.chain_id, tls_certificate=pinned)
+                )
             else:
                 out.append(LocalAgencyClient(self.server(a)))
         return out
@@ -300,6 +307,8 @@ class AgencyService:
     host: str
     port: int
     chain_id: str
+    tls_key: Path | None = None
+    tls_certificate: Path | None = None
 
     @classmethod
     def from_file(cls, path: str | Path) -> AgencyService:
@@ -331,7 +340,16 @@ class AgencyService:
             PeerDirectory(peers),
             base,
         )
-        return cls(server, host.strip("[]"), int(port), chain_id_of(doc["consortium"]))
+        if (agency.tls_key is None) != (agency.tls_certificate is None):
+            raise CatalogError(f"{path}: give both tls_key and tls_certificate for HTTPS, or neither")
+        return cls(
+            server,
+            host.strip("[]"),
+            int(port),
+            chain_id_of(doc["consortium"]),
+            None if agency.tls_key is None else base / agency.tls_key,
+            None if agency.tls_certificate is None else base / agency.tls_certificate,
+        )
 
 
 def read_document(path: str | Path) -> tuple[dict[str, Any], Path]:

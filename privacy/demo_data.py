@@ -30,6 +30,7 @@ from chain.crypto import PrivateKey
 from chain.crypto.keyfile import save_private_key
 from chain.types import Role
 from privacy.identity import Identity, certificate_to_json
+from privacy.mpc_tls import service_credentials
 
 COUNTIES = [f"county-{i:02d}" for i in range(1, 11)]
 CATEGORIES = ["news", "drama", "music", "variety", "documentary", "sports"]
@@ -250,14 +251,20 @@ def write_demo(
 
 
 def write_service_configs(
-    config: str | Path, host: str = "127.0.0.1", base_port: int = 8600, stride: int = 1
+    config: str | Path,
+    host: str = "127.0.0.1",
+    base_port: int = 8600,
+    stride: int = 1,
+    tls: bool = True,
 ) -> tuple[Path, list[Path]]:
     """Split an in-process deployment into one service configuration per agency.
 
     Each agency gets ``<name>.agency.json`` (its entry, listening on ``host`` at
     ``base_port + stride * i``, pinning the other agencies' certificates); the regulator gets
     ``agencies-net.json``, reaching every agency by URL. Paths stay relative to the
-    directory of ``config``. Returns the regulator's file and the agencies' files.
+    directory of ``config``. With ``tls`` each agency serves HTTPS with a fresh key and
+    self-signed certificate (``keys/<name>.tls.*``), which the regulator's file pins.
+    Returns the regulator's file and the agencies' files.
     """
     import json
     import tomllib
@@ -274,9 +281,20 @@ def write_service_configs(
             for other in agencies
             if other["name"] != entry["name"]
         ]
+        tls_files: dict[str, str] = {}
+        if tls:
+            key_pem, cert_pem = service_credentials(host)
+            key_path = out_dir / "keys" / f"{entry['name']}.tls.key"
+            key_path.write_bytes(key_pem)
+            key_path.chmod(0o600)
+            (out_dir / "keys" / f"{entry['name']}.tls.crt").write_bytes(cert_pem)
+            tls_files = {
+                "tls_key": f"keys/{entry['name']}.tls.key",
+                "tls_certificate": f"keys/{entry['name']}.tls.crt",
+            }
         service = {
             "consortium": doc["consortium"],
-            "agency": {**entry, "listen": f"{host}:{port}"},
+            "agency": {**entry, "listen": f"{host}:{port}", **tls_files},
             "peers": peers,
             "catalog": doc["catalog"],
         }
@@ -286,8 +304,9 @@ def write_service_configs(
         remote.append(
             {
                 "name": entry["name"],
-                "url": f"http://{host}:{port}",
+                "url": f"{'https' if tls else 'http'}://{host}:{port}",
                 "identity_certificate": entry["identity_certificate"],
+                **({"tls_certificate": tls_files["tls_certificate"]} if tls else {}),
             }
         )
     net = {**{k: v for k, v in doc.items() if k != "agencies"}, "agencies": remote}

@@ -11,6 +11,9 @@ Examples
 
 from __future__ import annotations
 
+import os
+import ssl
+
 import httpx
 
 from chain.api.auth import sign_request
@@ -38,6 +41,8 @@ class HttpAgencyClient:
         The consortium's chain id.
     timeout : float
         Seconds for one request.
+    tls_certificate : path or None
+        The agency's pinned HTTPS certificate (``https://`` URLs): only it is trusted.
     """
 
     def __init__(
@@ -48,6 +53,8 @@ class HttpAgencyClient:
         signer: Identity | None = None,
         chain_id: str = "rongxin",
         timeout: float = 300.0,
+        *,
+        tls_certificate: str | os.PathLike[str] | None = None,
     ) -> None:
         self.name = name
         self.url = url.rstrip("/")
@@ -55,6 +62,10 @@ class HttpAgencyClient:
         self.signer = signer
         self.chain_id = chain_id
         self.timeout = timeout
+        self.verify: ssl.SSLContext | bool = True
+        if tls_certificate is not None:
+            # HTTPS to this agency trusts exactly its pinned certificate
+            self.verify = ssl.create_default_context(cafile=os.fspath(tls_certificate))
 
     def call(self, request: bytes) -> bytes:
         """Post one signed message; the agency's signed answer.
@@ -76,7 +87,9 @@ class HttpAgencyClient:
         )
         headers["Content-Type"] = "application/cbor"
         try:
-            resp = httpx.post(self.url + PATH, content=request, headers=headers, timeout=self.timeout)
+            resp = httpx.post(
+                self.url + PATH, content=request, headers=headers, timeout=self.timeout, verify=self.verify
+            )
         except httpx.TimeoutException:
             raise AgencyUnavailable(self.name, f"no answer within {self.timeout:g} s") from None
         except httpx.HTTPError as exc:

@@ -1,4 +1,5 @@
-"""TLS for the mpyc links between agencies' parties: one fresh certificate per party and query.
+"""TLS credentials: for the mpyc links between agencies' parties (one fresh certificate per
+party and query) and for agencies' HTTPS endpoints (:func:`service_credentials`).
 
 mpyc's ``--ssl`` mode makes every party present ``.config/party_<pid>.crt`` (its key in
 ``party_<pid>.key``), checks each peer's certificate against ``.config/mpyc_ca.crt`` and a
@@ -36,11 +37,18 @@ def party_name(pid: int) -> str:
     return f"MPyC party {pid}"
 
 
-def party_credentials(pid: int, hours: int = 24) -> tuple[bytes, bytes]:
-    """A fresh key (PKCS#8 PEM) and self-signed certificate (PEM) for party ``pid``."""
+def self_signed(
+    common_name: str, dns: list[str], ips: list[str] | None = None, hours: int = 24
+) -> tuple[bytes, bytes]:
+    """A fresh P-256 key (PKCS#8 PEM) and a self-signed, non-CA certificate (PEM) for
+    ``common_name``, valid for the given DNS names and IP addresses."""
+    import ipaddress
+
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, party_name(pid))])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
+    sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
+    sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in ips or []]
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -50,13 +58,30 @@ def party_credentials(pid: int, hours: int = 24) -> tuple[bytes, bytes]:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(hours=hours))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(party_name(pid))]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .sign(key, hashes.SHA256())
     )
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     return key_pem, cert.public_bytes(serialization.Encoding.PEM)
+
+
+def party_credentials(pid: int, hours: int = 24) -> tuple[bytes, bytes]:
+    """A fresh key (PKCS#8 PEM) and self-signed certificate (PEM) for party ``pid``."""
+    return self_signed(party_name(pid), [party_name(pid)], hours=hours)
+
+
+def service_credentials(host: str, days: int = 365) -> tuple[bytes, bytes]:
+    """A key and self-signed certificate for an agency's HTTPS endpoint at ``host`` (a name
+    or an IP address); the regulator pins the certificate."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+        return self_signed(host, [], [host], hours=24 * days)
+    except ValueError:
+        return self_signed(host, [host], hours=24 * days)
 
 
 def check_certificate(pem: bytes, pid: int) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -24,12 +25,22 @@ from privacy.errors import AgencyUnavailable
 _ROOT = Path(__file__).resolve().parents[1]
 
 
-def listen_url(config: Path) -> str:
-    """``http://HOST:PORT`` of an agency's service file (``[agency] listen``)."""
+def _agency(config: Path) -> dict[str, object]:
     text = config.read_text(encoding="utf-8")
     doc = json.loads(text) if config.suffix == ".json" else tomllib.loads(text)
-    host, _, port = str(doc["agency"]["listen"]).rpartition(":")
-    return f"http://{host}:{port}"
+    return dict(doc["agency"])
+
+
+def listen_url(config: Path) -> str:
+    """``http(s)://HOST:PORT`` of an agency's service file (``[agency] listen``)."""
+    agency = _agency(config)
+    host, _, port = str(agency["listen"]).rpartition(":")
+    return f"{'https' if agency.get('tls_certificate') else 'http'}://{host}:{port}"
+
+
+def _verify(config: Path) -> ssl.SSLContext | bool:
+    cert = _agency(config).get("tls_certificate")
+    return True if cert is None else ssl.create_default_context(cafile=str(config.parent / str(cert)))
 
 
 class AgencyProcesses:
@@ -71,7 +82,7 @@ class AgencyProcesses:
                         err = self.log(config).read_text(errors="replace").strip()
                         raise AgencyUnavailable(config.stem, f"its process exited: {err[-300:]}")
                     try:
-                        if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                        if httpx.get(f"{url}/health", timeout=1, verify=_verify(config)).status_code == 200:
                             break
                     except httpx.HTTPError:
                         pass

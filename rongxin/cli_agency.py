@@ -31,7 +31,7 @@ def serve(
         typer.Option(help="HOST:PORT to listen on (overrides [agency] listen).", metavar="HOST:PORT"),
     ] = None,
 ) -> None:
-    """Serve the agency's endpoint until interrupted (HTTP; put TLS in front of it off-host).
+    """Serve the agency's endpoint until interrupted (HTTPS with [agency] tls_key and tls_certificate).
 
     The agency answers signed queries from requesters its consortium root certified, with
     masked, encrypted aggregates; it logs each decision in ``decisions.jsonl`` in its state
@@ -56,7 +56,10 @@ def serve(
     console.print(
         escape(
             f"agency {svc.server.name} (certificate {svc.server.certificate.cert_id.hex()[:16]}…) "
-            f"listening on http://{host}:{port}"
+            f"listening on {'https' if svc.tls_key is not None else 'http'}://{host}:{port}"
         )
     )
-    uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False)
+    tls: dict[str, str] = {}
+    if svc.tls_key is not None and svc.tls_certificate is not None:
+        tls = {"ssl_keyfile": str(svc.tls_key), "ssl_certfile": str(svc.tls_certificate)}
+    uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False, **tls)  # type: ignore[arg-type]

@@ -495,7 +495,7 @@ def _privacy_step(
         regulator=identity,
         chain_id=consortium.genesis.chain_id,
     )
-    # every agency as its own process, reached over HTTP with signed requests
+    # every agency as its own process, reached over HTTPS (pinned certificates), requests signed
     regulator_file, services = write_service_configs(config, "127.0.0.1", free_base_port(5), PORT_STRIDE)
     dep = Deployment.from_file(regulator_file)
     anchor = ConsortiumAnchor(consortium, regulator_member)
@@ -515,7 +515,7 @@ def _privacy_step(
     step(
         "encrypted cross-agency query",
         ok,
-        f"{len(clients)} agency processes answered “{query}” over HTTP, signed by the regulator's "
+        f"{len(clients)} agency processes answered “{query}” over HTTPS, signed by the regulator's "
         "certificate, with "
         f"masked contributions under its Paillier key (secure aggregation, packed slots): "
         f"{len(result.rows)} counties, {total} confirmed cases in all, no agency's own count "

@@ -185,3 +185,38 @@ def test_mpc_runs_among_the_agency_processes(services: tuple[Path, AgencyProcess
         plays = generate_tables(2026, AGENCIES.index(c.name), 400)["plays"]
         days.extend(plays["day"][plays["category"] == "drama"].tolist())
     assert res.path == "mpc" and res.rows[0][1] == max(days)
+
+
+def test_https_trusts_only_the_pinned_certificate(services: tuple[Path, AgencyProcesses]) -> None:
+    from privacy.http_client import HttpAgencyClient
+
+    regulator, procs = services
+    net = Deployment.from_file(regulator)
+    a0, a1 = net.agencies[0], net.agencies[1]
+    assert procs.urls[0].startswith("https://") and a0.url == procs.urls[0]
+    cert0 = a0.identity.certificate_at(net.base, "a0")
+    body = sign(REGULATOR, _query([a.name for a in net.agencies]))
+    ok = HttpAgencyClient(
+        a0.name,
+        procs.urls[0],
+        cert0,
+        REGULATOR,
+        net.chain_id,
+        tls_certificate=net.base / str(a0.tls_certificate),
+    )
+    assert open_signed(ok.call(body), "decision", "refusal").msg["agency"] == a0.name
+    wrong = HttpAgencyClient(
+        a0.name,
+        procs.urls[0],
+        cert0,
+        REGULATOR,
+        net.chain_id,
+        tls_certificate=net.base / str(a1.tls_certificate),
+    )
+    with pytest.raises(AgencyUnavailable, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+        wrong.call(body)
+    plain = HttpAgencyClient(
+        a0.name, procs.urls[0].replace("https://", "http://"), cert0, REGULATOR, net.chain_id
+    )
+    with pytest.raises(AgencyUnavailable):
+        plain.call(body)
