@@ -9,8 +9,9 @@ cost, MPC median.
    ``rongxin agency serve`` process reading its schema (filters and GROUP BY pushed into
    SQL); the regulator reaches them over HTTPS (pinned certificates) with signed requests.
    Timed end to end (the regulator's ``run``): grouped SUM and COUNT over 30 groups (one
-   MEAN query carries both slots), then SUM and COUNT alone; the median of three runs, with the time split into the
-   contribution round and the endorse/reveal rounds of secure aggregation.
+   MEAN query carries both slots), then SUM and COUNT alone; the median of three runs,
+   with the time split into the contribution round and the endorse/reveal rounds of
+   secure aggregation.
 2. **Secure aggregation's cost**, in the same run and in-process on the same rows, runs
    interleaved and the best of five kept (robust to a loaded machine): the whole protocol
    against the previous one's work alone (local aggregate, packing,
