@@ -37,6 +37,8 @@ from privacy.identity import Identity
 
 MAX_MESSAGE = 64 * 1024 * 1024
 """Largest encoded protocol message or envelope accepted."""
+MAX_QUERY_ID = 128
+"""Longest query id (the requester's nonce; 32 hex digits in practice)."""
 SERVICE_PATH = "/privacy/v1/messages"
 """Where an agency's service takes protocol messages (:mod:`privacy.service`)."""
 SCHEME = b"RONGXIN-PRIVACY-1\n"
@@ -118,6 +120,9 @@ def decode_message(data: bytes, *types: str) -> dict[str, Any]:
         or set(msg) != MESSAGE_FIELDS[str(msg["type"])]
     ):
         raise CiphertextError(f"unexpected protocol message (wanted {types})")
+    qid = msg.get("query_id")
+    if not isinstance(qid, str) or not 0 < len(qid) <= MAX_QUERY_ID:
+        raise CiphertextError(f"a query id is a string of 1..{MAX_QUERY_ID} characters")
     return dict(msg)
 
 

@@ -240,6 +240,12 @@ def test_forged_and_malformed_envelopes_are_rejected(servers: list[AgencyServer]
         servers[0].handle(b"\x00" * (64 * 1024 * 1024 + 1))
     with pytest.raises(CiphertextError, match="unexpected protocol message"):
         servers[0].handle(sign(REGULATOR, {"type": "refusal", "query_id": "q", "agency": "a", "reason": "x"}))
+    for qid in (5, "", "q" * 129):
+        bad = query_message(
+            "SELECT COUNT(*) FROM plays", ["agency-0", "agency-1", "agency-2"], pk, query_id=qid
+        )
+        with pytest.raises(CiphertextError, match="a query id is a string"):
+            servers[0].handle(sign(REGULATOR, bad))
 
 
 def test_agencies_refuse_participants_they_have_not_pinned(
