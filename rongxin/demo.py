@@ -478,21 +478,35 @@ def _privacy_step(
     from privacy import paillier
     from privacy.audit import AuditLog, ConsortiumAnchor
     from privacy.config import Deployment
-    from privacy.demo_data import write_demo
+    from privacy.demo_data import write_demo, write_service_configs
+    from privacy.identity import Identity
+    from privacy.processes import AgencyProcesses
     from privacy.query import Regulator
     from privacy.spec import parse
+    from rongxin.ops.layout import PORT_STRIDE, free_base_port
 
     t0 = time.perf_counter()
     regulator_member = consortium.members["Provincial regulator (省级监管)"]
-    config = write_demo(out_dir / "agencies", rows=2000)
-    dep = Deployment.from_file(config)
+    identity = Identity(regulator_member.key, regulator_member.cert)
+    config = write_demo(
+        out_dir / "agencies",
+        rows=2000,
+        root=consortium.root,
+        regulator=identity,
+        chain_id=consortium.genesis.chain_id,
+    )
+    # every agency as its own process, reached over HTTPS (pinned certificates), requests signed
+    regulator_file, services = write_service_configs(config, "127.0.0.1", free_base_port(5), PORT_STRIDE)
+    dep = Deployment.from_file(regulator_file)
     anchor = ConsortiumAnchor(consortium, regulator_member)
     audit_log = AuditLog(anchor, out_dir / "audit.jsonl")
+    clients = dep.clients(None, identity)
     regulator = Regulator(
-        dep.catalog, dep.clients(None), paillier.generate_keypair(), "regulator", "regulator", audit_log, 120
+        dep.catalog, clients, paillier.generate_keypair(), identity, "regulator", audit_log, 120
     )
     query = "SELECT COUNT(*) FROM cases WHERE status = 'confirmed' GROUP BY county"
-    result = regulator.run(parse(query))
+    with AgencyProcesses(services):
+        result = regulator.run(parse(query))
     receipt = anchor.receipts.get(result.audit.digest()) if result.audit is not None else None
     total = sum(int(row[-1]) for row in result.rows if row[-1] is not None)
     ok = result.path == "paillier" and bool(result.rows) and receipt is not None
@@ -501,9 +515,11 @@ def _privacy_step(
     step(
         "encrypted cross-agency query",
         ok,
-        f"{len(dep.clients(None))} agencies answered “{query}” under the regulator's Paillier key "
-        f"(packed slots): {len(result.rows)} counties, {total} confirmed cases in all, no agency's own "
-        "count revealed; the query's audit record is anchored on the consortium ledger with a receipt",
+        f"{len(clients)} agency processes answered “{query}” over HTTPS, signed by the regulator's "
+        "certificate, with "
+        f"masked contributions under its Paillier key (secure aggregation, packed slots): "
+        f"{len(result.rows)} counties, {total} confirmed cases in all, no agency's own count "
+        "revealed; the query's audit record is anchored on the consortium ledger with a receipt",
         t0,
     )
 
