@@ -21,7 +21,8 @@ it starts (:func:`state_sync`): it dials its persistent peers, collects their of
 
 * the manifest's commit proof (a quorum certificate of the epoch's validators, the epochs
   proven from the genesis) is checked before any chunk is fetched;
-* chunks are fetched from every peer that offered the same manifest, a few at a time,
+* chunks are fetched from every peer that offered the same snapshot (same block and chunk
+  digests; the commit proofs may carry different quorums of signatures), a few at a time,
   round-robin; each is checked against the manifest's SM3 digest on arrival (then kept in
   a spool directory beside the ledger until the import), and a peer that sends a wrong
   chunk, or none within ``chunk_timeout_s``, is dropped for this snapshot and the chunk is
@@ -110,6 +111,8 @@ class SnapshotServer:
         Snapshots kept; older ones are deleted once a new one is complete.
     max_frame : int
         The peer channel's frame limit (chunks are sized to fit it).
+    chunk_bytes : int, optional
+        A smaller chunk size (default: the largest that fits a frame, at most 4 MiB).
     """
 
     def __init__(
@@ -121,13 +124,18 @@ class SnapshotServer:
         interval: int,
         keep: int = 2,
         max_frame: int = 16 * 1024 * 1024 + 64,
+        chunk_bytes: int | None = None,
     ) -> None:
         self.store = store
         self.genesis = genesis
         self.directory = directory
         self.interval = interval
         self.keep = max(1, keep)
-        self.chunk_bytes = chunk_bytes_for(max_frame)
+        self.chunk_bytes = (
+            chunk_bytes_for(max_frame)
+            if chunk_bytes is None
+            else min(chunk_bytes, chunk_bytes_for(max_frame))
+        )
         self.taking = False
         self.taken = 0
         self.chunks_served = 0
@@ -281,6 +289,12 @@ class SnapshotServer:
             await asyncio.sleep(0.01)
 
 
+def _content_key(m: Manifest) -> bytes:
+    """What makes two offers the same snapshot: its block and its chunks. (The commit proofs
+    may differ: each node may hold another quorum of signatures for the same block.)"""
+    return sm3(codec.encode([m.height, m.block_hash, m.state_root, [c.to_obj() for c in m.chunks]]))
+
+
 def _dirname(height: int) -> str:
     return f"{height:012d}"
 
@@ -387,7 +401,12 @@ class _Restore:
                 self._drop(peer.node_id, f"{peer.stats.subject} offered a manifest that is not bytes")
                 return
             self.answered.add(peer.node_id)
-            offer = self.offers.setdefault(sm3(raw), _Offer(msg["h"], raw))
+            try:
+                key = _content_key(Manifest.from_bytes(raw))
+            except SnapshotError as exc:
+                self._drop(peer.node_id, f"{peer.stats.subject} offered a malformed manifest: {exc.detail}")
+                return
+            offer = self.offers.setdefault(key, _Offer(msg["h"], raw))
             if peer.node_id not in offer.peers:
                 offer.peers.append(peer.node_id)
         elif kind in ("data", "missing") and _ints(msg.get("h"), msg.get("i")):

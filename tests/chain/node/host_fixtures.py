@@ -60,6 +60,7 @@ class HostNet:
                 self.genesis,
                 self.directory / f"{ident.cert.subject}-snapshots",
                 interval=snapshot_interval,
+                chunk_bytes=1024,  # small chunks: a snapshot of a test chain spans several
             )
         return NodeHost(
             replica,
