@@ -12,18 +12,24 @@ Then, each step timed:
    checks its root against the head block, as every node start does);
 4. ``catch up`` — the restored node joins the in-memory network as an observer and block-
    syncs the blocks committed after the snapshot (one anchor); its own CPU time is reported
-   (the validator shares the process).
+   (the validator shares the process);
+5. ``network`` — the same snapshot served over the secure peer channel by three serving
+   peers on loopback (:class:`chain.node.statesync.SnapshotServer`), restored by a new node
+   in a child process with :func:`chain.node.statesync.state_sync` (offers, chunks from
+   several peers checked as they arrive, the import streamed), then opened: the time a
+   node with ``[state_sync] enable`` spends before it starts following the chain.
 
 The product target: a new node with 1,000,000 anchored digests in state joins within 30 s.
 
 Usage::
 
-    .venv/bin/python bench/snapshot.py [--entries 1000000] [--per-tx 100000] [--dir DIR]
+    .venv/bin/python bench/snapshot.py [--entries 1000000] [--per-tx 100000] [--dir DIR] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import resource
@@ -38,13 +44,20 @@ from chain import codec
 from chain.contracts.anchor import anchor_key
 from chain.contracts.base import ContractRegistry, TxContext
 from chain.crypto import PrivateKey
+from chain.crypto.keyfile import load_private_key, save_private_key
+from chain.crypto.sealed import MIN_SCRYPT_N
 from chain.crypto.sm3 import sm3
 from chain.executor import default_registry
 from chain.localnet import LocalConsortium
-from chain.replica import Replica
+from chain.net import Channel
+from chain.net.peers import Peer, PeerManager
+from chain.node.identity import certificate_from_json, certificate_to_json
+from chain.node.statesync import SnapshotServer, state_sync
+from chain.replica import Replica, chain_genesis_block
 from chain.snapshot import import_snapshot_dir, write_snapshot
 from chain.state import Overlay
-from chain.types import ChainParams, Genesis, Role
+from chain.store import LedgerStore
+from chain.types import Certificate, ChainParams, Genesis, Role
 
 
 class FillContract:
@@ -100,6 +113,83 @@ def import_child(snap: str, db: str, genesis: str) -> None:
     print(json.dumps({"seconds": elapsed, "entries": info.entries, "peak_mib": peak}))
 
 
+def sync_child(directory: str, peers: str) -> None:
+    """The network restore, alone in a process: prints its times and peak memory as JSON."""
+    d = Path(directory)
+    g = Genesis.from_bytes((d / "genesis.cbor").read_bytes())
+    key = load_private_key(d / "joiner.key", "bench")
+    cert = certificate_from_json((d / "joiner.cert.json").read_text())
+    addresses = [(h, int(p)) for h, _, p in (a.rpartition(":") for a in peers.split(","))]
+    db = d / "joined.db"
+    start = time.perf_counter()
+    store = LedgerStore(db, chain_genesis_block(g).hash)
+    report = asyncio.run(state_sync(key, cert, g, addresses, store, discovery_s=10))
+    store.close()
+    synced = time.perf_counter() - start
+    start = time.perf_counter()
+    replica = Replica(g, db, key, registry(g))
+    opened = time.perf_counter() - start
+    assert replica.store.base_height() == report.info.height
+    replica.close()
+    print(
+        json.dumps(
+            {
+                "sync_s": synced,
+                "open_s": opened,
+                "entries": report.info.entries,
+                "peers": len(report.peers),
+                "peak_mib": _peak_rss_mib(),
+            }
+        )
+    )
+
+
+async def _serve_and_join(c: LocalConsortium, directory: Path, served: Path, peers: int) -> dict[str, Any]:
+    """Serve the snapshot in ``served`` from ``peers`` loopback peers; restore it in a child."""
+    server = SnapshotServer(c.replicas[0].store, c.genesis, served, interval=0)
+    assert server.latest is not None
+
+    def handler(peer: Peer, channel: int, payload: bytes) -> Any:
+        return server.on_frame(peer, payload) if channel == Channel.STATE_SYNC else None
+
+    def issue(name: str) -> tuple[PrivateKey, Certificate]:
+        key = PrivateKey.generate()
+        return key, Certificate.issue(c.root, name, name, [Role.CONSENSUS_NODE], key.public_key, 0)
+
+    managers = []
+    for i in range(peers):
+        key, cert = issue(f"server-{i}")
+        pm = PeerManager(
+            key,
+            cert,
+            chain_id=c.genesis.chain_id,
+            genesis_hash=c.genesis.hash,
+            root=c.genesis.root_key(),
+            check_peer=lambda cert: None,
+            listen=[("127.0.0.1", 0)],
+            persistent_peers=[],
+            on_frame=handler,
+        )
+        await pm.start()
+        managers.append(pm)
+    key, cert = issue("joiner")
+    save_private_key(key, directory / "joiner.key", "bench", scrypt_n=MIN_SCRYPT_N)
+    (directory / "joiner.cert.json").write_text(certificate_to_json(cert))
+    (directory / "genesis.cbor").write_bytes(c.genesis.to_bytes())
+    addresses = ",".join(f"{h}:{p}" for pm in managers for h, p in pm.bound)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--sync-child", str(directory), addresses, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await proc.communicate()
+    for pm in managers:
+        await pm.stop()
+    if proc.returncode != 0:
+        raise RuntimeError(f"the joining child failed ({proc.returncode})")
+    result: dict[str, Any] = json.loads(out)
+    result["chunks_served"] = server.chunks_served
+    return result
+
+
 def run(entries: int, per_tx: int, directory: Path) -> dict[str, float]:
     out: dict[str, float] = {}
     c = LocalConsortium.create(
@@ -114,6 +204,13 @@ def run(entries: int, per_tx: int, directory: Path) -> dict[str, float]:
     start = time.perf_counter()
     manifest = write_snapshot(source, c.genesis, directory / "snap")
     out["export_s"] = time.perf_counter() - start
+    served = directory / "served"
+    served.mkdir()
+    os.symlink(directory / "snap", served / f"{manifest.height:012d}")
+    net = asyncio.run(_serve_and_join(c, directory, served, 3))
+    assert net["entries"] == manifest.entries
+    out["net_sync_s"], out["net_open_s"], out["net_peak_mib"] = net["sync_s"], net["open_s"], net["peak_mib"]
+    out["net_peers"] = net["peers"]
     out["entries"] = manifest.entries
     out["chunks"] = len(manifest.chunks)
     out["mbytes"] = manifest.size / 1e6
@@ -153,11 +250,17 @@ def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == "--import-child":
         import_child(*sys.argv[2:])
         return
+    if len(sys.argv) == 4 and sys.argv[1] == "--sync-child":
+        sync_child(*sys.argv[2:])
+        return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--entries", type=int, default=1_000_000)
     ap.add_argument("--per-tx", type=int, default=100_000)
     ap.add_argument("--dir", type=Path, default=None, help="Work directory (default: a temporary one).")
+    ap.add_argument("--quick", action="store_true", help="100,000 entries (about a minute).")
     args = ap.parse_args()
+    if args.quick:
+        args.entries = min(args.entries, 100_000)
     if args.dir is None:
         with tempfile.TemporaryDirectory() as d:
             r = run(args.entries, args.per_tx, Path(d))
@@ -177,6 +280,15 @@ def main() -> None:
     print(
         f"| {r['export_s']:.1f} | {r['import_s']:.1f} | {r['import_peak_mib']:.0f} | {r['open_s']:.1f} | "
         f"{r['catch_up_cpu_s']:.1f} ({r['blocks_synced']:.0f}) | {r['join_s']:.1f} |"
+    )
+    print(
+        "\nOver the network (3 serving peers on loopback, the joining node in its own process):\n"
+        "\n| state sync s (offers, chunks, import) | open s | join = sync + open, s | peers that served | "
+        "peak MiB |\n|---:|---:|---:|---:|---:|"
+    )
+    print(
+        f"| {r['net_sync_s']:.1f} | {r['net_open_s']:.1f} | {r['net_sync_s'] + r['net_open_s']:.1f} | "
+        f"{r['net_peers']:.0f} | {r['net_peak_mib']:.0f} |"
     )
 
 

@@ -66,7 +66,8 @@ class LocalNetError(ChainError):
 class SnapshotError(ChainError):
     """A state snapshot is malformed, unproven or does not match its block; ``reason`` names
     the failed check (``malformed``, ``wrong-chain``, ``commit-proof``, ``height``,
-    ``checkpoint``, ``chunk``, ``state``, ``store``, ``io``)."""
+    ``checkpoint``, ``chunk``, ``state``, ``store``, ``io``; ``offers`` when no peer
+    offered a snapshot that could be restored)."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(f"{reason}: {message}")

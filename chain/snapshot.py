@@ -947,6 +947,18 @@ class _Import:
         )
 
 
+def verify_manifest(manifest: Manifest, genesis: Genesis, checkpoint: Checkpoint | None = None) -> None:
+    """Check a manifest's proofs before fetching its chunks: its chain, the commit proof of
+    its block from the genesis, its epochs and, with ``checkpoint``, that it is not older.
+
+    Raises
+    ------
+    SnapshotError
+        ``wrong-chain``, ``commit-proof``, ``height``, ``malformed`` or ``checkpoint``.
+    """
+    _Import(manifest, genesis, checkpoint, None)
+
+
 def import_snapshot(
     manifest: Manifest | bytes,
     chunks: Iterable[bytes],

@@ -22,7 +22,9 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
+from chain.errors import MerkleError
 from chain.state_tree import (
+    BucketProof,
     BucketTree,
     StateProof,
     bucket_digest,
@@ -304,6 +306,19 @@ class State:
             b = bucket_of(key)
             leaves = self._leaves_with(b, [k for k in changes if bucket_of(k) == b], changes)
             return prove_in_bucket(leaves, key, self._tree, changed)
+
+    def bucket_proof(self, key: bytes) -> BucketProof:
+        """Every entry of ``key``'s bucket and its path under :attr:`root`: proves the value
+        at ``key`` or that there is none (:func:`chain.state_tree.verify_bucket_proof`)."""
+        with self._lock:
+            b = bucket_of(key)
+            entries = []
+            for k, _ in sorted(self._table.bucket_leaves(b)):
+                value = self._table.get(k)
+                if value is None:  # pragma: no cover - the table lists its own keys
+                    raise MerkleError(f"the state table lists {k!r} without a value")
+                entries.append((k, value))
+            return BucketProof(b, tuple(entries), tuple(self._tree.path(b)))
 
     def entries(self) -> dict[bytes, bytes]:
         """A copy of all entries."""

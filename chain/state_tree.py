@@ -36,6 +36,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from chain.crypto.sm3 import HASHLIB_SM3, sm3
@@ -46,6 +47,7 @@ __all__ = [
     "BUCKETS",
     "BUCKET_BITS",
     "EMPTY_DIGEST",
+    "BucketProof",
     "BucketTree",
     "StateProof",
     "bucket_digest",
@@ -54,6 +56,7 @@ __all__ = [
     "entry_bytes",
     "entry_leaf",
     "prove_in_bucket",
+    "verify_bucket_proof",
     "verify_state_proof",
 ]
 
@@ -473,3 +476,98 @@ def verify_state_proof(root: bytes, key: bytes, value: bytes, proof: StateProof)
     computed = root_from_inclusion(leaf_hash(digest), bucket_of(key), BUCKETS, list(proof.bucket_path))
     if not hmac.compare_digest(computed, root):
         raise MerkleError("root mismatch")
+
+
+MAX_BUCKET_PROOF_ENTRIES = 4096
+"""Most entries a bucket proof may list (a bucket holds ~15 at a million entries)."""
+
+
+@dataclass(frozen=True)
+class BucketProof:
+    """Every entry of one bucket and the bucket's path to the root: proves what a key holds,
+    or that it holds nothing, under a state root.
+
+    Attributes
+    ----------
+    bucket : int
+        The bucket (:func:`bucket_of` of the key asked about).
+    entries : tuple of (bytes, bytes)
+        The bucket's ``(key, value)`` entries in increasing key order.
+    bucket_path : tuple of bytes
+        RFC 6962 audit path of the bucket's digest among the 65,536 (16 hashes).
+    """
+
+    bucket: int
+    entries: tuple[tuple[bytes, bytes], ...]
+    bucket_path: tuple[bytes, ...]
+
+    def to_obj(self) -> dict[str, Any]:
+        """A canonical-CBOR-ready map."""
+        return {
+            "bucket": self.bucket,
+            "entries": [[k, v] for k, v in self.entries],
+            "bucket_path": list(self.bucket_path),
+        }
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> BucketProof:
+        """Read :meth:`to_obj`'s map; :class:`MerkleError` when it is not exactly one.
+
+        Examples
+        --------
+        >>> p = BucketProof(3, ((b"k", b"v"),), (b"\\x00" * 32,) * 16)
+        >>> BucketProof.from_obj(p.to_obj()) == p
+        True
+        """
+        if not isinstance(obj, dict) or set(obj) != {"bucket", "entries", "bucket_path"}:
+            raise MerkleError("a bucket proof has exactly the fields bucket, bucket_path, entries")
+        bucket, entries, path = obj["bucket"], obj["entries"], obj["bucket_path"]
+        if not isinstance(bucket, int) or isinstance(bucket, bool) or not 0 <= bucket < BUCKETS:
+            raise MerkleError("a bucket proof's bucket is out of range")
+        if not isinstance(entries, list) or len(entries) > MAX_BUCKET_PROOF_ENTRIES:
+            raise MerkleError(f"a bucket proof lists at most {MAX_BUCKET_PROOF_ENTRIES} entries")
+        pairs = []
+        for e in entries:
+            if not (isinstance(e, list) and len(e) == 2 and all(isinstance(x, bytes) for x in e)):
+                raise MerkleError("a bucket proof's entries are [key, value] byte-string pairs")
+            pairs.append((e[0], e[1]))
+        if not isinstance(path, list) or len(path) != BUCKET_BITS:
+            raise MerkleError(f"a bucket path has {BUCKET_BITS} hashes")
+        if not all(isinstance(h, bytes) and len(h) == 32 for h in path):
+            raise MerkleError("a bucket path holds 32-byte hashes")
+        return cls(bucket, tuple(pairs), tuple(path))
+
+
+def verify_bucket_proof(root: bytes, key: bytes, proof: BucketProof) -> bytes | None:
+    """The value ``key`` holds in the state whose root is ``root`` (``None``: no entry).
+
+    Raises
+    ------
+    MerkleError
+        When the proof is not of ``key``'s bucket, its entries are not that bucket's in key
+        order, or they do not hash to ``root`` ("root mismatch").
+
+    Examples
+    --------
+    >>> from chain.state import State
+    >>> s = State({b"a": b"1", b"b": b"2"})
+    >>> verify_bucket_proof(s.root, b"a", s.bucket_proof(b"a"))
+    b'1'
+    >>> verify_bucket_proof(s.root, b"zz", s.bucket_proof(b"zz")) is None
+    True
+    """
+    if not isinstance(root, bytes) or len(root) != 32:
+        raise MerkleError("a state root is 32 bytes")
+    bucket = bucket_of(key)
+    if proof.bucket != bucket:
+        raise MerkleError(f"the proof is of bucket {proof.bucket}, the key is in bucket {bucket}")
+    keys = [k for k, _ in proof.entries]
+    if any(a >= b for a, b in pairwise(keys)):
+        raise MerkleError("a bucket proof's entries must be in strictly increasing key order")
+    if any(bucket_of(k) != bucket for k in keys):
+        raise MerkleError("a bucket proof lists an entry of another bucket")
+    digest = bucket_digest([entry_leaf(k, v) for k, v in proof.entries])
+    computed = root_from_inclusion(leaf_hash(digest), bucket, BUCKETS, list(proof.bucket_path))
+    if not hmac.compare_digest(computed, root):
+        raise MerkleError("root mismatch")
+    return next((v for k, v in proof.entries if k == key), None)

@@ -1,25 +1,33 @@
 """Privacy computing: regulators' aggregate queries across agencies without revealing rows.
 
-A regulator (:class:`Regulator`) asks for an aggregate — count, sum, mean, variance,
-histogram (under Paillier: each agency encrypts under the regulator's key, the
-:class:`Aggregator` combines without decrypting) or min, max, median, quantiles, top-k,
-intersection size (as MPC among the agencies, with ``mpyc``) — over the agencies' tables.
-Each agency (:class:`AgencyServer`) enforces its :class:`Policy` (allowed columns, minimum
-group size, differential-privacy budgets); every query, answered or refused, is recorded
-in an :class:`AuditLog` and its digest anchored on the ledger through an
-:class:`AuditAnchor`.
+A regulator (:class:`Regulator`), identified by its SM2 certificate (:class:`Identity`),
+signs a query for an aggregate — count, sum, mean, variance, histogram (secure aggregation
+under Paillier: each agency masks its contribution so that only the sum can be recovered,
+and encrypts it under the regulator's key; the :class:`Aggregator` combines and unmasks
+the sum without decrypting) or min, max, median, quantiles, top-k, intersection size (as
+MPC among the agencies' own parties, with ``mpyc``) — over the agencies' tables. Each
+agency (:class:`AgencyServer`, in-process or as a service reached with
+:class:`HttpAgencyClient`) checks the requester against the consortium root it trusts
+(:class:`Trust`) and its pinned peers, and enforces its :class:`Policy` (minimum
+participating agencies, allowed columns, minimum group size, differential-privacy budgets
+per certificate); every query, answered or refused, is recorded in an :class:`AuditLog`
+and its digest anchored on the ledger through an :class:`AuditAnchor`
+(:func:`check_record` verifies a record against its receipt).
 
 Modules, in dependency order: :mod:`privacy.errors`, :mod:`privacy.catalog` (shared schema),
 :mod:`privacy.spec` (query specs, JSON and SQL-like), :mod:`privacy.connectors` (CSV,
-SQLite), :mod:`privacy.local` (agency-side computation), :mod:`privacy.policy` (roles,
-minimum group size, DP budgets), :mod:`privacy.paillier` (keys, packing), :mod:`privacy.mpc`
-and :mod:`privacy.mpc_party` (mpyc parties over TCP), :mod:`privacy.agency`,
+SQLite) and :mod:`privacy.pg` (PostgreSQL, with push-down), :mod:`privacy.local`
+(agency-side computation), :mod:`privacy.policy` (roles, minimum agencies and group size,
+DP budgets), :mod:`privacy.identity` (SM2 identities, trust, pinned peers, pairwise keys),
+:mod:`privacy.protocol` (signed messages), :mod:`privacy.replay`, :mod:`privacy.secagg`
+(masks), :mod:`privacy.paillier` (keys, packing), :mod:`privacy.mpc` and
+:mod:`privacy.mpc_party` (mpyc parties over TCP), :mod:`privacy.agency`,
+:mod:`privacy.service` and :mod:`privacy.http_client` (agencies over HTTP),
 :mod:`privacy.audit` (anchored records), :mod:`privacy.query` (the regulator),
-:mod:`privacy.config` (deployment files), :mod:`privacy.demo_data`. See ``docs/privacy.md``.
+:mod:`privacy.config` (deployment and service files), :mod:`privacy.processes`,
+:mod:`privacy.pg_cluster`, :mod:`privacy.demo_data`. See ``docs/privacy.md``.
 
-Agencies are reached in-process today (:class:`LocalAgencyClient`; the messages still
-travel as bytes); any object with the :class:`AgencyClient` methods can replace it. The
-names below are imported on first use, so ``import privacy`` loads neither numpy nor phe.
+The names below are imported on first use, so ``import privacy`` loads neither numpy nor phe.
 
 Examples
 --------
@@ -41,6 +49,7 @@ from privacy.errors import (
     CatalogError,
     CiphertextError,
     ConnectorError,
+    IdentityError,
     KeyValidationError,
     MPCError,
     OverflowRisk,
@@ -59,11 +68,15 @@ if TYPE_CHECKING:
         ConsortiumAnchor,
         ExecutorAnchor,
         LedgerAnchor,
+        check_record,
     )
     from privacy.catalog import Catalog, Column
-    from privacy.config import Deployment, LocalAgencyClient
+    from privacy.config import AgencyService, Deployment, LocalAgencyClient
     from privacy.connectors import ArrayConnector, Connector, CSVConnector, SQLiteConnector
+    from privacy.http_client import HttpAgencyClient
+    from privacy.identity import Identity, PeerDirectory, Trust
     from privacy.paillier import generate_keypair
+    from privacy.pg import PostgreSQLConnector
     from privacy.policy import BudgetLedger, Decision, Policy
     from privacy.query import AgencyClient, Aggregator, QueryResult, Regulator
     from privacy.spec import Filter, QuerySpec, parse, parse_sql
@@ -78,10 +91,17 @@ _LAZY: dict[str, str] = {
     "ConsortiumAnchor": "privacy.audit",
     "ExecutorAnchor": "privacy.audit",
     "LedgerAnchor": "privacy.audit",
+    "check_record": "privacy.audit",
     "Catalog": "privacy.catalog",
     "Column": "privacy.catalog",
+    "AgencyService": "privacy.config",
     "Deployment": "privacy.config",
     "LocalAgencyClient": "privacy.config",
+    "HttpAgencyClient": "privacy.http_client",
+    "Identity": "privacy.identity",
+    "PeerDirectory": "privacy.identity",
+    "Trust": "privacy.identity",
+    "PostgreSQLConnector": "privacy.pg",
     "ArrayConnector": "privacy.connectors",
     "CSVConnector": "privacy.connectors",
     "Connector": "privacy.connectors",
@@ -103,6 +123,7 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "AgencyClient",
     "AgencyServer",
+    "AgencyService",
     "AgencyUnavailable",
     "Aggregator",
     "AnchorReceipt",
@@ -125,19 +146,26 @@ __all__ = [
     "Deployment",
     "ExecutorAnchor",
     "Filter",
+    "HttpAgencyClient",
+    "Identity",
+    "IdentityError",
     "KeyValidationError",
     "LedgerAnchor",
     "LocalAgencyClient",
     "MPCError",
     "OverflowRisk",
+    "PeerDirectory",
     "Policy",
     "PolicyRefusal",
+    "PostgreSQLConnector",
     "PrivacyError",
     "QueryResult",
     "QuerySpec",
     "Regulator",
     "SQLiteConnector",
     "SpecError",
+    "Trust",
+    "check_record",
     "generate_keypair",
     "parse",
     "parse_sql",

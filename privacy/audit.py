@@ -63,7 +63,14 @@ class AuditAnchor(Protocol):
 
 @dataclass(frozen=True)
 class AuditRecord:
-    """What is recorded for one query (no values, only digests and decisions)."""
+    """What is recorded for one query (no values, only digests and decisions).
+
+    ``requester`` is the requester's certificate id (hex) and ``requester_subject`` its
+    certified subject; ``query_digest`` is SM3 of the signed query as the agencies received
+    it, and ``answers`` pairs each agency with SM3 of its signed answer (contribution,
+    acceptance or refusal) — the digest each agency keeps in its own decision log, so that
+    an agency can find its decision in the anchored record.
+    """
 
     query_id: str
     spec_digest: bytes
@@ -74,6 +81,9 @@ class AuditRecord:
     result_digest: bytes
     path: str
     time: str
+    requester_subject: str = ""
+    query_digest: bytes = b""
+    answers: tuple[tuple[str, bytes], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain form (bytes stay bytes for the canonical encoding)."""
@@ -89,7 +99,34 @@ class AuditRecord:
             "result_digest": self.result_digest,
             "path": self.path,
             "time": self.time,
+            "requester_subject": self.requester_subject,
+            "query_digest": self.query_digest,
+            "answers": [{"agency": a, "digest": d} for a, d in self.answers],
         }
+
+    @classmethod
+    def from_json(cls, doc: Any) -> AuditRecord:
+        """Inverse of :meth:`to_json` (a line of ``audit.jsonl``); :class:`AuditError` if malformed."""
+        try:
+            return cls(
+                str(doc["query_id"]),
+                bytes.fromhex(doc["spec_digest"]),
+                str(doc["requester"]),
+                str(doc["role"]),
+                tuple(str(a) for a in doc["agencies"]),
+                tuple(
+                    (str(d["agency"]), bool(d["accepted"]), str(d["reason"]), str(d["epsilon"]))
+                    for d in doc["decisions"]
+                ),
+                bytes.fromhex(doc["result_digest"]),
+                str(doc["path"]),
+                str(doc["time"]),
+                str(doc.get("requester_subject", "")),
+                bytes.fromhex(doc.get("query_digest", "")),
+                tuple((str(a["agency"]), bytes.fromhex(a["digest"])) for a in doc.get("answers", [])),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise AuditError(f"malformed audit record: {exc!r}") from None
 
     def encode(self) -> bytes:
         """Canonical CBOR encoding."""
@@ -107,6 +144,8 @@ class AuditRecord:
         doc = self.to_dict()
         doc["spec_digest"] = self.spec_digest.hex()
         doc["result_digest"] = self.result_digest.hex()
+        doc["query_digest"] = self.query_digest.hex()
+        doc["answers"] = [{"agency": a, "digest": d.hex()} for a, d in self.answers]
         doc["record_digest"] = self.digest().hex()
         return doc
 
@@ -119,6 +158,38 @@ def result_digest(result: Any) -> bytes:
 def utc_now() -> str:
     """RFC 3339 UTC timestamp."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def check_record(
+    doc: Any,
+    receipt: Receipt,
+    genesis: Genesis,
+    agency: str | None = None,
+    answer_digest: bytes | None = None,
+) -> AuditRecord:
+    """Check an audit record (a line of ``audit.jsonl``) against its ledger receipt.
+
+    The record's digest is recomputed from its fields and must be what the receipt's
+    anchor transaction anchored, on ``genesis``'s chain. An agency passes its name and the
+    digest of its signed answer from its own decision log: the record must list exactly
+    that answer for it.
+
+    Raises
+    ------
+    AuditError
+        Malformed record, a receipt that does not verify or anchors another digest, or an
+        agency's answer that the record does not carry.
+    """
+    from chain.receipt import verify_anchored_digest
+
+    rec = AuditRecord.from_json(doc)
+    try:
+        verify_anchored_digest(receipt, genesis, rec.digest(), 0, [])
+    except ChainError as exc:
+        raise AuditError(f"the audit record is not anchored by this receipt: {exc}") from None
+    if agency is not None and (agency, answer_digest) not in rec.answers:
+        raise AuditError(f"the audit record does not carry agency {agency!r}'s signed answer")
+    return rec
 
 
 class ExecutorAnchor:

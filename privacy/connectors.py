@@ -1,4 +1,4 @@
-"""Agency data sources: CSV directories, SQLite databases and in-memory arrays.
+"""Agency data sources: CSV directories, SQLite databases, in-memory arrays (PostgreSQL: :mod:`privacy.pg`).
 
 A connector returns whole columns as NumPy arrays; filtering, grouping and aggregation
 happen in :mod:`privacy.local` with one semantics for every source. Rows never leave the
@@ -32,7 +32,12 @@ MAX_ROWS = 1 << 26
 
 
 class Connector(Protocol):
-    """Reads columns of one table of an agency's own data."""
+    """Reads columns of one table of an agency's own data.
+
+    A connector may also offer ``linear_vector(spec, catalog, min_group)``, computing a
+    linear query's local slot vector in its own engine (:mod:`privacy.pg`); it must equal
+    :func:`privacy.local.linear_vector` over the fetched rows.
+    """
 
     def fetch(self, table: str, columns: Sequence[str]) -> dict[str, np.ndarray]: ...
 
@@ -139,8 +144,13 @@ class SQLiteConnector:
 
 
 def from_config(source: Mapping[str, Any], catalog: Catalog, base: Path | None = None) -> Connector:
-    """A connector from ``{"kind": "csv" | "sqlite", "path": ...}`` (paths relative to ``base``)."""
+    """A connector from ``{"kind": "csv" | "sqlite", "path": ...}`` (paths relative to ``base``)
+    or ``{"kind": "postgresql", "conninfo": ...}`` (:mod:`privacy.pg`)."""
     kind = source.get("kind")
+    if kind == "postgresql":
+        from privacy.pg import from_source
+
+        return from_source(source, catalog)
     path = source.get("path")
     if not isinstance(path, str):
         raise ConnectorError("a data source needs a 'path'")
@@ -149,4 +159,4 @@ def from_config(source: Mapping[str, Any], catalog: Catalog, base: Path | None =
         return CSVConnector(full, catalog)
     if kind == "sqlite":
         return SQLiteConnector(full, catalog)
-    raise ConnectorError(f"unknown data source kind {kind!r}; use 'csv' or 'sqlite'")
+    raise ConnectorError(f"unknown data source kind {kind!r}; use 'csv', 'sqlite' or 'postgresql'")

@@ -35,6 +35,11 @@ class BudgetExhausted(PolicyRefusal):
     """A requester's differential-privacy budget at an agency would be exceeded."""
 
 
+class IdentityError(PrivacyError):
+    """A party's certificate or signature is not acceptable: unknown, forged, expired, revoked,
+    without the claimed role, or a request outside its time window or replayed."""
+
+
 class KeyValidationError(PrivacyError):
     """A Paillier public key is unsafe or malformed, or a key file cannot be opened."""
 
@@ -56,6 +61,7 @@ class AgencyUnavailable(PrivacyError):
             "partial result was released — check the agency's service and run the query again"
         )
         self.agency = agency
+        self.detail = detail
 
 
 class MPCError(PrivacyError):

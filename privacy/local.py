@@ -192,6 +192,15 @@ def _group_sum(u: np.ndarray, groups: np.ndarray, g: int) -> list[int]:
     return totals
 
 
+def local_linear(connector: Connector, catalog: Catalog, spec: QuerySpec, min_group: int = 1) -> np.ndarray:
+    """The agency's local slot vector: computed by the connector's engine when it offers
+    ``linear_vector`` (filters and grouping pushed down), else over the fetched rows."""
+    pushed = getattr(connector, "linear_vector", None)
+    if pushed is not None:
+        return np.asarray(pushed(spec, catalog, min_group), dtype=object)
+    return linear_vector(spec, catalog, load(connector, catalog, spec), min_group)
+
+
 def linear_vector(spec: QuerySpec, catalog: Catalog, frame: Frame, min_group: int = 1) -> np.ndarray:
     """The agency's local slot vector, group-major (object array of Python ints).
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -202,6 +203,79 @@ def recombine(outputs: Sequence[dict[str, Any]]) -> list[int]:
     return [v if v <= p // 2 else v - p for v in first]
 
 
+def _spawn(
+    spec: QuerySpec,
+    catalog: Catalog,
+    mpc_plan: MpcPlan,
+    job: PartyJob,
+    index: int,
+    peers: Sequence[str],
+    workdir: Path,
+    extra_args: Sequence[str] = (),
+) -> subprocess.Popen[bytes]:
+    """Start party ``index`` (``python -m privacy.mpc_party``) for ``job``'s agency."""
+    job_path = workdir / f"party{index}.json"
+    doc = {
+        "spec": spec.to_dict(),
+        "catalog": catalog.to_dict(),
+        "plan": mpc_plan.to_dict(),
+        "job": asdict(job),
+        "index": index,
+        "peers": list(peers),
+    }
+    job_path.write_text(json.dumps(doc))
+    cmd = [sys.executable, "-m", "privacy.mpc_party", str(job_path), *extra_args]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    return subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+def _cleanup(procs: Sequence[subprocess.Popen[bytes]], workdir: Path) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_party(
+    spec: QuerySpec,
+    catalog: Catalog,
+    mpc_plan: MpcPlan,
+    job: PartyJob,
+    index: int,
+    peers: Sequence[str],
+    *,
+    timeout: float = 300.0,
+    tls: tuple[bytes, Sequence[bytes]] | None = None,
+) -> dict[str, Any]:
+    """Run one agency's own party (its data never leaves it) until the computation ends.
+
+    With ``tls = (key, certificates)`` the party's links are TLS (mpyc ``--ssl``): it
+    presents ``certificates[index]`` with ``key`` and accepts only peers presenting one of
+    ``certificates`` (:mod:`privacy.mpc_tls`).
+
+    Returns the party's output (``pid``, ``modulus``, its ``shares`` of the outputs,
+    ``bytes_sent``); raises :class:`MPCError` when the party fails or times out.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="rx-mpc-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    extra: list[str] = []
+    if tls is not None:
+        from privacy.mpc_tls import write_config
+
+        write_config(workdir, index, tls[0], list(tls[1]))
+        extra.append("--ssl")
+    try:
+        procs.append(_spawn(spec, catalog, mpc_plan, job, index, peers, workdir, extra))
+        return _collect(procs, [job], timeout, time.perf_counter(), None)[0]
+    finally:
+        _cleanup(procs, workdir)
+
+
 def run(
     spec: QuerySpec,
     catalog: Catalog,
@@ -212,7 +286,9 @@ def run(
     progress: Callable[[str], None] | None = None,
     extra_args: Sequence[str] = (),
 ) -> tuple[list[int], dict[str, Any]]:
-    """Run the parties as processes over TCP on localhost and return the recombined outputs.
+    """Run all the parties as processes over TCP on localhost and return the recombined
+    outputs (tests and benchmarks; queries have each agency run its own party, see
+    :func:`run_party`).
 
     Returns ``(outputs, stats)``; raises :class:`MPCError` naming the party that failed or
     timed out (all processes are stopped first).
@@ -225,38 +301,19 @@ def run(
     t0 = time.perf_counter()
     try:
         for i, job in enumerate(jobs):
-            job_path = workdir / f"party{i}.json"
-            doc = {
-                "spec": spec.to_dict(),
-                "catalog": catalog.to_dict(),
-                "plan": mpc_plan.to_dict(),
-                "job": asdict(job),
-                "index": i,
-                "peers": peers,
-            }
-            job_path.write_text(json.dumps(doc))
-            cmd = [sys.executable, "-m", "privacy.mpc_party", str(job_path), *extra_args]
-            env = dict(os.environ)
-            env["PYTHONPATH"] = os.pathsep.join(
-                [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")]
-            )
-            procs.append(
-                subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-            )
+            procs.append(_spawn(spec, catalog, mpc_plan, job, i, peers, workdir, extra_args))
         if progress:
             progress(f"started {m} MPC parties on ports {ports[0]}..{ports[-1]}")
         outputs = _collect(procs, jobs, timeout, t0, progress)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-            for stream in (proc.stdout, proc.stderr):
-                if stream is not None:
-                    stream.close()
-        for f in workdir.iterdir():
-            f.unlink()
-        workdir.rmdir()
+        _cleanup(procs, workdir)
+    return finish(mpc_plan, outputs, t0)
+
+
+def finish(
+    mpc_plan: MpcPlan, outputs: Sequence[dict[str, Any]], t0: float
+) -> tuple[list[int], dict[str, Any]]:
+    """Recombine the parties' outputs; the values and the run's statistics."""
     values = recombine(outputs)
     if len(values) != mpc_plan.output_length:
         raise MPCError(f"expected {mpc_plan.output_length} outputs, the parties produced {len(values)}")

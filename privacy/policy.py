@@ -1,19 +1,26 @@
 """Agency-side policy: who may query what, minimum group size, differential privacy budgets.
 
-Each agency decides for itself. A :class:`Policy` lists, per requester role, the tables
-and columns (filters, grouping, value and key columns alike) and the aggregates allowed;
-groups with fewer than ``min_group_size`` rows are suppressed; and when a query asks for
-differential privacy (or the policy demands it) the agency adds discrete Laplace noise
-and charges the requester's ε budget, persisted in a small SQLite ledger.
+Each agency decides for itself. It answers only queries across at least
+``min_agencies`` agencies (default 3: an aggregate over one agency is that agency's
+value, over two it is the other's value to either of them). A :class:`Policy` lists,
+per requester role, the tables and columns (filters, grouping, value and key columns
+alike) and the aggregates allowed; groups with fewer than ``min_group_size`` rows are
+suppressed; and when a query asks for differential privacy (or the policy demands it)
+the agency adds discrete Laplace noise and charges the requester's ε budget — keyed by
+the certificate id that signed the query, never a self-declared name — persisted in a
+small SQLite ledger.
 
 Examples
 --------
 >>> from privacy.spec import parse_sql
 >>> p = Policy.from_dict({"roles": {"regulator": {"tables": {"plays": ["county", "views"]}}}})
->>> p.decide(parse_sql("SELECT SUM(views) FROM plays GROUP BY county").with_requester("r1", "regulator"))
+>>> p.decide(parse_sql("SELECT SUM(views) FROM plays GROUP BY county").with_requester("r1", "regulator"), 3)
 Decision(accepted=True, reason='allowed for role regulator', epsilon=0.0)
->>> p.decide(parse_sql("SELECT SUM(fee) FROM plays").with_requester("r1", "regulator")).reason
+>>> p.decide(parse_sql("SELECT SUM(fee) FROM plays").with_requester("r1", "regulator"), 3).reason
 "role 'regulator' may not read column(s) ['fee'] of table 'plays'"
+>>> p.decide(parse_sql("SELECT SUM(views) FROM plays").with_requester("r1", "regulator"), 1).reason
+'the query runs across 1 agency; this agency answers only queries across at least 3'
+
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ from typing import Any
 
 from privacy.errors import BudgetExhausted, CatalogError, PolicyRefusal
 from privacy.spec import AGGREGATES, QuerySpec
+
+DEFAULT_MIN_AGENCIES = 3
+"""Fewest participating agencies an agency answers by default."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,9 @@ class Policy:
         Role name → :class:`RoleGrant`.
     min_group_size : int
         Groups with fewer rows are suppressed (k-anonymity style threshold).
+    min_agencies : int
+        Fewest agencies (this one included) a query must run across, and fewest that must
+        remain when others drop out; below it the agency refuses (default 3).
     require_dp : bool
         Refuse linear queries that do not ask for differential privacy.
     epsilon_budget : float or None
@@ -71,12 +84,15 @@ class Policy:
 
     roles: dict[str, RoleGrant] = field(default_factory=dict)
     min_group_size: int = 1
+    min_agencies: int = DEFAULT_MIN_AGENCIES
     require_dp: bool = False
     epsilon_budget: float | None = None
 
     def __post_init__(self) -> None:
         if self.min_group_size < 1:
             raise CatalogError("min_group_size must be at least 1")
+        if self.min_agencies < 2:
+            raise CatalogError("min_agencies must be at least 2 (one agency's aggregate is its own value)")
         if self.epsilon_budget is not None and not (
             math.isfinite(self.epsilon_budget) and self.epsilon_budget >= 0
         ):
@@ -87,7 +103,7 @@ class Policy:
         """Parse ``{"roles": {role: {"tables": {t: [cols] | "*"}, "aggregates": [...]}}, ...}``."""
         if not isinstance(doc, dict):
             raise CatalogError("a policy is a table of settings")
-        extra = set(doc) - {"roles", "min_group_size", "require_dp", "epsilon_budget"}
+        extra = set(doc) - {"roles", "min_group_size", "min_agencies", "require_dp", "epsilon_budget"}
         if extra:
             raise CatalogError(f"unknown policy settings {sorted(extra)}")
         roles: dict[str, RoleGrant] = {}
@@ -105,15 +121,29 @@ class Policy:
                 )
             roles[str(role)] = RoleGrant(tables, AGGREGATES if aggs is None else frozenset(aggs))
         budget = doc.get("epsilon_budget")
-        return cls(
-            roles,
-            int(doc.get("min_group_size", 1)),
-            bool(doc.get("require_dp", False)),
-            None if budget is None else float(budget),
-        )
+        try:
+            return cls(
+                roles,
+                int(doc.get("min_group_size", 1)),
+                int(doc.get("min_agencies", DEFAULT_MIN_AGENCIES)),
+                bool(doc.get("require_dp", False)),
+                None if budget is None else float(budget),
+            )
+        except (TypeError, ValueError) as exc:
+            raise CatalogError(f"invalid policy setting: {exc}") from None
 
-    def decide(self, spec: QuerySpec) -> Decision:
-        """Whether ``spec`` is allowed (without charging any budget)."""
+    def decide(self, spec: QuerySpec, participants: int) -> Decision:
+        """Whether ``spec`` across ``participants`` agencies is allowed (without charging any budget).
+
+        ``spec.requester`` must be the authenticated requester's certificate id: budgets
+        are charged to it.
+        """
+        if participants < self.min_agencies:
+            return Decision(
+                False,
+                f"the query runs across {participants} agenc{'y' if participants == 1 else 'ies'}; "
+                f"this agency answers only queries across at least {self.min_agencies}",
+            )
         grant = self.roles.get(spec.role)
         if grant is None:
             return Decision(False, f"role {spec.role!r} has no grant at this agency")
@@ -139,7 +169,9 @@ class Policy:
         if self.epsilon_budget is None:
             return Decision(False, "this agency offers no differential-privacy budget")
         if not spec.requester:
-            return Decision(False, "a DP query must name its requester (budgets are per requester)")
+            return Decision(
+                False, "a DP query needs an authenticated requester (budgets are per certificate)"
+            )
         return Decision(True, f"allowed for role {spec.role} with ε={spec.epsilon}", spec.epsilon)
 
 

@@ -1,48 +1,69 @@
-"""The regulator's side: plan a query, run it across agencies, decode, audit.
+"""The regulator's side: plan a query, run it across agencies by secure aggregation, decode, audit.
 
-Linear aggregates run on the Paillier path: the regulator sends the request (with its
-validated public key) to every agency; each agency answers the **aggregator** with
-ciphertexts; the aggregator multiplies them (never decrypting), re-randomizes the sums and
-sends the regulator one aggregate message. The others run as MPC among the agencies
-(:mod:`privacy.mpc`), whose output shares only the regulator recombines. Either way the
-regulator's inbox (:attr:`QueryResult.inbox`) holds only aggregates, refusals and shares
-of the final result — never a row or a per-agency value. Every query, refused or not, is
-recorded in the audit trail.
+Linear aggregates run on the Paillier path with secure aggregation (:mod:`privacy.secagg`):
+
+1. the regulator signs the query (its certificate is its identity for policy and budgets)
+   and sends it, with its Paillier public key, to every agency;
+2. each agency answers the **aggregator** with its local aggregate, packed, masked and
+   encrypted: decrypted alone it is a uniformly random number;
+3. the aggregator asks the survivors to endorse the view of who contributed and who
+   dropped out, collects every survivor's endorsement of that same view, and sends them
+   back; each survivor then reveals its self-mask seed and its seeds shared with
+   dropped agencies;
+4. the aggregator multiplies the contributions (adding the plaintexts), removes the
+   revealed masks homomorphically, re-randomizes and sends the regulator one aggregate,
+   which decrypts to the exact sum over the survivors.
+
+Neither the regulator (holding the Paillier key) nor the aggregator, nor both together,
+learn one agency's value: the pairwise masks among survivors stay unknown to them. When an
+agency drops out before contributing, the others reveal its pairwise seeds and the query
+still completes if enough agencies remain (each survivor's ``min_agencies`` and a
+majority of the participants); a survivor dropping out after contributing aborts the
+query without a result.
+
+The others run as MPC among the agencies (:mod:`privacy.mpc`): every agency accepts the
+signed query and says where its party will listen; the regulator fixes the plan and sends
+every agency the parties' addresses; each agency checks the plan and runs its own party
+over its own data, and answers its shares of the outputs, which only the regulator
+recombines. Every query, refused or not, is recorded in the audit trail with each
+agency's signed decision.
 """
 
 from __future__ import annotations
 
+import json
+import secrets
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from privacy import mpc, paillier
-from privacy.agency import decode_message, encode_message, int_to_bytes
+from chain.crypto import sm3
+from chain.types import Certificate
+from privacy import mpc, paillier, secagg
 from privacy.audit import AuditLog, AuditRecord, result_digest, utc_now
 from privacy.catalog import Catalog
-from privacy.errors import AgencyUnavailable, CiphertextError, PolicyRefusal, SpecError
+from privacy.errors import AgencyUnavailable, CiphertextError, IdentityError, PolicyRefusal, SpecError
+from privacy.identity import Identity
 from privacy.local import n_groups, slot_kinds, value_bits
-from privacy.mpc import PartyJob
-from privacy.policy import Decision
+from privacy.protocol import Signed, decode_message, encode_message, int_to_bytes, open_signed, sign
+from privacy.replay import clock_ms
 from privacy.spec import QuerySpec
 
 Progress = Callable[[str], None]
+DecisionRow = tuple[str, bool, str, str]
 
 
 class AgencyClient(Protocol):
-    """How the regulator reaches one agency."""
+    """How the regulator reaches one agency (in-process, or over the network)."""
 
     name: str
+    certificate: Certificate
+    """The agency's pinned certificate: its answers must be signed by this key."""
 
     def call(self, request: bytes) -> bytes: ...
-
-    def decide(self, spec: QuerySpec) -> Decision: ...
-
-    def party_job(self) -> PartyJob: ...
 
 
 @dataclass
@@ -77,22 +98,31 @@ class QueryResult:
 
 
 class Aggregator:
-    """Combines contributions for one query without decrypting (the provincial platform)."""
+    """Combines masked contributions for one query and unmasks only their sum.
 
-    def __init__(self, pk: paillier.PublicKey, query_id: str, n_ciphertexts: int) -> None:
+    It never holds a key that decrypts; it learns the survivors' self-mask seeds and the
+    pairwise seeds of dropped agencies, which reveal nothing while the survivors' pairwise
+    masks stay unknown.
+    """
+
+    def __init__(
+        self, pk: paillier.PublicKey, query_id: str, n_ciphertexts: int, participants: list[str]
+    ) -> None:
         self.pk = pk
         self.query_id = query_id
         self.n_ciphertexts = n_ciphertexts
+        self.participants = sorted(participants)
         self.fp = paillier.fingerprint(pk)
         self.contributions: dict[str, list[int]] = {}
         self.decisions: list[dict[str, Any]] = []
 
-    def collect(self, raw: bytes) -> None:
-        """Check and keep one agency's contribution."""
-        msg = decode_message(raw, "contribution")
+    def collect(self, msg: dict[str, Any]) -> None:
+        """Check and keep one agency's (already authenticated) contribution."""
         agency = str(msg["agency"])
         if msg["query_id"] != self.query_id:
             raise CiphertextError(f"contribution from {agency!r} belongs to another query")
+        if agency not in self.participants:
+            raise CiphertextError(f"contribution from {agency!r}, which is not a participant")
         if bytes(msg["key_fp"]) != self.fp:
             raise CiphertextError(
                 f"agency {agency!r} encrypted under another key "
@@ -112,17 +142,47 @@ class Aggregator:
         d = msg["decision"]
         self.decisions.append({"agency": agency, **{k: d[k] for k in ("accepted", "reason", "epsilon")}})
 
-    def finish(self) -> bytes:
-        """The re-randomized homomorphic sums, as the message for the regulator."""
-        agencies = sorted(self.contributions)
-        sums = paillier.combine(self.pk, [self.contributions[a] for a in agencies])
-        released = [paillier.rerandomize(self.pk, c) for c in sums]
+    @property
+    def survivors(self) -> list[str]:
+        """Agencies whose contribution was collected."""
+        return sorted(self.contributions)
+
+    @property
+    def dropped(self) -> list[str]:
+        """Participants without a contribution."""
+        return [a for a in self.participants if a not in self.contributions]
+
+    def finish(self, unmasks: dict[str, dict[str, Any]]) -> bytes:
+        """The unmasked, re-randomized homomorphic sums, as the message for the regulator.
+
+        ``unmasks`` maps every survivor to its ``unmask`` message.
+        """
+        survivors, dropped = self.survivors, self.dropped
+        if sorted(unmasks) != survivors:
+            raise CiphertextError("every survivor must reveal its seeds before the sum is released")
+        self_seeds = []
+        pairs: list[tuple[str, str, bytes]] = []
+        for agency in survivors:
+            msg = unmasks[agency]
+            seeds = msg["pair_seeds"]
+            if not isinstance(seeds, dict) or sorted(seeds) != dropped:
+                raise CiphertextError(
+                    f"agency {agency!r} revealed seeds for other agencies than the dropped ones"
+                )
+            self_seeds.append(bytes(msg["self_seed"]))
+            pairs.extend((agency, d, bytes(seeds[d])) for d in dropped)
+        n, nsq = self.pk.n, self.pk.nsquare
+        total = secagg.correction(self.n_ciphertexts, n, self_seeds, pairs)
+        sums = paillier.combine(self.pk, [self.contributions[a] for a in survivors])
+        # subtracting a known plaintext m: multiply by g**(-m) = 1 + n * (n - m) mod n**2
+        unmasked = [c * (1 + n * ((-m) % n)) % nsq for c, m in zip(sums, total, strict=True)]
+        released = [paillier.rerandomize(self.pk, c) for c in unmasked]
         return encode_message(
             {
                 "type": "aggregate",
                 "query_id": self.query_id,
                 "key_fp": self.fp,
-                "agencies": agencies,
+                "agencies": survivors,
                 "ciphertexts": [int_to_bytes(c) for c in released],
                 "decisions": self.decisions,
             }
@@ -130,7 +190,7 @@ class Aggregator:
 
 
 class Regulator:
-    """Runs queries for one requester over a set of agencies.
+    """Runs queries for one authenticated requester over a set of agencies.
 
     Parameters
     ----------
@@ -140,8 +200,11 @@ class Regulator:
         The participating agencies.
     keypair : (PublicKey, PrivateKey)
         The regulator's Paillier keys.
-    requester, role : str
-        Identity used for policy and budgets.
+    identity : Identity
+        The requester's SM2 key and certificate: it signs every query, and agencies keep
+        its ε budget under the certificate id.
+    role : str
+        The role the queries claim (the certificate must carry it).
     audit : AuditLog or None
         Where records are anchored.
     timeout : float
@@ -153,8 +216,8 @@ class Regulator:
         catalog: Catalog,
         agencies: Sequence[AgencyClient],
         keypair: tuple[paillier.PublicKey, paillier.PrivateKey],
-        requester: str,
-        role: str,
+        identity: Identity,
+        role: str = "regulator",
         audit: AuditLog | None = None,
         timeout: float = 120.0,
     ) -> None:
@@ -165,37 +228,43 @@ class Regulator:
         self.agencies = list(agencies)
         self.pk, self.sk = keypair
         paillier.validate_public_key(self.pk)
-        self.requester = requester
+        self.identity = identity
         self.role = role
         self.audit = audit
         self.timeout = timeout
+        # per query: SM3 of the signed query, and of each agency's signed answer to it
+        self._trail: dict[str, tuple[bytes, dict[str, bytes]]] = {}
+
+    @property
+    def requester(self) -> str:
+        """The requester's identity as agencies see it: its certificate id (hex)."""
+        return self.identity.cert_id.hex()
 
     def run(self, spec: QuerySpec, *, packed: bool = True, progress: Progress | None = None) -> QueryResult:
         """Run ``spec``; policy refusals raise :class:`PolicyRefusal` (and are audited)."""
         spec = spec.with_requester(self.requester, self.role)
         spec.validate(self.catalog)
-        qid = uuid.uuid4().hex
+        qid = secrets.token_hex(16)
         say = progress or (lambda _m: None)
-        decisions: list[tuple[str, bool, str, str]] = []
+        decisions: list[DecisionRow] = []
         try:
-            if spec.is_linear:
-                result = self._run_paillier(spec, qid, packed, say, decisions)
-            else:
-                result = self._run_mpc(spec, say, decisions)
-        except PolicyRefusal as exc:
-            self._record(qid, spec, decisions, {"refused": str(exc)}, "refused")
-            raise
-        result.audit, result.anchor = self._record(qid, spec, decisions, result.rows, result.path)
+            try:
+                if spec.is_linear:
+                    result = self._run_paillier(spec, qid, packed, say, decisions)
+                else:
+                    result = self._run_mpc(spec, qid, say, decisions)
+            except PolicyRefusal as exc:
+                self._record(qid, spec, decisions, {"refused": str(exc)}, "refused")
+                raise
+            result.audit, result.anchor = self._record(qid, spec, decisions, result.rows, result.path)
+        finally:
+            self._trail.pop(qid, None)
         return result
 
     def _record(
-        self,
-        qid: str,
-        spec: QuerySpec,
-        decisions: list[tuple[str, bool, str, str]],
-        outcome: Any,
-        path: str,
+        self, qid: str, spec: QuerySpec, decisions: list[DecisionRow], outcome: Any, path: str
     ) -> tuple[AuditRecord, Any]:
+        trail = self._trail.pop(qid, (b"", {}))
         rec = AuditRecord(
             qid,
             spec.digest(),
@@ -206,34 +275,95 @@ class Regulator:
             result_digest(outcome),
             path,
             utc_now(),
+            self.identity.cert.subject,
+            trail[0],
+            tuple(sorted(trail[1].items())),
         )
         return rec, None if self.audit is None else self.audit.record(rec)
 
-    def _call_all(self, request: bytes, say: Progress) -> list[tuple[str, bytes]]:
-        pool = ThreadPoolExecutor(max_workers=len(self.agencies))
+    def _query_message(self, qid: str, spec: QuerySpec, path: str, **paillier_fields: Any) -> bytes:
+        msg = {
+            "type": "query",
+            "query_id": qid,
+            "time_ms": clock_ms(),
+            "role": self.role,
+            "spec": spec.to_json(),
+            "agencies": sorted(a.name for a in self.agencies),
+            "path": path,
+            "n": b"",
+            "packed": False,
+            "value_bits": 0,
+            "n_values": 0,
+            **paillier_fields,
+        }
+        raw = sign(self.identity, msg)
+        self._trail[qid] = (sm3(raw), {})
+        return raw
+
+    def _call_all(
+        self, clients: Sequence[AgencyClient], request: Callable[[AgencyClient], bytes], say: Progress
+    ) -> tuple[list[tuple[AgencyClient, bytes]], dict[str, str]]:
+        """Send to every client at once; answers, and the agencies that did not answer (why)."""
+        pool = ThreadPoolExecutor(max_workers=len(clients))
         try:
-            futures = [(a.name, pool.submit(a.call, request)) for a in self.agencies]
+            futures = [(a, pool.submit(a.call, request(a))) for a in clients]
             deadline = time.monotonic() + self.timeout
-            answers = []
-            for name, fut in futures:
+            answers, failed = [], {}
+            for a, fut in futures:
                 try:
-                    answers.append((name, fut.result(timeout=max(0.0, deadline - time.monotonic()))))
+                    answers.append((a, fut.result(timeout=max(0.0, deadline - time.monotonic()))))
+                    say(f"agency {a.name} answered")
                 except FutureTimeout:
-                    raise AgencyUnavailable(name, f"no answer within {self.timeout:g} s") from None
+                    failed[a.name] = f"no answer within {self.timeout:g} s"
+                except AgencyUnavailable as exc:
+                    failed[a.name] = exc.detail
                 except (OSError, ConnectionError, EOFError) as exc:
-                    raise AgencyUnavailable(name, f"{type(exc).__name__}: {exc}") from None
-                say(f"agency {name} answered")
-            return answers
+                    failed[a.name] = f"{type(exc).__name__}: {exc}"
+            return answers, failed
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def _run_paillier(
+    @staticmethod
+    def _open(client: AgencyClient, raw: bytes, qid: str, *types: str) -> Signed:
+        """An agency's answer, checked to be signed by its pinned certificate, for this query."""
+        signed = open_signed(raw, *types)
+        if signed.cert.cert_id != client.certificate.cert_id or signed.msg["agency"] != client.name:
+            raise IdentityError(f"an answer for agency {client.name!r} is not signed by that agency's key")
+        if signed.msg["query_id"] != qid:
+            raise CiphertextError(f"agency {client.name!r} answered another query")
+        return signed
+
+    def _round(
         self,
-        spec: QuerySpec,
+        clients: Sequence[AgencyClient],
+        request: bytes,
         qid: str,
-        packed: bool,
+        want: str,
         say: Progress,
-        decisions: list[tuple[str, bool, str, str]],
+        decisions: list[DecisionRow],
+        inbox: list[bytes],
+        stage: str = "after contributing",
+    ) -> dict[str, Signed]:
+        """A round every listed agency must complete: any silence aborts, any refusal refuses."""
+        answers, failed = self._call_all(clients, lambda _a: request, say)
+        if failed:
+            name, why = next(iter(failed.items()))
+            raise AgencyUnavailable(name, f"{why} ({stage})")
+        out, refusals = {}, []
+        for client, raw in answers:
+            inbox.append(raw)
+            signed = self._open(client, raw, qid, want, "refusal")
+            if signed.msg["type"] == "refusal":
+                decisions.append((client.name, False, str(signed.msg["reason"]), "0.0"))
+                refusals.append(PolicyRefusal(client.name, str(signed.msg["reason"])))
+            else:
+                out[client.name] = signed
+        if refusals:
+            raise refusals[0]
+        return out
+
+    def _run_paillier(
+        self, spec: QuerySpec, qid: str, packed: bool, say: Progress, decisions: list[DecisionRow]
     ) -> QueryResult:
         t0 = time.perf_counter()
         kinds = slot_kinds(spec)
@@ -241,47 +371,82 @@ class Regulator:
         n_values = groups * len(kinds)
         bits = value_bits(spec, self.catalog) + (8 if spec.epsilon is not None else 0)
         layout = paillier.SlotLayout.plan(bits, len(self.agencies), self.pk.n.bit_length(), n_values)
-        request = encode_message(
-            {
-                "type": "paillier-request",
-                "query_id": qid,
-                "spec": spec.to_json(),
-                "n": paillier.public_key_to_bytes(self.pk),
-                "packed": packed,
-                "value_bits": bits,
-                "agencies": len(self.agencies),
-                "n_values": n_values,
-            }
+        request = self._query_message(
+            qid,
+            spec,
+            "paillier",
+            n=paillier.public_key_to_bytes(self.pk),
+            packed=packed,
+            value_bits=bits,
+            n_values=n_values,
         )
-        say(
-            f"query {qid[:8]}: {n_values} slots → "
-            f"{layout.n_ciphertexts if packed else n_values} ciphertext(s) per agency"
-        )
-        aggregator = Aggregator(self.pk, qid, layout.n_ciphertexts if packed else n_values)
+        n_ct = layout.n_ciphertexts if packed else n_values
+        say(f"query {qid[:8]}: {n_values} slots → {n_ct} ciphertext(s) per agency")
+        aggregator = Aggregator(self.pk, qid, n_ct, [a.name for a in self.agencies])
         inbox: list[bytes] = []
-        answers = self._call_all(request, say)
+        answers, failed = self._call_all(self.agencies, lambda _a: request, say)
+        t_contributed = time.perf_counter()
         bytes_up = sum(len(a) for _, a in answers)
         refusals = []
-        for name, raw in answers:
-            msg = decode_message(raw, "contribution", "refusal")
-            if msg["type"] == "refusal":
-                inbox.append(raw)  # refusals go to the regulator too: they carry no values
-                decisions.append((name, False, str(msg["reason"]), "0.0"))
-                refusals.append(PolicyRefusal(name, str(msg["reason"])))
+        for client, raw in answers:
+            inbox.append(raw)
+            signed = self._open(client, raw, qid, "contribution", "refusal")
+            self._trail[qid][1][client.name] = sm3(raw)
+            if signed.msg["type"] == "refusal":
+                decisions.append((client.name, False, str(signed.msg["reason"]), "0.0"))
+                refusals.append(PolicyRefusal(client.name, str(signed.msg["reason"])))
                 continue
-            aggregator.collect(raw)
+            aggregator.collect(signed.msg)
+        for name, why in failed.items():
+            decisions.append((name, False, f"dropped out: {why}", "0.0"))
         if refusals:
             raise refusals[0]
         for d in aggregator.decisions:
             decisions.append((d["agency"], bool(d["accepted"]), str(d["reason"]), str(d["epsilon"])))
-        aggregate = aggregator.finish()
+        survivors, dropped = aggregator.survivors, aggregator.dropped
+        if not survivors or 2 * len(survivors) <= len(self.agencies):
+            name = dropped[0]
+            raise AgencyUnavailable(
+                name,
+                f"{failed[name]}; {len(survivors)} of {len(self.agencies)} agencies contributed, "
+                "fewer than a majority",
+            )
+        if dropped:
+            say(f"agencies {dropped} dropped out; the survivors reveal their shared seeds")
+        live = [a for a in self.agencies if a.name in survivors]
+        view = sign(
+            self.identity, {"type": "view", "query_id": qid, "survivors": survivors, "dropped": dropped}
+        )
+        try:
+            endorsements = self._round(live, view, qid, "endorsement", say, [], inbox)
+            reveal = sign(
+                self.identity,
+                {
+                    "type": "reveal",
+                    "query_id": qid,
+                    "endorsements": [endorsements[a].raw for a in survivors],
+                },
+            )
+            unmasks = {a: s.msg for a, s in self._round(live, reveal, qid, "unmask", say, [], inbox).items()}
+        except PolicyRefusal as exc:
+            if dropped:
+                # a survivor's policy refused to finish without the dropped agencies
+                raise AgencyUnavailable(dropped[0], f"{failed[dropped[0]]}; {exc.reason}") from None
+            raise
+        t_revealed = time.perf_counter()
+        aggregate = aggregator.finish(unmasks)
         inbox.append(aggregate)
-        say("aggregator combined and re-randomized the ciphertexts")
-        totals = self._decrypt(aggregate, layout, packed)
+        say("aggregator combined, unmasked and re-randomized the ciphertexts")
+        totals = self._decrypt(aggregate, layout, packed, len(survivors))
         columns, rows, notes = decode_linear(spec, self.catalog, totals)
+        if dropped:
+            notes.append(f"agencies {dropped} dropped out; the result covers {survivors}")
         stats = {
             "seconds": time.perf_counter() - t0,
+            "seconds_contributions": t_contributed - t0,
+            "seconds_endorse_reveal": t_revealed - t_contributed,
             "agencies": len(self.agencies),
+            "survivors": survivors,
             "ciphertexts_per_agency": aggregator.n_ciphertexts,
             "bytes_request": len(request) * len(self.agencies),
             "bytes_agencies_to_aggregator": bytes_up,
@@ -290,28 +455,68 @@ class Regulator:
         }
         return QueryResult(spec, columns, rows, "paillier", notes=notes, inbox=inbox, stats=stats)
 
-    def _decrypt(self, aggregate: bytes, layout: paillier.SlotLayout, packed: bool) -> list[int]:
+    def _decrypt(
+        self, aggregate: bytes, layout: paillier.SlotLayout, packed: bool, contributors: int
+    ) -> list[int]:
         msg = decode_message(aggregate, "aggregate")
         if bytes(msg["key_fp"]) != paillier.fingerprint(self.pk):
             raise CiphertextError("the aggregate is under another key; refusing to decrypt")
         cts = [int.from_bytes(bytes(c), "big") for c in msg["ciphertexts"]]
         if packed:
-            return paillier.decrypt_packed(self.sk, cts, layout)
+            totals = paillier.decrypt_packed(self.sk, cts, layout)
+            # the layout's offset assumes every participant contributed: remove the missing ones'
+            missing = layout.agencies - contributors
+            return [t + (missing << layout.value_bits) for t in totals]
         return paillier.decrypt_unpacked(self.sk, cts, len(self.agencies) << layout.value_bits)
 
-    def _run_mpc(
-        self, spec: QuerySpec, say: Progress, decisions: list[tuple[str, bool, str, str]]
-    ) -> QueryResult:
-        for a in self.agencies:
-            d = a.decide(spec)
-            decisions.append((a.name, d.accepted, d.reason, repr(d.epsilon)))
-            if not d.accepted:
-                raise PolicyRefusal(a.name, d.reason)
-        jobs = [a.party_job() for a in self.agencies]
-        k = max(j.min_group_size for j in jobs)
-        mpc_plan = mpc.plan(spec, self.catalog, len(jobs), k)
-        say(f"MPC plan: {mpc_plan.kind}, {len(jobs)} parties")
-        values, stats = mpc.run(spec, self.catalog, mpc_plan, jobs, timeout=self.timeout, progress=say)
+    def _run_mpc(self, spec: QuerySpec, qid: str, say: Progress, decisions: list[DecisionRow]) -> QueryResult:
+        t0 = time.perf_counter()
+        request = self._query_message(qid, spec, "mpc")
+        answers, failed = self._call_all(self.agencies, lambda _a: request, say)
+        if failed:
+            name, why = next(iter(failed.items()))
+            raise AgencyUnavailable(name, why)
+        refusal = None
+        accepted: dict[str, Signed] = {}
+        for client, raw in answers:
+            signed = self._open(client, raw, qid, "decision", "refusal")
+            self._trail[qid][1][client.name] = sm3(raw)
+            if signed.msg["type"] == "refusal":
+                decisions.append((client.name, False, str(signed.msg["reason"]), "0.0"))
+                refusal = refusal or PolicyRefusal(client.name, str(signed.msg["reason"]))
+            else:
+                d = signed.msg["decision"]
+                decisions.append((client.name, bool(d["accepted"]), str(d["reason"]), str(d["epsilon"])))
+                accepted[client.name] = signed
+        if refusal is not None:
+            raise refusal
+        # parties in the participants' sorted order; each agency takes every party's address
+        # and TLS certificate from that party's own signed decision
+        order = sorted(accepted)
+        k = max(int(accepted[a].msg["min_group"]) for a in order)
+        mpc_plan = mpc.plan(spec, self.catalog, len(order), k)
+        say(f"MPC plan: {mpc_plan.kind}, {len(order)} parties run by their agencies")
+        run = sign(
+            self.identity,
+            {
+                "type": "mpc-run",
+                "query_id": qid,
+                "plan": json.dumps(mpc_plan.to_dict()),
+                "decisions": [accepted[a].raw for a in order],
+                "timeout_s": int(self.timeout),
+            },
+        )
+        outs = self._round(self.agencies, run, qid, "mpc-output", say, [], [], "while running its MPC party")
+        outputs = []
+        for a in order:
+            try:
+                out = json.loads(str(outs[a].msg["output"]))
+            except ValueError:
+                raise CiphertextError(f"agency {a!r} sent malformed MPC output") from None
+            if not isinstance(out, dict) or out.get("pid") != order.index(a):
+                raise CiphertextError(f"agency {a!r} sent the output of another party")
+            outputs.append(out)
+        values, stats = mpc.finish(mpc_plan, outputs, t0)
         columns, rows, notes = decode_mpc(spec, self.catalog, mpc_plan, values)
         return QueryResult(spec, columns, rows, "mpc", notes=notes, stats=stats)
 

@@ -38,8 +38,10 @@ app.add_typer(crypto_app, name="crypto")
 def _mount() -> None:
     """Sub-commands of the other packages (imported here so ``rongxin --help`` lists them)."""
     from rongxin import (
+        cli_agency,
         cli_chain,
         cli_datasets,
+        cli_exchange,
         cli_ledger,
         cli_member,
         cli_node,
@@ -51,9 +53,12 @@ def _mount() -> None:
 
     app.add_typer(cli_datasets.app, name="datasets", help="Build benchmark corpora and attack sets.")
 
+    cli_works.works_app.command("import")(cli_exchange.import_cmd)
+    cli_works.works_app.command("foreign")(cli_exchange.foreign_cmd)
     app.add_typer(cli_works.works_app, name="works", help="Register works in a forensics library.")
     app.command("identify")(cli_works.identify)
     app.add_typer(cli_query.app, name="query", help="Regulators' encrypted cross-agency queries.")
+    app.add_typer(cli_agency.app, name="agency", help="Run an agency's endpoint for privacy queries.")
     app.add_typer(cli_zkp.app, name="transfer", help="Confidential copyright transfers: auditor tools.")
     app.add_typer(cli_ledger.app, name="ledger", help="Checkpoints and receipts from a node's store.")
     cli_chain.app.add_typer(cli_snapshot.snapshot_app, name="snapshot")

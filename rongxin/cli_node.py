@@ -15,7 +15,6 @@ Mounted by ``rongxin.cli`` as ``app.add_typer(cli_node.app, name="node")``.
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -83,6 +82,9 @@ def add_cmd(
     host: Annotated[str, typer.Option(help="Address the node listens on.")] = "127.0.0.1",
     p2p_port: Annotated[int | None, typer.Option(help="Peer port (default: after the last node's).")] = None,
     observer: Annotated[bool, typer.Option(help="Certify an observer (never votes) instead.")] = False,
+    state_sync: Annotated[
+        bool, typer.Option("--state-sync", help="Join from a peer's snapshot instead of replaying the chain.")
+    ] = False,
     password_file: PasswordFile = None,
 ) -> None:
     """Certify a new node, write its directory and register it on chain; it joins as an observer.
@@ -90,15 +92,11 @@ def add_cmd(
     Start it (``rongxin chain up NET --node NAME``); when it has caught up, make it a voter
     with ``rongxin node promote NAME --net NET``.
     """
-    import secrets
-    import time
-
-    from chain.crypto import PrivateKey
-    from chain.crypto.keyfile import load_private_key, save_private_key
-    from chain.node.config import ApiSection, HostPort, NodeConfig, NodeSection, P2PSection, dump_config
-    from chain.node.identity import certificate_to_json
-    from chain.types import Certificate, Role
-    from rongxin.ops import procs, templates
+    from chain.crypto.keyfile import load_private_key
+    from chain.node.config import HostPort
+    from chain.types import Role
+    from rongxin.ops import procs
+    from rongxin.ops.admission import certify_node, write_node_dir
 
     entries = procs.discover(net)
     if any(e.name == name for e in entries) or (net / name).exists():
@@ -112,43 +110,20 @@ def add_cmd(
     cli, _, pw = _supervisor(net, password_file)
     try:
         root = load_private_key(net / "supervisor" / "root.key", pw)
-        key = PrivateKey.generate()
         role = Role.OBSERVER_NODE if observer else Role.CONSENSUS_NODE
-        not_before = int(time.time() * 1000) - 24 * 3600 * 1000
-        cert = Certificate.issue(root, name, f"Operator of {name}", [role], key.public_key, not_before)
-        d = net / name
-        (d / "data").mkdir(parents=True, mode=0o700)
+        key, cert = certify_node(root, name, role)
         shared = all(e.config.node.key_password_file is None for e in entries) and bool(entries)
-        secret = pw if shared else secrets.token_urlsafe(32)
-        save_private_key(key, d / "node.key", secret, overwrite=False)
-        if not shared:
-            (d / "node.pass").write_text(secret + "\n")
-            (d / "node.pass").chmod(0o600)
-        (d / "node.cert.json").write_text(certificate_to_json(cert))
-        cfg = NodeConfig(
-            path=d / "node.toml",
-            node=NodeSection(
-                name=name,
-                genesis=net / "genesis.cbor",
-                key_file=d / "node.key",
-                cert_file=d / "node.cert.json",
-                data_dir=d / "data",
-                key_password_file=None if shared else d / "node.pass",
-            ),
-            p2p=P2PSection(
-                listen=(HostPort(host, port),),
-                persistent_peers=tuple(p for e in entries for p in e.config.p2p.listen),
-            ),
-            api=ApiSection(listen=HostPort(host, port + 1)),
+        write_node_dir(
+            net,
+            name,
+            key,
+            cert,
+            password=pw if shared else None,
+            listen=HostPort(host, port),
+            api=HostPort(host, port + 1),
+            peers=[p for e in entries for p in e.config.p2p.listen],
+            state_sync=state_sync,
         )
-        header = (
-            f"{name} ({role.value}), added by `rongxin node add`.\nRelative paths are relative to this file."
-        )
-        cfg.path.write_text(dump_config(cfg, header=header))
-        (d / "start.sh").write_text(templates.start_script(name, sys.executable))
-        (d / "stop.sh").write_text(templates.stop_script(name))
-        (d / "start.sh").chmod(0o755)
-        (d / "stop.sh").chmod(0o755)
         done = cli.send("member.add", {"certificate": cert.to_dict()})
     except ChainError as exc:
         raise fail(f"node {name} not registered: {exc}") from None
@@ -176,6 +151,7 @@ def promote_cmd(
     from chain.client import NodeClient
     from chain.node.identity import load_identity
     from rongxin.ops import procs
+    from rongxin.ops.admission import promote_node
 
     entry = next((e for e in procs.discover(net) if e.name == name), None)
     if entry is None:
@@ -187,9 +163,7 @@ def promote_cmd(
     try:
         key, cert = load_identity(entry.config, genesis)
         with NodeClient(f"http://{entry.config.api.listen}", key, cert, genesis) as own:
-            st = own.status()
-            own.send("node.ready", {"height": st["height"], "block_hash": bytes.fromhex(st["head_hash"])})
-        cli.send("member.promote", {"cert_id": cert.cert_id})
+            promote_node(own, cli, cert)
     except ChainError as exc:
         raise fail(f"{name} not promoted: {exc}") from None
     finally:

@@ -16,6 +16,7 @@ from privacy.audit import AuditLog, LedgerAnchor
 from privacy.config import Deployment
 from privacy.demo_data import write_demo
 from privacy.errors import PrivacyError
+from privacy.identity import Identity
 from privacy.query import Regulator
 from privacy.spec import parse
 from rongxin.cli_common import Force, PasswordFile, console, fail, new_password, overwrite_guard, password
@@ -70,7 +71,9 @@ def run(
 ) -> None:
     """Run one query across the agencies and print the result (table or JSON).
 
-    Each query's audit record is appended to ``audit.jsonl`` next to the deployment file.
+    The query is signed with the regulator's SM2 identity: the deployment's ``[regulator]``
+    identity files, or else the member key of ``--client``'s profile. Each query's audit
+    record is appended to ``audit.jsonl`` next to the deployment file.
     With ``--client`` (the regulator's client profile) the record's digest is anchored
     through the regulator's node and its receipt saved in ``audit-receipts/``; without it,
     nothing is anchored and the command says so.
@@ -83,13 +86,17 @@ def run(
     try:
         dep = Deployment.from_file(agencies)
         query = parse(text)
-        anchor = _ledger_anchor(client, as_json) if client is not None else None
+        anchor, member = _ledger_anchor(client, as_json) if client is not None else (None, None)
         log = AuditLog(anchor, dep.base / "audit.jsonl")
+        # the requester's identity: the deployment's [regulator] identity files, else the
+        # member identity of the client profile
+        identity = member if member is not None and "identity_key" not in dep.regulator else None
+        identity = identity or dep.regulator_identity()
         regulator = Regulator(
             dep.catalog,
-            dep.clients(only),
+            dep.clients(only, identity),
             _keypair(dep, password_file),
-            str(dep.regulator.get("requester", "regulator")),
+            identity,
             str(dep.regulator.get("role", "regulator")),
             log,
             timeout,
@@ -133,8 +140,9 @@ def run(
             )
 
 
-def _ledger_anchor(client: Path, as_json: bool) -> LedgerAnchor:
-    """An audit anchor through the node of the regulator's client profile."""
+def _ledger_anchor(client: Path, as_json: bool) -> tuple[LedgerAnchor, Identity]:
+    """An audit anchor through the node of the regulator's client profile, and the
+    profile's member identity (which can sign the queries)."""
     from rongxin.cli_common import password
     from rongxin.client_profile import ProfileError, load_profile, open_client, profile_password
 
@@ -144,7 +152,7 @@ def _ledger_anchor(client: Path, as_json: bool) -> LedgerAnchor:
         ledger, genesis = open_client(profile, pw)
     except ProfileError as exc:
         raise fail(str(exc), as_json=as_json, reason="client") from None
-    return LedgerAnchor(ledger, genesis)
+    return LedgerAnchor(ledger, genesis), Identity(ledger.key, ledger.cert)
 
 
 @app.command("demo-data")

@@ -26,15 +26,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from forensics.exchange.foreign import ForeignLibrary, ForeignMatch
     from forensics.library import Library
     from forensics.types import Registration
 
 from chain.crypto.errors import CryptoError
 from chain.crypto.sm3 import sm3_file
-from forensics.errors import DuplicateContentError, ForensicsError, LibraryError
+from forensics.errors import DuplicateContentError, ForensicsError, LibraryError, UnsupportedMediaError
 from forensics.evidence import AudioEvidence, ImageFeatureEvidence, ImageHashEvidence, VideoEvidence
 from forensics.types import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Match, detect_kind
-from rongxin.cli_common import Force, console, err_console, write_output
+from rongxin.cli_common import Force, PasswordFile, console, err_console, write_output
 from rongxin.cli_common import fail as _fail
 
 works_app = typer.Typer(
@@ -456,12 +457,85 @@ def show(
 @works_app.command("export")
 def export(
     library: LibraryOption,
-    out: Annotated[Path, typer.Option("--out", "-o", help="The JSON-lines file to write.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The file to write.")],
     work_ids: Annotated[list[str] | None, typer.Argument(help="Ids of the works to export.")] = None,
     all_works: Annotated[bool, typer.Option("--all", help="Export every work.")] = False,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="jsonl: the works' records (default); rxhl: a hash list of their fingerprints for other "
+            "members (the default when --out ends in .rxhl; every work of --kind unless ids are named).",
+            metavar="jsonl|rxhl",
+        ),
+    ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option("--kind", help="rxhl: only image or only audio works.", metavar="image|audio"),
+    ] = None,
+    pdq: Annotated[
+        bool, typer.Option("--pdq", help="rxhl: add PDQ hashes of the image works (needs --media).")
+    ] = False,
+    media: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--media",
+            help="rxhl --pdq: a directory holding the image works' original files (found by name, checked by "
+            "content SM3); may be repeated.",
+            metavar="DIR",
+        ),
+    ] = None,
+    member: Annotated[
+        str | None,
+        typer.Option(
+            "--member", help="rxhl: the exporting member's id (default: its certificate's subject)."
+        ),
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option("--key", help="rxhl: sign with this member key file.", metavar="FILE")
+    ] = None,
+    client: Annotated[
+        Path | None,
+        typer.Option(
+            "--client",
+            help="rxhl: sign with the key of this client profile; names the member.",
+            metavar="FILE",
+        ),
+    ] = None,
+    password_file: PasswordFile = None,
+    reveal_ids: Annotated[
+        bool, typer.Option("--reveal-ids", help="rxhl: include each work's id (else opaque references only).")
+    ] = False,
+    no_features: Annotated[
+        bool,
+        typer.Option(
+            "--no-features", help="rxhl: image global hashes only, no local features (crops are not found)."
+        ),
+    ] = False,
+    refs: Annotated[
+        Path | None,
+        typer.Option(
+            "--refs", help="rxhl: also write reference -> work id (JSON) here, for your own records."
+        ),
+    ] = None,
     force: Force = False,
 ) -> None:
-    """Write works (given ids, or --all) as JSON lines: one `works show --json` object per line."""
+    """Write works (given ids, or --all) as JSON lines, or their fingerprints as a hash list (.rxhl).
+
+    A hash list lets another member find copies of the works without receiving them
+    (`rongxin works import`); see docs/hash-list-format.md.
+    """
+    chosen = fmt or ("rxhl" if out.suffix.lower() == ".rxhl" else "jsonl")
+    if chosen not in ("jsonl", "rxhl"):
+        raise _fail(f"unknown --format {fmt!r}; use jsonl or rxhl")
+    if chosen == "rxhl":
+        if all_works and work_ids:
+            raise _fail("name the works to export, or pass --all (not both)")
+        _export_hash_list(
+            library, out, work_ids or None, kind, media if pdq else None, pdq, member, key, client,
+            password_file, reveal_ids, not no_features, refs, force,
+        )  # fmt: skip
+        return
     if bool(work_ids) == all_works:
         raise _fail("name the works to export, or pass --all (not both)")
     lib = _open(library, readonly=True)
@@ -474,6 +548,90 @@ def export(
     data = "".join(json.dumps(work_record(w), ensure_ascii=False, sort_keys=True) + "\n" for w in works)
     write_output(out, data.encode(), force=force, mode=0o644)
     console.print(f"exported {len(works)} works to {out}")
+
+
+def _signing_identity(
+    member: str | None, key: Path | None, client: Path | None, password_file: Path | None
+) -> tuple[str, Any]:
+    """The exporting member's id and SM2 key (``None`` for an unsigned list)."""
+    from rongxin.cli_common import password
+    from rongxin.client_profile import ProfileError, find_profile, load_profile
+    from rongxin.hashlists import ExchangeInputError, certificate_member, load_signing_key
+
+    if key is not None and client is not None:
+        raise _fail("give --key or --client, not both")
+    try:
+        if client is not None:
+            profile = load_profile(find_profile(client))
+            subject, public = certificate_member(profile.cert_file)
+            pw = password(
+                password_file or profile.key_password_file, prompt=f"Password of {profile.key_file.name}"
+            )
+            private = load_signing_key(profile.key_file, pw)
+            if private.public_key != public:
+                raise _fail(f"{profile.key_file} does not belong to the certificate {profile.cert_file}")
+            return member or subject, private
+        if member is None:
+            raise _fail(
+                "name the exporting member with --member (or sign with --client, whose certificate names it)"
+            )
+        if key is None:
+            return member, None
+        return member, load_signing_key(key, password(password_file, prompt=f"Password of {key.name}"))
+    except (ProfileError, ExchangeInputError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _export_hash_list(
+    library: Path,
+    out: Path,
+    work_ids: list[str] | None,
+    kind: str | None,
+    media: list[Path] | None,
+    pdq: bool,
+    member: str | None,
+    key: Path | None,
+    client: Path | None,
+    password_file: Path | None,
+    reveal_ids: bool,
+    features: bool,
+    refs: Path | None,
+    force: bool,
+) -> None:
+    """``works export --format rxhl``: the works' fingerprints as a (signed) hash list."""
+    from forensics.exchange.export import export_entries, references, signal_parameters
+    from forensics.exchange.hashlist import encode_hash_list
+
+    if kind not in (None, "image", "audio"):
+        raise _fail(f"--kind must be image or audio, not {kind!r}")
+    if pdq and not media:
+        raise _fail(
+            "--pdq needs --media DIR: the library keeps no images, so PDQ is computed from the originals"
+        )
+    kinds = [kind] if kind else ["image", "audio"]
+    who, signing_key = _signing_identity(member, key, client, password_file)
+    lib = _open(library, readonly=True)
+    try:
+        entries = export_entries(
+            lib, kinds=kinds, work_ids=work_ids, reveal_ids=reveal_ids, features=features, pdq_media=media
+        )
+        present = sorted({e.kind for e in entries})
+        data = encode_hash_list(who, entries, signals=signal_parameters(lib, present, pdq), key=signing_key)
+        exported = {e.ref for e in entries}
+        mapping = {r: w for r, w in references(lib.works()).items() if r in exported}
+    except ForensicsError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        lib.close()
+    write_output(out, data, force=force, mode=0o644)
+    if refs is not None:
+        write_output(refs, (json.dumps(mapping, indent=2, sort_keys=True) + "\n").encode(), force=force)
+    with_pdq = sum(1 for e in entries if e.pdq)
+    images = sum(1 for e in entries if e.kind == "image")
+    signed = f"signed by key {signing_key.public_key.key_id()[:16]}…" if signing_key else "unsigned"
+    console.print(f"exported the fingerprints of {len(entries)} works to {out} as member {who!r}, {signed}")
+    if pdq:
+        console.print(f"PDQ hashes for {with_pdq} of {images} image works (the others' files were not found)")
 
 
 def _flatten(info: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
@@ -532,20 +690,67 @@ def _match_json(m: Match, lib: Library, query_sm3: str) -> dict[str, Any]:
     }
 
 
-def _query(lib: Library, path: Path, top_k: int) -> tuple[str, list[Match]]:
-    """The query file's SM3 (hex) and the works found in it; raises ForensicsError."""
-    matches = lib.identify(path, top_k=top_k)
+def _open_foreign(library: Path) -> ForeignLibrary | None:
+    """The library's imported hash lists (read-only), ``None`` when it has none."""
+    from forensics.exchange.foreign import open_foreign
+
+    try:
+        return open_foreign(library, readonly=True)
+    except ForensicsError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _query(
+    lib: Library, foreign: ForeignLibrary | None, path: Path, top_k: int
+) -> tuple[str, list[Match], list[ForeignMatch]]:
+    """The query's SM3 (hex), the works found in it and other members' works; raises ForensicsError.
+
+    A library holding only other members' works answers for a video's soundtrack too.
+    """
+    try:
+        matches = lib.identify(path, top_k=top_k)
+    except UnsupportedMediaError:
+        if foreign is None or detect_kind(path) != "video":
+            raise
+        matches = []
+    others = foreign.identify(path, top_k) if foreign is not None else []
     try:
         digest = sm3_file(path).hex()
     except CryptoError as exc:
         raise LibraryError(str(exc)) from exc
-    return digest, matches
+    return digest, matches, others
 
 
-def _print_matches(path: Path, matches: list[Match], lib: Library, query_sm3: str) -> None:
+def _print_foreign(path: Path, others: list[ForeignMatch]) -> None:
+    table = Table(title=f"other members' works in {path} (from imported hash lists)")
+    for column in ("member", "reference", "kind", "signal", "score", "threshold", "evidence"):
+        table.add_column(column, overflow="fold")
+    for f in others:
+        if f.signal == "pdq":
+            evidence = f"PDQ: {f.details['pdq_distance']}/{f.details['pdq_threshold']} bits"
+        elif f.kind == "audio":
+            evidence = audio_evidence(f.details)
+        elif "hamming" in f.details:
+            evidence = f"hash: {f.details['hamming']}/{f.details['hash_threshold']} bits"
+        else:
+            evidence = f"features: {f.details.get('inliers')} inliers"
+        reference = f.reference if f.title is None else f"{f.reference} ({f.title})"
+        table.add_row(f.member, reference, f.kind, f.signal, f"{f.score:.3f}", f"{f.threshold:.2f}", evidence)
+    console.print(table)
+
+
+def _print_matches(
+    path: Path, matches: list[Match], lib: Library, query_sm3: str, others: list[ForeignMatch] | None = None
+) -> None:
     if not matches:
         console.print(f"no registered work found in {path}")
-        return
+    else:
+        _print_local(path, matches, lib, query_sm3)
+    if others:
+        _print_foreign(path, others)
+
+
+def _print_local(path: Path, matches: list[Match], lib: Library, query_sm3: str) -> None:
     table = Table(title=f"matches for {path} (SM3 {query_sm3[:16]}…)")
     for column in ("work", "kind", "registered", "score", "threshold", "evidence"):
         table.add_column(column)
@@ -580,37 +785,47 @@ def identify(
     Each match carries the query file's SM3 and the matched work's metadata and
     registration time. With several files, a file that cannot be read is reported and the
     others are still searched; the command then exits with status 1. The library is opened
-    read-only.
+    read-only. Other members' works imported with `works import` are found too and shown
+    apart, as the member's references ("foreign": true in JSON).
     """
     queries = collect_media(files)
     if not queries:
         raise _fail("no media files found in the given paths")
     lib = _open(library, readonly=True)
+    foreign = None
     try:
+        foreign = _open_foreign(library)
         if len(files) == 1 and queries == files:
-            _identify_one(lib, queries[0], as_json, top_k)
+            _identify_one(lib, foreign, queries[0], as_json, top_k)
             return
-        failed = _identify_many(lib, queries, as_json, top_k)
+        failed = _identify_many(lib, foreign, queries, as_json, top_k)
     finally:
+        if foreign is not None:
+            foreign.close()
         lib.close()
     if failed:
         err_console.print(f"[red]error:[/] {failed} of {len(queries)} files could not be searched")
         raise typer.Exit(1)
 
 
-def _identify_one(lib: Library, path: Path, as_json: bool, top_k: int) -> None:
+def _identify_one(
+    lib: Library, foreign: ForeignLibrary | None, path: Path, as_json: bool, top_k: int
+) -> None:
     try:
-        query_sm3, matches = _query(lib, path, top_k)
+        query_sm3, matches, others = _query(lib, foreign, path, top_k)
     except ForensicsError as exc:
         raise _fail(str(exc)) from None
     if as_json:
         objects = [_match_json(m, lib, query_sm3) for m in matches]
+        objects += [f.to_json() | {"query_sm3": query_sm3} for f in others]
         sys.stdout.write(json.dumps(objects, indent=2, ensure_ascii=False) + "\n")
         return
-    _print_matches(path, matches, lib, query_sm3)
+    _print_matches(path, matches, lib, query_sm3, others)
 
 
-def _identify_many(lib: Library, queries: list[Path], as_json: bool, top_k: int) -> int:
+def _identify_many(
+    lib: Library, foreign: ForeignLibrary | None, queries: list[Path], as_json: bool, top_k: int
+) -> int:
     """Search every file; JSON lines or tables on stdout, progress on stderr. Returns the failures."""
     failed = 0
     with Progress(
@@ -628,7 +843,7 @@ def _identify_many(lib: Library, queries: list[Path], as_json: bool, top_k: int)
         for path in queries:
             progress.update(task, description=path.name)
             try:
-                query_sm3, matches = _query(lib, path, top_k)
+                query_sm3, matches, others = _query(lib, foreign, path, top_k)
             except ForensicsError as exc:
                 failed += 1
                 if as_json:
@@ -641,10 +856,11 @@ def _identify_many(lib: Library, queries: list[Path], as_json: bool, top_k: int)
                     line = {
                         "query": str(path),
                         "query_sm3": query_sm3,
-                        "matches": [_match_json(m, lib, query_sm3) for m in matches],
+                        "matches": [_match_json(m, lib, query_sm3) for m in matches]
+                        + [f.to_json() | {"query_sm3": query_sm3} for f in others],
                     }
                     sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
                 else:
-                    _print_matches(path, matches, lib, query_sm3)
+                    _print_matches(path, matches, lib, query_sm3, others)
             progress.advance(task)
     return failed

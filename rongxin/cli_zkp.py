@@ -5,7 +5,8 @@
   register with a ``zkp.auditor`` transaction;
 * ``audit`` — decrypt and check recorded transfers, either one exported record
   (``--record FILE``, the CBOR kept under ``zkp/xfer/…``) or every transfer of a work read
-  from a ledger store (``--db ledger.db --genesis genesis.cbor --work HEX``). Each transfer's
+  from a ledger store (``--db ledger.db --genesis genesis.cbor --work HEX``), or through
+  the member's node (``--client rongxin-client.toml --work HEX``: proven state reads). Each transfer's
   proofs are verified again, then price and shares are decrypted and checked to balance.
 
 Mounted by ``rongxin.cli`` as ``app.add_typer(cli_zkp.app, name="transfer")``.
@@ -55,7 +56,12 @@ def auditor_keygen(
 
 
 def _records(
-    record: Path | None, db: Path | None, genesis: Path | None, work: str | None
+    record: Path | None,
+    db: Path | None,
+    genesis: Path | None,
+    work: str | None,
+    client: Path | None = None,
+    password_file: Path | None = None,
 ) -> list[TransferRecord]:
     if record is not None:
         data = read_file(record)
@@ -63,12 +69,25 @@ def _records(
             return [TransferRecord.from_bytes(data)]
         except ZkpError as exc:
             raise fail(f"{record} is not a transfer record ({exc})") from None
-    if db is None or genesis is None or work is None:
-        raise fail("give --record FILE, or --db, --genesis and --work together")
+    if work is None or (client is None and (db is None or genesis is None)):
+        raise fail("give --record FILE, or --work with --client PROFILE, or --db, --genesis and --work")
     try:
         work_id = bytes.fromhex(work)
     except ValueError as exc:
         raise fail(f"cannot open the ledger: the work id is not hex ({exc})") from None
+    if client is not None:  # through the member's node: every read proven against the genesis
+        from chain.errors import ChainError
+        from rongxin.cli_member import _client
+        from rongxin.contracts import LedgerStateReader
+
+        cli, _, _ = _client(client, None, password_file)
+        try:
+            return list(transfer_records(LedgerStateReader(cli), work_id))
+        except ChainError as exc:
+            raise fail(f"cannot read the transfers through the node: {exc}") from None
+        finally:
+            cli.close()
+    assert db is not None and genesis is not None
     with open_ledger(db, genesis) as (store, _):
         return list(transfer_records(_StoreState(store), work_id))
 
@@ -94,6 +113,16 @@ def audit_cmd(
         Path | None, typer.Option(help="The chain's genesis document (genesis.cbor).", metavar="FILE")
     ] = None,
     work: Annotated[str | None, typer.Option(help="Work id (64 hex digits).", metavar="HEX")] = None,
+    client: Annotated[
+        Path | None,
+        typer.Option(
+            "--client", help="Read the transfers through your node (client profile).", metavar="FILE"
+        ),
+    ] = None,
+    client_password_file: Annotated[
+        Path | None,
+        typer.Option("--client-password-file", help="Password of the profile's key.", metavar="FILE"),
+    ] = None,
     password_file: PasswordFile = None,
 ) -> None:
     """Verify, decrypt and check recorded transfers; exit 1 if any fails."""
@@ -102,7 +131,7 @@ def audit_cmd(
         auditor = open_auditor_key(data, password(password_file))
     except ZkpError as exc:
         raise fail(str(exc)) from None
-    records = _records(record, db, genesis, work)
+    records = _records(record, db, genesis, work, client, client_password_file)
     if not records:
         raise fail("no recorded transfer found for this work")
     table = Table("work", "seq", "height", "price", "royalty shares")

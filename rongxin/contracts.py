@@ -16,6 +16,8 @@ Examples
 
 from __future__ import annotations
 
+from typing import Any
+
 from chain.contracts.base import ContractRegistry
 from chain.types import Genesis
 
@@ -28,3 +30,25 @@ def node_registry(genesis: Genesis) -> ContractRegistry:
     registry = default_registry(genesis)
     register_contracts(registry)
     return registry
+
+
+class LedgerStateReader:
+    """Contract state read through a :class:`chain.client.Ledger`: each ``get`` is a proven
+    state read (:meth:`~chain.client.Ledger.state`), so the confidential-transfer helpers
+    (``zkp.contract.load_record``, ``transfer_records``) work against any member's node.
+
+    Examples
+    --------
+    >>> class Fake:
+    ...     def state(self, key): return {b"k": b"v"}.get(key)
+    >>> LedgerStateReader(Fake()).get(b"k"), LedgerStateReader(Fake()).get(b"x")
+    (b'v', None)
+    """
+
+    def __init__(self, ledger: Any) -> None:
+        self.ledger = ledger
+
+    def get(self, key: bytes) -> bytes | None:
+        """The value at ``key`` (``None``: no entry), proven by the ledger."""
+        value: bytes | None = self.ledger.state(key)
+        return value

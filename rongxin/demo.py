@@ -41,6 +41,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from chain import crypto
+from chain.client import Ledger
 from chain.contracts.base import ContractRegistry
 from chain.crypto import envelope, keyfile
 from chain.localnet import Identity, LocalConsortium
@@ -281,7 +282,18 @@ def _ledger_step(
     _forensics_step(out_dir, consortium, media, step)
     _audio_step(out_dir, step)
     _video_step(out_dir, step)
-    _zk_step(out_dir, consortium, media, digests[3], step, password, scrypt_n)
+    from chain.client import InProcessLedger
+
+    consortium.add_member("Provincial regulator (省级监管)", [Role.REGULATOR])
+    _zk_step(
+        out_dir,
+        InProcessLedger(consortium, media),
+        InProcessLedger(consortium, consortium.supervisor),
+        digests[3],
+        step,
+        password,
+        scrypt_n,
+    )
     _privacy_step(out_dir, consortium, step)
 
     t0 = time.perf_counter()
@@ -356,7 +368,9 @@ def _checkpoint_step(
 
     t0 = time.perf_counter()
     checkpoints = [build_checkpoint(r.store, genesis) for r in replicas]
-    agree = len({c.to_bytes() for c in checkpoints}) == 1  # every member publishes the same one
+    # every member publishes a checkpoint of the same block (compared by its digest, the block
+    # hash: each node may hold a different quorum of signatures for it)
+    agree = len({verify_checkpoint(c, genesis).digest for c in checkpoints}) == 1
     checkpoint = checkpoints[0]
     cp_path = out_dir / "checkpoint.cbor"
     cp_path.write_bytes(checkpoint.to_bytes())
@@ -391,49 +405,50 @@ def _registry(genesis: Genesis) -> ContractRegistry:
 
 def _zk_step(
     out_dir: Path,
-    consortium: LocalConsortium,
-    media: Identity,
+    media: Ledger,
+    supervisor: Ledger,
     work: bytes,
     step: Callable[[str, bool, str, float], None],
     password: str,
     scrypt_n: int | None,
 ) -> None:
-    """A confidential transfer; the regulator's auditor key (sealed with the demo password)
-    and the recorded transfer stay in ``out_dir`` for ``rongxin transfer audit``."""
+    """A confidential transfer through the ``Ledger`` protocol (signed transactions, proven
+    state reads); the regulator's auditor key (sealed with the demo password) and the
+    recorded transfer stay in ``out_dir`` for ``rongxin transfer audit``."""
     from chain.crypto import atomic_write
     from chain.crypto.sealed import DEFAULT_SCRYPT_N
-    from chain.types import Role, ValidationError
+    from chain.errors import ChainError
+    from rongxin.contracts import LedgerStateReader
     from zkp.auditor import AuditorKey, seal_auditor_key
     from zkp.contract import auditor_payload, load_record, register_payload, transfer_records
     from zkp.transfer import OwnerKey, audit, prove_key_possession, prove_transfer
 
     t0 = time.perf_counter()
-    chain_id = consortium.genesis.chain_id
-    consortium.add_member("Provincial regulator (省级监管)", [Role.REGULATOR])
+    chain_id = media.genesis.chain_id
+    state = LedgerStateReader(media)  # every read proven against the genesis
     auditor = AuditorKey.generate()
     key_path = out_dir / "auditor.key"
     sealed = seal_auditor_key(auditor, password, scrypt_n=scrypt_n or DEFAULT_SCRYPT_N)
     atomic_write(key_path, sealed, 0o600, overwrite=True)
     # the regulator holds the auditor key; the supervisor registers its public half
-    consortium.submit(consortium.supervisor, "zkp.auditor", auditor_payload(auditor, chain_id))
+    supervisor.send("zkp.auditor", auditor_payload(auditor, chain_id))
     seller, buyer = OwnerKey.generate(), OwnerKey.generate()
-    consortium.submit(media, "zkp.register", register_payload(work, seller, chain_id))
-    state = consortium.replicas[0].app.state
+    media.send("zkp.register", register_payload(work, seller, chain_id))
     record = load_record(state, work)
     assert record is not None
     price = 1_000_000
     shares = [(b"author", 600_000), (b"county-center", 300_000), (b"platform", 100_000)]
     pop = prove_key_possession(buyer, chain_id, work)
     transfer = prove_transfer(chain_id, record, seller, buyer.public, pop, auditor.public, price, shares)
-    consortium.submit(media, "zkp.transfer", transfer.to_payload())
-    new_record = load_record(consortium.replicas[0].app.state, work)
+    media.send("zkp.transfer", transfer.to_payload())
+    new_record = load_record(state, work)
     try:
         again = prove_transfer(chain_id, record, seller, buyer.public, pop, auditor.public, price, shares)
-        consortium.submit(media, "zkp.transfer", again.to_payload())  # gives the nonce back when refused
+        media.send("zkp.transfer", again.to_payload())
         double_refused = False
-    except ValidationError:
+    except ChainError:
         double_refused = True
-    recorded = list(transfer_records(consortium.replicas[0].app.state, work))
+    recorded = list(transfer_records(state, work))
     report = audit(recorded[-1].transfer, auditor)
     on_chain = recorded[-1].to_bytes()
     record_path = out_dir / "transfer.cbor"
@@ -466,21 +481,35 @@ def _privacy_step(
     from privacy import paillier
     from privacy.audit import AuditLog, ConsortiumAnchor
     from privacy.config import Deployment
-    from privacy.demo_data import write_demo
+    from privacy.demo_data import write_demo, write_service_configs
+    from privacy.identity import Identity
+    from privacy.processes import AgencyProcesses
     from privacy.query import Regulator
     from privacy.spec import parse
+    from rongxin.ops.layout import PORT_STRIDE, free_base_port
 
     t0 = time.perf_counter()
     regulator_member = consortium.members["Provincial regulator (省级监管)"]
-    config = write_demo(out_dir / "agencies", rows=2000)
-    dep = Deployment.from_file(config)
+    identity = Identity(regulator_member.key, regulator_member.cert)
+    config = write_demo(
+        out_dir / "agencies",
+        rows=2000,
+        root=consortium.root,
+        regulator=identity,
+        chain_id=consortium.genesis.chain_id,
+    )
+    # every agency as its own process, reached over HTTPS (pinned certificates), requests signed
+    regulator_file, services = write_service_configs(config, "127.0.0.1", free_base_port(5), PORT_STRIDE)
+    dep = Deployment.from_file(regulator_file)
     anchor = ConsortiumAnchor(consortium, regulator_member)
     audit_log = AuditLog(anchor, out_dir / "audit.jsonl")
+    clients = dep.clients(None, identity)
     regulator = Regulator(
-        dep.catalog, dep.clients(None), paillier.generate_keypair(), "regulator", "regulator", audit_log, 120
+        dep.catalog, clients, paillier.generate_keypair(), identity, "regulator", audit_log, 120
     )
     query = "SELECT COUNT(*) FROM cases WHERE status = 'confirmed' GROUP BY county"
-    result = regulator.run(parse(query))
+    with AgencyProcesses(services):
+        result = regulator.run(parse(query))
     receipt = anchor.receipts.get(result.audit.digest()) if result.audit is not None else None
     total = sum(int(row[-1]) for row in result.rows if row[-1] is not None)
     ok = result.path == "paillier" and bool(result.rows) and receipt is not None
@@ -489,9 +518,11 @@ def _privacy_step(
     step(
         "encrypted cross-agency query",
         ok,
-        f"{len(dep.clients(None))} agencies answered “{query}” under the regulator's Paillier key "
-        f"(packed slots): {len(result.rows)} counties, {total} confirmed cases in all, no agency's own "
-        "count revealed; the query's audit record is anchored on the consortium ledger with a receipt",
+        f"{len(clients)} agency processes answered “{query}” over HTTPS, signed by the regulator's "
+        "certificate, with "
+        f"masked contributions under its Paillier key (secure aggregation, packed slots): "
+        f"{len(result.rows)} counties, {total} confirmed cases in all, no agency's own count "
+        "revealed; the query's audit record is anchored on the consortium ledger with a receipt",
         t0,
     )
 

@@ -18,6 +18,7 @@ Endpoints (``/docs`` shows them with their schemas; ``/openapi.json`` is the doc
 ``GET /receipts/{tx_id}``          an offline-verifiable receipt (hex) and its summary
 ``GET /anchors/{digest}``          how a digest was anchored: record, receipt, batch proof
 ``POST /anchors/batches``          publish the leaves of a committed batch anchor
+``GET /state/{key}``                a state entry (or its absence) with its state receipt
 ``GET /accounts/{cert_id}``        a member's certificate summary and next nonce
 ``GET /checkpoint``                a recent header with its QC, for offline verifiers
 ``GET /metrics``                   Prometheus exposition of the node's registry
@@ -70,6 +71,7 @@ from chain.errors import AuthError, CommitTimeout, ReceiptError, ValidationError
 from chain.node.events import to_json
 from chain.node.service import NodeService, receipt_json
 from chain.receipt import header_hash
+from chain.state_receipt import MAX_KEY_BYTES
 from chain.types import MAX_TX_BYTES, Certificate, Transaction
 
 log = logging.getLogger(__name__)
@@ -406,7 +408,7 @@ async def publish_batch(request: Request) -> dict[str, Any]:
         raise _fail(400, "'digests' must be a list of 64-hex-digit digests")
     leaves = [parse_digest(d, "each digest") for d in digests]
     try:
-        return api_of(request.app).service.publish_batch(root, leaves)
+        return await api_of(request.app).service.publish_batch_async(root, leaves)
     except ValidationError as exc:
         raise _fail(400, str(exc)) from None
 
@@ -416,6 +418,24 @@ def account(request: Request, cert_id: str) -> dict[str, Any]:
     """A member's certificate summary, revocation and nonces (``next_nonce`` committed,
     ``pending_nonce`` counting this node's mempool)."""
     return api_of(request.app).service.account(parse_digest(cert_id, "a certificate id"))
+
+
+@router.get("/state/{key}", tags=["chain"], dependencies=[Depends(member)])
+def state(request: Request, key: str) -> dict[str, Any]:
+    """The value at a state key (hex; ``null``: no entry) in the committed head's state,
+    with a state receipt (canonical CBOR, hex) that proves it against the genesis."""
+    if len(key) > 2 * MAX_KEY_BYTES or len(key) % 2:
+        raise _fail(400, f"a state key is 1..{MAX_KEY_BYTES} bytes in hex")
+    try:
+        raw = bytes.fromhex(key)
+    except ValueError:
+        raise _fail(400, "a state key is hex") from None
+    if not raw:
+        raise _fail(400, f"a state key is 1..{MAX_KEY_BYTES} bytes in hex")
+    try:
+        return api_of(request.app).service.state(raw)
+    except ReceiptError as exc:
+        raise _fail(503 if exc.reason == "not-committed" else 400, str(exc)) from None
 
 
 @router.get("/checkpoint", tags=["chain"], dependencies=[Depends(member)])

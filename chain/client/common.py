@@ -18,6 +18,7 @@ from typing import Any
 
 from chain.errors import ChainError, ClientError
 from chain.receipt import Receipt, verify_anchored_digest
+from chain.state_receipt import StateReceipt
 from chain.types import Genesis
 
 MAX_RESPONSE_BYTES = 40 * 1024 * 1024
@@ -84,6 +85,29 @@ def checked_receipt(raw: bytes, genesis: Genesis, tx_id: bytes | None = None) ->
     if tx_id is not None and info.tx_id != tx_id:
         raise ClientError("the node answered the receipt of another transaction")
     return receipt
+
+
+def checked_state(doc: Any, genesis: Genesis, key: bytes) -> bytes | None:
+    """The value a node's ``GET /state/{key}`` answer proves (``None``: no entry).
+
+    Raises
+    ------
+    ClientError
+        When the answer's state receipt does not verify against the genesis, is about
+        another key, or says otherwise than the answer.
+    """
+    if not isinstance(doc, dict):
+        raise ClientError("the node's state answer is not an object")
+    try:
+        answer = StateReceipt.from_bytes(hex_bytes(doc.get("receipt"), "state receipt")).verify(genesis)
+    except ChainError as exc:
+        raise ClientError(f"the node's state receipt does not verify against the genesis: {exc}") from None
+    if answer.key != key:
+        raise ClientError("the node answered the state of another key")
+    said = doc.get("value")
+    if (None if answer.value is None else answer.value.hex()) != said:
+        raise ClientError("the node's answer says another value than its state receipt proves")
+    return answer.value
 
 
 def check_anchors(receipt: Receipt, genesis: Genesis, digest: bytes) -> None:

@@ -43,6 +43,7 @@ from chain.client.common import (
     anchored_digest,
     check_anchors,
     checked_receipt,
+    checked_state,
     error_reason,
     hex_bytes,
     ws_url,
@@ -307,6 +308,11 @@ class NodeClient(_Base):
         """The epoch in force and the history of validator sets."""
         return self.request("GET", "/validators")
 
+    def state(self, key: bytes) -> bytes | None:
+        """The value at state ``key`` in the node's committed head (``None``: no entry),
+        proven by a state receipt checked against the genesis (the node is not trusted)."""
+        return checked_state(self.request("GET", f"/state/{key.hex()}"), self.genesis, key)
+
     def checkpoint(self) -> Checkpoint:
         """A checkpoint at the node's head, checked against the genesis."""
         return self._checkpoint_of(self.request("GET", "/checkpoint"))
@@ -542,6 +548,10 @@ class AsyncNodeClient(_Base):
     async def transaction(self, tx_id: bytes) -> dict[str, Any]:
         """A transaction with its status, result, height and index."""
         return await self.request("GET", f"/txs/{tx_id.hex()}")
+
+    async def state(self, key: bytes) -> bytes | None:
+        """See :meth:`NodeClient.state`."""
+        return checked_state(await self.request("GET", f"/state/{key.hex()}"), self.genesis, key)
 
     async def checkpoint(self) -> Checkpoint:
         """A checkpoint at the node's head, checked against the genesis."""

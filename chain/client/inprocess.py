@@ -27,10 +27,11 @@ from typing import Any
 
 from chain.client.common import anchor_payload, check_anchors, checked_receipt
 from chain.consensus.core import Committed
-from chain.errors import ClientError, CommitTimeout, LocalNetError, ReceiptError
+from chain.errors import ClientError, CommitTimeout, LocalNetError, ReceiptError, ValidationError
 from chain.localnet import Identity, LocalConsortium
 from chain.node.events import Event, EventFilter, committed_events, parse_kinds
 from chain.receipt import Receipt
+from chain.state_receipt import build_state_receipt
 from chain.types import Genesis, Transaction
 
 DRAIN_VIRTUAL_MS = 60_000
@@ -80,6 +81,28 @@ class InProcessLedger:
     def sign(self, type: str, payload: dict[str, Any]) -> Transaction:
         """A transaction of this member (next nonce, the network's clock)."""
         return self.member.sign(self.genesis.chain_id, type, payload, self.consortium.net.now)
+
+    def send(self, type: str, payload: dict[str, Any], timeout_s: float = 30.0) -> dict[str, Any]:
+        """Sign a transaction of this member, submit it and wait for its commit; its id
+        and height (as :meth:`chain.client.NodeClient.send` answers)."""
+        tx = self.sign(type, payload)
+        try:
+            self.submit(tx.to_bytes())
+        except ValidationError:
+            self.member.nonce -= 1  # refused by every node: the nonce is still free
+            raise
+        height = self.wait(tx.tx_id, timeout_s)
+        return {"tx_id": tx.tx_id.hex(), "height": height}
+
+    def state(self, key: bytes) -> bytes | None:
+        """The value at state ``key`` in the reading node's committed head (``None``: no
+        entry), proven by a state receipt as a node's answer is."""
+        store, state = self._replica.store, self._replica.app.state
+        try:
+            answer = build_state_receipt(store, state, key).verify(self.genesis)
+        except ReceiptError as exc:
+            raise ClientError(f"cannot prove the state at {key.hex()}: {exc}") from None
+        return answer.value
 
     def anchor(self, digest: bytes, kind: str, meta: bytes | None = None) -> Receipt:
         """Anchor ``digest`` and wait for the commit; the verified (original) receipt."""

@@ -58,6 +58,22 @@ class Ledger(Protocol):
         """
         ...
 
+    def send(self, type: str, payload: dict[str, Any], timeout_s: float = 30.0) -> dict[str, Any]:
+        """Sign a transaction of this member (next nonce), submit it and wait for its
+        commit; at least ``tx_id`` (hex) and ``height``.
+
+        Raises
+        ------
+        ChainError
+            The refusal's reason, or :class:`~chain.errors.CommitTimeout`.
+        """
+        ...
+
+    def state(self, key: bytes) -> bytes | None:
+        """The value at state ``key`` (``None``: no entry) in a committed block's state,
+        proven against the genesis (:mod:`chain.state_receipt`)."""
+        ...
+
     def anchor(self, digest: bytes, kind: str, meta: bytes | None = None) -> Receipt:
         """Anchor ``digest`` (32 bytes) for this member and wait for the commit; the
         verified receipt. A digest anchored before returns its original receipt."""
@@ -87,6 +103,14 @@ class AsyncLedger(Protocol):
 
     async def submit(self, tx_bytes: bytes) -> bytes:
         """See :meth:`Ledger.submit`."""
+        ...
+
+    async def send(self, type: str, payload: dict[str, Any], timeout_s: float = 30.0) -> dict[str, Any]:
+        """See :meth:`Ledger.send`."""
+        ...
+
+    async def state(self, key: bytes) -> bytes | None:
+        """See :meth:`Ledger.state`."""
         ...
 
     async def anchor(self, digest: bytes, kind: str, meta: bytes | None = None) -> Receipt:

@@ -142,7 +142,8 @@ class ByzantineCore(ConsensusCore):
             if isinstance(a, Broadcast) and isinstance(msg, Proposal) and mine and mb.equivocate:
                 out.extend(self._equivocate(msg, now))
                 continue
-            if isinstance(a, Send) and isinstance(msg, Vote) and self.rng.random() < mb.withhold_votes:
+            vote = isinstance(a, (Send, Broadcast)) and isinstance(msg, Vote)
+            if vote and self.rng.random() < mb.withhold_votes:
                 self.attacks["withheld-vote"] += 1
                 continue
             out.append(a)

@@ -836,11 +836,10 @@ class ConsensusCore:
             highest_qc_round=max(b.qc.round, self.safety.highest_qc_round),
             last_vote=vote,
         )  # persisted before the vote leaves
-        nxt = self.leader(b.round + 1)
-        if nxt == self.node_id:
-            self._on_vote(vote, now, actions)
-        else:
-            actions.append(Send(nxt, vote))
+        # every validator aggregates the votes: when the next leader is down, the others still
+        # form the QC, so its round costs one timeout and this block is not lost
+        actions.append(Broadcast(vote))
+        self._collect_vote(vote, now, actions)
 
     # ------------------------------------------------------------------ votes
     def _on_vote(self, v: Vote, now: int, actions: list[Action]) -> None:
@@ -851,7 +850,11 @@ class ConsensusCore:
             return
         if not self._check_equivocation(self._seen_vote, v.author, v.round, v, "vote", now):
             return
-        if self.leader(v.round + 1) != self.node_id or v.round < self.round - 1 or v.round in self._qc_formed:
+        self._collect_vote(v, now, actions)
+
+    def _collect_vote(self, v: Vote, now: int, actions: list[Action]) -> None:
+        """Count a checked vote (or this node's own); a quorum forms the QC here."""
+        if v.round < self.round - 1 or v.round in self._qc_formed:
             return
         votes = self._votes.setdefault((v.round, v.block_hash), {})
         votes[v.author] = v.signature

@@ -95,6 +95,8 @@ class Peer:
         self.stats = PeerStats(self.node_id, self.cert.subject, address, outbound, time.time(), now)
         self._queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(QUEUE_LIMIT)
         self.closed = asyncio.Event()
+        self.queued_bytes = 0
+        """Bytes queued for this peer and not yet written to its connection."""
         self._tasks: list[asyncio.Task[None]] = []
 
     def send(self, channel: int, payload: bytes) -> bool:
@@ -106,6 +108,7 @@ class Peer:
         except asyncio.QueueFull:
             self.stats.dropped += 1
             return False
+        self.queued_bytes += len(payload)
         return True
 
     async def _writer(self) -> None:
@@ -114,6 +117,7 @@ class Peer:
             if item is None:
                 return
             channel, payload = item
+            self.queued_bytes -= len(payload)
             await self.conn.send(channel, payload)
             self.stats.sent[channel] = self.stats.sent.get(channel, 0) + len(payload)
 

@@ -31,6 +31,13 @@ names the file, the ``[section]`` and the key::
     max_bytes = 268435456
     max_per_sender = 10000
 
+    [state_sync]
+    enable = false                     # an empty node restores a peer's snapshot first
+    snapshot_interval = 1000           # blocks between the snapshots this node serves (0: none)
+    snapshot_keep = 2                  # snapshots kept on disk
+    discovery_s = 10.0                 # how long an empty node collects snapshot offers
+    chunk_timeout_s = 15.0             # a chunk not delivered in time is asked of another peer
+
 ``[node]``, ``[p2p]`` (with ``listen``) and the ``[node]`` files are required; everything
 else has the default shown. Unknown sections and keys are refused (a misspelt key must
 not silently fall back to a default).
@@ -234,6 +241,17 @@ class MempoolSection:
 
 
 @dataclass(frozen=True)
+class StateSyncSection:
+    """``[state_sync]``: joining from a peer's snapshot, and the snapshots this node serves."""
+
+    enable: bool = False
+    snapshot_interval: int = 1000
+    snapshot_keep: int = 2
+    discovery_s: float = 10.0
+    chunk_timeout_s: float = 15.0
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     """A loaded ``node.toml``; :attr:`path` is the file (paths inside are absolute)."""
 
@@ -243,6 +261,7 @@ class NodeConfig:
     api: ApiSection = field(default_factory=ApiSection)
     consensus: ConsensusSection = field(default_factory=ConsensusSection)
     mempool: MempoolSection = field(default_factory=MempoolSection)
+    state_sync: StateSyncSection = field(default_factory=StateSyncSection)
 
     @property
     def directory(self) -> Path:
@@ -344,7 +363,7 @@ def _toml_type(value: object) -> str:
     )
 
 
-_SECTIONS = ("node", "p2p", "api", "consensus", "mempool")
+_SECTIONS = ("node", "p2p", "api", "consensus", "mempool", "state_sync")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -450,6 +469,22 @@ def _mempool_section(t: _Table) -> MempoolSection:
     return section
 
 
+def _state_sync_section(t: _Table) -> StateSyncSection:
+    d = StateSyncSection()
+    interval = t.get("snapshot_interval", int, d.snapshot_interval)
+    if interval < 0:
+        raise t.error("snapshot_interval", f"must be 0 (no snapshots) or positive, not {interval}")
+    section = StateSyncSection(
+        enable=t.get("enable", bool, d.enable),
+        snapshot_interval=interval,
+        snapshot_keep=t.positive("snapshot_keep", int, d.snapshot_keep),
+        discovery_s=t.positive("discovery_s", float, d.discovery_s),
+        chunk_timeout_s=t.positive("chunk_timeout_s", float, d.chunk_timeout_s),
+    )
+    t.finish()
+    return section
+
+
 def load_config(path: str | os.PathLike[str]) -> NodeConfig:
     """Read and check a ``node.toml``.
 
@@ -506,6 +541,7 @@ def load_config(path: str | os.PathLike[str]) -> NodeConfig:
         "api": _api_section,
         "consensus": _consensus_section,
         "mempool": _mempool_section,
+        "state_sync": _state_sync_section,
     }
     parts = {
         name: read(_table(file, doc, name, required=name in ("node", "p2p")))
@@ -603,7 +639,7 @@ def dump_config(cfg: NodeConfig, *, header: str = "") -> str:
     log_level = "info"
     """
     base = cfg.directory
-    n, p, a, c, m = cfg.node, cfg.p2p, cfg.api, cfg.consensus, cfg.mempool
+    n, p, a, c, m, ss = cfg.node, cfg.p2p, cfg.api, cfg.consensus, cfg.mempool, cfg.state_sync
     sections: dict[str, dict[str, object]] = {
         "node": {
             "name": n.name,
@@ -623,6 +659,13 @@ def dump_config(cfg: NodeConfig, *, header: str = "") -> str:
         "api": {"listen": str(a.listen), "public_status": a.public_status},
         "consensus": {"round_timeout_ms": c.round_timeout_ms},
         "mempool": {"max_txs": m.max_txs, "max_bytes": m.max_bytes, "max_per_sender": m.max_per_sender},
+        "state_sync": {
+            "enable": ss.enable,
+            "snapshot_interval": ss.snapshot_interval,
+            "snapshot_keep": ss.snapshot_keep,
+            "discovery_s": float(ss.discovery_s),
+            "chunk_timeout_s": float(ss.chunk_timeout_s),
+        },
     }
     comments = "".join(f"# {line}\n".replace("# \n", "#\n") for line in header.splitlines())
     return comments + ("\n" if comments else "") + toml_document(sections)
@@ -639,6 +682,7 @@ __all__ = [
     "NodeConfig",
     "NodeSection",
     "P2PSection",
+    "StateSyncSection",
     "check_host",
     "dump_config",
     "load_config",

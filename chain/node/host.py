@@ -13,6 +13,9 @@ event loop's thread, one handler at a time, exactly as the pure core expects:
   ``MEMPOOL`` channel; transactions received by gossip are admitted but not relayed
   (the consortium is a full mesh of persistent peers); a peer that connects is sent the
   whole mempool, so nothing admitted while it (or this node) was cut off is stranded;
+* snapshot requests on ``STATE_SYNC`` are answered by the node's
+  :class:`~chain.node.statesync.SnapshotServer`, which also writes a snapshot every
+  ``snapshot_interval`` blocks;
 * a heartbeat every second on ``HEARTBEAT`` carries height and round; the reply gives the
   link's latency. Together they make the online-node map, and a node that hears of
   heights above its own asks those peers for blocks by itself (block sync needs no
@@ -31,7 +34,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +54,7 @@ from chain.crypto import PrivateKey, PublicKey
 from chain.errors import ChainError
 from chain.net import Channel, PeerRefused
 from chain.net.peers import Peer, PeerManager
+from chain.node.statesync import SnapshotServer
 from chain.replica import Replica, node_id
 from chain.types import NODE_ROLES, Certificate, Transaction, ValidationError
 
@@ -112,6 +116,7 @@ class NodeHost:
         clock_offset_ms: int = 0,
         max_frame: int = 16 * 1024 * 1024 + 64,
         handshake_timeout: float = 10.0,
+        snapshots: SnapshotServer | None = None,
     ) -> None:
         if key.public_key.to_bytes() != cert.key().to_bytes():
             raise ValidationError("the node key does not match the node certificate")
@@ -122,6 +127,7 @@ class NodeHost:
         self.genesis = replica.genesis
         self.clock_offset_ms = clock_offset_ms
         self.counters = HostCounters()
+        self.snapshots = snapshots
         self.on_commit: list[Callable[[Committed], None]] = []
         self.on_epoch: list[Callable[[EpochEnded], None]] = []
         self.peers = PeerManager(
@@ -223,6 +229,8 @@ class NodeHost:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         await self.peers.stop()
+        if self.snapshots is not None:
+            await self.snapshots.wait_idle()
         self._verify_pool.shutdown(wait=False, cancel_futures=True)
         log.info("node %s stopped at height %d", self.name, self.replica.store.head_height())
 
@@ -285,6 +293,8 @@ class NodeHost:
                 leader = core.leader(r)
                 self.missed[leader] = self.missed.get(leader, 0) + 1
         self._last_round = a.block.round
+        if self.snapshots is not None:
+            self.snapshots.on_commit(a.block.height)
         for cb in self.on_commit:
             try:
                 cb(a)
@@ -315,15 +325,18 @@ class NodeHost:
         if batch:
             peer.send(Channel.MEMPOOL, codec.encode(batch))
 
-    def _on_frame(self, peer: Peer, channel: int, payload: bytes) -> None:
+    def _on_frame(self, peer: Peer, channel: int, payload: bytes) -> Awaitable[None] | None:
         if channel in (Channel.CONSENSUS, Channel.BLOCK_SYNC):
             self._on_consensus(peer, channel, payload)
         elif channel == Channel.MEMPOOL:
             self._on_gossip(peer, payload)
         elif channel == Channel.HEARTBEAT:
             self._on_heartbeat(peer, payload)
+        elif channel == Channel.STATE_SYNC and self.snapshots is not None:
+            return self.snapshots.on_frame(peer, payload)
         else:
             self.counters.bad_messages += 1
+        return None
 
     def _on_consensus(self, peer: Peer, channel: int, payload: bytes) -> None:
         self.counters.messages_in += 1

@@ -23,16 +23,21 @@ import os
 import signal
 import time
 from collections.abc import Callable, Generator
+from pathlib import Path
 from typing import Any
 
 from chain.contracts.base import ContractRegistry
+from chain.errors import SnapshotError
 from chain.mempool import MempoolConfig
+from chain.node.batches import SqliteBatchIndex
 from chain.node.config import NodeConfig
 from chain.node.host import NodeHost
 from chain.node.identity import load_genesis, load_identity
 from chain.node.logs import OpsAudit, configure_logging
 from chain.node.metrics import node_registry
-from chain.replica import Replica
+from chain.node.statesync import SnapshotServer, StateSyncReport, state_sync
+from chain.replica import Replica, chain_genesis_block
+from chain.store import LedgerStore
 from chain.types import Genesis
 
 log = logging.getLogger("rongxin.node")
@@ -65,9 +70,14 @@ def _api_server(app: Any, host: str, port: int) -> Any:
 
 
 def build_host(
-    cfg: NodeConfig, registry_factory: Callable[[Genesis], ContractRegistry] | None = None
+    cfg: NodeConfig,
+    registry_factory: Callable[[Genesis], ContractRegistry] | None = None,
+    replica_factory: Callable[..., Replica] = Replica,
 ) -> NodeHost:
-    """The host of the node ``cfg`` describes (ledger opened, nothing started)."""
+    """The host of the node ``cfg`` describes (ledger opened, nothing started).
+
+    ``replica_factory`` builds the replica from ``Replica``'s arguments (fault tests run a
+    :class:`~chain.node.byzantine.ByzantineReplica` this way)."""
     genesis = load_genesis(cfg)
     key, cert = load_identity(cfg, genesis)
     cfg.node.data_dir.mkdir(parents=True, exist_ok=True)
@@ -82,9 +92,10 @@ def build_host(
         max_bytes=cfg.mempool.max_bytes,
         max_per_sender=cfg.mempool.max_per_sender,
     )
-    replica = Replica(
+    db = cfg.node.data_dir / "ledger.db"
+    replica = replica_factory(
         genesis,
-        cfg.node.data_dir / "ledger.db",
+        db,
         key,
         registry_factory(genesis) if registry_factory is not None else None,
         overrides,
@@ -100,7 +111,72 @@ def build_host(
         clock_offset_ms=int(os.environ.get(CLOCK_OFFSET_ENV, "0") or 0),
         max_frame=cfg.p2p.max_frame_bytes,
         handshake_timeout=cfg.p2p.handshake_timeout_s,
+        snapshots=SnapshotServer(
+            replica.store,
+            genesis,
+            cfg.node.data_dir / "snapshots",
+            interval=cfg.state_sync.snapshot_interval,
+            keep=cfg.state_sync.snapshot_keep,
+            max_frame=cfg.p2p.max_frame_bytes,
+        ),
     )
+
+
+async def restore_if_empty(cfg: NodeConfig, audit: OpsAudit | None = None) -> StateSyncReport | None:
+    """With ``[state_sync] enable``, restore a peer's snapshot into a new ledger.
+
+    Does nothing (``None``) when state sync is off or the node already has a ledger. When
+    no peer offers a usable snapshot the node starts empty and block-syncs from the
+    genesis (logged as a warning): slower, never wrong.
+    """
+    db = cfg.node.data_dir / "ledger.db"
+    if not cfg.state_sync.enable or db.exists():
+        return None
+    genesis = load_genesis(cfg)
+    key, cert = load_identity(cfg, genesis)
+    cfg.node.data_dir.mkdir(parents=True, exist_ok=True)
+    store = LedgerStore(db, chain_genesis_block(genesis).hash)
+    restored = False
+    try:
+        try:
+            report = await state_sync(
+                key,
+                cert,
+                genesis,
+                [(a.dial_host, a.port) for a in cfg.p2p.persistent_peers],
+                store,
+                discovery_s=cfg.state_sync.discovery_s,
+                chunk_timeout_s=cfg.state_sync.chunk_timeout_s,
+                max_frame=cfg.p2p.max_frame_bytes,
+                handshake_timeout=cfg.p2p.handshake_timeout_s,
+            )
+            restored = True
+        except SnapshotError as exc:
+            log.warning("state sync failed, block-syncing from the genesis instead: %s", exc)
+            return None
+    finally:
+        store.close()
+        if not restored:  # the replica creates its ledger from the genesis itself
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db}{suffix}").unlink(missing_ok=True)
+    log.info(
+        "state sync: restored height %d (%d state entries) in %.1f s from %s",
+        report.info.height,
+        report.info.entries,
+        report.seconds,
+        ", ".join(report.peers),
+    )
+    if audit is not None:
+        audit.record(
+            "node.state_sync",
+            height=report.info.height,
+            block_hash=report.info.block_hash.hex(),
+            entries=report.info.entries,
+            peers=report.peers,
+            refused=report.refused,
+            seconds=report.seconds,
+        )
+    return report
 
 
 def config_digest(cfg: NodeConfig) -> str:
@@ -112,6 +188,7 @@ async def run_node(
     cfg: NodeConfig,
     registry_factory: Callable[[Genesis], ContractRegistry] | None = None,
     stop: asyncio.Event | None = None,
+    replica_factory: Callable[..., Replica] = Replica,
 ) -> None:
     """Run the node of ``cfg`` until ``stop`` is set, or SIGTERM/SIGINT arrives."""
     from chain.api import create_app
@@ -120,13 +197,15 @@ async def run_node(
 
     configure_logging(cfg.node.name, cfg.node.log_level)
     audit = OpsAudit(cfg.node.data_dir / "ops-audit.jsonl", cfg.node.name)
-    host = build_host(cfg, registry_factory)
+    await restore_if_empty(cfg, audit)
+    host = build_host(cfg, registry_factory, replica_factory)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     hub = EventHub()
+    batches = SqliteBatchIndex(cfg.node.data_dir / "batches.db")
     service = NodeService(
         cfg.node.name,
         host.replica,
@@ -136,8 +215,10 @@ async def run_node(
         status_extra=lambda: _status_extra(host),
         hub=hub,
         registry=node_registry(host),
+        batches=batches,
     )
     host.on_commit.append(lambda a: _publish(host, hub, a))
+    host.on_commit.append(lambda a: _audit_membership(host, audit, a))
     host.on_epoch.append(lambda a: hub.publish(validators_event(host.replica.epoch)))
     app = create_app(service, public_status=cfg.api.public_status, public_metrics=True)
     server = _api_server(app, cfg.api.listen.host, cfg.api.listen.port)
@@ -164,6 +245,7 @@ async def run_node(
         await host.stop()
         height = host.replica.store.head_height()
         host.replica.close()
+        batches.close()
         audit.record("node.stop", height=height, pid=os.getpid())
 
 
@@ -184,6 +266,44 @@ def _status_extra(host: NodeHost) -> dict[str, Any]:
         "uptime_s": round(max(0.0, time.time() - host.started_at), 1),
         "p2p_listen": [f"{h}:{p}" for h, p in host.peers.bound],
     }
+
+
+MEMBERSHIP_TXS = frozenset({"member.add", "member.revoke", "member.promote", "member.vote", "node.ready"})
+"""Transaction types recorded in the operations audit log when they commit."""
+
+
+def _audit_membership(host: NodeHost, audit: OpsAudit, a: Any) -> None:
+    """Record who changed the consortium's membership, and how, as each change commits."""
+    from chain.contracts.membership import load_certificate
+
+    block = a.block
+    executor = host.replica.app.executor
+    state = host.replica.app.state
+    for raw in block.payload:
+        tx = executor.decode(raw)
+        if tx.type not in MEMBERSHIP_TXS:
+            continue
+        sender = load_certificate(state, tx.sender)
+        fields: dict[str, Any] = {}
+        target = tx.payload.get("cert_id")
+        cert = tx.payload.get("certificate")
+        if isinstance(cert, dict):
+            fields["subject"] = cert.get("subject")
+            fields["roles"] = cert.get("roles")
+        elif isinstance(target, bytes):
+            named = load_certificate(state, target)
+            fields["cert_id"] = target.hex()
+            fields["subject"] = None if named is None else named.subject
+        if "reason" in tx.payload:
+            fields["reason"] = str(tx.payload["reason"])[:200]
+        audit.record(
+            f"chain.{tx.type}",
+            height=block.height,
+            tx_id=tx.tx_id.hex(),
+            by=None if sender is None else sender.subject,
+            by_cert_id=tx.sender.hex(),
+            **fields,
+        )
 
 
 def _publish(host: NodeHost, hub: Any, a: Any) -> None:

@@ -39,12 +39,13 @@ from chain.contracts.anchor import anchor_key
 from chain.contracts.membership import load_certificate, revoked_from
 from chain.crypto.sm3 import sm3
 from chain.epochs import EpochRecord, epoch_info, epoch_key, genesis_epoch
-from chain.errors import AuthError, CommitTimeout, ValidationError
+from chain.errors import AuthError, CommitTimeout, ReceiptError, ValidationError
 from chain.executor import next_nonce
-from chain.node.batches import BatchIndex, BatchMembership
+from chain.node.batches import BatchIndex, BatchMembership, SqliteBatchIndex
 from chain.node.events import Event, EventHub, committed_events, to_json
 from chain.receipt import Checkpoint, Receipt, build_checkpoint, build_receipt, header_hash
 from chain.replica import Replica
+from chain.state_receipt import build_state_receipt
 from chain.store import LedgerStore
 from chain.types import Certificate, Transaction
 
@@ -200,7 +201,7 @@ class NodeService:
         status_extra: Callable[[], dict[str, Any]] | None = None,
         hub: EventHub | None = None,
         registry: CollectorRegistry | None = None,
-        batches: BatchIndex | None = None,
+        batches: BatchIndex | SqliteBatchIndex | None = None,
         submit_many: SubmitManyFn | None = None,
     ) -> None:
         self.name = name
@@ -208,7 +209,7 @@ class NodeService:
         self.genesis = replica.genesis
         self.hub = hub if hub is not None else EventHub()
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.batches = batches if batches is not None else BatchIndex()
+        self.batches: BatchIndex | SqliteBatchIndex = batches if batches is not None else BatchIndex()
         self.metrics = ApiMetrics(self.registry, self.hub)
         self._submit = submit
         self._submit_many = submit_many
@@ -231,7 +232,8 @@ class NodeService:
 
         Keys: ``node``, ``chain_id``, ``genesis_hash``, ``node_id``, ``role``
         (``consensus`` when it votes, else ``observer``), ``voting``, ``height``,
-        ``head_hash``, ``head_time_ms``, ``round``, ``epoch``, ``validators`` (count),
+        ``head_hash``, ``head_time_ms``, ``base_height`` (0, or the snapshot height the node
+        was restored from: blocks below it are not kept), ``round``, ``epoch``, ``validators`` (count),
         ``mempool`` (transactions), ``peers`` (count), ``catching_up``, then the host's
         :meth:`status_extra` keys.
         """
@@ -248,6 +250,7 @@ class NodeService:
             "height": self.store.head_height(),
             "head_hash": r.app.head_hash.hex(),
             "head_time_ms": r.app.head_block.timestamp_ms,
+            "base_height": self.store.base_height(),
             "round": r.core.round,
             "epoch": r.core.epoch,
             "validators": r.core.n,
@@ -390,6 +393,36 @@ class NodeService:
             self._checkpoint = (head, build_checkpoint(self.store, self.genesis))
         return self._checkpoint[1]
 
+    def state(self, key: bytes) -> dict[str, Any]:
+        """The value at ``key`` in the head's state with its state receipt (which proves
+        it, or that there is none, against the genesis).
+
+        Raises
+        ------
+        ReceiptError
+            ``malformed`` for an overlong key; ``not-committed`` when the node kept
+            committing while the proof was made, or has no commit proof yet.
+        """
+        last: ReceiptError | None = None
+        for _ in range(4):  # the head may move while the proof is made (a worker thread)
+            try:
+                receipt = build_state_receipt(self.store, self.replica.app.state, key)
+            except ReceiptError as exc:
+                if exc.reason != "not-committed":
+                    raise
+                last = exc
+                continue
+            answer = receipt.verify(self.genesis)
+            return {
+                "key": key.hex(),
+                "value": None if answer.value is None else answer.value.hex(),
+                "height": answer.height,
+                "block_hash": answer.block_hash.hex(),
+                "receipt": receipt.to_bytes().hex(),
+            }
+        assert last is not None
+        raise last
+
     def anchor(self, digest: bytes) -> dict[str, Any] | None:
         """How ``digest`` was anchored: the anchor record, the receipt of the transaction
         that anchored it and, for a leaf of a published batch, its batch proof.
@@ -439,18 +472,27 @@ class NodeService:
             When ``root`` is not anchored as a batch of ``len(digests)`` digests, or the
             digests' root is not ``root``.
         """
+        answer = self._batch_anchor(root, len(digests))
+        self.batches.add(root, digests)
+        return answer
+
+    async def publish_batch_async(self, root: bytes, digests: list[bytes]) -> dict[str, Any]:
+        """As :meth:`publish_batch`, with the leaves checked (their Merkle root) and stored in
+        a worker thread, so the event loop goes on meanwhile."""
+        answer = self._batch_anchor(root, len(digests))
+        await asyncio.get_running_loop().run_in_executor(None, self.batches.add, root, digests)
+        return answer
+
+    def _batch_anchor(self, root: bytes, count: int) -> dict[str, Any]:
         raw = self.replica.app.state.get(anchor_key(root))
         if raw is None:
             raise ValidationError(
                 "no committed anchor has this root: publish a batch after its anchor commits"
             )
         record = codec.decode(raw)
-        if record["count"] != len(digests):
-            raise ValidationError(
-                f"the anchor names a batch of {record['count']} digests, not {len(digests)}"
-            )
-        self.batches.add(root, digests)
-        return {"root": root.hex(), "count": len(digests), "tx_id": record["tx_id"].hex()}
+        if record["count"] != count:
+            raise ValidationError(f"the anchor names a batch of {record['count']} digests, not {count}")
+        return {"root": root.hex(), "count": count, "tx_id": record["tx_id"].hex()}
 
     def validators(self) -> dict[str, Any]:
         """The epoch in force and the history of validator sets (the most recent

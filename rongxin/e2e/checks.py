@@ -35,9 +35,56 @@ Chain = list[dict[str, Any]]
 """A node's blocks ``1..h`` as the API returns them."""
 
 
-def fetch_chain(client: NodeClient, height: int) -> Chain:
-    """Blocks ``1..height`` of the node behind ``client``."""
-    return [client.block(h) for h in range(1, height + 1)]
+def fetch_chain(client: NodeClient, height: int, start: int = 1) -> Chain:
+    """Blocks ``start..height`` of the node behind ``client`` (a node restored from a
+    snapshot keeps the blocks from its snapshot height on)."""
+    return [client.block(h) for h in range(start, height + 1)]
+
+
+def compare_restored(reference: Chain, name: str, blocks: Chain) -> list[str]:
+    """Problems with a restored node's blocks: each must be the reference's block at its
+    height (no fork after the snapshot); the state before it was proven by the snapshot."""
+    problems: list[str] = []
+    by_height = {b.get("height"): b for b in reference}
+    for block in blocks:
+        ref = by_height.get(block.get("height"))
+        if ref is None:
+            continue
+        if block.get("hash") != ref.get("hash"):
+            problems.append(
+                f"fork at height {block.get('height')}: {name} (restored from a snapshot) has "
+                f"{block.get('hash')}, the others {ref.get('hash')}"
+            )
+            break
+    if not blocks:
+        problems.append(f"{name} (restored from a snapshot) holds no block to compare")
+    return problems
+
+
+def check_excluded(chain: Chain, validators: dict[str, Any], name: str, node_id: str) -> list[str]:
+    """Problems with a Byzantine node's fate: no block carries evidence, or it is still in
+    the validator set (``validators`` as ``GET /validators`` answers)."""
+    problems: list[str] = []
+    if not any(b.get("evidence") for b in chain):
+        problems.append(f"no block carries evidence against {name} (it equivocated)")
+    current = [v.get("id") for v in (validators.get("current") or {}).get("validators", [])]
+    if node_id in current:
+        problems.append(f"{name} is still a validator in epoch {validators.get('epoch')}")
+    return problems
+
+
+def check_votes(chain: Chain, name: str, node_id: str, after: int) -> list[str]:
+    """Problems with a promoted node: none of the quorum certificates of blocks after
+    height ``after`` carries its vote."""
+    voted = [
+        b["height"]
+        for b in chain
+        if b["height"] > after and node_id in ((b.get("qc") or {}).get("signers") or [])
+    ]
+    if voted:
+        return []
+    last = chain[-1]["height"] if chain else after
+    return [f"{name}, promoted at height {after}, signed no quorum certificate in blocks {after + 1}..{last}"]
 
 
 def compare_chains(chains: Mapping[str, Chain]) -> list[str]:
@@ -134,7 +181,10 @@ __all__ = [
     "check_acknowledged",
     "check_conflicts",
     "check_drained",
+    "check_excluded",
+    "check_votes",
     "compare_chains",
+    "compare_restored",
     "fetch_chain",
     "tx_heights",
 ]

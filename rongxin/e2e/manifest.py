@@ -16,9 +16,12 @@ per-node tags, so one file says exactly what happens when::
     [chain]                       # `rongxin chain init` options
     nodes = 4                     # consensus nodes
     observers = 0
+    joiners = 0                   # nodes joiner-0.. not in the genesis: certified and registered
+                                  # on chain when they start (start_at_s), as `rongxin node add` does
     block_interval_ms = 500
     round_timeout_ms = 1000
     empty_blocks = true           # a block every interval, so progress shows without load
+    snapshot_interval = 0         # blocks between the snapshots nodes serve (0: the default)
 
     [load]
     rate = 30                     # transactions per second, all clients together
@@ -29,8 +32,14 @@ per-node tags, so one file says exactly what happens when::
     [nodes.observer-0]            # optional, per node
     start_at_s = 8                # joins the running chain late
     clock_offset_ms = 0           # RONGXIN_CLOCK_OFFSET_MS of its process
-    behaviour = "honest"          # hook: byzantine node processes (see runner.BEHAVIOURS)
-    sync = "blocks"               # hook: "state" for state-sync joins (see runner.SYNC_MODES)
+    behaviour = "honest"          # hook: byzantine node processes (see nodes.BEHAVIOURS)
+    sync = "blocks"               # or "state": an empty node restores a peer's snapshot first
+                                  # (see nodes.SYNC_MODES)
+
+    [nodes.joiner-0]
+    start_at_s = 6                # a joiner must start late
+    sync = "state"
+    promote = true                # once caught up: node.ready, member.promote; it must then vote
 
     [[perturb]]
     kind = "kill"                 # SIGKILL, restart after down_s
@@ -114,6 +123,8 @@ class ChainSpec:
     block_interval_ms: int = 500
     round_timeout_ms: int = 1000
     empty_blocks: bool = True
+    joiners: int = 0
+    snapshot_interval: int = 0
 
 
 @dataclass(frozen=True)
@@ -135,6 +146,7 @@ class NodeSpec:
     clock_offset_ms: int = 0
     behaviour: str = "honest"
     sync: str = "blocks"
+    promote: bool = False
 
 
 @dataclass(frozen=True)
@@ -212,8 +224,12 @@ class Manifest:
     path: Path | None = None
 
     def node_names(self) -> list[str]:
-        """Every node: consensus nodes ``node-i``, then observers ``observer-j``."""
-        return consensus_names(self.chain.nodes) + [f"observer-{j}" for j in range(self.chain.observers)]
+        """Every node: consensus nodes ``node-i``, observers ``observer-j``, joiners ``joiner-k``."""
+        return _all_names(self.chain)
+
+    def joiner_names(self) -> list[str]:
+        """The nodes that are not in the genesis (registered when they start)."""
+        return [f"joiner-{k}" for k in range(self.chain.joiners)]
 
     def consensus_names(self) -> list[str]:
         """The consensus (voting) nodes."""
@@ -242,6 +258,14 @@ class Manifest:
                     steps.append(Step(at, p.kind, node=p.node, offset_ms=p.offset_ms, source=index))
         steps.sort(key=lambda s: (s.at_s, s.source))
         return steps
+
+
+def _all_names(chain: ChainSpec) -> list[str]:
+    return (
+        consensus_names(chain.nodes)
+        + [f"observer-{j}" for j in range(chain.observers)]
+        + [f"joiner-{k}" for k in range(chain.joiners)]
+    )
 
 
 def consensus_names(count: int) -> list[str]:
@@ -310,10 +334,12 @@ def _chain(t: _Table) -> ChainSpec:
         block_interval_ms=t.count("block_interval_ms", 500, 10),
         round_timeout_ms=t.count("round_timeout_ms", 1000, 10),
         empty_blocks=t.get("empty_blocks", bool, True),
+        joiners=t.count("joiners", 0, 0, MAX_NODES),
+        snapshot_interval=t.count("snapshot_interval", 0, 0),
     )
     t.finish()
-    if spec.nodes + spec.observers > MAX_NODES:
-        raise t.error(None, f"at most {MAX_NODES} nodes in all (consensus nodes and observers)")
+    if spec.nodes + spec.observers + spec.joiners > MAX_NODES:
+        raise t.error(None, f"at most {MAX_NODES} nodes in all (consensus nodes, observers and joiners)")
     return spec
 
 
@@ -335,8 +361,14 @@ def _node(t: _Table, name: str) -> NodeSpec:
         clock_offset_ms=t.get("clock_offset_ms", int, 0),
         behaviour=t.get("behaviour", str, "honest"),
         sync=t.get("sync", str, "blocks"),
+        promote=t.get("promote", bool, False),
     )
     t.finish()
+    joiner = name.startswith("joiner-")
+    if joiner and spec.start_at_s <= 0:
+        raise t.error("start_at_s", "a joiner is not in the genesis: it must start after the chain (> 0)")
+    if spec.promote and not joiner:
+        raise t.error("promote", "only joiners (certified as consensus nodes when they join) are promoted")
     for key in ("behaviour", "sync"):
         if not _NAME.match(getattr(spec, key)):
             raise t.error(key, "must be a short name (letters, digits, '.', '_', '-')")
@@ -458,7 +490,7 @@ def parse_manifest(doc: Mapping[str, Any], name: str, where: str = "manifest") -
 
     chain = _chain(table("chain"))
     load = _load(table("load"))
-    known = consensus_names(chain.nodes) + [f"observer-{j}" for j in range(chain.observers)]
+    known = _all_names(chain)
     duration = top.number("duration_s", 20.0, 1.0)
     nodes: dict[str, NodeSpec] = {}
     for node_name, raw in table("nodes").table.items():
@@ -467,6 +499,9 @@ def parse_manifest(doc: Mapping[str, Any], name: str, where: str = "manifest") -
         if not isinstance(raw, dict):
             raise top.error(f"nodes.{node_name}", "must be a table")
         nodes[node_name] = _node(_Table(where, f"nodes.{node_name}", raw), node_name)
+    for joiner in [f"joiner-{k}" for k in range(chain.joiners)]:
+        if joiner not in nodes:
+            raise top.error("nodes", f"joiner {joiner!r} needs a [nodes.{joiner}] table with start_at_s > 0")
     raw_perturb = doc.get("perturb", [])
     if not isinstance(raw_perturb, list) or not all(isinstance(p, dict) for p in raw_perturb):
         raise top.error("perturb", "must be an array of tables ([[perturb]])")

@@ -8,10 +8,11 @@ run from a working tree tests that tree's code.
 Two hooks let other node kinds take part without changing the runner:
 
 * :data:`BEHAVIOURS` — behaviour name → the command that runs such a node (``honest``:
-  the real node). A byzantine node process registers its own command here.
+  the real node; ``byzantine``: :mod:`chain.node.byzantine`, which equivocates, withholds
+  votes, floods far-future rounds and forges certificates).
 * :data:`SYNC_MODES` — sync mode name → what is done to a node's directory before its
-  first start (``blocks``: nothing; it syncs block by block from its peers). A state-sync
-  join registers its preparation here.
+  first start (``blocks``: nothing; it syncs block by block from its peers; ``state``: it
+  restores a peer's snapshot first, :func:`enable_state_sync`).
 
 Examples
 --------
@@ -28,13 +29,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 import rongxin
-from chain.node.config import KEY_PASSWORD_ENV, NodeConfig
+from chain.node.config import KEY_PASSWORD_ENV, NodeConfig, dump_config
 from chain.node.run import CLOCK_OFFSET_ENV
 from rongxin.errors import RongxinError
 
@@ -51,10 +53,28 @@ def node_command(config: Path) -> list[str]:
     return [sys.executable, "-m", "rongxin", "node", "run", "--config", str(config)]
 
 
-BEHAVIOURS: dict[str, Callable[[Path], list[str]]] = {"honest": node_command}
+def byzantine_command(config: Path) -> list[str]:
+    """A Byzantine node (:mod:`chain.node.byzantine`): equivocates, floods, forges."""
+    return [sys.executable, "-m", "chain.node.byzantine", "--config", str(config), "--seed", "7"]
+
+
+BEHAVIOURS: dict[str, Callable[[Path], list[str]]] = {"honest": node_command, "byzantine": byzantine_command}
 """How a node of each behaviour is run (see the module docstring)."""
 
-SYNC_MODES: dict[str, Callable[[NodeConfig], None]] = {"blocks": lambda cfg: None}
+
+def enable_state_sync(cfg: NodeConfig) -> None:
+    """Rewrite the node's ``node.toml`` with ``[state_sync] enable = true``: started with an
+    empty ledger, it restores a peer's snapshot before it runs."""
+    if cfg.state_sync.enable:
+        return
+    updated = replace(cfg, state_sync=replace(cfg.state_sync, enable=True))
+    cfg.path.write_text(dump_config(updated, header=f"{cfg.node.name}: joins from a peer's snapshot"))
+
+
+SYNC_MODES: dict[str, Callable[[NodeConfig], None]] = {
+    "blocks": lambda cfg: None,
+    "state": enable_state_sync,
+}
 """What each sync mode does to a node's directory before its first start."""
 
 
@@ -205,4 +225,13 @@ class NodeProcess:
         return "\n".join(tail[-lines:])
 
 
-__all__ = ["BEHAVIOURS", "SOURCE_ROOT", "SYNC_MODES", "NodeProcess", "NodeProcessError", "node_command"]
+__all__ = [
+    "BEHAVIOURS",
+    "SOURCE_ROOT",
+    "SYNC_MODES",
+    "NodeProcess",
+    "NodeProcessError",
+    "byzantine_command",
+    "enable_state_sync",
+    "node_command",
+]

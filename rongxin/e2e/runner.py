@@ -41,6 +41,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -50,7 +51,7 @@ from chain.crypto.keyfile import load_private_key
 from chain.crypto.sealed import MIN_SCRYPT_N
 from chain.node.config import HostPort, NodeConfig, dump_config, load_config
 from chain.node.identity import certificate_from_json
-from chain.types import Genesis
+from chain.types import Genesis, Role
 from rongxin.e2e import checks
 from rongxin.e2e.load import Acks, LoadClient, Member, SignedTx, make_members, presign, register_members
 from rongxin.e2e.manifest import Manifest, Step
@@ -58,6 +59,7 @@ from rongxin.e2e.monitor import HeightMonitor
 from rongxin.e2e.nodes import SYNC_MODES, NodeProcess, NodeProcessError
 from rongxin.e2e.proxy import ProxyNet
 from rongxin.errors import RongxinError
+from rongxin.ops.admission import certify_node, promote_node, write_node_dir
 from rongxin.ops.build import NetworkSpec, create_network
 from rongxin.ops.layout import PORT_STRIDE
 
@@ -168,6 +170,10 @@ class Report:
     """Per node: the longest time its API did not answer /status, and when it began."""
     warnings: list[str] = field(default_factory=list)
     """Findings that fail no check (e.g. an API that stopped answering, unprovoked)."""
+    epochs: int = 0
+    """The epoch an honest node is in at the end (runs with Byzantine nodes)."""
+    bases: dict[str, int] = field(default_factory=dict)
+    """Nodes restored from a snapshot: the height their kept blocks start after."""
 
     @property
     def passed(self) -> bool:
@@ -178,7 +184,8 @@ class Report:
         """The report as text."""
         lines = [
             f"e2e {self.name}: {'PASSED' if self.passed else 'FAILED'}  ({self.directory})",
-            f"  heights {self.heights}; blocks compared on every node: 1..{self.checked_height}",
+            f"  heights {self.heights}; blocks compared on every node: 1..{self.checked_height}"
+            + "".join(f" ({n} from {b}, restored from a snapshot)" for n, b in self.bases.items()),
             f"  load {self.load}; {self.tps:.1f} tx/s committed during the load",
             *(f"  refused {n}×: {reason}" for reason, n in self.refusals.items()),
             f"  longest stall {self.max_stall_s:.1f} s (from {self.max_stall_at:.1f} s)",
@@ -210,6 +217,8 @@ class _Network:
     """Node name → node id (certificate id, hex)."""
     supervisor: Member
     root_key: PrivateKey
+    joiners: dict[str, Member] = field(default_factory=dict)
+    """Nodes outside the genesis: their keys and certificates (registered when they start)."""
 
 
 class Runner:
@@ -246,6 +255,8 @@ class Runner:
         self.abort = threading.Event()
         self.net: _Network | None = None
         self._load_window = (0, 0)
+        self.promoted: dict[str, int] = {}
+        """Joiner → the height of its promotion (it must vote in blocks after it)."""
 
     def clock(self) -> float:
         """Seconds since the run (the load) started."""
@@ -299,7 +310,36 @@ class Runner:
         )
         ids = {name: cert.cert_id.hex() for name, cert in summary.certificates.items()}
         root = load_private_key(sup / "root.key", password)
-        return _Network(d, summary.genesis, password, host, base, configs, ids, supervisor, root)
+        joiners: dict[str, Member] = {}
+        for k, name in enumerate(m.joiner_names()):
+            i = len(summary.nodes) + k
+            key, cert = certify_node(root, name, Role.CONSENSUS_NODE)
+            proxied = []
+            for slot, other in enumerate(summary.nodes):
+                listen = (host, base + PORT_STRIDE * i + 2 + slot)
+                self.proxies.add_link(name, other.name, listen, (host, other.p2p.port))
+                proxied.append(HostPort(host, listen[1]))
+            configs[name] = write_node_dir(
+                d,
+                name,
+                key,
+                cert,
+                password=password,
+                listen=HostPort(host, base + PORT_STRIDE * i),
+                api=HostPort(host, base + PORT_STRIDE * i + 1),
+                peers=proxied,
+                scrypt_n=MIN_SCRYPT_N,
+            )
+            joiners[name] = Member(name, key, cert)
+            ids[name] = cert.cert_id.hex()
+        if m.chain.snapshot_interval:
+            for name, cfg in configs.items():
+                cfg = replace(
+                    cfg, state_sync=replace(cfg.state_sync, snapshot_interval=m.chain.snapshot_interval)
+                )
+                cfg.path.write_text(dump_config(cfg, header=f"{name}: e2e snapshot interval"))
+                configs[name] = load_config(cfg.path)
+        return _Network(d, summary.genesis, password, host, base, configs, ids, supervisor, root, joiners)
 
     def _setup(self) -> None:
         self.proxies.start()
@@ -399,10 +439,16 @@ class Runner:
 
     def _apply(self, step: Step, rec: StepRecord) -> None:
         if step.kind == "start":
-            assert step.node is not None
+            assert step.node is not None and self.net is not None
             rec.targets = (step.node,)
+            joiner = self.net.joiners.get(step.node)
+            if joiner is not None:
+                height = self._supervisor_send("member.add", {"certificate": joiner.cert.to_dict()})
+                rec.note = f"registered at height {height}"
             SYNC_MODES[self.m.node(step.node).sync](self.nodes[step.node].config)
             self.nodes[step.node].start()
+            if joiner is not None and self.m.node(step.node).promote:
+                self._promote(joiner, rec)
         elif step.kind == "kill":
             name = self._resolve(step.node)
             rec.targets = (name,)
@@ -430,6 +476,52 @@ class Runner:
             if step.at_s > 0 and node.alive():
                 self._stop_cleanly(node)
                 node.start()
+
+    def _live_consensus_url(self) -> str:
+        with httpx.Client(trust_env=False) as http:
+            for name in self.m.consensus_names():
+                if self.nodes[name].status(http, 1.0) is not None:
+                    return self.nodes[name].api_url
+        raise E2EError("no consensus node answers /status")
+
+    def _supervisor_send(self, kind: str, payload: dict[str, Any]) -> int:
+        """Send a supervisor transaction through a live consensus node; its height."""
+        assert self.net is not None
+        sup = self.net.supervisor
+        with NodeClient(self._live_consensus_url(), sup.key, sup.cert, self.net.genesis, retries=3) as c:
+            return int(c.send(kind, payload).get("height", 0))
+
+    def _promote(self, joiner: Member, rec: StepRecord) -> None:
+        """Wait for the joiner to catch up, then promote it and wait until it votes."""
+        assert self.net is not None
+        node = self.nodes[joiner.name]
+        with httpx.Client(trust_env=False) as http:
+            ready = node.wait_ready(http, 60.0)
+            deadline = time.monotonic() + self.m.catch_up_s
+            while (self.monitor.height(joiner.name) or 0) < self.monitor.best() - 1:
+                if time.monotonic() > deadline:
+                    raise E2EError(
+                        f"{joiner.name} did not catch up within {self.m.catch_up_s:g} s to be promoted"
+                    )
+                self._sleep(0.2)
+            sup = self.net.supervisor
+            with (
+                NodeClient(node.api_url, joiner.key, joiner.cert, self.net.genesis, retries=3) as own,
+                NodeClient(self._live_consensus_url(), sup.key, sup.cert, self.net.genesis, retries=3) as c,
+            ):
+                height = int(promote_node(own, c, joiner.cert).get("height", 0))
+            deadline = time.monotonic() + self.m.catch_up_s
+            while not (node.status(http) or {}).get("voting"):
+                if time.monotonic() > deadline:
+                    raise E2EError(
+                        f"{joiner.name} promoted at height {height} but not voting after "
+                        f"{self.m.catch_up_s:g} s"
+                    )
+                self._sleep(0.2)
+        self.promoted[joiner.name] = height
+        base = int(ready.get("base_height", 0))
+        rec.note += f"; {'restored a snapshot of height ' + str(base) if base else 'synced block by block'}"
+        rec.note += f"; promoted at height {height}"
 
     def _stop_cleanly(self, node: NodeProcess) -> None:
         code = node.terminate(STOP_TIMEOUT_S)
@@ -587,11 +679,13 @@ class Runner:
                 )
 
     # ------------------------------------------------------------------ checks
-    def _fetch(self, name: str, height: int) -> checks.Chain:
+    def _fetch(self, name: str, height: int) -> tuple[int, checks.Chain]:
+        """The node's base height and its blocks ``base+1..height`` (1.. for a full node)."""
         assert self.net is not None
         sup = self.net.supervisor
         with NodeClient(self.nodes[name].api_url, sup.key, sup.cert, self.net.genesis, retries=3) as c:
-            return checks.fetch_chain(c, height)
+            base = int(c.status().get("base_height", 0))
+            return base, checks.fetch_chain(c, height, start=max(1, base))
 
     def _check(self) -> None:
         t = time.monotonic()
@@ -602,16 +696,26 @@ class Runner:
         self.report.checked_height = lowest
         with ThreadPoolExecutor(len(self.nodes)) as pool:
             futures = {n: pool.submit(self._fetch, n, lowest) for n in self.nodes}
-            chains = {}
+            chains: dict[str, checks.Chain] = {}
+            restored: dict[str, checks.Chain] = {}
             for n, f in futures.items():
                 try:
-                    chains[n] = f.result()
+                    base, blocks = f.result()
                 except RongxinError as exc:
                     self.problem(f"cannot read the blocks of {n}: {exc}")
                 except Exception as exc:
                     self.problem(f"cannot read the blocks of {n}: {exc!r}")
+                else:
+                    (restored if base else chains)[n] = blocks
+                    if base:
+                        self.report.bases[n] = base
         for p in checks.compare_chains(chains):
             self.problem(p)
+        reference = max(chains.values(), key=len, default=[])
+        for n, blocks in restored.items():
+            for p in checks.compare_restored(reference, n, blocks):
+                self.problem(p)
+        self._fate_checks(reference)
         for p in checks.check_acknowledged(chains, self.acks):
             self.problem(p)
         for p in checks.check_conflicts(chains, self.pairs):
@@ -628,6 +732,25 @@ class Runner:
                 (a.tx_id.hex() in heights) != (b.tx_id.hex() in heights) for a, b in self.pairs
             )
         self.report.timings["check"] = time.monotonic() - t
+
+    def _fate_checks(self, reference: checks.Chain) -> None:
+        """Joiners that were promoted must vote; Byzantine nodes must be excluded."""
+        if self.net is None:
+            return
+        for n, height in self.promoted.items():
+            for p in checks.check_votes(reference, n, self.net.ids[n], height):
+                self.problem(p)
+        byzantine = [n for n in self.nodes if self.m.node(n).behaviour == "byzantine"]
+        if not byzantine:
+            return
+        honest = next(n for n in self.m.consensus_names() if n not in byzantine)
+        sup = self.net.supervisor
+        with NodeClient(self.nodes[honest].api_url, sup.key, sup.cert, self.net.genesis, retries=3) as c:
+            validators = c.validators()
+        self.report.epochs = int(validators.get("epoch", 0))
+        for n in byzantine:
+            for p in checks.check_excluded(reference, validators, n, self.net.ids[n]):
+                self.problem(p)
 
     def _load_stats(self, chains: dict[str, checks.Chain]) -> None:
         chain = next(iter(chains.values()), [])

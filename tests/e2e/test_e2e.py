@@ -23,7 +23,17 @@ from rongxin.e2e.manifest import Manifest, load_manifest
 from rongxin.e2e.runner import Report, ipv6_loopback, run_manifest
 
 MANIFESTS = Path(__file__).parent / "manifests"
-SHORT = ["kill", "pause-leader", "partition", "restart", "join", "clock-skew", "ipv6"]
+SHORT = [
+    "kill",
+    "pause-leader",
+    "partition",
+    "restart",
+    "join",
+    "state-join",
+    "byzantine",
+    "clock-skew",
+    "ipv6",
+]
 LONG = [f"{name}-long" for name in SHORT]
 
 
@@ -85,6 +95,13 @@ def check_scenario(name: str, report: Report) -> None:
     if name.startswith("join"):
         assert report.heights["observer-0"] >= report.checked_height > 0, report.summary()
         assert kinds[0] == "start", report.summary()
+    if name.startswith("state-join"):
+        # restored from a snapshot (not replayed), promoted; check_votes asserted its votes
+        assert report.bases.get("joiner-0", 0) > 0, report.summary()
+        assert kinds[0] == "start" and "promoted at height" in report.steps[0].note, report.summary()
+    if name.startswith("byzantine"):
+        # check_excluded asserted the evidence on chain and the exclusion: a new epoch began
+        assert report.epochs >= 1, report.summary()
     assert report.load["committed"] > 0, report.summary()
 
 
@@ -116,4 +133,4 @@ def test_every_manifest_loads() -> None:
     names = sorted(p.stem for p in MANIFESTS.glob("*.toml"))
     assert names == sorted(SHORT + LONG)
     for name in names:
-        assert manifest(name).schedule() or name.startswith("join")
+        assert manifest(name).schedule() or "join" in name or name == "byzantine"

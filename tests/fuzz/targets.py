@@ -296,10 +296,28 @@ def _agency_seeds() -> list[bytes]:
     return [encode_message(refusal), encode_message(contribution)]
 
 
+def _envelope_seeds() -> list[bytes]:
+    from chain.types import Certificate, Role
+    from privacy.identity import Identity
+    from privacy.protocol import sign
+
+    key = PrivateKey.generate()
+    who = Identity(key, Certificate.issue(_key(), "regulator", "r", [Role.REGULATOR], key.public_key, 0))
+    view = {"type": "view", "query_id": "q-1", "survivors": ["a", "b", "c"], "dropped": []}
+    return [sign(who, view)]
+
+
+def _envelope(data: bytes) -> Any:
+    from privacy.protocol import MESSAGE_FIELDS, open_signed
+
+    open_signed(data, *MESSAGE_FIELDS)
+    return codec.decode(data)  # the checked envelope (re-encodes to the same bytes)
+
+
 def _agency(data: bytes) -> Any:
     from privacy.agency import decode_message
 
-    return decode_message(data, "refusal", "contribution", "aggregate", "paillier-request")
+    return decode_message(data, "refusal", "contribution", "aggregate", "query", "view", "unmask")
 
 
 @functools.cache
@@ -480,6 +498,7 @@ def targets() -> dict[str, Target]:
         Target("crypto.der", PublicKey.from_der, CryptoError, _der_seeds, lambda k: k.to_der(), cbor=False),
         Target("crypto.public_key", _public_key, CryptoError, _public_key_seeds, cbor=False),
         Target("privacy.agency", _agency, PrivacyError, _agency_seeds, codec.encode),
+        Target("privacy.envelope", _envelope, PrivacyError, _envelope_seeds, codec.encode),
         Target("zkp.Point", _point, ZkpError, _point_seeds, lambda p: p.encode(), cbor=False),
         Target(
             "zkp.scalar",

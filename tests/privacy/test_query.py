@@ -1,5 +1,5 @@
-"""End to end on the Paillier path: results equal plaintext over the union; privacy, policy,
-dropouts, tampering and audit."""
+"""End to end on the Paillier path: results equal plaintext over the union; policy, dropouts,
+tampering and audit. (Secure aggregation and authentication: ``test_secagg.py``.)"""
 
 from __future__ import annotations
 
@@ -9,18 +9,23 @@ from typing import Any
 import numpy as np
 import pytest
 
+from chain import codec
+from chain.types import Role
 from privacy import paillier
-from privacy.agency import AgencyServer, decode_message, encode_message
+from privacy.agency import AgencyServer
 from privacy.audit import AuditLog, ExecutorAnchor
-from privacy.errors import AgencyUnavailable, CiphertextError, PolicyRefusal
-from privacy.local import value_bits
+from privacy.errors import AgencyUnavailable, CiphertextError, IdentityError, PolicyRefusal
+from privacy.identity import Identity
 from privacy.mpc import PartyJob
-from privacy.policy import Decision, Policy
+from privacy.policy import Policy
+from privacy.protocol import int_to_bytes, open_signed, sign
 from privacy.query import Regulator
-from privacy.spec import QuerySpec, parse_sql
+from privacy.replay import clock_ms
+from privacy.spec import parse_sql
 
-from .conftest import CATALOG, COUNTIES
+from .conftest import AGENCY_IDS, CATALOG, COUNTIES, REGULATOR, ROOT
 
+ANSWERS = ("contribution", "refusal", "decision", "endorsement", "unmask")
 KeyPair = tuple[paillier.PublicKey, paillier.PrivateKey]
 
 
@@ -29,6 +34,7 @@ class Client:
 
     def __init__(self, server: AgencyServer, fault: str | None = None) -> None:
         self.server, self.name, self.fault = server, server.name, fault
+        self.certificate = server.certificate
 
     def call(self, request: bytes) -> bytes:
         if self.fault == "drop":
@@ -36,15 +42,16 @@ class Client:
         if self.fault == "hang":
             time.sleep(3)
         answer = self.server.handle(request)
-        if self.fault == "tamper":
-            msg = decode_message(answer, "contribution")
+        msg = open_signed(answer, *ANSWERS).msg
+        if self.fault in ("tamper", "tamper-in-transit") and msg["type"] == "contribution":
             c = int.from_bytes(msg["ciphertexts"][0], "big") ^ (1 << 777)
-            msg["ciphertexts"][0] = c.to_bytes((c.bit_length() + 7) // 8, "big")
-            answer = encode_message(msg)
+            msg["ciphertexts"][0] = int_to_bytes(c)
+            if self.fault == "tamper":  # the agency itself sends garbage, signed
+                return sign(AGENCY_IDS[self.name], msg)
+            env = codec.decode(answer)
+            env["body"] = codec.encode(msg)
+            return codec.encode(env)
         return answer
-
-    def decide(self, spec: QuerySpec) -> Decision:
-        return self.server.decide(spec)
 
     def party_job(self) -> PartyJob:
         return self.server.party_job()
@@ -53,7 +60,7 @@ class Client:
 def regulator(servers: list[AgencyServer], keypair: KeyPair, **kw: Any) -> Regulator:
     faults = kw.pop("faults", {})
     clients = [Client(s, faults.get(s.name)) for s in servers]
-    return Regulator(CATALOG, clients, keypair, "reg-1", "regulator", **kw)
+    return Regulator(CATALOG, clients, keypair, kw.pop("identity", REGULATOR), "regulator", **kw)
 
 
 def union(tables: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -104,38 +111,6 @@ def test_packing_cuts_ciphertexts_and_bytes(servers: list[AgencyServer], keypair
     assert packed.stats["bytes_agencies_to_aggregator"] < plain.stats["bytes_agencies_to_aggregator"] / 4
 
 
-def test_regulator_receives_no_per_agency_value(
-    servers: list[AgencyServer], keypair: KeyPair, tables: Any
-) -> None:
-    """Decrypt every message the regulator received: it holds the totals and nothing else."""
-    _pk, sk = keypair
-    reg = regulator(servers, keypair)
-    spec = parse_sql("SELECT MEAN(views) FROM plays GROUP BY county")
-    res = reg.run(spec)
-    per_agency: set[int] = set()
-    for t in tables:
-        for c in COUNTIES:
-            g = t["county"] == c
-            per_agency |= {int(t["views"][g].sum()), int(g.sum())}
-    totals = [v for row in res.rows for v in (round(row[1] * row[2]), row[2])]
-    per_agency -= set(totals)
-    assert len(per_agency) >= 20
-    layout = paillier.SlotLayout.plan(value_bits(spec, CATALOG), 3, 2048, len(totals))
-    assert len(res.inbox) == 1
-    for raw in res.inbox:
-        msg = decode_message(raw, "aggregate", "refusal")
-        plaintexts = [int(sk.raw_decrypt(int.from_bytes(c, "big"))) for c in msg["ciphertexts"]]
-        # the plaintext is exactly the packing of the totals: it carries nothing else
-        offset = 3 << layout.value_bits
-        expected = sum((v + offset) << (i * layout.slot_bits) for i, v in enumerate(totals))
-        assert plaintexts == [expected]
-        assert not per_agency & set(layout.unpack(plaintexts))
-        for d in msg["decisions"]:
-            assert set(d) == {"agency", "accepted", "reason", "epsilon"}
-        ints_in_message = {int.from_bytes(c, "big") for c in msg["ciphertexts"]}
-        assert not per_agency & ints_in_message
-
-
 def test_dropout_mid_query_aborts_clearly(servers: list[AgencyServer], keypair: KeyPair) -> None:
     reg = regulator(servers, keypair, faults={"agency-1": "drop"})
     with pytest.raises(
@@ -153,36 +128,41 @@ def test_tampered_contribution_is_detected(servers: list[AgencyServer], keypair:
     reg = regulator(servers, keypair, faults={"agency-0": "tamper"})
     with pytest.raises(CiphertextError, match="tampered"):
         reg.run(parse_sql("SELECT SUM(views) FROM plays GROUP BY county"))
+    reg = regulator(servers, keypair, faults={"agency-1": "tamper-in-transit"})
+    with pytest.raises(IdentityError, match="signature of a message from 'agency-1' does not verify"):
+        reg.run(parse_sql("SELECT SUM(views) FROM plays GROUP BY county"))
 
 
-def test_contribution_under_another_key_is_refused(servers: list[AgencyServer], keypair: KeyPair) -> None:
-    other = paillier.generate_keypair(2048)
-
-    class WrongKey(Client):
+def test_answer_signed_by_another_agency_is_refused(servers: list[AgencyServer], keypair: KeyPair) -> None:
+    class Impostor(Client):
         def call(self, request: bytes) -> bytes:
-            msg = decode_message(request, "paillier-request")
-            msg["n"] = paillier.public_key_to_bytes(other[0])
-            return self.server.handle(encode_message(msg))
+            msg = open_signed(self.server.handle(request), *ANSWERS).msg
+            return sign(AGENCY_IDS["agency-4"], msg)  # a certified agency, but not this one
 
-    reg = Regulator(CATALOG, [WrongKey(s) for s in servers], keypair, "reg-1", "regulator")
-    with pytest.raises(CiphertextError, match="encrypted under another key"):
+    clients = [Client(s) for s in servers[:2]] + [Impostor(servers[2])]
+    reg = Regulator(CATALOG, clients, keypair, REGULATOR)
+    with pytest.raises(IdentityError, match="answer for agency 'agency-2' is not signed by that agency"):
         reg.run(parse_sql("SELECT COUNT(*) FROM plays"))
 
 
 def test_weak_regulator_key_is_refused_by_agencies(servers: list[AgencyServer], keypair: KeyPair) -> None:
     pk, _ = keypair
     msg = {
-        "type": "paillier-request",
-        "query_id": "q",
-        "spec": parse_sql("SELECT COUNT(*) FROM plays").with_requester("r", "regulator").to_json(),
+        "type": "query",
+        "query_id": "q-weak",
+        "time_ms": clock_ms(),
+        "role": "regulator",
+        "spec": parse_sql("SELECT COUNT(*) FROM plays").to_json(),
+        "agencies": ["agency-0", "agency-1", "agency-2"],
+        "path": "paillier",
         "n": (pk.n + 1).to_bytes(256, "big"),
         "packed": True,
         "value_bits": 30,
-        "agencies": 3,
         "n_values": 1,
     }
-    with pytest.raises(paillier.KeyValidationError, match="even"):
-        servers[0].handle(encode_message(msg))
+    answer = open_signed(servers[0].handle(sign(REGULATOR, msg)), "refusal")
+    assert "even" in answer.msg["reason"]
+    assert servers[0].decisions()[-1]["accepted"] is False
 
 
 def test_policy_refusals_are_explicit_and_audited(servers: list[AgencyServer], keypair: KeyPair) -> None:
@@ -200,9 +180,13 @@ def test_policy_refusals_are_explicit_and_audited(servers: list[AgencyServer], k
     entry = anchor.lookup(ok.audit.digest())
     assert entry is not None and entry["kind"] == "privacy-query" and entry["meta"] == ok.audit.result_digest
     assert [d[0] for d in ok.audit.decisions] == ["agency-0", "agency-1", "agency-2"]
-    other_role = Regulator(CATALOG, [Client(s) for s in servers], keypair, "x", "journalist")
-    with pytest.raises(PolicyRefusal, match="role 'journalist' has no grant"):
+    auditor = Identity.issue(ROOT, "auditor", [Role.AUDITOR])
+    other_role = Regulator(CATALOG, [Client(s) for s in servers], keypair, auditor, "auditor")
+    with pytest.raises(PolicyRefusal, match="role 'auditor' has no grant"):
         other_role.run(parse_sql("SELECT COUNT(*) FROM plays"))
+    claims = Regulator(CATALOG, [Client(s) for s in servers], keypair, auditor, "regulator")
+    with pytest.raises(PolicyRefusal, match="'auditor' does not carry the role 'regulator'"):
+        claims.run(parse_sql("SELECT COUNT(*) FROM plays"))
 
 
 def test_min_group_size_suppresses_small_local_groups(
@@ -229,13 +213,13 @@ def test_dp_noise_and_persistent_budget(servers: list[AgencyServer], keypair: Ke
     exact = reg.run(parse_sql("SELECT COUNT(*) FROM plays GROUP BY county")).rows
     noisy = reg.run(parse_sql("SELECT COUNT(*) FROM plays GROUP BY county WITH EPSILON 1.5")).rows
     assert all(abs(a[1] - b[1]) < 60 for a, b in zip(exact, noisy, strict=True))
-    assert servers[0].budget is not None and servers[0].budget.spent("reg-1") == pytest.approx(1.5)
+    assert servers[0].budget is not None and servers[0].budget.spent(reg.requester) == pytest.approx(1.5)
     with pytest.raises(PolicyRefusal, match=r"has spent ε=1.5 of its budget 2; this query asks for ε=1 more"):
         reg.run(parse_sql("SELECT COUNT(*) FROM plays WITH EPSILON 1"))
     # persisted: a new ledger object on the same file sees the spending
     from privacy.policy import BudgetLedger
 
-    assert BudgetLedger(servers[0].budget.path).spent("reg-1") == pytest.approx(1.5)
+    assert BudgetLedger(servers[0].budget.path).spent(REGULATOR.cert_id.hex()) == pytest.approx(1.5)
     servers[2].policy = Policy.from_dict(
         {"roles": {"regulator": {"tables": {"plays": "*"}}}, "require_dp": True}
     )

@@ -94,7 +94,9 @@ def test_write_output_is_atomic_and_refuses_without_force(tmp_path: Path) -> Non
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.cbor"]
 
 
-@pytest.mark.parametrize("module", ["cli_zkp", "cli_query", "cli_ledger", "cli_works", "cli_datasets"])
+@pytest.mark.parametrize(
+    "module", ["cli_zkp", "cli_query", "cli_ledger", "cli_works", "cli_datasets", "cli_exchange"]
+)
 def test_each_command_module_imports_alone(module: str) -> None:
     """No import cycle: a sub-command module never needs rongxin.cli."""
     code = f"import sys, rongxin.{module}; assert 'rongxin.cli' not in sys.modules"

@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from chain.crypto.sm3 import sm3_file
+from chain.node.config import load_config
 from rongxin.cli import app
 from rongxin.ops import procs
 from tests.rongxin.test_cli_chain import FAST, _flat, _free_base_port
@@ -177,9 +178,10 @@ def test_sigkilled_node_catches_up_after_restart(net: Path) -> None:
 
 def test_node_add_promote_remove(net: Path) -> None:
     pwfile = net.parent / "pw"
-    added = _run("node", "add", "node-9", "--net", str(net), "--password-file", str(pwfile))
+    added = _run("node", "add", "node-9", "--net", str(net), "--password-file", str(pwfile), "--state-sync")
     assert added.exit_code == 0, added.output
     assert "registered at height" in _flat(added.output)
+    assert load_config(net / "node-9" / "node.toml").state_sync.enable
     again = _run("node", "add", "node-9", "--net", str(net), "--password-file", str(pwfile))
     assert again.exit_code == 1 and "already exists" in _flat(again.output)
     up = _run("chain", "up", str(net), "--node", "node-9")
@@ -191,6 +193,9 @@ def test_node_add_promote_remove(net: Path) -> None:
         time.sleep(0.2)
     before = procs.probe([entry])[0]
     assert before.voting is False  # registered, but an observer until promoted
+    # no node has a snapshot yet (one every 1,000 blocks): it says so and syncs the blocks
+    log = (net / "node-9" / "data" / "node.log").read_text()
+    assert "no peer offered a snapshot" in log and "block-syncing from the genesis instead" in log
     promoted = _run("node", "promote", "node-9", "--net", str(net), "--password-file", str(pwfile))
     assert promoted.exit_code == 0, promoted.output
     assert procs.probe([entry])[0].voting is True
@@ -204,6 +209,19 @@ def test_node_add_promote_remove(net: Path) -> None:
     assert r.exit_code == 0, r.output  # the remaining four keep committing
     missing = _run("node", "promote", "node-77", "--net", str(net), "--password-file", str(pwfile))
     assert missing.exit_code == 1 and "no node node-77" in _flat(missing.output)
+    # every node's operations audit log says who changed the membership, and when
+    audit = [
+        json.loads(line) for line in (net / "node-0" / "data" / "ops-audit.jsonl").read_text().splitlines()
+    ]
+    events = [e["event"] for e in audit]
+    assert "node.start" in events
+    changes = {e["event"]: e for e in audit if e["event"].startswith("chain.")}
+    add, ready = changes["chain.member.add"], changes["chain.node.ready"]
+    promote, revoke = changes["chain.member.promote"], changes["chain.member.revoke"]
+    assert add["subject"] == "node-9" and add["by"] and add["height"] > 0
+    assert ready["by"] == "node-9"
+    assert promote["subject"] == revoke["subject"] == "node-9" and promote["by"] == add["by"]
+    assert revoke["reason"] == "removed by the operator" and revoke["height"] > promote["height"]
 
 
 def test_query_run_anchors_its_audit_record_through_the_regulators_node(net: Path, tmp_path: Path) -> None:
@@ -270,3 +288,53 @@ def test_works_add_anchor_through_the_node(net: Path, tmp_path: Path, photos: di
     )
     assert bad.exit_code == 1 and "no client profile" in _flat(bad.output)
     assert not (tmp_path / "lib2").exists()
+
+
+def test_transfer_audit_reads_the_transfers_through_the_members_node(net: Path, tmp_path: Path) -> None:
+    from chain.crypto.sealed import MIN_SCRYPT_N
+    from rongxin.client_profile import load_profile, open_client
+    from rongxin.contracts import LedgerStateReader
+    from zkp.auditor import AuditorKey, seal_auditor_key
+    from zkp.contract import auditor_payload, load_record, register_payload
+    from zkp.transfer import OwnerKey, prove_key_possession, prove_transfer
+
+    mpw = tmp_path / "mpw"
+    mpw.write_text(MEMBER_PASSWORD + "\n")
+    added = _run(
+        "member", "add", "--subject", "County media center", "--roles", "media_center",
+        "--out", str(tmp_path / "media"), "--root-key", str(net / "supervisor" / "root.key"),
+        "--member-password-file", str(mpw), "--client", str(net / "supervisor" / "client.toml"),
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    profile = tmp_path / "media" / "rongxin-client.toml"
+    sup, genesis = open_client(load_profile(net / "supervisor" / "client.toml"), PASSWORD)
+    media, _ = open_client(load_profile(profile), MEMBER_PASSWORD)
+    chain_id = genesis.chain_id
+    auditor = AuditorKey.generate()
+    sup.send("zkp.auditor", auditor_payload(auditor, chain_id))
+    work, seller, buyer = os.urandom(32), OwnerKey.generate(), OwnerKey.generate()
+    media.send("zkp.register", register_payload(work, seller, chain_id))
+    record = load_record(LedgerStateReader(media), work)  # a proven read through the node
+    assert record is not None and record.owner == seller.public
+    pop = prove_key_possession(buyer, chain_id, work)
+    shares = [(b"author", 700), (b"center", 300)]
+    transfer = prove_transfer(chain_id, record, seller, buyer.public, pop, auditor.public, 1000, shares)
+    media.send("zkp.transfer", transfer.to_payload())
+    sup.close()
+    media.close()
+    key = tmp_path / "auditor.key"
+    key.write_bytes(seal_auditor_key(auditor, "auditor pw", scrypt_n=MIN_SCRYPT_N))
+    kpw = tmp_path / "kpw"
+    kpw.write_text("auditor pw\n")
+    res = _run(
+        "transfer", "audit", "--key", str(key), "--password-file", str(kpw), "--work", work.hex(),
+        "--client", str(profile), "--client-password-file", str(mpw),
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = _flat(res.output)
+    assert "1000" in out and "author=700" in out
+    none = _run(
+        "transfer", "audit", "--key", str(key), "--password-file", str(kpw), "--work", os.urandom(32).hex(),
+        "--client", str(profile), "--client-password-file", str(mpw),
+    )  # fmt: skip
+    assert none.exit_code == 1 and "no recorded transfer found" in _flat(none.output)

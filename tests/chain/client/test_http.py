@@ -11,8 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from chain import codec
 from chain.api import create_app
 from chain.client import AsyncNodeClient, ClientError, Ledger, NodeClient
+from chain.contracts.anchor import anchor_key
 from chain.crypto import PrivateKey
 from chain.errors import CommitTimeout, SubscriptionError
 from chain.receipt import Receipt, verify_anchored_digest
@@ -114,6 +116,44 @@ def test_checkpoint(client: NodeClient, node: Node) -> None:
     cp = client.checkpoint()
     tx_id = receipt.verify(node.genesis).tx_id
     assert client.receipt(tx_id).verify(node.genesis, cp).tx_id == tx_id
+
+
+def test_state_reads_are_proven(client: NodeClient, node: Node, url: str) -> None:
+    receipt = client.anchor(b"\x0b" * 32, "work")
+    key = anchor_key(b"\x0b" * 32)
+    value = client.state(key)
+    assert value is not None and codec.decode(value)["tx_id"] == receipt.verify(node.genesis).tx_id
+    assert client.state(anchor_key(b"\xfe" * 32)) is None
+    with pytest.raises(ClientError) as e:
+        client.state(b"")
+    assert e.value.status in (400, 404)
+    with pytest.raises(ClientError, match=r"1\.\.1024 bytes"):
+        client.state(b"k" * 1025)
+
+    async def scenario() -> bytes | None:
+        async with AsyncNodeClient(url, node.member.key, node.member.cert, node.genesis) as c:
+            return await c.state(key)
+
+    assert asyncio.run(scenario()) == value
+
+
+def test_a_lying_state_answer_is_refused(node: Node) -> None:
+    key = anchor_key(b"\x0c" * 32)
+    node.consortium.anchor(
+        node.consortium.add_member("state-test", [Role.MEDIA_CENTER]), b"\x0c" * 32, "work"
+    )
+    honest = node.service.state(key)
+    other = node.service.state(anchor_key(b"\x0d" * 32))
+    lies = [
+        {**honest, "value": None},  # says absent, proves present
+        {**honest, "value": "00"},  # another value than proven
+        {**other, "key": key.hex()},  # the receipt of another key
+        {**honest, "receipt": honest["receipt"][:-8]},  # truncated
+    ]
+    for lie in lies:
+        client = mock(node, lambda r, lie=lie: httpx.Response(200, json=lie))  # type: ignore[misc]
+        with pytest.raises(ClientError):
+            client.state(key)
 
 
 def test_subscribe_over_a_websocket(client: NodeClient) -> None:

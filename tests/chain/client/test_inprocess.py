@@ -83,3 +83,19 @@ def test_subscribe_yields_committed_events_and_drains_the_mempool(ledger: InProc
     blocks = list(ledger.subscribe(["block"]))
     assert [b["height"] for b in blocks] == sorted({b["height"] for b in blocks}) and blocks
     assert list(ledger.subscribe(["validators"])) == []
+
+
+def test_send_and_proven_state_reads(ledger: InProcessLedger) -> None:
+    from chain import codec
+    from chain.contracts.anchor import anchor_key
+
+    done = ledger.send("anchor", {"digest": b"\x05" * 32, "kind": "work"})
+    assert done["height"] >= 1 and len(bytes.fromhex(done["tx_id"])) == 32
+    value = ledger.state(anchor_key(b"\x05" * 32))
+    assert value is not None and codec.decode(value)["tx_id"].hex() == done["tx_id"]
+    assert ledger.state(anchor_key(b"\x06" * 32)) is None
+    with pytest.raises(ValidationError):
+        ledger.send("anchor", {"digest": b"short", "kind": "work"})
+    assert ledger.send("anchor", {"digest": b"\x07" * 32, "kind": "work"})["height"] >= done["height"]
+    with pytest.raises(ClientError, match="at most"):
+        ledger.state(b"k" * 5000)

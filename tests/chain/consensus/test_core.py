@@ -131,7 +131,7 @@ class Net:
 
 
 def votes(actions: list[Action]) -> list[Vote]:
-    return [a.msg for a in actions if isinstance(a, Send) and isinstance(a.msg, Vote)]
+    return [a.msg for a in actions if isinstance(a, (Send, Broadcast)) and isinstance(a.msg, Vote)]
 
 
 @pytest.fixture

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import random
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from chain.consensus.byzantine import ByzantineCore, Misbehaviour, corrupt
+from chain.consensus.byzantine import ByzantineCore, Misbehaviour
 from chain.consensus.core import BlockDraft, ConsensusCore
 from chain.consensus.crypto import Signer, Sm2Signer
 from chain.consensus.messages import (
@@ -27,7 +26,8 @@ from chain.crypto import PrivateKey
 from chain.crypto.sm3 import sm3
 from chain.epochs import MISSED, current_epoch
 from chain.localnet import LocalConsortium
-from chain.replica import Replica, node_id, tx_root
+from chain.node.byzantine import ByzantineReplica
+from chain.replica import node_id, tx_root
 from chain.types import ChainParams, Role
 from tests.chain.consensus.timing import deadline
 
@@ -133,8 +133,11 @@ def test_a_tc_justified_round_gap_executes_in_milliseconds(tmp_path: Path, gap: 
     for name in c.net.replicas:
         c.net.inject(name, from_name, proposer.node_id, wire)
     _anchor(c, m, b"after the gap")
+    # every replica went on from the far round (the far block itself may be orphaned when
+    # too few replicas saw it: this test hands it to them outside the network)
+    assert min(r.core.round for r in c.replicas) > block.round
     top = min(r.store.head_height() for r in c.replicas)
-    assert top > block.height
+    assert top >= block.height
     assert len({r.store.block(block.height).hash for r in c.replicas}) == 1  # type: ignore[union-attr]
     state = c.replicas[0].app.state
     skipped = [int.from_bytes(v, "big") for _, v in state.items_with_prefix(MISSED)]
@@ -143,23 +146,6 @@ def test_a_tc_justified_round_gap_executes_in_milliseconds(tmp_path: Path, gap: 
 
 
 # --------------------------------------------------------------------------- Byzantine replica
-class ByzantineReplica(Replica):
-    """A replica whose core (in every epoch) is a :class:`ByzantineCore`."""
-
-    def __init__(
-        self, *args: Any, seed: int, outsiders: list[Signer], misbehaviour: Misbehaviour | None = None
-    ) -> None:
-        self.seed, self.outsiders, self.misbehaviour = seed, outsiders, misbehaviour
-        self.attacks: Counter[str] = Counter()  # over all its epochs
-        super().__init__(*args)
-
-    def _make_core(self) -> ConsensusCore:
-        # a test subclass of Replica wraps the core it builds
-        core = corrupt(super()._make_core(), self.misbehaviour, self.seed, self.outsiders)
-        core.attacks = self.attacks
-        return core
-
-
 UNPROVABLE = Misbehaviour(equivocate=False, withhold_votes=1.0, spam=0, forge_certificates=False)
 """Attacks that leave no equivocation evidence, so the node stays a validator: it never votes,
 proposes far-future blocks, votes and times out far ahead, and relays outsiders' messages."""
@@ -214,13 +200,13 @@ def run_byzantine(
         deadline_ms = net.now + rng.randrange(200, 2000)
         while net.now < deadline_ms and net.step():
             pass
-    attacks = dict(byz.attacks)
     net.drop_rate = 0.0
 
     def all_committed() -> bool:  # on every honest replica
         return all(r.store.tx_location(t) is not None for r in honest for t in submitted)
 
     net.run_until(all_committed, 300_000)
+    attacks = dict(byz.attacks)  # over the whole run
     top = min(r.store.head_height() for r in honest)
     for h in range(1, top + 1):  # and they agree on every height
         hashes = {r.store.block(h).hash for r in honest}  # type: ignore[union-attr]
@@ -237,9 +223,12 @@ def run_byzantine(
 @pytest.mark.parametrize("seed", range(2))
 def test_honest_replicas_commit_and_agree_beside_a_byzantine_one(seed: int, tmp_path: Path) -> None:
     attacks = run_byzantine(seed, tmp_path)
-    for kind in ("far-future", "spam", "outsider", "equivocation"):
+    for kind in ("far-future", "spam", "outsider"):
         assert attacks.get(kind, 0) >= 1, attacks
-    assert attacks["excluded"] == 1  # its equivocation went on chain: the others excluded it
+    # its equivocation went on chain and the others excluded it: a double proposal when it
+    # led a round, or (every validator checks every vote) its spam votes contradicting its
+    # real ones, whichever came first
+    assert attacks["excluded"] == 1, attacks
 
 
 @pytest.mark.parametrize("seed", range(2))

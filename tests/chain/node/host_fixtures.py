@@ -11,6 +11,7 @@ from pathlib import Path
 from chain.crypto import PrivateKey
 from chain.localnet import Identity
 from chain.node.host import NodeHost
+from chain.node.statesync import SnapshotServer
 from chain.replica import Replica
 from chain.types import Certificate, ChainParams, Genesis, Role
 
@@ -48,9 +49,19 @@ class HostNet:
         )
         return cls(directory, root, supervisor, ids, genesis)
 
-    def build(self, i: int, port: int, peers: list[int], **kw: object) -> NodeHost:
+    def build(
+        self, i: int, port: int, peers: list[int], snapshot_interval: int | None = None, **kw: object
+    ) -> NodeHost:
         ident = self.nodes[i]
         replica = Replica(self.genesis, self.directory / f"{ident.cert.subject}.db", ident.key)
+        if snapshot_interval is not None:
+            kw["snapshots"] = SnapshotServer(
+                replica.store,
+                self.genesis,
+                self.directory / f"{ident.cert.subject}-snapshots",
+                interval=snapshot_interval,
+                chunk_bytes=1024,  # small chunks: a snapshot of a test chain spans several
+            )
         return NodeHost(
             replica,
             ident.key,
@@ -61,11 +72,12 @@ class HostNet:
             **kw,  # type: ignore[arg-type]
         )
 
-    async def start(self, ports: list[int]) -> None:
+    async def start(self, ports: list[int], snapshot_interval: int | None = None) -> None:
         """Build and start a host for each node on ``ports`` (a full mesh of persistent peers)."""
         self.ports = list(ports)
         self.hosts = [
-            self.build(i, port, [q for q in self.ports if q != port]) for i, port in enumerate(self.ports)
+            self.build(i, port, [q for q in self.ports if q != port], snapshot_interval)
+            for i, port in enumerate(self.ports)
         ]
         for h in self.hosts:
             await h.start()

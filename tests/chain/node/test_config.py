@@ -52,6 +52,13 @@ round_timeout_ms = 1500
 max_txs = 5000
 max_bytes = 1000000
 max_per_sender = 100
+
+[state_sync]
+enable = true
+snapshot_interval = 0
+snapshot_keep = 3
+discovery_s = 4
+chunk_timeout_s = 2.5
 """
 
 
@@ -98,6 +105,9 @@ def test_good_config_loads_with_resolved_paths(node_dir: Path) -> None:
     assert cfg.consensus.round_timeout_ms == 1500
     assert (cfg.mempool.max_txs, cfg.mempool.max_bytes, cfg.mempool.max_per_sender) == (5000, 1000000, 100)
     assert cfg.pid_file == node_dir / "data" / "node.pid"
+    ss = cfg.state_sync
+    assert (ss.enable, ss.snapshot_interval, ss.snapshot_keep) == (True, 0, 3)
+    assert (ss.discovery_s, ss.chunk_timeout_s) == (4.0, 2.5)
 
 
 def test_defaults_and_relative_cwd_independence(node_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,6 +123,7 @@ def test_defaults_and_relative_cwd_independence(node_dir: Path, monkeypatch: pyt
     assert cfg.p2p.persistent_peers == () and cfg.p2p.max_frame_bytes == 16 * 1024 * 1024 + 64
     assert str(cfg.api.listen) == "127.0.0.1:26657" and cfg.api.public_status is True
     assert cfg.consensus.round_timeout_ms is None and cfg.mempool.max_txs == 100_000
+    assert cfg.state_sync.enable is False and cfg.state_sync.snapshot_interval == 1000
 
 
 def test_dump_round_trips(node_dir: Path) -> None:
@@ -254,6 +265,24 @@ BAD: list[tuple[str, str, str, str | None, str | None, str]] = [
     ),
     ("log level", 'log_level = "debug"', 'log_level = "loud"', "node", "log_level", "is not one of"),
     ("node name", 'name = "node-0"', 'name = "node 0/x"', "node", "name", "letters, digits"),
+    (
+        "negative interval",
+        "snapshot_interval = 0",
+        "snapshot_interval = -5",
+        "state_sync",
+        "snapshot_interval",
+        "0 (no snapshots) or positive",
+    ),
+    ("keep none", "snapshot_keep = 3", "snapshot_keep = 0", "state_sync", "snapshot_keep", "positive"),
+    ("enable not bool", "enable = true", 'enable = "yes"', "state_sync", "enable", "true or false"),
+    (
+        "state sync key",
+        "chunk_timeout_s = 2.5",
+        "chunk_timeout = 2.5",
+        "state_sync",
+        "chunk_timeout",
+        "unknown key",
+    ),
     ("section not table", "[consensus]\nround_timeout_ms = 1500", "", None, None, ""),
 ]
 

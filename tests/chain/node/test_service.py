@@ -10,7 +10,6 @@ import pytest
 
 from chain.errors import AuthError, CommitTimeout, ValidationError
 from chain.merkle import batch_proofs
-from chain.node.batches import BatchIndex
 from chain.receipt import Receipt, ReceiptError, verify_anchored_digest, verify_checkpoint
 from chain.types import Certificate, Role
 from tests.chain.api.harness import Node, start_node
@@ -139,19 +138,6 @@ def test_anchor_lookup_direct_and_in_a_published_batch(node: Node) -> None:
     assert path == proofs[3]
     receipt = Receipt.from_bytes(bytes.fromhex(leaf["receipt"]))
     assert verify_anchored_digest(receipt, node.genesis, leaves[3], 3, path).height >= 1
-
-
-def test_batch_index_forgets_the_oldest_batches() -> None:
-    index = BatchIndex(max_leaves=4)
-    a = [bytes([i]) * 32 for i in range(3)]
-    b = [bytes([i]) * 32 for i in range(10, 13)]
-    index.add(batch_proofs(a)[0], a)
-    index.add(batch_proofs(b)[0], b)
-    assert index.find(a[0]) is None and index.find(b[2]) is not None and len(index) == 3
-    with pytest.raises(ValidationError):
-        index.add(b"\x00" * 32, [bytes([i]) * 32 for i in range(5)])  # larger than the index
-    with pytest.raises(ValidationError):
-        index.add(b"\x00" * 32, [b"short"])
 
 
 def test_validators_and_their_history(node: Node) -> None:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from rongxin.e2e.checks import check_acknowledged, check_conflicts, check_drained, compare_chains
+from rongxin.e2e.checks import (
+    check_acknowledged,
+    check_conflicts,
+    check_drained,
+    check_excluded,
+    check_votes,
+    compare_chains,
+    compare_restored,
+)
 from rongxin.e2e.load import Acks, SignedTx
 
 
@@ -76,4 +84,35 @@ def test_drained_load_is_all_committed() -> None:
     assert check_drained({"n0": [block(1, "h1", *sent)]}, sent) == []
     assert check_drained({"n0": [block(1, "h1", sent[0])]}, sent) == [
         "2 sent transaction(s) never committed (nonces [2, 3])"
+    ]
+
+
+def test_restored_node_must_match_from_its_snapshot_on() -> None:
+    ref = [block(1, "h1"), block(2, "h2", parent="h1"), block(3, "h3", parent="h2")]
+    assert compare_restored(ref, "j", [block(2, "h2"), block(3, "h3")]) == []
+    assert compare_restored(ref, "j", [block(2, "h2"), block(3, "x3")]) == [
+        "fork at height 3: j (restored from a snapshot) has x3, the others h3"
+    ]
+    assert compare_restored(ref, "j", []) == ["j (restored from a snapshot) holds no block to compare"]
+
+
+def test_promoted_node_must_sign_a_certificate_after_its_promotion() -> None:
+    chain = [
+        dict(block(h, f"h{h}"), qc={"signers": ["a", "b", "c"] + (["j"] if h == 5 else [])})
+        for h in range(1, 7)
+    ]
+    assert check_votes(chain, "joiner", "j", 3) == []
+    assert check_votes(chain, "joiner", "j", 5) == [
+        "joiner, promoted at height 5, signed no quorum certificate in blocks 6..6"
+    ]
+    assert check_votes(chain, "joiner", "zz", 0) != []
+
+
+def test_byzantine_node_must_be_caught_and_excluded() -> None:
+    chain = [dict(block(1, "h1"), evidence=0), dict(block(2, "h2"), evidence=1)]
+    out = {"epoch": 1, "current": {"validators": [{"id": "a"}, {"id": "b"}]}}
+    assert check_excluded(chain, out, "node-4", "z") == []
+    assert check_excluded(chain, out, "node-4", "a") == ["node-4 is still a validator in epoch 1"]
+    assert check_excluded(chain[:1], out, "node-4", "z") == [
+        "no block carries evidence against node-4 (it equivocated)"
     ]

@@ -22,6 +22,15 @@ def test_defaults_and_node_names() -> None:
     assert m.consensus_names() == ["node-0", "node-1", "node-2", "node-3"]
     assert m.node("observer-0").behaviour == "honest" and m.node("observer-0").sync == "blocks"
     assert m.schedule() == []
+    j = parse(
+        {
+            "chain": {"joiners": 1, "snapshot_interval": 8},
+            "nodes": {"joiner-0": {"start_at_s": 3, "sync": "state", "promote": True}},
+        }
+    )
+    assert j.node_names()[-1] == "joiner-0" and j.joiner_names() == ["joiner-0"]
+    assert "joiner-0" not in j.consensus_names() and j.chain.snapshot_interval == 8
+    assert j.node("joiner-0").promote and j.node("joiner-0").sync == "state"
 
 
 def test_every_kind_is_scheduled_in_time_order() -> None:
@@ -113,6 +122,11 @@ def test_random_moments_are_seeded_spread_and_leave_room() -> None:
         ({"perturb": [{"kind": "clock_skew", "node": "leader", "offset_ms": 5, "at_s": 0}]}, "named node"),
         ({"perturb": [{"kind": "restart", "nodes": ["node-1", "node-1"], "at_s": 1}]}, "names a node twice"),
         ({"perturb": {"kind": "kill"}}, "must be an array of tables"),
+        ({"chain": {"nodes": 4, "observers": 2, "joiners": 4}}, "at most 9 nodes"),
+        ({"chain": {"joiners": 1}}, "joiner 'joiner-0' needs a [nodes.joiner-0] table"),
+        ({"chain": {"joiners": 1}, "nodes": {"joiner-0": {"sync": "state"}}}, "must start after the chain"),
+        ({"nodes": {"node-1": {"promote": True}}}, "only joiners"),
+        ({"chain": {"snapshot_interval": -1}}, "[chain] snapshot_interval: must be an integer in 0.."),
     ],
 )
 def test_mistakes_are_refused_naming_file_section_and_key(doc: dict[str, Any], message: str) -> None:

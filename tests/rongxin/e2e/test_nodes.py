@@ -92,3 +92,19 @@ def test_signals_of_a_node_process(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_unknown_behaviour_names_the_hook(tmp_path: Path) -> None:
     with pytest.raises(NodeProcessError, match=r"register one in rongxin\.e2e\.nodes\.BEHAVIOURS"):
         NodeProcess(config(tmp_path), "pw", "equivocate")
+
+
+def test_state_sync_mode_rewrites_the_config(tmp_path: Path) -> None:
+    from chain.node.config import dump_config, load_config
+
+    cfg = config(tmp_path)
+    for name in ("g", "k", "c"):
+        (cfg.directory / name).write_bytes(b"")
+    cfg.path.write_text(dump_config(cfg))
+    loaded = load_config(cfg.path)
+    assert loaded.state_sync.enable is False
+    nodes.SYNC_MODES["blocks"](loaded)
+    assert load_config(cfg.path).state_sync.enable is False
+    nodes.SYNC_MODES["state"](loaded)
+    again = load_config(cfg.path)
+    assert again.state_sync.enable is True and again.p2p == loaded.p2p and again.node == loaded.node
