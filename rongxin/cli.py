@@ -46,6 +46,7 @@ def _mount() -> None:
         cli_member,
         cli_node,
         cli_query,
+        cli_scan,
         cli_snapshot,
         cli_works,
         cli_zkp,
@@ -57,6 +58,8 @@ def _mount() -> None:
     cli_works.works_app.command("foreign")(cli_exchange.foreign_cmd)
     app.add_typer(cli_works.works_app, name="works", help="Register works in a forensics library.")
     app.command("identify")(cli_works.identify)
+    app.command("scan")(cli_scan.scan)
+    app.add_typer(cli_scan.cases_app, name="cases", help="Cases found by web scans.")
     app.add_typer(cli_query.app, name="query", help="Regulators' encrypted cross-agency queries.")
     app.add_typer(cli_agency.app, name="agency", help="Run an agency's endpoint for privacy queries.")
     app.add_typer(cli_zkp.app, name="transfer", help="Confidential copyright transfers: auditor tools.")

@@ -1,0 +1,291 @@
+"""A scan: crawl from seeds within scope, fetch media, identify them against a work library.
+
+The loop is sequential and persistent: each step takes one due item from the
+:class:`~crawlers.store.ScanStore` (media before pages), processes it and records the
+result in one transaction. Pages are fetched and parsed for links (followed within the
+scope rules, depth and page budget, trap URLs skipped) and media references. Media are
+fetched under their own size cap, sniffed, hashed (SM3 of the bytes), and, unless the
+digest was seen before, identified with :meth:`forensics.library.Library.identify`; each
+match becomes a case for every page that references the media.
+
+Images and audio are identified; video files are recorded and skipped in this version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chain.crypto.sm3 import sm3
+from crawlers.errors import BlockedAddressError, CrawlError, FetchError, RobotsDisallowedError, ScanStoreError
+from crawlers.extract import decode_html, extract
+from crawlers.fetch import DEFAULT_AGENT, Fetcher, FetchLimits, RetryLaterError
+from crawlers.guard import AddressGuard, Resolver, system_resolver
+from crawlers.politeness import HostPacer
+from crawlers.sniff import SUFFIX, family
+from crawlers.store import Item, ScanStore
+from crawlers.urls import ScopeRule, normalize, trap_reason
+
+CONFIG_KEY = "config"
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """What a scan does; stored in the scan database so that ``resume`` repeats it.
+
+    Parameters
+    ----------
+    seeds : list of str
+        Start pages.
+    library : str
+        The work library directory (opened read-only).
+    scope : {"page", "prefix", "host", "domain"}
+        Which links are followed (:class:`~crawlers.urls.ScopeRule`, per seed). Media are
+        fetched from any host that passes the guard and robots.txt.
+    depth : int
+        Link hops from a seed that are followed.
+    max_pages : int
+        Pages fetched at most.
+    delay : float
+        Seconds between requests to one origin.
+    concurrency : int
+        Requests in flight per origin.
+    agent, contact : str
+        User agent token and the operator's contact (URL or mail).
+    obey_robots : bool
+        ``False`` overrides robots.txt; recorded in every case.
+    allow : list of str
+        Addresses or networks the SSRF guard lets through (e.g. an intranet scan).
+    page_bytes, media_bytes : int
+        Size caps of a page and of a media file (decompressed).
+    request_seconds : float
+        Time cap of one fetch, redirects and slow bodies included.
+    max_redirects : int
+    max_attempts : int
+        Tries of an item that meets 429/503 before it is given up.
+    """
+
+    seeds: list[str]
+    library: str
+    scope: str = "host"
+    depth: int = 3
+    max_pages: int = 1000
+    delay: float = 1.0
+    concurrency: int = 1
+    agent: str = DEFAULT_AGENT
+    contact: str = ""
+    obey_robots: bool = True
+    allow: list[str] = field(default_factory=list)
+    page_bytes: int = 5 * 1024 * 1024
+    media_bytes: int = 50 * 1024 * 1024
+    request_seconds: float = 30.0
+    max_redirects: int = 5
+    max_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise CrawlError("give at least one seed URL")
+        if self.depth < 0 or self.max_pages < 1 or self.max_attempts < 1:
+            raise CrawlError("depth must be >= 0, max_pages and max_attempts >= 1")
+        for seed in self.seeds:
+            ScopeRule(normalize(seed), self.scope)  # type: ignore[arg-type]
+
+
+Progress = Callable[[dict[str, int]], None]
+
+
+def _match_json(match: Any) -> dict[str, Any]:
+    evidence: dict[str, Any] = {"threshold": match.threshold}
+    if match.evidence is not None and hasattr(match.evidence, "to_json"):
+        evidence["evidence"] = match.evidence.to_json()
+    if match.query_stream is not None:
+        evidence["query_stream"] = match.query_stream
+    return {"work_id": match.work_id, "kind": match.kind, "score": float(match.score), "evidence": evidence}
+
+
+class Scanner:
+    """Runs or resumes the scan stored in ``out``.
+
+    Parameters
+    ----------
+    out : path
+        The scan directory (its database is ``scan.sqlite``).
+    config : ScanConfig, optional
+        For a new scan; ``None`` resumes the scan stored in ``out``.
+    resolver : callable, optional
+        Host resolver for the SSRF guard (the system's by default).
+    identify : callable, optional
+        ``(path) -> list of Match``; the library's ``identify`` by default.
+
+    Raises
+    ------
+    ScanStoreError
+        ``config`` given for a directory that already holds a scan, or none given for one
+        that holds none.
+    """
+
+    def __init__(
+        self,
+        out: str | Path,
+        config: ScanConfig | None = None,
+        *,
+        resolver: Resolver = system_resolver,
+        identify: Callable[[Path], list[Any]] | None = None,
+    ) -> None:
+        self.out = Path(out)
+        if config is not None:
+            if (self.out / "scan.sqlite").exists():
+                raise ScanStoreError(f"{self.out} already holds a scan; resume it or choose another --out")
+            self.store = ScanStore(self.out, create=True)
+            self.store.set_meta(CONFIG_KEY, dataclasses.asdict(config))
+            self.store.set_meta("robots_obeyed", config.obey_robots)
+            for seed in config.seeds:
+                self.store.add(normalize(seed), "page", 0)
+        else:
+            self.store = ScanStore(self.out)
+            stored = self.store.get_meta(CONFIG_KEY)
+            if stored is None:
+                raise ScanStoreError(f"{self.out} holds no scan configuration")
+            config = ScanConfig(**stored)
+        self.config = config
+        self.rules = [ScopeRule(normalize(s), config.scope) for s in config.seeds]  # type: ignore[arg-type]
+        self.fetcher = Fetcher(
+            guard=AddressGuard(config.allow, resolver),
+            pacer=HostPacer(delay=config.delay, concurrency=config.concurrency),
+            limits=FetchLimits(
+                max_bytes=max(config.page_bytes, config.media_bytes),
+                total_seconds=config.request_seconds,
+                max_redirects=config.max_redirects,
+            ),
+            agent=config.agent,
+            contact=config.contact,
+            obey_robots=config.obey_robots,
+        )
+        self._identify = identify
+        self._library: Any = None
+        self.errors = 0
+
+    def close(self) -> None:
+        """Close the fetcher, the library and the database."""
+        self.fetcher.close()
+        if self._library is not None:
+            self._library.close()
+        self.store.close()
+
+    def __enter__(self) -> Scanner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _identify_file(self, path: Path) -> list[Any]:
+        if self._identify is not None:
+            return self._identify(path)
+        if self._library is None:
+            from forensics.library import Library
+
+            self._library = Library.open(self.config.library, readonly=True)
+        return list(self._library.identify(path))
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self, progress: Progress | None = None) -> dict[str, Any]:
+        """Process items until none is pending (or only pages beyond the page budget).
+
+        Returns
+        -------
+        dict
+            The summary: counts per kind and state, media fingerprinted, cases, errors, seconds.
+        """
+        started = time.monotonic()
+        while True:
+            counts = self.store.counts()
+            pages_fetched = counts.get("page.done", 0) + counts.get("page.failed", 0)
+            item, due = self.store.next_item(time.time(), pages=pages_fetched < self.config.max_pages)
+            if item is None:
+                if due is None:
+                    break
+                time.sleep(min(max(due - time.time(), 0.01), 5.0))
+                continue
+            self._step(item)
+            if progress is not None:
+                progress(self.store.counts())
+        summary: dict[str, Any] = dict(self.store.counts())
+        summary["errors_this_run"] = self.errors
+        summary["seconds"] = round(time.monotonic() - started, 3)
+        return summary
+
+    def _step(self, item: Item) -> None:
+        try:
+            if item.kind == "page":
+                self._page(item)
+            else:
+                self._media(item)
+        except RetryLaterError as exc:
+            if item.attempts + 1 >= self.config.max_attempts:
+                self.store.finish(item, "failed", str(exc))
+                self.errors += 1
+            else:
+                self.store.postpone(item, time.time() + exc.retry_after, str(exc))
+        except RobotsDisallowedError as exc:
+            self.store.finish(item, "skipped", str(exc))
+        except (BlockedAddressError, FetchError) as exc:
+            self.store.finish(item, "failed", f"{type(exc).__name__}: {exc}")
+            self.errors += 1
+
+    def _page(self, item: Item) -> None:
+        resp = self.fetcher.fetch(item.url, max_bytes=self.config.page_bytes)
+        if resp.status != 200:
+            self.store.finish(item, "failed", f"HTTP {resp.status}")
+            self.errors += 1
+            return
+        if family(resp.mime) != "html":
+            # a page link that serves media: identify it as media referenced by itself
+            self.store.finish_page(item, [], [(resp.url, family(resp.mime))], note=f"served {resp.mime}")
+            return
+        charset = None
+        ctype = resp.headers.get("content-type", "")
+        if "charset=" in ctype:
+            charset = ctype.split("charset=", 1)[1].split(";", 1)[0].strip(" \"'")
+        refs = extract(resp.url, decode_html(resp.body, charset))
+        links: list[tuple[str, str]] = []
+        if item.depth < self.config.depth:
+            for url in refs.links:
+                if not any(rule.allows(url) for rule in self.rules):
+                    continue  # out of scope: not even remembered
+                links.append((url, "skipped" if trap_reason(url) else "pending"))
+        media = [(m.url, m.hint) for m in refs.media if not trap_reason(m.url)]
+        self.store.finish_page(item, links, media, note=f"{len(refs.links)} links, {len(refs.media)} media")
+
+    def _media(self, item: Item) -> None:
+        resp = self.fetcher.fetch(item.url, max_bytes=self.config.media_bytes)
+        if resp.status != 200:
+            self.store.finish(item, "failed", f"HTTP {resp.status}")
+            self.errors += 1
+            return
+        kind = family(resp.mime)
+        if kind not in ("image", "audio"):
+            self.store.finish(item, "skipped", f"{resp.mime} is not identified in this version")
+            return
+        digest = sm3(resp.body)
+        if self.store.media_result(digest) is not None:
+            self.store.finish_media(item, resp.url, digest, resp.mime, len(resp.body), None)
+            return
+        matches: list[dict[str, Any]] = []
+        error = ""
+        from forensics.errors import ForensicsError
+
+        with tempfile.TemporaryDirectory(prefix="rongxin-scan-") as tmp:
+            path = Path(tmp) / f"media{SUFFIX.get(resp.mime, '.bin')}"
+            path.write_bytes(resp.body)
+            try:
+                matches = [_match_json(m) for m in self._identify_file(path)]
+            except ForensicsError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                self.errors += 1
+        self.store.finish_media(item, resp.url, digest, resp.mime, len(resp.body), matches, error)

@@ -1,0 +1,383 @@
+"""The scan database: frontier, seen set, fingerprinted media and cases, in one SQLite file.
+
+Every change of a scan's state is one transaction (WAL journal, ``synchronous=FULL``),
+so a scan killed at any instant (``kill -9`` included) resumes from the database alone:
+
+* ``frontier`` is the seen set and the queue at once: a URL enters it once
+  (``UNIQUE``), as a page or a media item, and is ``pending`` until it is processed.
+* ``refs`` records which pages reference which media URLs.
+* ``media`` holds the identification result per content digest (SM3 of the bytes),
+  so that one picture under many URLs is fingerprinted once.
+* ``cases`` holds the hits; ``UNIQUE (page_url, media_url, work_id)`` makes recording a
+  case idempotent, so a media item processed again after a crash adds no duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crawlers.errors import ScanStoreError
+
+FORMAT = "rongxin-scan-1"
+DB_NAME = "scan.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS frontier (
+    id INTEGER PRIMARY KEY,
+    url TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL CHECK (kind IN ('page', 'media')),
+    depth INTEGER NOT NULL,
+    hint TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'failed', 'skipped')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before REAL NOT NULL DEFAULT 0,
+    digest BLOB,
+    final_url TEXT,
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS frontier_pending ON frontier (state, kind, id);
+CREATE TABLE IF NOT EXISTS refs (
+    page_url TEXT NOT NULL,
+    media_url TEXT NOT NULL,
+    PRIMARY KEY (media_url, page_url)
+);
+CREATE TABLE IF NOT EXISTS media (
+    digest BLOB PRIMARY KEY,
+    mime TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    matches TEXT NOT NULL,
+    error TEXT NOT NULL DEFAULT '',
+    fingerprinted_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cases (
+    id INTEGER PRIMARY KEY,
+    page_url TEXT NOT NULL,
+    media_url TEXT NOT NULL,
+    final_url TEXT NOT NULL,
+    work_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    score REAL NOT NULL,
+    evidence TEXT NOT NULL,
+    content_digest BLOB NOT NULL,
+    robots_obeyed INTEGER NOT NULL,
+    found_at TEXT NOT NULL,
+    UNIQUE (page_url, media_url, work_id)
+);
+"""
+
+
+def now_rfc3339() -> str:
+    """The current UTC time, e.g. ``2026-12-05T04:30:00Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@dataclass(frozen=True)
+class Item:
+    """A frontier entry to process."""
+
+    id: int
+    url: str
+    kind: str
+    depth: int
+    hint: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Case:
+    """A registered work found on the web.
+
+    Attributes
+    ----------
+    id : int
+    page_url : str
+        The page that shows the media.
+    media_url : str
+        The media's URL as referenced by the page.
+    final_url : str
+        Where the media was fetched from, after redirects.
+    work_id, kind : str
+        The matched work and its media kind.
+    score : float
+    evidence : dict
+        The match's evidence summary (threshold, details, regions or spans).
+    content_digest : bytes
+        SM3 of the fetched bytes.
+    robots_obeyed : bool
+        ``False`` when the scan ran with robots.txt overridden.
+    found_at : str
+        RFC 3339 UTC.
+    """
+
+    id: int
+    page_url: str
+    media_url: str
+    final_url: str
+    work_id: str
+    kind: str
+    score: float
+    evidence: dict[str, Any]
+    content_digest: bytes
+    robots_obeyed: bool
+    found_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (digest in hex)."""
+        return {
+            "id": self.id,
+            "page_url": self.page_url,
+            "media_url": self.media_url,
+            "final_url": self.final_url,
+            "work_id": self.work_id,
+            "kind": self.kind,
+            "score": self.score,
+            "evidence": self.evidence,
+            "content_sm3": self.content_digest.hex(),
+            "robots_obeyed": self.robots_obeyed,
+            "found_at": self.found_at,
+        }
+
+
+class ScanStore:
+    """The scan database in ``directory`` (created when ``create`` is true).
+
+    Raises
+    ------
+    ScanStoreError
+        No scan database there (``create=False``), or the file is not one.
+    """
+
+    def __init__(self, directory: str | Path, *, create: bool = False) -> None:
+        self.directory = Path(directory)
+        path = self.directory / DB_NAME
+        if not create and not path.is_file():
+            raise ScanStoreError(f"{self.directory} holds no scan (no {DB_NAME})")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, timeout=30.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            with self._db:
+                self._db.executescript(_SCHEMA)
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (FORMAT,))
+            fmt = self._db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise ScanStoreError(f"{path} is not a usable scan database: {exc}") from None
+        if fmt is None or fmt[0] != FORMAT:
+            raise ScanStoreError(f"{path} was written by another format ({fmt}); use a new directory")
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    # -- meta -----------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> Any:
+        """A JSON value stored with :meth:`set_meta`, or ``None``."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Store a JSON value."""
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, sort_keys=True))
+            )
+
+    # -- frontier -------------------------------------------------------------------------
+
+    def add(self, url: str, kind: str, depth: int, hint: str = "") -> bool:
+        """Queue ``url`` unless it was ever seen; ``True`` when it is new."""
+        with self._db:
+            return self._add(url, kind, depth, hint)
+
+    def _add(
+        self, url: str, kind: str, depth: int, hint: str = "", state: str = "pending", note: str = ""
+    ) -> bool:
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO frontier (url, kind, depth, hint, state, note) VALUES (?, ?, ?, ?, ?, ?)",
+            (url, kind, depth, hint, state, note),
+        )
+        return cur.rowcount == 1
+
+    def seen(self, url: str) -> bool:
+        """Whether ``url`` was ever queued."""
+        return self._db.execute("SELECT 1 FROM frontier WHERE url = ?", (url,)).fetchone() is not None
+
+    def next_item(self, now: float, pages: bool = True) -> tuple[Item | None, float | None]:
+        """The next pending item due at ``now`` (media before pages), or the time the next one is due.
+
+        Returns
+        -------
+        (Item or None, float or None)
+            An item; or ``None`` and the earliest ``not_before`` among pending items
+            (``None`` when nothing is pending).
+        """
+        kinds = ("media", "page") if pages else ("media",)
+        marks = ",".join("?" * len(kinds))
+        row = self._db.execute(
+            f"SELECT id, url, kind, depth, hint, attempts FROM frontier WHERE state = 'pending' "
+            f"AND kind IN ({marks}) AND not_before <= ? ORDER BY kind = 'page', id LIMIT 1",
+            (*kinds, now),
+        ).fetchone()
+        if row is not None:
+            return Item(*row), None
+        due = self._db.execute(
+            f"SELECT MIN(not_before) FROM frontier WHERE state = 'pending' AND kind IN ({marks})", kinds
+        ).fetchone()[0]
+        return None, due
+
+    def postpone(self, item: Item, until: float, note: str) -> None:
+        """Count an attempt and retry ``item`` not before ``until``."""
+        with self._db:
+            self._db.execute(
+                "UPDATE frontier SET attempts = attempts + 1, not_before = ?, note = ? WHERE id = ?",
+                (until, note, item.id),
+            )
+
+    def finish(self, item: Item, state: str, note: str = "") -> None:
+        """Mark ``item`` done, failed or skipped."""
+        with self._db:
+            self._db.execute(
+                "UPDATE frontier SET state = ?, note = ? WHERE id = ?", (state, note[:500], item.id)
+            )
+
+    def finish_page(
+        self, item: Item, links: Iterable[tuple[str, str]], media: Iterable[tuple[str, str]], note: str = ""
+    ) -> int:
+        """Record a processed page in one transaction: its links and media queued, its refs
+        stored, cases added for media already identified; returns the new cases.
+
+        ``links`` are ``(url, state)`` pairs (``"pending"`` or ``"skipped"`` for links out of
+        scope or traps, kept so that the seen set remembers them); ``media`` are
+        ``(url, hint)`` pairs.
+        """
+        with self._db:
+            for url, state in links:
+                self._add(url, "page", item.depth + 1, state=state)
+            media_urls = []
+            for url, hint in media:
+                self._add(url, "media", item.depth + 1, hint)
+                self._db.execute("INSERT OR IGNORE INTO refs VALUES (?, ?)", (item.url, url))
+                media_urls.append(url)
+            added = 0
+            for url in media_urls:
+                added += self._cases_for(url, only_page=item.url)
+            self._db.execute(
+                "UPDATE frontier SET state = 'done', note = ? WHERE id = ?", (note[:500], item.id)
+            )
+        return added
+
+    # -- media ----------------------------------------------------------------------------
+
+    def media_result(self, digest: bytes) -> list[dict[str, Any]] | None:
+        """The matches stored for a content digest, or ``None`` when never identified."""
+        row = self._db.execute("SELECT matches FROM media WHERE digest = ?", (digest,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def finish_media(
+        self,
+        item: Item,
+        final_url: str,
+        digest: bytes,
+        mime: str,
+        size: int,
+        matches: list[dict[str, Any]] | None,
+        error: str = "",
+    ) -> int:
+        """Record a fetched media item and its cases (for every page referencing it) atomically.
+
+        ``matches`` is ``None`` when the digest was identified before (its stored result is
+        used). Returns the number of new cases.
+        """
+        with self._db:
+            if matches is not None:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO media VALUES (?, ?, ?, ?, ?, ?)",
+                    (digest, mime, size, json.dumps(matches, sort_keys=True), error, now_rfc3339()),
+                )
+            self._db.execute(
+                "UPDATE frontier SET state = 'done', digest = ?, final_url = ?, note = ? WHERE id = ?",
+                (digest, final_url, error[:500], item.id),
+            )
+            return self._cases_for(item.url)
+
+    def _cases_for(self, media_url: str, only_page: str | None = None) -> int:
+        """Insert the cases of an identified media URL (for one page or all); inside a transaction."""
+        row = self._db.execute(
+            "SELECT f.digest, f.final_url, m.matches FROM frontier f JOIN media m ON m.digest = f.digest "
+            "WHERE f.url = ? AND f.state = 'done'",
+            (media_url,),
+        ).fetchone()
+        if row is None:
+            return 0
+        digest, final_url, matches_json = row
+        robots = self._db.execute("SELECT value FROM meta WHERE key = 'robots_obeyed'").fetchone()
+        obeyed = True if robots is None else bool(json.loads(robots[0]))
+        if only_page is not None:
+            pages = [only_page]
+        else:
+            pages = [
+                r[0] for r in self._db.execute("SELECT page_url FROM refs WHERE media_url = ?", (media_url,))
+            ]
+        added = 0
+        for match in json.loads(matches_json):
+            for page in pages:
+                cur = self._db.execute(
+                    "INSERT OR IGNORE INTO cases (page_url, media_url, final_url, work_id, kind, score, "
+                    "evidence, content_digest, robots_obeyed, found_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        page,
+                        media_url,
+                        final_url,
+                        match["work_id"],
+                        match["kind"],
+                        float(match["score"]),
+                        json.dumps(match.get("evidence", {}), sort_keys=True),
+                        digest,
+                        int(obeyed),
+                        now_rfc3339(),
+                    ),
+                )
+                added += cur.rowcount
+        return added
+
+    # -- reading --------------------------------------------------------------------------
+
+    def cases(self) -> list[Case]:
+        """Every case, in the order found."""
+        rows = self._db.execute(
+            "SELECT id, page_url, media_url, final_url, work_id, kind, score, evidence, content_digest, "
+            "robots_obeyed, found_at FROM cases ORDER BY id"
+        ).fetchall()
+        return [
+            Case(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), bytes(r[8]), bool(r[9]), r[10])
+            for r in rows
+        ]
+
+    def case(self, case_id: int) -> Case | None:
+        """One case by id."""
+        return next((c for c in self.cases() if c.id == case_id), None)
+
+    def counts(self) -> dict[str, int]:
+        """Frontier counts by kind and state (``"page.done"``, ``"media.pending"``, ...), media and cases."""
+        out: dict[str, int] = {}
+        for kind, state, n in self._db.execute(
+            "SELECT kind, state, COUNT(*) FROM frontier GROUP BY kind, state"
+        ):
+            out[f"{kind}.{state}"] = n
+        out["media.fingerprinted"] = self._db.execute("SELECT COUNT(*) FROM media").fetchone()[0]
+        out["cases"] = self._db.execute("SELECT COUNT(*) FROM cases").fetchone()[0]
+        return out
+
+    def items(self) -> list[tuple[str, str, str, str]]:
+        """Every frontier entry as ``(url, kind, state, note)``."""
+        return list(self._db.execute("SELECT url, kind, state, note FROM frontier ORDER BY id"))

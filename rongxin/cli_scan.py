@@ -1,0 +1,153 @@
+"""``rongxin scan SEED...``, ``rongxin scan resume DIR`` and ``rongxin cases list|show``.
+
+A scan crawls from its seeds, fetches the media it finds and identifies them against a
+work library; every hit is a case in the scan directory's database (``DIR/scan.sqlite``).
+See ``docs/scanning.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from crawlers.errors import CrawlError
+from crawlers.fetch import DEFAULT_AGENT
+from crawlers.scan import ScanConfig, Scanner
+from crawlers.store import ScanStore
+from forensics.library import CATALOGUE
+from rongxin.cli_common import console, err_console
+from rongxin.cli_common import fail as _fail
+
+cases_app = typer.Typer(help="List and show the cases found by a scan.", no_args_is_help=True)
+
+OutOption = Annotated[Path, typer.Option("--out", "-o", help="The scan directory.")]
+
+
+def _progress(counts: dict[str, int]) -> None:
+    err_console.print(
+        f"\rpages {counts.get('page.done', 0)}  media {counts.get('media.done', 0)}  "
+        f"fingerprinted {counts.get('media.fingerprinted', 0)}  cases {counts.get('cases', 0)}  "
+        f"failed {counts.get('page.failed', 0) + counts.get('media.failed', 0)}",
+        end="",
+        highlight=False,
+    )
+
+
+def scan(
+    seeds: Annotated[
+        list[str], typer.Argument(help="Seed URLs; or `resume DIR` to finish an interrupted scan.")
+    ],
+    library: Annotated[
+        Path | None, typer.Option("--library", "-l", help="The work library directory.")
+    ] = None,
+    scope: Annotated[str, typer.Option(help="Links followed: page, prefix, host or domain.")] = "host",
+    depth: Annotated[int, typer.Option(min=0, help="Link hops followed from a seed.")] = 3,
+    max_pages: Annotated[int, typer.Option("--max-pages", min=1, help="Most pages fetched.")] = 1000,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="New directory for the scan's database.")
+    ] = None,
+    delay: Annotated[float, typer.Option(min=0.0, help="Seconds between requests to one site.")] = 1.0,
+    agent: Annotated[str, typer.Option(help="User-agent product token.")] = DEFAULT_AGENT,
+    contact: Annotated[str, typer.Option(help="Operator contact (URL or mail) sent in the user agent.")] = "",
+    ignore_robots: Annotated[
+        bool, typer.Option("--ignore-robots", help="Do not obey robots.txt (recorded in every case).")
+    ] = False,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option("--allow", help="An internal address or network the scan may reach (repeatable)."),
+    ] = None,
+    request_seconds: Annotated[float, typer.Option(min=0.1, help="Time cap of one fetch.")] = 30.0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Scan web pages for copies of registered works; prints a JSON summary at the end.
+
+    Pages are followed within --scope and --depth from the SEEDs; images and audio found on
+    them are fetched, fingerprinted and identified against --library. robots.txt is obeyed,
+    internal addresses are refused unless --allow names them, and one site gets one request
+    per --delay seconds. `rongxin scan resume DIR` finishes a scan that was interrupted.
+    """
+    try:
+        if seeds[0] == "resume":
+            if len(seeds) != 2:
+                raise _fail("usage: rongxin scan resume DIR")
+            scanner = Scanner(Path(seeds[1]))
+        else:
+            if library is None or out is None:
+                raise _fail("a new scan needs --library and --out")
+            config = ScanConfig(
+                seeds=list(seeds),
+                library=str(library),
+                scope=scope,
+                depth=depth,
+                max_pages=max_pages,
+                delay=delay,
+                agent=agent,
+                contact=contact,
+                obey_robots=not ignore_robots,
+                allow=list(allow or []),
+                request_seconds=request_seconds,
+            )
+            if not (Path(library) / CATALOGUE).is_file():
+                raise _fail(f"{library} holds no work library")
+            scanner = Scanner(out, config)
+        with scanner:
+            summary = scanner.run(None if quiet else _progress)
+    except CrawlError as exc:
+        raise _fail(str(exc)) from None
+    if not quiet:
+        err_console.print()
+    sys.stdout.write(json.dumps(summary, sort_keys=True) + "\n")
+
+
+def _open(out: Path) -> ScanStore:
+    try:
+        return ScanStore(out)
+    except CrawlError as exc:
+        raise _fail(str(exc)) from None
+
+
+@cases_app.command("list")
+def list_cases(
+    out: OutOption,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one case each.")] = False,
+) -> None:
+    """The cases of a scan: id, work, score, media URL and page URL."""
+    store = _open(out)
+    try:
+        cases = store.cases()
+    finally:
+        store.close()
+    if as_json:
+        for case in cases:
+            sys.stdout.write(json.dumps(case.to_json(), sort_keys=True, ensure_ascii=False) + "\n")
+        return
+    table = Table("id", "work", "kind", "score", "media", "page")
+    for c in cases:
+        table.add_row(
+            str(c.id), escape(c.work_id), c.kind, f"{c.score:.3f}", escape(c.media_url), escape(c.page_url)
+        )
+    console.print(table)
+    console.print(f"{len(cases)} case(s)")
+
+
+@cases_app.command("show")
+def show_case(
+    case_id: Annotated[int, typer.Argument(help="The case id (from `cases list`).")],
+    out: OutOption,
+) -> None:
+    """One case as JSON: URLs, work, evidence, time and the content's SM3 digest."""
+    store = _open(out)
+    try:
+        case = store.case(case_id)
+    finally:
+        store.close()
+    if case is None:
+        raise _fail(f"no case {case_id} in {out}")
+    data: dict[str, Any] = case.to_json()
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
