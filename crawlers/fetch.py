@@ -293,7 +293,7 @@ class Fetcher:
         decoder = _Decoder(resp.headers.get("content-encoding", ""), cap, self.limits.max_ratio)
         parts: list[bytes] = []
         try:
-            for chunk in resp.iter_raw(65536):
+            for chunk in resp.iter_raw():  # as received: a sized iterator would buffer a drip
                 if time.monotonic() > deadline:
                     raise FetchTimeoutError(f"{url}: transfer exceeded {self.limits.total_seconds} s")
                 try:

@@ -83,9 +83,11 @@ def classify(address: str | IPAddress) -> str | None:
         return "multicast"
     if any(ip in net for net in _EXTRA_BLOCKED if net.version == ip.version):
         return "reserved"
+    if ip.is_reserved:
+        return "reserved"
     if ip.is_private:
         return "private"
-    if ip.is_reserved or not ip.is_global:
+    if not ip.is_global:
         return "reserved"
     return None
 

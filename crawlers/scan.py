@@ -24,7 +24,7 @@ from typing import Any
 from chain.crypto.sm3 import sm3
 from crawlers.errors import BlockedAddressError, CrawlError, FetchError, RobotsDisallowedError, ScanStoreError
 from crawlers.extract import decode_html, extract
-from crawlers.fetch import DEFAULT_AGENT, Fetcher, FetchLimits, RetryLaterError
+from crawlers.fetch import DEFAULT_AGENT, Fetcher, FetchLimits, Response, RetryLaterError
 from crawlers.guard import AddressGuard, Resolver, system_resolver
 from crawlers.politeness import HostPacer
 from crawlers.sniff import SUFFIX, family
@@ -245,8 +245,9 @@ class Scanner:
             self.errors += 1
             return
         if family(resp.mime) != "html":
-            # a page link that serves media: identify it as media referenced by itself
-            self.store.finish_page(item, [], [(resp.url, family(resp.mime))], note=f"served {resp.mime}")
+            # a link to a media file (whatever its Content-Type said): the link shows the media
+            self.store.add_ref(item.url, item.url)
+            self._identified(item, resp)
             return
         charset = None
         ctype = resp.headers.get("content-type", "")
@@ -268,6 +269,10 @@ class Scanner:
             self.store.finish(item, "failed", f"HTTP {resp.status}")
             self.errors += 1
             return
+        self._identified(item, resp)
+
+    def _identified(self, item: Item, resp: Response) -> None:
+        """Fingerprint and identify a fetched media body (once per content digest); record its cases."""
         kind = family(resp.mime)
         if kind not in ("image", "audio"):
             self.store.finish(item, "skipped", f"{resp.mime} is not identified in this version")

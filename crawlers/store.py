@@ -207,6 +207,11 @@ class ScanStore:
         )
         return cur.rowcount == 1
 
+    def add_ref(self, page_url: str, media_url: str) -> None:
+        """Record that ``page_url`` shows ``media_url``."""
+        with self._db:
+            self._db.execute("INSERT OR IGNORE INTO refs VALUES (?, ?)", (page_url, media_url))
+
     def seen(self, url: str) -> bool:
         """Whether ``url`` was ever queued."""
         return self._db.execute("SELECT 1 FROM frontier WHERE url = ?", (url,)).fetchone() is not None
