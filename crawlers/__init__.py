@@ -1,10 +1,79 @@
-"""Crawlers: empty today.
+"""Crawlers: whole-web scans for copies of registered works, polite and safe against hostile sites.
 
-No crawler exists yet: this package holds no module and exports nothing. The design
-(``DESIGN.md`` §2) places here the crawl scope and frontier, fetching with robots rules,
-extraction, the scan pipeline that sends found media to :mod:`forensics`, and court-grade
-capture (WARC, screenshots, evidence packages). Until then, media reach the work library
-as files given to ``rongxin works identify``.
+A scan (:class:`~crawlers.scan.Scanner`, ``rongxin scan``) crawls from seed pages within a
+scope (:mod:`crawlers.urls`), fetches with caps on size, time and redirects, robots.txt
+obeyed and one request per second per site by default (:mod:`crawlers.fetch`), refuses
+internal addresses after DNS resolution and on every redirect (:mod:`crawlers.guard`),
+finds media in pages (:mod:`crawlers.extract`), identifies images and audio against a
+:class:`forensics.Library`, and records every hit as a case in a SQLite scan database that
+survives ``kill -9`` (:mod:`crawlers.store`). See ``docs/scanning.md``.
+
+Every error is a :class:`CrawlError`. Only the errors are imported eagerly; the rest on
+first use.
+
+Examples
+--------
+>>> from crawlers import classify, normalize
+>>> classify("169.254.169.254"), normalize("HTTP://Example.com:80/a/../b")
+('metadata', 'http://example.com/b')
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chain.lazy import lazy_exports
+from crawlers.errors import (
+    BlockedAddressError,
+    CrawlError,
+    FetchError,
+    FetchTimeoutError,
+    RedirectError,
+    RobotsDisallowedError,
+    ScanStoreError,
+    TooLargeError,
+)
+
+if TYPE_CHECKING:
+    from crawlers.fetch import Fetcher, FetchLimits
+    from crawlers.guard import AddressGuard, classify
+    from crawlers.scan import ScanConfig, Scanner
+    from crawlers.store import Case, ScanStore
+    from crawlers.urls import ScopeRule, normalize
+
+#: Public name -> the module that defines it (imported on first access).
+_LAZY: dict[str, str] = {
+    "Fetcher": "crawlers.fetch",
+    "FetchLimits": "crawlers.fetch",
+    "AddressGuard": "crawlers.guard",
+    "classify": "crawlers.guard",
+    "ScanConfig": "crawlers.scan",
+    "Scanner": "crawlers.scan",
+    "Case": "crawlers.store",
+    "ScanStore": "crawlers.store",
+    "ScopeRule": "crawlers.urls",
+    "normalize": "crawlers.urls",
+}
+
+__all__ = [
+    "AddressGuard",
+    "BlockedAddressError",
+    "Case",
+    "CrawlError",
+    "FetchError",
+    "FetchLimits",
+    "FetchTimeoutError",
+    "Fetcher",
+    "RedirectError",
+    "RobotsDisallowedError",
+    "ScanConfig",
+    "ScanStore",
+    "ScanStoreError",
+    "Scanner",
+    "ScopeRule",
+    "TooLargeError",
+    "classify",
+    "normalize",
+]
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

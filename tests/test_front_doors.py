@@ -211,7 +211,26 @@ FRONT_DOORS: dict[str, dict[str, str]] = {
         "main": "rongxin.cli",
         "run_demo": "rongxin.demo",
     },
-    "crawlers": {},
+    "crawlers": {
+        "AddressGuard": "crawlers.guard",
+        "BlockedAddressError": "crawlers.errors",
+        "Case": "crawlers.store",
+        "CrawlError": "crawlers.errors",
+        "FetchError": "crawlers.errors",
+        "FetchLimits": "crawlers.fetch",
+        "FetchTimeoutError": "crawlers.errors",
+        "Fetcher": "crawlers.fetch",
+        "RedirectError": "crawlers.errors",
+        "RobotsDisallowedError": "crawlers.errors",
+        "ScanConfig": "crawlers.scan",
+        "ScanStore": "crawlers.store",
+        "ScanStoreError": "crawlers.errors",
+        "Scanner": "crawlers.scan",
+        "ScopeRule": "crawlers.urls",
+        "TooLargeError": "crawlers.errors",
+        "classify": "crawlers.guard",
+            "normalize": "crawlers.urls",
+    },
 }
 
 #: Heavy libraries that importing a package must not load.
