@@ -182,7 +182,7 @@ class Fetcher:
         try:
             r = self.fetch(url, max_bytes=ROBOTS_MAX_BYTES, robots=False, truncate=True)
         except RetryLaterError:
-            return RobotsAnswer(503, b"")
+            return RobotsAnswer(429, b"")
         return RobotsAnswer(r.status, r.body)
 
     def fetch(
@@ -222,8 +222,12 @@ class Fetcher:
         chain: list[str] = []
         current = url
         while True:
-            if robots and self.obey_robots and not self.robots.allowed(current):
-                raise RobotsDisallowedError(f"robots.txt disallows {current}")
+            if robots and self.obey_robots:
+                if not self.robots.allowed(current):
+                    raise RobotsDisallowedError(f"robots.txt disallows {current}")
+                crawl_delay = self.robots.crawl_delay(current)
+                if crawl_delay is not None:
+                    self.pacer.ask_delay(origin_of(current), crawl_delay)
             status, headers, body = self._one(current, deadline, cap, truncate)
             if status in (301, 302, 303, 307, 308) and "location" in headers:
                 if len(chain) >= self.limits.max_redirects:

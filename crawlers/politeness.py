@@ -42,6 +42,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 
 @dataclass
 class _Host:
+    delay: float | None = None
     next_at: float = 0.0
     failures: int = 0
     active: int = 0
@@ -100,13 +101,21 @@ class HostPacer:
                 else:
                     self._cond.wait(0.5)
             host.active += 1
-            host.next_at = self.clock() + self.delay
+            host.next_at = self.clock() + (self.delay if host.delay is None else host.delay)
         try:
             yield
         finally:
             with self._cond:
                 host.active -= 1
                 self._cond.notify_all()
+
+    def ask_delay(self, origin: str, seconds: float) -> float:
+        """Honour a site's own ``Crawl-delay``: ``origin``'s delay becomes the larger of the
+        default and ``seconds`` (at most ``max_backoff``); returns the delay in force."""
+        with self._cond:
+            host = self._hosts.setdefault(origin, _Host())
+            host.delay = min(max(self.delay, float(seconds)), self.max_backoff)
+            return host.delay
 
     def backoff(self, origin: str, retry_after: float | None) -> float:
         """Push ``origin``'s next slot out after a 429/503; returns the wait imposed (seconds)."""
