@@ -29,7 +29,7 @@ from crawlers.guard import AddressGuard, Resolver, system_resolver
 from crawlers.politeness import HostPacer
 from crawlers.sniff import SUFFIX, family
 from crawlers.store import Item, ScanStore
-from crawlers.urls import ScopeRule, normalize, trap_reason
+from crawlers.urls import ScopeRule, normalize, origin_of, trap_reason
 
 CONFIG_KEY = "config"
 
@@ -68,6 +68,9 @@ class ScanConfig:
     max_redirects : int
     max_attempts : int
         Tries of an item that meets 429/503 before it is given up.
+    host_pages, host_bytes : int
+        Most pages fetched from, and most body bytes taken from, one origin; items of an
+        origin past either budget are skipped.
     """
 
     seeds: list[str]
@@ -86,12 +89,14 @@ class ScanConfig:
     request_seconds: float = 30.0
     max_redirects: int = 5
     max_attempts: int = 3
+    host_pages: int = 10_000
+    host_bytes: int = 2 * 1024 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if not self.seeds:
             raise CrawlError("give at least one seed URL")
-        if self.depth < 0 or self.max_pages < 1 or self.max_attempts < 1:
-            raise CrawlError("depth must be >= 0, max_pages and max_attempts >= 1")
+        if self.depth < 0 or min(self.max_pages, self.max_attempts, self.host_pages, self.host_bytes) < 1:
+            raise CrawlError("depth must be >= 0; max_pages, max_attempts, host_pages, host_bytes >= 1")
         for seed in self.seeds:
             ScopeRule(normalize(seed), self.scope)  # type: ignore[arg-type]
 
@@ -221,6 +226,11 @@ class Scanner:
         return summary
 
     def _step(self, item: Item) -> None:
+        origin = origin_of(item.url)
+        pages, taken = self.store.host_usage(origin)
+        if taken >= self.config.host_bytes or (item.kind == "page" and pages >= self.config.host_pages):
+            self.store.finish(item, "skipped", f"budget of {origin} spent ({pages} pages, {taken} bytes)")
+            return
         try:
             if item.kind == "page":
                 self._page(item)
@@ -240,6 +250,7 @@ class Scanner:
 
     def _page(self, item: Item) -> None:
         resp = self.fetcher.fetch(item.url, max_bytes=self.config.page_bytes)
+        self.store.charge(origin_of(item.url), 1, len(resp.body))
         if resp.status != 200:
             self.store.finish(item, "failed", f"HTTP {resp.status}")
             self.errors += 1
@@ -265,6 +276,7 @@ class Scanner:
 
     def _media(self, item: Item) -> None:
         resp = self.fetcher.fetch(item.url, max_bytes=self.config.media_bytes)
+        self.store.charge(origin_of(item.url), 0, len(resp.body))
         if resp.status != 200:
             self.store.finish(item, "failed", f"HTTP {resp.status}")
             self.errors += 1

@@ -56,6 +56,11 @@ CREATE TABLE IF NOT EXISTS media (
     error TEXT NOT NULL DEFAULT '',
     fingerprinted_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS hosts (
+    origin TEXT PRIMARY KEY,
+    pages INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS cases (
     id INTEGER PRIMARY KEY,
     page_url TEXT NOT NULL,
@@ -279,6 +284,23 @@ class ScanStore:
                 "UPDATE frontier SET state = 'done', note = ? WHERE id = ?", (note[:500], item.id)
             )
         return added
+
+    # -- per-host budgets -----------------------------------------------------------------
+
+    def host_usage(self, origin: str) -> tuple[int, int]:
+        """Pages fetched from and body bytes taken from ``origin`` so far."""
+        row = self._db.execute("SELECT pages, bytes FROM hosts WHERE origin = ?", (origin,)).fetchone()
+        return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+    def charge(self, origin: str, pages: int, nbytes: int) -> None:
+        """Add a fetch to ``origin``'s usage (a fetch repeated after a crash is counted twice:
+        budgets err on the side of the site)."""
+        with self._db:
+            self._db.execute(
+                "INSERT INTO hosts (origin, pages, bytes) VALUES (?, ?, ?) ON CONFLICT (origin) "
+                "DO UPDATE SET pages = pages + excluded.pages, bytes = bytes + excluded.bytes",
+                (origin, pages, nbytes),
+            )
 
     # -- media ----------------------------------------------------------------------------
 

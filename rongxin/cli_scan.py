@@ -63,6 +63,12 @@ def scan(
         typer.Option("--allow", help="An internal address or network the scan may reach (repeatable)."),
     ] = None,
     request_seconds: Annotated[float, typer.Option(min=0.1, help="Time cap of one fetch.")] = 30.0,
+    host_pages: Annotated[
+        int, typer.Option("--host-pages", min=1, help="Most pages fetched from one site.")
+    ] = 10_000,
+    host_mib: Annotated[
+        int, typer.Option("--host-mib", min=1, help="Most MiB of bodies taken from one site.")
+    ] = 2048,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
     """Scan web pages for copies of registered works; prints a JSON summary at the end.
@@ -92,6 +98,8 @@ def scan(
                 obey_robots=not ignore_robots,
                 allow=list(allow or []),
                 request_seconds=request_seconds,
+                host_pages=host_pages,
+                host_bytes=host_mib * 1024 * 1024,
             )
             if not (Path(library) / CATALOGUE).is_file():
                 raise _fail(f"{library} holds no work library")

@@ -191,3 +191,17 @@ def test_cli_scan_and_cases(site: Site, scan_library: Path, tmp_path: Path) -> N
         app, ["scan", "ftp://x.test/", "--library", str(scan_library), "--out", str(tmp_path / "f")]
     )
     assert bad.exit_code == 1
+
+
+def test_per_host_budgets(site: Site, scan_library: Path, tmp_path: Path) -> None:
+    cfg = config(site, scan_library, host_pages=3, host_bytes=10**9)
+    with Scanner(tmp_path / "pages", cfg) as scanner:
+        summary = scanner.run()
+        notes = [n for _, kind, state, n in scanner.store.items() if kind == "page" and state == "skipped"]
+    assert summary.get("page.done", 0) + summary.get("page.failed", 0) <= 3
+    assert any("budget" in n for n in notes)
+    cfg = config(site, scan_library, seeds=[site.base + "/mirror.html"], scope="page", host_bytes=2000)
+    with Scanner(tmp_path / "bytes", cfg) as scanner:
+        summary = scanner.run()
+    # the page leaves budget for one picture (a fetch may overshoot by one body); the other two are skipped
+    assert summary["cases"] == 1 and summary["media.skipped"] == 2
