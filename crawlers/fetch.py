@@ -250,10 +250,13 @@ class Fetcher:
 
     def _one(self, url: str, deadline: float, cap: int, truncate: bool) -> tuple[int, dict[str, str], bytes]:
         """One request to the guard-checked address of ``url``'s host."""
-        target = httpx.URL(url)
-        host = host_of(url)
-        address = self.guard.resolve(host, target.port or (443 if target.scheme == "https" else 80))
-        wire = target.copy_with(host=address)
+        try:
+            target = httpx.URL(url)
+            host = host_of(url)
+            address = self.guard.resolve(host, target.port or (443 if target.scheme == "https" else 80))
+            wire = target.copy_with(host=address)
+        except httpx.InvalidURL as exc:
+            raise FetchError(f"{url}: {exc}") from None
         headers = {
             "Host": target.netloc.decode("ascii"),
             "User-Agent": self.user_agent,

@@ -208,9 +208,9 @@ class Scanner:
             The summary: counts per kind and state, media fingerprinted, cases, errors, seconds.
         """
         started = time.monotonic()
+        shown = 0.0
         while True:
-            counts = self.store.counts()
-            pages_fetched = counts.get("page.done", 0) + counts.get("page.failed", 0)
+            pages_fetched = self.store.pages_fetched()
             item, due = self.store.next_item(time.time(), pages=pages_fetched < self.config.max_pages)
             if item is None:
                 if due is None:
@@ -218,8 +218,11 @@ class Scanner:
                 time.sleep(min(max(due - time.time(), 0.01), 5.0))
                 continue
             self._step(item)
-            if progress is not None:
+            if progress is not None and time.monotonic() - shown > 0.5:
+                shown = time.monotonic()
                 progress(self.store.counts())
+        if progress is not None:
+            progress(self.store.counts())
         summary: dict[str, Any] = dict(self.store.counts())
         summary["errors_this_run"] = self.errors
         summary["seconds"] = round(time.monotonic() - started, 3)

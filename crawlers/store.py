@@ -244,6 +244,13 @@ class ScanStore:
         ).fetchone()[0]
         return None, due
 
+    def pages_fetched(self) -> int:
+        """Pages fetched so far (done or failed): what the page budget counts."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM frontier WHERE state IN ('done', 'failed') AND kind = 'page'"
+        ).fetchone()
+        return int(row[0])
+
     def postpone(self, item: Item, until: float, note: str) -> None:
         """Count an attempt and retry ``item`` not before ``until``."""
         with self._db:
