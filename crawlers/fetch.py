@@ -12,6 +12,7 @@ whatever its compressed size) and the total-time cap applies to the whole transf
 
 from __future__ import annotations
 
+import ssl
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -154,6 +155,8 @@ class Fetcher:
         operator.
     obey_robots : bool
         Refuse URLs robots.txt disallows (default). Turning it off is recorded by the scan.
+    ca_file : str, optional
+        PEM file of the certificate authorities trusted for HTTPS instead of the system's.
     """
 
     guard: AddressGuard
@@ -162,10 +165,14 @@ class Fetcher:
     agent: str = DEFAULT_AGENT
     contact: str = ""
     obey_robots: bool = True
+    ca_file: str | None = None
 
     def __post_init__(self) -> None:
         self.user_agent = f"{self.agent} (+{self.contact})" if self.contact else self.agent
-        self._client = httpx.Client(follow_redirects=False, trust_env=False, http2=False)
+        verify: ssl.SSLContext | bool = True
+        if self.ca_file is not None:
+            verify = ssl.create_default_context(cafile=self.ca_file)
+        self._client = httpx.Client(follow_redirects=False, trust_env=False, http2=False, verify=verify)
         self.robots = RobotsCache(self.agent.split("/", 1)[0], self._load_robots)
 
     def close(self) -> None:
