@@ -229,7 +229,7 @@ FRONT_DOORS: dict[str, dict[str, str]] = {
         "ScopeRule": "crawlers.urls",
         "TooLargeError": "crawlers.errors",
         "classify": "crawlers.guard",
-            "normalize": "crawlers.urls",
+        "normalize": "crawlers.urls",
     },
 }
 
