@@ -628,7 +628,9 @@ class Runner:
         self._load_window = (load_start_ms, load_end_ms)
 
     def _wait_all_caught_up(self) -> None:
-        target = self.monitor.best()
+        # asked now, not the monitor's last poll: the block that committed the last of the
+        # drained load may be newer than it
+        target = max([self.monitor.best(), *self._fresh_heights().values()])
         deadline = time.monotonic() + self.m.catch_up_s
         while time.monotonic() < deadline:
             if all((self.monitor.height(n) or 0) >= target for n in self.nodes):
@@ -690,7 +692,7 @@ class Runner:
     def _check(self) -> None:
         t = time.monotonic()
         self.monitor.stop()
-        heights = {n: self.monitor.height(n) or 0 for n in self.nodes}
+        heights = self._fresh_heights()
         self.report.heights = heights
         lowest = min(heights.values(), default=0)
         self.report.checked_height = lowest
@@ -732,6 +734,17 @@ class Runner:
                 (a.tx_id.hex() in heights) != (b.tx_id.hex() in heights) for a, b in self.pairs
             )
         self.report.timings["check"] = time.monotonic() - t
+
+    def _fresh_heights(self) -> dict[str, int]:
+        """Each node's height asked now (the monitor's last poll may predate the block that
+        committed the drained load), or the monitor's when the node does not answer."""
+        heights = {n: self.monitor.height(n) or 0 for n in self.nodes}
+        with httpx.Client(trust_env=False) as http:
+            for name, node in self.nodes.items():
+                doc = node.status(http, 2.0) if node.alive() else None
+                if doc is not None and isinstance(doc.get("height"), int):
+                    heights[name] = max(heights[name], int(doc["height"]))
+        return heights
 
     def _fate_checks(self, reference: checks.Chain) -> None:
         """Joiners that were promoted must vote; Byzantine nodes must be excluded."""
