@@ -8,15 +8,11 @@ Ogg/Vorbis/Opus, M4A/AAC, and the first audio stream of a video file).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +24,7 @@ from forensics.audio.errors import (
     NoAudioStreamError,
 )
 from forensics.errors import MediaError
+from forensics.pipes import read_exactly, widen_pipe
 
 __all__ = ["DEFAULT_SAMPLE_RATE", "decode", "iter_blocks"]
 
@@ -35,7 +32,6 @@ DEFAULT_SAMPLE_RATE = 8000
 """Sample rate the fingerprints work at (Hz): the telephone band survives every attack."""
 
 _BYTES_PER_SAMPLE = 4
-_PIPE_BYTES = 1 << 20
 
 
 def _ffmpeg() -> str:
@@ -165,11 +161,11 @@ def iter_blocks(
             _command(path, sample_rate), stdout=subprocess.PIPE, stderr=errfile, stdin=subprocess.DEVNULL
         )
         assert proc.stdout is not None
-        _widen_pipe(proc.stdout)
+        widen_pipe(proc.stdout)
         produced = 0
         try:
             while True:
-                data = _read_exactly(proc.stdout, block_bytes)
+                data = read_exactly(proc.stdout, block_bytes)
                 if not data:
                     break
                 usable = len(data) - len(data) % _BYTES_PER_SAMPLE
@@ -193,26 +189,6 @@ def iter_blocks(
     error = _classify(path, returncode, message, strict)
     if error is not None:
         raise error
-
-
-def _widen_pipe(stream: IO[bytes]) -> None:
-    """Let ffmpeg decode up to 1 MiB ahead while the caller computes (Linux; best effort)."""
-    with contextlib.suppress(AttributeError, OSError):
-        fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
-
-
-def _read_exactly(stream: IO[bytes], n: int) -> bytes:
-    """Read up to ``n`` bytes, looping over short pipe reads; fewer only at end of stream."""
-    fd = stream.fileno()
-    chunks: list[bytes] = []
-    remaining = n
-    while remaining > 0:
-        chunk = os.read(fd, remaining)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
 
 
 def decode(

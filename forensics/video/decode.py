@@ -9,18 +9,15 @@ file of many hours is decoded with the memory of one block.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 from numpy.typing import NDArray
 
+from forensics.pipes import read_exactly, widen_pipe
 from forensics.video.errors import VideoDecodeError
 from forensics.video.probe import ffmpeg_exe
 
@@ -28,7 +25,6 @@ __all__ = ["DECODE_SIDE", "iter_frames"]
 
 #: Side of the square luma frames are decoded to.
 DECODE_SIDE = 128
-_PIPE_BYTES = 1 << 20
 
 
 def _command(path: Path, rate: float, side: int, threads: int) -> list[str]:
@@ -53,19 +49,6 @@ def _command(path: Path, rate: float, side: int, threads: int) -> list[str]:
         "rawvideo",
         "pipe:1",
     ]
-
-
-def _read_exactly(stream: IO[bytes], n: int) -> bytes:
-    fd = stream.fileno()
-    chunks: list[bytes] = []
-    remaining = n
-    while remaining > 0:
-        chunk = os.read(fd, remaining)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
 
 
 def iter_frames(
@@ -119,8 +102,7 @@ def iter_frames(
             stdin=subprocess.DEVNULL,
         )
         assert proc.stdout is not None
-        with contextlib.suppress(AttributeError, OSError):
-            fcntl.fcntl(proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        widen_pipe(proc.stdout)
         stopped = False
         try:
             while True:
@@ -128,7 +110,7 @@ def iter_frames(
                 if want <= 0:
                     stopped = True
                     break
-                data = _read_exactly(proc.stdout, want * frame_bytes)
+                data = read_exactly(proc.stdout, want * frame_bytes)
                 n = len(data) // frame_bytes
                 if n == 0:
                     break
