@@ -38,7 +38,14 @@ from typing import Any
 
 from chain import codec
 from chain.errors import ChainError, MerkleError, ReceiptError
-from chain.receipt import _read_document, commit_headers, epoch_proofs, store_chain_id, verify_committed
+from chain.receipt import (
+    _read_document,
+    commit_headers,
+    epoch_proofs,
+    header_hash,
+    store_chain_id,
+    verify_committed,
+)
 from chain.state import State
 from chain.state_tree import BucketProof, verify_bucket_proof
 from chain.store import LedgerStore
@@ -102,6 +109,13 @@ class StateReceipt:
         return cls(
             doc["chain_id"], doc["key"], doc["bucket"], tuple(doc["headers"]), doc["qc"], tuple(doc["epochs"])
         )
+
+    def claims(self) -> tuple[int, bytes, bytes | None]:
+        """What the receipt says, unverified: its block's height and hash, and the value it
+        lists at the key (``None``: none). Trust comes only from :meth:`verify`."""
+        header = self.headers[0]
+        value = next((v for k, v in self.bucket["entries"] if k == self.key), None)
+        return int(header[1]), header_hash(header), value
 
     def verify(self, genesis: Genesis) -> StateAnswer:
         """Check the receipt offline against the chain's genesis.

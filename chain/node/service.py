@@ -412,12 +412,13 @@ class NodeService:
                     raise
                 last = exc
                 continue
-            answer = receipt.verify(self.genesis)
+            # built from this node's own store: the client verifies it, the node need not
+            height, block_hash, value = receipt.claims()
             return {
                 "key": key.hex(),
-                "value": None if answer.value is None else answer.value.hex(),
-                "height": answer.height,
-                "block_hash": answer.block_hash.hex(),
+                "value": None if value is None else value.hex(),
+                "height": height,
+                "block_hash": block_hash.hex(),
                 "receipt": receipt.to_bytes().hex(),
             }
         assert last is not None

@@ -38,6 +38,7 @@ def test_present_and_absent_keys_verify_with_the_value(chain: LocalConsortium) -
     assert answer.value == chain.replicas[0].app.state.get(key) is not None
     assert codec.decode(answer.value)["kind"] == "work"
     assert answer.height == chain.replicas[0].store.head_height()
+    assert receipt.claims() == (answer.height, answer.block_hash, answer.value)
     missing = anchor_key(b"\xee" * 32)
     assert _receipt(chain, missing).verify(chain.genesis).value is None
 
