@@ -33,3 +33,7 @@ class RobotsDisallowedError(CrawlError):
 
 class ScanStoreError(CrawlError):
     """The scan directory or its database is missing, corrupt, or from another format."""
+
+
+class BrowserError(CrawlError):
+    """The headless browser is missing, failed to start, or crashed during a page."""
