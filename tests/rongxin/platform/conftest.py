@@ -7,6 +7,7 @@ import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
@@ -34,7 +35,7 @@ class Stack:
     node: Node
     node_url: str
     config: PlatformConfig
-    app: object
+    app: Any
     chain: ChainView
 
 
@@ -53,7 +54,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             store.create_user(role.replace("_", "-"), PASSWORD, {role}, display=f"{role} user")
         app = create_app(config, chain=chain, store=store)
         yield Stack(node, url, config, app, chain)
-        close_app(app)  # type: ignore[arg-type]
+        close_app(app)
     node.consortium.close()
 
 
@@ -75,5 +76,5 @@ def login(client: TestClient, user: str, password: str = PASSWORD) -> TestClient
 
 
 def client_of(stack: Stack, user: str | None = None) -> TestClient:
-    c = TestClient(stack.app, base_url="http://127.0.0.1")  # type: ignore[arg-type]
+    c = TestClient(stack.app, base_url="http://127.0.0.1")
     return login(c, user) if user else c

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rongxin.platform.accounts import THROTTLE_FAILURES, AccountError, AccountStore
@@ -37,7 +39,7 @@ def test_login_rotates_the_session_id_and_sets_strict_cookie_flags(stack: Stack)
 def test_cookie_is_secure_over_https(stack: Stack) -> None:
     from fastapi.testclient import TestClient
 
-    c = TestClient(stack.app, base_url="https://127.0.0.1")  # type: ignore[arg-type]
+    c = TestClient(stack.app, base_url="https://127.0.0.1")
     page = c.get("/login")
     assert "Secure" in page.headers["set-cookie"]
     r = c.post(
@@ -53,7 +55,7 @@ def test_csrf_refused_without_or_with_a_wrong_token(stack: Stack) -> None:
     for data in ({}, {"csrf": "forged"}, {"csrf": ""}):
         r = c.post("/admin/users", data={"name": "mallory", "password": PASSWORD, "roles": "admin", **data})
         assert r.status_code == 403
-    assert stack.app.state.platform.store.user("mallory") is None  # type: ignore[attr-defined]
+    assert stack.app.state.platform.store.user("mallory") is None
     # another session's token does not work either
     other = client_of(stack, "editor")
     token = csrf_of(other.get("/works").text)
@@ -64,12 +66,12 @@ def test_csrf_refused_without_or_with_a_wrong_token(stack: Stack) -> None:
     # and the login form itself needs its token
     fresh = client_of(stack)
     assert fresh.post("/login", data={"username": "admin", "password": PASSWORD}).status_code == 403
-    events = [e["event"] for e in stack.app.state.platform.audit.read()]  # type: ignore[attr-defined]
+    events = [e["event"] for e in stack.app.state.platform.audit.read()]
     assert "csrf.refused" in events
 
 
 def test_wrong_password_then_throttled_even_with_the_right_one(stack: Stack) -> None:
-    stack.app.state.platform.store.create_user("victim", PASSWORD, {"editor"})  # type: ignore[attr-defined]
+    stack.app.state.platform.store.create_user("victim", PASSWORD, {"editor"})
     c = client_of(stack)
     for _ in range(THROTTLE_FAILURES):
         page = c.get("/login")
@@ -80,7 +82,7 @@ def test_wrong_password_then_throttled_even_with_the_right_one(stack: Stack) -> 
     page = c.get("/login")
     r = c.post("/login", data={"username": "victim", "password": PASSWORD, "csrf": csrf_of(page.text)})
     assert r.status_code == 429
-    events = [e for e in stack.app.state.platform.audit.read() if e.get("name") == "victim"]  # type: ignore[attr-defined]
+    events = [e for e in stack.app.state.platform.audit.read() if e.get("name") == "victim"]
     assert [e["event"] for e in events][-1] == "login.throttled"
     assert all(PASSWORD not in str(e) for e in events)
 
@@ -103,8 +105,8 @@ def test_language_switch(stack: Stack) -> None:
     assert "Explorer" in c.get("/").text
 
 
-def test_account_store_rules(tmp_path: pytest.TempPathFactory) -> None:
-    store = AccountStore(tmp_path / "a.sqlite", hasher=FAST_HASHER)  # type: ignore[operator]
+def test_account_store_rules(tmp_path: Path) -> None:
+    store = AccountStore(tmp_path / "a.sqlite", hasher=FAST_HASHER)
     with pytest.raises(AccountError, match="at least 12"):
         store.create_user("li", "short", {"editor"})
     with pytest.raises(AccountError, match="unknown role"):
@@ -118,6 +120,6 @@ def test_account_store_rules(tmp_path: pytest.TempPathFactory) -> None:
     assert row.startswith("$argon2id$") and PASSWORD not in row
     sid, _ = store.new_session("li")
     assert store.session(sid) is not None
-    assert sid.encode() not in (tmp_path / "a.sqlite").read_bytes()  # type: ignore[operator]
+    assert sid.encode() not in (tmp_path / "a.sqlite").read_bytes()
     store.set_active("li", False)
     assert store.session(sid) is None and store.authenticate("li", PASSWORD) is None

@@ -40,14 +40,14 @@ ROUTES: list[tuple[str, str, str]] = [
 
 def _api_routes(app: object) -> list[object]:
     out: list[object] = []
-    for r in app.routes:  # type: ignore[attr-defined]
+    for r in app.routes:
         inner = getattr(r, "original_router", None)
         out.extend(inner.routes if inner is not None else [r])
     return [r for r in out if hasattr(r, "dependant")]
 
 
 def _permission(route: object) -> str | None:
-    for dep in route.dependant.dependencies:  # type: ignore[attr-defined]
+    for dep in route.dependant.dependencies:
         if hasattr(dep.call, "permission"):
             return str(dep.call.permission)
     return None
@@ -60,23 +60,23 @@ def test_the_table_covers_every_route_of_the_app(stack: Stack) -> None:
     """Every route but sign-in, sign-out and the language switch requires a permission,
     the one this table expects, and every route is in the table."""
     table = {(m, p.split("?")[0]) for m, p, _ in ROUTES}
-    seen = set()
-    static = {(m, r.path) for r in _api_routes(stack.app) for m in r.methods if "{" not in r.path}  # type: ignore[attr-defined]
+    seen: set[tuple[str, str]] = set()
+    static = {(m, r.path) for r in _api_routes(stack.app) for m in r.methods if "{" not in r.path}
     for route in _api_routes(stack.app):
-        for method in route.methods:  # type: ignore[attr-defined]
-            key = (method, route.path)  # type: ignore[attr-defined]
+        for method in route.methods:
+            key = (method, route.path)
             perm = _permission(route)
             if key in PUBLIC:
                 assert perm is None
                 continue
             assert perm in PERMISSIONS, key
-            pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", route.path) + "$"  # type: ignore[attr-defined]
+            pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", route.path) + "$"
             rows = [
                 (m, p, q)
                 for m, p, q in ROUTES
                 if m == method
                 and re.match(pattern, p.split("?")[0])
-                and ("{" not in route.path or (m, p.split("?")[0]) not in static)  # type: ignore[attr-defined]
+                and ("{" not in route.path or (m, p.split("?")[0]) not in static)
             ]
             assert rows, f"{key} is not in the role test table"
             assert all(q == perm for _, _, q in rows), key
@@ -100,7 +100,7 @@ def test_each_role_on_each_route(stack: Stack, role: str) -> None:
         else:
             assert r.status_code == 403, (role, method, path, r.status_code)
             assert "您无权访问此页面" in r.text
-    denied = [e for e in stack.app.state.platform.audit.read() if e["event"] == "authz.denied"]  # type: ignore[attr-defined]
+    denied = [e for e in stack.app.state.platform.audit.read() if e["event"] == "authz.denied"]
     assert any(e["user"] == role.replace("_", "-") for e in denied) == any(
         not allowed(role, p) for _, _, p in ROUTES
     )
