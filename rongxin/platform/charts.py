@@ -68,7 +68,7 @@ def production_svg(
     secs = span / 1000
     parts.append(
         f'<text x="{pad_l}" y="{height - 5}" font-size="11" fill="#555">'
-        f"{escape(label)} · {len(rows)} blocks · {secs:.0f} s</text>"
+        f"#{rows[0][0]} – #{rows[-1][0]} · {secs:.0f} s</text>"
     )
     parts.append("</svg>")
     return "".join(parts)
