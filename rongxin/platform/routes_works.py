@@ -15,7 +15,7 @@ from forensics.errors import ForensicsError
 from rongxin.platform.accounts import Session
 from rongxin.platform.chainview import ChainUnavailable
 from rongxin.platform.web import CSRF, audit, platform_of, redirect, render, require
-from rongxin.platform.workstore import UploadError, work_id_from
+from rongxin.platform.workstore import UploadError
 
 router = APIRouter(prefix="/works")
 VIEW = require("works.view")
@@ -64,19 +64,9 @@ async def register_work(request: Request, session: Annotated[Session, Depends(RE
     if not isinstance(upload, UploadFile) or not upload.filename:
         return render(request, "work_new.html", status=400, error="choose a file to upload")
     filename = upload.filename[:255]
+    meta = {"title": title, "owner": owner, "registered_by": session.user.name if session.user else ""}
     try:
-        path = await run_in_threadpool(p.works.save_upload, upload.file, filename)
-        from chain.crypto.sm3 import sm3_file
-
-        digest = sm3_file(path).hex()
-        work_id = wanted_id or work_id_from(filename, digest)
-        meta = {
-            "title": title,
-            "owner": owner,
-            "filename": filename,
-            "registered_by": session.user.name if session.user else "",
-        }
-        reg = await run_in_threadpool(p.works.register, path, work_id, meta)
+        reg = await run_in_threadpool(p.works.add, upload.file, filename, meta, wanted_id)
     except (UploadError, ForensicsError) as exc:
         audit(request, "work.register", ok=False, filename=filename, reason=str(exc)[:200])
         return render(request, "work_new.html", status=422, error=str(exc))

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from chain.crypto.sm3 import sm3_file
 from forensics.errors import ForensicsError
 from forensics.types import Registration
 from rongxin.platform.config import PlatformError
@@ -173,6 +174,24 @@ class WorkStore:
         kept = self.uploads / f"{reg.content_digest.hex()}{path.suffix}"
         os.replace(path, kept)
         return reg
+
+    def add(
+        self, stream: IO[bytes], filename: str, metadata: dict[str, Any], work_id: str = ""
+    ) -> Registration:
+        """Save an upload and register it (id from the file name and content when not given).
+
+        Raises
+        ------
+        UploadError, ForensicsError
+            As :meth:`save_upload` and :meth:`register`.
+        """
+        path = self.save_upload(stream, filename)
+        try:
+            work_id = work_id or work_id_from(filename, sm3_file(path).hex())
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return self.register(path, work_id, {**metadata, "filename": filename})
 
     def save_receipt(self, work_id: str, receipt: bytes) -> None:
         """Keep the receipt of the transaction that anchored ``work_id``'s fingerprint."""

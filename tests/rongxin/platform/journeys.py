@@ -20,8 +20,14 @@ def shots_dir(default: Path) -> Path:
 
 
 def shot(page: Any, shots: Path, name: str) -> None:
-    """A screenshot of the page at laptop width (PNG, small)."""
-    page.screenshot(path=str(shots / f"{name}.png"), full_page=False)
+    """A screenshot of the page at laptop width, as a small palette PNG."""
+    from PIL import Image
+
+    path = shots / f"{name}.png"
+    page.screenshot(path=str(path), full_page=False)
+    with Image.open(path) as img:
+        small = img.convert("RGB").quantize(colors=96)
+    small.save(path, optimize=True)
 
 
 def sign_in(page: Any, base: str, user: str, password: str) -> None:

@@ -13,6 +13,9 @@ import pytest
 from numpy.typing import NDArray
 
 from crawlers.browser import launch
+from rongxin.platform.app import close_app, create_app
+from rongxin.platform.config import load_config
+from rongxin.platform.deploy import DEMO_PASSWORD, start_demo
 from tests.chain.api.harness import serve
 from tests.forensics.conftest import write_image
 from tests.rongxin.platform.conftest import PASSWORD, Stack
@@ -113,5 +116,36 @@ def test_journeys_in_chromium(stack: Stack, photos: dict[str, NDArray[np.uint8]]
 
 
 @pytest.mark.slow
-def test_placeholder() -> None:
-    pass
+def test_journeys_against_node_processes(
+    photos: dict[str, NDArray[np.uint8]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo deployment: four node processes on loopback, the member's platform reading
+    them through the SDK; sign in, register a work, find its digest, verify its receipt."""
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[3]))
+    seeds = [write_image(tmp_path / f"{n}.jpg", photos[n]) for n in sorted(photos)[2:5]]
+    image = write_image(tmp_path / "harbour.jpg", photos[sorted(photos)[0]])
+    deployment = start_demo(tmp_path / "demo", images=seeds, scrypt_n=1 << 10)
+    shots = shots_dir(tmp_path / "shots")
+    try:
+        app = create_app(load_config(deployment.config))
+        with serve(app) as base, launch() as browser:
+            page = browser.new_context(
+                viewport={"width": 1280, "height": 800}, accept_downloads=True
+            ).new_page()
+            sign_in(page, base, "legal-staff", DEMO_PASSWORD)
+            register_work(page, base, image, "港口晨景", "县法律服务中心")
+            assert page.locator("#anchored").is_visible(), page.content()[:2000]
+            fingerprint = page.inner_text("#fingerprint")
+            page.goto(f"{base}/works")
+            assert page.locator("#works tbody tr").count() == len(seeds) + 1
+            verdict = verify_digest_in_explorer(page, base, fingerprint, tmp_path)
+            assert "回执有效" in verdict, verdict
+            page.goto(f"{base}/explorer/nodes")
+            assert page.locator("#nodes tr.up").count() == len(deployment.entries)
+            shot(page, shots, "nodes")
+            page.goto(f"{base}/explorer")
+            shot(page, shots, "explorer-network")
+            sign_out(page)
+        close_app(app)
+    finally:
+        deployment.stop()
