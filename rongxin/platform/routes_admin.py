@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from rongxin.platform.accounts import AccountError, Session
-from rongxin.platform.web import CSRF, audit, platform_of, redirect, render, require
+from rongxin.platform.web import audit, platform_of, redirect, render, require
 
 router = APIRouter(prefix="/admin")
 MANAGE = require("users.manage")
@@ -22,7 +22,7 @@ def users(request: Request, session: Annotated[Session, Depends(MANAGE)], done: 
     )
 
 
-@router.post("/users", dependencies=[CSRF])
+@router.post("/users")
 async def create_user(request: Request, session: Annotated[Session, Depends(MANAGE)]) -> Response:
     """Create a user from the form (name, display name, password, roles)."""
     form = await request.form()
@@ -37,7 +37,7 @@ async def create_user(request: Request, session: Annotated[Session, Depends(MANA
     return redirect("/admin/users?done=1")
 
 
-@router.post("/users/{name}", dependencies=[CSRF])
+@router.post("/users/{name}")
 async def change_user(request: Request, name: str, session: Annotated[Session, Depends(MANAGE)]) -> Response:
     """``action`` = ``roles`` (with ``roles``), ``password`` (with ``password``), ``disable``, ``enable``."""
     form = await request.form()

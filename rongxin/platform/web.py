@@ -135,7 +135,8 @@ def audit(request: Request, event: str, **fields: Any) -> None:
 
 
 def require(permission: str) -> Callable[[Request], Awaitable[Session]]:
-    """A dependency: the signed-in session if its user holds ``permission``."""
+    """A dependency: the signed-in session if its user holds ``permission`` (and, for a
+    state-changing request, sent the session's CSRF token)."""
 
     async def dependency(request: Request) -> Session:
         session = page_session(request)
@@ -146,6 +147,8 @@ def require(permission: str) -> Callable[[Request], Awaitable[Session]]:
                 request, "authz.denied", permission=permission, method=request.method, path=request.url.path
             )
             raise Denied()
+        if request.method not in ("GET", "HEAD"):
+            await check_csrf(request)  # after the role check: no body is read for a refused user
         request.state.permission = permission
         return session
 

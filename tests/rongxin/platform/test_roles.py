@@ -115,3 +115,17 @@ def test_signed_out_requests_go_to_the_login_page_or_get_401(stack: Stack) -> No
         else:
             token = csrf_of(c.get("/login").text)
             assert c.post(path, data={"csrf": token}, follow_redirects=False).status_code == 401, path
+
+
+def test_every_post_route_refuses_a_missing_or_foreign_csrf_token(stack: Stack) -> None:
+    """For a user the route allows: no token, an empty one, another session's token."""
+    foreign = csrf_of(client_of(stack, "editor").get("/works").text)
+    for method, path, permission in ROUTES:
+        if method != "POST":
+            continue
+        role = next(r for r in ROLES if allowed(r, permission))
+        c = client_of(stack, role.replace("_", "-"))
+        for data in ({}, {"csrf": ""}, {"csrf": foreign}):
+            r = c.post(path, data={"action": "disable", "name": "x", **data}, follow_redirects=False)
+            assert r.status_code == 403, (path, data)
+    assert stack.app.state.platform.store.user("editor").active
