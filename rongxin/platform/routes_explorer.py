@@ -22,6 +22,8 @@ router = APIRouter(prefix="/explorer")
 VIEW = require("explorer.view")
 VERIFY = require("receipt.verify")
 PAGE = 20
+BLOCK_TXS = 500
+"""Transactions listed on a block's page (the count shows them all)."""
 MAX_RECEIPT_UPLOAD = 4 * 1024 * 1024
 
 
@@ -67,7 +69,8 @@ def block(request: Request, height: int, session: Annotated[Session, Depends(VIE
         return _not_found(request, f"block {height}")
     except ChainUnavailable as exc:
         return _unavailable(request, exc)
-    return render(request, "block.html", block=doc)
+    txs = doc.get("txs", [])
+    return render(request, "block.html", block=doc, txs=txs[:BLOCK_TXS], tx_count=len(txs))
 
 
 @router.get("/txs/{tx_id}", response_class=HTMLResponse)

@@ -17,7 +17,6 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,6 +24,7 @@ from chain.crypto.sm3 import sm3_file
 from forensics.errors import ForensicsError
 from forensics.types import Registration
 from rongxin.platform.config import PlatformError
+from rongxin.platform.workindex import WorkIndex, WorkRow
 
 CHUNK = 1024 * 1024
 _SUFFIX = re.compile(r"^\.[a-z0-9]{1,8}$")
@@ -73,6 +73,7 @@ class WorkStore:
         self.receipts = data_dir / "receipts"
         self.max_bytes = max_bytes
         self._lib: Any = None
+        self._index: WorkIndex | None = None
         self._lock = threading.Lock()
 
     @property
@@ -85,12 +86,23 @@ class WorkStore:
                 self._lib = Library(self.library_dir)
             return self._lib
 
+    @property
+    def index(self) -> WorkIndex:
+        """The search index of the works pages (opened on first use)."""
+        with self._lock:
+            if self._index is None:
+                self._index = WorkIndex(self.uploads.parent / "works-index.sqlite")
+            return self._index
+
     def close(self) -> None:
-        """Close the library."""
+        """Close the library and the index."""
         with self._lock:
             if self._lib is not None:
                 self._lib.close()
                 self._lib = None
+            if self._index is not None:
+                self._index.close()
+                self._index = None
 
     def count(self) -> int:
         """How many works are registered."""
@@ -98,32 +110,13 @@ class WorkStore:
 
     def search(
         self, q: str = "", kind: str = "", offset: int = 0, limit: int = 50
-    ) -> tuple[list[Registration], bool]:
+    ) -> tuple[list[WorkRow], bool]:
         """Works whose id, title, owner or file name contains ``q`` (case-insensitive), of
-        ``kind`` if given; one page from ``offset`` and whether more follow."""
-        needle = q.strip().lower()
-        out: list[Registration] = []
-        skipped = 0
-        for reg in self._iter():
-            if kind and reg.kind != kind:
-                continue
-            if needle:
-                meta = reg.metadata
-                hay = " ".join(
-                    [reg.work_id, *(str(meta.get(k, "")) for k in ("title", "owner", "filename"))]
-                ).lower()
-                if needle not in hay:
-                    continue
-            if skipped < offset:
-                skipped += 1
-                continue
-            if len(out) == limit:
-                return out, True
-            out.append(reg)
-        return out, False
-
-    def _iter(self) -> Iterator[Registration]:
-        return iter(self.library.works())
+        ``kind`` if given, newest first; one page from ``offset`` and whether more follow."""
+        index = self.index
+        if index.count() != self.count():
+            index.rebuild(self.library.works())
+        return index.search(q, kind, offset, limit)
 
     def get(self, work_id: str) -> Registration | None:
         """The registration of ``work_id``, or ``None``."""
@@ -173,6 +166,7 @@ class WorkStore:
             raise
         kept = self.uploads / f"{reg.content_digest.hex()}{path.suffix}"
         os.replace(path, kept)
+        self.index.add(reg)
         return reg
 
     def add(

@@ -111,3 +111,20 @@ def test_an_oversized_request_is_refused_before_it_is_read(stack: Stack) -> None
         headers={"content-length": str(limit + 1), "content-type": "multipart/form-data"},
     )
     assert r.status_code == 413
+
+
+def test_works_registered_outside_the_platform_appear_and_search_is_literal(
+    tmp_path: Path, photos: dict[str, NDArray[np.uint8]]
+) -> None:
+    store = WorkStore(tmp_path / "lib", tmp_path / "data", max_bytes=10 * 1024 * 1024)
+    rgb = photos[sorted(photos)[3]]
+    with open(write_image(tmp_path / "a.jpg", rgb), "rb") as fh:
+        store.add(fh, "a.jpg", {"title": "100% pure_gold"})
+    store.library.register(rgb[::2, ::2].copy(), "from-the-cli", {"title": "100x pureXgold"})
+    assert {r.work_id for r in store.search()[0]} == {"from-the-cli", store.search("100%")[0][0].work_id}
+    assert [r.title for r in store.search("100%")[0]] == ["100% pure_gold"]
+    assert [r.title for r in store.search("pure_gold")[0]] == ["100% pure_gold"]
+    page, more = store.search(limit=1)
+    assert len(page) == 1 and more
+    assert store.search(kind="audio") == ([], False)
+    store.close()
