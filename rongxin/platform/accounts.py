@@ -50,6 +50,8 @@ THROTTLE_FAILURES = 5
 THROTTLE_ADDRESS_FAILURES = 30
 """Failed logins from one client address (an office behind one NAT) within the window."""
 THROTTLE_WINDOW_S = 15 * 60
+ANONYMOUS_SESSION_S = 3600
+"""Lifetime of a session before sign-in (it only carries the login form's CSRF token)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -251,7 +253,8 @@ class AccountStore:
         digest = sm3(sid.encode())
         csrf = secrets.token_urlsafe(32)
         now = _now_ms()
-        expires = now + self.session_s * 1000
+        lifetime = self.session_s if user else min(self.session_s, ANONYMOUS_SESSION_S)
+        expires = now + lifetime * 1000
         with self._lock, self._db:
             self._db.execute("DELETE FROM sessions WHERE expires_ms < ?", (now,))
             self._db.execute(

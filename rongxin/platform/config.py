@@ -11,6 +11,7 @@
     nodes = ["http://127.0.0.1:26657"]    # consortium nodes shown on the operations page
     admin_password_file = "admin.pass"    # bootstraps user "admin" when no admin exists
     secure_cookies = "auto"               # "auto" (Secure when the request is https), true, false
+    behind_proxy = false                  # true: trust X-Forwarded-For/-Proto from 127.0.0.1
     language = "zh"                       # default language: "zh" or "en"
     max_upload_mb = 512
     session_hours = 12
@@ -51,6 +52,7 @@ class PlatformConfig:
     nodes: tuple[str, ...] = ()
     admin_password_file: Path | None = None
     secure_cookies: str = "auto"
+    behind_proxy: bool = False
     language: str = "zh"
     max_upload_bytes: int = 512 * 1024 * 1024
     session_s: int = 12 * 3600
@@ -66,6 +68,7 @@ _KEYS = {
     "nodes",
     "admin_password_file",
     "secure_cookies",
+    "behind_proxy",
     "language",
     "max_upload_mb",
     "session_hours",
@@ -133,6 +136,9 @@ def load_config(path: str | os.PathLike[str]) -> PlatformConfig:
         secure = "always" if secure else "never"
     if secure not in ("auto", "always", "never"):
         raise ConfigError(f'{p}: [platform] secure_cookies: true, false or "auto"')
+    behind_proxy = section.get("behind_proxy", False)
+    if not isinstance(behind_proxy, bool):
+        raise ConfigError(f"{p}: [platform] behind_proxy: true or false")
     lang = section.get("language", "zh")
     if lang not in ("zh", "en"):
         raise ConfigError(f'{p}: [platform] language: "zh" or "en"')
@@ -157,6 +163,7 @@ def load_config(path: str | os.PathLike[str]) -> PlatformConfig:
         nodes=tuple(n.rstrip("/") for n in nodes),
         admin_password_file=path_of("admin_password_file", None),
         secure_cookies=secure,
+        behind_proxy=behind_proxy,
         language=lang,
         max_upload_bytes=upload_mb * 1024 * 1024,
         session_s=hours * 3600,

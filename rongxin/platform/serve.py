@@ -82,7 +82,14 @@ def serve(
         typer.echo(f"demo login: user legal-staff, password {DEMO_PASSWORD}; other users: {users}")
         typer.echo("Ctrl-C stops the platform and the demo nodes.")
     try:
-        uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", proxy_headers=False)
+        uvicorn.run(
+            app,
+            host=cfg.host,
+            port=cfg.port,
+            log_level="warning",
+            proxy_headers=cfg.behind_proxy,  # client address and scheme from a local reverse proxy
+            forwarded_allow_ips="127.0.0.1" if cfg.behind_proxy else None,
+        )
     finally:
         close_app(app)
         if deployment is not None:

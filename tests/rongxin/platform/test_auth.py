@@ -118,8 +118,10 @@ def test_account_store_rules(tmp_path: Path) -> None:
         store.create_user("li", PASSWORD, {"editor"})
     row = store._db.execute("SELECT pw_hash FROM users").fetchone()[0]
     assert row.startswith("$argon2id$") and PASSWORD not in row
-    sid, _ = store.new_session("li")
+    sid, signed_in = store.new_session("li")
     assert store.session(sid) is not None
+    _, anonymous = store.new_session(None)
+    assert anonymous.expires_ms - signed_in.expires_ms < -3_000_000  # an hour, not the session's 12
     assert sid.encode() not in (tmp_path / "a.sqlite").read_bytes()
     store.set_active("li", False)
     assert store.session(sid) is None and store.authenticate("li", PASSWORD) is None

@@ -35,6 +35,7 @@ def _config(tmp_path: Path, body: str) -> Path:
         ("[platform]\nmax_upload_mb = -1\n", "positive"),
         ('[platform]\nsecure_cookies = "sometimes"\n', "secure_cookies"),
         ("[platform\n", "not a readable TOML"),
+        ('[platform]\nbehind_proxy = "yes"\n', "behind_proxy"),
     ],
 )
 def test_bad_configurations_name_the_key(tmp_path: Path, body: str, message: str) -> None:
@@ -45,7 +46,7 @@ def test_bad_configurations_name_the_key(tmp_path: Path, body: str, message: str
 def test_config_paths_are_relative_to_the_file(tmp_path: Path) -> None:
     c = load_config(_config(tmp_path, '[platform]\nclient = "m/client.toml"\nsecure_cookies = true\n'))
     assert c.client == (tmp_path / "m" / "client.toml").resolve()
-    assert c.secure_cookies == "always"
+    assert c.secure_cookies == "always" and not c.behind_proxy
     with pytest.raises(ConfigError, match="no platform configuration"):
         load_config(tmp_path / "missing.toml")
 
