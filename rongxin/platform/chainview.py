@@ -65,6 +65,17 @@ class NodeProbe:
     latency_ms: float = 0.0
 
 
+def heartbeat(probes: Sequence[NodeProbe]) -> list[tuple[str, str, int | None]]:
+    """``(name, state, height)`` per node for :func:`~rongxin.platform.charts.heartbeat_svg`."""
+    out = []
+    for p in probes:
+        name = str(p.status.get("node") or p.url)
+        height = p.status.get("height")
+        state = "down" if not p.online else ("catching-up" if p.status.get("catching_up") else "up")
+        out.append((name, state, height if isinstance(height, int) else None))
+    return out
+
+
 def probe_nodes(urls: Sequence[str], timeout_s: float = 2.0) -> list[NodeProbe]:
     """Ask each node's public ``/status`` (bounded answer size and time)."""
     out = []

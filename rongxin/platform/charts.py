@@ -89,3 +89,35 @@ def bars_svg(items: Sequence[tuple[str, float]], width: int = 360, row: int = 22
         parts.append(f'<text x="{114 + w:.1f}" y="{y + 14}" font-size="12">{value:g}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def heartbeat_svg(nodes: Sequence[tuple[str, str, int | None]], width: int = 720) -> str:
+    """The consortium at a glance: one disc per node, green online, amber catching up, red
+    offline, with its name and height (names escaped).
+
+    Parameters
+    ----------
+    nodes : sequence of (name, state, height)
+        ``state`` is ``"up"``, ``"catching-up"`` or ``"down"``.
+    """
+    colours = {"up": "#2e9d4f", "catching-up": "#d9822b", "down": "#c0392b"}
+    per_row = max(1, min(len(nodes), width // 120))
+    rows = (len(nodes) + per_row - 1) // per_row
+    height = max(1, rows) * 90
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" role="img">'
+    ]
+    for i, (name, state, h) in enumerate(nodes):
+        x = 60 + (i % per_row) * 120
+        y = 30 + (i // per_row) * 90
+        fill = colours.get(state, colours["down"])
+        parts.append(
+            f'<circle cx="{x}" cy="{y}" r="18" fill="{fill}"><title>{escape(name)}: {state}</title></circle>'
+        )
+        parts.append(f'<text x="{x}" y="{y + 36}" font-size="12" text-anchor="middle">{escape(name)}</text>')
+        label = "—" if h is None else f"#{h}"
+        parts.append(
+            f'<text x="{x}" y="{y + 5}" font-size="10" fill="#fff" text-anchor="middle">{label}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)

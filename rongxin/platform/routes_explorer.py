@@ -14,8 +14,8 @@ from chain.client.common import AnchoredDigest
 from chain.errors import ChainError
 from chain.receipt import Receipt, verify_anchored_digest, verify_receipt
 from rongxin.platform.accounts import Session
-from rongxin.platform.chainview import ChainUnavailable, classify_query, probe_nodes
-from rongxin.platform.charts import production_svg
+from rongxin.platform.chainview import ChainUnavailable, classify_query, heartbeat, probe_nodes
+from rongxin.platform.charts import heartbeat_svg, production_svg
 from rongxin.platform.web import audit, platform_of, redirect, render, require
 
 router = APIRouter(prefix="/explorer")
@@ -189,7 +189,7 @@ def validators(request: Request, session: Annotated[Session, Depends(VIEW)]) -> 
 def nodes(request: Request, session: Annotated[Session, Depends(VIEW)]) -> Response:
     """Each consortium node's heartbeat: online, height, head age, round, peers."""
     probes = probe_nodes(platform_of(request).config.nodes)
-    return render(request, "nodes.html", probes=probes)
+    return render(request, "nodes.html", probes=probes, map=heartbeat_svg(heartbeat(probes)))
 
 
 @router.get("/receipts", response_class=HTMLResponse)

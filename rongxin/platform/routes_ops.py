@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from rongxin.platform.accounts import Session
-from rongxin.platform.chainview import probe_nodes
-from rongxin.platform.charts import bars_svg
+from rongxin.platform.chainview import heartbeat, probe_nodes
+from rongxin.platform.charts import bars_svg, heartbeat_svg
 from rongxin.platform.web import platform_of, render, require
 
 router = APIRouter()
@@ -27,7 +27,15 @@ def ops(request: Request, session: Annotated[Session, Depends(require("ops.view"
         [(pr.status.get("node", pr.url), float(pr.status.get("mempool", 0))) for pr in probes]
     )
     events = p.audit.read()[-AUDIT_ROWS:][::-1]
-    return render(request, "ops.html", probes=probes, heights=heights, mempools=mempools, events=events)
+    return render(
+        request,
+        "ops.html",
+        probes=probes,
+        map=heartbeat_svg(heartbeat(probes)),
+        heights=heights,
+        mempools=mempools,
+        events=events,
+    )
 
 
 def _not_yet(permission: str, title: str, template_title: str) -> None:

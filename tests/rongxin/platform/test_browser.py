@@ -100,6 +100,24 @@ def test_journeys_in_chromium(stack: Stack, photos: dict[str, NDArray[np.uint8]]
         sign_in(page, base, "wang.fang", "a long enough password")
         assert "审计员" in page.content()
         context.close()
+
+        # a tablet held upright: no page is wider than the screen
+        tablet = browser.new_context(viewport={"width": 768, "height": 1024}, has_touch=True)
+        page = tablet.new_page()
+        sign_in(page, base, "auditor", PASSWORD)
+        for path in (
+            "/",
+            "/explorer",
+            "/works",
+            url.removeprefix(base),
+            "/explorer/receipts",
+            "/ops",
+            "/explorer/nodes",
+        ):
+            page.goto(f"{base}{path}")
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 768, (path, width)
+        tablet.close()
     for name in (
         "login",
         "home",

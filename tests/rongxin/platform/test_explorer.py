@@ -8,7 +8,8 @@ import pytest
 
 from chain.localnet import LocalConsortium
 from chain.types import Role
-from rongxin.platform.chainview import classify_query
+from rongxin.platform.chainview import classify_query, heartbeat, probe_nodes
+from rongxin.platform.charts import heartbeat_svg
 from tests.rongxin.platform.conftest import Stack, client_of, csrf_of
 
 
@@ -96,3 +97,16 @@ def test_anchor_page_and_receipt_checker(stack: Stack, anchored: dict[str, objec
     assert status == 422 and "proof file" in text
     events = [e for e in stack.app.state.platform.audit.read() if e["event"] == "receipt.verify"]
     assert {e["ok"] for e in events} == {True, False}
+
+
+def test_heartbeat_map_marks_a_node_that_does_not_answer(stack: Stack) -> None:
+    probes = probe_nodes([stack.node_url, "http://127.0.0.1:9"], timeout_s=1.0)
+    assert [p.online for p in probes] == [True, False]
+    beats = heartbeat(probes)
+    assert (
+        beats[0][1] == "up" and beats[0][2] is not None and beats[1] == ("http://127.0.0.1:9", "down", None)
+    )
+    svg = heartbeat_svg([*beats, ("<script>", "up", 1)])
+    assert svg.count("<circle") == 3 and "#c0392b" in svg and "<script>" not in svg
+    page = client_of(stack, "operator").get("/explorer/nodes").text
+    assert 'id="heartbeat"' in page and "<circle" in page
