@@ -143,6 +143,17 @@ ZH: Final[dict[str, str]] = {
     "Welcome": "欢迎",
     "Seconds since the last block": "距最新区块秒数",
     "Page": "页",
+    "Find in the library": "在作品库中查找",
+    "Choose a file (a suspected copy): the registered works found in it are listed.": (
+        "选择一个文件（疑似复制品），列出其中发现的已登记作品。"
+    ),
+    "Find": "查找",
+    "No registered work was found in": "未发现已登记作品：",
+    "Works found in": "发现的作品：",
+    "Score": "得分",
+    "Threshold": "阈值",
+    "Evidence": "证据",
+    "The file could not be examined": "无法检查该文件",
 }
 """English interface text -> Chinese."""
 

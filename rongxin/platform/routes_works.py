@@ -12,6 +12,7 @@ from starlette.datastructures import UploadFile
 from chain.errors import ChainError
 from chain.receipt import Receipt, verify_anchored_digest
 from forensics.errors import ForensicsError
+from rongxin.cli_works import evidence_line
 from rongxin.platform.accounts import Session
 from rongxin.platform.chainview import ChainUnavailable
 from rongxin.platform.web import audit, platform_of, redirect, render, require
@@ -90,6 +91,30 @@ async def register_work(request: Request, session: Annotated[Session, Depends(RE
             note = "?anchor=failed"
             audit(request, "work.anchor", work_id=reg.work_id, ok=False, reason=str(exc)[:200])
     return redirect(f"/works/{reg.work_id}{note}")
+
+
+@router.get("/identify", response_class=HTMLResponse)
+def identify_form(request: Request, session: Annotated[Session, Depends(VIEW)]) -> Response:
+    """The form to look a file up among the registered works."""
+    return render(request, "identify.html", matches=None, error=None)
+
+
+@router.post("/identify")
+async def identify(request: Request, session: Annotated[Session, Depends(VIEW)]) -> Response:
+    """Fingerprint an uploaded file and list the registered works found in it (nothing kept)."""
+    p = platform_of(request)
+    form = await request.form()
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return render(request, "identify.html", status=400, matches=None, error="choose a file to upload")
+    try:
+        matches, digest = await run_in_threadpool(p.works.identify, upload.file, upload.filename[:255])
+    except (UploadError, ForensicsError) as exc:
+        audit(request, "work.identify", ok=False, reason=str(exc)[:200])
+        return render(request, "identify.html", status=422, matches=None, error=str(exc))
+    audit(request, "work.identify", ok=True, query_sm3=digest.hex(), found=[m.work_id for m in matches])
+    rows = [(m, p.works.get(m.work_id), evidence_line(m)) for m in matches]
+    return render(request, "identify.html", matches=rows, error=None, query=upload.filename[:255])
 
 
 @router.get("/{work_id}", response_class=HTMLResponse)

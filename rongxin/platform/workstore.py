@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from chain.crypto.sm3 import sm3_file
 from forensics.errors import ForensicsError
-from forensics.types import Registration
+from forensics.types import Match, Registration
 from rongxin.platform.config import PlatformError
 from rongxin.platform.workindex import WorkIndex, WorkRow
 
@@ -186,6 +186,22 @@ class WorkStore:
             path.unlink(missing_ok=True)
             raise
         return self.register(path, work_id, {**metadata, "filename": filename})
+
+    def identify(self, stream: IO[bytes], filename: str, top_k: int = 5) -> tuple[list[Match], bytes]:
+        """Registered works found in an uploaded file (nothing is kept), and its SM3.
+
+        Raises
+        ------
+        UploadError, ForensicsError
+            As :meth:`save_upload`, and the library's refusal to fingerprint the file.
+        """
+        path = self.save_upload(stream, filename)
+        try:
+            digest = sm3_file(path)
+            matches: list[Match] = self.library.identify(path, top_k=top_k)
+        finally:
+            path.unlink(missing_ok=True)
+        return matches, digest
 
     def save_receipt(self, work_id: str, receipt: bytes) -> None:
         """Keep the receipt of the transaction that anchored ``work_id``'s fingerprint."""

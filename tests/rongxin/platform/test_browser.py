@@ -56,6 +56,15 @@ def test_journeys_in_chromium(stack: Stack, photos: dict[str, NDArray[np.uint8]]
         page.goto(f"{base}/works")
         shot(page, shots, "works")
 
+        # a suspected copy (half size, JPEG q40) is found in the library
+        copy = write_image(tmp_path / "suspect.jpg", photos[names[0]][::2, ::2].copy(), quality=40)
+        page.goto(f"{base}/works/identify")
+        page.set_input_files("#identify-file", str(copy))
+        page.click("#find")
+        page.wait_for_selector("#matches, #no-match, #identify-error")
+        assert page.locator("#matches tbody tr").count() >= 1, page.content()[:2000]
+        shot(page, shots, "identify")
+
         # a hostile upload: the forensics error, in words
         register_work(page, base, bogus, "bogus", "x")
         assert page.locator("#upload-error").is_visible()

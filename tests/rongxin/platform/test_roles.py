@@ -27,6 +27,8 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/works", "works.view"),
     ("GET", "/works/no-such-work", "works.view"),
     ("GET", "/works/new", "works.register"),
+    ("GET", "/works/identify", "works.view"),
+    ("POST", "/works/identify", "works.view"),
     ("POST", "/works", "works.register"),
     ("GET", "/cases", "cases.view"),
     ("GET", "/regulator", "query.run"),

@@ -128,3 +128,29 @@ def test_works_registered_outside_the_platform_appear_and_search_is_literal(
     assert len(page) == 1 and more
     assert store.search(kind="audio") == ([], False)
     store.close()
+
+
+def test_identify_finds_a_registered_work_in_a_copy_and_keeps_nothing(
+    stack: Stack, photos: dict[str, NDArray[np.uint8]], tmp_path: Path
+) -> None:
+    names = sorted(photos)
+    c = client_of(stack, "editor")
+    token = csrf_of(c.get("/works/new").text)
+    original = write_image(tmp_path / "orig.png", photos[names[5]]).read_bytes()
+    r = _upload(c, token, f"{names[5]}.png", original, title=names[5])
+    assert r.status_code == 303
+    work_id = r.headers["location"].rsplit("/", 1)[1]
+    copy = write_image(tmp_path / "copy.jpg", photos[names[5]][::2, ::2].copy(), quality=40).read_bytes()
+    reader = client_of(stack, "auditor")
+    token = csrf_of(reader.get("/works/identify").text)
+    found = reader.post("/works/identify", files={"file": ("suspect <b>.jpg", copy)}, data={"csrf": token})
+    assert found.status_code == 200 and 'id="matches"' in found.text and work_id in found.text
+    assert "suspect &lt;b&gt;.jpg" in found.text
+    other = write_image(tmp_path / "other.jpg", photos[names[6]]).read_bytes()
+    none = reader.post("/works/identify", files={"file": ("other.jpg", other)}, data={"csrf": token})
+    assert 'id="no-match"' in none.text
+    bad = reader.post("/works/identify", files={"file": ("x.jpg", b"not an image")}, data={"csrf": token})
+    assert bad.status_code == 422 and 'id="identify-error"' in bad.text
+    assert not list((stack.config.data_dir / "uploads").glob("incoming-*"))
+    events = [e for e in stack.app.state.platform.audit.read() if e["event"] == "work.identify"]
+    assert [e["ok"] for e in events][-3:] == [True, True, False]
