@@ -3,7 +3,10 @@ of parts not built yet."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
@@ -26,7 +29,7 @@ def ops(request: Request, session: Annotated[Session, Depends(require("ops.view"
     mempools = bars_svg(
         [(pr.status.get("node", pr.url), float(pr.status.get("mempool", 0))) for pr in probes]
     )
-    events = p.audit.read()[-AUDIT_ROWS:][::-1]
+    events = tail_events(p.audit.path, AUDIT_ROWS)
     return render(
         request,
         "ops.html",
@@ -36,6 +39,44 @@ def ops(request: Request, session: Annotated[Session, Depends(require("ops.view"
         mempools=mempools,
         events=events,
     )
+
+
+def tail_events(path: Path, rows: int, chunk: int = 256 * 1024) -> list[dict[str, Any]]:
+    """The last ``rows`` events of a JSON-lines audit log, newest first, reading only its
+    tail (the log grows without bound; a torn or foreign line is skipped).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.jsonl"
+    >>> _ = p.write_text("".join(f'{{"n": {i}}}\\n' for i in range(1000)) + '{"torn')
+    >>> [e["n"] for e in tail_events(p, 3, chunk=64)]
+    [999, 998, 997]
+    """
+    if not path.is_file():
+        return []
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        start = size
+        data = b""
+        while start > 0 and data.count(b"\n") <= rows:
+            start = max(0, start - chunk)
+            fh.seek(start)
+            data = fh.read(size - start)
+    lines = data.split(b"\n")
+    if start > 0:
+        lines = lines[1:]  # the first line may be cut
+    out: list[dict[str, Any]] = []
+    for line in reversed(lines):
+        if len(out) == rows:
+            break
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict):
+            out.append(doc)
+    return out
 
 
 def _not_yet(permission: str, title: str, template_title: str) -> None:
