@@ -15,6 +15,7 @@ demonstration on loopback, never a deployment.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -67,7 +68,8 @@ def start_demo(
     scrypt_n: int = 1 << 14,
     port: int = 8480,
 ) -> DemoDeployment:
-    """Create and start the demo deployment in ``directory`` (replaced if it exists).
+    """Create and start the demo deployment in ``directory`` (a previous demo's network,
+    accounts, library and member files there are replaced).
 
     Parameters
     ----------
@@ -86,6 +88,8 @@ def start_demo(
         A node did not come up or the member could not be admitted in time.
     """
     directory.mkdir(parents=True, exist_ok=True)
+    for stale in ("platform-data", "library", "member"):  # a previous demo's chain is gone
+        shutil.rmtree(directory / stale, ignore_errors=True)
     net_dir = directory / "net"
     spec = NetworkSpec(
         consensus=nodes,
