@@ -5,7 +5,8 @@ validator, real SM2 and SQLite; ≤ 1000 transactions per block) and served by t
 real HTTP API (uvicorn on 127.0.0.1). The works index holds W works (the rows the works
 pages read; a few real photos are registered in the forensics library and anchored for
 the work and anchored-digest pages). The platform is served by uvicorn on 127.0.0.1 and
-every page is fetched by a signed-in httpx client, R times each, after one warm-up.
+every page is fetched by a signed-in httpx client, R times each, after a first fetch
+(timed apart: it fills the platform's memory of block summaries).
 
 (Named ``platform_pages.py``: a script called ``platform.py`` would shadow the standard
 library's ``platform`` module for everything it imports.)
@@ -189,7 +190,7 @@ def main() -> None:
                 "work page (anchor verified)": f"/works/{reg.work_id}",
                 "operations": "/ops",
             }
-            with served(app) as base, httpx.Client(base_url=base, timeout=30, follow_redirects=True) as http:
+            with served(app) as base, httpx.Client(base_url=base, timeout=300, follow_redirects=True) as http:
                 page = http.get("/login").text
                 token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
                 r = http.post("/login", data={"username": "bench", "password": PASSWORD, "csrf": token})
@@ -197,9 +198,13 @@ def main() -> None:
                 print(
                     f"\n{txs:,} transactions in {head:,} blocks, {args.works:,} works; {reps} fetches/page\n"
                 )
-                print("| page | p50 ms | p95 ms | max ms | ≤ 200 ms |\n|---|---:|---:|---:|:---:|")
+                print(
+                    "| page | first ms | p50 ms | p95 ms | max ms | ≤ 200 ms |\n|---|---:|---:|---:|---:|:---:|"
+                )
                 for name, path in pages.items():
+                    t = time.perf_counter()
                     first = http.get(path)
+                    first_ms = 1000 * (time.perf_counter() - t)
                     assert first.status_code in (200, 303), (path, first.status_code)
                     times = []
                     for _ in range(reps):
@@ -209,7 +214,7 @@ def main() -> None:
                     times.sort()
                     p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
                     print(
-                        f"| {name} | {statistics.median(times):.1f} | {p95:.1f} | {times[-1]:.1f} | "
+                        f"| {name} | {first_ms:.0f} | {statistics.median(times):.1f} | {p95:.1f} | {times[-1]:.1f} | "
                         f"{'yes' if p95 <= 200 else 'NO'} |"
                     )
             close_app(app)

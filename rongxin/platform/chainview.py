@@ -34,10 +34,12 @@ if TYPE_CHECKING:
     from chain.types import Genesis
 
 _HEX32 = re.compile(r"^[0-9a-fA-F]{64}$")
-BLOCK_CACHE = 20_000
-"""Committed blocks kept in memory (they never change)."""
+BLOCK_CACHE = 100_000
+"""Summaries of committed blocks kept in memory (they never change; about 300 bytes each)."""
 CHART_BLOCKS = 240
 """How many recent blocks the production chart covers."""
+CHART_FETCHES = 10
+"""Most blocks one page load fetches for the chart (beyond those already remembered)."""
 
 
 class ChainUnavailable(PlatformError):
@@ -146,26 +148,44 @@ class ChainView:
         return self._ask("GET", "/status")
 
     def block(self, height: int) -> dict[str, Any]:
-        """The committed block at ``height`` (:class:`LookupError` if there is none)."""
+        """The committed block at ``height`` with its transactions (:class:`LookupError` if
+        there is none); its summary is remembered."""
+        doc = self._ask("GET", f"/blocks/{int(height)}")
+        self._remember(doc)
+        return doc
+
+    def _remember(self, doc: dict[str, Any]) -> dict[str, Any]:
+        summary = {k: doc.get(k) for k in ("height", "hash", "time_ms", "proposer")}
+        summary["tx_count"] = len(doc.get("txs", []))
+        with self._lock:
+            self._blocks[int(doc["height"])] = summary
+            while len(self._blocks) > BLOCK_CACHE:
+                self._blocks.popitem(last=False)
+        return summary
+
+    def summary(self, height: int, fetch: bool = True) -> dict[str, Any] | None:
+        """Height, hash, time, proposer and transaction count of a committed block, from
+        memory, else (``fetch``) from the node; ``None`` when not remembered and not fetched."""
         with self._lock:
             hit = self._blocks.get(height)
             if hit is not None:
                 self._blocks.move_to_end(height)
                 return hit
-        doc = self._ask("GET", f"/blocks/{int(height)}")
-        with self._lock:
-            self._blocks[height] = doc
-            while len(self._blocks) > BLOCK_CACHE:
-                self._blocks.popitem(last=False)
-        return doc
+        return self._remember(self._ask("GET", f"/blocks/{int(height)}")) if fetch else None
 
     def block_by_hash(self, block_hash: str) -> dict[str, Any]:
         """The committed block with this hash (hex)."""
         return self._ask("GET", f"/blocks/hash/{block_hash}")
 
     def blocks(self, top: int, count: int) -> list[dict[str, Any]]:
-        """Up to ``count`` blocks from height ``top`` downwards (height 0 is the genesis, skipped)."""
-        return [self.block(h) for h in range(top, max(0, top - count), -1)]
+        """Summaries of up to ``count`` blocks from height ``top`` downwards (height 0, the
+        genesis, is skipped)."""
+        out = []
+        for h in range(top, max(0, top - count), -1):
+            found = self.summary(h)
+            assert found is not None
+            out.append(found)
+        return out
 
     def transaction(self, tx_id: str) -> dict[str, Any]:
         """A transaction with its status, result, height and index."""
@@ -202,11 +222,20 @@ class ChainView:
             raise ChainUnavailable(f"The node could not answer: {exc}") from None
         return receipt.to_bytes(), info.height
 
-    def production(self, head: int, blocks: int = CHART_BLOCKS) -> list[tuple[int, int, int]]:
-        """``(height, time_ms, transactions)`` of the last ``blocks`` blocks, oldest first."""
-        rows = [
-            (b["height"], int(b.get("time_ms", 0)), len(b.get("txs", []))) for b in self.blocks(head, blocks)
-        ]
+    def production(
+        self, head: int, blocks: int = CHART_BLOCKS, budget: int = CHART_FETCHES
+    ) -> list[tuple[int, int, int]]:
+        """``(height, time_ms, transactions)`` of the last ``blocks`` blocks, oldest first:
+        those remembered, plus at most ``budget`` fetched now (newest first), so that one
+        page never waits for hundreds of full blocks; the chart fills in over later loads."""
+        rows = []
+        for h in range(head, max(0, head - blocks), -1):
+            found = self.summary(h, fetch=False)
+            if found is None and budget > 0:
+                budget -= 1
+                found = self.summary(h)
+            if found is not None:
+                rows.append((int(found["height"]), int(found.get("time_ms") or 0), int(found["tx_count"])))
         return rows[::-1]
 
     def close(self) -> None:

@@ -110,3 +110,18 @@ def test_heartbeat_map_marks_a_node_that_does_not_answer(stack: Stack) -> None:
     assert svg.count("<circle") == 3 and "#c0392b" in svg and "<script>" not in svg
     page = client_of(stack, "operator").get("/explorer/nodes").text
     assert 'id="heartbeat"' in page and "<circle" in page
+
+
+def test_the_chart_fetches_a_bounded_number_of_blocks_per_page(
+    stack: Stack, anchored: dict[str, object]
+) -> None:
+    chain = stack.chain
+    head = int(chain.status()["height"])
+    assert head >= 4
+    chain._blocks.clear()
+    first = chain.production(head, budget=2)
+    assert [r[0] for r in first] == [head - 1, head]
+    second = chain.production(head, budget=2)
+    assert [r[0] for r in second] == [head - 3, head - 2, head - 1, head]
+    assert chain.summary(head - 3, fetch=False) is not None and chain.summary(1, fetch=False) is None
+    assert second[-1][2] == len(chain.block(head)["txs"])
