@@ -198,9 +198,8 @@ def main() -> None:
                 print(
                     f"\n{txs:,} transactions in {head:,} blocks, {args.works:,} works; {reps} fetches/page\n"
                 )
-                print(
-                    "| page | first ms | p50 ms | p95 ms | max ms | ≤ 200 ms |\n|---|---:|---:|---:|---:|:---:|"
-                )
+                print("| page | first ms | p50 ms | p95 ms | max ms | ≤ 200 ms |")
+                print("|---|---:|---:|---:|---:|:---:|")
                 for name, path in pages.items():
                     t = time.perf_counter()
                     first = http.get(path)
@@ -213,9 +212,10 @@ def main() -> None:
                         times.append(1000 * (time.perf_counter() - t))
                     times.sort()
                     p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
+                    p50 = statistics.median(times)
+                    verdict = "yes" if p95 <= 200 else "NO"
                     print(
-                        f"| {name} | {first_ms:.0f} | {statistics.median(times):.1f} | {p95:.1f} | {times[-1]:.1f} | "
-                        f"{'yes' if p95 <= 200 else 'NO'} |"
+                        f"| {name} | {first_ms:.0f} | {p50:.1f} | {p95:.1f} | {times[-1]:.1f} | {verdict} |"
                     )
             close_app(app)
         c.close()
