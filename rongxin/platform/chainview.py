@@ -38,8 +38,6 @@ BLOCK_CACHE = 100_000
 """Summaries of committed blocks kept in memory (they never change; about 300 bytes each)."""
 CHART_BLOCKS = 240
 """How many recent blocks the production chart covers."""
-CHART_FETCHES = 10
-"""Most blocks one page load fetches for the chart (beyond those already remembered)."""
 
 
 class ChainUnavailable(PlatformError):
@@ -115,6 +113,7 @@ class ChainView:
         self.client = client
         self.genesis = genesis
         self._blocks: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        self._filling: threading.Thread | None = None
         self._lock = threading.Lock()
 
     @property
@@ -222,21 +221,43 @@ class ChainView:
             raise ChainUnavailable(f"The node could not answer: {exc}") from None
         return receipt.to_bytes(), info.height
 
-    def production(
-        self, head: int, blocks: int = CHART_BLOCKS, budget: int = CHART_FETCHES
-    ) -> list[tuple[int, int, int]]:
-        """``(height, time_ms, transactions)`` of the last ``blocks`` blocks, oldest first:
-        those remembered, plus at most ``budget`` fetched now (newest first), so that one
-        page never waits for hundreds of full blocks; the chart fills in over later loads."""
-        rows = []
+    def production(self, head: int, blocks: int = CHART_BLOCKS) -> list[tuple[int, int, int]]:
+        """``(height, time_ms, transactions)`` of the remembered blocks among the last
+        ``blocks``, oldest first. Blocks not remembered yet are fetched by one background
+        thread (the node serves whole blocks only: a page never waits for hundreds of
+        them), so the chart fills in over the next loads."""
+        rows, missing = [], []
         for h in range(head, max(0, head - blocks), -1):
             found = self.summary(h, fetch=False)
-            if found is None and budget > 0:
-                budget -= 1
-                found = self.summary(h)
-            if found is not None:
+            if found is None:
+                missing.append(h)
+            else:
                 rows.append((int(found["height"]), int(found.get("time_ms") or 0), int(found["tx_count"])))
+        if missing:
+            self._fill(missing)
         return rows[::-1]
+
+    def _fill(self, heights: list[int]) -> None:
+        """Fetch these blocks' summaries in a background thread (one at a time)."""
+        with self._lock:
+            if self._filling is not None and self._filling.is_alive():
+                return
+
+            def run() -> None:
+                for h in heights:
+                    try:
+                        self.summary(h)
+                    except (ChainUnavailable, LookupError):
+                        return
+
+            self._filling = threading.Thread(target=run, name="chart-fill", daemon=True)
+            self._filling.start()
+
+    def wait_filled(self, timeout_s: float = 30.0) -> None:
+        """Wait for the background fetches (tests and benchmarks)."""
+        thread = self._filling
+        if thread is not None:
+            thread.join(timeout_s)
 
     def close(self) -> None:
         """Close the node client."""

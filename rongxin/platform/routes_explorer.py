@@ -157,13 +157,13 @@ def search(request: Request, session: Annotated[Session, Depends(VIEW)], q: str 
             chain.block(int(value))
             return redirect(f"/explorer/blocks/{value}")
         if kind == "hex32":
-            try:
-                return redirect(f"/explorer/blocks/{chain.block_by_hash(value)['height']}")
+            try:  # transaction ids first: searched most, and found by key
+                chain.transaction(value)
+                return redirect(f"/explorer/txs/{value}")
             except LookupError:
                 pass
             try:
-                chain.transaction(value)
-                return redirect(f"/explorer/txs/{value}")
+                return redirect(f"/explorer/blocks/{chain.block_by_hash(value)['height']}")
             except LookupError:
                 pass
             chain.anchor(bytes.fromhex(value))
