@@ -37,3 +37,7 @@ class ScanStoreError(CrawlError):
 
 class BrowserError(CrawlError):
     """The headless browser is missing, failed to start, or crashed during a page."""
+
+
+class MediaPrepError(CrawlError):
+    """ffmpeg could not cut or join a fetched media file."""

@@ -8,7 +8,11 @@ fetched under their own size cap, sniffed, hashed (SM3 of the bytes), and, unles
 digest was seen before, identified with :meth:`forensics.library.Library.identify`; each
 match becomes a case for every page that references the media.
 
-Images and audio are identified; video files are recorded and skipped in this version.
+Images, audio and video are identified. A media item the page marks as video (``<video>``,
+``og:video``, JSON-LD ``VideoObject``) is fetched under the larger video caps
+(``video_bytes``, ``video_seconds``); a video longer than ``clip_seconds`` is identified by
+its first ``clip_seconds`` (:func:`crawlers.media.clip`). Audio and video cases record the
+matched span (query and work seconds) in their evidence.
 """
 
 from __future__ import annotations
@@ -22,10 +26,18 @@ from pathlib import Path
 from typing import Any
 
 from chain.crypto.sm3 import sm3
-from crawlers.errors import BlockedAddressError, CrawlError, FetchError, RobotsDisallowedError, ScanStoreError
+from crawlers.errors import (
+    BlockedAddressError,
+    CrawlError,
+    FetchError,
+    MediaPrepError,
+    RobotsDisallowedError,
+    ScanStoreError,
+)
 from crawlers.extract import decode_html, extract
 from crawlers.fetch import DEFAULT_AGENT, Fetcher, FetchLimits, Response, RetryLaterError
 from crawlers.guard import AddressGuard, Resolver, system_resolver
+from crawlers.media import clip
 from crawlers.politeness import HostPacer
 from crawlers.sniff import SUFFIX, family
 from crawlers.store import Item, ScanStore
@@ -63,6 +75,11 @@ class ScanConfig:
         Addresses or networks the SSRF guard lets through (e.g. an intranet scan).
     page_bytes, media_bytes : int
         Size caps of a page and of a media file (decompressed).
+    video_bytes, video_seconds : int, float
+        Size and time caps of a media item marked as video (a file, or a stream's segments
+        together).
+    clip_seconds : float
+        Longest stretch of a video identified (its beginning).
     request_seconds : float
         Time cap of one fetch, redirects and slow bodies included.
     max_redirects : int
@@ -86,6 +103,9 @@ class ScanConfig:
     allow: list[str] = field(default_factory=list)
     page_bytes: int = 5 * 1024 * 1024
     media_bytes: int = 50 * 1024 * 1024
+    video_bytes: int = 200 * 1024 * 1024
+    video_seconds: float = 120.0
+    clip_seconds: float = 600.0
     request_seconds: float = 30.0
     max_redirects: int = 5
     max_attempts: int = 3
@@ -104,10 +124,21 @@ class ScanConfig:
 Progress = Callable[[dict[str, int]], None]
 
 
-def _match_json(match: Any) -> dict[str, Any]:
+def _match_json(match: Any, offset: float = 0.0) -> dict[str, Any]:
+    """A match as stored: score, threshold, evidence, and for audio and video the matched span.
+
+    ``offset`` is where the identified file starts in its stream (seconds), added to the
+    query span so that it names stream time.
+    """
     evidence: dict[str, Any] = {"threshold": match.threshold}
-    if match.evidence is not None and hasattr(match.evidence, "to_json"):
-        evidence["evidence"] = match.evidence.to_json()
+    ev = match.evidence
+    if ev is not None and hasattr(ev, "to_json"):
+        evidence["evidence"] = ev.to_json()
+    if ev is not None and hasattr(ev, "query_start") and hasattr(ev, "ref_start"):
+        evidence["span"] = {
+            "media_seconds": [round(ev.query_start + offset, 3), round(ev.query_end + offset, 3)],
+            "work_seconds": [round(ev.ref_start, 3), round(ev.ref_end, 3)],
+        }
     if match.query_stream is not None:
         evidence["query_stream"] = match.query_stream
     return {"work_id": match.work_id, "kind": match.kind, "score": float(match.score), "evidence": evidence}
@@ -163,7 +194,7 @@ class Scanner:
             guard=AddressGuard(config.allow, resolver),
             pacer=HostPacer(delay=config.delay, concurrency=config.concurrency),
             limits=FetchLimits(
-                max_bytes=max(config.page_bytes, config.media_bytes),
+                max_bytes=max(config.page_bytes, config.media_bytes, config.video_bytes),
                 total_seconds=config.request_seconds,
                 max_redirects=config.max_redirects,
             ),
@@ -278,7 +309,12 @@ class Scanner:
         self.store.finish_page(item, links, media, note=f"{len(refs.links)} links, {len(refs.media)} media")
 
     def _media(self, item: Item) -> None:
-        resp = self.fetcher.fetch(item.url, max_bytes=self.config.media_bytes)
+        if item.hint == "video":
+            resp = self.fetcher.fetch(
+                item.url, max_bytes=self.config.video_bytes, seconds=self.config.video_seconds
+            )
+        else:
+            resp = self.fetcher.fetch(item.url, max_bytes=self.config.media_bytes)
         self.store.charge(origin_of(item.url), 0, len(resp.body))
         if resp.status != 200:
             self.store.finish(item, "failed", f"HTTP {resp.status}")
@@ -289,23 +325,30 @@ class Scanner:
     def _identified(self, item: Item, resp: Response) -> None:
         """Fingerprint and identify a fetched media body (once per content digest); record its cases."""
         kind = family(resp.mime)
-        if kind not in ("image", "audio"):
-            self.store.finish(item, "skipped", f"{resp.mime} is not identified in this version")
+        if kind not in ("image", "audio", "video"):
+            self.store.finish(item, "skipped", f"{resp.mime} is not an image, audio or video file")
             return
         digest = sm3(resp.body)
         if self.store.media_result(digest) is not None:
             self.store.finish_media(item, resp.url, digest, resp.mime, len(resp.body), None)
             return
-        matches: list[dict[str, Any]] = []
-        error = ""
+        matches, error = self._identify_bytes(resp.body, resp.mime)
+        self.store.finish_media(item, resp.url, digest, resp.mime, len(resp.body), matches, error)
+
+    def _identify_bytes(
+        self, body: bytes, mime: str, offset: float = 0.0
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Matches of a media body (a video cut to ``clip_seconds``), or the error that stopped it."""
         from forensics.errors import ForensicsError
 
         with tempfile.TemporaryDirectory(prefix="rongxin-scan-") as tmp:
-            path = Path(tmp) / f"media{SUFFIX.get(resp.mime, '.bin')}"
-            path.write_bytes(resp.body)
+            suffix = SUFFIX.get(mime, ".bin")
+            path = Path(tmp) / f"media{suffix}"
+            path.write_bytes(body)
             try:
-                matches = [_match_json(m) for m in self._identify_file(path)]
-            except ForensicsError as exc:
-                error = f"{type(exc).__name__}: {exc}"
+                if family(mime) == "video":
+                    path = clip(path, mime, self.config.clip_seconds, Path(tmp) / f"clip{suffix}")
+                return [_match_json(m, offset) for m in self._identify_file(path)], ""
+            except (ForensicsError, MediaPrepError) as exc:
                 self.errors += 1
-        self.store.finish_media(item, resp.url, digest, resp.mime, len(resp.body), matches, error)
+                return [], f"{type(exc).__name__}: {exc}"

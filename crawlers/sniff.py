@@ -52,6 +52,7 @@ SUFFIX = {
     "audio/wav": ".wav",
     "video/webm": ".webm",
     "video/mp4": ".mp4",
+    "video/mp2t": ".ts",
 }
 
 
@@ -76,6 +77,8 @@ def sniff(head: bytes) -> str:
     if head[4:8] == b"ftyp":
         brand = head[8:12]
         return "audio/mp4" if brand in (b"M4A ", b"M4B ") else "video/mp4"
+    if len(head) >= 377 and head[0] == head[188] == head[376] == 0x47:
+        return "video/mp2t"  # MPEG transport stream: a sync byte every 188 bytes
     if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06:
         return "audio/mpeg"  # MPEG audio frame sync, layer set
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n\f").lower()

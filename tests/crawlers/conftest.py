@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from datasets.attacks import audio as audio_attacks
 from datasets.attacks import image as image_attacks
+from datasets.attacks import video as video_attacks
+from datasets.errors import SmokeCorpusError
+from datasets.manifest import Manifest
+from datasets.smoke import ensure
 from forensics.library import Library
 from tests.forensics.audio.conftest import synth_music, write_wav
 from tests.forensics.conftest import _photo
+from tests.forensics.video.conftest import ffmpeg
 
 from .site import Site, serve
 
@@ -67,4 +74,63 @@ def planted(tmp_path_factory: pytest.TempPathFactory, scan_library: Path) -> dic
 def site(planted: dict[str, tuple[str, bytes]]) -> Iterator[Site]:
     """The hostile site, fresh (its log and its 429 state) for each test."""
     with serve(planted) as s:
+        yield s
+
+
+@dataclass(frozen=True)
+class VideoSet:
+    """A library holding one programme (picture and sound), and the files a site serves of it."""
+
+    library: Path
+    copy_start: float  # where the attacked copy starts in the programme (seconds)
+    files: dict[str, tuple[str, bytes]]
+
+
+def _programme(out: Path) -> Path:
+    """A 14-s real camera clip, 320 pixels wide, with 14 s of real music: the registered work."""
+    try:
+        root = ensure()
+    except SmokeCorpusError as exc:
+        pytest.fail(f"the smoke corpus of real media is required: {exc}", pytrace=False)
+    man = Manifest.open(root)
+    clip = max(
+        (e for e in man.select(collection="video", role="original") if not e.assembled),
+        key=lambda e: e.duration or 0,
+    )
+    song = next(e for e in man.select(collection="music", role="original") if (e.duration or 0) >= 60)
+    dest = out / "programme.mp4"
+    ffmpeg("-i", root / clip.path, "-ss", "20", "-i", root / song.path, "-map", "0:v:0", "-map", "1:a:0",
+           "-vf", "scale=320:-2,fps=25", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
+           "-c:a", "aac", "-t", "14", dest)  # fmt: skip
+    return dest
+
+
+@pytest.fixture(scope="session")
+def video_set(tmp_path_factory: pytest.TempPathFactory) -> VideoSet:
+    """The programme registered as a video work; an attacked copy (8 s from 3 s, scaled, with a
+    logo) served as an MP4 file on ``/video/page.html``."""
+    d = tmp_path_factory.mktemp("scan-video")
+    programme = _programme(d)
+    with Library(d / "lib") as lib:
+        assert lib.register(programme, "programme").kind == "video"
+    copy = d / "copy.mp4"
+    chain: list[Any] = [
+        {"op": "excerpt", "params": {"start": 3.0, "length": 8.0}},
+        {"op": "scale", "params": {"factor": 0.75}},
+        "logo",
+    ]
+    truth = video_attacks.apply(programme, copy, chain, seed=11)
+    assert truth.time_map is not None
+    page = '<html><body><video controls src="/video/copy.mp4" poster="/video/none.jpg"></video></body></html>'
+    files = {
+        "/video/page.html": ("text/html", page.encode()),
+        "/video/copy.mp4": ("video/mp4", copy.read_bytes()),
+    }
+    return VideoSet(d / "lib", truth.time_map[0]["source_start"], files)
+
+
+@pytest.fixture
+def video_site(planted: dict[str, tuple[str, bytes]], video_set: VideoSet) -> Iterator[Site]:
+    """The hostile site serving the video set too."""
+    with serve({**planted, **video_set.files}) as s:
         yield s
