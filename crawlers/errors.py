@@ -41,3 +41,7 @@ class BrowserError(CrawlError):
 
 class MediaPrepError(CrawlError):
     """ffmpeg could not cut or join a fetched media file."""
+
+
+class PlaylistError(CrawlError):
+    """An HLS or DASH manifest that cannot be read, or that a bounded scan refuses."""

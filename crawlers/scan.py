@@ -31,16 +31,19 @@ from crawlers.errors import (
     CrawlError,
     FetchError,
     MediaPrepError,
+    PlaylistError,
     RobotsDisallowedError,
     ScanStoreError,
 )
 from crawlers.extract import decode_html, extract
 from crawlers.fetch import DEFAULT_AGENT, Fetcher, FetchLimits, Response, RetryLaterError
 from crawlers.guard import AddressGuard, Resolver, system_resolver
-from crawlers.media import clip
+from crawlers.media import clip, join
+from crawlers.playlists import StreamCaps
 from crawlers.politeness import HostPacer
 from crawlers.sniff import SUFFIX, family
 from crawlers.store import Item, ScanStore
+from crawlers.streams import fetch_stream
 from crawlers.urls import ScopeRule, normalize, origin_of, trap_reason
 
 CONFIG_KEY = "config"
@@ -80,6 +83,10 @@ class ScanConfig:
         together).
     clip_seconds : float
         Longest stretch of a video identified (its beginning).
+    stream_segments, stream_seconds : int, float
+        Most segments, and most media seconds, fetched of an HLS/DASH stream (per track,
+        from its start); the stream's bytes and time together stay within ``video_bytes``
+        and ``video_seconds``.
     request_seconds : float
         Time cap of one fetch, redirects and slow bodies included.
     max_redirects : int
@@ -106,6 +113,8 @@ class ScanConfig:
     video_bytes: int = 200 * 1024 * 1024
     video_seconds: float = 120.0
     clip_seconds: float = 600.0
+    stream_segments: int = 40
+    stream_seconds: float = 60.0
     request_seconds: float = 30.0
     max_redirects: int = 5
     max_attempts: int = 3
@@ -278,7 +287,7 @@ class Scanner:
                 self.store.postpone(item, time.time() + exc.retry_after, str(exc))
         except RobotsDisallowedError as exc:
             self.store.finish(item, "skipped", str(exc))
-        except (BlockedAddressError, FetchError) as exc:
+        except (BlockedAddressError, FetchError, PlaylistError, MediaPrepError) as exc:
             self.store.finish(item, "failed", f"{type(exc).__name__}: {exc}")
             self.errors += 1
 
@@ -309,7 +318,7 @@ class Scanner:
         self.store.finish_page(item, links, media, note=f"{len(refs.links)} links, {len(refs.media)} media")
 
     def _media(self, item: Item) -> None:
-        if item.hint == "video":
+        if item.hint in ("video", "stream"):
             resp = self.fetcher.fetch(
                 item.url, max_bytes=self.config.video_bytes, seconds=self.config.video_seconds
             )
@@ -325,6 +334,9 @@ class Scanner:
     def _identified(self, item: Item, resp: Response) -> None:
         """Fingerprint and identify a fetched media body (once per content digest); record its cases."""
         kind = family(resp.mime)
+        if kind == "stream":
+            self._stream(item, resp)
+            return
         if kind not in ("image", "audio", "video"):
             self.store.finish(item, "skipped", f"{resp.mime} is not an image, audio or video file")
             return
@@ -332,23 +344,49 @@ class Scanner:
         if self.store.media_result(digest) is not None:
             self.store.finish_media(item, resp.url, digest, resp.mime, len(resp.body), None)
             return
-        matches, error = self._identify_bytes(resp.body, resp.mime)
+        with tempfile.TemporaryDirectory(prefix="rongxin-scan-") as tmp:
+            path = Path(tmp) / f"media{SUFFIX.get(resp.mime, '.bin')}"
+            path.write_bytes(resp.body)
+            matches, error = self._identify_path(path, resp.mime)
         self.store.finish_media(item, resp.url, digest, resp.mime, len(resp.body), matches, error)
 
-    def _identify_bytes(
-        self, body: bytes, mime: str, offset: float = 0.0
-    ) -> tuple[list[dict[str, Any]], str]:
-        """Matches of a media body (a video cut to ``clip_seconds``), or the error that stopped it."""
+    def _stream(self, item: Item, resp: Response) -> None:
+        """An HLS/DASH manifest: fetch its first segments within the caps, join, identify."""
+        caps = StreamCaps(segments=self.config.stream_segments, seconds=self.config.stream_seconds)
+        tracks = fetch_stream(
+            self.fetcher,
+            resp.url,
+            resp.body,
+            caps=caps,
+            max_bytes=self.config.video_bytes,
+            seconds=self.config.video_seconds,
+        )
+        body = b"".join(t.body for t in tracks)
+        self.store.charge(origin_of(resp.url), 0, len(body))
+        digest = sm3(body)
+        if self.store.media_result(digest) is not None:
+            self.store.finish_media(item, resp.url, digest, resp.mime, len(body), None)
+            return
+        with tempfile.TemporaryDirectory(prefix="rongxin-stream-") as tmp:
+            try:
+                path, mime = join([(t.track.kind, t.body) for t in tracks], Path(tmp))
+            except MediaPrepError as exc:
+                self.errors += 1
+                matches: list[dict[str, Any]] = []
+                error = f"{type(exc).__name__}: {exc}"
+            else:
+                matches, error = self._identify_path(path, mime)
+        note = f"{sum(t.segments for t in tracks)} segments; " + error
+        self.store.finish_media(item, resp.url, digest, resp.mime, len(body), matches, note)
+
+    def _identify_path(self, path: Path, mime: str, offset: float = 0.0) -> tuple[list[dict[str, Any]], str]:
+        """Matches of a media file (a video cut to ``clip_seconds``), or the error that stopped it."""
         from forensics.errors import ForensicsError
 
-        with tempfile.TemporaryDirectory(prefix="rongxin-scan-") as tmp:
-            suffix = SUFFIX.get(mime, ".bin")
-            path = Path(tmp) / f"media{suffix}"
-            path.write_bytes(body)
-            try:
-                if family(mime) == "video":
-                    path = clip(path, mime, self.config.clip_seconds, Path(tmp) / f"clip{suffix}")
-                return [_match_json(m, offset) for m in self._identify_file(path)], ""
-            except (ForensicsError, MediaPrepError) as exc:
-                self.errors += 1
-                return [], f"{type(exc).__name__}: {exc}"
+        try:
+            if family(mime) == "video":
+                path = clip(path, mime, self.config.clip_seconds, path.with_name(f"clip{path.suffix}"))
+            return [_match_json(m, offset) for m in self._identify_file(path)], ""
+        except (ForensicsError, MediaPrepError) as exc:
+            self.errors += 1
+            return [], f"{type(exc).__name__}: {exc}"
