@@ -33,6 +33,7 @@ _STREAM_PATH = re.compile(r"\.(m3u8|mpd)$", re.IGNORECASE)
 _SCRIPT_STREAM = re.compile(
     r"""["']([^"'\s<>]{1,2000}?\.(?:m3u8|mpd)(?:\?[^"'\s<>]{0,500})?)["']""", re.IGNORECASE
 )
+_JS_TYPES = frozenset({"", "text/javascript", "application/javascript", "module"})
 _CSS_URL = re.compile(r"""url\(\s*(['"]?)([^'")]+)\1\s*\)""", re.IGNORECASE)
 _CHARSET_META = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_\-:.]+)""", re.IGNORECASE)
 _META_MEDIA = {
@@ -59,10 +60,18 @@ class MediaRef:
 
 @dataclass
 class PageRefs:
-    """What a page links to: pages to follow and media to fingerprint (deduplicated, in order)."""
+    """What a page links to: pages to follow and media to fingerprint (deduplicated, in order).
+
+    ``scripts``, ``text_chars`` and ``noscript`` (scripts on the page, visible text
+    characters, whether it has a ``<noscript>``) tell ``--render auto`` whether the page
+    builds itself with JavaScript (:func:`crawlers.render.needs_render`).
+    """
 
     links: list[str] = field(default_factory=list)
     media: list[MediaRef] = field(default_factory=list)
+    scripts: int = 0
+    text_chars: int = 0
+    noscript: bool = False
 
 
 def decode_html(body: bytes, header_charset: str | None = None) -> str:
@@ -203,7 +212,11 @@ class _Parser(HTMLParser):
             key = (a.get("property") or a.get("name") or "").lower()
             if key in _META_MEDIA:
                 self._media(a.get("content"), _META_MEDIA[key], key)  # type: ignore[arg-type]
+        elif tag == "noscript":
+            self.refs.noscript = True
         elif tag == "script":
+            if a.get("type", "").lower() in _JS_TYPES:
+                self.refs.scripts += 1
             self._script = []
             self._json_ld = a.get("type", "").lower() == "application/ld+json"
         elif tag == "style":
@@ -236,10 +249,14 @@ class _Parser(HTMLParser):
             self._css(text, "css")
 
     def handle_data(self, data: str) -> None:
-        if self._script is not None and sum(map(len, self._script)) < 1 << 20:
-            self._script.append(data)
-        elif self._style is not None and sum(map(len, self._style)) < 1 << 20:
-            self._style.append(data)
+        if self._script is not None:
+            if sum(map(len, self._script)) < 1 << 20:
+                self._script.append(data)
+        elif self._style is not None:
+            if sum(map(len, self._style)) < 1 << 20:
+                self._style.append(data)
+        else:
+            self.refs.text_chars += len(data.strip())
 
 
 def extract(page_url: str, html: str) -> PageRefs:

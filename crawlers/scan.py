@@ -28,6 +28,7 @@ from typing import Any
 from chain.crypto.sm3 import sm3
 from crawlers.errors import (
     BlockedAddressError,
+    BrowserError,
     CrawlError,
     FetchError,
     MediaPrepError,
@@ -35,12 +36,13 @@ from crawlers.errors import (
     RobotsDisallowedError,
     ScanStoreError,
 )
-from crawlers.extract import decode_html, extract
+from crawlers.extract import MediaRef, PageRefs, decode_html, extract
 from crawlers.fetch import DEFAULT_AGENT, Fetcher, FetchLimits, Response, RetryLaterError
 from crawlers.guard import AddressGuard, Resolver, system_resolver
 from crawlers.media import clip, join
 from crawlers.playlists import StreamCaps
 from crawlers.politeness import HostPacer
+from crawlers.render import Renderer, RenderLimits, needs_render
 from crawlers.sniff import SUFFIX, family
 from crawlers.store import Item, ScanStore
 from crawlers.streams import fetch_stream
@@ -89,6 +91,11 @@ class ScanConfig:
         and ``video_seconds``.
     request_seconds : float
         Time cap of one fetch, redirects and slow bodies included.
+    render : {"auto", "never", "always"}
+        The browser tier: ``auto`` renders pages whose static HTML looks like a script
+        app (:func:`crawlers.render.needs_render`), ``always`` every page, ``never`` none.
+    render_seconds, render_requests, render_bytes : float, int, int
+        Budgets of one rendered page (:class:`crawlers.render.RenderLimits`).
     max_redirects : int
     max_attempts : int
         Tries of an item that meets 429/503 before it is given up.
@@ -116,6 +123,10 @@ class ScanConfig:
     stream_segments: int = 40
     stream_seconds: float = 60.0
     request_seconds: float = 30.0
+    render: str = "auto"
+    render_seconds: float = 20.0
+    render_requests: int = 50
+    render_bytes: int = 20 * 1024 * 1024
     max_redirects: int = 5
     max_attempts: int = 3
     host_pages: int = 10_000
@@ -126,6 +137,8 @@ class ScanConfig:
             raise CrawlError("give at least one seed URL")
         if self.depth < 0 or min(self.max_pages, self.max_attempts, self.host_pages, self.host_bytes) < 1:
             raise CrawlError("depth must be >= 0; max_pages, max_attempts, host_pages, host_bytes >= 1")
+        if self.render not in ("auto", "never", "always"):
+            raise CrawlError(f"unknown render mode {self.render!r}; use auto, never or always")
         for seed in self.seeds:
             ScopeRule(normalize(seed), self.scope)  # type: ignore[arg-type]
 
@@ -213,10 +226,13 @@ class Scanner:
         )
         self._identify = identify
         self._library: Any = None
+        self._renderer: Renderer | None = None
         self.errors = 0
 
     def close(self) -> None:
-        """Close the fetcher, the library and the database."""
+        """Close the browser, the fetcher, the library and the database."""
+        if self._renderer is not None:
+            self._renderer.close()
         self.fetcher.close()
         if self._library is not None:
             self._library.close()
@@ -308,6 +324,9 @@ class Scanner:
         if "charset=" in ctype:
             charset = ctype.split("charset=", 1)[1].split(";", 1)[0].strip(" \"'")
         refs = extract(resp.url, decode_html(resp.body, charset))
+        note = ""
+        if self.config.render == "always" or (self.config.render == "auto" and needs_render(refs)):
+            refs, note = self._rendered(item.url, resp, refs)
         links: list[tuple[str, str]] = []
         if item.depth < self.config.depth:
             for url in refs.links:
@@ -315,7 +334,30 @@ class Scanner:
                     continue  # out of scope: not even remembered
                 links.append((url, "skipped" if trap_reason(url) else "pending"))
         media = [(m.url, m.hint) for m in refs.media if not trap_reason(m.url)]
-        self.store.finish_page(item, links, media, note=f"{len(refs.links)} links, {len(refs.media)} media")
+        note = f"{len(refs.links)} links, {len(refs.media)} media" + note
+        self.store.finish_page(item, links, media, note=note)
+
+    def _rendered(self, url: str, resp: Response, refs: PageRefs) -> tuple[PageRefs, str]:
+        """``refs`` with what the rendered page adds (DOM links and media, media requests)."""
+        if self._renderer is None:
+            limits = RenderLimits(
+                seconds=self.config.render_seconds,
+                requests=self.config.render_requests,
+                bytes=self.config.render_bytes,
+            )
+            self._renderer = Renderer(self.fetcher, limits)
+        try:
+            rendered = self._renderer.render(url, resp)
+        except BrowserError as exc:
+            self.errors += 1
+            return refs, f"; not rendered: {exc}"
+        more = extract(resp.url, rendered.html)
+        links = list(dict.fromkeys([*refs.links, *more.links]))
+        media = {m.url: m for m in [*refs.media, *more.media]}
+        for u, hint in rendered.media:
+            media.setdefault(u, MediaRef(u, hint, "browser"))  # type: ignore[arg-type]
+        merged = PageRefs(links=links, media=list(media.values()))
+        return merged, f"; rendered: {len(rendered.fulfilled)} fetched, {len(rendered.aborted)} aborted"
 
     def _media(self, item: Item) -> None:
         if item.hint in ("video", "stream"):

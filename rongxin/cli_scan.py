@@ -63,6 +63,9 @@ def scan(
         typer.Option("--allow", help="An internal address or network the scan may reach (repeatable)."),
     ] = None,
     request_seconds: Annotated[float, typer.Option(min=0.1, help="Time cap of one fetch.")] = 30.0,
+    render: Annotated[
+        str, typer.Option(help="Headless browser for script-built pages: auto, never or always.")
+    ] = "auto",
     host_pages: Annotated[
         int, typer.Option("--host-pages", min=1, help="Most pages fetched from one site.")
     ] = 10_000,
@@ -98,6 +101,7 @@ def scan(
                 obey_robots=not ignore_robots,
                 allow=list(allow or []),
                 request_seconds=request_seconds,
+                render=render,
                 host_pages=host_pages,
                 host_bytes=host_mib * 1024 * 1024,
             )
