@@ -45,3 +45,7 @@ class MediaPrepError(CrawlError):
 
 class PlaylistError(CrawlError):
     """An HLS or DASH manifest that cannot be read, or that a bounded scan refuses."""
+
+
+class SeedFileError(CrawlError):
+    """A sitemap or feed that cannot be read or is refused (entities, DTDs, bombs, not XML)."""

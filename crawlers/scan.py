@@ -43,6 +43,7 @@ from crawlers.media import clip, join
 from crawlers.playlists import StreamCaps
 from crawlers.politeness import HostPacer
 from crawlers.render import Renderer, RenderLimits, needs_render
+from crawlers.seeds import SeedCaps, expand
 from crawlers.sniff import SUFFIX, family
 from crawlers.store import Item, ScanStore
 from crawlers.streams import fetch_stream
@@ -59,6 +60,9 @@ class ScanConfig:
     ----------
     seeds : list of str
         Start pages.
+    sitemaps : list of str
+        Sitemaps, sitemap indexes, RSS or Atom feeds whose pages (and enclosed media) are
+        seeds too (:mod:`crawlers.seeds`); each is expanded once, at the start.
     library : str
         The work library directory (opened read-only).
     scope : {"page", "prefix", "host", "domain"}
@@ -106,6 +110,7 @@ class ScanConfig:
 
     seeds: list[str]
     library: str
+    sitemaps: list[str] = field(default_factory=list)
     scope: str = "host"
     depth: int = 3
     max_pages: int = 1000
@@ -133,13 +138,13 @@ class ScanConfig:
     host_bytes: int = 2 * 1024 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        if not self.seeds:
-            raise CrawlError("give at least one seed URL")
+        if not self.seeds and not self.sitemaps:
+            raise CrawlError("give at least one seed URL or sitemap")
         if self.depth < 0 or min(self.max_pages, self.max_attempts, self.host_pages, self.host_bytes) < 1:
             raise CrawlError("depth must be >= 0; max_pages, max_attempts, host_pages, host_bytes >= 1")
         if self.render not in ("auto", "never", "always"):
             raise CrawlError(f"unknown render mode {self.render!r}; use auto, never or always")
-        for seed in self.seeds:
+        for seed in [*self.seeds, *self.sitemaps]:
             ScopeRule(normalize(seed), self.scope)  # type: ignore[arg-type]
 
 
@@ -211,7 +216,10 @@ class Scanner:
                 raise ScanStoreError(f"{self.out} holds no scan configuration")
             config = ScanConfig(**stored)
         self.config = config
-        self.rules = [ScopeRule(normalize(s), config.scope) for s in config.seeds]  # type: ignore[arg-type]
+        self.rules = [
+            ScopeRule(normalize(s), config.scope)  # type: ignore[arg-type]
+            for s in [*config.seeds, *config.sitemaps]
+        ]
         self.fetcher = Fetcher(
             guard=AddressGuard(config.allow, resolver),
             pacer=HostPacer(delay=config.delay, concurrency=config.concurrency),
@@ -265,6 +273,7 @@ class Scanner:
         """
         started = time.monotonic()
         shown = 0.0
+        self._expand_sitemaps()
         while True:
             pages_fetched = self.store.pages_fetched()
             item, due = self.store.next_item(time.time(), pages=pages_fetched < self.config.max_pages)
@@ -283,6 +292,27 @@ class Scanner:
         summary["errors_this_run"] = self.errors
         summary["seconds"] = round(time.monotonic() - started, 3)
         return summary
+
+    def _expand_sitemaps(self) -> None:
+        """Expand the sitemaps and feeds not expanded yet (a resumed scan skips the done ones)."""
+        done = self.store.get_meta("expanded") or {}
+        caps = SeedCaps(urls=max(10 * self.config.max_pages, 1000))
+        for url in self.config.sitemaps:
+            source = normalize(url)
+            if source in done:
+                continue
+            pages: list[str] = []
+            media: list[tuple[str, str]] = []
+            try:
+                exp = expand(self.fetcher, source, caps)
+            except CrawlError as exc:
+                self.errors += 1
+                note = f"failed: {type(exc).__name__}: {exc}"
+            else:
+                pages = [u for u in exp.pages if not trap_reason(u)]
+                media = [(u, h) for u, h in exp.media if not trap_reason(u)]
+                note = f"{exp.kind}: {len(pages)} pages, {len(media)} media, {len(exp.refused)} refused"
+            self.store.record_expansion(source, pages, media, note)
 
     def _step(self, item: Item) -> None:
         origin = origin_of(item.url)

@@ -292,6 +292,24 @@ class ScanStore:
             )
         return added
 
+    def record_expansion(
+        self, source: str, pages: Iterable[str], media: Iterable[tuple[str, str]], note: str
+    ) -> None:
+        """Record a sitemap or feed in one transaction: its pages queued as seeds (depth 0), its
+        media queued and referenced by ``source``, and ``source`` marked expanded."""
+        with self._db:
+            for url in pages:
+                self._add(url, "page", 0)
+            for url, hint in media:
+                self._add(url, "media", 1, hint)
+                self._db.execute("INSERT OR IGNORE INTO refs VALUES (?, ?)", (source, url))
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'expanded'").fetchone()
+            done = {} if row is None else json.loads(row[0])
+            done[source] = note[:500]
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('expanded', ?)", (json.dumps(done, sort_keys=True),)
+            )
+
     # -- per-host budgets -----------------------------------------------------------------
 
     def host_usage(self, origin: str) -> tuple[int, int]:

@@ -41,8 +41,9 @@ def _progress(counts: dict[str, int]) -> None:
 
 def scan(
     seeds: Annotated[
-        list[str], typer.Argument(help="Seed URLs; or `resume DIR` to finish an interrupted scan.")
-    ],
+        list[str] | None,
+        typer.Argument(help="Seed URLs; or `resume DIR` to finish an interrupted scan."),
+    ] = None,
     library: Annotated[
         Path | None, typer.Option("--library", "-l", help="The work library directory.")
     ] = None,
@@ -63,6 +64,12 @@ def scan(
         typer.Option("--allow", help="An internal address or network the scan may reach (repeatable)."),
     ] = None,
     request_seconds: Annotated[float, typer.Option(min=0.1, help="Time cap of one fetch.")] = 30.0,
+    sitemap: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sitemap", help="A sitemap, sitemap index, RSS or Atom feed to seed from (repeatable)."
+        ),
+    ] = None,
     render: Annotated[
         str, typer.Option(help="Headless browser for script-built pages: auto, never or always.")
     ] = "auto",
@@ -81,8 +88,9 @@ def scan(
     internal addresses are refused unless --allow names them, and one site gets one request
     per --delay seconds. `rongxin scan resume DIR` finishes a scan that was interrupted.
     """
+    seeds = list(seeds or [])
     try:
-        if seeds[0] == "resume":
+        if seeds[:1] == ["resume"]:
             if len(seeds) != 2:
                 raise _fail("usage: rongxin scan resume DIR")
             scanner = Scanner(Path(seeds[1]))
@@ -90,7 +98,8 @@ def scan(
             if library is None or out is None:
                 raise _fail("a new scan needs --library and --out")
             config = ScanConfig(
-                seeds=list(seeds),
+                seeds=seeds,
+                sitemaps=list(sitemap or []),
                 library=str(library),
                 scope=scope,
                 depth=depth,
