@@ -23,20 +23,11 @@ from crawlers.store import ScanStore
 from forensics.library import CATALOGUE
 from rongxin.cli_common import console, err_console
 from rongxin.cli_common import fail as _fail
+from rongxin.scan_progress import ScanProgress
 
 cases_app = typer.Typer(help="List and show the cases found by a scan.", no_args_is_help=True)
 
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="The scan directory.")]
-
-
-def _progress(counts: dict[str, int]) -> None:
-    err_console.print(
-        f"\rpages {counts.get('page.done', 0)}  media {counts.get('media.done', 0)}  "
-        f"fingerprinted {counts.get('media.fingerprinted', 0)}  cases {counts.get('cases', 0)}  "
-        f"failed {counts.get('page.failed', 0) + counts.get('media.failed', 0)}",
-        end="",
-        highlight=False,
-    )
 
 
 def scan(
@@ -118,11 +109,13 @@ def scan(
                 raise _fail(f"{library} holds no work library")
             scanner = Scanner(out, config)
         with scanner:
-            summary = scanner.run(None if quiet else _progress)
+            if quiet:
+                summary = scanner.run()
+            else:
+                with ScanProgress(err_console, scanner.config.max_pages) as progress:
+                    summary = scanner.run(progress)
     except CrawlError as exc:
         raise _fail(str(exc)) from None
-    if not quiet:
-        err_console.print()
     sys.stdout.write(json.dumps(summary, sort_keys=True) + "\n")
 
 
