@@ -6,11 +6,12 @@ import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from crawlers.extract import PageRefs, extract
-from crawlers.fetch import Fetcher, FetchLimits
+from crawlers.fetch import Fetcher, FetchLimits, Response
 from crawlers.guard import AddressGuard
 from crawlers.politeness import HostPacer
 from crawlers.render import Renderer, RenderLimits, needs_render
@@ -60,8 +61,17 @@ def test_script_page_is_rendered_with_every_request_guarded(js_site: tuple[Site,
     assert not needs_render(extract(site.base + "/", "<p>" + "text " * 100 + "</p><script>x()</script>"))
     assert not needs_render(PageRefs(scripts=0, text_chars=0))
     fetcher = Fetcher(AddressGuard(["127.0.0.1"]), HostPacer(delay=0.0), FetchLimits(total_seconds=3.0))
+    asked: list[str] = []
+    fetch = fetcher.fetch
+
+    def recording_fetch(url: str, **kw: Any) -> Response:
+        asked.append(url)
+        return fetch(url, **kw)
+
+    fetcher.fetch = recording_fetch  # type: ignore[method-assign]
     with fetcher, Renderer(fetcher, RenderLimits(seconds=10.0, settle_ms=800)) as renderer:
         out = renderer.render(site.base + "/js/app.html")
+    assert not any("169.254" in u or "127.0.0.2" in u for u in asked)  # aborted before any fetch
     refs = extract(out.url, out.html)
     assert [m.url for m in refs.media] == [site.base + "/img/c.jpg"]  # built by the script
     assert site.base + "/gallery.html" in refs.links
