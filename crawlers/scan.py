@@ -432,9 +432,9 @@ class Scanner:
             caps=caps,
             max_bytes=self.config.video_bytes,
             seconds=self.config.video_seconds,
+            on_fetch=lambda url, n: self.store.charge(origin_of(url), 0, n),
         )
         body = b"".join(t.body for t in tracks)
-        self.store.charge(origin_of(resp.url), 0, len(body))
         digest = sm3(body)
         if self.store.media_result(digest) is not None:
             self.store.finish_media(item, resp.url, digest, resp.mime, len(body), None)

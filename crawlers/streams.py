@@ -11,6 +11,7 @@ playlist URL met twice (a loop) ends the stream.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from crawlers.errors import BlockedAddressError, FetchError, FetchTimeoutError, PlaylistError
@@ -31,7 +32,14 @@ class FetchedTrack:
 
 
 def fetch_stream(
-    fetcher: Fetcher, url: str, body: bytes, *, caps: StreamCaps, max_bytes: int, seconds: float
+    fetcher: Fetcher,
+    url: str,
+    body: bytes,
+    *,
+    caps: StreamCaps,
+    max_bytes: int,
+    seconds: float,
+    on_fetch: Callable[[str, int], None] | None = None,
 ) -> list[FetchedTrack]:
     """Fetch enough of the stream whose manifest ``body`` came from ``url`` to identify it.
 
@@ -49,6 +57,9 @@ def fetch_stream(
         Bytes of all segments (and nested playlists) together.
     seconds : float
         Time for the whole stream.
+    on_fetch : callable, optional
+        ``(url, bytes)`` after each playlist or segment fetched (the scan charges the
+        bytes to the origin that served them).
 
     Returns
     -------
@@ -89,6 +100,8 @@ def fetch_stream(
         if resp.status != 200:
             raise PlaylistError(f"{plan.next_playlist}: HTTP {resp.status}")
         spent += len(resp.body)
+        if on_fetch is not None:
+            on_fetch(resp.url, len(resp.body))
         url, body = resp.url, resp.body
         if resp.url != plan.next_playlist and resp.url in seen:
             raise PlaylistError(f"{url}: playlist loop through a redirect")
@@ -112,6 +125,8 @@ def fetch_stream(
             if resp.status != 200:
                 break
             spent += len(resp.body)
+            if on_fetch is not None:
+                on_fetch(resp.url, len(resp.body))
             parts.append(resp.body)
             fetched += seg_url != track.init
         if fetched == 0:
