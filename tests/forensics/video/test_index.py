@@ -178,3 +178,56 @@ def test_a_reader_follows_additions_and_removals(tmp_path: Path, media: Media) -
     assert [m.work_id for m in reader.identify(clip)] == ["gamma"] and reader.work_ids() == ["gamma"]
     writer.add("gamma", media.programmes["beta"])  # the id now holds another programme
     assert reader.identify(clip) == []
+
+
+def test_the_inverted_file_is_saved_and_reopened_instead_of_clustered_again(
+    tmp_path: Path, media: Media, caplog: pytest.LogCaptureFixture
+) -> None:
+    where = tmp_path / "idx"
+    clip = excerpt(media.programmes["beta"], tmp_path / "clip.mp4", 2.0, 6.0)
+    with VideoIndex(where, ivf_min=100) as idx:
+        idx.add("alpha", media.programmes["alpha"])
+        idx.add("beta", media.programmes["beta"])
+        assert idx.stats()["search"] == "inverted file" and idx.search_source == "built"
+        (built,) = idx.identify(clip)
+    (saved,) = where.glob("search-*.ivf")
+    assert saved.name.startswith("search-2-")
+    with VideoIndex(where, readonly=True, ivf_min=100) as again:
+        assert again.search_source == "file"
+        (m,) = again.identify(clip)
+        assert (m.work_id, m.score) == (built.work_id, built.score)
+        assert again.stats()["search_file_bytes"] == saved.stat().st_size > 0
+    # a work registered later is added to the saved search; the next close saves a new file
+    with VideoIndex(where, ivf_min=100) as idx:
+        assert idx.search_source == "file"
+        idx.add("gamma", media.programmes["gamma"])
+        g = excerpt(media.programmes["gamma"], tmp_path / "g.mp4", 1.0, 5.0)
+        assert [m.work_id for m in idx.identify(g)] == ["gamma"]
+    (saved,) = where.glob("search-*.ivf")
+    assert saved.name.startswith("search-3-")
+    # a removal makes the file stale for a reader that opens before the writer saves again
+    with VideoIndex(where, ivf_min=100) as idx:
+        idx.remove("alpha")
+        with VideoIndex(where, readonly=True, ivf_min=100) as reader:
+            assert reader.search_source == "built" and reader.work_ids() == ["beta", "gamma"]
+            assert [m.work_id for m in reader.identify(clip)] == ["beta"]
+    # a damaged or foreign file is ignored, logged, and the search rebuilt
+    (saved,) = where.glob("search-*.ivf")
+    saved.write_bytes(b"not an index" * 10)
+    with caplog.at_level("WARNING"), VideoIndex(where, readonly=True, ivf_min=100) as reader:
+        assert reader.search_source == "built"
+        assert [m.work_id for m in reader.identify(clip)] == ["beta"]
+    assert "ignoring unreadable saved search" in caplog.text
+    with VideoIndex(where, ivf_min=100):
+        pass  # the writer replaces the damaged file
+    (saved,) = where.glob("search-*.ivf")
+    other = tmp_path / "other"
+    with VideoIndex(other, ivf_min=100) as idx:
+        idx.add("alpha", media.programmes["alpha"])
+        idx.add("gamma", media.programmes["gamma"])
+    (foreign,) = other.glob("search-*.ivf")
+    saved.write_bytes(foreign.read_bytes())  # the right name, another index's frames (alpha, gamma)
+    with caplog.at_level("WARNING"), VideoIndex(where, readonly=True, ivf_min=100) as reader:
+        assert reader.search_source == "built"
+        assert [m.work_id for m in reader.identify(clip)] == ["beta"]
+    assert "rebuilding it" in caplog.text
