@@ -472,12 +472,19 @@ class VideoIndex:
                 margin = max(margin, sound[best].score / sound[best].threshold)
             assert partner is None or isinstance(partner, AudioEvidence)
             ev = self._evidence(a, fp, partner, inset)
+            # the sound carries the copy on where the picture stops matching (a dark shot
+            # under a ticker, a cut to black): the span is that of picture and sound together
+            spans = [(a.query_start, a.query_end)] + [
+                (e.query_start, e.query_end)
+                for e in (sound[i].evidence for i in agree)
+                if isinstance(e, AudioEvidence)
+            ]
+            ev = self._extend(ev, spans, a.offset, a.speed)
             out.append((margin, Match.of(work_id, a.score, self.threshold, ev)))
-        for i, m in enumerate(sound):
-            if i in used:
-                continue
-            if m.work_id in videos and isinstance(m.evidence, AudioEvidence):
-                e = m.evidence
+        for group in _occurrences([(i, m) for i, m in enumerate(sound) if i not in used], videos):
+            top = max(group, key=lambda m: m.score / m.threshold)
+            if top.work_id in videos and isinstance(top.evidence, AudioEvidence):
+                e = top.evidence
                 ev = VideoEvidence(
                     e.query_start,
                     e.query_end,
@@ -495,11 +502,28 @@ class VideoIndex:
                     e.fpr_target,
                     e,
                 )
-                out.append((m.score / m.threshold, Match.of(m.work_id, m.score, m.threshold, ev)))
+                spans = [
+                    (g.evidence.query_start, g.evidence.query_end)
+                    for g in group
+                    if isinstance(g.evidence, AudioEvidence)
+                ]
+                ev = self._extend(ev, spans, e.ref_start - e.speed * e.query_start, e.speed)
+                out.append((top.score / top.threshold, Match.of(top.work_id, top.score, top.threshold, ev)))
             else:
-                out.append((m.score / m.threshold, dataclasses.replace(m, query_stream="audio")))
+                out.append((top.score / top.threshold, dataclasses.replace(top, query_stream="audio")))
         out.sort(key=lambda t: -t[0])
         return [m for _, m in out]
+
+    def _extend(
+        self, ev: VideoEvidence, spans: list[tuple[float, float]], offset: float, speed: float
+    ) -> VideoEvidence:
+        """``ev`` with its spans widened to cover ``spans`` (query seconds) at one alignment."""
+        q0, q1 = min(s[0] for s in spans), max(s[1] for s in spans)
+        if q0 >= ev.query_start and q1 <= ev.query_end:
+            return ev
+        q0, q1 = min(q0, ev.query_start), max(q1, ev.query_end)
+        r0, r1 = max(0.0, offset + speed * q0), offset + speed * q1
+        return dataclasses.replace(ev, query_start=q0, query_end=q1, ref_start=r0, ref_end=max(r0, r1))
 
     def _evidence(
         self, a: Alignment, fp: VideoFingerprint, sound: AudioEvidence | None, inset: bool = False
@@ -664,6 +688,30 @@ def _shared(a: Alignment, b: Alignment) -> float:
     inter = min(a.query_end, b.query_end) - max(a.query_start, b.query_start)
     shorter = min(a.query_end - a.query_start, b.query_end - b.query_start)
     return max(0.0, inter) / shorter if shorter > 0 else 0.0
+
+
+def _occurrences(sound: list[tuple[int, Match]], videos: set[str]) -> list[list[Match]]:
+    """Sound matches grouped by occurrence: one video work's windows at one offset together.
+
+    Matches of audio works (and any without audio evidence) stay one per group.
+    """
+    groups: list[list[Match]] = []
+    keys: list[tuple[str, float] | None] = []
+    for _i, m in sound:
+        e = m.evidence
+        if m.work_id not in videos or not isinstance(e, AudioEvidence):
+            groups.append([m])
+            keys.append(None)
+            continue
+        offset = e.ref_start - e.speed * e.query_start
+        for g, key in enumerate(keys):
+            if key is not None and key[0] == m.work_id and abs(key[1] - offset) <= FUSE_SECONDS:
+                groups[g].append(m)
+                break
+        else:
+            groups.append([m])
+            keys.append((m.work_id, offset))
+    return groups
 
 
 def _overlaps(a: Alignment, e: AudioEvidence) -> bool:

@@ -231,3 +231,37 @@ def test_the_inverted_file_is_saved_and_reopened_instead_of_clustered_again(
         assert reader.search_source == "built"
         assert [m.work_id for m in reader.identify(clip)] == ["beta"]
     assert "rebuilding it" in caplog.text
+
+
+def test_the_sound_carries_the_span_on_where_the_picture_stops(
+    tmp_path: Path, media: Media, library: Path
+) -> None:
+    """A copy whose picture goes black halfway is one match over the whole copy, found by
+    both; a copy with no picture at all is one sound match over all its windows."""
+    half = excerpt(
+        media.programmes["alpha"],
+        tmp_path / "half.mp4",
+        2.0,
+        12.0,
+        "drawbox=enable='gte(t,5)':color=black:t=fill",
+    )
+    blank = tmp_path / "blank.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=black:size=320x180:rate=25", "-ss", "2", "-t", "24", "-i",
+           media.programmes["alpha"], "-map", "0:v", "-map", "1:a", "-shortest", "-c:v", "libx264",
+           "-c:a", "aac", blank)  # fmt: skip
+    with Library.open(library, readonly=True) as lib:
+        h = [m for m in lib.identify(half, top_k=10) if m.work_id == "alpha"]
+        b = [m for m in lib.identify(blank, top_k=10) if m.work_id == "alpha"]
+    assert len(h) == 1 and isinstance(h[0].evidence, VideoEvidence)
+    e = h[0].evidence
+    copied = min(12.0, media.durations["alpha"] - 2.0)  # seconds of the programme in the copies
+    assert copied >= 10.0
+    assert e.found_by == "both" and e.query_end - e.query_start >= copied - 2.0, e.to_json()
+    assert e.matched_frames < 6 * 4 * 2  # the picture matched only its first seconds
+    assert e.ref_start - e.query_start == pytest.approx(2.0, abs=0.5)
+    assert len(b) == 1 and isinstance(b[0].evidence, VideoEvidence), [m.details for m in b]
+    e = b[0].evidence
+    assert e.found_by == "sound" and e.query_end - e.query_start >= media.durations["alpha"] - 4.0, (
+        e.to_json()
+    )
+    assert e.ref_start - e.query_start == pytest.approx(2.0, abs=0.5)
