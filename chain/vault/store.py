@@ -64,12 +64,15 @@ class ObjectStore(Protocol):
 
     def put_stream(self, digest: bytes, src: BinaryIO, max_bytes: int | None = None) -> ObjectHeader: ...
 
+    def verify(self, digest: bytes) -> ObjectHeader: ...
+
     def quarantine(self, digest: bytes) -> None: ...
 
     def digests(self) -> Iterator[bytes]: ...
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries durable (a rename or a new file in it)."""
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -112,7 +115,7 @@ class _LocalWriter:
             final.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(self.tmp, 0o600)
             os.replace(self.tmp, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         except BaseException:
             self.abort()
             raise
