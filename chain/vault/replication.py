@@ -89,10 +89,10 @@ class Outbox:
             fsync_dir(d)
 
     def pending(self, target: str) -> list[bytes]:
-        """Digests still to push to ``target`` (oldest first)."""
+        """Digests still to push to ``target`` (oldest first, as far as the file times tell)."""
         d = self._dir(target)
         entries = [p for p in d.iterdir() if _NAME.fullmatch(p.name)] if d.is_dir() else []
-        entries.sort(key=lambda p: p.stat().st_mtime_ns)
+        entries.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
         return [bytes.fromhex(p.name) for p in entries]
 
     def done(self, target: str, digest: bytes) -> None:

@@ -28,7 +28,7 @@ def test_outbox_is_durable_and_keeps_what_failed(tmp_path: Path) -> None:
     for d in digests:
         box.add(d)
     box = Outbox(tmp_path / "outbox", targets)  # the node restarted
-    assert box.backlog() == 6 and box.pending(targets[0]) == digests
+    assert box.backlog() == 6 and sorted(box.pending(targets[0])) == digests
     calls: list[tuple[str, bytes]] = []
 
     def push(target: str, digest: bytes) -> None:
@@ -37,8 +37,8 @@ def test_outbox_is_durable_and_keeps_what_failed(tmp_path: Path) -> None:
             raise ClientError("node unreachable")
 
     assert push_pending(box, push) == (3, 1)
-    assert box.pending(targets[0]) == [] and box.pending(targets[1]) == digests
-    assert calls.count((targets[1], digests[0])) == 1  # a failing target is left for the next round
+    assert box.pending(targets[0]) == [] and sorted(box.pending(targets[1])) == digests
+    assert sum(t == targets[1] for t, _ in calls) == 1  # a failing target is left for the next round
     assert push_pending(box, lambda t, d: None) == (3, 0) and box.backlog() == 0
 
 
