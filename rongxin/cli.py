@@ -48,6 +48,7 @@ def _mount() -> None:
         cli_query,
         cli_scan,
         cli_snapshot,
+        cli_vault,
         cli_works,
         cli_zkp,
     )
@@ -69,6 +70,9 @@ def _mount() -> None:
     app.add_typer(cli_node.app, name="node", help="Run and manage a consortium node.")
     app.add_typer(
         cli_member.member_app, name="member", help="Certify member organizations; revoke certificates."
+    )
+    app.add_typer(
+        cli_vault.app, name="vault", help="The encrypted off-chain vault: store, fetch, grant, scrub."
     )
     app.command("anchor")(cli_member.anchor_cmd)
     app.command("receipt")(cli_member.receipt_cmd)
