@@ -282,12 +282,16 @@ def capture(url: str, out: Path, options: CaptureOptions | None = None) -> Captu
         if d["port"] and _is_https(h, exchanges)
     ]
     ledger_ms = None
+    ledger_error = None
     if opts.ledger_time_ms is not None:
         try:
             ledger_ms = opts.ledger_time_ms()
         except Exception as exc:  # the offset is informative; a capture stands without it
             log.add("ledger-time-failed", error=str(exc))
+            ledger_error = str(exc)
     env["clock"] = clock_record(int(time.time() * 1000), ledger_ms)
+    if ledger_error is not None:
+        env["clock"]["ledger_error"] = ledger_error
     (out / ENVIRONMENT).write_text(
         json.dumps(env, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8"
     )

@@ -7,7 +7,7 @@ receipt of its digest and an optional RFC 3161 timestamp; read and verified offl
 
 from __future__ import annotations
 
-from crawlers.package.build import add_receipt, add_timestamp, build_package
+from crawlers.package.build import add_receipt, add_timestamp, build_package, timestamp_package
 from crawlers.package.manifest import package_digest
 from crawlers.package.read import EvidencePackage, read_package
 from crawlers.package.verify import Check, Verification, verify_package
@@ -21,5 +21,6 @@ __all__ = [
     "build_package",
     "package_digest",
     "read_package",
+    "timestamp_package",
     "verify_package",
 ]

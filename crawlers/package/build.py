@@ -148,3 +148,26 @@ def add_receipt(path: Path, receipt: Receipt, *, index: int = 0, proof: list[byt
 def add_timestamp(path: Path, token: bytes) -> None:
     """Add an RFC 3161 time-stamp response (DER) over the manifest's SHA-256."""
     _append(path, TIMESTAMP, token)
+
+
+def timestamp_package(path: Path, tsa_url: str, *, timeout_s: float = 30.0) -> bytes:
+    """Ask the TSA at ``tsa_url`` to time-stamp the package's manifest and add the token.
+
+    Returns
+    -------
+    bytes
+        The DER time-stamp response that was added.
+
+    Raises
+    ------
+    crawlers.package.tsa.TimestampError
+        The TSA did not answer with a token over this manifest.
+    """
+    from crawlers.package.read import read_package
+    from crawlers.package.tsa import request_timestamp
+
+    with read_package(path) as pkg:
+        manifest = pkg.manifest_bytes
+    token = request_timestamp(tsa_url, manifest, timeout_s=timeout_s)
+    add_timestamp(path, token)
+    return token

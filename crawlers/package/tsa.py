@@ -17,6 +17,13 @@ from crawlers.errors import CrawlError
 
 MAX_RESPONSE = 1 << 20
 
+#: Imprint hashes accepted in tokens (OID -> hash); requests use SHA-256.
+_IMPRINT_HASHES = {
+    "2.16.840.1.101.3.4.2.1": hashlib.sha256,
+    "2.16.840.1.101.3.4.2.2": hashlib.sha384,
+    "2.16.840.1.101.3.4.2.3": hashlib.sha512,
+}
+
 
 class TimestampError(CrawlError):
     """A time-stamp could not be obtained, or a token does not verify."""
@@ -25,9 +32,16 @@ class TimestampError(CrawlError):
 def request_timestamp(url: str, data: bytes, *, timeout_s: float = 30.0) -> bytes:
     """Ask the TSA at ``url`` for a time-stamp of ``data`` (SHA-256 imprint, with nonce and the
     TSA's certificate); returns the DER time-stamp response after checking it matches."""
-    from rfc3161_client import TimestampRequestBuilder, decode_timestamp_response
+    from rfc3161_client import HashAlgorithm, TimestampRequestBuilder, decode_timestamp_response
 
-    req = TimestampRequestBuilder().data(data).nonce(nonce=True).cert_request(cert_request=True).build()
+    req = (
+        TimestampRequestBuilder()
+        .data(data)
+        .hash_algorithm(HashAlgorithm.SHA256)
+        .nonce(nonce=True)
+        .cert_request(cert_request=True)
+        .build()
+    )
     try:
         resp = httpx.post(
             url,
@@ -68,7 +82,11 @@ def verify_timestamp(token: bytes, data: bytes, roots: list[bytes] | None) -> di
         raise TimestampError(f"not a time-stamp response: {exc}") from None
     info = tsr.tst_info
     imprint = info.message_imprint
-    if bytes(imprint.message) != hashlib.sha256(data).digest():
+    stamped = bytes(imprint.message)
+    expected = _IMPRINT_HASHES.get(imprint.hash_algorithm.dotted_string)
+    if expected is None:
+        raise TimestampError(f"the token uses an unsupported hash ({imprint.hash_algorithm.dotted_string})")
+    if stamped != expected(data).digest():
         raise TimestampError("the token stamps another document than this manifest")
     if roots:
         from cryptography import x509
@@ -85,11 +103,10 @@ def verify_timestamp(token: bytes, data: bytes, roots: list[bytes] | None) -> di
         try:
             builder.build().verify_message(tsr, data)
         except (VerificationError, ValueError) as exc:
+            detail = str(exc)[:300]
             raise TimestampError(
-                f"the token's signature does not verify against the pinned TSA: {exc}"
+                f"the token's signature does not verify against the pinned TSA: {detail}"
             ) from None
-    return {
-        "time": info.gen_time.isoformat(),
-        "tsa": str(info.name) if info.name else None,
-        "serial": info.serial_number,
-    }
+    name: Any = getattr(info.name, "value", None)
+    tsa = name.rfc4514_string() if name is not None and hasattr(name, "rfc4514_string") else None
+    return {"time": info.gen_time.isoformat(), "tsa": tsa, "serial": info.serial_number}

@@ -135,16 +135,23 @@ def _handler(site: CaptureSite) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serve(files: dict[str, tuple[str, bytes]]) -> Iterator[CaptureSite]:
-    """Serve ``files`` on 127.0.0.1 (a free port) for the duration of the block."""
-    site = CaptureSite(dict(files))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(site))
+def loopback_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """Run ``handler`` on 127.0.0.1 (a free port, yielded) in a thread for the duration of the block."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    site.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield site
+        yield int(server.server_address[1])
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def serve(files: dict[str, tuple[str, bytes]]) -> Iterator[CaptureSite]:
+    """Serve ``files`` on 127.0.0.1 (a free port) for the duration of the block."""
+    site = CaptureSite(dict(files))
+    with loopback_server(_handler(site)) as port:
+        site.port = port
+        yield site
