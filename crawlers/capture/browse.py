@@ -65,7 +65,13 @@ _PLAY_JS = """async ([start, timeoutMs]) => {
   }
   const bad = why => ({found: true, playable: false, src: m.currentSrc, error: why});
   if (!(m.duration > 0)) return bad(m.error && m.error.code);
-  m.currentTime = Math.min(start, m.duration);
+  if (start > 0) {
+    const seeked = new Promise(r => {
+      m.addEventListener('seeked', r, {once: true}); setTimeout(r, timeoutMs);
+    });
+    m.currentTime = Math.min(start, m.duration);
+    await seeked;
+  }
   try { await m.play(); } catch (e) { return bad(String(e)); }
   return {found: true, playable: true, src: m.currentSrc, duration: m.duration, start: m.currentTime};
 }"""
@@ -346,6 +352,8 @@ def _play(page: Any, opts: CaptureOptions, log: CaptureLog) -> None:
         log.add("media-not-playable", src=state.get("src"), error=state.get("error"))
         return
     length = min(length, max(0.0, float(state["duration"]) - float(state["start"])))
+    if abs(float(state["start"]) - min(start, float(state["duration"]))) > 0.5:
+        log.add("seek-failed", wanted=start, at=state["start"], note="the server may not serve byte ranges")
     log.add("play", src=state.get("src"), start=state["start"], seconds=round(length, 3))
     page.wait_for_timeout(length * 1000)
     reached = page.evaluate(
