@@ -6,6 +6,7 @@ benchmarks' site. Every request path is logged.
 from __future__ import annotations
 
 import re
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -20,11 +21,12 @@ class CaptureSite:
 
     files: dict[str, tuple[str, bytes]]
     port: int = 0
+    scheme: str = "http"
     log: list[str] = field(default_factory=list)
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
 
 def _handler(site: CaptureSite) -> type[BaseHTTPRequestHandler]:
@@ -71,9 +73,14 @@ def _handler(site: CaptureSite) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def loopback_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
-    """Run ``handler`` on 127.0.0.1 (a free port, yielded) in a thread for the duration of the block."""
+def loopback_server(
+    handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None
+) -> Iterator[int]:
+    """Run ``handler`` on 127.0.0.1 (a free port, yielded) in a thread for the duration of the
+    block; over TLS when ``tls`` (a server context) is given."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -85,9 +92,9 @@ def loopback_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
 
 
 @contextmanager
-def serve(files: dict[str, tuple[str, bytes]]) -> Iterator[CaptureSite]:
-    """Serve ``files`` on 127.0.0.1 (a free port) for the duration of the block."""
-    site = CaptureSite(dict(files))
-    with loopback_server(_handler(site)) as port:
+def serve(files: dict[str, tuple[str, bytes]], tls: ssl.SSLContext | None = None) -> Iterator[CaptureSite]:
+    """Serve ``files`` on 127.0.0.1 (a free port) for the duration of the block (HTTPS with ``tls``)."""
+    site = CaptureSite(dict(files), scheme="https" if tls else "http")
+    with loopback_server(_handler(site), tls) as port:
         site.port = port
         yield site

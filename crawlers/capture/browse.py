@@ -103,6 +103,9 @@ class CaptureOptions:
         Caps on the media files fetched (HLS segments count one each) and on each file.
     ledger_time_ms : callable, optional
         Returns the ledger's current time; recorded with the local clock's offset.
+    ignore_https_errors : bool
+        Load pages whose certificate does not verify (recorded in the environment; the
+        chain each site presented is recorded either way).
     """
 
     allow: tuple[str, ...] = ()
@@ -116,6 +119,7 @@ class CaptureOptions:
     max_media_files: int = 400
     max_media_bytes: int = 512 << 20
     ledger_time_ms: Callable[[], int] | None = None
+    ignore_https_errors: bool = False
 
 
 @dataclass
@@ -234,6 +238,7 @@ def capture(url: str, out: Path, options: CaptureOptions | None = None) -> Captu
                 viewport={"width": opts.viewport[0], "height": opts.viewport[1]},
                 service_workers="block",
                 accept_downloads=False,
+                ignore_https_errors=opts.ignore_https_errors,
             )
             try:
                 page = context.new_page()
@@ -281,6 +286,7 @@ def capture(url: str, out: Path, options: CaptureOptions | None = None) -> Captu
     log.add("warc", path=WARC_PATH, records=len(exchanges) + len(fetched))
     env = system_record(browser_version, str(chromium_executable()))
     env["dns"] = guarded.dns
+    env["https_errors_ignored"] = opts.ignore_https_errors
     env["servers"] = sorted({ex.ip for ex in exchanges if ex.ip})
     env["tls"] = [
         tls_chain(h, d["answers"][0], d["port"])

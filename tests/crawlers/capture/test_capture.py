@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -11,9 +12,10 @@ from warcio.archiveiterator import ArchiveIterator
 
 from crawlers.capture import Capture, CaptureOptions, capture
 from crawlers.errors import CaptureError
+from tests.crawlers.test_tls import _self_signed
 
 from .conftest import LOOPBACK
-from .site import CaptureSite
+from .site import CaptureSite, serve
 
 
 def _warc_urls(cap: Capture) -> dict[str, list[int]]:
@@ -115,3 +117,24 @@ def test_a_non_empty_output_directory_is_refused(capture_site: CaptureSite, tmp_
     (tmp_path / "d" / "keep").write_text("x")
     with pytest.raises(CaptureError, match="not empty"):
         capture(f"{capture_site.base}/static.html", tmp_path / "d", LOOPBACK)
+
+
+@pytest.mark.slow
+def test_https_site_records_its_certificate_chain(
+    site_files: dict[str, tuple[str, bytes]], tmp_path: Path
+) -> None:
+    cert, key = _self_signed(tmp_path, "127.0.0.1")
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    files = {"/static.html": site_files["/static.html"], "/img/still.png": site_files["/img/still.png"]}
+    with serve(files, tls) as site:
+        with pytest.raises(CaptureError, match="CERT"):  # a certificate that does not verify is refused
+            capture(f"{site.base}/static.html", tmp_path / "strict", LOOPBACK)
+        opts = CaptureOptions(allow=("127.0.0.1",), record_screen=False, ignore_https_errors=True)
+        cap = capture(f"{site.base}/static.html", tmp_path / "c", opts)
+    env = json.loads((cap.directory / "evidence/environment.json").read_text())
+    assert env["https_errors_ignored"] is True
+    (chain,) = env["tls"]
+    assert chain["port"] == site.port and chain["verify_result"] != "ok"
+    (leaf,) = chain["chain"]
+    assert leaf["subject"] == "CN=127.0.0.1" and leaf["pem"] == cert.read_text().strip()
