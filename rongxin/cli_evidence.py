@@ -9,7 +9,9 @@ chain and the receipt inside. Verification is offline. See ``docs/evidence.md``.
 from __future__ import annotations
 
 import json
+import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,6 +47,81 @@ def _case(scan: Path | None, case_id: int | None) -> dict[str, Any] | None:
     return case.to_json()
 
 
+@dataclass
+class _Signer:
+    """The member's key and certificate from a client profile, and its node (unless offline)."""
+
+    key: Any
+    cert: Any
+    ledger: Any
+    genesis: Any
+
+    @classmethod
+    def open(cls, client: Path | None, no_anchor: bool, as_json: bool) -> _Signer:
+        from chain.crypto.keyfile import load_private_key
+        from chain.errors import ChainError
+        from chain.node.identity import certificate_from_json
+        from rongxin.cli_common import password
+        from rongxin.client_profile import (
+            ProfileError,
+            find_profile,
+            load_profile,
+            open_client,
+            profile_password,
+        )
+
+        try:
+            profile = load_profile(find_profile(client))
+            pw = profile_password(profile) or password(None, prompt=f"Password of {profile.key_file.name}")
+            key = load_private_key(profile.key_file, pw)
+            cert = certificate_from_json(profile.cert_file.read_text(encoding="utf-8"))
+            ledger, genesis = (None, None) if no_anchor else open_client(profile, pw)
+        except (ProfileError, ChainError, OSError, ValueError) as exc:
+            raise _fail(f"client profile: {exc}", as_json=as_json) from None
+        return cls(key, cert, ledger, genesis)
+
+    def _ledger_time(self) -> int:
+        from chain.receipt import verify_checkpoint
+
+        return verify_checkpoint(self.ledger.checkpoint(), self.genesis).timestamp_ms
+
+    def options(self, allow: list[str] | None, no_recording: bool, play_seconds: float) -> Any:
+        from crawlers.capture import CaptureOptions
+
+        return CaptureOptions(
+            allow=tuple(allow or ()),
+            record_screen=not no_recording,
+            default_play_s=play_seconds,
+            ledger_time_ms=None if self.ledger is None else self._ledger_time,
+        )
+
+    def collect(
+        self, url: str, out: Path, opts: Any, case: dict[str, Any] | None, tsa: str | None, as_json: bool
+    ) -> Any:
+        from chain.errors import ChainError
+        from crawlers.errors import CrawlError
+        from rongxin.evidence import ANCHOR_KIND, collect_evidence
+
+        ledger = self.ledger
+        try:
+            return collect_evidence(
+                url,
+                out,
+                key=self.key,
+                certificate=self.cert,
+                anchor=None if ledger is None else (lambda d: ledger.anchor(d, ANCHOR_KIND)),
+                options=opts,
+                case=case,
+                tsa_url=tsa,
+            )
+        except (CrawlError, ChainError) as exc:
+            raise _fail(f"evidence capture of {url} failed: {exc}", as_json=as_json) from None
+
+    def close(self) -> None:
+        if self.ledger is not None:
+            self.ledger.close()
+
+
 @app.command("capture")
 def capture_cmd(
     url: Annotated[str, typer.Argument(help="The page to capture.")],
@@ -72,55 +149,16 @@ def capture_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Capture URL as evidence and write DIR/evidence.wacz (signed, anchored, receipt inside)."""
-    from chain.crypto.keyfile import load_private_key
-    from chain.errors import ChainError
-    from chain.node.identity import certificate_from_json
-    from chain.receipt import verify_checkpoint
-    from crawlers.capture import CaptureOptions
-    from crawlers.errors import CrawlError
-    from rongxin.cli_common import password
-    from rongxin.client_profile import ProfileError, find_profile, load_profile, open_client, profile_password
-    from rongxin.evidence import ANCHOR_KIND, collect_evidence
-
     out = out or Path(f"evidence-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
     if out.exists() and any(out.iterdir()):
         raise _fail(f"{out} is not empty", as_json=as_json)
     case = _case(scan, case_id)
+    signer = _Signer.open(client, no_anchor, as_json)
+    opts = signer.options(allow, no_recording, play_seconds)
     try:
-        profile = load_profile(find_profile(client))
-        pw = profile_password(profile) or password(None, prompt=f"Password of {profile.key_file.name}")
-        key = load_private_key(profile.key_file, pw)
-        cert = certificate_from_json(profile.cert_file.read_text(encoding="utf-8"))
-        ledger, genesis = (None, None) if no_anchor else open_client(profile, pw)
-    except (ProfileError, ChainError, OSError, ValueError) as exc:
-        raise _fail(f"client profile: {exc}", as_json=as_json) from None
-
-    def ledger_time() -> int:
-        assert ledger is not None and genesis is not None
-        return verify_checkpoint(ledger.checkpoint(), genesis).timestamp_ms
-
-    opts = CaptureOptions(
-        allow=tuple(allow or ()),
-        record_screen=not no_recording,
-        default_play_s=play_seconds,
-        ledger_time_ms=None if ledger is None else ledger_time,
-    )
-    try:
-        ev = collect_evidence(
-            url,
-            out,
-            key=key,
-            certificate=cert,
-            anchor=None if ledger is None else (lambda d: ledger.anchor(d, ANCHOR_KIND)),
-            options=opts,
-            case=case,
-            tsa_url=tsa,
-        )
-    except (CrawlError, ChainError) as exc:
-        raise _fail(f"evidence capture failed: {exc}", as_json=as_json) from None
+        ev = signer.collect(url, out, opts, case, tsa, as_json)
     finally:
-        if ledger is not None:
-            ledger.close()
+        signer.close()
     summary = {
         "package": str(ev.package),
         "package_digest_sm3": ev.digest.hex(),
@@ -141,6 +179,80 @@ def capture_cmd(
     )
     console.print(f"package {escape(str(ev.package))}, digest {ev.digest.hex()}")
     console.print("anchored on chain; receipt in the package" if ev.receipt else "[yellow]not anchored[/]")
+
+
+@app.command("capture-cases")
+def capture_cases_cmd(
+    scan: Annotated[Path, typer.Option("--scan", help="The scan directory whose cases are captured.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory of the packages (case-<id>/).")],
+    client: Annotated[
+        Path | None,
+        typer.Option("--client", help="Client profile: the member's key signs, its node anchors."),
+    ] = None,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option("--allow", help="An internal address or network the browser may reach (repeatable)."),
+    ] = None,
+    tsa: Annotated[str | None, typer.Option("--tsa", help="URL of an RFC 3161 time-stamp authority.")] = None,
+    play_seconds: Annotated[
+        float, typer.Option(min=0.0, help="Seconds of media played when the case names no span.")
+    ] = 10.0,
+    no_recording: Annotated[bool, typer.Option("--no-recording", help="No screen recording.")] = False,
+    no_anchor: Annotated[
+        bool, typer.Option("--no-anchor", help="Sign only; the packages then lack their chain receipts.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON line per case.")] = False,
+) -> None:
+    """Capture the page of every case of a scan that has no package yet (OUT/case-<id>/).
+
+    Run it after `rongxin scan` (or again after `rongxin scan resume`): cases captured
+    before are skipped, so each new case is captured once. Exits with status 1 when any
+    capture failed; the others are kept.
+    """
+    from crawlers.errors import CrawlError
+    from crawlers.store import ScanStore
+
+    try:
+        store = ScanStore(scan)
+        try:
+            cases = store.cases()
+        finally:
+            store.close()
+    except CrawlError as exc:
+        raise _fail(str(exc), as_json=as_json) from None
+    todo = [c for c in cases if not (out / f"case-{c.id}" / "evidence.wacz").exists()]
+    if not todo:
+        console.print(f"no new case in {escape(str(scan))} ({len(cases)} captured before)")
+        return
+    signer = _Signer.open(client, no_anchor, as_json)
+    failed = 0
+    try:
+        for case in todo:
+            target = out / f"case-{case.id}"
+            if target.exists():  # an interrupted capture: start it again
+                shutil.rmtree(target)
+            try:
+                ev = signer.collect(
+                    case.page_url,
+                    target,
+                    signer.options(allow, no_recording, play_seconds),
+                    case.to_json(),
+                    tsa,
+                    as_json,
+                )
+            except typer.Exit:
+                failed += 1
+                continue
+            row = {"case": case.id, "package": str(ev.package), "package_digest_sm3": ev.digest.hex(),
+                   "anchored": ev.receipt is not None}  # fmt: skip
+            if as_json:
+                typer.echo(json.dumps(row))
+            else:
+                console.print(f"case {case.id}: {escape(str(ev.package))}")
+    finally:
+        signer.close()
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command("verify")

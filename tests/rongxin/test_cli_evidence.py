@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import zipfile
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from typer.testing import CliRunner
 
 from chain.crypto.keyfile import save_private_key
 from chain.node.identity import certificate_to_json
+from crawlers.package import read_package
+from crawlers.store import ScanStore
 from rongxin.cli import app
 from rongxin.client_profile import write_profile
 from tests.crawlers.capture import conftest as capture_fixtures
@@ -80,19 +83,21 @@ def test_verify_refuses_unreadable_inputs(package: Path, genesis_file: Path, tmp
     assert res.exit_code == 1 and json.loads(res.output)["checks"][0]["check"] == "package"
 
 
-def test_capture_signs_with_the_profile_key(
-    capture_site: CaptureSite,
-    ledger: Ledger,
-    genesis_file: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def profile(ledger: Ledger, genesis_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The legal center's client profile (its node address leads nowhere: offline use only)."""
     key_file, cert_file = tmp_path / "center.key", tmp_path / "center.cert.json"
     save_private_key(ledger.center.key, key_file, PASSWORD, scrypt_n=2**10)
     cert_file.write_text(certificate_to_json(ledger.center.cert))
-    profile = tmp_path / "client.toml"
-    write_profile(profile, "http://127.0.0.1:9", genesis_file, key_file, cert_file)
+    path = tmp_path / "client.toml"
+    write_profile(path, "http://127.0.0.1:9", genesis_file, key_file, cert_file)
     monkeypatch.setenv("RONGXIN_KEY_PASSWORD", PASSWORD)
+    return path
+
+
+def test_capture_signs_with_the_profile_key(
+    capture_site: CaptureSite, genesis_file: Path, profile: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "ev"
     args = [
         "evidence",
@@ -149,3 +154,35 @@ def test_capture_anchors_through_a_real_node_and_verifies(
     )
     assert checked.exit_code == 0, checked.output
     assert json.loads(checked.output)["facts"]["anchored"]["height"] >= 1
+
+
+def test_capture_cases_captures_each_new_case_once(
+    capture_site: CaptureSite, profile: Path, tmp_path: Path
+) -> None:
+    scan = tmp_path / "scan"
+    store = ScanStore(scan, create=True)
+    try:
+        page, media = f"{capture_site.base}/video.html", f"{capture_site.base}/media/clip.mp4"
+        store.add(page, "page", 0)
+        store.add(media, "media", 1)
+        store.add_ref(page, media)
+        item, _ = store.next_item(time.time(), pages=False)
+        assert item is not None and item.url == media
+        match = {"work_id": "clip", "kind": "video", "score": 0.9,
+                 "evidence": {"details": {"query_start": 1.0, "query_end": 2.0}}}  # fmt: skip
+        assert store.finish_media(item, media, bytes(32), "video/mp4", 10, [match]) == 1
+    finally:
+        store.close()
+    out = tmp_path / "packages"
+    args = ["evidence", "capture-cases", "--scan", str(scan), "--out", str(out), "--client", str(profile),
+            "--allow", "127.0.0.1", "--no-anchor", "--no-recording", "--json"]  # fmt: skip
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    (row,) = [json.loads(line) for line in first.output.splitlines()]
+    assert row["case"] == 1 and Path(row["package"]).exists()
+    with read_package(row["package"]) as pkg:
+        assert pkg.manifest["case"]["work_id"] == "clip"
+        play = next(e for e in pkg.capture_log if e["event"] == "play")
+        assert abs(play["start"] - 1.0) < 0.2 and play["seconds"] == 1.0  # the case's matched span
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "no new case" in again.output
