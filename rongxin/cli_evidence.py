@@ -26,6 +26,23 @@ app = typer.Typer(
 )
 
 
+ClientOption = Annotated[
+    Path | None, typer.Option("--client", help="Client profile: the member's key signs, its node anchors.")
+]
+AllowOption = Annotated[
+    list[str] | None,
+    typer.Option("--allow", help="An internal address or network the browser may reach (repeatable)."),
+]
+TsaOption = Annotated[str | None, typer.Option("--tsa", help="URL of an RFC 3161 time-stamp authority.")]
+PlayOption = Annotated[
+    float, typer.Option(min=0.0, help="Seconds of media played when the case names no span.")
+]
+NoRecordingOption = Annotated[bool, typer.Option("--no-recording", help="No screen recording.")]
+NoAnchorOption = Annotated[
+    bool, typer.Option("--no-anchor", help="Sign only; the package then lacks its chain receipt.")
+]
+
+
 def _case(scan: Path | None, case_id: int | None) -> dict[str, Any] | None:
     if case_id is None:
         return None
@@ -130,22 +147,12 @@ def capture_cmd(
     ] = None,
     scan: Annotated[Path | None, typer.Option("--scan", help="The scan directory of --case.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="New directory for the capture.")] = None,
-    client: Annotated[
-        Path | None,
-        typer.Option("--client", help="Client profile: the member's key signs, its node anchors."),
-    ] = None,
-    allow: Annotated[
-        list[str] | None,
-        typer.Option("--allow", help="An internal address or network the browser may reach (repeatable)."),
-    ] = None,
-    tsa: Annotated[str | None, typer.Option("--tsa", help="URL of an RFC 3161 time-stamp authority.")] = None,
-    play_seconds: Annotated[
-        float, typer.Option(min=0.0, help="Seconds of media played when the case names no span.")
-    ] = 10.0,
-    no_recording: Annotated[bool, typer.Option("--no-recording", help="No screen recording.")] = False,
-    no_anchor: Annotated[
-        bool, typer.Option("--no-anchor", help="Sign only; the package then lacks its chain receipt.")
-    ] = False,
+    client: ClientOption = None,
+    allow: AllowOption = None,
+    tsa: TsaOption = None,
+    play_seconds: PlayOption = 10.0,
+    no_recording: NoRecordingOption = False,
+    no_anchor: NoAnchorOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Capture URL as evidence and write DIR/evidence.wacz (signed, anchored, receipt inside)."""
@@ -185,22 +192,12 @@ def capture_cmd(
 def capture_cases_cmd(
     scan: Annotated[Path, typer.Option("--scan", help="The scan directory whose cases are captured.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory of the packages (case-<id>/).")],
-    client: Annotated[
-        Path | None,
-        typer.Option("--client", help="Client profile: the member's key signs, its node anchors."),
-    ] = None,
-    allow: Annotated[
-        list[str] | None,
-        typer.Option("--allow", help="An internal address or network the browser may reach (repeatable)."),
-    ] = None,
-    tsa: Annotated[str | None, typer.Option("--tsa", help="URL of an RFC 3161 time-stamp authority.")] = None,
-    play_seconds: Annotated[
-        float, typer.Option(min=0.0, help="Seconds of media played when the case names no span.")
-    ] = 10.0,
-    no_recording: Annotated[bool, typer.Option("--no-recording", help="No screen recording.")] = False,
-    no_anchor: Annotated[
-        bool, typer.Option("--no-anchor", help="Sign only; the packages then lack their chain receipts.")
-    ] = False,
+    client: ClientOption = None,
+    allow: AllowOption = None,
+    tsa: TsaOption = None,
+    play_seconds: PlayOption = 10.0,
+    no_recording: NoRecordingOption = False,
+    no_anchor: NoAnchorOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON line per case.")] = False,
 ) -> None:
     """Capture the page of every case of a scan that has no package yet (OUT/case-<id>/).
