@@ -9,6 +9,7 @@ signature differ only in their ``created`` times.
 from __future__ import annotations
 
 import json
+import shutil
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,8 @@ from crawlers.package.manifest import (
     SIGNATURE,
     TIMESTAMP,
     build_manifest,
+    file_entry,
+    package_digest,
     sign_manifest,
 )
 from crawlers.package.wacz import (
@@ -82,23 +85,28 @@ def build_package(
     """
     if key.public_key.to_bytes() != certificate.public_key:
         raise PackageError("the signing key does not belong to the certificate")
-    try:
-        files = {rel: path.read_bytes() for rel, path in cap.files.items()}
-    except OSError as exc:
-        raise PackageError(f"capture file missing: {exc}") from None
+    sources: dict[str, bytes | Path] = dict(cap.files)
+    missing = [rel for rel, path in cap.files.items() if not path.is_file()]
+    if missing:
+        raise PackageError(f"capture files missing: {missing}")
     with (cap.directory / WARC_PATH).open("rb") as fh:
-        files[INDEX] = ("\n".join(cdxj_lines(fh, WARC_PATH.rsplit("/", 1)[-1])) + "\n").encode()
+        sources[INDEX] = ("\n".join(cdxj_lines(fh, WARC_PATH.rsplit("/", 1)[-1])) + "\n").encode()
     started = (
         datetime.fromtimestamp(cap.started_ms / 1000, UTC)
         .isoformat(timespec="seconds")
         .replace("+00:00", "Z")
     )
-    files[PAGES] = pages_jsonl(cap.url, cap.title, started)
+    sources[PAGES] = pages_jsonl(cap.url, cap.title, started)
+    entries = {rel: file_entry(src) for rel, src in sources.items()}
     dp = canonical_json(
-        datapackage(files, title=cap.title or cap.url, main_url=cap.url, main_date=started, software=SOFTWARE)
+        datapackage(
+            entries, title=cap.title or cap.url, main_url=cap.url, main_date=started, software=SOFTWARE
+        )
     )
-    files[DATAPACKAGE] = dp
-    files[DATAPACKAGE_DIGEST] = canonical_json(datapackage_digest(dp))
+    dp_digest = canonical_json(datapackage_digest(dp))
+    for rel, data in ((DATAPACKAGE, dp), (DATAPACKAGE_DIGEST, dp_digest)):
+        sources[rel] = data
+        entries[rel] = file_entry(data)
     capture_doc = {
         "url": cap.url,
         "final_url": cap.final_url,
@@ -108,19 +116,22 @@ def build_package(
         "finished_ms": cap.finished_ms,
     }
     manifest = build_manifest(
-        files, capture=capture_doc, certificate=certificate, case=case, match=match, created=_now()
+        entries, capture=capture_doc, certificate=certificate, case=case, match=match, created=_now()
     )
     signature = sign_manifest(manifest, key)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-        for rel in sorted(files):
-            zf.writestr(_info(rel), files[rel])
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for rel in sorted(sources):
+            src = sources[rel]
+            if isinstance(src, bytes):
+                zf.writestr(_info(rel), src)
+            else:
+                with src.open("rb") as fin, zf.open(_info(rel), "w", force_zip64=True) as fout:
+                    shutil.copyfileobj(fin, fout, 1 << 20)
         zf.writestr(_info(MANIFEST), manifest)
         zf.writestr(_info(SIGNATURE), signature)
     tmp.replace(out)
-    from crawlers.package.manifest import package_digest
-
     return package_digest(manifest)
 
 

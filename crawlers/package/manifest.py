@@ -10,10 +10,11 @@ digest fixes the whole package.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 from chain.crypto import PrivateKey
-from chain.crypto.sm3 import sm3
+from chain.crypto.sm3 import SM3, sm3
 from chain.types import Certificate
 from crawlers.package.wacz import canonical_json
 
@@ -30,9 +31,17 @@ PROOF_FILES = (MANIFEST, SIGNATURE, RECEIPT, ANCHOR, TIMESTAMP)
 SIGNATURE_ALGORITHM = "SM2-with-SM3 (GB/T 32918, default user id)"
 
 
-def file_entry(data: bytes) -> dict[str, Any]:
-    """``{"bytes", "sm3", "sha256"}`` of one file."""
-    return {"bytes": len(data), "sm3": sm3(data).hex(), "sha256": hashlib.sha256(data).hexdigest()}
+def file_entry(source: bytes | Path) -> dict[str, Any]:
+    """``{"bytes", "sm3", "sha256"}`` of one file's bytes, or of a file on disk (streamed)."""
+    if isinstance(source, bytes):
+        return {"bytes": len(source), "sm3": sm3(source).hex(), "sha256": hashlib.sha256(source).hexdigest()}
+    h3, h256, size = SM3(), hashlib.sha256(), 0
+    with source.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h3.update(chunk)
+            h256.update(chunk)
+            size += len(chunk)
+    return {"bytes": size, "sm3": h3.hexdigest(), "sha256": h256.hexdigest()}
 
 
 def certificate_json(cert: Certificate) -> dict[str, Any]:
@@ -56,7 +65,7 @@ def certificate_from(doc: Any) -> Certificate:
 
 
 def build_manifest(
-    files: dict[str, bytes],
+    files: dict[str, dict[str, Any]],
     *,
     capture: dict[str, Any],
     certificate: Certificate,
@@ -64,7 +73,7 @@ def build_manifest(
     match: dict[str, Any] | None,
     created: str,
 ) -> bytes:
-    """The canonical manifest bytes over ``files`` (package path -> bytes)."""
+    """The canonical manifest bytes over ``files`` (package path -> :func:`file_entry`)."""
     doc = {
         "format": FORMAT,
         "created": created,
@@ -72,7 +81,7 @@ def build_manifest(
         "case": case,
         "match": match,
         "signer": {"certificate": certificate_json(certificate)},
-        "files": {path: file_entry(data) for path, data in sorted(files.items())},
+        "files": dict(sorted(files.items())),
     }
     return canonical_json(doc)
 

@@ -76,17 +76,18 @@ def pages_jsonl(url: str, title: str, ts_iso: str) -> bytes:
 
 
 def datapackage(
-    files: dict[str, bytes], *, title: str, main_url: str, main_date: str, software: str
+    files: dict[str, dict[str, Any]], *, title: str, main_url: str, main_date: str, software: str
 ) -> dict[str, Any]:
-    """The WACZ ``datapackage.json`` document over ``files`` (package path -> bytes)."""
+    """The WACZ ``datapackage.json`` document over ``files`` (package path ->
+    ``{"bytes", "sha256", ...}``)."""
     resources = [
         {
             "name": path.rsplit("/", 1)[-1],
             "path": path,
-            "hash": "sha256:" + hashlib.sha256(data).hexdigest(),
-            "bytes": len(data),
+            "hash": "sha256:" + entry["sha256"],
+            "bytes": entry["bytes"],
         }
-        for path, data in sorted(files.items())
+        for path, entry in sorted(files.items())
     ]
     return {
         "profile": "data-package",

@@ -196,3 +196,14 @@ def test_a_receipt_of_another_digest_or_none_is_refused(
 def test_without_genesis_nothing_is_accepted(package: Path) -> None:
     v = verify_package(str(package), None)
     assert not v.failures and not v.ok
+
+
+def test_a_capture_with_a_missing_file_is_not_packaged(
+    static_capture: Capture, ledger: Ledger, tmp_path: Path
+) -> None:
+    files = dict(static_capture.files)
+    files["evidence/screenshot.png"] = tmp_path / "gone.png"
+    broken = Capture(**{**static_capture.__dict__, "files": files})
+    with pytest.raises(PackageError, match="missing"):
+        build_package(broken, tmp_path / "x.wacz", key=ledger.center.key, certificate=ledger.center.cert)
+    assert not (tmp_path / "x.wacz").exists()
