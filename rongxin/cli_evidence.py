@@ -294,7 +294,7 @@ def verify_cmd(
             if c.status != "ok" or c.check not in ("sm3+sha256",):
                 colour = {"ok": "green", "failed": "red", "skipped": "yellow"}[c.status]
                 detail = f" — {escape(c.detail)}" if c.detail else ""
-                console.print(f"[{colour}]{c.status:7}[/] {escape(c.file)} [{escape(c.check)}]{detail}")
+                console.print(f"[{colour}]{c.status:7}[/] {escape(c.file)} {escape(f'[{c.check}]')}{detail}")
         files = sum(1 for c in result.checks if c.check == "sm3+sha256")
         console.print(f"{files} files match the signed manifest; package digest (SM3) {result.digest}")
         console.print("[green]VALID[/]" if result.ok else "[red]REFUSED[/]")

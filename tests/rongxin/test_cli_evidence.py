@@ -67,7 +67,7 @@ def test_verify_accepts_a_good_package_and_names_a_changed_file(
         {"file": "evidence/dom.html", "check": "size", "status": "failed", "detail": failures[0]["detail"]}
     ]
     human = runner.invoke(app, ["evidence", "verify", str(bad), "--genesis", str(genesis_file)])
-    assert human.exit_code == 1 and "REFUSED" in human.output and "evidence/dom.html" in human.output
+    assert human.exit_code == 1 and "REFUSED" in human.output and "evidence/dom.html [size]" in human.output
 
 
 def test_verify_refuses_unreadable_inputs(package: Path, genesis_file: Path, tmp_path: Path) -> None:
