@@ -41,6 +41,7 @@ def _mount() -> None:
         cli_agency,
         cli_chain,
         cli_datasets,
+        cli_evidence,
         cli_exchange,
         cli_ledger,
         cli_member,
@@ -61,6 +62,7 @@ def _mount() -> None:
     app.command("identify")(cli_works.identify)
     app.command("scan")(cli_scan.scan)
     app.add_typer(cli_scan.cases_app, name="cases", help="Cases found by web scans.")
+    app.add_typer(cli_evidence.app, name="evidence", help="Capture pages as court evidence; verify packages.")
     app.add_typer(cli_query.app, name="query", help="Regulators' encrypted cross-agency queries.")
     app.add_typer(cli_agency.app, name="agency", help="Run an agency's endpoint for privacy queries.")
     app.add_typer(cli_zkp.app, name="transfer", help="Confidential copyright transfers: auditor tools.")

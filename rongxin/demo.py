@@ -207,6 +207,10 @@ def run_demo(out_dir: Path, console: Console | None = None, *, scrypt_n: int | N
 
     vault_stage(out_dir, step, scrypt_n=scrypt_n or keyfile.DEFAULT_SCRYPT_N)
 
+    from rongxin.demo_evidence import evidence_stage
+
+    evidence_stage(out_dir, step)
+
     if console:
         table = Table(title=escape(f"Rongxin demo — files in {out_dir}"))
         table.add_column("step")
