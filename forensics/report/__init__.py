@@ -13,7 +13,9 @@ the browser. See ``docs/report.md``.
 
 from __future__ import annotations
 
-from forensics.report.build import build_html, check_file, qr_png, verification_text
+from typing import TYPE_CHECKING
+
+from chain.lazy import lazy_exports
 from forensics.report.model import (
     CaptureEvent,
     CaptureSummary,
@@ -27,6 +29,17 @@ from forensics.report.model import (
     evidence_from_json,
     file_digest,
 )
+
+if TYPE_CHECKING:
+    from forensics.report.build import build_html, check_file, qr_png, verification_text
+
+#: Public name -> the module that defines it (imported on first access: Jinja2, OpenCV, matplotlib).
+_LAZY: dict[str, str] = {
+    "build_html": "forensics.report.build",
+    "check_file": "forensics.report.build",
+    "qr_png": "forensics.report.build",
+    "verification_text": "forensics.report.build",
+}
 
 __all__ = [
     "CaptureEvent",
@@ -45,3 +58,6 @@ __all__ = [
     "qr_png",
     "verification_text",
 ]
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)
