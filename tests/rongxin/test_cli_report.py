@@ -6,11 +6,9 @@ import hashlib
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -18,6 +16,7 @@ from chain.crypto.sm3 import sm3_file
 from crawlers.store import Item, ScanStore
 from rongxin.cli import app
 from tests.forensics.report.conftest import HOSTILE, Found, image_found  # noqa: F401 (fixture)
+from tests.rongxin.pdf_pages import check_pdf_pages
 
 runner = CliRunner()
 A4_WIDTH_PT = 595.28
@@ -66,21 +65,6 @@ def _run(*args: str | Path) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def _words(pdf: Path) -> list[tuple[int, float, float, float, float, str]]:
-    """Every word of the PDF with its page and box (points), from ``pdftotext -bbox``."""
-    html = subprocess.run(
-        ["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, text=True, check=True
-    ).stdout
-    out = []
-    for page_no, page in enumerate(html.split("<page ")[1:], start=1):
-        for m in re.finditer(
-            r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>', page
-        ):
-            x0, y0, x1, y1 = (float(m.group(i)) for i in range(1, 5))
-            out.append((page_no, x0, y0, x1, y1, m.group(5)))
-    return out
-
-
 @pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils (scripts/apt-packages.txt)")
 def test_report_html_and_pdf_pages_render_cjk_without_overflow(
     scan: Path,
@@ -100,41 +84,7 @@ def test_report_html_and_pdf_pages_render_cjk_without_overflow(
     for path in (image_found.work_file, image_found.copy_file):
         assert sm3_file(path).hex() in html and hashlib.sha256(path.read_bytes()).hexdigest() in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script" not in html
-    # fonts: the CJK face is embedded
-    fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout
-    assert "WenQuanYiMicroHei" in fonts
-    words = _words(pdf)
-    pages = max(w[0] for w in words)
-    assert 2 <= pages <= 6
-    # no overflow: every word inside the printable width, and the right margin strip blank
-    for page, x0, _y0, x1, _y1, text in words:
-        assert x0 >= MARGIN_PT - 2 and x1 <= A4_WIDTH_PT - MARGIN_PT + 2, (page, text, x0, x1)
-    dpi = 60
-    subprocess.run(["pdftoppm", "-r", str(dpi), "-png", str(pdf), str(tmp_path / "p")], check=True)
-    images = sorted(tmp_path.glob("p-*.png"))
-    assert len(images) == pages
-    strip = int(MARGIN_PT * dpi / 72) - 3
-    for png in images:
-        img = cv2.imread(str(png), cv2.IMREAD_GRAYSCALE)
-        assert img is not None and img.shape[1] == round(A4_WIDTH_PT * dpi / 72)
-        assert img[:, -strip:].min() > 240, f"{png.name}: ink in the right margin"
-        assert img[:, :strip].min() > 240, f"{png.name}: ink in the left margin"
-    # CJK drawn: the title's six glyphs each have ink and differ from each other (tofu boxes
-    # or blanks would be identical)
-    title = next(w for w in words if w[5].startswith("侵权取证报告"))
-    page1 = cv2.imread(str(images[0]), cv2.IMREAD_GRAYSCALE)
-    assert page1 is not None
-    k = dpi / 72
-    x0, y0, x1, y1 = (round(v * k) for v in title[1:5])
-    cell = (x1 - x0) / len(title[5])
-    glyphs = [page1[y0:y1, round(x0 + i * cell) : round(x0 + (i + 1) * cell)].astype(float) for i in range(6)]
-    w = min(g.shape[1] for g in glyphs)
-    glyphs = [g[:, :w] for g in glyphs]
-    for g in glyphs:
-        assert (g < 128).sum() > 10, "a blank glyph"
-    for i in range(6):
-        for j in range(i + 1, 6):
-            assert np.abs(glyphs[i] - glyphs[j]).mean() > 10, f"glyphs {i} and {j} look alike (tofu?)"
+    images = check_pdf_pages(pdf, tmp_path)
     # the figure made it onto a page: a large coloured area
     colourful = 0
     for png in images:
