@@ -10,6 +10,7 @@ no evidence package was captured for the case, the report says so. See ``docs/re
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -106,7 +107,7 @@ def load_case(scan_dir: Path, case_id: int) -> Case:
         raise RongxinError(str(exc)) from None
     try:
         case = store.case(case_id)
-    except Exception as exc:  # sqlite3.DatabaseError and friends from a damaged file
+    except (sqlite3.DatabaseError, ValueError) as exc:  # a damaged file, or a case's JSON tampered with
         raise RongxinError(f"the scan database in {scan_dir} cannot be read: {exc}") from None
     finally:
         store.close()

@@ -288,6 +288,9 @@ def _ledger_step(
     )
 
     _forensics_step(out_dir, consortium, media, step)
+    from rongxin.demo_report import report_stage
+
+    report_stage(out_dir, step)
     _audio_step(out_dir, step)
     _video_step(out_dir, step)
     from chain.client import InProcessLedger

@@ -37,6 +37,9 @@ from forensics.report.model import ReportError
 AUDIO_RATE = 8000
 #: Longest stretch of a file a spectrogram shows (seconds); longer files show the span and margins.
 MAX_SPECTROGRAM_SECONDS = 120.0
+#: Longest stretch of the copy the similarity series covers (seconds): the aligned span
+#: (its first part when longer) with margins on both sides.
+MAX_SIMILARITY_SECONDS = 600.0
 #: Correspondences drawn at most (the strongest evenly spread).
 MAX_LINES = 60
 #: Height in pixels of the side-by-side image figure.
@@ -168,13 +171,28 @@ def image_pair(
 # -- audio --------------------------------------------------------------------------------------
 
 
-def _decode(path: Path) -> NDArray[np.float32]:
-    from forensics.audio.decode import decode
+def _decode(path: Path, lo: float = 0.0, hi: float = math.inf) -> tuple[NDArray[np.float32], float]:
+    """The samples of ``path`` from ``lo`` to ``hi`` seconds (streamed: a long file is never
+    held whole) and the time of the first sample returned."""
+    from forensics.audio.decode import iter_blocks
 
+    lo = max(0.0, lo)
+    first = int(lo * AUDIO_RATE)
+    last = math.inf if math.isinf(hi) else int(hi * AUDIO_RATE)
+    parts: list[NDArray[np.float32]] = []
+    at = 0
     try:
-        return decode(path, sample_rate=AUDIO_RATE, max_seconds=4 * 3600, strict=False)
+        for block in iter_blocks(path, sample_rate=AUDIO_RATE, block_seconds=10.0, strict=False):
+            end = at + len(block)
+            if end > first:
+                parts.append(block[max(0, first - at) : max(0, int(min(end, last)) - at)])
+            at = end
+            if at >= last:
+                break
     except ForensicsError as exc:
         raise ReportError(f"cannot draw {path.name}: {exc}") from None
+    samples = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    return samples, first / AUDIO_RATE
 
 
 def _spectrogram(x: NDArray[np.float32]) -> tuple[NDArray[np.float64], float]:
@@ -190,12 +208,12 @@ def _spectrogram(x: NDArray[np.float32]) -> tuple[NDArray[np.float64], float]:
     return db, hop / AUDIO_RATE
 
 
-def _window(duration: float, start: float, end: float) -> tuple[float, float]:
-    if duration <= MAX_SPECTROGRAM_SECONDS:
-        return 0.0, duration
-    margin = max(0.0, (MAX_SPECTROGRAM_SECONDS - (end - start)) / 2)
+def _window(start: float, end: float, seconds: float) -> tuple[float, float]:
+    """A stretch of about ``seconds`` around the span ``start``..``end`` (the span's first
+    ``seconds`` when it is longer), never before 0."""
+    margin = max(5.0, (seconds - (end - start)) / 2)
     lo = max(0.0, start - margin)
-    return lo, min(duration, lo + MAX_SPECTROGRAM_SECONDS)
+    return lo, lo + max(seconds, min(end - start, seconds) + 10.0)
 
 
 def audio_spectrograms(
@@ -219,10 +237,8 @@ def audio_spectrograms(
         (axes[0], work_path, (evidence.ref_start, evidence.ref_end), labels["work"]),
         (axes[1], copy_path, (evidence.query_start, evidence.query_end), labels["copy"]),
     ):
-        x = _decode(path)
-        duration = len(x) / AUDIO_RATE
-        lo, hi = _window(duration, start, end)
-        db, hop = _spectrogram(x[int(lo * AUDIO_RATE) : int(hi * AUDIO_RATE)])
+        x, lo = _decode(path, *_window(start, end, MAX_SPECTROGRAM_SECONDS))
+        db, hop = _spectrogram(x)
         librosa.display.specshow(
             db,
             sr=AUDIO_RATE,
@@ -256,14 +272,22 @@ def audio_similarity_series(
     second is the mean over its frames, clipped to 0..1: about 0 where the copy plays
     something else, high inside the aligned span.
 
+    Only about :data:`MAX_SIMILARITY_SECONDS` of the copy around the span are decoded (the
+    span's first part when it is longer), so a long stream costs bounded memory.
+
     Returns
     -------
     (times, values)
         Copy seconds (start of each second) and similarities (``nan`` where the alignment
         falls outside the work).
     """
-    q_db, hop = _spectrogram(_decode(copy_path))
-    r_db, _ = _spectrogram(_decode(work_path))
+    q_lo, q_hi = _window(evidence.query_start, evidence.query_end, MAX_SIMILARITY_SECONDS)
+    r_lo = evidence.ref_start + (q_lo - evidence.query_start) * evidence.speed - 1.0
+    r_hi = evidence.ref_start + (q_hi - evidence.query_start) * evidence.speed + 1.0
+    q_x, q_lo = _decode(copy_path, q_lo, q_hi)
+    r_x, r_lo = _decode(work_path, r_lo, r_hi)
+    q_db, hop = _spectrogram(q_x)
+    r_db, _ = _spectrogram(r_x)
     q = q_db - np.median(q_db, axis=1, keepdims=True)
     r = r_db - np.median(r_db, axis=1, keepdims=True)
     bins = q.shape[0]
@@ -274,9 +298,9 @@ def audio_similarity_series(
     band = slice(4, bins - 4)
     q, r = q[band], r[band]
     frames = q.shape[1]
-    tq = np.arange(frames) * hop
+    tq = q_lo + np.arange(frames) * hop
     tr = evidence.ref_start + (tq - evidence.query_start) * evidence.speed
-    jr = np.round(tr / hop).astype(np.int64)
+    jr = np.round((tr - r_lo) / hop).astype(np.int64)
     valid = (jr >= 0) & (jr < r.shape[1])
     corr = np.full(frames, np.nan)
     if valid.any():
@@ -289,14 +313,14 @@ def audio_similarity_series(
         b = b - b.mean(axis=0)
         den = np.sqrt((a * a).sum(0) * (b * b).sum(0))
         corr[valid] = np.where(den > 0, (a * b).sum(0) / np.maximum(den, 1e-12), 0.0)
-    seconds = math.ceil(frames * hop)
-    times = np.arange(seconds, dtype=np.float64)
-    values = np.full(seconds, np.nan)
-    for s in range(seconds):
+    first = math.floor(q_lo)
+    times = np.arange(first, math.ceil(q_lo + frames * hop), dtype=np.float64)
+    values = np.full(len(times), np.nan)
+    for i, s in enumerate(times):
         chunk = corr[(tq >= s) & (tq < s + 1)]
         chunk = chunk[~np.isnan(chunk)]
         if len(chunk):
-            values[s] = float(np.clip(chunk.mean(), 0.0, 1.0))
+            values[i] = float(np.clip(chunk.mean(), 0.0, 1.0))
     return times, values
 
 

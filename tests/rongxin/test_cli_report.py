@@ -183,4 +183,10 @@ def test_bad_input_gives_clear_errors(scan: Path, image_found: Found, tmp_path: 
     db.close()
     code, _, err = _run("report", "1", "-s", scan, "-l", lib, "-f", "html")
     assert code == 1 and "case 1:" in err and "'hash' or 'features'" in err
+    db = sqlite3.connect(scan / "scan.sqlite")
+    db.execute("UPDATE cases SET evidence = '{not json'")
+    db.commit()
+    db.close()
+    code, _, err = _run("report", "1", "-s", scan, "-l", lib, "-f", "html")
+    assert code == 1 and "cannot be read" in err
     assert not (scan / "reports").exists()

@@ -201,3 +201,29 @@ def test_stored_evidence_round_trips(image_found: Found, audio_found: Found) -> 
     bad = image_found.evidence.to_json() | {"region": [[0, 0], [1]]}
     with pytest.raises(ReportError, match="'region'"):
         evidence_from_json("image", bad)
+
+
+def test_a_long_copy_is_analysed_around_the_span_only(audio_found: Found, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A 6-minute copy holding the excerpt at 5:00: only the stretch around it is decoded."""
+    from forensics.report import figures
+    from tests.forensics.audio.conftest import synth_music, write_wav
+
+    monkeypatch.setattr(figures, "MAX_SIMILARITY_SECONDS", 60.0)
+    monkeypatch.setattr(figures, "MAX_SPECTROGRAM_SECONDS", 40.0)
+    sr = 8000
+    song = synth_music(7, 30.0)
+    copy = np.tile(synth_music(5, 30.0), 12)
+    copy[300 * sr : 312 * sr] = 0.7 * song[8 * sr : 20 * sr]
+    path = write_wav(tmp_path / "long.wav", copy)
+    ev = dataclasses.replace(
+        audio_found.evidence, query_start=300.0, query_end=312.0, ref_start=8.0, ref_end=20.0
+    )
+    assert isinstance(ev, AudioEvidence)
+    times, values = audio_similarity_series(audio_found.work_file, path, ev)
+    assert times[0] >= 300 - 60 and times[-1] <= 312 + 60 and len(times) <= 62
+    inside = values[(times >= 301) & (times <= 310)]
+    assert inside.min() > 0.4, inside
+    outside = values[(times >= 314) & (times <= 330)]
+    assert np.nanmax(outside) < 0.4 and np.nanmedian(outside) < 0.15, outside
+    labels = {"work": "W", "copy": "C", "seconds": "s", "hz": "Hz", "span": "span"}
+    assert _decode(figures.audio_spectrograms(audio_found.work_file, path, ev, labels)).shape[1] > 700
