@@ -62,7 +62,7 @@ def _lib(found: Found) -> Path:
 
 def _run(*args: str | Path) -> tuple[int, str, str]:
     result = runner.invoke(app, [str(a) for a in args])
-    return result.exit_code, result.stdout, result.stderr
+    return result.exit_code, result.stdout, " ".join(result.stderr.split())  # unwrapped
 
 
 @pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils (scripts/apt-packages.txt)")
