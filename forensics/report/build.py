@@ -13,6 +13,7 @@ The application renders the same HTML to PDF with the headless browser.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import math
@@ -297,12 +298,9 @@ def build_html(inp: ReportInput, lang: str = "zh") -> str:
         digests.append(_with_role(file_digest(inp.work_file), t["role_work"]))
     if inp.copy_file is not None:
         digests.append(_with_role(file_digest(inp.copy_file), t["role_copy"]))
-    receipts = [
-        ReceiptSummary(
-            **{**r.__dict__, "subject": t["subject_package"] if i == 0 and inp.capture else r.subject}
-        )
-        for i, r in enumerate(_receipts(inp))
-    ]
+    receipts = _receipts(inp)
+    if inp.capture is not None and inp.capture.receipt is not None:
+        receipts[0] = dataclasses.replace(receipts[0], subject=t["subject_package"])
     hash_commands = []
     for f in digests[:3]:
         name = shlex.quote(f.name)

@@ -123,6 +123,11 @@ def test_capture_package_fields_are_shown_escaped(image_found: Found) -> None:
     assert "rongxin evidence verify" in html and "rongxin verify" in html
     assert 'src="data:image/png;base64,' in html.split("<h3>Page screenshot</h3>")[1]
     assert html.count("data:image/png") == 3  # QR, pair, screenshot
+    assert "<h3>evidence package</h3>" in html
+    work_receipt = dataclasses.replace(_capture(image_found).receipt, subject="work <registration>")  # type: ignore[type-var]
+    no_pkg_receipt = dataclasses.replace(_capture(image_found), receipt=None)
+    html = build_html(dataclasses.replace(inp, capture=no_pkg_receipt, work_receipt=work_receipt), "en")
+    assert "<h3>work &lt;registration&gt;</h3>" in html and "<h3>evidence package</h3>" not in html
 
 
 def test_english_switch_and_unknown_language(image_found: Found) -> None:
@@ -215,10 +220,9 @@ def test_a_long_copy_is_analysed_around_the_span_only(audio_found: Found, tmp_pa
     copy = np.tile(synth_music(5, 30.0), 12)
     copy[300 * sr : 312 * sr] = 0.7 * song[8 * sr : 20 * sr]
     path = write_wav(tmp_path / "long.wav", copy)
-    ev = dataclasses.replace(
-        audio_found.evidence, query_start=300.0, query_end=312.0, ref_start=8.0, ref_end=20.0
-    )
-    assert isinstance(ev, AudioEvidence)
+    found = audio_found.evidence
+    assert isinstance(found, AudioEvidence)
+    ev = dataclasses.replace(found, query_start=300.0, query_end=312.0, ref_start=8.0, ref_end=20.0)
     times, values = audio_similarity_series(audio_found.work_file, path, ev)
     assert times[0] >= 300 - 60 and times[-1] <= 312 + 60 and len(times) <= 62
     inside = values[(times >= 301) & (times <= 310)]
