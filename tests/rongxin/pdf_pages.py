@@ -36,6 +36,7 @@ def check_pdf_pages(pdf: Path, tmp: Path, dpi: int = 60) -> list[Path]:
     * the WenQuanYi Micro Hei face is embedded;
     * every word lies inside the left and right margins, and above the bottom margin (the
       page number excepted); the margin strips of every rendered page are blank;
+    * nothing was shrunk to fit (the title starts at the left margin);
     * the title's six CJK glyphs each have ink and differ from each other (tofu boxes or
       blanks would be alike).
     """
@@ -61,7 +62,10 @@ def check_pdf_pages(pdf: Path, tmp: Path, dpi: int = 60) -> list[Path]:
         assert img[:, :strip].min() > 240, f"{png.name}: ink in the left margin"
     # CJK drawn: the title's six glyphs each have ink and differ from each other (tofu boxes
     # or blanks would be identical)
-    title = next(w for w in words if w[5].startswith("侵权取证报告"))
+    title = next((w for w in words if w[5].startswith("侵权取证报告")), None)
+    assert title is not None, "the Chinese title is not in the text layer (no CJK font?)"
+    # the printer shrinks a page that holds something wider than A4: the title then moves in
+    assert abs(title[1] - MARGIN_PT) < 6, f"content shrunk to fit the page (title at x={title[1]:.1f})"
     page1 = cv2.imread(str(images[0]), cv2.IMREAD_GRAYSCALE)
     assert page1 is not None
     k = dpi / 72
