@@ -231,3 +231,21 @@ def test_a_long_copy_is_analysed_around_the_span_only(audio_found: Found, tmp_pa
     assert np.nanmax(outside) < 0.4 and np.nanmedian(outside) < 0.15, outside
     labels = {"work": "W", "copy": "C", "seconds": "s", "hz": "Hz", "span": "span"}
     assert _decode(figures.audio_spectrograms(audio_found.work_file, path, ev, labels)).shape[1] > 700
+
+
+def test_hash_path_image_report(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A re-encoded, mirrored copy found by the global hash: region outlined, keypoints verified."""
+    from forensics.evidence import ImageHashEvidence
+    from tests.forensics.conftest import _photo, jpeg, write_image
+
+    from .conftest import _found
+
+    work = write_image(tmp_path / "coffee.png", _photo("coffee"))
+    copy = write_image(tmp_path / "copy.png", jpeg(np.ascontiguousarray(_photo("coffee")[:, ::-1]), 30))
+    found = _found(tmp_path / "lib", work, copy, "coffee", {})
+    assert isinstance(found.evidence, ImageHashEvidence) and found.evidence.transform == "flip_h"
+    html = build_html(found.report_input(), "en")
+    pair = _decode(_images(html)[1])
+    assert ((pair[:, :, 2] > 200) & (pair[:, :, 1] < 60) & (pair[:, :, 0] < 60)).sum() > 500
+    drawn = re.search(r"\((\d+) pairs\)", html)
+    assert drawn is not None and int(drawn.group(1)) >= 15  # the mirrored copy's features verified
