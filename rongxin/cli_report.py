@@ -239,7 +239,7 @@ def report(
     lang: Annotated[str, typer.Option(help="Report language: zh (Chinese, default) or en.")] = "zh",
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Output path without suffix [default: SCAN/reports/case-CASE]."),
+        typer.Option("--out", "-o", help="Output path without suffix (default: SCAN/reports/case-CASE)."),
     ] = None,
     work_file: Annotated[
         Path | None, typer.Option("--work-file", help="The registered work's file (checked by its SM3).")
