@@ -288,6 +288,7 @@ def _ledger_step(
     )
 
     _forensics_step(out_dir, consortium, media, step)
+
     from rongxin.demo_report import report_stage
 
     report_stage(out_dir, step)
