@@ -80,6 +80,9 @@ def _mount() -> None:
     )
     app.command("anchor")(cli_member.anchor_cmd)
     app.command("receipt")(cli_member.receipt_cmd)
+    from rongxin.platform.serve import serve
+
+    app.command("serve")(serve)
 
 
 def _public_key(spec: str) -> crypto.PublicKey:
