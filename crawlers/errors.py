@@ -39,6 +39,14 @@ class BrowserError(CrawlError):
     """The headless browser is missing, failed to start, or crashed during a page."""
 
 
+class CaptureError(CrawlError):
+    """An evidence capture failed: the page did not load, the browser or ffmpeg failed."""
+
+
+class PackageError(CrawlError):
+    """An evidence package cannot be built or read (not a zip, truncated, malformed)."""
+
+
 class MediaPrepError(CrawlError):
     """ffmpeg could not cut or join a fetched media file."""
 
