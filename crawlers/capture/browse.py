@@ -38,7 +38,7 @@ MHTML = "evidence/page.mhtml"
 ENVIRONMENT = "evidence/environment.json"
 LOG = "evidence/capture-log.jsonl"
 SUMMARY = "evidence/capture.json"
-MEDIA_DIR = "evidence/media"
+MEDIA_DIR = "media"
 
 _SCROLL_JS = """async () => {
   const sleep = ms => new Promise(r => setTimeout(r, ms));
