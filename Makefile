@@ -14,6 +14,7 @@ setup:
 
 demo: setup
 	.venv/bin/rongxin demo
+	.venv/bin/rongxin serve --demo demo-out/platform
 
 test: setup
 	@bash scripts/test.sh

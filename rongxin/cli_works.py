@@ -323,15 +323,10 @@ def add(
 
 def _anchor_client(client: Path | None) -> Any:
     """``(NodeClient, Genesis)`` of the client profile (checked before anything is registered)."""
-    from rongxin.cli_common import password
-    from rongxin.client_profile import ProfileError, find_profile, load_profile, open_client, profile_password
+    from rongxin.cli_common import member_client
 
-    try:
-        profile = load_profile(find_profile(client))
-        pw = profile_password(profile) or password(None, prompt=f"Password of {profile.key_file.name}")
-        return open_client(profile, pw)
-    except ProfileError as exc:
-        raise _fail(str(exc)) from None
+    cli, genesis, _ = member_client(client)
+    return cli, genesis
 
 
 def _anchor_works(ledger: Any, works: list[Registration], out: Path) -> None:

@@ -203,6 +203,10 @@ def run_demo(out_dir: Path, console: Console | None = None, *, scrypt_n: int | N
 
     network_stage(out_dir, step, scrypt_n=scrypt_n or keyfile.DEFAULT_SCRYPT_N)
 
+    from rongxin.demo_vault import vault_stage
+
+    vault_stage(out_dir, step, scrypt_n=scrypt_n or keyfile.DEFAULT_SCRYPT_N)
+
     from rongxin.demo_evidence import evidence_stage
 
     evidence_stage(out_dir, step)
@@ -284,6 +288,10 @@ def _ledger_step(
     )
 
     _forensics_step(out_dir, consortium, media, step)
+
+    from rongxin.demo_report import report_stage
+
+    report_stage(out_dir, step)
     _audio_step(out_dir, step)
     _video_step(out_dir, step)
     from chain.client import InProcessLedger

@@ -1,0 +1,220 @@
+"""Benchmark: page render times of the member platform with many works and transactions.
+
+A chain of T committed anchor transactions is built on an in-process consortium (one
+validator, real SM2 and SQLite; ≤ 1000 transactions per block) and served by the node's
+real HTTP API (uvicorn on 127.0.0.1). The works index holds W works (the rows the works
+pages read; a few real photos are registered in the forensics library and anchored for
+the work and anchored-digest pages). The platform is served by uvicorn on 127.0.0.1 and
+every page is fetched by a signed-in httpx client, R times each, after one warm-up.
+
+(Named ``platform_pages.py``: a script called ``platform.py`` would shadow the standard
+library's ``platform`` module for everything it imports.)
+
+Target: p95 ≤ 200 ms per page with W = 100,000 works and T = 1,000,000 transactions.
+
+Usage::
+
+    .venv/bin/python bench/platform_pages.py --quick          # W = 100,000, T = 20,000; about a minute
+    .venv/bin/python bench/platform_pages.py                  # W = 100,000, T = 1,000,000 (long: the
+                                                        # chain is built first, SM2 bound)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import re
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from chain.api import create_app as node_app
+from chain.client import NodeClient
+from chain.localnet import LocalConsortium
+from chain.node.service import NodeService
+from chain.types import ChainParams, Role, Transaction
+from forensics.types import Registration
+from rongxin.platform.accounts import AccountStore
+from rongxin.platform.app import close_app, create_app
+from rongxin.platform.chainview import ChainView
+from rongxin.platform.config import PlatformConfig
+
+PASSWORD = "benchmark password 2026"
+
+
+@contextlib.contextmanager
+def served(app: Any) -> Iterator[str]:
+    """``app`` on uvicorn at 127.0.0.1 (a free port), in a thread."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def build_chain(directory: Path, txs: int) -> tuple[LocalConsortium, Any, list[bytes]]:
+    """A one-validator chain holding ``txs`` committed anchors; the member and some tx ids."""
+    c = LocalConsortium.create(
+        directory, nodes=1, params=ChainParams(max_block_txs=1000, round_timeout_ms=2000)
+    )
+    members = [c.add_member(f"bench-{s}", [Role.MEDIA_CENTER]) for s in range(4)]
+    sample: list[bytes] = []
+    chunk = 4000
+    t0 = time.perf_counter()
+    for start in range(0, txs, chunk):
+        ids = []
+        for i in range(start, min(txs, start + chunk)):
+            tx = members[i % 4].sign(
+                c.genesis.chain_id, "anchor", {"digest": i.to_bytes(32, "big"), "kind": "b"}, 1
+            )
+            c.net.submit(tx.to_bytes())
+            ids.append(Transaction.from_bytes(tx.to_bytes()).tx_id)
+        c.net.wait(ids[-1], 3_600_000)
+        c.net.run_until(
+            lambda ids=ids: all(c.net.committed_everywhere(t) for t in ids[:: max(1, len(ids) // 20)])
+        )
+        sample.extend(ids[:: max(1, len(ids) // 10)])
+        done = min(txs, start + chunk)
+        print(
+            f"\r  chain: {done:,}/{txs:,} transactions ({time.perf_counter() - t0:.0f} s)", end="", flush=True
+        )
+    print()
+    return c, members[0], sample
+
+
+def fill_index(platform: Any, works: int) -> None:
+    """``works`` rows in the works index (what the works pages read)."""
+    rng = np.random.default_rng(7)
+    words = [
+        "港口",
+        "晨景",
+        "harbour",
+        "river",
+        "concert",
+        "新闻",
+        "documentary",
+        "county",
+        "archive",
+        "interview",
+    ]
+
+    def rows() -> Iterator[Registration]:
+        for i in range(works):
+            title = " ".join(words[j] for j in rng.integers(0, len(words), 3))
+            yield Registration(
+                f"work-{i:07d}",
+                ("image", "audio", "video")[i % 3],
+                bytes(32),
+                bytes(32),
+                {"title": f"{title} {i}", "owner": f"center {i % 97}", "filename": f"f{i}.jpg"},
+                f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}T00:00:{i % 60:02d}Z",
+            )
+
+    index = platform.works.index
+    index.rebuild(rows())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="about a minute: 20,000 transactions")
+    ap.add_argument("--works", type=int, default=100_000)
+    ap.add_argument("--txs", type=int, default=None)
+    ap.add_argument("--requests", type=int, default=None, help="fetches per page")
+    args = ap.parse_args()
+    txs = args.txs or (20_000 if args.quick else 1_000_000)
+    reps = args.requests or (30 if args.quick else 100)
+    import cv2
+    import skimage.data
+
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        print(f"building: {txs:,} transactions, {args.works:,} works")
+        c, member, sample = build_chain(root / "chain", txs)
+
+        async def refuse(raw: bytes) -> bytes:
+            return c.net.submit(raw)
+
+        service = NodeService("node-0", c.replicas[0], submit=refuse)
+        with served(node_app(service)) as node_url:
+            client = NodeClient(node_url, member.key, member.cert, c.genesis)
+            config = PlatformConfig(data_dir=root / "data", library=root / "library", nodes=(node_url,))
+            store = AccountStore(config.data_dir / "accounts.sqlite")
+            store.create_user("bench", PASSWORD, {"legal_staff", "operator"})
+            app = create_app(config, chain=ChainView(client, c.genesis), store=store)
+            platform = app.state.platform
+            photo = root / "photo.jpg"
+            cv2.imwrite(str(photo), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+            with open(photo, "rb") as fh:
+                reg = platform.works.add(fh, "photo.jpg", {"title": "bench photo"})
+            # anchored through the node: drive the in-process network while the client waits
+            digest = reg.fingerprint_digest
+            receipt = c.anchor(member, digest, "work-fingerprint")
+            platform.works.save_receipt(reg.work_id, receipt.to_bytes())
+            t0 = time.perf_counter()
+            fill_index(platform, args.works)
+            print(f"  works index: {args.works:,} rows in {time.perf_counter() - t0:.1f} s")
+            platform.works.count = lambda: args.works  # the index stands for the library's rows
+            head = c.replicas[0].store.head_height()
+            pages = {
+                "static stylesheet (the floor: HTTP on a loaded machine)": "/static/app.css",
+                "home (session, role check, template)": "/",
+                "explorer (head, 20 blocks, chart of 240)": "/explorer",
+                "explorer, older page": f"/explorer?before={head // 2}",
+                "block (1000 txs)": f"/explorer/blocks/{max(2, head - 5)}",
+                "transaction": f"/explorer/txs/{sample[len(sample) // 2].hex()}",
+                "anchored digest (receipt verified)": f"/explorer/anchors/{digest.hex()}",
+                "search by tx id": f"/explorer/search?q={sample[3].hex()}",
+                "works, first page": "/works",
+                "works, search (no match: full scan)": "/works?q=no-such-title",
+                "works, search hit": "/works?q=harbour%20river",
+                "works, page 1000": "/works?page=1000",
+                "work page (anchor verified)": f"/works/{reg.work_id}",
+                "operations": "/ops",
+            }
+            with served(app) as base, httpx.Client(base_url=base, timeout=30, follow_redirects=True) as http:
+                page = http.get("/login").text
+                token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+                r = http.post("/login", data={"username": "bench", "password": PASSWORD, "csrf": token})
+                assert r.status_code == 200, r.status_code
+                print(
+                    f"\n{txs:,} transactions in {head:,} blocks, {args.works:,} works; {reps} fetches/page\n"
+                )
+                print("| page | p50 ms | p95 ms | max ms | ≤ 200 ms |\n|---|---:|---:|---:|:---:|")
+                for name, path in pages.items():
+                    first = http.get(path)
+                    assert first.status_code in (200, 303), (path, first.status_code)
+                    times = []
+                    for _ in range(reps):
+                        t = time.perf_counter()
+                        http.get(path)
+                        times.append(1000 * (time.perf_counter() - t))
+                    times.sort()
+                    p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
+                    print(
+                        f"| {name} | {statistics.median(times):.1f} | {p95:.1f} | {times[-1]:.1f} | "
+                        f"{'yes' if p95 <= 200 else 'NO'} |"
+                    )
+            close_app(app)
+        c.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""A demonstration deployment of the platform beside a consortium of node processes.
+
+:func:`start_demo` creates a network (``rongxin chain init``'s :func:`create_network`:
+four consensus nodes on loopback), starts every node as its own process, admits a member
+organization (a county legal center) through the supervisor's signed request, writes the
+member's sealed key, certificate and client profile, a ``platform.toml`` watching every
+node, one user per role with the demo password, and registers and anchors a few demo
+works. ``rongxin serve --demo DIR`` runs it and serves the platform; the browser tests
+run it against real node processes.
+
+The demo password is printed and written in clear into the demo directory: this is a
+demonstration on loopback, never a deployment.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from chain.client import NodeClient
+from chain.crypto import PrivateKey
+from chain.crypto.keyfile import load_private_key, save_private_key
+from chain.node.identity import certificate_from_json, certificate_to_json
+from chain.types import Certificate, Genesis, Role
+from rongxin.client_profile import write_profile
+from rongxin.ops import procs
+from rongxin.ops.build import NetworkSpec, create_network
+from rongxin.ops.layout import free_base_port
+from rongxin.platform.config import PlatformError
+from rongxin.platform.roles import ROLES
+
+DEMO_PASSWORD = "rongxin-demo-platform"
+"""Password of every demo user and of the demo network's sealed keys (loopback demo only)."""
+
+
+@dataclass
+class DemoDeployment:
+    """A running demo: the network's node processes and the platform's configuration."""
+
+    directory: Path
+    config: Path
+    entries: list[procs.NodeEntry]
+    users: dict[str, str]
+    """User name -> role."""
+
+    def stop(self) -> None:
+        """Stop every node process (SIGTERM, then SIGKILL after the timeout)."""
+        procs.stop_nodes(self.entries, timeout_s=15)
+
+
+def _wait(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise PlatformError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def start_demo(
+    directory: Path,
+    *,
+    images: Sequence[Path] = (),
+    nodes: int = 4,
+    scrypt_n: int = 1 << 14,
+    port: int = 8480,
+) -> DemoDeployment:
+    """Create and start the demo deployment in ``directory`` (replaced if it exists).
+
+    Parameters
+    ----------
+    images : sequence of paths
+        Media registered (and anchored) as demo works, owned by the legal center.
+    nodes : int
+        Consensus nodes (4 tolerates one fault).
+    scrypt_n : int
+        scrypt cost of the sealed keys (lower only in tests).
+    port : int
+        The platform's port on 127.0.0.1.
+
+    Raises
+    ------
+    PlatformError
+        A node did not come up or the member could not be admitted in time.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    net_dir = directory / "net"
+    spec = NetworkSpec(
+        consensus=nodes,
+        observers=0,
+        base_port=free_base_port(nodes, low=31000),
+        chain_id="rongxin-demo-platform",
+        consortium="Rongxin demo consortium (融信演示联盟)",
+        block_interval_ms=500,
+        round_timeout_ms=1000,
+    )
+    create_network(net_dir, spec, DEMO_PASSWORD, node_password=DEMO_PASSWORD, scrypt_n=scrypt_n, force=True)
+    entries = procs.discover(net_dir)
+    old = os.environ.get("RONGXIN_KEY_PASSWORD")
+    os.environ["RONGXIN_KEY_PASSWORD"] = DEMO_PASSWORD  # the node processes read it at start
+    try:
+        for e in entries:
+            procs.start_node(e)
+    finally:
+        if old is None:
+            os.environ.pop("RONGXIN_KEY_PASSWORD", None)
+        else:
+            os.environ["RONGXIN_KEY_PASSWORD"] = old
+    deployment = DemoDeployment(directory, directory / "platform.toml", entries, {})
+    try:
+        _wait(
+            lambda: all(s.online and (s.peers or 0) >= nodes - 1 for s in procs.probe(entries)),
+            90,
+            "the node processes to connect to each other",
+        )
+        _configure(deployment, net_dir, scrypt_n, port)
+        if images:
+            _seed_works(deployment, images)
+    except BaseException:
+        deployment.stop()
+        raise
+    return deployment
+
+
+def _configure(deployment: DemoDeployment, net_dir: Path, scrypt_n: int, port: int) -> None:
+    directory = deployment.directory
+    genesis = Genesis.from_bytes((net_dir / "genesis.cbor").read_bytes())
+    sup = net_dir / "supervisor"
+    sup_key = load_private_key(sup / "supervisor.key", DEMO_PASSWORD)
+    sup_cert = certificate_from_json((sup / "supervisor.cert.json").read_text())
+    root = load_private_key(sup / "root.key", DEMO_PASSWORD)
+    urls = [f"http://{e.config.api.listen}" for e in deployment.entries]
+    key = PrivateKey.generate()
+    cert = Certificate.issue(
+        root,
+        "County legal center (县法律服务中心)",
+        "County legal center",
+        [Role.LEGAL_CENTER],
+        key.public_key,
+        int(time.time() * 1000) - 3_600_000,
+    )
+    with NodeClient(urls[0], sup_key, sup_cert, genesis) as supervisor:
+        added = int(supervisor.send("member.add", {"certificate": cert.to_dict()})["height"])
+    _wait(
+        lambda: all((s.height or 0) >= added for s in procs.probe(deployment.entries)),
+        60,
+        "the member's admission on every node",
+    )
+    member = directory / "member"
+    member.mkdir(exist_ok=True)
+    save_private_key(key, member / "member.key", DEMO_PASSWORD, scrypt_n=scrypt_n)
+    (member / "member.cert.json").write_text(certificate_to_json(cert), encoding="utf-8")
+    pass_file = member / "member.pass"
+    pass_file.write_text(DEMO_PASSWORD + "\n", encoding="utf-8")
+    pass_file.chmod(0o600)
+    write_profile(
+        member / "client.toml",
+        urls[0],
+        net_dir / "genesis.cbor",
+        member / "member.key",
+        member / "member.cert.json",
+        pass_file,
+    )
+    admin_pass = directory / "admin.pass"
+    admin_pass.write_text(DEMO_PASSWORD + "\n", encoding="utf-8")
+    admin_pass.chmod(0o600)
+    nodes = ", ".join(f'"{u}"' for u in urls)
+    deployment.config.write_text(
+        "# The member platform of the demo (rongxin serve --config platform.toml)\n"
+        "[platform]\n"
+        'name = "county-legal-center"\n'
+        f'listen = "127.0.0.1:{port}"\n'
+        'data_dir = "platform-data"\n'
+        'library = "library"\n'
+        'client = "member/client.toml"\n'
+        f"nodes = [{nodes}]\n"
+        'admin_password_file = "admin.pass"\n'
+        'language = "zh"\n',
+        encoding="utf-8",
+    )
+    from rongxin.platform.accounts import AccountStore
+
+    store = AccountStore(directory / "platform-data" / "accounts.sqlite")
+    try:
+        for role in ROLES:
+            if role == "admin":
+                continue
+            name = role.replace("_", "-")
+            if store.user(name) is None:
+                store.create_user(name, DEMO_PASSWORD, {role}, display=f"demo {role}")
+            deployment.users[name] = role
+    finally:
+        store.close()
+    deployment.users["admin"] = "admin"
+
+
+def _seed_works(deployment: DemoDeployment, images: Sequence[Path]) -> None:
+    """Register and anchor the demo works through the same code the upload page uses."""
+    from rongxin.platform.app import open_chain
+    from rongxin.platform.config import load_config
+    from rongxin.platform.workstore import WorkStore
+
+    config = load_config(deployment.config)
+    chain = open_chain(config)
+    works = WorkStore(config.library, config.data_dir, config.max_upload_bytes)
+    try:
+        for image in images:
+            with open(image, "rb") as fh:
+                reg = works.add(fh, image.name, {"title": image.stem, "owner": "County legal center"})
+            receipt, _ = chain.anchor_digest(reg.fingerprint_digest, "work-fingerprint")
+            works.save_receipt(reg.work_id, receipt)
+    finally:
+        works.close()
+        chain.close()
