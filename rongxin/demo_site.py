@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+#: A content type that makes the site answer ``302`` to the URL in the body instead.
+REDIRECT = "x-redirect"
+
 
 @dataclass
 class CaptureSite:
@@ -47,6 +50,9 @@ def _handler(site: CaptureSite) -> type[BaseHTTPRequestHandler]:
                 self._send(404, "text/plain", b"not found")
                 return
             ctype, body = site.files[path]
+            if ctype == REDIRECT:
+                self._send(302, "text/plain", b"", extra={"Location": body.decode()})
+                return
             rng = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
             if rng:
                 start = int(rng.group(1))

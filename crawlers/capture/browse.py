@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from crawlers.browser import chromium_executable, launch
 from crawlers.capture.environment import clock_record, system_record, tls_chain
@@ -38,7 +38,7 @@ MHTML = "evidence/page.mhtml"
 ENVIRONMENT = "evidence/environment.json"
 LOG = "evidence/capture-log.jsonl"
 SUMMARY = "evidence/capture.json"
-MEDIA_DIR = "evidence/media"
+MEDIA_DIR = "media"
 
 _SCROLL_JS = """async () => {
   const sleep = ms => new Promise(r => setTimeout(r, ms));
@@ -224,7 +224,7 @@ def capture(url: str, out: Path, options: CaptureOptions | None = None) -> Captu
     log = CaptureLog()
     guarded = _Guarded(AddressGuard(allow=opts.allow, resolver=opts.resolver), log)
     if guarded.check(url) is None:
-        raise CaptureError(f"refused to capture {url}: {guarded.refused and log.entries[-1].get('reason')}")
+        raise CaptureError(f"refused to capture {url}: {log.entries[-1].get('reason')}")
     started = time.time()
     log.add("start", url=url)
     finished: list[tuple[float, Any]] = []
@@ -400,8 +400,16 @@ def _fetch_media(
             continue
         when = time.time()
         try:
-            resp = context.request.get(url, timeout=opts.timeout_s * 1000, max_redirects=5)
+            # redirects are not followed here: the target joins the queue and passes the guard
+            resp = context.request.get(url, timeout=opts.timeout_s * 1000, max_redirects=0)
             headers = resp.headers_array
+            location = next((h["value"] for h in headers if h["name"].lower() == "location"), None)
+            if 300 <= resp.status < 400 and location:
+                target = urljoin(url, location)
+                log.add("media-redirect", url=url, to=target)
+                if target not in done:
+                    todo.append(target)
+                continue
             length = next((h["value"] for h in headers if h["name"].lower() == "content-length"), None)
             if length is not None and length.isdigit() and int(length) > opts.max_media_bytes:
                 log.add("media-too-large", url=url, bytes=int(length))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import zipfile
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,9 @@ from crawlers.package.wacz import (
     PAGES,
     canonical_json,
     cdxj_lines,
-    datapackage,
+    datapackage_bytes,
     datapackage_digest,
+    datapackage_meta,
     pages_jsonl,
 )
 
@@ -98,15 +100,9 @@ def build_package(
     )
     sources[PAGES] = pages_jsonl(cap.url, cap.title, started)
     entries = {rel: file_entry(src) for rel, src in sources.items()}
-    dp = canonical_json(
-        datapackage(
-            entries, title=cap.title or cap.url, main_url=cap.url, main_date=started, software=SOFTWARE
-        )
+    wacz = datapackage_meta(
+        title=cap.title or cap.url, main_url=cap.url, main_date=started, software=SOFTWARE, created=_now()
     )
-    dp_digest = canonical_json(datapackage_digest(dp))
-    for rel, data in ((DATAPACKAGE, dp), (DATAPACKAGE_DIGEST, dp_digest)):
-        sources[rel] = data
-        entries[rel] = file_entry(data)
     capture_doc = {
         "url": cap.url,
         "final_url": cap.final_url,
@@ -116,23 +112,42 @@ def build_package(
         "finished_ms": cap.finished_ms,
     }
     manifest = build_manifest(
-        entries, capture=capture_doc, certificate=certificate, case=case, match=match, created=_now()
+        entries,
+        capture=capture_doc,
+        certificate=certificate,
+        case=case,
+        match=match,
+        created=_now(),
+        wacz=wacz,
     )
-    signature = sign_manifest(manifest, key)
+    sources[MANIFEST] = manifest
+    sources[SIGNATURE] = sign_manifest(manifest, key)
+    for rel in (MANIFEST, SIGNATURE):
+        entries[rel] = file_entry(sources[rel])
+    _write(out, sources, entries, wacz)
+    return package_digest(manifest)
+
+
+Source = bytes | Path | tuple[zipfile.ZipFile, str]
+
+
+def _write(out: Path, sources: Mapping[str, Source], entries: dict[str, Any], wacz: Any) -> None:
+    """Write ``sources`` and the WACZ index over them to ``out`` (atomically)."""
+    dp = datapackage_bytes(wacz, entries)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        zf.writestr(_info(DATAPACKAGE), dp)
+        zf.writestr(_info(DATAPACKAGE_DIGEST), canonical_json(datapackage_digest(dp)))
         for rel in sorted(sources):
             src = sources[rel]
             if isinstance(src, bytes):
                 zf.writestr(_info(rel), src)
-            else:
-                with src.open("rb") as fin, zf.open(_info(rel), "w", force_zip64=True) as fout:
-                    shutil.copyfileobj(fin, fout, 1 << 20)
-        zf.writestr(_info(MANIFEST), manifest)
-        zf.writestr(_info(SIGNATURE), signature)
+                continue
+            opener = src.open("rb") if isinstance(src, Path) else src[0].open(src[1])
+            with opener as fin, zf.open(_info(rel), "w", force_zip64=True) as fout:
+                shutil.copyfileobj(fin, fout, 1 << 20)
     tmp.replace(out)
-    return package_digest(manifest)
 
 
 def _info(name: str) -> zipfile.ZipInfo:
@@ -142,23 +157,46 @@ def _info(name: str) -> zipfile.ZipInfo:
     return info
 
 
-def _append(path: Path, name: str, data: bytes) -> None:
-    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_STORED) as zf:
-        if name in zf.namelist():
-            raise PackageError(f"{path} already holds {name}")
-        zf.writestr(_info(name), data)
+def _add_files(path: Path, added: dict[str, bytes]) -> None:
+    """Rewrite the package with ``added`` proof files and the WACZ index over all files."""
+    from crawlers.package.read import read_package
+
+    with read_package(path) as pkg:
+        clash = [n for n in added if n in pkg.names]
+        if clash:
+            raise PackageError(f"{path} already holds {', '.join(clash)}")
+        wacz = pkg.manifest.get("wacz")
+        if not isinstance(wacz, dict):
+            raise PackageError(f"{path}: the manifest has no WACZ description")
+        kept = [n for n in pkg.names if n not in (DATAPACKAGE, DATAPACKAGE_DIGEST)]
+        entries: dict[str, Any] = {}
+        for name in kept:
+            listed = pkg.files.get(name)
+            entries[name] = listed if isinstance(listed, dict) else file_entry(pkg.read(name))
+        entries.update({n: file_entry(d) for n, d in added.items()})
+        sources: dict[str, Source] = {n: (pkg.zip, n) for n in kept}
+        sources.update(added)
+        _write(path, sources, entries, wacz)
 
 
 def add_receipt(path: Path, receipt: Receipt, *, index: int = 0, proof: list[bytes] | None = None) -> None:
-    """Add the chain receipt of the package digest (and its batch position) to the package."""
-    _append(path, RECEIPT, receipt.to_bytes())
-    doc = {"index": index, "path": [p.hex() for p in (proof or [])]}
-    _append(path, ANCHOR, (json.dumps(doc, sort_keys=True) + "\n").encode())
+    """Add the chain receipt of the package digest (and its batch position) to the package.
+
+    ``evidence/anchor.json`` holds ``{"merkle_proof": {"digest", "index", "path"}}``: the
+    inner object is the proof file ``rongxin verify --proof`` reads (nested, because
+    data-package validators read a top-level ``path`` as a resource's).
+    """
+    from crawlers.package.read import read_package
+
+    with read_package(path) as pkg:
+        digest = package_digest(pkg.manifest_bytes)
+    doc = {"merkle_proof": {"digest": digest.hex(), "index": index, "path": [p.hex() for p in (proof or [])]}}
+    _add_files(path, {RECEIPT: receipt.to_bytes(), ANCHOR: (json.dumps(doc, sort_keys=True) + "\n").encode()})
 
 
 def add_timestamp(path: Path, token: bytes) -> None:
     """Add an RFC 3161 time-stamp response (DER) over the manifest's SHA-256."""
-    _append(path, TIMESTAMP, token)
+    _add_files(path, {TIMESTAMP: token})
 
 
 def timestamp_package(path: Path, tsa_url: str, *, timeout_s: float = 30.0) -> bytes:

@@ -28,6 +28,10 @@ TIMESTAMP = "evidence/timestamp.tsr"
 #: Files added after the manifest is signed; each proves something about the manifest.
 PROOF_FILES = (MANIFEST, SIGNATURE, RECEIPT, ANCHOR, TIMESTAMP)
 
+#: The WACZ index files, rebuilt whenever a proof file is added: their bytes follow from
+#: the manifest (``wacz``) and the package's files, and a verifier rebuilds them exactly.
+DERIVED_FILES = ("datapackage.json", "datapackage-digest.json")
+
 SIGNATURE_ALGORITHM = "SM2-with-SM3 (GB/T 32918, default user id)"
 
 
@@ -72,6 +76,7 @@ def build_manifest(
     case: dict[str, Any] | None,
     match: dict[str, Any] | None,
     created: str,
+    wacz: dict[str, Any],
 ) -> bytes:
     """The canonical manifest bytes over ``files`` (package path -> :func:`file_entry`)."""
     doc = {
@@ -81,6 +86,7 @@ def build_manifest(
         "case": case,
         "match": match,
         "signer": {"certificate": certificate_json(certificate)},
+        "wacz": wacz,
         "files": dict(sorted(files.items())),
     }
     return canonical_json(doc)

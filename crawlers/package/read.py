@@ -55,6 +55,11 @@ class EvidencePackage:
     _zip: zipfile.ZipFile = field(repr=False)
 
     @property
+    def zip(self) -> zipfile.ZipFile:
+        """The open zip (for streaming copies; read through :meth:`read` and :meth:`open`)."""
+        return self._zip
+
+    @property
     def files(self) -> dict[str, dict[str, Any]]:
         """Package path -> ``{"bytes", "sm3", "sha256"}`` as the manifest states."""
         files = self.manifest.get("files")

@@ -10,7 +10,6 @@ optionally, a checkpoint it pinned) and the TSA certificates it trusts.
 from __future__ import annotations
 
 import hashlib
-import json
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ from chain.types import Genesis
 from crawlers.errors import PackageError
 from crawlers.package.manifest import (
     ANCHOR,
+    DERIVED_FILES,
     MANIFEST,
     PROOF_FILES,
     RECEIPT,
@@ -32,7 +32,13 @@ from crawlers.package.manifest import (
     package_digest,
 )
 from crawlers.package.read import EvidencePackage, read_package
-from crawlers.package.wacz import DATAPACKAGE, DATAPACKAGE_DIGEST
+from crawlers.package.wacz import (
+    DATAPACKAGE,
+    DATAPACKAGE_DIGEST,
+    canonical_json,
+    datapackage_bytes,
+    datapackage_digest,
+)
 
 _CHUNK = 1 << 20
 
@@ -131,8 +137,8 @@ def verify_package(
         return result
     with pkg:
         result.add(str(path), "package", True, f"{len(pkg.names)} files")
-        _check_files(pkg, result)
-        _check_datapackage(pkg, result)
+        actual = _check_files(pkg, result)
+        _check_datapackage(pkg, actual, result)
         manifest_digest = package_digest(pkg.manifest_bytes)
         result.digest = manifest_digest.hex()
         cert = _check_signature(pkg, genesis, result)
@@ -146,14 +152,16 @@ def verify_package(
     return result
 
 
-def _check_files(pkg: EvidencePackage, result: Verification) -> None:
+def _check_files(pkg: EvidencePackage, result: Verification) -> dict[str, dict[str, Any]]:
+    """Hash every file against the manifest; returns the actual ``{"bytes", "sm3", "sha256"}``
+    of each file that could be read."""
+    actual: dict[str, dict[str, Any]] = {}
     files = pkg.files
     if not files:
         result.add(MANIFEST, "manifest", False, "the manifest lists no file")
-        return
     for name, entry in sorted(files.items()):
-        if name in PROOF_FILES:
-            result.add(name, "listed", False, "a proof file cannot be listed in the manifest")
+        if name in PROOF_FILES or name in DERIVED_FILES:
+            result.add(name, "listed", False, "a proof or index file cannot be listed in the manifest")
             continue
         if name not in pkg.names:
             result.add(name, "present", False, "listed in the manifest, missing from the package")
@@ -161,48 +169,65 @@ def _check_files(pkg: EvidencePackage, result: Verification) -> None:
         if not isinstance(entry, dict):
             result.add(name, "manifest-entry", False, "malformed entry")
             continue
-        try:
-            size, sm3_hex, sha_hex = _hash_entry(pkg, name)
-        except (PackageError, zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-            result.add(name, "zip-crc", False, f"the stored bytes are damaged: {exc}")
+        got = _actual(pkg, name, result)
+        if got is None:
             continue
-        if size != entry.get("bytes"):
-            result.add(name, "size", False, f"{size} bytes, the manifest says {entry.get('bytes')}")
-        elif sm3_hex != entry.get("sm3"):
-            result.add(name, "sm3", False, f"SM3 {sm3_hex} differs from the manifest's {entry.get('sm3')}")
-        elif sha_hex != entry.get("sha256"):
+        actual[name] = got
+        if got["bytes"] != entry.get("bytes"):
+            result.add(name, "size", False, f"{got['bytes']} bytes, the manifest says {entry.get('bytes')}")
+        elif got["sm3"] != entry.get("sm3"):
+            result.add(name, "sm3", False, f"SM3 {got['sm3']} differs from the manifest's {entry.get('sm3')}")
+        elif got["sha256"] != entry.get("sha256"):
             result.add(name, "sha256", False, "SHA-256 differs from the manifest's")
         else:
             result.add(name, "sm3+sha256", True)
     for name in pkg.names:
-        if name not in files and name not in PROOF_FILES:
+        if name in PROOF_FILES:
+            got = _actual(pkg, name, result)
+            if got is not None:
+                actual[name] = got
+        elif name not in files and name not in DERIVED_FILES:
             result.add(name, "listed", False, "in the package but not in the signed manifest")
+    return actual
 
 
-def _check_datapackage(pkg: EvidencePackage, result: Verification) -> None:
+def _actual(pkg: EvidencePackage, name: str, result: Verification) -> dict[str, Any] | None:
     try:
-        dp_raw = pkg.read(DATAPACKAGE, limit=64 << 20)
-        dp = json.loads(dp_raw)
-        digest = json.loads(pkg.read(DATAPACKAGE_DIGEST, limit=1 << 20))
-    except (PackageError, ValueError) as exc:
-        result.add(DATAPACKAGE, "wacz", False, f"unreadable: {exc}")
+        size, sm3_hex, sha_hex = _hash_entry(pkg, name)
+    except (PackageError, zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        result.add(name, "zip-crc", False, f"the stored bytes are damaged: {exc}")
+        return None
+    return {"bytes": size, "sm3": sm3_hex, "sha256": sha_hex}
+
+
+def _check_datapackage(pkg: EvidencePackage, actual: dict[str, dict[str, Any]], result: Verification) -> None:
+    """``datapackage.json`` and its digest must be exactly what the manifest's WACZ
+    description and the package's files make (so that no byte of them can change)."""
+    wacz = pkg.manifest.get("wacz")
+    if not isinstance(wacz, dict):
+        result.add(MANIFEST, "wacz", False, "the manifest has no WACZ description")
         return
-    want = "sha256:" + hashlib.sha256(dp_raw).hexdigest()
-    if not isinstance(digest, dict) or digest.get("hash") != want:
-        result.add(DATAPACKAGE_DIGEST, "wacz-digest", False, "does not match datapackage.json")
-    resources = dp.get("resources") if isinstance(dp, dict) else None
-    if not isinstance(resources, list) or dp.get("profile") != "data-package":
-        result.add(DATAPACKAGE, "wacz", False, "not a WACZ data package")
+    # files the manifest lists are indexed as it states them (each is checked against the
+    # manifest on its own); the proof files as they are
+    listed = pkg.files
+    others = [n for n in pkg.names if n not in DERIVED_FILES]
+    entries = {n: listed[n] if isinstance(listed.get(n), dict) else actual.get(n) for n in others}
+    if any(not isinstance(e, dict) or not {"bytes", "sha256"} <= set(e) for e in entries.values()):
+        result.add(DATAPACKAGE, "wacz", None, "not checked: some files are unreadable or malformed")
         return
-    stated = pkg.files
-    bad = [
-        str(r.get("path") if isinstance(r, dict) else r)
-        for r in resources
-        if not isinstance(r, dict)
-        or not isinstance(stated.get(str(r.get("path"))), dict)
-        or r.get("hash") != "sha256:" + str(stated[str(r["path"])].get("sha256"))
-    ]
-    result.add(DATAPACKAGE, "wacz", not bad, f"resources not matching the manifest: {bad}" if bad else "")
+    expected = datapackage_bytes(wacz, entries)  # type: ignore[arg-type]
+    try:
+        stored = pkg.read(DATAPACKAGE, limit=64 << 20)
+        stored_digest = pkg.read(DATAPACKAGE_DIGEST, limit=1 << 20)
+    except PackageError as exc:
+        result.add(DATAPACKAGE, "wacz", False, str(exc))
+        return
+    if stored != expected:
+        result.add(DATAPACKAGE, "wacz", False, "differs from the index of the package's files and manifest")
+    else:
+        result.add(DATAPACKAGE, "wacz", True, f"{len(others)} resources")
+    if stored_digest != canonical_json(datapackage_digest(stored)):
+        result.add(DATAPACKAGE_DIGEST, "wacz", False, "is not the SHA-256 of datapackage.json")
 
 
 def _check_signature(pkg: EvidencePackage, genesis: Genesis | None, result: Verification) -> Any:
@@ -269,8 +294,12 @@ def _check_receipt(
         result.add(RECEIPT, "receipt", None, "no genesis given")
         return
     try:
-        index = int(anchor.get("index", 0)) if anchor else 0
-        path = [bytes.fromhex(p) for p in (anchor.get("path", []) if anchor else [])]
+        proof = anchor.get("merkle_proof", {}) if anchor else {}
+        if anchor is not None and proof.get("digest") != digest.hex():
+            result.add(ANCHOR, "receipt", False, "the proof is for another digest than this package's")
+            return
+        index = int(proof.get("index", 0))
+        path = [bytes.fromhex(p) for p in proof.get("path", [])]
         info = verify_anchored_digest(Receipt.from_bytes(raw), genesis, digest, index, path, checkpoint)
     except (ChainError, ValueError, TypeError, AttributeError) as exc:
         result.add(where, "receipt", False, f"does not prove the package digest: {exc}")

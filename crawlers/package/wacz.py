@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
@@ -75,30 +74,31 @@ def pages_jsonl(url: str, title: str, ts_iso: str) -> bytes:
     return (json.dumps(head) + "\n" + json.dumps(page, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def datapackage(
-    files: dict[str, dict[str, Any]], *, title: str, main_url: str, main_date: str, software: str
+def datapackage_meta(
+    *, title: str, main_url: str, main_date: str, software: str, created: str
 ) -> dict[str, Any]:
-    """The WACZ ``datapackage.json`` document over ``files`` (package path ->
-    ``{"bytes", "sha256", ...}``)."""
-    resources = [
-        {
-            "name": path.rsplit("/", 1)[-1],
-            "path": path,
-            "hash": "sha256:" + entry["sha256"],
-            "bytes": entry["bytes"],
-        }
-        for path, entry in sorted(files.items())
-    ]
+    """The fields of ``datapackage.json`` other than ``resources`` (kept in the signed manifest)."""
     return {
         "profile": "data-package",
         "wacz_version": WACZ_VERSION,
         "title": title,
-        "created": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "created": created,
         "software": software,
         "mainPageURL": main_url,
         "mainPageDate": main_date,
-        "resources": resources,
     }
+
+
+def datapackage_bytes(meta: dict[str, Any], files: dict[str, dict[str, Any]]) -> bytes:
+    """``datapackage.json``: ``meta`` and one resource per file (package path ->
+    ``{"bytes", "sha256", ...}``), as canonical JSON, so that a verifier can rebuild it
+    byte for byte from the manifest and the files."""
+    resources = [
+        {"name": path.rsplit("/", 1)[-1], "path": path, "hash": "sha256:" + e["sha256"], "bytes": e["bytes"]}
+        for path, e in sorted(files.items())
+        if path not in (DATAPACKAGE, DATAPACKAGE_DIGEST)
+    ]
+    return canonical_json({**meta, "resources": resources})
 
 
 def datapackage_digest(datapackage_bytes: bytes) -> dict[str, Any]:

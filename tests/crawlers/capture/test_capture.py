@@ -12,6 +12,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from crawlers.capture import Capture, CaptureOptions, capture
 from crawlers.errors import CaptureError
+from rongxin.demo_site import REDIRECT
 from tests.crawlers.test_tls import _self_signed
 
 from .conftest import LOOPBACK
@@ -138,3 +139,27 @@ def test_https_site_records_its_certificate_chain(
     assert chain["port"] == site.port and chain["verify_result"] != "ok"
     (leaf,) = chain["chain"]
     assert leaf["subject"] == "CN=127.0.0.1" and leaf["pem"] == cert.read_text().strip()
+
+
+@pytest.mark.slow
+def test_the_guard_checks_every_request_and_media_redirect(
+    site_files: dict[str, tuple[str, bytes]], tmp_path: Path
+) -> None:
+    files = dict(site_files)
+    with serve(files) as site:
+        other = f"http://127.0.0.2:{site.port}"
+        files = {
+            "/hostile.html": (
+                "text/html",
+                f'<img src="{other}/steal.png"><video src="/media/moved.mp4"></video>'.encode(),
+            ),
+            "/media/moved.mp4": (REDIRECT, f"{other}/media/clip.mp4".encode()),
+        }
+        site.files.update(files)
+        opts = CaptureOptions(allow=("127.0.0.1",), record_screen=False, default_play_s=0.5)
+        cap = capture(f"{site.base}/hostile.html", tmp_path / "h", opts)
+    log = [json.loads(x) for x in (cap.directory / "evidence/capture-log.jsonl").read_text().splitlines()]
+    refused = {e["url"] for e in log if e["event"] == "refused"}
+    assert f"{other}/steal.png" in refused and f"{other}/media/clip.mp4" in refused
+    assert any(e["event"] == "media-redirect" for e in log)
+    assert cap.media == [] and not any(p.startswith("/steal") or p == "/media/clip.mp4" for p in site.log)

@@ -56,7 +56,14 @@ def test_the_package_is_a_wacz(package: Path) -> None:
         dp = json.loads(zf.read("datapackage.json"))
         pages = zf.read("pages/pages.jsonl").decode().splitlines()
     assert dp["profile"] == "data-package" and dp["wacz_version"] == "1.1.1"
-    assert {r["path"] for r in dp["resources"]} >= {"archive/data.warc.gz", "pages/pages.jsonl"}
+    # every file but the index and its digest is a resource (what WACZ validators require)
+    assert {r["path"] for r in dp["resources"]} == set(names) - {
+        "datapackage.json",
+        "datapackage-digest.json",
+    }
+    assert all(
+        r["hash"].startswith("sha256:") and r["name"] == r["path"].rsplit("/", 1)[-1] for r in dp["resources"]
+    )
     assert json.loads(pages[0])["format"] == "json-pages-1.0" and json.loads(pages[1])["url"].endswith(
         "/static.html"
     )
@@ -67,7 +74,9 @@ def test_read_package_is_the_public_reader(package: Path) -> None:
         assert pkg.screenshot.startswith(b"\x89PNG")
         assert pkg.environment["browser"]["name"] == "chromium"
         assert pkg.capture_log[0]["event"] in ("dns", "start")
-        assert pkg.receipt_bytes and pkg.anchor == {"index": 0, "path": []}
+        assert pkg.receipt_bytes and pkg.anchor == {
+            "merkle_proof": {"digest": package_digest(pkg.manifest_bytes).hex(), "index": 0, "path": []}
+        }
         assert pkg.manifest["case"]["id"] == 7 and pkg.manifest["match"]["kind"] == "image"
         assert pkg.files["evidence/screenshot.png"]["sm3"]
         assert pkg.timestamp_token is None
