@@ -145,7 +145,7 @@ async def start_scrub(request: Request) -> dict[str, Any]:
     if not vault.may_scrub(cert):
         raise _fail(403, "this member may not start a scrub on this node ([vault] operators)")
     try:
-        report = await asyncio.to_thread(vault.scrub)
+        report = await asyncio.to_thread(vault.scrub, vault.expected())  # chain state read on the loop
     except VaultError as exc:
         raise _fail(exc.status, str(exc)) from None
     return report.to_json()

@@ -82,7 +82,7 @@ async def vault_upkeep(
                 log.exception("vault: replication round failed")
         if next_scrub is not None and time.monotonic() >= next_scrub:
             try:
-                report = await asyncio.to_thread(vault.scrub)
+                report = await asyncio.to_thread(vault.scrub, vault.expected())  # state read on the loop
                 log.info(
                     "vault scrub: %d checked, %d damaged, %d missing, %d repaired, %d lost",
                     report.checked,

@@ -217,8 +217,11 @@ class VaultService:
             out.update(registered_objects(self.state()))
         return out
 
-    def scrub(self) -> ScrubReport:
+    def scrub(self, expected: set[bytes] | None = None) -> ScrubReport:
         """Re-hash everything held or expected and repair from the replicas (one at a time).
+
+        ``expected`` is :meth:`expected` by default. A node reads its chain state on its
+        event loop only: it passes ``expected`` read there and runs the scrub in a thread.
 
         Raises
         ------
@@ -229,7 +232,8 @@ class VaultService:
             raise VaultError("a scrub is already running on this node", 409)
         try:
             started = time.time()
-            report = scrub(self.store, self.expected(), self.sources, max_bytes=self.max_object_bytes)
+            wanted = self.expected() if expected is None else expected
+            report = scrub(self.store, wanted, self.sources, max_bytes=self.max_object_bytes)
             self.last_scrub = {
                 **report.to_json(),
                 "started": started,
