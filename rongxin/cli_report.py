@@ -2,9 +2,11 @@
 
 The case comes from a scan's database (``rongxin cases list``), the work from the
 forensics library, the two media files from the caller (``--work-file``, ``--copy``;
-each checked against the SM3 the library or the scan recorded), the work's registration
-receipt from ``--work-receipt`` (checked against ``--genesis`` before it is shown). When
-no evidence package was captured for the case, the report says so. See ``docs/report.md``.
+each checked against the SM3 the library or the scan recorded; the copy is taken from
+the evidence package when one is given), the work's registration receipt from
+``--work-receipt`` and the capture from ``--package`` (both checked against ``--genesis``
+before they are shown). When no evidence package is given, the report says so. See
+``docs/report.md``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,6 +94,18 @@ def receipt_summary(receipt: Path, genesis: Path, subject: str) -> ReceiptSummar
         verified=True,
         file_name=receipt.name,
     )
+
+
+def _genesis(path: Path) -> Any:
+    from chain.errors import ChainError
+    from chain.types import Genesis, ValidationError
+
+    try:
+        return Genesis.from_bytes(path.read_bytes())
+    except OSError as exc:
+        raise RongxinError(f"cannot read {path}: {exc.strerror}") from None
+    except (ChainError, ValidationError, ValueError) as exc:
+        raise RongxinError(f"{path.name} is not a genesis document: {exc}") from None
 
 
 def load_case(scan_dir: Path, case_id: int) -> Case:
@@ -254,6 +269,10 @@ def report(
         Path | None,
         typer.Option(help="The chain's genesis document, to check receipts before they are shown."),
     ] = None,
+    package: Annotated[
+        Path | None,
+        typer.Option("--package", help="The case's evidence package (.wacz), verified before it is shown."),
+    ] = None,
     issuer: Annotated[str, typer.Option(help="The center issuing the report.")] = "",
     verify_url: Annotated[
         str, typer.Option("--verify-url", help="URL the QR code leads to (default: the offline commands).")
@@ -276,29 +295,39 @@ def report(
     try:
         case = load_case(scan, case_id)
         receipt = None
-        if work_receipt is not None:
-            if genesis is None:
-                raise RongxinError(
-                    "--work-receipt needs --genesis: a receipt is shown only once it is checked"
-                )
+        if (work_receipt is not None or package is not None) and genesis is None:
+            raise RongxinError(
+                "--work-receipt and --package need --genesis: a receipt or package is shown only once checked"
+            )
+        if work_receipt is not None and genesis is not None:
             receipt = receipt_summary(
                 work_receipt, genesis, "work registration" if lang == "en" else "作品登记"
             )
-        inp = report_input(
-            case,
-            library,
-            work_file=work_file,
-            copy_file=copy_file,
-            work_receipt=receipt,
-            issuer=issuer,
-            verify_url=verify_url,
-        )
-        files = write_report(inp, target, chosen, lang=lang, force=force)
+        with tempfile.TemporaryDirectory(prefix="rongxin-report-") as tmp:
+            capture = None
+            if package is not None and genesis is not None:
+                from rongxin.report_package import capture_summary, extract_copy
+
+                capture = capture_summary(package, _genesis(genesis), case_id=case_id)
+                if copy_file is None:
+                    copy_file = extract_copy(package, case.content_digest.hex(), Path(tmp))
+            inp = report_input(
+                case,
+                library,
+                work_file=work_file,
+                copy_file=copy_file,
+                capture=capture,
+                work_receipt=receipt,
+                issuer=issuer,
+                verify_url=verify_url,
+            )
+            files = write_report(inp, target, chosen, lang=lang, force=force)
     except RongxinError as exc:
         raise _fail(str(exc)) from None
     if work_file is None or copy_file is None:
         err_console.print(
-            "note: without --work-file and --copy the report shows digests but no side-by-side figures"
+            "note: without the work's file and the copy's (--work-file; --copy or a --package holding it) "
+            "the report shows digests but no side-by-side figures"
         )
     result = {"html": str(files.html) if files.html else None, "pdf": str(files.pdf) if files.pdf else None}
     sys.stdout.write(json.dumps(result) + "\n")

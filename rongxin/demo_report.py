@@ -3,9 +3,11 @@
 :func:`report_stage` serves the demo's attacked copies on a loopback web page, scans it
 (:class:`crawlers.scan.Scanner`, the same code as ``rongxin scan``) against the demo's
 work library, and writes the infringement report of one case as HTML and PDF
-(``report/case-N.html``, ``.pdf``), with the work's file found in the smoke corpus by its
-SM3, the copy checked against the scan's digest, and the fingerprint-batch receipt checked
-against the demo's genesis. No capture package exists in this version: the report says so.
+(``report/case-N.html``, ``.pdf``) after capturing the case's page as an evidence package
+(``rongxin evidence capture``'s code, anchored on a one-node ledger of a legal center),
+with the work's file found in the smoke corpus by its SM3, the copy taken out of the
+package by the scan's digest, and the fingerprint-batch receipt checked against the demo's
+genesis.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 Step = Callable[[str, bool, str, float], None]
 
@@ -57,6 +60,38 @@ def _work_file(content_sm3: bytes) -> Path | None:
     return None
 
 
+def _capture(case: Any, report_dir: Path) -> tuple[Path, Any]:
+    """Capture the case's page as an evidence package, anchored on a one-node ledger of a
+    legal center (its genesis in ``report_dir/evidence-genesis.cbor``)."""
+    from chain.localnet import LocalConsortium
+    from chain.types import Role
+    from crawlers.capture import CaptureOptions
+    from rongxin.evidence import collect_evidence
+
+    net = LocalConsortium.create(report_dir / "ledger", nodes=1, chain_id="rongxin-demo-report")
+    try:
+        net.net.now = int(time.time() * 1000)  # blocks carry the wall clock, as real nodes do
+        center = net.add_member("Demo legal center (法律服务中心)", [Role.LEGAL_CENTER])
+        (report_dir / "evidence-genesis.cbor").write_bytes(net.genesis.to_bytes())
+
+        def anchor(digest: bytes) -> Any:
+            net.net.now = max(net.net.now, int(time.time() * 1000))
+            return net.anchor(center, digest, "evidence-package")
+
+        ev = collect_evidence(
+            case.page_url,
+            report_dir / f"case-{case.id}-evidence",
+            key=center.key,
+            certificate=center.cert,
+            anchor=anchor,
+            options=CaptureOptions(allow=("127.0.0.1",), default_play_s=0.0),
+            case=case.to_json(),
+        )
+        return ev.package, net.genesis
+    finally:
+        net.close()
+
+
 def report_stage(out_dir: Path, step: Step) -> None:
     """Scan a local page showing the demo's attacked copies and report one case (HTML + PDF).
 
@@ -75,6 +110,7 @@ def report_stage(out_dir: Path, step: Step) -> None:
     from forensics.library import Library
     from rongxin.cli_report import receipt_summary, report_input, write_report
     from rongxin.errors import RongxinError
+    from rongxin.report_package import capture_summary, extract_copy
 
     t0 = time.perf_counter()
     site = out_dir / "site"
@@ -93,6 +129,9 @@ def report_stage(out_dir: Path, step: Step) -> None:
         f"<body><h1>{html.escape(title)}</h1>{tags}</body></html>",
         encoding="utf-8",
     )
+    report_dir = out_dir / "report"
+    shutil.rmtree(report_dir, ignore_errors=True)
+    report_dir.mkdir()
     with _serve(site) as base:
         config = ScanConfig(
             seeds=[base + "/"], library=str(out_dir / "library"), depth=1, max_pages=5, delay=0.0,
@@ -101,15 +140,19 @@ def report_stage(out_dir: Path, step: Step) -> None:
         with Scanner(scan_dir, config) as scanner:
             scanner.run()
             cases = scanner.store.cases()
-    features = [c for c in cases if c.evidence.get("evidence", {}).get("path") == "features"]
-    case = (features or cases)[0] if cases else None
-    if case is None:
-        step("infringement report", False, f"the scan of {len(copies)} copies found no case", t0)
-        return
+        features = [c for c in cases if c.evidence.get("evidence", {}).get("path") == "features"]
+        case = (features or cases)[0] if cases else None
+        if case is None:
+            step("infringement report", False, f"the scan of {len(copies)} copies found no case", t0)
+            return
+        package, evidence_genesis = _capture(case, report_dir)
+    capture = capture_summary(package, evidence_genesis, case_id=case.id)
     with Library.open(out_dir / "library", readonly=True) as lib:
         reg = lib.work(case.work_id)
     work_file = _work_file(reg.content_digest)
-    copy_file = site / "img" / case.media_url.rsplit("/", 1)[-1]
+    copy_file = extract_copy(package, case.content_digest.hex(), report_dir) or (
+        site / "img" / case.media_url.rsplit("/", 1)[-1]
+    )
     receipt = receipt_summary(
         out_dir / "receipt-fingerprints.cbor", out_dir / "genesis.cbor", "作品指纹批次登记"
     )
@@ -118,10 +161,11 @@ def report_stage(out_dir: Path, step: Step) -> None:
         out_dir / "library",
         work_file=work_file,
         copy_file=copy_file,
+        capture=capture,
         work_receipt=receipt,
         issuer="演示县融媒体中心 (Demo county media center)",
     )
-    files = write_report(inp, out_dir / "report" / f"case-{case.id}", ("html", "pdf"), force=True)
+    files = write_report(inp, report_dir / f"case-{case.id}", ("html", "pdf"), force=True)
     if files.html is None or files.pdf is None:  # pragma: no cover - both formats were asked for
         raise RongxinError("the report was not written")
     text = files.html.read_text(encoding="utf-8")
@@ -129,6 +173,8 @@ def report_stage(out_dir: Path, step: Step) -> None:
         work_file is not None
         and case.content_digest.hex() in text
         and f"<td>{receipt.height}</td>" in text
+        and capture.package_sm3 in text
+        and capture.receipt is not None
         and "<script>alert" not in text
         and files.pdf.read_bytes().startswith(b"%PDF-")
     )
@@ -139,7 +185,8 @@ def report_stage(out_dir: Path, step: Step) -> None:
         f"a local page showing {len(copies)} attacked copies scanned: {len(cases)} cases; report of case "
         f"{case.id} ({case.work_id}, {path} match) written to report/{files.html.name} and "
         f"{files.pdf.name} ({files.pdf.stat().st_size // 1024} KiB, A4, "
-        f"Chinese): work and copy side by side, SM3 and SHA-256 of both, the fingerprint receipt "
-        f"(height {receipt.height}) checked against genesis.cbor; no capture package yet, said so",
+        f"Chinese): work and copy side by side, the page captured into {package.name} (verified, "
+        f"its screenshot, log, environment, {len(capture.files)} files' SM3 and SHA-256, signature and "
+        f"receipt), the fingerprint receipt (height {receipt.height}) checked against genesis.cbor",
         t0,
     )

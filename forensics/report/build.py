@@ -63,6 +63,32 @@ def _image_mime(data: bytes) -> str | None:
     return None
 
 
+#: Width in pixels the page screenshot is shown at, and the most height (a full-page
+#: screenshot of a long page shows its top; the whole file is in the package).
+SCREENSHOT_WIDTH = 1200
+SCREENSHOT_MAX_HEIGHT = 1800
+
+
+def _screenshot_uri(data: bytes) -> str | None:
+    """The screenshot scaled to :data:`SCREENSHOT_WIDTH` (its top :data:`SCREENSHOT_MAX_HEIGHT`
+    pixels at most) as a JPEG data URI; ``None`` when it is not a PNG or JPEG that decodes."""
+    import cv2
+    import numpy as np
+
+    if _image_mime(data) is None:
+        return None
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None or img.size == 0:
+        return None
+    h, w = img.shape[:2]
+    if w > SCREENSHOT_WIDTH:
+        h = max(1, round(h * SCREENSHOT_WIDTH / w))
+        img = cv2.resize(img, (SCREENSHOT_WIDTH, h), interpolation=cv2.INTER_AREA)
+    img = img[:SCREENSHOT_MAX_HEIGHT]
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return _data_uri(buf.tobytes(), "image/jpeg") if ok else None
+
+
 def check_file(path: Path, expected_sm3: str, role: str) -> FileDigest:
     """The digests of ``path``, refused unless its SM3 is ``expected_sm3``.
 
@@ -318,9 +344,7 @@ def build_html(inp: ReportInput, lang: str = "zh") -> str:
     identify_command = f"rongxin identify {copy_name} --library LIBRARY --json"
     screenshot = None
     if inp.capture is not None and inp.capture.screenshot_png:
-        mime = _image_mime(inp.capture.screenshot_png)
-        if mime is not None:
-            screenshot = _data_uri(inp.capture.screenshot_png, mime)
+        screenshot = _screenshot_uri(inp.capture.screenshot_png)
     qr_text = verification_text(inp)
     return _ENV.get_template("report.html.j2").render(
         t=types.SimpleNamespace(**t),

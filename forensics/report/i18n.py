@@ -110,6 +110,12 @@ _TEXT: dict[str, tuple[str, str]] = {
     "package": ("取证包", "Package"),
     "package_sm3": ("取证包 SM3", "Package SM3"),
     "screenshot": ("网页截图", "Page screenshot"),
+    "screenshot_caption": (
+        "取证时的整页截图（缩小显示，长页面只显示顶部）；"
+        "原图为取证包中的 evidence/screenshot.png，摘要见第六节。",
+        "The full-page screenshot taken at capture (scaled; a long page shows its top); the original is "
+        "evidence/screenshot.png in the package, its digests in section 6.",
+    ),
     "no_screenshot": ("取证包中没有截图。", "The package holds no screenshot."),
     "timeline": ("取证过程时间线", "Capture timeline"),
     "time": ("时间（UTC）", "Time (UTC)"),

@@ -142,7 +142,7 @@ def test_work_receipt_checked_against_the_genesis(
         tmp_path / "work.receipt",
     ]
     code, _, err = _run(*args)
-    assert code == 1 and "needs --genesis" in err
+    assert code == 1 and "need --genesis" in err
     code, _, err = _run(*args, "--genesis", tmp_path / "other.cbor")
     assert code == 1 and "INVALID" in err
     code, out, err = _run(*args, "--genesis", tmp_path / "genesis.cbor", "--lang", "en")
@@ -170,6 +170,14 @@ def test_bad_input_gives_clear_errors(scan: Path, image_found: Found, tmp_path: 
     assert code == 1 and "not a usable scan database" in err
     code, _, err = _run("report", "1", "-s", scan, "-l", lib, "-f", "html", "--copy", image_found.work_file)
     assert code == 1 and "is not the recorded copy" in err
+    code, _, err = _run("report", "1", "-s", scan, "-l", lib, "-f", "html", "--package", tmp_path / "x.wacz")
+    assert code == 1 and "need --genesis" in err
+    (tmp_path / "genesis.cbor").write_bytes(b"\xa1not a genesis")
+    code, _, err = _run(
+        "report", "1", "-s", scan, "-l", lib, "-f", "html", "--package", tmp_path / "x.wacz",
+        "--genesis", tmp_path / "genesis.cbor",
+    )  # fmt: skip
+    assert code == 1 and "is not a genesis document" in err
     code, _, err = _run("report", "1", "-s", scan, "-l", lib, "-f", "docx")
     assert code == 1 and "--format takes html, pdf" in err
     code, _, err = _run("report", "1", "-s", scan, "-l", lib, "--lang", "fr")

@@ -121,8 +121,8 @@ def test_capture_package_fields_are_shown_escaped(image_found: Found) -> None:
     assert "34" * 32 in html and "56" * 32 in html  # the package file's digests
     assert "page loaded &#34;&gt;&lt;script&gt;" in html
     assert "rongxin evidence verify" in html and "rongxin verify" in html
-    assert 'src="data:image/png;base64,' in html.split("<h3>Page screenshot</h3>")[1]
-    assert html.count("data:image/png") == 3  # QR, pair, screenshot
+    assert 'src="data:image/jpeg;base64,' in html.split("<h3>Page screenshot</h3>")[1]
+    assert html.count("data:image/png") == 2 and html.count("data:image/jpeg") == 1  # QR, pair; screenshot
     assert "<h3>evidence package</h3>" in html
     work_receipt = dataclasses.replace(_capture(image_found).receipt, subject="work <registration>")  # type: ignore[type-var]
     no_pkg_receipt = dataclasses.replace(_capture(image_found), receipt=None)
@@ -249,3 +249,19 @@ def test_hash_path_image_report(tmp_path) -> None:  # type: ignore[no-untyped-de
     assert ((pair[:, :, 2] > 200) & (pair[:, :, 1] < 60) & (pair[:, :, 0] < 60)).sum() > 500
     drawn = re.search(r"\((\d+) pairs\)", html)
     assert drawn is not None and int(drawn.group(1)) >= 15  # the mirrored copy's features verified
+
+
+def test_a_huge_or_bogus_screenshot_is_scaled_or_left_out(image_found: Found) -> None:
+    from forensics.report.build import SCREENSHOT_MAX_HEIGHT, SCREENSHOT_WIDTH
+
+    tall = cv2.imencode(".png", np.full((9000, 2400, 3), 180, np.uint8))[1].tobytes()
+    cap = dataclasses.replace(_capture(image_found), screenshot_png=tall)
+    html = build_html(dataclasses.replace(image_found.report_input(), capture=cap), "en")
+    shot = re.search(r'src="data:image/jpeg;base64,([^"]+)"', html)
+    assert shot is not None
+    img = _decode(base64.b64decode(shot.group(1)))
+    assert img.shape[:2] == (SCREENSHOT_MAX_HEIGHT, SCREENSHOT_WIDTH)
+    for bogus in (b"<svg onload=alert(1)>", b"\x89PNG\r\n\x1a\n" + b"\0" * 50):
+        cap = dataclasses.replace(_capture(image_found), screenshot_png=bogus)
+        html = build_html(dataclasses.replace(image_found.report_input(), capture=cap), "en")
+        assert "The package holds no screenshot." in html and "svg" not in html
