@@ -205,7 +205,11 @@ def run_demo(out_dir: Path, console: Console | None = None, *, scrypt_n: int | N
 
     from rongxin.demo_vault import vault_stage
 
-    vault_stage(out_dir, step, scrypt_n=scrypt_n or keyfile.DEFAULT_SCRYPT_N)
+    # the report stage's evidence package and report go to the off-chain vault
+    kept = sorted((out_dir / "report").glob("case-*-evidence/*.wacz")) + sorted(
+        (out_dir / "report").glob("case-*.pdf")
+    )
+    vault_stage(out_dir, step, scrypt_n=scrypt_n or keyfile.DEFAULT_SCRYPT_N, files=kept)
 
     from rongxin.demo_evidence import evidence_stage
 

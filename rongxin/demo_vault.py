@@ -5,7 +5,8 @@ every vault object) and ``observer-0`` is a legal center's own node. The legal c
 seals an evidence file on its machine, stores it through its node (which copies it to
 node-0) and registers it on chain; it grants an internet court access, whose receipt
 verifies offline; the court fetches and decrypts it through node-0; another center is
-refused by the node and holds no key.
+refused by the node and holds no key. The files are the demo's evidence package and
+infringement report when the earlier stages wrote them (else a generated file).
 """
 
 from __future__ import annotations
@@ -32,8 +33,13 @@ Step = Callable[[str, bool, str, float], None]
 PASSWORD = "rongxin-demo-vault"
 
 
-def vault_stage(out_dir: Path, step: Step, *, scrypt_n: int = 1 << 14) -> None:
-    """Run the vault stage (see the module docstring), reporting through ``step``."""
+def vault_stage(
+    out_dir: Path, step: Step, *, scrypt_n: int = 1 << 14, files: list[Path] | None = None
+) -> None:
+    """Run the vault stage (see the module docstring), reporting through ``step``.
+
+    ``files`` are stored, granted and fetched back (a generated 2 MiB file when empty).
+    """
     t0 = time.perf_counter()
     net_dir = out_dir / "vault-net"
     spec = NetworkSpec(
@@ -57,7 +63,7 @@ def vault_stage(out_dir: Path, step: Step, *, scrypt_n: int = 1 << 14) -> None:
             60,
             "the two vault nodes to connect",
         )
-        _vault_work(out_dir, net_dir, entries, step, t0)
+        _vault_work(out_dir, net_dir, entries, step, t0, files or [])
     except ChainError as exc:
         step("off-chain vault", False, f"the vault stage failed: {exc}", t0)
     finally:
@@ -69,7 +75,12 @@ def vault_stage(out_dir: Path, step: Step, *, scrypt_n: int = 1 << 14) -> None:
 
 
 def _vault_work(
-    out_dir: Path, net_dir: Path, entries: dict[str, procs.NodeEntry], step: Step, t0: float
+    out_dir: Path,
+    net_dir: Path,
+    entries: dict[str, procs.NodeEntry],
+    step: Step,
+    t0: float,
+    files: list[Path],
 ) -> None:
     genesis = Genesis.from_bytes((net_dir / "genesis.cbor").read_bytes())
     sup = net_dir / "supervisor"
@@ -109,35 +120,44 @@ def _vault_work(
     legal = vault_of("County legal center (县法律服务中心)", member_node)
     court = vault_of("Internet court (互联网法院)", regulator_node)
     other = vault_of("Another media center", regulator_node)
-    evidence = out_dir / "vault-evidence.bin"
-    evidence.write_bytes(os.urandom(2 << 20))
-    stored = legal.put(evidence)
+    if not files:
+        generated = out_dir / "vault-evidence.bin"
+        generated.write_bytes(os.urandom(2 << 20))
+        files = [generated]
+    court_dir = out_dir / "vault-court"
+    court_dir.mkdir(exist_ok=True)
     copy = entries[regulator_node].config
-    copy_path = (
-        copy.vault.directory(copy.node.data_dir)
-        / "objects"
-        / stored.digest.hex()[:2]
-        / stored.digest.hex()[2:4]
-        / stored.digest.hex()
-    )
-    _wait(copy_path.exists, 30, "the legal center's node to copy the object to the supervisory node")
-    refused_before = _refused(court, stored.digest, out_dir / "vault-court-early.bin")
-    receipt = legal.grant(stored.digest, members["Internet court (互联网法院)"][1].cert_id)
-    receipt_path = out_dir / "vault-grant.receipt.cbor"
-    receipt_path.write_bytes(receipt.to_bytes())
-    proven = receipt.verify(genesis)
-    fetched = out_dir / "vault-evidence.court.bin"
-    court.get(stored.digest, fetched)
-    same = sm3_file(fetched) == sm3_file(evidence)
-    stranger_refused = _refused(other, stored.digest, out_dir / "vault-other.bin")
+    court_id = members["Internet court (互联网法院)"][1].cert_id
+    ok, heights, first = True, [], b""
+    for source in files:
+        stored = legal.put(source)
+        first = first or stored.digest
+        copy_path = (
+            copy.vault.directory(copy.node.data_dir)
+            / "objects"
+            / stored.digest.hex()[:2]
+            / stored.digest.hex()[2:4]
+            / stored.digest.hex()
+        )
+        _wait(copy_path.exists, 30, "the legal center's node to copy the object to the supervisory node")
+        ok &= _refused(court, stored.digest, out_dir / "vault-court-early.bin")
+        receipt = legal.grant(stored.digest, court_id)
+        if source is files[0]:
+            (out_dir / "vault-grant.receipt.cbor").write_bytes(receipt.to_bytes())
+        heights.append(receipt.verify(genesis).height)
+        fetched = court_dir / source.name
+        court.get(stored.digest, fetched)
+        ok &= sm3_file(fetched) == sm3_file(source)
+        ok &= _refused(other, stored.digest, out_dir / "vault-other.bin")
+    listed = ", ".join(f.name for f in files)
     step(
         "off-chain vault",
-        same and refused_before and stranger_refused,
-        "a 2 MiB evidence file sealed under a fresh SM4 key, stored through the legal center's node as "
-        f"object {stored.digest.hex()[:16]}… and copied to the supervisory node; granted to the internet "
-        f"court at height {proven.height} ({receipt_path.name} verifies offline); the court fetched and "
-        "decrypted it "
-        "(same SM3); another center was refused by the node and holds no key",
+        ok,
+        f"{len(files)} file(s) ({listed}) each sealed under a fresh SM4 key, stored through the legal "
+        f"center's node (first object {first.hex()[:16]}…) and copied to the supervisory node; granted "
+        f"to the internet court at heights {heights} (vault-grant.receipt.cbor verifies offline); the "
+        "court fetched and decrypted each (same SM3, in vault-court/); another center was refused by the "
+        "node and holds no key",
         t0,
     )
     for v in (legal, court, other):

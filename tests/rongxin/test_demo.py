@@ -51,6 +51,13 @@ def test_demo_runs_end_to_end(demo: tuple[Path, object]) -> None:
     assert (tmp_path / "net" / "node-4" / "data" / "node.log").exists()
     assert (tmp_path / "net-receipt-work-batch.cbor").exists()
     assert (tmp_path / "vault-grant.receipt.cbor").exists()
+    # the report stage's evidence package and PDF went through the vault and came back intact
+    kept = sorted((tmp_path / "report").glob("case-*-evidence/*.wacz")) + sorted(
+        (tmp_path / "report").glob("case-*.pdf")
+    )
+    assert len(kept) == 2
+    for f in kept:
+        assert crypto.sm3_file(tmp_path / "vault-court" / f.name) == crypto.sm3_file(f)
     assert (tmp_path / "evidence" / "case-1" / "evidence.wacz").exists()
     assert "4/4 attacked" in music.detail and "4 placed within" in music.detail
     video = next(s for s in report.steps if s.name == "register programmes, find clips")  # type: ignore[attr-defined]
