@@ -196,3 +196,32 @@ def test_replica_rebuilt_after_its_node_is_killed(tmp_path_factory: pytest.TempP
                    password=MEMBER_PASSWORD)  # fmt: skip
         assert got.exit_code == 0, got.output
         assert (base / "back").read_bytes() == src.read_bytes()
+
+
+def test_works_add_keep_source_seals_the_file_into_the_vault(one_node: Path, tmp_path: Path) -> None:
+    """``works add --keep-source``: the source goes to the vault first, the work's metadata
+    names the object, and the member gets the exact bytes back; a file already registered
+    is not stored again."""
+    import numpy as np
+    from PIL import Image
+
+    legal, _ = _member(one_node, tmp_path, "Legal center", "legal_center")
+    rng = np.random.default_rng(5)
+    src = tmp_path / "poster.png"
+    Image.fromarray((rng.random((160, 200, 3)) * 255).astype(np.uint8)).save(src)
+    lib = tmp_path / "lib"
+    added = _as(legal, "works", "add", str(src), "--library", str(lib), "--keep-source")
+    assert added.exit_code == 0, added.output
+    shown = _run("works", "show", "poster", "--library", str(lib), "--json")
+    assert shown.exit_code == 0, shown.output
+    meta = json.loads(shown.output)["metadata"]
+    assert len(meta["vault_object"]) == 64 and meta["vault_height"] >= 1
+    got = _as(legal, "vault", "get", meta["vault_object"], "--out", str(tmp_path / "back.png"))
+    assert got.exit_code == 0, got.output
+    assert (tmp_path / "back.png").read_bytes() == src.read_bytes()
+    again = _as(legal, "works", "add", str(src), "--library", str(lib), "--keep-source")
+    assert again.exit_code == 0 and "skipped" in _flat(again.output)
+    # without a usable profile nothing is registered
+    bad = _run("works", "add", str(src), "--library", str(tmp_path / "lib2"), "--keep-source",
+               "--client", str(tmp_path / "missing.toml"))  # fmt: skip
+    assert bad.exit_code == 1 and not (tmp_path / "lib2").exists()
