@@ -341,8 +341,8 @@ def sweep(corpus: Corpus, hours: list[float], work: Path, seed: int) -> None:
         q = work / f"sweep-{i}.mp4"
         apply(corpus.programmes[name], q, [("excerpt", {"start": 10.0, "length": 30.0}), "color"], i)
         queries.append((name, base.fingerprint(q, query=True)))
-    head = ("hours", "frames", "open s", "query p50", "query max", "found", "chance")
-    print(" ".join(f"{h:>{w}}" for h, w in zip(head, (6, 10, 7, 9, 9, 6, 7), strict=True)))
+    head = ("hours", "frames", "open s", "save s", "reopen s", "query p50", "query max", "found", "chance")
+    print(" ".join(f"{h:>{w}}" for h, w in zip(head, (6, 10, 7, 7, 8, 9, 9, 6, 7), strict=True)))
     done = 0.0
     for target in sorted(hours):
         while done < target:
@@ -364,9 +364,17 @@ def sweep(corpus: Corpus, hours: list[float], work: Path, seed: int) -> None:
             fp = Fp(frames[0], valid, DEFAULT_RATE, centre=frames[1], centre_valid=valid)
             base.catalogue.add(f"filler-{done:06.0f}", fp, fp.digest, sound=False)
             done += 1.0
+        for stale in (work / "base").glob("search-*.ivf"):
+            stale.unlink()  # time the clustering from the segments first
         t = time.time()
-        idx = VideoIndex(work / "base", readonly=True)
+        idx = VideoIndex(work / "base")
         opened = time.time() - t
+        t = time.time()
+        idx.flush()  # what a writer does when it closes: keep the inverted file on disk
+        saved = time.time() - t
+        t = time.time()
+        VideoIndex(work / "base", readonly=True).close()
+        reopened = time.time() - t
         lat, ok, chance = [], 0, 0.0
         for name, fp in queries:
             t = time.time()
@@ -375,7 +383,8 @@ def sweep(corpus: Corpus, hours: list[float], work: Path, seed: int) -> None:
             ok += bool(found) and found[0][0] == name and found[0][1].score >= idx.threshold
             chance = max([chance] + [a.score for w, a in found if w.startswith("filler")])
         frames_n = idx.stats()["frames"]
-        print(f"{target:>6.0f} {frames_n:>10} {opened:>7.1f} {pct(lat, 50):>8.2f}s {max(lat):>8.2f}s "
+        print(f"{target:>6.0f} {frames_n:>10} {opened:>7.1f} {saved:>7.1f} {reopened:>8.1f} "
+              f"{pct(lat, 50):>8.2f}s {max(lat):>8.2f}s "
               f"{ok:>3}/{len(queries)} {chance:>7.2f}", flush=True)  # fmt: skip
         idx.close()
     base.close()

@@ -198,6 +198,16 @@ class CommitTimeout(ChainError):
         self.tx_id = tx_id
 
 
+class VaultError(ChainError):
+    """An off-chain vault object was refused or could not be stored or read: malformed,
+    truncated, over its size cap, not matching its digest, or not readable with the key.
+    ``status`` is the HTTP status a node answers with (400 by default)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class ClientError(ChainError):
     """A node refused a client's request, answered something unverifiable, or could not be
     reached. ``status`` is the HTTP status (0 when no answer came) and ``reason`` the node's

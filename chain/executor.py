@@ -34,6 +34,7 @@ from chain.crypto import PublicKey
 from chain.errors import NonceGapError as NonceGapError  # re-exported under its historical path
 from chain.state import Overlay, State
 from chain.types import Genesis, Role, Transaction, ValidationError
+from chain.vault.contract import register_contracts as register_vault
 
 NONCE = b"nonce/"
 
@@ -61,7 +62,7 @@ class BlockExecution:
 
 
 def default_registry(genesis: Genesis) -> ContractRegistry:
-    """A registry with the built-in contracts (membership, governance and anchoring)."""
+    """A registry with the built-in contracts (membership, governance, anchoring, vault)."""
     reg = ContractRegistry()
     reg.register(AddMember(genesis.root_key()))
     reg.register(RevokeMember(genesis))
@@ -69,6 +70,7 @@ def default_registry(genesis: Genesis) -> ContractRegistry:
     reg.register(NodeReady())
     reg.register(MemberVote(genesis, genesis.root_key()))
     reg.register(AnchorContract())
+    register_vault(reg)
     return reg
 
 

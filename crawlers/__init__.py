@@ -4,7 +4,10 @@ A scan (:class:`~crawlers.scan.Scanner`, ``rongxin scan``) crawls from seed page
 scope (:mod:`crawlers.urls`), fetches with caps on size, time and redirects, robots.txt
 obeyed and one request per second per site by default (:mod:`crawlers.fetch`), refuses
 internal addresses after DNS resolution and on every redirect (:mod:`crawlers.guard`),
-finds media in pages (:mod:`crawlers.extract`), identifies images and audio against a
+finds media in pages (:mod:`crawlers.extract`), renders script-built pages in a browser
+without a network of its own (:mod:`crawlers.render`), follows HLS and DASH manifests
+within caps (:mod:`crawlers.playlists`, :mod:`crawlers.streams`), seeds from sitemaps and
+feeds (:mod:`crawlers.seeds`), identifies images, audio and video against a
 :class:`forensics.Library`, and records every hit as a case in a SQLite scan database that
 survives ``kill -9`` (:mod:`crawlers.store`). See ``docs/scanning.md``.
 
@@ -25,12 +28,16 @@ from typing import TYPE_CHECKING
 from chain.lazy import lazy_exports
 from crawlers.errors import (
     BlockedAddressError,
+    BrowserError,
     CrawlError,
     FetchError,
     FetchTimeoutError,
+    MediaPrepError,
+    PlaylistError,
     RedirectError,
     RobotsDisallowedError,
     ScanStoreError,
+    SeedFileError,
     TooLargeError,
 )
 
@@ -58,12 +65,15 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "AddressGuard",
     "BlockedAddressError",
+    "BrowserError",
     "Case",
     "CrawlError",
     "FetchError",
     "FetchLimits",
     "FetchTimeoutError",
     "Fetcher",
+    "MediaPrepError",
+    "PlaylistError",
     "RedirectError",
     "RobotsDisallowedError",
     "ScanConfig",
@@ -71,6 +81,7 @@ __all__ = [
     "ScanStoreError",
     "Scanner",
     "ScopeRule",
+    "SeedFileError",
     "TooLargeError",
     "classify",
     "normalize",

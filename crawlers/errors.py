@@ -37,3 +37,23 @@ class ScanStoreError(CrawlError):
 
 class BrowserError(CrawlError):
     """The headless browser is missing, failed to start, or crashed during a page."""
+
+
+class CaptureError(CrawlError):
+    """An evidence capture failed: the page did not load, the browser or ffmpeg failed."""
+
+
+class PackageError(CrawlError):
+    """An evidence package cannot be built or read (not a zip, truncated, malformed)."""
+
+
+class MediaPrepError(CrawlError):
+    """ffmpeg could not cut or join a fetched media file."""
+
+
+class PlaylistError(CrawlError):
+    """An HLS or DASH manifest that cannot be read, or that a bounded scan refuses."""
+
+
+class SeedFileError(CrawlError):
+    """A sitemap or feed that cannot be read or is refused (entities, DTDs, bombs, not XML)."""

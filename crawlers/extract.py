@@ -4,7 +4,9 @@ Found: ``a``/``area`` links and frames (pages to follow); ``img`` (``src``, ``sr
 lazy-load ``data-src``), ``picture``/``source`` (``srcset``), ``video``/``audio``/``source``
 and ``poster``, CSS ``background-image: url(...)`` in ``style`` attributes and ``<style>``
 blocks, ``og:image``/``og:video``/``og:audio`` and ``twitter:image`` meta tags, and
-``contentUrl``/``thumbnailUrl`` in JSON-LD scripts. Every reference is resolved against
+``contentUrl``/``thumbnailUrl`` in JSON-LD scripts; HLS/DASH manifests (``.m3u8``,
+``.mpd``) wherever they appear — ``video``/``source``, links, and quoted in scripts (player
+set-ups), marked with the hint ``"stream"``. Every reference is resolved against
 the page URL (and ``<base href>``) and normalised; references that are not http(s) URLs
 (``data:``, ``javascript:``) are dropped. Malformed markup never raises: the parser
 recovers, and text in a wrong encoding is decoded with replacement characters.
@@ -18,13 +20,20 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from crawlers.urls import URLError, normalize
 
-Hint = Literal["image", "audio", "video", "unknown"]
+Hint = Literal["image", "audio", "video", "stream", "unknown"]
 
 #: Most links and media references kept from one page (a trap page can list millions).
 MAX_REFS = 5000
+#: HLS and DASH manifests named in markup or in scripts (player set-ups).
+_STREAM_PATH = re.compile(r"\.(m3u8|mpd)$", re.IGNORECASE)
+_SCRIPT_STREAM = re.compile(
+    r"""["']([^"'\s<>]{1,2000}?\.(?:m3u8|mpd)(?:\?[^"'\s<>]{0,500})?)["']""", re.IGNORECASE
+)
+_JS_TYPES = frozenset({"", "text/javascript", "application/javascript", "module"})
 _CSS_URL = re.compile(r"""url\(\s*(['"]?)([^'")]+)\1\s*\)""", re.IGNORECASE)
 _CHARSET_META = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_\-:.]+)""", re.IGNORECASE)
 _META_MEDIA = {
@@ -51,10 +60,18 @@ class MediaRef:
 
 @dataclass
 class PageRefs:
-    """What a page links to: pages to follow and media to fingerprint (deduplicated, in order)."""
+    """What a page links to: pages to follow and media to fingerprint (deduplicated, in order).
+
+    ``scripts``, ``text_chars`` and ``noscript`` (scripts on the page, visible text
+    characters, whether it has a ``<noscript>``) tell ``--render auto`` whether the page
+    builds itself with JavaScript (:func:`crawlers.render.needs_render`).
+    """
 
     links: list[str] = field(default_factory=list)
     media: list[MediaRef] = field(default_factory=list)
+    scripts: int = 0
+    text_chars: int = 0
+    noscript: bool = False
 
 
 def decode_html(body: bytes, header_charset: str | None = None) -> str:
@@ -132,6 +149,7 @@ class _Parser(HTMLParser):
         self._seen_media: set[str] = set()
         self._media_stack: list[Hint] = []
         self._script: list[str] | None = None
+        self._json_ld = False
         self._style: list[str] | None = None
 
     def _link(self, raw: str | None) -> None:
@@ -140,6 +158,9 @@ class _Parser(HTMLParser):
         try:
             url = normalize(raw, self.base)
         except URLError:
+            return
+        if _STREAM_PATH.search(urlsplit(url).path):
+            self._media(url, "stream", "link")
             return
         if url not in self._seen_links:
             self._seen_links.add(url)
@@ -152,6 +173,8 @@ class _Parser(HTMLParser):
             url = normalize(raw, self.base)
         except URLError:
             return
+        if _STREAM_PATH.search(urlsplit(url).path):
+            hint = "stream"
         if url not in self._seen_media:
             self._seen_media.add(url)
             self.refs.media.append(MediaRef(url, hint, source))
@@ -189,8 +212,13 @@ class _Parser(HTMLParser):
             key = (a.get("property") or a.get("name") or "").lower()
             if key in _META_MEDIA:
                 self._media(a.get("content"), _META_MEDIA[key], key)  # type: ignore[arg-type]
-        elif tag == "script" and a.get("type", "").lower() == "application/ld+json":
+        elif tag == "noscript":
+            self.refs.noscript = True
+        elif tag == "script":
+            if a.get("type", "").lower() in _JS_TYPES:
+                self.refs.scripts += 1
             self._script = []
+            self._json_ld = a.get("type", "").lower() == "application/ld+json"
         elif tag == "style":
             self._style = []
 
@@ -204,6 +232,10 @@ class _Parser(HTMLParser):
             self._media_stack.pop()
         elif tag == "script" and self._script is not None:
             text, self._script = "".join(self._script), None
+            if not self._json_ld:
+                for m in _SCRIPT_STREAM.finditer(text):
+                    self._media(m.group(1).replace("\\/", "/"), "stream", "script")
+                return
             try:
                 data = json.loads(text)
             except ValueError:
@@ -217,10 +249,14 @@ class _Parser(HTMLParser):
             self._css(text, "css")
 
     def handle_data(self, data: str) -> None:
-        if self._script is not None and sum(map(len, self._script)) < 1 << 20:
-            self._script.append(data)
-        elif self._style is not None and sum(map(len, self._style)) < 1 << 20:
-            self._style.append(data)
+        if self._script is not None:
+            if sum(map(len, self._script)) < 1 << 20:
+                self._script.append(data)
+        elif self._style is not None:
+            if sum(map(len, self._style)) < 1 << 20:
+                self._style.append(data)
+        else:
+            self.refs.text_chars += len(data.strip())
 
 
 def extract(page_url: str, html: str) -> PageRefs:

@@ -193,7 +193,13 @@ class Fetcher:
         return RobotsAnswer(r.status, r.body)
 
     def fetch(
-        self, url: str, *, max_bytes: int | None = None, robots: bool = True, truncate: bool = False
+        self,
+        url: str,
+        *,
+        max_bytes: int | None = None,
+        robots: bool = True,
+        truncate: bool = False,
+        seconds: float | None = None,
     ) -> Response:
         """GET ``url`` within the caps, following redirects by hand.
 
@@ -207,6 +213,9 @@ class Fetcher:
             Check robots.txt on each hop (when the fetcher obeys robots).
         truncate : bool
             Keep the first ``max_bytes`` of a larger body instead of failing.
+        seconds : float, optional
+            Whole-fetch time budget for this fetch instead of ``limits.total_seconds``
+            (e.g. a longer one for a video file).
 
         Returns
         -------
@@ -225,7 +234,8 @@ class Fetcher:
             A cap was hit or the transfer failed.
         """
         cap = min(max_bytes or self.limits.max_bytes, self.limits.max_bytes)
-        deadline = time.monotonic() + self.limits.total_seconds
+        budget = self.limits.total_seconds if seconds is None else seconds
+        deadline = time.monotonic() + budget
         chain: list[str] = []
         current = url
         while True:
@@ -309,7 +319,7 @@ class Fetcher:
         try:
             for chunk in resp.iter_raw():  # as received: a sized iterator would buffer a drip
                 if time.monotonic() > deadline:
-                    raise FetchTimeoutError(f"{url}: transfer exceeded {self.limits.total_seconds} s")
+                    raise FetchTimeoutError(f"{url}: transfer exceeded its time budget")
                 try:
                     parts.append(decoder.feed(chunk))
                 except TooLargeError:

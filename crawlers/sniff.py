@@ -7,9 +7,10 @@ the fingerprinters.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-Family = Literal["html", "image", "audio", "video", "other"]
+Family = Literal["html", "image", "audio", "video", "stream", "other"]
 
 _MAGIC: tuple[tuple[bytes, int, str], ...] = (
     (b"\xff\xd8\xff", 0, "image/jpeg"),
@@ -23,6 +24,11 @@ _MAGIC: tuple[tuple[bytes, int, str], ...] = (
     (b"OggS", 0, "audio/ogg"),
     (b"ID3", 0, "audio/mpeg"),
     (b"\x1aE\xdf\xa3", 0, "video/webm"),
+)
+#: A DASH manifest's start: XML declaration, comments or a DOCTYPE, then the ``MPD`` root.
+_MPD = re.compile(
+    rb"(<\?xml[^>]*\?>\s*)?(<!--.*?-->\s*|<!doctype[^\[>]*(\[.*?\])?\s*>\s*)*<(\w+:)?mpd[\s>/]",
+    re.DOTALL | re.IGNORECASE,
 )
 _HTML_STARTS = (
     b"<!doctype html",
@@ -52,6 +58,8 @@ SUFFIX = {
     "audio/wav": ".wav",
     "video/webm": ".webm",
     "video/mp4": ".mp4",
+    "video/mp2t": ".ts",
+    "audio/mp4": ".m4a",
 }
 
 
@@ -76,18 +84,27 @@ def sniff(head: bytes) -> str:
     if head[4:8] == b"ftyp":
         brand = head[8:12]
         return "audio/mp4" if brand in (b"M4A ", b"M4B ") else "video/mp4"
+    if len(head) >= 377 and head[0] == head[188] == head[376] == 0x47:
+        return "video/mp2t"  # MPEG transport stream: a sync byte every 188 bytes
     if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06:
         return "audio/mpeg"  # MPEG audio frame sync, layer set
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n\f").lower()
+    if text.startswith(b"#extm3u"):
+        return "application/vnd.apple.mpegurl"
+    if _MPD.match(text):
+        return "application/dash+xml"
     if text.startswith(_HTML_STARTS):
         return "text/html"
     return "application/octet-stream"
 
 
 def family(mime: str) -> Family:
-    """``"html"``, ``"image"``, ``"audio"``, ``"video"`` or ``"other"`` for a sniffed type."""
+    """``"html"``, ``"image"``, ``"audio"``, ``"video"``, ``"stream"`` (an HLS or DASH manifest)
+    or ``"other"`` for a sniffed type."""
     if mime == "text/html":
         return "html"
+    if mime in ("application/vnd.apple.mpegurl", "application/dash+xml"):
+        return "stream"
     top = mime.split("/", 1)[0]
     if top in ("image", "audio", "video"):
         return top  # type: ignore[return-value]

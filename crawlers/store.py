@@ -161,6 +161,7 @@ class ScanStore:
 
     def __init__(self, directory: str | Path, *, create: bool = False) -> None:
         self.directory = Path(directory)
+        self._charges: list[tuple[str, int, int]] = []
         path = self.directory / DB_NAME
         if not create and not path.is_file():
             raise ScanStoreError(f"{self.directory} holds no scan (no {DB_NAME})")
@@ -179,7 +180,10 @@ class ScanStore:
             raise ScanStoreError(f"{path} was written by another format ({fmt}); use a new directory")
 
     def close(self) -> None:
-        """Close the database."""
+        """Close the database (pending charges written first)."""
+        if self._charges:
+            with self._db:
+                self._flush_charges()
         self._db.close()
 
     # -- meta -----------------------------------------------------------------------------
@@ -254,6 +258,7 @@ class ScanStore:
     def postpone(self, item: Item, until: float, note: str) -> None:
         """Count an attempt and retry ``item`` not before ``until``."""
         with self._db:
+            self._flush_charges()
             self._db.execute(
                 "UPDATE frontier SET attempts = attempts + 1, not_before = ?, note = ? WHERE id = ?",
                 (until, note, item.id),
@@ -262,6 +267,7 @@ class ScanStore:
     def finish(self, item: Item, state: str, note: str = "") -> None:
         """Mark ``item`` done, failed or skipped."""
         with self._db:
+            self._flush_charges()
             self._db.execute(
                 "UPDATE frontier SET state = ?, note = ? WHERE id = ?", (state, note[:500], item.id)
             )
@@ -277,6 +283,7 @@ class ScanStore:
         ``(url, hint)`` pairs.
         """
         with self._db:
+            self._flush_charges()
             for url, state in links:
                 self._add(url, "page", item.depth + 1, state=state)
             media_urls = []
@@ -292,6 +299,24 @@ class ScanStore:
             )
         return added
 
+    def record_expansion(
+        self, source: str, pages: Iterable[str], media: Iterable[tuple[str, str]], note: str
+    ) -> None:
+        """Record a sitemap or feed in one transaction: its pages queued as seeds (depth 0), its
+        media queued and referenced by ``source``, and ``source`` marked expanded."""
+        with self._db:
+            for url in pages:
+                self._add(url, "page", 0)
+            for url, hint in media:
+                self._add(url, "media", 1, hint)
+                self._db.execute("INSERT OR IGNORE INTO refs VALUES (?, ?)", (source, url))
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'expanded'").fetchone()
+            done = {} if row is None else json.loads(row[0])
+            done[source] = note[:500]
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('expanded', ?)", (json.dumps(done, sort_keys=True),)
+            )
+
     # -- per-host budgets -----------------------------------------------------------------
 
     def host_usage(self, origin: str) -> tuple[int, int]:
@@ -300,14 +325,23 @@ class ScanStore:
         return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
     def charge(self, origin: str, pages: int, nbytes: int) -> None:
-        """Add a fetch to ``origin``'s usage (a fetch repeated after a crash is counted twice:
-        budgets err on the side of the site)."""
-        with self._db:
+        """Add a fetch to ``origin``'s usage.
+
+        The charge is written with the item's result, in the same transaction (one commit
+        per item: each commit is a disk sync). A fetch repeated after a crash is counted
+        once, when its result is recorded.
+        """
+        self._charges.append((origin, pages, nbytes))
+
+    def _flush_charges(self) -> None:
+        """Write the pending charges; inside a transaction."""
+        for origin, pages, nbytes in self._charges:
             self._db.execute(
                 "INSERT INTO hosts (origin, pages, bytes) VALUES (?, ?, ?) ON CONFLICT (origin) "
                 "DO UPDATE SET pages = pages + excluded.pages, bytes = bytes + excluded.bytes",
                 (origin, pages, nbytes),
             )
+        self._charges.clear()
 
     # -- media ----------------------------------------------------------------------------
 
@@ -332,6 +366,7 @@ class ScanStore:
         used). Returns the number of new cases.
         """
         with self._db:
+            self._flush_charges()
             if matches is not None:
                 self._db.execute(
                     "INSERT OR IGNORE INTO media VALUES (?, ?, ?, ?, ?, ?)",

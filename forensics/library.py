@@ -65,7 +65,7 @@ from forensics.errors import (
     ReadOnlyLibraryError,
     UnsupportedMediaError,
 )
-from forensics.sqlite_ro import connect_readonly
+from forensics.sqlite_ro import open_versioned
 from forensics.types import Match, MediaIndex, MediaKind, Registration, detect_kind
 
 #: Which class serves each media kind: ``"module:Class"`` (imported on first use) or a factory
@@ -186,24 +186,15 @@ class Library:
         if self.directory.exists() and not self.directory.is_dir():
             raise LibraryError(f"{self.directory} is a file; give a directory for the library")
         try:
-            if readonly:
-                self._db = connect_readonly(catalogue)
-            else:
-                self.directory.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(catalogue, timeout=30.0, check_same_thread=False)
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=FULL")
-                with self._db:
-                    self._db.executescript(_SCHEMA)
-                    self._db.execute(
-                        "INSERT OR IGNORE INTO library_meta (key, value) VALUES ('format', ?)", (_FORMAT,)
-                    )
-            fmt = self._db.execute("SELECT value FROM library_meta WHERE key = 'format'").fetchone()
+            self._db, fmt = open_versioned(
+                catalogue, schema=_SCHEMA, meta_table="library_meta", fmt=_FORMAT, readonly=readonly
+            )
         except sqlite3.DatabaseError as exc:
             raise LibraryError(f"{catalogue} is not a usable library catalogue: {exc}") from exc
         except OSError as exc:
             raise LibraryError(f"cannot create the library in {self.directory}: {exc}") from exc
-        if fmt is None or fmt[0] != _FORMAT:
+        if fmt != _FORMAT:
+            self._db.close()
             raise LibraryError(f"{catalogue} was written by another format ({fmt}); use a new directory")
         self._index_options = dict(index_options or {})
         self._indexes: dict[str, MediaIndex] = {}

@@ -14,9 +14,14 @@ reaches it as a message signed by the requester (:mod:`privacy.protocol`); the a
 3. answers a linear query with its local aggregate, packed and **masked**
    (:mod:`privacy.secagg`) and encrypted under the regulator's validated Paillier key:
    decrypting it gives a uniformly random number;
-4. endorses exactly one view of who contributed and who dropped out, and — once every
-   survivor endorsed that same view — reveals its self-mask seed and its seeds shared
-   with dropped agencies, so that the aggregator can unmask the sum and nothing else;
+4. endorses exactly one view of who contributed and who dropped out, and — once a
+   majority of the participants endorsed that same view — reveals its self-mask seed and
+   its seeds shared with dropped agencies, so that the aggregator can unmask the sum and
+   nothing else; with its contribution it deals threshold shares of its own seeds to the
+   other participants (sealed to each), and, asked after the reveal, hands over its
+   shares of the seeds of a contributor that dropped out since — the self seed and the
+   seeds shared with the view's dropped agencies only, never a seed shared with another
+   contributor;
 5. for an accepted MPC query, announces where its party will listen and, asked by the
    same requester with the plan and every party's address, checks the plan is the one the
    query calls for and runs its own party over its own data (:func:`privacy.mpc.run_party`),
@@ -40,7 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chain.crypto import sm3
+from chain import codec
+from chain.crypto import sm3, sm4
+from chain.crypto.errors import CryptoError
 from chain.types import Certificate
 from privacy import paillier, secagg
 from privacy.catalog import Catalog
@@ -89,6 +96,7 @@ class _Pending:
     self_seed: bytes
     expiry_ms: int
     view: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+    revealed: bool = False
 
 
 @dataclass
@@ -175,7 +183,7 @@ class AgencyServer:
         — an unacceptable requester, a replay, a policy refusal — is answered with a
         signed refusal that says why.
         """
-        signed = open_signed(raw, "query", "view", "reveal", "mpc-run")
+        signed = open_signed(raw, "query", "view", "reveal", "recover", "mpc-run")
         qid = str(signed.msg["query_id"])
         try:
             if signed.msg["type"] == "query":
@@ -184,6 +192,8 @@ class AgencyServer:
                 return self._endorse(signed)
             if signed.msg["type"] == "mpc-run":
                 return self._run_party(signed)
+            if signed.msg["type"] == "recover":
+                return self._recover(signed)
             return self._reveal(signed)
         except (PolicyRefusal, SpecError, IdentityError, KeyValidationError, MPCError) as exc:
             reason = exc.reason if isinstance(exc, PolicyRefusal) else str(exc)
@@ -365,14 +375,28 @@ class AgencyServer:
             )
         return sorted(agencies)
 
+    def _secret(self, peer: str) -> bytes:
+        """The static ECDH secret shared with a pinned peer (computed once)."""
+        secret = self._secrets.get(peer)
+        if secret is None:
+            secret = self._secrets[peer] = pairwise_secret(self.identity, self.peers.get(peer))
+        return secret
+
     def _pair_seeds(self, qid: str, others: list[str]) -> dict[str, bytes]:
-        out = {}
-        for peer in others:
-            secret = self._secrets.get(peer)
-            if secret is None:
-                secret = self._secrets[peer] = pairwise_secret(self.identity, self.peers.get(peer))
-            out[peer] = secagg.pair_seed(secret, qid, self.name, peer)
-        return out
+        return {peer: secagg.pair_seed(self._secret(peer), qid, self.name, peer) for peer in others}
+
+    def _deal(self, qid: str, self_seed: bytes, participants: list[str]) -> dict[str, bytes]:
+        """This agency's threshold shares of its seeds, sealed to each other participant."""
+        others = [a for a in participants if a != self.name]
+        dealt = secagg.deal(self_seed, self._pair_seeds(qid, others), participants, self.name)
+        return {
+            holder: sm4.seal(
+                secagg.share_key(self._secret(holder), qid, self.name, holder),
+                codec.encode([int_to_bytes(y) for y in shares]),
+                secagg.share_aad(qid, self.name, holder),
+            )
+            for holder, shares in dealt.items()
+        }
 
     def _contribute(
         self,
@@ -424,6 +448,7 @@ class AgencyServer:
                 "key_fp": paillier.fingerprint(pk),
                 "ciphertexts": [int_to_bytes(c) for c in cts],
                 "decision": decision.to_dict(),
+                "shares": self._deal(qid, self_seed, participants),
             }
         )
 
@@ -492,6 +517,10 @@ class AgencyServer:
         for raw in endorsements:
             e = open_signed(raw, "endorsement")
             agency = str(e.msg["agency"])
+            if agency not in survivors:
+                raise PolicyRefusal(
+                    self.name, f"an endorsement from {agency!r}, which the view lists as dropped"
+                )
             pinned = self.identity.cert if agency == self.name else self.peers.get(agency)
             if e.cert.cert_id != pinned.cert_id:
                 raise IdentityError(f"an endorsement for {agency!r} is not signed by that agency")
@@ -501,12 +530,17 @@ class AgencyServer:
             ):
                 raise PolicyRefusal(self.name, f"agency {agency!r} endorsed another view of the query")
             endorsed.add(agency)
-        missing = sorted(set(survivors) - endorsed)
-        if missing:
+        # a majority of the participants: no other view can gather one, so what this agency
+        # reveals now and hands over in a recovery belongs to this view alone
+        needed = secagg.threshold(len(pending.participants))
+        if len(endorsed) < needed:
             raise PolicyRefusal(
-                self.name, f"survivors {missing} have not endorsed the view; nothing is revealed"
+                self.name,
+                f"only {len(endorsed)} agencies endorsed the view and {needed} must; nothing is revealed",
             )
         seeds = self._pair_seeds(qid, list(dropped))
+        with self._lock:
+            pending.revealed = True
         return self._sign(
             {
                 "type": "unmask",
@@ -514,5 +548,66 @@ class AgencyServer:
                 "agency": self.name,
                 "self_seed": pending.self_seed,
                 "pair_seeds": seeds,
+            }
+        )
+
+    def _recover(self, signed: Signed) -> bytes:
+        """Hand over this agency's shares of the seeds of contributors that dropped out since."""
+        pending = self._pending_for(signed)
+        qid = str(signed.msg["query_id"])
+        if not pending.revealed or pending.view is None:
+            raise PolicyRefusal(
+                self.name, "this agency recovers seeds only after revealing its own for the view"
+            )
+        survivors, dropped = pending.view
+        late = self._names(signed.msg["late"])
+        sealed = signed.msg["shares"]
+        if not late or not isinstance(sealed, dict) or sorted(sealed) != list(late):
+            raise CiphertextError(
+                "a recovery names the late agencies and carries their sealed shares for this agency"
+            )
+        if self.name in late:
+            raise PolicyRefusal(self.name, "this agency is not late: it answers for itself")
+        strangers = sorted(set(late) - set(survivors))
+        if strangers:
+            # the seeds of an agency the view lists as dropped stay hidden: its pairwise
+            # seeds were revealed, and its self seed would then unmask it
+            raise PolicyRefusal(self.name, f"agencies {strangers} did not contribute in the endorsed view")
+        order = sorted(a for a in pending.participants)
+        out: dict[str, Any] = {}
+        for agency in late:
+            box = sealed[agency]
+            if not isinstance(box, bytes):
+                raise CiphertextError(f"the sealed shares from {agency!r} are bytes")
+            try:
+                plain = sm4.open_sealed(
+                    secagg.share_key(self._secret(agency), qid, agency, self.name),
+                    box,
+                    secagg.share_aad(qid, agency, self.name),
+                )
+                shares = codec.decode(plain, max_size=len(plain))
+            except (CryptoError, codec.CodecError):
+                raise CiphertextError(
+                    f"the shares sealed by {agency!r} for this agency do not open: altered or misaddressed"
+                ) from None
+            if (
+                not isinstance(shares, list)
+                or len(shares) != len(order)
+                or not all(isinstance(y, bytes) for y in shares)
+            ):
+                raise CiphertextError(f"the shares sealed by {agency!r} are not one per seed")
+            values = [int.from_bytes(y, "big") for y in shares]
+            others = [a for a in order if a != agency]
+            out[agency] = {
+                "self": int_to_bytes(values[0]),
+                "pairs": {w: int_to_bytes(values[1 + others.index(w)]) for w in dropped},
+            }
+        return self._sign(
+            {
+                "type": "shares",
+                "query_id": qid,
+                "agency": self.name,
+                "x": secagg.holder_index(pending.participants, self.name),
+                "shares": out,
             }
         )

@@ -106,6 +106,12 @@ class AgencyProcesses:
             p.kill()
             p.wait()
 
+    def kill(self, i: int) -> None:
+        """Kill agency ``i`` with SIGKILL (to play a crash mid-query)."""
+        p = self.procs[i]
+        p.kill()
+        p.wait()
+
     def stop(self) -> None:
         """Terminate every process and wait for it."""
         for p in self.procs:

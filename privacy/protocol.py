@@ -62,7 +62,8 @@ MESSAGE_FIELDS: dict[str, frozenset[str]] = {
             "n_values",
         },
         # agency → aggregator: masked ciphertexts under the regulator's key
-        "contribution": {"type", "query_id", "agency", "key_fp", "ciphertexts", "decision"},
+        # (and its threshold shares of its own seeds, sealed to each other participant)
+        "contribution": {"type", "query_id", "agency", "key_fp", "ciphertexts", "decision", "shares"},
         "refusal": {"type", "query_id", "agency", "reason"},
         # agency → regulator: acceptance of an MPC query, where its party will listen, the
         # TLS certificate its party will present
@@ -76,10 +77,16 @@ MESSAGE_FIELDS: dict[str, frozenset[str]] = {
         "view": {"type", "query_id", "survivors", "dropped"},
         # survivor → aggregator: its signature on the one view it accepts for the query
         "endorsement": {"type", "query_id", "agency", "survivors", "dropped"},
-        # aggregator → survivors: every survivor's endorsement of the same view
+        # aggregator → survivors: a majority's endorsements of the same view
         "reveal": {"type", "query_id", "endorsements"},
         # survivor → aggregator: its self-mask seed and its seeds shared with dropped agencies
         "unmask": {"type", "query_id", "agency", "self_seed", "pair_seeds"},
+        # aggregator → revealed survivors: contributors that went silent since, and the
+        # shares each of them sealed for this survivor
+        "recover": {"type", "query_id", "late", "shares"},
+        # survivor → aggregator: its shares of each late agency's self seed and of its
+        # seeds shared with the view's dropped agencies
+        "shares": {"type", "query_id", "agency", "x", "shares"},
         # aggregator → regulator: the unmasked, re-randomized sums
         "aggregate": {"type", "query_id", "key_fp", "agencies", "ciphertexts", "decisions"},
     }.items()

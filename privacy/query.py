@@ -52,6 +52,9 @@ from privacy.protocol import Signed, decode_message, encode_message, int_to_byte
 from privacy.replay import clock_ms
 from privacy.spec import QuerySpec
 
+_SEALED_SHARE_BYTES = 80
+"""Bound on one sealed share (a 521-bit field element with its encoding), per seed."""
+
 Progress = Callable[[str], None]
 DecisionRow = tuple[str, bool, str, str]
 
@@ -114,6 +117,7 @@ class Aggregator:
         self.participants = sorted(participants)
         self.fp = paillier.fingerprint(pk)
         self.contributions: dict[str, list[int]] = {}
+        self.shares: dict[str, dict[str, bytes]] = {}
         self.decisions: list[dict[str, Any]] = []
 
     def collect(self, msg: dict[str, Any]) -> None:
@@ -138,7 +142,16 @@ class Aggregator:
             paillier.check_ciphertext(self.pk, c)
         if agency in self.contributions:
             raise CiphertextError(f"agency {agency!r} contributed twice")
+        shares, others = msg["shares"], [a for a in self.participants if a != agency]
+        limit = _SEALED_SHARE_BYTES * len(self.participants) + 64
+        if (
+            not isinstance(shares, dict)
+            or sorted(shares) != others
+            or not all(isinstance(b, bytes) and len(b) <= limit for b in shares.values())
+        ):
+            raise CiphertextError(f"agency {agency!r} must seal one set of shares to each other participant")
         self.contributions[agency] = cts
+        self.shares[agency] = dict(shares)
         d = msg["decision"]
         self.decisions.append({"agency": agency, **{k: d[k] for k in ("accepted", "reason", "epsilon")}})
 
@@ -152,17 +165,22 @@ class Aggregator:
         """Participants without a contribution."""
         return [a for a in self.participants if a not in self.contributions]
 
-    def finish(self, unmasks: dict[str, dict[str, Any]]) -> bytes:
+    def finish(
+        self, unmasks: dict[str, dict[str, Any]], recovered: dict[str, dict[str, Any]] | None = None
+    ) -> bytes:
         """The unmasked, re-randomized homomorphic sums, as the message for the regulator.
 
-        ``unmasks`` maps every survivor to its ``unmask`` message.
+        ``unmasks`` maps each survivor that revealed to its ``unmask`` message; the seeds of
+        a survivor that went silent after contributing are rebuilt from ``recovered``, the
+        ``shares`` messages of at least :func:`privacy.secagg.threshold` other agencies.
         """
         survivors, dropped = self.survivors, self.dropped
-        if sorted(unmasks) != survivors:
-            raise CiphertextError("every survivor must reveal its seeds before the sum is released")
-        self_seeds = []
-        pairs: list[tuple[str, str, bytes]] = []
-        for agency in survivors:
+        revealed = sorted(unmasks)
+        if not set(revealed) <= set(survivors):
+            raise CiphertextError("only survivors reveal seeds")
+        late = [a for a in survivors if a not in unmasks]
+        self_seeds, pairs = self._rebuild(late, recovered or {})
+        for agency in revealed:
             msg = unmasks[agency]
             seeds = msg["pair_seeds"]
             if not isinstance(seeds, dict) or sorted(seeds) != dropped:
@@ -187,6 +205,41 @@ class Aggregator:
                 "decisions": self.decisions,
             }
         )
+
+    def _rebuild(
+        self, late: list[str], recovered: dict[str, dict[str, Any]]
+    ) -> tuple[list[bytes], list[tuple[str, str, bytes]]]:
+        """Self seeds and seeds shared with dropped agencies of the late survivors, from shares."""
+        self_seeds: list[bytes] = []
+        pairs: list[tuple[str, str, bytes]] = []
+        if not late:
+            return self_seeds, pairs
+        need = secagg.threshold(len(self.participants))
+        for holder, msg in recovered.items():
+            if holder not in self.participants or holder in late:
+                raise CiphertextError(f"shares from {holder!r}, which cannot hold any")
+            if msg["x"] != secagg.holder_index(self.participants, holder):
+                raise CiphertextError(f"agency {holder!r} gave the shares another holder's index")
+        for agency in late:
+            own: dict[int, int] = {}
+            theirs: dict[str, dict[int, int]] = {d: {} for d in self.dropped}
+            for msg in recovered.values():
+                got = msg["shares"].get(agency) if isinstance(msg["shares"], dict) else None
+                if not isinstance(got, dict) or not isinstance(got.get("pairs"), dict):
+                    continue
+                if sorted(got["pairs"]) != self.dropped or not isinstance(got.get("self"), bytes):
+                    raise CiphertextError(
+                        f"shares of {agency!r}'s seeds for other agencies than the dropped ones"
+                    )
+                x = int(msg["x"])
+                own[x] = int.from_bytes(got["self"], "big")
+                for d in self.dropped:
+                    theirs[d][x] = int.from_bytes(bytes(got["pairs"][d]), "big")
+            if len(own) < need:
+                raise CiphertextError(f"{len(own)} shares of {agency!r}'s seeds; {need} rebuild them")
+            self_seeds.append(secagg.combine(own, need))
+            pairs.extend((agency, d, secagg.combine(theirs[d], need)) for d in self.dropped)
+        return self_seeds, pairs
 
 
 class Regulator:
@@ -333,6 +386,29 @@ class Regulator:
             raise CiphertextError(f"agency {client.name!r} answered another query")
         return signed
 
+    def _collect(
+        self,
+        answers: list[tuple[AgencyClient, bytes]],
+        qid: str,
+        want: str,
+        inbox: list[bytes],
+        decisions: list[DecisionRow] | None = None,
+    ) -> dict[str, Signed]:
+        """The signed answers of one round by agency; the first refusal is raised (after all are read)."""
+        out, refusals = {}, []
+        for client, raw in answers:
+            inbox.append(raw)
+            signed = self._open(client, raw, qid, want, "refusal")
+            if signed.msg["type"] == "refusal":
+                if decisions is not None:
+                    decisions.append((client.name, False, str(signed.msg["reason"]), "0.0"))
+                refusals.append(PolicyRefusal(client.name, str(signed.msg["reason"])))
+            else:
+                out[client.name] = signed
+        if refusals:
+            raise refusals[0]
+        return out
+
     def _round(
         self,
         clients: Sequence[AgencyClient],
@@ -349,18 +425,57 @@ class Regulator:
         if failed:
             name, why = next(iter(failed.items()))
             raise AgencyUnavailable(name, f"{why} ({stage})")
-        out, refusals = {}, []
-        for client, raw in answers:
-            inbox.append(raw)
-            signed = self._open(client, raw, qid, want, "refusal")
-            if signed.msg["type"] == "refusal":
-                decisions.append((client.name, False, str(signed.msg["reason"]), "0.0"))
-                refusals.append(PolicyRefusal(client.name, str(signed.msg["reason"])))
-            else:
-                out[client.name] = signed
-        if refusals:
-            raise refusals[0]
+        return self._collect(answers, qid, want, inbox, decisions)
+
+    def _quorum_round(
+        self,
+        clients: Sequence[AgencyClient],
+        request: Callable[[AgencyClient], bytes],
+        qid: str,
+        want: str,
+        say: Progress,
+        inbox: list[bytes],
+        need: int,
+        late: dict[str, str],
+        blame: str | None = None,
+    ) -> dict[str, Signed]:
+        """A round after contributing that ``need`` answers complete.
+
+        Silent agencies join ``late`` (unless the round is about an agency already late,
+        ``blame``, which then takes the blame for a shortfall); any refusal refuses.
+        """
+        answers, failed = self._call_all(clients, request, say)
+        if blame is None:
+            late.update(failed)
+        out = self._collect(answers, qid, want, inbox)
+        if len(out) < need:
+            name = blame or sorted(late)[0]
+            raise AgencyUnavailable(
+                name,
+                f"{late[name]} (after contributing); {len(out)} agencies answered with {want} "
+                f"and {need} must, to remove its masks",
+            )
         return out
+
+    def _recover(
+        self,
+        clients: Sequence[AgencyClient],
+        aggregator: Aggregator,
+        qid: str,
+        names: list[str],
+        say: Progress,
+        inbox: list[bytes],
+        need: int,
+        late: dict[str, str],
+    ) -> dict[str, dict[str, Any]]:
+        """Ask the agencies that revealed for their shares of the late agencies' seeds."""
+
+        def request(client: AgencyClient) -> bytes:
+            shares = {a: aggregator.shares[a][client.name] for a in names}
+            return sign(self.identity, {"type": "recover", "query_id": qid, "late": names, "shares": shares})
+
+        got = self._quorum_round(clients, request, qid, "shares", say, inbox, need, late, blame=names[0])
+        return {a: s.msg for a, s in got.items()}
 
     def _run_paillier(
         self, spec: QuerySpec, qid: str, packed: bool, say: Progress, decisions: list[DecisionRow]
@@ -417,30 +532,58 @@ class Regulator:
         view = sign(
             self.identity, {"type": "view", "query_id": qid, "survivors": survivors, "dropped": dropped}
         )
+        need = secagg.threshold(len(self.agencies))
+        late: dict[str, str] = {}
+        recovered: dict[str, dict[str, Any]] = {}
         try:
-            endorsements = self._round(live, view, qid, "endorsement", say, [], inbox)
+            endorsements = self._quorum_round(
+                live, lambda _a: view, qid, "endorsement", say, inbox, need, late
+            )
             reveal = sign(
                 self.identity,
                 {
                     "type": "reveal",
                     "query_id": qid,
-                    "endorsements": [endorsements[a].raw for a in survivors],
+                    "endorsements": [endorsements[a].raw for a in sorted(endorsements)],
                 },
             )
-            unmasks = {a: s.msg for a, s in self._round(live, reveal, qid, "unmask", say, [], inbox).items()}
+            endorsed = [a for a in live if a.name in endorsements]
+            unmasks = {
+                a: s.msg
+                for a, s in self._quorum_round(
+                    endorsed, lambda _a: reveal, qid, "unmask", say, inbox, need, late
+                ).items()
+            }
+            if late:
+                say(f"agencies {sorted(late)} went silent after contributing; the others hand over shares")
+                recovered = self._recover(
+                    [a for a in live if a.name in unmasks],
+                    aggregator,
+                    qid,
+                    sorted(late),
+                    say,
+                    inbox,
+                    need,
+                    late,
+                )
         except PolicyRefusal as exc:
             if dropped:
                 # a survivor's policy refused to finish without the dropped agencies
                 raise AgencyUnavailable(dropped[0], f"{failed[dropped[0]]}; {exc.reason}") from None
             raise
         t_revealed = time.perf_counter()
-        aggregate = aggregator.finish(unmasks)
+        aggregate = aggregator.finish(unmasks, recovered)
         inbox.append(aggregate)
         say("aggregator combined, unmasked and re-randomized the ciphertexts")
         totals = self._decrypt(aggregate, layout, packed, len(survivors))
         columns, rows, notes = decode_linear(spec, self.catalog, totals)
         if dropped:
             notes.append(f"agencies {dropped} dropped out; the result covers {survivors}")
+        if late:
+            notes.append(
+                f"agencies {sorted(late)} went silent after contributing; their masks were removed with "
+                f"{need} of the other agencies' shares and the result includes their data"
+            )
         stats = {
             "seconds": time.perf_counter() - t0,
             "seconds_contributions": t_contributed - t0,
@@ -450,6 +593,9 @@ class Regulator:
             "ciphertexts_per_agency": aggregator.n_ciphertexts,
             "bytes_request": len(request) * len(self.agencies),
             "bytes_agencies_to_aggregator": bytes_up,
+            "bytes_ciphertexts": sum(
+                (c.bit_length() + 7) // 8 for cts in aggregator.contributions.values() for c in cts
+            ),
             "bytes_to_regulator": len(aggregate),
             "packed": packed,
         }

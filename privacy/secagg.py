@@ -155,3 +155,119 @@ def view_is_acceptable(
     if 2 * len(s) <= len(p):
         return f"{len(s)} of {len(p)} agencies are left; a result needs a majority of the participants"
     return None
+
+
+# --- threshold shares: recovering an agency that drops out after contributing -----------------
+
+SHARE_PRIME = (1 << 521) - 1
+"""The field of the Shamir shares (a Mersenne prime above every 32-byte seed)."""
+_SHARE_LABEL = "rongxin-secagg-share-v1"
+
+
+def threshold(participants: int) -> int:
+    """Shares needed to rebuild a seed: a strict majority of the participants.
+
+    Fewer than this many agencies (with the aggregator) learn nothing about a seed, and
+    two disjoint majorities cannot exist, so a seed is rebuilt for at most one view.
+
+    Examples
+    --------
+    >>> [threshold(n) for n in (3, 4, 5, 10)]
+    [2, 3, 3, 6]
+    """
+    return participants // 2 + 1
+
+
+def holder_index(participants: Sequence[str], holder: str) -> int:
+    """The Shamir x-coordinate of ``holder``: its 1-based position among the sorted participants."""
+    return sorted(participants).index(holder) + 1
+
+
+def split(secret: bytes, xs: Sequence[int], t: int) -> dict[int, int]:
+    """Shamir shares of ``secret`` at the points ``xs``: any ``t`` of them rebuild it.
+
+    Examples
+    --------
+    >>> shares = split(b"s" * 32, [1, 2, 3, 4], 3)
+    >>> combine({x: shares[x] for x in (1, 3, 4)}, 3) == b"s" * 32
+    True
+    """
+    if len(secret) != SEED_SIZE:
+        raise CiphertextError(f"a shared seed is {SEED_SIZE} bytes, not {len(secret)}")
+    if not 1 <= t <= len(xs) or len(set(xs)) != len(xs) or any(not 0 < x < SHARE_PRIME for x in xs):
+        raise CiphertextError(f"cannot split a seed {t}-of-{len(xs)} at these points")
+    coeffs = [int.from_bytes(secret, "big")] + [secrets.randbelow(SHARE_PRIME) for _ in range(t - 1)]
+    out = {}
+    for x in xs:
+        y = 0
+        for c in reversed(coeffs):
+            y = (y * x + c) % SHARE_PRIME
+        out[x] = y
+    return out
+
+
+def combine(shares: Mapping[int, int], t: int) -> bytes:
+    """Rebuild a seed from at least ``t`` Shamir shares (Lagrange interpolation at 0).
+
+    Raises
+    ------
+    CiphertextError
+        Fewer than ``t`` shares, a share outside the field, or shares that do not
+        interpolate to a seed (some share was altered).
+    """
+    if len(shares) < t:
+        raise CiphertextError(f"{len(shares)} shares cannot rebuild a seed shared {t}-of-n")
+    points = sorted(shares.items())
+    if any(not 0 < x < SHARE_PRIME or not 0 <= y < SHARE_PRIME for x, y in points):
+        raise CiphertextError("a share lies outside the share field")
+    # interpolate from the first t shares, then check every other share lies on the same polynomial
+    base, rest = points[:t], points[t:]
+
+    def at(z: int) -> int:
+        total = 0
+        for i, (xi, yi) in enumerate(base):
+            num, den = 1, 1
+            for j, (xj, _) in enumerate(base):
+                if i != j:
+                    num = num * (z - xj) % SHARE_PRIME
+                    den = den * (xi - xj) % SHARE_PRIME
+            total = (total + yi * num * pow(den, -1, SHARE_PRIME)) % SHARE_PRIME
+        return total
+
+    if any(at(x) != y for x, y in rest):
+        raise CiphertextError("the shares disagree: at least one was altered")
+    value = at(0)
+    if value >> (8 * SEED_SIZE):
+        raise CiphertextError("the shares do not rebuild a seed: at least one was altered")
+    return value.to_bytes(SEED_SIZE, "big")
+
+
+def share_key(secret: bytes, query_id: str, sender: str, holder: str) -> bytes:
+    """The SM4 key under which ``sender`` seals its shares for ``holder`` in one query."""
+    return sm3_kdf(codec.encode([_SHARE_LABEL, secret, query_id, sender, holder]), 16)
+
+
+def share_aad(query_id: str, sender: str, holder: str) -> bytes:
+    """Associated data binding sealed shares to their query, sender and holder."""
+    return codec.encode([_SHARE_LABEL, query_id, sender, holder])
+
+
+def deal(
+    self_seed: bytes, pair_seeds: Mapping[str, bytes], participants: Sequence[str], own: str
+) -> dict[str, list[int]]:
+    """Shares of ``own``'s self seed and of every pairwise seed, one list per other participant.
+
+    Each list holds, for its holder, the share of ``b_own`` followed by the shares of
+    ``s_own,w`` for every other participant ``w`` in sorted order; any
+    :func:`threshold` holders rebuild each seed. With fewer other participants than the
+    threshold (two agencies) no recovery is possible and the lists are empty.
+    """
+    others = sorted(a for a in participants if a != own)
+    if sorted(pair_seeds) != others:
+        raise CiphertextError("pairwise seeds must cover every other participant")
+    xs = {h: holder_index(participants, h) for h in others}
+    t = threshold(len(participants))
+    if len(others) < t:
+        return {h: [] for h in others}
+    dealt = [split(seed, list(xs.values()), t) for seed in [self_seed, *(pair_seeds[w] for w in others)]]
+    return {h: [shares[x] for shares in dealt] for h, x in xs.items()}

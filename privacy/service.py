@@ -82,7 +82,7 @@ def create_app(server: AgencyServer, chain_id: str) -> FastAPI:
             chunks.append(chunk)
         body = b"".join(chunks)
         try:
-            signed = open_signed(body, "query", "view", "reveal", "mpc-run")
+            signed = open_signed(body, "query", "view", "reveal", "recover", "mpc-run")
             # the transport signature must come from the message's own signer; whether that
             # signer may query is the agency's decision (a signed, logged refusal if not)
             verify_request(

@@ -41,13 +41,16 @@ def _mount() -> None:
         cli_agency,
         cli_chain,
         cli_datasets,
+        cli_evidence,
         cli_exchange,
         cli_ledger,
         cli_member,
         cli_node,
         cli_query,
+        cli_report,
         cli_scan,
         cli_snapshot,
+        cli_vault,
         cli_works,
         cli_zkp,
     )
@@ -60,6 +63,8 @@ def _mount() -> None:
     app.command("identify")(cli_works.identify)
     app.command("scan")(cli_scan.scan)
     app.add_typer(cli_scan.cases_app, name="cases", help="Cases found by web scans.")
+    app.add_typer(cli_evidence.app, name="evidence", help="Capture pages as court evidence; verify packages.")
+    app.command("report")(cli_report.report)
     app.add_typer(cli_query.app, name="query", help="Regulators' encrypted cross-agency queries.")
     app.add_typer(cli_agency.app, name="agency", help="Run an agency's endpoint for privacy queries.")
     app.add_typer(cli_zkp.app, name="transfer", help="Confidential copyright transfers: auditor tools.")
@@ -69,6 +74,9 @@ def _mount() -> None:
     app.add_typer(cli_node.app, name="node", help="Run and manage a consortium node.")
     app.add_typer(
         cli_member.member_app, name="member", help="Certify member organizations; revoke certificates."
+    )
+    app.add_typer(
+        cli_vault.app, name="vault", help="The encrypted off-chain vault: store, fetch, grant, scrub."
     )
     app.command("anchor")(cli_member.anchor_cmd)
     app.command("receipt")(cli_member.receipt_cmd)

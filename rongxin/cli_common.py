@@ -12,7 +12,9 @@ can be imported (and tested) alone; :mod:`rongxin.cli` mounts the others.
   shorter than :data:`MIN_PASSWORD_LENGTH`; :data:`PasswordFile` is the matching option;
 * :func:`overwrite_guard` and :func:`write_output` — refuse to replace an existing file
   without ``--force`` (and an input file always), then write atomically
-  (:func:`chain.crypto.atomic_write`).
+  (:func:`chain.crypto.atomic_write`);
+* :func:`member_client` — the node client of a member's client profile (``--client``),
+  for every command that talks to the member's node.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -33,6 +35,10 @@ from chain.errors import ChainError
 from chain.replica import chain_genesis_block
 from chain.store import LedgerStore
 from chain.types import Genesis
+
+if TYPE_CHECKING:
+    from chain.client.http import NodeClient
+    from rongxin.client_profile import ClientProfile
 
 console = Console()
 err_console = Console(stderr=True)
@@ -212,3 +218,42 @@ def open_ledger(db: Path, genesis: Path) -> Iterator[tuple[LedgerStore, Genesis]
         yield store, g
     finally:
         store.close()
+
+
+def member_client(
+    client: Path | None,
+    node: str | None = None,
+    password_file: Path | None = None,
+    *,
+    as_json: bool = False,
+) -> tuple[NodeClient, Genesis, ClientProfile]:
+    """Open the node client of the member that a client profile names.
+
+    Parameters
+    ----------
+    client
+        The profile file (``--client``); ``None`` looks in the usual places
+        (:func:`rongxin.client_profile.find_profile`).
+    node
+        Another node URL than the profile's.
+    password_file
+        The key password (else the profile's password source, else a prompt).
+    as_json
+        Report a bad profile as a JSON error object.
+
+    Returns
+    -------
+    tuple
+        ``(client, genesis, profile)``; close the client when done.
+    """
+    from rongxin.client_profile import ProfileError, find_profile, load_profile, open_client, profile_password
+
+    try:
+        profile = load_profile(find_profile(client))
+        pw = password(password_file) if password_file is not None else profile_password(profile)
+        if pw is None:
+            pw = password(None, prompt=f"Password of {profile.key_file.name}")
+        cli, genesis = open_client(profile, pw, node)
+    except ProfileError as exc:
+        raise fail(str(exc), as_json=as_json, reason="client") from None
+    return cli, genesis, profile

@@ -26,8 +26,7 @@ from typing import Annotated, Any
 import typer
 
 from chain.errors import ChainError
-from rongxin.cli_common import Force, console, fail, new_password, overwrite_guard, password
-from rongxin.client_profile import ProfileError, find_profile, load_profile, open_client, profile_password
+from rongxin.cli_common import Force, console, fail, member_client, new_password, overwrite_guard, password
 
 member_app = typer.Typer(help="Certify member organizations and revoke certificates.", no_args_is_help=True)
 
@@ -49,15 +48,7 @@ _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 def _client(client: Path | None, node: str | None, password_file: Path | None) -> Any:
     """``(NodeClient, Genesis, ClientProfile)`` of the member the profile names."""
-    try:
-        profile = load_profile(find_profile(client))
-        pw = password(password_file) if password_file is not None else profile_password(profile)
-        if pw is None:
-            pw = password(None, prompt=f"Password of {profile.key_file.name}")
-        cli, genesis = open_client(profile, pw, node)
-        return cli, genesis, profile
-    except ProfileError as exc:
-        raise fail(str(exc)) from None
+    return member_client(client, node, password_file)
 
 
 def _digest_of(item: str) -> tuple[bytes, str]:

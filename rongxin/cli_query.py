@@ -143,15 +143,9 @@ def run(
 def _ledger_anchor(client: Path, as_json: bool) -> tuple[LedgerAnchor, Identity]:
     """An audit anchor through the node of the regulator's client profile, and the
     profile's member identity (which can sign the queries)."""
-    from rongxin.cli_common import password
-    from rongxin.client_profile import ProfileError, load_profile, open_client, profile_password
+    from rongxin.cli_common import member_client
 
-    try:
-        profile = load_profile(client)
-        pw = profile_password(profile) or password(None, prompt=f"Password of {profile.key_file.name}")
-        ledger, genesis = open_client(profile, pw)
-    except ProfileError as exc:
-        raise fail(str(exc), as_json=as_json, reason="client") from None
+    ledger, genesis, _ = member_client(client, as_json=as_json)
     return LedgerAnchor(ledger, genesis), Identity(ledger.key, ledger.cert)
 
 

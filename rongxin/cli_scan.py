@@ -23,26 +23,18 @@ from crawlers.store import ScanStore
 from forensics.library import CATALOGUE
 from rongxin.cli_common import console, err_console
 from rongxin.cli_common import fail as _fail
+from rongxin.scan_progress import ScanProgress
 
 cases_app = typer.Typer(help="List and show the cases found by a scan.", no_args_is_help=True)
 
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="The scan directory.")]
 
 
-def _progress(counts: dict[str, int]) -> None:
-    err_console.print(
-        f"\rpages {counts.get('page.done', 0)}  media {counts.get('media.done', 0)}  "
-        f"fingerprinted {counts.get('media.fingerprinted', 0)}  cases {counts.get('cases', 0)}  "
-        f"failed {counts.get('page.failed', 0) + counts.get('media.failed', 0)}",
-        end="",
-        highlight=False,
-    )
-
-
 def scan(
     seeds: Annotated[
-        list[str], typer.Argument(help="Seed URLs; or `resume DIR` to finish an interrupted scan.")
-    ],
+        list[str] | None,
+        typer.Argument(help="Seed URLs; or `resume DIR` to finish an interrupted scan."),
+    ] = None,
     library: Annotated[
         Path | None, typer.Option("--library", "-l", help="The work library directory.")
     ] = None,
@@ -63,6 +55,15 @@ def scan(
         typer.Option("--allow", help="An internal address or network the scan may reach (repeatable)."),
     ] = None,
     request_seconds: Annotated[float, typer.Option(min=0.1, help="Time cap of one fetch.")] = 30.0,
+    sitemap: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sitemap", help="A sitemap, sitemap index, RSS or Atom feed to seed from (repeatable)."
+        ),
+    ] = None,
+    render: Annotated[
+        str, typer.Option(help="Headless browser for script-built pages: auto, never or always.")
+    ] = "auto",
     host_pages: Annotated[
         int, typer.Option("--host-pages", min=1, help="Most pages fetched from one site.")
     ] = 10_000,
@@ -78,8 +79,9 @@ def scan(
     internal addresses are refused unless --allow names them, and one site gets one request
     per --delay seconds. `rongxin scan resume DIR` finishes a scan that was interrupted.
     """
+    seeds = list(seeds or [])
     try:
-        if seeds[0] == "resume":
+        if seeds[:1] == ["resume"]:
             if len(seeds) != 2:
                 raise _fail("usage: rongxin scan resume DIR")
             scanner = Scanner(Path(seeds[1]))
@@ -87,7 +89,8 @@ def scan(
             if library is None or out is None:
                 raise _fail("a new scan needs --library and --out")
             config = ScanConfig(
-                seeds=list(seeds),
+                seeds=seeds,
+                sitemaps=list(sitemap or []),
                 library=str(library),
                 scope=scope,
                 depth=depth,
@@ -98,6 +101,7 @@ def scan(
                 obey_robots=not ignore_robots,
                 allow=list(allow or []),
                 request_seconds=request_seconds,
+                render=render,
                 host_pages=host_pages,
                 host_bytes=host_mib * 1024 * 1024,
             )
@@ -105,11 +109,13 @@ def scan(
                 raise _fail(f"{library} holds no work library")
             scanner = Scanner(out, config)
         with scanner:
-            summary = scanner.run(None if quiet else _progress)
+            if quiet:
+                summary = scanner.run()
+            else:
+                with ScanProgress(err_console, scanner.config.max_pages) as progress:
+                    summary = scanner.run(progress)
     except CrawlError as exc:
         raise _fail(str(exc)) from None
-    if not quiet:
-        err_console.print()
     sys.stdout.write(json.dumps(summary, sort_keys=True) + "\n")
 
 

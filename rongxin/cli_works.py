@@ -247,9 +247,21 @@ def add(
             "member's node (--client); the receipt and each work's proof go to LIBRARY/anchors/.",
         ),
     ] = False,
+    keep_source: Annotated[
+        bool,
+        typer.Option(
+            "--keep-source",
+            help="Seal each new file into the off-chain vault through the member's node (--client) "
+            "before registering it; the work's metadata records the vault object.",
+        ),
+    ] = False,
     client: Annotated[
         Path | None,
-        typer.Option("--client", help="Client profile for --anchor (else $RONGXIN_CLIENT).", metavar="FILE"),
+        typer.Option(
+            "--client",
+            help="Client profile for --anchor and --keep-source (else $RONGXIN_CLIENT).",
+            metavar="FILE",
+        ),
     ] = None,
 ) -> None:
     """Register works; a work's id is its file name without the extension unless --id is given.
@@ -266,7 +278,8 @@ def add(
     meta = _parse_metadata(metadata)
     added = skipped = failures = 0
     registered: list[Registration] = []
-    ledger = _anchor_client(client) if anchor else None
+    ledger = _anchor_client(client) if anchor or keep_source else None
+    vault = _vault_of(ledger) if keep_source and ledger is not None else None
     lib = _open(library, create=True)
     try:
         with Progress(
@@ -284,7 +297,8 @@ def add(
                 progress.update(task, description=wid)
                 try:
                     copy_of = None if allow_copies else _looks_like_copy(lib, path)
-                    reg = lib.register(path, wid, meta | {"source": path.name})
+                    kept = _keep_source(vault, lib, path) if vault is not None else {}
+                    reg = lib.register(path, wid, meta | {"source": path.name} | kept)
                     registered.append(reg)
                     added += 1
                     progress.console.print(
@@ -308,30 +322,62 @@ def add(
                 except ForensicsError as exc:
                     failures += 1
                     progress.console.print(f"[red]failed[/] {path}: {exc}")
+                except _VaultFailure as exc:
+                    failures += 1
+                    progress.console.print(f"[red]failed[/] {path}: {exc}", markup=False)
                 progress.advance(task)
     finally:
         lib.close()
+        if vault is not None:
+            vault.objects.close()
     summary = f"{added} added, {failures} failed"
     if skipped:
         summary += f", {skipped} skipped (already registered)"
     console.print(f"{summary}; library {library}")
-    if ledger is not None and registered:
+    if anchor and ledger is not None and registered:
         _anchor_works(ledger, registered, library / "anchors")
+    elif ledger is not None:
+        ledger[0].close()
     if failures:
         raise typer.Exit(1)
 
 
+class _VaultFailure(Exception):
+    """The source file could not be kept in the vault (the work is not registered then)."""
+
+
+def _vault_of(ledger: Any) -> Any:
+    """A vault client for the member of the ``(NodeClient, Genesis)`` pair."""
+    from chain.client.vault import HttpObjects, VaultClient
+
+    cli, genesis = ledger
+    return VaultClient(cli, HttpObjects(cli.url, cli.key, cli.cert, genesis), cli.key, cli.cert)
+
+
+def _keep_source(vault: Any, lib: Library, path: Path) -> dict[str, Any]:
+    """Seal ``path`` into the vault unless its bytes are registered already; the metadata to record."""
+    from chain.crypto.sm3 import sm3_file
+    from chain.errors import ChainError
+
+    if lib.find_content(sm3_file(path)) is not None:
+        return {}  # registering will report the duplicate; nothing to keep
+    try:
+        stored = vault.put(path)
+    except (ChainError, OSError) as exc:
+        raise _VaultFailure(f"not registered: the source could not be kept in the vault ({exc})") from None
+    return {
+        "vault_object": stored.digest.hex(),
+        "vault_tx": stored.tx_id.hex(),
+        "vault_height": stored.height,
+    }
+
+
 def _anchor_client(client: Path | None) -> Any:
     """``(NodeClient, Genesis)`` of the client profile (checked before anything is registered)."""
-    from rongxin.cli_common import password
-    from rongxin.client_profile import ProfileError, find_profile, load_profile, open_client, profile_password
+    from rongxin.cli_common import member_client
 
-    try:
-        profile = load_profile(find_profile(client))
-        pw = profile_password(profile) or password(None, prompt=f"Password of {profile.key_file.name}")
-        return open_client(profile, pw)
-    except ProfileError as exc:
-        raise _fail(str(exc)) from None
+    cli, genesis, _ = member_client(client)
+    return cli, genesis
 
 
 def _anchor_works(ledger: Any, works: list[Registration], out: Path) -> None:

@@ -77,10 +77,10 @@ def _records(
         raise fail(f"cannot open the ledger: the work id is not hex ({exc})") from None
     if client is not None:  # through the member's node: every read proven against the genesis
         from chain.errors import ChainError
-        from rongxin.cli_member import _client
+        from rongxin.cli_common import member_client
         from rongxin.contracts import LedgerStateReader
 
-        cli, _, _ = _client(client, None, password_file)
+        cli, _, _ = member_client(client, None, password_file)
         try:
             return list(transfer_records(LedgerStateReader(cli), work_id))
         except ChainError as exc:

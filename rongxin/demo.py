@@ -203,6 +203,18 @@ def run_demo(out_dir: Path, console: Console | None = None, *, scrypt_n: int | N
 
     network_stage(out_dir, step, scrypt_n=scrypt_n or keyfile.DEFAULT_SCRYPT_N)
 
+    from rongxin.demo_vault import vault_stage
+
+    # the report stage's evidence package and report go to the off-chain vault
+    kept = sorted((out_dir / "report").glob("case-*-evidence/*.wacz")) + sorted(
+        (out_dir / "report").glob("case-*.pdf")
+    )
+    vault_stage(out_dir, step, scrypt_n=scrypt_n or keyfile.DEFAULT_SCRYPT_N, files=kept)
+
+    from rongxin.demo_evidence import evidence_stage
+
+    evidence_stage(out_dir, step)
+
     if console:
         table = Table(title=escape(f"Rongxin demo — files in {out_dir}"))
         table.add_column("step")
@@ -280,6 +292,10 @@ def _ledger_step(
     )
 
     _forensics_step(out_dir, consortium, media, step)
+
+    from rongxin.demo_report import report_stage
+
+    report_stage(out_dir, step)
     _audio_step(out_dir, step)
     _video_step(out_dir, step)
     from chain.client import InProcessLedger

@@ -25,6 +25,7 @@ Endpoints (``/docs`` shows them with their schemas; ``/openapi.json`` is the doc
 ``POST /txs``                      submit ``{"tx": hex, "mode": "async"|"sync"|"commit"}``
 ``POST /txs/batch``                admit many transactions at once ``{"txs": [hex, ...]}``
 ``WS /events``                     subscribe to committed blocks, transactions, validators
+``PUT|GET /vault/objects/{digest}`` store and fetch encrypted vault objects (:mod:`chain.api.vault`)
 =================================  ===========================================================
 
 Reads other than ``/status`` and ``/health`` need a member's signed request
@@ -123,16 +124,28 @@ class BodyLimit:
     """Refuse a request body over its limit: at once from ``Content-Length``, else while
     it streams in (413), so an oversized body is never held in memory."""
 
-    def __init__(self, app: ASGIApp, default: int, limits: dict[str, int]) -> None:
+    def __init__(
+        self, app: ASGIApp, default: int, limits: dict[str, int], prefixes: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.default = default
         self.limits = limits
+        self.prefixes = dict(prefixes or {})
+
+    def limit_of(self, path: str) -> int:
+        """The body limit of a request path: its own, its prefix's, or the default."""
+        if path in self.limits:
+            return self.limits[path]
+        for prefix, limit in self.prefixes.items():
+            if path.startswith(prefix):
+                return limit
+        return self.default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limits.get(scope.get("path", ""), self.default)
+        limit = self.limit_of(scope.get("path", ""))
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 if not value.isdigit() or len(value) > 18:
@@ -199,9 +212,13 @@ def request_target(scope: Scope) -> str:
     return f"{target}?{query.decode('latin-1')}" if query else target
 
 
-async def authenticate(request: Request, api: _Api) -> Certificate:
-    """Check the request's signature (:func:`chain.api.auth.verify_request`); 401/403 if not."""
-    body = await request.body()
+async def authenticate(request: Request, api: _Api, body_sm3: bytes | None = None) -> Certificate:
+    """Check the request's signature (:func:`chain.api.auth.verify_request`); 401/403 if not.
+
+    With ``body_sm3`` (a streamed upload) the body is not read: the signature is checked
+    over that declared digest, and the route checks the body against it as it arrives.
+    """
+    body = b"" if body_sm3 is not None else await request.body()
     try:
         return verify_request(
             request.method,
@@ -212,6 +229,7 @@ async def authenticate(request: Request, api: _Api) -> Certificate:
             member=api.service.authorized_member,
             replay=api.config.replay,
             window_ms=api.config.window_ms,
+            body_sm3=body_sm3,
         )
     except AuthError as exc:
         api.service.metrics.auth_failures.labels(str(exc.status)).inc()
@@ -691,6 +709,7 @@ def create_app(
     fastapi.FastAPI
         Serve it with uvicorn (the node host does, in its event loop).
     """
+    from chain.api.vault import router as vault_router
     from chain.api.ws import router as ws_router
 
     window_ms = int(window_s * 1000)
@@ -715,6 +734,9 @@ def create_app(
     app.state.rongxin = _Api(service, config)
     app.include_router(router)
     app.include_router(ws_router)
+    vault = getattr(service, "vault", None)
+    if vault is not None:
+        app.include_router(vault_router)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
@@ -722,6 +744,7 @@ def create_app(
         BodyLimit,
         default=max_body_bytes,
         limits={"/anchors/batches": MAX_BATCH_BODY_BYTES, "/txs/batch": MAX_BATCH_BODY_BYTES},
+        prefixes={} if vault is None else {"/vault/objects/": vault.max_object_bytes},
     )
     app.add_middleware(RequestMetrics, service=service)
     return app

@@ -31,6 +31,17 @@ names the file, the ``[section]`` and the key::
     max_bytes = 268435456
     max_per_sender = 10000
 
+    [vault]                            # the off-chain vault this node serves (docs/vault.md)
+    enable = true
+    dir = "data/vault"                 # default: <data_dir>/vault
+    max_object_bytes = 4294967296      # largest object stored (4 GiB)
+    replicate_to = ["http://127.0.0.1:26667"]  # nodes that get a copy of every upload here
+    repair_from = []                   # replicas a scrub repairs from (default: replicate_to)
+    hold_all = false                   # keep every object registered on chain (the regulator's node)
+    replicate_interval_s = 2.0
+    scrub_interval_s = 0.0             # periodic scrub (0: on demand only)
+    operators = []                     # certificate ids (hex) that may start a scrub (empty: any member)
+
     [state_sync]
     enable = false                     # an empty node restores a peer's snapshot first
     snapshot_interval = 1000           # blocks between the snapshots this node serves (0: none)
@@ -252,6 +263,29 @@ class StateSyncSection:
 
 
 @dataclass(frozen=True)
+class VaultSection:
+    """``[vault]``: the off-chain vault this node serves, its copies and its upkeep."""
+
+    enable: bool = True
+    dir: Path | None = None
+    max_object_bytes: int = 4 * 1024**3
+    replicate_to: tuple[str, ...] = ()
+    repair_from: tuple[str, ...] | None = None
+    hold_all: bool = False
+    replicate_interval_s: float = 2.0
+    scrub_interval_s: float = 0.0
+    operators: tuple[str, ...] = ()
+
+    def directory(self, data_dir: Path) -> Path:
+        """Where the objects live (``dir``, or ``<data_dir>/vault``)."""
+        return self.dir if self.dir is not None else data_dir / "vault"
+
+    def sources(self) -> tuple[str, ...]:
+        """The replicas a scrub repairs from."""
+        return self.replicate_to if self.repair_from is None else self.repair_from
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     """A loaded ``node.toml``; :attr:`path` is the file (paths inside are absolute)."""
 
@@ -262,6 +296,7 @@ class NodeConfig:
     consensus: ConsensusSection = field(default_factory=ConsensusSection)
     mempool: MempoolSection = field(default_factory=MempoolSection)
     state_sync: StateSyncSection = field(default_factory=StateSyncSection)
+    vault: VaultSection = field(default_factory=VaultSection)
 
     @property
     def directory(self) -> Path:
@@ -363,7 +398,7 @@ def _toml_type(value: object) -> str:
     )
 
 
-_SECTIONS = ("node", "p2p", "api", "consensus", "mempool", "state_sync")
+_SECTIONS = ("node", "p2p", "api", "consensus", "mempool", "state_sync", "vault")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -485,6 +520,48 @@ def _state_sync_section(t: _Table) -> StateSyncSection:
     return section
 
 
+def _urls(t: _Table, key: str, default: Any) -> tuple[str, ...] | None:
+    values = t.get(key, list, default)
+    if values is None:
+        return None
+    out = []
+    for i, v in enumerate(values):
+        if not isinstance(v, str) or not re.fullmatch(r"https?://[^\s/]+(:\d+)?/?", v):
+            raise t.error(
+                f"{key}[{i}]", f'must be a node\'s API URL like "http://127.0.0.1:26657", not {v!r}'
+            )
+        out.append(v.rstrip("/"))
+    if len(set(out)) != len(out):
+        raise t.error(key, "lists a URL twice")
+    return tuple(out)
+
+
+def _vault_section(t: _Table) -> VaultSection:
+    d = VaultSection()
+    directory = t.file("dir", None, must_exist=False) if "dir" in t.table else None
+    t.seen.add("dir")
+    scrub = t.get("scrub_interval_s", float, d.scrub_interval_s)
+    if not math.isfinite(scrub) or scrub < 0:
+        raise t.error("scrub_interval_s", f"must be 0 (on demand only) or positive, not {scrub}")
+    operators = t.get("operators", list, [])
+    for i, op in enumerate(operators):
+        if not isinstance(op, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", op):
+            raise t.error(f"operators[{i}]", "must be a certificate id, 64 hex digits")
+    section = VaultSection(
+        enable=t.get("enable", bool, d.enable),
+        dir=directory,
+        max_object_bytes=t.positive("max_object_bytes", int, d.max_object_bytes),
+        replicate_to=_urls(t, "replicate_to", []) or (),
+        repair_from=_urls(t, "repair_from", None),
+        hold_all=t.get("hold_all", bool, d.hold_all),
+        replicate_interval_s=t.positive("replicate_interval_s", float, d.replicate_interval_s),
+        scrub_interval_s=scrub,
+        operators=tuple(op.lower() for op in operators),
+    )
+    t.finish()
+    return section
+
+
 def load_config(path: str | os.PathLike[str]) -> NodeConfig:
     """Read and check a ``node.toml``.
 
@@ -542,6 +619,7 @@ def load_config(path: str | os.PathLike[str]) -> NodeConfig:
         "consensus": _consensus_section,
         "mempool": _mempool_section,
         "state_sync": _state_sync_section,
+        "vault": _vault_section,
     }
     parts = {
         name: read(_table(file, doc, name, required=name in ("node", "p2p")))
@@ -639,7 +717,7 @@ def dump_config(cfg: NodeConfig, *, header: str = "") -> str:
     log_level = "info"
     """
     base = cfg.directory
-    n, p, a, c, m, ss = cfg.node, cfg.p2p, cfg.api, cfg.consensus, cfg.mempool, cfg.state_sync
+    n, p, a, c, m, ss, v = cfg.node, cfg.p2p, cfg.api, cfg.consensus, cfg.mempool, cfg.state_sync, cfg.vault
     sections: dict[str, dict[str, object]] = {
         "node": {
             "name": n.name,
@@ -666,6 +744,17 @@ def dump_config(cfg: NodeConfig, *, header: str = "") -> str:
             "discovery_s": float(ss.discovery_s),
             "chunk_timeout_s": float(ss.chunk_timeout_s),
         },
+        "vault": {
+            "enable": v.enable,
+            "dir": _relative(v.dir, base),
+            "max_object_bytes": v.max_object_bytes,
+            "replicate_to": list(v.replicate_to),
+            "repair_from": None if v.repair_from is None else list(v.repair_from),
+            "hold_all": v.hold_all,
+            "replicate_interval_s": float(v.replicate_interval_s),
+            "scrub_interval_s": float(v.scrub_interval_s),
+            "operators": list(v.operators),
+        },
     }
     comments = "".join(f"# {line}\n".replace("# \n", "#\n") for line in header.splitlines())
     return comments + ("\n" if comments else "") + toml_document(sections)
@@ -683,6 +772,7 @@ __all__ = [
     "NodeSection",
     "P2PSection",
     "StateSyncSection",
+    "VaultSection",
     "check_host",
     "dump_config",
     "load_config",

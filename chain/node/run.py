@@ -206,6 +206,13 @@ async def run_node(
             loop.add_signal_handler(sig, stop.set)
     hub = EventHub()
     batches = SqliteBatchIndex(cfg.node.data_dir / "batches.db")
+    vault, push = None, None
+    if cfg.vault.enable:
+        from chain.node.vault import build_vault
+
+        vault, push = build_vault(
+            cfg, host.key, host.cert, host.replica.genesis, lambda: host.replica.app.state
+        )
     service = NodeService(
         cfg.node.name,
         host.replica,
@@ -216,6 +223,7 @@ async def run_node(
         hub=hub,
         registry=node_registry(host),
         batches=batches,
+        vault=vault,
     )
     host.on_commit.append(lambda a: _publish(host, hub, a))
     host.on_commit.append(lambda a: _audit_membership(host, audit, a))
@@ -224,6 +232,11 @@ async def run_node(
     server = _api_server(app, cfg.api.listen.host, cfg.api.listen.port)
     await host.start()
     api_task = asyncio.ensure_future(server.serve())
+    upkeep: asyncio.Future[None] | None = None
+    if vault is not None and push is not None:
+        from chain.node.vault import vault_upkeep
+
+        upkeep = asyncio.ensure_future(vault_upkeep(vault, cfg, push, stop))
     audit.record(
         "node.start",
         config=str(cfg.path),
@@ -242,6 +255,10 @@ async def run_node(
         server.should_exit = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(api_task, 5.0)
+        if upkeep is not None:
+            upkeep.cancel()
+            with contextlib.suppress(BaseException):
+                await upkeep
         await host.stop()
         height = host.replica.store.head_height()
         host.replica.close()

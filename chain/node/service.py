@@ -189,6 +189,8 @@ class NodeService:
     submit_many : callable, optional
         The host's batch admission (signatures verified off the event loop); without it,
         ``submit`` is called for each transaction.
+    vault : chain.vault.service.VaultService, optional
+        The node's off-chain vault; the API serves ``/vault/*`` when it is given.
     """
 
     def __init__(
@@ -203,8 +205,10 @@ class NodeService:
         registry: CollectorRegistry | None = None,
         batches: BatchIndex | SqliteBatchIndex | None = None,
         submit_many: SubmitManyFn | None = None,
+        vault: Any = None,
     ) -> None:
         self.name = name
+        self.vault = vault
         self.replica = replica
         self.genesis = replica.genesis
         self.hub = hub if hub is not None else EventHub()

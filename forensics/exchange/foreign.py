@@ -60,7 +60,7 @@ from forensics.exchange.hashlist import (
     HashList,
     now_rfc3339,
 )
-from forensics.sqlite_ro import connect_readonly
+from forensics.sqlite_ro import open_versioned
 from forensics.types import Match, MediaKind, detect_kind
 
 FOREIGN_DIR = "foreign"
@@ -220,25 +220,15 @@ class ForeignLibrary:
         self.directory = Path(directory)
         self.readonly = readonly
         db_path = self.directory / "foreign.db"
+        if readonly and not db_path.is_file():
+            raise LibraryError(f"{self.directory} holds no imported hash lists")
         try:
-            if readonly:
-                if not db_path.is_file():
-                    raise LibraryError(f"{self.directory} holds no imported hash lists")
-                self._db = connect_readonly(db_path)
-            else:
-                self.directory.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(db_path, timeout=30.0, check_same_thread=False)
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=FULL")
-                with self._db:
-                    self._db.executescript(_SCHEMA)
-                    self._db.execute(
-                        "INSERT OR IGNORE INTO meta (key, value) VALUES ('format', ?)", (_FORMAT,)
-                    )
-            fmt = self._db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+            self._db, fmt = open_versioned(
+                db_path, schema=_SCHEMA, meta_table="meta", fmt=_FORMAT, readonly=readonly
+            )
         except (OSError, sqlite3.Error) as exc:
             raise LibraryError(f"cannot open the foreign works in {self.directory}: {exc}") from exc
-        if fmt is None or fmt[0] != _FORMAT:
+        if fmt != _FORMAT:
             self._db.close()
             raise LibraryError(f"{db_path} was written by another format ({fmt}); use a new library")
         self._lock = threading.RLock()

@@ -232,6 +232,32 @@ def verify(
     -------
     Verification or None
     """
+    found = correspondences(query, reference, min_matches)
+    return None if found is None else found[0]
+
+
+def correspondences(
+    query: LocalFeatures, reference: LocalFeatures, min_matches: int = RANSAC_MIN_POINTS
+) -> tuple[Verification, NDArray[np.float64], NDArray[np.float64]] | None:
+    """:func:`verify`, with the inlier point pairs that support the transform.
+
+    Returns
+    -------
+    (Verification, numpy.ndarray, numpy.ndarray) or None
+        The verification, then the ``(k, 2)`` reference points and the ``(k, 2)`` query
+        points of its inliers, in each image's working-copy pixels (divide by the
+        :attr:`LocalFeatures.scale` for original pixels); what a report draws.
+
+    Examples
+    --------
+    >>> import numpy as np, cv2
+    >>> rng = np.random.default_rng(3)
+    >>> img = cv2.GaussianBlur((rng.random((300, 400, 3)) * 255).astype(np.uint8), (0, 0), 2)
+    >>> query, ref = extract(img, QUERY_FEATURES), extract(img, REFERENCE_FEATURES)
+    >>> v, ref_pts, query_pts = correspondences(query, ref)
+    >>> len(ref_pts) >= v.inliers, float(np.abs(ref_pts - query_pts).max()) < 7
+    (True, True)
+    """
     if len(query) < 2 or len(reference) < 2:
         return None
     pairs = _MATCHER.knnMatch(query.descriptors, reference.descriptors, k=2)
@@ -267,4 +293,5 @@ def verify(
         return None
     # Rotation in display coordinates (y down): positive = counter-clockwise on screen.
     rotation = -math.degrees(math.atan2(float(linear[1, 0]), float(linear[0, 0])))
-    return Verification(int(inliers), len(q_idx), matrix.astype(np.float64), scale, rotation)
+    verification = Verification(int(inliers), len(q_idx), matrix.astype(np.float64), scale, rotation)
+    return verification, src[inl], dst[inl]

@@ -19,6 +19,14 @@ soundtrack is searched there too: each match says whether the picture, the sound
 found it (:class:`~forensics.evidence.VideoEvidence`). Sound matches of audio works (music
 registered on its own) are passed on as audio matches of the query's soundtrack
 (``query_stream == "audio"``).
+
+A large index (once the search is an inverted file) keeps the trained inverted file on
+disk, ``search-<works>-<tag>.ivf`` (the tag digests the rows and segments of the works it
+covers), written when a writer closes (or calls
+:meth:`VideoIndex.flush`). Opening the index reads it instead of clustering every frame
+again, as long as the works it covers are still the first ones of the catalogue; works
+registered since are added to it. It is a cache: a missing, stale or unreadable file is
+ignored (and logged) and the search rebuilt from the segments.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -44,6 +53,8 @@ from forensics.video.probe import Limits, probe
 from forensics.video.storage import Catalogue, WorkRow
 
 __all__ = ["DEFAULT_FPR_TARGET", "DEFAULT_THRESHOLD", "VideoIndex"]
+
+log = logging.getLogger(__name__)
 
 #: Matched seconds a match needs until :meth:`VideoIndex.calibrate` sets a threshold.
 DEFAULT_THRESHOLD = 3.0
@@ -110,6 +121,10 @@ class VideoIndex:
         self._owner: list[tuple[int, int]] = []  # (row, view)
         self._bases = np.zeros(0, np.int64)
         self._search: Any = None
+        self._saved: tuple[int, str] | None = None  # (works, tag) of the inverted file on disk
+        #: Where the search came from at the last full load: ``"file"`` (the saved inverted
+        #: file) or ``"built"`` (clustered from the segments).
+        self.search_source = "built"
         self._closed = False
         try:
             self._sync()
@@ -146,17 +161,20 @@ class VideoIndex:
 
         rows = self.catalogue.rows()
         held = len(self._rows)
+        covered = held  # rows whose frames the search already holds
         if self._search is None or rows[:held] != self._rows:  # something held changed: start over
             self._rows, self._codes, self._valid, self._owner = [], [], [], []
             self._bases = np.zeros(0, np.int64)
             self._search = GrowingBinaryIndex(ivf_min=self.ivf_min, nprobe=16)
             held = 0
+            covered = self._load_saved(rows)
         next_base = int(self._bases[-1]) + len(self._codes[-1]) if self._codes else 0
         bases: list[int] = [int(b) for b in self._bases]
         for r in range(held, len(rows)):
             for view, (c, v) in enumerate(self.catalogue.load(rows[r])):
                 ids = np.flatnonzero(v).astype(np.int64)
-                self._search.add(c[ids], ids + next_base)
+                if r >= covered:
+                    self._search.add(c[ids], ids + next_base)
                 self._codes.append(c)
                 self._valid.append(v)
                 self._owner.append((r, view))
@@ -165,6 +183,81 @@ class VideoIndex:
         self._rows = rows
         self._bases = np.asarray(bases, np.int64)
         self._generation = generation
+        if covered > held:
+            total = sum(int(np.count_nonzero(v)) for v in self._valid)
+            if self._search.ntotal != total:
+                log.warning(
+                    "the saved search of %s holds %d frames, not the %d of its works; rebuilding it",
+                    self.directory,
+                    self._search.ntotal,
+                    total,
+                )
+                self._rebuild_search()
+
+    def _rebuild_search(self) -> None:
+        """Cluster the search again from the codes held (the saved file did not match them)."""
+        from forensics.image.binindex import GrowingBinaryIndex
+
+        self._search = GrowingBinaryIndex(ivf_min=self.ivf_min, nprobe=16)
+        for c, v, base in zip(self._codes, self._valid, self._bases, strict=True):
+            ids = np.flatnonzero(v).astype(np.int64)
+            self._search.add(c[ids], ids + int(base))
+        self._saved, self.search_source = None, "built"
+
+    # -- the saved inverted file ----------------------------------------------------------
+
+    @staticmethod
+    def _tag(rows: list[WorkRow]) -> str:
+        """Names the exact works (rows and segment files) a saved search covers."""
+        text = "\n".join(f"{r.row} {r.work_id} {r.segment}" for r in rows)
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+    def _saved_files(self) -> list[tuple[int, str, Path]]:
+        found = []
+        for path in self.directory.glob("search-*-*.ivf"):
+            parts = path.stem.split("-")
+            if len(parts) == 3 and parts[1].isdigit():
+                found.append((int(parts[1]), parts[2], path))
+        return sorted(found, reverse=True)
+
+    def _load_saved(self, rows: list[WorkRow]) -> int:
+        """Read the saved inverted file covering the most leading works; how many it covers."""
+        for works, tag, path in self._saved_files():
+            if not 0 < works <= len(rows) or self._tag(rows[:works]) != tag:
+                continue  # works were removed or replaced since it was written: stale
+            try:
+                self._search.load(path)
+            except ValueError as exc:
+                log.warning("ignoring unreadable saved search %s: %s", path, exc)
+                continue
+            self._saved = (works, tag)
+            self.search_source = "file"
+            return works
+        self.search_source = "built"
+        return 0
+
+    def flush(self) -> None:
+        """Save the inverted file of the search (when it is one and the file is not current).
+
+        Written atomically next to the catalogue; older saved files are deleted. A no-op
+        for a read-only index or a search still small enough to be exhaustive.
+        """
+        with self._lock:
+            self._check_open()
+            if self.readonly or self._search is None or not self._search.is_ivf or not self._rows:
+                return
+            key = (len(self._rows), self._tag(self._rows))
+            if key == self._saved:
+                return
+            target = self.directory / f"search-{key[0]}-{key[1]}.ivf"
+            try:
+                self._search.save(target)
+            except (OSError, RuntimeError) as exc:
+                raise VideoIndexError(f"cannot save the video search to {target}: {exc}") from exc
+            for _w, _l, old in self._saved_files():
+                if old != target:
+                    old.unlink(missing_ok=True)
+            self._saved = key
 
     @property
     def threshold(self) -> float:
@@ -379,12 +472,19 @@ class VideoIndex:
                 margin = max(margin, sound[best].score / sound[best].threshold)
             assert partner is None or isinstance(partner, AudioEvidence)
             ev = self._evidence(a, fp, partner, inset)
+            # the sound carries the copy on where the picture stops matching (a dark shot
+            # under a ticker, a cut to black): the span is that of picture and sound together
+            spans = [(a.query_start, a.query_end)] + [
+                (e.query_start, e.query_end)
+                for e in (sound[i].evidence for i in agree)
+                if isinstance(e, AudioEvidence)
+            ]
+            ev = self._extend(ev, spans, a.offset, a.speed)
             out.append((margin, Match.of(work_id, a.score, self.threshold, ev)))
-        for i, m in enumerate(sound):
-            if i in used:
-                continue
-            if m.work_id in videos and isinstance(m.evidence, AudioEvidence):
-                e = m.evidence
+        for group in _occurrences([(i, m) for i, m in enumerate(sound) if i not in used], videos):
+            top = max(group, key=lambda m: m.score / m.threshold)
+            if top.work_id in videos and isinstance(top.evidence, AudioEvidence):
+                e = top.evidence
                 ev = VideoEvidence(
                     e.query_start,
                     e.query_end,
@@ -402,11 +502,28 @@ class VideoIndex:
                     e.fpr_target,
                     e,
                 )
-                out.append((m.score / m.threshold, Match.of(m.work_id, m.score, m.threshold, ev)))
+                spans = [
+                    (g.evidence.query_start, g.evidence.query_end)
+                    for g in group
+                    if isinstance(g.evidence, AudioEvidence)
+                ]
+                ev = self._extend(ev, spans, e.ref_start - e.speed * e.query_start, e.speed)
+                out.append((top.score / top.threshold, Match.of(top.work_id, top.score, top.threshold, ev)))
             else:
-                out.append((m.score / m.threshold, dataclasses.replace(m, query_stream="audio")))
+                out.append((top.score / top.threshold, dataclasses.replace(top, query_stream="audio")))
         out.sort(key=lambda t: -t[0])
         return [m for _, m in out]
+
+    def _extend(
+        self, ev: VideoEvidence, spans: list[tuple[float, float]], offset: float, speed: float
+    ) -> VideoEvidence:
+        """``ev`` with its spans widened to cover ``spans`` (query seconds) at one alignment."""
+        q0, q1 = min(s[0] for s in spans), max(s[1] for s in spans)
+        if q0 >= ev.query_start and q1 <= ev.query_end:
+            return ev
+        q0, q1 = min(q0, ev.query_start), max(q1, ev.query_end)
+        r0, r1 = max(0.0, offset + speed * q0), offset + speed * q1
+        return dataclasses.replace(ev, query_start=q0, query_end=q1, ref_start=r0, ref_end=max(r0, r1))
 
     def _evidence(
         self, a: Alignment, fp: VideoFingerprint, sound: AudioEvidence | None, inset: bool = False
@@ -521,6 +638,7 @@ class VideoIndex:
             frames = sum(r.frames for r in self._rows)
             hours = sum(r.frames / r.rate for r in self._rows) / 3600.0
             size = self.catalogue.bytes_on_disk()
+            search = sum(p.stat().st_size for _w, _l, p in self._saved_files())
             return {
                 "kind": self.kind,
                 "works": len(self._rows),
@@ -529,17 +647,29 @@ class VideoIndex:
                 "frames": frames,
                 "bytes": size,
                 "bytes_per_hour": round(size / hours) if hours > 0 else None,
+                "search_file_bytes": search,
+                "search": "inverted file"
+                if self._search is not None and self._search.is_ivf
+                else "exhaustive",
                 "threshold": self.threshold,
                 "fpr_target": self.fpr_target,
             }
 
     def close(self) -> None:
-        """Release the catalogue; further calls raise."""
+        """Save the search's inverted file (a writer, see :meth:`flush`), release the catalogue.
+
+        Further calls raise.
+        """
         with self._lock:
             if self._closed:
                 return
-            self._closed = True
-            self.catalogue.close()
+            try:
+                self.flush()
+            except VideoIndexError as exc:  # a cache: the index itself is complete without it
+                log.warning("%s", exc)
+            finally:
+                self._closed = True
+                self.catalogue.close()
 
     def __enter__(self) -> VideoIndex:
         return self
@@ -558,6 +688,30 @@ def _shared(a: Alignment, b: Alignment) -> float:
     inter = min(a.query_end, b.query_end) - max(a.query_start, b.query_start)
     shorter = min(a.query_end - a.query_start, b.query_end - b.query_start)
     return max(0.0, inter) / shorter if shorter > 0 else 0.0
+
+
+def _occurrences(sound: list[tuple[int, Match]], videos: set[str]) -> list[list[Match]]:
+    """Sound matches grouped by occurrence: one video work's windows at one offset together.
+
+    Matches of audio works (and any without audio evidence) stay one per group.
+    """
+    groups: list[list[Match]] = []
+    keys: list[tuple[str, float] | None] = []
+    for _i, m in sound:
+        e = m.evidence
+        if m.work_id not in videos or not isinstance(e, AudioEvidence):
+            groups.append([m])
+            keys.append(None)
+            continue
+        offset = e.ref_start - e.speed * e.query_start
+        for g, key in enumerate(keys):
+            if key is not None and key[0] == m.work_id and abs(key[1] - offset) <= FUSE_SECONDS:
+                groups[g].append(m)
+                break
+        else:
+            groups.append([m])
+            keys.append((m.work_id, offset))
+    return groups
 
 
 def _overlaps(a: Alignment, e: AudioEvidence) -> bool:

@@ -228,8 +228,12 @@ class Catalogue:
         return True
 
     def bytes_on_disk(self) -> int:
-        """Size of the catalogue and segments."""
-        return sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file())
+        """Size of the catalogue and segments (not the saved search, a cache)."""
+        return sum(
+            p.stat().st_size
+            for p in self.directory.iterdir()
+            if p.is_file() and not p.name.startswith("search-")
+        )
 
     def close(self) -> None:
         """Close the catalogue."""

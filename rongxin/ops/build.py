@@ -47,6 +47,7 @@ from chain.node.config import (
     NodeConfig,
     NodeSection,
     P2PSection,
+    VaultSection,
     dump_config,
     load_config,
 )
@@ -142,7 +143,21 @@ def _node_config(directory: Path, node: NodePlan, plan: list[NodePlan], with_pas
         p2p=P2PSection(listen=(node.p2p,), persistent_peers=tuple(o.p2p for o in plan if o is not node)),
         api=ApiSection(listen=node.api),
         consensus=ConsensusSection(),
+        vault=_vault_section(node, plan),
     )
+
+
+def _api_url(node: NodePlan) -> str:
+    return f"http://{node.api.url_authority}"
+
+
+def _vault_section(node: NodePlan, plan: list[NodePlan]) -> VaultSection:
+    """The first node is the supervisory organization's: it keeps a copy of every vault
+    object and repairs from the others; every other node copies its uploads to it."""
+    first = plan[0]
+    if node is first:
+        return VaultSection(hold_all=True, repair_from=tuple(_api_url(o) for o in plan if o is not first))
+    return VaultSection(replicate_to=(_api_url(first),))
 
 
 def _fill(

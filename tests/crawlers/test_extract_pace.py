@@ -105,6 +105,9 @@ def test_sniff_ignores_claims() -> None:
     assert sniff(b"\xef\xbb\xbf\n  <HTML><body>") == "text/html"
     assert sniff(b"") == "application/octet-stream"
     assert sniff(b"%PDF-1.7") == "application/octet-stream"
+    ts = (b"\x47" + bytes(187)) * 3
+    assert sniff(ts) == "video/mp2t" and family(sniff(ts)) == "video"
+    assert sniff(b"\x47" + bytes(187) + b"\x00" + bytes(200)) == "application/octet-stream"  # one sync byte
     assert (
         family("image/png") == "image"
         and family("text/html") == "html"

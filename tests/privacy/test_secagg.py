@@ -28,7 +28,7 @@ from privacy.spec import parse_sql
 from .conftest import AGENCY_IDS, CATALOG, COUNTIES, POLICY, REGULATOR, ROOT, agency_tables, make_servers
 
 KeyPair = tuple[paillier.PublicKey, paillier.PrivateKey]
-ANSWERS = ("contribution", "refusal", "decision", "endorsement", "unmask")
+ANSWERS = ("contribution", "refusal", "decision", "endorsement", "unmask", "shares")
 
 
 class Spy:
@@ -325,7 +325,21 @@ def test_a_lying_aggregator_learns_nothing_from_a_false_dropout(tmp_path: Path, 
     reveal3 = sign(REGULATOR, {"type": "reveal", "query_id": qid, "endorsements": [e3, endorsements[1]]})
     assert "endorsed another view" in refusal(four[3], reveal3)
     reveal3 = sign(REGULATOR, {"type": "reveal", "query_id": qid, "endorsements": [e3]})
-    assert "have not endorsed the view; nothing is revealed" in refusal(four[3], reveal3)
+    assert "only 1 agencies endorsed the view and 3 must; nothing is revealed" in refusal(four[3], reveal3)
+    # ... or with a recovery that calls agency-3 late: its shares stay sealed, because the view
+    # the others endorsed lists agency-3 as dropped (its pairwise seeds are already out)
+    sealed = contributions["agency-3"]["shares"]
+    for i in range(3):
+        recover = sign(
+            REGULATOR,
+            {
+                "type": "recover",
+                "query_id": qid,
+                "late": ["agency-3"],
+                "shares": {"agency-3": sealed[names[i]]},
+            },
+        )
+        assert "['agency-3'] did not contribute in the endorsed view" in refusal(four[i], recover)
     # an endorsement forged by the aggregator for agency-1 and agency-2
     forged = [
         sign(
@@ -403,25 +417,128 @@ def test_masks_cancel_exactly_for_any_number_of_agencies() -> None:
         secagg.expand(b"short", 1, n)
 
 
-def test_a_survivor_dropping_out_after_contributing_aborts_without_a_result(
-    servers: list[AgencyServer], keypair: KeyPair
+class LateDrop(Spy):
+    """Answers the query, then goes silent at one of the later rounds."""
+
+    def __init__(self, server: AgencyServer, stage: str | None) -> None:
+        super().__init__(server)
+        self.stage = stage
+
+    def call(self, request: bytes) -> bytes:
+        if open_signed(request, "query", "view", "reveal", "recover").msg["type"] == self.stage:
+            raise TimeoutError("timed out")
+        return super().call(request)
+
+
+def test_a_survivor_going_silent_after_contributing_is_recovered_from_shares(
+    servers: list[AgencyServer], keypair: KeyPair, tables: Any
 ) -> None:
-    class LateDrop(Spy):
-        def __init__(self, server: AgencyServer, stage: str) -> None:
-            super().__init__(server)
-            self.stage = stage
-
-        def call(self, request: bytes) -> bytes:
-            if open_signed(request, "query", "view", "reveal").msg["type"] == self.stage:
-                raise TimeoutError("timed out")
-            return super().call(request)
-
+    """Its contribution is in the sum; a majority of the others hand over their shares of
+    its self seed, and the answer is exact and includes its data (Bonawitz et al.'s double
+    masking). It never revealed anything itself."""
+    spec = parse_sql("SELECT SUM(views) FROM plays GROUP BY county")
+    truth = [sum(int(t["views"][t["county"] == c].sum()) for t in tables) for c in COUNTIES]
     for stage in ("view", "reveal"):
         spies = [Spy(servers[0]), LateDrop(servers[1], stage), Spy(servers[2])]
-        reg = Regulator(CATALOG, spies, keypair, REGULATOR)
-        with pytest.raises(
-            AgencyUnavailable, match=r"agency 'agency-1' dropped out.*after contributing.*no partial"
-        ):
-            reg.run(parse_sql("SELECT SUM(views) FROM plays"))
-        # nothing that unmasks was released: at most the others' reveals, never agency-1's
+        res = Regulator(CATALOG, spies, keypair, REGULATOR).run(spec)
+        assert [r[1] for r in res.rows] == truth
+        assert res.stats["survivors"] == ["agency-0", "agency-1", "agency-2"]
+        assert any("['agency-1'] went silent after contributing" in n for n in res.notes)
         assert not spies[1].answers("unmask")
+        assert [len(s.answers("shares")) for s in spies] == [1, 0, 1]
+
+
+def test_a_late_survivor_and_an_early_dropout_together(tmp_path: Path, keypair: KeyPair) -> None:
+    """agency-4 never contributes and agency-1 goes silent at the reveal: agency-1's seeds
+    shared with agency-4 are rebuilt from shares too, and the answer covers agencies 0-3."""
+    tables = [agency_tables(seed, 150 + 20 * seed) for seed in range(5)]
+    five = make_servers(tables, tmp_path)
+    spies: list[Spy] = [Spy(s) for s in five]
+    spies[1] = LateDrop(five[1], "reveal")
+    spies[4].fault = "drop"
+    for packed in (True, False):
+        res = Regulator(CATALOG, spies, keypair, REGULATOR).run(
+            parse_sql("SELECT SUM(views) FROM plays GROUP BY county"), packed=packed
+        )
+        expect = [sum(int(t["views"][t["county"] == c].sum()) for t in tables[:4]) for c in COUNTIES]
+        assert [r[1] for r in res.rows] == expect
+    handed = spies[0].answers("shares")[-1]["shares"]
+    assert sorted(handed) == ["agency-1"]
+    assert sorted(handed["agency-1"]["pairs"]) == ["agency-4"]  # never a seed shared with a contributor
+
+
+def test_too_many_silent_survivors_abort_without_a_result(
+    servers: list[AgencyServer], keypair: KeyPair
+) -> None:
+    spies = [Spy(servers[0]), LateDrop(servers[1], "reveal"), LateDrop(servers[2], "reveal")]
+    reg = Regulator(CATALOG, spies, keypair, REGULATOR)
+    with pytest.raises(
+        AgencyUnavailable,
+        match=r"'agency-1' dropped out.*after contributing.*1 agencies answered with unmask and 2 must",
+    ):
+        reg.run(parse_sql("SELECT SUM(views) FROM plays"))
+    # a survivor silent at the recovery too: one share is not enough
+    spies = [Spy(servers[0]), LateDrop(servers[1], "reveal"), LateDrop(servers[2], "recover")]
+    with pytest.raises(
+        AgencyUnavailable, match=r"'agency-1' dropped out.*1 agencies answered with shares and 2 must"
+    ):
+        Regulator(CATALOG, spies, keypair, REGULATOR).run(parse_sql("SELECT SUM(views) FROM plays"))
+
+
+def test_recovery_requests_that_must_be_refused(servers: list[AgencyServer], keypair: KeyPair) -> None:
+    pk, _ = keypair
+    names = [s.name for s in servers]
+    msg = query_message("SELECT COUNT(*) FROM plays", names, pk, value_bits=20)
+    qid = msg["query_id"]
+    raw = sign(REGULATOR, msg)
+    contributions = {s.name: open_signed(s.handle(raw), "contribution").msg for s in servers}
+    sealed = {a: c["shares"] for a, c in contributions.items()}
+
+    def recover(late: list[str], shares: dict[str, bytes], who: Identity = REGULATOR) -> bytes:
+        return sign(who, {"type": "recover", "query_id": qid, "late": late, "shares": shares})
+
+    # before the reveal: nothing is handed over
+    assert "only after revealing its own" in refusal(
+        servers[0], recover(["agency-1"], {"agency-1": sealed["agency-1"]["agency-0"]})
+    )
+    view = sign(REGULATOR, {"type": "view", "query_id": qid, "survivors": names, "dropped": []})
+    endorsements = [s.handle(view) for s in servers]
+    reveal = sign(REGULATOR, {"type": "reveal", "query_id": qid, "endorsements": endorsements[:2]})
+    for s in servers[:2]:
+        open_signed(s.handle(reveal), "unmask")
+    # itself as late; shares sealed for another holder; an altered box; another requester
+    assert "it answers for itself" in refusal(servers[0], recover(["agency-0"], {"agency-0": b"x"}))
+    with pytest.raises(CiphertextError, match="do not open: altered or misaddressed"):
+        servers[0].handle(recover(["agency-2"], {"agency-2": sealed["agency-2"]["agency-1"]}))
+    box = bytearray(sealed["agency-2"]["agency-0"])
+    box[-1] ^= 1
+    with pytest.raises(CiphertextError, match="do not open"):
+        servers[0].handle(recover(["agency-2"], {"agency-2": bytes(box)}))
+    with pytest.raises(CiphertextError, match="carries their sealed shares"):
+        servers[0].handle(recover(["agency-2"], {}))
+    other_reg = Identity.issue(ROOT, "Another regulator", [Role.REGULATOR])
+    assert "only the requester that signed the query" in refusal(
+        servers[0], recover(["agency-2"], {"agency-2": sealed["agency-2"]["agency-0"]}, other_reg)
+    )
+    # the real thing: agency-0's share of agency-2's self seed, and no pairwise seed (nobody dropped)
+    got = open_signed(
+        servers[0].handle(recover(["agency-2"], {"agency-2": sealed["agency-2"]["agency-0"]})), "shares"
+    ).msg
+    assert got["x"] == 1 and got["shares"]["agency-2"]["pairs"] == {}
+
+
+def test_shamir_shares_rebuild_only_from_a_majority_and_catch_altered_shares() -> None:
+    seed = secagg.fresh_seed()
+    shares = secagg.split(seed, [1, 2, 3, 4, 5], 3)
+    assert secagg.combine({x: shares[x] for x in (2, 4, 5)}, 3) == seed
+    assert secagg.combine(shares, 3) == seed
+    with pytest.raises(CiphertextError, match="2 shares cannot rebuild"):
+        secagg.combine({x: shares[x] for x in (1, 2)}, 3)
+    bad = dict(shares)
+    bad[4] = (bad[4] + 1) % secagg.SHARE_PRIME
+    with pytest.raises(CiphertextError, match="altered"):
+        secagg.combine(bad, 3)
+    # two shares of a 3-of-5 sharing are uniform: the same pair of shares fits any seed
+    assert len({tuple(secagg.split(seed, [1, 2], 2).values()) for _ in range(50)}) == 50
+    with pytest.raises(CiphertextError, match="cannot split"):
+        secagg.split(seed, [1, 1, 2], 2)

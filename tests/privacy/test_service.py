@@ -220,3 +220,38 @@ def test_https_trusts_only_the_pinned_certificate(services: tuple[Path, AgencyPr
     )
     with pytest.raises(AgencyUnavailable):
         plain.call(body)
+
+
+def test_an_agency_process_killed_after_contributing_is_recovered(
+    services: tuple[Path, AgencyProcesses], demo: Path
+) -> None:
+    """kill -9 of an agency process right after its contribution reached the aggregator: the
+    others hand over their shares of its seeds and the answer is exact, its data included.
+    (Last in this module: it leaves two of the five agencies down.)"""
+    from privacy.demo_data import AGENCIES
+
+    regulator, procs = services
+    net = Deployment.from_file(regulator)
+    local = Deployment.from_file(demo)
+    identity = net.regulator_identity()
+    keys = paillier.generate_keypair(2048)
+    text = "SELECT SUM(views) FROM plays GROUP BY county"
+    alive = [c for c in net.clients(None, identity) if procs.procs[AGENCIES.index(c.name)].poll() is None]
+    victim = alive[0]
+
+    class KilledAfterContributing:
+        name, certificate = victim.name, victim.certificate
+
+        def call(self, request: bytes) -> bytes:
+            answer: bytes = victim.call(request)
+            if open_signed(request, "query", "view", "reveal", "recover").msg["type"] == "query":
+                procs.kill(AGENCIES.index(victim.name))
+            return answer
+
+    clients = [KilledAfterContributing() if c.name == victim.name else c for c in net.clients(None, identity)]
+    res = Regulator(net.catalog, clients, keys, identity, timeout=60).run(parse_sql(text))
+    assert procs.procs[AGENCIES.index(victim.name)].poll() is not None
+    survivors = res.stats["survivors"]
+    assert victim.name in survivors and any("went silent after contributing" in n for n in res.notes)
+    expect = Regulator(local.catalog, local.clients(survivors), keys, identity).run(parse_sql(text))
+    assert res.rows == expect.rows

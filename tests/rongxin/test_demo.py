@@ -26,6 +26,7 @@ def test_demo_runs_end_to_end(demo: tuple[Path, object]) -> None:
         "consortium ledger",
         "anchor + offline receipt",
         "register works, find copies",
+        "infringement report",
         "register music, find excerpts",
         "register programmes, find clips",
         "confidential transfer (ZK)",
@@ -35,15 +36,29 @@ def test_demo_runs_end_to_end(demo: tuple[Path, object]) -> None:
         "node processes",
         "anchor through a node's API",
         "kill -9 under load, catch-up",
+        "off-chain vault",
+        "capture a copy as evidence",
+        "verify evidence offline",
     ]
     assert (tmp_path / "ledger" / "node-4.db").exists() and (tmp_path / "genesis.cbor").exists()
     assert (tmp_path / "receipt-work-batch.cbor").exists() and (tmp_path / "checkpoint.cbor").exists()
     assert len(list((tmp_path / "clips").glob("clip-*.wav"))) == 4
+    assert len(list((tmp_path / "report").glob("case-*.pdf"))) == 1
+    assert len(list((tmp_path / "report").glob("case-*.html"))) == 1
     music = next(s for s in report.steps if s.name == "register music, find excerpts")  # type: ignore[attr-defined]
     network = next(s for s in report.steps if s.name == "kill -9 under load, catch-up")  # type: ignore[attr-defined]
     assert "every acknowledged transaction" in network.detail
     assert (tmp_path / "net" / "node-4" / "data" / "node.log").exists()
     assert (tmp_path / "net-receipt-work-batch.cbor").exists()
+    assert (tmp_path / "vault-grant.receipt.cbor").exists()
+    # the report stage's evidence package and PDF went through the vault and came back intact
+    kept = sorted((tmp_path / "report").glob("case-*-evidence/*.wacz")) + sorted(
+        (tmp_path / "report").glob("case-*.pdf")
+    )
+    assert len(kept) == 2
+    for f in kept:
+        assert crypto.sm3_file(tmp_path / "vault-court" / f.name) == crypto.sm3_file(f)
+    assert (tmp_path / "evidence" / "case-1" / "evidence.wacz").exists()
     assert "4/4 attacked" in music.detail and "4 placed within" in music.detail
     video = next(s for s in report.steps if s.name == "register programmes, find clips")  # type: ignore[attr-defined]
     assert "4/4 attacked" in video.detail and "found by picture, sound, picture, both" in video.detail

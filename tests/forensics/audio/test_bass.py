@@ -202,3 +202,20 @@ def test_a_damaged_or_foreign_bass_layer_is_refused(tmp_path: Path) -> None:
     AudioIndex(tmp_path / "b" / "bass", bass=False).close()
     with pytest.raises(AudioIndexError, match="not a quarter"):
         AudioIndex(tmp_path / "b")
+
+
+def test_the_decimator_filters_exactly_as_scipy_does() -> None:
+    """Our FIR (numpy only, no scipy.signal import at start-up) is scipy's firwin + lfilter."""
+    from scipy import signal
+
+    from forensics.audio.bass import lowpass_taps
+
+    assert np.allclose(lowpass_taps(63, 0.2), signal.firwin(63, 0.2), atol=1e-15)
+    x = np.random.default_rng(3).standard_normal(40_000)
+    expect = signal.lfilter(signal.firwin(63, 0.2), 1.0, x)[::4].astype(np.float32)
+    d = Decimator()
+    got = np.concatenate([d.feed(x[:12_345]), d.feed(x[12_345:12_346]), d.feed(x[12_346:])])
+    assert got.shape == expect.shape and np.allclose(got, expect, atol=1e-6)
+    for bad in ((64, 0.2), (63, 0.0), (63, 1.0)):
+        with pytest.raises(ValueError, match="odd length"):
+            lowpass_taps(*bad)

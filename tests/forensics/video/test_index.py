@@ -178,3 +178,90 @@ def test_a_reader_follows_additions_and_removals(tmp_path: Path, media: Media) -
     assert [m.work_id for m in reader.identify(clip)] == ["gamma"] and reader.work_ids() == ["gamma"]
     writer.add("gamma", media.programmes["beta"])  # the id now holds another programme
     assert reader.identify(clip) == []
+
+
+def test_the_inverted_file_is_saved_and_reopened_instead_of_clustered_again(
+    tmp_path: Path, media: Media, caplog: pytest.LogCaptureFixture
+) -> None:
+    where = tmp_path / "idx"
+    clip = excerpt(media.programmes["beta"], tmp_path / "clip.mp4", 2.0, 6.0)
+    with VideoIndex(where, ivf_min=100) as idx:
+        idx.add("alpha", media.programmes["alpha"])
+        idx.add("beta", media.programmes["beta"])
+        assert idx.stats()["search"] == "inverted file" and idx.search_source == "built"
+        (built,) = idx.identify(clip)
+    (saved,) = where.glob("search-*.ivf")
+    assert saved.name.startswith("search-2-")
+    with VideoIndex(where, readonly=True, ivf_min=100) as again:
+        assert again.search_source == "file"
+        (m,) = again.identify(clip)
+        assert (m.work_id, m.score) == (built.work_id, built.score)
+        assert again.stats()["search_file_bytes"] == saved.stat().st_size > 0
+    # a work registered later is added to the saved search; the next close saves a new file
+    with VideoIndex(where, ivf_min=100) as idx:
+        assert idx.search_source == "file"
+        idx.add("gamma", media.programmes["gamma"])
+        g = excerpt(media.programmes["gamma"], tmp_path / "g.mp4", 1.0, 5.0)
+        assert [m.work_id for m in idx.identify(g)] == ["gamma"]
+    (saved,) = where.glob("search-*.ivf")
+    assert saved.name.startswith("search-3-")
+    # a removal makes the file stale for a reader that opens before the writer saves again
+    with VideoIndex(where, ivf_min=100) as idx:
+        idx.remove("alpha")
+        with VideoIndex(where, readonly=True, ivf_min=100) as reader:
+            assert reader.search_source == "built" and reader.work_ids() == ["beta", "gamma"]
+            assert [m.work_id for m in reader.identify(clip)] == ["beta"]
+    # a damaged or foreign file is ignored, logged, and the search rebuilt
+    (saved,) = where.glob("search-*.ivf")
+    saved.write_bytes(b"not an index" * 10)
+    with caplog.at_level("WARNING"), VideoIndex(where, readonly=True, ivf_min=100) as reader:
+        assert reader.search_source == "built"
+        assert [m.work_id for m in reader.identify(clip)] == ["beta"]
+    assert "ignoring unreadable saved search" in caplog.text
+    with VideoIndex(where, ivf_min=100):
+        pass  # the writer replaces the damaged file
+    (saved,) = where.glob("search-*.ivf")
+    other = tmp_path / "other"
+    with VideoIndex(other, ivf_min=100) as idx:
+        idx.add("alpha", media.programmes["alpha"])
+        idx.add("gamma", media.programmes["gamma"])
+    (foreign,) = other.glob("search-*.ivf")
+    saved.write_bytes(foreign.read_bytes())  # the right name, another index's frames (alpha, gamma)
+    with caplog.at_level("WARNING"), VideoIndex(where, readonly=True, ivf_min=100) as reader:
+        assert reader.search_source == "built"
+        assert [m.work_id for m in reader.identify(clip)] == ["beta"]
+    assert "rebuilding it" in caplog.text
+
+
+def test_the_sound_carries_the_span_on_where_the_picture_stops(
+    tmp_path: Path, media: Media, library: Path
+) -> None:
+    """A copy whose picture goes black halfway is one match over the whole copy, found by
+    both; a copy with no picture at all is one sound match over all its windows."""
+    half = excerpt(
+        media.programmes["alpha"],
+        tmp_path / "half.mp4",
+        2.0,
+        12.0,
+        "drawbox=enable='gte(t,5)':color=black:t=fill",
+    )
+    blank = tmp_path / "blank.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=black:size=320x180:rate=25", "-ss", "2", "-t", "24", "-i",
+           media.programmes["alpha"], "-map", "0:v", "-map", "1:a", "-shortest", "-c:v", "libx264",
+           "-c:a", "aac", blank)  # fmt: skip
+    with Library.open(library, readonly=True) as lib:
+        h = [m for m in lib.identify(half, top_k=10) if m.work_id == "alpha"]
+        b = [m for m in lib.identify(blank, top_k=10) if m.work_id == "alpha"]
+    assert len(h) == 1 and isinstance(h[0].evidence, VideoEvidence)
+    e = h[0].evidence
+    copied = min(12.0, media.durations["alpha"] - 2.0)  # seconds of the programme in the copies
+    assert copied >= 10.0
+    assert e.found_by == "both" and e.query_end - e.query_start >= copied - 2.0, e.to_json()
+    assert e.matched_frames < 6 * 4 * 2  # the picture matched only its first seconds
+    assert e.ref_start - e.query_start == pytest.approx(2.0, abs=0.5)
+    assert len(b) == 1 and isinstance(b[0].evidence, VideoEvidence), [m.details for m in b]
+    e = b[0].evidence
+    assert e.found_by == "sound" and e.query_end - e.query_start >= media.durations["alpha"] - 4.0, (
+        e.to_json()
+    )
+    assert e.ref_start - e.query_start == pytest.approx(2.0, abs=0.5)

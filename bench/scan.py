@@ -1,0 +1,284 @@
+"""Scan throughput on a loopback site: pages/s (crawl + extract) and media/s (fetch + fingerprint).
+
+A generated site of N pages is served on 127.0.0.1 by a separate process (a threaded
+stdlib HTTP server, so that the server does not share the scanner's interpreter). Page
+``i`` links to pages ``5i+1 .. 5i+5`` and to the home page (a tree the crawler walks
+breadth-first), and, in the media run, shows two pictures: attacked copies (JPEG) of the
+smoke corpus's photos, ``--distinct`` different files, each under many URLs.
+
+Runs, politeness off (``delay=0``, robots.txt fetched and obeyed, one request in flight,
+as the scanner runs):
+
+* **pages** — crawl and extract only (pages without media);
+* **media** — pages with pictures: every picture URL fetched, each distinct content
+  fingerprinted once and identified against a library holding the originals;
+* **scrapy** — the same two crawls by Scrapy (``CONCURRENT_REQUESTS_PER_DOMAIN`` 1, as the
+  scanner, and Scrapy's default 8), when an interpreter with Scrapy is given
+  (``--scrapy-python``; Scrapy's Twisted stack is not a dependency of Rongxin). Scrapy
+  fetches the pictures but fingerprints nothing, and keeps its frontier in memory; the
+  scanner commits every step to SQLite (``synchronous=FULL``) so that it can resume.
+
+Run::
+
+    .venv/bin/python bench/scan.py --quick                                  # 300 pages
+    .venv/bin/python bench/scan.py --pages 2000 --scrapy-python /tmp/scrapy-venv/bin/python
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+
+def page_html(i: int, n: int, media: bool, distinct: int) -> bytes:
+    """Page ``i`` of ``n``: links to its children and home, two pictures in the media run."""
+    links = "".join(f'<a href="/p/{c}.html">page {c}</a> ' for c in range(5 * i + 1, min(5 * i + 6, n)))
+    imgs = ""
+    if media:
+        imgs = "".join(f'<img src="/img/{i}-{k}.jpg?v={(2 * i + k) % distinct}">' for k in range(2))
+    text = "Lorem ipsum dolor sit amet. " * 20
+    return (
+        f"<!doctype html><html><head><title>Page {i}</title></head><body><h1>Page {i}</h1>"
+        f"<p>{text}</p>{imgs}<nav>{links}<a href='/p/0.html'>home</a></nav></body></html>"
+    ).encode()
+
+
+def serve(n: int, media: bool, distinct: int, pictures: Path, port_file: Path) -> None:
+    """The site (runs in its own process; ``--serve``)."""
+    pics = [p.read_bytes() for p in sorted(pictures.glob("*.jpg"))]
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def setup(self) -> None:
+            super().setup()
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no delayed-ACK stalls
+
+        def do_GET(self) -> None:
+            path, _, query = self.path.partition("?")
+            if path == "/robots.txt":
+                body, ctype = b"User-agent: *\nAllow: /\n", "text/plain"
+            elif path.startswith("/p/") and path.endswith(".html") and path[3:-5].isdigit():
+                body, ctype = page_html(int(path[3:-5]), n, media, distinct), "text/html"
+            elif path.startswith("/img/") and query.startswith("v="):
+                body, ctype = pics[int(query[2:]) % len(pics)], "image/jpeg"
+            else:
+                body, ctype = b"not here", "text/plain"
+                self.send_response(404)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    port_file.write_text(str(server.server_address[1]))
+    server.serve_forever(poll_interval=0.05)
+
+
+class Site:
+    """The site process: started with ``with``, stopped at exit."""
+
+    def __init__(self, n: int, media: bool, distinct: int, pictures: Path, work: Path) -> None:
+        self.args = (n, media, distinct, pictures)
+        self.port_file = work / f"port-{n}-{int(media)}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> str:
+        n, media, distinct, pictures = self.args
+        cmd = [sys.executable, __file__, "--serve", str(n), str(int(media)), str(distinct), str(pictures)]
+        self.proc = subprocess.Popen([*cmd, str(self.port_file)])
+        deadline = time.monotonic() + 20
+        while not (self.port_file.exists() and self.port_file.read_text()):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the site did not start")
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{self.port_file.read_text()}"
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+def pictures_and_library(work: Path, distinct: int) -> tuple[Path, Path]:
+    """``distinct`` attacked JPEG copies of the smoke corpus's photos; a library of the originals."""
+    from datasets.attacks import image as image_attacks
+    from datasets.manifest import Manifest
+    from datasets.smoke import ensure
+    from forensics.library import Library
+
+    root = ensure()
+    photos = [root / e.path for e in Manifest.open(root).select(collection="images", role="original")]
+    lib_dir, pics = work / "lib", work / "pics"
+    pics.mkdir()
+    with Library(lib_dir) as lib:
+        for p in photos:
+            lib.register(p, p.stem)
+    for k in range(distinct):
+        attacked, _ = image_attacks.apply(photos[k % len(photos)], "jpeg", seed=k)
+        buf = io.BytesIO()
+        attacked.convert("RGB").save(buf, format="JPEG", quality=80)
+        (pics / f"{k:04d}.jpg").write_bytes(buf.getvalue())
+    return pics, lib_dir
+
+
+def run_scanner(base: str, n: int, library: Path, out: Path) -> dict[str, Any]:
+    from crawlers.scan import ScanConfig, Scanner
+
+    cfg = ScanConfig(
+        seeds=[base + "/p/0.html"],
+        library=str(library),
+        depth=20,
+        max_pages=n,
+        delay=0.0,
+        allow=["127.0.0.1"],
+        render="never",
+        request_seconds=10.0,
+    )
+    t0 = time.perf_counter()
+    with Scanner(out, cfg) as scanner:
+        summary = scanner.run()
+    summary["wall"] = time.perf_counter() - t0
+    return summary
+
+
+SPIDER = """
+import json, sys, time
+import scrapy
+from scrapy.crawler import CrawlerProcess
+
+BASE, N, MEDIA, CONC = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", int(sys.argv[4])
+got = {"pages": 0, "media": 0}
+
+class Bench(scrapy.Spider):
+    name = "bench"
+    start_urls = [BASE + "/p/0.html"]
+
+    def parse(self, response):
+        got["pages"] += 1
+        for href in response.css("a::attr(href)").getall():
+            yield response.follow(href, self.parse)
+        if MEDIA:
+            for src in response.css("img::attr(src)").getall():
+                yield response.follow(src, self.picture)
+
+    def picture(self, response):
+        got["media"] += 1
+
+process = CrawlerProcess(settings={
+    "ROBOTSTXT_OBEY": True, "DOWNLOAD_DELAY": 0, "CONCURRENT_REQUESTS": 16,
+    "CONCURRENT_REQUESTS_PER_DOMAIN": CONC, "LOG_LEVEL": "ERROR", "TELNETCONSOLE_ENABLED": False,
+    "CLOSESPIDER_PAGECOUNT": 0, "DEPTH_LIMIT": 20, "AUTOTHROTTLE_ENABLED": False,
+    "REQUEST_FINGERPRINTER_IMPLEMENTATION": "2.7",
+})
+process.crawl(Bench)
+t0 = time.perf_counter()
+process.start()
+got["wall"] = time.perf_counter() - t0
+print(json.dumps(got))
+"""
+
+
+def run_scrapy(python: str, base: str, n: int, media: bool, conc: int, work: Path) -> dict[str, Any]:
+    script = work / "spider.py"
+    script.write_text(textwrap.dedent(SPIDER))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [python, str(script), base, str(n), str(int(media)), str(conc)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        cwd=work,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"scrapy failed: {proc.stderr[-500:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, ["-" * w for w in widths], *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    print()
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        pages_arg, media_arg, distinct_arg, pictures, port_file = sys.argv[2:7]
+        serve(int(pages_arg), media_arg == "1", int(distinct_arg), Path(pictures), Path(port_file))
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="300 pages, 30 distinct pictures")
+    ap.add_argument("--pages", type=int, default=2000)
+    ap.add_argument("--distinct", type=int, default=100, help="distinct pictures in the media run")
+    ap.add_argument("--scrapy-python", default="", help="an interpreter with Scrapy installed")
+    args = ap.parse_args()
+    n, distinct = (300, 30) if args.quick else (args.pages, args.distinct)
+    work = Path(tempfile.mkdtemp(prefix="bench-scan-"))
+    try:
+        pics, library = pictures_and_library(work, distinct)
+        rows: list[list[str]] = []
+        for media in (False, True):
+            with Site(n, media, distinct, pics, work) as base:
+                s = run_scanner(base, n, library, work / f"scan-{int(media)}")
+                pages = s.get("page.done", 0) + s.get("page.failed", 0)
+                fetched = s.get("media.done", 0)
+                rows.append(
+                    [
+                        "rongxin scan",
+                        "media" if media else "pages",
+                        str(pages),
+                        f"{pages / s['wall']:.0f}",
+                        str(fetched),
+                        f"{fetched / s['wall']:.1f}" if media else "-",
+                        str(s.get("media.fingerprinted", 0)) if media else "-",
+                        str(s.get("cases", 0)) if media else "-",
+                        f"{s['wall']:.1f}",
+                    ]
+                )
+                if args.scrapy_python:
+                    for conc in (1, 8):
+                        r = run_scrapy(args.scrapy_python, base, n, media, conc, work)
+                        rows.append(
+                            [
+                                f"scrapy ({conc}/domain)",
+                                "media" if media else "pages",
+                                str(r["pages"]),
+                                f"{r['pages'] / r['wall']:.0f}",
+                                str(r["media"]),
+                                f"{r['media'] / r['wall']:.1f}" if media else "-",
+                                "-",
+                                "-",
+                                f"{r['wall']:.1f}",
+                            ]
+                        )
+        print(f"loopback site: {n} pages, {distinct} distinct pictures; cpu count {os.cpu_count()}\n")
+        table(["crawler", "run", "pages", "pages/s", "media", "media/s", "fingerprinted", "cases", "s"], rows)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
