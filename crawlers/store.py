@@ -1,7 +1,9 @@
 """The scan database: frontier, seen set, fingerprinted media and cases, in one SQLite file.
 
-Every change of a scan's state is one transaction (WAL journal, ``synchronous=FULL``),
-so a scan killed at any instant (``kill -9`` included) resumes from the database alone:
+Every change of a scan's state is one transaction (WAL journal, ``synchronous=NORMAL``:
+a committed transaction survives the process being killed; a power cut may lose the last
+ones, which a resumed scan does again), so a scan killed at any instant (``kill -9``
+included) resumes from the database alone:
 
 * ``frontier`` is the seen set and the queue at once: a URL enters it once
   (``UNIQUE``), as a page or a media item, and is ``pending`` until it is processed.
@@ -169,7 +171,7 @@ class ScanStore:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=30.0)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
             with self._db:
                 self._db.executescript(_SCHEMA)
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (FORMAT,))
@@ -328,8 +330,8 @@ class ScanStore:
         """Add a fetch to ``origin``'s usage.
 
         The charge is written with the item's result, in the same transaction (one commit
-        per item: each commit is a disk sync). A fetch repeated after a crash is counted
-        once, when its result is recorded.
+        per item). A fetch repeated after a crash is counted once, when its result is
+        recorded.
         """
         self._charges.append((origin, pages, nbytes))
 
