@@ -21,8 +21,9 @@ Peers in the same run, behind the same queries (``--peers``):
   rule: a query frame matches a work when one of the work's frames is within 31 bits
   (frames of quality below 50 ignored); the work matches when at least ``--vpdq-pct`` % of
   the query's frames match.
-- **TMK+PDQF** (``perception``), **videohash** and ffmpeg's MPEG-7 **signature** filter, each
-  with its own decision rule (:mod:`bench.video_peers`). ``videohash`` takes several
+- **TMK+PDQF** (``perception``), **videohash**, ffmpeg's MPEG-7 **signature** filter and,
+  when installed, Meta's **vpdq** bindings, each with its own decision rule
+  (:mod:`bench.video_peers`). ``videohash`` takes several
   seconds a query: ``--videohash-n`` caps its queries per family and length.
 
 Every matcher is judged by the same rule: the true work (both, for "two_works") among its
@@ -57,7 +58,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.video_peers import Peer, SignaturePeer, TmkPeer, VideohashPeer, describe, detected
+from bench.video_peers import Peer, SignaturePeer, TmkPeer, VideohashPeer, VpdqPeer, describe, detected
 from datasets.attacks.video import apply
 from datasets.manifest import Manifest
 from datasets.paths import corpus_dir
@@ -456,8 +457,8 @@ def score_query(
             row[peer.name].append(detected(peer.rank(q.path), truth))
 
 
-def make_peers(names: str, scratch: Path) -> list[Peer]:
-    """The peers named (comma-separated ``tmk``, ``videohash``, ``signature``; ``none`` for none)."""
+def make_peers(names: str, scratch: Path, vpdq_pct: float = 50.0) -> list[Peer]:
+    """The peers named (comma-separated ``tmk``, ``videohash``, ``signature``, ``vpdq``; ``none``)."""
     made: list[Peer] = []
     for name in [n.strip() for n in names.split(",") if n.strip() and n.strip() != "none"]:
         if name == "tmk":
@@ -466,6 +467,8 @@ def make_peers(names: str, scratch: Path) -> list[Peer]:
             made.append(VideohashPeer(scratch / "videohash"))
         elif name == "signature":
             made.append(SignaturePeer(scratch / "signature"))
+        elif name == "vpdq":
+            made.append(VpdqPeer(scratch / "vpdq", vpdq_pct))
         else:
             raise SystemExit(f"unknown peer {name!r}")
     return made
@@ -493,7 +496,7 @@ def prepare_peers(peers: list[Peer], corpus: Corpus, lengths: list[float]) -> di
 
 
 #: window hop (s) of each peer's false-positive windows (slower peers, fewer windows)
-PEER_HOP = {"TMK": 4.0, "signature": 10.0, "videohash": 40.0}
+PEER_HOP = {"TMK": 4.0, "signature": 10.0, "vpdq": 10.0, "videohash": 40.0}
 
 
 def peer_false_positives(peer: Peer, videos: list[Path], lengths: list[float]) -> dict[str, list[int]]:
@@ -545,7 +548,9 @@ def main() -> None:
     ap.add_argument("--families", default="", help="comma-separated subset")
     ap.add_argument("--fpr", type=float, default=1e-4)
     ap.add_argument("--vpdq-pct", type=float, default=50.0)
-    ap.add_argument("--peers", default="tmk,videohash,signature", help="peers beside vPDQ-style (or none)")
+    ap.add_argument(
+        "--peers", default="tmk,videohash,signature,vpdq", help="peers beside vPDQ-style (or none)"
+    )
     ap.add_argument("--videohash-n", type=int, default=0,
                     help="videohash queries per family and length (0: all; --quick: 1)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=2026)
@@ -634,7 +639,7 @@ def run(args: argparse.Namespace) -> None:
                     vpdq_null[L] += vpdq_match(frames[s : s + int(L)], refs, args.vpdq_pct)[0] is not None
         results["vpdq_false_positives"] = {str(L): [vpdq_null[L], vpdq_null_n[L] * works] for L in lengths}
         # the other peers: works registered once, false positives on windows of the same videos
-        peers = make_peers(args.peers, tmp / "peers")
+        peers = make_peers(args.peers, tmp / "peers", args.vpdq_pct)
         limits = {"videohash": args.videohash_n or args.n}
         results["peer_false_positives"] = prepare_peers(peers, corpus, lengths)
         active = [(p, limits.get(p.name, args.n)) for p in peers if not p.error]

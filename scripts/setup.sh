@@ -42,5 +42,10 @@ echo "setup: creating $VENV and installing pinned Python packages"
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 "$VENV/bin/python" -m pip install -q -c constraints.txt -e '.[dev]'
+# perception: the TMK+PDQF peer of bench/video_robustness.py.  It declares rich<14 and
+# opencv-contrib-python-headless<5, which conflict with the pinned rich and opencv (and two
+# OpenCV wheels would overwrite each other's cv2); its TMK and PDQF hashers run with them, so
+# it is installed without its declared dependencies and its other two are pinned here.
+"$VENV/bin/python" -m pip install -q --no-deps -c constraints.txt perception validators tqdm
 echo "$fingerprint" > "$STAMP"
 echo "setup: done"

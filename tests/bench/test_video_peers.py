@@ -14,6 +14,7 @@ from bench.video_peers import (
     SignatureReport,
     TmkPeer,
     VideohashPeer,
+    VpdqPeer,
     detected,
     parse_signature_log,
 )
@@ -155,3 +156,17 @@ def test_signature_finds_an_excerpt_of_a_real_clip(tmp_path: Path) -> None:
     bad.write_bytes(b"not a video" * 100)
     assert peer.rank(bad) == []
     assert len(peer.failures) == 1
+
+
+def test_vpdq_frame_rule(tmp_path: Path) -> None:
+    peer = VpdqPeer(tmp_path, pct=50.0)
+    rng = np.random.default_rng(3)
+    work = rng.integers(0, 256, (20, 32), dtype=np.uint8)
+    other = rng.integers(0, 256, (20, 32), dtype=np.uint8)
+    peer.refs = {"work": work, "other": other, "empty": np.zeros((0, 32), np.uint8)}
+    near = work[:6].copy()
+    near[:, 0] ^= 0b1111  # 4 bits off: still within 31
+    query = np.concatenate([near, other[:4]])  # 60 % of the frames from work, 40 % from other
+    assert peer.rank_hashes(query) == [("work", 60.0)]
+    assert peer.rank_hashes(np.concatenate([near[:2], other[:8]])) == [("other", 80.0)]
+    assert peer.rank_hashes(np.zeros((0, 32), np.uint8)) == []
