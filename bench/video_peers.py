@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,24 @@ Ranking = list[tuple[str, float]]
 def _clip_args(span: tuple[float, float] | None) -> list[str]:
     """ffmpeg input options selecting ``span`` (start, length) of a file; none for the whole."""
     return [] if span is None else ["-ss", f"{span[0]:.3f}", "-t", f"{span[1]:.3f}"]
+
+
+def _cut(query: Path, span: tuple[float, float], out: Path) -> Path:
+    """``span`` (start, length) of ``query`` as a file of its own (picture only, near-lossless)."""
+    args = ["-an", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", str(out)]
+    subprocess.run(["ffmpeg", "-v", "error", *_clip_args(span), "-i", str(query), *args], check=True)
+    return out
+
+
+def _on_file(
+    query: Path, span: tuple[float, float] | None, scratch: Path, answer: Callable[[Path], Ranking]
+) -> Ranking:
+    """``answer`` for the whole file, or for ``span`` of it cut to a file of its own in ``scratch``."""
+    if span is None:
+        return answer(query)
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch) as d:
+        return answer(_cut(query, span, Path(d) / "window.mp4"))
 
 
 class Peer:
@@ -204,21 +223,10 @@ class VideohashPeer(Peer):
         return [(w, 64.0 - d) for d, w in dist if d <= self.max_bits]
 
     def _rank(self, query: Path, span: tuple[float, float] | None) -> Ranking:
-        if span is None:
-            return self.rank_hash(self.hash(query))
-        self.scratch.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.scratch) as d:
-            return self.rank_hash(self.hash(_cut(query, span, Path(d) / "window.mp4")))
+        return _on_file(query, span, self.scratch, lambda f: self.rank_hash(self.hash(f)))
 
 
 # -- official vPDQ bindings -------------------------------------------------------------------------
-
-
-def _cut(query: Path, span: tuple[float, float], out: Path) -> Path:
-    """``span`` (start, length) of ``query`` as a file of its own (picture only, near-lossless)."""
-    args = ["-an", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", str(out)]
-    subprocess.run(["ffmpeg", "-v", "error", *_clip_args(span), "-i", str(query), *args], check=True)
-    return out
 
 
 class VpdqPeer(Peer):
@@ -266,11 +274,7 @@ class VpdqPeer(Peer):
         return sorted(out, key=lambda x: -x[1])
 
     def _rank(self, query: Path, span: tuple[float, float] | None) -> Ranking:
-        if span is None:
-            return self.rank_hashes(self.hashes(query))
-        self.scratch.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.scratch) as d:
-            return self.rank_hashes(self.hashes(_cut(query, span, Path(d) / "window.mp4")))
+        return _on_file(query, span, self.scratch, lambda f: self.rank_hashes(self.hashes(f)))
 
 
 # -- ffmpeg's MPEG-7 signature filter --------------------------------------------------------------
