@@ -74,6 +74,11 @@ class Peer:
     def _rank(self, query: Path, span: tuple[float, float] | None) -> Ranking:
         raise NotImplementedError
 
+    def rank_windows(self, video: Path, length: float, hop: float, total: float) -> list[Ranking]:
+        """The answers for windows of ``length`` s every ``hop`` s of a ``total``-s video (untimed)."""
+        starts = np.arange(0.0, total - length + 1e-9, hop)
+        return [self.rank(video, (float(s), length), timed=False) for s in starts]
+
     def rank(self, query: Path, span: tuple[float, float] | None = None, timed: bool = True) -> Ranking:
         """The works ``query`` (or its ``span``: start, length in seconds) matches, best first."""
         t = time.time()
@@ -171,6 +176,12 @@ class TmkPeer(Peer):
 
     def _rank(self, query: Path, span: tuple[float, float] | None) -> Ranking:
         return self.rank_hashes(self.hashes(self.features(query, span)))
+
+    def rank_windows(self, video: Path, length: float, hop: float, total: float) -> list[Ranking]:
+        """As :meth:`Peer.rank_windows`, the video's frames hashed once and sliced per window."""
+        feats = self.features(video)
+        n, step = round(length * self.fps), round(hop * self.fps)
+        return [self.rank_hashes(self.hashes(feats[s : s + n])) for s in range(0, len(feats) - n + 1, step)]
 
 
 # -- videohash -------------------------------------------------------------------------------------

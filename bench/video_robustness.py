@@ -506,12 +506,9 @@ def peer_false_positives(peer: Peer, videos: list[Path], lengths: list[float]) -
     for v in videos:
         total = duration(v)
         for L in lengths:
-            start = 0.0
-            while start + L <= total:
-                found = peer.rank(v, (start, L), timed=False)
+            for found in peer.rank_windows(v, L, hop, total):
                 out[str(L)][0] += len(found)
                 out[str(L)][1] += len(peer.refs)  # type: ignore[attr-defined]
-                start += hop
     return out
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bench.video_peers import (
+    Peer,
     SignaturePeer,
     SignatureReport,
     TmkPeer,
@@ -170,3 +171,20 @@ def test_vpdq_frame_rule(tmp_path: Path) -> None:
     assert peer.rank_hashes(query) == [("work", 60.0)]
     assert peer.rank_hashes(np.concatenate([near[:2], other[:8]])) == [("other", 80.0)]
     assert peer.rank_hashes(np.zeros((0, 32), np.uint8)) == []
+
+
+def test_windows_cover_the_video_untimed(tmp_path: Path) -> None:
+    class Recorder(Peer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.spans: list[tuple[float, float] | None] = []
+
+        def _rank(self, query: Path, span: tuple[float, float] | None) -> list[tuple[str, float]]:
+            self.spans.append(span)
+            return []
+
+    peer = Recorder()
+    assert len(peer.rank_windows(tmp_path / "v.mp4", 10.0, 4.0, 30.0)) == 6
+    assert peer.spans == [(s, 10.0) for s in (0.0, 4.0, 8.0, 12.0, 16.0, 20.0)]
+    assert peer.seconds == []  # false-positive windows are not query timings
+    assert peer.rank_windows(tmp_path / "v.mp4", 30.0, 4.0, 20.0) == []
