@@ -454,7 +454,12 @@ def score_query(
     row["vpdq_s"].append(time.time() - w0)
     for peer, limit in peers:
         if not peer.error and i < limit:
-            row[peer.name].append(detected(peer.rank(q.path), truth))
+            try:
+                ranking = peer.rank(q.path)
+            except Exception as e:  # a peer failing on one query counts as a miss, and is shown
+                print(f"    {peer.name} failed on {q.path.name}: {type(e).__name__}: {e}", flush=True)
+                ranking = []
+            row[peer.name].append(detected(ranking, truth))
 
 
 def make_peers(names: str, scratch: Path, vpdq_pct: float = 50.0) -> list[Peer]:
@@ -496,7 +501,7 @@ def prepare_peers(peers: list[Peer], corpus: Corpus, lengths: list[float]) -> di
 
 
 #: window hop (s) of each peer's false-positive windows (slower peers, fewer windows)
-PEER_HOP = {"TMK": 4.0, "signature": 10.0, "vpdq": 10.0, "videohash": 40.0}
+PEER_HOP = {"TMK": 4.0, "signature": 10.0, "vpdq": 10.0, "videohash": 60.0}
 
 
 def peer_false_positives(peer: Peer, videos: list[Path], lengths: list[float]) -> dict[str, list[int]]:
