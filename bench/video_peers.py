@@ -249,7 +249,7 @@ class VpdqPeer(Peer):
     decoder and PDQ of the full frame instead of ffmpeg-scaled 256×256 frames).
     """
 
-    name = "vpdq"
+    name = "vpdq-meta"
 
     def __init__(self, scratch: Path, pct: float = 50.0) -> None:
         super().__init__()

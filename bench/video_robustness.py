@@ -501,7 +501,7 @@ def prepare_peers(peers: list[Peer], corpus: Corpus, lengths: list[float]) -> di
 
 
 #: window hop (s) of each peer's false-positive windows (slower peers, fewer windows)
-PEER_HOP = {"TMK": 4.0, "signature": 10.0, "vpdq": 10.0, "videohash": 60.0}
+PEER_HOP = {"TMK": 4.0, "signature": 10.0, "vpdq-meta": 10.0, "videohash": 60.0}
 
 
 def peer_false_positives(peer: Peer, videos: list[Path], lengths: list[float]) -> dict[str, list[int]]:
