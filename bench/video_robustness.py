@@ -32,7 +32,7 @@ cut from two of the held-out unrelated videos, and its time per query is printed
 
 Run::
 
-    .venv/bin/python bench/video_robustness.py --quick      # ≈ 15 minutes on a loaded machine
+    .venv/bin/python bench/video_robustness.py --quick      # ≈ 25 minutes on a loaded machine
     .venv/bin/python bench/video_robustness.py --n 40       # the issue's query counts (hours)
 """
 
