@@ -860,7 +860,7 @@ def dump_config(cfg: NodeConfig, *, header: str = "") -> str:
             "replicate_interval_s": float(v.replicate_interval_s),
             "scrub_interval_s": float(v.scrub_interval_s),
             "operators": list(v.operators),
-            "backend": v.backend,
+            "backend": None if v.backend == "local" else v.backend,  # the default is left out
             **_s3_keys(v.s3, base),
         },
     }

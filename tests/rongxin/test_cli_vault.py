@@ -24,7 +24,14 @@ from typer.testing import CliRunner, Result
 from chain.node.config import load_config
 from rongxin.cli import app
 from rongxin.ops import procs
+from tests.crawlers.capture import conftest as capture_fixtures
+from tests.crawlers.capture.site import CaptureSite
+from tests.forensics.report.conftest import Found, image_found  # noqa: F401 (fixture)
 from tests.rongxin.test_cli_chain import FAST, _flat, _free_base_port
+from tests.rongxin.test_cli_report import _record_case
+
+capture_site = capture_fixtures.capture_site
+site_files = capture_fixtures.site_files
 
 runner = CliRunner()
 PASSWORD = "network password 1"
@@ -225,3 +232,45 @@ def test_works_add_keep_source_seals_the_file_into_the_vault(one_node: Path, tmp
     bad = _run("works", "add", str(src), "--library", str(tmp_path / "lib2"), "--keep-source",
                "--client", str(tmp_path / "missing.toml"))  # fmt: skip
     assert bad.exit_code == 1 and not (tmp_path / "lib2").exists()
+
+
+def test_evidence_capture_and_report_keep_their_files_in_the_vault(
+    one_node: Path,
+    tmp_path: Path,
+    capture_site: CaptureSite,
+    image_found: Found,  # noqa: F811
+) -> None:
+    """``evidence capture --keep`` and ``report --keep``: the finished package and the written
+    report go to the member's vault through its node; the printed object gives them back."""
+    legal, _ = _member(one_node, tmp_path, "Legal center", "legal_center")
+    anchored = _as(legal, "anchor", os.urandom(32).hex(), "--out-dir", str(tmp_path / "a"))
+    assert anchored.exit_code == 0, anchored.output  # a block exists: the capture reads the ledger's time
+    out = tmp_path / "ev"
+    done = _as(legal, "evidence", "capture", f"{capture_site.base}/static.html", "--out", str(out),
+               "--allow", "127.0.0.1", "--no-recording", "--keep", "--json")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.output)
+    assert summary["anchored"] and len(summary["vault_object"]) == 64 and summary["vault_height"] >= 1
+    assert json.loads((out / "vault.json").read_text())["vault_object"] == summary["vault_object"]
+    got = _as(legal, "vault", "get", summary["vault_object"], "--out", str(tmp_path / "back.wacz"))
+    assert got.exit_code == 0, got.output
+    assert (tmp_path / "back.wacz").read_bytes() == Path(summary["package"]).read_bytes()
+    refused = _as(legal, "evidence", "capture", f"{capture_site.base}/static.html", "--out",
+                  str(tmp_path / "ev2"), "--no-anchor", "--keep")  # fmt: skip
+    assert refused.exit_code == 1 and "--no-anchor" in _flat(refused.output)
+    # the report of a case, kept likewise
+    scan = tmp_path / "scan"
+    _record_case(scan, image_found)
+    lib = image_found.work_file.parent / "lib"
+    written = _as(legal, "report", "1", "--scan", str(scan), "--library", str(lib), "--format", "html",
+                  "--lang", "en", "--out", str(tmp_path / "r" / "case-1"), "--keep")  # fmt: skip
+    assert written.exit_code == 0, written.output
+    doc = json.loads(written.stdout)
+    kept = doc["vault"]["html"]
+    got = _as(legal, "vault", "get", kept["vault_object"], "--out", str(tmp_path / "back.html"))
+    assert got.exit_code == 0, got.output
+    assert (tmp_path / "back.html").read_bytes() == Path(doc["html"]).read_bytes()
+    # a bad profile: nothing is written
+    bad = _run("report", "1", "--scan", str(scan), "--library", str(lib), "--format", "html", "--out",
+               str(tmp_path / "r2" / "case-1"), "--keep", "--client", str(tmp_path / "x.toml"))  # fmt: skip
+    assert bad.exit_code == 1 and not (tmp_path / "r2").exists()
