@@ -137,3 +137,19 @@ def test_s3_secret_file_readable_by_others_refused(tmp_path: Path) -> None:
     secret.chmod(0o644)
     with pytest.raises(ConfigError, match=r"\[vault\] s3_secret_file.*chmod 600"):
         load_config(_write(tmp_path, S3 + 's3_secret_file = "s3.secret"\n'))
+
+
+def test_s3_secret_read_at_start_and_empty_refused(tmp_path: Path) -> None:
+    from chain.node.vault import open_store
+    from chain.vault.s3 import S3Store
+
+    secret = tmp_path / "s3.secret"
+    secret.write_text("\n")
+    secret.chmod(0o600)
+    cfg = load_config(_write(tmp_path, S3 + 's3_secret_file = "s3.secret"\n'))
+    with pytest.raises(ConfigError, match=r"\[vault\] s3_secret_file: gives an empty secret"):
+        open_store(cfg)
+    secret.write_text("value-1\n")
+    store = open_store(cfg)  # no request is made until the store is used
+    assert isinstance(store, S3Store) and store.bucket == "rongxin-vault"
+    assert store.client.meta.endpoint_url == "http://127.0.0.1:9000"

@@ -11,7 +11,7 @@ import pytest
 
 from chain.errors import ConfigError
 from chain.node.config import load_config
-from chain.node.vault import open_store
+from chain.node.vault import build_vault, open_store
 from chain.vault.s3 import S3Store
 from chain.vault.store import LocalStore, ObjectStore
 from tests.chain.vault.harness import vault_nodes
@@ -63,8 +63,13 @@ def test_node_with_s3_backend_serves_replicates_and_repairs(
             out = tmp_path / "back.wacz"
             owner.get(stored.digest, out)
             assert out.read_bytes() == src.read_bytes()
-            assert a.replicate(net.push(0)) == (1, 0)
+            # the node's own replication push (chain.node.vault) copies from the bucket
+            me = net.node_ids[0]
+            _, push = build_vault(cfg, me.key, me.cert, net.consortium.genesis, lambda: None)
+            push(net.urls[1], stored.digest)
             assert regulator.store.verify(stored.digest) == stored.header
+            assert list((cfg.vault.directory(cfg.node.data_dir) / "spool").iterdir()) == []
+            assert a.replicate(net.push(0)) == (1, 0)
             # an object altered in the bucket is found by scrub and repaired from the replica
             key = bucket.key(stored.digest)
             raw = bytearray(bucket.client.get_object(Bucket=bucket.bucket, Key=key)["Body"].read())
