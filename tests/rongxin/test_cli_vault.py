@@ -15,7 +15,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -43,7 +43,7 @@ def _run(*args: str, password: str = PASSWORD) -> Result:
 
 
 @contextlib.contextmanager
-def _network(base: Path, nodes: int) -> Iterator[Path]:
+def _network(base: Path, nodes: int, prepare: Callable[[Path], None] | None = None) -> Iterator[Path]:
     pw = base / "pw"
     pw.write_text(PASSWORD + "\n")
     pw.chmod(0o600)
@@ -54,6 +54,8 @@ def _network(base: Path, nodes: int) -> Iterator[Path]:
         "--round-timeout-ms", "1000",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+    if prepare is not None:
+        prepare(out)  # e.g. change a node's configuration before it starts
     old = os.environ.get("RONGXIN_KEY_PASSWORD")
     os.environ["RONGXIN_KEY_PASSWORD"] = PASSWORD  # the node processes read it
     try:
@@ -274,3 +276,39 @@ def test_evidence_capture_and_report_keep_their_files_in_the_vault(
     bad = _run("report", "1", "--scan", str(scan), "--library", str(lib), "--format", "html", "--out",
                str(tmp_path / "r2" / "case-1"), "--keep", "--client", str(tmp_path / "x.toml"))  # fmt: skip
     assert bad.exit_code == 1 and not (tmp_path / "r2").exists()
+
+
+@pytest.mark.slow
+def test_node_process_with_s3_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node process whose ``[vault]`` is ``backend = "s3"`` (a loopback S3 server) stores
+    a member's upload in the bucket and serves it back through its API."""
+    import dataclasses
+
+    from chain.node.config import S3Settings, dump_config
+    from tests.chain.vault.s3server import ACCESS_KEY_ID, REGION, SECRET, s3_server
+
+    monkeypatch.setenv("RONGXIN_TEST_S3_SECRET", SECRET)  # the node process inherits it
+    with s3_server() as server:
+        bucket = server.store("node-vault", prefix="node-0/")
+
+        def to_s3(net: Path) -> None:
+            path = net / "node-0" / "node.toml"
+            cfg = load_config(path)
+            s3 = S3Settings(server.endpoint, "node-vault", REGION, ACCESS_KEY_ID,
+                            secret_env="RONGXIN_TEST_S3_SECRET", prefix="node-0/")  # fmt: skip
+            vault = dataclasses.replace(cfg.vault, backend="s3", s3=s3)
+            path.write_text(dump_config(dataclasses.replace(cfg, vault=vault)))
+
+        with _network(tmp_path, 1, prepare=to_s3) as net:
+            legal, _ = _member(net, tmp_path, "Legal center", "legal_center")
+            src = tmp_path / "case.wacz"
+            src.write_bytes(os.urandom(300_000))
+            put = _as(legal, "vault", "put", str(src), "--json")
+            assert put.exit_code == 0, put.output
+            digest = json.loads(put.output)[0]["object"]
+            assert [d.hex() for d in bucket.digests()] == [digest]
+            cfg = load_config(net / "node-0" / "node.toml")
+            assert not (cfg.vault.directory(cfg.node.data_dir) / "objects").exists()
+            got = _as(legal, "vault", "get", digest, "--out", str(tmp_path / "back"))
+            assert got.exit_code == 0, got.output
+            assert (tmp_path / "back").read_bytes() == src.read_bytes()
