@@ -41,6 +41,15 @@ NoRecordingOption = Annotated[bool, typer.Option("--no-recording", help="No scre
 NoAnchorOption = Annotated[
     bool, typer.Option("--no-anchor", help="Sign only; the package then lacks its chain receipt.")
 ]
+KeepOption = Annotated[
+    bool,
+    typer.Option(
+        "--keep",
+        "--vault",
+        help="Store the finished package in the member's off-chain vault through its node "
+        "(the object digest is printed and written to DIR/vault.json).",
+    ),
+]
 
 
 def _case(scan: Path | None, case_id: int | None) -> dict[str, Any] | None:
@@ -134,6 +143,18 @@ class _Signer:
         except (CrawlError, ChainError) as exc:
             raise _fail(f"evidence capture of {url} failed: {exc}", as_json=as_json) from None
 
+    def keep(self, package: Path, out: Path, as_json: bool) -> dict[str, Any]:
+        """Store ``package`` in the member's vault; the record, also written to ``out/vault.json``."""
+        from rongxin.errors import RongxinError
+        from rongxin.vault_keep import keep_files
+
+        try:
+            row = keep_files(self.ledger, self.genesis, [package])[0]
+        except RongxinError as exc:
+            raise _fail(f"the package is written but not kept: {exc}", as_json=as_json) from None
+        (out / "vault.json").write_text(json.dumps(row, indent=2) + "\n", encoding="utf-8")
+        return row
+
     def close(self) -> None:
         if self.ledger is not None:
             self.ledger.close()
@@ -153,17 +174,21 @@ def capture_cmd(
     play_seconds: PlayOption = 10.0,
     no_recording: NoRecordingOption = False,
     no_anchor: NoAnchorOption = False,
+    keep: KeepOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Capture URL as evidence and write DIR/evidence.wacz (signed, anchored, receipt inside)."""
     out = out or Path(f"evidence-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
     if out.exists() and any(out.iterdir()):
         raise _fail(f"{out} is not empty", as_json=as_json)
+    if keep and no_anchor:
+        raise _fail("--keep stores the package through the member's node: drop --no-anchor", as_json=as_json)
     case = _case(scan, case_id)
     signer = _Signer.open(client, no_anchor, as_json)
     opts = signer.options(allow, no_recording, play_seconds)
     try:
         ev = signer.collect(url, out, opts, case, tsa, as_json)
+        kept = signer.keep(ev.package, out, as_json) if keep else None
     finally:
         signer.close()
     summary = {
@@ -177,6 +202,8 @@ def capture_cmd(
         "timestamped": ev.timestamped,
         "seconds": round((ev.capture.finished_ms - ev.capture.started_ms) / 1000, 1),
     }
+    if kept is not None:
+        summary |= {k: kept[k] for k in ("vault_object", "vault_tx", "vault_height")}
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False))
         return
@@ -186,6 +213,8 @@ def capture_cmd(
     )
     console.print(f"package {escape(str(ev.package))}, digest {ev.digest.hex()}")
     console.print("anchored on chain; receipt in the package" if ev.receipt else "[yellow]not anchored[/]")
+    if kept is not None:
+        console.print(f"kept in the vault as object {kept['vault_object']} (height {kept['vault_height']})")
 
 
 @app.command("capture-cases")

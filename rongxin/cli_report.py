@@ -278,13 +278,25 @@ def report(
         str, typer.Option("--verify-url", help="URL the QR code leads to (default: the offline commands).")
     ] = "",
     force: Force = False,
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep",
+            "--vault",
+            help="Store the written files in the member's off-chain vault through its node (--client).",
+        ),
+    ] = False,
+    client: Annotated[
+        Path | None,
+        typer.Option("--client", help="Client profile for --keep (else $RONGXIN_CLIENT).", metavar="FILE"),
+    ] = None,
 ) -> None:
     """Write the infringement report of a scan case (HTML and PDF, Chinese by default).
 
     The report shows the case, the registered work and the copy side by side with the
     match evidence drawn (give --work-file and --copy: a scan keeps only digests), every
     file's SM3 and SHA-256, the receipts, a QR code and how to verify it all offline.
-    Prints the written paths as JSON.
+    Prints the written paths as JSON (with --keep, also each file's vault object).
     """
     chosen = _formats(formats)
     if lang not in ("zh", "en"):
@@ -292,6 +304,12 @@ def report(
     target = out if out is not None else scan / "reports" / f"case-{case_id}"
     for fmt in chosen:
         overwrite_guard(target.with_name(f"{target.name}.{fmt}"), force)
+    ledger = None
+    if keep:  # the profile is checked before anything is written
+        from rongxin.cli_common import member_client
+
+        cli, genesis_doc, _ = member_client(client)
+        ledger = (cli, genesis_doc)
     try:
         case = load_case(scan, case_id)
         receipt = None
@@ -323,11 +341,32 @@ def report(
             )
             files = write_report(inp, target, chosen, lang=lang, force=force)
     except RongxinError as exc:
+        if ledger is not None:
+            ledger[0].close()
         raise _fail(str(exc)) from None
     if work_file is None or copy_file is None:
         err_console.print(
             "note: without the work's file and the copy's (--work-file; --copy or a --package holding it) "
             "the report shows digests but no side-by-side figures"
         )
-    result = {"html": str(files.html) if files.html else None, "pdf": str(files.pdf) if files.pdf else None}
+    result: dict[str, Any] = {
+        "html": str(files.html) if files.html else None,
+        "pdf": str(files.pdf) if files.pdf else None,
+    }
+    if ledger is not None:
+        result["vault"] = _keep(ledger, [p for p in (files.html, files.pdf) if p is not None])
     sys.stdout.write(json.dumps(result) + "\n")
+
+
+def _keep(ledger: tuple[Any, Any], paths: list[Path]) -> dict[str, Any]:
+    """Store the written files in the member's vault; their records by format."""
+    from rongxin.vault_keep import keep_files
+
+    cli, genesis = ledger
+    try:
+        rows = keep_files(cli, genesis, paths)
+    except RongxinError as exc:
+        raise _fail(f"the report is written but not kept: {exc}") from None
+    finally:
+        cli.close()
+    return {Path(r["file"]).suffix.lstrip("."): r for r in rows}

@@ -348,10 +348,9 @@ class _VaultFailure(Exception):
 
 def _vault_of(ledger: Any) -> Any:
     """A vault client for the member of the ``(NodeClient, Genesis)`` pair."""
-    from chain.client.vault import HttpObjects, VaultClient
+    from rongxin.vault_keep import member_vault
 
-    cli, genesis = ledger
-    return VaultClient(cli, HttpObjects(cli.url, cli.key, cli.cert, genesis), cli.key, cli.cert)
+    return member_vault(*ledger)
 
 
 def _keep_source(vault: Any, lib: Library, path: Path) -> dict[str, Any]:

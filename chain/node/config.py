@@ -41,6 +41,14 @@ names the file, the ``[section]`` and the key::
     replicate_interval_s = 2.0
     scrub_interval_s = 0.0             # periodic scrub (0: on demand only)
     operators = []                     # certificate ids (hex) that may start a scrub (empty: any member)
+    backend = "local"                  # "local" (the directory above) or "s3" (a bucket)
+    s3_endpoint = "https://s3.example.cn"  # with backend = "s3": the service's URL
+    s3_bucket = "rongxin-vault"        # an existing bucket
+    s3_region = "us-east-1"
+    s3_access_key_id = "AKIA…"
+    s3_secret_file = "s3.secret"       # mode 600, first line; or s3_secret_env = "VAR_NAME"
+    s3_prefix = ""                     # prepended to every key (nodes sharing a bucket)
+    s3_part_bytes = 16777216           # multipart part size (>= 5 MiB)
 
     [state_sync]
     enable = false                     # an empty node restores a peer's snapshot first
@@ -263,6 +271,35 @@ class StateSyncSection:
 
 
 @dataclass(frozen=True)
+class S3Settings:
+    """The bucket of ``[vault] backend = "s3"``; the secret key itself is read at start
+    (:func:`chain.node.vault.s3_secret`) from ``secret_file`` or the variable ``secret_env``."""
+
+    endpoint: str
+    bucket: str
+    region: str = "us-east-1"
+    access_key_id: str = ""
+    secret_file: Path | None = None
+    secret_env: str | None = None
+    prefix: str = ""
+    part_bytes: int = 16 * 1024 * 1024
+
+
+VAULT_BACKENDS = ("local", "s3")
+_S3_MIN_PART = 5 * 1024 * 1024
+_S3_KEYS = (
+    "s3_endpoint",
+    "s3_bucket",
+    "s3_region",
+    "s3_access_key_id",
+    "s3_secret_file",
+    "s3_secret_env",
+    "s3_prefix",
+    "s3_part_bytes",
+)
+
+
+@dataclass(frozen=True)
 class VaultSection:
     """``[vault]``: the off-chain vault this node serves, its copies and its upkeep."""
 
@@ -275,6 +312,8 @@ class VaultSection:
     replicate_interval_s: float = 2.0
     scrub_interval_s: float = 0.0
     operators: tuple[str, ...] = ()
+    backend: str = "local"
+    s3: S3Settings | None = None
 
     def directory(self, data_dir: Path) -> Path:
         """Where the objects live (``dir``, or ``<data_dir>/vault``)."""
@@ -368,6 +407,17 @@ class _Table:
             return None
         return self.file(key)
 
+    def private_file(self, key: str) -> Path | None:
+        """An optional file holding a secret: refused when others may read it."""
+        path = self.optional_file(key)
+        if path is not None:
+            mode = path.stat().st_mode
+            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise self.error(
+                    key, f"{path} is readable by others (mode {stat.S_IMODE(mode):04o}); chmod 600 it"
+                )
+        return path
+
     def file(self, key: str, default: Any = _MISSING, *, must_exist: bool = True) -> Path:
         text = self.get(key, str, default)
         if not text:
@@ -430,14 +480,7 @@ def _node_section(t: _Table) -> NodeSection:
     name = t.get("name", str)
     if not _NODE_NAME.match(name):
         raise t.error("name", f"{name!r} must be 1-64 letters, digits, '.', '_' or '-'")
-    password_file = t.optional_file("key_password_file")
-    if password_file is not None:
-        mode = password_file.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise t.error(
-                "key_password_file",
-                f"{password_file} is readable by others (mode {stat.S_IMODE(mode):04o}); chmod 600 it",
-            )
+    password_file = t.private_file("key_password_file")
     data_dir = t.file("data_dir", "data", must_exist=False)
     if data_dir.exists() and not data_dir.is_dir():
         raise t.error("data_dir", f"{data_dir} exists and is not a directory")
@@ -547,6 +590,14 @@ def _vault_section(t: _Table) -> VaultSection:
     for i, op in enumerate(operators):
         if not isinstance(op, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", op):
             raise t.error(f"operators[{i}]", "must be a certificate id, 64 hex digits")
+    backend = t.get("backend", str, d.backend)
+    if backend not in VAULT_BACKENDS:
+        raise t.error("backend", f"{backend!r} is not one of {', '.join(VAULT_BACKENDS)}")
+    s3 = _s3_settings(t) if backend == "s3" else None
+    if s3 is None:
+        stray = [k for k in _S3_KEYS if k in t.table]
+        if stray:
+            raise t.error(stray[0], 'is only used with backend = "s3"')
     section = VaultSection(
         enable=t.get("enable", bool, d.enable),
         dir=directory,
@@ -557,9 +608,64 @@ def _vault_section(t: _Table) -> VaultSection:
         replicate_interval_s=t.positive("replicate_interval_s", float, d.replicate_interval_s),
         scrub_interval_s=scrub,
         operators=tuple(op.lower() for op in operators),
+        backend=backend,
+        s3=s3,
     )
     t.finish()
     return section
+
+
+def _s3_settings(t: _Table) -> S3Settings:
+    endpoint = t.get("s3_endpoint", str)
+    if not re.fullmatch(r"https?://[^\s/?#]+/?", endpoint):
+        raise t.error("s3_endpoint", f'must be a URL like "https://s3.example.cn", not {endpoint!r}')
+    bucket = t.get("s3_bucket", str)
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+        raise t.error("s3_bucket", f"{bucket!r} is not a valid bucket name")
+    key_id = t.get("s3_access_key_id", str)
+    if not key_id:
+        raise t.error("s3_access_key_id", "is empty")
+    secret_file = t.private_file("s3_secret_file")
+    secret_env = t.get("s3_secret_env", str, None)
+    if (secret_file is None) == (secret_env is None):
+        raise t.error(
+            "s3_secret_file", "set exactly one of s3_secret_file and s3_secret_env (never the secret itself)"
+        )
+    if secret_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", secret_env):
+        raise t.error("s3_secret_env", f"{secret_env!r} is not an environment variable name")
+    prefix = t.get("s3_prefix", str, "")
+    if prefix.startswith("/") or ".." in prefix.split("/"):
+        raise t.error("s3_prefix", f"{prefix!r} must be a relative key prefix")
+    part = t.positive("s3_part_bytes", int, S3Settings.part_bytes)
+    if part < _S3_MIN_PART:
+        raise t.error(
+            "s3_part_bytes", f"must be at least {_S3_MIN_PART} (the S3 minimum part size), not {part}"
+        )
+    return S3Settings(
+        endpoint=endpoint.rstrip("/"),
+        bucket=bucket,
+        region=t.get("s3_region", str, S3Settings.region),
+        access_key_id=key_id,
+        secret_file=secret_file,
+        secret_env=secret_env,
+        prefix=prefix,
+        part_bytes=part,
+    )
+
+
+def _s3_keys(s3: S3Settings | None, base: Path) -> dict[str, object]:
+    if s3 is None:
+        return {}
+    return {
+        "s3_endpoint": s3.endpoint,
+        "s3_bucket": s3.bucket,
+        "s3_region": s3.region,
+        "s3_access_key_id": s3.access_key_id,
+        "s3_secret_file": _relative(s3.secret_file, base),
+        "s3_secret_env": s3.secret_env,
+        "s3_prefix": s3.prefix,
+        "s3_part_bytes": s3.part_bytes,
+    }
 
 
 def load_config(path: str | os.PathLike[str]) -> NodeConfig:
@@ -754,6 +860,8 @@ def dump_config(cfg: NodeConfig, *, header: str = "") -> str:
             "replicate_interval_s": float(v.replicate_interval_s),
             "scrub_interval_s": float(v.scrub_interval_s),
             "operators": list(v.operators),
+            "backend": None if v.backend == "local" else v.backend,  # the default is left out
+            **_s3_keys(v.s3, base),
         },
     }
     comments = "".join(f"# {line}\n".replace("# \n", "#\n") for line in header.splitlines())
@@ -771,6 +879,7 @@ __all__ = [
     "NodeConfig",
     "NodeSection",
     "P2PSection",
+    "S3Settings",
     "StateSyncSection",
     "VaultSection",
     "check_host",

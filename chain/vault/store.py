@@ -10,8 +10,8 @@ complete and verified. :class:`LocalStore` is the default backend, a directory::
     <root>/damaged/                        objects a scrub found altered, kept for inspection
 
 A write goes to ``tmp/``, is fsynced, renamed into place and the directory fsynced: after
-a crash an object is whole or absent, never half-written. An S3-compatible backend would
-implement the same interface (``put`` as a multipart upload committed at the end).
+a crash an object is whole or absent, never half-written. The S3-compatible backend
+(:class:`chain.vault.s3.S3Store`) implements the same interface over a bucket.
 
 Examples
 --------
@@ -68,6 +68,8 @@ class ObjectStore(Protocol):
 
     def quarantine(self, digest: bytes) -> None: ...
 
+    def delete(self, digest: bytes) -> None: ...
+
     def digests(self) -> Iterator[bytes]: ...
 
 
@@ -79,6 +81,17 @@ def fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def write_stream(writer: ObjectWriter, src: BinaryIO) -> ObjectHeader:
+    """Feed ``src`` to ``writer`` and commit it (aborted on any failure); the object's header."""
+    try:
+        while piece := src.read(1 << 20):
+            writer.feed(piece)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.commit()
 
 
 class _LocalWriter:
@@ -183,20 +196,18 @@ class LocalStore:
 
     def put_stream(self, digest: bytes, src: BinaryIO, max_bytes: int | None = None) -> ObjectHeader:
         """Store the object read from ``src``; its header once it is checked and in place."""
-        w = self.writer(digest, max_bytes)
-        try:
-            while piece := src.read(1 << 20):
-                w.feed(piece)
-        except BaseException:
-            w.abort()
-            raise
-        return w.commit()
+        return write_stream(self.writer(digest, max_bytes), src)
 
     def verify(self, digest: bytes) -> ObjectHeader:
         """Re-hash the stored object; its header, or :class:`VaultError` if it is damaged
         (404 if it is missing)."""
         with self.open(digest) as fh:
             return check_stream(digest, fh)
+
+    def delete(self, digest: bytes) -> None:
+        """Remove the object; nothing if absent."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path(digest).unlink()
 
     def quarantine(self, digest: bytes) -> None:
         """Move a damaged object out of the way (to ``damaged/``); nothing if absent."""
@@ -218,4 +229,4 @@ class LocalStore:
                         yield bytes.fromhex(name)
 
 
-__all__ = ["LocalStore", "ObjectStore", "ObjectWriter"]
+__all__ = ["LocalStore", "ObjectStore", "ObjectWriter", "write_stream"]

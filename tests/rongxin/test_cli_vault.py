@@ -15,7 +15,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,14 @@ from typer.testing import CliRunner, Result
 from chain.node.config import load_config
 from rongxin.cli import app
 from rongxin.ops import procs
+from tests.crawlers.capture import conftest as capture_fixtures
+from tests.crawlers.capture.site import CaptureSite
+from tests.forensics.report.conftest import Found, image_found  # noqa: F401 (fixture)
 from tests.rongxin.test_cli_chain import FAST, _flat, _free_base_port
+from tests.rongxin.test_cli_report import _record_case
+
+capture_site = capture_fixtures.capture_site
+site_files = capture_fixtures.site_files
 
 runner = CliRunner()
 PASSWORD = "network password 1"
@@ -36,7 +43,7 @@ def _run(*args: str, password: str = PASSWORD) -> Result:
 
 
 @contextlib.contextmanager
-def _network(base: Path, nodes: int) -> Iterator[Path]:
+def _network(base: Path, nodes: int, prepare: Callable[[Path], None] | None = None) -> Iterator[Path]:
     pw = base / "pw"
     pw.write_text(PASSWORD + "\n")
     pw.chmod(0o600)
@@ -47,6 +54,8 @@ def _network(base: Path, nodes: int) -> Iterator[Path]:
         "--round-timeout-ms", "1000",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+    if prepare is not None:
+        prepare(out)  # e.g. change a node's configuration before it starts
     old = os.environ.get("RONGXIN_KEY_PASSWORD")
     os.environ["RONGXIN_KEY_PASSWORD"] = PASSWORD  # the node processes read it
     try:
@@ -225,3 +234,81 @@ def test_works_add_keep_source_seals_the_file_into_the_vault(one_node: Path, tmp
     bad = _run("works", "add", str(src), "--library", str(tmp_path / "lib2"), "--keep-source",
                "--client", str(tmp_path / "missing.toml"))  # fmt: skip
     assert bad.exit_code == 1 and not (tmp_path / "lib2").exists()
+
+
+def test_evidence_capture_and_report_keep_their_files_in_the_vault(
+    one_node: Path,
+    tmp_path: Path,
+    capture_site: CaptureSite,
+    image_found: Found,  # noqa: F811
+) -> None:
+    """``evidence capture --keep`` and ``report --keep``: the finished package and the written
+    report go to the member's vault through its node; the printed object gives them back."""
+    legal, _ = _member(one_node, tmp_path, "Legal center", "legal_center")
+    anchored = _as(legal, "anchor", os.urandom(32).hex(), "--out-dir", str(tmp_path / "a"))
+    assert anchored.exit_code == 0, anchored.output  # a block exists: the capture reads the ledger's time
+    out = tmp_path / "ev"
+    done = _as(legal, "evidence", "capture", f"{capture_site.base}/static.html", "--out", str(out),
+               "--allow", "127.0.0.1", "--no-recording", "--keep", "--json")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.output)
+    assert summary["anchored"] and len(summary["vault_object"]) == 64 and summary["vault_height"] >= 1
+    assert json.loads((out / "vault.json").read_text())["vault_object"] == summary["vault_object"]
+    got = _as(legal, "vault", "get", summary["vault_object"], "--out", str(tmp_path / "back.wacz"))
+    assert got.exit_code == 0, got.output
+    assert (tmp_path / "back.wacz").read_bytes() == Path(summary["package"]).read_bytes()
+    refused = _as(legal, "evidence", "capture", f"{capture_site.base}/static.html", "--out",
+                  str(tmp_path / "ev2"), "--no-anchor", "--keep")  # fmt: skip
+    assert refused.exit_code == 1 and "--no-anchor" in _flat(refused.output)
+    # the report of a case, kept likewise
+    scan = tmp_path / "scan"
+    _record_case(scan, image_found)
+    lib = image_found.work_file.parent / "lib"
+    written = _as(legal, "report", "1", "--scan", str(scan), "--library", str(lib), "--format", "html",
+                  "--lang", "en", "--out", str(tmp_path / "r" / "case-1"), "--keep")  # fmt: skip
+    assert written.exit_code == 0, written.output
+    doc = json.loads(written.stdout)
+    kept = doc["vault"]["html"]
+    got = _as(legal, "vault", "get", kept["vault_object"], "--out", str(tmp_path / "back.html"))
+    assert got.exit_code == 0, got.output
+    assert (tmp_path / "back.html").read_bytes() == Path(doc["html"]).read_bytes()
+    # a bad profile: nothing is written
+    bad = _run("report", "1", "--scan", str(scan), "--library", str(lib), "--format", "html", "--out",
+               str(tmp_path / "r2" / "case-1"), "--keep", "--client", str(tmp_path / "x.toml"))  # fmt: skip
+    assert bad.exit_code == 1 and not (tmp_path / "r2").exists()
+
+
+@pytest.mark.slow
+def test_node_process_with_s3_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node process whose ``[vault]`` is ``backend = "s3"`` (a loopback S3 server) stores
+    a member's upload in the bucket and serves it back through its API."""
+    import dataclasses
+
+    from chain.node.config import S3Settings, dump_config
+    from tests.chain.vault.s3server import ACCESS_KEY_ID, REGION, SECRET, s3_server
+
+    monkeypatch.setenv("RONGXIN_TEST_S3_SECRET", SECRET)  # the node process inherits it
+    with s3_server() as server:
+        bucket = server.store("node-vault", prefix="node-0/")
+
+        def to_s3(net: Path) -> None:
+            path = net / "node-0" / "node.toml"
+            cfg = load_config(path)
+            s3 = S3Settings(server.endpoint, "node-vault", REGION, ACCESS_KEY_ID,
+                            secret_env="RONGXIN_TEST_S3_SECRET", prefix="node-0/")  # fmt: skip
+            vault = dataclasses.replace(cfg.vault, backend="s3", s3=s3)
+            path.write_text(dump_config(dataclasses.replace(cfg, vault=vault)))
+
+        with _network(tmp_path, 1, prepare=to_s3) as net:
+            legal, _ = _member(net, tmp_path, "Legal center", "legal_center")
+            src = tmp_path / "case.wacz"
+            src.write_bytes(os.urandom(300_000))
+            put = _as(legal, "vault", "put", str(src), "--json")
+            assert put.exit_code == 0, put.output
+            digest = json.loads(put.output)[0]["object"]
+            assert [d.hex() for d in bucket.digests()] == [digest]
+            cfg = load_config(net / "node-0" / "node.toml")
+            assert not (cfg.vault.directory(cfg.node.data_dir) / "objects").exists()
+            got = _as(legal, "vault", "get", digest, "--out", str(tmp_path / "back"))
+            assert got.exit_code == 0, got.output
+            assert (tmp_path / "back").read_bytes() == src.read_bytes()

@@ -10,7 +10,9 @@ HTTP vault routes.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from chain.node.service import NodeService
 from chain.types import Role
 from chain.vault.replication import Outbox
 from chain.vault.service import VaultService
-from chain.vault.store import LocalStore
+from chain.vault.store import LocalStore, ObjectStore
 from tests.chain.api.harness import serve
 
 
@@ -51,9 +53,14 @@ class VaultNet:
 
         def push(target: str, digest: bytes) -> None:
             store = vault.store
-            assert isinstance(store, LocalStore)
             with HttpObjects(target, me.key, me.cert, self.consortium.genesis) as objects:
-                objects.put_file(digest, store.path(digest))
+                if isinstance(store, LocalStore):
+                    objects.put_file(digest, store.path(digest))
+                    return
+                with tempfile.NamedTemporaryFile() as spool, store.open(digest) as src:
+                    shutil.copyfileobj(src, spool)
+                    spool.flush()
+                    objects.put_file(digest, spool.name)
 
         return push
 
@@ -74,7 +81,12 @@ async def _submit(consortium: LocalConsortium, raw: bytes) -> bytes:
 
 
 @contextlib.contextmanager
-def vault_nodes(directory: Path, count: int = 2, max_object_bytes: int = 1 << 20) -> Iterator[VaultNet]:
+def vault_nodes(
+    directory: Path,
+    count: int = 2,
+    max_object_bytes: int = 1 << 20,
+    store_for: Callable[[int], ObjectStore] | None = None,
+) -> Iterator[VaultNet]:
     consortium = LocalConsortium.create(directory / "chain", nodes=4)
     net = VaultNet(
         consortium,
@@ -86,12 +98,14 @@ def vault_nodes(directory: Path, count: int = 2, max_object_bytes: int = 1 << 20
     with contextlib.ExitStack() as stack:
         for i in range(count):
             replica = consortium.replicas[i]
-            store = LocalStore(directory / f"vault-{i}")
+            (directory / f"vault-{i}").mkdir(parents=True, exist_ok=True)
+            store = store_for(i) if store_for is not None else LocalStore(directory / f"vault-{i}")
             vault = VaultService(
                 store,
                 lambda r=replica: r.app.state,  # type: ignore[misc]
                 max_object_bytes=max_object_bytes,
                 hold_all=i == count - 1,
+                catalog=directory / f"vault-{i}" / "catalog",
             )
             net.vaults.append(vault)
 

@@ -82,3 +82,74 @@ operators = ["{op.upper()}"]
 def test_bad_values_named(tmp_path: Path, text: str, key: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(f"[vault] {key}")):
         load_config(_write(tmp_path, f"\n[vault]\n{text}\n"))
+
+
+S3 = """
+[vault]
+backend = "s3"
+s3_endpoint = "http://127.0.0.1:9000"
+s3_bucket = "rongxin-vault"
+s3_access_key_id = "key-id"
+"""
+
+
+def test_s3_backend_round_trips_without_the_secret(tmp_path: Path) -> None:
+    secret = tmp_path / "s3.secret"
+    secret.write_text("the-secret-itself\n")
+    secret.chmod(0o600)
+    cfg = load_config(_write(tmp_path, S3 + 's3_secret_file = "s3.secret"\ns3_prefix = "node-0/"\n'))
+    s3 = cfg.vault.s3
+    assert cfg.vault.backend == "s3" and s3 is not None
+    assert s3.secret_file == secret and s3.prefix == "node-0/" and s3.part_bytes == 16 * 1024 * 1024
+    text = dump_config(cfg)
+    assert "the-secret-itself" not in text
+    again = tmp_path / "again.toml"
+    again.write_text(text)
+    assert load_config(again).vault == cfg.vault
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('backend = "ftp"', "backend"),
+        ('s3_bucket = "x"', "s3_bucket"),  # only with backend = "s3"
+        (S3.split("\n", 2)[2], "s3_secret_file"),  # neither secret source
+        (S3.split("\n", 2)[2] + 's3_secret_env = "A"\ns3_secret_file = "node.key"', "s3_secret_file"),
+        (
+            S3.split("\n", 2)[2].replace("http://127.0.0.1:9000", "127.0.0.1:9000") + 's3_secret_env = "A"',
+            "s3_endpoint",
+        ),
+        (S3.split("\n", 2)[2].replace("rongxin-vault", "Bad_Bucket") + 's3_secret_env = "A"', "s3_bucket"),
+        (S3.split("\n", 2)[2] + 's3_secret_env = "A"\ns3_part_bytes = 1024', "s3_part_bytes"),
+        (S3.split("\n", 2)[2] + 's3_secret_env = "A B"', "s3_secret_env"),
+        (S3.split("\n", 2)[2] + 's3_secret_env = "A"\ns3_prefix = "/abs"', "s3_prefix"),
+        (S3.split("\n", 2)[2] + 's3_secret_env = "A"\ns3_secret = "plain"', "s3_secret"),
+    ],
+)
+def test_bad_s3_values_named(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"[vault] {key}")):
+        load_config(_write(tmp_path, f"\n[vault]\n{text}\n"))
+
+
+def test_s3_secret_file_readable_by_others_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "s3.secret"
+    secret.write_text("x\n")
+    secret.chmod(0o644)
+    with pytest.raises(ConfigError, match=r"\[vault\] s3_secret_file.*chmod 600"):
+        load_config(_write(tmp_path, S3 + 's3_secret_file = "s3.secret"\n'))
+
+
+def test_s3_secret_read_at_start_and_empty_refused(tmp_path: Path) -> None:
+    from chain.node.vault import open_store
+    from chain.vault.s3 import S3Store
+
+    secret = tmp_path / "s3.secret"
+    secret.write_text("\n")
+    secret.chmod(0o600)
+    cfg = load_config(_write(tmp_path, S3 + 's3_secret_file = "s3.secret"\n'))
+    with pytest.raises(ConfigError, match=r"\[vault\] s3_secret_file: gives an empty secret"):
+        open_store(cfg)
+    secret.write_text("value-1\n")
+    store = open_store(cfg)  # no request is made until the store is used
+    assert isinstance(store, S3Store) and store.bucket == "rongxin-vault"
+    assert store.client.meta.endpoint_url == "http://127.0.0.1:9000"

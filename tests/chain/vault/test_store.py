@@ -10,7 +10,7 @@ import pytest
 
 from chain.errors import VaultError
 from chain.vault.objects import ObjectHeader, seal_stream
-from chain.vault.store import LocalStore
+from chain.vault.store import LocalStore, ObjectStore
 
 
 def _object(size: int = 10_000) -> tuple[ObjectHeader, bytes]:
@@ -49,8 +49,8 @@ def test_truncated_upload_leaves_nothing(tmp_path: Path, cut: int) -> None:
     assert not store.has(header.digest)
 
 
-def test_wrong_digest_oversized_and_altered_uploads_leave_nothing(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
+def refuse_bad_uploads(store: ObjectStore) -> None:
+    """A wrong digest, an oversized and an altered upload are each refused (shared by every backend)."""
     header, blob = _object(100_000)
     other, _ = _object(10)
     with pytest.raises(VaultError, match="digest"):
@@ -62,6 +62,10 @@ def test_wrong_digest_oversized_and_altered_uploads_leave_nothing(tmp_path: Path
     bad[5000] ^= 1
     with pytest.raises(VaultError, match="body"):
         store.put_stream(header.digest, io.BytesIO(bytes(bad)))
+
+
+def test_wrong_digest_oversized_and_altered_uploads_leave_nothing(tmp_path: Path) -> None:
+    refuse_bad_uploads(LocalStore(tmp_path))
     assert _files(tmp_path) == []
 
 
