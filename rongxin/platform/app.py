@@ -136,7 +136,7 @@ def create_app(
         audit=OpsAudit(config.data_dir / "ops-audit.jsonl", config.name),
         chain=chain if chain is not None else open_chain(config),
         works=WorkStore(config.library, config.data_dir, config.max_upload_bytes),
-        scans=scans or ScanRunner(config.data_dir / "scans", config.library),
+        scans=scans or ScanRunner(config.data_dir / "scans", config.library, config.scan_allow),
         cases=CaseStates(config.data_dir / "cases.sqlite"),
     )
     app = FastAPI(title="Rongxin member platform", docs_url=None, redoc_url=None, openapi_url=None)

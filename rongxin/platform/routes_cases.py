@@ -59,6 +59,8 @@ def list_cases(
     scans = p.scans.scans()
     rows: list[tuple[str, Case, str]] = []
     for scan_id in scans:
+        if len(rows) >= ROWS:
+            break
         if scan and scan != scan_id:
             continue
         states = p.cases.statuses(scan_id)

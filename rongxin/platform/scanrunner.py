@@ -53,11 +53,18 @@ class ScanRunner:
         Directory of the scan directories.
     library : path
         The work library scans identify against.
+    allowed_internal : tuple of str
+        The internal addresses or networks a scan request may ask the SSRF guard to let
+        through (``scan_allow`` of ``platform.toml``); any other is refused, so that a
+        user of the web application cannot point the crawler at the host's network.
     """
 
-    def __init__(self, root: Path, library: Path, **scanner_kw: Any) -> None:
+    def __init__(
+        self, root: Path, library: Path, allowed_internal: tuple[str, ...] = (), **scanner_kw: Any
+    ) -> None:
         self.root = root
         self.library = library
+        self.allowed_internal = frozenset(allowed_internal)
         self._scanner_kw = scanner_kw
         self._states: dict[str, ScanState] = {}
         self._lock = threading.Lock()
@@ -70,7 +77,8 @@ class ScanRunner:
         Raises
         ------
         ScanRequestError
-            No seed, a seed that is not http(s), too many seeds, or limits out of range.
+            No seed, a seed that is not http(s), too many seeds, an internal address not in
+            ``allowed_internal``, or limits out of range.
         """
         seeds = [s.strip() for s in seeds if s.strip()]
         if not seeds:
@@ -82,6 +90,9 @@ class ScanRunner:
                 raise ScanRequestError("a seed must be an http:// or https:// URL")
         if scope not in ("page", "prefix", "host", "domain"):
             raise ScanRequestError("scope must be page, prefix, host or domain")
+        allow = [a.strip() for a in allow if a.strip()]
+        if any(a not in self.allowed_internal for a in allow):
+            raise ScanRequestError("an internal address not in the platform's scan_allow was asked for")
         if not 1 <= max_pages <= MAX_PAGES or not 0 <= depth <= 20 or not 0.0 <= delay <= 60.0:
             raise ScanRequestError("limits out of range")
         config = ScanConfig(
@@ -91,7 +102,7 @@ class ScanRunner:
             depth=depth,
             max_pages=max_pages,
             delay=delay,
-            allow=[a.strip() for a in allow if a.strip()][:20],
+            allow=allow,
             render="never",
         )
         scan_id = time.strftime("%Y%m%d", time.gmtime()) + "-" + secrets.token_hex(4)

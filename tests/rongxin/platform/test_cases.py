@@ -13,6 +13,7 @@ import pytest
 from numpy.typing import NDArray
 
 from rongxin.platform.casework import LABELS, STATUSES, TRANSITIONS, CaseStates, WorkflowError, can_move
+from rongxin.platform.config import ConfigError, load_config
 from rongxin.platform.i18n import ZH
 from rongxin.platform.scanrunner import LABELS as SCAN_LABELS
 from tests.chain.api.harness import TestClient
@@ -164,6 +165,8 @@ def test_bad_scan_requests_and_unknown_cases(stack: Stack) -> None:
         {"depth": "-1"},
         {"delay": "nan"},
         {"delay": "1e9"},
+        {"allow": "169.254.169.254"},
+        {"allow": "127.0.0.1 10.0.0.0/8"},
     ):
         token = csrf_of(c.get("/cases").text)
         r = c.post("/scans", data={"csrf": token, **good, **bad})
@@ -179,3 +182,13 @@ def test_bad_scan_requests_and_unknown_cases(stack: Stack) -> None:
         c.post("/cases/20261205-00000000/1/status", data={"csrf": token, "status": "confirmed"}).status_code
         == 404
     )
+
+
+def test_scan_allow_in_the_configuration(tmp_path: Path) -> None:
+    toml = tmp_path / "platform.toml"
+    toml.write_text('[platform]\nscan_allow = ["10.1.2.3", "192.168.0.0/16"]\n', encoding="utf-8")
+    assert load_config(toml).scan_allow == ("10.1.2.3", "192.168.0.0/16")
+    for bad in ('"10.1.2.3"', "[1]", '[""]'):
+        toml.write_text(f"[platform]\nscan_allow = {bad}\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match="scan_allow"):
+            load_config(toml)
