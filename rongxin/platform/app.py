@@ -18,12 +18,14 @@ from rongxin.platform import (
     routes_cases,
     routes_explorer,
     routes_ops,
+    routes_regulator,
     routes_works,
 )
 from rongxin.platform.accounts import AccountError, AccountStore
 from rongxin.platform.casework import CaseStates
 from rongxin.platform.chainview import ChainView
 from rongxin.platform.config import ConfigError, PlatformConfig
+from rongxin.platform.console import RegulatorConsole
 from rongxin.platform.scanrunner import ScanRunner
 from rongxin.platform.web import Denied, LoginNeeded, Platform, render
 from rongxin.platform.workstore import WorkStore
@@ -112,6 +114,7 @@ def create_app(
     chain: ChainView | None = None,
     store: AccountStore | None = None,
     scans: ScanRunner | None = None,
+    console: RegulatorConsole | None = None,
 ) -> FastAPI:
     """The platform app.
 
@@ -126,6 +129,8 @@ def create_app(
     scans : ScanRunner, optional
         Runs the scans started from the platform (default: in ``data_dir/scans`` against
         ``config.library``).
+    console : RegulatorConsole, optional
+        The regulator console (default: over ``config.agencies``).
     """
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = store or AccountStore(config.data_dir / "accounts.sqlite", config.session_s)
@@ -138,10 +143,19 @@ def create_app(
         works=WorkStore(config.library, config.data_dir, config.max_upload_bytes),
         scans=scans or ScanRunner(config.data_dir / "scans", config.library, config.scan_allow),
         cases=CaseStates(config.data_dir / "cases.sqlite"),
+        console=console or RegulatorConsole(config.agencies),
     )
     app = FastAPI(title="Rongxin member platform", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.platform = platform
-    for module in (routes_auth, routes_explorer, routes_works, routes_cases, routes_ops, routes_admin):
+    for module in (
+        routes_auth,
+        routes_explorer,
+        routes_works,
+        routes_cases,
+        routes_regulator,
+        routes_ops,
+        routes_admin,
+    ):
         app.include_router(module.router)
     app.router.add_websocket_route("/ws/scans/{scan_id}", routes_cases.scan_socket)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

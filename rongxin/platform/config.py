@@ -16,6 +16,7 @@
     max_upload_mb = 512
     session_hours = 12
     scan_allow = []                       # internal addresses/networks scans may be let reach
+    agencies = "agencies.toml"            # the regulator console's deployment (privacy.config)
 
 Relative paths are relative to the file's directory; every key but ``client`` has a
 default (without a client profile the explorer says it has no node to read).
@@ -58,6 +59,7 @@ class PlatformConfig:
     max_upload_bytes: int = 512 * 1024 * 1024
     session_s: int = 12 * 3600
     scan_allow: tuple[str, ...] = ()
+    agencies: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -75,6 +77,7 @@ _KEYS = {
     "max_upload_mb",
     "session_hours",
     "scan_allow",
+    "agencies",
 }
 
 
@@ -174,4 +177,5 @@ def load_config(path: str | os.PathLike[str]) -> PlatformConfig:
         max_upload_bytes=upload_mb * 1024 * 1024,
         session_s=hours * 3600,
         scan_allow=tuple(scan_allow),
+        agencies=path_of("agencies", None),
     )

@@ -94,5 +94,4 @@ def _not_yet(permission: str, title: str, template_title: str) -> None:
     )
 
 
-_not_yet("query.run", "regulator", "Regulator console")
 _not_yet("transfers.view", "transfers", "Transfers")

@@ -32,6 +32,7 @@ from rongxin.platform.roles import ROLES, allowed
 if TYPE_CHECKING:
     from rongxin.platform.casework import CaseStates
     from rongxin.platform.chainview import ChainView
+    from rongxin.platform.console import RegulatorConsole
     from rongxin.platform.scanrunner import ScanRunner
     from rongxin.platform.workstore import WorkStore
 
@@ -50,6 +51,7 @@ class Platform:
     works: WorkStore
     scans: ScanRunner
     cases: CaseStates
+    console: RegulatorConsole
     env: Environment = field(init=False)
 
     def __post_init__(self) -> None:

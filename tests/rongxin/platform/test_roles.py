@@ -38,6 +38,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/cases/20261205-00000000/1/notice", "cases.view"),
     ("POST", "/cases/20261205-00000000/1/status", "cases.manage"),
     ("GET", "/regulator", "query.run"),
+    ("POST", "/regulator", "query.run"),
     ("GET", "/transfers", "transfers.view"),
     ("GET", "/ops", "ops.view"),
     ("GET", "/admin/users", "users.manage"),
