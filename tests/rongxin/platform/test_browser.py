@@ -166,7 +166,8 @@ def test_journeys_against_node_processes(
     photos: dict[str, NDArray[np.uint8]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The demo deployment: four node processes on loopback, the member's platform reading
-    them through the SDK; sign in, register a work, find its digest, verify its receipt."""
+    them through the SDK; sign in, register a work, find its digest, verify its receipt; the
+    regulator runs a query across the demo agencies."""
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[3]))
     seeds = [write_image(tmp_path / f"{n}.jpg", photos[n]) for n in sorted(photos)[2:5]]
     image = write_image(tmp_path / "harbour.jpg", photos[sorted(photos)[0]])
@@ -191,6 +192,16 @@ def test_journeys_against_node_processes(
             shot(page, shots, "nodes")
             page.goto(f"{base}/explorer")
             shot(page, shots, "explorer-network")
+            sign_out(page)
+            # the regulator runs the console's example query across the five demo agencies
+            sign_in(page, base, "regulator", DEMO_PASSWORD)
+            page.goto(f"{base}/regulator")
+            assert page.locator("#limits tbody tr").count() == 5
+            with page.expect_navigation(timeout=300_000):  # the first query makes the Paillier key
+                page.click("#query-form button")
+            assert page.locator("#answer tbody tr").count() >= 1, page.content()[:2000]
+            assert page.locator("#decisions tbody tr").count() == 5
+            shot(page, shots, "regulator")
             sign_out(page)
         close_app(app)
     finally:
