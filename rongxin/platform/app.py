@@ -19,6 +19,7 @@ from rongxin.platform import (
     routes_explorer,
     routes_ops,
     routes_regulator,
+    routes_transfers,
     routes_works,
 )
 from rongxin.platform.accounts import AccountError, AccountStore
@@ -153,6 +154,7 @@ def create_app(
         routes_works,
         routes_cases,
         routes_regulator,
+        routes_transfers,
         routes_ops,
         routes_admin,
     ):

@@ -43,7 +43,6 @@ ZH: Final[dict[str, str]] = {
     "Scans and cases": "扫描与案件",
     "Regulator console": "监管查询",
     "Transfers": "版权转让",
-    "Not yet available": "尚未开放",
     "Start a scan": "发起扫描",
     "Seed URLs (one a line)": "起始网址（每行一个）",
     "Seed URLs": "起始网址",
@@ -118,9 +117,19 @@ ZH: Final[dict[str, str]] = {
     "Properties": "属性",
     "Audit trail": "审计记录链",
     "No queries yet.": "尚无查询。",
-    "This part of the platform is not built yet. It comes in the next version.": (
-        "平台的这一部分尚未建成，将在下一版本提供。"
-    ),
+    "Work id (64 hex digits)": "作品编号（64 位十六进制）",
+    "Show the transfers": "查看转让记录",
+    "Registered auditor key": "已登记的审计密钥",
+    "Sequence": "序号",
+    "New owner key": "新权利人公钥",
+    "Royalty parties": "版税分配方",
+    "Proofs": "证明",
+    "verified": "已验证",
+    "No recorded transfer of this work.": "该作品没有转让记录。",
+    (
+        "The price and the share of each party are encrypted to the auditor key; "
+        "only the auditor opens them, with:"
+    ): "价格与各方份额均以审计密钥加密，仅审计员可打开，命令：",
     "Height": "高度",
     "Hash": "哈希",
     "Time": "时间",

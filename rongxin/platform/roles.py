@@ -27,7 +27,7 @@ PERMISSIONS: Final[dict[str, str]] = {
     "cases.view": "scans and their progress, the case list, a case's page and takedown notice",
     "cases.manage": "start a scan; move a case along its status workflow",
     "query.run": "the regulator console: the catalogue, policy limits, run a query, the audit trail",
-    "transfers.view": "ownership records and confidential transfers (not built yet)",
+    "transfers.view": "the recorded confidential transfers of a work (what the auditor may open)",
     "ops.view": "node status, metrics and the operations audit log",
     "users.manage": "create users, change their roles, reset passwords, disable accounts",
 }

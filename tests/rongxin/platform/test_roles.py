@@ -40,6 +40,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/regulator", "query.run"),
     ("POST", "/regulator", "query.run"),
     ("GET", "/transfers", "transfers.view"),
+    ("GET", "/transfers?work=" + "00" * 32, "transfers.view"),
     ("GET", "/ops", "ops.view"),
     ("GET", "/admin/users", "users.manage"),
     ("POST", "/admin/users", "users.manage"),
