@@ -12,10 +12,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chain.api.app import BodyLimit
 from chain.node.logs import OpsAudit
-from rongxin.platform import routes_admin, routes_auth, routes_explorer, routes_ops, routes_works
+from rongxin.platform import (
+    routes_admin,
+    routes_auth,
+    routes_cases,
+    routes_explorer,
+    routes_ops,
+    routes_regulator,
+    routes_transfers,
+    routes_works,
+)
 from rongxin.platform.accounts import AccountError, AccountStore
+from rongxin.platform.casework import CaseStates
 from rongxin.platform.chainview import ChainView
 from rongxin.platform.config import ConfigError, PlatformConfig
+from rongxin.platform.console import RegulatorConsole
+from rongxin.platform.scanrunner import ScanRunner
 from rongxin.platform.web import Denied, LoginNeeded, Platform, render
 from rongxin.platform.workstore import WorkStore
 
@@ -98,7 +110,12 @@ def open_chain(config: PlatformConfig) -> ChainView:
 
 
 def create_app(
-    config: PlatformConfig, *, chain: ChainView | None = None, store: AccountStore | None = None
+    config: PlatformConfig,
+    *,
+    chain: ChainView | None = None,
+    store: AccountStore | None = None,
+    scans: ScanRunner | None = None,
+    console: RegulatorConsole | None = None,
 ) -> FastAPI:
     """The platform app.
 
@@ -110,6 +127,11 @@ def create_app(
         The explorer's node client (default: from ``config.client``).
     store : AccountStore, optional
         The accounts (default: ``data_dir/accounts.sqlite``).
+    scans : ScanRunner, optional
+        Runs the scans started from the platform (default: in ``data_dir/scans`` against
+        ``config.library``).
+    console : RegulatorConsole, optional
+        The regulator console (default: over ``config.agencies``).
     """
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = store or AccountStore(config.data_dir / "accounts.sqlite", config.session_s)
@@ -120,11 +142,24 @@ def create_app(
         audit=OpsAudit(config.data_dir / "ops-audit.jsonl", config.name),
         chain=chain if chain is not None else open_chain(config),
         works=WorkStore(config.library, config.data_dir, config.max_upload_bytes),
+        scans=scans or ScanRunner(config.data_dir / "scans", config.library, config.scan_allow),
+        cases=CaseStates(config.data_dir / "cases.sqlite"),
+        console=console or RegulatorConsole(config.agencies),
     )
     app = FastAPI(title="Rongxin member platform", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.platform = platform
-    for module in (routes_auth, routes_explorer, routes_works, routes_ops, routes_admin):
+    for module in (
+        routes_auth,
+        routes_explorer,
+        routes_works,
+        routes_cases,
+        routes_regulator,
+        routes_transfers,
+        routes_ops,
+        routes_admin,
+    ):
         app.include_router(module.router)
+    app.router.add_websocket_route("/ws/scans/{scan_id}", routes_cases.scan_socket)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(LoginNeeded)
@@ -163,4 +198,5 @@ def close_app(app: FastAPI) -> None:
     platform: Platform = app.state.platform
     platform.chain.close()
     platform.works.close()
+    platform.cases.close()
     platform.store.close()

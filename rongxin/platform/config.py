@@ -15,6 +15,8 @@
     language = "zh"                       # default language: "zh" or "en"
     max_upload_mb = 512
     session_hours = 12
+    scan_allow = []                       # internal addresses/networks scans may be let reach
+    agencies = "agencies.toml"            # the regulator console's deployment (privacy.config)
 
 Relative paths are relative to the file's directory; every key but ``client`` has a
 default (without a client profile the explorer says it has no node to read).
@@ -56,6 +58,8 @@ class PlatformConfig:
     language: str = "zh"
     max_upload_bytes: int = 512 * 1024 * 1024
     session_s: int = 12 * 3600
+    scan_allow: tuple[str, ...] = ()
+    agencies: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -72,6 +76,8 @@ _KEYS = {
     "language",
     "max_upload_mb",
     "session_hours",
+    "scan_allow",
+    "agencies",
 }
 
 
@@ -147,6 +153,9 @@ def load_config(path: str | os.PathLike[str]) -> PlatformConfig:
     for key, v in (("max_upload_mb", upload_mb), ("session_hours", hours)):
         if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
             raise ConfigError(f"{p}: [platform] {key}: a positive integer is required")
+    scan_allow = section.get("scan_allow", [])
+    if not isinstance(scan_allow, list) or not all(isinstance(a, str) and a for a in scan_allow):
+        raise ConfigError(f"{p}: [platform] scan_allow: a list of addresses or networks is required")
     name = section.get("name", "platform")
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{p}: [platform] name: a non-empty string is required")
@@ -167,4 +176,6 @@ def load_config(path: str | os.PathLike[str]) -> PlatformConfig:
         language=lang,
         max_upload_bytes=upload_mb * 1024 * 1024,
         session_s=hours * 3600,
+        scan_allow=tuple(scan_allow),
+        agencies=path_of("agencies", None),
     )

@@ -4,7 +4,8 @@
 four consensus nodes on loopback), starts every node as its own process, admits a member
 organization (a county legal center) through the supervisor's signed request, writes the
 member's sealed key, certificate and client profile, a ``platform.toml`` watching every
-node, one user per role with the demo password, and registers and anchors a few demo
+node, one user per role with the demo password, the regulator console's five demo
+agencies (:func:`privacy.demo_data.write_demo`), and registers and anchors a few demo
 works. ``rongxin serve --demo DIR`` runs it and serves the platform; the browser tests
 run it against real node processes.
 
@@ -26,6 +27,7 @@ from chain.crypto import PrivateKey
 from chain.crypto.keyfile import load_private_key, save_private_key
 from chain.node.identity import certificate_from_json, certificate_to_json
 from chain.types import Certificate, Genesis, Role
+from privacy.demo_data import write_demo
 from rongxin.client_profile import write_profile
 from rongxin.ops import procs
 from rongxin.ops.build import NetworkSpec, create_network
@@ -88,7 +90,7 @@ def start_demo(
         A node did not come up or the member could not be admitted in time.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    for stale in ("platform-data", "library", "member"):  # a previous demo's chain is gone
+    for stale in ("platform-data", "library", "member", "agencies"):  # a previous demo's chain is gone
         shutil.rmtree(directory / stale, ignore_errors=True)
     net_dir = directory / "net"
     spec = NetworkSpec(
@@ -170,6 +172,7 @@ def _configure(deployment: DemoDeployment, net_dir: Path, scrypt_n: int, port: i
     admin_pass = directory / "admin.pass"
     admin_pass.write_text(DEMO_PASSWORD + "\n", encoding="utf-8")
     admin_pass.chmod(0o600)
+    write_demo(directory / "agencies", rows=2000)  # the regulator console's five demo agencies
     nodes = ", ".join(f'"{u}"' for u in urls)
     deployment.config.write_text(
         "# The member platform of the demo (rongxin serve --config platform.toml)\n"
@@ -181,6 +184,7 @@ def _configure(deployment: DemoDeployment, net_dir: Path, scrypt_n: int, port: i
         'client = "member/client.toml"\n'
         f"nodes = [{nodes}]\n"
         'admin_password_file = "admin.pass"\n'
+        'agencies = "agencies/agencies.toml"\n'
         'language = "zh"\n',
         encoding="utf-8",
     )

@@ -1,5 +1,4 @@
-"""The operations page (node status, key metrics, the operations audit log) and the pages
-of parts not built yet."""
+"""The operations page: node status, key metrics, the operations audit log."""
 
 from __future__ import annotations
 
@@ -77,23 +76,3 @@ def tail_events(path: Path, rows: int, chunk: int = 256 * 1024) -> list[dict[str
         if isinstance(doc, dict):
             out.append(doc)
     return out
-
-
-def _not_yet(permission: str, title: str, template_title: str) -> None:
-    def page(request: Request) -> Response:
-        return render(request, "not_yet.html", title=template_title)
-
-    page.__name__ = f"not_yet_{title}"
-    page.__doc__ = f"{template_title}: not built yet."
-    router.add_api_route(
-        f"/{title}",
-        page,
-        methods=["GET"],
-        response_class=HTMLResponse,
-        dependencies=[Depends(require(permission))],
-    )
-
-
-_not_yet("cases.view", "cases", "Scans and cases")
-_not_yet("query.run", "regulator", "Regulator console")
-_not_yet("transfers.view", "transfers", "Transfers")

@@ -30,7 +30,10 @@ from rongxin.platform.i18n import LANGUAGES, translate
 from rongxin.platform.roles import ROLES, allowed
 
 if TYPE_CHECKING:
+    from rongxin.platform.casework import CaseStates
     from rongxin.platform.chainview import ChainView
+    from rongxin.platform.console import RegulatorConsole
+    from rongxin.platform.scanrunner import ScanRunner
     from rongxin.platform.workstore import WorkStore
 
 COOKIE = "rx_session"
@@ -46,6 +49,9 @@ class Platform:
     audit: OpsAudit
     chain: ChainView
     works: WorkStore
+    scans: ScanRunner
+    cases: CaseStates
+    console: RegulatorConsole
     env: Environment = field(init=False)
 
     def __post_init__(self) -> None:

@@ -43,7 +43,30 @@ function uploadWithProgress(form) {
   });
 }
 
+function liveScan(section) {
+  // the scan page also refreshes itself while the scan runs; the socket makes it live
+  if (!window.WebSocket) { return; }
+  var proto = window.location.protocol === "https:" ? "wss://" : "ws://";
+  var ws = new WebSocket(proto + window.location.host + section.dataset.ws);
+  var first = true;
+  ws.addEventListener("message", function (ev) {
+    var doc;
+    try { doc = JSON.parse(ev.data); } catch (e) { return; }
+    var table = document.getElementById("scan-counts");
+    while (table.firstChild) { table.removeChild(table.firstChild); }
+    Object.keys(doc.counts || {}).sort().forEach(function (k) {
+      var tr = document.createElement("tr"), th = document.createElement("th"), td = document.createElement("td");
+      th.textContent = k; td.textContent = String(doc.counts[k]);
+      tr.appendChild(th); tr.appendChild(td); table.appendChild(tr);
+    });
+    section.dataset.state = doc.state;
+    if (doc.state !== "running" && !first) { window.location.reload(); }
+    first = false;
+  });
+}
+
 document.addEventListener("DOMContentLoaded", function () {
   localTimes();
+  document.querySelectorAll("section[data-ws]").forEach(liveScan);
   document.querySelectorAll("form[data-progress]").forEach(uploadWithProgress);
 });

@@ -47,7 +47,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         client = NodeClient(url, node.member.key, node.member.cert, node.genesis)
         chain = ChainView(client, node.genesis)
         config = PlatformConfig(
-            data_dir=root / "data", library=root / "library", name="test-platform", nodes=(url,)
+            data_dir=root / "data",
+            library=root / "library",
+            name="test-platform",
+            nodes=(url,),
+            scan_allow=("127.0.0.1",),
         )
         store = AccountStore(config.data_dir / "accounts.sqlite", hasher=FAST_HASHER)
         for role in ROLES:

@@ -1,6 +1,7 @@
 """The platform in real headless Chromium (Debian's, through Playwright) against a platform
 served by uvicorn on 127.0.0.1, reading a real node API: sign in, register a work, find
-its anchored fingerprint in the explorer and verify its receipt, the admin creates a user,
+its anchored fingerprint in the explorer and verify its receipt, find its copy on a site
+with a scan and confirm the case, the admin creates a user,
 a hostile upload shows the forensics error. Screenshots of the main pages are written
 (to ``$RONGXIN_SCREENSHOTS`` when set, e.g. ``docs/screenshots``)."""
 
@@ -19,6 +20,7 @@ from rongxin.platform.deploy import DEMO_PASSWORD, start_demo
 from tests.chain.api.harness import serve
 from tests.forensics.conftest import write_image
 from tests.rongxin.platform.conftest import PASSWORD, Stack
+from tests.rongxin.platform.copysite import copy_site
 from tests.rongxin.platform.journeys import (
     register_work,
     shot,
@@ -79,8 +81,25 @@ def test_journeys_in_chromium(stack: Stack, photos: dict[str, NDArray[np.uint8]]
         shot(page, shots, "receipt-checker")
         page.goto(url)
         assert page.locator("#anchored").is_visible()
-        page.goto(f"{base}/cases")
-        assert page.locator("#not-yet").is_visible()
+        # a scan started from the platform finds the work's copy on a site: the case, confirmed
+        site_files = {
+            "/": ("text/html", b'<html><body><img src="/c.jpg"></body></html>'),
+            "/c.jpg": ("image/jpeg", copy.read_bytes()),
+        }
+        with copy_site(site_files) as site:
+            page.goto(f"{base}/cases")
+            form = page.locator("#scan-form")
+            form.locator("textarea[name=seeds]").fill(f"{site}/")
+            form.locator("input[name=delay]").fill("0")
+            form.locator("input[name=allow]").fill("127.0.0.1")
+            form.locator("button").click()
+            page.wait_for_selector("#scan-cases a", timeout=60_000)  # the socket reloads the page
+        shot(page, shots, "scan")
+        page.locator("#scan-cases a").first.click()
+        assert page.inner_text("#copy-page") == f"{site}/"
+        page.locator("#move-form button").click()
+        assert page.inner_text("#case-status") == "已确认"
+        shot(page, shots, "case")
         sign_out(page)
 
         # the operator sees the nodes and the audit log, in English
@@ -147,7 +166,8 @@ def test_journeys_against_node_processes(
     photos: dict[str, NDArray[np.uint8]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The demo deployment: four node processes on loopback, the member's platform reading
-    them through the SDK; sign in, register a work, find its digest, verify its receipt."""
+    them through the SDK; sign in, register a work, find its digest, verify its receipt; the
+    regulator runs a query across the demo agencies."""
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[3]))
     seeds = [write_image(tmp_path / f"{n}.jpg", photos[n]) for n in sorted(photos)[2:5]]
     image = write_image(tmp_path / "harbour.jpg", photos[sorted(photos)[0]])
@@ -172,6 +192,16 @@ def test_journeys_against_node_processes(
             shot(page, shots, "nodes")
             page.goto(f"{base}/explorer")
             shot(page, shots, "explorer-network")
+            sign_out(page)
+            # the regulator runs the console's example query across the five demo agencies
+            sign_in(page, base, "regulator", DEMO_PASSWORD)
+            page.goto(f"{base}/regulator")
+            assert page.locator("#limits tbody tr").count() == 5
+            with page.expect_navigation(timeout=300_000):  # the first query makes the Paillier key
+                page.click("#query-form button")
+            assert page.locator("#answer tbody tr").count() >= 1, page.content()[:2000]
+            assert page.locator("#decisions tbody tr").count() == 5
+            shot(page, shots, "regulator")
             sign_out(page)
         close_app(app)
     finally:
