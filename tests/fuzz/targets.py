@@ -292,8 +292,16 @@ def _agency_seeds() -> list[bytes]:
         "key_fp": b"\x01" * 32,
         "ciphertexts": [b"\x02" * 64, b"\x03" * 64],
         "decision": {"accepted": True, "reason": "ok"},
+        "shares": {"city": b"\x04" * 120, "town": b"\x05" * 120},
     }
-    return [encode_message(refusal), encode_message(contribution)]
+    shares = {
+        "type": "shares",
+        "query_id": "q-1",
+        "agency": "county",
+        "x": 2,
+        "shares": {"city": {"self": b"\x06" * 66, "pairs": {"town": b"\x07" * 66}}},
+    }
+    return [encode_message(refusal), encode_message(contribution), encode_message(shares)]
 
 
 def _envelope_seeds() -> list[bytes]:
@@ -317,7 +325,9 @@ def _envelope(data: bytes) -> Any:
 def _agency(data: bytes) -> Any:
     from privacy.agency import decode_message
 
-    return decode_message(data, "refusal", "contribution", "aggregate", "query", "view", "unmask")
+    return decode_message(
+        data, "refusal", "contribution", "aggregate", "query", "view", "unmask", "recover", "shares"
+    )
 
 
 @functools.cache
