@@ -605,6 +605,10 @@ class Runner:
         perturber.start()
         self._sleep(self.m.duration_s - self.clock())
         perturber.join(timeout=max(60.0, self.m.duration_s))
+        # progress is checked within progress_bound_s of each perturbation's end, under load:
+        # on a slow machine the last perturbation may end after duration_s, so the load runs on
+        last = max((r.ended for r in records), default=0.0)
+        self._sleep(last + self.m.progress_bound_s - self.clock())
         for c in self.clients:
             c.stop_load.set()
         load_end = self.clock()
