@@ -5,15 +5,8 @@ import pytest
 
 from chain import crypto
 from chain.crypto import keyfile
-from rongxin.demo import make_placeholder_certificate, run_demo, verify_placeholder_certificate
+from rongxin.demo import make_placeholder_certificate, verify_placeholder_certificate
 from rongxin.errors import RongxinError
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
-    """One run of the whole demo (its networked stage starts six node processes)."""
-    out = tmp_path_factory.mktemp("demo")
-    return out, run_demo(out, scrypt_n=1 << 10)
 
 
 def test_demo_runs_end_to_end(demo: tuple[Path, object]) -> None:

@@ -1,31 +1,21 @@
 """The user guide's walk-throughs, run as documented on what ``rongxin demo`` writes."""
 
-import io
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 from typer.testing import CliRunner
 
 from rongxin.cli import app
-from rongxin.demo import DEMO_PASSWORD, DemoReport, run_demo
+from rongxin.demo import DEMO_PASSWORD, DemoReport
 
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoReport, str]:
-    """The demo, once, in a directory whose name looks like Rich markup; and what it printed."""
-    printed = io.StringIO()
-    console = Console(file=printed, width=400, color_system=None)
-    report = run_demo(tmp_path_factory.mktemp("demo[red]"), console, scrypt_n=1 << 10)
-    assert report.ok, [(s.name, s.detail) for s in report.steps if not s.ok]
-    return report, printed.getvalue()
-
-
 @pytest.fixture
 def demo_report(demo_run: tuple[DemoReport, str]) -> DemoReport:
-    return demo_run[0]
+    report = demo_run[0]
+    assert report.ok, [(s.name, s.detail) for s in report.steps if not s.ok]
+    return report
 
 
 @pytest.fixture
