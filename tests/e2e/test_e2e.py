@@ -2,7 +2,7 @@
 :mod:`rongxin.e2e.runner` (node processes, per-link proxies, signed load, perturbations,
 black-box checks over the API).
 
-The short forms run in the default suite, two at a time (``RONGXIN_E2E_PARALLEL``; each
+The short forms (but ``SLOW_SHORT``) run in the default suite, two at a time (``RONGXIN_E2E_PARALLEL``; each
 run is mostly waiting on timers, and the whole set must fit in three minutes of wall time
 on two cores); the long forms are marked ``slow`` and run one at a time. A failing run's
 report (heights, load, every perturbation's recovery, the problems with their evidence)
@@ -105,7 +105,14 @@ def check_scenario(name: str, report: Report) -> None:
     assert report.load["committed"] > 0, report.summary()
 
 
-@pytest.mark.parametrize("name", SHORT)
+#: Short forms run with the slow suite (beside their long forms) to keep the default suite
+#: under ten minutes: joining is also covered by ``state-join``, skewed clocks by unit tests.
+SLOW_SHORT = {"join", "clock-skew"}
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_SHORT else n for n in SHORT]
+)
 def test_short_form(name: str, short_runs: ShortRuns) -> None:
     reason = skip_reason(manifest(name))
     if reason is not None:

@@ -13,6 +13,7 @@ from chain.net import peers
 from tests.chain.node.host_fixtures import HostNet, free_ports, wait_for
 
 
+@pytest.mark.slow  # eight seconds of deliberate stalls
 def test_peers_are_kept_after_the_local_event_loop_stood_still(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
