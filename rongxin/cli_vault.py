@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,13 +46,18 @@ def _hex32(value: str, what: str) -> bytes:
     return bytes.fromhex(value)
 
 
-def _open(client: Path | None, node: str | None, password_file: Path | None) -> Any:
-    """``(VaultClient, NodeClient, HttpObjects, Genesis)`` of the profile's member."""
-    from chain.client.vault import HttpObjects, VaultClient
+@contextmanager
+def _open(client: Path | None, node: str | None, password_file: Path | None) -> Iterator[tuple[Any, Any]]:
+    """``(VaultClient, Genesis)`` of the profile's member; its connections are closed on exit."""
+    from rongxin.vault_keep import member_vault
 
     cli, genesis, _ = _client(client, node, password_file)
-    objects = HttpObjects(cli.url, cli.key, cli.cert, genesis)
-    return VaultClient(cli, objects, cli.key, cli.cert), cli, objects, genesis
+    vault = member_vault(cli, genesis)
+    try:
+        yield vault, genesis
+    finally:
+        vault.objects.close()
+        cli.close()
 
 
 def _save_receipt(receipt: Any, genesis: Any, out_dir: Path) -> tuple[Path, Any]:
@@ -80,33 +86,30 @@ def put_cmd(
         if not f.is_file():
             raise fail(f"{f} is not a readable file", as_json=json_out)
     grantees = [_hex32(g, "--grant") for g in grant or []]
-    vault, cli, objects, genesis = _open(client, node, password_file)
     rows: list[dict[str, Any]] = []
     try:
-        for f in files:
-            stored = vault.put(f)
-            row: dict[str, Any] = {
-                "file": str(f),
-                "object": stored.digest.hex(),
-                "content_sm3": stored.header.content_sm3.hex(),
-                "size": stored.header.content_size,
-                "tx_id": stored.tx_id.hex(),
-                "height": stored.height,
-                "grants": [],
-            }
-            for member in grantees:
-                rpath, verified = _save_receipt(vault.grant(stored.digest, member), genesis, out_dir)
-                row["grants"].append(
-                    {"member": member.hex(), "height": verified.height, "receipt": str(rpath)}
-                )
-            rows.append(row)
+        with _open(client, node, password_file) as (vault, genesis):
+            for f in files:
+                stored = vault.put(f)
+                row: dict[str, Any] = {
+                    "file": str(f),
+                    "object": stored.digest.hex(),
+                    "content_sm3": stored.header.content_sm3.hex(),
+                    "size": stored.header.content_size,
+                    "tx_id": stored.tx_id.hex(),
+                    "height": stored.height,
+                    "grants": [],
+                }
+                for member in grantees:
+                    rpath, verified = _save_receipt(vault.grant(stored.digest, member), genesis, out_dir)
+                    row["grants"].append(
+                        {"member": member.hex(), "height": verified.height, "receipt": str(rpath)}
+                    )
+                rows.append(row)
     except ChainError as exc:
         raise fail(f"vault put failed: {exc}", as_json=json_out) from None
     except OSError as exc:
         raise fail(f"vault put failed: {exc.strerror or exc}", as_json=json_out) from None
-    finally:
-        objects.close()
-        cli.close()
     if json_out:
         print(json.dumps(rows, indent=2))
         return
@@ -132,14 +135,11 @@ def get_cmd(
     """Fetch an object the member owns or was granted, decrypt and check it."""
     raw = _hex32(digest, "the object digest")
     overwrite_guard(out, force)
-    vault, cli, objects, _ = _open(client, node, password_file)
     try:
-        header = vault.get(raw, out)
+        with _open(client, node, password_file) as (vault, _):
+            header = vault.get(raw, out)
     except ChainError as exc:
         raise fail(f"vault get failed: {exc}", as_json=json_out) from None
-    finally:
-        objects.close()
-        cli.close()
     row = {
         "object": digest.lower(),
         "out": str(out),
@@ -166,17 +166,14 @@ def _grant_or_revoke(
     json_out: bool,
 ) -> None:
     raw, who = _hex32(digest, "the object digest"), _hex32(member, "the certificate id")
-    vault, cli, objects, genesis = _open(client, node, password_file)
     try:
-        receipt = vault.grant(raw, who) if action == "grant" else vault.revoke(raw, who)
-        rpath, verified = _save_receipt(receipt, genesis, out_dir)
+        with _open(client, node, password_file) as (vault, genesis):
+            receipt = vault.grant(raw, who) if action == "grant" else vault.revoke(raw, who)
+            rpath, verified = _save_receipt(receipt, genesis, out_dir)
     except ChainError as exc:
         raise fail(f"vault {action} failed: {exc}", as_json=json_out) from None
     except OSError as exc:
         raise fail(f"cannot save the receipt in {out_dir}: {exc.strerror}", as_json=json_out) from None
-    finally:
-        objects.close()
-        cli.close()
     row = {
         "action": action,
         "object": digest.lower(),
@@ -234,14 +231,11 @@ def scrub_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Have the node re-hash every object and repair damaged or missing ones from replicas."""
-    _, cli, objects, _ = _open(client, node, password_file)
     try:
-        report = objects.scrub()
+        with _open(client, node, password_file) as (vault, _):
+            report = vault.objects.scrub()
     except ChainError as exc:
         raise fail(f"vault scrub failed: {exc}", as_json=json_out) from None
-    finally:
-        objects.close()
-        cli.close()
     if json_out:
         print(json.dumps(report, indent=2))
     else:
@@ -262,11 +256,8 @@ def status_cmd(
     password_file: PasswordFile = None,
 ) -> None:
     """What the node's vault holds, its replication backlog and its last scrub (JSON)."""
-    _, cli, objects, _ = _open(client, node, password_file)
     try:
-        print(json.dumps(objects.status(), indent=2))
+        with _open(client, node, password_file) as (vault, _):
+            print(json.dumps(vault.objects.status(), indent=2))
     except ChainError as exc:
         raise fail(f"vault status failed: {exc}") from None
-    finally:
-        objects.close()
-        cli.close()

@@ -357,18 +357,14 @@ def _keep_source(vault: Any, lib: Library, path: Path) -> dict[str, Any]:
     """Seal ``path`` into the vault unless its bytes are registered already; the metadata to record."""
     from chain.crypto.sm3 import sm3_file
     from chain.errors import ChainError
+    from rongxin.vault_keep import vault_record
 
     if lib.find_content(sm3_file(path)) is not None:
         return {}  # registering will report the duplicate; nothing to keep
     try:
-        stored = vault.put(path)
+        return vault_record(vault, path)
     except (ChainError, OSError) as exc:
         raise _VaultFailure(f"not registered: the source could not be kept in the vault ({exc})") from None
-    return {
-        "vault_object": stored.digest.hex(),
-        "vault_tx": stored.tx_id.hex(),
-        "vault_height": stored.height,
-    }
 
 
 def _anchor_client(client: Path | None) -> Any:

@@ -30,6 +30,27 @@ def member_vault(cli: Any, genesis: Any) -> Any:
     return VaultClient(cli, HttpObjects(cli.url, cli.key, cli.cert, genesis), cli.key, cli.cert)
 
 
+def vault_record(vault: Any, path: Path) -> dict[str, Any]:
+    """Store one file through ``vault`` (a :func:`member_vault`); what to record about it.
+
+    Returns
+    -------
+    dict
+        ``{"vault_object", "vault_tx", "vault_height"}`` (hex digests).
+
+    Raises
+    ------
+    chain.errors.ChainError, OSError
+        The node refused or could not be reached, or the file is unreadable.
+    """
+    stored = vault.put(path)
+    return {
+        "vault_object": stored.digest.hex(),
+        "vault_tx": stored.tx_id.hex(),
+        "vault_height": stored.height,
+    }
+
+
 def keep_files(cli: Any, genesis: Any, paths: Sequence[Path]) -> list[dict[str, Any]]:
     """Store each file in the member's vault; one record per file.
 
@@ -58,20 +79,12 @@ def keep_files(cli: Any, genesis: Any, paths: Sequence[Path]) -> list[dict[str, 
     try:
         for path in paths:
             try:
-                stored = vault.put(path)
+                rows.append({"file": str(path), **vault_record(vault, path)})
             except (ChainError, OSError) as exc:
                 raise RongxinError(f"{path} could not be kept in the vault: {exc}") from None
-            rows.append(
-                {
-                    "file": str(path),
-                    "vault_object": stored.digest.hex(),
-                    "vault_tx": stored.tx_id.hex(),
-                    "vault_height": stored.height,
-                }
-            )
     finally:
         vault.objects.close()
     return rows
 
 
-__all__ = ["keep_files", "member_vault"]
+__all__ = ["keep_files", "member_vault", "vault_record"]
