@@ -21,7 +21,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from chain.client import NodeClient
@@ -52,6 +52,39 @@ def _wait(cond: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
+@contextlib.contextmanager
+def running_network(
+    net_dir: Path, spec: NetworkSpec, password: str, *, scrypt_n: int, peers: int, what: str
+) -> Iterator[dict[str, procs.NodeEntry]]:
+    """Create a network in ``net_dir``, start its node processes and wait until each has
+    ``peers`` peers; the nodes are stopped (and the key-password variable restored) on exit.
+
+    Yields
+    ------
+    dict
+        The node entries by name.
+    """
+    create_network(net_dir, spec, password, node_password=password, scrypt_n=scrypt_n, force=True)
+    entries = {e.name: e for e in procs.discover(net_dir)}
+    old = os.environ.get("RONGXIN_KEY_PASSWORD")
+    os.environ["RONGXIN_KEY_PASSWORD"] = password  # the node processes read it at start
+    try:
+        for e in entries.values():
+            procs.start_node(e)
+        _wait(
+            lambda: all(s.online and (s.peers or 0) >= peers for s in procs.probe(list(entries.values()))),
+            60,
+            what,
+        )
+        yield entries
+    finally:
+        procs.stop_nodes(list(entries.values()), timeout_s=15)
+        if old is None:
+            os.environ.pop("RONGXIN_KEY_PASSWORD", None)
+        else:
+            os.environ["RONGXIN_KEY_PASSWORD"] = old
+
+
 def network_stage(out_dir: Path, step: Step, *, scrypt_n: int = 1 << 14) -> None:
     """Run the networked stage (see the module docstring), reporting through ``step``."""
     net_dir = out_dir / "net"
@@ -65,18 +98,14 @@ def network_stage(out_dir: Path, step: Step, *, scrypt_n: int = 1 << 14) -> None
         block_interval_ms=200,
         round_timeout_ms=500,
     )
-    create_network(net_dir, spec, NET_PASSWORD, node_password=NET_PASSWORD, scrypt_n=scrypt_n, force=True)
-    entries = {e.name: e for e in procs.discover(net_dir)}
-    old = os.environ.get("RONGXIN_KEY_PASSWORD")
-    os.environ["RONGXIN_KEY_PASSWORD"] = NET_PASSWORD
-    try:
-        for e in entries.values():
-            procs.start_node(e)
-        _wait(
-            lambda: all(s.online and (s.peers or 0) >= 5 for s in procs.probe(list(entries.values()))),
-            60,
-            "six node processes to connect to each other",
-        )
+    with running_network(
+        net_dir,
+        spec,
+        NET_PASSWORD,
+        scrypt_n=scrypt_n,
+        peers=5,
+        what="six node processes to connect to each other",
+    ) as entries:
         step(
             "node processes",
             True,
@@ -86,12 +115,6 @@ def network_stage(out_dir: Path, step: Step, *, scrypt_n: int = 1 << 14) -> None
             t0,
         )
         _member_work(net_dir, entries, step)
-    finally:
-        procs.stop_nodes(list(entries.values()), timeout_s=15)
-        if old is None:
-            os.environ.pop("RONGXIN_KEY_PASSWORD", None)
-        else:
-            os.environ["RONGXIN_KEY_PASSWORD"] = old
 
 
 def _member_work(net_dir: Path, entries: dict[str, procs.NodeEntry], step: Step) -> None:

@@ -24,9 +24,9 @@ from chain.crypto.sm3 import sm3_file
 from chain.errors import ChainError, ClientError
 from chain.node.identity import certificate_from_json
 from chain.types import Certificate, Genesis, Role
-from rongxin.demo_net import _wait
+from rongxin.demo_net import _wait, running_network
 from rongxin.ops import procs
-from rongxin.ops.build import NetworkSpec, create_network
+from rongxin.ops.build import NetworkSpec
 from rongxin.ops.layout import free_base_port
 
 Step = Callable[[str, bool, str, float], None]
@@ -51,27 +51,13 @@ def vault_stage(
         block_interval_ms=100,
         round_timeout_ms=500,
     )
-    create_network(net_dir, spec, PASSWORD, node_password=PASSWORD, scrypt_n=scrypt_n, force=True)
-    entries = {e.name: e for e in procs.discover(net_dir)}
-    old = os.environ.get("RONGXIN_KEY_PASSWORD")
-    os.environ["RONGXIN_KEY_PASSWORD"] = PASSWORD
     try:
-        for e in entries.values():
-            procs.start_node(e)
-        _wait(
-            lambda: all(s.online and (s.peers or 0) >= 1 for s in procs.probe(list(entries.values()))),
-            60,
-            "the two vault nodes to connect",
-        )
-        _vault_work(out_dir, net_dir, entries, step, t0, files or [])
+        with running_network(
+            net_dir, spec, PASSWORD, scrypt_n=scrypt_n, peers=1, what="the two vault nodes to connect"
+        ) as entries:
+            _vault_work(out_dir, net_dir, entries, step, t0, files or [])
     except ChainError as exc:
         step("off-chain vault", False, f"the vault stage failed: {exc}", t0)
-    finally:
-        procs.stop_nodes(list(entries.values()), timeout_s=15)
-        if old is None:
-            os.environ.pop("RONGXIN_KEY_PASSWORD", None)
-        else:
-            os.environ["RONGXIN_KEY_PASSWORD"] = old
 
 
 def _vault_work(
