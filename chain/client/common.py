@@ -12,11 +12,12 @@ Examples
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chain.errors import ChainError, ClientError
+from chain.errors import ChainError, ClientError, CommitTimeout
 from chain.receipt import Receipt, verify_anchored_digest
 from chain.state_receipt import StateReceipt
 from chain.types import Genesis
@@ -172,6 +173,31 @@ def anchored_digest(doc: Any, genesis: Genesis, digest: bytes) -> AnchoredDigest
     record = doc["anchor"]
     kind = record.get("kind")
     return AnchoredDigest(digest, receipt, index, path, kind if isinstance(kind, str) else "", info.height)
+
+
+def node_answer(status: int, content: bytes) -> dict[str, Any]:
+    """A node's JSON object answer, or the error it stands for.
+
+    Raises
+    ------
+    CommitTimeout
+        A 504 naming the transaction that was not committed in time.
+    ClientError
+        Any other status of 400 and above (with the node's reason), or an answer that is
+        not a JSON object.
+    """
+    text = content.decode("utf-8", "replace")
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        doc = None
+    if status >= 400:
+        if status == 504 and isinstance(doc, dict) and isinstance(doc.get("tx_id"), str):
+            raise CommitTimeout(error_reason(doc, text), hex_bytes(doc["tx_id"], "transaction id"))
+        raise ClientError(error_reason(doc, text), status)
+    if not isinstance(doc, dict):
+        raise ClientError("the node's answer is not a JSON object", status)
+    return doc
 
 
 def error_reason(doc: Any, text: str) -> str:

@@ -44,8 +44,8 @@ from chain.client.common import (
     check_anchors,
     checked_receipt,
     checked_state,
-    error_reason,
     hex_bytes,
+    node_answer,
     ws_url,
 )
 from chain.crypto import PrivateKey
@@ -114,18 +114,7 @@ class _Base:
 
     @staticmethod
     def _answer(status: int, content: bytes) -> dict[str, Any]:
-        text = content.decode("utf-8", "replace")
-        try:
-            doc = json.loads(text)
-        except (ValueError, RecursionError):
-            doc = None
-        if status >= 400:
-            if status == 504 and isinstance(doc, dict) and isinstance(doc.get("tx_id"), str):
-                raise CommitTimeout(error_reason(doc, text), hex_bytes(doc["tx_id"], "transaction id"))
-            raise ClientError(error_reason(doc, text), status)
-        if not isinstance(doc, dict):
-            raise ClientError("the node's answer is not a JSON object", status)
-        return doc
+        return node_answer(status, content)
 
     def _backoff(self, attempt: int) -> float:
         return float(self.backoff_s * (2**attempt))

@@ -38,7 +38,7 @@ import httpx
 
 from chain import codec
 from chain.api.auth import BODY_SM3_HEADER, sign_request
-from chain.client.common import MAX_RESPONSE_BYTES, error_reason, hex_bytes
+from chain.client.common import MAX_RESPONSE_BYTES, error_reason, hex_bytes, node_answer
 from chain.contracts.membership import cert_key
 from chain.crypto import PrivateKey
 from chain.crypto.sm3 import sm3_file
@@ -130,12 +130,7 @@ class HttpObjects:
             response = self._http.request(method, path, headers=self._headers(method, path))
         except httpx.TransportError as exc:
             raise ClientError(f"node {self.url} unreachable: {exc or type(exc).__name__}") from None
-        if response.status_code >= 400:
-            raise self._refusal(response)
-        doc = response.json()
-        if not isinstance(doc, dict):
-            raise ClientError("the node's answer is not a JSON object", response.status_code)
-        return doc
+        return node_answer(response.status_code, response.content[:MAX_RESPONSE_BYTES])
 
     def put_file(self, digest: bytes, path: str | os.PathLike[str]) -> dict[str, Any]:
         """Upload the object file ``path`` as ``digest`` (streamed); the node's answer."""
