@@ -24,7 +24,7 @@ from crawlers.package import add_receipt, build_package, read_package, verify_pa
 
 from .conftest import LOOPBACK, Ledger
 from .site import serve
-from .wayback import add_collection, wayback
+from .wayback import add_collection, pywb_bin, wayback
 
 WARC = "archive/data.warc.gz"
 
@@ -83,6 +83,7 @@ def _digests(data: bytes) -> dict[str, Any]:
 def test_pywb_replays_the_package_and_a_changed_warc_is_refused(
     site_files: dict[str, tuple[str, bytes]], ledger: Ledger, tmp_path: Path
 ) -> None:
+    pywb_bin()  # fails at once, naming `make setup`, when pywb is not installed
     # capture the gallery from a site of its own, packaged, signed and anchored; then the site stops
     with serve(site_files) as site:
         page, image, video = (
