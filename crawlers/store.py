@@ -12,6 +12,8 @@ included) resumes from the database alone:
   so that one picture under many URLs is fingerprinted once.
 * ``cases`` holds the hits; ``UNIQUE (page_url, media_url, work_id)`` makes recording a
   case idempotent, so a media item processed again after a crash adds no duplicate.
+* ``case_packages`` names the evidence package captured for a case (its path and SM3
+  package digest), so that a case leads to its evidence.
 """
 
 from __future__ import annotations
@@ -77,6 +79,12 @@ CREATE TABLE IF NOT EXISTS cases (
     found_at TEXT NOT NULL,
     UNIQUE (page_url, media_url, work_id)
 );
+CREATE TABLE IF NOT EXISTS case_packages (
+    case_id INTEGER PRIMARY KEY REFERENCES cases (id),
+    package TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
 """
 
 
@@ -121,6 +129,8 @@ class Case:
         ``False`` when the scan ran with robots.txt overridden.
     found_at : str
         RFC 3339 UTC.
+    package : dict, optional
+        The case's evidence package: ``{"path", "sm3", "recorded_at"}``.
     """
 
     id: int
@@ -134,10 +144,11 @@ class Case:
     content_digest: bytes
     robots_obeyed: bool
     found_at: str
+    package: dict[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (digest in hex)."""
-        return {
+        """A JSON-ready dict (digest in hex); ``evidence_package`` only once one is recorded."""
+        doc: dict[str, Any] = {
             "id": self.id,
             "page_url": self.page_url,
             "media_url": self.media_url,
@@ -150,6 +161,9 @@ class Case:
             "robots_obeyed": self.robots_obeyed,
             "found_at": self.found_at,
         }
+        if self.package is not None:
+            doc["evidence_package"] = self.package
+        return doc
 
 
 class ScanStore:
@@ -426,13 +440,31 @@ class ScanStore:
     def cases(self) -> list[Case]:
         """Every case, in the order found."""
         rows = self._db.execute(
-            "SELECT id, page_url, media_url, final_url, work_id, kind, score, evidence, content_digest, "
-            "robots_obeyed, found_at FROM cases ORDER BY id"
+            "SELECT c.id, page_url, media_url, final_url, work_id, kind, score, evidence, content_digest, "
+            "robots_obeyed, found_at, p.package, p.digest, p.recorded_at "
+            "FROM cases c LEFT JOIN case_packages p ON p.case_id = c.id ORDER BY c.id"
         ).fetchall()
         return [
-            Case(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), bytes(r[8]), bool(r[9]), r[10])
+            Case(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), bytes(r[8]), bool(r[9]), r[10],
+                 None if r[11] is None else {"path": r[11], "sm3": r[12], "recorded_at": r[13]})
             for r in rows
-        ]
+        ]  # fmt: skip
+
+    def record_package(self, case_id: int, package: str, digest: bytes) -> None:
+        """Name the evidence package of a case (a later capture replaces it).
+
+        Raises
+        ------
+        ScanStoreError
+            There is no such case.
+        """
+        with self._db:
+            if self._db.execute("SELECT 1 FROM cases WHERE id = ?", (case_id,)).fetchone() is None:
+                raise ScanStoreError(f"no case {case_id} in {self.directory}")
+            self._db.execute(
+                "INSERT OR REPLACE INTO case_packages VALUES (?, ?, ?, ?)",
+                (case_id, package, digest.hex(), now_rfc3339()),
+            )
 
     def case(self, case_id: int) -> Case | None:
         """One case by id."""
