@@ -20,6 +20,7 @@ from rongxin.platform import (
     routes_explorer,
     routes_ops,
     routes_regulator,
+    routes_sm2,
     routes_transfers,
     routes_works,
 )
@@ -157,6 +158,7 @@ def create_app(
     app.state.platform = platform
     for module in (
         routes_auth,
+        routes_sm2,
         routes_explorer,
         routes_works,
         routes_cases,

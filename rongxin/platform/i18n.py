@@ -298,6 +298,31 @@ ZH: Final[dict[str, str]] = {
     "Open the transfers": "打开转让记录",
     "Work id (64 hex digits) or a work of this library": "作品 ID（64 位十六进制）或本库作品",
     "Transfers of this work": "该作品的转让",
+    "Sign in with an SM2 key": "使用 SM2 密钥登录",
+    "Sign this text with your key file within {s} seconds, then paste the signature below.": (
+        "请在 {s} 秒内用您的密钥文件签署以下文本，然后将签名粘贴到下方。"
+    ),
+    "Copy the text into a file (here challenge.txt) and run:": (
+        "将文本复制到文件（此处为 challenge.txt）并运行："
+    ),
+    "Signature (hex)": "签名（十六进制）",
+    "Get a challenge to sign": "获取待签名的挑战",
+    "Sign in with a password": "使用密码登录",
+    "My account": "我的账户",
+    "SM2 key for signing in": "用于登录的 SM2 密钥",
+    "none": "无",
+    (
+        "Register the public half of your SM2 key (the .pub.pem file that rongxin crypto keygen "
+        "writes, or its hex); you can then sign in by signing a challenge with the key file."
+    ): (
+        "登记您的 SM2 公钥（rongxin crypto keygen 生成的 .p"
+        "ub.pem 文件或其十六进制）；之后即可用密钥文件签署挑战来登录。"
+    ),
+    "SM2 public key (PEM or hex)": "SM2 公钥（PEM 或十六进制）",
+    "Save the key": "保存密钥",
+    "Remove the key": "删除密钥",
+    "Empty: remove the key": "留空：删除密钥",
+    "Set SM2 key": "设置 SM2 密钥",
 }
 """English interface text -> Chinese."""
 

@@ -31,7 +31,8 @@ PERMISSIONS: Final[dict[str, str]] = {
     "transfers.make": "register a work's ownership record, make a confidential transfer, receive a work",
     "transfers.open": "open recorded transfers (price and royalty shares) with the auditor key",
     "ops.view": "node status, metrics and the operations audit log",
-    "users.manage": "create users, change their roles, reset passwords, disable accounts",
+    "users.manage": "create users, change their roles, reset passwords, set SM2 keys, disable accounts",
+    "account.manage": "the own account page: register or remove the own SM2 sign-in key",
 }
 """Every permission a route can require, with what it allows."""
 
@@ -50,6 +51,7 @@ GRANTS: Final[dict[str, frozenset[str]]] = {
     "transfers.open": frozenset({"auditor"}),
     "ops.view": frozenset({"operator", "auditor", "admin"}),
     "users.manage": frozenset({"admin"}),
+    "account.manage": _ALL,
 }
 """Permission -> the roles that hold it. The only place the policy is written."""
 

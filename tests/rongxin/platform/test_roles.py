@@ -50,6 +50,8 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/admin/users", "users.manage"),
     ("POST", "/admin/users", "users.manage"),
     ("POST", "/admin/users/editor", "users.manage"),
+    ("GET", "/account", "account.manage"),
+    ("POST", "/account/sm2-key", "account.manage"),
 ]
 
 
@@ -69,6 +71,7 @@ def _permission(route: object) -> str | None:
 
 
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("POST", "/logout"), ("POST", "/lang")}
+PUBLIC |= {("GET", "/login/sm2"), ("POST", "/login/sm2/challenge"), ("POST", "/login/sm2")}
 
 
 def test_the_table_covers_every_route_of_the_app(stack: Stack) -> None:
