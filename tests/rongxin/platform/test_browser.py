@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from chain.crypto.sealed import MIN_SCRYPT_N
 from crawlers.browser import launch
 from rongxin.platform.app import close_app, create_app
 from rongxin.platform.config import load_config
@@ -22,13 +23,17 @@ from tests.forensics.conftest import write_image
 from tests.rongxin.platform.conftest import PASSWORD, Stack
 from tests.rongxin.platform.copysite import copy_site
 from tests.rongxin.platform.journeys import (
+    open_recorded_transfers,
     register_work,
     shot,
     shots_dir,
     sign_in,
     sign_out,
+    transfer_work,
     verify_digest_in_explorer,
 )
+from zkp.auditor import AuditorKey, seal_auditor_key
+from zkp.contract import auditor_payload
 
 
 def test_journeys_in_chromium(stack: Stack, photos: dict[str, NDArray[np.uint8]], tmp_path: Path) -> None:
@@ -100,6 +105,7 @@ def test_journeys_in_chromium(stack: Stack, photos: dict[str, NDArray[np.uint8]]
         page.locator("#move-form button").click()
         assert page.inner_text("#case-status") == "已确认"
         shot(page, shots, "case")
+
         sign_out(page)
 
         # the operator sees the nodes and the audit log, in English
@@ -159,6 +165,42 @@ def test_journeys_in_chromium(stack: Stack, photos: dict[str, NDArray[np.uint8]]
     ):
         png = shots / f"{name}.png"
         assert png.stat().st_size > 5000
+
+
+@pytest.mark.slow
+def test_transfer_journey_in_chromium(
+    stack: Stack, photos: dict[str, NDArray[np.uint8]], tmp_path: Path
+) -> None:
+    """Legal staff register a work, its ownership record and a confidential transfer (hidden
+    price and royalty shares, one party name hostile HTML); the auditor opens it with the
+    auditor key file. About 15 s on the loaded project machine, hence slow."""
+    image = write_image(tmp_path / "river.jpg", photos[sorted(photos)[5]])
+    consortium, auditor = stack.node.consortium, AuditorKey.generate()  # the regulator's key
+    consortium.submit(
+        consortium.supervisor, "zkp.auditor", auditor_payload(auditor, consortium.genesis.chain_id)
+    )
+    auditor_file = tmp_path / "auditor.key"
+    auditor_file.write_bytes(seal_auditor_key(auditor, "auditor password", scrypt_n=MIN_SCRYPT_N))
+    shots = shots_dir(tmp_path / "shots")
+    with serve(stack.app) as base, launch() as browser:
+        page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+        sign_in(page, base, "legal-staff", PASSWORD)
+        url = register_work(page, base, image, "江畔 River bank", "县融媒体中心")
+        tx_id = transfer_work(page, url, "1000000", {"作者": "600000", "<i>平台</i>": "400000"})
+        assert page.locator("#receipt-verified").is_visible() and page.inner_text("#new-seq") == "1"
+        shot(page, shots, "transfer")
+        work_hex = page.inner_text("#sent code").strip()
+        page.goto(f"{base}/transfers?work={work_hex}")
+        assert "1000000" not in page.content() and page.locator("#transfers tbody tr").count() == 1
+        sign_out(page)
+        sign_in(page, base, "auditor", PASSWORD)
+        open_recorded_transfers(page, base, work_hex, auditor_file, "auditor password")
+        assert page.inner_text("#opened .price") == "1,000,000", page.content()[-3000:]
+        assert "<i>平台</i> = 400,000" in page.inner_text("#opened .opened-shares")
+        assert tx_id.startswith(page.inner_text("#opened code").rstrip("…"))
+        shot(page, shots, "transfer-audit")
+    for name in ("transfer", "transfer-audit"):
+        assert (shots / f"{name}.png").stat().st_size > 5000
 
 
 @pytest.mark.slow

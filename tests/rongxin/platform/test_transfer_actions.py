@@ -26,7 +26,8 @@ from tests.forensics.conftest import write_image
 from tests.rongxin.platform.conftest import Stack, client_of, csrf_of
 from zkp.auditor import AuditorKey, seal_auditor_key
 from zkp.contract import auditor_payload, register_payload
-from zkp.transfer import OwnerKey, prove_key_possession
+from zkp.group import Point
+from zkp.transfer import OwnerKey, prove_key_possession, verify_key_possession
 
 XSS = '<script>alert("p")</script>'
 AUDITOR_PASSWORD = "auditor password"
@@ -187,7 +188,10 @@ def test_receive_a_work_and_a_record_held_by_another_key(deal: Deal) -> None:
     token = csrf_of(page)
     r = staff.post("/transfers/receive", data={"csrf": token, "work": work.hex()})
     assert r.status_code == 200 and 'id="received-key"' in r.text
-    assert r.text.count('id="received-') == 2
+    received = dict(re.findall(r'id="received-(key|pop)" value="([0-9a-f]+)"', r.text))
+    assert len(received["key"]) == 66 and len(received["pop"]) == 128
+    verify_key_possession(Point.decode(bytes.fromhex(received["key"])), bytes.fromhex(received["pop"]),
+                          c.genesis.chain_id, work)  # fmt: skip
     assert stack.app.state.platform.owner_keys.held(work) == 1
     assert staff.post("/transfers/receive", data={"csrf": token, "work": "zz"}).status_code == 422
     assert staff.post("/transfers/receive", data={"work": work.hex()}).status_code == 403  # no CSRF
