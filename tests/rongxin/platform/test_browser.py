@@ -208,8 +208,9 @@ def test_journeys_against_node_processes(
     photos: dict[str, NDArray[np.uint8]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The demo deployment: four node processes on loopback, the member's platform reading
-    them through the SDK; sign in, register a work, find its digest, verify its receipt; the
-    regulator runs a query across the demo agencies."""
+    them through the SDK; sign in, register a work, find its digest, verify its receipt,
+    transfer the work confidentially; the regulator runs a query across the demo agencies;
+    the auditor opens the transfer with the demo's auditor key."""
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[3]))
     seeds = [write_image(tmp_path / f"{n}.jpg", photos[n]) for n in sorted(photos)[2:5]]
     image = write_image(tmp_path / "harbour.jpg", photos[sorted(photos)[0]])
@@ -222,13 +223,17 @@ def test_journeys_against_node_processes(
                 viewport={"width": 1280, "height": 800}, accept_downloads=True
             ).new_page()
             sign_in(page, base, "legal-staff", DEMO_PASSWORD)
-            register_work(page, base, image, "港口晨景", "县法律服务中心")
+            work_url = register_work(page, base, image, "港口晨景", "县法律服务中心")
             assert page.locator("#anchored").is_visible(), page.content()[:2000]
             fingerprint = page.inner_text("#fingerprint")
             page.goto(f"{base}/works")
             assert page.locator("#works tbody tr").count() == len(seeds) + 1
             verdict = verify_digest_in_explorer(page, base, fingerprint, tmp_path)
             assert "回执有效" in verdict, verdict
+            # a confidential transfer verified by the four node processes
+            transfer_work(page, work_url, "500000", {"县法律服务中心": "500000"})
+            assert page.locator("#receipt-verified").is_visible()
+            work_hex = page.inner_text("#sent code").strip()
             page.goto(f"{base}/explorer/nodes")
             assert page.locator("#nodes tr.up").count() == len(deployment.entries)
             shot(page, shots, "nodes")
@@ -244,6 +249,11 @@ def test_journeys_against_node_processes(
             assert page.locator("#answer tbody tr").count() >= 1, page.content()[:2000]
             assert page.locator("#decisions tbody tr").count() == 5
             shot(page, shots, "regulator")
+            sign_out(page)
+            sign_in(page, base, "auditor", DEMO_PASSWORD)
+            key_file = deployment.directory / "auditor.key"
+            open_recorded_transfers(page, base, work_hex, key_file, DEMO_PASSWORD)
+            assert page.inner_text("#opened .price") == "500,000", page.content()[-3000:]
             sign_out(page)
         close_app(app)
     finally:
