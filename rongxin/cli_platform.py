@@ -28,12 +28,10 @@ MAX_CHALLENGE = 4096
 
 @app.command("sign-challenge")
 def sign_challenge_cmd(
+    key: Annotated[Path, typer.Option("--key", help="Your SM2 key file.", metavar="KEYFILE")],
     challenge: Annotated[
         Path | None, typer.Argument(help="File holding the challenge text (default: standard input).")
     ] = None,
-    key: Annotated[Path, typer.Option("--key", help="Your SM2 key file.", metavar="KEYFILE")] = Path(
-        "user.key"
-    ),
     password_file: PasswordFile = None,
 ) -> None:
     """Sign the platform's sign-in challenge with your SM2 key file; print the signature."""

@@ -122,6 +122,12 @@ def test_wrong_key_other_session_expired_and_malformed_are_refused(
         cid, text, token = _challenge(c, "regulator")
         r = _answer(c, cid, bad, token)
         assert r.status_code in (401, 422), (bad, r.status_code)
+    # a challenge answered at another site address (the same browser session)
+    cid, text, token = _challenge(c, "operator")
+    elsewhere = TestClient(stack.app, base_url="http://localhost:8480")
+    elsewhere.cookies.set("rx_session", str(c.cookies.get("rx_session")))
+    r = _answer(elsewhere, cid, sign_challenge(operator, text), token)
+    assert r.status_code == 401 and "another site address" in r.text
     # an expired challenge, correctly signed
     monkeypatch.setattr(routes_sm2, "CHALLENGE_S", -1)
     cid, text, token = _challenge(c, "operator")
