@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from chain.crypto import PrivateKey
 from chain.crypto.sealed import MIN_SCRYPT_N
 from crawlers.browser import launch
 from rongxin.platform.app import close_app, create_app
 from rongxin.platform.config import load_config
 from rongxin.platform.deploy import DEMO_PASSWORD, start_demo
+from rongxin.platform.sm2login import sign_challenge
 from tests.chain.api.harness import serve
 from tests.forensics.conftest import write_image
 from tests.rongxin.platform.conftest import PASSWORD, Stack
@@ -173,7 +175,8 @@ def test_transfer_journey_in_chromium(
 ) -> None:
     """Legal staff register a work, its ownership record and a confidential transfer (hidden
     price and royalty shares, one party name hostile HTML); the auditor opens it with the
-    auditor key file. About 15 s on the loaded project machine, hence slow."""
+    auditor key file, then registers an SM2 key and signs in with it. About 15 s on the
+    loaded project machine, hence slow."""
     image = write_image(tmp_path / "river.jpg", photos[sorted(photos)[5]])
     consortium, auditor = stack.node.consortium, AuditorKey.generate()  # the regulator's key
     consortium.submit(
@@ -199,7 +202,23 @@ def test_transfer_journey_in_chromium(
         assert "<i>平台</i> = 400,000" in page.inner_text("#opened .opened-shares")
         assert tx_id.startswith(page.inner_text("#opened code").rstrip("…"))
         shot(page, shots, "transfer-audit")
-    for name in ("transfer", "transfer-audit"):
+        # the auditor registers an SM2 key and signs in with it (the signature as
+        # `rongxin platform sign-challenge` prints it)
+        key = PrivateKey.generate()
+        page.click("#my-account")
+        page.fill("#sm2-public-key", key.public_key.to_pem())
+        page.click("#save-sm2-key")
+        assert key.public_key.key_id() in page.inner_text("#sm2-key-id")
+        sign_out(page)
+        page.click("#sm2-link")
+        page.fill("#sm2-username", "auditor")
+        page.click("#sm2-challenge")
+        page.fill("#signature", sign_challenge(key, page.inner_text("#challenge-text")))
+        shot(page, shots, "sm2-login")
+        page.click("#sm2-sign-in")
+        page.wait_for_url(f"{base}/")
+        assert page.inner_text("#my-account") == "auditor user"
+    for name in ("transfer", "transfer-audit", "sm2-login"):
         assert (shots / f"{name}.png").stat().st_size > 5000
 
 
