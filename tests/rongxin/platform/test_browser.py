@@ -149,6 +149,8 @@ def test_journeys_in_chromium(stack: Stack, photos: dict[str, NDArray[np.uint8]]
             "/explorer/receipts",
             "/ops",
             "/explorer/nodes",
+            "/transfers",
+            "/account",
         ):
             page.goto(f"{base}{path}")
             width = page.evaluate("document.documentElement.scrollWidth")
@@ -202,6 +204,9 @@ def test_transfer_journey_in_chromium(
         assert "<i>平台</i> = 400,000" in page.inner_text("#opened .opened-shares")
         assert tx_id.startswith(page.inner_text("#opened code").rstrip("…"))
         shot(page, shots, "transfer-audit")
+        page.set_viewport_size({"width": 768, "height": 1024})  # a tablet held upright
+        assert page.evaluate("document.documentElement.scrollWidth") <= 768
+        page.set_viewport_size({"width": 1280, "height": 800})
         # the auditor registers an SM2 key and signs in with it (the signature as
         # `rongxin platform sign-challenge` prints it)
         key = PrivateKey.generate()
