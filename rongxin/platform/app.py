@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chain.api.app import BodyLimit
+from chain.crypto import PrivateKey
 from chain.node.logs import OpsAudit
 from rongxin.platform import (
     routes_admin,
@@ -19,6 +20,7 @@ from rongxin.platform import (
     routes_explorer,
     routes_ops,
     routes_regulator,
+    routes_sm2,
     routes_transfers,
     routes_works,
 )
@@ -27,6 +29,7 @@ from rongxin.platform.casework import CaseStates
 from rongxin.platform.chainview import ChainView
 from rongxin.platform.config import ConfigError, PlatformConfig
 from rongxin.platform.console import RegulatorConsole
+from rongxin.platform.ownerkeys import store_for
 from rongxin.platform.scanrunner import ScanRunner
 from rongxin.platform.web import Denied, LoginNeeded, Platform, render
 from rongxin.platform.workstore import WorkStore
@@ -136,20 +139,26 @@ def create_app(
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = store or AccountStore(config.data_dir / "accounts.sqlite", config.session_s)
     bootstrap_admin(store, config.admin_password_file)
+    chain = chain if chain is not None else open_chain(config)
+    member_key = getattr(chain.client, "key", None)
     platform = Platform(
         config=config,
         store=store,
         audit=OpsAudit(config.data_dir / "ops-audit.jsonl", config.name),
-        chain=chain if chain is not None else open_chain(config),
+        chain=chain,
         works=WorkStore(config.library, config.data_dir, config.max_upload_bytes),
         scans=scans or ScanRunner(config.data_dir / "scans", config.library, config.scan_allow),
         cases=CaseStates(config.data_dir / "cases.sqlite"),
         console=console or RegulatorConsole(config.agencies),
+        owner_keys=store_for(
+            config.data_dir, member_key.to_bytes() if isinstance(member_key, PrivateKey) else None
+        ),
     )
     app = FastAPI(title="Rongxin member platform", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.platform = platform
     for module in (
         routes_auth,
+        routes_sm2,
         routes_explorer,
         routes_works,
         routes_cases,
