@@ -182,7 +182,8 @@ def redact(uri_or_conninfo: str) -> str:
             params = {k: str(v) for k, v in conninfo.conninfo_to_dict(uri_or_conninfo).items()}
         except Exception as exc:  # psycopg.ProgrammingError: libpq's own message
             raise ScanStoreError(f"not a valid connection string: {_masked(str(exc)).strip()}") from None
-    params.pop("password", None)
+    for secret in ("password", "sslpassword"):
+        params.pop(secret, None)
     return conninfo.make_conninfo(**params)
 
 
