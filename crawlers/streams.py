@@ -8,8 +8,9 @@ plan naming a literal internal address is refused before any segment is fetched,
 playlist URL met twice (a loop) ends the stream.
 
 Byte-range segments are fetched with ``Range`` requests; a server that ignores ``Range``
-answers with the whole file, of which at most the range's end (and never more than what
-is left of the stream's byte budget) is read and the range cut out. AES-128 segments are
+answers with the whole file, of which at most the end of the file's last planned range
+(and never more than what is left of the stream's byte budget) is read, once: that
+segment's range and the file's later ones are cut out of it. AES-128 segments are
 opened with their 16-byte key, fetched once per key URI through the same fetcher
 (:mod:`crawlers.segments`). Any failure of either is a :class:`PlaylistError` naming it.
 """
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 
 from crawlers.errors import BlockedAddressError, FetchError, FetchTimeoutError, PlaylistError, TooLargeError
 from crawlers.fetch import Fetcher, RetryLaterError
-from crawlers.playlists import StreamCaps, Track, dash_plan, hls_plan, literal_refusal, manifest_type
+from crawlers.playlists import Piece, StreamCaps, Track, dash_plan, hls_plan, literal_refusal, manifest_type
 from crawlers.segments import KEY_BYTES, decrypt, range_body
 
 #: Largest manifest read (bytes).
@@ -150,34 +151,61 @@ def _fetch_track(
 ) -> list[tuple[bool, bytes]]:
     """``(is_init, bytes)`` of a track's init section and segments fetched within the budget,
     byte ranges cut out and AES-128 segments decrypted."""
+    furthest: dict[str, int] = {}  # per file, the end of its last planned byte range
+    for seg_url, piece, _ in track.parts():
+        if piece.byterange is not None:
+            furthest[seg_url] = max(furthest.get(seg_url, 0), piece.byterange.end)
+    whole: dict[str, tuple[bytes, int]] = {}  # files whose server ignored Range: (prefix read, cap)
     parts: list[tuple[bool, bytes]] = []
     for seg_url, piece, is_init in track.parts():
         if budget.deadline - time.monotonic() <= 0 or budget.spent >= budget.max_bytes:
             break
         if piece.key is not None and piece.key.uri not in keys:
             keys[piece.key.uri] = _key(fetcher, piece.key.uri, budget)
-        left = budget.max_bytes - budget.spent
-        cap = left if piece.byterange is None else min(piece.byterange.end, left)
-        try:
-            resp = fetcher.fetch(
-                seg_url,
-                max_bytes=cap,
-                seconds=budget.deadline - time.monotonic(),
-                truncate=piece.byterange is not None,  # a 200 to a range request: read up to its end
-                byte_range=None if piece.byterange is None else piece.byterange.header(),
-            )
-        except FetchTimeoutError:
-            break
-        if resp.status != 200 and (piece.byterange is None or resp.status not in (206, 416)):
-            break
-        budget.took(resp.url, len(resp.body))
-        data = resp.body
-        if piece.byterange is not None:
-            data = range_body(resp.status, resp.headers, data, piece.byterange, cap)
+        if piece.byterange is not None and seg_url in whole:
+            prefix, cap = whole[seg_url]  # cut from what was read, no second request
+            data = range_body(200, {}, prefix, piece.byterange, cap)
+        else:
+            fetched = _fetch_piece(fetcher, seg_url, piece, budget, furthest.get(seg_url, 0))
+            if fetched is None:
+                break
+            data, ignored_range = fetched
+            if ignored_range is not None:
+                whole[seg_url] = ignored_range
         if piece.key is not None:
             data = decrypt(data, keys[piece.key.uri], piece.key.iv)
         parts.append((is_init, data))
     return parts
+
+
+def _fetch_piece(
+    fetcher: Fetcher, url: str, piece: Piece, budget: _Budget, furthest: int
+) -> tuple[bytes, tuple[bytes, int] | None] | None:
+    """A segment's bytes (its byte range cut out), and when the server ignored ``Range`` the
+    file's prefix read with its cap (for the file's later ranges); ``None`` ends the stream.
+
+    A range request's answer is read up to the end of the file's last planned range (a
+    server that ignores ``Range`` sends the file from its start), within the byte budget.
+    """
+    left = budget.max_bytes - budget.spent
+    cap = left if piece.byterange is None else min(furthest, left)
+    try:
+        resp = fetcher.fetch(
+            url,
+            max_bytes=cap,
+            seconds=budget.deadline - time.monotonic(),
+            truncate=piece.byterange is not None,
+            byte_range=None if piece.byterange is None else piece.byterange.header(),
+        )
+    except FetchTimeoutError:
+        return None
+    if resp.status != 200 and (piece.byterange is None or resp.status not in (206, 416)):
+        return None
+    budget.took(resp.url, len(resp.body))
+    if piece.byterange is None:
+        return resp.body, None
+    data = range_body(resp.status, resp.headers, resp.body, piece.byterange, cap)
+    return data, ((resp.body, cap) if resp.status == 200 else None)
 
 
 def _key(fetcher: Fetcher, uri: str, budget: _Budget) -> bytes:
