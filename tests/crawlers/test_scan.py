@@ -204,11 +204,12 @@ def test_a_scan_into_postgresql_records_what_sqlite_does(
     for name, db in (("sqlite", None), ("postgresql", pg_uri(pg_server))):
         with Scanner(tmp_path / name, cfg, db=db) as scanner:
             summary = scanner.run()
-            results[name] = (_comparable(scanner.store), sorted(scanner.store.items()), summary["cases"])
+            counts = (summary["cases"], summary["media.fingerprinted"], summary["media.done"])
+            results[name] = (_comparable(scanner.store), sorted(scanner.store.items()), counts)
             assert scanner.store.backend == name
     assert results["sqlite"] == results["postgresql"]
-    cases, _, count = results["postgresql"]
-    assert count == len(cases) == 5  # a.jpg under three URLs, fingerprinted once; b.png
+    cases, _, counts = results["postgresql"]
+    assert counts == (len(cases), 3, 5) == (5, 3, 5)  # a.jpg under three URLs fingerprinted once
     assert {c[4] for c in cases} == {"astronaut", "coffee"}
 
 
