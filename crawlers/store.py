@@ -84,7 +84,7 @@ CREATE TABLE IF NOT EXISTS cases (
     UNIQUE (page_url, media_url, work_id)
 );
 CREATE TABLE IF NOT EXISTS case_packages (
-    case_id INTEGER PRIMARY KEY REFERENCES cases (id),
+    case_id {ref} PRIMARY KEY REFERENCES cases (id),
     package TEXT NOT NULL,
     digest TEXT NOT NULL,
     recorded_at TEXT NOT NULL
@@ -492,11 +492,12 @@ class ScanStore:
         ScanStoreError
             There is no such case.
         """
-        with self._db:
+        with self._db.transaction():
             if self._db.execute("SELECT 1 FROM cases WHERE id = ?", (case_id,)).fetchone() is None:
                 raise ScanStoreError(f"no case {case_id} in {self.directory}")
             self._db.execute(
-                "INSERT OR REPLACE INTO case_packages VALUES (?, ?, ?, ?)",
+                "INSERT INTO case_packages VALUES (?, ?, ?, ?) ON CONFLICT (case_id) DO UPDATE SET "
+                "package = excluded.package, digest = excluded.digest, recorded_at = excluded.recorded_at",
                 (case_id, package, digest.hex(), now_rfc3339()),
             )
 

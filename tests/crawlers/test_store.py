@@ -94,6 +94,13 @@ def test_digest_dedup_cases_and_budgets(open_store: OpenStore) -> None:
     assert cases[1].final_url == "http://b.test/z.jpg" and cases[0].content_digest == digest
     assert cases[0].robots_obeyed and cases[0].evidence == {"threshold": 0.5}
     assert s.case(cases[2].id) == cases[2] and s.case(999) is None
+    s.record_package(cases[1].id, "evidence/case-2", b"\x01" * 32)
+    s.record_package(cases[1].id, "evidence/case-2b", b"\x02" * 32)  # a later capture replaces it
+    with pytest.raises(ScanStoreError, match="no case 999"):
+        s.record_package(999, "x", b"")
+    package = s.case(cases[1].id).package  # type: ignore[union-attr]
+    assert package is not None and package["path"] == "evidence/case-2b" and package["sm3"] == "02" * 32
+    assert s.case(cases[0].id).package is None  # type: ignore[union-attr]
     assert s.counts()["media.fingerprinted"] == 1 and s.counts()["cases"] == 3
     s.charge("http://a.test", 1, 10)
     s.finish(p2, "done")
@@ -150,7 +157,7 @@ def test_postgres_scans_are_separate_schemas_and_no_password_is_stored(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY 1",
             (info["schema"],),
         ).fetchall()
-    assert [t[0] for t in tables] == ["cases", "frontier", "hosts", "media", "meta", "refs"]
+    assert [t[0] for t in tables] == ["case_packages", "cases", "frontier", "hosts", "media", "meta", "refs"]
 
 
 def test_postgres_connection_failures_are_clear(pg_server: ThrowawayCluster, tmp_path: Path) -> None:
