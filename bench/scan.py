@@ -12,6 +12,11 @@ as the scanner runs):
 * **pages** — crawl and extract only (pages without media);
 * **media** — pages with pictures: every picture URL fetched, each distinct content
   fingerprinted once and identified against a library holding the originals;
+* **identify** (``--library-works N``) — the library padded with synthetic works to ``N``
+  image works (each a registered photo's fingerprint with 35 % of its hash bits and a
+  quarter of every descriptor's bits flipped: as far from the photos as unrelated
+  pictures), then every distinct picture fingerprinted and identified in this one process:
+  images/s per core, decode included. The machine's load average is printed with it;
 * **scrapy** — the same two crawls by Scrapy (``CONCURRENT_REQUESTS_PER_DOMAIN`` 1, as the
   scanner, and Scrapy's default 8), when an interpreter with Scrapy is given
   (``--scrapy-python``; Scrapy's Twisted stack is not a dependency of Rongxin). Scrapy
@@ -21,6 +26,7 @@ as the scanner runs):
 Run::
 
     .venv/bin/python bench/scan.py --quick                                  # 300 pages
+    .venv/bin/python bench/scan.py --quick --library-works 10000            # images/s per core
     .venv/bin/python bench/scan.py --pages 2000 --scrapy-python /tmp/scrapy-venv/bin/python
 """
 
@@ -121,15 +127,21 @@ class Site:
             self.proc.wait(10)
 
 
+def smoke_photos() -> list[Path]:
+    """The smoke corpus's original photos."""
+    from datasets.manifest import Manifest
+    from datasets.smoke import ensure
+
+    root = ensure()
+    return [root / e.path for e in Manifest.open(root).select(collection="images", role="original")]
+
+
 def pictures_and_library(work: Path, distinct: int) -> tuple[Path, Path]:
     """``distinct`` attacked JPEG copies of the smoke corpus's photos; a library of the originals."""
     from datasets.attacks import image as image_attacks
-    from datasets.manifest import Manifest
-    from datasets.smoke import ensure
     from forensics.library import Library
 
-    root = ensure()
-    photos = [root / e.path for e in Manifest.open(root).select(collection="images", role="original")]
+    photos = smoke_photos()
     lib_dir, pics = work / "lib", work / "pics"
     pics.mkdir()
     with Library(lib_dir) as lib:
@@ -141,6 +153,55 @@ def pictures_and_library(work: Path, distinct: int) -> tuple[Path, Path]:
         attacked.convert("RGB").save(buf, format="JPEG", quality=80)
         (pics / f"{k:04d}.jpg").write_bytes(buf.getvalue())
     return pics, lib_dir
+
+
+def pad_library(library: Path, works: int, seed: int = 7) -> int:
+    """Add synthetic image works to ``library`` until it holds ``works`` image works; how many it holds."""
+    import numpy as np
+
+    from forensics.image import features as feat
+    from forensics.image.decode import load_image
+    from forensics.image.index import ImageFingerprint, ImageIndex
+    from forensics.library import Library
+
+    real = [ImageFingerprint.of(load_image(p)) for p in smoke_photos()]
+    with Library.open(library) as lib:
+        index = lib.index("image")
+        assert isinstance(index, ImageIndex)
+        gen = np.random.default_rng(seed)
+        have = len(real)
+        while have < works:
+            chunk = []
+            for j in range(min(5000, works - have)):
+                src = real[int(gen.integers(len(real)))]
+                h = src.hash ^ np.packbits(gen.random(256) < 0.35)
+                d = src.features.descriptors
+                flips = np.packbits(gen.random(d.shape[0] * 256) < 0.25).reshape(-1, 32)
+                f = feat.LocalFeatures(
+                    src.features.points,
+                    d ^ flips,
+                    src.features.width,
+                    src.features.height,
+                    src.features.scale,
+                )
+                chunk.append((f"synthetic-{have + j}", [ImageFingerprint(h, f)]))
+            index.add_many(chunk)
+            have += len(chunk)
+    return have
+
+
+def run_identify(pictures: Path, library: Path) -> tuple[int, float, float, int]:
+    """Fingerprint and identify every picture in one process: (pictures, wall seconds, CPU
+    seconds of the process, matched). Pictures per CPU second is the rate per core, whatever
+    else the machine runs."""
+    from forensics.library import Library
+
+    files = sorted(pictures.glob("*.jpg"))
+    with Library.open(library, readonly=True) as lib:
+        lib.identify(files[0])  # load the index before the clock starts
+        t0, c0 = time.perf_counter(), time.process_time()
+        matched = sum(bool(lib.identify(f)) for f in files * 3)
+        return 3 * len(files), time.perf_counter() - t0, time.process_time() - c0, matched
 
 
 def run_scanner(base: str, n: int, library: Path, out: Path) -> dict[str, Any]:
@@ -234,12 +295,23 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=2000)
     ap.add_argument("--distinct", type=int, default=100, help="distinct pictures in the media run")
     ap.add_argument("--scrapy-python", default="", help="an interpreter with Scrapy installed")
+    ap.add_argument("--library-works", type=int, default=0, help="pad the library to this many image works")
     args = ap.parse_args()
     n, distinct = (300, 30) if args.quick else (args.pages, args.distinct)
     work = Path(tempfile.mkdtemp(prefix="bench-scan-"))
     try:
         pics, library = pictures_and_library(work, distinct)
+        works = pad_library(library, args.library_works) if args.library_works else 0
         rows: list[list[str]] = []
+        if works:
+            count, secs, cpu, matched = run_identify(pics, library)
+            load = os.getloadavg()
+            print(
+                f"identify: {count} pictures against {works} image works: {count / cpu:.1f} images "
+                f"per CPU second ({cpu:.1f} s of CPU), {count / secs:.1f} images/s of wall time "
+                f"({matched} matched); load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+                f"on {os.cpu_count()} cores\n"
+            )
         for media in (False, True):
             with Site(n, media, distinct, pics, work) as base:
                 s = run_scanner(base, n, library, work / f"scan-{int(media)}")

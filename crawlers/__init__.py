@@ -8,8 +8,10 @@ finds media in pages (:mod:`crawlers.extract`), renders script-built pages in a 
 without a network of its own (:mod:`crawlers.render`), follows HLS and DASH manifests
 within caps (:mod:`crawlers.playlists`, :mod:`crawlers.streams`), seeds from sitemaps and
 feeds (:mod:`crawlers.seeds`), identifies images, audio and video against a
-:class:`forensics.Library`, and records every hit as a case in a SQLite scan database that
-survives ``kill -9`` (:mod:`crawlers.store`). See ``docs/scanning.md``.
+:class:`forensics.Library`, and records every hit as a case in a scan database, SQLite or
+PostgreSQL (:mod:`crawlers.scandb`), that survives ``kill -9`` (:mod:`crawlers.store`).
+AES-128 and byte-range HLS segments are opened by :mod:`crawlers.segments`. See
+``docs/scanning.md``.
 
 Every error is a :class:`CrawlError`. Only the errors are imported eagerly; the rest on
 first use.

@@ -43,6 +43,7 @@ from crawlers.media import clip, join
 from crawlers.playlists import StreamCaps
 from crawlers.politeness import HostPacer
 from crawlers.render import Renderer, RenderLimits, needs_render
+from crawlers.scandb import holds_scan
 from crawlers.seeds import SeedCaps, expand
 from crawlers.sniff import SUFFIX, family
 from crawlers.store import Item, ScanStore
@@ -177,9 +178,13 @@ class Scanner:
     Parameters
     ----------
     out : path
-        The scan directory (its database is ``scan.sqlite``).
+        The scan directory (its database is ``scan.sqlite``, or on PostgreSQL the pointer
+        ``scan-db.json``).
     config : ScanConfig, optional
         For a new scan; ``None`` resumes the scan stored in ``out``.
+    db : str, optional
+        A ``postgresql://`` URI: the scan database goes to (or, resuming, is read from)
+        that PostgreSQL database instead of SQLite (:class:`~crawlers.store.ScanStore`).
     resolver : callable, optional
         Host resolver for the SSRF guard (the system's by default).
     identify : callable, optional
@@ -199,18 +204,19 @@ class Scanner:
         *,
         resolver: Resolver = system_resolver,
         identify: Callable[[Path], list[Any]] | None = None,
+        db: str | None = None,
     ) -> None:
         self.out = Path(out)
         if config is not None:
-            if (self.out / "scan.sqlite").exists():
+            if holds_scan(self.out):
                 raise ScanStoreError(f"{self.out} already holds a scan; resume it or choose another --out")
-            self.store = ScanStore(self.out, create=True)
+            self.store = ScanStore(self.out, create=True, db=db)
             self.store.set_meta(CONFIG_KEY, dataclasses.asdict(config))
             self.store.set_meta("robots_obeyed", config.obey_robots)
             for seed in config.seeds:
                 self.store.add(normalize(seed), "page", 0)
         else:
-            self.store = ScanStore(self.out)
+            self.store = ScanStore(self.out, db=db)
             stored = self.store.get_meta(CONFIG_KEY)
             if stored is None:
                 raise ScanStoreError(f"{self.out} holds no scan configuration")

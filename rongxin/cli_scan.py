@@ -1,8 +1,8 @@
 """``rongxin scan SEED...``, ``rongxin scan resume DIR`` and ``rongxin cases list|show``.
 
 A scan crawls from its seeds, fetches the media it finds and identifies them against a
-work library; every hit is a case in the scan directory's database (``DIR/scan.sqlite``).
-See ``docs/scanning.md``.
+work library; every hit is a case in the scan directory's database (``DIR/scan.sqlite``,
+or a PostgreSQL schema with ``--db postgresql://...``). See ``docs/scanning.md``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,15 @@ from rongxin.scan_progress import ScanProgress
 cases_app = typer.Typer(help="List and show the cases found by a scan.", no_args_is_help=True)
 
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="The scan directory.")]
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="RONGXIN_SCAN_DB",
+        help="postgresql://user@host:port/database for a scan database on PostgreSQL (default: "
+        "SQLite in the scan directory); also to give the password when opening a PostgreSQL scan.",
+    ),
+]
 
 
 def scan(
@@ -99,6 +108,7 @@ def scan(
     no_recording: NoRecordingOption = False,
     no_anchor: NoAnchorOption = False,
     keep: KeepOption = False,
+    db: DbOption = None,
 ) -> None:
     """Scan web pages for copies of registered works; prints a JSON summary at the end.
 
@@ -125,7 +135,7 @@ def scan(
             "max_pages": max_pages, "delay": delay, "agent": agent, "contact": contact,
             "obey_robots": not ignore_robots, "allow": list(allow or []), "request_seconds": request_seconds,
             "render": render, "host_pages": host_pages, "host_bytes": host_mib * 1024 * 1024,
-        })  # fmt: skip
+        }, db)  # fmt: skip
         failed = 0
         if signer is not None:
             settings = CaseSettings(allow, tsa, play_seconds, no_recording, keep)
@@ -142,16 +152,21 @@ def scan(
 
 
 def _scan(
-    seeds: list[str], library: Path | None, out: Path | None, quiet: bool, settings: dict[str, Any]
+    seeds: list[str],
+    library: Path | None,
+    out: Path | None,
+    quiet: bool,
+    settings: dict[str, Any],
+    db: str | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """Run (or resume) the scan (``settings``: the :class:`ScanConfig` of a new one but its
-    seeds); its summary and directory."""
+    seeds; ``db``: a PostgreSQL URI for the scan database); its summary and directory."""
     try:
         if seeds[:1] == ["resume"]:
             if len(seeds) != 2:
                 raise _fail("usage: rongxin scan resume DIR")
             directory = Path(seeds[1])
-            scanner = Scanner(directory)
+            scanner = Scanner(directory, db=db)
         else:
             if library is None or out is None:
                 raise _fail("a new scan needs --library and --out")
@@ -159,7 +174,7 @@ def _scan(
             if not (Path(library) / CATALOGUE).is_file():
                 raise _fail(f"{library} holds no work library")
             directory = out
-            scanner = Scanner(out, config)
+            scanner = Scanner(out, config, db=db)
         with scanner:
             if quiet:
                 summary = scanner.run()
@@ -197,9 +212,9 @@ def _capture(signer: Signer, scan: Path, out: Path, settings: CaseSettings) -> d
     return done
 
 
-def _open(out: Path) -> ScanStore:
+def _open(out: Path, db: str | None) -> ScanStore:
     try:
-        return ScanStore(out)
+        return ScanStore(out, db=db)
     except CrawlError as exc:
         raise _fail(str(exc)) from None
 
@@ -208,9 +223,10 @@ def _open(out: Path) -> ScanStore:
 def list_cases(
     out: OutOption,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one case each.")] = False,
+    db: DbOption = None,
 ) -> None:
     """The cases of a scan: id, work, score, media URL and page URL."""
-    store = _open(out)
+    store = _open(out, db)
     try:
         cases = store.cases()
     finally:
@@ -232,9 +248,10 @@ def list_cases(
 def show_case(
     case_id: Annotated[int, typer.Argument(help="The case id (from `cases list`).")],
     out: OutOption,
+    db: DbOption = None,
 ) -> None:
     """One case as JSON: URLs, work, evidence, time and the content's SM3 digest."""
-    store = _open(out)
+    store = _open(out, db)
     try:
         case = store.case(case_id)
     finally:

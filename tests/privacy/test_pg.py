@@ -42,17 +42,17 @@ def _load(con: psycopg.Connection[Any], schema: str, t: dict[str, np.ndarray]) -
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[ThrowawayCluster]:
-    with ThrowawayCluster() as c:
-        with psycopg.connect(c.conninfo, autocommit=True) as con:
-            for i, t in enumerate(TABLES):
-                _load(con, f"agency{i}", t)
-            con.execute('CREATE SCHEMA "dirty"')
-            con.execute(
-                'CREATE TABLE "dirty".plays (county text, work integer, views bigint, fee double precision)'
-            )
-            con.execute("INSERT INTO \"dirty\".plays VALUES ('elsewhere', 1, 5, 1.0), ('c1', 2, 7, 'NaN')")
-        yield c
+def cluster(pg_server: ThrowawayCluster) -> Iterator[ThrowawayCluster]:
+    c = pg_server  # shared with the other tests (tests/pg.py); the agencies' schemas are ours
+    with psycopg.connect(c.conninfo, autocommit=True) as con:
+        for i, t in enumerate(TABLES):
+            _load(con, f"agency{i}", t)
+        con.execute('CREATE SCHEMA "dirty"')
+        con.execute(
+            'CREATE TABLE "dirty".plays (county text, work integer, views bigint, fee double precision)'
+        )
+        con.execute("INSERT INTO \"dirty\".plays VALUES ('elsewhere', 1, 5, 1.0), ('c1', 2, 7, 'NaN')")
+    yield c
 
 
 SPECS = [
