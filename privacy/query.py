@@ -262,6 +262,10 @@ class Regulator:
         Where records are anchored.
     timeout : float
         Seconds an agency may take before it counts as dropped out.
+    mpc_method : str
+        How the MPC path finds order statistics: ``"search"`` (default; the agencies also
+        learn the answer) or ``"histogram"`` (they learn nothing; far costlier), see
+        :func:`privacy.mpc.plan`.
     """
 
     def __init__(
@@ -273,6 +277,7 @@ class Regulator:
         role: str = "regulator",
         audit: AuditLog | None = None,
         timeout: float = 120.0,
+        mpc_method: str = "search",
     ) -> None:
         names = [a.name for a in agencies]
         if not agencies or len(set(names)) != len(names):
@@ -285,6 +290,9 @@ class Regulator:
         self.role = role
         self.audit = audit
         self.timeout = timeout
+        if mpc_method not in mpc.METHODS:
+            raise SpecError(f"unknown MPC method {mpc_method!r}; expected one of {list(mpc.METHODS)}")
+        self.mpc_method = mpc_method
         # per query: SM3 of the signed query, and of each agency's signed answer to it
         self._trail: dict[str, tuple[bytes, dict[str, bytes]]] = {}
 
@@ -640,8 +648,8 @@ class Regulator:
         # and TLS certificate from that party's own signed decision
         order = sorted(accepted)
         k = max(int(accepted[a].msg["min_group"]) for a in order)
-        mpc_plan = mpc.plan(spec, self.catalog, len(order), k)
-        say(f"MPC plan: {mpc_plan.kind}, {len(order)} parties run by their agencies")
+        mpc_plan = mpc.plan(spec, self.catalog, len(order), k, self.mpc_method)
+        say(f"MPC plan: {mpc_plan.kind} ({mpc_plan.method}), {len(order)} parties run by their agencies")
         run = sign(
             self.identity,
             {
