@@ -18,7 +18,10 @@ cost, MPC median.
    encryption, homomorphic sum, re-randomization, decryption — no masks, no signatures, no
    extra rounds), both with a 3072-bit key; the ratio is the price of the guarantees.
 3. **MPC median** over agencies reading the same PostgreSQL schemas (mpyc parties as
-   processes over TCP on loopback).
+   processes over TLS on loopback), the secure search against the earlier histogram
+   method in the same run, with each phase of the slowest party (data loading, importing
+   mpyc, connecting, computing; the rest is process start-up and the query's rounds).
+   ``--mpc-only`` runs this part alone.
 """
 
 from __future__ import annotations
@@ -334,8 +337,11 @@ def main() -> None:
         identity = mdep.regulator_identity()
         allv = np.concatenate([d["v"][:mpc_rows] for d in data[:mpc_agencies]])
         exact = float(np.median(allv))
-        print("| method | parties | rows total | seconds | median | exact median |")
-        print("|---|---:|---:|---:|---:|---:|")
+        print(
+            "| method | parties | rows total | seconds | median | exact median "
+            "| party: load | mpyc import | connect | compute |"
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for method in args.mpc_methods.split(","):
             mreg = Regulator(
                 mdep.catalog, mdep.clients(None), keypair, identity, timeout=1800, mpc_method=method
@@ -344,9 +350,13 @@ def main() -> None:
             res = mreg.run(parse_sql("SELECT MEDIAN(v) FROM m"))
             seconds = time.perf_counter() - t0
             assert res.rows[0][1] == exact, f"median {res.rows[0][1]} != {exact}"
+            phases = " | ".join(
+                f"{res.stats.get(f'party_{p}_s', float('nan')):.2f}"
+                for p in ("load", "mpyc_import", "connect", "compute")
+            )
             print(
                 f"| {method} | {mpc_agencies} | {mpc_agencies * mpc_rows:,} | {seconds:.2f} | "
-                f"{res.rows[0][1]} | {exact:g} |",
+                f"{res.rows[0][1]} | {exact:g} | {phases} |",
                 flush=True,
             )
         print(f"# load average {os.getloadavg()[0]:.1f} at the end")

@@ -335,11 +335,15 @@ def finish(
     values = recombine(outputs)
     if len(values) != mpc_plan.output_length:
         raise MPCError(f"expected {mpc_plan.output_length} outputs, the parties produced {len(values)}")
-    stats = {
+    stats: dict[str, Any] = {
         "seconds": time.perf_counter() - t0,
         "bytes_sent": sum(int(o.get("bytes_sent", 0)) for o in outputs),
         "bytes_to_regulator": sum(len(json.dumps(o["shares"])) for o in outputs),
     }
+    for phase in ("load", "mpyc_import", "connect", "compute"):  # the slowest party's, per phase
+        times = [o["seconds"][phase] for o in outputs if isinstance(o.get("seconds"), dict)]
+        if times and all(isinstance(t, int | float) for t in times):
+            stats[f"party_{phase}_s"] = max(float(t) for t in times)
     return values, stats
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run one party and print its output shares as JSON."""
     args = sys.argv[1:] if argv is None else argv
     doc = json.loads(Path(args[0]).read_text())
+    t0 = time.perf_counter()
     try:
         mpc_plan, inputs = local_inputs(doc)
     except PrivacyError as exc:
@@ -210,11 +212,17 @@ def main(argv: list[str] | None = None) -> int:
         from privacy.mpc_tls import pin_contexts_only
 
         pin_contexts_only()
+    t_loaded = time.perf_counter()
     from mpyc.runtime import mpc
 
+    stamps: dict[str, float] = {}
+
     async def session() -> tuple[int, list[int], int]:
+        stamps["import"] = time.perf_counter()
         await mpc.start()
+        stamps["connected"] = time.perf_counter()
         modulus, shares = await _program(mpc, mpc_plan, inputs)
+        stamps["computed"] = time.perf_counter()
         sent = sum(
             int(getattr(p.protocol, "nbytes_sent", 0))
             for p in mpc.parties
@@ -224,7 +232,14 @@ def main(argv: list[str] | None = None) -> int:
         return modulus, shares, sent
 
     modulus, shares, sent = mpc.run(session())
-    print(json.dumps({"pid": doc["index"], "modulus": modulus, "shares": shares, "bytes_sent": sent}))
+    seconds = {  # where this party's time went (after the interpreter started)
+        "load": t_loaded - t0,
+        "mpyc_import": stamps["import"] - t_loaded,
+        "connect": stamps["connected"] - stamps["import"],
+        "compute": stamps["computed"] - stamps["connected"],
+    }
+    out = {"pid": doc["index"], "modulus": modulus, "shares": shares, "bytes_sent": sent, "seconds": seconds}
+    print(json.dumps(out))
     return 0
 
 
