@@ -32,6 +32,11 @@ def attach_ledger(trust: Trust, settings: LedgerSettings) -> tuple[Trust, NodeCl
     """
     from privacy.membership import with_ledger
 
+    if not settings.client.is_file():
+        raise ProfileError(
+            f"[consortium.ledger] client: no member client profile at {settings.client} "
+            "(`rongxin member add` writes one)"
+        )
     profile = load_profile(settings.client)
     password = profile_password(profile)
     if password is None:

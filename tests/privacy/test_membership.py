@@ -228,3 +228,24 @@ def test_revoked_on_chain_is_refused_at_the_next_query(node: Node, tmp_path: Pat
     with pytest.raises(PolicyRefusal, match=r"cannot check .* against the consortium ledger.*refusing"):
         ask(other, None)
     client.close()
+
+
+def test_agency_serve_refuses_to_start_without_its_ledger_profile(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from privacy.demo_data import write_demo, write_service_configs
+    from rongxin.cli_agency import app
+
+    _, services = write_service_configs(write_demo(tmp_path / "q", rows=50), tls=False)
+    doc = json.loads(services[0].read_text())
+    doc["consortium"]["ledger"] = {"client": "nowhere.client.toml"}
+    services[0].write_text(json.dumps(doc))
+    res = CliRunner().invoke(app, ["serve", "--config", str(services[0])])
+    assert res.exit_code == 1 and "nomemberclientprofileat" in "".join(res.output.split())
+    assert "nowhere.client.toml" in "".join(res.output.split())
+    doc["consortium"]["ledger"] = {"client": "x.toml", "grace_s": -5}
+    services[0].write_text(json.dumps(doc))
+    res = CliRunner().invoke(app, ["serve", "--config", str(services[0])])
+    assert res.exit_code == 1 and "grace_s must be seconds" in " ".join(res.output.split())
