@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from enum import StrEnum
 from pathlib import Path
@@ -80,6 +81,7 @@ def run(
     nothing is anchored and the command says so.
     """
     as_json = output is OutputFormat.json
+    closing = contextlib.ExitStack()
     try:
         text = Path(spec[1:]).read_text(encoding="utf-8") if spec.startswith("@") else spec
     except OSError as exc:
@@ -97,7 +99,8 @@ def run(
         if dep.ledger is not None and trust is not None:  # agencies revoked on the ledger are refused
             from rongxin.privacy_ledger import attach_ledger
 
-            trust, _ledger_client = attach_ledger(trust, dep.ledger)
+            trust, ledger_client = attach_ledger(trust, dep.ledger)
+            closing.callback(ledger_client.close)
         regulator = Regulator(
             dep.catalog,
             dep.clients(only, identity, trust),
@@ -108,7 +111,7 @@ def run(
             timeout,
             trust=trust,
         )
-        with console.status("running query…") as status:
+        with closing, console.status("running query…") as status:
             result = regulator.run(query, packed=not unpacked, progress=lambda m: status.update(m))
     except (PrivacyError, ProfileError) as exc:
         raise fail(str(exc), as_json=as_json, reason=type(exc).__name__) from None
