@@ -70,6 +70,18 @@ def scan(
     host_mib: Annotated[
         int, typer.Option("--host-mib", min=1, help="Most MiB of bodies taken from one site.")
     ] = 2048,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            help="Spread the scan over Dask workers: tcp://HOST:PORT or tls://HOST:PORT of a scheduler, "
+            "or local[:N] for a cluster on this machine.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Workers of a local Dask cluster (implies --dask local)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
     """Scan web pages for copies of registered works; prints a JSON summary at the end.
@@ -78,13 +90,25 @@ def scan(
     them are fetched, fingerprinted and identified against --library. robots.txt is obeyed,
     internal addresses are refused unless --allow names them, and one site gets one request
     per --delay seconds. `rongxin scan resume DIR` finishes a scan that was interrupted.
+    With --dask (or --workers) hosts are spread over Dask workers, one worker per host at a
+    time, and identification runs as Dask tasks; the scan database stays in this process.
     """
     seeds = list(seeds or [])
+    if workers is not None and dask is None:
+        dask = "local"
+
+    def make(out_dir: Path, cfg: ScanConfig | None) -> Scanner:
+        if dask is None:
+            return Scanner(out_dir, cfg)
+        from crawlers.dask_scan import DaskScanner  # Dask is imported only when asked for
+
+        return DaskScanner(out_dir, cfg, dask=dask, workers=workers)
+
     try:
         if seeds[:1] == ["resume"]:
             if len(seeds) != 2:
                 raise _fail("usage: rongxin scan resume DIR")
-            scanner = Scanner(Path(seeds[1]))
+            scanner = make(Path(seeds[1]), None)
         else:
             if library is None or out is None:
                 raise _fail("a new scan needs --library and --out")
@@ -107,7 +131,11 @@ def scan(
             )
             if not (Path(library) / CATALOGUE).is_file():
                 raise _fail(f"{library} holds no work library")
-            scanner = Scanner(out, config)
+            if dask is not None:
+                from crawlers.cluster import parse_address
+
+                parse_address(dask)  # a bad address is refused before the scan directory is made
+            scanner = make(out, config)
         with scanner:
             if quiet:
                 summary = scanner.run()
