@@ -155,11 +155,13 @@ class DaskScanner(Scanner):
         self._busy: set[int] = set()  # item ids handed out
         self._slot: dict[str, float] = {}  # origin -> next free slot (wall clock)
         self._workers: list[str] = []
+        self._threads: dict[str, int] = {}
         self._seen_workers = 0
         refreshed, shown = 0.0, 0.0
         while True:
             if time.monotonic() - refreshed > 1.0:
-                self._workers = sorted(client.scheduler_info()["workers"])
+                self._threads = client.nthreads()
+                self._workers = sorted(self._threads)
                 self._seen_workers = max(self._seen_workers, len(self._workers))
                 refreshed = time.monotonic()
             self._hand_out()
@@ -191,11 +193,13 @@ class DaskScanner(Scanner):
         return self.store.pages_fetched() + in_flight < self.config.max_pages
 
     def _hand_out(self) -> None:
-        """Lease free, due origins to new crawl tasks (at most two per worker thread in flight)."""
+        """Lease free, due origins to new crawl tasks (at most two per worker thread in flight,
+        fewer while many fetched media wait for identification)."""
         if not self._workers:
             return
-        cap = 2 * len(self._workers)
-        if len(self._batches) >= cap or len(self._waiting) >= 4 * len(self._workers):
+        threads = sum(self._threads.values()) or len(self._workers)
+        cap = 2 * threads
+        if len(self._batches) >= cap or len(self._waiting) >= 4 * threads:
             return
         now = time.time()
         page_room = self.config.max_pages - self.store.pages_fetched()
@@ -265,7 +269,7 @@ class DaskScanner(Scanner):
         arg: Any = fetched
         if fetched.payload is not None and len(fetched.payload) > SCATTER_BYTES:
             arg = self.client.scatter(fetched, hash=False)
-        fut = self.client.submit(identify_task, self._name, arg, key=key, pure=False)
+        fut = self.client.submit(identify_task, self._name, arg, key=key, pure=False, priority=1)
         self.tasks["identify"] += 1
         self._waiting[key] = (fut, [(item, fetched)])
 
