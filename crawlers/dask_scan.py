@@ -12,8 +12,9 @@ so no two workers ever fetch from one host at once. A lease is one :func:`crawl_
 preferably to the origin's home worker (rendezvous hashing of the origin over the
 current worker addresses: an origin stays on its worker, whose pacer and robots.txt
 cache keep its state, and only a lost worker's origins move). The batch returns the
-origin's next free slot, which the next batch of that origin carries to whichever worker
-runs it, so the per-host delay holds across workers too.
+origin's next free slot (wall clock); the client leases the origin again only from then,
+and the next batch carries the slot to whichever worker runs it, whose pacer waits for it
+too, so the per-host delay holds across workers.
 
 Identification runs as separate tasks (:func:`identify_task
 <crawlers.cluster.identify_task>`) keyed by the content digest: one picture fetched

@@ -2,9 +2,9 @@
 
 Each site has a home page linking to three picture pages and to a robots-disallowed
 page; every picture page shows one of the given pictures (the same bytes appear on
-several sites). The server records, per site, how many requests were in flight at once
-(``peak``) and across all sites (``peak_all``), holding each answer ``pause`` seconds so
-that overlaps show.
+several sites). The server records, per site, when each request came (``starts``) and how
+many requests were in flight at once (``peak``), and across all sites (``peak_all``),
+holding each answer ``pause`` seconds so that overlaps show.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class VHosts:
     now_all: int = 0
     peak_all: int = 0
     paths: list[tuple[int, str]] = field(default_factory=list)
+    starts: dict[int, list[float]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -63,6 +64,7 @@ def serve_vhosts(n: int, pictures: dict[str, tuple[str, bytes]], pause: float = 
                 port: int = self.connection.getsockname()[1]
                 with hosts.lock:
                     hosts.paths.append((port, self.path))
+                    hosts.starts.setdefault(port, []).append(time.monotonic())
                     hosts.inflight[port] = hosts.inflight.get(port, 0) + 1
                     hosts.peak[port] = max(hosts.peak.get(port, 0), hosts.inflight[port])
                     hosts.now_all += 1
