@@ -142,6 +142,28 @@ def test_the_delay_between_requests_to_a_host_holds_across_workers(
         assert len(starts) >= 8 and min(gaps) >= delay * 0.6 and sum(gaps) / len(gaps) >= delay, (port, gaps)
 
 
+def test_a_task_that_keeps_failing_gives_its_items_back_and_then_fails_them(
+    pictures: dict[str, tuple[str, bytes]],
+    scan_library: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("fingerprinter crashed")
+
+    monkeypatch.setattr("crawlers.cluster.identify_payload", broken)
+    with serve_vhosts(2, pictures) as hosts:
+        cfg = vhost_config(hosts, scan_library, max_attempts=2)
+        with DaskScanner(tmp_path / "s", cfg, dask="local:2", processes=False) as scanner:
+            summary = scanner.run()
+            items = scanner.store.items()
+    media = [(state, note) for _, kind, state, note in items if kind == "media"]
+    assert len(media) == 6 and all(s == "failed" and "fingerprinter crashed" in n for s, n in media), media
+    pages = [state for _, kind, state, _ in items if kind == "page"]
+    assert pages.count("done") == 8 and summary["cases"] == 0
+    assert summary["tasks"]["lost"] >= 4  # every distinct content tried twice (max_attempts)
+
+
 def test_hostile_site_on_workers_gives_the_cases_of_one_process(
     site: Site, scan_library: Path, tmp_path: Path
 ) -> None:
