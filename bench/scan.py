@@ -216,31 +216,52 @@ def run_dask(base: str, hosts: int, per_host: int, library: Path, out: Path, wor
 
 
 def dask_scaling(args: argparse.Namespace, pics: Path, library: Path, work: Path, quick: bool) -> None:
-    """Scaling from one to two Dask workers, on pictures that each need fingerprinting."""
+    """Scaling from one to two Dask workers, on pictures that each need fingerprinting.
+
+    The runs alternate (1, 2, 1, 2, ...; ``--dask-repeat`` rounds) and the best time of each
+    is kept: on a shared machine, load from other jobs only ever slows a run down.
+    """
     hosts, per_host = (10, 12) if quick else (args.dask_hosts, args.dask_pages)
-    rows: list[list[str]] = []
     load = os.getloadavg()
-    walls: dict[int, float] = {}
+    walls: dict[int, list[float]] = {1: [], 2: []}
+    best: dict[int, dict[str, Any]] = {}
     with Site(per_host, True, args.distinct, pics, work, unique=True) as base:
-        for n in (1, 2):
-            s = run_dask(base, hosts, per_host, library, work / f"dask-{n}", n)
-            walls[n] = s["wall"]
-            rows.append(
-                [
-                    str(n),
-                    str(s.get("page.done", 0)),
-                    str(s.get("media.done", 0)),
-                    str(s.get("media.fingerprinted", 0)),
-                    str(s.get("cases", 0)),
-                    f"{s['wall']:.1f}",
-                    f"{s.get('media.done', 0) / s['wall']:.1f}",
-                    f"{walls[1] / s['wall']:.2f}x",
-                ]
-            )
+        for r in range(args.dask_repeat):
+            for n in (1, 2):
+                s = run_dask(base, hosts, per_host, library, work / f"dask-{n}-{r}", n)
+                walls[n].append(s["wall"])
+                if n not in best or s["wall"] < best[n]["wall"]:
+                    best[n] = s
+    rows = []
+    for n, s in best.items():
+        rows.append(
+            [
+                str(n),
+                str(s.get("page.done", 0)),
+                str(s.get("media.done", 0)),
+                str(s.get("media.fingerprinted", 0)),
+                str(s.get("cases", 0)),
+                f"{s['wall']:.1f}",
+                " ".join(f"{w:.1f}" for w in walls[n]),
+                f"{s.get('media.done', 0) / s['wall']:.1f}",
+                f"{best[1]['wall'] / s['wall']:.2f}x",
+            ]
+        )
     print(f"Dask scaling: {hosts} virtual hosts x {per_host} pages, every picture URL distinct bytes; "
           f"cpu count {os.cpu_count()}, load average before {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, "
           f"after {os.getloadavg()[0]:.1f}\n")  # fmt: skip
-    table(["workers", "pages", "media", "fingerprinted", "cases", "s", "media/s", "speed-up"], rows)
+    head = [
+        "workers",
+        "pages",
+        "media",
+        "fingerprinted",
+        "cases",
+        "best s",
+        "all runs s",
+        "media/s",
+        "speed-up",
+    ]
+    table(head, rows)
 
 
 SPIDER = """
@@ -323,6 +344,7 @@ def main() -> None:
     ap.add_argument("--scrapy-python", default="", help="an interpreter with Scrapy installed")
     ap.add_argument("--dask-hosts", type=int, default=20, help="virtual hosts in the Dask scaling run")
     ap.add_argument("--dask-pages", type=int, default=25, help="pages per virtual host in the Dask run")
+    ap.add_argument("--dask-repeat", type=int, default=2, help="alternating rounds of the Dask runs")
     ap.add_argument("--only", choices=["all", "crawl", "dask"], default="all", help="which runs")
     args = ap.parse_args()
     n, distinct = (300, 30) if args.quick else (args.pages, args.distinct)
