@@ -190,7 +190,7 @@ def run_dask(base: str, hosts: int, per_host: int, library: Path, out: Path, wor
     The cluster is started before the clock starts (as a standing cluster would be); the
     scan's own setup (plugin, library opened on each worker) is timed.
     """
-    from distributed import LocalCluster
+    from distributed import Client, LocalCluster
 
     from crawlers.dask_scan import DaskScanner
     from crawlers.scan import ScanConfig
@@ -207,11 +207,18 @@ def run_dask(base: str, hosts: int, per_host: int, library: Path, out: Path, wor
         request_seconds=10.0,
     )
     opts = {"threads_per_worker": 1, "processes": True, "dashboard_address": None, "host": "127.0.0.1"}
-    with LocalCluster(n_workers=workers, protocol="tcp://", **opts) as cluster:  # type: ignore[no-untyped-call]
+    with (
+        LocalCluster(n_workers=workers, protocol="tcp://", **opts) as cluster,  # type: ignore[no-untyped-call]
+        Client(cluster) as probe,  # type: ignore[no-untyped-call]
+    ):
+        cpu0, own0 = probe.run(time.process_time), time.process_time()
         t0 = time.perf_counter()
         with DaskScanner(out, cfg, dask=cluster.scheduler_address, resolver=vhost_resolver) as scanner:
             summary = scanner.run()
         summary["wall"] = time.perf_counter() - t0
+        cpu1 = probe.run(time.process_time)
+        summary["worker_cpu"] = sum(cpu1[w] - cpu0[w] for w in cpu1 if w in cpu0)
+        summary["client_cpu"] = time.process_time() - own0
     return summary
 
 
@@ -244,6 +251,8 @@ def dask_scaling(args: argparse.Namespace, pics: Path, library: Path, work: Path
                 f"{s['wall']:.1f}",
                 " ".join(f"{w:.1f}" for w in walls[n]),
                 f"{s.get('media.done', 0) / s['wall']:.1f}",
+                f"{s['worker_cpu']:.1f}",
+                f"{s['client_cpu']:.1f}",
                 f"{best[1]['wall'] / s['wall']:.2f}x",
             ]
         )
