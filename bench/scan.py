@@ -268,6 +268,8 @@ def dask_scaling(args: argparse.Namespace, pics: Path, library: Path, work: Path
         "best s",
         "all runs s",
         "media/s",
+        "workers cpu s",
+        "client cpu s",
         "speed-up",
     ]
     table(head, rows)
