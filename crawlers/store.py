@@ -296,6 +296,17 @@ class ScanStore:
         ).fetchone()[0]
         return None, due
 
+    def due(self, now: float, pages: bool = True, limit: int = 1000) -> list[Item]:
+        """Up to ``limit`` pending items due at ``now``, media before pages, oldest first."""
+        kinds = ("media", "page") if pages else ("media",)
+        marks = ",".join("?" * len(kinds))
+        rows = self._db.execute(
+            f"SELECT id, url, kind, depth, hint, attempts FROM frontier WHERE state = 'pending' "
+            f"AND kind IN ({marks}) AND not_before <= ? ORDER BY kind = 'page', id LIMIT ?",
+            (*kinds, now, limit),
+        ).fetchall()
+        return [Item(*r) for r in rows]
+
     def pages_fetched(self) -> int:
         """Pages fetched so far (done or failed): what the page budget counts."""
         row = self._db.execute(

@@ -90,6 +90,18 @@ def scan(
     host_mib: Annotated[
         int, typer.Option("--host-mib", min=1, help="Most MiB of bodies taken from one site.")
     ] = 2048,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            help="Spread the scan over Dask workers: tcp://HOST:PORT or tls://HOST:PORT of a scheduler, "
+            "or local[:N] for a cluster on this machine.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Workers of a local Dask cluster (implies --dask local)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     capture: Annotated[
         bool,
@@ -121,8 +133,13 @@ def scan(
     signed and anchored into --evidence-out/case-<id>/ (as `rongxin evidence capture-cases`
     does), with the browser allowed what --allow allows; the summary lists the packages and
     the failures, and the exit status is 1 when a capture failed (the scan's cases stay).
+
+    With --dask (or --workers) hosts are spread over Dask workers, one worker per host at a
+    time, and identification runs as Dask tasks; the scan database stays in this process.
     """
     seeds = list(seeds or [])
+    if workers is not None and dask is None:
+        dask = "local"
     if not capture and (evidence_out or client or tsa or no_recording or no_anchor or keep):
         raise _fail("--evidence-out, --client, --tsa, --no-recording, --no-anchor and --keep need --capture")
     if keep and no_anchor:
@@ -135,7 +152,7 @@ def scan(
             "max_pages": max_pages, "delay": delay, "agent": agent, "contact": contact,
             "obey_robots": not ignore_robots, "allow": list(allow or []), "request_seconds": request_seconds,
             "render": render, "host_pages": host_pages, "host_bytes": host_mib * 1024 * 1024,
-        }, db)  # fmt: skip
+        }, db, dask, workers)  # fmt: skip
         failed = 0
         if signer is not None:
             settings = CaseSettings(allow, tsa, play_seconds, no_recording, keep)
@@ -158,23 +175,38 @@ def _scan(
     quiet: bool,
     settings: dict[str, Any],
     db: str | None = None,
+    dask: str | None = None,
+    workers: int | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """Run (or resume) the scan (``settings``: the :class:`ScanConfig` of a new one but its
-    seeds; ``db``: a PostgreSQL URI for the scan database); its summary and directory."""
+    seeds; ``db``: a PostgreSQL URI for the scan database; ``dask``: a Dask scheduler or
+    ``local[:N]``); its summary and directory."""
+
+    def make(out_dir: Path, cfg: ScanConfig | None) -> Scanner:
+        if dask is None:
+            return Scanner(out_dir, cfg, db=db)
+        from crawlers.dask_scan import DaskScanner  # Dask is imported only when asked for
+
+        return DaskScanner(out_dir, cfg, dask=dask, workers=workers, db=db)
+
     try:
         if seeds[:1] == ["resume"]:
             if len(seeds) != 2:
                 raise _fail("usage: rongxin scan resume DIR")
             directory = Path(seeds[1])
-            scanner = Scanner(directory, db=db)
+            scanner = make(directory, None)
         else:
             if library is None or out is None:
                 raise _fail("a new scan needs --library and --out")
             config = ScanConfig(seeds=seeds, **settings)
             if not (Path(library) / CATALOGUE).is_file():
                 raise _fail(f"{library} holds no work library")
+            if dask is not None:
+                from crawlers.cluster import parse_address
+
+                parse_address(dask)  # a bad address is refused before the scan directory is made
             directory = out
-            scanner = Scanner(out, config, db=db)
+            scanner = make(out, config)
         with scanner:
             if quiet:
                 summary = scanner.run()
