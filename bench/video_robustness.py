@@ -347,7 +347,7 @@ def window_scores(
     return out
 
 
-def sweep(corpus: Corpus, hours: list[float], work: Path, seed: int) -> None:
+def sweep(corpus: Corpus, hours: list[float], work: Path, seed: int, n_queries: int = 4) -> None:
     """Query latency and chance scores with ``hours`` of synthetic works beside the programmes.
 
     The filler is made from real fingerprints: each synthetic hour is sampled frames of the
@@ -357,17 +357,25 @@ def sweep(corpus: Corpus, hours: list[float], work: Path, seed: int) -> None:
     from forensics.video.fingerprint import VideoFingerprint as Fp
 
     rng = np.random.default_rng(seed)
+    audio = AudioIndex(work / "audio")  # the programmes' soundtracks, as inside a library
     base = VideoIndex(work / "base")
+    base.attach_audio(lambda: audio)
     for name, path in corpus.programmes.items():
         base.add(name, path)
     real = [base.catalogue.load(r) for r in base.catalogue.rows()]
     queries = []
-    for i, name in enumerate(sorted(corpus.programmes)[:4]):
+    names = sorted(corpus.programmes)
+    pick = random.Random(seed)
+    for i in range(n_queries):  # 30-s excerpts, every programme in turn, from a seeded place
+        name = names[i % len(names)] if n_queries > 4 else names[i]
+        at = 10.0 if n_queries <= 4 else round(pick.uniform(0, duration(corpus.programmes[name]) - 30.5), 2)
         q = work / f"sweep-{i}.mp4"
-        apply(corpus.programmes[name], q, [("excerpt", {"start": 10.0, "length": 30.0}), "color"], i)
-        queries.append((name, base.fingerprint(q, query=True)))
-    head = ("hours", "frames", "open s", "save s", "reopen s", "query p50", "query max", "found", "chance")
-    print(" ".join(f"{h:>{w}}" for h, w in zip(head, (6, 10, 7, 7, 8, 9, 9, 6, 7), strict=True)))
+        apply(corpus.programmes[name], q, [("excerpt", {"start": at, "length": 30.0}), "color"], i)
+        queries.append((name, q, base.fingerprint(q, query=True)))
+    head = ("hours", "frames", "open s", "save s", "reopen s", "query p50", "query max", "found", "chance",
+            "file p50", "file max", "file found")  # fmt: skip
+    widths = (6, 10, 7, 7, 8, 9, 9, 6, 7, 9, 9, 10)
+    print(" ".join(f"{h:>{w}}" for h, w in zip(head, widths, strict=True)))
     done = 0.0
     for target in sorted(hours):
         while done < target:
@@ -393,6 +401,7 @@ def sweep(corpus: Corpus, hours: list[float], work: Path, seed: int) -> None:
             stale.unlink()  # time the clustering from the segments first
         t = time.time()
         idx = VideoIndex(work / "base")
+        idx.attach_audio(lambda: audio)
         opened = time.time() - t
         t = time.time()
         idx.flush()  # what a writer does when it closes: keep the inverted file on disk
@@ -401,18 +410,30 @@ def sweep(corpus: Corpus, hours: list[float], work: Path, seed: int) -> None:
         VideoIndex(work / "base", readonly=True).close()
         reopened = time.time() - t
         lat, ok, chance = [], 0, 0.0
-        for name, fp in queries:
+        for name, _q, fp in queries:
             t = time.time()
             found = idx.alignments(fp)
             lat.append(time.time() - t)
             ok += bool(found) and found[0][0] == name and found[0][1].score >= idx.threshold
             chance = max([chance] + [a.score for w, a in found if w.startswith("filler")])
+        # end to end, as `rongxin identify` runs it: probe, decode, hash, picture search,
+        # soundtrack search and fusion (each query file twice: the first warms the page cache)
+        file_lat, file_ok = [], 0
+        for rep in range(2):
+            for name, q, _fp in queries:
+                t = time.time()
+                matches = idx.identify(q, top_k=5)
+                if rep:
+                    file_lat.append(time.time() - t)
+                    file_ok += bool(matches) and matches[0].work_id == name
         frames_n = idx.stats()["frames"]
         print(f"{target:>6.0f} {frames_n:>10} {opened:>7.1f} {saved:>7.1f} {reopened:>8.1f} "
               f"{pct(lat, 50):>8.2f}s {max(lat):>8.2f}s "
-              f"{ok:>3}/{len(queries)} {chance:>7.2f}", flush=True)  # fmt: skip
+              f"{ok:>3}/{len(queries)} {chance:>7.2f} {pct(file_lat, 50):>8.2f}s {max(file_lat):>8.2f}s "
+              f"{file_ok:>7}/{len(queries)}", flush=True)  # fmt: skip
         idx.close()
     base.close()
+    audio.close()
 
 
 def score_query(
@@ -559,6 +580,7 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path.home() / ".cache" / "rongxin" / "bench-video")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--sweep", default="", help="only measure query latency at these synthetic sizes (h)")
+    ap.add_argument("--sweep-queries", type=int, default=4, help="30-s query clips timed per size (--sweep)")
     args = ap.parse_args()
     run(args)
 
@@ -577,7 +599,9 @@ def run(args: argparse.Namespace) -> None:
     )
     if args.sweep:
         with tempfile.TemporaryDirectory(prefix="rx-vsweep-", dir=work) as tmp_s:
-            sweep(corpus, [float(h) for h in args.sweep.split(",")], Path(tmp_s), args.seed)
+            sweep(
+                corpus, [float(h) for h in args.sweep.split(",")], Path(tmp_s), args.seed, args.sweep_queries
+            )
         return
     pools = f"{len(corpus.calibration)}+{len(corpus.null)}"
     print(f"corpus: {len(corpus.programmes)} programmes, {pools} unrelated "
