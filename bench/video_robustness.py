@@ -453,11 +453,6 @@ def fp_pool(
     """
     from bench.video_unrelated import clip_kind, unrelated_pool
 
-    t0 = time.time()
-    clips = unrelated_pool(
-        args.fp_pool, media / "fp-pool", corpus.null_photos, args.seed, args.fp_seconds, workers=2
-    )
-    rendered = time.time() - t0
     index = VideoIndex(tmp / "fp-index")
     for name, path in corpus.programmes.items():
         index.add(name, path)
@@ -467,16 +462,25 @@ def fp_pool(
     lengths = [L for L in lengths if args.fp_seconds >= L]
     rows: dict[tuple[str, float], list[float]] = defaultdict(list)
     t0 = time.time()
+    clips = unrelated_pool(
+        args.fp_pool, media / "fp-pool", corpus.null_photos, args.seed, args.fp_seconds, workers=2
+    )  # rendered (or reused) while the earlier ones are queried
+    n = 0
     for k, clip in enumerate(clips):
         for L, scores in window_scores(index, [clip], lengths, hop=None).items():
             rows[(clip_kind(k), L)] += scores
-    queried = time.time() - t0
+        n = k + 1
+        if n % 100 == 0:
+            worst = max(max(v) for v in rows.values())
+            print(
+                f"  {n} clips, {time.time() - t0:.0f} s, best unrelated score so far {worst:.2f}", flush=True
+            )
     index.close()
-    print(f"\nfalse positives on {len(clips)} unrelated clips of {args.fp_seconds:.0f} s against {works} "
+    print(f"\nfalse positives on {n} unrelated clips of {args.fp_seconds:.0f} s against {works} "
           f"works (threshold {threshold:.2f} matched seconds from {sum(len(v) for v in cal.values())} "
-          f"calibration windows; rendered {rendered:.0f} s, queried {queried:.0f} s)")  # fmt: skip
+          f"calibration windows; clips rendered and queried in {time.time() - t0:.0f} s)")  # fmt: skip
     print(f"{'clips':<12} {'len':>4} {'windows':>8} {'pairs':>8} {'false':>6} {'max score':>9} {'mean':>6}")
-    out: dict[str, Any] = {"threshold": threshold, "works": works, "clips": len(clips), "rows": []}
+    out: dict[str, Any] = {"threshold": threshold, "works": works, "clips": n, "rows": []}
     for L in lengths:
         for kind in [*sorted({k for k, _ in rows}), "all"]:
             scores = [x for (k, l2), v in rows.items() if l2 == L and kind in (k, "all") for x in v]

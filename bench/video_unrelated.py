@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import random
 import subprocess
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -154,8 +155,10 @@ def _small(photos: list[Path], directory: Path) -> list[Path]:
 
 def unrelated_pool(
     n: int, directory: Path, photos: list[Path], seed: int, length: float = 30.0, workers: int = 1
-) -> list[Path]:
-    """``n`` unrelated clips of ``length`` s in ``directory`` (rendered once, then reused).
+) -> Iterator[Path]:
+    """``n`` unrelated clips of ``length`` s in ``directory``, in order, each as soon as it is rendered.
+
+    A clip already in ``directory`` is reused.
 
     Parameters
     ----------
@@ -181,4 +184,4 @@ def unrelated_pool(
         return render_clip(k, directory / f"clip-{seed}-{length:g}s-{k:05d}.mp4", small, seed, length)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, range(n)))
+        yield from pool.map(one, range(n))

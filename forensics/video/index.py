@@ -265,12 +265,9 @@ class VideoIndex:
                 return
             target = self.directory / f"search-{key[0]}-{key[1]}.ivf"
             try:
-                self._search.save(target)
+                self._search.save_replacing(target, "search-*-*.ivf")
             except (OSError, RuntimeError) as exc:
                 raise VideoIndexError(f"cannot save the video search to {target}: {exc}") from exc
-            for _w, _l, old in self._saved_files():
-                if old != target:
-                    old.unlink(missing_ok=True)
             self._saved = key
 
     @property
