@@ -34,6 +34,14 @@ Run::
 
     .venv/bin/python bench/video_robustness.py --quick      # ≈ 25 minutes on a loaded machine
     .venv/bin/python bench/video_robustness.py --n 40       # the issue's query counts (hours)
+    .venv/bin/python bench/video_robustness.py --quick --fp-pool 1000   # false positives only
+    .venv/bin/python bench/video_robustness.py --quick --sweep 1000 --sweep-queries 24   # latency only
+
+``--fp-pool N`` counts false positives only, on N generated unrelated clips of
+``--fp-seconds`` (:mod:`bench.video_unrelated`; the threshold calibrated as above).
+``--sweep`` measures only the query time as synthetic hours are added: the picture
+search of a fingerprinted clip, and the whole query from the file (probe, decode, hash,
+picture and soundtrack search, fusion) as ``rongxin identify`` runs it.
 """
 
 from __future__ import annotations
