@@ -1,6 +1,7 @@
 """Hash-list exchange: list size, export/verify/import time, and foreign matches against local ones.
 
-Member A registers real media from the smoke corpus (photos and game music,
+Member A registers real media from the smoke corpus (photos, game music and videos: the
+real camera clips of 5 s or more and the corpus's assembled slideshows,
 ``datasets.smoke``), exports a signed hash list with PDQ hashes, and member B imports it
 into an empty library. Then the same attacked queries are identified by A against its own
 works and by B against the imported list: the table says how often B finds the work A
@@ -16,7 +17,8 @@ Run::
 
 Attacks (seeded by ``datasets.attacks``): photos ``jpeg+crop``, ``rotate+jpeg``,
 ``flip+jpeg``, ``resize+noise``; music 10-s ``excerpt`` with ``noise``, ``reencode``
-(a lossy codec) or ``speed``.
+(a lossy codec) or ``speed``; video 5-s ``excerpt`` re-encoded at H.264 CRF 38 and half
+size, mirrored, or letterboxed.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from chain.crypto.sm2 import PrivateKey
 from chain.crypto.sm3 import sm3
 from datasets.attacks import audio as audio_attacks
 from datasets.attacks import image as image_attacks
+from datasets.attacks import video as video_attacks
 from datasets.manifest import Manifest
 from datasets.smoke import ensure
 from forensics.errors import ForensicsError
@@ -51,6 +54,11 @@ AUDIO_ATTACKS: list[Any] = [
     [("excerpt", {"length": 10.0}), "noise"],
     [("excerpt", {"length": 10.0}), "reencode"],
     [("excerpt", {"length": 10.0}), "speed"],
+]
+VIDEO_ATTACKS: list[Any] = [
+    [("excerpt", {"length": 5.0}), ("scale", {"factor": 0.5}), ("reencode", {"codec": "libx264", "crf": 38})],
+    [("excerpt", {"length": 5.0}), ("flip", {"axis": "h"})],
+    [("excerpt", {"length": 5.0}), ("letterbox", {"fraction": 0.333})],
 ]
 
 
@@ -105,11 +113,15 @@ def main() -> None:
     other_photos = [root / e.path for e in man.select(collection="images", role="distractor")]
     other_music = [root / e.path for e in man.select(collection="music", role="distractor")]
     other_music += [root / e.path for e in man.select(collection="speech", role="original")]
+    videos = [
+        root / e.path for e in man.select(collection="video", role="original") if (e.duration or 0) >= 5
+    ]
     if args.quick:
         photos, songs, other_photos, other_music = photos[:8], songs[:3], other_photos[:12], other_music[:4]
+        videos = videos[:3]
     work = Path(tempfile.mkdtemp(prefix="bench-hash-lists-"))
     try:
-        _run(work, photos, songs, other_photos, other_music, args.seed)
+        _run(work, photos, songs, videos, other_photos, other_music, args.seed)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -118,6 +130,7 @@ def _run(
     work: Path,
     photos: list[Path],
     songs: list[Path],
+    videos: list[Path],
     other_photos: list[Path],
     other_music: list[Path],
     seed: int,
@@ -126,26 +139,35 @@ def _run(
     refs: dict[str, str] = {}
     a_dir, b_dir = work / "a", work / "b"
     with Library(a_dir) as a:
-        for p in [*photos, *songs]:
+        for p in [*photos, *songs, *videos]:
             reg = a.register(p, p.stem, {"source": p.name})
             refs[reg.work_id] = work_reference(reg.content_digest)
         entries, t_export = _timed(lambda: export_entries(a, pdq_media=[root_of(photos)]))
-        signals = signal_parameters(a, ["image", "audio"], pdq=True)
+        signals = signal_parameters(a, ["image", "audio", "video"], pdq=True)
         data, t_sign = _timed(lambda: encode_hash_list("county-a", entries, signals=signals, key=key))
         light = encode_hash_list("county-a", export_entries(a, features=False, peaks=False), signals=signals)
     hl, t_decode = _timed(lambda: decode_hash_list(data))
     images = [e for e in entries if e.kind == "image"]
     audio = [e for e in entries if e.kind == "audio"]
+    video = [e for e in entries if e.kind == "video" and e.video is not None]
     minutes = sum(e.audio.duration / 60 for e in audio if e.audio is not None)
+    video_s = sum(e.video.frames / e.video.rate for e in video if e.video is not None)
     image_bytes = sum(len(line) for line in data.split(b"\n")[1:-2] if b'"kind":"image"' in line)
     audio_bytes = sum(len(line) for line in data.split(b"\n")[1:-2] if b'"kind":"audio"' in line)
-    print(f"hash list: {len(images)} photos, {len(audio)} songs ({minutes:.1f} min of audio)\n")
+    video_bytes = sum(len(line) for line in data.split(b"\n")[1:-2] if b'"kind":"video"' in line)
+    heard = sum(e.audio is not None for e in video)
+    print(f"hash list: {len(images)} photos, {len(audio)} songs ({minutes:.1f} min of audio), "
+          f"{len(video)} videos ({video_s:.0f} s, {heard} with sound)\n")  # fmt: skip
     _table(
         ["measure", "value"],
         [
             ["list size", f"{len(data):,} B ({len(gzip.compress(data)):,} B gzipped)"],
             ["per photo (DCT hash, ORB features, PDQ)", f"{image_bytes / max(1, len(images)):,.0f} B"],
             ["per audio minute (landmarks, peaks, bass)", f"{audio_bytes / max(1e-9, minutes):,.0f} B"],
+            [
+                "per video minute (frame hashes, two views; sound)",
+                f"{60 * video_bytes / max(1e-9, video_s):,.0f} B",
+            ],
             ["list without features and peaks", f"{len(light):,} B"],
             ["export (read the indexes, PDQ of the originals)", f"{t_export:.2f} s"],
             ["encode + SM3 + SM2 sign", f"{t_sign:.2f} s"],
@@ -160,6 +182,7 @@ def _run(
         print(f"import into an empty library: {report.added} works in {t_import:.2f} s\n")
         with Library(a_dir, readonly=True) as a:
             tallies = _queries(work, a, b, photos, songs, refs, seed)
+            tallies |= _video_queries(work, a, b, videos, refs, seed)
             false = _unrelated(a, b, other_photos, other_music)
     header = ["queries", "n", "A finds", "B finds", "B agrees", "B only", "A ms", "B ms"]
     _table(header, [t.row(name) for name, t in tallies.items()])
@@ -203,6 +226,21 @@ def _queries(
             else:
                 clip, _ = audio_attacks.apply(src, chain, s)
                 q = clip.save(qdir / f"{k}-{n}.wav")
+            _score(t, a, b, q, src.stem, refs[src.stem])
+    return tallies
+
+
+def _video_queries(
+    work: Path, a: Library, b: ForeignLibrary, videos: list[Path], refs: dict[str, str], seed: int
+) -> dict[str, Tally]:
+    tallies: dict[str, Tally] = {}
+    qdir = work / "video-queries"
+    qdir.mkdir()
+    for k, chain in enumerate(VIDEO_ATTACKS):
+        t = tallies.setdefault("video " + "+".join(str(c[0]) for c in chain), Tally())
+        for n, src in enumerate(videos):
+            q = qdir / f"{k}-{n}.mp4"
+            video_attacks.apply(src, q, chain, seed * 1000 + k * 100 + n)
             _score(t, a, b, q, src.stem, refs[src.stem])
     return tallies
 

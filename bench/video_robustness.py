@@ -34,6 +34,14 @@ Run::
 
     .venv/bin/python bench/video_robustness.py --quick      # ≈ 25 minutes on a loaded machine
     .venv/bin/python bench/video_robustness.py --n 40       # the issue's query counts (hours)
+    .venv/bin/python bench/video_robustness.py --quick --fp-pool 1000   # false positives only
+    .venv/bin/python bench/video_robustness.py --quick --sweep 1000 --sweep-queries 24   # latency only
+
+``--fp-pool N`` counts false positives only, on N generated unrelated clips of
+``--fp-seconds`` (:mod:`bench.video_unrelated`; the threshold calibrated as above).
+``--sweep`` measures only the query time as synthetic hours are added: the picture
+search of a fingerprinted clip, and the whole query from the file (probe, decode, hash,
+picture and soundtrack search, fusion) as ``rongxin identify`` runs it.
 """
 
 from __future__ import annotations
@@ -50,7 +58,7 @@ import time
 import zlib
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +73,7 @@ from datasets.paths import corpus_dir
 from datasets.smoke import ensure
 from forensics.audio.index import AudioIndex
 from forensics.video.align import popcount_rows
-from forensics.video.fingerprint import DEFAULT_RATE, VideoFingerprint
+from forensics.video.fingerprint import DEFAULT_RATE, VideoFingerprint, fingerprint_file
 from forensics.video.index import VideoIndex
 
 WIDTH, HEIGHT, FPS = 640, 360, 25
@@ -101,6 +109,7 @@ class Corpus:
     calibration: list[Path]
     null: list[Path]
     other_music: list[Path]
+    null_photos: list[Path] = field(default_factory=list)  # the distractor photos of ``null``
 
 
 def ffmpeg(*args: str | Path) -> None:
@@ -208,7 +217,7 @@ def build_corpus(work: Path, n_prog: int, prog_seconds: float, null_minutes: flo
             out.append(
                 slideshow(chosen, other[(j + k) % len(other)], work / f"null-{k}-{j:02d}.mp4", shot, 1000 + j)
             )
-    return Corpus(programmes, calibration, null, other)
+    return Corpus(programmes, calibration, null, other, list(pool[1]))
 
 
 def duration(path: Path) -> float:
@@ -331,23 +340,27 @@ def make_query(family: str, length: float, i: int, corpus: Corpus, work: Path, r
 
 
 def window_scores(
-    index: VideoIndex, videos: list[Path], lengths: list[float], hop: float
+    index: VideoIndex, videos: list[Path], lengths: list[float], hop: float | None
 ) -> dict[float, list[float]]:
-    """The best unthresholded score per window (every work), windows sliced from each fingerprint."""
+    """The best unthresholded score per window (every work), windows sliced from each fingerprint.
+
+    ``hop`` ``None``: windows side by side (a 30-s clip gives one 30-s and three 10-s
+    windows). A video with too little picture scores what its few frames reach (often 0).
+    """
     out: dict[float, list[float]] = {length: [] for length in lengths}
     for v in videos:
-        fp = index.fingerprint(v, query=True)
+        fp = fingerprint_file(v, rate=index.rate, limits=index.limits, query=True, min_valid=0)
         assert fp.mirror is not None and fp.boxes is not None
         for length in lengths:
             n = int(length * fp.rate)
-            for s in range(0, len(fp.codes) - n + 1, int(hop * fp.rate)):
+            for s in range(0, len(fp.codes) - n + 1, int((length if hop is None else hop) * fp.rate)):
                 w = VideoFingerprint(fp.codes[s : s + n], fp.valid[s : s + n], fp.rate, fp.mirror[s : s + n],
                                      fp.boxes[s : s + n])  # fmt: skip
                 out[length].append(max((a.score for _, a in index.alignments(w)), default=0.0))
     return out
 
 
-def sweep(corpus: Corpus, hours: list[float], work: Path, seed: int) -> None:
+def sweep(corpus: Corpus, hours: list[float], work: Path, seed: int, n_queries: int = 4) -> None:
     """Query latency and chance scores with ``hours`` of synthetic works beside the programmes.
 
     The filler is made from real fingerprints: each synthetic hour is sampled frames of the
@@ -357,17 +370,25 @@ def sweep(corpus: Corpus, hours: list[float], work: Path, seed: int) -> None:
     from forensics.video.fingerprint import VideoFingerprint as Fp
 
     rng = np.random.default_rng(seed)
+    audio = AudioIndex(work / "audio")  # the programmes' soundtracks, as inside a library
     base = VideoIndex(work / "base")
+    base.attach_audio(lambda: audio)
     for name, path in corpus.programmes.items():
         base.add(name, path)
     real = [base.catalogue.load(r) for r in base.catalogue.rows()]
     queries = []
-    for i, name in enumerate(sorted(corpus.programmes)[:4]):
+    names = sorted(corpus.programmes)
+    pick = random.Random(seed)
+    for i in range(n_queries):  # 30-s excerpts, every programme in turn, from a seeded place
+        name = names[i % len(names)] if n_queries > 4 else names[i]
+        at = 10.0 if n_queries <= 4 else round(pick.uniform(0, duration(corpus.programmes[name]) - 30.5), 2)
         q = work / f"sweep-{i}.mp4"
-        apply(corpus.programmes[name], q, [("excerpt", {"start": 10.0, "length": 30.0}), "color"], i)
-        queries.append((name, base.fingerprint(q, query=True)))
-    head = ("hours", "frames", "open s", "save s", "reopen s", "query p50", "query max", "found", "chance")
-    print(" ".join(f"{h:>{w}}" for h, w in zip(head, (6, 10, 7, 7, 8, 9, 9, 6, 7), strict=True)))
+        apply(corpus.programmes[name], q, [("excerpt", {"start": at, "length": 30.0}), "color"], i)
+        queries.append((name, q, base.fingerprint(q, query=True)))
+    head = ("hours", "frames", "open s", "save s", "reopen s", "query p50", "query max", "found", "chance",
+            "file p50", "file max", "file found")  # fmt: skip
+    widths = (6, 10, 7, 7, 8, 9, 9, 6, 7, 9, 9, 10)
+    print(" ".join(f"{h:>{w}}" for h, w in zip(head, widths, strict=True)))
     done = 0.0
     for target in sorted(hours):
         while done < target:
@@ -393,6 +414,7 @@ def sweep(corpus: Corpus, hours: list[float], work: Path, seed: int) -> None:
             stale.unlink()  # time the clustering from the segments first
         t = time.time()
         idx = VideoIndex(work / "base")
+        idx.attach_audio(lambda: audio)
         opened = time.time() - t
         t = time.time()
         idx.flush()  # what a writer does when it closes: keep the inverted file on disk
@@ -401,18 +423,85 @@ def sweep(corpus: Corpus, hours: list[float], work: Path, seed: int) -> None:
         VideoIndex(work / "base", readonly=True).close()
         reopened = time.time() - t
         lat, ok, chance = [], 0, 0.0
-        for name, fp in queries:
+        for name, _q, fp in queries:
             t = time.time()
             found = idx.alignments(fp)
             lat.append(time.time() - t)
             ok += bool(found) and found[0][0] == name and found[0][1].score >= idx.threshold
             chance = max([chance] + [a.score for w, a in found if w.startswith("filler")])
+        # end to end, as `rongxin identify` runs it: probe, decode, hash, picture search,
+        # soundtrack search and fusion (each query file twice: the first warms the page cache)
+        file_lat, file_ok = [], 0
+        for rep in range(2):
+            for name, q, _fp in queries:
+                t = time.time()
+                matches = idx.identify(q, top_k=5)
+                if rep:
+                    file_lat.append(time.time() - t)
+                    file_ok += bool(matches) and matches[0].work_id == name
         frames_n = idx.stats()["frames"]
         print(f"{target:>6.0f} {frames_n:>10} {opened:>7.1f} {saved:>7.1f} {reopened:>8.1f} "
               f"{pct(lat, 50):>8.2f}s {max(lat):>8.2f}s "
-              f"{ok:>3}/{len(queries)} {chance:>7.2f}", flush=True)  # fmt: skip
+              f"{ok:>3}/{len(queries)} {chance:>7.2f} {pct(file_lat, 50):>8.2f}s {max(file_lat):>8.2f}s "
+              f"{file_ok:>7}/{len(queries)}", flush=True)  # fmt: skip
         idx.close()
     base.close()
+    audio.close()
+
+
+def fp_pool(
+    corpus: Corpus, args: argparse.Namespace, media: Path, tmp: Path, lengths: list[float]
+) -> dict[str, Any]:
+    """False positives on ``args.fp_pool`` generated unrelated clips (:mod:`bench.video_unrelated`).
+
+    The programmes are registered (picture), the threshold calibrated on the calibration
+    pool as in the full run; then every clip (rendered once into ``media``) is a query,
+    and each window of each length (side by side) against every work is one (query,
+    work) pair.
+    """
+    from bench.video_unrelated import clip_kind, unrelated_pool
+
+    index = VideoIndex(tmp / "fp-index")
+    for name, path in corpus.programmes.items():
+        index.add(name, path)
+    cal = window_scores(index, corpus.calibration, lengths, hop=2.0)
+    threshold = max(2.0, max(max(v) for v in cal.values()) + 0.5)
+    works = len(corpus.programmes)
+    lengths = [L for L in lengths if args.fp_seconds >= L]
+    rows: dict[tuple[str, float], list[float]] = defaultdict(list)
+    t0 = time.time()
+    clips = unrelated_pool(
+        args.fp_pool, media / "fp-pool", corpus.null_photos, args.seed, args.fp_seconds, workers=2
+    )  # rendered (or reused) while the earlier ones are queried
+    n = 0
+    for k, clip in enumerate(clips):
+        for L, scores in window_scores(index, [clip], lengths, hop=None).items():
+            rows[(clip_kind(k), L)] += scores
+        n = k + 1
+        if n % 100 == 0:
+            worst = max(max(v) for v in rows.values())
+            print(
+                f"  {n} clips, {time.time() - t0:.0f} s, best unrelated score so far {worst:.2f}", flush=True
+            )
+    index.close()
+    print(f"\nfalse positives on {n} unrelated clips of {args.fp_seconds:.0f} s against {works} "
+          f"works (threshold {threshold:.2f} matched seconds from {sum(len(v) for v in cal.values())} "
+          f"calibration windows; clips rendered and queried in {time.time() - t0:.0f} s)")  # fmt: skip
+    print(f"{'clips':<12} {'len':>4} {'windows':>8} {'pairs':>8} {'false':>6} {'max score':>9} {'mean':>6}")
+    out: dict[str, Any] = {"threshold": threshold, "works": works, "clips": n, "rows": []}
+    for L in lengths:
+        for kind in [*sorted({k for k, _ in rows}), "all"]:
+            scores = [x for (k, l2), v in rows.items() if l2 == L and kind in (k, "all") for x in v]
+            false = sum(x >= threshold for x in scores)
+            pairs = len(scores) * works
+            out["rows"].append({"clips": kind, "length": L, "windows": len(scores), "pairs": pairs,
+                                "false": false, "max_score": max(scores),
+                                "mean_score": float(np.mean(scores))})  # fmt: skip
+            print(f"{kind:<12} {L:>4.0f} {len(scores):>8} {pairs:>8} {false:>6} {max(scores):>9.2f} "
+                  f"{np.mean(scores):>6.2f}")  # fmt: skip
+    print("(a pair: one window against one work; 'false' counts windows whose best work reached the "
+          "threshold; with none, the rate is below 3 / pairs at 95 % confidence)")  # fmt: skip
+    return out
 
 
 def score_query(
@@ -559,8 +648,24 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path.home() / ".cache" / "rongxin" / "bench-video")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--sweep", default="", help="only measure query latency at these synthetic sizes (h)")
+    ap.add_argument("--sweep-queries", type=int, default=4, help="30-s query clips timed per size (--sweep)")
+    ap.add_argument("--fp-pool", type=int, default=0,
+                    help="only count false positives on this many generated unrelated clips")  # fmt: skip
+    ap.add_argument("--fp-seconds", type=float, default=10.0, help="length of each --fp-pool clip (s)")
     args = ap.parse_args()
     run(args)
+
+
+def one_measurement(args: argparse.Namespace, corpus: Corpus, work: Path, lengths: list[float]) -> None:
+    """``--sweep`` or ``--fp-pool`` alone."""
+    with tempfile.TemporaryDirectory(prefix="rx-vonly-", dir=work) as tmp_s:
+        if args.sweep:
+            sizes = [float(h) for h in args.sweep.split(",")]
+            sweep(corpus, sizes, Path(tmp_s), args.seed, args.sweep_queries)
+            return
+        res = fp_pool(corpus, args, work / "media", Path(tmp_s), lengths)
+    if args.json:
+        args.json.write_text(json.dumps(res | {"machine": machine()}, indent=2))
 
 
 def run(args: argparse.Namespace) -> None:
@@ -575,9 +680,8 @@ def run(args: argparse.Namespace) -> None:
     corpus = build_corpus(
         work / "media", args.programmes, args.programme_seconds, args.null_minutes, args.seed
     )
-    if args.sweep:
-        with tempfile.TemporaryDirectory(prefix="rx-vsweep-", dir=work) as tmp_s:
-            sweep(corpus, [float(h) for h in args.sweep.split(",")], Path(tmp_s), args.seed)
+    if args.fp_pool or args.sweep:
+        one_measurement(args, corpus, work, lengths)
         return
     pools = f"{len(corpus.calibration)}+{len(corpus.null)}"
     print(f"corpus: {len(corpus.programmes)} programmes, {pools} unrelated "

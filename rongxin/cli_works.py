@@ -77,23 +77,31 @@ def audio_evidence(e: AudioEvidence | Mapping[str, Any]) -> str:
     )
 
 
-def video_evidence(e: VideoEvidence) -> str:
+def video_evidence(e: VideoEvidence | Mapping[str, Any]) -> str:
     """One line of a video match's evidence: what found it, the spans, speed, frames, mirror.
+
+    ``e`` is the match's :class:`~forensics.evidence.VideoEvidence` or its JSON form (a
+    match's ``details``, e.g. another member's work found through a hash list).
 
     Examples
     --------
     >>> video_evidence(VideoEvidence(0.0, 10.0, 30.0, 40.0, 1.0, "both", True, (0.0, 0.1, 1.0, 0.9),
     ...                              38, 40, 72, (), (), 1e-4))
     'picture and sound: query 0.00-10.00 s = work 30.00-40.00 s, speed 1.000, 38/40 frames, mirrored'
+    >>> video_evidence({"found_by": "sound", "query_start": 0.0, "query_end": 9.0, "ref_start": 2.0,
+    ...                 "ref_end": 11.0, "speed": 1.0, "matched_frames": 0, "compared_frames": 0,
+    ...                 "flip": False})
+    'sound: query 0.00-9.00 s = work 2.00-11.00 s, speed 1.000'
     """
-    found_by = {"picture": "picture", "sound": "sound", "both": "picture and sound"}[e.found_by]
+    d = e.to_json() if isinstance(e, VideoEvidence) else e
+    found_by = {"picture": "picture", "sound": "sound", "both": "picture and sound"}[d["found_by"]]
     line = (
-        f"{found_by}: query {e.query_start:.2f}-{e.query_end:.2f} s = work "
-        f"{e.ref_start:.2f}-{e.ref_end:.2f} s, speed {e.speed:.3f}"
+        f"{found_by}: query {d['query_start']:.2f}-{d['query_end']:.2f} s = work "
+        f"{d['ref_start']:.2f}-{d['ref_end']:.2f} s, speed {d['speed']:.3f}"
     )
-    if e.compared_frames:
-        line += f", {e.matched_frames}/{e.compared_frames} frames"
-    return line + (", mirrored" if e.flip else "")
+    if d["compared_frames"]:
+        line += f", {d['matched_frames']}/{d['compared_frames']} frames"
+    return line + (", mirrored" if d["flip"] else "")
 
 
 def evidence_line(m: Match) -> str:
@@ -512,7 +520,7 @@ def export(
     ] = None,
     kind: Annotated[
         str | None,
-        typer.Option("--kind", help="rxhl: only image or only audio works.", metavar="image|audio"),
+        typer.Option("--kind", help="rxhl: only works of this kind.", metavar="image|audio|video"),
     ] = None,
     pdq: Annotated[
         bool, typer.Option("--pdq", help="rxhl: add PDQ hashes of the image works (needs --media).")
@@ -643,13 +651,13 @@ def _export_hash_list(
     from forensics.exchange.export import export_entries, references, signal_parameters
     from forensics.exchange.hashlist import encode_hash_list
 
-    if kind not in (None, "image", "audio"):
-        raise _fail(f"--kind must be image or audio, not {kind!r}")
+    if kind not in (None, "image", "audio", "video"):
+        raise _fail(f"--kind must be image, audio or video, not {kind!r}")
     if pdq and not media:
         raise _fail(
             "--pdq needs --media DIR: the library keeps no images, so PDQ is computed from the originals"
         )
-    kinds = [kind] if kind else ["image", "audio"]
+    kinds = [kind] if kind else ["image", "audio", "video"]
     who, signing_key = _signing_identity(member, key, client, password_file)
     lib = _open(library, readonly=True)
     try:
@@ -769,6 +777,8 @@ def _print_foreign(path: Path, others: list[ForeignMatch]) -> None:
     for f in others:
         if f.signal == "pdq":
             evidence = f"PDQ: {f.details['pdq_distance']}/{f.details['pdq_threshold']} bits"
+        elif f.kind == "video":
+            evidence = video_evidence(f.details)
         elif f.kind == "audio":
             evidence = audio_evidence(f.details)
         elif "hamming" in f.details:

@@ -1,10 +1,11 @@
 """A hash list's entries as the indexes' fingerprints, checked before anything is written.
 
-Each entry becomes what :class:`forensics.image.index.ImageIndex` or
-:class:`forensics.audio.index.AudioIndex` stores — and is refused when it could not have
-come from an exporter's library: local features out of range (more points than the index
-keeps, non-finite coordinates, a non-positive scale), landmarks past the work's end,
-reference peaks outside it, audio computed with other parameters than the importer's, or
+Each entry becomes what :class:`forensics.image.index.ImageIndex`,
+:class:`forensics.audio.index.AudioIndex` or :class:`forensics.video.index.VideoIndex`
+stores — and is refused when it could not have come from an exporter's library: local
+features out of range (more points than the index keeps, non-finite coordinates, a
+non-positive scale), landmarks past the work's end, reference peaks outside it, audio
+computed with other parameters than the importer's, video sampled at another rate, or
 fingerprints that do not hash to the entry's ``fingerprint_sm3`` (the digest the exporter
 registered and may have anchored). Pure: no file is touched.
 
@@ -37,20 +38,24 @@ import numpy as np
 
 from forensics.errors import ForensicsError
 from forensics.exchange.errors import HashListMismatchError, MalformedHashListError
-from forensics.exchange.hashlist import AudioLayer, Entry, HashList
+from forensics.exchange.hashlist import SIGNAL_VIDEO, VIDEO_HASH_BYTES, AudioLayer, Entry, HashList
 
 
 @dataclass
 class Prepared:
-    """One entry and the fingerprints its index will store (``image``, or ``audio`` and ``bass``)."""
+    """One entry and the fingerprints its index will store: ``image``; ``audio`` and ``bass``;
+    or ``video`` (with ``audio`` and ``bass`` of its soundtrack, if any)."""
 
     entry: Entry
     image: list[Any] | None = None
     audio: Any = None
     bass: Any = None
+    video: Any = None
 
 
-def prepare(hl: HashList, audio_params: Any, bass_params: Any) -> list[Prepared]:
+def prepare(
+    hl: HashList, audio_params: Any, bass_params: Any, video_rate: float | None = None
+) -> list[Prepared]:
     """Every entry of ``hl`` as index fingerprints, checked against its digest.
 
     Parameters
@@ -60,6 +65,9 @@ def prepare(hl: HashList, audio_params: Any, bass_params: Any) -> list[Prepared]
     audio_params, bass_params : LandmarkParams or None
         The importer's landmark parameters (from :func:`signal_params`); ``bass_params``
         ``None`` drops the bass layers.
+    video_rate : float, optional
+        The importer's video sampling rate (from :func:`video_rate`); needed when the
+        list holds video works.
 
     Raises
     ------
@@ -71,6 +79,8 @@ def prepare(hl: HashList, audio_params: Any, bass_params: Any) -> list[Prepared]
         p = Prepared(e)
         if e.kind == "image":
             p.image = image_fingerprints(e)
+        elif e.kind == "video":
+            p.video, p.audio, p.bass = video_fingerprints(e, video_rate, audio_params, bass_params)
         else:
             if e.audio is None or audio_params is None:
                 raise MalformedHashListError(f"entry {e.ref}: an audio entry without audio parameters")
@@ -84,6 +94,92 @@ def prepare(hl: HashList, audio_params: Any, bass_params: Any) -> list[Prepared]
                 p.bass = audio_fingerprint(e, e.bass, bass_params, "bass")
         prepared.append(p)
     return prepared
+
+
+def video_fingerprints(
+    e: Entry, rate: float | None, audio_params: Any, bass_params: Any
+) -> tuple[Any, Any, Any]:
+    """The video index's picture fingerprint of an entry and its soundtrack's layers, checked.
+
+    The picture must be sampled at ``rate`` (the importer's); the entry's
+    ``fingerprint_sm3`` must equal :func:`forensics.video.index.work_digest` of the picture
+    and the soundtrack's main layer.
+
+    Raises
+    ------
+    MalformedHashListError, HashListMismatchError
+    """
+    from forensics.video.fingerprint import VideoFingerprint
+    from forensics.video.index import work_digest
+
+    v = e.video
+    if v is None or rate is None:
+        raise MalformedHashListError(f"entry {e.ref}: a video entry without its picture or the video rate")
+    if abs(v.rate - rate) > 1e-9:
+        raise HashListMismatchError(
+            f"entry {e.ref}: its picture was sampled at {v.rate:g} frames/s, this library's at {rate:g}; "
+            "it cannot be matched here"
+        )
+    picture = VideoFingerprint(_codes(v.codes), _bits(v.valid, v.frames), v.rate)
+    if v.centre:
+        picture = VideoFingerprint(
+            picture.codes,
+            picture.valid,
+            v.rate,
+            centre=_codes(v.centre),
+            centre_valid=_bits(v.centre_valid, v.frames),
+        )
+    sound = bass = None
+    if e.audio is not None:
+        if audio_params is None:
+            raise MalformedHashListError(f"entry {e.ref}: a soundtrack without audio parameters")
+        sound = audio_fingerprint(e, e.audio, audio_params, "soundtrack")
+        if e.bass is not None and bass_params is not None:
+            bass = audio_fingerprint(e, e.bass, bass_params, "soundtrack's bass")
+    digest = work_digest(picture.digest, b"" if sound is None else sound.digest)
+    if digest != e.fingerprint_sm3:
+        raise HashListMismatchError(
+            f"entry {e.ref}: its picture and soundtrack do not hash to its fingerprint_sm3; the list is "
+            "inconsistent, not imported"
+        )
+    return picture, sound, bass
+
+
+def _codes(data: bytes) -> Any:
+    return np.frombuffer(data, np.uint8).reshape(-1, VIDEO_HASH_BYTES).copy()
+
+
+def _bits(data: bytes, n: int) -> Any:
+    return np.unpackbits(np.frombuffer(data, np.uint8))[:n].astype(bool)
+
+
+def video_rate(hl: HashList, rate: float) -> float:
+    """``rate`` (the importer's video sampling rate), once checked equal to the list's.
+
+    Raises
+    ------
+    MalformedHashListError
+        The header gives no ``rongxin-video`` parameters.
+    HashListMismatchError
+        Another fingerprint version or rate.
+    """
+
+    declared = hl.header.signals.get(SIGNAL_VIDEO)
+    if not isinstance(declared, dict) or not isinstance(declared.get("rate"), int | float):
+        raise MalformedHashListError(
+            "the hash list holds video works but its header gives no video parameters"
+        )
+    if declared.get("fingerprint") != "rongxin-video-fp-v1" or declared.get("hash_bits") != 256:
+        raise HashListMismatchError(
+            f"the list's video fingerprints are {str(declared.get('fingerprint'))[:40]!r}; this library "
+            "matches rongxin-video-fp-v1 (256-bit frame hashes)"
+        )
+    if abs(float(declared["rate"]) - rate) > 1e-9:
+        raise HashListMismatchError(
+            f"the list's video was sampled at {declared['rate']} frames/s, this library's at {rate:g}; "
+            "it cannot be matched here"
+        )
+    return rate
 
 
 def signal_params(hl: HashList, signal: str, params: Any) -> Any:

@@ -6,7 +6,10 @@ What an entry holds, per kind:
   stores them (``<library>/image/image.db``), and optionally PDQ hashes, computed from the
   original files when the exporter still has them (the library keeps no media);
 * audio — the landmark hashes and anchor frames of the main and the bass layer, read back
-  from the audio index's segments, and the reference peaks the index verifies with.
+  from the audio index's segments, and the reference peaks the index verifies with;
+* video — the picture's per-frame hashes as the video index stores them (each sampled
+  frame's content and centre view, frame ``i`` at ``i / rate`` s, with their detail
+  flags), and the soundtrack's audio layers when it was registered.
 
 A work is named by an opaque reference, :func:`work_reference` — derived from its content
 digest, so the same work keeps its reference from one export to the next and the exporter
@@ -46,10 +49,12 @@ from forensics.exchange.hashlist import (
     SIGNAL_AUDIO_BASS,
     SIGNAL_IMAGE,
     SIGNAL_PDQ,
+    SIGNAL_VIDEO,
     AudioLayer,
     Entry,
     ImageFrame,
     PdqHash,
+    VideoPicture,
 )
 from forensics.types import Registration
 
@@ -61,6 +66,10 @@ log = logging.getLogger(__name__)
 
 #: Version of the image fingerprint the entries carry (the image index's ``FINGERPRINT_FORMAT``).
 IMAGE_FINGERPRINT = "rongxin-image-fp-v2"
+#: Version of the video picture fingerprint the entries carry.
+VIDEO_FINGERPRINT = "rongxin-video-fp-v1"
+#: Kinds a hash list carries.
+KINDS = ("image", "audio", "video")
 
 
 def work_reference(content_digest: bytes) -> str:
@@ -97,7 +106,18 @@ def signal_parameters(lib: Library, kinds: Iterable[str], pdq: bool) -> dict[str
             from forensics.exchange.pdq import MATCH_DISTANCE, MIN_QUALITY
 
             out[SIGNAL_PDQ] = {"bits": 256, "match_distance": MATCH_DISTANCE, "min_quality": MIN_QUALITY}
-    if "audio" in kinds:
+    if "video" in kinds:
+        video: Any = lib.index("video")
+        out[SIGNAL_VIDEO] = {
+            "fingerprint": VIDEO_FINGERPRINT,
+            "hash_bits": 256,
+            "rate": video.rate,
+            "views": ["full", "centre"],
+            "frame_bits": video.params.frame_bits,
+            "threshold": video.threshold,
+        }
+    sound = "video" in kinds and (lib.directory / "audio").is_dir()  # video works' soundtracks
+    if "audio" in kinds or sound:
         index: Any = lib.index("audio")
         out[SIGNAL_AUDIO] = {"params": index.params.to_dict()}
         if index.bass is not None:
@@ -207,6 +227,38 @@ def _audio_entries(
     return out
 
 
+def _video_entries(
+    lib: Library, regs: list[Registration], peaks: bool
+) -> dict[str, tuple[VideoPicture, AudioLayer | None, AudioLayer | None]]:
+    """The picture (and soundtrack, when registered) of each video work of ``regs``."""
+    if not regs:
+        return {}
+    index: Any = lib.index("video")
+    pictures: dict[str, tuple[VideoPicture, bool]] = {}
+    for r in regs:
+        try:
+            fp, sound = index.work_fingerprint(r.work_id)
+        except ForensicsError as exc:
+            raise LibraryError(f"video work {r.work_id!r}: {exc}") from exc
+        centre = b"" if fp.centre is None else np.ascontiguousarray(fp.centre, np.uint8).tobytes()
+        centre_valid = b"" if fp.centre_valid is None else np.packbits(fp.centre_valid).tobytes()
+        picture = VideoPicture(
+            fp.rate,
+            np.ascontiguousarray(fp.codes, np.uint8).tobytes(),
+            np.packbits(fp.valid).tobytes(),
+            centre,
+            centre_valid,
+        )
+        pictures[r.work_id] = (picture, sound)
+    heard = [r for r in regs if pictures[r.work_id][1]]
+    sounds = _audio_entries(lib, heard, peaks) if heard else {}
+    out: dict[str, tuple[VideoPicture, AudioLayer | None, AudioLayer | None]] = {}
+    for w, (picture, _sound) in pictures.items():
+        main, low = sounds.get(w, (None, None))
+        out[w] = (picture, main, low)
+    return out
+
+
 def find_media(regs: Iterable[Registration], media_dirs: Iterable[Path]) -> dict[str, Path]:
     """The original files of ``regs`` under ``media_dirs``: found by name, checked by content SM3.
 
@@ -243,7 +295,7 @@ def _pdq_of(path: Path) -> list[PdqHash]:
 def export_entries(
     lib: Library,
     *,
-    kinds: Iterable[str] = ("image", "audio"),
+    kinds: Iterable[str] = KINDS,
     work_ids: Iterable[str] | None = None,
     reveal_ids: bool = False,
     features: bool = True,
@@ -257,7 +309,7 @@ def export_entries(
     ----------
     lib : Library
         The library (read-only is enough).
-    kinds : iterable of {"image", "audio"}
+    kinds : iterable of {"image", "audio", "video"}
         Kinds exported.
     work_ids : iterable of str, optional
         Only these works (every work of ``kinds`` when omitted).
@@ -267,8 +319,8 @@ def export_entries(
         Include image local features (else the global DCT hash only, which does not find
         crops or collages).
     peaks : bool
-        Include audio reference peaks (else the importer verifies with the coarser anchor
-        peaks the landmarks imply).
+        Include audio reference peaks, of audio works and of video works' soundtracks
+        (else the importer verifies with the coarser anchor peaks the landmarks imply).
     pdq_media : iterable of Path, optional
         Directories holding the image works' original files: each image entry whose file
         is found there (:func:`find_media`) gets its PDQ hashes.
@@ -286,9 +338,9 @@ def export_entries(
         A named work is missing, or an index cannot be read.
     """
     kinds = set(kinds)
-    if not kinds <= {"image", "audio"}:
+    if not kinds <= set(KINDS):
         raise HashListError(
-            f"hash lists carry image and audio works, not {sorted(kinds - {'image', 'audio'})}"
+            f"hash lists carry image, audio and video works, not {sorted(kinds - set(KINDS))}"
         )
     if work_ids is None:
         regs = [r for r in lib.works() if r.kind in kinds]
@@ -303,6 +355,7 @@ def export_entries(
     frames = _image_frames(lib, [r.work_id for r in images], features)
     media = find_media(images, pdq_media) if pdq_media is not None else {}
     audio = _audio_entries(lib, [r for r in regs if r.kind == "audio"], peaks)
+    video = _video_entries(lib, [r for r in regs if r.kind == "video"], peaks)
     out: list[Entry] = []
     for r in sorted(regs, key=lambda r: r.work_id):
         if progress is not None:
@@ -323,6 +376,9 @@ def export_entries(
                     ref, "image", r.fingerprint_digest, title, frames=tuple(frames[r.work_id]), pdq=tuple(pdq)
                 )
             )
+        elif r.kind == "video":
+            picture, sound, low = video[r.work_id]
+            out.append(Entry(ref, "video", r.fingerprint_digest, title, audio=sound, bass=low, video=picture))
         else:
             main, bass = audio[r.work_id]
             out.append(Entry(ref, "audio", r.fingerprint_digest, title, audio=main, bass=bass))

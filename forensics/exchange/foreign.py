@@ -5,13 +5,17 @@ Imported hash lists live apart from the member's own works, under ``<library>/fo
     foreign.db   SQLite (WAL): imported lists, foreign works (member, reference, kind,
                  fingerprint digest, list), PDQ hashes
     image/       an image index of the foreign image works
-    audio/       an audio index of the foreign audio works (main and bass layers)
+    audio/       an audio index of the foreign audio works (main and bass layers) and of
+                 the foreign video works' soundtracks
+    video/       a video index of the foreign video works' pictures
 
 A foreign work is indexed under an internal id (``f<n>``) and reported as a
 :class:`ForeignMatch` — the member and the member's opaque reference — never as one of the
 library's works. The same decision rules and calibrated thresholds as for the library's
 own works apply; PDQ hashes are matched with ThreatExchange's rule
-(:mod:`forensics.exchange.pdq`).
+(:mod:`forensics.exchange.pdq`). A foreign video work is found in a suspect video by its
+picture, its soundtrack or both, with the query span, the work span and the speed, as the
+library's own video works are.
 
 Importing is idempotent: a list already imported (same SM3) changes nothing; a work the
 member exported before with the same fingerprint is kept; a work whose fingerprint changed
@@ -52,7 +56,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from forensics.errors import LibraryError, ReadOnlyLibraryError
-from forensics.exchange.entries import Prepared, prepare, signal_params
+from forensics.exchange.entries import Prepared, prepare, signal_params, video_rate
 from forensics.exchange.errors import HashListSignatureError
 from forensics.exchange.hashlist import (
     SIGNAL_AUDIO,
@@ -90,7 +94,7 @@ CREATE TABLE IF NOT EXISTS pdq (fid INTEGER NOT NULL, hash BLOB NOT NULL, qualit
 CREATE INDEX IF NOT EXISTS pdq_fid ON pdq(fid);
 """
 
-Signal = Literal["rongxin-image", "rongxin-audio", "pdq"]
+Signal = Literal["rongxin-image", "rongxin-audio", "rongxin-video", "pdq"]
 
 
 @dataclass(frozen=True)
@@ -103,15 +107,16 @@ class ForeignMatch:
         The member that exported the work.
     reference : str
         The member's opaque reference of the work (ask the member what it names).
-    kind : {"image", "audio"}
+    kind : {"image", "audio", "video"}
         Media kind.
     score, threshold : float
         As for :class:`forensics.types.Match` (for PDQ: 1.0 at distance 0, 0.5 at distance 31, against
         0.5, as the image hash path maps its distances).
-    signal : {"rongxin-image", "rongxin-audio", "pdq"}
+    signal : {"rongxin-image", "rongxin-audio", "rongxin-video", "pdq"}
         The signal type that matched.
     details : dict
-        The evidence (as :attr:`forensics.types.Match.details`; for PDQ the distance).
+        The evidence (as :attr:`forensics.types.Match.details`; for PDQ the distance; for
+        video the query span ↔ work span, speed and what found it).
     list_sm3 : str
         SM3 (hex) of the hash list the work came from.
     fingerprint_sm3 : str
@@ -234,6 +239,7 @@ class ForeignLibrary:
         self._lock = threading.RLock()
         self._image: Any = None
         self._audio: Any = None
+        self._video: Any = None
         self._pdq: Any = None
         self._pdq_version: int | None = None
         self._closed = False
@@ -257,6 +263,17 @@ class ForeignLibrary:
 
             self._audio = AudioIndex(self.directory / "audio", readonly=self.readonly)
         return self._audio
+
+    def _video_index(self, create: bool) -> Any:
+        if self._video is None:
+            if not create and not (self.directory / "video" / "video.sqlite").is_file():
+                return None
+            from forensics.video.index import VideoIndex
+
+            self._video = VideoIndex(self.directory / "video", readonly=self.readonly)
+            # the soundtracks live in the foreign audio index, under the same ids
+            self._video.attach_audio(lambda: self._audio_index(create=not self.readonly))
+        return self._video
 
     def _pdq_matcher(self) -> Any:
         version = self._db.execute("PRAGMA data_version").fetchone()[0]
@@ -283,13 +300,15 @@ class ForeignLibrary:
 
     def _prepare(self, hl: HashList) -> list[Prepared]:
         """Every entry as index fingerprints, checked (:func:`forensics.exchange.entries.prepare`)."""
-        audio_params = bass_params = None
-        if any(e.kind == "audio" for e in hl.entries):
+        audio_params = bass_params = rate = None
+        if any(e.kind == "audio" or e.audio is not None for e in hl.entries):
             index = self._audio_index(create=not self.readonly)
             audio_params = signal_params(hl, SIGNAL_AUDIO, index.params)
             if index.bass is not None and SIGNAL_AUDIO_BASS in hl.header.signals:
                 bass_params = signal_params(hl, SIGNAL_AUDIO_BASS, index.bass.params)
-        return prepare(hl, audio_params, bass_params)
+        if any(e.kind == "video" for e in hl.entries):
+            rate = video_rate(hl, self._video_index(create=not self.readonly).rate)
+        return prepare(hl, audio_params, bass_params, rate)
 
     def import_list(self, hl: HashList, *, signer_checked: bool = False) -> ImportReport:
         """Add the works of a decoded (and signer-checked) hash list.
@@ -373,16 +392,7 @@ class ForeignLibrary:
                     images.append((f"f{fid}", p.image or []))
                     image_fids.append(fid)
                 else:
-                    audio = self._audio_index(create=True)
-                    try:
-                        audio.add_fingerprint(f"f{fid}", p.audio)
-                        if p.bass is not None and audio.bass is not None:
-                            audio.bass.add_fingerprint(f"f{fid}", p.bass)
-                    except BaseException:
-                        self._drop(fid, "audio")
-                        raise
-                    with self._db:
-                        self._db.execute("UPDATE works SET complete = 1 WHERE fid = ?", (fid,))
+                    self._index_media(fid, p)
             if images:
                 index = self._image_index(create=True)
                 try:
@@ -404,6 +414,23 @@ class ForeignLibrary:
             self._pdq = None
         return ImportReport(hl.digest, member, signer, added, replaced, unchanged)
 
+    def _index_media(self, fid: int, p: Prepared) -> None:
+        """Index foreign audio or video work ``fid`` and mark it complete (dropped again on failure)."""
+        kind = p.entry.kind
+        try:
+            if kind == "video":
+                self._video_index(create=True).add_fingerprint(f"f{fid}", p.video, p.audio)
+            else:
+                self._audio_index(create=True).add_fingerprint(f"f{fid}", p.audio)
+            bass = self._audio_index(create=True).bass if p.bass is not None else None
+            if bass is not None:
+                bass.add_fingerprint(f"f{fid}", p.bass)
+        except BaseException:
+            self._drop(fid, kind)
+            raise
+        with self._db:
+            self._db.execute("UPDATE works SET complete = 1 WHERE fid = ?", (fid,))
+
     def _check_known_signer(self, member: str, signer: str | None) -> None:
         """Refuse a list whose signer differs from the key of the member's earlier lists."""
         row = self._db.execute(
@@ -421,7 +448,7 @@ class ForeignLibrary:
 
     def _drop(self, fid: int, kind: str) -> None:
         """Forget foreign work ``fid`` in its index and the catalogue."""
-        index = self._image_index(create=False) if kind == "image" else self._audio_index(create=False)
+        index = {"image": self._image_index, "video": self._video_index}.get(kind, self._audio_index)(False)
         if index is not None:
             index.remove(f"f{fid}")
         with self._db:
@@ -483,7 +510,11 @@ class ForeignLibrary:
     def identify(
         self, source: str | os.PathLike[str] | NDArray[np.uint8], top_k: int = 5
     ) -> list[ForeignMatch]:
-        """Foreign works found in ``source`` (an image or audio file, a video's soundtrack, an image array).
+        """Foreign works found in ``source`` (an image, audio or video file, an image array).
+
+        A video is searched by its picture and its soundtrack when video works were
+        imported (audio works heard in it are reported with ``query_stream == "audio"``),
+        else by its soundtrack alone.
 
         Returns
         -------
@@ -505,6 +536,8 @@ class ForeignLibrary:
             kind = detect_kind(path)
             if kind == "image":
                 return self._identify_image(path, top_k)
+            if kind == "video" and self._video_index(create=False) is not None:
+                return self._identify_video(path, top_k)
             audio = self._audio_index(create=False)
             if audio is None:
                 return []
@@ -516,6 +549,16 @@ class ForeignLibrary:
                 return []
             stream: Literal["audio"] | None = "audio" if kind == "video" else None
             return self._foreign(matches, "rongxin-audio", stream)[:top_k]
+
+    def _identify_video(self, path: Path, top_k: int) -> list[ForeignMatch]:
+        """Foreign video works seen or heard in ``path``, and foreign audio works heard in it."""
+        found: list[ForeignMatch] = []
+        for m in self._video_index(create=False).identify(path, top_k):
+            if m.query_stream == "audio":
+                found += self._foreign([m], "rongxin-audio", "audio")
+            else:
+                found += self._foreign([m], "rongxin-video", None)
+        return found[:top_k]
 
     def _identify_image(self, source: Path | NDArray[np.uint8], top_k: int) -> list[ForeignMatch]:
         from forensics.image.decode import load_frames
@@ -600,7 +643,7 @@ class ForeignLibrary:
                 return
             self._closed = True
             try:
-                for index in (self._image, self._audio):
+                for index in (self._image, self._video, self._audio):
                     if index is not None:
                         index.close()
             finally:

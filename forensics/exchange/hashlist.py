@@ -69,6 +69,10 @@ SIGNAL_IMAGE = "rongxin-image"
 SIGNAL_AUDIO = "rongxin-audio"
 SIGNAL_AUDIO_BASS = "rongxin-audio-bass"
 SIGNAL_PDQ = "pdq"
+SIGNAL_VIDEO = "rongxin-video"
+
+#: Bytes of one frame hash of a video entry (the image code's 256-bit DCT hash).
+VIDEO_HASH_BYTES = 32
 
 _REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _MEMBER_MAX = 200
@@ -95,6 +99,8 @@ class Limits:
         Most landmarks of one audio layer (about 40 an hour-second ... 12 h of audio).
     max_pdq : int
         Most PDQ hashes of one entry.
+    max_video_frames : int
+        Most sampled frames of one video entry (12 hours at 4 frames a second).
     """
 
     max_bytes: int = 1 << 30
@@ -104,6 +110,7 @@ class Limits:
     max_features: int = 1 << 20
     max_landmarks: int = 8_000_000
     max_pdq: int = 64
+    max_video_frames: int = 172_800
 
 
 DEFAULT_LIMITS = Limits()
@@ -152,6 +159,40 @@ class AudioLayer:
 
 
 @dataclass(frozen=True)
+class VideoPicture:
+    """The picture of a video work: one 256-bit hash per sampled frame.
+
+    Frame ``i`` was sampled at ``i / rate`` seconds of the work: the timestamps are the
+    frame numbers over the rate (the video index samples at a fixed rate).
+
+    Attributes
+    ----------
+    rate : float
+        Frames sampled per second.
+    codes : bytes
+        ``32 × n`` bytes: the DCT hash of each frame's content (bars trimmed).
+    valid : bytes
+        The frames' detail flags, ``numpy.packbits`` order (most significant bit first),
+        ``ceil(n / 8)`` bytes, unused bits zero: a frame without detail neither votes nor
+        counts as evidence.
+    centre, centre_valid : bytes
+        The same for each frame's centre view (what a heavily cropped copy is matched
+        against); empty when the work was indexed without one.
+    """
+
+    rate: float
+    codes: bytes
+    valid: bytes
+    centre: bytes = b""
+    centre_valid: bytes = b""
+
+    @property
+    def frames(self) -> int:
+        """Sampled frames."""
+        return len(self.codes) // VIDEO_HASH_BYTES
+
+
+@dataclass(frozen=True)
 class Entry:
     """One work of a hash list.
 
@@ -159,7 +200,7 @@ class Entry:
     ----------
     ref : str
         The exporter's opaque reference of the work (letters, digits, ``._:-``; at most 128).
-    kind : {"image", "audio"}
+    kind : {"image", "audio", "video"}
         Media kind.
     fingerprint_sm3 : bytes
         The work's fingerprint digest in the exporter's library (what it anchors on chain).
@@ -170,17 +211,21 @@ class Entry:
     pdq : tuple of PdqHash
         Image works: PDQ hashes, when shared.
     audio, bass : AudioLayer, optional
-        Audio works: the main layer and the bass layer (the latter optional).
+        Audio works: the main layer and the bass layer (the latter optional). Video
+        works: their soundtrack's, when it was registered.
+    video : VideoPicture, optional
+        Video works: the picture's frame hashes.
     """
 
     ref: str
-    kind: Literal["image", "audio"]
+    kind: Literal["image", "audio", "video"]
     fingerprint_sm3: bytes
     title: str | None = None
     frames: tuple[ImageFrame, ...] = ()
     pdq: tuple[PdqHash, ...] = ()
     audio: AudioLayer | None = None
     bass: AudioLayer | None = None
+    video: VideoPicture | None = None
 
 
 @dataclass(frozen=True)
@@ -288,6 +333,22 @@ def entry_json(entry: Entry) -> dict[str, Any]:
         }
         if entry.pdq:
             out["pdq"] = [{"hash": p.hash.hex(), "quality": p.quality} for p in entry.pdq]
+    elif entry.kind == "video":
+        v = entry.video
+        if v is None:
+            raise HashListError(f"video entry {entry.ref} has no picture fingerprint")
+        out["video"] = {
+            "rate": v.rate,
+            "frames": v.frames,
+            "codes": _b64(v.codes),
+            "valid": _b64(v.valid),
+            "centre": _b64(v.centre),
+            "centre_valid": _b64(v.centre_valid),
+        }
+        if entry.audio is not None:
+            out["audio"] = _layer_json(entry.audio)
+            if entry.bass is not None:
+                out["bass"] = _layer_json(entry.bass)
     else:
         if entry.audio is None:
             raise HashListError(f"audio entry {entry.ref} has no main-layer fingerprint")
@@ -441,6 +502,44 @@ def _layer(value: object, what: str, limits: Limits) -> AudioLayer:
     return AudioLayer(float(duration), h, f, peaks_t, peaks_lf)
 
 
+def _flags(data: bytes, frames: int, what: str) -> bytes:
+    """Packed per-frame flags, checked: one bit per frame, unused bits zero."""
+    if len(data) != (frames + 7) // 8:
+        raise MalformedHashListError(f"{what} must hold one bit per frame ({(frames + 7) // 8} bytes)")
+    if frames % 8 and data[-1] & (0xFF >> (frames % 8)):
+        raise MalformedHashListError(f"{what}: the bits past the last frame must be zero")
+    return data
+
+
+def _video(value: object, what: str, limits: Limits) -> VideoPicture:
+    d = _obj(value, what, {"rate", "frames", "codes", "valid", "centre", "centre_valid"})
+    rate, frames = d["rate"], d["frames"]
+    if (
+        isinstance(rate, bool)
+        or not isinstance(rate, int | float)
+        or not (math.isfinite(rate) and 0 < rate <= 60)
+    ):
+        raise MalformedHashListError(f"{what}.rate must be frames per second, above 0 and at most 60")
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+        raise MalformedHashListError(f"{what}.frames must be a positive count")
+    if frames > limits.max_video_frames:
+        raise HashListTooLargeError(
+            f"{what} has {frames:,} frames, more than the reader's limit of {limits.max_video_frames:,}"
+        )
+    size = VIDEO_HASH_BYTES * limits.max_video_frames
+    codes = _unb64(d["codes"], f"{what}.codes", size)
+    valid = _flags(_unb64(d["valid"], f"{what}.valid", size), frames, f"{what}.valid")
+    if len(codes) != VIDEO_HASH_BYTES * frames:
+        raise MalformedHashListError(f"{what}.codes must hold {VIDEO_HASH_BYTES} bytes per frame ({frames})")
+    centre = _unb64(d["centre"], f"{what}.centre", size)
+    centre_valid = _unb64(d["centre_valid"], f"{what}.centre_valid", size)
+    if centre or centre_valid:
+        if len(centre) != len(codes):
+            raise MalformedHashListError(f"{what}.centre must hold one hash per frame, as codes")
+        _flags(centre_valid, frames, f"{what}.centre_valid")
+    return VideoPicture(float(rate), codes, valid, centre, centre_valid)
+
+
 def _entry(value: object, n: int, limits: Limits) -> Entry:
     where = f"entry {n}"
     if not isinstance(value, dict):
@@ -450,8 +549,12 @@ def _entry(value: object, n: int, limits: Limits) -> Entry:
         d = _obj(value, where, {"ref", "kind", "fingerprint_sm3", "image"}, {"title", "pdq"})
     elif kind == "audio":
         d = _obj(value, where, {"ref", "kind", "fingerprint_sm3", "audio"}, {"title", "bass"})
+    elif kind == "video":
+        d = _obj(value, where, {"ref", "kind", "fingerprint_sm3", "video"}, {"title", "audio", "bass"})
     else:
-        raise MalformedHashListError(f"{where}: kind must be 'image' or 'audio', not {str(kind)[:20]!r}")
+        raise MalformedHashListError(
+            f"{where}: kind must be 'image', 'audio' or 'video', not {str(kind)[:20]!r}"
+        )
     ref = _check_ref(d["ref"])
     where = f"entry {n} ({ref})"
     fp = _hex(d["fingerprint_sm3"], 32, f"{where}: fingerprint_sm3")
@@ -462,6 +565,13 @@ def _entry(value: object, n: int, limits: Limits) -> Entry:
         audio = _layer(d["audio"], f"{where}.audio", limits)
         bass = None if d.get("bass") is None else _layer(d["bass"], f"{where}.bass", limits)
         return Entry(ref, "audio", fp, title, audio=audio, bass=bass)
+    if kind == "video":
+        video = _video(d["video"], f"{where}.video", limits)
+        sound = None if d.get("audio") is None else _layer(d["audio"], f"{where}.audio", limits)
+        if d.get("bass") is not None and sound is None:
+            raise MalformedHashListError(f"{where}: a bass layer without the soundtrack's main layer")
+        bass = None if d.get("bass") is None else _layer(d["bass"], f"{where}.bass", limits)
+        return Entry(ref, "video", fp, title, audio=sound, bass=bass, video=video)
     image = _obj(d["image"], f"{where}.image", {"frames"})
     raw_frames = image["frames"]
     if not isinstance(raw_frames, list) or not raw_frames:

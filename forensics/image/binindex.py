@@ -161,6 +161,20 @@ class GrowingBinaryIndex:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
 
+    def save_replacing(self, path: Path, pattern: str) -> None:
+        """:meth:`save` to ``path``, then delete the older saves: the other files of its directory
+        matching the glob ``pattern`` (what an index's ``flush`` does).
+
+        Raises
+        ------
+        OSError, RuntimeError
+            The file cannot be written (the older saves are then kept).
+        """
+        self.save(path)
+        for old in path.parent.glob(pattern):
+            if old != path:
+                old.unlink(missing_ok=True)
+
     def load(self, path: Path) -> None:
         """Read an inverted file written by :meth:`save`; ``ValueError`` when it is not one."""
         try:

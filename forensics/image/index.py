@@ -324,12 +324,9 @@ class ImageIndex:
                 return
             target = self.directory / f"descriptors-{self._max_item}-{self._removed_seq}.ivf"
             try:
-                self._desc.save(target)
+                self._desc.save_replacing(target, "descriptors-*-*.ivf")
             except (OSError, RuntimeError) as exc:
                 raise LibraryError(f"cannot save the descriptor index to {target}: {exc}") from exc
-            for _i, _s, old in self._saved_descriptor_files():
-                if old != target:
-                    old.unlink(missing_ok=True)
             self._desc_dirty = False
 
     # -- MediaIndex ----------------------------------------------------------------------------

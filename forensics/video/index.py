@@ -52,7 +52,7 @@ from forensics.video.fingerprint import DEFAULT_RATE, VideoFingerprint, fingerpr
 from forensics.video.probe import Limits, probe
 from forensics.video.storage import Catalogue, WorkRow
 
-__all__ = ["DEFAULT_FPR_TARGET", "DEFAULT_THRESHOLD", "VideoIndex"]
+__all__ = ["DEFAULT_FPR_TARGET", "DEFAULT_THRESHOLD", "VideoIndex", "work_digest"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,20 @@ NEIGHBOURS = 16
 VIEWS = ("full", "centre")
 #: Two alignments of one work (picture and sound) agree when their offsets differ by at most this.
 FUSE_SECONDS = 2.0
+
+
+def work_digest(picture: bytes, sound: bytes = b"") -> bytes:
+    """A video work's fingerprint digest: its picture's and its soundtrack's (``b""`` without one).
+
+    What :meth:`VideoIndex.add` returns and the library records (and may anchor); a hash
+    list's importer recomputes it from the entry's fingerprints.
+
+    Examples
+    --------
+    >>> len(work_digest(bytes(32))), work_digest(bytes(32)) != work_digest(bytes(32), bytes(32))
+    (32, True)
+    """
+    return hashlib.sha256(b"rongxin-video-v1" + picture + sound).digest()
 
 
 class VideoIndex:
@@ -251,12 +265,9 @@ class VideoIndex:
                 return
             target = self.directory / f"search-{key[0]}-{key[1]}.ivf"
             try:
-                self._search.save(target)
+                self._search.save_replacing(target, "search-*-*.ivf")
             except (OSError, RuntimeError) as exc:
                 raise VideoIndexError(f"cannot save the video search to {target}: {exc}") from exc
-            for _w, _l, old in self._saved_files():
-                if old != target:
-                    old.unlink(missing_ok=True)
             self._saved = key
 
     @property
@@ -310,19 +321,79 @@ class VideoIndex:
         path = Path(path)
         info = probe(path)
         fp = fingerprint_file(path, rate=self.rate, limits=self.limits, info=info)
-        sound_digest = b""
+        with_sound = info.has_audio and self._audio is not None
+        return self._commit(work_id, fp, lambda: self._add_sound(work_id, path) if with_sound else b"")
+
+    def _commit(self, work_id: str, fp: VideoFingerprint, add_sound: Callable[[], bytes]) -> bytes:
+        """Commit the picture, then the soundtrack (``add_sound``: its digest, ``b""`` for none).
+
+        The picture is removed again when the soundtrack fails.
+        """
         with self._lock:
             self.catalogue.add(work_id, fp, fp.digest, sound=False)
             try:
-                if info.has_audio and self._audio is not None:
-                    sound_digest = self._add_sound(work_id, path)
-                    if sound_digest:
-                        self.catalogue.set_sound(work_id, True)
+                sound_digest = add_sound()
+                if sound_digest:
+                    self.catalogue.set_sound(work_id, True)
             except BaseException:
                 self.catalogue.remove(work_id)
                 raise
             self._sync()
-        return hashlib.sha256(b"rongxin-video-v1" + fp.digest + sound_digest).digest()
+        return work_digest(fp.digest, sound_digest)
+
+    def add_fingerprint(self, work_id: str, fp: VideoFingerprint, sound: Any = None) -> bytes:
+        """Index a work's fingerprint computed elsewhere (e.g. an imported hash list's entry).
+
+        ``fp`` must be a work's fingerprint at this index's rate (with its centre view);
+        ``sound``, an audio fingerprint of the soundtrack at the attached audio index's
+        parameters, goes to that index under the same id. As :meth:`add`, the picture is
+        committed first and removed again when the soundtrack cannot be added.
+
+        Returns
+        -------
+        bytes
+            :func:`work_digest` of the picture and the soundtrack.
+
+        Raises
+        ------
+        VideoIndexError
+            Read-only, closed, another rate, malformed codes, or a soundtrack with no
+            audio index attached.
+        """
+        self._check_open()
+        if not isinstance(work_id, str) or not work_id:
+            raise VideoIndexError("work_id must be a non-empty string")
+        if self.readonly:
+            raise VideoIndexError("the video index was opened read-only; cannot register works")
+        if abs(fp.rate - self.rate) > 1e-9:
+            raise VideoIndexError(
+                f"the fingerprint was sampled at {fp.rate:g} frames/s, this index at {self.rate:g}"
+            )
+        if fp.codes.ndim != 2 or fp.codes.shape[1] != 32 or fp.valid.shape != (len(fp.codes),):
+            raise VideoIndexError("a video fingerprint holds 32 bytes and a detail flag per frame")
+        audio = self._audio() if sound is not None and self._audio is not None else None
+        add = getattr(audio, "add_fingerprint", None)
+        if sound is not None and add is None:
+            raise VideoIndexError("a soundtrack fingerprint needs an attached audio index")
+        return self._commit(work_id, fp, lambda: b"" if add is None else bytes(add(work_id, sound)))
+
+    def work_fingerprint(self, work_id: str) -> tuple[VideoFingerprint, bool]:
+        """A registered work's fingerprint as stored, and whether its soundtrack was registered.
+
+        Raises
+        ------
+        VideoIndexError
+            Unknown work, or its segment is damaged.
+        """
+        self._check_open()
+        with self._lock:
+            self._sync()
+            row = next((r for r in self._rows if r.work_id == work_id), None)
+            if row is None:
+                raise VideoIndexError(f"no video work {work_id!r} in {self.directory}")
+            views = self.catalogue.load(row)
+        (codes, valid), centre = views[0], views[1] if len(views) > 1 else (None, None)
+        return VideoFingerprint(codes, valid, row.rate, centre=centre[0], centre_valid=centre[1]), row.sound
 
     def _add_sound(self, work_id: str, path: Path) -> bytes:
         """Register the soundtrack; ``b""`` when it has nothing to fingerprint."""

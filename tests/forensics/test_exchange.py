@@ -297,7 +297,7 @@ def _unsigned_with(exported: Exported, entry: dict[str, object]) -> HashList:
     ("change", "error"),
     [
         ({"ref": "../etc/passwd"}, "work reference"),
-        ({"kind": "video"}, "kind"),
+        ({"kind": "film"}, "kind"),
         ({"fingerprint_sm3": "zz"}, "fingerprint_sm3"),
         ({"extra": 1}, "unknown fields"),
         ({"image": {"frames": []}}, "non-empty"),

@@ -177,7 +177,7 @@ def test_export_options_are_checked(exported: dict[str, Path], tmp_path: Path) -
     r = runner.invoke(app, ["works", "export", "--library", lib, "--out", out, "--member", "m", "--pdq"])
     assert r.exit_code == 1 and "--media" in r.output
     r = runner.invoke(
-        app, ["works", "export", "--library", lib, "--out", out, "--member", "m", "--kind", "video"]
+        app, ["works", "export", "--library", lib, "--out", out, "--member", "m", "--kind", "film"]
     )
     assert r.exit_code == 1 and "--kind" in r.output
     r = runner.invoke(app, ["works", "export", "--library", lib, "--out", out, "--format", "csv"])
