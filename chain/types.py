@@ -298,7 +298,7 @@ class Transaction:
             "signature",
         }:
             raise ValidationError("transaction has missing or unknown fields")
-        return cls(
+        tx = cls(
             type=_field(doc, "type", str),
             payload=_field(doc, "payload", dict),
             sender=_field(doc, "sender", bytes),
@@ -306,6 +306,10 @@ class Transaction:
             timestamp_ms=_field(doc, "timestamp_ms", int),
             signature=_field(doc, "signature", bytes),
         )
+        # codec.decode accepted only the canonical encoding, so ``data`` is ``to_bytes()``:
+        # its hash is the id, without encoding the transaction again
+        tx.__dict__["tx_id"] = sm3(bytes(data))
+        return tx
 
 
 @dataclass(frozen=True)
