@@ -12,6 +12,9 @@ and prints, in one table:
 * p99 latency at a fixed offered rate (500 TPS by default);
 * anchored digests per second with Merkle batches;
 * catch-up: a node SIGKILLed before the load, restarted after it, until it is level;
+* CPU seconds (user + system, from ``/proc``) per 1,000 committed transactions and per
+  100,000 digests, per consensus node: much less sensitive to a shared machine's load
+  than the wall-clock rates (the load average is printed with the table);
 * resident memory of every node at the end.
 
 Usage::
@@ -73,6 +76,27 @@ def rss_mb(pid: int) -> float | None:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return None
+
+
+def cpu_s(pid: int | None) -> float | None:
+    """CPU seconds (user + system) a process has used: far less sensitive to the machine's
+    load than wall-clock rates."""
+    if pid is None:
+        return None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return None
+
+
+def cpu_of(net: Net, names: list[str]) -> dict[str, float | None]:
+    """CPU seconds used so far by each named node process."""
+    return {n: cpu_s(net.pid(n)) for n in names}
+
+
+def cpu_spent(before: dict[str, float | None], after: dict[str, float | None]) -> list[float]:
+    """CPU seconds each node spent between two :func:`cpu_of` readings (nodes present in both)."""
+    return [a - b for n, a in after.items() if a is not None and (b := before.get(n)) is not None]
 
 
 class Net:
@@ -291,6 +315,9 @@ def main() -> None:
     p.add_argument("--timeout-ms", type=int, default=2000)
     p.add_argument("--offered", type=float, default=500.0, help="offered rate of the latency run (tx/s)")
     p.add_argument("--catchup", type=int, help="transactions a killed node is behind")
+    p.add_argument(
+        "--digest-batches", type=int, help="batches of 50,000 digests per client (4 clients; 1 quick, 5 full)"
+    )
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args()
     n_txs = args.txs or (6_000 if args.quick else 100_000)
@@ -299,6 +326,7 @@ def main() -> None:
     results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {cores} cores",
+        "load_before": os.getloadavg(),
     }
 
     rate = verify_rate()
@@ -314,10 +342,14 @@ def main() -> None:
         try:
             # 1. throughput: everything as fast as the nodes take it
             t0 = time.perf_counter()
+            cpu0 = cpu_of(net, consensus)
             ids = run_load(net, streams, consensus, args.batch, None)
             wait_seen(watcher, ids, 120)
+            spent = cpu_spent(cpu0, cpu_of(net, consensus))
             tps, p50, p99, done = latency_stats(ids, watcher.seen)
             results.update(tps=tps, p50_s=p50, p99_s=p99, committed=done, wall_s=time.perf_counter() - t0)
+            if done == len(ids):  # else the CPU also went to transactions not counted
+                results["cpu_s_per_1k_txs"] = [1000 * c / done for c in spent]
             # 2. latency at a fixed offered rate
             offered_n = int(args.offered * (10 if args.quick else 30))
             per2 = max(1, offered_n // args.members)
@@ -329,13 +361,18 @@ def main() -> None:
             tps2, p50b, p99b, _ = latency_stats(ids2, watcher.seen)
             results.update(offered=args.offered, offered_tps=tps2, offered_p50_s=p50b, offered_p99_s=p99b)
             # 3. anchored digests per second with Merkle batches
-            results.update(digest_rate(net, consensus, members, 1 if args.quick else 5))
+            cpu0 = cpu_of(net, consensus)
+            batches = args.digest_batches or (1 if args.quick else 5)
+            results.update(digest_rate(net, consensus, members, batches))
+            spent = cpu_spent(cpu0, cpu_of(net, consensus))
+            results["cpu_s_per_100k_digests"] = [1e5 * c / results["digests"] for c in spent]
             # 4. catch-up of a node SIGKILLed while the chain ran
             if victim is not None:
                 results.update(catch_up(net, victim, members, per + per2, catchup, consensus, args.batch))
         finally:
             watcher.stop()
         results["rss_mb"] = {n: rss_mb(net.pid(n) or -1) for n in net.entries}
+    results["load_after"] = os.getloadavg()
     bound = cores * rate / args.nodes
     results["bound_tps"] = bound
     results["ratio"] = results["tps"] / bound
@@ -431,6 +468,8 @@ def catch_up(
 
 def print_table(r: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"\nLedger as processes: {args.nodes} consensus nodes + 1 observer, {r['machine']}, {r['date']}")
+    loads = " / ".join(f"{a:.1f} {b:.1f} {c:.1f}" for a, b, c in (r["load_before"], r["load_after"]))
+    print(f"load average (1, 5, 15 min) before / after the run: {loads}")
     rows = [
         ("committed TPS (as fast as taken)", f"{r['tps']:,.0f}  ({r['committed']:,} txs)"),
         ("latency submit→commit p50 / p99", f"{r['p50_s']:.2f} s / {r['p99_s']:.2f} s"),
@@ -449,6 +488,12 @@ def print_table(r: dict[str, Any], args: argparse.Namespace) -> None:
     ]
     if "catchup_s" in r:
         rows.append(("catch-up of a node", f"{r['catchup_txs']:,} txs behind: {r['catchup_s']:.1f} s"))
+    for key, label in (("cpu_s_per_1k_txs", "1,000 txs"), ("cpu_s_per_100k_digests", "100k digests")):
+        if r.get(key):
+            v = r[key]
+            rows.append(
+                (f"CPU s per {label}, per node (mean, max)", f"{statistics.mean(v):.2f}, {max(v):.2f}")
+            )
     rss = ", ".join(f"{k} {v:.0f}" for k, v in r["rss_mb"].items() if v)
     rows.append(("resident memory (MB)", rss))
     width = max(len(a) for a, _ in rows)

@@ -228,8 +228,10 @@ def decode(data: bytes, max_size: int = MAX_ENCODED) -> Any:
     except Exception as exc:  # cbor2 raises several types for malformed input
         raise CodecError(f"malformed canonical encoding: {exc}") from None
     try:
-        again = encode(value)
-    except CodecError as exc:
+        # scan() admitted only the data model (no tags, floats or other simple values, text
+        # map keys, bounded depth), so the value needs no second type walk (encode's _check)
+        again = cbor2.dumps(value, canonical=True)
+    except Exception as exc:  # not expected after scan; refuse rather than trust
         raise CodecError(f"encoded value uses a disallowed type: {exc}") from None
     if again != raw:
         raise CodecError("bytes are not the canonical encoding of their value")

@@ -21,7 +21,7 @@ A block that contains any invalid transaction is invalid as a whole; a leader us
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from chain.contracts.base import ContractRegistry, TxContext
 from chain.contracts.governance import MemberVote, NodeReady, PromoteNode, RevokeMember
 from chain.contracts.membership import AddMember, cert_key, load_certificate, revoked_from, validator_key
 from chain.crypto import PublicKey
+from chain.crypto.sm3 import sm3
 from chain.errors import NonceGapError as NonceGapError  # re-exported under its historical path
 from chain.state import Overlay, State
 from chain.types import Genesis, Role, Transaction, ValidationError
@@ -49,7 +50,11 @@ _SIG_CACHE = 200_000
 """Transaction ids whose signature a node remembers (good and bad ones, each): at least
 twice the default mempool, so that a transaction verified at admission is still known when
 its block executes, even behind a full pool."""
-_DECODE_CACHE = 100_000
+_DECODE_CACHE = 16_384
+"""Decoded transactions a node keeps (about 1.3 kB each with their bytes): those of the
+next blocks. Committed ones leave at once (:meth:`Executor.forget`); a deeper mempool is
+decoded again when its turn comes (tens of microseconds against a signature check's
+hundreds), instead of holding a decoded copy of every pending transaction."""
 
 
 @dataclass(frozen=True)
@@ -198,6 +203,21 @@ class Executor:
             self._forged[tx_id] = reason
             if len(self._forged) > self.verified_cache:
                 self._forged.popitem(last=False)
+
+    def forget(self, raws: Sequence[bytes]) -> None:
+        """Drop committed transactions from the decode and signature caches.
+
+        A committed transaction is never executed again (its nonce is used), so keeping its
+        decoded form and its verification only costs memory: about 1.5 kB per transaction,
+        which grew a node by hundreds of megabytes over a few hundred thousand
+        transactions. A later copy (a stale gossip, a replayed submission) is decoded and
+        refused for its nonce as usual.
+        """
+        decoded = self._decoded
+        verified = self._verified
+        for raw in raws:
+            tx = decoded.pop(raw, None)
+            verified.pop(sm3(raw) if tx is None else tx.tx_id, None)
 
     def is_verified(self, tx_id: bytes) -> bool:
         """Whether this executor verified ``tx_id``'s signature recently (and remembers it)."""

@@ -70,7 +70,9 @@ from chain.errors import ValidationError
 DEFAULT_MAX_TXS = 100_000
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_MAX_PER_SENDER = 10_000
-DEFAULT_SEEN_CACHE = 200_000
+DEFAULT_SEEN_CACHE = 50_000
+"""Committed ids remembered (about 140 bytes each): a copy arriving later is still refused,
+by the store's index of transactions instead."""
 COMMITTED = "transaction is already committed"
 """The refusal given for a transaction the node has committed."""
 

@@ -240,7 +240,17 @@ class Transaction:
         }
 
     def signing_bytes(self, chain_id: str = "") -> bytes:
-        """Bytes that are signed: the body, bound to the chain id against cross-chain replay."""
+        """Bytes that are signed: the body, bound to the chain id against cross-chain replay.
+
+        For a decoded transaction they are cut from its canonical bytes (the body is the
+        transaction's map without its ``signature`` entry) instead of encoding it again;
+        the result is the same bytes.
+        """
+        raw = self.__dict__.get("_raw")
+        if raw is not None:
+            body = _body_of(raw, self.signature, self.timestamp_ms)
+            if body is not None:
+                return _SIGNED_HEAD + body + _chain_id_entry(chain_id)
         return codec.encode({"chain_id": chain_id, "tx": self.body()})
 
     @classmethod
@@ -271,7 +281,8 @@ class Transaction:
 
     def to_bytes(self) -> bytes:
         """Canonical bytes (what goes into blocks and Merkle leaves)."""
-        return codec.encode(self.to_dict())
+        raw = self.__dict__.get("_raw")
+        return raw if raw is not None else codec.encode(self.to_dict())
 
     @cached_property
     def tx_id(self) -> bytes:
@@ -298,7 +309,7 @@ class Transaction:
             "signature",
         }:
             raise ValidationError("transaction has missing or unknown fields")
-        return cls(
+        tx = cls(
             type=_field(doc, "type", str),
             payload=_field(doc, "payload", dict),
             sender=_field(doc, "sender", bytes),
@@ -306,6 +317,49 @@ class Transaction:
             timestamp_ms=_field(doc, "timestamp_ms", int),
             signature=_field(doc, "signature", bytes),
         )
+        # codec.decode accepted only the canonical encoding, so ``data`` is ``to_bytes()``:
+        # its hash is the id, and the signed bytes are cut from it, without encoding again
+        raw = bytes(data)
+        tx.__dict__["_raw"] = raw
+        tx.__dict__["tx_id"] = sm3(raw)
+        return tx
+
+
+_SIGNED_HEAD = b"\xa2" + codec.encode("tx")
+"""Start of the signed map ``{"tx": body, "chain_id": …}`` (canonical key order: ``tx`` first)."""
+_SIGNATURE_KEY = codec.encode("signature")
+_TIMESTAMP_KEY = codec.encode("timestamp_ms")
+
+
+def _chain_id_entry(chain_id: str) -> bytes:
+    entry = _CHAIN_ID_ENTRIES.get(chain_id)
+    if entry is None:
+        entry = codec.encode("chain_id") + codec.encode(chain_id)
+        if len(_CHAIN_ID_ENTRIES) < 64:
+            _CHAIN_ID_ENTRIES[chain_id] = entry
+    return entry
+
+
+_CHAIN_ID_ENTRIES: dict[str, bytes] = {}
+
+
+def _body_of(raw: bytes, signature: bytes, timestamp_ms: int) -> bytes | None:
+    """The canonical bytes of a transaction's body (its map without ``signature``), cut from
+    the transaction's canonical bytes ``raw``; ``None`` when they do not have the expected
+    shape (the caller encodes the body instead).
+
+    In canonical order the six keys are ``type, nonce, sender, payload, signature,
+    timestamp_ms`` (shorter keys first), so the body is the map of five entries with the
+    signature entry, second to last, left out.
+    """
+    if timestamp_ms < 0 or not raw or raw[0] != 0xA6:
+        return None
+    tail = _TIMESTAMP_KEY + codec.encode_head(0, timestamp_ms)
+    sig = _SIGNATURE_KEY + codec.encode_head(2, len(signature)) + signature
+    cut = len(raw) - len(tail) - len(sig)
+    if cut < 1 or not raw.endswith(tail) or raw[cut : cut + len(sig)] != sig:
+        return None
+    return b"\xa5" + raw[1:cut] + tail
 
 
 @dataclass(frozen=True)

@@ -267,9 +267,15 @@ class ConsensusCore:
         return block_hash in self._requested
 
     def get_block(self, block_hash: bytes) -> Block | None:
-        """A known block: pending tree first, then the committed store."""
+        """A known block: pending tree first, then the committed head (asked for with every
+        QC and timeout that certifies it: reading it back would load all its transactions
+        from the store), then the committed store."""
         b = self.blocks.get(block_hash)
-        return b if b is not None else self.block_store.get(block_hash)
+        if b is not None:
+            return b
+        if block_hash == self.committed.hash:
+            return self.committed
+        return self.block_store.get(block_hash)
 
     def _vote_bytes(self, round: int, block_hash: bytes) -> bytes:
         return vote_signing_bytes(

@@ -300,6 +300,7 @@ class NodeHost:
                 cb(a)
             except Exception:  # a listener must not stop consensus
                 log.exception("commit listener failed")
+        self.replica.app.executor.forget(a.block.payload)
         self._recheck_peers()
 
     # ------------------------------------------------------------------ frames

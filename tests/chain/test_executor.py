@@ -137,3 +137,16 @@ def test_nonces_are_strictly_sequential() -> None:
     assert next_nonce(state, c.media.cert.cert_id) == 3
     with pytest.raises(ValidationError, match="already used"):
         ex.execute(state, [first.to_bytes()], 2, 20)
+
+
+def test_committed_transactions_leave_the_caches_and_replays_still_fail() -> None:
+    c, ex, state = _setup()
+    raws = [c.media.tx("anchor", {"digest": bytes([i]) * 32, "kind": "w"}).to_bytes() for i in range(3)]
+    ids = [ex.decode(r).tx_id for r in raws]
+    _commit(state, ex.execute(state, raws, 1, 10))
+    assert all(ex.is_verified(i) for i in ids) and ex.verifications == 3
+    ex._decoded.pop(raws[0])  # evicted before the commit: its verification goes all the same
+    ex.forget(raws)
+    assert not any(ex.is_verified(i) for i in ids) and not ex._decoded
+    with pytest.raises(ValidationError, match="already used"):
+        ex.execute(state, raws[:1], 2, 20)  # the nonce refuses a replay, cache or not

@@ -4,6 +4,7 @@ and its use by a replica (verify once, never decode the pool, O(block) commits).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -273,7 +274,7 @@ def test_a_forged_signature_is_checked_once(tmp_path: Path) -> None:
     c = LocalConsortium.create(tmp_path, nodes=1)
     m = c.add_member("m", [Role.MEDIA_CENTER])
     good = Transaction.from_bytes(_signed(c, m, 1))
-    forged = Transaction(**{**good.__dict__, "signature": bytes(64)}).to_bytes()
+    forged = replace(good, signature=bytes(64)).to_bytes()
     app = c.replicas[0].app
     before = app.executor.verifications
     for _ in range(3):  # gossip brings the same bad bytes again

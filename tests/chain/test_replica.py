@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -91,7 +92,7 @@ def test_submit_refuses_bad_transactions_with_reasons(tmp_path: Path) -> None:
     m = c.add_member("m", [Role.MEDIA_CENTER])
     chain_id = c.genesis.chain_id
     good = m.sign(chain_id, "anchor", {"digest": b"a" * 32, "kind": "t"}, 1)
-    forged = Transaction(**{**good.__dict__, "signature": bytes(64)})
+    forged = replace(good, signature=bytes(64))
     with pytest.raises(ValidationError, match="signature"):
         c.net.submit(forged.to_bytes())
     stranger_key = PrivateKey.generate()

@@ -134,3 +134,22 @@ def test_certificate_not_after_is_not_a_bool() -> None:
     cert["not_after_ms"] = True
     with pytest.raises(ValidationError, match="not_after_ms"):
         Certificate.from_dict(cert)
+
+
+@pytest.mark.parametrize("timestamp_ms", [0, 23, 24, 65_536, 2**63])
+def test_decoded_transaction_signs_the_bytes_an_encoding_gives(timestamp_ms: int) -> None:
+    # a decoded transaction cuts its signed bytes from its own bytes: they must be exactly
+    # those of encoding its body, even when the payload has keys named like the envelope's
+    key = PrivateKey.generate()
+    payload = {"digest": b"\x01" * 32, "kind": "work", "signature": b"s" * 300, "timestamp_ms": 7}
+    tx = Transaction.create(key, b"\x02" * 32, "anchor", payload, 1, timestamp_ms, "c1")
+    decoded = Transaction.from_bytes(tx.to_bytes())
+    for chain_id in ("", "c1", "长" * 40):
+        assert decoded.signing_bytes(chain_id) == codec.encode({"chain_id": chain_id, "tx": tx.body()})
+    decoded.verify_signature(key.public_key, "c1")
+    assert decoded.tx_id == tx.tx_id and decoded.to_bytes() == tx.to_bytes()
+    with pytest.raises(ValidationError):
+        decoded.verify_signature(key.public_key, "c2")
+    forged = tx.to_bytes().replace(b"work", b"worm")
+    with pytest.raises(ValidationError):
+        Transaction.from_bytes(forged).verify_signature(key.public_key, "c1")
