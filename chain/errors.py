@@ -66,8 +66,9 @@ class LocalNetError(ChainError):
 class SnapshotError(ChainError):
     """A state snapshot is malformed, unproven or does not match its block; ``reason`` names
     the failed check (``malformed``, ``wrong-chain``, ``commit-proof``, ``height``,
-    ``checkpoint``, ``chunk``, ``state``, ``store``, ``io``; ``offers`` when no peer
-    offered a snapshot that could be restored)."""
+    ``checkpoint``, ``chunk``, ``state``, ``store``, ``io``; ``pruned`` when every peer
+    that offered it has since pruned it; ``offers`` when no peer offered a snapshot that
+    could be restored)."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(f"{reason}: {message}")

@@ -31,7 +31,6 @@ from chain.contracts.base import ContractRegistry, TxContext
 from chain.contracts.governance import MemberVote, NodeReady, PromoteNode, RevokeMember
 from chain.contracts.membership import AddMember, cert_key, load_certificate, revoked_from, validator_key
 from chain.crypto import PublicKey
-from chain.crypto.sm3 import sm3
 from chain.errors import NonceGapError as NonceGapError  # re-exported under its historical path
 from chain.state import Overlay, State
 from chain.types import Genesis, Role, Transaction, ValidationError
@@ -217,7 +216,8 @@ class Executor:
         verified = self._verified
         for raw in raws:
             tx = decoded.pop(raw, None)
-            verified.pop(sm3(raw) if tx is None else tx.tx_id, None)
+            if tx is not None:  # one not decoded here is left to age out of the bounded cache
+                verified.pop(tx.tx_id, None)
 
     def is_verified(self, tx_id: bytes) -> bool:
         """Whether this executor verified ``tx_id``'s signature recently (and remembers it)."""

@@ -446,13 +446,20 @@ class _Restore:
     async def _fetch(self, manifest: Manifest, offer: _Offer, index: int, used: set[str]) -> bytes:
         """Chunk ``index``, from the offer's peers in turn until one sends the right bytes."""
         tried: set[str] = set()
+        pruned: set[str] = set()  # peers that answered, this round, that they no longer hold it
         while True:
             candidates = [
                 p for p in offer.peers if p not in self.bad_peers and p not in tried and p in self.pm.peers
             ]
             if not candidates:
+                if tried and tried <= pruned:  # every live peer has pruned it: a newer one is needed
+                    raise SnapshotError(
+                        "pruned",
+                        f"every peer that offered the snapshot of height {manifest.height} pruned it",
+                    )
                 if tried:  # every live peer tried once: go round again after a pause
                     tried.clear()
+                    pruned.clear()
                     await asyncio.sleep(0.5)
                     continue
                 raise SnapshotError("chunk", f"no peer that offered this snapshot can send chunk {index}")
@@ -471,7 +478,7 @@ class _Restore:
             finally:
                 self.waiting.pop((manifest.height, index), None)
             if data is None:
-                tried.add(node_id)  # it no longer holds the snapshot: not a fault
+                pruned.add(node_id)  # it no longer holds the snapshot: not a fault
                 continue
             try:
                 manifest.check_chunk(index, data)

@@ -173,6 +173,26 @@ def test_no_snapshot_offered_is_a_clear_error_and_leaves_the_store_empty(tmp_pat
     asyncio.run(main())
 
 
+def test_a_snapshot_every_peer_pruned_meanwhile_ends_the_restore_with_a_clear_error(tmp_path: Path) -> None:
+    async def main() -> None:
+        net, ports, _, _ = await _running_chain(tmp_path)
+        try:
+            for host in net.hosts[:4]:
+                assert host.snapshots is not None
+                host.snapshots.read_chunk = lambda height, index: None  # type: ignore[method-assign]
+            joiner = net.nodes[4]
+            store = _empty_store(net, joiner.cert.subject)
+            with pytest.raises(SnapshotError) as err:
+                await asyncio.wait_for(_join(net, ports[:4], store, discovery_s=3, chunk_timeout_s=5), 60)
+            assert err.value.reason == "offers" and "pruned it" in str(err.value), err.value
+            assert store.head_height() == 0 and store.base_height() == 0
+            store.close()
+        finally:
+            await net.stop_all()
+
+    asyncio.run(main())
+
+
 def test_server_answers_requests_and_ignores_malformed_ones(tmp_path: Path) -> None:
     async def main() -> None:
         net, _, _, _ = await _running_chain(tmp_path)
