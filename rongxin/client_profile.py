@@ -150,6 +150,32 @@ def profile_password(profile: ClientProfile) -> str | None:
     return os.environ.get("RONGXIN_KEY_PASSWORD")
 
 
+def open_unattended(path: str | os.PathLike[str], who: str) -> tuple[NodeClient, Genesis]:
+    """The node client of the profile at ``path``, opened without a prompt (for services).
+
+    Parameters
+    ----------
+    path : path
+        The member client profile.
+    who : str
+        What opens it, for the error message (e.g. ``"the platform"``).
+
+    Raises
+    ------
+    ProfileError
+        The profile cannot be read or opened, or it names no password file and
+        ``$RONGXIN_KEY_PASSWORD`` is not set.
+    """
+    profile = load_profile(path)
+    password = profile_password(profile)
+    if password is None:
+        raise ProfileError(
+            f"{profile.path}: {who} needs the key password without a prompt: give "
+            "key_password_file in the profile or set $RONGXIN_KEY_PASSWORD"
+        )
+    return open_client(profile, password)
+
+
 def open_client(profile: ClientProfile, password: str, node: str | None = None) -> tuple[NodeClient, Genesis]:
     """A :class:`~chain.client.NodeClient` for the profile's member (``node`` overrides)."""
     from chain.client import NodeClient

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rongxin.client_profile import ProfileError, load_profile, open_client, profile_password
+from rongxin.client_profile import ProfileError, open_unattended
 
 if TYPE_CHECKING:
     from chain.client import NodeClient
@@ -37,14 +37,7 @@ def attach_ledger(trust: Trust, settings: LedgerSettings) -> tuple[Trust, NodeCl
             f"[consortium.ledger] client: no member client profile at {settings.client} "
             "(`rongxin member add` writes one)"
         )
-    profile = load_profile(settings.client)
-    password = profile_password(profile)
-    if password is None:
-        raise ProfileError(
-            f"{profile.path}: give key_password_file or set $RONGXIN_KEY_PASSWORD "
-            "(the ledger's client is opened without a prompt)"
-        )
-    client, genesis = open_client(profile, password)
+    client, genesis = open_unattended(settings.client, "the ledger's client")
     try:
         trusted = with_ledger(
             trust,

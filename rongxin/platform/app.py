@@ -96,17 +96,10 @@ def open_chain(config: PlatformConfig) -> ChainView:
     """A :class:`ChainView` over the configured client profile (an empty one without)."""
     if config.client is None:
         return ChainView(None, None)
-    from rongxin.client_profile import ProfileError, load_profile, open_client, profile_password
+    from rongxin.client_profile import ProfileError, open_unattended
 
     try:
-        profile = load_profile(config.client)
-        password = profile_password(profile)
-        if password is None:
-            raise ConfigError(
-                f"{config.client}: the platform needs the key password without a prompt: set "
-                "key_password_file in the profile or $RONGXIN_KEY_PASSWORD"
-            )
-        client, genesis = open_client(profile, password)
+        client, genesis = open_unattended(config.client, "the platform")
     except ProfileError as exc:
         raise ConfigError(str(exc)) from None
     return ChainView(client, genesis)
