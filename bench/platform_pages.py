@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import re
 import socket
 import statistics
@@ -37,6 +38,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from chain import codec
 from chain.api import create_app as node_app
 from chain.client import NodeClient
 from chain.localnet import LocalConsortium
@@ -71,34 +73,168 @@ def served(app: Any) -> Iterator[str]:
         sock.close()
 
 
+KEY_PASSWORD = "benchmark chain keys 2026"  # the cache's keys are throw-away benchmark keys
+MEMBERS = 16
+CHUNK = 20_000
+
+
+def _jobs(members: list[Any], chain_id: str, txs: int) -> Iterator[tuple[bytes, bytes, str, int, int, int]]:
+    """Signing work in chunks of CHUNK transactions, each split by member (transaction i is
+    member i mod MEMBERS's nonce i // MEMBERS + 1)."""
+    for start in range(0, txs, CHUNK):
+        for m, ident in enumerate(members):
+            yield ident.key.to_bytes(), ident.cert.cert_id, chain_id, m, start, min(txs, start + CHUNK)
+
+
+def _signed_chunks(members: list[Any], chain_id: str, txs: int, pool: Any) -> Iterator[list[bytes]]:
+    """Chunks of signed transactions in nonce order, signed ahead by ``pool`` while the node
+    admits the previous chunk (SM2 signing and verification run on both cores at once)."""
+    per_chunk: list[list[bytes]] = []
+    for part in pool.imap(_sign_member_part, _jobs(members, chain_id, txs), chunksize=1):
+        per_chunk.append(part)
+        if len(per_chunk) == len(members):
+            # interleave by transaction index i (member i mod MEMBERS), keeping each
+            # member's nonces in order
+            merged = [tx for row in zip(*per_chunk, strict=False) for tx in row]
+            rest = [tx for col in per_chunk for tx in col[min(map(len, per_chunk)) :]]
+            yield merged + rest
+            per_chunk = []
+
+
+def _sign_member_part(job: tuple[bytes, bytes, str, int, int, int]) -> list[bytes]:
+    """Worker: sign member ``m``'s share of the chunk ``start..end``."""
+    raw_key, cert_id, chain_id, m, start, end = job
+    first = start + ((m - start) % MEMBERS)
+    from chain.crypto.sm2 import PrivateKey
+
+    key = PrivateKey.from_bytes(raw_key)
+    out = []
+    for i in range(first, end, MEMBERS):
+        tx = Transaction.create(
+            key,
+            cert_id,
+            "anchor",
+            {"digest": i.to_bytes(32, "big"), "kind": "b"},
+            i // MEMBERS + 1,
+            1,
+            chain_id,
+        )
+        out.append(tx.to_bytes())
+    return out
+
+
+class _Recording:
+    """A key factory that remembers the keys it made (to save them, encrypted, with the chain)."""
+
+    def __init__(self) -> None:
+        self.keys: list[Any] = []
+
+    def __call__(self) -> Any:
+        from chain.crypto.sm2 import PrivateKey
+
+        key = PrivateKey.generate()
+        self.keys.append(key)
+        return key
+
+
+def _save_cache(
+    directory: Path, c: LocalConsortium, keys: list[Any], members: list[Any], sample: list[bytes]
+) -> None:
+    from chain.crypto.keyfile import save_private_key
+
+    for n, key in enumerate(keys):
+        save_private_key(key, directory / f"key-{n}.key", KEY_PASSWORD, scrypt_n=1024)
+    doc = {
+        "genesis": c.genesis.to_bytes().hex(),
+        "keys": len(keys),
+        "members": [codec.encode(m.cert.to_dict()).hex() for m in members],
+        "sample": [t.hex() for t in sample],
+    }
+    (directory / "chain.json").write_text(json.dumps(doc))
+
+
+def _open_cache(directory: Path) -> tuple[LocalConsortium, Any, list[bytes]] | None:
+    """The chain a previous run built in ``directory`` (same keys, genesis and ledger), or None."""
+    from chain.crypto.keyfile import load_private_key
+    from chain.executor import next_nonce
+    from chain.localnet import Identity, LocalNet
+    from chain.replica import Replica
+    from chain.types import Certificate, Genesis
+
+    meta = directory / "chain.json"
+    if not meta.is_file():
+        return None
+    doc = json.loads(meta.read_text())
+    genesis = Genesis.from_bytes(bytes.fromhex(doc["genesis"]))
+    keys = [load_private_key(directory / f"key-{n}.key", KEY_PASSWORD) for n in range(doc["keys"])]
+    root, sup_key, node_key = keys[0], keys[1], keys[2]
+    supervisor = Identity(sup_key, genesis.certificates[0])
+    node = Identity(node_key, genesis.certificates[1])
+    replica = Replica(genesis, directory / "node-0.db", node_key)
+    net = LocalNet([replica])
+    net.start()
+    c = LocalConsortium(directory, root, supervisor, [node], genesis, net)
+    first = Certificate.from_dict(codec.decode(bytes.fromhex(doc["members"][0])))
+    member = Identity(keys[3], first, next_nonce(replica.app.state, first.cert_id) - 1)
+    supervisor.nonce = next_nonce(replica.app.state, supervisor.cert.cert_id) - 1
+    return c, member, [bytes.fromhex(t) for t in doc["sample"]]
+
+
 def build_chain(directory: Path, txs: int) -> tuple[LocalConsortium, Any, list[bytes]]:
-    """A one-validator chain holding ``txs`` committed anchors; the member and some tx ids."""
+    """A one-validator chain holding ``txs`` committed anchors; the member and some tx ids.
+
+    Built through the real path — each transaction SM2-signed by a certified member,
+    admitted (its signature verified) by the node, ordered by consensus, executed and
+    committed to the node's SQLite store — with the signing done ahead in a second
+    process. The built chain is kept in ``directory`` (keys encrypted) and reused by later
+    runs asking for the same number of transactions.
+    """
+    import multiprocessing
+
+    cached = _open_cache(directory)
+    if cached is not None:
+        print(f"  chain: reusing {directory} (head #{cached[0].replicas[0].store.head_height():,})")
+        return cached
+    directory.mkdir(parents=True, exist_ok=True)
+    keys = _Recording()
     c = LocalConsortium.create(
-        directory, nodes=1, params=ChainParams(max_block_txs=1000, round_timeout_ms=2000)
+        directory,
+        nodes=1,
+        params=ChainParams(max_block_txs=1000, round_timeout_ms=2000),
+        key_factory=keys,
     )
-    members = [c.add_member(f"bench-{s}", [Role.MEDIA_CENTER]) for s in range(4)]
+    members = [c.add_member(f"bench-{s}", [Role.MEDIA_CENTER]) for s in range(MEMBERS)]
     sample: list[bytes] = []
-    chunk = 4000
     t0 = time.perf_counter()
-    for start in range(0, txs, chunk):
-        ids = []
-        for i in range(start, min(txs, start + chunk)):
-            tx = members[i % 4].sign(
-                c.genesis.chain_id, "anchor", {"digest": i.to_bytes(32, "big"), "kind": "b"}, 1
+    done = 0
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        for chunk in _signed_chunks(members, c.genesis.chain_id, txs, pool):
+            ids = [c.net.submit(raw) for raw in chunk]
+            c.net.wait(ids[-1], 3_600_000)
+            c.net.run_until(
+                lambda ids=ids: all(c.net.committed_everywhere(t) for t in ids[:: max(1, len(ids) // 20)])
             )
-            c.net.submit(tx.to_bytes())
-            ids.append(Transaction.from_bytes(tx.to_bytes()).tx_id)
-        c.net.wait(ids[-1], 3_600_000)
-        c.net.run_until(
-            lambda ids=ids: all(c.net.committed_everywhere(t) for t in ids[:: max(1, len(ids) // 20)])
-        )
-        sample.extend(ids[:: max(1, len(ids) // 10)])
-        done = min(txs, start + chunk)
-        print(
-            f"\r  chain: {done:,}/{txs:,} transactions ({time.perf_counter() - t0:.0f} s)", end="", flush=True
-        )
+            sample.extend(ids[:: max(1, len(ids) // 10)])
+            done += len(chunk)
+            rate = done / (time.perf_counter() - t0)
+            elapsed = time.perf_counter() - t0
+            print(
+                f"\r  chain: {done:,}/{txs:,} transactions ({elapsed:.0f} s, {rate:.0f} tx/s)",
+                end="",
+                flush=True,
+            )
     print()
+    for m in members:
+        m.nonce = next_nonce_of(c, m)
+    _save_cache(directory, c, keys.keys, members, sample)
     return c, members[0], sample
+
+
+def next_nonce_of(c: LocalConsortium, ident: Any) -> int:
+    """The last nonce ``ident`` used on ``c``'s first node."""
+    from chain.executor import next_nonce
+
+    return next_nonce(c.replicas[0].app.state, ident.cert.cert_id) - 1
 
 
 def fill_index(platform: Any, works: int) -> None:
@@ -139,6 +275,13 @@ def main() -> None:
     ap.add_argument("--works", type=int, default=100_000)
     ap.add_argument("--txs", type=int, default=None)
     ap.add_argument("--requests", type=int, default=None, help="fetches per page")
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=Path.home() / ".cache" / "rongxin-bench",
+        help="where built chains are kept and reused (one per transaction count)",
+    )
+    ap.add_argument("--no-cache", action="store_true", help="build the chain in a temporary directory")
     args = ap.parse_args()
     txs = args.txs or (20_000 if args.quick else 1_000_000)
     reps = args.requests or (30 if args.quick else 100)
@@ -148,7 +291,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
         print(f"building: {txs:,} transactions, {args.works:,} works")
-        c, member, sample = build_chain(root / "chain", txs)
+        chain_dir = root / "chain" if args.no_cache else args.cache / f"platform-chain-{txs}"
+        c, member, sample = build_chain(chain_dir, txs)
 
         async def refuse(raw: bytes) -> bytes:
             return c.net.submit(raw)
