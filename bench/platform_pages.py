@@ -28,6 +28,7 @@ import json
 import re
 import socket
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -35,20 +36,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-import numpy as np
+_HERE = Path(__file__).resolve().parent
+# bench/privacy.py would shadow the privacy package the platform imports
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from chain import codec
-from chain.api import create_app as node_app
-from chain.client import NodeClient
-from chain.localnet import LocalConsortium
-from chain.node.service import NodeService
-from chain.types import ChainParams, Role, Transaction
-from forensics.types import Registration
-from rongxin.platform.accounts import AccountStore
-from rongxin.platform.app import close_app, create_app
-from rongxin.platform.chainview import ChainView
-from rongxin.platform.config import PlatformConfig
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from chain import codec  # noqa: E402
+from chain.api import create_app as node_app  # noqa: E402
+from chain.client import NodeClient  # noqa: E402
+from chain.localnet import LocalConsortium  # noqa: E402
+from chain.node.service import NodeService  # noqa: E402
+from chain.types import ChainParams, Role, Transaction  # noqa: E402
+from forensics.types import Registration  # noqa: E402
+from rongxin.platform.accounts import AccountStore  # noqa: E402
+from rongxin.platform.app import close_app, create_app  # noqa: E402
+from rongxin.platform.chainview import ChainView  # noqa: E402
+from rongxin.platform.config import PlatformConfig  # noqa: E402
 
 PASSWORD = "benchmark password 2026"
 
@@ -78,19 +83,23 @@ MEMBERS = 16
 CHUNK = 20_000
 
 
-def _jobs(members: list[Any], chain_id: str, txs: int) -> Iterator[tuple[bytes, bytes, str, int, int, int]]:
-    """Signing work in chunks of CHUNK transactions, each split by member (transaction i is
-    member i mod MEMBERS's nonce i // MEMBERS + 1)."""
-    for start in range(0, txs, CHUNK):
+def _jobs(
+    members: list[Any], chain_id: str, first: int, txs: int
+) -> Iterator[tuple[bytes, bytes, str, int, int, int]]:
+    """Signing work in chunks of CHUNK transactions from ``first``, each split by member
+    (transaction i is member i mod MEMBERS's nonce i // MEMBERS + 1)."""
+    for start in range(first, txs, CHUNK):
         for m, ident in enumerate(members):
             yield ident.key.to_bytes(), ident.cert.cert_id, chain_id, m, start, min(txs, start + CHUNK)
 
 
-def _signed_chunks(members: list[Any], chain_id: str, txs: int, pool: Any) -> Iterator[list[bytes]]:
+def _signed_chunks(
+    members: list[Any], chain_id: str, first: int, txs: int, pool: Any
+) -> Iterator[list[bytes]]:
     """Chunks of signed transactions in nonce order, signed ahead by ``pool`` while the node
     admits the previous chunk (SM2 signing and verification run on both cores at once)."""
     per_chunk: list[list[bytes]] = []
-    for part in pool.imap(_sign_member_part, _jobs(members, chain_id, txs), chunksize=1):
+    for part in pool.imap(_sign_member_part, _jobs(members, chain_id, first, txs), chunksize=1):
         per_chunk.append(part)
         if len(per_chunk) == len(members):
             # interleave by transaction index i (member i mod MEMBERS), keeping each
@@ -137,26 +146,33 @@ class _Recording:
         return key
 
 
-def _save_cache(
-    directory: Path, c: LocalConsortium, keys: list[Any], members: list[Any], sample: list[bytes]
-) -> None:
+def _save_keys(directory: Path, keys: list[Any]) -> None:
     from chain.crypto.keyfile import save_private_key
 
     for n, key in enumerate(keys):
         save_private_key(key, directory / f"key-{n}.key", KEY_PASSWORD, scrypt_n=1024)
+
+
+def _save_progress(
+    directory: Path, c: LocalConsortium, keys: int, members: list[Any], sample: list[bytes], done: int
+) -> None:
+    """What a later run needs to reopen (or go on building) the chain: written after each chunk."""
     doc = {
         "genesis": c.genesis.to_bytes().hex(),
-        "keys": len(keys),
+        "keys": keys,
         "members": [codec.encode(m.cert.to_dict()).hex() for m in members],
         "sample": [t.hex() for t in sample],
+        "done": done,
     }
-    (directory / "chain.json").write_text(json.dumps(doc))
+    tmp = directory / "chain.json.tmp"
+    tmp.write_text(json.dumps(doc))
+    tmp.replace(directory / "chain.json")
 
 
-def _open_cache(directory: Path) -> tuple[LocalConsortium, Any, list[bytes]] | None:
-    """The chain a previous run built in ``directory`` (same keys, genesis and ledger), or None."""
+def _open_cache(directory: Path) -> tuple[LocalConsortium, list[Any], list[bytes], int] | None:
+    """The chain a previous run built (or began) in ``directory``: the consortium, its
+    members, sample tx ids and how many anchors it holds; None when there is none."""
     from chain.crypto.keyfile import load_private_key
-    from chain.executor import next_nonce
     from chain.localnet import Identity, LocalNet
     from chain.replica import Replica
     from chain.types import Certificate, Genesis
@@ -168,16 +184,19 @@ def _open_cache(directory: Path) -> tuple[LocalConsortium, Any, list[bytes]] | N
     genesis = Genesis.from_bytes(bytes.fromhex(doc["genesis"]))
     keys = [load_private_key(directory / f"key-{n}.key", KEY_PASSWORD) for n in range(doc["keys"])]
     root, sup_key, node_key = keys[0], keys[1], keys[2]
-    supervisor = Identity(sup_key, genesis.certificates[0])
-    node = Identity(node_key, genesis.certificates[1])
     replica = Replica(genesis, directory / "node-0.db", node_key)
     net = LocalNet([replica])
     net.start()
+    supervisor = Identity(sup_key, genesis.certificates[0])
+    node = Identity(node_key, genesis.certificates[1])
     c = LocalConsortium(directory, root, supervisor, [node], genesis, net)
-    first = Certificate.from_dict(codec.decode(bytes.fromhex(doc["members"][0])))
-    member = Identity(keys[3], first, next_nonce(replica.app.state, first.cert_id) - 1)
-    supervisor.nonce = next_nonce(replica.app.state, supervisor.cert.cert_id) - 1
-    return c, member, [bytes.fromhex(t) for t in doc["sample"]]
+    members = []
+    for key, raw in zip(keys[3:], doc["members"], strict=True):
+        ident = Identity(key, Certificate.from_dict(codec.decode(bytes.fromhex(raw))))
+        ident.nonce = next_nonce_of(c, ident)
+        members.append(ident)
+    supervisor.nonce = next_nonce_of(c, supervisor)
+    return c, members, [bytes.fromhex(t) for t in doc["sample"]], int(doc["done"])
 
 
 def build_chain(directory: Path, txs: int) -> tuple[LocalConsortium, Any, list[bytes]]:
@@ -186,47 +205,54 @@ def build_chain(directory: Path, txs: int) -> tuple[LocalConsortium, Any, list[b
     Built through the real path — each transaction SM2-signed by a certified member,
     admitted (its signature verified) by the node, ordered by consensus, executed and
     committed to the node's SQLite store — with the signing done ahead in a second
-    process. The built chain is kept in ``directory`` (keys encrypted) and reused by later
-    runs asking for the same number of transactions.
+    process. The chain is kept in ``directory`` (keys encrypted) with its progress after
+    every chunk of CHUNK transactions: a later run reuses it, or goes on where an
+    interrupted build stopped.
     """
     import multiprocessing
 
     cached = _open_cache(directory)
     if cached is not None:
-        print(f"  chain: reusing {directory} (head #{cached[0].replicas[0].store.head_height():,})")
-        return cached
-    directory.mkdir(parents=True, exist_ok=True)
-    keys = _Recording()
-    c = LocalConsortium.create(
-        directory,
-        nodes=1,
-        params=ChainParams(max_block_txs=1000, round_timeout_ms=2000),
-        key_factory=keys,
-    )
-    members = [c.add_member(f"bench-{s}", [Role.MEDIA_CENTER]) for s in range(MEMBERS)]
-    sample: list[bytes] = []
-    t0 = time.perf_counter()
-    done = 0
-    with multiprocessing.get_context("fork").Pool(1) as pool:
-        for chunk in _signed_chunks(members, c.genesis.chain_id, txs, pool):
-            ids = [c.net.submit(raw) for raw in chunk]
-            c.net.wait(ids[-1], 3_600_000)
-            c.net.run_until(
-                lambda ids=ids: all(c.net.committed_everywhere(t) for t in ids[:: max(1, len(ids) // 20)])
-            )
-            sample.extend(ids[:: max(1, len(ids) // 10)])
-            done += len(chunk)
-            rate = done / (time.perf_counter() - t0)
-            elapsed = time.perf_counter() - t0
-            print(
-                f"\r  chain: {done:,}/{txs:,} transactions ({elapsed:.0f} s, {rate:.0f} tx/s)",
-                end="",
-                flush=True,
-            )
-    print()
-    for m in members:
-        m.nonce = next_nonce_of(c, m)
-    _save_cache(directory, c, keys.keys, members, sample)
+        c, members, sample, done = cached
+        print(f"  chain: {directory} holds {done:,} anchors (head #{c.replicas[0].store.head_height():,})")
+    else:
+        directory.mkdir(parents=True, exist_ok=True)
+        keys = _Recording()
+        c = LocalConsortium.create(
+            directory,
+            nodes=1,
+            params=ChainParams(max_block_txs=1000, round_timeout_ms=2000),
+            key_factory=keys,
+        )
+        members = [c.add_member(f"bench-{s}", [Role.MEDIA_CENTER]) for s in range(MEMBERS)]
+        _save_keys(directory, keys.keys)
+        sample, done = [], 0
+        _save_progress(directory, c, len(keys.keys), members, sample, done)
+    if done < txs:
+        keys_n = 3 + len(members)
+        t0, first = time.perf_counter(), done
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            for chunk in _signed_chunks(members, c.genesis.chain_id, done, txs, pool):
+                ids = [c.net.submit(raw) for raw in chunk]
+                c.net.wait(ids[-1], 3_600_000)
+
+                def committed(ids: list[bytes] = ids) -> bool:
+                    return all(c.net.committed_everywhere(t) for t in ids[:: max(1, len(ids) // 20)])
+
+                c.net.run_until(committed)
+                sample.extend(ids[:: max(1, len(ids) // 10)])
+                done += len(chunk)
+                _save_progress(directory, c, keys_n, members, sample, done)
+                elapsed = time.perf_counter() - t0
+                print(
+                    f"\r  chain: {done:,}/{txs:,} transactions ({elapsed:.0f} s, "
+                    f"{(done - first) / elapsed:.0f} tx/s)",
+                    end="",
+                    flush=True,
+                )
+        print()
+        for m in members:
+            m.nonce = next_nonce_of(c, m)
     return c, members[0], sample
 
 
@@ -306,7 +332,7 @@ def main() -> None:
             app = create_app(config, chain=ChainView(client, c.genesis), store=store)
             platform = app.state.platform
             photo = root / "photo.jpg"
-            cv2.imwrite(str(photo), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+            cv2.imwrite(str(photo), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))  # type: ignore[no-untyped-call]
             with open(photo, "rb") as fh:
                 reg = platform.works.add(fh, "photo.jpg", {"title": "bench photo"})
             # anchored through the node: drive the in-process network while the client waits
