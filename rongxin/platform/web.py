@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from rongxin.platform.casework import CaseStates
     from rongxin.platform.chainview import ChainView
     from rongxin.platform.console import RegulatorConsole
+    from rongxin.platform.monitor import OpsMonitor
     from rongxin.platform.scanrunner import ScanRunner
     from rongxin.platform.workstore import WorkStore
 
@@ -52,6 +53,7 @@ class Platform:
     scans: ScanRunner
     cases: CaseStates
     console: RegulatorConsole
+    monitor: OpsMonitor | None = None
     env: Environment = field(init=False)
 
     def __post_init__(self) -> None:
