@@ -152,6 +152,8 @@ def create_app(
     )
     assert platform.monitor is not None
     platform.monitor.start()
+    if platform.console.ledger is None and chain.client is not None and chain.genesis is not None:
+        platform.console.ledger = (chain.client, chain.genesis)  # audit records anchored by the member's node
     app = FastAPI(title="Rongxin member platform", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.platform = platform
     for module in (
