@@ -1,8 +1,9 @@
 """A node's Prometheus ``/metrics`` answer, read as hostile input.
 
 The text is bounded (bytes, lines, line length, label sets) before anything parses it;
-``prometheus_client``'s own text parser then reads it, and only the samples the operations
-page uses are kept, each checked to be a finite number. Anything else — a wrong type, a
+only the sample lines of the metrics the operations page uses go on to
+``prometheus_client``'s own text parser (so a huge answer of other metrics costs a line
+scan, not a parse), and each value kept is checked to be a finite number. Anything else — a wrong type, a
 malformed line, a value that is not a number — refuses the whole answer with a
 :class:`MetricsError` (a node that answers that is reported as not answering properly).
 
@@ -21,6 +22,7 @@ the metrics text is malformed: could not convert string to float: 'twelve'
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -53,6 +55,8 @@ MISSED = "rongxin_consensus_missed_proposals_total"
 """Rounds whose leader's block did not commit, labelled by ``validator``."""
 
 _BY_METRIC = {v: k for k, v in GAUGES.items()}
+_WANTED = frozenset(_BY_METRIC) | {MISSED}
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 
 class MetricsError(PlatformError):
@@ -93,6 +97,19 @@ def _bounded(raw: bytes) -> str:
     return text
 
 
+def _used_lines(text: str) -> str:
+    """The sample lines of the metrics kept (the text format has one sample per line; a
+    label value's newline is escaped), comments and other metrics left out."""
+    kept = []
+    for line in text.split("\n"):
+        m = _NAME.match(line)
+        if m is not None and m.group() in _WANTED:
+            kept.append(line)
+            if len(kept) > 2 * (len(_BY_METRIC) + MAX_LABELLED):
+                raise MetricsError("the metrics answer repeats its samples")
+    return "\n".join(kept) + "\n"
+
+
 def parse_metrics(raw: bytes) -> NodeMetrics:
     """Read a ``/metrics`` answer (Prometheus text format 0.0.4).
 
@@ -102,7 +119,7 @@ def parse_metrics(raw: bytes) -> NodeMetrics:
         Oversized, not UTF-8, malformed, a kept sample that is not a finite number (or is
         negative), a kept metric given twice, or too many missed-proposal label sets.
     """
-    text = _bounded(raw)
+    text = _used_lines(_bounded(raw))
     values: dict[str, float] = {}
     missed: dict[str, float] = {}
     try:
