@@ -16,10 +16,12 @@ from rongxin.platform.sampler import MetricsSampler, SampleRing, Signer
 
 def member_signer(client: Any) -> Signer | None:
     """Signs ``/metrics`` requests as the member of a :class:`~chain.client.NodeClient`
-    (``None`` without a client: then only nodes with public metrics answer)."""
-    if client is None:
+    (``None`` without a client holding a member key: then only nodes with public metrics
+    answer)."""
+    key, cert, genesis = (getattr(client, a, None) for a in ("key", "cert", "genesis"))
+    if key is None or cert is None or genesis is None:
         return None
-    key, cert_id, chain_id = client.key, client.cert.cert_id, client.genesis.chain_id
+    cert_id, chain_id = cert.cert_id, genesis.chain_id
 
     def sign(method: str, target: str) -> dict[str, str]:
         return sign_request(key, cert_id, method, target, b"", chain_id=chain_id)
