@@ -110,6 +110,7 @@ def test_journeys_in_chromium(stack: Stack, photos: dict[str, NDArray[np.uint8]]
         page.goto(f"{base}/ops")
         assert "Operations audit log" in page.content()
         assert page.locator("#audit tr", has_text="work.register").count() >= 2
+        assert page.locator("#alerts").is_visible() and page.locator("#metric-charts figure").count() == 7
         shot(page, shots, "operations")
         page.goto(f"{base}/works")
         assert "You do not have access" in page.content()
