@@ -94,24 +94,28 @@ CHUNK = 20_000
 def _jobs(
     members: list[Any], chain_id: str, first: int, txs: int
 ) -> Iterator[tuple[bytes, bytes, str, int, int, int]]:
-    """Signing work in chunks of CHUNK transactions from ``first``, each split by member
-    (transaction i is member i mod MEMBERS's nonce i // MEMBERS + 1)."""
+    """Signing work in chunks of CHUNK transactions from ``first`` anchors on, each chunk
+    split evenly between the members, each member going on from its last nonce on chain
+    (so an interrupted build resumes wherever each member stopped)."""
+    nonces = [ident.nonce for ident in members]
     for start in range(first, txs, CHUNK):
+        size = min(CHUNK, txs - start)
         for m, ident in enumerate(members):
-            yield ident.key.to_bytes(), ident.cert.cert_id, chain_id, m, start, min(txs, start + CHUNK)
+            count = size // len(members) + (1 if m < size % len(members) else 0)
+            yield ident.key.to_bytes(), ident.cert.cert_id, chain_id, m, nonces[m] + 1, count
+            nonces[m] += count
 
 
 def _signed_chunks(
     members: list[Any], chain_id: str, first: int, txs: int, pool: Any
 ) -> Iterator[list[bytes]]:
-    """Chunks of signed transactions in nonce order, signed ahead by ``pool`` while the node
-    admits the previous chunk (SM2 signing and verification run on both cores at once)."""
+    """Chunks of signed transactions, signed ahead by ``pool`` while the node admits the
+    previous chunk (SM2 signing and verification run on both cores at once)."""
     per_chunk: list[list[bytes]] = []
     for part in pool.imap(_sign_member_part, _jobs(members, chain_id, first, txs), chunksize=1):
         per_chunk.append(part)
         if len(per_chunk) == len(members):
-            # interleave by transaction index i (member i mod MEMBERS), keeping each
-            # member's nonces in order
+            # interleave the members, keeping each member's nonces in order
             merged = [tx for row in zip(*per_chunk, strict=False) for tx in row]
             rest = [tx for col in per_chunk for tx in col[min(map(len, per_chunk)) :]]
             yield merged + rest
@@ -119,23 +123,16 @@ def _signed_chunks(
 
 
 def _sign_member_part(job: tuple[bytes, bytes, str, int, int, int]) -> list[bytes]:
-    """Worker: sign member ``m``'s share of the chunk ``start..end``."""
-    raw_key, cert_id, chain_id, m, start, end = job
-    first = start + ((m - start) % MEMBERS)
+    """Worker: sign ``count`` anchors of member ``m`` from nonce ``first`` (each digest
+    unique: ``m + MEMBERS * (nonce - 1)``)."""
+    raw_key, cert_id, chain_id, m, first, count = job
     from chain.crypto.sm2 import PrivateKey
 
     key = PrivateKey.from_bytes(raw_key)
     out = []
-    for i in range(first, end, MEMBERS):
-        tx = Transaction.create(
-            key,
-            cert_id,
-            "anchor",
-            {"digest": i.to_bytes(32, "big"), "kind": "b"},
-            i // MEMBERS + 1,
-            1,
-            chain_id,
-        )
+    for nonce in range(first, first + count):
+        digest = (m + MEMBERS * (nonce - 1)).to_bytes(32, "big")
+        tx = Transaction.create(key, cert_id, "anchor", {"digest": digest, "kind": "b"}, nonce, 1, chain_id)
         out.append(tx.to_bytes())
     return out
 
@@ -204,7 +201,8 @@ def _open_cache(directory: Path) -> tuple[LocalConsortium, list[Any], list[bytes
         ident.nonce = next_nonce_of(c, ident)
         members.append(ident)
     supervisor.nonce = next_nonce_of(c, supervisor)
-    return c, members, [bytes.fromhex(t) for t in doc["sample"]], int(doc["done"])
+    done = sum(m.nonce for m in members)  # the members' transactions on chain (anchors)
+    return c, members, [bytes.fromhex(t) for t in doc["sample"]], done
 
 
 def build_chain(
