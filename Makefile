@@ -42,4 +42,4 @@ fmt:
 	$(RUFF) check --fix .
 
 clean:
-	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .hypothesis demo-out .pytest-rc
+	rm -rf .venv .venv-tools .pytest_cache .mypy_cache .ruff_cache .hypothesis demo-out .pytest-rc

@@ -18,7 +18,10 @@ cost, MPC median.
    encryption, homomorphic sum, re-randomization, decryption — no masks, no signatures, no
    extra rounds), both with a 3072-bit key; the ratio is the price of the guarantees.
 3. **MPC median** over agencies reading the same PostgreSQL schemas (mpyc parties as
-   processes over TCP on loopback).
+   processes over TLS on loopback), the secure search against the earlier histogram
+   method in the same run, with each phase of the slowest party (data loading, importing
+   mpyc, connecting, computing; the rest is process start-up and the query's rounds).
+   ``--mpc-only`` runs this part alone.
 """
 
 from __future__ import annotations
@@ -219,6 +222,54 @@ def baseline(connectors: list[PostgreSQLConnector | Any], catalog: Catalog, keyp
     return time.perf_counter() - t0
 
 
+def linear_sections(
+    args: argparse.Namespace,
+    agencies: int,
+    data: list[dict[str, np.ndarray]],
+    net: Path,
+    local: Path,
+    services: list[Path],
+    keypair: Any,
+    cluster: ThrowawayCluster,
+    cat: Catalog,
+) -> None:
+    """Parts 1 and 2: agency processes end to end, secure aggregation against the previous protocol."""
+    t0 = time.perf_counter()
+    procs = AgencyProcesses(services).start()
+    print(f"# {agencies} agency processes up in {time.perf_counter() - t0:.1f} s")
+    try:
+        dep = Deployment.from_file(net)
+        identity = dep.regulator_identity()
+        reg = Regulator(dep.catalog, dep.clients(None, identity), keypair, identity, timeout=600)
+        print()
+        print(
+            f"1. End to end over HTTPS, {agencies} agency processes, {GROUPS} groups "
+            f"(median of {args.repeats})"
+        )
+        print()
+        print("| query | seconds | contributions | endorse + reveal | best | bytes up |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for line in network_rows(reg, data[:agencies], args.repeats):
+            print(line, flush=True)
+        print()
+        print("2. Secure aggregation against the previous protocol's work, in-process, same rows, best of 5")
+        print()
+        print("| query | secure aggregation s | previous protocol s | ratio |")
+        print("|---|---:|---:|---:|")
+        ldep = Deployment.from_file(local)
+        lreg = Regulator(ldep.catalog, ldep.clients(None), keypair, identity, timeout=600)
+        conns = [PostgreSQLConnector(cluster.conninfo, cat, f"a{a}") for a in range(agencies)]
+        for name, text in QUERIES.items():
+            news, olds = [], []
+            for _ in range(max(args.repeats, 5)):  # interleaved, best of each: robust to load
+                news.append(_timed(lambda t=text: lreg.run(parse_sql(t))))
+                olds.append(baseline(conns, cat, keypair, text))
+            s_new, s_old = min(news), min(olds)
+            print(f"| {name} | {s_new:.2f} | {s_old:.2f} | {s_new / s_old:.2f} |", flush=True)
+    finally:
+        procs.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -230,6 +281,12 @@ def main() -> None:
     ap.add_argument("--mpc-rows", type=int, help="rows per MPC party (100,000; --quick 20,000)")
     ap.add_argument("--bits", type=int, default=3072, help="Paillier modulus bits")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--mpc-only", action="store_true", help="only part 3, the MPC median")
+    ap.add_argument(
+        "--mpc-methods",
+        default="search,histogram",
+        help="order-statistic methods to time, in this order (search,histogram)",
+    )
     args = ap.parse_args()
     agencies = args.agencies or (5 if args.quick else 10)
     rows = args.rows or (100_000 if args.quick else 1_000_000)
@@ -250,44 +307,13 @@ def main() -> None:
         work.mkdir()
         base = free_base_port(agencies)
         net, local, services = write_configs(work, cluster, agencies, base)
-        t0 = time.perf_counter()
-        procs = AgencyProcesses(services).start()
-        print(f"# {agencies} agency processes up in {time.perf_counter() - t0:.1f} s")
-        try:
-            dep = Deployment.from_file(net)
-            identity = dep.regulator_identity()
-            reg = Regulator(dep.catalog, dep.clients(None, identity), keypair, identity, timeout=600)
-            print()
-            print(
-                f"1. End to end over HTTPS, {agencies} agency processes, {GROUPS} groups "
-                f"(median of {args.repeats})"
-            )
-            print()
-            print("| query | seconds | contributions | endorse + reveal | best | bytes up |")
-            print("|---|---:|---:|---:|---:|---:|")
-            for line in network_rows(reg, data[:agencies], args.repeats):
-                print(line, flush=True)
-            print()
-            print(
-                "2. Secure aggregation against the previous protocol's work, in-process, same rows, best of 5"
-            )
-            print()
-            print("| query | secure aggregation s | previous protocol s | ratio |")
-            print("|---|---:|---:|---:|")
-            ldep = Deployment.from_file(local)
-            lreg = Regulator(ldep.catalog, ldep.clients(None), keypair, identity, timeout=600)
-            conns = [PostgreSQLConnector(cluster.conninfo, cat, f"a{a}") for a in range(agencies)]
-            for name, text in QUERIES.items():
-                news, olds = [], []
-                for _ in range(max(args.repeats, 5)):  # interleaved, best of each: robust to load
-                    news.append(_timed(lambda t=text: lreg.run(parse_sql(t))))
-                    olds.append(baseline(conns, cat, keypair, text))
-                s_new, s_old = min(news), min(olds)
-                print(f"| {name} | {s_new:.2f} | {s_old:.2f} | {s_new / s_old:.2f} |", flush=True)
-        finally:
-            procs.stop()
+        if not args.mpc_only:
+            linear_sections(args, agencies, data, net, local, services, keypair, cluster, cat)
         print()
-        print(f"3. MPC median, {mpc_agencies} parties x {mpc_rows:,} rows (values 0..10^6, 20-bit histogram)")
+        print(
+            f"3. MPC median, {mpc_agencies} parties x {mpc_rows:,} rows (values 0..10^6, 20 bits): "
+            "secure search against the histogram method"
+        )
         print()
         with psycopg.connect(cluster.conninfo, autocommit=True) as con:
             for a in range(mpc_agencies):
@@ -308,17 +334,32 @@ def main() -> None:
         mfile = work / "mpc.json"
         mfile.write_text(json.dumps(mdoc))
         mdep = Deployment.from_file(mfile)
-        mreg = Regulator(mdep.catalog, mdep.clients(None), keypair, identity, timeout=1800)
-        t0 = time.perf_counter()
-        res = mreg.run(parse_sql("SELECT MEDIAN(v) FROM m"))
-        seconds = time.perf_counter() - t0
+        identity = mdep.regulator_identity()
         allv = np.concatenate([d["v"][:mpc_rows] for d in data[:mpc_agencies]])
         exact = float(np.median(allv))
-        print("| parties | rows total | seconds | median | exact median |")
-        print("|---:|---:|---:|---:|---:|")
         print(
-            f"| {mpc_agencies} | {mpc_agencies * mpc_rows:,} | {seconds:.2f} | {res.rows[0][1]} | {exact:g} |"
+            "| method | parties | rows total | seconds | median | exact median "
+            "| party: load | mpyc import | connect | compute |"
         )
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for method in args.mpc_methods.split(","):
+            mreg = Regulator(
+                mdep.catalog, mdep.clients(None), keypair, identity, timeout=1800, mpc_method=method
+            )
+            t0 = time.perf_counter()
+            res = mreg.run(parse_sql("SELECT MEDIAN(v) FROM m"))
+            seconds = time.perf_counter() - t0
+            assert res.rows[0][1] == exact, f"median {res.rows[0][1]} != {exact}"
+            phases = " | ".join(
+                f"{res.stats.get(f'party_{p}_s', float('nan')):.2f}"
+                for p in ("load", "mpyc_import", "connect", "compute")
+            )
+            print(
+                f"| {method} | {mpc_agencies} | {mpc_agencies * mpc_rows:,} | {seconds:.2f} | "
+                f"{res.rows[0][1]} | {exact:g} | {phases} |",
+                flush=True,
+            )
+        print(f"# load average {os.getloadavg()[0]:.1f} at the end")
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -12,15 +12,27 @@ as the scanner runs):
 * **pages** — crawl and extract only (pages without media);
 * **media** — pages with pictures: every picture URL fetched, each distinct content
   fingerprinted once and identified against a library holding the originals;
+* **identify** (``--library-works N``) — the library padded with synthetic works to ``N``
+  image works (each a registered photo's fingerprint with 35 % of its hash bits and a
+  quarter of every descriptor's bits flipped: as far from the photos as unrelated
+  pictures), then every distinct picture fingerprinted and identified in this one process:
+  images/s per core, decode included. The machine's load average is printed with it;
 * **scrapy** — the same two crawls by Scrapy (``CONCURRENT_REQUESTS_PER_DOMAIN`` 1, as the
   scanner, and Scrapy's default 8), when an interpreter with Scrapy is given
   (``--scrapy-python``; Scrapy's Twisted stack is not a dependency of Rongxin). Scrapy
   fetches the pictures but fingerprints nothing, and keeps its frontier in memory; the
   scanner commits every step to SQLite (``synchronous=FULL``) so that it can resume.
 
+* **dask** — scaling from one to two Dask workers (``LocalCluster`` processes, started
+  before the clock): ``--dask-hosts`` virtual hosts (``hN.scan.test``, resolved to
+  127.0.0.1 by the scan's resolver) of ``--dask-pages`` pages each, every picture URL
+  serving distinct bytes so that every picture is fingerprinted and identified.
+
 Run::
 
+    .venv/bin/python bench/scan.py --quick --only dask                      # Dask scaling only
     .venv/bin/python bench/scan.py --quick                                  # 300 pages
+    .venv/bin/python bench/scan.py --quick --library-works 10000            # images/s per core
     .venv/bin/python bench/scan.py --pages 2000 --scrapy-python /tmp/scrapy-venv/bin/python
 """
 
@@ -55,8 +67,10 @@ def page_html(i: int, n: int, media: bool, distinct: int) -> bytes:
     ).encode()
 
 
-def serve(n: int, media: bool, distinct: int, pictures: Path, port_file: Path) -> None:
-    """The site (runs in its own process; ``--serve``)."""
+def serve(n: int, media: bool, distinct: int, pictures: Path, port_file: Path, unique: bool = False) -> None:
+    """The site (runs in its own process; ``--serve``); with ``unique`` every picture URL of
+    every virtual host (``Host`` header) gets distinct bytes (a tag after the JPEG's end),
+    so that each must be fingerprinted."""
     pics = [p.read_bytes() for p in sorted(pictures.glob("*.jpg"))]
 
     class Handler(BaseHTTPRequestHandler):
@@ -77,6 +91,8 @@ def serve(n: int, media: bool, distinct: int, pictures: Path, port_file: Path) -
                 body, ctype = page_html(int(path[3:-5]), n, media, distinct), "text/html"
             elif path.startswith("/img/") and query.startswith("v="):
                 body, ctype = pics[int(query[2:]) % len(pics)], "image/jpeg"
+                if unique:
+                    body += f"\n{self.headers.get('Host', '')}{path}".encode()
             else:
                 body, ctype = b"not here", "text/plain"
                 self.send_response(404)
@@ -99,14 +115,18 @@ def serve(n: int, media: bool, distinct: int, pictures: Path, port_file: Path) -
 class Site:
     """The site process: started with ``with``, stopped at exit."""
 
-    def __init__(self, n: int, media: bool, distinct: int, pictures: Path, work: Path) -> None:
+    def __init__(
+        self, n: int, media: bool, distinct: int, pictures: Path, work: Path, unique: bool = False
+    ) -> None:
         self.args = (n, media, distinct, pictures)
-        self.port_file = work / f"port-{n}-{int(media)}"
+        self.unique = unique
+        self.port_file = work / f"port-{n}-{int(media)}-{int(unique)}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> str:
         n, media, distinct, pictures = self.args
-        cmd = [sys.executable, __file__, "--serve", str(n), str(int(media)), str(distinct), str(pictures)]
+        mode = "2" if self.unique else str(int(media))
+        cmd = [sys.executable, __file__, "--serve", str(n), mode, str(distinct), str(pictures)]
         self.proc = subprocess.Popen([*cmd, str(self.port_file)])
         deadline = time.monotonic() + 20
         while not (self.port_file.exists() and self.port_file.read_text()):
@@ -121,15 +141,21 @@ class Site:
             self.proc.wait(10)
 
 
+def smoke_photos() -> list[Path]:
+    """The smoke corpus's original photos."""
+    from datasets.manifest import Manifest
+    from datasets.smoke import ensure
+
+    root = ensure()
+    return [root / e.path for e in Manifest.open(root).select(collection="images", role="original")]
+
+
 def pictures_and_library(work: Path, distinct: int) -> tuple[Path, Path]:
     """``distinct`` attacked JPEG copies of the smoke corpus's photos; a library of the originals."""
     from datasets.attacks import image as image_attacks
-    from datasets.manifest import Manifest
-    from datasets.smoke import ensure
     from forensics.library import Library
 
-    root = ensure()
-    photos = [root / e.path for e in Manifest.open(root).select(collection="images", role="original")]
+    photos = smoke_photos()
     lib_dir, pics = work / "lib", work / "pics"
     pics.mkdir()
     with Library(lib_dir) as lib:
@@ -141,6 +167,55 @@ def pictures_and_library(work: Path, distinct: int) -> tuple[Path, Path]:
         attacked.convert("RGB").save(buf, format="JPEG", quality=80)
         (pics / f"{k:04d}.jpg").write_bytes(buf.getvalue())
     return pics, lib_dir
+
+
+def pad_library(library: Path, works: int, seed: int = 7) -> int:
+    """Add synthetic image works to ``library`` until it holds ``works`` image works; how many it holds."""
+    import numpy as np
+
+    from forensics.image import features as feat
+    from forensics.image.decode import load_image
+    from forensics.image.index import ImageFingerprint, ImageIndex
+    from forensics.library import Library
+
+    real = [ImageFingerprint.of(load_image(p)) for p in smoke_photos()]
+    with Library.open(library) as lib:
+        index = lib.index("image")
+        assert isinstance(index, ImageIndex)
+        gen = np.random.default_rng(seed)
+        have = len(real)
+        while have < works:
+            chunk = []
+            for j in range(min(5000, works - have)):
+                src = real[int(gen.integers(len(real)))]
+                h = src.hash ^ np.packbits(gen.random(256) < 0.35)
+                d = src.features.descriptors
+                flips = np.packbits(gen.random(d.shape[0] * 256) < 0.25).reshape(-1, 32)
+                f = feat.LocalFeatures(
+                    src.features.points,
+                    d ^ flips,
+                    src.features.width,
+                    src.features.height,
+                    src.features.scale,
+                )
+                chunk.append((f"synthetic-{have + j}", [ImageFingerprint(h, f)]))
+            index.add_many(chunk)
+            have += len(chunk)
+    return have
+
+
+def run_identify(pictures: Path, library: Path) -> tuple[int, float, float, int]:
+    """Fingerprint and identify every picture in one process: (pictures, wall seconds, CPU
+    seconds of the process, matched). Pictures per CPU second is the rate per core, whatever
+    else the machine runs."""
+    from forensics.library import Library
+
+    files = sorted(pictures.glob("*.jpg"))
+    with Library.open(library, readonly=True) as lib:
+        lib.identify(files[0])  # load the index before the clock starts
+        t0, c0 = time.perf_counter(), time.process_time()
+        matched = sum(bool(lib.identify(f)) for f in files * 3)
+        return 3 * len(files), time.perf_counter() - t0, time.process_time() - c0, matched
 
 
 def run_scanner(base: str, n: int, library: Path, out: Path) -> dict[str, Any]:
@@ -161,6 +236,104 @@ def run_scanner(base: str, n: int, library: Path, out: Path) -> dict[str, Any]:
         summary = scanner.run()
     summary["wall"] = time.perf_counter() - t0
     return summary
+
+
+def vhost_resolver(host: str, port: int) -> list[str]:
+    """The bench's virtual hosts (``hN.scan.test``) all live on 127.0.0.1."""
+    from crawlers.guard import system_resolver
+
+    return ["127.0.0.1"] if host.endswith(".scan.test") else system_resolver(host, port)
+
+
+def run_dask(base: str, hosts: int, per_host: int, library: Path, out: Path, workers: int) -> dict[str, Any]:
+    """A scan of ``hosts`` virtual hosts of the site on a local Dask cluster of ``workers`` processes.
+
+    The cluster is started before the clock starts (as a standing cluster would be); the
+    scan's own setup (plugin, library opened on each worker) is timed.
+    """
+    from distributed import Client, LocalCluster
+
+    from crawlers.dask_scan import DaskScanner
+    from crawlers.scan import ScanConfig
+
+    port = base.rsplit(":", 1)[1]
+    cfg = ScanConfig(
+        seeds=[f"http://h{k}.scan.test:{port}/p/0.html" for k in range(hosts)],
+        library=str(library),
+        depth=20,
+        max_pages=hosts * per_host,
+        delay=0.0,
+        allow=["127.0.0.1"],
+        render="never",
+        request_seconds=10.0,
+    )
+    opts = {"threads_per_worker": 1, "processes": True, "dashboard_address": None, "host": "127.0.0.1"}
+    with (
+        LocalCluster(n_workers=workers, protocol="tcp://", **opts) as cluster,  # type: ignore[no-untyped-call]
+        Client(cluster) as probe,  # type: ignore[no-untyped-call]
+    ):
+        cpu0, own0 = probe.run(time.process_time), time.process_time()
+        t0 = time.perf_counter()
+        with DaskScanner(out, cfg, dask=cluster.scheduler_address, resolver=vhost_resolver) as scanner:
+            summary = scanner.run()
+        summary["wall"] = time.perf_counter() - t0
+        cpu1 = probe.run(time.process_time)
+        summary["worker_cpu"] = sum(cpu1[w] - cpu0[w] for w in cpu1 if w in cpu0)
+        summary["client_cpu"] = time.process_time() - own0
+    return summary
+
+
+def dask_scaling(args: argparse.Namespace, pics: Path, library: Path, work: Path, quick: bool) -> None:
+    """Scaling from one to two Dask workers, on pictures that each need fingerprinting.
+
+    The runs alternate (1, 2, 1, 2, ...; ``--dask-repeat`` rounds) and the best time of each
+    is kept: on a shared machine, load from other jobs only ever slows a run down.
+    """
+    hosts, per_host = (10, 12) if quick else (args.dask_hosts, args.dask_pages)
+    load = os.getloadavg()
+    walls: dict[int, list[float]] = {1: [], 2: []}
+    best: dict[int, dict[str, Any]] = {}
+    with Site(per_host, True, args.distinct, pics, work, unique=True) as base:
+        for r in range(args.dask_repeat):
+            for n in (1, 2):
+                s = run_dask(base, hosts, per_host, library, work / f"dask-{n}-{r}", n)
+                walls[n].append(s["wall"])
+                if n not in best or s["wall"] < best[n]["wall"]:
+                    best[n] = s
+    rows = []
+    for n, s in best.items():
+        rows.append(
+            [
+                str(n),
+                str(s.get("page.done", 0)),
+                str(s.get("media.done", 0)),
+                str(s.get("media.fingerprinted", 0)),
+                str(s.get("cases", 0)),
+                f"{s['wall']:.1f}",
+                " ".join(f"{w:.1f}" for w in walls[n]),
+                f"{s.get('media.done', 0) / s['wall']:.1f}",
+                f"{s['worker_cpu']:.1f}",
+                f"{s['client_cpu']:.1f}",
+                f"{best[1]['wall'] / s['wall']:.2f}x",
+            ]
+        )
+    print(f"Dask scaling: {hosts} virtual hosts x {per_host} pages, every picture URL distinct bytes; "
+          f"cpu count {os.cpu_count()}, load average before {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, "
+          f"after {os.getloadavg()[0]:.1f}\n")  # fmt: skip
+    head = [
+        "workers",
+        "pages",
+        "media",
+        "fingerprinted",
+        "cases",
+        "best s",
+        "all runs s",
+        "media/s",
+        "workers cpu s",
+        "client cpu s",
+        "speed-up",
+    ]
+    table(head, rows)
 
 
 SPIDER = """
@@ -227,55 +400,83 @@ def table(header: list[str], rows: list[list[str]]) -> None:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
         pages_arg, media_arg, distinct_arg, pictures, port_file = sys.argv[2:7]
-        serve(int(pages_arg), media_arg == "1", int(distinct_arg), Path(pictures), Path(port_file))
+        serve(
+            int(pages_arg),
+            media_arg != "0",
+            int(distinct_arg),
+            Path(pictures),
+            Path(port_file),
+            media_arg == "2",
+        )
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="300 pages, 30 distinct pictures")
     ap.add_argument("--pages", type=int, default=2000)
     ap.add_argument("--distinct", type=int, default=100, help="distinct pictures in the media run")
     ap.add_argument("--scrapy-python", default="", help="an interpreter with Scrapy installed")
+    ap.add_argument("--library-works", type=int, default=0, help="pad the library to this many image works")
+    ap.add_argument("--dask-hosts", type=int, default=20, help="virtual hosts in the Dask scaling run")
+    ap.add_argument("--dask-pages", type=int, default=25, help="pages per virtual host in the Dask run")
+    ap.add_argument("--dask-repeat", type=int, default=2, help="alternating rounds of the Dask runs")
+    ap.add_argument("--only", choices=["all", "crawl", "dask"], default="all", help="which runs")
     args = ap.parse_args()
     n, distinct = (300, 30) if args.quick else (args.pages, args.distinct)
     work = Path(tempfile.mkdtemp(prefix="bench-scan-"))
     try:
         pics, library = pictures_and_library(work, distinct)
-        rows: list[list[str]] = []
-        for media in (False, True):
-            with Site(n, media, distinct, pics, work) as base:
-                s = run_scanner(base, n, library, work / f"scan-{int(media)}")
-                pages = s.get("page.done", 0) + s.get("page.failed", 0)
-                fetched = s.get("media.done", 0)
-                rows.append(
-                    [
-                        "rongxin scan",
-                        "media" if media else "pages",
-                        str(pages),
-                        f"{pages / s['wall']:.0f}",
-                        str(fetched),
-                        f"{fetched / s['wall']:.1f}" if media else "-",
-                        str(s.get("media.fingerprinted", 0)) if media else "-",
-                        str(s.get("cases", 0)) if media else "-",
-                        f"{s['wall']:.1f}",
-                    ]
-                )
-                if args.scrapy_python:
-                    for conc in (1, 8):
-                        r = run_scrapy(args.scrapy_python, base, n, media, conc, work)
-                        rows.append(
-                            [
-                                f"scrapy ({conc}/domain)",
-                                "media" if media else "pages",
-                                str(r["pages"]),
-                                f"{r['pages'] / r['wall']:.0f}",
-                                str(r["media"]),
-                                f"{r['media'] / r['wall']:.1f}" if media else "-",
-                                "-",
-                                "-",
-                                f"{r['wall']:.1f}",
-                            ]
-                        )
-        print(f"loopback site: {n} pages, {distinct} distinct pictures; cpu count {os.cpu_count()}\n")
-        table(["crawler", "run", "pages", "pages/s", "media", "media/s", "fingerprinted", "cases", "s"], rows)
+        works = pad_library(library, args.library_works) if args.library_works else 0
+        if works:
+            count, secs, cpu, matched = run_identify(pics, library)
+            load = os.getloadavg()
+            print(
+                f"identify: {count} pictures against {works} image works: {count / cpu:.1f} images "
+                f"per CPU second ({cpu:.1f} s of CPU), {count / secs:.1f} images/s of wall time "
+                f"({matched} matched); load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+                f"on {os.cpu_count()} cores\n"
+            )
+        if args.only in ("all", "crawl"):
+            rows: list[list[str]] = []
+            for media in (False, True):
+                with Site(n, media, distinct, pics, work) as base:
+                    s = run_scanner(base, n, library, work / f"scan-{int(media)}")
+                    pages = s.get("page.done", 0) + s.get("page.failed", 0)
+                    fetched = s.get("media.done", 0)
+                    rows.append(
+                        [
+                            "rongxin scan",
+                            "media" if media else "pages",
+                            str(pages),
+                            f"{pages / s['wall']:.0f}",
+                            str(fetched),
+                            f"{fetched / s['wall']:.1f}" if media else "-",
+                            str(s.get("media.fingerprinted", 0)) if media else "-",
+                            str(s.get("cases", 0)) if media else "-",
+                            f"{s['wall']:.1f}",
+                        ]
+                    )
+                    if args.scrapy_python:
+                        for conc in (1, 8):
+                            r = run_scrapy(args.scrapy_python, base, n, media, conc, work)
+                            rows.append(
+                                [
+                                    f"scrapy ({conc}/domain)",
+                                    "media" if media else "pages",
+                                    str(r["pages"]),
+                                    f"{r['pages'] / r['wall']:.0f}",
+                                    str(r["media"]),
+                                    f"{r['media'] / r['wall']:.1f}" if media else "-",
+                                    "-",
+                                    "-",
+                                    f"{r['wall']:.1f}",
+                                ]
+                            )
+            print(f"loopback site: {n} pages, {distinct} distinct pictures; cpu count {os.cpu_count()}\n")
+            table(
+                ["crawler", "run", "pages", "pages/s", "media", "media/s", "fingerprinted", "cases", "s"],
+                rows,
+            )
+        if args.only in ("all", "dask"):
+            dask_scaling(args, pics, library, work, args.quick)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -8,8 +8,12 @@ finds media in pages (:mod:`crawlers.extract`), renders script-built pages in a 
 without a network of its own (:mod:`crawlers.render`), follows HLS and DASH manifests
 within caps (:mod:`crawlers.playlists`, :mod:`crawlers.streams`), seeds from sitemaps and
 feeds (:mod:`crawlers.seeds`), identifies images, audio and video against a
-:class:`forensics.Library`, and records every hit as a case in a SQLite scan database that
-survives ``kill -9`` (:mod:`crawlers.store`). See ``docs/scanning.md``.
+:class:`forensics.Library`, and records every hit as a case in a scan database, SQLite or
+PostgreSQL (:mod:`crawlers.scandb`), that survives ``kill -9`` (:mod:`crawlers.store`).
+AES-128 and byte-range HLS segments are opened by :mod:`crawlers.segments`. A scan spreads
+over Dask distributed workers with :class:`~crawlers.dask_scan.DaskScanner`
+(:mod:`crawlers.cluster`: one worker per host at a time, identification as tasks, the
+library opened once per worker). See ``docs/scanning.md``.
 
 Every error is a :class:`CrawlError`. Only the errors are imported eagerly; the rest on
 first use.
@@ -42,6 +46,7 @@ from crawlers.errors import (
 )
 
 if TYPE_CHECKING:
+    from crawlers.dask_scan import DaskScanner
     from crawlers.fetch import Fetcher, FetchLimits
     from crawlers.guard import AddressGuard, classify
     from crawlers.scan import ScanConfig, Scanner
@@ -50,6 +55,7 @@ if TYPE_CHECKING:
 
 #: Public name -> the module that defines it (imported on first access).
 _LAZY: dict[str, str] = {
+    "DaskScanner": "crawlers.dask_scan",
     "Fetcher": "crawlers.fetch",
     "FetchLimits": "crawlers.fetch",
     "AddressGuard": "crawlers.guard",
@@ -68,6 +74,7 @@ __all__ = [
     "BrowserError",
     "Case",
     "CrawlError",
+    "DaskScanner",
     "FetchError",
     "FetchLimits",
     "FetchTimeoutError",

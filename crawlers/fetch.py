@@ -103,6 +103,7 @@ class _Decoder:
         enc = encoding.strip().lower()
         self.max_bytes, self.max_ratio = max_bytes, max_ratio
         self.raw = self.out = 0
+        self.tail = b""  # the part of the last output within the cap, when it went past it
         self._deflate_retry = False
         if enc in ("", "identity"):
             self._z: Any = None
@@ -130,6 +131,7 @@ class _Decoder:
                 raise TooLargeError(f"decompressed body beyond {self.max_bytes} bytes; refused as a bomb")
         self.out += len(data)
         if self.out > self.max_bytes:
+            self.tail = data[: len(data) - (self.out - self.max_bytes)]
             raise TooLargeError(f"body beyond {self.max_bytes} bytes; transfer aborted")
         if self._z is not None and self.out > 1 << 20 and self.out > self.max_ratio * max(self.raw, 1):
             raise TooLargeError(f"compression ratio above {self.max_ratio}; refused as a decompression bomb")
@@ -200,6 +202,7 @@ class Fetcher:
         robots: bool = True,
         truncate: bool = False,
         seconds: float | None = None,
+        byte_range: str | None = None,
     ) -> Response:
         """GET ``url`` within the caps, following redirects by hand.
 
@@ -216,6 +219,10 @@ class Fetcher:
         seconds : float, optional
             Whole-fetch time budget for this fetch instead of ``limits.total_seconds``
             (e.g. a longer one for a video file).
+        byte_range : str, optional
+            A ``Range`` header value (``bytes=200-1199``), sent with ``Accept-Encoding:
+            identity``; the answer (206, or 200 from a server that ignores ranges) is
+            returned as it came, for the caller to check (:func:`crawlers.segments.range_body`).
 
         Returns
         -------
@@ -245,7 +252,7 @@ class Fetcher:
                 crawl_delay = self.robots.crawl_delay(current)
                 if crawl_delay is not None:
                     self.pacer.ask_delay(origin_of(current), crawl_delay)
-            status, headers, body = self._one(current, deadline, cap, truncate)
+            status, headers, body = self._one(current, deadline, cap, truncate, byte_range)
             if status in (301, 302, 303, 307, 308) and "location" in headers:
                 if len(chain) >= self.limits.max_redirects:
                     raise RedirectError(f"more than {self.limits.max_redirects} redirects from {url}")
@@ -265,7 +272,9 @@ class Fetcher:
             self.pacer.success(origin)
             return Response(current, status, headers, body, sniff(body[:512]), tuple(chain))
 
-    def _one(self, url: str, deadline: float, cap: int, truncate: bool) -> tuple[int, dict[str, str], bytes]:
+    def _one(
+        self, url: str, deadline: float, cap: int, truncate: bool, byte_range: str | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         """One request to the guard-checked address of ``url``'s host."""
         try:
             target = httpx.URL(url)
@@ -280,6 +289,9 @@ class Fetcher:
             "Accept-Encoding": "gzip, deflate",
             "Accept": "*/*",
         }
+        if byte_range is not None:
+            headers["Range"] = byte_range
+            headers["Accept-Encoding"] = "identity"  # a range of the file, not of a compressed form
         with self.pacer.slot(origin_of(url)):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -324,6 +336,7 @@ class Fetcher:
                     parts.append(decoder.feed(chunk))
                 except TooLargeError:
                     if truncate and decoder.out >= cap:
+                        parts.append(decoder.tail)  # the first ``cap`` bytes, whole
                         break
                     raise
         except httpx.TimeoutException as exc:

@@ -12,7 +12,11 @@ The manifest is hostile input, so the plan is bounded whatever it says:
   the manifest refused (absurd durations are how a hostile playlist hides unbounded work);
 * a master playlist may name media playlists, not further masters beyond
   :attr:`StreamCaps.nesting` levels; the scanner refuses a playlist URL met twice (loops);
-* encrypted HLS (``EXT-X-KEY`` other than ``NONE``) and byte-range segments are refused;
+* HLS segments encrypted with ``METHOD=AES-128`` are planned with their key URI and IV
+  (the tag's, or the media sequence number), byte-range segments (``EXT-X-BYTERANGE``,
+  ``EXT-X-MAP``'s ``BYTERANGE``) with their ranges (:mod:`crawlers.segments`); every other
+  encryption (``SAMPLE-AES``, ``SAMPLE-AES-CTR``, key formats other than ``identity``:
+  DRM) is refused, and so are DASH ``mediaRange`` segments;
 * segment URLs must be http(s); whether their hosts may be reached is the fetcher's SSRF
   guard's decision, segment by segment (and :func:`literal_refusal` refuses a plan naming
   a literal internal address before anything is fetched).
@@ -35,6 +39,7 @@ from typing import Any
 
 from crawlers.errors import PlaylistError
 from crawlers.guard import AddressGuard
+from crawlers.segments import ByteRange, Key, parse_iv, sequence_iv
 from crawlers.sniff import sniff
 from crawlers.urls import URLError, host_of, normalize
 
@@ -63,13 +68,38 @@ class StreamCaps:
 
 
 @dataclass(frozen=True)
+class Piece:
+    """How one segment (or init section) is fetched: a byte range of its URL, and its AES-128 key."""
+
+    byterange: ByteRange | None = None
+    key: Key | None = None
+
+
+@dataclass(frozen=True)
 class Track:
-    """Segments of one rendition to fetch and join, in order (``init`` first when set)."""
+    """Segments of one rendition to fetch and join, in order (``init`` first when set).
+
+    ``pieces`` go with ``segments`` one for one (empty: every segment a whole file in
+    clear); ``init_piece`` goes with ``init``.
+    """
 
     kind: str  # "video", "audio" or "muxed"
     init: str | None
     segments: tuple[str, ...]
     seconds: float
+    pieces: tuple[Piece, ...] = ()
+    init_piece: Piece = Piece()
+
+    def parts(self) -> list[tuple[str, Piece, bool]]:
+        """``(url, piece, is_init)`` to fetch, in order."""
+        pieces = self.pieces or (Piece(),) * len(self.segments)
+        head = [(self.init, self.init_piece, True)] if self.init else []
+        return [*head, *((u, p, False) for u, p in zip(self.segments, pieces, strict=True))]
+
+    def urls(self) -> list[str]:
+        """Every URL the track fetches (segments, init section, keys)."""
+        keys = [p.key.uri for p in (*self.pieces, self.init_piece) if p.key is not None]
+        return [u for u, _, _ in self.parts()] + list(dict.fromkeys(keys))
 
 
 @dataclass(frozen=True)
@@ -129,7 +159,8 @@ def hls_plan(text: str, url: str, caps: StreamCaps, level: int = 0) -> Plan:
     Raises
     ------
     PlaylistError
-        Unreadable, encrypted, byte-ranged, absurd durations, or masters nested too deep.
+        Unreadable, encrypted other than with AES-128, bad byte ranges or IVs, absurd
+        durations, or masters nested too deep.
     """
     import m3u8
 
@@ -147,26 +178,72 @@ def hls_plan(text: str, url: str, caps: StreamCaps, level: int = 0) -> Plan:
     if not pl.segments:
         raise PlaylistError(f"{url}: playlist without segments")
     init: str | None = None
+    init_piece = Piece()
     chosen: list[str] = []
+    pieces: list[Piece] = []
+    ends: dict[str, int] = {}  # where the last sub-range of each file ended
     total = 0.0
     for i, seg in enumerate(pl.segments):
-        if seg.key is not None and (seg.key.method or "NONE").upper() != "NONE":
-            raise PlaylistError(f"{url}: encrypted stream ({seg.key.method}); not identified")
-        if seg.byterange:
-            raise PlaylistError(f"{url}: byte-range segments are not fetched")
         d = _duration(seg.duration, f"{url} segment {i}")
         section = seg.init_section
         if section is not None and section.uri:
             seg_init = _url(section.uri, url)
             if init is None and not chosen:
                 init = seg_init
+                if section.byterange:
+                    init_piece = Piece(_byterange(section.byterange, 0, f"{url} EXT-X-MAP"))
             elif seg_init != init:
                 break  # a discontinuity with another init section: stop at what we have
         if len(chosen) >= caps.segments or total >= caps.seconds:
             break
-        chosen.append(_url(seg.uri, url))
+        seg_url = _url(seg.uri, url)
+        piece = Piece(
+            _byterange(seg.byterange, ends.get(seg_url), f"{url} segment {i}") if seg.byterange else None,
+            _hls_key(seg, url, pl.media_sequence, i),
+        )
+        if piece.byterange is not None:
+            ends[seg_url] = piece.byterange.end
+        chosen.append(seg_url)
+        pieces.append(piece)
         total += d
-    return Plan(tracks=(Track("muxed", init, tuple(chosen), total),))
+    if not any(p.byterange or p.key for p in pieces):
+        pieces = []
+    return Plan(tracks=(Track("muxed", init, tuple(chosen), total, tuple(pieces), init_piece),))
+
+
+def _byterange(value: str, previous_end: int | None, where: str) -> ByteRange:
+    try:
+        return ByteRange.parse(value, previous_end)
+    except PlaylistError as exc:
+        raise PlaylistError(f"{where}: {exc}") from None
+
+
+def _hls_key(seg: Any, url: str, first_sequence: int | None, index: int) -> Key | None:
+    """The AES-128 key of a segment, ``None`` in clear; any other encryption refused."""
+    key = seg.key
+    method = (getattr(key, "method", None) or "NONE").upper() if key is not None else "NONE"
+    if method == "NONE":
+        return None
+    if method != "AES-128":
+        raise PlaylistError(f"{url}: stream encrypted with {method} (DRM); not identified, only AES-128 is")
+    keyformat = (key.keyformat or "identity").strip().lower()
+    if keyformat != "identity":
+        raise PlaylistError(f"{url}: encrypted stream with key format {keyformat!r} (DRM); not identified")
+    if not key.uri:
+        raise PlaylistError(f"{url}: AES-128 key without a URI")
+    try:
+        key_url = normalize(key.uri, url)
+    except URLError as exc:
+        raise PlaylistError(f"{url}: bad AES-128 key URI {str(key.uri)[:100]!r}: {exc}") from None
+    if key.iv:
+        try:
+            iv = parse_iv(key.iv)
+        except PlaylistError as exc:
+            raise PlaylistError(f"{url}: {exc}") from None
+    else:
+        sequence = getattr(seg, "media_sequence", None)
+        iv = sequence_iv(sequence if isinstance(sequence, int) else (first_sequence or 0) + index)
+    return Key(key_url, iv)
 
 
 # -- DASH -----------------------------------------------------------------------------------

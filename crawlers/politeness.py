@@ -109,6 +109,13 @@ class HostPacer:
                 host.active -= 1
                 self._cond.notify_all()
 
+    def hold(self, origin: str, until: float) -> None:
+        """No request to ``origin`` starts before ``until`` (this pacer's clock): the slot
+        handed over by another process that fetched from ``origin`` last."""
+        with self._cond:
+            host = self._hosts.setdefault(origin, _Host())
+            host.next_at = max(host.next_at, until)
+
     def ask_delay(self, origin: str, seconds: float) -> float:
         """Honour a site's own ``Crawl-delay``: ``origin``'s delay becomes the larger of the
         default and ``seconds`` (at most ``max_backoff``); returns the delay in force."""

@@ -18,35 +18,19 @@ matched span (query and work seconds) in their evidence.
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chain.crypto.sm3 import sm3
-from crawlers.errors import (
-    BlockedAddressError,
-    BrowserError,
-    CrawlError,
-    FetchError,
-    MediaPrepError,
-    PlaylistError,
-    RobotsDisallowedError,
-    ScanStoreError,
-)
-from crawlers.extract import MediaRef, PageRefs, decode_html, extract
-from crawlers.fetch import DEFAULT_AGENT, Fetcher, FetchLimits, Response, RetryLaterError
-from crawlers.guard import AddressGuard, Resolver, system_resolver
-from crawlers.media import clip, join
-from crawlers.playlists import StreamCaps
-from crawlers.politeness import HostPacer
-from crawlers.render import Renderer, RenderLimits, needs_render
+from crawlers.errors import CrawlError, ScanStoreError
+from crawlers.fetch import DEFAULT_AGENT
+from crawlers.guard import Resolver, system_resolver
+from crawlers.scandb import holds_scan
 from crawlers.seeds import SeedCaps, expand
-from crawlers.sniff import SUFFIX, family
+from crawlers.steps import Fetched, Outcome, StepRunner, build_fetcher, identify_payload
 from crawlers.store import Item, ScanStore
-from crawlers.streams import fetch_stream
 from crawlers.urls import ScopeRule, normalize, origin_of, trap_reason
 
 CONFIG_KEY = "config"
@@ -151,35 +135,19 @@ class ScanConfig:
 Progress = Callable[[dict[str, int]], None]
 
 
-def _match_json(match: Any, offset: float = 0.0) -> dict[str, Any]:
-    """A match as stored: score, threshold, evidence, and for audio and video the matched span.
-
-    ``offset`` is where the identified file starts in its stream (seconds), added to the
-    query span so that it names stream time.
-    """
-    evidence: dict[str, Any] = {"threshold": match.threshold}
-    ev = match.evidence
-    if ev is not None and hasattr(ev, "to_json"):
-        evidence["evidence"] = ev.to_json()
-    if ev is not None and hasattr(ev, "query_start") and hasattr(ev, "ref_start"):
-        evidence["span"] = {
-            "media_seconds": [round(ev.query_start + offset, 3), round(ev.query_end + offset, 3)],
-            "work_seconds": [round(ev.ref_start, 3), round(ev.ref_end, 3)],
-        }
-    if match.query_stream is not None:
-        evidence["query_stream"] = match.query_stream
-    return {"work_id": match.work_id, "kind": match.kind, "score": float(match.score), "evidence": evidence}
-
-
 class Scanner:
     """Runs or resumes the scan stored in ``out``.
 
     Parameters
     ----------
     out : path
-        The scan directory (its database is ``scan.sqlite``).
+        The scan directory (its database is ``scan.sqlite``, or on PostgreSQL the pointer
+        ``scan-db.json``).
     config : ScanConfig, optional
         For a new scan; ``None`` resumes the scan stored in ``out``.
+    db : str, optional
+        A ``postgresql://`` URI: the scan database goes to (or, resuming, is read from)
+        that PostgreSQL database instead of SQLite (:class:`~crawlers.store.ScanStore`).
     resolver : callable, optional
         Host resolver for the SSRF guard (the system's by default).
     identify : callable, optional
@@ -199,48 +167,33 @@ class Scanner:
         *,
         resolver: Resolver = system_resolver,
         identify: Callable[[Path], list[Any]] | None = None,
+        db: str | None = None,
     ) -> None:
         self.out = Path(out)
         if config is not None:
-            if (self.out / "scan.sqlite").exists():
+            if holds_scan(self.out):
                 raise ScanStoreError(f"{self.out} already holds a scan; resume it or choose another --out")
-            self.store = ScanStore(self.out, create=True)
+            self.store = ScanStore(self.out, create=True, db=db)
             self.store.set_meta(CONFIG_KEY, dataclasses.asdict(config))
             self.store.set_meta("robots_obeyed", config.obey_robots)
             for seed in config.seeds:
                 self.store.add(normalize(seed), "page", 0)
         else:
-            self.store = ScanStore(self.out)
+            self.store = ScanStore(self.out, db=db)
             stored = self.store.get_meta(CONFIG_KEY)
             if stored is None:
                 raise ScanStoreError(f"{self.out} holds no scan configuration")
             config = ScanConfig(**stored)
         self.config = config
-        self.rules = [
-            ScopeRule(normalize(s), config.scope)  # type: ignore[arg-type]
-            for s in [*config.seeds, *config.sitemaps]
-        ]
-        self.fetcher = Fetcher(
-            guard=AddressGuard(config.allow, resolver),
-            pacer=HostPacer(delay=config.delay, concurrency=config.concurrency),
-            limits=FetchLimits(
-                max_bytes=max(config.page_bytes, config.media_bytes, config.video_bytes),
-                total_seconds=config.request_seconds,
-                max_redirects=config.max_redirects,
-            ),
-            agent=config.agent,
-            contact=config.contact,
-            obey_robots=config.obey_robots,
-        )
+        self.fetcher = build_fetcher(config, resolver)
+        self.steps = StepRunner(config, self.fetcher)
         self._identify = identify
         self._library: Any = None
-        self._renderer: Renderer | None = None
         self.errors = 0
 
     def close(self) -> None:
         """Close the browser, the fetcher, the library and the database."""
-        if self._renderer is not None:
-            self._renderer.close()
+        self.steps.close()
         self.fetcher.close()
         if self._library is not None:
             self._library.close()
@@ -315,150 +268,63 @@ class Scanner:
             self.store.record_expansion(source, pages, media, note)
 
     def _step(self, item: Item) -> None:
+        if self.over_budget(item):
+            return
+        out = self.steps.process(item)
+        self.record(item, out)
+        if out.state == "media" and out.fetched is not None:
+            self.record_media(item, out.fetched, self._identified(out.fetched))
+
+    def over_budget(self, item: Item) -> bool:
+        """Skip ``item`` (recorded) when its origin spent its page or byte budget."""
         origin = origin_of(item.url)
         pages, taken = self.store.host_usage(origin)
         if taken >= self.config.host_bytes or (item.kind == "page" and pages >= self.config.host_pages):
             self.store.finish(item, "skipped", f"budget of {origin} spent ({pages} pages, {taken} bytes)")
-            return
-        try:
-            if item.kind == "page":
-                self._page(item)
-            else:
-                self._media(item)
-        except RetryLaterError as exc:
+            return True
+        return False
+
+    def record(self, item: Item, out: Outcome) -> None:
+        """Record an outcome in the scan database; a ``media`` outcome only charges its fetches
+        (its result is recorded by :meth:`record_media` once identified)."""
+        for origin, pages, nbytes in out.charges:
+            self.store.charge(origin, pages, nbytes)
+        self.errors += out.errors
+        if out.state == "retry":
             if item.attempts + 1 >= self.config.max_attempts:
-                self.store.finish(item, "failed", str(exc))
+                self.store.finish(item, "failed", out.note)
                 self.errors += 1
             else:
-                self.store.postpone(item, time.time() + exc.retry_after, str(exc))
-        except RobotsDisallowedError as exc:
-            self.store.finish(item, "skipped", str(exc))
-        except (BlockedAddressError, FetchError, PlaylistError, MediaPrepError) as exc:
-            self.store.finish(item, "failed", f"{type(exc).__name__}: {exc}")
-            self.errors += 1
-
-    def _page(self, item: Item) -> None:
-        resp = self.fetcher.fetch(item.url, max_bytes=self.config.page_bytes)
-        self.store.charge(origin_of(item.url), 1, len(resp.body))
-        if resp.status != 200:
-            self.store.finish(item, "failed", f"HTTP {resp.status}")
-            self.errors += 1
-            return
-        if family(resp.mime) != "html":
-            # a link to a media file (whatever its Content-Type said): the link shows the media
+                self.store.postpone(item, time.time() + out.retry_after, out.note)
+        elif out.state in ("failed", "skipped"):
+            self.store.finish(item, out.state, out.note)
+        elif out.state == "page":
+            self.store.finish_page(item, out.links, out.media, note=out.note)
+        elif out.state == "media" and out.self_ref:
             self.store.add_ref(item.url, item.url)
-            self._identified(item, resp)
-            return
-        charset = None
-        ctype = resp.headers.get("content-type", "")
-        if "charset=" in ctype:
-            charset = ctype.split("charset=", 1)[1].split(";", 1)[0].strip(" \"'")
-        refs = extract(resp.url, decode_html(resp.body, charset))
-        note = ""
-        if self.config.render == "always" or (self.config.render == "auto" and needs_render(refs)):
-            refs, note = self._rendered(item.url, resp, refs)
-        links: list[tuple[str, str]] = []
-        if item.depth < self.config.depth:
-            for url in refs.links:
-                if not any(rule.allows(url) for rule in self.rules):
-                    continue  # out of scope: not even remembered
-                links.append((url, "skipped" if trap_reason(url) else "pending"))
-        media = [(m.url, m.hint) for m in refs.media if not trap_reason(m.url)]
-        note = f"{len(refs.links)} links, {len(refs.media)} media" + note
-        self.store.finish_page(item, links, media, note=note)
 
-    def _rendered(self, url: str, resp: Response, refs: PageRefs) -> tuple[PageRefs, str]:
-        """``refs`` with what the rendered page adds (DOM links and media, media requests)."""
-        if self._renderer is None:
-            limits = RenderLimits(
-                seconds=self.config.render_seconds,
-                requests=self.config.render_requests,
-                bytes=self.config.render_bytes,
-            )
-            self._renderer = Renderer(self.fetcher, limits)
-        try:
-            rendered = self._renderer.render(url, resp)
-        except BrowserError as exc:
+    def known(self, fetched: Fetched) -> bool:
+        """Whether ``fetched``'s content was identified before (then it is recorded now, from
+        the stored result)."""
+        return self.store.media_result(fetched.digest) is not None
+
+    def _identified(self, fetched: Fetched) -> tuple[list[dict[str, Any]], str] | None:
+        """Matches of a fetched item, or ``None`` when its digest was identified before."""
+        if self.known(fetched):
+            return None
+        matches, error = identify_payload(fetched, self._identify_file, self.config.clip_seconds)
+        if error and fetched.payload is not None:
             self.errors += 1
-            return refs, f"; not rendered: {exc}"
-        more = extract(resp.url, rendered.html)
-        links = list(dict.fromkeys([*refs.links, *more.links]))
-        media = {m.url: m for m in [*refs.media, *more.media]}
-        for u, hint in rendered.media:
-            media.setdefault(u, MediaRef(u, hint, "browser"))  # type: ignore[arg-type]
-        merged = PageRefs(links=links, media=list(media.values()))
-        return merged, f"; rendered: {len(rendered.fulfilled)} fetched, {len(rendered.aborted)} aborted"
+        return matches, error
 
-    def _media(self, item: Item) -> None:
-        if item.hint in ("video", "stream"):
-            resp = self.fetcher.fetch(
-                item.url, max_bytes=self.config.video_bytes, seconds=self.config.video_seconds
-            )
-        else:
-            resp = self.fetcher.fetch(item.url, max_bytes=self.config.media_bytes)
-        self.store.charge(origin_of(item.url), 0, len(resp.body))
-        if resp.status != 200:
-            self.store.finish(item, "failed", f"HTTP {resp.status}")
-            self.errors += 1
+    def record_media(
+        self, item: Item, fetched: Fetched, result: tuple[list[dict[str, Any]], str] | None
+    ) -> None:
+        """Record an identified media item and its cases (``result`` ``None``: stored before)."""
+        if result is None:
+            self.store.finish_media(item, fetched.final_url, fetched.digest, fetched.mime, fetched.size, None)
             return
-        self._identified(item, resp)
-
-    def _identified(self, item: Item, resp: Response) -> None:
-        """Fingerprint and identify a fetched media body (once per content digest); record its cases."""
-        kind = family(resp.mime)
-        if kind == "stream":
-            self._stream(item, resp)
-            return
-        if kind not in ("image", "audio", "video"):
-            self.store.finish(item, "skipped", f"{resp.mime} is not an image, audio or video file")
-            return
-        digest = sm3(resp.body)
-        if self.store.media_result(digest) is not None:
-            self.store.finish_media(item, resp.url, digest, resp.mime, len(resp.body), None)
-            return
-        with tempfile.TemporaryDirectory(prefix="rongxin-scan-") as tmp:
-            path = Path(tmp) / f"media{SUFFIX.get(resp.mime, '.bin')}"
-            path.write_bytes(resp.body)
-            matches, error = self._identify_path(path, resp.mime)
-        self.store.finish_media(item, resp.url, digest, resp.mime, len(resp.body), matches, error)
-
-    def _stream(self, item: Item, resp: Response) -> None:
-        """An HLS/DASH manifest: fetch its first segments within the caps, join, identify."""
-        caps = StreamCaps(segments=self.config.stream_segments, seconds=self.config.stream_seconds)
-        tracks = fetch_stream(
-            self.fetcher,
-            resp.url,
-            resp.body,
-            caps=caps,
-            max_bytes=self.config.video_bytes,
-            seconds=self.config.video_seconds,
-            on_fetch=lambda url, n: self.store.charge(origin_of(url), 0, n),
+        matches, error = result
+        self.store.finish_media(
+            item, fetched.final_url, fetched.digest, fetched.mime, fetched.size, matches, fetched.note + error
         )
-        body = b"".join(t.body for t in tracks)
-        digest = sm3(body)
-        if self.store.media_result(digest) is not None:
-            self.store.finish_media(item, resp.url, digest, resp.mime, len(body), None)
-            return
-        with tempfile.TemporaryDirectory(prefix="rongxin-stream-") as tmp:
-            try:
-                path, mime = join([(t.track.kind, t.body) for t in tracks], Path(tmp))
-            except MediaPrepError as exc:
-                self.errors += 1
-                matches: list[dict[str, Any]] = []
-                error = f"{type(exc).__name__}: {exc}"
-            else:
-                matches, error = self._identify_path(path, mime)
-        note = f"{sum(t.segments for t in tracks)} segments; " + error
-        self.store.finish_media(item, resp.url, digest, resp.mime, len(body), matches, note)
-
-    def _identify_path(self, path: Path, mime: str, offset: float = 0.0) -> tuple[list[dict[str, Any]], str]:
-        """Matches of a media file (a video cut to ``clip_seconds``), or the error that stopped it."""
-        from forensics.errors import ForensicsError
-
-        try:
-            if family(mime) == "video":
-                path = clip(path, mime, self.config.clip_seconds, path.with_name(f"clip{path.suffix}"))
-            return [_match_json(m, offset) for m in self._identify_file(path)], ""
-        except (ForensicsError, MediaPrepError) as exc:
-            self.errors += 1
-            return [], f"{type(exc).__name__}: {exc}"

@@ -1,9 +1,12 @@
-"""The scan database: frontier, seen set, fingerprinted media and cases, in one SQLite file.
+"""The scan database: frontier, seen set, fingerprinted media and cases.
 
-Every change of a scan's state is one transaction (WAL journal, ``synchronous=NORMAL``:
-a committed transaction survives the process being killed; a power cut may lose the last
-ones, which a resumed scan does again), so a scan killed at any instant (``kill -9``
-included) resumes from the database alone:
+It is one SQLite file in the scan directory by default, or the same tables in a schema of
+a PostgreSQL database (``db="postgresql://..."``; :mod:`crawlers.scandb` holds the two
+backends). Every change of a scan's state is one transaction (SQLite: WAL journal,
+``synchronous=NORMAL``; PostgreSQL: a commit), and a committed transaction survives the
+scanning process being killed (on SQLite a power cut may lose the last ones, which a
+resumed scan does again), so a scan killed at any instant (``kill -9`` included) resumes
+from the database alone:
 
 * ``frontier`` is the seen set and the queue at once: a URL enters it once
   (``UNIQUE``), as a page or a media item, and is ``pending`` until it is processed.
@@ -12,12 +15,13 @@ included) resumes from the database alone:
   so that one picture under many URLs is fingerprinted once.
 * ``cases`` holds the hits; ``UNIQUE (page_url, media_url, work_id)`` makes recording a
   case idempotent, so a media item processed again after a crash adds no duplicate.
+* ``case_packages`` names the evidence package captured for a case (its path and SM3
+  package digest), so that a case leads to its evidence.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,22 +29,24 @@ from pathlib import Path
 from typing import Any
 
 from crawlers.errors import ScanStoreError
+from crawlers.scandb import DB_NAME, TYPES, open_backend
+
+__all__ = ["DB_NAME", "FORMAT", "Case", "Item", "ScanStore", "now_rfc3339"]
 
 FORMAT = "rongxin-scan-1"
-DB_NAME = "scan.sqlite"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS frontier (
-    id INTEGER PRIMARY KEY,
+    id {pk},
     url TEXT NOT NULL UNIQUE,
     kind TEXT NOT NULL CHECK (kind IN ('page', 'media')),
     depth INTEGER NOT NULL,
     hint TEXT NOT NULL DEFAULT '',
     state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'failed', 'skipped')),
     attempts INTEGER NOT NULL DEFAULT 0,
-    not_before REAL NOT NULL DEFAULT 0,
-    digest BLOB,
+    not_before {real} NOT NULL DEFAULT 0,
+    digest {blob},
     final_url TEXT,
     note TEXT NOT NULL DEFAULT ''
 );
@@ -51,7 +57,7 @@ CREATE TABLE IF NOT EXISTS refs (
     PRIMARY KEY (media_url, page_url)
 );
 CREATE TABLE IF NOT EXISTS media (
-    digest BLOB PRIMARY KEY,
+    digest {blob} PRIMARY KEY,
     mime TEXT NOT NULL,
     size INTEGER NOT NULL,
     matches TEXT NOT NULL,
@@ -64,18 +70,24 @@ CREATE TABLE IF NOT EXISTS hosts (
     bytes INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS cases (
-    id INTEGER PRIMARY KEY,
+    id {pk},
     page_url TEXT NOT NULL,
     media_url TEXT NOT NULL,
     final_url TEXT NOT NULL,
     work_id TEXT NOT NULL,
     kind TEXT NOT NULL,
-    score REAL NOT NULL,
+    score {real} NOT NULL,
     evidence TEXT NOT NULL,
-    content_digest BLOB NOT NULL,
+    content_digest {blob} NOT NULL,
     robots_obeyed INTEGER NOT NULL,
     found_at TEXT NOT NULL,
     UNIQUE (page_url, media_url, work_id)
+);
+CREATE TABLE IF NOT EXISTS case_packages (
+    case_id {ref} PRIMARY KEY REFERENCES cases (id),
+    package TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
 );
 """
 
@@ -121,6 +133,8 @@ class Case:
         ``False`` when the scan ran with robots.txt overridden.
     found_at : str
         RFC 3339 UTC.
+    package : dict, optional
+        The case's evidence package: ``{"path", "sm3", "recorded_at"}``.
     """
 
     id: int
@@ -134,10 +148,11 @@ class Case:
     content_digest: bytes
     robots_obeyed: bool
     found_at: str
+    package: dict[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (digest in hex)."""
-        return {
+        """A JSON-ready dict (digest in hex); ``evidence_package`` only once one is recorded."""
+        doc: dict[str, Any] = {
             "id": self.id,
             "page_url": self.page_url,
             "media_url": self.media_url,
@@ -150,41 +165,70 @@ class Case:
             "robots_obeyed": self.robots_obeyed,
             "found_at": self.found_at,
         }
+        if self.package is not None:
+            doc["evidence_package"] = self.package
+        return doc
 
 
 class ScanStore:
-    """The scan database in ``directory`` (created when ``create`` is true).
+    """The scan database of the scan directory ``directory`` (created when ``create`` is true).
+
+    Parameters
+    ----------
+    directory : path
+        The scan directory: it holds ``scan.sqlite``, or for a scan on PostgreSQL the
+        pointer ``scan-db.json`` (connection string without password, schema name).
+    create : bool
+        Start a new scan database when the directory holds none.
+    db : str, optional
+        A ``postgresql://user@host:port/database`` URI: a new scan's tables go to a new
+        schema in that database; an existing PostgreSQL scan connects with it (e.g. to
+        give the password, which is never stored). ``None``: SQLite, or the stored
+        connection string.
 
     Raises
     ------
     ScanStoreError
-        No scan database there (``create=False``), or the file is not one.
+        No scan database there (``create=False``), the file is not one, another format,
+        or the PostgreSQL server cannot be reached or refuses the credentials.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     store = ScanStore(d, create=True)
+    ...     store.add("http://example.com/", "page", 0), store.add("http://example.com/", "page", 0)
+    ...     store.close()
+    (True, False)
     """
 
-    def __init__(self, directory: str | Path, *, create: bool = False) -> None:
+    def __init__(self, directory: str | Path, *, create: bool = False, db: str | None = None) -> None:
         self.directory = Path(directory)
         self._charges: list[tuple[str, int, int]] = []
-        path = self.directory / DB_NAME
-        if not create and not path.is_file():
-            raise ScanStoreError(f"{self.directory} holds no scan (no {DB_NAME})")
+        self._db = open_backend(self.directory, create=create, db=db, fmt=FORMAT)
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, timeout=30.0)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            with self._db:
-                self._db.executescript(_SCHEMA)
-                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (FORMAT,))
+            self._db.create_schema(_SCHEMA.format(**TYPES[self._db.dialect]))
+            with self._db.transaction():
+                self._db.execute("INSERT INTO meta VALUES ('format', ?) ON CONFLICT DO NOTHING", (FORMAT,))
             fmt = self._db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-        except (sqlite3.DatabaseError, OSError) as exc:
-            raise ScanStoreError(f"{path} is not a usable scan database: {exc}") from None
+        except ScanStoreError:
+            self._db.close()
+            raise
         if fmt is None or fmt[0] != FORMAT:
-            raise ScanStoreError(f"{path} was written by another format ({fmt}); use a new directory")
+            self._db.close()
+            raise ScanStoreError(
+                f"{self._db.where} was written by another format ({fmt}); use a new directory"
+            )
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._db.dialect
 
     def close(self) -> None:
         """Close the database (pending charges written first)."""
         if self._charges:
-            with self._db:
+            with self._db.transaction():
                 self._flush_charges()
         self._db.close()
 
@@ -197,31 +241,33 @@ class ScanStore:
 
     def set_meta(self, key: str, value: Any) -> None:
         """Store a JSON value."""
-        with self._db:
+        with self._db.transaction():
             self._db.execute(
-                "INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, sort_keys=True))
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(value, sort_keys=True)),
             )
 
     # -- frontier -------------------------------------------------------------------------
 
     def add(self, url: str, kind: str, depth: int, hint: str = "") -> bool:
         """Queue ``url`` unless it was ever seen; ``True`` when it is new."""
-        with self._db:
+        with self._db.transaction():
             return self._add(url, kind, depth, hint)
 
     def _add(
         self, url: str, kind: str, depth: int, hint: str = "", state: str = "pending", note: str = ""
     ) -> bool:
         cur = self._db.execute(
-            "INSERT OR IGNORE INTO frontier (url, kind, depth, hint, state, note) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO frontier (url, kind, depth, hint, state, note) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             (url, kind, depth, hint, state, note),
         )
         return cur.rowcount == 1
 
     def add_ref(self, page_url: str, media_url: str) -> None:
         """Record that ``page_url`` shows ``media_url``."""
-        with self._db:
-            self._db.execute("INSERT OR IGNORE INTO refs VALUES (?, ?)", (page_url, media_url))
+        with self._db.transaction():
+            self._db.execute("INSERT INTO refs VALUES (?, ?) ON CONFLICT DO NOTHING", (page_url, media_url))
 
     def seen(self, url: str) -> bool:
         """Whether ``url`` was ever queued."""
@@ -250,6 +296,17 @@ class ScanStore:
         ).fetchone()[0]
         return None, due
 
+    def due(self, now: float, pages: bool = True, limit: int = 1000) -> list[Item]:
+        """Up to ``limit`` pending items due at ``now``, media before pages, oldest first."""
+        kinds = ("media", "page") if pages else ("media",)
+        marks = ",".join("?" * len(kinds))
+        rows = self._db.execute(
+            f"SELECT id, url, kind, depth, hint, attempts FROM frontier WHERE state = 'pending' "
+            f"AND kind IN ({marks}) AND not_before <= ? ORDER BY kind = 'page', id LIMIT ?",
+            (*kinds, now, limit),
+        ).fetchall()
+        return [Item(*r) for r in rows]
+
     def pages_fetched(self) -> int:
         """Pages fetched so far (done or failed): what the page budget counts."""
         row = self._db.execute(
@@ -259,7 +316,7 @@ class ScanStore:
 
     def postpone(self, item: Item, until: float, note: str) -> None:
         """Count an attempt and retry ``item`` not before ``until``."""
-        with self._db:
+        with self._db.transaction():
             self._flush_charges()
             self._db.execute(
                 "UPDATE frontier SET attempts = attempts + 1, not_before = ?, note = ? WHERE id = ?",
@@ -268,7 +325,7 @@ class ScanStore:
 
     def finish(self, item: Item, state: str, note: str = "") -> None:
         """Mark ``item`` done, failed or skipped."""
-        with self._db:
+        with self._db.transaction():
             self._flush_charges()
             self._db.execute(
                 "UPDATE frontier SET state = ?, note = ? WHERE id = ?", (state, note[:500], item.id)
@@ -284,14 +341,14 @@ class ScanStore:
         scope or traps, kept so that the seen set remembers them); ``media`` are
         ``(url, hint)`` pairs.
         """
-        with self._db:
+        with self._db.transaction():
             self._flush_charges()
             for url, state in links:
                 self._add(url, "page", item.depth + 1, state=state)
             media_urls = []
             for url, hint in media:
                 self._add(url, "media", item.depth + 1, hint)
-                self._db.execute("INSERT OR IGNORE INTO refs VALUES (?, ?)", (item.url, url))
+                self._db.execute("INSERT INTO refs VALUES (?, ?) ON CONFLICT DO NOTHING", (item.url, url))
                 media_urls.append(url)
             added = 0
             for url in media_urls:
@@ -306,17 +363,19 @@ class ScanStore:
     ) -> None:
         """Record a sitemap or feed in one transaction: its pages queued as seeds (depth 0), its
         media queued and referenced by ``source``, and ``source`` marked expanded."""
-        with self._db:
+        with self._db.transaction():
             for url in pages:
                 self._add(url, "page", 0)
             for url, hint in media:
                 self._add(url, "media", 1, hint)
-                self._db.execute("INSERT OR IGNORE INTO refs VALUES (?, ?)", (source, url))
+                self._db.execute("INSERT INTO refs VALUES (?, ?) ON CONFLICT DO NOTHING", (source, url))
             row = self._db.execute("SELECT value FROM meta WHERE key = 'expanded'").fetchone()
             done = {} if row is None else json.loads(row[0])
             done[source] = note[:500]
             self._db.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('expanded', ?)", (json.dumps(done, sort_keys=True),)
+                "INSERT INTO meta VALUES ('expanded', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (json.dumps(done, sort_keys=True),),
             )
 
     # -- per-host budgets -----------------------------------------------------------------
@@ -340,7 +399,7 @@ class ScanStore:
         for origin, pages, nbytes in self._charges:
             self._db.execute(
                 "INSERT INTO hosts (origin, pages, bytes) VALUES (?, ?, ?) ON CONFLICT (origin) "
-                "DO UPDATE SET pages = pages + excluded.pages, bytes = bytes + excluded.bytes",
+                "DO UPDATE SET pages = hosts.pages + excluded.pages, bytes = hosts.bytes + excluded.bytes",
                 (origin, pages, nbytes),
             )
         self._charges.clear()
@@ -367,11 +426,11 @@ class ScanStore:
         ``matches`` is ``None`` when the digest was identified before (its stored result is
         used). Returns the number of new cases.
         """
-        with self._db:
+        with self._db.transaction():
             self._flush_charges()
             if matches is not None:
                 self._db.execute(
-                    "INSERT OR IGNORE INTO media VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO media VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (digest, mime, size, json.dumps(matches, sort_keys=True), error, now_rfc3339()),
                 )
             self._db.execute(
@@ -402,9 +461,9 @@ class ScanStore:
         for match in json.loads(matches_json):
             for page in pages:
                 cur = self._db.execute(
-                    "INSERT OR IGNORE INTO cases (page_url, media_url, final_url, work_id, kind, score, "
+                    "INSERT INTO cases (page_url, media_url, final_url, work_id, kind, score, "
                     "evidence, content_digest, robots_obeyed, found_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (
                         page,
                         media_url,
@@ -426,13 +485,32 @@ class ScanStore:
     def cases(self) -> list[Case]:
         """Every case, in the order found."""
         rows = self._db.execute(
-            "SELECT id, page_url, media_url, final_url, work_id, kind, score, evidence, content_digest, "
-            "robots_obeyed, found_at FROM cases ORDER BY id"
+            "SELECT c.id, page_url, media_url, final_url, work_id, kind, score, evidence, content_digest, "
+            "robots_obeyed, found_at, p.package, p.digest, p.recorded_at "
+            "FROM cases c LEFT JOIN case_packages p ON p.case_id = c.id ORDER BY c.id"
         ).fetchall()
         return [
-            Case(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), bytes(r[8]), bool(r[9]), r[10])
+            Case(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), bytes(r[8]), bool(r[9]), r[10],
+                 None if r[11] is None else {"path": r[11], "sm3": r[12], "recorded_at": r[13]})
             for r in rows
-        ]
+        ]  # fmt: skip
+
+    def record_package(self, case_id: int, package: str, digest: bytes) -> None:
+        """Name the evidence package of a case (a later capture replaces it).
+
+        Raises
+        ------
+        ScanStoreError
+            There is no such case.
+        """
+        with self._db.transaction():
+            if self._db.execute("SELECT 1 FROM cases WHERE id = ?", (case_id,)).fetchone() is None:
+                raise ScanStoreError(f"no case {case_id} in {self.directory}")
+            self._db.execute(
+                "INSERT INTO case_packages VALUES (?, ?, ?, ?) ON CONFLICT (case_id) DO UPDATE SET "
+                "package = excluded.package, digest = excluded.digest, recorded_at = excluded.recorded_at",
+                (case_id, package, digest.hex(), now_rfc3339()),
+            )
 
     def case(self, case_id: int) -> Case | None:
         """One case by id."""

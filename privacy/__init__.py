@@ -8,7 +8,8 @@ the sum without decrypting) or min, max, median, quantiles, top-k, intersection 
 MPC among the agencies' own parties, with ``mpyc``) — over the agencies' tables. Each
 agency (:class:`AgencyServer`, in-process or as a service reached with
 :class:`HttpAgencyClient`) checks the requester against the consortium root it trusts
-(:class:`Trust`) and its pinned peers, and enforces its :class:`Policy` (minimum
+(:class:`Trust`; with :func:`with_ledger`, also the consortium ledger's revocations,
+:class:`LedgerMembership`) and its pinned peers, and enforces its :class:`Policy` (minimum
 participating agencies, allowed columns, minimum group size, differential-privacy budgets
 per certificate); every query, answered or refused, is recorded in an :class:`AuditLog`
 and its digest anchored on the ledger through an :class:`AuditAnchor`
@@ -18,7 +19,8 @@ Modules, in dependency order: :mod:`privacy.errors`, :mod:`privacy.catalog` (sha
 :mod:`privacy.spec` (query specs, JSON and SQL-like), :mod:`privacy.connectors` (CSV,
 SQLite) and :mod:`privacy.pg` (PostgreSQL, with push-down), :mod:`privacy.local`
 (agency-side computation), :mod:`privacy.policy` (roles, minimum agencies and group size,
-DP budgets), :mod:`privacy.identity` (SM2 identities, trust, pinned peers, pairwise keys),
+DP budgets), :mod:`privacy.membership` (membership and revocations from the ledger),
+:mod:`privacy.identity` (SM2 identities, trust, pinned peers, pairwise keys),
 :mod:`privacy.protocol` (signed messages), :mod:`privacy.replay`, :mod:`privacy.secagg`
 (masks), :mod:`privacy.paillier` (keys, packing), :mod:`privacy.mpc` and
 :mod:`privacy.mpc_party` (mpyc parties over TCP), :mod:`privacy.agency`,
@@ -75,6 +77,7 @@ if TYPE_CHECKING:
     from privacy.connectors import ArrayConnector, Connector, CSVConnector, SQLiteConnector
     from privacy.http_client import HttpAgencyClient
     from privacy.identity import Identity, PeerDirectory, Trust
+    from privacy.membership import LedgerMembership, with_ledger
     from privacy.paillier import generate_keypair
     from privacy.pg import PostgreSQLConnector
     from privacy.policy import BudgetLedger, Decision, Policy
@@ -101,6 +104,8 @@ _LAZY: dict[str, str] = {
     "Identity": "privacy.identity",
     "PeerDirectory": "privacy.identity",
     "Trust": "privacy.identity",
+    "LedgerMembership": "privacy.membership",
+    "with_ledger": "privacy.membership",
     "PostgreSQLConnector": "privacy.pg",
     "ArrayConnector": "privacy.connectors",
     "CSVConnector": "privacy.connectors",
@@ -151,6 +156,7 @@ __all__ = [
     "IdentityError",
     "KeyValidationError",
     "LedgerAnchor",
+    "LedgerMembership",
     "LocalAgencyClient",
     "MPCError",
     "OverflowRisk",
@@ -169,6 +175,7 @@ __all__ = [
     "generate_keypair",
     "parse",
     "parse_sql",
+    "with_ledger",
 ]
 
 

@@ -317,7 +317,7 @@ class AgencyServer:
                 f"the plan's minimum group size {plan.min_group} is below this agency's "
                 f"{self.policy.min_group_size}",
             )
-        if plan != mpc_plan(pending.spec, self.catalog, len(peers), plan.min_group):
+        if plan != mpc_plan(pending.spec, self.catalog, len(peers), plan.min_group, plan.method):
             raise PolicyRefusal(self.name, "the MPC plan is not the one this query calls for")
         timeout = min(float(signed.msg["timeout_s"]), MAX_MPC_SECONDS)
         output = run_party(

@@ -5,6 +5,11 @@
     [consortium]
     root_public_key = "04…"            # the supervisory root's SM2 public key (hex)
     revoked = []                       # certificate ids (hex) refused even if root-signed
+    [consortium.ledger]                # optional: membership and revocations from the ledger
+    client = "member-client.toml"      # a member's client profile (rongxin member add writes one)
+    ttl_s = 10                         # answers cached this long
+    grace_s = 60                       # then used this much longer while the node is unreachable
+    require_registered = true          # refuse certificates never registered on the chain
 
     [regulator]
     role = "regulator"
@@ -55,6 +60,7 @@ from privacy.catalog import Catalog
 from privacy.connectors import from_config
 from privacy.errors import CatalogError
 from privacy.identity import Identity, PeerDirectory, Trust, load_certificate, load_identity
+from privacy.membership import DEFAULT_GRACE_S, DEFAULT_TTL_S
 from privacy.mpc import PartyJob
 from privacy.policy import BudgetLedger, Policy
 from privacy.replay import ReplayGuard
@@ -173,6 +179,45 @@ def parse_trust(doc: Any) -> Trust:
 
 
 @dataclass(frozen=True)
+class LedgerSettings:
+    """``[consortium.ledger]``: where and how to read membership from the consortium ledger.
+
+    The client profile is opened by the command that runs the agency or the query (it
+    holds a member key), then :func:`privacy.membership.with_ledger` attaches it.
+    """
+
+    client: Path
+    ttl_s: float = DEFAULT_TTL_S
+    grace_s: float = DEFAULT_GRACE_S
+    require_registered: bool = True
+
+    @classmethod
+    def from_dict(cls, doc: Any, base: Path) -> LedgerSettings:
+        """Parse the table (``client`` relative to ``base``)."""
+        where = "[consortium.ledger]"
+        if not isinstance(doc, dict) or not isinstance(doc.get("client"), str) or not doc["client"]:
+            raise CatalogError(f"{where} needs client (a member's client profile)")
+        extra = set(doc) - {"client", "ttl_s", "grace_s", "require_registered"}
+        if extra:
+            raise CatalogError(f"{where}: unknown keys {sorted(extra)}")
+        ttl, grace = doc.get("ttl_s", DEFAULT_TTL_S), doc.get("grace_s", DEFAULT_GRACE_S)
+        for name, v in (("ttl_s", ttl), ("grace_s", grace)):
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 86_400:
+                raise CatalogError(f"{where}: {name} must be seconds between 0 and 86400")
+        required = doc.get("require_registered", True)
+        if not isinstance(required, bool):
+            raise CatalogError(f"{where}: require_registered must be true or false")
+        return cls(base / doc["client"], float(ttl), float(grace), required)
+
+
+def ledger_settings(doc: Any, base: Path) -> LedgerSettings | None:
+    """The ``[consortium.ledger]`` table of a ``[consortium]`` table, if any."""
+    if not isinstance(doc, dict) or "ledger" not in doc:
+        return None
+    return LedgerSettings.from_dict(doc["ledger"], base)
+
+
+@dataclass(frozen=True)
 class Deployment:
     """Everything ``rongxin query run`` needs."""
 
@@ -182,6 +227,7 @@ class Deployment:
     base: Path = Path(".")
     trust: Trust | None = None
     chain_id: str = DEFAULT_CHAIN_ID
+    ledger: LedgerSettings | None = None
 
     @classmethod
     def from_dict(cls, doc: Any, base: Path | None = None) -> Deployment:
@@ -202,6 +248,7 @@ class Deployment:
             base or Path("."),
             trust,
             chain_id_of(doc.get("consortium", {})),
+            ledger_settings(doc.get("consortium"), base or Path(".")),
         )
 
     @classmethod
@@ -219,16 +266,21 @@ class Deployment:
             {a.name: a.identity.certificate_at(self.base, f"agency {a.name!r}") for a in self.agencies}
         )
 
-    def server(self, agency: AgencyConfig) -> AgencyServer:
-        """The in-process server of ``agency`` (pinning every agency of the deployment)."""
-        if self.trust is None:
+    def server(self, agency: AgencyConfig, trust: Trust | None = None) -> AgencyServer:
+        """The in-process server of ``agency`` (pinning every agency of the deployment);
+        ``trust`` replaces the deployment's (e.g. with the ledger attached)."""
+        trust = trust or self.trust
+        if trust is None:
             raise CatalogError("the deployment needs a [consortium] table (the root its agencies trust)")
-        return build_server(agency, self.catalog, self.trust, self.peers(), self.base)
+        return build_server(agency, self.catalog, trust, self.peers(), self.base)
 
-    def clients(self, names: list[str] | None = None, signer: Identity | None = None) -> list[Any]:
+    def clients(
+        self, names: list[str] | None = None, signer: Identity | None = None, trust: Trust | None = None
+    ) -> list[Any]:
         """Clients for the named agencies (all by default): in-process or over HTTP.
 
-        ``signer`` (the requester's identity) signs the HTTP requests to remote agencies.
+        ``signer`` (the requester's identity) signs the HTTP requests to remote agencies;
+        ``trust`` replaces the deployment's for in-process agencies.
         """
         known = {a.name: a for a in self.agencies}
         chosen = names or list(known)
@@ -247,7 +299,7 @@ class Deployment:
                     HttpAgencyClient(a.name, a.url, cert, signer, self.chain_id, tls_certificate=pinned)
                 )
             else:
-                out.append(LocalAgencyClient(self.server(a)))
+                out.append(LocalAgencyClient(self.server(a, trust)))
         return out
 
 
@@ -309,6 +361,7 @@ class AgencyService:
     chain_id: str
     tls_key: Path | None = None
     tls_certificate: Path | None = None
+    ledger: LedgerSettings | None = None
 
     @classmethod
     def from_file(cls, path: str | Path) -> AgencyService:
@@ -349,6 +402,7 @@ class AgencyService:
             chain_id_of(doc["consortium"]),
             None if agency.tls_key is None else base / agency.tls_key,
             None if agency.tls_certificate is None else base / agency.tls_certificate,
+            ledger_settings(doc["consortium"], base),
         )
 
 

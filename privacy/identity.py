@@ -35,6 +35,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chain.crypto import CryptoError, PrivateKey, PublicKey
 from chain.crypto.ecdh import EphemeralKey
@@ -43,6 +44,9 @@ from chain.errors import ChainError
 from chain.node.identity import certificate_from_json, certificate_to_json
 from chain.types import Certificate, Role
 from privacy.errors import CatalogError, IdentityError
+
+if TYPE_CHECKING:
+    from privacy.membership import Membership
 
 __all__ = [
     "Identity",
@@ -143,11 +147,25 @@ class Trust:
     root : PublicKey
         The supervisory root public key (from the consortium's genesis).
     revoked : frozenset of bytes
-        Certificate ids the agency refuses even though the root signed them.
+        Certificate ids refused even though the root signed them (a local deny list, on
+        top of the ledger's).
+    membership : Membership or None
+        The consortium ledger's membership and revocations
+        (:class:`privacy.membership.LedgerMembership`); ``None``: the deny list only.
     """
 
     root: PublicKey
     revoked: frozenset[bytes] = field(default_factory=frozenset)
+    membership: Membership | None = field(default=None, compare=False)
+
+    def check_standing(self, cert: Certificate) -> Certificate:
+        """``cert`` if neither the local deny list nor the ledger revoked it (nor, when the
+        ledger requires it, is it unregistered); :class:`IdentityError` saying why not."""
+        if cert.cert_id in self.revoked:
+            raise IdentityError(f"the certificate of {cert.subject!r} has been revoked")
+        if self.membership is not None:
+            self.membership.check(cert)
+        return cert
 
     def check(self, cert: Certificate, role: str, now_ms: int | None = None) -> Certificate:
         """``cert`` if it may act in ``role`` now; :class:`IdentityError` saying why not."""
@@ -160,14 +178,12 @@ class Trust:
         now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
         if not cert.valid_at(now):
             raise IdentityError(f"the certificate of {cert.subject!r} is not valid now (expired or not yet)")
-        if cert.cert_id in self.revoked:
-            raise IdentityError(f"the certificate of {cert.subject!r} has been revoked")
         if role not in {r.value for r in cert.roles}:
             raise IdentityError(
                 f"the certificate of {cert.subject!r} does not carry the role {role!r} "
                 f"(it has {[r.value for r in cert.roles]})"
             )
-        return cert
+        return self.check_standing(cert)
 
 
 class PeerDirectory:

@@ -264,6 +264,81 @@ def order_histogram(spec: QuerySpec, catalog: Catalog, frame: Frame, bits: int, 
     return np.bincount(groups * d + q, minlength=g * d).reshape(g, d)
 
 
+@dataclass(frozen=True)
+class RankCounter:
+    """One agency's rows as sorted ``(group, value bin)`` keys: how many lie at or below a bin.
+
+    What the agency answers, secret-shared, at each step of the secure search for an order
+    statistic (:mod:`privacy.mpc_party`); it never leaves the agency in the clear.
+
+    Examples
+    --------
+    >>> c = RankCounter.build(np.array([0, 0, 1, 0]), np.array([5, 2, 7, 2]), groups=2, bits=3)
+    >>> c.totals().tolist()
+    [3, 1]
+    >>> c.at_most(np.array([0, 0, 1, 1]), np.array([1, 2, 6, 7])).tolist()
+    [0, 2, 0, 1]
+    >>> RankCounter.build(np.array([1]), np.array([3]), 2, 3, counts=np.array([4])).totals().tolist()
+    [0, 4]
+    """
+
+    keys: np.ndarray
+    cumulative: np.ndarray
+    groups: int
+    bits: int
+
+    @classmethod
+    def build(
+        cls,
+        group_ids: np.ndarray,
+        bins: np.ndarray,
+        groups: int,
+        bits: int,
+        counts: np.ndarray | None = None,
+    ) -> RankCounter:
+        """Sort the keys ``group * 2**bits + bin`` (group ids in ``[0, groups)``, bins in
+        ``[0, 2**bits)``), each standing for one row or for ``counts[i]`` rows."""
+        if groups.bit_length() + bits > 62:
+            raise SpecError(f"{groups} groups of 2**{bits} value bins do not fit 64-bit keys")
+        gid = np.asarray(group_ids, dtype=np.int64)
+        q = np.asarray(bins, dtype=np.int64)
+        weights = np.ones(len(q), dtype=np.int64) if counts is None else np.asarray(counts, dtype=np.int64)
+        if not len(gid) == len(q) == len(weights):
+            raise ConnectorError("group ids, bins and counts differ in length")
+        bad = (gid < 0) | (gid >= groups) | (q < 0) | (q >= 1 << bits) | (weights < 0)
+        if bad.any():
+            raise ConnectorError("a row falls outside the plan's groups or value bins")
+        if int(weights.sum()) >= 1 << MAX_ROWS_BITS:
+            raise ConnectorError(f"a table may hold at most {(1 << MAX_ROWS_BITS) - 1} rows per agency")
+        keys = gid * (1 << bits) + q
+        order = np.argsort(keys, kind="stable")
+        cumulative = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(weights[order])])
+        return cls(keys[order], cumulative, groups, bits)
+
+    def _below_or_at(self, keys: np.ndarray, side: str) -> np.ndarray:
+        index = np.searchsorted(self.keys, keys, side="left" if side == "left" else "right")
+        return np.asarray(self.cumulative[index])
+
+    def totals(self) -> np.ndarray:
+        """Rows per group (int64, length ``groups``)."""
+        edges = np.arange(self.groups + 1, dtype=np.int64) << self.bits
+        return np.diff(self._below_or_at(edges, "left"))
+
+    def at_most(self, groups: np.ndarray, bins: np.ndarray) -> np.ndarray:
+        """Rows of each ``groups[i]`` whose bin is ``<= bins[i]`` (arrays of equal shape)."""
+        g = np.asarray(groups, dtype=np.int64) << self.bits
+        upper = self._below_or_at(g + np.asarray(bins, dtype=np.int64), "right")
+        return np.asarray(upper - self._below_or_at(g, "left"))
+
+
+def order_counter(spec: QuerySpec, catalog: Catalog, frame: Frame, bits: int, width: int) -> RankCounter:
+    """The agency's :class:`RankCounter` for an order statistic over ``2**bits`` bins of ``width``."""
+    col = catalog.column(spec.table, spec.column or "")
+    lo, _ = col.scaled_bounds()
+    q = (scaled_values(frame, col) - lo) // width
+    return RankCounter.build(group_ids(frame, spec, catalog), q, n_groups(spec, catalog), bits)
+
+
 def key_totals(spec: QuerySpec, catalog: Catalog, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
     """(sum of the value column per key, rows per key) for top-k (int64, length K)."""
     key = catalog.column(spec.table, spec.key or "")

@@ -4,14 +4,18 @@ The agencies are the parties (at least 3), each its own process talking to the o
 over TCP; the regulator runs no party. Each party secret-shares *fixed-shape* inputs
 derived from its rows, so shapes reveal nothing about the data:
 
-* **order statistics** (min, max, median, quantiles): a histogram of its values over
-  ``2**bits`` value bins per group (``bits`` ≤ 20; exact when the declared range fits,
-  else the result is exact to one bin, reported as the resolution). The parties add the
-  histograms (free), then find each target bin five bits at a time: the cumulative
-  counts of 32 coarse bins are compared with the secret target rank, the first
-  qualifying bin is selected as a secret one-hot vector, and a secret vector-matrix
-  product picks that bin's finer histogram for the next level. Only
-  ``32 * ceil(bits / 5)`` comparisons per target and group — none per row.
+* **order statistics** (min, max, median, quantiles), by default a **secure search**
+  over the value bins (after Aggarwal, Mishra and Pinkas, 2004): each agency keeps its
+  rows in the clear and, at each step, secret-shares only its *counts* of rows at or below
+  the step's public candidate bins; the parties add them, compare with the secret target
+  rank and open the comparisons, which fix the next digit of the answer. They are
+  determined by the answer itself, so the agencies learn the target bins (for a median
+  both middle ones) and nothing else; ``ceil(bits / SEARCH_DIGIT_BITS)`` steps of
+  ``2**SEARCH_DIGIT_BITS - 1`` comparisons per target and group, exact up to 2**32 bins.
+  The earlier ``histogram`` method (still available: it opens nothing to the agencies,
+  at the price of secret-sharing a histogram of ``2**bits`` bins per group, ``bits`` ≤ 20)
+  adds the histograms, then finds each target bin five bits at a time with a secret
+  one-hot selection.
 * **top-k**: per-key totals and counts (keys from the catalog domain); keys under the
   minimum group size are dropped, then k rounds of secure argmax.
 * **intersection size**: per-key presence indicators, multiplied across parties, summed.
@@ -26,8 +30,8 @@ Examples
 >>> from privacy.spec import parse_sql
 >>> cat = Catalog.from_dict({"t": {"v": {"type": "int", "min": 0, "max": 999}}})
 >>> p = plan(parse_sql("SELECT MEDIAN(v) FROM t"), cat, parties=3, min_group=1)
->>> p.kind, p.bits, p.width, p.targets
-('order', 10, 1, ((2, 1, 0), (2, 1, 1)))
+>>> p.kind, p.method, p.bits, p.width, p.targets
+('order', 'search', 10, 1, ((2, 1, 0), (2, 1, 1)))
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ from privacy.spec import QuerySpec
 MIN_PARTIES = 3
 INPUT_BUDGET_BITS = 20
 MAX_ORDER_BITS = 20
+MAX_SEARCH_BITS = 32
+METHODS = ("search", "histogram")
 QUANTILE_DENOMINATOR = 1000
 
 
@@ -70,6 +76,7 @@ class MpcPlan:
     min_group: int
     k: int
     keys: int
+    method: str = "search"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain form for job files."""
@@ -118,8 +125,15 @@ def targets_for(spec: QuerySpec) -> tuple[tuple[int, int, int], ...]:
     return tuple(out)
 
 
-def plan(spec: QuerySpec, catalog: Catalog, parties: int, min_group: int) -> MpcPlan:
-    """The public plan for ``spec`` with ``parties`` agencies."""
+def plan(spec: QuerySpec, catalog: Catalog, parties: int, min_group: int, method: str = "search") -> MpcPlan:
+    """The public plan for ``spec`` with ``parties`` agencies.
+
+    ``method`` picks how order statistics are found: ``"search"`` (the agencies learn the
+    answer's bins, cheap) or ``"histogram"`` (the agencies learn nothing, costly); other
+    aggregates ignore it.
+    """
+    if method not in METHODS:
+        raise SpecError(f"unknown MPC method {method!r}; expected one of {list(METHODS)}")
     if parties < MIN_PARTIES:
         raise SpecError(
             f"the MPC path needs at least {MIN_PARTIES} agencies (honest majority); {parties} selected"
@@ -129,11 +143,15 @@ def plan(spec: QuerySpec, catalog: Catalog, parties: int, min_group: int) -> Mpc
     if spec.aggregate in ("min", "max", "median", "quantile"):
         g = n_groups(spec, catalog)
         col = catalog.column(spec.table, spec.column or "")
-        max_bits = min(MAX_ORDER_BITS, INPUT_BUDGET_BITS - max(0, (g - 1).bit_length()))
-        bits, width = order_bits(col, max(2, max_bits))
+        if method == "search":
+            max_bits = MAX_SEARCH_BITS
+        else:
+            max_bits = max(2, min(MAX_ORDER_BITS, INPUT_BUDGET_BITS - max(0, (g - 1).bit_length())))
+        bits, width = order_bits(col, max_bits)
         targets = targets_for(spec)
         alpha = max(t[0] for t in targets)
-        return MpcPlan("order", g, bits, width, targets, rows_bits + alpha.bit_length() + 3, min_group, 0, 0)
+        secint_bits = rows_bits + alpha.bit_length() + 3
+        return MpcPlan("order", g, bits, width, targets, secint_bits, min_group, 0, 0, method)
     key = catalog.column(spec.table, spec.key or "")
     assert key.domain is not None
     if spec.aggregate == "topk":
@@ -317,11 +335,15 @@ def finish(
     values = recombine(outputs)
     if len(values) != mpc_plan.output_length:
         raise MPCError(f"expected {mpc_plan.output_length} outputs, the parties produced {len(values)}")
-    stats = {
+    stats: dict[str, Any] = {
         "seconds": time.perf_counter() - t0,
         "bytes_sent": sum(int(o.get("bytes_sent", 0)) for o in outputs),
         "bytes_to_regulator": sum(len(json.dumps(o["shares"])) for o in outputs),
     }
+    for phase in ("load", "mpyc_import", "connect", "compute"):  # the slowest party's, per phase
+        times = [o["seconds"][phase] for o in outputs if isinstance(o.get("seconds"), dict)]
+        if times and all(isinstance(t, int | float) for t in times):
+            stats[f"party_{phase}_s"] = max(float(t) for t in times)
     return values, stats
 
 

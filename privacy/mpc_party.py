@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +22,16 @@ import numpy as np
 from privacy.catalog import Catalog
 from privacy.connectors import from_config
 from privacy.errors import PrivacyError
-from privacy.local import key_indicator, key_totals, load, order_histogram
+from privacy.local import RankCounter, key_indicator, key_totals, load, order_counter, order_histogram
 from privacy.mpc import MEDIAN_TARGETS, MpcPlan
+from privacy.pg import PostgreSQLConnector
 from privacy.spec import QuerySpec
 
 DIGIT_BITS = 5
+SEARCH_DIGIT_BITS = 2
 
 
-def local_inputs(doc: dict[str, Any]) -> tuple[MpcPlan, list[np.ndarray]]:
+def local_inputs(doc: dict[str, Any]) -> tuple[MpcPlan, list[Any]]:
     """The agency's plaintext inputs for the plan (never sent: they are secret-shared)."""
     spec = QuerySpec.from_dict(doc["spec"])
     catalog = Catalog.from_dict(doc["catalog"])
@@ -38,7 +42,13 @@ def local_inputs(doc: dict[str, Any]) -> tuple[MpcPlan, list[np.ndarray]]:
             f"the plan's minimum group size {mpc_plan.min_group} is below this agency's "
             f"{job['min_group_size']}; refusing"
         )
-    frame = load(from_config(job["source"], catalog, Path(job["base"])), catalog, spec)
+    connector = from_config(job["source"], catalog, Path(job["base"]))
+    if mpc_plan.kind == "order" and mpc_plan.method == "search":
+        if isinstance(connector, PostgreSQLConnector):  # counted in the database
+            return mpc_plan, [connector.order_counter(spec, catalog, mpc_plan.bits, mpc_plan.width)]
+        frame = load(connector, catalog, spec)
+        return mpc_plan, [order_counter(spec, catalog, frame, mpc_plan.bits, mpc_plan.width)]
+    frame = load(connector, catalog, spec)
     if mpc_plan.kind == "order":
         return mpc_plan, [order_histogram(spec, catalog, frame, mpc_plan.bits, mpc_plan.width)]
     if mpc_plan.kind == "topk":
@@ -47,7 +57,7 @@ def local_inputs(doc: dict[str, Any]) -> tuple[MpcPlan, list[np.ndarray]]:
     return mpc_plan, [key_indicator(spec, catalog, frame)]
 
 
-async def _program(mpc: Any, mpc_plan: MpcPlan, inputs: list[np.ndarray]) -> tuple[int, list[int]]:
+async def _program(mpc: Any, mpc_plan: MpcPlan, inputs: list[Any]) -> tuple[int, list[int]]:
     secint = mpc.SecInt(mpc_plan.secint_bits)
     parties = list(range(len(mpc.parties)))
 
@@ -58,7 +68,9 @@ async def _program(mpc: Any, mpc_plan: MpcPlan, inputs: list[np.ndarray]) -> tup
             total = total + s
         return total
 
-    if mpc_plan.kind == "order":
+    if mpc_plan.kind == "order" and mpc_plan.method == "search":
+        outs = await _order_search(mpc, secint, mpc_plan, inputs[0], shared_sum)
+    elif mpc_plan.kind == "order":
         outs = _order(mpc, secint, mpc_plan, shared_sum(inputs[0]))
     elif mpc_plan.kind == "topk":
         outs = _topk(mpc, secint, mpc_plan, shared_sum(inputs[0]), shared_sum(inputs[1]))
@@ -121,6 +133,49 @@ def _order(mpc: Any, secint: Any, p: MpcPlan, hist: Any) -> list[Any]:
     return [flag, values * flag]
 
 
+async def _order_search(
+    mpc: Any, secint: Any, p: MpcPlan, counter: RankCounter, shared_sum: Callable[[np.ndarray], Any]
+) -> list[Any]:
+    """Find every target bin by a secure search over the bins (Aggarwal, Mishra, Pinkas 2004).
+
+    The group totals are shared and compared with the minimum group size; those flags are
+    opened (the output carries them anyway) and suppressed groups are not searched. Then,
+    ``SEARCH_DIGIT_BITS`` bits per step, most significant first, each party shares its
+    counts of rows at or below the ``2**d - 1`` public candidate bins that split the
+    current interval; the parties compare ``alpha * total >= beta * n + gamma`` under MPC
+    and open how many candidates qualify, which is the next digit of the smallest
+    qualifying bin. Only these digits — fixed by the answer — are opened.
+    """
+    n = shared_sum(counter.totals())  # (G,)
+    flags = [int(f) for f in np.asarray(await mpc.output(n >= p.min_group)).reshape(-1)]
+    active = np.array([g for g in range(p.groups) if flags[g]], dtype=np.int64)
+    t_count = len(p.targets)
+    rows = t_count * len(active)
+    base = np.zeros(rows, dtype=np.int64)
+    if rows:
+        row_groups = np.tile(active, t_count)
+        n_active = n[active]
+        thr = np.concatenate([n_active * b + c for _, b, c in p.targets]).reshape(rows, 1)
+        alpha = np.array([[a] for a, _, _ in p.targets for _ in active], dtype=object)
+        remaining = p.bits
+        while remaining > 0:
+            d = min(SEARCH_DIGIT_BITS, remaining)
+            remaining -= d
+            steps = np.arange(1, 1 << d, dtype=np.int64) << remaining  # (2**d - 1,)
+            candidates = base[:, None] + steps[None, :] - 1  # last bin of each lower part
+            local = counter.at_most(np.repeat(row_groups, len(steps)), candidates.reshape(-1))
+            total = shared_sum(np.asarray(local.reshape(rows, len(steps)), dtype=object))
+            qualifying = (total * alpha >= thr).sum(axis=1)
+            opened = np.asarray(await mpc.output(qualifying), dtype=np.int64).reshape(-1)
+            base = base + (((1 << d) - 1 - opened) << remaining)
+    bins = np.zeros((t_count, p.groups), dtype=object)
+    if rows:
+        bins[:, active] = base.reshape(t_count, len(active))
+    values = bins[0] + bins[1] if p.targets == MEDIAN_TARGETS else bins.reshape(-1)
+    public = np.concatenate([np.array(flags, dtype=object), np.asarray(values, dtype=object).reshape(-1)])
+    return [secint.array(public)]
+
+
 def _topk(mpc: Any, secint: Any, p: MpcPlan, totals: Any, counts: Any) -> list[Any]:
     ok = counts >= p.min_group
     v = totals * ok + ok - 1  # suppressed keys become -1
@@ -138,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run one party and print its output shares as JSON."""
     args = sys.argv[1:] if argv is None else argv
     doc = json.loads(Path(args[0]).read_text())
+    t0 = time.perf_counter()
     try:
         mpc_plan, inputs = local_inputs(doc)
     except PrivacyError as exc:
@@ -152,11 +208,21 @@ def main(argv: list[str] | None = None) -> int:
         "--no-log",
         *args[1:],
     ]
+    if "--ssl" in args[1:]:
+        from privacy.mpc_tls import pin_contexts_only
+
+        pin_contexts_only()
+    t_loaded = time.perf_counter()
     from mpyc.runtime import mpc
 
+    stamps: dict[str, float] = {}
+
     async def session() -> tuple[int, list[int], int]:
+        stamps["import"] = time.perf_counter()
         await mpc.start()
+        stamps["connected"] = time.perf_counter()
         modulus, shares = await _program(mpc, mpc_plan, inputs)
+        stamps["computed"] = time.perf_counter()
         sent = sum(
             int(getattr(p.protocol, "nbytes_sent", 0))
             for p in mpc.parties
@@ -166,7 +232,14 @@ def main(argv: list[str] | None = None) -> int:
         return modulus, shares, sent
 
     modulus, shares, sent = mpc.run(session())
-    print(json.dumps({"pid": doc["index"], "modulus": modulus, "shares": shares, "bytes_sent": sent}))
+    seconds = {  # where this party's time went (after the interpreter started)
+        "load": t_loaded - t0,
+        "mpyc_import": stamps["import"] - t_loaded,
+        "connect": stamps["connected"] - stamps["import"],
+        "compute": stamps["computed"] - stamps["connected"],
+    }
+    out = {"pid": doc["index"], "modulus": modulus, "shares": shares, "bytes_sent": sent, "seconds": seconds}
+    print(json.dumps(out))
     return 0
 
 

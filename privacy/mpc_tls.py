@@ -8,6 +8,10 @@ self-signed certificate for its party (:func:`party_credentials`, not a CA: it c
 nothing else) and announces the certificate inside its SM2-signed acceptance of the query;
 every agency then trusts exactly the certificates that the other participants signed
 (:func:`write_config`), so a link is both encrypted and bound to a pinned agency.
+mpyc builds its contexts with :func:`ssl.create_default_context`, which would also trust
+the system's public CAs; a party process first calls :func:`pin_contexts_only`, so its
+contexts trust nothing but the certificates mpyc then loads from ``.config`` (and skip
+reading the system store, about a second per party on a busy machine).
 
 Examples
 --------
@@ -19,6 +23,7 @@ True
 from __future__ import annotations
 
 import datetime
+import ssl
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -108,3 +113,36 @@ def write_config(workdir: Path, pid: int, key_pem: bytes, certs: Sequence[bytes]
     key_path.chmod(0o600)
     (cfg / f"party_{pid}.crt").write_bytes(certs[pid])
     (cfg / "mpyc_ca.crt").write_bytes(b"".join(certs))
+
+
+def pinned_context(
+    purpose: ssl.Purpose = ssl.Purpose.SERVER_AUTH,
+    *,
+    cafile: str | None = None,
+    capath: str | None = None,
+    cadata: str | bytes | None = None,
+) -> ssl.SSLContext:
+    """Like :func:`ssl.create_default_context` but without the system's CAs, TLS 1.3 only.
+
+    ``SERVER_AUTH`` (a client's context) checks the server's name; both sides require the
+    peer's certificate. Only ``cafile``/``capath``/``cadata`` and whatever the caller loads
+    later are trusted.
+    """
+    if purpose == ssl.Purpose.SERVER_AUTH:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    else:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    if cafile or capath or cadata:
+        ctx.load_verify_locations(cafile, capath, cadata)
+    return ctx
+
+
+def pin_contexts_only() -> None:
+    """Make :func:`ssl.create_default_context` in this process :func:`pinned_context`.
+
+    For a party process only (mpyc creates its contexts that way and nothing else in it
+    opens TLS connections).
+    """
+    ssl.create_default_context = pinned_context  # type: ignore[assignment]

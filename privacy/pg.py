@@ -33,7 +33,7 @@ import numpy as np
 from privacy.catalog import Catalog, Column
 from privacy.connectors import MAX_ROWS, _ident, _to_array
 from privacy.errors import ConnectorError, SpecError
-from privacy.local import MAX_ROWS_BITS, n_groups, slot_kinds
+from privacy.local import MAX_ROWS_BITS, RankCounter, n_groups, slot_kinds
 from privacy.spec import Filter, QuerySpec
 
 STATEMENT_TIMEOUT_MS = 600_000
@@ -160,6 +160,34 @@ class PostgreSQLConnector:
             )
             rows = self._rows(sql, params)
         return self._assemble(spec, catalog, rows, g, kinds, min_group)
+
+    def order_counter(self, spec: QuerySpec, catalog: Catalog, bits: int, width: int) -> RankCounter:
+        """Rows per (group, value bin) of an order statistic, counted in the database.
+
+        ``WHERE`` from the filters, the value scaled and clipped as in-process, binned by
+        ``width`` and grouped; one row per distinct (group, bin) comes back instead of
+        every row, and it stays inside the agency like the rows themselves.
+        """
+        assert spec.column is not None
+        where, params = ["TRUE"], []
+        for f in spec.filters:
+            sql, p = _condition(f)
+            where.append(sql)
+            params.extend(p)
+        col = catalog.column(spec.table, spec.column)
+        lo, _ = col.scaled_bounds()
+        group = "0" if spec.group_by is None else _q(spec.group_by)
+        rows = self._rows(
+            f"SELECT {group} AS g, (({_scaled(col)}) - ({lo})::bigint) / ({width})::bigint AS b, "
+            f"COUNT(*) FROM {self._table(spec.table)} WHERE {' AND '.join(where)} GROUP BY 1, 2",
+            params,
+        )
+        if any(r[1] is None for r in rows):
+            raise ConnectorError(f"column {col.name!r} holds NULL values; clean the data first")
+        gids = np.array([self._group_index(spec, catalog, r[0]) for r in rows], dtype=np.int64)
+        bins = np.array([int(r[1]) for r in rows], dtype=np.int64)
+        counts = np.array([int(r[2]) for r in rows], dtype=np.int64)
+        return RankCounter.build(gids, bins, n_groups(spec, catalog), bits, counts)
 
     def _group_index(self, spec: QuerySpec, catalog: Catalog, value: Any) -> int:
         if spec.group_by is None:

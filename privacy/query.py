@@ -46,7 +46,7 @@ from privacy import mpc, paillier, secagg
 from privacy.audit import AuditLog, AuditRecord, result_digest, utc_now
 from privacy.catalog import Catalog
 from privacy.errors import AgencyUnavailable, CiphertextError, IdentityError, PolicyRefusal, SpecError
-from privacy.identity import Identity
+from privacy.identity import Identity, Trust
 from privacy.local import n_groups, slot_kinds, value_bits
 from privacy.protocol import Signed, decode_message, encode_message, int_to_bytes, open_signed, sign
 from privacy.replay import clock_ms
@@ -262,6 +262,14 @@ class Regulator:
         Where records are anchored.
     timeout : float
         Seconds an agency may take before it counts as dropped out.
+    mpc_method : str
+        How the MPC path finds order statistics: ``"search"`` (default; the agencies also
+        learn the answer) or ``"histogram"`` (they learn nothing; far costlier), see
+        :func:`privacy.mpc.plan`.
+    trust : Trust or None
+        Checked before every query for each agency's pinned certificate: the deny list and
+        the consortium ledger's revocations (:meth:`privacy.identity.Trust.check_standing`);
+        a revoked agency makes the query fail before anything is sent.
     """
 
     def __init__(
@@ -273,6 +281,8 @@ class Regulator:
         role: str = "regulator",
         audit: AuditLog | None = None,
         timeout: float = 120.0,
+        mpc_method: str = "search",
+        trust: Trust | None = None,
     ) -> None:
         names = [a.name for a in agencies]
         if not agencies or len(set(names)) != len(names):
@@ -285,6 +295,10 @@ class Regulator:
         self.role = role
         self.audit = audit
         self.timeout = timeout
+        if mpc_method not in mpc.METHODS:
+            raise SpecError(f"unknown MPC method {mpc_method!r}; expected one of {list(mpc.METHODS)}")
+        self.mpc_method = mpc_method
+        self.trust = trust
         # per query: SM3 of the signed query, and of each agency's signed answer to it
         self._trail: dict[str, tuple[bytes, dict[str, bytes]]] = {}
 
@@ -297,6 +311,12 @@ class Regulator:
         """Run ``spec``; policy refusals raise :class:`PolicyRefusal` (and are audited)."""
         spec = spec.with_requester(self.requester, self.role)
         spec.validate(self.catalog)
+        if self.trust is not None:
+            for agency in self.agencies:
+                try:
+                    self.trust.check_standing(agency.certificate)
+                except IdentityError as exc:
+                    raise IdentityError(f"agency {agency.name!r} cannot take part: {exc}") from None
         qid = secrets.token_hex(16)
         say = progress or (lambda _m: None)
         decisions: list[DecisionRow] = []
@@ -640,8 +660,8 @@ class Regulator:
         # and TLS certificate from that party's own signed decision
         order = sorted(accepted)
         k = max(int(accepted[a].msg["min_group"]) for a in order)
-        mpc_plan = mpc.plan(spec, self.catalog, len(order), k)
-        say(f"MPC plan: {mpc_plan.kind}, {len(order)} parties run by their agencies")
+        mpc_plan = mpc.plan(spec, self.catalog, len(order), k, self.mpc_method)
+        say(f"MPC plan: {mpc_plan.kind} ({mpc_plan.method}), {len(order)} parties run by their agencies")
         run = sign(
             self.identity,
             {

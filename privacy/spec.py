@@ -40,7 +40,6 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from chain.crypto import sm3
 from privacy.catalog import Catalog, Column
 from privacy.errors import CatalogError, SpecError
 
@@ -158,6 +157,8 @@ class QuerySpec:
 
     def digest(self) -> bytes:
         """SM3 of the canonical JSON: the spec digest recorded in the audit trail."""
+        from chain.crypto import sm3  # here: an MPC party process never loads the crypto stack
+
         return sm3(self.to_json().encode("utf-8"))
 
     @classmethod

@@ -46,6 +46,7 @@ def _mount() -> None:
         cli_ledger,
         cli_member,
         cli_node,
+        cli_platform,
         cli_query,
         cli_report,
         cli_scan,
@@ -80,6 +81,7 @@ def _mount() -> None:
     )
     app.command("anchor")(cli_member.anchor_cmd)
     app.command("receipt")(cli_member.receipt_cmd)
+    app.add_typer(cli_platform.app, name="platform", help="Member platform tools: sign a sign-in challenge.")
     from rongxin.platform.serve import serve
 
     app.command("serve")(serve)

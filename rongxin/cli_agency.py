@@ -35,16 +35,21 @@ def serve(
 
     The agency answers signed queries from requesters its consortium root certified, with
     masked, encrypted aggregates; it logs each decision in ``decisions.jsonl`` in its state
-    directory.
+    directory. With ``[consortium.ledger]`` it refuses requesters revoked (or never
+    registered) on the consortium ledger, read through the member's node client.
     """
     import uvicorn
 
     from privacy.config import AgencyService
     from privacy.service import create_app
+    from rongxin.client_profile import ProfileError
+    from rongxin.privacy_ledger import attach_ledger
 
     try:
         svc = AgencyService.from_file(config)
-    except PrivacyError as exc:
+        if svc.ledger is not None:  # membership and revocations from the consortium ledger
+            svc.server.trust, _client = attach_ledger(svc.server.trust, svc.ledger)
+    except (PrivacyError, ProfileError) as exc:
         raise fail(str(exc)) from None
     host, port = svc.host, svc.port
     if listen is not None:

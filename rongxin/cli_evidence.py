@@ -9,17 +9,20 @@ chain and the receipt inside. Verification is offline. See ``docs/evidence.md``.
 from __future__ import annotations
 
 import json
-import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from rongxin.cli_common import console
+from rongxin.cli_common import console, err_console
 from rongxin.cli_common import fail as _fail
+
+if TYPE_CHECKING:
+    from rongxin.evidence_cases import CaseResult
 
 app = typer.Typer(
     help="Capture pages as signed, anchored evidence; verify packages offline.", no_args_is_help=True
@@ -74,7 +77,7 @@ def _case(scan: Path | None, case_id: int | None) -> dict[str, Any] | None:
 
 
 @dataclass
-class _Signer:
+class Signer:
     """The member's key and certificate from a client profile, and its node (unless offline)."""
 
     key: Any
@@ -83,7 +86,7 @@ class _Signer:
     genesis: Any
 
     @classmethod
-    def open(cls, client: Path | None, no_anchor: bool, as_json: bool) -> _Signer:
+    def open(cls, client: Path | None, no_anchor: bool, as_json: bool) -> Signer:
         from chain.crypto.keyfile import load_private_key
         from chain.errors import ChainError
         from chain.node.identity import certificate_from_json
@@ -121,39 +124,60 @@ class _Signer:
             ledger_time_ms=None if self.ledger is None else self._ledger_time,
         )
 
+    def capture(self, url: str, out: Path, opts: Any, case: dict[str, Any] | None, tsa: str | None) -> Any:
+        """:func:`rongxin.evidence.collect_evidence` with this member's key and node.
+
+        Raises
+        ------
+        crawlers.CrawlError, chain.errors.ChainError
+            The capture, the package or the anchoring failed.
+        """
+        from rongxin.evidence import ANCHOR_KIND, collect_evidence
+
+        ledger = self.ledger
+        return collect_evidence(
+            url,
+            out,
+            key=self.key,
+            certificate=self.cert,
+            anchor=None if ledger is None else (lambda d: ledger.anchor(d, ANCHOR_KIND)),
+            options=opts,
+            case=case,
+            tsa_url=tsa,
+        )
+
     def collect(
         self, url: str, out: Path, opts: Any, case: dict[str, Any] | None, tsa: str | None, as_json: bool
     ) -> Any:
         from chain.errors import ChainError
         from crawlers.errors import CrawlError
-        from rongxin.evidence import ANCHOR_KIND, collect_evidence
 
-        ledger = self.ledger
         try:
-            return collect_evidence(
-                url,
-                out,
-                key=self.key,
-                certificate=self.cert,
-                anchor=None if ledger is None else (lambda d: ledger.anchor(d, ANCHOR_KIND)),
-                options=opts,
-                case=case,
-                tsa_url=tsa,
-            )
+            return self.capture(url, out, opts, case, tsa)
         except (CrawlError, ChainError) as exc:
             raise _fail(f"evidence capture of {url} failed: {exc}", as_json=as_json) from None
 
-    def keep(self, package: Path, out: Path, as_json: bool) -> dict[str, Any]:
-        """Store ``package`` in the member's vault; the record, also written to ``out/vault.json``."""
-        from rongxin.errors import RongxinError
+    def vault_keep(self, package: Path, out: Path) -> dict[str, Any]:
+        """Store ``package`` in the member's vault; the record, also written to ``out/vault.json``.
+
+        Raises
+        ------
+        rongxin.errors.RongxinError
+            The vault refused or could not be reached.
+        """
         from rongxin.vault_keep import keep_files
 
-        try:
-            row = keep_files(self.ledger, self.genesis, [package])[0]
-        except RongxinError as exc:
-            raise _fail(f"the package is written but not kept: {exc}", as_json=as_json) from None
+        row = keep_files(self.ledger, self.genesis, [package])[0]
         (out / "vault.json").write_text(json.dumps(row, indent=2) + "\n", encoding="utf-8")
         return row
+
+    def keep(self, package: Path, out: Path, as_json: bool) -> dict[str, Any]:
+        from rongxin.errors import RongxinError
+
+        try:
+            return self.vault_keep(package, out)
+        except RongxinError as exc:
+            raise _fail(f"the package is written but not kept: {exc}", as_json=as_json) from None
 
     def close(self) -> None:
         if self.ledger is not None:
@@ -184,7 +208,7 @@ def capture_cmd(
     if keep and no_anchor:
         raise _fail("--keep stores the package through the member's node: drop --no-anchor", as_json=as_json)
     case = _case(scan, case_id)
-    signer = _Signer.open(client, no_anchor, as_json)
+    signer = Signer.open(client, no_anchor, as_json)
     opts = signer.options(allow, no_recording, play_seconds)
     try:
         ev = signer.collect(url, out, opts, case, tsa, as_json)
@@ -217,6 +241,32 @@ def capture_cmd(
         console.print(f"kept in the vault as object {kept['vault_object']} (height {kept['vault_height']})")
 
 
+@dataclass
+class CaseSettings:
+    """How the cases of a scan are captured (the options of ``capture-cases`` and ``scan --capture``)."""
+
+    allow: list[str] | None = None
+    tsa: str | None = None
+    play_seconds: float = 10.0
+    no_recording: bool = False
+    keep: bool = False
+
+
+def capture_scan_cases(
+    signer: Signer, scan: Path, cases: list[Any], out: Path, settings: CaseSettings
+) -> Iterator[CaseResult]:
+    """Capture ``cases`` of ``scan`` (from :func:`rongxin.evidence_cases.pending_cases`)
+    into ``OUT/case-<id>/``; the results as they come."""
+    from rongxin.evidence_cases import capture_cases
+
+    def collect(case: Any, target: Path) -> Any:
+        opts = signer.options(settings.allow, settings.no_recording, settings.play_seconds)
+        return signer.capture(case.page_url, target, opts, case.to_json(), settings.tsa)
+
+    keep = signer.vault_keep if settings.keep else None
+    return capture_cases(scan, cases, out, collect, keep)
+
+
 @app.command("capture-cases")
 def capture_cases_cmd(
     scan: Annotated[Path, typer.Option("--scan", help="The scan directory whose cases are captured.")],
@@ -227,54 +277,40 @@ def capture_cases_cmd(
     play_seconds: PlayOption = 10.0,
     no_recording: NoRecordingOption = False,
     no_anchor: NoAnchorOption = False,
+    keep: KeepOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON line per case.")] = False,
 ) -> None:
     """Capture the page of every case of a scan that has no package yet (OUT/case-<id>/).
 
-    Run it after `rongxin scan` (or again after `rongxin scan resume`): cases captured
-    before are skipped, so each new case is captured once. Exits with status 1 when any
-    capture failed; the others are kept.
+    Run it after `rongxin scan` (or again after `rongxin scan resume`), or let `rongxin
+    scan --capture` run it: cases captured before are skipped, so each new case is
+    captured once, and each package is recorded with its case (`rongxin cases show`).
+    Exits with status 1 when any capture failed; the others are kept.
     """
     from crawlers.errors import CrawlError
-    from crawlers.store import ScanStore
+    from rongxin.evidence_cases import pending_cases
 
+    if keep and no_anchor:
+        raise _fail("--keep stores the packages through the member's node: drop --no-anchor", as_json=as_json)
+    settings = CaseSettings(allow, tsa, play_seconds, no_recording, keep)
     try:
-        store = ScanStore(scan)
-        try:
-            cases = store.cases()
-        finally:
-            store.close()
+        todo, total = pending_cases(scan, out)
     except CrawlError as exc:
         raise _fail(str(exc), as_json=as_json) from None
-    todo = [c for c in cases if not (out / f"case-{c.id}" / "evidence.wacz").exists()]
     if not todo:
-        console.print(f"no new case in {escape(str(scan))} ({len(cases)} captured before)")
+        console.print(f"no new case in {escape(str(scan))} ({total} captured before)")
         return
-    signer = _Signer.open(client, no_anchor, as_json)
+    signer = Signer.open(client, no_anchor, as_json)
     failed = 0
     try:
-        for case in todo:
-            target = out / f"case-{case.id}"
-            if target.exists():  # an interrupted capture: start it again
-                shutil.rmtree(target)
-            try:
-                ev = signer.collect(
-                    case.page_url,
-                    target,
-                    signer.options(allow, no_recording, play_seconds),
-                    case.to_json(),
-                    tsa,
-                    as_json,
-                )
-            except typer.Exit:
-                failed += 1
-                continue
-            row = {"case": case.id, "package": str(ev.package), "package_digest_sm3": ev.digest.hex(),
-                   "anchored": ev.receipt is not None}  # fmt: skip
+        for row in capture_scan_cases(signer, scan, todo, out, settings):
+            failed += not row.ok
             if as_json:
-                typer.echo(json.dumps(row))
+                typer.echo(json.dumps(row.to_json(), ensure_ascii=False))
+            elif row.ok:
+                console.print(f"case {row.case}: {escape(str(row.package))}")
             else:
-                console.print(f"case {case.id}: {escape(str(ev.package))}")
+                err_console.print(f"[red]error:[/] case {row.case}: {escape(str(row.error))}")
     finally:
         signer.close()
     if failed:

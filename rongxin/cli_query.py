@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from enum import StrEnum
 from pathlib import Path
@@ -20,6 +21,7 @@ from privacy.identity import Identity
 from privacy.query import Regulator
 from privacy.spec import parse
 from rongxin.cli_common import Force, PasswordFile, console, fail, new_password, overwrite_guard, password
+from rongxin.client_profile import ProfileError
 
 app = typer.Typer(
     help="Privacy-preserving aggregate queries across agencies (Paillier / MPC).", no_args_is_help=True
@@ -79,6 +81,7 @@ def run(
     nothing is anchored and the command says so.
     """
     as_json = output is OutputFormat.json
+    closing = contextlib.ExitStack()
     try:
         text = Path(spec[1:]).read_text(encoding="utf-8") if spec.startswith("@") else spec
     except OSError as exc:
@@ -92,18 +95,25 @@ def run(
         # member identity of the client profile
         identity = member if member is not None and "identity_key" not in dep.regulator else None
         identity = identity or dep.regulator_identity()
+        trust = dep.trust
+        if dep.ledger is not None and trust is not None:  # agencies revoked on the ledger are refused
+            from rongxin.privacy_ledger import attach_ledger
+
+            trust, ledger_client = attach_ledger(trust, dep.ledger)
+            closing.callback(ledger_client.close)
         regulator = Regulator(
             dep.catalog,
-            dep.clients(only, identity),
+            dep.clients(only, identity, trust),
             _keypair(dep, password_file),
             identity,
             str(dep.regulator.get("role", "regulator")),
             log,
             timeout,
+            trust=trust,
         )
-        with console.status("running query…") as status:
+        with closing, console.status("running query…") as status:
             result = regulator.run(query, packed=not unpacked, progress=lambda m: status.update(m))
-    except PrivacyError as exc:
+    except (PrivacyError, ProfileError) as exc:
         raise fail(str(exc), as_json=as_json, reason=type(exc).__name__) from None
     except OSError as exc:
         raise fail(f"cannot use {exc.filename}: {exc.strerror}", as_json=as_json, reason="io") from None

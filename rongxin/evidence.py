@@ -80,6 +80,9 @@ def collect_evidence(
     span = play_span(match)
     if span is not None and opts.play_span is None:
         opts.play_span = span
+    copy = case.get("media_url") if case else None
+    if isinstance(copy, str) and copy not in opts.case_media:
+        opts.case_media = (*opts.case_media, copy)
     cap = capture(url, out / "capture", opts)
     package = out / "evidence.wacz"
     digest = build_package(cap, package, key=key, certificate=certificate, case=case, match=match)

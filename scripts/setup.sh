@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian machine (run as root, or with the apt packages
-# already installed): Debian packages from scripts/apt-packages.txt, then .venv with the
-# pinned Python packages (constraints.txt).  A second run with nothing changed takes
+# already installed): Debian packages from scripts/apt-packages.txt, the tool venvs of
+# scripts/setup-tools.sh, then .venv with the pinned Python packages (constraints.txt).  A second run with nothing changed takes
 # about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +34,9 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
   echo "setup: error: Python >= 3.11 is required ($PYTHON is $("$PYTHON" -V 2>&1))" >&2
   exit 1
 fi
+# tool venvs (.venv-tools/): pywb, whose pins conflict with ours; instant when present
+bash scripts/setup-tools.sh
+
 fingerprint=$(cat pyproject.toml constraints.txt scripts/apt-packages.txt | sha256sum | cut -d' ' -f1)
 if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$fingerprint" ]; then
   exit 0

@@ -26,7 +26,6 @@ With a node running (``rongxin node run``) and a :class:`~chain.client.NodeClien
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -38,7 +37,7 @@ import httpx
 
 from chain import codec
 from chain.api.auth import BODY_SM3_HEADER, sign_request
-from chain.client.common import MAX_RESPONSE_BYTES, error_reason, hex_bytes, node_answer
+from chain.client.common import MAX_RESPONSE_BYTES, hex_bytes, node_answer
 from chain.contracts.membership import cert_key
 from chain.crypto import PrivateKey
 from chain.crypto.sm3 import sm3_file
@@ -117,13 +116,17 @@ class HttpObjects:
 
     @staticmethod
     def _refusal(response: httpx.Response) -> ClientError:
-        raw = response.read()[:MAX_RESPONSE_BYTES]
-        text = raw.decode("utf-8", "replace")
+        """The error a refused streamed request stands for (its body read up to the limit)."""
+        body = bytearray()
+        for chunk in response.iter_bytes(CHUNK):
+            body += chunk
+            if len(body) >= MAX_RESPONSE_BYTES:
+                break
         try:
-            doc = json.loads(text)
-        except (ValueError, RecursionError):
-            doc = None
-        return ClientError(error_reason(doc, text), response.status_code)
+            node_answer(response.status_code, bytes(body[:MAX_RESPONSE_BYTES]))
+        except ClientError as exc:
+            return exc
+        return ClientError("the node refused the request", response.status_code)
 
     def _json(self, method: str, path: str) -> dict[str, Any]:
         try:
@@ -145,10 +148,7 @@ class HttpObjects:
             response = self._http.put(target, content=_file_chunks(p), headers=headers)
         except httpx.TransportError as exc:
             raise ClientError(f"node {self.url} unreachable: {exc or type(exc).__name__}") from None
-        if response.status_code >= 400:
-            raise self._refusal(response)
-        doc: dict[str, Any] = response.json()
-        return doc
+        return node_answer(response.status_code, response.content[:MAX_RESPONSE_BYTES])
 
     def fetch(self, digest: bytes) -> Iterator[bytes]:
         """The object's bytes as they arrive (unchecked: feed them to a checker)."""

@@ -25,12 +25,15 @@ from crawlers.capture.environment import clock_record, system_record, tls_chain
 from crawlers.capture.log import CaptureLog, utc_iso
 from crawlers.capture.media import is_media, is_playlist, playlist_uris
 from crawlers.capture.recording import ScreenRecorder
-from crawlers.capture.warc import Exchange, write_warc
+from crawlers.capture.warc import Exchange, split_partial, write_warc
 from crawlers.errors import BlockedAddressError, BrowserError, CaptureError
 from crawlers.guard import AddressGuard, Resolver, system_resolver
 
 #: Where each product of a capture lives, relative to the capture (and package) directory.
 WARC_PATH = "archive/data.warc.gz"
+#: The browser's partial (206) responses of media also held in full: kept, but outside
+#: ``archive/`` so that replay tools serve the complete file (see ``split_partial``).
+PARTIAL_WARC_PATH = "evidence/partial-responses.warc.gz"
 SCREENSHOT = "evidence/screenshot.png"
 RECORDING = "evidence/recording.mp4"
 DOM = "evidence/dom.html"
@@ -101,6 +104,9 @@ class CaptureOptions:
         Page load budget.
     max_media_files, max_media_bytes : int
         Caps on the media files fetched (HLS segments count one each) and on each file.
+    case_media : tuple of str
+        URLs of the case's copy, fetched in full into ``media/`` (and the WARC) even when
+        they are not video or audio: an image copy is kept as a file of its own.
     ledger_time_ms : callable, optional
         Returns the ledger's current time; recorded with the local clock's offset.
     ignore_https_errors : bool
@@ -120,6 +126,7 @@ class CaptureOptions:
     max_media_bytes: int = 512 << 20
     ledger_time_ms: Callable[[], int] | None = None
     ignore_https_errors: bool = False
+    case_media: tuple[str, ...] = ()
 
 
 @dataclass
@@ -282,8 +289,19 @@ def capture(url: str, out: Path, options: CaptureOptions | None = None) -> Captu
     except Exception as exc:  # Playwright errors: the page could not be captured
         raise CaptureError(f"capture of {url} failed: {exc}") from exc
     info = {"software": "rongxin evidence capture", "format": "WARC File Format 1.1", "isPartOf": url}
-    write_warc(out / WARC_PATH, [*exchanges, *fetched], info)
-    log.add("warc", path=WARC_PATH, records=len(exchanges) + len(fetched))
+    kept, partial, partial_checks = split_partial(
+        exchanges, {ex.url: ex.body for ex in fetched if ex.status == 200}
+    )
+    write_warc(out / WARC_PATH, [*kept, *fetched], info)
+    log.add("warc", path=WARC_PATH, records=len(kept) + len(fetched))
+    if partial:
+        write_warc(
+            out / PARTIAL_WARC_PATH,
+            partial,
+            info | {"description": "partial responses of media held in full"},
+        )
+        files[PARTIAL_WARC_PATH] = out / PARTIAL_WARC_PATH
+        log.add("partial-responses", path=PARTIAL_WARC_PATH, responses=partial_checks)
     env = system_record(browser_version, str(chromium_executable()))
     env["dns"] = guarded.dns
     env["https_errors_ignored"] = opts.ignore_https_errors
@@ -377,13 +395,14 @@ def _fetch_media(
     out: Path,
     log: CaptureLog,
 ) -> tuple[list[dict[str, Any]], list[Exchange]]:
-    """Fetch every media file the page used in full (HLS playlists with their segments)."""
+    """Fetch every media file the page used, and the case's copy, in full (HLS playlists
+    with their segments)."""
     queue: dict[str, None] = {}
     for ex in exchanges:
         ctype = next((v for k, v in ex.response_headers if k.lower() == "content-type"), "")
         if is_media(ex.url, ctype):
             queue.setdefault(ex.url)
-    for u in dom_media:
+    for u in [*opts.case_media, *dom_media]:
         if u.startswith(("http://", "https://")):
             queue.setdefault(u)
     media: list[dict[str, Any]] = []

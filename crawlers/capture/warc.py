@@ -119,3 +119,57 @@ def write_warc(path: Path, exchanges: Iterable[Exchange], info: dict[str, str]) 
         for ex in exchanges:
             rec.write(ex)
         return rec.count
+
+
+def content_range(headers: Iterable[tuple[str, str]]) -> tuple[int, int] | None:
+    """``(first, last)`` byte of a ``Content-Range: bytes FIRST-LAST/TOTAL`` header, if valid.
+
+    Examples
+    --------
+    >>> content_range([("Content-Range", "bytes 100-199/1000")])
+    (100, 199)
+    >>> content_range([("content-range", "bytes */1000")]) is None
+    True
+    """
+    value = next((v for k, v in headers if k.lower() == "content-range"), "")
+    unit, _, spec = value.strip().partition(" ")
+    span, _, _total = spec.partition("/")
+    first, _, last = span.partition("-")
+    if unit.lower() != "bytes" or not first.isdigit() or not last.isdigit() or int(last) < int(first):
+        return None
+    return int(first), int(last)
+
+
+def split_partial(
+    exchanges: Iterable[Exchange], full: dict[str, bytes]
+) -> tuple[list[Exchange], list[Exchange], list[dict[str, object]]]:
+    """Separate the browser's partial (206) responses of files held in full.
+
+    Replay tools answer a media request with the record closest in time, so a partial
+    response in the replayable WARC is served as if it were the whole file and the player
+    breaks (pywb's own recorder skips such ranges for this reason). A partial response is
+    set apart when ``full`` (URL -> the complete body the capture fetched) holds its file;
+    each is checked against the complete body at its offset.
+
+    Returns
+    -------
+    kept, partial : list of Exchange
+        The exchanges for the replayable WARC, and the partial ones set apart.
+    checks : list of dict
+        Per partial response: ``url``, ``range``, ``bytes`` and ``matches_full`` (its bytes
+        are the complete file's bytes at that range).
+    """
+    kept: list[Exchange] = []
+    partial: list[Exchange] = []
+    checks: list[dict[str, object]] = []
+    for ex in exchanges:
+        whole = full.get(ex.url)
+        span = content_range(ex.response_headers) if ex.status == 206 else None
+        if whole is None or ex.status != 206:
+            kept.append(ex)
+            continue
+        partial.append(ex)
+        matches = span is not None and whole[span[0] : span[0] + len(ex.body)] == ex.body
+        checks.append({"url": ex.url, "range": list(span) if span else None, "bytes": len(ex.body),
+                       "matches_full": matches})  # fmt: skip
+    return kept, partial, checks

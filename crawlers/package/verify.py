@@ -19,6 +19,7 @@ from chain.crypto.sm3 import SM3
 from chain.errors import ChainError
 from chain.receipt import Checkpoint, Receipt, verify_anchored_digest
 from chain.types import Genesis
+from crawlers.capture.browse import PARTIAL_WARC_PATH
 from crawlers.errors import PackageError
 from crawlers.package.manifest import (
     ANCHOR,
@@ -345,6 +346,8 @@ def _check_warcs(pkg: EvidencePackage, result: Verification) -> None:
     warcs = [n for n in pkg.names if n.startswith("archive/") and n.endswith((".warc.gz", ".warc"))]
     if not warcs:
         result.add("archive/", "warc", False, "the package holds no WARC")
+    if PARTIAL_WARC_PATH in pkg.names:
+        warcs.append(PARTIAL_WARC_PATH)
     for name in warcs:
         count = 0
         try:

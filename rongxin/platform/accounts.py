@@ -76,6 +76,18 @@ CREATE TABLE IF NOT EXISTS login_failures (
     ts_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (key, ts_ms);
+CREATE TABLE IF NOT EXISTS sm2_keys (
+    user TEXT PRIMARY KEY,
+    public_key TEXT NOT NULL,
+    set_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sm2_challenges (
+    id_digest BLOB PRIMARY KEY,
+    user TEXT NOT NULL,
+    session_digest BLOB NOT NULL,
+    text TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
 """
 
 
@@ -291,6 +303,54 @@ class AccountStore:
         """Remember the session's chosen language."""
         with self._lock, self._db:
             self._db.execute("UPDATE sessions SET lang = ? WHERE id_digest = ?", (lang, session.id_digest))
+
+    # ------------------------------------------------------------------ SM2 sign-in
+    def set_sm2_key(self, name: str, public_hex: str | None) -> None:
+        """Register (or, with ``None``, remove) the user's SM2 public key (uncompressed hex)."""
+        self._must_exist(name)
+        with self._lock, self._db:
+            if public_hex is None:
+                self._db.execute("DELETE FROM sm2_keys WHERE user = ?", (name,))
+            else:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO sm2_keys (user, public_key, set_ms) VALUES (?, ?, ?)",
+                    (name, public_hex, _now_ms()),
+                )
+
+    def sm2_key(self, name: str) -> str | None:
+        """The user's registered SM2 public key (hex), or ``None``."""
+        with self._lock:
+            row = self._db.execute("SELECT public_key FROM sm2_keys WHERE user = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def new_challenge(self, user: str, session: Session, text: str, expires_ms: int) -> str:
+        """Keep a sign-in challenge for ``user`` bound to ``session``; its id (given once)."""
+        cid = secrets.token_urlsafe(24)
+        now = _now_ms()
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM sm2_challenges WHERE expires_ms < ?", (now,))
+            self._db.execute(
+                "INSERT INTO sm2_challenges (id_digest, user, session_digest, text, expires_ms) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (sm3(cid.encode()), user, session.id_digest, text, expires_ms),
+            )
+        return cid
+
+    def take_challenge(self, cid: str) -> tuple[str, bytes, str, int] | None:
+        """The challenge ``cid`` as ``(user, session digest, text, expires_ms)``, removed in
+        the same step so that it is answered at most once (``None``: unknown or used)."""
+        if not cid or len(cid) > 128:
+            return None
+        digest = sm3(cid.encode())
+        with self._lock, self._db:
+            row = self._db.execute(
+                "SELECT user, session_digest, text, expires_ms FROM sm2_challenges WHERE id_digest = ?",
+                (digest,),
+            ).fetchone()
+            if row is None:
+                return None
+            self._db.execute("DELETE FROM sm2_challenges WHERE id_digest = ?", (digest,))
+        return str(row[0]), bytes(row[1]), str(row[2]), int(row[3])
 
     # ------------------------------------------------------------------ throttling
     def record_failure(self, *keys: str) -> None:

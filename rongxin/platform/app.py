@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chain.api.app import BodyLimit
+from chain.crypto import PrivateKey
 from chain.node.logs import OpsAudit
 from rongxin.platform import (
     routes_admin,
@@ -19,6 +20,7 @@ from rongxin.platform import (
     routes_explorer,
     routes_ops,
     routes_regulator,
+    routes_sm2,
     routes_transfers,
     routes_works,
 )
@@ -28,6 +30,7 @@ from rongxin.platform.chainview import ChainView
 from rongxin.platform.config import ConfigError, PlatformConfig
 from rongxin.platform.console import RegulatorConsole
 from rongxin.platform.monitor import OpsMonitor, member_signer
+from rongxin.platform.ownerkeys import store_for
 from rongxin.platform.scanrunner import ScanRunner
 from rongxin.platform.web import Denied, LoginNeeded, Platform, render
 from rongxin.platform.workstore import WorkStore
@@ -139,6 +142,7 @@ def create_app(
     bootstrap_admin(store, config.admin_password_file)
     audit = OpsAudit(config.data_dir / "ops-audit.jsonl", config.name)
     chain = chain if chain is not None else open_chain(config)
+    member_key = getattr(chain.client, "key", None)
     platform = Platform(
         config=config,
         store=store,
@@ -149,6 +153,9 @@ def create_app(
         cases=CaseStates(config.data_dir / "cases.sqlite"),
         console=console or RegulatorConsole(config.agencies),
         monitor=OpsMonitor(config.nodes, config.ops, audit, member_signer(chain.client)),
+        owner_keys=store_for(
+            config.data_dir, member_key.to_bytes() if isinstance(member_key, PrivateKey) else None
+        ),
     )
     assert platform.monitor is not None
     platform.monitor.start()
@@ -158,6 +165,7 @@ def create_app(
     app.state.platform = platform
     for module in (
         routes_auth,
+        routes_sm2,
         routes_explorer,
         routes_works,
         routes_cases,

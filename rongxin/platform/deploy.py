@@ -3,7 +3,10 @@
 :func:`running_demo` creates a network and starts every node as its own process through
 :func:`rongxin.demo_net.running_network` (``rongxin chain init``'s :func:`create_network`:
 four consensus nodes on loopback), admits a member
-organization (a county legal center) through the supervisor's signed request, writes the
+organization (a county legal center, also a copyright center so that it registers
+ownership records and makes confidential transfers) through the supervisor's signed
+request, registers the regulator's auditor key (kept as ``auditor.key``, sealed with the
+demo password), writes the
 member's sealed key, certificate and client profile, a ``platform.toml`` watching every
 node, one user per role with the demo password, the regulator console's five demo
 agencies (:func:`privacy.demo_data.write_demo`), and registers and anchors a few demo
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chain.client import NodeClient
-from chain.crypto import PrivateKey
+from chain.crypto import PrivateKey, atomic_write
 from chain.crypto.keyfile import load_private_key, save_private_key
 from chain.node.identity import certificate_from_json, certificate_to_json
 from chain.types import Certificate, Genesis, Role
@@ -36,6 +39,8 @@ from rongxin.ops.build import NetworkSpec
 from rongxin.ops.layout import free_base_port
 from rongxin.platform.config import PlatformError
 from rongxin.platform.roles import ROLES
+from zkp.auditor import AuditorKey, seal_auditor_key
+from zkp.contract import auditor_payload
 
 DEMO_PASSWORD = "rongxin-demo-platform"
 """Password of every demo user and of the demo network's sealed keys (loopback demo only)."""
@@ -132,12 +137,20 @@ def _configure(deployment: DemoDeployment, net_dir: Path, scrypt_n: int, port: i
         root,
         "County legal center (县法律服务中心)",
         "County legal center",
-        [Role.LEGAL_CENTER],
+        [Role.LEGAL_CENTER, Role.COPYRIGHT_CENTER],  # copyright center: ownership records, transfers
         key.public_key,
         int(time.time() * 1000) - 3_600_000,
     )
+    auditor = AuditorKey.generate()  # the regulator's key that opens confidential transfers
+    atomic_write(
+        directory / "auditor.key",
+        seal_auditor_key(auditor, DEMO_PASSWORD, scrypt_n=scrypt_n),
+        0o600,
+        overwrite=True,
+    )
     with NodeClient(urls[0], sup_key, sup_cert, genesis) as supervisor:
         added = int(supervisor.send("member.add", {"certificate": cert.to_dict()})["height"])
+        supervisor.send("zkp.auditor", auditor_payload(auditor, genesis.chain_id))
     _wait(
         lambda: all((s.height or 0) >= added for s in procs.probe(deployment.entries)),
         60,

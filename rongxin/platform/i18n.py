@@ -258,6 +258,92 @@ ZH: Final[dict[str, str]] = {
     "Threshold": "阈值",
     "Evidence": "证据",
     "The file could not be examined": "无法检查该文件",
+    "Ownership record registered": "所有权记录已登记",
+    "Confidential transfer recorded": "保密转让已记录",
+    "The ledger verified the proof of possession of the ownership key and committed the record.": (
+        "账本已验证所有权密钥的持有证明并提交了该记录。"
+    ),
+    (
+        "Every node verified the range proofs, the ownership proof and the balance proof before "
+        "committing the transfer; the price and the shares stay hidden."
+    ): ("每个节点在提交转让前都验证了范围证明、所有权证明和平衡证明；价格和分成始终保密。"),
+    "Ownership record now": "当前所有权记录",
+    "owner key": "所有者密钥",
+    "Back to the transfers of this work": "返回该作品的转让记录",
+    "Work of this library": "本库作品",
+    "Ownership record": "所有权记录",
+    "Owner key": "所有者密钥",
+    "Held by this organization": "由本机构持有",
+    "This work has no ownership record on the ledger.": "该作品在账本上没有所有权记录。",
+    (
+        "A fresh ownership key is made and kept (encrypted) by this platform; the ledger records "
+        "its public key as the first owner."
+    ): ("平台生成一个新的所有权密钥并加密保存；账本将其公钥记录为首个所有者。"),
+    "Register the ownership record": "登记所有权记录",
+    "Key for receiving this work": "接收该作品的密钥",
+    "Give both values to the seller; the secret key stays with this platform.": (
+        "请将以下两项交给卖方；私钥保留在本平台。"
+    ),
+    "Ownership key": "所有权密钥",
+    "Proof of possession": "持有证明",
+    "Make a confidential transfer": "进行保密转让",
+    (
+        "The price and the shares are hidden on the ledger: they are committed, proven in range "
+        "and balanced, and encrypted to the registered auditor key. The proofs are made here with "
+        "the ownership key of this organization."
+    ): (
+        "价格和分成在账本上保密：它们以承诺形式记录，并证明在范围内且收支平衡，同时加密给"
+        "已登记的审计密钥。证明由本平台用本机构的所有权密钥生成。"
+    ),
+    "Ownership key of the buyer (66 hex digits)": "买方的所有权密钥（66 位十六进制）",
+    "Proof of possession of the buyer (128 hex digits)": "买方的持有证明（128 位十六进制）",
+    "Price (yuan)": "价格（元）",
+    "Royalty shares (they must sum to the price)": "版税分成（总和须等于价格）",
+    "Party": "参与方",
+    "Amount (yuan)": "金额（元）",
+    "Prove and send the transfer": "生成证明并发送转让",
+    "Make a key to receive this work": "生成接收该作品的密钥",
+    "Recorded transfers": "已记录的转让",
+    "Opened with the auditor key": "用审计密钥打开",
+    "Price": "价格",
+    "Royalty shares": "版税分成",
+    (
+        "The proofs of each transfer were verified again before it was opened; the key was used "
+        "for this page only and not kept."
+    ): ("打开前已重新验证每笔转让的证明；密钥仅用于本页面，不予保存。"),
+    (
+        "Open the recorded transfers: the auditor key file and its password are used for this "
+        "request only and never kept."
+    ): ("打开已记录的转让：审计密钥文件及其密码仅用于本次请求，不予保存。"),
+    "Auditor key file": "审计密钥文件",
+    "Open the transfers": "打开转让记录",
+    "Work id (64 hex digits) or a work of this library": "作品 ID（64 位十六进制）或本库作品",
+    "Transfers of this work": "该作品的转让",
+    "Sign in with an SM2 key": "使用 SM2 密钥登录",
+    "Sign this text with your key file within {s} seconds, then paste the signature below.": (
+        "请在 {s} 秒内用您的密钥文件签署以下文本，然后将签名粘贴到下方。"
+    ),
+    "Copy the text into a file (here challenge.txt) and run:": (
+        "将文本复制到文件（此处为 challenge.txt）并运行："
+    ),
+    "Signature (hex)": "签名（十六进制）",
+    "Get a challenge to sign": "获取待签名的挑战",
+    "Sign in with a password": "使用密码登录",
+    "My account": "我的账户",
+    "SM2 key for signing in": "用于登录的 SM2 密钥",
+    "none": "无",
+    (
+        "Register the public half of your SM2 key (the .pub.pem file that rongxin crypto keygen "
+        "writes, or its hex); you can then sign in by signing a challenge with the key file."
+    ): (
+        "登记您的 SM2 公钥（rongxin crypto keygen 生成的 .p"
+        "ub.pem 文件或其十六进制）；之后即可用密钥文件签署挑战来登录。"
+    ),
+    "SM2 public key (PEM or hex)": "SM2 公钥（PEM 或十六进制）",
+    "Save the key": "保存密钥",
+    "Remove the key": "删除密钥",
+    "Empty: remove the key": "留空：删除密钥",
+    "Set SM2 key": "设置 SM2 密钥",
 }
 """English interface text -> Chinese."""
 

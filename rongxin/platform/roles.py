@@ -27,9 +27,12 @@ PERMISSIONS: Final[dict[str, str]] = {
     "cases.view": "scans and their progress, the case list, a case's page and takedown notice",
     "cases.manage": "start a scan; move a case along its status workflow",
     "query.run": "the regulator console: the catalogue, policy limits, run a query, the audit trail",
-    "transfers.view": "the recorded confidential transfers of a work (what the auditor may open)",
+    "transfers.view": "a work's ownership record and recorded confidential transfers; their receipts",
+    "transfers.make": "register a work's ownership record, make a confidential transfer, receive a work",
+    "transfers.open": "open recorded transfers (price and royalty shares) with the auditor key",
     "ops.view": "node status, metrics and the operations audit log",
-    "users.manage": "create users, change their roles, reset passwords, disable accounts",
+    "users.manage": "create users, change their roles, reset passwords, set SM2 keys, disable accounts",
+    "account.manage": "the own account page: register or remove the own SM2 sign-in key",
 }
 """Every permission a route can require, with what it allows."""
 
@@ -43,9 +46,12 @@ GRANTS: Final[dict[str, frozenset[str]]] = {
     "cases.view": frozenset({"legal_staff", "editor"}),
     "cases.manage": frozenset({"legal_staff"}),
     "query.run": frozenset({"regulator"}),
-    "transfers.view": frozenset({"legal_staff", "auditor"}),
+    "transfers.view": frozenset({"legal_staff", "editor", "auditor"}),
+    "transfers.make": frozenset({"legal_staff", "editor"}),
+    "transfers.open": frozenset({"auditor"}),
     "ops.view": frozenset({"operator", "auditor", "admin"}),
     "users.manage": frozenset({"admin"}),
+    "account.manage": _ALL,
 }
 """Permission -> the roles that hold it. The only place the policy is written."""
 

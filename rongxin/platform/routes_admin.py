@@ -8,18 +8,29 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from rongxin.platform.accounts import AccountError, Session
+from rongxin.platform.sm2login import Sm2LoginError, parse_public_key
 from rongxin.platform.web import audit, platform_of, redirect, render, require
 
 router = APIRouter(prefix="/admin")
+
+
+def _users_page(request: Request, error: str | None, status: int, done: bool = False) -> Response:
+    """The users page (with who has an SM2 sign-in key)."""
+    store = platform_of(request).store
+    users = store.users()
+    sm2_users = {u.name for u in users if store.sm2_key(u.name) is not None}
+    return render(
+        request, "users.html", status=status, users=users, error=error, done=done, sm2_users=sm2_users
+    )
+
+
 MANAGE = require("users.manage")
 
 
 @router.get("/users", response_class=HTMLResponse)
 def users(request: Request, session: Annotated[Session, Depends(MANAGE)], done: str = "") -> Response:
     """Every user with their roles."""
-    return render(
-        request, "users.html", users=platform_of(request).store.users(), error=None, done=bool(done)
-    )
+    return _users_page(request, None, 200, bool(done))
 
 
 @router.post("/users")
@@ -32,7 +43,7 @@ async def create_user(request: Request, session: Annotated[Session, Depends(MANA
     try:
         p.store.create_user(name, str(form.get("password", "")), roles, str(form.get("display", "")))
     except AccountError as exc:
-        return render(request, "users.html", status=400, users=p.store.users(), error=str(exc), done=False)
+        return _users_page(request, str(exc), 400)
     audit(request, "user.create", name=name, roles=sorted(roles))
     return redirect("/admin/users?done=1")
 
@@ -56,6 +67,14 @@ async def change_user(request: Request, name: str, session: Annotated[Session, D
         elif action == "password":
             p.store.set_password(name, str(form.get("password", "")))
             audit(request, "user.password", name=name)
+        elif action == "sm2key":
+            text = str(form.get("public_key", "")).strip()
+            try:
+                public = parse_public_key(text).to_bytes().hex() if text else None
+            except Sm2LoginError as exc:
+                raise AccountError(str(exc)) from None
+            p.store.set_sm2_key(name, public)
+            audit(request, "user.sm2_key", name=name, removed=public is None)
         elif action in ("disable", "enable"):
             if action == "disable" and "admin" in target.roles and p.store.active_admins() <= 1:
                 raise AccountError("the last active admin cannot be disabled")
@@ -64,5 +83,5 @@ async def change_user(request: Request, name: str, session: Annotated[Session, D
         else:
             raise AccountError("unknown action")
     except AccountError as exc:
-        return render(request, "users.html", status=400, users=p.store.users(), error=str(exc), done=False)
+        return _users_page(request, str(exc), 400)
     return redirect("/admin/users?done=1")

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from rongxin.platform.accounts import Session
+from rongxin.platform.accounts import Session, User
 from rongxin.platform.i18n import LANGUAGES
 from rongxin.platform.web import (
     CSRF,
@@ -55,13 +55,19 @@ def login(
         audit(request, "login.failed", name=username[:64])
         return render(request, "login.html", status=401, next=safe_next(next), error=("wrong", 0))
     p.store.clear_failures(*keys)
+    return start_session(request, user, next, "password")
+
+
+def start_session(request: Request, user: User, next: str, method: str) -> Response:
+    """Sign ``user`` in: a new session (the pre-login one deleted), audited, then ``next``."""
+    p = platform_of(request)
     old = page_session(request)
     lang = old.lang if old is not None else None
     if old is not None:
         p.store.end_session(old)
     sid, session = p.store.new_session(user.name, lang=lang)
     request.state.rx_session = session
-    audit(request, "login", roles=sorted(user.roles))
+    audit(request, "login", roles=sorted(user.roles), method=method)
     response = redirect(safe_next(next))
     set_session_cookie(response, request, sid, p.config)
     return response

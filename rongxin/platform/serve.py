@@ -83,6 +83,10 @@ def serve(
         if deployment is not None:
             users = ", ".join(f"{name} ({role})" for name, role in deployment.users.items())
             typer.echo(f"demo login: user legal-staff, password {DEMO_PASSWORD}; other users: {users}")
+            typer.echo(
+                f"the auditor opens confidential transfers with {deployment.directory / 'auditor.key'} "
+                "(same password)"
+            )
             typer.echo("Ctrl-C stops the platform and the demo nodes.")
         try:
             uvicorn.run(

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from rongxin.platform.chainview import ChainView
     from rongxin.platform.console import RegulatorConsole
     from rongxin.platform.monitor import OpsMonitor
+    from rongxin.platform.ownerkeys import OwnerKeyStore
     from rongxin.platform.scanrunner import ScanRunner
     from rongxin.platform.workstore import WorkStore
 
@@ -54,6 +55,7 @@ class Platform:
     cases: CaseStates
     console: RegulatorConsole
     monitor: OpsMonitor | None = None
+    owner_keys: OwnerKeyStore | None = None
     env: Environment = field(init=False)
 
     def __post_init__(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,7 +179,7 @@ HOSTILE_STREAMS: dict[str, tuple[str, bytes]] = {
     "/video/evil/negative.m3u8": ("text/plain", _ONE.format("-4").encode()),
     "/video/evil/encrypted.m3u8": (
         "text/plain",
-        _ONE.format("2").replace("#EXTINF", '#EXT-X-KEY:METHOD=AES-128,URI="/k"\n#EXTINF').encode(),
+        _ONE.format("2").replace("#EXTINF", '#EXT-X-KEY:METHOD=SAMPLE-AES,URI="/k"\n#EXTINF').encode(),
     ),
     "/video/evil/huge.m3u8": ("text/plain", _HUGE.encode()),
     "/video/evil/laughs.mpd": ("application/dash+xml", _BILLION_LAUGHS.encode()),
@@ -203,4 +203,60 @@ def _streams(copy: Path, d: Path) -> dict[str, tuple[str, bytes]]:
     for sub in (hls, dash):
         for f in sub.iterdir():
             out[f"/video/{sub.name}/{f.name}"] = ("application/octet-stream", f.read_bytes())
+    out.update(protected_hls((hls / "low.m3u8").read_text(), lambda name: (hls / name).read_bytes()))
     return out
+
+
+#: The AES-128 key of the protected streams, and the IV its first segment names.
+AES_KEY = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
+FIRST_IV = bytes.fromhex("f0e1d2c3b4a5968778695a4b3c2d1e0f")
+FIRST_SEQUENCE = 5
+
+
+def aes_encrypt(data: bytes, key: bytes, iv: bytes) -> bytes:
+    """AES-128-CBC with PKCS#7 padding, as an HLS packager writes a segment."""
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    padder = padding.PKCS7(128).padder()
+    enc = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    return enc.update(padder.update(data) + padder.finalize()) + enc.finalize()
+
+
+def protected_hls(
+    playlist: str, segment: Callable[[str], bytes], key_path: str = "/video/keys/k.bin"
+) -> dict[str, tuple[str, bytes]]:
+    """The clear HLS ``playlist`` re-packaged as one AES-128 file of byte ranges: the first
+    segment with an explicit IV, the others with their media sequence number as IV; served
+    from :data:`~.site.RANGED` (ranges honoured) and from ``/video/plain/`` (ignored)."""
+    lines = [ln for ln in playlist.splitlines() if ln and not ln.startswith("#EXT-X-MEDIA-SEQUENCE")]
+    blob, out_lines = b"", []
+    index = 0
+    for ln in lines:
+        if ln.startswith("#"):
+            out_lines.append(ln)
+            if ln.startswith("#EXTM3U"):
+                out_lines.append(f"#EXT-X-MEDIA-SEQUENCE:{FIRST_SEQUENCE}")
+            continue
+        if index == 0:
+            iv = FIRST_IV
+            out_lines.insert(-1, f'#EXT-X-KEY:METHOD=AES-128,URI="{key_path}",IV=0x{FIRST_IV.hex()}')
+        else:
+            iv = (FIRST_SEQUENCE + index).to_bytes(16, "big")
+            if index == 1:
+                out_lines.insert(-1, f'#EXT-X-KEY:METHOD=AES-128,URI="{key_path}"')
+        sealed = aes_encrypt(segment(ln), AES_KEY, iv)
+        out_lines.append(
+            f"#EXT-X-BYTERANGE:{len(sealed)}@{len(blob)}" if index == 0 else f"#EXT-X-BYTERANGE:{len(sealed)}"
+        )
+        out_lines.append("all.bin")
+        blob += sealed
+        index += 1
+    text = "\n".join(out_lines) + "\n"
+    return {
+        key_path: ("application/octet-stream", AES_KEY),
+        "/video/ranged/aes.m3u8": ("application/vnd.apple.mpegurl", text.encode()),
+        "/video/ranged/all.bin": ("video/mp2t", blob),
+        "/video/plain/aes.m3u8": ("application/vnd.apple.mpegurl", text.encode()),
+        "/video/plain/all.bin": ("video/mp2t", blob),
+    }

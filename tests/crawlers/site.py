@@ -5,11 +5,14 @@ tarpit dripping one byte every half second, an endless response, a gzip bomb, re
 loops, redirects to 127.0.0.2 and to the cloud metadata address, a calendar without end,
 malformed HTML in a wrong encoding, media with lying Content-Types, 404/500, a 429
 with ``Retry-After``, and one picture under several URLs. Every request is logged.
+Files under :data:`RANGED` answer ``Range`` requests (206, or 416 past the end); every
+other file ignores ``Range`` and is sent whole (as many servers do).
 """
 
 from __future__ import annotations
 
 import gzip
+import re
 import socket
 import threading
 import time
@@ -23,6 +26,9 @@ from urllib.parse import urlsplit
 BOMB = gzip.compress(b"\0" * (64 << 20), compresslevel=9)
 
 ROBOTS = b"User-agent: *\nDisallow: /private/\n"
+
+#: Path prefix of the files served with byte-range support.
+RANGED = "/video/ranged/"
 
 
 @dataclass
@@ -119,6 +125,15 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 path = "/img/a.jpg"
             if path in site.files:
                 ctype, body = site.files[path]
+                rng = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
+                if rng is not None and path.startswith(RANGED):
+                    start, end = int(rng.group(1)), min(int(rng.group(2)), len(body) - 1)
+                    if start >= len(body) or end < start:
+                        self._send(416, "text/plain", b"", {"Content-Range": f"bytes */{len(body)}"})
+                    else:
+                        part = {"Content-Range": f"bytes {start}-{end}/{len(body)}"}
+                        self._send(206, ctype, body[start : end + 1], part)
+                    return
                 self._send(200, ctype, body)
                 return
             trap = TRAPS.get(path) or (TRAPS["/loop/"] if path.startswith("/loop/") else None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -12,13 +13,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from typer.testing import CliRunner
 
 from crawlers.errors import ScanStoreError
 from crawlers.scan import ScanConfig, Scanner
+from crawlers.scandb import POINTER_NAME
 from crawlers.store import ScanStore
 from forensics.library import Library
+from privacy.pg_cluster import ThrowawayCluster
+from tests.pg import pg_uri
 
 from .site import Site
 
@@ -130,27 +135,45 @@ import sys
 from crawlers.scan import ScanConfig, Scanner
 import json
 cfg = ScanConfig(**json.loads(sys.argv[2]))
-with Scanner(sys.argv[1], cfg) as s:
+with Scanner(sys.argv[1], cfg, db=sys.argv[3] or None) as s:
     s.run()
 """
 
 
-def test_resume_after_kill_gives_the_same_cases(site: Site, scan_library: Path, tmp_path: Path) -> None:
+def _count_cases(out: Path, conninfo: str | None) -> int:
+    """Cases committed so far, read beside the running scan (-1 before its tables exist)."""
+    if conninfo is None:
+        try:
+            with sqlite3.connect(f"file:{out / 'scan.sqlite'}?mode=ro", uri=True, timeout=1) as db:
+                return int(db.execute("SELECT COUNT(*) FROM cases").fetchone()[0])
+        except sqlite3.Error:
+            return -1
+    try:
+        schema = json.loads((out / POINTER_NAME).read_text())["schema"]
+        with psycopg.connect(conninfo, connect_timeout=2) as con:
+            row = con.execute(f'SELECT COUNT(*) FROM "{schema}".cases').fetchone()
+            return -1 if row is None else int(row[0])
+    except (OSError, ValueError, psycopg.Error):
+        return -1
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_resume_after_kill_gives_the_same_cases(
+    site: Site, scan_library: Path, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     out = tmp_path / "killed"
+    cluster = request.getfixturevalue("pg_server") if backend == "postgresql" else None
+    uri = pg_uri(cluster) if cluster is not None else ""
     cfg = config(site, scan_library, delay=0.15)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(out), json.dumps(cfg.__dict__)], env=env, cwd=ROOT
+        [sys.executable, "-c", _CHILD, str(out), json.dumps(cfg.__dict__), uri], env=env, cwd=ROOT
     )
     try:
         deadline = time.monotonic() + 60
         killed_with = -1
         while time.monotonic() < deadline and child.poll() is None:
-            try:
-                with sqlite3.connect(f"file:{out / 'scan.sqlite'}?mode=ro", uri=True, timeout=1) as db:
-                    killed_with = db.execute("SELECT COUNT(*) FROM cases").fetchone()[0]
-            except sqlite3.Error:
-                killed_with = -1
+            killed_with = _count_cases(out, cluster.conninfo if cluster is not None else None)
             if killed_with >= 2:
                 break
             time.sleep(0.05)
@@ -161,10 +184,33 @@ def test_resume_after_kill_gives_the_same_cases(site: Site, scan_library: Path, 
         if child.poll() is None:
             child.kill()
     assert 2 <= killed_with < len(EXPECTED)
-    with Scanner(out) as scanner:  # resume: the configuration comes from the database
+    with Scanner(out) as scanner:  # resume: the configuration (and the database) from the directory
+        assert scanner.store.backend == backend
         scanner.run()
         assert case_keys(scanner.store, site.base) == EXPECTED
         assert len(scanner.store.cases()) == len(EXPECTED)
+
+
+def _comparable(store: ScanStore) -> list[tuple[Any, ...]]:
+    """The cases without their time of finding."""
+    return [dataclasses.astuple(dataclasses.replace(c, found_at="")) for c in store.cases()]
+
+
+def test_a_scan_into_postgresql_records_what_sqlite_does(
+    site: Site, scan_library: Path, tmp_path: Path, pg_server: ThrowawayCluster
+) -> None:
+    cfg = config(site, scan_library, seeds=[site.base + "/mirror.html", site.base + "/gallery.html"], depth=0)
+    results = {}
+    for name, db in (("sqlite", None), ("postgresql", pg_uri(pg_server))):
+        with Scanner(tmp_path / name, cfg, db=db) as scanner:
+            summary = scanner.run()
+            counts = (summary["cases"], summary["media.fingerprinted"], summary["media.done"])
+            results[name] = (_comparable(scanner.store), sorted(scanner.store.items()), counts)
+            assert scanner.store.backend == name
+    assert results["sqlite"] == results["postgresql"]
+    cases, _, counts = results["postgresql"]
+    assert counts == (len(cases), 3, 5) == (5, 3, 5)  # a.jpg under three URLs fingerprinted once
+    assert {c[4] for c in cases} == {"astronaut", "coffee"}
 
 
 def test_cli_scan_and_cases(site: Site, scan_library: Path, tmp_path: Path) -> None:
@@ -205,3 +251,29 @@ def test_per_host_budgets(site: Site, scan_library: Path, tmp_path: Path) -> Non
         summary = scanner.run()
     # the page leaves budget for one picture (a fetch may overshoot by one body); the other two are skipped
     assert summary["cases"] == 1 and summary["media.skipped"] == 2
+
+
+def test_cli_scan_into_postgresql(
+    site: Site, scan_library: Path, tmp_path: Path, pg_server: ThrowawayCluster
+) -> None:
+    from rongxin.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "pg"
+    args = ["scan", site.base + "/gallery.html", "--library", str(scan_library), "--out", str(out)]
+    args += ["--scope", "page", "--delay", "0", "--allow", "127.0.0.1", "--quiet"]
+    r = runner.invoke(app, [*args, "--db", pg_uri(pg_server)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout.strip().splitlines()[-1])["cases"] == 2
+    assert not (out / "scan.sqlite").exists() and (out / POINTER_NAME).is_file()
+    r = runner.invoke(app, ["cases", "list", "--out", str(out), "--json"])
+    assert r.exit_code == 0 and {json.loads(x)["work_id"] for x in r.stdout.splitlines()} == {
+        "astronaut",
+        "coffee",
+    }
+    r = runner.invoke(app, ["scan", "resume", str(out), "-q"], env={"RONGXIN_SCAN_DB": pg_uri(pg_server)})
+    assert r.exit_code == 0 and json.loads(r.stdout.strip().splitlines()[-1])["cases"] == 2
+    bad = runner.invoke(
+        app, [*args[:5], str(tmp_path / "bad"), "--db", "postgresql://u:hunter2@127.0.0.1:1/x"]
+    )
+    assert bad.exit_code == 1 and "cannot reach PostgreSQL" in bad.output and "hunter2" not in bad.output

@@ -9,11 +9,16 @@ from pathlib import Path
 import pytest
 
 from crawlers.errors import PlaylistError
+from crawlers.fetch import Fetcher
 from crawlers.guard import AddressGuard
+from crawlers.guard import AddressGuard as Guard
 from crawlers.playlists import StreamCaps, dash_plan, hls_plan, literal_refusal, manifest_type
+from crawlers.politeness import HostPacer
 from crawlers.scan import Scanner
+from crawlers.segments import ByteRange, Key, decrypt, range_body, sequence_iv
+from crawlers.streams import fetch_stream
 
-from .conftest import HOSTILE_STREAMS, VideoSet
+from .conftest import AES_KEY, HOSTILE_STREAMS, VideoSet, aes_encrypt
 from .site import Site
 from .test_scan import config
 
@@ -121,8 +126,26 @@ def test_hls_plans() -> None:
     for bad in ("#EXTM3U\n#EXTINF:abc,\nx.ts\n", "#EXTM3U\n", "#EXTM3U\n#EXTINF:inf,\nx.ts\n"):
         with pytest.raises(PlaylistError):
             hls_plan(bad, base, CAPS)
-    with pytest.raises(PlaylistError, match="byte-range"):
-        hls_plan("#EXTM3U\n#EXTINF:2,\n#EXT-X-BYTERANGE:100@0\nx.ts\n", base, CAPS)
+    ranged = "#EXTM3U\n#EXTINF:2,\n#EXT-X-BYTERANGE:100@0\nx.ts\n#EXTINF:2,\n#EXT-X-BYTERANGE:50\nx.ts\n"
+    (track,) = hls_plan(ranged, base, CAPS).tracks
+    assert [p.byterange for p in track.pieces] == [ByteRange(0, 100), ByteRange(100, 50)]
+    for bad, why in (
+        ("#EXT-X-BYTERANGE:50\nx.ts", "no previous range"),
+        ("#EXT-X-BYTERANGE:0@0\nx.ts", "zero length"),
+        ("#EXT-X-BYTERANGE:-5@0\nx.ts", "not <length>"),
+        ('#EXT-X-KEY:METHOD=SAMPLE-AES,URI="k"\nx.ts', "SAMPLE-AES"),
+        ('#EXT-X-KEY:METHOD=AES-128,URI="k",KEYFORMAT="com.apple.streamingkeydelivery"\nx.ts', "key format"),
+        ('#EXT-X-KEY:METHOD=AES-128,URI="k",IV=0x1234\nx.ts', "32 hex digits"),
+        ("#EXT-X-KEY:METHOD=AES-128\nx.ts", "without a URI"),
+        ('#EXT-X-KEY:METHOD=AES-128,URI="file:///etc/k"\nx.ts', "bad AES-128 key URI"),
+    ):
+        with pytest.raises(PlaylistError, match=why):
+            hls_plan("#EXTM3U\n#EXTINF:2,\n" + bad + "\n", base, CAPS)
+    keyed = '#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:9\n#EXT-X-KEY:METHOD=AES-128,URI="/k"\n'
+    keyed += "#EXTINF:2,\na.ts\n#EXTINF:2,\nb.ts\n"
+    (track,) = hls_plan(keyed, base, CAPS).tracks
+    assert [p.key for p in track.pieces] == [Key("http://h.test/k", sequence_iv(n)) for n in (9, 10)]
+    assert track.urls()[-1] == "http://h.test/k"  # checked by the guard with the segments
     with pytest.raises(PlaylistError, match="bad segment URL"):
         hls_plan("#EXTM3U\n#EXTINF:2,\nfile:///etc/passwd\n", base, CAPS)
 
@@ -154,3 +177,118 @@ def test_dash_plans() -> None:
     ):
         with pytest.raises(PlaylistError):
             dash_plan(bad.encode(), "http://h.test/x.mpd", CAPS)
+
+
+def test_aes128_and_byte_range_streams_are_identified_like_clear_ones(
+    video_site: Site, video_set: VideoSet, tmp_path: Path
+) -> None:
+    streams = ["/video/hls/low.m3u8", "/video/ranged/aes.m3u8", "/video/plain/aes.m3u8"]
+    page = "<html><body>" + "".join(f'<video src="{u}"></video>' for u in streams) + "</body></html>"
+    video_site.files["/video/protected.html"] = ("text/html", page.encode())
+    cfg = config(
+        video_site, video_set.library, seeds=[video_site.base + "/video/protected.html"], scope="page"
+    )
+    with Scanner(tmp_path / "s", cfg) as scanner:
+        summary = scanner.run()
+        cases = {c.media_url.removeprefix(video_site.base): c for c in scanner.store.cases()}
+    assert set(cases) == set(streams)
+    assert {(c.work_id, c.content_digest) for c in cases.values()} == {
+        ("programme", cases[streams[0]].content_digest)
+    }
+    assert summary["media.fingerprinted"] == 1  # decrypted and cut out: the clear stream's very bytes
+    paths = video_site.paths()
+    assert paths.count("/video/keys/k.bin") == 2  # once per stream, not per segment
+    assert paths.count("/video/ranged/all.bin") == 4  # one range request per segment
+    assert paths.count("/video/plain/all.bin") == 1  # Range ignored: read once, ranges cut out
+
+
+def _fetch(site: Site, playlist: str, max_bytes: int = 8 << 20) -> tuple[list[bytes], int]:
+    """The tracks of an HLS playlist served at /video/t/p.m3u8, and the bytes the fetches took."""
+    site.files["/video/t/p.m3u8"] = ("text/plain", playlist.encode())
+    taken: list[int] = []
+    with Fetcher(guard=Guard(["127.0.0.1"]), pacer=HostPacer(delay=0.0)) as f:
+        url = site.base + "/video/t/p.m3u8"
+        tracks = fetch_stream(
+            f,
+            url,
+            f.fetch(url).body,
+            caps=CAPS,
+            max_bytes=max_bytes,
+            seconds=10,
+            on_fetch=lambda u, n: taken.append(n),
+        )
+    return [t.body for t in tracks], sum(taken)
+
+
+def test_protected_stream_failures_are_clear(video_site: Site) -> None:
+    clear = video_site.files["/video/hls/seg000.ts"][1]
+    iv = bytes(16)
+    sealed = aes_encrypt(clear, AES_KEY, iv)
+    big = bytes(3 << 20)
+    video_site.files.update({
+        "/video/t/seg.bin": ("video/mp2t", sealed),
+        "/video/ranged/seg.bin": ("video/mp2t", sealed),
+        "/video/t/big.bin": ("video/mp2t", big),
+        "/video/t/k15": ("application/octet-stream", AES_KEY[:15]),
+        "/video/t/k17": ("application/octet-stream", AES_KEY + b"!"),
+        "/video/t/wrong": ("application/octet-stream", bytes(range(100, 116))),
+        "/video/t/good": ("application/octet-stream", AES_KEY),
+    })  # fmt: skip
+
+    def keyed(key: str, seg: str = "seg.bin", extra: str = "") -> str:
+        return (f'#EXTM3U\n#EXT-X-KEY:METHOD=AES-128,URI="{key}",IV=0x{iv.hex()}\n'
+                f"#EXTINF:2,\n{extra}{seg}\n#EXT-X-ENDLIST\n")  # fmt: skip
+
+    assert _fetch(video_site, keyed("good"))[0] == [clear]
+    assert _fetch(video_site, keyed("good", "/video/ranged/seg.bin", f"#EXT-X-BYTERANGE:{len(sealed)}@0\n"))[
+        0
+    ] == [clear]
+    for playlist, why in (
+        (keyed("k15"), "is 15 bytes, not 16"),
+        (keyed("k17"), "longer than 16 bytes"),
+        (keyed("nokey"), "HTTP 404"),
+        (keyed("wrong"), "bad padding"),
+        (
+            keyed("good", "/video/ranged/seg.bin", "#EXT-X-BYTERANGE:16@999999\n"),
+            "beyond the end of the file .HTTP 416",
+        ),
+        (
+            keyed("good", "seg.bin", "#EXT-X-BYTERANGE:16@999999\n"),
+            f"beyond the end of the file .{len(sealed)} bytes",
+        ),
+        (keyed("good", "seg.bin", "#EXT-X-BYTERANGE:15@0\n"), "not whole 16-byte blocks"),
+    ):
+        with pytest.raises(PlaylistError, match=why):
+            _fetch(video_site, playlist)
+    # a server that ignores Range, a range deep in a big file: never more than the budget is read
+    deep = "#EXTM3U\n#EXTINF:2,\n#EXT-X-BYTERANGE:1000@2500000\nbig.bin\n"
+    with pytest.raises(PlaylistError, match=r"ignored Range.*byte budget") as err:
+        _fetch(video_site, deep, max_bytes=1 << 20)
+    assert "2500000" in str(err.value)
+    body, taken = _fetch(video_site, deep.replace("2500000", "1000"), max_bytes=1 << 20)
+    assert body == [big[1000:2000]] and taken < 4000  # read up to the range's end, not the 3-MiB file
+
+
+def test_range_answers_and_decryption_are_checked() -> None:
+    want = ByteRange(10, 4)
+    assert range_body(206, {"content-range": "bytes 10-13/100"}, b"abcd", want, 14) == b"abcd"
+    assert range_body(206, {"content-range": "bytes 10-13/*"}, b"abcd", want, 14) == b"abcd"
+    for headers, body, why in (
+        ({"content-range": "bytes 0-3/100"}, b"abcd", "sent Content-Range"),
+        ({}, b"abcd", "sent Content-Range 'none'"),
+        ({"content-range": "bytes 10-13/12"}, b"abcd", "past its own end"),
+        ({"content-range": "bytes 10-13/100"}, b"abcdef", "206 body of 6 bytes"),
+        ({"content-range": "bytes 10-13/100", "content-encoding": "gzip"}, b"abcd", "Content-Encoding"),
+    ):
+        with pytest.raises(PlaylistError, match=why):
+            range_body(206, headers, body, want, 14)
+    with pytest.raises(PlaylistError, match="HTTP 500"):
+        range_body(500, {}, b"", want, 14)
+    sealed = aes_encrypt(b"x" * 40, AES_KEY, bytes(16))
+    assert decrypt(sealed, AES_KEY, bytes(16)) == b"x" * 40
+    with pytest.raises(PlaylistError, match="must be 16 bytes"):
+        decrypt(sealed, AES_KEY[:8], bytes(16))
+    with pytest.raises(PlaylistError, match="bad padding"):
+        decrypt(sealed[:-16] + bytes(16), AES_KEY, bytes(16))  # truncated and forged last block
+    with pytest.raises(PlaylistError, match="whole 16-byte blocks"):
+        decrypt(b"", AES_KEY, bytes(16))

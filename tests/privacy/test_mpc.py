@@ -75,6 +75,31 @@ def test_order_statistics_equal_plaintext(deployment: tuple[Deployment, list[dic
     )
 
 
+def test_search_and_histogram_agree_with_plaintext_and_suppress_small_groups(
+    deployment: tuple[Deployment, list[dict[str, np.ndarray]]],
+) -> None:
+    from privacy.query import decode_mpc
+
+    dep, tables = deployment
+    u = {c: np.concatenate([t[c] for t in tables]) for c in tables[0]}
+    keep = u["views"] > 4000
+    counts = [int((keep & (u["county"] == c)).sum()) for c in COUNTIES]
+    k = sorted(counts)[1] + 1  # at least two counties fall below the minimum group size
+    assert 2 <= k <= max(counts)
+    spec = parse_sql("SELECT QUANTILE(views, 0.25, 0.5) FROM plays WHERE views > 4000 GROUP BY county")
+    spec = spec.with_requester("r", "regulator")
+    jobs = [c.party_job() for c in dep.clients()]
+    expected = []
+    for c, n in zip(COUNTIES, counts, strict=True):
+        x = u["views"][keep & (u["county"] == c)]
+        q = np.quantile(x, [0.25, 0.5], method="inverted_cdf").tolist() if n >= k else [None, None]
+        expected.append([c, *q])
+    for method in ("search", "histogram"):
+        plan = mpc.plan(spec, CATALOG, 3, k, method)
+        values, _ = mpc.run(spec, CATALOG, plan, jobs, timeout=120)
+        assert decode_mpc(spec, CATALOG, plan, values)[1] == expected, method
+
+
 def test_topk_and_intersection_equal_plaintext(
     deployment: tuple[Deployment, list[dict[str, np.ndarray]]],
 ) -> None:
@@ -260,3 +285,19 @@ def test_mpc_links_refuse_a_party_without_a_vouched_certificate(
         ]
         errors = [f.exception() for f in futures]
     assert all(isinstance(e, MPCError) for e in errors), errors
+
+
+def test_party_tls_contexts_trust_only_what_they_load() -> None:
+    import ssl
+
+    from privacy.mpc_tls import party_credentials, pinned_context
+
+    for purpose in (ssl.Purpose.SERVER_AUTH, ssl.Purpose.CLIENT_AUTH):
+        ctx = pinned_context(purpose)
+        assert ctx.cert_store_stats()["x509"] == 0  # no system CA
+        assert ctx.verify_mode == ssl.CERT_REQUIRED
+        assert ctx.minimum_version == ssl.TLSVersion.TLSv1_3
+    assert pinned_context(ssl.Purpose.SERVER_AUTH).check_hostname
+    _, cert = party_credentials(0)
+    ctx = pinned_context(ssl.Purpose.CLIENT_AUTH, cadata=cert.decode())
+    assert ctx.cert_store_stats()["x509"] == 1

@@ -17,7 +17,8 @@ from privacy.agency import AgencyServer
 from privacy.connectors import ArrayConnector, from_config
 from privacy.errors import ConnectorError
 from privacy.identity import PeerDirectory, Trust
-from privacy.local import linear_vector, load, local_linear
+from privacy.local import linear_vector, load, local_linear, order_counter
+from privacy.mpc import plan as mpc_plan
 from privacy.pg import PostgreSQLConnector
 from privacy.pg_cluster import ThrowawayCluster, pg_bin_dir
 from privacy.policy import BudgetLedger, Policy
@@ -42,17 +43,17 @@ def _load(con: psycopg.Connection[Any], schema: str, t: dict[str, np.ndarray]) -
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[ThrowawayCluster]:
-    with ThrowawayCluster() as c:
-        with psycopg.connect(c.conninfo, autocommit=True) as con:
-            for i, t in enumerate(TABLES):
-                _load(con, f"agency{i}", t)
-            con.execute('CREATE SCHEMA "dirty"')
-            con.execute(
-                'CREATE TABLE "dirty".plays (county text, work integer, views bigint, fee double precision)'
-            )
-            con.execute("INSERT INTO \"dirty\".plays VALUES ('elsewhere', 1, 5, 1.0), ('c1', 2, 7, 'NaN')")
-        yield c
+def cluster(pg_server: ThrowawayCluster) -> Iterator[ThrowawayCluster]:
+    c = pg_server  # shared with the other tests (tests/pg.py); the agencies' schemas are ours
+    with psycopg.connect(c.conninfo, autocommit=True) as con:
+        for i, t in enumerate(TABLES):
+            _load(con, f"agency{i}", t)
+        con.execute('CREATE SCHEMA "dirty"')
+        con.execute(
+            'CREATE TABLE "dirty".plays (county text, work integer, views bigint, fee double precision)'
+        )
+        con.execute("INSERT INTO \"dirty\".plays VALUES ('elsewhere', 1, 5, 1.0), ('c1', 2, 7, 'NaN')")
+    yield c
 
 
 SPECS = [
@@ -84,6 +85,34 @@ def test_pushed_down_aggregates_equal_the_local_computation(
         assert pushed == fetched == arrays
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SELECT MEDIAN(views) FROM plays WHERE work < 30 GROUP BY county",
+        "SELECT QUANTILE(fee, 0.1, 0.9) FROM plays WHERE county IN ('c1', 'c3')",
+        "SELECT MIN(fee) FROM plays WHERE views > 4990 GROUP BY work",
+    ],
+)
+@pytest.mark.parametrize("method", ["search", "histogram"])
+def test_pushed_down_rank_counts_equal_the_local_computation(
+    cluster: ThrowawayCluster, text: str, method: str
+) -> None:
+    spec = parse_sql(text)
+    p = mpc_plan(spec, CATALOG, 3, 1, method)
+    rng = np.random.default_rng(7)
+    for i, t in enumerate(TABLES):
+        pg = PostgreSQLConnector(cluster.conninfo, CATALOG, f"agency{i}")
+        pushed = pg.order_counter(spec, CATALOG, p.bits, p.width)
+        local = order_counter(
+            spec, CATALOG, load(ArrayConnector({"plays": t}), CATALOG, spec), p.bits, p.width
+        )
+        assert pushed.totals().tolist() == local.totals().tolist()
+        assert len(pushed.keys) <= len(local.keys)  # one key per distinct (group, bin)
+        bins = np.concatenate([local.keys[:200] & ((1 << p.bits) - 1), rng.integers(0, 1 << p.bits, 200)])
+        groups = np.concatenate([local.keys[:200] >> p.bits, rng.integers(0, p.groups, 200)])
+        assert pushed.at_most(groups, bins).tolist() == local.at_most(groups, bins).tolist()
+
+
 def test_values_are_parameters_and_names_are_checked(cluster: ThrowawayCluster) -> None:
     pg = PostgreSQLConnector(cluster.conninfo, CATALOG, "agency0")
     sneaky = QuerySpec("count", "plays", filters=(Filter("county", "=", "c1' OR '1'='1"),))
@@ -97,6 +126,8 @@ def test_values_are_parameters_and_names_are_checked(cluster: ThrowawayCluster) 
     dirty = PostgreSQLConnector(cluster.conninfo, CATALOG, "dirty")
     with pytest.raises(ConnectorError, match="outside its declared domain"):
         local_linear(dirty, CATALOG, parse_sql("SELECT COUNT(*) FROM plays GROUP BY county"))
+    with pytest.raises(ConnectorError, match="outside its declared domain"):
+        dirty.order_counter(parse_sql("SELECT MEDIAN(views) FROM plays GROUP BY county"), CATALOG, 13, 1)
     with pytest.raises(ConnectorError, match="NaN"):
         dirty.fetch("plays", ["fee"])
     gone = PostgreSQLConnector(f"host={cluster.dir} port=1 dbname=x user=nobody", CATALOG)

@@ -88,3 +88,47 @@ def test_keygen_refuses_a_short_password(tmp_path: Path) -> None:
     res = runner.invoke(app, ["keygen", str(tmp_path / "k"), "--bits", "2048", "--password-file", str(pw)])
     assert res.exit_code == 1 and "at least 8 characters" in _flat(res.stderr)
     assert not (tmp_path / "k").exists()
+
+
+def _ledger_profile(q: Path, root_hex: str, node: str = "http://127.0.0.1:1") -> Path:
+    """A member client profile for the regulator on a chain whose genesis names ``root_hex``."""
+    from chain.types import Genesis
+    from rongxin.client_profile import write_profile
+
+    genesis = q / "genesis.cbor"
+    genesis.write_bytes(Genesis("Test consortium", "rongxin-local", bytes.fromhex(root_hex), ()).to_bytes())
+    profile = q / "regulator.client.toml"
+    keys = q / "keys"
+    write_profile(
+        profile, node, genesis, keys / "regulator.key", keys / "regulator.cert.json", keys / "password"
+    )
+    return profile
+
+
+def test_run_fails_closed_when_the_ledger_cannot_be_reached(tmp_path: Path) -> None:
+    import tomllib
+
+    from chain.crypto import PrivateKey
+
+    assert runner.invoke(app, ["demo-data", str(tmp_path / "q"), "--rows", "300"]).exit_code == 0
+    q = tmp_path / "q"
+    config = q / "agencies.toml"
+    text = config.read_text()
+    root_hex = tomllib.loads(text)["consortium"]["root_public_key"]
+    query = ["run", "SELECT COUNT(*) FROM cases", "--agencies", str(config), "--format", "json"]
+
+    config.write_text(text + '\n[consortium.ledger]\nclient = "missing.toml"\n')
+    res = runner.invoke(app, query)
+    assert res.exit_code == 1 and "missing.toml" in json.loads(res.stdout)["error"]
+
+    _ledger_profile(q, PrivateKey.generate().public_key.to_bytes().hex())  # another chain's genesis
+    config.write_text(text + '\n[consortium.ledger]\nclient = "regulator.client.toml"\n')
+    res = runner.invoke(app, query)
+    assert res.exit_code == 1 and "another supervisory root" in json.loads(res.stdout)["error"]
+
+    _ledger_profile(q, root_hex)  # this chain, but its node is not there: nothing is answered
+    res = runner.invoke(app, query)
+    assert res.exit_code == 1, res.output
+    err = json.loads(res.stdout)["error"]
+    assert "cannot take part: cannot check" in err and "never answered" in err and "refusing" in err
+    assert not (q / "audit.jsonl").exists()  # refused before anything was sent

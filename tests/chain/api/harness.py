@@ -13,13 +13,14 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from chain.api.auth import sign_request
 from chain.consensus.core import Committed
+from chain.contracts.base import ContractRegistry
 from chain.localnet import Identity, LocalConsortium
 from chain.node.service import NodeService
 from chain.types import Genesis, Role, Transaction
@@ -75,9 +76,12 @@ class Node:
             self.service.publish_committed(done.block.height)
 
 
-def start_node(directory: Path, nodes: int = 4) -> Node:
-    """A running in-process consortium with a member and the service of node-0."""
-    consortium = LocalConsortium.create(directory, nodes=nodes)
+def start_node(
+    directory: Path, nodes: int = 4, registry_factory: Callable[[Genesis], ContractRegistry] | None = None
+) -> Node:
+    """A running in-process consortium with a member and the service of node-0
+    (``registry_factory``: the nodes' contracts, the ledger's own by default)."""
+    consortium = LocalConsortium.create(directory, nodes=nodes, registry_factory=registry_factory)
     member = consortium.add_member("County media center", [Role.MEDIA_CENTER])
     node = Node(consortium, member)
     node.service = NodeService(

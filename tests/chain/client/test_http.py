@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ import pytest
 from chain import codec
 from chain.api import create_app
 from chain.client import AsyncNodeClient, ClientError, Ledger, NodeClient
+from chain.client.vault import HttpObjects
 from chain.contracts.anchor import anchor_key
 from chain.crypto import PrivateKey
 from chain.errors import CommitTimeout, SubscriptionError
@@ -341,3 +343,41 @@ def test_two_clients_of_one_member_share_its_nonces(client: NodeClient, node: No
     # the first client's next nonce was taken: the node refuses it, the client signs again
     receipt = client.anchor(b"\x0f" * 32, "work")
     assert receipt.verify(node.genesis).transaction.nonce == taken + 1
+
+
+# ------------------------------------------------------------------ a hostile vault node
+def vault_mock(node: Node, handler: Callable[[httpx.Request], httpx.Response]) -> HttpObjects:
+    return HttpObjects(
+        "http://node.invalid",
+        node.member.key,
+        node.member.cert,
+        node.genesis,
+        transport=httpx.MockTransport(handler),
+    )
+
+
+@pytest.mark.parametrize(
+    ("response", "error"),
+    [
+        (httpx.Response(200, text="stored"), "not a JSON object"),
+        (httpx.Response(403, json={"error": "no grant"}), "no grant"),
+        (httpx.Response(500, text="<html>" + "x" * 100_000), "<html>x"),
+    ],
+)
+def test_vault_upload_refusals_and_garbage(
+    node: Node, tmp_path: Path, response: httpx.Response, error: str
+) -> None:
+    f = tmp_path / "object"
+    f.write_bytes(b"sealed")
+    with vault_mock(node, lambda r: response) as objects, pytest.raises(ClientError, match=error) as e:
+        objects.put_file(b"\x01" * 32, f)
+    assert len(e.value.reason) <= 1000
+
+
+def test_vault_download_refusal_reads_a_bounded_body(node: Node) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, content=b'{"error": "no such object"}' + b" " * (50 * 1024 * 1024))
+
+    with vault_mock(node, handler) as objects, pytest.raises(ClientError) as e:
+        list(objects.fetch(b"\x02" * 32))
+    assert e.value.status == 404

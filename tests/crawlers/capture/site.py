@@ -1,5 +1,6 @@
 """A loopback web site for evidence captures: a static page, a page built by JavaScript,
-a video player and an HLS stream, with media made by ``ffmpeg`` at test time.
+a video player, an HLS stream and a gallery (an image and a video), with media made by
+``ffmpeg`` at test time.
 
 The server is :mod:`rongxin.demo_site` (byte ranges, every request logged).
 """
@@ -30,6 +31,11 @@ fetch('/api/items.json').then(r => r.json()).then(items => {
 </script></body></html>"""
 
 VIDEO = """<!doctype html><html><head><title>Player</title></head><body><h1>Player</h1>
+<video id="v" src="/media/clip.mp4" controls width="320"></video></body></html>"""
+
+GALLERY = """<!doctype html><html><head><title>图库 Gallery</title></head><body>
+<h1>转载作品 A reposted work</h1><p id="text">Reposted without a licence.</p>
+<img id="still" src="/img/still.png" width="320">
 <video id="v" src="/media/clip.mp4" controls width="320"></video></body></html>"""
 
 HLS = """<!doctype html><html><head><title>Stream</title></head><body><h1>Live</h1>
@@ -70,6 +76,7 @@ def pages() -> dict[str, tuple[str, bytes]]:
         "/api/items.json": ("application/json", b'["first item", "second item", "\\u7b2c\\u4e09"]'),
         "/video.html": (HTML, VIDEO.encode()),
         "/hls.html": (HTML, HLS.encode()),
+        "/gallery.html": (HTML, GALLERY.encode()),
     }
 
 

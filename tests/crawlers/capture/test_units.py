@@ -10,7 +10,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from crawlers.capture.log import CaptureLog
 from crawlers.capture.media import is_media, is_playlist, playlist_uris
-from crawlers.capture.warc import Exchange, write_warc
+from crawlers.capture.warc import Exchange, content_range, split_partial, write_warc
 from crawlers.package.wacz import cdxj_lines, surt
 
 
@@ -98,3 +98,29 @@ def test_capture_log_has_wall_and_monotonic_time() -> None:
     lines = [json.loads(x) for x in log.to_jsonl().decode().splitlines()]
     assert [x["event"] for x in lines] == ["start", "done"]
     assert lines[0]["time"].endswith("Z") and lines[1]["elapsed_s"] >= lines[0]["elapsed_s"]
+
+
+def _ex(url: str, status: int, body: bytes, headers: list[tuple[str, str]]) -> Exchange:
+    return Exchange(url, "GET", [], status, headers, body, 1.0)
+
+
+def test_partial_responses_of_files_held_in_full_are_set_apart() -> None:
+    whole = bytes(range(256)) * 4
+    full = {"http://h/v.mp4": whole}
+    page = _ex("http://h/p.html", 200, b"<p>", [])
+    good = _ex("http://h/v.mp4", 206, whole[100:200], [("Content-Range", "bytes 100-199/1024")])
+    forged = _ex("http://h/v.mp4", 206, b"\x00" * 100, [("content-range", "bytes 100-199/1024")])
+    no_range = _ex("http://h/v.mp4", 206, whole[:10], [])
+    past_end = _ex("http://h/v.mp4", 206, b"x", [("Content-Range", "bytes 5000-5000/1024")])
+    only_partial = _ex("http://h/other.mp4", 206, b"abc", [("Content-Range", "bytes 0-2/9")])
+    kept, partial, checks = split_partial([page, good, forged, no_range, past_end, only_partial], full)
+    assert kept == [page, only_partial]  # no complete copy of other.mp4: its only bytes stay replayable
+    assert partial == [good, forged, no_range, past_end]
+    assert [c["matches_full"] for c in checks] == [True, False, False, False]
+    assert checks[0]["range"] == [100, 199] and checks[2]["range"] is None
+
+
+def test_content_range_refuses_malformed_headers() -> None:
+    for bad in ("bytes 9-1/10", "bytes -5/10", "items 0-1/2", "bytes 0-x/2", "", "bytes"):
+        assert content_range([("Content-Range", bad)]) is None, bad
+    assert content_range([("Content-Range", "bytes 0-0/*")]) == (0, 0)

@@ -14,6 +14,7 @@ from argon2 import PasswordHasher
 
 from chain.api import create_app as node_app
 from chain.client import NodeClient
+from rongxin.contracts import node_registry
 from rongxin.platform.accounts import AccountStore
 from rongxin.platform.app import close_app, create_app
 from rongxin.platform.chainview import ChainView
@@ -42,7 +43,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("platform")
-    node = start_node(root / "chain")
+    node = start_node(root / "chain", registry_factory=node_registry)  # with the zkp contracts
     with serve(node_app(node.service)) as url:
         client = NodeClient(url, node.member.key, node.member.cert, node.genesis)
         chain = ChainView(client, node.genesis)

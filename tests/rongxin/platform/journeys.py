@@ -75,3 +75,36 @@ def verify_digest_in_explorer(page: Any, base: str, digest: str, downloads: Path
     page.click("#check")
     page.wait_for_selector("#receipt-ok, #receipt-bad")
     return str(page.inner_text("#receipt-ok, #receipt-bad"))
+
+
+def transfer_work(page: Any, work_url: str, price: str, shares: dict[str, str]) -> str:
+    """From a work's page: register its ownership record, make a key to receive it, and
+    transfer it confidentially to that key; the transaction id of the transfer."""
+    page.goto(work_url)
+    page.click("#work-transfers")
+    page.wait_for_selector("#no-record")
+    page.click("#register-ownership")
+    page.wait_for_selector("#ledger-verified", timeout=60_000)
+    page.click("#back-to-work")
+    page.click("#receive-key")
+    page.wait_for_selector("#received-key")
+    page.fill("#buyer-key", page.input_value("#received-key"))
+    page.fill("#buyer-pop", page.input_value("#received-pop"))
+    page.fill("#price", price)
+    for i, (party, amount) in enumerate(shares.items()):
+        page.fill(f"#party-{i}", party)
+        page.fill(f"#amount-{i}", amount)
+    page.click("#make-transfer")
+    page.wait_for_selector("#ledger-verified, #transfers-error", timeout=120_000)
+    error = page.locator("#transfers-error")
+    assert not error.count(), error.inner_text()
+    return str(page.inner_text("#tx-id"))
+
+
+def open_recorded_transfers(page: Any, base: str, work: str, key_file: Path, password: str) -> None:
+    """As the auditor: open a work's recorded transfers with the auditor key file."""
+    page.goto(f"{base}/transfers?work={work}")
+    page.set_input_files("#auditor-key-file", str(key_file))
+    page.fill("#auditor-password", password)
+    page.click("#open-transfers")
+    page.wait_for_selector("#opened, #transfers-error")

@@ -15,22 +15,29 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from chain.crypto import PrivateKey
+from chain.crypto.sealed import MIN_SCRYPT_N
 from crawlers.browser import launch
 from rongxin.platform.app import close_app, create_app
 from rongxin.platform.config import load_config
 from rongxin.platform.deploy import DEMO_PASSWORD, running_demo
+from rongxin.platform.sm2login import sign_challenge
 from tests.chain.api.harness import serve
 from tests.forensics.conftest import write_image
 from tests.rongxin.platform.conftest import PASSWORD, Stack
 from tests.rongxin.platform.copysite import copy_site
 from tests.rongxin.platform.journeys import (
+    open_recorded_transfers,
     register_work,
     shot,
     shots_dir,
     sign_in,
     sign_out,
+    transfer_work,
     verify_digest_in_explorer,
 )
+from zkp.auditor import AuditorKey, seal_auditor_key
+from zkp.contract import auditor_payload
 
 
 def test_journeys_in_chromium(stack: Stack, photos: dict[str, NDArray[np.uint8]], tmp_path: Path) -> None:
@@ -102,6 +109,7 @@ def test_journeys_in_chromium(stack: Stack, photos: dict[str, NDArray[np.uint8]]
         page.locator("#move-form button").click()
         assert page.inner_text("#case-status") == "已确认"
         shot(page, shots, "case")
+
         sign_out(page)
 
         # the operator sees the nodes and the audit log, in English
@@ -144,6 +152,8 @@ def test_journeys_in_chromium(stack: Stack, photos: dict[str, NDArray[np.uint8]]
             "/explorer/receipts",
             "/ops",
             "/explorer/nodes",
+            "/transfers",
+            "/account",
         ):
             page.goto(f"{base}{path}")
             width = page.evaluate("document.documentElement.scrollWidth")
@@ -165,12 +175,69 @@ def test_journeys_in_chromium(stack: Stack, photos: dict[str, NDArray[np.uint8]]
 
 
 @pytest.mark.slow
+def test_transfer_journey_in_chromium(
+    stack: Stack, photos: dict[str, NDArray[np.uint8]], tmp_path: Path
+) -> None:
+    """Legal staff register a work, its ownership record and a confidential transfer (hidden
+    price and royalty shares, one party name hostile HTML); the auditor opens it with the
+    auditor key file, then registers an SM2 key and signs in with it. About 15 s on the
+    loaded project machine, hence slow."""
+    image = write_image(tmp_path / "river.jpg", photos[sorted(photos)[5]])
+    consortium, auditor = stack.node.consortium, AuditorKey.generate()  # the regulator's key
+    consortium.submit(
+        consortium.supervisor, "zkp.auditor", auditor_payload(auditor, consortium.genesis.chain_id)
+    )
+    auditor_file = tmp_path / "auditor.key"
+    auditor_file.write_bytes(seal_auditor_key(auditor, "auditor password", scrypt_n=MIN_SCRYPT_N))
+    shots = shots_dir(tmp_path / "shots")
+    with serve(stack.app) as base, launch() as browser:
+        page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+        sign_in(page, base, "legal-staff", PASSWORD)
+        url = register_work(page, base, image, "江畔 River bank", "县融媒体中心")
+        tx_id = transfer_work(page, url, "1000000", {"作者": "600000", "<i>平台</i>": "400000"})
+        assert page.locator("#receipt-verified").is_visible() and page.inner_text("#new-seq") == "1"
+        shot(page, shots, "transfer")
+        work_hex = page.inner_text("#sent code").strip()
+        page.goto(f"{base}/transfers?work={work_hex}")
+        assert "1000000" not in page.content() and page.locator("#transfers tbody tr").count() == 1
+        sign_out(page)
+        sign_in(page, base, "auditor", PASSWORD)
+        open_recorded_transfers(page, base, work_hex, auditor_file, "auditor password")
+        assert page.inner_text("#opened .price") == "1,000,000", page.content()[-3000:]
+        assert "<i>平台</i> = 400,000" in page.inner_text("#opened .opened-shares")
+        assert tx_id.startswith(page.inner_text("#opened code").rstrip("…"))
+        shot(page, shots, "transfer-audit")
+        page.set_viewport_size({"width": 768, "height": 1024})  # a tablet held upright
+        assert page.evaluate("document.documentElement.scrollWidth") <= 768
+        page.set_viewport_size({"width": 1280, "height": 800})
+        # the auditor registers an SM2 key and signs in with it (the signature as
+        # `rongxin platform sign-challenge` prints it)
+        key = PrivateKey.generate()
+        page.click("#my-account")
+        page.fill("#sm2-public-key", key.public_key.to_pem())
+        page.click("#save-sm2-key")
+        assert key.public_key.key_id() in page.inner_text("#sm2-key-id")
+        sign_out(page)
+        page.click("#sm2-link")
+        page.fill("#sm2-username", "auditor")
+        page.click("#sm2-challenge")
+        page.fill("#signature", sign_challenge(key, page.inner_text("#challenge-text")))
+        shot(page, shots, "sm2-login")
+        page.click("#sm2-sign-in")
+        page.wait_for_url(f"{base}/")
+        assert page.inner_text("#my-account") == "auditor user"
+    for name in ("transfer", "transfer-audit", "sm2-login"):
+        assert (shots / f"{name}.png").stat().st_size > 5000
+
+
+@pytest.mark.slow
 def test_journeys_against_node_processes(
     photos: dict[str, NDArray[np.uint8]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The demo deployment: four node processes on loopback, the member's platform reading
-    them through the SDK; sign in, register a work, find its digest, verify its receipt; the
-    regulator runs a query across the demo agencies."""
+    them through the SDK; sign in, register a work, find its digest, verify its receipt,
+    transfer the work confidentially; the regulator runs a query across the demo agencies;
+    the auditor opens the transfer with the demo's auditor key."""
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[3]))
     seeds = [write_image(tmp_path / f"{n}.jpg", photos[n]) for n in sorted(photos)[2:5]]
     image = write_image(tmp_path / "harbour.jpg", photos[sorted(photos)[0]])
@@ -182,13 +249,17 @@ def test_journeys_against_node_processes(
                 viewport={"width": 1280, "height": 800}, accept_downloads=True
             ).new_page()
             sign_in(page, base, "legal-staff", DEMO_PASSWORD)
-            register_work(page, base, image, "港口晨景", "县法律服务中心")
+            work_url = register_work(page, base, image, "港口晨景", "县法律服务中心")
             assert page.locator("#anchored").is_visible(), page.content()[:2000]
             fingerprint = page.inner_text("#fingerprint")
             page.goto(f"{base}/works")
             assert page.locator("#works tbody tr").count() == len(seeds) + 1
             verdict = verify_digest_in_explorer(page, base, fingerprint, tmp_path)
             assert "回执有效" in verdict, verdict
+            # a confidential transfer verified by the four node processes
+            transfer_work(page, work_url, "500000", {"县法律服务中心": "500000"})
+            assert page.locator("#receipt-verified").is_visible()
+            work_hex = page.inner_text("#sent code").strip()
             page.goto(f"{base}/explorer/nodes")
             assert page.locator("#nodes tr.up").count() == len(deployment.entries)
             shot(page, shots, "nodes")
@@ -221,5 +292,10 @@ def test_journeys_against_node_processes(
             assert page.locator("#chart-sm2_rate polyline").count() == nodes
             page.evaluate("document.getElementById('metric-charts').previousElementSibling.scrollIntoView()")
             shot(page, shots, "operations-metrics")
+            sign_out(page)
+            sign_in(page, base, "auditor", DEMO_PASSWORD)
+            key_file = deployment.directory / "auditor.key"
+            open_recorded_transfers(page, base, work_hex, key_file, DEMO_PASSWORD)
+            assert page.inner_text("#opened .price") == "500,000", page.content()[-3000:]
             sign_out(page)
         close_app(app)

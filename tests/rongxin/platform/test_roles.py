@@ -42,10 +42,17 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/regulator/receipts/" + "00" * 32, "query.run"),
     ("GET", "/transfers", "transfers.view"),
     ("GET", "/transfers?work=" + "00" * 32, "transfers.view"),
+    ("GET", f"/transfers/receipts/{DIGEST}", "transfers.view"),
+    ("POST", "/transfers/register", "transfers.make"),
+    ("POST", "/transfers/receive", "transfers.make"),
+    ("POST", "/transfers/make", "transfers.make"),
+    ("POST", "/transfers/open", "transfers.open"),
     ("GET", "/ops", "ops.view"),
     ("GET", "/admin/users", "users.manage"),
     ("POST", "/admin/users", "users.manage"),
     ("POST", "/admin/users/editor", "users.manage"),
+    ("GET", "/account", "account.manage"),
+    ("POST", "/account/sm2-key", "account.manage"),
 ]
 
 
@@ -65,6 +72,7 @@ def _permission(route: object) -> str | None:
 
 
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("POST", "/logout"), ("POST", "/lang")}
+PUBLIC |= {("GET", "/login/sm2"), ("POST", "/login/sm2/challenge"), ("POST", "/login/sm2")}
 
 
 def test_the_table_covers_every_route_of_the_app(stack: Stack) -> None:

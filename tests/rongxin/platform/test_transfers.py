@@ -79,8 +79,8 @@ def test_transfers_of_a_work_verified_and_what_the_auditor_opens(tmp_path: Path)
             assert r.status_code == 422 and "<script>alert(1)" not in r.text
         staff = login(TestClient(app, base_url="http://127.0.0.1"), "legal-staff")
         assert staff.get("/transfers", params={"work": "00" * 32}).status_code == 200
-        editor = login(TestClient(app, base_url="http://127.0.0.1"), "editor")
-        assert editor.get("/transfers").status_code == 403
+        regulator = login(TestClient(app, base_url="http://127.0.0.1"), "regulator")
+        assert regulator.get("/transfers").status_code == 403
         events = [e for e in app.state.platform.audit.read() if e["event"] == "transfer.list"]
         assert [e["ok"] for e in events][:3] == [True, True, True] and events[-1]["user"] == "legal-staff"
     finally:

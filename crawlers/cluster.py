@@ -1,0 +1,239 @@
+"""The worker side of a scan on Dask distributed, and connecting to a Dask cluster.
+
+A distributed scan (:class:`crawlers.dask_scan.DaskScanner`) registers one
+:class:`ScanWorkerPlugin` per scan with :meth:`distributed.Client.register_plugin`; Dask
+sets it up on every worker, present and future (a worker restarted after a crash too).
+The plugin holds the worker's state for the scan: one fetcher (its politeness pacer and
+robots.txt cache, kept for the hosts the worker is given) and the work library, opened
+once per worker from its path and reopened only when its catalogue changes (version =
+the catalogue file's size and modification time). Tasks carry only their items or
+fetched bytes and the plugin's name, never the library.
+
+Two task functions run on the workers:
+
+* :func:`crawl_batch` fetches a batch of items of one origin, in order, under the
+  worker's pacer (the client hands the origin's next free slot over with the batch);
+* :func:`identify_task` fingerprints fetched bytes and identifies them in the library.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from crawlers.errors import CrawlError
+from crawlers.guard import Resolver, system_resolver
+from crawlers.steps import Fetched, Outcome, StepRunner, build_fetcher, identify_payload
+from crawlers.store import Item
+from crawlers.urls import origin_of
+
+#: Names of the scan plugins on the workers start with this.
+PLUGIN_PREFIX = "rongxin-scan-"
+
+_ADDRESS = re.compile(r"^(tcp|tls)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
+_LOCAL = re.compile(r"^local(?::(\d{1,3}))?$")
+
+
+def library_version(path: str | Path) -> tuple[int, int]:
+    """The version a worker keys its open library by: the catalogue's size and mtime (ns)."""
+    from forensics.library import CATALOGUE
+
+    try:
+        st = (Path(path) / CATALOGUE).stat()
+    except OSError:
+        return (-1, -1)
+    return (st.st_size, st.st_mtime_ns)
+
+
+class ScanWorkerPlugin(WorkerPlugin):
+    """A scan's state on one Dask worker: its fetcher, its step runner, its open library.
+
+    Parameters
+    ----------
+    name : str
+        The plugin's name (``PLUGIN_PREFIX`` + the scan's run token); tasks find the
+        plugin by it.
+    config : dict
+        The scan's :class:`~crawlers.scan.ScanConfig` as stored.
+    resolver : callable, optional
+        Host resolver of the SSRF guard (the worker's system resolver by default).
+    """
+
+    def __init__(self, name: str, config: dict[str, Any], resolver: Resolver | None = None) -> None:
+        self.name = name
+        self.config = config
+        self.resolver = resolver
+        self.library_opens = 0
+
+    def setup(self, worker: Any = None) -> None:
+        """Build the fetcher and open the library (once per worker)."""
+        from crawlers.scan import ScanConfig
+
+        self.scan_config = ScanConfig(**self.config)
+        self.fetcher = build_fetcher(self.scan_config, self.resolver or system_resolver)
+        self.steps = StepRunner(self.scan_config, self.fetcher)
+        self._lock = threading.Lock()
+        self._library: Any = None
+        self._version: tuple[int, int] | None = None
+        self.library()
+
+    def teardown(self, worker: Any = None) -> None:
+        """Close the browser, the fetcher and the library."""
+        self.steps.close()
+        self.fetcher.close()
+        with self._lock:
+            if self._library is not None:
+                self._library.close()
+                self._library = None
+
+    def library(self) -> Any:
+        """The open work library, reopened when its catalogue changed since it was opened."""
+        from forensics.library import Library
+
+        version = library_version(self.scan_config.library)
+        with self._lock:
+            if self._library is None or version != self._version:
+                if self._library is not None:
+                    self._library.close()
+                self._library = Library.open(self.scan_config.library, readonly=True)
+                self._version = version
+                self.library_opens += 1
+            return self._library
+
+    def identify_file(self, path: Path) -> list[Any]:
+        """Matches of a media file in the library."""
+        return list(self.library().identify(path))
+
+
+def _plugin(name: str) -> ScanWorkerPlugin:
+    from distributed import get_worker
+
+    plugin = get_worker().plugins.get(name)
+    if not isinstance(plugin, ScanWorkerPlugin):
+        raise CrawlError(f"this worker has no scan plugin {name!r}")
+    return plugin
+
+
+@dataclass
+class BatchResult:
+    """What a worker did with a batch: outcomes of the items processed, in order.
+
+    Items after a ``retry`` outcome (the site asked to slow down) are left for later;
+    ``next_at`` is the origin's next free slot (wall clock), handed to the next batch.
+    """
+
+    worker: str
+    outcomes: list[tuple[int, Outcome]]
+    next_at: float
+
+
+def crawl_batch(name: str, items: list[Item], not_before: float) -> BatchResult:
+    """Process ``items`` (all of one origin) on this worker, no request before ``not_before``."""
+    from distributed import get_worker
+
+    plugin = _plugin(name)
+    origin = origin_of(items[0].url)
+    pacer = plugin.fetcher.pacer
+    pacer.hold(origin, pacer.clock() + (not_before - time.time()))
+    outcomes: list[tuple[int, Outcome]] = []
+    for item in items:
+        out = plugin.steps.process(item)
+        outcomes.append((item.id, out))
+        if out.state == "retry":
+            break
+    next_at = time.time() + pacer.wait_time(origin)
+    return BatchResult(get_worker().address, outcomes, next_at)
+
+
+def identify_task(name: str, fetched: Fetched) -> tuple[list[dict[str, Any]], str]:
+    """Matches of fetched bytes in the worker's library (and the error that stopped it, if any)."""
+    plugin = _plugin(name)
+    return identify_payload(fetched, plugin.identify_file, plugin.scan_config.clip_seconds)
+
+
+def parse_address(address: str) -> tuple[str, int | None]:
+    """``("local", N or None)`` for ``local[:N]``, or ``(address, None)`` for a scheduler address.
+
+    Raises
+    ------
+    CrawlError
+        Neither ``local[:N]`` nor ``tcp://HOST:PORT`` / ``tls://HOST:PORT``.
+
+    Examples
+    --------
+    >>> parse_address("local:2"), parse_address("tls://10.0.0.5:8786")
+    (('local', 2), ('tls://10.0.0.5:8786', None))
+    """
+    local = _LOCAL.match(address)
+    if local:
+        n = int(local.group(1)) if local.group(1) else None
+        if n is not None and n < 1:
+            raise CrawlError("local:N needs N >= 1 workers")
+        return "local", n
+    m = _ADDRESS.match(address)
+    if not m or not 0 < int(m.group(3)) < 65536:
+        raise CrawlError(
+            f"--dask {address!r} is not a scheduler address: use local, local:N, tcp://HOST:PORT or tls://HOST:PORT"
+        )
+    return address, None
+
+
+@contextmanager
+def connect(
+    address: str, workers: int | None = None, *, processes: bool = True, timeout: float = 10.0
+) -> Iterator[Any]:
+    """A :class:`distributed.Client` of the scheduler at ``address``, or of a new ``LocalCluster``.
+
+    Parameters
+    ----------
+    address : str
+        ``local`` or ``local:N`` (a cluster of N workers on this machine, one thread each;
+        ``workers`` or the CPU count when N is not given), or ``tcp://HOST:PORT`` /
+        ``tls://HOST:PORT`` of a running ``dask scheduler``. TLS certificates come from
+        Dask's configuration (``distributed.comm.tls``).
+    processes : bool
+        Local workers in processes (the default) or as threads of this process.
+    timeout : float
+        Seconds to reach the scheduler.
+
+    Raises
+    ------
+    CrawlError
+        A bad address, or no scheduler answering there in time.
+    """
+    target, n = parse_address(address)
+    from distributed import Client, LocalCluster
+
+    cluster = None
+    try:
+        if target == "local":
+            cluster = LocalCluster(  # type: ignore[no-untyped-call]
+                n_workers=n or workers or os.cpu_count() or 1,
+                threads_per_worker=1,
+                processes=processes,
+                dashboard_address=None,
+                host="127.0.0.1",
+                protocol="tcp://",
+            )
+            client = Client(cluster, timeout=timeout)  # type: ignore[no-untyped-call]
+        else:
+            client = Client(target, timeout=timeout)  # type: ignore[no-untyped-call]
+    except (OSError, TimeoutError) as exc:
+        if cluster is not None:
+            cluster.close()
+        raise CrawlError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    try:
+        yield client
+    finally:
+        client.close()  # type: ignore[no-untyped-call]
+        if cluster is not None:
+            cluster.close()

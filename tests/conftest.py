@@ -1,0 +1,5 @@
+"""Fixtures shared by the test packages."""
+
+from tests.pg import pg_server
+
+__all__ = ["pg_server"]
