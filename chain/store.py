@@ -65,6 +65,8 @@ CREATE TABLE IF NOT EXISTS txs (
     tx BLOB NOT NULL,
     result BLOB
 );
+-- a block's transactions in order (without it every block read scans the whole table)
+CREATE INDEX IF NOT EXISTS txs_block ON txs (height, idx);
 CREATE TABLE IF NOT EXISTS state (
     bucket INTEGER NOT NULL,
     key BLOB NOT NULL,

@@ -6,7 +6,7 @@ r"""The operator files of a network, as text: start/stop scripts, a systemd unit
 * :func:`systemd_unit` — ``rongxin-node@.service``, one instance per node name;
 * :func:`prometheus_config` and :func:`alert_rules` — a scrape job over every node's
   ``/metrics`` and the alerts (node down, height stalled, peers below quorum, mempool
-  full, sync lag), written as YAML text (no YAML library needed).
+  full, sync lag, missed proposals), written as YAML text (no YAML library needed).
 
 The alerts read these gauges of a node's ``/metrics`` (:data:`METRICS`); the node's
 metrics module must export them under these names.
@@ -38,6 +38,10 @@ and the pool's capacity (``[mempool] max_txs``)."""
 JOB = "rongxin"
 SYNC_LAG_BLOCKS = 10
 """Blocks behind the highest node after which a node is reported as lagging."""
+MISSED_PROPOSALS = 3
+"""Failed proposals of one validator within ten minutes after which it is reported."""
+MISSED = "rongxin_consensus_missed_proposals_total"
+"""Counter of rounds whose leader's block did not commit, labelled ``validator``."""
 STOP_TIMEOUT_S = 30
 """Seconds ``stop.sh`` and systemd wait after SIGTERM before SIGKILL."""
 
@@ -274,6 +278,15 @@ def alert_rules(chain_id: str, validators: int, *, empty_blocks: bool, block_int
             "{{ $labels.node }} is {{ $value }} blocks behind",
             f"The node is more than {SYNC_LAG_BLOCKS} blocks behind the highest node of the network.",
         ),
+        *_rule(
+            "RongxinMissedProposals",
+            f"max by (validator) (increase({MISSED}{{{job}}}[10m])) > {MISSED_PROPOSALS}",
+            "1m",
+            "warning",
+            "Validator {{ $labels.validator }} is missing its proposals",
+            f"More than {MISSED_PROPOSALS} rounds led by this validator ended without its block "
+            "in ten minutes: it may be down, slow or cut off.",
+        ),
     ]
     return "\n".join(rules) + "\n"
 
@@ -281,6 +294,7 @@ def alert_rules(chain_id: str, validators: int, *, empty_blocks: bool, block_int
 __all__ = [
     "JOB",
     "METRICS",
+    "MISSED_PROPOSALS",
     "SYNC_LAG_BLOCKS",
     "alert_rules",
     "all_script",

@@ -29,6 +29,7 @@ from rongxin.platform.casework import CaseStates
 from rongxin.platform.chainview import ChainView
 from rongxin.platform.config import ConfigError, PlatformConfig
 from rongxin.platform.console import RegulatorConsole
+from rongxin.platform.monitor import OpsMonitor, member_signer
 from rongxin.platform.ownerkeys import store_for
 from rongxin.platform.scanrunner import ScanRunner
 from rongxin.platform.web import Denied, LoginNeeded, Platform, render
@@ -132,21 +133,27 @@ def create_app(
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = store or AccountStore(config.data_dir / "accounts.sqlite", config.session_s)
     bootstrap_admin(store, config.admin_password_file)
+    audit = OpsAudit(config.data_dir / "ops-audit.jsonl", config.name)
     chain = chain if chain is not None else open_chain(config)
     member_key = getattr(chain.client, "key", None)
     platform = Platform(
         config=config,
         store=store,
-        audit=OpsAudit(config.data_dir / "ops-audit.jsonl", config.name),
+        audit=audit,
         chain=chain,
         works=WorkStore(config.library, config.data_dir, config.max_upload_bytes),
         scans=scans or ScanRunner(config.data_dir / "scans", config.library, config.scan_allow),
         cases=CaseStates(config.data_dir / "cases.sqlite"),
         console=console or RegulatorConsole(config.agencies),
+        monitor=OpsMonitor(config.nodes, config.ops, audit, member_signer(chain.client)),
         owner_keys=store_for(
             config.data_dir, member_key.to_bytes() if isinstance(member_key, PrivateKey) else None
         ),
     )
+    assert platform.monitor is not None
+    platform.monitor.start()
+    if platform.console.ledger is None and chain.client is not None and chain.genesis is not None:
+        platform.console.ledger = (chain.client, chain.genesis)  # audit records anchored by the member's node
     app = FastAPI(title="Rongxin member platform", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.platform = platform
     for module in (
@@ -196,8 +203,10 @@ def create_app(
 
 
 def close_app(app: FastAPI) -> None:
-    """Close the node client, the library and the accounts database of ``app``."""
+    """Stop the metrics sampler; close the node client, the library and the accounts database of ``app``."""
     platform: Platform = app.state.platform
+    if platform.monitor is not None:
+        platform.monitor.stop()
     platform.chain.close()
     platform.works.close()
     platform.cases.close()

@@ -121,3 +121,68 @@ def heartbeat_svg(nodes: Sequence[tuple[str, str, int | None]], width: int = 720
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+LINE_COLOURS = ("#3b6ea5", "#d9822b", "#2e9d4f", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d", "#b7950b")
+
+
+def lines_svg(
+    series: Sequence[tuple[str, Sequence[tuple[float, float]]]],
+    width: int = 360,
+    height: int = 150,
+    label: str = "",
+) -> str:
+    """One line per ``(name, points)``, points ``(time s, value)`` oldest first, over a
+    shared time axis (names escaped; a legend below; an empty chart shows a dash).
+
+    Examples
+    --------
+    >>> svg = lines_svg([("node-0", [(0, 1), (10, 3)]), ("<b>", [(0, 2)])], label="height")
+    >>> svg.count("<polyline"), "&lt;b&gt;" in svg
+    (1, True)
+    """
+    pad_l, pad_r, pad_t = 44, 6, 8
+    legend_h = 14 * ((len(series) + 2) // 3)
+    pad_b = 18 + legend_h
+    inner_w, inner_h = width - pad_l - pad_r, height - pad_t - pad_b
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" role="img">'
+        f"<title>{escape(label)}</title>"
+    )
+    points = [p for _, pts in series for p in pts]
+    if not points:
+        return head + f'<text x="{pad_l}" y="{pad_t + inner_h // 2}">—</text></svg>'
+    t0 = min(t for t, _ in points)
+    t1 = max(t for t, _ in points)
+    top = max(v for _, v in points)
+    bottom = min(0.0, min(v for _, v in points))
+    span_t = max(1e-9, t1 - t0)
+    span_v = max(1e-9, top - bottom)
+
+    def xy(t: float, v: float) -> str:
+        x = pad_l + inner_w * (t - t0) / span_t
+        return f"{x:.1f},{pad_t + inner_h - inner_h * (v - bottom) / span_v:.1f}"
+
+    parts = [head]
+    base = pad_t + inner_h
+    parts.append(f'<line x1="{pad_l}" y1="{base}" x2="{width - pad_r}" y2="{base}" stroke="#888"/>')
+    parts.append(f'<text x="2" y="{pad_t + 9}" font-size="10" fill="#555">{top:.4g}</text>')
+    parts.append(f'<text x="2" y="{base}" font-size="10" fill="#555">{bottom:.4g}</text>')
+    for i, (name, pts) in enumerate(series):
+        colour = LINE_COLOURS[i % len(LINE_COLOURS)]
+        if len(pts) == 1:
+            x, y = xy(*pts[0]).split(",")
+            parts.append(f'<circle cx="{x}" cy="{y}" r="2.5" fill="{colour}"/>')
+        elif pts:
+            path = " ".join(xy(t, v) for t, v in pts)
+            parts.append(
+                f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5">'
+                f"<title>{escape(name)}: {pts[-1][1]:.4g}</title></polyline>"
+            )
+        lx = pad_l + (i % 3) * (inner_w // 3)
+        ly = height - legend_h + 10 + 14 * (i // 3)
+        parts.append(f'<rect x="{lx}" y="{ly - 8}" width="8" height="8" fill="{colour}"/>')
+        parts.append(f'<text x="{lx + 11}" y="{ly}" font-size="10">{escape(name[:28])}</text>')
+    parts.append(f'<text x="{pad_l}" y="{base + 12}" font-size="10" fill="#555">{span_t / 60:.1f} min</text>')
+    parts.append("</svg>")
+    return "".join(parts)

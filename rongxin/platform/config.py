@@ -18,6 +18,9 @@
     scan_allow = []                       # internal addresses/networks scans may be let reach
     agencies = "agencies.toml"            # the regulator console's deployment (privacy.config)
 
+    [ops]                                 # optional: metric sampling and alert thresholds
+    sample_interval_s = 10                # (see rongxin.platform.opsconfig for every key)
+
 Relative paths are relative to the file's directory; every key but ``client`` has a
 default (without a client profile the explorer says it has no node to read).
 """
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from rongxin.errors import RongxinError
+from rongxin.platform.opsconfig import OpsConfig, ops_config
 
 
 class PlatformError(RongxinError):
@@ -60,6 +64,7 @@ class PlatformConfig:
     session_s: int = 12 * 3600
     scan_allow: tuple[str, ...] = ()
     agencies: Path | None = None
+    ops: OpsConfig = field(default_factory=OpsConfig)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -91,6 +96,15 @@ def _listen(value: object, where: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _ops(section: object, p: Path) -> OpsConfig:
+    if not isinstance(section, dict):
+        raise ConfigError(f"{p}: [ops] must be a table")
+    try:
+        return ops_config(section, str(p))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def load_config(path: str | os.PathLike[str]) -> PlatformConfig:
     """Read and check ``platform.toml``.
 
@@ -116,8 +130,9 @@ def load_config(path: str | os.PathLike[str]) -> PlatformConfig:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{p}: not a readable TOML file: {exc}") from None
     section = doc.get("platform")
-    if not isinstance(section, dict) or set(doc) != {"platform"}:
-        raise ConfigError(f"{p}: the file has exactly one section, [platform]")
+    if not isinstance(section, dict) or not set(doc) <= {"platform", "ops"}:
+        raise ConfigError(f"{p}: the file has a [platform] section and an optional [ops] section, no other")
+    ops = _ops(doc.get("ops", {}), p)
     unknown = set(section) - _KEYS
     if unknown:
         raise ConfigError(f"{p}: [platform] {sorted(unknown)[0]}: unknown key")
@@ -178,4 +193,5 @@ def load_config(path: str | os.PathLike[str]) -> PlatformConfig:
         session_s=hours * 3600,
         scan_allow=tuple(scan_allow),
         agencies=path_of("agencies", None),
+        ops=ops,
     )

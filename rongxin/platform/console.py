@@ -1,16 +1,25 @@
 """The regulator console's engine: the catalogue and each agency's policy limits of the
 deployment configured for the platform, a query run through :class:`privacy.query.Regulator`,
-and the deployment's audit trail (``audit.jsonl`` beside the deployment file)."""
+and the deployment's audit trail (``audit.jsonl`` beside the deployment file).
+
+With a ledger (the member's node client and the genesis) each query's audit record is
+anchored the way ``rongxin query run --client`` anchors it — through
+:class:`privacy.audit.LedgerAnchor` — and its receipt, verified against the genesis, is kept
+in ``audit-receipts/<record digest>.receipt.cbor`` beside the deployment file (the same
+place the command line keeps it)."""
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chain.client import Ledger
+from chain.types import Genesis
 from privacy import paillier
-from privacy.audit import AuditLog
+from privacy.audit import AuditLog, LedgerAnchor
 from privacy.config import Deployment
 from privacy.errors import PolicyRefusal, PrivacyError
 from privacy.query import Regulator
@@ -19,6 +28,8 @@ from rongxin.platform.config import PlatformError
 from rongxin.platform.routes_ops import tail_events
 
 QUERY_CHARS = 4000
+RECEIPTS = "audit-receipts"
+"""Folder beside the deployment file holding each anchored audit record's receipt."""
 
 
 class ConsoleError(PlatformError):
@@ -38,6 +49,10 @@ class Outcome:
     refused_by: str = ""
     decisions: list[dict[str, Any]] = field(default_factory=list)
     record_digest: str = ""
+    anchor_height: int | None = None
+    anchor_tx: str = ""
+    receipt: str = ""
+    """File name of the record's receipt in :data:`RECEIPTS` (empty when not anchored)."""
 
 
 class RegulatorConsole:
@@ -53,6 +68,9 @@ class RegulatorConsole:
         ``key_bits``).
     timeout : float
         Seconds before an agency counts as dropped out.
+    ledger : (Ledger, Genesis), optional
+        Where each audit record is anchored (the member's node client); ``None``: records
+        are only written to ``audit.jsonl``, marked as not anchored.
     """
 
     def __init__(
@@ -60,10 +78,12 @@ class RegulatorConsole:
         deployment: Path | None,
         keypair: tuple[paillier.PublicKey, paillier.PrivateKey] | None = None,
         timeout: float = 120.0,
+        ledger: tuple[Ledger, Genesis] | None = None,
     ) -> None:
         self.path = deployment
         self._keypair = keypair
         self.timeout = timeout
+        self.ledger = ledger
         self._lock = threading.Lock()
 
     @property
@@ -116,7 +136,8 @@ class RegulatorConsole:
         text = text.strip()[:QUERY_CHARS]
         out = Outcome(text)
         dep = self.deployment()
-        log = AuditLog(None, dep.base / "audit.jsonl")
+        anchor = None if self.ledger is None else LedgerAnchor(*self.ledger)
+        log = AuditLog(anchor, dep.base / "audit.jsonl")
         try:
             spec = parse(text)
             identity = dep.regulator_identity()
@@ -147,7 +168,33 @@ class RegulatorConsole:
         if last:
             out.decisions = list(last[0].get("decisions", []))
             out.record_digest = str(last[0].get("record_digest", ""))
+        if anchor is not None and out.record_digest:
+            self._keep_receipt(anchor, dep.base, out)
         return out
+
+    @staticmethod
+    def _keep_receipt(anchor: LedgerAnchor, base: Path, out: Outcome) -> None:
+        """Save the record's receipt (already verified against the genesis) beside the deployment."""
+        try:
+            digest = bytes.fromhex(out.record_digest)
+        except ValueError:
+            return
+        receipt = anchor.receipts.get(digest)
+        if receipt is None:
+            return
+        info = receipt.verify(anchor.genesis)
+        name = f"{digest.hex()}.receipt.cbor"
+        folder = base / RECEIPTS
+        folder.mkdir(exist_ok=True)
+        (folder / name).write_bytes(receipt.to_bytes())
+        out.anchor_height, out.anchor_tx, out.receipt = info.height, info.tx_id.hex(), name
+
+    def receipt_file(self, digest: str) -> Path | None:
+        """The saved receipt of the audit record ``digest`` (64 hex digits), or None."""
+        if self.path is None or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            return None
+        p = self.path.parent / RECEIPTS / f"{digest}.receipt.cbor"
+        return p if p.is_file() else None
 
     def trail(self, rows: int = 50) -> list[dict[str, Any]]:
         """The deployment's latest audit records, newest first."""

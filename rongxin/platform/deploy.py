@@ -1,7 +1,8 @@
 """A demonstration deployment of the platform beside a consortium of node processes.
 
-:func:`start_demo` creates a network (``rongxin chain init``'s :func:`create_network`:
-four consensus nodes on loopback), starts every node as its own process, admits a member
+:func:`running_demo` creates a network and starts every node as its own process through
+:func:`rongxin.demo_net.running_network` (``rongxin chain init``'s :func:`create_network`:
+four consensus nodes on loopback), admits a member
 organization (a county legal center, also a copyright center so that it registers
 ownership records and makes confidential transfers) through the supervisor's signed
 request, registers the regulator's auditor key (kept as ``auditor.key``, sealed with the
@@ -9,8 +10,8 @@ demo password), writes the
 member's sealed key, certificate and client profile, a ``platform.toml`` watching every
 node, one user per role with the demo password, the regulator console's five demo
 agencies (:func:`privacy.demo_data.write_demo`), and registers and anchors a few demo
-works. ``rongxin serve --demo DIR`` runs it and serves the platform; the browser tests
-run it against real node processes.
+works; the nodes stop when the ``with`` block ends. ``rongxin serve --demo DIR`` serves the
+platform inside it until Ctrl-C; the browser tests run it against real node processes.
 
 The demo password is printed and written in clear into the demo directory: this is a
 demonstration on loopback, never a deployment.
@@ -18,10 +19,10 @@ demonstration on loopback, never a deployment.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +33,9 @@ from chain.node.identity import certificate_from_json, certificate_to_json
 from chain.types import Certificate, Genesis, Role
 from privacy.demo_data import write_demo
 from rongxin.client_profile import write_profile
+from rongxin.demo_net import running_network
 from rongxin.ops import procs
-from rongxin.ops.build import NetworkSpec, create_network
+from rongxin.ops.build import NetworkSpec
 from rongxin.ops.layout import free_base_port
 from rongxin.platform.config import PlatformError
 from rongxin.platform.roles import ROLES
@@ -54,10 +56,6 @@ class DemoDeployment:
     users: dict[str, str]
     """User name -> role."""
 
-    def stop(self) -> None:
-        """Stop every node process (SIGTERM, then SIGKILL after the timeout)."""
-        procs.stop_nodes(self.entries, timeout_s=15)
-
 
 def _wait(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
@@ -67,16 +65,18 @@ def _wait(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def start_demo(
+@contextlib.contextmanager
+def running_demo(
     directory: Path,
     *,
     images: Sequence[Path] = (),
     nodes: int = 4,
     scrypt_n: int = 1 << 14,
     port: int = 8480,
-) -> DemoDeployment:
+) -> Iterator[DemoDeployment]:
     """Create and start the demo deployment in ``directory`` (a previous demo's network,
-    accounts, library and member files there are replaced).
+    accounts, library and member files there are replaced); its node processes are stopped
+    when the ``with`` block ends (also on Ctrl-C).
 
     Parameters
     ----------
@@ -92,7 +92,9 @@ def start_demo(
     Raises
     ------
     PlatformError
-        A node did not come up or the member could not be admitted in time.
+        The member could not be admitted in time.
+    rongxin.demo_net.DemoNetError
+        A node did not come up in time.
     """
     directory.mkdir(parents=True, exist_ok=True)
     for stale in ("platform-data", "library", "member", "agencies"):  # a previous demo's chain is gone
@@ -107,32 +109,19 @@ def start_demo(
         block_interval_ms=500,
         round_timeout_ms=1000,
     )
-    create_network(net_dir, spec, DEMO_PASSWORD, node_password=DEMO_PASSWORD, scrypt_n=scrypt_n, force=True)
-    entries = procs.discover(net_dir)
-    old = os.environ.get("RONGXIN_KEY_PASSWORD")
-    os.environ["RONGXIN_KEY_PASSWORD"] = DEMO_PASSWORD  # the node processes read it at start
-    try:
-        for e in entries:
-            procs.start_node(e)
-    finally:
-        if old is None:
-            os.environ.pop("RONGXIN_KEY_PASSWORD", None)
-        else:
-            os.environ["RONGXIN_KEY_PASSWORD"] = old
-    deployment = DemoDeployment(directory, directory / "platform.toml", entries, {})
-    try:
-        _wait(
-            lambda: all(s.online and (s.peers or 0) >= nodes - 1 for s in procs.probe(entries)),
-            90,
-            "the node processes to connect to each other",
-        )
+    with running_network(
+        net_dir,
+        spec,
+        DEMO_PASSWORD,
+        scrypt_n=scrypt_n,
+        peers=nodes - 1,
+        what="the node processes to connect to each other",
+    ) as running:
+        deployment = DemoDeployment(directory, directory / "platform.toml", list(running.values()), {})
         _configure(deployment, net_dir, scrypt_n, port)
         if images:
             _seed_works(deployment, images)
-    except BaseException:
-        deployment.stop()
-        raise
-    return deployment
+        yield deployment
 
 
 def _configure(deployment: DemoDeployment, net_dir: Path, scrypt_n: int, port: int) -> None:

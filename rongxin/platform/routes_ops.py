@@ -1,4 +1,4 @@
-"""The operations page: node status, key metrics, the operations audit log."""
+"""The operations page: node status, key metrics over time, alerts, the operations audit log."""
 
 from __future__ import annotations
 
@@ -12,18 +12,35 @@ from fastapi.responses import HTMLResponse, Response
 
 from rongxin.platform.accounts import Session
 from rongxin.platform.chainview import heartbeat, probe_nodes
-from rongxin.platform.charts import bars_svg, heartbeat_svg
+from rongxin.platform.charts import bars_svg, heartbeat_svg, lines_svg
+from rongxin.platform.series import CHARTS, node_series
 from rongxin.platform.web import platform_of, render, require
 
 router = APIRouter()
 AUDIT_ROWS = 200
+ALERT_ROWS = 50
 
 
 @router.get("/ops", response_class=HTMLResponse)
 def ops(request: Request, session: Annotated[Session, Depends(require("ops.view"))]) -> Response:
-    """Every configured node's status, heights and mempools as bars, the latest audit events."""
+    """Every configured node's status, heights and mempools as bars, the key metrics over
+    time, the alerts firing and the latest changes, the latest audit events."""
     p = platform_of(request)
     probes = probe_nodes(p.config.nodes)
+    names = {pr.url: str(pr.status.get("node") or pr.url) for pr in probes}
+    charts: list[tuple[str, str, str]] = []
+    firing: list[Any] = []
+    changes: list[Any] = []
+    if p.monitor is not None:
+        per_node = {names.get(url, url): node_series(s) for url, s in p.monitor.ring.snapshot().items()}
+        charts = [
+            (key, caption, lines_svg([(n, series[key]) for n, series in per_node.items()], label=caption))
+            for key, caption in CHARTS
+        ]
+        firing = [(since, a, names.get(a.target, a.target)) for since, a in p.monitor.book.firing]
+        changes = [(c, names.get(c.alert.target, c.alert.target)) for c in reversed(p.monitor.book.history)][
+            :ALERT_ROWS
+        ]
     heights = bars_svg([(pr.status.get("node", pr.url), float(pr.status.get("height", 0))) for pr in probes])
     mempools = bars_svg(
         [(pr.status.get("node", pr.url), float(pr.status.get("mempool", 0))) for pr in probes]
@@ -37,6 +54,10 @@ def ops(request: Request, session: Annotated[Session, Depends(require("ops.view"
         heights=heights,
         mempools=mempools,
         events=events,
+        charts=charts,
+        firing=firing,
+        changes=changes,
+        sampling=p.monitor is not None and p.monitor.config.sample_interval_s > 0,
     )
 
 

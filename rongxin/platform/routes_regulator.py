@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from rongxin.platform.accounts import Session
 from rongxin.platform.console import ConsoleError, Outcome
@@ -53,5 +53,15 @@ async def run_query(request: Request, session: Annotated[Session, Depends(RUN)])
         refused_by=outcome.refused_by,
         reason=outcome.error[:200],
         record=outcome.record_digest,
+        anchored_at=outcome.anchor_height,
     )
     return _page(request, outcome, query, status=200 if not outcome.error else 422)
+
+
+@router.get("/receipts/{digest}")
+def record_receipt(request: Request, digest: str, session: Annotated[Session, Depends(RUN)]) -> Response:
+    """The receipt of an anchored audit record (CBOR download, for the receipt checker)."""
+    path = platform_of(request).console.receipt_file(digest)
+    if path is None:
+        return render(request, "message.html", status=404, title="Error", message="No such receipt.")
+    return FileResponse(path, media_type="application/cbor", filename=path.name)

@@ -8,6 +8,7 @@ until interrupted, then stops the nodes.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -56,45 +57,45 @@ def serve(
     """Run the member platform (web pages and explorer) on the configured address."""
     import uvicorn
 
+    from rongxin.errors import RongxinError
     from rongxin.platform.app import close_app, create_app
-    from rongxin.platform.config import PlatformError, load_config
+    from rongxin.platform.config import load_config
 
-    deployment = None
-    try:
-        if demo is not None:
-            from rongxin.platform.deploy import DEMO_PASSWORD, start_demo
+    with contextlib.ExitStack() as running:
+        deployment = None
+        try:
+            if demo is not None:
+                from rongxin.platform.deploy import DEMO_PASSWORD, running_demo
 
-            typer.echo(f"starting the demo network and platform in {demo} …")
-            deployment = start_demo(demo, images=demo_images(demo / "media"), port=port)
-            config = deployment.config
-        cfg = load_config(config)
-        app = create_app(cfg)
-    except PlatformError as exc:
-        if deployment is not None:
-            deployment.stop()
-        raise fail(str(exc)) from None
-    typer.echo(
-        f"Rongxin member platform on http://{cfg.host}:{cfg.port}/ "
-        f"(audit log {cfg.data_dir / 'ops-audit.jsonl'})"
-    )
-    if deployment is not None:
-        users = ", ".join(f"{name} ({role})" for name, role in deployment.users.items())
-        typer.echo(f"demo login: user legal-staff, password {DEMO_PASSWORD}; other users: {users}")
+                typer.echo(f"starting the demo network and platform in {demo} …")
+                deployment = running.enter_context(
+                    running_demo(demo, images=demo_images(demo / "media"), port=port)
+                )
+                config = deployment.config
+            cfg = load_config(config)
+            app = create_app(cfg)
+        except RongxinError as exc:  # the demo's nodes (if any) stop as the block ends
+            raise fail(str(exc)) from None
         typer.echo(
-            f"the auditor opens confidential transfers with {deployment.directory / 'auditor.key'} "
-            "(same password)"
+            f"Rongxin member platform on http://{cfg.host}:{cfg.port}/ "
+            f"(audit log {cfg.data_dir / 'ops-audit.jsonl'})"
         )
-        typer.echo("Ctrl-C stops the platform and the demo nodes.")
-    try:
-        uvicorn.run(
-            app,
-            host=cfg.host,
-            port=cfg.port,
-            log_level="warning",
-            proxy_headers=cfg.behind_proxy,  # client address and scheme from a local reverse proxy
-            forwarded_allow_ips="127.0.0.1" if cfg.behind_proxy else None,
-        )
-    finally:
-        close_app(app)
         if deployment is not None:
-            deployment.stop()
+            users = ", ".join(f"{name} ({role})" for name, role in deployment.users.items())
+            typer.echo(f"demo login: user legal-staff, password {DEMO_PASSWORD}; other users: {users}")
+            typer.echo(
+                f"the auditor opens confidential transfers with {deployment.directory / 'auditor.key'} "
+                "(same password)"
+            )
+            typer.echo("Ctrl-C stops the platform and the demo nodes.")
+        try:
+            uvicorn.run(
+                app,
+                host=cfg.host,
+                port=cfg.port,
+                log_level="warning",
+                proxy_headers=cfg.behind_proxy,  # client address and scheme from a local reverse proxy
+                forwarded_allow_ips="127.0.0.1" if cfg.behind_proxy else None,
+            )
+        finally:
+            close_app(app)

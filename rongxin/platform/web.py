@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from rongxin.platform.casework import CaseStates
     from rongxin.platform.chainview import ChainView
     from rongxin.platform.console import RegulatorConsole
+    from rongxin.platform.monitor import OpsMonitor
     from rongxin.platform.ownerkeys import OwnerKeyStore
     from rongxin.platform.scanrunner import ScanRunner
     from rongxin.platform.workstore import WorkStore
@@ -53,6 +54,7 @@ class Platform:
     scans: ScanRunner
     cases: CaseStates
     console: RegulatorConsole
+    monitor: OpsMonitor | None = None
     owner_keys: OwnerKeyStore | None = None
     env: Environment = field(init=False)
 

@@ -152,7 +152,7 @@ def test_yaml_files_parse(net: Path) -> None:
     alerts = _system_yaml(net / "monitoring" / "alerts.yml")
     assert isinstance(alerts, dict)
     rules = alerts["groups"][0]["rules"]
-    assert len(rules) == 5 and rules[0]["expr"] == 'up{job="rongxin"} == 0'
+    assert len(rules) == 6 and rules[0]["expr"] == 'up{job="rongxin"} == 0'
     assert all({"alert", "expr", "for", "labels", "annotations"} <= set(r) for r in rules)
 
 

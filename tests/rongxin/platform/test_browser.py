@@ -7,8 +7,10 @@ a hostile upload shows the forensics error. Screenshots of the main pages are wr
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -18,7 +20,7 @@ from chain.crypto.sealed import MIN_SCRYPT_N
 from crawlers.browser import launch
 from rongxin.platform.app import close_app, create_app
 from rongxin.platform.config import load_config
-from rongxin.platform.deploy import DEMO_PASSWORD, start_demo
+from rongxin.platform.deploy import DEMO_PASSWORD, running_demo
 from rongxin.platform.sm2login import sign_challenge
 from tests.chain.api.harness import serve
 from tests.forensics.conftest import write_image
@@ -116,6 +118,7 @@ def test_journeys_in_chromium(stack: Stack, photos: dict[str, NDArray[np.uint8]]
         page.goto(f"{base}/ops")
         assert "Operations audit log" in page.content()
         assert page.locator("#audit tr", has_text="work.register").count() >= 2
+        assert page.locator("#alerts").is_visible() and page.locator("#metric-charts figure").count() == 7
         shot(page, shots, "operations")
         page.goto(f"{base}/works")
         assert "You do not have access" in page.content()
@@ -238,9 +241,8 @@ def test_journeys_against_node_processes(
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[3]))
     seeds = [write_image(tmp_path / f"{n}.jpg", photos[n]) for n in sorted(photos)[2:5]]
     image = write_image(tmp_path / "harbour.jpg", photos[sorted(photos)[0]])
-    deployment = start_demo(tmp_path / "demo", images=seeds, scrypt_n=1 << 10)
     shots = shots_dir(tmp_path / "shots")
-    try:
+    with running_demo(tmp_path / "demo", images=seeds, scrypt_n=1 << 10) as deployment:
         app = create_app(load_config(deployment.config))
         with serve(app) as base, launch() as browser:
             page = browser.new_context(
@@ -273,6 +275,23 @@ def test_journeys_against_node_processes(
             assert page.locator("#answer tbody tr").count() >= 1, page.content()[:2000]
             assert page.locator("#decisions tbody tr").count() == 5
             shot(page, shots, "regulator")
+            # the record of that query is anchored by the member's node, its receipt linked
+            assert page.locator("#record-anchor.ok").count() == 1
+            sign_out(page)
+            # the operator: every node's key metrics over time, sampled from its /metrics
+            monitor = app.state.platform.monitor
+            with httpx.Client(timeout=10) as http:
+                for _ in range(3):
+                    monitor.sampler.sample_once(http)
+                    time.sleep(1)
+            sign_in(page, base, "operator", DEMO_PASSWORD)
+            page.goto(f"{base}/ops")
+            nodes = len(deployment.entries)
+            assert page.locator("#chart-height polyline").count() == nodes, page.content()[:3000]
+            assert page.locator("#chart-peers polyline").count() == nodes
+            assert page.locator("#chart-sm2_rate polyline").count() == nodes
+            page.evaluate("document.getElementById('metric-charts').previousElementSibling.scrollIntoView()")
+            shot(page, shots, "operations-metrics")
             sign_out(page)
             sign_in(page, base, "auditor", DEMO_PASSWORD)
             key_file = deployment.directory / "auditor.key"
@@ -280,5 +299,3 @@ def test_journeys_against_node_processes(
             assert page.inner_text("#opened .price") == "500,000", page.content()[-3000:]
             sign_out(page)
         close_app(app)
-    finally:
-        deployment.stop()

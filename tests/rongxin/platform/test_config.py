@@ -29,7 +29,15 @@ def _config(tmp_path: Path, body: str) -> Path:
         ('[platform]\nlisten = "nowhere"\n', "HOST:PORT"),
         ('[platform]\nlisten = "127.0.0.1:99999"\n', "port"),
         ("[platform]\ncolour = 1\n", "unknown key"),
-        ("[other]\n", "exactly one section"),
+        ("[other]\n", "optional \\[ops\\] section"),
+        ("[platform]\n[ops]\ndown_after_s = -5\n", r"\[ops\] down_after_s: a positive number"),
+        ('[platform]\n[ops]\nlag_blocks = "10"\n', r"\[ops\] lag_blocks"),
+        ("[platform]\n[ops]\nlag_blocks = 2.5\n", "whole number"),
+        ("[platform]\n[ops]\nempty_blocks = 1\n", "true or false"),
+        ("[platform]\n[ops]\nmempool_full_ratio = 1.5\n", "between 0 and 1"),
+        ("[platform]\n[ops]\nkeep_samples = 1\n", "at least 2"),
+        ("[platform]\n[ops]\nalarm = 1\n", r"\[ops\] alarm: unknown key"),
+        ("[platform]\nops = 3\n", "unknown key"),
         ('[platform]\nnodes = ["ftp://x"]\n', "nodes"),
         ('[platform]\nlanguage = "fr"\n', "language"),
         ("[platform]\nmax_upload_mb = -1\n", "positive"),
@@ -41,6 +49,12 @@ def _config(tmp_path: Path, body: str) -> Path:
 def test_bad_configurations_name_the_key(tmp_path: Path, body: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(_config(tmp_path, body))
+
+
+def test_ops_section_sets_the_alert_thresholds(tmp_path: Path) -> None:
+    c = load_config(_config(tmp_path, "[platform]\n[ops]\ndown_after_s = 30\nempty_blocks = true\n"))
+    assert c.ops.down_after_s == 30.0 and c.ops.empty_blocks and c.ops.lag_blocks == 10
+    assert load_config(_config(tmp_path, "[platform]\n")).ops.sample_interval_s == 10.0
 
 
 def test_config_paths_are_relative_to_the_file(tmp_path: Path) -> None:

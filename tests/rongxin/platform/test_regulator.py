@@ -4,6 +4,7 @@ refusal with its reason, the audit trail; malformed and hostile queries."""
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,13 +12,18 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 
+from chain.api import create_app as node_app
+from chain.client import NodeClient
+from chain.receipt import Receipt
 from privacy import paillier
 from privacy.demo_data import write_demo
 from rongxin.platform.accounts import AccountStore
 from rongxin.platform.app import close_app, create_app
+from rongxin.platform.chainview import ChainView
 from rongxin.platform.config import PlatformConfig
 from rongxin.platform.console import RegulatorConsole
 from rongxin.platform.roles import ROLES
+from tests.chain.api.harness import serve, start_node
 from tests.rongxin.platform.conftest import FAST_HASHER, PASSWORD, csrf_of, login
 
 with warnings.catch_warnings():
@@ -25,6 +31,12 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 XSS = "<script>alert(1)</script>"
+
+
+@functools.cache
+def _keypair() -> tuple[paillier.PublicKey, paillier.PrivateKey]:
+    """One Paillier key pair for the module's consoles (2048 bits take seconds to make)."""
+    return paillier.generate_keypair(2048)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +47,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
     store = AccountStore(config.data_dir / "accounts.sqlite", hasher=FAST_HASHER)
     for role in ROLES:
         store.create_user(role.replace("_", "-"), PASSWORD, {role})
-    console = RegulatorConsole(deployment, keypair=paillier.generate_keypair(2048))
+    console = RegulatorConsole(deployment, keypair=_keypair())
     application = create_app(config, store=store, console=console)
     yield application
     close_app(application)
@@ -61,6 +73,7 @@ def test_limits_answer_refusal_and_audit_trail(app: FastAPI) -> None:
     assert status == 200, text[:2000]
     assert 'id="answer"' in text and "<td>county-01</td>" in text and 'id="refusal"' not in text
     assert text.count("allowed for role regulator") == 5
+    assert 'id="record-anchor" class="muted"' in text  # no ledger node: said, nothing claimed
     # a hostile filter value is shown as text
     status, text = _run(c, f"SELECT COUNT(*) FROM cases WHERE county = '{XSS}'")
     assert "<script>alert(1)</script>" not in text and "&lt;script&gt;" in text
@@ -100,3 +113,45 @@ def test_without_a_deployment_the_console_says_so(tmp_path: Path) -> None:
         assert _run(c, "SELECT COUNT(*) FROM cases")[0] == 503
     finally:
         close_app(application)
+
+
+def test_the_audit_record_is_anchored_by_the_members_node(tmp_path: Path) -> None:
+    """With a node client the console anchors each audit record as ``rongxin query run
+    --client`` does; the page links the receipt, the download verifies against the genesis,
+    and the explorer finds the record's digest."""
+    node = start_node(tmp_path / "chain", nodes=1)
+    deployment = write_demo(tmp_path / "agencies", rows=200, seed=11)
+    with serve(node_app(node.service)) as url:
+        chain = ChainView(NodeClient(url, node.member.key, node.member.cert, node.genesis), node.genesis)
+        config = PlatformConfig(
+            data_dir=tmp_path / "data", library=tmp_path / "library", agencies=deployment, nodes=(url,)
+        )
+        store = AccountStore(config.data_dir / "accounts.sqlite", hasher=FAST_HASHER)
+        for role in ("regulator", "legal_staff"):
+            store.create_user(role.replace("_", "-"), PASSWORD, {role})
+        console = RegulatorConsole(deployment, keypair=_keypair())
+        application = create_app(config, store=store, console=console, chain=chain)
+        try:
+            c = _client(application, "regulator")
+            status, text = _run(c, "SELECT COUNT(*) FROM cases GROUP BY county")
+            assert status == 200 and 'id="record-anchor" class="ok"' in text, text[-3000:]
+            digest = console.trail(1)[0]["record_digest"]
+            assert f'href="/regulator/receipts/{digest}"' in text
+            assert f'href="/explorer/anchors/{digest}"' in text
+            raw = c.get(f"/regulator/receipts/{digest}")
+            assert raw.status_code == 200
+            info = Receipt.from_bytes(raw.content).verify(node.genesis)
+            assert f"#{info.height}" in text and info.tx_id.hex()[:16] in text
+            assert console.trail(1)[0]["anchor"]["height"] == info.height
+            assert (deployment.parent / "audit-receipts" / f"{digest}.receipt.cbor").is_file()
+            # the explorer's anchored-digest page finds the record and verifies its receipt
+            page = c.get(f"/explorer/anchors/{digest}")
+            assert page.status_code == 200 and info.tx_id.hex() in page.text
+            # hostile or unknown digests, and other roles, get no file
+            for bad in ("../agencies", "0" * 64, digest.upper(), digest + "00"):
+                assert c.get(f"/regulator/receipts/{bad}").status_code == 404, bad
+            other = _client(application, "legal-staff")
+            assert other.get(f"/regulator/receipts/{digest}").status_code == 403
+        finally:
+            close_app(application)
+    node.consortium.close()

@@ -39,6 +39,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("POST", "/cases/20261205-00000000/1/status", "cases.manage"),
     ("GET", "/regulator", "query.run"),
     ("POST", "/regulator", "query.run"),
+    ("GET", "/regulator/receipts/" + "00" * 32, "query.run"),
     ("GET", "/transfers", "transfers.view"),
     ("GET", "/transfers?work=" + "00" * 32, "transfers.view"),
     ("GET", f"/transfers/receipts/{DIGEST}", "transfers.view"),
