@@ -333,6 +333,13 @@ class StateSyncReport:
     seconds: float
 
 
+PRUNED_ROUNDS = 3
+"""Times a joining node asks its peers again for their latest snapshots when every one it
+tried was pruned while it fetched it (a fast chain prunes old snapshots within seconds)."""
+PRUNED_PAUSE_S = 1.0
+"""The pause before asking again, for the peers' next snapshots to be written."""
+
+
 class _Restore:
     """One restore: collects offers, fetches chunks, feeds the importer thread."""
 
@@ -439,6 +446,17 @@ class _Restore:
                 await asyncio.wait_for(self.changed.wait(), max(0.01, deadline - time.monotonic()))
         return sorted(self.offers.values(), key=lambda o: (o.height, len(o.peers)), reverse=True)
 
+    async def rediscover(self) -> list[_Offer]:
+        """Ask every connected, well-behaved peer again for its latest snapshot (the ones
+        offered before were pruned meanwhile); the new offers as :meth:`discover`."""
+        self.offers.clear()
+        self.answered.clear()
+        for node_id, peer in list(self.pm.peers.items()):
+            if node_id not in self.bad_peers:
+                peer.send(Channel.STATE_SYNC, codec.encode({"m": "list"}))
+        self.expected = len([p for p in self.pm.peers if p not in self.bad_peers])
+        return await self.discover()
+
     def _subject(self, node_id: str) -> str:
         peer = self.pm.peers.get(node_id)
         return peer.stats.subject if peer is not None else node_id[:16]
@@ -519,6 +537,8 @@ class _Restore:
                 (spool / chunk_name(index)).write_bytes(data)
         finally:
             for t in pending.values():
+                if t.done() and not t.cancelled():
+                    t.exception()  # retrieved: the first failure is the one raised
                 t.cancel()
 
         def chunks() -> Iterator[bytes]:
@@ -598,25 +618,34 @@ async def state_sync(
                 "offers",
                 f"no peer offered a snapshot within {discovery_s:g} s ({len(job.pm.peers)} connected)",
             )
-        for offer in offers:
-            live = [p for p in offer.peers if p not in job.bad_peers]
-            if not live:
-                continue
-            say(f"state sync: restoring the snapshot of height {offer.height} offered by {len(live)} peer(s)")
-            spool = Path(tempfile.mkdtemp(prefix=".state-sync-", dir=spool_dir))
-            try:
-                info, used = await job.restore(offer, store, checkpoint, spool)
-            except SnapshotError as exc:
-                why = f"the snapshot of height {offer.height} was refused: {exc}"
-                job.refused.append(why)
-                log.warning("state sync: %s", why)
-                if exc.reason in ("commit-proof", "state", "malformed", "wrong-chain", "checkpoint"):
-                    for p in offer.peers:  # they offered a snapshot that does not verify
-                        job.bad_peers.add(p)
-                continue
-            finally:
-                shutil.rmtree(spool, ignore_errors=True)
-            return StateSyncReport(info, sorted(used), job.refused, round(time.monotonic() - started, 3))
+        for round_ in range(1 + PRUNED_ROUNDS):
+            if round_:  # the snapshots were pruned while we fetched them: newer ones are offered
+                await asyncio.sleep(PRUNED_PAUSE_S)
+                offers = await job.rediscover()
+            pruned = False
+            for offer in offers:
+                live = [p for p in offer.peers if p not in job.bad_peers]
+                if not live:
+                    continue
+                n = len(live)
+                say(f"state sync: restoring the snapshot of height {offer.height} offered by {n} peer(s)")
+                spool = Path(tempfile.mkdtemp(prefix=".state-sync-", dir=spool_dir))
+                try:
+                    info, used = await job.restore(offer, store, checkpoint, spool)
+                except SnapshotError as exc:
+                    why = f"the snapshot of height {offer.height} was refused: {exc}"
+                    job.refused.append(why)
+                    log.warning("state sync: %s", why)
+                    if exc.reason in ("commit-proof", "state", "malformed", "wrong-chain", "checkpoint"):
+                        for p in offer.peers:  # they offered a snapshot that does not verify
+                            job.bad_peers.add(p)
+                    pruned = pruned or exc.reason == "pruned"
+                    continue
+                finally:
+                    shutil.rmtree(spool, ignore_errors=True)
+                return StateSyncReport(info, sorted(used), job.refused, round(time.monotonic() - started, 3))
+            if not pruned:
+                break
         raise SnapshotError("offers", "no offered snapshot could be restored: " + "; ".join(job.refused))
     finally:
         await job.pm.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -186,6 +187,34 @@ def test_a_snapshot_every_peer_pruned_meanwhile_ends_the_restore_with_a_clear_er
                 await asyncio.wait_for(_join(net, ports[:4], store, discovery_s=3, chunk_timeout_s=5), 60)
             assert err.value.reason == "offers" and "pruned it" in str(err.value), err.value
             assert store.head_height() == 0 and store.base_height() == 0
+            store.close()
+        finally:
+            await net.stop_all()
+
+    asyncio.run(main())
+
+
+def test_a_joiner_asks_again_when_the_snapshot_it_fetches_is_pruned_meanwhile(tmp_path: Path) -> None:
+    async def main() -> None:
+        net, ports, _, _ = await _running_chain(tmp_path)
+        try:
+            first: list[int] = []  # the height first asked for: every peer has "pruned" it
+            for host in net.hosts[:4]:
+                assert host.snapshots is not None
+                read = host.snapshots.read_chunk
+
+                def pruned_then(height: int, index: int, read: Any = read) -> bytes | None:
+                    first[:] = first or [height]
+                    return None if height == first[0] else read(height, index)  # type: ignore[no-any-return]
+
+                host.snapshots.read_chunk = pruned_then  # type: ignore[method-assign]
+            joiner = net.nodes[4]
+            store = _empty_store(net, joiner.cert.subject)
+            report = await asyncio.wait_for(
+                _join(net, ports[:4], store, discovery_s=3, chunk_timeout_s=5), 60
+            )
+            assert first and report.info.height > first[0] and store.base_height() == report.info.height
+            assert any("pruned" in r for r in report.refused), report.refused
             store.close()
         finally:
             await net.stop_all()
