@@ -106,8 +106,10 @@ def check_scenario(name: str, report: Report) -> None:
 
 
 #: Short forms run with the slow suite (beside their long forms) to keep the default suite
-#: under ten minutes: joining is also covered by ``state-join``, skewed clocks by unit tests.
-SLOW_SHORT = {"join", "clock-skew"}
+#: under ten minutes. The default suite keeps a crash (``kill``), a stalled leader, a
+#: partition and a Byzantine node; joining, state sync, restarts, skewed clocks and IPv6
+#: also have unit and node-level tests there.
+SLOW_SHORT = {"join", "clock-skew", "restart", "state-join", "ipv6"}
 
 
 @pytest.mark.parametrize(
