@@ -287,13 +287,16 @@ class LedgerApp:
         tx_id = tx.tx_id
         if self._known(tx_id) is not None:
             return tx_id
-        if self.store.tx_location(tx_id) is not None:
+        expected = next_nonce(self.state, tx.sender)
+        # a committed transaction's nonce is below its sender's next one, so only such a
+        # nonce needs the store's index (a replay older than the mempool's memory)
+        if tx.nonce < expected and self.store.tx_location(tx_id) is not None:
             self.mempool.remember(tx_id)
             raise ValidationError("transaction is already committed")
         self.mempool.check(tx.sender, tx.nonce, len(raw))
         ts = tx.timestamp_ms if timestamp_ms is None else timestamp_ms
         view: State | Overlay = self.state
-        if tx.nonce > next_nonce(self.state, tx.sender):  # queued behind its predecessors
+        if tx.nonce > expected:  # queued behind its predecessors
             view = Overlay(self.state)
             view.set(NONCE + tx.sender, (tx.nonce - 1).to_bytes(8, "big"))
         height = self.store.head_height() + 1

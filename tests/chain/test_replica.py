@@ -243,4 +243,9 @@ def test_a_known_copy_is_answered_from_its_id_without_decoding(
     with pytest.raises(ValidationError, match="exceeds"):
         app.submit(first + bytes(70_000))
     assert not app.is_known(b"\x00" * 32)
+    # once the mempool no longer remembers it, a replay is still refused, from the store's index
+    app.mempool._seen.clear()
+    with pytest.raises(ValidationError, match="already committed"):
+        app.submit(first)
+    assert app.is_known(real(first).tx_id)  # and remembered again
     c.close()
