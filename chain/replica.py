@@ -308,8 +308,8 @@ class LedgerApp:
         return tx_id
 
     def _known(self, tx_id: bytes) -> bytes | None:
-        """``tx_id`` if that transaction is pending here; raise with the reason if this node
-        refused or committed it recently; ``None`` when it is new to the mempool."""
+        """``tx_id`` if that transaction is pending here; raise with the reason the mempool
+        remembers (it committed the transaction recently); ``None`` when it is new here."""
         if tx_id in self.mempool:
             return tx_id
         reason = self.mempool.refusal(tx_id)
@@ -318,8 +318,9 @@ class LedgerApp:
         return None
 
     def is_known(self, tx_id: bytes) -> bool:
-        """Whether the transaction with ``tx_id`` is pending here or was refused or committed
-        recently (its signature need not be checked again before it is submitted)."""
+        """Whether the transaction with ``tx_id`` is pending here or the mempool remembers it
+        as committed: :meth:`submit` answers such a copy from its id, so its signature need
+        not be checked first."""
         return tx_id in self.mempool or self.mempool.refusal(tx_id) is not None
 
     # ---------------------------------------------------------------- Application
