@@ -14,7 +14,9 @@ and prints, in one table:
 * catch-up: a node SIGKILLed before the load, restarted after it, until it is level;
 * CPU seconds (user + system, from ``/proc``) per 1,000 committed transactions and per
   100,000 digests, per consensus node: much less sensitive to a shared machine's load
-  than the wall-clock rates (the load average is printed with the table);
+  than the wall-clock rates (the load average is printed with the table); read after the
+  nodes have gone quiet, so that work still queued at the end of one phase is counted in
+  that phase, not in the next;
 * resident memory of every node at the end.
 
 Usage::

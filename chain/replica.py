@@ -280,7 +280,7 @@ class LedgerApp:
             # a transaction's id is the SM3 of its canonical bytes: a copy already pending or
             # committed (gossip from every peer, a retried submission) is answered from its
             # id alone, without decoding it again
-            known = self._known(sm3(raw))
+            known = self._known(self.executor.tx_id_of(raw))
             if known is not None:
                 return known
         tx = self.executor.decode(raw)

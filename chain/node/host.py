@@ -51,7 +51,6 @@ from chain.consensus.messages import (
 )
 from chain.contracts.membership import load_certificate, revoked_from
 from chain.crypto import PrivateKey, PublicKey
-from chain.crypto.sm3 import sm3
 from chain.errors import ChainError
 from chain.net import Channel, PeerRefused
 from chain.net.peers import Peer, PeerManager
@@ -416,7 +415,7 @@ class NodeHost:
         jobs: list[tuple[Transaction, PublicKey]] = []
         waits: set[asyncio.Future[list[str | None]]] = set()
         for raw in raws:
-            if type(raw) is bytes and app.is_known(sm3(raw)):
+            if type(raw) is bytes and app.is_known(executor.tx_id_of(raw)):
                 # pending here (verified at its admission) or committed or refused: a late
                 # gossip copy is not decoded or verified again (admission answers from the id)
                 continue
