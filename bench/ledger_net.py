@@ -14,7 +14,9 @@ and prints, in one table:
 * catch-up: a node SIGKILLed before the load, restarted after it, until it is level;
 * CPU seconds (user + system, from ``/proc``) per 1,000 committed transactions and per
   100,000 digests, per consensus node: much less sensitive to a shared machine's load
-  than the wall-clock rates (the load average is printed with the table);
+  than the wall-clock rates (the load average is printed with the table); read after the
+  nodes have gone quiet, so that work still queued at the end of one phase is counted in
+  that phase, not in the next;
 * resident memory of every node at the end.
 
 Usage::
@@ -97,6 +99,21 @@ def cpu_of(net: Net, names: list[str]) -> dict[str, float | None]:
 def cpu_spent(before: dict[str, float | None], after: dict[str, float | None]) -> list[float]:
     """CPU seconds each node spent between two :func:`cpu_of` readings (nodes present in both)."""
     return [a - b for n, a in after.items() if a is not None and (b := before.get(n)) is not None]
+
+
+def settle(
+    net: Net, names: list[str], timeout: float = 20.0, window: float = 0.5, busy: float = 0.25
+) -> float:
+    """Wait until no named node uses more than ``busy`` of a core over ``window`` seconds:
+    a node that is still working through queued gossip and blocks after the observer saw
+    the last commit would otherwise count that work in the next phase. The seconds waited."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        before = cpu_of(net, names)
+        time.sleep(window)
+        if all(c <= busy * window for c in cpu_spent(before, cpu_of(net, names))):
+            break
+    return time.monotonic() - t0
 
 
 class Net:
@@ -345,8 +362,9 @@ def main() -> None:
             cpu0 = cpu_of(net, consensus)
             ids = run_load(net, streams, consensus, args.batch, None)
             wait_seen(watcher, ids, 120)
-            spent = cpu_spent(cpu0, cpu_of(net, consensus))
             tps, p50, p99, done = latency_stats(ids, watcher.seen)
+            results["settle_s"] = [settle(net, consensus)]
+            spent = cpu_spent(cpu0, cpu_of(net, consensus))
             results.update(tps=tps, p50_s=p50, p99_s=p99, committed=done, wall_s=time.perf_counter() - t0)
             if done == len(ids):  # else the CPU also went to transactions not counted
                 results["cpu_s_per_1k_txs"] = [1000 * c / done for c in spent]
@@ -361,9 +379,11 @@ def main() -> None:
             tps2, p50b, p99b, _ = latency_stats(ids2, watcher.seen)
             results.update(offered=args.offered, offered_tps=tps2, offered_p50_s=p50b, offered_p99_s=p99b)
             # 3. anchored digests per second with Merkle batches
+            results["settle_s"].append(settle(net, consensus))
             cpu0 = cpu_of(net, consensus)
             batches = args.digest_batches or (1 if args.quick else 5)
             results.update(digest_rate(net, consensus, members, batches))
+            results["settle_s"].append(settle(net, consensus))
             spent = cpu_spent(cpu0, cpu_of(net, consensus))
             results["cpu_s_per_100k_digests"] = [1e5 * c / results["digests"] for c in spent]
             # 4. catch-up of a node SIGKILLed while the chain ran
@@ -492,8 +512,10 @@ def print_table(r: dict[str, Any], args: argparse.Namespace) -> None:
         if r.get(key):
             v = r[key]
             rows.append(
-                (f"CPU s per {label}, per node (mean, max)", f"{statistics.mean(v):.2f}, {max(v):.2f}")
+                (f"CPU s per {label}, per node (mean, max)", f"{statistics.mean(v):.3f}, {max(v):.3f}")
             )
+    if r.get("settle_s"):
+        rows.append(("waits until the nodes are quiet (s)", ", ".join(f"{t:.1f}" for t in r["settle_s"])))
     rss = ", ".join(f"{k} {v:.0f}" for k, v in r["rss_mb"].items() if v)
     rows.append(("resident memory (MB)", rss))
     width = max(len(a) for a, _ in rows)

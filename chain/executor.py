@@ -31,6 +31,7 @@ from chain.contracts.base import ContractRegistry, TxContext
 from chain.contracts.governance import MemberVote, NodeReady, PromoteNode, RevokeMember
 from chain.contracts.membership import AddMember, cert_key, load_certificate, revoked_from, validator_key
 from chain.crypto import PublicKey
+from chain.crypto.sm3 import sm3
 from chain.errors import NonceGapError as NonceGapError  # re-exported under its historical path
 from chain.state import Overlay, State
 from chain.types import Genesis, Role, Transaction, ValidationError
@@ -126,6 +127,12 @@ class Executor:
             if len(self._decoded) > _DECODE_CACHE:
                 self._decoded.popitem(last=False)
         return tx
+
+    def tx_id_of(self, raw: bytes) -> bytes:
+        """The id ``raw`` has if it is a transaction: the SM3 of its bytes (a decoded
+        transaction's id is exactly that), taken from the decode cache when it is there."""
+        tx = self._decoded.get(raw)
+        return tx.tx_id if tx is not None else sm3(raw)
 
     def apply_one(
         self, state: Overlay, raw: bytes, height: int, timestamp_ms: int, *, verify: bool = True

@@ -69,7 +69,7 @@ from chain.merkle import MerkleError, merkle_root
 from chain.state import Overlay, State
 from chain.state_tree import verify_state_proof
 from chain.store import LedgerStore, StoreError
-from chain.types import Genesis, ValidationError
+from chain.types import MAX_TX_BYTES, Genesis, ValidationError
 
 SAFETY_KEY = "consensus/safety"
 MAX_SAFETY_BYTES = 64 * 1024 * 1024
@@ -276,20 +276,27 @@ class LedgerApp:
             With the reason when the transaction could never be included as it stands, or
             does not fit in the mempool now (``"the mempool is full ..."``: retry later).
         """
+        if type(raw) is bytes and len(raw) <= MAX_TX_BYTES:
+            # a transaction's id is the SM3 of its canonical bytes: a copy already pending or
+            # committed (gossip from every peer, a retried submission) is answered from its
+            # id alone, without decoding it again
+            known = self._known(self.executor.tx_id_of(raw))
+            if known is not None:
+                return known
         tx = self.executor.decode(raw)
         tx_id = tx.tx_id
-        if tx_id in self.mempool:
+        if self._known(tx_id) is not None:
             return tx_id
-        reason = self.mempool.refusal(tx_id)
-        if reason is not None:
-            raise ValidationError(reason)
-        if self.store.tx_location(tx_id) is not None:
+        expected = next_nonce(self.state, tx.sender)
+        # a committed transaction's nonce is below its sender's next one, so only such a
+        # nonce needs the store's index (a replay older than the mempool's memory)
+        if tx.nonce < expected and self.store.tx_location(tx_id) is not None:
             self.mempool.remember(tx_id)
             raise ValidationError("transaction is already committed")
         self.mempool.check(tx.sender, tx.nonce, len(raw))
         ts = tx.timestamp_ms if timestamp_ms is None else timestamp_ms
         view: State | Overlay = self.state
-        if tx.nonce > next_nonce(self.state, tx.sender):  # queued behind its predecessors
+        if tx.nonce > expected:  # queued behind its predecessors
             view = Overlay(self.state)
             view.set(NONCE + tx.sender, (tx.nonce - 1).to_bytes(8, "big"))
         height = self.store.head_height() + 1
@@ -299,6 +306,22 @@ class LedgerApp:
             raise ValidationError(rejected[0][1])
         self.mempool.add(MempoolEntry(tx_id, raw, tx.sender, tx.nonce))
         return tx_id
+
+    def _known(self, tx_id: bytes) -> bytes | None:
+        """``tx_id`` if that transaction is pending here; raise with the reason the mempool
+        remembers (it committed the transaction recently); ``None`` when it is new here."""
+        if tx_id in self.mempool:
+            return tx_id
+        reason = self.mempool.refusal(tx_id)
+        if reason is not None:
+            raise ValidationError(reason)
+        return None
+
+    def is_known(self, tx_id: bytes) -> bool:
+        """Whether the transaction with ``tx_id`` is pending here or the mempool remembers it
+        as committed: :meth:`submit` answers such a copy from its id, so its signature need
+        not be checked first."""
+        return tx_id in self.mempool or self.mempool.refusal(tx_id) is not None
 
     # ---------------------------------------------------------------- Application
     def _run(self, draft: BlockDraft, base: State | Overlay) -> BlockExecution:

@@ -415,6 +415,10 @@ class NodeHost:
         jobs: list[tuple[Transaction, PublicKey]] = []
         waits: set[asyncio.Future[list[str | None]]] = set()
         for raw in raws:
+            if type(raw) is bytes and app.is_known(executor.tx_id_of(raw)):
+                # pending here (verified at its admission) or committed or refused: a late
+                # gossip copy is not decoded or verified again (admission answers from the id)
+                continue
             try:
                 tx = executor.decode(raw)
             except ValidationError:

@@ -151,3 +151,13 @@ def test_committed_transactions_leave_the_caches_and_replays_still_fail() -> Non
     assert len(ex._verified) <= ex.verified_cache
     with pytest.raises(ValidationError, match="already used"):
         ex.execute(state, raws[:1], 2, 20)  # the nonce refuses a replay, cache or not
+
+
+def test_tx_id_of_raw_bytes_is_the_decoded_id_cached_or_not() -> None:
+    c, ex, _ = _setup()
+    raw = c.media.tx("anchor", {"digest": b"\x09" * 32, "kind": "image"}).to_bytes()
+    from_bytes = ex.tx_id_of(raw)  # not decoded yet: the SM3 of the bytes
+    assert from_bytes == ex.decode(raw).tx_id == ex.tx_id_of(raw)
+    ex.forget([raw])
+    assert ex.tx_id_of(raw) == from_bytes
+    assert ex.tx_id_of(raw + b"\x00") != from_bytes  # other bytes, another id (never a decoded one)

@@ -210,3 +210,42 @@ def test_every_node_restarted_with_an_uncommitted_certified_block(tmp_path: Path
     )
     for r in replicas:
         r.close()
+
+
+def test_a_known_copy_is_answered_from_its_id_without_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = LocalConsortium.create(tmp_path, nodes=4)
+    m = c.add_member("m", [Role.MEDIA_CENTER])
+    app = c.replicas[0].app
+    chain_id = c.genesis.chain_id
+    first = m.sign(chain_id, "anchor", {"digest": b"a" * 32, "kind": "t"}, 1).to_bytes()
+    c.net.wait(c.net.submit(first))
+    pending = m.sign(chain_id, "anchor", {"digest": b"b" * 32, "kind": "t"}, 1).to_bytes()
+    pending_id = app.submit(pending)
+    decoded: list[bytes] = []
+    real = Transaction.from_bytes
+
+    def counting(data: bytes) -> Transaction:
+        decoded.append(bytes(data))
+        return real(data)
+
+    monkeypatch.setattr(Transaction, "from_bytes", staticmethod(counting))
+    assert app.is_known(pending_id) and app.is_known(real(first).tx_id)
+    app.executor.forget([first, pending])  # as after a commit: neither is in the decode cache
+    assert app.submit(pending) == pending_id  # a second copy of a pending transaction
+    with pytest.raises(ValidationError, match="already committed"):
+        app.submit(first)  # a late copy of a committed one
+    assert decoded == []
+    # bytes that are not a transaction still go through the decoder and are refused by it
+    with pytest.raises(ValidationError, match="canonically"):
+        app.submit(first[:-1])
+    with pytest.raises(ValidationError, match="exceeds"):
+        app.submit(first + bytes(70_000))
+    assert not app.is_known(b"\x00" * 32)
+    # once the mempool no longer remembers it, a replay is still refused, from the store's index
+    app.mempool._seen.clear()
+    with pytest.raises(ValidationError, match="already committed"):
+        app.submit(first)
+    assert app.is_known(real(first).tx_id)  # and remembered again
+    c.close()
