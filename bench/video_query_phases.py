@@ -17,7 +17,7 @@ Whole queries run two ways, alternated round by round on the same clips and inde
   then hashed and searched, then the soundtrack decoded and searched, then fusion;
 - **concurrent**: :meth:`forensics.video.index.VideoIndex.identify` as it is — the
   soundtrack decoded and searched on a second thread while the picture is decoded (on
-  up to four decoder threads, the same frames) and searched.
+  one decoder thread per core, at most four: the same frames) and searched.
 
 Both must give the same best match. The corpus is the one of ``bench/video_robustness.py
 --quick`` (built on first use, cached). Figures depend on the machine's load: the load

@@ -56,8 +56,9 @@ MIN_DETAIL = 8.0
 CENTRE_INSET = 0.2
 #: Frames per block (bars are found per block).
 BLOCK_FRAMES = 64
-#: Decoder threads for a query (latency counts; a registration decodes on one thread, so
-#: that a batch of registrations uses one core each). Frame threading gives the same frames.
+#: Decoder threads for a query: one per core, at most 4 (latency counts; a registration
+#: decodes on one thread, so that a batch of registrations uses one core each). Frame
+#: threading gives the same frames.
 QUERY_DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
 #: Largest part of each dimension trimmed per side as a bar.
 MAX_BAR = 0.4
