@@ -19,6 +19,8 @@ soundtrack is searched there too: each match says whether the picture, the sound
 found it (:class:`~forensics.evidence.VideoEvidence`). Sound matches of audio works (music
 registered on its own) are passed on as audio matches of the query's soundtrack
 (``query_stream == "audio"``).
+A query's soundtrack is decoded and searched on a second thread while its picture is
+decoded (on several decoder threads) and searched.
 
 A large index (once the search is an inverted file) keeps the trained inverted file on
 disk, ``search-<works>-<tag>.ivf`` (the tag digests the rows and segments of the works it
