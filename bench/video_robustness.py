@@ -386,8 +386,8 @@ def sweep(corpus: Corpus, hours: list[float], work: Path, seed: int, n_queries: 
         apply(corpus.programmes[name], q, [("excerpt", {"start": at, "length": 30.0}), "color"], i)
         queries.append((name, q, base.fingerprint(q, query=True)))
     head = ("hours", "frames", "open s", "save s", "reopen s", "query p50", "query max", "found", "chance",
-            "file p50", "file max", "file found")  # fmt: skip
-    widths = (6, 10, 7, 7, 8, 9, 9, 6, 7, 9, 9, 10)
+            "file p50", "file max", "file CPU", "file found", "load")  # fmt: skip
+    widths = (6, 10, 7, 7, 8, 9, 9, 6, 7, 9, 9, 9, 10, 5)
     print(" ".join(f"{h:>{w}}" for h, w in zip(head, widths, strict=True)))
     done = 0.0
     for target in sorted(hours):
@@ -431,19 +431,23 @@ def sweep(corpus: Corpus, hours: list[float], work: Path, seed: int, n_queries: 
             chance = max([chance] + [a.score for w, a in found if w.startswith("filler")])
         # end to end, as `rongxin identify` runs it: probe, decode, hash, picture search,
         # soundtrack search and fusion (each query file twice: the first warms the page cache)
-        file_lat, file_ok = [], 0
+        # (CPU: this process's threads and its ffmpeg children)
+        file_lat, file_cpu, loads, file_ok = [], [], [], 0
         for rep in range(2):
             for name, q, _fp in queries:
-                t = time.time()
+                t, c = time.time(), _cpu()
                 matches = idx.identify(q, top_k=5)
                 if rep:
                     file_lat.append(time.time() - t)
+                    file_cpu.append(_cpu() - c)
+                    loads.append(os.getloadavg()[0])
                     file_ok += bool(matches) and matches[0].work_id == name
         frames_n = idx.stats()["frames"]
         print(f"{target:>6.0f} {frames_n:>10} {opened:>7.1f} {saved:>7.1f} {reopened:>8.1f} "
               f"{pct(lat, 50):>8.2f}s {max(lat):>8.2f}s "
               f"{ok:>3}/{len(queries)} {chance:>7.2f} {pct(file_lat, 50):>8.2f}s {max(file_lat):>8.2f}s "
-              f"{file_ok:>7}/{len(queries)}", flush=True)  # fmt: skip
+              f"{pct(file_cpu, 50):>8.2f}s {file_ok:>7}/{len(queries)} {np.mean(loads):>5.1f}",
+              flush=True)  # fmt: skip
         idx.close()
     base.close()
     audio.close()

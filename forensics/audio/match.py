@@ -313,14 +313,18 @@ def _hits(
     if not hs or not sum(len(h) for h in hs):
         return None
     h_all, v_all, t_all = np.concatenate(hs), np.concatenate(vs), np.concatenate(ts)
-    uniq, inv = np.unique(h_all, return_inverse=True)
+    # one stable sort gives the distinct hashes and, for each, its occurrences in order
+    occ = np.argsort(h_all, kind="stable")
+    ordered = h_all[occ]
+    head = np.ones(len(ordered), dtype=bool)
+    head[1:] = ordered[1:] != ordered[:-1]
+    uniq = ordered[head]
+    first_occ = np.flatnonzero(head)
+    n_occ = np.diff(np.append(first_occ, len(ordered)))
     upos, values = lookup(uniq)
     if upos.size == 0:
         return None
     # expand each hit of a distinct hash to every (hypothesis, anchor) that produced it
-    occ = np.argsort(inv, kind="stable")
-    n_occ = np.bincount(inv, minlength=len(uniq))
-    first_occ = np.cumsum(n_occ) - n_occ
     reps = n_occ[upos]
     at = occ[_ragged(first_occ[upos], reps)]
     return v_all[at], t_all[at], np.repeat(values.astype(np.int64), reps)

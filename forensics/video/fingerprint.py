@@ -24,6 +24,7 @@ Examples
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,10 @@ MIN_DETAIL = 8.0
 CENTRE_INSET = 0.2
 #: Frames per block (bars are found per block).
 BLOCK_FRAMES = 64
+#: Decoder threads for a query: one per core, at most 4 (latency counts; a registration
+#: decodes on one thread, so that a batch of registrations uses one core each). Frame
+#: threading gives the same frames.
+QUERY_DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
 #: Largest part of each dimension trimmed per side as a bar.
 MAX_BAR = 0.4
 #: A row or column is a bar when it varies by less than this (grey levels, standard deviation).
@@ -275,6 +280,7 @@ def fingerprint_file(
     query: bool = False,
     min_valid: int = 4,
     info: VideoInfo | None = None,
+    threads: int | None = None,
 ) -> VideoFingerprint:
     """Probe, check, decode and hash ``path``.
 
@@ -293,6 +299,9 @@ def fingerprint_file(
         Fewest frames with detail the fingerprint must have.
     info : VideoInfo, optional
         The file's probe, when already read.
+    threads : int, optional
+        Decoder threads: :data:`QUERY_DECODE_THREADS` for a query, 1 for a work by default.
+        The frames decoded are the same whatever the count.
 
     Raises
     ------
@@ -306,8 +315,16 @@ def fingerprint_file(
     info = info or probe(path)
     check(path, info, limits)
     cap = int(limits.max_seconds * rate) + 1
+    if threads is None:
+        threads = QUERY_DECODE_THREADS if query else 1
     blocks = iter_frames(
-        path, rate=rate, side=DECODE_SIDE, block=BLOCK_FRAMES, strict=not query, max_frames=cap + 1
+        path,
+        rate=rate,
+        side=DECODE_SIDE,
+        block=BLOCK_FRAMES,
+        strict=not query,
+        max_frames=cap + 1,
+        threads=threads,
     )
     fp = fingerprint_blocks(blocks, rate, query=query)
     if len(fp.codes) > cap:

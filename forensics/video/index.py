@@ -19,6 +19,8 @@ soundtrack is searched there too: each match says whether the picture, the sound
 found it (:class:`~forensics.evidence.VideoEvidence`). Sound matches of audio works (music
 registered on its own) are passed on as audio matches of the query's soundtrack
 (``query_stream == "audio"``).
+A query's soundtrack is decoded and searched on a second thread while its picture is
+decoded (on several decoder threads) and searched.
 
 A large index (once the search is an inverted file) keeps the trained inverted file on
 disk, ``search-<works>-<tag>.ivf`` (the tag digests the rows and segments of the works it
@@ -37,6 +39,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -66,6 +69,8 @@ NEIGHBOURS = 16
 VIEWS = ("full", "centre")
 #: Two alignments of one work (picture and sound) agree when their offsets differ by at most this.
 FUSE_SECONDS = 2.0
+#: Sound matches (occurrences) asked of the audio index per query.
+SOUND_MATCHES = 20
 
 
 def work_digest(picture: bytes, sound: bytes = b"") -> bytes:
@@ -437,9 +442,17 @@ class VideoIndex:
             raise ValueError("top_k must be at least 1")
         path = Path(path)
         info = probe(path)
-        fp = fingerprint_file(path, rate=self.rate, limits=self.limits, query=True, info=info, min_valid=0)
-        picture = [t for t in self._alignments(fp) if t[1].score >= self.threshold]
-        sound = self._sound_matches(path) if info.has_audio else []
+        audio = self._audio() if info.has_audio and self._audio is not None else None
+        # the soundtrack is decoded and searched on a second thread while the picture is:
+        # both decoders are ffmpeg processes and the searches are mostly numpy, so on a
+        # machine with a free core the query takes about as long as the slower of the two
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="video-soundtrack") as pool:
+            heard = pool.submit(_sound_matches, audio, path) if audio is not None else None
+            fp = fingerprint_file(
+                path, rate=self.rate, limits=self.limits, query=True, info=info, min_valid=0
+            )
+            picture = [t for t in self._alignments(fp) if t[1].score >= self.threshold]
+            sound = heard.result() if heard is not None else []
         return self._fuse(picture, sound, fp)[:top_k]
 
     def alignments(self, fp: VideoFingerprint) -> list[tuple[str, Alignment]]:
@@ -501,19 +514,6 @@ class VideoIndex:
             (ids - self._bases[work]).astype(np.int64),
             dist[keep].astype(np.int16),
         )
-
-    def _sound_matches(self, path: Path) -> list[Match]:
-        audio = self._audio() if self._audio is not None else None
-        if audio is None:
-            return []
-        from forensics.audio.errors import ClipTooShortError, NoAudioStreamError, NoFingerprintError
-
-        try:
-            return audio.identify(path, 20)
-        except (NoAudioStreamError, ClipTooShortError, NoFingerprintError):
-            return []
-        except MediaError:
-            return []  # an undecodable soundtrack: the picture still decides
 
     def _fuse(
         self, picture: list[tuple[str, Alignment, bool]], sound: list[Match], fp: VideoFingerprint
@@ -783,6 +783,18 @@ def _occurrences(sound: list[tuple[int, Match]], videos: set[str]) -> list[list[
             groups.append([m])
             keys.append((m.work_id, offset))
     return groups
+
+
+def _sound_matches(audio: MediaIndex, path: Path) -> list[Match]:
+    """The soundtrack's matches in ``audio`` (none when it has no usable sound)."""
+    from forensics.audio.errors import ClipTooShortError, NoAudioStreamError, NoFingerprintError
+
+    try:
+        return audio.identify(path, SOUND_MATCHES)
+    except (NoAudioStreamError, ClipTooShortError, NoFingerprintError):
+        return []
+    except MediaError:
+        return []  # an undecodable soundtrack: the picture still decides
 
 
 def _overlaps(a: Alignment, e: AudioEvidence) -> bool:

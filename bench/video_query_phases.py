@@ -1,0 +1,187 @@
+"""Where a 30-s video query's time goes, and the serial query path against the concurrent one.
+
+A video query as ``rongxin identify clip.mp4`` runs it: probe the file, decode its picture
+(ffmpeg: sampled at 4 frames/s, scaled to 128×128 grey), hash the frames (content, mirror,
+picture-in-picture inset), search the picture index, decode the soundtrack and search the
+audio index, fuse. This script times each phase alone (wall seconds, and CPU seconds of
+this process and of its ffmpeg children), then times whole queries of two kinds of clip:
+
+- **programme**: a 30-s excerpt of a programme re-encoded at H.264 CRF 28 (a modest
+  bitrate, as most uploads are);
+- **noisy**: a 30-s excerpt with gamma, saturation and strong temporal noise (the
+  ``color`` attack), encoded at CRF 23 — about 11 Mbit/s, so that decoding it is costly.
+
+Whole queries run two ways, alternated round by round on the same clips and index:
+
+- **serial**: the path before 2026-12-05 — the picture decoded on one decoder thread,
+  then hashed and searched, then the soundtrack decoded and searched, then fusion;
+- **concurrent**: :meth:`forensics.video.index.VideoIndex.identify` as it is — the
+  soundtrack decoded and searched on a second thread while the picture is decoded (on
+  one decoder thread per core, at most four: the same frames) and searched.
+
+Both must give the same best match. The corpus is the one of ``bench/video_robustness.py
+--quick`` (built on first use, cached). Figures depend on the machine's load: the load
+average is printed beside each row.
+
+Run::
+
+    .venv/bin/python bench/video_query_phases.py --quick     # ≈ 2 minutes once the corpus exists
+    .venv/bin/python bench/video_query_phases.py --rounds 10 --clips 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.video_robustness import build_corpus, duration, machine
+from datasets.attacks.video import apply
+from forensics.audio.fingerprint import query_peaks
+from forensics.audio.index import AudioIndex
+from forensics.types import Match
+from forensics.video.decode import iter_frames
+from forensics.video.fingerprint import BLOCK_FRAMES, DEFAULT_RATE, fingerprint_blocks, fingerprint_file
+from forensics.video.index import SOUND_MATCHES, VideoIndex, _sound_matches
+from forensics.video.probe import probe
+
+KINDS: dict[str, list[Any]] = {
+    "programme": [("reencode", {"codec": "libx264", "crf": 28})],
+    "noisy": ["color"],
+}
+
+
+def _children() -> float:
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return kids.ru_utime + kids.ru_stime
+
+
+@contextmanager
+def timed(into: dict[str, list[tuple[float, float, float]]], name: str) -> Iterator[None]:
+    """Append (wall s, process CPU s, children CPU s) of the block to ``into[name]``."""
+    w, p, c = time.perf_counter(), time.process_time(), _children()
+    yield
+    into.setdefault(name, []).append((time.perf_counter() - w, time.process_time() - p, _children() - c))
+
+
+def serial_identify(idx: VideoIndex, audio: AudioIndex, path: Path) -> list[Match]:
+    """The query path before 2026-12-05: one decoder thread, picture then sound, fusion."""
+    info = probe(path)
+    fp = fingerprint_file(
+        path, rate=idx.rate, limits=idx.limits, query=True, info=info, min_valid=0, threads=1
+    )
+    picture = [t for t in idx._alignments(fp) if t[1].score >= idx.threshold]
+    sound = _sound_matches(audio, path) if info.has_audio else []
+    return idx._fuse(picture, sound, fp)[:5]
+
+
+def phases(
+    idx: VideoIndex, audio: AudioIndex, path: Path, out: dict[str, list[tuple[float, float, float]]]
+) -> None:
+    """Each phase of one query alone."""
+    with timed(out, "probe (ffprobe)"):
+        probe(path)
+    for threads in (1, 4):
+        with timed(out, f"picture decode, {threads} thread(s)"):
+            blocks = list(
+                iter_frames(path, rate=DEFAULT_RATE, block=BLOCK_FRAMES, strict=False, threads=threads)
+            )
+    with timed(out, "frame hashes (+mirror, inset)"):
+        fp = fingerprint_blocks(iter(blocks), DEFAULT_RATE, query=True)
+    with timed(out, "picture search"):
+        idx._alignments(fp)
+    bass = None if audio._bass is None else audio._bass.params
+    with timed(out, "soundtrack decode + peaks"):
+        peaks, low = query_peaks(
+            path, audio.params, bass, max_seconds=audio.max_query_seconds, min_seconds=audio.min_seconds
+        )
+    with timed(out, "sound search"):
+        audio.identify_peaks(peaks, SOUND_MATCHES, bass=low)
+
+
+def row(name: str, values: list[tuple[float, float, float]], loads: list[float] | None = None) -> str:
+    a = np.asarray(values)
+    wall, cpu = a[:, 0], a[:, 1] + a[:, 2]
+    load = f"{np.mean(loads):>6.2f}" if loads else ""
+    return (
+        f"{name:<34} {np.median(wall):>8.3f} {wall.max():>8.3f} {np.median(a[:, 1]):>8.3f} "
+        f"{np.median(a[:, 2]):>8.3f} {np.median(cpu):>8.3f} {load}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="2 clips per kind, 3 rounds")
+    ap.add_argument("--clips", type=int, default=4, help="clips per kind")
+    ap.add_argument("--rounds", type=int, default=6, help="rounds of (serial, concurrent) per clip")
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--workdir", type=Path, default=Path.home() / ".cache" / "rongxin" / "bench-video")
+    args = ap.parse_args()
+    if args.quick:
+        args.clips, args.rounds = 2, 3
+    corpus = build_corpus(args.workdir / "media", 5, 60.0, 6.0, args.seed)  # as video_robustness --quick
+    print(machine(), f"load average at start {os.getloadavg()}")
+    with tempfile.TemporaryDirectory(prefix="rx-vphase-", dir=args.workdir) as tmp_s:
+        tmp = Path(tmp_s)
+        audio = AudioIndex(tmp / "audio")
+        idx = VideoIndex(tmp / "video")
+        idx.attach_audio(lambda: audio)
+        for name, path in corpus.programmes.items():
+            idx.add(name, path)
+        names = sorted(corpus.programmes)
+        clips: dict[str, list[tuple[str, Path]]] = {k: [] for k in KINDS}
+        for kind, chain in KINDS.items():
+            for i in range(args.clips):
+                name = names[(i + (kind == "noisy")) % len(names)]
+                at = round(3.0 + 7.0 * i, 2) % max(1.0, duration(corpus.programmes[name]) - 30.5)
+                q = tmp / f"{kind}-{i}.mp4"
+                apply(corpus.programmes[name], q, [("excerpt", {"start": at, "length": 30.0}), *chain], i)
+                clips[kind].append((name, q))
+                idx.identify(q)  # page cache warm, imports done
+        head = f"{'':<34} {'wall p50':>8} {'wall max':>8} {'py CPU':>8} {'ffm CPU':>8} {'CPU p50':>8}"
+        for kind, items in clips.items():
+            per: dict[str, list[tuple[float, float, float]]] = {}
+            for _name, q in items:
+                phases(idx, audio, q, per)
+            print(f"\n{kind} clip, each phase alone (s, median of {len(items)} clips)\n{head}")
+            for name, values in per.items():
+                print(row(name, values))
+        runs: dict[str, Callable[[Path], list[Match]]] = {
+            "serial (before)": lambda p: serial_identify(idx, audio, p),
+            "concurrent (now)": lambda p: idx.identify(p, top_k=5),
+        }
+        print(f"\nwhole queries, alternated, {args.rounds} rounds (s)\n{head}   load")
+        for kind, items in clips.items():
+            timing: dict[str, list[tuple[float, float, float]]] = {}
+            loads: dict[str, list[float]] = {}
+            found = dict.fromkeys(runs, 0)
+            for r in range(args.rounds):
+                order = list(runs) if r % 2 == 0 else list(runs)[::-1]
+                for name, q in items:
+                    for how in order:
+                        loads.setdefault(how, []).append(os.getloadavg()[0])
+                        with timed(timing, how):
+                            matches = runs[how](q)
+                        found[how] += bool(matches) and matches[0].work_id == name
+            for how in runs:
+                print(
+                    row(f"{kind}: {how}", timing[how], loads[how])
+                    + f"  found {found[how]}/{len(timing[how])}"
+                )
+        idx.close()
+        audio.close()
+
+
+if __name__ == "__main__":
+    main()
