@@ -38,6 +38,18 @@ QUEUE_LIMIT = 4096
 IDLE_LIMIT_S = 10.0
 """A peer heard nothing from for this long is disconnected (heartbeats come every second)."""
 
+STOP_GRACE_S = 2.0
+"""How long :meth:`PeerManager.stop` waits for its cancelled tasks at each step."""
+
+
+async def _settle(tasks: list[asyncio.Task[None]], timeout: float) -> None:
+    """Wait up to ``timeout`` s for ``tasks`` to end, retrieving their outcomes."""
+    if tasks:
+        await asyncio.wait(tasks, timeout=timeout)
+    for t in tasks:
+        if t.done() and not t.cancelled():
+            t.exception()
+
 
 def parse_address(text: str) -> tuple[str, int]:
     """``"host:port"`` or ``"[v6]:port"`` → ``(host, port)``.
@@ -251,11 +263,17 @@ class PeerManager:
             s.close()
         for t in self._tasks:
             t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        # Python 3.11's wait_for can lose a cancellation when the call it waits for completes
+        # at that moment: a dial loop may then go on to connect and wait on its peer. So the
+        # wait is bounded, the peers are closed (which wakes such a loop; it sees the stop and
+        # ends), and what is left is cancelled again.
+        await _settle(self._tasks, STOP_GRACE_S)
         for p in list(self.peers.values()):
             await p.close()
+        left = [t for t in self._tasks if not t.done()]
+        for t in left:
+            t.cancel()
+        await _settle(left, STOP_GRACE_S)
         for s in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(s.wait_closed(), 2.0)
