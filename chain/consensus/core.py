@@ -462,6 +462,33 @@ class ConsensusCore:
                     del self._requested[h]
         return actions
 
+    def on_peer_connected(self, peer: str) -> list[Action]:
+        """A link to ``peer`` (re)opened: send it the round's proposal, and this node's latest
+        vote and timeout if they belong to this round or the one before.
+
+        Messages sent while the link was down are lost. Without this, a partition that left
+        no quorum heals only when the round timers fire again, and those have backed off to
+        their longest while no round could end; with it, the timeouts of the stuck round meet
+        as soon as the links are back, and the round ends at once. The links come back one by
+        one, so the next leader's proposal may leave before some of them: it is passed on
+        too, or that round would fail and cost a backed-off timeout (CometBFT's peers
+        likewise send their round state, and the proposal they hold, to a peer that connects).
+        """
+        actions: list[Action] = []
+        if not self.started or self.ended or peer == self.node_id or peer not in self._vset:
+            return actions
+        s = self.safety
+        proposal = self._seen_proposal.get(self.leader(self.round), {}).get(self.round)
+        if proposal is not None:  # signed by its leader: any node may pass it on
+            actions.append(Send(peer, proposal))
+        # also those of the round before: with the others', they form the certificate that
+        # ended it, which the peer lacks if it was cut off when that round ended
+        if s.last_vote is not None and s.last_vote.round >= self.round - 1:
+            actions.append(Send(peer, s.last_vote))
+        if s.last_timeout is not None and s.last_timeout.round >= self.round - 1:
+            actions.append(Send(peer, s.last_timeout))
+        return actions
+
     def on_message(self, sender: str, msg: Message, now_ms: int) -> list[Action]:
         """Handle one message from ``sender``; bad messages are dropped.
 

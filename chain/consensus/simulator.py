@@ -20,6 +20,7 @@ Replay a seed::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import heapq
 import hmac
 import os
@@ -150,6 +151,9 @@ class Scenario:
     txs: tuple[tuple[int, str, str, bool], ...]
     roles: tuple[tuple[str, str], ...]
     byzantine: str | None = None
+    reconnect_spread_ms: int = 0
+    """After a partition heals, each link between its groups reopens at its own moment
+    within this many ms (links come back one by one, as dials retry on their own)."""
 
     @property
     def validators(self) -> list[str]:
@@ -347,9 +351,28 @@ class Simulator:
 
     def _connected(self, a: str, b: str) -> bool:
         for groups, start, heal in self.sc.partitions:
-            if start <= self.now < heal:
+            if start <= self.now < heal + self._reopen_delay(a, b):
                 return any(a in g and b in g for g in groups)
         return True
+
+    def _schedule_faults(self) -> None:
+        for node, down, up in self.sc.crashes:
+            self._push(down, "crash", node)
+            self._push(up, "restart", node)
+        for groups, _, heal in self.sc.partitions:
+            for a in self.instances:
+                for b in self.instances:
+                    ga = next((g for g in groups if a in g), None)
+                    if ga is not None and b not in ga:
+                        self._push(heal + self._reopen_delay(a, b), "reopen", (a, b))
+
+    def _reopen_delay(self, a: str, b: str) -> int:
+        """When the link ``a``–``b`` reopens after a heal, in ms after it (0..spread)."""
+        spread = self.sc.reconnect_spread_ms
+        if spread <= 0:
+            return 0
+        x, y = sorted((a, b))
+        return int.from_bytes(hashlib.sha256(f"{self.sc.seed}:{x}:{y}".encode()).digest()[:4]) % (spread + 1)
 
     def _deliver(self, src: _Instance, dest_identity: str, msg: Message) -> None:
         for inst in self.instances.values():
@@ -376,7 +399,7 @@ class Simulator:
             key, content = ("timeout", msg.author, msg.round), encode(msg.high_qc.round)
         elif isinstance(msg, Proposal):
             key, content = ("proposal", msg.block.proposer, msg.block.round), msg.block.hash
-        if key is None:
+        if key is None or key[1] != inst.identity:  # passing on another's message is no vote of its own
             return
         prev = self.sent.setdefault(key, content)
         if prev != content:
@@ -399,6 +422,11 @@ class Simulator:
             elif isinstance(a, Committed):
                 self.commit_log[inst.name].append((a.block.height, self.now))
 
+    def _reconnected(self, a: _Instance, b: _Instance) -> None:
+        """``a``'s link to ``b`` reopened (a partition healed, ``b`` restarted)."""
+        if a.alive and a.core is not None and b.alive and a.identity != b.identity:
+            self._apply(a, a.core.on_peer_connected(b.identity))
+
     def _boot(self, inst: _Instance) -> None:
         inst.app = SimApp(self.members, inst.blocks.blocks)
         args = (inst.identity, self.sc.validators, inst.signer, self._verifier())
@@ -419,9 +447,7 @@ class Simulator:
         sc = self.sc
         for inst in self.instances.values():
             self._boot(inst)
-        for node, down, up in sc.crashes:
-            self._push(down, "crash", node)
-            self._push(up, "restart", node)
+        self._schedule_faults()
         for i, (at, member, op, forge) in enumerate(sc.txs):
             self._push(at, "tx", self.members.make_tx(member, op, i, forge))
         while self.queue:
@@ -456,19 +482,11 @@ class Simulator:
                 self.pre_crash[inst.name] = [b.hash for b in inst.blocks.blocks]
                 inst.alive, inst.core, inst.app, inst.timers = False, None, None, {}
                 inst.epoch += 1
+            elif kind == "reopen":
+                a, b = payload
+                self._reconnected(self.instances[a], self.instances[b])
             elif kind == "restart":
-                inst = self.instances[payload]
-                inst.alive = True
-                inst.restarted_at = self.now
-                self._boot(inst)
-                # the client re-sends what it has not seen committed
-                for _, tx in self.submitted:
-                    assert inst.app is not None
-                    inst.app.submit(tx)
-                before = self.pre_crash.get(inst.name, [])
-                after = [b.hash for b in inst.blocks.blocks[: len(before)]]
-                if after != before:
-                    self.violations.append(f"durability: {inst.name} lost committed blocks across restart")
+                self._restart(self.instances[payload])
         self.now = sc.end_ms
         self.check_invariants()
         heights = {name: inst.blocks.tip_height() for name, inst in self.instances.items()}
@@ -476,6 +494,22 @@ class Simulator:
             (len(inst.core.onchain_evidence) for inst in self._honest_instances() if inst.core), default=0
         )
         return SimResult(sc, self.violations, heights, self.events, onchain, time.perf_counter() - t0)
+
+    def _restart(self, inst: _Instance) -> None:
+        inst.alive = True
+        inst.restarted_at = self.now
+        self._boot(inst)
+        for other in self.instances.values():
+            if other is not inst:
+                self._reconnected(other, inst)
+        # the client re-sends what it has not seen committed
+        for _, tx in self.submitted:
+            assert inst.app is not None
+            inst.app.submit(tx)
+        before = self.pre_crash.get(inst.name, [])
+        after = [b.hash for b in inst.blocks.blocks[: len(before)]]
+        if after != before:
+            self.violations.append(f"durability: {inst.name} lost committed blocks across restart")
 
     def _honest_instances(self) -> list[_Instance]:
         return [i for i in self.instances.values() if self._honest(i)]

@@ -41,6 +41,11 @@ IDLE_LIMIT_S = 10.0
 STOP_GRACE_S = 2.0
 """How long :meth:`PeerManager.stop` waits for its cancelled tasks at each step."""
 
+DIAL_BACKOFF_MAX_S = 2.0
+"""Longest pause between two dials of an unreachable peer (before jitter of ×0.5–1.5): a
+healed link is found again within about three seconds, for the cost of one refused
+connection attempt per peer every two seconds."""
+
 
 async def _settle(tasks: list[asyncio.Task[None]], timeout: float) -> None:
     """Wait up to ``timeout`` s for ``tasks`` to end, retrieving their outcomes."""
@@ -339,7 +344,7 @@ class PeerManager:
                 )
             except (OSError, TimeoutError):
                 await asyncio.sleep(delay * (0.5 + rng.random()))
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, DIAL_BACKOFF_MAX_S)
                 continue
             try:
                 conn = await secure_connect(
@@ -359,7 +364,7 @@ class PeerManager:
                 log.info("connection to %s refused: %s", text, exc)
                 writer.close()
                 await asyncio.sleep(delay * (0.5 + rng.random()))
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, DIAL_BACKOFF_MAX_S)
                 continue
             peer = self._register(conn, outbound=True, address=text)
             if peer is None:  # a connection to this peer is already up

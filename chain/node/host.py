@@ -310,6 +310,8 @@ class NodeHost:
         peer.send(Channel.BLOCK_SYNC, encode_message(req))
         peer.send(Channel.HEARTBEAT, self._heartbeat())
         self._send_mempool(peer)
+        # this round's vote and timeout, which the peer missed if the link was down
+        self._run(lambda: self.replica.core.on_peer_connected(peer.node_id))
 
     def _send_mempool(self, peer: Peer) -> None:
         """Give a peer that just connected every transaction waiting here: their gossip may
