@@ -66,7 +66,10 @@ def test_empty_node_restores_a_snapshot_from_peers_and_follows_the_chain(tmp_pat
             store.close()
             assert report.info.height >= 4
             assert report.info.entries > 30  # the anchors, members, epochs
-            assert report.peers and not report.refused
+            assert report.peers
+            # the chain moves on while the joiner fetches: a snapshot its peers pruned meanwhile
+            # is refused as such and a newer one restored; any other refusal is a failure
+            assert all("pruned" in reason for reason in report.refused), report.refused
             # chunks come from several peers, though each holds its own quorum certificates
             assert report.info.chunks >= 2 and len(report.peers) >= 2, report
             assert not list(net.directory.glob(".state-sync-*"))  # the chunks' spool is gone
