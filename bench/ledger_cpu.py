@@ -99,6 +99,8 @@ def run(
         while len(app.mempool):
             with timed("build"):
                 payload = app.build_payload(parent, ts, block_txs, 1 << 24)
+            if not payload:
+                raise RuntimeError(f"{len(app.mempool)} pending transactions fit in no block")
             if not proposer:
                 app._built = None  # another validator never built this block
             draft = BlockDraft(parent, round_, ts, replica.node_id, tuple(payload), (), 0)
