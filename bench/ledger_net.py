@@ -512,7 +512,10 @@ def print_table(r: dict[str, Any], args: argparse.Namespace) -> None:
         if r.get(key):
             v = r[key]
             rows.append(
-                (f"CPU s per {label}, per node (mean, max)", f"{statistics.mean(v):.3f}, {max(v):.3f}")
+                (
+                    f"CPU s per {label}, per node (mean, median, max)",
+                    f"{statistics.mean(v):.3f}, {statistics.median(v):.3f}, {max(v):.3f}",
+                )
             )
     if r.get("settle_s"):
         rows.append(("waits until the nodes are quiet (s)", ", ".join(f"{t:.1f}" for t in r["settle_s"])))

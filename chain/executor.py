@@ -135,12 +135,24 @@ class Executor:
         return tx.tx_id if tx is not None else sm3(raw)
 
     def apply_one(
-        self, state: Overlay, raw: bytes, height: int, timestamp_ms: int, *, verify: bool = True
+        self,
+        state: Overlay,
+        raw: bytes,
+        height: int,
+        timestamp_ms: int,
+        *,
+        verify: bool = True,
+        check_only: bool = False,
     ) -> dict[str, Any]:
         """Check and apply one transaction on ``state`` (an overlay); its contract's result.
 
         ``verify=False`` skips the signature check (see :meth:`execute`'s
-        ``trust_signatures``); every other check is made.
+        ``trust_signatures``); every other check is made. ``check_only=True`` (admission to
+        the mempool) stops after the contract's ``authorize`` when the contract declares
+        that its ``apply`` never refuses a transaction that got that far
+        (``apply_never_refuses``, see :class:`~chain.contracts.base.Contract`): ``state``
+        is then left unchanged and the result is empty. Other contracts are applied in
+        full, so their refusals are still found at admission.
 
         Raises
         ------
@@ -174,6 +186,8 @@ class Executor:
         contract.check_payload(tx.payload)
         ctx = TxContext(cert, tx_id, height, timestamp_ms, self.genesis.params, self.genesis.chain_id)
         contract.authorize(ctx, tx.payload, state)
+        if check_only and getattr(contract, "apply_never_refuses", False):
+            return {}
         result = contract.apply(state, ctx, tx.payload)
         state.set(NONCE + tx.sender, tx.nonce.to_bytes(8, "big"))
         return result
@@ -255,13 +269,29 @@ class Executor:
         if begin is not None:
             begin(overlay)
         results = []
+        verify = not trust_signatures
+        # straight on the block's overlay: one refused transaction refuses the whole block,
+        # so nothing of a failed one needs undoing (Executor.select keeps a child per try)
         for i, raw in enumerate(txs):
-            child = overlay.child()
             try:
-                results.append(self.apply_one(child, raw, height, timestamp_ms, verify=not trust_signatures))
+                results.append(self.apply_one(overlay, raw, height, timestamp_ms, verify=verify))
             except ValidationError as exc:
                 raise ValidationError(f"transaction {i} of block {height}: {exc}") from None
-            overlay.merge_child(child)
+        return self.finish(overlay, results, finalize)
+
+    def finish(
+        self,
+        overlay: Overlay,
+        results: list[dict[str, Any]],
+        finalize: Callable[[Overlay], None] | None = None,
+    ) -> BlockExecution:
+        """End a block whose transactions were applied on ``overlay`` (with ``results``):
+        the end-of-block bookkeeping, then the changes and the state root.
+
+        :meth:`execute` ends with it; a node that has already applied a block's
+        transactions (the proposer, while choosing them) ends the block without running
+        them again. ``overlay`` is changed by ``finalize``.
+        """
         if finalize is not None:
             finalize(overlay)
         return BlockExecution(overlay.changes(), results, overlay.root())

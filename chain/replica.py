@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -217,6 +217,26 @@ class _Speculative:
     execution: BlockExecution
 
 
+@dataclass
+class _Built:
+    """What :meth:`LedgerApp.build_payload` ran: the block's start and its transactions
+    applied on ``base``, with their results. The block's execution, when it is asked for
+    next, finishes this overlay instead of running the transactions again."""
+
+    parent_hash: bytes
+    timestamp_ms: int
+    base: State | Overlay
+    payload: tuple[bytes, ...]
+    overlay: Overlay
+    results: list[dict[str, Any]]
+
+
+def _same(a: Sequence[bytes], b: Sequence[bytes]) -> bool:
+    """Whether two payloads hold the same transactions in the same order (usually the very
+    same objects, so the comparison is by identity first)."""
+    return len(a) == len(b) and all(x is y or x == y for x, y in zip(a, b, strict=True))
+
+
 class LedgerApp:
     """The replicated state machine: executor + mempool + speculative states.
 
@@ -252,12 +272,15 @@ class LedgerApp:
         self.state: State = store.load_state()
         head = store.block(store.head_height())
         self.head_hash = head.hash if head is not None else chain_genesis_block(genesis).hash
+        self._head_height = store.head_height()
         expected = head.state_root if head is not None else genesis_state(genesis).root
         if self.state.root != expected:
             raise StoreError(
                 "the stored state does not match the head block's state root; the store is damaged"
             )
         self._spec: dict[bytes, _Speculative] = {}
+        self._built: _Built | None = None
+        self._tx_root: tuple[tuple[bytes, ...], bytes] | None = None
         self.head_block: Block = chain_genesis_block(genesis)  # the Replica loads the real head
 
     # ---------------------------------------------------------------- mempool
@@ -299,11 +322,11 @@ class LedgerApp:
         if tx.nonce > expected:  # queued behind its predecessors
             view = Overlay(self.state)
             view.set(NONCE + tx.sender, (tx.nonce - 1).to_bytes(8, "big"))
-        height = self.store.head_height() + 1
-        begin = partial(begin_block, height=height, parent_hash=self.head_hash)
-        _, rejected = self.executor.select(view, [raw], height, ts, 1, len(raw), begin)
-        if rejected:
-            raise ValidationError(rejected[0][1])
+        height = self._head_height + 1
+        overlay = Overlay(view)
+        begin_block(overlay, height, self.head_hash)
+        # every check a block makes; the contract's apply only where it can refuse
+        self.executor.apply_one(overlay, raw, height, ts, check_only=True)
         self.mempool.add(MempoolEntry(tx_id, raw, tx.sender, tx.nonce))
         return tx_id
 
@@ -324,8 +347,8 @@ class LedgerApp:
         return tx_id in self.mempool or self.mempool.refusal(tx_id) is not None
 
     # ---------------------------------------------------------------- Application
-    def _run(self, draft: BlockDraft, base: State | Overlay) -> BlockExecution:
-        """Execute ``draft`` on ``base``: transactions, then the end-of-block bookkeeping."""
+    def _finalizer(self, draft: BlockDraft) -> Callable[[Overlay], None]:
+        """The end-of-block bookkeeping of ``draft`` (evidence, missed turns, epochs)."""
 
         def finalize(overlay: Overlay) -> None:
             finalize_block(
@@ -339,13 +362,17 @@ class LedgerApp:
                 draft.timestamp_ms,
             )
 
+        return finalize
+
+    def _run(self, draft: BlockDraft, base: State | Overlay) -> BlockExecution:
+        """Execute ``draft`` on ``base``: transactions, then the end-of-block bookkeeping."""
         begin = partial(begin_block, height=draft.height, parent_hash=draft.parent.hash)
         return self.executor.execute(
             base,
             list(draft.payload),
             draft.height,
             draft.timestamp_ms,
-            finalize,
+            self._finalizer(draft),
             begin,
             trust_signatures=self.trust_signatures,
         )
@@ -396,6 +423,7 @@ class LedgerApp:
         overlay = Overlay(base)
         begin_block(overlay, height, parent.hash)
         chosen: list[bytes] = []
+        results: list[dict[str, Any]] = []
         invalid: list[bytes] = []
         size = 0
         cursor = self.mempool.cursor(partial(next_nonce, base))
@@ -404,7 +432,7 @@ class LedgerApp:
                 break
             child = overlay.child()
             try:
-                self.executor.apply_one(child, entry.raw, height, timestamp_ms)
+                results.append(self.executor.apply_one(child, entry.raw, height, timestamp_ms))
             except ValidationError:
                 cursor.skip_sender()  # its later transactions need this one first
                 if base is self.state:
@@ -415,6 +443,7 @@ class LedgerApp:
             size += entry.size
         for tx_id in invalid:
             self.mempool.remove(tx_id)
+        self._built = _Built(parent.hash, timestamp_ms, base, tuple(chosen), overlay, results)
         return chosen
 
     def validate_payload(self, payload: Sequence[bytes]) -> bool:
@@ -426,10 +455,19 @@ class LedgerApp:
         return True
 
     def tx_root(self, payload: Sequence[bytes]) -> bytes:
-        return tx_root(payload)
+        """:func:`tx_root` of ``payload``; the last one is remembered (the core asks for a
+        block's root when it checks or builds the block, and its execution again)."""
+        last = self._tx_root
+        if last is not None and _same(last[0], payload):
+            return last[1]
+        root = tx_root(payload)
+        self._tx_root = (tuple(payload), root)
+        return root
 
     def execute(self, draft: BlockDraft) -> bytes | None:
-        key = _draft_key(draft, tx_root(draft.payload))
+        # what build_payload ran serves only the execution asked for right after it
+        built, self._built = self._built, None
+        key = _draft_key(draft, self.tx_root(draft.payload))
         spec = self._spec.get(key)
         if spec is not None:
             return spec.execution.state_root
@@ -437,7 +475,19 @@ class LedgerApp:
         if base is None:
             return None
         try:
-            execution = self._run(draft, base)
+            if (
+                built is not None
+                and built.base is base
+                and built.parent_hash == draft.parent.hash
+                and built.timestamp_ms == draft.timestamp_ms
+                and _same(built.payload, draft.payload)
+                and not self.trust_signatures  # build_payload verified every signature
+            ):
+                # the proposer's own block: its transactions ran on this very base, at this
+                # height and time, when the payload was built; only the block's end is left
+                execution = self.executor.finish(built.overlay, built.results, self._finalizer(draft))
+            else:
+                execution = self._run(draft, base)
         except ValidationError:
             return None
         self._remember(key, draft.height, base, execution)
@@ -462,6 +512,7 @@ class LedgerApp:
         return execution
 
     def on_commit(self, block: Block) -> None:
+        self._built = None  # its base may change now
         committed = self._spec_of(block)
         if committed is not None:
             self.state.apply(committed.execution.changes, root=block.state_root)
@@ -473,6 +524,7 @@ class LedgerApp:
             self._spec.clear()
         self.head_hash = block.hash
         self.head_block = block
+        self._head_height = block.height
         for k in [k for k, s in self._spec.items() if s.height <= block.height]:
             del self._spec[k]
         # drop the block's transactions and what can never commit now (a nonce another

@@ -107,6 +107,8 @@ class AnchorContract:
 
     type_name: ClassVar[str] = "anchor"
     permitted_roles: ClassVar[frozenset[Role]] = frozenset(Role) - {Role.OBSERVER_NODE}
+    apply_never_refuses: ClassVar[bool] = True
+    """``apply`` records a new digest or answers with the existing anchor: it never refuses."""
 
     def check_payload(self, payload: dict[str, Any]) -> None:
         only_fields(payload, {"digest", "kind", "meta", "count"})

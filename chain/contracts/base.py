@@ -36,7 +36,13 @@ class TxContext:
 
 
 class Contract(Protocol):
-    """A deterministic transaction handler."""
+    """A deterministic transaction handler.
+
+    A contract may also set the class attribute ``apply_never_refuses = True`` when its
+    ``apply`` never raises for a transaction whose ``check_payload`` and ``authorize``
+    passed: admission to the mempool then stops after ``authorize`` instead of applying the
+    transaction once more (:meth:`chain.executor.Executor.apply_one`, ``check_only``).
+    """
 
     type_name: ClassVar[str]
     permitted_roles: ClassVar[frozenset[Role]]
