@@ -58,12 +58,16 @@ class Fetched:
     size : int
     payload : bytes or None
         The file to identify (a stream's segments joined), or ``None`` when it could not be
-        prepared (``error`` says why).
+        prepared (``error`` says why) or when it stayed on the worker that fetched it
+        (``held``).
     payload_mime : str
     note : str
         Prefix of the item's note (segments fetched of a stream).
     error : str
         Why there is no payload.
+    held : bool
+        The payload is kept by the Dask worker that fetched it, under ``digest``, until
+        that worker identifies it or is told to drop it (:mod:`crawlers.cluster`).
     """
 
     final_url: str
@@ -74,6 +78,7 @@ class Fetched:
     payload_mime: str
     note: str = ""
     error: str = ""
+    held: bool = False
 
 
 @dataclass

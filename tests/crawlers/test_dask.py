@@ -103,7 +103,7 @@ def test_two_workers_find_what_one_process_finds_and_share_no_host(
     assert summary["workers"] == 2
     assert summary["tasks"]["crawl"] > 2 * HOSTS  # hosts really were handed out batch by batch
     # each distinct content identified once, by digest, though fetched under many URLs
-    assert summary["tasks"]["identify"] == summary["media.fingerprinted"] == len(pictures)
+    assert summary["identified"] == summary["media.fingerprinted"] == len(pictures)
     assert opens == [str(scan_library)] * 2  # once per worker, not per task
     assert max(hosts.peak.values()) == 1, hosts.peak  # never two requests to one host at once
     assert hosts.peak_all >= 2  # but hosts were fetched in parallel
