@@ -36,7 +36,9 @@ its items back in the frontier, counted as an attempt.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
+import heapq
 import secrets
 import time
 from collections import defaultdict
@@ -65,6 +67,65 @@ def home_worker(origin: str, workers: list[str]) -> str:
     True
     """
     return max(workers, key=lambda w: hashlib.blake2b(f"{w}|{origin}".encode(), digest_size=8).digest())
+
+
+class PendingByOrigin:
+    """The pending items of a scan that are not handed out, in memory, by origin.
+
+    The client is the only writer of the scan database, so it can keep this mirror
+    exact: it is filled from the database (:meth:`~crawlers.store.ScanStore.pending_after`,
+    by growing id) and items handed out leave it until their task returns them. Leasing
+    then costs per origin, not a database query over the whole frontier.
+    """
+
+    def __init__(self) -> None:
+        self._heaps: dict[str, list[tuple[bool, int, Item]]] = {}
+        self._due: dict[int, float] = {}
+        self.last_id = 0
+
+    def __len__(self) -> int:
+        return sum(len(h) for h in self._heaps.values())
+
+    def add(self, item: Item, due: float = 0.0) -> None:
+        """Queue ``item`` (media of an origin before its pages, each by id), not before ``due``."""
+        heap = self._heaps.setdefault(origin_of(item.url), [])
+        heapq.heappush(heap, (item.kind == "page", item.id, item))
+        if due > 0.0:
+            self._due[item.id] = due
+        else:
+            self._due.pop(item.id, None)
+        self.last_id = max(self.last_id, item.id)
+
+    def take(
+        self, now: float, free: Any, batch: int, page_room: int, origins: int
+    ) -> list[tuple[str, list[Item]]]:
+        """Up to ``batch`` due items of each of at most ``origins`` origins for which
+        ``free(origin)`` holds, oldest heads first; at most ``page_room`` pages in all."""
+        heads = sorted((heap[0][:2], origin) for origin, heap in self._heaps.items() if heap and free(origin))
+        out: list[tuple[str, list[Item]]] = []
+        for _, origin in heads:
+            if len(out) >= origins:
+                break
+            heap = self._heaps[origin]
+            items: list[Item] = []
+            later: list[tuple[bool, int, Item]] = []
+            while heap and len(items) < batch:
+                entry = heapq.heappop(heap)
+                item = entry[2]
+                if self._due.get(item.id, 0.0) > now or (item.kind == "page" and page_room <= 0):
+                    later.append(entry)
+                    continue
+                if item.kind == "page":
+                    page_room -= 1
+                self._due.pop(item.id, None)
+                items.append(item)
+            for entry in later:
+                heapq.heappush(heap, entry)
+            if not heap:
+                del self._heaps[origin]
+            if items:
+                out.append((origin, items))
+        return out
 
 
 class DaskScanner(Scanner):
@@ -170,6 +231,8 @@ class DaskScanner(Scanner):
         self._slot: dict[str, float] = {}  # origin -> next free slot (wall clock)
         self._pages_out = 0  # page items in crawl tasks
         self._pages_done = self.store.pages_fetched()
+        self._pending = PendingByOrigin()
+        self._load_pending()
         self._workers: list[str] = []
         self._threads: dict[str, int] = {}
         self._seen_workers = 0
@@ -183,6 +246,9 @@ class DaskScanner(Scanner):
                 item, due = self.store.next_item(time.time(), pages=self._pages_left())
                 if item is None and due is None:
                     break
+                if item is not None and not len(self._pending):  # not expected: read it all again
+                    self._pending = PendingByOrigin()
+                    self._load_pending()
                 now = time.time()
                 wake = min([due or now + 1.0, *(s for s in self._slot.values() if s > now)])
                 time.sleep(min(max(wake - time.time(), 0.01), 1.0))
@@ -196,6 +262,7 @@ class DaskScanner(Scanner):
                         else:
                             self._identify_done(fut, result)
                 self._pages_done = self.store.pages_fetched()
+                self._load_pending()
                 self._submit_identify()
             if progress is not None and time.monotonic() - shown > 0.5:
                 shown = time.monotonic()
@@ -209,7 +276,6 @@ class DaskScanner(Scanner):
         self._seen_workers = max(self._seen_workers, len(self._workers))
         gone = [fut for worker, _, fut in self._idents.values() if worker not in self._threads]
         if gone:
-            import sys; print('GONE', [w for w,_,f in self._idents.values()], list(self._threads), file=sys.stderr)
             client.cancel(gone)  # they come back through as_completed as cancelled: lost
 
     def _ready(self) -> list[tuple[Any, Any]]:
@@ -221,6 +287,18 @@ class DaskScanner(Scanner):
             if not self._done.has_ready():
                 cond.wait(timeout=min(max(wake - now, 0.005), 0.5))
         return list(self._done.next_batch(block=False))
+
+    def _load_pending(self) -> None:
+        """Mirror the items queued since the last call."""
+        for item, due in self.store.pending_after(self._pending.last_id):
+            self._pending.add(item, due)
+
+    def _give_back(self, item: Item, due: float = 0.0, attempt: bool = False) -> None:
+        """``item`` is pending again (``attempt``: one more try counted, as in the database)."""
+        self._busy.discard(item.id)
+        if attempt:
+            item = dataclasses.replace(item, attempts=item.attempts + 1)
+        self._pending.add(item, due)
 
     def _pages_left(self) -> bool:
         return self._pages_done + self._pages_out < self.config.max_pages
@@ -236,29 +314,19 @@ class DaskScanner(Scanner):
             return
         now = time.time()
         page_room = self.config.max_pages - self._pages_done - self._pages_out
-        groups: dict[str, list[Item]] = defaultdict(list)
-        for item in self.store.due(now, pages=page_room > 0, limit=4000):
-            origin = origin_of(item.url)
-            if item.id in self._busy or origin in self._leases or self._slot.get(origin, 0.0) > now:
-                continue
-            if len(groups[origin]) >= self.batch:
-                continue
-            if item.kind == "page":
-                if page_room <= 0:
-                    continue
-                page_room -= 1
-            groups[origin].append(item)
-        by_worker: dict[str, list[tuple[str, list[Item]]]] = defaultdict(list)
         room = cap - len(self._crawls)
+
+        def free(origin: str) -> bool:
+            return origin not in self._leases and self._slot.get(origin, 0.0) <= now
+
+        groups = self._pending.take(now, free, self.batch, page_room, room)
+        by_worker: dict[str, list[tuple[str, list[Item]]]] = defaultdict(list)
         with self.store.batch():
-            for origin, items in groups.items():
-                if room <= 0:
-                    break
+            for origin, items in groups:
                 usage = self.store.host_usage(origin)
                 items = [i for i in items if not self.over_budget(i, usage)]
                 if items:
                     by_worker[home_worker(origin, self._workers)].append((origin, items))
-                    room -= 1
         for worker, leases in by_worker.items():
             keys = [f"rx-crawl-{self._name}-{items[0].id}-{secrets.token_hex(4)}" for _, items in leases]
             futures = self.client.map(
@@ -294,9 +362,12 @@ class DaskScanner(Scanner):
             self.record(item, out)
             if out.state == "media" and out.fetched is not None:
                 self._identify_later(item, out.fetched, batch.worker)
+            elif out.state == "retry" and item.attempts + 1 < self.config.max_attempts:
+                self._give_back(item, time.time() + out.retry_after, attempt=True)  # postponed
             else:
                 self._busy.discard(item_id)
-        self._busy.difference_update(by_id)  # not reached: left pending for a later batch
+        for item in by_id.values():  # not reached: left pending for a later batch
+            self._give_back(item)
 
     def _identify_later(self, item: Item, fetched: Fetched, worker: str) -> None:
         """Record ``item`` now if its digest is known; else queue it for the worker holding it."""
@@ -369,9 +440,11 @@ class DaskScanner(Scanner):
             why = f"task {fut.status}"
         self.tasks["lost"] += 1
         for item in items:
-            self._busy.discard(item.id)
             if item.attempts + 1 >= self.config.max_attempts:
+                self._busy.discard(item.id)
                 self.store.finish(item, "failed", f"task lost: {why}")
                 self.errors += 1
             else:
-                self.store.postpone(item, time.time() + 1.0, f"task lost: {why}")
+                due = time.time() + 1.0
+                self.store.postpone(item, due, f"task lost: {why}")
+                self._give_back(item, due, attempt=True)

@@ -342,6 +342,19 @@ class ScanStore:
         ).fetchall()
         return [Item(*r) for r in rows]
 
+    def pending_after(self, after_id: int) -> list[tuple[Item, float]]:
+        """Every pending item whose id is above ``after_id``, with the time it is due, by id.
+
+        Frontier ids only grow, so a caller that remembers the highest id it has seen reads
+        only what was queued since.
+        """
+        rows = self._db.execute(
+            "SELECT id, url, kind, depth, hint, attempts, not_before FROM frontier "
+            "WHERE state = 'pending' AND id > ? ORDER BY id",
+            (after_id,),
+        ).fetchall()
+        return [(Item(*r[:6]), float(r[6])) for r in rows]
+
     def pages_fetched(self) -> int:
         """Pages fetched so far (done or failed): what the page budget counts."""
         row = self._db.execute(
