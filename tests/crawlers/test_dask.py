@@ -1,5 +1,6 @@
 """Scans on Dask distributed: same cases as one process, one worker per host at a time,
-the library opened once per worker, a killed worker loses nothing, bad addresses refused."""
+the library opened once per worker, a killed worker loses nothing, a client killed with
+SIGKILL resumes with the same cases (SQLite and PostgreSQL), bad addresses refused."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +23,11 @@ from crawlers.errors import CrawlError
 from crawlers.scan import ScanConfig, Scanner
 from crawlers.store import ScanStore
 from forensics.library import Library
+from privacy.pg_cluster import ThrowawayCluster
+from tests.pg import pg_uri
 
 from .site import Site
-from .test_scan import EXPECTED, case_keys, config
+from .test_scan import EXPECTED, ROOT, _count_cases, case_keys, config
 from .vhosts import VHosts, picture_of, serve_vhosts
 
 HOSTS = 5
@@ -296,3 +302,79 @@ def test_cli_scan_on_a_local_cluster(
     resumed = CliRunner().invoke(app, ["scan", "resume", str(out), "--dask", "local:1", "--quiet"])
     assert resumed.exit_code == 0, resumed.output
     assert json.loads(resumed.output.strip().splitlines()[-1])["cases"] == summary["cases"]
+
+
+def test_a_dask_scan_into_postgresql_records_what_sqlite_does(
+    pictures: dict[str, tuple[str, bytes]], scan_library: Path, tmp_path: Path, pg_server: ThrowawayCluster
+) -> None:
+    got = {}
+    with serve_vhosts(3, pictures) as hosts:
+        cfg = vhost_config(hosts, scan_library)
+        for name, db in (("sqlite", None), ("postgresql", pg_uri(pg_server))):
+            with DaskScanner(
+                tmp_path / name, cfg, dask="local:2", processes=False, batch=2, db=db
+            ) as scanner:
+                summary = scanner.run()
+                assert scanner.store.backend == name
+                cases = {
+                    (c.page_url, c.media_url, c.final_url, c.work_id, c.kind, c.score, c.content_digest)
+                    for c in scanner.store.cases()
+                }
+                got[name] = (cases, sorted(scanner.store.items()), summary["media.fingerprinted"])
+        assert {(*c[:2], c[3]) for c in got["sqlite"][0]} == planted_cases(hosts)
+    assert got["postgresql"] == got["sqlite"]
+    assert (tmp_path / "postgresql" / "scan-db.json").is_file()
+    assert not (tmp_path / "postgresql" / "scan.sqlite").exists()
+
+
+_CHILD = """
+import json, sys
+from crawlers.dask_scan import DaskScanner
+from crawlers.scan import ScanConfig
+cfg = ScanConfig(**json.loads(sys.argv[2]))
+with DaskScanner(sys.argv[1], cfg, dask="local:2", processes=False, batch=2, db=sys.argv[3] or None) as s:
+    s.run()
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_client_killed_with_sigkill_resumes_with_the_same_cases(
+    pictures: dict[str, tuple[str, bytes]],
+    scan_library: Path,
+    tmp_path: Path,
+    backend: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    """The client records finished tasks in groups, one transaction each: a kill between or
+    inside groups loses no case and repeats none."""
+    out = tmp_path / "killed"
+    cluster = request.getfixturevalue("pg_server") if backend == "postgresql" else None
+    with serve_vhosts(4, pictures, pause=0.05) as hosts:
+        cfg = vhost_config(hosts, scan_library, delay=0.1)
+        expected = planted_cases(hosts)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        uri = pg_uri(cluster) if cluster is not None else ""
+        child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(out), json.dumps(cfg.__dict__), uri], env=env, cwd=ROOT
+        )
+        try:
+            deadline, killed_with = time.monotonic() + 90, -1
+            while time.monotonic() < deadline and child.poll() is None:
+                killed_with = _count_cases(out, cluster.conninfo if cluster is not None else None)
+                if killed_with >= 2:
+                    break
+                time.sleep(0.05)
+            assert child.poll() is None, "the scan ended before it could be killed"
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait(10)
+        finally:
+            if child.poll() is None:
+                child.kill()
+        assert 2 <= killed_with < len(expected)
+        with DaskScanner(out, dask="local:2", processes=False) as again:
+            assert again.store.backend == backend
+            summary = again.run()
+            assert cases_of(again.store) == expected
+            assert len(again.store.cases()) == len(expected)  # none twice
+    assert summary.get("page.pending", 0) == summary.get("media.pending", 0) == 0
+    assert max(hosts.peak.values()) == 1
