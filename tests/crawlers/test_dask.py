@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from privacy.pg_cluster import ThrowawayCluster
 from tests.pg import pg_uri
 
 from .site import Site
-from .test_scan import EXPECTED, ROOT, _count_cases, case_keys, config
+from .test_scan import EXPECTED, ROOT, case_keys, config, kill_after_cases
 from .vhosts import VHosts, picture_of, serve_vhosts
 
 HOSTS = 5
@@ -357,19 +356,7 @@ def test_a_client_killed_with_sigkill_resumes_with_the_same_cases(
         child = subprocess.Popen(
             [sys.executable, "-c", _CHILD, str(out), json.dumps(cfg.__dict__), uri], env=env, cwd=ROOT
         )
-        try:
-            deadline, killed_with = time.monotonic() + 90, -1
-            while time.monotonic() < deadline and child.poll() is None:
-                killed_with = _count_cases(out, cluster.conninfo if cluster is not None else None)
-                if killed_with >= 2:
-                    break
-                time.sleep(0.05)
-            assert child.poll() is None, "the scan ended before it could be killed"
-            os.kill(child.pid, signal.SIGKILL)
-            child.wait(10)
-        finally:
-            if child.poll() is None:
-                child.kill()
+        killed_with = kill_after_cases(child, out, cluster.conninfo if cluster is not None else None)
         assert 2 <= killed_with < len(expected)
         with DaskScanner(out, dask="local:2", processes=False) as again:
             assert again.store.backend == backend
