@@ -186,7 +186,9 @@ def crawl_batch(name: str, items: list[Item], not_before: float) -> BatchResult:
     """Process ``items`` (all of one origin) on this worker, no request before ``not_before``.
 
     Fetched media stay on this worker (:meth:`ScanWorkerPlugin.hold`); their outcomes
-    carry the digest, size and type only (``Fetched.held``).
+    carry the digest, size and type only (``Fetched.held``). The batch stops early (the rest
+    left for later) when the site answers 429/503, or when half of :data:`HELD_BYTES` waits
+    here to be identified.
     """
     from distributed import get_worker
 
@@ -200,8 +202,8 @@ def crawl_batch(name: str, items: list[Item], not_before: float) -> BatchResult:
         if out.fetched is not None:
             out.fetched = plugin.hold(out.fetched)
         outcomes.append((item.id, out))
-        if out.state == "retry":
-            break
+        if out.state == "retry" or plugin.held_bytes >= HELD_BYTES // 2:
+            break  # the site asked to slow down; or enough media wait here to be identified first
     next_at = time.time() + pacer.wait_time(origin)
     return BatchResult(get_worker().address, outcomes, next_at)
 

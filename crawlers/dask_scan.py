@@ -54,6 +54,10 @@ from crawlers.steps import Fetched
 from crawlers.store import Item
 from crawlers.urls import origin_of
 
+#: Held media a worker is told to drop with a task of its own once they reach this size (smaller
+#: drops ride along with its next identification task).
+DROP_BYTES = 64 * 1024 * 1024
+
 
 def home_worker(origin: str, workers: list[str]) -> str:
     """The worker an origin is given to: highest rendezvous hash of (worker, origin).
@@ -227,6 +231,7 @@ class DaskScanner(Scanner):
         self._waiting: dict[bytes, tuple[str, list[tuple[Item, Fetched]]]] = {}  # digest -> holder, items
         self._to_identify: dict[str, list[bytes]] = defaultdict(list)  # worker -> digests, this round
         self._to_drop: dict[str, list[bytes]] = defaultdict(list)  # worker -> digests to forget
+        self._drop_bytes: dict[str, int] = defaultdict(int)  # worker -> bytes of those
         self._busy: set[int] = set()  # item ids handed out
         self._slot: dict[str, float] = {}  # origin -> next free slot (wall clock)
         self._pages_out = 0  # page items in crawl tasks
@@ -375,29 +380,38 @@ class DaskScanner(Scanner):
         waiting = self._waiting.get(digest)
         if waiting is not None:  # being identified: wait for that result
             if fetched.held and waiting[0] != worker:
-                self._to_drop[worker].append(digest)
+                self._drop(worker, fetched)
             waiting[1].append((item, fetched))
             return
         known = self.known(fetched)
         if known or not fetched.held:  # identified before, or nothing to identify (fetched.error)
             if fetched.held:
-                self._to_drop[worker].append(digest)
+                self._drop(worker, fetched)
             self.record_media(item, fetched, None if known else ([], fetched.error))
             self._busy.discard(item.id)
             return
         self._waiting[digest] = (worker, [(item, fetched)])
         self._to_identify[worker].append(digest)
 
+    def _drop(self, worker: str, fetched: Fetched) -> None:
+        self._to_drop[worker].append(fetched.digest)
+        self._drop_bytes[worker] += fetched.size
+
     def _submit_identify(self) -> None:
         """One identification task per worker for the digests it holds; the drops it owes ride
         along (a worker also drops its oldest held media beyond ``HELD_BYTES``)."""
+        for worker, size in self._drop_bytes.items():  # much to forget and nothing to identify
+            if size >= DROP_BYTES and worker not in self._to_identify:
+                self._to_identify[worker] = []
         for worker in list(self._to_identify):
             digests = self._to_identify.pop(worker)
             drop = self._to_drop.pop(worker, [])
+            self._drop_bytes.pop(worker, None)
             if worker not in self._threads:  # it left: its held media are gone
-                self._lost([i for d in digests for i, _ in self._waiting.pop(d)[1]], None, "worker left")
+                if digests:
+                    self._lost([i for d in digests for i, _ in self._waiting.pop(d)[1]], None, "worker left")
                 continue
-            key = f"rx-identify-{self._name}-{digests[0].hex()[:16]}-{secrets.token_hex(4)}"
+            key = f"rx-identify-{self._name}-{secrets.token_hex(8)}"
             fut = self.client.submit(
                 identify_held,
                 self._name,

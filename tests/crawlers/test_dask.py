@@ -365,3 +365,58 @@ def test_a_client_killed_with_sigkill_resumes_with_the_same_cases(
             assert len(again.store.cases()) == len(expected)  # none twice
     assert summary.get("page.pending", 0) == summary.get("media.pending", 0) == 0
     assert max(hosts.peak.values()) == 1
+
+
+def test_a_worker_holds_fetched_media_by_digest_within_its_cap(scan_library: Path) -> None:
+    from crawlers.cluster import ScanWorkerPlugin
+    from crawlers.steps import Fetched
+
+    plugin = ScanWorkerPlugin(
+        "rongxin-scan-test", {"seeds": ["http://a.test/"], "library": str(scan_library)}
+    )
+    plugin.setup()
+    try:
+
+        def fetched(tag: bytes, size: int) -> Fetched:
+            return Fetched("http://a.test/x", tag * 32, "image/jpeg", size, tag * size, "image/jpeg")
+
+        a = plugin.hold(fetched(b"a", 40), cap=100)
+        assert a.held and a.payload is None and a.digest == b"a" * 32 and a.size == 40
+        plugin.hold(fetched(b"b", 40), cap=100)
+        plugin.hold(fetched(b"c", 40), cap=100)  # 120 > 100: the oldest (a) is dropped
+        assert plugin.held_bytes == 80 and plugin.take(b"a" * 32) is None
+        assert plugin.take(b"b" * 32) == (b"b" * 40, "image/jpeg") and plugin.take(b"b" * 32) is None
+        plugin.hold(fetched(b"d", 500), cap=100)  # the newest is kept whatever its size
+        assert plugin.take(b"c" * 32) is None and plugin.held_bytes == 500
+        failed = Fetched("http://a.test/s.m3u8", b"e" * 32, "application/x-mpegurl", 0, None, "", error="no")
+        assert plugin.hold(failed) is failed  # nothing to hold: returned as it is
+    finally:
+        plugin.teardown()
+
+
+def test_pending_items_are_leased_per_origin_media_first_and_when_due() -> None:
+    from crawlers.dask_scan import PendingByOrigin
+    from crawlers.store import Item
+
+    pending = PendingByOrigin()
+    for i, (url, kind) in enumerate(
+        [("http://a.test/1", "page"), ("http://a.test/x.jpg", "media"), ("http://b.test/1", "page"),
+         ("http://a.test/2", "page"), ("http://c.test/1", "page"), ("http://b.test/y.jpg", "media")],
+        start=1,
+    ):  # fmt: skip
+        pending.add(Item(i, url, kind, 0, "", 0), due=50.0 if url == "http://b.test/y.jpg" else 0.0)
+    assert len(pending) == 6 and pending.last_id == 6
+    got = pending.take(10.0, lambda o: o != "http://c.test", batch=2, page_room=10, origins=5)
+    assert [(o, [i.id for i in items]) for o, items in got] == [
+        ("http://a.test", [2, 1]),
+        ("http://b.test", [3]),
+    ]
+    assert len(pending) == 3  # a.test/2, c.test/1 (origin busy), b.test/y.jpg (not due yet)
+    got = pending.take(60.0, lambda o: True, batch=8, page_room=1, origins=5)
+    assert [(o, [i.id for i in items]) for o, items in got] == [
+        ("http://b.test", [6]),
+        ("http://a.test", [4]),
+    ]
+    assert len(pending) == 1  # c.test/1 waits for page room
+    assert pending.take(60.0, lambda o: True, batch=8, page_room=0, origins=5) == []
+    assert [i.id for _, items in pending.take(60.0, lambda o: True, 8, 1, 5) for i in items] == [5]
