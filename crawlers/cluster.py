@@ -27,6 +27,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
+import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -98,6 +100,7 @@ class ScanWorkerPlugin(WorkerPlugin):
         self._version: tuple[int, int] | None = None
         self._held: OrderedDict[bytes, tuple[bytes, str]] = OrderedDict()
         self._held_bytes = 0
+        self.workdir = Path(tempfile.mkdtemp(prefix="rongxin-scan-"))  # payloads for the fingerprinter
         self.library()
 
     def teardown(self, worker: Any = None) -> None:
@@ -108,6 +111,8 @@ class ScanWorkerPlugin(WorkerPlugin):
             if self._library is not None:
                 self._library.close()
                 self._library = None
+            self._held.clear()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def library(self) -> Any:
         """The open work library, reopened when its catalogue changed since it was opened."""
@@ -234,7 +239,9 @@ def identify_held(name: str, digests: list[bytes], drop: list[bytes]) -> list[Id
             continue
         payload, mime = held
         fetched = Fetched("", digest, mime, len(payload), payload, mime)
-        matches, error = identify_payload(fetched, plugin.identify_file, plugin.scan_config.clip_seconds)
+        matches, error = identify_payload(
+            fetched, plugin.identify_file, plugin.scan_config.clip_seconds, plugin.workdir
+        )
         out.append((digest, matches, error))
     return out
 
