@@ -327,6 +327,8 @@ class DaskScanner(Scanner):
             return origin not in self._leases and self._slot.get(origin, 0.0) <= now
 
         groups = self._pending.take(now, free, self.batch, page_room, room)
+        if not groups:
+            return
         by_worker: dict[str, list[tuple[str, list[Item]]]] = defaultdict(list)
         with self.store.batch():
             for origin, items in groups:
