@@ -26,7 +26,10 @@ as the scanner runs):
 * **dask** — scaling from one to two Dask workers (``LocalCluster`` processes, started
   before the clock): ``--dask-hosts`` virtual hosts (``hN.scan.test``, resolved to
   127.0.0.1 by the scan's resolver) of ``--dask-pages`` pages each, every picture URL
-  serving distinct bytes so that every picture is fingerprinted and identified.
+  serving distinct bytes so that every picture is fingerprinted and identified; the CPU
+  seconds of the workers, of this process (client and local scheduler) and of the site are
+  printed with the bound two cores put on the speed-up (``--profile DIR``: a cProfile of
+  the client per run).
 
 Run::
 
