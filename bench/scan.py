@@ -26,7 +26,10 @@ as the scanner runs):
 * **dask** — scaling from one to two Dask workers (``LocalCluster`` processes, started
   before the clock): ``--dask-hosts`` virtual hosts (``hN.scan.test``, resolved to
   127.0.0.1 by the scan's resolver) of ``--dask-pages`` pages each, every picture URL
-  serving distinct bytes so that every picture is fingerprinted and identified.
+  serving distinct bytes so that every picture is fingerprinted and identified; the CPU
+  seconds of the workers, of this process (client and local scheduler) and of the site are
+  printed with the bound two cores put on the speed-up (``--profile DIR``: a cProfile of
+  the client per run).
 
 Run::
 
@@ -85,7 +88,9 @@ def serve(n: int, media: bool, distinct: int, pictures: Path, port_file: Path, u
 
         def do_GET(self) -> None:
             path, _, query = self.path.partition("?")
-            if path == "/robots.txt":
+            if path == "/_bench/cpu":  # the site's own CPU seconds, for the bench's table
+                body, ctype = f"{time.process_time():.6f}".encode(), "text/plain"
+            elif path == "/robots.txt":
                 body, ctype = b"User-agent: *\nAllow: /\n", "text/plain"
             elif path.startswith("/p/") and path.endswith(".html") and path[3:-5].isdigit():
                 body, ctype = page_html(int(path[3:-5]), n, media, distinct), "text/html"
@@ -245,12 +250,34 @@ def vhost_resolver(host: str, port: int) -> list[str]:
     return ["127.0.0.1"] if host.endswith(".scan.test") else system_resolver(host, port)
 
 
-def run_dask(base: str, hosts: int, per_host: int, library: Path, out: Path, workers: int) -> dict[str, Any]:
+def site_cpu(base: str) -> float:
+    """CPU seconds the site's process has used so far."""
+    import urllib.request
+
+    with urllib.request.urlopen(base + "/_bench/cpu", timeout=10) as r:  # loopback only
+        return float(r.read().decode())
+
+
+def _warm() -> None:
+    """Import the scan's modules on a worker (a standing cluster has them loaded)."""
+    import importlib
+
+    for name in ("crawlers.cluster", "crawlers.steps", "forensics.library", "forensics.image.index"):
+        importlib.import_module(name)
+
+
+def run_dask(
+    base: str, hosts: int, per_host: int, library: Path, out: Path, workers: int, profile: Path | None = None
+) -> dict[str, Any]:
     """A scan of ``hosts`` virtual hosts of the site on a local Dask cluster of ``workers`` processes.
 
-    The cluster is started before the clock starts (as a standing cluster would be); the
-    scan's own setup (plugin, library opened on each worker) is timed.
+    The cluster is started, and the scan's modules imported on its workers, before the
+    clock starts (as a standing cluster that has run a scan before would be); the scan's
+    own setup (plugin, library opened on each worker) is timed. ``profile``: write a
+    cProfile of this process's main thread (the client loop) there.
     """
+    import cProfile
+
     from distributed import Client, LocalCluster
 
     from crawlers.dask_scan import DaskScanner
@@ -272,14 +299,22 @@ def run_dask(base: str, hosts: int, per_host: int, library: Path, out: Path, wor
         LocalCluster(n_workers=workers, protocol="tcp://", **opts) as cluster,  # type: ignore[no-untyped-call]
         Client(cluster) as probe,  # type: ignore[no-untyped-call]
     ):
-        cpu0, own0 = probe.run(time.process_time), time.process_time()
+        probe.run(_warm)
+        prof = cProfile.Profile() if profile is not None else None
+        cpu0, own0, site0 = probe.run(time.process_time), time.process_time(), site_cpu(base)
         t0 = time.perf_counter()
+        if prof is not None:
+            prof.enable()
         with DaskScanner(out, cfg, dask=cluster.scheduler_address, resolver=vhost_resolver) as scanner:
             summary = scanner.run()
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(str(profile))
         summary["wall"] = time.perf_counter() - t0
         cpu1 = probe.run(time.process_time)
         summary["worker_cpu"] = sum(cpu1[w] - cpu0[w] for w in cpu1 if w in cpu0)
         summary["client_cpu"] = time.process_time() - own0
+        summary["site_cpu"] = site_cpu(base) - site0
     return summary
 
 
@@ -287,19 +322,31 @@ def dask_scaling(args: argparse.Namespace, pics: Path, library: Path, work: Path
     """Scaling from one to two Dask workers, on pictures that each need fingerprinting.
 
     The runs alternate (1, 2, 1, 2, ...; ``--dask-repeat`` rounds) and the best time of each
-    is kept: on a shared machine, load from other jobs only ever slows a run down.
+    is kept: on a shared machine, load from other jobs only ever slows a run down. Besides
+    wall time, the CPU seconds of the workers (W), of this process (C: the client and the
+    local scheduler) and of the site's server (S) are measured, and the bound two cores
+    put on the speed-up: ``2 W1 / (W2 + C2 + S2)`` — one worker cannot finish faster than
+    its own CPU time W1, and two workers sharing two cores with the client and the site
+    cannot finish faster than half of all the CPU time the run needs.
     """
     hosts, per_host = (10, 12) if quick else (args.dask_hosts, args.dask_pages)
     load = os.getloadavg()
-    walls: dict[int, list[float]] = {1: [], 2: []}
-    best: dict[int, dict[str, Any]] = {}
+    runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+    profile = Path(args.profile) if args.profile else None
+    if profile is not None:
+        profile.mkdir(parents=True, exist_ok=True)
     with Site(per_host, True, args.distinct, pics, work, unique=True) as base:
         for r in range(args.dask_repeat):
             for n in (1, 2):
-                s = run_dask(base, hosts, per_host, library, work / f"dask-{n}-{r}", n)
-                walls[n].append(s["wall"])
-                if n not in best or s["wall"] < best[n]["wall"]:
-                    best[n] = s
+                prof = profile / f"client-{n}-{r}.prof" if profile is not None else None
+                s = run_dask(base, hosts, per_host, library, work / f"dask-{n}-{r}", n, prof)
+                s["load"] = os.getloadavg()[0]
+                runs[n].append(s)
+    best = {n: min(rs, key=lambda s: s["wall"]) for n, rs in runs.items()}
+
+    def bound(one: dict[str, Any], two: dict[str, Any]) -> float:
+        return float(2 * one["worker_cpu"] / (two["worker_cpu"] + two["client_cpu"] + two["site_cpu"]))
+
     rows = []
     for n, s in best.items():
         rows.append(
@@ -310,11 +357,13 @@ def dask_scaling(args: argparse.Namespace, pics: Path, library: Path, work: Path
                 str(s.get("media.fingerprinted", 0)),
                 str(s.get("cases", 0)),
                 f"{s['wall']:.1f}",
-                " ".join(f"{w:.1f}" for w in walls[n]),
+                " ".join(f"{r['wall']:.1f}" for r in runs[n]),
                 f"{s.get('media.done', 0) / s['wall']:.1f}",
                 f"{s['worker_cpu']:.1f}",
                 f"{s['client_cpu']:.1f}",
+                f"{s['site_cpu']:.1f}",
                 f"{best[1]['wall'] / s['wall']:.2f}x",
+                f"{bound(best[1], s):.2f}x" if n == 2 else "-",
             ]
         )
     print(f"Dask scaling: {hosts} virtual hosts x {per_host} pages, every picture URL distinct bytes; "
@@ -331,9 +380,22 @@ def dask_scaling(args: argparse.Namespace, pics: Path, library: Path, work: Path
         "media/s",
         "workers cpu s",
         "client cpu s",
+        "site cpu s",
         "speed-up",
+        "bound 2W1/(W2+C2+S2)",
     ]
     table(head, rows)
+    print("rounds (1 worker, then 2): wall s, W / C / S CPU s, load average after, speed-up, bound")
+
+    def cpu(s: dict[str, Any]) -> str:
+        w, c, site = s["worker_cpu"], s["client_cpu"], s["site_cpu"]
+        return f"{s['wall']:.1f} ({w:.1f}/{c:.1f}/{site:.1f}, {s['load']:.1f})"
+
+    for r, (one, two) in enumerate(zip(runs[1], runs[2], strict=True)):
+        print(
+            f"  {r}: {cpu(one)} -> {cpu(two)}: {one['wall'] / two['wall']:.2f}x, bound {bound(one, two):.2f}x"
+        )
+    print()
 
 
 SPIDER = """
@@ -419,6 +481,7 @@ def main() -> None:
     ap.add_argument("--dask-pages", type=int, default=25, help="pages per virtual host in the Dask run")
     ap.add_argument("--dask-repeat", type=int, default=2, help="alternating rounds of the Dask runs")
     ap.add_argument("--only", choices=["all", "crawl", "dask"], default="all", help="which runs")
+    ap.add_argument("--profile", default="", help="write cProfile files of the Dask client to this directory")
     args = ap.parse_args()
     n, distinct = (300, 30) if args.quick else (args.pages, args.distinct)
     work = Path(tempfile.mkdtemp(prefix="bench-scan-"))

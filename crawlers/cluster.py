@@ -12,16 +12,26 @@ fetched bytes and the plugin's name, never the library.
 Two task functions run on the workers:
 
 * :func:`crawl_batch` fetches a batch of items of one origin, in order, under the
-  worker's pacer (the client hands the origin's next free slot over with the batch);
-* :func:`identify_task` fingerprints fetched bytes and identifies them in the library.
+  worker's pacer (the client hands the origin's next free slot over with the batch). The
+  bytes of fetched media stay on the worker (:meth:`ScanWorkerPlugin.hold`, keyed by
+  their content digest); the client receives only digests, sizes and types;
+* :func:`identify_held` fingerprints held media and identifies them in the library, on
+  the worker that holds them (the client pins the task there), and drops the held media
+  the client does not need identified (their digest is known, or another worker
+  identifies it). So each content digest is identified once across the cluster, and
+  media bytes never travel to the client and back.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import shutil
+import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,6 +48,10 @@ from crawlers.urls import origin_of
 
 #: Names of the scan plugins on the workers start with this.
 PLUGIN_PREFIX = "rongxin-scan-"
+
+#: Most bytes of fetched media a worker holds for identification (the oldest are dropped
+#: beyond it; the newest is always kept, whatever its size).
+HELD_BYTES = 512 * 1024 * 1024
 
 _ADDRESS = re.compile(r"^(tcp|tls)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
 _LOCAL = re.compile(r"^local(?::(\d{1,3}))?$")
@@ -84,6 +98,9 @@ class ScanWorkerPlugin(WorkerPlugin):
         self._lock = threading.Lock()
         self._library: Any = None
         self._version: tuple[int, int] | None = None
+        self._held: OrderedDict[bytes, tuple[bytes, str]] = OrderedDict()
+        self._held_bytes = 0
+        self.workdir = Path(tempfile.mkdtemp(prefix="rongxin-scan-"))  # payloads for the fingerprinter
         self.library()
 
     def teardown(self, worker: Any = None) -> None:
@@ -94,6 +111,8 @@ class ScanWorkerPlugin(WorkerPlugin):
             if self._library is not None:
                 self._library.close()
                 self._library = None
+            self._held.clear()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def library(self) -> Any:
         """The open work library, reopened when its catalogue changed since it was opened."""
@@ -112,6 +131,38 @@ class ScanWorkerPlugin(WorkerPlugin):
     def identify_file(self, path: Path) -> list[Any]:
         """Matches of a media file in the library."""
         return list(self.library().identify(path))
+
+    def hold(self, fetched: Fetched, cap: int = HELD_BYTES) -> Fetched:
+        """Keep ``fetched``'s payload here under its digest; returns it without the payload.
+
+        Beyond ``cap`` bytes the oldest held payloads are dropped (a later
+        :meth:`take` of one of them finds nothing, and the client fetches it again).
+        """
+        if fetched.payload is None:
+            return fetched
+        with self._lock:
+            old = self._held.pop(fetched.digest, None)
+            if old is not None:
+                self._held_bytes -= len(old[0])
+            self._held[fetched.digest] = (fetched.payload, fetched.payload_mime)
+            self._held_bytes += len(fetched.payload)
+            while self._held_bytes > cap and len(self._held) > 1:
+                _, (payload, _) = self._held.popitem(last=False)
+                self._held_bytes -= len(payload)
+        return dataclasses.replace(fetched, payload=None, held=True)
+
+    def take(self, digest: bytes) -> tuple[bytes, str] | None:
+        """The held payload and its type for ``digest`` (no longer held), or ``None``."""
+        with self._lock:
+            got = self._held.pop(digest, None)
+            if got is not None:
+                self._held_bytes -= len(got[0])
+            return got
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of media held for identification."""
+        return self._held_bytes
 
 
 def _plugin(name: str) -> ScanWorkerPlugin:
@@ -137,7 +188,13 @@ class BatchResult:
 
 
 def crawl_batch(name: str, items: list[Item], not_before: float) -> BatchResult:
-    """Process ``items`` (all of one origin) on this worker, no request before ``not_before``."""
+    """Process ``items`` (all of one origin) on this worker, no request before ``not_before``.
+
+    Fetched media stay on this worker (:meth:`ScanWorkerPlugin.hold`); their outcomes
+    carry the digest, size and type only (``Fetched.held``). The batch stops early (the rest
+    left for later) when the site answers 429/503, or when half of :data:`HELD_BYTES` waits
+    here to be identified.
+    """
     from distributed import get_worker
 
     plugin = _plugin(name)
@@ -147,17 +204,46 @@ def crawl_batch(name: str, items: list[Item], not_before: float) -> BatchResult:
     outcomes: list[tuple[int, Outcome]] = []
     for item in items:
         out = plugin.steps.process(item)
+        if out.fetched is not None:
+            out.fetched = plugin.hold(out.fetched)
         outcomes.append((item.id, out))
-        if out.state == "retry":
-            break
+        if out.state == "retry" or plugin.held_bytes >= HELD_BYTES // 2:
+            break  # the site asked to slow down; or enough media wait here to be identified first
     next_at = time.time() + pacer.wait_time(origin)
     return BatchResult(get_worker().address, outcomes, next_at)
 
 
-def identify_task(name: str, fetched: Fetched) -> tuple[list[dict[str, Any]], str]:
-    """Matches of fetched bytes in the worker's library (and the error that stopped it, if any)."""
+Identified = tuple[bytes, list[dict[str, Any]] | None, str]
+"""``(digest, matches, error)``; ``matches`` ``None``: the payload was not held here."""
+
+
+def identify_held(name: str, digests: list[bytes], drop: list[bytes]) -> list[Identified]:
+    """Identify the payloads this worker holds under ``digests``, and forget those under ``drop``.
+
+    Returns
+    -------
+    list of (bytes, list of dict or None, str)
+        Per digest, in order: the matches as stored and the error that stopped the
+        identification (empty when none); ``None`` matches when this worker does not hold
+        the payload (it was dropped to stay within :data:`HELD_BYTES`, or the task runs on
+        another worker than the one that fetched it).
+    """
     plugin = _plugin(name)
-    return identify_payload(fetched, plugin.identify_file, plugin.scan_config.clip_seconds)
+    for digest in drop:
+        plugin.take(digest)
+    out: list[Identified] = []
+    for digest in digests:
+        held = plugin.take(digest)
+        if held is None:
+            out.append((digest, None, ""))
+            continue
+        payload, mime = held
+        fetched = Fetched("", digest, mime, len(payload), payload, mime)
+        matches, error = identify_payload(
+            fetched, plugin.identify_file, plugin.scan_config.clip_seconds, plugin.workdir
+        )
+        out.append((digest, matches, error))
+    return out
 
 
 def parse_address(address: str) -> tuple[str, int | None]:

@@ -16,18 +16,29 @@ origin's next free slot (wall clock); the client leases the origin again only fr
 and the next batch carries the slot to whichever worker runs it, whose pacer waits for it
 too, so the per-host delay holds across workers.
 
-Identification runs as separate tasks (:func:`identify_task
-<crawlers.cluster.identify_task>`) keyed by the content digest: one picture fetched
-under many URLs, by many workers, is fingerprinted once, and Dask places the task on any
-free worker. A worker lost mid-task: Dask runs its tasks again on another worker
-(``distributed.scheduler.allowed-failures`` times); a task that still fails puts its
-items back in the frontier, counted as an attempt.
+Fetched media stay on the worker that fetched them; the batch returns their content
+digests. For each digest neither identified before (the scan database) nor being
+identified (a task in flight), the client pins one :func:`identify_held
+<crawlers.cluster.identify_held>` task per batch to that worker; the other holders are
+told to drop their copy. So one picture fetched under many URLs, by many workers, is
+fingerprinted once, and media bytes never pass through the client.
+
+The client handles finished tasks in groups (Dask's ``as_completed``, results gathered
+by its event loop) and records each group in one database transaction
+(:meth:`~crawlers.store.ScanStore.batch`): a crash loses a whole group or nothing, and
+the items of a lost group are still pending, so a resumed scan does them again, without
+losing or repeating a case. A worker lost mid-task: Dask runs its crawl tasks again on
+another worker (``distributed.scheduler.allowed-failures`` times); identification tasks
+pinned to it are cancelled and their items fetched again; a task that still fails puts
+its items back in the frontier, counted as an attempt.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
+import heapq
 import secrets
 import time
 from collections import defaultdict
@@ -35,7 +46,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from crawlers.cluster import PLUGIN_PREFIX, BatchResult, ScanWorkerPlugin, connect, crawl_batch, identify_task
+from crawlers.cluster import PLUGIN_PREFIX, BatchResult, ScanWorkerPlugin, connect, crawl_batch, identify_held
 from crawlers.errors import CrawlError
 from crawlers.guard import Resolver, system_resolver
 from crawlers.scan import Progress, ScanConfig, Scanner
@@ -43,8 +54,9 @@ from crawlers.steps import Fetched
 from crawlers.store import Item
 from crawlers.urls import origin_of
 
-#: Fetched payloads larger than this go to the cluster with ``scatter``, not inside a task.
-SCATTER_BYTES = 1 << 20
+#: Held media a worker is told to drop with a task of its own once they reach this size (smaller
+#: drops ride along with its next identification task).
+DROP_BYTES = 64 * 1024 * 1024
 
 
 def home_worker(origin: str, workers: list[str]) -> str:
@@ -59,6 +71,65 @@ def home_worker(origin: str, workers: list[str]) -> str:
     True
     """
     return max(workers, key=lambda w: hashlib.blake2b(f"{w}|{origin}".encode(), digest_size=8).digest())
+
+
+class PendingByOrigin:
+    """The pending items of a scan that are not handed out, in memory, by origin.
+
+    The client is the only writer of the scan database, so it can keep this mirror
+    exact: it is filled from the database (:meth:`~crawlers.store.ScanStore.pending_after`,
+    by growing id) and items handed out leave it until their task returns them. Leasing
+    then costs per origin, not a database query over the whole frontier.
+    """
+
+    def __init__(self) -> None:
+        self._heaps: dict[str, list[tuple[bool, int, Item]]] = {}
+        self._due: dict[int, float] = {}
+        self.last_id = 0
+
+    def __len__(self) -> int:
+        return sum(len(h) for h in self._heaps.values())
+
+    def add(self, item: Item, due: float = 0.0) -> None:
+        """Queue ``item`` (media of an origin before its pages, each by id), not before ``due``."""
+        heap = self._heaps.setdefault(origin_of(item.url), [])
+        heapq.heappush(heap, (item.kind == "page", item.id, item))
+        if due > 0.0:
+            self._due[item.id] = due
+        else:
+            self._due.pop(item.id, None)
+        self.last_id = max(self.last_id, item.id)
+
+    def take(
+        self, now: float, free: Any, batch: int, page_room: int, origins: int
+    ) -> list[tuple[str, list[Item]]]:
+        """Up to ``batch`` due items of each of at most ``origins`` origins for which
+        ``free(origin)`` holds, oldest heads first; at most ``page_room`` pages in all."""
+        heads = sorted((heap[0][:2], origin) for origin, heap in self._heaps.items() if heap and free(origin))
+        out: list[tuple[str, list[Item]]] = []
+        for _, origin in heads:
+            if len(out) >= origins:
+                break
+            heap = self._heaps[origin]
+            items: list[Item] = []
+            later: list[tuple[bool, int, Item]] = []
+            while heap and len(items) < batch:
+                entry = heapq.heappop(heap)
+                item = entry[2]
+                if self._due.get(item.id, 0.0) > now or (item.kind == "page" and page_room <= 0):
+                    later.append(entry)
+                    continue
+                if item.kind == "page":
+                    page_room -= 1
+                self._due.pop(item.id, None)
+                items.append(item)
+            for entry in later:
+                heapq.heappush(heap, entry)
+            if not heap:
+                del self._heaps[origin]
+            if items:
+                out.append((origin, items))
+        return out
 
 
 class DaskScanner(Scanner):
@@ -76,7 +147,9 @@ class DaskScanner(Scanner):
     processes : bool
         Local workers as processes (default) or threads of this process.
     batch : int
-        Most items of one origin in one task.
+        Most items of one origin in one task (16: per-task costs of the scheduler, the
+        client and the workers then weigh little; a lost task costs at most that many
+        fetches again).
     connect_seconds : float
         Time to reach the scheduler.
 
@@ -95,7 +168,7 @@ class DaskScanner(Scanner):
         workers: int | None = None,
         processes: bool = True,
         resolver: Resolver = system_resolver,
-        batch: int = 8,
+        batch: int = 16,
         connect_seconds: float = 10.0,
         db: str | None = None,
     ) -> None:
@@ -109,6 +182,7 @@ class DaskScanner(Scanner):
         self.batch = batch
         self.connect_seconds = connect_seconds
         self.tasks = {"crawl": 0, "identify": 0, "lost": 0}
+        self.identified = 0
         self.client: Any = None
 
     def __enter__(self) -> DaskScanner:
@@ -143,164 +217,252 @@ class DaskScanner(Scanner):
         summary["seconds"] = round(time.monotonic() - started, 3)
         summary["workers"] = workers
         summary["tasks"] = dict(self.tasks)
+        summary["identified"] = self.identified
         return summary
 
     # -- the client loop ------------------------------------------------------------------
 
     def _loop(self, client: Any, name: str, progress: Progress | None) -> int:
-        from distributed import wait
+        from distributed import as_completed
 
         self.client, self._name = client, name
-        self._leases: dict[str, Any] = {}  # origin -> crawl future
-        self._batches: dict[Any, list[Item]] = {}  # crawl future -> its items
-        self._waiting: dict[str, tuple[Any, list[tuple[Item, Fetched]]]] = {}  # key -> identify
+        self._done: Any = as_completed(loop=client.loop, with_results=True, raise_errors=False)  # type: ignore[no-untyped-call]
+        self._crawls: dict[str, tuple[str, list[Item]]] = {}  # task key -> origin, items
+        self._leases: set[str] = set()  # origins with a crawl task in flight
+        self._idents: dict[str, tuple[str, list[bytes], Any]] = {}  # task key -> worker, digests, future
+        self._waiting: dict[bytes, tuple[str, list[tuple[Item, Fetched]]]] = {}  # digest -> holder, items
+        self._to_identify: dict[str, list[bytes]] = defaultdict(list)  # worker -> digests, this round
+        self._to_drop: dict[str, list[bytes]] = defaultdict(list)  # worker -> digests to forget
+        self._drop_bytes: dict[str, int] = defaultdict(int)  # worker -> bytes of those
         self._busy: set[int] = set()  # item ids handed out
         self._slot: dict[str, float] = {}  # origin -> next free slot (wall clock)
+        self._pages_out = 0  # page items in crawl tasks
+        self._pages_done = self.store.pages_fetched()
+        self._pending = PendingByOrigin()
+        self._load_pending()
         self._workers: list[str] = []
         self._threads: dict[str, int] = {}
         self._seen_workers = 0
-        refreshed, shown = 0.0, 0.0
+        refreshed, shown = -1.0, 0.0
         while True:
             if time.monotonic() - refreshed > 1.0:
-                self._threads = client.nthreads()
-                self._workers = sorted(self._threads)
-                self._seen_workers = max(self._seen_workers, len(self._workers))
+                self._refresh(client)
                 refreshed = time.monotonic()
             self._hand_out()
-            futures = [*self._batches, *(f for f, _ in self._waiting.values())]
-            if not futures:
+            if not self._crawls and not self._idents:
                 item, due = self.store.next_item(time.time(), pages=self._pages_left())
                 if item is None and due is None:
                     break
+                if item is not None and not len(self._pending):  # not expected: read it all again
+                    self._pending = PendingByOrigin()
+                    self._load_pending()
                 now = time.time()
                 wake = min([due or now + 1.0, *(s for s in self._slot.values() if s > now)])
                 time.sleep(min(max(wake - time.time(), 0.01), 1.0))
                 continue
-            try:
-                done = wait(futures, timeout=0.5, return_when="FIRST_COMPLETED").done  # type: ignore[no-untyped-call]
-            except TimeoutError:
-                done = set()
-            for fut in done:
-                if fut in self._batches:
-                    self._crawled(fut)
-                else:
-                    self._identified_on_cluster(fut)
+            ready = self._ready()
+            if ready:
+                with self.store.batch():
+                    for fut, result in ready:
+                        if fut.key in self._crawls:
+                            self._crawled(fut, result)
+                        else:
+                            self._identify_done(fut, result)
+                self._pages_done = self.store.pages_fetched()
+                self._load_pending()
+                self._submit_identify()
             if progress is not None and time.monotonic() - shown > 0.5:
                 shown = time.monotonic()
                 progress(self.store.counts())
         return self._seen_workers
 
+    def _refresh(self, client: Any) -> None:
+        """Learn the current workers; cancel identification pinned to workers that left."""
+        self._threads = client.nthreads()
+        self._workers = sorted(self._threads)
+        self._seen_workers = max(self._seen_workers, len(self._workers))
+        gone = [fut for worker, _, fut in self._idents.values() if worker not in self._threads]
+        if gone:
+            client.cancel(gone)  # they come back through as_completed as cancelled: lost
+
+    def _ready(self) -> list[tuple[Any, Any]]:
+        """The finished tasks and their results, waiting a little when none is."""
+        now = time.time()
+        wake = min([now + 0.5, *(s for s in self._slot.values() if s > now)])
+        cond = self._done.thread_condition
+        with cond:
+            if not self._done.has_ready():
+                cond.wait(timeout=min(max(wake - now, 0.005), 0.5))
+        return list(self._done.next_batch(block=False))
+
+    def _load_pending(self) -> None:
+        """Mirror the items queued since the last call."""
+        for item, due in self.store.pending_after(self._pending.last_id):
+            self._pending.add(item, due)
+
+    def _give_back(self, item: Item, due: float = 0.0, attempt: bool = False) -> None:
+        """``item`` is pending again (``attempt``: one more try counted, as in the database)."""
+        self._busy.discard(item.id)
+        if attempt:
+            item = dataclasses.replace(item, attempts=item.attempts + 1)
+        self._pending.add(item, due)
+
     def _pages_left(self) -> bool:
-        in_flight = sum(1 for items in self._batches.values() for i in items if i.kind == "page")
-        return self.store.pages_fetched() + in_flight < self.config.max_pages
+        return self._pages_done + self._pages_out < self.config.max_pages
 
     def _hand_out(self) -> None:
         """Lease free, due origins to new crawl tasks (at most two per worker thread in flight,
-        fewer while many fetched media wait for identification)."""
+        none while many identification tasks are waiting)."""
         if not self._workers:
             return
         threads = sum(self._threads.values()) or len(self._workers)
         cap = 2 * threads
-        if len(self._batches) >= cap or len(self._waiting) >= 4 * threads:
+        if len(self._crawls) >= cap or len(self._idents) >= 2 * threads:
             return
         now = time.time()
-        page_room = self.config.max_pages - self.store.pages_fetched()
-        page_room -= sum(1 for items in self._batches.values() for i in items if i.kind == "page")
-        groups: dict[str, list[Item]] = defaultdict(list)
-        for item in self.store.due(now, pages=page_room > 0, limit=4000):
-            origin = origin_of(item.url)
-            if item.id in self._busy or origin in self._leases or self._slot.get(origin, 0.0) > now:
-                continue
-            if len(groups[origin]) >= self.batch:
-                continue
-            if item.kind == "page":
-                if page_room <= 0:
-                    continue
-                page_room -= 1
-            groups[origin].append(item)
-        for origin, items in groups.items():
-            if len(self._batches) >= cap:
-                break
-            items = [i for i in items if not self.over_budget(i)]
-            if not items:
-                continue
-            fut = self.client.submit(
+        page_room = self.config.max_pages - self._pages_done - self._pages_out
+        room = cap - len(self._crawls)
+
+        def free(origin: str) -> bool:
+            return origin not in self._leases and self._slot.get(origin, 0.0) <= now
+
+        groups = self._pending.take(now, free, self.batch, page_room, room)
+        if not groups:
+            return
+        by_worker: dict[str, list[tuple[str, list[Item]]]] = defaultdict(list)
+        with self.store.batch():
+            for origin, items in groups:
+                usage = self.store.host_usage(origin)
+                items = [i for i in items if not self.over_budget(i, usage)]
+                if items:
+                    by_worker[home_worker(origin, self._workers)].append((origin, items))
+        for worker, leases in by_worker.items():
+            keys = [f"rx-crawl-{self._name}-{items[0].id}-{secrets.token_hex(4)}" for _, items in leases]
+            futures = self.client.map(
                 crawl_batch,
-                self._name,
-                items,
-                self._slot.get(origin, 0.0),
-                key=f"rx-crawl-{self._name}-{items[0].id}-{secrets.token_hex(4)}",
-                workers=[home_worker(origin, self._workers)],
+                [self._name] * len(leases),
+                [items for _, items in leases],
+                [self._slot.get(origin, 0.0) for origin, _ in leases],
+                key=keys,
+                workers=[worker],
                 allow_other_workers=True,
                 pure=False,
             )
-            self.tasks["crawl"] += 1
-            self._leases[origin] = fut
-            self._batches[fut] = items
-            self._busy.update(i.id for i in items)
+            self._done.update(futures)
+            for key, (origin, items) in zip(keys, leases, strict=True):
+                self.tasks["crawl"] += 1
+                self._leases.add(origin)
+                self._crawls[key] = (origin, items)
+                self._busy.update(i.id for i in items)
+                self._pages_out += sum(1 for i in items if i.kind == "page")
 
-    def _crawled(self, fut: Any) -> None:
-        items = self._batches.pop(fut)
-        origin = origin_of(items[0].url)
-        self._leases.pop(origin, None)
+    def _crawled(self, fut: Any, result: Any) -> None:
+        origin, items = self._crawls.pop(fut.key)
+        self._leases.discard(origin)
+        self._pages_out -= sum(1 for i in items if i.kind == "page")
         by_id = {i.id: i for i in items}
         if fut.status != "finished":
-            self._lost(items, fut)
+            self._lost(items, fut, result)
             return
-        result: BatchResult = fut.result()
-        fut.release()
-        self._slot[origin] = result.next_at
-        for item_id, out in result.outcomes:
+        batch: BatchResult = result
+        self._slot[origin] = batch.next_at
+        for item_id, out in batch.outcomes:
             item = by_id.pop(item_id)
             self.record(item, out)
             if out.state == "media" and out.fetched is not None:
-                self._identify_later(item, out.fetched)
+                self._identify_later(item, out.fetched, batch.worker)
+            elif out.state == "retry" and item.attempts + 1 < self.config.max_attempts:
+                self._give_back(item, time.time() + out.retry_after, attempt=True)  # postponed
             else:
                 self._busy.discard(item_id)
-        self._busy.difference_update(by_id)  # not reached: left pending for a later batch
+        for item in by_id.values():  # not reached: left pending for a later batch
+            self._give_back(item)
 
-    def _identify_later(self, item: Item, fetched: Fetched) -> None:
-        if self.known(fetched):
-            self.record_media(item, fetched, None)
+    def _identify_later(self, item: Item, fetched: Fetched, worker: str) -> None:
+        """Record ``item`` now if its digest is known; else queue it for the worker holding it."""
+        digest = fetched.digest
+        waiting = self._waiting.get(digest)
+        if waiting is not None:  # being identified: wait for that result
+            if fetched.held and waiting[0] != worker:
+                self._drop(worker, fetched)
+            waiting[1].append((item, fetched))
+            return
+        known = self.known(fetched)
+        if known or not fetched.held:  # identified before, or nothing to identify (fetched.error)
+            if fetched.held:
+                self._drop(worker, fetched)
+            self.record_media(item, fetched, None if known else ([], fetched.error))
             self._busy.discard(item.id)
             return
-        key = f"rx-identify-{self._name}-{fetched.digest.hex()}"
-        if key in self._waiting:
-            self._waiting[key][1].append((item, fetched))
-            return
-        arg: Any = fetched
-        if fetched.payload is not None and len(fetched.payload) > SCATTER_BYTES:
-            arg = self.client.scatter(fetched, hash=False)
-        fut = self.client.submit(identify_task, self._name, arg, key=key, pure=False, priority=1)
-        self.tasks["identify"] += 1
-        self._waiting[key] = (fut, [(item, fetched)])
+        self._waiting[digest] = (worker, [(item, fetched)])
+        self._to_identify[worker].append(digest)
 
-    def _identified_on_cluster(self, fut: Any) -> None:
-        _, pending = self._waiting.pop(fut.key)
-        items = [item for item, _ in pending]
+    def _drop(self, worker: str, fetched: Fetched) -> None:
+        self._to_drop[worker].append(fetched.digest)
+        self._drop_bytes[worker] += fetched.size
+
+    def _submit_identify(self) -> None:
+        """One identification task per worker for the digests it holds; the drops it owes ride
+        along (a worker also drops its oldest held media beyond ``HELD_BYTES``)."""
+        for worker, size in self._drop_bytes.items():  # much to forget and nothing to identify
+            if size >= DROP_BYTES and worker not in self._to_identify:
+                self._to_identify[worker] = []
+        for worker in list(self._to_identify):
+            digests = self._to_identify.pop(worker)
+            drop = self._to_drop.pop(worker, [])
+            self._drop_bytes.pop(worker, None)
+            if worker not in self._threads:  # it left: its held media are gone
+                if digests:
+                    self._lost([i for d in digests for i, _ in self._waiting.pop(d)[1]], None, "worker left")
+                continue
+            key = f"rx-identify-{self._name}-{secrets.token_hex(8)}"
+            fut = self.client.submit(
+                identify_held,
+                self._name,
+                digests,
+                drop,
+                key=key,
+                workers=[worker],
+                allow_other_workers=False,
+                pure=False,
+                priority=1,
+            )
+            self._done.add(fut)
+            self.tasks["identify"] += 1
+            self.identified += len(digests)
+            self._idents[key] = (worker, digests, fut)
+
+    def _identify_done(self, fut: Any, result: Any) -> None:
+        _, digests, _ = self._idents.pop(fut.key)
         if fut.status != "finished":
-            self._lost(items, fut)
+            self._lost([i for d in digests for i, _ in self._waiting.pop(d)[1]], fut, result)
             return
-        matches, error = fut.result()
-        fut.release()
-        if error and pending[0][1].payload is not None:
-            self.errors += 1
-        for item, fetched in pending:
-            self.record_media(item, fetched, (matches, error))
-            self._busy.discard(item.id)
+        for digest, matches, error in result:
+            pending = self._waiting.pop(digest)[1]
+            if matches is None:  # dropped on the worker (its held bytes were full): fetch again
+                self._lost([item for item, _ in pending], None, "held media dropped on the worker")
+                continue
+            if error:
+                self.errors += 1
+            for item, fetched in pending:
+                self.record_media(item, fetched, (matches, error))
+                self._busy.discard(item.id)
 
-    def _lost(self, items: list[Item], fut: Any) -> None:
+    def _lost(self, items: list[Item], fut: Any, result: Any) -> None:
         """A task that failed even after Dask's retries: its items go back to the frontier."""
-        try:
-            why = f"{type(fut.exception()).__name__}: {fut.exception()}"
-        except Exception as exc:  # a cancelled future has none to show
-            why = f"{type(exc).__name__}"
-        fut.release()
+        if fut is None:
+            why = str(result)
+        elif fut.status == "error" and isinstance(result, tuple) and len(result) == 3:
+            why = f"{type(result[1]).__name__}: {result[1]}"
+        else:
+            why = f"task {fut.status}"
         self.tasks["lost"] += 1
         for item in items:
-            self._busy.discard(item.id)
             if item.attempts + 1 >= self.config.max_attempts:
+                self._busy.discard(item.id)
                 self.store.finish(item, "failed", f"task lost: {why}")
                 self.errors += 1
             else:
-                self.store.postpone(item, time.time() + 1.0, f"task lost: {why}")
+                due = time.time() + 1.0
+                self.store.postpone(item, due, f"task lost: {why}")
+                self._give_back(item, due, attempt=True)

@@ -275,10 +275,13 @@ class Scanner:
         if out.state == "media" and out.fetched is not None:
             self.record_media(item, out.fetched, self._identified(out.fetched))
 
-    def over_budget(self, item: Item) -> bool:
-        """Skip ``item`` (recorded) when its origin spent its page or byte budget."""
+    def over_budget(self, item: Item, usage: tuple[int, int] | None = None) -> bool:
+        """Skip ``item`` (recorded) when its origin spent its page or byte budget.
+
+        ``usage``: the origin's ``(pages, bytes)`` when the caller read it already.
+        """
         origin = origin_of(item.url)
-        pages, taken = self.store.host_usage(origin)
+        pages, taken = self.store.host_usage(origin) if usage is None else usage
         if taken >= self.config.host_bytes or (item.kind == "page" and pages >= self.config.host_pages):
             self.store.finish(item, "skipped", f"budget of {origin} spent ({pages} pages, {taken} bytes)")
             return True

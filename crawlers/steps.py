@@ -10,6 +10,7 @@ process alone records outcomes.
 
 from __future__ import annotations
 
+import secrets
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,12 +59,16 @@ class Fetched:
     size : int
     payload : bytes or None
         The file to identify (a stream's segments joined), or ``None`` when it could not be
-        prepared (``error`` says why).
+        prepared (``error`` says why) or when it stayed on the worker that fetched it
+        (``held``).
     payload_mime : str
     note : str
         Prefix of the item's note (segments fetched of a stream).
     error : str
         Why there is no payload.
+    held : bool
+        The payload is kept by the Dask worker that fetched it, under ``digest``, until
+        that worker identifies it or is told to drop it (:mod:`crawlers.cluster`).
     """
 
     final_url: str
@@ -74,6 +79,7 @@ class Fetched:
     payload_mime: str
     note: str = ""
     error: str = ""
+    held: bool = False
 
 
 @dataclass
@@ -264,25 +270,46 @@ def _match_json(match: Any, offset: float = 0.0) -> dict[str, Any]:
 
 
 def identify_payload(
-    fetched: Fetched, identify: Identify, clip_seconds: float
+    fetched: Fetched, identify: Identify, clip_seconds: float, workdir: Path | None = None
 ) -> tuple[list[dict[str, Any]], str]:
     """Matches of a fetched item's payload (a video cut to ``clip_seconds``), or the error that stopped it.
+
+    Parameters
+    ----------
+    workdir : Path, optional
+        A private directory (a worker's) where an image or audio payload is written for the
+        fingerprinter under a random name, and removed afterwards; by default each payload
+        gets a temporary directory of its own (a video always does: its clip goes beside it).
 
     Returns
     -------
     (list of dict, str)
         The matches as stored (:func:`_match_json`) and an error message (empty when none).
     """
-    from forensics.errors import ForensicsError
-
     if fetched.payload is None:
         return [], fetched.error
-    with tempfile.TemporaryDirectory(prefix="rongxin-scan-") as tmp:
-        path = Path(tmp) / f"media{SUFFIX.get(fetched.payload_mime, '.bin')}"
-        path.write_bytes(fetched.payload)
+    name = f"media{SUFFIX.get(fetched.payload_mime, '.bin')}"
+    if workdir is not None and family(fetched.payload_mime) != "video":
+        path = workdir / f"{secrets.token_hex(8)}-{name}"
         try:
-            if family(fetched.payload_mime) == "video":
-                path = clip(path, fetched.payload_mime, clip_seconds, path.with_name(f"clip{path.suffix}"))
-            return [_match_json(m) for m in identify(path)], ""
-        except (ForensicsError, MediaPrepError) as exc:
-            return [], f"{type(exc).__name__}: {exc}"
+            path.write_bytes(fetched.payload)
+            return _identify_file(path, fetched.payload_mime, identify, clip_seconds)
+        finally:
+            path.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="rongxin-scan-") as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(fetched.payload)
+        return _identify_file(path, fetched.payload_mime, identify, clip_seconds)
+
+
+def _identify_file(
+    path: Path, mime: str, identify: Identify, clip_seconds: float
+) -> tuple[list[dict[str, Any]], str]:
+    from forensics.errors import ForensicsError
+
+    try:
+        if family(mime) == "video":
+            path = clip(path, mime, clip_seconds, path.with_name(f"clip{path.suffix}"))
+        return [_match_json(m) for m in identify(path)], ""
+    except (ForensicsError, MediaPrepError) as exc:
+        return [], f"{type(exc).__name__}: {exc}"

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,6 +206,7 @@ class ScanStore:
     def __init__(self, directory: str | Path, *, create: bool = False, db: str | None = None) -> None:
         self.directory = Path(directory)
         self._charges: list[tuple[str, int, int]] = []
+        self._depth = 0  # open transactions of :meth:`batch` (the outer one commits)
         self._db = open_backend(self.directory, create=create, db=db, fmt=FORMAT)
         try:
             self._db.create_schema(_SCHEMA.format(**TYPES[self._db.dialect]))
@@ -232,6 +234,39 @@ class ScanStore:
                 self._flush_charges()
         self._db.close()
 
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        """One transaction, or a part of the enclosing :meth:`batch`."""
+        if self._depth:
+            yield
+            return
+        with self._db.transaction():
+            yield
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Record several steps in one transaction: they commit together when the block ends.
+
+        Each step inside still keeps its own rules (its result, its frontier state and its
+        charges written together), so a crash loses either the whole block — whose items are
+        still pending and are simply processed again — or nothing. One commit per block
+        instead of one per step is what lets a client record the outcomes of many workers.
+        Blocks may nest; only the outermost commits. An exception rolls the block back.
+        """
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        with self._db.transaction():
+            self._depth = 1
+            try:
+                yield
+            finally:
+                self._depth = 0
+
     # -- meta -----------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> Any:
@@ -241,7 +276,7 @@ class ScanStore:
 
     def set_meta(self, key: str, value: Any) -> None:
         """Store a JSON value."""
-        with self._db.transaction():
+        with self._tx():
             self._db.execute(
                 "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, json.dumps(value, sort_keys=True)),
@@ -251,7 +286,7 @@ class ScanStore:
 
     def add(self, url: str, kind: str, depth: int, hint: str = "") -> bool:
         """Queue ``url`` unless it was ever seen; ``True`` when it is new."""
-        with self._db.transaction():
+        with self._tx():
             return self._add(url, kind, depth, hint)
 
     def _add(
@@ -266,7 +301,7 @@ class ScanStore:
 
     def add_ref(self, page_url: str, media_url: str) -> None:
         """Record that ``page_url`` shows ``media_url``."""
-        with self._db.transaction():
+        with self._tx():
             self._db.execute("INSERT INTO refs VALUES (?, ?) ON CONFLICT DO NOTHING", (page_url, media_url))
 
     def seen(self, url: str) -> bool:
@@ -307,6 +342,19 @@ class ScanStore:
         ).fetchall()
         return [Item(*r) for r in rows]
 
+    def pending_after(self, after_id: int) -> list[tuple[Item, float]]:
+        """Every pending item whose id is above ``after_id``, with the time it is due, by id.
+
+        Frontier ids only grow, so a caller that remembers the highest id it has seen reads
+        only what was queued since.
+        """
+        rows = self._db.execute(
+            "SELECT id, url, kind, depth, hint, attempts, not_before FROM frontier "
+            "WHERE state = 'pending' AND id > ? ORDER BY id",
+            (after_id,),
+        ).fetchall()
+        return [(Item(*r[:6]), float(r[6])) for r in rows]
+
     def pages_fetched(self) -> int:
         """Pages fetched so far (done or failed): what the page budget counts."""
         row = self._db.execute(
@@ -316,7 +364,7 @@ class ScanStore:
 
     def postpone(self, item: Item, until: float, note: str) -> None:
         """Count an attempt and retry ``item`` not before ``until``."""
-        with self._db.transaction():
+        with self._tx():
             self._flush_charges()
             self._db.execute(
                 "UPDATE frontier SET attempts = attempts + 1, not_before = ?, note = ? WHERE id = ?",
@@ -325,7 +373,7 @@ class ScanStore:
 
     def finish(self, item: Item, state: str, note: str = "") -> None:
         """Mark ``item`` done, failed or skipped."""
-        with self._db.transaction():
+        with self._tx():
             self._flush_charges()
             self._db.execute(
                 "UPDATE frontier SET state = ?, note = ? WHERE id = ?", (state, note[:500], item.id)
@@ -341,7 +389,7 @@ class ScanStore:
         scope or traps, kept so that the seen set remembers them); ``media`` are
         ``(url, hint)`` pairs.
         """
-        with self._db.transaction():
+        with self._tx():
             self._flush_charges()
             for url, state in links:
                 self._add(url, "page", item.depth + 1, state=state)
@@ -363,7 +411,7 @@ class ScanStore:
     ) -> None:
         """Record a sitemap or feed in one transaction: its pages queued as seeds (depth 0), its
         media queued and referenced by ``source``, and ``source`` marked expanded."""
-        with self._db.transaction():
+        with self._tx():
             for url in pages:
                 self._add(url, "page", 0)
             for url, hint in media:
@@ -426,7 +474,7 @@ class ScanStore:
         ``matches`` is ``None`` when the digest was identified before (its stored result is
         used). Returns the number of new cases.
         """
-        with self._db.transaction():
+        with self._tx():
             self._flush_charges()
             if matches is not None:
                 self._db.execute(
@@ -503,7 +551,7 @@ class ScanStore:
         ScanStoreError
             There is no such case.
         """
-        with self._db.transaction():
+        with self._tx():
             if self._db.execute("SELECT 1 FROM cases WHERE id = ?", (case_id,)).fetchone() is None:
                 raise ScanStoreError(f"no case {case_id} in {self.directory}")
             self._db.execute(

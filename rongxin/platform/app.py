@@ -126,7 +126,7 @@ def create_app(
         The accounts (default: ``data_dir/accounts.sqlite``).
     scans : ScanRunner, optional
         Runs the scans started from the platform (default: in ``data_dir/scans`` against
-        ``config.library``).
+        ``config.library``, their databases on ``config.scan_db`` when it is set).
     console : RegulatorConsole, optional
         The regulator console (default: over ``config.agencies``).
     """
@@ -142,7 +142,8 @@ def create_app(
         audit=audit,
         chain=chain,
         works=WorkStore(config.library, config.data_dir, config.max_upload_bytes),
-        scans=scans or ScanRunner(config.data_dir / "scans", config.library, config.scan_allow),
+        scans=scans
+        or ScanRunner(config.data_dir / "scans", config.library, config.scan_allow, db=config.scan_db),
         cases=CaseStates(config.data_dir / "cases.sqlite"),
         console=console or RegulatorConsole(config.agencies),
         monitor=OpsMonitor(config.nodes, config.ops, audit, member_signer(chain.client)),

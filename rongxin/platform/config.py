@@ -16,13 +16,18 @@
     max_upload_mb = 512
     session_hours = 12
     scan_allow = []                       # internal addresses/networks scans may be let reach
+    scan_db = "postgresql://scanner@db.internal:5432/scans"  # optional; else $RONGXIN_SCAN_DB, else SQLite
     agencies = "agencies.toml"            # the regulator console's deployment (privacy.config)
 
     [ops]                                 # optional: metric sampling and alert thresholds
     sample_interval_s = 10                # (see rongxin.platform.opsconfig for every key)
 
 Relative paths are relative to the file's directory; every key but ``client`` has a
-default (without a client profile the explorer says it has no node to read).
+default (without a client profile the explorer says it has no node to read). ``scan_db``
+puts the databases of scans started from the platform on PostgreSQL, as ``rongxin scan
+--db`` does (leave the password out of the file: libpq reads ``PGPASSWORD`` or
+``~/.pgpass``); without it the environment variable ``RONGXIN_SCAN_DB`` is used, and
+without that each scan keeps a SQLite file in its directory.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ class PlatformConfig:
     max_upload_bytes: int = 512 * 1024 * 1024
     session_s: int = 12 * 3600
     scan_allow: tuple[str, ...] = ()
+    scan_db: str | None = None
     agencies: Path | None = None
     ops: OpsConfig = field(default_factory=OpsConfig)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -82,6 +88,7 @@ _KEYS = {
     "max_upload_mb",
     "session_hours",
     "scan_allow",
+    "scan_db",
     "agencies",
 }
 
@@ -103,6 +110,22 @@ def _ops(section: object, p: Path) -> OpsConfig:
         return ops_config(section, str(p))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _scan_db(value: object, p: Path) -> str | None:
+    """The scan database URI (``scan_db`` or ``$RONGXIN_SCAN_DB``), checked; ``None``: SQLite."""
+    from crawlers.errors import ScanStoreError
+    from crawlers.scandb import parse_uri
+
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{p}: [platform] scan_db: a postgresql:// URI is required")
+    try:
+        parse_uri(value)
+    except ScanStoreError as exc:
+        raise ConfigError(f"{p}: [platform] scan_db (or RONGXIN_SCAN_DB): {exc}") from None
+    return value
 
 
 def load_config(path: str | os.PathLike[str]) -> PlatformConfig:
@@ -171,6 +194,7 @@ def load_config(path: str | os.PathLike[str]) -> PlatformConfig:
     scan_allow = section.get("scan_allow", [])
     if not isinstance(scan_allow, list) or not all(isinstance(a, str) and a for a in scan_allow):
         raise ConfigError(f"{p}: [platform] scan_allow: a list of addresses or networks is required")
+    scan_db = _scan_db(section.get("scan_db", os.environ.get("RONGXIN_SCAN_DB") or None), p)
     name = section.get("name", "platform")
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{p}: [platform] name: a non-empty string is required")
@@ -192,6 +216,7 @@ def load_config(path: str | os.PathLike[str]) -> PlatformConfig:
         max_upload_bytes=upload_mb * 1024 * 1024,
         session_s=hours * 3600,
         scan_allow=tuple(scan_allow),
+        scan_db=scan_db,
         agencies=path_of("agencies", None),
         ops=ops,
     )

@@ -1,5 +1,8 @@
 """Scans started from the platform: each runs :class:`crawlers.scan.Scanner` in a
-background thread against the platform's library, in ``data_dir/scans/ID/``.
+background thread against the platform's library, in ``data_dir/scans/ID/``; its database
+is ``scan.sqlite`` there, or a schema of the platform's PostgreSQL scan database
+(``scan_db`` of ``platform.toml`` or ``RONGXIN_SCAN_DB``; the directory then holds the
+pointer ``scan-db.json``).
 
 Progress (the scanner's frontier counts) is kept in memory for the live page and the
 WebSocket; a scan directory outlives the process and is listed from disk.
@@ -17,6 +20,7 @@ from typing import Any
 
 from crawlers.errors import CrawlError
 from crawlers.scan import ScanConfig, Scanner
+from crawlers.scandb import POINTER_NAME, holds_scan
 from crawlers.store import Case, ScanStore
 from rongxin.platform.config import PlatformError
 
@@ -57,14 +61,25 @@ class ScanRunner:
         The internal addresses or networks a scan request may ask the SSRF guard to let
         through (``scan_allow`` of ``platform.toml``); any other is refused, so that a
         user of the web application cannot point the crawler at the host's network.
+    db : str, optional
+        A ``postgresql://`` URI: new scans keep their databases there (one schema each);
+        scans already on PostgreSQL are opened with it (it may carry the password, which
+        is never stored). ``None``: SQLite files.
     """
 
     def __init__(
-        self, root: Path, library: Path, allowed_internal: tuple[str, ...] = (), **scanner_kw: Any
+        self,
+        root: Path,
+        library: Path,
+        allowed_internal: tuple[str, ...] = (),
+        *,
+        db: str | None = None,
+        **scanner_kw: Any,
     ) -> None:
         self.root = root
         self.library = library
         self.allowed_internal = frozenset(allowed_internal)
+        self.db = db
         self._scanner_kw = scanner_kw
         self._states: dict[str, ScanState] = {}
         self._lock = threading.Lock()
@@ -109,7 +124,7 @@ class ScanRunner:
         out = self.root / scan_id
         self.root.mkdir(parents=True, exist_ok=True)
         try:  # create the scan directory here (refusals reach the user), run it in the thread
-            Scanner(out, config, **self._scanner_kw).close()
+            Scanner(out, config, db=self.db, **self._scanner_kw).close()
         except (CrawlError, ValueError) as exc:
             raise ScanRequestError(str(exc)) from None
         state = ScanState(scan_id)
@@ -123,7 +138,7 @@ class ScanRunner:
             state.counts = dict(counts)
 
         try:
-            with Scanner(out, **self._scanner_kw) as scanner:  # resumes the stored scan
+            with Scanner(out, db=self._db_of(out), **self._scanner_kw) as scanner:  # resumes the stored scan
                 summary = scanner.run(progress)
             state.counts = {k: v for k, v in summary.items() if isinstance(v, int)}
             state.state = "done"
@@ -135,13 +150,21 @@ class ScanRunner:
         """Every scan directory's id, newest first."""
         if not self.root.is_dir():
             return []
-        ids = [p.name for p in self.root.iterdir() if SCAN_ID.match(p.name) and (p / "scan.sqlite").is_file()]
+        ids = [p.name for p in self.root.iterdir() if SCAN_ID.match(p.name) and holds_scan(p)]
         return sorted(ids, reverse=True)
 
     def _dir(self, scan_id: str) -> Path:
-        if not SCAN_ID.match(scan_id) or not (self.root / scan_id / "scan.sqlite").is_file():
+        if not SCAN_ID.match(scan_id) or not holds_scan(self.root / scan_id):
             raise ScanRequestError(f"no scan {scan_id[:40]!r}")
         return self.root / scan_id
+
+    def _db_of(self, directory: Path) -> str | None:
+        """The URI to open a scan on PostgreSQL with (``None`` for a SQLite scan)."""
+        return self.db if (directory / POINTER_NAME).is_file() else None
+
+    def _store(self, scan_id: str) -> ScanStore:
+        directory = self._dir(scan_id)
+        return ScanStore(directory, db=self._db_of(directory))
 
     def state(self, scan_id: str) -> ScanState:
         """The scan's progress (from the database when it did not run in this process)."""
@@ -149,7 +172,7 @@ class ScanRunner:
             live = self._states.get(scan_id)
         if live is not None:
             return live
-        store = ScanStore(self._dir(scan_id))
+        store = self._store(scan_id)
         try:
             return ScanState(scan_id, state="stored", counts=store.counts())
         finally:
@@ -157,7 +180,7 @@ class ScanRunner:
 
     def config(self, scan_id: str) -> dict[str, Any]:
         """The scan's stored configuration."""
-        store = ScanStore(self._dir(scan_id))
+        store = self._store(scan_id)
         try:
             stored = store.get_meta("config")
         finally:
@@ -166,7 +189,7 @@ class ScanRunner:
 
     def cases(self, scan_id: str) -> list[Case]:
         """The scan's cases, in the order found."""
-        store = ScanStore(self._dir(scan_id))
+        store = self._store(scan_id)
         try:
             return store.cases()
         finally:

@@ -1,5 +1,6 @@
 """Scans on Dask distributed: same cases as one process, one worker per host at a time,
-the library opened once per worker, a killed worker loses nothing, bad addresses refused."""
+the library opened once per worker, a killed worker loses nothing, a client killed with
+SIGKILL resumes with the same cases (SQLite and PostgreSQL), bad addresses refused."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +22,11 @@ from crawlers.errors import CrawlError
 from crawlers.scan import ScanConfig, Scanner
 from crawlers.store import ScanStore
 from forensics.library import Library
+from privacy.pg_cluster import ThrowawayCluster
+from tests.pg import pg_uri
 
 from .site import Site
-from .test_scan import EXPECTED, case_keys, config
+from .test_scan import EXPECTED, ROOT, case_keys, config, kill_after_cases
 from .vhosts import VHosts, picture_of, serve_vhosts
 
 HOSTS = 5
@@ -103,7 +108,7 @@ def test_two_workers_find_what_one_process_finds_and_share_no_host(
     assert summary["workers"] == 2
     assert summary["tasks"]["crawl"] > 2 * HOSTS  # hosts really were handed out batch by batch
     # each distinct content identified once, by digest, though fetched under many URLs
-    assert summary["tasks"]["identify"] == summary["media.fingerprinted"] == len(pictures)
+    assert summary["identified"] == summary["media.fingerprinted"] == len(pictures)
     assert opens == [str(scan_library)] * 2  # once per worker, not per task
     assert max(hosts.peak.values()) == 1, hosts.peak  # never two requests to one host at once
     assert hosts.peak_all >= 2  # but hosts were fetched in parallel
@@ -296,3 +301,122 @@ def test_cli_scan_on_a_local_cluster(
     resumed = CliRunner().invoke(app, ["scan", "resume", str(out), "--dask", "local:1", "--quiet"])
     assert resumed.exit_code == 0, resumed.output
     assert json.loads(resumed.output.strip().splitlines()[-1])["cases"] == summary["cases"]
+
+
+def test_a_dask_scan_into_postgresql_records_what_sqlite_does(
+    pictures: dict[str, tuple[str, bytes]], scan_library: Path, tmp_path: Path, pg_server: ThrowawayCluster
+) -> None:
+    got = {}
+    with serve_vhosts(3, pictures) as hosts:
+        cfg = vhost_config(hosts, scan_library)
+        for name, db in (("sqlite", None), ("postgresql", pg_uri(pg_server))):
+            with DaskScanner(
+                tmp_path / name, cfg, dask="local:2", processes=False, batch=2, db=db
+            ) as scanner:
+                summary = scanner.run()
+                assert scanner.store.backend == name
+                cases = {
+                    (c.page_url, c.media_url, c.final_url, c.work_id, c.kind, c.score, c.content_digest)
+                    for c in scanner.store.cases()
+                }
+                got[name] = (cases, sorted(scanner.store.items()), summary["media.fingerprinted"])
+        assert {(*c[:2], c[3]) for c in got["sqlite"][0]} == planted_cases(hosts)
+    assert got["postgresql"] == got["sqlite"]
+    assert (tmp_path / "postgresql" / "scan-db.json").is_file()
+    assert not (tmp_path / "postgresql" / "scan.sqlite").exists()
+
+
+_CHILD = """
+import json, sys
+from crawlers.dask_scan import DaskScanner
+from crawlers.scan import ScanConfig
+cfg = ScanConfig(**json.loads(sys.argv[2]))
+with DaskScanner(sys.argv[1], cfg, dask="local:2", processes=False, batch=2, db=sys.argv[3] or None) as s:
+    s.run()
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_client_killed_with_sigkill_resumes_with_the_same_cases(
+    pictures: dict[str, tuple[str, bytes]],
+    scan_library: Path,
+    tmp_path: Path,
+    backend: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    """The client records finished tasks in groups, one transaction each: a kill between or
+    inside groups loses no case and repeats none."""
+    out = tmp_path / "killed"
+    cluster = request.getfixturevalue("pg_server") if backend == "postgresql" else None
+    with serve_vhosts(4, pictures, pause=0.05) as hosts:
+        cfg = vhost_config(hosts, scan_library, delay=0.1)
+        expected = planted_cases(hosts)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        uri = pg_uri(cluster) if cluster is not None else ""
+        child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(out), json.dumps(cfg.__dict__), uri], env=env, cwd=ROOT
+        )
+        killed_with = kill_after_cases(child, out, cluster.conninfo if cluster is not None else None)
+        assert 2 <= killed_with < len(expected)
+        with DaskScanner(out, dask="local:2", processes=False) as again:
+            assert again.store.backend == backend
+            summary = again.run()
+            assert cases_of(again.store) == expected
+            assert len(again.store.cases()) == len(expected)  # none twice
+    assert summary.get("page.pending", 0) == summary.get("media.pending", 0) == 0
+    assert max(hosts.peak.values()) == 1
+
+
+def test_a_worker_holds_fetched_media_by_digest_within_its_cap(scan_library: Path) -> None:
+    from crawlers.cluster import ScanWorkerPlugin
+    from crawlers.steps import Fetched
+
+    plugin = ScanWorkerPlugin(
+        "rongxin-scan-test", {"seeds": ["http://a.test/"], "library": str(scan_library)}
+    )
+    plugin.setup()
+    try:
+
+        def fetched(tag: bytes, size: int) -> Fetched:
+            return Fetched("http://a.test/x", tag * 32, "image/jpeg", size, tag * size, "image/jpeg")
+
+        a = plugin.hold(fetched(b"a", 40), cap=100)
+        assert a.held and a.payload is None and a.digest == b"a" * 32 and a.size == 40
+        plugin.hold(fetched(b"b", 40), cap=100)
+        plugin.hold(fetched(b"c", 40), cap=100)  # 120 > 100: the oldest (a) is dropped
+        assert plugin.held_bytes == 80 and plugin.take(b"a" * 32) is None
+        assert plugin.take(b"b" * 32) == (b"b" * 40, "image/jpeg") and plugin.take(b"b" * 32) is None
+        plugin.hold(fetched(b"d", 500), cap=100)  # the newest is kept whatever its size
+        assert plugin.take(b"c" * 32) is None and plugin.held_bytes == 500
+        failed = Fetched("http://a.test/s.m3u8", b"e" * 32, "application/x-mpegurl", 0, None, "", error="no")
+        assert plugin.hold(failed) is failed  # nothing to hold: returned as it is
+    finally:
+        plugin.teardown()
+
+
+def test_pending_items_are_leased_per_origin_media_first_and_when_due() -> None:
+    from crawlers.dask_scan import PendingByOrigin
+    from crawlers.store import Item
+
+    pending = PendingByOrigin()
+    for i, (url, kind) in enumerate(
+        [("http://a.test/1", "page"), ("http://a.test/x.jpg", "media"), ("http://b.test/1", "page"),
+         ("http://a.test/2", "page"), ("http://c.test/1", "page"), ("http://b.test/y.jpg", "media")],
+        start=1,
+    ):  # fmt: skip
+        pending.add(Item(i, url, kind, 0, "", 0), due=50.0 if url == "http://b.test/y.jpg" else 0.0)
+    assert len(pending) == 6 and pending.last_id == 6
+    got = pending.take(10.0, lambda o: o != "http://c.test", batch=2, page_room=10, origins=5)
+    assert [(o, [i.id for i in items]) for o, items in got] == [
+        ("http://a.test", [2, 1]),
+        ("http://b.test", [3]),
+    ]
+    assert len(pending) == 3  # a.test/2, c.test/1 (origin busy), b.test/y.jpg (not due yet)
+    got = pending.take(60.0, lambda o: True, batch=8, page_room=1, origins=5)
+    assert [(o, [i.id for i in items]) for o, items in got] == [
+        ("http://b.test", [6]),
+        ("http://a.test", [4]),
+    ]
+    assert len(pending) == 1  # c.test/1 waits for page room
+    assert pending.take(60.0, lambda o: True, batch=8, page_room=0, origins=5) == []
+    assert [i.id for _, items in pending.take(60.0, lambda o: True, 8, 1, 5) for i in items] == [5]

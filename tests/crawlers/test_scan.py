@@ -157,6 +157,24 @@ def _count_cases(out: Path, conninfo: str | None) -> int:
         return -1
 
 
+def kill_after_cases(child: subprocess.Popen[bytes], out: Path, conninfo: str | None, cases: int = 2) -> int:
+    """SIGKILL the scanning ``child`` once ``cases`` cases are committed; the count seen last."""
+    try:
+        deadline, seen = time.monotonic() + 90, -1
+        while time.monotonic() < deadline and child.poll() is None:
+            seen = _count_cases(out, conninfo)
+            if seen >= cases:
+                break
+            time.sleep(0.05)
+        assert child.poll() is None, "the scan ended before it could be killed"
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    return seen
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_resume_after_kill_gives_the_same_cases(
     site: Site, scan_library: Path, tmp_path: Path, backend: str, request: pytest.FixtureRequest
@@ -169,20 +187,7 @@ def test_resume_after_kill_gives_the_same_cases(
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD, str(out), json.dumps(cfg.__dict__), uri], env=env, cwd=ROOT
     )
-    try:
-        deadline = time.monotonic() + 60
-        killed_with = -1
-        while time.monotonic() < deadline and child.poll() is None:
-            killed_with = _count_cases(out, cluster.conninfo if cluster is not None else None)
-            if killed_with >= 2:
-                break
-            time.sleep(0.05)
-        assert child.poll() is None, "the scan ended before it could be killed"
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(10)
-    finally:
-        if child.poll() is None:
-            child.kill()
+    killed_with = kill_after_cases(child, out, cluster.conninfo if cluster is not None else None)
     assert 2 <= killed_with < len(EXPECTED)
     with Scanner(out) as scanner:  # resume: the configuration (and the database) from the directory
         assert scanner.store.backend == backend

@@ -107,6 +107,35 @@ def test_digest_dedup_cases_and_budgets(open_store: OpenStore) -> None:
     assert s.host_usage("http://a.test") == (1, 1244) and s.host_usage("http://c.test") == (0, 0)
 
 
+def test_a_batch_commits_its_steps_together_or_not_at_all(open_store: OpenStore, tmp_path: Path) -> None:
+    s = open_store(create=True)
+    s.set_meta("robots_obeyed", True)
+    s.add("http://a.test/1", "page", 0)
+    page, _ = s.next_item(1e12)
+    assert page is not None
+    digest = b"\x07" * 32
+    with pytest.raises(RuntimeError), s.batch():  # a crash inside: nothing of the block stays
+        s.finish_page(page, [("http://a.test/2", "pending")], [("http://a.test/x.jpg", "")])
+        s.charge("http://a.test", 1, 10)
+        with s.batch():  # nested: part of the outer block
+            (media,) = [i for i, _ in s.pending_after(0) if i.kind == "media"]
+            s.finish_media(media, media.url, digest, "image/jpeg", 10, M)
+        raise RuntimeError("killed")
+    assert s.counts() == {"page.pending": 1, "media.fingerprinted": 0, "cases": 0}
+    assert s.host_usage("http://a.test") == (0, 0)
+    other = open_store(tmp_path / "scan")  # another connection sees nothing before the commit
+    with s.batch():
+        s.finish_page(page, [("http://a.test/2", "pending")], [("http://a.test/x.jpg", "")])
+        (media,) = [i for i, _ in s.pending_after(page.id) if i.kind == "media"]
+        assert s.finish_media(media, media.url, digest, "image/jpeg", 10, M) == 1
+        assert other.counts()["cases"] == 0
+    assert other.counts()["cases"] == 1 and s.counts()["page.done"] == 1
+    pending = s.pending_after(0)
+    assert [(i.url, due) for i, due in pending] == [("http://a.test/2", 0.0)]
+    s.postpone(pending[0][0], until=5000.0, note="429")
+    assert s.pending_after(0)[0][1] == 5000.0 and s.pending_after(pending[0][0].id) == []
+
+
 def test_reopen_meta_and_expansion(open_store: OpenStore, tmp_path: Path) -> None:
     s = open_store(create=True)
     s.set_meta("config", {"seeds": ["x"], "n": 1})
