@@ -360,7 +360,9 @@ def window_scores(
     return out
 
 
-def sweep(corpus: Corpus, hours: list[float], work: Path, seed: int, n_queries: int = 4) -> None:
+def sweep(
+    corpus: Corpus, hours: list[float], work: Path, seed: int, n_queries: int = 4, decoder: str = "pyav"
+) -> None:
     """Query latency and chance scores with ``hours`` of synthetic works beside the programmes.
 
     The filler is made from real fingerprints: each synthetic hour is sampled frames of the
@@ -372,6 +374,7 @@ def sweep(corpus: Corpus, hours: list[float], work: Path, seed: int, n_queries: 
     rng = np.random.default_rng(seed)
     audio = AudioIndex(work / "audio")  # the programmes' soundtracks, as inside a library
     base = VideoIndex(work / "base")
+    base.query_decoder = decoder
     base.attach_audio(lambda: audio)
     for name, path in corpus.programmes.items():
         base.add(name, path)
@@ -414,6 +417,7 @@ def sweep(corpus: Corpus, hours: list[float], work: Path, seed: int, n_queries: 
             stale.unlink()  # time the clustering from the segments first
         t = time.time()
         idx = VideoIndex(work / "base")
+        idx.query_decoder = decoder
         idx.attach_audio(lambda: audio)
         opened = time.time() - t
         t = time.time()
@@ -466,6 +470,7 @@ def fp_pool(
     from bench.video_unrelated import clip_kind, unrelated_pool
 
     index = VideoIndex(tmp / "fp-index")
+    index.query_decoder = args.query_decoder
     for name, path in corpus.programmes.items():
         index.add(name, path)
     cal = window_scores(index, corpus.calibration, lengths, hop=2.0)
@@ -649,6 +654,12 @@ def main() -> None:
     ap.add_argument("--videohash-n", type=int, default=0,
                     help="videohash queries per family and length (0: all; --quick: 1)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument(
+        "--query-decoder",
+        choices=("pyav", "ffmpeg"),
+        default="pyav",
+        help="a query's picture decoder (VideoIndex.query_decoder)",
+    )
     ap.add_argument("--workdir", type=Path, default=Path.home() / ".cache" / "rongxin" / "bench-video")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--sweep", default="", help="only measure query latency at these synthetic sizes (h)")
@@ -665,7 +676,7 @@ def one_measurement(args: argparse.Namespace, corpus: Corpus, work: Path, length
     with tempfile.TemporaryDirectory(prefix="rx-vonly-", dir=work) as tmp_s:
         if args.sweep:
             sizes = [float(h) for h in args.sweep.split(",")]
-            sweep(corpus, sizes, Path(tmp_s), args.seed, args.sweep_queries)
+            sweep(corpus, sizes, Path(tmp_s), args.seed, args.sweep_queries, args.query_decoder)
             return
         res = fp_pool(corpus, args, work / "media", Path(tmp_s), lengths)
     if args.json:
@@ -694,6 +705,7 @@ def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="rx-vbench-", dir=work) as tmp_s:
         tmp = Path(tmp_s)
         index = VideoIndex(tmp / "index")
+        index.query_decoder = args.query_decoder
         audio = AudioIndex(tmp / "audio")
         index.attach_audio(lambda: audio)  # soundtracks, as inside a library
         # registration
@@ -821,8 +833,19 @@ def run(args: argparse.Namespace) -> None:
     all_lat = [x for r in rows.values() for x in r["latency"]]
     print(f"query latency (file → matches): p50 {pct(all_lat, 50):.2f} s, p99 {pct(all_lat, 99):.2f} s; "
           f"total run {time.time() - t0:.0f} s")  # fmt: skip
+    print_latency_by_length(rows, lengths, args.query_decoder)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
+
+
+def print_latency_by_length(rows: dict[tuple[str, float], Any], lengths: list[float], decoder: str) -> None:
+    """Query latency p50 and p99 per query length, and the load average now."""
+    for L in lengths:
+        lat = [x for (_f, length), r in rows.items() if length == L for x in r["latency"]]
+        if lat:
+            print(f"    {L:.0f}-s queries ({len(lat)}, picture decoder {decoder}): p50 "
+                  f"{pct(lat, 50):.2f} s, p99 {pct(lat, 99):.2f} s")  # fmt: skip
+    print("load average at the end: " + " ".join(f"{x:.1f}" for x in os.getloadavg()))
 
 
 def machine() -> str:
