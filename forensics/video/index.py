@@ -249,7 +249,7 @@ class VideoIndex:
             if not 0 < works <= len(rows) or self._tag(rows[:works]) != tag:
                 continue  # works were removed or replaced since it was written: stale
             try:
-                self._search.load(path)
+                self._search.load(path, mapped=True)  # opening reads none of the lists
             except ValueError as exc:
                 log.warning("ignoring unreadable saved search %s: %s", path, exc)
                 continue
