@@ -12,7 +12,8 @@ as usual, so each sample is the same picture the ``fps`` filter picks
 (:class:`~forensics.video.sampling.SlotPicker` applies its rule) and only the sampled
 frames are scaled, with libswscale's area filter, to the small grey square the hashes
 need; the rotation in the file's metadata is applied as the command-line tool does.
-Memory is a packet window and the decoder's own frames, whatever the length.
+Memory is a packet window (:data:`LOOKAHEAD` packets, at most :data:`LOOKAHEAD_BYTES`) and
+the decoder's own frames, whatever the length.
 
 :func:`query_frames` is the entry point: it decodes here when PyAV opens the file and
 its stream, and otherwise (PyAV missing, a container or codec it cannot open, a rotation
@@ -38,12 +39,15 @@ from forensics.video.decode import DECODE_SIDE, iter_frames
 from forensics.video.errors import VideoDecodeError, VideoLimitsError
 from forensics.video.sampling import SlotPicker, needed
 
-__all__ = ["LOOKAHEAD", "DecodeStats", "av_frames", "query_frames"]
+__all__ = ["LOOKAHEAD", "LOOKAHEAD_BYTES", "DecodeStats", "av_frames", "query_frames"]
 
 log = logging.getLogger(__name__)
 
 #: Packets read ahead of the decoder: more than any reordering depth of H.264 or HEVC.
 LOOKAHEAD = 32
+#: Bytes of packets read ahead, at most: past this the oldest is decoded early (as needed,
+#: its successor being unknown), so a stream of huge packets holds a bounded window.
+LOOKAHEAD_BYTES = 64 << 20
 #: Display times of recent packets kept to find a packet's successor.
 _RECENT = 4 * LOOKAHEAD
 #: Packets that fail to decode, in a row, after which a stream is taken as broken.
@@ -235,6 +239,7 @@ class _Decoder:
         self.skipping = False
         self.bad_run = 0
         self.window: deque[Any] = deque()
+        self.window_bytes = 0
         self.recent: list[int] = []  # sorted display times (pts) of recent packets
         self.recent_order: deque[int] = deque()
 
@@ -320,7 +325,12 @@ class _Decoder:
             del self.recent[bisect.bisect_left(self.recent, old)]
 
     def skippable(self, packet: Any, at_end: bool) -> bool:
-        """Whether no sample shows the packet's frame (known from the display times around it)."""
+        """Whether no sample shows the packet's frame (known from the display times around it).
+
+        The successor is the earliest later display time among the packets read; were the
+        true one not read yet, the one found is later still, which can only make the frame
+        count as shown (decoded needlessly), never hide a frame a sample shows.
+        """
         if not self.skip_unsampled or packet.pts is None or packet.is_keyframe:
             return False
         nxt = self.successor(packet.pts)
@@ -329,6 +339,11 @@ class _Decoder:
         tb, origin = self.src.time_base, self.src.origin
         t_next = nxt * tb - origin if nxt is not None else None
         return not needed(packet.pts * tb - origin, t_next, self.rate)
+
+    def pop(self) -> Any:
+        packet = self.window.popleft()
+        self.window_bytes -= packet.size
+        return packet
 
     def send(self, packet: Any, at_end: bool) -> Iterator[NDArray[np.uint8]]:
         skip = self.skippable(packet, at_end)
@@ -361,12 +376,13 @@ class _Decoder:
                     break
                 self.stats.packets += 1
                 self.window.append(packet)
+                self.window_bytes += packet.size
                 if packet.pts is not None:
                     self.remember(packet.pts)
-                if len(self.window) > LOOKAHEAD:
-                    yield from self.send(self.window.popleft(), at_end=False)
+                while len(self.window) > LOOKAHEAD or self.window_bytes > LOOKAHEAD_BYTES:
+                    yield from self.send(self.pop(), at_end=False)
             while self.window and not self.full():
-                yield from self.send(self.window.popleft(), at_end=True)
+                yield from self.send(self.pop(), at_end=True)
             if not self.full():
                 if self.skipping:
                     self.cc.skip_frame = "DEFAULT"

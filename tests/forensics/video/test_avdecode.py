@@ -16,6 +16,7 @@ import pytest
 from numpy.typing import NDArray
 
 from forensics.image.phash import dct_hash
+from forensics.video import avdecode
 from forensics.video.avdecode import DecodeStats, _Unusable, av_frames, query_frames
 from forensics.video.decode import iter_frames
 from forensics.video.errors import VideoDecodeError, VideoLimitsError
@@ -57,6 +58,20 @@ def test_samples_match_the_ffmpeg_process(media: Media) -> None:
     stats = _same_samples(media.programmes["alpha"])
     assert stats.backend == "pyav" and stats.slots > 0
     assert stats.skippable > 0 and stats.decoded < stats.packets  # x264's B-frames were left undecoded
+
+
+def test_a_window_of_few_bytes_decodes_the_same_samples(
+    media: Media, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the byte bound a packet is decoded before the packets after it are read: only a
+    frame whose successor was read earlier (a B-frame before its P-frame) may be skipped."""
+    path = media.programmes["beta"]
+    usual_stats, stats = DecodeStats(), DecodeStats()
+    usual = _all(av_frames(path, rate=4.0, stats=usual_stats))
+    monkeypatch.setattr(avdecode, "LOOKAHEAD_BYTES", 1)
+    tight = _all(av_frames(path, rate=4.0, stats=stats))
+    assert np.array_equal(usual, tight)
+    assert stats.skippable < usual_stats.skippable
 
 
 def test_variable_frame_rate_and_rotation(tmp_path: Path, media: Media) -> None:
