@@ -35,11 +35,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from forensics.errors import ForensicsError
 from forensics.video.decode import DECODE_SIDE, iter_frames
 from forensics.video.errors import VideoDecodeError, VideoLimitsError
 from forensics.video.sampling import SlotPicker, needed
 
-__all__ = ["LOOKAHEAD", "LOOKAHEAD_BYTES", "DecodeStats", "av_frames", "query_frames"]
+__all__ = [
+    "LOOKAHEAD",
+    "LOOKAHEAD_BYTES",
+    "DecodeStats",
+    "PyAVUnusableError",
+    "av_frames",
+    "query_frames",
+]
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +93,8 @@ class DecodeStats:
     fallback_reason: str = ""
 
 
-class _Unusable(Exception):
-    """PyAV cannot decode this file; the ffmpeg process should."""
+class PyAVUnusableError(ForensicsError):
+    """PyAV cannot decode this file here; :func:`query_frames` hands it to the ffmpeg process."""
 
 
 @dataclass
@@ -102,18 +110,19 @@ def _open(path: Path, threads: int) -> _Source:
     try:
         import av
     except ImportError as exc:  # pragma: no cover - av is a declared dependency
-        raise _Unusable("PyAV is not installed") from exc
+        raise PyAVUnusableError("PyAV is not installed") from exc
     try:
-        container = av.open(str(path), mode="r", metadata_errors="ignore")
+        # "file:" and an absolute path: a name such as "concat:a|b" or "http:..." is a file name
+        container = av.open("file:" + str(path.resolve()), mode="r", metadata_errors="ignore")
     except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
-        raise _Unusable(f"PyAV cannot open it ({exc})") from exc
+        raise PyAVUnusableError(f"PyAV cannot open it ({exc})") from exc
     try:
         if not container.streams.video:
-            raise _Unusable("no video stream")
+            raise PyAVUnusableError("no video stream")
         stream = container.streams.video[0]
         cc = stream.codec_context
         if cc is None or stream.time_base is None:
-            raise _Unusable("no decoder or time base for the video stream")
+            raise PyAVUnusableError("no decoder or time base for the video stream")
         cc.thread_type = "AUTO" if threads > 1 else "SLICE"
         cc.thread_count = max(1, threads)
         start = container.start_time  # AV_TIME_BASE units (µs), the command-line tool's origin
@@ -121,12 +130,12 @@ def _open(path: Path, threads: int) -> _Source:
         rate = stream.average_rate or stream.guessed_rate
         step = Fraction(1) / Fraction(rate) if rate else None
         return _Source(container, stream, origin, Fraction(stream.time_base), step)
-    except _Unusable:
+    except PyAVUnusableError:
         container.close()
         raise
     except Exception as exc:  # whatever PyAV raises here means: use the fallback
         container.close()
-        raise _Unusable(f"PyAV cannot set up the decoder ({exc})") from exc
+        raise PyAVUnusableError(f"PyAV cannot set up the decoder ({exc})") from exc
 
 
 class _Held:
@@ -188,7 +197,7 @@ def av_frames(
 
     Raises
     ------
-    _Unusable
+    PyAVUnusableError
         PyAV cannot open the file or its stream (raised before anything is yielded).
     VideoLimitsError
         A decoded frame is larger than ``max_pixels``.
@@ -196,7 +205,7 @@ def av_frames(
         Every packet failed to decode, or a run of :data:`MAX_BAD_PACKETS` did.
     """
     if rotation % 90:
-        raise _Unusable(f"rotation of {rotation} degrees")
+        raise PyAVUnusableError(f"rotation of {rotation} degrees")
     stats = stats if stats is not None else DecodeStats()
     src = _open(path, threads)
     return _Decoder(
@@ -459,7 +468,7 @@ def query_frames(
             max_pixels=max_pixels,
             stats=stats,
         )
-    except _Unusable as exc:
+    except PyAVUnusableError as exc:
         yield from fallback(str(exc))
         return
     yielded = False

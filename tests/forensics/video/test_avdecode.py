@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from forensics.image.phash import dct_hash
 from forensics.video import avdecode
-from forensics.video.avdecode import DecodeStats, _Unusable, av_frames, query_frames
+from forensics.video.avdecode import DecodeStats, PyAVUnusableError, av_frames, query_frames
 from forensics.video.decode import iter_frames
 from forensics.video.errors import VideoDecodeError, VideoLimitsError
 from forensics.video.fingerprint import fingerprint_file
@@ -130,7 +130,7 @@ def test_truncated_and_corrupt_streams_decode_what_is_there(tmp_path: Path, medi
 def test_not_a_video_falls_back_to_the_ffmpeg_process_error(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "clip.mp4"
     path.write_bytes(content)
-    with pytest.raises(_Unusable):
+    with pytest.raises(PyAVUnusableError):
         av_frames(path, rate=4.0)
     stats = DecodeStats()
     with pytest.raises(VideoDecodeError):
@@ -163,8 +163,21 @@ def test_stream_growing_past_the_limits_is_refused(tmp_path: Path) -> None:
 
 
 def test_rotation_not_a_quarter_turn_is_left_to_the_ffmpeg_process(media: Media) -> None:
-    with pytest.raises(_Unusable):
+    with pytest.raises(PyAVUnusableError):
         av_frames(media.programmes["alpha"], rate=4.0, rotation=45)
+
+
+def test_a_file_name_is_never_a_protocol(
+    tmp_path: Path, media: Media, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name libavformat would read as a protocol ("concat:", "subfile,...:") is opened as a file."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "concat:x").mkdir()
+    tricky = tmp_path / "concat:x" / "clip.mp4"
+    tricky.write_bytes(media.programmes["gamma"].read_bytes())
+    stats = DecodeStats()
+    got = _all(query_frames(Path("concat:x/clip.mp4"), rate=4.0, stats=stats))
+    assert stats.backend == "pyav" and len(got) > 0
 
 
 def test_slot_rule() -> None:
