@@ -1,23 +1,24 @@
-"""Where a 30-s video query's time goes, and the serial query path against the concurrent one.
+"""Where a 30-s video query's time goes, and its picture decoded by the ffmpeg process or by PyAV.
 
 A video query as ``rongxin identify clip.mp4`` runs it: probe the file, decode its picture
-(ffmpeg: sampled at 4 frames/s, scaled to 128×128 grey), hash the frames (content, mirror,
+(sampled at 4 frames/s, scaled to 128×128 grey), hash the frames (content, mirror,
 picture-in-picture inset), search the picture index, decode the soundtrack and search the
 audio index, fuse. This script times each phase alone (wall seconds, and CPU seconds of
-this process and of its ffmpeg children), then times whole queries of two kinds of clip:
+this process — PyAV decodes in it — and of its ffmpeg children) on two kinds of clip:
 
 - **programme**: a 30-s excerpt of a programme re-encoded at H.264 CRF 28 (a modest
   bitrate, as most uploads are);
 - **noisy**: a 30-s excerpt with gamma, saturation and strong temporal noise (the
   ``color`` attack), encoded at CRF 23 — about 11 Mbit/s, so that decoding it is costly.
 
-Whole queries run two ways, alternated round by round on the same clips and index:
-
-- **serial**: the path before 2026-12-05 — the picture decoded on one decoder thread,
-  then hashed and searched, then the soundtrack decoded and searched, then fusion;
-- **concurrent**: :meth:`forensics.video.index.VideoIndex.identify` as it is — the
-  soundtrack decoded and searched on a second thread while the picture is decoded (on
-  one decoder thread per core, at most four: the same frames) and searched.
+The picture decode is timed both ways, on one decoder thread and on the query's count
+(:data:`~forensics.video.fingerprint.QUERY_DECODE_THREADS`): by an ffmpeg process that
+decodes every frame (:func:`forensics.video.decode.iter_frames`) and in this process with
+PyAV, leaving undecoded the non-reference frames no sample shows
+(:func:`forensics.video.avdecode.query_frames`); the two decoders' frame hashes are
+compared frame by frame (bits differing). Whole queries
+(:meth:`forensics.video.index.VideoIndex.identify`, the soundtrack on a second thread)
+then run with either decoder, alternated round by round on the same clips and index.
 
 Both must give the same best match. The corpus is the one of ``bench/video_robustness.py
 --quick`` (built on first use, cached). Figures depend on the machine's load: the load
@@ -50,10 +51,17 @@ from bench.video_robustness import build_corpus, duration, machine
 from datasets.attacks.video import apply
 from forensics.audio.fingerprint import query_peaks
 from forensics.audio.index import AudioIndex
+from forensics.image.phash import dct_hash
 from forensics.types import Match
+from forensics.video.avdecode import query_frames
 from forensics.video.decode import iter_frames
-from forensics.video.fingerprint import BLOCK_FRAMES, DEFAULT_RATE, fingerprint_blocks, fingerprint_file
-from forensics.video.index import SOUND_MATCHES, VideoIndex, _sound_matches
+from forensics.video.fingerprint import (
+    BLOCK_FRAMES,
+    DEFAULT_RATE,
+    QUERY_DECODE_THREADS,
+    fingerprint_blocks,
+)
+from forensics.video.index import SOUND_MATCHES, VideoIndex
 from forensics.video.probe import probe
 
 KINDS: dict[str, list[Any]] = {
@@ -75,28 +83,40 @@ def timed(into: dict[str, list[tuple[float, float, float]]], name: str) -> Itera
     into.setdefault(name, []).append((time.perf_counter() - w, time.process_time() - p, _children() - c))
 
 
-def serial_identify(idx: VideoIndex, audio: AudioIndex, path: Path) -> list[Match]:
-    """The query path before 2026-12-05: one decoder thread, picture then sound, fusion."""
-    info = probe(path)
-    fp = fingerprint_file(
-        path, rate=idx.rate, limits=idx.limits, query=True, info=info, min_valid=0, threads=1
-    )
-    picture = [t for t in idx._alignments(fp) if t[1].score >= idx.threshold]
-    sound = _sound_matches(audio, path) if info.has_audio else []
-    return idx._fuse(picture, sound, fp)[:5]
+def identify_with(idx: VideoIndex, path: Path, decoder: str) -> list[Match]:
+    """``idx.identify`` with the picture decoded by ``decoder``."""
+    idx.query_decoder = decoder
+    try:
+        return idx.identify(path, top_k=5)
+    finally:
+        idx.query_decoder = "pyav"
 
 
 def phases(
-    idx: VideoIndex, audio: AudioIndex, path: Path, out: dict[str, list[tuple[float, float, float]]]
+    idx: VideoIndex,
+    audio: AudioIndex,
+    path: Path,
+    out: dict[str, list[tuple[float, float, float]]],
+    hamming: list[int],
 ) -> None:
-    """Each phase of one query alone."""
+    """Each phase of one query alone; ``hamming`` gets the bits by which each sampled frame's
+    hash differs between the two decoders."""
     with timed(out, "probe (ffprobe)"):
         probe(path)
-    for threads in (1, 4):
-        with timed(out, f"picture decode, {threads} thread(s)"):
+    for threads in (1, QUERY_DECODE_THREADS):
+        with timed(out, f"decode, ffmpeg process, {threads} thr"):
             blocks = list(
                 iter_frames(path, rate=DEFAULT_RATE, block=BLOCK_FRAMES, strict=False, threads=threads)
             )
+        with timed(out, f"decode, PyAV, {threads} thr"):
+            fast = list(query_frames(path, rate=DEFAULT_RATE, block=BLOCK_FRAMES, threads=threads))
+    a, b = np.concatenate(blocks), np.concatenate(fast)
+    if a.shape != b.shape:
+        raise SystemExit(f"{path}: ffmpeg process gave {a.shape}, PyAV {b.shape}")
+    bits = [
+        int(np.unpackbits(dct_hash(x.copy()) ^ dct_hash(y.copy())).sum()) for x, y in zip(a, b, strict=True)
+    ]
+    hamming.extend(bits)
     with timed(out, "frame hashes (+mirror, inset)"):
         fp = fingerprint_blocks(iter(blocks), DEFAULT_RATE, query=True)
     with timed(out, "picture search"):
@@ -124,7 +144,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="2 clips per kind, 3 rounds")
     ap.add_argument("--clips", type=int, default=4, help="clips per kind")
-    ap.add_argument("--rounds", type=int, default=6, help="rounds of (serial, concurrent) per clip")
+    ap.add_argument("--rounds", type=int, default=6, help="rounds of (ffmpeg process, PyAV) per clip")
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--workdir", type=Path, default=Path.home() / ".cache" / "rongxin" / "bench-video")
     args = ap.parse_args()
@@ -152,14 +172,18 @@ def main() -> None:
         head = f"{'':<34} {'wall p50':>8} {'wall max':>8} {'py CPU':>8} {'ffm CPU':>8} {'CPU p50':>8}"
         for kind, items in clips.items():
             per: dict[str, list[tuple[float, float, float]]] = {}
+            hamming: list[int] = []
             for _name, q in items:
-                phases(idx, audio, q, per)
+                phases(idx, audio, q, per, hamming)
             print(f"\n{kind} clip, each phase alone (s, median of {len(items)} clips)\n{head}")
             for name, values in per.items():
                 print(row(name, values))
+            hist = np.bincount(hamming)
+            print(f"frame hashes, ffmpeg process vs PyAV ({len(hamming)} frames): bits differing "
+                  + ", ".join(f"{k}: {n}" for k, n in enumerate(hist) if n))  # fmt: skip
         runs: dict[str, Callable[[Path], list[Match]]] = {
-            "serial (before)": lambda p: serial_identify(idx, audio, p),
-            "concurrent (now)": lambda p: idx.identify(p, top_k=5),
+            "ffmpeg process": lambda p: identify_with(idx, p, "ffmpeg"),
+            "PyAV": lambda p: identify_with(idx, p, "pyav"),
         }
         print(f"\nwhole queries, alternated, {args.rounds} rounds (s)\n{head}   load")
         for kind, items in clips.items():

@@ -36,6 +36,7 @@ Run::
     .venv/bin/python bench/video_robustness.py --n 40       # the issue's query counts (hours)
     .venv/bin/python bench/video_robustness.py --quick --fp-pool 1000   # false positives only
     .venv/bin/python bench/video_robustness.py --quick --sweep 1000 --sweep-queries 24   # latency only
+    .venv/bin/python bench/video_robustness.py --quick --sweep 100 --sweep-decoders ffmpeg,pyav
 
 ``--fp-pool N`` counts false positives only, on N generated unrelated clips of
 ``--fp-seconds`` (:mod:`bench.video_unrelated`; the threshold calibrated as above).
@@ -360,7 +361,38 @@ def window_scores(
     return out
 
 
-def sweep(corpus: Corpus, hours: list[float], work: Path, seed: int, n_queries: int = 4) -> None:
+def time_files(
+    idx: VideoIndex, queries: list[tuple[str, Path, Any]], decoders: tuple[str, ...]
+) -> dict[str, tuple[list[float], list[float], list[float], int]]:
+    """End to end, as `rongxin identify` runs it: probe, decode, hash, picture search,
+    soundtrack search and fusion, with each picture decoder in turn (the order alternated
+    query by query). Each query file runs twice per decoder; the first warms the page cache.
+    Per decoder: wall seconds, CPU seconds (this process's threads and its ffmpeg
+    children), load averages and how many found their programme."""
+    out: dict[str, tuple[list[float], list[float], list[float], int]] = {d: ([], [], [], 0) for d in decoders}
+    for rep in range(2):
+        for i, (name, q, _fp) in enumerate(queries):
+            for dec in decoders if i % 2 == 0 else decoders[::-1]:
+                idx.query_decoder = dec
+                t, c = time.time(), _cpu()
+                matches = idx.identify(q, top_k=5)
+                if rep:
+                    lat, cpu, loads, ok = out[dec]
+                    lat.append(time.time() - t)
+                    cpu.append(_cpu() - c)
+                    loads.append(os.getloadavg()[0])
+                    out[dec] = (lat, cpu, loads, ok + (bool(matches) and matches[0].work_id == name))
+    return out
+
+
+def sweep(
+    corpus: Corpus,
+    hours: list[float],
+    work: Path,
+    seed: int,
+    n_queries: int = 4,
+    decoders: tuple[str, ...] = ("pyav",),
+) -> None:
     """Query latency and chance scores with ``hours`` of synthetic works beside the programmes.
 
     The filler is made from real fingerprints: each synthetic hour is sampled frames of the
@@ -386,8 +418,8 @@ def sweep(corpus: Corpus, hours: list[float], work: Path, seed: int, n_queries: 
         apply(corpus.programmes[name], q, [("excerpt", {"start": at, "length": 30.0}), "color"], i)
         queries.append((name, q, base.fingerprint(q, query=True)))
     head = ("hours", "frames", "open s", "save s", "reopen s", "query p50", "query max", "found", "chance",
-            "file p50", "file max", "file CPU", "file found", "load")  # fmt: skip
-    widths = (6, 10, 7, 7, 8, 9, 9, 6, 7, 9, 9, 9, 10, 5)
+            "file p50", "file max", "file CPU", "file found", "load", "decoder")  # fmt: skip
+    widths = (6, 10, 7, 7, 8, 9, 9, 6, 7, 9, 9, 9, 10, 5, 7)
     print(" ".join(f"{h:>{w}}" for h, w in zip(head, widths, strict=True)))
     done = 0.0
     for target in sorted(hours):
@@ -429,25 +461,13 @@ def sweep(corpus: Corpus, hours: list[float], work: Path, seed: int, n_queries: 
             lat.append(time.time() - t)
             ok += bool(found) and found[0][0] == name and found[0][1].score >= idx.threshold
             chance = max([chance] + [a.score for w, a in found if w.startswith("filler")])
-        # end to end, as `rongxin identify` runs it: probe, decode, hash, picture search,
-        # soundtrack search and fusion (each query file twice: the first warms the page cache)
-        # (CPU: this process's threads and its ffmpeg children)
-        file_lat, file_cpu, loads, file_ok = [], [], [], 0
-        for rep in range(2):
-            for name, q, _fp in queries:
-                t, c = time.time(), _cpu()
-                matches = idx.identify(q, top_k=5)
-                if rep:
-                    file_lat.append(time.time() - t)
-                    file_cpu.append(_cpu() - c)
-                    loads.append(os.getloadavg()[0])
-                    file_ok += bool(matches) and matches[0].work_id == name
         frames_n = idx.stats()["frames"]
-        print(f"{target:>6.0f} {frames_n:>10} {opened:>7.1f} {saved:>7.1f} {reopened:>8.1f} "
-              f"{pct(lat, 50):>8.2f}s {max(lat):>8.2f}s "
-              f"{ok:>3}/{len(queries)} {chance:>7.2f} {pct(file_lat, 50):>8.2f}s {max(file_lat):>8.2f}s "
-              f"{pct(file_cpu, 50):>8.2f}s {file_ok:>7}/{len(queries)} {np.mean(loads):>5.1f}",
-              flush=True)  # fmt: skip
+        for dec, (file_lat, file_cpu, loads, file_ok) in time_files(idx, queries, decoders).items():
+            print(f"{target:>6.0f} {frames_n:>10} {opened:>7.1f} {saved:>7.1f} {reopened:>8.1f} "
+                  f"{pct(lat, 50):>8.2f}s {max(lat):>8.2f}s "
+                  f"{ok:>3}/{len(queries)} {chance:>7.2f} {pct(file_lat, 50):>8.2f}s {max(file_lat):>8.2f}s "
+                  f"{pct(file_cpu, 50):>8.2f}s {file_ok:>7}/{len(queries)} {np.mean(loads):>5.1f} {dec:>7}",
+                  flush=True)  # fmt: skip
         idx.close()
     base.close()
     audio.close()
@@ -466,6 +486,7 @@ def fp_pool(
     from bench.video_unrelated import clip_kind, unrelated_pool
 
     index = VideoIndex(tmp / "fp-index")
+    index.query_decoder = args.query_decoder
     for name, path in corpus.programmes.items():
         index.add(name, path)
     cal = window_scores(index, corpus.calibration, lengths, hop=2.0)
@@ -649,9 +670,20 @@ def main() -> None:
     ap.add_argument("--videohash-n", type=int, default=0,
                     help="videohash queries per family and length (0: all; --quick: 1)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument(
+        "--query-decoder",
+        choices=("pyav", "ffmpeg"),
+        default="pyav",
+        help="a query's picture decoder (VideoIndex.query_decoder)",
+    )
     ap.add_argument("--workdir", type=Path, default=Path.home() / ".cache" / "rongxin" / "bench-video")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--sweep", default="", help="only measure query latency at these synthetic sizes (h)")
+    ap.add_argument(
+        "--sweep-decoders",
+        default="pyav",
+        help="picture decoders of the sweep's file queries, comma-separated (alternated): pyav,ffmpeg",
+    )
     ap.add_argument("--sweep-queries", type=int, default=4, help="30-s query clips timed per size (--sweep)")
     ap.add_argument("--fp-pool", type=int, default=0,
                     help="only count false positives on this many generated unrelated clips")  # fmt: skip
@@ -665,7 +697,8 @@ def one_measurement(args: argparse.Namespace, corpus: Corpus, work: Path, length
     with tempfile.TemporaryDirectory(prefix="rx-vonly-", dir=work) as tmp_s:
         if args.sweep:
             sizes = [float(h) for h in args.sweep.split(",")]
-            sweep(corpus, sizes, Path(tmp_s), args.seed, args.sweep_queries)
+            decoders = tuple(args.sweep_decoders.split(","))
+            sweep(corpus, sizes, Path(tmp_s), args.seed, args.sweep_queries, decoders)
             return
         res = fp_pool(corpus, args, work / "media", Path(tmp_s), lengths)
     if args.json:
@@ -694,6 +727,7 @@ def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="rx-vbench-", dir=work) as tmp_s:
         tmp = Path(tmp_s)
         index = VideoIndex(tmp / "index")
+        index.query_decoder = args.query_decoder
         audio = AudioIndex(tmp / "audio")
         index.attach_audio(lambda: audio)  # soundtracks, as inside a library
         # registration
@@ -821,8 +855,19 @@ def run(args: argparse.Namespace) -> None:
     all_lat = [x for r in rows.values() for x in r["latency"]]
     print(f"query latency (file → matches): p50 {pct(all_lat, 50):.2f} s, p99 {pct(all_lat, 99):.2f} s; "
           f"total run {time.time() - t0:.0f} s")  # fmt: skip
+    print_latency_by_length(rows, lengths, args.query_decoder)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
+
+
+def print_latency_by_length(rows: dict[tuple[str, float], Any], lengths: list[float], decoder: str) -> None:
+    """Query latency p50 and p99 per query length, and the load average now."""
+    for L in lengths:
+        lat = [x for (_f, length), r in rows.items() if length == L for x in r["latency"]]
+        if lat:
+            print(f"    {L:.0f}-s queries ({len(lat)}, picture decoder {decoder}): p50 "
+                  f"{pct(lat, 50):.2f} s, p99 {pct(lat, 99):.2f} s")  # fmt: skip
+    print("load average at the end: " + " ".join(f"{x:.1f}" for x in os.getloadavg()))
 
 
 def machine() -> str:

@@ -77,7 +77,22 @@ class GrowingBinaryIndex:
         self.seed = seed
         self._index: Any = faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(BITS))
         self._owner: Any = None
+        self._mapped = False
         self.nlist = 0
+
+    @property
+    def mapped(self) -> bool:
+        """Whether the inverted lists are memory-mapped from a saved file (see :meth:`load`)."""
+        return self._mapped
+
+    def _own(self) -> None:
+        """Copy a memory-mapped index into memory before it is changed."""
+        if not self._mapped:
+            return
+        copy = faiss.deserialize_index_binary(faiss.serialize_index_binary(self._index))
+        ivf: Any = faiss.downcast_IndexBinary(copy)
+        ivf.nprobe = self.nprobe
+        self._owner, self._index, self._mapped = copy, ivf, False
 
     @property
     def ntotal(self) -> int:
@@ -93,6 +108,7 @@ class GrowingBinaryIndex:
         """Index ``codes`` ``(n, 32)`` under ``ids`` ``(n,)``; may (re)train the inverted file."""
         if len(codes) == 0:
             return
+        self._own()
         self._index.add_with_ids(
             np.ascontiguousarray(codes, dtype=np.uint8), np.ascontiguousarray(ids, np.int64)
         )
@@ -104,6 +120,7 @@ class GrowingBinaryIndex:
         """Remove the codes with these ids; returns how many were removed."""
         if len(ids) == 0:
             return 0
+        self._own()
         return int(self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
 
     def search(self, codes: NDArray[np.uint8], k: int) -> tuple[NDArray[np.int32], NDArray[np.int64]]:
@@ -175,10 +192,18 @@ class GrowingBinaryIndex:
             if old != path:
                 old.unlink(missing_ok=True)
 
-    def load(self, path: Path) -> None:
-        """Read an inverted file written by :meth:`save`; ``ValueError`` when it is not one."""
+    def load(self, path: Path, *, mapped: bool = False) -> None:
+        """Read an inverted file written by :meth:`save`; ``ValueError`` when it is not one.
+
+        With ``mapped``, the inverted lists are memory-mapped from the file instead of read:
+        opening costs nothing whatever the size, a search pages in the lists it visits, and
+        the first :meth:`add` or :meth:`remove` copies the index into memory. The file is
+        only ever replaced, never rewritten in place (:meth:`save`), so a mapping stays valid
+        after a writer saves a newer one.
+        """
+        flags = faiss.IO_FLAG_MMAP_IFC if mapped else 0
         try:
-            index = faiss.read_index_binary(str(path))
+            index = faiss.read_index_binary(str(path), flags)
         except RuntimeError as exc:
             raise ValueError(f"{path} is not a readable binary index: {exc}") from exc
         ivf = faiss.downcast_IndexBinary(index)
@@ -187,4 +212,5 @@ class GrowingBinaryIndex:
         ivf.nprobe = self.nprobe
         self._owner = index  # the downcast wrapper does not own the C++ object
         self._index = ivf
+        self._mapped = mapped
         self.nlist = int(ivf.nlist)

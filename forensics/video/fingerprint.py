@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from forensics.image.phash import HASH_BYTES, dct_hash
+from forensics.video.avdecode import DecodeStats, query_frames
 from forensics.video.decode import DECODE_SIDE, iter_frames
 from forensics.video.errors import VideoTooLongError, VideoTooShortError
 from forensics.video.probe import Limits, VideoInfo, check, probe
@@ -281,6 +282,8 @@ def fingerprint_file(
     min_valid: int = 4,
     info: VideoInfo | None = None,
     threads: int | None = None,
+    decoder: str = "pyav",
+    stats: DecodeStats | None = None,
 ) -> VideoFingerprint:
     """Probe, check, decode and hash ``path``.
 
@@ -302,6 +305,14 @@ def fingerprint_file(
     threads : int, optional
         Decoder threads: :data:`QUERY_DECODE_THREADS` for a query, 1 for a work by default.
         The frames decoded are the same whatever the count.
+    decoder : str
+        A query's decoder: ``"pyav"`` (in this process, only the frames the samples need;
+        :func:`forensics.video.avdecode.query_frames`, which falls back to the ffmpeg
+        process for what PyAV cannot open) or ``"ffmpeg"`` (the ffmpeg process). A work
+        is always decoded by the ffmpeg process, whose error report makes a damaged
+        stream an error.
+    stats : DecodeStats, optional
+        Filled in by a query's PyAV decode.
 
     Raises
     ------
@@ -311,21 +322,37 @@ def fingerprint_file(
         :class:`VideoTooLongError`), damaged (:class:`VideoDecodeError`, works only), or
         with too little picture (:class:`VideoTooShortError`).
     """
+    if decoder not in ("pyav", "ffmpeg"):
+        raise ValueError(f"decoder must be 'pyav' or 'ffmpeg', not {decoder!r}")
     limits = limits or Limits()
     info = info or probe(path)
     check(path, info, limits)
     cap = int(limits.max_seconds * rate) + 1
     if threads is None:
         threads = QUERY_DECODE_THREADS if query else 1
-    blocks = iter_frames(
-        path,
-        rate=rate,
-        side=DECODE_SIDE,
-        block=BLOCK_FRAMES,
-        strict=not query,
-        max_frames=cap + 1,
-        threads=threads,
-    )
+    blocks: Iterator[NDArray[np.uint8]]
+    if query and decoder == "pyav":
+        blocks = query_frames(
+            path,
+            rate=rate,
+            side=DECODE_SIDE,
+            block=BLOCK_FRAMES,
+            max_frames=cap + 1,
+            threads=threads,
+            rotation=info.rotation,
+            max_pixels=limits.max_pixels,
+            stats=stats,
+        )
+    else:
+        blocks = iter_frames(
+            path,
+            rate=rate,
+            side=DECODE_SIDE,
+            block=BLOCK_FRAMES,
+            strict=not query,
+            max_frames=cap + 1,
+            threads=threads,
+        )
     fp = fingerprint_blocks(blocks, rate, query=query)
     if len(fp.codes) > cap:
         raise VideoTooLongError(

@@ -20,7 +20,8 @@ found it (:class:`~forensics.evidence.VideoEvidence`). Sound matches of audio wo
 registered on its own) are passed on as audio matches of the query's soundtrack
 (``query_stream == "audio"``).
 A query's soundtrack is decoded and searched on a second thread while its picture is
-decoded (on several decoder threads) and searched.
+decoded (in this process with PyAV, leaving undecoded the frames no sample shows;
+see :mod:`forensics.video.avdecode`) and searched.
 
 A large index (once the search is an inverted file) keeps the trained inverted file on
 disk, ``search-<works>-<tag>.ivf`` (the tag digests the rows and segments of the works it
@@ -144,6 +145,9 @@ class VideoIndex:
         #: Where the search came from at the last full load: ``"file"`` (the saved inverted
         #: file) or ``"built"`` (clustered from the segments).
         self.search_source = "built"
+        #: A query's picture decoder: ``"pyav"`` (in this process, only the frames the samples
+        #: need; the ffmpeg process for what PyAV cannot open) or ``"ffmpeg"`` (the ffmpeg process).
+        self.query_decoder = "pyav"
         self._closed = False
         try:
             self._sync()
@@ -245,7 +249,7 @@ class VideoIndex:
             if not 0 < works <= len(rows) or self._tag(rows[:works]) != tag:
                 continue  # works were removed or replaced since it was written: stale
             try:
-                self._search.load(path)
+                self._search.load(path, mapped=True)  # opening reads none of the lists
             except ValueError as exc:
                 log.warning("ignoring unreadable saved search %s: %s", path, exc)
                 continue
@@ -296,7 +300,9 @@ class VideoIndex:
 
     def fingerprint(self, path: Path, *, query: bool = False) -> VideoFingerprint:
         """The fingerprint of ``path`` at this index's rate and limits (see :func:`fingerprint_file`)."""
-        return fingerprint_file(Path(path), rate=self.rate, limits=self.limits, query=query)
+        return fingerprint_file(
+            Path(path), rate=self.rate, limits=self.limits, query=query, decoder=self.query_decoder
+        )
 
     def add(self, work_id: str, path: Path) -> bytes:
         """Fingerprint ``path``'s picture (and soundtrack) and index it under ``work_id``.
@@ -444,12 +450,19 @@ class VideoIndex:
         info = probe(path)
         audio = self._audio() if info.has_audio and self._audio is not None else None
         # the soundtrack is decoded and searched on a second thread while the picture is:
-        # both decoders are ffmpeg processes and the searches are mostly numpy, so on a
-        # machine with a free core the query takes about as long as the slower of the two
+        # the sound's decoder is an ffmpeg process, the picture's libavcodec in this process
+        # (PyAV releases the interpreter lock while it decodes) and the searches are mostly
+        # numpy, so on a machine with a free core the query takes about as long as the slower
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="video-soundtrack") as pool:
             heard = pool.submit(_sound_matches, audio, path) if audio is not None else None
             fp = fingerprint_file(
-                path, rate=self.rate, limits=self.limits, query=True, info=info, min_valid=0
+                path,
+                rate=self.rate,
+                limits=self.limits,
+                query=True,
+                info=info,
+                min_valid=0,
+                decoder=self.query_decoder,
             )
             picture = [t for t in self._alignments(fp) if t[1].score >= self.threshold]
             sound = heard.result() if heard is not None else []

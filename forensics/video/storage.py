@@ -166,8 +166,10 @@ class Catalogue:
                 f"segment {path} of work {row.work_id!r} holds {data.dtype} {data.shape}, not the "
                 f"{row.frames} frames its catalogue row says; remove the work and register it again"
             )
+        # the codes are views of the segment's rows, not copies: opening a large index
+        # copied them all (most of its time); a search copies the rows it compares anyway
         return [
-            (np.ascontiguousarray(data[:, v : v + HASH_BYTES]), (data[:, v + HASH_BYTES] & 1).astype(bool))
+            (data[:, v : v + HASH_BYTES], (data[:, v + HASH_BYTES] & 1).astype(bool))
             for v in range(0, data.shape[1], width)
         ]
 
