@@ -68,6 +68,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.video_peers import Peer, SignaturePeer, TmkPeer, VideohashPeer, VpdqPeer, describe, detected
+from bench.video_results import ResultLog, upper_bound
 from datasets.attacks.video import apply
 from datasets.manifest import Manifest
 from datasets.paths import corpus_dir
@@ -155,7 +156,15 @@ def _still(e: Any) -> bool:
     return (e.width or 0) >= 320 and str(e.path).lower().endswith((".jpg", ".jpeg", ".png"))
 
 
-def build_corpus(work: Path, n_prog: int, prog_seconds: float, null_minutes: float, seed: int) -> Corpus:
+def build_corpus(
+    work: Path, n_prog: int, prog_seconds: float, null_minutes: float, seed: int, shots_per_photo: int = 1
+) -> Corpus:
+    """Programmes, the two unrelated pools and the music (files rendered once into ``work``, cached).
+
+    Each programme shows its own ``prog_seconds / 6 / shots_per_photo`` original photos (no
+    photo in two programmes), each photo in ``shots_per_photo`` consecutive 6-s pans of
+    their own zoom and direction; fewer programmes are made when the photos run out.
+    """
     full = Manifest.open(corpus_dir("full"))
     smoke_root = ensure()
     smoke = Manifest.open(smoke_root)
@@ -181,14 +190,18 @@ def build_corpus(work: Path, n_prog: int, prog_seconds: float, null_minutes: flo
     rng.shuffle(distractors)
     work.mkdir(parents=True, exist_ok=True)
     shot = 6.0
-    per = int(prog_seconds / shot)
+    per = max(1, int(prog_seconds / shot) // shots_per_photo)  # distinct photos per programme
+    tag = f"-x{shots_per_photo}" if shots_per_photo > 1 else ""  # the cached file names the layout
     programmes: dict[str, Path] = {}
     for i in range(n_prog):
         photos = originals[i * per : (i + 1) * per]
         if len(photos) < per:
+            print(f"only {i} programmes: {len(originals)} original photos, {per} a programme", flush=True)
             break
+        shots = [p for p in photos for _ in range(shots_per_photo)]
         song, lap = heard[i % 5], i // 5  # heard[5] is the real programme's
-        programmes[f"prog-{i:02d}"] = slideshow(photos, song, work / f"prog-{i:02d}.mp4", shot, i, 62.0 * lap)
+        out = work / f"prog-{i:02d}{tag}.mp4"
+        programmes[f"prog-{i:02d}"] = slideshow(shots, song, out, shot, i, 62.0 * lap)
     real = [smoke_root / e.path for e in smoke.select(collection="video", role="original")
             if not e.assembled and (e.duration or 0) >= 5]  # fmt: skip
     real_prog = work / "prog-real.mp4"
@@ -492,16 +505,34 @@ def fp_pool(
     cal = window_scores(index, corpus.calibration, lengths, hop=2.0)
     threshold = max(2.0, max(max(v) for v in cal.values()) + 0.5)
     works = len(corpus.programmes)
+    library = sum(duration(p) for p in corpus.programmes.values())
+    print(f"{works} works ({library / 60:.1f} min of picture), threshold {threshold:.2f} matched s "
+          f"from {sum(len(v) for v in cal.values())} calibration windows", flush=True)  # fmt: skip
     lengths = [L for L in lengths if args.fp_seconds >= L]
+    # each clip's scores, kept as measured: a stopped run resumes where it was
+    log = ResultLog(media.parent / "fp-pool.jsonl", {
+        "works": {n: p.stat().st_size for n, p in sorted(corpus.programmes.items())},
+        "calibration": [p.stat().st_size for p in corpus.calibration], "seed": args.seed,
+        "clip_seconds": args.fp_seconds, "lengths": lengths,
+    })  # fmt: skip
     rows: dict[tuple[str, float], list[float]] = defaultdict(list)
     t0 = time.time()
+    reused = sum(f"clip-{k}" in log for k in range(args.fp_pool))
+    if reused:
+        print(f"  {reused} clips already measured ({log.path})", flush=True)
     clips = unrelated_pool(
-        args.fp_pool, media / "fp-pool", corpus.null_photos, args.seed, args.fp_seconds, workers=2
-    )  # rendered (or reused) while the earlier ones are queried
+        args.fp_pool, media / "fp-pool", corpus.null_photos, args.seed, args.fp_seconds, workers=2,
+        skip=lambda k: f"clip-{k}" in log,
+    )  # rendered (or reused) while the earlier ones are queried  # fmt: skip
     n = 0
     for k, clip in enumerate(clips):
-        for L, scores in window_scores(index, [clip], lengths, hop=None).items():
-            rows[(clip_kind(k), L)] += scores
+        record = log.get(f"clip-{k}")
+        if record is None:
+            scores = window_scores(index, [clip], lengths, hop=None)
+            record = {"kind": clip_kind(k), "scores": {str(L): v for L, v in scores.items()}}
+            log.append(f"clip-{k}", record)
+        for L in lengths:
+            rows[(clip_kind(k), L)] += record["scores"][str(L)]
         n = k + 1
         if n % 100 == 0:
             worst = max(max(v) for v in rows.values())
@@ -512,20 +543,23 @@ def fp_pool(
     print(f"\nfalse positives on {n} unrelated clips of {args.fp_seconds:.0f} s against {works} "
           f"works (threshold {threshold:.2f} matched seconds from {sum(len(v) for v in cal.values())} "
           f"calibration windows; clips rendered and queried in {time.time() - t0:.0f} s)")  # fmt: skip
-    print(f"{'clips':<12} {'len':>4} {'windows':>8} {'pairs':>8} {'false':>6} {'max score':>9} {'mean':>6}")
-    out: dict[str, Any] = {"threshold": threshold, "works": works, "clips": n, "rows": []}
+    print(f"{'clips':<12} {'len':>4} {'windows':>8} {'pairs':>8} {'false':>6} {'max score':>9} {'mean':>6} "
+          f"{'95% bound':>9}")  # fmt: skip
+    out: dict[str, Any] = {"threshold": threshold, "works": works, "library_seconds": library, "clips": n,
+                           "rows": []}  # fmt: skip
     for L in lengths:
         for kind in [*sorted({k for k, _ in rows}), "all"]:
             scores = [x for (k, l2), v in rows.items() if l2 == L and kind in (k, "all") for x in v]
             false = sum(x >= threshold for x in scores)
             pairs = len(scores) * works
+            bound = upper_bound(false, pairs)
             out["rows"].append({"clips": kind, "length": L, "windows": len(scores), "pairs": pairs,
                                 "false": false, "max_score": max(scores),
-                                "mean_score": float(np.mean(scores))})  # fmt: skip
+                                "mean_score": float(np.mean(scores)), "bound95": bound})  # fmt: skip
             print(f"{kind:<12} {L:>4.0f} {len(scores):>8} {pairs:>8} {false:>6} {max(scores):>9.2f} "
-                  f"{np.mean(scores):>6.2f}")  # fmt: skip
+                  f"{np.mean(scores):>6.2f} {bound:>9.1e}")  # fmt: skip
     print("(a pair: one window against one work; 'false' counts windows whose best work reached the "
-          "threshold; with none, the rate is below 3 / pairs at 95 % confidence)")  # fmt: skip
+          "threshold; the bound: the rate per pair at 95 % confidence, 3 / pairs when none)")  # fmt: skip
     return out
 
 
@@ -657,9 +691,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="3 queries per family and length, small pools")
     ap.add_argument("--n", type=int, default=40, help="queries per family and length")
-    ap.add_argument("--programmes", type=int, default=12)
-    ap.add_argument("--programme-seconds", type=float, default=120.0)
-    ap.add_argument("--null-minutes", type=float, default=40.0, help="minutes of unrelated video per pool")
+    ap.add_argument("--programmes", type=int, default=None,
+                    help="slideshow programmes, beside the real one (12; --quick: 5)")  # fmt: skip
+    ap.add_argument("--programme-seconds", type=float, default=None, help="seconds each (120; --quick: 60)")
+    ap.add_argument("--shots-per-photo", type=int, default=1,
+                    help="6-s pans per photo (more programmes from the same photos)")  # fmt: skip
+    ap.add_argument("--null-minutes", type=float, default=None,
+                    help="minutes of unrelated video per pool (40; --quick: 6)")  # fmt: skip
     ap.add_argument("--lengths", default="10,30")
     ap.add_argument("--families", default="", help="comma-separated subset")
     ap.add_argument("--fpr", type=float, default=1e-4)
@@ -705,18 +743,28 @@ def one_measurement(args: argparse.Namespace, corpus: Corpus, work: Path, length
         args.json.write_text(json.dumps(res | {"machine": machine()}, indent=2))
 
 
+def apply_defaults(args: argparse.Namespace) -> None:
+    """The corpus sizes not given (``--quick``: 5 programmes of 60 s, 6 min a pool), and the quick counts."""
+    defaults = (5, 60.0, 6.0) if args.quick else (12, 120.0, 40.0)
+    for key, value in zip(("programmes", "programme_seconds", "null_minutes"), defaults, strict=True):
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.quick:
+        args.n = 3
+        args.videohash_n = args.videohash_n or 1
+
+
 def run(args: argparse.Namespace) -> None:
     """The benchmark with the parsed arguments (see the module docstring)."""
-    if args.quick:
-        args.n, args.programmes, args.programme_seconds, args.null_minutes = 3, 5, 60.0, 6.0
-        args.videohash_n = args.videohash_n or 1
+    apply_defaults(args)
     lengths = [float(x) for x in args.lengths.split(",")]
     families = [f for f in (args.families.split(",") if args.families else FAMILIES)]
     work = args.workdir
     t0 = time.time()
     corpus = build_corpus(
-        work / "media", args.programmes, args.programme_seconds, args.null_minutes, args.seed
-    )
+        work / "media", args.programmes, args.programme_seconds, args.null_minutes, args.seed,
+        args.shots_per_photo,
+    )  # fmt: skip
     if args.fp_pool or args.sweep:
         one_measurement(args, corpus, work, lengths)
         return

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import random
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -154,7 +154,13 @@ def _small(photos: list[Path], directory: Path) -> list[Path]:
 
 
 def unrelated_pool(
-    n: int, directory: Path, photos: list[Path], seed: int, length: float = 30.0, workers: int = 1
+    n: int,
+    directory: Path,
+    photos: list[Path],
+    seed: int,
+    length: float = 30.0,
+    workers: int = 1,
+    skip: Callable[[int], bool] | None = None,
 ) -> Iterator[Path]:
     """``n`` unrelated clips of ``length`` s in ``directory``, in order, each as soon as it is rendered.
 
@@ -175,13 +181,17 @@ def unrelated_pool(
         Seconds per clip.
     workers : int
         ffmpeg processes at once.
+    skip : callable, optional
+        ``skip(k)`` true: the ``k``-th clip is not rendered (its path is yielded all the same,
+        for a caller that measured it before).
     """
     if not photos:
         raise ValueError("the photo clips need photos that no programme and no calibration video shows")
     small = _small(photos, directory / "photos")
 
     def one(k: int) -> Path:
-        return render_clip(k, directory / f"clip-{seed}-{length:g}s-{k:05d}.mp4", small, seed, length)
+        out = directory / f"clip-{seed}-{length:g}s-{k:05d}.mp4"
+        return out if skip is not None and skip(k) else render_clip(k, out, small, seed, length)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         yield from pool.map(one, range(n))
