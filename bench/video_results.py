@@ -66,7 +66,7 @@ def upper_bound(false: int, pairs: int) -> float:
         raise ValueError(f"{false} events in {pairs} trials")
     if false == 0:
         return 3.0 / pairs
-    from scipy.stats import chi2  # type: ignore[import-untyped]
+    from scipy.stats import chi2
 
     return min(1.0, float(chi2.ppf(0.95, 2 * (false + 1))) / 2 / pairs)
 

@@ -58,8 +58,8 @@ import tempfile
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -200,8 +200,8 @@ def build_corpus(
             break
         shots = [p for p in photos for _ in range(shots_per_photo)]
         song, lap = heard[i % 5], i // 5  # heard[5] is the real programme's
-        out = work / f"prog-{i:02d}{tag}.mp4"
-        programmes[f"prog-{i:02d}"] = slideshow(shots, song, out, shot, i, 62.0 * lap)
+        target = work / f"prog-{i:02d}{tag}.mp4"
+        programmes[f"prog-{i:02d}"] = slideshow(shots, song, target, shot, i, 62.0 * lap)
     real = [smoke_root / e.path for e in smoke.select(collection="video", role="original")
             if not e.assembled and (e.duration or 0) >= 5]  # fmt: skip
     real_prog = work / "prog-real.mp4"
@@ -308,49 +308,102 @@ class Query:
     truth: list[tuple[str, float, float]]  # (work, source start, source end)
 
 
-def make_query(family: str, length: float, i: int, corpus: Corpus, work: Path, rng: random.Random) -> Query:
+@dataclass(frozen=True)
+class QueryPlan:
+    """Everything drawn at random for one query; rendering it (:func:`render_query`) draws nothing."""
+
+    family: str
+    length: float
+    i: int
+    name: str  # the programme excerpted
+    start: float
+    seed: int  # the attack generator's
+    host: Path | None = None  # the unrelated video around (inserted) or behind (picture-in-picture)
+    hstart: float = 0.0
+    other: str | None = None  # two_works: the second programme
+    ostart: float = 0.0
+    replacement: Path | None = None  # the sound dubbed over
+
+    @property
+    def key(self) -> str:
+        """The query's name in a run's result log (family, length asked, number)."""
+        return f"{self.family}:{self.length:g}:{self.i}"
+
+    def truth(self, length: float) -> list[tuple[str, float, float]]:
+        """(work, source start, source end) of each excerpt, ``length`` the excerpt's actual length."""
+        if self.other is not None:
+            half = length / 2
+            return [(self.name, self.start, self.start + half), (self.other, self.ostart, self.ostart + half)]
+        return [(self.name, self.start, self.start + length)]
+
+
+def plan_query(
+    family: str, length: float, i: int, corpus: Corpus, rng: random.Random, seconds: Any = None
+) -> QueryPlan:
+    """Draw the ``i``-th query of ``family`` and ``length`` from ``rng`` (the run's one generator).
+
+    ``seconds`` maps a file to its duration (default: ffprobe). The draws, and their order,
+    are those of every run since the benchmark began, so that a rerun that skips measured
+    queries still draws the same later ones.
+    """
+    seconds = seconds or duration
     names = sorted(corpus.programmes)
     name = rng.choice(names)
-    src = corpus.programmes[name]
-    total = duration(src)
-    length = min(length, total - 1.0)
-    start = round(rng.uniform(0, total - length - 0.5), 2)
-    out = work / f"q-{family}-{int(length)}-{i:03d}.mp4"
-    chain: list[Any] = [("excerpt", {"start": start, "length": length}), *FAMILIES[family]]
-    seed = zlib.crc32(f"{family}:{length}:{i}".encode()) % 100000
-    host: Path | None = None
+    total = seconds(corpus.programmes[name])
+    clipped = min(length, total - 1.0)
+    start = round(rng.uniform(0, total - clipped - 0.5), 2)
+    seed = zlib.crc32(f"{family}:{clipped}:{i}".encode()) % 100000
+    plan = QueryPlan(family, length, i, name, start, seed)
     if family == "inserted":
         host = rng.choice(corpus.null)
+        return replace(plan, host=host, hstart=rng.uniform(0, seconds(host) - 20))
+    if family == "two_works":
+        other = rng.choice([n for n in names if n != name])
+        ototal = seconds(corpus.programmes[other])
+        return replace(plan, other=other, ostart=round(rng.uniform(0, ototal - clipped / 2 - 0.5), 2))
+    behind = rng.choice(corpus.null) if family == "pip_quarter" else None
+    dubbed = family in ("audio_replaced", "pip_quarter")
+    return replace(plan, host=behind, replacement=rng.choice(corpus.other_music) if dubbed else None)
+
+
+def render_query(plan: QueryPlan, corpus: Corpus, work: Path) -> Query:
+    """The query file of ``plan`` in ``work``, attacked with :mod:`datasets.attacks.video`."""
+    family, i = plan.family, plan.i
+    src = corpus.programmes[plan.name]
+    length = min(plan.length, duration(src) - 1.0)
+    out = work / f"q-{family}-{int(length)}-{i:03d}.mp4"
+    chain: list[Any] = [("excerpt", {"start": plan.start, "length": length}), *FAMILIES[family]]
+    if family == "inserted":
+        assert plan.host is not None
         plain = work / f"q-{family}-{int(length)}-{i:03d}-x.mp4"
-        apply(src, plain, chain, seed)
-        hstart = rng.uniform(0, duration(host) - 20)
+        apply(src, plain, chain, plan.seed)
         graph = (
             "[0:v]setsar=1[a];[1:v]setsar=1[b];[2:v]setsar=1[c];"
             "[a][0:a][b][1:a][c][2:a]concat=n=3:v=1:a=1[v][s]"
         )
-        ffmpeg("-ss", f"{hstart:.2f}", "-t", "8", "-i", host, "-i", plain, "-ss", f"{hstart + 10:.2f}",
-               "-t", "8", "-i", host, "-filter_complex", graph,
+        ffmpeg("-ss", f"{plan.hstart:.2f}", "-t", "8", "-i", plan.host, "-i", plain, "-ss",
+               f"{plan.hstart + 10:.2f}", "-t", "8", "-i", plan.host, "-filter_complex", graph,
                "-map", "[v]", "-map", "[s]", "-c:v", "libx264", "-preset", "veryfast",
                "-c:a", "aac", out)  # fmt: skip
         plain.unlink()
-        return Query(family, length, out, [(name, start, start + length)])
-    if family == "two_works":
-        other = rng.choice([n for n in names if n != name])
-        ototal = duration(corpus.programmes[other])
+    elif plan.other is not None:
         half = length / 2
-        ostart = round(rng.uniform(0, ototal - half - 0.5), 2)
         a, b = work / "tw-a.mp4", work / "tw-b.mp4"
-        apply(src, a, [("excerpt", {"start": start, "length": half})], seed)
-        apply(corpus.programmes[other], b, [("excerpt", {"start": ostart, "length": half})], seed)
+        apply(src, a, [("excerpt", {"start": plan.start, "length": half})], plan.seed)
+        apply(
+            corpus.programmes[plan.other], b, [("excerpt", {"start": plan.ostart, "length": half})], plan.seed
+        )
         graph = "[0:v][0:a][1:v][1:a]concat=n=2:v=1:a=1[v][s]"
         ffmpeg("-i", a, "-i", b, "-filter_complex", graph, "-map", "[v]",
                "-map", "[s]", "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", out)  # fmt: skip
-        return Query(family, length, out, [(name, start, start + half), (other, ostart, ostart + half)])
-    host = rng.choice(corpus.null) if family == "pip_quarter" else None
-    dubbed = family in ("audio_replaced", "pip_quarter")
-    replacement: Path | None = rng.choice(corpus.other_music) if dubbed else None
-    apply(src, out, chain, seed, host=host, replacement=replacement)
-    return Query(family, length, out, [(name, start, start + length)])
+    else:
+        apply(src, out, chain, plan.seed, host=plan.host, replacement=plan.replacement)
+    return Query(family, length, out, plan.truth(length))
+
+
+def make_query(family: str, length: float, i: int, corpus: Corpus, work: Path, rng: random.Random) -> Query:
+    """Draw and render the ``i``-th query of ``family`` and ``length``."""
+    return render_query(plan_query(family, length, i, corpus, rng), corpus, work)
 
 
 def window_scores(
@@ -528,8 +581,8 @@ def fp_pool(
     for k, clip in enumerate(clips):
         record = log.get(f"clip-{k}")
         if record is None:
-            scores = window_scores(index, [clip], lengths, hop=None)
-            record = {"kind": clip_kind(k), "scores": {str(L): v for L, v in scores.items()}}
+            measured = window_scores(index, [clip], lengths, hop=None)
+            record = {"kind": clip_kind(k), "scores": {str(L): v for L, v in measured.items()}}
             log.append(f"clip-{k}", record)
         for L in lengths:
             rows[(clip_kind(k), L)] += record["scores"][str(L)]
@@ -743,6 +796,48 @@ def one_measurement(args: argparse.Namespace, corpus: Corpus, work: Path, length
         args.json.write_text(json.dumps(res | {"machine": machine()}, indent=2))
 
 
+def measure_queries(
+    plans: Sequence[QueryPlan], log: ResultLog, measure: Callable[[QueryPlan], dict[str, list[Any]]]
+) -> dict[str, list[Any]]:
+    """The outcomes of ``plans`` merged (name → values in plan order), each measured at most once.
+
+    A plan whose key is in ``log`` gives its logged outcome; the others are ``measure``-d
+    and appended to ``log`` one by one, so that a run stopped half-way keeps what it did.
+    """
+    merged: dict[str, list[Any]] = defaultdict(list)
+    for plan in plans:
+        record = log.get(plan.key)
+        if record is None:
+            record = {"row": dict(measure(plan))}
+            log.append(plan.key, record)
+        for name, values in record["row"].items():
+            merged[name] += values
+    return merged
+
+
+def query_log(
+    work: Path,
+    args: argparse.Namespace,
+    corpus: Corpus,
+    families: list[str],
+    lengths: list[float],
+    threshold: float,
+    peers: list[tuple[Peer, int]],
+) -> ResultLog:
+    """The run's per-query results in ``work/queries.jsonl``: a rerun with the same arguments skips
+    the queries measured (their draws are the same), a run with other arguments starts afresh."""
+    log = ResultLog(work / "queries.jsonl", {
+        "works": {n: p.stat().st_size for n, p in sorted(corpus.programmes.items())},
+        "unrelated": [p.stat().st_size for p in [*corpus.calibration, *corpus.null]],
+        "families": {f: FAMILIES[f] for f in families}, "lengths": lengths, "n": args.n,
+        "seed": args.seed, "threshold": threshold, "vpdq_pct": args.vpdq_pct,
+        "peers": [(p.name, limit) for p, limit in peers],
+    })  # fmt: skip
+    if log.done:
+        print(f"{len(log.done)} queries measured before ({log.path}): kept, not run again", flush=True)
+    return log
+
+
 def apply_defaults(args: argparse.Namespace) -> None:
     """The corpus sizes not given (``--quick``: 5 programmes of 60 s, 6 min a pool), and the quick counts."""
     defaults = (5, 60.0, 6.0) if args.quick else (12, 120.0, 40.0)
@@ -840,12 +935,20 @@ def run(args: argparse.Namespace) -> None:
         rows: dict[tuple[str, float], dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
         qdir = tmp / "queries"
         qdir.mkdir()
+        log = query_log(work, args, corpus, families, lengths, threshold, active)
         for family in families:
             for L in lengths:
-                for i in range(args.n):
-                    q = make_query(family, L, i, corpus, qdir, rng)
-                    score_query(index, q, refs, args.vpdq_pct, rows[(family, L)], active, i)
+                plans = [plan_query(family, L, i, corpus, rng) for i in range(args.n)]  # measured or not
+
+                def measure(plan: QueryPlan) -> dict[str, list[Any]]:
+                    q = render_query(plan, corpus, qdir)
+                    one: dict[str, list[Any]] = defaultdict(list)
+                    score_query(index, q, refs, args.vpdq_pct, one, active, plan.i)
                     q.path.unlink()
+                    return one
+
+                for key, values in measure_queries(plans, log, measure).items():
+                    rows[(family, L)][key] += values
                 r = rows[(family, L)]
                 ours, peer = np.mean(r["ours"]), np.mean(r["vpdq"])
                 others = "".join(f"  {p.name} {rate(r[p.name], args.n)}" for p, _ in active)
