@@ -39,7 +39,20 @@ Run::
     .venv/bin/python bench/video_robustness.py --quick --sweep 100 --sweep-decoders ffmpeg,pyav
 
 ``--fp-pool N`` counts false positives only, on N generated unrelated clips of
-``--fp-seconds`` (:mod:`bench.video_unrelated`; the threshold calibrated as above).
+``--fp-seconds`` (:mod:`bench.video_unrelated`; the threshold calibrated as above). A
+clip searches the whole index once, so the (query, work) pairs grow with the library:
+``--programmes`` and ``--programme-seconds`` size it in any mode (``--quick`` only sets
+what is not given), and ``--shots-per-photo 2`` shows each photo in two pans so that the
+corpus's photos make more programmes (each programme still its own photos)::
+
+    .venv/bin/python bench/video_robustness.py --quick --programmes 38 --shots-per-photo 2 \
+        --fp-pool 1000 --fp-seconds 10      # 39 works of 60 s: 39,000 pairs
+
+Long runs keep each measurement as it is made, in the workdir: ``queries.jsonl`` (one
+line per attacked query) and ``fp-pool.jsonl`` (one per unrelated clip). A run stopped
+half-way and started again with the same arguments skips what it measured (the query
+draws are the same) and prints the whole table; set-up (registration, calibration, the
+peers' references) is done again.
 ``--sweep`` measures only the query time as synthetic hours are added: the picture
 search of a fingerprinted clip, and the whole query from the file (probe, decode, hash,
 picture and soundtrack search, fusion) as ``rongxin identify`` runs it.
