@@ -572,8 +572,10 @@ def fp_pool(
     threshold = max(2.0, max(max(v) for v in cal.values()) + 0.5)
     works = len(corpus.programmes)
     library = sum(duration(p) for p in corpus.programmes.values())
+    cal_max = {str(L): max(v) for L, v in cal.items()}
     print(f"{works} works ({library / 60:.1f} min of picture), threshold {threshold:.2f} matched s "
-          f"from {sum(len(v) for v in cal.values())} calibration windows", flush=True)  # fmt: skip
+          f"from {sum(len(v) for v in cal.values())} calibration windows (highest per length "
+          f"{cal_max})", flush=True)  # fmt: skip
     lengths = [L for L in lengths if args.fp_seconds >= L]
     # each clip's scores, kept as measured: a stopped run resumes where it was
     log = ResultLog(media.parent / "fp-pool.jsonl", {
@@ -611,8 +613,8 @@ def fp_pool(
           f"calibration windows; clips rendered and queried in {time.time() - t0:.0f} s)")  # fmt: skip
     print(f"{'clips':<12} {'len':>4} {'windows':>8} {'pairs':>8} {'false':>6} {'max score':>9} {'mean':>6} "
           f"{'95% bound':>9}")  # fmt: skip
-    out: dict[str, Any] = {"threshold": threshold, "works": works, "library_seconds": library, "clips": n,
-                           "rows": []}  # fmt: skip
+    out: dict[str, Any] = {"threshold": threshold, "calibration_max": cal_max, "works": works,
+                           "library_seconds": library, "clips": n, "rows": []}  # fmt: skip
     for L in lengths:
         for kind in [*sorted({k for k, _ in rows}), "all"]:
             scores = [x for (k, l2), v in rows.items() if l2 == L and kind in (k, "all") for x in v]
