@@ -581,7 +581,7 @@ def fp_pool(
     log = ResultLog(media.parent / "fp-pool.jsonl", {
         "works": {n: p.stat().st_size for n, p in sorted(corpus.programmes.items())},
         "calibration": [p.stat().st_size for p in corpus.calibration], "seed": args.seed,
-        "clip_seconds": args.fp_seconds, "lengths": lengths,
+        "clip_seconds": args.fp_seconds, "lengths": lengths, "decoder": args.query_decoder,
     })  # fmt: skip
     rows: dict[tuple[str, float], list[float]] = defaultdict(list)
     t0 = time.time()
@@ -846,7 +846,7 @@ def query_log(
         "unrelated": [p.stat().st_size for p in [*corpus.calibration, *corpus.null]],
         "families": {f: FAMILIES[f] for f in families}, "lengths": lengths, "n": args.n,
         "seed": args.seed, "threshold": threshold, "vpdq_pct": args.vpdq_pct,
-        "peers": [(p.name, limit) for p, limit in peers],
+        "peers": [(p.name, limit) for p, limit in peers], "decoder": args.query_decoder,
     })  # fmt: skip
     if log.done:
         print(f"{len(log.done)} queries measured before ({log.path}): kept, not run again", flush=True)
