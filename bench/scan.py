@@ -313,6 +313,7 @@ def run_dask(
         summary["wall"] = time.perf_counter() - t0
         cpu1 = probe.run(time.process_time)
         summary["worker_cpu"] = sum(cpu1[w] - cpu0[w] for w in cpu1 if w in cpu0)
+        summary["worker_split"] = sorted((cpu1[w] - cpu0[w] for w in cpu1 if w in cpu0), reverse=True)
         summary["client_cpu"] = time.process_time() - own0
         summary["site_cpu"] = site_cpu(base) - site0
     return summary
@@ -385,11 +386,12 @@ def dask_scaling(args: argparse.Namespace, pics: Path, library: Path, work: Path
         "bound 2W1/(W2+C2+S2)",
     ]
     table(head, rows)
-    print("rounds (1 worker, then 2): wall s, W / C / S CPU s, load average after, speed-up, bound")
+    print("rounds (1 worker, then 2): wall s, W (= per worker) / C / S CPU s, load after, speed-up, bound")
 
     def cpu(s: dict[str, Any]) -> str:
         w, c, site = s["worker_cpu"], s["client_cpu"], s["site_cpu"]
-        return f"{s['wall']:.1f} ({w:.1f}/{c:.1f}/{site:.1f}, {s['load']:.1f})"
+        split = "+".join(f"{x:.1f}" for x in s["worker_split"])
+        return f"{s['wall']:.1f} ({w:.1f} = {split}/{c:.1f}/{site:.1f}, {s['load']:.1f})"
 
     for r, (one, two) in enumerate(zip(runs[1], runs[2], strict=True)):
         print(

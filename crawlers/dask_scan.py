@@ -11,7 +11,9 @@ so no two workers ever fetch from one host at once. A lease is one :func:`crawl_
 <crawlers.cluster.crawl_batch>` task of up to ``batch`` items of the origin, sent
 preferably to the origin's home worker (rendezvous hashing of the origin over the
 current worker addresses: an origin stays on its worker, whose pacer and robots.txt
-cache keep its state, and only a lost worker's origins move). The batch returns the
+cache keep its state; it moves when its worker is lost, or when its worker already runs
+two crawl tasks per thread and another has room, so that a worker whose hosts are done
+takes on the others' instead of idling). The batch returns the
 origin's next free slot (wall clock); the client leases the origin again only from then,
 and the next batch carries the slot to whichever worker runs it, whose pacer waits for it
 too, so the per-host delay holds across workers.
@@ -41,7 +43,8 @@ import hashlib
 import heapq
 import secrets
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -57,6 +60,32 @@ from crawlers.urls import origin_of
 #: Held media a worker is told to drop with a task of its own once they reach this size (smaller
 #: drops ride along with its next identification task).
 DROP_BYTES = 64 * 1024 * 1024
+
+
+def lease_worker(origin: str, workers: list[str], threads: Mapping[str, int], busy: Mapping[str, int]) -> str:
+    """The worker for a new lease of ``origin``, given the crawl tasks ``busy`` on each.
+
+    Its :func:`home_worker` while that one runs fewer than two crawl tasks per thread; else
+    the worker with the most room (the home worker on a tie). Hosts are few beside
+    workers, so homes alone give one worker more hosts than another; once the busier one
+    is full, its origins spill to one that has room, with their slot, instead of leaving
+    that worker idle.
+
+    >>> ws = ["tcp://a:1", "tcp://b:1"]
+    >>> home = home_worker("http://h.example", ws)
+    >>> lease_worker("http://h.example", ws, {w: 1 for w in ws}, {}) == home
+    True
+    >>> lease_worker("http://h.example", ws, {w: 1 for w in ws}, {home: 2}) != home
+    True
+    """
+    home = home_worker(origin, workers)
+
+    def room(w: str) -> int:
+        return 2 * max(1, threads.get(w, 1)) - busy.get(w, 0)
+
+    if room(home) > 0:
+        return home
+    return max(workers, key=lambda w: (room(w), w == home))
 
 
 def home_worker(origin: str, workers: list[str]) -> str:
@@ -228,6 +257,7 @@ class DaskScanner(Scanner):
         self.client, self._name = client, name
         self._done: Any = as_completed(loop=client.loop, with_results=True, raise_errors=False)  # type: ignore[no-untyped-call]
         self._crawls: dict[str, tuple[str, list[Item]]] = {}  # task key -> origin, items
+        self._crawl_on: dict[str, str] = {}  # task key -> the worker it was sent to
         self._leases: set[str] = set()  # origins with a crawl task in flight
         self._idents: dict[str, tuple[str, list[bytes], Any]] = {}  # task key -> worker, digests, future
         self._waiting: dict[bytes, tuple[str, list[tuple[Item, Fetched]]]] = {}  # digest -> holder, items
@@ -330,12 +360,15 @@ class DaskScanner(Scanner):
         if not groups:
             return
         by_worker: dict[str, list[tuple[str, list[Item]]]] = defaultdict(list)
+        busy = Counter(self._crawl_on.get(k, "") for k in self._crawls)
         with self.store.batch():
             for origin, items in groups:
                 usage = self.store.host_usage(origin)
                 items = [i for i in items if not self.over_budget(i, usage)]
                 if items:
-                    by_worker[home_worker(origin, self._workers)].append((origin, items))
+                    worker = lease_worker(origin, self._workers, self._threads, busy)
+                    busy[worker] += 1
+                    by_worker[worker].append((origin, items))
         for worker, leases in by_worker.items():
             keys = [f"rx-crawl-{self._name}-{items[0].id}-{secrets.token_hex(4)}" for _, items in leases]
             futures = self.client.map(
@@ -350,6 +383,7 @@ class DaskScanner(Scanner):
             )
             self._done.update(futures)
             for key, (origin, items) in zip(keys, leases, strict=True):
+                self._crawl_on[key] = worker
                 self.tasks["crawl"] += 1
                 self._leases.add(origin)
                 self._crawls[key] = (origin, items)
@@ -357,6 +391,7 @@ class DaskScanner(Scanner):
                 self._pages_out += sum(1 for i in items if i.kind == "page")
 
     def _crawled(self, fut: Any, result: Any) -> None:
+        self._crawl_on.pop(fut.key, None)
         origin, items = self._crawls.pop(fut.key)
         self._leases.discard(origin)
         self._pages_out -= sum(1 for i in items if i.kind == "page")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from crawlers.cluster import connect, parse_address
-from crawlers.dask_scan import DaskScanner, home_worker
+from crawlers.dask_scan import DaskScanner, home_worker, lease_worker
 from crawlers.errors import CrawlError
 from crawlers.scan import ScanConfig, Scanner
 from crawlers.store import ScanStore
@@ -236,6 +236,29 @@ def test_home_worker_is_stable_and_moves_only_a_lost_workers_hosts() -> None:
     after = {o: home_worker(o, workers[1:]) for o in origins}
     moved = {o for o in origins if before[o] != after[o]}
     assert moved == {o for o in origins if before[o] == workers[0]}
+
+
+def test_a_lease_spills_from_a_full_home_worker_to_one_with_room() -> None:
+    workers = [f"tcp://127.0.0.1:{4000 + i}" for i in range(3)]
+    threads = {workers[0]: 1, workers[1]: 2, workers[2]: 1}
+    origins = [f"http://h{i}.test" for i in range(60)]
+    for o in origins:
+        home = home_worker(o, workers)
+        assert lease_worker(o, workers, threads, {}) == home  # room at home: stays
+        full = {home: 2 * threads[home]}
+        moved = lease_worker(o, workers, threads, full)
+        assert moved != home
+        # the most room: the two-thread worker unless it is the full home
+        assert moved == (workers[1] if home != workers[1] else workers[0])
+        # every worker full: the home keeps it (the scan's total cap holds the line)
+        assert lease_worker(o, workers, threads, {w: 2 * threads[w] for w in workers}) == home
+    # hashing alone leaves some worker with more homes than another; spilling evens the
+    # tasks in flight: hand out leases one by one, each to lease_worker's choice
+    busy: dict[str, int] = {}
+    for o in origins[:8]:
+        w = lease_worker(o, workers, threads, busy)
+        busy[w] = busy.get(w, 0) + 1
+    assert busy == {workers[0]: 2, workers[1]: 4, workers[2]: 2}
 
 
 class _Stop(Exception):
