@@ -256,8 +256,7 @@ class DaskScanner(Scanner):
 
         self.client, self._name = client, name
         self._done: Any = as_completed(loop=client.loop, with_results=True, raise_errors=False)  # type: ignore[no-untyped-call]
-        self._crawls: dict[str, tuple[str, list[Item]]] = {}  # task key -> origin, items
-        self._crawl_on: dict[str, str] = {}  # task key -> the worker it was sent to
+        self._crawls: dict[str, tuple[str, list[Item], str]] = {}  # task key -> origin, items, worker
         self._leases: set[str] = set()  # origins with a crawl task in flight
         self._idents: dict[str, tuple[str, list[bytes], Any]] = {}  # task key -> worker, digests, future
         self._waiting: dict[bytes, tuple[str, list[tuple[Item, Fetched]]]] = {}  # digest -> holder, items
@@ -360,7 +359,7 @@ class DaskScanner(Scanner):
         if not groups:
             return
         by_worker: dict[str, list[tuple[str, list[Item]]]] = defaultdict(list)
-        busy = Counter(self._crawl_on.get(k, "") for k in self._crawls)
+        busy = Counter(worker for _, _, worker in self._crawls.values())
         with self.store.batch():
             for origin, items in groups:
                 usage = self.store.host_usage(origin)
@@ -383,16 +382,14 @@ class DaskScanner(Scanner):
             )
             self._done.update(futures)
             for key, (origin, items) in zip(keys, leases, strict=True):
-                self._crawl_on[key] = worker
                 self.tasks["crawl"] += 1
                 self._leases.add(origin)
-                self._crawls[key] = (origin, items)
+                self._crawls[key] = (origin, items, worker)
                 self._busy.update(i.id for i in items)
                 self._pages_out += sum(1 for i in items if i.kind == "page")
 
     def _crawled(self, fut: Any, result: Any) -> None:
-        self._crawl_on.pop(fut.key, None)
-        origin, items = self._crawls.pop(fut.key)
+        origin, items, _ = self._crawls.pop(fut.key)
         self._leases.discard(origin)
         self._pages_out -= sum(1 for i in items if i.kind == "page")
         by_id = {i.id: i for i in items}

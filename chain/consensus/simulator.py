@@ -361,9 +361,11 @@ class Simulator:
             self._push(up, "restart", node)
         for groups, _, heal in self.sc.partitions:
             for a in self.instances:
+                ga = next((g for g in groups if a in g), None)
+                if ga is None:
+                    continue
                 for b in self.instances:
-                    ga = next((g for g in groups if a in g), None)
-                    if ga is not None and b not in ga:
+                    if b not in ga:
                         self._push(heal + self._reopen_delay(a, b), "reopen", (a, b))
 
     def _reopen_delay(self, a: str, b: str) -> int:

@@ -310,7 +310,8 @@ class NodeHost:
         peer.send(Channel.BLOCK_SYNC, encode_message(req))
         peer.send(Channel.HEARTBEAT, self._heartbeat())
         self._send_mempool(peer)
-        # this round's vote and timeout, which the peer missed if the link was down
+        # the round's proposal and this node's latest vote and timeout, which the peer
+        # missed if the link was down (ConsensusCore.on_peer_connected)
         self._run(lambda: self.replica.core.on_peer_connected(peer.node_id))
 
     def _send_mempool(self, peer: Peer) -> None:

@@ -57,5 +57,4 @@ def test_progress_resumes_within_message_delays_of_the_heal(seed: int, spread_ms
     # message delays, far below a backed-off round timer (800 ms)
     took = after[0] - HEAL_MS
     assert took < spread_ms + ROUND_TIMEOUT_MS, f"first block {took} ms after the heal"
-    heights = {name: h for name, h in result.heights.items()}
-    assert min(heights.values()) >= max(heights.values()) - 2
+    assert min(result.heights.values()) >= max(result.heights.values()) - 2
