@@ -471,12 +471,17 @@ def sweep(
     seed: int,
     n_queries: int = 4,
     decoders: tuple[str, ...] = ("pyav",),
+    families: list[str] | None = None,
 ) -> None:
     """Query latency and chance scores with ``hours`` of synthetic works beside the programmes.
 
     The filler is made from real fingerprints: each synthetic hour is sampled frames of the
     real programmes (both views), every hash with 24 random bits flipped, in runs of 4-s
     shots — near-duplicates of real content, harder on the index than unrelated video.
+
+    ``families`` ``None``: every query is the colour-and-noise attack (the heaviest file to
+    decode). Otherwise the 30-s queries are drawn as the robustness run draws them, family
+    after family in turn (``plan_query``), and the file timings are also printed per family.
     """
     from forensics.video.fingerprint import VideoFingerprint as Fp
 
@@ -488,17 +493,27 @@ def sweep(
         base.add(name, path)
     real = [base.catalogue.load(r) for r in base.catalogue.rows()]
     queries = []
+    kinds: list[str] = []
     names = sorted(corpus.programmes)
     pick = random.Random(seed)
-    for i in range(n_queries):  # 30-s excerpts, every programme in turn, from a seeded place
-        name = names[i % len(names)] if n_queries > 4 else names[i]
-        at = 10.0 if n_queries <= 4 else round(pick.uniform(0, duration(corpus.programmes[name]) - 30.5), 2)
-        q = work / f"sweep-{i}.mp4"
-        apply(corpus.programmes[name], q, [("excerpt", {"start": at, "length": 30.0}), "color"], i)
-        queries.append((name, q, base.fingerprint(q, query=True)))
+    for i in range(n_queries):
+        if families:  # the robustness run's draws, family after family
+            plan = plan_query(families[i % len(families)], 30.0, i, corpus, pick)
+            rendered = render_query(plan, corpus, work)
+            name, q = plan.name, rendered.path
+            kinds.append(plan.family)
+        else:  # 30-s excerpts, every programme in turn, from a seeded place
+            name = names[i % len(names)] if n_queries > 4 else names[i]
+            span = duration(corpus.programmes[name]) - 30.5
+            at = 10.0 if n_queries <= 4 else round(pick.uniform(0, span), 2)
+            q = work / f"sweep-{i}.mp4"
+            apply(corpus.programmes[name], q, [("excerpt", {"start": at, "length": 30.0}), "color"], i)
+            kinds.append("color_noise")
+        fp = fingerprint_file(q, rate=base.rate, limits=base.limits, query=True, min_valid=0)
+        queries.append((name, q, fp))
     head = ("hours", "frames", "open s", "save s", "reopen s", "query p50", "query max", "found", "chance",
-            "file p50", "file max", "file CPU", "file found", "load", "decoder")  # fmt: skip
-    widths = (6, 10, 7, 7, 8, 9, 9, 6, 7, 9, 9, 9, 10, 5, 7)
+            "file p50", "file p99", "file max", "file CPU", "file found", "load", "decoder")  # fmt: skip
+    widths = (6, 10, 7, 7, 8, 9, 9, 6, 7, 9, 9, 9, 9, 10, 5, 7)
     print(" ".join(f"{h:>{w}}" for h, w in zip(head, widths, strict=True)))
     done = 0.0
     for target in sorted(hours):
@@ -544,9 +559,16 @@ def sweep(
         for dec, (file_lat, file_cpu, loads, file_ok) in time_files(idx, queries, decoders).items():
             print(f"{target:>6.0f} {frames_n:>10} {opened:>7.1f} {saved:>7.1f} {reopened:>8.1f} "
                   f"{pct(lat, 50):>8.2f}s {max(lat):>8.2f}s "
-                  f"{ok:>3}/{len(queries)} {chance:>7.2f} {pct(file_lat, 50):>8.2f}s {max(file_lat):>8.2f}s "
-                  f"{pct(file_cpu, 50):>8.2f}s {file_ok:>7}/{len(queries)} {np.mean(loads):>5.1f} {dec:>7}",
-                  flush=True)  # fmt: skip
+                  f"{ok:>3}/{len(queries)} {chance:>7.2f} {pct(file_lat, 50):>8.2f}s "
+                  f"{pct(file_lat, 99):>8.2f}s {max(file_lat):>8.2f}s {pct(file_cpu, 50):>8.2f}s "
+                  f"{file_ok:>7}/{len(queries)} "
+                  f"{np.mean(loads):>5.1f} {dec:>7}", flush=True)  # fmt: skip
+            if families:
+                for kind in dict.fromkeys(kinds):
+                    of = [i for i, k in enumerate(kinds) if k == kind]
+                    sel, cpu = [file_lat[i] for i in of], [file_cpu[i] for i in of]
+                    print(f"{'':>6} {kind:<20} file p50 {pct(sel, 50):.2f}s max {max(sel):.2f}s "
+                          f"CPU p50 {pct(cpu, 50):.2f}s ({len(of)} queries, {dec})")  # fmt: skip
         idx.close()
     base.close()
     audio.close()
@@ -791,6 +813,12 @@ def main() -> None:
         help="picture decoders of the sweep's file queries, comma-separated (alternated): pyav,ffmpeg",
     )
     ap.add_argument("--sweep-queries", type=int, default=4, help="30-s query clips timed per size (--sweep)")
+    ap.add_argument(
+        "--sweep-families",
+        default="",
+        help="the sweep's queries drawn family after family from these (comma-separated, or 'all'); "
+        "default: colour and noise only",
+    )
     ap.add_argument("--fp-pool", type=int, default=0,
                     help="only count false positives on this many generated unrelated clips")  # fmt: skip
     ap.add_argument("--fp-seconds", type=float, default=10.0, help="length of each --fp-pool clip (s)")
@@ -804,7 +832,10 @@ def one_measurement(args: argparse.Namespace, corpus: Corpus, work: Path, length
         if args.sweep:
             sizes = [float(h) for h in args.sweep.split(",")]
             decoders = tuple(args.sweep_decoders.split(","))
-            sweep(corpus, sizes, Path(tmp_s), args.seed, args.sweep_queries, decoders)
+            fams = list(FAMILIES) if args.sweep_families == "all" else [
+                f for f in args.sweep_families.split(",") if f
+            ]  # fmt: skip
+            sweep(corpus, sizes, Path(tmp_s), args.seed, args.sweep_queries, decoders, fams or None)
             return
         res = fp_pool(corpus, args, work / "media", Path(tmp_s), lengths)
     if args.json:

@@ -58,6 +58,30 @@ def test_offset_and_speed_recovered_from_noisy_codes(speed: float) -> None:
     assert a.matched >= 0.9 * len(q) and len(a.per_second) == 20 and len(a.pairs) == 5
 
 
+def test_long_query_refined_to_its_speed_and_offset() -> None:
+    # a 15-min query (3,600 frames): the refinement scores its grid in several batches
+    rng = np.random.default_rng(7)
+    work = rng.integers(0, 256, (4400, 32), dtype=np.uint8)
+    speed, start = 1.03, 40.0
+    q = _noisy(_resample(work, start, 900.0, speed), rng, 40)
+    t = np.arange(len(q)) / RATE
+    true_j = np.rint((start + speed * t) * RATE).astype(np.int64)
+    i = np.arange(0, len(q), 3)  # a third of the frames found their true neighbour...
+    j = true_j[i]
+    wrong = rng.integers(0, len(work), len(i))  # ...and as many a random one
+    pairs = Pairs(
+        np.concatenate([i, i]),
+        np.zeros(2 * len(i), np.int8),
+        np.zeros(2 * len(i), np.int64),
+        np.concatenate([j, wrong]),
+        np.zeros(2 * len(i), np.int16),
+    )
+    query = QueryCodes(q, q[:, ::-1], np.ones(len(q), bool), RATE)
+    (a,) = align(query, pairs, lambda w: (work, np.ones(len(work), bool)), AlignParams())
+    assert abs(a.speed - speed) <= 0.005 and abs(a.ref_start - start) <= 0.25, a
+    assert a.matched >= 0.95 * len(q)
+
+
 def test_two_works_in_one_query_each_get_a_span() -> None:
     rng = np.random.default_rng(5)
     works = [rng.integers(0, 256, (200, 32), dtype=np.uint8) for _ in range(4)]
