@@ -489,9 +489,12 @@ def sweep(
     audio = AudioIndex(work / "audio")  # the programmes' soundtracks, as inside a library
     base = VideoIndex(work / "base")
     base.attach_audio(lambda: audio)
+    kept = {r.work_id for r in base.catalogue.rows()}  # a --sweep-dir of an earlier run
     for name, path in corpus.programmes.items():
-        base.add(name, path)
-    real = [base.catalogue.load(r) for r in base.catalogue.rows()]
+        if name not in kept:
+            base.add(name, path)
+    real = [base.catalogue.load(r) for r in base.catalogue.rows() if r.work_id in corpus.programmes]
+    added = False
     queries = []
     kinds: list[str] = []
     names = sorted(corpus.programmes)
@@ -534,10 +537,13 @@ def sweep(
                 frames.append(np.packbits(bits, axis=1))
             valid = np.ones(len(frames[0]), bool)
             fp = Fp(frames[0], valid, DEFAULT_RATE, centre=frames[1], centre_valid=valid)
-            base.catalogue.add(f"filler-{done:06.0f}", fp, fp.digest, sound=False)
+            if f"filler-{done:06.0f}" not in kept:  # drawn all the same, so the next hours are too
+                base.catalogue.add(f"filler-{done:06.0f}", fp, fp.digest, sound=False)
+                added = True
             done += 1.0
-        for stale in (work / "base").glob("search-*.ivf"):
-            stale.unlink()  # time the clustering from the segments first
+        if added:  # time the clustering from the segments first
+            for stale in (work / "base").glob("search-*.ivf"):
+                stale.unlink()
         t = time.time()
         idx = VideoIndex(work / "base")
         idx.attach_audio(lambda: audio)
@@ -814,6 +820,13 @@ def main() -> None:
     )
     ap.add_argument("--sweep-queries", type=int, default=4, help="30-s query clips timed per size (--sweep)")
     ap.add_argument(
+        "--sweep-dir",
+        type=Path,
+        default=None,
+        help="keep the sweep's index here and reuse it in a later run with the same seed and sizes "
+        "(its open time is then that of the saved inverted file); default: a temporary directory",
+    )
+    ap.add_argument(
         "--sweep-families",
         default="",
         help="the sweep's queries drawn family after family from these (comma-separated, or 'all'); "
@@ -835,7 +848,9 @@ def one_measurement(args: argparse.Namespace, corpus: Corpus, work: Path, length
             fams = list(FAMILIES) if args.sweep_families == "all" else [
                 f for f in args.sweep_families.split(",") if f
             ]  # fmt: skip
-            sweep(corpus, sizes, Path(tmp_s), args.seed, args.sweep_queries, decoders, fams or None)
+            where = args.sweep_dir or Path(tmp_s)
+            where.mkdir(parents=True, exist_ok=True)
+            sweep(corpus, sizes, where, args.seed, args.sweep_queries, decoders, fams or None)
             return
         res = fp_pool(corpus, args, work / "media", Path(tmp_s), lengths)
     if args.json:
