@@ -538,6 +538,7 @@ class NodeHost:
         executor = app.executor
         jobs: list[tuple[Transaction, PublicKey]] = []
         waits: set[asyncio.Future[list[str | None]]] = set()
+        keys: dict[bytes, PublicKey | None] = {}  # a batch comes from few senders
         for raw in raws:
             if type(raw) is bytes and app.is_known(executor.tx_id_of(raw)):
                 # pending here (verified at its admission) or committed or refused: a late
@@ -553,9 +554,13 @@ class NodeHost:
             if running is not None:
                 waits.add(running)
                 continue
-            cert = load_certificate(app.state, tx.sender)
-            if cert is not None:
-                jobs.append((tx, cert.key()))
+            if tx.sender in keys:
+                key = keys[tx.sender]
+            else:
+                cert = load_certificate(app.state, tx.sender)
+                key = keys[tx.sender] = None if cert is None else cert.key()
+            if key is not None:
+                jobs.append((tx, key))
         if jobs:
             chain_id = self.genesis.chain_id
             future = asyncio.get_running_loop().run_in_executor(
@@ -611,9 +616,12 @@ class NodeHost:
         except asyncio.QueueFull:
             self.counters.txs_refused += len(batch)  # the pool is far behind: the sender retries
             return
-        tx_id_of = self.replica.app.executor.tx_id_of
+        # decoded here (the decode is cached: admission needs it anyway) for the ids under
+        # which a compact proposal that follows this gossip finds them
+        decode = self.replica.app.executor.decode
         for raw in batch:
-            self._unadmitted[tx_id_of(raw)] = raw
+            with contextlib.suppress(ValidationError):  # admission refuses it
+                self._unadmitted[decode(raw).tx_id] = raw
 
     async def _gossip_worker(self) -> None:
         """Admit gossiped batches in arrival order, verifying signatures off the loop."""
