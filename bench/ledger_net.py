@@ -304,6 +304,21 @@ def latency_stats(ids: dict[str, float], seen: dict[str, float]) -> tuple[float,
     return tps, statistics.median(lat), lat[min(len(lat) - 1, int(0.99 * len(lat)))], len(lat)
 
 
+def metric_sum(net: Net, names: list[str], metric: str) -> float | None:
+    """The sum over ``names`` of one Prometheus counter or gauge (``None``: a node lacks it)."""
+    import urllib.request
+
+    total = 0.0
+    for name in names:
+        with urllib.request.urlopen(f"{net.url(name)}/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(metric + " ")]
+        if not values:
+            return None
+        total += values[0]
+    return total
+
+
 def heights(net: Net) -> dict[str, int | None]:
     return {s.name: s.height for s in procs.probe(list(net.entries.values()))}
 
@@ -371,6 +386,11 @@ def main() -> None:
             client_cpu = time.process_time() - others0[1]
             results.update(tps=tps, p50_s=p50, p99_s=p99, committed=done, wall_s=time.perf_counter() - t0)
             h1 = heights(net).get(observer)
+            with contextlib.suppress(OSError, ValueError):
+                results["compact_proposals"] = metric_sum(
+                    net, consensus, "rongxin_consensus_compact_proposals_total"
+                )
+                results["fetched_txs"] = metric_sum(net, consensus, "rongxin_consensus_fetched_txs_total")
             if h0 is not None and h1 is not None and h1 > h0:
                 results["txs_per_block"] = done / (h1 - h0)
             if done == len(ids):  # else the CPU also went to transactions not counted
@@ -529,6 +549,13 @@ def print_table(r: dict[str, Any], args: argparse.Namespace) -> None:
                     f"{statistics.mean(v):.3f}, {statistics.median(v):.3f}, {max(v):.3f}",
                 )
             )
+    if r.get("compact_proposals") is not None:
+        rows.append(
+            (
+                "compact proposals received, txs fetched (all nodes)",
+                f"{r['compact_proposals']:,.0f}, {r.get('fetched_txs') or 0:,.0f}",
+            )
+        )
     if "client_cpu_s_per_1k_txs" in r:
         rows.append(
             (
