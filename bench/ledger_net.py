@@ -304,6 +304,21 @@ def latency_stats(ids: dict[str, float], seen: dict[str, float]) -> tuple[float,
     return tps, statistics.median(lat), lat[min(len(lat) - 1, int(0.99 * len(lat)))], len(lat)
 
 
+def metric_sum(net: Net, names: list[str], metric: str) -> float | None:
+    """The sum over ``names`` of one Prometheus counter or gauge (``None``: a node lacks it)."""
+    import urllib.request
+
+    total = 0.0
+    for name in names:
+        with urllib.request.urlopen(f"{net.url(name)}/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(metric + " ")]
+        if not values:
+            return None
+        total += values[0]
+    return total
+
+
 def heights(net: Net) -> dict[str, int | None]:
     return {s.name: s.height for s in procs.probe(list(net.entries.values()))}
 
@@ -359,15 +374,31 @@ def main() -> None:
         try:
             # 1. throughput: everything as fast as the nodes take it
             t0 = time.perf_counter()
+            h0 = heights(net).get(observer)
             cpu0 = cpu_of(net, consensus)
+            others0 = cpu_of(net, [observer]), time.process_time()
             ids = run_load(net, streams, consensus, args.batch, None)
             wait_seen(watcher, ids, 120)
             tps, p50, p99, done = latency_stats(ids, watcher.seen)
             results["settle_s"] = [settle(net, consensus)]
             spent = cpu_spent(cpu0, cpu_of(net, consensus))
+            observer_cpu = cpu_spent(others0[0], cpu_of(net, [observer]))
+            client_cpu = time.process_time() - others0[1]
             results.update(tps=tps, p50_s=p50, p99_s=p99, committed=done, wall_s=time.perf_counter() - t0)
+            h1 = heights(net).get(observer)
+            with contextlib.suppress(OSError, ValueError):
+                results["compact_proposals"] = metric_sum(
+                    net, consensus, "rongxin_consensus_compact_proposals_total"
+                )
+                results["fetched_txs"] = metric_sum(net, consensus, "rongxin_consensus_fetched_txs_total")
+            if h0 is not None and h1 is not None and h1 > h0:
+                results["txs_per_block"] = done / (h1 - h0)
             if done == len(ids):  # else the CPU also went to transactions not counted
                 results["cpu_s_per_1k_txs"] = [1000 * c / done for c in spent]
+                # the rest of the two cores' load: the observer, and this process's clients
+                # (the submitting threads and the observer's watcher)
+                results["observer_cpu_s_per_1k_txs"] = 1000 * sum(observer_cpu) / done
+                results["client_cpu_s_per_1k_txs"] = 1000 * client_cpu / done
             # 2. latency at a fixed offered rate
             offered_n = int(args.offered * (10 if args.quick else 30))
             per2 = max(1, offered_n // args.members)
@@ -493,6 +524,7 @@ def print_table(r: dict[str, Any], args: argparse.Namespace) -> None:
     rows = [
         ("committed TPS (as fast as taken)", f"{r['tps']:,.0f}  ({r['committed']:,} txs)"),
         ("latency submit→commit p50 / p99", f"{r['p50_s']:.2f} s / {r['p99_s']:.2f} s"),
+        ("transactions per block (mean)", f"{r['txs_per_block']:.0f}" if "txs_per_block" in r else "—"),
         ("SM2 verify, one core (same run)", f"{r['verify_per_s']:,.0f}/s"),
         ("bound cores × rate ÷ nodes", f"{r['bound_tps']:,.0f} TPS"),
         ("TPS ÷ bound", f"{r['ratio']:.2f}"),
@@ -517,6 +549,20 @@ def print_table(r: dict[str, Any], args: argparse.Namespace) -> None:
                     f"{statistics.mean(v):.3f}, {statistics.median(v):.3f}, {max(v):.3f}",
                 )
             )
+    if r.get("compact_proposals") is not None:
+        rows.append(
+            (
+                "compact proposals received, txs fetched (all nodes)",
+                f"{r['compact_proposals']:,.0f}, {r.get('fetched_txs') or 0:,.0f}",
+            )
+        )
+    if "client_cpu_s_per_1k_txs" in r:
+        rows.append(
+            (
+                "CPU s per 1,000 txs: observer, bench clients",
+                f"{r['observer_cpu_s_per_1k_txs']:.3f}, {r['client_cpu_s_per_1k_txs']:.3f}",
+            )
+        )
     if r.get("settle_s"):
         rows.append(("waits until the nodes are quiet (s)", ", ".join(f"{t:.1f}" for t in r["settle_s"])))
     rss = ", ".join(f"{k} {v:.0f}" for k, v in r["rss_mb"].items() if v)

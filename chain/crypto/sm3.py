@@ -126,11 +126,16 @@ def sm3(data: bytes | bytearray | memoryview) -> bytes:
     >>> sm3(b"abc").hex()[:16]
     '66c7f0f462eeedd9'
     """
-    if HASHLIB_SM3:
+    if _FRESH is not None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise CryptoError(f"SM3 hashes bytes, not {type(data).__name__}")
-        return hashlib.new("sm3", data).digest()
+        h = _FRESH.copy()  # copying a fresh context skips hashlib's lookup of the algorithm by name
+        h.update(data)
+        return h.digest()
     return SM3(data).digest()
+
+
+_FRESH = hashlib.new("sm3") if HASHLIB_SM3 else None
 
 
 def sm3_concat(parts: Iterable[bytes]) -> bytes:

@@ -54,6 +54,19 @@ from chain.crypto import PrivateKey, PublicKey
 from chain.errors import ChainError
 from chain.net import Channel, PeerRefused
 from chain.net.peers import Peer, PeerManager
+from chain.node.compact import (
+    COMPACT_TAG,
+    TX_REQUEST_TAG,
+    TX_RESPONSE_TAG,
+    CompactProposal,
+    Rebuilds,
+    TxRequest,
+    decode_compact,
+    decode_tx_request,
+    decode_tx_response,
+    serve,
+    tag_of,
+)
 from chain.node.statesync import SnapshotServer
 from chain.replica import Replica, node_id
 from chain.types import NODE_ROLES, Certificate, Transaction, ValidationError
@@ -85,6 +98,10 @@ class HostCounters:
     sync_requests: int = 0
     commits: int = 0
     txs_committed: int = 0
+    compact_in: int = 0
+    """Compact proposals received (rebuilt from the mempool, or fetched, or dropped)."""
+    tx_requests: int = 0
+    """Fetches of a block's missing transactions this node sent."""
 
 
 class NodeHost:
@@ -152,6 +169,10 @@ class NodeHost:
         self._gossip: list[bytes] = []
         self._gossip_bytes = 0
         self._gossip_handle: asyncio.TimerHandle | None = None
+        self._unadmitted: dict[bytes, bytes] = {}
+        """Gossiped transactions received but not yet through admission, by id (a compact
+        proposal that follows their gossip on the same link finds them here)."""
+        self.rebuilds = Rebuilds(self._lookup_tx)
         self._tasks: list[asyncio.Task[None]] = []
         self._last_sync_ask = 0.0
         self._sync_turn = 0
@@ -243,10 +264,17 @@ class NodeHost:
         while pending:
             a = pending.pop(0)
             if isinstance(a, Send):
-                if a.to != self.replica.node_id:
+                if a.to == self.replica.node_id:
+                    pass
+                elif isinstance(a.msg, Proposal):
+                    self._send_proposal(a.msg, [a.to])
+                else:
                     self.peers.send(a.to, self._channel_of(a.msg), encode_message(a.msg))
             elif isinstance(a, Broadcast):
-                self.peers.broadcast(self._channel_of(a.msg), encode_message(a.msg))
+                if isinstance(a.msg, Proposal):
+                    self._send_proposal(a.msg, list(self.peers.peers))
+                else:
+                    self.peers.broadcast(self._channel_of(a.msg), encode_message(a.msg))
             elif isinstance(a, SetTimer):
                 self._set_timer(a.timer_id, a.at_ms)
             elif isinstance(a, Committed):
@@ -260,6 +288,25 @@ class NodeHost:
                 log.info("epoch %d ended at height %d", self.replica.core.epoch, a.block.height)
                 pending.extend(self.replica.next_epoch(self.now_ms()))
                 self._recheck_peers()
+
+    def _send_proposal(self, proposal: Proposal, targets: Sequence[str]) -> None:
+        """Send ``proposal`` compact to the validators among ``targets`` (they have its
+        transactions from gossip) and whole to the others (observers take no gossip)."""
+        self._flush_gossip()  # the gossip of its transactions goes ahead of it on each link
+        validators = set(self.replica.core.validators)
+        full: bytes | None = None
+        compact: bytes | None = None
+        for nid in targets:
+            if nid in validators:
+                if compact is None:
+                    tx_id_of = self.replica.app.executor.tx_id_of
+                    ids = [tx_id_of(raw) for raw in proposal.block.payload]
+                    compact = CompactProposal.of(proposal, ids).to_bytes()
+                self.peers.send(nid, Channel.CONSENSUS, compact)
+            else:
+                if full is None:
+                    full = encode_message(proposal)
+                self.peers.send(nid, Channel.CONSENSUS, full)
 
     def _set_timer(self, timer_id: str, at_ms: int) -> None:
         old = self._timers.pop(timer_id, None)
@@ -344,6 +391,10 @@ class NodeHost:
 
     def _on_consensus(self, peer: Peer, channel: int, payload: bytes) -> None:
         self.counters.messages_in += 1
+        tag = tag_of(payload)
+        if tag is not None:
+            self._on_compact_protocol(peer, channel, tag, payload)
+            return
         try:
             msg = decode_message(payload)
         except (ConsensusError, ChainError, ValueError) as exc:
@@ -356,11 +407,81 @@ class NodeHost:
         if isinstance(msg, SyncRequest):
             self.counters.sync_requests += 1
         sender = peer.node_id
-        if isinstance(msg, Proposal) and self.replica.voting and self._unverified(msg.block.payload):
+        if isinstance(msg, Proposal):
+            self._deliver_proposal(sender, msg)
+            return
+        self._run(lambda: self.replica.core.on_message(sender, msg, self.now_ms()))
+
+    def _deliver_proposal(self, sender: str, msg: Proposal) -> None:
+        if self.replica.voting and self._unverified(msg.block.payload):
             # check the block's signatures in the worker thread first; consensus goes on meanwhile
             self.peers.spawn(self._verified_then(sender, msg))
             return
         self._run(lambda: self.replica.core.on_message(sender, msg, self.now_ms()))
+
+    # ------------------------------------------------------------------ compact proposals
+    def _lookup_tx(self, tx_id: bytes) -> bytes | None:
+        entry = self.replica.app.mempool.get(tx_id)
+        if entry is not None:
+            return entry.raw
+        return self._unadmitted.get(tx_id)
+
+    def _on_compact_protocol(self, peer: Peer, channel: int, tag: str, payload: bytes) -> None:
+        """A compact proposal (CONSENSUS) or a fetch of transactions (BLOCK_SYNC)."""
+        max_txs = self.replica.core.config.max_txs
+        try:
+            if tag == COMPACT_TAG and channel == Channel.CONSENSUS:
+                self._on_compact(peer, decode_compact(payload, max_txs))
+            elif tag == TX_REQUEST_TAG and channel == Channel.BLOCK_SYNC:
+                req = decode_tx_request(payload, max_txs)
+                block = self.replica.core.get_block(req.block_hash)
+                executor = self.replica.app.executor
+                resp = serve(req, block, self._lookup_tx, executor.tx_id_of)
+                peer.send(Channel.BLOCK_SYNC, resp.to_bytes())
+            elif tag == TX_RESPONSE_TAG and channel == Channel.BLOCK_SYNC:
+                resp = decode_tx_response(payload, max_txs)
+                refused = self.rebuilds.refused
+                done = self.rebuilds.fill(resp, self.replica.app.executor.tx_id_of)
+                if self.rebuilds.refused != refused:
+                    self.counters.bad_messages += 1
+                if done is not None:
+                    self._deliver_proposal(*done)
+            else:
+                self.counters.bad_messages += 1
+        except (ConsensusError, ChainError, ValueError) as exc:
+            self.counters.bad_messages += 1
+            log.debug("bad %s from %s: %s", tag, peer.stats.subject, exc)
+
+    def _on_compact(self, peer: Peer, compact: CompactProposal) -> None:
+        self.counters.compact_in += 1
+        now = self.now_ms()
+        self.rebuilds.expire(now)
+        deadline = now + self.replica.core.config.round_timeout_ms
+        got = self.rebuilds.start(peer.node_id, compact, deadline)
+        if isinstance(got, Proposal):
+            self._deliver_proposal(peer.node_id, got)
+            return
+        # ask the peer that sent it (it holds the block); if it has not answered in a
+        # quarter of the round timeout, every other validator it is connected to
+        self.counters.tx_requests += 1
+        block_hash = compact.block_hash
+        peer.send(Channel.BLOCK_SYNC, TxRequest(block_hash, tuple(got)).to_bytes())
+        delay = self.replica.core.config.round_timeout_ms / 4000
+        asyncio.get_running_loop().call_later(delay, self._ask_others, block_hash, peer.node_id)
+
+    def _ask_others(self, block_hash: bytes, first: str) -> None:
+        pending = self.rebuilds.pending.get(block_hash)
+        if pending is None or not self.running:
+            return
+        self.rebuilds.expire(self.now_ms())
+        if block_hash not in self.rebuilds.pending:
+            return
+        req = TxRequest(block_hash, tuple(pending.missing)).to_bytes()
+        validators = set(self.replica.core.validators)
+        for nid in self.peers.peers:
+            if nid != first and nid in validators:
+                self.counters.tx_requests += 1
+                self.peers.send(nid, Channel.BLOCK_SYNC, req)
 
     def _unverified(self, payload: Sequence[bytes]) -> bool:
         executor = self.replica.app.executor
@@ -417,6 +538,7 @@ class NodeHost:
         executor = app.executor
         jobs: list[tuple[Transaction, PublicKey]] = []
         waits: set[asyncio.Future[list[str | None]]] = set()
+        keys: dict[bytes, PublicKey | None] = {}  # a batch comes from few senders
         for raw in raws:
             if type(raw) is bytes and app.is_known(executor.tx_id_of(raw)):
                 # pending here (verified at its admission) or committed or refused: a late
@@ -432,9 +554,13 @@ class NodeHost:
             if running is not None:
                 waits.add(running)
                 continue
-            cert = load_certificate(app.state, tx.sender)
-            if cert is not None:
-                jobs.append((tx, cert.key()))
+            if tx.sender in keys:
+                key = keys[tx.sender]
+            else:
+                cert = load_certificate(app.state, tx.sender)
+                key = keys[tx.sender] = None if cert is None else cert.key()
+            if key is not None:
+                jobs.append((tx, key))
         if jobs:
             chain_id = self.genesis.chain_id
             future = asyncio.get_running_loop().run_in_executor(
@@ -467,7 +593,11 @@ class NodeHost:
         if not self._gossip:
             return
         batch, self._gossip, self._gossip_bytes = self._gossip, [], 0
-        self.peers.broadcast(Channel.MEMPOOL, codec.encode(batch))
+        payload = codec.encode(batch)
+        validators = set(self.replica.core.validators)
+        for nid, peer in list(self.peers.peers.items()):
+            if nid in validators:  # an observer drops gossip: it never proposes
+                peer.send(Channel.MEMPOOL, payload)
 
     def _on_gossip(self, peer: Peer, payload: bytes) -> None:
         if not self.replica.voting:
@@ -480,10 +610,18 @@ class NodeHost:
         if not isinstance(batch, list) or not all(isinstance(b, bytes) for b in batch):
             self.counters.bad_messages += 1
             return
+        batch = batch[:MAX_GOSSIP_TXS]
         try:
-            self._inbound.put_nowait(batch[:MAX_GOSSIP_TXS])
+            self._inbound.put_nowait(batch)
         except asyncio.QueueFull:
             self.counters.txs_refused += len(batch)  # the pool is far behind: the sender retries
+            return
+        # decoded here (the decode is cached: admission needs it anyway) for the ids under
+        # which a compact proposal that follows this gossip finds them
+        decode = self.replica.app.executor.decode
+        for raw in batch:
+            with contextlib.suppress(ValidationError):  # admission refuses it
+                self._unadmitted[decode(raw).tx_id] = raw
 
     async def _gossip_worker(self) -> None:
         """Admit gossiped batches in arrival order, verifying signatures off the loop."""
@@ -491,13 +629,19 @@ class NodeHost:
         while True:
             batch = await self._inbound.get()
             async with self._admission:
-                await self._preverify(batch)
-                for raw in batch:
-                    self.counters.txs_gossiped_in += 1
-                    try:
-                        app.submit(raw)
-                    except ValidationError:
-                        self.counters.txs_refused += 1
+                try:
+                    await self._preverify(batch)
+                    for raw in batch:
+                        self.counters.txs_gossiped_in += 1
+                        try:
+                            app.submit(raw)
+                        except ValidationError:
+                            self.counters.txs_refused += 1
+                finally:
+                    unadmitted = self._unadmitted
+                    tx_id_of = app.executor.tx_id_of
+                    for raw in batch:
+                        unadmitted.pop(tx_id_of(raw), None)
 
     # ------------------------------------------------------------------ heartbeats
     def _heartbeat(self) -> bytes:

@@ -18,6 +18,9 @@ metric                                                   meaning
 ``rongxin_consensus_blocks_total``                       blocks committed since start
 ``rongxin_consensus_missed_proposals_total{validator}``  rounds a leader's block did not commit
 ``rongxin_consensus_bad_messages_total``                 malformed or misrouted messages refused
+``rongxin_consensus_compact_proposals_total``            compact proposals received
+``rongxin_consensus_fetched_txs_total``                  transactions fetched to rebuild them
+``rongxin_consensus_dropped_rebuilds_total``             rebuilds dropped incomplete
 ``rongxin_mempool_size`` / ``_size_bytes``               transactions waiting and their bytes
 ``rongxin_mempool_max_txs``                              the pool's capacity
 ``rongxin_mempool_refused_txs_total``                    gossiped transactions refused
@@ -73,6 +76,13 @@ class _HostCollector(Collector):
         yield counter("consensus_blocks", "Blocks committed since start.", h.counters.commits)
         yield counter(
             "consensus_bad_messages", "Malformed or misrouted messages refused.", h.counters.bad_messages
+        )
+        yield counter("consensus_compact_proposals", "Compact proposals received.", h.counters.compact_in)
+        yield counter(
+            "consensus_fetched_txs", "Transactions fetched to rebuild proposals.", h.rebuilds.fetched
+        )
+        yield counter(
+            "consensus_dropped_rebuilds", "Proposal rebuilds dropped incomplete.", h.rebuilds.expired
         )
         mp = h.replica.app.mempool
         yield gauge("mempool_size", "Transactions in the mempool.", len(mp))

@@ -165,6 +165,63 @@ def test_canonical_checks_still_run() -> None:
         decode(b"\x62\xff\xfe")  # invalid UTF-8
 
 
+_KEYS = st.sampled_from(["", "a", "b", "aa", "ab", "ba", "zz", "é", "中", "a" * 23, "b" * 24])
+_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**64), max_value=2**64 - 1)
+    | st.binary(max_size=30)
+    | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEYS, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _by_reencoding(data: bytes) -> Any:
+    """The definition decode implements: the bytes that re-encode to themselves."""
+    import cbor2
+
+    codec.scan(data)
+    try:
+        value = cbor2.loads(data)
+    except Exception as exc:
+        raise CodecError(str(exc)) from None
+    if cbor2.dumps(value, canonical=True) != data:
+        raise CodecError("not canonical")
+    return value
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    _VALUES, st.lists(st.tuples(st.integers(0, 3), st.integers(0, 1 << 16), st.integers(0, 255)), max_size=3)
+)
+def test_decode_agrees_with_the_reencoding_definition(value: Any, edits: list[tuple[int, int, int]]) -> None:
+    """``decode`` checks key order in ``scan`` instead of re-encoding: same verdicts."""
+    import cbor2
+
+    data = bytearray(cbor2.dumps(value, canonical=True))
+    if isinstance(value, dict) and len(value) > 1 and edits and edits[0][0] == 0:
+        data = bytearray(cbor2.dumps(dict(reversed(value.items()))))  # keys out of order
+    for op, where, byte in edits:
+        i = where % (len(data) + 1)
+        if op == 1 and i < len(data):
+            data[i] = byte
+        elif op == 2:
+            data.insert(i, byte)
+        elif op == 3 and i < len(data):
+            del data[i]
+    raw = bytes(data)
+    try:
+        expected = ("ok", _by_reencoding(raw))
+    except CodecError:
+        expected = ("refused", None)
+    try:
+        got = ("ok", decode(raw))
+    except CodecError:
+        got = ("refused", None)
+    assert got == expected
+
+
 def test_size_limit_checked_before_scanning() -> None:
     with pytest.raises(CodecError, match="exceeds the limit"):
         decode(b"\xc0" * 100, max_size=10)
