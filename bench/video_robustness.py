@@ -434,10 +434,18 @@ def window_scores(
         for length in lengths:
             n = int(length * fp.rate)
             for s in range(0, len(fp.codes) - n + 1, int((length if hop is None else hop) * fp.rate)):
-                w = VideoFingerprint(fp.codes[s : s + n], fp.valid[s : s + n], fp.rate, fp.mirror[s : s + n],
-                                     fp.boxes[s : s + n])  # fmt: skip
-                out[length].append(max((a.score for _, a in index.alignments(w)), default=0.0))
+                out[length].append(
+                    max((a.score for _, a in index.alignments(window(fp, s, s + n))), default=0.0)
+                )
     return out
+
+
+def window(fp: VideoFingerprint, start: int, stop: int) -> VideoFingerprint:
+    """Frames ``start:stop`` of a query fingerprint, every view with them (the inset's too, so
+    that unrelated windows are searched as a query is)."""
+    views = ("codes", "valid", "mirror", "boxes", "inset", "inset_mirror", "inset_valid", "inset_boxes")
+    cut = {v: getattr(fp, v)[start:stop] for v in views if getattr(fp, v) is not None}
+    return VideoFingerprint(rate=fp.rate, **cut)
 
 
 def time_files(
