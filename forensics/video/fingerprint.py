@@ -379,6 +379,9 @@ INSET_EDGE_RATIO = 2.5
 #: Parts each side of an inset is cut into: a side is as strong as its weakest part, so that a
 #: box reaching past the inset's corner (over the host's content) is not taken for it.
 INSET_SIDE_PARTS = 4
+#: Share of the host's picture in the box's outermost row or column from which it is left out
+#: (the inset's side fell inside that decoded pixel; a half-pixel blend holds 0.5).
+INSET_BLEND = 0.25
 
 
 def inset_box(frames: NDArray[np.uint8]) -> Box | None:
@@ -441,7 +444,7 @@ def inset_box(frames: NDArray[np.uint8]) -> Box | None:
     # the largest box nearly as strong as the strongest: a smaller box inside the inset may
     # borrow a lasting edge of its content for one side
     strongest = max(f[0] for f in found)
-    return _snap(max((f for f in found if f[0] >= 0.9 * strongest), key=lambda f: f[1])[2], er0, ec0, base)
+    return _snap(max((b for b in found if b[0] >= 0.9 * strongest), key=lambda b: b[1])[2], f, er0, ec0)
 
 
 def _weakest_part(cum: NDArray[np.float32], length: int, places: int) -> NDArray[np.float32]:
@@ -454,26 +457,49 @@ def _weakest_part(cum: NDArray[np.float32], length: int, places: int) -> NDArray
     return out
 
 
-def _snap(box: Box, er: NDArray[np.float32], ec: NDArray[np.float32], base: float) -> Box:
+def _blend(frames: NDArray[np.float32], line: int, outside: int, inside: int) -> float:
+    """How much of the host line ``outside`` is mixed into ``line`` (0: none, 1: all of it).
+
+    ``frames`` are the block's lines along one side (``(n, lines, length)``), ``line`` the
+    box's outermost, ``outside`` its neighbour outside the box and ``inside`` its neighbour
+    inside. ``line`` is taken as ``inside + a · (outside - inside)`` and ``a`` fitted by
+    least squares over every frame: a line of the inset alone differs from its inner
+    neighbour by the inset's own detail, unrelated to the host (``a`` near 0 whatever that
+    detail's strength); a line the inset's side cut inside a decoded pixel holds that
+    share of the host.
+    """
+    towards = frames[:, outside] - frames[:, inside]
+    spread = float(np.square(towards, dtype=np.float64).sum())
+    if spread <= 1e-6 * towards.size:  # host and inset alike there: nothing to tell apart
+        return 0.0
+    return float(((frames[:, line] - frames[:, inside]) * towards).sum(dtype=np.float64)) / spread
+
+
+def _snap(box: Box, f: NDArray[np.float32], er: NDArray[np.float32], ec: NDArray[np.float32]) -> Box:
     """``box`` with each side not on the frame's border moved to the inset's outermost whole pixels.
 
-    ``er[t]`` is the edge above row ``t`` and ``ec[:, l]`` the edge left of column ``l`` (the
-    frame's borders included, unsmoothed); ``base`` the block's mean edge. The scores
+    ``f`` are the block's frames, ``er[t]`` the edge above row ``t`` and ``ec[:, l]`` the
+    edge left of column ``l`` (the frame's borders included, unsmoothed). The scores
     tolerate a side a pixel off, but a hash of the inset does not: a row of the host inside
-    the box changes many bits. Each side moves by up to a pixel to its strongest edge; when
-    the edge a pixel further in is also as strong as an inset's (:data:`INSET_EDGE_RATIO`),
-    the row or column between is a blend of host and inset (the inset's side fell inside a
-    decoded pixel) and is left out.
+    the box changes many bits. Each side moves by up to a pixel to its strongest edge; then,
+    when the box's outermost row or column there holds at least :data:`INSET_BLEND` of the
+    host's (:func:`_blend`: the inset's side fell inside a decoded pixel), it is left out.
+    An inset placed on whole pixels keeps its outermost row and column, however strong
+    the inset's own detail next to them.
     """
     x0, y0, x1, y1 = box
     h, w = er.shape[0] - 1, ec.shape[1] - 1
-    strong = INSET_EDGE_RATIO * base
+    rows = f[:, :, x0:x1]  # (n, h, width): the lines of a top or bottom side
+    cols = f[:, y0:y1, :].transpose(0, 2, 1)  # (n, w, height): those of a left or right side
 
-    def side(pos: int, n: int, inward: int, along: Callable[[int], float]) -> int:
+    def side(pos: int, n: int, inward: int, along: Callable[[int], float], lines: NDArray[np.float32]) -> int:
         if pos in (0, n):
             return pos
         pos = max((p for p in (pos - 1, pos, pos + 1) if 0 < p < n), key=along)
-        return pos + inward if 0 < pos + inward < n and along(pos + inward) >= strong else pos
+        line = pos if inward > 0 else pos - 1  # the box's outermost line on this side
+        if 0 < pos + inward < n and _blend(lines, line, line - inward, line + inward) >= INSET_BLEND:
+            return pos + inward
+        return pos
 
     def row(t: int) -> float:
         return float(er[t, x0:x1].mean())
@@ -481,4 +507,9 @@ def _snap(box: Box, er: NDArray[np.float32], ec: NDArray[np.float32], base: floa
     def col(c: int) -> float:
         return float(ec[y0:y1, c].mean())
 
-    return (side(x0, w, 1, col), side(y0, h, 1, row), side(x1, w, -1, col), side(y1, h, -1, row))
+    return (
+        side(x0, w, 1, col, cols),
+        side(y0, h, 1, row, rows),
+        side(x1, w, -1, col, cols),
+        side(y1, h, -1, row, rows),
+    )
