@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from forensics.evidence import VideoEvidence
 from forensics.library import Library
 from forensics.video.decode import iter_frames
-from forensics.video.fingerprint import inset_box
+from forensics.video.fingerprint import INSET_EDGE_RATIO, inset_box
 from tests.forensics.video.conftest import Media
 
 
@@ -71,6 +71,35 @@ def test_a_row_half_host_half_inset_is_left_out(
     assert inset_box(frames) == (x0, y0, x0 + 63, y0 + 63)
 
 
+@pytest.fixture(scope="module")
+def gamma(media: Media) -> NDArray[np.uint8]:
+    """The third programme's frames (24 at 128 × 128): the inset's own detail is strong along its
+    bottom, as in the demonstration's picture-in-picture clip."""
+    return _frames(media.programmes["gamma"])
+
+
+@pytest.mark.parametrize(("x0", "y0"), [(64, 0), (0, 0), (0, 64), (64, 64), (30, 40), (10, 52)])
+def test_an_inset_on_whole_pixels_keeps_its_outermost_rows_and_columns(
+    pictures: tuple[NDArray[np.uint8], list[NDArray[np.uint8]]], gamma: NDArray[np.uint8], x0: int, y0: int
+) -> None:
+    """An inset whose sides fall between decoded pixels (a quarter of the frame in a corner, or
+    placed on even pixels of the double-size frame) has no blended line to leave out.
+
+    Its own last rows differ strongly (the edge inside its bottom side is stronger than an
+    inset's edge must be): until 2026-12-05 that was taken for a blend and the last row cut."""
+    host, _ = pictures
+    big = np.stack([cv2.resize(f, (256, 256), interpolation=cv2.INTER_CUBIC) for f in host])
+    big[:, 2 * y0 : 2 * y0 + 128, 2 * x0 : 2 * x0 + 128] = [
+        cv2.resize(f, (128, 128), interpolation=cv2.INTER_AREA) for f in gamma
+    ]
+    frames = np.stack([cv2.resize(f, (128, 128), interpolation=cv2.INTER_AREA) for f in big])
+    f = frames.astype(np.float32)
+    rows, cols = np.abs(np.diff(f, axis=1)).mean(axis=0), np.abs(np.diff(f, axis=2)).mean(axis=0)
+    inner = rows[y0 + 62, x0 : x0 + 64].mean()  # between the inset's last two rows
+    assert inner >= INSET_EDGE_RATIO * (rows.mean() + cols.mean()) / 2
+    assert inset_box(frames) == (x0, y0, x0 + 64, y0 + 64)
+
+
 def test_nothing_is_taken_for_an_inset_in_a_plain_clip(
     pictures: tuple[NDArray[np.uint8], list[NDArray[np.uint8]]],
 ) -> None:
@@ -109,3 +138,30 @@ def test_a_picture_in_picture_near_a_border_is_found(
     x0, y0, x1, y1 = e.pip_box  # the inset: half the host's width and height, at (W - w) · x
     assert x0 == pytest.approx(x / 2, abs=0.02) and x1 == pytest.approx(x / 2 + 0.5, abs=0.02)
     assert y0 == pytest.approx(y / 2, abs=0.02) and y1 == pytest.approx(y / 2 + 0.5, abs=0.02)
+
+
+def test_a_quarter_frame_inset_in_a_corner_is_boxed_exactly_and_placed(
+    tmp_path_factory: pytest.TempPathFactory, media: Media
+) -> None:
+    """The demonstration's picture-in-picture case: the third programme as the top right quarter
+    of an unrelated video, picture only. The inset lies on whole decoded pixels and its own
+    last rows differ strongly; its box must keep them (a box a row short matched only through
+    the full frame, placed 0.55 s off, until 2026-12-05)."""
+    from datasets.attacks.video import apply
+
+    directory = tmp_path_factory.mktemp("corner") / "lib"
+    clip = directory.parent / "pip.mp4"
+    chain: list[Any] = [
+        ("excerpt", {"start": 1.0, "length": 6.0}),
+        ("pip", {"scale": 0.5, "x": 1.0, "y": 0.0}),
+        ("audio", {"mode": "remove"}),
+    ]
+    truth = apply(media.programmes["gamma"], clip, chain, seed=2, host=media.unrelated[1])
+    with Library(directory) as lib:
+        lib.register(media.programmes["gamma"], "gamma", {"owner": "county media center"})
+        (m, *_) = lib.identify(clip)
+    e = m.evidence
+    assert m.work_id == "gamma" and isinstance(e, VideoEvidence)
+    assert e.pip_box == (0.5, 0.0, 1.0, 0.5)
+    start = truth.source_time(e.query_start)
+    assert start is not None and abs(e.ref_start - start) <= 0.5
