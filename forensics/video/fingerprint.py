@@ -418,9 +418,15 @@ def inset_box(frames: NDArray[np.uint8]) -> Box | None:
     border = np.full((1, w), 1e6, np.float32)
     er0 = np.concatenate([border, raw_r, border])  # index t: the edge above row t
     ec0 = np.concatenate([border.T[:h], raw_c, border.T[:h]], axis=1)  # index l: the edge left of column l
-    # a side may be a pixel off the square's (the inset's size is not a multiple of 2 pixels here)
-    er = er0 + 0.5 * np.maximum(np.roll(er0, 1, axis=0), np.roll(er0, -1, axis=0))
-    ec = ec0 + 0.5 * np.maximum(np.roll(ec0, 1, axis=1), np.roll(ec0, -1, axis=1))
+    # a side may be a pixel off the square's (the inset's size is not a multiple of 2 pixels
+    # here); the border's credit stays on the border: lent to the line next to it, it let a
+    # box of an inset flush with the border stop a pixel short of it, on the inset's content
+    ir = np.concatenate([np.zeros((1, w), np.float32), raw_r, np.zeros((1, w), np.float32)])
+    ic = np.concatenate([np.zeros((h, 1), np.float32), raw_c, np.zeros((h, 1), np.float32)], axis=1)
+    er = ir + 0.5 * np.maximum(np.roll(ir, 1, axis=0), np.roll(ir, -1, axis=0))
+    ec = ic + 0.5 * np.maximum(np.roll(ic, 1, axis=1), np.roll(ic, -1, axis=1))
+    er[[0, -1]] = 1e6
+    ec[:, [0, -1]] = 1e6
     cr = np.concatenate([np.zeros((h + 1, 1), np.float32), np.cumsum(er, axis=1)], axis=1)
     cc = np.concatenate([np.zeros((1, w + 1), np.float32), np.cumsum(ec, axis=0)], axis=0)
     found: list[tuple[float, int, Box]] = []  # (score, area, box): the best place of each size

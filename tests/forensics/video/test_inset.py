@@ -100,6 +100,24 @@ def test_an_inset_on_whole_pixels_keeps_its_outermost_rows_and_columns(
     assert inset_box(frames) == (x0, y0, x0 + 64, y0 + 64)
 
 
+@pytest.mark.parametrize(("k", "x", "y"), [(1, 320, 180), (0, 320, 121), (0, 320, 43), (1, 0, 0)])
+def test_an_inset_flush_with_the_border_is_boxed_up_to_it(
+    media: Media, pictures: tuple[NDArray[np.uint8], list[NDArray[np.uint8]]], k: int, x: int, y: int
+) -> None:
+    """Programme ``k`` as a quarter-frame inset at ``(x, y)`` of a 640 × 360 frame, touching one
+    or two borders: the box reaches the border (until 2026-12-05 a box a pixel short of it, over
+    the inset's own content, borrowed the border's credit and was taken, then cut a pixel more)."""
+    programme = pictures[1][k]
+    frames = []
+    for h, p in zip(_frames(media.unrelated[2]), programme, strict=True):
+        big = cv2.resize(h, (640, 360), interpolation=cv2.INTER_CUBIC)
+        big[y : y + 180, x : x + 320] = cv2.resize(p, (320, 180), interpolation=cv2.INTER_AREA)
+        frames.append(cv2.resize(big, (128, 128), interpolation=cv2.INTER_AREA))
+    box = inset_box(np.stack(frames))
+    inset = (x / 5, y / 2.8125, (x + 320) / 5, (y + 180) / 2.8125)  # in decoded pixels
+    assert box is not None and max(abs(a - b) for a, b in zip(box, inset, strict=True)) <= 0.5, box
+
+
 def test_nothing_is_taken_for_an_inset_in_a_plain_clip(
     pictures: tuple[NDArray[np.uint8], list[NDArray[np.uint8]]],
 ) -> None:
