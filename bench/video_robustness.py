@@ -776,6 +776,11 @@ def main() -> None:
                     help="minutes of unrelated video per pool (40; --quick: 6)")  # fmt: skip
     ap.add_argument("--lengths", default="10,30")
     ap.add_argument("--families", default="", help="comma-separated subset")
+    ap.add_argument(
+        "--measure", default="",
+        help="measure only these of --families (the others' queries are drawn, not run, so that "
+        "the measured ones are those a run of every family in --families draws)",
+    )  # fmt: skip
     ap.add_argument("--fpr", type=float, default=1e-4)
     ap.add_argument("--vpdq-pct", type=float, default=50.0)
     ap.add_argument(
@@ -855,6 +860,7 @@ def query_log(
         "families": {f: FAMILIES[f] for f in families}, "lengths": lengths, "n": args.n,
         "seed": args.seed, "threshold": threshold, "vpdq_pct": args.vpdq_pct,
         "peers": [(p.name, limit) for p, limit in peers], "decoder": args.query_decoder,
+        **({"measure": args.measure} if args.measure else {}),
     })  # fmt: skip
     if log.done:
         print(f"{len(log.done)} queries measured before ({log.path}): kept, not run again", flush=True)
@@ -877,6 +883,7 @@ def run(args: argparse.Namespace) -> None:
     apply_defaults(args)
     lengths = [float(x) for x in args.lengths.split(",")]
     families = [f for f in (args.families.split(",") if args.families else FAMILIES)]
+    measured = [f for f in families if not args.measure or f in args.measure.split(",")]
     work = args.workdir
     t0 = time.time()
     corpus = build_corpus(
@@ -962,6 +969,8 @@ def run(args: argparse.Namespace) -> None:
         for family in families:
             for L in lengths:
                 plans = [plan_query(family, L, i, corpus, rng) for i in range(args.n)]  # measured or not
+                if family not in measured:
+                    continue  # drawn only: the later families' draws stay those of the whole list
 
                 def measure(plan: QueryPlan) -> dict[str, list[Any]]:
                     q = render_query(plan, corpus, qdir)
