@@ -115,7 +115,8 @@ def test_an_inset_flush_with_the_border_is_boxed_up_to_it(
         frames.append(cv2.resize(big, (128, 128), interpolation=cv2.INTER_AREA))
     box = inset_box(np.stack(frames))
     inset = (x / 5, y / 2.8125, (x + 320) / 5, (y + 180) / 2.8125)  # in decoded pixels
-    assert box is not None and max(abs(a - b) for a, b in zip(box, inset, strict=True)) <= 0.5, box
+    # each side on the inset's, or a blended line beyond it (left out or kept) away
+    assert box is not None and max(abs(a - b) for a, b in zip(box, inset, strict=True)) <= 0.75, box
 
 
 def test_nothing_is_taken_for_an_inset_in_a_plain_clip(
