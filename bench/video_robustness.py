@@ -434,10 +434,18 @@ def window_scores(
         for length in lengths:
             n = int(length * fp.rate)
             for s in range(0, len(fp.codes) - n + 1, int((length if hop is None else hop) * fp.rate)):
-                w = VideoFingerprint(fp.codes[s : s + n], fp.valid[s : s + n], fp.rate, fp.mirror[s : s + n],
-                                     fp.boxes[s : s + n])  # fmt: skip
-                out[length].append(max((a.score for _, a in index.alignments(w)), default=0.0))
+                out[length].append(
+                    max((a.score for _, a in index.alignments(window(fp, s, s + n))), default=0.0)
+                )
     return out
+
+
+def window(fp: VideoFingerprint, start: int, stop: int) -> VideoFingerprint:
+    """Frames ``start:stop`` of a query fingerprint, every view with them (the inset's too, so
+    that unrelated windows are searched as a query is)."""
+    views = ("codes", "valid", "mirror", "boxes", "inset", "inset_mirror", "inset_valid", "inset_boxes")
+    cut = {v: getattr(fp, v)[start:stop] for v in views if getattr(fp, v) is not None}
+    return VideoFingerprint(rate=fp.rate, **cut)
 
 
 def time_files(
@@ -796,6 +804,11 @@ def main() -> None:
                     help="minutes of unrelated video per pool (40; --quick: 6)")  # fmt: skip
     ap.add_argument("--lengths", default="10,30")
     ap.add_argument("--families", default="", help="comma-separated subset")
+    ap.add_argument(
+        "--measure", default="",
+        help="measure only these of --families (the others' queries are drawn, not run, so that "
+        "the measured ones are those a run of every family in --families draws)",
+    )  # fmt: skip
     ap.add_argument("--fpr", type=float, default=1e-4)
     ap.add_argument("--vpdq-pct", type=float, default=50.0)
     ap.add_argument(
@@ -893,6 +906,7 @@ def query_log(
         "families": {f: FAMILIES[f] for f in families}, "lengths": lengths, "n": args.n,
         "seed": args.seed, "threshold": threshold, "vpdq_pct": args.vpdq_pct,
         "peers": [(p.name, limit) for p, limit in peers], "decoder": args.query_decoder,
+        **({"measure": args.measure} if args.measure else {}),
     })  # fmt: skip
     if log.done:
         print(f"{len(log.done)} queries measured before ({log.path}): kept, not run again", flush=True)
@@ -915,6 +929,7 @@ def run(args: argparse.Namespace) -> None:
     apply_defaults(args)
     lengths = [float(x) for x in args.lengths.split(",")]
     families = [f for f in (args.families.split(",") if args.families else FAMILIES)]
+    measured = [f for f in families if not args.measure or f in args.measure.split(",")]
     work = args.workdir
     t0 = time.time()
     corpus = build_corpus(
@@ -1000,6 +1015,8 @@ def run(args: argparse.Namespace) -> None:
         for family in families:
             for L in lengths:
                 plans = [plan_query(family, L, i, corpus, rng) for i in range(args.n)]  # measured or not
+                if family not in measured:
+                    continue  # drawn only: the later families' draws stay those of the whole list
 
                 def measure(plan: QueryPlan) -> dict[str, list[Any]]:
                     q = render_query(plan, corpus, qdir)

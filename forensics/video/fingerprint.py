@@ -24,8 +24,9 @@ Examples
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -375,16 +376,29 @@ INSET_ASPECTS = (1.0, 4 / 3, 3 / 4)
 INSET_EDGE_RATIO = 2.5
 
 
+#: Parts each side of an inset is cut into: a side is as strong as its weakest part, so that a
+#: box reaching past the inset's corner (over the host's content) is not taken for it.
+INSET_SIDE_PARTS = 4
+#: Share of the host's picture in the box's outermost row or column from which it is left out
+#: (the inset's side fell inside that decoded pixel; a half-pixel blend holds 0.5, a line of
+#: the inset alone 0). A hash of the inset loses more to a fifth of a host line kept than to
+#: a line of the inset left out.
+INSET_BLEND = 0.3
+
+
 def inset_box(frames: NDArray[np.uint8]) -> Box | None:
     """A picture-in-picture inset in a block of frames ``(n, side, side)``, or ``None``.
 
     An inset is another picture pasted into the frame: along its four sides neighbouring
     pixels belong to unrelated pictures, so the mean absolute difference across each side
-    (averaged over the block's frames) is much larger than inside natural content. Boxes
-    of the shapes :data:`INSET_ASPECTS` in the decoded frame, of every size in
-    :data:`INSET_SIDES` and place, are scored by their weakest side (a side on the frame's
-    border counts as present) against the block's mean difference; of the boxes whose ratio
-    reaches :data:`INSET_EDGE_RATIO`, the largest within 10 % of the strongest is returned.
+    (averaged over the block's frames) is much larger than inside natural content, and
+    that along the side's whole length. Boxes of the shapes :data:`INSET_ASPECTS` in the
+    decoded frame, of every size in :data:`INSET_SIDES` and place, are scored by their
+    weakest side, each side by the weakest of its :data:`INSET_SIDE_PARTS` parts (a side on
+    the frame's border counts as present), against the block's mean difference; of the
+    boxes whose ratio reaches :data:`INSET_EDGE_RATIO`, the largest within 10 % of the
+    strongest is taken. Each of its sides is then moved by up to a pixel to the strongest
+    edge, so that the box holds no row or column that is mostly the host's.
 
     Examples
     --------
@@ -399,15 +413,21 @@ def inset_box(frames: NDArray[np.uint8]) -> Box | None:
     """
     f = frames.astype(np.float32)
     _, h, w = f.shape
-    er = np.abs(np.diff(f, axis=1)).mean(axis=0)  # (h-1, w): between row r and r+1
-    ec = np.abs(np.diff(f, axis=2)).mean(axis=0)  # (h, w-1)
-    base = float(er.mean() + ec.mean()) / 2 + 1e-3
+    raw_r = np.abs(np.diff(f, axis=1)).mean(axis=0)  # (h-1, w): between row r and r+1
+    raw_c = np.abs(np.diff(f, axis=2)).mean(axis=0)  # (h, w-1)
+    base = float(raw_r.mean() + raw_c.mean()) / 2 + 1e-3
     border = np.full((1, w), 1e6, np.float32)
-    er = np.concatenate([border, er, border])  # index t: the edge above row t
-    ec = np.concatenate([border.T[:h], ec, border.T[:h]], axis=1)  # index l: the edge left of column l
-    # a side may be a pixel off the square's (the inset's size is not a multiple of 2 pixels here)
-    er = er + 0.5 * np.maximum(np.roll(er, 1, axis=0), np.roll(er, -1, axis=0))
-    ec = ec + 0.5 * np.maximum(np.roll(ec, 1, axis=1), np.roll(ec, -1, axis=1))
+    er0 = np.concatenate([border, raw_r, border])  # index t: the edge above row t
+    ec0 = np.concatenate([border.T[:h], raw_c, border.T[:h]], axis=1)  # index l: the edge left of column l
+    # a side may be a pixel off the square's (the inset's size is not a multiple of 2 pixels
+    # here); the border's credit stays on the border: lent to the line next to it, it let a
+    # box of an inset flush with the border stop a pixel short of it, on the inset's content
+    ir = np.concatenate([np.zeros((1, w), np.float32), raw_r, np.zeros((1, w), np.float32)])
+    ic = np.concatenate([np.zeros((h, 1), np.float32), raw_c, np.zeros((h, 1), np.float32)], axis=1)
+    er = ir + 0.5 * np.maximum(np.roll(ir, 1, axis=0), np.roll(ir, -1, axis=0))
+    ec = ic + 0.5 * np.maximum(np.roll(ic, 1, axis=1), np.roll(ic, -1, axis=1))
+    er[[0, -1]] = 1e6
+    ec[:, [0, -1]] = 1e6
     cr = np.concatenate([np.zeros((h + 1, 1), np.float32), np.cumsum(er, axis=1)], axis=1)
     cc = np.concatenate([np.zeros((1, w + 1), np.float32), np.cumsum(ec, axis=0)], axis=0)
     found: list[tuple[float, int, Box]] = []  # (score, area, box): the best place of each size
@@ -417,11 +437,11 @@ def inset_box(frames: NDArray[np.uint8]) -> Box | None:
             sh = round(sw * aspect)
             if not lo <= sh <= min(hi, h - 1):
                 continue
-            horiz = (cr[:, sw:] - cr[:, :-sw]) / sw  # [t, x]: mean edge above row t, columns x..x+sw
-            vert = (cc[sh:, :] - cc[:-sh, :]) / sh  # [t, x]: mean edge left of column x, rows t..t+sh
             k, m = h - sh + 1, w - sw + 1
-            top, bottom = horiz[:k, :m], horiz[sh : sh + k, :m]
-            left, right = vert[:k, :m], vert[:k, sw : sw + m]
+            horiz = _weakest_part(cr, sw, m)  # [t, x]: edge above row t along columns x..x+sw
+            vert = _weakest_part(cc.T, sh, k).T  # [t, x]: edge left of column x along rows t..t+sh
+            top, bottom = horiz[:k], horiz[sh : sh + k]
+            left, right = vert[:, :m], vert[:, sw : sw + m]
             weakest = np.minimum(np.minimum(top, bottom), np.minimum(left, right))
             t, x = np.unravel_index(int(np.argmax(weakest)), weakest.shape)
             score = float(weakest[t, x]) / base
@@ -432,4 +452,88 @@ def inset_box(frames: NDArray[np.uint8]) -> Box | None:
     # the largest box nearly as strong as the strongest: a smaller box inside the inset may
     # borrow a lasting edge of its content for one side
     strongest = max(f[0] for f in found)
-    return max((f for f in found if f[0] >= 0.9 * strongest), key=lambda f: f[1])[2]
+    return _snap(max((b for b in found if b[0] >= 0.9 * strongest), key=lambda b: b[1])[2], f, er0, ec0)
+
+
+def _weakest_part(cum: NDArray[np.float32], length: int, places: int) -> NDArray[np.float32]:
+    """Per row of ``cum`` (cumulative sums along axis 1) and start ``0..places-1``: the lowest mean
+    over the :data:`INSET_SIDE_PARTS` parts of the ``length`` values from that start."""
+    cuts = [round(j * length / INSET_SIDE_PARTS) for j in range(INSET_SIDE_PARTS + 1)]
+    out = np.full((cum.shape[0], places), np.inf, np.float32)
+    for a, b in itertools.pairwise(cuts):
+        np.minimum(out, (cum[:, b : b + places] - cum[:, a : a + places]) / np.float32(b - a), out=out)
+    return out
+
+
+def _blend(lines: NDArray[np.float32], line: int, inward: int) -> float:
+    """The share of the host's picture in ``line``, the box's outermost line on one side.
+
+    ``lines`` are the block's lines across that side (``(n, lines, length)``, rows or
+    columns); ``inward`` the step towards the box's inside. ``line`` is fitted, over every
+    frame (each line less its mean in that frame), by least squares as ``b · host + c ·
+    inner``: ``inner`` the next line in, ``host`` the host's line two out (one out when that
+    is the frame's edge), clear of a blend that the side's own pixel may hold. The host and
+    the inset are unrelated pictures, so a line of the inset alone owes the host nothing
+    (``b`` near 0, however strong the inset's own detail there), while a line that the
+    inset's side cut inside a decoded pixel holds its share of the host. The host two lines
+    away stands for the host at ``line`` only in part, so ``b`` is divided by how much of the
+    host's line one out is carried by its line three out (the same distance; at least 0.4).
+    """
+    n = lines.shape[1]
+    host = line - 2 * inward if 0 <= line - 2 * inward < n else line - inward
+    y, u, v = (lines[:, i].astype(np.float64) for i in (line, host, line + inward))
+    y, u, v = (a - a.mean(axis=1, keepdims=True) for a in (y, u, v))
+    uu, vv, uv = float((u * u).sum()), float((v * v).sum()), float((u * v).sum())
+    det = uu * vv - uv * uv
+    if det <= 1e-6 * max(uu * vv, 1e-12):  # flat or alike lines: nothing to tell apart
+        return 0.0
+    share = (float((u * y).sum()) * vv - float((v * y).sum()) * uv) / det
+    far = host - 2 * inward
+    if host == line - 2 * inward and 0 <= far < n:
+        # the host's own likeness two lines apart, measured one and three lines out
+        a, c = (lines[:, i].astype(np.float64) for i in (line - inward, far))
+        a, c = a - a.mean(axis=1, keepdims=True), c - c.mean(axis=1, keepdims=True)
+        cc = float((c * c).sum())
+        if cc > 1e-6 * c.size:
+            share /= min(1.0, max(0.4, float((a * c).sum()) / cc))
+    return share
+
+
+def _snap(box: Box, f: NDArray[np.float32], er: NDArray[np.float32], ec: NDArray[np.float32]) -> Box:
+    """``box`` with each side not on the frame's border moved to the inset's outermost whole pixels.
+
+    ``f`` are the block's frames, ``er[t]`` the edge above row ``t`` and ``ec[:, l]`` the
+    edge left of column ``l`` (the frame's borders included, unsmoothed). The scores
+    tolerate a side a pixel off, but a hash of the inset does not: a row of the host inside
+    the box changes many bits. Each side moves by up to a pixel to its strongest edge; then,
+    when the box's outermost row or column there holds at least :data:`INSET_BLEND` of the
+    host's picture (:func:`_blend`: the inset's side fell inside a decoded pixel), it is
+    left out. An inset placed on whole pixels keeps its outermost row and column, however
+    strong the inset's own detail next to them.
+    """
+    x0, y0, x1, y1 = box
+    h, w = er.shape[0] - 1, ec.shape[1] - 1
+    rows = f[:, :, x0:x1]  # (n, h, width): the lines of a top or bottom side
+    cols = f[:, y0:y1, :].transpose(0, 2, 1)  # (n, w, height): those of a left or right side
+
+    def side(pos: int, n: int, inward: int, along: Callable[[int], float], lines: NDArray[np.float32]) -> int:
+        if pos in (0, n):
+            return pos
+        pos = max((p for p in (pos - 1, pos, pos + 1) if 0 < p < n), key=along)
+        line = pos if inward > 0 else pos - 1  # the box's outermost line on this side
+        if 0 < pos + inward < n and _blend(lines, line, inward) >= INSET_BLEND:
+            return pos + inward
+        return pos
+
+    def row(t: int) -> float:
+        return float(er[t, x0:x1].mean())
+
+    def col(c: int) -> float:
+        return float(ec[y0:y1, c].mean())
+
+    return (
+        side(x0, w, 1, col, cols),
+        side(y0, h, 1, row, rows),
+        side(x1, w, -1, col, cols),
+        side(y1, h, -1, row, rows),
+    )
