@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -204,12 +205,22 @@ def load(path: str | os.PathLike[str]) -> list[Entry]:
 
 
 def write(path: Path, entries: Iterable[Entry]) -> None:
-    """Write entries to ``path`` atomically (temporary file, then rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for entry in entries:
-            fh.write(entry.to_json() + "\n")
-    os.replace(tmp, path)
+    """Write entries to ``path`` atomically (temporary file, then rename).
+
+    The temporary file's name is unique to the call, so two processes writing the same
+    manifest at once (two test runs building one cache) each rename a whole file of
+    their own; the last rename wins.
+    """
+    fd, name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for entry in entries:
+                fh.write(entry.to_json() + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class Manifest:

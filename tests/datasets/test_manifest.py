@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -114,10 +116,46 @@ def test_duplicate_ids_and_truncated_file(tmp_path: Path) -> None:
 def test_write_is_atomic_and_select_filters(tmp_path: Path) -> None:
     e1 = _entry(tmp_path, "a.png", b"1")
     write(tmp_path / "m.jsonl", [e1])
-    assert not (tmp_path / "m.jsonl.tmp").exists()
+    assert not list(tmp_path.glob("*.tmp"))  # no temporary left
     man = Manifest(tmp_path, [e1])
     assert man.select(kind="image") == [e1]
     assert man.select(kind="audio") == []
     assert man.select(role="distractor") == []
     with pytest.raises(ManifestError, match="no entry"):
         man["img-missing"]
+
+
+def test_concurrent_writers_each_rename_a_whole_file(tmp_path: Path) -> None:
+    entries = [_entry(tmp_path, f"{i}.png", bytes([i])) for i in range(40)]
+    errors: list[BaseException] = []
+
+    def writer(k: int) -> None:
+        try:
+            for _ in range(25):
+                write(tmp_path / "m.jsonl", entries[k:])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    lines = (tmp_path / "m.jsonl").read_text().splitlines()
+    assert lines and len(lines) in {40, 39, 38, 37}  # one writer's whole list, never a mix
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_failed_write_leaves_the_old_manifest(tmp_path: Path) -> None:
+    e1 = _entry(tmp_path, "a.png", b"1")
+    write(tmp_path / "m.jsonl", [e1])
+
+    def broken() -> Iterator[Entry]:
+        yield e1
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        write(tmp_path / "m.jsonl", broken())
+    assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 1
+    assert not list(tmp_path.glob("*.tmp"))
