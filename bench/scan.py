@@ -278,8 +278,9 @@ def run_dask(
     """
     import cProfile
 
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
+    from crawlers.cluster import local_cluster
     from crawlers.dask_scan import DaskScanner
     from crawlers.scan import ScanConfig
 
@@ -294,9 +295,8 @@ def run_dask(
         render="never",
         request_seconds=10.0,
     )
-    opts = {"threads_per_worker": 1, "processes": True, "dashboard_address": None, "host": "127.0.0.1"}
     with (
-        LocalCluster(n_workers=workers, protocol="tcp://", **opts) as cluster,  # type: ignore[no-untyped-call]
+        local_cluster(workers) as cluster,  # the cluster `rongxin scan --dask local:N` starts
         Client(cluster) as probe,  # type: ignore[no-untyped-call]
     ):
         probe.run(_warm)
