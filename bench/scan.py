@@ -23,8 +23,9 @@ as the scanner runs):
   fetches the pictures but fingerprints nothing, and keeps its frontier in memory; the
   scanner commits every step to SQLite (``synchronous=FULL``) so that it can resume.
 
-* **dask** — scaling from one to two Dask workers (``LocalCluster`` processes, started
-  before the clock): ``--dask-hosts`` virtual hosts (``hN.scan.test``, resolved to
+* **dask** — scaling from one to two Dask workers (the ``LocalCluster`` that
+  ``rongxin scan --dask local:N`` starts, ``crawlers.cluster.local_cluster``, started before
+  the clock): ``--dask-hosts`` virtual hosts (``hN.scan.test``, resolved to
   127.0.0.1 by the scan's resolver) of ``--dask-pages`` pages each, every picture URL
   serving distinct bytes so that every picture is fingerprinted and identified; the CPU
   seconds of the workers, of this process (client and local scheduler) and of the site are
@@ -278,8 +279,9 @@ def run_dask(
     """
     import cProfile
 
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
+    from crawlers.cluster import local_cluster
     from crawlers.dask_scan import DaskScanner
     from crawlers.scan import ScanConfig
 
@@ -294,9 +296,8 @@ def run_dask(
         render="never",
         request_seconds=10.0,
     )
-    opts = {"threads_per_worker": 1, "processes": True, "dashboard_address": None, "host": "127.0.0.1"}
     with (
-        LocalCluster(n_workers=workers, protocol="tcp://", **opts) as cluster,  # type: ignore[no-untyped-call]
+        local_cluster(workers) as cluster,  # the cluster `rongxin scan --dask local:N` starts
         Client(cluster) as probe,  # type: ignore[no-untyped-call]
     ):
         probe.run(_warm)

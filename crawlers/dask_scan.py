@@ -176,7 +176,7 @@ class DaskScanner(Scanner):
     processes : bool
         Local workers as processes (default) or threads of this process.
     batch : int
-        Most items of one origin in one task (16: per-task costs of the scheduler, the
+        Most items of one origin in one task (32: per-task costs of the scheduler, the
         client and the workers then weigh little; a lost task costs at most that many
         fetches again).
     connect_seconds : float
@@ -197,7 +197,7 @@ class DaskScanner(Scanner):
         workers: int | None = None,
         processes: bool = True,
         resolver: Resolver = system_resolver,
-        batch: int = 16,
+        batch: int = 32,
         connect_seconds: float = 10.0,
         db: str | None = None,
     ) -> None:

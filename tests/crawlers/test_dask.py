@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from crawlers.cluster import connect, parse_address
+from crawlers.cluster import SCAN_DASK_CONFIG, connect, local_cluster, parse_address
 from crawlers.dask_scan import DaskScanner, home_worker, lease_worker
 from crawlers.errors import CrawlError
 from crawlers.scan import ScanConfig, Scanner
@@ -415,6 +415,27 @@ def test_a_worker_holds_fetched_media_by_digest_within_its_cap(scan_library: Pat
         assert plugin.hold(failed) is failed  # nothing to hold: returned as it is
     finally:
         plugin.teardown()
+
+
+def _timers(dask_worker: Any) -> tuple[list[str], float]:
+    return sorted(dask_worker.periodic_callbacks), dask_worker.periodic_callbacks["tick"].callback_time
+
+
+def test_a_scans_local_cluster_has_its_dask_settings_in_the_worker_processes() -> None:
+    import dask
+    from distributed import Client
+
+    stock = dask.config.get("distributed.worker.profile.enabled")
+    with local_cluster(1) as cluster, Client(cluster) as client:  # type: ignore[no-untyped-call]
+        ((names, tick),) = client.run(_timers).values()  # in the worker process, set up by its nanny
+        assert "profile" not in names and "profile-cycle" not in names
+        assert "heartbeat" in names and "memory_monitor" in names  # the rest still runs
+        assert tick == 500.0
+        extensions = client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.extensions))
+        assert "stealing" not in extensions and "amm" in extensions
+        assert client.submit(sum, [1, 2]).result() == 3
+    assert dask.config.get("distributed.worker.profile.enabled") == stock  # this process's own config
+    assert SCAN_DASK_CONFIG["distributed.admin.tick.interval"] == "500ms"
 
 
 def test_pending_items_are_leased_per_origin_media_first_and_when_due() -> None:
