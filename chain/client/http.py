@@ -169,9 +169,14 @@ class _Base:
 
     @staticmethod
     def _subscribe_message(
-        kinds: Iterable[str] | None, filter: Mapping[str, Any] | None, from_height: int | None
+        kinds: Iterable[str] | None,
+        filter: Mapping[str, Any] | None,
+        from_height: int | None,
+        block_tx_ids: bool = False,
     ) -> str:
         message: dict[str, Any] = {"type": "subscribe"}
+        if block_tx_ids:
+            message["block_tx_ids"] = True
         if kinds is not None:
             message["kinds"] = sorted(kinds)
         if filter is not None:
@@ -349,8 +354,12 @@ class NodeClient(_Base):
         filter: Mapping[str, Any] | None = None,
         *,
         from_height: int | None = None,
+        block_tx_ids: bool = False,
     ) -> Iterator[Event]:
         """Events from the node's ``/events`` (see :mod:`chain.api.ws`), as they commit.
+
+        With ``block_tx_ids`` each ``block`` event carries the ids of its transactions
+        (``"tx_ids"``): one message per block tells when each transaction committed.
 
         Raises
         ------
@@ -369,7 +378,7 @@ class NodeClient(_Base):
         try:
             with ws:
                 self._event(ws.recv())  # ready
-                ws.send(self._subscribe_message(kinds, filter, from_height))
+                ws.send(self._subscribe_message(kinds, filter, from_height, block_tx_ids))
                 self._event(ws.recv())  # subscribed
                 while True:
                     yield self._event(ws.recv())
@@ -584,6 +593,7 @@ class AsyncNodeClient(_Base):
         filter: Mapping[str, Any] | None = None,
         *,
         from_height: int | None = None,
+        block_tx_ids: bool = False,
     ) -> AsyncIterator[Event]:
         """See :meth:`NodeClient.subscribe`."""
         from websockets.asyncio.client import connect
@@ -597,7 +607,7 @@ class AsyncNodeClient(_Base):
         try:
             async with ws:
                 self._event(await ws.recv())  # ready
-                await ws.send(self._subscribe_message(kinds, filter, from_height))
+                await ws.send(self._subscribe_message(kinds, filter, from_height, block_tx_ids))
                 self._event(await ws.recv())  # subscribed
                 while True:
                     yield self._event(await ws.recv())
