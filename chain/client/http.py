@@ -46,6 +46,7 @@ from chain.client.common import (
     checked_state,
     hex_bytes,
     node_answer,
+    tls_context,
     ws_url,
 )
 from chain.crypto import PrivateKey
@@ -222,7 +223,9 @@ class NodeClient(_Base):
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(url, key, cert, genesis, retries, backoff_s)
-        self._http = httpx.Client(base_url=self.url, timeout=timeout_s, transport=transport)
+        self._http = httpx.Client(
+            base_url=self.url, timeout=timeout_s, transport=transport, verify=tls_context()
+        )
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -485,7 +488,9 @@ class AsyncNodeClient(_Base):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(url, key, cert, genesis, retries, backoff_s)
-        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout_s, transport=transport)
+        self._http = httpx.AsyncClient(
+            base_url=self.url, timeout=timeout_s, transport=transport, verify=tls_context()
+        )
         self._lock = asyncio.Lock()
 
     async def aclose(self) -> None:
