@@ -316,6 +316,20 @@ def parse_kinds(kinds: Any) -> frozenset[str]:
     return frozenset(chosen)
 
 
+def shaped(event: Event, block_tx_ids: bool) -> Event:
+    """``event`` as a subscriber gets it: a ``block`` event keeps its ``tx_ids`` only for a
+    subscriber that asked for them (``event`` itself is not changed).
+
+    Examples
+    --------
+    >>> shaped({"type": "block", "height": 2, "tx_ids": ["ab"]}, False)
+    {'type': 'block', 'height': 2}
+    """
+    if not block_tx_ids and "tx_ids" in event and event.get("type") == "block":
+        return {k: v for k, v in event.items() if k != "tx_ids"}
+    return event
+
+
 # --------------------------------------------------------------------------- subscriptions
 class Subscription:
     """One subscriber's bounded queue of events; read it with :meth:`get` or ``async for``.
@@ -357,11 +371,8 @@ class Subscription:
         return event.get("type") in self.kinds and self.filter.matches(event)
 
     def shape(self, event: Event) -> Event:
-        """``event`` as this subscription gets it: a ``block`` event without its ``tx_ids``
-        unless the subscription asked for them."""
-        if not self.block_tx_ids and "tx_ids" in event and event.get("type") == "block":
-            return {k: v for k, v in event.items() if k != "tx_ids"}
-        return event
+        """``event`` as this subscription gets it (see :func:`shaped`)."""
+        return shaped(event, self.block_tx_ids)
 
     def _offer(self, event: Event) -> None:
         if self._closed:
