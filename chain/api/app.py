@@ -341,21 +341,21 @@ def validators(request: Request) -> dict[str, Any]:
 
 
 @router.get("/blocks/hash/{block_hash}", tags=["chain"], dependencies=[Depends(member)])
-def block_by_hash(request: Request, block_hash: str) -> dict[str, Any]:
+def block_by_hash(request: Request, block_hash: str) -> JSONResponse:
     """The committed block with this hash (64 hex digits)."""
     found = api_of(request.app).service.block_by_hash(parse_digest(block_hash, "a block hash"))
     if found is None:
         raise _fail(404, "no committed block has this hash on this node")
-    return found
+    return JSONResponse(found)  # plain JSON already: FastAPI's encoder would walk every transaction
 
 
 @router.get("/blocks/{height}", tags=["chain"], dependencies=[Depends(member)])
-def block(request: Request, height: str) -> dict[str, Any]:
+def block(request: Request, height: str) -> JSONResponse:
     """The committed block at ``height``: header fields, QC signers, transaction ids."""
     found = api_of(request.app).service.block(parse_height(height))
     if found is None:
         raise _fail(404, f"no block at height {height} is committed on this node")
-    return found
+    return JSONResponse(found)
 
 
 @router.get("/txs/{tx_id}", tags=["chain"], dependencies=[Depends(member)])

@@ -9,8 +9,10 @@ The protocol (JSON text messages):
    ``{"type": "ready"}``; a refusal is ``{"type": "error", "reason"}`` and the connection
    closes (code 1008).
 2. subscribe — ``{"type": "subscribe", "kinds": ["block", "tx", "validators"], "filter":
-   {"tx_type", "sender", "anchor_digest", "tx_id"}, "from_height": N, "max_queue": M}``
-   (all optional). The node answers ``{"type": "subscribed", "id", "height"}`` (its
+   {"tx_type", "sender", "anchor_digest", "tx_id"}, "from_height": N, "max_queue": M,
+   "block_tx_ids": true}`` (all optional; ``block_tx_ids`` adds the ids of a block's
+   transactions to its ``block`` event — one message per block where ``tx`` events are
+   one per transaction). The node answers ``{"type": "subscribed", "id", "height"}`` (its
    committed height), replays the events of heights ``N`` up to that height from its store
    when ``from_height`` is given, then streams live events, each with ``"subscription":
    id``. ``{"type": "unsubscribe", "id"}`` ends one; ``{"type": "ping"}`` is answered
@@ -148,7 +150,10 @@ class _Connection:
         head = service.store.head_height()
         start = self._replay_start(message, head)
         sub = service.hub.subscribe(
-            message.get("kinds"), message.get("filter"), message.get("max_queue", MAX_QUEUE)
+            message.get("kinds"),
+            message.get("filter"),
+            message.get("max_queue", MAX_QUEUE),
+            message.get("block_tx_ids", False),
         )
         task = asyncio.create_task(self._pump(sub, start, head))
         self.subs[sub.id] = (sub, task)
@@ -170,7 +175,7 @@ class _Connection:
                 for height in range(start, head + 1):
                     for event in self.api.service.events_at(height):
                         if sub.matches(event):
-                            await self.send({**event, "subscription": sub.id})
+                            await self.send({**sub.shape(event), "subscription": sub.id})
             async for event in sub:
                 if event["type"] == "error":
                     await self.send({**event, "subscription": sub.id})

@@ -46,6 +46,7 @@ from chain.client.common import (
     checked_state,
     hex_bytes,
     node_answer,
+    tls_context,
     ws_url,
 )
 from chain.crypto import PrivateKey
@@ -169,9 +170,14 @@ class _Base:
 
     @staticmethod
     def _subscribe_message(
-        kinds: Iterable[str] | None, filter: Mapping[str, Any] | None, from_height: int | None
+        kinds: Iterable[str] | None,
+        filter: Mapping[str, Any] | None,
+        from_height: int | None,
+        block_tx_ids: bool = False,
     ) -> str:
         message: dict[str, Any] = {"type": "subscribe"}
+        if block_tx_ids:
+            message["block_tx_ids"] = True
         if kinds is not None:
             message["kinds"] = sorted(kinds)
         if filter is not None:
@@ -217,7 +223,9 @@ class NodeClient(_Base):
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(url, key, cert, genesis, retries, backoff_s)
-        self._http = httpx.Client(base_url=self.url, timeout=timeout_s, transport=transport)
+        self._http = httpx.Client(
+            base_url=self.url, timeout=timeout_s, transport=transport, verify=tls_context()
+        )
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -349,8 +357,12 @@ class NodeClient(_Base):
         filter: Mapping[str, Any] | None = None,
         *,
         from_height: int | None = None,
+        block_tx_ids: bool = False,
     ) -> Iterator[Event]:
         """Events from the node's ``/events`` (see :mod:`chain.api.ws`), as they commit.
+
+        With ``block_tx_ids`` each ``block`` event carries the ids of its transactions
+        (``"tx_ids"``): one message per block tells when each transaction committed.
 
         Raises
         ------
@@ -369,7 +381,7 @@ class NodeClient(_Base):
         try:
             with ws:
                 self._event(ws.recv())  # ready
-                ws.send(self._subscribe_message(kinds, filter, from_height))
+                ws.send(self._subscribe_message(kinds, filter, from_height, block_tx_ids))
                 self._event(ws.recv())  # subscribed
                 while True:
                     yield self._event(ws.recv())
@@ -476,7 +488,9 @@ class AsyncNodeClient(_Base):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(url, key, cert, genesis, retries, backoff_s)
-        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout_s, transport=transport)
+        self._http = httpx.AsyncClient(
+            base_url=self.url, timeout=timeout_s, transport=transport, verify=tls_context()
+        )
         self._lock = asyncio.Lock()
 
     async def aclose(self) -> None:
@@ -584,6 +598,7 @@ class AsyncNodeClient(_Base):
         filter: Mapping[str, Any] | None = None,
         *,
         from_height: int | None = None,
+        block_tx_ids: bool = False,
     ) -> AsyncIterator[Event]:
         """See :meth:`NodeClient.subscribe`."""
         from websockets.asyncio.client import connect
@@ -597,7 +612,7 @@ class AsyncNodeClient(_Base):
         try:
             async with ws:
                 self._event(await ws.recv())  # ready
-                await ws.send(self._subscribe_message(kinds, filter, from_height))
+                await ws.send(self._subscribe_message(kinds, filter, from_height, block_tx_ids))
                 self._event(await ws.recv())  # subscribed
                 while True:
                     yield self._event(await ws.recv())

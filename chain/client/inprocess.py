@@ -29,7 +29,7 @@ from chain.client.common import anchor_payload, check_anchors, checked_receipt
 from chain.consensus.core import Committed
 from chain.errors import ClientError, CommitTimeout, LocalNetError, ReceiptError, ValidationError
 from chain.localnet import Identity, LocalConsortium
-from chain.node.events import Event, EventFilter, committed_events, parse_kinds
+from chain.node.events import Event, EventFilter, committed_events, parse_kinds, shaped
 from chain.receipt import Receipt
 from chain.state_receipt import build_state_receipt
 from chain.types import Genesis, Transaction
@@ -146,10 +146,15 @@ class InProcessLedger:
         return loc[0]
 
     def subscribe(
-        self, kinds: Iterable[str] | None = None, filter: Mapping[str, Any] | None = None
+        self,
+        kinds: Iterable[str] | None = None,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        block_tx_ids: bool = False,
     ) -> Iterator[Event]:
         """Events of the reading node committed since this client was made, then those of
-        the transactions still in its mempool as the network commits them.
+        the transactions still in its mempool as the network commits them (``block``
+        events with their ``tx_ids`` when ``block_tx_ids``, as a node's ``/events`` gives).
 
         The iterator ends when no event is left and the reading node's mempool is empty
         (or its transactions did not commit within :data:`DRAIN_VIRTUAL_MS` of virtual
@@ -164,7 +169,7 @@ class InProcessLedger:
                 event = self._events[position]
                 position += 1
                 if event["type"] in chosen and flt.matches(event):
-                    yield event
+                    yield shaped(event, block_tx_ids)
             deadline = net.now + DRAIN_VIRTUAL_MS
             while position >= len(self._events) and self._replica.app.mempool and net.now <= deadline:
                 if not net.step():

@@ -37,7 +37,7 @@ import httpx
 
 from chain import codec
 from chain.api.auth import BODY_SM3_HEADER, sign_request
-from chain.client.common import MAX_RESPONSE_BYTES, hex_bytes, node_answer
+from chain.client.common import MAX_RESPONSE_BYTES, hex_bytes, node_answer, tls_context
 from chain.contracts.membership import cert_key
 from chain.crypto import PrivateKey
 from chain.crypto.sm3 import sm3_file
@@ -95,7 +95,9 @@ class HttpObjects:
         self.key = key
         self.cert = cert
         self.genesis = genesis
-        self._http = httpx.Client(base_url=self.url, timeout=timeout_s, transport=transport)
+        self._http = httpx.Client(
+            base_url=self.url, timeout=timeout_s, transport=transport, verify=tls_context()
+        )
 
     def close(self) -> None:
         """Close the connection pool."""

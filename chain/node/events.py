@@ -8,7 +8,10 @@ event published live and one replayed later from the store are the same JSON.
 Event shapes (JSON; bytes as lowercase hex):
 
 * ``{"type": "block", "height", "hash", "time_ms", "txs", "proposer", "round", "epoch"}``
-  (``txs`` is the number of transactions);
+  (``txs`` is the number of transactions), plus ``"tx_ids"`` (the ids of the block's
+  transactions in order) for a subscription made with ``block_tx_ids``: one message per
+  block tells such a client when each of its transactions committed, where ``tx`` events
+  cost the node a stored result read and a message per transaction;
 * ``{"type": "tx", "tx_id", "height", "index", "tx_type", "sender", "result"}`` plus
   ``"anchor_digest"`` for an ``anchor`` transaction;
 * ``{"type": "validators", "epoch", "height", "validators": [{"id", "subject"}]}`` — the
@@ -37,13 +40,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from chain import codec
 from chain.consensus.messages import Block
-from chain.crypto.sm3 import sm3
 from chain.epochs import CURRENT_EPOCH, EpochRecord, epoch_info, epoch_key
 from chain.errors import SubscriptionError
 from chain.store import LedgerStore
@@ -88,16 +90,19 @@ def to_json(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- building events
-def block_event(block: Block) -> Event:
-    """The ``block`` event of a committed block.
+def block_event(block: Block, tx_ids: Sequence[bytes] | None = None) -> Event:
+    """The ``block`` event of a committed block; with ``tx_ids`` (its transactions' ids, in
+    order) it carries them as ``"tx_ids"`` for the subscriptions that asked for them.
 
     Examples
     --------
     >>> from chain.consensus.messages import genesis_block
     >>> block_event(genesis_block("c", b"r" * 32))["txs"]
     0
+    >>> block_event(genesis_block("c", b"r" * 32), [])["tx_ids"]
+    []
     """
-    return {
+    event: Event = {
         "type": "block",
         "height": block.height,
         "hash": block.hash.hex(),
@@ -107,6 +112,9 @@ def block_event(block: Block) -> Event:
         "round": block.round,
         "epoch": block.epoch,
     }
+    if tx_ids is not None:
+        event["tx_ids"] = [t.hex() for t in tx_ids]
+    return event
 
 
 def tx_event(tx: Transaction, height: int, index: int, result: Any) -> Event:
@@ -168,7 +176,8 @@ def epoch_started_at(store: LedgerStore, height: int) -> EpochRecord | None:
 
 
 def committed_events(store: LedgerStore, height: int) -> list[Event]:
-    """Every event of the committed block at ``height``: block, transactions, validators.
+    """Every event of the committed block at ``height``: block (with its ``tx_ids``),
+    transactions, validators.
 
     Returns an empty list when the store has no block at ``height`` (yet).
 
@@ -189,10 +198,10 @@ def committed_events(store: LedgerStore, height: int) -> list[Event]:
     obj = codec.decode(row.block)
     raws = store.transactions(height)
     obj[-1] = raws
-    events = [block_event(Block.from_obj(obj))]
-    for index, raw in enumerate(raws):
-        tx = Transaction.from_bytes(raw)
-        stored = store.tx_result(sm3(raw))
+    txs = [Transaction.from_bytes(raw) for raw in raws]
+    events = [block_event(Block.from_obj(obj), [tx.tx_id for tx in txs])]
+    for index, tx in enumerate(txs):
+        stored = store.tx_result(tx.tx_id)
         events.append(tx_event(tx, height, index, None if stored is None else codec.decode(stored)))
     record = epoch_started_at(store, height)
     if record is not None:
@@ -307,6 +316,20 @@ def parse_kinds(kinds: Any) -> frozenset[str]:
     return frozenset(chosen)
 
 
+def shaped(event: Event, block_tx_ids: bool) -> Event:
+    """``event`` as a subscriber gets it: a ``block`` event keeps its ``tx_ids`` only for a
+    subscriber that asked for them (``event`` itself is not changed).
+
+    Examples
+    --------
+    >>> shaped({"type": "block", "height": 2, "tx_ids": ["ab"]}, False)
+    {'type': 'block', 'height': 2}
+    """
+    if not block_tx_ids and "tx_ids" in event and event.get("type") == "block":
+        return {k: v for k, v in event.items() if k != "tx_ids"}
+    return event
+
+
 # --------------------------------------------------------------------------- subscriptions
 class Subscription:
     """One subscriber's bounded queue of events; read it with :meth:`get` or ``async for``.
@@ -316,12 +339,20 @@ class Subscription:
     """
 
     def __init__(
-        self, hub: EventHub, sid: int, kinds: frozenset[str], flt: EventFilter, max_queue: int
+        self,
+        hub: EventHub,
+        sid: int,
+        kinds: frozenset[str],
+        flt: EventFilter,
+        max_queue: int,
+        block_tx_ids: bool = False,
     ) -> None:
         self.id = sid
         self.kinds = kinds
         self.filter = flt
         self.max_queue = max_queue
+        self.block_tx_ids = block_tx_ids
+        """Whether ``block`` events keep their ``tx_ids``."""
         self.resume_height: int | None = None
         """After an overflow: the height to resubscribe from."""
         self._hub = hub
@@ -339,9 +370,14 @@ class Subscription:
         """Whether this subscription wants ``event``."""
         return event.get("type") in self.kinds and self.filter.matches(event)
 
+    def shape(self, event: Event) -> Event:
+        """``event`` as this subscription gets it (see :func:`shaped`)."""
+        return shaped(event, self.block_tx_ids)
+
     def _offer(self, event: Event) -> None:
         if self._closed:
             return
+        event = self.shape(event)
         if len(self._items) >= self.max_queue:
             oldest = self._items[0] if self._items else event
             height = int(oldest.get("height", 0))
@@ -428,7 +464,11 @@ class EventHub:
         return len(self._subs)
 
     def subscribe(
-        self, kinds: Iterable[str] | None, filter: Any = None, max_queue: int = MAX_QUEUE
+        self,
+        kinds: Iterable[str] | None,
+        filter: Any = None,
+        max_queue: int = MAX_QUEUE,
+        block_tx_ids: bool = False,
     ) -> Subscription:
         """A new subscription to ``kinds`` (all when ``None``) whose ``tx`` events pass ``filter``.
 
@@ -440,28 +480,42 @@ class EventHub:
             See :meth:`EventFilter.from_dict`.
         max_queue : int
             Events queued before the subscription overflows (1 to :data:`MAX_QUEUE`).
+        block_tx_ids : bool
+            Whether ``block`` events carry the ids of the block's transactions (needs the
+            ``block`` kind).
 
         Raises
         ------
         SubscriptionError
-            Bad kinds, filter or queue size, or the hub's subscription limit reached.
+            Bad kinds, filter, queue size or ``block_tx_ids``, or the hub's subscription
+            limit reached.
         """
         chosen = parse_kinds(kinds)
         flt = filter if isinstance(filter, EventFilter) else EventFilter.from_dict(filter)
         if isinstance(max_queue, bool) or not isinstance(max_queue, int) or not 1 <= max_queue <= MAX_QUEUE:
             raise SubscriptionError(f"max_queue must be 1..{MAX_QUEUE}")
+        if not isinstance(block_tx_ids, bool):
+            raise SubscriptionError("block_tx_ids is true or false")
+        if block_tx_ids and "block" not in chosen:
+            raise SubscriptionError("block_tx_ids needs the 'block' event kind")
         if len(self._subs) >= self.max_subscriptions:
             raise SubscriptionError(
                 f"the node serves {self.max_subscriptions} subscriptions already; retry later"
             )
         self._next_id += 1
-        sub = Subscription(self, self._next_id, chosen, flt, max_queue)
+        sub = Subscription(self, self._next_id, chosen, flt, max_queue, block_tx_ids)
         self._subs[sub.id] = sub
         return sub
 
     def _forget(self, sub: Subscription) -> None:
         if self._subs.pop(sub.id, None) is not None and sub.resume_height is not None:
             self.overflows += 1
+
+    def wants(self, kind: str) -> bool:
+        """Whether a live subscription asks for events of ``kind``: a publisher need not
+        build events nobody gets (listeners see ``block`` and ``validators`` events, and
+        ``tx`` events only when some subscription wants them)."""
+        return any(kind in sub.kinds for sub in self._subs.values())
 
     def add_listener(self, listener: Callable[[Event], None]) -> None:
         """Call ``listener(event)`` for every event published (it must not block)."""

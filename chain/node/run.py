@@ -324,15 +324,19 @@ def _audit_membership(host: NodeHost, audit: OpsAudit, a: Any) -> None:
 
 
 def _publish(host: NodeHost, hub: Any, a: Any) -> None:
-    """Publish the events of a committed block (block, its transactions with results)."""
+    """Publish the events of a committed block: the block with its transactions' ids, and
+    one event per transaction with its result only while a subscription asks for them (each
+    costs a stored result read)."""
     from chain import codec
     from chain.node.events import block_event, tx_event
 
     block = a.block
     store = host.replica.store
-    hub.publish(block_event(block))
     executor = host.replica.app.executor
-    for index, raw in enumerate(block.payload):
-        tx = executor.decode(raw)
+    txs = [executor.decode(raw) for raw in block.payload]
+    hub.publish(block_event(block, [tx.tx_id for tx in txs]))
+    if not hub.wants("tx"):
+        return
+    for index, tx in enumerate(txs):
         stored = store.tx_result(tx.tx_id)
         hub.publish(tx_event(tx, block.height, index, None if stored is None else codec.decode(stored)))

@@ -529,12 +529,23 @@ class NodeService:
         self.hub.publish_all(self.events_at(height))
 
     def _on_event(self, event: Event) -> None:
-        if event.get("type") != "tx":
+        if not self._waiters:
             return
-        try:
-            tx_id = bytes.fromhex(event["tx_id"])
-        except (KeyError, TypeError, ValueError):
-            return
+        kind = event.get("type")
+        if kind == "block":
+            ids = event.get("tx_ids")
+            if not isinstance(ids, list):
+                return
+            committed = set(ids)
+            for tx_id in [t for t in self._waiters if t.hex() in committed]:
+                self._wake(tx_id, event)
+        elif kind == "tx":
+            try:
+                self._wake(bytes.fromhex(event["tx_id"]), event)
+            except (KeyError, TypeError, ValueError):
+                return
+
+    def _wake(self, tx_id: bytes, event: Event) -> None:
         for fut in self._waiters.pop(tx_id, []):
             if not fut.done():
                 fut.set_result(int(event["height"]))
@@ -565,8 +576,9 @@ class NodeService:
     async def wait_committed(self, tx_id: bytes, timeout_s: float) -> int:
         """Wait until ``tx_id`` is committed on this node; its height.
 
-        Woken by the hub's ``tx`` events, and also looks at the store every
-        :data:`POLL_S` seconds (a host that publishes no events still works).
+        Woken by the hub's ``block`` events (their ``tx_ids``) or ``tx`` events, and also
+        looks at the store every :data:`POLL_S` seconds (a host that publishes no events
+        still works).
 
         Raises
         ------

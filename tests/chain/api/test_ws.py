@@ -230,3 +230,43 @@ def test_unreadable_messages_close_the_connection(client: TestClient, node: Node
         ws.send_text(" " * (64 * 1024 + 1))
         assert "at most" in recv(ws)["reason"]
         assert closed_with(ws)[0] == 1009
+
+
+def test_block_events_with_their_transactions_ids(client: TestClient, node: Node) -> None:
+    with connect(client, node) as ws:
+        recv(ws)
+        ws.send_json({"type": "subscribe", "kinds": ["block"], "block_tx_ids": True})
+        with_ids = recv(ws)["id"]
+        ws.send_json({"type": "subscribe", "kinds": ["block"]})
+        plain = recv(ws)["id"]
+        done = commit_anchor(client, node, b"\x04" * 32)
+        got = until(ws, lambda m: m["subscription"] == plain and m["height"] == done["height"])
+        mine = [m for m in got if m["subscription"] == with_ids and m["height"] == done["height"]]
+        assert len(mine) == 1 and done["tx_id"] in mine[0]["tx_ids"]
+        assert len(mine[0]["tx_ids"]) == mine[0]["txs"]
+        assert all("tx_ids" not in m for m in got if m["subscription"] == plain)
+        # a replay from the store carries them too
+        ws.send_json({"type": "subscribe", "kinds": ["block"], "block_tx_ids": True, "from_height": 1})
+        replay = recv(ws)["id"]
+        again = until(ws, lambda m: m.get("subscription") == replay and m["height"] == done["height"])
+        assert done["tx_id"] in again[-1]["tx_ids"]
+
+
+def test_bad_subscriptions_of_block_tx_ids_and_oversized_filters(client: TestClient, node: Node) -> None:
+    with connect(client, node) as ws:
+        recv(ws)
+        for bad, reason in [
+            ({"type": "subscribe", "kinds": ["block"], "block_tx_ids": "yes"}, "true or false"),
+            ({"type": "subscribe", "kinds": ["tx"], "block_tx_ids": True}, "needs the 'block' event kind"),
+            ({"type": "subscribe", "kinds": ["block_txs"]}, "unknown event kinds"),
+            ({"type": "subscribe", "filter": {"tx_type": ["anchor"] * 33}}, "tx_type"),
+            ({"type": "subscribe", "filter": {"tx_type": ["x" * 65]}}, "tx_type"),
+            ({"type": "subscribe", "filter": {"tx_id": "ab" * 33}}, "64 hex digits"),
+        ]:
+            ws.send_json(bad)
+            error = recv(ws)
+            assert error["type"] == "error" and reason in error["reason"] and error["fatal"] is False
+        assert len(node.service.hub) == 0
+        ws.send_json({"type": "subscribe", "filter": {"tx_type": ["t" * 64] * 1000}})  # > 64 KiB
+        assert "at most" in recv(ws)["reason"]
+        assert closed_with(ws)[0] == 1009

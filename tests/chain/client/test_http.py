@@ -381,3 +381,27 @@ def test_vault_download_refusal_reads_a_bounded_body(node: Node) -> None:
     with vault_mock(node, handler) as objects, pytest.raises(ClientError) as e:
         list(objects.fetch(b"\x02" * 32))
     assert e.value.status == 404
+
+
+def test_clients_share_one_verifying_tls_context(node: Node) -> None:
+    import ssl
+
+    from chain.client.common import tls_context
+
+    def context_of(http: Any) -> Any:
+        return http._transport._pool._ssl_context  # httpcore's pool keeps the context it was given
+
+    shared = tls_context()
+    assert shared.verify_mode == ssl.CERT_REQUIRED and shared.check_hostname
+    clients = [
+        NodeClient(f"https://127.0.0.1:{9000 + i}", node.member.key, node.member.cert, node.genesis)
+        for i in range(8)
+    ]
+    try:  # a context of its own each would load the CA bundle each time (≈ 20 ms of CPU)
+        assert all(context_of(c._http) is shared for c in clients)
+        async_client = AsyncNodeClient("https://[::1]:9", node.member.key, node.member.cert, node.genesis)
+        assert context_of(async_client._http) is shared
+        asyncio.run(async_client.aclose())
+    finally:
+        for c in clients:
+            c.close()

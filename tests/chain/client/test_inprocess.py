@@ -82,6 +82,12 @@ def test_subscribe_yields_committed_events_and_drains_the_mempool(ledger: InProc
     assert [e["anchor_digest"] for e in events] == ["05" * 32, "06" * 32]
     blocks = list(ledger.subscribe(["block"]))
     assert [b["height"] for b in blocks] == sorted({b["height"] for b in blocks}) and blocks
+    assert all("tx_ids" not in b for b in blocks)
+    with_ids = list(ledger.subscribe(["block"], block_tx_ids=True))
+    assert [b["height"] for b in with_ids] == [b["height"] for b in blocks]
+    committed = [t for b in with_ids for t in b["tx_ids"]]
+    assert [e["tx_id"] for e in events] == [t for t in committed if t in {e["tx_id"] for e in events}]
+    assert all(len(b["tx_ids"]) == b["txs"] for b in with_ids)
     assert list(ledger.subscribe(["validators"])) == []
 
 

@@ -229,3 +229,59 @@ def test_validators_event_when_a_block_starts_an_epoch(tmp_path: Path) -> None:
         assert "node-4" in {v["subject"] for v in found[0]["validators"]}
     finally:
         c.close()
+
+
+def test_block_tx_ids_only_for_the_subscriptions_that_ask() -> None:
+    hub = EventHub()
+    with_ids = hub.subscribe(["block"], block_tx_ids=True)
+    without = hub.subscribe(["block", "tx"])
+    event = {**block(4), "txs": 2, "tx_ids": ["01" * 32, "02" * 32]}
+    hub.publish(event)
+    assert drain(with_ids) == [event]
+    assert drain(without) == [block(4) | {"txs": 2}]
+    assert event["tx_ids"] == ["01" * 32, "02" * 32]  # the published event is not changed
+
+
+@pytest.mark.parametrize(
+    ("kinds", "flag", "message"),
+    [
+        (["block"], "yes", "true or false"),
+        (["block"], 1, "true or false"),
+        (["block"], None, "true or false"),
+        (["tx"], True, "needs the 'block' event kind"),
+        (["validators", "tx"], True, "needs the 'block' event kind"),
+    ],
+)
+def test_bad_block_tx_ids_are_refused(kinds: Any, flag: Any, message: str) -> None:
+    hub = EventHub()
+    with pytest.raises(SubscriptionError, match=message):
+        hub.subscribe(kinds, block_tx_ids=flag)
+    assert len(hub) == 0
+
+
+def test_the_hub_says_whether_anyone_wants_a_kind() -> None:
+    hub = EventHub()
+    assert not hub.wants("tx")
+    blocks = hub.subscribe(["block"], block_tx_ids=True)
+    assert hub.wants("block") and not hub.wants("tx")
+    txs = hub.subscribe(["tx"], {"tx_type": "anchor"})
+    assert hub.wants("tx")
+    txs.close()
+    assert not hub.wants("tx")
+    blocks.close()
+    assert not hub.wants("block")
+
+
+def test_committed_block_events_carry_their_transactions_ids(tmp_path: Path) -> None:
+    c = LocalConsortium.create(tmp_path, nodes=4)
+    try:
+        member = c.add_member("County media center", [Role.MEDIA_CENTER])
+        c.anchor(member, b"\x08" * 32, "work")
+        store = c.replicas[0].store
+        for height in range(1, store.head_height() + 1):
+            events = committed_events(store, height)
+            ids = [e["tx_id"] for e in events if e["type"] == "tx"]
+            assert events[0]["type"] == "block" and events[0]["tx_ids"] == ids
+            assert events[0]["txs"] == len(ids)
+    finally:
+        c.close()

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from chain.errors import AuthError, CommitTimeout, ValidationError
 from chain.merkle import batch_proofs
+from chain.node.events import EventHub
 from chain.receipt import Receipt, ReceiptError, verify_anchored_digest, verify_checkpoint
 from chain.types import Certificate, Role
 from tests.chain.api.harness import Node, start_node
@@ -177,3 +180,46 @@ def test_wait_committed_times_out(node: Node) -> None:
     with pytest.raises(CommitTimeout, match="not committed within") as e:
         asyncio.run(node.service.wait_committed(b"\x0c" * 32, 0.05))
     assert e.value.tx_id == b"\x0c" * 32 and node.service.waiting() == 0
+
+
+def test_wait_committed_woken_by_a_block_event_with_transaction_ids(node: Node) -> None:
+    service = node.service
+    unknown = b"\x0d" * 32  # not in the store: only the event can wake the waiter
+
+    async def scenario() -> int:
+        waiter = asyncio.create_task(service.wait_committed(unknown, 5))
+        await asyncio.sleep(0)
+        service.hub.publish({"type": "block", "height": 41, "tx_ids": ["0e" * 32]})
+        service.hub.publish({"type": "block", "height": 42})  # no ids: nothing to wake
+        await asyncio.sleep(0.01)
+        assert not waiter.done() and service.waiting() == 1
+        service.hub.publish({"type": "block", "height": 43, "tx_ids": ["0e" * 32, unknown.hex()]})
+        return await asyncio.wait_for(waiter, 1)
+
+    assert asyncio.run(scenario()) == 43
+    assert service.waiting() == 0
+
+
+def test_a_node_publishes_transaction_events_only_while_someone_wants_them(node: Node) -> None:
+    from chain.node.run import _publish
+
+    c = node.consortium
+    tx = node.anchor_tx(b"\x0f" * 32)
+    c.net.wait(c.net.submit(tx.to_bytes()))
+    replica = c.replicas[0]
+    height, _ = replica.store.tx_location(tx.tx_id) or (0, 0)
+    block = replica.block_store.get_by_height(height)
+    assert block is not None
+    host, committed = SimpleNamespace(replica=replica), SimpleNamespace(block=block)
+    hub = EventHub()
+    seen: list[dict[str, Any]] = []
+    hub.add_listener(seen.append)
+    blocks = hub.subscribe(["block"], block_tx_ids=True)
+    _publish(host, hub, committed)  # type: ignore[arg-type]
+    assert [e["type"] for e in seen] == ["block"] and tx.tx_id.hex() in seen[0]["tx_ids"]
+    assert blocks.get_nowait() == seen[0]
+    txs = hub.subscribe(["tx"], {"tx_type": "anchor"})
+    _publish(host, hub, committed)  # type: ignore[arg-type]
+    assert [e["type"] for e in seen[1:]] == ["block"] + ["tx"] * len(block.payload)
+    event = txs.get_nowait()
+    assert event is not None and event["tx_id"] == tx.tx_id.hex() and event["result"]["status"] == "anchored"
