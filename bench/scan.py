@@ -9,7 +9,9 @@ smoke corpus's photos, ``--distinct`` different files, each under many URLs.
 Runs, politeness off (``delay=0``, robots.txt fetched and obeyed, one request in flight,
 as the scanner runs):
 
-* **pages** — crawl and extract only (pages without media);
+* **pages** — crawl and extract only (pages without media), from the site's one host, then
+  again from ``--vhosts`` virtual hosts (``hN.scan.test``, default 100, each seeded at its
+  first page: the scanner's per-host queues and politeness state for many hosts);
 * **media** — pages with pictures: every picture URL fetched, each distinct content
   fingerprinted once and identified against a library holding the originals;
 * **identify** (``--library-works N``) — the library padded with synthetic works to ``N``
@@ -132,6 +134,7 @@ class Site:
     def __enter__(self) -> str:
         n, media, distinct, pictures = self.args
         mode = "2" if self.unique else str(int(media))
+        self.port_file.unlink(missing_ok=True)  # a site started before with the same arguments wrote it
         cmd = [sys.executable, __file__, "--serve", str(n), mode, str(distinct), str(pictures)]
         self.proc = subprocess.Popen([*cmd, str(self.port_file)])
         deadline = time.monotonic() + 20
@@ -224,11 +227,16 @@ def run_identify(pictures: Path, library: Path) -> tuple[int, float, float, int]
         return 3 * len(files), time.perf_counter() - t0, time.process_time() - c0, matched
 
 
-def run_scanner(base: str, n: int, library: Path, out: Path) -> dict[str, Any]:
+def run_scanner(base: str, n: int, library: Path, out: Path, hosts: int = 0) -> dict[str, Any]:
+    """One process scans the site for ``n`` pages: from its one host, or (``hosts``) from that
+    many virtual hosts (``hN.scan.test``, all on the site), each seeded at its first page."""
     from crawlers.scan import ScanConfig, Scanner
 
+    port = base.rsplit(":", 1)[1]
     cfg = ScanConfig(
-        seeds=[base + "/p/0.html"],
+        seeds=[f"http://h{k}.scan.test:{port}/p/0.html" for k in range(hosts)]
+        if hosts
+        else [base + "/p/0.html"],
         library=str(library),
         depth=20,
         max_pages=n,
@@ -238,7 +246,7 @@ def run_scanner(base: str, n: int, library: Path, out: Path) -> dict[str, Any]:
         request_seconds=10.0,
     )
     t0 = time.perf_counter()
-    with Scanner(out, cfg) as scanner:
+    with Scanner(out, cfg, resolver=vhost_resolver) as scanner:
         summary = scanner.run()
     summary["wall"] = time.perf_counter() - t0
     return summary
@@ -480,6 +488,7 @@ def main() -> None:
     ap.add_argument("--distinct", type=int, default=100, help="distinct pictures in the media run")
     ap.add_argument("--scrapy-python", default="", help="an interpreter with Scrapy installed")
     ap.add_argument("--library-works", type=int, default=0, help="pad the library to this many image works")
+    ap.add_argument("--vhosts", type=int, default=100, help="virtual hosts of the second pages run")
     ap.add_argument("--dask-hosts", type=int, default=20, help="virtual hosts in the Dask scaling run")
     ap.add_argument("--dask-pages", type=int, default=25, help="pages per virtual host in the Dask run")
     ap.add_argument("--dask-repeat", type=int, default=2, help="alternating rounds of the Dask runs")
@@ -502,15 +511,15 @@ def main() -> None:
             )
         if args.only in ("all", "crawl"):
             rows: list[list[str]] = []
-            for media in (False, True):
+            for media, hosts in ((False, 0), (False, args.vhosts), (True, 0)):
                 with Site(n, media, distinct, pics, work) as base:
-                    s = run_scanner(base, n, library, work / f"scan-{int(media)}")
+                    s = run_scanner(base, n, library, work / f"scan-{int(media)}-{hosts}", hosts)
                     pages = s.get("page.done", 0) + s.get("page.failed", 0)
                     fetched = s.get("media.done", 0)
                     rows.append(
                         [
                             "rongxin scan",
-                            "media" if media else "pages",
+                            "media" if media else f"pages, {hosts} hosts" if hosts else "pages",
                             str(pages),
                             f"{pages / s['wall']:.0f}",
                             str(fetched),
@@ -520,7 +529,7 @@ def main() -> None:
                             f"{s['wall']:.1f}",
                         ]
                     )
-                    if args.scrapy_python:
+                    if args.scrapy_python and not hosts:
                         for conc in (1, 8):
                             r = run_scrapy(args.scrapy_python, base, n, media, conc, work)
                             rows.append(
