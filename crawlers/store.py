@@ -319,13 +319,14 @@ class ScanStore:
         """
         kinds = ("media", "page") if pages else ("media",)
         marks = ",".join("?" * len(kinds))
-        row = self._db.execute(
-            f"SELECT id, url, kind, depth, hint, attempts FROM frontier WHERE state = 'pending' "
-            f"AND kind IN ({marks}) AND not_before <= ? ORDER BY kind = 'page', id LIMIT 1",
-            (*kinds, now),
-        ).fetchone()
-        if row is not None:
-            return Item(*row), None
+        for kind in kinds:  # one kind at a time: the index (state, kind, id) gives it in id order
+            row = self._db.execute(
+                "SELECT id, url, kind, depth, hint, attempts FROM frontier WHERE state = 'pending' "
+                "AND kind = ? AND not_before <= ? ORDER BY id LIMIT 1",
+                (kind, now),
+            ).fetchone()
+            if row is not None:
+                return Item(*row), None
         due = self._db.execute(
             f"SELECT MIN(not_before) FROM frontier WHERE state = 'pending' AND kind IN ({marks})", kinds
         ).fetchone()[0]
@@ -333,13 +334,15 @@ class ScanStore:
 
     def due(self, now: float, pages: bool = True, limit: int = 1000) -> list[Item]:
         """Up to ``limit`` pending items due at ``now``, media before pages, oldest first."""
-        kinds = ("media", "page") if pages else ("media",)
-        marks = ",".join("?" * len(kinds))
-        rows = self._db.execute(
-            f"SELECT id, url, kind, depth, hint, attempts FROM frontier WHERE state = 'pending' "
-            f"AND kind IN ({marks}) AND not_before <= ? ORDER BY kind = 'page', id LIMIT ?",
-            (*kinds, now, limit),
-        ).fetchall()
+        rows: list[Any] = []
+        for kind in ("media", "page") if pages else ("media",):  # each read in index order
+            if len(rows) >= limit:
+                break
+            rows += self._db.execute(
+                "SELECT id, url, kind, depth, hint, attempts FROM frontier WHERE state = 'pending' "
+                "AND kind = ? AND not_before <= ? ORDER BY id LIMIT ?",
+                (kind, now, limit - len(rows)),
+            ).fetchall()
         return [Item(*r) for r in rows]
 
     def pending_after(self, after_id: int) -> list[tuple[Item, float]]:

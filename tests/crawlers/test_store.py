@@ -61,6 +61,35 @@ def test_frontier_seen_set_and_order(open_store: OpenStore) -> None:
     assert s.counts()["page.pending"] == 1
 
 
+def test_due_items_media_first_then_pages_oldest_first(open_store: OpenStore) -> None:
+    s = open_store(create=True)
+    for k in range(6):  # pages and media interleaved as a crawl queues them
+        s.add(f"http://a.test/p{k}", "page", 1)
+        s.add(f"http://a.test/m{k}.jpg", "media", 1, "image")
+    first, _ = s.next_item(now=1e12)
+    assert first is not None
+    s.postpone(first, until=5000.0, note="429")  # m0 waits
+    assert [i.url.rsplit("/", 1)[1] for i in s.due(1000.0)] == [
+        *(f"m{k}.jpg" for k in range(1, 6)),
+        *(f"p{k}" for k in range(6)),
+    ]
+    assert [i.url.rsplit("/", 1)[1] for i in s.due(1000.0, limit=7)] == [
+        *(f"m{k}.jpg" for k in range(1, 6)),
+        "p0",
+        "p1",
+    ]
+    assert [i.kind for i in s.due(1000.0, pages=False)] == ["media"] * 5
+    assert [i.url.rsplit("/", 1)[1] for i in s.due(6000.0, limit=2)] == ["m0.jpg", "m1.jpg"]
+    nxt, _ = s.next_item(now=1000.0)
+    assert nxt is not None and nxt.url.endswith("/m1.jpg")
+    for item in s.due(1000.0, pages=False):
+        s.postpone(item, until=7000.0, note="429")
+    page, _ = s.next_item(now=1000.0)
+    assert page is not None and page.url.endswith("/p0")
+    none, due = s.next_item(now=1000.0, pages=False)
+    assert none is None and due == 5000.0
+
+
 def test_digest_dedup_cases_and_budgets(open_store: OpenStore) -> None:
     s = open_store(create=True)
     s.set_meta("robots_obeyed", True)
