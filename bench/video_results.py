@@ -81,10 +81,15 @@ class ResultLog:
     config : Mapping
         What the measurements depend on (corpus, seeds, lengths, thresholds …): records of
         another configuration are neither read nor overwritten.
+    code : str, optional
+        The code that measures (a commit), written into every record appended, so that a
+        run resumed after the code changed says which records came from which code
+        (:meth:`codes`).
     """
 
-    def __init__(self, path: Path, config: Mapping[str, Any]) -> None:
+    def __init__(self, path: Path, config: Mapping[str, Any], code: str = "") -> None:
         self.path = path
+        self.code = code
         self.config = config_key(config)
         self.done: dict[str, dict[str, Any]] = {}
         if path.exists():
@@ -101,6 +106,8 @@ class ResultLog:
     def append(self, key: str, record: Mapping[str, Any]) -> None:
         """Keep ``record`` under ``key`` (flushed to disk before returning)."""
         full = {**record, "config": self.config, "key": key}
+        if self.code:
+            full["code"] = self.code
         line = json.dumps(full, default=str, allow_nan=True)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as f:
@@ -111,6 +118,32 @@ class ResultLog:
             os.fsync(f.fileno())
         self.done[key] = full
 
+    def codes(self) -> dict[str, int]:
+        """How many of the records kept come from each code (``""``: not recorded)."""
+        out: dict[str, int] = {}
+        for record in self.done.values():
+            code = str(record.get("code", ""))
+            out[code] = out.get(code, 0) + 1
+        return out
+
+
+def current_code(root: Path) -> str:
+    """The commit checked out at ``root`` (``+changes`` when the tree differs from it), or ``""``."""
+    import subprocess
+
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return head + ("+changes" if dirty else "")
+
 
 def _ends_with_newline(path: Path) -> bool:
     with path.open("rb") as f:
@@ -118,4 +151,4 @@ def _ends_with_newline(path: Path) -> bool:
         return f.read(1) == b"\n"
 
 
-__all__ = ["ResultLog", "config_key", "parse_lines", "upper_bound"]
+__all__ = ["ResultLog", "config_key", "current_code", "parse_lines", "upper_bound"]

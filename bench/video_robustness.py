@@ -81,7 +81,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.video_peers import Peer, SignaturePeer, TmkPeer, VideohashPeer, VpdqPeer, describe, detected
-from bench.video_results import ResultLog, upper_bound
+from bench.video_results import ResultLog, current_code, upper_bound
 from datasets.attacks.video import apply
 from datasets.manifest import Manifest
 from datasets.paths import corpus_dir
@@ -907,9 +907,10 @@ def query_log(
         "seed": args.seed, "threshold": threshold, "vpdq_pct": args.vpdq_pct,
         "peers": [(p.name, limit) for p, limit in peers], "decoder": args.query_decoder,
         **({"measure": args.measure} if args.measure else {}),
-    })  # fmt: skip
+    }, code=current_code(Path(__file__).resolve().parents[1]))  # fmt: skip
     if log.done:
-        print(f"{len(log.done)} queries measured before ({log.path}): kept, not run again", flush=True)
+        by = ", ".join(f"{n} by {c or 'unrecorded code'}" for c, n in sorted(log.codes().items()))
+        print(f"{len(log.done)} queries measured before ({log.path}; {by}): kept, not run again", flush=True)
     return log
 
 

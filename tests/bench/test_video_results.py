@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bench.video_results import ResultLog, config_key, parse_lines, upper_bound
+from bench.video_results import ResultLog, config_key, current_code, parse_lines, upper_bound
 from bench.video_robustness import FAMILIES, Corpus, QueryPlan, measure_queries, plan_query
 
 CONFIG = {"works": {"prog-00": 1234}, "seed": 2026, "lengths": [10.0]}
@@ -141,3 +141,33 @@ def test_a_stopped_run_resumes_where_it_was(tmp_path: Path) -> None:
     measure, third = counting()
     measure_queries(todo, ResultLog(tmp_path / "q.jsonl", CONFIG), measure)
     assert third == []
+
+
+def test_records_name_the_code_that_measured_them(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    ResultLog(path, CONFIG, code="aaa").append("a", {"row": {"ours": [True]}})
+    ResultLog(path, CONFIG).append("b", {"row": {"ours": [True]}})  # code not recorded
+    resumed = ResultLog(path, CONFIG, code="bbb")
+    resumed.append("c", {"row": {"ours": [False]}})
+    assert resumed.codes() == {"aaa": 1, "": 1, "bbb": 1}
+    assert ResultLog(path, CONFIG).get("c") == {
+        "row": {"ours": [False]},
+        "config": resumed.config,
+        "key": "c",
+        "code": "bbb",
+    }
+
+
+def test_current_code_names_a_commit_and_changes(tmp_path: Path) -> None:
+    import subprocess
+
+    assert current_code(tmp_path) == ""  # not a git tree
+    run = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True)  # noqa: E731
+    run("init", "-q")
+    (tmp_path / "f").write_text("1")
+    run("add", "f")
+    run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    head = current_code(tmp_path)
+    assert len(head) == 12 and all(c in "0123456789abcdef" for c in head)
+    (tmp_path / "f").write_text("2")
+    assert current_code(tmp_path) == head + "+changes"
