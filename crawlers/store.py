@@ -317,16 +317,11 @@ class ScanStore:
             An item; or ``None`` and the earliest ``not_before`` among pending items
             (``None`` when nothing is pending).
         """
+        first = self.due(now, pages, limit=1)
+        if first:
+            return first[0], None
         kinds = ("media", "page") if pages else ("media",)
         marks = ",".join("?" * len(kinds))
-        for kind in kinds:  # one kind at a time: the index (state, kind, id) gives it in id order
-            row = self._db.execute(
-                "SELECT id, url, kind, depth, hint, attempts FROM frontier WHERE state = 'pending' "
-                "AND kind = ? AND not_before <= ? ORDER BY id LIMIT 1",
-                (kind, now),
-            ).fetchone()
-            if row is not None:
-                return Item(*row), None
         due = self._db.execute(
             f"SELECT MIN(not_before) FROM frontier WHERE state = 'pending' AND kind IN ({marks})", kinds
         ).fetchone()[0]
@@ -335,7 +330,9 @@ class ScanStore:
     def due(self, now: float, pages: bool = True, limit: int = 1000) -> list[Item]:
         """Up to ``limit`` pending items due at ``now``, media before pages, oldest first."""
         rows: list[Any] = []
-        for kind in ("media", "page") if pages else ("media",):  # each read in index order
+        # one kind at a time: the index (state, kind, id) gives each in id order, where an
+        # ORDER BY over both kinds would sort every pending row
+        for kind in ("media", "page") if pages else ("media",):
             if len(rows) >= limit:
                 break
             rows += self._db.execute(
