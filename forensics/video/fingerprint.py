@@ -416,18 +416,17 @@ def inset_box(frames: NDArray[np.uint8]) -> Box | None:
     raw_r = np.abs(np.diff(f, axis=1)).mean(axis=0)  # (h-1, w): between row r and r+1
     raw_c = np.abs(np.diff(f, axis=2)).mean(axis=0)  # (h, w-1)
     base = float(raw_r.mean() + raw_c.mean()) / 2 + 1e-3
-    border = np.full((1, w), 1e6, np.float32)
-    er0 = np.concatenate([border, raw_r, border])  # index t: the edge above row t
-    ec0 = np.concatenate([border.T[:h], raw_c, border.T[:h]], axis=1)  # index l: the edge left of column l
+    ir = np.pad(raw_r, ((1, 1), (0, 0)))  # index t: the edge above row t (0 on the borders)
+    ic = np.pad(raw_c, ((0, 0), (1, 1)))  # index l: the edge left of column l
     # a side may be a pixel off the square's (the inset's size is not a multiple of 2 pixels
     # here); the border's credit stays on the border: lent to the line next to it, it let a
     # box of an inset flush with the border stop a pixel short of it, on the inset's content
-    ir = np.concatenate([np.zeros((1, w), np.float32), raw_r, np.zeros((1, w), np.float32)])
-    ic = np.concatenate([np.zeros((h, 1), np.float32), raw_c, np.zeros((h, 1), np.float32)], axis=1)
     er = ir + 0.5 * np.maximum(np.roll(ir, 1, axis=0), np.roll(ir, -1, axis=0))
     ec = ic + 0.5 * np.maximum(np.roll(ic, 1, axis=1), np.roll(ic, -1, axis=1))
-    er[[0, -1]] = 1e6
-    ec[:, [0, -1]] = 1e6
+    for a in (er, ir):  # a side on the frame's border counts as present
+        a[[0, -1]] = 1e6
+    for a in (ec, ic):
+        a[:, [0, -1]] = 1e6
     cr = np.concatenate([np.zeros((h + 1, 1), np.float32), np.cumsum(er, axis=1)], axis=1)
     cc = np.concatenate([np.zeros((1, w + 1), np.float32), np.cumsum(ec, axis=0)], axis=0)
     found: list[tuple[float, int, Box]] = []  # (score, area, box): the best place of each size
@@ -451,8 +450,8 @@ def inset_box(frames: NDArray[np.uint8]) -> Box | None:
         return None
     # the largest box nearly as strong as the strongest: a smaller box inside the inset may
     # borrow a lasting edge of its content for one side
-    strongest = max(f[0] for f in found)
-    return _snap(max((b for b in found if b[0] >= 0.9 * strongest), key=lambda b: b[1])[2], f, er0, ec0)
+    strongest = max(b[0] for b in found)
+    return _snap(max((b for b in found if b[0] >= 0.9 * strongest), key=lambda b: b[1])[2], f, ir, ic)
 
 
 def _weakest_part(cum: NDArray[np.float32], length: int, places: int) -> NDArray[np.float32]:
@@ -480,9 +479,13 @@ def _blend(lines: NDArray[np.float32], line: int, inward: int) -> float:
     host's line one out is carried by its line three out (the same distance; at least 0.4).
     """
     n = lines.shape[1]
+
+    def centred(i: int) -> NDArray[np.float64]:  # line i of every frame, less its mean there
+        a: NDArray[np.float64] = lines[:, i].astype(np.float64)
+        return np.asarray(a - a.mean(axis=1, keepdims=True), dtype=np.float64)
+
     host = line - 2 * inward if 0 <= line - 2 * inward < n else line - inward
-    y, u, v = (lines[:, i].astype(np.float64) for i in (line, host, line + inward))
-    y, u, v = (a - a.mean(axis=1, keepdims=True) for a in (y, u, v))
+    y, u, v = centred(line), centred(host), centred(line + inward)
     uu, vv, uv = float((u * u).sum()), float((v * v).sum()), float((u * v).sum())
     det = uu * vv - uv * uv
     if det <= 1e-6 * max(uu * vv, 1e-12):  # flat or alike lines: nothing to tell apart
@@ -491,8 +494,7 @@ def _blend(lines: NDArray[np.float32], line: int, inward: int) -> float:
     far = host - 2 * inward
     if host == line - 2 * inward and 0 <= far < n:
         # the host's own likeness two lines apart, measured one and three lines out
-        a, c = (lines[:, i].astype(np.float64) for i in (line - inward, far))
-        a, c = a - a.mean(axis=1, keepdims=True), c - c.mean(axis=1, keepdims=True)
+        a, c = centred(line - inward), centred(far)
         cc = float((c * c).sum())
         if cc > 1e-6 * c.size:
             share /= min(1.0, max(0.4, float((a * c).sum()) / cc))
