@@ -227,24 +227,31 @@ def run_identify(pictures: Path, library: Path) -> tuple[int, float, float, int]
         return 3 * len(files), time.perf_counter() - t0, time.process_time() - c0, matched
 
 
-def run_scanner(base: str, n: int, library: Path, out: Path, hosts: int = 0) -> dict[str, Any]:
-    """One process scans the site for ``n`` pages: from its one host, or (``hosts``) from that
-    many virtual hosts (``hN.scan.test``, all on the site), each seeded at its first page."""
-    from crawlers.scan import ScanConfig, Scanner
+def scan_config(base: str, hosts: int, pages: int, library: Path) -> Any:
+    """The bench's scan of ``pages`` pages, politeness off: from the site's one host
+    (``hosts`` 0) or from that many virtual hosts (``hN.scan.test``), each seeded at its
+    first page."""
+    from crawlers.scan import ScanConfig
 
     port = base.rsplit(":", 1)[1]
-    cfg = ScanConfig(
-        seeds=[f"http://h{k}.scan.test:{port}/p/0.html" for k in range(hosts)]
-        if hosts
-        else [base + "/p/0.html"],
+    return ScanConfig(
+        seeds=[f"http://h{k}.scan.test:{port}/p/0.html" for k in range(hosts)] or [base + "/p/0.html"],
         library=str(library),
         depth=20,
-        max_pages=n,
+        max_pages=pages,
         delay=0.0,
         allow=["127.0.0.1"],
         render="never",
         request_seconds=10.0,
     )
+
+
+def run_scanner(base: str, n: int, library: Path, out: Path, hosts: int = 0) -> dict[str, Any]:
+    """One process scans the site for ``n`` pages: from its one host, or (``hosts``) from that
+    many virtual hosts (``hN.scan.test``, all on the site), each seeded at its first page."""
+    from crawlers.scan import Scanner
+
+    cfg = scan_config(base, hosts, n, library)
     t0 = time.perf_counter()
     with Scanner(out, cfg, resolver=vhost_resolver) as scanner:
         summary = scanner.run()
@@ -291,19 +298,8 @@ def run_dask(
 
     from crawlers.cluster import local_cluster
     from crawlers.dask_scan import DaskScanner
-    from crawlers.scan import ScanConfig
 
-    port = base.rsplit(":", 1)[1]
-    cfg = ScanConfig(
-        seeds=[f"http://h{k}.scan.test:{port}/p/0.html" for k in range(hosts)],
-        library=str(library),
-        depth=20,
-        max_pages=hosts * per_host,
-        delay=0.0,
-        allow=["127.0.0.1"],
-        render="never",
-        request_seconds=10.0,
-    )
+    cfg = scan_config(base, hosts, hosts * per_host, library)
     with (
         local_cluster(workers) as cluster,  # the cluster `rongxin scan --dask local:N` starts
         Client(cluster) as probe,  # type: ignore[no-untyped-call]
