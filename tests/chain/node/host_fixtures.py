@@ -97,6 +97,15 @@ async def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
         await asyncio.sleep(0.02)
 
 
+def same_chain(net: HostNet, upto: int, *, complete: bool = False) -> None:
+    """Assert that the nodes hold the same block at every height up to ``upto`` (every node
+    holds each one, when ``complete``)."""
+    for height in range(1, upto + 1):
+        stored = [host.replica.store.block(height) for host in net.hosts]
+        assert len({b.hash for b in stored if b is not None}) == 1, f"nodes disagree at height {height}"
+        assert not complete or None not in stored, f"a node lacks height {height}"
+
+
 def free_ports(n: int) -> list[int]:
     """``n`` distinct TCP ports on 127.0.0.1 that were free a moment ago."""
     import socket

@@ -28,7 +28,7 @@ from chain.node.compact import (
 )
 from chain.node.host import NodeHost
 from chain.replica import tx_root
-from tests.chain.node.host_fixtures import HostNet, anchor_tx, free_ports, wait_for
+from tests.chain.node.host_fixtures import HostNet, anchor_tx, free_ports, same_chain, wait_for
 
 
 def _proposal(raws: list[bytes], height: int = 1, round: int = 1) -> Proposal:
@@ -332,9 +332,7 @@ def test_a_node_without_the_gossip_fetches_and_commits_the_same_chain(tmp_path: 
                 "every transaction committed on every node",
             )
             top = min(h.replica.store.head_height() for h in net.hosts)
-            for height in range(1, top + 1):
-                stored = [h.replica.store.block(height) for h in net.hosts]
-                assert len({b.hash for b in stored if b is not None}) == 1 and None not in stored
+            same_chain(net, top, complete=True)
             assert all(h.counters.compact_in > 0 for h in net.hosts)
             assert deaf.rebuilds.fetched > 0 and deaf.counters.tx_requests > 0
             assert all(h.counters.bad_messages == 0 for h in net.hosts)

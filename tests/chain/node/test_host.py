@@ -9,13 +9,7 @@ from pathlib import Path
 from chain.crypto import PrivateKey
 from chain.localnet import Identity
 from chain.types import Certificate, Role
-from tests.chain.node.host_fixtures import HostNet, anchor_tx, free_ports, wait_for
-
-
-def _same_chain(net: HostNet, upto: int) -> None:
-    for h in range(1, upto + 1):
-        hashes = {host.replica.store.block(h).hash for host in net.hosts if host.replica.store.block(h)}
-        assert len(hashes) == 1, f"nodes disagree at height {h}"
+from tests.chain.node.host_fixtures import HostNet, anchor_tx, free_ports, same_chain, wait_for
 
 
 def test_hosts_commit_gossiped_transactions_identically(tmp_path: Path) -> None:
@@ -35,7 +29,7 @@ def test_hosts_commit_gossiped_transactions_identically(tmp_path: Path) -> None:
                 "every transaction committed on every node",
             )
             top = min(h.replica.store.head_height() for h in net.hosts)
-            _same_chain(net, top)
+            same_chain(net, top)
             assert all(h.counters.bad_messages == 0 for h in net.hosts)
             online = net.hosts[1].online_map()
             assert sum(1 for r in online if r["connected"]) == 4
@@ -82,7 +76,7 @@ def test_restarted_node_catches_up_and_foreign_node_is_refused(tmp_path: Path) -
                 20,
                 "the restarted node to catch up",
             )
-            _same_chain(net, target)
+            same_chain(net, target)
             await asyncio.sleep(0.5)
             assert all(impostor.cert.cert_id.hex() not in h.peers.peers for h in net.hosts)
             assert not impostor.peers.peers
