@@ -464,7 +464,7 @@ class VideoIndex:
                 min_valid=0,
                 decoder=self.query_decoder,
             )
-            picture = [t for t in self._alignments(fp) if t[1].score >= self.threshold]
+            picture = self._alignments(fp)  # those under the threshold may only join one above
             sound = heard.result() if heard is not None else []
         return self._fuse(picture, sound, fp)[:top_k]
 
@@ -531,23 +531,44 @@ class VideoIndex:
     def _fuse(
         self, picture: list[tuple[str, Alignment, bool]], sound: list[Match], fp: VideoFingerprint
     ) -> list[Match]:
-        """Video matches (picture, sound or both) and the sound matches of audio works, best first."""
+        """Video matches (picture, sound or both) and the sound matches of audio works, best first.
+
+        ``picture`` holds every alignment, best first: one at or above the threshold makes a
+        match, one below it only joins a match on its line.
+        """
         videos = {r.work_id for r in self._rows}
         used: set[int] = set()
+        absorbed: set[int] = set()
         out: list[tuple[float, Match]] = []
-        for work_id, a, inset in picture:
-            # every sound occurrence at this alignment (a long query's windows) joins it
-            agree = [
-                i
-                for i, m in enumerate(sound)
-                if i not in used
-                and m.work_id == work_id
-                and isinstance(m.evidence, AudioEvidence)
-                and abs(m.evidence.ref_start - m.evidence.speed * m.evidence.query_start - a.offset)
-                <= FUSE_SECONDS
-                and _overlaps(a, m.evidence)
-            ]
-            used.update(agree)
+        for k, (work_id, a, inset) in enumerate(picture):
+            if k in absorbed or a.score < self.threshold:
+                continue
+            # one copy is one line ref = offset + speed · query: the picture's other alignments
+            # of this work on it (the copy's picture matched in pieces, between shots a logo or
+            # a ticker covers) and every sound occurrence on it (a long query's windows) join it
+            line = [_Piece.of(a)]
+            agree: list[int] = []
+            grown = True
+            while grown:
+                grown = False
+                for j, (w2, b, _inset) in enumerate(picture):
+                    if j != k and j not in absorbed and w2 == work_id and _on_line(line, _Piece.of(b)):
+                        absorbed.add(j)
+                        line.append(_Piece.of(b))
+                        grown = True
+                for i, m in enumerate(sound):
+                    e = m.evidence
+                    if (
+                        i not in used
+                        and m.work_id == work_id
+                        and isinstance(e, AudioEvidence)
+                        and _on_line(line, _Piece.of(e))
+                    ):
+                        used.add(i)
+                        agree.append(i)
+                        line.append(_Piece.of(e))
+                        grown = True
+            absorbed.add(k)
             margin = a.score / self.threshold
             partner = None
             if agree:
@@ -556,14 +577,10 @@ class VideoIndex:
                 margin = max(margin, sound[best].score / sound[best].threshold)
             assert partner is None or isinstance(partner, AudioEvidence)
             ev = self._evidence(a, fp, partner, inset)
-            # the sound carries the copy on where the picture stops matching (a dark shot
-            # under a ticker, a cut to black): the span is that of picture and sound together
-            spans = [(a.query_start, a.query_end)] + [
-                (e.query_start, e.query_end)
-                for e in (sound[i].evidence for i in agree)
-                if isinstance(e, AudioEvidence)
-            ]
-            ev = self._extend(ev, spans, a.offset, a.speed)
+            # the span is that of every piece of the line: where the picture stops matching
+            # (a dark shot under a ticker, a cut to black) the sound or the picture's next
+            # piece carries the copy on; each end is the outermost piece's own
+            ev = _span_of(ev, line)
             out.append((margin, Match.of(work_id, a.score, self.threshold, ev)))
         for group in _occurrences([(i, m) for i, m in enumerate(sound) if i not in used], videos):
             top = max(group, key=lambda m: m.score / m.threshold)
@@ -810,5 +827,55 @@ def _sound_matches(audio: MediaIndex, path: Path) -> list[Match]:
         return []  # an undecodable soundtrack: the picture still decides
 
 
-def _overlaps(a: Alignment, e: AudioEvidence) -> bool:
-    return min(a.query_end, e.query_end) > max(a.query_start, e.query_start)
+@dataclasses.dataclass(frozen=True)
+class _Piece:
+    """A matched stretch of a query on the line ``ref = offset + speed · query`` (seconds)."""
+
+    query_start: float
+    query_end: float
+    ref_start: float
+    ref_end: float
+    offset: float
+    speed: float
+
+    @classmethod
+    def of(cls, m: Alignment | AudioEvidence) -> _Piece:
+        offset = m.ref_start - m.speed * m.query_start
+        return cls(m.query_start, m.query_end, m.ref_start, m.ref_end, offset, m.speed)
+
+    def at(self, t: float) -> float:
+        return self.offset + self.speed * t
+
+
+#: Two pieces of one copy may differ in speed by at most this (a short piece's speed is coarse).
+LINE_SPEED = 0.15
+
+
+def _on_line(line: list[_Piece], p: _Piece) -> bool:
+    """Whether ``p`` continues a piece of ``line``: the two map the time between them to the
+    same reference time within :data:`FUSE_SECONDS`, at speeds no further apart than
+    :data:`LINE_SPEED`."""
+    for q in line:
+        if abs(q.speed - p.speed) > LINE_SPEED:
+            continue
+        t = (q.query_start + q.query_end + p.query_start + p.query_end) / 4
+        if abs(q.at(t) - p.at(t)) <= FUSE_SECONDS:
+            return True
+    return False
+
+
+def _span_of(ev: VideoEvidence, line: list[_Piece]) -> VideoEvidence:
+    """``ev`` with its spans those of all of ``line``: from the first piece's start to the last
+    piece's end, each end where that piece itself put it."""
+    first = min(line, key=lambda p: p.query_start)
+    last = max(line, key=lambda p: p.query_end)
+    if first.query_start >= ev.query_start and last.query_end <= ev.query_end:
+        return ev
+    q0, r0 = (
+        (first.query_start, first.ref_start)
+        if first.query_start < ev.query_start
+        else (ev.query_start, ev.ref_start)
+    )
+    q1, r1 = (last.query_end, last.ref_end) if last.query_end > ev.query_end else (ev.query_end, ev.ref_end)
+    r0 = max(0.0, r0)
+    return dataclasses.replace(ev, query_start=q0, query_end=q1, ref_start=r0, ref_end=max(r0, r1))

@@ -265,3 +265,30 @@ def test_the_sound_carries_the_span_on_where_the_picture_stops(
         e.to_json()
     )
     assert e.ref_start - e.query_start == pytest.approx(2.0, abs=0.5)
+
+
+def test_a_copy_whose_picture_matches_in_pieces_is_one_match_over_the_whole_copy(
+    tmp_path: Path, media: Media, library: Path
+) -> None:
+    """A copy with no sound whose picture is shown in negative for five seconds in the middle
+    (longer than the aligner's gap) matches in two pieces on one line: one match, from the
+    first piece's start to the last one's end."""
+    copy = excerpt(
+        media.programmes["alpha"],
+        tmp_path / "gap.mp4",
+        2.0,
+        12.0,
+        "negate=enable='between(t,4,9)'",
+        extra=("-an",),
+    )
+    copied = min(12.0, media.durations["alpha"] - 2.0)
+    assert copied >= 10.0
+    with Library.open(library, readonly=True) as lib:
+        alpha = [m for m in lib.identify(copy, top_k=10) if m.work_id == "alpha"]
+    assert len(alpha) == 1, [m.details for m in alpha]
+    e = alpha[0].evidence
+    assert isinstance(e, VideoEvidence)
+    assert e.found_by == "picture", e.to_json()
+    assert e.query_start <= 1.0 and e.query_end >= copied - 1.0, e.to_json()
+    assert e.ref_start == pytest.approx(2.0 + e.query_start, abs=0.5)
+    assert e.ref_end == pytest.approx(2.0 + e.query_end, abs=0.5)
