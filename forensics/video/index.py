@@ -540,35 +540,34 @@ class VideoIndex:
         used: set[int] = set()
         absorbed: set[int] = set()
         out: list[tuple[float, Match]] = []
+        pic_pieces = [_Piece.of(a) for _, a, _ in picture]
+        sound_pieces = [
+            _Piece.of(m.evidence) if isinstance(m.evidence, AudioEvidence) else None for m in sound
+        ]
         for k, (work_id, a, inset) in enumerate(picture):
             if k in absorbed or a.score < self.threshold:
                 continue
+            absorbed.add(k)
             # one copy is one line ref = offset + speed · query: the picture's other alignments
             # of this work on it (the copy's picture matched in pieces, between shots a logo or
             # a ticker covers) and every sound occurrence on it (a long query's windows) join it
-            line = [_Piece.of(a)]
+            line = [pic_pieces[k]]
             agree: list[int] = []
             grown = True
             while grown:
                 grown = False
-                for j, (w2, b, _inset) in enumerate(picture):
-                    if j != k and j not in absorbed and w2 == work_id and _on_line(line, _Piece.of(b)):
+                for j, (w2, _b, _inset) in enumerate(picture):
+                    if j not in absorbed and w2 == work_id and _on_line(line, pic_pieces[j]):
                         absorbed.add(j)
-                        line.append(_Piece.of(b))
+                        line.append(pic_pieces[j])
                         grown = True
                 for i, m in enumerate(sound):
-                    e = m.evidence
-                    if (
-                        i not in used
-                        and m.work_id == work_id
-                        and isinstance(e, AudioEvidence)
-                        and _on_line(line, _Piece.of(e))
-                    ):
+                    piece = sound_pieces[i]
+                    if i not in used and piece is not None and m.work_id == work_id and _on_line(line, piece):
                         used.add(i)
                         agree.append(i)
-                        line.append(_Piece.of(e))
+                        line.append(piece)
                         grown = True
-            absorbed.add(k)
             margin = a.score / self.threshold
             partner = None
             if agree:
@@ -865,17 +864,17 @@ def _on_line(line: list[_Piece], p: _Piece) -> bool:
 
 
 def _span_of(ev: VideoEvidence, line: list[_Piece]) -> VideoEvidence:
-    """``ev`` with its spans those of all of ``line``: from the first piece's start to the last
-    piece's end, each end where that piece itself put it."""
-    first = min(line, key=lambda p: p.query_start)
+    """``ev`` (the evidence of ``line[0]``) with its spans those of all of ``line``: from the
+    first piece's start to the last piece's end, each end where that piece itself put it."""
+    first = min(line, key=lambda p: p.query_start)  # ties: the earliest in ``line``, so line[0]
     last = max(line, key=lambda p: p.query_end)
-    if first.query_start >= ev.query_start and last.query_end <= ev.query_end:
+    if first is line[0] and last is line[0]:
         return ev
-    q0, r0 = (
-        (first.query_start, first.ref_start)
-        if first.query_start < ev.query_start
-        else (ev.query_start, ev.ref_start)
+    r0 = max(0.0, first.ref_start)
+    return dataclasses.replace(
+        ev,
+        query_start=first.query_start,
+        query_end=last.query_end,
+        ref_start=r0,
+        ref_end=max(r0, last.ref_end),
     )
-    q1, r1 = (last.query_end, last.ref_end) if last.query_end > ev.query_end else (ev.query_end, ev.ref_end)
-    r0 = max(0.0, r0)
-    return dataclasses.replace(ev, query_start=q0, query_end=q1, ref_start=r0, ref_end=max(r0, r1))
