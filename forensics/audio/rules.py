@@ -596,9 +596,46 @@ def same_match(a: Match, b: Match) -> bool:
 
 
 def distinct(ranked: list[Match]) -> list[Match]:
-    """``ranked`` without the matches that repeat an earlier one's occurrence (:func:`same_match`)."""
+    """``ranked`` with each occurrence once (:func:`same_match`), over the span of all its reports.
+
+    A match that repeats an earlier one's occurrence is dropped, but the span it found is
+    kept: the earlier match's span grows to cover it (from the first report's start to the
+    last one's end, each end where that report put it), so that an occurrence one rule
+    found in a window and another rule extended over the whole query is reported once,
+    over its whole length, with the score and evidence of the better rule. Occurrences
+    that a grown span now joins merge the same way, in rank order.
+    """
     out: list[Match] = []
     for m in ranked:
-        if not any(same_match(k, m) for k in out):
+        hit = next((i for i, k in enumerate(out) if same_match(k, m)), None)
+        if hit is None:
             out.append(m)
+            continue
+        out[hit] = _spanning(out[hit], m)
+        grown = True
+        while grown:  # a longer span may now meet a later occurrence of the same alignment
+            grown = False
+            for j in range(hit + 1, len(out)):
+                if same_match(out[hit], out[j]):
+                    out[hit] = _spanning(out[hit], out.pop(j))
+                    grown = True
+                    break
     return out
+
+
+def _spanning(kept: Match, other: Match) -> Match:
+    """``kept`` with its span widened to cover ``other``'s (the same occurrence)."""
+    a, b = kept.evidence, other.evidence
+    assert isinstance(a, AudioEvidence) and isinstance(b, AudioEvidence)
+    first = a if a.query_start <= b.query_start else b
+    last = a if a.query_end >= b.query_end else b
+    if first is a and last is a:
+        return kept
+    ev = dataclasses.replace(
+        a,
+        query_start=first.query_start,
+        query_end=last.query_end,
+        ref_start=first.ref_start,
+        ref_end=max(first.ref_start, last.ref_end),
+    )
+    return dataclasses.replace(kept, details=ev.to_json(), evidence=ev)

@@ -581,49 +581,57 @@ class VideoIndex:
             # piece carries the copy on; each end is the outermost piece's own
             ev = _span_of(ev, line)
             out.append((margin, Match.of(work_id, a.score, self.threshold, ev)))
-        for group in _occurrences([(i, m) for i, m in enumerate(sound) if i not in used], videos):
-            top = max(group, key=lambda m: m.score / m.threshold)
-            if top.work_id in videos and isinstance(top.evidence, AudioEvidence):
-                e = top.evidence
-                ev = VideoEvidence(
-                    e.query_start,
-                    e.query_end,
-                    e.ref_start,
-                    e.ref_end,
-                    e.speed,
-                    "sound",
-                    False,
-                    (0.0, 0.0, 1.0, 1.0),
-                    0,
-                    0,
-                    self.params.frame_bits,
-                    (),
-                    (),
-                    e.fpr_target,
-                    e,
-                )
-                spans = [
-                    (g.evidence.query_start, g.evidence.query_end)
-                    for g in group
-                    if isinstance(g.evidence, AudioEvidence)
-                ]
-                ev = self._extend(ev, spans, e.ref_start - e.speed * e.query_start, e.speed)
-                out.append((top.score / top.threshold, Match.of(top.work_id, top.score, top.threshold, ev)))
-            else:
+        for i, top in enumerate(sound):  # best first: what no picture match took
+            if i in used:
+                continue
+            used.add(i)
+            e = top.evidence
+            if top.work_id not in videos or not isinstance(e, AudioEvidence):
                 out.append((top.score / top.threshold, dataclasses.replace(top, query_stream="audio")))
+                continue
+            # the sound's other windows of this copy, and the picture's pieces under the
+            # threshold on its line, carry the span on as they do for a picture match
+            line = [_Piece.of(e)]
+            grown = True
+            while grown:
+                grown = False
+                for j, m in enumerate(sound):
+                    piece = sound_pieces[j]
+                    if (
+                        j not in used
+                        and piece is not None
+                        and m.work_id == top.work_id
+                        and _on_line(line, piece)
+                    ):
+                        used.add(j)
+                        line.append(piece)
+                        grown = True
+                for j, (w2, _b, _inset) in enumerate(picture):
+                    if j not in absorbed and w2 == top.work_id and _on_line(line, pic_pieces[j]):
+                        absorbed.add(j)
+                        line.append(pic_pieces[j])
+                        grown = True
+            ev = VideoEvidence(
+                e.query_start,
+                e.query_end,
+                e.ref_start,
+                e.ref_end,
+                e.speed,
+                "sound",
+                False,
+                (0.0, 0.0, 1.0, 1.0),
+                0,
+                0,
+                self.params.frame_bits,
+                (),
+                (),
+                e.fpr_target,
+                e,
+            )
+            ev = _span_of(ev, line)
+            out.append((top.score / top.threshold, Match.of(top.work_id, top.score, top.threshold, ev)))
         out.sort(key=lambda t: -t[0])
         return [m for _, m in out]
-
-    def _extend(
-        self, ev: VideoEvidence, spans: list[tuple[float, float]], offset: float, speed: float
-    ) -> VideoEvidence:
-        """``ev`` with its spans widened to cover ``spans`` (query seconds) at one alignment."""
-        q0, q1 = min(s[0] for s in spans), max(s[1] for s in spans)
-        if q0 >= ev.query_start and q1 <= ev.query_end:
-            return ev
-        q0, q1 = min(q0, ev.query_start), max(q1, ev.query_end)
-        r0, r1 = max(0.0, offset + speed * q0), offset + speed * q1
-        return dataclasses.replace(ev, query_start=q0, query_end=q1, ref_start=r0, ref_end=max(r0, r1))
 
     def _evidence(
         self, a: Alignment, fp: VideoFingerprint, sound: AudioEvidence | None, inset: bool = False
@@ -788,30 +796,6 @@ def _shared(a: Alignment, b: Alignment) -> float:
     inter = min(a.query_end, b.query_end) - max(a.query_start, b.query_start)
     shorter = min(a.query_end - a.query_start, b.query_end - b.query_start)
     return max(0.0, inter) / shorter if shorter > 0 else 0.0
-
-
-def _occurrences(sound: list[tuple[int, Match]], videos: set[str]) -> list[list[Match]]:
-    """Sound matches grouped by occurrence: one video work's windows at one offset together.
-
-    Matches of audio works (and any without audio evidence) stay one per group.
-    """
-    groups: list[list[Match]] = []
-    keys: list[tuple[str, float] | None] = []
-    for _i, m in sound:
-        e = m.evidence
-        if m.work_id not in videos or not isinstance(e, AudioEvidence):
-            groups.append([m])
-            keys.append(None)
-            continue
-        offset = e.ref_start - e.speed * e.query_start
-        for g, key in enumerate(keys):
-            if key is not None and key[0] == m.work_id and abs(key[1] - offset) <= FUSE_SECONDS:
-                groups[g].append(m)
-                break
-        else:
-            groups.append([m])
-            keys.append((m.work_id, offset))
-    return groups
 
 
 def _sound_matches(audio: MediaIndex, path: Path) -> list[Match]:
