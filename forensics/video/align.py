@@ -186,10 +186,19 @@ def _hypotheses(query: QueryCodes, pairs: Pairs, params: AlignParams) -> list[tu
     return out
 
 
+#: How far outside the searched speeds a least-squares refit may land and still be used.
+REFIT_SLACK = 0.05
+
+
 def _refit(
-    query: QueryCodes, pairs: Pairs, work: int, variant: int, speed: float, offset: float
+    query: QueryCodes, pairs: Pairs, work: int, variant: int, speed: float, offset: float, params: AlignParams
 ) -> tuple[float, float]:
-    """Least-squares speed and offset over the pairs within 1 s of the hypothesis."""
+    """Least-squares speed and offset over the pairs within 1 s of the hypothesis.
+
+    A fitted speed outside the searched ones (±5 %) is no finding: the votes can only have
+    gathered at a speed they searched, so a fit far from every one is a line through
+    chance pairs (an unrelated clip's pan fitted at 0.45), and the hypothesis stands as voted.
+    """
     sel = (pairs.work == work) & (pairs.variant == variant)
     qt = pairs.query_frame[sel] / query.rate
     rt = pairs.work_frame[sel] / query.rate
@@ -198,7 +207,7 @@ def _refit(
     if len(qt) < 6 or float(qt.max() - qt.min()) < 3.0:
         return speed, offset
     s, o = np.polyfit(qt, rt, 1)
-    if not 0.5 <= s <= 2.0:
+    if not min(params.speeds) * (1 - REFIT_SLACK) <= s <= max(params.speeds) * (1 + REFIT_SLACK):
         return speed, offset
     return float(s), float(o)
 
@@ -369,7 +378,7 @@ def align(query: QueryCodes, pairs: Pairs, work_codes: WorkCodes, params: AlignP
             continue
         speed = params.speeds[s_idx]
         best: list[Alignment] = []
-        fits = {(speed, offset), _refit(query, pairs, work, variant, speed, offset)}
+        fits = {(speed, offset), _refit(query, pairs, work, variant, speed, offset, params)}
         fits |= {_polish(query, variant, ref, ref_valid, s, o) for s, o in fits}
         for s, o in fits:
             d, exact = _distances(query, variant, ref, ref_valid, s, o)
