@@ -374,6 +374,8 @@ INSET_SIDES = (32, 100)
 INSET_ASPECTS = (1.0, 4 / 3, 3 / 4)
 #: How much stronger than the block's average the inset's weakest edge must be.
 INSET_EDGE_RATIO = 2.5
+#: How strong, as a share of the strongest box's, a box holding it must be to be taken instead.
+INSET_HOLD = 0.5
 
 
 #: Parts each side of an inset is cut into: a side is as strong as its weakest part, so that a
@@ -448,10 +450,53 @@ def inset_box(frames: NDArray[np.uint8]) -> Box | None:
                 found.append((score, sw * sh, (int(x), int(t), int(x) + sw, int(t) + sh)))
     if not found:
         return None
-    # the largest box nearly as strong as the strongest: a smaller box inside the inset may
-    # borrow a lasting edge of its content for one side
-    strongest = max(b[0] for b in found)
-    return _snap(max((b for b in found if b[0] >= 0.9 * strongest), key=lambda b: b[1])[2], f, ir, ic)
+    # the largest box nearly as strong as the strongest, or, holding the strongest, at least
+    # half as strong: a smaller box inside the inset borrows lasting edges of its content
+    # (a still photo panned slowly) for one or two sides and may outscore the inset's own,
+    # but it shares the inset's other sides, so the inset's box holds it
+    score, _, best = max(found, key=lambda b: b[0])
+    return _snap(
+        max(
+            (
+                b
+                for b in found
+                if b[0] >= 0.9 * score or (b[0] >= INSET_HOLD * score and _holds(b[2], best, w))
+            ),
+            key=lambda b: b[1],
+        )[2],
+        f,
+        ir,
+        ic,
+    )
+
+
+def _holds(outer: Box, inner: Box, side: int) -> bool:
+    """Whether ``outer`` is the inset that box ``inner`` lies in, anchored at its sides.
+
+    A box inside an inset borrows lasting edges of the inset's content for the sides it
+    does not share with the inset, so the inset's box holds it (to a pixel) and grows past
+    it on at most one end of each axis. A box that grows past it at both ends of an axis
+    runs on over the host's content, and one that reaches the frame's border where
+    ``inner`` does not ran on to it (a side there costs nothing): neither is taken.
+    """
+    grows = [
+        outer[0] < inner[0] - 1,
+        outer[1] < inner[1] - 1,
+        outer[2] > inner[2] + 1,
+        outer[3] > inner[3] + 1,
+    ]
+    if (
+        outer[0] > inner[0] + 1
+        or outer[1] > inner[1] + 1
+        or outer[2] < inner[2] - 1
+        or outer[3] < inner[3] - 1
+    ):
+        return False
+    if (grows[0] and grows[2]) or (grows[1] and grows[3]):
+        return False
+    on = [outer[0] == 0, outer[1] == 0, outer[2] == side, outer[3] == side]
+    was = [inner[0] == 0, inner[1] == 0, inner[2] == side, inner[3] == side]
+    return not any(o and not i for o, i in zip(on, was, strict=True))
 
 
 def _weakest_part(cum: NDArray[np.float32], length: int, places: int) -> NDArray[np.float32]:

@@ -184,3 +184,34 @@ def test_a_quarter_frame_inset_in_a_corner_is_boxed_exactly_and_placed(
     assert e.pip_box == (0.5, 0.0, 1.0, 0.5)
     start = truth.source_time(e.query_start)
     assert start is not None and abs(e.ref_start - start) <= 0.5
+
+
+def _smooth(rng: np.random.Generator, n: int, side: int) -> NDArray[np.float64]:
+    return np.stack([cv2.GaussianBlur(rng.random((side, side)) * 255, (0, 0), 3) for _ in range(n)])
+
+
+@pytest.mark.parametrize("patch", [30.0, 45.0])
+def test_an_inset_whose_corner_holds_a_stronger_box_is_boxed_whole(patch: float) -> None:
+    """A lasting bright patch in the inset's top-right corner: the box of the patch (two of the
+    inset's sides, two of the patch's) outscores the inset's own, but the inset's box holds
+    it and grows past it at one end of each axis, so the inset is taken. Until 2026-12-06
+    the patch was (a quarter-frame inset over a still photo panned slowly)."""
+    rng = np.random.default_rng(5)
+    host = _smooth(rng, 8, 128) * 3 - 256
+    inset = _smooth(rng, 8, 64) * 3 - 256
+    inset[:, :40, 24:] += patch
+    host[:, 40:104, 30:94] = inset
+    assert inset_box(host.clip(0, 255).astype(np.uint8)) == (30, 40, 94, 104)
+
+
+@pytest.mark.parametrize(("band", "lift"), [(30, 20), (40, 40)])
+def test_a_box_holding_the_inset_but_running_on_at_both_ends_is_not_taken(band: float, lift: float) -> None:
+    """A box that holds the strongest box but runs past it at both ends of an axis lies over the
+    host's content there (here dark bands of the host above and below the inset, whose far
+    edges make a taller box nearly as strong): the strongest box stands."""
+    rng = np.random.default_rng(5)
+    host = _smooth(rng, 8, 128) * 3 - 256
+    host[:, 40:104, 30:94] = _smooth(rng, 8, 64) * 3 - 256 + lift
+    host[:, 30:40, 30:94] -= band
+    host[:, 104:114, 30:94] -= band
+    assert inset_box(host.clip(0, 255).astype(np.uint8)) == (30, 40, 94, 104)
