@@ -164,6 +164,13 @@ def slideshow(
     return out
 
 
+def _frame_source(original: str) -> str | None:
+    """The video a corpus photo was taken from (its ``original_path`` reads "frame at 25% of
+    <video>"), or ``None`` for a photo of its own."""
+    head, sep, video = original.partition(" of ")
+    return video if sep and head.startswith("frame at ") else None
+
+
 def _still(e: Any) -> bool:
     """A photo ffmpeg can loop as a still (JPEG or PNG) of at least 320 pixels wide."""
     return (e.width or 0) >= 320 and str(e.path).lower().endswith((".jpg", ".jpeg", ".png"))
@@ -185,10 +192,17 @@ def build_corpus(
         (full.root / e.path for e in full.select(collection="images", role="original") if _still(e)),
         key=str,
     )
+    real = [e for e in smoke.select(collection="video", role="original")
+            if not e.assembled and (e.duration or 0) >= 5]  # fmt: skip
+    registered = {e.original_path for e in real}  # the sources of the real programme
     distractors = sorted(
-        (full.root / e.path for e in full.select(collection="images", role="distractor") if _still(e)),
+        (
+            full.root / e.path
+            for e in full.select(collection="images", role="distractor")
+            if _still(e) and _frame_source(e.original_path) not in registered
+        ),
         key=str,
-    )
+    )  # a frame of a registered video is no unrelated picture: the pools leave it out
     music = [
         smoke_root / e.path
         for e in smoke.select(collection="music", role="original")
@@ -215,21 +229,20 @@ def build_corpus(
         song, lap = heard[i % 5], i // 5  # heard[5] is the real programme's
         target = work / f"prog-{i:02d}{tag}.mp4"
         programmes[f"prog-{i:02d}"] = slideshow(shots, song, target, shot, i, 62.0 * lap)
-    real = [smoke_root / e.path for e in smoke.select(collection="video", role="original")
-            if not e.assembled and (e.duration or 0) >= 5]  # fmt: skip
+    clips = [smoke_root / e.path for e in real]
     real_prog = work / "prog-real.mp4"
     if not real_prog.exists():
         filt = "".join(
             f"[{i}:v]scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=decrease,pad={WIDTH}:{HEIGHT}:(ow-iw)/2:"
             f"(oh-ih)/2,fps={FPS},setsar=1,format=yuv420p[v{i}];"
-            for i in range(len(real))
+            for i in range(len(clips))
         )
-        filt += "".join(f"[v{i}]" for i in range(len(real))) + f"concat=n={len(real)}:v=1:a=0[v]"
+        filt += "".join(f"[v{i}]" for i in range(len(clips))) + f"concat=n={len(clips)}:v=1:a=0[v]"
         ins: list[str | Path] = []
-        for p in real:
+        for p in clips:
             ins += ["-i", p]
         ffmpeg(*ins, "-stream_loop", "-1", "-i", heard[5], "-filter_complex", filt, "-map", "[v]",
-               "-map", f"{len(real)}:a", "-shortest", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
+               "-map", f"{len(clips)}:a", "-shortest", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
                "-c:a", "aac", real_prog)  # fmt: skip
     programmes["prog-real"] = real_prog
     # unrelated: distractor photos only, split in two disjoint pools
@@ -241,9 +254,11 @@ def build_corpus(
     for k, (photos, out) in enumerate(((pool[0], calibration), (pool[1], null))):
         for j in range(n_null):
             chosen = [photos[(j * per_null + i) % len(photos)] for i in range(per_null)]
+            tag = zlib.crc32("\n".join(p.name for p in chosen).encode())  # the cache names its photos
             out.append(
-                slideshow(chosen, other[(j + k) % len(other)], work / f"null-{k}-{j:02d}.mp4", shot, 1000 + j)
-            )
+                slideshow(chosen, other[(j + k) % len(other)], work / f"null-{k}-{j:02d}-{tag:08x}.mp4", shot,
+                          1000 + j)
+            )  # fmt: skip
     return Corpus(programmes, calibration, null, other, list(pool[1]))
 
 
@@ -613,8 +628,10 @@ def fp_pool(
           f"from {sum(len(v) for v in cal.values())} calibration windows (highest per length "
           f"{cal_max})", flush=True)  # fmt: skip
     lengths = [L for L in lengths if args.fp_seconds >= L]
+    photos_tag = zlib.crc32("\n".join(p.name for p in corpus.null_photos).encode())  # the cache names them
     # each clip's scores, kept as measured: a stopped run resumes where it was
     log = ResultLog(media.parent / "fp-pool.jsonl", {
+        "photos": f"{photos_tag:08x}",
         "works": {n: p.stat().st_size for n, p in sorted(corpus.programmes.items())},
         "calibration": [p.stat().st_size for p in corpus.calibration], "seed": args.seed,
         "clip_seconds": args.fp_seconds, "lengths": lengths, "decoder": args.query_decoder,
@@ -625,7 +642,8 @@ def fp_pool(
     if reused:
         print(f"  {reused} clips already measured ({log.path})", flush=True)
     clips = unrelated_pool(
-        args.fp_pool, media / "fp-pool", corpus.null_photos, args.seed, args.fp_seconds, workers=2,
+        args.fp_pool, media / f"fp-pool-{photos_tag:08x}", corpus.null_photos, args.seed, args.fp_seconds,
+        workers=2,
         skip=lambda k: f"clip-{k}" in log,
     )  # rendered (or reused) while the earlier ones are queried  # fmt: skip
     n = 0
