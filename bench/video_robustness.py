@@ -125,6 +125,7 @@ class Corpus:
     null: list[Path]
     other_music: list[Path]
     null_photos: list[Path] = field(default_factory=list)  # the distractor photos of ``null``
+    calibration_photos: list[Path] = field(default_factory=list)  # those of ``calibration``
 
 
 def ffmpeg(*args: str | Path) -> None:
@@ -259,7 +260,7 @@ def build_corpus(
                 slideshow(chosen, other[(j + k) % len(other)], work / f"null-{k}-{j:02d}-{tag:08x}.mp4", shot,
                           1000 + j)
             )  # fmt: skip
-    return Corpus(programmes, calibration, null, other, list(pool[1]))
+    return Corpus(programmes, calibration, null, other, list(pool[1]), list(pool[0]))
 
 
 def duration(path: Path) -> float:
