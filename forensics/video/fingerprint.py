@@ -220,6 +220,7 @@ def fingerprint_blocks(
     centres: list[NDArray[np.uint8]] = []
     centre_valid: list[NDArray[np.bool_]] = []
     insets: list[tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.bool_], NDArray[np.float32]]] = []
+    last: tuple[NDArray[np.uint8], Box | None] | None = None  # the block before, and its inset's box
     for block in blocks:
         box = border_box(block)
         c, m, v = hash_frames(block, box, mirror=query)
@@ -230,7 +231,19 @@ def fingerprint_blocks(
             centres.append(cc)
             centre_valid.append(cv)
         else:
-            insets.append(_inset_hashes(block))
+            # an inset stays where it is: a block that finds no box, or one that the box of the
+            # block before holds (:func:`_holds`: a box on lasting edges of the inset's own
+            # content), keeps that block's box; a block before that found none, or one this
+            # block's box holds, takes this block's (one block back: memory stays one block)
+            found = inset_box(block)
+            before = last[1] if last is not None else None
+            side = block.shape[1]
+            if before is not None and (found is None or _holds(before, found, side)):
+                found = before
+            elif found is not None and last is not None and (before is None or _holds(found, before, side)):
+                insets[-1] = _inset_hashes(last[0], found)
+            insets.append(_inset_hashes(block, found))
+            last = (block, found)
         if query:
             mirrors.append(m)
             side = block.shape[1]
@@ -262,11 +275,10 @@ def fingerprint_blocks(
 
 
 def _inset_hashes(
-    block: NDArray[np.uint8],
+    block: NDArray[np.uint8], box: Box | None
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.bool_], NDArray[np.float32]]:
-    """Hashes, mirrored hashes, validity and boxes of the block's inset (all invalid when none)."""
+    """Hashes, mirrored hashes, validity and boxes of the block's inset at ``box`` (all invalid when none)."""
     n, side = len(block), block.shape[1]
-    box = inset_box(block)
     if box is None:
         zeros = np.zeros((n, HASH_BYTES), np.uint8)
         return zeros, zeros, np.zeros(n, bool), np.full((n, 4), np.nan, np.float32)

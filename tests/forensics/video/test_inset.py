@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from forensics.evidence import VideoEvidence
 from forensics.library import Library
 from forensics.video.decode import iter_frames
-from forensics.video.fingerprint import INSET_EDGE_RATIO, inset_box
+from forensics.video.fingerprint import INSET_EDGE_RATIO, fingerprint_blocks, inset_box
 from tests.forensics.video.conftest import Media
 
 
@@ -215,3 +215,35 @@ def test_a_box_holding_the_inset_but_running_on_at_both_ends_is_not_taken(band: 
     host[:, 30:40, 30:94] -= band
     host[:, 104:114, 30:94] -= band
     assert inset_box(host.clip(0, 255).astype(np.uint8)) == (30, 40, 94, 104)
+
+
+def _with_inset(rng: np.random.Generator, n: int) -> NDArray[np.uint8]:
+    host = _smooth(rng, n, 128) * 3 - 256
+    host[:, 40:104, 30:94] = _smooth(rng, n, 64) * 3 - 256 + 40
+    return host.clip(0, 255).astype(np.uint8)
+
+
+def _plain(rng: np.random.Generator, n: int) -> NDArray[np.uint8]:
+    return (_smooth(rng, n, 128) * 3 - 256).clip(0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("inset_first", [True, False])
+def test_a_block_that_finds_no_inset_keeps_the_box_of_the_block_next_to_it(inset_first: bool) -> None:
+    """An inset stays where it is: a 16-s block whose box is not found (its sides weak there)
+    is hashed with the box of the block before it, or after it; until 2026-12-06 its inset
+    frames were left out and a copy's span stopped at that block."""
+    rng = np.random.default_rng(7)
+    found, lost = _with_inset(rng, 12), _plain(rng, 12)
+    assert inset_box(found) == (30, 40, 94, 104) and inset_box(lost) is None
+    blocks = [found, lost] if inset_first else [lost, found]
+    fp = fingerprint_blocks(blocks, 4.0, query=True)
+    assert fp.inset_boxes is not None and fp.inset_valid is not None
+    assert np.allclose(fp.inset_boxes * 128, [30, 40, 94, 104])  # every frame of both blocks
+    assert fp.inset_valid.all()
+
+
+def test_clips_without_an_inset_have_none_in_any_block() -> None:
+    rng = np.random.default_rng(7)
+    fp = fingerprint_blocks([_plain(rng, 12), _plain(rng, 12)], 4.0, query=True)
+    assert fp.inset_boxes is not None and fp.inset_valid is not None
+    assert np.isnan(fp.inset_boxes).all() and not fp.inset_valid.any()
