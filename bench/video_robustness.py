@@ -165,6 +165,12 @@ def slideshow(
     return out
 
 
+def photos_tag(photos: list[Path]) -> str:
+    """A short name for a list of photos (their file names, in order), for cached renders of them."""
+    crc = zlib.crc32("\n".join(p.name for p in photos).encode())
+    return f"{crc:08x}"
+
+
 def _frame_source(original: str) -> str | None:
     """The video a corpus photo was taken from (its ``original_path`` reads "frame at 25% of
     <video>"), or ``None`` for a photo of its own."""
@@ -255,11 +261,8 @@ def build_corpus(
     for k, (photos, out) in enumerate(((pool[0], calibration), (pool[1], null))):
         for j in range(n_null):
             chosen = [photos[(j * per_null + i) % len(photos)] for i in range(per_null)]
-            tag = zlib.crc32("\n".join(p.name for p in chosen).encode())  # the cache names its photos
-            out.append(
-                slideshow(chosen, other[(j + k) % len(other)], work / f"null-{k}-{j:02d}-{tag:08x}.mp4", shot,
-                          1000 + j)
-            )  # fmt: skip
+            name = f"null-{k}-{j:02d}-{photos_tag(chosen)}.mp4"  # the cache names its photos
+            out.append(slideshow(chosen, other[(j + k) % len(other)], work / name, shot, 1000 + j))
     return Corpus(programmes, calibration, null, other, list(pool[1]), list(pool[0]))
 
 
@@ -629,10 +632,10 @@ def fp_pool(
           f"from {sum(len(v) for v in cal.values())} calibration windows (highest per length "
           f"{cal_max})", flush=True)  # fmt: skip
     lengths = [L for L in lengths if args.fp_seconds >= L]
-    photos_tag = zlib.crc32("\n".join(p.name for p in corpus.null_photos).encode())  # the cache names them
+    photos = photos_tag(corpus.null_photos)  # the cache and the log name them
     # each clip's scores, kept as measured: a stopped run resumes where it was
     log = ResultLog(media.parent / "fp-pool.jsonl", {
-        "photos": f"{photos_tag:08x}",
+        "photos": photos,
         "works": {n: p.stat().st_size for n, p in sorted(corpus.programmes.items())},
         "calibration": [p.stat().st_size for p in corpus.calibration], "seed": args.seed,
         "clip_seconds": args.fp_seconds, "lengths": lengths, "decoder": args.query_decoder,
@@ -643,7 +646,7 @@ def fp_pool(
     if reused:
         print(f"  {reused} clips already measured ({log.path})", flush=True)
     clips = unrelated_pool(
-        args.fp_pool, media / f"fp-pool-{photos_tag:08x}", corpus.null_photos, args.seed, args.fp_seconds,
+        args.fp_pool, media / f"fp-pool-{photos}", corpus.null_photos, args.seed, args.fp_seconds,
         workers=2,
         skip=lambda k: f"clip-{k}" in log,
     )  # rendered (or reused) while the earlier ones are queried  # fmt: skip

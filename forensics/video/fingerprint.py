@@ -244,9 +244,7 @@ def fingerprint_blocks(
                 insets[-1] = _inset_hashes(last[0], found)
             insets.append(_inset_hashes(block, found))
             last = (block, found)
-        if query:
             mirrors.append(m)
-            side = block.shape[1]
             boxes.append(np.tile(np.asarray(box, np.float32) / side, (len(block), 1)))
     if not codes:
         empty = np.zeros((0, HASH_BYTES), np.uint8)

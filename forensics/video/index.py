@@ -544,6 +544,28 @@ class VideoIndex:
         sound_pieces = [
             _Piece.of(m.evidence) if isinstance(m.evidence, AudioEvidence) else None for m in sound
         ]
+
+        def grow(line: list[_Piece], work_id: str) -> list[int]:
+            """Join to ``line`` every piece of ``work_id`` on it that no match took yet, and
+            every piece on the grown line, and so on; the sound matches that joined."""
+            joined: list[int] = []
+            grown = True
+            while grown:
+                grown = False
+                for j, (w, _a, _inset) in enumerate(picture):
+                    if j not in absorbed and w == work_id and _on_line(line, pic_pieces[j]):
+                        absorbed.add(j)
+                        line.append(pic_pieces[j])
+                        grown = True
+                for i, m in enumerate(sound):
+                    piece = sound_pieces[i]
+                    if i not in used and piece is not None and m.work_id == work_id and _on_line(line, piece):
+                        used.add(i)
+                        joined.append(i)
+                        line.append(piece)
+                        grown = True
+            return joined
+
         for k, (work_id, a, inset) in enumerate(picture):
             if k in absorbed or a.score < self.threshold:
                 continue
@@ -552,22 +574,7 @@ class VideoIndex:
             # of this work on it (the copy's picture matched in pieces, between shots a logo or
             # a ticker covers) and every sound occurrence on it (a long query's windows) join it
             line = [pic_pieces[k]]
-            agree: list[int] = []
-            grown = True
-            while grown:
-                grown = False
-                for j, (w2, _b, _inset) in enumerate(picture):
-                    if j not in absorbed and w2 == work_id and _on_line(line, pic_pieces[j]):
-                        absorbed.add(j)
-                        line.append(pic_pieces[j])
-                        grown = True
-                for i, m in enumerate(sound):
-                    piece = sound_pieces[i]
-                    if i not in used and piece is not None and m.work_id == work_id and _on_line(line, piece):
-                        used.add(i)
-                        agree.append(i)
-                        line.append(piece)
-                        grown = True
+            agree = grow(line, work_id)
             margin = a.score / self.threshold
             partner = None
             if agree:
@@ -592,25 +599,7 @@ class VideoIndex:
             # the sound's other windows of this copy, and the picture's pieces under the
             # threshold on its line, carry the span on as they do for a picture match
             line = [_Piece.of(e)]
-            grown = True
-            while grown:
-                grown = False
-                for j, m in enumerate(sound):
-                    piece = sound_pieces[j]
-                    if (
-                        j not in used
-                        and piece is not None
-                        and m.work_id == top.work_id
-                        and _on_line(line, piece)
-                    ):
-                        used.add(j)
-                        line.append(piece)
-                        grown = True
-                for j, (w2, _b, _inset) in enumerate(picture):
-                    if j not in absorbed and w2 == top.work_id and _on_line(line, pic_pieces[j]):
-                        absorbed.add(j)
-                        line.append(pic_pieces[j])
-                        grown = True
+            grow(line, top.work_id)
             ev = VideoEvidence(
                 e.query_start,
                 e.query_end,
