@@ -438,13 +438,14 @@ def main() -> None:
 
 
 def presign_more(
-    net: Net, members: list[tuple[PrivateKey, Certificate]], start: int, count: int
+    net: Net, members: list[tuple[PrivateKey, Certificate]], start: int | list[int], count: int
 ) -> list[list[bytes]]:
     """Transactions with nonces ``start+1 … start+count`` for each member (prefixed by
-    ``start`` placeholders so callers can slice)."""
+    ``start`` placeholders so callers can slice); ``start`` may be given per member."""
+    starts = start if isinstance(start, list) else [start] * len(members)
 
-    def sign(member: tuple[PrivateKey, Certificate]) -> list[bytes]:
-        key, cert = member
+    def sign(job: tuple[tuple[PrivateKey, Certificate], int]) -> list[bytes]:
+        (key, cert), start = job
         now = int(time.time() * 1000)
         return [b""] * start + [
             Transaction.create(
@@ -460,7 +461,7 @@ def presign_more(
         ]
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return list(pool.map(sign, members))
+        return list(pool.map(sign, zip(members, starts, strict=True)))
 
 
 def digest_rate(
@@ -506,7 +507,12 @@ def catch_up(
     time.sleep(0.5)
     live = [n for n in nodes if n != victim]
     per = max(1, behind // len(members))
-    streams = [s[used:] for s in presign_more(net, members, used, per)]
+    # each member's next nonce from the chain: the digest phase used some members' nonces too
+    starts = []
+    for key, cert in members:
+        with net.client(live[0], key, cert) as c:
+            starts.append(max(used, int(c.account()["next_nonce"]) - 1))
+    streams = [s[start:] for start, s in zip(starts, presign_more(net, members, starts, per), strict=True)]
     ids = run_load(net, streams, live, batch, None)
     target = max(h or 0 for n, h in heights(net).items() if n != victim)
     t0 = time.perf_counter()
