@@ -38,6 +38,8 @@ def test_a_smooth_gradient_has_detail_but_no_quality(low: float, high: float) ->
     assert max(frame_quality(f) for f in frames) < MIN_QUALITY
     _, _, valid = hash_frames(frames, box)
     assert not valid.any()
+    _, _, ungated = hash_frames(frames, box, min_quality=0)  # as an inset's view is hashed
+    assert ungated.all()
 
 
 def test_textured_and_outlined_pictures_keep_full_quality() -> None:
