@@ -56,11 +56,13 @@ def test_textured_and_outlined_pictures_keep_full_quality() -> None:
     assert valid.all()
 
 
-def test_quality_is_bounded_and_refuses_nothing_of_any_size() -> None:
+def test_quality_of_pictures_of_any_size_is_measured_at_64_pixels_and_capped() -> None:
     assert frame_quality(np.zeros((3, 5), np.uint8)) == 0
     assert frame_quality(np.full((200, 90), 255, np.uint8)) == 0
-    checker = (np.indices((256, 256)).sum(axis=0) % 2 * 255).astype(np.uint8)
-    assert frame_quality(checker) <= 100
+    checker = (np.indices((64, 64)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    assert frame_quality(checker) == 100  # every neighbour differs by the whole range: capped
+    fine = (np.indices((256, 256)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    assert frame_quality(fine) == 0  # averaged to 64 x 64 first, a one-pixel checker is flat
 
 
 def test_real_footage_keeps_its_frames(media: Media) -> None:
