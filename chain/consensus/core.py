@@ -266,6 +266,25 @@ class ConsensusCore:
         """Whether this node asked its peers for ``block_hash`` and has not received it yet."""
         return block_hash in self._requested
 
+    def sync_blocks_to_check(self, resp: SyncResponse) -> list[Block]:
+        """The blocks of ``resp`` that :meth:`on_message` would check and execute now.
+
+        They are authentic (hash-linked to a block this node asked for, or certified by a
+        valid commit proof), above the committed height and not yet known. A host checks
+        their transactions' signatures ahead, off its event loop, as it does a proposal's;
+        for any other response the list is empty and the core refuses or skips it cheaply.
+        """
+        blocks = resp.blocks
+        if self.ended or not blocks or not _linked(blocks):
+            return []
+        if resp.proof is not None:
+            if not self._proof_certifies(blocks[-1], resp.proof):
+                return []
+        elif resp.requested_hash not in self._requested or blocks[-1].hash != resp.requested_hash:
+            return []
+        mine = self.committed.height
+        return [b for b in blocks if b.height > mine and self.get_block(b.hash) is None]
+
     def get_block(self, block_hash: bytes) -> Block | None:
         """A known block: pending tree first, then the committed head (asked for with every
         QC and timeout that certifies it: reading it back would load all its transactions
@@ -1006,7 +1025,7 @@ class ConsensusCore:
 
     def _on_sync_response(self, sender: str, resp: SyncResponse, now: int, actions: list[Action]) -> None:
         blocks = resp.blocks
-        if not blocks or any(blocks[i].parent_hash != blocks[i - 1].hash for i in range(1, len(blocks))):
+        if not blocks or not _linked(blocks):
             return
         if resp.proof is not None:
             self._on_committed_sync(sender, blocks, resp.proof, now, actions)
@@ -1038,19 +1057,7 @@ class ConsensusCore:
     ) -> None:
         last = blocks[-1]
         child, qc = proof.child, proof.qc
-        links = [last, *proof.path, child]
-        if any(links[i + 1].parent_hash != links[i].hash for i in range(len(links) - 1)):
-            return
-        certified = links[-2]
-        if child.qc is None or child.qc.block_hash != certified.hash:
-            return
-        if (
-            child.qc.round + 1 != child.round
-            or child.qc.round != certified.round
-            or qc.block_hash != child.hash
-        ):
-            return
-        if not self.verify_qc(qc) or not self.verify_qc(child.qc):
+        if not self._proof_certifies(last, proof):
             return
         todo = [b for b in blocks if b.height > self.committed.height]
         if not todo:
@@ -1072,6 +1079,28 @@ class ConsensusCore:
         if child.hash not in self.blocks:
             self._insert(child, now, actions)
         self._process_qc(qc, now, actions)
+
+    def _proof_certifies(self, last: Block, proof: CommitProof) -> bool:
+        """Whether ``proof`` shows ``last`` committed: ``last``, the proof's path and its
+        child hash-link, the child's QC certifies its parent in the round before, and the
+        proof's QC certifies the child (the two-chain commit rule); both QCs valid."""
+        child, qc = proof.child, proof.qc
+        links = [last, *proof.path, child]
+        if not _linked(links):
+            return False
+        certified = links[-2]
+        if child.qc is None or child.qc.block_hash != certified.hash:
+            return False
+        if child.qc.round + 1 != child.round or child.qc.round != certified.round:
+            return False
+        if qc.block_hash != child.hash:
+            return False
+        return self.verify_qc(qc) and self.verify_qc(child.qc)
+
+
+def _linked(blocks: Sequence[Block]) -> bool:
+    """Whether each block of ``blocks`` is the parent of the next."""
+    return all(blocks[i].parent_hash == blocks[i - 1].hash for i in range(1, len(blocks)))
 
 
 _Signed = TypeVar("_Signed", Proposal, Vote, Timeout)

@@ -83,6 +83,10 @@ HEARTBEAT_S = 1.0
 SYNC_AHEAD = 2
 """A peer this many blocks ahead of the node makes it ask for blocks."""
 
+SYNC_RETRY_S = 3.0
+"""Blocks from the same height are asked for again only after this long: a node that fell
+behind may take seconds to check a response of thousands of transactions."""
+
 MAX_GOSSIP_TXS = 20_000
 """Transactions in one received gossip batch beyond this are ignored."""
 
@@ -175,6 +179,7 @@ class NodeHost:
         self.rebuilds = Rebuilds(self._lookup_tx)
         self._tasks: list[asyncio.Task[None]] = []
         self._last_sync_ask = 0.0
+        self._sync_asked_from = -1
         self._sync_turn = 0
         self.started_at = 0.0
         self.running = False
@@ -410,13 +415,29 @@ class NodeHost:
         if isinstance(msg, Proposal):
             self._deliver_proposal(sender, msg)
             return
+        if isinstance(msg, SyncResponse):
+            self._deliver_sync(sender, msg)
+            return
         self._run(lambda: self.replica.core.on_message(sender, msg, self.now_ms()))
 
     def _deliver_proposal(self, sender: str, msg: Proposal) -> None:
         if self.replica.voting and self._unverified(msg.block.payload):
             # check the block's signatures in the worker thread first; consensus goes on meanwhile
-            self.peers.spawn(self._verified_then(sender, msg))
+            self.peers.spawn(self._verified_then(sender, msg, msg.block.payload))
             return
+        self._run(lambda: self.replica.core.on_message(sender, msg, self.now_ms()))
+
+    def _deliver_sync(self, sender: str, msg: SyncResponse) -> None:
+        """Blocks from block sync, like a proposal: the signatures of the blocks the core
+        would execute are checked in the worker thread first, sharing the checks already
+        running for the same transactions (a node that fell behind has most of them queued
+        from gossip), so that none is verified twice and none on the event loop."""
+        if self.replica.voting:
+            blocks = self.replica.core.sync_blocks_to_check(msg)
+            payload = [raw for b in blocks for raw in b.payload]
+            if payload and self._unverified(payload):
+                self.peers.spawn(self._verified_then(sender, msg, payload))
+                return
         self._run(lambda: self.replica.core.on_message(sender, msg, self.now_ms()))
 
     # ------------------------------------------------------------------ compact proposals
@@ -493,9 +514,11 @@ class NodeHost:
                 return False  # the core refuses the block; nothing to check first
         return False
 
-    async def _verified_then(self, sender: str, msg: Proposal) -> None:
+    async def _verified_then(
+        self, sender: str, msg: Proposal | SyncResponse, payload: Sequence[bytes]
+    ) -> None:
         try:
-            await self._preverify(msg.block.payload)
+            await self._preverify(payload)
         except asyncio.CancelledError:
             raise
         except Exception:  # a check that failed to run: the core verifies on its own
@@ -685,7 +708,10 @@ class NodeHost:
         now = time.monotonic()
         if not ahead or now - self._last_sync_ask < 0.5:
             return
+        if mine == self._sync_asked_from and now - self._last_sync_ask < SYNC_RETRY_S:
+            return  # the answers to the last ask may still be being checked: no copies of them
         self._last_sync_ask = now
+        self._sync_asked_from = mine
         self._sync_turn += 1
         # two different peers each time: a single lying or slow peer cannot hold the node back
         for i in range(min(2, len(ahead))):

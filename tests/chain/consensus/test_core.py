@@ -380,6 +380,40 @@ def test_lagging_node_catches_up_by_sync() -> None:
     assert other.cores["v3"].committed.height == 0
 
 
+def test_sync_blocks_to_check_names_only_authentic_blocks_the_core_would_execute() -> None:
+    net = Net()
+    run_net(net.cores, 10)
+    net.safety["v3"], net.stores["v3"] = MemorySafetyStore(), MemoryBlockStore()
+    lag = net.make_core("v3")
+    lag.start(0)
+    leader = net.cores["v0"]
+    resp = next(a.msg for a in leader.on_message("v3", SyncRequest(1), 0) if isinstance(a, Send))
+    assert isinstance(resp, SyncResponse) and resp.proof is not None and len(resp.blocks) >= 5
+    assert lag.sync_blocks_to_check(resp) == list(resp.blocks)
+    # a broken commit proof, a broken hash chain, or blocks nobody asked for: nothing to check
+    bad_proof = type(resp.proof)(
+        resp.proof.child, QuorumCertificate(resp.proof.qc.round, resp.proof.qc.block_hash, ())
+    )
+    assert lag.sync_blocks_to_check(SyncResponse(resp.blocks, bad_proof)) == []
+    swapped = (resp.blocks[1], resp.blocks[0], *resp.blocks[2:])
+    assert lag.sync_blocks_to_check(SyncResponse(swapped, resp.proof)) == []
+    last = resp.blocks[-1]
+    assert lag.sync_blocks_to_check(SyncResponse(resp.blocks, None, last.hash)) == []
+    # once the first blocks are committed, only the ones above them are left to check
+    first = next(a.msg for a in leader.on_message("v3", SyncRequest(1), 0) if isinstance(a, Send))
+    assert isinstance(first, SyncResponse)
+    leader.config = dataclasses.replace(leader.config, sync_bytes=1)
+    part = next(a.msg for a in leader.on_message("v3", SyncRequest(1), 0) if isinstance(a, Send))
+    assert isinstance(part, SyncResponse) and len(part.blocks) < len(first.blocks)
+    lag.on_message("v0", part, 100)
+    assert lag.committed.height == part.blocks[-1].height
+    # (the proof's child came with it and is known now: it is not checked again either)
+    assert part.proof is not None
+    left = [b for b in first.blocks if b.height > lag.committed.height and b.hash != part.proof.child.hash]
+    assert left and lag.sync_blocks_to_check(first) == left
+    assert lag.sync_blocks_to_check(part) == []  # a second copy of an answer already applied
+
+
 def test_message_codec_roundtrip(net: Net) -> None:
     g = net.cores["v0"].genesis
     b = net.block(g, 1, QuorumCertificate(0, g.hash, ()), payload=(b"t1", b"t2"))
