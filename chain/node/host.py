@@ -180,6 +180,8 @@ class NodeHost:
         self._tasks: list[asyncio.Task[None]] = []
         self._last_sync_ask = 0.0
         self._sync_asked_from = -1
+        self._sync_checking: set[bytes] = set()  # blocks from block sync being checked
+        self._sync_next: tuple[str, SyncResponse] | None = None  # the answer to look at after them
         self._sync_turn = 0
         self.started_at = 0.0
         self.running = False
@@ -431,14 +433,34 @@ class NodeHost:
         """Blocks from block sync, like a proposal: the signatures of the blocks the core
         would execute are checked in the worker thread first, sharing the checks already
         running for the same transactions (a node that fell behind has most of them queued
-        from gossip), so that none is verified twice and none on the event loop."""
+        from gossip), so that none is verified twice and none on the event loop.
+
+        One response is checked at a time. A node that is behind gets the same blocks from
+        several peers, and as the chain grows, answers that repeat them with one more
+        block: while one is checked, only the newest answer that brings blocks beyond it
+        is kept, and looked at again (most of it then committed) when the check ends.
+        """
         if self.replica.voting:
             blocks = self.replica.core.sync_blocks_to_check(msg)
+            if self._sync_checking:
+                if any(b.hash not in self._sync_checking for b in blocks):
+                    self._sync_next = (sender, msg)
+                return
             payload = [raw for b in blocks for raw in b.payload]
             if payload and self._unverified(payload):
-                self.peers.spawn(self._verified_then(sender, msg, payload))
+                self._sync_checking = {b.hash for b in blocks}
+                self.peers.spawn(self._sync_checked_then(sender, msg, payload))
                 return
         self._run(lambda: self.replica.core.on_message(sender, msg, self.now_ms()))
+
+    async def _sync_checked_then(self, sender: str, msg: SyncResponse, payload: Sequence[bytes]) -> None:
+        try:
+            await self._verified_then(sender, msg, payload)
+        finally:
+            self._sync_checking = set()
+            held, self._sync_next = self._sync_next, None
+            if held is not None and self.running:
+                self._deliver_sync(*held)
 
     # ------------------------------------------------------------------ compact proposals
     def _lookup_tx(self, tx_id: bytes) -> bytes | None:
@@ -706,8 +728,8 @@ class NodeHost:
             key=lambda p: p.node_id,
         )
         now = time.monotonic()
-        if not ahead or now - self._last_sync_ask < 0.5:
-            return
+        if not ahead or now - self._last_sync_ask < 0.5 or self._sync_checking:
+            return  # (while a response is being checked, an ask would bring copies of it)
         if mine == self._sync_asked_from and now - self._last_sync_ask < SYNC_RETRY_S:
             return  # the answers to the last ask may still be being checked: no copies of them
         self._last_sync_ask = now

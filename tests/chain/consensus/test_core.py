@@ -331,13 +331,19 @@ def test_no_commit_without_consecutive_rounds(net: Net) -> None:
     assert hashes == [b1.hash, b3.hash]  # b3 <- b4 consecutive: b3 and its ancestor b1 commit
 
 
-def test_committed_sync_responses_respect_the_byte_budget() -> None:
+def lagging_core() -> tuple[ConsensusCore, ConsensusCore]:
+    """After ten rounds, v3 restarted with empty stores (it lost its disk; same key), and
+    the core of v0, which holds the chain."""
     net = Net()
     run_net(net.cores, 10)
     net.safety["v3"], net.stores["v3"] = MemorySafetyStore(), MemoryBlockStore()
     lag = net.make_core("v3")
     lag.start(0)
-    leader = net.cores["v0"]
+    return lag, net.cores["v0"]
+
+
+def test_committed_sync_responses_respect_the_byte_budget() -> None:
+    lag, leader = lagging_core()
     full = next(a.msg for a in leader.on_message("v3", SyncRequest(1), 0) if isinstance(a, Send))
     leader.config = dataclasses.replace(leader.config, sync_bytes=1)  # every header is over budget
     responses = 0
@@ -353,14 +359,8 @@ def test_committed_sync_responses_respect_the_byte_budget() -> None:
 
 
 def test_lagging_node_catches_up_by_sync() -> None:
-    net = Net()
-    run_net(net.cores, 10)
-    # v3 lost its disk: fresh stores, same key
-    net.safety["v3"], net.stores["v3"] = MemorySafetyStore(), MemoryBlockStore()
-    lag = net.make_core("v3")
-    lag.start(0)
+    lag, leader = lagging_core()
     assert lag.committed.height == 0
-    leader = net.cores["v0"]
     acts = leader.on_message("v3", SyncRequest(1), 0)
     resp = next(a.msg for a in acts if isinstance(a, Send))
     assert isinstance(resp, SyncResponse) and resp.proof is not None
@@ -381,12 +381,7 @@ def test_lagging_node_catches_up_by_sync() -> None:
 
 
 def test_sync_blocks_to_check_names_only_authentic_blocks_the_core_would_execute() -> None:
-    net = Net()
-    run_net(net.cores, 10)
-    net.safety["v3"], net.stores["v3"] = MemorySafetyStore(), MemoryBlockStore()
-    lag = net.make_core("v3")
-    lag.start(0)
-    leader = net.cores["v0"]
+    lag, leader = lagging_core()
     resp = next(a.msg for a in leader.on_message("v3", SyncRequest(1), 0) if isinstance(a, Send))
     assert isinstance(resp, SyncResponse) and resp.proof is not None and len(resp.blocks) >= 5
     assert lag.sync_blocks_to_check(resp) == list(resp.blocks)

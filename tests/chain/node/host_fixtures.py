@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 from chain.crypto import PrivateKey
 from chain.localnet import Identity
@@ -14,6 +17,19 @@ from chain.node.host import NodeHost
 from chain.node.statesync import SnapshotServer
 from chain.replica import Replica
 from chain.types import Certificate, ChainParams, Genesis, Role
+
+
+@dataclass
+class StubPeer:
+    """A peer link that records what is sent to it (for frames fed to a host by hand)."""
+
+    node_id: str
+    sent: list[tuple[int, bytes]] = field(default_factory=list)
+    stats: Any = field(default_factory=lambda: SimpleNamespace(subject="stub"))
+
+    def send(self, channel: int, payload: bytes) -> bool:
+        self.sent.append((int(channel), payload))
+        return True
 
 
 @dataclass
@@ -124,3 +140,24 @@ def free_ports(n: int) -> list[int]:
 def anchor_tx(net: HostNet, who: Identity, digest: bytes, now_ms: int) -> bytes:
     """A signed anchor transaction of ``digest`` by ``who``."""
     return who.sign(net.genesis.chain_id, "anchor", {"digest": digest, "kind": "work"}, now_ms).to_bytes()
+
+
+async def commit_on(net: HostNet, live: list[NodeHost], count: int) -> list[bytes]:
+    """Submit ``count`` anchor transactions to the first of ``live`` and wait until every
+    one of ``live`` has committed them; their ids."""
+    first = live[0]
+    ids = [first.submit(anchor_tx(net, net.supervisor, os.urandom(32), first.now_ms())) for _ in range(count)]
+    await wait_for(
+        lambda: all(h.replica.store.tx_location(t) is not None for h in live for t in ids),
+        20,
+        f"commits on {len(live)} nodes",
+    )
+    return ids
+
+
+async def commit_without_last(net: HostNet, count: int) -> list[bytes]:
+    """Stop the last node, then commit ``count`` anchor transactions on the others; their ids."""
+    down = net.hosts[-1]
+    await down.stop()
+    down.replica.close()
+    return await commit_on(net, net.hosts[:-1], count)

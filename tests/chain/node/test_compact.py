@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -28,7 +26,7 @@ from chain.node.compact import (
 )
 from chain.node.host import NodeHost
 from chain.replica import tx_root
-from tests.chain.node.host_fixtures import HostNet, anchor_tx, free_ports, same_chain, wait_for
+from tests.chain.node.host_fixtures import HostNet, StubPeer, anchor_tx, free_ports, same_chain, wait_for
 
 
 def _proposal(raws: list[bytes], height: int = 1, round: int = 1) -> Proposal:
@@ -210,17 +208,6 @@ def test_serve_answers_from_the_block_then_the_lookup() -> None:
 
 
 # --------------------------------------------------------------------------- in the host
-@dataclass
-class StubPeer:
-    node_id: str
-    sent: list[tuple[int, bytes]] = field(default_factory=list)
-    stats: Any = field(default_factory=lambda: SimpleNamespace(subject="stub"))
-
-    def send(self, channel: int, payload: bytes) -> bool:
-        self.sent.append((int(channel), payload))
-        return True
-
-
 def _host(tmp_path: Path) -> tuple[HostNet, NodeHost, list[Any]]:
     net = HostNet.create(tmp_path, nodes=4)
     host = net.build(0, free_ports(1)[0], [])
