@@ -42,6 +42,7 @@ from typing import Any
 from chain import codec
 from chain.consensus.core import Action, Broadcast, Committed, EpochEnded, Send, SetTimer
 from chain.consensus.messages import (
+    Block,
     ConsensusError,
     Proposal,
     SyncRequest,
@@ -82,6 +83,10 @@ GOSSIP_BATCH_BYTES = 1 << 20
 HEARTBEAT_S = 1.0
 SYNC_AHEAD = 2
 """A peer this many blocks ahead of the node makes it ask for blocks."""
+
+SYNC_PIPELINE = 2
+"""Block-sync responses checked at once: the one the core takes next, and the one after it,
+asked for while the first is checked."""
 
 SYNC_RETRY_S = 3.0
 """Blocks from the same height are asked for again only after this long: a node that fell
@@ -180,8 +185,12 @@ class NodeHost:
         self._tasks: list[asyncio.Task[None]] = []
         self._last_sync_ask = 0.0
         self._sync_asked_from = -1
-        self._sync_checking: set[bytes] = set()  # blocks from block sync being checked
-        self._sync_next: tuple[str, SyncResponse] | None = None  # the answer to look at after them
+        # block-sync responses being checked: their blocks, the last of them (hash, height of
+        # a committed answer, its check), how many, and the answer to look at after them
+        self._sync_checking: set[bytes] = set()
+        self._sync_tail: tuple[bytes, int | None, asyncio.Future[None]] | None = None
+        self._sync_depth = 0
+        self._sync_next: tuple[str, SyncResponse] | None = None
         self._sync_turn = 0
         self.started_at = 0.0
         self.running = False
@@ -435,32 +444,86 @@ class NodeHost:
         running for the same transactions (a node that fell behind has most of them queued
         from gossip), so that none is verified twice and none on the event loop.
 
-        One response is checked at a time. A node that is behind gets the same blocks from
-        several peers, and as the chain grows, answers that repeat them with one more
-        block: while one is checked, only the newest answer that brings blocks beyond it
-        is kept, and looked at again (most of it then committed) when the check ends.
+        Responses go through a short pipeline: each is checked in the worker, then handed
+        to the core in the order of its blocks. A node that is behind gets the same blocks
+        from several peers, and as the chain grows, answers that repeat them with one more
+        block: blocks already in the pipeline are not checked again, an answer that does
+        not continue its last block is kept (the newest only) and looked at again when a
+        check ends, and while one committed answer is checked the next is already asked
+        for, so that the worker does not wait for the network.
         """
         if self.replica.voting:
             blocks = self.replica.core.sync_blocks_to_check(msg)
+            new = [b for b in blocks if b.hash not in self._sync_checking]
             if self._sync_checking:
-                if any(b.hash not in self._sync_checking for b in blocks):
+                if not new:
+                    return  # a copy of blocks being checked
+                tail = self._sync_tail
+                if tail is None or new[0].parent_hash != tail[0] or self._sync_depth >= SYNC_PIPELINE:
                     self._sync_next = (sender, msg)
-                return
-            payload = [raw for b in blocks for raw in b.payload]
-            if payload and self._unverified(payload):
-                self._sync_checking = {b.hash for b in blocks}
-                self.peers.spawn(self._sync_checked_then(sender, msg, payload))
+                    return
+            payload = [raw for b in new for raw in b.payload]
+            if new and (self._sync_checking or self._unverified(payload)):
+                self._queue_sync_check(sender, msg, new, payload)
                 return
         self._run(lambda: self.replica.core.on_message(sender, msg, self.now_ms()))
 
-    async def _sync_checked_then(self, sender: str, msg: SyncResponse, payload: Sequence[bytes]) -> None:
+    def _queue_sync_check(
+        self, sender: str, msg: SyncResponse, new: list[Block], payload: list[bytes]
+    ) -> None:
+        hashes = {b.hash for b in new}
+        self._sync_checking |= hashes
+        before = None if self._sync_tail is None else self._sync_tail[2]
+        task = asyncio.ensure_future(self._sync_checked_then(sender, msg, payload, before, hashes))
+        self.peers.spawn(task)
+        self._sync_tail = (new[-1].hash, new[-1].height if msg.proof is not None else None, task)
+        self._sync_depth += 1
+        self._ask_ahead()
+
+    def _ask_ahead(self) -> None:
+        """Ask one peer that has them for the committed blocks after the pipeline's last."""
+        tail = self._sync_tail
+        if tail is None or tail[1] is None or self._sync_depth >= SYNC_PIPELINE or self._sync_next:
+            return
+        after = tail[1]
+        ahead = sorted(
+            (p for p in self.peers.peers.values() if p.stats.height > after), key=lambda p: p.node_id
+        )
+        if ahead:
+            self._sync_turn += 1
+            peer = ahead[self._sync_turn % len(ahead)]
+            peer.send(Channel.BLOCK_SYNC, encode_message(SyncRequest(after + 1)))
+
+    async def _sync_checked_then(
+        self,
+        sender: str,
+        msg: SyncResponse,
+        payload: Sequence[bytes],
+        before: asyncio.Future[None] | None,
+        hashes: set[bytes],
+    ) -> None:
         try:
-            await self._verified_then(sender, msg, payload)
+            if payload:
+                try:
+                    await self._preverify(payload)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a check that failed to run: the core verifies on its own
+                    log.exception("checking the signatures of synced blocks failed")
+            if before is not None:
+                await asyncio.wait([before])  # the core takes blocks in their order
+            if self.running:
+                self._run(lambda: self.replica.core.on_message(sender, msg, self.now_ms()))
         finally:
-            self._sync_checking = set()
+            self._sync_checking -= hashes
+            self._sync_depth -= 1
+            if self._sync_tail is not None and self._sync_tail[2] is asyncio.current_task():
+                self._sync_tail = None
             held, self._sync_next = self._sync_next, None
-            if held is not None and self.running:
-                self._deliver_sync(*held)
+            if self.running:
+                if held is not None:
+                    self._deliver_sync(*held)
+                self._ask_ahead()
 
     # ------------------------------------------------------------------ compact proposals
     def _lookup_tx(self, tx_id: bytes) -> bytes | None:

@@ -25,27 +25,48 @@ from tests.chain.node.host_fixtures import (
 )
 
 
+class Checks:
+    """Every transaction signature check from the moment :meth:`watch` is called: the
+    transaction's id and the thread that checked it."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.monkeypatch = monkeypatch
+        self.seen: list[tuple[bytes, str]] = []
+
+    def watch(self) -> None:
+        verify = Transaction.verify_signature
+        seen = self.seen
+
+        def counting(tx: Transaction, *args: object, **kwargs: object) -> None:
+            seen.append((tx.tx_id, threading.current_thread().name))
+            verify(tx, *args, **kwargs)  # type: ignore[arg-type]
+
+        self.monkeypatch.setattr(Transaction, "verify_signature", counting)
+
+    def ids(self) -> list[bytes]:
+        return [t for t, _ in self.seen]
+
+
+async def meshed(tmp_path: Path) -> tuple[HostNet, list[int]]:
+    """Four nodes on loopback, started and connected to each other."""
+    net = HostNet.create(tmp_path, nodes=4)
+    ports = free_ports(4)
+    await net.start(ports)
+    await wait_for(lambda: all(len(h.peers.peers) == 3 for h in net.hosts), 10, "a full mesh")
+    return net, ports
+
+
 def test_synced_blocks_are_verified_once_in_the_worker_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    checked: list[tuple[bytes, str]] = []
-    verify = Transaction.verify_signature
-
-    def counting(self: Transaction, *args: object, **kwargs: object) -> None:
-        checked.append((self.tx_id, threading.current_thread().name))
-        verify(self, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(Transaction, "verify_signature", counting)
+    checks = Checks(monkeypatch)
 
     async def main() -> None:
-        net = HostNet.create(tmp_path, nodes=4)
-        ports = free_ports(4)
-        await net.start(ports)
+        net, ports = await meshed(tmp_path)
         try:
-            await wait_for(lambda: all(len(h.peers.peers) == 3 for h in net.hosts), 10, "a full mesh")
             await commit_without_last(net, 30)
             target = net.hosts[0].replica.store.head_height()
-            checked.clear()  # from here on only the restarted node has transactions to check
+            checks.watch()  # from here on only the restarted node has transactions to check
             net.hosts[3] = net.build(3, ports[3], [q for q in ports if q != ports[3]])
             await net.hosts[3].start()
             restarted = net.hosts[3]
@@ -55,28 +76,20 @@ def test_synced_blocks_are_verified_once_in_the_worker_thread(
             await net.stop_all()
 
     asyncio.run(main())
-    tx_ids = [t for t, _ in checked]
+    tx_ids = checks.ids()
     assert len(tx_ids) == len(set(tx_ids)) >= 30  # every synced transaction checked, none twice,
     loop_thread = threading.main_thread().name
-    assert all(thread != loop_thread for _, thread in checked)  # in the worker, not on the loop
+    assert all(thread != loop_thread for _, thread in checks.seen)  # in the worker, not on the loop
 
 
-def test_copies_of_a_response_being_checked_are_dropped_and_the_newest_longer_one_kept(
+def test_synced_answers_are_checked_in_order_and_copies_dropped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    checked: list[bytes] = []
-    verify = Transaction.verify_signature
-
-    def counting(self: Transaction, *args: object, **kwargs: object) -> None:
-        checked.append(self.tx_id)
-        verify(self, *args, **kwargs)  # type: ignore[arg-type]
+    checks = Checks(monkeypatch)
 
     async def main() -> None:
-        net = HostNet.create(tmp_path, nodes=4)
-        ports = free_ports(4)
-        await net.start(ports)
+        net, ports = await meshed(tmp_path)
         try:
-            await wait_for(lambda: all(len(h.peers.peers) == 3 for h in net.hosts), 10, "a full mesh")
             await commit_without_last(net, 10)
             for _ in range(3):  # more blocks with transactions
                 await commit_on(net, net.hosts[:3], 10)
@@ -92,15 +105,16 @@ def test_copies_of_a_response_being_checked_are_dropped_and_the_newest_longer_on
             assert short.blocks[-1].height < full.blocks[-1].height
             txs = sum(len(b.payload) for b in full.blocks)
             assert txs >= 40
-            started: list[SyncResponse] = []
-            check = lag._verified_then
+            taken: list[SyncResponse] = []  # what the core is handed, in order
+            on_message = lag.replica.core.on_message
 
-            async def counted(sender: str, msg: Any, payload: Any) -> None:
-                started.append(msg)
-                await check(sender, msg, payload)
+            def recorded(sender: str, msg: Any, now_ms: int) -> Any:
+                if isinstance(msg, SyncResponse):
+                    taken.append(msg)
+                return on_message(sender, msg, now_ms)
 
-            lag._verified_then = counted  # type: ignore[method-assign]
-            monkeypatch.setattr(Transaction, "verify_signature", counting)
+            lag.replica.core.on_message = recorded  # type: ignore[method-assign]
+            checks.watch()
             peer = StubPeer(source.node_id)
             for resp in (short, short, full, short, full):  # copies, and a longer answer
                 lag._on_consensus(peer, Channel.BLOCK_SYNC, encode_message(resp))  # type: ignore[arg-type]
@@ -111,8 +125,9 @@ def test_copies_of_a_response_being_checked_are_dropped_and_the_newest_longer_on
             lag.replica.close()
         finally:
             await net.stop_all()
-        # the short answer, then the long one once the short was applied; nothing twice
-        assert started == [short, full]
-        assert len(checked) == len(set(checked)) == txs
+        # the short answer, then the long one (only its blocks beyond the short one checked);
+        # the copies never reach the core, and no signature is checked twice
+        assert taken == [short, full]
+        assert len(checks.ids()) == len(set(checks.ids())) == txs
 
     asyncio.run(main())
