@@ -596,7 +596,11 @@ class ConsensusCore:
         self._enter_round(tc.round + 1, now, actions, by_qc=False)
 
     # ------------------------------------------------------------------ commit
-    def _commit(self, block: Block, proof: CommitProof, actions: list[Action]) -> None:
+    def _commit(
+        self, block: Block, proof: CommitProof, actions: list[Action], *, store_proof: bool = True
+    ) -> None:
+        """Commit ``block`` and its uncommitted ancestors; ``proof`` (that ``block`` or a
+        descendant is committed) is stored with ``block`` unless ``store_proof`` is false."""
         chain: list[Block] = []
         cur: Block | None = block
         while cur is not None and cur.height > self.committed.height:
@@ -615,7 +619,7 @@ class ConsensusCore:
             block = ascending[-1]
         for b in ascending:
             top = b is block
-            self.block_store.append(b, proof if top else None)
+            self.block_store.append(b, proof if top and store_proof else None)
             self.committed = b
             self.onchain_evidence.update(e.key for e in b.evidence)
             for e in b.evidence:
@@ -1070,9 +1074,13 @@ class ConsensusCore:
         for b in todo:
             if not self._valid_block(b, parent, None):
                 return
-            parent = b
-        for b in todo:
             self.blocks[b.hash] = b
+            parent = b
+            if b is not last and not self.app.ends_epoch(b):
+                # committed by the proof of ``last``, its descendant: applied at once, so that
+                # the next block executes on the state, not on the pending changes of every
+                # block before it in this response (a state root over all of them each time)
+                self._commit(b, proof, actions, store_proof=False)
         self._commit(last, proof, actions)
         if self.ended or proof.path:
             return

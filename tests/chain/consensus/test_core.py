@@ -380,6 +380,28 @@ def test_lagging_node_catches_up_by_sync() -> None:
     assert other.cores["v3"].committed.height == 0
 
 
+def test_committed_sync_executes_each_block_on_the_committed_state() -> None:
+    lag, leader = lagging_core()
+    resp = next(a.msg for a in leader.on_message("v3", SyncRequest(1), 0) if isinstance(a, Send))
+    assert isinstance(resp, SyncResponse) and resp.proof is not None and len(resp.blocks) >= 5
+    parents: list[bool] = []
+    execute = lag.app.execute
+
+    def recording(draft: BlockDraft) -> bytes | None:
+        parents.append(draft.parent.hash == lag.committed.hash)
+        return execute(draft)
+
+    lag.app.execute = recording  # type: ignore[method-assign]
+    out = lag.on_message("v0", resp, 100)
+    # each block ran on its committed parent, not on a chain of blocks still pending
+    assert parents and all(parents)
+    assert [a.block.height for a in out if isinstance(a, Committed)] == [b.height for b in resp.blocks]
+    # the commit proof is kept with the last block only: it certifies that one
+    store = lag.block_store
+    assert store.proof(resp.blocks[-1].height) == resp.proof
+    assert all(store.proof(b.height) is None for b in resp.blocks[:-1])
+
+
 def test_sync_blocks_to_check_names_only_authentic_blocks_the_core_would_execute() -> None:
     lag, leader = lagging_core()
     resp = next(a.msg for a in leader.on_message("v3", SyncRequest(1), 0) if isinstance(a, Send))
