@@ -434,7 +434,7 @@ class NodeHost:
     def _deliver_proposal(self, sender: str, msg: Proposal) -> None:
         if self.replica.voting and self._unverified(msg.block.payload):
             # check the block's signatures in the worker thread first; consensus goes on meanwhile
-            self.peers.spawn(self._verified_then(sender, msg, msg.block.payload))
+            self.peers.spawn(self._verified_then(sender, msg))
             return
         self._run(lambda: self.replica.core.on_message(sender, msg, self.now_ms()))
 
@@ -486,9 +486,7 @@ class NodeHost:
         if tail is None or tail[1] is None or self._sync_depth >= SYNC_PIPELINE or self._sync_next:
             return
         after = tail[1]
-        ahead = sorted(
-            (p for p in self.peers.peers.values() if p.stats.height > after), key=lambda p: p.node_id
-        )
+        ahead = self._peers_at(after + 1)
         if ahead:
             self._sync_turn += 1
             peer = ahead[self._sync_turn % len(ahead)]
@@ -504,12 +502,7 @@ class NodeHost:
     ) -> None:
         try:
             if payload:
-                try:
-                    await self._preverify(payload)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # a check that failed to run: the core verifies on its own
-                    log.exception("checking the signatures of synced blocks failed")
+                await self._check_ahead(payload, "synced blocks")
             if before is not None:
                 await asyncio.wait([before])  # the core takes blocks in their order
             if self.running:
@@ -599,15 +592,18 @@ class NodeHost:
                 return False  # the core refuses the block; nothing to check first
         return False
 
-    async def _verified_then(
-        self, sender: str, msg: Proposal | SyncResponse, payload: Sequence[bytes]
-    ) -> None:
+    async def _check_ahead(self, payload: Sequence[bytes], what: str) -> None:
+        """:meth:`_preverify` ``payload``; a check that fails to run is logged, not raised
+        (the core then verifies the signatures on its own)."""
         try:
             await self._preverify(payload)
         except asyncio.CancelledError:
             raise
-        except Exception:  # a check that failed to run: the core verifies on its own
-            log.exception("checking a proposal's signatures failed")
+        except Exception:
+            log.exception("checking the signatures of %s failed", what)
+
+    async def _verified_then(self, sender: str, msg: Proposal) -> None:
+        await self._check_ahead(msg.block.payload, "a proposal")
         if self.running:
             self._run(lambda: self.replica.core.on_message(sender, msg, self.now_ms()))
 
@@ -783,13 +779,16 @@ class NodeHost:
         else:
             self.counters.bad_messages += 1
 
+    def _peers_at(self, height: int) -> list[Peer]:
+        """Peers whose last heartbeat reported at least ``height``, in node-id order."""
+        return sorted(
+            (p for p in self.peers.peers.values() if p.stats.height >= height), key=lambda p: p.node_id
+        )
+
     def _maybe_sync(self) -> None:
         """Ask peers that are ahead for committed blocks (at most twice a second)."""
         mine = self.replica.core.committed.height
-        ahead = sorted(
-            (p for p in self.peers.peers.values() if p.stats.height >= mine + SYNC_AHEAD),
-            key=lambda p: p.node_id,
-        )
+        ahead = self._peers_at(mine + SYNC_AHEAD)
         now = time.monotonic()
         if not ahead or now - self._last_sync_ask < 0.5 or self._sync_checking:
             return  # (while a response is being checked, an ask would bring copies of it)
