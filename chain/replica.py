@@ -9,9 +9,11 @@ This is where the pure pieces meet storage:
   ``state_root``, and keeps a bounded :class:`~chain.mempool.Mempool`.
 * :class:`LedgerBlockStore` stores committed blocks in a :class:`~chain.store.LedgerStore`:
   a block, its transactions, their results and its state changes in **one** SQLite
-  transaction, fsynced before the core learns the block is durable.
+  transaction, fsynced before the core learns the block is committed (or, on a networked
+  node, before any action that follows from it is taken).
 * :class:`SqliteSafetyStore` keeps the consensus safety data (last vote, last timeout,
-  locks) in the same database; every ``save`` is its own fsynced transaction and the core
+  locks) in the same database; every ``save`` is its own transaction (fsynced, or synced
+  by the owner before it acts: :meth:`~chain.store.LedgerStore.defer_sync`) and the core
   saves before it returns the action that sends a vote, timeout or proposal.
 * :class:`Replica` builds all of the above for one node from the genesis document.
 
@@ -167,7 +169,8 @@ class SqliteSafetyStore:
         return None if raw is None else decode_safety(raw)
 
     def save(self, data: SafetyData) -> None:
-        self._store.set_meta(self._key, encode_safety(data))  # autocommit + synchronous=FULL
+        # autocommit: fsynced here, or by the owner's LedgerStore.sync after defer_sync
+        self._store.set_meta(self._key, encode_safety(data))
 
 
 # --------------------------------------------------------------------------- application

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from chain.checkpointer import WalCheckpointer
+from chain.crypto.atomic import fsync_directory
 from chain.errors import StoreError as StoreError  # re-exported under its historical path
 from chain.state import State, prefix_end
 from chain.state_tree import bucket_of, entry_leaf
@@ -169,6 +170,9 @@ class LedgerStore:
         self._state: State | None = None
         self.checkpointer = None if self.path in ("", ":memory:") else WalCheckpointer(self.path)
         """Copies the write-ahead log back into the database in a thread (``None`` in memory)."""
+        self._deferred = False
+        self._unsynced = False
+        self._synced_dir = False
         row = self._db.execute("SELECT value FROM meta WHERE key = 'genesis'").fetchone()
         if row is None:
             self._db.execute("BEGIN IMMEDIATE")
@@ -180,6 +184,58 @@ class LedgerStore:
             raise StoreError("this ledger store belongs to another chain (genesis hash differs)")
         self.genesis_hash = genesis_hash
 
+    def defer_sync(self) -> None:
+        """Stop fsyncing each commit: the owner calls :meth:`sync` before it acts on writes.
+
+        For an owner that batches durability (a node's host: one fsync for everything a
+        consensus step wrote, off its event loop, before that step's messages leave).
+        Writes stay atomic and in order (SQLite's ``synchronous=NORMAL`` in WAL mode, which
+        a crash or power loss cannot corrupt); what waits for :meth:`sync` is only their
+        durability. An in-memory store has nothing to sync.
+        """
+        if self.checkpointer is None:
+            return
+        with self._lock:
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._deferred = True
+
+    @property
+    def unsynced(self) -> bool:
+        """Whether something was written after :meth:`defer_sync` and not yet taken."""
+        return self._unsynced
+
+    def take_unsynced(self) -> bool:
+        """Whether anything was written since the last call (and forget it): call it just
+        before :meth:`sync`, in the thread that writes, so that a write after it is seen by
+        the next call."""
+        with self._lock:
+            unsynced, self._unsynced = self._unsynced, False
+            return unsynced
+
+    def sync(self) -> None:
+        """Make every write committed so far durable: an fsync of the write-ahead log (and
+        of its directory, the first time). May run in another thread than the writer's.
+
+        Raises
+        ------
+        OSError
+            If the operating system cannot flush the log: the writes may be lost on a power
+            failure, and nothing that depends on them may be acted on.
+        """
+        if self.checkpointer is None:
+            return
+        try:
+            fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+        except FileNotFoundError:  # closed and checkpointed: nothing left in a log
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if not self._synced_dir:
+            fsync_directory(os.path.dirname(os.path.abspath(self.path)))
+            self._synced_dir = True
+
     def close(self) -> None:
         """Close the database (after the checkpoint that may be running)."""
         if self.checkpointer is not None:
@@ -188,6 +244,7 @@ class LedgerStore:
 
     def _committed(self) -> None:
         """After a write transaction: have its pages copied back to the database soon."""
+        self._unsynced = self._deferred
         if self.checkpointer is not None:
             self.checkpointer.poke()
 
@@ -339,8 +396,11 @@ class LedgerStore:
                 yield bytes(key), bytes(value)
 
     def set_meta(self, key: str, value: bytes) -> None:
-        """Record a small durable value (e.g. a node's safety data)."""
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        """Record a small durable value (e.g. a node's safety data): durable when this
+        returns, or at the next :meth:`sync` after :meth:`defer_sync`."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+            self._unsynced = self._deferred
 
     def get_meta(self, key: str) -> bytes | None:
         """Read a value written by :meth:`set_meta`."""

@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 
-def _fsync_directory(directory: str) -> None:
+def fsync_directory(directory: str) -> None:
+    """Flush a directory's entries (a file created or renamed in it survives a power loss)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:  # a platform without directory handles: nothing more can be done
@@ -94,7 +95,7 @@ def atomic_output(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_directory(directory)
+    fsync_directory(directory)
 
 
 def atomic_write(

@@ -21,7 +21,10 @@ event loop's thread, one handler at a time, exactly as the pure core expects:
   heights above its own asks those peers for blocks by itself (block sync needs no
   restart);
 * after every commit, peers whose certificate was revoked or expired are disconnected,
-  and commit listeners (the API's event hub, metrics) are told.
+  and commit listeners (the API's event hub, metrics) are told;
+* durability in groups: a consensus step's actions are taken once what it wrote to the
+  ledger is fsynced, by one fsync in the ``ledger-sync`` thread for every step since the
+  last (:meth:`NodeHost._release`); the event loop goes on meanwhile.
 
 Examples
 --------
@@ -111,6 +114,8 @@ class HostCounters:
     """Compact proposals received (rebuilt from the mempool, or fetched, or dropped)."""
     tx_requests: int = 0
     """Fetches of a block's missing transactions this node sent."""
+    ledger_syncs: int = 0
+    """fsyncs of the ledger, each covering the writes of one or more consensus steps."""
 
 
 class NodeHost:
@@ -172,6 +177,15 @@ class NodeHost:
         )
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._verify_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sm2-verify")
+        # durability in groups: the ledger's writes are fsynced in this thread, once for
+        # every consensus step since the last fsync, before those steps' actions are taken
+        replica.store.defer_sync()
+        self._sync_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-sync")
+        self._held: list[list[Action]] = []
+        self._releasing: asyncio.Future[None] | None = None
+        self.halted = asyncio.Event()
+        """Set when the node cannot go on (its ledger cannot be made durable); see :attr:`halt_reason`."""
+        self.halt_reason = ""
         self._admission = asyncio.Lock()
         self._inflight: dict[bytes, asyncio.Future[list[str | None]]] = {}
         self._inbound: asyncio.Queue[list[bytes]] = asyncio.Queue(maxsize=256)
@@ -240,7 +254,9 @@ class NodeHost:
         self.started_at = time.time()
         self.running = True
         await self.peers.start()
-        self._handle(self.replica.start(self.now_ms()))
+        actions = self.replica.start(self.now_ms())
+        self.replica.store.sync()  # what starting wrote (the epoch's safety data), before acting
+        self._handle(actions)
         self._tasks.append(asyncio.ensure_future(self._heartbeat_loop()))
         self._tasks.append(asyncio.ensure_future(self._gossip_worker()))
         log.info(
@@ -269,6 +285,14 @@ class NodeHost:
         if self.snapshots is not None:
             await self.snapshots.wait_idle()
         self._verify_pool.shutdown(wait=False, cancel_futures=True)
+        if self._releasing is not None:
+            self._releasing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._releasing
+        self._held.clear()  # not acted on: as after a crash, the next start takes it up
+        self._sync_pool.shutdown(wait=True)
+        with contextlib.suppress(OSError):
+            self.replica.store.sync()  # a clean stop leaves everything durable
         log.info("node %s stopped at height %d", self.name, self.replica.store.head_height())
 
     # ------------------------------------------------------------------ actions
@@ -302,7 +326,9 @@ class NodeHost:
                 for cb in self.on_epoch:
                     cb(a)
                 log.info("epoch %d ended at height %d", self.replica.core.epoch, a.block.height)
-                pending.extend(self.replica.next_epoch(self.now_ms()))
+                more = self.replica.next_epoch(self.now_ms())
+                self.replica.store.sync()  # the new epoch's safety data, before acting on it
+                pending.extend(more)
                 self._recheck_peers()
 
     def _send_proposal(self, proposal: Proposal, targets: Sequence[str]) -> None:
@@ -339,12 +365,59 @@ class NodeHost:
         self._run(lambda: self.replica.core.on_timer(timer_id, self.now_ms()))
 
     def _run(self, step: Callable[[], list[Action]]) -> None:
+        if self.halted.is_set():
+            return
         try:
             actions = step()
         except (ChainError, ValueError, TypeError) as exc:  # a bug or a store failure: say so, go on
             log.exception("consensus step failed: %s", exc)
             return
-        self._handle(actions)
+        self._release(actions)
+
+    def _release(self, actions: list[Action]) -> None:
+        """Take a consensus step's actions once what the step wrote is durable.
+
+        A step that wrote nothing, with nothing held or being synced before it, is acted
+        on at once (a step may depend on an earlier one's writes: a vote sent again).
+        Otherwise its actions wait, in step order, for one fsync of the ledger in the
+        ``ledger-sync`` thread that covers every step held meanwhile: a vote never leaves
+        before the safety data that allows it, nor a commit is reported before its block is
+        stored, and the event loop goes on with other work while the disk flushes.
+        """
+        if self.halted.is_set():
+            return
+        if self._releasing is None and not self._held and not self.replica.store.unsynced:
+            self._handle(actions)
+            return
+        self._held.append(actions)
+        if self._releasing is None:
+            self._releasing = asyncio.ensure_future(self._sync_then_release())
+
+    async def _sync_then_release(self) -> None:
+        store = self.replica.store
+        loop = asyncio.get_running_loop()
+        try:
+            while self._held and self.running:
+                batch, self._held = self._held, []
+                if store.take_unsynced():  # every write of the batch happened before this
+                    self.counters.ledger_syncs += 1
+                    await loop.run_in_executor(self._sync_pool, store.sync)
+                    if not self.running:
+                        return
+                for actions in batch:
+                    self._handle(actions)
+        except OSError as exc:
+            self._halt(f"the ledger cannot be made durable: {exc}")
+        finally:
+            self._releasing = None
+
+    def _halt(self, reason: str) -> None:
+        """Stop taking consensus steps and actions: what was written may not be durable. The
+        owner stops the host (:attr:`halted`); the node must be restarted."""
+        log.critical("node %s halts: %s", self.name, reason)
+        self._held.clear()
+        self.halt_reason = reason
+        self.halted.set()
 
     def _committed(self, a: Committed) -> None:
         self.counters.commits += 1

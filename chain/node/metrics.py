@@ -21,6 +21,7 @@ metric                                                   meaning
 ``rongxin_consensus_compact_proposals_total``            compact proposals received
 ``rongxin_consensus_fetched_txs_total``                  transactions fetched to rebuild them
 ``rongxin_consensus_dropped_rebuilds_total``             rebuilds dropped incomplete
+``rongxin_ledger_syncs_total``                           fsyncs of the ledger (steps grouped)
 ``rongxin_mempool_size`` / ``_size_bytes``               transactions waiting and their bytes
 ``rongxin_mempool_max_txs``                              the pool's capacity
 ``rongxin_mempool_refused_txs_total``                    gossiped transactions refused
@@ -83,6 +84,11 @@ class _HostCollector(Collector):
         )
         yield counter(
             "consensus_dropped_rebuilds", "Proposal rebuilds dropped incomplete.", h.rebuilds.expired
+        )
+        yield counter(
+            "ledger_syncs",
+            "fsyncs of the ledger, each for one or more consensus steps.",
+            h.counters.ledger_syncs,
         )
         mp = h.replica.app.mempool
         yield gauge("mempool_size", "Transactions in the mempool.", len(mp))

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.contracts.base import ContractRegistry
-from chain.errors import SnapshotError
+from chain.errors import SnapshotError, StoreError
 from chain.mempool import MempoolConfig
 from chain.node.batches import SqliteBatchIndex
 from chain.node.config import NodeConfig
@@ -247,7 +247,8 @@ async def run_node(
     )
     try:
         done, _ = await asyncio.wait(
-            [asyncio.ensure_future(stop.wait()), api_task], return_when=asyncio.FIRST_COMPLETED
+            [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(host.halted.wait()), api_task],
+            return_when=asyncio.FIRST_COMPLETED,
         )
         if api_task in done and api_task.exception() is not None:
             log.error("the API server failed: %s", api_task.exception())
@@ -263,7 +264,9 @@ async def run_node(
         height = host.replica.store.head_height()
         host.replica.close()
         batches.close()
-        audit.record("node.stop", height=height, pid=os.getpid())
+        audit.record("node.stop", height=height, pid=os.getpid(), halted=host.halt_reason or None)
+    if host.halt_reason:
+        raise StoreError(f"the node halted: {host.halt_reason}")
 
 
 def _async_submit(host: NodeHost) -> Callable[[bytes], Any]:

@@ -1,5 +1,6 @@
 import os
 import sqlite3
+import threading
 import time
 
 from chain.checkpointer import WalCheckpointer
@@ -72,23 +73,29 @@ def test_a_reader_holds_back_what_it_may_still_read(tmp_path) -> None:
     db.close()
 
 
+def checkpoint_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name == "wal-checkpoint" and t.is_alive())
+
+
 def test_the_thread_starts_on_the_first_poke_and_stops_on_close(tmp_path) -> None:
     path = str(tmp_path / "x.db")
     db = wal_db(path)
+    before = checkpoint_threads()
     cp = WalCheckpointer(path, min_interval_s=0.01)
-    assert not any(t.name == "wal-checkpoint" for t in __import__("threading").enumerate())
+    assert checkpoint_threads() == before  # none until there is something to copy
     fill(db, 100)
     size_before = os.path.getsize(path)
     cp.poke()
+    assert checkpoint_threads() == before + 1
     assert wait_until(lambda: cp.runs >= 1 and os.path.getsize(path) > size_before)
     assert cp.error is None
     cp.close()
+    assert checkpoint_threads() == before
     runs = cp.runs
     fill(db, 10)
     cp.poke()  # after close: ignored, no new thread
     time.sleep(0.1)
-    assert cp.runs == runs
-    assert not any(t.name == "wal-checkpoint" and t.is_alive() for t in __import__("threading").enumerate())
+    assert cp.runs == runs and checkpoint_threads() == before
     db.close()
 
 

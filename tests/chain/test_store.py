@@ -170,3 +170,38 @@ def test_restoring_is_all_or_nothing_and_needs_an_empty_store(tmp_path) -> None:
         with pytest.raises(StoreError, match="read view"):
             view.set_meta("x", b"1")
     assert s.head_height() == 7
+
+
+def test_deferred_sync_tracks_writes_and_flushes_the_log(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "ledger.db"
+    store = LedgerStore(path, G)
+    _fill(store, 1)
+    assert not store.unsynced  # each commit fsynced by SQLite: nothing to track
+    store.defer_sync()
+    assert not store.unsynced
+    _fill(store, 2)
+    assert store.unsynced
+    assert store.take_unsynced() and not store.take_unsynced()
+    store.set_meta("safety/0", b"s")
+    assert store.take_unsynced()
+    flushed: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (flushed.append(os.fstat(fd).st_ino), real_fsync(fd)))
+    store.sync()
+    wal, directory = os.stat(f"{path}-wal").st_ino, os.stat(tmp_path).st_ino
+    assert flushed == [wal, directory]  # the log, and its directory the first time
+    store.sync()
+    assert flushed == [wal, directory, wal]
+    store.close()
+    again = LedgerStore(path, G)
+    assert again.head_height() == 3 and again.get_meta("safety/0") == b"s"
+    again.close()
+
+
+def test_deferred_sync_of_a_memory_store_is_a_no_op() -> None:
+    store = LedgerStore(":memory:", G)
+    store.defer_sync()
+    _fill(store, 2)
+    assert not store.unsynced and not store.take_unsynced()
+    store.sync()
+    assert store.head_height() == 2
