@@ -402,6 +402,12 @@ def main() -> None:
                     net, consensus, "rongxin_consensus_compact_proposals_total"
                 )
                 results["fetched_txs"] = metric_sum(net, consensus, "rongxin_consensus_fetched_txs_total")
+                # gossiped transactions refused: dropped on a full inbound queue (then
+                # fetched if a compact proposal names them) or refused at admission (most
+                # often already committed when their gossip arrives)
+                results["refused_gossip_txs"] = metric_sum(
+                    net, consensus, "rongxin_mempool_refused_txs_total"
+                )
             if h0 is not None and h1 is not None and h1 > h0:
                 results["txs_per_block"] = done / (h1 - h0)
             if done == len(ids):  # else the CPU also went to transactions not counted
@@ -587,8 +593,9 @@ def print_table(r: dict[str, Any], args: argparse.Namespace) -> None:
     if r.get("compact_proposals") is not None:
         rows.append(
             (
-                "compact proposals received, txs fetched (all nodes)",
-                f"{r['compact_proposals']:,.0f}, {r.get('fetched_txs') or 0:,.0f}",
+                "compact proposals received, txs fetched, gossip refused (all nodes)",
+                f"{r['compact_proposals']:,.0f}, {r.get('fetched_txs') or 0:,.0f}, "
+                f"{r.get('refused_gossip_txs') or 0:,.0f}",
             )
         )
     if "client_cpu_s_per_1k_txs" in r:
