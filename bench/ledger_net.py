@@ -408,6 +408,9 @@ def main() -> None:
                 results["refused_gossip_txs"] = metric_sum(
                     net, consensus, "rongxin_mempool_refused_txs_total"
                 )
+                results["dropped_gossip_txs"] = metric_sum(
+                    net, consensus, "rongxin_mempool_dropped_gossip_txs_total"
+                )
             if h0 is not None and h1 is not None and h1 > h0:
                 results["txs_per_block"] = done / (h1 - h0)
             if done == len(ids):  # else the CPU also went to transactions not counted
@@ -593,9 +596,9 @@ def print_table(r: dict[str, Any], args: argparse.Namespace) -> None:
     if r.get("compact_proposals") is not None:
         rows.append(
             (
-                "compact proposals received, txs fetched, gossip refused (all nodes)",
+                "compact proposals, txs fetched, gossip refused / dropped (all nodes)",
                 f"{r['compact_proposals']:,.0f}, {r.get('fetched_txs') or 0:,.0f}, "
-                f"{r.get('refused_gossip_txs') or 0:,.0f}",
+                f"{r.get('refused_gossip_txs') or 0:,.0f} / {r.get('dropped_gossip_txs') or 0:,.0f}",
             )
         )
     if "client_cpu_s_per_1k_txs" in r:

@@ -107,6 +107,9 @@ class HostCounters:
     bad_messages: int = 0
     txs_gossiped_in: int = 0
     txs_refused: int = 0
+    """Gossiped transactions refused: dropped (below) or refused at admission."""
+    gossip_dropped: int = 0
+    """Gossiped transactions dropped unread because the queue of gossip to admit was full."""
     sync_requests: int = 0
     commits: int = 0
     txs_committed: int = 0
@@ -792,6 +795,7 @@ class NodeHost:
             self._inbound.put_nowait(batch)
         except asyncio.QueueFull:
             self.counters.txs_refused += len(batch)  # the pool is far behind: the sender retries
+            self.counters.gossip_dropped += len(batch)
             return
         # decoded here (the decode is cached: admission needs it anyway) for the ids under
         # which a compact proposal that follows this gossip finds them

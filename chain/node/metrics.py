@@ -25,6 +25,7 @@ metric                                                   meaning
 ``rongxin_mempool_size`` / ``_size_bytes``               transactions waiting and their bytes
 ``rongxin_mempool_max_txs``                              the pool's capacity
 ``rongxin_mempool_refused_txs_total``                    gossiped transactions refused
+``rongxin_mempool_dropped_gossip_txs_total``             of those, dropped on a full queue
 ``rongxin_p2p_peers``                                    connected peers
 ``rongxin_p2p_peer_send_bytes_total{peer,ch}``           bytes sent per peer and channel
 ``rongxin_p2p_peer_receive_bytes_total{peer,ch}``        bytes received per peer and channel
@@ -95,6 +96,11 @@ class _HostCollector(Collector):
         yield gauge("mempool_size_bytes", "Bytes of the transactions in the mempool.", mp.total_bytes)
         yield gauge("mempool_max_txs", "Capacity of the mempool in transactions.", mp.config.max_txs)
         yield counter("mempool_refused_txs", "Gossiped transactions refused.", h.counters.txs_refused)
+        yield counter(
+            "mempool_dropped_gossip_txs",
+            "Gossiped transactions dropped on a full admission queue.",
+            h.counters.gossip_dropped,
+        )
         peers = h.peers.peers
         yield gauge("p2p_peers", "Connected peers.", len(peers))
         sent = CounterMetricFamily(

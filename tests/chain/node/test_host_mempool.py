@@ -37,3 +37,35 @@ def test_transactions_admitted_without_peers_are_sent_to_peers_that_connect(tmp_
             await net.stop_all()
 
     asyncio.run(main())
+
+
+def test_gossip_beyond_a_full_admission_queue_is_dropped_and_counted(tmp_path: Path) -> None:
+    from prometheus_client import generate_latest
+
+    from chain import codec
+    from chain.node.metrics import node_registry
+    from tests.chain.node.host_fixtures import StubPeer
+
+    async def main() -> None:
+        net = HostNet.create(tmp_path, nodes=4)
+        host = net.build(0, free_ports(1)[0], [])
+        net.hosts = [host]
+        await host.start()
+        try:
+            peer = StubPeer(net.hosts[0].replica.node_id)
+            txs = [anchor_tx(net, net.supervisor, os.urandom(32), host.now_ms()) for _ in range(300)]
+            async with host._admission:  # the admission of gossip stalls (a slow node)
+                for raw in txs:
+                    host._on_gossip(peer, codec.encode([raw]))  # type: ignore[arg-type]
+                await asyncio.sleep(0.05)
+                # 256 batches queued (fed without a pause: the worker took none), the rest
+                # dropped unread
+                assert host.counters.gossip_dropped == 300 - 256
+                assert host.counters.txs_refused == host.counters.gossip_dropped
+                text = generate_latest(node_registry(host)).decode()
+                assert "rongxin_mempool_dropped_gossip_txs_total 44.0" in text
+            await wait_for(lambda: len(host.replica.app.mempool) == 256, 10, "the queued gossip admitted")
+        finally:
+            await net.stop_all()
+
+    asyncio.run(main())
