@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 
-def fsync_directory(directory: str) -> None:
+def fsync_directory(directory: str | os.PathLike[str]) -> None:
     """Flush a directory's entries (a file created or renamed in it survives a power loss)."""
     try:
         fd = os.open(directory, os.O_RDONLY)

@@ -34,9 +34,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chain.crypto.atomic import fsync_directory
 from chain.crypto.sm3 import sm3
 from chain.errors import ChainError, VaultError
-from chain.vault.store import ObjectStore, fsync_dir
+from chain.vault.store import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class Outbox:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            fsync_dir(d)
+            fsync_directory(d)
 
     def pending(self, target: str) -> list[bytes]:
         """Digests still to push to ``target`` (oldest first, as far as the file times tell)."""

@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from chain.crypto.atomic import fsync_directory
 from chain.errors import VaultError
 from chain.vault.objects import ObjectChecker, ObjectHeader, check_stream
 
@@ -71,16 +72,6 @@ class ObjectStore(Protocol):
     def delete(self, digest: bytes) -> None: ...
 
     def digests(self) -> Iterator[bytes]: ...
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a directory's entries durable (a rename or a new file in it)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def write_stream(writer: ObjectWriter, src: BinaryIO) -> ObjectHeader:
@@ -128,7 +119,7 @@ class _LocalWriter:
             final.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(self.tmp, 0o600)
             os.replace(self.tmp, final)
-            fsync_dir(final.parent)
+            fsync_directory(final.parent)
         except BaseException:
             self.abort()
             raise
