@@ -258,7 +258,7 @@ class NodeHost:
         self.running = True
         await self.peers.start()
         actions = self.replica.start(self.now_ms())
-        self.replica.store.sync()  # what starting wrote (the epoch's safety data), before acting
+        self._sync_now()  # what starting wrote (the epoch's safety data), before acting
         self._handle(actions)
         self._tasks.append(asyncio.ensure_future(self._heartbeat_loop()))
         self._tasks.append(asyncio.ensure_future(self._gossip_worker()))
@@ -330,7 +330,7 @@ class NodeHost:
                     cb(a)
                 log.info("epoch %d ended at height %d", self.replica.core.epoch, a.block.height)
                 more = self.replica.next_epoch(self.now_ms())
-                self.replica.store.sync()  # the new epoch's safety data, before acting on it
+                self._sync_now()  # the new epoch's safety data, before acting on it
                 pending.extend(more)
                 self._recheck_peers()
 
@@ -387,14 +387,19 @@ class NodeHost:
         before the safety data that allows it, nor a commit is reported before its block is
         stored, and the event loop goes on with other work while the disk flushes.
         """
-        if self.halted.is_set():
-            return
         if self._releasing is None and not self._held and not self.replica.store.unsynced:
             self._handle(actions)
             return
         self._held.append(actions)
         if self._releasing is None:
             self._releasing = asyncio.ensure_future(self._sync_then_release())
+
+    def _sync_now(self) -> None:
+        """fsync what was written, on the event loop: for the rare steps that act at once
+        (a start, a new epoch)."""
+        store = self.replica.store
+        if store.take_unsynced():
+            store.sync()
 
     async def _sync_then_release(self) -> None:
         store = self.replica.store

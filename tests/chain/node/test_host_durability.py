@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,56 +85,57 @@ async def meshed(tmp_path: Path) -> tuple[HostNet, Recorder]:
     return net, rec
 
 
-def test_a_vote_leaves_only_once_the_safety_data_allowing_it_is_synced(tmp_path: Path) -> None:
+def on_meshed(tmp_path: Path, body: Callable[[HostNet, Recorder], Awaitable[None]]) -> None:
+    """Run ``body`` on a :func:`meshed` consortium, and stop it after."""
+
     async def main() -> None:
         net, rec = await meshed(tmp_path)
         try:
-            for _ in range(16):  # a block or more each
-                await commit_on(net, net.hosts, 3)
-            assert len(rec.votes) >= 3
-            assert all(r <= durable for r, durable in rec.votes), rec.votes
-            assert net.hosts[1].counters.ledger_syncs >= 2
+            await body(net, rec)
         finally:
             await net.stop_all()
 
     asyncio.run(main())
+
+
+def test_a_vote_leaves_only_once_the_safety_data_allowing_it_is_synced(tmp_path: Path) -> None:
+    async def body(net: HostNet, rec: Recorder) -> None:
+        for _ in range(16):  # a block or more each
+            await commit_on(net, net.hosts, 3)
+        assert len(rec.votes) >= 3
+        assert all(r <= durable for r, durable in rec.votes), rec.votes
+        assert net.hosts[1].counters.ledger_syncs >= 2
+
+    on_meshed(tmp_path, body)
 
 
 def test_the_event_loop_goes_on_while_the_ledger_is_synced(tmp_path: Path) -> None:
-    async def main() -> None:
-        net, rec = await meshed(tmp_path)
-        try:
-            slow = net.hosts[1]
-            rec.gate.clear()  # every sync of this node waits
-            votes, heard = len(rec.votes), slow.counters.messages_in
-            await commit_on(net, [net.hosts[0], *net.hosts[2:]], 20)  # a quorum without it
-            await commit_on(net, [net.hosts[0], *net.hosts[2:]], 20)
-            assert rec.syncs_started >= 1
-            assert slow.counters.messages_in > heard  # its loop still reads its peers
-            assert len(rec.votes) == votes  # but nothing waiting for the disk left
-            rec.gate.set()
-            ids = await commit_on(net, net.hosts, 10)
-            assert all(slow.replica.store.tx_location(t) is not None for t in ids)
-            assert len(rec.votes) > votes
-            assert all(r <= durable for r, durable in rec.votes), rec.votes
-        finally:
-            await net.stop_all()
+    async def body(net: HostNet, rec: Recorder) -> None:
+        slow = net.hosts[1]
+        rec.gate.clear()  # every sync of this node waits
+        votes, heard = len(rec.votes), slow.counters.messages_in
+        await commit_on(net, [net.hosts[0], *net.hosts[2:]], 20)  # a quorum without it
+        await commit_on(net, [net.hosts[0], *net.hosts[2:]], 20)
+        assert rec.syncs_started >= 1
+        assert slow.counters.messages_in > heard  # its loop still reads its peers
+        assert len(rec.votes) == votes  # but nothing waiting for the disk left
+        rec.gate.set()
+        ids = await commit_on(net, net.hosts, 10)
+        assert all(slow.replica.store.tx_location(t) is not None for t in ids)
+        assert len(rec.votes) > votes
+        assert all(r <= durable for r, durable in rec.votes), rec.votes
 
-    asyncio.run(main())
+    on_meshed(tmp_path, body)
 
 
 def test_a_failed_sync_halts_the_node_and_nothing_waiting_for_it_leaves(tmp_path: Path) -> None:
-    async def main() -> None:
-        net, rec = await meshed(tmp_path)
-        try:
-            bad = net.hosts[1]
-            rec.fail = OSError(5, "Input/output error")
-            await wait_for(lambda: bad.halted.is_set(), 10, "the node to halt")
-            assert "cannot be made durable" in bad.halt_reason and "Input/output" in bad.halt_reason
-            votes = len(rec.votes)
-            await commit_on(net, [net.hosts[0], *net.hosts[2:]], 10)  # the others go on
-            assert len(rec.votes) == votes
-        finally:
-            await net.stop_all()
+    async def body(net: HostNet, rec: Recorder) -> None:
+        bad = net.hosts[1]
+        rec.fail = OSError(5, "Input/output error")
+        await wait_for(lambda: bad.halted.is_set(), 10, "the node to halt")
+        assert "cannot be made durable" in bad.halt_reason and "Input/output" in bad.halt_reason
+        votes = len(rec.votes)
+        await commit_on(net, [net.hosts[0], *net.hosts[2:]], 10)  # the others go on
+        assert len(rec.votes) == votes
 
-    asyncio.run(main())
+    on_meshed(tmp_path, body)
