@@ -402,14 +402,17 @@ def main() -> None:
                     net, consensus, "rongxin_consensus_compact_proposals_total"
                 )
                 results["fetched_txs"] = metric_sum(net, consensus, "rongxin_consensus_fetched_txs_total")
-                # gossiped transactions refused: dropped on a full inbound queue (then
-                # fetched if a compact proposal names them) or refused at admission (most
-                # often already committed when their gossip arrives)
+                # gossiped transactions refused: not admitted on a full inbound queue (kept
+                # a while for the compact proposals that name them) or refused at admission
+                # (most often already committed when their gossip arrives)
                 results["refused_gossip_txs"] = metric_sum(
                     net, consensus, "rongxin_mempool_refused_txs_total"
                 )
                 results["dropped_gossip_txs"] = metric_sum(
                     net, consensus, "rongxin_mempool_dropped_gossip_txs_total"
+                )
+                results["overflow_rebuilt_txs"] = metric_sum(
+                    net, consensus, "rongxin_mempool_overflow_rebuilt_txs_total"
                 )
             if h0 is not None and h1 is not None and h1 > h0:
                 results["txs_per_block"] = done / (h1 - h0)
@@ -596,9 +599,10 @@ def print_table(r: dict[str, Any], args: argparse.Namespace) -> None:
     if r.get("compact_proposals") is not None:
         rows.append(
             (
-                "compact proposals, txs fetched, gossip refused / dropped (all nodes)",
+                "compact proposals, txs fetched, gossip refused / not queued / reused",
                 f"{r['compact_proposals']:,.0f}, {r.get('fetched_txs') or 0:,.0f}, "
-                f"{r.get('refused_gossip_txs') or 0:,.0f} / {r.get('dropped_gossip_txs') or 0:,.0f}",
+                f"{r.get('refused_gossip_txs') or 0:,.0f} / {r.get('dropped_gossip_txs') or 0:,.0f}"
+                f" / {r.get('overflow_rebuilt_txs') or 0:,.0f}",
             )
         )
     if "client_cpu_s_per_1k_txs" in r:

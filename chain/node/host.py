@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -98,6 +99,11 @@ behind may take seconds to check a response of thousands of transactions."""
 MAX_GOSSIP_TXS = 20_000
 """Transactions in one received gossip batch beyond this are ignored."""
 
+OVERFLOW_TXS = 32_768
+OVERFLOW_BYTES = 16 << 20
+"""Bounds of the gossip kept, unadmitted, when the admission queue is full (the oldest go
+first): a compact proposal naming those transactions is rebuilt from them, not fetched."""
+
 
 @dataclass
 class HostCounters:
@@ -109,7 +115,10 @@ class HostCounters:
     txs_refused: int = 0
     """Gossiped transactions refused: dropped (below) or refused at admission."""
     gossip_dropped: int = 0
-    """Gossiped transactions dropped unread because the queue of gossip to admit was full."""
+    """Gossiped transactions not admitted because the queue of gossip to admit was full
+    (kept a while, unchecked, for the proposals that name them)."""
+    gossip_overflow_used: int = 0
+    """Transactions of proposals found among the gossip kept when the queue was full."""
     sync_requests: int = 0
     commits: int = 0
     txs_committed: int = 0
@@ -198,7 +207,11 @@ class NodeHost:
         self._unadmitted: dict[bytes, bytes] = {}
         """Gossiped transactions received but not yet through admission, by id (a compact
         proposal that follows their gossip on the same link finds them here)."""
-        self.rebuilds = Rebuilds(self._lookup_tx)
+        self._overflow: OrderedDict[bytes, bytes] = OrderedDict()
+        """Gossip the admission queue had no room for, by id, oldest first (bounded by
+        :data:`OVERFLOW_TXS` and :data:`OVERFLOW_BYTES`)."""
+        self._overflow_bytes = 0
+        self.rebuilds = Rebuilds(self._rebuild_lookup)
         self._tasks: list[asyncio.Task[None]] = []
         self._last_sync_ask = 0.0
         self._sync_asked_from = -1
@@ -444,7 +457,13 @@ class NodeHost:
                 cb(a)
             except Exception:  # a listener must not stop consensus
                 log.exception("commit listener failed")
-        self.replica.app.executor.forget(a.block.payload)
+        executor = self.replica.app.executor
+        if self._overflow:
+            for raw in a.block.payload:
+                kept = self._overflow.pop(executor.tx_id_of(raw), None)
+                if kept is not None:
+                    self._overflow_bytes -= len(kept)
+        executor.forget(a.block.payload)
         self._recheck_peers()
 
     # ------------------------------------------------------------------ frames
@@ -604,7 +623,14 @@ class NodeHost:
         entry = self.replica.app.mempool.get(tx_id)
         if entry is not None:
             return entry.raw
-        return self._unadmitted.get(tx_id)
+        return self._unadmitted.get(tx_id) or self._overflow.get(tx_id)
+
+    def _rebuild_lookup(self, tx_id: bytes) -> bytes | None:
+        """:meth:`_lookup_tx` for rebuilding a compact proposal (counts the kept gossip used)."""
+        raw = self._lookup_tx(tx_id)
+        if raw is not None and tx_id in self._overflow:
+            self.counters.gossip_overflow_used += 1
+        return raw
 
     def _on_compact_protocol(self, peer: Peer, channel: int, tag: str, payload: bytes) -> None:
         """A compact proposal (CONSENSUS) or a fetch of transactions (BLOCK_SYNC)."""
@@ -799,8 +825,11 @@ class NodeHost:
         try:
             self._inbound.put_nowait(batch)
         except asyncio.QueueFull:
-            self.counters.txs_refused += len(batch)  # the pool is far behind: the sender retries
+            # admission is far behind: the batch is not admitted here (its sender proposes
+            # it), but kept a while so that proposals naming it are not fetched again
+            self.counters.txs_refused += len(batch)
             self.counters.gossip_dropped += len(batch)
+            self._keep_overflow(batch)
             return
         # decoded here (the decode is cached: admission needs it anyway) for the ids under
         # which a compact proposal that follows this gossip finds them
@@ -808,6 +837,22 @@ class NodeHost:
         for raw in batch:
             with contextlib.suppress(ValidationError):  # admission refuses it
                 self._unadmitted[decode(raw).tx_id] = raw
+
+    def _keep_overflow(self, batch: Sequence[bytes]) -> None:
+        app = self.replica.app
+        tx_id_of = app.executor.tx_id_of
+        kept = self._overflow
+        for raw in batch:
+            if len(raw) > OVERFLOW_BYTES:
+                continue
+            tx_id = tx_id_of(raw)
+            if tx_id in kept or app.is_known(tx_id):
+                continue
+            kept[tx_id] = raw
+            self._overflow_bytes += len(raw)
+        while len(kept) > OVERFLOW_TXS or self._overflow_bytes > OVERFLOW_BYTES:
+            _, old = kept.popitem(last=False)
+            self._overflow_bytes -= len(old)
 
     async def _gossip_worker(self) -> None:
         """Admit gossiped batches in arrival order, verifying signatures off the loop."""

@@ -98,8 +98,13 @@ class _HostCollector(Collector):
         yield counter("mempool_refused_txs", "Gossiped transactions refused.", h.counters.txs_refused)
         yield counter(
             "mempool_dropped_gossip_txs",
-            "Gossiped transactions dropped on a full admission queue.",
+            "Gossiped transactions not admitted on a full admission queue.",
             h.counters.gossip_dropped,
+        )
+        yield counter(
+            "mempool_overflow_rebuilt_txs",
+            "Transactions of compact proposals found among gossip kept from a full admission queue.",
+            h.counters.gossip_overflow_used,
         )
         peers = h.peers.peers
         yield gauge("p2p_peers", "Connected peers.", len(peers))

@@ -7,6 +7,8 @@ import asyncio
 import os
 from pathlib import Path
 
+import pytest
+
 from tests.chain.node.host_fixtures import HostNet, anchor_tx, free_ports, wait_for
 
 
@@ -39,10 +41,13 @@ def test_transactions_admitted_without_peers_are_sent_to_peers_that_connect(tmp_
     asyncio.run(main())
 
 
-def test_gossip_beyond_a_full_admission_queue_is_dropped_and_counted(tmp_path: Path) -> None:
+def test_gossip_beyond_a_full_admission_queue_is_counted_and_kept_for_proposals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from prometheus_client import generate_latest
 
     from chain import codec
+    from chain.node import host as host_module
     from chain.node.metrics import node_registry
     from tests.chain.node.host_fixtures import StubPeer
 
@@ -64,7 +69,32 @@ def test_gossip_beyond_a_full_admission_queue_is_dropped_and_counted(tmp_path: P
                 assert host.counters.txs_refused == host.counters.gossip_dropped
                 text = generate_latest(node_registry(host)).decode()
                 assert "rongxin_mempool_dropped_gossip_txs_total 44.0" in text
+                # not admitted, but a compact proposal naming them is rebuilt from them
+                tx_id_of = host.replica.app.executor.tx_id_of
+                kept = txs[256:]
+                assert all(host.rebuilds.lookup(tx_id_of(raw)) == raw for raw in kept)
+                assert host.counters.gossip_overflow_used == 44
+                assert host.rebuilds.lookup(os.urandom(32)) is None
+                text = generate_latest(node_registry(host)).decode()
+                assert "rongxin_mempool_overflow_rebuilt_txs_total 44.0" in text
+                # bounded: past the limit the oldest go first
+                monkeypatch.setattr(host_module, "OVERFLOW_TXS", 50)
+                # the worker has taken one batch meanwhile (it waits for admission): one more fills the queue
+                host._on_gossip(peer, codec.encode([txs[0]]))  # type: ignore[arg-type]
+                assert host.counters.gossip_dropped == 44
+                more = [anchor_tx(net, net.supervisor, os.urandom(32), host.now_ms()) for _ in range(10)]
+                host._on_gossip(peer, codec.encode(more))  # type: ignore[arg-type]
+                assert host.rebuilds.lookup(tx_id_of(kept[0])) is None
+                assert host.rebuilds.lookup(tx_id_of(kept[3])) is None
+                assert host.rebuilds.lookup(tx_id_of(kept[4])) == kept[4]
+                assert host.rebuilds.lookup(tx_id_of(more[-1])) == more[-1]
+                # gossip of what is kept already is not kept twice (it would push others out)
+                host._on_gossip(peer, codec.encode(more))  # type: ignore[arg-type]
+                assert host.rebuilds.lookup(tx_id_of(kept[4])) == kept[4]
+                assert host.counters.gossip_dropped == 64
             await wait_for(lambda: len(host.replica.app.mempool) == 256, 10, "the queued gossip admitted")
+            # kept gossip is never admitted from there: only its sender proposes it
+            assert all(host.replica.app.mempool.get(tx_id_of(raw)) is None for raw in kept[4:])
         finally:
             await net.stop_all()
 
