@@ -99,3 +99,32 @@ def test_gossip_beyond_a_full_admission_queue_is_counted_and_kept_for_proposals(
             await net.stop_all()
 
     asyncio.run(main())
+
+
+def test_kept_gossip_is_let_go_once_committed(tmp_path: Path) -> None:
+    async def main() -> None:
+        net = HostNet.create(tmp_path, nodes=4)
+        ports = free_ports(4)
+        for i in range(4):
+            net.hosts.append(net.build(i, ports[i], [q for q in ports if q != ports[i]]))
+        for h in net.hosts:
+            await h.start()
+        try:
+            first, other = net.hosts[0], net.hosts[1]
+            raw = anchor_tx(net, net.supervisor, os.urandom(32), other.now_ms())
+            tx_id = first.replica.app.executor.tx_id_of(raw)
+            first._keep_overflow([raw])  # as if its gossip had found the queue full
+            assert first.rebuilds.lookup(tx_id) == raw
+            other.submit(raw)
+            await wait_for(
+                lambda: all(h.replica.store.tx_location(tx_id) is not None for h in net.hosts),
+                20,
+                "the transaction committed everywhere",
+            )
+            assert first._overflow_bytes == 0 and not first._overflow
+            first._keep_overflow([raw])  # a late copy of a committed transaction is not kept
+            assert not first._overflow
+        finally:
+            await net.stop_all()
+
+    asyncio.run(main())
