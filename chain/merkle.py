@@ -29,14 +29,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, overload
 
 from chain.crypto.sm3 import HASHLIB_SM3, sm3
 from chain.errors import MerkleError as MerkleError  # re-exported under its historical path
 
 __all__ = [
     "SM3_HASHER",
+    "BatchProofs",
     "MerkleError",
     "MerkleTree",
     "RootAccumulator",
@@ -699,9 +700,63 @@ class RootAccumulator:
 # --------------------------------------------------------------------------- batches
 
 
-def batch_proofs(
-    digests: Sequence[bytes], *, hasher: TreeHasher = SM3_HASHER
-) -> tuple[bytes, list[list[bytes]]]:
+class BatchProofs(Sequence[list[bytes]]):
+    """The inclusion proof of each digest of a batch, in order, each computed when it is read.
+
+    A batch of 50,000 digests has 50,000 paths of 16 hashes; a caller that keeps one or
+    a few of them does not pay for the others (reading every one costs what building
+    them all at once would).
+
+    Examples
+    --------
+    >>> root, proofs = batch_proofs([sm3(b"a"), sm3(b"b"), sm3(b"c")])
+    >>> len(proofs), proofs[2] == proofs[-1], len(list(proofs))
+    (3, True, 3)
+    """
+
+    __slots__ = ("_tree",)
+
+    def __init__(self, tree: MerkleTree) -> None:
+        self._tree = tree
+
+    def __len__(self) -> int:
+        return self._tree.size
+
+    @overload
+    def __getitem__(self, index: int) -> list[bytes]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[list[bytes]]: ...
+
+    def __getitem__(self, index: int | slice) -> list[bytes] | list[list[bytes]]:
+        if isinstance(index, slice):
+            return [self._tree.inclusion_proof(i) for i in range(*index.indices(self._tree.size))]
+        size = self._tree.size
+        if type(index) is not int:
+            raise TypeError(f"proof indices are integers, not {type(index).__name__}")
+        if not -size <= index < size:
+            raise IndexError(f"proof index {index} out of range for a batch of {size}")
+        return self._tree.inclusion_proof(index % size)
+
+    def __iter__(self) -> Iterator[list[bytes]]:
+        proof = self._tree.inclusion_proof
+        for i in range(self._tree.size):
+            yield proof(i)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, BatchProofs):
+            return self._tree.root == other._tree.root and self._tree.size == other._tree.size
+        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"BatchProofs(size={self._tree.size})"
+
+
+def batch_proofs(digests: Sequence[bytes], *, hasher: TreeHasher = SM3_HASHER) -> tuple[bytes, BatchProofs]:
     """Root and inclusion proofs for anchoring many digests in one transaction.
 
     Each digest is an entry of the tree (so it is leaf-hashed); digest ``i`` is then
@@ -716,8 +771,9 @@ def batch_proofs(
 
     Returns
     -------
-    tuple of (bytes, list of list of bytes)
-        The root over ``digests`` and the inclusion proof of each digest, in order.
+    tuple of (bytes, BatchProofs)
+        The root over ``digests`` and the inclusion proof of each digest, in order (a
+        sequence whose items are computed when read).
 
     Examples
     --------
@@ -730,4 +786,4 @@ def batch_proofs(
     tree = MerkleTree.from_entries(digests, hasher=hasher)
     if tree.size == 0:
         raise MerkleError("batch_proofs needs at least one digest")
-    return tree.root, [tree.inclusion_proof(i) for i in range(tree.size)]
+    return tree.root, BatchProofs(tree)

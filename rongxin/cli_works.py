@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -389,7 +389,7 @@ def _anchor_works(ledger: Any, works: list[Registration], out: Path) -> None:
 
     cli, genesis = ledger
     digests = [w.fingerprint_digest for w in works]
-    proofs: list[list[bytes]]
+    proofs: Sequence[list[bytes]]
     try:
         if len(digests) == 1:
             receipt, proofs = cli.anchor(digests[0], "work-fingerprint"), [[]]

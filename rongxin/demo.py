@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -369,7 +369,7 @@ def _checkpoint_step(
     replicas: list[Replica],
     batch_tx: bytes,
     digests: list[bytes],
-    proofs: list[list[bytes]],
+    proofs: Sequence[list[bytes]],
     step: Callable[[str, bool, str, float], None],
 ) -> None:
     """Pin a checkpoint at the head; the batch receipt, rebuilt up to it, verifies against it."""

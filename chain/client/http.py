@@ -454,7 +454,7 @@ class NodeClient(_Base):
 
     def anchor_batch(
         self, digests: Sequence[bytes], kind: str, meta: bytes | None = None
-    ) -> tuple[Receipt, list[list[bytes]]]:
+    ) -> tuple[Receipt, Sequence[list[bytes]]]:
         """Anchor many digests in one transaction (their Merkle root); the verified receipt
         and each digest's proof path. The leaves are published to the node so that
         :meth:`find_anchor` finds each digest."""

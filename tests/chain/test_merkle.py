@@ -534,6 +534,28 @@ def test_batch_proofs_round_trip(digests: list[bytes]) -> None:
         verify_inclusion(leaf_hash(digest), i, len(digests), proof, root)
 
 
+def test_batch_proofs_read_like_a_list_of_the_paths() -> None:
+    digests = [sm3(bytes([i])) for i in range(11)]
+    root, proofs = batch_proofs(digests)
+    tree = MerkleTree.from_entries(digests)
+    every = [tree.inclusion_proof(i) for i in range(11)]
+    assert len(proofs) == 11 and list(proofs) == every and proofs == every
+    assert proofs[-1] == every[10] and proofs[-11] == every[0]
+    assert proofs[2:9:3] == every[2:9:3] and proofs[::-1] == every[::-1] and proofs[20:] == []
+    for bad in (11, -12):
+        with pytest.raises(IndexError, match="out of range"):
+            proofs[bad]
+    with pytest.raises(TypeError, match="integers"):
+        proofs["1"]  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match="integers"):
+        proofs[True]
+    assert proofs == batch_proofs(digests)[1] and proofs != batch_proofs(digests[:10])[1]
+    assert proofs != every[:10] and proofs != [[b"x"]] * 11 and proofs != "not proofs"
+    assert digests.index(digests[4]) == 4 and proofs.index(every[4]) == 4  # Sequence mixin
+    with pytest.raises(TypeError):
+        hash(proofs)
+
+
 def test_batch_proofs_needs_a_digest() -> None:
     with pytest.raises(MerkleError, match="at least one"):
         batch_proofs([])

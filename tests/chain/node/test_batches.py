@@ -45,6 +45,19 @@ def test_leaves_are_found_with_paths_that_verify(make: Callable[[int], Index]) -
     assert index.find(b"\xff" * 32) is None
 
 
+def test_unordered_digests_and_a_repeated_one_keep_their_places(make: Callable[[int], Index]) -> None:
+    index = make(1000)
+    leaves = [os.urandom(32) for _ in range(50)]
+    leaves[40] = leaves[7]  # the same digest twice: found at its first place
+    root, proofs = batch_proofs(leaves)
+    index.add(root, leaves)
+    for i in range(50):
+        found = index.find(leaves[i])
+        first = 7 if i == 40 else i
+        assert found is not None and found.index == first and found.path == proofs[first]
+        verify_inclusion(SM3_HASHER.leaf(leaves[i]), first, 50, found.path, root)
+
+
 def test_index_forgets_the_oldest_batches_and_refuses_bad_ones(make: Callable[[int], Index]) -> None:
     index = make(4)
     a, b = _leaves(0, 3), _leaves(10, 3)
