@@ -309,13 +309,13 @@ class MerkleTree:
         if isinstance(entries, (str, *_BYTES_LIKE)):
             raise MerkleError("entries are a sequence of bytes, not a single string")
         leaf = hasher.leaf
-        return cls(
-            [
-                leaf(e) if type(e) is bytes else leaf(_check_data(e, f"entry {i}"))
-                for i, e in enumerate(entries)
-            ],
-            hasher=hasher,
-        )
+        leaves = [
+            leaf(e) if type(e) is bytes else leaf(_check_data(e, f"entry {i}")) for i, e in enumerate(entries)
+        ]
+        tree = cls.__new__(cls)  # the hasher made the leaf hashes: nothing to check again
+        tree._hasher = hasher
+        tree._levels = cls._build(leaves, hasher)
+        return tree
 
     @staticmethod
     def _build(leaves: list[bytes], hasher: TreeHasher) -> list[list[bytes]]:
