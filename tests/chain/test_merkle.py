@@ -539,6 +539,7 @@ def test_batch_proofs_read_like_a_list_of_the_paths() -> None:
     root, proofs = batch_proofs(digests)
     tree = MerkleTree.from_entries(digests)
     every = [tree.inclusion_proof(i) for i in range(11)]
+    assert root == tree.root
     assert len(proofs) == 11 and list(proofs) == every and proofs == every
     assert proofs[-1] == every[10] and proofs[-11] == every[0]
     assert proofs[2:9:3] == every[2:9:3] and proofs[::-1] == every[::-1] and proofs[20:] == []
