@@ -102,7 +102,11 @@ MAX_GOSSIP_TXS = 20_000
 OVERFLOW_TXS = 32_768
 OVERFLOW_BYTES = 16 << 20
 """Bounds of the gossip kept, unadmitted, when the admission queue is full (the oldest go
-first): a compact proposal naming those transactions is rebuilt from them, not fetched."""
+first): a compact proposal naming those transactions is rebuilt from them, not fetched, and
+they are admitted when no gossip waits."""
+
+OVERFLOW_CHUNK = 256
+"""Kept transactions admitted at a time once the queue is empty."""
 
 
 @dataclass
@@ -854,20 +858,37 @@ class NodeHost:
             _, old = kept.popitem(last=False)
             self._overflow_bytes -= len(old)
 
+    def _take_overflow(self, n: int) -> list[bytes]:
+        """Up to ``n`` of the oldest kept transactions, moved to :attr:`_unadmitted` (where
+        proposals still find them) for admission."""
+        out: list[bytes] = []
+        kept = self._overflow
+        while kept and len(out) < n:
+            tx_id, raw = kept.popitem(last=False)
+            self._overflow_bytes -= len(raw)
+            self._unadmitted[tx_id] = raw
+            out.append(raw)
+        return out
+
     async def _gossip_worker(self) -> None:
-        """Admit gossiped batches in arrival order, verifying signatures off the loop."""
+        """Admit gossiped batches in arrival order, verifying signatures off the loop; then,
+        when no gossip waits, what a full queue turned away, oldest first (so that every
+        consensus node holds a transaction once the load allows, not only its sender)."""
         app = self.replica.app
         while True:
-            batch = await self._inbound.get()
+            kept = self._inbound.empty() and bool(self._overflow)
+            batch = self._take_overflow(OVERFLOW_CHUNK) if kept else await self._inbound.get()
             async with self._admission:
                 try:
                     await self._preverify(batch)
                     for raw in batch:
-                        self.counters.txs_gossiped_in += 1
+                        if not kept:  # (a kept one was counted, as refused, when it came)
+                            self.counters.txs_gossiped_in += 1
                         try:
                             app.submit(raw)
                         except ValidationError:
-                            self.counters.txs_refused += 1
+                            if not kept:
+                                self.counters.txs_refused += 1
                 finally:
                     unadmitted = self._unadmitted
                     tx_id_of = app.executor.tx_id_of

@@ -92,9 +92,16 @@ def test_gossip_beyond_a_full_admission_queue_is_counted_and_kept_for_proposals(
                 host._on_gossip(peer, codec.encode(more))  # type: ignore[arg-type]
                 assert host.rebuilds.lookup(tx_id_of(kept[4])) == kept[4]
                 assert host.counters.gossip_dropped == 64
-            await wait_for(lambda: len(host.replica.app.mempool) == 256, 10, "the queued gossip admitted")
-            # kept gossip is never admitted from there: only its sender proposes it
-            assert all(host.replica.app.mempool.get(tx_id_of(raw)) is None for raw in kept[4:])
+                assert len(host.replica.app.mempool) == 0
+            # once the queue is through, what it turned away (and the bound kept) is admitted
+            # too, oldest first, and counted once
+            await wait_for(lambda: len(host.replica.app.mempool) == 256 + 50, 10, "the gossip admitted")
+            assert all(host.replica.app.mempool.get(tx_id_of(raw)) is not None for raw in kept[4:] + more)
+            assert all(host.replica.app.mempool.get(tx_id_of(raw)) is None for raw in kept[:4])
+            assert (
+                host.counters.txs_gossiped_in == 257 and host.counters.txs_refused == 64
+            )  # the copy is pending: no refusal
+            assert not host._overflow and host._overflow_bytes == 0
         finally:
             await net.stop_all()
 
