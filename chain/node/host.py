@@ -134,6 +134,44 @@ class HostCounters:
     """fsyncs of the ledger, each covering the writes of one or more consensus steps."""
 
 
+class _KeptGossip:
+    """Gossip the admission queue had no room for, by id, oldest first, bounded by
+    :data:`OVERFLOW_TXS` and :data:`OVERFLOW_BYTES` (the oldest go first)."""
+
+    def __init__(self) -> None:
+        self._raw: OrderedDict[bytes, bytes] = OrderedDict()
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __contains__(self, tx_id: object) -> bool:
+        return tx_id in self._raw
+
+    def get(self, tx_id: bytes) -> bytes | None:
+        return self._raw.get(tx_id)
+
+    def keep(self, tx_id: bytes, raw: bytes) -> None:
+        """Keep ``raw`` (not again if kept), then drop the oldest beyond the bounds."""
+        if len(raw) > OVERFLOW_BYTES or tx_id in self._raw:
+            return
+        self._raw[tx_id] = raw
+        self.bytes += len(raw)
+        while len(self._raw) > OVERFLOW_TXS or self.bytes > OVERFLOW_BYTES:
+            self.bytes -= len(self._raw.popitem(last=False)[1])
+
+    def discard(self, tx_id: bytes) -> None:
+        raw = self._raw.pop(tx_id, None)
+        if raw is not None:
+            self.bytes -= len(raw)
+
+    def take_oldest(self) -> tuple[bytes, bytes]:
+        """Remove and return the oldest ``(tx_id, raw)``."""
+        tx_id, raw = self._raw.popitem(last=False)
+        self.bytes -= len(raw)
+        return tx_id, raw
+
+
 class NodeHost:
     """Run a replica over the network (see the module docstring).
 
@@ -211,10 +249,8 @@ class NodeHost:
         self._unadmitted: dict[bytes, bytes] = {}
         """Gossiped transactions received but not yet through admission, by id (a compact
         proposal that follows their gossip on the same link finds them here)."""
-        self._overflow: OrderedDict[bytes, bytes] = OrderedDict()
-        """Gossip the admission queue had no room for, by id, oldest first (bounded by
-        :data:`OVERFLOW_TXS` and :data:`OVERFLOW_BYTES`)."""
-        self._overflow_bytes = 0
+        self._overflow = _KeptGossip()
+        """Gossip the admission queue had no room for."""
         self.rebuilds = Rebuilds(self._rebuild_lookup)
         self._tasks: list[asyncio.Task[None]] = []
         self._last_sync_ask = 0.0
@@ -464,9 +500,7 @@ class NodeHost:
         executor = self.replica.app.executor
         if self._overflow:
             for raw in a.block.payload:
-                kept = self._overflow.pop(executor.tx_id_of(raw), None)
-                if kept is not None:
-                    self._overflow_bytes -= len(kept)
+                self._overflow.discard(executor.tx_id_of(raw))
         executor.forget(a.block.payload)
         self._recheck_peers()
 
@@ -845,27 +879,17 @@ class NodeHost:
     def _keep_overflow(self, batch: Sequence[bytes]) -> None:
         app = self.replica.app
         tx_id_of = app.executor.tx_id_of
-        kept = self._overflow
         for raw in batch:
-            if len(raw) > OVERFLOW_BYTES:
-                continue
             tx_id = tx_id_of(raw)
-            if tx_id in kept or app.is_known(tx_id):
-                continue
-            kept[tx_id] = raw
-            self._overflow_bytes += len(raw)
-        while len(kept) > OVERFLOW_TXS or self._overflow_bytes > OVERFLOW_BYTES:
-            _, old = kept.popitem(last=False)
-            self._overflow_bytes -= len(old)
+            if not app.is_known(tx_id):
+                self._overflow.keep(tx_id, raw)
 
     def _take_overflow(self, n: int) -> list[bytes]:
         """Up to ``n`` of the oldest kept transactions, moved to :attr:`_unadmitted` (where
         proposals still find them) for admission."""
         out: list[bytes] = []
-        kept = self._overflow
-        while kept and len(out) < n:
-            tx_id, raw = kept.popitem(last=False)
-            self._overflow_bytes -= len(raw)
+        while self._overflow and len(out) < n:
+            tx_id, raw = self._overflow.take_oldest()
             self._unadmitted[tx_id] = raw
             out.append(raw)
         return out

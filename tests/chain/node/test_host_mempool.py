@@ -98,10 +98,9 @@ def test_gossip_beyond_a_full_admission_queue_is_counted_and_kept_for_proposals(
             await wait_for(lambda: len(host.replica.app.mempool) == 256 + 50, 10, "the gossip admitted")
             assert all(host.replica.app.mempool.get(tx_id_of(raw)) is not None for raw in kept[4:] + more)
             assert all(host.replica.app.mempool.get(tx_id_of(raw)) is None for raw in kept[:4])
-            assert (
-                host.counters.txs_gossiped_in == 257 and host.counters.txs_refused == 64
-            )  # the copy is pending: no refusal
-            assert not host._overflow and host._overflow_bytes == 0
+            # (the copy of txs[0] is pending: not refused)
+            assert host.counters.txs_gossiped_in == 257 and host.counters.txs_refused == 64
+            assert not host._overflow and host._overflow.bytes == 0
         finally:
             await net.stop_all()
 
@@ -111,11 +110,7 @@ def test_gossip_beyond_a_full_admission_queue_is_counted_and_kept_for_proposals(
 def test_kept_gossip_is_let_go_once_committed(tmp_path: Path) -> None:
     async def main() -> None:
         net = HostNet.create(tmp_path, nodes=4)
-        ports = free_ports(4)
-        for i in range(4):
-            net.hosts.append(net.build(i, ports[i], [q for q in ports if q != ports[i]]))
-        for h in net.hosts:
-            await h.start()
+        await net.start(free_ports(4))
         try:
             first, other = net.hosts[0], net.hosts[1]
             raw = anchor_tx(net, net.supervisor, os.urandom(32), other.now_ms())
@@ -128,7 +123,7 @@ def test_kept_gossip_is_let_go_once_committed(tmp_path: Path) -> None:
                 20,
                 "the transaction committed everywhere",
             )
-            assert first._overflow_bytes == 0 and not first._overflow
+            assert first._overflow.bytes == 0 and not first._overflow
             first._keep_overflow([raw])  # a late copy of a committed transaction is not kept
             assert not first._overflow
         finally:
