@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left, insort
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Protocol
 
 from chain.errors import MerkleError
@@ -85,6 +85,10 @@ class StateTable(Protocol):
         """``(key, entry leaf hash)`` of every entry of ``bucket``, in key order."""
         ...
 
+    def leaves_of(self, buckets: Collection[int]) -> dict[int, list[tuple[bytes, bytes]]]:
+        """:meth:`bucket_leaves` of each of ``buckets`` at once (an empty one may be left out)."""
+        ...
+
     def buckets(self) -> Iterator[tuple[int, list[bytes]]]:
         """Every non-empty bucket with its entries' leaf hashes in key order."""
         ...
@@ -131,6 +135,9 @@ class MemoryTable:
     def bucket_leaves(self, bucket: int) -> list[tuple[bytes, bytes]]:
         values = self._values
         return [(k, entry_leaf(k, values[k])) for k in self._buckets.get(bucket, ())]
+
+    def leaves_of(self, buckets: Collection[int]) -> dict[int, list[tuple[bytes, bytes]]]:
+        return {b: self.bucket_leaves(b) for b in buckets}
 
     def buckets(self) -> Iterator[tuple[int, list[bytes]]]:
         values = self._values
@@ -330,24 +337,32 @@ class State:
 
     def _leaves_with(self, bucket: int, keys: Iterable[bytes], changes: Changes) -> list[tuple[bytes, bytes]]:
         """``(key, leaf)`` of ``bucket`` in key order once ``changes`` (to ``keys``) apply."""
-        leaves = dict(self._table.bucket_leaves(bucket))
-        for key in keys:
-            value = changes[key]
-            if value is None:
-                leaves.pop(key, None)
-            else:
-                leaves[key] = entry_leaf(key, value)
-        return sorted(leaves.items())
+        return _with_changes(self._table.bucket_leaves(bucket), keys, changes)
 
     def _digests_with(self, changes: Changes) -> dict[int, bytes]:
         """New digest of every bucket that ``changes`` touch."""
         touched: dict[int, list[bytes]] = {}
         for key in changes:
             touched.setdefault(bucket_of(key), []).append(key)
+        stored = self._table.leaves_of(touched)  # one read for all of them
         return {
-            b: bucket_digest([leaf for _, leaf in self._leaves_with(b, keys, changes)])
+            b: bucket_digest([leaf for _, leaf in _with_changes(stored.get(b, ()), keys, changes)])
             for b, keys in touched.items()
         }
+
+
+def _with_changes(
+    stored: Iterable[tuple[bytes, bytes]], keys: Iterable[bytes], changes: Changes
+) -> list[tuple[bytes, bytes]]:
+    """A bucket's ``(key, leaf)`` list in key order once ``changes`` (to its ``keys``) apply."""
+    leaves = dict(stored)
+    for key in keys:
+        value = changes[key]
+        if value is None:
+            leaves.pop(key, None)
+        else:
+            leaves[key] = entry_leaf(key, value)
+    return sorted(leaves.items())
 
 
 class Overlay:

@@ -18,9 +18,12 @@ gives the state whose root the last block header carries.
 
 The state lives on disk, not in memory: table ``state`` holds each entry with its bucket
 and its leaf hash (:mod:`chain.state_tree`), clustered by ``(bucket, key)`` so that
-rehashing a bucket reads one short range, with an index on ``key`` for reads and prefix
-scans. A node at a million anchored digests keeps only the tree of bucket digests (about
-10 MB) and SQLite's page cache in memory.
+rehashing a bucket reads one short range. A read by key goes to its bucket too (the bucket
+is the key's SM3, one lookup in the table's own B-tree). Prefix scans go through an index on
+``key`` that leaves out the anchor records (:data:`POINT_PREFIX`): they are the bulk of a
+media chain's state, nothing scans them, and a random key's index row cost each block's
+commit one more page of log per anchor. A node at a million anchored digests keeps only the
+tree of bucket digests (about 10 MB) and SQLite's page cache in memory.
 
 A store may also start at a **base height** ``B`` instead of genesis: restored from a state
 snapshot (:mod:`chain.snapshot`, through :meth:`LedgerStore.restoring`), it holds the state
@@ -39,7 +42,7 @@ import os
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -76,7 +79,6 @@ CREATE TABLE IF NOT EXISTS state (
     leaf BLOB NOT NULL,
     PRIMARY KEY (bucket, key)
 ) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS state_key ON state (key);
 CREATE TABLE IF NOT EXISTS state_log (
     height INTEGER NOT NULL, key BLOB NOT NULL, value BLOB, PRIMARY KEY (height, key)
 );
@@ -84,7 +86,14 @@ CREATE TABLE IF NOT EXISTS state_log (
 
 
 STATE_COLUMNS = ["bucket", "key", "value", "leaf"]
-_STATE_KEY_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS state_key ON state (key)"  # as in SCHEMA
+POINT_PREFIX = b"anchor/"
+"""Keys under this prefix (the anchor contract's records) are read by key only: the scan
+index leaves them out. A prefix scan that reaches into them reads the table in its own
+order and sorts (nothing in the ledger does; it stays correct, only slower)."""
+_POINT_END = POINT_PREFIX[:-1] + bytes((POINT_PREFIX[-1] + 1,))
+_SCANNED = f"substr(key, 1, {len(POINT_PREFIX)}) <> X'{POINT_PREFIX.hex()}'"
+"""The scan index's condition; a query names it word for word so SQLite can use the index."""
+_SCAN_INDEX = f"CREATE INDEX IF NOT EXISTS state_scan ON state (key) WHERE {_SCANNED}"
 WAL_LIMIT_PAGES = 4096
 """Pages of write-ahead log (4 KiB each) past which a commit checkpoints by itself."""
 BASE_META = "base"
@@ -157,6 +166,10 @@ class LedgerStore:
             # index stay cached, so a block's random row writes read fewer pages
             self._db.execute("PRAGMA cache_size=-16384")
             self._db.executescript(SCHEMA)
+            # stores written before 2026-12-06 indexed every key (anchors included): the
+            # index is replaced once, when such a store is opened
+            self._db.execute("DROP INDEX IF EXISTS state_key")
+            self._db.execute(_SCAN_INDEX)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open ledger store {os.fspath(path)!r}: {exc}") from None
         columns = [r[1] for r in self._db.execute("PRAGMA table_info(state)")]
@@ -168,6 +181,7 @@ class LedgerStore:
             )
         self._lock = threading.RLock()
         self._state: State | None = None
+        self._recent: tuple[int, dict[bytes, bytes | None]] | None = None  # last block's changes
         self.checkpointer = None if self.path in ("", ":memory:") else WalCheckpointer(self.path)
         """Copies the write-ahead log back into the database in a thread (``None`` in memory)."""
         self._deferred = False
@@ -324,6 +338,7 @@ class LedgerStore:
                     self._db.execute("ROLLBACK")
                 raise
             else:
+                self._recent = (height, dict(changes))
                 self._committed()
 
     def block(self, height: int) -> StoredBlock | None:
@@ -358,7 +373,9 @@ class LedgerStore:
 
     def get_state(self, key: bytes) -> bytes | None:
         """One state entry as of the head block."""
-        row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        row = self._db.execute(
+            "SELECT value FROM state WHERE bucket = ? AND key = ?", (bucket_of(key), key)
+        ).fetchone()
         return None if row is None else bytes(row[0])
 
     def load_state(self) -> State:
@@ -384,6 +401,9 @@ class LedgerStore:
 
     def state_changes(self, height: int) -> dict[bytes, bytes | None]:
         """The state changes committed with the block at ``height`` (``None`` deletes)."""
+        recent = self._recent
+        if recent is not None and recent[0] == height:
+            return dict(recent[1])  # the block this store committed last (not read back)
         rows = self._db.execute("SELECT key, value FROM state_log WHERE height = ?", (height,))
         return {bytes(k): None if v is None else bytes(v) for k, v in rows}
 
@@ -524,11 +544,12 @@ class LedgerStore:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute("DELETE FROM state")
                 self._db.execute("DELETE FROM state_log")
-                # the key index is built once at the end (a sort), not row by row at random
-                self._db.execute("DROP INDEX state_key")
+                self._recent = None
+                # the scan index is built once at the end (a sort), not row by row at random
+                self._db.execute("DROP INDEX state_scan")
                 writer = Restore(self._db)
                 yield writer
-                self._db.execute(_STATE_KEY_INDEX)
+                self._db.execute(_SCAN_INDEX)
                 writer.put_meta(BASE_META, base.to_bytes(8, "big"))
                 self._db.execute("COMMIT")
             except BaseException:
@@ -548,6 +569,7 @@ class _ReadView(LedgerStore):
         self._db = db
         self._lock = threading.RLock()
         self._state = None
+        self._recent = None
         self.checkpointer: WalCheckpointer | None = None
         self.genesis_hash = genesis_hash
         self.path = path
@@ -597,6 +619,16 @@ class Restore:
         return None if row is None else bytes(row[0])
 
 
+_IN_CHUNK = 500
+"""Buckets per query of :meth:`StoreTable.leaves_of` (SQLite's bound on parameters is far above)."""
+
+
+def _scanned_apart(prefix: bytes, end: bytes | None) -> bool:
+    """Whether the keys in ``[prefix, end)`` are all outside :data:`POINT_PREFIX`'s range
+    (so the scan index holds every one of them)."""
+    return (end is not None and end <= POINT_PREFIX) or prefix >= _POINT_END
+
+
 class StoreTable:
     """The :class:`~chain.state.StateTable` of a store's committed state (see
     :meth:`LedgerStore.load_state`).
@@ -632,7 +664,9 @@ class StoreTable:
             return value
         except KeyError:
             pass
-        row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        row = self._db.execute(
+            "SELECT value FROM state WHERE bucket = ? AND key = ?", (bucket_of(key), key)
+        ).fetchone()
         value = None if row is None else bytes(row[0])
         cache[key] = value
         if len(cache) > self.CACHE_ENTRIES:
@@ -641,17 +675,31 @@ class StoreTable:
 
     def items_with_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         end = prefix_end(prefix)
-        if end is None:
-            rows = self._db.execute("SELECT key, value FROM state WHERE key >= ? ORDER BY key", (prefix,))
-        else:
-            rows = self._db.execute(
-                "SELECT key, value FROM state WHERE key >= ? AND key < ? ORDER BY key", (prefix, end)
-            )
+        upper = "" if end is None else " AND key < ?"
+        args = (prefix,) if end is None else (prefix, end)
+        if _scanned_apart(prefix, end):
+            sql = f"SELECT key, value FROM state WHERE key >= ?{upper} AND {_SCANNED} ORDER BY key"
+        else:  # reaches into the anchor records: the whole table in its own order, sorted
+            sql = f"SELECT key, value FROM state WHERE key >= ?{upper} ORDER BY key"
+        rows = self._db.execute(sql, args)
         return iter([(bytes(k), bytes(v)) for k, v in rows.fetchall()])
 
     def bucket_leaves(self, bucket: int) -> list[tuple[bytes, bytes]]:
         rows = self._db.execute("SELECT key, leaf FROM state WHERE bucket = ? ORDER BY key", (bucket,))
         return [(bytes(k), bytes(leaf)) for k, leaf in rows.fetchall()]
+
+    def leaves_of(self, buckets: Collection[int]) -> dict[int, list[tuple[bytes, bytes]]]:
+        out: dict[int, list[tuple[bytes, bytes]]] = {}
+        ordered = sorted(buckets)  # the index read in its own order
+        for i in range(0, len(ordered), _IN_CHUNK):
+            chunk = ordered[i : i + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT bucket, key, leaf FROM state WHERE bucket IN ({marks}) ORDER BY bucket, key", chunk
+            )
+            for bucket, key, leaf in rows.fetchall():
+                out.setdefault(bucket, []).append((bytes(key), bytes(leaf)))
+        return out
 
     def buckets(self) -> Iterator[tuple[int, list[bytes]]]:
         """Every non-empty bucket's leaf hashes, each recomputed from its entry and checked

@@ -158,7 +158,7 @@ def test_restoring_is_all_or_nothing_and_needs_an_empty_store(tmp_path) -> None:
         assert w.get_state(b"x") == b"1" and w.entries == 2
     assert s.load_state().entries() == {b"x": b"1", b"y": b"2"}
     assert (s.head_height(), s.base_height(), s.block(5)) == (5, 5, block)
-    index = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'state_key'"
+    index = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'state_scan'"
     assert s._db.execute(index).fetchone()[0] == 1  # rebuilt after the rows
     assert s.pruned(3) and not s.pruned(5) and not s.pruned(6)
     with pytest.raises(StoreError, match="new database"), s.restoring(7):
@@ -205,3 +205,76 @@ def test_deferred_sync_of_a_memory_store_is_a_no_op() -> None:
     assert not store.unsynced and not store.take_unsynced()
     store.sync()
     assert store.head_height() == 2
+
+
+def test_prefix_scans_see_every_key_with_anchors_left_out_of_the_scan_index(tmp_path) -> None:
+    s = LedgerStore(tmp_path / "n.db", G)
+    keys = [b"anchor/" + bytes([i]) * 32 for i in range(40)] + [b"vote/%d" % i for i in range(30)]
+    keys += [b"anchoq", b"anchor", b"anchor0", b"ancho", b"z"]
+    changes = {k: b"v" + k for k in keys}
+    s.commit_block(1, sm3(b"b1"), G, b"r" * 32, b"b", b"q", [], changes)
+    state = s.load_state()
+    prefixes = (b"", b"a", b"anc", b"anchor", b"anchor/", b"anchor/\x05", b"vote/", b"vote/1", b"z", b"\xff")
+    for prefix in prefixes:
+        got = list(state.items_with_prefix(prefix))
+        assert got == sorted((k, v) for k, v in changes.items() if k.startswith(prefix)), prefix
+    indexed = [
+        bytes(r[0])
+        for r in s._db.execute(
+            "SELECT key FROM state INDEXED BY state_scan WHERE substr(key, 1, 7) <> X'616e63686f722f'"
+        )
+    ]
+    assert len(indexed) == 35 and not any(k.startswith(b"anchor/") for k in indexed)
+    plan = s._db.execute(
+        "EXPLAIN QUERY PLAN SELECT key, value FROM state WHERE key >= ? AND key < ? "
+        "AND substr(key, 1, 7) <> X'616e63686f722f' ORDER BY key",
+        (b"vote/", b"vote0"),
+    ).fetchall()
+    assert "state_scan" in str(plan)
+    for k in keys:  # a read by key goes to its bucket
+        assert state.get(k) == b"v" + k and s.get_state(k) == b"v" + k
+    assert state.get(b"anchor/missing") is None and s.get_state(b"nothing") is None
+
+
+def test_a_store_with_the_earlier_full_key_index_is_opened_and_its_index_replaced(tmp_path) -> None:
+    path = tmp_path / "n.db"
+    s = LedgerStore(path, G)
+    s.commit_block(**_block(1, G))
+    s._db.execute("DROP INDEX state_scan")
+    s._db.execute("CREATE UNIQUE INDEX state_key ON state (key)")  # as stores of 2026-12-05 had it
+    s.close()
+    s = LedgerStore(path, G)
+    names = {r[0] for r in s._db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "state_scan" in names and "state_key" not in names
+    state = s.load_state()
+    assert state.get(b"k1") == b"v1" and list(state.items_with_prefix(b"n")) == [(b"n1", b"x")]
+
+
+def test_the_changes_of_the_last_block_are_those_logged(tmp_path) -> None:
+    path = tmp_path / "n.db"
+    s = LedgerStore(path, G)
+    parent = G
+    for h in (1, 2):
+        block = _block(h, parent)
+        s.commit_block(**block)
+        parent = block["block_hash"]
+    fresh = LedgerStore(path, G)  # reads the log: it committed nothing itself
+    assert s.state_changes(2) == fresh.state_changes(2) == _block(2, b"")["changes"]
+    assert s.state_changes(1) == fresh.state_changes(1) == _block(1, b"")["changes"]
+    mine = s.state_changes(2)
+    mine[b"k2"] = b"changed by the caller"
+    assert s.state_changes(2) == _block(2, b"")["changes"]  # a copy is handed out
+
+
+def test_leaves_of_many_buckets_in_one_read_match_bucket_by_bucket(tmp_path) -> None:
+    from chain.state import MemoryTable
+
+    s = LedgerStore(tmp_path / "n.db", G)
+    changes = {b"anchor/%d" % i: b"v%d" % i for i in range(3000)}
+    s.commit_block(1, sm3(b"b1"), G, b"r" * 32, b"b", b"q", [], changes)
+    table, memory = s.load_state().table, MemoryTable(changes)
+    wanted = [*sorted({bucket_of(k) for k in changes})[:1200], 65535]  # over two chunks
+    got = table.leaves_of(wanted)
+    assert got == {b: memory.bucket_leaves(b) for b in wanted if memory.bucket_leaves(b)}
+    assert all(got[b] == table.bucket_leaves(b) for b in got)
+    assert memory.leaves_of(wanted) == {b: memory.bucket_leaves(b) for b in wanted}
