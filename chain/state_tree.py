@@ -32,6 +32,7 @@ a stream of entries in constant memory per bucket (a snapshot importer's check).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -96,6 +97,11 @@ def _leaf(data: bytes) -> bytes:
     return _sm3(b"\x00" + data)
 
 
+_RECENT_KEYS = 16384
+"""Keys (and entries) whose bucket (and leaf hash) are remembered: a block's changed key
+is looked up, rehashed into its bucket and stored within one block or two."""
+
+
 def bucket_of(key: bytes) -> int:
     """The bucket of ``key``: the first two bytes of ``SM3(key)``, big-endian.
 
@@ -106,6 +112,13 @@ def bucket_of(key: bytes) -> int:
     >>> 0 <= bucket_of(b"") < BUCKETS
     True
     """
+    if type(key) is bytes:  # remembered (another type is hashed every time, or refused)
+        return _bucket_of(key)
+    return int.from_bytes(_sm3(key)[:2], "big")
+
+
+@functools.lru_cache(maxsize=_RECENT_KEYS)
+def _bucket_of(key: bytes) -> int:
     return int.from_bytes(_sm3(key)[:2], "big")
 
 
@@ -145,6 +158,13 @@ def entry_leaf(key: bytes, value: bytes) -> bytes:
     >>> entry_leaf(b"k", b"v") == leaf_hash(codec.encode([b"k", b"v"]))
     True
     """
+    if type(key) is bytes and type(value) is bytes:  # remembered
+        return _entry_leaf(key, value)
+    return _leaf(entry_bytes(key, value))
+
+
+@functools.lru_cache(maxsize=_RECENT_KEYS)
+def _entry_leaf(key: bytes, value: bytes) -> bytes:
     return _leaf(entry_bytes(key, value))
 
 
@@ -247,14 +267,25 @@ class BucketTree:
             if not 0 <= bucket < BUCKETS or len(digest) != 32:
                 raise MerkleError(f"bucket {bucket} or its digest is out of range")
             changed[BUCKETS + bucket] = _leaf(digest)
-        level = set(changed)
         node = _node
-        get = changed.get
+        level = sorted(changed)  # one level's changed nodes in order: siblings are adjacent
         for _ in range(BUCKET_BITS):
-            level = {i >> 1 for i in level}
-            for p in level:
-                left, right = 2 * p, 2 * p + 1
-                changed[p] = node(get(left) or nodes[left], get(right) or nodes[right])
+            up: list[int] = []
+            i, n = 0, len(level)
+            while i < n:
+                c = level[i]
+                if c & 1:  # a right child whose left sibling is unchanged
+                    h = node(nodes[c - 1], changed[c])
+                    i += 1
+                elif i + 1 < n and level[i + 1] == c + 1:  # both children changed
+                    h = node(changed[c], changed[c + 1])
+                    i += 2
+                else:  # a left child whose right sibling is unchanged
+                    h = node(changed[c], nodes[c + 1])
+                    i += 1
+                changed[c >> 1] = h
+                up.append(c >> 1)
+            level = up
         return changed
 
     def root_with(self, digests: Mapping[int, bytes]) -> bytes:

@@ -147,6 +147,24 @@ def test_bucket_tree_changes_leave_the_tree_alone_until_updated() -> None:
     verify_inclusion(leaf_hash(sm3(b"z")), 9, BUCKETS, path, tree.root)
 
 
+def test_bucket_tree_updates_match_the_definition_for_siblings_and_scattered_buckets() -> None:
+    rnd = random.Random(5)
+    digests = [EMPTY_DIGEST] * BUCKETS
+    tree = BucketTree()
+    edges = {0, 1, 2, 5, 6, 7, BUCKETS - 2, BUCKETS - 1}  # both siblings, left only, right only
+    for changes in (
+        {b: sm3(b"%d" % b) for b in edges},
+        {rnd.randrange(BUCKETS): rnd.randbytes(32) for _ in range(700)},
+        {b: EMPTY_DIGEST for b in (1, 6, BUCKETS - 1)},
+    ):
+        for b, d in changes.items():
+            digests[b] = d
+        before = tree.root
+        assert tree.root_with(changes) == merkle_root(digests) and tree.root == before
+        tree.update(changes)
+        assert tree.root == merkle_root(digests)
+
+
 def test_bucket_tree_refuses_out_of_range() -> None:
     with pytest.raises(MerkleError):
         BucketTree({BUCKETS: sm3(b"")})
