@@ -97,9 +97,10 @@ def _leaf(data: bytes) -> bytes:
     return _sm3(b"\x00" + data)
 
 
-_RECENT_KEYS = 16384
+_RECENT_KEYS = 4096
 """Keys (and entries) whose bucket (and leaf hash) are remembered: a block's changed key
-is looked up, rehashed into its bucket and stored within one block or two."""
+is looked up, rehashed into its bucket and stored within one block or two (a block beyond
+this many changes hashes again what it forgot; about 2 MB at most)."""
 
 
 def bucket_of(key: bytes) -> int:
