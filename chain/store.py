@@ -90,7 +90,7 @@ POINT_PREFIX = b"anchor/"
 """Keys under this prefix (the anchor contract's records) are read by key only: the scan
 index leaves them out. A prefix scan that reaches into them reads the table in its own
 order and sorts (nothing in the ledger does; it stays correct, only slower)."""
-_POINT_END = POINT_PREFIX[:-1] + bytes((POINT_PREFIX[-1] + 1,))
+_POINT_END = prefix_end(POINT_PREFIX)
 _SCANNED = f"substr(key, 1, {len(POINT_PREFIX)}) <> X'{POINT_PREFIX.hex()}'"
 """The scan index's condition; a query names it word for word so SQLite can use the index."""
 _SCAN_INDEX = f"CREATE INDEX IF NOT EXISTS state_scan ON state (key) WHERE {_SCANNED}"
@@ -626,7 +626,8 @@ _IN_CHUNK = 500
 def _scanned_apart(prefix: bytes, end: bytes | None) -> bool:
     """Whether the keys in ``[prefix, end)`` are all outside :data:`POINT_PREFIX`'s range
     (so the scan index holds every one of them)."""
-    return (end is not None and end <= POINT_PREFIX) or prefix >= _POINT_END
+    below = end is not None and end <= POINT_PREFIX
+    return below or (_POINT_END is not None and prefix >= _POINT_END)
 
 
 class StoreTable:
