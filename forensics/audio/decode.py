@@ -26,19 +26,28 @@ from forensics.audio.errors import (
 from forensics.errors import MediaError
 from forensics.pipes import read_exactly, widen_pipe
 
-__all__ = ["DEFAULT_SAMPLE_RATE", "decode", "iter_blocks"]
+__all__ = ["DEFAULT_SAMPLE_RATE", "MAX_INPUT_RATE", "MIN_INPUT_RATE", "decode", "iter_blocks"]
 
 DEFAULT_SAMPLE_RATE = 8000
 """Sample rate the fingerprints work at (Hz): the telephone band survives every attack."""
 
 _BYTES_PER_SAMPLE = 4
 
+MIN_INPUT_RATE = 1000
+"""Lowest sample rate (Hz) accepted in a file: below it, resampling expands the input more
+than eightfold (a 4-KB WAV that claims 1 Hz would decode to 64 MB of samples)."""
 
-def _ffmpeg() -> str:
-    exe = shutil.which("ffmpeg")
+MAX_INPUT_RATE = 768_000
+"""Highest sample rate (Hz) accepted in a file (the highest in studio use). ffmpeg's resampler
+builds its filter bank in time and memory that grow with the rate ratio: a 4-KB WAV that
+claims 386 MHz takes 10 s of CPU before the first sample."""
+
+
+def _ffmpeg(name: str = "ffmpeg") -> str:
+    exe = shutil.which(name)
     if exe is None:
         raise DecoderMissingError(
-            "ffmpeg is not installed or not on PATH; install it (Debian: apt-get install ffmpeg)"
+            f"{name} is not installed or not on PATH; install ffmpeg (Debian: apt-get install ffmpeg)"
         )
     return exe
 
@@ -67,6 +76,49 @@ def _command(path: Path, sample_rate: int) -> list[str]:
         "pcm_f32le",
         "pipe:1",
     ]
+
+
+def _input_rate(path: Path) -> int | None:
+    """The sample rate the first audio stream declares, read by ffprobe from the headers.
+
+    ``None`` when ffprobe reads no rate (not media, no audio stream): ffmpeg itself then
+    says why, with the usual errors.
+    """
+    cmd = [
+        _ffmpeg("ffprobe"),
+        "-v",
+        "error",
+        "-select_streams",
+        "a:0",
+        "-show_entries",
+        "stream=sample_rate",
+        "-of",
+        "csv=p=0",
+        "file:" + str(path.resolve()),
+    ]
+    try:
+        out = subprocess.run(cmd, capture_output=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise AudioDecodeError(f"{path}: ffprobe did not finish reading its headers within 60 s") from exc
+    except OSError as exc:
+        raise DecoderMissingError(
+            f"ffprobe could not be run ({exc.strerror or exc}); "
+            "install ffmpeg (Debian: apt-get install ffmpeg)"
+        ) from exc
+    text = out.stdout.decode("ascii", "replace").strip().splitlines()
+    if out.returncode != 0 or not text or not text[0].strip().isdigit():
+        return None
+    return int(text[0].strip()[:12])
+
+
+def _check_input_rate(path: Path) -> None:
+    rate = _input_rate(path)
+    if rate is not None and not MIN_INPUT_RATE <= rate <= MAX_INPUT_RATE:
+        raise AudioDecodeError(
+            f"{path} declares an audio sample rate of {rate} Hz, "
+            f"outside {MIN_INPUT_RATE}..{MAX_INPUT_RATE} Hz; "
+            "the header is corrupt or forged — re-encode the file at a usual rate"
+        )
 
 
 def _classify(path: Path, returncode: int, message: str, strict: bool) -> MediaError | None:
@@ -123,7 +175,9 @@ def iter_blocks(
     MediaError
         The file is missing or empty.
     AudioDecodeError
-        ffmpeg failed (not media, corrupt header), or reported errors with ``strict``.
+        ffmpeg failed (not media, corrupt header), or reported errors with ``strict``; or
+        the stream declares a sample rate outside :data:`MIN_INPUT_RATE`..
+        :data:`MAX_INPUT_RATE` (checked from the headers before decoding).
     NoAudioStreamError
         The media has no audio stream.
     AudioTooLongError
@@ -154,6 +208,7 @@ def iter_blocks(
         raise MediaError(f"{path} is not a regular file; give an audio or video file")
     if size == 0:
         raise MediaError(f"{path} is empty (0 bytes); give an audio or video file")
+    _check_input_rate(path)
     block_bytes = max(1, round(block_seconds * sample_rate)) * _BYTES_PER_SAMPLE
     limit = None if max_seconds is None else round(max_seconds * sample_rate)
     with tempfile.TemporaryFile() as errfile:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from forensics.audio.decode import decode, iter_blocks
+from forensics.audio.decode import MAX_INPUT_RATE, MIN_INPUT_RATE, decode, iter_blocks
 from forensics.audio.errors import AudioDecodeError, AudioTooLongError, NoAudioStreamError
 from forensics.errors import MediaError, UnsupportedMediaError
 from tests.forensics.audio.conftest import ffmpeg, synth_music, write_wav
@@ -104,6 +106,34 @@ def test_corrupt_header(tmp_path: Path, music: np.ndarray) -> None:
     p.write_bytes(bytes(data))
     with pytest.raises(AudioDecodeError):
         decode(p)
+
+
+def _wav_claiming(path: Path, rate: int, samples: int = 2000) -> Path:
+    """A 16-bit mono PCM WAV whose header declares ``rate`` (written by hand: ``wave`` refuses
+    nothing, but spelling the bytes out keeps the forged field obvious)."""
+    data = np.random.default_rng(rate % 2**32).integers(-3000, 3000, samples, dtype=np.int16).tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, (rate * 2) & 0xFFFFFFFF, 2, 16)
+    body = b"WAVEfmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path
+
+
+@pytest.mark.parametrize("rate", [385_883_968, 20_000_003, 768_001, 1, 999])
+def test_forged_sample_rate_is_refused_before_decoding(tmp_path: Path, rate: int) -> None:
+    # 386 MHz cost ffmpeg's resampler 10 s of CPU for 4 KB (found by the fuzzer); 1 Hz
+    # expanded 4 KB into 64 MB of samples. Both are refused from the header.
+    p = _wav_claiming(tmp_path / "forged.wav", rate)
+    with pytest.raises(AudioDecodeError, match=f"declares an audio sample rate of {rate} Hz"):
+        decode(p)
+    with pytest.raises(AudioDecodeError, match=re.escape("outside 1000..768000 Hz")):
+        list(iter_blocks(p))
+
+
+@pytest.mark.parametrize("rate", [MIN_INPUT_RATE, 8000, 96000, MAX_INPUT_RATE])
+def test_sample_rates_at_and_inside_the_limits_decode(tmp_path: Path, rate: int) -> None:
+    p = _wav_claiming(tmp_path / "ok.wav", rate, samples=4000)
+    x = decode(p)
+    assert abs(len(x) - round(4000 * 8000 / rate)) <= 2
 
 
 def test_truncated_flac_strict_and_lenient(tmp_path: Path, music: np.ndarray) -> None:
