@@ -11,6 +11,7 @@ MYPY ?= bash scripts/tool.sh mypy
 
 setup:
 	@bash scripts/setup.sh
+	@.venv/bin/python scripts/native.py
 
 demo: setup
 	.venv/bin/rongxin demo
@@ -42,4 +43,4 @@ fmt:
 	$(RUFF) check --fix .
 
 clean:
-	rm -rf .venv .venv-tools .pytest_cache .mypy_cache .ruff_cache .hypothesis demo-out .pytest-rc
+	rm -rf .venv .venv-tools .native .native.new .pytest_cache .mypy_cache .ruff_cache .hypothesis demo-out .pytest-rc

@@ -40,8 +40,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from chain import _native
 from chain.errors import ChainError
 from chain.lazy import lazy_exports
+
+_native.install()  # the mypyc build of the hot modules, when it matches their sources
 
 if TYPE_CHECKING:
     from chain.codec import CodecError

@@ -208,7 +208,7 @@ def scan(data: bytes, max_depth: int = MAX_DEPTH) -> None:  # noqa: C901
         raise _head_error(pos, f"{n - pos} trailing bytes after the value")
 
 
-def decode(data: bytes, max_size: int = MAX_ENCODED) -> Any:
+def decode(data: object, max_size: int = MAX_ENCODED) -> Any:
     """Decode canonical bytes; anything else (trailing bytes, non-canonical forms,
     disallowed types, oversized input) raises :class:`CodecError`.
 
@@ -228,6 +228,8 @@ def decode(data: bytes, max_size: int = MAX_ENCODED) -> Any:
     ...
     chain.errors.CodecError: array of 18446744073709551615 items declared, only 0 bytes are left at byte 0
     """
+    # ``data`` is typed ``object``: the compiled module (scripts/native.py) checks argument
+    # types itself, and input from outside must get a CodecError whatever its type
     if not isinstance(data, (bytes, bytearray)):
         raise CodecError(f"canonical data is bytes, not {type(data).__name__}")
     if len(data) > max_size:

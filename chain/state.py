@@ -215,6 +215,9 @@ class State:
         self._prepared: OrderedDict[bytes, tuple[int, dict[bytes, bytes | None], dict[int, bytes]]] = (
             OrderedDict()
         )
+        self.rehashes = 0
+        """How many change sets had their buckets hashed here (a commit whose root was
+        prepared at execution takes the hashes made then, and does not count)."""
 
     _REMEMBERED = 4  # roots prepared (and applied change sets) kept for reuse
 
@@ -341,6 +344,7 @@ class State:
 
     def _digests_with(self, changes: Changes) -> dict[int, bytes]:
         """New digest of every bucket that ``changes`` touch."""
+        self.rehashes += 1
         touched: dict[int, list[bytes]] = {}
         for key in changes:
             touched.setdefault(bucket_of(key), []).append(key)

@@ -226,23 +226,18 @@ def test_empty_states(tmp_path: Path, make: Callable[[Path], State]) -> None:
 # --------------------------------------------------------------------------- prepared roots
 
 
-def _spy(state: State, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count how many times ``state`` hashes buckets for changes."""
-    calls: list[int] = []
-    original = state._digests_with
+class _Rehashes:
+    """Counts how many change sets ``state`` hashes buckets for, from now on."""
 
-    def counting(changes: dict[bytes, bytes | None]) -> dict[int, bytes]:
-        calls.append(len(changes))
-        return original(changes)
+    def __init__(self, state: State) -> None:
+        self.state, self.start = state, state.rehashes
 
-    monkeypatch.setattr(state, "_digests_with", counting)
-    return calls
+    def __len__(self) -> int:
+        return self.state.rehashes - self.start
 
 
 @pytest.mark.parametrize("on_store", [False, True])
-def test_committing_a_pipelined_block_reuses_its_execution_hashes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on_store: bool
-) -> None:
+def test_committing_a_pipelined_block_reuses_its_execution_hashes(tmp_path: Path, on_store: bool) -> None:
     rnd = random.Random(11)
     entries = {b"k/" + rnd.randbytes(3): rnd.randbytes(5) for _ in range(300)}
     c = _Committer(tmp_path / "s.db", entries) if on_store else None
@@ -252,17 +247,17 @@ def test_committing_a_pipelined_block_reuses_its_execution_hashes(
     o1 = overlay_with(state, ch1)
     o2 = overlay_with(o1, ch2)  # block 2 executes on uncommitted block 1
     r1, r2 = o1.root(), o2.root()
-    calls = _spy(state, monkeypatch)
+    calls = _Rehashes(state)
     for changes, root in ((ch1, r1), (ch2, r2)):
         if c is not None:
             c.commit(changes)
         state.apply(changes, root=root)
         assert state.root == root
-    assert calls == []  # both commits installed the nodes hashed at execution
+    assert len(calls) == 0  # both commits installed the nodes hashed at execution
     assert state.root == state_root(_apply(_apply(entries, ch1), ch2))
 
 
-def test_prepared_hashes_are_not_reused_for_other_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prepared_hashes_are_not_reused_for_other_changes() -> None:
     rnd = random.Random(12)
     entries = {b"k/" + rnd.randbytes(3): rnd.randbytes(5) for _ in range(300)}
     state = State(entries)
@@ -271,7 +266,7 @@ def test_prepared_hashes_are_not_reused_for_other_changes(monkeypatch: pytest.Mo
     r_other = overlay_with(state, other).root()
     ch2 = _changes(rnd, _apply(entries, ch1), 40)
     r2 = overlay_with(overlay_with(state, other), ch2).root()  # built on the competitor
-    calls = _spy(state, monkeypatch)
+    calls = _Rehashes(state)
     state.apply(ch1, root=r_other)  # a root whose hashes covered other changes
     state.apply(ch2, root=r2)
     assert len(calls) == 2  # both recomputed
