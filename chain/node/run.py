@@ -26,6 +26,7 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
+from chain import _native
 from chain.contracts.base import ContractRegistry
 from chain.errors import SnapshotError, StoreError
 from chain.mempool import MempoolConfig
@@ -244,6 +245,7 @@ async def run_node(
         height=host.replica.store.head_height(),
         pid=os.getpid(),
         api=str(cfg.api.listen),
+        code=_native.STATUS,  # compiled hot modules in use, or why the source runs
     )
     try:
         done, _ = await asyncio.wait(

@@ -225,6 +225,8 @@ def test_node_add_promote_remove(net: Path) -> None:
     ]
     events = [e["event"] for e in audit]
     assert "node.start" in events
+    start = next(e for e in audit if e["event"] == "node.start")
+    assert start["code"].startswith(("native: ", "python: "))  # the code the node runs, said once
     changes = {e["event"]: e for e in audit if e["event"].startswith("chain.")}
     add, ready = changes["chain.member.add"], changes["chain.node.ready"]
     promote, revoke = changes["chain.member.promote"], changes["chain.member.revoke"]
