@@ -62,10 +62,13 @@ def write_manifest(out: Path, sources: dict[str, str]) -> None:
     (out / MANIFEST).write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 
+def extension_of(out: Path, name: str) -> Path:
+    """The compiled extension of module ``name`` in the build ``out``."""
+    return source_of(out, name).with_suffix(_SUFFIX)
+
+
 def _files(out: Path) -> dict[str, Path]:
-    files = {
-        name: out.joinpath(*name.split(".")).with_name(name.rsplit(".", 1)[-1] + _SUFFIX) for name in MODULES
-    }
+    files = {name: extension_of(out, name) for name in MODULES}
     # mypyc puts the code of all the modules in one shared library that each module's
     # small extension imports by its top-level name
     for lib in out.glob("*__mypyc" + _SUFFIX):
@@ -85,8 +88,9 @@ def stale_reason(out: Path, root: Path) -> str | None:
         return "the build is for another interpreter"
     if doc.get("modules") != digests(root):
         return "sources changed since the build"
-    missing = [str(p) for p in _files(out).values() if not p.is_file()]
-    if missing or len(_files(out)) <= len(MODULES):
+    files = _files(out)
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing or len(files) <= len(MODULES):
         return f"the build is incomplete ({', '.join(missing) or 'no shared library'})"
     return None
 

@@ -54,15 +54,16 @@ def build(out: Path) -> None:
         cmd.build_temp = str(work / "tmp")  # type: ignore[attr-defined]
         cmd.parallel = os.cpu_count() or 1  # type: ignore[attr-defined]
         dist.run_command("build_ext")
+        os.chdir(here)
+        staged = out.with_name(out.name + ".new")
+        shutil.rmtree(staged, ignore_errors=True)
+        shutil.copytree(work / "lib", staged)
+        _native.write_manifest(staged, compiled)
+        shutil.rmtree(out, ignore_errors=True)
+        staged.rename(out)
     finally:
         os.chdir(here)
-    staged = out.with_name(out.name + ".new")
-    shutil.rmtree(staged, ignore_errors=True)
-    shutil.copytree(work / "lib", staged)
-    _native.write_manifest(staged, compiled)
-    shutil.rmtree(out, ignore_errors=True)
-    staged.rename(out)
-    shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)  # also when the build failed
 
 
 def main() -> int:

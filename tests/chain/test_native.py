@@ -96,7 +96,7 @@ def _fake_root(tmp_path: Path) -> tuple[Path, Path]:
         shutil.copyfile(_native.source_of(ROOT, name), dest)
     out = root / _native.BUILD_DIR
     for name in _native.MODULES:
-        ext = out.joinpath(*name.split(".")).with_name(name.rsplit(".", 1)[-1] + SUFFIX)
+        ext = _native.extension_of(out, name)
         ext.parent.mkdir(parents=True, exist_ok=True)
         ext.write_bytes(b"")
     (out / ("0123__mypyc" + SUFFIX)).write_bytes(b"")
@@ -125,7 +125,7 @@ def test_a_missing_damaged_foreign_or_incomplete_build_is_not_used(tmp_path: Pat
     manifest.write_text(json.dumps({**doc, "interpreter": "cpython-27 .so"}))
     assert _native.stale_reason(out, root) == "the build is for another interpreter"
     manifest.write_text(json.dumps(doc))
-    (out / "chain" / ("mempool" + SUFFIX)).unlink()
+    _native.extension_of(out, "chain.mempool").unlink()
     assert "incomplete" in str(_native.stale_reason(out, root))
     shutil.rmtree(out)
     assert str(_native.stale_reason(out, root)).startswith("no build")
