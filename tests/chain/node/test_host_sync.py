@@ -88,14 +88,16 @@ def test_synced_answers_are_checked_in_order_and_copies_dropped(
     checks = Checks(monkeypatch)
 
     async def main() -> None:
-        net, ports = await meshed(tmp_path)
+        net, _ = await meshed(tmp_path)
         try:
             await commit_without_last(net, 10)
             for _ in range(3):  # more blocks with transactions
                 await commit_on(net, net.hosts[:3], 10)
             # answers of a node that holds the chain: a short one, and the longest it gives
             source = net.hosts[0].replica.core
-            lag = net.build(3, ports[3], [])  # no peers: only the frames fed below reach it
+            # no peers, and a port the others do not dial (they keep dialing ports[3]):
+            # only the frames fed below reach it
+            lag = net.build(3, free_ports(1)[0], [])
             await lag.start()
             me = lag.replica.node_id
             full = next(a.msg for a in source.on_message(me, SyncRequest(1), 0) if isinstance(a, Send))
@@ -121,6 +123,7 @@ def test_synced_answers_are_checked_in_order_and_copies_dropped(
             await wait_for(
                 lambda: lag.replica.core.committed.height >= full.blocks[-1].height, 20, "the answers applied"
             )
+            assert lag.counters.messages_in == 5 and not lag.peers.peers  # only the frames above
             await lag.stop()
             lag.replica.close()
         finally:
