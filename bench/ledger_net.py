@@ -419,12 +419,12 @@ def main() -> None:
             waited, quiet = settle(net, consensus)
             results["settle_s"] = [waited]
             spent = cpu_spent(cpu0, cpu_of(net, consensus))
+            observer_cpu = cpu_spent(others0[0], cpu_of(net, [observer]))
+            client_cpu = time.process_time() - others0[1]  # before this process verifies below
             # the rate again right after the phase, once the nodes are quiet: a shared
             # machine's speed drifts within minutes, so the bound takes the mean of the two
             # readings (nodes still busy would slow this one down: then it is not taken)
             results["verify_after_per_s"] = verify_rate() if quiet else None
-            observer_cpu = cpu_spent(others0[0], cpu_of(net, [observer]))
-            client_cpu = time.process_time() - others0[1]
             results.update(tps=tps, p50_s=p50, p99_s=p99, committed=done, wall_s=time.perf_counter() - t0)
             h1 = heights(net).get(observer)
             with contextlib.suppress(OSError, ValueError):
