@@ -59,6 +59,11 @@ def _command(path: Path, sample_rate: int) -> list[str]:
         "-hide_banner",
         "-loglevel",
         "error",
+        # one format per file: a stream whose sample rate or channels change part-way (a
+        # chained Ogg, a spliced broadcast) would rebuild the resampler for whatever rate
+        # the new part declares, unchecked; ffmpeg stops at the change instead
+        "-reinit_filter",
+        "0",
         "-i",
         "file:" + str(path.resolve()),
         "-map",
@@ -121,9 +126,21 @@ def _check_input_rate(path: Path) -> None:
         )
 
 
+_FORMAT_CHANGE = "Changing audio frame properties on the fly is not supported"
+"""What ffmpeg says when a stream's sample rate or channels change part-way (``-reinit_filter 0``)."""
+
+
 def _classify(path: Path, returncode: int, message: str, strict: bool) -> MediaError | None:
     lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
     tail = "; ".join(lines[-3:])
+    if _FORMAT_CHANGE in message:
+        if not strict:
+            return None  # the part before the change was decoded: that is what lenient asks
+        return AudioDecodeError(
+            f"{path} changes its audio format part-way (the sample rate or the channels, as a "
+            "chained Ogg stream or a spliced broadcast recording may), and decoding stops there "
+            "(one format per file) — cut the file at the change, or re-encode it to one format"
+        )
     if returncode != 0:
         if "matches no streams" in message or "does not contain any stream" in message:
             return NoAudioStreamError(f"{path} has no audio stream; give an audio file or a video with sound")
@@ -162,8 +179,9 @@ def iter_blocks(
         Refuse files longer than this (:class:`AudioTooLongError`) without decoding the rest.
     strict : bool
         When true, errors that ffmpeg reports while still producing audio (a truncated
-        or damaged stream) raise :class:`AudioDecodeError` after the last block; when false
-        the decodable part is used.
+        or damaged stream, or a change of sample rate or channels part-way) raise
+        :class:`AudioDecodeError` after the last block; when false the decodable part
+        (up to such a change) is used.
 
     Yields
     ------
@@ -177,7 +195,9 @@ def iter_blocks(
     AudioDecodeError
         ffmpeg failed (not media, corrupt header), or reported errors with ``strict``; or
         the stream declares a sample rate outside :data:`MIN_INPUT_RATE`..
-        :data:`MAX_INPUT_RATE` (checked from the headers before decoding).
+        :data:`MAX_INPUT_RATE` (checked from the headers before decoding); or, with
+        ``strict``, the sample rate or the channels change part-way through the stream
+        (decoding stops there: a later part's declared rate is never resampled).
     NoAudioStreamError
         The media has no audio stream.
     AudioTooLongError

@@ -5,6 +5,8 @@ A failing seed prints its scenario and ``python -m chain.consensus.simulator --s
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import pytest
@@ -24,6 +26,12 @@ def _check(seeds: range, **kwargs: object) -> None:
         if not res.ok:
             failures.append(res.report())
     assert not failures, f"{len(failures)} failing seed(s):\n" + "\n".join(failures)
+
+
+def _report_of(seed: int) -> str | None:
+    """The failure report of ``seed``, or ``None`` when it holds every invariant."""
+    res = run_seed(seed)
+    return None if res.ok else res.report()
 
 
 @pytest.mark.parametrize("start", range(0, DEFAULT_SEEDS, CHUNK))
@@ -100,7 +108,12 @@ def test_cli(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.slow
 def test_many_seeds() -> None:
-    _check(range(DEFAULT_SEEDS, 5000))
+    # the seeds are independent: one process per core
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        reports = list(pool.map(_report_of, range(DEFAULT_SEEDS, 5000), chunksize=50))
+    failures = [r for r in reports if r is not None]
+    assert len(reports) == 5000 - DEFAULT_SEEDS
+    assert not failures, f"{len(failures)} failing seed(s):\n" + "\n".join(failures)
 
 
 @pytest.mark.slow

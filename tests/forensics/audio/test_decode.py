@@ -136,6 +136,76 @@ def test_sample_rates_at_and_inside_the_limits_decode(tmp_path: Path, rate: int)
     assert abs(len(x) - round(4000 * 8000 / rate)) <= 2
 
 
+def _ogg_crc(page: bytes) -> int:
+    """The Ogg page checksum (CRC-32, polynomial 0x04C11DB7, unreflected, no final xor)."""
+    crc = 0
+    for byte in page:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7 if crc & 0x80000000 else crc << 1) & 0xFFFFFFFF
+    return crc
+
+
+def _vorbis_claiming(src: Path, rate: int, out: Path) -> Path:
+    """``src`` (an Ogg Vorbis file) with the rate in its identification header set to
+    ``rate``, and its first page's checksum made right again."""
+    data = bytearray(src.read_bytes())
+    at = data.index(b"\x01vorbis")
+    struct.pack_into("<I", data, at + 12, rate)
+    segments = data[26]
+    end = 27 + segments + sum(data[27 : 27 + segments])
+    page = bytearray(data[:end])
+    page[22:26] = bytes(4)
+    struct.pack_into("<I", data, 22, _ogg_crc(bytes(page)))
+    out.write_bytes(bytes(data))
+    return out
+
+
+def _chained(tmp_path: Path, music: np.ndarray, second_rate: int | None) -> Path:
+    """A chained Ogg: 2 s of Vorbis at 8 kHz, then 2 s at 44.1 kHz (its header claiming
+    ``second_rate`` when given). Only the first part's rate is in the file's headers."""
+    first, second = tmp_path / "first.ogg", tmp_path / "second.ogg"
+    ffmpeg("-i", str(write_wav(tmp_path / "a.wav", music[:16000])), "-c:a", "libvorbis", str(first))
+    ffmpeg(
+        "-i",
+        str(write_wav(tmp_path / "b.wav", music[:16000])),
+        "-ar",
+        "44100",
+        "-c:a",
+        "libvorbis",
+        str(second),
+    )
+    if second_rate is not None:
+        second = _vorbis_claiming(second, second_rate, tmp_path / "forged.ogg")
+    chained = tmp_path / "chained.ogg"
+    chained.write_bytes(first.read_bytes() + second.read_bytes())
+    return chained
+
+
+def test_a_chained_stream_that_changes_its_rate_stops_at_the_change(
+    tmp_path: Path, music: np.ndarray
+) -> None:
+    p = _chained(tmp_path, music, None)
+    with pytest.raises(AudioDecodeError, match="changes its audio format part-way"):
+        decode(p)
+    # lenient: the part before the change, complete
+    x = decode(p, strict=False)
+    assert 15000 <= len(x) <= 16000
+    assert float(np.abs(x).max()) > 0.1
+
+
+@pytest.mark.parametrize("rate", [385_883_968, 1])
+def test_a_forged_rate_in_a_chained_stream_is_never_resampled(
+    tmp_path: Path, music: np.ndarray, rate: int
+) -> None:
+    # the headers ffprobe reads declare 8 kHz; the second part claims 386 MHz (ffmpeg's
+    # resampler: 17 s of CPU and 860 MB for it) or 1 Hz (eightfold expansion)
+    p = _chained(tmp_path, music, rate)
+    with pytest.raises(AudioDecodeError, match="changes its audio format part-way"):
+        list(iter_blocks(p, block_seconds=0.5))
+    assert len(decode(p, strict=False)) <= 16000
+
+
 def test_truncated_flac_strict_and_lenient(tmp_path: Path, music: np.ndarray) -> None:
     src = write_wav(tmp_path / "a.wav", music, sr=44100)
     flac = tmp_path / "a.flac"
