@@ -14,7 +14,10 @@ in one table:
   efficiency would give with one 2-core machine per node (``2 × rate × ratio``); beside
   it, the rate of all the cores verifying at once (one process each), which is below
   ``cores × rate`` when the cores share caches or a host: that share of the bound no
-  program on this machine can reach;
+  program on this machine can reach. When it is above ``cores × rate`` instead, the
+  one-core readings were low and the ratio overstates: the table also gives the ratio
+  against the higher of the two (``max(cores × rate, all cores) ÷ nodes``), which a low
+  reading cannot inflate;
 * p99 latency at a fixed offered rate (500 TPS by default);
 * anchored digests per second with Merkle batches;
 * catch-up: a node SIGKILLed, the others commit the transactions it misses, then it is
@@ -495,6 +498,12 @@ def main() -> None:
     results["per_machine_tps"] = 2 * rate / 1 * results["ratio"]  # one 2-core machine per node
     # what the cores verify together, against what the bound counts them for
     results["parallel_share"] = results["verify_all_cores_per_s"] / (cores * results["verify_per_s"])
+    # a low one-core reading (a shared host's speed drifts within seconds) inflates the ratio:
+    # the cores verifying together then do more than the bound counts them for. Against the
+    # higher of the two readings the ratio cannot be inflated that way
+    strict_bound = max(bound, results["verify_all_cores_per_s"] / args.nodes)
+    results["strict_bound_tps"] = strict_bound
+    results["strict_ratio"] = results["tps"] / strict_bound
     print_table(results, args)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
@@ -620,6 +629,10 @@ def print_table(r: dict[str, Any], args: argparse.Namespace) -> None:
         (
             f"SM2 verify, all {r['cores']} cores at once (share of the bound they reach)",
             f"{r['verify_all_cores_per_s']:,.0f}/s  ({r['parallel_share']:.2f})",
+        ),
+        (
+            "TPS ÷ the higher bound (one-core × cores, or all cores at once)",
+            f"{r['strict_ratio']:.2f}  (bound {r['strict_bound_tps']:,.0f} TPS)",
         ),
         ("same efficiency, a 2-core machine per node", f"{r['per_machine_tps']:,.0f} TPS"),
         (
