@@ -5,6 +5,7 @@ A failing seed prints its scenario and ``python -m chain.consensus.simulator --s
 
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -19,19 +20,24 @@ DEFAULT_SEEDS = 200  # the slow suite runs the seeds from here to 5,000
 CHUNK = 100
 
 
-def _check(seeds: range, **kwargs: object) -> None:
-    failures = []
-    for s in seeds:
-        res = run_seed(s, **kwargs)  # type: ignore[arg-type]
-        if not res.ok:
-            failures.append(res.report())
-    assert not failures, f"{len(failures)} failing seed(s):\n" + "\n".join(failures)
-
-
-def _report_of(seed: int) -> str | None:
+def _report_of(seed: int, **kwargs: Any) -> str | None:
     """The failure report of ``seed``, or ``None`` when it holds every invariant."""
-    res = run_seed(seed)
+    res = run_seed(seed, **kwargs)
     return None if res.ok else res.report()
+
+
+def _check(seeds: range, *, parallel: bool = False, **kwargs: Any) -> None:
+    """Run ``seeds`` (independent of each other: with ``parallel``, one process per core)
+    and fail with the report of every seed that broke an invariant."""
+    run = functools.partial(_report_of, **kwargs)
+    if parallel:
+        with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            reports = list(pool.map(run, seeds, chunksize=50))
+    else:
+        reports = [run(s) for s in seeds]
+    assert len(reports) == len(seeds)
+    failures = [r for r in reports if r is not None]
+    assert not failures, f"{len(failures)} failing seed(s):\n" + "\n".join(failures)
 
 
 @pytest.mark.parametrize("start", range(0, DEFAULT_SEEDS, CHUNK))
@@ -108,12 +114,7 @@ def test_cli(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.slow
 def test_many_seeds() -> None:
-    # the seeds are independent: one process per core
-    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        reports = list(pool.map(_report_of, range(DEFAULT_SEEDS, 5000), chunksize=50))
-    failures = [r for r in reports if r is not None]
-    assert len(reports) == 5000 - DEFAULT_SEEDS
-    assert not failures, f"{len(failures)} failing seed(s):\n" + "\n".join(failures)
+    _check(range(DEFAULT_SEEDS, 5000), parallel=True)
 
 
 @pytest.mark.slow
