@@ -29,6 +29,10 @@ __all__ = ["BUILD_DIR", "ENV", "MODULES", "STATUS", "install", "stale_reason"]
 MODULES = ("chain.codec", "chain.executor", "chain.mempool", "chain.state", "chain.state_tree")
 """The compiled modules: pure, fully typed, and where a node's Python time goes."""
 
+LIBRARIES = ("chain.crypto._verify_many",)
+"""Plain C shared libraries of the build (loaded with ``ctypes`` by their module's owner,
+:func:`library`), each from the ``.c`` file of its name."""
+
 BUILD_DIR = ".native"
 """The build's directory, beside the packages (not in version control)."""
 
@@ -42,14 +46,19 @@ STATUS = "python: not looked for yet"
 _SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
 
 
+_CURRENT: Path | None = None  # the build, once install() found it current
+
+
 def source_of(root: Path, name: str) -> Path:
-    """The source file of module ``name`` under ``root``."""
-    return root.joinpath(*name.split(".")).with_suffix(".py")
+    """The source file of module or library ``name`` under ``root``."""
+    return root.joinpath(*name.split(".")).with_suffix(".c" if name in LIBRARIES else ".py")
 
 
 def digests(root: Path) -> dict[str, str]:
-    """SHA-256 of each compiled module's source under ``root``."""
-    return {name: hashlib.sha256(source_of(root, name).read_bytes()).hexdigest() for name in MODULES}
+    """SHA-256 of the source of each compiled module and library under ``root``."""
+    return {
+        name: hashlib.sha256(source_of(root, name).read_bytes()).hexdigest() for name in MODULES + LIBRARIES
+    }
 
 
 def _interpreter() -> str:
@@ -63,12 +72,19 @@ def write_manifest(out: Path, sources: dict[str, str]) -> None:
 
 
 def extension_of(out: Path, name: str) -> Path:
-    """The compiled extension of module ``name`` in the build ``out``."""
-    return source_of(out, name).with_suffix(_SUFFIX)
+    """The compiled extension of module ``name`` (or the shared library of ``name`` in
+    :data:`LIBRARIES`) in the build ``out``."""
+    return source_of(out, name).with_suffix(".so" if name in LIBRARIES else _SUFFIX)
+
+
+def library(name: str) -> Path | None:
+    """The built shared library ``name`` (one of :data:`LIBRARIES`) when the build is
+    current and in use, else ``None`` (the caller then does without it)."""
+    return None if _CURRENT is None else extension_of(_CURRENT, name)
 
 
 def _files(out: Path) -> dict[str, Path]:
-    files = {name: extension_of(out, name) for name in MODULES}
+    files = {name: extension_of(out, name) for name in MODULES + LIBRARIES}
     # mypyc puts the code of all the modules in one shared library that each module's
     # small extension imports by its top-level name
     for lib in out.glob("*__mypyc" + _SUFFIX):
@@ -90,7 +106,7 @@ def stale_reason(out: Path, root: Path) -> str | None:
         return "sources changed since the build"
     files = _files(out)
     missing = [str(p) for p in files.values() if not p.is_file()]
-    if missing or len(files) <= len(MODULES):
+    if missing or len(files) <= len(MODULES) + len(LIBRARIES):
         return f"the build is incomplete ({', '.join(missing) or 'no shared library'})"
     return None
 
@@ -113,7 +129,7 @@ class _Finder(importlib.abc.MetaPathFinder):
 
 def install(root: Path | None = None) -> str:
     """Serve :data:`MODULES` from the build when it is current; returns :data:`STATUS`."""
-    global STATUS
+    global STATUS, _CURRENT
     if any(isinstance(f, _Finder) for f in sys.meta_path):
         return STATUS
     root = Path(__file__).resolve().parents[1] if root is None else root
@@ -130,6 +146,8 @@ def install(root: Path | None = None) -> str:
     if any(name in sys.modules for name in MODULES):
         STATUS = "python: the modules were imported before the build could be installed"
         return STATUS
-    sys.meta_path.insert(0, _Finder(_files(root / BUILD_DIR)))
-    STATUS = f"native: {len(MODULES)} modules compiled by mypyc"
+    files = _files(root / BUILD_DIR)
+    sys.meta_path.insert(0, _Finder({n: p for n, p in files.items() if n not in LIBRARIES}))
+    _CURRENT = root / BUILD_DIR
+    STATUS = f"native: {len(MODULES)} modules compiled by mypyc, {len(LIBRARIES)} C library"
     return STATUS

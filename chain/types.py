@@ -22,12 +22,13 @@ Bytes from outside are checked against one limit per type *before* anything is d
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 from chain import codec
-from chain.crypto import InvalidSignature, PrivateKey, PublicKey
+from chain.crypto import InvalidSignature, PrivateKey, PublicKey, verify_many
 from chain.crypto.errors import CryptoError
 from chain.crypto.sm3 import sm3
 from chain.errors import ValidationError as ValidationError  # re-exported under its historical path
@@ -273,7 +274,24 @@ class Transaction:
         try:
             key.verify(self.signing_bytes(chain_id), self.signature)
         except InvalidSignature as exc:
-            raise ValidationError(f"transaction signature is not valid: {exc}") from None
+            raise ValidationError(_invalid_signature(exc)) from None
+
+    @staticmethod
+    def verify_signatures(
+        jobs: Sequence[tuple[Transaction, PublicKey]], chain_id: str = ""
+    ) -> list[str | None]:
+        """Check many transactions' signatures at once (:func:`chain.crypto.verify_many`:
+        one call into OpenSSL for all of them); for each, ``None`` or the reason
+        :meth:`verify_signature` would give."""
+        found = verify_many([(key, tx.signing_bytes(chain_id), tx.signature) for tx, key in jobs])
+        return [
+            None
+            if exc is None
+            else _invalid_signature(exc)
+            if isinstance(exc, InvalidSignature)
+            else str(exc)
+            for exc in found
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """Canonical-encodable form."""
@@ -329,6 +347,10 @@ _SIGNED_HEAD = b"\xa2" + codec.encode("tx")
 """Start of the signed map ``{"tx": body, "chain_id": …}`` (canonical key order: ``tx`` first)."""
 _SIGNATURE_KEY = codec.encode("signature")
 _TIMESTAMP_KEY = codec.encode("timestamp_ms")
+
+
+def _invalid_signature(exc: InvalidSignature) -> str:
+    return f"transaction signature is not valid: {exc}"
 
 
 def _chain_id_entry(chain_id: str) -> bytes:

@@ -24,7 +24,9 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -58,12 +60,26 @@ def build(out: Path) -> None:
         staged = out.with_name(out.name + ".new")
         shutil.rmtree(staged, ignore_errors=True)
         shutil.copytree(work / "lib", staged)
+        for name in _native.LIBRARIES:
+            compile_library(_native.source_of(ROOT, name), _native.extension_of(staged, name))
         _native.write_manifest(staged, compiled)
         shutil.rmtree(out, ignore_errors=True)
         staged.rename(out)
     finally:
         os.chdir(here)
         shutil.rmtree(work, ignore_errors=True)  # also when the build failed
+
+
+def compile_library(source: Path, target: Path) -> None:
+    """Compile one plain C source of :data:`chain._native.LIBRARIES` into a shared library
+    (it links nothing: the OpenSSL functions it calls are passed in by its caller)."""
+    cc = (sysconfig.get_config_var("CC") or "cc").split()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [*cc, "-O2", "-Wall", "-Werror", "-shared", "-fPIC", "-o", str(target), str(source)]
+    try:
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+    except subprocess.CalledProcessError as exc:
+        raise RuntimeError(f"compiling {source.name} failed: {exc.stderr.strip()}") from None
 
 
 def main() -> int:

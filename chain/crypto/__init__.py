@@ -59,6 +59,7 @@ from chain.crypto.sm2 import (
     encrypt,
     sign,
     verify,
+    verify_many,
     z_value,
 )
 from chain.crypto.sm3 import SM3, hmac_sm3, hmac_sm3_verify, sm3, sm3_file, sm3_kdf, sm3_stream
@@ -99,5 +100,6 @@ __all__ = [
     "sm3_stream",
     "sm4",
     "verify",
+    "verify_many",
     "z_value",
 ]

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+from collections.abc import Callable, Sequence
 from ctypes import POINTER, byref, c_char_p, c_int, c_size_t, c_uint, c_ulong, c_void_p
+from typing import cast
 
 from chain.crypto.errors import BackendError
 
@@ -60,12 +62,19 @@ def _load() -> ctypes.CDLL:
 
 
 _lib = _load()
+# The same library through a handle whose calls keep Python's GIL: for the calls that take
+# microseconds. Each call through ``_lib`` releases the GIL and takes it back afterwards,
+# which, while another thread runs Python, waits for that thread's switch interval and
+# costs a thread switch (docs/benchmarks.md); only the elliptic-curve work, hundreds of
+# microseconds, is worth it.
+_held = ctypes.PyDLL(_lib._name)
 
 
 def _bind(name: str, restype: object, *argtypes: object) -> None:
-    fn = getattr(_lib, name)
-    fn.restype = restype
-    fn.argtypes = list(argtypes)
+    for lib in (_lib, _held):
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = list(argtypes)
 
 
 _bind("ERR_get_error", c_ulong)
@@ -97,6 +106,30 @@ _bind("EVP_PKEY_encrypt", c_int, c_void_p, c_char_p, POINTER(c_size_t), c_char_p
 _bind("EVP_PKEY_decrypt_init", c_int, c_void_p)
 _bind("EVP_PKEY_decrypt", c_int, c_void_p, c_char_p, POINTER(c_size_t), c_char_p, c_size_t)
 
+_POOL = 4
+"""Idle operation contexts kept per key (one per thread that uses the key at a time)."""
+
+
+def _load_many() -> Callable[..., int] | None:
+    from chain import _native
+
+    path = _native.library("chain.crypto._verify_many")
+    if path is None:
+        return None
+    try:
+        fn = ctypes.CDLL(str(path)).rx_sm2_verify_many
+    except (OSError, AttributeError):
+        return None
+    fn.restype = c_int
+    fn.argtypes = [c_void_p, c_void_p, c_int, c_void_p, c_void_p, c_void_p, c_void_p, c_void_p]
+    return cast(Callable[..., int], fn)
+
+
+_MANY = _load_many()
+"""``rx_sm2_verify_many`` of the project's C helper (:mod:`chain._native`), or ``None``."""
+_VERIFY_FN = ctypes.cast(_lib.EVP_PKEY_verify, c_void_p)
+_CLEAR_FN = ctypes.cast(_lib.ERR_clear_error, c_void_p)
+
 _GROUP = _lib.EC_GROUP_new_by_curve_name(NID_SM2)
 if not _GROUP:
     raise BackendError("the system OpenSSL was built without the SM2 curve")
@@ -107,17 +140,51 @@ def openssl_error() -> str:
     msgs = []
     buf = ctypes.create_string_buffer(256)
     while True:
-        code = _lib.ERR_get_error()
+        code = _held.ERR_get_error()
         if not code:
             break
-        _lib.ERR_error_string_n(code, buf, len(buf))
+        _held.ERR_error_string_n(code, buf, len(buf))
         msgs.append(buf.value.decode(errors="replace"))
     return "; ".join(msgs) or "unknown OpenSSL error"
 
 
 def clear_errors() -> None:
     """Discard pending OpenSSL errors."""
-    _lib.ERR_clear_error()
+    _held.ERR_clear_error()
+
+
+def verify_many(jobs: Sequence[tuple[PKey, bytes, bytes]]) -> list[bool]:
+    """Verify each ``(key, e, der_sig)`` (``e`` 32 bytes) as :meth:`PKey.verify_digest`
+    does, in one call into OpenSSL that releases the GIL once (the project's C helper),
+    or one call each when the helper is not built."""
+    n = len(jobs)
+    if _MANY is None or n < 2:
+        return [key.verify_digest(e, der) for key, e, der in jobs]
+    taken: dict[int, tuple[PKey, int]] = {}
+    ctxs = (c_void_p * n)()
+    sigs = (c_char_p * n)()
+    lengths = (c_size_t * n)()
+    digests = (c_char_p * n)()
+    ok = (ctypes.c_ubyte * n)()
+    try:
+        for i, (key, e, der) in enumerate(jobs):
+            if len(e) != 32:
+                raise BackendError("an SM2 digest e is 32 bytes")
+            held = taken.get(id(key))
+            if held is None:  # one context per key: the helper uses it for each of its jobs in turn
+                held = taken[id(key)] = (
+                    key,
+                    key._take(key._verify_ctxs, _held.EVP_PKEY_verify_init, "verify"),
+                )
+            ctxs[i] = held[1]
+            sigs[i] = der
+            lengths[i] = len(der)
+            digests[i] = e
+        _MANY(_VERIFY_FN, _CLEAR_FN, n, ctxs, sigs, lengths, digests, ok)
+    finally:
+        for key, ctx in taken.values():
+            key._give(key._verify_ctxs, ctx)
+    return [bool(x) for x in ok]
 
 
 def decode_point(encoded: bytes) -> bytes | None:
@@ -161,12 +228,19 @@ def base_mul(scalar: bytes) -> bytes:
 
 
 class PKey:
-    """Owner of one OpenSSL ``EVP_PKEY`` of type SM2 (freed on garbage collection)."""
+    """Owner of one OpenSSL ``EVP_PKEY`` of type SM2 (freed on garbage collection).
 
-    __slots__ = ("__weakref__", "_ptr")
+    Signing and verification contexts are initialised once and kept (a few per key, each
+    used by one thread at a time: taken from and given back to a list, whose ``pop`` and
+    ``append`` are atomic), so that an operation costs one call into OpenSSL.
+    """
+
+    __slots__ = ("__weakref__", "_ptr", "_sign_ctxs", "_verify_ctxs")
 
     def __init__(self, public: bytes, private: bytes | None = None) -> None:
         self._ptr = c_void_p()
+        self._sign_ctxs: list[int] = []
+        self._verify_ctxs: list[int] = []
         ctx = _lib.EVP_PKEY_CTX_new_from_name(None, b"SM2", None)
         if not ctx:
             raise BackendError(f"OpenSSL has no SM2 key manager: {openssl_error()}")
@@ -196,41 +270,62 @@ class PKey:
             _lib.EVP_PKEY_CTX_free(ctx)
 
     def __del__(self) -> None:
+        for pool in (getattr(self, "_sign_ctxs", ()), getattr(self, "_verify_ctxs", ())):
+            while pool:
+                _held.EVP_PKEY_CTX_free(pool.pop())
         ptr = getattr(self, "_ptr", None)
         if ptr is not None and ptr.value:
-            _lib.EVP_PKEY_free(ptr)
+            _held.EVP_PKEY_free(ptr)
             self._ptr = c_void_p()
 
     def _ctx(self) -> int:
-        ctx = _lib.EVP_PKEY_CTX_new_from_pkey(None, self._ptr, None)
+        ctx = _held.EVP_PKEY_CTX_new_from_pkey(None, self._ptr, None)
         if not ctx:
             raise BackendError(f"EVP_PKEY_CTX_new_from_pkey failed: {openssl_error()}")
         return int(ctx)
 
+    def _take(self, pool: list[int], init: Callable[[int], int], what: str) -> int:
+        """An idle context of ``pool``, or a new one initialised by ``init``."""
+        try:
+            return pool.pop()
+        except IndexError:
+            pass
+        ctx = self._ctx()
+        if init(ctx) != 1:
+            _held.EVP_PKEY_CTX_free(ctx)
+            raise BackendError(f"SM2 {what} init failed: {openssl_error()}")
+        return ctx
+
+    @staticmethod
+    def _give(pool: list[int], ctx: int) -> None:
+        if len(pool) < _POOL:
+            pool.append(ctx)
+        else:
+            _held.EVP_PKEY_CTX_free(ctx)
+
     def sign_digest(self, e: bytes) -> bytes:
         """Sign the 32-byte ``e`` (already SM3(Z || M)); returns a DER signature."""
-        ctx = self._ctx()
-        try:
-            out = ctypes.create_string_buffer(80)
-            n = c_size_t(len(out))
-            if _lib.EVP_PKEY_sign_init(ctx) != 1 or _lib.EVP_PKEY_sign(ctx, out, byref(n), e, len(e)) != 1:
-                raise BackendError(f"SM2 signing failed: {openssl_error()}")
-            return out.raw[: n.value]
-        finally:
-            _lib.EVP_PKEY_CTX_free(ctx)
+        ctx = self._take(self._sign_ctxs, _held.EVP_PKEY_sign_init, "sign")
+        out = ctypes.create_string_buffer(80)
+        n = c_size_t(len(out))
+        if _lib.EVP_PKEY_sign(ctx, out, byref(n), e, len(e)) != 1:
+            _held.EVP_PKEY_CTX_free(ctx)
+            raise BackendError(f"SM2 signing failed: {openssl_error()}")
+        self._give(self._sign_ctxs, ctx)
+        return out.raw[: n.value]
 
     def verify_digest(self, e: bytes, der_sig: bytes) -> bool:
         """Verify a DER signature over the 32-byte ``e``. Never raises on a bad signature."""
-        ctx = self._ctx()
+        ctx = self._take(self._verify_ctxs, _held.EVP_PKEY_verify_init, "verify")
         try:
-            if _lib.EVP_PKEY_verify_init(ctx) != 1:
-                raise BackendError(f"SM2 verify init failed: {openssl_error()}")
             ok = bool(_lib.EVP_PKEY_verify(ctx, der_sig, len(der_sig), e, len(e)) == 1)
-            if not ok:
-                clear_errors()
-            return ok
-        finally:
-            _lib.EVP_PKEY_CTX_free(ctx)
+        except BaseException:
+            _held.EVP_PKEY_CTX_free(ctx)
+            raise
+        if not ok:
+            clear_errors()
+        self._give(self._verify_ctxs, ctx)
+        return ok
 
     def encrypt(self, plaintext: bytes) -> bytes:
         """SM2-encrypt (SM3 digest); returns OpenSSL's ASN.1 ``SM2Cipher`` DER."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -84,6 +85,7 @@ _OID_SM2: Final = _der.tlv(_der.OID, bytes.fromhex("2a811ccf5501822d"))
 _ALGORITHM: Final = _der.sequence(_OID_EC_PUBLIC_KEY, _OID_SM2)
 
 _VERIFICATIONS = [0]
+_MISMATCH: Final = "SM2 signature does not match this message, key and user ID"
 
 
 def verifications() -> int:
@@ -337,7 +339,7 @@ class PublicKey:
         der = signature_to_der(signature)
         _VERIFICATIONS[0] += 1
         if not self._pkey.verify_digest(bytes(e), der):
-            raise InvalidSignature("SM2 signature does not match this message, key and user ID")
+            raise InvalidSignature(_MISMATCH)
 
     def is_valid_signature(self, message: bytes, signature: bytes, user_id: bytes = DEFAULT_USER_ID) -> bool:
         """Like :meth:`verify` but returns ``False`` for any invalid or malformed signature."""
@@ -540,6 +542,48 @@ def verify(public_key: PublicKey, message: bytes, signature: bytes, user_id: byt
     """Verify or raise :class:`InvalidSignature`; see :meth:`PublicKey.verify`."""
     _need(public_key, PublicKey, "verification")
     public_key.verify(message, signature, user_id)
+
+
+def verify_many(
+    jobs: Sequence[tuple[PublicKey, bytes, bytes]], user_id: bytes = DEFAULT_USER_ID
+) -> list[CryptoError | None]:
+    """Verify many ``(public_key, message, signature)`` at once; for each, ``None`` when
+    the signature is valid, else the error :func:`verify` would raise
+    (:class:`SignatureFormatError` or :class:`InvalidSignature`).
+
+    The elliptic-curve work of the whole list runs in one call into OpenSSL that lets
+    other Python threads run meanwhile, instead of one such call per signature: what a
+    thread that verifies beside a busy event loop wants (``docs/benchmarks.md``).
+
+    Raises
+    ------
+    WrongKeyTypeError
+        A key is not a :class:`PublicKey`.
+
+    Examples
+    --------
+    >>> key = PrivateKey.generate()
+    >>> sig = key.sign(b"a")
+    >>> [type(r).__name__ for r in verify_many([(key.public_key, b"a", sig), (key.public_key, b"b", sig)])]
+    ['NoneType', 'InvalidSignature']
+    """
+    out: list[CryptoError | None] = [None] * len(jobs)
+    checked: list[int] = []
+    calls: list[tuple[_openssl.PKey, bytes, bytes]] = []
+    for i, (key, message, signature) in enumerate(jobs):
+        _need(key, PublicKey, "verification")
+        try:
+            der = signature_to_der(signature)
+        except SignatureFormatError as exc:
+            out[i] = exc
+            continue
+        checked.append(i)
+        calls.append((key._pkey, key.message_digest(message, user_id), der))
+    _VERIFICATIONS[0] += len(calls)
+    for i, ok in zip(checked, _openssl.verify_many(calls), strict=True):
+        if not ok:
+            out[i] = InvalidSignature(_MISMATCH)
+    return out
 
 
 def encrypt(public_key: PublicKey, plaintext: bytes) -> bytes:

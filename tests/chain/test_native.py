@@ -12,6 +12,7 @@ from pathlib import Path
 
 import chain.codec
 from chain import _native
+from chain.crypto import _openssl
 
 ROOT = Path(__file__).resolve().parents[2]
 SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
@@ -73,6 +74,24 @@ def test_the_build_is_current_and_serves_the_modules() -> None:
     assert reason is None, f"{reason}: run .venv/bin/python scripts/native.py"
     assert _native.STATUS.startswith("native:")
     assert chain.codec.__file__ is not None and chain.codec.__file__.endswith(SUFFIX)
+    # the C helper that verifies many SM2 signatures in one call is built and loaded
+    helper = _native.library("chain.crypto._verify_many")
+    assert helper is not None and helper.is_file()
+    assert _openssl._MANY is not None
+
+
+def test_without_the_build_no_library_is_offered() -> None:
+    code = "from chain import _native; from chain.crypto import _openssl; "
+    code += "print(_native.library('chain.crypto._verify_many'), _openssl._MANY)"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, _native.ENV: "0"},
+        check=True,
+    )
+    assert out.stdout.split() == ["None", "None"]
 
 
 def test_compiled_and_pure_modules_give_the_same_results() -> None:
@@ -90,12 +109,12 @@ def test_compiled_and_pure_modules_give_the_same_results() -> None:
 def _fake_root(tmp_path: Path) -> tuple[Path, Path]:
     """A source tree with the compiled modules' sources and a build that matches them."""
     root = tmp_path / "src"
-    for name in _native.MODULES:
+    for name in _native.MODULES + _native.LIBRARIES:
         dest = _native.source_of(root, name)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(_native.source_of(ROOT, name), dest)
     out = root / _native.BUILD_DIR
-    for name in _native.MODULES:
+    for name in _native.MODULES + _native.LIBRARIES:
         ext = _native.extension_of(out, name)
         ext.parent.mkdir(parents=True, exist_ok=True)
         ext.write_bytes(b"")
@@ -114,6 +133,17 @@ def test_an_edited_source_makes_the_build_stale(tmp_path: Path) -> None:
     src = _native.source_of(root, "chain.state")
     src.write_text(src.read_text() + "\n# edited\n")
     assert _native.stale_reason(out, root) == "sources changed since the build"
+
+
+def test_an_edited_or_missing_c_library_makes_the_build_stale(tmp_path: Path) -> None:
+    root, out = _fake_root(tmp_path)
+    src = _native.source_of(root, "chain.crypto._verify_many")
+    assert src.suffix == ".c"
+    src.write_text(src.read_text() + "\n/* edited */\n")
+    assert _native.stale_reason(out, root) == "sources changed since the build"
+    root, out = _fake_root(tmp_path / "again")
+    _native.extension_of(out, "chain.crypto._verify_many").unlink()
+    assert "incomplete" in str(_native.stale_reason(out, root))
 
 
 def test_a_missing_damaged_foreign_or_incomplete_build_is_not_used(tmp_path: Path) -> None:

@@ -376,3 +376,71 @@ def test_openssl_cli_signature_verifies_with_default_id(tmp_path) -> None:
         str(tmp_path / "msg"),
     )
     KEY.public_key.verify(b"signed by the openssl CLI", sm2.signature_from_der(der))
+
+
+def _many_jobs() -> list[tuple[PublicKey, bytes, bytes]]:
+    other = PrivateKey.generate()
+    good = [(k.public_key, m, k.sign(m)) for k in (KEY, other) for m in (b"a", b"b" * 300)]
+    return [
+        *good,
+        (KEY.public_key, b"not what was signed", KEY.sign(b"a")),  # wrong message
+        (other.public_key, b"a", KEY.sign(b"a")),  # wrong key
+        (KEY.public_key, b"a", b"\x01" * 63),  # malformed: length
+        (KEY.public_key, b"a", _rs(0, 5)),  # malformed: r out of range
+        *good,  # the same keys again in one batch (one context each, used in turn)
+    ]
+
+
+@pytest.mark.parametrize("helper", [True, False])
+def test_verify_many_answers_as_verify_does(helper: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chain.crypto import _openssl
+
+    if not helper:  # one call per signature, as without the C helper
+        monkeypatch.setattr(_openssl, "_MANY", None)
+    jobs = _many_jobs()
+    expected: list[type | None] = []
+    for key, msg, sig in jobs:
+        try:
+            key.verify(msg, sig)
+            expected.append(None)
+        except (InvalidSignature, SignatureFormatError) as exc:
+            expected.append(type(exc))
+    before = sm2.verifications()
+    found = sm2.verify_many(jobs)
+    assert [None if r is None else type(r) for r in found] == expected
+    assert expected.count(None) == 8 and expected.count(InvalidSignature) == 2
+    assert expected.count(SignatureFormatError) == 2
+    assert sm2.verifications() - before == 10  # the malformed ones never reach OpenSSL
+    assert "r is outside" in str(found[7]) and "does not match" in str(found[4])
+    assert sm2.verify_many([]) == []
+
+
+def test_verify_many_refuses_a_key_of_the_wrong_type() -> None:
+    with pytest.raises(WrongKeyTypeError):
+        sm2.verify_many([(KEY, b"a", KEY.sign(b"a"))])  # type: ignore[list-item]
+
+
+def test_a_failed_verification_leaves_the_key_usable_and_no_error_behind() -> None:
+    key = PrivateKey.generate()
+    sig = key.sign(b"m")
+    assert not key.public_key.is_valid_signature(b"x", sig)
+    assert sm2.verify_many([(key.public_key, b"x", sig)] * 3) != [None] * 3
+    # the kept context verifies the next good signature, and OpenSSL's error queue is empty
+    assert key.public_key.is_valid_signature(b"m", sig)
+    assert sm2.verify_many([(key.public_key, b"m", sig)] * 3) == [None] * 3
+    from chain.crypto import _openssl
+
+    assert _openssl.openssl_error() == "unknown OpenSSL error"
+    assert 1 <= len(key.public_key._pkey._verify_ctxs) <= _openssl._POOL
+
+
+def test_verifying_from_many_threads_at_once_gives_every_answer() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = _many_jobs()
+    expected = [r is None for r in sm2.verify_many(jobs)]
+    with ThreadPoolExecutor(8) as pool:
+        runs = list(pool.map(lambda _: [r is None for r in sm2.verify_many(jobs)], range(32)))
+        singles = list(pool.map(lambda j: j[0].is_valid_signature(j[1], j[2]), jobs * 4))
+    assert all(r == expected for r in runs)
+    assert singles == expected * 4
