@@ -12,6 +12,7 @@ import pytest
 
 from chain.consensus.core import Send
 from chain.consensus.messages import SyncRequest, SyncResponse, encode_message
+from chain.crypto import PublicKey
 from chain.net import Channel
 from chain.types import Transaction
 from tests.chain.node.host_fixtures import (
@@ -34,14 +35,19 @@ class Checks:
         self.seen: list[tuple[bytes, str]] = []
 
     def watch(self) -> None:
-        verify = Transaction.verify_signature
+        verify, verify_many = Transaction.verify_signature, Transaction.verify_signatures
         seen = self.seen
 
         def counting(tx: Transaction, *args: object, **kwargs: object) -> None:
             seen.append((tx.tx_id, threading.current_thread().name))
             verify(tx, *args, **kwargs)  # type: ignore[arg-type]
 
+        def counting_many(jobs: list[tuple[Transaction, PublicKey]], *args: object) -> list[str | None]:
+            seen.extend((tx.tx_id, threading.current_thread().name) for tx, _ in jobs)
+            return verify_many(jobs, *args)  # type: ignore[arg-type]
+
         self.monkeypatch.setattr(Transaction, "verify_signature", counting)
+        self.monkeypatch.setattr(Transaction, "verify_signatures", staticmethod(counting_many))
 
     def ids(self) -> list[bytes]:
         return [t for t, _ in self.seen]
