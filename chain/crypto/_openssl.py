@@ -308,7 +308,12 @@ class PKey:
         ctx = self._take(self._sign_ctxs, _held.EVP_PKEY_sign_init, "sign")
         out = ctypes.create_string_buffer(80)
         n = c_size_t(len(out))
-        if _lib.EVP_PKEY_sign(ctx, out, byref(n), e, len(e)) != 1:
+        try:
+            signed = _lib.EVP_PKEY_sign(ctx, out, byref(n), e, len(e)) == 1
+        except BaseException:
+            _held.EVP_PKEY_CTX_free(ctx)
+            raise
+        if not signed:
             _held.EVP_PKEY_CTX_free(ctx)
             raise BackendError(f"SM2 signing failed: {openssl_error()}")
         self._give(self._sign_ctxs, ctx)

@@ -444,3 +444,12 @@ def test_verifying_from_many_threads_at_once_gives_every_answer() -> None:
         singles = list(pool.map(lambda j: j[0].is_valid_signature(j[1], j[2]), jobs * 4))
     assert all(r == expected for r in runs)
     assert singles == expected * 4
+
+
+def test_a_kept_signing_context_draws_a_fresh_nonce_for_every_signature() -> None:
+    key = PrivateKey.generate()
+    sigs = {key.sign(b"same message") for _ in range(20)}
+    assert len(sigs) == 20  # r depends on the nonce k: a repeated k would repeat r
+    assert len({s[:32] for s in sigs}) == 20
+    assert all(key.public_key.is_valid_signature(b"same message", s) for s in sigs)
+    assert len(key._pkey._sign_ctxs) >= 1
