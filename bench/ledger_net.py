@@ -7,9 +7,10 @@ member clients go to the nodes' APIs in batches; the bench watches the observer'
 in one table:
 
 * committed TPS, and p50/p99 latency from submit to commit (seen on the observer);
-* the SM2 verification rate of one core measured in the same run (just before the
-  throughput phase and again right after it; the bound takes their mean, because a shared
-  machine's speed drifts within minutes), the bound ``cores × rate ÷ consensus nodes`` and
+* the SM2 verification rate of one core measured in the same run (the higher of one
+  signature per call and batches in one call, the nodes' way; just before the throughput
+  phase and again right after it; the bound takes their mean, because a shared machine's
+  speed drifts within minutes), the bound ``cores × rate ÷ consensus nodes`` and
   the ratio TPS ÷ bound; the TPS the same
   efficiency would give with one 2-core machine per node (``2 × rate × ratio``); beside
   it, the rate of all the cores verifying at once (one process each), which is below
