@@ -2,9 +2,9 @@
 
 Prints a Markdown table: SM3 and SM4 throughput (MB/s), SM2 sign/s and verify/s on one
 core (one signature per call, and batches in one call with ``verify_many``), SM2 verify/s
-on all cores (threads: the OpenSSL calls release the GIL), SM2 encrypt/decrypt of 32-byte
-messages, and for each the gmssl figure and the ratio. ``gmalglib`` (a C extension) is
-added when it is installed, for the backend choice.
+on all cores (threads, each verifying batches in one call that releases the GIL), SM2
+encrypt/decrypt of 32-byte messages, and for each the gmssl figure and the ratio.
+``gmalglib`` (a C extension) is added when it is installed, for the backend choice.
 
 A second table shows what a verifying thread pays beside a thread that runs Python (a
 node's event loop beside its verifying thread): CPU and wall time per signature, one per

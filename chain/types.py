@@ -284,14 +284,7 @@ class Transaction:
         one call into OpenSSL for all of them); for each, ``None`` or the reason
         :meth:`verify_signature` would give."""
         found = verify_many([(key, tx.signing_bytes(chain_id), tx.signature) for tx, key in jobs])
-        return [
-            None
-            if exc is None
-            else _invalid_signature(exc)
-            if isinstance(exc, InvalidSignature)
-            else str(exc)
-            for exc in found
-        ]
+        return [None if exc is None else _reason(exc) for exc in found]
 
     def to_dict(self) -> dict[str, Any]:
         """Canonical-encodable form."""
@@ -351,6 +344,12 @@ _TIMESTAMP_KEY = codec.encode("timestamp_ms")
 
 def _invalid_signature(exc: InvalidSignature) -> str:
     return f"transaction signature is not valid: {exc}"
+
+
+def _reason(exc: CryptoError) -> str:
+    """Why a signature check failed, as :meth:`Transaction.verify_signature` says it: a
+    mismatch in the transaction's words, a malformed signature in the crypto layer's."""
+    return _invalid_signature(exc) if isinstance(exc, InvalidSignature) else str(exc)
 
 
 def _chain_id_entry(chain_id: str) -> bytes:

@@ -13,9 +13,10 @@ is drained after each failed call so that errors never leak between calls.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from ctypes import POINTER, byref, c_char_p, c_int, c_size_t, c_uint, c_ulong, c_void_p
 from typing import cast
 
@@ -303,33 +304,33 @@ class PKey:
         else:
             _held.EVP_PKEY_CTX_free(ctx)
 
-    def sign_digest(self, e: bytes) -> bytes:
-        """Sign the 32-byte ``e`` (already SM3(Z || M)); returns a DER signature."""
-        ctx = self._take(self._sign_ctxs, _held.EVP_PKEY_sign_init, "sign")
-        out = ctypes.create_string_buffer(80)
-        n = c_size_t(len(out))
+    @contextlib.contextmanager
+    def _kept(self, pool: list[int], init: Callable[[int], int], what: str) -> Iterator[int]:
+        """A context of ``pool`` for one operation: given back after it, freed if it raised
+        (a context an operation failed in is not used again)."""
+        ctx = self._take(pool, init, what)
         try:
-            signed = _lib.EVP_PKEY_sign(ctx, out, byref(n), e, len(e)) == 1
+            yield ctx
         except BaseException:
             _held.EVP_PKEY_CTX_free(ctx)
             raise
-        if not signed:
-            _held.EVP_PKEY_CTX_free(ctx)
-            raise BackendError(f"SM2 signing failed: {openssl_error()}")
-        self._give(self._sign_ctxs, ctx)
+        self._give(pool, ctx)
+
+    def sign_digest(self, e: bytes) -> bytes:
+        """Sign the 32-byte ``e`` (already SM3(Z || M)); returns a DER signature."""
+        out = ctypes.create_string_buffer(80)
+        n = c_size_t(len(out))
+        with self._kept(self._sign_ctxs, _held.EVP_PKEY_sign_init, "sign") as ctx:
+            if _lib.EVP_PKEY_sign(ctx, out, byref(n), e, len(e)) != 1:
+                raise BackendError(f"SM2 signing failed: {openssl_error()}")
         return out.raw[: n.value]
 
     def verify_digest(self, e: bytes, der_sig: bytes) -> bool:
         """Verify a DER signature over the 32-byte ``e``. Never raises on a bad signature."""
-        ctx = self._take(self._verify_ctxs, _held.EVP_PKEY_verify_init, "verify")
-        try:
+        with self._kept(self._verify_ctxs, _held.EVP_PKEY_verify_init, "verify") as ctx:
             ok = bool(_lib.EVP_PKEY_verify(ctx, der_sig, len(der_sig), e, len(e)) == 1)
-        except BaseException:
-            _held.EVP_PKEY_CTX_free(ctx)
-            raise
         if not ok:
             clear_errors()
-        self._give(self._verify_ctxs, ctx)
         return ok
 
     def encrypt(self, plaintext: bytes) -> bytes:

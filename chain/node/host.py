@@ -813,7 +813,7 @@ class NodeHost:
         if jobs:
             chain_id = self.genesis.chain_id
             future = asyncio.get_running_loop().run_in_executor(
-                self._verify_pool, _verify_all, jobs, chain_id
+                self._verify_pool, Transaction.verify_signatures, jobs, chain_id
             )
             for tx, _ in jobs:
                 self._inflight[tx.tx_id] = future
@@ -1009,10 +1009,3 @@ class NodeHost:
         )
         del state
         return sorted(rows.values(), key=lambda r: r["node_id"])
-
-
-def _verify_all(jobs: Sequence[tuple[Transaction, PublicKey]], chain_id: str) -> list[str | None]:
-    """Check each transaction's signature (in a worker thread): ``None`` or the reason.
-    The signatures of a batch go to OpenSSL in one call, which lets the event loop run
-    Python meanwhile without handing the interpreter back and forth once per signature."""
-    return Transaction.verify_signatures(jobs, chain_id)
