@@ -263,7 +263,9 @@ def test_host_fetches_missing_refuses_forged_and_ignores_unknown(tmp_path: Path)
             host._on_consensus(peer, Channel.CONSENSUS, resp.to_bytes())  # type: ignore[arg-type]
             assert host.counters.bad_messages == bad + 1 and delivered == []
             # forged bytes in place of a listed transaction: refused, nothing delivered
-            forged = TxResponse(cp.block_hash, (raws[1][:-1] + b"\x00",))
+            # (the last byte flipped: replacing it by a fixed one left it unchanged when it
+            # was already that byte, one run in 256)
+            forged = TxResponse(cp.block_hash, (raws[1][:-1] + bytes([raws[1][-1] ^ 1]),))
             host._on_consensus(peer, Channel.BLOCK_SYNC, forged.to_bytes())  # type: ignore[arg-type]
             assert host.counters.bad_messages == bad + 2 and delivered == []
             host._on_consensus(peer, Channel.BLOCK_SYNC, resp.to_bytes())  # type: ignore[arg-type]
