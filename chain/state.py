@@ -77,6 +77,12 @@ class StateTable(Protocol):
         """Value at ``key`` or ``None``."""
         ...
 
+    def prefetch(self, keys: Collection[bytes]) -> None:
+        """Read ``keys`` ahead, in as few reads as the table can make, so that the
+        :meth:`get` of each that follows is cheap. Only a hint: answers are the same with
+        or without it."""
+        ...
+
     def items_with_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Entries whose key starts with ``prefix``, in key order."""
         ...
@@ -124,6 +130,9 @@ class MemoryTable:
 
     def get(self, key: bytes) -> bytes | None:
         return self._values.get(key)
+
+    def prefetch(self, keys: Collection[bytes]) -> None:
+        return None  # every entry is in memory already
 
     def items_with_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         keys, values = self._keys, self._values
@@ -229,6 +238,10 @@ class State:
     def get(self, key: bytes) -> bytes | None:
         """Value at ``key`` or ``None``."""
         return self._table.get(key)
+
+    def prefetch(self, keys: Collection[bytes]) -> None:
+        """Have the table read ``keys`` ahead (:meth:`StateTable.prefetch`)."""
+        self._table.prefetch(keys)
 
     def items_with_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Entries whose key starts with ``prefix``, in key order (an index range, not a scan)."""
@@ -380,6 +393,11 @@ class Overlay:
         if key in self._changes:
             return self._changes[key]
         return self._base.get(key)
+
+    def prefetch(self, keys: Collection[bytes]) -> None:
+        """Read ahead, through to the table, those of ``keys`` this overlay does not hold."""
+        changes = self._changes
+        self._base.prefetch([k for k in keys if k not in changes])
 
     def set(self, key: bytes, value: bytes) -> None:
         """Write ``value`` at ``key``."""

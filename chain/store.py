@@ -619,6 +619,13 @@ class Restore:
         return None if row is None else bytes(row[0])
 
 
+_PREFETCH_CHUNK = 64
+"""Point reads per statement of :meth:`StoreTable.prefetch` (below SQLite's 500 selects
+per compound statement and 999 parameters of its oldest builds)."""
+_PREFETCH_SQL = " UNION ALL ".join(
+    ["SELECT key, value FROM state WHERE bucket = ? AND key = ?"] * _PREFETCH_CHUNK
+)
+
 _IN_CHUNK = 500
 """Buckets per query of :meth:`StoreTable.leaves_of` (SQLite's bound on parameters is far above)."""
 
@@ -673,6 +680,25 @@ class StoreTable:
         if len(cache) > self.CACHE_ENTRIES:
             cache.popitem(last=False)
         return value
+
+    def prefetch(self, keys: Collection[bytes]) -> None:
+        """Read those of ``keys`` the cache lacks in statements of :data:`_PREFETCH_CHUNK`
+        point reads each (``UNION ALL``; a short chunk repeats its last key), and cache
+        each value or its absence: a block's new keys cost one statement per chunk instead
+        of one each, about half the CPU per key."""
+        cache = self._cache
+        wanted = list(dict.fromkeys(k for k in keys if k not in cache))[: self.CACHE_ENTRIES // 2]
+        found: dict[bytes, bytes] = {}
+        for i in range(0, len(wanted), _PREFETCH_CHUNK):
+            chunk = wanted[i : i + _PREFETCH_CHUNK]
+            chunk += [chunk[-1]] * (_PREFETCH_CHUNK - len(chunk))
+            args = [x for key in chunk for x in (bucket_of(key), key)]
+            for key, value in self._db.execute(_PREFETCH_SQL, args):
+                found[bytes(key)] = bytes(value)
+        for key in wanted:
+            cache[key] = found.get(key)
+        while len(cache) > self.CACHE_ENTRIES:
+            cache.popitem(last=False)
 
     def items_with_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         end = prefix_end(prefix)

@@ -123,6 +123,11 @@ class AnchorContract:
             if not 1 <= count <= MAX_BATCH:
                 raise ValidationError(f"batch count must be 1..{MAX_BATCH}")
 
+    def reads(self, payload: dict[str, Any]) -> list[bytes]:
+        """The key of the digest ``apply`` looks up (the one key it reads)."""
+        digest = payload.get("digest")
+        return [anchor_key(digest)] if type(digest) is bytes else []
+
     def authorize(self, ctx: TxContext, payload: dict[str, Any], state: Overlay) -> None:
         return None
 

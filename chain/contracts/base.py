@@ -42,6 +42,11 @@ class Contract(Protocol):
     ``apply`` never raises for a transaction whose ``check_payload`` and ``authorize``
     passed: admission to the mempool then stops after ``authorize`` instead of applying the
     transaction once more (:meth:`chain.executor.Executor.apply_one`, ``check_only``).
+
+    It may also define ``reads(payload) -> list[bytes]``: state keys its ``apply`` will
+    read, which the executor has the state read ahead for a whole block at once. It must
+    not raise, whatever the payload (it runs before ``check_payload``); the keys are only a
+    hint, so leaving one out or naming an extra one changes no result.
     """
 
     type_name: ClassVar[str]

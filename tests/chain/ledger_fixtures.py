@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 from chain.crypto import PrivateKey
+from chain.state import MemoryTable
 from chain.types import Certificate, ChainParams, Genesis, Role, Transaction
 
 
@@ -52,3 +55,21 @@ def consortium(n_nodes: int = 4) -> Consortium:
     certs = (supervisor.cert, media.cert, regulator.cert, *(n.cert for n in nodes))
     genesis = Genesis("Test consortium", "test-chain", root.public_key.to_bytes(), certs, ChainParams())
     return Consortium(root, supervisor, media, regulator, nodes, genesis)
+
+
+class RecordingTable:
+    """A memory table that records the keys it is asked to read ahead (``prefetch``); the
+    compiled :class:`MemoryTable` cannot be subclassed, so this one wraps it."""
+
+    def __init__(self, entries: dict[bytes, bytes]) -> None:
+        self.table = MemoryTable(entries)
+        self.asked: list[list[bytes]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.table, name)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def prefetch(self, keys: Collection[bytes]) -> None:
+        self.asked.append(list(keys))

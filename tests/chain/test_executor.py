@@ -7,7 +7,7 @@ from chain.executor import Executor, genesis_state
 from chain.state import State
 from chain.types import Role, ValidationError
 
-from .ledger_fixtures import consortium
+from .ledger_fixtures import RecordingTable, consortium
 
 
 def _setup(n_nodes: int = 4):
@@ -161,3 +161,26 @@ def test_tx_id_of_raw_bytes_is_the_decoded_id_cached_or_not() -> None:
     ex.forget([raw])
     assert ex.tx_id_of(raw) == from_bytes
     assert ex.tx_id_of(raw + b"\x00") != from_bytes  # other bytes, another id (never a decoded one)
+
+
+def test_a_block_has_its_anchor_keys_read_ahead_at_once_and_bad_ones_skipped() -> None:
+    c, ex, plain = _setup()
+    table = RecordingTable(plain.entries())
+    state = State(table=table)
+    digests = [bytes([i]) * 32 for i in range(1, 4)]
+    txs = [c.media.tx("anchor", {"digest": d, "kind": "w"}).to_bytes() for d in digests]
+    execution = ex.execute(state, txs, 1, 10)
+    assert table.asked == [[anchor_key(d) for d in digests]]
+    assert execution.state_root == ex.execute(plain, txs, 1, 10).state_root
+    chosen, _ = ex.select(state, txs, 1, 10, max_txs=2, max_bytes=1 << 20)
+    assert table.asked[-1] == [anchor_key(d) for d in digests[:2]] and chosen == txs[:2]
+    # undecodable bytes, an unknown type, a digest that is not bytes: nothing to read ahead,
+    # and each is still refused with its own reason when its turn comes
+    odd = [b"\xff not a transaction", c.regulator.tx("nope", {}).to_bytes()]
+    c.regulator.nonce = 0  # (the first was never committed)
+    odd.append(c.regulator.tx("anchor", {"digest": "text", "kind": "w"}).to_bytes())
+    for raw, reason in zip(odd, ("canonically encoded", "no contract", "digest"), strict=True):
+        table.asked.clear()
+        with pytest.raises(ValidationError, match=reason):
+            ex.execute(state, [raw], 1, 10)
+        assert table.asked == []

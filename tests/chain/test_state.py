@@ -17,6 +17,8 @@ from chain.state import MemoryTable, Overlay, State, prefix_end, state_root
 from chain.state_tree import verify_state_proof
 from chain.store import LedgerStore
 
+from .ledger_fixtures import RecordingTable
+
 G = b"\x00" * 32
 
 
@@ -330,3 +332,21 @@ def _verifies(root: bytes, proof: object) -> bool:
     except MerkleError:
         return False
     return True
+
+
+def test_prefetch_goes_through_overlays_to_the_table_without_the_keys_they_hold() -> None:
+    table = RecordingTable({b"a": b"1", b"b": b"2"})
+    state = State(table=table)
+    outer = Overlay(state)
+    outer.set(b"a", b"changed")
+    inner = outer.child()
+    inner.delete(b"c")
+    inner.prefetch([b"a", b"b", b"c", b"d"])
+    assert table.asked == [[b"b", b"d"]]
+    assert (inner.get(b"a"), inner.get(b"b"), inner.get(b"c"), inner.get(b"d")) == (
+        b"changed",
+        b"2",
+        None,
+        None,
+    )
+    MemoryTable({b"a": b"1"}).prefetch([b"a", b"z"])  # in memory already: nothing to do

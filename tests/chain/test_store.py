@@ -278,3 +278,37 @@ def test_leaves_of_many_buckets_in_one_read_match_bucket_by_bucket(tmp_path) -> 
     assert got == {b: memory.bucket_leaves(b) for b in wanted if memory.bucket_leaves(b)}
     assert all(got[b] == table.bucket_leaves(b) for b in got)
     assert memory.leaves_of(wanted) == {b: memory.bucket_leaves(b) for b in wanted}
+
+
+def test_prefetch_reads_many_keys_in_few_statements_and_answers_as_get_does(tmp_path) -> None:
+    s = LedgerStore(tmp_path / "n.db", G)
+    present = {b"anchor/%d" % i: b"v%d" % i for i in range(150)}
+    s.commit_block(1, sm3(b"b1"), G, b"r" * 32, b"b", b"q", [], present)
+    absent = [b"anchor/missing-%d" % i for i in range(60)]
+    wanted = [*present, *absent, b"anchor/3", b"anchor/missing-1"]  # repeats, over 3 chunks
+    table = s.load_state().table
+    statements: list[str] = []
+    s._db.set_trace_callback(statements.append)
+    table.prefetch(wanted)
+    reads = [q for q in statements if q.lstrip().upper().startswith("SELECT")]
+    assert 1 <= len(reads) <= 4  # 210 distinct keys, 64 per statement
+    statements.clear()
+    got = {k: table.get(k) for k in wanted}
+    assert not statements  # every answer came from what prefetch read
+    s._db.set_trace_callback(None)
+    assert got == {k: present.get(k) for k in wanted}
+    fresh = LedgerStore(tmp_path / "n.db", G).load_state().table
+    assert {k: fresh.get(k) for k in wanted} == got  # the same answers without prefetch
+
+
+def test_prefetch_of_cached_or_no_keys_reads_nothing(tmp_path) -> None:
+    s = LedgerStore(tmp_path / "n.db", G)
+    s.commit_block(1, sm3(b"b1"), G, b"r" * 32, b"b", b"q", [], {b"a": b"1"})
+    table = s.load_state().table
+    assert table.get(b"a") == b"1" and table.get(b"b") is None
+    statements: list[str] = []
+    s._db.set_trace_callback(statements.append)
+    table.prefetch([b"a", b"b"])
+    table.prefetch([])
+    s._db.set_trace_callback(None)
+    assert statements == []

@@ -47,3 +47,12 @@ def test_values_the_codec_refuses_are_refused(field: str, value: object) -> None
     rec[field] = value
     with pytest.raises(codec.CodecError):
         encode_record(**rec)  # type: ignore[arg-type]
+
+
+def test_reads_names_the_digest_key_and_never_raises() -> None:
+    from chain.contracts.anchor import AnchorContract, anchor_key
+
+    contract = AnchorContract()
+    assert contract.reads({"digest": b"\x01" * 32, "kind": "w"}) == [anchor_key(b"\x01" * 32)]
+    for payload in ({}, {"digest": "text"}, {"digest": 5}, {"digest": None}, {"digest": [b"x"]}):
+        assert contract.reads(payload) == []
