@@ -18,7 +18,12 @@ in one table:
   program on this machine can reach. When it is above ``cores × rate`` instead, the
   one-core readings were low and the ratio overstates: the table also gives the ratio
   against the higher of the two (``max(cores × rate, all cores) ÷ nodes``), which a low
-  reading cannot inflate;
+  reading cannot inflate. A third reading needs no timing apart: the consensus nodes count
+  the signatures their verifying threads check and the CPU time they take
+  (``rongxin_crypto_tx_signature_check*`` metrics), so the cost of one verification *during
+  the phase*, on the same cores at the same moments, gives a rate and a bound too. This
+  machine's speed moves by a third from one second to the next, which the readings apart
+  catch at whatever moment they run; the one in the phase averages over the phase;
 * p99 latency at a fixed offered rate (500 TPS by default);
 * anchored digests per second with Merkle batches;
 * catch-up: a node SIGKILLed, the others commit the transactions it misses, then it is
@@ -365,6 +370,17 @@ def metric_sum(net: Net, names: list[str], metric: str) -> float | None:
     return total
 
 
+def signature_checks(net: Net, names: list[str]) -> tuple[float, float] | None:
+    """Transaction signatures the verifying threads of ``names`` checked, and the CPU
+    seconds they took (summed over the nodes; ``None`` when not readable)."""
+    try:
+        n = metric_sum(net, names, "rongxin_crypto_tx_signature_checks_total")
+        cpu = metric_sum(net, names, "rongxin_crypto_tx_signature_check_cpu_seconds_total")
+    except (OSError, ValueError):
+        return None
+    return None if n is None or cpu is None else (n, cpu)
+
+
 def heights(net: Net) -> dict[str, int | None]:
     return {s.name: s.height for s in procs.probe(list(net.entries.values()))}
 
@@ -431,12 +447,18 @@ def main() -> None:
             h0 = heights(net).get(observer)
             cpu0 = cpu_of(net, consensus)
             others0 = cpu_of(net, [observer]), time.process_time()
+            checks0 = signature_checks(net, consensus)
             ids = run_load(net, streams, consensus, args.batch, None)
             wait_seen(watcher, ids, 120)
             tps, p50, p99, done = latency_stats(ids, watcher.seen)
             waited, quiet = settle(net, consensus)
             results["settle_s"] = [waited]
             spent = cpu_spent(cpu0, cpu_of(net, consensus))
+            checks1 = signature_checks(net, consensus)
+            if checks0 is not None and checks1 is not None and checks1[1] > checks0[1]:
+                verify_cpu = checks1[1] - checks0[1]
+                results["verify_in_nodes_per_s"] = (checks1[0] - checks0[0]) / verify_cpu
+                results["verify_share_of_node_cpu"] = verify_cpu / sum(spent)
             observer_cpu = cpu_spent(others0[0], cpu_of(net, [observer]))
             client_cpu = time.process_time() - others0[1]  # before this process verifies below
             # the rate again right after the phase, once the nodes are quiet: a shared
@@ -519,6 +541,9 @@ def main() -> None:
     strict_bound = max(bound, results["verify_all_cores_per_s"] / args.nodes)
     results["strict_bound_tps"] = strict_bound
     results["strict_ratio"] = results["tps"] / strict_bound
+    if results.get("verify_in_nodes_per_s"):
+        results["in_phase_bound_tps"] = cores * results["verify_in_nodes_per_s"] / args.nodes
+        results["in_phase_ratio"] = results["tps"] / results["in_phase_bound_tps"]
     print_table(results, args)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
@@ -648,6 +673,19 @@ def print_table(r: dict[str, Any], args: argparse.Namespace) -> None:
         (
             "TPS ÷ the higher bound (one-core × cores, or all cores at once)",
             f"{r['strict_ratio']:.2f}  (bound {r['strict_bound_tps']:,.0f} TPS)",
+        ),
+        (
+            "SM2 verify in the nodes during the phase: CPU per signature → one core",
+            f"{1e6 / r['verify_in_nodes_per_s']:,.0f} µs → {r['verify_in_nodes_per_s']:,.0f}/s"
+            if r.get("verify_in_nodes_per_s")
+            else "—",
+        ),
+        (
+            "TPS ÷ the bound at that rate (share of the nodes' CPU spent verifying)",
+            f"{r['in_phase_ratio']:.2f}  (bound {r['in_phase_bound_tps']:,.0f} TPS; "
+            f"{100 * r['verify_share_of_node_cpu']:.0f} %)"
+            if r.get("in_phase_ratio")
+            else "—",
         ),
         ("same efficiency, a 2-core machine per node", f"{r['per_machine_tps']:,.0f} TPS"),
         (

@@ -33,6 +33,8 @@ metric                                                   meaning
 ``rongxin_p2p_refused_connections_total``                handshakes refused
 ``rongxin_blocksync_lag``                                blocks behind the highest peer
 ``rongxin_crypto_sm2_verifications_total``               SM2 signature verifications done
+``rongxin_crypto_tx_signature_checks_total``             transaction signatures checked in batches
+``rongxin_crypto_tx_signature_check_cpu_seconds_total``  CPU seconds spent checking them
 =======================================================  ===========================================
 """
 
@@ -132,6 +134,16 @@ class _HostCollector(Collector):
         yield counter("p2p_refused_connections", "Handshakes refused.", h.peers.refused)
         yield gauge("blocksync_lag", "Blocks behind the highest peer.", best - height)
         yield counter("crypto_sm2_verifications", "SM2 signature verifications done.", sm2.verifications())
+        yield counter(
+            "crypto_tx_signature_checks",
+            "Transaction signatures the verifying thread checked in batches.",
+            h.counters.signature_checks,
+        )
+        yield counter(
+            "crypto_tx_signature_check_cpu_seconds",
+            "CPU seconds the verifying thread spent checking transaction signatures.",
+            h.counters.signature_check_cpu_s,
+        )
         missed = CounterMetricFamily(
             "rongxin_consensus_missed_proposals",
             "Rounds whose leader's block did not commit, per validator.",

@@ -8,8 +8,12 @@ import os
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 
-from tests.chain.node.host_fixtures import HostNet, anchor_tx, free_ports, wait_for
+from chain import codec
+from chain.node.host import NodeHost
+from chain.node.metrics import node_registry
+from tests.chain.node.host_fixtures import HostNet, StubPeer, anchor_tx, free_ports, wait_for
 
 
 def test_transactions_admitted_without_peers_are_sent_to_peers_that_connect(tmp_path: Path) -> None:
@@ -41,23 +45,24 @@ def test_transactions_admitted_without_peers_are_sent_to_peers_that_connect(tmp_
     asyncio.run(main())
 
 
+async def _lone_host(tmp_path: Path) -> tuple[HostNet, NodeHost]:
+    """A started validator of a four-node network, with no peers."""
+    net = HostNet.create(tmp_path, nodes=4)
+    host = net.build(0, free_ports(1)[0], [])
+    net.hosts = [host]
+    await host.start()
+    return net, host
+
+
 def test_gossip_beyond_a_full_admission_queue_is_counted_and_kept_for_proposals(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from prometheus_client import generate_latest
-
-    from chain import codec
     from chain.node import host as host_module
-    from chain.node.metrics import node_registry
-    from tests.chain.node.host_fixtures import StubPeer
 
     async def main() -> None:
-        net = HostNet.create(tmp_path, nodes=4)
-        host = net.build(0, free_ports(1)[0], [])
-        net.hosts = [host]
-        await host.start()
+        net, host = await _lone_host(tmp_path)
         try:
-            peer = StubPeer(net.hosts[0].replica.node_id)
+            peer = StubPeer(host.replica.node_id)
             txs = [anchor_tx(net, net.supervisor, os.urandom(32), host.now_ms()) for _ in range(300)]
             async with host._admission:  # the admission of gossip stalls (a slow node)
                 for raw in txs:
@@ -126,6 +131,29 @@ def test_kept_gossip_is_let_go_once_committed(tmp_path: Path) -> None:
             assert first._overflow.bytes == 0 and not first._overflow
             first._keep_overflow([raw])  # a late copy of a committed transaction is not kept
             assert not first._overflow
+        finally:
+            await net.stop_all()
+
+    asyncio.run(main())
+
+
+def test_signature_checks_of_gossip_are_counted_with_their_cpu_time(tmp_path: Path) -> None:
+    async def main() -> None:
+        net, host = await _lone_host(tmp_path)
+        try:
+            peer = StubPeer(host.replica.node_id)
+            txs = [anchor_tx(net, net.supervisor, os.urandom(32), host.now_ms()) for _ in range(20)]
+            forged = bytearray(anchor_tx(net, net.supervisor, os.urandom(32), host.now_ms()))
+            forged[-5] ^= 1
+            assert host.counters.signature_checks == 0
+            host._on_gossip(peer, codec.encode([*txs, bytes(forged)]))  # type: ignore[arg-type]
+            await wait_for(lambda: len(host.replica.app.mempool) == 20, 10, "the gossip admitted")
+            assert host.counters.signature_checks == 21  # the forged one was checked too
+            assert host.counters.signature_check_cpu_s > 0
+            text = generate_latest(node_registry(host)).decode()
+            assert "rongxin_crypto_tx_signature_checks_total 21.0" in text
+            line = next(x for x in text.splitlines() if x.startswith("rongxin_crypto_tx_signature_check_cpu"))
+            assert float(line.split()[-1]) == host.counters.signature_check_cpu_s
         finally:
             await net.stop_all()
 
