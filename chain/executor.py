@@ -196,7 +196,8 @@ class Executor:
         """Have ``state`` read ahead the keys these transactions' contracts say they read
         (a contract's optional ``reads``: :class:`~chain.contracts.base.Contract`), in a few
         reads instead of one per transaction. A transaction that does not decode, or has
-        no contract, is skipped here and refused in its turn."""
+        no contract, is skipped here and refused in its turn; a contract's ``reads`` that
+        fails, or names something other than bytes, only goes without reading ahead."""
         keys: list[bytes] = []
         for raw in txs:
             try:
@@ -205,8 +206,13 @@ class Executor:
             except ValidationError:
                 continue
             reads = getattr(contract, "reads", None)
-            if reads is not None:
-                keys.extend(reads(tx.payload))
+            if reads is None:
+                continue
+            try:
+                named = reads(tx.payload)
+                keys.extend(k for k in named if type(k) is bytes)
+            except Exception:  # a hint that fails is no hint: apply decides
+                continue
         if keys:
             state.prefetch(keys)
 

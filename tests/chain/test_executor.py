@@ -184,3 +184,38 @@ def test_a_block_has_its_anchor_keys_read_ahead_at_once_and_bad_ones_skipped() -
         with pytest.raises(ValidationError, match=reason):
             ex.execute(state, [raw], 1, 10)
         assert table.asked == []
+
+
+def test_a_contracts_failing_or_odd_reads_only_goes_without_reading_ahead() -> None:
+    from chain.contracts.base import TxContext
+    from chain.executor import default_registry
+
+    class Noted:
+        type_name = "noted"
+        permitted_roles = frozenset(Role)
+
+        def __init__(self, reads) -> None:  # type: ignore[no-untyped-def]
+            self.reads = reads
+
+        def check_payload(self, payload: dict) -> None:
+            return None
+
+        def authorize(self, ctx: TxContext, payload: dict, state) -> None:  # type: ignore[no-untyped-def]
+            return None
+
+        def apply(self, state, ctx: TxContext, payload: dict) -> dict:  # type: ignore[no-untyped-def]
+            state.set(b"noted/" + ctx.tx_id, b"1")
+            return {"seen": state.get(b"k")}
+
+    def boom(payload: dict) -> list[bytes]:
+        raise RuntimeError("a contract's bug")
+
+    c, _, plain = _setup()
+    for reads, asked in ((boom, []), (lambda p: ["text", b"k", 7], [[b"k"]])):
+        registry = default_registry(c.genesis)
+        registry.register(Noted(reads))
+        ex = Executor(c.genesis, registry)
+        table = RecordingTable({**plain.entries(), b"k": b"v"})
+        execution = ex.execute(State(table=table), [c.media.tx("noted", {}).to_bytes()], 1, 10)
+        c.media.nonce = 0
+        assert execution.results == [{"seen": b"v"}] and table.asked == asked
