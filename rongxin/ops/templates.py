@@ -42,6 +42,12 @@ MISSED_PROPOSALS = 3
 """Failed proposals of one validator within ten minutes after which it is reported."""
 MISSED = "rongxin_consensus_missed_proposals_total"
 """Counter of rounds whose leader's block did not commit, labelled ``validator``."""
+VERIFY_CPU = "rongxin_crypto_tx_signature_check_cpu_seconds_total"
+"""Counter of the CPU seconds a node's verifying thread spent checking signatures."""
+VERIFY_BUSY_RATIO = 0.9
+"""Share of one core that checking transaction signatures may take, over five minutes,
+before a node is reported as saturated (it checks in one thread: at 1.0 it can check no
+faster, and transactions queue)."""
 STOP_TIMEOUT_S = 30
 """Seconds ``stop.sh`` and systemd wait after SIGTERM before SIGKILL."""
 
@@ -279,6 +285,17 @@ def alert_rules(chain_id: str, validators: int, *, empty_blocks: bool, block_int
             f"The node is more than {SYNC_LAG_BLOCKS} blocks behind the highest node of the network.",
         ),
         *_rule(
+            "RongxinSignatureCheckingSaturated",
+            f"rate({VERIFY_CPU}{{{job}}}[5m]) > {VERIFY_BUSY_RATIO}",
+            "5m",
+            "warning",
+            "Signature checks take {{ $value | humanizePercentage }} of a core on {{ $labels.node }}",
+            "The node checks transaction signatures in one thread, and that thread has been "
+            f"busy more than {VERIFY_BUSY_RATIO:.0%} of the time: transactions arrive about as fast "
+            "as this machine can verify them, and any more will queue. A faster core, or fewer "
+            "transactions sent to this node, is the remedy.",
+        ),
+        *_rule(
             "RongxinMissedProposals",
             f"max by (validator) (increase({MISSED}{{{job}}}[10m])) > {MISSED_PROPOSALS}",
             "1m",
@@ -296,6 +313,8 @@ __all__ = [
     "METRICS",
     "MISSED_PROPOSALS",
     "SYNC_LAG_BLOCKS",
+    "VERIFY_BUSY_RATIO",
+    "VERIFY_CPU",
     "alert_rules",
     "all_script",
     "prometheus_config",

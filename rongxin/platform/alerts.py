@@ -4,19 +4,23 @@ The rules carry the names of the Prometheus alerting rules that ``rongxin chain 
 writes to ``alerts.yml`` (:func:`rongxin.ops.templates.alert_rules`), so an operator sees
 the same alert on the platform's operations page and in Alertmanager:
 
-======================  =====================================================================
-alert                   fires when
-======================  =====================================================================
-RongxinNodeDown         no readable ``/metrics`` from the node for ``down_after_s``
-RongxinHeightStalled    the height did not grow for ``stalled_after_s`` (while transactions are
-                        pending, unless ``empty_blocks``)
-RongxinPeersBelowQuorum a voting node has fewer peers than a quorum needs (an observer: none)
-RongxinMempoolFull      the mempool is fuller than ``mempool_full_ratio`` of its capacity
-RongxinSyncLag          the node is more than ``lag_blocks`` behind (its own count, or the
-                        highest node sampled)
-RongxinMissedProposals  a validator's proposals failed more than ``missed_proposals`` times
-                        within ``missed_window_s``
-======================  =====================================================================
+=================================  ============================================================
+alert                              fires when
+=================================  ============================================================
+RongxinNodeDown                    no readable ``/metrics`` from the node for ``down_after_s``
+RongxinHeightStalled               the height did not grow for ``stalled_after_s`` (while
+                                   transactions are pending, unless ``empty_blocks``)
+RongxinPeersBelowQuorum            a voting node has fewer peers than a quorum needs (an
+                                   observer: none)
+RongxinMempoolFull                 the mempool is fuller than ``mempool_full_ratio`` of its
+                                   capacity
+RongxinSyncLag                     the node is more than ``lag_blocks`` behind (its own count,
+                                   or the highest node sampled)
+RongxinMissedProposals             a validator's proposals failed more than ``missed_proposals``
+                                   times within ``missed_window_s``
+RongxinSignatureCheckingSaturated  the node's signature checks took more than
+                                   ``verify_busy_ratio`` of a core over ``verify_busy_window_s``
+=================================  ============================================================
 
 :class:`AlertBook` remembers which alerts are firing and reports each change (fired,
 resolved) once.
@@ -38,7 +42,16 @@ PEERS_BELOW_QUORUM = "RongxinPeersBelowQuorum"
 MEMPOOL_FULL = "RongxinMempoolFull"
 SYNC_LAG = "RongxinSyncLag"
 MISSED_PROPOSALS = "RongxinMissedProposals"
-RULES = (NODE_DOWN, HEIGHT_STALLED, PEERS_BELOW_QUORUM, MEMPOOL_FULL, SYNC_LAG, MISSED_PROPOSALS)
+VERIFY_SATURATED = "RongxinSignatureCheckingSaturated"
+RULES = (
+    NODE_DOWN,
+    HEIGHT_STALLED,
+    PEERS_BELOW_QUORUM,
+    MEMPOOL_FULL,
+    SYNC_LAG,
+    MISSED_PROPOSALS,
+    VERIFY_SATURATED,
+)
 
 
 @dataclass(frozen=True)
@@ -121,7 +134,30 @@ def _node_alerts(
     lag = max(v.get("lag", 0.0), best - height if height is not None else 0.0)
     if lag > config.lag_blocks:
         out.append(Alert(SYNC_LAG, node, "warning", f"{lag:.0f} blocks behind (above {config.lag_blocks})"))
+    busy = _verify_busy(samples, last, now, config)
+    if busy is not None and busy > config.verify_busy_ratio:
+        detail = (
+            f"signature checks took {100 * busy:.0f}% of a core over the last "
+            f"{config.verify_busy_window_s:g} s (above {100 * config.verify_busy_ratio:.0f}%): "
+            "transactions arrive about as fast as this machine verifies them"
+        )
+        out.append(Alert(VERIFY_SATURATED, node, "warning", detail))
     return out
+
+
+def _verify_busy(samples: Sequence[Sample], last: Sample, now: float, config: OpsConfig) -> float | None:
+    """The share of a core the node's signature checks took between the readable sample
+    taken ``verify_busy_window_s`` before ``now`` (or just before) and ``last`` (as
+    Prometheus's ``rate``); ``None`` without two such samples, or across a restart (the
+    counter went down)."""
+    then = _at_or_before(samples, now - config.verify_busy_window_s)
+    if then is None or then.metrics is None or last.metrics is None or last.ts <= then.ts:
+        return None
+    before = then.metrics.values.get("signature_check_cpu_total")
+    after = last.metrics.values.get("signature_check_cpu_total")
+    if before is None or after is None or after < before:
+        return None
+    return (after - before) / (last.ts - then.ts)
 
 
 def _missed_growth(samples: Sequence[Sample], now: float, config: OpsConfig) -> dict[str, float]:

@@ -13,6 +13,8 @@ are kept, and the alert rules' thresholds (:mod:`rongxin.platform.alerts`).
     mempool_full_ratio = 0.9    # RongxinMempoolFull
     missed_proposals = 3        # RongxinMissedProposals: more than this ...
     missed_window_s = 600       # ... within this window
+    verify_busy_ratio = 0.9     # RongxinSignatureCheckingSaturated: a core's share ...
+    verify_busy_window_s = 300  # ... over this window
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from rongxin.ops.templates import MISSED_PROPOSALS, SYNC_LAG_BLOCKS
+from rongxin.ops.templates import MISSED_PROPOSALS, SYNC_LAG_BLOCKS, VERIFY_BUSY_RATIO
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,10 @@ class OpsConfig:
     mempool_full_ratio : float
     missed_proposals : int
     missed_window_s : float
+    verify_busy_ratio : float
+        Share of one core (0-1] the node's signature checks may take, averaged over
+        ``verify_busy_window_s``, before ``RongxinSignatureCheckingSaturated``.
+    verify_busy_window_s : float
     """
 
     sample_interval_s: float = 10.0
@@ -53,6 +59,8 @@ class OpsConfig:
     mempool_full_ratio: float = 0.9
     missed_proposals: int = MISSED_PROPOSALS
     missed_window_s: float = 600.0
+    verify_busy_ratio: float = VERIFY_BUSY_RATIO
+    verify_busy_window_s: float = 300.0
 
 
 def ops_config(section: dict[str, Any], where: str) -> OpsConfig:
@@ -93,8 +101,9 @@ def ops_config(section: dict[str, Any], where: str) -> OpsConfig:
         raise ValueError(f"{where}: [ops] keep_samples: at least 2")
     if values.get("keep_samples", 0) > 100_000:
         raise ValueError(f"{where}: [ops] keep_samples: at most 100000")
-    if not 0 < values.get("mempool_full_ratio", 0.5) <= 1:
-        raise ValueError(f"{where}: [ops] mempool_full_ratio: between 0 and 1")
+    for ratio in ("mempool_full_ratio", "verify_busy_ratio"):
+        if not 0 < values.get(ratio, 0.5) <= 1:
+            raise ValueError(f"{where}: [ops] {ratio}: between 0 and 1")
     return OpsConfig(**values)
 
 

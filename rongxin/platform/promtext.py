@@ -49,6 +49,7 @@ GAUGES = {
     "peers": "rongxin_p2p_peers",
     "lag": "rongxin_blocksync_lag",
     "sm2_verifications_total": "rongxin_crypto_sm2_verifications_total",
+    "signature_check_cpu_total": "rongxin_crypto_tx_signature_check_cpu_seconds_total",
 }
 """What the operations page reads, by short name, with the node's metric name."""
 MISSED = "rongxin_consensus_missed_proposals_total"

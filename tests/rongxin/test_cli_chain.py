@@ -128,6 +128,7 @@ def test_network_summary_and_operator_files(net: Path) -> None:
     for name in ("RongxinNodeDown", "RongxinHeightStalled", "RongxinPeersBelowQuorum", "RongxinMempoolFull"):
         assert f"alert: {name}" in alerts
     assert "RongxinSyncLag" in alerts
+    assert "rate(rongxin_crypto_tx_signature_check_cpu_seconds_total{" in alerts
     assert 'role="consensus"} < 2' in alerts  # quorum of 4 is 3: two peers besides itself
 
 
@@ -152,7 +153,9 @@ def test_yaml_files_parse(net: Path) -> None:
     alerts = _system_yaml(net / "monitoring" / "alerts.yml")
     assert isinstance(alerts, dict)
     rules = alerts["groups"][0]["rules"]
-    assert len(rules) == 6 and rules[0]["expr"] == 'up{job="rongxin"} == 0'
+    assert len(rules) == 7 and rules[0]["expr"] == 'up{job="rongxin"} == 0'
+    saturated = next(r for r in rules if r["alert"] == "RongxinSignatureCheckingSaturated")
+    assert saturated["expr"].endswith("[5m]) > 0.9") and "90%" in saturated["annotations"]["description"]
     assert all({"alert", "expr", "for", "labels", "annotations"} <= set(r) for r in rules)
 
 

@@ -35,6 +35,8 @@ def _config(tmp_path: Path, body: str) -> Path:
         ("[platform]\n[ops]\nlag_blocks = 2.5\n", "whole number"),
         ("[platform]\n[ops]\nempty_blocks = 1\n", "true or false"),
         ("[platform]\n[ops]\nmempool_full_ratio = 1.5\n", "between 0 and 1"),
+        ("[platform]\n[ops]\nverify_busy_ratio = 2\n", r"verify_busy_ratio: between 0 and 1"),
+        ("[platform]\n[ops]\nverify_busy_window_s = 0\n", "positive"),
         ("[platform]\n[ops]\nkeep_samples = 1\n", "at least 2"),
         ("[platform]\n[ops]\nalarm = 1\n", r"\[ops\] alarm: unknown key"),
         ("[platform]\nops = 3\n", "unknown key"),

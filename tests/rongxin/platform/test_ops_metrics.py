@@ -24,6 +24,7 @@ from rongxin.platform.alerts import (
     PEERS_BELOW_QUORUM,
     RULES,
     SYNC_LAG,
+    VERIFY_SATURATED,
     AlertBook,
     evaluate,
 )
@@ -54,6 +55,7 @@ class _Node(Collector):
         yield GaugeMetricFamily("rongxin_p2p_peers", "p", value=3)
         yield GaugeMetricFamily("rongxin_blocksync_lag", "l", value=0)
         yield CounterMetricFamily("rongxin_crypto_sm2_verifications", "s", value=500)
+        yield CounterMetricFamily("rongxin_crypto_tx_signature_check_cpu_seconds", "c", value=42.5)
         missed = CounterMetricFamily("rongxin_consensus_missed_proposals", "m", labels=["validator"])
         missed.add_metric(["node-2"], 2)
         yield missed
@@ -69,6 +71,7 @@ def test_parses_what_prometheus_client_writes() -> None:
     m = parse_metrics(exposition())
     assert m.values["height"] == 7 and m.values["txs_total"] == 120 and m.values["peers"] == 3
     assert m.values["sm2_verifications_total"] == 500 and m.values["mempool_max"] == 100_000
+    assert m.values["signature_check_cpu_total"] == 42.5
     assert m.missed == {"node-2": 2.0}
     assert set(m.values) <= set(GAUGES)
 
@@ -178,6 +181,8 @@ def test_series_are_gauges_and_rates_and_skip_a_restart() -> None:
 def up(t: float, **values: float) -> Sample:
     base = {"height": 10.0, "mempool": 0.0, "mempool_max": 100.0, "peers": 3.0, "validators": 4.0}
     base.update(values)
+    if "busy" in base:
+        base["signature_check_cpu_total"] = base.pop("busy")
     missed = {"node-3": base.pop("missed")} if "missed" in base else {}
     return Sample(t, NodeMetrics({**base, "voting": base.get("voting", 1.0)}, missed))
 
@@ -212,6 +217,11 @@ CFG = OpsConfig(down_after_s=60, stalled_after_s=300, lag_blocks=10, missed_prop
             {"a": [up(0, missed=1), up(100, missed=5)]},
             {"a": [up(0, missed=1), up(700, missed=5)]},
         ),
+        (
+            VERIFY_SATURATED,  # 285 CPU-seconds in 300 s: 95 % of a core
+            {"a": [up(0, busy=1000), up(300, busy=1285)]},
+            {"a": [up(0, busy=1000), up(300, busy=1240)]},  # 80 %
+        ),
     ],
 )
 def test_each_rule_fires_and_resolves(name: str, firing: dict, resolved: dict) -> None:  # type: ignore[type-arg]
@@ -234,6 +244,28 @@ def test_quiet_chain_and_young_sampler_raise_nothing() -> None:
     assert [a.name for a in evaluate({"a": [up(0), up(400)]}, 400, heartbeat)] == [HEIGHT_STALLED]
     # never answered, but asked only for 10 s: not down yet
     assert evaluate({"a": [Sample(0, None, "x"), Sample(10, None, "x")]}, 10, CFG) == []
+
+
+def test_signature_checking_is_saturated_only_over_a_whole_window_without_a_restart() -> None:
+    def names(samples: list[Sample], now: float) -> list[str]:
+        return [a.name for a in evaluate({"a": samples}, now, CFG)]
+
+    busy = [up(0, busy=0), up(100, busy=99), up(200, busy=198), up(300, busy=297)]
+    assert names(busy, 300) == [VERIFY_SATURATED]
+    alert = evaluate({"a": busy}, 300, CFG)[0]
+    assert alert.target == "a" and "99% of a core over the last 300 s" in alert.detail
+    # not yet a whole window of samples: nothing to say
+    assert names(busy[1:], 300) == []
+    # a restart in between (the counter starts again from zero): no rate across it
+    assert names([up(0, busy=500), up(150, busy=10), up(300, busy=160)], 300) == []
+    # a node without the counter (an older version), or an idle one
+    assert names([up(0), up(300)], 300) == []
+    assert names([up(0, busy=0), up(300, busy=0)], 300) == []
+    # the threshold is the configuration's
+    strict = OpsConfig(verify_busy_ratio=0.5, verify_busy_window_s=100)
+    assert [a.name for a in evaluate({"a": [up(0, busy=0), up(100, busy=60)]}, 100, strict)] == [
+        VERIFY_SATURATED
+    ]
 
 
 def test_rule_names_are_the_prometheus_rules_of_chain_init() -> None:
