@@ -37,7 +37,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -146,6 +146,37 @@ class StepRecord:
         if caught:
             line += f"; caught up: {caught}"
         return line + (f"; {self.note}" if self.note else "")
+
+
+def struck_again(
+    records: Sequence[StepRecord], rec: StepRecord, name: str, until: float
+) -> StepRecord | None:
+    """The first step after ``rec`` that struck ``name`` again before ``until`` (when the
+    node caught up after ``rec``, or the end of its catch-up window), if any.
+
+    A node killed again while it restarts, or before it has caught up, cannot be held to
+    catching up within the window of the first kill; the later step's own check holds it to
+    reaching that step's (higher) height within the window from that step's end.
+
+    Examples
+    --------
+    >>> kill = Step(2.0, "kill", node="random", duration_s=1.5)
+    >>> first = StepRecord(kill, ("node-3",), 2.0, 3.5)
+    >>> second = StepRecord(kill, ("node-3",), 6.0, 7.5)
+    >>> struck_again([first, second], first, "node-3", 10.0) is second
+    True
+    >>> struck_again([first, second], first, "node-3", 5.0) is None  # caught up before it
+    True
+    >>> struck_again([first, second], first, "node-1", 10.0) is None
+    True
+    """
+    later = False
+    for other in records:
+        if other is rec:
+            later = True
+        elif later and other.started < until and name in other.targets:
+            return other
+    return None
 
 
 @dataclass
@@ -665,6 +696,14 @@ class Runner:
             for name in rec.targets:
                 reached = self.monitor.reached(name, height, rec.ended)
                 rec.caught_up_s[name] = None if reached is None else reached - rec.ended
+                until = rec.ended + self.m.catch_up_s if reached is None else reached
+                again = struck_again(records, rec, name, until)
+                if again is not None:
+                    rec.note = (
+                        f"{name} struck again at {again.started:.1f} s before it caught up: "
+                        "checked from that step's end"
+                    )
+                    continue
                 if reached is None or reached - rec.ended > self.m.catch_up_s:
                     self.problem(
                         f"{name} did not reach height {height} within {self.m.catch_up_s:g} s after "
@@ -843,4 +882,5 @@ __all__ = [
     "ipv6_loopback",
     "release_port_block",
     "run_manifest",
+    "struck_again",
 ]

@@ -14,6 +14,7 @@ from rongxin.e2e.runner import (
     free_port_block,
     ipv6_loopback,
     release_port_block,
+    struck_again,
 )
 
 
@@ -54,3 +55,23 @@ def test_report_summary_lists_steps_and_problems(tmp_path: Path) -> None:
         "kill -9 random, down 1.5 s, at 2 s (→ node-2); next block after 1.2 s; caught up: node-2 2.2 s"
         in text
     )
+
+
+def test_a_node_struck_again_before_it_caught_up_is_held_to_the_later_step() -> None:
+    kill = Step(2.0, "kill", node="random", duration_s=1.5)
+    stop = Step(9.0, "stop", node="leader", duration_s=2.0)
+    first = StepRecord(kill, ("node-3",), 1.7, 3.2)
+    second = StepRecord(kill, ("node-3",), 5.8, 7.4)  # while node-3 was still starting
+    other = StepRecord(kill, ("node-1",), 8.0, 9.5)
+    third = StepRecord(stop, ("node-3",), 10.4, 12.4)
+    records = [first, second, other, third]
+    # node-3 had not caught up when the second kill came: the second's check covers it
+    assert struck_again(records, first, "node-3", 18.2) is second
+    # after the second: the next step striking node-3 is the third, if before it caught up
+    assert struck_again(records, second, "node-3", 11.0) is third
+    assert struck_again(records, second, "node-3", 10.0) is None
+    # another node, and the last step: nothing later
+    assert struck_again(records, other, "node-1", 30.0) is None
+    assert struck_again(records, third, "node-3", 30.0) is None
+    # a step is never its own successor, even with the same times
+    assert struck_again([first], first, "node-3", 99.0) is None
