@@ -699,10 +699,9 @@ class Runner:
                 until = rec.ended + self.m.catch_up_s if reached is None else reached
                 again = struck_again(records, rec, name, until)
                 if again is not None:
-                    rec.note = (
-                        f"{name} struck again at {again.started:.1f} s before it caught up: "
-                        "checked from that step's end"
-                    )
+                    struck = f"{name} struck again at {again.started:.1f} s before it caught up: "
+                    struck += "checked from that step's end"
+                    rec.note = f"{rec.note}; {struck}" if rec.note else struck
                     continue
                 if reached is None or reached - rec.ended > self.m.catch_up_s:
                     self.problem(

@@ -45,9 +45,11 @@ MISSED = "rongxin_consensus_missed_proposals_total"
 VERIFY_CPU = "rongxin_crypto_tx_signature_check_cpu_seconds_total"
 """Counter of the CPU seconds a node's verifying thread spent checking signatures."""
 VERIFY_BUSY_RATIO = 0.9
-"""Share of one core that checking transaction signatures may take, over five minutes,
-before a node is reported as saturated (it checks in one thread: at 1.0 it can check no
-faster, and transactions queue)."""
+"""Share of one core that checking transaction signatures may take, over
+:data:`VERIFY_BUSY_WINDOW_S`, before a node is reported as saturated (it checks in one
+thread: at 1.0 it can check no faster, and transactions queue)."""
+VERIFY_BUSY_WINDOW_S = 300
+"""The window of :data:`VERIFY_BUSY_RATIO` (whole minutes: the rule's range is in minutes)."""
 STOP_TIMEOUT_S = 30
 """Seconds ``stop.sh`` and systemd wait after SIGTERM before SIGKILL."""
 
@@ -286,8 +288,8 @@ def alert_rules(chain_id: str, validators: int, *, empty_blocks: bool, block_int
         ),
         *_rule(
             "RongxinSignatureCheckingSaturated",
-            f"rate({VERIFY_CPU}{{{job}}}[5m]) > {VERIFY_BUSY_RATIO}",
-            "5m",
+            f"rate({VERIFY_CPU}{{{job}}}[{VERIFY_BUSY_WINDOW_S // 60}m]) > {VERIFY_BUSY_RATIO}",
+            f"{VERIFY_BUSY_WINDOW_S // 60}m",
             "warning",
             "Signature checks take {{ $value | humanizePercentage }} of a core on {{ $labels.node }}",
             "The node checks transaction signatures in one thread, and that thread has been "
@@ -314,6 +316,7 @@ __all__ = [
     "MISSED_PROPOSALS",
     "SYNC_LAG_BLOCKS",
     "VERIFY_BUSY_RATIO",
+    "VERIFY_BUSY_WINDOW_S",
     "VERIFY_CPU",
     "alert_rules",
     "all_script",

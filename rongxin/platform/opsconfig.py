@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from rongxin.ops.templates import MISSED_PROPOSALS, SYNC_LAG_BLOCKS, VERIFY_BUSY_RATIO
+from rongxin.ops.templates import MISSED_PROPOSALS, SYNC_LAG_BLOCKS, VERIFY_BUSY_RATIO, VERIFY_BUSY_WINDOW_S
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class OpsConfig:
     missed_proposals: int = MISSED_PROPOSALS
     missed_window_s: float = 600.0
     verify_busy_ratio: float = VERIFY_BUSY_RATIO
-    verify_busy_window_s: float = 300.0
+    verify_busy_window_s: float = float(VERIFY_BUSY_WINDOW_S)
 
 
 def ops_config(section: dict[str, Any], where: str) -> OpsConfig:

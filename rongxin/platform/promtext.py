@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from rongxin.ops.templates import VERIFY_CPU
 from rongxin.platform.config import PlatformError
 
 MAX_BYTES = 1024 * 1024
@@ -49,7 +50,7 @@ GAUGES = {
     "peers": "rongxin_p2p_peers",
     "lag": "rongxin_blocksync_lag",
     "sm2_verifications_total": "rongxin_crypto_sm2_verifications_total",
-    "signature_check_cpu_total": "rongxin_crypto_tx_signature_check_cpu_seconds_total",
+    "signature_check_cpu_total": VERIFY_CPU,
 }
 """What the operations page reads, by short name, with the node's metric name."""
 MISSED = "rongxin_consensus_missed_proposals_total"
