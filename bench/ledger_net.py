@@ -381,6 +381,25 @@ def signature_checks(net: Net, names: list[str]) -> tuple[float, float] | None:
     return None if n is None or cpu is None else (n, cpu)
 
 
+def gc_seconds(net: Net, names: list[str]) -> float | None:
+    """Seconds the garbage collectors of ``names`` held their interpreters, all generations,
+    summed over the nodes (``None`` when a node does not say)."""
+    import urllib.request
+
+    total = 0.0
+    try:
+        for name in names:
+            with urllib.request.urlopen(f"{net.url(name)}/metrics", timeout=10) as resp:
+                text = resp.read().decode()
+            lines = [x for x in text.splitlines() if x.startswith("rongxin_process_gc_seconds_total{")]
+            if not lines:
+                return None
+            total += sum(float(x.split()[-1]) for x in lines)
+    except (OSError, ValueError):
+        return None
+    return total
+
+
 def heights(net: Net) -> dict[str, int | None]:
     return {s.name: s.height for s in procs.probe(list(net.entries.values()))}
 
@@ -448,6 +467,7 @@ def main() -> None:
             cpu0 = cpu_of(net, consensus)
             others0 = cpu_of(net, [observer]), time.process_time()
             checks0 = signature_checks(net, consensus)
+            gc0 = gc_seconds(net, consensus)
             ids = run_load(net, streams, consensus, args.batch, None)
             wait_seen(watcher, ids, 120)
             tps, p50, p99, done = latency_stats(ids, watcher.seen)
@@ -455,6 +475,7 @@ def main() -> None:
             results["settle_s"] = [waited]
             spent = cpu_spent(cpu0, cpu_of(net, consensus))
             checks1 = signature_checks(net, consensus)
+            gc1 = gc_seconds(net, consensus)
             if checks0 is not None and checks1 is not None and checks1[1] > checks0[1]:
                 verify_cpu = checks1[1] - checks0[1]
                 results["verify_in_nodes_per_s"] = (checks1[0] - checks0[0]) / verify_cpu
@@ -492,6 +513,8 @@ def main() -> None:
                 # (the submitting threads and the observer's watcher)
                 results["observer_cpu_s_per_1k_txs"] = 1000 * sum(observer_cpu) / done
                 results["client_cpu_s_per_1k_txs"] = 1000 * client_cpu / done
+                if gc0 is not None and gc1 is not None:  # a node's mean, as the CPU rows
+                    results["gc_s_per_1k_txs"] = 1000 * (gc1 - gc0) / done / len(consensus)
             # 2. latency at a fixed offered rate
             offered_n = int(args.offered * (10 if args.quick else 30))
             per2 = max(1, offered_n // args.members)
@@ -712,6 +735,10 @@ def print_table(r: dict[str, Any], args: argparse.Namespace) -> None:
                     f"{statistics.mean(v):.3f}, {statistics.median(v):.3f}, {max(v):.3f}",
                 )
             )
+    if r.get("gc_s_per_1k_txs") is not None:
+        rows.append(
+            ("garbage collection in a node (wall s per 1,000 txs, mean)", f"{r['gc_s_per_1k_txs']:.4f}")
+        )
     if r.get("compact_proposals") is not None:
         rows.append(
             (

@@ -49,7 +49,7 @@ async def _run(cfg: object) -> None:
     from chain.node.run import run_node
     from rongxin.contracts import node_registry
 
-    await run_node(cfg, node_registry)  # type: ignore[arg-type]
+    await run_node(cfg, node_registry, tune_gc=True)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- membership of nodes

@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config)
-        asyncio.run(run_node(cfg, replica_factory=partial(ByzantineReplica, seed=args.seed)))
+        asyncio.run(run_node(cfg, replica_factory=partial(ByzantineReplica, seed=args.seed), tune_gc=True))
     except ChainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

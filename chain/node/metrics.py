@@ -35,20 +35,27 @@ metric                                                   meaning
 ``rongxin_crypto_sm2_verifications_total``               SM2 signature verifications done
 ``rongxin_crypto_tx_signature_checks_total``             transaction signatures checked in batches
 ``rongxin_crypto_tx_signature_check_cpu_seconds_total``  CPU seconds spent checking them
+``rongxin_process_gc_collections_total{generation}``     garbage collections (:mod:`chain.node.heap`)
+``rongxin_process_gc_seconds_total{generation}``         seconds the collections held the interpreter
+``rongxin_process_gc_longest_seconds``                   the longest collection since start
+``rongxin_process_gc_frozen_objects``                    objects the collector never walks again
+``process_resident_memory_bytes``, ``process_cpu_…``     the process (``prometheus_client``'s)
 =======================================================  ===========================================
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from chain.consensus.core import Committed
 from chain.crypto import sm2
+from chain.node.heap import GcStats, gc_stats
 
 if TYPE_CHECKING:
     from chain.node.host import NodeHost
@@ -154,10 +161,43 @@ class _HostCollector(Collector):
         yield missed
 
 
+class _GcCollector(Collector):
+    def __init__(self, stats: GcStats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        s = self.stats
+        collections = CounterMetricFamily(
+            "rongxin_process_gc_collections", "Garbage collections since start.", labels=["generation"]
+        )
+        seconds = CounterMetricFamily(
+            "rongxin_process_gc_seconds",
+            "Wall-clock seconds garbage collections held the interpreter.",
+            labels=["generation"],
+        )
+        for g in range(3):
+            collections.add_metric([str(g)], s.collections[g])
+            seconds.add_metric([str(g)], s.seconds[g])
+        yield collections
+        yield seconds
+        yield GaugeMetricFamily(
+            "rongxin_process_gc_longest_seconds",
+            "The longest garbage collection since start.",
+            value=s.longest,
+        )
+        yield GaugeMetricFamily(
+            "rongxin_process_gc_frozen_objects",
+            "Objects frozen at start: the collector never walks them again.",
+            value=gc.get_freeze_count(),
+        )
+
+
 def node_registry(host: NodeHost) -> CollectorRegistry:
     """A registry with every metric of ``host`` (serve it at ``/metrics``)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_HostCollector(host))
+    registry.register(_GcCollector(gc_stats()))
+    ProcessCollector(registry=registry)
     interval = Histogram(
         "rongxin_consensus_block_interval_seconds",
         "Time between consecutive committed blocks (block timestamps).",

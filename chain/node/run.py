@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import logging
 import os
@@ -32,6 +33,7 @@ from chain.errors import SnapshotError, StoreError
 from chain.mempool import MempoolConfig
 from chain.node.batches import SqliteBatchIndex
 from chain.node.config import NodeConfig
+from chain.node.heap import tuned_collector
 from chain.node.host import NodeHost
 from chain.node.identity import load_genesis, load_identity
 from chain.node.logs import OpsAudit, configure_logging
@@ -190,8 +192,13 @@ async def run_node(
     registry_factory: Callable[[Genesis], ContractRegistry] | None = None,
     stop: asyncio.Event | None = None,
     replica_factory: Callable[..., Replica] = Replica,
+    tune_gc: bool = False,
 ) -> None:
-    """Run the node of ``cfg`` until ``stop`` is set, or SIGTERM/SIGINT arrives."""
+    """Run the node of ``cfg`` until ``stop`` is set, or SIGTERM/SIGINT arrives.
+
+    ``tune_gc`` (what ``rongxin node run`` passes; it changes the whole process): once the
+    node has started, freeze its objects and collect garbage less often
+    (:func:`chain.node.heap.tuned_collector`), until it stops."""
     from chain.api import create_app
     from chain.node.events import EventHub, validators_event
     from chain.node.service import NodeService
@@ -238,16 +245,19 @@ async def run_node(
         from chain.node.vault import vault_upkeep
 
         upkeep = asyncio.ensure_future(vault_upkeep(vault, cfg, push, stop))
-    audit.record(
-        "node.start",
-        config=str(cfg.path),
-        config_sha256=config_digest(cfg),
-        height=host.replica.store.head_height(),
-        pid=os.getpid(),
-        api=str(cfg.api.listen),
-        code=_native.STATUS,  # compiled hot modules in use, or why the source runs
-    )
+    heap = contextlib.ExitStack()
     try:
+        frozen = heap.enter_context(tuned_collector()) if tune_gc else 0
+        audit.record(
+            "node.start",
+            config=str(cfg.path),
+            config_sha256=config_digest(cfg),
+            height=host.replica.store.head_height(),
+            pid=os.getpid(),
+            api=str(cfg.api.listen),
+            code=_native.STATUS,  # compiled hot modules in use, or why the source runs
+            gc={"frozen": frozen, "thresholds": list(gc.get_threshold())},
+        )
         done, _ = await asyncio.wait(
             [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(host.halted.wait()), api_task],
             return_when=asyncio.FIRST_COMPLETED,
@@ -263,6 +273,7 @@ async def run_node(
             with contextlib.suppress(BaseException):
                 await upkeep
         await host.stop()
+        heap.close()
         height = host.replica.store.head_height()
         host.replica.close()
         batches.close()

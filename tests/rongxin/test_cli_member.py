@@ -17,6 +17,7 @@ from typer.testing import CliRunner, Result
 
 from chain.crypto.sm3 import sm3_file
 from chain.node.config import load_config
+from chain.node.heap import GC_THRESHOLDS
 from rongxin.cli import app
 from rongxin.ops import procs
 from tests.rongxin.test_cli_chain import FAST, _flat, _free_base_port
@@ -227,6 +228,8 @@ def test_node_add_promote_remove(net: Path) -> None:
     assert "node.start" in events
     start = next(e for e in audit if e["event"] == "node.start")
     assert start["code"].startswith(("native: ", "python: "))  # the code the node runs, said once
+    # the node froze what its start made and collects young objects less often
+    assert start["gc"]["frozen"] > 10_000 and start["gc"]["thresholds"] == list(GC_THRESHOLDS)
     changes = {e["event"]: e for e in audit if e["event"].startswith("chain.")}
     add, ready = changes["chain.member.add"], changes["chain.node.ready"]
     promote, revoke = changes["chain.member.promote"], changes["chain.member.revoke"]
