@@ -486,9 +486,10 @@ class Genesis:
     def to_bytes(self) -> bytes:
         return codec.encode(self.to_dict())
 
-    @property
+    @cached_property
     def hash(self) -> bytes:
-        """SM3 of the canonical genesis: the root of trust for receipts."""
+        """SM3 of the canonical genesis: the root of trust for receipts (computed once per
+        object: every field is immutable, and the document carries every certificate)."""
         return sm3(self.to_bytes())
 
     @classmethod

@@ -311,31 +311,36 @@ def _hex_field(doc: dict[str, Any], name: str, max_bytes: int) -> bytes:
 
 
 # --------------------------------------------------------------------------- routes
+# Reads of what the node holds in memory (status, peers, validators, an account, metrics)
+# are ``async def``: they run on the event loop beside the replica, with no hop to a worker
+# thread and back (the hop and its wake-ups cost more CPU than such a read). Reads of
+# blocks, transactions and proofs from the store stay ``def``: FastAPI runs them in its
+# thread pool, so a large read does not hold up consensus.
 router = APIRouter()
 
 
 @router.get("/health", tags=["node"], dependencies=[Depends(status_reader)])
-def health(request: Request) -> dict[str, Any]:
+async def health(request: Request) -> dict[str, Any]:
     """Whether the node serves; its committed height."""
     service = api_of(request.app).service
     return {"status": "ok", "height": service.store.head_height()}
 
 
 @router.get("/status", tags=["node"], dependencies=[Depends(status_reader)])
-def status(request: Request) -> dict[str, Any]:
+async def status(request: Request) -> dict[str, Any]:
     """Node name, chain id, genesis hash, node id, role (consensus or observer), voting,
     height, head hash, round, epoch, validators, mempool size, peers, catching up."""
     return api_of(request.app).service.status()
 
 
 @router.get("/net_info", tags=["node"], dependencies=[Depends(member)])
-def net_info(request: Request) -> dict[str, Any]:
+async def net_info(request: Request) -> dict[str, Any]:
     """The node's peers and traffic, as its host reports them."""
     return api_of(request.app).service.net_info()
 
 
 @router.get("/validators", tags=["chain"], dependencies=[Depends(member)])
-def validators(request: Request) -> dict[str, Any]:
+async def validators(request: Request) -> dict[str, Any]:
     """The epoch in force (its validators) and the history of validator-set epochs."""
     return api_of(request.app).service.validators()
 
@@ -432,7 +437,7 @@ async def publish_batch(request: Request) -> dict[str, Any]:
 
 
 @router.get("/accounts/{cert_id}", tags=["chain"], dependencies=[Depends(member)])
-def account(request: Request, cert_id: str) -> dict[str, Any]:
+async def account(request: Request, cert_id: str) -> dict[str, Any]:
     """A member's certificate summary, revocation and nonces (``next_nonce`` committed,
     ``pending_nonce`` counting this node's mempool)."""
     return api_of(request.app).service.account(parse_digest(cert_id, "a certificate id"))
@@ -475,7 +480,7 @@ def checkpoint(request: Request) -> dict[str, Any]:
 
 
 @router.get("/metrics", tags=["node"], dependencies=[Depends(metrics_reader)], response_class=Response)
-def metrics(request: Request) -> Response:
+async def metrics(request: Request) -> Response:
     """Prometheus exposition of the node's registry."""
     return Response(generate_latest(api_of(request.app).service.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -86,6 +86,20 @@ def _genesis_doc() -> tuple[Genesis, dict]:
     return g, g.to_dict()
 
 
+def test_genesis_hash_is_computed_once_and_follows_the_document() -> None:
+    from dataclasses import replace
+
+    from chain.crypto.sm3 import sm3
+
+    g = Genesis.from_bytes(C.genesis.to_bytes())
+    first = g.hash
+    assert first == sm3(g.to_bytes()) == C.genesis.hash
+    assert g.hash is first  # kept: the document carries every certificate
+    other = replace(g, chain_id=g.chain_id + "-2")
+    assert other.hash == sm3(other.to_bytes()) != first  # a changed copy hashes itself
+    assert other == Genesis.from_bytes(other.to_bytes())  # the kept hash is not a field
+
+
 @pytest.mark.parametrize(
     "edit",
     [
