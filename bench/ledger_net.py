@@ -356,17 +356,22 @@ def latency_stats(ids: dict[str, float], seen: dict[str, float]) -> tuple[float,
 
 
 def metric_sum(net: Net, names: list[str], metric: str) -> float | None:
-    """The sum over ``names`` of one Prometheus counter or gauge (``None``: a node lacks it)."""
+    """The sum over ``names`` of one Prometheus counter or gauge, over all its label sets
+    (``None``: a node lacks it)."""
     import urllib.request
 
     total = 0.0
     for name in names:
         with urllib.request.urlopen(f"{net.url(name)}/metrics", timeout=10) as resp:
             text = resp.read().decode()
-        values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(metric + " ")]
+        values = [
+            float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith((metric + " ", metric + "{"))
+        ]
         if not values:
             return None
-        total += values[0]
+        total += sum(values)
     return total
 
 
@@ -384,20 +389,10 @@ def signature_checks(net: Net, names: list[str]) -> tuple[float, float] | None:
 def gc_seconds(net: Net, names: list[str]) -> float | None:
     """Seconds the garbage collectors of ``names`` held their interpreters, all generations,
     summed over the nodes (``None`` when a node does not say)."""
-    import urllib.request
-
-    total = 0.0
     try:
-        for name in names:
-            with urllib.request.urlopen(f"{net.url(name)}/metrics", timeout=10) as resp:
-                text = resp.read().decode()
-            lines = [x for x in text.splitlines() if x.startswith("rongxin_process_gc_seconds_total{")]
-            if not lines:
-                return None
-            total += sum(float(x.split()[-1]) for x in lines)
+        return metric_sum(net, names, "rongxin_process_gc_seconds_total")
     except (OSError, ValueError):
         return None
-    return total
 
 
 def heights(net: Net) -> dict[str, int | None]:

@@ -69,7 +69,7 @@ def test_stats_ignore_a_callback_without_a_generation() -> None:
     assert stats.collections == [0, 0, 0] and stats.longest == 0
 
 
-def test_the_node_metrics_carry_the_collector_and_the_process() -> None:
+def test_the_collector_metrics_count_collections_and_frozen_objects() -> None:
     from chain.node.metrics import _GcCollector
 
     registry = CollectorRegistry(auto_describe=False)

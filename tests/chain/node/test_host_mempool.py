@@ -154,6 +154,9 @@ def test_signature_checks_of_gossip_are_counted_with_their_cpu_time(tmp_path: Pa
             assert "rongxin_crypto_tx_signature_checks_total 21.0" in text
             line = next(x for x in text.splitlines() if x.startswith("rongxin_crypto_tx_signature_check_cpu"))
             assert float(line.split()[-1]) == host.counters.signature_check_cpu_s
+            # the node's registry also carries the collector's counters and the process's own
+            assert 'rongxin_process_gc_collections_total{generation="0"}' in text
+            assert "process_resident_memory_bytes" in text
         finally:
             await net.stop_all()
 
