@@ -2,7 +2,8 @@
 
 Five consensus nodes and one observer (``rongxin chain init`` + ``rongxin node run``) talk
 over the secure channel on loopback. Pre-signed SM2 anchor transactions from several
-member clients go to the nodes' APIs in batches; the bench watches the observer's chain
+member clients go to the nodes' APIs in batches, each client over the SDK's submission
+stream (one WebSocket authenticated once, :mod:`chain.client.stream`); the bench watches the observer's chain
 (its ``block`` events with their transactions' ids, over the API's WebSocket) and prints,
 in one table:
 
@@ -297,15 +298,18 @@ def run_load(
     batch: int,
     rate: float | None,
 ) -> dict[str, float]:
-    """Send every stream (one per member, in nonce order) to the nodes; offered ``rate``
-    tx/s in total (``None``: as fast as the nodes take them)."""
+    """Send every stream (one per member, in nonce order) to the nodes, each over a
+    submission stream of the SDK; offered ``rate`` tx/s in total (``None``: as fast as the
+    nodes take them)."""
     submitted: dict[str, float] = {}
     refused: dict[str, int] = {}
     lock = threading.Lock()
     per_stream = None if rate is None else rate / len(streams)
 
     def send(i: int, txs: list[bytes]) -> None:
-        with net.client(nodes[i % len(nodes)]) as c:
+        # each client keeps one submission stream (a WebSocket authenticated once) to its
+        # node, as a member's application with a steady flow does (chain.client.stream)
+        with net.client(nodes[i % len(nodes)]) as client, client.submit_stream() as c:
             t0 = time.perf_counter()
             for k in range(0, len(txs), batch):
                 chunk = txs[k : k + batch]

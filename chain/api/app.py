@@ -638,7 +638,12 @@ async def submit_batch(request: Request) -> dict[str, Any]:
             raws.append(bytes.fromhex(t))
         except ValueError:
             raise _fail(400, f"transaction {i} is not hex") from None
-    results = await api_of(request.app).service.submit_many(raws)
+    return batch_answer(await api_of(request.app).service.submit_many(raws))
+
+
+def batch_answer(results: list[tuple[bytes | None, str | None]]) -> dict[str, Any]:
+    """The answer to a batch of submissions (``POST /txs/batch``, a WebSocket ``submit``):
+    how many were admitted, each one's id (``None`` when refused) and the refusals."""
     accepted = [tx_id.hex() if tx_id is not None else None for tx_id, _ in results]
     refused = [{"index": i, "reason": reason} for i, (_, reason) in enumerate(results) if reason is not None]
     return {"accepted": sum(1 for a in accepted if a), "tx_ids": accepted, "refused": refused}

@@ -17,11 +17,21 @@ The protocol (JSON text messages):
    when ``from_height`` is given, then streams live events, each with ``"subscription":
    id``. ``{"type": "unsubscribe", "id"}`` ends one; ``{"type": "ping"}`` is answered
    ``{"type": "pong"}``.
-3. overflow — a client that reads too slowly gets one final ``{"type": "error",
+3. submit — ``{"type": "submit", "id": N, "txs": [hex, ...]}`` admits signed transactions
+   as ``POST /txs/batch`` does (checked as in ``sync`` mode, at most
+   :data:`~chain.api.app.MAX_TX_BATCH`), without a signature per request: the connection
+   was authenticated once, and the member's certificate is looked at again (registered, not
+   revoked, valid) for every batch. The node answers ``{"type": "submitted", "id": N,
+   "accepted", "tx_ids", "refused"}`` (the fields of ``POST /txs/batch``'s answer; ``id``
+   is the client's, echoed), in the order the batches came. A client with a steady flow of
+   transactions keeps one connection for them instead of one signed request per batch,
+   which costs the node several times the CPU (``docs/benchmarks.md``).
+4. overflow — a client that reads too slowly gets one final ``{"type": "error",
    "reason": "subscription overflowed; resubscribe from height N", "resume_height": N,
    "subscription": id}`` and the connection closes (code 1013): it cannot miss it.
 
-Limits: a message is at most :data:`MAX_MESSAGE_BYTES`; one connection holds at most the
+Limits: a message is at most :data:`MAX_MESSAGE_BYTES` (a ``submit``,
+:data:`~chain.api.app.MAX_BATCH_BODY_BYTES`); one connection holds at most the
 app's ``max_ws_subscriptions``; the hub bounds all subscriptions together; a replay covers
 at most :data:`MAX_REPLAY_HEIGHTS` heights (older blocks: ``GET /blocks/{height}``).
 """
@@ -31,14 +41,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from chain.api.app import _Api, api_of, request_target
+from chain.api.app import MAX_BATCH_BODY_BYTES, MAX_TX_BATCH, _Api, api_of, batch_answer, request_target
 from chain.api.auth import headers_from_message, verify_request
 from chain.errors import AuthError, SubscriptionError
 from chain.node.events import MAX_QUEUE, Event, Subscription
+from chain.types import Certificate
 
 MAX_MESSAGE_BYTES = 64 * 1024
 """Largest message a client may send."""
@@ -58,6 +70,14 @@ class _BadMessage(SubscriptionError):
         self.code = code
 
 
+class _Refused(SubscriptionError):
+    """A submit message the node does not take; its answer names the message's ``id``."""
+
+    def __init__(self, ref: int, message: str) -> None:
+        super().__init__(message)
+        self.ref = ref
+
+
 class _Connection:
     """One client's WebSocket: its subscriptions, their pump tasks and a send lock."""
 
@@ -67,6 +87,8 @@ class _Connection:
         self.subs: dict[int, tuple[Subscription, asyncio.Task[None]]] = {}
         self._lock = asyncio.Lock()
         self.closed = False
+        self.member: Certificate | None = None
+        """The authenticated member (``None`` when the app requires no authentication)."""
 
     async def send(self, message: dict[str, Any]) -> None:
         async with self._lock:
@@ -86,12 +108,18 @@ class _Connection:
 
     async def receive(self, timeout: float | None = None) -> dict[str, Any]:
         text = await asyncio.wait_for(self.ws.receive_text(), timeout)
-        if len(text) > MAX_MESSAGE_BYTES:
-            raise _BadMessage(f"messages are at most {MAX_MESSAGE_BYTES} bytes", 1009)
+        if len(text) > MAX_BATCH_BODY_BYTES:
+            raise _BadMessage(f"a submit message is at most {MAX_BATCH_BODY_BYTES} bytes", 1009)
         try:
             message = json.loads(text)
         except (ValueError, RecursionError):
-            raise _BadMessage("messages are JSON objects", 1003) from None
+            message = None
+        # only a submit may be larger (parsing one costs time linear in its size, as reading
+        # the body of POST /txs/batch does)
+        if len(text) > MAX_MESSAGE_BYTES and not (
+            isinstance(message, dict) and message.get("type") == "submit"
+        ):
+            raise _BadMessage(f"messages other than submit are at most {MAX_MESSAGE_BYTES} bytes", 1009)
         if not isinstance(message, dict):
             raise _BadMessage("messages are JSON objects", 1003)
         return message
@@ -106,7 +134,7 @@ class _Connection:
                 if first.get("type") != "auth":
                     raise AuthError("the first message must be {type: auth, cert, time, nonce, signature}")
                 headers = headers_from_message(first)
-            verify_request(
+            self.member = verify_request(
                 "GET",
                 request_target(self.ws.scope),
                 b"",
@@ -187,6 +215,29 @@ class _Connection:
         except (WebSocketDisconnect, RuntimeError, ConnectionError):
             sub.close()
 
+    # ------------------------------------------------------------ submissions
+    async def submit(self, message: dict[str, Any]) -> None:
+        ref = message.get("id")
+        if isinstance(ref, bool) or not isinstance(ref, int):
+            raise SubscriptionError("a submit message has an id (a whole number) that its answer echoes")
+        txs = message.get("txs")
+        if set(message) != {"type", "id", "txs"} or not isinstance(txs, list):
+            raise _Refused(ref, "a submit message is {type: submit, id, txs: [hex, ...]}")
+        if not 1 <= len(txs) <= MAX_TX_BATCH:
+            raise _Refused(ref, f"a batch holds 1 to {MAX_TX_BATCH} transactions, not {len(txs)}")
+        raws = []
+        for i, t in enumerate(txs):
+            try:
+                raws.append(bytes.fromhex(t))
+            except (ValueError, TypeError):
+                raise _Refused(ref, f"transaction {i} is not hex") from None
+        service = self.api.service
+        if self.member is not None:
+            # the certificate that opened the connection must still be a member's now
+            service.authorized_member(self.member.cert_id, int(time.time() * 1000))
+        results = await service.submit_many(raws)
+        await self.send({"type": "submitted", "id": ref, **batch_answer(results)})
+
     def stop(self) -> None:
         for sub, task in self.subs.values():
             sub.close()
@@ -208,10 +259,18 @@ class _Connection:
                     await self.unsubscribe(message)
                 elif kind == "ping":
                     await self.send({"type": "pong"})
+                elif kind == "submit":
+                    await self.submit(message)
                 else:
-                    raise SubscriptionError("message types are subscribe, unsubscribe, ping")
+                    raise SubscriptionError("message types are subscribe, unsubscribe, ping, submit")
+            except _Refused as exc:
+                await self.send({"type": "error", "reason": str(exc), "fatal": False, "id": exc.ref})
             except SubscriptionError as exc:
                 await self.send({"type": "error", "reason": str(exc), "fatal": False})
+            except AuthError as exc:
+                self.api.service.metrics.auth_failures.labels(str(exc.status)).inc()
+                await self.refuse(str(exc), 1008)
+                return
 
 
 def _height(event: Event) -> int:

@@ -6,6 +6,9 @@
   (:class:`chain.localnet.LocalConsortium`): tests and the embedded demo;
 * :class:`NodeClient` / :class:`AsyncNodeClient` — over a node's HTTP API with a member's
   signed requests (httpx; events over a WebSocket);
+* :class:`SubmitStream` / :class:`AsyncSubmitStream` — batches of signed transactions over
+  one WebSocket authenticated once (``NodeClient.submit_stream()``): a steady flow costs
+  the node several times less than one signed request per batch;
 * :class:`ClientError` — a node's refusal (its reason and HTTP status) or that it could
   not be reached; :class:`AnchoredDigest` — a digest found on chain with its proofs.
 
@@ -36,24 +39,29 @@ if TYPE_CHECKING:
     from chain.client.http import AsyncNodeClient, NodeClient
     from chain.client.inprocess import InProcessLedger
     from chain.client.ledger import AsyncLedger, Ledger
+    from chain.client.stream import AsyncSubmitStream, SubmitStream
 
 _LAZY: dict[str, str] = {
     "AnchoredDigest": "chain.client.common",
     "AsyncLedger": "chain.client.ledger",
     "AsyncNodeClient": "chain.client.http",
+    "AsyncSubmitStream": "chain.client.stream",
     "InProcessLedger": "chain.client.inprocess",
     "Ledger": "chain.client.ledger",
     "NodeClient": "chain.client.http",
+    "SubmitStream": "chain.client.stream",
 }
 
 __all__ = [
     "AnchoredDigest",
     "AsyncLedger",
     "AsyncNodeClient",
+    "AsyncSubmitStream",
     "ClientError",
     "InProcessLedger",
     "Ledger",
     "NodeClient",
+    "SubmitStream",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

@@ -49,6 +49,7 @@ from chain.client.common import (
     tls_context,
     ws_url,
 )
+from chain.client.stream import AsyncSubmitStream, Results, SubmitStream, batch_results
 from chain.crypto import PrivateKey
 from chain.errors import ChainError, ClientError, CommitTimeout, SubscriptionError
 from chain.merkle import batch_proofs
@@ -223,6 +224,7 @@ class NodeClient(_Base):
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(url, key, cert, genesis, retries, backoff_s)
+        self.timeout_s = timeout_s
         self._http = httpx.Client(
             base_url=self.url, timeout=timeout_s, transport=transport, verify=tls_context()
         )
@@ -413,20 +415,23 @@ class NodeClient(_Base):
             raise ClientError("the node answered another transaction id")
         return tx_id
 
-    def submit_batch(self, txs: Sequence[bytes]) -> list[tuple[bytes | None, str | None]]:
+    def submit_batch(self, txs: Sequence[bytes]) -> Results:
         """Submit many signed transactions in one request (admitted as in ``sync`` mode);
-        for each, its id or the node's reason for refusing it."""
-        doc = self.request("POST", "/txs/batch", {"txs": [t.hex() for t in txs]})
-        ids = doc.get("tx_ids")
-        if not isinstance(ids, list) or len(ids) != len(txs):
-            raise ClientError("the node's answer to a batch does not list every transaction")
-        reasons = {
-            r.get("index"): str(r.get("reason")) for r in doc.get("refused", []) if isinstance(r, dict)
-        }
-        return [
-            (None if t is None else hex_bytes(t, "transaction id", 32), reasons.get(i))
-            for i, t in enumerate(ids)
-        ]
+        for each, its id or the node's reason for refusing it. A steady flow of batches
+        costs the node and the client less through :meth:`submit_stream`."""
+        return batch_results(self.request("POST", "/txs/batch", {"txs": [t.hex() for t in txs]}), txs)
+
+    def submit_stream(self) -> SubmitStream:
+        """A stream of batches to this node over one WebSocket, authenticated once
+        (:mod:`chain.client.stream`); a context manager.
+
+        Raises
+        ------
+        ClientError
+            When the node cannot be reached or refuses the member.
+        """
+        url, headers = self._ws_headers()
+        return SubmitStream(url, headers, self.timeout_s, tls_context())
 
     def send(self, type: str, payload: dict[str, Any], timeout_s: float = 30.0) -> dict[str, Any]:
         """Sign a transaction of this member (next nonce), submit it and wait for its commit;
@@ -488,6 +493,7 @@ class AsyncNodeClient(_Base):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(url, key, cert, genesis, retries, backoff_s)
+        self.timeout_s = timeout_s
         self._http = httpx.AsyncClient(
             base_url=self.url, timeout=timeout_s, transport=transport, verify=tls_context()
         )
@@ -637,6 +643,16 @@ class AsyncNodeClient(_Base):
         if hex_bytes(doc.get("tx_id"), "transaction id", 32) != tx_id:
             raise ClientError("the node answered another transaction id")
         return tx_id
+
+    async def submit_batch(self, txs: Sequence[bytes]) -> Results:
+        """See :meth:`NodeClient.submit_batch`."""
+        doc = await self.request("POST", "/txs/batch", {"txs": [t.hex() for t in txs]})
+        return batch_results(doc, txs)
+
+    async def submit_stream(self) -> AsyncSubmitStream:
+        """See :meth:`NodeClient.submit_stream`: ``async with await client.submit_stream() as s``."""
+        url, headers = self._ws_headers()
+        return await AsyncSubmitStream.open(url, headers, self.timeout_s, tls_context())
 
     async def send(self, type: str, payload: dict[str, Any], timeout_s: float = 30.0) -> dict[str, Any]:
         """See :meth:`NodeClient.send`."""

@@ -14,6 +14,7 @@ from starlette.websockets import WebSocketDisconnect
 from chain.api import create_app
 from chain.api import ws as ws_module
 from chain.api.auth import auth_message
+from chain.types import Role
 from tests.chain.api.harness import Node, TestClient, start_node
 
 
@@ -270,3 +271,73 @@ def test_bad_subscriptions_of_block_tx_ids_and_oversized_filters(client: TestCli
         ws.send_json({"type": "subscribe", "filter": {"tx_type": ["t" * 64] * 1000}})  # > 64 KiB
         assert "at most" in recv(ws)["reason"]
         assert closed_with(ws)[0] == 1009
+
+
+# ------------------------------------------------------------------ submissions
+def test_submit_batches_over_the_authenticated_connection(client: TestClient, node: Node) -> None:
+    good = [node.anchor_tx(bytes([0x50 + i]) * 32) for i in range(3)]
+    bad = node.unsent_tx(b"\x58" * 32, colour=1)
+    with connect(client, node) as ws:
+        recv(ws)
+        ws.send_json({"type": "submit", "id": 7, "txs": [t.to_bytes().hex() for t in [*good, bad]]})
+        answer = recv(ws)
+        assert answer["type"] == "submitted" and answer["id"] == 7 and answer["accepted"] == 3
+        assert answer["tx_ids"] == [t.tx_id.hex() for t in good] + [None]
+        assert answer["refused"][0]["index"] == 3
+        assert "unknown payload fields" in answer["refused"][0]["reason"]
+        assert all(node.service.store.tx_location(t.tx_id) is not None for t in good)
+        # a batch the node cannot read is refused as a whole, naming its id; not fatal
+        for bad_message, reason in [
+            ({"type": "submit", "id": 1, "txs": []}, "a batch holds 1 to"),
+            ({"type": "submit", "id": 2, "txs": ["zz"]}, "transaction 0 is not hex"),
+            ({"type": "submit", "id": 3, "txs": ["00", 5]}, "transaction 1 is not hex"),
+            ({"type": "submit", "id": 4, "txs": "00"}, "a submit message is"),
+            ({"type": "submit", "id": 5, "txs": ["00"], "more": 1}, "a submit message is"),
+        ]:
+            ws.send_json(bad_message)
+            error = recv(ws)
+            assert error["type"] == "error" and reason in error["reason"]
+            assert error["fatal"] is False and error["id"] == bad_message["id"]
+        for no_id in [{"type": "submit", "txs": ["00"]}, {"type": "submit", "id": True, "txs": ["00"]}]:
+            ws.send_json(no_id)
+            error = recv(ws)
+            assert "has an id" in error["reason"] and error["fatal"] is False and "id" not in error
+        # transactions that do not decode are refused one by one, with reasons
+        ws.send_json({"type": "submit", "id": 8, "txs": ["00", "ff" * 40]})
+        answer = recv(ws)
+        assert answer["accepted"] == 0 and answer["tx_ids"] == [None, None]
+        assert [r["index"] for r in answer["refused"]] == [0, 1]
+        ws.send_json({"type": "ping"})
+        assert recv(ws) == {"type": "pong"}  # the connection still serves
+
+
+def test_only_a_submit_may_be_larger_than_other_messages(client: TestClient, node: Node) -> None:
+    limit = ws_module.MAX_MESSAGE_BYTES
+    junk = ["00" * 400] * (limit // 800 + 10)  # more than the limit of other messages
+    with connect(client, node) as ws:
+        recv(ws)
+        message = {"type": "submit", "id": 1, "txs": junk}
+        assert len(json.dumps(message)) > limit
+        ws.send_json(message)
+        answer = recv(ws)
+        assert answer["type"] == "submitted" and answer["accepted"] == 0
+        assert len(answer["refused"]) == len(junk)
+        ws.send_json({"type": "ping", "pad": "x" * limit})
+        assert "other than submit are at most" in recv(ws)["reason"]
+        assert closed_with(ws)[0] == 1009
+
+
+def test_a_member_revoked_while_connected_can_no_longer_submit(client: TestClient, node: Node) -> None:
+    c = node.consortium
+    other = c.add_member("County archive", [Role.MEDIA_CENTER])
+    with connect(client, node, **node.headers("GET", "/events", who=other)) as ws:
+        assert recv(ws)["type"] == "ready"
+        first = node.anchor_tx(b"\x61" * 32, who=other)
+        ws.send_json({"type": "submit", "id": 1, "txs": [first.to_bytes().hex()]})
+        assert recv(ws)["accepted"] == 1
+        c.submit(c.supervisor, "member.revoke", {"cert_id": other.cert.cert_id, "reason": "left"})
+        later = node.anchor_tx(b"\x62" * 32, who=other)
+        ws.send_json({"type": "submit", "id": 2, "txs": [later.to_bytes().hex()]})
+        assert "revoked from height" in recv(ws)["reason"]
+        assert closed_with(ws)[0] == 1008
+    assert node.service.store.tx_location(later.tx_id) is None

@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from chain import codec
-from chain.api import create_app
 from chain.client import AsyncNodeClient, ClientError, Ledger, NodeClient
 from chain.client.vault import HttpObjects
 from chain.contracts.anchor import anchor_key
@@ -21,20 +20,7 @@ from chain.crypto import PrivateKey
 from chain.errors import CommitTimeout, SubscriptionError
 from chain.receipt import Receipt, verify_anchored_digest
 from chain.types import Certificate, Genesis, Role, Transaction
-from tests.chain.api.harness import Node, serve, start_node
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    n = start_node(tmp_path_factory.mktemp("http"))
-    yield n
-    n.consortium.close()
-
-
-@pytest.fixture(scope="module")
-def url(node: Node) -> Iterator[str]:
-    with serve(create_app(node.service)) as u:
-        yield u
+from tests.chain.api.harness import Node
 
 
 @pytest.fixture(scope="module")
