@@ -56,6 +56,9 @@ MAX_MESSAGE_BYTES = 64 * 1024
 """Largest message a client may send."""
 MAX_REPLAY_HEIGHTS = 10_000
 """Most heights one subscription replays from the store."""
+SUBMIT_ROUTE = "/events#submit"
+"""The ``route`` label of ``submit`` messages in ``rongxin_api_requests_total`` and
+``rongxin_api_request_seconds``."""
 AUTH_TIMEOUT_S = 10.0
 """How long the node waits for the first message when the upgrade request was not signed."""
 
@@ -217,6 +220,26 @@ class _Connection:
 
     # ------------------------------------------------------------ submissions
     async def submit(self, message: dict[str, Any]) -> None:
+        """Admit a ``submit`` message's batch and answer it; counted in the API's request
+        metrics under the route :data:`SUBMIT_ROUTE` (status 200 answered, 400 refused as a
+        whole, 403 the member may no longer submit, 499 the client left first)."""
+        started = time.perf_counter()
+        status = "400"
+        try:
+            await self._submit(message)
+            status = "200"
+        except AuthError as exc:
+            status = str(exc.status)
+            raise
+        except (WebSocketDisconnect, RuntimeError, ConnectionError):
+            status = "499"  # the client went away before its answer
+            raise
+        finally:
+            metrics = self.api.service.metrics
+            metrics.requests.labels(SUBMIT_ROUTE, status).inc()
+            metrics.seconds.labels(SUBMIT_ROUTE).observe(time.perf_counter() - started)
+
+    async def _submit(self, message: dict[str, Any]) -> None:
         ref = message.get("id")
         if isinstance(ref, bool) or not isinstance(ref, int):
             raise SubscriptionError("a submit message has an id (a whole number) that its answer echoes")

@@ -310,6 +310,12 @@ def test_submit_batches_over_the_authenticated_connection(client: TestClient, no
         ws.send_json({"type": "ping"})
         assert recv(ws) == {"type": "pong"}  # the connection still serves
 
+    def counted(status: str) -> float | None:
+        labels = {"route": ws_module.SUBMIT_ROUTE, "status": status}
+        return node.service.registry.get_sample_value("rongxin_api_requests_total", labels)
+
+    assert counted("200") == 2 and counted("400") == 7
+
 
 def test_only_a_submit_may_be_larger_than_other_messages(client: TestClient, node: Node) -> None:
     limit = ws_module.MAX_MESSAGE_BYTES
@@ -341,3 +347,5 @@ def test_a_member_revoked_while_connected_can_no_longer_submit(client: TestClien
         assert "revoked from height" in recv(ws)["reason"]
         assert closed_with(ws)[0] == 1008
     assert node.service.store.tx_location(later.tx_id) is None
+    labels = {"route": ws_module.SUBMIT_ROUTE, "status": "403"}
+    assert node.service.registry.get_sample_value("rongxin_api_requests_total", labels) == 1
