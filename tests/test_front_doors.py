@@ -62,10 +62,12 @@ FRONT_DOORS: dict[str, dict[str, str]] = {
         "AnchoredDigest": "chain.client.common",
         "AsyncLedger": "chain.client.ledger",
         "AsyncNodeClient": "chain.client.http",
+        "AsyncSubmitStream": "chain.client.stream",
         "ClientError": "chain.errors",
         "InProcessLedger": "chain.client.inprocess",
         "Ledger": "chain.client.ledger",
         "NodeClient": "chain.client.http",
+        "SubmitStream": "chain.client.stream",
     },
     "chain.node": {
         "KEY_PASSWORD_ENV": "chain.node.config",

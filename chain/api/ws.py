@@ -1,4 +1,5 @@
-"""``WS /events``: committed blocks, transactions and validator changes as they happen.
+"""``WS /events``: committed blocks, transactions and validator changes as they happen, and
+batches of signed transactions submitted over the same authenticated connection.
 
 The protocol (JSON text messages):
 
