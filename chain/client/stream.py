@@ -54,13 +54,17 @@ def batch_results(doc: Any, txs: Sequence[bytes]) -> Results:
     >>> batch_results({"tx_ids": [None], "refused": [{"index": 0, "reason": "no"}]}, [tx])
     [(None, 'no')]
     """
-    ids = doc.get("tx_ids") if isinstance(doc, dict) else None
+    ids = doc.get("tx_ids") if isinstance(doc, dict) else None  # every field is the node's word
     if not isinstance(ids, list) or len(ids) != len(txs):
         raise ClientError("the node's answer to a batch does not list every transaction")
     refused = doc.get("refused", [])
     if not isinstance(refused, list):
         raise ClientError("the node's answer to a batch has no list of refusals")
-    reasons = {r.get("index"): str(r.get("reason")) for r in refused if isinstance(r, dict)}
+    reasons = {
+        r["index"]: str(r.get("reason"))
+        for r in refused
+        if isinstance(r, dict) and type(r.get("index")) is int
+    }
     out: Results = []
     for i, (raw, t) in enumerate(zip(txs, ids, strict=True)):
         if t is None:

@@ -476,6 +476,45 @@ def _payload_reencode(transfer: Any) -> bytes:
     return codec.encode(transfer.to_payload())
 
 
+_BATCH = [b"first signed transaction", b"second signed transaction"]
+"""The batch whose answers the ``client.stream_answer`` target reads."""
+
+
+def _stream_answer_seeds() -> list[bytes]:
+    import json
+
+    from chain.crypto.sm3 import sm3
+
+    ok = {
+        "type": "submitted",
+        "id": 0,
+        "accepted": 2,
+        "tx_ids": [sm3(t).hex() for t in _BATCH],
+        "refused": [],
+    }
+    one = {
+        "type": "submitted",
+        "id": 0,
+        "accepted": 1,
+        "tx_ids": [sm3(_BATCH[0]).hex(), None],
+        "refused": [{"index": 1, "reason": "nonce 3 already used"}],
+    }
+    return [json.dumps(ok).encode(), json.dumps(one).encode()]
+
+
+def _stream_answer(data: bytes) -> Any:
+    """A node's message on a submission stream, read as the answer to batch 0 of
+    :data:`_BATCH` (a message that is not that answer is refused here too)."""
+    from chain.client.stream import batch_results, read_answer
+    from chain.errors import ClientError
+
+    text = data.decode("utf-8", errors="replace")
+    doc = read_answer(text, 0)
+    if doc is None:
+        raise ClientError("not the answer to this batch")
+    return batch_results(doc, _BATCH)
+
+
 def targets() -> dict[str, Target]:
     """Every fuzz target by name."""
     receipt_error = _receipt_error()
@@ -503,6 +542,7 @@ def targets() -> dict[str, Target]:
             lambda: [_receipt_fixture()[0]],
             fixed_ms=400.0,
         ),
+        Target("client.stream_answer", _stream_answer, ChainError, _stream_answer_seeds, cbor=False),
         Target("crypto.keyfile", _keyfile, CryptoError, _keyfile_seeds, fixed_ms=300.0, cbor=False),
         Target("crypto.pem", _pem, CryptoError, _pem_seeds, fixed_ms=20.0, cbor=False),
         Target("crypto.der", PublicKey.from_der, CryptoError, _der_seeds, lambda k: k.to_der(), cbor=False),

@@ -169,9 +169,11 @@ def test_batch_results_checks_every_id() -> None:
     txs = [b"one", b"two"]
     doc = {"tx_ids": [sm3(b"one").hex(), None], "refused": [{"index": 1, "reason": "nonce used"}]}
     assert batch_results(doc, txs) == [(sm3(b"one"), None), (None, "nonce used")]
-    assert (
-        batch_results({"tx_ids": [None], "refused": []}, [b"x"])[0][1] == "refused (the node gave no reason)"
-    )
+    unexplained = [(None, "refused (the node gave no reason)")]
+    assert batch_results({"tx_ids": [None], "refused": []}, [b"x"]) == unexplained
+    for index in ([0], {"0": 0}, "0", 0.0, None):  # not an index: the refusal has no reason
+        doc = {"tx_ids": [None], "refused": [{"index": index, "reason": "x"}]}
+        assert batch_results(doc, [b"x"]) == unexplained
     for bad, error in [
         ({"tx_ids": [sm3(b"two").hex(), None]}, "another id"),
         ({"tx_ids": ["zz", None]}, "transaction id"),
