@@ -3,9 +3,9 @@
 Five consensus nodes and one observer (``rongxin chain init`` + ``rongxin node run``) talk
 over the secure channel on loopback. Pre-signed SM2 anchor transactions from several
 member clients go to the nodes' APIs in batches, each client over the SDK's submission
-stream (one WebSocket authenticated once, :mod:`chain.client.stream`); the bench watches the observer's chain
-(its ``block`` events with their transactions' ids, over the API's WebSocket) and prints,
-in one table:
+stream (one WebSocket authenticated once, :mod:`chain.client.stream`); the bench watches
+the observer's chain (its ``block`` events with their transactions' ids, over the API's
+WebSocket) and prints, in one table:
 
 * committed TPS, and p50/p99 latency from submit to commit (seen on the observer);
 * the SM2 verification rate of one core measured in the same run (the higher of one

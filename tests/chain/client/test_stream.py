@@ -51,6 +51,7 @@ def test_batches_over_one_stream(node: Node, url: str, archive: Identity) -> Non
 
 def test_an_async_stream(node: Node, url: str, archive: Identity) -> None:
     txs = anchors(node, archive, 0x50, 4)
+    over_http = anchors(node, archive, 0x58, 2)
 
     async def scenario() -> list[Any]:
         async with (
@@ -59,15 +60,16 @@ def test_an_async_stream(node: Node, url: str, archive: Identity) -> None:
         ):
             assert isinstance(stream, AsyncSubmitStream)
             # two callers at once take their turns on the one connection
-            return list(
-                await asyncio.gather(
-                    stream.submit_batch([t.to_bytes() for t in txs[:2]]),
-                    stream.submit_batch([t.to_bytes() for t in txs[2:]]),
-                )
+            both = await asyncio.gather(
+                stream.submit_batch([t.to_bytes() for t in txs[:2]]),
+                stream.submit_batch([t.to_bytes() for t in txs[2:]]),
             )
+            # and the same answers through an HTTP request
+            return [*both, await client.submit_batch([t.to_bytes() for t in over_http])]
 
-    first, second = asyncio.run(scenario())
+    first, second, third = asyncio.run(scenario())
     assert [r[0] for r in first + second] == [t.tx_id for t in txs]
+    assert third == [(t.tx_id, None) for t in over_http]
 
 
 def test_a_stranger_is_refused_and_an_unreachable_node_says_so(node: Node, url: str) -> None:
