@@ -676,6 +676,7 @@ def print_table(r: dict[str, Any], args: argparse.Namespace) -> None:
         f"\nLedger as processes: {args.nodes} consensus nodes + 1 observer, block interval "
         f"{args.block_ms} ms, {r['machine']}, {r['date']}"
     )
+    print(f"{args.members} clients, each submitting over one submission stream (chain.client.stream)")
     loads = " / ".join(f"{a:.1f} {b:.1f} {c:.1f}" for a, b, c in (r["load_before"], r["load_after"]))
     print(f"load average (1, 5, 15 min) before / after the run: {loads}")
     rows = [
