@@ -630,15 +630,36 @@ async def submit_batch(request: Request) -> dict[str, Any]:
     txs = doc.get("txs")
     if set(doc) != {"txs"} or not isinstance(txs, list) or not all(isinstance(t, str) for t in txs):
         raise _fail(400, "the body is {'txs': [hex, ...]}")
+    try:
+        raws = batch_transactions(txs)
+    except ValidationError as exc:
+        raise _fail(400, str(exc)) from None
+    return batch_answer(await api_of(request.app).service.submit_many(raws))
+
+
+def batch_transactions(txs: list[Any]) -> list[bytes]:
+    """The transactions of a batch of submissions (``POST /txs/batch``, a WebSocket
+    ``submit``): 1 to :data:`MAX_TX_BATCH` hex strings, as bytes.
+
+    Raises
+    ------
+    ValidationError
+        Saying which bound or which entry is wrong.
+
+    Examples
+    --------
+    >>> batch_transactions(["00ff"])
+    [b'\\x00\\xff']
+    """
     if not 1 <= len(txs) <= MAX_TX_BATCH:
-        raise _fail(400, f"a batch holds 1 to {MAX_TX_BATCH} transactions, not {len(txs)}")
+        raise ValidationError(f"a batch holds 1 to {MAX_TX_BATCH} transactions, not {len(txs)}")
     raws = []
     for i, t in enumerate(txs):
         try:
             raws.append(bytes.fromhex(t))
-        except ValueError:
-            raise _fail(400, f"transaction {i} is not hex") from None
-    return batch_answer(await api_of(request.app).service.submit_many(raws))
+        except (ValueError, TypeError):
+            raise ValidationError(f"transaction {i} is not hex") from None
+    return raws
 
 
 def batch_answer(results: list[tuple[bytes | None, str | None]]) -> dict[str, Any]:

@@ -47,9 +47,16 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from chain.api.app import MAX_BATCH_BODY_BYTES, MAX_TX_BATCH, _Api, api_of, batch_answer, request_target
+from chain.api.app import (
+    MAX_BATCH_BODY_BYTES,
+    _Api,
+    api_of,
+    batch_answer,
+    batch_transactions,
+    request_target,
+)
 from chain.api.auth import headers_from_message, verify_request
-from chain.errors import AuthError, SubscriptionError
+from chain.errors import AuthError, SubscriptionError, ValidationError
 from chain.node.events import MAX_QUEUE, Event, Subscription
 from chain.types import Certificate
 
@@ -247,14 +254,10 @@ class _Connection:
         txs = message.get("txs")
         if set(message) != {"type", "id", "txs"} or not isinstance(txs, list):
             raise _Refused(ref, "a submit message is {type: submit, id, txs: [hex, ...]}")
-        if not 1 <= len(txs) <= MAX_TX_BATCH:
-            raise _Refused(ref, f"a batch holds 1 to {MAX_TX_BATCH} transactions, not {len(txs)}")
-        raws = []
-        for i, t in enumerate(txs):
-            try:
-                raws.append(bytes.fromhex(t))
-            except (ValueError, TypeError):
-                raise _Refused(ref, f"transaction {i} is not hex") from None
+        try:
+            raws = batch_transactions(txs)
+        except ValidationError as exc:
+            raise _Refused(ref, str(exc)) from None
         service = self.api.service
         if self.member is not None:
             # the certificate that opened the connection must still be a member's now

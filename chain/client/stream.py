@@ -20,6 +20,7 @@ transaction submitted twice is recognized by its id).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import Sequence
@@ -204,8 +205,6 @@ class AsyncSubmitStream:
     """
 
     def __init__(self, url: str, timeout_s: float) -> None:
-        import asyncio
-
         self.url = url
         self.timeout_s = timeout_s
         self._next = 0
@@ -233,8 +232,6 @@ class AsyncSubmitStream:
         return stream
 
     async def _recv(self) -> str | bytes:
-        import asyncio
-
         from websockets.exceptions import ConnectionClosed
 
         try:
