@@ -150,6 +150,13 @@ class ConsensusConfig:
     max_future_per_sender: int = 8
     """At most this many votes (and as many timeouts, proposals) per sender for rounds above the
     current one are kept; more are dropped until the node's round catches up."""
+    fetch_grace_ms: int = 200
+    """A QC formed from votes for a block this node has not received yet waits this long
+    before the block is asked for: the votes are broadcast, so the faster validators' votes
+    often arrive while the block's proposal is still on its way or queued behind other
+    work here, and asking every peer at once would have each of them send the uncommitted
+    chain for nothing. A proposal that builds on the block, when it comes first, asks its
+    sender at once."""
 
 
 def quorum_size(n: int) -> int:
@@ -224,6 +231,8 @@ class ConsensusCore:
         self._seen_timeout: dict[str, dict[int, Timeout]] = {}
         self._seen_proposal: dict[str, dict[int, Proposal]] = {}
         self._pending: dict[bytes, _Pending] = {}
+        self._fetch_after: dict[bytes, int] = {}
+        """Blocks certified by a QC formed here from votes, and when they may be asked for."""
         self._requested: dict[bytes, int] = {}
         self._backoff = 0
         self.pending_evidence: dict[tuple[str, str, int], Evidence] = {}
@@ -475,6 +484,14 @@ class ConsensusCore:
                 )
         elif kind == "propose" and int(arg) == self.round:
             self._try_propose(now_ms, actions)
+        elif kind == "fetch":
+            try:
+                block_hash = bytes.fromhex(arg)
+            except ValueError:
+                return actions
+            # still certified and still missing: ask every peer now
+            if self._fetch_after.pop(block_hash, None) is not None and self.get_block(block_hash) is None:
+                self._request(block_hash, None, now_ms, actions)
         elif kind == "sync":
             for h, t in list(self._requested.items()):
                 if now_ms - t >= self.config.round_timeout_ms:
@@ -567,8 +584,13 @@ class ConsensusCore:
             if pending:
                 actions.append(Send(ldr, EvidenceMsg(tuple(pending))))
 
-    def _process_qc(self, qc: QuorumCertificate, now: int, actions: list[Action]) -> None:
-        """Record a verified QC: update high QC, apply the commit rule, advance the round."""
+    def _process_qc(
+        self, qc: QuorumCertificate, now: int, actions: list[Action], *, from_votes: bool = False
+    ) -> None:
+        """Record a verified QC: update high QC, apply the commit rule, advance the round.
+
+        An unknown block is asked for at once, or after ``fetch_grace_ms`` when the QC was
+        formed here from votes (its proposal is likely on its way)."""
         if qc.round > self.high_qc.round:
             self.high_qc = qc
         block = self.get_block(qc.block_hash)
@@ -576,7 +598,11 @@ class ConsensusCore:
             pend = self._pending.setdefault(qc.block_hash, _Pending())
             if not pend.qcs:  # every QC of one block has its round: one is enough
                 pend.qcs.append(qc)
-            self._request(qc.block_hash, None, now, actions)
+            if from_votes and self.config.fetch_grace_ms > 0 and qc.block_hash not in self._requested:
+                due = self._fetch_after.setdefault(qc.block_hash, now + self.config.fetch_grace_ms)
+                actions.append(SetTimer(f"fetch:{qc.block_hash.hex()}", due))
+            else:
+                self._request(qc.block_hash, None, now, actions)
         else:
             final = self.commit_rule(block)
             if final is not None and final.height > self.committed.height:
@@ -674,7 +700,8 @@ class ConsensusCore:
             tc = self.last_tc
         parent = self.get_block(self.high_qc.block_hash)
         if parent is None:
-            self._request(self.high_qc.block_hash, None, now, actions)
+            if now >= self._fetch_after.get(self.high_qc.block_hash, now):
+                self._request(self.high_qc.block_hash, None, now, actions)
             actions.append(SetTimer(f"propose:{r}", now + self.config.idle_poll_ms))
             return
         if parent.height < self.committed.height:
@@ -858,6 +885,7 @@ class ConsensusCore:
 
     def _insert(self, b: Block, now: int, actions: list[Action]) -> None:
         self.blocks[b.hash] = b
+        self._fetch_after.pop(b.hash, None)
         pend = self._pending.pop(b.hash, None)
         self._requested.pop(b.hash, None)
         if pend is None:
@@ -918,7 +946,7 @@ class ConsensusCore:
             self._qc_formed.add(v.round)
             qc = QuorumCertificate(v.round, v.block_hash, tuple(sorted(votes.items())))
             self._qc_ok.add(qc)
-            self._process_qc(qc, now, actions)
+            self._process_qc(qc, now, actions, from_votes=True)
 
     # ------------------------------------------------------------------ timeouts
     def safe_to_timeout(self, r: int) -> bool:
@@ -981,6 +1009,7 @@ class ConsensusCore:
 
     # ------------------------------------------------------------------ sync
     def _request(self, block_hash: bytes, to: str | None, now: int, actions: list[Action]) -> None:
+        self._fetch_after.pop(block_hash, None)
         if block_hash in self._requested:
             return
         self._requested[block_hash] = now

@@ -482,3 +482,68 @@ def test_block_interval_and_idle_leader() -> None:
     )
     props = [a.msg for a in eager.start(100) if isinstance(a, Broadcast) and isinstance(a.msg, Proposal)]
     assert len(props) == 1 and props[0].block.round == 1 and props[0].block.payload == ()
+
+
+def _vote(net: Net, author: str, round: int, block_hash: bytes) -> Vote:
+    msg = vote_signing_bytes("test", CFG.genesis_hash, round, block_hash)
+    return Vote(author, round, block_hash, net.pki.signer(author).sign(msg))
+
+
+def _block_requests(actions: list[Action]) -> list[SyncRequest]:
+    return [
+        a.msg
+        for a in actions
+        if isinstance(a, (Send, Broadcast))
+        and isinstance(a.msg, SyncRequest)
+        and a.msg.block_hash is not None
+    ]
+
+
+@pytest.mark.parametrize("who", ["v3", "v2"])  # a validator, and the next round's leader
+def test_a_qc_formed_from_votes_waits_before_asking_for_its_block(net: Net, who: str) -> None:
+    g = net.cores[who].genesis
+    b1 = net.block(g, 1, QuorumCertificate(0, g.hash, ()), payload=(b"a",))
+    voters = [v for v in IDS if v != who][:3]
+
+    def certify(core: ConsensusCore, now: int) -> list[Action]:
+        acts: list[Action] = []
+        for v in voters:
+            acts += core.on_message(v, _vote(net, v, 1, b1.hash), now)
+        return acts
+
+    # the proposal arrives within the grace: nobody is asked for the block
+    core = net.cores[who]
+    acts = certify(core, 10)
+    assert core.high_qc.block_hash == b1.hash and core.round == 2
+    assert _block_requests(acts) == []
+    timers = [a for a in acts if isinstance(a, SetTimer) and a.timer_id.startswith("fetch:")]
+    assert [(t.timer_id, t.at_ms) for t in timers] == [(f"fetch:{b1.hash.hex()}", 10 + CFG.fetch_grace_ms)]
+    acts = core.on_message("v1", net.proposal(b1), 50)
+    assert _block_requests(acts) == [] and core.get_block(b1.hash) == b1
+    assert _block_requests(core.on_timer(timers[0].timer_id, 10 + CFG.fetch_grace_ms)) == []
+    # the proposal never comes: every peer is asked once the grace has passed, not before
+    fresh = net.make_core(who)
+    fresh.start(0)
+    acts = certify(fresh, 10)
+    acts += fresh.on_timer("propose:2", 60)
+    assert _block_requests(acts) == []
+    asked = fresh.on_timer(f"fetch:{b1.hash.hex()}", 10 + CFG.fetch_grace_ms)
+    assert [r.block_hash for r in _block_requests(asked)] == [b1.hash]
+    assert all(isinstance(a, Broadcast) for a in asked if isinstance(getattr(a, "msg", None), SyncRequest))
+    # a malformed timer id is ignored
+    assert fresh.on_timer("fetch:zz", 300) == []
+
+
+def test_no_grace_asks_at_once() -> None:
+    n = Net()
+    cfg = replace(CFG, fetch_grace_ms=0)
+    core = ConsensusCore(
+        "v3", IDS, n.pki.signer("v3"), n.pki.verifier(), MemorySafetyStore(), MemoryBlockStore(), App(), cfg
+    )
+    core.start(0)
+    g = core.genesis
+    b1 = n.block(g, 1, QuorumCertificate(0, g.hash, ()))
+    acts: list[Action] = []
+    for v in ("v0", "v1", "v2"):
+        acts += core.on_message(v, _vote(n, v, 1, b1.hash), 5)
+    assert [r.block_hash for r in _block_requests(acts)] == [b1.hash]
