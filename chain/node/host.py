@@ -124,6 +124,10 @@ class HostCounters:
     gossip_overflow_used: int = 0
     """Transactions of proposals found among the gossip kept when the queue was full."""
     sync_requests: int = 0
+    """Block requests received from peers (for committed blocks, or one block by hash)."""
+    block_requests: int = 0
+    """Requests for one block by hash this node sent: a certificate or a proposal named a
+    block it did not have (a node that keeps asking is behind, or its links are slow)."""
     commits: int = 0
     txs_committed: int = 0
     compact_in: int = 0
@@ -365,6 +369,8 @@ class NodeHost:
         pending = list(actions)
         while pending:
             a = pending.pop(0)
+            if isinstance(a, (Send, Broadcast)) and isinstance(a.msg, SyncRequest) and a.msg.block_hash:
+                self.counters.block_requests += 1
             if isinstance(a, Send):
                 if a.to == self.replica.node_id:
                     pass

@@ -21,6 +21,7 @@ metric                                                   meaning
 ``rongxin_consensus_compact_proposals_total``            compact proposals received
 ``rongxin_consensus_fetched_txs_total``                  transactions fetched to rebuild them
 ``rongxin_consensus_dropped_rebuilds_total``             rebuilds dropped incomplete
+``rongxin_consensus_block_requests_total``               blocks asked for by hash (named, not held)
 ``rongxin_ledger_syncs_total``                           fsyncs of the ledger (steps grouped)
 ``rongxin_mempool_size`` / ``_size_bytes``               transactions waiting and their bytes
 ``rongxin_mempool_max_txs``                              the pool's capacity
@@ -32,6 +33,7 @@ metric                                                   meaning
 ``rongxin_p2p_dropped_messages_total{peer}``             messages dropped on a full send queue
 ``rongxin_p2p_refused_connections_total``                handshakes refused
 ``rongxin_blocksync_lag``                                blocks behind the highest peer
+``rongxin_blocksync_requests_received_total``            block requests peers sent this node
 ``rongxin_crypto_sm2_verifications_total``               SM2 signature verifications done
 ``rongxin_crypto_tx_signature_checks_total``             transaction signatures checked in batches
 ``rongxin_crypto_tx_signature_check_cpu_seconds_total``  CPU seconds spent checking them
@@ -94,6 +96,16 @@ class _HostCollector(Collector):
         )
         yield counter(
             "consensus_dropped_rebuilds", "Proposal rebuilds dropped incomplete.", h.rebuilds.expired
+        )
+        yield counter(
+            "consensus_block_requests",
+            "Blocks asked for by hash: a certificate or proposal named a block this node lacked.",
+            h.counters.block_requests,
+        )
+        yield counter(
+            "blocksync_requests_received",
+            "Block requests received from peers (committed blocks, or one block by hash).",
+            h.counters.sync_requests,
         )
         yield counter(
             "ledger_syncs",

@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
-from chain.consensus.core import Send
+from chain.consensus.core import Broadcast, Send
 from chain.consensus.messages import SyncRequest, SyncResponse, encode_message
 from chain.crypto import PublicKey
 from chain.net import Channel
+from chain.node.metrics import node_registry
 from chain.types import Transaction
 from tests.chain.node.host_fixtures import (
     HostNet,
@@ -138,5 +140,38 @@ def test_synced_answers_are_checked_in_order_and_copies_dropped(
         # the copies never reach the core, and no signature is checked twice
         assert taken == [short, full]
         assert len(checks.ids()) == len(set(checks.ids())) == txs
+
+    asyncio.run(main())
+
+
+def test_block_requests_sent_and_received_are_counted(tmp_path: Path) -> None:
+    async def main() -> None:
+        net = HostNet.create(tmp_path, nodes=4)
+        host = net.build(0, free_ports(1)[0], [])
+        net.hosts = [host]
+        await host.start()
+        try:
+            base_sent, base_received = host.counters.block_requests, host.counters.sync_requests
+            missing = b"\x42" * 32
+            # by hash, to one peer and to all: two requests; for committed blocks: not one
+            host._handle(
+                [
+                    Send("node-1", SyncRequest(1, missing)),
+                    Broadcast(SyncRequest(1, missing)),
+                    Broadcast(SyncRequest(1)),
+                ]
+            )
+            assert host.counters.block_requests == base_sent + 2
+            peer = StubPeer("node-1")
+            host._on_consensus(peer, Channel.BLOCK_SYNC, encode_message(SyncRequest(1)))  # type: ignore[arg-type]
+            host._on_consensus(peer, Channel.BLOCK_SYNC, encode_message(SyncRequest(1, missing)))  # type: ignore[arg-type]
+            # a request on the wrong channel is a bad message, not a request
+            host._on_consensus(peer, Channel.CONSENSUS, encode_message(SyncRequest(1)))  # type: ignore[arg-type]
+            assert host.counters.sync_requests == base_received + 2
+            text = generate_latest(node_registry(host)).decode()
+            assert f"rongxin_consensus_block_requests_total {float(base_sent + 2)}" in text
+            assert f"rongxin_blocksync_requests_received_total {float(base_received + 2)}" in text
+        finally:
+            await net.stop_all()
 
     asyncio.run(main())
