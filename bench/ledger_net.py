@@ -504,6 +504,10 @@ def main() -> None:
                 results["overflow_rebuilt_txs"] = metric_sum(
                     net, consensus, "rongxin_mempool_overflow_rebuilt_txs_total"
                 )
+                # blocks named by a certificate before the node had them, asked for by hash
+                results["block_requests"] = metric_sum(
+                    net, consensus, "rongxin_consensus_block_requests_total"
+                )
             if h0 is not None and h1 is not None and h1 > h0:
                 results["txs_per_block"] = done / (h1 - h0)
             if done == len(ids):  # else the CPU also went to transactions not counted
@@ -519,12 +523,18 @@ def main() -> None:
             per2 = max(1, offered_n // args.members)
             streams2 = [s[per:] for s in presign_more(net, members, per, per2)]
             cpu0, observer0 = cpu_of(net, consensus), cpu_of(net, [observer])
+            requests0 = results.get("block_requests")
             ids2 = run_load(
                 net, streams2, consensus, max(1, round(args.offered * 0.2 / args.members)), args.offered
             )
             wait_seen(watcher, ids2, 60)
             tps2, p50b, p99b, done2 = latency_stats(ids2, watcher.seen)
             results.update(offered=args.offered, offered_tps=tps2, offered_p50_s=p50b, offered_p99_s=p99b)
+            if requests0 is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    results["offered_block_requests"] = (
+                        metric_sum(net, consensus, "rongxin_consensus_block_requests_total") - requests0
+                    )
             results["settle_s"].append(settle(net, consensus)[0])
             if done2:  # per transaction, with the per-block work of a chain that is not full
                 spent = cpu_spent(cpu0, cpu_of(net, consensus))
@@ -746,6 +756,14 @@ def print_table(r: dict[str, Any], args: argparse.Namespace) -> None:
                 f"{r['compact_proposals']:,.0f}, {r.get('fetched_txs') or 0:,.0f}, "
                 f"{r.get('refused_gossip_txs') or 0:,.0f} / {r.get('dropped_gossip_txs') or 0:,.0f}"
                 f" / {r.get('overflow_rebuilt_txs') or 0:,.0f}",
+            )
+        )
+    if r.get("block_requests") is not None:
+        offered = r.get("offered_block_requests")
+        rows.append(
+            (
+                "blocks asked for by hash, all nodes: to the throughput phase's end / offered phase",
+                f"{r['block_requests']:,.0f} / {'—' if offered is None else f'{offered:,.0f}'}",
             )
         )
     if "client_cpu_s_per_1k_txs" in r:
